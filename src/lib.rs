@@ -3,5 +3,7 @@
 //! plan and apply them against DNS providers, validate what receivers see,
 //! and read the DMARC reports that come back.
 
+pub mod diff;
+pub mod ownership;
 pub mod provider;
 pub mod record;
