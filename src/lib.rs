@@ -3,7 +3,10 @@
 //! plan and apply them against DNS providers, validate what receivers see,
 //! and read the DMARC reports that come back.
 
+pub mod clock;
+pub mod config;
 pub mod diff;
+pub mod masterfile;
 pub mod ownership;
 pub mod provider;
 pub mod record;

@@ -1,0 +1,345 @@
+//! Semantic checks serde cannot express. Every problem is collected (not
+//! just the first), each with its location and field path.
+
+use std::collections::HashMap;
+
+use serde_saphyr::Spanned;
+
+use super::{Config, Domain, HostList, Located, SelectorConfig};
+use crate::record::Name;
+
+struct Problems(Vec<Located>);
+
+impl Problems {
+    fn at<T>(&mut self, s: &Spanned<T>, field: String, message: String, hint: Option<&str>) {
+        self.0.push(Located {
+            line: s.referenced.line() as usize,
+            column: s.referenced.column() as usize,
+            field,
+            message,
+            hint: hint.map(str::to_string),
+        });
+    }
+}
+
+pub(super) fn check(config: &Config) -> Vec<Located> {
+    let mut p = Problems(Vec::new());
+    let mut seen: HashMap<String, &Spanned<String>> = HashMap::new();
+    for (name, domain) in &config.domains {
+        let field = format!("domains.{}", name.value);
+        match Name::parse(&name.value) {
+            Err(e) => p.at(
+                name,
+                field.clone(),
+                format!("invalid domain name: {e}"),
+                None,
+            ),
+            Ok(n) => {
+                if let Some(first) = seen.insert(n.to_string(), name) {
+                    p.at(
+                        name,
+                        field.clone(),
+                        format!(
+                            "domain `{}` is declared twice (first at line {})",
+                            n,
+                            first.referenced.line()
+                        ),
+                        Some("names are case-insensitive and a trailing dot does not matter"),
+                    );
+                }
+                if n.as_str().split('.').count() < 2 {
+                    p.at(
+                        name,
+                        field.clone(),
+                        format!("`{n}` is not a domain below a public suffix"),
+                        None,
+                    );
+                }
+            }
+        }
+        check_domain(&mut p, name, &field, domain);
+    }
+    p.0
+}
+
+fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domain) {
+    if d.parked && (d.spf.is_some() || d.dkim.is_some() || d.dmarc.is_some()) {
+        p.at(
+            name,
+            field.to_string(),
+            "a parked domain publishes its own SPF, DKIM and DMARC records; remove spf/dkim/dmarc or `parked: true`".into(),
+            None,
+        );
+    }
+    if d.ttl == Some(0) {
+        p.at(
+            name,
+            format!("{field}.ttl"),
+            "ttl must be at least 1".into(),
+            None,
+        );
+    }
+    if let Some(spf) = &d.spf {
+        for (i, net) in spf.ip4.iter().enumerate() {
+            if parse_net::<std::net::Ipv4Addr>(&net.value, 32).is_err() {
+                p.at(
+                    net,
+                    format!("{field}.spf.ip4[{i}]"),
+                    format!("`{}` is not an IPv4 address or CIDR network", net.value),
+                    Some("write e.g. 192.0.2.0/24 or 192.0.2.10"),
+                );
+            }
+        }
+        for (i, net) in spf.ip6.iter().enumerate() {
+            if parse_net::<std::net::Ipv6Addr>(&net.value, 128).is_err() {
+                p.at(
+                    net,
+                    format!("{field}.spf.ip6[{i}]"),
+                    format!("`{}` is not an IPv6 address or CIDR network", net.value),
+                    Some("write e.g. 2001:db8::/32"),
+                );
+            }
+        }
+        for (i, inc) in spf.include.iter().enumerate() {
+            if Name::parse(&inc.value).is_err() || !inc.value.contains('.') {
+                p.at(
+                    inc,
+                    format!("{field}.spf.include[{i}]"),
+                    format!("`{}` is not a domain name", inc.value),
+                    None,
+                );
+            }
+        }
+        // RFC 7208 §4.6.4: at most 10 DNS-querying terms in the whole
+        // evaluation; a record whose own terms already exceed that can
+        // never evaluate.
+        let hosts = |h: &Option<HostList>| match h {
+            None | Some(HostList::Enabled(false)) => 0,
+            Some(HostList::Enabled(true)) => 1,
+            Some(HostList::Names(n)) => n.len(),
+        };
+        let lookups = spf.include.len()
+            + spf.exists.len()
+            + hosts(&spf.a)
+            + hosts(&spf.mx)
+            + usize::from(spf.redirect.is_some());
+        if lookups > 10 {
+            p.at(
+                name,
+                format!("{field}.spf"),
+                format!(
+                    "this SPF record needs {lookups} DNS lookups by itself; RFC 7208 §4.6.4 allows 10"
+                ),
+                Some("replace includes by ip4/ip6 networks, or split senders across subdomains"),
+            );
+        }
+    }
+    if let Some(dmarc) = &d.dmarc {
+        for (tag, list) in [("rua", &dmarc.rua), ("ruf", &dmarc.ruf)] {
+            for (i, uri) in list.iter().enumerate() {
+                if let Err(e) = check_mailto(&uri.value) {
+                    p.at(
+                        uri,
+                        format!("{field}.dmarc.{tag}[{i}]"),
+                        e,
+                        Some("write mailto:dmarc-reports@example.com"),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(tls) = &d.tls_rpt {
+        for (i, uri) in tls.rua.iter().enumerate() {
+            let v = uri.value.to_ascii_lowercase();
+            if !(v.starts_with("https://") || check_mailto(&uri.value).is_ok()) {
+                p.at(
+                    uri,
+                    format!("{field}.tls_rpt.rua[{i}]"),
+                    format!("`{}` is neither a mailto: nor an https: URI", uri.value),
+                    None,
+                );
+            }
+        }
+    }
+    if let Some(sts) = &d.mta_sts {
+        let id = &sts.id.value;
+        if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            p.at(
+                &sts.id,
+                format!("{field}.mta_sts.id"),
+                format!("`{id}` is not 1 to 32 letters and digits (RFC 8461 §3.1)"),
+                Some("a timestamp such as 20261127T120000 works well"),
+            );
+        }
+        if !["enforce", "testing", "none"].contains(&sts.mode.value.as_str()) {
+            p.at(
+                &sts.mode,
+                format!("{field}.mta_sts.mode"),
+                format!("`{}` is not enforce, testing or none", sts.mode.value),
+                None,
+            );
+        }
+    }
+    if let Some(dkim) = &d.dkim {
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for (i, sel) in dkim.selectors.iter().enumerate() {
+            check_selector(
+                p,
+                &format!("{field}.dkim.selectors[{i}]"),
+                name,
+                sel,
+                &mut names,
+            );
+        }
+    }
+}
+
+fn check_selector(
+    p: &mut Problems,
+    field: &str,
+    domain: &Spanned<String>,
+    sel: &SelectorConfig,
+    names: &mut HashMap<String, usize>,
+) {
+    let kinds = [
+        sel.public_key.is_some(),
+        sel.cname.is_some(),
+        sel.prefix.is_some(),
+    ];
+    let at: &Spanned<String> = sel
+        .name
+        .as_ref()
+        .or(sel.prefix.as_ref())
+        .or(sel.public_key.as_ref())
+        .or(sel.cname.as_ref())
+        .unwrap_or(domain);
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        p.at(
+            at,
+            field.to_string(),
+            "a selector needs exactly one of `public_key`, `cname` or `prefix`".into(),
+            Some("public_key: a key managed elsewhere; cname: delegated to an ESP; prefix: keys mailauth generates and rotates"),
+        );
+        return;
+    }
+    let label = match (&sel.name, &sel.prefix) {
+        (Some(n), None) => n,
+        (None, Some(prefix)) => prefix,
+        (Some(n), Some(_)) => {
+            p.at(
+                n,
+                format!("{field}.name"),
+                "a rotated family is named by `prefix`, not `name`".into(),
+                None,
+            );
+            return;
+        }
+        (None, None) => {
+            p.at(
+                at,
+                field.to_string(),
+                "this selector needs a `name`".into(),
+                None,
+            );
+            return;
+        }
+    };
+    // RFC 6376 §3.1: selector = sub-domain *( "." sub-domain )
+    let ok = !label.value.is_empty()
+        && label.value.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    if !ok {
+        p.at(
+            label,
+            field.to_string(),
+            format!(
+                "`{}` is not a valid selector (letters, digits, `-`, `_`, dots between labels)",
+                label.value
+            ),
+            None,
+        );
+    }
+    let key = label.value.to_ascii_lowercase();
+    if let Some(line) = names.insert(key.clone(), label.referenced.line() as usize) {
+        p.at(
+            label,
+            field.to_string(),
+            format!("selector `{key}` is declared twice (first at line {line})"),
+            None,
+        );
+    }
+    if let Some(pk) = &sel.public_key {
+        use base64::Engine;
+        let compact: String = pk.value.split_whitespace().collect();
+        if base64::engine::general_purpose::STANDARD
+            .decode(&compact)
+            .is_err()
+        {
+            p.at(
+                pk,
+                format!("{field}.public_key"),
+                "public_key is not valid base64".into(),
+                None,
+            );
+        }
+    }
+    if let Some(target) = &sel.cname
+        && Name::parse(&target.value).is_err()
+    {
+        p.at(
+            target,
+            format!("{field}.cname"),
+            format!("`{}` is not a domain name", target.value),
+            None,
+        );
+    }
+    if let Some(bits) = &sel.bits
+        && ![1024, 2048, 3072, 4096].contains(&bits.value)
+    {
+        p.at(
+            bits,
+            format!("{field}.bits"),
+            format!("{} is not one of 1024, 2048, 3072, 4096", bits.value),
+            Some("RFC 8301 requires at least 1024; 2048 is the default"),
+        );
+    }
+}
+
+/// Accepts `a.b.c.d`, `a.b.c.d/n` and the IPv6 forms.
+pub(crate) fn parse_net<A: std::str::FromStr>(s: &str, max: u8) -> Result<(A, Option<u8>), ()> {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| ())?)),
+        None => (s, None),
+    };
+    if prefix.is_some_and(|p| p > max) {
+        return Err(());
+    }
+    Ok((addr.parse::<A>().map_err(|_| ())?, prefix))
+}
+
+/// RFC 9989 §4.7 / RFC 7489 §6.2: report URIs are `mailto:` URIs (with an
+/// optional `!size` suffix in RFC 7489).
+pub(crate) fn check_mailto(uri: &str) -> Result<(), String> {
+    let Some(rest) = uri
+        .get(..7)
+        .filter(|s| s.eq_ignore_ascii_case("mailto:"))
+        .map(|_| &uri[7..])
+    else {
+        return Err(format!("`{uri}` is not a mailto: URI"));
+    };
+    let addr = rest.split('!').next().unwrap_or_default();
+    match addr.rsplit_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && domain.contains('.') && Name::parse(domain).is_ok() =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "`{uri}` does not hold an address like user@example.com"
+        )),
+    }
+}

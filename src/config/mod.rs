@@ -1,0 +1,257 @@
+//! The YAML configuration: its types (this file), loading with located
+//! errors (`load`), and the semantic checks serde cannot express (`check`).
+//! It knows no provider wire format and does no DNS: it only says what the
+//! user declared.
+
+mod check;
+mod load;
+pub mod schema;
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub use load::{ConfigError, Located, load, load_str};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The default DNS provider for every domain.
+    #[serde(default)]
+    pub provider: Option<ProviderConfig>,
+    /// Values that apply to every domain unless the domain overrides them.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The DKIM keystore (generated and rotated keys).
+    #[serde(default)]
+    pub keys: Option<KeysConfig>,
+    /// The domains mailauth manages, by name.
+    pub domains: HashMap<Spanned<String>, Domain>,
+}
+
+/// Provider selection; each kind's own settings live beside it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ProviderConfig {
+    /// RFC 1035 master files on disk, `<dir>/<domain>.zone`.
+    Zonefile {
+        /// Directory of the zone files, relative to the config file.
+        #[serde(default = "default_zone_dir")]
+        dir: String,
+    },
+}
+
+fn default_zone_dir() -> String {
+    "zones".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// TTL of every record mailauth writes, in seconds (default 3600).
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    /// Refuse a plan that deletes more than this many owned RRsets per zone
+    /// unless `--force` is given (default 3).
+    #[serde(default = "default_max_deletes")]
+    pub max_deletes: usize,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            ttl: default_ttl(),
+            max_deletes: default_max_deletes(),
+        }
+    }
+}
+
+fn default_ttl() -> u32 {
+    3600
+}
+fn default_max_deletes() -> usize {
+    3
+}
+
+/// The keystore for generated keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Directory of the keystore, relative to the config file.
+    pub dir: String,
+}
+
+/// One domain.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Domain {
+    /// TTL of this domain's records (overrides `defaults.ttl`).
+    pub ttl: Option<u32>,
+    /// A non-sending domain: publishes `v=spf1 -all`, `p=reject`, a null MX
+    /// (RFC 7505) and an empty DKIM wildcard; excludes spf/dkim/dmarc.
+    #[serde(default)]
+    pub parked: bool,
+    pub spf: Option<SpfConfig>,
+    pub dkim: Option<DkimConfig>,
+    pub dmarc: Option<DmarcConfig>,
+    pub mta_sts: Option<MtaStsConfig>,
+    pub tls_rpt: Option<TlsRptConfig>,
+}
+
+/// `all` at the end of the SPF record.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AllQualifier {
+    /// `-all`
+    Fail,
+    /// `~all`
+    Softfail,
+    /// `?all`
+    Neutral,
+}
+
+/// `a` / `mx` mechanisms: `true` for the domain itself, or a list of names.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum HostList {
+    Enabled(bool),
+    Names(Vec<Spanned<String>>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpfConfig {
+    /// `include:` mechanisms, in order.
+    #[serde(default)]
+    pub include: Vec<Spanned<String>>,
+    /// `ip4:` networks (CIDR or single address).
+    #[serde(default)]
+    pub ip4: Vec<Spanned<String>>,
+    /// `ip6:` networks.
+    #[serde(default)]
+    pub ip6: Vec<Spanned<String>>,
+    /// `a` mechanism(s).
+    pub a: Option<HostList>,
+    /// `mx` mechanism(s).
+    pub mx: Option<HostList>,
+    /// `exists:` mechanisms (macro strings allowed).
+    #[serde(default)]
+    pub exists: Vec<Spanned<String>>,
+    /// `redirect=` modifier (instead of `all`).
+    pub redirect: Option<Spanned<String>>,
+    /// The final `all` (default `fail`); ignored when `redirect` is set.
+    pub all: Option<AllQualifier>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimConfig {
+    pub selectors: Vec<SelectorConfig>,
+}
+
+/// One DKIM selector: exactly one of `public_key` (a key managed
+/// elsewhere, published as given), `cname` (delegated to an ESP), or
+/// `prefix` (a family of keys mailauth generates and rotates).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectorConfig {
+    /// The selector, for `public_key` and `cname`.
+    pub name: Option<Spanned<String>>,
+    /// Base64 public key (`p=`): an RSA SubjectPublicKeyInfo or a raw
+    /// 32-byte Ed25519 key.
+    pub public_key: Option<Spanned<String>>,
+    /// Key type for `public_key`: `rsa` (default) or `ed25519`.
+    pub key_type: Option<KeyType>,
+    /// Target of a CNAME delegation.
+    pub cname: Option<Spanned<String>>,
+    /// Publish with `t=y` (testing mode, RFC 6376 §3.6.1).
+    #[serde(default)]
+    pub testing: bool,
+    /// A rotated family: selectors are `<prefix>-YYYY-MM`.
+    pub prefix: Option<Spanned<String>>,
+    /// Family algorithm: `rsa` (default) or `ed25519`.
+    pub algorithm: Option<KeyType>,
+    /// RSA modulus size for a family: 1024 (discouraged), 2048 (default),
+    /// 3072, 4096.
+    pub bits: Option<Spanned<u32>>,
+    /// Rotation period of a family, e.g. `180d`.
+    pub rotate_every: Option<Spanned<String>>,
+    /// How long a retired key stays published, e.g. `7d`.
+    pub retire_after: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    Rsa,
+    Ed25519,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyConfig {
+    None,
+    Quarantine,
+    Reject,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum AlignmentConfig {
+    #[serde(rename = "r", alias = "relaxed")]
+    Relaxed,
+    #[serde(rename = "s", alias = "strict")]
+    Strict,
+}
+
+/// DMARC policy record (RFC 9989), published at `_dmarc.<domain>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DmarcConfig {
+    /// Policy for the domain.
+    pub p: PolicyConfig,
+    /// Policy for subdomains.
+    pub sp: Option<PolicyConfig>,
+    /// Policy for non-existent subdomains (RFC 9989).
+    pub np: Option<PolicyConfig>,
+    /// Testing mode `t=y` (RFC 9989): receivers apply one level less.
+    pub t: Option<bool>,
+    /// DKIM alignment: `r` (relaxed, default) or `s` (strict).
+    pub adkim: Option<AlignmentConfig>,
+    /// SPF alignment: `r` or `s`.
+    pub aspf: Option<AlignmentConfig>,
+    /// Aggregate report addresses (`mailto:` URIs).
+    #[serde(default)]
+    pub rua: Vec<Spanned<String>>,
+    /// Failure report addresses (`mailto:` URIs).
+    #[serde(default)]
+    pub ruf: Vec<Spanned<String>>,
+    /// Failure reporting options, e.g. `1` or `d:s`.
+    pub fo: Option<Spanned<String>>,
+    /// Public suffix domain flag (RFC 9989): `y`, `n` or `u`.
+    pub psd: Option<Spanned<String>>,
+}
+
+/// MTA-STS (RFC 8461): the `_mta-sts` TXT record and the policy it announces.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtaStsConfig {
+    /// Policy id; change it whenever the policy file changes.
+    pub id: Spanned<String>,
+    /// `enforce`, `testing` or `none`.
+    pub mode: Spanned<String>,
+    /// MX patterns of the policy file.
+    #[serde(default)]
+    pub mx: Vec<Spanned<String>>,
+    /// Policy max_age in seconds (default 604800).
+    pub max_age: Option<u64>,
+}
+
+/// SMTP TLS reporting (RFC 8460): the `_smtp._tls` TXT record.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsRptConfig {
+    /// Report destinations: `mailto:` or `https:` URIs.
+    pub rua: Vec<Spanned<String>>,
+}
