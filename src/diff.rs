@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ownership::{Registry, Slot, is_spf};
 use crate::provider::Change;
@@ -39,7 +39,7 @@ impl Desired {
 }
 
 /// A situation the plan reports but does not resolve by itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conflict {
     pub name: String,
     pub message: String,

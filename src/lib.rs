@@ -3,10 +3,17 @@
 //! plan and apply them against DNS providers, validate what receivers see,
 //! and read the DMARC reports that come back.
 
+pub mod apply;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod desired;
 pub mod diff;
+pub mod fsutil;
 pub mod masterfile;
 pub mod ownership;
+pub mod par;
+pub mod plan;
 pub mod provider;
 pub mod record;
+pub mod workspace;

@@ -110,6 +110,14 @@ fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domai
                 );
             }
         }
+        if let (Some(r), Some(_)) = (&spf.redirect, spf.all) {
+            p.at(
+                r,
+                format!("{field}.spf.redirect"),
+                "`redirect` and `all` exclude each other (RFC 7208 §6.1: redirect is ignored when all is present)".into(),
+                Some("keep `redirect` to delegate the whole policy, or `all` to end the record here"),
+            );
+        }
         // RFC 7208 §4.6.4: at most 10 DNS-querying terms in the whole
         // evaluation; a record whose own terms already exceed that can
         // never evaluate.

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+pub(crate) use check::parse_net;
 pub use load::{ConfigError, Located, load, load_str};
 
 /// The whole file.
@@ -40,6 +41,10 @@ pub enum ProviderConfig {
         /// Directory of the zone files, relative to the config file.
         #[serde(default = "default_zone_dir")]
         dir: String,
+        /// Name servers for the SOA and NS records of a zone file mailauth
+        /// creates from scratch (default `localhost.`: set your own).
+        #[serde(default)]
+        nameservers: Vec<String>,
     },
 }
 

@@ -1,1 +1,120 @@
-//! placeholder
+//! The JSON Schema of the config file (draft 2020-12), for editors such as
+//! yaml-language-server. Kept beside the config types; a test checks that
+//! every field the types accept is described here.
+
+use serde_json::{Value, json};
+
+fn string_list(description: &str) -> Value {
+    json!({"type": "array", "items": {"type": "string"}, "description": description})
+}
+
+fn policy(description: &str) -> Value {
+    json!({"enum": ["none", "quarantine", "reject"], "description": description})
+}
+
+/// The schema as pretty JSON.
+pub fn json_schema() -> String {
+    let host_list = json!({
+        "oneOf": [{"type": "boolean"}, {"type": "array", "items": {"type": "string"}}],
+        "description": "true for the domain itself, or a list of host names"
+    });
+    let selector = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "description": "A DKIM selector: exactly one of public_key, cname or prefix",
+        "properties": {
+            "name": {"type": "string", "description": "Selector name (for public_key and cname)"},
+            "public_key": {"type": "string", "description": "Base64 public key published as given (key managed elsewhere)"},
+            "key_type": {"enum": ["rsa", "ed25519"], "description": "Key type of public_key (default rsa)"},
+            "cname": {"type": "string", "description": "Delegate the selector to an ESP by CNAME"},
+            "testing": {"type": "boolean", "description": "Publish with t=y"},
+            "prefix": {"type": "string", "description": "A rotated family of generated keys: <prefix>-YYYY-MM"},
+            "algorithm": {"enum": ["rsa", "ed25519"], "description": "Family algorithm (default rsa)"},
+            "bits": {"enum": [1024, 2048, 3072, 4096], "description": "RSA key size (default 2048)"},
+            "rotate_every": {"type": "string", "pattern": "^[0-9]+[dhw]$", "description": "Rotation period, e.g. 180d"},
+            "retire_after": {"type": "string", "pattern": "^[0-9]+[dhw]$", "description": "How long a retired key stays published, e.g. 7d"}
+        }
+    });
+    let domain = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "ttl": {"type": "integer", "minimum": 1, "description": "TTL of this domain's records"},
+            "parked": {"type": "boolean", "description": "Non-sending domain: v=spf1 -all, p=reject, null MX, empty DKIM wildcard"},
+            "spf": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "include": string_list("include: mechanisms"),
+                    "ip4": string_list("ip4: networks (CIDR)"),
+                    "ip6": string_list("ip6: networks (CIDR)"),
+                    "a": host_list.clone(),
+                    "mx": host_list,
+                    "exists": string_list("exists: mechanisms"),
+                    "redirect": {"type": "string", "description": "redirect= modifier (instead of all)"},
+                    "all": {"enum": ["fail", "softfail", "neutral"], "description": "-all, ~all or ?all (default fail)"}
+                }
+            },
+            "dkim": {
+                "type": "object", "additionalProperties": false, "required": ["selectors"],
+                "properties": {"selectors": {"type": "array", "items": selector}}
+            },
+            "dmarc": {
+                "type": "object", "additionalProperties": false, "required": ["p"],
+                "properties": {
+                    "p": policy("Policy for the domain"),
+                    "sp": policy("Policy for subdomains"),
+                    "np": policy("Policy for non-existent subdomains (RFC 9989)"),
+                    "t": {"type": "boolean", "description": "Testing mode t=y (RFC 9989)"},
+                    "adkim": {"enum": ["r", "s", "relaxed", "strict"]},
+                    "aspf": {"enum": ["r", "s", "relaxed", "strict"]},
+                    "rua": string_list("Aggregate report mailto: URIs"),
+                    "ruf": string_list("Failure report mailto: URIs"),
+                    "fo": {"type": "string", "description": "Failure reporting options, e.g. 1 or d:s"},
+                    "psd": {"enum": ["y", "n", "u"], "description": "Public suffix domain flag (RFC 9989)"}
+                }
+            },
+            "mta_sts": {
+                "type": "object", "additionalProperties": false, "required": ["id", "mode"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[A-Za-z0-9]{1,32}$"},
+                    "mode": {"enum": ["enforce", "testing", "none"]},
+                    "mx": string_list("MX patterns of the policy"),
+                    "max_age": {"type": "integer", "minimum": 0, "maximum": 31557600}
+                }
+            },
+            "tls_rpt": {
+                "type": "object", "additionalProperties": false, "required": ["rua"],
+                "properties": {"rua": string_list("mailto: or https: report URIs")}
+            }
+        }
+    });
+    let schema = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "mailauth configuration",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["domains"],
+        "properties": {
+            "provider": {
+                "type": "object",
+                "required": ["kind"],
+                "oneOf": [
+                    {"properties": {"kind": {"const": "zonefile"}, "dir": {"type": "string"}, "nameservers": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": false}
+                ]
+            },
+            "defaults": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "ttl": {"type": "integer", "minimum": 1, "default": 3600},
+                    "max_deletes": {"type": "integer", "minimum": 0, "default": 3}
+                }
+            },
+            "keys": {
+                "type": "object", "additionalProperties": false,
+                "properties": {"dir": {"type": "string"}}
+            },
+            "domains": {"type": "object", "additionalProperties": domain}
+        }
+    });
+    serde_json::to_string_pretty(&schema).expect("static schema")
+}

@@ -4,7 +4,6 @@
 //! and replaces the file atomically (temp file, fsync, rename) only if it is
 //! still byte-for-byte what the plan read.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{Capabilities, Change, Fetched, Provider, ProviderError};
@@ -98,24 +97,8 @@ impl ZoneFileProvider {
     fn write_atomically(&self, zone: &Name, text: &str) -> Result<(), ProviderError> {
         let path = self.path(zone);
         std::fs::create_dir_all(&self.dir).map_err(|e| self.io(zone, &self.dir, e))?;
-        let tmp = self
-            .dir
-            .join(format!(".{zone}.zone.tmp{}", std::process::id()));
-        let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            // Make the rename itself durable.
-            if let Ok(d) = std::fs::File::open(&self.dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        })();
-        result.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            self.io(zone, &path, e)
-        })
+        crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)
+            .map_err(|e| self.io(zone, &path, e))
     }
 }
 

@@ -1,0 +1,340 @@
+//! Command-line arguments and the commands that tie the pipeline together.
+//! Parsing is clap's; each command loads the workspace, calls the library,
+//! prints, and returns an exit code. Errors carry their exit code to `main`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::plan::{self, Plan, Style};
+use crate::workspace::{CONCURRENCY, Workspace};
+
+/// Exit codes: 0 success (or no changes), 1 error, 2 config error (or,
+/// with `--detailed-exitcode`, changes present).
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: i32, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::config::ConfigError> for Failure {
+    fn from(e: crate::config::ConfigError) -> Failure {
+        Failure::new(2, e.to_string())
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        Failure::new(1, format!("{e:#}"))
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mailauth",
+    version,
+    about = "SPF, DKIM, DMARC, MTA-STS and TLS-RPT for a fleet of domains, as code"
+)]
+pub struct Cli {
+    /// Config file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "MAILAUTH_CONFIG",
+        default_value = "mailauth.yaml"
+    )]
+    pub config: PathBuf,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show what apply would change in DNS.
+    Plan(PlanArgs),
+    /// Change DNS to match the config (from a saved plan, or planning first).
+    Apply(ApplyArgs),
+    /// Print the records the config implies, in BIND master-file syntax.
+    Emit(EmitArgs),
+    /// Print the JSON Schema of the config file (for editors).
+    Schema,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// Only these domains (repeatable).
+    #[arg(short, long = "domain")]
+    pub domains: Vec<String>,
+    /// Save the plan to FILE, for `mailauth apply FILE`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// A plan saved by `plan --out`; without it, apply plans first.
+    pub plan: Option<PathBuf>,
+    /// Only these domains (when planning now).
+    #[arg(short, long = "domain")]
+    pub domains: Vec<String>,
+    /// Do not ask for confirmation (required when not on a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Allow plans that delete more owned records than `defaults.max_deletes`.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EmitArgs {
+    /// Only these domains (repeatable).
+    #[arg(short, long = "domain")]
+    pub domains: Vec<String>,
+}
+
+fn style(choice: ColorChoice) -> Style {
+    let color = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    Style { color }
+}
+
+pub fn run(cli: Cli) -> Result<i32, Failure> {
+    match cli.command {
+        Command::Plan(args) => plan_cmd(&cli.config, cli.color, args),
+        Command::Apply(args) => apply_cmd(&cli.config, cli.color, args),
+        Command::Emit(args) => emit_cmd(&cli.config, args),
+        Command::Schema => {
+            println!("{}", crate::config::schema::json_schema());
+            Ok(0)
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Workspace, Failure> {
+    Ok(Workspace::load(path)?)
+}
+
+fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Failure> {
+    let detailed = args.detailed_exitcode;
+    let result = (|| {
+        let ws = load(config)?;
+        let domains = ws.select(&args.domains).map_err(|e| Failure::new(2, e))?;
+        let plan = ws.plan(&domains);
+        let format = if args.json { Format::Json } else { args.format };
+        let out = match format {
+            Format::Text => plan::render_text(&plan, style(color)),
+            Format::Json => serde_json::to_string_pretty(&plan).expect("plan serialises") + "\n",
+            Format::Markdown => plan::render_markdown(&plan),
+        };
+        print!("{out}");
+        if let Some(path) = &args.out {
+            save_plan(&plan, path)?;
+            if format == Format::Text {
+                println!(
+                    "Saved the plan to {}; apply it with `mailauth apply {}`.",
+                    path.display(),
+                    path.display()
+                );
+            }
+        }
+        let failed = plan.errors().count();
+        if failed > 0 {
+            return Err(Failure::new(
+                1,
+                format!("{failed} zone(s) could not be planned"),
+            ));
+        }
+        Ok(if detailed && plan.has_changes() { 2 } else { 0 })
+    })();
+    // Terraform's convention: with --detailed-exitcode every error is 1.
+    result.map_err(|f| {
+        if detailed {
+            Failure::new(1, f.message)
+        } else {
+            f
+        }
+    })
+}
+
+fn save_plan(plan: &Plan, path: &Path) -> Result<(), Failure> {
+    let json = serde_json::to_string_pretty(plan).expect("plan serialises");
+    crate::fsutil::write_atomic(path, json.as_bytes(), 0o644)
+        .map_err(|e| Failure::new(1, format!("{}: cannot write the plan: {e}", path.display())))
+}
+
+fn apply_cmd(config: &Path, color: ColorChoice, args: ApplyArgs) -> Result<i32, Failure> {
+    let ws = load(config)?;
+    let st = style(color);
+    let plan = match &args.plan {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::new(1, format!("{}: {e}", path.display())))?;
+            let plan: Plan = serde_json::from_str(&text).map_err(|e| {
+                Failure::new(1, format!("{}: not a mailauth plan: {e}", path.display()))
+            })?;
+            if plan.format != plan::FORMAT {
+                return Err(Failure::new(
+                    1,
+                    format!(
+                        "{}: plan format {} is not {}; plan again with this version",
+                        path.display(),
+                        plan.format,
+                        plan::FORMAT
+                    ),
+                ));
+            }
+            plan
+        }
+        None => {
+            let domains = ws.select(&args.domains).map_err(|e| Failure::new(2, e))?;
+            let plan = ws.plan(&domains);
+            print!("{}", plan::render_text(&plan, st));
+            if plan.has_changes() && !args.auto_approve {
+                if !std::io::stdin().is_terminal() {
+                    return Err(Failure::new(
+                        1,
+                        "apply is not running on a terminal: review the plan and pass --auto-approve, or apply a saved plan file",
+                    ));
+                }
+                print!("\nApply these changes? Only 'yes' is accepted: ");
+                let _ = std::io::stdout().flush();
+                let mut answer = String::new();
+                let _ = std::io::stdin().read_line(&mut answer);
+                if answer.trim() != "yes" {
+                    println!("Apply cancelled.");
+                    return Ok(1);
+                }
+            }
+            plan
+        }
+    };
+    if !plan.has_changes() {
+        if args.plan.is_some() {
+            println!("The plan has no changes.");
+        }
+        return Ok(if plan.errors().count() > 0 { 1 } else { 0 });
+    }
+    let provider = ws.provider();
+    let desired: Vec<_> = plan
+        .zones
+        .iter()
+        .map(|z| {
+            crate::record::Name::parse(&z.zone)
+                .ok()
+                .and_then(|n| ws.desired(&n).ok())
+        })
+        .collect();
+    let target = |zp: &plan::ZonePlan| -> Result<crate::apply::Target<'_>, String> {
+        if zp.provider != provider.id() {
+            return Err(format!(
+                "the plan was made for provider {} but the config now names {}",
+                zp.provider,
+                provider.id()
+            ));
+        }
+        let i = plan
+            .zones
+            .iter()
+            .position(|z| std::ptr::eq(z, zp))
+            .unwrap_or(0);
+        Ok(crate::apply::Target {
+            provider: provider.as_ref(),
+            desired: desired[i].as_ref(),
+        })
+    };
+    let outcomes = crate::apply::apply(&plan, args.force, CONCURRENCY, &target);
+    let mut failed = 0;
+    let mut applied = 0;
+    for o in &outcomes {
+        match &o.error {
+            Some(e) => {
+                failed += 1;
+                eprintln!("{}: {}: {e}", o.zone, o.provider);
+            }
+            None if o.applied > 0 => {
+                applied += o.applied;
+                println!("{}: {} change(s) applied, verified", o.zone, o.applied);
+            }
+            None => {}
+        }
+    }
+    println!(
+        "Apply complete: {applied} change(s) in {} zone(s), {failed} failed.",
+        outcomes.len() - failed
+    );
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn emit_cmd(config: &Path, args: EmitArgs) -> Result<i32, Failure> {
+    let ws = load(config)?;
+    let domains = ws.select(&args.domains).map_err(|e| Failure::new(2, e))?;
+    let mut failed = 0;
+    for d in &domains {
+        match ws.desired(d) {
+            Ok(want) => {
+                let mut sets = want.sets.clone();
+                if let Some((spf, ttl)) = &want.spf {
+                    sets.insert(
+                        0,
+                        crate::record::RecordSet::new(
+                            d.clone(),
+                            crate::record::RType::Txt,
+                            *ttl,
+                            vec![spf.clone()],
+                        ),
+                    );
+                }
+                println!("; {d}: records managed by mailauth");
+                print!("{}", crate::masterfile::render_records(d, &sets));
+                println!();
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
