@@ -220,7 +220,7 @@ pub fn desired(
             vec![registry.rdata(origin)],
         ));
     }
-    sets.sort_by(|a, b| a.key().cmp(&b.key()));
+    sets.sort_by_key(RecordSet::key);
     Ok(Desired {
         origin: origin.clone(),
         sets,

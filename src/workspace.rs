@@ -57,11 +57,10 @@ impl Workspace {
                     .collect(),
                 self.config.defaults.ttl,
             )),
-            None => Box::new(ZoneFileProvider::new(
-                self.resolve("zones"),
-                Vec::new(),
-                self.config.defaults.ttl,
-            )),
+            None => Box::new(
+                ZoneFileProvider::new(self.resolve("zones"), Vec::new(), self.config.defaults.ttl)
+                    .with_label("zones"),
+            ),
         }
     }
 

@@ -25,7 +25,9 @@ impl Problems {
 pub(super) fn check(config: &Config) -> Vec<Located> {
     let mut p = Problems(Vec::new());
     let mut seen: HashMap<String, &Spanned<String>> = HashMap::new();
-    for (name, domain) in &config.domains {
+    let mut domains: Vec<_> = config.domains.iter().collect();
+    domains.sort_by_key(|(k, _)| (k.referenced.line(), k.referenced.column()));
+    for (name, domain) in domains {
         let field = format!("domains.{}", name.value);
         match Name::parse(&name.value) {
             Err(e) => p.at(
@@ -184,7 +186,7 @@ fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domai
                 &sts.mode,
                 format!("{field}.mta_sts.mode"),
                 format!("`{}` is not enforce, testing or none", sts.mode.value),
-                None,
+                Some("RFC 8461 §3.2: mode is enforce, testing or none"),
             );
         }
     }

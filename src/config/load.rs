@@ -53,7 +53,8 @@ fn render(path: &Path, problems: &[Located]) -> String {
     let mut out = String::new();
     for (i, p) in problems.iter().enumerate() {
         if i > 0 {
-            out.push('\n');
+            // `main` prefixes the first line with "error: ".
+            out.push_str("\nerror: ");
         }
         out.push_str(&format!("{}:{p}", path.display()));
     }

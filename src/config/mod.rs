@@ -214,7 +214,8 @@ pub enum AlignmentConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DmarcConfig {
-    /// Policy for the domain.
+    /// Policy for the domain (`policy` is accepted as an alias).
+    #[serde(alias = "policy")]
     pub p: PolicyConfig,
     /// Policy for subdomains.
     pub sp: Option<PolicyConfig>,

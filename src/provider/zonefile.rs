@@ -14,6 +14,8 @@ use crate::record::{Name, RData, RType, RecordSet, Zone};
 #[derive(Clone, Debug)]
 pub struct ZoneFileProvider {
     dir: PathBuf,
+    /// The directory as the user wrote it, for messages and plans.
+    label: String,
     /// Name servers written into a zone file mailauth creates.
     nameservers: Vec<Name>,
     default_ttl: u32,
@@ -22,10 +24,18 @@ pub struct ZoneFileProvider {
 impl ZoneFileProvider {
     pub fn new(dir: PathBuf, nameservers: Vec<Name>, default_ttl: u32) -> ZoneFileProvider {
         ZoneFileProvider {
+            label: dir.display().to_string(),
             dir,
             nameservers,
             default_ttl,
         }
+    }
+
+    /// Names the provider after `label` (the directory as configured)
+    /// rather than the resolved path.
+    pub fn with_label(mut self, label: &str) -> ZoneFileProvider {
+        self.label = label.to_string();
+        self
     }
 
     pub fn path(&self, zone: &Name) -> PathBuf {
@@ -122,7 +132,7 @@ fn today() -> u32 {
 
 impl Provider for ZoneFileProvider {
     fn id(&self) -> String {
-        format!("zonefile:{}", self.dir.display())
+        format!("zonefile:{}", self.label)
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -1,0 +1,135 @@
+//! Malformed configs: each gives a located message (file:line:column, the
+//! field path, a hint where one helps), exit code 2, and writes nothing.
+
+mod util;
+
+use util::Case;
+
+#[track_caller]
+fn rejects(yaml: &str, expected: &str) {
+    let case = Case::new().config(yaml);
+    let r = case.run(&["plan"]).code(2);
+    assert_eq!(r.stderr, expected, "config:\n{yaml}");
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    // Nothing was written, by plan or by an apply attempt.
+    case.run(&["apply", "--auto-approve"]).code(2);
+    assert!(!case.path().join("zones").exists());
+}
+
+#[test]
+fn unknown_field_with_a_suggestion() {
+    rejects(
+        "domains:\n  example.com:\n    dmarc:\n      p: none\n      polcy: reject\n",
+        "error: mailauth.yaml:5:7: domains.example.com.dmarc.polcy: unknown field `polcy`, expected one of p, policy, sp, np, t, adkim, aspf, rua, ruf, fo, psd\n  hint: did you mean `policy`?\n",
+    );
+}
+
+#[test]
+fn unknown_top_level_field() {
+    rejects(
+        "domain:\n  example.com: {}\n",
+        "error: mailauth.yaml:1:1: domain: unknown field `domain`, expected one of provider, defaults, keys, domains\n  hint: did you mean `domains`?\n",
+    );
+}
+
+#[test]
+fn misspelt_policy() {
+    rejects(
+        "domains:\n  example.com:\n    dmarc:\n      p: rejet\n",
+        "error: mailauth.yaml:4:10: domains.example.com.dmarc.p: unknown variant `rejet`, expected one of none, quarantine, reject\n  hint: did you mean `reject`?\n",
+    );
+}
+
+#[test]
+fn invalid_cidr() {
+    rejects(
+        "domains:\n  example.com:\n    spf:\n      ip4: [192.0.2.0/24, 192.0.2.0/33]\n",
+        "error: mailauth.yaml:4:27: domains.example.com.spf.ip4[1]: `192.0.2.0/33` is not an IPv4 address or CIDR network\n  hint: write e.g. 192.0.2.0/24 or 192.0.2.10\n",
+    );
+}
+
+#[test]
+fn rua_is_not_mailto() {
+    rejects(
+        "domains:\n  example.com:\n    dmarc:\n      p: none\n      rua: [dmarc@example.com]\n",
+        "error: mailauth.yaml:5:13: domains.example.com.dmarc.rua[0]: `dmarc@example.com` is not a mailto: URI\n  hint: write mailto:dmarc-reports@example.com\n",
+    );
+}
+
+#[test]
+fn duplicate_domain_key() {
+    rejects(
+        "domains:\n  example.com: {}\n  example.com: {}\n",
+        "error: mailauth.yaml:3:3: domains.example.com: duplicate mapping key: example.com\n",
+    );
+}
+
+#[test]
+fn duplicate_domain_by_case_and_dot() {
+    rejects(
+        "domains:\n  Example.com: {}\n  example.com.: {}\n",
+        "error: mailauth.yaml:3:3: domains.example.com.: domain `example.com` is declared twice (first at line 2)\n  hint: names are case-insensitive and a trailing dot does not matter\n",
+    );
+}
+
+#[test]
+fn selector_declared_twice() {
+    rejects(
+        "domains:\n  example.com:\n    dkim:\n      selectors:\n        - { name: s1, cname: a.example.net }\n        - { name: s1, cname: b.example.net }\n",
+        "error: mailauth.yaml:6:19: domains.example.com.dkim.selectors[1]: selector `s1` is declared twice (first at line 5)\n",
+    );
+}
+
+#[test]
+fn spf_over_ten_lookups_by_itself() {
+    rejects(
+        "domains:\n  example.com:\n    spf:\n      include: [a.example, b.example, c.example, d.example, e.example, f.example, g.example, h.example, i.example, j.example]\n      mx: true\n",
+        "error: mailauth.yaml:2:3: domains.example.com.spf: this SPF record needs 11 DNS lookups by itself; RFC 7208 §4.6.4 allows 10\n  hint: replace includes by ip4/ip6 networks, or split senders across subdomains\n",
+    );
+}
+
+#[test]
+fn wrong_type() {
+    rejects(
+        "domains:\n  example.com:\n    ttl: soon\n",
+        "error: mailauth.yaml:3:10: domains.example.com.ttl: invalid u32\n",
+    );
+}
+
+#[test]
+fn selector_without_a_kind() {
+    rejects(
+        "domains:\n  example.com:\n    dkim:\n      selectors:\n        - { name: s1 }\n",
+        "error: mailauth.yaml:5:19: domains.example.com.dkim.selectors[0]: a selector needs exactly one of `public_key`, `cname` or `prefix`\n  hint: public_key: a key managed elsewhere; cname: delegated to an ESP; prefix: keys mailauth generates and rotates\n",
+    );
+}
+
+#[test]
+fn several_problems_are_all_reported_in_file_order() {
+    rejects(
+        "domains:\n  example.com:\n    mta_sts: { id: \"2026-11-27\", mode: enforcing }\n    parked: true\n    spf: { mx: true }\n",
+        "error: mailauth.yaml:2:3: domains.example.com: a parked domain publishes its own SPF, DKIM and DMARC records; remove spf/dkim/dmarc or `parked: true`\n\
+         error: mailauth.yaml:3:20: domains.example.com.mta_sts.id: `2026-11-27` is not 1 to 32 letters and digits (RFC 8461 §3.1)\n  hint: a timestamp such as 20261127T120000 works well\n\
+         error: mailauth.yaml:3:40: domains.example.com.mta_sts.mode: `enforcing` is not enforce, testing or none\n  hint: RFC 8461 §3.2: mode is enforce, testing or none\n",
+    );
+}
+
+#[test]
+fn yaml_syntax_error() {
+    rejects(
+        "domains:\n  example.com:\n    dmarc: [\n",
+        "error: mailauth.yaml:3:12: domains.example.com.dmarc: expected mapping start\n",
+    );
+}
+
+#[test]
+fn missing_config_file() {
+    let case = Case::new();
+    let r = case.run(&["plan"]).code(2);
+    assert!(
+        r.stderr
+            .starts_with("error: mailauth.yaml: cannot read the config:"),
+        "{}",
+        r.stderr
+    );
+}
