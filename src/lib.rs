@@ -16,4 +16,5 @@ pub mod par;
 pub mod plan;
 pub mod provider;
 pub mod record;
+pub mod spf;
 pub mod workspace;

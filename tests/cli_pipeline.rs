@@ -228,12 +228,19 @@ fn one_broken_zone_does_not_hide_the_others() {
     let r = case.run(&["plan"]).code(1);
     assert!(r.stdout.contains("# a.example"), "{}", r.stdout);
     assert!(r.stdout.contains("# c.example"), "{}", r.stdout);
-    assert!(r.stdout.contains("b.example.zone:2: `(` is never closed"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("b.example.zone:2: `(` is never closed"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("1 failed"), "{}", r.stdout);
     // apply goes on with the healthy zones and says which one failed.
     let r = case.run(&["apply", "--auto-approve"]).code(1);
     assert!(r.stderr.contains("b.example"), "{}", r.stderr);
     assert!(case.path().join("zones/a.example.zone").exists());
     assert!(case.path().join("zones/c.example.zone").exists());
-    assert_eq!(case.read("zones/b.example.zone"), "$TTL 300\n@ IN SOA ns1 h ( 1 2 3\n");
+    assert_eq!(
+        case.read("zones/b.example.zone"),
+        "$TTL 300\n@ IN SOA ns1 h ( 1 2 3\n"
+    );
 }
