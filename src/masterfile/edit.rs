@@ -242,7 +242,10 @@ mod tests {
             60,
             vec![RData::txt(&value)],
         );
-        let text = format!("$TTL 60\n{}", render_records(&origin, std::slice::from_ref(&set)));
+        let text = format!(
+            "$TTL 60\n{}",
+            render_records(&origin, std::slice::from_ref(&set))
+        );
         let z = parse::parse(&text, &origin).unwrap().zone(&origin);
         assert_eq!(z.get(&set.name, &RType::Txt).unwrap(), &set);
     }
