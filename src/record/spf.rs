@@ -22,11 +22,15 @@ use serde::{Serialize, Serializer};
 pub enum SpfError {
     /// RFC 7208 §4.5: the record must begin with `v=spf1` followed by a space
     /// or the end of the record.
-    #[error("not an SPF record: it must start with `v=spf1` followed by a space or the end (found `{found}`)")]
+    #[error(
+        "not an SPF record: it must start with `v=spf1` followed by a space or the end (found `{found}`)"
+    )]
     NotSpf { found: String },
     /// RFC 7208 §3.1 / §4.6.1: records are 7-bit ASCII and terms are
     /// separated by spaces only.
-    #[error("byte {offset}: character {found:?} is not allowed in an SPF record (only printable ASCII separated by spaces)")]
+    #[error(
+        "byte {offset}: character {found:?} is not allowed in an SPF record (only printable ASCII separated by spaces)"
+    )]
     BadCharacter { offset: usize, found: char },
     /// A term that does not match the grammar of any mechanism or modifier.
     #[error("term {index} `{term}` at byte {offset}: {reason}")]
@@ -251,7 +255,10 @@ fn parse_macro_string(s: &str, ctx: MacroContext) -> Result<MacroString, (usize,
         let allowed = matches!(b, 0x21..=0x7e) || (b == b' ' && ctx == MacroContext::Explanation);
         if !allowed {
             let c = s[i..].chars().next().unwrap_or('\u{fffd}');
-            return Err((i, format!("character {c:?} is not allowed here (§7.1 macro-literal)")));
+            return Err((
+                i,
+                format!("character {c:?} is not allowed here (§7.1 macro-literal)"),
+            ));
         }
         literal.push(char::from(b));
         i += 1;
@@ -291,9 +298,9 @@ fn parse_expand(s: &str, ctx: MacroContext) -> Result<(MacroExpand, usize), (usi
     let digits = if digit_len == 0 {
         None
     } else {
-        let n = rest[..digit_len]
-            .bytes()
-            .fold(0u32, |acc, d| acc.saturating_mul(10).saturating_add(u32::from(d - b'0')));
+        let n = rest[..digit_len].bytes().fold(0u32, |acc, d| {
+            acc.saturating_mul(10).saturating_add(u32::from(d - b'0'))
+        });
         if n == 0 {
             return Err((
                 3,
@@ -589,7 +596,10 @@ pub enum Modifier {
     Redirect(DomainSpec),
     Exp(DomainSpec),
     /// Kept so a record round-trips; ignored by evaluation (§6).
-    Unknown { name: String, value: MacroString },
+    Unknown {
+        name: String,
+        value: MacroString,
+    },
 }
 
 /// RFC 7208 §4.6.1: `terms = *( 1*SP ( directive / modifier ) )`
@@ -795,9 +805,9 @@ fn parse_term(raw: &str) -> Result<Term, String> {
         }
         "ptr" => Mechanism::Ptr(optional_spec("ptr", args)?),
         "ip4" => {
-            let v = args
-                .strip_prefix(':')
-                .ok_or("ip4 needs an address: ip4 = \"ip4\" \":\" ip4-network [ ip4-cidr-length ]")?;
+            let v = args.strip_prefix(':').ok_or(
+                "ip4 needs an address: ip4 = \"ip4\" \":\" ip4-network [ ip4-cidr-length ]",
+            )?;
             let (addr, prefix) = match v.split_once('/') {
                 Some((a, p)) => (a, Some(parse_cidr(p, 32)?)),
                 None => (v, None),
@@ -808,9 +818,9 @@ fn parse_term(raw: &str) -> Result<Term, String> {
             }
         }
         "ip6" => {
-            let v = args
-                .strip_prefix(':')
-                .ok_or("ip6 needs an address: ip6 = \"ip6\" \":\" ip6-network [ ip6-cidr-length ]")?;
+            let v = args.strip_prefix(':').ok_or(
+                "ip6 needs an address: ip6 = \"ip6\" \":\" ip6-network [ ip6-cidr-length ]",
+            )?;
             let (addr, prefix) = match v.split_once('/') {
                 Some((a, p)) => (a, Some(parse_cidr(p, 128)?)),
                 None => (v, None),
@@ -825,7 +835,11 @@ fn parse_term(raw: &str) -> Result<Term, String> {
                 "`{name}` is a modifier and is written `{name}=domain` (§6)"
             ));
         }
-        _ => return Err(format!("unknown mechanism `{name}` (§5: all, include, a, mx, ptr, ip4, ip6, exists)")),
+        _ => {
+            return Err(format!(
+                "unknown mechanism `{name}` (§5: all, include, a, mx, ptr, ip4, ip6, exists)"
+            ));
+        }
     };
     Ok(Term::Directive(Directive {
         qualifier,
@@ -905,7 +919,11 @@ fn parse_ip4_network(s: &str) -> Result<Ipv4Addr, String> {
             && p.len() <= 3
             && p.bytes().all(|b| b.is_ascii_digit())
             && (*p == "0" || !p.starts_with('0'));
-        *o = if ok { p.parse().map_err(|_| err())? } else { return Err(err()) };
+        *o = if ok {
+            p.parse().map_err(|_| err())?
+        } else {
+            return Err(err());
+        };
     }
     Ok(Ipv4Addr::from(octets))
 }
@@ -1069,16 +1087,20 @@ mod tests {
 
     #[test]
     fn helpers() {
-        let spf: Spf = "v=spf1 include:a.example include:b.example redirect=c.example exp=d.example"
-            .parse()
-            .unwrap();
+        let spf: Spf =
+            "v=spf1 include:a.example include:b.example redirect=c.example exp=d.example"
+                .parse()
+                .unwrap();
         let inc: Vec<String> = spf.includes().iter().map(|d| d.to_string()).collect();
         assert_eq!(inc, ["a.example", "b.example"]);
         assert_eq!(spf.redirect(), Some(&spec("c.example")));
         assert_eq!(spf.exp(), Some(&spec("d.example")));
         assert_eq!(spf.dns_mechanism_count(), 3);
         assert_eq!(
-            DomainSpec::literal("_spf.example.com").unwrap().as_literal().as_deref(),
+            DomainSpec::literal("_spf.example.com")
+                .unwrap()
+                .as_literal()
+                .as_deref(),
             Some("_spf.example.com")
         );
         assert!(DomainSpec::literal("localhost").is_err());
@@ -1161,7 +1183,11 @@ mod tests {
             ("v=spf1 a:example.-com", 1, "a:example.-com"),
             ("v=spf1 include:", 1, "include:"),
             ("v=spf1 include", 1, "include"),
-            ("v=spf1 exists:a.example.com/24", 1, "exists:a.example.com/24"),
+            (
+                "v=spf1 exists:a.example.com/24",
+                1,
+                "exists:a.example.com/24",
+            ),
             ("v=spf1 ptr/0", 1, "ptr/0"),
             ("v=spf1 1up=foo", 1, "1up=foo"),
             ("v=spf1 =all", 1, "=all"),
@@ -1169,10 +1195,22 @@ mod tests {
             ("v=spf1 redirect:x.example.com", 1, "redirect:x.example.com"),
             ("v=spf1 exp=", 1, "exp="),
             ("v=spf1 a:%{x}.example.com", 1, "a:%{x}.example.com"),
-            ("v=spf1 -all exp=%{r}.example.com", 2, "exp=%{r}.example.com"),
+            (
+                "v=spf1 -all exp=%{r}.example.com",
+                2,
+                "exp=%{r}.example.com",
+            ),
             ("v=spf1 a:%{d0}.example.com", 1, "a:%{d0}.example.com"),
-            ("v=spf1 exists:%(ir).sbl.example.com", 1, "exists:%(ir).sbl.example.com"),
-            ("v=spf1 moo.cow/far_out=man:dog/cat", 1, "moo.cow/far_out=man:dog/cat"),
+            (
+                "v=spf1 exists:%(ir).sbl.example.com",
+                1,
+                "exists:%(ir).sbl.example.com",
+            ),
+            (
+                "v=spf1 moo.cow/far_out=man:dog/cat",
+                1,
+                "moo.cow/far_out=man:dog/cat",
+            ),
         ];
         for (input, index, term) in cases {
             match input.parse::<Spf>() {
@@ -1200,8 +1238,14 @@ mod tests {
             "v=spf1 a:ctrl.example.com\rptr -all".parse::<Spf>(),
             Err(SpfError::BadCharacter { offset: 25, .. })
         ));
-        assert!(matches!("v=spf10".parse::<Spf>(), Err(SpfError::NotSpf { .. })));
-        assert!(matches!("v=spf1mx".parse::<Spf>(), Err(SpfError::NotSpf { .. })));
+        assert!(matches!(
+            "v=spf10".parse::<Spf>(),
+            Err(SpfError::NotSpf { .. })
+        ));
+        assert!(matches!(
+            "v=spf1mx".parse::<Spf>(),
+            Err(SpfError::NotSpf { .. })
+        ));
     }
 
     #[test]

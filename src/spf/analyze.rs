@@ -114,7 +114,10 @@ fn empty_node(domain: &str, via: String) -> SpfNode {
 
 impl Walker<'_> {
     fn node(&mut self, domain: &str, via: String) -> SpfNode {
-        let domain = domain.strip_suffix('.').unwrap_or(domain).to_ascii_lowercase();
+        let domain = domain
+            .strip_suffix('.')
+            .unwrap_or(domain)
+            .to_ascii_lowercase();
         let mut node = empty_node(&domain, via);
         if !is_valid_name(&domain) || !domain.contains('.') {
             node.errors
@@ -129,8 +132,9 @@ impl Walker<'_> {
         }
         self.visited += 1;
         if self.visited > MAX_NODES {
-            node.errors
-                .push(format!("more than {MAX_NODES} records in the tree: not followed"));
+            node.errors.push(format!(
+                "more than {MAX_NODES} records in the tree: not followed"
+            ));
             return node;
         }
         let records = match self.dns.txt(&domain) {
@@ -203,8 +207,7 @@ impl Walker<'_> {
                     .warnings
                     .push("`?all` makes the policy say nothing about other hosts".into()),
                 (Mechanism::Ptr(_), _) => node.warnings.push(
-                    "`ptr` is slow and unreliable; RFC 7208 §5.5 says it SHOULD NOT be used"
-                        .into(),
+                    "`ptr` is slow and unreliable; RFC 7208 §5.5 says it SHOULD NOT be used".into(),
                 ),
                 _ => {}
             }
@@ -222,11 +225,11 @@ impl Walker<'_> {
                         let empty = |r: &Result<usize, DnsError>| {
                             matches!(r, Ok(0) | Err(DnsError::NxDomain { .. }))
                         };
-                        if empty(&a) && empty(&aaaa)
-                        {
+                        if empty(&a) && empty(&aaaa) {
                             node.void_lookups += 1;
-                            node.warnings
-                                .push(format!("`{d}`: {name} has no A or AAAA records (void lookup)"));
+                            node.warnings.push(format!(
+                                "`{d}`: {name} has no A or AAAA records (void lookup)"
+                            ));
                         }
                     }
                 }
@@ -278,8 +281,9 @@ impl Walker<'_> {
         match spec.as_literal() {
             Some(target) => Some(self.node(&target, via)),
             None => {
-                node.warnings
-                    .push(format!("`{via}` depends on the message (macros): not followed"));
+                node.warnings.push(format!(
+                    "`{via}` depends on the message (macros): not followed"
+                ));
                 None
             }
         }
@@ -292,8 +296,9 @@ fn literal_target(spec: Option<&DomainSpec>, domain: &str, node: &mut SpfNode) -
         Some(s) => match s.as_literal() {
             Some(t) if is_valid_name(&t) => Some(t),
             Some(t) => {
-                node.warnings
-                    .push(format!("`{t}` is not a valid DNS name: the mechanism never matches"));
+                node.warnings.push(format!(
+                    "`{t}` is not a valid DNS name: the mechanism never matches"
+                ));
                 None
             }
             None => None,
@@ -372,19 +377,33 @@ mod tests {
         assert_eq!(tree.total_lookups, 4 + 3 + 1);
         assert!(!tree.is_ok());
         let text = tree.to_string();
-        assert!(text.contains("  include:a.example.net -> a.example.net (3 lookups, 1 void"), "{text}");
-        assert!(text.contains("total: 8/10 DNS lookups, 1/2 void lookups"), "{text}");
+        assert!(
+            text.contains("  include:a.example.net -> a.example.net (3 lookups, 1 void"),
+            "{text}"
+        );
+        assert!(
+            text.contains("total: 8/10 DNS lookups, 1/2 void lookups"),
+            "{text}"
+        );
     }
 
     #[test]
     fn limits_and_missing_records() {
         let mut dns = MemoryDns::new();
-        let many: Vec<String> = (0..6).map(|i| format!("include:i{i}.example.net")).collect();
+        let many: Vec<String> = (0..6)
+            .map(|i| format!("include:i{i}.example.net"))
+            .collect();
         dns.add_txt("example.com", &format!("v=spf1 {} -all", many.join(" ")));
         for i in 0..6 {
             dns.add_txt(&format!("i{i}.example.net"), "v=spf1 a mx -all")
-                .insert(&format!("i{i}.example.net"), MemRecord::A(Ipv4Addr::new(192, 0, 2, 1)))
-                .insert(&format!("i{i}.example.net"), MemRecord::Mx(0, "mx.example.net".into()));
+                .insert(
+                    &format!("i{i}.example.net"),
+                    MemRecord::A(Ipv4Addr::new(192, 0, 2, 1)),
+                )
+                .insert(
+                    &format!("i{i}.example.net"),
+                    MemRecord::Mx(0, "mx.example.net".into()),
+                );
         }
         let tree = analyze(&dns, "example.com");
         assert_eq!(tree.total_lookups, 18);

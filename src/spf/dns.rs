@@ -177,7 +177,11 @@ impl MemoryDns {
 
     /// Makes queries of one type for `name` time out.
     pub fn timeout_type(&mut self, name: &str, qtype: QType) -> &mut Self {
-        self.nodes.entry(key(name)).or_default().timeouts.insert(qtype);
+        self.nodes
+            .entry(key(name))
+            .or_default()
+            .timeouts
+            .insert(qtype);
         self
     }
 
@@ -253,17 +257,38 @@ mod tests {
         let mut dns = MemoryDns::new();
         dns.add_txt("Example.COM.", "v=spf1 -all")
             .insert("alias.example.com", MemRecord::Cname("example.com".into()))
-            .insert("loop.example.com", MemRecord::Cname("loop.example.com".into()))
+            .insert(
+                "loop.example.com",
+                MemRecord::Cname("loop.example.com".into()),
+            )
             .touch("empty.example.com")
             .timeout_type("slow.example.com", QType::Txt)
-            .insert("slow.example.com", MemRecord::A(Ipv4Addr::new(192, 0, 2, 1)));
-        assert_eq!(dns.txt("example.com").unwrap(), vec![b"v=spf1 -all".to_vec()]);
+            .insert(
+                "slow.example.com",
+                MemRecord::A(Ipv4Addr::new(192, 0, 2, 1)),
+            );
+        assert_eq!(
+            dns.txt("example.com").unwrap(),
+            vec![b"v=spf1 -all".to_vec()]
+        );
         assert_eq!(dns.txt("alias.example.com").unwrap().len(), 1);
-        assert!(matches!(dns.txt("nope.example.com"), Err(DnsError::NxDomain { .. })));
+        assert!(matches!(
+            dns.txt("nope.example.com"),
+            Err(DnsError::NxDomain { .. })
+        ));
         assert!(dns.a("empty.example.com").unwrap().is_empty());
-        assert!(matches!(dns.txt("loop.example.com"), Err(DnsError::Temporary { .. })));
-        assert!(matches!(dns.txt("slow.example.com"), Err(DnsError::Temporary { .. })));
-        assert_eq!(dns.a("slow.example.com").unwrap(), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+        assert!(matches!(
+            dns.txt("loop.example.com"),
+            Err(DnsError::Temporary { .. })
+        ));
+        assert!(matches!(
+            dns.txt("slow.example.com"),
+            Err(DnsError::Temporary { .. })
+        ));
+        assert_eq!(
+            dns.a("slow.example.com").unwrap(),
+            vec![Ipv4Addr::new(192, 0, 2, 1)]
+        );
         assert_eq!(dns.queries()[0], (QType::Txt, "example.com".to_string()));
     }
 }

@@ -90,7 +90,11 @@ impl<'a> Ctx<'a> {
             Some((l, d)) => (l, d),
             None => ("", sender),
         };
-        let local = if local.is_empty() { "postmaster" } else { local };
+        let local = if local.is_empty() {
+            "postmaster"
+        } else {
+            local
+        };
         Ctx {
             dns,
             opts,
@@ -107,7 +111,8 @@ impl<'a> Ctx<'a> {
     }
 
     fn note(&mut self, line: String) {
-        self.trace.push(format!("{}{line}", "  ".repeat(self.depth)));
+        self.trace
+            .push(format!("{}{line}", "  ".repeat(self.depth)));
     }
 
     /// §4.6.4: "SPF implementations MUST limit the total number of those
@@ -157,7 +162,11 @@ impl<'a> Ctx<'a> {
                 self.note(format!("{domain}: no such domain: none"));
                 return Ok(Eval::plain(SpfResult::None));
             }
-            Err(e) => return Err(EvalError::Temp { detail: e.to_string() }),
+            Err(e) => {
+                return Err(EvalError::Temp {
+                    detail: e.to_string(),
+                });
+            }
         };
         let spf: Vec<&Vec<u8>> = records.iter().filter(|r| Spf::is_spf_record(r)).collect();
         let raw = match spf.as_slice() {
@@ -173,11 +182,12 @@ impl<'a> Ctx<'a> {
                 )));
             }
         };
-        let text = std::str::from_utf8(raw)
-            .map_err(|_| perm(format!("{domain}: the SPF record is not ASCII (RFC 7208 §3.1)")))?;
-        let record: Spf = text
-            .parse()
-            .map_err(|e| perm(format!("{domain}: {e}")))?;
+        let text = std::str::from_utf8(raw).map_err(|_| {
+            perm(format!(
+                "{domain}: the SPF record is not ASCII (RFC 7208 §3.1)"
+            ))
+        })?;
+        let record: Spf = text.parse().map_err(|e| perm(format!("{domain}: {e}")))?;
         self.note(format!("{domain}: {text}"));
         self.evaluate(&domain, &record)
     }
@@ -247,13 +257,15 @@ impl<'a> Ctx<'a> {
         match m {
             Mechanism::All => Ok(true),
             Mechanism::Ip4 { addr, prefix } => Ok(match self.ip {
-                IpAddr::V4(ip) => Ipv4Net::new(*addr, prefix.unwrap_or(32))
-                    .is_ok_and(|n| n.contains(&ip)),
+                IpAddr::V4(ip) => {
+                    Ipv4Net::new(*addr, prefix.unwrap_or(32)).is_ok_and(|n| n.contains(&ip))
+                }
                 IpAddr::V6(_) => false,
             }),
             Mechanism::Ip6 { addr, prefix } => Ok(match self.ip {
-                IpAddr::V6(ip) => Ipv6Net::new(*addr, prefix.unwrap_or(128))
-                    .is_ok_and(|n| n.contains(&ip)),
+                IpAddr::V6(ip) => {
+                    Ipv6Net::new(*addr, prefix.unwrap_or(128)).is_ok_and(|n| n.contains(&ip))
+                }
                 IpAddr::V4(_) => false,
             }),
             Mechanism::Include(spec) => {
@@ -294,7 +306,11 @@ impl<'a> Ctx<'a> {
                 let mxs = match self.dns.mx(&name) {
                     Ok(v) => v,
                     Err(DnsError::NxDomain { .. }) => Vec::new(),
-                    Err(e) => return Err(EvalError::Temp { detail: e.to_string() }),
+                    Err(e) => {
+                        return Err(EvalError::Temp {
+                            detail: e.to_string(),
+                        });
+                    }
                 };
                 if mxs.is_empty() {
                     self.count_void(&name)?;
@@ -345,7 +361,9 @@ impl<'a> Ctx<'a> {
                         self.count_void(&name)?;
                         Ok(false)
                     }
-                    Err(e) => Err(EvalError::Temp { detail: e.to_string() }),
+                    Err(e) => Err(EvalError::Temp {
+                        detail: e.to_string(),
+                    }),
                 }
             }
         }
@@ -355,7 +373,11 @@ impl<'a> Ctx<'a> {
     /// current domain. `None` when the expansion is not a usable DNS name
     /// (empty or over-long label), which RFC 7208 leaves undefined and this
     /// implementation treats as a mechanism that does not match.
-    fn target(&mut self, spec: Option<&DomainSpec>, domain: &str) -> Result<Option<String>, EvalError> {
+    fn target(
+        &mut self,
+        spec: Option<&DomainSpec>,
+        domain: &str,
+    ) -> Result<Option<String>, EvalError> {
         let name = match spec {
             Some(s) => self.expand_domain(s, domain)?,
             None => domain.to_string(),
@@ -386,7 +408,11 @@ impl<'a> Ctx<'a> {
                     !addrs.is_empty(),
                 ),
                 Err(DnsError::NxDomain { .. }) => (false, false),
-                Err(e) => return Err(EvalError::Temp { detail: e.to_string() }),
+                Err(e) => {
+                    return Err(EvalError::Temp {
+                        detail: e.to_string(),
+                    });
+                }
             },
             IpAddr::V6(ip) => match self.dns.aaaa(name) {
                 Ok(addrs) => (
@@ -396,7 +422,11 @@ impl<'a> Ctx<'a> {
                     !addrs.is_empty(),
                 ),
                 Err(DnsError::NxDomain { .. }) => (false, false),
-                Err(e) => return Err(EvalError::Temp { detail: e.to_string() }),
+                Err(e) => {
+                    return Err(EvalError::Temp {
+                        detail: e.to_string(),
+                    });
+                }
             },
         };
         if !any && counts_void {
@@ -509,7 +539,10 @@ impl<'a> Ctx<'a> {
         }
         let records = self.dns.txt(&name).ok()?;
         let [one] = records.as_slice() else {
-            self.note(format!("exp={spec}: {} TXT records at {name}, ignored", records.len()));
+            self.note(format!(
+                "exp={spec}: {} TXT records at {name}, ignored",
+                records.len()
+            ));
             return None;
         };
         // §6.2: "The fetched TXT record's strings are concatenated with no

@@ -100,9 +100,7 @@ pub fn truncate_name(name: &str) -> String {
 /// RFC 7208 §4.3: a name is usable when it has no empty label, no label
 /// over 63 octets and is at most 253 octets long.
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|l| !l.is_empty() && l.len() <= 63)
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(|l| !l.is_empty() && l.len() <= 63)
 }
 
 #[cfg(test)]
@@ -121,7 +119,10 @@ mod tests {
     #[test]
     fn rfc_7208_section_7_4_examples() {
         // Sender strong-bad@email.example.com, IPv4 192.0.2.3.
-        assert_eq!(expand("%{s}", "strong-bad@email.example.com"), "strong-bad@email.example.com");
+        assert_eq!(
+            expand("%{s}", "strong-bad@email.example.com"),
+            "strong-bad@email.example.com"
+        );
         assert_eq!(expand("%{o}", "email.example.com"), "email.example.com");
         assert_eq!(expand("%{d4}", "email.example.com"), "email.example.com");
         assert_eq!(expand("%{d3}", "email.example.com"), "email.example.com");
@@ -135,7 +136,10 @@ mod tests {
         assert_eq!(expand("%{lr-}", "strong-bad"), "bad.strong");
         assert_eq!(expand("%{l1r-}", "strong-bad"), "strong");
         assert_eq!(expand("%{ir}", "192.0.2.3"), "3.2.0.192");
-        assert_eq!(expand("%{L}", "~jack&jill=up-a_b3.c"), "~jack%26jill%3Dup-a_b3.c");
+        assert_eq!(
+            expand("%{L}", "~jack&jill=up-a_b3.c"),
+            "~jack%26jill%3Dup-a_b3.c"
+        );
     }
 
     #[test]

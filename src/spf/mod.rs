@@ -229,8 +229,14 @@ mod tests {
             "v=spf1 ip4:192.0.2.0/24 include:_spf.example.net -all exp=why.%{d}",
         )
         .add_txt("_spf.example.net", "v=spf1 a:mail.example.net ~all")
-        .insert("mail.example.net", MemRecord::A(Ipv4Addr::new(198, 51, 100, 7)))
-        .add_txt("why.example.com", "%{i} may not send for %{d} (at %{t}, seen by %{r})");
+        .insert(
+            "mail.example.net",
+            MemRecord::A(Ipv4Addr::new(198, 51, 100, 7)),
+        )
+        .add_txt(
+            "why.example.com",
+            "%{i} may not send for %{d} (at %{t}, seen by %{r})",
+        );
         d
     }
 
@@ -245,15 +251,29 @@ mod tests {
     #[test]
     fn pass_fail_and_explanation() {
         let d = dns();
-        let o = check_sender(&d, "198.51.100.7".parse().unwrap(), "a@example.com", None, &opts());
+        let o = check_sender(
+            &d,
+            "198.51.100.7".parse().unwrap(),
+            "a@example.com",
+            None,
+            &opts(),
+        );
         assert_eq!(o.result, SpfResult::Pass, "{o}");
         assert_eq!(o.matched.as_ref().unwrap().term, "include:_spf.example.net");
         assert_eq!(o.lookups, 2);
-        let o = check_sender(&d, "203.0.113.9".parse().unwrap(), "a@example.com", None, &opts());
+        let o = check_sender(
+            &d,
+            "203.0.113.9".parse().unwrap(),
+            "a@example.com",
+            None,
+            &opts(),
+        );
         assert_eq!(o.result, SpfResult::Fail, "{o}");
         assert_eq!(
             o.explanation.as_deref(),
-            Some("203.0.113.9 may not send for example.com (at 1700000000, seen by mx.example.org)")
+            Some(
+                "203.0.113.9 may not send for example.com (at 1700000000, seen by mx.example.org)"
+            )
         );
         assert_eq!(o.matched.unwrap().term, "-all");
     }
@@ -261,20 +281,47 @@ mod tests {
     #[test]
     fn helo_and_null_sender() {
         let mut d = dns();
-        d.add_txt("helo.example.com", "v=spf1 a -all")
-            .insert("helo.example.com", MemRecord::A(Ipv4Addr::new(192, 0, 2, 99)));
+        d.add_txt("helo.example.com", "v=spf1 a -all").insert(
+            "helo.example.com",
+            MemRecord::A(Ipv4Addr::new(192, 0, 2, 99)),
+        );
         let ip: IpAddr = "192.0.2.99".parse().unwrap();
-        assert_eq!(check_sender(&d, ip, "", Some("helo.example.com"), &opts()).result, SpfResult::Pass);
-        assert_eq!(check_helo(&d, "192.0.2.98".parse().unwrap(), "helo.example.com", &opts()).result, SpfResult::Fail);
-        assert_eq!(check_sender(&d, ip, "<>", None, &opts()).result, SpfResult::None);
+        assert_eq!(
+            check_sender(&d, ip, "", Some("helo.example.com"), &opts()).result,
+            SpfResult::Pass
+        );
+        assert_eq!(
+            check_helo(
+                &d,
+                "192.0.2.98".parse().unwrap(),
+                "helo.example.com",
+                &opts()
+            )
+            .result,
+            SpfResult::Fail
+        );
+        assert_eq!(
+            check_sender(&d, ip, "<>", None, &opts()).result,
+            SpfResult::None
+        );
     }
 
     #[test]
     fn temperror_and_lookup_counts() {
         let mut d = MemoryDns::new();
-        d.add_txt("example.com", "v=spf1 a:x.example.com a:y.example.com exists:z.example.com -all")
-            .timeout("z.example.com");
-        let o = check_host(&d, "192.0.2.1".parse().unwrap(), "example.com", "a@example.com", "h", &opts());
+        d.add_txt(
+            "example.com",
+            "v=spf1 a:x.example.com a:y.example.com exists:z.example.com -all",
+        )
+        .timeout("z.example.com");
+        let o = check_host(
+            &d,
+            "192.0.2.1".parse().unwrap(),
+            "example.com",
+            "a@example.com",
+            "h",
+            &opts(),
+        );
         assert_eq!(o.result, SpfResult::TempError, "{o}");
         assert_eq!(o.lookups, 3);
         assert_eq!(o.void_lookups, 2);
