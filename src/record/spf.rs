@@ -1346,7 +1346,7 @@ mod tests {
             proptest::collection::vec((qualifier(), mechanism()), 0..8),
             proptest::option::of(domain_spec()),
             proptest::option::of(domain_spec()),
-            proptest::option::of(("[a-z][a-z0-9._-]{0,6}", "[a-z0-9.%{}]{0,0}[a-z0-9.+]{0,8}")),
+            proptest::option::of(("[a-z][a-z0-9._-]{0,6}", "[a-z0-9.+]{0,8}")),
         )
             .prop_map(|(dirs, redirect, exp, unknown)| {
                 let mut terms: Vec<Term> = dirs

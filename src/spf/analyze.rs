@@ -417,5 +417,16 @@ mod tests {
         assert!(tree.root.children[0].errors[0].contains("no SPF record"));
         assert!(analyze(&dns, "two.example.net").root.errors[0].contains("2 SPF records"));
         assert!(analyze(&dns, "missing.example.net").root.errors[0].contains("does not exist"));
+        let mut dns = MemoryDns::new();
+        let ips: Vec<String> = (0..30).map(|i| format!("ip4:192.0.2.{i}")).collect();
+        dns.add_txt("big.example.net", &format!("v=spf1 {} -all", ips.join(" ")));
+        let tree = analyze(&dns, "big.example.net");
+        assert!(
+            tree.root.size > 450 && tree.root.size <= 512,
+            "{}",
+            tree.root.size
+        );
+        assert!(tree.root.warnings[0].contains("450"), "{tree}");
+        assert!(tree.is_ok());
     }
 }

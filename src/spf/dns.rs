@@ -217,6 +217,17 @@ impl MemoryDns {
     }
 }
 
+/// Builds a zone from `(name, record)` pairs.
+impl<'a> FromIterator<(&'a str, MemRecord)> for MemoryDns {
+    fn from_iter<I: IntoIterator<Item = (&'a str, MemRecord)>>(iter: I) -> MemoryDns {
+        let mut dns = MemoryDns::new();
+        for (name, record) in iter {
+            dns.insert(name, record);
+        }
+        dns
+    }
+}
+
 impl SpfDns for MemoryDns {
     fn txt(&self, name: &str) -> Result<Vec<Vec<u8>>, DnsError> {
         self.resolve(name, QType::Txt).map(|n| n.txt.clone())
@@ -290,5 +301,15 @@ mod tests {
             vec![Ipv4Addr::new(192, 0, 2, 1)]
         );
         assert_eq!(dns.queries()[0], (QType::Txt, "example.com".to_string()));
+        let built: MemoryDns = [("a.example", MemRecord::Mx(10, "mx.example.".into()))]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            built.mx("A.example").unwrap(),
+            vec![MxRecord {
+                preference: 10,
+                exchange: "mx.example".into()
+            }]
+        );
     }
 }
