@@ -256,32 +256,34 @@ fn apply_cmd(config: &Path, color: ColorChoice, args: ApplyArgs) -> Result<i32, 
         }
         return Ok(if plan.errors().count() > 0 { 1 } else { 0 });
     }
-    let provider = ws.provider();
-    let desired: Vec<_> = plan
-        .zones
-        .iter()
-        .map(|z| {
-            crate::record::Name::parse(&z.zone)
-                .ok()
-                .and_then(|n| ws.desired(&n).ok())
-        })
-        .collect();
-    let target = |zp: &plan::ZonePlan| -> Result<crate::apply::Target<'_>, String> {
-        if zp.provider != provider.id() {
-            return Err(format!(
-                "the plan was made for provider {} but the config now names {}",
-                zp.provider,
-                provider.id()
-            ));
+    // The providers and desired states the plan's zones refer to, built
+    // from the current config.
+    let mut providers: std::collections::BTreeMap<
+        String,
+        std::sync::Arc<dyn crate::provider::Provider>,
+    > = std::collections::BTreeMap::new();
+    let mut desired = std::collections::BTreeMap::new();
+    for z in &plan.zones {
+        let Ok(name) = crate::record::Name::parse(&z.zone) else {
+            continue;
+        };
+        for p in ws.providers_for(&name).into_iter().flatten() {
+            providers.insert(p.id(), p);
         }
-        let i = plan
-            .zones
-            .iter()
-            .position(|z| std::ptr::eq(z, zp))
-            .unwrap_or(0);
+        if let Ok(d) = ws.desired(&name) {
+            desired.insert(z.zone.clone(), d);
+        }
+    }
+    let target = |zp: &plan::ZonePlan| -> Result<crate::apply::Target<'_>, String> {
+        let provider = providers.get(&zp.provider).ok_or_else(|| {
+            format!(
+                "the plan names provider {} for {}, which the config no longer gives this domain",
+                zp.provider, zp.zone
+            )
+        })?;
         Ok(crate::apply::Target {
             provider: provider.as_ref(),
-            desired: desired[i].as_ref(),
+            desired: desired.get(&zp.zone),
         })
     };
     let outcomes = crate::apply::apply(&plan, args.force, CONCURRENCY, &target);

@@ -3,6 +3,7 @@
 //! (plan, apply, emit, validate, …) start from here.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::{self, Config, ConfigError, ProviderConfig};
 use crate::desired::{self, DesiredError, PublishedDkim};
@@ -45,23 +46,64 @@ impl Workspace {
         }
     }
 
-    /// The provider of a domain (the config's default provider; the
-    /// embedded zone-file provider on `./zones` when none is configured).
-    pub fn provider(&self) -> Box<dyn Provider> {
-        match &self.config.provider {
-            Some(ProviderConfig::Zonefile { dir, nameservers }) => Box::new(ZoneFileProvider::new(
-                self.resolve(dir),
-                nameservers
-                    .iter()
-                    .filter_map(|n| Name::parse(n).ok())
-                    .collect(),
-                self.config.defaults.ttl,
-            )),
-            None => Box::new(
-                ZoneFileProvider::new(self.resolve("zones"), Vec::new(), self.config.defaults.ttl)
-                    .with_label("zones"),
+    /// Builds one provider from its config. Fails when credentials it
+    /// refers to are missing.
+    pub fn build_provider(&self, cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, String> {
+        Ok(match cfg {
+            ProviderConfig::Zonefile { dir, nameservers } => Arc::new(
+                ZoneFileProvider::new(
+                    self.resolve(dir),
+                    nameservers
+                        .iter()
+                        .filter_map(|n| Name::parse(n).ok())
+                        .collect(),
+                    self.config.defaults.ttl,
+                )
+                .with_label(dir),
             ),
+        })
+    }
+
+    /// The providers `domain` is pushed to: the ones it names, or the
+    /// default provider (zone files in `zones/` when none is configured).
+    pub fn providers_for(&self, domain: &Name) -> Vec<Result<Arc<dyn Provider>, String>> {
+        let named = self
+            .domain(domain)
+            .map(|d| {
+                d.providers
+                    .iter()
+                    .map(|p| p.value.clone())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if named.is_empty() {
+            let default = self
+                .config
+                .provider
+                .clone()
+                .unwrap_or(ProviderConfig::Zonefile {
+                    dir: "zones".into(),
+                    nameservers: Vec::new(),
+                });
+            return vec![self.build_provider(&default)];
         }
+        named
+            .iter()
+            .map(|n| match self.config.providers.get(n) {
+                Some(cfg) => self
+                    .build_provider(cfg)
+                    .map_err(|e| format!("provider `{n}`: {e}")),
+                None => Err(format!("no provider named `{n}`")),
+            })
+            .collect()
+    }
+
+    fn domain(&self, name: &Name) -> Option<&crate::config::Domain> {
+        self.config
+            .domains
+            .iter()
+            .find(|(k, _)| Name::parse(&k.value).ok().as_ref() == Some(name))
+            .map(|(_, d)| d)
     }
 
     /// The domains selected by `only` (all when empty), sorted. An unknown
@@ -92,36 +134,45 @@ impl Workspace {
     }
 
     pub fn desired(&self, domain: &Name) -> Result<Desired, DesiredError> {
-        let d = self
-            .config
-            .domains
-            .iter()
-            .find(|(k, _)| Name::parse(&k.value).ok().as_ref() == Some(domain))
-            .map(|(_, d)| d)
-            .ok_or_else(|| DesiredError {
-                domain: domain.to_string(),
-                field: String::new(),
-                message: "not in the config".into(),
-            })?;
+        let d = self.domain(domain).ok_or_else(|| DesiredError {
+            domain: domain.to_string(),
+            field: String::new(),
+            message: "not in the config".into(),
+        })?;
         desired::desired(&self.config, domain, d, &self.published_keys(domain))
     }
 
-    /// Plans the selected domains, concurrently.
+    /// Plans the selected domains against each of their providers,
+    /// concurrently. A domain or provider that fails is reported in its own
+    /// zone plan; the others go on.
     pub fn plan(&self, domains: &[Name]) -> Plan {
-        let provider = self.provider();
-        let zones = crate::par::map(domains, CONCURRENCY, |name| match self.desired(name) {
-            Ok(want) => plan::plan_zone(provider.as_ref(), &want, self.config.defaults.max_deletes),
-            Err(e) => plan::ZonePlan {
+        let jobs: Vec<(Name, Result<Arc<dyn Provider>, String>)> = domains
+            .iter()
+            .flat_map(|d| {
+                self.providers_for(d)
+                    .into_iter()
+                    .map(move |p| (d.clone(), p))
+            })
+            .collect();
+        let zones = crate::par::map(&jobs, CONCURRENCY, |(name, provider)| {
+            let failed = |provider: String, e: String| plan::ZonePlan {
                 zone: name.to_string(),
-                provider: provider.id(),
+                provider,
                 version: String::new(),
                 exists: false,
                 changes: Vec::new(),
                 conflicts: Vec::new(),
                 notes: Vec::new(),
                 needs_force: None,
-                error: Some(e.to_string()),
-            },
+                error: Some(e),
+            };
+            match (provider, self.desired(name)) {
+                (Err(e), _) => failed("?".into(), e.clone()),
+                (Ok(p), Err(e)) => failed(p.id(), e.to_string()),
+                (Ok(p), Ok(want)) => {
+                    plan::plan_zone(p.as_ref(), &want, self.config.defaults.max_deletes)
+                }
+            }
         });
         Plan {
             format: plan::FORMAT,

@@ -244,3 +244,35 @@ fn one_broken_zone_does_not_hide_the_others() {
         "$TTL 300\n@ IN SOA ns1 h ( 1 2 3\n"
     );
 }
+
+#[test]
+fn a_domain_pushed_to_two_providers_is_planned_and_applied_on_each() {
+    let yaml = "providers:\n  primary: { kind: zonefile, dir: primary }\n  secondary: { kind: zonefile, dir: secondary }\ndomains:\n  example.org:\n    providers: [primary, secondary]\n    dmarc: { p: none }\n  other.example:\n    dmarc: { p: none }\n";
+    let case = Case::new().config(yaml);
+    let plan = case.run(&["plan"]).ok().stdout;
+    assert!(plan.contains("# example.org (zonefile:primary)"), "{plan}");
+    assert!(
+        plan.contains("# example.org (zonefile:secondary)"),
+        "{plan}"
+    );
+    assert!(plan.contains("# other.example (zonefile:zones)"), "{plan}");
+    case.run(&["apply", "--auto-approve"]).ok();
+    for f in [
+        "primary/example.org.zone",
+        "secondary/example.org.zone",
+        "zones/other.example.zone",
+    ] {
+        assert!(case.read(f).contains("v=DMARC1; p=none"), "{f}");
+    }
+    case.run(&["plan", "--detailed-exitcode"]).code(0);
+}
+
+#[test]
+fn an_unknown_provider_name_is_a_config_error() {
+    let case = Case::new().config("providers:\n  primary: { kind: zonefile }\ndomains:\n  example.org:\n    providers: [primry]\n");
+    let r = case.run(&["plan"]).code(2);
+    assert_eq!(
+        r.stderr,
+        "error: mailauth.yaml:5:17: domains.example.org.providers[0]: no provider named `primry`\n  hint: known providers: primary\n"
+    );
+}

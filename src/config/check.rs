@@ -60,6 +60,22 @@ pub(super) fn check(config: &Config) -> Vec<Located> {
             }
         }
         check_domain(&mut p, name, &field, domain);
+        for (i, prov) in domain.providers.iter().enumerate() {
+            if !config.providers.contains_key(&prov.value) {
+                let known: Vec<&str> = config.providers.keys().map(String::as_str).collect();
+                let hint = if known.is_empty() {
+                    "declare it under the top-level `providers:` map".to_string()
+                } else {
+                    format!("known providers: {}", known.join(", "))
+                };
+                p.at(
+                    prov,
+                    format!("{field}.providers[{i}]"),
+                    format!("no provider named `{}`", prov.value),
+                    Some(&hint),
+                );
+            }
+        }
     }
     p.0
 }

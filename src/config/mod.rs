@@ -7,7 +7,7 @@ mod check;
 mod load;
 pub mod schema;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -22,6 +22,10 @@ pub struct Config {
     /// The default DNS provider for every domain.
     #[serde(default)]
     pub provider: Option<ProviderConfig>,
+    /// Named providers, for domains that name theirs with `providers:`
+    /// (e.g. a primary and a secondary).
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
     /// Values that apply to every domain unless the domain overrides them.
     #[serde(default)]
     pub defaults: Defaults,
@@ -92,6 +96,10 @@ pub struct KeysConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Domain {
+    /// Named providers this domain is pushed to, each planned and applied
+    /// on its own (default: the top-level `provider`).
+    #[serde(default)]
+    pub providers: Vec<Spanned<String>>,
     /// TTL of this domain's records (overrides `defaults.ttl`).
     pub ttl: Option<u32>,
     /// A non-sending domain: publishes `v=spf1 -all`, `p=reject`, a null MX

@@ -39,6 +39,7 @@ pub fn json_schema() -> String {
         "type": "object",
         "additionalProperties": false,
         "properties": {
+            "providers": string_list("Named providers (from the top-level providers map) this domain is pushed to"),
             "ttl": {"type": "integer", "minimum": 1, "description": "TTL of this domain's records"},
             "parked": {"type": "boolean", "description": "Non-sending domain: v=spf1 -all, p=reject, null MX, empty DKIM wildcard"},
             "spf": {
@@ -88,6 +89,13 @@ pub fn json_schema() -> String {
             }
         }
     });
+    let provider = json!({
+        "type": "object",
+        "required": ["kind"],
+        "oneOf": [
+            {"properties": {"kind": {"const": "zonefile"}, "dir": {"type": "string"}, "nameservers": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": false}
+        ]
+    });
     let schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "mailauth configuration",
@@ -95,13 +103,8 @@ pub fn json_schema() -> String {
         "additionalProperties": false,
         "required": ["domains"],
         "properties": {
-            "provider": {
-                "type": "object",
-                "required": ["kind"],
-                "oneOf": [
-                    {"properties": {"kind": {"const": "zonefile"}, "dir": {"type": "string"}, "nameservers": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": false}
-                ]
-            },
+            "provider": provider.clone(),
+            "providers": {"type": "object", "additionalProperties": provider, "description": "Named providers"},
             "defaults": {
                 "type": "object", "additionalProperties": false,
                 "properties": {
