@@ -23,6 +23,9 @@ pub struct Workspace {
 /// Zones are planned and applied this many at a time.
 pub const CONCURRENCY: usize = 16;
 
+/// A provider, or why it could not be built (e.g. a missing credential).
+pub type ProviderResult = Result<Arc<dyn Provider>, String>;
+
 impl Workspace {
     pub fn load(path: &Path) -> Result<Workspace, ConfigError> {
         let config = config::load(path)?;
@@ -66,7 +69,7 @@ impl Workspace {
 
     /// The providers `domain` is pushed to: the ones it names, or the
     /// default provider (zone files in `zones/` when none is configured).
-    pub fn providers_for(&self, domain: &Name) -> Vec<Result<Arc<dyn Provider>, String>> {
+    pub fn providers_for(&self, domain: &Name) -> Vec<ProviderResult> {
         let named = self
             .domain(domain)
             .map(|d| {
@@ -146,7 +149,7 @@ impl Workspace {
     /// concurrently. A domain or provider that fails is reported in its own
     /// zone plan; the others go on.
     pub fn plan(&self, domains: &[Name]) -> Plan {
-        let jobs: Vec<(Name, Result<Arc<dyn Provider>, String>)> = domains
+        let jobs: Vec<(Name, ProviderResult)> = domains
             .iter()
             .flat_map(|d| {
                 self.providers_for(d)
