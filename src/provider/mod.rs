@@ -3,6 +3,9 @@
 //! nothing: diffing, ownership, planning and safety limits live in
 //! `diff`, `plan` and `apply`, once, for every provider.
 
+pub mod cloudflare;
+pub mod powerdns;
+pub mod rfc2136;
 pub mod zonefile;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,462 @@
+//! One list of steps, run against every provider on a real (or stand-in)
+//! server on loopback: create, re-diff to zero, update, long DKIM keys,
+//! delete, untouched unowned records, stale plans, bad credentials, a down
+//! server and transient failures.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use mailauth::diff::{Desired, diff};
+use mailauth::ownership::{Registry, Slot};
+use mailauth::provider::{Fetched, Provider, ProviderError};
+use mailauth::record::{Name, RData, RType, RecordSet, RrKey};
+
+const ZONE: &str = "example.test";
+
+/// The zone every server starts with: records mailauth does not own (A,
+/// MX, CNAME, an apex TXT next to where SPF will go, another TXT).
+const ZONE_TEXT: &str = "$TTL 300
+@ IN SOA ns1 hostmaster 1 3600 600 86400 300
+@ IN NS ns1
+ns1 IN A 127.0.0.1
+@ IN A 192.0.2.10
+@ IN MX 10 mx1
+mx1 IN A 192.0.2.25
+www IN CNAME @
+@ 600 IN TXT \"google-site-verification=unowned-1234\"
+other IN TXT \"not mailauth's\" \"two strings\"
+";
+
+/// Everything a provider needs to run the suite.
+struct Harness {
+    label: &'static str,
+    provider: Box<dyn Provider>,
+    /// Same zone, wrong TSIG key / API token.
+    bad_auth: Box<dyn Provider>,
+    /// Points at a port where nothing listens.
+    down: Box<dyn Provider>,
+    /// Fails transiently at first (a swallowed connection, a 429) and must
+    /// retry its way to success; `attempts()` tells how often it was hit.
+    flaky: Box<dyn Provider>,
+    attempts: Box<dyn Fn() -> usize>,
+    /// Changes an unowned record out of band, as another operator would.
+    third_party_edit: Box<dyn Fn(&str)>,
+    _guards: Vec<Box<dyn std::any::Any>>,
+}
+
+fn name(s: &str) -> Name {
+    Name::parse(s).expect("test name")
+}
+
+fn txt(n: &Name, ttl: u32, value: &str) -> RecordSet {
+    RecordSet::new(n.clone(), RType::Txt, ttl, vec![RData::txt(value)])
+}
+
+/// A DKIM record of exactly `len` octets (base64-looking key material).
+fn dkim_value(len: usize, seed: u8) -> String {
+    let head = "v=DKIM1; k=rsa; p=";
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut v = head.to_string();
+    let mut x = seed as usize;
+    while v.len() < len {
+        x = (x * 1103515245 + 12345) % (1 << 31);
+        v.push(alphabet[(x >> 8) % 64] as char);
+    }
+    v
+}
+
+/// One declared state of the domain.
+#[derive(Clone)]
+struct State {
+    spf: &'static str,
+    dmarc: &'static str,
+    dmarc_ttl: u32,
+    /// (selector, value length)
+    selectors: Vec<(&'static str, usize)>,
+}
+
+impl State {
+    fn desired(&self) -> Desired {
+        let origin = name(ZONE);
+        let mut sets = vec![txt(&origin.child("_dmarc"), self.dmarc_ttl, self.dmarc)];
+        for (i, (sel, len)) in self.selectors.iter().enumerate() {
+            let n = origin.child("_domainkey").child(sel);
+            sets.push(txt(&n, 3600, &dkim_value(*len, i as u8 + 1)));
+        }
+        let mut reg = Registry::default();
+        reg.slots.insert(Slot::ApexSpf);
+        for s in &sets {
+            reg.slots.insert(Slot::RrSet(s.name.clone(), s.rtype.clone()));
+        }
+        sets.push(RecordSet::new(
+            Registry::name(&origin),
+            RType::Txt,
+            3600,
+            vec![reg.rdata(&origin)],
+        ));
+        Desired {
+            origin,
+            sets,
+            spf: Some((RData::txt(self.spf), 3600)),
+        }
+    }
+}
+
+/// The data-driven list: each step is a declared state to converge to.
+fn steps() -> Vec<(&'static str, State)> {
+    let base = State {
+        spf: "v=spf1 mx -all",
+        dmarc: "v=DMARC1; p=none; rua=mailto:dmarc@example.test",
+        dmarc_ttl: 3600,
+        selectors: vec![("s1", 120)],
+    };
+    let policy = State {
+        dmarc: "v=DMARC1; p=quarantine; rua=mailto:dmarc@example.test",
+        ..base.clone()
+    };
+    let keys = State {
+        // 255 and 256 straddle one character-string; 510 is exactly two;
+        // 410 and 750 are the sizes of real 2048- and 4096-bit RSA keys.
+        selectors: vec![
+            ("s1", 120),
+            ("k255", 255),
+            ("k256", 256),
+            ("k510", 510),
+            ("rsa2048", 410),
+            ("rsa4096", 750),
+        ],
+        ..policy.clone()
+    };
+    let deleted = State {
+        selectors: vec![
+            ("s1", 120),
+            ("k255", 255),
+            ("k510", 510),
+            ("rsa2048", 410),
+            ("rsa4096", 750),
+        ],
+        ..keys.clone()
+    };
+    let ttl_and_spf = State {
+        spf: "v=spf1 mx include:_spf.example.net -all",
+        dmarc_ttl: 600,
+        ..deleted.clone()
+    };
+    vec![
+        ("create SPF, DMARC, DKIM", base),
+        ("update DMARC policy", policy),
+        ("publish 255/256/510-octet and 2048/4096-bit DKIM keys", keys),
+        ("delete selector k256", deleted),
+        ("change a TTL and the SPF record", ttl_and_spf),
+    ]
+}
+
+/// RRsets mailauth does not own, SOA aside (its serial moves), with the
+/// apex TXT reduced to its non-SPF records.
+fn unowned(f: &Fetched, desired: &Desired) -> BTreeMap<RrKey, RecordSet> {
+    let owned: Vec<RrKey> = desired.sets.iter().map(RecordSet::key).collect();
+    let origin = &f.zone.origin;
+    f.zone
+        .sets
+        .iter()
+        .filter(|(k, _)| k.1 != RType::Soa && !owned.contains(k))
+        .filter(|(k, _)| {
+            // Every selector any step ever published is owned.
+            !(k.0.as_str().ends_with(&format!("._domainkey.{ZONE}")))
+        })
+        .map(|(k, s)| {
+            let mut s = s.clone();
+            if &k.0 == origin && k.1 == RType::Txt {
+                s.data
+                    .retain(|d| !d.txt_value().is_some_and(|v| v.starts_with("v=spf1")));
+            }
+            (k.clone(), s)
+        })
+        .collect()
+}
+
+fn fetch(p: &dyn Provider) -> Fetched {
+    p.fetch(&name(ZONE))
+        .unwrap_or_else(|e| panic!("fetch failed: {e}"))
+}
+
+fn run_suite(h: &Harness) {
+    let zone = name(ZONE);
+    let label = h.label;
+    let initial = fetch(h.provider.as_ref());
+    assert!(initial.exists, "{label}: zone should exist");
+    assert!(
+        initial
+            .zone
+            .get(&zone, &RType::Txt)
+            .is_some_and(|s| s.data.contains(&RData::txt("google-site-verification=unowned-1234"))),
+        "{label}: the seeded apex TXT is missing: {:?}",
+        initial.zone.get(&zone, &RType::Txt)
+    );
+    let baseline = unowned(&initial, &steps()[0].1.desired());
+    assert!(baseline.len() >= 6, "{label}: {baseline:?}");
+
+    let mut last_desired = None;
+    for (what, state) in steps() {
+        let desired = state.desired();
+        let before = fetch(h.provider.as_ref());
+        let d = diff(&before.zone, &desired);
+        assert!(!d.changes.is_empty(), "{label}: {what}: nothing to do?");
+        h.provider
+            .apply(&zone, &before, &d.changes)
+            .unwrap_or_else(|e| panic!("{label}: {what}: apply failed: {e}"));
+        let after = fetch(h.provider.as_ref());
+        let again = diff(&after.zone, &desired);
+        assert!(
+            again.changes.is_empty(),
+            "{label}: {what}: re-diff after apply is not empty: {:#?}",
+            again.changes
+        );
+        assert_eq!(
+            unowned(&after, &desired),
+            baseline,
+            "{label}: {what}: records mailauth does not own changed"
+        );
+        assert_ne!(before.version, after.version, "{label}: {what}: version did not move");
+        last_desired = Some((state, desired));
+    }
+    let (last_state, last_desired) = last_desired.expect("steps ran");
+
+    // The TTL change landed on the whole RRset.
+    let after = fetch(h.provider.as_ref());
+    let dmarc = after
+        .zone
+        .get(&zone.child("_dmarc"), &RType::Txt)
+        .expect("dmarc published");
+    assert_eq!(dmarc.ttl, last_state.dmarc_ttl, "{label}: DMARC TTL");
+    // The deleted selector is gone, the others are there.
+    assert!(
+        after
+            .zone
+            .get(&zone.child("_domainkey").child("k256"), &RType::Txt)
+            .is_none(),
+        "{label}: deleted selector still served"
+    );
+    let k510 = after
+        .zone
+        .get(&zone.child("_domainkey").child("k510"), &RType::Txt)
+        .expect("k510 published");
+    assert_eq!(k510.data[0].txt_value().map(|v| v.len()), Some(510));
+
+    // A stale plan is refused and changes nothing.
+    let next = State {
+        dmarc: "v=DMARC1; p=reject",
+        ..last_state.clone()
+    }
+    .desired();
+    let seen = fetch(h.provider.as_ref());
+    let plan = diff(&seen.zone, &next);
+    assert_eq!(plan.changes.len(), 1, "{label}: {:?}", plan.changes);
+    (h.third_party_edit)("changed by someone else");
+    let err = h
+        .provider
+        .apply(&zone, &seen, &plan.changes)
+        .expect_err("stale plan must be refused");
+    assert!(
+        matches!(err, ProviderError::Stale { .. }),
+        "{label}: stale plan gave {err:?}"
+    );
+    let now = fetch(h.provider.as_ref());
+    assert!(
+        diff(&now.zone, &last_desired).changes.is_empty(),
+        "{label}: the stale apply changed owned records"
+    );
+    let other = now
+        .zone
+        .get(&zone.child("other"), &RType::Txt)
+        .expect("other TXT");
+    assert_eq!(
+        other.data,
+        vec![RData::txt("changed by someone else")],
+        "{label}: the third-party edit is not visible"
+    );
+
+    // Wrong credentials: a clear error, nothing changed.
+    let plan = diff(&now.zone, &next);
+    let err = h
+        .bad_auth
+        .apply(&zone, &now, &plan.changes)
+        .expect_err("bad credentials must fail");
+    assert!(
+        matches!(err, ProviderError::Auth { .. }),
+        "{label}: bad credentials gave {err:?}"
+    );
+    let err = h.bad_auth.fetch(&zone).expect_err("bad credentials must fail");
+    assert!(
+        matches!(err, ProviderError::Auth { .. }),
+        "{label}: bad credentials on fetch gave {err:?}"
+    );
+    let unchanged = fetch(h.provider.as_ref());
+    assert_eq!(unchanged.version, now.version, "{label}: bad key changed the zone");
+
+    // Server down: Unreachable.
+    let err = h.down.fetch(&zone).expect_err("a down server must fail");
+    assert!(
+        matches!(err, ProviderError::Unreachable { .. }),
+        "{label}: down server gave {err:?}"
+    );
+    let err = h
+        .down
+        .apply(&zone, &now, &plan.changes)
+        .expect_err("a down server must fail");
+    assert!(
+        matches!(err, ProviderError::Unreachable { .. }),
+        "{label}: down server gave {err:?}"
+    );
+
+    // Transient failures are retried: the plan lands through the flaky path.
+    let seen = h
+        .flaky
+        .fetch(&zone)
+        .unwrap_or_else(|e| panic!("{label}: flaky fetch was not retried: {e}"));
+    let hits_after_fetch = (h.attempts)();
+    assert!(hits_after_fetch >= 2, "{label}: no retry happened ({hits_after_fetch})");
+    let plan = diff(&seen.zone, &next);
+    h.flaky
+        .apply(&zone, &seen, &plan.changes)
+        .unwrap_or_else(|e| panic!("{label}: flaky apply failed: {e}"));
+    let done = fetch(h.provider.as_ref());
+    assert!(
+        diff(&done.zone, &next).changes.is_empty(),
+        "{label}: the retried apply did not land"
+    );
+}
+
+// ---------------------------------------------------------------- BIND
+
+mod bind_rfc2136 {
+    use super::*;
+    use mailauth::provider::rfc2136::{Rfc2136, Rfc2136Config, TsigAlgorithmName};
+    use support::bind::{Bind, nsupdate};
+    use support::{TcpProxy, TsigKey, free_port};
+
+    fn config(port: u16, key: &TsigKey, env: &str) -> Rfc2136Config {
+        // SAFETY: test-only; each variable name is unique to its test.
+        unsafe { std::env::set_var(env, &key.secret) };
+        Rfc2136Config {
+            server: format!("127.0.0.1:{port}"),
+            key_name: key.name.clone(),
+            algorithm: if key.algorithm == "hmac-sha512" {
+                TsigAlgorithmName::HmacSha512
+            } else {
+                TsigAlgorithmName::HmacSha256
+            },
+            secret_env: Some(env.to_string()),
+            secret_file: None,
+            timeout_secs: 2,
+            retries: 2,
+        }
+    }
+
+    pub fn harness(
+        label: &'static str,
+        dns_port: u16,
+        key: &TsigKey,
+        admin: TsigKey,
+        guards: Vec<Box<dyn std::any::Any>>,
+    ) -> Harness {
+        let provider = Rfc2136::from_config(&config(dns_port, key, &format!("{label}_KEY")))
+            .expect("provider");
+        let mut wrong = key.clone();
+        wrong.secret = TsigKey::random("x", &key.algorithm).secret;
+        let bad_auth = Rfc2136::from_config(&config(dns_port, &wrong, &format!("{label}_BAD")))
+            .expect("provider");
+        let mut down_cfg = config(free_port(), key, &format!("{label}_DOWN"));
+        down_cfg.retries = 1;
+        let down = Rfc2136::from_config(&down_cfg).expect("provider");
+        let proxy = TcpProxy::start(dns_port, 1);
+        let mut flaky_cfg = config(proxy.port(), key, &format!("{label}_FLAKY"));
+        flaky_cfg.timeout_secs = 1;
+        let flaky = Rfc2136::from_config(&flaky_cfg).expect("provider");
+        let count = proxy.connections.clone();
+        let mut guards = guards;
+        guards.push(Box::new(proxy));
+        Harness {
+            label,
+            provider: Box::new(provider),
+            bad_auth: Box::new(bad_auth),
+            down: Box::new(down),
+            flaky: Box::new(flaky),
+            attempts: Box::new(move || count.load(std::sync::atomic::Ordering::SeqCst)),
+            third_party_edit: Box::new(move |value| {
+                nsupdate(
+                    dns_port,
+                    &admin,
+                    &format!(
+                        "update delete other.{ZONE}. TXT\nupdate add other.{ZONE}. 300 TXT \"{value}\""
+                    ),
+                )
+            }),
+            _guards: guards,
+        }
+    }
+
+    #[test]
+    fn bind_rfc2136_conformance() {
+        let Some(bind) = Bind::try_start(&[(ZONE, ZONE_TEXT)]) else {
+            return;
+        };
+        let h = harness(
+            "BIND",
+            bind.port(),
+            &bind.tsig().clone(),
+            bind.admin_tsig().clone(),
+            vec![],
+        );
+        run_suite(&h);
+        drop(h);
+        drop(bind);
+    }
+
+    #[test]
+    fn bind_hmac_sha512_key_and_secret_file() {
+        let Some(bind) = Bind::try_start(&[(ZONE, ZONE_TEXT)]) else {
+            return;
+        };
+        // The admin key is hmac-sha512; read it from a file this time.
+        let admin = bind.admin_tsig().clone();
+        let cfg = Rfc2136Config {
+            server: format!("127.0.0.1:{}", bind.port()),
+            key_name: admin.name.clone(),
+            algorithm: TsigAlgorithmName::HmacSha512,
+            secret_env: None,
+            secret_file: Some(bind.secret_file(&admin)),
+            timeout_secs: 2,
+            retries: 0,
+        };
+        let p = Rfc2136::from_config(&cfg).expect("provider");
+        let seen = p.fetch(&name(ZONE)).expect("fetch with sha512 key");
+        let want = State {
+            spf: "v=spf1 -all",
+            dmarc: "v=DMARC1; p=none",
+            dmarc_ttl: 300,
+            selectors: vec![],
+        }
+        .desired();
+        let plan = diff(&seen.zone, &want);
+        p.apply(&name(ZONE), &seen, &plan.changes).expect("apply");
+        assert!(bind.dig_short(&format!("_dmarc.{ZONE}"), "TXT").contains("p=none"));
+    }
+
+    #[test]
+    fn narrow_policy_refuses_names_mailauth_does_not_own() {
+        let Some(bind) = Bind::try_start(&[(ZONE, ZONE_TEXT)]) else {
+            return;
+        };
+        let p = Rfc2136::from_config(&config(bind.port(), bind.tsig(), "NARROW_KEY"))
+            .expect("provider");
+        let seen = p.fetch(&name(ZONE)).expect("fetch");
+        let change = mailauth::provider::Change::Create {
+            new: txt(&name(&format!("www2.{ZONE}")), 300, "x"),
+        };
+        let err = p.apply(&name(ZONE), &seen, &[change]).expect_err("refused");
+        assert!(matches!(err, ProviderError::Rejected { .. }), "{err:?}");
+        assert!(err.to_string().contains("REFUSED"), "{err}");
+    }
+}
