@@ -87,7 +87,8 @@ impl State {
         let mut reg = Registry::default();
         reg.slots.insert(Slot::ApexSpf);
         for s in &sets {
-            reg.slots.insert(Slot::RrSet(s.name.clone(), s.rtype.clone()));
+            reg.slots
+                .insert(Slot::RrSet(s.name.clone(), s.rtype.clone()));
         }
         sets.push(RecordSet::new(
             Registry::name(&origin),
@@ -146,7 +147,10 @@ fn steps() -> Vec<(&'static str, State)> {
     vec![
         ("create SPF, DMARC, DKIM", base),
         ("update DMARC policy", policy),
-        ("publish 255/256/510-octet and 2048/4096-bit DKIM keys", keys),
+        (
+            "publish 255/256/510-octet and 2048/4096-bit DKIM keys",
+            keys,
+        ),
         ("delete selector k256", deleted),
         ("change a TTL and the SPF record", ttl_and_spf),
     ]
@@ -187,10 +191,9 @@ fn run_suite(h: &Harness) {
     let initial = fetch(h.provider.as_ref());
     assert!(initial.exists, "{label}: zone should exist");
     assert!(
-        initial
-            .zone
-            .get(&zone, &RType::Txt)
-            .is_some_and(|s| s.data.contains(&RData::txt("google-site-verification=unowned-1234"))),
+        initial.zone.get(&zone, &RType::Txt).is_some_and(|s| s
+            .data
+            .contains(&RData::txt("google-site-verification=unowned-1234"))),
         "{label}: the seeded apex TXT is missing: {:?}",
         initial.zone.get(&zone, &RType::Txt)
     );
@@ -218,7 +221,10 @@ fn run_suite(h: &Harness) {
             baseline,
             "{label}: {what}: records mailauth does not own changed"
         );
-        assert_ne!(before.version, after.version, "{label}: {what}: version did not move");
+        assert_ne!(
+            before.version, after.version,
+            "{label}: {what}: version did not move"
+        );
         last_desired = Some((state, desired));
     }
     let (last_state, last_desired) = last_desired.expect("steps ran");
@@ -262,6 +268,7 @@ fn run_suite(h: &Harness) {
         matches!(err, ProviderError::Stale { .. }),
         "{label}: stale plan gave {err:?}"
     );
+    eprintln!("{label}: stale: {err}");
     let now = fetch(h.provider.as_ref());
     assert!(
         diff(&now.zone, &last_desired).changes.is_empty(),
@@ -287,13 +294,20 @@ fn run_suite(h: &Harness) {
         matches!(err, ProviderError::Auth { .. }),
         "{label}: bad credentials gave {err:?}"
     );
-    let err = h.bad_auth.fetch(&zone).expect_err("bad credentials must fail");
+    eprintln!("{label}: bad credentials on apply: {err}");
+    let err = h
+        .bad_auth
+        .fetch(&zone)
+        .expect_err("bad credentials must fail");
     assert!(
         matches!(err, ProviderError::Auth { .. }),
         "{label}: bad credentials on fetch gave {err:?}"
     );
     let unchanged = fetch(h.provider.as_ref());
-    assert_eq!(unchanged.version, now.version, "{label}: bad key changed the zone");
+    assert_eq!(
+        unchanged.version, now.version,
+        "{label}: bad key changed the zone"
+    );
 
     // Server down: Unreachable.
     let err = h.down.fetch(&zone).expect_err("a down server must fail");
@@ -301,6 +315,7 @@ fn run_suite(h: &Harness) {
         matches!(err, ProviderError::Unreachable { .. }),
         "{label}: down server gave {err:?}"
     );
+    eprintln!("{label}: down: {err}");
     let err = h
         .down
         .apply(&zone, &now, &plan.changes)
@@ -316,7 +331,10 @@ fn run_suite(h: &Harness) {
         .fetch(&zone)
         .unwrap_or_else(|e| panic!("{label}: flaky fetch was not retried: {e}"));
     let hits_after_fetch = (h.attempts)();
-    assert!(hits_after_fetch >= 2, "{label}: no retry happened ({hits_after_fetch})");
+    assert!(
+        hits_after_fetch >= 2,
+        "{label}: no retry happened ({hits_after_fetch})"
+    );
     let plan = diff(&seen.zone, &next);
     h.flaky
         .apply(&zone, &seen, &plan.changes)
@@ -358,7 +376,7 @@ mod bind_rfc2136 {
         label: &'static str,
         dns_port: u16,
         key: &TsigKey,
-        admin: TsigKey,
+        third_party_edit: Box<dyn Fn(&str)>,
         guards: Vec<Box<dyn std::any::Any>>,
     ) -> Harness {
         let provider = Rfc2136::from_config(&config(dns_port, key, &format!("{label}_KEY")))
@@ -384,15 +402,7 @@ mod bind_rfc2136 {
             down: Box::new(down),
             flaky: Box::new(flaky),
             attempts: Box::new(move || count.load(std::sync::atomic::Ordering::SeqCst)),
-            third_party_edit: Box::new(move |value| {
-                nsupdate(
-                    dns_port,
-                    &admin,
-                    &format!(
-                        "update delete other.{ZONE}. TXT\nupdate add other.{ZONE}. 300 TXT \"{value}\""
-                    ),
-                )
-            }),
+            third_party_edit,
             _guards: guards,
         }
     }
@@ -402,13 +412,17 @@ mod bind_rfc2136 {
         let Some(bind) = Bind::try_start(&[(ZONE, ZONE_TEXT)]) else {
             return;
         };
-        let h = harness(
-            "BIND",
-            bind.port(),
-            &bind.tsig().clone(),
-            bind.admin_tsig().clone(),
-            vec![],
-        );
+        let (port, admin) = (bind.port(), bind.admin_tsig().clone());
+        let edit = Box::new(move |value: &str| {
+            nsupdate(
+                port,
+                &admin,
+                &format!(
+                    "update delete other.{ZONE}. TXT\nupdate add other.{ZONE}. 300 TXT \"{value}\""
+                ),
+            )
+        });
+        let h = harness("BIND", port, &bind.tsig().clone(), edit, vec![]);
         run_suite(&h);
         drop(h);
         drop(bind);
@@ -441,7 +455,10 @@ mod bind_rfc2136 {
         .desired();
         let plan = diff(&seen.zone, &want);
         p.apply(&name(ZONE), &seen, &plan.changes).expect("apply");
-        assert!(bind.dig_short(&format!("_dmarc.{ZONE}"), "TXT").contains("p=none"));
+        assert!(
+            bind.dig_short(&format!("_dmarc.{ZONE}"), "TXT")
+                .contains("p=none")
+        );
     }
 
     #[test]
@@ -458,5 +475,109 @@ mod bind_rfc2136 {
         let err = p.apply(&name(ZONE), &seen, &[change]).expect_err("refused");
         assert!(matches!(err, ProviderError::Rejected { .. }), "{err:?}");
         assert!(err.to_string().contains("REFUSED"), "{err}");
+    }
+}
+
+// ------------------------------------------------------------ PowerDNS
+
+mod powerdns {
+    use super::*;
+    use mailauth::provider::powerdns::{PowerDns, PowerDnsConfig};
+    use std::rc::Rc;
+    use support::pdns::Pdns;
+    use support::{TcpProxy, free_port};
+
+    fn config(url: String, key: &str, env: &str) -> PowerDnsConfig {
+        // SAFETY: test-only; each variable name is unique to its test.
+        unsafe { std::env::set_var(env, key) };
+        PowerDnsConfig {
+            url,
+            server_id: "localhost".to_string(),
+            secret_env: Some(env.to_string()),
+            secret_file: None,
+            nameservers: vec![],
+            timeout_secs: 2,
+            retries: 2,
+        }
+    }
+
+    fn start() -> Option<Rc<Pdns>> {
+        Pdns::try_start(&[(ZONE, ZONE_TEXT)]).map(Rc::new)
+    }
+
+    fn edit(pdns: &Rc<Pdns>) -> Box<dyn Fn(&str)> {
+        let pdns = pdns.clone();
+        Box::new(move |value: &str| pdns.api_set_txt(ZONE, &format!("other.{ZONE}"), value))
+    }
+
+    #[test]
+    fn pdns_http_api_conformance() {
+        let Some(pdns) = start() else { return };
+        let provider =
+            PowerDns::from_config(&config(pdns.api_url(), pdns.api_key(), "PDNS_API_KEY"))
+                .expect("provider");
+        let bad_auth = PowerDns::from_config(&config(pdns.api_url(), "wrong-key", "PDNS_API_BAD"))
+            .expect("provider");
+        let mut down_cfg = config(
+            format!("http://127.0.0.1:{}", free_port()),
+            pdns.api_key(),
+            "PDNS_API_DOWN",
+        );
+        down_cfg.retries = 1;
+        let down = PowerDns::from_config(&down_cfg).expect("provider");
+        let proxy = TcpProxy::start(pdns.http_port(), 1);
+        let mut flaky_cfg = config(
+            format!("http://127.0.0.1:{}", proxy.port()),
+            pdns.api_key(),
+            "PDNS_API_FLAKY",
+        );
+        flaky_cfg.timeout_secs = 1;
+        let flaky = PowerDns::from_config(&flaky_cfg).expect("provider");
+        let count = proxy.connections.clone();
+        let h = Harness {
+            label: "PowerDNS API",
+            provider: Box::new(provider),
+            bad_auth: Box::new(bad_auth),
+            down: Box::new(down),
+            flaky: Box::new(flaky),
+            attempts: Box::new(move || count.load(std::sync::atomic::Ordering::SeqCst)),
+            third_party_edit: edit(&pdns),
+            _guards: vec![Box::new(proxy), Box::new(pdns.clone())],
+        };
+        run_suite(&h);
+    }
+
+    #[test]
+    fn pdns_rfc2136_conformance() {
+        let Some(pdns) = start() else { return };
+        let key = pdns.tsig().clone();
+        let h = super::bind_rfc2136::harness(
+            "PowerDNS RFC 2136",
+            pdns.dns_port(),
+            &key,
+            edit(&pdns),
+            vec![Box::new(pdns.clone())],
+        );
+        run_suite(&h);
+    }
+
+    #[test]
+    fn pdns_api_creates_a_missing_zone() {
+        let Some(pdns) = start() else { return };
+        let p = PowerDns::from_config(&config(pdns.api_url(), pdns.api_key(), "PDNS_API_NEW"))
+            .expect("provider");
+        let zone = name("new.test");
+        let seen = p.fetch(&zone).expect("fetch");
+        assert!(!seen.exists);
+        let want = Desired {
+            origin: zone.clone(),
+            sets: vec![txt(&zone.child("_dmarc"), 300, "v=DMARC1; p=none")],
+            spf: Some((RData::txt("v=spf1 -all"), 300)),
+        };
+        let plan = diff(&seen.zone, &want);
+        p.apply(&zone, &seen, &plan.changes).expect("create zone");
+        let now = p.fetch(&zone).expect("fetch");
+        assert!(now.exists);
+        assert!(diff(&now.zone, &want).changes.is_empty());
     }
 }
