@@ -37,9 +37,11 @@ struct Harness {
     /// Points at a port where nothing listens.
     down: Box<dyn Provider>,
     /// Fails transiently at first (a swallowed connection, a 429) and must
-    /// retry its way to success; `attempts()` tells how often it was hit.
+    /// retry its way to success. `arm_flaky` injects the failure;
+    /// `transient_failures()` counts the failures actually served.
     flaky: Box<dyn Provider>,
-    attempts: Box<dyn Fn() -> usize>,
+    arm_flaky: Box<dyn Fn()>,
+    transient_failures: Box<dyn Fn() -> usize>,
     /// Changes an unowned record out of band, as another operator would.
     third_party_edit: Box<dyn Fn(&str)>,
     _guards: Vec<Box<dyn std::any::Any>>,
@@ -326,14 +328,20 @@ fn run_suite(h: &Harness) {
     );
 
     // Transient failures are retried: the plan lands through the flaky path.
+    assert_eq!(
+        (h.transient_failures)(),
+        0,
+        "{label}: failure injected too early"
+    );
+    (h.arm_flaky)();
     let seen = h
         .flaky
         .fetch(&zone)
         .unwrap_or_else(|e| panic!("{label}: flaky fetch was not retried: {e}"));
-    let hits_after_fetch = (h.attempts)();
+    let failures = (h.transient_failures)();
     assert!(
-        hits_after_fetch >= 2,
-        "{label}: no retry happened ({hits_after_fetch})"
+        failures >= 1,
+        "{label}: no transient failure happened ({failures})"
     );
     let plan = diff(&seen.zone, &next);
     h.flaky
@@ -401,7 +409,11 @@ mod bind_rfc2136 {
             bad_auth: Box::new(bad_auth),
             down: Box::new(down),
             flaky: Box::new(flaky),
-            attempts: Box::new(move || count.load(std::sync::atomic::Ordering::SeqCst)),
+            arm_flaky: Box::new(|| {}),
+            // The proxy swallows only the first connection.
+            transient_failures: Box::new(move || {
+                count.load(std::sync::atomic::Ordering::SeqCst).min(1)
+            }),
             third_party_edit,
             _guards: guards,
         }
@@ -540,7 +552,11 @@ mod powerdns {
             bad_auth: Box::new(bad_auth),
             down: Box::new(down),
             flaky: Box::new(flaky),
-            attempts: Box::new(move || count.load(std::sync::atomic::Ordering::SeqCst)),
+            arm_flaky: Box::new(|| {}),
+            // The proxy swallows only the first connection.
+            transient_failures: Box::new(move || {
+                count.load(std::sync::atomic::Ordering::SeqCst).min(1)
+            }),
             third_party_edit: edit(&pdns),
             _guards: vec![Box::new(proxy), Box::new(pdns.clone())],
         };
@@ -579,5 +595,135 @@ mod powerdns {
         let now = p.fetch(&zone).expect("fetch");
         assert!(now.exists);
         assert!(diff(&now.zone, &want).changes.is_empty());
+    }
+}
+
+// ------------------------------------------------------------ Cloudflare
+
+mod cloudflare {
+    use super::*;
+    use mailauth::provider::cloudflare::{Cloudflare, CloudflareConfig};
+    use std::rc::Rc;
+    use std::sync::atomic::Ordering;
+    use support::cloudflare_standin::Standin;
+    use support::free_port;
+
+    type Rec = (&'static str, &'static str, u32, &'static str, Option<u16>);
+
+    fn seed() -> Vec<Rec> {
+        vec![
+            ("ns1.example.test", "A", 300, "127.0.0.1", None),
+            ("example.test", "A", 300, "192.0.2.10", None),
+            ("example.test", "MX", 300, "mx1.example.test", Some(10)),
+            ("mx1.example.test", "A", 300, "192.0.2.25", None),
+            ("www.example.test", "CNAME", 300, "example.test", None),
+            (
+                "example.test",
+                "TXT",
+                600,
+                "\"google-site-verification=unowned-1234\"",
+                None,
+            ),
+            (
+                "other.example.test",
+                "TXT",
+                300,
+                "\"not mailauth's\" \"two strings\"",
+                None,
+            ),
+        ]
+    }
+
+    fn config(base: String, token: &str, env: &str) -> CloudflareConfig {
+        // SAFETY: test-only; each variable name is unique to its test.
+        unsafe { std::env::set_var(env, token) };
+        CloudflareConfig {
+            base_url: base,
+            secret_env: Some(env.to_string()),
+            secret_file: None,
+            // Small pages so that listing the zone takes several.
+            page_size: 5,
+            timeout_secs: 2,
+            retries: 2,
+        }
+    }
+
+    #[test]
+    fn cloudflare_standin_conformance() {
+        let token = "cf-test-token-0123456789";
+        let cf = Rc::new(Standin::start(token, &[(ZONE, seed())]));
+        let provider =
+            Cloudflare::from_config(&config(cf.base_url(), token, "CF_TOKEN")).expect("provider");
+        let bad_auth =
+            Cloudflare::from_config(&config(cf.base_url(), "wrong", "CF_BAD")).expect("provider");
+        let mut down_cfg = config(
+            format!("http://127.0.0.1:{}/client/v4", free_port()),
+            token,
+            "CF_DOWN",
+        );
+        down_cfg.retries = 1;
+        let down = Cloudflare::from_config(&down_cfg).expect("provider");
+        let flaky =
+            Cloudflare::from_config(&config(cf.base_url(), token, "CF_FLAKY")).expect("provider");
+        let (arm, count, edit) = (cf.clone(), cf.throttled.clone(), cf.clone());
+        let h = Harness {
+            label: "Cloudflare stand-in",
+            provider: Box::new(provider),
+            bad_auth: Box::new(bad_auth),
+            down: Box::new(down),
+            flaky: Box::new(flaky),
+            arm_flaky: Box::new(move || arm.throttle_next(1)),
+            transient_failures: Box::new(move || count.load(Ordering::SeqCst)),
+            third_party_edit: Box::new(move |value: &str| {
+                edit.set_txt(ZONE, &format!("other.{ZONE}"), &format!("\"{value}\""))
+            }),
+            _guards: vec![Box::new(cf.clone())],
+        };
+        run_suite(&h);
+        assert!(
+            cf.requests.load(Ordering::SeqCst) > 20,
+            "pagination should make several requests"
+        );
+    }
+
+    #[test]
+    fn cloudflare_rejects_txt_over_2048_characters() {
+        let token = "cf-test-token";
+        let cf = Standin::start(token, &[(ZONE, seed())]);
+        let p = Cloudflare::from_config(&config(cf.base_url(), token, "CF_TOKEN_LONG"))
+            .expect("provider");
+        let seen = p.fetch(&name(ZONE)).expect("fetch");
+        let set = txt(
+            &name(&format!("big._domainkey.{ZONE}")),
+            300,
+            &"a".repeat(2100),
+        );
+        let err = p
+            .apply(
+                &name(ZONE),
+                &seen,
+                &[mailauth::provider::Change::Create { new: set }],
+            )
+            .expect_err("too long");
+        assert!(matches!(err, ProviderError::Rejected { .. }), "{err:?}");
+        assert!(err.to_string().contains("1004"), "{err}");
+        assert_eq!(cf.records(ZONE).len(), seed().len(), "nothing was written");
+    }
+
+    #[test]
+    fn cloudflare_gives_up_after_bounded_retries() {
+        let token = "cf-test-token";
+        let cf = Standin::start(token, &[(ZONE, seed())]);
+        let mut cfg = config(cf.base_url(), token, "CF_TOKEN_429");
+        cfg.retries = 1;
+        let p = Cloudflare::from_config(&cfg).expect("provider");
+        cf.throttle_next(5);
+        let err = p.fetch(&name(ZONE)).expect_err("still throttled");
+        assert!(err.to_string().contains("429"), "{err}");
+        assert_eq!(
+            cf.throttled.load(Ordering::SeqCst),
+            2,
+            "one try plus one retry"
+        );
     }
 }
