@@ -474,6 +474,50 @@ mod bind_rfc2136 {
     }
 
     #[test]
+    fn one_provider_serves_many_threads() {
+        let zones: Vec<String> = (0..6).map(|i| format!("z{i}.test")).collect();
+        let specs: Vec<(&str, &str)> = zones.iter().map(|z| (z.as_str(), ZONE_TEXT)).collect();
+        let Some(bind) = Bind::try_start(&specs) else {
+            return;
+        };
+        let p = std::sync::Arc::new(
+            Rfc2136::from_config(&config(bind.port(), bind.tsig(), "THREADS_KEY"))
+                .expect("provider"),
+        );
+        let handles: Vec<_> = zones
+            .iter()
+            .map(|z| {
+                let (p, z) = (p.clone(), name(z));
+                std::thread::spawn(move || {
+                    let want = Desired {
+                        origin: z.clone(),
+                        sets: vec![txt(
+                            &z.child("_dmarc"),
+                            300,
+                            &format!("v=DMARC1; p=none; rua=mailto:d@{z}"),
+                        )],
+                        spf: Some((RData::txt("v=spf1 -all"), 300)),
+                    };
+                    let seen = p.fetch(&z).expect("fetch");
+                    p.apply(&z, &seen, &diff(&seen.zone, &want).changes)
+                        .expect("apply");
+                    let now = p.fetch(&z).expect("fetch");
+                    assert!(diff(&now.zone, &want).changes.is_empty(), "{z}");
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread");
+        }
+        for z in &zones {
+            assert!(
+                bind.dig_short(&format!("_dmarc.{z}"), "TXT")
+                    .contains(z.as_str())
+            );
+        }
+    }
+
+    #[test]
     fn narrow_policy_refuses_names_mailauth_does_not_own() {
         let Some(bind) = Bind::try_start(&[(ZONE, ZONE_TEXT)]) else {
             return;

@@ -64,6 +64,11 @@ impl Record {
     }
 }
 
+/// A seeded record: (name, type, ttl, content, priority).
+pub type Seed<'a> = (&'a str, &'a str, u32, &'a str, Option<u16>);
+/// An answer: status, JSON body, extra headers.
+type Answer = (u16, Value, Vec<(String, String)>);
+
 #[derive(Default)]
 struct State {
     /// zone id → (zone name, records)
@@ -92,10 +97,7 @@ const TYPES: &[&str] = &[
 impl Standin {
     /// Serves `zones` (zone name, records as `(name, type, ttl, content,
     /// priority)`), accepting `token`.
-    pub fn start(
-        token: &str,
-        zones: &[(&str, Vec<(&str, &str, u32, &str, Option<u16>)>)],
-    ) -> Standin {
+    pub fn start(token: &str, zones: &[(&str, Vec<Seed<'_>>)]) -> Standin {
         let mut state = State::default();
         for (i, (zone, records)) in zones.iter().enumerate() {
             let zid = format!("{:032x}", i + 1);
@@ -213,7 +215,7 @@ fn envelope(ok: bool, result: Value, errors: Vec<(i64, String)>, info: Option<Va
     v
 }
 
-fn error(status: u16, code: i64, msg: &str) -> (u16, Value, Vec<(String, String)>) {
+fn error(status: u16, code: i64, msg: &str) -> Answer {
     (
         status,
         envelope(false, Value::Null, vec![(code, msg.to_string())], None),
@@ -312,7 +314,7 @@ fn handle(
     target: &str,
     headers: &BTreeMap<String, String>,
     body: &[u8],
-) -> (u16, Value, Vec<(String, String)>) {
+) -> Answer {
     let mut st = state.lock().expect("state");
     if st.throttle > 0 {
         st.throttle -= 1;
@@ -491,12 +493,7 @@ fn handle(
 }
 
 /// The documented checks on a record body.
-fn validate(
-    st: &State,
-    zid: &str,
-    v: &Value,
-    replacing: Option<&str>,
-) -> Result<Record, (u16, Value, Vec<(String, String)>)> {
+fn validate(st: &State, zid: &str, v: &Value, replacing: Option<&str>) -> Result<Record, Answer> {
     let (zone, records) = &st.zones[zid];
     let rtype = v["type"].as_str().unwrap_or("");
     if !TYPES.contains(&rtype) {
