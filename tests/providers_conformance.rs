@@ -37,9 +37,11 @@ struct Harness {
     /// Points at a port where nothing listens.
     down: Box<dyn Provider>,
     /// Fails transiently at first (a swallowed connection, a 429) and must
-    /// retry its way to success; `attempts()` tells how often it was hit.
+    /// retry its way to success. `arm_flaky` injects the failure;
+    /// `transient_failures()` counts the failures actually served.
     flaky: Box<dyn Provider>,
-    attempts: Box<dyn Fn() -> usize>,
+    arm_flaky: Box<dyn Fn()>,
+    transient_failures: Box<dyn Fn() -> usize>,
     /// Changes an unowned record out of band, as another operator would.
     third_party_edit: Box<dyn Fn(&str)>,
     _guards: Vec<Box<dyn std::any::Any>>,
@@ -87,7 +89,8 @@ impl State {
         let mut reg = Registry::default();
         reg.slots.insert(Slot::ApexSpf);
         for s in &sets {
-            reg.slots.insert(Slot::RrSet(s.name.clone(), s.rtype.clone()));
+            reg.slots
+                .insert(Slot::RrSet(s.name.clone(), s.rtype.clone()));
         }
         sets.push(RecordSet::new(
             Registry::name(&origin),
@@ -146,7 +149,10 @@ fn steps() -> Vec<(&'static str, State)> {
     vec![
         ("create SPF, DMARC, DKIM", base),
         ("update DMARC policy", policy),
-        ("publish 255/256/510-octet and 2048/4096-bit DKIM keys", keys),
+        (
+            "publish 255/256/510-octet and 2048/4096-bit DKIM keys",
+            keys,
+        ),
         ("delete selector k256", deleted),
         ("change a TTL and the SPF record", ttl_and_spf),
     ]
@@ -187,10 +193,9 @@ fn run_suite(h: &Harness) {
     let initial = fetch(h.provider.as_ref());
     assert!(initial.exists, "{label}: zone should exist");
     assert!(
-        initial
-            .zone
-            .get(&zone, &RType::Txt)
-            .is_some_and(|s| s.data.contains(&RData::txt("google-site-verification=unowned-1234"))),
+        initial.zone.get(&zone, &RType::Txt).is_some_and(|s| s
+            .data
+            .contains(&RData::txt("google-site-verification=unowned-1234"))),
         "{label}: the seeded apex TXT is missing: {:?}",
         initial.zone.get(&zone, &RType::Txt)
     );
@@ -218,7 +223,10 @@ fn run_suite(h: &Harness) {
             baseline,
             "{label}: {what}: records mailauth does not own changed"
         );
-        assert_ne!(before.version, after.version, "{label}: {what}: version did not move");
+        assert_ne!(
+            before.version, after.version,
+            "{label}: {what}: version did not move"
+        );
         last_desired = Some((state, desired));
     }
     let (last_state, last_desired) = last_desired.expect("steps ran");
@@ -262,6 +270,7 @@ fn run_suite(h: &Harness) {
         matches!(err, ProviderError::Stale { .. }),
         "{label}: stale plan gave {err:?}"
     );
+    eprintln!("{label}: stale: {err}");
     let now = fetch(h.provider.as_ref());
     assert!(
         diff(&now.zone, &last_desired).changes.is_empty(),
@@ -287,13 +296,20 @@ fn run_suite(h: &Harness) {
         matches!(err, ProviderError::Auth { .. }),
         "{label}: bad credentials gave {err:?}"
     );
-    let err = h.bad_auth.fetch(&zone).expect_err("bad credentials must fail");
+    eprintln!("{label}: bad credentials on apply: {err}");
+    let err = h
+        .bad_auth
+        .fetch(&zone)
+        .expect_err("bad credentials must fail");
     assert!(
         matches!(err, ProviderError::Auth { .. }),
         "{label}: bad credentials on fetch gave {err:?}"
     );
     let unchanged = fetch(h.provider.as_ref());
-    assert_eq!(unchanged.version, now.version, "{label}: bad key changed the zone");
+    assert_eq!(
+        unchanged.version, now.version,
+        "{label}: bad key changed the zone"
+    );
 
     // Server down: Unreachable.
     let err = h.down.fetch(&zone).expect_err("a down server must fail");
@@ -301,6 +317,7 @@ fn run_suite(h: &Harness) {
         matches!(err, ProviderError::Unreachable { .. }),
         "{label}: down server gave {err:?}"
     );
+    eprintln!("{label}: down: {err}");
     let err = h
         .down
         .apply(&zone, &now, &plan.changes)
@@ -311,12 +328,21 @@ fn run_suite(h: &Harness) {
     );
 
     // Transient failures are retried: the plan lands through the flaky path.
+    assert_eq!(
+        (h.transient_failures)(),
+        0,
+        "{label}: failure injected too early"
+    );
+    (h.arm_flaky)();
     let seen = h
         .flaky
         .fetch(&zone)
         .unwrap_or_else(|e| panic!("{label}: flaky fetch was not retried: {e}"));
-    let hits_after_fetch = (h.attempts)();
-    assert!(hits_after_fetch >= 2, "{label}: no retry happened ({hits_after_fetch})");
+    let failures = (h.transient_failures)();
+    assert!(
+        failures >= 1,
+        "{label}: no transient failure happened ({failures})"
+    );
     let plan = diff(&seen.zone, &next);
     h.flaky
         .apply(&zone, &seen, &plan.changes)
@@ -358,7 +384,7 @@ mod bind_rfc2136 {
         label: &'static str,
         dns_port: u16,
         key: &TsigKey,
-        admin: TsigKey,
+        third_party_edit: Box<dyn Fn(&str)>,
         guards: Vec<Box<dyn std::any::Any>>,
     ) -> Harness {
         let provider = Rfc2136::from_config(&config(dns_port, key, &format!("{label}_KEY")))
@@ -383,16 +409,12 @@ mod bind_rfc2136 {
             bad_auth: Box::new(bad_auth),
             down: Box::new(down),
             flaky: Box::new(flaky),
-            attempts: Box::new(move || count.load(std::sync::atomic::Ordering::SeqCst)),
-            third_party_edit: Box::new(move |value| {
-                nsupdate(
-                    dns_port,
-                    &admin,
-                    &format!(
-                        "update delete other.{ZONE}. TXT\nupdate add other.{ZONE}. 300 TXT \"{value}\""
-                    ),
-                )
+            arm_flaky: Box::new(|| {}),
+            // The proxy swallows only the first connection.
+            transient_failures: Box::new(move || {
+                count.load(std::sync::atomic::Ordering::SeqCst).min(1)
             }),
+            third_party_edit,
             _guards: guards,
         }
     }
@@ -402,13 +424,17 @@ mod bind_rfc2136 {
         let Some(bind) = Bind::try_start(&[(ZONE, ZONE_TEXT)]) else {
             return;
         };
-        let h = harness(
-            "BIND",
-            bind.port(),
-            &bind.tsig().clone(),
-            bind.admin_tsig().clone(),
-            vec![],
-        );
+        let (port, admin) = (bind.port(), bind.admin_tsig().clone());
+        let edit = Box::new(move |value: &str| {
+            nsupdate(
+                port,
+                &admin,
+                &format!(
+                    "update delete other.{ZONE}. TXT\nupdate add other.{ZONE}. 300 TXT \"{value}\""
+                ),
+            )
+        });
+        let h = harness("BIND", port, &bind.tsig().clone(), edit, vec![]);
         run_suite(&h);
         drop(h);
         drop(bind);
@@ -441,7 +467,54 @@ mod bind_rfc2136 {
         .desired();
         let plan = diff(&seen.zone, &want);
         p.apply(&name(ZONE), &seen, &plan.changes).expect("apply");
-        assert!(bind.dig_short(&format!("_dmarc.{ZONE}"), "TXT").contains("p=none"));
+        assert!(
+            bind.dig_short(&format!("_dmarc.{ZONE}"), "TXT")
+                .contains("p=none")
+        );
+    }
+
+    #[test]
+    fn one_provider_serves_many_threads() {
+        let zones: Vec<String> = (0..6).map(|i| format!("z{i}.test")).collect();
+        let specs: Vec<(&str, &str)> = zones.iter().map(|z| (z.as_str(), ZONE_TEXT)).collect();
+        let Some(bind) = Bind::try_start(&specs) else {
+            return;
+        };
+        let p = std::sync::Arc::new(
+            Rfc2136::from_config(&config(bind.port(), bind.tsig(), "THREADS_KEY"))
+                .expect("provider"),
+        );
+        let handles: Vec<_> = zones
+            .iter()
+            .map(|z| {
+                let (p, z) = (p.clone(), name(z));
+                std::thread::spawn(move || {
+                    let want = Desired {
+                        origin: z.clone(),
+                        sets: vec![txt(
+                            &z.child("_dmarc"),
+                            300,
+                            &format!("v=DMARC1; p=none; rua=mailto:d@{z}"),
+                        )],
+                        spf: Some((RData::txt("v=spf1 -all"), 300)),
+                    };
+                    let seen = p.fetch(&z).expect("fetch");
+                    p.apply(&z, &seen, &diff(&seen.zone, &want).changes)
+                        .expect("apply");
+                    let now = p.fetch(&z).expect("fetch");
+                    assert!(diff(&now.zone, &want).changes.is_empty(), "{z}");
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread");
+        }
+        for z in &zones {
+            assert!(
+                bind.dig_short(&format!("_dmarc.{z}"), "TXT")
+                    .contains(z.as_str())
+            );
+        }
     }
 
     #[test]
@@ -458,5 +531,243 @@ mod bind_rfc2136 {
         let err = p.apply(&name(ZONE), &seen, &[change]).expect_err("refused");
         assert!(matches!(err, ProviderError::Rejected { .. }), "{err:?}");
         assert!(err.to_string().contains("REFUSED"), "{err}");
+    }
+}
+
+// ------------------------------------------------------------ PowerDNS
+
+mod powerdns {
+    use super::*;
+    use mailauth::provider::powerdns::{PowerDns, PowerDnsConfig};
+    use std::rc::Rc;
+    use support::pdns::Pdns;
+    use support::{TcpProxy, free_port};
+
+    fn config(url: String, key: &str, env: &str) -> PowerDnsConfig {
+        // SAFETY: test-only; each variable name is unique to its test.
+        unsafe { std::env::set_var(env, key) };
+        PowerDnsConfig {
+            url,
+            server_id: "localhost".to_string(),
+            secret_env: Some(env.to_string()),
+            secret_file: None,
+            nameservers: vec![],
+            timeout_secs: 2,
+            retries: 2,
+        }
+    }
+
+    fn start() -> Option<Rc<Pdns>> {
+        Pdns::try_start(&[(ZONE, ZONE_TEXT)]).map(Rc::new)
+    }
+
+    fn edit(pdns: &Rc<Pdns>) -> Box<dyn Fn(&str)> {
+        let pdns = pdns.clone();
+        Box::new(move |value: &str| pdns.api_set_txt(ZONE, &format!("other.{ZONE}"), value))
+    }
+
+    #[test]
+    fn pdns_http_api_conformance() {
+        let Some(pdns) = start() else { return };
+        let provider =
+            PowerDns::from_config(&config(pdns.api_url(), pdns.api_key(), "PDNS_API_KEY"))
+                .expect("provider");
+        let bad_auth = PowerDns::from_config(&config(pdns.api_url(), "wrong-key", "PDNS_API_BAD"))
+            .expect("provider");
+        let mut down_cfg = config(
+            format!("http://127.0.0.1:{}", free_port()),
+            pdns.api_key(),
+            "PDNS_API_DOWN",
+        );
+        down_cfg.retries = 1;
+        let down = PowerDns::from_config(&down_cfg).expect("provider");
+        let proxy = TcpProxy::start(pdns.http_port(), 1);
+        let mut flaky_cfg = config(
+            format!("http://127.0.0.1:{}", proxy.port()),
+            pdns.api_key(),
+            "PDNS_API_FLAKY",
+        );
+        flaky_cfg.timeout_secs = 1;
+        let flaky = PowerDns::from_config(&flaky_cfg).expect("provider");
+        let count = proxy.connections.clone();
+        let h = Harness {
+            label: "PowerDNS API",
+            provider: Box::new(provider),
+            bad_auth: Box::new(bad_auth),
+            down: Box::new(down),
+            flaky: Box::new(flaky),
+            arm_flaky: Box::new(|| {}),
+            // The proxy swallows only the first connection.
+            transient_failures: Box::new(move || {
+                count.load(std::sync::atomic::Ordering::SeqCst).min(1)
+            }),
+            third_party_edit: edit(&pdns),
+            _guards: vec![Box::new(proxy), Box::new(pdns.clone())],
+        };
+        run_suite(&h);
+    }
+
+    #[test]
+    fn pdns_rfc2136_conformance() {
+        let Some(pdns) = start() else { return };
+        let key = pdns.tsig().clone();
+        let h = super::bind_rfc2136::harness(
+            "PowerDNS RFC 2136",
+            pdns.dns_port(),
+            &key,
+            edit(&pdns),
+            vec![Box::new(pdns.clone())],
+        );
+        run_suite(&h);
+    }
+
+    #[test]
+    fn pdns_api_creates_a_missing_zone() {
+        let Some(pdns) = start() else { return };
+        let p = PowerDns::from_config(&config(pdns.api_url(), pdns.api_key(), "PDNS_API_NEW"))
+            .expect("provider");
+        let zone = name("new.test");
+        let seen = p.fetch(&zone).expect("fetch");
+        assert!(!seen.exists);
+        let want = Desired {
+            origin: zone.clone(),
+            sets: vec![txt(&zone.child("_dmarc"), 300, "v=DMARC1; p=none")],
+            spf: Some((RData::txt("v=spf1 -all"), 300)),
+        };
+        let plan = diff(&seen.zone, &want);
+        p.apply(&zone, &seen, &plan.changes).expect("create zone");
+        let now = p.fetch(&zone).expect("fetch");
+        assert!(now.exists);
+        assert!(diff(&now.zone, &want).changes.is_empty());
+    }
+}
+
+// ------------------------------------------------------------ Cloudflare
+
+mod cloudflare {
+    use super::*;
+    use mailauth::provider::cloudflare::{Cloudflare, CloudflareConfig};
+    use std::rc::Rc;
+    use std::sync::atomic::Ordering;
+    use support::cloudflare_standin::Standin;
+    use support::free_port;
+
+    type Rec = (&'static str, &'static str, u32, &'static str, Option<u16>);
+
+    fn seed() -> Vec<Rec> {
+        vec![
+            ("ns1.example.test", "A", 300, "127.0.0.1", None),
+            ("example.test", "A", 300, "192.0.2.10", None),
+            ("example.test", "MX", 300, "mx1.example.test", Some(10)),
+            ("mx1.example.test", "A", 300, "192.0.2.25", None),
+            ("www.example.test", "CNAME", 300, "example.test", None),
+            (
+                "example.test",
+                "TXT",
+                600,
+                "\"google-site-verification=unowned-1234\"",
+                None,
+            ),
+            (
+                "other.example.test",
+                "TXT",
+                300,
+                "\"not mailauth's\" \"two strings\"",
+                None,
+            ),
+        ]
+    }
+
+    fn config(base: String, token: &str, env: &str) -> CloudflareConfig {
+        // SAFETY: test-only; each variable name is unique to its test.
+        unsafe { std::env::set_var(env, token) };
+        CloudflareConfig {
+            base_url: base,
+            secret_env: Some(env.to_string()),
+            secret_file: None,
+            // Small pages so that listing the zone takes several.
+            page_size: 5,
+            timeout_secs: 2,
+            retries: 2,
+        }
+    }
+
+    #[test]
+    fn cloudflare_standin_conformance() {
+        let token = "cf-test-token-0123456789";
+        let cf = Rc::new(Standin::start(token, &[(ZONE, seed())]));
+        let provider =
+            Cloudflare::from_config(&config(cf.base_url(), token, "CF_TOKEN")).expect("provider");
+        let bad_auth =
+            Cloudflare::from_config(&config(cf.base_url(), "wrong", "CF_BAD")).expect("provider");
+        let mut down_cfg = config(
+            format!("http://127.0.0.1:{}/client/v4", free_port()),
+            token,
+            "CF_DOWN",
+        );
+        down_cfg.retries = 1;
+        let down = Cloudflare::from_config(&down_cfg).expect("provider");
+        let flaky =
+            Cloudflare::from_config(&config(cf.base_url(), token, "CF_FLAKY")).expect("provider");
+        let (arm, count, edit) = (cf.clone(), cf.throttled.clone(), cf.clone());
+        let h = Harness {
+            label: "Cloudflare stand-in",
+            provider: Box::new(provider),
+            bad_auth: Box::new(bad_auth),
+            down: Box::new(down),
+            flaky: Box::new(flaky),
+            arm_flaky: Box::new(move || arm.throttle_next(1)),
+            transient_failures: Box::new(move || count.load(Ordering::SeqCst)),
+            third_party_edit: Box::new(move |value: &str| {
+                edit.set_txt(ZONE, &format!("other.{ZONE}"), &format!("\"{value}\""))
+            }),
+            _guards: vec![Box::new(cf.clone())],
+        };
+        run_suite(&h);
+        assert!(
+            cf.requests.load(Ordering::SeqCst) > 20,
+            "pagination should make several requests"
+        );
+    }
+
+    #[test]
+    fn cloudflare_rejects_txt_over_2048_characters() {
+        let token = "cf-test-token";
+        let cf = Standin::start(token, &[(ZONE, seed())]);
+        let p = Cloudflare::from_config(&config(cf.base_url(), token, "CF_TOKEN_LONG"))
+            .expect("provider");
+        let seen = p.fetch(&name(ZONE)).expect("fetch");
+        let set = txt(
+            &name(&format!("big._domainkey.{ZONE}")),
+            300,
+            &"a".repeat(2100),
+        );
+        let err = p
+            .apply(
+                &name(ZONE),
+                &seen,
+                &[mailauth::provider::Change::Create { new: set }],
+            )
+            .expect_err("too long");
+        assert!(matches!(err, ProviderError::Rejected { .. }), "{err:?}");
+        assert!(err.to_string().contains("1004"), "{err}");
+        assert_eq!(cf.records(ZONE).len(), seed().len(), "nothing was written");
+    }
+
+    #[test]
+    fn cloudflare_gives_up_after_bounded_retries() {
+        let token = "cf-test-token";
+        let cf = Standin::start(token, &[(ZONE, seed())]);
+        let mut cfg = config(cf.base_url(), token, "CF_TOKEN_429");
+        cfg.retries = 1;
+        let p = Cloudflare::from_config(&cfg).expect("provider");
+        cf.throttle_next(5);
+        let err = p.fetch(&name(ZONE)).expect_err("still throttled");
+        assert!(err.to_string().contains("429"), "{err}");
+        assert_eq!(
+            cf.throttled.load(Ordering::SeqCst),
+            2,
+            "one try plus one retry"
+        );
     }
 }

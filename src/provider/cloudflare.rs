@@ -1,1 +1,644 @@
-//! cloudflare provider
+//! Cloudflare DNS through API v4: finds the zone by name, reads its records
+//! page by page, and maps RRset changes onto record operations (POST, PATCH,
+//! DELETE on `/zones/:id/dns_records`), since Cloudflare stores records one
+//! by one, each with its own id.
+//!
+//! This module owns the HTTP exchange, the token reference, the record/RRset
+//! mapping and the stale check; it decides nothing about what to change.
+//! Cloudflare has no conditional write, so the stale check re-reads the
+//! records just before writing and compares them with the version (a
+//! SHA-256 of every record, `modified_on` included) the plan saw.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use super::powerdns::{http_client, parse_txt_content};
+use super::rfc2136::read_secret;
+use super::{Capabilities, Change, Fetched, Provider, ProviderError};
+use crate::record::{Name, RData, RType, RecordSet, Zone, txt};
+
+const PROVIDER: &str = "cloudflare";
+const DEFAULT_BASE: &str = "https://api.cloudflare.com/client/v4";
+/// The longest wait a `Retry-After` may impose before we give up instead.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// `provider: { kind: cloudflare, ... }` in the config.
+///
+/// ```yaml
+/// provider:
+///   kind: cloudflare
+///   secret_env: CLOUDFLARE_API_TOKEN
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudflareConfig {
+    /// API base URL (default `https://api.cloudflare.com/client/v4`).
+    #[serde(default = "default_base")]
+    pub base_url: String,
+    /// Environment variable holding an API token (Zone:DNS:Edit on the
+    /// zones mailauth manages, Zone:Read to find them).
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// File holding the API token.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Records per page when listing (5..=5000000, default 100).
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Seconds per request (default 15).
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Retries of a timeout, connection error, 429 or 5xx (default 4).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_base() -> String {
+    DEFAULT_BASE.to_string()
+}
+fn default_page_size() -> u32 {
+    100
+}
+fn default_timeout() -> u64 {
+    15
+}
+fn default_retries() -> u32 {
+    4
+}
+
+/// Why one API call failed, before it gets a zone and becomes a
+/// [`ProviderError`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloudflareError {
+    #[error("{method} {path}: {detail}")]
+    Transport {
+        method: &'static str,
+        path: String,
+        detail: String,
+    },
+    #[error("{method} {path}: HTTP {status}: {errors}")]
+    Api {
+        method: &'static str,
+        path: String,
+        status: u16,
+        /// `code: message` of each entry of the answer's `errors`.
+        errors: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("{path}: unexpected answer: {detail}")]
+    Decode { path: String, detail: String },
+}
+
+impl CloudflareError {
+    fn transient(&self) -> bool {
+        match self {
+            CloudflareError::Transport { .. } => true,
+            CloudflareError::Api { status, .. } => *status == 429 || *status >= 500,
+            CloudflareError::Decode { .. } => false,
+        }
+    }
+}
+
+/// The envelope of every v4 answer:
+/// `{success, errors: [{code, message}], messages, result, result_info}`.
+#[derive(Debug, Deserialize)]
+struct Envelope<T> {
+    success: bool,
+    #[serde(default)]
+    errors: Vec<ApiMessage>,
+    result: Option<T>,
+    #[serde(default)]
+    result_info: Option<ResultInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiMessage {
+    code: i64,
+    message: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ResultInfo {
+    page: u32,
+    total_pages: u32,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiZone {
+    id: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct ApiRecord {
+    id: String,
+    #[serde(rename = "type")]
+    rtype: String,
+    name: String,
+    content: String,
+    #[serde(default)]
+    ttl: u32,
+    #[serde(default)]
+    priority: Option<u16>,
+    #[serde(default)]
+    modified_on: Option<String>,
+}
+
+/// A Cloudflare account reached with one API token.
+pub struct Cloudflare {
+    base: String,
+    token: String,
+    page_size: u32,
+    retries: u32,
+    http: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for Cloudflare {
+    // The token stays out of debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cloudflare")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cloudflare {
+    pub fn from_config(cfg: &CloudflareConfig) -> Result<Self, ProviderError> {
+        let token = read_secret(
+            PROVIDER,
+            cfg.secret_env.as_deref(),
+            cfg.secret_file.as_deref(),
+        )?;
+        if !(5..=5_000_000).contains(&cfg.page_size) {
+            return Err(ProviderError::Rejected {
+                provider: PROVIDER.to_string(),
+                zone: "-".to_string(),
+                detail: format!("page_size {} is outside 5..=5000000", cfg.page_size),
+            });
+        }
+        let (http, runtime) = http_client(PROVIDER, Duration::from_secs(cfg.timeout_secs.max(1)))?;
+        Ok(Cloudflare {
+            base: cfg.base_url.trim_end_matches('/').to_string(),
+            token,
+            page_size: cfg.page_size,
+            retries: cfg.retries,
+            http,
+            runtime,
+        })
+    }
+
+    /// One call, retried on 429 (after `Retry-After`), 5xx and transport
+    /// errors with bounded exponential backoff; returns `result` and
+    /// `result_info`.
+    fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(T, Option<ResultInfo>), CloudflareError> {
+        self.runtime.block_on(async {
+            let mut attempt = 0;
+            loop {
+                match self.once(method, path, body).await {
+                    Err(e) if e.transient() && attempt < self.retries => {
+                        let backoff = Duration::from_millis(250u64 << attempt.min(5));
+                        let wait = match &e {
+                            CloudflareError::Api {
+                                retry_after: Some(d),
+                                ..
+                            } => (*d).min(MAX_RETRY_AFTER),
+                            _ => backoff.min(Duration::from_secs(5)),
+                        };
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                    other => return other,
+                }
+            }
+        })
+    }
+
+    async fn once<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(T, Option<ResultInfo>), CloudflareError> {
+        let m = match method {
+            "GET" => reqwest::Method::GET,
+            "POST" => reqwest::Method::POST,
+            "PATCH" => reqwest::Method::PATCH,
+            "PUT" => reqwest::Method::PUT,
+            _ => reqwest::Method::DELETE,
+        };
+        let mut req = self
+            .http
+            .request(m, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let transport = |e: reqwest::Error| CloudflareError::Transport {
+            method,
+            path: path.to_string(),
+            detail: error_chain(&e),
+        };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        // RFC 9110 §10.2.3: Retry-After = HTTP-date / delay-seconds; the
+        // API sends seconds.
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = resp.text().await.map_err(transport)?;
+        let envelope: Result<Envelope<T>, _> = serde_json::from_str(&text);
+        match envelope {
+            Ok(env) if status.is_success() && env.success => match env.result {
+                Some(r) => Ok((r, env.result_info)),
+                None => Err(CloudflareError::Decode {
+                    path: path.to_string(),
+                    detail: "success without a result".to_string(),
+                }),
+            },
+            Ok(env) => Err(CloudflareError::Api {
+                method,
+                path: path.to_string(),
+                status: status.as_u16(),
+                errors: env
+                    .errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.code, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                retry_after,
+            }),
+            Err(_) if !status.is_success() || status == StatusCode::NO_CONTENT => {
+                Err(CloudflareError::Api {
+                    method,
+                    path: path.to_string(),
+                    status: status.as_u16(),
+                    errors: text.chars().take(300).collect(),
+                    retry_after,
+                })
+            }
+            Err(e) => Err(CloudflareError::Decode {
+                path: path.to_string(),
+                detail: e.to_string(),
+            }),
+        }
+    }
+
+    fn error(&self, zone: &Name, e: CloudflareError) -> ProviderError {
+        let provider = self.id();
+        let zone = zone.to_string();
+        match &e {
+            CloudflareError::Transport { .. } => ProviderError::Unreachable {
+                provider,
+                zone,
+                detail: e.to_string(),
+            },
+            CloudflareError::Api { status, .. } if *status == 401 || *status == 403 => {
+                ProviderError::Auth {
+                    provider,
+                    zone,
+                    detail: format!("API token rejected: {e}"),
+                }
+            }
+            CloudflareError::Api { status, .. } if *status == 429 || *status >= 500 => {
+                ProviderError::Unreachable {
+                    provider,
+                    zone,
+                    detail: e.to_string(),
+                }
+            }
+            _ => ProviderError::Rejected {
+                provider,
+                zone,
+                detail: e.to_string(),
+            },
+        }
+    }
+
+    fn zone_id(&self, zone: &Name) -> Result<Option<String>, ProviderError> {
+        let (zones, _): (Vec<ApiZone>, _) = self
+            .call("GET", &format!("/zones?name={}", zone.as_str()), None)
+            .map_err(|e| self.error(zone, e))?;
+        Ok(zones.into_iter().next().map(|z| z.id))
+    }
+
+    /// Every record of the zone, following `result_info` page by page.
+    fn records(&self, zone: &Name, id: &str) -> Result<Vec<ApiRecord>, ProviderError> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let path = format!(
+                "/zones/{id}/dns_records?page={page}&per_page={}",
+                self.page_size
+            );
+            let (batch, info): (Vec<ApiRecord>, _) = self
+                .call("GET", &path, None)
+                .map_err(|e| self.error(zone, e))?;
+            let done = batch.is_empty() || info.as_ref().is_none_or(|i| i.page >= i.total_pages);
+            out.extend(batch);
+            if done {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+fn version_of(records: &[ApiRecord]) -> String {
+    let mut lines: Vec<String> = records
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} {:?} {} {:?}",
+                r.id,
+                r.name.to_ascii_lowercase(),
+                r.rtype,
+                r.ttl,
+                r.priority,
+                r.content,
+                r.modified_on
+            )
+        })
+        .collect();
+    lines.sort();
+    let digest = ring::digest::digest(&ring::digest::SHA256, lines.join("\n").as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Cloudflare record → (name, type, ttl, data).
+fn to_rdata(r: &ApiRecord) -> Option<(Name, RType, u32, RData)> {
+    let name = Name::parse(&r.name).ok()?;
+    let rtype = RType::parse(&r.rtype);
+    let data = match rtype {
+        // Content is either quoted character-strings or, as the dashboard
+        // writes it, one bare value.
+        RType::Txt if r.content.trim_start().starts_with('"') => {
+            RData::Txt(parse_txt_content(&r.content)?)
+        }
+        RType::Txt => RData::txt(&r.content),
+        RType::Cname => RData::Cname(Name::parse(&r.content).ok()?),
+        RType::Mx => RData::Mx {
+            preference: r.priority.unwrap_or(0),
+            exchange: Name::parse(&r.content).ok()?,
+        },
+        _ => RData::Raw(r.content.clone()),
+    };
+    Some((name, rtype, r.ttl, data))
+}
+
+/// Our record → the API's record body.
+fn body(name: &Name, rtype: &RType, ttl: u32, data: &RData) -> serde_json::Value {
+    let mut b = serde_json::json!({
+        "type": rtype.to_string(),
+        "name": name.as_str(),
+        "ttl": ttl,
+    });
+    match data {
+        RData::Txt(strings) => {
+            b["content"] = txt::present(&txt::split(&txt::join(strings))).into();
+        }
+        RData::Mx {
+            preference,
+            exchange,
+        } => {
+            b["content"] = exchange.as_str().into();
+            b["priority"] = (*preference).into();
+        }
+        RData::Cname(n) => b["content"] = n.as_str().into(),
+        RData::Raw(s) => b["content"] = s.clone().into(),
+    }
+    b
+}
+
+impl Provider for Cloudflare {
+    fn id(&self) -> String {
+        format!("{PROVIDER}:{}", self.base)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            types: vec![RType::Txt, RType::Cname, RType::Mx, RType::A, RType::Aaaa],
+            // "The Content for each TXT record must be 2,048 characters or
+            // less" (Cloudflare DNS record types reference).
+            max_txt_len: 2048,
+            // Proxied CNAMEs are flattened; mailauth writes DNS-only ones.
+            cname: true,
+        }
+    }
+
+    fn fetch(&self, zone: &Name) -> Result<Fetched, ProviderError> {
+        let Some(id) = self.zone_id(zone)? else {
+            return Ok(Fetched {
+                zone: Zone::new(zone.clone()),
+                version: "absent".to_string(),
+                exists: false,
+            });
+        };
+        let records = self.records(zone, &id)?;
+        let mut out = Zone::new(zone.clone());
+        for r in &records {
+            if let Some((name, rtype, ttl, data)) = to_rdata(r)
+                && name.is_within(zone)
+            {
+                out.insert(RecordSet::new(name, rtype, ttl, vec![data]));
+            }
+        }
+        Ok(Fetched {
+            zone: out,
+            version: version_of(&records),
+            exists: true,
+        })
+    }
+
+    fn apply(&self, zone: &Name, seen: &Fetched, changes: &[Change]) -> Result<(), ProviderError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let Some(id) = self.zone_id(zone)? else {
+            return Err(ProviderError::Rejected {
+                provider: self.id(),
+                zone: zone.to_string(),
+                detail: "the zone does not exist in this account; add it in Cloudflare first"
+                    .to_string(),
+            });
+        };
+        let current = self.records(zone, &id)?;
+        if version_of(&current) != seen.version {
+            return Err(ProviderError::Stale {
+                provider: self.id(),
+                zone: zone.to_string(),
+                detail: "the zone's records differ from those the plan read".to_string(),
+            });
+        }
+        // (name, type) → [(data, record id)] as served now.
+        let mut ids: BTreeMap<(Name, RType), Vec<(RData, String)>> = BTreeMap::new();
+        for r in &current {
+            if let Some((name, rtype, _, data)) = to_rdata(r) {
+                ids.entry((name, rtype))
+                    .or_default()
+                    .push((data, r.id.clone()));
+            }
+        }
+        let id_of = |set: &RecordSet, data: &RData| -> Option<String> {
+            ids.get(&set.key())?
+                .iter()
+                .find(|(d, _)| d == data)
+                .map(|(_, i)| i.clone())
+        };
+        let records_path = format!("/zones/{id}/dns_records");
+        let run = |method: &'static str, path: String, b: Option<serde_json::Value>| {
+            self.call::<serde_json::Value>(method, &path, b.as_ref())
+                .map(|_| ())
+                .map_err(|e| self.error(zone, e))
+        };
+        for change in changes {
+            if !change.name().is_within(zone) {
+                return Err(ProviderError::Rejected {
+                    provider: self.id(),
+                    zone: zone.to_string(),
+                    detail: format!("{} is outside the zone", change.name()),
+                });
+            }
+            match change {
+                Change::Create { new } => {
+                    for d in &new.data {
+                        run(
+                            "POST",
+                            records_path.clone(),
+                            Some(body(&new.name, &new.rtype, new.ttl, d)),
+                        )?;
+                    }
+                }
+                Change::Delete { old } => {
+                    for d in &old.data {
+                        if let Some(rid) = id_of(old, d) {
+                            run("DELETE", format!("{records_path}/{rid}"), None)?;
+                        }
+                    }
+                }
+                Change::Update { old, new } => {
+                    let removed: Vec<&RData> =
+                        old.data.iter().filter(|d| !new.data.contains(d)).collect();
+                    let added: Vec<&RData> =
+                        new.data.iter().filter(|d| !old.data.contains(d)).collect();
+                    // Rewrite removed records in place with added content:
+                    // the name never goes without a record, ids stay.
+                    for (r, a) in removed.iter().zip(added.iter()) {
+                        if let Some(rid) = id_of(old, r) {
+                            run(
+                                "PATCH",
+                                format!("{records_path}/{rid}"),
+                                Some(body(&new.name, &new.rtype, new.ttl, a)),
+                            )?;
+                        } else {
+                            run(
+                                "POST",
+                                records_path.clone(),
+                                Some(body(&new.name, &new.rtype, new.ttl, a)),
+                            )?;
+                        }
+                    }
+                    for a in added.iter().skip(removed.len()) {
+                        run(
+                            "POST",
+                            records_path.clone(),
+                            Some(body(&new.name, &new.rtype, new.ttl, a)),
+                        )?;
+                    }
+                    for r in removed.iter().skip(added.len()) {
+                        if let Some(rid) = id_of(old, r) {
+                            run("DELETE", format!("{records_path}/{rid}"), None)?;
+                        }
+                    }
+                    if old.ttl != new.ttl {
+                        for d in new.data.iter().filter(|d| old.data.contains(d)) {
+                            if let Some(rid) = id_of(old, d) {
+                                run(
+                                    "PATCH",
+                                    format!("{records_path}/{rid}"),
+                                    Some(serde_json::json!({ "ttl": new.ttl })),
+                                )?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(content: &str, rtype: &str) -> ApiRecord {
+        ApiRecord {
+            id: "1".into(),
+            rtype: rtype.into(),
+            name: "example.test".into(),
+            content: content.into(),
+            ttl: 300,
+            priority: Some(10),
+            modified_on: None,
+        }
+    }
+
+    #[test]
+    fn txt_content_forms() {
+        let bare = to_rdata(&rec("v=spf1 mx -all", "TXT")).unwrap().3;
+        assert_eq!(bare, RData::txt("v=spf1 mx -all"));
+        let quoted = to_rdata(&rec("\"v=spf1 mx\" \" -all\"", "TXT")).unwrap().3;
+        assert_eq!(quoted, RData::txt("v=spf1 mx -all"));
+        let mx = to_rdata(&rec("mx1.example.test", "MX")).unwrap().3;
+        assert_eq!(
+            mx,
+            RData::Mx {
+                preference: 10,
+                exchange: Name::parse("mx1.example.test").unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn long_txt_body_is_split_into_quoted_strings() {
+        let n = Name::parse("s._domainkey.example.test").unwrap();
+        let b = body(&n, &RType::Txt, 300, &RData::txt(&"a".repeat(510)));
+        let content = b["content"].as_str().unwrap();
+        assert_eq!(content.len(), 510 + 4 + 1);
+        assert_eq!(
+            to_rdata(&ApiRecord {
+                content: content.to_string(),
+                ..rec("", "TXT")
+            })
+            .unwrap()
+            .3
+            .txt_value()
+            .map(|v| v.len()),
+            Some(510)
+        );
+    }
+}

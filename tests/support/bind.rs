@@ -181,7 +181,15 @@ pub fn nsupdate(port: u16, key: &TsigKey, script: &str) {
 
 pub fn dig_short(port: u16, name: &str, rtype: &str) -> String {
     let out = Command::new("dig")
-        .args(["@127.0.0.1", "-p", &port.to_string(), "+short", "+tcp", name, rtype])
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+short",
+            "+tcp",
+            name,
+            rtype,
+        ])
         .output()
         .expect("run dig");
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -1,1 +1,169 @@
-//! pdns (placeholder while bind lands)
+//! PowerDNS Authoritative (`pdns_server`, gsqlite3 backend) on free loopback
+//! ports in a temp dir: DNS (RFC 2136 + TSIG-signed AXFR) and the HTTP API.
+//! Stopped (by PID) on drop.
+//!
+//! Zones get `SOA-EDIT-API` and `SOA-EDIT-DNSUPDATE` = INCREASE so every
+//! change moves the serial (the RFC 2136 stale guard depends on it), and
+//! the TSIG key may update and transfer them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{TsigKey, free_port, require_binary, wait_until};
+
+pub struct Pdns {
+    child: Child,
+    dns_port: u16,
+    http_port: u16,
+    api_key: String,
+    key: TsigKey,
+    dir: tempfile::TempDir,
+}
+
+const SCHEMA: &str = "/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql";
+
+impl Pdns {
+    /// `None` (after a loud SKIP line) when the binaries are missing and CI
+    /// is not set; panics under `CI=true`.
+    pub fn try_start(zones: &[(&str, &str)]) -> Option<Pdns> {
+        let server = require_binary("pdns_server")?;
+        let util = require_binary("pdnsutil")?;
+        let sqlite = require_binary("sqlite3")?;
+        Some(Self::launch(&server, &util, &sqlite, zones))
+    }
+
+    fn launch(server: &Path, util: &Path, sqlite: &Path, zones: &[(&str, &str)]) -> Pdns {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path().to_path_buf();
+        let db = d.join("pdns.sqlite3");
+        let schema = std::fs::read_to_string(SCHEMA).expect("pdns sqlite schema");
+        run(Command::new(sqlite).arg(&db).arg(schema));
+        let (dns_port, http_port) = (free_port(), free_port());
+        let api_key = super::TsigKey::random("api", "hmac-sha256").secret;
+        let conf = format!(
+            "config-dir={d}\nsocket-dir={d}\nlocal-address=127.0.0.1\nlocal-port={dns_port}\n\
+             launch=gsqlite3\ngsqlite3-database={db}\napi=yes\napi-key={api_key}\nwebserver=yes\n\
+             webserver-address=127.0.0.1\nwebserver-port={http_port}\n\
+             webserver-allow-from=127.0.0.1\n\
+             default-soa-content=ns1.@ hostmaster.@ 0 10800 3600 604800 300\n\
+             security-poll-suffix=\ndnsupdate=yes\nallow-dnsupdate-from=127.0.0.0/8\n\
+             allow-axfr-ips=127.0.0.0/8\ndisable-axfr=no\n",
+            d = d.display(),
+            db = db.display(),
+        );
+        std::fs::write(d.join("pdns.conf"), conf).expect("write pdns.conf");
+        let key = TsigKey::random("mailauth-key", "hmac-sha256");
+        let cfg = format!("--config-dir={}", d.display());
+        run(Command::new(util).args([
+            &cfg,
+            "import-tsig-key",
+            &key.name,
+            &key.algorithm,
+            &key.secret,
+        ]));
+        for (zone, text) in zones {
+            let zone = zone.trim_end_matches('.');
+            let file = d.join(format!("{zone}.zone"));
+            std::fs::write(&file, format!("$ORIGIN {zone}.\n{text}")).expect("write zone");
+            run(Command::new(util)
+                .args([&cfg, "load-zone", zone])
+                .arg(&file));
+            for (meta, value) in [
+                ("TSIG-ALLOW-DNSUPDATE", key.name.as_str()),
+                ("TSIG-ALLOW-AXFR", key.name.as_str()),
+                ("SOA-EDIT-DNSUPDATE", "INCREASE"),
+                ("SOA-EDIT-API", "INCREASE"),
+            ] {
+                run(Command::new(util).args([&cfg, "set-meta", zone, meta, value]));
+            }
+        }
+        let log = std::fs::File::create(d.join("pdns.log")).expect("pdns.log");
+        let child = Command::new(server)
+            .arg(&cfg)
+            .args([
+                "--daemon=no",
+                "--guardian=no",
+                "--disable-syslog",
+                "--write-pid=no",
+            ])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn pdns_server");
+        let mut pdns = Pdns {
+            child,
+            dns_port,
+            http_port,
+            api_key,
+            key,
+            dir,
+        };
+        let ready = wait_until(Duration::from_secs(15), || {
+            std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", dns_port)).is_ok()
+        });
+        if !ready || pdns.child.try_wait().ok().flatten().is_some() {
+            let log = std::fs::read_to_string(pdns.dir.path().join("pdns.log")).unwrap_or_default();
+            panic!("pdns_server did not start:\n{log}");
+        }
+        pdns
+    }
+
+    pub fn dns_port(&self) -> u16 {
+        self.dns_port
+    }
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+    pub fn tsig(&self) -> &TsigKey {
+        &self.key
+    }
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// Replaces one TXT RRset through the API, as another tool would.
+    pub fn api_set_txt(&self, zone: &str, name: &str, value: &str) {
+        let body = format!(
+            r#"{{"rrsets":[{{"name":"{name}.","type":"TXT","ttl":300,"changetype":"REPLACE","records":[{{"content":"\"{value}\"","disabled":false}}]}}]}}"#
+        );
+        let (status, answer) = super::http_request(
+            self.http_port,
+            "PATCH",
+            &format!("/api/v1/servers/localhost/zones/{zone}."),
+            &[
+                ("X-API-Key", &self.api_key),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        );
+        assert!(status < 300, "API edit failed: {status} {answer}");
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Drop for Pdns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
