@@ -10,6 +10,9 @@ use crate::desired::{self, DesiredError, PublishedDkim};
 use crate::diff::Desired;
 use crate::plan::{self, Plan};
 use crate::provider::Provider;
+use crate::provider::cloudflare::Cloudflare;
+use crate::provider::powerdns::PowerDns;
+use crate::provider::rfc2136::Rfc2136;
 use crate::provider::zonefile::ZoneFileProvider;
 use crate::record::Name;
 
@@ -64,7 +67,30 @@ impl Workspace {
                 )
                 .with_label(dir),
             ),
+            ProviderConfig::Rfc2136(c) => {
+                let mut c = c.clone();
+                c.secret_file = c.secret_file.map(|p| self.resolve_path(&p));
+                Arc::new(Rfc2136::from_config(&c).map_err(|e| e.to_string())?)
+            }
+            ProviderConfig::Powerdns(c) => {
+                let mut c = c.clone();
+                c.secret_file = c.secret_file.map(|p| self.resolve_path(&p));
+                Arc::new(PowerDns::from_config(&c).map_err(|e| e.to_string())?)
+            }
+            ProviderConfig::Cloudflare(c) => {
+                let mut c = c.clone();
+                c.secret_file = c.secret_file.map(|p| self.resolve_path(&p));
+                Arc::new(Cloudflare::from_config(&c).map_err(|e| e.to_string())?)
+            }
         })
+    }
+
+    fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
     }
 
     /// The providers `domain` is pushed to: the ones it names, or the

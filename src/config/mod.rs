@@ -50,6 +50,12 @@ pub enum ProviderConfig {
         #[serde(default)]
         nameservers: Vec<String>,
     },
+    /// RFC 2136 dynamic update signed with TSIG (BIND, Knot, PowerDNS).
+    Rfc2136(crate::provider::rfc2136::Rfc2136Config),
+    /// The PowerDNS Authoritative HTTP API.
+    Powerdns(crate::provider::powerdns::PowerDnsConfig),
+    /// The Cloudflare API v4.
+    Cloudflare(crate::provider::cloudflare::CloudflareConfig),
 }
 
 fn default_zone_dir() -> String {

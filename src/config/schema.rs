@@ -93,7 +93,28 @@ pub fn json_schema() -> String {
         "type": "object",
         "required": ["kind"],
         "oneOf": [
-            {"properties": {"kind": {"const": "zonefile"}, "dir": {"type": "string"}, "nameservers": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": false}
+            {"properties": {"kind": {"const": "zonefile"}, "dir": {"type": "string"}, "nameservers": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": false},
+            {"properties": {
+                "kind": {"const": "rfc2136"},
+                "server": {"type": "string", "description": "primary server host:port"},
+                "key_name": {"type": "string"},
+                "algorithm": {"enum": ["hmac-sha256", "hmac-sha512"]},
+                "secret_env": {"type": "string", "description": "environment variable holding the base64 TSIG secret"},
+                "secret_file": {"type": "string", "description": "file holding the secret or a tsig-keygen key clause"},
+                "timeout_secs": {"type": "integer"}, "retries": {"type": "integer"}
+             }, "required": ["server", "key_name"], "additionalProperties": false},
+            {"properties": {
+                "kind": {"const": "powerdns"},
+                "url": {"type": "string"}, "server_id": {"type": "string"},
+                "secret_env": {"type": "string"}, "secret_file": {"type": "string"},
+                "nameservers": {"type": "array", "items": {"type": "string"}},
+                "timeout_secs": {"type": "integer"}, "retries": {"type": "integer"}
+             }, "required": ["url"], "additionalProperties": false},
+            {"properties": {
+                "kind": {"const": "cloudflare"},
+                "base_url": {"type": "string"}, "secret_env": {"type": "string"}, "secret_file": {"type": "string"},
+                "page_size": {"type": "integer"}, "timeout_secs": {"type": "integer"}, "retries": {"type": "integer"}
+             }, "additionalProperties": false}
         ]
     });
     let schema = json!({
