@@ -38,8 +38,9 @@ pub trait AggregateVisitor {
     fn header(&mut self, header: &AggregateHeader) -> Result<bool, SinkError>;
     /// Called for each `<record>`, in document order.
     fn record(&mut self, record: &Record) -> Result<(), SinkError>;
-    /// Called at the end with the report-level `<extensions>`, if any.
-    fn extensions(&mut self, _extensions: &[Extension]) -> Result<(), SinkError> {
+    /// Called once at the end of an accepted report with the number of
+    /// records, the sum of their counts and the report-level `<extensions>`.
+    fn end(&mut self, _records: u64, _messages: u64, _extensions: &[Extension]) -> Result<(), SinkError> {
         Ok(())
     }
 }
@@ -74,7 +75,7 @@ impl AggregateVisitor for Collect {
         self.records.push(record.clone());
         Ok(())
     }
-    fn extensions(&mut self, extensions: &[Extension]) -> Result<(), SinkError> {
+    fn end(&mut self, _: u64, _: u64, extensions: &[Extension]) -> Result<(), SinkError> {
         self.extensions = extensions.to_vec();
         Ok(())
     }
@@ -211,7 +212,7 @@ struct RecordDraft {
     extensions: Vec<Extension>,
 }
 
-struct State<'v, V: AggregateVisitor> {
+struct State<'v, V: AggregateVisitor + ?Sized> {
     visitor: &'v mut V,
     stack: Vec<Tag>,
     text: String,
@@ -232,7 +233,7 @@ struct State<'v, V: AggregateVisitor> {
 
 /// Parses an aggregate report from raw bytes (any BOM and invalid UTF-8 are
 /// tolerated), streaming records to `visitor`.
-pub fn parse<V: AggregateVisitor>(
+pub fn parse<V: AggregateVisitor + ?Sized>(
     bytes: &[u8],
     visitor: &mut V,
 ) -> Result<AggregateSummary, ParseError> {
@@ -245,7 +246,7 @@ pub fn parse<V: AggregateVisitor>(
     parse_str(&text, visitor, warnings)
 }
 
-fn parse_str<V: AggregateVisitor>(
+fn parse_str<V: AggregateVisitor + ?Sized>(
     xml: &str,
     visitor: &mut V,
     warnings: Vec<String>,
@@ -348,7 +349,7 @@ fn take(text: &mut String) -> Option<String> {
     out
 }
 
-impl<V: AggregateVisitor> State<'_, V> {
+impl<V: AggregateVisitor + ?Sized> State<'_, V> {
     fn parent(&self) -> Option<Tag> {
         self.stack.last().copied()
     }
@@ -741,9 +742,9 @@ impl<V: AggregateVisitor> State<'_, V> {
             });
         }
         self.send_header()?;
-        if self.accepted && !self.report_extensions.is_empty() {
+        if self.accepted {
             self.visitor
-                .extensions(&self.report_extensions)
+                .end(self.records, self.messages, &self.report_extensions)
                 .map_err(|source| ParseError::Sink { source })?;
         }
         Ok(AggregateSummary {

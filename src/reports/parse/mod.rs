@@ -91,7 +91,7 @@ pub struct Found {
 
 /// Parses one item (a file, a mail message) and streams its reports to
 /// `sink`. Any error rejects the whole item: the caller rolls back.
-pub fn parse_item<S: ReportSink>(
+pub fn parse_item<S: ReportSink + ?Sized>(
     bytes: &[u8],
     limits: &IngestLimits,
     sink: &mut S,
@@ -182,7 +182,7 @@ impl AggregateVisitor for CollectSink {
         }
         Ok(())
     }
-    fn extensions(&mut self, ext: &[Extension]) -> Result<(), SinkError> {
+    fn end(&mut self, _: u64, _: u64, ext: &[Extension]) -> Result<(), SinkError> {
         if let Some(Report::Aggregate { extensions, .. }) = self.reports.last_mut() {
             *extensions = ext.to_vec();
         }
