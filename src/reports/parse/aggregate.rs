@@ -386,7 +386,11 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
             _ => {}
         }
         self.stack.push(t);
-        self.text.clear();
+        // Text before stray markup inside a value (`bad<xml.net`) stays
+        // with the value; only known elements start a new one.
+        if t != Tag::Other {
+            self.text.clear();
+        }
         Ok(())
     }
 
@@ -493,6 +497,7 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
             (Some(Tag::AuthResults), Tag::Dkim) => self.push_dkim()?,
             (Some(Tag::AuthResults), Tag::Spf) => self.push_spf()?,
             (_, Tag::Record) => self.finish_record()?,
+            (_, Tag::Other) => {}
             _ => self.text.clear(),
         }
         Ok(())

@@ -90,6 +90,45 @@ fn read_capped(
             limit,
         });
     }
+    check_ratio(n, compressed_len, max_ratio, what)?;
+    Ok(out)
+}
+
+/// Decompresses every gzip member.
+///
+/// RFC 1952 section 2.2: "A gzip file consists of a series of members
+/// (compressed data sets)". This is `MultiGzDecoder`, member by member, so
+/// that trailing line breaks after the last member (Mimecast sends them)
+/// are tolerated instead of failing as a broken next member.
+fn gunzip(bytes: &[u8], limit: u64, max_ratio: u64) -> Result<Vec<u8>, ParseError> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while rest.starts_with(&[0x1f, 0x8b]) {
+        let room = limit.saturating_sub(out.len() as u64);
+        let mut member = flate2::bufread::GzDecoder::new(rest).take(room.saturating_add(1));
+        member
+            .read_to_end(&mut out)
+            .map_err(|e| ParseError::Container {
+                msg: format!("gzip: {e}"),
+            })?;
+        if out.len() as u64 > limit {
+            return Err(ParseError::TooLarge {
+                what: "gzip decompressed size".to_owned(),
+                limit,
+            });
+        }
+        rest = member.into_inner().into_inner();
+    }
+    if !rest.iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
+        return Err(ParseError::Container {
+            msg: format!("gzip: {} bytes of trailing garbage", rest.len()),
+        });
+    }
+    check_ratio(out.len() as u64, bytes.len(), max_ratio, "gzip")?;
+    Ok(out)
+}
+
+fn check_ratio(n: u64, compressed_len: usize, max_ratio: u64, what: &str) -> Result<(), ParseError> {
     // A ratio check only means something past a few pages of output.
     let compressed = (compressed_len as u64).max(1);
     if n > 1 << 20 && n / compressed > max_ratio {
@@ -98,7 +137,7 @@ fn read_capped(
             limit: max_ratio,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Unpacks `bytes` into the reports it contains.
@@ -140,15 +179,7 @@ fn unpack_into(
     }
     match sniff(bytes) {
         Sniff::Gzip => {
-            // RFC 1952 section 2.2: "A gzip file consists of a series of
-            // members"; read them all.
-            let data = read_capped(
-                flate2::read::MultiGzDecoder::new(bytes),
-                *budget,
-                bytes.len(),
-                limits.max_ratio,
-                "gzip",
-            )?;
+            let data = gunzip(bytes, *budget, limits.max_ratio)?;
             *budget = budget.saturating_sub(data.len() as u64);
             unpack_into(&data, limits, depth + 1, budget, out)
         }
