@@ -34,7 +34,11 @@ fn reingest_is_a_duplicate_and_changes_nothing() {
     assert!(!first[0].duplicate);
     assert_eq!(store.count(Table::Records).expect("count"), 20);
     // Same report in other containers: duplicates, nothing added.
-    for rel in ["aggregate/nice-input.xml", "aggregate/nice-input.xml.gz", "aggregate/nice-input.xml.zip"] {
+    for rel in [
+        "aggregate/nice-input.xml",
+        "aggregate/nice-input.xml.gz",
+        "aggregate/nice-input.xml.zip",
+    ] {
         let again = store
             .ingest_item(rel, &read(rel), &IngestLimits::default())
             .expect("db ok")
@@ -45,7 +49,11 @@ fn reingest_is_a_duplicate_and_changes_nothing() {
     assert_eq!(store.count(Table::Records).expect("count"), 20);
     // A different reporter with otherwise similar data is a new report.
     store
-        .ingest_item("c", &read("aggregate/changed-input.xml"), &IngestLimits::default())
+        .ingest_item(
+            "c",
+            &read("aggregate/changed-input.xml"),
+            &IngestLimits::default(),
+        )
         .expect("db ok")
         .expect("parses");
     assert_eq!(store.count(Table::Reports).expect("count"), 2);
@@ -56,8 +64,14 @@ fn failure_and_tls_reports_dedupe_too() {
     let mut store = SqliteStore::open_in_memory().expect("db");
     let limits = IngestLimits::default();
     for _ in 0..2 {
-        for rel in ["forensic/dmarc_ruf_report_linkedin.eml", "tlsrpt/rfc8460.json"] {
-            store.ingest_item(rel, &read(rel), &limits).expect("db").expect("parses");
+        for rel in [
+            "forensic/dmarc_ruf_report_linkedin.eml",
+            "tlsrpt/rfc8460.json",
+        ] {
+            store
+                .ingest_item(rel, &read(rel), &limits)
+                .expect("db")
+                .expect("parses");
         }
     }
     assert_eq!(store.count(Table::FailureReports).expect("count"), 1);
@@ -73,15 +87,26 @@ fn failure_and_tls_reports_dedupe_too() {
 fn rejected_report_stores_nothing() {
     let mut store = SqliteStore::open_in_memory().expect("db");
     // Valid header, first record fine, second record broken: all or nothing.
-    let xml = String::from_utf8(read("aggregate/usssa.com!example.com!1538784000!1538870399.xml"))
-        .expect("utf-8");
+    let xml = String::from_utf8(read(
+        "aggregate/usssa.com!example.com!1538784000!1538870399.xml",
+    ))
+    .expect("utf-8");
     let pos = xml.rfind("<source_ip>").expect("second record");
     let end = xml[pos..].find("</source_ip>").expect("end") + pos;
     let broken = format!("{}<source_ip>not-an-ip{}", &xml[..pos], &xml[end..]);
     let got = store
         .ingest_item("x", broken.as_bytes(), &IngestLimits::default())
         .expect("db ok");
-    assert!(matches!(got, Err(ParseError::InvalidValue { record: Some(2), .. })), "{got:?}");
+    assert!(
+        matches!(
+            got,
+            Err(ParseError::InvalidValue {
+                record: Some(2),
+                ..
+            })
+        ),
+        "{got:?}"
+    );
     assert_eq!(store.count(Table::Reports).expect("count"), 0);
     assert_eq!(store.count(Table::Records).expect("count"), 0);
 }
@@ -90,7 +115,11 @@ fn rejected_report_stores_nothing() {
 fn show_returns_records() {
     let mut store = SqliteStore::open_in_memory().expect("db");
     store
-        .ingest_item("x", &read("aggregate/rfc9990-example.net!example.com!1700000000!1700086399.xml"), &IngestLimits::default())
+        .ingest_item(
+            "x",
+            &read("aggregate/rfc9990-example.net!example.com!1700000000!1700086399.xml"),
+            &IngestLimits::default(),
+        )
         .expect("db")
         .expect("parses");
     let row = store.list(Some("example.com")).expect("list").remove(0);
@@ -110,7 +139,11 @@ fn directory_walk_ingests_every_sample() {
     let mut src = FileSource::new(dirs(), IngestLimits::default().max_input_bytes);
     let s = run(&mut src, &mut store);
     assert_eq!(s.items, 56, "{s:?}");
-    let invalid: Vec<&str> = s.invalid.iter().map(|p| p.origin.rsplit('/').next().unwrap_or_default()).collect();
+    let invalid: Vec<&str> = s
+        .invalid
+        .iter()
+        .map(|p| p.origin.rsplit('/').next().unwrap_or_default())
+        .collect();
     assert_eq!(invalid, vec!["empty.xml", "test_empty.xml"], "{s:?}");
     assert_eq!(s.failure_reports, 5);
     // rfc8460.json and rfc-example.json are the same RFC 8460 example report.
@@ -119,12 +152,21 @@ fn directory_walk_ingests_every_sample() {
     // copies and re-sent reports are duplicates.
     assert_eq!(s.reports + s.duplicates, 39 + 1, "{s:?}");
     assert_eq!(s.reports, 31, "{s:?}");
-    assert_eq!(store.count(Table::Reports).expect("count") as u64, s.reports);
-    assert_eq!(store.count(Table::Records).expect("count") as u64, s.records);
+    assert_eq!(
+        store.count(Table::Reports).expect("count") as u64,
+        s.reports
+    );
+    assert_eq!(
+        store.count(Table::Records).expect("count") as u64,
+        s.records
+    );
     // Again: all duplicates.
     let mut src = FileSource::new(dirs(), IngestLimits::default().max_input_bytes);
     let again = run(&mut src, &mut store);
-    assert_eq!((again.reports, again.failure_reports, again.tls_reports), (0, 0, 0));
+    assert_eq!(
+        (again.reports, again.failure_reports, again.tls_reports),
+        (0, 0, 0)
+    );
     assert_eq!(again.duplicates, 39 + 5 + 10);
 }
 
@@ -139,7 +181,11 @@ fn make_maildir(root: &Path, files: &[(&str, &[u8])]) {
 
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -162,11 +208,18 @@ fn maildir_moves_after_commit_and_rerun_is_idempotent() {
     let mut store = SqliteStore::open(&db).expect("db");
     let mut src = MaildirSource::open(&md, MaildirFolders::default(), 1 << 20).expect("maildir");
     let s = run(&mut src, &mut store);
-    assert_eq!((s.items, s.reports, s.tls_reports, s.duplicates), (4, 1, 1, 1), "{s:?}");
+    assert_eq!(
+        (s.items, s.reports, s.tls_reports, s.duplicates),
+        (4, 1, 1, 1),
+        "{s:?}"
+    );
     assert_eq!(s.invalid.len(), 1);
     assert!(s.invalid[0].reason.contains("no report found"), "{s:?}");
     assert!(names(&md.join("new")).is_empty());
-    assert_eq!(names(&md.join(".Archive/cur")), vec!["1.good", "2.tls", "4.dup"]);
+    assert_eq!(
+        names(&md.join(".Archive/cur")),
+        vec!["1.good", "2.tls", "4.dup"]
+    );
     assert_eq!(names(&md.join(".Invalid/cur")), vec!["3.junk"]);
 
     // Simulate a crash after commit, before the move: put a stored message
@@ -216,14 +269,20 @@ fn interrupted_run_loses_nothing_and_counts_nothing_twice() {
     .enumerate()
     .map(|(i, r)| (format!("{i}.msg"), read(r)))
     .collect();
-    let refs: Vec<(&str, &[u8])> = msgs.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let refs: Vec<(&str, &[u8])> = msgs
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
     make_maildir(&md, &refs);
     let db = tmp.path().join("r.db");
     let mut total_new = 0;
     for moves in [2, usize::MAX] {
         let mut store = SqliteStore::open(&db).expect("db");
         let inner = MaildirSource::open(&md, MaildirFolders::default(), 1 << 20).expect("maildir");
-        let mut src = CrashAfterCommit { inner, moves_left: moves };
+        let mut src = CrashAfterCommit {
+            inner,
+            moves_left: moves,
+        };
         let s = run(&mut src, &mut store);
         total_new += s.reports;
     }
@@ -278,7 +337,11 @@ fn mbox_messages_are_ingested() {
     let mut store = SqliteStore::open_in_memory().expect("db");
     let mut src = MboxSource::new(path.clone());
     let s = run(&mut src, &mut store);
-    assert_eq!((s.items, s.reports, s.failure_reports, s.tls_reports), (3, 1, 1, 1), "{s:?}");
+    assert_eq!(
+        (s.items, s.reports, s.failure_reports, s.tls_reports),
+        (3, 1, 1, 1),
+        "{s:?}"
+    );
     let mut src = MboxSource::new(path);
     let again = run(&mut src, &mut store);
     assert_eq!((again.reports, again.duplicates), (0, 3), "{again:?}");
@@ -306,7 +369,8 @@ fn zip_bomb_rejected() {
     assert!(matches!(err, ParseError::TooLarge { .. }), "{err}");
     assert!(err.to_string().contains("decompressed size"), "{err}");
     // Under the size cap, the ratio cap catches it.
-    let err = mailauth::reports::parse::parse_all(&bomb, &IngestLimits::default()).expect_err("bomb");
+    let err =
+        mailauth::reports::parse::parse_all(&bomb, &IngestLimits::default()).expect_err("bomb");
     assert!(err.to_string().contains("compression ratio"), "{err}");
 }
 
@@ -340,5 +404,8 @@ fn oversized_file_is_refused_before_reading() {
     let mut src = FileSource::new([tmp.path().to_owned()], 1024);
     let s = run(&mut src, &mut store);
     assert_eq!(s.errors.len(), 1);
-    assert!(s.errors[0].reason.contains("more than the limit of 1024"), "{s:?}");
+    assert!(
+        s.errors[0].reason.contains("more than the limit of 1024"),
+        "{s:?}"
+    );
 }

@@ -135,7 +135,8 @@ pub fn run(args: ReportsArgs) -> anyhow::Result<i32> {
         ReportsCommand::Export(a) => {
             let mut sink: Box<dyn Write> = match &a.output {
                 Some(p) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
                 )),
                 None => Box::new(out),
             };
@@ -160,11 +161,7 @@ fn parse_id(s: &str) -> anyhow::Result<(ReportKind, i64)> {
     Ok((kind, id))
 }
 
-fn ingest_cmd(
-    store: &mut SqliteStore,
-    a: IngestArgs,
-    out: &mut impl Write,
-) -> anyhow::Result<i32> {
+fn ingest_cmd(store: &mut SqliteStore, a: IngestArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     if a.paths.is_empty() && a.mbox.is_empty() && a.maildir.is_empty() {
         bail!("nothing to ingest: give files, directories, --mbox or --maildir");
     }
@@ -256,7 +253,9 @@ fn list_id(r: &ReportRow) -> String {
 }
 
 fn write_table(out: &mut impl Write, rows: &[ReportRow]) -> std::io::Result<()> {
-    let header = ["ID", "KIND", "ORG", "DOMAIN", "BEGIN", "END", "RECORDS", "MESSAGES"];
+    let header = [
+        "ID", "KIND", "ORG", "DOMAIN", "BEGIN", "END", "RECORDS", "MESSAGES",
+    ];
     let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
@@ -286,7 +285,10 @@ fn write_table(out: &mut impl Write, rows: &[ReportRow]) -> std::io::Result<()> 
             }
             s.push_str(c);
             if i + 1 < row.len() {
-                s.extend(std::iter::repeat_n(' ', w.saturating_sub(c.chars().count())));
+                s.extend(std::iter::repeat_n(
+                    ' ',
+                    w.saturating_sub(c.chars().count()),
+                ));
             }
         }
         writeln!(out, "{}", s.trim_end())
@@ -314,7 +316,20 @@ fn csv_line(out: &mut impl Write, fields: &[&str]) -> std::io::Result<()> {
 }
 
 fn write_list_csv(out: &mut impl Write, rows: &[ReportRow]) -> std::io::Result<()> {
-    csv_line(out, &["id", "kind", "org", "report_id", "domain", "begin", "end", "records", "messages"])?;
+    csv_line(
+        out,
+        &[
+            "id",
+            "kind",
+            "org",
+            "report_id",
+            "domain",
+            "begin",
+            "end",
+            "records",
+            "messages",
+        ],
+    )?;
     for r in rows {
         csv_line(
             out,
@@ -384,8 +399,20 @@ fn export(store: &SqliteStore, a: &ExportArgs, out: &mut dyn Write) -> anyhow::R
             csv_line(
                 &mut buf,
                 &[
-                    "report", "org", "report_id", "domain", "begin", "end", "source_ip", "count",
-                    "disposition", "dkim", "spf", "header_from", "envelope_from", "envelope_to",
+                    "report",
+                    "org",
+                    "report_id",
+                    "domain",
+                    "begin",
+                    "end",
+                    "source_ip",
+                    "count",
+                    "disposition",
+                    "dkim",
+                    "spf",
+                    "header_from",
+                    "envelope_from",
+                    "envelope_to",
                 ],
             )?;
             out.write_all(&buf)?;

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::IngestLimits;
 use super::parse::{
-    self, AggregateHeader, AggregateVisitor, Extension, FailureReport, Found, ParseError,
+    self, AggregateHeader, AggregateSummary, AggregateVisitor, FailureReport, Found, ParseError,
     Record, ReportKind, ReportSink, SinkError, TlsReport,
 };
 
@@ -326,7 +326,11 @@ impl SqliteStore {
                 known: SCHEMA_VERSION,
             });
         }
-        for (i, step) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+        for (i, step) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(found).unwrap_or(0))
+        {
             tx.execute_batch(step).map_err(q("apply migration"))?;
             tx.execute(
                 "INSERT INTO schema_version (version) VALUES (?1)",
@@ -473,18 +477,19 @@ impl AggregateVisitor for TxSink<'_> {
         Ok(())
     }
 
-    fn end(&mut self, records: u64, messages: u64, ext: &[Extension]) -> Result<(), SinkError> {
+    fn end(&mut self, s: &AggregateSummary) -> Result<(), SinkError> {
         if let Some(report) = self.report {
             self.tx
                 .prepare_cached(
-                    "UPDATE reports SET record_count = ?2, message_count = ?3, extensions = ?4 \
-                     WHERE id = ?1",
+                    "UPDATE reports SET record_count = ?2, message_count = ?3, extensions = ?4, \
+                     warnings = ?5 WHERE id = ?1",
                 )?
                 .execute(params![
                     report,
-                    i64::try_from(records).unwrap_or(i64::MAX),
-                    i64::try_from(messages).unwrap_or(i64::MAX),
-                    json(ext),
+                    i64::try_from(s.records).unwrap_or(i64::MAX),
+                    i64::try_from(s.messages).unwrap_or(i64::MAX),
+                    list(&s.extensions),
+                    json(&s.header.warnings),
                 ])?;
         }
         Ok(())
@@ -943,8 +948,11 @@ mod tests {
         drop(SqliteStore::open(&path).expect("create"));
         {
             let c = Connection::open(&path).expect("open");
-            c.execute("INSERT INTO schema_version VALUES (?1)", [SCHEMA_VERSION + 1])
-                .expect("bump");
+            c.execute(
+                "INSERT INTO schema_version VALUES (?1)",
+                [SCHEMA_VERSION + 1],
+            )
+            .expect("bump");
         }
         match SqliteStore::open(&path) {
             Err(StoreError::NewerSchema { found, known, .. }) => {

@@ -33,7 +33,11 @@ pub enum IngestError {
         source: std::io::Error,
     },
     #[error("{path} is {size} bytes, more than the limit of {limit}")]
-    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error("cannot move {from} to {to}: {source}")]
     Move {
         from: PathBuf,

@@ -23,7 +23,7 @@ use quick_xml::events::{BytesStart, Event};
 
 use super::ParseError;
 use super::types::{
-    Alignment, AggregateHeader, DkimAuth, DkimResult, Disposition, DmarcResult, Extension,
+    AggregateHeader, Alignment, Disposition, DkimAuth, DkimResult, DmarcResult, Extension,
     OverrideReason, PolicyAction, PolicyOverride, Record, SpfAuth, SpfResult, SpfScope,
 };
 
@@ -38,9 +38,10 @@ pub trait AggregateVisitor {
     fn header(&mut self, header: &AggregateHeader) -> Result<bool, SinkError>;
     /// Called for each `<record>`, in document order.
     fn record(&mut self, record: &Record) -> Result<(), SinkError>;
-    /// Called once at the end of an accepted report with the number of
-    /// records, the sum of their counts and the report-level `<extensions>`.
-    fn end(&mut self, _records: u64, _messages: u64, _extensions: &[Extension]) -> Result<(), SinkError> {
+    /// Called once at the end of an accepted report with the totals, the
+    /// report-level `<extensions>` and every warning (some are only known
+    /// at the end of the document).
+    fn end(&mut self, _summary: &AggregateSummary) -> Result<(), SinkError> {
         Ok(())
     }
 }
@@ -75,8 +76,11 @@ impl AggregateVisitor for Collect {
         self.records.push(record.clone());
         Ok(())
     }
-    fn end(&mut self, _: u64, _: u64, extensions: &[Extension]) -> Result<(), SinkError> {
-        self.extensions = extensions.to_vec();
+    fn end(&mut self, summary: &AggregateSummary) -> Result<(), SinkError> {
+        self.extensions = summary.extensions.clone();
+        if let Some(h) = &mut self.header {
+            h.warnings = summary.header.warnings.clone();
+        }
         Ok(())
     }
 }
@@ -229,6 +233,8 @@ struct State<'v, V: AggregateVisitor + ?Sized> {
     ext_depth: Option<usize>,
     ext_name: String,
     report_extensions: Vec<Extension>,
+    /// Tags closed implicitly or end tags ignored (recovery).
+    repaired: u64,
 }
 
 /// Parses an aggregate report from raw bytes (any BOM and invalid UTF-8 are
@@ -238,11 +244,22 @@ pub fn parse<V: AggregateVisitor + ?Sized>(
     visitor: &mut V,
 ) -> Result<AggregateSummary, ParseError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let text = String::from_utf8_lossy(bytes);
     let mut warnings = Vec::new();
-    if matches!(text, Cow::Owned(_)) {
-        warnings.push("invalid UTF-8 bytes replaced".to_owned());
-    }
+    let text: Cow<'_, str> = match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => {
+            // Drop the bytes that are not UTF-8 (a stray Latin-1 byte in a
+            // domain is noise; a replacement character would be worse).
+            let mut s = String::with_capacity(bytes.len());
+            let mut dropped = 0usize;
+            for chunk in bytes.utf8_chunks() {
+                s.push_str(chunk.valid());
+                dropped += chunk.invalid().len();
+            }
+            warnings.push(format!("{dropped} invalid UTF-8 byte(s) dropped"));
+            Cow::Owned(s)
+        }
+    };
     parse_str(&text, visitor, warnings)
 }
 
@@ -278,6 +295,7 @@ fn parse_str<V: AggregateVisitor + ?Sized>(
         ext_depth: None,
         ext_name: String::new(),
         report_extensions: Vec::new(),
+        repaired: 0,
     };
     loop {
         let event = reader.read_event().map_err(|e| ParseError::Xml {
@@ -314,6 +332,7 @@ fn parse_str<V: AggregateVisitor + ?Sized>(
     // Close whatever the reporter left open (recovery of truncated or
     // stray-tag documents), innermost first.
     while !st.stack.is_empty() {
+        st.repaired += 1;
         st.close_top()?;
     }
     st.finish()
@@ -398,9 +417,11 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
     /// tag nothing matches (stray markup).
     fn close(&mut self, t: Tag) -> Result<(), ParseError> {
         let Some(pos) = self.stack.iter().rposition(|&s| s == t) else {
+            self.repaired += 1;
             return Ok(());
         };
         while self.stack.len() > pos + 1 {
+            self.repaired += 1;
             self.close_top()?;
         }
         self.close_top()
@@ -465,9 +486,8 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
                 let kind = r.reason_type.take();
                 let comment = r.reason_comment.take();
                 if let Some(kind) = kind {
-                    let kind = PolicyOverride::parse(&kind).ok_or_else(|| {
-                        self.invalid("policy_evaluated/reason/type", &kind)
-                    })?;
+                    let kind = PolicyOverride::parse(&kind)
+                        .ok_or_else(|| self.invalid("policy_evaluated/reason/type", &kind))?;
                     self.record.reasons.push(OverrideReason { kind, comment });
                 } else if comment.is_some() {
                     r.reasons.push(OverrideReason {
@@ -697,9 +717,7 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
             record: Some(n),
         };
         let ip = d.source_ip.as_deref().unwrap_or_default();
-        let source_ip: IpAddr = ip
-            .parse()
-            .map_err(|_| bad("row/source_ip", ip))?;
+        let source_ip: IpAddr = ip.parse().map_err(|_| bad("row/source_ip", ip))?;
         let count_s = d.count.as_deref().unwrap_or_default();
         let count: u64 = count_s.parse().map_err(|_| bad("row/count", count_s))?;
         let disp = d.disposition.as_deref().unwrap_or_default();
@@ -747,18 +765,25 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
             });
         }
         self.send_header()?;
-        if self.accepted {
-            self.visitor
-                .end(self.records, self.messages, &self.report_extensions)
-                .map_err(|source| ParseError::Sink { source })?;
+        if self.repaired > 0 {
+            self.header.warnings.push(format!(
+                "malformed XML: {} tag(s) closed or ignored to recover",
+                self.repaired
+            ));
         }
-        Ok(AggregateSummary {
+        let summary = AggregateSummary {
             header: self.header,
             records: self.records,
             messages: self.messages,
             accepted: self.accepted,
             extensions: self.report_extensions,
-        })
+        };
+        if summary.accepted {
+            self.visitor
+                .end(&summary)
+                .map_err(|source| ParseError::Sink { source })?;
+        }
+        Ok(summary)
     }
 }
 
@@ -804,8 +829,14 @@ mod tests {
             (REC, None),
             (&REC.replace("192.0.2.1", ""), Some("row/source_ip")),
             (&REC.replace("<count>3", "<count>x3"), Some("row/count")),
-            (&REC.replace("None</disp", "maybe</disp"), Some("policy_evaluated/disposition")),
-            (&REC.replace("HardFail", "bogus"), Some("auth_results/spf/result")),
+            (
+                &REC.replace("None</disp", "maybe</disp"),
+                Some("policy_evaluated/disposition"),
+            ),
+            (
+                &REC.replace("HardFail", "bogus"),
+                Some("auth_results/spf/result"),
+            ),
         ];
         for (input, want) in cases {
             let got = parse(report(input).as_bytes(), &mut Collect::default());

@@ -128,7 +128,12 @@ fn gunzip(bytes: &[u8], limit: u64, max_ratio: u64) -> Result<Vec<u8>, ParseErro
     Ok(out)
 }
 
-fn check_ratio(n: u64, compressed_len: usize, max_ratio: u64, what: &str) -> Result<(), ParseError> {
+fn check_ratio(
+    n: u64,
+    compressed_len: usize,
+    max_ratio: u64,
+    what: &str,
+) -> Result<(), ParseError> {
     // A ratio check only means something past a few pages of output.
     let compressed = (compressed_len as u64).max(1);
     if n > 1 << 20 && n / compressed > max_ratio {
@@ -184,12 +189,11 @@ fn unpack_into(
             unpack_into(&data, limits, depth + 1, budget, out)
         }
         Sniff::Zip => {
-            let mut archive =
-                zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
-                    ParseError::Container {
-                        msg: format!("zip: {e}"),
-                    }
-                })?;
+            let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
+                ParseError::Container {
+                    msg: format!("zip: {e}"),
+                }
+            })?;
             if archive.len() > limits.max_zip_entries {
                 return Err(ParseError::TooLarge {
                     what: "zip entries".to_owned(),
@@ -280,7 +284,12 @@ fn unpack_message(
                     .is_some_and(|s| s.eq_ignore_ascii_case("feedback-report"))
         })
     });
-    let reporter = message.header_raw("From").map(|s| s.trim().to_owned());
+    let reporter = message
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .map(str::to_owned)
+        .or_else(|| message.header_raw("From").map(|s| s.trim().to_owned()));
     if let Some(arf) = arf {
         let text = String::from_utf8_lossy(arf.contents());
         let mut report = failure::parse_arf(&text)?;
@@ -318,7 +327,9 @@ fn unpack_message(
                     })
                 });
                 let trimmed = t.trim_start_matches('\u{feff}').trim_start();
-                if is_xml_type || trimmed.starts_with("<?xml") || trimmed.starts_with("<feedback")
+                if is_xml_type
+                    || trimmed.starts_with("<?xml")
+                    || trimmed.starts_with("<feedback")
                     || trimmed.starts_with('{')
                 {
                     t.as_bytes()
@@ -365,7 +376,8 @@ fn unpack_message(
     }
     // Text-only failure reports (no ARF part).
     let subject = message.subject().unwrap_or_default().to_ascii_lowercase();
-    if subject.contains("dmarc") && (subject.contains("forensic") || subject.contains("failure"))
+    if subject.contains("dmarc")
+        && (subject.contains("forensic") || subject.contains("failure"))
         && let Some(text) = message.body_text(0)
         && let Some(mut report) = failure::parse_text(&text)
     {

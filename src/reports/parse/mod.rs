@@ -153,7 +153,7 @@ pub fn parse_item<S: ReportSink + ?Sized>(
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Report {
     Aggregate {
-        header: AggregateHeader,
+        header: Box<AggregateHeader>,
         records: Vec<Record>,
         extensions: Vec<Extension>,
     },
@@ -170,7 +170,7 @@ pub struct CollectSink {
 impl AggregateVisitor for CollectSink {
     fn header(&mut self, header: &AggregateHeader) -> Result<bool, SinkError> {
         self.reports.push(Report::Aggregate {
-            header: header.clone(),
+            header: Box::new(header.clone()),
             records: Vec::new(),
             extensions: Vec::new(),
         });
@@ -182,9 +182,13 @@ impl AggregateVisitor for CollectSink {
         }
         Ok(())
     }
-    fn end(&mut self, _: u64, _: u64, ext: &[Extension]) -> Result<(), SinkError> {
-        if let Some(Report::Aggregate { extensions, .. }) = self.reports.last_mut() {
-            *extensions = ext.to_vec();
+    fn end(&mut self, summary: &AggregateSummary) -> Result<(), SinkError> {
+        if let Some(Report::Aggregate {
+            header, extensions, ..
+        }) = self.reports.last_mut()
+        {
+            *extensions = summary.extensions.clone();
+            header.warnings = summary.header.warnings.clone();
         }
         Ok(())
     }

@@ -141,6 +141,9 @@ mod tests {
     #[test]
     fn missing_report_id_rejected() {
         let j = r#"{"organization-name":"o","date-range":{"start-datetime":"a","end-datetime":"b"},"report-id":" "}"#;
-        assert!(matches!(parse(j.as_bytes()), Err(ParseError::MissingField { .. })));
+        assert!(matches!(
+            parse(j.as_bytes()),
+            Err(ParseError::MissingField { .. })
+        ));
     }
 }
