@@ -382,6 +382,8 @@ struct TxSink<'a> {
     origin: &'a str,
     now: i64,
     report: Option<i64>,
+    /// The record INSERT, prepared once per item (it runs per record).
+    insert_record: Option<rusqlite::CachedStatement<'a>>,
 }
 
 impl AggregateVisitor for TxSink<'_> {
@@ -445,35 +447,38 @@ impl AggregateVisitor for TxSink<'_> {
         };
         let dkim = r.dkim_results.first();
         let spf = r.spf_results.first();
-        self.tx
-            .prepare_cached(
+        let tx = self.tx;
+        let stmt = match &mut self.insert_record {
+            Some(stmt) => stmt,
+            slot @ None => slot.insert(tx.prepare_cached(
                 "INSERT INTO records (report_id, source_ip, count, disposition, dkim_aligned, \
                  spf_aligned, reasons, header_from, envelope_from, envelope_to, dkim_domain, \
                  dkim_selector, dkim_result, spf_domain, spf_scope, spf_result, dkim_results, \
                  spf_results, extensions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
                  ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-            )?
-            .execute(params![
-                report,
-                r.source_ip.to_string(),
-                i64::try_from(r.count).unwrap_or(i64::MAX),
-                r.disposition.as_str(),
-                r.dkim.map(|d| d.as_str()),
-                r.spf.map(|d| d.as_str()),
-                list(&r.reasons),
-                r.header_from,
-                r.envelope_from,
-                r.envelope_to,
-                dkim.map(|d| d.domain.as_str()),
-                dkim.and_then(|d| d.selector.as_deref()),
-                dkim.map(|d| d.result.as_str()),
-                spf.map(|s| s.domain.as_str()),
-                spf.and_then(|s| s.scope.map(|s| s.as_str())),
-                spf.map(|s| s.result.as_str()),
-                list(&r.dkim_results),
-                list(&r.spf_results),
-                list(&r.extensions),
-            ])?;
+            )?),
+        };
+        stmt.execute(params![
+            report,
+            r.source_ip.to_string(),
+            i64::try_from(r.count).unwrap_or(i64::MAX),
+            r.disposition.as_str(),
+            r.dkim.map(|d| d.as_str()),
+            r.spf.map(|d| d.as_str()),
+            list(&r.reasons),
+            r.header_from,
+            r.envelope_from,
+            r.envelope_to,
+            dkim.map(|d| d.domain.as_str()),
+            dkim.and_then(|d| d.selector.as_deref()),
+            dkim.map(|d| d.result.as_str()),
+            spf.map(|s| s.domain.as_str()),
+            spf.and_then(|s| s.scope.map(|s| s.as_str())),
+            spf.map(|s| s.result.as_str()),
+            list(&r.dkim_results),
+            list(&r.spf_results),
+            list(&r.extensions),
+        ])?;
         Ok(())
     }
 
@@ -615,6 +620,7 @@ impl ReportStore for SqliteStore {
                 origin,
                 now: now(),
                 report: None,
+                insert_record: None,
             };
             parse::parse_item(bytes, limits, &mut sink)
         };
