@@ -462,6 +462,21 @@ mod tests {
     }
 
     #[test]
+    fn clap_definition_is_valid() {
+        use clap::{Args, FromArgMatches};
+        let cmd = ReportsArgs::augment_args(clap::Command::new("reports"));
+        cmd.clone().debug_assert();
+        let m = cmd
+            .try_get_matches_from(["reports", "--db", "x.db", "show", "tls:2"])
+            .expect("parses");
+        let a = ReportsArgs::from_arg_matches(&m).expect("args");
+        assert_eq!(a.db, PathBuf::from("x.db"));
+        assert!(
+            matches!(a.command, ReportsCommand::Show(ShowArgs { ref id, .. }) if id == "tls:2")
+        );
+    }
+
+    #[test]
     fn csv_quoting() {
         assert_eq!(csv_field("a"), "a");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
