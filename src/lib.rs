@@ -18,3 +18,4 @@ pub mod provider;
 pub mod record;
 pub mod spf;
 pub mod workspace;
+pub mod reports;

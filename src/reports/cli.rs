@@ -1,0 +1,485 @@
+//! The `reports` subcommands: ingest, list, show, export.
+//!
+//! Owns argument definitions and output formatting (table, JSON, CSV).
+//! Leaves parsing, SQL and sources to the other `reports` modules; the
+//! binary wires [`ReportsArgs`] in and maps `Err` to exit code 2.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+use super::IngestLimits;
+use super::ingest::{self, FileSource, MaildirFolders, MaildirSource, MboxSource, Source, Summary};
+use super::parse::ReportKind;
+use super::store::{DEFAULT_DB, ReportDetail, ReportRow, ReportStore, SqliteStore};
+
+/// Read DMARC aggregate, DMARC failure and SMTP TLS reports.
+#[derive(Debug, clap::Args)]
+pub struct ReportsArgs {
+    /// Report database (SQLite).
+    #[arg(long, global = true, env = "MAILAUTH_DB", default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    #[command(subcommand)]
+    pub command: ReportsCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ReportsCommand {
+    /// Store reports from files, directories, mbox files and Maildirs.
+    Ingest(IngestArgs),
+    /// List stored reports.
+    List(ListArgs),
+    /// Show one report and its records.
+    Show(ShowArgs),
+    /// Export reports as JSON or records as CSV.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Report files or directories (read recursively): .xml, .gz, .zip,
+    /// .json, .eml, in any combination; detected by content.
+    pub paths: Vec<PathBuf>,
+    /// An mbox file to read messages from (repeatable).
+    #[arg(long)]
+    pub mbox: Vec<PathBuf>,
+    /// A Maildir to read messages from (repeatable). Handled messages are
+    /// moved to the archive folder, unparseable ones to the invalid folder.
+    #[arg(long)]
+    pub maildir: Vec<PathBuf>,
+    /// Maildir++ folder for handled messages.
+    #[arg(long, default_value = ".Archive")]
+    pub archive_folder: String,
+    /// Maildir++ folder for messages that are not valid reports.
+    #[arg(long, default_value = ".Invalid")]
+    pub invalid_folder: String,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Largest input item in bytes.
+    #[arg(long, default_value_t = IngestLimits::default().max_input_bytes)]
+    pub max_input_bytes: u64,
+    /// Largest total decompressed size per item in bytes.
+    #[arg(long, default_value_t = IngestLimits::default().max_decompressed_bytes)]
+    pub max_decompressed_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only reports for this domain.
+    #[arg(long)]
+    pub domain: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// Report id as listed (`12`, or `tls:3`, `failure:5`).
+    pub id: String,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// `json`: every report with its details and records; `csv`: one line
+    /// per aggregate record.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// Only reports for this domain.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Write here instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// Runs a `reports` subcommand; returns the exit code (0 fine, 1 some items
+/// were invalid or a report was not found).
+pub fn run(args: ReportsArgs) -> anyhow::Result<i32> {
+    let mut store = SqliteStore::open(&args.db)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.command {
+        ReportsCommand::Ingest(a) => ingest_cmd(&mut store, a, &mut out),
+        ReportsCommand::List(a) => {
+            let rows = store.list(a.domain.as_deref())?;
+            match a.format {
+                Format::Table => write_table(&mut out, &rows)?,
+                Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
+                Format::Csv => write_list_csv(&mut out, &rows)?,
+            }
+            Ok(0)
+        }
+        ReportsCommand::Show(a) => {
+            let (kind, id) = parse_id(&a.id)?;
+            let Some(detail) = store.show(kind, id)? else {
+                eprintln!("no {} report with id {id}", kind.as_str());
+                return Ok(1);
+            };
+            match a.format {
+                Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&detail)?)?,
+                Format::Table | Format::Csv => write_detail(&mut out, &detail)?,
+            }
+            Ok(0)
+        }
+        ReportsCommand::Export(a) => {
+            let mut sink: Box<dyn Write> = match &a.output {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                )),
+                None => Box::new(out),
+            };
+            export(&store, &a, &mut sink)?;
+            sink.flush()?;
+            Ok(0)
+        }
+    }
+}
+
+fn parse_id(s: &str) -> anyhow::Result<(ReportKind, i64)> {
+    let (kind, id) = match s.split_once(':') {
+        Some(("aggregate", id)) => (ReportKind::Aggregate, id),
+        Some(("tls", id)) => (ReportKind::Tls, id),
+        Some(("failure", id)) => (ReportKind::Failure, id),
+        Some((k, _)) => bail!("unknown report kind {k:?}: use aggregate, tls or failure"),
+        None => (ReportKind::Aggregate, s),
+    };
+    let id = id
+        .parse()
+        .with_context(|| format!("report id {id:?} is not a number"))?;
+    Ok((kind, id))
+}
+
+fn ingest_cmd(store: &mut SqliteStore, a: IngestArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+    if a.paths.is_empty() && a.mbox.is_empty() && a.maildir.is_empty() {
+        bail!("nothing to ingest: give files, directories, --mbox or --maildir");
+    }
+    let limits = IngestLimits {
+        max_input_bytes: a.max_input_bytes,
+        max_decompressed_bytes: a.max_decompressed_bytes,
+        ..IngestLimits::default()
+    };
+    let mut sources: Vec<Box<dyn Source>> = Vec::new();
+    if !a.paths.is_empty() {
+        sources.push(Box::new(FileSource::new(a.paths, limits.max_input_bytes)));
+    }
+    for m in a.mbox {
+        sources.push(Box::new(MboxSource::new(m)));
+    }
+    let folders = MaildirFolders {
+        archive: a.archive_folder,
+        invalid: a.invalid_folder,
+    };
+    for d in a.maildir {
+        sources.push(Box::new(MaildirSource::open(
+            &d,
+            folders.clone(),
+            limits.max_input_bytes,
+        )?));
+    }
+    // Progress only on a terminal; quiet when piped.
+    let tty = std::io::stderr().is_terminal();
+    let mut total = Summary::default();
+    for mut source in sources {
+        let base = total.clone();
+        let mut progress = |s: &Summary| {
+            if tty {
+                eprint!(
+                    "\r{} items, {} reports, {} records",
+                    base.items + s.items,
+                    base.reports + s.reports,
+                    base.records + s.records
+                );
+            }
+        };
+        let s = ingest::run(source.as_mut(), store, &limits, &mut progress)?;
+        total.items += s.items;
+        total.reports += s.reports;
+        total.records += s.records;
+        total.failure_reports += s.failure_reports;
+        total.tls_reports += s.tls_reports;
+        total.duplicates += s.duplicates;
+        total.invalid.extend(s.invalid);
+        total.errors.extend(s.errors);
+    }
+    if tty {
+        eprintln!();
+    }
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&total)?)?;
+    } else {
+        writeln!(
+            out,
+            "{} items: {} aggregate reports ({} records), {} failure reports, {} TLS reports, {} duplicates, {} invalid, {} errors",
+            total.items,
+            total.reports,
+            total.records,
+            total.failure_reports,
+            total.tls_reports,
+            total.duplicates,
+            total.invalid.len(),
+            total.errors.len()
+        )?;
+        for p in &total.invalid {
+            writeln!(out, "invalid: {}: {}", p.origin, p.reason)?;
+        }
+        for p in &total.errors {
+            writeln!(out, "error: {}: {}", p.origin, p.reason)?;
+        }
+    }
+    Ok(if total.invalid.is_empty() && total.errors.is_empty() {
+        0
+    } else {
+        1
+    })
+}
+
+fn list_id(r: &ReportRow) -> String {
+    match r.kind {
+        ReportKind::Aggregate => r.id.to_string(),
+        k => format!("{}:{}", k.as_str(), r.id),
+    }
+}
+
+fn write_table(out: &mut impl Write, rows: &[ReportRow]) -> std::io::Result<()> {
+    let header = [
+        "ID", "KIND", "ORG", "DOMAIN", "BEGIN", "END", "RECORDS", "MESSAGES",
+    ];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            [
+                list_id(r),
+                r.kind.as_str().to_owned(),
+                r.org.clone(),
+                r.domain.clone(),
+                r.begin.clone(),
+                r.end.clone(),
+                r.records.to_string(),
+                r.messages.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |out: &mut dyn Write, row: &[&str]| -> std::io::Result<()> {
+        let mut s = String::new();
+        for (i, (c, w)) in row.iter().zip(widths).enumerate() {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            s.push_str(c);
+            if i + 1 < row.len() {
+                s.extend(std::iter::repeat_n(
+                    ' ',
+                    w.saturating_sub(c.chars().count()),
+                ));
+            }
+        }
+        writeln!(out, "{}", s.trim_end())
+    };
+    line(out, &header)?;
+    for row in &cells {
+        let refs: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(out, &refs)?;
+    }
+    Ok(())
+}
+
+/// RFC 4180 field quoting.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn csv_line(out: &mut impl Write, fields: &[&str]) -> std::io::Result<()> {
+    let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+    write!(out, "{}\r\n", line.join(","))
+}
+
+fn write_list_csv(out: &mut impl Write, rows: &[ReportRow]) -> std::io::Result<()> {
+    csv_line(
+        out,
+        &[
+            "id",
+            "kind",
+            "org",
+            "report_id",
+            "domain",
+            "begin",
+            "end",
+            "records",
+            "messages",
+        ],
+    )?;
+    for r in rows {
+        csv_line(
+            out,
+            &[
+                &list_id(r),
+                r.kind.as_str(),
+                &r.org,
+                &r.report_id,
+                &r.domain,
+                &r.begin,
+                &r.end,
+                &r.records.to_string(),
+                &r.messages.to_string(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn write_detail(out: &mut impl Write, d: &ReportDetail) -> anyhow::Result<()> {
+    let r = &d.row;
+    writeln!(out, "{} report {}", r.kind.as_str(), list_id(r))?;
+    writeln!(out, "  org:       {}", r.org)?;
+    writeln!(out, "  report id: {}", r.report_id)?;
+    writeln!(out, "  domain:    {}", r.domain)?;
+    writeln!(out, "  range:     {} .. {}", r.begin, r.end)?;
+    writeln!(out, "  details:   {}", serde_json::to_string(&d.details)?)?;
+    if !d.records.is_empty() {
+        writeln!(out, "  records:")?;
+        for rec in &d.records {
+            writeln!(
+                out,
+                "    {} x{} disposition={} dkim={} spf={} header_from={}",
+                rec.source_ip,
+                rec.count,
+                rec.disposition,
+                rec.dkim_aligned.as_deref().unwrap_or("-"),
+                rec.spf_aligned.as_deref().unwrap_or("-"),
+                rec.header_from
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn export(store: &SqliteStore, a: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let rows = store.list(a.domain.as_deref())?;
+    match a.format {
+        Format::Json | Format::Table => {
+            // One JSON array, written report by report.
+            write!(out, "[")?;
+            let mut first = true;
+            for r in &rows {
+                let Some(d) = store.show(r.kind, r.id)? else {
+                    continue;
+                };
+                if !first {
+                    write!(out, ",")?;
+                }
+                first = false;
+                write!(out, "\n{}", serde_json::to_string(&d)?)?;
+            }
+            writeln!(out, "\n]")?;
+        }
+        Format::Csv => {
+            let mut buf = Vec::new();
+            csv_line(
+                &mut buf,
+                &[
+                    "report",
+                    "org",
+                    "report_id",
+                    "domain",
+                    "begin",
+                    "end",
+                    "source_ip",
+                    "count",
+                    "disposition",
+                    "dkim",
+                    "spf",
+                    "header_from",
+                    "envelope_from",
+                    "envelope_to",
+                ],
+            )?;
+            out.write_all(&buf)?;
+            for r in rows.iter().filter(|r| r.kind == ReportKind::Aggregate) {
+                let Some(d) = store.show(r.kind, r.id)? else {
+                    continue;
+                };
+                let mut buf = Vec::new();
+                for rec in &d.records {
+                    csv_line(
+                        &mut buf,
+                        &[
+                            &r.id.to_string(),
+                            &r.org,
+                            &r.report_id,
+                            &r.domain,
+                            &r.begin,
+                            &r.end,
+                            &rec.source_ip,
+                            &rec.count.to_string(),
+                            &rec.disposition,
+                            rec.dkim_aligned.as_deref().unwrap_or_default(),
+                            rec.spf_aligned.as_deref().unwrap_or_default(),
+                            &rec.header_from,
+                            rec.envelope_from.as_deref().unwrap_or_default(),
+                            rec.envelope_to.as_deref().unwrap_or_default(),
+                        ],
+                    )?;
+                }
+                out.write_all(&buf)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert_eq!(parse_id("12").expect("ok"), (ReportKind::Aggregate, 12));
+        assert_eq!(parse_id("tls:3").expect("ok"), (ReportKind::Tls, 3));
+        assert!(parse_id("x:3").is_err());
+        assert!(parse_id("abc").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        use clap::{Args, FromArgMatches};
+        let cmd = ReportsArgs::augment_args(clap::Command::new("reports"));
+        cmd.clone().debug_assert();
+        let m = cmd
+            .try_get_matches_from(["reports", "--db", "x.db", "show", "tls:2"])
+            .expect("parses");
+        let a = ReportsArgs::from_arg_matches(&m).expect("args");
+        assert_eq!(a.db, PathBuf::from("x.db"));
+        assert!(
+            matches!(a.command, ReportsCommand::Show(ShowArgs { ref id, .. }) if id == "tls:2")
+        );
+    }
+
+    #[test]
+    fn csv_quoting() {
+        assert_eq!(csv_field("a"), "a");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}

@@ -1,0 +1,133 @@
+//! Maildir (and Maildir++ subfolders) as a source.
+//!
+//! Owns listing `new/` and `cur/` and moving each handled message: reports
+//! (new or duplicate) to the archive folder, unparseable messages to the
+//! invalid folder. The move happens in [`Source::finish`], after the
+//! store committed the message's data. Leaves `tmp/` alone (messages
+//! still being delivered).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use super::{IngestError, Item, Outcome, Source, read_file};
+
+/// Where handled messages go, as Maildir++ folder names under the
+/// Maildir: defaults `.Archive` and `.Invalid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaildirFolders {
+    pub archive: String,
+    pub invalid: String,
+}
+
+impl Default for MaildirFolders {
+    fn default() -> Self {
+        Self {
+            archive: ".Archive".to_owned(),
+            invalid: ".Invalid".to_owned(),
+        }
+    }
+}
+
+/// The messages of one Maildir.
+#[derive(Debug)]
+pub struct MaildirSource {
+    root: PathBuf,
+    folders: MaildirFolders,
+    pending: VecDeque<PathBuf>,
+    limit: u64,
+}
+
+impl MaildirSource {
+    /// Lists `new/` then `cur/` (each in name order).
+    pub fn open(root: &Path, folders: MaildirFolders, limit: u64) -> Result<Self, IngestError> {
+        let mut pending = VecDeque::new();
+        let mut any = false;
+        for sub in ["new", "cur"] {
+            let dir = root.join(sub);
+            if !dir.is_dir() {
+                continue;
+            }
+            any = true;
+            let entries = std::fs::read_dir(&dir).map_err(|source| IngestError::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .map(|e| e.path())
+                .collect();
+            files.sort();
+            pending.extend(files);
+        }
+        if !any {
+            return Err(IngestError::NotMaildir {
+                path: root.to_owned(),
+            });
+        }
+        Ok(Self {
+            root: root.to_owned(),
+            folders,
+            pending,
+            limit,
+        })
+    }
+
+    fn move_to(&self, from: &Path, folder: &str) -> Result<(), IngestError> {
+        // Maildir++: a folder is a Maildir named ".Name" with cur/new/tmp;
+        // handled mail goes to cur/ (it has been seen).
+        let base = self.root.join(folder);
+        let target_dir = base.join("cur");
+        let mk = |dir: &Path| {
+            std::fs::create_dir_all(dir).map_err(|source| IngestError::Move {
+                from: from.to_owned(),
+                to: dir.to_owned(),
+                source,
+            })
+        };
+        mk(&target_dir)?;
+        mk(&base.join("new"))?;
+        mk(&base.join("tmp"))?;
+        let name = from.file_name().unwrap_or_default();
+        let to = target_dir.join(name);
+        std::fs::rename(from, &to).map_err(|source| IngestError::Move {
+            from: from.to_owned(),
+            to,
+            source,
+        })
+    }
+}
+
+impl Source for MaildirSource {
+    fn next_item(&mut self) -> Option<Result<Item, IngestError>> {
+        let path = self.pending.pop_front()?;
+        match read_file(&path, self.limit) {
+            Ok(bytes) => Some(Ok(Item {
+                origin: path.display().to_string(),
+                bytes,
+                path: Some(path),
+            })),
+            Err(e @ IngestError::TooLarge { .. }) => {
+                // Nothing to commit: set it aside now, or every run would
+                // trip over it again.
+                Some(match self.move_to(&path, &self.folders.invalid) {
+                    Ok(()) => Err(e),
+                    Err(move_err) => Err(move_err),
+                })
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    fn finish(&mut self, item: &Item, outcome: &Outcome) -> Result<(), IngestError> {
+        let Some(path) = &item.path else {
+            return Ok(());
+        };
+        let folder = match outcome {
+            Outcome::Stored | Outcome::Duplicate => &self.folders.archive,
+            Outcome::Invalid { .. } => &self.folders.invalid,
+        };
+        self.move_to(path, folder)
+    }
+}

@@ -1,0 +1,50 @@
+//! DMARC aggregate, DMARC failure and SMTP TLS report ingestion.
+//!
+//! Owns the pipeline sources → bytes ([`ingest`]) → typed reports
+//! ([`parse`], pure) → SQLite ([`store`], the only SQL), and the `reports`
+//! subcommands ([`cli`]). Leaves DNS records and providers alone, and
+//! dashboards to a later module that reads through [`store`].
+
+pub mod cli;
+pub mod ingest;
+pub mod parse;
+pub mod store;
+
+/// Caps applied to every item, so a hostile or broken input cannot exhaust
+/// memory or disk. All sizes are bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// Largest raw item (file or message) read: default 64 MiB.
+    pub max_input_bytes: u64,
+    /// Total decompressed bytes per item across all gzip/zip layers:
+    /// default 512 MiB (a 200,000-record report is about 80 MiB of XML).
+    pub max_decompressed_bytes: u64,
+    /// Largest decompressed:compressed ratio accepted once past 1 MiB of
+    /// output: default 1,000 (report XML compresses 10-50x).
+    pub max_ratio: u64,
+    /// Largest single MIME attachment (decoded): default 32 MiB.
+    pub max_attachment_bytes: u64,
+    /// Deepest nesting of `message/rfc822` parts: default 3.
+    pub max_mime_depth: usize,
+    /// Deepest nesting of containers (gzip in zip in mail …): default 6.
+    pub max_nesting: usize,
+    /// Most entries read from one zip archive: default 16.
+    pub max_zip_entries: usize,
+    /// Original headers kept from a failure report: default 64 KiB.
+    pub max_original_headers: usize,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self {
+            max_input_bytes: 64 << 20,
+            max_decompressed_bytes: 512 << 20,
+            max_ratio: 1_000,
+            max_attachment_bytes: 32 << 20,
+            max_mime_depth: 3,
+            max_nesting: 6,
+            max_zip_entries: 16,
+            max_original_headers: 64 << 10,
+        }
+    }
+}

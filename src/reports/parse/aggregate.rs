@@ -1,0 +1,865 @@
+//! Streaming parser for DMARC aggregate (RUA) XML: RFC 7489 Appendix C and
+//! RFC 9990 (namespace `urn:ietf:params:xml:ns:dmarc-2.0`).
+//!
+//! Owns XML → [`AggregateHeader`] + a stream of [`Record`]s handed to an
+//! [`AggregateVisitor`] one at a time, so memory stays flat however many
+//! records a report holds. Leaves containers (gzip, zip, MIME) to
+//! `container.rs` and storage to the visitor.
+//!
+//! Recovery (what real reporters send): a UTF-8 BOM, invalid UTF-8 bytes
+//! (replaced), stray unclosed or unmatched tags (end tags close back to
+//! their matching start, unknown ends are ignored), mixed-case keywords,
+//! "hardfail", trailing spaces in numbers, an empty `<org_name>` (taken
+//! from the `<email>` domain). Unambiguously broken data (an empty
+//! `<source_ip>`, a missing `<report_id>`) rejects the report. Entities are
+//! never expanded beyond the five XML predefined ones and character
+//! references.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use super::ParseError;
+use super::types::{
+    AggregateHeader, Alignment, Disposition, DkimAuth, DkimResult, DmarcResult, Extension,
+    OverrideReason, PolicyAction, PolicyOverride, Record, SpfAuth, SpfResult, SpfScope,
+};
+
+/// Error a visitor may return; it aborts the parse as [`ParseError::Sink`].
+pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Receives a report as it is parsed.
+pub trait AggregateVisitor {
+    /// Called once, before the first record (or at the end for a report
+    /// without records). Return `Ok(false)` to skip the records (for
+    /// example, a duplicate report): parsing still validates them.
+    fn header(&mut self, header: &AggregateHeader) -> Result<bool, SinkError>;
+    /// Called for each `<record>`, in document order.
+    fn record(&mut self, record: &Record) -> Result<(), SinkError>;
+    /// Called once at the end of an accepted report with the totals, the
+    /// report-level `<extensions>` and every warning (some are only known
+    /// at the end of the document).
+    fn end(&mut self, _summary: &AggregateSummary) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// What a parse produced, apart from the records themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateSummary {
+    pub header: AggregateHeader,
+    /// Number of `<record>` elements.
+    pub records: u64,
+    /// Sum of the records' `<count>`.
+    pub messages: u64,
+    /// False when the visitor asked to skip the records.
+    pub accepted: bool,
+    pub extensions: Vec<Extension>,
+}
+
+/// A visitor that collects every record; for tests and small reports only.
+#[derive(Debug, Default)]
+pub struct Collect {
+    pub header: Option<AggregateHeader>,
+    pub records: Vec<Record>,
+    pub extensions: Vec<Extension>,
+}
+
+impl AggregateVisitor for Collect {
+    fn header(&mut self, header: &AggregateHeader) -> Result<bool, SinkError> {
+        self.header = Some(header.clone());
+        Ok(true)
+    }
+    fn record(&mut self, record: &Record) -> Result<(), SinkError> {
+        self.records.push(record.clone());
+        Ok(())
+    }
+    fn end(&mut self, summary: &AggregateSummary) -> Result<(), SinkError> {
+        self.extensions = summary.extensions.clone();
+        if let Some(h) = &mut self.header {
+            h.warnings = summary.header.warnings.clone();
+        }
+        Ok(())
+    }
+}
+
+/// RFC 9990 section 4: the aggregate report namespace.
+pub const DMARC2_NAMESPACE: &str = "urn:ietf:params:xml:ns:dmarc-2.0";
+
+/// Element names the grammar knows; everything else is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Feedback,
+    Version,
+    ReportMetadata,
+    OrgName,
+    Email,
+    ExtraContactInfo,
+    ReportId,
+    DateRange,
+    Begin,
+    End,
+    Error,
+    Generator,
+    PolicyPublished,
+    Domain,
+    Adkim,
+    Aspf,
+    P,
+    Sp,
+    Np,
+    Pct,
+    Fo,
+    Testing,
+    DiscoveryMethod,
+    Record,
+    Row,
+    SourceIp,
+    Count,
+    PolicyEvaluated,
+    Disposition,
+    Dkim,
+    Spf,
+    Reason,
+    Type,
+    Comment,
+    Identifiers,
+    EnvelopeTo,
+    EnvelopeFrom,
+    HeaderFrom,
+    AuthResults,
+    Selector,
+    Result,
+    HumanResult,
+    Scope,
+    Extensions,
+    Other,
+}
+
+fn tag(local: &str) -> Tag {
+    match local {
+        "feedback" => Tag::Feedback,
+        "version" => Tag::Version,
+        "report_metadata" => Tag::ReportMetadata,
+        "org_name" => Tag::OrgName,
+        "email" => Tag::Email,
+        "extra_contact_info" => Tag::ExtraContactInfo,
+        "report_id" => Tag::ReportId,
+        "date_range" => Tag::DateRange,
+        "begin" => Tag::Begin,
+        "end" => Tag::End,
+        "error" => Tag::Error,
+        "generator" => Tag::Generator,
+        "policy_published" => Tag::PolicyPublished,
+        "domain" => Tag::Domain,
+        "adkim" => Tag::Adkim,
+        "aspf" => Tag::Aspf,
+        "p" => Tag::P,
+        "sp" => Tag::Sp,
+        "np" => Tag::Np,
+        "pct" => Tag::Pct,
+        "fo" => Tag::Fo,
+        "testing" => Tag::Testing,
+        "discovery_method" => Tag::DiscoveryMethod,
+        "record" => Tag::Record,
+        "row" => Tag::Row,
+        "source_ip" => Tag::SourceIp,
+        "count" => Tag::Count,
+        "policy_evaluated" => Tag::PolicyEvaluated,
+        "disposition" => Tag::Disposition,
+        "dkim" => Tag::Dkim,
+        "spf" => Tag::Spf,
+        "reason" => Tag::Reason,
+        "type" => Tag::Type,
+        "comment" => Tag::Comment,
+        "identifiers" => Tag::Identifiers,
+        "envelope_to" => Tag::EnvelopeTo,
+        "envelope_from" => Tag::EnvelopeFrom,
+        "header_from" => Tag::HeaderFrom,
+        "auth_results" => Tag::AuthResults,
+        "selector" => Tag::Selector,
+        "result" => Tag::Result,
+        "human_result" => Tag::HumanResult,
+        "scope" => Tag::Scope,
+        "extensions" | "extension" => Tag::Extensions,
+        _ => Tag::Other,
+    }
+}
+
+fn local_name(qname: &str) -> &str {
+    qname.rsplit(':').next().unwrap_or(qname)
+}
+
+/// A record while it is being read; raw strings, checked on `</record>`.
+#[derive(Default)]
+struct RecordDraft {
+    source_ip: Option<String>,
+    count: Option<String>,
+    disposition: Option<String>,
+    dkim: Option<String>,
+    spf: Option<String>,
+    reasons: Vec<OverrideReason>,
+    reason_type: Option<String>,
+    reason_comment: Option<String>,
+    envelope_to: Option<String>,
+    envelope_from: Option<String>,
+    header_from: Option<String>,
+    dkim_results: Vec<DkimAuth>,
+    spf_results: Vec<SpfAuth>,
+    auth_domain: Option<String>,
+    auth_selector: Option<String>,
+    auth_result: Option<String>,
+    auth_human: Option<String>,
+    auth_scope: Option<String>,
+    extensions: Vec<Extension>,
+}
+
+struct State<'v, V: AggregateVisitor + ?Sized> {
+    visitor: &'v mut V,
+    stack: Vec<Tag>,
+    text: String,
+    header: AggregateHeader,
+    begin: Option<String>,
+    end: Option<String>,
+    seen_feedback: bool,
+    header_sent: bool,
+    accepted: bool,
+    record: RecordDraft,
+    records: u64,
+    messages: u64,
+    /// Depth of the `<extensions>` element in `stack`, when inside one.
+    ext_depth: Option<usize>,
+    ext_name: String,
+    report_extensions: Vec<Extension>,
+    /// Tags closed implicitly or end tags ignored (recovery).
+    repaired: u64,
+}
+
+/// Parses an aggregate report from raw bytes (any BOM and invalid UTF-8 are
+/// tolerated), streaming records to `visitor`.
+pub fn parse<V: AggregateVisitor + ?Sized>(
+    bytes: &[u8],
+    visitor: &mut V,
+) -> Result<AggregateSummary, ParseError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut warnings = Vec::new();
+    let text: Cow<'_, str> = match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => {
+            // Drop the bytes that are not UTF-8 (a stray Latin-1 byte in a
+            // domain is noise; a replacement character would be worse).
+            let mut s = String::with_capacity(bytes.len());
+            let mut dropped = 0usize;
+            for chunk in bytes.utf8_chunks() {
+                s.push_str(chunk.valid());
+                dropped += chunk.invalid().len();
+            }
+            warnings.push(format!("{dropped} invalid UTF-8 byte(s) dropped"));
+            Cow::Owned(s)
+        }
+    };
+    parse_str(&text, visitor, warnings)
+}
+
+fn parse_str<V: AggregateVisitor + ?Sized>(
+    xml: &str,
+    visitor: &mut V,
+    warnings: Vec<String>,
+) -> Result<AggregateSummary, ParseError> {
+    let mut reader = Reader::from_str(xml);
+    {
+        let config = reader.config_mut();
+        config.check_end_names = false;
+        config.allow_unmatched_ends = true;
+        config.allow_dangling_amp = true;
+        config.trim_text(false);
+    }
+    let mut st = State {
+        visitor,
+        stack: Vec::with_capacity(16),
+        text: String::new(),
+        header: AggregateHeader {
+            warnings,
+            ..AggregateHeader::default()
+        },
+        begin: None,
+        end: None,
+        seen_feedback: false,
+        header_sent: false,
+        accepted: true,
+        record: RecordDraft::default(),
+        records: 0,
+        messages: 0,
+        ext_depth: None,
+        ext_name: String::new(),
+        report_extensions: Vec::new(),
+        repaired: 0,
+    };
+    loop {
+        let event = reader.read_event().map_err(|e| ParseError::Xml {
+            position: reader.error_position(),
+            msg: e.to_string(),
+        })?;
+        match event {
+            Event::Start(e) => st.open(&e)?,
+            Event::Empty(e) => {
+                st.open(&e)?;
+                st.close_top()?;
+            }
+            Event::End(e) => {
+                let t = tag(local_name(e.name().into_inner()));
+                st.close(t)?;
+            }
+            Event::Text(t) => st.text.push_str(&t),
+            Event::CData(c) => st.text.push_str(&c),
+            Event::GeneralRef(r) => {
+                let resolved = resolve_ref(&r).ok_or_else(|| ParseError::Xml {
+                    position: reader.buffer_position(),
+                    msg: format!("unknown entity &{};", &*r),
+                })?;
+                st.text.push(resolved);
+            }
+            Event::DocType(_) => {
+                // A DTD could declare entities; they are never expanded
+                // (unknown entity references are rejected above).
+            }
+            Event::Eof => break,
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+        }
+    }
+    // Close whatever the reporter left open (recovery of truncated or
+    // stray-tag documents), innermost first.
+    while !st.stack.is_empty() {
+        st.repaired += 1;
+        st.close_top()?;
+    }
+    st.finish()
+}
+
+/// XML 1.0 section 4.6 predefined entities and section 4.1 character references.
+fn resolve_ref(r: &str) -> Option<char> {
+    match r {
+        "amp" => Some('&'),
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        _ => {
+            let num = r.strip_prefix('#')?;
+            let code = match num.strip_prefix(['x', 'X']) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                None => num.parse().ok()?,
+            };
+            char::from_u32(code)
+        }
+    }
+}
+
+fn take(text: &mut String) -> Option<String> {
+    let t = text.trim();
+    let out = if t.is_empty() {
+        None
+    } else {
+        Some(t.to_owned())
+    };
+    text.clear();
+    out
+}
+
+impl<V: AggregateVisitor + ?Sized> State<'_, V> {
+    fn parent(&self) -> Option<Tag> {
+        self.stack.last().copied()
+    }
+
+    fn grandparent(&self) -> Option<Tag> {
+        self.stack.len().checked_sub(2).map(|i| self.stack[i])
+    }
+
+    fn open(&mut self, e: &BytesStart<'_>) -> Result<(), ParseError> {
+        let qname = e.name().into_inner();
+        let t = tag(local_name(qname));
+        if self.ext_depth.is_some_and(|d| self.stack.len() == d + 1) {
+            self.ext_name.clear();
+            self.ext_name.push_str(local_name(qname));
+        }
+        match t {
+            Tag::Feedback => {
+                self.seen_feedback = true;
+                for attr in e.attributes().flatten() {
+                    if attr.key.into_inner() == "xmlns"
+                        && let Ok(v) = attr.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    {
+                        self.header.namespace = Some(v.trim().to_owned());
+                    }
+                }
+            }
+            Tag::Record if self.ext_depth.is_none() => {
+                self.send_header()?;
+                self.record = RecordDraft::default();
+            }
+            Tag::Extensions if self.ext_depth.is_none() => {
+                self.ext_depth = Some(self.stack.len());
+            }
+            _ => {}
+        }
+        self.stack.push(t);
+        // Text before stray markup inside a value (`bad<xml.net`) stays
+        // with the value; only known elements start a new one.
+        if t != Tag::Other {
+            self.text.clear();
+        }
+        Ok(())
+    }
+
+    /// An end tag: close back to the matching open element; ignore an end
+    /// tag nothing matches (stray markup).
+    fn close(&mut self, t: Tag) -> Result<(), ParseError> {
+        let Some(pos) = self.stack.iter().rposition(|&s| s == t) else {
+            self.repaired += 1;
+            return Ok(());
+        };
+        while self.stack.len() > pos + 1 {
+            self.repaired += 1;
+            self.close_top()?;
+        }
+        self.close_top()
+    }
+
+    fn close_top(&mut self) -> Result<(), ParseError> {
+        let Some(t) = self.stack.pop() else {
+            return Ok(());
+        };
+        if let Some(d) = self.ext_depth {
+            if self.stack.len() == d {
+                self.ext_depth = None;
+                self.text.clear();
+                return Ok(());
+            }
+            if self.stack.len() == d + 1 {
+                let ext = Extension {
+                    name: std::mem::take(&mut self.ext_name),
+                    value: take(&mut self.text).unwrap_or_default(),
+                };
+                if self.stack.contains(&Tag::Record) {
+                    self.record.extensions.push(ext);
+                } else {
+                    self.report_extensions.push(ext);
+                }
+            }
+            return Ok(());
+        }
+        let parent = self.parent();
+        let grandparent = self.grandparent();
+        let h = &mut self.header;
+        let r = &mut self.record;
+        match (parent, t) {
+            (Some(Tag::Feedback), Tag::Version) => h.version = take(&mut self.text),
+            (Some(Tag::ReportMetadata), Tag::OrgName) => {
+                h.org_name = take(&mut self.text).unwrap_or_default();
+            }
+            (Some(Tag::ReportMetadata), Tag::Email) => h.email = take(&mut self.text),
+            (Some(Tag::ReportMetadata), Tag::ExtraContactInfo) => {
+                h.extra_contact_info = take(&mut self.text);
+            }
+            (Some(Tag::ReportMetadata), Tag::ReportId) => {
+                h.report_id = take(&mut self.text).unwrap_or_default();
+            }
+            (Some(Tag::ReportMetadata), Tag::Error) => {
+                if let Some(e) = take(&mut self.text) {
+                    h.errors.push(e);
+                }
+            }
+            (Some(Tag::ReportMetadata), Tag::Generator) => h.generator = take(&mut self.text),
+            (Some(Tag::DateRange), Tag::Begin) => self.begin = take(&mut self.text),
+            (Some(Tag::DateRange), Tag::End) => self.end = take(&mut self.text),
+            (Some(Tag::PolicyPublished), _) => self.policy_field(t)?,
+            (Some(Tag::Row), Tag::SourceIp) => r.source_ip = take(&mut self.text),
+            (Some(Tag::Row), Tag::Count) => r.count = take(&mut self.text),
+            (Some(Tag::PolicyEvaluated), Tag::Disposition) => {
+                r.disposition = take(&mut self.text);
+            }
+            (Some(Tag::PolicyEvaluated), Tag::Dkim) => r.dkim = take(&mut self.text),
+            (Some(Tag::PolicyEvaluated), Tag::Spf) => r.spf = take(&mut self.text),
+            (Some(Tag::PolicyEvaluated), Tag::Reason) => {
+                let kind = r.reason_type.take();
+                let comment = r.reason_comment.take();
+                if let Some(kind) = kind {
+                    let kind = PolicyOverride::parse(&kind)
+                        .ok_or_else(|| self.invalid("policy_evaluated/reason/type", &kind))?;
+                    self.record.reasons.push(OverrideReason { kind, comment });
+                } else if comment.is_some() {
+                    r.reasons.push(OverrideReason {
+                        kind: PolicyOverride::Other,
+                        comment,
+                    });
+                }
+            }
+            (Some(Tag::Reason), Tag::Type) => r.reason_type = take(&mut self.text),
+            (Some(Tag::Reason), Tag::Comment) => r.reason_comment = take(&mut self.text),
+            (Some(Tag::Identifiers), Tag::EnvelopeTo) => r.envelope_to = take(&mut self.text),
+            (Some(Tag::Identifiers), Tag::EnvelopeFrom) => {
+                r.envelope_from = take(&mut self.text);
+            }
+            (Some(Tag::Identifiers), Tag::HeaderFrom) => r.header_from = take(&mut self.text),
+            (Some(Tag::Dkim | Tag::Spf), _) if grandparent == Some(Tag::AuthResults) => {
+                let v = take(&mut self.text);
+                match t {
+                    Tag::Domain => r.auth_domain = v,
+                    Tag::Selector => r.auth_selector = v,
+                    Tag::Result => r.auth_result = v,
+                    Tag::HumanResult => r.auth_human = v,
+                    Tag::Scope => r.auth_scope = v,
+                    _ => {}
+                }
+            }
+            (Some(Tag::AuthResults), Tag::Dkim) => self.push_dkim()?,
+            (Some(Tag::AuthResults), Tag::Spf) => self.push_spf()?,
+            (_, Tag::Record) => self.finish_record()?,
+            (_, Tag::Other) => {}
+            _ => self.text.clear(),
+        }
+        Ok(())
+    }
+
+    fn invalid(&self, field: &str, value: &str) -> ParseError {
+        ParseError::InvalidValue {
+            field: field.to_owned(),
+            value: value.to_owned(),
+            record: self.current_record(),
+        }
+    }
+
+    fn current_record(&self) -> Option<u64> {
+        self.stack
+            .contains(&Tag::Record)
+            .then_some(self.records + 1)
+    }
+
+    fn policy_field(&mut self, t: Tag) -> Result<(), ParseError> {
+        let Some(v) = take(&mut self.text) else {
+            return Ok(());
+        };
+        let p = &mut self.header.policy;
+        let action = |field: &str| {
+            PolicyAction::parse(&v).ok_or_else(|| ParseError::InvalidValue {
+                field: format!("policy_published/{field}"),
+                value: v.clone(),
+                record: None,
+            })
+        };
+        let align = |field: &str| {
+            Alignment::parse(&v).ok_or_else(|| ParseError::InvalidValue {
+                field: format!("policy_published/{field}"),
+                value: v.clone(),
+                record: None,
+            })
+        };
+        match t {
+            Tag::Domain => p.domain = v.trim_end_matches('.').to_ascii_lowercase(),
+            Tag::Adkim => p.adkim = Some(align("adkim")?),
+            Tag::Aspf => p.aspf = Some(align("aspf")?),
+            Tag::P => p.p = Some(action("p")?),
+            Tag::Sp => p.sp = Some(action("sp")?),
+            Tag::Np => p.np = Some(action("np")?),
+            Tag::Pct => {
+                let pct = v
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|n| *n <= 100)
+                    .ok_or_else(|| self.invalid("policy_published/pct", &v))?;
+                self.header.policy.pct = Some(pct);
+            }
+            Tag::Fo => p.fo = Some(v),
+            Tag::Testing => {
+                p.testing = Some(match v.to_ascii_lowercase().as_str() {
+                    "y" | "yes" | "true" => true,
+                    "n" | "no" | "false" => false,
+                    _ => return Err(self.invalid("policy_published/testing", &v)),
+                });
+            }
+            Tag::DiscoveryMethod => p.discovery_method = Some(v.to_ascii_lowercase()),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn push_dkim(&mut self) -> Result<(), ParseError> {
+        let r = &mut self.record;
+        let domain = r.auth_domain.take().unwrap_or_default();
+        let selector = r.auth_selector.take();
+        let human_result = r.auth_human.take();
+        r.auth_scope = None;
+        let result = match r.auth_result.take() {
+            Some(v) => {
+                DkimResult::parse(&v).ok_or_else(|| self.invalid("auth_results/dkim/result", &v))?
+            }
+            None => DkimResult::None,
+        };
+        self.record.dkim_results.push(DkimAuth {
+            domain,
+            selector,
+            result,
+            human_result,
+        });
+        Ok(())
+    }
+
+    fn push_spf(&mut self) -> Result<(), ParseError> {
+        let r = &mut self.record;
+        let domain = r.auth_domain.take().unwrap_or_default();
+        let human_result = r.auth_human.take();
+        r.auth_selector = None;
+        let scope = r.auth_scope.take();
+        let result = r.auth_result.take();
+        let scope = match scope {
+            Some(v) => Some(
+                SpfScope::parse(&v).ok_or_else(|| self.invalid("auth_results/spf/scope", &v))?,
+            ),
+            None => None,
+        };
+        let result = match result {
+            Some(v) => {
+                SpfResult::parse(&v).ok_or_else(|| self.invalid("auth_results/spf/result", &v))?
+            }
+            None => SpfResult::None,
+        };
+        self.record.spf_results.push(SpfAuth {
+            domain,
+            scope,
+            result,
+            human_result,
+        });
+        Ok(())
+    }
+
+    /// Checks the header once, then hands it to the visitor.
+    fn send_header(&mut self) -> Result<(), ParseError> {
+        if self.header_sent {
+            return Ok(());
+        }
+        self.header_sent = true;
+        let h = &mut self.header;
+        if h.org_name.is_empty() {
+            // parsedmarc does the same: the reporter is named by its address.
+            let from_email = h
+                .email
+                .as_deref()
+                .and_then(|e| e.rsplit_once('@'))
+                .map(|(_, d)| d.trim_matches(['<', '>', ' ']).to_owned())
+                .filter(|d| !d.is_empty());
+            match from_email {
+                Some(d) => {
+                    h.warnings
+                        .push("empty <org_name>: taken from the <email> domain".to_owned());
+                    h.org_name = d;
+                }
+                None => {
+                    return Err(ParseError::MissingField {
+                        field: "report_metadata/org_name".to_owned(),
+                    });
+                }
+            }
+        }
+        if h.report_id.is_empty() {
+            return Err(ParseError::MissingField {
+                field: "report_metadata/report_id".to_owned(),
+            });
+        }
+        if h.policy.domain.is_empty() {
+            return Err(ParseError::MissingField {
+                field: "policy_published/domain".to_owned(),
+            });
+        }
+        let ts = |v: &Option<String>, field: &str| -> Result<i64, ParseError> {
+            let v = v.as_deref().ok_or_else(|| ParseError::MissingField {
+                field: format!("report_metadata/date_range/{field}"),
+            })?;
+            // Some reporters write fractional seconds.
+            let int = v.split('.').next().unwrap_or(v);
+            int.parse::<i64>().map_err(|_| ParseError::InvalidValue {
+                field: format!("report_metadata/date_range/{field}"),
+                value: v.to_owned(),
+                record: None,
+            })
+        };
+        h.date_begin = ts(&self.begin, "begin")?;
+        h.date_end = ts(&self.end, "end")?;
+        if h.date_end < h.date_begin {
+            return Err(ParseError::InvalidValue {
+                field: "report_metadata/date_range".to_owned(),
+                value: format!("{}..{}", h.date_begin, h.date_end),
+                record: None,
+            });
+        }
+        // RFC 7489 section 7.2: "reports ... SHOULD cover ... a 24-hour
+        // period"; longer ranges are kept but noted.
+        if h.date_end - h.date_begin > 86_400 + 1 {
+            h.warnings.push(format!(
+                "date range spans {} hours (more than 24)",
+                (h.date_end - h.date_begin + 3599) / 3600
+            ));
+        }
+        self.accepted = self
+            .visitor
+            .header(&self.header)
+            .map_err(|source| ParseError::Sink { source })?;
+        Ok(())
+    }
+
+    fn finish_record(&mut self) -> Result<(), ParseError> {
+        let d = std::mem::take(&mut self.record);
+        let n = self.records + 1;
+        let bad = |field: &str, value: &str| ParseError::InvalidValue {
+            field: field.to_owned(),
+            value: value.to_owned(),
+            record: Some(n),
+        };
+        let ip = d.source_ip.as_deref().unwrap_or_default();
+        let source_ip: IpAddr = ip.parse().map_err(|_| bad("row/source_ip", ip))?;
+        let count_s = d.count.as_deref().unwrap_or_default();
+        let count: u64 = count_s.parse().map_err(|_| bad("row/count", count_s))?;
+        let disp = d.disposition.as_deref().unwrap_or_default();
+        let disposition =
+            Disposition::parse(disp).ok_or_else(|| bad("policy_evaluated/disposition", disp))?;
+        let dmarc = |v: &Option<String>, field: &str| -> Result<Option<DmarcResult>, ParseError> {
+            match v {
+                None => Ok(None),
+                Some(v) => DmarcResult::parse(v).map(Some).ok_or_else(|| bad(field, v)),
+            }
+        };
+        let dkim = dmarc(&d.dkim, "policy_evaluated/dkim")?;
+        let spf = dmarc(&d.spf, "policy_evaluated/spf")?;
+        let header_from = d
+            .header_from
+            .ok_or_else(|| bad("identifiers/header_from", ""))?;
+        let record = Record {
+            source_ip,
+            count,
+            disposition,
+            dkim,
+            spf,
+            reasons: d.reasons,
+            envelope_to: d.envelope_to,
+            envelope_from: d.envelope_from,
+            header_from,
+            dkim_results: d.dkim_results,
+            spf_results: d.spf_results,
+            extensions: d.extensions,
+        };
+        self.records = n;
+        self.messages = self.messages.saturating_add(count);
+        if self.accepted {
+            self.visitor
+                .record(&record)
+                .map_err(|source| ParseError::Sink { source })?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<AggregateSummary, ParseError> {
+        if !self.seen_feedback {
+            return Err(ParseError::NotAReport {
+                detail: "no <feedback> element".to_owned(),
+            });
+        }
+        self.send_header()?;
+        if self.repaired > 0 {
+            self.header.warnings.push(format!(
+                "malformed XML: {} tag(s) closed or ignored to recover",
+                self.repaired
+            ));
+        }
+        let summary = AggregateSummary {
+            header: self.header,
+            records: self.records,
+            messages: self.messages,
+            accepted: self.accepted,
+            extensions: self.report_extensions,
+        };
+        if summary.accepted {
+            self.visitor
+                .end(&summary)
+                .map_err(|source| ParseError::Sink { source })?;
+        }
+        Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(records: &str) -> String {
+        format!(
+            "<feedback><report_metadata><org_name>o</org_name><report_id>1</report_id>\
+             <date_range><begin>0</begin><end>86400</end></date_range></report_metadata>\
+             <policy_published><domain>Example.COM.</domain><p>Reject</p></policy_published>\
+             {records}</feedback>"
+        )
+    }
+
+    const REC: &str = "<record><row><source_ip>192.0.2.1</source_ip><count>3</count>\
+        <policy_evaluated><disposition>None</disposition><dkim>Pass</dkim><spf>hardfail</spf>\
+        </policy_evaluated></row><identifiers><header_from>example.com</header_from></identifiers>\
+        <auth_results><spf><domain>a.example</domain><result>HardFail</result></spf></auth_results>\
+        </record>";
+
+    #[test]
+    fn parses_and_normalises() {
+        let mut c = Collect::default();
+        let s = parse(report(REC).as_bytes(), &mut c).expect("parses");
+        assert_eq!(s.records, 1);
+        assert_eq!(s.messages, 3);
+        let h = c.header.expect("header");
+        assert_eq!(h.policy.domain, "example.com");
+        assert_eq!(h.policy.p, Some(PolicyAction::Reject));
+        let r = &c.records[0];
+        assert_eq!(r.dkim, Some(DmarcResult::Pass));
+        assert_eq!(r.spf, Some(DmarcResult::Fail));
+        assert_eq!(r.spf_results[0].result, SpfResult::Fail);
+        assert_eq!(r.disposition, Disposition::None);
+    }
+
+    #[test]
+    fn table() {
+        // (input records, expected error field or None)
+        let cases: &[(&str, Option<&str>)] = &[
+            (REC, None),
+            (&REC.replace("192.0.2.1", ""), Some("row/source_ip")),
+            (&REC.replace("<count>3", "<count>x3"), Some("row/count")),
+            (
+                &REC.replace("None</disp", "maybe</disp"),
+                Some("policy_evaluated/disposition"),
+            ),
+            (
+                &REC.replace("HardFail", "bogus"),
+                Some("auth_results/spf/result"),
+            ),
+        ];
+        for (input, want) in cases {
+            let got = parse(report(input).as_bytes(), &mut Collect::default());
+            match (want, got) {
+                (None, Ok(_)) => {}
+                (Some(f), Err(ParseError::InvalidValue { field, .. })) => assert_eq!(&field, f),
+                (w, g) => panic!("{input}: want {w:?}, got {g:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn entities_are_not_expanded() {
+        let xml = "<!DOCTYPE f [<!ENTITY x \"boom\">]><feedback><report_metadata>\
+                   <org_name>&x;</org_name></report_metadata></feedback>";
+        let err = parse(xml.as_bytes(), &mut Collect::default()).expect_err("rejects");
+        assert!(err.to_string().contains("unknown entity"), "{err}");
+    }
+
+    #[test]
+    fn predefined_entities_resolve() {
+        let xml = report(REC).replace("<org_name>o<", "<org_name>A &amp; B&#33;<");
+        let s = parse(xml.as_bytes(), &mut Collect::default()).expect("parses");
+        assert_eq!(s.header.org_name, "A & B!");
+    }
+}

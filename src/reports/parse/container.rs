@@ -1,0 +1,437 @@
+//! Containers around reports: gzip (multi-member, nested), zip, MIME
+//! messages (attachments or body, base64 / quoted-printable, nested
+//! `message/rfc822`), detected by content, not by file name.
+//!
+//! Owns bytes → [`Payload`]s (aggregate XML, TLS-RPT JSON, failure
+//! reports) under the size, ratio and depth caps of [`IngestLimits`].
+//! Leaves the report formats to `aggregate.rs`, `tlsrpt.rs`, `failure.rs`.
+
+use std::io::Read;
+
+use mail_parser::{MessageParser, MimeHeaders, PartType};
+
+use super::ParseError;
+use super::failure::{self, FailureReport};
+use crate::reports::IngestLimits;
+
+/// A report found inside a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// DMARC aggregate XML (bytes as sent, possibly not UTF-8).
+    Xml(Vec<u8>),
+    /// SMTP TLS report JSON.
+    Json(Vec<u8>),
+    /// A failure report taken from a message.
+    Failure(Box<FailureReport>),
+}
+
+/// What the first bytes say the content is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sniff {
+    Gzip,
+    Zip,
+    Xml,
+    Json,
+    Mime,
+    Unknown,
+}
+
+fn sniff(bytes: &[u8]) -> Sniff {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return Sniff::Gzip;
+    }
+    if bytes.starts_with(b"PK\x03\x04") {
+        return Sniff::Zip;
+    }
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map_or(&[][..], |i| &body[i..]);
+    match start.first() {
+        Some(b'<') => return Sniff::Xml,
+        Some(b'{') => return Sniff::Json,
+        _ => {}
+    }
+    // RFC 5322 section 2.2: a header field is "name ':' body", the name
+    // printable ASCII without colon; mbox adds a "From " line.
+    let first_line = start.split(|&b| b == b'\n').next().unwrap_or_default();
+    let looks_like_header = first_line.starts_with(b"From ")
+        || first_line
+            .iter()
+            .position(|&b| b == b':')
+            .is_some_and(|i| i > 0 && first_line[..i].iter().all(|b| b.is_ascii_graphic()));
+    if looks_like_header {
+        Sniff::Mime
+    } else {
+        Sniff::Unknown
+    }
+}
+
+/// Reads at most `limit` bytes; more is a bomb (or just too big).
+fn read_capped(
+    reader: impl Read,
+    limit: u64,
+    compressed_len: usize,
+    max_ratio: u64,
+    what: &str,
+) -> Result<Vec<u8>, ParseError> {
+    let mut out = Vec::new();
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| ParseError::Container {
+            msg: format!("{what}: {e}"),
+        })?;
+    let n = out.len() as u64;
+    if n > limit {
+        return Err(ParseError::TooLarge {
+            what: format!("{what} decompressed size"),
+            limit,
+        });
+    }
+    check_ratio(n, compressed_len, max_ratio, what)?;
+    Ok(out)
+}
+
+/// Decompresses every gzip member.
+///
+/// RFC 1952 section 2.2: "A gzip file consists of a series of members
+/// (compressed data sets)". This is `MultiGzDecoder`, member by member, so
+/// that trailing line breaks after the last member (Mimecast sends them)
+/// are tolerated instead of failing as a broken next member.
+fn gunzip(bytes: &[u8], limit: u64, max_ratio: u64) -> Result<Vec<u8>, ParseError> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while rest.starts_with(&[0x1f, 0x8b]) {
+        let room = limit.saturating_sub(out.len() as u64);
+        let mut member = flate2::bufread::GzDecoder::new(rest).take(room.saturating_add(1));
+        member
+            .read_to_end(&mut out)
+            .map_err(|e| ParseError::Container {
+                msg: format!("gzip: {e}"),
+            })?;
+        if out.len() as u64 > limit {
+            return Err(ParseError::TooLarge {
+                what: "gzip decompressed size".to_owned(),
+                limit,
+            });
+        }
+        rest = member.into_inner().into_inner();
+    }
+    if !rest.iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
+        return Err(ParseError::Container {
+            msg: format!("gzip: {} bytes of trailing garbage", rest.len()),
+        });
+    }
+    check_ratio(out.len() as u64, bytes.len(), max_ratio, "gzip")?;
+    Ok(out)
+}
+
+fn check_ratio(
+    n: u64,
+    compressed_len: usize,
+    max_ratio: u64,
+    what: &str,
+) -> Result<(), ParseError> {
+    // A ratio check only means something past a few pages of output.
+    let compressed = (compressed_len as u64).max(1);
+    if n > 1 << 20 && n / compressed > max_ratio {
+        return Err(ParseError::TooLarge {
+            what: format!("{what} compression ratio ({}:1)", n / compressed),
+            limit: max_ratio,
+        });
+    }
+    Ok(())
+}
+
+/// Unpacks `bytes` into the reports it contains.
+pub fn unpack(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Payload>, ParseError> {
+    if bytes.len() as u64 > limits.max_input_bytes {
+        return Err(ParseError::TooLarge {
+            what: "input".to_owned(),
+            limit: limits.max_input_bytes,
+        });
+    }
+    let mut out = Vec::new();
+    let mut budget = limits.max_decompressed_bytes;
+    unpack_into(bytes, limits, 0, &mut budget, &mut out)?;
+    if out.is_empty() {
+        return Err(ParseError::NotAReport {
+            detail: "no report found in the message".to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+fn unpack_into(
+    bytes: &[u8],
+    limits: &IngestLimits,
+    depth: usize,
+    budget: &mut u64,
+    out: &mut Vec<Payload>,
+) -> Result<(), ParseError> {
+    if depth > limits.max_nesting {
+        return Err(ParseError::TooLarge {
+            what: "container nesting depth".to_owned(),
+            limit: limits.max_nesting as u64,
+        });
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseError::NotAReport {
+            detail: "empty input".to_owned(),
+        });
+    }
+    match sniff(bytes) {
+        Sniff::Gzip => {
+            let data = gunzip(bytes, *budget, limits.max_ratio)?;
+            *budget = budget.saturating_sub(data.len() as u64);
+            unpack_into(&data, limits, depth + 1, budget, out)
+        }
+        Sniff::Zip => {
+            let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
+                ParseError::Container {
+                    msg: format!("zip: {e}"),
+                }
+            })?;
+            if archive.len() > limits.max_zip_entries {
+                return Err(ParseError::TooLarge {
+                    what: "zip entries".to_owned(),
+                    limit: limits.max_zip_entries as u64,
+                });
+            }
+            for i in 0..archive.len() {
+                let mut entry = archive.by_index(i).map_err(|e| ParseError::Container {
+                    msg: format!("zip entry {i}: {e}"),
+                })?;
+                if entry.is_dir() {
+                    continue;
+                }
+                let compressed = usize::try_from(entry.compressed_size()).unwrap_or(usize::MAX);
+                let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
+                let data = read_capped(
+                    &mut entry,
+                    *budget,
+                    compressed,
+                    limits.max_ratio,
+                    &format!("zip entry {name:?}"),
+                )?;
+                *budget = budget.saturating_sub(data.len() as u64);
+                unpack_into(&data, limits, depth + 1, budget, out)?;
+            }
+            Ok(())
+        }
+        Sniff::Xml => {
+            out.push(Payload::Xml(bytes.to_vec()));
+            Ok(())
+        }
+        Sniff::Json => {
+            out.push(Payload::Json(bytes.to_vec()));
+            Ok(())
+        }
+        Sniff::Mime => unpack_message(bytes, limits, depth, budget, out),
+        Sniff::Unknown => Err(ParseError::NotAReport {
+            detail: "not XML, JSON, gzip, zip or a mail message".to_owned(),
+        }),
+    }
+}
+
+fn header_block(raw: &[u8]) -> &[u8] {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(raw.len());
+    &raw[..end]
+}
+
+/// Walks a MIME message.
+///
+/// RFC 7489 section 7.2.1.1: the aggregate report "MUST be ... compressed
+/// using gzip or zip" and attached with a suitable media type
+/// ("application/gzip"), but reporters also send the XML as the body or as
+/// `text/xml`, name `.zip` attachments `application/octet-stream`, and put
+/// an HTML "[Preview]" part first: every part is sniffed.
+/// RFC 6591 / RFC 5965 section 2: a failure report is "multipart/report"
+/// with a "message/feedback-report" part and the original message or
+/// headers.
+fn unpack_message(
+    bytes: &[u8],
+    limits: &IngestLimits,
+    depth: usize,
+    budget: &mut u64,
+    out: &mut Vec<Payload>,
+) -> Result<(), ParseError> {
+    if depth > limits.max_mime_depth {
+        return Err(ParseError::TooLarge {
+            what: "MIME nesting depth".to_owned(),
+            limit: limits.max_mime_depth as u64,
+        });
+    }
+    let message = MessageParser::default()
+        .parse(bytes)
+        .ok_or_else(|| ParseError::NotAReport {
+            detail: "not a mail message (no headers)".to_owned(),
+        })?;
+
+    // Failure reports first: if there is a feedback-report part, the rest
+    // of the message is the reported mail, never a report of its own.
+    let arf = message.parts.iter().find(|p| {
+        p.content_type().is_some_and(|ct| {
+            ct.ctype().eq_ignore_ascii_case("message")
+                && ct
+                    .subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("feedback-report"))
+        })
+    });
+    let reporter = message
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .map(str::to_owned)
+        .or_else(|| message.header_raw("From").map(|s| s.trim().to_owned()));
+    if let Some(arf) = arf {
+        let text = String::from_utf8_lossy(arf.contents());
+        let mut report = failure::parse_arf(&text)?;
+        report.reporter = reporter;
+        for part in &message.parts {
+            let is_headers = part.content_type().is_some_and(|ct| {
+                ct.subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("rfc822-headers"))
+            });
+            if let PartType::Message(original) = &part.body {
+                let headers = String::from_utf8_lossy(header_block(original.raw_message()));
+                report.original_headers = Some(cap(&headers, limits.max_original_headers));
+                report.original_subject = original.subject().map(str::to_owned);
+                report.original_message_id = original.message_id().map(str::to_owned);
+                break;
+            } else if is_headers {
+                let headers = String::from_utf8_lossy(part.contents());
+                report.original_headers = Some(cap(&headers, limits.max_original_headers));
+                break;
+            }
+        }
+        out.push(Payload::Failure(Box::new(report)));
+        return Ok(());
+    }
+
+    let found_before = out.len();
+    let mut first_error = None;
+    for (i, part) in message.parts.iter().enumerate() {
+        let data: &[u8] = match &part.body {
+            PartType::Binary(b) | PartType::InlineBinary(b) => b,
+            PartType::Text(t) => {
+                let is_xml_type = part.content_type().is_some_and(|ct| {
+                    ct.subtype().is_some_and(|s| {
+                        s.eq_ignore_ascii_case("xml") || s.to_ascii_lowercase().ends_with("+xml")
+                    })
+                });
+                let trimmed = t.trim_start_matches('\u{feff}').trim_start();
+                if is_xml_type
+                    || trimmed.starts_with("<?xml")
+                    || trimmed.starts_with("<feedback")
+                    || trimmed.starts_with('{')
+                {
+                    t.as_bytes()
+                } else {
+                    continue;
+                }
+            }
+            PartType::Message(nested) => {
+                let raw = nested.raw_message();
+                if let Err(e) = unpack_message(raw, limits, depth + 1, budget, out) {
+                    first_error.get_or_insert(e);
+                }
+                continue;
+            }
+            PartType::Html(_) | PartType::Multipart(_) => continue,
+        };
+        if i == 0 && data.is_empty() {
+            continue;
+        }
+        if data.len() as u64 > limits.max_attachment_bytes {
+            return Err(ParseError::TooLarge {
+                what: format!(
+                    "attachment {:?}",
+                    part.attachment_name().unwrap_or("(unnamed)")
+                ),
+                limit: limits.max_attachment_bytes,
+            });
+        }
+        match unpack_into(data, limits, depth + 1, budget, out) {
+            Ok(()) => {}
+            // A logo or a signature is not a report; keep looking.
+            Err(ParseError::NotAReport { .. }) => {}
+            Err(e @ ParseError::TooLarge { .. }) => return Err(e),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if out.len() > found_before {
+        return Ok(());
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    // Text-only failure reports (no ARF part).
+    let subject = message.subject().unwrap_or_default().to_ascii_lowercase();
+    if subject.contains("dmarc")
+        && (subject.contains("forensic") || subject.contains("failure"))
+        && let Some(text) = message.body_text(0)
+        && let Some(mut report) = failure::parse_text(&text)
+    {
+        report.reporter = reporter;
+        out.push(Payload::Failure(Box::new(report)));
+    }
+    Ok(())
+}
+
+fn cap(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniff_table() {
+        let cases: &[(&[u8], Sniff)] = &[
+            (b"\x1f\x8b\x08", Sniff::Gzip),
+            (b"PK\x03\x04", Sniff::Zip),
+            (b"\xEF\xBB\xBF  <?xml", Sniff::Xml),
+            (b"\n{\"a\":1}", Sniff::Json),
+            (b"Received: from x\r\n", Sniff::Mime),
+            (b"From a@b Sat Jan  1\n", Sniff::Mime),
+            (b"%PDF-1.4", Sniff::Unknown),
+        ];
+        for (input, want) in cases {
+            assert_eq!(sniff(input), *want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn gzip_bomb_rejected() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![b'<'; 8 << 20]).expect("compress");
+        let gz = enc.finish().expect("finish");
+        let limits = IngestLimits {
+            max_decompressed_bytes: 4 << 20,
+            ..IngestLimits::default()
+        };
+        let err = unpack(&gz, &limits).expect_err("bomb");
+        assert!(matches!(err, ParseError::TooLarge { .. }), "{err}");
+        // Within the size cap the ratio cap still catches it.
+        let err = unpack(&gz, &IngestLimits::default()).expect_err("ratio");
+        assert!(err.to_string().contains("ratio"), "{err}");
+    }
+}

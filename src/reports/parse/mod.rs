@@ -1,0 +1,213 @@
+//! Bytes → typed reports. Pure: no I/O, no SQL.
+//!
+//! Owns report detection and parsing for every container
+//! ([`container`]) and format ([`aggregate`], [`failure`], [`tlsrpt`]),
+//! and hands what it finds to a [`ReportSink`] as it goes. Leaves where
+//! bytes come from to `reports::ingest` and storage to `reports::store`.
+
+pub mod aggregate;
+pub mod container;
+pub mod failure;
+pub mod tlsrpt;
+pub mod types;
+
+use serde::Serialize;
+
+pub use aggregate::{AggregateSummary, AggregateVisitor, SinkError};
+pub use container::Payload;
+pub use failure::FailureReport;
+pub use tlsrpt::TlsReport;
+pub use types::*;
+
+use crate::reports::IngestLimits;
+
+/// Why an item could not be read as a report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    #[error("not a report: {detail}")]
+    NotAReport { detail: String },
+    #[error("malformed XML at byte {position}: {msg}")]
+    Xml { position: u64, msg: String },
+    #[error("malformed JSON at line {line}: {msg}")]
+    Json { line: usize, msg: String },
+    #[error("missing required field {field}")]
+    MissingField { field: String },
+    #[error("invalid {field} {value:?}{}", record.map(|n| format!(" in record {n}")).unwrap_or_default())]
+    InvalidValue {
+        field: String,
+        value: String,
+        record: Option<u64>,
+    },
+    #[error("{what} exceeds the limit of {limit}")]
+    TooLarge { what: String, limit: u64 },
+    #[error("broken container: {msg}")]
+    Container { msg: String },
+    #[error("storing the report failed: {source}")]
+    Sink { source: SinkError },
+}
+
+/// Kind of report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportKind {
+    Aggregate,
+    Failure,
+    Tls,
+}
+
+impl ReportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aggregate => "aggregate",
+            Self::Failure => "failure",
+            Self::Tls => "tls",
+        }
+    }
+}
+
+/// Receives every report of an item. Each method returns `Ok(true)` when
+/// the report is new and `Ok(false)` when it is a duplicate.
+pub trait ReportSink: AggregateVisitor {
+    fn failure(&mut self, report: &FailureReport) -> Result<bool, SinkError>;
+    fn tls(&mut self, report: &TlsReport) -> Result<bool, SinkError>;
+}
+
+/// One report found in an item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Found {
+    pub kind: ReportKind,
+    /// Reporting organisation (`org_name`, `organization-name`, or the
+    /// failure report's sender).
+    pub org: String,
+    pub report_id: String,
+    /// Policy domain / reported domain.
+    pub domain: String,
+    /// Aggregate records, TLS policies, 1 for a failure report.
+    pub records: u64,
+    pub duplicate: bool,
+    pub warnings: Vec<String>,
+}
+
+/// Parses one item (a file, a mail message) and streams its reports to
+/// `sink`. Any error rejects the whole item: the caller rolls back.
+pub fn parse_item<S: ReportSink + ?Sized>(
+    bytes: &[u8],
+    limits: &IngestLimits,
+    sink: &mut S,
+) -> Result<Vec<Found>, ParseError> {
+    let payloads = container::unpack(bytes, limits)?;
+    let mut found = Vec::with_capacity(payloads.len());
+    for payload in payloads {
+        match payload {
+            Payload::Xml(xml) => {
+                let s = aggregate::parse(&xml, sink)?;
+                found.push(Found {
+                    kind: ReportKind::Aggregate,
+                    org: s.header.org_name,
+                    report_id: s.header.report_id,
+                    domain: s.header.policy.domain,
+                    records: s.records,
+                    duplicate: !s.accepted,
+                    warnings: s.header.warnings,
+                });
+            }
+            Payload::Json(json) => {
+                let r = tlsrpt::parse(&json)?;
+                let new = sink.tls(&r).map_err(|source| ParseError::Sink { source })?;
+                found.push(Found {
+                    kind: ReportKind::Tls,
+                    org: r.organization_name.clone(),
+                    report_id: r.report_id.clone(),
+                    domain: r
+                        .policies
+                        .first()
+                        .map(|p| p.policy.policy_domain.clone())
+                        .unwrap_or_default(),
+                    records: r.policies.len() as u64,
+                    duplicate: !new,
+                    warnings: Vec::new(),
+                });
+            }
+            Payload::Failure(r) => {
+                let new = sink
+                    .failure(&r)
+                    .map_err(|source| ParseError::Sink { source })?;
+                found.push(Found {
+                    kind: ReportKind::Failure,
+                    org: r.reporter.clone().unwrap_or_default(),
+                    report_id: r.fingerprint(),
+                    domain: r.reported_domain.clone(),
+                    records: 1,
+                    duplicate: !new,
+                    warnings: Vec::new(),
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A fully collected report, for golden files, `show` and small inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Report {
+    Aggregate {
+        header: Box<AggregateHeader>,
+        records: Vec<Record>,
+        extensions: Vec<Extension>,
+    },
+    Failure(Box<FailureReport>),
+    Tls(TlsReport),
+}
+
+/// A sink that keeps every report in memory (tests, golden files).
+#[derive(Debug, Default)]
+pub struct CollectSink {
+    pub reports: Vec<Report>,
+}
+
+impl AggregateVisitor for CollectSink {
+    fn header(&mut self, header: &AggregateHeader) -> Result<bool, SinkError> {
+        self.reports.push(Report::Aggregate {
+            header: Box::new(header.clone()),
+            records: Vec::new(),
+            extensions: Vec::new(),
+        });
+        Ok(true)
+    }
+    fn record(&mut self, record: &Record) -> Result<(), SinkError> {
+        if let Some(Report::Aggregate { records, .. }) = self.reports.last_mut() {
+            records.push(record.clone());
+        }
+        Ok(())
+    }
+    fn end(&mut self, summary: &AggregateSummary) -> Result<(), SinkError> {
+        if let Some(Report::Aggregate {
+            header, extensions, ..
+        }) = self.reports.last_mut()
+        {
+            *extensions = summary.extensions.clone();
+            header.warnings = summary.header.warnings.clone();
+        }
+        Ok(())
+    }
+}
+
+impl ReportSink for CollectSink {
+    fn failure(&mut self, report: &FailureReport) -> Result<bool, SinkError> {
+        self.reports.push(Report::Failure(Box::new(report.clone())));
+        Ok(true)
+    }
+    fn tls(&mut self, report: &TlsReport) -> Result<bool, SinkError> {
+        self.reports.push(Report::Tls(report.clone()));
+        Ok(true)
+    }
+}
+
+/// Parses one item fully into memory.
+pub fn parse_all(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Report>, ParseError> {
+    let mut sink = CollectSink::default();
+    parse_item(bytes, limits, &mut sink)?;
+    Ok(sink.reports)
+}

@@ -1,0 +1,984 @@
+//! The only SQL of the crate: SQLite schema, migrations and typed queries
+//! for DMARC aggregate, DMARC failure and SMTP TLS reports.
+//!
+//! Owns the database file and everything in it. Callers see the
+//! [`ReportStore`] trait and plain row structs, so another backend
+//! (PostgreSQL) can be added without touching parsing or dashboards.
+//! Leaves parsing to `reports::parse` and sources to `reports::ingest`.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use super::IngestLimits;
+use super::parse::{
+    self, AggregateHeader, AggregateSummary, AggregateVisitor, FailureReport, Found, ParseError,
+    Record, ReportKind, ReportSink, SinkError, TlsReport,
+};
+
+/// Default database file name.
+pub const DEFAULT_DB: &str = "mailauth.db";
+
+/// Errors of the store itself (not of a report).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("cannot open report database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "report database {path} has schema version {found}, newer than this program knows ({known}); upgrade mailauth"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("report database query failed ({what}): {source}")]
+    Query {
+        what: &'static str,
+        source: rusqlite::Error,
+    },
+}
+
+fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Query { what, source }
+}
+
+/// Schema migrations; the schema version is the number applied.
+/// Append only: never edit a released step.
+const MIGRATIONS: &[&str] = &[
+    // 1: initial schema.
+    r#"
+CREATE TABLE reports (
+    id                 INTEGER PRIMARY KEY,
+    org_name           TEXT    NOT NULL,
+    email              TEXT,
+    extra_contact_info TEXT,
+    report_id          TEXT    NOT NULL,
+    date_begin         INTEGER NOT NULL,
+    date_end           INTEGER NOT NULL,
+    policy_domain      TEXT    NOT NULL,
+    version            TEXT,
+    namespace          TEXT,
+    generator          TEXT,
+    errors             TEXT    NOT NULL DEFAULT '[]',
+    warnings           TEXT    NOT NULL DEFAULT '[]',
+    extensions         TEXT    NOT NULL DEFAULT '[]',
+    record_count       INTEGER NOT NULL DEFAULT 0,
+    message_count      INTEGER NOT NULL DEFAULT 0,
+    origin             TEXT    NOT NULL,
+    ingested_at        INTEGER NOT NULL,
+    UNIQUE (org_name, report_id, policy_domain, date_begin, date_end)
+);
+CREATE INDEX reports_domain_begin ON reports (policy_domain, date_begin);
+
+CREATE TABLE policy_published (
+    report_id        INTEGER PRIMARY KEY REFERENCES reports (id) ON DELETE CASCADE,
+    domain           TEXT NOT NULL,
+    adkim            TEXT,
+    aspf             TEXT,
+    p                TEXT,
+    sp               TEXT,
+    np               TEXT,
+    pct              INTEGER,
+    fo               TEXT,
+    testing          INTEGER,
+    discovery_method TEXT
+);
+
+CREATE TABLE records (
+    id            INTEGER PRIMARY KEY,
+    report_id     INTEGER NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+    source_ip     TEXT    NOT NULL,
+    count         INTEGER NOT NULL,
+    disposition   TEXT    NOT NULL,
+    dkim_aligned  TEXT,
+    spf_aligned   TEXT,
+    reasons       TEXT    NOT NULL DEFAULT '[]',
+    header_from   TEXT    NOT NULL,
+    envelope_from TEXT,
+    envelope_to   TEXT,
+    dkim_domain   TEXT,
+    dkim_selector TEXT,
+    dkim_result   TEXT,
+    spf_domain    TEXT,
+    spf_scope     TEXT,
+    spf_result    TEXT,
+    dkim_results  TEXT    NOT NULL DEFAULT '[]',
+    spf_results   TEXT    NOT NULL DEFAULT '[]',
+    extensions    TEXT    NOT NULL DEFAULT '[]'
+);
+CREATE INDEX records_report ON records (report_id);
+
+CREATE TABLE failure_reports (
+    id                     INTEGER PRIMARY KEY,
+    fingerprint            TEXT    NOT NULL UNIQUE,
+    reporter               TEXT,
+    feedback_type          TEXT    NOT NULL,
+    user_agent             TEXT,
+    version                TEXT,
+    auth_failure           TEXT,
+    reported_domain        TEXT    NOT NULL,
+    source_ip              TEXT,
+    arrival_date           TEXT,
+    original_mail_from     TEXT,
+    original_rcpt_to       TEXT    NOT NULL DEFAULT '[]',
+    authentication_results TEXT    NOT NULL DEFAULT '[]',
+    delivery_result        TEXT,
+    dkim_domain            TEXT,
+    dkim_identity          TEXT,
+    dkim_selector          TEXT,
+    spf_dns                TEXT,
+    identity_alignment     TEXT,
+    original_subject       TEXT,
+    original_message_id    TEXT,
+    original_headers       TEXT,
+    from_text              INTEGER NOT NULL,
+    origin                 TEXT    NOT NULL,
+    ingested_at            INTEGER NOT NULL
+);
+CREATE INDEX failure_reports_domain ON failure_reports (reported_domain);
+
+CREATE TABLE tls_reports (
+    id             INTEGER PRIMARY KEY,
+    org_name       TEXT NOT NULL,
+    report_id      TEXT NOT NULL,
+    date_begin     TEXT NOT NULL,
+    date_end       TEXT NOT NULL,
+    contact_info   TEXT,
+    origin         TEXT NOT NULL,
+    ingested_at    INTEGER NOT NULL,
+    UNIQUE (org_name, report_id, date_begin, date_end)
+);
+
+CREATE TABLE tls_policies (
+    id               INTEGER PRIMARY KEY,
+    tls_report_id    INTEGER NOT NULL REFERENCES tls_reports (id) ON DELETE CASCADE,
+    policy_type      TEXT    NOT NULL,
+    policy_domain    TEXT    NOT NULL,
+    policy_string    TEXT    NOT NULL DEFAULT '[]',
+    mx_host          TEXT    NOT NULL DEFAULT '[]',
+    successful_count INTEGER NOT NULL,
+    failure_count    INTEGER NOT NULL
+);
+CREATE INDEX tls_policies_report ON tls_policies (tls_report_id);
+CREATE INDEX tls_policies_domain ON tls_policies (policy_domain);
+
+CREATE TABLE tls_failures (
+    id                     INTEGER PRIMARY KEY,
+    tls_policy_id          INTEGER NOT NULL REFERENCES tls_policies (id) ON DELETE CASCADE,
+    result_type            TEXT    NOT NULL,
+    sending_mta_ip         TEXT,
+    receiving_mx_hostname  TEXT,
+    receiving_mx_helo      TEXT,
+    receiving_ip           TEXT,
+    failed_session_count   INTEGER NOT NULL,
+    additional_information TEXT,
+    failure_reason_code    TEXT
+);
+CREATE INDEX tls_failures_policy ON tls_failures (tls_policy_id);
+"#,
+];
+
+/// Schema version this code writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// One line of `reports list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportRow {
+    pub kind: ReportKind,
+    pub id: i64,
+    pub org: String,
+    pub report_id: String,
+    pub domain: String,
+    /// Unix seconds for aggregate reports; RFC 3339 text otherwise.
+    pub begin: String,
+    pub end: String,
+    /// Records (aggregate), policies (TLS), 1 (failure).
+    pub records: i64,
+    /// Messages (aggregate sum of counts), sessions (TLS), 1 (failure).
+    pub messages: i64,
+}
+
+/// One stored aggregate record, as `reports show` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordRow {
+    pub source_ip: String,
+    pub count: i64,
+    pub disposition: String,
+    pub dkim_aligned: Option<String>,
+    pub spf_aligned: Option<String>,
+    pub header_from: String,
+    pub envelope_from: Option<String>,
+    pub envelope_to: Option<String>,
+    pub reasons: serde_json::Value,
+    pub dkim_results: serde_json::Value,
+    pub spf_results: serde_json::Value,
+}
+
+/// A report with its details.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportDetail {
+    #[serde(flatten)]
+    pub row: ReportRow,
+    /// Report-level fields as JSON (policy published, metadata, …).
+    pub details: serde_json::Value,
+    /// Aggregate records (empty for other kinds).
+    pub records: Vec<RecordRow>,
+}
+
+/// Storage behind the report commands.
+pub trait ReportStore {
+    /// Parses one item and stores every report in it in ONE transaction:
+    /// all or nothing. `Ok(Err(_))` is a rejected item (nothing stored);
+    /// `Err(_)` is a database failure that should stop the batch.
+    fn ingest_item(
+        &mut self,
+        origin: &str,
+        bytes: &[u8],
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError>;
+    /// Every stored report, newest first, optionally for one domain.
+    fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError>;
+    /// One report by kind and id.
+    fn show(&self, kind: ReportKind, id: i64) -> Result<Option<ReportDetail>, StoreError>;
+}
+
+/// SQLite implementation of [`ReportStore`].
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn json<T: Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// JSON of a list; the empty list is the common case and needs no serializer.
+fn list<T: Serialize>(v: &[T]) -> String {
+    if v.is_empty() {
+        "[]".to_owned()
+    } else {
+        json(v)
+    }
+}
+
+fn opt_json(s: Option<String>) -> serde_json::Value {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) a database file and migrates it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        // WAL + NORMAL: a crash loses at most the last transactions, never
+        // corrupts; committed data survives kill -9.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(open_err)?;
+        Self::migrate(conn, path)
+    }
+
+    /// A fresh in-memory database (tests).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let path = Path::new(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::migrate(conn, path)
+    }
+
+    fn migrate(mut conn: Connection, path: &Path) -> Result<Self, StoreError> {
+        let tx = conn.transaction().map_err(q("begin migration"))?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")
+            .map_err(q("create schema_version"))?;
+        let found: Option<i64> = tx
+            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+            .map_err(q("read schema_version"))?;
+        let found = found.unwrap_or(0);
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for (i, step) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(found).unwrap_or(0))
+        {
+            tx.execute_batch(step).map_err(q("apply migration"))?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [i as i64 + 1],
+            )
+            .map_err(q("record migration"))?;
+        }
+        tx.commit().map_err(q("commit migration"))?;
+        Ok(Self { conn })
+    }
+
+    /// The schema version stored in the database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+            .map_err(q("read schema_version"))
+    }
+
+    /// Row counts per table (tests, summaries).
+    pub fn count(&self, table: Table) -> Result<i64, StoreError> {
+        let sql = match table {
+            Table::Reports => "SELECT count(*) FROM reports",
+            Table::Records => "SELECT count(*) FROM records",
+            Table::FailureReports => "SELECT count(*) FROM failure_reports",
+            Table::TlsReports => "SELECT count(*) FROM tls_reports",
+            Table::TlsPolicies => "SELECT count(*) FROM tls_policies",
+            Table::TlsFailures => "SELECT count(*) FROM tls_failures",
+        };
+        self.conn
+            .query_row(sql, [], |r| r.get(0))
+            .map_err(q("count rows"))
+    }
+}
+
+/// Tables that [`SqliteStore::count`] can count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Reports,
+    Records,
+    FailureReports,
+    TlsReports,
+    TlsPolicies,
+    TlsFailures,
+}
+
+/// The sink that writes one item inside one transaction.
+struct TxSink<'a> {
+    tx: &'a Transaction<'a>,
+    origin: &'a str,
+    now: i64,
+    report: Option<i64>,
+    /// The record INSERT, prepared once per item (it runs per record).
+    insert_record: Option<rusqlite::CachedStatement<'a>>,
+}
+
+impl AggregateVisitor for TxSink<'_> {
+    fn header(&mut self, h: &AggregateHeader) -> Result<bool, SinkError> {
+        // RFC 7489 section 7.2.1.1 / RFC 9990: a report is identified by
+        // its reporter, report id, domain and date range. The UNIQUE
+        // constraint decides; a conflict means a duplicate.
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO reports (org_name, email, extra_contact_info, report_id, date_begin, \
+             date_end, policy_domain, version, namespace, generator, errors, warnings, origin, \
+             ingested_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+             ON CONFLICT DO NOTHING",
+        )?;
+        let n = stmt.execute(params![
+            h.org_name,
+            h.email,
+            h.extra_contact_info,
+            h.report_id,
+            h.date_begin,
+            h.date_end,
+            h.policy.domain,
+            h.version,
+            h.namespace,
+            h.generator,
+            json(&h.errors),
+            json(&h.warnings),
+            self.origin,
+            self.now,
+        ])?;
+        if n == 0 {
+            self.report = None;
+            return Ok(false);
+        }
+        let id = self.tx.last_insert_rowid();
+        self.report = Some(id);
+        let p = &h.policy;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO policy_published (report_id, domain, adkim, aspf, p, sp, np, pct, \
+                 fo, testing, discovery_method) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                id,
+                p.domain,
+                p.adkim.map(|a| a.as_str()),
+                p.aspf.map(|a| a.as_str()),
+                p.p.map(|a| a.as_str()),
+                p.sp.map(|a| a.as_str()),
+                p.np.map(|a| a.as_str()),
+                p.pct,
+                p.fo,
+                p.testing,
+                p.discovery_method,
+            ])?;
+        Ok(true)
+    }
+
+    fn record(&mut self, r: &Record) -> Result<(), SinkError> {
+        let Some(report) = self.report else {
+            return Ok(());
+        };
+        let dkim = r.dkim_results.first();
+        let spf = r.spf_results.first();
+        let tx = self.tx;
+        let stmt = match &mut self.insert_record {
+            Some(stmt) => stmt,
+            slot @ None => slot.insert(tx.prepare_cached(
+                "INSERT INTO records (report_id, source_ip, count, disposition, dkim_aligned, \
+                 spf_aligned, reasons, header_from, envelope_from, envelope_to, dkim_domain, \
+                 dkim_selector, dkim_result, spf_domain, spf_scope, spf_result, dkim_results, \
+                 spf_results, extensions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+                 ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+            )?),
+        };
+        stmt.execute(params![
+            report,
+            r.source_ip.to_string(),
+            i64::try_from(r.count).unwrap_or(i64::MAX),
+            r.disposition.as_str(),
+            r.dkim.map(|d| d.as_str()),
+            r.spf.map(|d| d.as_str()),
+            list(&r.reasons),
+            r.header_from,
+            r.envelope_from,
+            r.envelope_to,
+            dkim.map(|d| d.domain.as_str()),
+            dkim.and_then(|d| d.selector.as_deref()),
+            dkim.map(|d| d.result.as_str()),
+            spf.map(|s| s.domain.as_str()),
+            spf.and_then(|s| s.scope.map(|s| s.as_str())),
+            spf.map(|s| s.result.as_str()),
+            list(&r.dkim_results),
+            list(&r.spf_results),
+            list(&r.extensions),
+        ])?;
+        Ok(())
+    }
+
+    fn end(&mut self, s: &AggregateSummary) -> Result<(), SinkError> {
+        if let Some(report) = self.report {
+            self.tx
+                .prepare_cached(
+                    "UPDATE reports SET record_count = ?2, message_count = ?3, extensions = ?4, \
+                     warnings = ?5 WHERE id = ?1",
+                )?
+                .execute(params![
+                    report,
+                    i64::try_from(s.records).unwrap_or(i64::MAX),
+                    i64::try_from(s.messages).unwrap_or(i64::MAX),
+                    list(&s.extensions),
+                    json(&s.header.warnings),
+                ])?;
+        }
+        Ok(())
+    }
+}
+
+impl ReportSink for TxSink<'_> {
+    fn failure(&mut self, r: &FailureReport) -> Result<bool, SinkError> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO failure_reports (fingerprint, reporter, feedback_type, user_agent, \
+                 version, auth_failure, reported_domain, source_ip, arrival_date, \
+                 original_mail_from, original_rcpt_to, authentication_results, delivery_result, \
+                 dkim_domain, dkim_identity, dkim_selector, spf_dns, identity_alignment, \
+                 original_subject, original_message_id, original_headers, from_text, origin, \
+                 ingested_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+                 ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                r.fingerprint(),
+                r.reporter,
+                r.feedback_type,
+                r.user_agent,
+                r.version,
+                r.auth_failure,
+                r.reported_domain,
+                r.source_ip.map(|i| i.to_string()),
+                r.arrival_date,
+                r.original_mail_from,
+                json(&r.original_rcpt_to),
+                json(&r.authentication_results),
+                r.delivery_result,
+                r.dkim_domain,
+                r.dkim_identity,
+                r.dkim_selector,
+                r.spf_dns,
+                r.identity_alignment,
+                r.original_subject,
+                r.original_message_id,
+                r.original_headers,
+                r.from_text,
+                self.origin,
+                self.now,
+            ])?;
+        Ok(n > 0)
+    }
+
+    fn tls(&mut self, r: &TlsReport) -> Result<bool, SinkError> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO tls_reports (org_name, report_id, date_begin, date_end, \
+                 contact_info, origin, ingested_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                r.organization_name,
+                r.report_id,
+                r.date_range.start_datetime,
+                r.date_range.end_datetime,
+                r.contact_info,
+                self.origin,
+                self.now,
+            ])?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let report = self.tx.last_insert_rowid();
+        for p in &r.policies {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO tls_policies (tls_report_id, policy_type, policy_domain, \
+                     policy_string, mx_host, successful_count, failure_count) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    report,
+                    p.policy.policy_type,
+                    p.policy.policy_domain,
+                    json(&p.policy.policy_string),
+                    json(&p.policy.mx_host),
+                    i64::try_from(p.summary.total_successful_session_count).unwrap_or(i64::MAX),
+                    i64::try_from(p.summary.total_failure_session_count).unwrap_or(i64::MAX),
+                ])?;
+            let policy = self.tx.last_insert_rowid();
+            for f in &p.failure_details {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO tls_failures (tls_policy_id, result_type, sending_mta_ip, \
+                         receiving_mx_hostname, receiving_mx_helo, receiving_ip, \
+                         failed_session_count, additional_information, failure_reason_code) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )?
+                    .execute(params![
+                        policy,
+                        f.result_type,
+                        f.sending_mta_ip,
+                        f.receiving_mx_hostname,
+                        f.receiving_mx_helo,
+                        f.receiving_ip,
+                        i64::try_from(f.failed_session_count).unwrap_or(i64::MAX),
+                        f.additional_information,
+                        f.failure_reason_code,
+                    ])?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl ReportStore for SqliteStore {
+    fn ingest_item(
+        &mut self,
+        origin: &str,
+        bytes: &[u8],
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin item"))?;
+        let result = {
+            let mut sink = TxSink {
+                tx: &tx,
+                origin,
+                now: now(),
+                report: None,
+                insert_record: None,
+            };
+            parse::parse_item(bytes, limits, &mut sink)
+        };
+        match result {
+            Ok(found) => {
+                tx.commit().map_err(q("commit item"))?;
+                Ok(Ok(found))
+            }
+            Err(ParseError::Sink { source }) => {
+                // A database failure, not a bad report: stop the batch.
+                drop(tx);
+                match source.downcast::<rusqlite::Error>() {
+                    Ok(e) => Err(StoreError::Query {
+                        what: "store report",
+                        source: *e,
+                    }),
+                    Err(other) => Ok(Err(ParseError::Sink { source: other })),
+                }
+            }
+            Err(e) => {
+                drop(tx); // rolls back
+                Ok(Err(e))
+            }
+        }
+    }
+
+    fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
+        let mut out = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, org_name, report_id, policy_domain, date_begin, date_end, \
+                 record_count, message_count FROM reports \
+                 WHERE ?1 IS NULL OR policy_domain = ?1 ORDER BY date_begin DESC, id DESC",
+            )
+            .map_err(q("list reports"))?;
+        let rows = stmt
+            .query_map([domain], |r| {
+                Ok(ReportRow {
+                    kind: ReportKind::Aggregate,
+                    id: r.get(0)?,
+                    org: r.get(1)?,
+                    report_id: r.get(2)?,
+                    domain: r.get(3)?,
+                    begin: r.get::<_, i64>(4)?.to_string(),
+                    end: r.get::<_, i64>(5)?.to_string(),
+                    records: r.get(6)?,
+                    messages: r.get(7)?,
+                })
+            })
+            .map_err(q("list reports"))?;
+        for row in rows {
+            out.push(row.map_err(q("list reports"))?);
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT t.id, t.org_name, t.report_id, \
+                 coalesce((SELECT min(policy_domain) FROM tls_policies p WHERE p.tls_report_id = t.id), ''), \
+                 t.date_begin, t.date_end, \
+                 (SELECT count(*) FROM tls_policies p WHERE p.tls_report_id = t.id), \
+                 coalesce((SELECT sum(successful_count + failure_count) FROM tls_policies p WHERE p.tls_report_id = t.id), 0) \
+                 FROM tls_reports t ORDER BY t.date_begin DESC, t.id DESC",
+            )
+            .map_err(q("list TLS reports"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(ReportRow {
+                    kind: ReportKind::Tls,
+                    id: r.get(0)?,
+                    org: r.get(1)?,
+                    report_id: r.get(2)?,
+                    domain: r.get(3)?,
+                    begin: r.get(4)?,
+                    end: r.get(5)?,
+                    records: r.get(6)?,
+                    messages: r.get(7)?,
+                })
+            })
+            .map_err(q("list TLS reports"))?;
+        for row in rows {
+            let row = row.map_err(q("list TLS reports"))?;
+            if domain.is_none_or(|d| d == row.domain) {
+                out.push(row);
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, coalesce(reporter, ''), fingerprint, reported_domain, \
+                 coalesce(arrival_date, '') FROM failure_reports \
+                 WHERE ?1 IS NULL OR reported_domain = ?1 ORDER BY id DESC",
+            )
+            .map_err(q("list failure reports"))?;
+        let rows = stmt
+            .query_map([domain], |r| {
+                let date: String = r.get(4)?;
+                Ok(ReportRow {
+                    kind: ReportKind::Failure,
+                    id: r.get(0)?,
+                    org: r.get(1)?,
+                    report_id: r.get(2)?,
+                    domain: r.get(3)?,
+                    begin: date.clone(),
+                    end: date,
+                    records: 1,
+                    messages: 1,
+                })
+            })
+            .map_err(q("list failure reports"))?;
+        for row in rows {
+            out.push(row.map_err(q("list failure reports"))?);
+        }
+        Ok(out)
+    }
+
+    fn show(&self, kind: ReportKind, id: i64) -> Result<Option<ReportDetail>, StoreError> {
+        match kind {
+            ReportKind::Aggregate => self.show_aggregate(id),
+            ReportKind::Tls => self.show_tls(id),
+            ReportKind::Failure => self.show_failure(id),
+        }
+    }
+}
+
+impl SqliteStore {
+    fn show_aggregate(&self, id: i64) -> Result<Option<ReportDetail>, StoreError> {
+        let head = self
+            .conn
+            .query_row(
+                "SELECT r.org_name, r.report_id, r.policy_domain, r.date_begin, r.date_end, \
+                 r.record_count, r.message_count, r.email, r.extra_contact_info, r.version, \
+                 r.namespace, r.generator, r.errors, r.warnings, r.extensions, r.origin, \
+                 p.adkim, p.aspf, p.p, p.sp, p.np, p.pct, p.fo, p.testing, p.discovery_method \
+                 FROM reports r LEFT JOIN policy_published p ON p.report_id = r.id WHERE r.id = ?1",
+                [id],
+                |r| {
+                    let row = ReportRow {
+                        kind: ReportKind::Aggregate,
+                        id,
+                        org: r.get(0)?,
+                        report_id: r.get(1)?,
+                        domain: r.get(2)?,
+                        begin: r.get::<_, i64>(3)?.to_string(),
+                        end: r.get::<_, i64>(4)?.to_string(),
+                        records: r.get(5)?,
+                        messages: r.get(6)?,
+                    };
+                    let details = serde_json::json!({
+                        "email": r.get::<_, Option<String>>(7)?,
+                        "extra_contact_info": r.get::<_, Option<String>>(8)?,
+                        "version": r.get::<_, Option<String>>(9)?,
+                        "namespace": r.get::<_, Option<String>>(10)?,
+                        "generator": r.get::<_, Option<String>>(11)?,
+                        "errors": opt_json(r.get(12)?),
+                        "warnings": opt_json(r.get(13)?),
+                        "extensions": opt_json(r.get(14)?),
+                        "origin": r.get::<_, String>(15)?,
+                        "policy_published": {
+                            "adkim": r.get::<_, Option<String>>(16)?,
+                            "aspf": r.get::<_, Option<String>>(17)?,
+                            "p": r.get::<_, Option<String>>(18)?,
+                            "sp": r.get::<_, Option<String>>(19)?,
+                            "np": r.get::<_, Option<String>>(20)?,
+                            "pct": r.get::<_, Option<i64>>(21)?,
+                            "fo": r.get::<_, Option<String>>(22)?,
+                            "testing": r.get::<_, Option<bool>>(23)?,
+                            "discovery_method": r.get::<_, Option<String>>(24)?,
+                        },
+                    });
+                    Ok((row, details))
+                },
+            )
+            .optional()
+            .map_err(q("show report"))?;
+        let Some((row, details)) = head else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT source_ip, count, disposition, dkim_aligned, spf_aligned, header_from, \
+                 envelope_from, envelope_to, reasons, dkim_results, spf_results \
+                 FROM records WHERE report_id = ?1 ORDER BY id",
+            )
+            .map_err(q("show records"))?;
+        let records = stmt
+            .query_map([id], |r| {
+                Ok(RecordRow {
+                    source_ip: r.get(0)?,
+                    count: r.get(1)?,
+                    disposition: r.get(2)?,
+                    dkim_aligned: r.get(3)?,
+                    spf_aligned: r.get(4)?,
+                    header_from: r.get(5)?,
+                    envelope_from: r.get(6)?,
+                    envelope_to: r.get(7)?,
+                    reasons: opt_json(r.get(8)?),
+                    dkim_results: opt_json(r.get(9)?),
+                    spf_results: opt_json(r.get(10)?),
+                })
+            })
+            .map_err(q("show records"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(q("show records"))?;
+        Ok(Some(ReportDetail {
+            row,
+            details,
+            records,
+        }))
+    }
+
+    fn show_tls(&self, id: i64) -> Result<Option<ReportDetail>, StoreError> {
+        let Some(row) = self
+            .list(None)?
+            .into_iter()
+            .find(|r| r.kind == ReportKind::Tls && r.id == id)
+        else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT p.id, p.policy_type, p.policy_domain, p.policy_string, p.mx_host, \
+                 p.successful_count, p.failure_count FROM tls_policies p \
+                 WHERE p.tls_report_id = ?1 ORDER BY p.id",
+            )
+            .map_err(q("show TLS policies"))?;
+        let policies = stmt
+            .query_map([id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    serde_json::json!({
+                        "policy_type": r.get::<_, String>(1)?,
+                        "policy_domain": r.get::<_, String>(2)?,
+                        "policy_string": opt_json(r.get(3)?),
+                        "mx_host": opt_json(r.get(4)?),
+                        "successful": r.get::<_, i64>(5)?,
+                        "failed": r.get::<_, i64>(6)?,
+                    }),
+                ))
+            })
+            .map_err(q("show TLS policies"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(q("show TLS policies"))?;
+        let mut out = Vec::with_capacity(policies.len());
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT result_type, sending_mta_ip, receiving_mx_hostname, receiving_ip, \
+                 failed_session_count, failure_reason_code FROM tls_failures \
+                 WHERE tls_policy_id = ?1 ORDER BY id",
+            )
+            .map_err(q("show TLS failures"))?;
+        for (pid, mut policy) in policies {
+            let failures = stmt
+                .query_map([pid], |r| {
+                    Ok(serde_json::json!({
+                        "result_type": r.get::<_, String>(0)?,
+                        "sending_mta_ip": r.get::<_, Option<String>>(1)?,
+                        "receiving_mx_hostname": r.get::<_, Option<String>>(2)?,
+                        "receiving_ip": r.get::<_, Option<String>>(3)?,
+                        "failed_session_count": r.get::<_, i64>(4)?,
+                        "failure_reason_code": r.get::<_, Option<String>>(5)?,
+                    }))
+                })
+                .map_err(q("show TLS failures"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(q("show TLS failures"))?;
+            policy["failure_details"] = serde_json::Value::Array(failures);
+            out.push(policy);
+        }
+        Ok(Some(ReportDetail {
+            row,
+            details: serde_json::json!({ "policies": out }),
+            records: Vec::new(),
+        }))
+    }
+
+    fn show_failure(&self, id: i64) -> Result<Option<ReportDetail>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT coalesce(reporter, ''), fingerprint, reported_domain, \
+                 coalesce(arrival_date, ''), feedback_type, user_agent, source_ip, \
+                 original_mail_from, authentication_results, dkim_domain, spf_dns, \
+                 original_subject, original_headers, from_text FROM failure_reports WHERE id = ?1",
+                [id],
+                |r| {
+                    let date: String = r.get(3)?;
+                    Ok(ReportDetail {
+                        row: ReportRow {
+                            kind: ReportKind::Failure,
+                            id,
+                            org: r.get(0)?,
+                            report_id: r.get(1)?,
+                            domain: r.get(2)?,
+                            begin: date.clone(),
+                            end: date,
+                            records: 1,
+                            messages: 1,
+                        },
+                        details: serde_json::json!({
+                            "feedback_type": r.get::<_, String>(4)?,
+                            "user_agent": r.get::<_, Option<String>>(5)?,
+                            "source_ip": r.get::<_, Option<String>>(6)?,
+                            "original_mail_from": r.get::<_, Option<String>>(7)?,
+                            "authentication_results": opt_json(r.get(8)?),
+                            "dkim_domain": r.get::<_, Option<String>>(9)?,
+                            "spf_dns": r.get::<_, Option<String>>(10)?,
+                            "original_subject": r.get::<_, Option<String>>(11)?,
+                            "original_headers": r.get::<_, Option<String>>(12)?,
+                            "from_text": r.get::<_, bool>(13)?,
+                        }),
+                        records: Vec::new(),
+                    })
+                },
+            )
+            .optional()
+            .map_err(q("show failure report"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        drop(SqliteStore::open(&path).expect("create"));
+        {
+            let c = Connection::open(&path).expect("open");
+            c.execute(
+                "INSERT INTO schema_version VALUES (?1)",
+                [SCHEMA_VERSION + 1],
+            )
+            .expect("bump");
+        }
+        match SqliteStore::open(&path) {
+            Err(StoreError::NewerSchema { found, known, .. }) => {
+                assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            }
+            other => panic!("expected NewerSchema, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn migrates_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        drop(SqliteStore::open(&path).expect("create"));
+        let s = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
+        let rows: i64 = s
+            .conn
+            .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(rows, SCHEMA_VERSION);
+    }
+}

@@ -1,0 +1,124 @@
+//! The `reports` subcommands, driven through `cli::run` with a temp
+//! database: exit codes, export files.
+
+use std::path::{Path, PathBuf};
+
+use mailauth::reports::cli::{
+    ExportArgs, Format, IngestArgs, ListArgs, ReportsArgs, ReportsCommand, ShowArgs, run,
+};
+
+fn data(rel: &str) -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reports")).join(rel)
+}
+
+fn ingest(db: &Path, paths: Vec<PathBuf>) -> i32 {
+    run(ReportsArgs {
+        db: db.to_owned(),
+        command: ReportsCommand::Ingest(IngestArgs {
+            paths,
+            mbox: Vec::new(),
+            maildir: Vec::new(),
+            archive_folder: ".Archive".to_owned(),
+            invalid_folder: ".Invalid".to_owned(),
+            json: true,
+            max_input_bytes: 1 << 26,
+            max_decompressed_bytes: 1 << 28,
+        }),
+    })
+    .expect("ingest runs")
+}
+
+fn export(db: &Path, format: Format, out: &Path) {
+    let code = run(ReportsArgs {
+        db: db.to_owned(),
+        command: ReportsCommand::Export(ExportArgs {
+            format,
+            domain: None,
+            output: Some(out.to_owned()),
+        }),
+    })
+    .expect("export runs");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn ingest_list_show_export() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("mailauth.db");
+    let good = vec![
+        data("aggregate/nice-input.xml.gz"),
+        data("aggregate/outlook.xml"),
+        data("tlsrpt/rfc8460.json"),
+        data("forensic/dmarc_ruf_report_linkedin.eml"),
+    ];
+    assert_eq!(ingest(&db, good.clone()), 0);
+    // Re-ingest plus one invalid file: exit code 1, nothing new.
+    let mut with_bad = good;
+    with_bad.push(data("aggregate/test_empty.xml"));
+    assert_eq!(ingest(&db, with_bad), 1);
+
+    let list = |format| {
+        run(ReportsArgs {
+            db: db.clone(),
+            command: ReportsCommand::List(ListArgs {
+                domain: None,
+                format,
+            }),
+        })
+        .expect("list runs")
+    };
+    assert_eq!(list(Format::Table), 0);
+    assert_eq!(list(Format::Csv), 0);
+    let show = |id: &str| {
+        run(ReportsArgs {
+            db: db.clone(),
+            command: ReportsCommand::Show(ShowArgs {
+                id: id.to_owned(),
+                format: Format::Json,
+            }),
+        })
+    };
+    assert_eq!(show("1").expect("show"), 0);
+    assert_eq!(show("tls:1").expect("show"), 0);
+    assert_eq!(show("failure:1").expect("show"), 0);
+    assert_eq!(show("99").expect("show"), 1);
+    assert!(show("bogus:1").is_err());
+
+    let json_path = tmp.path().join("out.json");
+    export(&db, Format::Json, &json_path);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).expect("read")).expect("json");
+    let arr = v.as_array().expect("array");
+    assert_eq!(arr.len(), 4, "{v}");
+    let records: usize = arr
+        .iter()
+        .map(|r| r["records"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(records, 22);
+
+    let csv_path = tmp.path().join("out.csv");
+    export(&db, Format::Csv, &csv_path);
+    let csv = std::fs::read_to_string(&csv_path).expect("read");
+    assert_eq!(csv.lines().count(), 1 + 22);
+    assert!(csv.starts_with("report,org,report_id,domain,"));
+}
+
+#[test]
+fn nothing_to_ingest_is_an_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let err = run(ReportsArgs {
+        db: tmp.path().join("x.db"),
+        command: ReportsCommand::Ingest(IngestArgs {
+            paths: Vec::new(),
+            mbox: Vec::new(),
+            maildir: Vec::new(),
+            archive_folder: ".Archive".to_owned(),
+            invalid_folder: ".Invalid".to_owned(),
+            json: false,
+            max_input_bytes: 1,
+            max_decompressed_bytes: 1,
+        }),
+    })
+    .expect_err("no inputs");
+    assert!(err.to_string().contains("nothing to ingest"), "{err}");
+}

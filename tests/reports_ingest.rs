@@ -1,0 +1,411 @@
+//! Store dedupe, sources (files, mbox, Maildir) and their crash safety,
+//! and decompression bombs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use mailauth::reports::IngestLimits;
+use mailauth::reports::ingest::{
+    self, FileSource, Item, MaildirFolders, MaildirSource, MboxSource, Outcome, Source, Summary,
+};
+use mailauth::reports::parse::{ParseError, ReportKind};
+use mailauth::reports::store::{ReportStore, SqliteStore, Table};
+
+fn data(rel: &str) -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reports")).join(rel)
+}
+
+fn read(rel: &str) -> Vec<u8> {
+    std::fs::read(data(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn run(source: &mut dyn Source, store: &mut SqliteStore) -> Summary {
+    ingest::run(source, store, &IngestLimits::default(), &mut |_| {}).expect("ingest runs")
+}
+
+#[test]
+fn reingest_is_a_duplicate_and_changes_nothing() {
+    let mut store = SqliteStore::open_in_memory().expect("db");
+    let xml = read("aggregate/nice-input.xml");
+    let first = store
+        .ingest_item("a", &xml, &IngestLimits::default())
+        .expect("db ok")
+        .expect("parses");
+    assert!(!first[0].duplicate);
+    assert_eq!(store.count(Table::Records).expect("count"), 20);
+    // Same report in other containers: duplicates, nothing added.
+    for rel in [
+        "aggregate/nice-input.xml",
+        "aggregate/nice-input.xml.gz",
+        "aggregate/nice-input.xml.zip",
+    ] {
+        let again = store
+            .ingest_item(rel, &read(rel), &IngestLimits::default())
+            .expect("db ok")
+            .expect("parses");
+        assert!(again[0].duplicate, "{rel}");
+    }
+    assert_eq!(store.count(Table::Reports).expect("count"), 1);
+    assert_eq!(store.count(Table::Records).expect("count"), 20);
+    // A different reporter with otherwise similar data is a new report.
+    store
+        .ingest_item(
+            "c",
+            &read("aggregate/changed-input.xml"),
+            &IngestLimits::default(),
+        )
+        .expect("db ok")
+        .expect("parses");
+    assert_eq!(store.count(Table::Reports).expect("count"), 2);
+}
+
+#[test]
+fn failure_and_tls_reports_dedupe_too() {
+    let mut store = SqliteStore::open_in_memory().expect("db");
+    let limits = IngestLimits::default();
+    for _ in 0..2 {
+        for rel in [
+            "forensic/dmarc_ruf_report_linkedin.eml",
+            "tlsrpt/rfc8460.json",
+        ] {
+            store
+                .ingest_item(rel, &read(rel), &limits)
+                .expect("db")
+                .expect("parses");
+        }
+    }
+    assert_eq!(store.count(Table::FailureReports).expect("count"), 1);
+    assert_eq!(store.count(Table::TlsReports).expect("count"), 1);
+    assert_eq!(store.count(Table::TlsPolicies).expect("count"), 1);
+    assert!(store.count(Table::TlsFailures).expect("count") > 0);
+    let rows = store.list(None).expect("list");
+    let kinds: Vec<ReportKind> = rows.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, vec![ReportKind::Tls, ReportKind::Failure]);
+}
+
+#[test]
+fn rejected_report_stores_nothing() {
+    let mut store = SqliteStore::open_in_memory().expect("db");
+    // Valid header, first record fine, second record broken: all or nothing.
+    let xml = String::from_utf8(read(
+        "aggregate/usssa.com!example.com!1538784000!1538870399.xml",
+    ))
+    .expect("utf-8");
+    let pos = xml.rfind("<source_ip>").expect("second record");
+    let end = xml[pos..].find("</source_ip>").expect("end") + pos;
+    let broken = format!("{}<source_ip>not-an-ip{}", &xml[..pos], &xml[end..]);
+    let got = store
+        .ingest_item("x", broken.as_bytes(), &IngestLimits::default())
+        .expect("db ok");
+    assert!(
+        matches!(
+            got,
+            Err(ParseError::InvalidValue {
+                record: Some(2),
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+    assert_eq!(store.count(Table::Reports).expect("count"), 0);
+    assert_eq!(store.count(Table::Records).expect("count"), 0);
+}
+
+#[test]
+fn show_returns_records() {
+    let mut store = SqliteStore::open_in_memory().expect("db");
+    store
+        .ingest_item(
+            "x",
+            &read("aggregate/rfc9990-example.net!example.com!1700000000!1700086399.xml"),
+            &IngestLimits::default(),
+        )
+        .expect("db")
+        .expect("parses");
+    let row = store.list(Some("example.com")).expect("list").remove(0);
+    let d = store.show(row.kind, row.id).expect("db").expect("found");
+    assert_eq!(d.records.len(), 2);
+    assert_eq!(d.records[1].disposition, "reject");
+    assert_eq!(d.records[1].reasons[0]["kind"], "other");
+    assert_eq!(d.details["policy_published"]["np"], "reject");
+    assert_eq!(d.details["version"], "2.0");
+    assert!(store.list(Some("other.example")).expect("list").is_empty());
+}
+
+#[test]
+fn directory_walk_ingests_every_sample() {
+    let mut store = SqliteStore::open_in_memory().expect("db");
+    let dirs = || ["aggregate", "forensic", "tlsrpt"].map(data);
+    let mut src = FileSource::new(dirs(), IngestLimits::default().max_input_bytes);
+    let s = run(&mut src, &mut store);
+    assert_eq!(s.items, 56, "{s:?}");
+    let invalid: Vec<&str> = s
+        .invalid
+        .iter()
+        .map(|p| p.origin.rsplit('/').next().unwrap_or_default())
+        .collect();
+    assert_eq!(invalid, vec!["empty.xml", "test_empty.xml"], "{s:?}");
+    assert_eq!(s.failure_reports, 5);
+    // rfc8460.json and rfc-example.json are the same RFC 8460 example report.
+    assert_eq!(s.tls_reports, 9);
+    // 41 aggregate files, 2 invalid: 39 reports, of which the .gz/.zip
+    // copies and re-sent reports are duplicates.
+    assert_eq!(s.reports + s.duplicates, 39 + 1, "{s:?}");
+    assert_eq!(s.reports, 31, "{s:?}");
+    assert_eq!(
+        store.count(Table::Reports).expect("count") as u64,
+        s.reports
+    );
+    assert_eq!(
+        store.count(Table::Records).expect("count") as u64,
+        s.records
+    );
+    // Again: all duplicates.
+    let mut src = FileSource::new(dirs(), IngestLimits::default().max_input_bytes);
+    let again = run(&mut src, &mut store);
+    assert_eq!(
+        (again.reports, again.failure_reports, again.tls_reports),
+        (0, 0, 0)
+    );
+    assert_eq!(again.duplicates, 39 + 5 + 10);
+}
+
+fn make_maildir(root: &Path, files: &[(&str, &[u8])]) {
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(root.join(sub)).expect("mkdir");
+    }
+    for (name, bytes) in files {
+        std::fs::write(root.join("new").join(name), bytes).expect("write");
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn maildir_moves_after_commit_and_rerun_is_idempotent() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let md = tmp.path().join("Maildir");
+    make_maildir(
+        &md,
+        &[
+            ("1.good", &read("aggregate/twilight.eml")),
+            ("2.tls", &read("tlsrpt/google.com_smtp_tls_report.eml")),
+            ("3.junk", b"Subject: hello\r\n\r\njust a note\r\n"),
+            ("4.dup", &read("aggregate/twilight.eml")),
+        ],
+    );
+    let db = tmp.path().join("r.db");
+    let mut store = SqliteStore::open(&db).expect("db");
+    let mut src = MaildirSource::open(&md, MaildirFolders::default(), 1 << 20).expect("maildir");
+    let s = run(&mut src, &mut store);
+    assert_eq!(
+        (s.items, s.reports, s.tls_reports, s.duplicates),
+        (4, 1, 1, 1),
+        "{s:?}"
+    );
+    assert_eq!(s.invalid.len(), 1);
+    assert!(s.invalid[0].reason.contains("no report found"), "{s:?}");
+    assert!(names(&md.join("new")).is_empty());
+    assert_eq!(
+        names(&md.join(".Archive/cur")),
+        vec!["1.good", "2.tls", "4.dup"]
+    );
+    assert_eq!(names(&md.join(".Invalid/cur")), vec!["3.junk"]);
+
+    // Simulate a crash after commit, before the move: put a stored message
+    // back. The re-run counts it as a duplicate and archives it.
+    std::fs::copy(md.join(".Archive/cur/1.good"), md.join("new/5.again")).expect("copy");
+    drop(store);
+    let mut store = SqliteStore::open(&db).expect("reopen");
+    let mut src = MaildirSource::open(&md, MaildirFolders::default(), 1 << 20).expect("maildir");
+    let s = run(&mut src, &mut store);
+    assert_eq!((s.items, s.reports, s.duplicates), (1, 0, 1), "{s:?}");
+    assert_eq!(store.count(Table::Reports).expect("count"), 1);
+    assert!(names(&md.join(".Archive/cur")).contains(&"5.again".to_owned()));
+}
+
+/// A source that "crashes" (stops) between the commit and the move.
+struct CrashAfterCommit<S> {
+    inner: S,
+    moves_left: usize,
+}
+
+impl<S: Source> Source for CrashAfterCommit<S> {
+    fn next_item(&mut self) -> Option<Result<Item, ingest::IngestError>> {
+        if self.moves_left == 0 {
+            return None;
+        }
+        self.inner.next_item()
+    }
+    fn finish(&mut self, item: &Item, outcome: &Outcome) -> Result<(), ingest::IngestError> {
+        self.moves_left -= 1;
+        if self.moves_left == 0 {
+            return Ok(()); // "killed" before moving this one
+        }
+        self.inner.finish(item, outcome)
+    }
+}
+
+#[test]
+fn interrupted_run_loses_nothing_and_counts_nothing_twice() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let md = tmp.path().join("Maildir");
+    let msgs: Vec<(String, Vec<u8>)> = [
+        "aggregate/twilight.eml",
+        "aggregate/mimecast-weird-gzip.eml",
+        "aggregate/Report domain- borschow.com Submitter- google.com Report-ID- 949348866075514174.eml",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, r)| (format!("{i}.msg"), read(r)))
+    .collect();
+    let refs: Vec<(&str, &[u8])> = msgs
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    make_maildir(&md, &refs);
+    let db = tmp.path().join("r.db");
+    let mut total_new = 0;
+    for moves in [2, usize::MAX] {
+        let mut store = SqliteStore::open(&db).expect("db");
+        let inner = MaildirSource::open(&md, MaildirFolders::default(), 1 << 20).expect("maildir");
+        let mut src = CrashAfterCommit {
+            inner,
+            moves_left: moves,
+        };
+        let s = run(&mut src, &mut store);
+        total_new += s.reports;
+    }
+    let store = SqliteStore::open(&db).expect("db");
+    assert_eq!(total_new, 3);
+    assert_eq!(store.count(Table::Reports).expect("count"), 3);
+    assert!(names(&md.join("new")).is_empty());
+    assert_eq!(names(&md.join(".Archive/cur")).len(), 3);
+}
+
+#[test]
+fn maildir_folders_are_configurable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let md = tmp.path().join("M");
+    make_maildir(&md, &[("a", b"not a mail at all")]);
+    let folders = MaildirFolders {
+        archive: ".Done".to_owned(),
+        invalid: ".Bad".to_owned(),
+    };
+    let mut store = SqliteStore::open_in_memory().expect("db");
+    let mut src = MaildirSource::open(&md, folders, 1 << 20).expect("maildir");
+    let s = run(&mut src, &mut store);
+    assert_eq!(s.invalid.len(), 1);
+    assert_eq!(names(&md.join(".Bad/cur")), vec!["a"]);
+    assert!(MaildirSource::open(&tmp.path().join("nope"), MaildirFolders::default(), 1).is_err());
+}
+
+#[test]
+fn mbox_messages_are_ingested() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("reports.mbox");
+    let mut f = std::fs::File::create(&path).expect("create");
+    for rel in [
+        "aggregate/twilight.eml",
+        "forensic/dmarc_ruf_report_linkedin.eml",
+        "tlsrpt/google.com_smtp_tls_report.eml",
+    ] {
+        let msg = read(rel);
+        let msg = String::from_utf8_lossy(&msg).replace("\r\n", "\n");
+        writeln!(f, "From reports@example.net Sat Jan  1 00:00:00 2000").expect("write");
+        // The linkedin sample already starts with its own "From " line.
+        // RFC 4155: body lines starting with "From " are quoted.
+        for line in msg.lines().skip_while(|l| l.starts_with("From ")) {
+            if line.starts_with("From ") {
+                write!(f, ">").expect("write");
+            }
+            writeln!(f, "{line}").expect("write");
+        }
+        writeln!(f).expect("write");
+    }
+    drop(f);
+    let mut store = SqliteStore::open_in_memory().expect("db");
+    let mut src = MboxSource::new(path.clone());
+    let s = run(&mut src, &mut store);
+    assert_eq!(
+        (s.items, s.reports, s.failure_reports, s.tls_reports),
+        (3, 1, 1, 1),
+        "{s:?}"
+    );
+    let mut src = MboxSource::new(path);
+    let again = run(&mut src, &mut store);
+    assert_eq!((again.reports, again.duplicates), (0, 3), "{again:?}");
+}
+
+fn zip_of(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    w.start_file(name, opts).expect("start");
+    w.write_all(data).expect("write");
+    w.finish().expect("finish").into_inner()
+}
+
+#[test]
+fn zip_bomb_rejected() {
+    // 300 MiB of '<' compresses to about 300 KB.
+    let bomb = zip_of("report.xml", &vec![b'<'; 300 << 20]);
+    assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+    let limits = IngestLimits {
+        max_decompressed_bytes: 64 << 20,
+        ..IngestLimits::default()
+    };
+    let err = mailauth::reports::parse::parse_all(&bomb, &limits).expect_err("bomb");
+    assert!(matches!(err, ParseError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("decompressed size"), "{err}");
+    // Under the size cap, the ratio cap catches it.
+    let err =
+        mailauth::reports::parse::parse_all(&bomb, &IngestLimits::default()).expect_err("bomb");
+    assert!(err.to_string().contains("compression ratio"), "{err}");
+}
+
+#[test]
+fn gzip_bomb_in_a_mail_rejected_and_batch_goes_on() {
+    use base64::Engine;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&vec![b' '; 200 << 20]).expect("compress");
+    let gz = enc.finish().expect("gzip");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&gz);
+    let mail = format!(
+        "From: a@example.net\r\nSubject: Report\r\nMIME-Version: 1.0\r\n\
+         Content-Type: application/gzip; name=\"r.xml.gz\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("1-bomb.eml"), mail).expect("write");
+    std::fs::write(tmp.path().join("2-good.xml"), read("aggregate/google.xml")).expect("write");
+    let mut store = SqliteStore::open_in_memory().expect("db");
+    let mut src = FileSource::new([tmp.path().to_owned()], 1 << 26);
+    let s = run(&mut src, &mut store);
+    assert_eq!(s.reports, 1, "{s:?}");
+    assert_eq!(s.invalid.len(), 1);
+    assert!(s.invalid[0].reason.contains("compression ratio"), "{s:?}");
+}
+
+#[test]
+fn oversized_file_is_refused_before_reading() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("big.xml"), vec![b' '; 4096]).expect("write");
+    let mut store = SqliteStore::open_in_memory().expect("db");
+    let mut src = FileSource::new([tmp.path().to_owned()], 1024);
+    let s = run(&mut src, &mut store);
+    assert_eq!(s.errors.len(), 1);
+    assert!(
+        s.errors[0].reason.contains("more than the limit of 1024"),
+        "{s:?}"
+    );
+}
