@@ -3,5 +3,6 @@
 //! plan and apply them against DNS providers, validate what receivers see,
 //! and read the DMARC reports that come back.
 
+pub mod keys;
 pub mod provider;
 pub mod record;
