@@ -14,6 +14,7 @@ pub mod masterfile;
 pub mod ownership;
 pub mod par;
 pub mod plan;
+pub mod keys;
 pub mod provider;
 pub mod record;
 pub mod spf;

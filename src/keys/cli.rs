@@ -1,0 +1,296 @@
+//! `mailauth keys list|show|generate|rotate|import|export`: the command-line
+//! face of the keystore. Owns argument shapes and what each command prints;
+//! leaves parsing the config file and choosing the clock to the binary,
+//! which passes them in. Nothing here prints private key material: only
+//! selectors, states, dates and public keys.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::config::{FamilyConfig, KeysConfig};
+use super::export;
+use super::generate::key_record_value;
+use super::lifecycle::{generate_key, import_key};
+use super::store::{KeyState, Keystore};
+use super::time::Timestamp;
+
+/// `mailauth keys …`
+#[derive(clap::Args, Debug, Clone)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum KeysCommand {
+    /// List every key with its state and dates (public data only).
+    List {
+        /// Only this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one key and the DNS record that publishes it.
+    Show {
+        selector: String,
+        /// The domain, when the selector exists in several.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Generate a key for a family now, outside its schedule. It starts
+    /// pending; the next apply publishes it.
+    Generate {
+        domain: String,
+        /// The family; optional when the domain has one.
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+    /// Start a rotation now: generate the successor of the active key.
+    Rotate {
+        domain: String,
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Emergency (e.g. a leaked key): the new key activates as soon as
+        /// it is served and its TTL has passed. The old key still signs
+        /// until then, so mail keeps verifying.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Adopt a key already published under SELECTOR: it becomes the
+    /// family's active key and is rotated on schedule from then on.
+    Import {
+        domain: String,
+        #[arg(long)]
+        prefix: Option<String>,
+        #[arg(long)]
+        selector: String,
+        /// PEM private key (PKCS#8, or PKCS#1 RSA as opendkim-genkey writes).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Write the active keys for the signer configured in `keys.export`.
+    Export,
+}
+
+fn family<'a>(
+    families: &'a [(String, FamilyConfig)],
+    domain: &str,
+    prefix: Option<&str>,
+) -> anyhow::Result<&'a FamilyConfig> {
+    let mine: Vec<&FamilyConfig> = families
+        .iter()
+        .filter(|(d, _)| d == domain)
+        .map(|(_, f)| f)
+        .filter(|f| prefix.is_none_or(|p| f.prefix == p))
+        .collect();
+    match (mine.as_slice(), prefix) {
+        ([one], _) => Ok(one),
+        ([], Some(p)) => bail!("domain {domain} has no dkim selector family `{p}` in the config"),
+        ([], None) => bail!("domain {domain} has no dkim selector families in the config"),
+        (_, _) => bail!(
+            "domain {domain} has several dkim selector families ({}); choose one with --prefix",
+            mine.iter().map(|f| f.prefix.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+fn opt(t: Option<Timestamp>) -> String {
+    t.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// Runs a `keys` command, printing to stdout. Returns the exit code.
+pub fn run(
+    args: KeysArgs,
+    keys_cfg: &KeysConfig,
+    families: &[(String, FamilyConfig)],
+    now: Timestamp,
+) -> anyhow::Result<i32> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    run_to(args, keys_cfg, families, now, &mut out)
+}
+
+/// [`run`], printing to `out`.
+pub fn run_to(
+    args: KeysArgs,
+    keys_cfg: &KeysConfig,
+    families: &[(String, FamilyConfig)],
+    now: Timestamp,
+    out: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    keys_cfg.validate()?;
+    for (_, f) in families {
+        for w in f.validate()? {
+            writeln!(out, "warning: {w}")?;
+        }
+    }
+    let dir = &keys_cfg.dir;
+    match args.command {
+        KeysCommand::List { domain, json } => {
+            let store = Keystore::open_public(dir)?;
+            if !json {
+                writeln!(
+                    out,
+                    "{:<24} {:<18} {:<8} {:<10} {:<21} {:<21} {:<21}",
+                    "DOMAIN", "SELECTOR", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"
+                )?;
+            }
+            for k in store
+                .state()
+                .keys
+                .iter()
+                .filter(|k| domain.as_ref().is_none_or(|d| *d == k.domain))
+            {
+                if json {
+                    let v = serde_json::json!({
+                        "domain": k.domain, "prefix": k.prefix, "selector": k.selector,
+                        "algorithm": k.algorithm, "bits": k.bits, "state": k.state,
+                        "created": k.created.to_string(),
+                        "activated": k.activated.map(|t| t.to_string()),
+                        "retired": k.retired.map(|t| t.to_string()),
+                    });
+                    writeln!(out, "{v}")?;
+                } else {
+                    let alg = match k.bits {
+                        Some(b) => format!("{}{b}", k.algorithm),
+                        None => k.algorithm.to_string(),
+                    };
+                    writeln!(
+                        out,
+                        "{:<24} {:<18} {:<8} {:<10} {:<21} {:<21} {:<21}",
+                        k.domain,
+                        k.selector,
+                        alg,
+                        k.state.to_string(),
+                        k.created.to_string(),
+                        opt(k.activated),
+                        opt(k.retired)
+                    )?;
+                }
+            }
+            Ok(0)
+        }
+        KeysCommand::Show { selector, domain } => {
+            let store = Keystore::open_public(dir)?;
+            let found: Vec<_> = store
+                .state()
+                .keys
+                .iter()
+                .filter(|k| k.selector == selector)
+                .filter(|k| domain.as_ref().is_none_or(|d| *d == k.domain))
+                .collect();
+            let k = match found.as_slice() {
+                [k] => *k,
+                [] => bail!("no key with selector {selector}"),
+                _ => bail!("selector {selector} exists in several domains; add --domain"),
+            };
+            writeln!(out, "domain:     {}", k.domain)?;
+            writeln!(out, "family:     {}", k.prefix)?;
+            writeln!(out, "selector:   {}", k.selector)?;
+            match k.bits {
+                Some(b) => writeln!(out, "algorithm:  {} ({b} bits)", k.algorithm)?,
+                None => writeln!(out, "algorithm:  {}", k.algorithm)?,
+            }
+            writeln!(out, "state:      {}", k.state)?;
+            writeln!(out, "created:    {}", k.created)?;
+            writeln!(out, "published:  {}", opt(k.published))?;
+            writeln!(out, "activated:  {}", opt(k.activated))?;
+            writeln!(out, "retired:    {}", opt(k.retired))?;
+            writeln!(out, "revoked:    {}", opt(k.revoked))?;
+            writeln!(out, "public key: {}", STANDARD.encode(&k.public_key))?;
+            let p = (k.state != KeyState::Revoked).then_some(k.public_key.as_slice());
+            writeln!(
+                out,
+                "record:     {}._domainkey.{} TXT \"{}\"",
+                k.selector,
+                k.domain,
+                key_record_value(k.algorithm, p)
+            )?;
+            Ok(0)
+        }
+        KeysCommand::Generate { domain, prefix } => {
+            let cfg = family(families, &domain, prefix.as_deref())?;
+            let mut store = Keystore::open(dir)?;
+            let sel = generate_key(&mut store, &domain, cfg, now, false)?;
+            writeln!(out, "generated {sel} for {domain} (pending; the next apply publishes it)")?;
+            Ok(0)
+        }
+        KeysCommand::Rotate {
+            domain,
+            prefix,
+            now: emergency,
+        } => {
+            let cfg = family(families, &domain, prefix.as_deref())?;
+            let mut store = Keystore::open(dir)?;
+            if !emergency
+                && let Some(k) = store.state().family(&domain, &cfg.prefix).find(|k| {
+                    matches!(k.state, KeyState::Pending | KeyState::Published)
+                })
+            {
+                writeln!(
+                    out,
+                    "{domain}: {} is already the next key ({}); nothing to do",
+                    k.selector, k.state
+                )?;
+                return Ok(0);
+            }
+            let sel = generate_key(&mut store, &domain, cfg, now, emergency)?;
+            if emergency {
+                writeln!(
+                    out,
+                    "generated {sel} for {domain} (emergency): apply publishes it; it becomes active once served everywhere and its TTL ({}s) has passed; the current key signs until then",
+                    cfg.ttl
+                )?;
+            } else {
+                writeln!(out, "generated {sel} for {domain} (pending; the next apply publishes it)")?;
+            }
+            Ok(0)
+        }
+        KeysCommand::Import {
+            domain,
+            prefix,
+            selector,
+            key,
+        } => {
+            let cfg = family(families, &domain, prefix.as_deref())?;
+            let pem = std::fs::read_to_string(&key)
+                .with_context(|| format!("reading {}", key.display()))?;
+            let mut store = Keystore::open(dir)?;
+            import_key(
+                &mut store,
+                &domain,
+                cfg,
+                &selector,
+                &pem,
+                &key.display().to_string(),
+                now,
+                None,
+            )?;
+            writeln!(out, "imported {selector} for {domain} as the active `{}` key", cfg.prefix)?;
+            Ok(0)
+        }
+        KeysCommand::Export => {
+            let Some(ecfg) = &keys_cfg.export else {
+                bail!("keys.export is not configured");
+            };
+            let store = Keystore::open(dir)?;
+            let report = export::export(&store, ecfg)?;
+            for (d, s) in &report.keys {
+                writeln!(out, "exported {s} ({d})")?;
+            }
+            for p in &report.deleted {
+                writeln!(out, "deleted {}", p.display())?;
+            }
+            if report.hook_ran {
+                writeln!(out, "hook ran")?;
+            }
+            Ok(0)
+        }
+    }
+}

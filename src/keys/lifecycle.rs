@@ -1,0 +1,646 @@
+//! The rotation lifecycle of each key family, as pure functions of the
+//! config, the keystore state, the clock and what DNS is observed to serve:
+//! which transitions are due now ([`plan`]), which DKIM records must be in
+//! DNS now ([`published_keys`]), which keys the signer uses
+//! ([`signing_keys`]); and [`apply_transition`], the only place that changes
+//! state (and the only place keys are generated, so a plan holds no secret).
+//! Owns the rules; leaves DNS queries to the [`Observer`] the caller passes,
+//! and writing DNS records to plan/apply.
+//!
+//! ```text
+//! pending ─publish→ published ─activate→ active ─(successor activates)→ retired
+//!   ─retire_after→ revoked (p= empty) ─revoke_after→ removed
+//! ```
+//!
+//! Safety rules, each tested with a fake clock:
+//! - a key becomes active only when the observer reports its record served
+//!   by every authoritative server and at least the record TTL (and, outside
+//!   an emergency, `activate_after`) has passed since it was published;
+//! - the active key is retired only by its successor's activation, so a
+//!   family never stops signing, even in an emergency rotation;
+//! - a key that signed within the last `retire_after` is still published
+//!   with its `p=`.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::config::{Algorithm, DEFAULT_RETIRE_AFTER, DEFAULT_REVOKE_AFTER, FamilyConfig};
+use super::generate::{self, GenerateError, key_record_value};
+use super::store::{KeyRecord, KeyState, Keystore, State, StoreError};
+use super::time::{Span, Timestamp};
+
+/// Errors taking a transition.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleError {
+    #[error("{transition}: not taken: waiting for {waiting_for}")]
+    NotDue {
+        transition: String,
+        waiting_for: String,
+    },
+    #[error("{transition}: no longer applies to the current key state; run plan again")]
+    Stale { transition: String },
+    #[error("domain {domain}: no dkim selector family `{prefix}` in the config")]
+    NoFamily { domain: String, prefix: String },
+    #[error("import {selector} for {domain}: {reason}")]
+    Import {
+        domain: String,
+        selector: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+}
+
+/// Tells whether a key record is visible to the world: the caller backs it
+/// with queries to every authoritative server of the domain.
+pub trait Observer {
+    /// `Ok(true)` when every authoritative server answers
+    /// `<selector>._domainkey.<domain>` TXT with this `public_key` in `p=`;
+    /// `Ok(false)` when one does not yet; `Err(why)` when it cannot tell (a
+    /// server unreachable). Only `Ok(true)` lets a key become active.
+    fn served_everywhere(
+        &self,
+        domain: &str,
+        selector: &str,
+        public_key: &[u8],
+    ) -> Result<bool, String>;
+}
+
+/// What a transition does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Generate a new key for the family (at apply time only).
+    Generate,
+    /// pending → published: its record goes into DNS.
+    Publish,
+    /// published → active (the signer switches to it); the family's
+    /// previous keys become retired in the same step.
+    Activate,
+    /// active → retired without a successor: the family left the config.
+    Retire,
+    /// retired → revoked: the record keeps an empty `p=`, the private key is
+    /// destroyed.
+    Revoke,
+    /// revoked → removed: the record leaves DNS.
+    Remove,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Generate => "generate",
+            Action::Publish => "publish",
+            Action::Activate => "activate",
+            Action::Retire => "retire",
+            Action::Revoke => "revoke",
+            Action::Remove => "remove",
+        })
+    }
+}
+
+/// One lifecycle step of one family, due now or waiting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Transition {
+    pub domain: String,
+    pub prefix: String,
+    pub action: Action,
+    /// The key it applies to; `None` for `Generate` (named when generated).
+    pub selector: Option<String>,
+    /// For `Activate`: the keys it retires.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retires: Vec<String>,
+    /// `None` when due now; otherwise what it waits for.
+    pub waiting_for: Option<String>,
+}
+
+impl Transition {
+    pub fn is_due(&self) -> bool {
+        self.waiting_for.is_none()
+    }
+
+    fn same_step(&self, other: &Transition) -> bool {
+        self.domain == other.domain
+            && self.prefix == other.prefix
+            && self.action == other.action
+            && self.selector == other.selector
+    }
+}
+
+impl fmt::Display for Transition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.selector {
+            Some(s) => write!(f, "{} {s} ({})", self.action, self.domain)?,
+            None => write!(
+                f,
+                "generate a new `{}` key ({})",
+                self.prefix, self.domain
+            )?,
+        }
+        if !self.retires.is_empty() {
+            write!(f, ", retiring {}", self.retires.join(", "))?;
+        }
+        if let Some(w) = &self.waiting_for {
+            write!(f, ": waiting for {w}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A DKIM key record that must be in DNS now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PublishedKey {
+    pub prefix: String,
+    pub selector: String,
+    pub algorithm: Algorithm,
+    pub public_key: Vec<u8>,
+    /// Published with an empty `p=` (RFC 6376 §6.1.2).
+    pub revoked: bool,
+}
+
+impl PublishedKey {
+    /// RFC 6376 §3.6.2.1: "All DKIM keys are stored in a subdomain named
+    /// `_domainkey`. Given a DKIM-Signature field with a "d=" tag of
+    /// "example.com" and an "s=" tag of "foo.bar", the DNS query will be for
+    /// "foo.bar._domainkey.example.com"."
+    pub fn owner(&self, domain: &str) -> String {
+        format!("{}._domainkey.{domain}", self.selector)
+    }
+
+    /// The TXT value (`v=DKIM1; k=…; p=…`); split it into ≤ 255-octet
+    /// strings with `crate::record::RData::txt`.
+    pub fn txt_value(&self) -> String {
+        key_record_value(
+            self.algorithm,
+            (!self.revoked).then_some(self.public_key.as_slice()),
+        )
+    }
+}
+
+/// The DKIM key records of `domain` that must be in DNS now: published,
+/// active and retired keys with their `p=`, revoked keys with an empty one.
+/// Pending and removed keys are absent.
+pub fn published_keys(state: &State, domain: &str) -> Vec<PublishedKey> {
+    let mut out: Vec<PublishedKey> = state
+        .keys
+        .iter()
+        .filter(|k| k.domain == domain)
+        .filter_map(|k| {
+            let revoked = match k.state {
+                KeyState::Published | KeyState::Active | KeyState::Retired => false,
+                KeyState::Revoked => true,
+                KeyState::Pending | KeyState::Removed => return None,
+            };
+            Some(PublishedKey {
+                prefix: k.prefix.clone(),
+                selector: k.selector.clone(),
+                algorithm: k.algorithm,
+                public_key: k.public_key.clone(),
+                revoked,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.selector.cmp(&b.selector));
+    out
+}
+
+/// The keys the signer uses now: the most recently activated active key of
+/// each (domain, family). Sorted by domain, then selector.
+pub fn signing_keys(state: &State) -> Vec<&KeyRecord> {
+    let mut best: Vec<&KeyRecord> = Vec::new();
+    for k in state.keys.iter().filter(|k| k.state == KeyState::Active) {
+        match best
+            .iter_mut()
+            .find(|b| b.domain == k.domain && b.prefix == k.prefix)
+        {
+            Some(b) => {
+                if (k.activated, &k.selector) > (b.activated, &b.selector) {
+                    *b = k;
+                }
+            }
+            None => best.push(k),
+        }
+    }
+    best.sort_by(|a, b| (&a.domain, &a.selector).cmp(&(&b.domain, &b.selector)));
+    best
+}
+
+fn at(t: Timestamp) -> String {
+    t.to_string()
+}
+
+/// The transitions of every family, due now or waiting, in a stable order
+/// (by domain, family, then lifecycle order). Reads only public state;
+/// asks `observer` only about keys whose activation time has come.
+pub fn plan(
+    families: &[(String, FamilyConfig)],
+    state: &State,
+    now: Timestamp,
+    observer: &dyn Observer,
+) -> Vec<Transition> {
+    let mut out = Vec::new();
+    for (domain, cfg) in families {
+        plan_family(domain, cfg, state, now, observer, &mut out);
+    }
+    // Keys of families no longer in the config wind down with the default
+    // timings: retire the active ones now, then revoke and remove.
+    for k in &state.keys {
+        if families
+            .iter()
+            .any(|(d, f)| *d == k.domain && f.prefix == k.prefix)
+        {
+            continue;
+        }
+        let t = |action, waiting_for| Transition {
+            domain: k.domain.clone(),
+            prefix: k.prefix.clone(),
+            action,
+            selector: Some(k.selector.clone()),
+            retires: Vec::new(),
+            waiting_for,
+        };
+        match k.state {
+            KeyState::Pending | KeyState::Published | KeyState::Active => {
+                out.push(t(Action::Retire, None))
+            }
+            KeyState::Retired => out.push(t(
+                Action::Revoke,
+                wait_until(k.retired, DEFAULT_RETIRE_AFTER, now, "retire_after"),
+            )),
+            KeyState::Revoked => out.push(t(
+                Action::Remove,
+                wait_until(k.revoked, DEFAULT_REVOKE_AFTER, now, "revoke_after"),
+            )),
+            KeyState::Removed => {}
+        }
+    }
+    out
+}
+
+fn wait_until(since: Option<Timestamp>, span: Span, now: Timestamp, what: &str) -> Option<String> {
+    let Some(since) = since else {
+        return Some(format!("a recorded start time for {what} (state file lacks it)"));
+    };
+    let due = since.add(span);
+    (now < due).then(|| format!("{} ({what} {span} after {})", at(due), at(since)))
+}
+
+fn plan_family(
+    domain: &str,
+    cfg: &FamilyConfig,
+    state: &State,
+    now: Timestamp,
+    observer: &dyn Observer,
+    out: &mut Vec<Transition>,
+) {
+    let t = |action, selector: Option<&str>, waiting_for: Option<String>| Transition {
+        domain: domain.to_string(),
+        prefix: cfg.prefix.clone(),
+        action,
+        selector: selector.map(str::to_string),
+        retires: Vec::new(),
+        waiting_for,
+    };
+    let keys: Vec<&KeyRecord> = state.family(domain, &cfg.prefix).collect();
+    let active = keys
+        .iter()
+        .filter(|k| k.state == KeyState::Active)
+        .max_by_key(|k| (k.activated, k.selector.clone()));
+    let newest_successor = keys
+        .iter()
+        .filter(|k| matches!(k.state, KeyState::Pending | KeyState::Published))
+        .max_by_key(|k| (k.created, k.selector.clone()));
+
+    // Generate: when nothing signs, or the active key's time is nearly up
+    // (its successor must be published `activate_after` ahead).
+    if newest_successor.is_none() {
+        let waiting = match active {
+            None => None,
+            Some(a) => {
+                let since = a.activated.unwrap_or(a.created);
+                let due = since
+                    .add(cfg.rotate_every)
+                    .0
+                    .saturating_sub(i64::try_from(cfg.activate_after.as_secs()).unwrap_or(0));
+                (now.0 < due).then(|| {
+                    format!(
+                        "{} (rotate_every {} after {} activated, less activate_after {})",
+                        at(Timestamp(due)),
+                        cfg.rotate_every,
+                        a.selector,
+                        cfg.activate_after
+                    )
+                })
+            }
+        };
+        out.push(t(Action::Generate, None, waiting));
+    }
+
+    for k in keys.iter().filter(|k| k.state == KeyState::Pending) {
+        out.push(t(Action::Publish, Some(&k.selector), None));
+    }
+
+    // Activate the newest published key once it is verifiably served.
+    if let Some(k) = keys
+        .iter()
+        .filter(|k| k.state == KeyState::Published)
+        .max_by_key(|k| (k.created, k.selector.clone()))
+    {
+        let waiting = activation_wait(domain, cfg, k, now, observer);
+        let mut tr = t(Action::Activate, Some(&k.selector), waiting);
+        tr.retires = keys
+            .iter()
+            .filter(|o| {
+                o.selector != k.selector
+                    && matches!(o.state, KeyState::Active | KeyState::Published)
+            })
+            .map(|o| o.selector.clone())
+            .collect();
+        tr.retires.sort();
+        out.push(tr);
+    }
+
+    for k in keys.iter().filter(|k| k.state == KeyState::Retired) {
+        out.push(t(
+            Action::Revoke,
+            Some(&k.selector),
+            wait_until(k.retired, cfg.retire_after, now, "retire_after"),
+        ));
+    }
+    for k in keys.iter().filter(|k| k.state == KeyState::Revoked) {
+        out.push(t(
+            Action::Remove,
+            Some(&k.selector),
+            wait_until(k.revoked, cfg.revoke_after, now, "revoke_after"),
+        ));
+    }
+}
+
+fn activation_wait(
+    domain: &str,
+    cfg: &FamilyConfig,
+    k: &KeyRecord,
+    now: Timestamp,
+    observer: &dyn Observer,
+) -> Option<String> {
+    let Some(published) = k.published else {
+        return Some("a recorded publication time (state file lacks it)".into());
+    };
+    let ttl = Span::seconds(u64::from(cfg.ttl));
+    if let Some(w) = wait_until(Some(published), ttl, now, "the record TTL") {
+        return Some(w);
+    }
+    if !k.emergency
+        && let Some(w) = wait_until(Some(published), cfg.activate_after, now, "activate_after")
+    {
+        return Some(w);
+    }
+    match observer.served_everywhere(domain, &k.selector, &k.public_key) {
+        Ok(true) => None,
+        Ok(false) => Some(format!(
+            "{}._domainkey.{domain} to be served with this key by every authoritative server",
+            k.selector
+        )),
+        Err(e) => Some(format!(
+            "a check that {}._domainkey.{domain} is served everywhere (it failed: {e})",
+            k.selector
+        )),
+    }
+}
+
+fn family_of<'a>(
+    families: &'a [(String, FamilyConfig)],
+    domain: &str,
+    prefix: &str,
+) -> Option<&'a FamilyConfig> {
+    families
+        .iter()
+        .find(|(d, f)| d == domain && f.prefix == prefix)
+        .map(|(_, f)| f)
+}
+
+/// Takes one transition, after checking again that it is due now (the plan
+/// may be old, or DNS may have changed since). Returns the selector it
+/// acted on (for `Generate`, the new key's).
+pub fn apply_transition(
+    store: &mut Keystore,
+    families: &[(String, FamilyConfig)],
+    transition: &Transition,
+    now: Timestamp,
+    observer: &dyn Observer,
+) -> Result<String, LifecycleError> {
+    let current = plan(families, store.state(), now, observer);
+    let Some(fresh) = current.into_iter().find(|c| c.same_step(transition)) else {
+        return Err(LifecycleError::Stale {
+            transition: transition.to_string(),
+        });
+    };
+    if let Some(w) = fresh.waiting_for {
+        return Err(LifecycleError::NotDue {
+            transition: transition.to_string(),
+            waiting_for: w,
+        });
+    }
+    let domain = fresh.domain.as_str();
+    match (fresh.action, fresh.selector.as_deref()) {
+        (Action::Generate, _) => {
+            let cfg = family_of(families, domain, &fresh.prefix).ok_or_else(|| {
+                LifecycleError::NoFamily {
+                    domain: domain.to_string(),
+                    prefix: fresh.prefix.clone(),
+                }
+            })?;
+            generate_key(store, domain, cfg, now, false)
+        }
+        (Action::Publish, Some(sel)) => {
+            store.update(domain, sel, |k| {
+                k.state = KeyState::Published;
+                k.published = Some(now);
+            })?;
+            Ok(sel.to_string())
+        }
+        (Action::Activate, Some(sel)) => {
+            // Activate first, then retire: should the second write fail, two
+            // keys are active and the signer uses the newer, but the family
+            // is never left without one.
+            store.update(domain, sel, |k| {
+                k.state = KeyState::Active;
+                k.activated = Some(now);
+            })?;
+            for old in &fresh.retires {
+                store.update(domain, old, |k| {
+                    k.state = KeyState::Retired;
+                    k.retired = Some(now);
+                })?;
+            }
+            Ok(sel.to_string())
+        }
+        (Action::Retire, Some(sel)) => {
+            store.update(domain, sel, |k| {
+                k.state = KeyState::Retired;
+                k.retired = Some(now);
+            })?;
+            Ok(sel.to_string())
+        }
+        (Action::Revoke, Some(sel)) => {
+            // RFC 6376 §3.6.1: "An empty value means that this public key has
+            // been revoked." Nobody may sign with it again: destroy it.
+            store.delete_private(domain, sel)?;
+            store.update(domain, sel, |k| {
+                k.state = KeyState::Revoked;
+                k.revoked = Some(now);
+            })?;
+            Ok(sel.to_string())
+        }
+        (Action::Remove, Some(sel)) => {
+            store.update(domain, sel, |k| {
+                k.state = KeyState::Removed;
+                k.removed = Some(now);
+            })?;
+            Ok(sel.to_string())
+        }
+        (_, None) => Err(LifecycleError::Stale {
+            transition: transition.to_string(),
+        }),
+    }
+}
+
+/// Takes every due transition, re-planning after each, until none is due.
+/// Returns what was taken, in order. Bounded: a family moves at most a few
+/// steps per call.
+pub fn apply_due(
+    store: &mut Keystore,
+    families: &[(String, FamilyConfig)],
+    now: Timestamp,
+    observer: &dyn Observer,
+) -> Result<Vec<Transition>, LifecycleError> {
+    let mut taken = Vec::new();
+    for _ in 0..(8 * (families.len() + store.state().keys.len()) + 8) {
+        let Some(next) = plan(families, store.state(), now, observer)
+            .into_iter()
+            .find(Transition::is_due)
+        else {
+            break;
+        };
+        let sel = apply_transition(store, families, &next, now, observer)?;
+        let mut done = next;
+        done.selector = Some(sel);
+        taken.push(done);
+    }
+    Ok(taken)
+}
+
+/// Generates a key for a family, outside the schedule (`keys generate`,
+/// `keys rotate`) or from a `Generate` transition. The key starts pending;
+/// the next apply publishes it. An `emergency` key activates as soon as it
+/// is served and its TTL has passed; the key it replaces keeps signing until
+/// then, and stays published for `retire_after` afterwards.
+pub fn generate_key(
+    store: &mut Keystore,
+    domain: &str,
+    cfg: &FamilyConfig,
+    now: Timestamp,
+    emergency: bool,
+) -> Result<String, LifecycleError> {
+    let pair = generate::generate(cfg.algorithm, cfg.rsa_bits())?;
+    let selector = store.state().next_selector(domain, &cfg.prefix, now);
+    store.add_key(
+        KeyRecord {
+            domain: domain.to_string(),
+            prefix: cfg.prefix.clone(),
+            selector: selector.clone(),
+            algorithm: pair.algorithm,
+            bits: pair.bits,
+            public_key: pair.public_key.clone(),
+            state: KeyState::Pending,
+            created: now,
+            published: None,
+            activated: None,
+            retired: None,
+            revoked: None,
+            removed: None,
+            imported: false,
+            emergency,
+        },
+        &pair.private_pem,
+    )?;
+    Ok(selector)
+}
+
+/// Adopts a key already published and in use under `selector` (`keys
+/// import`): it enters as active, so the next rotation replaces it on the
+/// family's schedule without a flag day. When an observer is given, the
+/// selector must be served with this key everywhere.
+pub fn import_key(
+    store: &mut Keystore,
+    domain: &str,
+    cfg: &FamilyConfig,
+    selector: &str,
+    pem: &str,
+    origin: &str,
+    now: Timestamp,
+    observer: Option<&dyn Observer>,
+) -> Result<(), LifecycleError> {
+    let err = |reason: String| LifecycleError::Import {
+        domain: domain.to_string(),
+        selector: selector.to_string(),
+        reason,
+    };
+    let pair = generate::from_private_pem(pem, origin)?;
+    if pair.algorithm != cfg.algorithm {
+        return Err(err(format!(
+            "the key is {}, family `{}` is {}",
+            pair.algorithm, cfg.prefix, cfg.algorithm
+        )));
+    }
+    if let Some(obs) = observer {
+        match obs.served_everywhere(domain, selector, &pair.public_key) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(err(
+                    "the selector is not served with this key by every authoritative server"
+                        .into(),
+                ));
+            }
+            Err(e) => return Err(err(format!("cannot check that it is served: {e}"))),
+        }
+    }
+    // Anything else the family has active hands over to the imported key.
+    let others: Vec<String> = store
+        .state()
+        .family(domain, &cfg.prefix)
+        .filter(|k| k.state == KeyState::Active)
+        .map(|k| k.selector.clone())
+        .collect();
+    store.add_key(
+        KeyRecord {
+            domain: domain.to_string(),
+            prefix: cfg.prefix.clone(),
+            selector: selector.to_string(),
+            algorithm: pair.algorithm,
+            bits: pair.bits,
+            public_key: pair.public_key.clone(),
+            state: KeyState::Active,
+            created: now,
+            published: Some(now),
+            activated: Some(now),
+            retired: None,
+            revoked: None,
+            removed: None,
+            imported: true,
+            emergency: false,
+        },
+        &pair.private_pem,
+    )?;
+    for o in others {
+        store.update(domain, &o, |k| {
+            k.state = KeyState::Retired;
+            k.retired = Some(now);
+        })?;
+    }
+    Ok(())
+}
