@@ -18,4 +18,5 @@ pub mod plan;
 pub mod provider;
 pub mod record;
 pub mod spf;
+pub mod validate;
 pub mod workspace;
