@@ -79,6 +79,8 @@ pub enum Command {
     Emit(EmitArgs),
     /// Print the JSON Schema of the config file (for editors).
     Schema,
+    /// Check live DNS as receivers see it, against the config.
+    Validate(crate::validate::cli::ValidateArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -145,6 +147,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Plan(args) => plan_cmd(&cli.config, cli.color, args),
         Command::Apply(args) => apply_cmd(&cli.config, cli.color, args),
         Command::Emit(args) => emit_cmd(&cli.config, args),
+        Command::Validate(args) => Ok(crate::validate::cli::run(&load(&cli.config)?, args)?),
         Command::Schema => {
             println!("{}", crate::config::schema::json_schema());
             Ok(0)

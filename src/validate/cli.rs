@@ -1,0 +1,104 @@
+//! The `validate` command's arguments and driver: pick the domains, build
+//! the resolver (system, or `--nameserver`), run the checks, print the
+//! report, and turn it into an exit code. The subcommand itself is declared
+//! in `cli`.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::{Settings, Severity, ValidateError, Validator, parse_authority, parse_nameserver};
+use crate::dns::Resolver;
+use crate::workspace::Workspace;
+
+/// Which findings make the exit code non-zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Failures and temperrors.
+    Fail,
+    /// Warnings too.
+    Warn,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ValidateArgs {
+    /// Domains to check (all domains of the config when none is given).
+    pub domains: Vec<String>,
+    /// Resolve through this server instead of the system resolver:
+    /// IP or IP:PORT (IPv6 with a port as [::1]:5353). Repeatable.
+    #[arg(long = "nameserver", value_name = "IP[:PORT]")]
+    pub nameservers: Vec<String>,
+    /// Use this address for an authoritative name server in the
+    /// propagation check instead of resolving its name: NAME=IP[:PORT].
+    /// Repeatable; useful for servers on other ports or split horizons.
+    #[arg(long = "authority", value_name = "NAME=IP[:PORT]")]
+    pub authorities: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit non-zero on failures only (default), or on warnings too.
+    #[arg(long, value_enum, default_value_t = FailOn::Fail)]
+    pub fail_on: FailOn,
+    /// Per-query timeout in seconds.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub timeout: f64,
+    /// Domains checked at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub concurrency: usize,
+    /// Skip the propagation check (querying every authoritative server).
+    #[arg(long)]
+    pub no_propagation: bool,
+    /// Show the details of passing checks too.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Runs `mailauth validate`: prints the report and returns the exit code
+/// (0 clean, 1 when something fails, or warns with `--fail-on warn`).
+pub fn run(ws: &Workspace, args: ValidateArgs) -> anyhow::Result<i32> {
+    let domains = ws
+        .select(&args.domains)
+        .map_err(|message| ValidateError::Selection { message })?;
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        anyhow::bail!("--timeout must be a positive number of seconds");
+    }
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let servers = args
+        .nameservers
+        .iter()
+        .map(|s| parse_nameserver(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let authorities = args
+        .authorities
+        .iter()
+        .map(|s| parse_authority(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let resolver = if servers.is_empty() {
+        Resolver::system()?
+    } else {
+        Resolver::with_nameservers(&servers, timeout)?
+    };
+    let settings = Settings {
+        timeout,
+        concurrency: args.concurrency.max(1),
+        authorities,
+        propagation: !args.no_propagation,
+    };
+    let desired: Vec<_> = domains
+        .iter()
+        .map(|d| (d.clone(), ws.desired(d).map_err(|e| e.to_string())))
+        .collect();
+    let reports = Validator::new(&resolver, settings).validate(&desired);
+    if args.json {
+        print!("{}", super::report::render_json(&reports));
+    } else {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print!("{}", super::report::render_text(&reports, color, args.verbose));
+    }
+    let threshold = match args.fail_on {
+        FailOn::Fail => Severity::TempError,
+        FailOn::Warn => Severity::Warn,
+    };
+    Ok(i32::from(reports.iter().any(|r| r.status >= threshold)))
+}

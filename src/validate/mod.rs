@@ -1,0 +1,419 @@
+//! `mailauth validate`: what receivers see in live DNS, compared with what
+//! the config implies. Per domain it runs the SPF, DKIM, DMARC, MX, MTA-STS
+//! / TLS-RPT and propagation checks and collects [`Finding`]s; domains are
+//! checked concurrently with a bound.
+//!
+//! Read-only: it queries DNS through [`crate::dns::Resolver`] and never
+//! writes anywhere. It owns the checks and their verdicts; record syntax is
+//! `record`'s, SPF tree analysis is `spf::analyze`, the desired records are
+//! `desired`'s, and rendering is in [`report`].
+
+pub mod cli;
+mod dkim;
+mod dmarc;
+mod mail;
+mod propagation;
+pub mod report;
+mod spf;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::diff::Desired;
+use crate::dns::{ResolveError, Resolver};
+use crate::record::Name;
+
+pub use dmarc::{OrgDomain, organizational_domain};
+
+/// How bad a finding is, in increasing order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Pass,
+    Info,
+    Warn,
+    /// The check could not be completed (timeout, SERVFAIL): try again.
+    #[serde(rename = "temperror")]
+    TempError,
+    Fail,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Pass => "pass",
+            Severity::Info => "info",
+            Severity::Warn => "warn",
+            Severity::TempError => "temperror",
+            Severity::Fail => "fail",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which check a finding belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Check {
+    Config,
+    Spf,
+    Dkim,
+    Dmarc,
+    Mx,
+    MtaSts,
+    TlsRpt,
+    Propagation,
+}
+
+impl Check {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::Config => "config",
+            Check::Spf => "spf",
+            Check::Dkim => "dkim",
+            Check::Dmarc => "dmarc",
+            Check::Mx => "mx",
+            Check::MtaSts => "mta-sts",
+            Check::TlsRpt => "tls-rpt",
+            Check::Propagation => "propagation",
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One verdict about one domain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub check: Check,
+    pub severity: Severity,
+    pub message: String,
+    /// One line saying what to do; `None` when nothing needs doing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// Supporting lines (the SPF include tree, per-server answers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+    /// Set when a query of this check timed out.
+    #[serde(skip)]
+    pub timed_out: bool,
+}
+
+impl Finding {
+    pub fn new(check: Check, severity: Severity, message: impl Into<String>) -> Finding {
+        Finding {
+            check,
+            severity,
+            message: message.into(),
+            fix: None,
+            details: Vec::new(),
+            timed_out: false,
+        }
+    }
+    pub fn pass(check: Check, message: impl Into<String>) -> Finding {
+        Finding::new(check, Severity::Pass, message)
+    }
+    pub fn info(check: Check, message: impl Into<String>) -> Finding {
+        Finding::new(check, Severity::Info, message)
+    }
+    pub fn warn(check: Check, message: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding::new(check, Severity::Warn, message).with_fix(fix)
+    }
+    pub fn fail(check: Check, message: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding::new(check, Severity::Fail, message).with_fix(fix)
+    }
+    /// A failed query: temperror when it may go away, else a failure.
+    pub fn dns(check: Check, what: &str, e: &ResolveError) -> Finding {
+        if e.is_temporary() {
+            let mut f = Finding::new(check, Severity::TempError, format!("{what}: {e}"))
+                .with_fix("check that the name servers answer, then run validate again");
+            f.timed_out = e.is_timeout();
+            f
+        } else {
+            Finding::fail(
+                check,
+                format!("{what}: {e}"),
+                "fix the name or publish the record",
+            )
+        }
+    }
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Finding {
+        self.fix = Some(fix.into());
+        self
+    }
+    pub fn with_details(mut self, details: Vec<String>) -> Finding {
+        self.details = details;
+        self
+    }
+}
+
+/// Everything found about one domain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DomainReport {
+    pub domain: String,
+    /// The worst severity among the findings.
+    pub status: Severity,
+    pub findings: Vec<Finding>,
+}
+
+impl DomainReport {
+    fn new(domain: String, findings: Vec<Finding>) -> DomainReport {
+        let status = findings
+            .iter()
+            .map(|f| f.severity)
+            .max()
+            .unwrap_or(Severity::Pass);
+        DomainReport {
+            domain,
+            status,
+            findings,
+        }
+    }
+}
+
+/// How validation runs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Per-query timeout for the direct queries of the propagation check.
+    pub timeout: Duration,
+    /// Domains checked at once.
+    pub concurrency: usize,
+    /// Addresses to use for name servers instead of resolving their names
+    /// (`--authority NAME=IP:PORT`): for servers on other ports, split
+    /// horizons, and tests.
+    pub authorities: Vec<(String, SocketAddr)>,
+    /// Run the propagation check.
+    pub propagation: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            timeout: Duration::from_secs(2),
+            concurrency: 16,
+            authorities: Vec::new(),
+            propagation: true,
+        }
+    }
+}
+
+/// Errors that stop validation before any domain is checked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidateError {
+    #[error("`--authority {value}`: expected NAME=IP:PORT or NAME=IP")]
+    Authority { value: String },
+    #[error("`--nameserver {value}`: expected IP or IP:PORT")]
+    Nameserver { value: String },
+    #[error(transparent)]
+    Resolver(#[from] ResolveError),
+    #[error("{message}")]
+    Selection { message: String },
+}
+
+/// What the checks of one domain share: the resolver, the settings, and
+/// the per-server resolvers of the propagation check (built once).
+pub struct Validator<'a> {
+    pub resolver: &'a Resolver,
+    pub settings: Settings,
+    direct: Mutex<HashMap<SocketAddr, Arc<Resolver>>>,
+}
+
+impl<'a> Validator<'a> {
+    pub fn new(resolver: &'a Resolver, settings: Settings) -> Validator<'a> {
+        Validator {
+            resolver,
+            settings,
+            direct: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A resolver that asks `server` alone, without recursion.
+    fn direct(&self, server: SocketAddr) -> Result<Arc<Resolver>, ResolveError> {
+        let mut map = self.direct.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = map.get(&server) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(Resolver::direct(server, self.settings.timeout)?);
+        map.insert(server, r.clone());
+        Ok(r)
+    }
+
+    /// Validates every domain (each with its desired records, or the error
+    /// that kept them from being computed), concurrently; results keep the
+    /// input order.
+    pub fn validate(&self, domains: &[(Name, Result<Desired, String>)]) -> Vec<DomainReport> {
+        crate::par::map(domains, self.settings.concurrency, |(name, desired)| {
+            self.domain(name, desired.as_ref())
+        })
+    }
+
+    /// All checks of one domain. A check that times out ends the domain
+    /// with a temperror for the rest, so one dead zone cannot stall the run.
+    pub fn domain(&self, name: &Name, desired: Result<&Desired, &String>) -> DomainReport {
+        let desired = match desired {
+            Ok(d) => d,
+            Err(e) => {
+                return DomainReport::new(
+                    name.to_string(),
+                    vec![Finding::fail(
+                        Check::Config,
+                        format!("cannot compute the desired records: {e}"),
+                        "fix the config (see `mailauth plan`)",
+                    )],
+                );
+            }
+        };
+        type CheckFn = fn(&Validator, &Desired) -> Vec<Finding>;
+        let mut checks: Vec<(Check, CheckFn)> = vec![
+            (Check::Spf, spf::check),
+            (Check::Dkim, dkim::check),
+            (Check::Dmarc, dmarc::check),
+            (Check::Mx, mail::check_mx),
+            (Check::MtaSts, mail::check_mta_sts),
+            (Check::TlsRpt, mail::check_tls_rpt),
+        ];
+        if self.settings.propagation {
+            checks.push((Check::Propagation, propagation::check));
+        }
+        let mut findings = Vec::new();
+        let mut timed_out = false;
+        for (check, run) in checks {
+            if timed_out {
+                findings.push(
+                    Finding::new(
+                        check,
+                        Severity::TempError,
+                        "not checked: an earlier query for this domain timed out",
+                    )
+                    .with_fix("check that the name servers answer, then run validate again"),
+                );
+                continue;
+            }
+            let out = run(self, desired);
+            timed_out = out.iter().any(|f| f.timed_out);
+            findings.extend(out);
+        }
+        DomainReport::new(name.to_string(), findings)
+    }
+}
+
+/// Parses `--nameserver IP[:PORT]` (port 53 by default; IPv6 with a port
+/// as `[::1]:5353`).
+pub fn parse_nameserver(value: &str) -> Result<SocketAddr, ValidateError> {
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    value
+        .parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| ValidateError::Nameserver {
+            value: value.to_string(),
+        })
+}
+
+/// Parses `--authority NAME=IP[:PORT]`.
+pub fn parse_authority(value: &str) -> Result<(String, SocketAddr), ValidateError> {
+    let err = || ValidateError::Authority {
+        value: value.to_string(),
+    };
+    let (name, addr) = value.split_once('=').ok_or_else(err)?;
+    let name = Name::parse(name).map_err(|_| err())?;
+    if name.as_str().is_empty() {
+        return Err(err());
+    }
+    let addr = parse_nameserver(addr).map_err(|_| err())?;
+    Ok((name.as_str().to_string(), addr))
+}
+
+/// TXT records at `name` that start with `prefix` (case-insensitive), as
+/// text, and the number of character-strings of each.
+fn tagged_txt(
+    resolver: &Resolver,
+    name: &str,
+    prefix: &str,
+) -> Result<Vec<(String, usize)>, ResolveError> {
+    let records = match resolver.txt_records(name) {
+        Ok(r) => r,
+        Err(ResolveError::NxDomain { .. }) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    Ok(records
+        .into_iter()
+        .map(|r| (r.text(), r.strings.len()))
+        .filter(|(t, _)| {
+            t.len() >= prefix.len() && t[..prefix.len()].eq_ignore_ascii_case(prefix)
+        })
+        .collect())
+}
+
+/// The joined TXT value the config implies at `name`, if any.
+fn desired_txt(desired: &Desired, name: &Name) -> Option<String> {
+    desired
+        .sets
+        .iter()
+        .find(|s| &s.name == name && s.rtype == crate::record::RType::Txt)
+        .and_then(|s| s.data.first())
+        .and_then(|d| d.txt_value())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nameserver_and_authority_syntax() {
+        assert_eq!(
+            parse_nameserver("127.0.0.1").unwrap(),
+            "127.0.0.1:53".parse().unwrap()
+        );
+        assert_eq!(
+            parse_nameserver("127.0.0.1:5353").unwrap(),
+            "127.0.0.1:5353".parse().unwrap()
+        );
+        assert_eq!(
+            parse_nameserver("[::1]:5353").unwrap(),
+            "[::1]:5353".parse().unwrap()
+        );
+        assert!(parse_nameserver("ns1.example").is_err());
+        assert_eq!(
+            parse_authority("NS1.Example.test.=127.0.0.1:5300").unwrap(),
+            (
+                "ns1.example.test".to_string(),
+                "127.0.0.1:5300".parse().unwrap()
+            )
+        );
+        assert!(parse_authority("ns1.example.test").is_err());
+        assert!(parse_authority("=127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn status_is_the_worst_finding() {
+        let r = DomainReport::new(
+            "a.test".into(),
+            vec![
+                Finding::pass(Check::Spf, "ok"),
+                Finding::warn(Check::Dkim, "small", "rotate"),
+                Finding::info(Check::Dmarc, "note"),
+            ],
+        );
+        assert_eq!(r.status, Severity::Warn);
+        let r = DomainReport::new("a.test".into(), vec![]);
+        assert_eq!(r.status, Severity::Pass);
+        assert!(Severity::Fail > Severity::TempError && Severity::TempError > Severity::Warn);
+    }
+}

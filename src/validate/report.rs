@@ -1,0 +1,125 @@
+//! Rendering of validation results: a text report grouped by domain (one
+//! line per finding, its fix under it, supporting details indented) and a
+//! JSON document. Pure: no I/O.
+
+use serde::Serialize;
+
+use super::{DomainReport, Severity};
+
+/// The JSON document `validate --json` prints.
+#[derive(Serialize)]
+pub struct JsonReport<'a> {
+    pub domains: &'a [DomainReport],
+    pub summary: Summary,
+}
+
+/// Domain counts by their worst finding.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub domains: usize,
+    pub pass: usize,
+    pub info: usize,
+    pub warn: usize,
+    pub temperror: usize,
+    pub fail: usize,
+}
+
+pub fn summary(reports: &[DomainReport]) -> Summary {
+    let mut s = Summary {
+        domains: reports.len(),
+        ..Summary::default()
+    };
+    for r in reports {
+        match r.status {
+            Severity::Pass => s.pass += 1,
+            Severity::Info => s.info += 1,
+            Severity::Warn => s.warn += 1,
+            Severity::TempError => s.temperror += 1,
+            Severity::Fail => s.fail += 1,
+        }
+    }
+    s
+}
+
+pub fn render_json(reports: &[DomainReport]) -> String {
+    let doc = JsonReport {
+        domains: reports,
+        summary: summary(reports),
+    };
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")) + "\n"
+}
+
+fn label(s: Severity, color: bool) -> String {
+    let (text, code) = match s {
+        Severity::Pass => ("PASS", "32"),
+        Severity::Info => ("INFO", "36"),
+        Severity::Warn => ("WARN", "33"),
+        Severity::TempError => ("TEMP", "35"),
+        Severity::Fail => ("FAIL", "31"),
+    };
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// The text report. With `verbose`, details (the SPF tree, per-server
+/// answers) are shown for passing findings too; they are always shown for
+/// warnings and failures.
+pub fn render_text(reports: &[DomainReport], color: bool, verbose: bool) -> String {
+    let mut out = String::new();
+    for r in reports {
+        out.push_str(&format!("{} [{}]\n", r.domain, r.status));
+        for f in &r.findings {
+            out.push_str(&format!(
+                "  {} {:<11} {}\n",
+                label(f.severity, color),
+                f.check.as_str(),
+                f.message
+            ));
+            if verbose || f.severity >= Severity::Warn || f.check == super::Check::Spf {
+                for d in &f.details {
+                    out.push_str(&format!("{:18}{d}\n", ""));
+                }
+            }
+            if let Some(fix) = &f.fix {
+                out.push_str(&format!("{:18}fix: {fix}\n", ""));
+            }
+        }
+        out.push('\n');
+    }
+    let s = summary(reports);
+    out.push_str(&format!(
+        "{} domain(s): {} pass, {} info, {} warn, {} temperror, {} fail\n",
+        s.domains, s.pass, s.info, s.warn, s.temperror, s.fail
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Check, Finding};
+    use super::*;
+
+    #[test]
+    fn text_groups_by_domain_with_fixes() {
+        let reports = vec![DomainReport::new(
+            "a.test".into(),
+            vec![
+                Finding::pass(Check::Spf, "one record"),
+                Finding::fail(Check::Dmarc, "no record", "publish it"),
+            ],
+        )];
+        let text = render_text(&reports, false, false);
+        assert!(text.starts_with("a.test [fail]\n"), "{text}");
+        assert!(text.contains("  PASS spf         one record\n"), "{text}");
+        assert!(text.contains("  FAIL dmarc       no record\n"), "{text}");
+        assert!(text.contains("fix: publish it\n"), "{text}");
+        assert!(text.ends_with("1 domain(s): 0 pass, 0 info, 0 warn, 0 temperror, 1 fail\n"));
+        let json: serde_json::Value = serde_json::from_str(&render_json(&reports)).unwrap();
+        assert_eq!(json["domains"][0]["findings"][1]["severity"], "fail");
+        assert_eq!(json["domains"][0]["findings"][1]["fix"], "publish it");
+        assert_eq!(json["summary"]["fail"], 1);
+    }
+}
