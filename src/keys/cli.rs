@@ -95,7 +95,10 @@ fn family<'a>(
         ([], None) => bail!("domain {domain} has no dkim selector families in the config"),
         (_, _) => bail!(
             "domain {domain} has several dkim selector families ({}); choose one with --prefix",
-            mine.iter().map(|f| f.prefix.as_str()).collect::<Vec<_>>().join(", ")
+            mine.iter()
+                .map(|f| f.prefix.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -218,7 +221,10 @@ pub fn run_to(
             let cfg = family(families, &domain, prefix.as_deref())?;
             let mut store = Keystore::open(dir)?;
             let sel = generate_key(&mut store, &domain, cfg, now, false)?;
-            writeln!(out, "generated {sel} for {domain} (pending; the next apply publishes it)")?;
+            writeln!(
+                out,
+                "generated {sel} for {domain} (pending; the next apply publishes it)"
+            )?;
             Ok(0)
         }
         KeysCommand::Rotate {
@@ -229,9 +235,10 @@ pub fn run_to(
             let cfg = family(families, &domain, prefix.as_deref())?;
             let mut store = Keystore::open(dir)?;
             if !emergency
-                && let Some(k) = store.state().family(&domain, &cfg.prefix).find(|k| {
-                    matches!(k.state, KeyState::Pending | KeyState::Published)
-                })
+                && let Some(k) = store
+                    .state()
+                    .family(&domain, &cfg.prefix)
+                    .find(|k| matches!(k.state, KeyState::Pending | KeyState::Published))
             {
                 writeln!(
                     out,
@@ -248,7 +255,10 @@ pub fn run_to(
                     cfg.ttl
                 )?;
             } else {
-                writeln!(out, "generated {sel} for {domain} (pending; the next apply publishes it)")?;
+                writeln!(
+                    out,
+                    "generated {sel} for {domain} (pending; the next apply publishes it)"
+                )?;
             }
             Ok(0)
         }
@@ -272,7 +282,11 @@ pub fn run_to(
                 now,
                 None,
             )?;
-            writeln!(out, "imported {selector} for {domain} as the active `{}` key", cfg.prefix)?;
+            writeln!(
+                out,
+                "imported {selector} for {domain} as the active `{}` key",
+                cfg.prefix
+            )?;
             Ok(0)
         }
         KeysCommand::Export => {

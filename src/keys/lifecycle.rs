@@ -135,11 +135,7 @@ impl fmt::Display for Transition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.selector {
             Some(s) => write!(f, "{} {s} ({})", self.action, self.domain)?,
-            None => write!(
-                f,
-                "generate a new `{}` key ({})",
-                self.prefix, self.domain
-            )?,
+            None => write!(f, "generate a new `{}` key ({})", self.prefix, self.domain)?,
         }
         if !self.retires.is_empty() {
             write!(f, ", retiring {}", self.retires.join(", "))?;
@@ -283,7 +279,9 @@ pub fn plan(
 
 fn wait_until(since: Option<Timestamp>, span: Span, now: Timestamp, what: &str) -> Option<String> {
     let Some(since) = since else {
-        return Some(format!("a recorded start time for {what} (state file lacks it)"));
+        return Some(format!(
+            "a recorded start time for {what} (state file lacks it)"
+        ));
     };
     let due = since.add(span);
     (now < due).then(|| format!("{} ({what} {span} after {})", at(due), at(since)))
@@ -602,8 +600,7 @@ pub fn import_key(
             Ok(true) => {}
             Ok(false) => {
                 return Err(err(
-                    "the selector is not served with this key by every authoritative server"
-                        .into(),
+                    "the selector is not served with this key by every authoritative server".into(),
                 ));
             }
             Err(e) => return Err(err(format!("cannot check that it is served: {e}"))),

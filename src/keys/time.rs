@@ -186,7 +186,11 @@ impl Timestamp {
             else {
                 return Err(err("the time must be HH:MM:SS"));
             };
-            let (hh, mm, ss) = (num(hh, 2, "hour")?, num(mm, 2, "minute")?, num(ss, 2, "second")?);
+            let (hh, mm, ss) = (
+                num(hh, 2, "hour")?,
+                num(mm, 2, "minute")?,
+                num(ss, 2, "second")?,
+            );
             if hh > 23 || mm > 59 || ss > 59 {
                 return Err(err("time out of range"));
             }
@@ -202,7 +206,10 @@ impl Timestamp {
     }
 
     pub fn add(self, span: Span) -> Timestamp {
-        Timestamp(self.0.saturating_add(i64::try_from(span.0).unwrap_or(i64::MAX)))
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(span.0).unwrap_or(i64::MAX)),
+        )
     }
 
     /// `self - earlier`, zero when `earlier` is later.
@@ -254,7 +261,10 @@ mod tests {
             assert_eq!(t.0, secs, "{text}");
             assert_eq!(t.to_string(), text);
         }
-        assert_eq!(Timestamp::parse("2026-11-03").unwrap().year_month(), (2026, 11));
+        assert_eq!(
+            Timestamp::parse("2026-11-03").unwrap().year_month(),
+            (2026, 11)
+        );
     }
 
     #[test]

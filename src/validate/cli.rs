@@ -94,7 +94,10 @@ pub fn run(ws: &Workspace, args: ValidateArgs) -> anyhow::Result<i32> {
         print!("{}", super::report::render_json(&reports));
     } else {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        print!("{}", super::report::render_text(&reports, color, args.verbose));
+        print!(
+            "{}",
+            super::report::render_text(&reports, color, args.verbose)
+        );
     }
     let threshold = match args.fail_on {
         FailOn::Fail => Severity::TempError,
