@@ -81,6 +81,10 @@ pub enum Command {
     Schema,
     /// Check live DNS as receivers see it, against the config.
     Validate(crate::validate::cli::ValidateArgs),
+    /// Evaluate SPF (RFC 7208 check_host) for a client IP and sender.
+    Spf(crate::spf::cli::SpfArgs),
+    /// Ingest DMARC aggregate, failure and TLS reports; list, show, export.
+    Reports(crate::reports::cli::ReportsArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -148,6 +152,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Apply(args) => apply_cmd(&cli.config, cli.color, args),
         Command::Emit(args) => emit_cmd(&cli.config, args),
         Command::Validate(args) => Ok(crate::validate::cli::run(&load(&cli.config)?, args)?),
+        Command::Spf(args) => Ok(crate::spf::cli::run(args)?),
+        Command::Reports(args) => Ok(crate::reports::cli::run(args)?),
         Command::Schema => {
             println!("{}", crate::config::schema::json_schema());
             Ok(0)

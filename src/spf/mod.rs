@@ -7,6 +7,7 @@
 //! [`MemoryDns`] is here; resolvers that talk to servers live elsewhere).
 
 mod analyze;
+pub mod cli;
 mod dns;
 mod eval;
 mod macros;

@@ -1,0 +1,71 @@
+//! `mailauth spf check`: evaluate RFC 7208 check_host() for one connection
+//! over real DNS (the system resolver or `--nameserver`) and explain the
+//! verdict. Only wiring: the evaluation is `spf::check_sender`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::{CheckOptions, SpfResult, check_sender};
+use crate::dns::Resolver;
+
+#[derive(Debug, clap::Args)]
+pub struct SpfArgs {
+    #[command(subcommand)]
+    pub command: SpfCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SpfCommand {
+    /// Evaluate SPF for a client IP and a MAIL FROM (or HELO) identity.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The SMTP client's IP address.
+    #[arg(long)]
+    pub ip: IpAddr,
+    /// The MAIL FROM address (empty or `<>` checks the HELO identity).
+    #[arg(long, default_value = "")]
+    pub sender: String,
+    /// The HELO/EHLO name.
+    #[arg(long)]
+    pub helo: Option<String>,
+    /// Ask these servers instead of the system resolver (repeatable).
+    #[arg(long = "nameserver", value_name = "IP[:PORT]")]
+    pub nameservers: Vec<String>,
+    /// Seconds per DNS query.
+    #[arg(long, default_value_t = 5)]
+    pub timeout: u64,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Exit code 0 for `pass`, 1 for any other result.
+pub fn run(args: SpfArgs) -> anyhow::Result<i32> {
+    let SpfCommand::Check(args) = args.command;
+    let resolver = if args.nameservers.is_empty() {
+        Resolver::system()?
+    } else {
+        let servers = args
+            .nameservers
+            .iter()
+            .map(|s| crate::validate::parse_nameserver(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        Resolver::with_nameservers(&servers, Duration::from_secs(args.timeout))?
+    };
+    let outcome = check_sender(
+        &resolver,
+        args.ip,
+        &args.sender,
+        args.helo.as_deref(),
+        &CheckOptions::default(),
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        println!("{outcome}");
+    }
+    Ok(if outcome.result == SpfResult::Pass { 0 } else { 1 })
+}
