@@ -40,7 +40,9 @@ struct Signed {
 
 #[test]
 fn three_rotations_against_bind_keep_every_recent_signature_valid() {
-    let Some(named) = require("named") else { return };
+    let Some(named) = require("named") else {
+        return;
+    };
     let testkey = require("opendkim-testkey");
     let mut bind = Bind::start(named, DOMAIN);
     let tmp = tempfile::tempdir().unwrap();
@@ -91,7 +93,8 @@ fn three_rotations_against_bind_keep_every_recent_signature_valid() {
         }
         for (d, sel) in &report.keys {
             let rec = store.state().get(d, sel).unwrap();
-            let pem = std::fs::read_to_string(export_cfg.dir.join(d).join(format!("{sel}.pem"))).unwrap();
+            let pem =
+                std::fs::read_to_string(export_cfg.dir.join(d).join(format!("{sel}.pem"))).unwrap();
             signed.push(Signed {
                 selector: sel.clone(),
                 prefix: rec.prefix.clone(),
@@ -119,7 +122,7 @@ fn three_rotations_against_bind_keep_every_recent_signature_valid() {
         }
         // Forget messages older than any check needs.
         signed.retain(|s| now.since(s.at) < Span::days(12));
-        now = now.add(Span::days(1));
+        now = now.plus(Span::days(1));
     }
     assert!(activations["mail"] >= 4, "{activations:?}");
     assert!(activations["ed"] >= 4, "{activations:?}");
@@ -127,13 +130,20 @@ fn three_rotations_against_bind_keep_every_recent_signature_valid() {
     if testkey.is_some() {
         assert!(wrong_key_checked);
     }
-    let removed = store.state().keys.iter().filter(|k| k.state == KeyState::Removed).count();
+    let removed = store
+        .state()
+        .keys
+        .iter()
+        .filter(|k| k.state == KeyState::Removed)
+        .count();
     assert!(removed >= 4, "{removed}");
 }
 
 #[test]
 fn rsa_4096_and_3072_keys_publish_split_and_verify() {
-    let Some(named) = require("named") else { return };
+    let Some(named) = require("named") else {
+        return;
+    };
     let testkey = require("opendkim-testkey");
     let mut bind = Bind::start(named, DOMAIN);
     let tmp = tempfile::tempdir().unwrap();
@@ -148,9 +158,15 @@ fn rsa_4096_and_3072_keys_publish_split_and_verify() {
     let keys = published_keys(store.state(), DOMAIN);
     assert_eq!(keys.len(), 2);
     bind.serve(&keys);
-    let t1 = t0.add(Span::days(2));
+    let t1 = t0.plus(Span::days(2));
     let taken = apply_due(&mut store, &fams, t1, &bind).unwrap();
-    assert_eq!(taken.iter().filter(|t| t.action == Action::Activate).count(), 2);
+    assert_eq!(
+        taken
+            .iter()
+            .filter(|t| t.action == Action::Activate)
+            .count(),
+        2
+    );
     for k in signing_keys(store.state()) {
         let value = published_keys(store.state(), DOMAIN)
             .into_iter()

@@ -14,12 +14,15 @@ use mailauth::keys::lifecycle::{
 use mailauth::keys::store::{KeyState, Keystore, StoreError};
 use mailauth::keys::time::{Span, Timestamp};
 
+/// (domain, selector, public key)
+type RecordKey = (String, String, Vec<u8>);
+
 /// DNS as the tests model it: a record is served everywhere `delay` after
 /// the first time `published_keys` listed it (secondaries transferring the
 /// zone), and not before.
 struct FakeDns {
     delay: Span,
-    first_seen: RefCell<BTreeMap<(String, String, Vec<u8>), Timestamp>>,
+    first_seen: RefCell<BTreeMap<RecordKey, Timestamp>>,
     now: RefCell<Timestamp>,
     broken: RefCell<Option<String>>,
 }
@@ -51,7 +54,7 @@ impl FakeDns {
         self.first_seen
             .borrow()
             .get(&(domain.to_string(), selector.to_string(), key.to_vec()))
-            .map(|t| t.add(self.delay))
+            .map(|t| t.plus(self.delay))
     }
 }
 
@@ -106,12 +109,20 @@ fn three_full_rotations_never_break_verification() {
                 let fam = fams.iter().find(|(_, f)| f.prefix == rec.prefix).unwrap();
                 let published = rec.published.unwrap();
                 // Activation only after the record was observed served ...
-                let served = dns.served_since("example.com", &sel, &rec.public_key).unwrap();
-                assert!(now >= served, "{sel} activated at {now} before served at {served}");
+                let served = dns
+                    .served_since("example.com", &sel, &rec.public_key)
+                    .unwrap();
+                assert!(
+                    now >= served,
+                    "{sel} activated at {now} before served at {served}"
+                );
                 // ... and at least its TTL and activate_after after publication.
                 assert!(now.since(published).as_secs() >= u64::from(fam.1.ttl));
                 assert!(now.since(published) >= fam.1.activate_after);
-                activations.entry(rec.prefix.clone()).or_default().push((now, sel.clone()));
+                activations
+                    .entry(rec.prefix.clone())
+                    .or_default()
+                    .push((now, sel.clone()));
             }
             // Generation happens here, at apply, never in plan.
             if t.action == Action::Generate {
@@ -154,7 +165,7 @@ fn three_full_rotations_never_break_verification() {
             let should = !matches!(k.state, KeyState::Revoked | KeyState::Removed);
             assert_eq!(exists, should, "{} in state {}", k.selector, k.state);
         }
-        now = now.add(step);
+        now = now.plus(step);
         steps += 1;
     }
     assert!(steps > 3000);
@@ -184,8 +195,17 @@ fn three_full_rotations_never_break_verification() {
         .count();
     assert!(removed >= 5, "{removed} keys removed");
     // Selector names follow <prefix>-YYYY-MM and never repeat.
-    let mut names: Vec<&str> = store.state().keys.iter().map(|k| k.selector.as_str()).collect();
-    assert!(names.iter().all(|n| n.starts_with("mail-20") || n.starts_with("ed-20")));
+    let mut names: Vec<&str> = store
+        .state()
+        .keys
+        .iter()
+        .map(|k| k.selector.as_str())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("mail-20") || n.starts_with("ed-20"))
+    );
     let before = names.len();
     names.sort();
     names.dedup();
@@ -202,7 +222,12 @@ impl SpanExt for Span {
 }
 
 /// Brings the families to a steady state: one active key each.
-fn steady(store: &mut Keystore, fams: &[(String, FamilyConfig)], dns: &FakeDns, start: Timestamp) -> Timestamp {
+fn steady(
+    store: &mut Keystore,
+    fams: &[(String, FamilyConfig)],
+    dns: &FakeDns,
+    start: Timestamp,
+) -> Timestamp {
     let mut now = start;
     for _ in 0..40 {
         dns.publish(store, &["example.com"], now);
@@ -211,7 +236,7 @@ fn steady(store: &mut Keystore, fams: &[(String, FamilyConfig)], dns: &FakeDns, 
         if signing_keys(store.state()).len() == fams.len() {
             return now;
         }
-        now = now.add(Span::hours(6));
+        now = now.plus(Span::hours(6));
     }
     panic!("no steady state");
 }
@@ -220,7 +245,10 @@ fn steady(store: &mut Keystore, fams: &[(String, FamilyConfig)], dns: &FakeDns, 
 fn unverifiable_activation_is_not_taken_and_plan_says_why() {
     let tmp = tempfile::tempdir().unwrap();
     let mut store = Keystore::open(tmp.path()).unwrap();
-    let fams = vec![("example.com".to_string(), FamilyConfig::new("ed", Algorithm::Ed25519))];
+    let fams = vec![(
+        "example.com".to_string(),
+        FamilyConfig::new("ed", Algorithm::Ed25519),
+    )];
     let dns = FakeDns::new(Span::hours(1));
     let now = Timestamp::parse("2027-01-01T00:00:00Z").unwrap();
     dns.publish(&store, &["example.com"], now);
@@ -230,25 +258,37 @@ fn unverifiable_activation_is_not_taken_and_plan_says_why() {
         vec![Action::Generate, Action::Publish]
     );
     dns.publish(&store, &["example.com"], now);
-    let later = now.add(Span::days(3));
+    let later = now.plus(Span::days(3));
     dns.publish(&store, &["example.com"], later);
     *dns.broken.borrow_mut() = Some("127.0.0.2:53 timed out".into());
     let p = plan(&fams, store.state(), later, &dns);
     let act = p.iter().find(|t| t.action == Action::Activate).unwrap();
     let why = act.waiting_for.as_deref().unwrap();
     assert!(why.contains("timed out"), "{why}");
-    assert!(act.to_string().starts_with("activate ed-2027-01 (example.com): waiting for"));
+    assert!(
+        act.to_string()
+            .starts_with("activate ed-2027-01 (example.com): waiting for")
+    );
     let err = apply_transition(&mut store, &fams, act, later, &dns).unwrap_err();
     assert!(matches!(err, LifecycleError::NotDue { .. }), "{err}");
-    assert!(apply_due(&mut store, &fams, later, &dns).unwrap().is_empty());
+    assert!(
+        apply_due(&mut store, &fams, later, &dns)
+            .unwrap()
+            .is_empty()
+    );
     assert!(signing_keys(store.state()).is_empty());
     // Served but too early: TTL / activate_after are reported.
     *dns.broken.borrow_mut() = None;
-    let early = now.add(Span::hours(2));
+    let early = now.plus(Span::hours(2));
     dns.publish(&store, &["example.com"], early);
     let p = plan(&fams, store.state(), early, &dns);
     let act = p.iter().find(|t| t.action == Action::Activate).unwrap();
-    assert!(act.waiting_for.as_deref().unwrap().contains("activate_after"));
+    assert!(
+        act.waiting_for
+            .as_deref()
+            .unwrap()
+            .contains("activate_after")
+    );
     // Once it can be verified, it is taken.
     dns.publish(&store, &["example.com"], later);
     let taken = apply_due(&mut store, &fams, later, &dns).unwrap();
@@ -260,12 +300,20 @@ fn unverifiable_activation_is_not_taken_and_plan_says_why() {
 fn emergency_rotation_keeps_the_old_key_until_the_new_one_is_served() {
     let tmp = tempfile::tempdir().unwrap();
     let mut store = Keystore::open(tmp.path()).unwrap();
-    let fams = vec![("example.com".to_string(), FamilyConfig::new("mail", Algorithm::Rsa))];
+    let fams = vec![(
+        "example.com".to_string(),
+        FamilyConfig::new("mail", Algorithm::Rsa),
+    )];
     let dns = FakeDns::new(Span::hours(2));
-    let t0 = steady(&mut store, &fams, &dns, Timestamp::parse("2027-03-01T00:00:00Z").unwrap());
+    let t0 = steady(
+        &mut store,
+        &fams,
+        &dns,
+        Timestamp::parse("2027-03-01T00:00:00Z").unwrap(),
+    );
     let old = signing_keys(store.state())[0].selector.clone();
 
-    let leak = t0.add(Span::days(10));
+    let leak = t0.plus(Span::days(10));
     let new = generate_key(&mut store, "example.com", &fams[0].1, leak, true).unwrap();
     assert_ne!(new, old);
     let mut now = leak;
@@ -282,13 +330,22 @@ fn emergency_rotation_keeps_the_old_key_until_the_new_one_is_served() {
         }
         // The old key is still the one signing and still published.
         assert_eq!(signing[0].selector, old);
-        now = now.add(Span::minutes(30));
+        now = now.plus(Span::minutes(30));
     }
     let switched = switched.expect("emergency key never activated");
     let rec = store.state().get("example.com", &new).unwrap();
     // Faster than activate_after (2d), but not before served + TTL.
-    assert!(switched.since(leak) < Span::days(1), "took {}", switched.since(leak));
-    assert!(switched >= dns.served_since("example.com", &new, &rec.public_key).unwrap());
+    assert!(
+        switched.since(leak) < Span::days(1),
+        "took {}",
+        switched.since(leak)
+    );
+    assert!(
+        switched
+            >= dns
+                .served_since("example.com", &new, &rec.public_key)
+                .unwrap()
+    );
     assert!(switched.since(rec.published.unwrap()).as_secs() >= 3600);
     // The leaked key stays published until retire_after has passed.
     let old_rec = store.state().get("example.com", &old).unwrap();
@@ -314,7 +371,12 @@ fn planning_needs_only_public_state() {
     let dns = FakeDns::new(Span::hours(1));
     {
         let mut store = Keystore::open(&dir).unwrap();
-        steady(&mut store, &fams, &dns, Timestamp::parse("2027-01-01T00:00:00Z").unwrap());
+        steady(
+            &mut store,
+            &fams,
+            &dns,
+            Timestamp::parse("2027-01-01T00:00:00Z").unwrap(),
+        );
     }
     std::fs::remove_dir_all(dir.join("example.com")).unwrap();
     let mut public = Keystore::open_public(&dir).unwrap();
@@ -329,7 +391,10 @@ fn planning_needs_only_public_state() {
     let json = serde_json::to_string(&p).unwrap();
     assert!(!json.contains("PRIVATE"));
     let err = apply_transition(&mut public, &fams, generate, later, &dns).unwrap_err();
-    assert!(matches!(err, LifecycleError::Store(StoreError::PublicOnly { .. })), "{err}");
+    assert!(
+        matches!(err, LifecycleError::Store(StoreError::PublicOnly { .. })),
+        "{err}"
+    );
 }
 
 #[test]
@@ -338,7 +403,12 @@ fn a_family_removed_from_the_config_winds_down() {
     let mut store = Keystore::open(tmp.path()).unwrap();
     let fams = families();
     let dns = FakeDns::new(Span::hours(1));
-    let t0 = steady(&mut store, &fams, &dns, Timestamp::parse("2027-01-01T00:00:00Z").unwrap());
+    let t0 = steady(
+        &mut store,
+        &fams,
+        &dns,
+        Timestamp::parse("2027-01-01T00:00:00Z").unwrap(),
+    );
     let only_mail = vec![fams[0].clone()];
     let ed = signing_keys(store.state())
         .into_iter()
@@ -347,17 +417,27 @@ fn a_family_removed_from_the_config_winds_down() {
         .selector
         .clone();
     apply_due(&mut store, &only_mail, t0, &dns).unwrap();
-    assert_eq!(store.state().get("example.com", &ed).unwrap().state, KeyState::Retired);
+    assert_eq!(
+        store.state().get("example.com", &ed).unwrap().state,
+        KeyState::Retired
+    );
     // Still published for the default retire_after (7d), revoked after.
-    apply_due(&mut store, &only_mail, t0.add(Span::days(6)), &dns).unwrap();
-    assert_eq!(store.state().get("example.com", &ed).unwrap().state, KeyState::Retired);
-    apply_due(&mut store, &only_mail, t0.add(Span::days(7)), &dns).unwrap();
+    apply_due(&mut store, &only_mail, t0.plus(Span::days(6)), &dns).unwrap();
+    assert_eq!(
+        store.state().get("example.com", &ed).unwrap().state,
+        KeyState::Retired
+    );
+    apply_due(&mut store, &only_mail, t0.plus(Span::days(7)), &dns).unwrap();
     let rec = store.state().get("example.com", &ed).unwrap();
     assert_eq!(rec.state, KeyState::Revoked);
     let p = published_keys(store.state(), "example.com");
     let revoked = p.iter().find(|k| k.selector == ed).unwrap();
     assert!(revoked.revoked);
     assert_eq!(revoked.txt_value(), "v=DKIM1; k=ed25519; p=");
-    apply_due(&mut store, &only_mail, t0.add(Span::days(14)), &dns).unwrap();
-    assert!(!published_keys(store.state(), "example.com").iter().any(|k| k.selector == ed));
+    apply_due(&mut store, &only_mail, t0.plus(Span::days(14)), &dns).unwrap();
+    assert!(
+        !published_keys(store.state(), "example.com")
+            .iter()
+            .any(|k| k.selector == ed)
+    );
 }

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::config::{FamilyConfig, KeysConfig};
 use super::export;
 use super::generate::key_record_value;
-use super::lifecycle::{generate_key, import_key};
+use super::lifecycle::{Import, generate_key, import_key};
 use super::store::{KeyState, Keystore};
 use super::time::Timestamp;
 
@@ -95,7 +95,10 @@ fn family<'a>(
         ([], None) => bail!("domain {domain} has no dkim selector families in the config"),
         (_, _) => bail!(
             "domain {domain} has several dkim selector families ({}); choose one with --prefix",
-            mine.iter().map(|f| f.prefix.as_str()).collect::<Vec<_>>().join(", ")
+            mine.iter()
+                .map(|f| f.prefix.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -218,7 +221,10 @@ pub fn run_to(
             let cfg = family(families, &domain, prefix.as_deref())?;
             let mut store = Keystore::open(dir)?;
             let sel = generate_key(&mut store, &domain, cfg, now, false)?;
-            writeln!(out, "generated {sel} for {domain} (pending; the next apply publishes it)")?;
+            writeln!(
+                out,
+                "generated {sel} for {domain} (pending; the next apply publishes it)"
+            )?;
             Ok(0)
         }
         KeysCommand::Rotate {
@@ -229,9 +235,10 @@ pub fn run_to(
             let cfg = family(families, &domain, prefix.as_deref())?;
             let mut store = Keystore::open(dir)?;
             if !emergency
-                && let Some(k) = store.state().family(&domain, &cfg.prefix).find(|k| {
-                    matches!(k.state, KeyState::Pending | KeyState::Published)
-                })
+                && let Some(k) = store
+                    .state()
+                    .family(&domain, &cfg.prefix)
+                    .find(|k| matches!(k.state, KeyState::Pending | KeyState::Published))
             {
                 writeln!(
                     out,
@@ -248,7 +255,10 @@ pub fn run_to(
                     cfg.ttl
                 )?;
             } else {
-                writeln!(out, "generated {sel} for {domain} (pending; the next apply publishes it)")?;
+                writeln!(
+                    out,
+                    "generated {sel} for {domain} (pending; the next apply publishes it)"
+                )?;
             }
             Ok(0)
         }
@@ -262,17 +272,24 @@ pub fn run_to(
             let pem = std::fs::read_to_string(&key)
                 .with_context(|| format!("reading {}", key.display()))?;
             let mut store = Keystore::open(dir)?;
+            let origin = key.display().to_string();
             import_key(
                 &mut store,
-                &domain,
                 cfg,
-                &selector,
-                &pem,
-                &key.display().to_string(),
+                Import {
+                    domain: &domain,
+                    selector: &selector,
+                    pem: &pem,
+                    origin: &origin,
+                },
                 now,
                 None,
             )?;
-            writeln!(out, "imported {selector} for {domain} as the active `{}` key", cfg.prefix)?;
+            writeln!(
+                out,
+                "imported {selector} for {domain} as the active `{}` key",
+                cfg.prefix
+            )?;
             Ok(0)
         }
         KeysCommand::Export => {

@@ -346,19 +346,40 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert!(w[0].contains("RFC 8301"));
         f.bits = Some(1536);
-        assert!(matches!(f.validate(), Err(ConfigError::Family { field: "bits", .. })));
+        assert!(matches!(
+            f.validate(),
+            Err(ConfigError::Family { field: "bits", .. })
+        ));
         f.bits = Some(4096);
         assert!(f.validate().unwrap().is_empty());
         f.retire_after = Span::days(3);
-        assert!(matches!(f.validate(), Err(ConfigError::Family { field: "retire_after", .. })));
+        assert!(matches!(
+            f.validate(),
+            Err(ConfigError::Family {
+                field: "retire_after",
+                ..
+            })
+        ));
         let mut e = FamilyConfig::new("ed", Algorithm::Ed25519);
         e.bits = Some(2048);
         assert!(e.validate().is_err());
         let mut p = FamilyConfig::new("Mail_1", Algorithm::Rsa);
-        assert!(matches!(p.validate(), Err(ConfigError::Family { field: "prefix", .. })));
+        assert!(matches!(
+            p.validate(),
+            Err(ConfigError::Family {
+                field: "prefix",
+                ..
+            })
+        ));
         p.prefix = "mail".into();
         p.activate_after = Span::seconds(60);
-        assert!(matches!(p.validate(), Err(ConfigError::Family { field: "activate_after", .. })));
+        assert!(matches!(
+            p.validate(),
+            Err(ConfigError::Family {
+                field: "activate_after",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -90,7 +90,11 @@ pub fn export(store: &Keystore, cfg: &ExportConfig) -> Result<ExportReport, Expo
             ExportFormat::Opendkim | ExportFormat::Pem => {
                 let d = keydir.join(&k.domain);
                 create_private_dir(&d).map_err(io_err(&d))?;
-                let ext = if cfg.format == ExportFormat::Pem { "pem" } else { "private" };
+                let ext = if cfg.format == ExportFormat::Pem {
+                    "pem"
+                } else {
+                    "private"
+                };
                 d.join(format!("{}.{ext}", k.selector))
             }
             ExportFormat::Rspamd => keydir.join(format!("{}.{}.key", k.domain, k.selector)),
@@ -140,7 +144,12 @@ fn opendkim_tables(items: &[Item]) -> Vec<(&'static str, String)> {
     let mut st = kt.clone();
     for i in items {
         let name = format!("{}._domainkey.{}", i.selector, i.domain);
-        kt.push_str(&format!("{name} {}:{}:{}\n", i.domain, i.selector, i.path.display()));
+        kt.push_str(&format!(
+            "{name} {}:{}:{}\n",
+            i.domain,
+            i.selector,
+            i.path.display()
+        ));
         st.push_str(&format!("*@{} {name}\n", i.domain));
     }
     vec![("KeyTable", kt), ("SigningTable", st)]

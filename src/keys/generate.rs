@@ -95,7 +95,8 @@ fn generate_rsa(bits: u32) -> Result<KeyPair, GenerateError> {
         algorithm: Algorithm::Rsa,
         detail: e.to_string(),
     };
-    let key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits as usize).map_err(|e| crypto(&e))?;
+    let key =
+        rsa::PrivateKey::new(&mut getrandom::SysRng, bits as usize).map_err(|e| crypto(&e))?;
     rsa_pair(&key)
 }
 
@@ -196,7 +197,11 @@ mod tests {
     fn ed25519_pem_round_trips_as_pkcs8_v1() {
         let pair = generate(Algorithm::Ed25519, None).unwrap();
         assert_eq!(pair.public_key.len(), 32);
-        assert!(pair.private_pem.expose().starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(
+            pair.private_pem
+                .expose()
+                .starts_with("-----BEGIN PRIVATE KEY-----")
+        );
         // PKCS#8 v1: the DER is exactly 48 octets (RFC 8410 §7 example).
         let b64: String = pair
             .private_pem
@@ -225,11 +230,20 @@ mod tests {
 
     #[test]
     fn bad_inputs() {
-        assert!(matches!(generate(Algorithm::Rsa, Some(1536)), Err(GenerateError::Bits { bits: 1536 })));
         assert!(matches!(
-            from_private_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "x.pem"),
+            generate(Algorithm::Rsa, Some(1536)),
+            Err(GenerateError::Bits { bits: 1536 })
+        ));
+        assert!(matches!(
+            from_private_pem(
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                "x.pem"
+            ),
             Err(GenerateError::Unreadable { .. })
         ));
-        assert_eq!(key_record_value(Algorithm::Ed25519, None), "v=DKIM1; k=ed25519; p=");
+        assert_eq!(
+            key_record_value(Algorithm::Ed25519, None),
+            "v=DKIM1; k=ed25519; p="
+        );
     }
 }

@@ -135,11 +135,7 @@ impl fmt::Display for Transition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.selector {
             Some(s) => write!(f, "{} {s} ({})", self.action, self.domain)?,
-            None => write!(
-                f,
-                "generate a new `{}` key ({})",
-                self.prefix, self.domain
-            )?,
+            None => write!(f, "generate a new `{}` key ({})", self.prefix, self.domain)?,
         }
         if !self.retires.is_empty() {
             write!(f, ", retiring {}", self.retires.join(", "))?;
@@ -283,9 +279,11 @@ pub fn plan(
 
 fn wait_until(since: Option<Timestamp>, span: Span, now: Timestamp, what: &str) -> Option<String> {
     let Some(since) = since else {
-        return Some(format!("a recorded start time for {what} (state file lacks it)"));
+        return Some(format!(
+            "a recorded start time for {what} (state file lacks it)"
+        ));
     };
-    let due = since.add(span);
+    let due = since.plus(span);
     (now < due).then(|| format!("{} ({what} {span} after {})", at(due), at(since)))
 }
 
@@ -323,7 +321,7 @@ fn plan_family(
             Some(a) => {
                 let since = a.activated.unwrap_or(a.created);
                 let due = since
-                    .add(cfg.rotate_every)
+                    .plus(cfg.rotate_every)
                     .0
                     .saturating_sub(i64::try_from(cfg.activate_after.as_secs()).unwrap_or(0));
                 (now.0 < due).then(|| {
@@ -571,20 +569,45 @@ pub fn generate_key(
     Ok(selector)
 }
 
+/// What `keys import` adopts. Its `Debug` leaves the PEM out.
+#[derive(Clone, Copy)]
+pub struct Import<'a> {
+    pub domain: &'a str,
+    /// The selector the key is already published under.
+    pub selector: &'a str,
+    /// The private key (PKCS#8, or PKCS#1 RSA).
+    pub pem: &'a str,
+    /// Where the PEM came from, for error messages.
+    pub origin: &'a str,
+}
+
+impl fmt::Debug for Import<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Import")
+            .field("domain", &self.domain)
+            .field("selector", &self.selector)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Adopts a key already published and in use under `selector` (`keys
 /// import`): it enters as active, so the next rotation replaces it on the
 /// family's schedule without a flag day. When an observer is given, the
 /// selector must be served with this key everywhere.
 pub fn import_key(
     store: &mut Keystore,
-    domain: &str,
     cfg: &FamilyConfig,
-    selector: &str,
-    pem: &str,
-    origin: &str,
+    import: Import<'_>,
     now: Timestamp,
     observer: Option<&dyn Observer>,
 ) -> Result<(), LifecycleError> {
+    let Import {
+        domain,
+        selector,
+        pem,
+        origin,
+    } = import;
     let err = |reason: String| LifecycleError::Import {
         domain: domain.to_string(),
         selector: selector.to_string(),
@@ -602,8 +625,7 @@ pub fn import_key(
             Ok(true) => {}
             Ok(false) => {
                 return Err(err(
-                    "the selector is not served with this key by every authoritative server"
-                        .into(),
+                    "the selector is not served with this key by every authoritative server".into(),
                 ));
             }
             Err(e) => return Err(err(format!("cannot check that it is served: {e}"))),

@@ -35,7 +35,9 @@ pub enum StoreError {
     },
     #[error("keystore state {path}: {detail}")]
     State { path: String, detail: String },
-    #[error("keystore {dir} was opened without private keys (public state only); {action} needs them")]
+    #[error(
+        "keystore {dir} was opened without private keys (public state only); {action} needs them"
+    )]
     PublicOnly { dir: String, action: String },
     #[error("keystore: no key {selector} for {domain}")]
     NoSuchKey { domain: String, selector: String },
@@ -158,7 +160,11 @@ impl State {
     }
 
     /// Keys of one family, oldest first.
-    pub fn family<'a>(&'a self, domain: &'a str, prefix: &'a str) -> impl Iterator<Item = &'a KeyRecord> {
+    pub fn family<'a>(
+        &'a self,
+        domain: &'a str,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = &'a KeyRecord> {
         self.keys
             .iter()
             .filter(move |k| k.domain == domain && k.prefix == prefix)
@@ -435,18 +441,35 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("keys");
         let mut ks = Keystore::open(&dir).unwrap();
-        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
-        let pair = generate::generate(Algorithm::Ed25519, None).unwrap();
-        ks.add_key(record("ed-2026-11", pair.public_key.clone()), &pair.private_pem)
-            .unwrap();
-        let pem_path = ks.private_path("example.com", "ed-2026-11");
-        assert_eq!(fs::metadata(&pem_path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(
-            fs::metadata(dir.join("example.com")).unwrap().permissions().mode() & 0o777,
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let pair = generate::generate(Algorithm::Ed25519, None).unwrap();
+        ks.add_key(
+            record("ed-2026-11", pair.public_key.clone()),
+            &pair.private_pem,
+        )
+        .unwrap();
+        let pem_path = ks.private_path("example.com", "ed-2026-11");
+        assert_eq!(
+            fs::metadata(&pem_path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(dir.join("example.com"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
             0o700
         );
         assert_eq!(
-            fs::metadata(dir.join(STATE_FILE)).unwrap().permissions().mode() & 0o777,
+            fs::metadata(dir.join(STATE_FILE))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
             0o600
         );
         let state_text = fs::read_to_string(dir.join(STATE_FILE)).unwrap();
@@ -475,9 +498,15 @@ mod tests {
         let mut r = record("mail-2026-11", vec![1]);
         r.state = KeyState::Removed;
         st.keys.push(r);
-        assert_eq!(st.next_selector("example.com", "mail", now), "mail-2026-11b");
+        assert_eq!(
+            st.next_selector("example.com", "mail", now),
+            "mail-2026-11b"
+        );
         st.keys.push(record("mail-2026-11b", vec![2]));
-        assert_eq!(st.next_selector("example.com", "mail", now), "mail-2026-11c");
+        assert_eq!(
+            st.next_selector("example.com", "mail", now),
+            "mail-2026-11c"
+        );
         assert_eq!(st.next_selector("example.org", "mail", now), "mail-2026-11");
     }
 
@@ -487,9 +516,15 @@ mod tests {
         let mut ks = Keystore::open(tmp.path()).unwrap();
         let pair = generate::generate(Algorithm::Ed25519, None).unwrap();
         let mut r = record("../evil", vec![1]);
-        assert!(matches!(ks.add_key(r.clone(), &pair.private_pem), Err(StoreError::BadName { .. })));
+        assert!(matches!(
+            ks.add_key(r.clone(), &pair.private_pem),
+            Err(StoreError::BadName { .. })
+        ));
         r.selector = "ok".into();
         ks.add_key(r.clone(), &pair.private_pem).unwrap();
-        assert!(matches!(ks.add_key(r, &pair.private_pem), Err(StoreError::Exists { .. })));
+        assert!(matches!(
+            ks.add_key(r, &pair.private_pem),
+            Err(StoreError::Exists { .. })
+        ));
     }
 }

@@ -89,7 +89,7 @@ impl fmt::Display for Span {
             return f.write_str("0s");
         }
         for (unit, len) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-            if s % len == 0 {
+            if s.is_multiple_of(len) {
                 return write!(f, "{}{unit}", s / len);
             }
         }
@@ -186,7 +186,11 @@ impl Timestamp {
             else {
                 return Err(err("the time must be HH:MM:SS"));
             };
-            let (hh, mm, ss) = (num(hh, 2, "hour")?, num(mm, 2, "minute")?, num(ss, 2, "second")?);
+            let (hh, mm, ss) = (
+                num(hh, 2, "hour")?,
+                num(mm, 2, "minute")?,
+                num(ss, 2, "second")?,
+            );
             if hh > 23 || mm > 59 || ss > 59 {
                 return Err(err("time out of range"));
             }
@@ -201,8 +205,12 @@ impl Timestamp {
         (y, m)
     }
 
-    pub fn add(self, span: Span) -> Timestamp {
-        Timestamp(self.0.saturating_add(i64::try_from(span.0).unwrap_or(i64::MAX)))
+    /// `self + span`, saturating.
+    pub fn plus(self, span: Span) -> Timestamp {
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(span.0).unwrap_or(i64::MAX)),
+        )
     }
 
     /// `self - earlier`, zero when `earlier` is later.
@@ -223,6 +231,13 @@ impl fmt::Display for Timestamp {
             rem % 3600 / 60,
             rem % 60
         )
+    }
+}
+
+impl std::ops::Add<Span> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, span: Span) -> Timestamp {
+        self.plus(span)
     }
 }
 
@@ -254,7 +269,10 @@ mod tests {
             assert_eq!(t.0, secs, "{text}");
             assert_eq!(t.to_string(), text);
         }
-        assert_eq!(Timestamp::parse("2026-11-03").unwrap().year_month(), (2026, 11));
+        assert_eq!(
+            Timestamp::parse("2026-11-03").unwrap().year_month(),
+            (2026, 11)
+        );
     }
 
     #[test]

@@ -24,7 +24,14 @@ use mailauth::record::RData;
 /// `Some(path)` when `bin` is installed; otherwise fails under CI=true and
 /// prints a loud SKIP line.
 pub fn require(bin: &str) -> Option<PathBuf> {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin", "/usr/local/sbin"] {
+    for dir in [
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+        "/usr/local/bin",
+        "/usr/local/sbin",
+    ] {
         let p = Path::new(dir).join(bin);
         if p.exists() {
             return Some(p);
@@ -98,7 +105,11 @@ zone "{origin}" {{ type primary; file "{d}/zone.db"; }};
         for k in keys {
             // Long values are split into ≤ 255-octet character-strings.
             let rdata = RData::txt(&k.txt_value());
-            z.push_str(&format!("{}._domainkey TXT {}\n", k.selector, rdata.presentation()));
+            z.push_str(&format!(
+                "{}._domainkey TXT {}\n",
+                k.selector,
+                rdata.presentation()
+            ));
         }
         std::fs::write(self.dir.path().join("zone.db"), z).unwrap();
         self.stop();
@@ -119,7 +130,8 @@ zone "{origin}" {{ type primary; file "{d}/zone.db"; }};
                 return;
             }
             if Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.dir.path().join("named.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("named.log")).unwrap_or_default();
                 panic!("named did not serve serial {}: {log}", self.serial);
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -128,7 +140,15 @@ zone "{origin}" {{ type primary; file "{d}/zone.db"; }};
 
     pub fn dig(&self, name: &str, rtype: &str) -> String {
         let out = Command::new("dig")
-            .args(["@127.0.0.1", "-p", &self.port.to_string(), "+short", "+norecurse", "+time=1", "+tries=1"])
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "+short",
+                "+norecurse",
+                "+time=1",
+                "+tries=1",
+            ])
             .arg(name)
             .arg(rtype)
             .output()
@@ -246,7 +266,13 @@ pub fn verify(port: u16, message: &str) -> DkimResult {
 
 /// Runs opendkim-testkey for `selector` with the private key at `key`;
 /// returns its exit code (0 key OK, 65 mismatch, 69 revoked/not found).
-pub fn opendkim_testkey(testkey: &Path, bind: &Bind, domain: &str, selector: &str, key: &Path) -> i32 {
+pub fn opendkim_testkey(
+    testkey: &Path,
+    bind: &Bind,
+    domain: &str,
+    selector: &str,
+    key: &Path,
+) -> i32 {
     let d = bind.dir.path();
     std::fs::write(
         d.join("unbound.conf"),
@@ -258,7 +284,10 @@ pub fn opendkim_testkey(testkey: &Path, bind: &Bind, domain: &str, selector: &st
     .unwrap();
     std::fs::write(
         d.join("opendkim.conf"),
-        format!("ResolverConfiguration {}\n", d.join("unbound.conf").display()),
+        format!(
+            "ResolverConfiguration {}\n",
+            d.join("unbound.conf").display()
+        ),
     )
     .unwrap();
     let out = Command::new(testkey)
@@ -274,7 +303,10 @@ pub fn opendkim_testkey(testkey: &Path, bind: &Bind, domain: &str, selector: &st
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!text.contains("PRIVATE KEY"), "opendkim-testkey output holds key material");
+    assert!(
+        !text.contains("PRIVATE KEY"),
+        "opendkim-testkey output holds key material"
+    );
     let code = out.status.code().unwrap_or(-1);
     if code == 0 {
         assert!(text.contains("key OK"), "{text}");
