@@ -666,3 +666,93 @@ pub fn import_key(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(selector: &str, state: KeyState, activated: Option<&str>) -> KeyRecord {
+        KeyRecord {
+            domain: "example.com".into(),
+            prefix: "mail".into(),
+            selector: selector.into(),
+            algorithm: Algorithm::Rsa,
+            bits: Some(2048),
+            public_key: vec![1, 2, 3],
+            state,
+            created: Timestamp(0),
+            published: Some(Timestamp(0)),
+            activated: activated.map(|a| Timestamp::parse(a).unwrap()),
+            retired: None,
+            revoked: None,
+            removed: None,
+            imported: false,
+            emergency: false,
+        }
+    }
+
+    #[test]
+    fn published_and_signing_sets() {
+        let state = State {
+            version: State::VERSION,
+            keys: vec![
+                key("mail-2026-05", KeyState::Removed, Some("2026-05-03")),
+                key("mail-2026-11", KeyState::Revoked, Some("2026-11-03")),
+                key("mail-2027-05", KeyState::Active, Some("2027-05-03")),
+                key("mail-2027-05b", KeyState::Active, Some("2027-05-04")),
+                key("mail-2027-06", KeyState::Pending, None),
+                key("mail-2027-07", KeyState::Published, None),
+            ],
+        };
+        let p = published_keys(&state, "example.com");
+        let names: Vec<&str> = p.iter().map(|k| k.selector.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "mail-2026-11",
+                "mail-2027-05",
+                "mail-2027-05b",
+                "mail-2027-07"
+            ]
+        );
+        assert_eq!(p[0].txt_value(), "v=DKIM1; k=rsa; p=");
+        assert_eq!(p[1].txt_value(), "v=DKIM1; k=rsa; p=AQID");
+        assert_eq!(
+            p[1].owner("example.com"),
+            "mail-2027-05._domainkey.example.com"
+        );
+        assert!(published_keys(&state, "example.org").is_empty());
+        // The most recently activated key signs.
+        let s = signing_keys(&state);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].selector, "mail-2027-05b");
+    }
+
+    #[test]
+    fn transitions_read_like_a_plan() {
+        let t = Transition {
+            domain: "example.com".into(),
+            prefix: "mail".into(),
+            action: Action::Activate,
+            selector: Some("mail-2027-05".into()),
+            retires: vec!["mail-2026-11".into()],
+            waiting_for: None,
+        };
+        assert_eq!(
+            t.to_string(),
+            "activate mail-2027-05 (example.com), retiring mail-2026-11"
+        );
+        let g = Transition {
+            action: Action::Generate,
+            selector: None,
+            retires: vec![],
+            waiting_for: Some("2027-10-30T00:00:00Z".into()),
+            ..t
+        };
+        assert_eq!(
+            g.to_string(),
+            "generate a new `mail` key (example.com): waiting for 2027-10-30T00:00:00Z"
+        );
+        assert!(!g.is_due());
+    }
+}
