@@ -242,7 +242,7 @@ fn commands_export_and_no_key_material_in_any_output() {
     let t1 = t0.plus(Span::days(3));
     apply_due(&mut store, &fams, t0, &Served).unwrap();
     apply_due(&mut store, &fams, t1, &Served).unwrap();
-    let signing = signing_keys(store.state());
+    let signing: Vec<_> = signing_keys(store.state()).into_iter().cloned().collect();
     assert_eq!(signing.len(), 3, "{signing:?}");
 
     // OpenSSL 3 reads every key the keystore wrote, RSA and Ed25519 alike.
@@ -274,7 +274,10 @@ fn commands_export_and_no_key_material_in_any_output() {
         show.contains("record:     ed-2027-05._domainkey.example.com TXT \"v=DKIM1; k=ed25519; p="),
         "{show}"
     );
+    // The CLI opens the keystore itself: one writer at a time.
+    drop(store);
     let ex = out.run(&cfg, &fams, t1, &["export"]).unwrap();
+    let mut store = Keystore::open(&cfg.dir).unwrap();
     assert!(
         ex.contains("exported mail-2027-05 (example.com)") && ex.contains("hook ran"),
         "{ex}"
@@ -322,9 +325,11 @@ fn commands_export_and_no_key_material_in_any_output() {
         store.state().get("example.com", old).unwrap().state,
         KeyState::Retired
     );
+    drop(store);
     let ex = out
         .run(&cfg, &fams, t2.plus(Span::days(3)), &["export"])
         .unwrap();
+    let store = Keystore::open(&cfg.dir).unwrap();
     assert!(
         ex.contains(&format!(
             "deleted {}",
