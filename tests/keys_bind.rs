@@ -159,7 +159,13 @@ fn rsa_4096_and_3072_keys_publish_split_and_verify() {
     assert_eq!(keys.len(), 2);
     bind.serve(&keys);
     let t1 = t0.plus(Span::days(2));
-    let taken = apply_due(&mut store, &fams, t1, &bind).unwrap();
+    // Confirmed served at t1, active one TTL (300 s) later.
+    let mut taken = apply_due(&mut store, &fams, t1, &bind).unwrap();
+    assert_eq!(
+        taken.iter().filter(|t| t.action == Action::Confirm).count(),
+        2
+    );
+    taken.extend(apply_due(&mut store, &fams, t1.plus(Span::seconds(300)), &bind).unwrap());
     assert_eq!(
         taken
             .iter()

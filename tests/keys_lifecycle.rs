@@ -117,7 +117,9 @@ fn three_full_rotations_never_break_verification() {
                     "{sel} activated at {now} before served at {served}"
                 );
                 // ... and at least its TTL and activate_after after publication.
-                assert!(now.since(published).as_secs() >= u64::from(fam.1.ttl));
+                let confirmed = rec.served.unwrap();
+                assert!(confirmed >= served, "{sel} confirmed before it was served");
+                assert!(now.since(confirmed).as_secs() >= u64::from(fam.1.ttl));
                 assert!(now.since(published) >= fam.1.activate_after);
                 activations
                     .entry(rec.prefix.clone())
@@ -289,9 +291,22 @@ fn unverifiable_activation_is_not_taken_and_plan_says_why() {
             .unwrap()
             .contains("activate_after")
     );
-    // Once it can be verified, it is taken.
+    // Served already: confirming it is due, activation is not.
+    assert!(p.iter().any(|t| t.action == Action::Confirm && t.is_due()));
+    // Once it can be verified, it is confirmed; activation then waits for
+    // the TTL to pass after the confirmation.
     dns.publish(&store, &["example.com"], later);
     let taken = apply_due(&mut store, &fams, later, &dns).unwrap();
+    assert_eq!(
+        taken.iter().map(|t| t.action).collect::<Vec<_>>(),
+        vec![Action::Confirm]
+    );
+    let p = plan(&fams, store.state(), later, &dns);
+    let act = p.iter().find(|t| t.action == Action::Activate).unwrap();
+    assert!(act.waiting_for.as_deref().unwrap().contains("TTL"), "{act}");
+    let ttl_later = later.plus(Span::seconds(3600));
+    dns.publish(&store, &["example.com"], ttl_later);
+    let taken = apply_due(&mut store, &fams, ttl_later, &dns).unwrap();
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].action, Action::Activate);
 }
@@ -346,7 +361,7 @@ fn emergency_rotation_keeps_the_old_key_until_the_new_one_is_served() {
                 .served_since("example.com", &new, &rec.public_key)
                 .unwrap()
     );
-    assert!(switched.since(rec.published.unwrap()).as_secs() >= 3600);
+    assert!(switched.since(rec.served.unwrap()).as_secs() >= 3600);
     // The leaked key stays published until retire_after has passed.
     let old_rec = store.state().get("example.com", &old).unwrap();
     assert_eq!(old_rec.state, KeyState::Retired);

@@ -8,14 +8,15 @@
 //! and writing DNS records to plan/apply.
 //!
 //! ```text
-//! pending ─publish→ published ─activate→ active ─(successor activates)→ retired
+//! pending ─publish→ published ─confirm served, TTL─activate→ active ─(successor activates)→ retired
 //!   ─retire_after→ revoked (p= empty) ─revoke_after→ removed
 //! ```
 //!
 //! Safety rules, each tested with a fake clock:
 //! - a key becomes active only when the observer reports its record served
-//!   by every authoritative server and at least the record TTL (and, outside
-//!   an emergency, `activate_after`) has passed since it was published;
+//!   by every authoritative server, at least the record TTL has passed since
+//!   that was first confirmed, and (outside an emergency) `activate_after`
+//!   has passed since it was published;
 //! - the active key is retired only by its successor's activation, so a
 //!   family never stops signing, even in an emergency rotation;
 //! - a key that signed within the last `retire_after` is still published
@@ -78,6 +79,9 @@ pub enum Action {
     Generate,
     /// pending → published: its record goes into DNS.
     Publish,
+    /// Records that a published key was first observed served by every
+    /// authoritative server; its TTL wait starts then.
+    Confirm,
     /// published → active (the signer switches to it); the family's
     /// previous keys become retired in the same step.
     Activate,
@@ -95,6 +99,7 @@ impl fmt::Display for Action {
         f.write_str(match self {
             Action::Generate => "generate",
             Action::Publish => "publish",
+            Action::Confirm => "confirm served",
             Action::Activate => "activate",
             Action::Retire => "retire",
             Action::Revoke => "revoke",
@@ -348,7 +353,10 @@ fn plan_family(
         .filter(|k| k.state == KeyState::Published)
         .max_by_key(|k| (k.created, k.selector.clone()))
     {
-        let waiting = activation_wait(domain, cfg, k, now, observer);
+        let (waiting, confirm) = activation_wait(domain, cfg, k, now, observer);
+        if confirm {
+            out.push(t(Action::Confirm, Some(&k.selector), None));
+        }
         let mut tr = t(Action::Activate, Some(&k.selector), waiting);
         tr.retires = keys
             .iter()
@@ -378,35 +386,61 @@ fn plan_family(
     }
 }
 
+/// Whether `k` may become active now, and if not, why. Returns also
+/// whether the observer saw it served now while no confirmation is
+/// recorded (then a `Confirm` is due).
 fn activation_wait(
     domain: &str,
     cfg: &FamilyConfig,
     k: &KeyRecord,
     now: Timestamp,
     observer: &dyn Observer,
-) -> Option<String> {
+) -> (Option<String>, bool) {
     let Some(published) = k.published else {
-        return Some("a recorded publication time (state file lacks it)".into());
+        return (
+            Some("a recorded publication time (state file lacks it)".into()),
+            false,
+        );
     };
-    let ttl = Span::seconds(u64::from(cfg.ttl));
-    if let Some(w) = wait_until(Some(published), ttl, now, "the record TTL") {
-        return Some(w);
-    }
+    let name = format!("{}._domainkey.{domain}", k.selector);
+    // Ask DNS until it confirms, and again right before activating.
+    let served = match observer.served_everywhere(domain, &k.selector, &k.public_key) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "{name} to be served with this key by every authoritative server"
+        )),
+        Err(e) => Err(format!(
+            "a check that {name} is served everywhere (it failed: {e})"
+        )),
+    };
+    let confirm_due = served.is_ok() && k.served.is_none();
     if !k.emergency
         && let Some(w) = wait_until(Some(published), cfg.activate_after, now, "activate_after")
     {
-        return Some(w);
+        return (Some(w), confirm_due);
     }
-    match observer.served_everywhere(domain, &k.selector, &k.public_key) {
-        Ok(true) => None,
-        Ok(false) => Some(format!(
-            "{}._domainkey.{domain} to be served with this key by every authoritative server",
-            k.selector
-        )),
-        Err(e) => Some(format!(
-            "a check that {}._domainkey.{domain} is served everywhere (it failed: {e})",
-            k.selector
-        )),
+    if let Err(w) = served {
+        return (Some(w), false);
+    }
+    // Served everywhere, and then at least the TTL more: any verifier that
+    // looked the name up before it was served has forgotten that answer.
+    let ttl = Span::seconds(u64::from(cfg.ttl));
+    match k.served {
+        None => (
+            Some(format!(
+                "{name} to be confirmed served, then the record TTL ({ttl})"
+            )),
+            true,
+        ),
+        Some(at) => (
+            wait_until(
+                Some(at),
+                ttl,
+                now,
+                "the record TTL after it was confirmed served",
+            ),
+            false,
+        ),
     }
 }
 
@@ -459,6 +493,10 @@ pub fn apply_transition(
                 k.state = KeyState::Published;
                 k.published = Some(now);
             })?;
+            Ok(sel.to_string())
+        }
+        (Action::Confirm, Some(sel)) => {
+            store.update(domain, sel, |k| k.served = Some(now))?;
             Ok(sel.to_string())
         }
         (Action::Activate, Some(sel)) => {
@@ -557,6 +595,7 @@ pub fn generate_key(
             state: KeyState::Pending,
             created: now,
             published: None,
+            served: None,
             activated: None,
             retired: None,
             revoked: None,
@@ -649,6 +688,7 @@ pub fn import_key(
             state: KeyState::Active,
             created: now,
             published: Some(now),
+            served: Some(now),
             activated: Some(now),
             retired: None,
             revoked: None,
@@ -682,6 +722,7 @@ mod tests {
             state,
             created: Timestamp(0),
             published: Some(Timestamp(0)),
+            served: None,
             activated: activated.map(|a| Timestamp::parse(a).unwrap()),
             retired: None,
             revoked: None,

@@ -121,6 +121,9 @@ pub struct KeyRecord {
     pub created: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<Timestamp>,
+    /// When every authoritative server was first seen serving it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activated: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -454,6 +457,7 @@ mod tests {
             state: KeyState::Pending,
             created: Timestamp::parse("2026-11-03").unwrap(),
             published: None,
+            served: None,
             activated: None,
             retired: None,
             revoked: None,
