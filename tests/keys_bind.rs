@@ -14,7 +14,7 @@ use keys_support::{Bind, opendkim_testkey, require, sign, verify};
 use mail_auth::DkimResult;
 use mailauth::keys::config::{Algorithm, ExportConfig, ExportFormat, FamilyConfig};
 use mailauth::keys::export::export;
-use mailauth::keys::lifecycle::{Action, apply_due, published_keys, signing_keys};
+use mailauth::keys::lifecycle::{Action, apply_due, plan, published_keys, signing_keys};
 use mailauth::keys::store::{KeyState, Keystore};
 use mailauth::keys::time::{Span, Timestamp};
 
@@ -157,8 +157,22 @@ fn rsa_4096_and_3072_keys_publish_split_and_verify() {
     apply_due(&mut store, &fams, t0, &bind).unwrap();
     let keys = published_keys(store.state(), DOMAIN);
     assert_eq!(keys.len(), 2);
-    bind.serve(&keys);
     let t1 = t0.plus(Span::days(2));
+    // Not yet in the zone BIND serves: nothing is confirmed or activated,
+    // and the plan says what it waits for.
+    assert!(apply_due(&mut store, &fams, t1, &bind).unwrap().is_empty());
+    let waiting = plan(&fams, store.state(), t1, &bind);
+    assert!(
+        waiting
+            .iter()
+            .filter(|t| t.action == Action::Activate)
+            .all(|t| t
+                .waiting_for
+                .as_deref()
+                .is_some_and(|w| w.contains("every authoritative server"))),
+        "{waiting:?}"
+    );
+    bind.serve(&keys);
     // Confirmed served at t1, active one TTL (300 s) later.
     let mut taken = apply_due(&mut store, &fams, t1, &bind).unwrap();
     assert_eq!(
