@@ -41,10 +41,7 @@ impl Name {
             if label.len() > 63 {
                 return Err(format!("label `{label}` is longer than 63 octets"));
             }
-            if label
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '"')
-            {
+            if label.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"') {
                 return Err(format!("name `{s}` contains whitespace or quotes"));
             }
         }
@@ -153,10 +150,7 @@ impl fmt::Display for RType {
 pub enum RData {
     Txt(Vec<Vec<u8>>),
     Cname(Name),
-    Mx {
-        preference: u16,
-        exchange: Name,
-    },
+    Mx { preference: u16, exchange: Name },
     /// Any other type, in master-file presentation form (kept verbatim).
     Raw(String),
 }
