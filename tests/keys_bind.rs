@@ -48,7 +48,7 @@ fn three_rotations_against_bind_keep_every_recent_signature_valid() {
     let tmp = tempfile::tempdir().unwrap();
     let mut store = Keystore::open(&tmp.path().join("keys")).unwrap();
     let export_cfg = ExportConfig {
-        format: ExportFormat::Pem,
+        format: ExportFormat::Opendkim,
         dir: tmp.path().join("signer"),
         hook: None,
     };
@@ -74,6 +74,16 @@ fn three_rotations_against_bind_keep_every_recent_signature_valid() {
         }
         // The signer gets the active keys through a real export.
         let report = export(&store, &export_cfg).unwrap();
+        // The key files as OpenDKIM finds them: through its KeyTable.
+        let key_table = std::fs::read_to_string(export_cfg.dir.join("KeyTable")).unwrap();
+        let key_file = |d: &str, sel: &str| -> std::path::PathBuf {
+            let prefix = format!("{sel}._domainkey.{d} {d}:{sel}:");
+            let line = key_table
+                .lines()
+                .find(|l| l.starts_with(&prefix))
+                .unwrap_or_else(|| panic!("{sel} not in KeyTable:\n{key_table}"));
+            std::path::PathBuf::from(&line[prefix.len()..])
+        };
         for t in taken.iter().filter(|t| t.action == Action::Activate) {
             let sel = t.selector.clone().unwrap();
             let rec = store.state().get(DOMAIN, &sel).unwrap().clone();
@@ -81,7 +91,7 @@ fn three_rotations_against_bind_keep_every_recent_signature_valid() {
             if rec.algorithm == Algorithm::Rsa
                 && let Some(tk) = &testkey
             {
-                let key = export_cfg.dir.join(DOMAIN).join(format!("{sel}.pem"));
+                let key = key_file(DOMAIN, &sel);
                 assert_eq!(opendkim_testkey(tk, &bind, DOMAIN, &sel, &key), 0, "{sel}");
                 // A wrong key exported for this selector is caught.
                 if let Some(old) = t.retires.first() {
@@ -93,8 +103,7 @@ fn three_rotations_against_bind_keep_every_recent_signature_valid() {
         }
         for (d, sel) in &report.keys {
             let rec = store.state().get(d, sel).unwrap();
-            let pem =
-                std::fs::read_to_string(export_cfg.dir.join(d).join(format!("{sel}.pem"))).unwrap();
+            let pem = std::fs::read_to_string(key_file(d, sel)).unwrap();
             signed.push(Signed {
                 selector: sel.clone(),
                 prefix: rec.prefix.clone(),
