@@ -14,7 +14,7 @@ use keys_support::{Bind, opendkim_testkey, require, sign, verify};
 use mail_auth::DkimResult;
 use mailauth::keys::config::{Algorithm, ExportConfig, ExportFormat, FamilyConfig};
 use mailauth::keys::export::export;
-use mailauth::keys::lifecycle::{Action, apply_due, published_keys, signing_keys};
+use mailauth::keys::lifecycle::{Action, apply_due, plan, published_keys, signing_keys};
 use mailauth::keys::store::{KeyState, Keystore};
 use mailauth::keys::time::{Span, Timestamp};
 
@@ -48,7 +48,7 @@ fn three_rotations_against_bind_keep_every_recent_signature_valid() {
     let tmp = tempfile::tempdir().unwrap();
     let mut store = Keystore::open(&tmp.path().join("keys")).unwrap();
     let export_cfg = ExportConfig {
-        format: ExportFormat::Pem,
+        format: ExportFormat::Opendkim,
         dir: tmp.path().join("signer"),
         hook: None,
     };
@@ -74,6 +74,16 @@ fn three_rotations_against_bind_keep_every_recent_signature_valid() {
         }
         // The signer gets the active keys through a real export.
         let report = export(&store, &export_cfg).unwrap();
+        // The key files as OpenDKIM finds them: through its KeyTable.
+        let key_table = std::fs::read_to_string(export_cfg.dir.join("KeyTable")).unwrap();
+        let key_file = |d: &str, sel: &str| -> std::path::PathBuf {
+            let prefix = format!("{sel}._domainkey.{d} {d}:{sel}:");
+            let line = key_table
+                .lines()
+                .find(|l| l.starts_with(&prefix))
+                .unwrap_or_else(|| panic!("{sel} not in KeyTable:\n{key_table}"));
+            std::path::PathBuf::from(&line[prefix.len()..])
+        };
         for t in taken.iter().filter(|t| t.action == Action::Activate) {
             let sel = t.selector.clone().unwrap();
             let rec = store.state().get(DOMAIN, &sel).unwrap().clone();
@@ -81,7 +91,7 @@ fn three_rotations_against_bind_keep_every_recent_signature_valid() {
             if rec.algorithm == Algorithm::Rsa
                 && let Some(tk) = &testkey
             {
-                let key = export_cfg.dir.join(DOMAIN).join(format!("{sel}.pem"));
+                let key = key_file(DOMAIN, &sel);
                 assert_eq!(opendkim_testkey(tk, &bind, DOMAIN, &sel, &key), 0, "{sel}");
                 // A wrong key exported for this selector is caught.
                 if let Some(old) = t.retires.first() {
@@ -93,8 +103,7 @@ fn three_rotations_against_bind_keep_every_recent_signature_valid() {
         }
         for (d, sel) in &report.keys {
             let rec = store.state().get(d, sel).unwrap();
-            let pem =
-                std::fs::read_to_string(export_cfg.dir.join(d).join(format!("{sel}.pem"))).unwrap();
+            let pem = std::fs::read_to_string(key_file(d, sel)).unwrap();
             signed.push(Signed {
                 selector: sel.clone(),
                 prefix: rec.prefix.clone(),
@@ -122,7 +131,7 @@ fn three_rotations_against_bind_keep_every_recent_signature_valid() {
         }
         // Forget messages older than any check needs.
         signed.retain(|s| now.since(s.at) < Span::days(12));
-        now = now.add(Span::days(1));
+        now = now.plus(Span::days(1));
     }
     assert!(activations["mail"] >= 4, "{activations:?}");
     assert!(activations["ed"] >= 4, "{activations:?}");
@@ -157,9 +166,29 @@ fn rsa_4096_and_3072_keys_publish_split_and_verify() {
     apply_due(&mut store, &fams, t0, &bind).unwrap();
     let keys = published_keys(store.state(), DOMAIN);
     assert_eq!(keys.len(), 2);
+    let t1 = t0.plus(Span::days(2));
+    // Not yet in the zone BIND serves: nothing is confirmed or activated,
+    // and the plan says what it waits for.
+    assert!(apply_due(&mut store, &fams, t1, &bind).unwrap().is_empty());
+    let waiting = plan(&fams, store.state(), t1, &bind);
+    assert!(
+        waiting
+            .iter()
+            .filter(|t| t.action == Action::Activate)
+            .all(|t| t
+                .waiting_for
+                .as_deref()
+                .is_some_and(|w| w.contains("every authoritative server"))),
+        "{waiting:?}"
+    );
     bind.serve(&keys);
-    let t1 = t0.add(Span::days(2));
-    let taken = apply_due(&mut store, &fams, t1, &bind).unwrap();
+    // Confirmed served at t1, active one TTL (300 s) later.
+    let mut taken = apply_due(&mut store, &fams, t1, &bind).unwrap();
+    assert_eq!(
+        taken.iter().filter(|t| t.action == Action::Confirm).count(),
+        2
+    );
+    taken.extend(apply_due(&mut store, &fams, t1.plus(Span::seconds(300)), &bind).unwrap());
     assert_eq!(
         taken
             .iter()

@@ -14,12 +14,15 @@ use mailauth::keys::lifecycle::{
 use mailauth::keys::store::{KeyState, Keystore, StoreError};
 use mailauth::keys::time::{Span, Timestamp};
 
+/// (domain, selector, public key)
+type RecordKey = (String, String, Vec<u8>);
+
 /// DNS as the tests model it: a record is served everywhere `delay` after
 /// the first time `published_keys` listed it (secondaries transferring the
 /// zone), and not before.
 struct FakeDns {
     delay: Span,
-    first_seen: RefCell<BTreeMap<(String, String, Vec<u8>), Timestamp>>,
+    first_seen: RefCell<BTreeMap<RecordKey, Timestamp>>,
     now: RefCell<Timestamp>,
     broken: RefCell<Option<String>>,
 }
@@ -51,7 +54,7 @@ impl FakeDns {
         self.first_seen
             .borrow()
             .get(&(domain.to_string(), selector.to_string(), key.to_vec()))
-            .map(|t| t.add(self.delay))
+            .map(|t| t.plus(self.delay))
     }
 }
 
@@ -114,7 +117,9 @@ fn three_full_rotations_never_break_verification() {
                     "{sel} activated at {now} before served at {served}"
                 );
                 // ... and at least its TTL and activate_after after publication.
-                assert!(now.since(published).as_secs() >= u64::from(fam.1.ttl));
+                let confirmed = rec.served.unwrap();
+                assert!(confirmed >= served, "{sel} confirmed before it was served");
+                assert!(now.since(confirmed).as_secs() >= u64::from(fam.1.ttl));
                 assert!(now.since(published) >= fam.1.activate_after);
                 activations
                     .entry(rec.prefix.clone())
@@ -162,7 +167,7 @@ fn three_full_rotations_never_break_verification() {
             let should = !matches!(k.state, KeyState::Revoked | KeyState::Removed);
             assert_eq!(exists, should, "{} in state {}", k.selector, k.state);
         }
-        now = now.add(step);
+        now = now.plus(step);
         steps += 1;
     }
     assert!(steps > 3000);
@@ -233,7 +238,7 @@ fn steady(
         if signing_keys(store.state()).len() == fams.len() {
             return now;
         }
-        now = now.add(Span::hours(6));
+        now = now.plus(Span::hours(6));
     }
     panic!("no steady state");
 }
@@ -255,7 +260,7 @@ fn unverifiable_activation_is_not_taken_and_plan_says_why() {
         vec![Action::Generate, Action::Publish]
     );
     dns.publish(&store, &["example.com"], now);
-    let later = now.add(Span::days(3));
+    let later = now.plus(Span::days(3));
     dns.publish(&store, &["example.com"], later);
     *dns.broken.borrow_mut() = Some("127.0.0.2:53 timed out".into());
     let p = plan(&fams, store.state(), later, &dns);
@@ -276,7 +281,7 @@ fn unverifiable_activation_is_not_taken_and_plan_says_why() {
     assert!(signing_keys(store.state()).is_empty());
     // Served but too early: TTL / activate_after are reported.
     *dns.broken.borrow_mut() = None;
-    let early = now.add(Span::hours(2));
+    let early = now.plus(Span::hours(2));
     dns.publish(&store, &["example.com"], early);
     let p = plan(&fams, store.state(), early, &dns);
     let act = p.iter().find(|t| t.action == Action::Activate).unwrap();
@@ -286,9 +291,22 @@ fn unverifiable_activation_is_not_taken_and_plan_says_why() {
             .unwrap()
             .contains("activate_after")
     );
-    // Once it can be verified, it is taken.
+    // Served already: confirming it is due, activation is not.
+    assert!(p.iter().any(|t| t.action == Action::Confirm && t.is_due()));
+    // Once it can be verified, it is confirmed; activation then waits for
+    // the TTL to pass after the confirmation.
     dns.publish(&store, &["example.com"], later);
     let taken = apply_due(&mut store, &fams, later, &dns).unwrap();
+    assert_eq!(
+        taken.iter().map(|t| t.action).collect::<Vec<_>>(),
+        vec![Action::Confirm]
+    );
+    let p = plan(&fams, store.state(), later, &dns);
+    let act = p.iter().find(|t| t.action == Action::Activate).unwrap();
+    assert!(act.waiting_for.as_deref().unwrap().contains("TTL"), "{act}");
+    let ttl_later = later.plus(Span::seconds(3600));
+    dns.publish(&store, &["example.com"], ttl_later);
+    let taken = apply_due(&mut store, &fams, ttl_later, &dns).unwrap();
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].action, Action::Activate);
 }
@@ -310,7 +328,7 @@ fn emergency_rotation_keeps_the_old_key_until_the_new_one_is_served() {
     );
     let old = signing_keys(store.state())[0].selector.clone();
 
-    let leak = t0.add(Span::days(10));
+    let leak = t0.plus(Span::days(10));
     let new = generate_key(&mut store, "example.com", &fams[0].1, leak, true).unwrap();
     assert_ne!(new, old);
     let mut now = leak;
@@ -327,7 +345,7 @@ fn emergency_rotation_keeps_the_old_key_until_the_new_one_is_served() {
         }
         // The old key is still the one signing and still published.
         assert_eq!(signing[0].selector, old);
-        now = now.add(Span::minutes(30));
+        now = now.plus(Span::minutes(30));
     }
     let switched = switched.expect("emergency key never activated");
     let rec = store.state().get("example.com", &new).unwrap();
@@ -343,7 +361,7 @@ fn emergency_rotation_keeps_the_old_key_until_the_new_one_is_served() {
                 .served_since("example.com", &new, &rec.public_key)
                 .unwrap()
     );
-    assert!(switched.since(rec.published.unwrap()).as_secs() >= 3600);
+    assert!(switched.since(rec.served.unwrap()).as_secs() >= 3600);
     // The leaked key stays published until retire_after has passed.
     let old_rec = store.state().get("example.com", &old).unwrap();
     assert_eq!(old_rec.state, KeyState::Retired);
@@ -419,19 +437,19 @@ fn a_family_removed_from_the_config_winds_down() {
         KeyState::Retired
     );
     // Still published for the default retire_after (7d), revoked after.
-    apply_due(&mut store, &only_mail, t0.add(Span::days(6)), &dns).unwrap();
+    apply_due(&mut store, &only_mail, t0.plus(Span::days(6)), &dns).unwrap();
     assert_eq!(
         store.state().get("example.com", &ed).unwrap().state,
         KeyState::Retired
     );
-    apply_due(&mut store, &only_mail, t0.add(Span::days(7)), &dns).unwrap();
+    apply_due(&mut store, &only_mail, t0.plus(Span::days(7)), &dns).unwrap();
     let rec = store.state().get("example.com", &ed).unwrap();
     assert_eq!(rec.state, KeyState::Revoked);
     let p = published_keys(store.state(), "example.com");
     let revoked = p.iter().find(|k| k.selector == ed).unwrap();
     assert!(revoked.revoked);
     assert_eq!(revoked.txt_value(), "v=DKIM1; k=ed25519; p=");
-    apply_due(&mut store, &only_mail, t0.add(Span::days(14)), &dns).unwrap();
+    apply_due(&mut store, &only_mail, t0.plus(Span::days(14)), &dns).unwrap();
     assert!(
         !published_keys(store.state(), "example.com")
             .iter()

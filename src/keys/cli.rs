@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::config::{FamilyConfig, KeysConfig};
 use super::export;
 use super::generate::key_record_value;
-use super::lifecycle::{generate_key, import_key};
+use super::lifecycle::{Import, generate_key, import_key};
 use super::store::{KeyState, Keystore};
 use super::time::Timestamp;
 
@@ -272,13 +272,16 @@ pub fn run_to(
             let pem = std::fs::read_to_string(&key)
                 .with_context(|| format!("reading {}", key.display()))?;
             let mut store = Keystore::open(dir)?;
+            let origin = key.display().to_string();
             import_key(
                 &mut store,
-                &domain,
                 cfg,
-                &selector,
-                &pem,
-                &key.display().to_string(),
+                Import {
+                    domain: &domain,
+                    selector: &selector,
+                    pem: &pem,
+                    origin: &origin,
+                },
                 now,
                 None,
             )?;

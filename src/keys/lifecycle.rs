@@ -8,14 +8,15 @@
 //! and writing DNS records to plan/apply.
 //!
 //! ```text
-//! pending ─publish→ published ─activate→ active ─(successor activates)→ retired
+//! pending ─publish→ published ─confirm served, TTL─activate→ active ─(successor activates)→ retired
 //!   ─retire_after→ revoked (p= empty) ─revoke_after→ removed
 //! ```
 //!
 //! Safety rules, each tested with a fake clock:
 //! - a key becomes active only when the observer reports its record served
-//!   by every authoritative server and at least the record TTL (and, outside
-//!   an emergency, `activate_after`) has passed since it was published;
+//!   by every authoritative server, at least the record TTL has passed since
+//!   that was first confirmed, and (outside an emergency) `activate_after`
+//!   has passed since it was published;
 //! - the active key is retired only by its successor's activation, so a
 //!   family never stops signing, even in an emergency rotation;
 //! - a key that signed within the last `retire_after` is still published
@@ -78,6 +79,9 @@ pub enum Action {
     Generate,
     /// pending → published: its record goes into DNS.
     Publish,
+    /// Records that a published key was first observed served by every
+    /// authoritative server; its TTL wait starts then.
+    Confirm,
     /// published → active (the signer switches to it); the family's
     /// previous keys become retired in the same step.
     Activate,
@@ -95,6 +99,7 @@ impl fmt::Display for Action {
         f.write_str(match self {
             Action::Generate => "generate",
             Action::Publish => "publish",
+            Action::Confirm => "confirm served",
             Action::Activate => "activate",
             Action::Retire => "retire",
             Action::Revoke => "revoke",
@@ -283,7 +288,7 @@ fn wait_until(since: Option<Timestamp>, span: Span, now: Timestamp, what: &str) 
             "a recorded start time for {what} (state file lacks it)"
         ));
     };
-    let due = since.add(span);
+    let due = since.plus(span);
     (now < due).then(|| format!("{} ({what} {span} after {})", at(due), at(since)))
 }
 
@@ -321,7 +326,7 @@ fn plan_family(
             Some(a) => {
                 let since = a.activated.unwrap_or(a.created);
                 let due = since
-                    .add(cfg.rotate_every)
+                    .plus(cfg.rotate_every)
                     .0
                     .saturating_sub(i64::try_from(cfg.activate_after.as_secs()).unwrap_or(0));
                 (now.0 < due).then(|| {
@@ -348,7 +353,10 @@ fn plan_family(
         .filter(|k| k.state == KeyState::Published)
         .max_by_key(|k| (k.created, k.selector.clone()))
     {
-        let waiting = activation_wait(domain, cfg, k, now, observer);
+        let (waiting, confirm) = activation_wait(domain, cfg, k, now, observer);
+        if confirm {
+            out.push(t(Action::Confirm, Some(&k.selector), None));
+        }
         let mut tr = t(Action::Activate, Some(&k.selector), waiting);
         tr.retires = keys
             .iter()
@@ -378,35 +386,61 @@ fn plan_family(
     }
 }
 
+/// Whether `k` may become active now, and if not, why. Returns also
+/// whether the observer saw it served now while no confirmation is
+/// recorded (then a `Confirm` is due).
 fn activation_wait(
     domain: &str,
     cfg: &FamilyConfig,
     k: &KeyRecord,
     now: Timestamp,
     observer: &dyn Observer,
-) -> Option<String> {
+) -> (Option<String>, bool) {
     let Some(published) = k.published else {
-        return Some("a recorded publication time (state file lacks it)".into());
+        return (
+            Some("a recorded publication time (state file lacks it)".into()),
+            false,
+        );
     };
-    let ttl = Span::seconds(u64::from(cfg.ttl));
-    if let Some(w) = wait_until(Some(published), ttl, now, "the record TTL") {
-        return Some(w);
-    }
+    let name = format!("{}._domainkey.{domain}", k.selector);
+    // Ask DNS until it confirms, and again right before activating.
+    let served = match observer.served_everywhere(domain, &k.selector, &k.public_key) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "{name} to be served with this key by every authoritative server"
+        )),
+        Err(e) => Err(format!(
+            "a check that {name} is served everywhere (it failed: {e})"
+        )),
+    };
+    let confirm_due = served.is_ok() && k.served.is_none();
     if !k.emergency
         && let Some(w) = wait_until(Some(published), cfg.activate_after, now, "activate_after")
     {
-        return Some(w);
+        return (Some(w), confirm_due);
     }
-    match observer.served_everywhere(domain, &k.selector, &k.public_key) {
-        Ok(true) => None,
-        Ok(false) => Some(format!(
-            "{}._domainkey.{domain} to be served with this key by every authoritative server",
-            k.selector
-        )),
-        Err(e) => Some(format!(
-            "a check that {}._domainkey.{domain} is served everywhere (it failed: {e})",
-            k.selector
-        )),
+    if let Err(w) = served {
+        return (Some(w), false);
+    }
+    // Served everywhere, and then at least the TTL more: any verifier that
+    // looked the name up before it was served has forgotten that answer.
+    let ttl = Span::seconds(u64::from(cfg.ttl));
+    match k.served {
+        None => (
+            Some(format!(
+                "{name} to be confirmed served, then the record TTL ({ttl})"
+            )),
+            true,
+        ),
+        Some(at) => (
+            wait_until(
+                Some(at),
+                ttl,
+                now,
+                "the record TTL after it was confirmed served",
+            ),
+            false,
+        ),
     }
 }
 
@@ -459,6 +493,10 @@ pub fn apply_transition(
                 k.state = KeyState::Published;
                 k.published = Some(now);
             })?;
+            Ok(sel.to_string())
+        }
+        (Action::Confirm, Some(sel)) => {
+            store.update(domain, sel, |k| k.served = Some(now))?;
             Ok(sel.to_string())
         }
         (Action::Activate, Some(sel)) => {
@@ -557,6 +595,7 @@ pub fn generate_key(
             state: KeyState::Pending,
             created: now,
             published: None,
+            served: None,
             activated: None,
             retired: None,
             revoked: None,
@@ -569,20 +608,45 @@ pub fn generate_key(
     Ok(selector)
 }
 
+/// What `keys import` adopts. Its `Debug` leaves the PEM out.
+#[derive(Clone, Copy)]
+pub struct Import<'a> {
+    pub domain: &'a str,
+    /// The selector the key is already published under.
+    pub selector: &'a str,
+    /// The private key (PKCS#8, or PKCS#1 RSA).
+    pub pem: &'a str,
+    /// Where the PEM came from, for error messages.
+    pub origin: &'a str,
+}
+
+impl fmt::Debug for Import<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Import")
+            .field("domain", &self.domain)
+            .field("selector", &self.selector)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Adopts a key already published and in use under `selector` (`keys
 /// import`): it enters as active, so the next rotation replaces it on the
 /// family's schedule without a flag day. When an observer is given, the
 /// selector must be served with this key everywhere.
 pub fn import_key(
     store: &mut Keystore,
-    domain: &str,
     cfg: &FamilyConfig,
-    selector: &str,
-    pem: &str,
-    origin: &str,
+    import: Import<'_>,
     now: Timestamp,
     observer: Option<&dyn Observer>,
 ) -> Result<(), LifecycleError> {
+    let Import {
+        domain,
+        selector,
+        pem,
+        origin,
+    } = import;
     let err = |reason: String| LifecycleError::Import {
         domain: domain.to_string(),
         selector: selector.to_string(),
@@ -624,6 +688,7 @@ pub fn import_key(
             state: KeyState::Active,
             created: now,
             published: Some(now),
+            served: Some(now),
             activated: Some(now),
             retired: None,
             revoked: None,
@@ -640,4 +705,95 @@ pub fn import_key(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(selector: &str, state: KeyState, activated: Option<&str>) -> KeyRecord {
+        KeyRecord {
+            domain: "example.com".into(),
+            prefix: "mail".into(),
+            selector: selector.into(),
+            algorithm: Algorithm::Rsa,
+            bits: Some(2048),
+            public_key: vec![1, 2, 3],
+            state,
+            created: Timestamp(0),
+            published: Some(Timestamp(0)),
+            served: None,
+            activated: activated.map(|a| Timestamp::parse(a).unwrap()),
+            retired: None,
+            revoked: None,
+            removed: None,
+            imported: false,
+            emergency: false,
+        }
+    }
+
+    #[test]
+    fn published_and_signing_sets() {
+        let state = State {
+            version: State::VERSION,
+            keys: vec![
+                key("mail-2026-05", KeyState::Removed, Some("2026-05-03")),
+                key("mail-2026-11", KeyState::Revoked, Some("2026-11-03")),
+                key("mail-2027-05", KeyState::Active, Some("2027-05-03")),
+                key("mail-2027-05b", KeyState::Active, Some("2027-05-04")),
+                key("mail-2027-06", KeyState::Pending, None),
+                key("mail-2027-07", KeyState::Published, None),
+            ],
+        };
+        let p = published_keys(&state, "example.com");
+        let names: Vec<&str> = p.iter().map(|k| k.selector.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "mail-2026-11",
+                "mail-2027-05",
+                "mail-2027-05b",
+                "mail-2027-07"
+            ]
+        );
+        assert_eq!(p[0].txt_value(), "v=DKIM1; k=rsa; p=");
+        assert_eq!(p[1].txt_value(), "v=DKIM1; k=rsa; p=AQID");
+        assert_eq!(
+            p[1].owner("example.com"),
+            "mail-2027-05._domainkey.example.com"
+        );
+        assert!(published_keys(&state, "example.org").is_empty());
+        // The most recently activated key signs.
+        let s = signing_keys(&state);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].selector, "mail-2027-05b");
+    }
+
+    #[test]
+    fn transitions_read_like_a_plan() {
+        let t = Transition {
+            domain: "example.com".into(),
+            prefix: "mail".into(),
+            action: Action::Activate,
+            selector: Some("mail-2027-05".into()),
+            retires: vec!["mail-2026-11".into()],
+            waiting_for: None,
+        };
+        assert_eq!(
+            t.to_string(),
+            "activate mail-2027-05 (example.com), retiring mail-2026-11"
+        );
+        let g = Transition {
+            action: Action::Generate,
+            selector: None,
+            retires: vec![],
+            waiting_for: Some("2027-10-30T00:00:00Z".into()),
+            ..t
+        };
+        assert_eq!(
+            g.to_string(),
+            "generate a new `mail` key (example.com): waiting for 2027-10-30T00:00:00Z"
+        );
+        assert!(!g.is_due());
+    }
 }

@@ -43,6 +43,8 @@ pub enum StoreError {
     NoSuchKey { domain: String, selector: String },
     #[error("keystore: selector {selector} already exists for {domain}")]
     Exists { domain: String, selector: String },
+    #[error("keystore {dir} is in use by another mailauth process; try again when it is done")]
+    Busy { dir: String },
     #[error("keystore: `{value}` is not usable as a {what} in a file name")]
     BadName { what: &'static str, value: String },
 }
@@ -119,6 +121,9 @@ pub struct KeyRecord {
     pub created: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<Timestamp>,
+    /// When every authoritative server was first seen serving it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activated: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,6 +210,9 @@ pub struct Keystore {
     dir: PathBuf,
     state: State,
     private: bool,
+    /// Held (an exclusive advisory lock on `<dir>/.lock`) while a writable
+    /// keystore is open, so two runs cannot generate or rotate at once.
+    _lock: Option<fs::File>,
 }
 
 const STATE_FILE: &str = "state.json";
@@ -264,13 +272,34 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 impl Keystore {
     /// Opens (creating it 0700 if needed) a keystore with its private keys.
+    /// Fails with [`StoreError::Busy`] while another writable keystore on
+    /// the same directory is open.
     pub fn open(dir: &Path) -> Result<Keystore, StoreError> {
         create_private_dir(dir).map_err(io_err(dir))?;
+        let lock_path = dir.join(".lock");
+        let lock = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Busy {
+                    dir: dir.display().to_string(),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
         let state = read_state(dir)?;
         Ok(Keystore {
             dir: dir.to_path_buf(),
             state,
             private: true,
+            _lock: Some(lock),
         })
     }
 
@@ -283,6 +312,7 @@ impl Keystore {
             dir: dir.to_path_buf(),
             state: read_state(dir)?,
             private: false,
+            _lock: None,
         })
     }
 
@@ -427,6 +457,7 @@ mod tests {
             state: KeyState::Pending,
             created: Timestamp::parse("2026-11-03").unwrap(),
             published: None,
+            served: None,
             activated: None,
             retired: None,
             revoked: None,
@@ -486,6 +517,7 @@ mod tests {
         ));
         assert!(public.save().is_err());
         // Reopened with private keys, the state reads back identically.
+        drop(ks);
         let again = Keystore::open(&dir).unwrap();
         assert_eq!(again.state(), public.state());
     }

@@ -89,7 +89,7 @@ impl fmt::Display for Span {
             return f.write_str("0s");
         }
         for (unit, len) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-            if s % len == 0 {
+            if s.is_multiple_of(len) {
                 return write!(f, "{}{unit}", s / len);
             }
         }
@@ -205,7 +205,8 @@ impl Timestamp {
         (y, m)
     }
 
-    pub fn add(self, span: Span) -> Timestamp {
+    /// `self + span`, saturating.
+    pub fn plus(self, span: Span) -> Timestamp {
         Timestamp(
             self.0
                 .saturating_add(i64::try_from(span.0).unwrap_or(i64::MAX)),
@@ -230,6 +231,31 @@ impl fmt::Display for Timestamp {
             rem % 3600 / 60,
             rem % 60
         )
+    }
+}
+
+/// The environment variable that sets the clock, e.g.
+/// `MAILAUTH_NOW=2027-05-01T00:00:00Z`, so that years of rotations can be
+/// run in seconds.
+pub const NOW_ENV: &str = "MAILAUTH_NOW";
+
+/// The time to act at: `flag` when given (a `--now`-style option), else
+/// `$MAILAUTH_NOW` when set, else the system clock.
+pub fn clock(flag: Option<&str>) -> Result<Timestamp, TimeError> {
+    clock_from(flag, std::env::var(NOW_ENV).ok().as_deref())
+}
+
+fn clock_from(flag: Option<&str>, env: Option<&str>) -> Result<Timestamp, TimeError> {
+    match flag.or(env).filter(|s| !s.trim().is_empty()) {
+        Some(s) => Timestamp::parse(s),
+        None => Ok(Timestamp::system_now()),
+    }
+}
+
+impl std::ops::Add<Span> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, span: Span) -> Timestamp {
+        self.plus(span)
     }
 }
 
@@ -279,6 +305,23 @@ mod tests {
         ] {
             assert!(Timestamp::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn injected_clock() {
+        let t = |s| Timestamp::parse(s).unwrap();
+        assert_eq!(
+            clock_from(Some("2030-01-01T00:00:00Z"), Some("2027-05-01T00:00:00Z")).unwrap(),
+            t("2030-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            clock_from(None, Some("2027-05-01T00:00:00Z")).unwrap(),
+            t("2027-05-01T00:00:00Z")
+        );
+        assert!(clock_from(None, Some("tomorrow")).is_err());
+        // No override: the system clock, which is past 2020.
+        assert!(clock_from(None, None).unwrap() > t("2020-01-01"));
+        assert_eq!(t("2027-05-01") + Span::days(1), t("2027-05-02"));
     }
 
     #[test]

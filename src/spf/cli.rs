@@ -67,5 +67,9 @@ pub fn run(args: SpfArgs) -> anyhow::Result<i32> {
     } else {
         println!("{outcome}");
     }
-    Ok(if outcome.result == SpfResult::Pass { 0 } else { 1 })
+    Ok(if outcome.result == SpfResult::Pass {
+        0
+    } else {
+        1
+    })
 }
