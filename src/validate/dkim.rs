@@ -93,7 +93,13 @@ fn key(v: &Validator, selector: &str, name: &str, want: Option<String>) -> Vec<F
     let fix_publish = || format!("publish the key at {name} (`mailauth apply`)");
     let records = match super::tagged_txt(v.resolver, name, "") {
         Ok(r) => r,
-        Err(e) => return vec![Finding::dns(Check::Dkim, &format!("selector `{selector}`"), &e)],
+        Err(e) => {
+            return vec![Finding::dns(
+                Check::Dkim,
+                &format!("selector `{selector}`"),
+                &e,
+            )];
+        }
     };
     // RFC 6376 §3.6.2.2: "TXT RRs MUST be unique for a particular selector
     // name; that is, if there are multiple records in an RRset, the results
@@ -139,7 +145,9 @@ fn key(v: &Validator, selector: &str, name: &str, want: Option<String>) -> Vec<F
         match &want {
             Some(w) if !w.is_revoked() => out.push(Finding::fail(
                 Check::Dkim,
-                format!("selector `{selector}`: revoked in DNS (empty p=), but the config has a key"),
+                format!(
+                    "selector `{selector}`: revoked in DNS (empty p=), but the config has a key"
+                ),
                 "run `mailauth apply` to publish the key, or drop the selector from the config",
             )),
             _ => out.push(Finding::info(
@@ -150,15 +158,13 @@ fn key(v: &Validator, selector: &str, name: &str, want: Option<String>) -> Vec<F
         return out;
     }
     match &want {
-        Some(w) if w.p == parsed.p && w.key_type() == parsed.key_type() => {
-            out.push(Finding::pass(
-                Check::Dkim,
-                format!(
-                    "selector `{selector}`: published, {} key matches the config",
-                    parsed.key_type().as_str()
-                ),
-            ))
-        }
+        Some(w) if w.p == parsed.p && w.key_type() == parsed.key_type() => out.push(Finding::pass(
+            Check::Dkim,
+            format!(
+                "selector `{selector}`: published, {} key matches the config",
+                parsed.key_type().as_str()
+            ),
+        )),
         Some(w) if w.is_revoked() => out.push(Finding::fail(
             Check::Dkim,
             format!("selector `{selector}`: a key is published but the config revokes it"),
@@ -194,7 +200,9 @@ fn key(v: &Validator, selector: &str, name: &str, want: Option<String>) -> Vec<F
     if parsed.testing() {
         out.push(Finding::info(
             Check::Dkim,
-            format!("selector `{selector}`: t=y (testing): verifiers may treat signatures as unsigned"),
+            format!(
+                "selector `{selector}`: t=y (testing): verifiers may treat signatures as unsigned"
+            ),
         ));
     }
     out

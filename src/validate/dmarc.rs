@@ -151,7 +151,10 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
     ));
     match &want {
         Some(w) => {
-            let want_canon = w.parse::<Dmarc>().map(|d| d.to_string()).unwrap_or(w.clone());
+            let want_canon = w
+                .parse::<Dmarc>()
+                .map(|d| d.to_string())
+                .unwrap_or(w.clone());
             if record.to_string() == want_canon {
                 out.push(Finding::pass(Check::Dmarc, "matches the config"));
             } else {
@@ -161,7 +164,10 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
                         "the published DMARC record differs from the config",
                         "run `mailauth plan` and `mailauth apply`",
                     )
-                    .with_details(vec![format!("published: {text}"), format!("config:    {w}")]),
+                    .with_details(vec![
+                        format!("published: {text}"),
+                        format!("config:    {w}"),
+                    ]),
                 );
             }
         }
@@ -174,7 +180,11 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
     let org = match organizational_domain(v.resolver, origin.as_str()) {
         Ok(o) => o,
         Err(e) => {
-            out.push(Finding::dns(Check::Dmarc, "organizational domain tree walk", &e));
+            out.push(Finding::dns(
+                Check::Dmarc,
+                "organizational domain tree walk",
+                &e,
+            ));
             return out;
         }
     };
@@ -189,7 +199,12 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
         .with_details(org.queried.clone()),
     );
 
-    out.extend(report_authorizations(v.resolver, origin, &org.domain, &record));
+    out.extend(report_authorizations(
+        v.resolver,
+        origin,
+        &org.domain,
+        &record,
+    ));
     out
 }
 

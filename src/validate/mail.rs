@@ -32,7 +32,11 @@ pub(super) fn check_mx(v: &Validator, desired: &Desired) -> Vec<Finding> {
     let list = || {
         live.iter()
             .map(|m| {
-                let ex = if m.exchange.is_empty() { "." } else { &m.exchange };
+                let ex = if m.exchange.is_empty() {
+                    "."
+                } else {
+                    &m.exchange
+                };
                 format!("{} {ex}", m.preference)
             })
             .collect::<Vec<_>>()
@@ -72,7 +76,10 @@ pub(super) fn check_mx(v: &Validator, desired: &Desired) -> Vec<Finding> {
     if live.iter().any(|m| m.exchange.is_empty()) {
         return vec![Finding::fail(
             Check::Mx,
-            format!("a null MX next to other MX records ({}): RFC 7505 §3 forbids it", list()),
+            format!(
+                "a null MX next to other MX records ({}): RFC 7505 §3 forbids it",
+                list()
+            ),
             "remove the `MX 0 .` record or the others",
         )];
     }
@@ -90,7 +97,9 @@ pub(super) fn check_mta_sts(v: &Validator, desired: &Desired) -> Vec<Finding> {
     // resulting record is syntactically invalid, senders MUST assume the
     // recipient domain does not have an available MTA-STS Policy."
     one_record(v, Check::MtaSts, name.as_str(), "v=STSv1", &want, |t| {
-        t.parse::<MtaSts>().map(|r| r.to_string()).map_err(|e| e.to_string())
+        t.parse::<MtaSts>()
+            .map(|r| r.to_string())
+            .map_err(|e| e.to_string())
     })
 }
 
@@ -102,7 +111,9 @@ pub(super) fn check_tls_rpt(v: &Validator, desired: &Desired) -> Vec<Finding> {
     // RFC 8460 §3: "If the number of resulting records is not one, senders
     // MUST assume the recipient domain does not implement TLSRPT."
     one_record(v, Check::TlsRpt, name.as_str(), "v=TLSRPTv1", &want, |t| {
-        t.parse::<TlsRpt>().map(|r| r.to_string()).map_err(|e| e.to_string())
+        t.parse::<TlsRpt>()
+            .map(|r| r.to_string())
+            .map_err(|e| e.to_string())
     })
 }
 
@@ -120,12 +131,21 @@ fn one_record(
         Err(e) => return vec![Finding::dns(check, &format!("{name} TXT query"), &e)],
     };
     let text = match records.as_slice() {
-        [] => return vec![Finding::fail(check, format!("no `{prefix}` record at {name}"), publish())],
+        [] => {
+            return vec![Finding::fail(
+                check,
+                format!("no `{prefix}` record at {name}"),
+                publish(),
+            )];
+        }
         [(one, _)] => one,
         many => {
             return vec![Finding::fail(
                 check,
-                format!("{} `{prefix}` records at {name}: senders ignore them all", many.len()),
+                format!(
+                    "{} `{prefix}` records at {name}: senders ignore them all",
+                    many.len()
+                ),
                 "keep exactly one record",
             )];
         }
@@ -142,7 +162,10 @@ fn one_record(
     };
     let want_canon = canonical(want).unwrap_or_else(|_| want.to_string());
     if live == want_canon {
-        vec![Finding::pass(check, format!("{name}: one record, matches the config"))]
+        vec![Finding::pass(
+            check,
+            format!("{name}: one record, matches the config"),
+        )]
     } else {
         vec![
             Finding::fail(
@@ -150,7 +173,10 @@ fn one_record(
                 format!("{name} differs from the config"),
                 "run `mailauth plan` and `mailauth apply`",
             )
-            .with_details(vec![format!("published: {text}"), format!("config:    {want}")]),
+            .with_details(vec![
+                format!("published: {text}"),
+                format!("config:    {want}"),
+            ]),
         ]
     }
 }

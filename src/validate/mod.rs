@@ -355,9 +355,7 @@ fn tagged_txt(
     Ok(records
         .into_iter()
         .map(|r| (r.text(), r.strings.len()))
-        .filter(|(t, _)| {
-            t.len() >= prefix.len() && t[..prefix.len()].eq_ignore_ascii_case(prefix)
-        })
+        .filter(|(t, _)| t.len() >= prefix.len() && t[..prefix.len()].eq_ignore_ascii_case(prefix))
         .collect())
 }
 

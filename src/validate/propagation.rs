@@ -41,7 +41,8 @@ fn rrset(r: &Resolver, name: &str, t: RecordType) -> Result<Vec<String>, String>
                 .iter()
                 .map(|rec| match &rec.data {
                     WireData::TXT(txt) => {
-                        let joined: Vec<u8> = txt.txt_data.iter().flat_map(|s| s.to_vec()).collect();
+                        let joined: Vec<u8> =
+                            txt.txt_data.iter().flat_map(|s| s.to_vec()).collect();
                         format!("\"{}\"", String::from_utf8_lossy(&joined))
                     }
                     other => other.to_string().to_ascii_lowercase(),
@@ -83,9 +84,10 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
             continue;
         }
         match v.resolver.addresses(host) {
-            Ok(ips) if !ips.is_empty() => {
-                servers.extend(ips.into_iter().map(|ip| (host.clone(), SocketAddr::new(ip, 53))))
-            }
+            Ok(ips) if !ips.is_empty() => servers.extend(
+                ips.into_iter()
+                    .map(|ip| (host.clone(), SocketAddr::new(ip, 53))),
+            ),
             Ok(_) => out.push(Finding::fail(
                 Check::Propagation,
                 format!("name server {host} has no A or AAAA record"),
@@ -122,7 +124,11 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
         };
         let serial = direct.soa(zone).map(|s| s.map(|s| s.serial));
         if let Err(e) = &serial {
-            out.push(Finding::dns(Check::Propagation, &format!("SOA from {label}"), e));
+            out.push(Finding::dns(
+                Check::Propagation,
+                &format!("SOA from {label}"),
+                e,
+            ));
             continue;
         }
         let sets = keys

@@ -34,9 +34,9 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
         .collect();
     let publish = |w: &Option<String>| match w {
         Some(w) => format!("publish `{domain}. TXT \"{w}\"` (`mailauth apply`)"),
-        None => format!(
-            "add `spf:` for {domain} to the config, or `v=spf1 -all` if it sends no mail"
-        ),
+        None => {
+            format!("add `spf:` for {domain} to the config, or `v=spf1 -all` if it sends no mail")
+        }
     };
     let record = match spf.as_slice() {
         [] => {
@@ -144,7 +144,10 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
                         "the published SPF record differs from the config",
                         "run `mailauth plan` and `mailauth apply`",
                     )
-                    .with_details(vec![format!("published: {text}"), format!("config:    {w}")]),
+                    .with_details(vec![
+                        format!("published: {text}"),
+                        format!("config:    {w}"),
+                    ]),
                 );
             }
         }
