@@ -35,6 +35,18 @@ fn zones(dir: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The harness reports BIND ready once its log says "running", which the
+/// start-up banner ("running on Linux ...") already does, before zones are
+/// loaded (they answer SERVFAIL until then): wait for every zone's SOA.
+fn wait_for_zones(bind: &Bind, zones: &[(String, String)]) {
+    for (zone, _) in zones {
+        let loaded = support::wait_until(Duration::from_secs(15), || {
+            !bind.dig_short(zone, "SOA").trim().is_empty()
+        });
+        assert!(loaded, "BIND did not load {zone}");
+    }
+}
+
 struct Servers {
     primary: Bind,
     secondary: Bind,
@@ -46,7 +58,9 @@ impl Servers {
         let start = |dir: &str| {
             let z = zones(dir);
             let refs: Vec<(&str, &str)> = z.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-            Bind::try_start(&refs)
+            let bind = Bind::try_start(&refs)?;
+            wait_for_zones(&bind, &z);
+            Some(bind)
         };
         Some(Servers {
             primary: start("zones")?,

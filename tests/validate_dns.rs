@@ -26,6 +26,11 @@ empty IN CNAME mail
 
 fn start() -> Option<(Bind, Resolver)> {
     let bind = Bind::try_start(&[("example.test", ZONE)])?;
+    // Ready means the zone answers (BIND logs "running" before loading).
+    let loaded = support::wait_until(Duration::from_secs(15), || {
+        !bind.dig_short("example.test", "SOA").trim().is_empty()
+    });
+    assert!(loaded, "BIND did not load example.test");
     let addr = SocketAddr::from(([127, 0, 0, 1], bind.port()));
     let r = Resolver::with_nameservers(&[addr], Duration::from_secs(2)).expect("resolver");
     Some((bind, r))
