@@ -127,3 +127,48 @@ fn one_resolver_serves_many_threads() {
         }
     }
 }
+
+const WALK: &str = "$TTL 300
+@ IN SOA ns1 hostmaster 1 3600 600 86400 300
+@ IN NS ns1
+ns1 IN A 127.0.0.1
+_dmarc IN TXT \"v=DMARC1; p=reject; psd=y\"
+_dmarc.org IN TXT \"v=DMARC1; p=none\"
+_dmarc.team.org IN TXT \"v=DMARC1; p=quarantine\"
+_dmarc.unit.psdn IN TXT \"v=DMARC1; p=reject; psd=n\"
+_dmarc.psdn IN TXT \"v=DMARC1; p=reject\"
+";
+
+/// RFC 9989 DNS tree walk: psd=y, psd=n, the fewest labels, no record,
+/// and the jump for names of more than eight labels.
+#[test]
+fn organizational_domain_tree_walk() {
+    use mailauth::validate::organizational_domain;
+    let Some(bind) = Bind::try_start(&[("walk.test", WALK)]) else {
+        return;
+    };
+    assert!(support::wait_until(Duration::from_secs(15), || {
+        !bind.dig_short("walk.test", "SOA").trim().is_empty()
+    }));
+    let addr = SocketAddr::from(([127, 0, 0, 1], bind.port()));
+    let r = Resolver::with_nameservers(&[addr], Duration::from_secs(2)).expect("resolver");
+    let org = |d: &str| organizational_domain(&r, d).expect("walk").domain;
+
+    // psd=y at walk.test: the organizational domain is one label below it.
+    // (team.org.walk.test has its own record, but the walk goes on to the
+    // PSD, and the record with the fewest labels below it, org.walk.test.)
+    assert_eq!(org("mail.team.org.walk.test"), "org.walk.test");
+    assert_eq!(org("org.walk.test"), "org.walk.test");
+    // psd=n stops the walk where it is found.
+    assert_eq!(org("a.unit.psdn.walk.test"), "unit.psdn.walk.test");
+    // Nothing below the PSD has a record: still one label below the PSD.
+    assert_eq!(org("x.y.other.walk.test"), "other.walk.test");
+
+    // More than eight labels: the exact name, then the last seven labels.
+    let long = "l1.l2.l3.l4.l5.mail.team.org.walk.test";
+    let walk = organizational_domain(&r, long).expect("walk");
+    assert_eq!(walk.queried[0], format!("_dmarc.{long}"));
+    assert_eq!(walk.queried[1], "_dmarc.l4.l5.mail.team.org.walk.test");
+    assert!(walk.queried.len() <= 8, "{:?}", walk.queried);
+    assert_eq!(walk.domain, "org.walk.test");
+}
