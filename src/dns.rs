@@ -210,6 +210,9 @@ impl Resolver {
         let mut opts = ResolverOpts::default();
         opts.timeout = timeout;
         opts.attempts = 2;
+        // Validation of a fleet asks for the same includes and parents
+        // over and over; keep them.
+        opts.cache_size = 1 << 16;
         Self::build(config, opts, list(servers))
     }
 

@@ -57,9 +57,12 @@ pub struct ValidateArgs {
 /// Runs `mailauth validate`: prints the report and returns the exit code
 /// (0 clean, 1 when something fails, or warns with `--fail-on warn`).
 pub fn run(ws: &Workspace, args: ValidateArgs) -> anyhow::Result<i32> {
-    let domains = ws
+    let mut domains = ws
         .select(&args.domains)
         .map_err(|message| ValidateError::Selection { message })?;
+    // The report is in name order whatever order the domains were given in.
+    domains.sort();
+    domains.dedup();
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         anyhow::bail!("--timeout must be a positive number of seconds");
     }

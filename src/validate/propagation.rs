@@ -57,17 +57,32 @@ fn rrset(r: &Resolver, name: &str, t: RecordType) -> Result<Vec<String>, String>
 }
 
 pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
-    let zone = desired.origin.as_str();
-    let hosts = match v.resolver.ns(zone) {
-        Ok(h) if !h.is_empty() => h,
-        Ok(_) | Err(ResolveError::NxDomain { .. }) => {
-            return vec![Finding::fail(
-                Check::Propagation,
-                format!("{zone} has no NS records"),
-                "delegate the zone to its name servers at the registrar",
-            )];
+    let domain = desired.origin.as_str();
+    // A configured domain is usually a zone apex; when it is not, the
+    // zone is the closest enclosing name with an NS RRset.
+    let mut zone = domain;
+    let hosts = loop {
+        match v.resolver.ns(zone) {
+            Ok(h) if !h.is_empty() => break h,
+            Ok(_) => match zone.split_once('.') {
+                Some((_, parent)) if parent.contains('.') => zone = parent,
+                _ => {
+                    return vec![Finding::fail(
+                        Check::Propagation,
+                        format!("no NS records at {domain} or its parents"),
+                        "delegate the zone to its name servers at the registrar",
+                    )];
+                }
+            },
+            Err(ResolveError::NxDomain { .. }) => {
+                return vec![Finding::fail(
+                    Check::Propagation,
+                    format!("{domain} does not exist in DNS (NXDOMAIN)"),
+                    "delegate the zone to its name servers at the registrar",
+                )];
+            }
+            Err(e) => return vec![Finding::dns(Check::Propagation, "NS query", &e)],
         }
-        Err(e) => return vec![Finding::dns(Check::Propagation, "NS query", &e)],
     };
     let mut out = Vec::new();
     let mut servers: Vec<(String, SocketAddr)> = Vec::new();
@@ -109,7 +124,7 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
         .filter_map(|s| wire_type(&s.rtype).map(|t| (s.name.as_str().to_string(), t)))
         .collect();
     if desired.spf.is_some() {
-        keys.insert((zone.to_string(), RecordType::TXT));
+        keys.insert((domain.to_string(), RecordType::TXT));
     }
 
     let mut snaps = Vec::new();

@@ -1,0 +1,414 @@
+//! `mailauth validate` against real BIND servers serving fixture zones
+//! (tests/data/validate): each fixture domain plants one problem, and the
+//! clean domain must produce no warning at all. A second BIND serves an
+//! out-of-date copy of stale.test for the propagation check.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mailauth::dns::Resolver;
+use mailauth::record::Name;
+use mailauth::validate::{Check, DomainReport, Settings, Severity, Validator};
+use mailauth::workspace::Workspace;
+use support::bind::Bind;
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/validate")
+}
+
+fn zones(dir: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(data().join(dir)).expect("zone dir") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".zone"))
+            .expect("zone file name")
+            .to_string();
+        out.push((name, std::fs::read_to_string(&path).expect("zone text")));
+    }
+    out
+}
+
+/// The harness reports BIND ready once its log says "running", which the
+/// start-up banner ("running on Linux ...") already does, before zones are
+/// loaded (they answer SERVFAIL until then): wait for every zone's SOA.
+fn wait_for_zones(bind: &Bind, zones: &[(String, String)]) {
+    for (zone, _) in zones {
+        let loaded = support::wait_until(Duration::from_secs(15), || {
+            !bind.dig_short(zone, "SOA").trim().is_empty()
+        });
+        assert!(loaded, "BIND did not load {zone}");
+    }
+}
+
+struct Servers {
+    primary: Bind,
+    secondary: Bind,
+}
+
+impl Servers {
+    /// `None` (after a loud SKIP line) without `named`, unless CI=true.
+    fn start() -> Option<Servers> {
+        let start = |dir: &str| {
+            let z = zones(dir);
+            let refs: Vec<(&str, &str)> = z.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let bind = Bind::try_start(&refs)?;
+            wait_for_zones(&bind, &z);
+            Some(bind)
+        };
+        Some(Servers {
+            primary: start("zones")?,
+            secondary: start("zones-secondary")?,
+        })
+    }
+    fn primary(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.primary.port()))
+    }
+    fn secondary(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.secondary.port()))
+    }
+}
+
+fn workspace() -> Workspace {
+    Workspace::load(&data().join("mailauth.yaml")).expect("fixture config loads")
+}
+
+fn run(resolver: &Resolver, settings: Settings, only: &[&str]) -> Vec<DomainReport> {
+    let ws = workspace();
+    let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
+    let domains: Vec<(Name, Result<_, String>)> = ws
+        .select(&only)
+        .expect("fixture domains")
+        .into_iter()
+        .map(|d| {
+            let want = ws.desired(&d).map_err(|e| e.to_string());
+            (d, want)
+        })
+        .collect();
+    Validator::new(resolver, settings).validate(&domains)
+}
+
+fn report<'a>(reports: &'a [DomainReport], domain: &str) -> &'a DomainReport {
+    reports
+        .iter()
+        .find(|r| r.domain == domain)
+        .unwrap_or_else(|| panic!("no report for {domain}"))
+}
+
+/// Asserts a finding of `check` with `severity` whose message contains
+/// `needle`.
+fn has(r: &DomainReport, check: Check, severity: Severity, needle: &str) {
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.check == check && f.severity == severity && f.message.contains(needle)),
+        "{}: expected {check} {severity} containing {needle:?}, got:\n{:#?}",
+        r.domain,
+        r.findings
+    );
+}
+
+fn no_warnings(r: &DomainReport) {
+    let bad: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.severity >= Severity::Warn)
+        .collect();
+    assert!(bad.is_empty(), "{}: unexpected findings {bad:#?}", r.domain);
+}
+
+fn settings(s: &Servers) -> Settings {
+    Settings {
+        timeout: Duration::from_secs(2),
+        concurrency: 8,
+        authorities: vec![
+            ("ns.test".to_string(), s.primary()),
+            ("ns2.test".to_string(), s.secondary()),
+        ],
+        propagation: true,
+    }
+}
+
+#[test]
+fn every_fixture_problem_is_found_and_the_clean_domain_is_clean() {
+    let Some(servers) = Servers::start() else {
+        return;
+    };
+    let resolver =
+        Resolver::with_nameservers(&[servers.primary()], Duration::from_secs(2)).expect("resolver");
+    let reports = run(&resolver, settings(&servers), &[]);
+    assert_eq!(reports.len(), 12);
+
+    let clean = report(&reports, "clean.test");
+    no_warnings(clean);
+    for check in [
+        Check::Spf,
+        Check::Dkim,
+        Check::Dmarc,
+        Check::Mx,
+        Check::MtaSts,
+        Check::TlsRpt,
+        Check::Propagation,
+    ] {
+        assert!(
+            clean
+                .findings
+                .iter()
+                .any(|f| f.check == check && f.severity == Severity::Pass),
+            "clean.test: no pass for {check}: {:#?}",
+            clean.findings
+        );
+    }
+    has(clean, Check::Spf, Severity::Pass, "2 DNS lookups");
+    has(clean, Check::Dkim, Severity::Pass, "matches the config");
+    has(
+        clean,
+        Check::Dmarc,
+        Severity::Pass,
+        "authorised by clean.test._report._dmarc.reports.provider.test",
+    );
+    has(
+        clean,
+        Check::Dmarc,
+        Severity::Info,
+        "organizational domain clean.test",
+    );
+
+    has(
+        report(&reports, "loop.test"),
+        Check::Spf,
+        Severity::Fail,
+        "loop",
+    );
+    has(
+        report(&reports, "lookups.test"),
+        Check::Spf,
+        Severity::Fail,
+        "11 DNS-querying terms",
+    );
+    has(
+        report(&reports, "void.test"),
+        Check::Spf,
+        Severity::Fail,
+        "3 void lookups",
+    );
+    has(
+        report(&reports, "multi.test"),
+        Check::Spf,
+        Severity::Fail,
+        "2 SPF records",
+    );
+
+    let split = report(&reports, "split.test");
+    no_warnings(split);
+    has(split, Check::Spf, Severity::Info, "2 character-strings");
+    has(split, Check::Spf, Severity::Pass, "matches the config");
+    has(
+        report(&reports, "splitbad.test"),
+        Check::Spf,
+        Severity::Fail,
+        "does not parse",
+    );
+
+    let noauth = report(&reports, "noauth.test");
+    has(
+        noauth,
+        Check::Dmarc,
+        Severity::Fail,
+        "no `v=DMARC1` TXT at noauth.test._report._dmarc.reports.provider.test",
+    );
+    // The ruf address is inside the domain: nothing to authorise.
+    assert!(
+        !noauth
+            .findings
+            .iter()
+            .any(|f| f.message.contains("reports to noauth.test")),
+        "{:#?}",
+        noauth.findings
+    );
+
+    let weak = report(&reports, "weak.test");
+    has(weak, Check::Dkim, Severity::Warn, "1024-bit RSA key");
+    assert_eq!(weak.status, Severity::Warn);
+    has(
+        report(&reports, "revoked.test"),
+        Check::Dkim,
+        Severity::Fail,
+        "revoked in DNS",
+    );
+
+    let parked = report(&reports, "parked.test");
+    no_warnings(parked);
+    has(parked, Check::Mx, Severity::Pass, "null MX");
+    has(
+        parked,
+        Check::Dkim,
+        Severity::Info,
+        "revoked (empty p=), as configured",
+    );
+
+    let stale = report(&reports, "stale.test");
+    has(
+        stale,
+        Check::Propagation,
+        Severity::Fail,
+        "serves SOA serial 1, others serve 2",
+    );
+    has(
+        stale,
+        Check::Propagation,
+        Severity::Fail,
+        "disagree on _dmarc.stale.test TXT",
+    );
+    // What the primary serves matches the config: only propagation fails.
+    has(stale, Check::Dmarc, Severity::Pass, "matches the config");
+    assert!(
+        stale
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Fail)
+            .all(|f| f.check == Check::Propagation),
+        "{:#?}",
+        stale.findings
+    );
+}
+
+#[test]
+fn a_dead_server_gives_temperror_findings_without_hanging() {
+    let Some(servers) = Servers::start() else {
+        return;
+    };
+    // Sockets that are bound but never answer.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let dead = silent.local_addr().expect("addr");
+
+    // One authoritative server of stale.test is dead: only its propagation
+    // check is a temperror, the rest of the domain is checked normally.
+    let resolver = Resolver::with_nameservers(&[servers.primary()], Duration::from_millis(300))
+        .expect("resolver");
+    let mut s = settings(&servers);
+    s.timeout = Duration::from_millis(300);
+    s.authorities[1].1 = dead;
+    let start = Instant::now();
+    let reports = run(&resolver, s, &["stale.test", "clean.test"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let stale = report(&reports, "stale.test");
+    has(stale, Check::Propagation, Severity::TempError, "ns2.test");
+    has(stale, Check::Dmarc, Severity::Pass, "matches the config");
+    assert_eq!(stale.status, Severity::TempError, "{:#?}", stale.findings);
+    no_warnings(report(&reports, "clean.test"));
+
+    // The resolver itself is dead: every domain ends in temperror, quickly.
+    let resolver =
+        Resolver::with_nameservers(&[dead], Duration::from_millis(200)).expect("resolver");
+    let start = Instant::now();
+    let reports = run(
+        &resolver,
+        Settings {
+            timeout: Duration::from_millis(200),
+            ..Settings::default()
+        },
+        &["clean.test", "loop.test", "parked.test"],
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    for r in &reports {
+        assert_eq!(r.status, Severity::TempError, "{:#?}", r.findings);
+        assert!(
+            r.findings.iter().all(|f| f.severity == Severity::TempError),
+            "{:#?}",
+            r.findings
+        );
+    }
+}
+
+fn cli(servers: &Servers, args: &[&str]) -> (i32, String) {
+    let primary = servers.primary().to_string();
+    let ns = format!("ns.test={}", servers.primary());
+    let ns2 = format!("ns2.test={}", servers.secondary());
+    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        .arg("-c")
+        .arg(data().join("mailauth.yaml"))
+        .args([
+            "validate",
+            "--nameserver",
+            &primary,
+            "--authority",
+            &ns,
+            "--authority",
+            &ns2,
+        ])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run mailauth");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.stderr.is_empty() || out.status.code() != Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), stdout)
+}
+
+#[test]
+fn command_line_report_json_and_exit_codes() {
+    let Some(servers) = Servers::start() else {
+        return;
+    };
+    let (code, text) = cli(&servers, &["clean.test", "parked.test"]);
+    assert_eq!(code, 0, "{text}");
+    // The organizational-domain note is an info finding.
+    assert!(text.starts_with("clean.test [info]\n"), "{text}");
+    assert!(text.contains("parked.test [info]\n"), "{text}");
+    assert!(
+        text.contains("2 domain(s): 0 pass, 2 info, 0 warn, 0 temperror, 0 fail"),
+        "{text}"
+    );
+
+    let (code, text) = cli(&servers, &["loop.test"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("FAIL spf"), "{text}");
+    assert!(text.contains("fix: "), "{text}");
+
+    // A warning alone passes, unless --fail-on warn.
+    let (code, text) = cli(&servers, &["weak.test"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, _) = cli(&servers, &["weak.test", "--fail-on", "warn"]);
+    assert_eq!(code, 1);
+
+    let (code, json) = cli(&servers, &["--json", "noauth.test", "clean.test"]);
+    assert_eq!(code, 1, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(v["summary"]["domains"], 2);
+    assert_eq!(v["summary"]["fail"], 1);
+    assert_eq!(v["domains"][0]["domain"], "clean.test");
+    assert_eq!(v["domains"][1]["domain"], "noauth.test");
+    assert_eq!(v["domains"][1]["status"], "fail");
+    let findings = v["domains"][1]["findings"].as_array().expect("findings");
+    assert!(findings.iter().any(|f| {
+        f["check"] == "dmarc"
+            && f["severity"] == "fail"
+            && f["fix"]
+                .as_str()
+                .is_some_and(|s| s.contains("noauth.test._report._dmarc.reports.provider.test"))
+    }));
+
+    // An unknown domain is a usage error, not a crash.
+    let (code, _) = cli(&servers, &["nope.test"]);
+    assert_ne!(code, 0);
+    assert_ne!(code, 101);
+}
