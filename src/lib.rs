@@ -10,6 +10,7 @@ pub mod config;
 pub mod desired;
 pub mod diff;
 pub mod fsutil;
+pub mod inspect;
 pub mod masterfile;
 pub mod ownership;
 pub mod par;

@@ -1,0 +1,173 @@
+//! Test harness shared by integration tests: free loopback ports, the
+//! "missing server binary" policy, a misbehaving TCP proxy, and real servers
+//! (BIND, PowerDNS) plus a Cloudflare API stand-in, each started on
+//! loopback in a temp dir and stopped on drop.
+//!
+//! Owns only test scaffolding; no production code depends on it.
+
+#![allow(dead_code)]
+
+pub mod bind;
+pub mod cloudflare_standin;
+pub mod pdns;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A port free on 127.0.0.1 for both TCP and UDP at the time of the call.
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = tcp.local_addr().expect("local addr").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port for TCP and UDP");
+}
+
+/// Finds `binary` in the usual places. When it is missing the test must not
+/// pass silently: under `CI=true` this panics, otherwise it prints a loud
+/// SKIP line and returns `None`.
+pub fn require_binary(binary: &str) -> Option<PathBuf> {
+    let dirs = std::env::var("PATH").unwrap_or_default();
+    let found = dirs
+        .split(':')
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin"])
+        .map(|d| Path::new(d).join(binary))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("`{binary}` is required under CI=true but was not found");
+        }
+        eprintln!("\n!!!!!!!! SKIP: `{binary}` not found; this test did not run !!!!!!!!\n");
+    }
+    found
+}
+
+/// Random bytes from the OS, for keys and secrets.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .expect("read /dev/urandom");
+    buf
+}
+
+/// Polls `ready` until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ready() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A TCP proxy on loopback in front of `target`. The first `swallow`
+/// connections are accepted and then left without any answer (the client
+/// sees a timeout); every later one is forwarded both ways.
+pub struct TcpProxy {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl TcpProxy {
+    pub fn start(target: u16, swallow: usize) -> TcpProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (stop2, count) = (stop.clone(), connections.clone());
+        thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stop2.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let n = count.fetch_add(1, Ordering::SeqCst);
+                        if n < swallow {
+                            held.push(client);
+                            continue;
+                        }
+                        let _ = client.set_nonblocking(false);
+                        let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                            continue;
+                        };
+                        pipe(client, server);
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        TcpProxy {
+            port,
+            stop,
+            connections,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+fn pipe(a: TcpStream, b: TcpStream) {
+    let (a2, b2) = (
+        a.try_clone().expect("clone stream"),
+        b.try_clone().expect("clone stream"),
+    );
+    thread::spawn(move || copy_then_close(a, b));
+    thread::spawn(move || copy_then_close(b2, a2));
+}
+
+fn copy_then_close(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = [0u8; 16384];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A TSIG key as the servers and mailauth see it.
+#[derive(Clone, Debug)]
+pub struct TsigKey {
+    pub name: String,
+    /// `hmac-sha256` or `hmac-sha512`.
+    pub algorithm: String,
+    /// Base64.
+    pub secret: String,
+}
+
+impl TsigKey {
+    pub fn random(name: &str, algorithm: &str) -> TsigKey {
+        use base64::Engine as _;
+        let len = if algorithm == "hmac-sha512" { 64 } else { 32 };
+        TsigKey {
+            name: name.to_string(),
+            algorithm: algorithm.to_string(),
+            secret: base64::engine::general_purpose::STANDARD.encode(random_bytes(len)),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! pdns (placeholder while bind lands)
