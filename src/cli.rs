@@ -79,6 +79,9 @@ pub enum Command {
     Emit(EmitArgs),
     /// Print the JSON Schema of the config file (for editors).
     Schema,
+    /// Analyse a received message: Received chain, identities, DKIM, SPF
+    /// and DMARC evaluated now, and disagreements with recorded results.
+    Inspect(crate::inspect::cli::InspectArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -145,6 +148,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Plan(args) => plan_cmd(&cli.config, cli.color, args),
         Command::Apply(args) => apply_cmd(&cli.config, cli.color, args),
         Command::Emit(args) => emit_cmd(&cli.config, args),
+        Command::Inspect(args) => {
+            let ws = cli.config.exists().then(|| Workspace::load(&cli.config)).transpose()?;
+            Ok(crate::inspect::cli::run(ws.as_ref(), args)?)
+        }
         Command::Schema => {
             println!("{}", crate::config::schema::json_schema());
             Ok(0)

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod desired;
 pub mod diff;
+pub mod dns;
 pub mod fsutil;
 pub mod inspect;
 pub mod masterfile;

@@ -228,7 +228,7 @@ fn tag<'a>(value: &'a str, name: &str) -> Option<&'a str> {
 pub fn arc_chain(fields: &[(usize, String, String)]) -> ArcChain {
     let mut sets: Vec<ArcSet> = Vec::new();
     let mut problems = Vec::new();
-    let mut set_for = |i: u32, sets: &mut Vec<ArcSet>| -> usize {
+    let set_for = |i: u32, sets: &mut Vec<ArcSet>| -> usize {
         if let Some(p) = sets.iter().position(|s| s.instance == i) {
             return p;
         }

@@ -132,7 +132,7 @@ impl Message {
 
     /// The first (topmost) field called `name`.
     pub fn first(&self, name: &str) -> Option<&Header> {
-        self.all(name).next()
+        self.headers.iter().find(|h| h.is(name))
     }
 
     /// The message embedded in a failure report (RFC 6591 §3: "a

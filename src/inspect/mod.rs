@@ -138,8 +138,8 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
             ));
         }
     }
-    let boundary = received::boundary(&hops);
-    let first_outside = boundary.map(|b| {
+    let boundary = received::boundary(&hops).cloned();
+    let first_outside = boundary.as_ref().map(|b| {
         let name = b
             .from_rdns
             .clone()
@@ -190,7 +190,7 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
     }
     let return_path = first("Return-Path")
         .map(|v| message::mailboxes(&v).into_iter().next().unwrap_or_default());
-    let bhop = boundary.cloned();
+    let bhop = boundary.clone();
     let sender = return_path
         .clone()
         .or_else(|| bhop.as_ref().and_then(|h| h.envelope_from.clone()));
@@ -343,7 +343,7 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
         subject: first("Subject"),
         message_id: first("Message-ID"),
         hops,
-        boundary: boundary.map(|b| b.index),
+        boundary: boundary.as_ref().map(|b| b.index),
         first_outside,
         identities,
         from_domain,
