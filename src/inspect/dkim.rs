@@ -75,6 +75,10 @@ pub enum DkimError {
         "body hash mismatch: the body was changed after signing (computed bh={computed}, signed bh={signed})"
     )]
     BodyHash { computed: String, signed: String },
+    #[error(
+        "the signature verifies but covers only the first {l} octets of the body (l=); {unsigned} octets after them are unsigned and could have been added by anyone"
+    )]
+    PartialBody { l: u64, unsigned: usize },
     #[error("signature does not verify: the signed header fields were changed, or the wrong key is published")]
     Signature,
 }
@@ -86,6 +90,7 @@ pub enum DkimResult {
     Pass,
     Fail,
     Neutral,
+    Policy,
     TempError,
     PermError,
 }
@@ -96,6 +101,7 @@ impl DkimResult {
             DkimResult::Pass => "pass",
             DkimResult::Fail => "fail",
             DkimResult::Neutral => "neutral",
+            DkimResult::Policy => "policy",
             DkimResult::TempError => "temperror",
             DkimResult::PermError => "permerror",
         }
@@ -118,6 +124,11 @@ impl DkimError {
                 DkimResult::Fail
             }
             DkimError::KeyTemporary { .. } => DkimResult::TempError,
+            // RFC 8601 §2.7.1 policy: "The message was signed, but some
+            // aspect of the signature or signatures was not acceptable to
+            // the ADMD." RFC 6376 §8.2 explains the risk of l=: content
+            // appended after the signed part.
+            DkimError::PartialBody { .. } => DkimResult::Policy,
             _ => DkimResult::PermError,
         }
     }
@@ -657,13 +668,18 @@ pub fn verify_one(dns: &dyn SpfDns, msg: &Message, index: usize, now: u64) -> Ve
                 signed: sig.bh.clone(),
             });
         }
-        if let Some(l) = sig.l {
-            let total = canonical_body(&msg.body, sig.body_canon).len();
-            verdict.unsigned_body_octets = Some(total.saturating_sub(l as usize));
-        }
         let input = signing_input(&msg.headers, &sig.h, sig.header_canon, &field.raw);
         let digest = Sha256::digest(&input);
-        verify_signature(&key, &sig, &name, &digest)
+        verify_signature(&key, &sig, &name, &digest)?;
+        if let Some(l) = sig.l {
+            let total = canonical_body(&msg.body, sig.body_canon).len();
+            let unsigned = total.saturating_sub(usize::try_from(l).unwrap_or(usize::MAX));
+            if unsigned > 0 {
+                verdict.unsigned_body_octets = Some(unsigned);
+                return Err(DkimError::PartialBody { l, unsigned });
+            }
+        }
+        Ok(())
     })();
     match outcome {
         Ok(()) => verdict.result = DkimResult::Pass,

@@ -247,12 +247,6 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
                 recorded: v.result == dkim::DkimResult::Pass,
             });
         }
-        if let Some(n) = v.unsigned_body_octets.filter(|&n| n > 0) {
-            notes.push(format!(
-                "the DKIM signature of {} signs only part of the body (l=): {n} octets at the end are unsigned and could have been added by anyone",
-                v.domain.as_deref().unwrap_or("?")
-            ));
-        }
     }
 
     // SPF, RFC 7208 §2.4 with the connecting IP of the trusted hop.
