@@ -369,10 +369,15 @@ fn compare(
         match r.method.as_str() {
             "spf" => {
                 let Some(s) = spf else { continue };
+                // The identity the recorded check was for: the MAIL FROM
+                // domain, or the HELO name for a null reverse-path.
                 let recorded_domain = r
                     .prop("smtp.mailfrom")
-                    .and_then(message::address_domain)
-                    .or_else(|| r.prop("smtp.mailfrom").map(|d| d.to_ascii_lowercase()));
+                    .filter(|m| !m.is_empty() && *m != "<>")
+                    .map(|m| {
+                        message::address_domain(m).unwrap_or_else(|| m.to_ascii_lowercase())
+                    })
+                    .or_else(|| r.prop("smtp.helo").map(|h| h.to_ascii_lowercase()));
                 if recorded_domain.as_deref().is_some_and(|d| d != s.domain) {
                     continue;
                 }

@@ -266,11 +266,14 @@ pub fn chain(values: &[String], trusted: &[String]) -> Vec<Hop> {
         hop.trusted = true;
         // Below a hop whose client is outside the organisation, every field
         // was written outside it, whatever its `by` says.
-        let inside = hop
-            .from_rdns
-            .iter()
-            .chain(hop.from.iter())
-            .any(|f| host_matches(f, trusted));
+        // A field without `from` records a hand-off inside the server
+        // itself (a filter, a local queue).
+        let inside = (hop.from.is_none() && hop.from_ip.is_none())
+            || hop
+                .from_rdns
+                .iter()
+                .chain(hop.from.iter())
+                .any(|f| host_matches(f, trusted));
         if !inside {
             break;
         }
