@@ -149,7 +149,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Apply(args) => apply_cmd(&cli.config, cli.color, args),
         Command::Emit(args) => emit_cmd(&cli.config, args),
         Command::Inspect(args) => {
-            let ws = cli.config.exists().then(|| Workspace::load(&cli.config)).transpose()?;
+            let ws = cli
+                .config
+                .exists()
+                .then(|| Workspace::load(&cli.config))
+                .transpose()?;
             Ok(crate::inspect::cli::run(ws.as_ref(), args)?)
         }
         Command::Schema => {

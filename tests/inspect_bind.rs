@@ -52,7 +52,15 @@ fn openssl(args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
 
 fn rsa_pkcs8() -> Vec<u8> {
     openssl(
-        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-outform", "DER"],
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-outform",
+            "DER",
+        ],
         None,
     )
 }
@@ -99,7 +107,8 @@ fn txt(value: &str) -> String {
         .join(" ")
 }
 
-const SOA: &str = "$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n@ IN NS ns1\nns1 IN A 127.0.0.1\n";
+const SOA: &str =
+    "$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n@ IN NS ns1\nns1 IN A 127.0.0.1\n";
 
 fn zones(k: &Keys) -> Vec<(String, String)> {
     vec![
@@ -127,7 +136,8 @@ fn zones(k: &Keys) -> Vec<(String, String)> {
     ]
 }
 
-const BODY: &str = "Hello Bob,\r\n\r\nthe quarterly  numbers are attached.\t \r\n\r\n-- \r\nAlice\r\n\r\n";
+const BODY: &str =
+    "Hello Bob,\r\n\r\nthe quarterly  numbers are attached.\t \r\n\r\n-- \r\nAlice\r\n\r\n";
 
 fn base_message() -> String {
     format!(
@@ -137,7 +147,11 @@ fn base_message() -> String {
 }
 
 fn sign_rsa(k: &[u8], selector: &str, msg: &str, relaxed: bool, l: bool) -> String {
-    let c = if relaxed { Canonicalization::Relaxed } else { Canonicalization::Simple };
+    let c = if relaxed {
+        Canonicalization::Relaxed
+    } else {
+        Canonicalization::Simple
+    };
     DkimSigner::from_key(rsa_key(k))
         .domain("example.com")
         .selector(selector)
@@ -194,7 +208,11 @@ fn mail_auth_verdicts(port: u16, raw: &[u8]) -> Vec<(String, bool, String)> {
     out.iter()
         .map(|o| {
             let b = o.signature().map(|s| B64.encode(&s.b)).unwrap_or_default();
-            (b, *o.result() == DkimResult::Pass, format!("{:?}", o.result()))
+            (
+                b,
+                *o.result() == DkimResult::Pass,
+                format!("{:?}", o.result()),
+            )
         })
         .collect()
 }
@@ -238,16 +256,18 @@ fn assert_agrees(port: u16, raw: &[u8], ours: &Inspection) {
             .iter()
             .find(|(tb, _, _)| *tb == b)
             .or_else(|| theirs.get(n).filter(|(tb, _, _)| tb.is_empty()))
-            .unwrap_or_else(|| panic!("mail-auth did not report the signature s={}: {theirs:?}", sig.s));
-        let verifies = v.result == Ours::Pass
-            || matches!(v.error, Some(DkimError::PartialBody { .. }));
+            .unwrap_or_else(|| {
+                panic!(
+                    "mail-auth did not report the signature s={}: {theirs:?}",
+                    sig.s
+                )
+            });
+        let verifies =
+            v.result == Ours::Pass || matches!(v.error, Some(DkimError::PartialBody { .. }));
         assert_eq!(
-            verifies,
-            *pass,
+            verifies, *pass,
             "s={}: ours {} ({:?}), mail-auth {detail}",
-            sig.s,
-            v.result,
-            v.error
+            sig.s, v.result, v.error
         );
     }
 }
@@ -280,11 +300,17 @@ fn signed_forwarded_list_spoofed_and_multi_signature_messages() {
     );
     let i = run_inspect(port, direct.as_bytes());
     assert_eq!(results(&i), [Ours::Pass, Ours::Pass], "{:?}", i.dkim);
-    assert_eq!(i.spf.as_ref().map(|s| s.outcome.result), Some(SpfResult::Pass));
+    assert_eq!(
+        i.spf.as_ref().map(|s| s.outcome.result),
+        Some(SpfResult::Pass)
+    );
     let d = i.dmarc.as_ref().expect("dmarc");
     assert_eq!(d.result, DmarcResult::Pass, "{}", d.reason);
     assert_eq!(d.policy, Some(Policy::Reject));
-    assert_eq!(i.first_outside.as_deref(), Some("mail.example.com [192.0.2.10]"));
+    assert_eq!(
+        i.first_outside.as_deref(),
+        Some("mail.example.com [192.0.2.10]")
+    );
     assert!(i.is_clean(), "{:?}", i.disagreements);
     assert_agrees(port, direct.as_bytes(), &i);
 
@@ -293,16 +319,27 @@ fn signed_forwarded_list_spoofed_and_multi_signature_messages() {
     let forwarded = format!(
         "Return-Path: <bounce@example.com>\r\n{}{}{sig_rsa}{sig_ed}{base}",
         received("fwd.forwarder.example", "198.51.100.20", TRUSTED, date),
-        received("mail.example.com", "192.0.2.10", "fwd.forwarder.example", "Tue, 30 Apr 2024 02:09:03 +0000"),
+        received(
+            "mail.example.com",
+            "192.0.2.10",
+            "fwd.forwarder.example",
+            "Tue, 30 Apr 2024 02:09:03 +0000"
+        ),
     );
     let i = run_inspect(port, forwarded.as_bytes());
-    assert_eq!(i.spf.as_ref().map(|s| s.outcome.result), Some(SpfResult::Fail));
+    assert_eq!(
+        i.spf.as_ref().map(|s| s.outcome.result),
+        Some(SpfResult::Fail)
+    );
     assert_eq!(results(&i), [Ours::Pass, Ours::Pass]);
     let d = i.dmarc.as_ref().expect("dmarc");
     assert_eq!(d.result, DmarcResult::Pass, "{}", d.reason);
     assert!(d.reason.starts_with("DKIM passed"), "{}", d.reason);
     assert_eq!(i.hops[0].delay, Some(6));
-    assert!(!i.hops[1].trusted, "the forwarder's own Received is a claim");
+    assert!(
+        !i.hops[1].trusted,
+        "the forwarder's own Received is a claim"
+    );
     assert_agrees(port, forwarded.as_bytes(), &i);
 
     // 3. Mailing list: subject tag and footer added, new envelope sender.
@@ -318,14 +355,23 @@ fn signed_forwarded_list_spoofed_and_multi_signature_messages() {
     let i = run_inspect(port, listed.as_bytes());
     assert_eq!(results(&i), [Ours::Fail, Ours::Fail]);
     for v in &i.dkim {
-        assert!(matches!(v.error, Some(DkimError::BodyHash { .. })), "{:?}", v.error);
+        assert!(
+            matches!(v.error, Some(DkimError::BodyHash { .. })),
+            "{:?}",
+            v.error
+        );
     }
-    assert_eq!(i.spf.as_ref().map(|s| s.outcome.result), Some(SpfResult::Pass));
+    assert_eq!(
+        i.spf.as_ref().map(|s| s.outcome.result),
+        Some(SpfResult::Pass)
+    );
     let d = i.dmarc.as_ref().expect("dmarc");
     assert_eq!(d.result, DmarcResult::Fail);
     assert!(d.reason.contains("not aligned"), "{}", d.reason);
     assert!(
-        i.disagreements.iter().any(|x| x.contains("list.example") && x.contains("dkim=pass")),
+        i.disagreements
+            .iter()
+            .any(|x| x.contains("list.example") && x.contains("dkim=pass")),
         "{:?}",
         i.disagreements
     );
@@ -338,11 +384,18 @@ fn signed_forwarded_list_spoofed_and_multi_signature_messages() {
     );
     let i = run_inspect(port, spoofed.as_bytes());
     assert!(i.dkim.is_empty());
-    assert_eq!(i.spf.as_ref().map(|s| s.outcome.result), Some(SpfResult::Fail));
+    assert_eq!(
+        i.spf.as_ref().map(|s| s.outcome.result),
+        Some(SpfResult::Fail)
+    );
     let d = i.dmarc.as_ref().expect("dmarc");
     assert_eq!(d.result, DmarcResult::Fail);
     assert_eq!(d.policy, Some(Policy::Reject));
-    let helo = i.identities.iter().find(|x| x.kind == "smtp.helo").expect("helo");
+    let helo = i
+        .identities
+        .iter()
+        .find(|x| x.kind == "smtp.helo")
+        .expect("helo");
     assert!(!helo.recorded, "a HELO name is a claim");
     assert_agrees(port, spoofed.as_bytes(), &i);
 
@@ -355,7 +408,12 @@ fn signed_forwarded_list_spoofed_and_multi_signature_messages() {
         received("mail.example.com", "192.0.2.10", TRUSTED, date)
     );
     let i = run_inspect(port, multi.as_bytes());
-    assert_eq!(results(&i), [Ours::PermError, Ours::Fail, Ours::Pass], "{:?}", i.dkim);
+    assert_eq!(
+        results(&i),
+        [Ours::PermError, Ours::Fail, Ours::Pass],
+        "{:?}",
+        i.dkim
+    );
     assert!(matches!(i.dkim[0].error, Some(DkimError::NoKey { .. })));
     assert!(matches!(i.dkim[1].error, Some(DkimError::Signature)));
     assert_eq!(i.dmarc.as_ref().map(|d| d.result), Some(DmarcResult::Pass));
@@ -375,11 +433,18 @@ fn signed_forwarded_list_spoofed_and_multi_signature_messages() {
     let i = run_inspect(port, appended.as_bytes());
     assert_eq!(results(&i), [Ours::Policy], "{:?}", i.dkim);
     assert!(
-        matches!(i.dkim[0].error, Some(DkimError::PartialBody { unsigned: 31, .. })),
+        matches!(
+            i.dkim[0].error,
+            Some(DkimError::PartialBody { unsigned: 31, .. })
+        ),
         "{:?}",
         i.dkim[0].error
     );
-    assert_eq!(i.dmarc.as_ref().map(|d| d.result), Some(DmarcResult::Pass), "SPF still aligns");
+    assert_eq!(
+        i.dmarc.as_ref().map(|d| d.result),
+        Some(DmarcResult::Pass),
+        "SPF still aligns"
+    );
     assert_agrees(port, appended.as_bytes(), &i);
     // The same signature with nothing appended passes.
     let untouched = format!(
@@ -412,25 +477,45 @@ fn signed_forwarded_list_spoofed_and_multi_signature_messages() {
         .output()
         .expect("run mailauth");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("body hash mismatch"), "{stdout}");
     assert!(stdout.contains("To fix this in the config"), "{stdout}");
     assert!(stdout.contains("list.example"), "{stdout}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
         .current_dir(dir.path())
-        .args(["inspect", "-", "--json", "--trusted", TRUSTED, "--nameserver"])
+        .args([
+            "inspect",
+            "-",
+            "--json",
+            "--trusted",
+            TRUSTED,
+            "--nameserver",
+        ])
         .arg(format!("127.0.0.1:{port}"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .and_then(|mut c| {
             use std::io::Write as _;
-            c.stdin.take().expect("stdin").write_all(direct.as_bytes())?;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(direct.as_bytes())?;
             c.wait_with_output()
         })
         .expect("run mailauth");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["dmarc"]["result"], "pass");
     assert_eq!(json["dkim"][1]["signature"]["a"], "ed25519-sha256");

@@ -41,18 +41,34 @@ fn linkedin_dns(helo_spf: &str) -> MemoryDns {
 
 #[test]
 fn linkedin_report_both_line_endings() {
-    for file in ["dmarc_ruf_report_linkedin.eml", "dmarc_ruf_report_linkedin.crlf.eml"] {
+    for file in [
+        "dmarc_ruf_report_linkedin.eml",
+        "dmarc_ruf_report_linkedin.crlf.eml",
+    ] {
         let raw = embedded(file);
-        let i = run(&raw, &linkedin_dns("v=spf1 ?all"), "mail516.prod.linkedin.com");
+        let i = run(
+            &raw,
+            &linkedin_dns("v=spf1 ?all"),
+            "mail516.prod.linkedin.com",
+        );
 
         assert_eq!(i.hops.len(), 3, "{file}");
         assert!(i.hops[0].trusted);
         assert!(!i.hops[1].trusted && !i.hops[2].trusted);
-        assert_eq!(i.first_outside.as_deref(), Some("[10.10.10.10] [10.10.10.10]"));
+        assert_eq!(
+            i.first_outside.as_deref(),
+            Some("[10.10.10.10] [10.10.10.10]")
+        );
         assert_eq!(i.hops[1].from_ip, Some("10.156.68.14".parse().unwrap()));
         // 02:09:00Z at LinkedIn, 02:09:09Z (04:09:09 +0200) below it.
         assert_eq!(i.hops[0].delay, Some(-9));
-        assert!(i.notes.iter().any(|n| n.contains("9s before the hop below")), "{:?}", i.notes);
+        assert!(
+            i.notes
+                .iter()
+                .any(|n| n.contains("9s before the hop below")),
+            "{:?}",
+            i.notes
+        );
 
         // Null reverse-path: SPF checks the HELO name (RFC 7208 §2.4).
         let spf = i.spf.as_ref().expect("spf evaluated");
@@ -68,7 +84,11 @@ fn linkedin_report_both_line_endings() {
         assert_eq!(d.from_domain, "example.com");
         assert_eq!(d.result, DmarcResult::Fail);
         assert_eq!(d.policy, Some(Policy::None));
-        assert!(d.reason.contains("SPF neutral for mail02.someserver.com"), "{}", d.reason);
+        assert!(
+            d.reason.contains("SPF neutral for mail02.someserver.com"),
+            "{}",
+            d.reason
+        );
 
         // LinkedIn recorded spf=neutral, dkim=none, dmarc=fail: all agree.
         assert_eq!(i.recorded.len(), 1);
@@ -76,7 +96,11 @@ fn linkedin_report_both_line_endings() {
         assert!(i.disagreements.is_empty(), "{file}: {:?}", i.disagreements);
 
         // With a different SPF record today, the recorded result disagrees.
-        let i = run(&raw, &linkedin_dns("v=spf1 ip4:10.10.10.10 -all"), "mail516.prod.linkedin.com");
+        let i = run(
+            &raw,
+            &linkedin_dns("v=spf1 ip4:10.10.10.10 -all"),
+            "mail516.prod.linkedin.com",
+        );
         assert_eq!(i.spf.as_ref().unwrap().outcome.result, SpfResult::Pass);
         assert!(
             i.disagreements
@@ -92,19 +116,31 @@ fn linkedin_report_both_line_endings() {
 
 #[test]
 fn domain_de_report_without_envelope_sender() {
-    let raw = embedded("DMARC Failure Report for domain.de (mail-from=sharepoint@domain.de, ip=10.10.10.10).eml");
+    let raw = embedded(
+        "DMARC Failure Report for domain.de (mail-from=sharepoint@domain.de, ip=10.10.10.10).eml",
+    );
     let mut dns = MemoryDns::new();
     dns.add_txt("_dmarc.domain.de", "v=DMARC1; p=none");
     let i = run(&raw, &dns, "mailrelay.de");
     assert_eq!(i.hops.len(), 1);
     assert_eq!(i.hops[0].from_ip, Some("10.10.10.10".parse().unwrap()));
-    assert_eq!(i.hops[0].from_rdns.as_deref(), Some("Servernameone.domain.local"));
+    assert_eq!(
+        i.hops[0].from_rdns.as_deref(),
+        Some("Servernameone.domain.local")
+    );
     assert_eq!(i.from_domain.as_deref(), Some("domain.de"));
     assert!(i.spf.is_none());
-    assert!(i.notes.iter().any(|n| n.contains("no envelope sender")), "{:?}", i.notes);
+    assert!(
+        i.notes.iter().any(|n| n.contains("no envelope sender")),
+        "{:?}",
+        i.notes
+    );
     let d = i.dmarc.as_ref().unwrap();
     // The report says: dmarc=fail (p=none).
-    assert_eq!((d.result, d.policy), (DmarcResult::Fail, Some(Policy::None)));
+    assert_eq!(
+        (d.result, d.policy),
+        (DmarcResult::Fail, Some(Policy::None))
+    );
 }
 
 #[test]
@@ -125,8 +161,10 @@ fn netease_report_internal_hop_and_no_dmarc_record() {
 
 #[test]
 fn cli_inspects_the_embedded_message() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/inspect/dmarc_ruf_report_linkedin.eml");
-    let soa = "$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n@ IN NS ns1\nns1 IN A 127.0.0.1\n";
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/inspect/dmarc_ruf_report_linkedin.eml");
+    let soa =
+        "$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n@ IN NS ns1\nns1 IN A 127.0.0.1\n";
     let example = format!("{soa}_dmarc IN TXT \"v=DMARC1; p=quarantine\"\n");
     let someserver = format!("{soa}mail02 IN TXT \"v=spf1 ?all\"\n");
     let Some(bind) = support::bind::Bind::try_start(&[
@@ -136,7 +174,13 @@ fn cli_inspects_the_embedded_message() {
         return;
     };
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
-        .args(["inspect", "--embedded", "--json", "--trusted", "mail516.prod.linkedin.com"])
+        .args([
+            "inspect",
+            "--embedded",
+            "--json",
+            "--trusted",
+            "mail516.prod.linkedin.com",
+        ])
         .arg("--nameserver")
         .arg(format!("127.0.0.1:{}", bind.port()))
         .arg(&file)

@@ -281,7 +281,11 @@ pub fn arc_chain(fields: &[(usize, String, String)]) -> ArcChain {
             problems.push(format!("ARC set i={} is incomplete", s.instance));
         }
         let cv = s.cv.as_deref().unwrap_or("");
-        let ok = if s.instance == 1 { cv == "none" } else { cv == "pass" };
+        let ok = if s.instance == 1 {
+            cv == "none"
+        } else {
+            cv == "pass"
+        };
         if !ok && s.cv.is_some() {
             problems.push(format!("ARC-Seal i={} has cv={cv}", s.instance));
         }
@@ -312,21 +316,42 @@ mod tests {
         let v = "mx.example.net 1; spf=pass (sender ok) smtp.mailfrom=a@b.example; dkim=fail reason=\"bad; sig\" header.d=b.example header.b=abcd1234; dmarc=fail (p=none; dis=none) header.from=b.example";
         let ar = parse(0, v, false).unwrap();
         assert_eq!(ar.authserv_id, "mx.example.net");
-        let m: Vec<_> = ar.results.iter().map(|r| (r.method.as_str(), r.result.as_str())).collect();
+        let m: Vec<_> = ar
+            .results
+            .iter()
+            .map(|r| (r.method.as_str(), r.result.as_str()))
+            .collect();
         assert_eq!(m, [("spf", "pass"), ("dkim", "fail"), ("dmarc", "fail")]);
         assert_eq!(ar.results[1].reason.as_deref(), Some("bad; sig"));
         assert_eq!(ar.results[1].prop("header.d"), Some("b.example"));
         assert_eq!(ar.results[0].prop("smtp.mailfrom"), Some("a@b.example"));
-        assert!(parse(0, "mx.example.net; none", false).unwrap().results.is_empty());
+        assert!(
+            parse(0, "mx.example.net; none", false)
+                .unwrap()
+                .results
+                .is_empty()
+        );
     }
 
     #[test]
     fn arc_structure() {
         let f = |i: u32, cv: &str| {
             vec![
-                (0, "ARC-Seal".to_string(), format!("i={i}; a=rsa-sha256; cv={cv}; d=x.example; s=s; b=AA")),
-                (1, "ARC-Message-Signature".to_string(), format!("i={i}; a=rsa-sha256; d=x.example; s=s; h=from; bh=AA; b=AA")),
-                (2, "ARC-Authentication-Results".to_string(), format!("i={i}; x.example; spf=pass smtp.mailfrom=a@b")),
+                (
+                    0,
+                    "ARC-Seal".to_string(),
+                    format!("i={i}; a=rsa-sha256; cv={cv}; d=x.example; s=s; b=AA"),
+                ),
+                (
+                    1,
+                    "ARC-Message-Signature".to_string(),
+                    format!("i={i}; a=rsa-sha256; d=x.example; s=s; h=from; bh=AA; b=AA"),
+                ),
+                (
+                    2,
+                    "ARC-Authentication-Results".to_string(),
+                    format!("i={i}; x.example; spf=pass smtp.mailfrom=a@b"),
+                ),
             ]
         };
         let mut ok = f(1, "none");

@@ -33,7 +33,9 @@ pub enum DkimError {
     Version { found: String },
     #[error("unsupported algorithm `a={found}` (rsa-sha256 and ed25519-sha256 are accepted)")]
     Algorithm { found: String },
-    #[error("rsa-sha1 signatures are not accepted (RFC 8301 §3.1: verifiers MUST NOT consider them valid)")]
+    #[error(
+        "rsa-sha1 signatures are not accepted (RFC 8301 §3.1: verifiers MUST NOT consider them valid)"
+    )]
     Sha1,
     #[error("unsupported canonicalization `c={found}`")]
     Canonicalization { found: String },
@@ -79,7 +81,9 @@ pub enum DkimError {
         "the signature verifies but covers only the first {l} octets of the body (l=); {unsigned} octets after them are unsigned and could have been added by anyone"
     )]
     PartialBody { l: u64, unsigned: usize },
-    #[error("signature does not verify: the signed header fields were changed, or the wrong key is published")]
+    #[error(
+        "signature does not verify: the signed header fields were changed, or the wrong key is published"
+    )]
     Signature,
 }
 
@@ -266,7 +270,11 @@ impl Signature {
                 });
             }
         };
-        let nows = |s: &str| s.chars().filter(|c| !c.is_ascii_whitespace()).collect::<String>();
+        let nows = |s: &str| {
+            s.chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect::<String>()
+        };
         let b = STANDARD
             .decode(nows(req("b")?))
             .map_err(|e| DkimError::Syntax {
@@ -333,7 +341,9 @@ impl Signature {
             return Err(DkimError::ExpiryBeforeTimestamp { t, x });
         }
         if let Some(q) = get("q")
-            && !q.split(':').any(|m| m.trim().eq_ignore_ascii_case("dns/txt"))
+            && !q
+                .split(':')
+                .any(|m| m.trim().eq_ignore_ascii_case("dns/txt"))
         {
             return Err(DkimError::Syntax {
                 detail: format!("q={q}: only dns/txt is defined"),
@@ -710,7 +720,12 @@ fn check_key(key: &DkimKey, sig: &Signature, name: &str) -> Result<(), DkimError
             allowed: key.h.join(":"),
         });
     }
-    if !key.s.is_empty() && !key.s.iter().any(|s| s == "*" || s.eq_ignore_ascii_case("email")) {
+    if !key.s.is_empty()
+        && !key
+            .s
+            .iter()
+            .any(|s| s == "*" || s.eq_ignore_ascii_case("email"))
+    {
         return Err(DkimError::KeyService {
             name,
             services: key.s.join(":"),
@@ -772,10 +787,10 @@ fn verify_signature(
                 .as_slice()
                 .try_into()
                 .map_err(|_| bad(format!("{} bytes, not 32", key.p.len())))?;
-            let vk = ed25519_dalek::VerifyingKey::from_bytes(bytes)
-                .map_err(|e| bad(e.to_string()))?;
-            let s = ed25519_dalek::Signature::from_slice(&sig.b)
-                .map_err(|_| DkimError::Signature)?;
+            let vk =
+                ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|e| bad(e.to_string()))?;
+            let s =
+                ed25519_dalek::Signature::from_slice(&sig.b).map_err(|_| DkimError::Signature)?;
             vk.verify_strict(digest, &s)
                 .map_err(|_| DkimError::Signature)
         }
@@ -797,7 +812,10 @@ mod tests {
     #[test]
     fn relaxed_header() {
         for (input, want) in [
-            (&b"SubJect :  A  \t b \r\n c \r\n"[..], &b"subject:A b c\r\n"[..]),
+            (
+                &b"SubJect :  A  \t b \r\n c \r\n"[..],
+                &b"subject:A b c\r\n"[..],
+            ),
             (b"To:x\r\n", b"to:x\r\n"),
             (b"X-Empty:   \r\n", b"x-empty:\r\n"),
         ] {
@@ -828,8 +846,14 @@ mod tests {
     #[test]
     fn empty_body_hashes() {
         let h = |c| STANDARD.encode(body_hash(b"", c, None).unwrap());
-        assert_eq!(h(Canon::Simple), "frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=");
-        assert_eq!(h(Canon::Relaxed), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+        assert_eq!(
+            h(Canon::Simple),
+            "frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY="
+        );
+        assert_eq!(
+            h(Canon::Relaxed),
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
         assert!(matches!(
             body_hash(b"ab\r\n", Canon::Simple, Some(5)),
             Err(DkimError::BodyLength { l: 5, len: 4 })
@@ -851,18 +875,36 @@ mod tests {
     fn signature_tags() {
         let ok = "v=1; a=rsa-sha256; c=relaxed; d=Example.COM; s=sel; h=from:to; bh=AAAA; b=AAAA";
         let s = Signature::parse(ok).unwrap();
-        assert_eq!((s.header_canon, s.body_canon), (Canon::Relaxed, Canon::Simple));
+        assert_eq!(
+            (s.header_canon, s.body_canon),
+            (Canon::Relaxed, Canon::Simple)
+        );
         assert_eq!(s.d, "example.com");
         assert_eq!(s.i, "@example.com");
         assert_eq!(s.key_name(), "sel._domainkey.example.com");
         for (bad, want) in [
             ("v=1; a=rsa-sha256; d=x; s=s; h=to; bh=AAAA; b=AAAA", "From"),
-            ("v=1; a=rsa-sha1; d=x; s=s; h=from; bh=AAAA; b=AAAA", "RFC 8301"),
+            (
+                "v=1; a=rsa-sha1; d=x; s=s; h=from; bh=AAAA; b=AAAA",
+                "RFC 8301",
+            ),
             ("v=1; a=rsa-sha256; d=x; s=s; h=from; bh=AAAA", "`b=`"),
-            ("v=1; a=rsa-sha256; d=x.example; i=@y.example; s=s; h=from; bh=AAAA; b=AAAA", "not in the signing domain"),
-            ("v=1; a=rsa-sha256; d=x; s=s; h=from; bh=AAAA; b=AAAA; t=10; x=5", "after its expiry"),
-            ("v=2; a=rsa-sha256; d=x; s=s; h=from; bh=AAAA; b=AAAA", "version"),
-            ("v=1; v=1; a=rsa-sha256; d=x; s=s; h=from; bh=AAAA; b=AAAA", "more than once"),
+            (
+                "v=1; a=rsa-sha256; d=x.example; i=@y.example; s=s; h=from; bh=AAAA; b=AAAA",
+                "not in the signing domain",
+            ),
+            (
+                "v=1; a=rsa-sha256; d=x; s=s; h=from; bh=AAAA; b=AAAA; t=10; x=5",
+                "after its expiry",
+            ),
+            (
+                "v=2; a=rsa-sha256; d=x; s=s; h=from; bh=AAAA; b=AAAA",
+                "version",
+            ),
+            (
+                "v=1; v=1; a=rsa-sha256; d=x; s=s; h=from; bh=AAAA; b=AAAA",
+                "more than once",
+            ),
         ] {
             let e = Signature::parse(bad).unwrap_err().to_string();
             assert!(e.contains(want), "{bad}: {e}");

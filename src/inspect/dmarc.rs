@@ -97,7 +97,11 @@ fn next_target(domain: &str) -> Option<String> {
     if labels.len() <= 1 {
         return None;
     }
-    let keep = if labels.len() >= 8 { 7 } else { labels.len() - 1 };
+    let keep = if labels.len() >= 8 {
+        7
+    } else {
+        labels.len() - 1
+    };
     Some(labels[labels.len() - keep..].join("."))
 }
 
@@ -250,12 +254,14 @@ pub fn evaluate(
     // RFC 9989 §4.10: policy discovery uses the first record the walk found;
     // a record for a parent applies `sp` (or `np` to a nonexistent name).
     let policy_rec = walk.found.first().cloned();
-    let (adkim, aspf) = policy_rec.as_ref().map_or((Alignment::Relaxed, Alignment::Relaxed), |f| {
-        (
-            f.record.adkim.unwrap_or_default(),
-            f.record.aspf.unwrap_or_default(),
-        )
-    });
+    let (adkim, aspf) = policy_rec
+        .as_ref()
+        .map_or((Alignment::Relaxed, Alignment::Relaxed), |f| {
+            (
+                f.record.adkim.unwrap_or_default(),
+                f.record.aspf.unwrap_or_default(),
+            )
+        });
     let mut identifiers = Vec::new();
     if let Some((d, r)) = spf {
         identifiers.push(identifier(dns, "spf", &from, &org, d, r, aspf));
@@ -271,7 +277,10 @@ pub fn evaluate(
         if f.domain == from {
             f.record.effective_policy()
         } else if nonexistent(dns, &from) {
-            f.record.np.or(f.record.sp).unwrap_or(f.record.effective_policy())
+            f.record
+                .np
+                .or(f.record.sp)
+                .unwrap_or(f.record.effective_policy())
         } else {
             f.record.sp.unwrap_or(f.record.effective_policy())
         }
@@ -296,11 +305,18 @@ pub fn evaluate(
                 p.method.to_uppercase(),
                 p.domain,
                 from,
-                if p.method == "spf" { aspf.as_str() } else { adkim.as_str() }
+                if p.method == "spf" {
+                    aspf.as_str()
+                } else {
+                    adkim.as_str()
+                }
             ),
         )
     } else {
-        (DmarcResult::Fail, fail_reason(&from, &identifiers, adkim, aspf))
+        (
+            DmarcResult::Fail,
+            fail_reason(&from, &identifiers, adkim, aspf),
+        )
     };
     DmarcOutcome {
         result,
@@ -335,13 +351,19 @@ fn identifier(
         result: result.to_string(),
         relaxed,
         strict,
-        aligned: if mode == Alignment::Strict { strict } else { relaxed },
+        aligned: if mode == Alignment::Strict {
+            strict
+        } else {
+            relaxed
+        },
     }
 }
 
 fn fail_reason(from: &str, ids: &[Identifier], adkim: Alignment, aspf: Alignment) -> String {
     if ids.is_empty() {
-        return format!("neither SPF nor DKIM authenticated any domain, so nothing aligns with {from}");
+        return format!(
+            "neither SPF nor DKIM authenticated any domain, so nothing aligns with {from}"
+        );
     }
     let parts: Vec<String> = ids
         .iter()
@@ -353,8 +375,16 @@ fn fail_reason(from: &str, ids: &[Identifier], adkim: Alignment, aspf: Alignment
                     "{} passed for {} but it is not aligned with {from} ({} mode{})",
                     i.method.to_uppercase(),
                     i.domain,
-                    if mode == Alignment::Strict { "strict" } else { "relaxed" },
-                    if i.relaxed && !i.strict { "; it would align in relaxed mode" } else { "" }
+                    if mode == Alignment::Strict {
+                        "strict"
+                    } else {
+                        "relaxed"
+                    },
+                    if i.relaxed && !i.strict {
+                        "; it would align in relaxed mode"
+                    } else {
+                        ""
+                    }
                 ),
                 (true, true) => String::new(),
             }
@@ -372,7 +402,10 @@ mod tests {
     fn tree_walk_targets() {
         assert_eq!(next_target("a.b.c").as_deref(), Some("b.c"));
         assert_eq!(next_target("com"), None);
-        assert_eq!(next_target("1.2.3.4.5.6.7.8.9.example").as_deref(), Some("4.5.6.7.8.9.example"));
+        assert_eq!(
+            next_target("1.2.3.4.5.6.7.8.9.example").as_deref(),
+            Some("4.5.6.7.8.9.example")
+        );
     }
 
     #[test]
@@ -385,11 +418,22 @@ mod tests {
         assert_eq!(w.found.len(), 2);
         assert_eq!(organizational_domain(&w, "a.b.example.com"), "example.com");
         let w = tree_walk(&dns, "x.lists.example.org");
-        assert_eq!(organizational_domain(&w, "x.lists.example.org"), "lists.example.org");
+        assert_eq!(
+            organizational_domain(&w, "x.lists.example.org"),
+            "lists.example.org"
+        );
         let w = tree_walk(&dns, "nothing.example.net");
-        assert_eq!(organizational_domain(&w, "nothing.example.net"), "nothing.example.net");
+        assert_eq!(
+            organizational_domain(&w, "nothing.example.net"),
+            "nothing.example.net"
+        );
 
-        let out = evaluate(&dns, "a.b.example.com", Some(("bounce.example.com", "pass")), &[]);
+        let out = evaluate(
+            &dns,
+            "a.b.example.com",
+            Some(("bounce.example.com", "pass")),
+            &[],
+        );
         assert_eq!(out.result, DmarcResult::Pass);
         assert_eq!(out.policy, Some(Policy::Quarantine));
         let i = &out.identifiers[0];
@@ -407,7 +451,11 @@ mod tests {
             &[("other.example".into(), "pass".into())],
         );
         assert_eq!(out.result, DmarcResult::Fail);
-        assert!(out.reason.contains("would align in relaxed mode"), "{}", out.reason);
+        assert!(
+            out.reason.contains("would align in relaxed mode"),
+            "{}",
+            out.reason
+        );
         assert_eq!(out.policy, Some(Policy::Reject));
     }
 }

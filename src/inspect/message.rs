@@ -195,7 +195,9 @@ fn param(value: &str, name: &str) -> Option<String> {
         let (k, v) = seg.split_once('=')?;
         if k.trim().eq_ignore_ascii_case(name) {
             let v = v.trim();
-            let v = v.strip_prefix('"').map_or(v, |s| s.split('"').next().unwrap_or(s));
+            let v = v
+                .strip_prefix('"')
+                .map_or(v, |s| s.split('"').next().unwrap_or(s));
             return Some(v.to_string());
         }
     }
@@ -292,7 +294,10 @@ mod tests {
             ("a@b.example", vec!["a@b.example"]),
             ("\"Doe, J\" <j@Ex.com>", vec!["j@Ex.com"]),
             ("J (c@x.y) <j@z.example>", vec!["j@z.example"]),
-            ("a@x.example, B <b@y.example>", vec!["a@x.example", "b@y.example"]),
+            (
+                "a@x.example, B <b@y.example>",
+                vec!["a@x.example", "b@y.example"],
+            ),
             ("<>", vec![]),
         ] {
             assert_eq!(mailboxes(input), want, "{input}");

@@ -154,9 +154,15 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
     // Identities.
     let mut identities = Vec::new();
     let from_values: Vec<String> = msg.all("From").map(|h| h.value()).collect();
-    let from_addrs: Vec<String> = from_values.iter().flat_map(|v| message::mailboxes(v)).collect();
+    let from_addrs: Vec<String> = from_values
+        .iter()
+        .flat_map(|v| message::mailboxes(v))
+        .collect();
     let from_domains: Vec<String> = {
-        let mut d: Vec<String> = from_addrs.iter().filter_map(|a| message::address_domain(a)).collect();
+        let mut d: Vec<String> = from_addrs
+            .iter()
+            .filter_map(|a| message::address_domain(a))
+            .collect();
         d.dedup();
         d
     };
@@ -188,8 +194,12 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
             recorded: false,
         });
     }
-    let return_path = first("Return-Path")
-        .map(|v| message::mailboxes(&v).into_iter().next().unwrap_or_default());
+    let return_path = first("Return-Path").map(|v| {
+        message::mailboxes(&v)
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+    });
     let bhop = boundary.clone();
     let sender = return_path
         .clone()
@@ -207,7 +217,10 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
             recorded: false,
         });
     }
-    if let Some(h) = bhop.as_ref().and_then(|h| h.helo_name().map(str::to_string)) {
+    if let Some(h) = bhop
+        .as_ref()
+        .and_then(|h| h.helo_name().map(str::to_string))
+    {
         identities.push(Identity {
             kind: "smtp.helo",
             value: h.clone(),
@@ -252,7 +265,9 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
     // SPF, RFC 7208 §2.4 with the connecting IP of the trusted hop.
     let spf = match (client_ip, &sender) {
         (Some(ip), Some(s)) => {
-            let helo = bhop.as_ref().and_then(|h| h.helo_name().map(str::to_string));
+            let helo = bhop
+                .as_ref()
+                .and_then(|h| h.helo_name().map(str::to_string));
             let copts = CheckOptions {
                 timestamp: Some(opts.now),
                 ..CheckOptions::default()
@@ -306,7 +321,10 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
                 ar.trusted = received::host_matches(&ar.authserv_id, &opts.trusted);
                 recorded.push(ar);
             }
-        } else if h.is("ARC-Seal") || h.is("ARC-Message-Signature") || h.is("ARC-Authentication-Results") {
+        } else if h.is("ARC-Seal")
+            || h.is("ARC-Message-Signature")
+            || h.is("ARC-Authentication-Results")
+        {
             arc_fields.push((i, h.name.clone(), h.value()));
         }
     }
@@ -316,17 +334,43 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
         let who = format!(
             "Authentication-Results from {}{}",
             ar.authserv_id,
-            if ar.trusted { "" } else { " (not a trusted authserv-id)" }
+            if ar.trusted {
+                ""
+            } else {
+                " (not a trusted authserv-id)"
+            }
         );
-        compare(&who, &ar.results, &dkim, spf.as_ref(), dmarc.as_ref(), &mut disagreements);
+        compare(
+            &who,
+            &ar.results,
+            &dkim,
+            spf.as_ref(),
+            dmarc.as_ref(),
+            &mut disagreements,
+        );
     }
     for set in &arc.sets {
         if let Some(aar) = &set.aar {
-            let who = format!("ARC-Authentication-Results i={} from {}", set.instance, aar.authserv_id);
+            let who = format!(
+                "ARC-Authentication-Results i={} from {}",
+                set.instance, aar.authserv_id
+            );
             // Only DKIM and DMARC: SPF in an earlier ARC hop was checked
             // for a different connecting IP.
-            let results: Vec<_> = aar.results.iter().filter(|r| r.method != "spf").cloned().collect();
-            compare(&who, &results, &dkim, None, dmarc.as_ref(), &mut disagreements);
+            let results: Vec<_> = aar
+                .results
+                .iter()
+                .filter(|r| r.method != "spf")
+                .cloned()
+                .collect();
+            compare(
+                &who,
+                &results,
+                &dkim,
+                None,
+                dmarc.as_ref(),
+                &mut disagreements,
+            );
         }
     }
     for p in &arc.problems {
@@ -374,9 +418,7 @@ fn compare(
                 let recorded_domain = r
                     .prop("smtp.mailfrom")
                     .filter(|m| !m.is_empty() && *m != "<>")
-                    .map(|m| {
-                        message::address_domain(m).unwrap_or_else(|| m.to_ascii_lowercase())
-                    })
+                    .map(|m| message::address_domain(m).unwrap_or_else(|| m.to_ascii_lowercase()))
                     .or_else(|| r.prop("smtp.helo").map(|h| h.to_ascii_lowercase()));
                 if recorded_domain.as_deref().is_some_and(|d| d != s.domain) {
                     continue;
@@ -390,7 +432,9 @@ fn compare(
                 }
             }
             "dkim" => {
-                let d = r.prop("header.d").or(r.prop("header.i").and_then(|i| i.rsplit('@').next()));
+                let d = r
+                    .prop("header.d")
+                    .or(r.prop("header.i").and_then(|i| i.rsplit('@').next()));
                 let b = r.prop("header.b");
                 let s = r.prop("header.s");
                 let matches: Vec<&dkim::Verdict> = dkim
@@ -400,14 +444,19 @@ fn compare(
                             (Some(b), Some(sig)) => b_tag_matches(sig, b),
                             _ => true,
                         };
-                        let d_ok = d.is_none_or(|d| v.domain.as_deref() == Some(&d.to_ascii_lowercase()));
-                        let s_ok = s.is_none_or(|s| v.selector.as_deref() == Some(&s.to_ascii_lowercase()));
+                        let d_ok =
+                            d.is_none_or(|d| v.domain.as_deref() == Some(&d.to_ascii_lowercase()));
+                        let s_ok = s
+                            .is_none_or(|s| v.selector.as_deref() == Some(&s.to_ascii_lowercase()));
                         b_ok && d_ok && s_ok
                     })
                     .collect();
                 if r.result == "none" {
                     if !dkim.is_empty() {
-                        out.push(format!("{who} says dkim=none, but the message has {} DKIM signature(s)", dkim.len()));
+                        out.push(format!(
+                            "{who} says dkim=none, but the message has {} DKIM signature(s)",
+                            dkim.len()
+                        ));
                     }
                     continue;
                 }
@@ -425,7 +474,10 @@ fn compare(
                         r.result,
                         v.domain.as_deref().unwrap_or("?"),
                         v.result,
-                        v.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+                        v.error
+                            .as_ref()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default()
                     ));
                 }
             }

@@ -123,7 +123,10 @@ fn tokens(value: &str) -> (Vec<(bool, String)>, Option<String>) {
 /// An IP address in `[1.2.3.4]`, `[IPv6:...]`, `1.2.3.4` or `[1.2.3.4:port]`.
 fn ip_in(word: &str) -> Option<IpAddr> {
     let w = word.trim_matches(|c| c == '[' || c == ']' || c == ',');
-    let w = w.strip_prefix("IPv6:").or_else(|| w.strip_prefix("ipv6:")).unwrap_or(w);
+    let w = w
+        .strip_prefix("IPv6:")
+        .or_else(|| w.strip_prefix("ipv6:"))
+        .unwrap_or(w);
     if let Ok(ip) = w.parse::<IpAddr>() {
         return Some(ip);
     }
@@ -138,7 +141,7 @@ fn ip_in(word: &str) -> Option<IpAddr> {
 fn angle(s: &str) -> String {
     s.trim()
         .trim_start_matches('<')
-        .trim_end_matches(|c| c == '>' || c == ';' || c == ',')
+        .trim_end_matches(['>', ';', ','])
         .to_string()
 }
 
@@ -245,10 +248,9 @@ pub fn chain(values: &[String], trusted: &[String]) -> Vec<Hop> {
         .map(|(i, v)| parse_hop(i, v))
         .collect();
     for i in 0..hops.len() {
-        if let (Some(now), Some(before)) = (
-            hops[i].timestamp,
-            hops.get(i + 1).and_then(|h| h.timestamp),
-        ) {
+        if let (Some(now), Some(before)) =
+            (hops[i].timestamp, hops.get(i + 1).and_then(|h| h.timestamp))
+        {
             hops[i].delay = Some(now - before);
         }
     }
@@ -296,7 +298,7 @@ pub fn host_matches(host: &str, patterns: &[String]) -> bool {
 /// The hop at the organisation's boundary: the lowest trusted field. Its client is the first server
 /// outside the organisation, and its recorded IP is what SPF checks.
 pub fn boundary(hops: &[Hop]) -> Option<&Hop> {
-    hops.iter().filter(|h| h.trusted).last()
+    hops.iter().rfind(|h| h.trusted)
 }
 
 /// RFC 5322 §3.3 date-time, to unix seconds:
@@ -363,8 +365,10 @@ pub fn parse_date(s: &str) -> Option<i64> {
     if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
         return None;
     }
-    Some(crate::clock::days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec
-        - offset * 60)
+    Some(
+        crate::clock::days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec
+            - offset * 60,
+    )
 }
 
 #[cfg(test)]
@@ -376,14 +380,20 @@ mod tests {
         let base = parse_date("Tue, 30 Apr 2019 02:09:09 +0000").unwrap();
         assert_eq!(crate::clock::format_time(base), "2019-04-30T02:09:09Z");
         assert_eq!(parse_date("Tue, 30 Apr 2019 04:09:09 +0200"), Some(base));
-        assert_eq!(parse_date(" Mon,  1 Oct 2018 11:20:27 +0200 (CEST)"), parse_date("1 Oct 2018 09:20:27 +0000"));
+        assert_eq!(
+            parse_date(" Mon,  1 Oct 2018 11:20:27 +0200 (CEST)"),
+            parse_date("1 Oct 2018 09:20:27 +0000")
+        );
         assert_eq!(parse_date("30 Apr 2019 02:09:09 GMT"), Some(base));
         assert_eq!(parse_date("30 Foo 2019 02:09:09 GMT"), None);
     }
 
     #[test]
     fn postfix_exim_microsoft() {
-        let p = parse_hop(0, "from mail.example.org (mail.example.org [192.0.2.7]) by mx.example.net (Postfix) with ESMTPS id 4Xyz for <bob@example.net>; Tue, 30 Apr 2019 02:09:09 +0000");
+        let p = parse_hop(
+            0,
+            "from mail.example.org (mail.example.org [192.0.2.7]) by mx.example.net (Postfix) with ESMTPS id 4Xyz for <bob@example.net>; Tue, 30 Apr 2019 02:09:09 +0000",
+        );
         assert_eq!(p.from.as_deref(), Some("mail.example.org"));
         assert_eq!(p.from_rdns.as_deref(), Some("mail.example.org"));
         assert_eq!(p.from_ip, Some("192.0.2.7".parse().unwrap()));
@@ -392,13 +402,19 @@ mod tests {
         assert_eq!(p.for_addr.as_deref(), Some("bob@example.net"));
         assert!(p.timestamp.is_some());
 
-        let e = parse_hop(0, "from [10.10.10.10] ([10.10.10.10:4227] helo=mail02.someserver.com) by mail516.prod.linkedin.com (envelope-from <>) (ecelerity 3.6) with ESMTPS id CA/91; Tue, 30 Apr 2019 02:09:00 +0000");
+        let e = parse_hop(
+            0,
+            "from [10.10.10.10] ([10.10.10.10:4227] helo=mail02.someserver.com) by mail516.prod.linkedin.com (envelope-from <>) (ecelerity 3.6) with ESMTPS id CA/91; Tue, 30 Apr 2019 02:09:00 +0000",
+        );
         assert_eq!(e.from_ip, Some("10.10.10.10".parse().unwrap()));
         assert_eq!(e.helo_name(), Some("mail02.someserver.com"));
         assert_eq!(e.envelope_from.as_deref(), Some(""));
         assert_eq!(e.by.as_deref(), Some("mail516.prod.linkedin.com"));
 
-        let m = parse_hop(0, "from DENU02MS0016.someserver.loc (10.156.68.14) by DENU02MS0017.someserver.loc (10.10.10.9) with Microsoft SMTP Server (TLS) id 15.0.1367.3; Tue, 30 Apr 2019 04:09:09 +0200");
+        let m = parse_hop(
+            0,
+            "from DENU02MS0016.someserver.loc (10.156.68.14) by DENU02MS0017.someserver.loc (10.10.10.9) with Microsoft SMTP Server (TLS) id 15.0.1367.3; Tue, 30 Apr 2019 04:09:09 +0200",
+        );
         assert_eq!(m.from_ip, Some("10.156.68.14".parse().unwrap()));
         assert_eq!(m.by.as_deref(), Some("DENU02MS0017.someserver.loc"));
     }
@@ -412,7 +428,10 @@ mod tests {
         ];
         let t = vec![".example.net".to_string()];
         let hops = chain(&v, &t);
-        assert_eq!(hops.iter().map(|h| h.trusted).collect::<Vec<_>>(), [true, true, false]);
+        assert_eq!(
+            hops.iter().map(|h| h.trusted).collect::<Vec<_>>(),
+            [true, true, false]
+        );
         assert_eq!(hops[0].delay, Some(5));
         let b = boundary(&hops).unwrap();
         assert_eq!(b.index, 1);

@@ -29,7 +29,10 @@ pub fn render_text(i: &Inspection) -> String {
             .unwrap_or_default()
     );
 
-    let _ = writeln!(o, "\nReceived chain (newest first; lower fields are nearer the sender):");
+    let _ = writeln!(
+        o,
+        "\nReceived chain (newest first; lower fields are nearer the sender):"
+    );
     if i.hops.is_empty() {
         let _ = writeln!(o, "  (no Received fields)");
     }
@@ -48,8 +51,14 @@ pub fn render_text(i: &Inspection) -> String {
             "  #{} [{mark}] from {from} by {}{}{}",
             h.index,
             h.by.as_deref().unwrap_or("?"),
-            h.with.as_ref().map(|w| format!(" with {w}")).unwrap_or_default(),
-            h.for_addr.as_ref().map(|f| format!(" for <{f}>")).unwrap_or_default(),
+            h.with
+                .as_ref()
+                .map(|w| format!(" with {w}"))
+                .unwrap_or_default(),
+            h.for_addr
+                .as_ref()
+                .map(|f| format!(" for <{f}>"))
+                .unwrap_or_default(),
         );
         let when = h
             .timestamp
@@ -76,7 +85,11 @@ pub fn render_text(i: &Inspection) -> String {
             "  {:<14} {:<40} {}",
             id.kind,
             id.value,
-            if id.recorded { "recorded/verified" } else { "claimed" }
+            if id.recorded {
+                "recorded/verified"
+            } else {
+                "claimed"
+            }
         );
         let _ = writeln!(o, "  {:<14} {}", "", id.source);
     }
@@ -106,7 +119,10 @@ pub fn render_text(i: &Inspection) -> String {
             o,
             "  {what}: {}{}",
             v.result,
-            v.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+            v.error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
         );
     }
 
@@ -155,7 +171,11 @@ pub fn render_text(i: &Inspection) -> String {
                 let _ = writeln!(
                     o,
                     "  requested policy for this message: {p}{}",
-                    if d.testing { " (testing mode: receivers may apply less)" } else { "" }
+                    if d.testing {
+                        " (testing mode: receivers may apply less)"
+                    } else {
+                        ""
+                    }
                 );
             }
             for id in &d.identifiers {
@@ -256,10 +276,7 @@ pub fn suggest_fixes(ws: &Workspace, i: &Inspection) -> Vec<String> {
         return fixes;
     }
     if let Some(s) = &i.spf {
-        let spf_aligned = d
-            .identifiers
-            .iter()
-            .any(|x| x.method == "spf" && x.relaxed);
+        let spf_aligned = d.identifiers.iter().any(|x| x.method == "spf" && x.relaxed);
         if spf_aligned && s.outcome.result != SpfResult::Pass {
             let mech = if s.ip.is_ipv4() { "ip4" } else { "ip6" };
             let current = Name::parse(domain)
@@ -288,7 +305,12 @@ pub fn suggest_fixes(ws: &Workspace, i: &Inspection) -> Vec<String> {
         .map(|k| {
             k.selectors
                 .iter()
-                .filter_map(|s| s.name.as_ref().or(s.prefix.as_ref()).map(|n| n.value.clone()))
+                .filter_map(|s| {
+                    s.name
+                        .as_ref()
+                        .or(s.prefix.as_ref())
+                        .map(|n| n.value.clone())
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -329,8 +351,7 @@ pub fn suggest_fixes(ws: &Workspace, i: &Inspection) -> Vec<String> {
         }
     }
     if d.adkim == crate::record::dmarc::Alignment::Strict
-        && d
-            .identifiers
+        && d.identifiers
             .iter()
             .any(|x| x.method == "dkim" && x.result == "pass" && x.relaxed && !x.strict)
     {
@@ -340,8 +361,7 @@ pub fn suggest_fixes(ws: &Workspace, i: &Inspection) -> Vec<String> {
         ));
     }
     if d.aspf == crate::record::dmarc::Alignment::Strict
-        && d
-            .identifiers
+        && d.identifiers
             .iter()
             .any(|x| x.method == "spf" && x.result == "pass" && x.relaxed && !x.strict)
     {
