@@ -486,6 +486,7 @@ fn signed_forwarded_list_spoofed_and_multi_signature_messages() {
     assert!(stdout.contains("body hash mismatch"), "{stdout}");
     assert!(stdout.contains("To fix this in the config"), "{stdout}");
     assert!(stdout.contains("list.example"), "{stdout}");
+    assert!(stdout.contains("changed in transit"), "{stdout}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
         .current_dir(dir.path())

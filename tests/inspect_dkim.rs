@@ -15,7 +15,8 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// An RSA public key (SubjectPublicKeyInfo), for a record of the wrong type.
 const RSA_SPKI: &str = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAqWucR4+FMVLpH14RJX5g2FNUjR6xtRTZgsM3DQZq+rNdx5BtbYde4fe0XSljibmF2YGD+0Ux7idSkRkgTlc+TOg9CpzaycUHWYzErYwLNGJmgFPu9KHxopuhC53VYzs6YS88Qvw8tBhLyiG8JAMHvpFsLOaz+I5BSURhnFvEDPIy1rfzNeDWGK5VfMy7Gq1jqri/M3XlbwVZvIXwpdxANH+JCh/LktWXyxlOwl1YBXFdMG2J8EwK38EptgokRCI+Ygchq4lOaWG93I5c8Mr4gQIPYrp0Ix+dNC7YG5mcnAd3VrbGUtfLRnCyrsv6WTcJdOPlAIYfLZGiIo31hhgSHQIDAQAB";
 
-const MSG: &str = "From: alice@example.com\r\nTo: bob@example.net\r\nSubject: Numbers\r\n\r\nHello  Bob\r\n";
+const MSG: &str =
+    "From: alice@example.com\r\nTo: bob@example.net\r\nSubject: Numbers\r\n\r\nHello  Bob\r\n";
 
 struct Ed {
     seed: Vec<u8>,
@@ -36,7 +37,9 @@ fn sign(
     k: &Ed,
     selector: &str,
     c: Canonicalization,
-    tweak: impl FnOnce(DkimSigner<Ed25519Key, mail_auth::dkim::Done>) -> DkimSigner<Ed25519Key, mail_auth::dkim::Done>,
+    tweak: impl FnOnce(
+        DkimSigner<Ed25519Key, mail_auth::dkim::Done>,
+    ) -> DkimSigner<Ed25519Key, mail_auth::dkim::Done>,
 ) -> String {
     let key = Ed25519Key::from_seed_and_public_key(&k.seed, &k.public).expect("key");
     let signer = DkimSigner::from_key(key)
@@ -45,7 +48,10 @@ fn sign(
         .headers(["From", "To", "Subject"])
         .header_canonicalization(c)
         .body_canonicalization(c);
-    tweak(signer).sign(MSG.as_bytes()).expect("sign").to_header()
+    tweak(signer)
+        .sign(MSG.as_bytes())
+        .expect("sign")
+        .to_header()
 }
 
 fn dns(k: &Ed) -> MemoryDns {
@@ -77,15 +83,24 @@ fn pass_and_each_failure_reason() {
     let relaxed = sign(&k, "ed", Canonicalization::Relaxed, |s| s);
     let simple = sign(&k, "ed", Canonicalization::Simple, |s| s);
 
-    assert_eq!(verify(&d, &format!("{relaxed}{MSG}"), now()), (DkimResult::Pass, None));
-    assert_eq!(verify(&d, &format!("{simple}{MSG}"), now()), (DkimResult::Pass, None));
+    assert_eq!(
+        verify(&d, &format!("{relaxed}{MSG}"), now()),
+        (DkimResult::Pass, None)
+    );
+    assert_eq!(
+        verify(&d, &format!("{simple}{MSG}"), now()),
+        (DkimResult::Pass, None)
+    );
 
     // Whitespace changed in a signed header and in the body: relaxed
     // survives, simple does not.
     let refolded = MSG
         .replace("Subject: Numbers", "Subject:   Numbers\r\n ")
         .replace("Hello  Bob", "Hello Bob  ");
-    assert_eq!(verify(&d, &format!("{relaxed}{refolded}"), now()).0, DkimResult::Pass);
+    assert_eq!(
+        verify(&d, &format!("{relaxed}{refolded}"), now()).0,
+        DkimResult::Pass
+    );
     let (r, e) = verify(&d, &format!("{simple}{refolded}"), now());
     assert_eq!(r, DkimResult::Fail);
     assert!(matches!(e, Some(DkimError::BodyHash { .. })), "{e:?}");
@@ -107,13 +122,19 @@ fn pass_and_each_failure_reason() {
     let (r, e) = verify(&d, &format!("{expiring}{MSG}"), now() + 3600);
     assert_eq!(r, DkimResult::PermError);
     assert!(matches!(e, Some(DkimError::Expired { .. })), "{e:?}");
-    assert_eq!(verify(&d, &format!("{expiring}{MSG}"), now()).0, DkimResult::Pass);
+    assert_eq!(
+        verify(&d, &format!("{expiring}{MSG}"), now()).0,
+        DkimResult::Pass
+    );
 
     // No key, revoked key, wrong key type, key limited to sha1, DNS down.
     let other = sign(&k, "gone", Canonicalization::Relaxed, |s| s);
     let (r, e) = verify(&d, &format!("{other}{MSG}"), now());
     assert_eq!(r, DkimResult::PermError);
-    assert!(matches!(&e, Some(DkimError::NoKey { name, .. }) if name == "gone._domainkey.example.com"), "{e:?}");
+    assert!(
+        matches!(&e, Some(DkimError::NoKey { name, .. }) if name == "gone._domainkey.example.com"),
+        "{e:?}"
+    );
 
     let mut revoked = MemoryDns::new();
     revoked.add_txt("ed._domainkey.example.com", "v=DKIM1; k=ed25519; p=");
@@ -121,9 +142,21 @@ fn pass_and_each_failure_reason() {
     assert!(matches!(e, Some(DkimError::Revoked { .. })), "{e:?}");
 
     let mut wrong_type = MemoryDns::new();
-    wrong_type.add_txt("ed._domainkey.example.com", &format!("v=DKIM1; k=rsa; p={RSA_SPKI}"));
+    wrong_type.add_txt(
+        "ed._domainkey.example.com",
+        &format!("v=DKIM1; k=rsa; p={RSA_SPKI}"),
+    );
     let (_, e) = verify(&wrong_type, &format!("{relaxed}{MSG}"), now());
-    assert!(matches!(e, Some(DkimError::KeyTypeMismatch { key_type: "rsa", .. })), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Some(DkimError::KeyTypeMismatch {
+                key_type: "rsa",
+                ..
+            })
+        ),
+        "{e:?}"
+    );
 
     let mut sha1_only = MemoryDns::new();
     sha1_only.add_txt(
@@ -155,5 +188,8 @@ fn pass_and_each_failure_reason() {
     );
     let (_, e) = verify(&strict, &format!("{sub}{MSG}"), now());
     assert!(matches!(e, Some(DkimError::StrictIdentity { .. })), "{e:?}");
-    assert_eq!(verify(&d, &format!("{sub}{MSG}"), now()).0, DkimResult::Pass);
+    assert_eq!(
+        verify(&d, &format!("{sub}{MSG}"), now()).0,
+        DkimResult::Pass
+    );
 }

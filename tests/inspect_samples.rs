@@ -57,7 +57,7 @@ fn linkedin_report_both_line_endings() {
         assert!(!i.hops[1].trusted && !i.hops[2].trusted);
         assert_eq!(
             i.first_outside.as_deref(),
-            Some("[10.10.10.10] [10.10.10.10]")
+            Some("[10.10.10.10] (HELO mail02.someserver.com)")
         );
         assert_eq!(i.hops[1].from_ip, Some("10.156.68.14".parse().unwrap()));
         // 02:09:00Z at LinkedIn, 02:09:09Z (04:09:09 +0200) below it.

@@ -390,7 +390,13 @@ fn fail_reason(from: &str, ids: &[Identifier], adkim: Alignment, aspf: Alignment
             }
         })
         .collect();
-    format!("no aligned pass: {}", parts.join("; "))
+    let mut unique: Vec<String> = Vec::new();
+    for p in parts {
+        if !p.is_empty() && !unique.contains(&p) {
+            unique.push(p);
+        }
+    }
+    format!("no aligned pass: {}", unique.join("; "))
 }
 
 #[cfg(test)]

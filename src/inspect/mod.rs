@@ -140,15 +140,21 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
     }
     let boundary = received::boundary(&hops).cloned();
     let first_outside = boundary.as_ref().map(|b| {
-        let name = b
-            .from_rdns
-            .clone()
-            .or_else(|| b.from.clone())
-            .unwrap_or_else(|| "(unnamed)".into());
-        match b.from_ip {
-            Some(ip) => format!("{name} [{ip}]"),
-            None => name,
+        let name = b.from_rdns.clone().or_else(|| b.from.clone());
+        let mut out = match (name, b.from_ip) {
+            // `from [192.0.2.1]`: the address literal is the name.
+            (Some(n), Some(ip)) if n.trim_matches(['[', ']']) == ip.to_string() => {
+                format!("[{ip}]")
+            }
+            (Some(n), Some(ip)) => format!("{n} [{ip}]"),
+            (Some(n), None) => n,
+            (None, Some(ip)) => format!("[{ip}]"),
+            (None, None) => "(unnamed)".to_string(),
+        };
+        if let Some(h) = &b.helo {
+            out.push_str(&format!(" (HELO {h})"));
         }
+        out
     });
 
     // Identities.

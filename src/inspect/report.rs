@@ -329,6 +329,28 @@ pub fn suggest_fixes(ws: &Workspace, i: &Inspection) -> Vec<String> {
             }
         ));
     }
+    // An aligned signature that fails on its hashes was valid when sent:
+    // something between the sender and here changed the message.
+    let modified = i.dkim.iter().any(|v| {
+        v.signature
+            .as_ref()
+            .is_some_and(|s| aligned_dkim.iter().any(|x| x.domain == s.d))
+            && matches!(
+                v.error,
+                Some(super::dkim::DkimError::BodyHash { .. } | super::dkim::DkimError::Signature)
+            )
+    });
+    if modified {
+        let via = i
+            .first_outside
+            .as_deref()
+            .map(|f| format!(" (the message reached you from {f})"))
+            .unwrap_or_default();
+        fixes.push(format!(
+            "a DKIM signature by {domain} no longer verifies because the message was changed in transit{via}, typically by a mailing list adding a footer or subject tag: nothing in {domain}'s records can fix that; the intermediary should stop modifying messages or rewrite From to its own domain (and may add ARC), otherwise p={} applies to such mail",
+            d.policy.map(|p| p.as_str()).unwrap_or("none")
+        ));
+    }
     for v in &i.dkim {
         let Some(sig) = &v.signature else { continue };
         if !aligned_dkim.iter().any(|x| x.domain == sig.d) || v.result == DkimResult::Pass {
