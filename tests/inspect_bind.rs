@@ -10,10 +10,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
+use mail_auth::arc::ArcSealer;
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter as _;
 use mail_auth::dkim::{Canonicalization, DkimSigner};
-use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+use mail_auth::{AuthenticatedMessage, AuthenticationResults, DkimResult, MessageAuthenticator};
 use mailauth::inspect::dkim::{DkimError, DkimResult as Ours};
 use mailauth::inspect::dmarc::DmarcResult;
 use mailauth::inspect::{Inspection, Options, inspect};
@@ -23,6 +24,41 @@ use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const TRUSTED: &str = "mx.receiver.example";
+
+/// The list verifies what it received with mail-auth, records the result,
+/// and ARC-seals its modified copy with the `arc` selector of list.example.
+fn arc_seal(port: u16, key: &[u8], received_by_list: &str, modified: &str) -> String {
+    let (rt, auth) = authenticator(port);
+    let incoming = AuthenticatedMessage::parse(received_by_list.as_bytes()).expect("parse");
+    let dkim = rt.block_on(auth.verify_dkim(&incoming));
+    let arc = rt.block_on(auth.verify_arc(&incoming));
+    let results = AuthenticationResults::new("list.example")
+        .with_dkim_results(&dkim, "alice@example.com")
+        .with_arc_result(&arc, "192.0.2.10".parse().expect("ip"));
+    let out = AuthenticatedMessage::parse(modified.as_bytes()).expect("parse");
+    ArcSealer::from_key(rsa_key(key))
+        .domain("list.example")
+        .selector("arc")
+        .headers([
+            "From",
+            "To",
+            "Subject",
+            "Date",
+            "Message-ID",
+            "DKIM-Signature",
+        ])
+        .seal(&out, &results, &arc)
+        .expect("seal")
+        .to_header()
+}
+
+/// mail-auth's chain validation status.
+fn mail_auth_arc(port: u16, raw: &[u8]) -> bool {
+    let (rt, auth) = authenticator(port);
+    let msg = AuthenticatedMessage::parse(raw).expect("parse");
+    let out = rt.block_on(auth.verify_arc(&msg));
+    *out.result() == DkimResult::Pass
+}
 
 struct Keys {
     rsa_der: Vec<u8>,
@@ -130,7 +166,9 @@ fn zones(k: &Keys) -> Vec<(String, String)> {
             "list.example".into(),
             format!(
                 "{SOA}@ IN TXT \"v=spf1 ip4:198.51.100.30 -all\"\n@ IN A 198.51.100.30\n\
-                 _dmarc IN TXT \"v=DMARC1; p=none\"\n"
+                 _dmarc IN TXT \"v=DMARC1; p=none\"\n\
+                 arc._domainkey IN TXT {}\n",
+                txt(&format!("v=DKIM1; k=rsa; p={}", k.rsa_pub)),
             ),
         ),
     ]
@@ -183,23 +221,31 @@ fn received(from: &str, ip: &str, by: &str, date: &str) -> String {
     )
 }
 
-/// mail-auth's verdict for each signature, keyed by `b=`.
-fn mail_auth_verdicts(port: u16, raw: &[u8]) -> Vec<(String, bool, String)> {
+/// mail-auth's authenticator asking the test's BIND.
+fn authenticator(port: u16) -> (tokio::runtime::Runtime, MessageAuthenticator) {
     use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let _guard = rt.enter();
-    let mut ns = NameServerConfig::udp_and_tcp("127.0.0.1".parse().expect("ip"));
-    for c in &mut ns.connections {
-        c.port = port;
-    }
-    let config = ResolverConfig::from_name_servers(vec![ns]);
-    let mut opts = ResolverOpts::default();
-    opts.timeout = Duration::from_secs(3);
-    opts.cache_size = 0;
-    let auth = MessageAuthenticator::new(config, opts).expect("authenticator");
+    let auth = {
+        let _guard = rt.enter();
+        let mut ns = NameServerConfig::udp_and_tcp("127.0.0.1".parse().expect("ip"));
+        for c in &mut ns.connections {
+            c.port = port;
+        }
+        let config = ResolverConfig::from_name_servers(vec![ns]);
+        let mut opts = ResolverOpts::default();
+        opts.timeout = Duration::from_secs(3);
+        opts.cache_size = 0;
+        MessageAuthenticator::new(config, opts).expect("authenticator")
+    };
+    (rt, auth)
+}
+
+/// mail-auth's verdict for each signature, keyed by `b=`.
+fn mail_auth_verdicts(port: u16, raw: &[u8]) -> Vec<(String, bool, String)> {
+    let (rt, auth) = authenticator(port);
     // Non-strict: verify l= signatures as RFC 6376 defines them (strict
     // mode refuses every l= signature outright).
     let msg = AuthenticatedMessage::parse_with_opts(raw, None, false)
@@ -376,6 +422,52 @@ fn signed_forwarded_list_spoofed_and_multi_signature_messages() {
         i.disagreements
     );
     assert_agrees(port, listed.as_bytes(), &i);
+
+    // 3b. The same list, ARC-sealing its modified copy: DKIM still fails,
+    // the chain validates, and its AAR recorded the DKIM pass the list saw.
+    let at_list = format!(
+        "{}{sig_rsa}{sig_ed}{base}",
+        received("mail.example.com", "192.0.2.10", "lists.list.example", date)
+    );
+    let modified = format!(
+        "{sig_rsa}{sig_ed}From: Alice <alice@example.com>\r\nTo: bob@receiver.example\r\nSubject: [list] Numbers\r\n\
+         Date: Tue, 30 Apr 2024 02:09:00 +0000\r\nMessage-ID: <n1@example.com>\r\n\r\n{listed_body}"
+    );
+    let arc_set = arc_seal(port, &k.rsa_der, &at_list, &modified);
+    let sealed = format!(
+        "Return-Path: <list-bounces@list.example>\r\n{}{arc_set}{modified}",
+        received("lists.list.example", "198.51.100.30", TRUSTED, date),
+    );
+    let i = run_inspect(port, sealed.as_bytes());
+    assert_eq!(results(&i), [Ours::Fail, Ours::Fail]);
+    assert_eq!(i.arc_verdict.cv, "pass", "{:?}", i.arc_verdict);
+    assert_eq!(i.arc_verdict.sealers, ["list.example"]);
+    assert!(
+        mail_auth_arc(port, sealed.as_bytes()),
+        "mail-auth disagrees on the ARC chain"
+    );
+    assert!(
+        i.disagreements
+            .iter()
+            .any(|x| x
+                .starts_with("ARC-Authentication-Results i=1 from list.example says dkim=pass")),
+        "{:?}",
+        i.disagreements
+    );
+    assert_agrees(port, sealed.as_bytes(), &i);
+    // Changed after sealing: the chain breaks, for both validators.
+    let tampered = sealed.replace("list mailing list", "list mailing list!");
+    let i = run_inspect(port, tampered.as_bytes());
+    assert_eq!(i.arc_verdict.cv, "fail");
+    assert!(
+        i.arc_verdict
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("body hash mismatch")),
+        "{:?}",
+        i.arc_verdict
+    );
+    assert!(!mail_auth_arc(port, tampered.as_bytes()));
 
     // 4. Spoofed From: unsigned, from a stranger's IP.
     let spoofed = format!(

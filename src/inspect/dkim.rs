@@ -594,8 +594,8 @@ pub struct Verdict {
 /// parses is used (§6.1.2: "If the query for the public key returns
 /// multiple key records, the Verifier can choose one of the key records or
 /// may cycle through the key records").
-fn fetch_key(dns: &dyn SpfDns, sig: &Signature) -> Result<DkimKey, DkimError> {
-    let name = sig.key_name();
+pub(crate) fn fetch_key(dns: &dyn SpfDns, name: &str) -> Result<DkimKey, DkimError> {
+    let name = name.to_string();
     let records = match dns.txt(&name) {
         Ok(r) => r,
         Err(DnsError::NxDomain { .. }) => {
@@ -666,10 +666,10 @@ pub fn verify_one(dns: &dyn SpfDns, msg: &Message, index: usize, now: u64) -> Ve
                 now: crate::clock::format_time(now as i64),
             });
         }
-        let key = fetch_key(dns, &sig)?;
         let name = sig.key_name();
+        let key = fetch_key(dns, &name)?;
         verdict.key_testing = key.testing();
-        check_key(&key, &sig, &name)?;
+        check_key(&key, sig.a, Some((&sig.i, &sig.d)), &name)?;
         let computed = body_hash(&msg.body, sig.body_canon, sig.l)?;
         let computed_b64 = STANDARD.encode(&computed);
         if computed_b64 != sig.bh {
@@ -680,7 +680,7 @@ pub fn verify_one(dns: &dyn SpfDns, msg: &Message, index: usize, now: u64) -> Ve
         }
         let input = signing_input(&msg.headers, &sig.h, sig.header_canon, &field.raw);
         let digest = Sha256::digest(&input);
-        verify_signature(&key, &sig, &name, &digest)?;
+        verify_signature(&key, sig.a, &sig.b, &name, &digest)?;
         if let Some(l) = sig.l {
             let total = canonical_body(&msg.body, sig.body_canon).len();
             let unsigned = total.saturating_sub(usize::try_from(l).unwrap_or(usize::MAX));
@@ -702,16 +702,22 @@ pub fn verify_one(dns: &dyn SpfDns, msg: &Message, index: usize, now: u64) -> Ve
 }
 
 /// §3.6.1 key tags checked against the signature.
-fn check_key(key: &DkimKey, sig: &Signature, name: &str) -> Result<(), DkimError> {
+/// `identity` is `(i=, d=)` for the `t=s` check; ARC has no such identity.
+pub(crate) fn check_key(
+    key: &DkimKey,
+    a: Algorithm,
+    identity: Option<(&str, &str)>,
+    name: &str,
+) -> Result<(), DkimError> {
     let name = name.to_string();
     if key.is_revoked() {
         return Err(DkimError::Revoked { name });
     }
-    if key.key_type() != sig.a.key_type() {
+    if key.key_type() != a.key_type() {
         return Err(DkimError::KeyTypeMismatch {
             name,
             key_type: key.key_type().as_str(),
-            algorithm: sig.a.as_str(),
+            algorithm: a.as_str(),
         });
     }
     if !key.h.is_empty() && !key.h.iter().any(|h| h.eq_ignore_ascii_case("sha256")) {
@@ -734,12 +740,14 @@ fn check_key(key: &DkimKey, sig: &Signature, name: &str) -> Result<(), DkimError
     // §3.6.1 t=s: "Any DKIM-Signature header fields using the "i=" tag MUST
     // have the same domain value on the right-hand side of the "@" in the
     // "i=" tag and the value of the "d=" tag."
-    if key.t.contains(&KeyFlag::Strict) {
-        let i_dom = sig.i.rsplit_once('@').map_or("", |(_, d)| d);
-        if !i_dom.eq_ignore_ascii_case(&sig.d) {
+    if let Some((i, d)) = identity
+        && key.t.contains(&KeyFlag::Strict)
+    {
+        let i_dom = i.rsplit_once('@').map_or("", |(_, d)| d);
+        if !i_dom.eq_ignore_ascii_case(d) {
             return Err(DkimError::StrictIdentity {
                 name,
-                i: sig.i.clone(),
+                i: i.to_string(),
             });
         }
     }
@@ -751,9 +759,10 @@ fn check_key(key: &DkimKey, sig: &Signature, name: &str) -> Result<(), DkimError
 /// signing algorithm computes a message hash as defined in Section 3 of
 /// [RFC6376] using SHA-256 as the hash-alg. It signs the hash with the
 /// PureEdDSA variant Ed25519").
-fn verify_signature(
+pub(crate) fn verify_signature(
     key: &DkimKey,
-    sig: &Signature,
+    a: Algorithm,
+    b: &[u8],
     name: &str,
     digest: &[u8],
 ) -> Result<(), DkimError> {
@@ -761,7 +770,7 @@ fn verify_signature(
         name: name.to_string(),
         detail,
     };
-    match sig.a {
+    match a {
         Algorithm::RsaSha256 => {
             use rsa::pkcs1::DecodeRsaPublicKey;
             use rsa::pkcs8::DecodePublicKey;
@@ -778,7 +787,7 @@ fn verify_signature(
             let pk = rsa::PublicKey::from_public_key_der(&key.p)
                 .or_else(|_| rsa::PublicKey::from_pkcs1_der(&key.p))
                 .map_err(|e| bad(e.to_string()))?;
-            pk.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), digest, &sig.b)
+            pk.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), digest, b)
                 .map_err(|_| DkimError::Signature)
         }
         Algorithm::Ed25519Sha256 => {
@@ -789,8 +798,7 @@ fn verify_signature(
                 .map_err(|_| bad(format!("{} bytes, not 32", key.p.len())))?;
             let vk =
                 ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|e| bad(e.to_string()))?;
-            let s =
-                ed25519_dalek::Signature::from_slice(&sig.b).map_err(|_| DkimError::Signature)?;
+            let s = ed25519_dalek::Signature::from_slice(b).map_err(|_| DkimError::Signature)?;
             vk.verify_strict(digest, &s)
                 .map_err(|_| DkimError::Signature)
         }

@@ -12,6 +12,7 @@
 //! record syntaxes (`crate::record`), DNS transport (any [`SpfDns`]), and
 //! the config (read only, to suggest a fix).
 
+pub mod arc;
 pub mod authres;
 pub mod cli;
 pub mod dkim;
@@ -96,6 +97,8 @@ pub struct Inspection {
     pub dmarc: Option<dmarc::DmarcOutcome>,
     pub recorded: Vec<authres::AuthResults>,
     pub arc: authres::ArcChain,
+    /// The ARC chain validated now (RFC 8617 §5.2).
+    pub arc_verdict: arc::ArcVerdict,
     /// Where the results recorded in the message differ from now.
     pub disagreements: Vec<String>,
     /// Other observations (missing From, several From, clock skew…).
@@ -335,6 +338,7 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
         }
     }
     let arc = authres::arc_chain(&arc_fields);
+    let arc_verdict = arc::verify_chain(dns, &msg);
     let mut disagreements = Vec::new();
     for ar in &recorded {
         let who = format!(
@@ -352,6 +356,7 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
             &dkim,
             spf.as_ref(),
             dmarc.as_ref(),
+            Some(&arc_verdict),
             &mut disagreements,
         );
     }
@@ -375,6 +380,8 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
                 &dkim,
                 None,
                 dmarc.as_ref(),
+                // The earlier hop saw the chain as it was then.
+                None,
                 &mut disagreements,
             );
         }
@@ -396,6 +403,7 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
         dmarc,
         recorded,
         arc,
+        arc_verdict,
         disagreements,
         notes,
         fixes: Vec::new(),
@@ -413,6 +421,7 @@ fn compare(
     dkim: &[dkim::Verdict],
     spf: Option<&SpfCheck>,
     dmarc: Option<&dmarc::DmarcOutcome>,
+    arc: Option<&arc::ArcVerdict>,
     out: &mut Vec<String>,
 ) {
     for r in results {
@@ -484,6 +493,16 @@ fn compare(
                             .as_ref()
                             .map(|e| format!(" ({e})"))
                             .unwrap_or_default()
+                    ));
+                }
+            }
+            "arc" => {
+                if let Some(a) = arc
+                    && r.result != a.cv
+                {
+                    out.push(format!(
+                        "{who} says arc={}, but validating the chain now gives {}",
+                        r.result, a.cv
                     ));
                 }
             }

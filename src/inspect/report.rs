@@ -214,10 +214,32 @@ pub fn render_text(i: &Inspection) -> String {
         if !i.arc.sets.is_empty() {
             let _ = writeln!(
                 o,
-                "  ARC: {} set(s), {} (seals not cryptographically verified)",
-                i.arc.sets.len(),
-                i.arc.structure
+                "  ARC: {} set(s) sealed by {}; chain validated now: cv={}{}",
+                i.arc_verdict.sets,
+                i.arc_verdict.sealers.join(", "),
+                i.arc_verdict.cv,
+                i.arc_verdict
+                    .reason
+                    .as_ref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
             );
+            for set in &i.arc.sets {
+                if let Some(aar) = &set.aar {
+                    let rs: Vec<String> = aar
+                        .results
+                        .iter()
+                        .map(|r| format!("{}={}", r.method, r.result))
+                        .collect();
+                    let _ = writeln!(
+                        o,
+                        "    i={} {} recorded: {}",
+                        set.instance,
+                        aar.authserv_id,
+                        rs.join(" ")
+                    );
+                }
+            }
         }
     }
 
