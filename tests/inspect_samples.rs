@@ -206,3 +206,23 @@ fn cli_inspects_the_embedded_message() {
         .expect("run mailauth");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn ip_override_replaces_the_recorded_address() {
+    let raw = embedded("dmarc_ruf_report_linkedin.eml");
+    let opts = Options {
+        trusted: vec!["mail516.prod.linkedin.com".into()],
+        ip: Some("203.0.113.5".parse().unwrap()),
+        now: 1_700_000_000,
+    };
+    let i = inspect(&raw, &linkedin_dns("v=spf1 ip4:10.10.10.10 -all"), &opts);
+    let spf = i.spf.as_ref().unwrap();
+    assert_eq!(spf.ip_source, "--ip");
+    assert_eq!(spf.outcome.result, SpfResult::Fail);
+    let ip = i.identities.iter().find(|x| x.kind == "client.ip").unwrap();
+    assert_eq!(ip.value, "203.0.113.5");
+    assert!(
+        !ip.recorded,
+        "an address given on the command line is not recorded by a server"
+    );
+}
