@@ -85,6 +85,9 @@ pub enum Command {
     Spf(crate::spf::cli::SpfArgs),
     /// Ingest DMARC aggregate, failure and TLS reports; list, show, export.
     Reports(crate::reports::cli::ReportsArgs),
+    /// Analyse a received message: Received chain, identities, DKIM, SPF
+    /// and DMARC evaluated now, and disagreements with recorded results.
+    Inspect(crate::inspect::cli::InspectArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -154,6 +157,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Validate(args) => Ok(crate::validate::cli::run(&load(&cli.config)?, args)?),
         Command::Spf(args) => Ok(crate::spf::cli::run(args)?),
         Command::Reports(args) => Ok(crate::reports::cli::run(args)?),
+        Command::Inspect(args) => {
+            let ws = cli
+                .config
+                .exists()
+                .then(|| Workspace::load(&cli.config))
+                .transpose()?;
+            Ok(crate::inspect::cli::run(ws.as_ref(), args)?)
+        }
         Command::Schema => {
             println!("{}", crate::config::schema::json_schema());
             Ok(0)

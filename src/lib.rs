@@ -11,6 +11,7 @@ pub mod desired;
 pub mod diff;
 pub mod dns;
 pub mod fsutil;
+pub mod inspect;
 pub mod keys;
 pub mod masterfile;
 pub mod ownership;
