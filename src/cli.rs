@@ -227,54 +227,140 @@ fn save_plan(plan: &Plan, path: &Path) -> Result<(), Failure> {
 fn apply_cmd(config: &Path, color: ColorChoice, args: ApplyArgs) -> Result<i32, Failure> {
     let ws = load(config)?;
     let st = style(color);
-    let plan = match &args.plan {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Failure::new(1, format!("{}: {e}", path.display())))?;
-            let plan: Plan = serde_json::from_str(&text).map_err(|e| {
-                Failure::new(1, format!("{}: not a mailauth plan: {e}", path.display()))
-            })?;
-            if plan.format != plan::FORMAT {
-                return Err(Failure::new(
-                    1,
-                    format!(
-                        "{}: plan format {} is not {}; plan again with this version",
-                        path.display(),
-                        plan.format,
-                        plan::FORMAT
-                    ),
-                ));
-            }
-            plan
-        }
+    let now = crate::keys::time::clock(None).map_err(|e| Failure::new(1, e.to_string()))?;
+    let (plan, saved) = match &args.plan {
+        Some(path) => (read_plan(path)?, true),
         None => {
             let domains = ws.select(&args.domains).map_err(|e| Failure::new(2, e))?;
             let plan = ws.plan(&domains);
             print!("{}", plan::render_text(&plan, st));
-            if plan.has_changes() && !args.auto_approve {
-                if !std::io::stdin().is_terminal() {
-                    return Err(Failure::new(
-                        1,
-                        "apply is not running on a terminal: review the plan and pass --auto-approve, or apply a saved plan file",
-                    ));
-                }
-                print!("\nApply these changes? Only 'yes' is accepted: ");
-                let _ = std::io::stdout().flush();
-                let mut answer = String::new();
-                let _ = std::io::stdin().read_line(&mut answer);
-                if answer.trim() != "yes" {
-                    println!("Apply cancelled.");
-                    return Ok(1);
-                }
+            let pending = plan.has_changes() || plan.zones.iter().any(|z| !z.notes.is_empty());
+            if pending && !args.auto_approve && !confirm()? {
+                println!("Apply cancelled.");
+                return Ok(1);
             }
-            plan
+            (plan, false)
         }
     };
-    if !plan.has_changes() {
-        if args.plan.is_some() {
-            println!("The plan has no changes.");
+    let mut failed = 0;
+    // Without a saved plan, key transitions come first, so that the records
+    // of keys generated now are in the DNS changes made now.
+    let plan = if saved {
+        plan
+    } else {
+        let taken = apply_keys(&ws, now)?;
+        if taken.is_empty() {
+            plan
+        } else {
+            let domains: Vec<_> = plan
+                .zones
+                .iter()
+                .filter_map(|z| crate::record::Name::parse(&z.zone).ok())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            ws.plan(&domains)
         }
-        return Ok(if plan.errors().count() > 0 { 1 } else { 0 });
+    };
+    failed += apply_dns(&ws, &plan, args.force)?;
+    if saved {
+        // A saved plan holds no keys: take the due key transitions now and
+        // publish what they change (only key records of those domains).
+        let taken = apply_keys(&ws, now)?;
+        let domains: Vec<_> = taken
+            .iter()
+            .filter_map(|t| crate::record::Name::parse(&t.domain).ok())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !domains.is_empty() {
+            let follow = ws.plan(&domains);
+            if follow.has_changes() {
+                print!("{}", plan::render_text(&follow, st));
+                failed += apply_dns(&ws, &follow, args.force)?;
+            }
+        }
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn read_plan(path: &Path) -> Result<Plan, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::new(1, format!("{}: {e}", path.display())))?;
+    let plan: Plan = serde_json::from_str(&text)
+        .map_err(|e| Failure::new(1, format!("{}: not a mailauth plan: {e}", path.display())))?;
+    if plan.format != plan::FORMAT {
+        return Err(Failure::new(
+            1,
+            format!(
+                "{}: plan format {} is not {}; plan again with this version",
+                path.display(),
+                plan.format,
+                plan::FORMAT
+            ),
+        ));
+    }
+    Ok(plan)
+}
+
+/// Asks on the terminal; off a terminal, refuses (the caller needs
+/// `--auto-approve` or a saved plan).
+fn confirm() -> Result<bool, Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::new(
+            1,
+            "apply is not running on a terminal: review the plan and pass --auto-approve, or apply a saved plan file",
+        ));
+    }
+    print!("\nApply these changes? Only 'yes' is accepted: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    Ok(answer.trim() == "yes")
+}
+
+/// Takes every key transition due now, exports the signing keys when the
+/// active set changed, and says what was done.
+fn apply_keys(
+    ws: &Workspace,
+    now: crate::keys::time::Timestamp,
+) -> Result<Vec<crate::keys::lifecycle::Transition>, Failure> {
+    use crate::keys::lifecycle::Action;
+    let Some(cfg) = ws.keys_config() else {
+        return Ok(Vec::new());
+    };
+    let families = ws.families();
+    if families.is_empty() && ws.key_state().map_or(true, |s| s.keys.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let observer = ws.observer().map_err(|e| Failure::new(1, e))?;
+    let mut store = crate::keys::store::Keystore::open(&cfg.dir)
+        .map_err(|e| Failure::new(1, format!("keystore {}: {e}", cfg.dir.display())))?;
+    let taken = crate::keys::lifecycle::apply_due(&mut store, &families, now, observer)
+        .map_err(|e| Failure::new(1, format!("key rotation: {e}")))?;
+    for t in &taken {
+        println!("key: {t}");
+    }
+    let signer_changed = taken
+        .iter()
+        .any(|t| matches!(t.action, Action::Activate | Action::Retire | Action::Revoke));
+    if let (true, Some(export)) = (signer_changed, &cfg.export) {
+        let report = crate::keys::export::export(&store, export)
+            .map_err(|e| Failure::new(1, format!("signer export: {e}")))?;
+        println!(
+            "key: exported {} signing key(s) to {}{}",
+            report.keys.len(),
+            export.dir.display(),
+            if report.hook_ran { ", hook ran" } else { "" }
+        );
+    }
+    Ok(taken)
+}
+
+/// Applies the DNS changes of `plan`; returns the number of failed zones.
+fn apply_dns(ws: &Workspace, plan: &Plan, force: bool) -> Result<usize, Failure> {
+    if !plan.has_changes() {
+        return Ok(plan.errors().count());
     }
     // The providers and desired states the plan's zones refer to, built
     // from the current config.
@@ -306,7 +392,7 @@ fn apply_cmd(config: &Path, color: ColorChoice, args: ApplyArgs) -> Result<i32, 
             desired: desired.get(&zp.zone),
         })
     };
-    let outcomes = crate::apply::apply(&plan, args.force, CONCURRENCY, &target);
+    let outcomes = crate::apply::apply(plan, force, CONCURRENCY, &target);
     let mut failed = 0;
     let mut applied = 0;
     for o in &outcomes {
@@ -326,7 +412,7 @@ fn apply_cmd(config: &Path, color: ColorChoice, args: ApplyArgs) -> Result<i32, 
         "Apply complete: {applied} change(s) in {} zone(s), {failed} failed.",
         outcomes.len() - failed
     );
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(failed)
 }
 
 fn emit_cmd(config: &Path, args: EmitArgs) -> Result<i32, Failure> {

@@ -5,9 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::config::KeyType;
 use crate::config::{self, Config, ConfigError, ProviderConfig};
 use crate::desired::{self, DesiredError, PublishedDkim};
 use crate::diff::Desired;
+use crate::keys::config::{Algorithm, FamilyConfig, KeysConfig};
+use crate::keys::lifecycle::{self, Transition};
+use crate::keys::observe::DnsObserver;
+use crate::keys::store::{Keystore, State};
+use crate::keys::time::Timestamp;
 use crate::plan::{self, Plan};
 use crate::provider::Provider;
 use crate::provider::cloudflare::Cloudflare;
@@ -21,6 +27,8 @@ pub struct Workspace {
     pub path: PathBuf,
     /// Directory of the config file; relative paths in it start here.
     pub base: PathBuf,
+    /// The key observer, built once per run so its answers are shared.
+    observer: std::sync::OnceLock<Result<DnsObserver, String>>,
 }
 
 /// Zones are planned and applied this many at a time.
@@ -40,6 +48,7 @@ impl Workspace {
             config,
             path: path.to_path_buf(),
             base,
+            observer: std::sync::OnceLock::new(),
         })
     }
 
@@ -157,9 +166,89 @@ impl Workspace {
             .collect()
     }
 
+    /// The keys block with its directories resolved against the config's
+    /// directory.
+    pub fn keys_config(&self) -> Option<KeysConfig> {
+        self.config.keys.as_ref().map(|k| {
+            let mut k = k.clone();
+            k.dir = self.resolve_path(&k.dir);
+            if let Some(e) = &mut k.export {
+                e.dir = self.resolve_path(&e.dir);
+            }
+            k
+        })
+    }
+
+    /// Every rotated DKIM family of the config, with its domain.
+    pub fn families(&self) -> Vec<(String, FamilyConfig)> {
+        let mut out = Vec::new();
+        for (name, d) in desired::domains(&self.config) {
+            let ttl = d.ttl.unwrap_or(self.config.defaults.ttl);
+            for sel in d.dkim.iter().flat_map(|k| &k.selectors) {
+                if let Some(Ok(f)) = sel.family(ttl) {
+                    out.push((name.to_string(), f));
+                }
+            }
+        }
+        out
+    }
+
+    /// The keystore's public state (no private key is read), or an empty
+    /// state when no keystore exists yet.
+    pub fn key_state(&self) -> Result<State, String> {
+        let Some(k) = self.keys_config() else {
+            return Ok(State::default());
+        };
+        if !k.dir.join("state.json").exists() {
+            return Ok(State::default());
+        }
+        Keystore::open_public(&k.dir)
+            .map(|s| s.state().clone())
+            .map_err(|e| format!("keystore {}: {e}", k.dir.display()))
+    }
+
     /// DKIM keys from the keystore that must be published for `domain`.
-    pub fn published_keys(&self, _domain: &Name) -> Vec<PublishedDkim> {
-        Vec::new()
+    pub fn published_keys(&self, domain: &Name) -> Vec<PublishedDkim> {
+        let Ok(state) = self.key_state() else {
+            return Vec::new();
+        };
+        lifecycle::published_keys(&state, domain.as_str())
+            .into_iter()
+            .map(|k| PublishedDkim {
+                selector: k.selector,
+                key_type: match k.algorithm {
+                    Algorithm::Rsa => KeyType::Rsa,
+                    Algorithm::Ed25519 => KeyType::Ed25519,
+                },
+                public_key: k.public_key,
+                revoked: k.revoked,
+            })
+            .collect()
+    }
+
+    /// The observer that tells whether a key is served everywhere.
+    pub fn observer(&self) -> Result<&DnsObserver, String> {
+        self.observer
+            .get_or_init(|| {
+                let authorities = self
+                    .keys_config()
+                    .map(|k| k.authorities)
+                    .unwrap_or_default();
+                DnsObserver::new(&authorities, std::time::Duration::from_secs(2))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The key lifecycle transitions of every family, due now or waiting.
+    pub fn key_transitions(&self, now: Timestamp) -> Result<Vec<Transition>, String> {
+        let families = self.families();
+        let state = self.key_state()?;
+        if families.is_empty() && state.keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let observer = self.observer()?;
+        Ok(lifecycle::plan(&families, &state, now, observer))
     }
 
     pub fn desired(&self, domain: &Name) -> Result<Desired, DesiredError> {
@@ -169,6 +258,35 @@ impl Workspace {
             message: "not in the config".into(),
         })?;
         desired::desired(&self.config, domain, d, &self.published_keys(domain))
+    }
+
+    /// Key lifecycle steps are planned, never taken, here: each shows on its
+    /// domain's first zone plan, due now or with what it waits for.
+    fn attach_key_notes(&self, zones: &mut [plan::ZonePlan]) {
+        if self.families().is_empty() && self.key_state().map_or(true, |s| s.keys.is_empty()) {
+            return;
+        }
+        let transitions = crate::keys::time::clock(None)
+            .map_err(|e| e.to_string())
+            .and_then(|now| self.key_transitions(now));
+        match transitions {
+            Ok(list) => {
+                for t in list {
+                    if let Some(z) = zones.iter_mut().find(|z| z.zone == t.domain) {
+                        z.notes.push(if t.is_due() {
+                            format!("key: {t} (at apply)")
+                        } else {
+                            format!("key: {t}")
+                        });
+                    }
+                }
+            }
+            Err(e) => {
+                for z in zones.iter_mut() {
+                    z.notes.push(format!("key rotation cannot be planned: {e}"));
+                }
+            }
+        }
     }
 
     /// Plans the selected domains against each of their providers,
@@ -203,6 +321,8 @@ impl Workspace {
                 }
             }
         });
+        let mut zones = zones;
+        self.attach_key_notes(&mut zones);
         Plan {
             format: plan::FORMAT,
             created: crate::clock::format_time(crate::clock::now().unwrap_or(0)),

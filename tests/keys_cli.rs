@@ -147,6 +147,7 @@ fn commands_export_and_no_key_material_in_any_output() {
                 format!("ls \"$MAILAUTH_EXPORT_DIR\" > {}", hook_out.display()),
             ]),
         }),
+        authorities: Vec::new(),
     };
     let fams = families();
     let mut out = Outputs::default();

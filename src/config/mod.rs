@@ -31,7 +31,7 @@ pub struct Config {
     pub defaults: Defaults,
     /// The DKIM keystore (generated and rotated keys).
     #[serde(default)]
-    pub keys: Option<KeysConfig>,
+    pub keys: Option<crate::keys::config::KeysConfig>,
     /// The domains mailauth manages, by name.
     pub domains: HashMap<Spanned<String>, Domain>,
 }
@@ -88,14 +88,6 @@ fn default_ttl() -> u32 {
 }
 fn default_max_deletes() -> usize {
     3
-}
-
-/// The keystore for generated keys.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeysConfig {
-    /// Directory of the keystore, relative to the config file.
-    pub dir: String,
 }
 
 /// One domain.
@@ -197,8 +189,49 @@ pub struct SelectorConfig {
     pub bits: Option<Spanned<u32>>,
     /// Rotation period of a family, e.g. `180d`.
     pub rotate_every: Option<Spanned<String>>,
+    /// Minimum time between publishing a key and signing with it, e.g. `2d`.
+    pub activate_after: Option<Spanned<String>>,
     /// How long a retired key stays published, e.g. `7d`.
     pub retire_after: Option<Spanned<String>>,
+    /// How long a revoked (empty `p=`) record stays before removal, e.g. `7d`.
+    pub revoke_after: Option<Spanned<String>>,
+}
+
+impl SelectorConfig {
+    /// The rotated family this selector declares (`prefix` set), with the
+    /// keystore's defaults for what is not given. `ttl` is the domain's.
+    pub fn family(&self, ttl: u32) -> Option<Result<crate::keys::config::FamilyConfig, String>> {
+        use crate::keys::config::{Algorithm, FamilyConfig};
+        use crate::keys::time::Span;
+        let prefix = self.prefix.as_ref()?;
+        let algorithm = match self.algorithm.unwrap_or(KeyType::Rsa) {
+            KeyType::Rsa => Algorithm::Rsa,
+            KeyType::Ed25519 => Algorithm::Ed25519,
+        };
+        let mut f = FamilyConfig::new(&prefix.value, algorithm);
+        f.bits = self.bits.as_ref().map(|b| b.value);
+        f.ttl = ttl;
+        let span =
+            |v: &Option<Spanned<String>>, name: &str, slot: &mut Span| -> Result<(), String> {
+                if let Some(v) = v {
+                    *slot = Span::parse(&v.value).map_err(|e| format!("{name}: {e}"))?;
+                }
+                Ok(())
+            };
+        let result = (|| {
+            span(&self.rotate_every, "rotate_every", &mut f.rotate_every)?;
+            span(
+                &self.activate_after,
+                "activate_after",
+                &mut f.activate_after,
+            )?;
+            span(&self.retire_after, "retire_after", &mut f.retire_after)?;
+            span(&self.revoke_after, "revoke_after", &mut f.revoke_after)?;
+            f.validate().map_err(|e| e.to_string())?;
+            Ok(f)
+        })();
+        Some(result)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

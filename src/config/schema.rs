@@ -31,8 +31,10 @@ pub fn json_schema() -> String {
             "prefix": {"type": "string", "description": "A rotated family of generated keys: <prefix>-YYYY-MM"},
             "algorithm": {"enum": ["rsa", "ed25519"], "description": "Family algorithm (default rsa)"},
             "bits": {"enum": [1024, 2048, 3072, 4096], "description": "RSA key size (default 2048)"},
-            "rotate_every": {"type": "string", "pattern": "^[0-9]+[dhw]$", "description": "Rotation period, e.g. 180d"},
-            "retire_after": {"type": "string", "pattern": "^[0-9]+[dhw]$", "description": "How long a retired key stays published, e.g. 7d"}
+            "rotate_every": {"type": "string", "description": "Rotation period, e.g. 180d"},
+            "activate_after": {"type": "string", "description": "Minimum time between publishing a key and signing with it, e.g. 2d"},
+            "retire_after": {"type": "string", "description": "How long a retired key stays published, e.g. 7d"},
+            "revoke_after": {"type": "string", "description": "How long a revoked (empty p=) record stays before removal, e.g. 7d"}
         }
     });
     let domain = json!({
@@ -134,8 +136,19 @@ pub fn json_schema() -> String {
                 }
             },
             "keys": {
-                "type": "object", "additionalProperties": false,
-                "properties": {"dir": {"type": "string"}}
+                "type": "object", "additionalProperties": false, "required": ["dir"],
+                "properties": {
+                    "dir": {"type": "string", "description": "Keystore directory (0700): state file and private keys"},
+                    "authorities": string_list("Servers (IP[:PORT]) asked whether a new key is served, instead of the NS set"),
+                    "export": {
+                        "type": "object", "additionalProperties": false, "required": ["format", "dir"],
+                        "properties": {
+                            "format": {"enum": ["opendkim", "rspamd", "pem"]},
+                            "dir": {"type": "string"},
+                            "hook": {"type": "array", "items": {"type": "string"}, "description": "Command run after an export"}
+                        }
+                    }
+                }
             },
             "domains": {"type": "object", "additionalProperties": domain}
         }

@@ -283,6 +283,12 @@ pub struct KeysConfig {
     pub dir: PathBuf,
     #[serde(default)]
     pub export: Option<ExportConfig>,
+    /// The servers asked whether a new key is served before it becomes
+    /// active (`IP[:PORT]`). Default: every server of the domain's NS set,
+    /// found through the system resolver. Set it for hidden primaries or
+    /// split-horizon setups.
+    #[serde(default)]
+    pub authorities: Vec<String>,
 }
 
 impl KeysConfig {

@@ -12,5 +12,6 @@ pub mod config;
 pub mod export;
 pub mod generate;
 pub mod lifecycle;
+pub mod observe;
 pub mod store;
 pub mod time;

@@ -71,7 +71,14 @@ impl Case {
         std::fs::read_to_string(self.dir.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
 
-    pub fn run(&self, args: &[&str]) -> Run {
+    /// `run` with the clock set to `time` (RFC 3339).
+    pub fn run_at(&self, time: &str, args: &[&str]) -> Run {
+        let mut cmd = self.command(args);
+        cmd.env("MAILAUTH_NOW", time);
+        output(cmd)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin());
         cmd.args(args)
             .current_dir(self.dir.path())
@@ -80,12 +87,20 @@ impl Case {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let out: Output = cmd.output().expect("run mailauth");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        output(self.command(args))
+    }
+}
+
+fn output(mut cmd: Command) -> Run {
+    let out: Output = cmd.output().expect("run mailauth");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 
