@@ -85,6 +85,8 @@ pub enum Command {
     Spf(crate::spf::cli::SpfArgs),
     /// Ingest DMARC aggregate, failure and TLS reports; list, show, export.
     Reports(crate::reports::cli::ReportsArgs),
+    /// DKIM keys: list, show, generate, rotate, import, export for the signer.
+    Keys(crate::keys::cli::KeysArgs),
     /// Analyse a received message: Received chain, identities, DKIM, SPF
     /// and DMARC evaluated now, and disagreements with recorded results.
     Inspect(crate::inspect::cli::InspectArgs),
@@ -157,6 +159,20 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Validate(args) => Ok(crate::validate::cli::run(&load(&cli.config)?, args)?),
         Command::Spf(args) => Ok(crate::spf::cli::run(args)?),
         Command::Reports(args) => Ok(crate::reports::cli::run(args)?),
+        Command::Keys(args) => {
+            let ws = load(&cli.config)?;
+            let keys = ws.keys_config().ok_or_else(|| {
+                Failure::new(
+                    2,
+                    format!(
+                        "{}: no `keys:` block (keys: {{ dir: keys }})",
+                        ws.path.display()
+                    ),
+                )
+            })?;
+            let now = crate::keys::time::clock(None).map_err(|e| Failure::new(1, e.to_string()))?;
+            Ok(crate::keys::cli::run(args, &keys, &ws.families(), now)?)
+        }
         Command::Inspect(args) => {
             let ws = cli
                 .config

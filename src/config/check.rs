@@ -60,6 +60,23 @@ pub(super) fn check(config: &Config) -> Vec<Located> {
             }
         }
         check_domain(&mut p, name, &field, domain);
+        if config.keys.is_none() {
+            for (i, sel) in domain
+                .dkim
+                .iter()
+                .flat_map(|d| d.selectors.iter())
+                .enumerate()
+            {
+                if let Some(prefix) = &sel.prefix {
+                    p.at(
+                        prefix,
+                        format!("{field}.dkim.selectors[{i}].prefix"),
+                        "a rotated key family needs a keystore".into(),
+                        Some("add `keys: { dir: keys }` at the top level"),
+                    );
+                }
+            }
+        }
         for (i, prov) in domain.providers.iter().enumerate() {
             if !config.providers.contains_key(&prov.value) {
                 let known: Vec<&str> = config.providers.keys().map(String::as_str).collect();
