@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(bind9 bind9-utils bind9-dnsutils pdns-server pdns-backend-sqlite3 sqlite3
-          dovecot-imapd opendkim-tools chromium)
+          dovecot-imapd opendkim-tools chromium openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
