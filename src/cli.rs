@@ -85,6 +85,8 @@ pub enum Command {
     Spf(crate::spf::cli::SpfArgs),
     /// Ingest DMARC aggregate, failure and TLS reports; list, show, export.
     Reports(crate::reports::cli::ReportsArgs),
+    /// The onboarding checklist of one domain, with the next safe step toward p=reject.
+    Checklist(crate::checklist::cli::ChecklistArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -154,6 +156,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Validate(args) => Ok(crate::validate::cli::run(&load(&cli.config)?, args)?),
         Command::Spf(args) => Ok(crate::spf::cli::run(args)?),
         Command::Reports(args) => Ok(crate::reports::cli::run(args)?),
+        Command::Checklist(args) => {
+            let ws = if cli.config.exists() { Some(load(&cli.config)?) } else { None };
+            crate::checklist::cli::run(ws.as_ref(), args).map_err(|e| Failure::new(2, e.to_string()))
+        }
         Command::Schema => {
             println!("{}", crate::config::schema::json_schema());
             Ok(0)
