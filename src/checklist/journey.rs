@@ -31,9 +31,20 @@ pub fn compute(f: &Facts, s: &Settings) -> Checklist {
     if non_sending {
         parked_profile(&j, &mut items);
     }
-    let next_step = items
-        .iter()
-        .find(|i| i.status == Status::Open && i.blocking && i.next.is_some())
+    // Publishing DMARC in monitoring mode goes first whatever else is
+    // open: it starts the weeks of report data every later step needs.
+    let start_reports = items.iter().find(|i| {
+        i.number == 4
+            && i.status == Status::Open
+            && f.dmarc.is_none()
+            && matches!(i.next, Some(NextAction::Config(_)))
+    });
+    let next_step = start_reports
+        .or_else(|| {
+            items
+                .iter()
+                .find(|i| i.status == Status::Open && i.blocking && i.next.is_some())
+        })
         .or_else(|| {
             items
                 .iter()
