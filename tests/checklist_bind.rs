@@ -335,8 +335,8 @@ fn journey_stages_against_bind() {
         plan,
         vec![
             "~ _dmarc.ready.test TXT",
-            "    - \"v=DMARC1; p=none; rua=mailto:dmarc@ready.test\"",
-            "    + \"v=DMARC1; p=quarantine; t=y; rua=mailto:dmarc@ready.test\"",
+            "-     \"v=DMARC1; p=none; rua=mailto:dmarc@ready.test\"",
+            "+     \"v=DMARC1; p=quarantine; t=y; rua=mailto:dmarc@ready.test\"",
         ]
     );
     golden(&c);
@@ -369,9 +369,9 @@ fn journey_stages_against_bind() {
     assert!(yaml.contains("parked: true") && yaml.contains("dmarc: null"), "{yaml}");
     for want in [
         "+ idle.test MX",
-        "    + 0 .",
+        "+     0 .",
         "+ idle.test TXT",
-        "    + \"v=spf1 -all\"",
+        "+     \"v=spf1 -all\"",
         "+ *._domainkey.idle.test TXT",
         "~ _dmarc.idle.test TXT",
     ] {

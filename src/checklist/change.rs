@@ -287,11 +287,12 @@ pub fn plan_lines(plan: &[ChangeJson]) -> Vec<String> {
             Action::Delete => "-",
         };
         out.push(format!("{head} {} {}", c.name, c.rtype));
+        // The marker first, so that a Markdown `diff` block colours it.
         for v in old.iter().filter(|v| !new.contains(v)) {
-            out.push(format!("    - {v}"));
+            out.push(format!("-     {v}"));
         }
         for v in new.iter().filter(|v| !old.contains(v)) {
-            out.push(format!("    + {v}"));
+            out.push(format!("+     {v}"));
         }
     }
     out
@@ -366,8 +367,8 @@ mod tests {
             lines,
             vec![
                 "~ _dmarc.a.test TXT",
-                "    - \"v=DMARC1; p=none; rua=mailto:r@a.test\"",
-                "    + \"v=DMARC1; p=quarantine; t=y; rua=mailto:r@a.test\"",
+                "-     \"v=DMARC1; p=none; rua=mailto:r@a.test\"",
+                "+     \"v=DMARC1; p=quarantine; t=y; rua=mailto:r@a.test\"",
             ],
             "{lines:#?}"
         );

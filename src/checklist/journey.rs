@@ -88,6 +88,8 @@ fn na(mut i: Item, why: &str) -> Item {
     i.status = Status::NotApplicable;
     i.blocking = false;
     i.evidence = vec![why.to_string()];
+    i.next = None;
+    i.why = None;
     i
 }
 
@@ -738,12 +740,17 @@ impl Journey<'_> {
         let p = d.effective_policy();
         let sp = d.sp.unwrap_or(p);
         let np = d.np.or(d.sp).unwrap_or(p);
+        let from = |set: bool, inherited: &str| if set { "set" } else { inherited }.to_string();
         i.evidence.push(format!(
-            "live DNS: subdomains {}{}, non-existent subdomains {}{}",
+            "live DNS: sp={} ({}), np={} ({})",
             sp.as_str(),
-            if d.sp.is_none() { " (from p)" } else { "" },
+            from(d.sp.is_some(), "from p"),
             np.as_str(),
-            if d.np.is_none() { " (inherited)" } else { "" },
+            if d.np.is_some() {
+                "set".to_string()
+            } else {
+                from(false, if d.sp.is_some() { "from sp" } else { "from p" })
+            },
         ));
         i.blocking = false;
         if np != Policy::Reject {

@@ -34,7 +34,7 @@ fn headline(c: &Checklist) -> String {
 
 fn next_line(c: &Checklist) -> String {
     match c.next_step.and_then(|n| c.item(n)) {
-        Some(i) => format!("Next step: item {} ({})", i.number, i.title),
+        Some(i) => format!("Next step: item {}: {}", i.number, i.title),
         None if c
             .items
             .iter()
@@ -117,12 +117,20 @@ pub fn render_markdown(c: &Checklist) -> String {
     let _ = writeln!(out, "### mailauth checklist: {}\n", headline(c));
     let _ = writeln!(out, "**{}**\n", next_line(c));
     for i in &c.items {
-        let checked = if i.status == Status::Done { "x" } else { " " };
-        let tag = match i.status {
-            Status::Done => String::new(),
-            s => format!(" _({})_", s.as_str()),
-        };
-        let _ = writeln!(out, "- [{checked}] **{}. {}**{tag}", i.number, md(&i.title));
+        match i.status {
+            Status::NotApplicable => {
+                let _ = writeln!(out, "- ~~{}. {}~~ _(n/a)_", i.number, md(&i.title));
+            }
+            s => {
+                let checked = if s == Status::Done { "x" } else { " " };
+                let tag = if s == Status::Done {
+                    String::new()
+                } else {
+                    format!(" _({})_", s.as_str())
+                };
+                let _ = writeln!(out, "- [{checked}] **{}. {}**{tag}", i.number, md(&i.title));
+            }
+        }
         for e in &i.evidence {
             let _ = writeln!(out, "  - {}", md(e));
         }
