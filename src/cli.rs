@@ -157,8 +157,13 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Spf(args) => Ok(crate::spf::cli::run(args)?),
         Command::Reports(args) => Ok(crate::reports::cli::run(args)?),
         Command::Checklist(args) => {
-            let ws = if cli.config.exists() { Some(load(&cli.config)?) } else { None };
-            crate::checklist::cli::run(ws.as_ref(), args).map_err(|e| Failure::new(2, e.to_string()))
+            let ws = if cli.config.exists() {
+                Some(load(&cli.config)?)
+            } else {
+                None
+            };
+            crate::checklist::cli::run(ws.as_ref(), args)
+                .map_err(|e| Failure::new(2, e.to_string()))
         }
         Command::Schema => {
             println!("{}", crate::config::schema::json_schema());

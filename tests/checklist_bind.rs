@@ -149,7 +149,13 @@ fn fill(store: &mut SqliteStore) {
         spf_domain: "",
         dkim: None,
     };
-    ingest(store, "monitor.test", "none", 5, &[row("198.51.100.10", 100, true)]);
+    ingest(
+        store,
+        "monitor.test",
+        "none",
+        5,
+        &[row("198.51.100.10", 100, true)],
+    );
     ingest(
         store,
         "leaky.test",
@@ -182,7 +188,10 @@ fn fill(store: &mut SqliteStore) {
         "ready.test",
         "none",
         20,
-        &[row("198.51.100.10", 1000, true), row("203.0.113.50", 5, false)],
+        &[
+            row("198.51.100.10", 1000, true),
+            row("203.0.113.50", 5, false),
+        ],
     );
     ingest(
         store,
@@ -235,17 +244,30 @@ fn expect(c: &Checklist, want: &[Status; 11], next: Option<u8>) {
         c.domain,
         render::render_text(c)
     );
-    assert_eq!(c.next_step, next, "{}: next step\n{}", c.domain, render::render_text(c));
+    assert_eq!(
+        c.next_step,
+        next,
+        "{}: next step\n{}",
+        c.domain,
+        render::render_text(c)
+    );
 }
 
 /// The plan lines of the proposed change of item `n`.
 fn proposal(c: &Checklist, n: u8) -> (String, Vec<String>) {
     match &c.item(n).and_then(|i| i.next.clone()) {
         Some(NextAction::Config(p)) => {
-            assert_eq!(p.error, None, "{}: item {n} proposal does not plan", c.domain);
+            assert_eq!(
+                p.error, None,
+                "{}: item {n} proposal does not plan",
+                c.domain
+            );
             (p.yaml.clone(), plan_lines(&p.plan))
         }
-        other => panic!("{}: item {n}: expected a config change, got {other:?}", c.domain),
+        other => panic!(
+            "{}: item {n}: expected a config change, got {other:?}",
+            c.domain
+        ),
     }
 }
 
@@ -266,8 +288,7 @@ use Status::{Blocked as B, Done as D, NotApplicable as NA, Open as O};
 fn journey_stages_against_bind() {
     let Some(bind) = start_bind() else { return };
     let addr = SocketAddr::from(([127, 0, 0, 1], bind.port()));
-    let resolver =
-        Resolver::with_nameservers(&[addr], Duration::from_secs(2)).expect("resolver");
+    let resolver = Resolver::with_nameservers(&[addr], Duration::from_secs(2)).expect("resolver");
     let ws = Workspace::load(&data().join("mailauth.yaml")).expect("fixture config loads");
     let mut store = SqliteStore::open_in_memory().expect("store");
     fill(&mut store);
@@ -284,10 +305,15 @@ fn journey_stages_against_bind() {
     let c = env.checklist("fresh.test", true);
     expect(&c, &[D, D, O, O, B, B, B, B, B, O, B], Some(4));
     let (yaml, plan) = proposal(&c, 4);
-    assert!(yaml.contains("p: none") && yaml.contains("rua: [mailto:dmarc-reports@fresh.test]"), "{yaml}");
+    assert!(
+        yaml.contains("p: none") && yaml.contains("rua: [mailto:dmarc-reports@fresh.test]"),
+        "{yaml}"
+    );
     assert!(
         plan.iter().any(|l| l == "+ _dmarc.fresh.test TXT")
-            && plan.iter().any(|l| l.contains("\"v=DMARC1; p=none; rua=mailto:dmarc-reports@fresh.test\"")),
+            && plan
+                .iter()
+                .any(|l| l.contains("\"v=DMARC1; p=none; rua=mailto:dmarc-reports@fresh.test\"")),
         "{plan:#?}"
     );
     golden(&c);
@@ -300,13 +326,27 @@ fn journey_stages_against_bind() {
         "{:?}",
         c.item(5)
     );
-    assert!(c.item(7).unwrap().why.as_deref().unwrap_or("").contains("5 of the 14 days"));
+    assert!(
+        c.item(7)
+            .unwrap()
+            .why
+            .as_deref()
+            .unwrap_or("")
+            .contains("5 of the 14 days")
+    );
     golden(&c);
 
     // Without a report database the data items say what is missing.
     let c = env.checklist("monitor.test", false);
     assert_eq!(c.item(5).unwrap().status, B);
-    assert!(c.item(7).unwrap().why.as_deref().unwrap_or("").contains("no report database"));
+    assert!(
+        c.item(7)
+            .unwrap()
+            .why
+            .as_deref()
+            .unwrap_or("")
+            .contains("no report database")
+    );
     // ... and the rua mailbox is not known to be read.
     assert_eq!(c.item(4).unwrap().status, O, "{}", render::render_text(&c));
 
@@ -315,9 +355,13 @@ fn journey_stages_against_bind() {
     expect(&c, &[D, D, D, D, D, O, B, B, O, O, B], Some(6));
     let ev = c.item(6).unwrap().evidence.join("\n");
     assert!(ev.contains("1260 of 1400 messages (90.0%)"), "{ev}");
-    assert!(ev.contains("203.0.113.9") && ev.contains("our selector `s2026`"), "{ev}");
     assert!(
-        ev.contains("198.51.100.20") && ev.contains("via `include:_spf.provider.test` (spf.include)")
+        ev.contains("203.0.113.9") && ev.contains("our selector `s2026`"),
+        "{ev}"
+    );
+    assert!(
+        ev.contains("198.51.100.20")
+            && ev.contains("via `include:_spf.provider.test` (spf.include)")
             && ev.contains("bounce.esp.example"),
         "{ev}"
     );
@@ -345,7 +389,11 @@ fn journey_stages_against_bind() {
     let c = env.checklist("testing.test", true);
     expect(&c, &[D, D, D, D, D, D, O, B, O, O, B], Some(7));
     let (_, plan) = proposal(&c, 7);
-    assert!(plan.iter().any(|l| l.ends_with("p=quarantine; rua=mailto:dmarc@testing.test\"")), "{plan:#?}");
+    assert!(
+        plan.iter()
+            .any(|l| l.ends_with("p=quarantine; rua=mailto:dmarc@testing.test\"")),
+        "{plan:#?}"
+    );
     golden(&c);
 
     // p=reject with sp=none: subdomains next (np inherits sp=none).
@@ -353,7 +401,10 @@ fn journey_stages_against_bind() {
     expect(&c, &[D, D, D, D, D, D, D, D, O, O, B], Some(9));
     let (yaml, plan) = proposal(&c, 9);
     assert!(yaml.contains("np: reject"), "{yaml}");
-    assert!(plan.iter().any(|l| l.contains("sp=none; np=reject")), "{plan:#?}");
+    assert!(
+        plan.iter().any(|l| l.contains("sp=none; np=reject")),
+        "{plan:#?}"
+    );
     golden(&c);
 
     // Parked and published: nothing left.
@@ -366,7 +417,10 @@ fn journey_stages_against_bind() {
     let c = env.checklist("idle.test", true);
     assert_eq!(c.next_step, Some(1), "{}", render::render_text(&c));
     let (yaml, plan) = proposal(&c, 1);
-    assert!(yaml.contains("parked: true") && yaml.contains("dmarc: null"), "{yaml}");
+    assert!(
+        yaml.contains("parked: true") && yaml.contains("dmarc: null"),
+        "{yaml}"
+    );
     for want in [
         "+ idle.test MX",
         "+     0 .",
@@ -375,10 +429,17 @@ fn journey_stages_against_bind() {
         "+ *._domainkey.idle.test TXT",
         "~ _dmarc.idle.test TXT",
     ] {
-        assert!(plan.iter().any(|l| l == want), "missing {want:?} in {plan:#?}");
+        assert!(
+            plan.iter().any(|l| l == want),
+            "missing {want:?} in {plan:#?}"
+        );
     }
     for i in &c.items {
-        assert_ne!(i.status, B, "item {} blocked for a parked candidate", i.number);
+        assert_ne!(
+            i.status, B,
+            "item {} blocked for a parked candidate",
+            i.number
+        );
     }
     golden(&c);
     assert_eq!(statuses(&c).len(), 11);
@@ -392,7 +453,13 @@ fn cli(env: &Env) {
     let db = dir.path().join("reports.db");
     {
         let mut store = SqliteStore::open(&db).expect("db");
-        ingest(&mut store, "ready.test", "none", 15, &[row("198.51.100.10", 50, true)]);
+        ingest(
+            &mut store,
+            "ready.test",
+            "none",
+            15,
+            &[row("198.51.100.10", 50, true)],
+        );
     }
     let run = |args: &[&str]| {
         let out = std::process::Command::new(util::bin())
@@ -422,10 +489,16 @@ fn cli(env: &Env) {
     assert_eq!(json["items"][6]["next"]["kind"], "config");
     assert_eq!(json["items"][4]["status"], "done");
     let html = run(&["ready.test", "--format", "html"]);
-    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("p: quarantine"), "{html}");
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("p: quarantine"),
+        "{html}"
+    );
     // A rua address given with --reads counts as read, even with no data.
     let text = run(&["monitor.test", "--reads", "dmarc@monitor.test"]);
-    assert!(text.contains("rua dmarc@monitor.test is read by mailauth"), "{text}");
+    assert!(
+        text.contains("rua dmarc@monitor.test is read by mailauth"),
+        "{text}"
+    );
     let text = run(&["monitor.test"]);
     assert!(text.contains("[ ]  4."), "{text}");
     // A missing database is not created.
@@ -433,7 +506,12 @@ fn cli(env: &Env) {
     let out = std::process::Command::new(util::bin())
         .arg("--config")
         .arg(data().join("mailauth.yaml"))
-        .args(["checklist", "ready.test", "--nameserver", &env.addr.to_string()])
+        .args([
+            "checklist",
+            "ready.test",
+            "--nameserver",
+            &env.addr.to_string(),
+        ])
         .arg("--db")
         .arg(&missing)
         .output()
@@ -453,7 +531,10 @@ fn plan_hint_needs_days_and_alignment() {
     };
     let q: &dyn ChecklistQueries = &store;
     let h = hint("ready.test", Some(q)).expect("ready.test can advance");
-    assert!(h.contains("14000 of 14070 messages (99.5%)") && h.contains("p=quarantine with t=y"), "{h}");
+    assert!(
+        h.contains("14000 of 14070 messages (99.5%)") && h.contains("p=quarantine with t=y"),
+        "{h}"
+    );
     let h = hint("testing.test", Some(q)).expect("testing.test can advance");
     assert!(h.contains("p=quarantine without t=y"), "{h}");
     assert_eq!(hint("monitor.test", Some(q)), None, "5 days are not enough");

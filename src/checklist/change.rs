@@ -206,7 +206,10 @@ pub fn merge(target: &mut Value, patch: &Value) {
 
 /// The patch as a YAML fragment under `domains:`.
 pub fn render_yaml(domain: &Name, patch: &Value) -> String {
-    let mut out = format!("domains:\n  {}:\n", scalar(&Value::String(domain.to_string())));
+    let mut out = format!(
+        "domains:\n  {}:\n",
+        scalar(&Value::String(domain.to_string()))
+    );
     yaml_map(patch, 4, &mut out);
     out
 }
@@ -313,7 +316,11 @@ mod tests {
         // RFC 7396 Appendix A, a few of its test cases.
         let cases = [
             (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
-            (json!({"a": "b"}), json!({"b": "c"}), json!({"a": "b", "b": "c"})),
+            (
+                json!({"a": "b"}),
+                json!({"b": "c"}),
+                json!({"a": "b", "b": "c"}),
+            ),
             (json!({"a": "b"}), json!({"a": null}), json!({})),
             (json!({"a": ["b"]}), json!({"a": "c"}), json!({"a": "c"})),
             (
@@ -350,7 +357,10 @@ mod tests {
         );
         // The fragment is valid YAML that reads back as the patch.
         let back: Value = serde_saphyr::from_str(&y).unwrap();
-        assert_eq!(back["domains"]["example.test"]["dkim"]["selectors"][1]["bits"], 2048);
+        assert_eq!(
+            back["domains"]["example.test"]["dkim"]["selectors"][1]["bits"],
+            2048
+        );
     }
 
     #[test]
@@ -360,7 +370,11 @@ mod tests {
             path: PathBuf::from("mailauth.yaml"),
         };
         let d = Name::parse("a.test").unwrap();
-        let p = doc.propose(&d, "quarantine", json!({"dmarc": {"p": "quarantine", "t": true}}));
+        let p = doc.propose(
+            &d,
+            "quarantine",
+            json!({"dmarc": {"p": "quarantine", "t": true}}),
+        );
         assert_eq!(p.error, None);
         let lines = plan_lines(&p.plan);
         assert_eq!(

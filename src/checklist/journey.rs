@@ -149,11 +149,14 @@ impl Journey<'_> {
         }
     }
 
-    fn from_problem(&self, i: Item, p: &Finding) -> Item {
+    fn for_problem(&self, i: Item, p: &Finding) -> Item {
         if p.severity == Severity::TempError {
             return blocked(
                 i,
-                format!("DNS did not answer ({}): run the checklist again", p.message),
+                format!(
+                    "DNS did not answer ({}): run the checklist again",
+                    p.message
+                ),
             );
         }
         let mut i = open(i, self.fix(p), format!("live DNS: {}", p.message));
@@ -180,9 +183,9 @@ impl Journey<'_> {
             return false;
         }
         let mx = self.findings(Check::Mx);
-        let no_mail = mx.iter().any(|x| {
-            x.message.starts_with("no MX records") || x.message.starts_with("null MX")
-        });
+        let no_mail = mx
+            .iter()
+            .any(|x| x.message.starts_with("no MX records") || x.message.starts_with("null MX"));
         let sends = self
             .f
             .reports
@@ -290,7 +293,7 @@ impl Journey<'_> {
                 i.evidence = vec![format!("live DNS: {}", p.message)];
                 return i;
             }
-            return self.from_problem(i, p);
+            return self.for_problem(i, p);
         }
         match self.worst(Check::Mx) {
             None => blocked(i, "the MX check did not run".into()),
@@ -301,7 +304,10 @@ impl Journey<'_> {
     /// RFC 7208 §4.5 (one record), §4.6.4 (at most 10 lookups), §5.1
     /// (`all`): checked by validate; here only `-all`/`~all` is added.
     fn spf(&self) -> Item {
-        let i = item(2, "SPF: exactly one record, at most 10 lookups, ends in -all or ~all");
+        let i = item(
+            2,
+            "SPF: exactly one record, at most 10 lookups, ends in -all or ~all",
+        );
         if let Some(p) = self.problems(Check::Spf).first() {
             if !self.f.config.has_spf && p.message.starts_with("no SPF record") {
                 let patch = json!({ "spf": { "mx": true, "all": "softfail" } });
@@ -314,7 +320,7 @@ impl Journey<'_> {
                     ),
                 );
             }
-            return self.from_problem(i, p);
+            return self.for_problem(i, p);
         }
         let Some(spf) = &self.f.spf else {
             return blocked(i, "no single SPF record could be read".into());
@@ -325,7 +331,10 @@ impl Journey<'_> {
             return open(
                 i,
                 if self.f.config.has_spf {
-                    self.propose("end the SPF record with ~all", json!({"spf": {"all": "softfail"}}))
+                    self.propose(
+                        "end the SPF record with ~all",
+                        json!({"spf": {"all": "softfail"}}),
+                    )
                 } else {
                     NextAction::Manual {
                         text: "end the SPF record with `-all` or `~all`".into(),
@@ -346,7 +355,7 @@ impl Journey<'_> {
         let findings = self.findings(Check::Dkim);
         if self.f.parked {
             return match self.problems(Check::Dkim).first() {
-                Some(p) => self.from_problem(i, p),
+                Some(p) => self.for_problem(i, p),
                 None => done(i, self.passes(Check::Dkim)),
             };
         }
@@ -372,9 +381,9 @@ impl Journey<'_> {
                 continue;
             }
             match (&set.rtype, set.data.first()) {
-                (RType::Cname, Some(RData::Cname(t))) => {
-                    good.push(format!("selector `{sel}` delegated to {t} (its operator holds the key)"))
-                }
+                (RType::Cname, Some(RData::Cname(t))) => good.push(format!(
+                    "selector `{sel}` delegated to {t} (its operator holds the key)"
+                )),
                 (RType::Txt, Some(d)) => {
                     let key: Option<DkimKey> = d.txt_value().and_then(|v| v.parse().ok());
                     match key {
@@ -432,10 +441,9 @@ impl Journey<'_> {
             .problems(Check::Dkim)
             .into_iter()
             .find(|p| p.severity >= Severity::TempError)
+            && good.is_empty()
         {
-            if good.is_empty() {
-                return self.from_problem(i, p);
-            }
+            return self.for_problem(i, p);
         }
         if good.is_empty() {
             if has_family && self.f.config.rotations.is_empty() {
@@ -458,7 +466,11 @@ impl Journey<'_> {
             } else {
                 "keys under 2048 bits are discouraged (RFC 8301 §3.2): generate a 2048-bit family and rotate to it"
             };
-            return open(i, add_family("add a rotated 2048-bit DKIM key family"), why.into());
+            return open(
+                i,
+                add_family("add a rotated 2048-bit DKIM key family"),
+                why.into(),
+            );
         }
         if self.f.config.rotations.is_empty() {
             i.blocking = false;
@@ -483,16 +495,16 @@ impl Journey<'_> {
         );
         if self.f.parked {
             return match self.problems(Check::Dmarc).first() {
-                Some(p) => self.from_problem(i, p),
+                Some(p) => self.for_problem(i, p),
                 None => done(i, self.passes(Check::Dmarc)),
             };
         }
         let mailbox = self.report_mailbox();
         let Some(d) = &self.f.dmarc else {
-            if self.f.config.has_dmarc {
-                if let Some(p) = self.problems(Check::Dmarc).first() {
-                    return self.from_problem(i, p);
-                }
+            if self.f.config.has_dmarc
+                && let Some(p) = self.problems(Check::Dmarc).first()
+            {
+                return self.for_problem(i, p);
             }
             return open(
                 i,
@@ -521,10 +533,14 @@ impl Journey<'_> {
             );
         }
         if let Some(p) = self.problems(Check::Dmarc).first() {
-            return self.from_problem(i, p);
+            return self.for_problem(i, p);
         }
         let mut evidence = self.passes(Check::Dmarc);
-        let rua: Vec<String> = d.rua.iter().map(|u| u.address.to_ascii_lowercase()).collect();
+        let rua: Vec<String> = d
+            .rua
+            .iter()
+            .map(|u| u.address.to_ascii_lowercase())
+            .collect();
         let read: Vec<&String> = rua
             .iter()
             .filter(|a| {
@@ -538,7 +554,10 @@ impl Journey<'_> {
         if !read.is_empty() {
             evidence.push(format!(
                 "rua {} is read by mailauth (--reads)",
-                read.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                read.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if arriving {
@@ -553,7 +572,8 @@ impl Journey<'_> {
                         rua.join(", ")
                     ),
                 },
-                "no report for the domain is in the database and no `--reads` address matches rua".into(),
+                "no report for the domain is in the database and no `--reads` address matches rua"
+                    .into(),
             );
             i.evidence = evidence;
             return i;
@@ -575,7 +595,8 @@ impl Journey<'_> {
         let Some(r) = &self.f.reports else {
             return blocked(
                 i,
-                "no report database: pass `--db` with the database `mailauth reports ingest` fills".into(),
+                "no report database: pass `--db` with the database `mailauth reports ingest` fills"
+                    .into(),
             );
         };
         i.evidence.push(format!(
@@ -616,7 +637,8 @@ impl Journey<'_> {
         let Some(r) = &self.f.reports else {
             return blocked(
                 i,
-                "no report database: pass `--db` with the database `mailauth reports ingest` fills".into(),
+                "no report database: pass `--db` with the database `mailauth reports ingest` fills"
+                    .into(),
             );
         };
         let v = r.volume;
@@ -695,10 +717,7 @@ impl Journey<'_> {
                 Ok(why) => {
                     let mut i = open(
                         i,
-                        self.propose(
-                            "leave testing mode",
-                            self.dmarc_patch(json!({"t": null})),
-                        ),
+                        self.propose("leave testing mode", self.dmarc_patch(json!({"t": null}))),
                         format!("safe now: {why}"),
                     );
                     i.evidence = vec!["live DNS: p=quarantine with t=y".into()];
@@ -787,12 +806,8 @@ impl Journey<'_> {
             return na(i, "parked: the null MX receives no mail");
         }
         let checks = [Check::MtaSts, Check::TlsRpt];
-        if let Some(p) = checks
-            .iter()
-            .flat_map(|c| self.problems(*c))
-            .next()
-        {
-            let mut i = self.from_problem(i, p);
+        if let Some(p) = checks.iter().flat_map(|c| self.problems(*c)).next() {
+            let mut i = self.for_problem(i, p);
             i.blocking = false;
             return i;
         }
@@ -845,9 +860,8 @@ impl Journey<'_> {
         };
         let p = d.effective_policy();
         let sp = d.sp.unwrap_or(p);
-        let enforcing = matches!(p, Policy::Quarantine | Policy::Reject)
-            && sp != Policy::None
-            && !d.testing();
+        let enforcing =
+            matches!(p, Policy::Quarantine | Policy::Reject) && sp != Policy::None && !d.testing();
         if enforcing {
             return done(
                 i,
@@ -881,7 +895,10 @@ fn parked_profile(j: &Journey, items: &mut [Item]) {
     for i in items.iter_mut() {
         match i.number {
             5 | 6 | 10 | 11 => {
-                *i = na(i.clone(), "non-sending domain: the parked profile covers it");
+                *i = na(
+                    i.clone(),
+                    "non-sending domain: the parked profile covers it",
+                );
             }
             _ if i.status == Status::Done => {}
             _ => {

@@ -318,9 +318,7 @@ fn one_record(resolver: &Resolver, name: &Name, prefix: &str) -> Option<String> 
     let matching: Vec<String> = records
         .iter()
         .map(|r| r.text())
-        .filter(|t| {
-            t.len() >= prefix.len() && t[..prefix.len()].eq_ignore_ascii_case(prefix)
-        })
+        .filter(|t| t.len() >= prefix.len() && t[..prefix.len()].eq_ignore_ascii_case(prefix))
         .collect();
     match matching.as_slice() {
         [one] => Some(one.clone()),
@@ -369,10 +367,10 @@ fn attribute(
         .iter()
         .filter(|s| {
             config.selectors.contains(s)
-                || config
-                    .prefixes
-                    .iter()
-                    .any(|p| s.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('-')))
+                || config.prefixes.iter().any(|p| {
+                    s.strip_prefix(p.as_str())
+                        .is_some_and(|r| r.starts_with('-'))
+                })
         })
         .collect();
     for s in &ours {

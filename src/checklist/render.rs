@@ -264,6 +264,9 @@ mod tests {
     #[test]
     fn markdown_escapes_outside_code_spans() {
         assert_eq!(md("a_b `x_y` <c>"), "a\\_b `x_y` \\<c\\>");
-        assert_eq!(html_escape("<a href=\"x\">&"), "&lt;a href=&quot;x&quot;&gt;&amp;");
+        assert_eq!(
+            html_escape("<a href=\"x\">&"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;"
+        );
     }
 }
