@@ -750,7 +750,10 @@ impl Journey<'_> {
         }
     }
 
-    /// RFC 9989: `sp` defaults to `p`, and `np` defaults to `sp`.
+    /// RFC 9989 §4.7 (`p`): "Policy applies to the domain queried and to
+    /// subdomains, unless subdomain policy is explicitly described using
+    /// the "sp" or "np" tags." An absent `np` falls back to `sp`, and an
+    /// absent `sp` to `p`.
     fn subdomains(&self) -> Item {
         let mut i = item(9, "sp and np for subdomains and non-existent subdomains");
         let Some(d) = &self.f.dmarc else {
