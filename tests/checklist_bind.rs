@@ -501,6 +501,28 @@ fn cli(env: &Env) {
     );
     let text = run(&["monitor.test"]);
     assert!(text.contains("[ ]  4."), "{text}");
+    // Without a config file the domain is simply not in the config.
+    let out = std::process::Command::new(util::bin())
+        .arg("--config")
+        .arg(dir.path().join("absent.yaml"))
+        .args(["checklist", "fresh.test", "--format", "markdown"])
+        .args(["--nameserver", &env.addr.to_string()])
+        .arg("--db")
+        .arg(&db)
+        .env("MAILAUTH_NOW", NOW.to_string())
+        .output()
+        .expect("run");
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        md.starts_with("### mailauth checklist: fresh.test (not in the config)")
+            && md.contains("**Next step: item 4: "),
+        "{md}"
+    );
     // A missing database is not created.
     let missing = dir.path().join("none.db");
     let out = std::process::Command::new(util::bin())
