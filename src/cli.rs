@@ -90,6 +90,8 @@ pub enum Command {
     /// Analyse a received message: Received chain, identities, DKIM, SPF
     /// and DMARC evaluated now, and disagreements with recorded results.
     Inspect(crate::inspect::cli::InspectArgs),
+    /// The onboarding checklist of one domain, with the next safe step toward p=reject.
+    Checklist(crate::checklist::cli::ChecklistArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -180,6 +182,15 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 .then(|| Workspace::load(&cli.config))
                 .transpose()?;
             Ok(crate::inspect::cli::run(ws.as_ref(), args)?)
+        }
+        Command::Checklist(args) => {
+            let ws = if cli.config.exists() {
+                Some(load(&cli.config)?)
+            } else {
+                None
+            };
+            crate::checklist::cli::run(ws.as_ref(), args)
+                .map_err(|e| Failure::new(2, e.to_string()))
         }
         Command::Schema => {
             println!("{}", crate::config::schema::json_schema());

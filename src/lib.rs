@@ -4,6 +4,7 @@
 //! and read the DMARC reports that come back.
 
 pub mod apply;
+pub mod checklist;
 pub mod cli;
 pub mod clock;
 pub mod config;

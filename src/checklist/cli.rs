@@ -1,0 +1,110 @@
+//! The `checklist` command's arguments and driver: load the config when
+//! there is one, build the resolver (system, or `--nameserver`), open the
+//! report database read-only when it exists, compute and print. The
+//! subcommand itself is declared in `cli`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::{ChecklistError, Settings, Sources, compute, gather, render};
+use crate::dns::Resolver;
+use crate::record::Name;
+use crate::reports::store::{ChecklistQueries, DEFAULT_DB, SqliteStore};
+use crate::workspace::Workspace;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Html,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ChecklistArgs {
+    /// The domain (in the config or not).
+    pub domain: String,
+    /// Report database (SQLite) that `mailauth reports ingest` fills. Not
+    /// created when missing: the report items then say the data is missing.
+    #[arg(long, env = "MAILAUTH_DB", default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    /// A mailbox `mailauth reports ingest` reads (repeatable): a DMARC rua
+    /// address listed here counts as read.
+    #[arg(long = "reads", value_name = "ADDRESS")]
+    pub reads: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Resolve through this server instead of the system resolver:
+    /// IP or IP:PORT. Repeatable.
+    #[arg(long = "nameserver", value_name = "IP[:PORT]")]
+    pub nameservers: Vec<String>,
+    /// Days of aggregate data needed before the policy may advance.
+    #[arg(long, default_value_t = 14, value_name = "DAYS")]
+    pub min_days: i64,
+    /// Share of volume (percent) that must pass DMARC over 14 days.
+    #[arg(long, default_value_t = 98.0, value_name = "PERCENT")]
+    pub pass_percent: f64,
+    /// Per-query timeout in seconds.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub timeout: f64,
+}
+
+/// Runs `mailauth checklist`; prints the checklist and returns 0.
+/// `ws` is `None` when there is no config file.
+pub fn run(ws: Option<&Workspace>, args: ChecklistArgs) -> Result<i32, ChecklistError> {
+    let domain = Name::parse(&args.domain).map_err(|message| ChecklistError::Domain {
+        value: args.domain.clone(),
+        message,
+    })?;
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(ChecklistError::Settings {
+            message: "--timeout must be a positive number of seconds".into(),
+        });
+    }
+    if !(0.0..=100.0).contains(&args.pass_percent) || args.min_days < 0 {
+        return Err(ChecklistError::Settings {
+            message: "--pass-percent must be 0..100 and --min-days not negative".into(),
+        });
+    }
+    let servers = args
+        .nameservers
+        .iter()
+        .map(|s| {
+            crate::validate::parse_nameserver(s).map_err(|e| ChecklistError::Settings {
+                message: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let resolver = if servers.is_empty() {
+        Resolver::system()?
+    } else {
+        Resolver::with_nameservers(&servers, Duration::from_secs_f64(args.timeout))?
+    };
+    let store = if args.db.exists() {
+        Some(SqliteStore::open(&args.db)?)
+    } else {
+        None
+    };
+    let now = crate::clock::now().map_err(|message| ChecklistError::Settings { message })?;
+    let mut settings = Settings::new(now);
+    settings.min_days = args.min_days;
+    settings.pass_ratio = args.pass_percent / 100.0;
+    settings.reads = args.reads.clone();
+    let src = Sources {
+        ws,
+        resolver: &resolver,
+        store: store.as_ref().map(|s| s as &dyn ChecklistQueries),
+    };
+    let facts = gather(&src, &domain, &settings)?;
+    let list = compute(&facts, &settings);
+    let out = match args.format {
+        Format::Text => render::render_text(&list),
+        Format::Markdown => render::render_markdown(&list),
+        Format::Html => render::render_html(&list),
+        Format::Json => render::render_json(&list),
+    };
+    print!("{out}");
+    Ok(0)
+}
