@@ -118,6 +118,9 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Report store read for policy hints (when it exists).
+    #[arg(long, env = "MAILAUTH_DB", default_value = crate::reports::store::DEFAULT_DB)]
+    pub db: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -208,7 +211,8 @@ fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Fa
     let result = (|| {
         let ws = load(config)?;
         let domains = ws.select(&args.domains).map_err(|e| Failure::new(2, e))?;
-        let plan = ws.plan(&domains);
+        let mut plan = ws.plan(&domains);
+        add_policy_hints(&ws, &args.db, &mut plan);
         let format = if args.json { Format::Json } else { args.format };
         let out = match format {
             Format::Text => plan::render_text(&plan, style(color)),
@@ -243,6 +247,29 @@ fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Fa
             f
         }
     })
+}
+
+/// One line per domain whose report data shows that its DMARC policy can
+/// safely advance (`mailauth checklist DOMAIN` explains it in full).
+fn add_policy_hints(ws: &Workspace, db: &Path, plan: &mut Plan) {
+    if !db.exists() {
+        return;
+    }
+    let Ok(store) = crate::reports::store::SqliteStore::open(db) else {
+        return;
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for z in plan.zones.iter_mut() {
+        let Ok(name) = crate::record::Name::parse(&z.zone) else {
+            continue;
+        };
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(hint) = crate::checklist::plan_hint(ws, Some(&store), &name) {
+            z.notes.push(format!("hint: {hint}"));
+        }
+    }
 }
 
 fn save_plan(plan: &Plan, path: &Path) -> Result<(), Failure> {
