@@ -1,39 +1,22 @@
 //! The current time, injectable: `MAILAUTH_NOW` (RFC 3339 UTC, e.g.
-//! `2027-05-01T00:00:00Z`, or unix seconds) overrides the system clock so
-//! that tests can run years of key rotations in seconds. Also the few
-//! calendar conversions the project needs, without a date library.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! `2027-05-01T00:00:00Z`) overrides the system clock so that tests can run
+//! years of key rotations in seconds (the parsing lives in `keys::time`).
+//! Also the few calendar conversions the project needs, without a date
+//! library.
 
 /// Seconds since the Unix epoch, from `MAILAUTH_NOW` when set.
 pub fn now() -> Result<i64, String> {
-    match std::env::var("MAILAUTH_NOW") {
-        Ok(v) => parse_time(&v).ok_or_else(|| {
-            format!(
-                "MAILAUTH_NOW=`{v}` is neither RFC 3339 UTC (2027-05-01T00:00:00Z) nor unix seconds"
-            )
-        }),
-        Err(_) => Ok(SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)),
-    }
+    crate::keys::time::clock(None)
+        .map(|t| t.0)
+        .map_err(|e| format!("MAILAUTH_NOW: {e}"))
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SSZ`, `YYYY-MM-DD` or unix seconds.
+/// Parses RFC 3339 UTC (`2027-05-01T00:00:00Z`), a bare date, or unix
+/// seconds.
 pub fn parse_time(s: &str) -> Option<i64> {
-    if let Ok(secs) = s.parse::<i64>() {
-        return Some(secs);
-    }
-    let s = s.trim_end_matches('Z');
-    let (date, time) = s.split_once('T').unwrap_or((s, "00:00:00"));
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (hh, mm, ss) = (t.next()??, t.next()??, t.next().unwrap_or(Some(0))?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&dd) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    Some(days_from_civil(y, m, dd) * 86_400 + hh * 3600 + mm * 60 + ss)
+    s.parse::<i64>()
+        .ok()
+        .or_else(|| crate::keys::time::Timestamp::parse(s).ok().map(|t| t.0))
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's
