@@ -85,6 +85,8 @@ pub enum Command {
     Spf(crate::spf::cli::SpfArgs),
     /// Ingest DMARC aggregate, failure and TLS reports; list, show, export.
     Reports(crate::reports::cli::ReportsArgs),
+    /// Serve the report dashboards over HTTP (read-only, loopback by default).
+    Serve(crate::reports::serve::ServeArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -154,6 +156,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Validate(args) => Ok(crate::validate::cli::run(&load(&cli.config)?, args)?),
         Command::Spf(args) => Ok(crate::spf::cli::run(args)?),
         Command::Reports(args) => Ok(crate::reports::cli::run(args)?),
+        Command::Serve(args) => Ok(crate::reports::serve::run(&cli.config, args)?),
         Command::Schema => {
             println!("{}", crate::config::schema::json_schema());
             Ok(0)
