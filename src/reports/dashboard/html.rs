@@ -273,7 +273,7 @@ fn bar_chart(out: &mut String, id: &str, title: &str, days: &[DayPoint], series:
             y -= bh;
             let _ = write!(
                 out,
-                "<rect class=\"bar\" data-date=\"{}\" data-series=\"{}\" data-value=\"{v}\" x=\"{x:.2}\" y=\"{y:.2}\" width=\"{bw:.2}\" height=\"{bh:.2}\" fill=\"{colour}\"><title>{}: {} {}</title></rect>",
+                "<rect class=\"pt\" data-date=\"{}\" data-series=\"{}\" data-value=\"{v}\" x=\"{x:.2}\" y=\"{y:.2}\" width=\"{bw:.2}\" height=\"{bh:.2}\" fill=\"{colour}\"><title>{}: {} {}</title></rect>",
                 esc(&d.date),
                 esc(label),
                 esc(&d.date),
@@ -296,12 +296,21 @@ fn bar_chart(out: &mut String, id: &str, title: &str, days: &[DayPoint], series:
     out.push_str("</svg></div>");
 }
 
+fn unit(days: &[DayPoint]) -> &'static str {
+    match days.first().map_or(1, |d| d.bucket_days) {
+        1 => "day",
+        7 => "week",
+        30 => "30 days",
+        _ => "year (365 days)",
+    }
+}
+
 fn charts(out: &mut String, days: &[DayPoint]) {
     out.push_str("<section class=\"charts\">");
     bar_chart(
         out,
         "chart-dmarc",
-        "DMARC result per day",
+        &format!("DMARC result per {}", unit(days)),
         days,
         &[
             ("pass", PASS, |d| d.dmarc_pass),
@@ -311,7 +320,7 @@ fn charts(out: &mut String, days: &[DayPoint]) {
     bar_chart(
         out,
         "chart-disposition",
-        "Disposition applied per day",
+        &format!("Disposition applied per {}", unit(days)),
         days,
         &[
             ("none", NONE, |d| d.none),

@@ -34,8 +34,11 @@ pub struct Totals {
 /// `none quarantine reject` — one day of messages by applied disposition.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DayPoint {
-    /// `YYYY-MM-DD` (UTC) of the reports' begin.
+    /// `YYYY-MM-DD` (UTC): first day of the bucket.
     pub date: String,
+    /// Days per bucket: 1, 7 or 30, chosen from the span so a chart keeps
+    /// a readable number of bars.
+    pub bucket_days: i64,
     pub messages: i64,
     pub dmarc_pass: i64,
     pub none: i64,
@@ -163,32 +166,48 @@ fn finish(mut t: Totals) -> Totals {
     t
 }
 
-/// Totals and a per-day series (every day between the first and last,
-/// gaps filled with zeros so charts keep a true time axis).
+/// Totals and a time series: per day up to 92 days of span, per week up
+/// to two years, per 30 days up to ten, per 365 beyond; empty buckets between the first and
+/// last are kept (zeros) so charts have a true time axis.
 pub fn series(rows: &[&DailyRow]) -> (Totals, Vec<DayPoint>) {
     let mut totals = Totals::default();
-    let mut by_day: BTreeMap<i64, Totals> = BTreeMap::new();
     for r in rows {
         add(&mut totals, r);
-        add(by_day.entry(r.day).or_default(), r);
     }
-    let mut days = Vec::new();
-    if let (Some(&first), Some(&last)) = (by_day.keys().next(), by_day.keys().next_back()) {
-        // Cap the axis at ~3 years so one bogus date cannot make the
-        // chart (and the page) enormous: keep the latest days.
-        let first = first.max(last - 1_100);
-        for day in first..=last {
-            let t = by_day.get(&day).cloned().unwrap_or_default();
-            days.push(DayPoint {
-                date: date(day),
+    let (Some(first), Some(last)) = (
+        rows.iter().map(|r| r.day).min(),
+        rows.iter().map(|r| r.day).max(),
+    ) else {
+        return (finish(totals), Vec::new());
+    };
+    let bucket = match last - first {
+        0..=92 => 1,
+        93..=730 => 7,
+        731..=3_650 => 30,
+        _ => 365,
+    };
+    // At most 121 buckets: a bogus date a century away cannot blow up
+    // the chart; the latest buckets are kept (the totals keep everything).
+    let first = first.max(last - 120 * bucket);
+    let mut by_bucket: BTreeMap<i64, Totals> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.day >= first) {
+        add(by_bucket.entry((r.day - first) / bucket).or_default(), r);
+    }
+    let n = (last - first) / bucket;
+    let days = (0..=n)
+        .map(|i| {
+            let t = by_bucket.get(&i).cloned().unwrap_or_default();
+            DayPoint {
+                date: date(first + i * bucket),
+                bucket_days: bucket,
                 messages: t.messages,
                 dmarc_pass: t.dmarc_pass,
                 none: t.none,
                 quarantine: t.quarantine,
                 reject: t.reject,
-            });
-        }
-    }
+            }
+        })
+        .collect();
     (finish(totals), days)
 }
 
@@ -323,6 +342,35 @@ mod tests {
         let dates: Vec<&str> = a.days.iter().map(|d| d.date.as_str()).collect();
         assert_eq!(dates, ["2024-10-04", "2024-10-05", "2024-10-06"]);
         assert_eq!(a.days[1].messages, 0);
+        assert_eq!(a.days[0].messages, 8);
+        assert_eq!(a.days[0].bucket_days, 1);
+    }
+
+    #[test]
+    fn long_spans_bucket_by_week_then_month() {
+        let rows = [
+            row("a.test", 20_000, "none", true, false, 1),
+            row("a.test", 20_006, "none", false, false, 2),
+            row("a.test", 20_300, "reject", false, false, 4),
+        ];
+        let refs: Vec<&DailyRow> = rows.iter().collect();
+        let (t, days) = series(&refs);
+        assert_eq!(t.messages, 7);
+        assert_eq!(days[0].bucket_days, 7);
+        assert_eq!(days.len(), 300 / 7 + 1);
+        assert_eq!((days[0].messages, days[0].dmarc_pass), (3, 1));
+        assert_eq!(days.last().map(|d| d.reject), Some(4));
+        let years = [row("a.test", 1, "none", true, true, 1), row("a.test", 20_000, "none", true, true, 1)];
+        let refs: Vec<&DailyRow> = years.iter().collect();
+        let (_, days) = series(&refs);
+        assert_eq!((days.len(), days[0].bucket_days), (19_999 / 365 + 1, 365));
+        assert_eq!(days.iter().map(|d| d.messages).sum::<i64>(), 2);
+        let bogus = [row("a.test", 0, "none", true, true, 1), row("a.test", 50_000, "none", true, true, 1)];
+        let refs: Vec<&DailyRow> = bogus.iter().collect();
+        let (t, days) = series(&refs);
+        assert_eq!(t.messages, 2, "totals keep everything");
+        assert_eq!(days.len(), 121);
+        assert_eq!(days.iter().map(|d| d.messages).sum::<i64>(), 1);
         // Most messages first.
         assert_eq!(o.domains[1].domain, "b.test");
     }
