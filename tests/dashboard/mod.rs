@@ -85,10 +85,16 @@ pub fn commas(n: i64) -> String {
     out
 }
 
-/// The text of the element that starts at the first match of `open`
-/// (up to its closing `</tr>`/`</div>`), tags removed, whitespace squeezed.
+/// The text after the tag holding the first match of `open`, up to the
+/// next `close`, tags removed, whitespace squeezed.
 pub fn text_after(html: &str, open: &str, close: &str) -> Option<String> {
-    let start = html.find(open)?;
+    let mut start = html.find(open)?;
+    // Start after the tag `open` is part of.
+    if !open.ends_with('>') {
+        start += html[start..].find('>')? + 1;
+    } else {
+        start += open.len();
+    }
     let end = start + html[start..].find(close)?;
     let mut text = String::new();
     let mut in_tag = false;

@@ -345,6 +345,9 @@ const EMPTY: &str = "<div class=\"empty\" id=\"empty\"><strong>No reports yet</s
 Check that rua= in each domain's DMARC record points to a mailbox mailauth reads, \
 then run <code>mailauth reports ingest</code>. Reports usually arrive once a day per receiver.</div>";
 
+const EMPTY_RANGE: &str = "<div class=\"empty\" id=\"empty\"><strong>No aggregate reports in this range</strong>\
+Widen the range, or check that reports are still arriving: receivers send them once a day.</div>";
+
 fn reporters_table(out: &mut String, rows: &[ReporterRow]) {
     out.push_str("<h2>Reporters</h2>");
     if rows.is_empty() {
@@ -396,7 +399,7 @@ fn tls_table(out: &mut String, rows: &[TlsPolicyRow]) {
 }
 
 fn failures_table(out: &mut String, rows: &[FailureRow]) {
-    out.push_str("<h2>Latest failure reports</h2>");
+    out.push_str("<h2>Latest failure reports <span class=\"mute\" style=\"font-weight:400;font-size:13px\">(newest stored, whatever the range)</span></h2>");
     if rows.is_empty() {
         out.push_str("<p class=\"mute\">No failure reports (ruf=) stored. Few receivers send them.</p>");
         return;
@@ -422,11 +425,19 @@ fn failures_table(out: &mut String, rows: &[FailureRow]) {
 /// The overview page.
 pub fn overview(o: &Overview, links: &Links) -> String {
     let mut b = String::new();
-    if o.is_empty() {
+    let ranged = o.range.since.is_some() || o.range.until.is_some();
+    if o.is_empty() && !ranged {
         b.push_str(EMPTY);
         return page("Overview", &range_text(&o.range.since, &o.range.until), &links.home(false), &b);
     }
     filter_form(&mut b, links, "/", None);
+    if o.domains.is_empty() {
+        b.push_str(EMPTY_RANGE);
+        reporters_table(&mut b, &o.reporters);
+        tls_table(&mut b, &o.tls);
+        failures_table(&mut b, &o.failures);
+        return page("Overview", &range_text(&o.range.since, &o.range.until), &links.home(false), &b);
+    }
     cards(&mut b, &o.totals);
     charts(&mut b, &o.days);
     b.push_str("<h2>Domains</h2><div class=\"tbl\"><table id=\"domains\"><thead><tr><th>Domain</th><th class=\"n\">Messages</th><th>DMARC pass</th><th class=\"n\">SPF aligned</th><th class=\"n\">DKIM aligned</th><th class=\"n\">Quarantined</th><th class=\"n\">Rejected</th></tr></thead><tbody>");
@@ -528,7 +539,11 @@ pub fn domain(d: &DomainView, links: &Links) -> String {
         let _ = write!(b, "<p>Showing source <code>{}</code> only.</p>", esc(s));
     }
     if d.is_empty() {
-        b.push_str(EMPTY);
+        b.push_str(if d.range.since.is_some() || d.range.until.is_some() || d.source.is_some() {
+            EMPTY_RANGE
+        } else {
+            EMPTY
+        });
     } else {
         cards(&mut b, &d.totals);
         charts(&mut b, &d.days);
