@@ -38,7 +38,11 @@ fn json_api_matches_the_stored_records() {
 
     // One domain: top source is the IP with most messages.
     let e = &want["example.com"];
-    let (top_ip, top_n) = e.by_ip.iter().max_by_key(|(ip, n)| (**n, std::cmp::Reverse(*ip))).expect("ips");
+    let (top_ip, top_n) = e
+        .by_ip
+        .iter()
+        .max_by_key(|(ip, n)| (**n, std::cmp::Reverse(*ip)))
+        .expect("ips");
     let d = server.json("/api/domain/example.com");
     assert_eq!(d["totals"]["messages"], e.messages);
     assert_eq!(d["sources"][0]["source_ip"], top_ip.as_str());
@@ -66,7 +70,12 @@ fn json_api_matches_the_stored_records() {
     assert!(r["totals"]["messages"].as_i64() < Some(total));
 
     let list = server.json("/api/domains");
-    assert!(list.as_array().expect("list").iter().any(|d| d == "example.com"));
+    assert!(
+        list.as_array()
+            .expect("list")
+            .iter()
+            .any(|d| d == "example.com")
+    );
     // TLS-RPT per policy.
     let tls = o["tls"].as_array().expect("tls");
     assert!(tls.iter().any(|t| t["successful"].as_i64() > Some(0)));
@@ -78,9 +87,21 @@ fn server_is_read_only_and_checks_host() {
     let db = dir.path().join("r.db");
     let server = Server::start(&db);
     let port = server.port;
-    assert_eq!(server.request("POST", "/api/overview", &format!("127.0.0.1:{port}")).0, 405);
-    assert_eq!(server.request("GET", "/", "evil.example:80").0, 421, "DNS rebinding guard");
-    assert_eq!(server.request("GET", "/", &format!("localhost:{port}")).0, 200);
+    assert_eq!(
+        server
+            .request("POST", "/api/overview", &format!("127.0.0.1:{port}"))
+            .0,
+        405
+    );
+    assert_eq!(
+        server.request("GET", "/", "evil.example:80").0,
+        421,
+        "DNS rebinding guard"
+    );
+    assert_eq!(
+        server.request("GET", "/", &format!("localhost:{port}")).0,
+        200
+    );
     assert_eq!(server.get("/no/such/page").0, 404);
     let (status, body) = server.get("/api/overview?since=soon");
     assert_eq!(status, 400);
@@ -95,7 +116,13 @@ fn server_is_read_only_and_checks_host() {
 #[test]
 fn refuses_remote_listen_without_flag() {
     let out = bin()
-        .args(["serve", "--listen", "0.0.0.0:0", "--db", "/nonexistent/x.db"])
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--db",
+            "/nonexistent/x.db",
+        ])
         .output()
         .expect("run");
     assert_ne!(out.status.code(), Some(0));
@@ -110,18 +137,43 @@ fn summary_text_and_json() {
     let want = expected(&db);
     let total: i64 = want.values().map(|e| e.messages).sum();
     let run = |args: &[&str]| {
-        let out = bin().args(["reports", "--db"]).arg(&db).args(args).output().expect("run");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = bin()
+            .args(["reports", "--db"])
+            .arg(&db)
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).expect("utf-8")
     };
     let text = run(&["summary", "--offline"]);
-    assert!(text.starts_with(&format!("All domains: {} messages", commas(total))), "{text}");
-    let line = text.lines().find(|l| l.starts_with("example.com ")).expect("domain row");
-    assert!(line.contains(&commas(want["example.com"].messages)), "{line}");
-    let json: serde_json::Value = serde_json::from_str(&run(&["summary", "--json", "--offline"])).expect("json");
+    assert!(
+        text.starts_with(&format!("All domains: {} messages", commas(total))),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("example.com "))
+        .expect("domain row");
+    assert!(
+        line.contains(&commas(want["example.com"].messages)),
+        "{line}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["summary", "--json", "--offline"])).expect("json");
     assert_eq!(json["totals"]["messages"], total);
-    let one: serde_json::Value =
-        serde_json::from_str(&run(&["summary", "--json", "--offline", "--domain", "test.net"])).expect("json");
+    let one: serde_json::Value = serde_json::from_str(&run(&[
+        "summary",
+        "--json",
+        "--offline",
+        "--domain",
+        "test.net",
+    ]))
+    .expect("json");
     assert_eq!(one["totals"]["messages"], want["test.net"].messages);
     let empty_dir = tempfile::tempdir().expect("tempdir");
     let out = bin()

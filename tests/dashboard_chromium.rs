@@ -3,9 +3,9 @@
 //! system and from `mailauth serve` on loopback, against a store filled
 //! from the sample reports. Missing Chromium: SKIP, or FAIL under CI=true.
 
-mod dashboard;
 #[path = "support/chromium.rs"]
 mod chromium;
+mod dashboard;
 
 use dashboard::{Server, bin, commas, expected, fill, text_after};
 
@@ -26,7 +26,9 @@ fn count(hay: &str, needle: &str) -> usize {
 
 #[test]
 fn static_site_renders_charts_and_tables() {
-    let Some(chromium) = chromium::find() else { return };
+    let Some(chromium) = chromium::find() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("r.db");
     fill(&db);
@@ -42,7 +44,10 @@ fn static_site_renders_charts_and_tables() {
     for (domain, e) in &want {
         let row = text_after(&dom, &format!("<tr data-domain=\"{domain}\">"), "</tr>")
             .unwrap_or_else(|| panic!("no row for {domain}"));
-        assert!(row.starts_with(&format!("{domain} {}", commas(e.messages))), "{row}");
+        assert!(
+            row.starts_with(&format!("{domain} {}", commas(e.messages))),
+            "{row}"
+        );
     }
     // Both charts, with one bar segment per non-zero (bucket, series).
     assert_eq!(count(&dom, "<svg id=\"chart-dmarc\""), 1);
@@ -53,7 +58,10 @@ fn static_site_renders_charts_and_tables() {
     // Colour-blind-safe palette, no external resources.
     assert!(dom.contains("fill=\"#0072B2\"") && dom.contains("fill=\"#D55E00\""));
     assert!(!dom.contains("<script"), "no JavaScript");
-    assert!(!dom.contains("http://") && !dom.contains("https://"), "no external resource");
+    assert!(
+        !dom.contains("http://") && !dom.contains("https://"),
+        "no external resource"
+    );
     // TLS-RPT and failure report tables are present.
     assert!(dom.contains("<table id=\"tls\""));
     assert!(dom.contains("<table id=\"failures\""));
@@ -69,21 +77,33 @@ fn static_site_renders_charts_and_tables() {
         .max_by_key(|(ip, n)| (**n, std::cmp::Reverse(*ip)))
         .expect("ips");
     let first = text_after(&page, "<tr data-ip=", "</tr>").expect("a source row");
-    assert!(first.starts_with(&format!("{top_ip} - {}", commas(*top_n))), "{first}");
+    assert!(
+        first.starts_with(&format!("{top_ip} - {}", commas(*top_n))),
+        "{first}"
+    );
     assert!(page.contains("<table id=\"failing\""));
     assert!(page.contains("<table id=\"policy\""));
     assert!(page.contains("href=\"../index.html\""));
 
     // Screenshot at a laptop size.
     let png = dir.path().join("overview.png");
-    let (w, h) = chromium::screenshot(&chromium, &chromium::file_url(&site.join("index.html")), &png);
+    let (w, h) = chromium::screenshot(
+        &chromium,
+        &chromium::file_url(&site.join("index.html")),
+        &png,
+    );
     assert_eq!((w, h), (1400, 1000));
-    assert!(std::fs::metadata(&png).expect("png").len() > 20_000, "a blank page compresses to almost nothing");
+    assert!(
+        std::fs::metadata(&png).expect("png").len() > 20_000,
+        "a blank page compresses to almost nothing"
+    );
 }
 
 #[test]
 fn live_server_pages_in_the_browser() {
-    let Some(chromium) = chromium::find() else { return };
+    let Some(chromium) = chromium::find() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("r.db");
     fill(&db);
@@ -94,16 +114,25 @@ fn live_server_pages_in_the_browser() {
     let dom = chromium::dump_dom(&chromium, &format!("{base}/"));
     assert!(dom.contains("<form class=\"filter\""), "filters in the URL");
     let row = text_after(&dom, "<tr data-domain=\"test.net\">", "</tr>").expect("row");
-    assert!(row.starts_with(&format!("test.net {}", commas(want["test.net"].messages))), "{row}");
+    assert!(
+        row.starts_with(&format!("test.net {}", commas(want["test.net"].messages))),
+        "{row}"
+    );
     assert!(dom.contains("href=\"/domain/test.net\""));
 
     // Domain page filtered to one source: one row, and its link keeps the filter.
     let e = &want["example.com"];
     let (ip, n) = e.by_ip.iter().next().expect("an ip");
     let dom = chromium::dump_dom(&chromium, &format!("{base}/domain/example.com?source={ip}"));
-    assert_eq!(count(&dom, "<tr data-ip="), 1 + usize::from(*n > 0 && dom.contains("<table id=\"failing\"")));
+    assert_eq!(
+        count(&dom, "<tr data-ip="),
+        1 + usize::from(*n > 0 && dom.contains("<table id=\"failing\""))
+    );
     let first = text_after(&dom, "<tr data-ip=", "</tr>").expect("row");
-    assert!(first.starts_with(&format!("{ip} - {}", commas(*n))), "{first}");
+    assert!(
+        first.starts_with(&format!("{ip} - {}", commas(*n))),
+        "{first}"
+    );
     assert!(dom.contains(&format!("Showing source <code>{ip}</code> only")));
 
     // A range with nothing in it explains itself.
@@ -114,7 +143,9 @@ fn live_server_pages_in_the_browser() {
 
 #[test]
 fn hostile_report_values_are_inert() {
-    let Some(chromium) = chromium::find() else { return };
+    let Some(chromium) = chromium::find() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("r.db");
     let xml = r#"<?xml version="1.0"?>
@@ -135,15 +166,30 @@ fn hostile_report_values_are_inert() {
 </feedback>"#;
     let report = dir.path().join("evil.xml");
     std::fs::write(&report, xml).expect("write");
-    let out = bin().args(["reports", "--db"]).arg(&db).arg("ingest").arg(&report).output().expect("ingest");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = bin()
+        .args(["reports", "--db"])
+        .arg(&db)
+        .arg("ingest")
+        .arg(&report)
+        .output()
+        .expect("ingest");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let site = dir.path().join("site");
     html_site(&db, &site);
     let dom = chromium::dump_dom(&chromium, &chromium::file_url(&site.join("index.html")));
     assert!(!dom.contains("<img"), "report text became markup");
     assert!(!dom.contains("<b>"), "report text became markup");
-    assert!(dom.contains("&lt;img src=x onerror=alert(1)&gt;"), "shown as text");
-    let pages: Vec<_> = std::fs::read_dir(site.join("domains")).expect("dir").collect();
+    assert!(
+        dom.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "shown as text"
+    );
+    let pages: Vec<_> = std::fs::read_dir(site.join("domains"))
+        .expect("dir")
+        .collect();
     assert_eq!(pages.len(), 1);
     let page = pages[0].as_ref().expect("entry").path();
     let dom = chromium::dump_dom(&chromium, &chromium::file_url(&page));

@@ -54,7 +54,11 @@ pub struct DashArgs {
     #[arg(long)]
     pub until: Option<String>,
     /// Config whose SPF records attribute sending sources.
-    #[arg(long = "spf-config", env = "MAILAUTH_CONFIG", default_value = "mailauth.yaml")]
+    #[arg(
+        long = "spf-config",
+        env = "MAILAUTH_CONFIG",
+        default_value = "mailauth.yaml"
+    )]
     pub spf_config: PathBuf,
     /// Do not query DNS: attribute sources from the stored reports only.
     #[arg(long)]
@@ -247,7 +251,10 @@ fn html_cmd(store: &mut SqliteStore, a: HtmlArgs, out: &mut impl Write) -> anyho
         crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)
             .with_context(|| format!("writing {}", path.display()))
     };
-    write(a.out.join("index.html"), html::overview(&overview, &Links::Static))?;
+    write(
+        a.out.join("index.html"),
+        html::overview(&overview, &Links::Static),
+    )?;
     let mut pages = 1;
     for d in &overview.domains {
         if a.dash.domain.as_ref().is_some_and(|only| only != &d.domain) {

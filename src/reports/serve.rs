@@ -75,7 +75,12 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(store: SqliteStore, attr: Attributor, listen: SocketAddr, allow_remote: bool) -> State {
+    pub fn new(
+        store: SqliteStore,
+        attr: Attributor,
+        listen: SocketAddr,
+        allow_remote: bool,
+    ) -> State {
         let hosts = if allow_remote {
             Vec::new()
         } else {
@@ -208,8 +213,14 @@ pub fn route(state: &State, target: &str) -> Response {
     let segments: Vec<String> = path.split('/').skip(1).map(url_decode).collect();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let result = match seg.as_slice() {
-        [""] => dashboard::overview(store, &DashFilter { domain: None, ..filter })
-            .map(|o| Response::html(html::overview(&o, &links))),
+        [""] => dashboard::overview(
+            store,
+            &DashFilter {
+                domain: None,
+                ..filter
+            },
+        )
+        .map(|o| Response::html(html::overview(&o, &links))),
         ["domain", d] if !d.is_empty() => dashboard::domain(store, attr, d, &filter)
             .map(|v| Response::html(html::domain(&v, &links))),
         ["api", "overview"] => dashboard::overview(store, &filter).map(|o| Response::json(&o)),
@@ -255,23 +266,27 @@ fn handle(state: &State, mut stream: TcpStream) -> std::io::Result<()> {
         if reader.read_line(&mut h)? == 0 || h.trim_end().is_empty() {
             break;
         }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("host") {
-                host = Some(v.trim().to_ascii_lowercase());
-            }
+        if let Some((k, v)) = h.split_once(':')
+            && k.trim().eq_ignore_ascii_case("host")
+        {
+            host = Some(v.trim().to_ascii_lowercase());
         }
     }
     let mut parts = line.split_ascii_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let response = if !state.hosts.is_empty() && !host.as_ref().is_some_and(|h| state.hosts.contains(h)) {
-        Response::error(421, "unexpected Host header: use the address the server listens on")
-    } else if method != "GET" && method != "HEAD" {
-        Response::error(405, "read-only: only GET and HEAD")
-    } else if !target.starts_with('/') {
-        Response::error(400, "bad request target")
-    } else {
-        route(state, target)
-    };
+    let response =
+        if !state.hosts.is_empty() && !host.as_ref().is_some_and(|h| state.hosts.contains(h)) {
+            Response::error(
+                421,
+                "unexpected Host header: use the address the server listens on",
+            )
+        } else if method != "GET" && method != "HEAD" {
+            Response::error(405, "read-only: only GET and HEAD")
+        } else if !target.starts_with('/') {
+            Response::error(400, "bad request target")
+        } else {
+            route(state, target)
+        };
     write_response(&mut stream, &response, method == "HEAD")
 }
 
@@ -287,10 +302,10 @@ pub fn serve(listener: TcpListener, state: Arc<State>) {
         }
         let (state, active) = (Arc::clone(&state), Arc::clone(&active));
         std::thread::spawn(move || {
-            if let Err(e) = handle(&state, stream) {
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    eprintln!("serve: {e}");
-                }
+            if let Err(e) = handle(&state, stream)
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                eprintln!("serve: {e}");
             }
             active.fetch_sub(1, Ordering::SeqCst);
         });
@@ -353,7 +368,12 @@ mod tests {
 
     fn state() -> State {
         let store = SqliteStore::open_in_memory().expect("store");
-        State::new(store, Attributor::offline(), "127.0.0.1:8080".parse().expect("addr"), false)
+        State::new(
+            store,
+            Attributor::offline(),
+            "127.0.0.1:8080".parse().expect("addr"),
+            false,
+        )
     }
 
     #[test]

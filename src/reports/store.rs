@@ -1051,7 +1051,13 @@ fn split_list(s: Option<String>) -> Vec<String> {
         .unwrap_or_default()
         .split('\u{1f}')
         .enumerate()
-        .map(|(i, p)| if i > 0 { p.strip_prefix(',').unwrap_or(p) } else { p })
+        .map(|(i, p)| {
+            if i > 0 {
+                p.strip_prefix(',').unwrap_or(p)
+            } else {
+                p
+            }
+        })
         .filter(|p| !p.is_empty())
         .map(str::to_owned)
         .collect();
@@ -1078,9 +1084,11 @@ impl SqliteStore {
         )
         .map_err(q("create rollup"))?;
         let (max_now, count_now): (i64, i64) = tx
-            .query_row("SELECT coalesce(max(id), 0), count(*) FROM reports", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT coalesce(max(id), 0), count(*) FROM reports",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(q("read report ids"))?;
         let state: Option<(i64, i64)> = tx
             .query_row(
@@ -1093,14 +1101,15 @@ impl SqliteStore {
         let (from, before) = match state {
             Some((max, n)) if max == max_now && n == count_now => return Ok(0),
             // Only new reports since: fold them in.
-            Some((max, n)) if max < max_now && n < count_now && {
-                let older: i64 = tx
-                    .query_row("SELECT count(*) FROM reports WHERE id <= ?1", [max], |r| {
-                        r.get(0)
-                    })
-                    .map_err(q("read report ids"))?;
-                older == n
-            } =>
+            Some((max, n))
+                if max < max_now && n < count_now && {
+                    let older: i64 = tx
+                        .query_row("SELECT count(*) FROM reports WHERE id <= ?1", [max], |r| {
+                            r.get(0)
+                        })
+                        .map_err(q("read report ids"))?;
+                    older == n
+                } =>
             {
                 (max, n)
             }
@@ -1322,7 +1331,11 @@ impl SqliteStore {
     }
 
     /// The latest DMARC failure reports (by ingestion order).
-    pub fn dash_failures(&self, f: &DashFilter, limit: usize) -> Result<Vec<FailureRow>, StoreError> {
+    pub fn dash_failures(
+        &self,
+        f: &DashFilter,
+        limit: usize,
+    ) -> Result<Vec<FailureRow>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(

@@ -60,7 +60,8 @@ pub fn expected(db: &Path) -> BTreeMap<String, Expect> {
         let e = out.entry(row.domain.clone()).or_default();
         for r in d.records {
             e.messages += r.count;
-            if r.dkim_aligned.as_deref() == Some("pass") || r.spf_aligned.as_deref() == Some("pass") {
+            if r.dkim_aligned.as_deref() == Some("pass") || r.spf_aligned.as_deref() == Some("pass")
+            {
                 e.dmarc_pass += r.count;
             }
             if r.disposition == "reject" {
@@ -77,7 +78,7 @@ pub fn commas(n: i64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -156,7 +157,10 @@ impl Server {
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
             return (0, String::new());
         };
-        let _ = write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let _ = write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        );
         let mut buf = String::new();
         let _ = s.read_to_string(&mut buf);
         let status = buf
@@ -164,7 +168,10 @@ impl Server {
             .nth(1)
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let body = buf
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         (status, body)
     }
 

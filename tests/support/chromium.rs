@@ -75,5 +75,8 @@ pub fn screenshot(chromium: &Path, url: &str, png: &Path) -> (u32, u32) {
 
 /// `file://` URL of a local path.
 pub fn file_url(path: &Path) -> String {
-    format!("file://{}", path.canonicalize().expect("path exists").display())
+    format!(
+        "file://{}",
+        path.canonicalize().expect("path exists").display()
+    )
 }

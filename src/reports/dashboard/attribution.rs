@@ -251,9 +251,8 @@ impl Attributor {
                 // DNS unavailable or domain not configured: fall back to
                 // what the reporters saw.
                 let spf_pass = src.spf_reported.iter().any(|s| {
-                    s.rsplit_once('=').is_some_and(|(d, r)| {
-                        r.eq_ignore_ascii_case("pass") && aligned(&key, d)
-                    })
+                    s.rsplit_once('=')
+                        .is_some_and(|(d, r)| r.eq_ignore_ascii_case("pass") && aligned(&key, d))
                 });
                 Attribution {
                     verdict: if spf_pass || !dkim.is_empty() {
@@ -377,7 +376,10 @@ mod tests {
         assert!(bad.dkim_aligned_signers.is_empty());
         assert_eq!(bad.basis, "config+dns");
         // An aligned DKIM signature authorises a source SPF does not cover.
-        let signed = a.attribute("example.com", &src("203.0.113.9", &["mail.example.com/s1"], &[]));
+        let signed = a.attribute(
+            "example.com",
+            &src("203.0.113.9", &["mail.example.com/s1"], &[]),
+        );
         assert_eq!(signed.verdict, Verdict::Authorised);
         assert_eq!(signed.dkim_aligned_signers, vec!["mail.example.com/s1"]);
     }
@@ -398,12 +400,21 @@ mod tests {
         let mut dns = MemoryDns::new();
         dns.timeout("_spf.google.com");
         let a = attributor(dns);
-        let r = a.attribute("example.com", &src("203.0.113.9", &[], &["example.com=pass"]));
+        let r = a.attribute(
+            "example.com",
+            &src("203.0.113.9", &[], &["example.com=pass"]),
+        );
         assert_eq!((r.verdict, r.basis), (Verdict::Authorised, "reported"));
-        let r = a.attribute("example.com", &src("203.0.113.9", &[], &["other.test=pass"]));
+        let r = a.attribute(
+            "example.com",
+            &src("203.0.113.9", &[], &["other.test=pass"]),
+        );
         assert_eq!((r.verdict, r.basis), (Verdict::Unknown, "reported"));
         let off = Attributor::offline().attribute("example.com", &src("192.0.2.7", &[], &[]));
-        assert_eq!((off.verdict, off.basis), (Verdict::Unknown, "not-configured"));
+        assert_eq!(
+            (off.verdict, off.basis),
+            (Verdict::Unknown, "not-configured")
+        );
     }
 
     #[test]

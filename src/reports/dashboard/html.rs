@@ -232,12 +232,25 @@ type Series<'a> = (&'a str, &'a str, fn(&DayPoint) -> i64);
 
 fn bar_chart(out: &mut String, id: &str, title: &str, days: &[DayPoint], series: &[Series<'_>]) {
     let (w, h, left, bottom, top) = (620.0_f64, 220.0_f64, 52.0_f64, 24.0_f64, 8.0_f64);
-    let _ = write!(out, "<div class=\"panel\"><strong>{}</strong><div class=\"legend\">", esc(title));
+    let _ = write!(
+        out,
+        "<div class=\"panel\"><strong>{}</strong><div class=\"legend\">",
+        esc(title)
+    );
     for (label, colour, _) in series {
-        let _ = write!(out, "<span><i class=\"sw\" style=\"background:{colour}\"></i>{}</span>", esc(label));
+        let _ = write!(
+            out,
+            "<span><i class=\"sw\" style=\"background:{colour}\"></i>{}</span>",
+            esc(label)
+        );
     }
     out.push_str("</div>");
-    let max = nice_max(days.iter().map(|d| series.iter().map(|s| (s.2)(d)).sum::<i64>()).max().unwrap_or(0));
+    let max = nice_max(
+        days.iter()
+            .map(|d| series.iter().map(|s| (s.2)(d)).sum::<i64>())
+            .max()
+            .unwrap_or(0),
+    );
     let _ = write!(
         out,
         "<svg id=\"{id}\" role=\"img\" aria-label=\"{}\" viewBox=\"0 0 {w} {h}\" width=\"100%\" preserveAspectRatio=\"xMidYMid meet\">",
@@ -263,7 +276,6 @@ fn bar_chart(out: &mut String, id: &str, title: &str, days: &[DayPoint], series:
     for (i, d) in days.iter().enumerate() {
         let x = left + slot * i as f64 + (slot - bw) / 2.0;
         let mut y = top + plot_h;
-        let mut tip = format!("{}: {} messages", d.date, thousands(d.messages));
         for (label, colour, f) in series {
             let v = f(d);
             if v <= 0 {
@@ -280,17 +292,26 @@ fn bar_chart(out: &mut String, id: &str, title: &str, days: &[DayPoint], series:
                 thousands(v),
                 esc(label)
             );
-            let _ = write!(tip, ", {} {}", thousands(v), label);
         }
-        let _ = tip;
     }
     // Date labels: first, middle, last.
     let mut labelled = vec![0, days.len() / 2, days.len().saturating_sub(1)];
     labelled.dedup();
+    let last = days.len().saturating_sub(1);
     for i in labelled {
         if let Some(d) = days.get(i) {
-            let x = left + slot * i as f64 + slot / 2.0;
-            let _ = write!(out, "<text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>", h - 6.0, esc(&d.date));
+            // Edge labels are anchored inwards so they are not clipped.
+            let (x, anchor) = match i {
+                0 => (left, "start"),
+                i if i == last => (w - 8.0, "end"),
+                _ => (left + slot * i as f64 + slot / 2.0, "middle"),
+            };
+            let _ = write!(
+                out,
+                "<text x=\"{x:.1}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",
+                h - 6.0,
+                esc(&d.date)
+            );
         }
     }
     out.push_str("</svg></div>");
@@ -392,7 +413,11 @@ fn tls_table(out: &mut String, rows: &[TlsPolicyRow]) {
             thousands(t.successful),
             thousands(t.failed),
             pass_bar(super::model::pct(t.successful, t.successful + t.failed)),
-            if types.is_empty() { "-".to_owned() } else { types }
+            if types.is_empty() {
+                "-".to_owned()
+            } else {
+                types
+            }
         );
     }
     out.push_str("</tbody></table></div>");
@@ -401,7 +426,9 @@ fn tls_table(out: &mut String, rows: &[TlsPolicyRow]) {
 fn failures_table(out: &mut String, rows: &[FailureRow]) {
     out.push_str("<h2>Latest failure reports <span class=\"mute\" style=\"font-weight:400;font-size:13px\">(newest stored, whatever the range)</span></h2>");
     if rows.is_empty() {
-        out.push_str("<p class=\"mute\">No failure reports (ruf=) stored. Few receivers send them.</p>");
+        out.push_str(
+            "<p class=\"mute\">No failure reports (ruf=) stored. Few receivers send them.</p>",
+        );
         return;
     }
     out.push_str("<div class=\"tbl\"><table id=\"failures\"><thead><tr><th>Domain</th><th>Arrival</th><th>Source</th><th>Failure</th><th>Mail from</th><th>Subject</th><th>Reporter</th></tr></thead><tbody>");
@@ -428,7 +455,12 @@ pub fn overview(o: &Overview, links: &Links) -> String {
     let ranged = o.range.since.is_some() || o.range.until.is_some();
     if o.is_empty() && !ranged {
         b.push_str(EMPTY);
-        return page("Overview", &range_text(&o.range.since, &o.range.until), &links.home(false), &b);
+        return page(
+            "Overview",
+            &range_text(&o.range.since, &o.range.until),
+            &links.home(false),
+            &b,
+        );
     }
     filter_form(&mut b, links, "/", None);
     if o.domains.is_empty() {
@@ -436,7 +468,12 @@ pub fn overview(o: &Overview, links: &Links) -> String {
         reporters_table(&mut b, &o.reporters);
         tls_table(&mut b, &o.tls);
         failures_table(&mut b, &o.failures);
-        return page("Overview", &range_text(&o.range.since, &o.range.until), &links.home(false), &b);
+        return page(
+            "Overview",
+            &range_text(&o.range.since, &o.range.until),
+            &links.home(false),
+            &b,
+        );
     }
     cards(&mut b, &o.totals);
     charts(&mut b, &o.days);
@@ -460,7 +497,12 @@ pub fn overview(o: &Overview, links: &Links) -> String {
     reporters_table(&mut b, &o.reporters);
     tls_table(&mut b, &o.tls);
     failures_table(&mut b, &o.failures);
-    page("Overview", &range_text(&o.range.since, &o.range.until), &links.home(false), &b)
+    page(
+        "Overview",
+        &range_text(&o.range.since, &o.range.until),
+        &links.home(false),
+        &b,
+    )
 }
 
 fn filter_form(out: &mut String, links: &Links, action: &str, source: Option<&str>) {
@@ -494,7 +536,10 @@ fn verdict_badge(v: Verdict) -> String {
 }
 
 fn sources_table(out: &mut String, id: &str, domain: &str, rows: &[SourceView], links: &Links) {
-    let _ = write!(out, "<div class=\"tbl\"><table id=\"{id}\"><thead><tr><th>Source IP</th><th>Reverse DNS</th><th class=\"n\">Messages</th><th>DMARC pass</th><th class=\"n\">Failing</th><th>Authorised by config</th><th>SPF via</th><th>DKIM signers</th><th>Reporters</th></tr></thead><tbody>");
+    let _ = write!(
+        out,
+        "<div class=\"tbl\"><table id=\"{id}\"><thead><tr><th>Source IP</th><th>Reverse DNS</th><th class=\"n\">Messages</th><th>DMARC pass</th><th class=\"n\">Failing</th><th>Authorised by config</th><th>SPF via</th><th>DKIM signers</th><th>Reporters</th></tr></thead><tbody>"
+    );
     for s in rows {
         let ip = match links.source(domain, &s.source_ip) {
             Some(href) => format!("<a href=\"{}\">{}</a>", esc(&href), esc(&s.source_ip)),
@@ -522,7 +567,11 @@ fn sources_table(out: &mut String, id: &str, domain: &str, rows: &[SourceView], 
             if s.dkim_signers.is_empty() {
                 "-".to_owned()
             } else {
-                s.dkim_signers.iter().map(|d| format!("<code>{}</code>", esc(d))).collect::<Vec<_>>().join(" ")
+                s.dkim_signers
+                    .iter()
+                    .map(|d| format!("<code>{}</code>", esc(d)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             },
             esc(&s.reporters.join(", ")),
         );
@@ -539,11 +588,13 @@ pub fn domain(d: &DomainView, links: &Links) -> String {
         let _ = write!(b, "<p>Showing source <code>{}</code> only.</p>", esc(s));
     }
     if d.is_empty() {
-        b.push_str(if d.range.since.is_some() || d.range.until.is_some() || d.source.is_some() {
-            EMPTY_RANGE
-        } else {
-            EMPTY
-        });
+        b.push_str(
+            if d.range.since.is_some() || d.range.until.is_some() || d.source.is_some() {
+                EMPTY_RANGE
+            } else {
+                EMPTY
+            },
+        );
     } else {
         cards(&mut b, &d.totals);
         charts(&mut b, &d.days);
@@ -565,7 +616,11 @@ pub fn domain(d: &DomainView, links: &Links) -> String {
                 esc(&p.published),
                 p.pct.map_or_else(|| "-".to_owned(), |p| p.to_string()),
                 esc(&p.applied),
-                if p.overrides.is_empty() { "-".to_owned() } else { esc(&p.overrides.join(", ")) },
+                if p.overrides.is_empty() {
+                    "-".to_owned()
+                } else {
+                    esc(&p.overrides.join(", "))
+                },
                 thousands(p.messages)
             );
         }
@@ -574,7 +629,12 @@ pub fn domain(d: &DomainView, links: &Links) -> String {
     }
     tls_table(&mut b, &d.tls);
     failures_table(&mut b, &d.failures);
-    page(&d.domain, &range_text(&d.range.since, &d.range.until), &links.home(true), &b)
+    page(
+        &d.domain,
+        &range_text(&d.range.since, &d.range.until),
+        &links.home(true),
+        &b,
+    )
 }
 
 #[cfg(test)]
@@ -583,7 +643,10 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(esc("<script>\"a\"&'b'</script>"), "&lt;script&gt;&quot;a&quot;&amp;&#39;b&#39;&lt;/script&gt;");
+        assert_eq!(
+            esc("<script>\"a\"&'b'</script>"),
+            "&lt;script&gt;&quot;a&quot;&amp;&#39;b&#39;&lt;/script&gt;"
+        );
         assert_eq!(url_encode("a b/c?d"), "a%20b%2Fc%3Fd");
     }
 

@@ -46,15 +46,15 @@ pub fn parse_time(value: &str, now: i64) -> Result<i64, DashboardError> {
         value: value.to_owned(),
     };
     let v = value.trim();
-    if let Some(unit) = v.chars().last().filter(|c| "hdw".contains(*c)) {
-        if let Ok(n) = v[..v.len() - 1].parse::<i64>() {
-            let secs = match unit {
-                'h' => 3_600,
-                'd' => 86_400,
-                _ => 7 * 86_400,
-            };
-            return n.checked_mul(secs).map(|d| now - d).ok_or_else(err);
-        }
+    if let Some(unit) = v.chars().last().filter(|c| "hdw".contains(*c))
+        && let Ok(n) = v[..v.len() - 1].parse::<i64>()
+    {
+        let secs = match unit {
+            'h' => 3_600,
+            'd' => 86_400,
+            _ => 7 * 86_400,
+        };
+        return n.checked_mul(secs).map(|d| now - d).ok_or_else(err);
     }
     crate::clock::parse_time(v).ok_or_else(err)
 }
@@ -124,10 +124,10 @@ pub fn configured_spf(ws: &crate::workspace::Workspace) -> BTreeMap<String, Stri
         return out;
     };
     for d in domains {
-        if let Ok(desired) = ws.desired(&d) {
-            if let Some(v) = desired.spf.as_ref().and_then(|(r, _)| r.txt_value()) {
-                out.insert(d.to_string(), v);
-            }
+        if let Ok(desired) = ws.desired(&d)
+            && let Some(v) = desired.spf.as_ref().and_then(|(r, _)| r.txt_value())
+        {
+            out.insert(d.to_string(), v);
         }
     }
     out

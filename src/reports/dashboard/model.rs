@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::attribution::Attribution;
-use crate::reports::store::{DailyRow, FailureRow, PolicyRow, ReporterRow, SourceRow, TlsPolicyRow};
+use crate::reports::store::{
+    DailyRow, FailureRow, PolicyRow, ReporterRow, SourceRow, TlsPolicyRow,
+};
 
 /// RFC 7489 §6.6.2: a message passes DMARC when "one or more of the
 /// Authenticated Identifiers align with the RFC5322.From domain" — counted
@@ -254,7 +256,11 @@ pub fn overview(
 }
 
 /// A source row with its attribution and reverse DNS name.
-pub fn source_view(s: SourceRow, attribution: Attribution, reverse_dns: Option<String>) -> SourceView {
+pub fn source_view(
+    s: SourceRow,
+    attribution: Attribution,
+    reverse_dns: Option<String>,
+) -> SourceView {
     SourceView {
         dmarc_fail: s.messages - s.dmarc_pass,
         dmarc_pass_pct: pct(s.dmarc_pass, s.messages),
@@ -325,7 +331,10 @@ mod tests {
             row("b.test", 20_001, "none", true, true, 5),
         ];
         let o = overview(
-            RangeView { since: None, until: None },
+            RangeView {
+                since: None,
+                until: None,
+            },
             &rows,
             vec![],
             vec![],
@@ -335,7 +344,10 @@ mod tests {
         assert_eq!(o.totals.dmarc_pass, 13);
         assert_eq!(o.totals.spf_aligned, 7);
         assert_eq!(o.totals.dkim_aligned, 11);
-        assert_eq!((o.totals.none, o.totals.quarantine, o.totals.reject), (11, 2, 2));
+        assert_eq!(
+            (o.totals.none, o.totals.quarantine, o.totals.reject),
+            (11, 2, 2)
+        );
         let a = &o.domains[0];
         assert_eq!(a.domain, "a.test");
         assert_eq!(a.totals.dmarc_pass_pct, Some(80.0));
@@ -344,10 +356,12 @@ mod tests {
         assert_eq!(a.days[1].messages, 0);
         assert_eq!(a.days[0].messages, 8);
         assert_eq!(a.days[0].bucket_days, 1);
+        // Most messages first.
+        assert_eq!(o.domains[1].domain, "b.test");
     }
 
     #[test]
-    fn long_spans_bucket_by_week_then_month() {
+    fn long_spans_bucket_by_week_then_year() {
         let rows = [
             row("a.test", 20_000, "none", true, false, 1),
             row("a.test", 20_006, "none", false, false, 2),
@@ -360,19 +374,23 @@ mod tests {
         assert_eq!(days.len(), 300 / 7 + 1);
         assert_eq!((days[0].messages, days[0].dmarc_pass), (3, 1));
         assert_eq!(days.last().map(|d| d.reject), Some(4));
-        let years = [row("a.test", 1, "none", true, true, 1), row("a.test", 20_000, "none", true, true, 1)];
+        let years = [
+            row("a.test", 1, "none", true, true, 1),
+            row("a.test", 20_000, "none", true, true, 1),
+        ];
         let refs: Vec<&DailyRow> = years.iter().collect();
         let (_, days) = series(&refs);
         assert_eq!((days.len(), days[0].bucket_days), (19_999 / 365 + 1, 365));
         assert_eq!(days.iter().map(|d| d.messages).sum::<i64>(), 2);
-        let bogus = [row("a.test", 0, "none", true, true, 1), row("a.test", 50_000, "none", true, true, 1)];
+        let bogus = [
+            row("a.test", 0, "none", true, true, 1),
+            row("a.test", 50_000, "none", true, true, 1),
+        ];
         let refs: Vec<&DailyRow> = bogus.iter().collect();
         let (t, days) = series(&refs);
         assert_eq!(t.messages, 2, "totals keep everything");
         assert_eq!(days.len(), 121);
         assert_eq!(days.iter().map(|d| d.messages).sum::<i64>(), 1);
-        // Most messages first.
-        assert_eq!(o.domains[1].domain, "b.test");
     }
 
     #[test]
@@ -387,6 +405,9 @@ mod tests {
             messages: 3,
         }]);
         assert_eq!(v[0].overrides, ["forwarded", "local_policy: list"]);
-        assert_eq!((v[0].published.as_str(), v[0].applied.as_str()), ("reject", "none"));
+        assert_eq!(
+            (v[0].published.as_str(), v[0].applied.as_str()),
+            ("reject", "none")
+        );
     }
 }

@@ -15,7 +15,7 @@ pub fn thousands(n: i64) -> String {
         out.push('-');
     }
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -60,7 +60,10 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], numeric: &[usi
         }
         let _ = writeln!(out, "{}", s.trim_end());
     };
-    line(out, &header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>());
+    line(
+        out,
+        &header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
+    );
     for r in rows {
         line(out, r);
     }
@@ -107,7 +110,15 @@ pub fn overview(o: &Overview) -> String {
         .collect();
     table(
         &mut out,
-        &["DOMAIN", "MESSAGES", "DMARC PASS", "SPF ALIGNED", "DKIM ALIGNED", "QUARANTINED", "REJECTED"],
+        &[
+            "DOMAIN",
+            "MESSAGES",
+            "DMARC PASS",
+            "SPF ALIGNED",
+            "DKIM ALIGNED",
+            "QUARANTINED",
+            "REJECTED",
+        ],
         &rows,
         &[1, 2, 3, 4, 5, 6],
     );
@@ -149,7 +160,18 @@ fn reporters_tls_failures(
                 ]
             })
             .collect();
-        table(out, &["POLICY DOMAIN", "TYPE", "SUCCESSFUL", "FAILED", "FAILURES BY TYPE"], &rows, &[2, 3]);
+        table(
+            out,
+            &[
+                "POLICY DOMAIN",
+                "TYPE",
+                "SUCCESSFUL",
+                "FAILED",
+                "FAILURES BY TYPE",
+            ],
+            &rows,
+            &[2, 3],
+        );
     }
     if !failures.is_empty() {
         let _ = writeln!(out, "\nLatest failure reports");
@@ -165,7 +187,12 @@ fn reporters_tls_failures(
                 ]
             })
             .collect();
-        table(out, &["DOMAIN", "ARRIVAL", "SOURCE", "FAILURE", "REPORTER"], &rows, &[]);
+        table(
+            out,
+            &["DOMAIN", "ARRIVAL", "SOURCE", "FAILURE", "REPORTER"],
+            &rows,
+            &[],
+        );
     }
 }
 
@@ -192,7 +219,14 @@ fn source_rows(sources: &[SourceView]) -> Vec<Vec<String>> {
 }
 
 const SOURCE_HEADER: [&str; 8] = [
-    "SOURCE", "REVERSE DNS", "MESSAGES", "DMARC PASS", "VERDICT", "SPF VIA", "DKIM SIGNERS", "REPORTERS",
+    "SOURCE",
+    "REVERSE DNS",
+    "MESSAGES",
+    "DMARC PASS",
+    "VERDICT",
+    "SPF VIA",
+    "DKIM SIGNERS",
+    "REPORTERS",
 ];
 
 /// One domain as terminal text.
@@ -207,7 +241,12 @@ pub fn domain(d: &DomainView) -> String {
     table(&mut out, &SOURCE_HEADER, &source_rows(&d.sources), &[2, 3]);
     if !d.failing_sources.is_empty() {
         let _ = writeln!(out, "\nFailing sources");
-        table(&mut out, &SOURCE_HEADER, &source_rows(&d.failing_sources), &[2, 3]);
+        table(
+            &mut out,
+            &SOURCE_HEADER,
+            &source_rows(&d.failing_sources),
+            &[2, 3],
+        );
     }
     if !d.policy.is_empty() {
         let _ = writeln!(out, "\nPolicy published vs applied");
@@ -219,12 +258,21 @@ pub fn domain(d: &DomainView) -> String {
                     clean(&p.published),
                     p.pct.map_or_else(|| "-".to_owned(), |p| p.to_string()),
                     clean(&p.applied),
-                    clean(&if p.overrides.is_empty() { "-".to_owned() } else { p.overrides.join(", ") }),
+                    clean(&if p.overrides.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        p.overrides.join(", ")
+                    }),
                     thousands(p.messages),
                 ]
             })
             .collect();
-        table(&mut out, &["PUBLISHED", "PCT", "APPLIED", "OVERRIDES", "MESSAGES"], &rows, &[1, 4]);
+        table(
+            &mut out,
+            &["PUBLISHED", "PCT", "APPLIED", "OVERRIDES", "MESSAGES"],
+            &rows,
+            &[1, 4],
+        );
     }
     reporters_tls_failures(&mut out, &d.reporters, &d.tls, &d.failures);
     out
