@@ -965,16 +965,21 @@ pub struct DashFilter {
     pub source: Option<String>,
 }
 
-/// Messages of one domain, day and outcome (from the rollup).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Messages of one domain and day (from the rollup), by outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DailyRow {
     pub domain: String,
     /// Days since the Unix epoch (UTC) of the report's begin.
     pub day: i64,
-    pub disposition: String,
-    pub dkim_aligned: bool,
-    pub spf_aligned: bool,
     pub messages: i64,
+    /// DKIM or SPF aligned (policy_evaluated).
+    pub dmarc_pass: i64,
+    pub spf_aligned: i64,
+    pub dkim_aligned: i64,
+    /// Applied disposition; `none` also counts unknown values.
+    pub none: i64,
+    pub quarantine: i64,
+    pub reject: i64,
 }
 
 /// Traffic of one source IP.
@@ -1074,10 +1079,11 @@ impl SqliteStore {
         let tx = self.conn.transaction().map_err(q("begin rollup"))?;
         tx.execute_batch(
             "CREATE TABLE IF NOT EXISTS dash_daily ( \
-                domain TEXT NOT NULL, day INTEGER NOT NULL, disposition TEXT NOT NULL, \
-                dkim_pass INTEGER NOT NULL, spf_pass INTEGER NOT NULL, \
-                messages INTEGER NOT NULL, \
-                PRIMARY KEY (domain, day, disposition, dkim_pass, spf_pass)) WITHOUT ROWID; \
+                domain TEXT NOT NULL, day INTEGER NOT NULL, \
+                messages INTEGER NOT NULL, dmarc_pass INTEGER NOT NULL, \
+                spf_aligned INTEGER NOT NULL, dkim_aligned INTEGER NOT NULL, \
+                disp_none INTEGER NOT NULL, quarantine INTEGER NOT NULL, reject INTEGER NOT NULL, \
+                PRIMARY KEY (domain, day)) WITHOUT ROWID; \
              CREATE TABLE IF NOT EXISTS dash_rollup_state ( \
                 one INTEGER PRIMARY KEY CHECK (one = 1), \
                 max_report INTEGER NOT NULL, reports INTEGER NOT NULL);",
@@ -1121,14 +1127,26 @@ impl SqliteStore {
             }
         };
         tx.execute(
-            "INSERT INTO dash_daily (domain, day, disposition, dkim_pass, spf_pass, messages) \
-             SELECT r.policy_domain, r.date_begin / 86400, c.disposition, \
-                    c.dkim_aligned = 'pass', c.spf_aligned = 'pass', sum(c.count) \
+            "INSERT INTO dash_daily (domain, day, messages, dmarc_pass, spf_aligned, \
+                dkim_aligned, disp_none, quarantine, reject) \
+             SELECT r.policy_domain, r.date_begin / 86400, sum(c.count), \
+                sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
+                sum(CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
+                sum(CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END), \
+                sum(CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END), \
+                sum(CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END), \
+                sum(CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END) \
              FROM records c JOIN reports r ON r.id = c.report_id \
              WHERE r.id > ?1 \
-             GROUP BY 1, 2, 3, 4, 5 \
-             ON CONFLICT (domain, day, disposition, dkim_pass, spf_pass) \
-             DO UPDATE SET messages = messages + excluded.messages",
+             GROUP BY 1, 2 \
+             ON CONFLICT (domain, day) DO UPDATE SET \
+                messages = messages + excluded.messages, \
+                dmarc_pass = dmarc_pass + excluded.dmarc_pass, \
+                spf_aligned = spf_aligned + excluded.spf_aligned, \
+                dkim_aligned = dkim_aligned + excluded.dkim_aligned, \
+                disp_none = disp_none + excluded.disp_none, \
+                quarantine = quarantine + excluded.quarantine, \
+                reject = reject + excluded.reject",
             [from],
         )
         .map_err(q("fill rollup"))?;
@@ -1148,20 +1166,24 @@ impl SqliteStore {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT domain, day, disposition, dkim_pass, spf_pass, messages FROM dash_daily \
+                "SELECT domain, day, messages, dmarc_pass, spf_aligned, dkim_aligned, \
+                 disp_none, quarantine, reject FROM dash_daily \
                  WHERE (?1 IS NULL OR domain = ?1) \
                  AND (?2 IS NULL OR day >= ?2 / 86400) AND (?3 IS NULL OR day < (?3 + 86399) / 86400) \
-                 ORDER BY domain, day, disposition",
+                 ORDER BY domain, day",
             )
             .map_err(q("read rollup"))?;
         stmt.query_map(params![f.domain, f.since, f.until], |r| {
             Ok(DailyRow {
                 domain: r.get(0)?,
                 day: r.get(1)?,
-                disposition: r.get(2)?,
-                dkim_aligned: r.get(3)?,
+                messages: r.get(2)?,
+                dmarc_pass: r.get(3)?,
                 spf_aligned: r.get(4)?,
-                messages: r.get(5)?,
+                dkim_aligned: r.get(5)?,
+                none: r.get(6)?,
+                quarantine: r.get(7)?,
+                reject: r.get(8)?,
             })
         })
         .map_err(q("read rollup"))?

@@ -145,20 +145,12 @@ fn date(day: i64) -> String {
 
 fn add(t: &mut Totals, r: &DailyRow) {
     t.messages += r.messages;
-    if r.dkim_aligned || r.spf_aligned {
-        t.dmarc_pass += r.messages;
-    }
-    if r.spf_aligned {
-        t.spf_aligned += r.messages;
-    }
-    if r.dkim_aligned {
-        t.dkim_aligned += r.messages;
-    }
-    match r.disposition.as_str() {
-        "quarantine" => t.quarantine += r.messages,
-        "reject" => t.reject += r.messages,
-        _ => t.none += r.messages,
-    }
+    t.dmarc_pass += r.dmarc_pass;
+    t.spf_aligned += r.spf_aligned;
+    t.dkim_aligned += r.dkim_aligned;
+    t.none += r.none;
+    t.quarantine += r.quarantine;
+    t.reject += r.reject;
 }
 
 fn finish(mut t: Totals) -> Totals {
@@ -311,14 +303,19 @@ pub fn policy_views(rows: Vec<PolicyRow>) -> Vec<PolicyView> {
 mod tests {
     use super::*;
 
+    /// `n` messages of one outcome.
     fn row(domain: &str, day: i64, disp: &str, dkim: bool, spf: bool, n: i64) -> DailyRow {
+        let of = |b: bool| if b { n } else { 0 };
         DailyRow {
             domain: domain.into(),
             day,
-            disposition: disp.into(),
-            dkim_aligned: dkim,
-            spf_aligned: spf,
             messages: n,
+            dmarc_pass: of(dkim || spf),
+            spf_aligned: of(spf),
+            dkim_aligned: of(dkim),
+            none: of(disp == "none"),
+            quarantine: of(disp == "quarantine"),
+            reject: of(disp == "reject"),
         }
     }
 
