@@ -20,7 +20,9 @@ fn totals(store: &SqliteStore) -> (i64, i64, i64) {
 fn want(db: &Path) -> (i64, i64, i64) {
     dashboard::expected(db)
         .values()
-        .fold((0, 0, 0), |(m, p, r), e| (m + e.messages, p + e.dmarc_pass, r + e.reject))
+        .fold((0, 0, 0), |(m, p, r), e| {
+            (m + e.messages, p + e.dmarc_pass, r + e.reject)
+        })
 }
 
 #[test]

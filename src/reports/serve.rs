@@ -337,7 +337,9 @@ pub fn run(config: &Path, args: ServeArgs) -> anyhow::Result<i32> {
     if !args.listen.ip().is_loopback() && !args.allow_remote {
         return Err(ServeError::NotLoopback { addr: args.listen }.into());
     }
-    let store = SqliteStore::open(&args.db)?;
+    let mut store = SqliteStore::open(&args.db)?;
+    // Bring the rollup up to date before the first visitor waits for it.
+    store.refresh_rollup()?;
     let listener = TcpListener::bind(args.listen).map_err(|source| ServeError::Bind {
         addr: args.listen,
         source,

@@ -947,9 +947,10 @@ impl SqliteStore {
 // Dashboard read queries (used by `reports::dashboard`).
 //
 // Everything below is read-only on the report tables. The one thing it
-// writes is the daily rollup (`dash_daily`), a cache derived from
+// writes is the daily rollup (`dashboard_daily_v1`), a cache derived from
 // `reports` + `records` and refreshed incrementally, so that the overview
 // does not scan every record: it can be dropped at any time and is rebuilt.
+// A change of its shape bumps the `_v1` suffix of both tables.
 // ---------------------------------------------------------------------------
 
 /// A date range and optional domain / source filter for dashboard queries.
@@ -1071,6 +1072,29 @@ fn split_list(s: Option<String>) -> Vec<String> {
     v
 }
 
+/// `(?1 IS NULL OR x = ?1)` keeps SQLite from using an index on `x`: with
+/// a domain given, the condition is written plainly instead.
+fn by_domain(sql: &'static str, f: &DashFilter) -> std::borrow::Cow<'static, str> {
+    if f.domain.is_some() {
+        sql.replace(
+            "(?1 IS NULL OR r.policy_domain = ?1)",
+            "r.policy_domain = ?1",
+        )
+        .replace(
+            "(?1 IS NULL OR p.policy_domain = ?1)",
+            "p.policy_domain = ?1",
+        )
+        .replace(
+            "(?1 IS NULL OR reported_domain = ?1)",
+            "reported_domain = ?1",
+        )
+        .replace("(?1 IS NULL OR domain = ?1)", "domain = ?1")
+        .into()
+    } else {
+        sql.into()
+    }
+}
+
 impl SqliteStore {
     /// Brings the daily rollup up to date with the stored reports: adds the
     /// reports ingested since the last refresh, or rebuilds it when reports
@@ -1078,13 +1102,13 @@ impl SqliteStore {
     pub fn refresh_rollup(&mut self) -> Result<i64, StoreError> {
         let tx = self.conn.transaction().map_err(q("begin rollup"))?;
         tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS dash_daily ( \
+            "CREATE TABLE IF NOT EXISTS dashboard_daily_v1 ( \
                 domain TEXT NOT NULL, day INTEGER NOT NULL, \
                 messages INTEGER NOT NULL, dmarc_pass INTEGER NOT NULL, \
                 spf_aligned INTEGER NOT NULL, dkim_aligned INTEGER NOT NULL, \
                 disp_none INTEGER NOT NULL, quarantine INTEGER NOT NULL, reject INTEGER NOT NULL, \
                 PRIMARY KEY (domain, day)) WITHOUT ROWID; \
-             CREATE TABLE IF NOT EXISTS dash_rollup_state ( \
+             CREATE TABLE IF NOT EXISTS dashboard_rollup_v1 ( \
                 one INTEGER PRIMARY KEY CHECK (one = 1), \
                 max_report INTEGER NOT NULL, reports INTEGER NOT NULL);",
         )
@@ -1098,7 +1122,7 @@ impl SqliteStore {
             .map_err(q("read report ids"))?;
         let state: Option<(i64, i64)> = tx
             .query_row(
-                "SELECT max_report, reports FROM dash_rollup_state WHERE one = 1",
+                "SELECT max_report, reports FROM dashboard_rollup_v1 WHERE one = 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -1121,13 +1145,13 @@ impl SqliteStore {
             }
             // First run, or reports were removed: rebuild.
             _ => {
-                tx.execute("DELETE FROM dash_daily", [])
+                tx.execute("DELETE FROM dashboard_daily_v1", [])
                     .map_err(q("clear rollup"))?;
                 (0, 0)
             }
         };
         tx.execute(
-            "INSERT INTO dash_daily (domain, day, messages, dmarc_pass, spf_aligned, \
+            "INSERT INTO dashboard_daily_v1 (domain, day, messages, dmarc_pass, spf_aligned, \
                 dkim_aligned, disp_none, quarantine, reject) \
              SELECT r.policy_domain, r.date_begin / 86400, sum(c.count), \
                 sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
@@ -1151,7 +1175,7 @@ impl SqliteStore {
         )
         .map_err(q("fill rollup"))?;
         tx.execute(
-            "INSERT INTO dash_rollup_state (one, max_report, reports) VALUES (1, ?1, ?2) \
+            "INSERT INTO dashboard_rollup_v1 (one, max_report, reports) VALUES (1, ?1, ?2) \
              ON CONFLICT (one) DO UPDATE SET max_report = ?1, reports = ?2",
             [max_now, count_now],
         )
@@ -1165,13 +1189,15 @@ impl SqliteStore {
     pub fn dash_daily(&self, f: &DashFilter) -> Result<Vec<DailyRow>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&by_domain(
+
                 "SELECT domain, day, messages, dmarc_pass, spf_aligned, dkim_aligned, \
-                 disp_none, quarantine, reject FROM dash_daily \
+                 disp_none, quarantine, reject FROM dashboard_daily_v1 \
                  WHERE (?1 IS NULL OR domain = ?1) \
                  AND (?2 IS NULL OR day >= ?2 / 86400) AND (?3 IS NULL OR day < (?3 + 86399) / 86400) \
                  ORDER BY domain, day",
-            )
+                f,
+            ))
             .map_err(q("read rollup"))?;
         stmt.query_map(params![f.domain, f.since, f.until], |r| {
             Ok(DailyRow {
@@ -1202,7 +1228,8 @@ impl SqliteStore {
     ) -> Result<Vec<SourceRow>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&by_domain(
+
                 "SELECT r.policy_domain, c.source_ip, sum(c.count) AS n, \
                    sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END) AS ok, \
                    sum(CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
@@ -1220,7 +1247,8 @@ impl SqliteStore {
                  HAVING ?5 = 0 OR n > ok \
                  ORDER BY CASE WHEN ?5 = 0 THEN n ELSE n - ok END DESC, c.source_ip \
                  LIMIT ?6",
-            )
+                f,
+            ))
             .map_err(q("top sources"))?;
         stmt.query_map(
             params![
@@ -1254,13 +1282,14 @@ impl SqliteStore {
     pub fn dash_reporters(&self, f: &DashFilter) -> Result<Vec<ReporterRow>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&by_domain(
                 "SELECT org_name, count(*), sum(message_count), min(date_begin), max(date_end) \
                  FROM reports r \
                  WHERE (?1 IS NULL OR r.policy_domain = ?1) \
                  AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
                  GROUP BY org_name ORDER BY 3 DESC, 1",
-            )
+                f,
+            ))
             .map_err(q("reporters"))?;
         stmt.query_map(params![f.domain, f.since, f.until], |r| {
             Ok(ReporterRow {
@@ -1280,7 +1309,7 @@ impl SqliteStore {
     pub fn dash_policy(&self, f: &DashFilter) -> Result<Vec<PolicyRow>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&by_domain(
                 "SELECT r.policy_domain, p.p, p.pct, c.disposition, c.reasons, sum(c.count) \
                  FROM records c JOIN reports r ON r.id = c.report_id \
                  LEFT JOIN policy_published p ON p.report_id = r.id \
@@ -1288,7 +1317,8 @@ impl SqliteStore {
                  AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
                  AND (?4 IS NULL OR c.source_ip = ?4) \
                  GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 6 DESC LIMIT 200",
-            )
+                f,
+            ))
             .map_err(q("policy"))?;
         stmt.query_map(params![f.domain, f.since, f.until, f.source], |r| {
             Ok(PolicyRow {
@@ -1312,7 +1342,8 @@ impl SqliteStore {
         let until = f.until.map(crate::clock::format_time);
         let mut stmt = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&by_domain(
+
                 "SELECT p.policy_domain, p.policy_type, sum(p.successful_count), \
                    sum(p.failure_count), count(DISTINCT t.id), \
                    (SELECT group_concat(x.result_type || char(30) || x.n, char(31)) FROM \
@@ -1326,7 +1357,8 @@ impl SqliteStore {
                  WHERE (?1 IS NULL OR p.policy_domain = ?1) \
                  AND (?2 IS NULL OR t.date_begin >= ?2) AND (?3 IS NULL OR t.date_begin < ?3) \
                  GROUP BY 1, 2 ORDER BY 1, 2",
-            )
+                f,
+            ))
             .map_err(q("TLS summary"))?;
         stmt.query_map(params![f.domain, since, until], |r| {
             let types: Option<String> = r.get(5)?;
@@ -1360,12 +1392,13 @@ impl SqliteStore {
     ) -> Result<Vec<FailureRow>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&by_domain(
                 "SELECT id, reported_domain, reporter, arrival_date, source_ip, auth_failure, \
                  original_mail_from, dkim_domain, original_subject FROM failure_reports \
                  WHERE (?1 IS NULL OR reported_domain = ?1) AND (?2 IS NULL OR source_ip = ?2) \
                  ORDER BY id DESC LIMIT ?3",
-            )
+                f,
+            ))
             .map_err(q("failure reports"))?;
         stmt.query_map(
             params![f.domain, f.source, i64::try_from(limit).unwrap_or(i64::MAX)],

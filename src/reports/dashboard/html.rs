@@ -355,7 +355,7 @@ fn charts(out: &mut String, days: &[DayPoint]) {
 fn pass_bar(p: Option<f64>) -> String {
     match p {
         Some(p) => format!(
-            "<span class=\"bar\" title=\"{p:.1}% pass\"><i style=\"width:{p:.1}%\"></i></span>{}",
+            "<span style=\"white-space:nowrap\"><span class=\"bar\" title=\"{p:.1}% pass\"><i style=\"width:{p:.1}%\"></i></span>{}</span>",
             percent(Some(p))
         ),
         None => "-".to_owned(),
