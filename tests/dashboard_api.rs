@@ -184,3 +184,30 @@ fn summary_text_and_json() {
         .expect("run");
     assert!(String::from_utf8_lossy(&out.stdout).contains("No reports yet"));
 }
+
+#[test]
+fn attribution_in_the_api_follows_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("r.db");
+    fill(&db);
+    let config = dashboard::write_config(dir.path());
+    let server = Server::start_with_config(&db, &config);
+    let d = server.json("/api/domain/example.com?source=209.85.220.41");
+    let a = &d["sources"][0]["attribution"];
+    assert_eq!(a["verdict"], "authorised");
+    assert_eq!(a["spf_mechanism"], "ip4:209.85.220.0/24");
+    assert_eq!(a["basis"], "config");
+    let d = server.json("/api/domain/example.com?source=199.230.200.36");
+    let a = &d["sources"][0]["attribution"];
+    assert_eq!(a["verdict"], "unauthorised");
+    assert!(a["spf_mechanism"].is_null());
+    // A domain the config does not declare: the reporters' view.
+    let d = server.json("/api/domain/test.net");
+    assert!(
+        d["sources"]
+            .as_array()
+            .expect("sources")
+            .iter()
+            .all(|s| s["attribution"]["basis"] == "not-configured")
+    );
+}

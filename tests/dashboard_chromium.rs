@@ -196,3 +196,37 @@ fn hostile_report_values_are_inert() {
     assert!(!dom.contains("<script"), "no script element");
     assert!(dom.contains("&lt;script&gt;alert(2)&lt;/script&gt;"));
 }
+
+#[test]
+fn unauthorised_senders_stand_out() {
+    let Some(chromium) = chromium::find() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("r.db");
+    fill(&db);
+    let config = dashboard::write_config(dir.path());
+    let server = Server::start_with_config(&db, &config);
+    let dom = chromium::dump_dom(
+        &chromium,
+        &format!("http://127.0.0.1:{}/domain/example.com", server.port),
+    );
+    // Inside the configured ip4 range: authorised, and by which mechanism.
+    let row = text_after(
+        &dom,
+        "<tr data-ip=\"209.85.220.69\" data-verdict=\"authorised\">",
+        "</tr>",
+    )
+    .expect("209.85.220.69 authorised");
+    assert!(row.contains("ip4:209.85.220.0/24"), "{row}");
+    // Outside it, no aligned DKIM signature: flagged.
+    let row = text_after(
+        &dom,
+        "<tr data-ip=\"199.230.200.36\" data-verdict=\"unauthorised\">",
+        "</tr>",
+    )
+    .expect("199.230.200.36 flagged");
+    assert!(row.contains("not authorised"), "{row}");
+    // Outside it, but signed by example.com: authorised by DKIM.
+    assert!(dom.contains("<tr data-ip=\"54.240.48.94\" data-verdict=\"authorised\">"));
+}

@@ -130,6 +130,12 @@ pub struct Server {
 
 impl Server {
     pub fn start(db: &Path) -> Server {
+        Server::start_with_config(db, &db.with_extension("absent.yaml"))
+    }
+
+    /// With a config whose SPF records attribute the sources (offline:
+    /// only `ip4`/`ip6` mechanisms can decide).
+    pub fn start_with_config(db: &Path, config: &Path) -> Server {
         let port = free_port();
         let child = bin()
             .args(["serve", "--offline", "--listen"])
@@ -137,7 +143,7 @@ impl Server {
             .arg("--db")
             .arg(db)
             .arg("-c")
-            .arg(db.with_extension("absent.yaml"))
+            .arg(config)
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start serve");
@@ -191,4 +197,15 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A config authorising only 209.85.220.0/24 to send for example.com.
+pub fn write_config(dir: &Path) -> PathBuf {
+    let path = dir.join("mailauth.yaml");
+    std::fs::write(
+        &path,
+        "provider:\n  kind: zonefile\n  dir: zones\ndomains:\n  example.com:\n    spf:\n      ip4: [209.85.220.0/24]\n      all: fail\n",
+    )
+    .expect("write config");
+    path
 }

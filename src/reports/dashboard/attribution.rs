@@ -48,8 +48,9 @@ pub struct Attribution {
     pub spf_mechanism: Option<String>,
     /// Passing DKIM signers (`domain/selector`) aligned with the domain.
     pub dkim_aligned_signers: Vec<String>,
-    /// `config+dns` (evaluated now), `reported` (DNS unavailable: from the
-    /// stored reports), `not-configured` (domain not in the config).
+    /// `config+dns` (evaluated now), `config` (offline, decided by `ip4`/
+    /// `ip6` mechanisms alone), `reported` (DNS needed but unavailable: from
+    /// the stored reports), `not-configured` (domain not in the config).
     pub basis: &'static str,
 }
 
@@ -180,9 +181,42 @@ impl SpfDns for Overlay<'_> {
     }
 }
 
+/// Offline: every query is a temporary failure, so only mechanisms that
+/// need no DNS (`ip4`, `ip6`) can match.
+struct NoDns;
+
+impl NoDns {
+    fn fail<T>(name: &str, qtype: QType) -> Result<T, DnsError> {
+        Err(DnsError::Temporary {
+            name: name.to_owned(),
+            qtype,
+            detail: "offline: DNS not queried".to_owned(),
+        })
+    }
+}
+
+impl SpfDns for NoDns {
+    fn txt(&self, name: &str) -> Result<Vec<Vec<u8>>, DnsError> {
+        NoDns::fail(name, QType::Txt)
+    }
+    fn a(&self, name: &str) -> Result<Vec<Ipv4Addr>, DnsError> {
+        NoDns::fail(name, QType::A)
+    }
+    fn aaaa(&self, name: &str) -> Result<Vec<Ipv6Addr>, DnsError> {
+        NoDns::fail(name, QType::Aaaa)
+    }
+    fn mx(&self, name: &str) -> Result<Vec<MxRecord>, DnsError> {
+        NoDns::fail(name, QType::Mx)
+    }
+    fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsError> {
+        NoDns::fail(&ip.to_string(), QType::Ptr)
+    }
+}
+
 /// Attributes sources of one run.
 pub struct Attributor {
-    dns: Option<CachedDns>,
+    dns: CachedDns,
+    online: bool,
     /// Configured SPF record per domain (lower case, no trailing dot).
     spf: BTreeMap<String, String>,
     opts: CheckOptions,
@@ -192,10 +226,13 @@ pub struct Attributor {
 pub const CACHE_ENTRIES: usize = 4096;
 
 impl Attributor {
-    /// `dns: None` means offline: only stored data is used.
+    /// `dns: None` means offline: `ip4`/`ip6` mechanisms of the config are
+    /// still evaluated; anything needing DNS falls back to stored data.
     pub fn new(dns: Option<Box<dyn SpfDns + Send>>, spf: BTreeMap<String, String>) -> Attributor {
+        let online = dns.is_some();
         Attributor {
-            dns: dns.map(|d| CachedDns::new(d, CACHE_ENTRIES)),
+            dns: CachedDns::new(dns.unwrap_or_else(|| Box::new(NoDns)), CACHE_ENTRIES),
+            online,
             spf: spf
                 .into_iter()
                 .map(|(k, v)| (k.trim_end_matches('.').to_ascii_lowercase(), v))
@@ -215,13 +252,13 @@ impl Attributor {
 
     /// Answers in the DNS cache (tests, diagnostics).
     pub fn cached_answers(&self) -> usize {
-        self.dns.as_ref().map_or(0, CachedDns::len)
+        if self.online { self.dns.len() } else { 0 }
     }
 
     /// The first PTR name of `ip`, when DNS is available and has one.
     pub fn reverse_dns(&self, ip: &str) -> Option<String> {
         let ip: IpAddr = ip.parse().ok()?;
-        self.dns.as_ref()?.ptr(ip).ok()?.into_iter().next()
+        self.dns.ptr(ip).ok()?.into_iter().next()
     }
 
     /// RFC 7208 §4.6.1: `record = version terms *SP`, `terms = *( 1*SP (
@@ -232,8 +269,8 @@ impl Attributor {
         let dkim = aligned_signers(domain, &src.dkim_signers);
         let key = domain.trim_end_matches('.').to_ascii_lowercase();
         let configured = self.spf.get(&key);
-        let evaluated = match (configured, &self.dns, src.source_ip.parse::<IpAddr>()) {
-            (Some(record), Some(dns), Ok(ip)) => evaluate(dns, &key, record, ip, &self.opts),
+        let evaluated = match (configured, src.source_ip.parse::<IpAddr>()) {
+            (Some(record), Ok(ip)) => evaluate(&self.dns, &key, record, ip, &self.opts),
             _ => Err(()),
         };
         match evaluated {
@@ -245,7 +282,7 @@ impl Attributor {
                 },
                 spf_mechanism: mechanism,
                 dkim_aligned_signers: dkim,
-                basis: "config+dns",
+                basis: if self.online { "config+dns" } else { "config" },
             },
             Err(()) => {
                 // DNS unavailable or domain not configured: fall back to
@@ -414,6 +451,35 @@ mod tests {
         assert_eq!(
             (off.verdict, off.basis),
             (Verdict::Unknown, "not-configured")
+        );
+    }
+
+    #[test]
+    fn offline_still_uses_address_mechanisms() {
+        let mut spf = BTreeMap::new();
+        spf.insert(
+            "example.com".to_owned(),
+            "v=spf1 include:_spf.google.com ip4:192.0.2.0/24 -all".to_owned(),
+        );
+        let a = Attributor::new(None, spf.clone());
+        let own = a.attribute("example.com", &src("192.0.2.7", &[], &[]));
+        assert_eq!(
+            (own.verdict, own.spf_mechanism.as_deref(), own.basis),
+            (Verdict::Authorised, Some("ip4:192.0.2.0/24"), "config")
+        );
+        // The include could match: unknowable offline.
+        let other = a.attribute("example.com", &src("203.0.113.1", &[], &[]));
+        assert_eq!((other.verdict, other.basis), (Verdict::Unknown, "reported"));
+        assert_eq!(a.reverse_dns("192.0.2.7"), None);
+        spf.insert(
+            "example.com".to_owned(),
+            "v=spf1 ip4:192.0.2.0/24 -all".to_owned(),
+        );
+        let strict = Attributor::new(None, spf);
+        let stranger = strict.attribute("example.com", &src("203.0.113.1", &[], &[]));
+        assert_eq!(
+            (stranger.verdict, stranger.basis),
+            (Verdict::Unauthorised, "config")
         );
     }
 
