@@ -210,6 +210,8 @@ pub fn route(state: &State, target: &str) -> Response {
         return Response::error(500, "internal state poisoned by an earlier failure");
     };
     let Inner { store, attr } = &mut *guard;
+    // Each request is one run: DNS answers are cached within it only.
+    attr.reset();
     let segments: Vec<String> = path.split('/').skip(1).map(url_decode).collect();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let result = match seg.as_slice() {

@@ -66,12 +66,19 @@ enum Answer {
 }
 
 /// A bounded answer cache in front of a resolver: each name is asked once
-/// per run; once `capacity` answers are held, new ones are not kept.
+/// per run; once `capacity` answers are held, new ones are not kept. After
+/// [`BREAKER`] temporary failures in a row DNS is taken as down for the
+/// rest of the run, so an unreachable resolver costs a few timeouts, not
+/// one per source.
 pub struct CachedDns {
     inner: Box<dyn SpfDns + Send>,
     capacity: usize,
     cache: RefCell<HashMap<Key, Result<Answer, DnsError>>>,
+    failures_in_a_row: std::cell::Cell<u32>,
 }
+
+/// Consecutive temporary failures after which DNS is no longer asked.
+pub const BREAKER: u32 = 3;
 
 impl CachedDns {
     pub fn new(inner: Box<dyn SpfDns + Send>, capacity: usize) -> CachedDns {
@@ -79,6 +86,7 @@ impl CachedDns {
             inner,
             capacity,
             cache: RefCell::new(HashMap::new()),
+            failures_in_a_row: std::cell::Cell::new(0),
         }
     }
 
@@ -99,7 +107,20 @@ impl CachedDns {
         if let Some(hit) = self.cache.borrow().get(&key) {
             return hit.clone();
         }
+        if self.failures_in_a_row.get() >= BREAKER {
+            return Err(DnsError::Temporary {
+                name: key.1,
+                qtype: key.0,
+                detail: "DNS given up after repeated failures".to_owned(),
+            });
+        }
         let answer = ask();
+        match &answer {
+            Err(DnsError::Temporary { .. }) => {
+                self.failures_in_a_row.set(self.failures_in_a_row.get() + 1);
+            }
+            _ => self.failures_in_a_row.set(0),
+        }
         let mut cache = self.cache.borrow_mut();
         if cache.len() < self.capacity {
             cache.insert(key, answer.clone());
@@ -248,6 +269,13 @@ impl Attributor {
     /// Offline, with no config: every verdict comes from stored data.
     pub fn offline() -> Attributor {
         Attributor::new(None, BTreeMap::new())
+    }
+
+    /// Starts a new run: forgets cached answers and a tripped breaker (the
+    /// server calls this per request, so answers never go stale).
+    pub fn reset(&mut self) {
+        self.dns.cache.borrow_mut().clear();
+        self.dns.failures_in_a_row.set(0);
     }
 
     /// Answers in the DNS cache (tests, diagnostics).
@@ -481,6 +509,25 @@ mod tests {
             (stranger.verdict, stranger.basis),
             (Verdict::Unauthorised, "config")
         );
+    }
+
+    #[test]
+    fn gives_up_on_dead_dns() {
+        let mut dns = MemoryDns::new();
+        for i in 0..10 {
+            dns.timeout(&format!("n{i}.test"));
+        }
+        dns.add_txt("ok.test", "v=spf1 -all");
+        let c = CachedDns::new(Box::new(dns), 100);
+        for i in 0..10 {
+            assert!(c.txt(&format!("n{i}.test")).is_err());
+        }
+        assert_eq!(
+            c.len(),
+            BREAKER as usize,
+            "only the first failures were asked"
+        );
+        assert!(c.txt("ok.test").is_err(), "given up");
     }
 
     #[test]
