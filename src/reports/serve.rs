@@ -256,6 +256,10 @@ Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; img-src 
     stream.flush()
 }
 
+/// RFC 9112 §3: `request-line = method SP request-target SP HTTP-version`,
+/// then header fields up to an empty line; §3.2: `Host` is required. Only
+/// the origin form (`/path?query`) of the target is accepted, bodies are
+/// never read, and every response closes the connection.
 fn handle(state: &State, mut stream: TcpStream) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(30)))?;
