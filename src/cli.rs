@@ -92,6 +92,8 @@ pub enum Command {
     Inspect(crate::inspect::cli::InspectArgs),
     /// The onboarding checklist of one domain, with the next safe step toward p=reject.
     Checklist(crate::checklist::cli::ChecklistArgs),
+    /// Serve the report dashboards over HTTP (read-only, loopback by default).
+    Serve(crate::reports::serve::ServeArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -195,6 +197,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             crate::checklist::cli::run(ws.as_ref(), args)
                 .map_err(|e| Failure::new(2, e.to_string()))
         }
+        Command::Serve(args) => Ok(crate::reports::serve::run(&cli.config, args)?),
         Command::Schema => {
             println!("{}", crate::config::schema::json_schema());
             Ok(0)

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 
 use super::IngestLimits;
+use super::dashboard;
 use super::ingest::{self, FileSource, MaildirFolders, MaildirSource, MboxSource, Source, Summary};
 use super::parse::ReportKind;
 use super::store::{DEFAULT_DB, ReportDetail, ReportRow, ReportStore, SqliteStore};
@@ -34,6 +35,52 @@ pub enum ReportsCommand {
     Show(ShowArgs),
     /// Export reports as JSON or records as CSV.
     Export(ExportArgs),
+    /// Dashboard in the terminal: pass rates, sources, reporters, TLS.
+    Summary(SummaryArgs),
+    /// Write the dashboards as a static, self-contained HTML site.
+    Html(HtmlArgs),
+}
+
+/// What the dashboards show; shared by `summary` and `html`.
+#[derive(Debug, clap::Args)]
+pub struct DashArgs {
+    /// Only this domain (summary: its detail view).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Start of the range: 30d, 12h, 2w, a date (2026-01-31) or RFC 3339.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// End of the range (exclusive), same forms as --since.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Config whose SPF records attribute sending sources.
+    #[arg(
+        long = "spf-config",
+        env = "MAILAUTH_CONFIG",
+        default_value = "mailauth.yaml"
+    )]
+    pub spf_config: PathBuf,
+    /// Do not query DNS: attribute sources from the stored reports only.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub dash: DashArgs,
+    /// Print the views as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HtmlArgs {
+    #[command(flatten)]
+    pub dash: DashArgs,
+    /// Directory to write index.html and domains/*.html into.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -144,7 +191,89 @@ pub fn run(args: ReportsArgs) -> anyhow::Result<i32> {
             sink.flush()?;
             Ok(0)
         }
+        ReportsCommand::Summary(a) => summary_cmd(&mut store, a, &mut out),
+        ReportsCommand::Html(a) => html_cmd(&mut store, a, &mut out),
     }
+}
+
+fn dash_filter(a: &DashArgs) -> anyhow::Result<super::store::DashFilter> {
+    let now = crate::clock::now().map_err(anyhow::Error::msg)?;
+    let time = |v: &Option<String>| {
+        v.as_deref()
+            .map(|v| dashboard::parse_time(v, now))
+            .transpose()
+    };
+    Ok(super::store::DashFilter {
+        domain: a.domain.clone(),
+        since: time(&a.since)?,
+        until: time(&a.until)?,
+        source: None,
+    })
+}
+
+fn summary_cmd(
+    store: &mut SqliteStore,
+    a: SummaryArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let f = dash_filter(&a.dash)?;
+    match &a.dash.domain {
+        Some(d) => {
+            let attr = super::serve::attributor(&a.dash.spf_config, a.dash.offline);
+            let view = dashboard::domain(store, &attr, d, &f)?;
+            if a.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
+            } else {
+                write!(out, "{}", dashboard::text::domain(&view))?;
+            }
+        }
+        None => {
+            let view = dashboard::overview(store, &f)?;
+            if a.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
+            } else {
+                write!(out, "{}", dashboard::text::overview(&view))?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn html_cmd(store: &mut SqliteStore, a: HtmlArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+    use dashboard::html::{self, Links};
+    let f = dash_filter(&a.dash)?;
+    let attr = super::serve::attributor(&a.dash.spf_config, a.dash.offline);
+    let overview = dashboard::overview(store, &f)?;
+    let domains_dir = a.out.join("domains");
+    std::fs::create_dir_all(&domains_dir)
+        .with_context(|| format!("creating {}", domains_dir.display()))?;
+    let write = |path: PathBuf, text: String| {
+        crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)
+            .with_context(|| format!("writing {}", path.display()))
+    };
+    write(
+        a.out.join("index.html"),
+        html::overview(&overview, &Links::Static),
+    )?;
+    let mut pages = 1;
+    for d in &overview.domains {
+        if a.dash.domain.as_ref().is_some_and(|only| only != &d.domain) {
+            continue;
+        }
+        let view = dashboard::domain(store, &attr, &d.domain, &f)?;
+        write(
+            domains_dir.join(html::domain_file(&d.domain)),
+            html::domain(&view, &Links::Static),
+        )?;
+        pages += 1;
+    }
+    writeln!(
+        out,
+        "wrote {pages} page(s) to {}; open {} in a browser",
+        a.out.display(),
+        a.out.join("index.html").display()
+    )?;
+    Ok(0)
 }
 
 fn parse_id(s: &str) -> anyhow::Result<(ReportKind, i64)> {

@@ -6,8 +6,10 @@
 //! dashboards to a later module that reads through [`store`].
 
 pub mod cli;
+pub mod dashboard;
 pub mod ingest;
 pub mod parse;
+pub mod serve;
 pub mod store;
 
 /// Caps applied to every item, so a hostile or broken input cannot exhaust

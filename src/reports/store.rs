@@ -943,6 +943,501 @@ impl SqliteStore {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Dashboard read queries (used by `reports::dashboard`).
+//
+// Everything below is read-only on the report tables. The one thing it
+// writes is the daily rollup (`dashboard_daily_v1`), a cache derived from
+// `reports` + `records` and refreshed incrementally, so that the overview
+// does not scan every record: it can be dropped at any time and is rebuilt.
+// A change of its shape bumps the `_v1` suffix of both tables.
+// ---------------------------------------------------------------------------
+
+/// A date range and optional domain / source filter for dashboard queries.
+/// Times are unix seconds, compared with the report's `date_begin`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DashFilter {
+    pub domain: Option<String>,
+    /// Inclusive lower bound.
+    pub since: Option<i64>,
+    /// Exclusive upper bound.
+    pub until: Option<i64>,
+    /// One source IP (text as stored).
+    pub source: Option<String>,
+}
+
+/// Messages of one domain and day (from the rollup), by outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DailyRow {
+    pub domain: String,
+    /// Days since the Unix epoch (UTC) of the report's begin.
+    pub day: i64,
+    pub messages: i64,
+    /// DKIM or SPF aligned (policy_evaluated).
+    pub dmarc_pass: i64,
+    pub spf_aligned: i64,
+    pub dkim_aligned: i64,
+    /// Applied disposition; `none` also counts unknown values.
+    pub none: i64,
+    pub quarantine: i64,
+    pub reject: i64,
+}
+
+/// Traffic of one source IP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceRow {
+    pub domain: String,
+    pub source_ip: String,
+    pub messages: i64,
+    /// Messages passing DMARC (DKIM or SPF aligned).
+    pub dmarc_pass: i64,
+    pub spf_aligned: i64,
+    pub dkim_aligned: i64,
+    /// Distinct reporters, comma-separated by SQLite; split by the caller.
+    pub reporters: Vec<String>,
+    /// Distinct `domain/selector` (or `domain`) of passing DKIM results.
+    pub dkim_signers: Vec<String>,
+    /// Distinct (SPF domain, result) pairs as `domain=result`.
+    pub spf_reported: Vec<String>,
+}
+
+/// One reporter's contribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReporterRow {
+    pub org: String,
+    pub reports: i64,
+    pub messages: i64,
+    pub first_begin: i64,
+    pub last_end: i64,
+}
+
+/// Published policy against applied disposition and override reasons.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyRow {
+    pub domain: String,
+    /// Published `p=` as reported (None when the report omits it).
+    pub published: Option<String>,
+    pub pct: Option<i64>,
+    pub disposition: String,
+    /// The stored override reasons (JSON list of `{kind, comment}`).
+    pub reasons: serde_json::Value,
+    pub messages: i64,
+}
+
+/// TLS-RPT totals for one policy (RFC 8460 `policy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsPolicyRow {
+    pub policy_domain: String,
+    pub policy_type: String,
+    pub successful: i64,
+    pub failed: i64,
+    pub reports: i64,
+    /// Failed sessions per `result-type`.
+    pub failure_types: Vec<(String, i64)>,
+}
+
+/// A DMARC failure report, as the dashboard lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailureRow {
+    pub id: i64,
+    pub reported_domain: String,
+    pub reporter: Option<String>,
+    pub arrival_date: Option<String>,
+    pub source_ip: Option<String>,
+    pub auth_failure: Option<String>,
+    pub original_mail_from: Option<String>,
+    pub dkim_domain: Option<String>,
+    pub original_subject: Option<String>,
+}
+
+fn split_list(s: Option<String>) -> Vec<String> {
+    // `group_concat(DISTINCT x || char(31))` joins with ',': every item
+    // ends in U+001F, and every item but the first starts with ','.
+    let mut v: Vec<String> = s
+        .unwrap_or_default()
+        .split('\u{1f}')
+        .enumerate()
+        .map(|(i, p)| {
+            if i > 0 {
+                p.strip_prefix(',').unwrap_or(p)
+            } else {
+                p
+            }
+        })
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// `(?1 IS NULL OR x = ?1)` keeps SQLite from using an index on `x`: with
+/// a domain given, the condition is written plainly instead.
+fn by_domain(sql: &'static str, f: &DashFilter) -> std::borrow::Cow<'static, str> {
+    if f.domain.is_some() {
+        sql.replace(
+            "(?1 IS NULL OR r.policy_domain = ?1)",
+            "r.policy_domain = ?1",
+        )
+        .replace(
+            "(?1 IS NULL OR p.policy_domain = ?1)",
+            "p.policy_domain = ?1",
+        )
+        .replace(
+            "(?1 IS NULL OR reported_domain = ?1)",
+            "reported_domain = ?1",
+        )
+        .replace("(?1 IS NULL OR domain = ?1)", "domain = ?1")
+        .into()
+    } else {
+        sql.into()
+    }
+}
+
+impl SqliteStore {
+    /// Brings the daily rollup up to date with the stored reports: adds the
+    /// reports ingested since the last refresh, or rebuilds it when reports
+    /// were removed. Returns the number of reports folded in.
+    pub fn refresh_rollup(&mut self) -> Result<i64, StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin rollup"))?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS dashboard_daily_v1 ( \
+                domain TEXT NOT NULL, day INTEGER NOT NULL, \
+                messages INTEGER NOT NULL, dmarc_pass INTEGER NOT NULL, \
+                spf_aligned INTEGER NOT NULL, dkim_aligned INTEGER NOT NULL, \
+                disp_none INTEGER NOT NULL, quarantine INTEGER NOT NULL, reject INTEGER NOT NULL, \
+                PRIMARY KEY (domain, day)) WITHOUT ROWID; \
+             CREATE TABLE IF NOT EXISTS dashboard_rollup_v1 ( \
+                one INTEGER PRIMARY KEY CHECK (one = 1), \
+                max_report INTEGER NOT NULL, reports INTEGER NOT NULL);",
+        )
+        .map_err(q("create rollup"))?;
+        let (max_now, count_now): (i64, i64) = tx
+            .query_row(
+                "SELECT coalesce(max(id), 0), count(*) FROM reports",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(q("read report ids"))?;
+        let state: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT max_report, reports FROM dashboard_rollup_v1 WHERE one = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(q("read rollup state"))?;
+        let (from, before) = match state {
+            Some((max, n)) if max == max_now && n == count_now => return Ok(0),
+            // Only new reports since: fold them in.
+            Some((max, n))
+                if max < max_now && n < count_now && {
+                    let older: i64 = tx
+                        .query_row("SELECT count(*) FROM reports WHERE id <= ?1", [max], |r| {
+                            r.get(0)
+                        })
+                        .map_err(q("read report ids"))?;
+                    older == n
+                } =>
+            {
+                (max, n)
+            }
+            // First run, or reports were removed: rebuild.
+            _ => {
+                tx.execute("DELETE FROM dashboard_daily_v1", [])
+                    .map_err(q("clear rollup"))?;
+                (0, 0)
+            }
+        };
+        tx.execute(
+            "INSERT INTO dashboard_daily_v1 (domain, day, messages, dmarc_pass, spf_aligned, \
+                dkim_aligned, disp_none, quarantine, reject) \
+             SELECT r.policy_domain, r.date_begin / 86400, sum(c.count), \
+                sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
+                sum(CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
+                sum(CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END), \
+                sum(CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END), \
+                sum(CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END), \
+                sum(CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END) \
+             FROM records c JOIN reports r ON r.id = c.report_id \
+             WHERE r.id > ?1 \
+             GROUP BY 1, 2 \
+             ON CONFLICT (domain, day) DO UPDATE SET \
+                messages = messages + excluded.messages, \
+                dmarc_pass = dmarc_pass + excluded.dmarc_pass, \
+                spf_aligned = spf_aligned + excluded.spf_aligned, \
+                dkim_aligned = dkim_aligned + excluded.dkim_aligned, \
+                disp_none = disp_none + excluded.disp_none, \
+                quarantine = quarantine + excluded.quarantine, \
+                reject = reject + excluded.reject",
+            [from],
+        )
+        .map_err(q("fill rollup"))?;
+        tx.execute(
+            "INSERT INTO dashboard_rollup_v1 (one, max_report, reports) VALUES (1, ?1, ?2) \
+             ON CONFLICT (one) DO UPDATE SET max_report = ?1, reports = ?2",
+            [max_now, count_now],
+        )
+        .map_err(q("save rollup state"))?;
+        tx.commit().map_err(q("commit rollup"))?;
+        Ok(count_now - before)
+    }
+
+    /// Daily outcome counts from the rollup (call [`Self::refresh_rollup`]
+    /// first). The source filter does not apply here.
+    pub fn dash_daily(&self, f: &DashFilter) -> Result<Vec<DailyRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&by_domain(
+
+                "SELECT domain, day, messages, dmarc_pass, spf_aligned, dkim_aligned, \
+                 disp_none, quarantine, reject FROM dashboard_daily_v1 \
+                 WHERE (?1 IS NULL OR domain = ?1) \
+                 AND (?2 IS NULL OR day >= ?2 / 86400) AND (?3 IS NULL OR day < (?3 + 86399) / 86400) \
+                 ORDER BY domain, day",
+                f,
+            ))
+            .map_err(q("read rollup"))?;
+        stmt.query_map(params![f.domain, f.since, f.until], |r| {
+            Ok(DailyRow {
+                domain: r.get(0)?,
+                day: r.get(1)?,
+                messages: r.get(2)?,
+                dmarc_pass: r.get(3)?,
+                spf_aligned: r.get(4)?,
+                dkim_aligned: r.get(5)?,
+                none: r.get(6)?,
+                quarantine: r.get(7)?,
+                reject: r.get(8)?,
+            })
+        })
+        .map_err(q("read rollup"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(q("read rollup"))
+    }
+
+    /// The `limit` source IPs sending the most messages; `failing_only`
+    /// keeps sources with at least one message failing DMARC, ordered by
+    /// failing messages.
+    pub fn dash_sources(
+        &self,
+        f: &DashFilter,
+        failing_only: bool,
+        limit: usize,
+    ) -> Result<Vec<SourceRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&by_domain(
+
+                "SELECT r.policy_domain, c.source_ip, sum(c.count) AS n, \
+                   sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END) AS ok, \
+                   sum(CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
+                   sum(CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END), \
+                   group_concat(DISTINCT r.org_name || char(31)), \
+                   group_concat(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
+                       c.dkim_domain || coalesce('/' || c.dkim_selector, '') || char(31) END), \
+                   group_concat(DISTINCT CASE WHEN c.spf_domain IS NOT NULL THEN \
+                       c.spf_domain || '=' || coalesce(c.spf_result, '?') || char(31) END) \
+                 FROM records c JOIN reports r ON r.id = c.report_id \
+                 WHERE (?1 IS NULL OR r.policy_domain = ?1) \
+                 AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
+                 AND (?4 IS NULL OR c.source_ip = ?4) \
+                 GROUP BY r.policy_domain, c.source_ip \
+                 HAVING ?5 = 0 OR n > ok \
+                 ORDER BY CASE WHEN ?5 = 0 THEN n ELSE n - ok END DESC, c.source_ip \
+                 LIMIT ?6",
+                f,
+            ))
+            .map_err(q("top sources"))?;
+        stmt.query_map(
+            params![
+                f.domain,
+                f.since,
+                f.until,
+                f.source,
+                failing_only,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |r| {
+                Ok(SourceRow {
+                    domain: r.get(0)?,
+                    source_ip: r.get(1)?,
+                    messages: r.get(2)?,
+                    dmarc_pass: r.get(3)?,
+                    spf_aligned: r.get(4)?,
+                    dkim_aligned: r.get(5)?,
+                    reporters: split_list(r.get(6)?),
+                    dkim_signers: split_list(r.get(7)?),
+                    spf_reported: split_list(r.get(8)?),
+                })
+            },
+        )
+        .map_err(q("top sources"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(q("top sources"))
+    }
+
+    /// Reporters (aggregate report senders), most messages first.
+    pub fn dash_reporters(&self, f: &DashFilter) -> Result<Vec<ReporterRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&by_domain(
+                "SELECT org_name, count(*), sum(message_count), min(date_begin), max(date_end) \
+                 FROM reports r \
+                 WHERE (?1 IS NULL OR r.policy_domain = ?1) \
+                 AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
+                 GROUP BY org_name ORDER BY 3 DESC, 1",
+                f,
+            ))
+            .map_err(q("reporters"))?;
+        stmt.query_map(params![f.domain, f.since, f.until], |r| {
+            Ok(ReporterRow {
+                org: r.get(0)?,
+                reports: r.get(1)?,
+                messages: r.get(2)?,
+                first_begin: r.get(3)?,
+                last_end: r.get(4)?,
+            })
+        })
+        .map_err(q("reporters"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(q("reporters"))
+    }
+
+    /// Published policy against applied disposition, with override reasons.
+    pub fn dash_policy(&self, f: &DashFilter) -> Result<Vec<PolicyRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&by_domain(
+                "SELECT r.policy_domain, p.p, p.pct, c.disposition, c.reasons, sum(c.count) \
+                 FROM records c JOIN reports r ON r.id = c.report_id \
+                 LEFT JOIN policy_published p ON p.report_id = r.id \
+                 WHERE (?1 IS NULL OR r.policy_domain = ?1) \
+                 AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
+                 AND (?4 IS NULL OR c.source_ip = ?4) \
+                 GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 6 DESC LIMIT 200",
+                f,
+            ))
+            .map_err(q("policy"))?;
+        stmt.query_map(params![f.domain, f.since, f.until, f.source], |r| {
+            Ok(PolicyRow {
+                domain: r.get(0)?,
+                published: r.get(1)?,
+                pct: r.get(2)?,
+                disposition: r.get(3)?,
+                reasons: opt_json(r.get(4)?),
+                messages: r.get(5)?,
+            })
+        })
+        .map_err(q("policy"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(q("policy"))
+    }
+
+    /// TLS-RPT successes and failures per policy. The range compares the
+    /// report's RFC 3339 start with the bounds rendered the same way.
+    pub fn dash_tls(&self, f: &DashFilter) -> Result<Vec<TlsPolicyRow>, StoreError> {
+        let since = f.since.map(crate::clock::format_time);
+        let until = f.until.map(crate::clock::format_time);
+        let mut stmt = self
+            .conn
+            .prepare_cached(&by_domain(
+
+                "SELECT p.policy_domain, p.policy_type, sum(p.successful_count), \
+                   sum(p.failure_count), count(DISTINCT t.id), \
+                   (SELECT group_concat(x.result_type || char(30) || x.n, char(31)) FROM \
+                     (SELECT f.result_type, sum(f.failed_session_count) AS n FROM tls_failures f \
+                      JOIN tls_policies p2 ON p2.id = f.tls_policy_id \
+                      JOIN tls_reports t2 ON t2.id = p2.tls_report_id \
+                      WHERE p2.policy_domain = p.policy_domain AND p2.policy_type = p.policy_type \
+                      AND (?2 IS NULL OR t2.date_begin >= ?2) AND (?3 IS NULL OR t2.date_begin < ?3) \
+                      GROUP BY f.result_type ORDER BY n DESC) x) \
+                 FROM tls_policies p JOIN tls_reports t ON t.id = p.tls_report_id \
+                 WHERE (?1 IS NULL OR p.policy_domain = ?1) \
+                 AND (?2 IS NULL OR t.date_begin >= ?2) AND (?3 IS NULL OR t.date_begin < ?3) \
+                 GROUP BY 1, 2 ORDER BY 1, 2",
+                f,
+            ))
+            .map_err(q("TLS summary"))?;
+        stmt.query_map(params![f.domain, since, until], |r| {
+            let types: Option<String> = r.get(5)?;
+            let failure_types = types
+                .unwrap_or_default()
+                .split('\u{1f}')
+                .filter_map(|p| {
+                    let (t, n) = p.split_once('\u{1e}')?;
+                    Some((t.to_owned(), n.parse().ok()?))
+                })
+                .collect();
+            Ok(TlsPolicyRow {
+                policy_domain: r.get(0)?,
+                policy_type: r.get(1)?,
+                successful: r.get(2)?,
+                failed: r.get(3)?,
+                reports: r.get(4)?,
+                failure_types,
+            })
+        })
+        .map_err(q("TLS summary"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(q("TLS summary"))
+    }
+
+    /// The latest DMARC failure reports (by ingestion order).
+    pub fn dash_failures(
+        &self,
+        f: &DashFilter,
+        limit: usize,
+    ) -> Result<Vec<FailureRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&by_domain(
+                "SELECT id, reported_domain, reporter, arrival_date, source_ip, auth_failure, \
+                 original_mail_from, dkim_domain, original_subject FROM failure_reports \
+                 WHERE (?1 IS NULL OR reported_domain = ?1) AND (?2 IS NULL OR source_ip = ?2) \
+                 ORDER BY id DESC LIMIT ?3",
+                f,
+            ))
+            .map_err(q("failure reports"))?;
+        stmt.query_map(
+            params![f.domain, f.source, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| {
+                Ok(FailureRow {
+                    id: r.get(0)?,
+                    reported_domain: r.get(1)?,
+                    reporter: r.get(2)?,
+                    arrival_date: r.get(3)?,
+                    source_ip: r.get(4)?,
+                    auth_failure: r.get(5)?,
+                    original_mail_from: r.get(6)?,
+                    dkim_domain: r.get(7)?,
+                    original_subject: r.get(8)?,
+                })
+            },
+        )
+        .map_err(q("failure reports"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(q("failure reports"))
+    }
+
+    /// Every domain with any stored report (aggregate, failure or TLS).
+    pub fn dash_domains(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT policy_domain FROM reports \
+                 UNION SELECT reported_domain FROM failure_reports \
+                 UNION SELECT policy_domain FROM tls_policies ORDER BY 1",
+            )
+            .map_err(q("domains"))?;
+        stmt.query_map([], |r| r.get(0))
+            .map_err(q("domains"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(q("domains"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

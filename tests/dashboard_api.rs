@@ -1,0 +1,213 @@
+//! The dashboards without a browser: `mailauth serve`'s JSON API and
+//! guards, and `reports summary` (text and JSON), against a store filled
+//! from the sample reports. Expected numbers come from the plain report
+//! records, not from the dashboard queries.
+
+mod dashboard;
+
+use dashboard::{Server, bin, commas, expected, fill};
+
+#[test]
+fn json_api_matches_the_stored_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("r.db");
+    fill(&db);
+    let want = expected(&db);
+    let total: i64 = want.values().map(|e| e.messages).sum();
+    let server = Server::start(&db);
+
+    let o = server.json("/api/overview");
+    assert_eq!(o["totals"]["messages"], total);
+    let domains = o["domains"].as_array().expect("domains");
+    assert_eq!(domains.len(), want.len());
+    for d in domains {
+        let name = d["domain"].as_str().expect("name");
+        let e = &want[name];
+        assert_eq!(d["totals"]["messages"], e.messages, "{name}");
+        assert_eq!(d["totals"]["dmarc_pass"], e.dmarc_pass, "{name}");
+        assert_eq!(d["totals"]["reject"], e.reject, "{name}");
+    }
+    // Days sum to the total.
+    let by_day: i64 = o["days"]
+        .as_array()
+        .expect("days")
+        .iter()
+        .map(|d| d["messages"].as_i64().expect("n"))
+        .sum();
+    assert_eq!(by_day, total);
+
+    // One domain: top source is the IP with most messages.
+    let e = &want["example.com"];
+    let (top_ip, top_n) = e
+        .by_ip
+        .iter()
+        .max_by_key(|(ip, n)| (**n, std::cmp::Reverse(*ip)))
+        .expect("ips");
+    let d = server.json("/api/domain/example.com");
+    assert_eq!(d["totals"]["messages"], e.messages);
+    assert_eq!(d["sources"][0]["source_ip"], top_ip.as_str());
+    assert_eq!(d["sources"][0]["messages"], *top_n);
+    assert_eq!(d["sources"][0]["attribution"]["basis"], "not-configured");
+    // Failing sources all fail something, worst first.
+    let failing = d["failing_sources"].as_array().expect("failing");
+    assert!(!failing.is_empty());
+    assert!(failing.iter().all(|s| s["dmarc_fail"].as_i64() > Some(0)));
+
+    // Source filter in the URL.
+    let one = server.json(&format!("/api/domain/example.com?source={top_ip}"));
+    let srcs = one["sources"].as_array().expect("sources");
+    assert_eq!(srcs.len(), 1);
+    assert_eq!(srcs[0]["messages"], *top_n);
+
+    // Date range: the samples are years old, so "since 30 days" is empty,
+    // and a range before the oldest sample (one is dated 1979) has no domains.
+    let recent = server.json("/api/overview?since=30d");
+    assert_eq!(recent["totals"]["messages"], 0);
+    let old = server.json("/api/overview?until=1975-01-01");
+    assert_eq!(old["domains"].as_array().map(Vec::len), Some(0));
+    let r = server.json("/api/overview?since=2018-06-19&until=2018-06-20");
+    assert!(r["totals"]["messages"].as_i64() > Some(0));
+    assert!(r["totals"]["messages"].as_i64() < Some(total));
+
+    let list = server.json("/api/domains");
+    assert!(
+        list.as_array()
+            .expect("list")
+            .iter()
+            .any(|d| d == "example.com")
+    );
+    // TLS-RPT per policy.
+    let tls = o["tls"].as_array().expect("tls");
+    assert!(tls.iter().any(|t| t["successful"].as_i64() > Some(0)));
+}
+
+#[test]
+fn server_is_read_only_and_checks_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("r.db");
+    let server = Server::start(&db);
+    let port = server.port;
+    assert_eq!(
+        server
+            .request("POST", "/api/overview", &format!("127.0.0.1:{port}"))
+            .0,
+        405
+    );
+    assert_eq!(
+        server.request("GET", "/", "evil.example:80").0,
+        421,
+        "DNS rebinding guard"
+    );
+    assert_eq!(
+        server.request("GET", "/", &format!("localhost:{port}")).0,
+        200
+    );
+    assert_eq!(server.get("/no/such/page").0, 404);
+    let (status, body) = server.get("/api/overview?since=soon");
+    assert_eq!(status, 400);
+    assert!(body.contains("cannot read time"), "{body}");
+    // Empty store: an explained empty state.
+    let (status, body) = server.get("/");
+    assert_eq!(status, 200);
+    assert!(body.contains("No reports yet"), "{body}");
+    assert!(body.contains("rua="));
+}
+
+#[test]
+fn refuses_remote_listen_without_flag() {
+    let out = bin()
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--db",
+            "/nonexistent/x.db",
+        ])
+        .output()
+        .expect("run");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
+}
+
+#[test]
+fn summary_text_and_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("r.db");
+    fill(&db);
+    let want = expected(&db);
+    let total: i64 = want.values().map(|e| e.messages).sum();
+    let run = |args: &[&str]| {
+        let out = bin()
+            .args(["reports", "--db"])
+            .arg(&db)
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let text = run(&["summary", "--offline"]);
+    assert!(
+        text.starts_with(&format!("All domains: {} messages", commas(total))),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("example.com "))
+        .expect("domain row");
+    assert!(
+        line.contains(&commas(want["example.com"].messages)),
+        "{line}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["summary", "--json", "--offline"])).expect("json");
+    assert_eq!(json["totals"]["messages"], total);
+    let one: serde_json::Value = serde_json::from_str(&run(&[
+        "summary",
+        "--json",
+        "--offline",
+        "--domain",
+        "test.net",
+    ]))
+    .expect("json");
+    assert_eq!(one["totals"]["messages"], want["test.net"].messages);
+    let empty_dir = tempfile::tempdir().expect("tempdir");
+    let out = bin()
+        .args(["reports", "--db"])
+        .arg(empty_dir.path().join("e.db"))
+        .args(["summary", "--offline"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No reports yet"));
+}
+
+#[test]
+fn attribution_in_the_api_follows_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("r.db");
+    fill(&db);
+    let config = dashboard::write_config(dir.path());
+    let server = Server::start_with_config(&db, &config);
+    let d = server.json("/api/domain/example.com?source=209.85.220.41");
+    let a = &d["sources"][0]["attribution"];
+    assert_eq!(a["verdict"], "authorised");
+    assert_eq!(a["spf_mechanism"], "ip4:209.85.220.0/24");
+    assert_eq!(a["basis"], "config");
+    let d = server.json("/api/domain/example.com?source=199.230.200.36");
+    let a = &d["sources"][0]["attribution"];
+    assert_eq!(a["verdict"], "unauthorised");
+    assert!(a["spf_mechanism"].is_null());
+    // A domain the config does not declare: the reporters' view.
+    let d = server.json("/api/domain/test.net");
+    assert!(
+        d["sources"]
+            .as_array()
+            .expect("sources")
+            .iter()
+            .all(|s| s["attribution"]["basis"] == "not-configured")
+    );
+}
