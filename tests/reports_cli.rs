@@ -20,6 +20,7 @@ fn ingest(db: &Path, paths: Vec<PathBuf>) -> i32 {
             maildir: Vec::new(),
             archive_folder: ".Archive".to_owned(),
             invalid_folder: ".Invalid".to_owned(),
+            imap: Default::default(),
             json: true,
             max_input_bytes: 1 << 26,
             max_decompressed_bytes: 1 << 28,

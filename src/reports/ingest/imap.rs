@@ -137,7 +137,9 @@ impl std::str::FromStr for ImapUrl {
             return Err(bad("no user: write imaps://user@host/INBOX"));
         };
         if user.contains(';') {
-            return Err(bad("AUTH= in the URL is not supported; log in is by password"));
+            return Err(bad(
+                "AUTH= in the URL is not supported; log in is by password",
+            ));
         }
         let user = percent_decode(user).ok_or_else(|| bad("bad %-escape in the user"))?;
         if user.is_empty() {
@@ -904,11 +906,8 @@ async fn open(cfg: &ImapConfig) -> Result<(ImapSession, MoveMethod, u32), ImapEr
             }
         }
     };
-    let login = tokio::time::timeout(
-        cfg.io_timeout,
-        client.login(&cfg.url.user, &cfg.password.0),
-    )
-    .await;
+    let login =
+        tokio::time::timeout(cfg.io_timeout, client.login(&cfg.url.user, &cfg.password.0)).await;
     let mut session = match login {
         Ok(Ok(s)) => s,
         Ok(Err((e, _))) => {
@@ -1349,7 +1348,13 @@ mod tests {
         for (url, sec, user, host, port, folder) in cases {
             let u: ImapUrl = url.parse().expect(url);
             assert_eq!(
-                (u.security, u.user.as_str(), u.host.as_str(), u.port, u.folder.as_str()),
+                (
+                    u.security,
+                    u.user.as_str(),
+                    u.host.as_str(),
+                    u.port,
+                    u.folder.as_str()
+                ),
                 (*sec, *user, *host, *port, *folder),
                 "{url}"
             );
