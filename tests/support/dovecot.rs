@@ -61,7 +61,9 @@ impl Dovecot {
         for sub in ["mail", "state"] {
             std::fs::create_dir_all(d.join(sub)).expect("mkdir");
         }
-        run(Command::new("chown").args(["-R", "dovecot:dovecot"]).arg(d.join("mail")));
+        run(Command::new("chown")
+            .args(["-R", "dovecot:dovecot"])
+            .arg(d.join("mail")));
         let port = free_port();
         let tls_port = if opts.tls { free_port() } else { 0 };
         let ssl = if opts.tls {
@@ -130,13 +132,21 @@ impl Dovecot {
         assert!(up, "dovecot did not start: {}", self.log());
     }
 
-    /// Stops the server (SIGTERM, then SIGKILL) and waits for its port to
-    /// close.
+    /// Stops the server (SIGTERM, then SIGKILL) and every process it
+    /// started, so open client connections break as in a crash, and waits
+    /// for its port to close.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let children = descendants(child.id());
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
+            for pid in children {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
             let done = wait_until(Duration::from_secs(10), || {
                 child.try_wait().ok().flatten().is_some()
             });
@@ -340,13 +350,31 @@ fn tls_stream(
 fn make_certs(d: &Path) {
     let p = |f: &str| d.join(f).display().to_string();
     run(Command::new("openssl").args([
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-subj", "/CN=mailauth test CA",
-        "-keyout", &p("ca.key"), "-out", &p("ca.pem"),
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=mailauth test CA",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.pem"),
     ]));
     run(Command::new("openssl").args([
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", &p("server.key"), "-out", &p("server.csr"),
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &p("server.key"),
+        "-out",
+        &p("server.csr"),
     ]));
     std::fs::write(
         d.join("san.ext"),
@@ -354,9 +382,56 @@ fn make_certs(d: &Path) {
     )
     .expect("write san.ext");
     run(Command::new("openssl").args([
-        "x509", "-req", "-in", &p("server.csr"), "-CA", &p("ca.pem"), "-CAkey", &p("ca.key"),
-        "-CAcreateserial", "-days", "2", "-extfile", &p("san.ext"), "-out", &p("server.pem"),
+        "x509",
+        "-req",
+        "-in",
+        &p("server.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("san.ext"),
+        "-out",
+        &p("server.pem"),
     ]));
+}
+
+/// Every process below `pid` (from /proc), children first.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.filter_map(|e| e.ok()) {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|x| x.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parent_of.push((p, ppid));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for &(c, pp) in &parent_of {
+            if pp == p {
+                out.push(c);
+                frontier.push(c);
+            }
+        }
+    }
+    out
 }
 
 fn chmod(path: &Path, mode: &str) {
