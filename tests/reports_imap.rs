@@ -301,6 +301,10 @@ fn imaps_and_starttls_with_a_private_ca() {
 
     // STARTTLS on the same database: the server requires TLS, so this
     // only works if the upgrade happened.
+    assert!(
+        d.plain_login_refused(),
+        "the server accepts plaintext logins"
+    );
     append_all(&d, half_b);
     let out = mailauth(
         &d,

@@ -203,6 +203,29 @@ impl Dovecot {
         c
     }
 
+    /// Whether a LOGIN without TLS on the STARTTLS port is refused.
+    pub fn plain_login_refused(&self) -> bool {
+        let tcp = TcpStream::connect(("127.0.0.1", self.port)).expect("connect imap");
+        let mut c = TestClient {
+            r: BufReader::new(Box::new(tcp)),
+            tag: 0,
+        };
+        let _greeting = c.line();
+        let w = c.r.get_mut();
+        w.write_all(format!("p1 LOGIN {USER} \"{}\"\r\n", self.password).as_bytes())
+            .expect("write");
+        w.flush().expect("flush");
+        loop {
+            let l = c.line();
+            if l.is_empty() {
+                return true;
+            }
+            if let Some(rest) = l.strip_prefix("p1 ") {
+                return !rest.starts_with("OK");
+            }
+        }
+    }
+
     /// The files of a folder's Maildir on disk (`INBOX`, `Archive`, …).
     pub fn folder_files(&self, folder: &str) -> Vec<PathBuf> {
         let base = self.dir.path().join("mail").join(USER);
@@ -211,21 +234,26 @@ impl Dovecot {
         } else {
             base.join(format!(".{folder}"))
         };
-        let mut out = Vec::new();
+        // Dovecot renames a file from new/ to cur/ (adding ":2,flags")
+        // while we list: one message, one unique base name.
+        let mut by_name = std::collections::BTreeMap::new();
         for sub in ["new", "cur"] {
             if let Ok(rd) = std::fs::read_dir(base.join(sub)) {
-                out.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()));
+                for e in rd.filter_map(|e| e.ok()) {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let unique = name.split(':').next().unwrap_or_default().to_owned();
+                    by_name.insert(unique, e.path());
+                }
             }
         }
-        out.sort();
-        out
+        by_name.into_values().collect()
     }
 
     /// The messages of a folder, read from disk.
     pub fn folder_messages(&self, folder: &str) -> Vec<Vec<u8>> {
         self.folder_files(folder)
             .iter()
-            .filter_map(|p| std::fs::read(p).ok())
+            .map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
             .collect()
     }
 

@@ -420,10 +420,14 @@ pub enum MoveMethod {
     CopyExpunge,
 }
 
-/// A keyword set together with `\Deleted` by the COPY fallback, so a
-/// message copied and flagged before a crash is expunged on the next run
-/// (and never one that someone else flagged `\Deleted`).
-const MOVED_KEYWORD: &str = "$MailauthArchived";
+/// A keyword the COPY fallback sets on a message before copying it (the
+/// copy carries it too, RFC 9051 6.4.7: "the flags [...] SHOULD be
+/// preserved"). After a crash, a message that carries it and is not yet
+/// `\Deleted` may or may not have been copied: the next run looks for the
+/// copy by Message-ID before copying again. A message carrying it and
+/// `\Deleted` was copied: the next run expunges it. Never touches
+/// messages someone else flagged `\Deleted`.
+const MOVING_KEYWORD: &str = "$MailauthMoving";
 
 /// One logged-in connection with the folder selected; an ingest [`Source`].
 ///
@@ -969,16 +973,78 @@ async fn ensure_folder(
     Ok(())
 }
 
-/// The COPY fallback may have been cut between `UID STORE` and
-/// `UID EXPUNGE`: expunge what carries our keyword (already copied).
+/// Finishes what a crash cut short in the COPY fallback (see
+/// [`MOVING_KEYWORD`]); the folder is selected again at the end.
 async fn finish_interrupted_moves(
     session: &mut ImapSession,
     cfg: &ImapConfig,
 ) -> Result<(), ImapError> {
+    // Marked but not flagged: was the copy made? Look for it by
+    // Message-ID in the destination folders.
+    let marked = cmd(
+        cfg,
+        "UID SEARCH",
+        session.uid_search(format!("UNDELETED KEYWORD {MOVING_KEYWORD}")),
+    )
+    .await?;
+    if !marked.is_empty() {
+        let set = uid_set(marked.into_iter().collect());
+        let fetches = cmd(cfg, "UID FETCH", async {
+            let stream = session.uid_fetch(&set, "(UID ENVELOPE)").await?;
+            stream
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<async_imap::error::Result<Vec<_>>>()
+        })
+        .await?;
+        let mut by_id: Vec<(u32, String)> = fetches
+            .iter()
+            .filter_map(|f| {
+                let id = f.envelope()?.message_id.as_ref()?;
+                let id = std::str::from_utf8(id).ok()?;
+                // Only ids that quote safely; others are copied again.
+                let ok = !id.is_empty()
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+                Some((f.uid?, id.to_owned())).filter(|_| ok)
+            })
+            .collect();
+        let mut copied = Vec::new();
+        for folder in [&cfg.archive, &cfg.invalid] {
+            if by_id.is_empty() {
+                break;
+            }
+            cmd(cfg, "EXAMINE", session.examine(folder)).await?;
+            let mut rest = Vec::new();
+            for (uid, id) in by_id {
+                let found = cmd(
+                    cfg,
+                    "UID SEARCH",
+                    session.uid_search(format!(
+                        "KEYWORD {MOVING_KEYWORD} HEADER Message-ID \"{id}\""
+                    )),
+                )
+                .await?;
+                if found.is_empty() {
+                    rest.push((uid, id));
+                } else {
+                    copied.push(uid);
+                }
+            }
+            by_id = rest;
+        }
+        cmd(cfg, "SELECT", session.select(&cfg.url.folder)).await?;
+        if !copied.is_empty() {
+            store_flags(session, cfg, &uid_set(copied), "\\Deleted").await?;
+        }
+    }
+    // Copied and flagged: only the expunge is missing.
     let uids = cmd(
         cfg,
         "UID SEARCH",
-        session.uid_search(format!("DELETED KEYWORD {MOVED_KEYWORD}")),
+        session.uid_search(format!("DELETED KEYWORD {MOVING_KEYWORD}")),
     )
     .await?;
     if uids.is_empty() {
@@ -1082,15 +1148,9 @@ async fn move_message(
         // \Deleted, UID EXPUNGE" when the server has UIDPLUS (RFC 4315
         // 2.1: "UID EXPUNGE sequence-set").
         MoveMethod::CopyExpunge => {
+            store_flags(session, cfg, &set, MOVING_KEYWORD).await?;
             cmd(cfg, "UID COPY", session.uid_copy(&set, folder)).await?;
-            cmd(cfg, "UID STORE", async {
-                let s = session
-                    .uid_store(&set, format!("+FLAGS.SILENT (\\Deleted {MOVED_KEYWORD})"))
-                    .await?;
-                s.collect::<Vec<_>>().await;
-                Ok(())
-            })
-            .await?;
+            store_flags(session, cfg, &set, "\\Deleted").await?;
             cmd(cfg, "UID EXPUNGE", async {
                 let s = session.uid_expunge(&set).await?;
                 s.collect::<Vec<_>>().await;
@@ -1100,6 +1160,22 @@ async fn move_message(
         }
     }
     Ok(())
+}
+
+async fn store_flags(
+    session: &mut ImapSession,
+    cfg: &ImapConfig,
+    set: &str,
+    flags: &str,
+) -> Result<(), ImapError> {
+    cmd(cfg, "UID STORE", async {
+        let s = session
+            .uid_store(set, format!("+FLAGS.SILENT ({flags})"))
+            .await?;
+        s.collect::<Vec<_>>().await;
+        Ok(())
+    })
+    .await
 }
 
 /// Unsolicited responses go to a bounded channel nobody reads: empty it so
