@@ -609,6 +609,45 @@ mod tests {
     }
 
     #[test]
+    fn imap_options() {
+        use clap::{Args, FromArgMatches};
+        let cmd = IngestArgs::augment_args(clap::Command::new("ingest"));
+        let parse = |args: &[&str]| {
+            cmd.clone()
+                .try_get_matches_from(args)
+                .map(|m| IngestArgs::from_arg_matches(&m).expect("args"))
+        };
+        // The hand-written Default matches the command line's defaults.
+        let plain = parse(&["ingest", "x.xml"]).expect("parses");
+        assert_eq!(plain.imap, ImapArgs::default());
+        let a = parse(&[
+            "ingest",
+            "--imap",
+            "imaps://u@h/INBOX",
+            "--watch",
+            "--imap-idle-secs",
+            "60",
+        ])
+        .expect("parses");
+        assert!(a.imap.watch);
+        assert_eq!(a.imap.imap_idle_secs, 60);
+        // --watch needs --imap; IDLE is re-issued within 29 minutes.
+        assert!(parse(&["ingest", "--watch"]).is_err());
+        assert!(
+            parse(&[
+                "ingest",
+                "--imap",
+                "imaps://u@h/",
+                "--imap-idle-secs",
+                "1741"
+            ])
+            .is_err()
+        );
+        // No password on the command line.
+        assert!(parse(&["ingest", "--imap", "imaps://u@h/", "--imap-password", "x"]).is_err());
+    }
+
+    #[test]
     fn csv_quoting() {
         assert_eq!(csv_field("a"), "a");
         assert_eq!(csv_field("a,b"), "\"a,b\"");

@@ -314,10 +314,22 @@ impl TestClient {
 
     /// APPENDs one message (RFC 9051 6.3.12).
     pub fn append(&mut self, folder: &str, message: &[u8]) {
+        self.append_with_flags(folder, "", message);
+    }
+
+    /// APPENDs one message with flags, e.g. `(\\Seen $Keyword)`.
+    pub fn append_with_flags(&mut self, folder: &str, flags: &str, message: &[u8]) {
         let tag = self.next_tag();
+        let flags = if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" {flags}")
+        };
         let w = self.r.get_mut();
-        w.write_all(format!("{tag} APPEND \"{folder}\" {{{}}}\r\n", message.len()).as_bytes())
-            .expect("write");
+        w.write_all(
+            format!("{tag} APPEND \"{folder}\"{flags} {{{}}}\r\n", message.len()).as_bytes(),
+        )
+        .expect("write");
         w.flush().expect("flush");
         let cont = self.line();
         assert!(cont.starts_with('+'), "APPEND continuation: {cont}");
