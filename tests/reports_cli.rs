@@ -115,6 +115,7 @@ fn nothing_to_ingest_is_an_error() {
             maildir: Vec::new(),
             archive_folder: ".Archive".to_owned(),
             invalid_folder: ".Invalid".to_owned(),
+            imap: Default::default(),
             json: false,
             max_input_bytes: 1,
             max_decompressed_bytes: 1,

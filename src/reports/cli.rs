@@ -58,7 +58,7 @@ pub struct IngestArgs {
     #[arg(long, default_value = ".Invalid")]
     pub invalid_folder: String,
     #[command(flatten)]
-    pub imap: ImapArgs,
+    pub imap: Box<ImapArgs>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -619,7 +619,7 @@ mod tests {
         };
         // The hand-written Default matches the command line's defaults.
         let plain = parse(&["ingest", "x.xml"]).expect("parses");
-        assert_eq!(plain.imap, ImapArgs::default());
+        assert_eq!(*plain.imap, ImapArgs::default());
         let a = parse(&[
             "ingest",
             "--imap",

@@ -203,29 +203,6 @@ impl Dovecot {
         c
     }
 
-    /// Whether a LOGIN without TLS on the STARTTLS port is refused.
-    pub fn plain_login_refused(&self) -> bool {
-        let tcp = TcpStream::connect(("127.0.0.1", self.port)).expect("connect imap");
-        let mut c = TestClient {
-            r: BufReader::new(Box::new(tcp)),
-            tag: 0,
-        };
-        let _greeting = c.line();
-        let w = c.r.get_mut();
-        w.write_all(format!("p1 LOGIN {USER} \"{}\"\r\n", self.password).as_bytes())
-            .expect("write");
-        w.flush().expect("flush");
-        loop {
-            let l = c.line();
-            if l.is_empty() {
-                return true;
-            }
-            if let Some(rest) = l.strip_prefix("p1 ") {
-                return !rest.starts_with("OK");
-            }
-        }
-    }
-
     /// The files of a folder's Maildir on disk (`INBOX`, `Archive`, …).
     pub fn folder_files(&self, folder: &str) -> Vec<PathBuf> {
         let base = self.dir.path().join("mail").join(USER);

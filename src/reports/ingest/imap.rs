@@ -642,7 +642,15 @@ impl ImapSource {
     /// then lists the messages again. `Ok(false)` when stopped.
     fn idle(&mut self, timeout: Duration) -> Result<bool, ImapError> {
         let cfg = &self.config;
-        let session = self.session.take().ok_or_else(|| closed(cfg))?;
+        let mut session = self.session.take().ok_or_else(|| closed(cfg))?;
+        // Mail that arrived after the last listing was announced (EXISTS)
+        // in the answer to some later command: IDLE would not announce it
+        // again, so list now instead of waiting.
+        if had_news(&mut session) {
+            self.session = Some(session);
+            self.list()?;
+            return Ok(true);
+        }
         let stop = self.stop.clone();
         let (session, stopped) = self.rt.block_on(idle_once(session, cfg, timeout, &stop))?;
         self.session = Some(session);
@@ -1176,6 +1184,17 @@ async fn store_flags(
         Ok(())
     })
     .await
+}
+
+/// Whether the server announced new messages since the channel was last
+/// emptied (and empties it).
+fn had_news(session: &mut ImapSession) -> bool {
+    use async_imap::types::UnsolicitedResponse as U;
+    let mut news = false;
+    while let Ok(r) = session.unsolicited_responses.try_recv() {
+        news |= matches!(r, U::Exists(_) | U::Recent(_));
+    }
+    news
 }
 
 /// Unsolicited responses go to a bounded channel nobody reads: empty it so
