@@ -247,6 +247,14 @@ fn wrong_password_and_missing_password_fail_clearly() {
     assert_ne!(out.status.code(), Some(0), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("MAILAUTH_IMAP_PASSWORD"));
 
+    // --watch does not retry a login that cannot work.
+    let out = mailauth(&d, &db, &["--imap", &d.url(false, "INBOX"), "--watch"])
+        .env("MAILAUTH_IMAP_PASSWORD", "not-the-password")
+        .output()
+        .expect("run");
+    assert_ne!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the login"));
+
     // From a file instead.
     let pw = tmp.path().join("pw");
     std::fs::write(&pw, format!("{}\n", d.password)).expect("write");

@@ -754,6 +754,18 @@ fn closed(cfg: &ImapConfig) -> ImapError {
     }
 }
 
+fn is_setup_error(e: &ImapError) -> bool {
+    matches!(
+        e,
+        ImapError::Url { .. }
+            | ImapError::PlainRefused { .. }
+            | ImapError::CaFile { .. }
+            | ImapError::Tls { .. }
+            | ImapError::Login { .. }
+            | ImapError::NoMove { .. }
+    )
+}
+
 fn is_connection_error(e: &ImapError) -> bool {
     match e {
         ImapError::Command { source, .. } => matches!(
@@ -1272,6 +1284,15 @@ pub fn watch(
             rt,
         ) {
             Ok(s) => s,
+            // A setup that cannot work (wrong password, untrusted
+            // certificate, no TLS) fails at once instead of retrying
+            // forever; once it has worked, every error is retried.
+            Err(e) if status.connections == 0 && is_setup_error(&e) => {
+                return Err(IngestError::Read {
+                    path: PathBuf::from(config.url.to_string()),
+                    source: std::io::Error::other(e),
+                });
+            }
             Err(e) => {
                 on_event(WatchEvent::Error(&e));
                 status.summary.errors.push(super::Problem {
@@ -1355,8 +1376,7 @@ fn sleep_or_stop(rt_slot: &mut Option<Runtime>, wait: Duration, stop: &StopSigna
     *rt_slot = Some(rt);
 }
 
-/// Makes SIGINT and SIGTERM fire `stop` (the first one; a second one
-/// still ends the process the default way after the handler is gone).
+/// Makes SIGINT and SIGTERM fire `stop`, from a small thread of its own.
 pub fn stop_on_signals(stop: &StopSignal) -> Result<(), ImapError> {
     let rt = runtime()?;
     let stop = stop.clone();
