@@ -11,6 +11,9 @@ use anyhow::{Context, bail};
 
 use super::IngestLimits;
 use super::dashboard;
+use super::ingest::imap::{
+    self, ImapConfig, ImapSource, ImapUrl, Password, StopSignal, WatchEvent,
+};
 use super::ingest::{self, FileSource, MaildirFolders, MaildirSource, MboxSource, Source, Summary};
 use super::parse::ReportKind;
 use super::store::{DEFAULT_DB, ReportDetail, ReportRow, ReportStore, SqliteStore};
@@ -101,6 +104,8 @@ pub struct IngestArgs {
     /// Maildir++ folder for messages that are not valid reports.
     #[arg(long, default_value = ".Invalid")]
     pub invalid_folder: String,
+    #[command(flatten)]
+    pub imap: Box<ImapArgs>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -110,6 +115,70 @@ pub struct IngestArgs {
     /// Largest total decompressed size per item in bytes.
     #[arg(long, default_value_t = IngestLimits::default().max_decompressed_bytes)]
     pub max_decompressed_bytes: u64,
+}
+
+/// Reading reports from an IMAP folder (`reports ingest --imap`).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ImapArgs {
+    /// An IMAP folder to read reports from: `imaps://user@host[:port]/INBOX`
+    /// (TLS), or `imap://…` (STARTTLS; plaintext only on loopback or with
+    /// --imap-allow-plain). Handled messages are moved to --imap-archive,
+    /// unparseable ones to --imap-invalid.
+    #[arg(long, value_name = "URL")]
+    pub imap: Option<String>,
+    /// Environment variable holding the IMAP password.
+    #[arg(long, value_name = "NAME", default_value = "MAILAUTH_IMAP_PASSWORD")]
+    pub imap_password_env: String,
+    /// File holding the IMAP password (first line); wins over the
+    /// environment.
+    #[arg(long, value_name = "PATH")]
+    pub imap_password_file: Option<PathBuf>,
+    /// PEM file with the CA certificate(s) to trust for the IMAP server,
+    /// instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub imap_ca: Option<PathBuf>,
+    /// Allow a plaintext IMAP login to a server that is not on loopback and
+    /// offers no STARTTLS.
+    #[arg(long)]
+    pub imap_allow_plain: bool,
+    /// IMAP folder for handled reports (created if missing).
+    #[arg(long, default_value = "Archive", value_name = "FOLDER")]
+    pub imap_archive: String,
+    /// IMAP folder for messages that are not valid reports (created if
+    /// missing).
+    #[arg(long, default_value = "Invalid", value_name = "FOLDER")]
+    pub imap_invalid: String,
+    /// Seconds in IDLE before it is re-issued (at most 1740, 29 minutes).
+    #[arg(long, default_value_t = 1740, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=1740))]
+    pub imap_idle_secs: u64,
+    /// Longest wait before reconnecting after an IMAP error, in seconds
+    /// (the wait starts at 1 s and doubles).
+    #[arg(long, default_value_t = 300, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub imap_max_backoff_secs: u64,
+    /// Keep watching the IMAP folder (IDLE) and ingest new mail as it
+    /// arrives, reconnecting after errors, until SIGINT or SIGTERM.
+    #[arg(long, requires = "imap")]
+    pub watch: bool,
+}
+
+impl Default for ImapArgs {
+    /// The same values as the command line's defaults: no IMAP.
+    fn default() -> Self {
+        Self {
+            imap: None,
+            imap_password_env: "MAILAUTH_IMAP_PASSWORD".to_owned(),
+            imap_password_file: None,
+            imap_ca: None,
+            imap_allow_plain: false,
+            imap_archive: "Archive".to_owned(),
+            imap_invalid: "Invalid".to_owned(),
+            imap_idle_secs: 1740,
+            imap_max_backoff_secs: 300,
+            watch: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -291,9 +360,17 @@ fn parse_id(s: &str) -> anyhow::Result<(ReportKind, i64)> {
 }
 
 fn ingest_cmd(store: &mut SqliteStore, a: IngestArgs, out: &mut impl Write) -> anyhow::Result<i32> {
-    if a.paths.is_empty() && a.mbox.is_empty() && a.maildir.is_empty() {
-        bail!("nothing to ingest: give files, directories, --mbox or --maildir");
+    if a.paths.is_empty() && a.mbox.is_empty() && a.maildir.is_empty() && a.imap.imap.is_none() {
+        bail!("nothing to ingest: give files, directories, --mbox, --maildir or --imap");
     }
+    // Checked before anything is read, so a bad URL or a missing password
+    // fails fast.
+    let imap = a
+        .imap
+        .imap
+        .as_deref()
+        .map(|url| imap_config(url, &a.imap))
+        .transpose()?;
     let limits = IngestLimits {
         max_input_bytes: a.max_input_bytes,
         max_decompressed_bytes: a.max_decompressed_bytes,
@@ -342,6 +419,36 @@ fn ingest_cmd(store: &mut SqliteStore, a: IngestArgs, out: &mut impl Write) -> a
         total.invalid.extend(s.invalid);
         total.errors.extend(s.errors);
     }
+    if let Some(config) = imap {
+        let s = if a.imap.watch {
+            let shown = config.url.to_string();
+            let stop = StopSignal::new();
+            imap::stop_on_signals(&stop)?;
+            let mut event = |e: WatchEvent<'_>| match e {
+                WatchEvent::Connected => eprintln!("watching {shown}"),
+                WatchEvent::Error(e) => eprintln!("IMAP: {e}; reconnecting"),
+                WatchEvent::Pass(s) if tty => eprint!(
+                    "\r{} items, {} reports, {} records",
+                    s.items, s.reports, s.records
+                ),
+                WatchEvent::Pass(_) => {}
+            };
+            imap::watch(config, store, &limits, &stop, &mut event)?.summary
+        } else {
+            let mut source = ImapSource::connect(config, limits.max_input_bytes)?;
+            let s = ingest::run(&mut source, store, &limits, &mut |_| {})?;
+            source.logout();
+            s
+        };
+        total.items += s.items;
+        total.reports += s.reports;
+        total.records += s.records;
+        total.failure_reports += s.failure_reports;
+        total.tls_reports += s.tls_reports;
+        total.duplicates += s.duplicates;
+        total.invalid.extend(s.invalid);
+        total.errors.extend(s.errors);
+    }
     if tty {
         eprintln!();
     }
@@ -372,6 +479,31 @@ fn ingest_cmd(store: &mut SqliteStore, a: IngestArgs, out: &mut impl Write) -> a
     } else {
         1
     })
+}
+
+/// The IMAP settings of `a`; the password comes from a file or the
+/// environment, never from the command line.
+fn imap_config(url: &str, a: &ImapArgs) -> anyhow::Result<ImapConfig> {
+    let url: ImapUrl = url.parse()?;
+    let password = match &a.imap_password_file {
+        Some(path) => Password::from_file(path)
+            .with_context(|| format!("reading the IMAP password from {}", path.display()))?,
+        None => match std::env::var(&a.imap_password_env) {
+            Ok(p) => Password::new(p),
+            Err(_) => bail!(
+                "no IMAP password: set {} or give --imap-password-file",
+                a.imap_password_env
+            ),
+        },
+    };
+    let mut config = ImapConfig::new(url, password);
+    config.ca_file = a.imap_ca.clone();
+    config.allow_plain = a.imap_allow_plain;
+    config.archive = a.imap_archive.clone();
+    config.invalid = a.imap_invalid.clone();
+    config.idle_timeout = std::time::Duration::from_secs(a.imap_idle_secs);
+    config.max_backoff = std::time::Duration::from_secs(a.imap_max_backoff_secs);
+    Ok(config)
 }
 
 fn list_id(r: &ReportRow) -> String {
@@ -603,6 +735,45 @@ mod tests {
         assert!(
             matches!(a.command, ReportsCommand::Show(ShowArgs { ref id, .. }) if id == "tls:2")
         );
+    }
+
+    #[test]
+    fn imap_options() {
+        use clap::{Args, FromArgMatches};
+        let cmd = IngestArgs::augment_args(clap::Command::new("ingest"));
+        let parse = |args: &[&str]| {
+            cmd.clone()
+                .try_get_matches_from(args)
+                .map(|m| IngestArgs::from_arg_matches(&m).expect("args"))
+        };
+        // The hand-written Default matches the command line's defaults.
+        let plain = parse(&["ingest", "x.xml"]).expect("parses");
+        assert_eq!(*plain.imap, ImapArgs::default());
+        let a = parse(&[
+            "ingest",
+            "--imap",
+            "imaps://u@h/INBOX",
+            "--watch",
+            "--imap-idle-secs",
+            "60",
+        ])
+        .expect("parses");
+        assert!(a.imap.watch);
+        assert_eq!(a.imap.imap_idle_secs, 60);
+        // --watch needs --imap; IDLE is re-issued within 29 minutes.
+        assert!(parse(&["ingest", "--watch"]).is_err());
+        assert!(
+            parse(&[
+                "ingest",
+                "--imap",
+                "imaps://u@h/",
+                "--imap-idle-secs",
+                "1741"
+            ])
+            .is_err()
+        );
+        // No password on the command line.
+        assert!(parse(&["ingest", "--imap", "imaps://u@h/", "--imap-password", "x"]).is_err());
     }
 
     #[test]

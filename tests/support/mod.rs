@@ -9,6 +9,7 @@
 
 pub mod bind;
 pub mod cloudflare_standin;
+pub mod dovecot;
 pub mod pdns;
 
 use std::io::{Read, Write};

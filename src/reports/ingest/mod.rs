@@ -8,6 +8,7 @@
 //! more module implementing [`Source`].
 
 mod files;
+pub mod imap;
 mod maildir;
 mod mbox;
 
