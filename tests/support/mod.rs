@@ -10,6 +10,7 @@
 pub mod bind;
 pub mod cloudflare_standin;
 pub mod pdns;
+pub mod postgres;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
