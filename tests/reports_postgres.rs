@@ -46,7 +46,16 @@ fn ingest_files(store: &mut dyn ReportStore, files: Vec<PathBuf>) -> Summary {
 }
 
 /// A row without its backend-assigned id.
-type Key = (&'static str, String, String, String, String, String, i64, i64);
+type Key = (
+    &'static str,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+);
 
 fn key(r: &ReportRow) -> Key {
     (
@@ -88,8 +97,22 @@ fn same_results_as_sqlite() {
     assert!(sp.reports > 10 && sp.records > 100, "{sp:?}");
     assert!(sp.tls_reports > 0 && sp.failure_reports > 0, "{sp:?}");
     assert_eq!(
-        (sp.items, sp.reports, sp.records, sp.failure_reports, sp.tls_reports, sp.duplicates),
-        (ss.items, ss.reports, ss.records, ss.failure_reports, ss.tls_reports, ss.duplicates)
+        (
+            sp.items,
+            sp.reports,
+            sp.records,
+            sp.failure_reports,
+            sp.tls_reports,
+            sp.duplicates
+        ),
+        (
+            ss.items,
+            ss.reports,
+            ss.records,
+            ss.failure_reports,
+            ss.tls_reports,
+            ss.duplicates
+        )
     );
     assert_eq!(sp.invalid, ss.invalid);
     for t in [
@@ -100,7 +123,11 @@ fn same_results_as_sqlite() {
         Table::TlsPolicies,
         Table::TlsFailures,
     ] {
-        assert_eq!(p.count(t).expect("pg count"), s.count(t).expect("count"), "{t:?}");
+        assert_eq!(
+            p.count(t).expect("pg count"),
+            s.count(t).expect("count"),
+            "{t:?}"
+        );
     }
     let (lp, ls) = (p.list(None).expect("pg list"), s.list(None).expect("list"));
     assert_eq!(keys(&lp), keys(&ls));
@@ -128,11 +155,22 @@ fn same_results_as_sqlite() {
             keys(&s.list(Some(&r.domain)).expect("list domain"))
         );
     }
-    assert!(p.show(ReportKind::Aggregate, 1 << 40).expect("show").is_none());
+    assert!(
+        p.show(ReportKind::Aggregate, 1 << 40)
+            .expect("show")
+            .is_none()
+    );
     // Checklist queries: same numbers for every domain.
     for d in &domains {
-        assert_eq!(p.aggregate_days(d, 0).expect("pg"), s.aggregate_days(d, 0).expect("sq"));
-        assert_eq!(p.volume(d, 0).expect("pg"), s.volume(d, 0).expect("sq"), "{d}");
+        assert_eq!(
+            p.aggregate_days(d, 0).expect("pg"),
+            s.aggregate_days(d, 0).expect("sq")
+        );
+        assert_eq!(
+            p.volume(d, 0).expect("pg"),
+            s.volume(d, 0).expect("sq"),
+            "{d}"
+        );
         assert_eq!(
             p.failing_sources(d, 0, 10).expect("pg"),
             s.failing_sources(d, 0, 10).expect("sq"),
@@ -181,7 +219,10 @@ fn four_concurrent_workers_equal_one_worker() {
     assert_eq!(total(|s| s.tls_reports), one.tls_reports);
     assert_eq!(total(|s| s.failure_reports), one.failure_reports);
     let stored = one.reports + one.tls_reports + one.failure_reports;
-    assert_eq!(total(|s| s.duplicates), 4 * (stored + one.duplicates) - stored);
+    assert_eq!(
+        total(|s| s.duplicates),
+        4 * (stored + one.duplicates) - stored
+    );
     let p = pg_store(&pg, &url);
     assert_eq!(
         keys(&p.list(None).expect("list")),
@@ -296,17 +337,27 @@ fn concurrent_first_opens_migrate_once_and_newer_schema_is_refused() {
         .into_iter()
         .map(|h| h.join().expect("thread").expect("opens"))
         .collect();
-    assert!(found.iter().all(|&v| v == 0 || v == SCHEMA_VERSION), "{found:?}");
+    assert!(
+        found.iter().all(|&v| v == 0 || v == SCHEMA_VERSION),
+        "{found:?}"
+    );
     let mut c = pg.connect(&url);
     let rows: i64 = c
         .query_one("SELECT count(*) FROM schema_version", &[])
         .expect("count")
         .get(0);
     assert_eq!(rows, SCHEMA_VERSION);
-    c.execute("INSERT INTO schema_version VALUES ($1)", &[&(SCHEMA_VERSION + 1)])
-        .expect("bump");
+    c.execute(
+        "INSERT INTO schema_version VALUES ($1)",
+        &[&(SCHEMA_VERSION + 1)],
+    )
+    .expect("bump");
     match PgStore::open(&url, Some(pg.password())) {
-        Err(PgError::NewerSchema { found, known, target }) => {
+        Err(PgError::NewerSchema {
+            found,
+            known,
+            target,
+        }) => {
             assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
             assert!(!target.contains(pg.password()));
         }
@@ -317,7 +368,7 @@ fn concurrent_first_opens_migrate_once_and_newer_schema_is_refused() {
         .args(["reports", "--store", &url, "list"])
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("newer than this program knows"), "{err}");
 }
@@ -331,7 +382,7 @@ fn wrong_password_fails_without_printing_it() {
         .args(["reports", "--store", &url, "list"])
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot connect"), "{err}");
     assert!(!err.contains("not-the-password"), "{err}");
@@ -346,7 +397,11 @@ fn wrong_password_fails_without_printing_it() {
         .args(["list", "--format", "json"])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
     // A password in the URL is refused before connecting.
     let with_pw = url.replace("mailauth@", "mailauth:hunter2@");
@@ -355,8 +410,11 @@ fn wrong_password_fails_without_printing_it() {
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("contains a password") && !err.contains("hunter2"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("contains a password") && !err.contains("hunter2"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -373,9 +431,16 @@ fn store_migrate_and_idempotent_copy() {
         .args(["store", "migrate", "--store", &url])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!("migrated schema 0 -> {SCHEMA_VERSION}")), "{text}");
+    assert!(
+        text.contains(&format!("migrated schema 0 -> {SCHEMA_VERSION}")),
+        "{text}"
+    );
     let out = mailauth(&pg)
         .args(["store", "migrate", "--store", &url])
         .output()
@@ -390,7 +455,11 @@ fn store_migrate_and_idempotent_copy() {
             .args(["--to", &url])
             .output()
             .expect("run copy");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("copy JSON")
     };
     let first = copy(&pg);
@@ -401,7 +470,11 @@ fn store_migrate_and_idempotent_copy() {
     assert_eq!(first["skipped"], 0);
     let second = copy(&pg);
     assert_eq!(
-        (&second["reports"], &second["records"], &second["tls_reports"]),
+        (
+            &second["reports"],
+            &second["records"],
+            &second["tls_reports"]
+        ),
         (&0.into(), &0.into(), &0.into())
     );
     assert_eq!(

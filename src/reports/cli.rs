@@ -175,7 +175,11 @@ fn parse_id(s: &str) -> anyhow::Result<(ReportKind, i64)> {
     Ok((kind, id))
 }
 
-fn ingest_cmd(store: &mut dyn ReportStore, a: IngestArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+fn ingest_cmd(
+    store: &mut dyn ReportStore,
+    a: IngestArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
     if a.paths.is_empty() && a.mbox.is_empty() && a.maildir.is_empty() {
         bail!("nothing to ingest: give files, directories, --mbox or --maildir");
     }

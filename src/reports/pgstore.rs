@@ -653,20 +653,23 @@ impl RecordCols {
         self.source_ip.push(r.source_ip.to_string());
         self.count.push(big(r.count));
         self.disposition.push(r.disposition.as_str().to_owned());
-        self.dkim_aligned.push(r.dkim.map(|d| d.as_str().to_owned()));
+        self.dkim_aligned
+            .push(r.dkim.map(|d| d.as_str().to_owned()));
         self.spf_aligned.push(r.spf.map(|d| d.as_str().to_owned()));
         self.reasons.push(list(&r.reasons));
         self.header_from.push(r.header_from.clone());
         self.envelope_from.push(r.envelope_from.clone());
         self.envelope_to.push(r.envelope_to.clone());
         self.dkim_domain.push(dkim.map(|d| d.domain.clone()));
-        self.dkim_selector.push(dkim.and_then(|d| d.selector.clone()));
+        self.dkim_selector
+            .push(dkim.and_then(|d| d.selector.clone()));
         self.dkim_result
             .push(dkim.map(|d| d.result.as_str().to_owned()));
         self.spf_domain.push(spf.map(|s| s.domain.clone()));
         self.spf_scope
             .push(spf.and_then(|s| s.scope.map(|s| s.as_str().to_owned())));
-        self.spf_result.push(spf.map(|s| s.result.as_str().to_owned()));
+        self.spf_result
+            .push(spf.map(|s| s.result.as_str().to_owned()));
         self.dkim_results.push(list(&r.dkim_results));
         self.spf_results.push(list(&r.spf_results));
         self.extensions.push(list(&r.extensions));
@@ -1486,7 +1489,10 @@ impl PgStore {
         let insert = format!(
             "INSERT INTO failure_reports ({TEXT_COLS}, from_text, ingested_at) VALUES ({}) \
              ON CONFLICT DO NOTHING",
-            (1..=24).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+            (1..=24)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let client = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
         while let Some(r) = rows.next().map_err(rd("read failure reports"))? {
@@ -1494,10 +1500,7 @@ impl PgStore {
                 .map(|i| r.get::<_, Option<String>>(i))
                 .collect::<Result<_, _>>()
                 .map_err(rd("read failure reports"))?;
-            let from_text: bool = r
-                .get::<_, i64>(22)
-                .map_err(rd("read failure reports"))?
-                != 0;
+            let from_text: bool = r.get::<_, i64>(22).map_err(rd("read failure reports"))? != 0;
             let at: i64 = r.get(23).map_err(rd("read failure reports"))?;
             let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> =
                 texts.iter().map(|t| t as _).collect();
@@ -1602,7 +1605,17 @@ impl PgStore {
                     let n: i64 = f.get(7).map_err(&e)?;
                     tx.execute(
                         &self.stmts.insert_tls_failure,
-                        &[&pid, &result_type, &o[0], &o[1], &o[2], &o[3], &n, &o[4], &o[5]],
+                        &[
+                            &pid,
+                            &result_type,
+                            &o[0],
+                            &o[1],
+                            &o[2],
+                            &o[3],
+                            &n,
+                            &o[4],
+                            &o[5],
+                        ],
                     )
                     .map_err(q("copy TLS failure"))?;
                 }

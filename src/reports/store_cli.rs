@@ -57,7 +57,10 @@ impl StoreUrl {
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             return Ok(Self::Postgres(s.to_owned()));
         }
-        if let Some(p) = s.strip_prefix("sqlite://").or_else(|| s.strip_prefix("sqlite:")) {
+        if let Some(p) = s
+            .strip_prefix("sqlite://")
+            .or_else(|| s.strip_prefix("sqlite:"))
+        {
             return Ok(Self::Sqlite(PathBuf::from(p)));
         }
         if s.contains("://") {
@@ -220,7 +223,10 @@ mod tests {
     fn parses_store_urls() {
         let cases: &[(&str, Option<StoreUrl>)] = &[
             ("r.db", Some(StoreUrl::Sqlite("r.db".into()))),
-            ("sqlite:///var/r.db", Some(StoreUrl::Sqlite("/var/r.db".into()))),
+            (
+                "sqlite:///var/r.db",
+                Some(StoreUrl::Sqlite("/var/r.db".into())),
+            ),
             ("sqlite:r.db", Some(StoreUrl::Sqlite("r.db".into()))),
             (
                 "postgres://u@127.0.0.1:5/db",

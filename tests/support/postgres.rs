@@ -42,7 +42,10 @@ pub fn require_postgres() -> Option<PathBuf> {
         return Some(PathBuf::from(BIN));
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("PostgreSQL 15 ({}) is required under CI=true", initdb.display());
+        panic!(
+            "PostgreSQL 15 ({}) is required under CI=true",
+            initdb.display()
+        );
     }
     eprintln!(
         "\n!!!!!!!! SKIP: PostgreSQL 15 ({}) not found; this test did not run !!!!!!!!\n",
@@ -183,7 +186,8 @@ impl PgServer {
     pub fn connect(&self, url: &str) -> postgres::Client {
         let mut cfg: postgres::Config = url.parse().expect("url");
         cfg.password(&self.password);
-        cfg.connect(postgres::NoTls).expect("connect to test PostgreSQL")
+        cfg.connect(postgres::NoTls)
+            .expect("connect to test PostgreSQL")
     }
 }
 
