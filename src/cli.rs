@@ -85,6 +85,8 @@ pub enum Command {
     Spf(crate::spf::cli::SpfArgs),
     /// Ingest DMARC aggregate, failure and TLS reports; list, show, export.
     Reports(crate::reports::cli::ReportsArgs),
+    /// Report store: apply migrations, copy SQLite into PostgreSQL.
+    Store(crate::reports::store_cli::StoreArgs),
     /// DKIM keys: list, show, generate, rotate, import, export for the signer.
     Keys(crate::keys::cli::KeysArgs),
     /// Analyse a received message: Received chain, identities, DKIM, SPF
@@ -166,6 +168,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Validate(args) => Ok(crate::validate::cli::run(&load(&cli.config)?, args)?),
         Command::Spf(args) => Ok(crate::spf::cli::run(args)?),
         Command::Reports(args) => Ok(crate::reports::cli::run(args)?),
+        Command::Store(args) => Ok(crate::reports::store_cli::run(args, &mut std::io::stdout())
+            .map_err(anyhow::Error::from)?),
         Command::Keys(args) => {
             let ws = load(&cli.config)?;
             let keys = ws.keys_config().ok_or_else(|| {

@@ -14,6 +14,8 @@ fn data(rel: &str) -> PathBuf {
 fn ingest(db: &Path, paths: Vec<PathBuf>) -> i32 {
     run(ReportsArgs {
         db: db.to_owned(),
+        store: None,
+        store_password_file: None,
         command: ReportsCommand::Ingest(IngestArgs {
             paths,
             mbox: Vec::new(),
@@ -32,6 +34,8 @@ fn ingest(db: &Path, paths: Vec<PathBuf>) -> i32 {
 fn export(db: &Path, format: Format, out: &Path) {
     let code = run(ReportsArgs {
         db: db.to_owned(),
+        store: None,
+        store_password_file: None,
         command: ReportsCommand::Export(ExportArgs {
             format,
             domain: None,
@@ -61,6 +65,8 @@ fn ingest_list_show_export() {
     let list = |format| {
         run(ReportsArgs {
             db: db.clone(),
+            store: None,
+            store_password_file: None,
             command: ReportsCommand::List(ListArgs {
                 domain: None,
                 format,
@@ -73,6 +79,8 @@ fn ingest_list_show_export() {
     let show = |id: &str| {
         run(ReportsArgs {
             db: db.clone(),
+            store: None,
+            store_password_file: None,
             command: ReportsCommand::Show(ShowArgs {
                 id: id.to_owned(),
                 format: Format::Json,
@@ -109,6 +117,8 @@ fn nothing_to_ingest_is_an_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let err = run(ReportsArgs {
         db: tmp.path().join("x.db"),
+        store: None,
+        store_password_file: None,
         command: ReportsCommand::Ingest(IngestArgs {
             paths: Vec::new(),
             mbox: Vec::new(),

@@ -17,6 +17,7 @@ use super::ingest::imap::{
 use super::ingest::{self, FileSource, MaildirFolders, MaildirSource, MboxSource, Source, Summary};
 use super::parse::ReportKind;
 use super::store::{DEFAULT_DB, ReportDetail, ReportRow, ReportStore, SqliteStore};
+use super::store_cli::{StoreUrl, open_store};
 
 /// Read DMARC aggregate, DMARC failure and SMTP TLS reports.
 #[derive(Debug, clap::Args)]
@@ -24,6 +25,14 @@ pub struct ReportsArgs {
     /// Report database (SQLite).
     #[arg(long, global = true, env = "MAILAUTH_DB", default_value = DEFAULT_DB)]
     pub db: PathBuf,
+    /// Report store URL, instead of --db: sqlite://PATH or
+    /// postgres://USER@HOST:PORT/DB (password from MAILAUTH_STORE_PASSWORD
+    /// or --store-password-file, never in the URL).
+    #[arg(long, global = true, env = "MAILAUTH_STORE")]
+    pub store: Option<String>,
+    /// File holding the PostgreSQL password.
+    #[arg(long, global = true)]
+    pub store_password_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: ReportsCommand,
 }
@@ -222,11 +231,16 @@ pub struct ExportArgs {
 /// Runs a `reports` subcommand; returns the exit code (0 fine, 1 some items
 /// were invalid or a report was not found).
 pub fn run(args: ReportsArgs) -> anyhow::Result<i32> {
-    let mut store = SqliteStore::open(&args.db)?;
+    let url = match &args.store {
+        Some(u) => StoreUrl::parse(u)?,
+        None => StoreUrl::Sqlite(args.db.clone()),
+    };
+    let mut store = open_store(&url, args.store_password_file.as_deref())?;
+    let store = store.as_mut();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match args.command {
-        ReportsCommand::Ingest(a) => ingest_cmd(&mut store, a, &mut out),
+        ReportsCommand::Ingest(a) => ingest_cmd(store, a, &mut out),
         ReportsCommand::List(a) => {
             let rows = store.list(a.domain.as_deref())?;
             match a.format {
@@ -256,12 +270,23 @@ pub fn run(args: ReportsArgs) -> anyhow::Result<i32> {
                 )),
                 None => Box::new(out),
             };
-            export(&store, &a, &mut sink)?;
+            export(store, &a, &mut sink)?;
             sink.flush()?;
             Ok(0)
         }
-        ReportsCommand::Summary(a) => summary_cmd(&mut store, a, &mut out),
-        ReportsCommand::Html(a) => html_cmd(&mut store, a, &mut out),
+        ReportsCommand::Summary(a) => summary_cmd(&mut dashboard_store(&url)?, a, &mut out),
+        ReportsCommand::Html(a) => html_cmd(&mut dashboard_store(&url)?, a, &mut out),
+    }
+}
+
+/// The dashboards read the SQLite store (their queries have no PostgreSQL
+/// version yet).
+fn dashboard_store(url: &StoreUrl) -> anyhow::Result<SqliteStore> {
+    match url {
+        StoreUrl::Sqlite(path) => Ok(SqliteStore::open(path)?),
+        StoreUrl::Postgres(url) => bail!(
+            "the dashboards read a SQLite store; {url} is PostgreSQL, which they do not read yet (use --db)"
+        ),
     }
 }
 
@@ -359,7 +384,11 @@ fn parse_id(s: &str) -> anyhow::Result<(ReportKind, i64)> {
     Ok((kind, id))
 }
 
-fn ingest_cmd(store: &mut SqliteStore, a: IngestArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+fn ingest_cmd(
+    store: &mut dyn ReportStore,
+    a: IngestArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
     if a.paths.is_empty() && a.mbox.is_empty() && a.maildir.is_empty() && a.imap.imap.is_none() {
         bail!("nothing to ingest: give files, directories, --mbox, --maildir or --imap");
     }
@@ -636,7 +665,7 @@ fn write_detail(out: &mut impl Write, d: &ReportDetail) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn export(store: &SqliteStore, a: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+fn export(store: &dyn ReportStore, a: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let rows = store.list(a.domain.as_deref())?;
     match a.format {
         Format::Json | Format::Table => {

@@ -9,8 +9,10 @@ pub mod cli;
 pub mod dashboard;
 pub mod ingest;
 pub mod parse;
+pub mod pgstore;
 pub mod serve;
 pub mod store;
+pub mod store_cli;
 
 /// Caps applied to every item, so a hostile or broken input cannot exhaust
 /// memory or disk. All sizes are bytes.

@@ -43,6 +43,11 @@ pub enum StoreError {
         what: &'static str,
         source: rusqlite::Error,
     },
+    /// A failure of another backend (PostgreSQL: `reports::pgstore`).
+    #[error(transparent)]
+    Backend {
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {

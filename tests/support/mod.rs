@@ -11,6 +11,7 @@ pub mod bind;
 pub mod cloudflare_standin;
 pub mod dovecot;
 pub mod pdns;
+pub mod postgres;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};

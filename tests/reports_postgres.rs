@@ -1,0 +1,495 @@
+//! The PostgreSQL report store against a real PostgreSQL 15 started by the
+//! harness: same results as SQLite for ingest, list, show and checklist
+//! queries; dedupe under four concurrent workers (threads and processes);
+//! schema guard; `store migrate` and an idempotent `store copy`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use mailauth::reports::IngestLimits;
+use mailauth::reports::ingest::{self, FileSource, Summary};
+use mailauth::reports::parse::ReportKind;
+use mailauth::reports::pgstore::{PgError, PgStore};
+use mailauth::reports::store::{
+    ChecklistQueries, ReportDetail, ReportRow, ReportStore, SCHEMA_VERSION, SqliteStore, Table,
+};
+use support::postgres::PgServer;
+
+fn data() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reports")).to_owned()
+}
+
+/// Every sample file, sorted: aggregate, failure and TLS reports, valid
+/// and invalid ones.
+fn corpus() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for kind in ["aggregate", "forensic", "tlsrpt"] {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(data().join(kind))
+            .expect("read samples")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        v.sort();
+        out.extend(v);
+    }
+    assert!(out.len() > 20, "samples missing: {}", out.len());
+    out
+}
+
+fn ingest_files(store: &mut dyn ReportStore, files: Vec<PathBuf>) -> Summary {
+    let limits = IngestLimits::default();
+    let mut src = FileSource::new(files, limits.max_input_bytes);
+    ingest::run(&mut src, store, &limits, &mut |_| {}).expect("ingest runs")
+}
+
+/// A row without its backend-assigned id.
+type Key = (
+    &'static str,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+);
+
+fn key(r: &ReportRow) -> Key {
+    (
+        r.kind.as_str(),
+        r.org.clone(),
+        r.report_id.clone(),
+        r.domain.clone(),
+        r.begin.clone(),
+        r.end.clone(),
+        r.records,
+        r.messages,
+    )
+}
+
+fn keys(rows: &[ReportRow]) -> Vec<Key> {
+    let mut v: Vec<_> = rows.iter().map(key).collect();
+    v.sort();
+    v
+}
+
+fn detail_json(d: &ReportDetail) -> serde_json::Value {
+    let mut v = serde_json::to_value(d).expect("json");
+    v["id"] = serde_json::Value::Null;
+    v
+}
+
+fn pg_store(pg: &PgServer, url: &str) -> PgStore {
+    PgStore::open(url, Some(pg.password())).expect("open PostgreSQL store")
+}
+
+#[test]
+fn same_results_as_sqlite() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("same");
+    let mut p = pg_store(&pg, &url);
+    let mut s = SqliteStore::open_in_memory().expect("sqlite");
+    let sp = ingest_files(&mut p, corpus());
+    let ss = ingest_files(&mut s, corpus());
+    assert!(sp.reports > 10 && sp.records > 100, "{sp:?}");
+    assert!(sp.tls_reports > 0 && sp.failure_reports > 0, "{sp:?}");
+    assert_eq!(
+        (
+            sp.items,
+            sp.reports,
+            sp.records,
+            sp.failure_reports,
+            sp.tls_reports,
+            sp.duplicates
+        ),
+        (
+            ss.items,
+            ss.reports,
+            ss.records,
+            ss.failure_reports,
+            ss.tls_reports,
+            ss.duplicates
+        )
+    );
+    assert_eq!(sp.invalid, ss.invalid);
+    for t in [
+        Table::Reports,
+        Table::Records,
+        Table::FailureReports,
+        Table::TlsReports,
+        Table::TlsPolicies,
+        Table::TlsFailures,
+    ] {
+        assert_eq!(
+            p.count(t).expect("pg count"),
+            s.count(t).expect("count"),
+            "{t:?}"
+        );
+    }
+    let (lp, ls) = (p.list(None).expect("pg list"), s.list(None).expect("list"));
+    assert_eq!(keys(&lp), keys(&ls));
+    // Every report shows the same details and records on both stores.
+    let mut by_key = std::collections::HashMap::new();
+    for r in &ls {
+        by_key.insert(key(r), r.id);
+    }
+    let mut domains = std::collections::BTreeSet::new();
+    for r in &lp {
+        let sid = by_key[&key(r)];
+        let dp = p.show(r.kind, r.id).expect("pg show").expect("pg has it");
+        let ds = s.show(r.kind, sid).expect("show").expect("sqlite has it");
+        let (mut jp, mut js) = (detail_json(&dp), detail_json(&ds));
+        // Each store records when it ingested; nothing else may differ.
+        jp["details"]["ingested_at"] = serde_json::Value::Null;
+        js["details"]["ingested_at"] = serde_json::Value::Null;
+        assert_eq!(jp, js, "{:?} {}", r.kind, r.report_id);
+        if r.kind == ReportKind::Aggregate {
+            domains.insert(r.domain.clone());
+        }
+        // Filtering by domain agrees too.
+        assert_eq!(
+            keys(&p.list(Some(&r.domain)).expect("pg list domain")),
+            keys(&s.list(Some(&r.domain)).expect("list domain"))
+        );
+    }
+    assert!(
+        p.show(ReportKind::Aggregate, 1 << 40)
+            .expect("show")
+            .is_none()
+    );
+    // Checklist queries: same numbers for every domain.
+    for d in &domains {
+        assert_eq!(
+            p.aggregate_days(d, 0).expect("pg"),
+            s.aggregate_days(d, 0).expect("sq")
+        );
+        assert_eq!(
+            p.volume(d, 0).expect("pg"),
+            s.volume(d, 0).expect("sq"),
+            "{d}"
+        );
+        assert_eq!(
+            p.failing_sources(d, 0, 10).expect("pg"),
+            s.failing_sources(d, 0, 10).expect("sq"),
+            "{d}"
+        );
+    }
+    assert!(domains.len() > 5, "{domains:?}");
+    // A second run stores nothing and counts every report as a duplicate.
+    let again = ingest_files(&mut p, corpus());
+    assert_eq!(again.reports + again.tls_reports + again.failure_reports, 0);
+    assert_eq!(
+        again.duplicates,
+        sp.reports + sp.tls_reports + sp.failure_reports + sp.duplicates
+    );
+}
+
+#[test]
+fn four_concurrent_workers_equal_one_worker() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("four");
+    let files = corpus();
+    let mut single = SqliteStore::open_in_memory().expect("sqlite");
+    let one = ingest_files(&mut single, files.clone());
+    // Four workers, each with its own connection, race through the same
+    // list, each starting at a different place.
+    let barrier = Arc::new(std::sync::Barrier::new(4));
+    let handles: Vec<_> = (0..4)
+        .map(|w| {
+            let (url, pw, barrier) = (url.clone(), pg.password().to_owned(), barrier.clone());
+            let mut mine = files.clone();
+            mine.rotate_left(w * files.len() / 4);
+            std::thread::spawn(move || {
+                let mut store = PgStore::open(&url, Some(&pw)).expect("worker opens");
+                barrier.wait();
+                ingest_files(&mut store, mine)
+            })
+        })
+        .collect();
+    let sums: Vec<Summary> = handles
+        .into_iter()
+        .map(|h| h.join().expect("worker"))
+        .collect();
+    let total = |f: fn(&Summary) -> u64| sums.iter().map(f).sum::<u64>();
+    assert_eq!(total(|s| s.reports), one.reports, "{sums:?}");
+    assert_eq!(total(|s| s.records), one.records);
+    assert_eq!(total(|s| s.tls_reports), one.tls_reports);
+    assert_eq!(total(|s| s.failure_reports), one.failure_reports);
+    let stored = one.reports + one.tls_reports + one.failure_reports;
+    assert_eq!(
+        total(|s| s.duplicates),
+        4 * (stored + one.duplicates) - stored
+    );
+    let p = pg_store(&pg, &url);
+    assert_eq!(
+        keys(&p.list(None).expect("list")),
+        keys(&single.list(None).expect("list"))
+    );
+    assert_eq!(
+        p.count(Table::Records).expect("count"),
+        single.count(Table::Records).expect("count")
+    );
+}
+
+fn make_maildir(md: &Path, files: &[PathBuf]) {
+    for d in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(md.join(d)).expect("mkdir");
+    }
+    for (i, f) in files.iter().enumerate() {
+        std::fs::copy(f, md.join("new").join(format!("{i}.msg"))).expect("copy message");
+    }
+}
+
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |rd| rd.count())
+}
+
+fn mailauth(pg: &PgServer) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mailauth"));
+    c.env("MAILAUTH_STORE_PASSWORD", pg.password())
+        .env_remove("MAILAUTH_STORE")
+        .env_remove("MAILAUTH_DB");
+    c
+}
+
+#[test]
+fn four_worker_processes_on_four_maildir_copies() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("procs");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files = corpus();
+    let mut single = SqliteStore::open_in_memory().expect("sqlite");
+    let one = ingest_files(&mut single, files.clone());
+    let mds: Vec<PathBuf> = (0..4).map(|i| tmp.path().join(format!("md{i}"))).collect();
+    for md in &mds {
+        make_maildir(md, &files);
+    }
+    let children: Vec<_> = mds
+        .iter()
+        .map(|md| {
+            mailauth(&pg)
+                .args(["reports", "--store", &url, "ingest", "--json", "--maildir"])
+                .arg(md)
+                .output_spawn()
+        })
+        .collect();
+    let mut sums = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().expect("worker exits");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s: serde_json::Value = serde_json::from_str(&stdout).expect("JSON summary");
+        sums.push(s);
+    }
+    let total = |k: &str| sums.iter().map(|s| s[k].as_u64().expect(k)).sum::<u64>();
+    assert_eq!(total("reports"), one.reports, "{sums:?}");
+    assert_eq!(total("records"), one.records);
+    assert_eq!(total("tls_reports"), one.tls_reports);
+    assert_eq!(total("failure_reports"), one.failure_reports);
+    // Every message left new/: stored ones and the losers of a race are in
+    // the archive, the rest in the invalid folder.
+    for md in &mds {
+        assert_eq!(count_files(&md.join("new")), 0, "{}", md.display());
+        assert_eq!(
+            count_files(&md.join(".Archive/cur")) + count_files(&md.join(".Invalid/cur")),
+            files.len()
+        );
+        assert_eq!(count_files(&md.join(".Invalid/cur")), one.invalid.len());
+    }
+    let p = pg_store(&pg, &url);
+    assert_eq!(
+        keys(&p.list(None).expect("list")),
+        keys(&single.list(None).expect("list"))
+    );
+}
+
+trait SpawnOutput {
+    fn output_spawn(&mut self) -> std::process::Child;
+}
+
+impl SpawnOutput for Command {
+    fn output_spawn(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn mailauth")
+    }
+}
+
+#[test]
+fn concurrent_first_opens_migrate_once_and_newer_schema_is_refused() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("schema");
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, pw) = (url.clone(), pg.password().to_owned());
+            std::thread::spawn(move || PgStore::open(&url, Some(&pw)).map(|s| s.found_version()))
+        })
+        .collect();
+    let found: Vec<i64> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread").expect("opens"))
+        .collect();
+    assert!(
+        found.iter().all(|&v| v == 0 || v == SCHEMA_VERSION),
+        "{found:?}"
+    );
+    let mut c = pg.connect(&url);
+    let rows: i64 = c
+        .query_one("SELECT count(*) FROM schema_version", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(rows, SCHEMA_VERSION);
+    c.execute(
+        "INSERT INTO schema_version VALUES ($1)",
+        &[&(SCHEMA_VERSION + 1)],
+    )
+    .expect("bump");
+    match PgStore::open(&url, Some(pg.password())) {
+        Err(PgError::NewerSchema {
+            found,
+            known,
+            target,
+        }) => {
+            assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            assert!(!target.contains(pg.password()));
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    // The CLI refuses too, and says why.
+    let out = mailauth(&pg)
+        .args(["reports", "--store", &url, "list"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("newer than this program knows"), "{err}");
+}
+
+#[test]
+fn wrong_password_fails_without_printing_it() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("pw");
+    let out = mailauth(&pg)
+        .env("MAILAUTH_STORE_PASSWORD", "not-the-password")
+        .args(["reports", "--store", &url, "list"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(!err.contains("not-the-password"), "{err}");
+    // A password file works where the environment is empty.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pwf = tmp.path().join("pw");
+    std::fs::write(&pwf, format!("{}\n", pg.password())).expect("write");
+    let out = mailauth(&pg)
+        .env_remove("MAILAUTH_STORE_PASSWORD")
+        .args(["reports", "--store", &url, "--store-password-file"])
+        .arg(&pwf)
+        .args(["list", "--format", "json"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    // A password in the URL is refused before connecting.
+    let with_pw = url.replace("mailauth@", "mailauth:hunter2@");
+    let out = mailauth(&pg)
+        .args(["reports", "--store", &with_pw, "list"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("contains a password") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn store_migrate_and_idempotent_copy() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("copy");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("r.db");
+    let mut s = SqliteStore::open(&db).expect("sqlite");
+    let sum = ingest_files(&mut s, corpus());
+    drop(s);
+
+    let out = mailauth(&pg)
+        .args(["store", "migrate", "--store", &url])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("migrated schema 0 -> {SCHEMA_VERSION}")),
+        "{text}"
+    );
+    let out = mailauth(&pg)
+        .args(["store", "migrate", "--store", &url])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("is current"), "{text}");
+
+    let copy = |pg: &PgServer| -> serde_json::Value {
+        let out = mailauth(pg)
+            .args(["store", "copy", "--json", "--from"])
+            .arg(format!("sqlite://{}", db.display()))
+            .args(["--to", &url])
+            .output()
+            .expect("run copy");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("copy JSON")
+    };
+    let first = copy(&pg);
+    assert_eq!(first["reports"], sum.reports);
+    assert_eq!(first["records"], sum.records);
+    assert_eq!(first["tls_reports"], sum.tls_reports);
+    assert_eq!(first["failure_reports"], sum.failure_reports);
+    assert_eq!(first["skipped"], 0);
+    let second = copy(&pg);
+    assert_eq!(
+        (
+            &second["reports"],
+            &second["records"],
+            &second["tls_reports"]
+        ),
+        (&0.into(), &0.into(), &0.into())
+    );
+    assert_eq!(
+        second["skipped"],
+        sum.reports + sum.tls_reports + sum.failure_reports
+    );
+    // The copy reads like the original, details included.
+    let s = SqliteStore::open(&db).expect("sqlite");
+    let p = pg_store(&pg, &url);
+    let (lp, ls) = (p.list(None).expect("list"), s.list(None).expect("list"));
+    assert_eq!(keys(&lp), keys(&ls));
+    for r in &ls {
+        let twin = lp.iter().find(|x| key(x) == key(r)).expect("copied");
+        let a = detail_json(&p.show(twin.kind, twin.id).expect("show").expect("some"));
+        let b = detail_json(&s.show(r.kind, r.id).expect("show").expect("some"));
+        assert_eq!(a, b, "{:?} {}", r.kind, r.report_id);
+    }
+}
