@@ -11,8 +11,11 @@ use anyhow::{Context, bail};
 
 use super::IngestLimits;
 use super::ingest::{self, FileSource, MaildirFolders, MaildirSource, MboxSource, Source, Summary};
-use super::parse::ReportKind;
-use super::store::{DEFAULT_DB, ReportDetail, ReportRow, ReportStore, SqliteStore};
+use super::parse::aggregate::{AggregateVisitor, SinkError};
+use super::parse::failure::FailureReport;
+use super::parse::tlsrpt::TlsReport;
+use super::parse::{AggregateHeader, Found, ParseError, Record, ReportKind, ReportSink, parse_item};
+use super::store::{DEFAULT_DB, ReportDetail, ReportRow, ReportStore, SqliteStore, StoreError};
 
 /// Read DMARC aggregate, DMARC failure and SMTP TLS reports.
 #[derive(Debug, clap::Args)]
@@ -57,6 +60,10 @@ pub struct IngestArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Parse and count every report, store nothing (the database is not
+    /// opened): checks a batch, and measures parsing alone.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Largest input item in bytes.
     #[arg(long, default_value_t = IngestLimits::default().max_input_bytes)]
     pub max_input_bytes: u64,
@@ -106,10 +113,14 @@ pub struct ExportArgs {
 /// Runs a `reports` subcommand; returns the exit code (0 fine, 1 some items
 /// were invalid or a report was not found).
 pub fn run(args: ReportsArgs) -> anyhow::Result<i32> {
-    let mut store = SqliteStore::open(&args.db)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match args.command {
+    let command = match args.command {
+        ReportsCommand::Ingest(a) if a.dry_run => return ingest_cmd(&mut DryRun, a, &mut out),
+        other => other,
+    };
+    let mut store = SqliteStore::open(&args.db)?;
+    match command {
         ReportsCommand::Ingest(a) => ingest_cmd(&mut store, a, &mut out),
         ReportsCommand::List(a) => {
             let rows = store.list(a.domain.as_deref())?;
@@ -161,7 +172,46 @@ fn parse_id(s: &str) -> anyhow::Result<(ReportKind, i64)> {
     Ok((kind, id))
 }
 
-fn ingest_cmd(store: &mut SqliteStore, a: IngestArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+/// The store of `ingest --dry-run`: parses every item through the same
+/// parser as the database store, keeps nothing, and calls every report new.
+struct DryRun;
+
+impl AggregateVisitor for DryRun {
+    fn header(&mut self, _: &AggregateHeader) -> Result<bool, SinkError> {
+        Ok(true)
+    }
+    fn record(&mut self, _: &Record) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+impl ReportSink for DryRun {
+    fn failure(&mut self, _: &FailureReport) -> Result<bool, SinkError> {
+        Ok(true)
+    }
+    fn tls(&mut self, _: &TlsReport) -> Result<bool, SinkError> {
+        Ok(true)
+    }
+}
+
+impl ReportStore for DryRun {
+    fn ingest_item(
+        &mut self,
+        _origin: &str,
+        bytes: &[u8],
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        Ok(parse_item(bytes, limits, self))
+    }
+    fn list(&self, _: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn show(&self, _: ReportKind, _: i64) -> Result<Option<ReportDetail>, StoreError> {
+        Ok(None)
+    }
+}
+
+fn ingest_cmd(store: &mut dyn ReportStore, a: IngestArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     if a.paths.is_empty() && a.mbox.is_empty() && a.maildir.is_empty() {
         bail!("nothing to ingest: give files, directories, --mbox or --maildir");
     }
