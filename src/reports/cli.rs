@@ -14,7 +14,10 @@ use super::ingest::{self, FileSource, MaildirFolders, MaildirSource, MboxSource,
 use super::parse::aggregate::{AggregateVisitor, SinkError};
 use super::parse::failure::FailureReport;
 use super::parse::tlsrpt::TlsReport;
-use super::parse::{AggregateHeader, Found, ParseError, Record, ReportKind, ReportSink, parse_item};
+use super::parse::{
+    AggregateHeader, Found, ParseError, Record, ReportKind, ReportSink, parse_item,
+    parse_xml_stream,
+};
 use super::store::{DEFAULT_DB, ReportDetail, ReportRow, ReportStore, SqliteStore, StoreError};
 
 /// Read DMARC aggregate, DMARC failure and SMTP TLS reports.
@@ -203,6 +206,14 @@ impl ReportStore for DryRun {
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
         Ok(parse_item(bytes, limits, self))
     }
+    fn ingest_xml_stream(
+        &mut self,
+        _origin: &str,
+        input: &mut dyn std::io::Read,
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        Ok(parse_xml_stream(input, limits, self))
+    }
     fn list(&self, _: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
         Ok(Vec::new())
     }
@@ -211,7 +222,11 @@ impl ReportStore for DryRun {
     }
 }
 
-fn ingest_cmd(store: &mut dyn ReportStore, a: IngestArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+fn ingest_cmd(
+    store: &mut dyn ReportStore,
+    a: IngestArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
     if a.paths.is_empty() && a.mbox.is_empty() && a.maildir.is_empty() {
         bail!("nothing to ingest: give files, directories, --mbox or --maildir");
     }

@@ -243,6 +243,14 @@ pub trait ReportStore {
         bytes: &[u8],
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError>;
+    /// Like [`ingest_item`](Self::ingest_item), for one plain-XML aggregate
+    /// report read as a stream (a file too large to hold in memory).
+    fn ingest_xml_stream(
+        &mut self,
+        origin: &str,
+        input: &mut dyn std::io::Read,
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError>;
     /// Every stored report, newest first, optionally for one domain.
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError>;
     /// One report by kind and id.
@@ -606,12 +614,13 @@ impl ReportSink for TxSink<'_> {
     }
 }
 
-impl ReportStore for SqliteStore {
-    fn ingest_item(
+impl SqliteStore {
+    /// Runs `parse` with a sink writing into ONE transaction: committed
+    /// when the whole item parsed, rolled back otherwise.
+    fn in_transaction(
         &mut self,
         origin: &str,
-        bytes: &[u8],
-        limits: &IngestLimits,
+        parse: impl FnOnce(&mut TxSink<'_>) -> Result<Vec<Found>, ParseError>,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
         let tx = self.conn.transaction().map_err(q("begin item"))?;
         let result = {
@@ -622,7 +631,7 @@ impl ReportStore for SqliteStore {
                 report: None,
                 insert_record: None,
             };
-            parse::parse_item(bytes, limits, &mut sink)
+            parse(&mut sink)
         };
         match result {
             Ok(found) => {
@@ -645,6 +654,26 @@ impl ReportStore for SqliteStore {
                 Ok(Err(e))
             }
         }
+    }
+}
+
+impl ReportStore for SqliteStore {
+    fn ingest_item(
+        &mut self,
+        origin: &str,
+        bytes: &[u8],
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        self.in_transaction(origin, |sink| parse::parse_item(bytes, limits, sink))
+    }
+
+    fn ingest_xml_stream(
+        &mut self,
+        origin: &str,
+        input: &mut dyn std::io::Read,
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        self.in_transaction(origin, |sink| parse::parse_xml_stream(input, limits, sink))
     }
 
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
