@@ -2,6 +2,7 @@
 //! is pushed to, and the desired records of each domain. The CLI commands
 //! (plan, apply, emit, validate, …) start from here.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,12 +16,17 @@ use crate::provider::powerdns::PowerDns;
 use crate::provider::rfc2136::Rfc2136;
 use crate::provider::zonefile::ZoneFileProvider;
 use crate::record::Name;
+use serde_saphyr::Spanned;
 
 pub struct Workspace {
     pub config: Config,
     pub path: PathBuf,
     /// Directory of the config file; relative paths in it start here.
     pub base: PathBuf,
+    /// The config's domain keys by name: [`Workspace::domain`] runs for
+    /// every zone of a fleet, and parsing every key each time made planning
+    /// quadratic.
+    index: HashMap<Name, Spanned<String>>,
 }
 
 /// Zones are planned and applied this many at a time.
@@ -36,10 +42,17 @@ impl Workspace {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let mut index = HashMap::with_capacity(config.domains.len());
+        for key in config.domains.keys() {
+            if let Ok(name) = Name::parse(&key.value) {
+                index.entry(name).or_insert_with(|| key.clone());
+            }
+        }
         Ok(Workspace {
             config,
             path: path.to_path_buf(),
             base,
+            index,
         })
     }
 
@@ -128,6 +141,14 @@ impl Workspace {
     }
 
     fn domain(&self, name: &Name) -> Option<&crate::config::Domain> {
+        if let Some(d) = self
+            .index
+            .get(name)
+            .and_then(|k| self.config.domains.get(k))
+        {
+            return Some(d);
+        }
+        // The config may have changed since `load`.
         self.config
             .domains
             .iter()
