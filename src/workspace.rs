@@ -2,6 +2,7 @@
 //! is pushed to, and the desired records of each domain. The CLI commands
 //! (plan, apply, emit, validate, …) start from here.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use crate::provider::powerdns::PowerDns;
 use crate::provider::rfc2136::Rfc2136;
 use crate::provider::zonefile::ZoneFileProvider;
 use crate::record::Name;
+use serde_saphyr::Spanned;
 
 pub struct Workspace {
     pub config: Config,
@@ -29,6 +31,10 @@ pub struct Workspace {
     pub base: PathBuf,
     /// The key observer, built once per run so its answers are shared.
     observer: std::sync::OnceLock<Result<DnsObserver, String>>,
+    /// The config's domain keys by name: [`Workspace::domain`] runs for
+    /// every zone of a fleet, and parsing every key each time made planning
+    /// quadratic.
+    index: HashMap<Name, Spanned<String>>,
 }
 
 /// Zones are planned and applied this many at a time.
@@ -44,11 +50,18 @@ impl Workspace {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let mut index = HashMap::with_capacity(config.domains.len());
+        for key in config.domains.keys() {
+            if let Ok(name) = Name::parse(&key.value) {
+                index.entry(name).or_insert_with(|| key.clone());
+            }
+        }
         Ok(Workspace {
             config,
             path: path.to_path_buf(),
             base,
             observer: std::sync::OnceLock::new(),
+            index,
         })
     }
 
@@ -137,6 +150,14 @@ impl Workspace {
     }
 
     fn domain(&self, name: &Name) -> Option<&crate::config::Domain> {
+        if let Some(d) = self
+            .index
+            .get(name)
+            .and_then(|k| self.config.domains.get(k))
+        {
+            return Some(d);
+        }
+        // The config may have changed since `load`.
         self.config
             .domains
             .iter()

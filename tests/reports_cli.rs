@@ -24,6 +24,7 @@ fn ingest(db: &Path, paths: Vec<PathBuf>) -> i32 {
             invalid_folder: ".Invalid".to_owned(),
             imap: Default::default(),
             json: true,
+            dry_run: false,
             max_input_bytes: 1 << 26,
             max_decompressed_bytes: 1 << 28,
         }),
@@ -127,10 +128,46 @@ fn nothing_to_ingest_is_an_error() {
             invalid_folder: ".Invalid".to_owned(),
             imap: Default::default(),
             json: false,
+            dry_run: false,
             max_input_bytes: 1,
             max_decompressed_bytes: 1,
         }),
     })
     .expect_err("no inputs");
     assert!(err.to_string().contains("nothing to ingest"), "{err}");
+}
+
+#[test]
+fn dry_run_parses_everything_and_opens_no_database() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("never.db");
+    let args = |paths: Vec<PathBuf>| ReportsArgs {
+        db: db.clone(),
+        store: None,
+        store_password_file: None,
+        command: ReportsCommand::Ingest(IngestArgs {
+            imap: Default::default(),
+            paths,
+            mbox: Vec::new(),
+            maildir: Vec::new(),
+            archive_folder: ".Archive".to_owned(),
+            invalid_folder: ".Invalid".to_owned(),
+            json: true,
+            dry_run: true,
+            max_input_bytes: 1 << 26,
+            max_decompressed_bytes: 1 << 28,
+        }),
+    };
+    let good = vec![
+        data("aggregate/nice-input.xml.gz"),
+        data("aggregate/outlook.xml"),
+    ];
+    assert_eq!(run(args(good.clone())).expect("runs"), 0);
+    // Twice: nothing is kept, so nothing is a duplicate either.
+    assert_eq!(run(args(good.clone())).expect("runs"), 0);
+    // A broken report still fails the run.
+    let mut with_bad = good;
+    with_bad.push(data("aggregate/test_empty.xml"));
+    assert_eq!(run(args(with_bad)).expect("runs"), 1);
+    assert!(!db.exists(), "a dry run created the database");
 }

@@ -96,3 +96,63 @@ fn two_hundred_thousand_records_stream_through_a_callback() {
         )
     );
 }
+
+/// A plain-XML file over the streaming threshold goes through the file
+/// source unread and is parsed as it is read: the database ends up with
+/// exactly what the in-memory path stores for the same report.
+#[test]
+fn a_large_xml_file_is_stored_as_a_stream_like_in_memory() {
+    use mailauth::reports::IngestLimits;
+    use mailauth::reports::ingest::{self, FileSource, Source};
+    use mailauth::reports::store::{ReportStore, SqliteStore, Table};
+
+    let n = 40_000u32;
+    let xml = big_report(n);
+    assert!(xml.len() > 8 << 20, "the report must be over the threshold");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("big.xml");
+    std::fs::write(&path, &xml).expect("write");
+
+    let mut src = FileSource::new([path.clone()], 64 << 20);
+    let item = src.next_item().expect("one item").expect("readable");
+    assert!(item.stream && item.bytes.is_empty(), "not streamed");
+
+    let limits = IngestLimits::default();
+    let mut streamed = SqliteStore::open(&dir.path().join("s.db")).expect("db");
+    let mut src = FileSource::new([path.clone()], 64 << 20);
+    let s = ingest::run(&mut src, &mut streamed, &limits, &mut |_| {}).expect("run");
+    assert!(s.invalid.is_empty() && s.errors.is_empty(), "{s:?}");
+    assert_eq!((s.reports, s.records), (1, u64::from(n)));
+
+    let mut in_memory = SqliteStore::open(&dir.path().join("m.db")).expect("db");
+    let found = in_memory
+        .ingest_item("big.xml", xml.as_bytes(), &limits)
+        .expect("db ok")
+        .expect("parses");
+    assert_eq!(found[0].records, u64::from(n));
+    assert_eq!(
+        streamed.count(Table::Records).expect("count"),
+        in_memory.count(Table::Records).expect("count")
+    );
+    let a = streamed.list(None).expect("list");
+    let b = in_memory.list(None).expect("list");
+    assert_eq!(a.len(), 1);
+    assert_eq!(
+        (a[0].records, a[0].messages, &a[0].report_id),
+        (b[0].records, b[0].messages, &b[0].report_id)
+    );
+
+    // Over the input limit it is refused, never truncated.
+    let mut small = SqliteStore::open(&dir.path().join("l.db")).expect("db");
+    let tight = IngestLimits {
+        max_input_bytes: (xml.len() as u64) - 1,
+        ..IngestLimits::default()
+    };
+    let mut file = std::fs::File::open(&path).expect("open");
+    let err = small
+        .ingest_xml_stream("big.xml", &mut file, &tight)
+        .expect("db ok")
+        .expect_err("too large");
+    assert!(err.to_string().contains("exceeds the limit"), "{err}");
+    assert_eq!(small.count(Table::Records).expect("count"), 0);
+}

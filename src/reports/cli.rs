@@ -15,8 +15,14 @@ use super::ingest::imap::{
     self, ImapConfig, ImapSource, ImapUrl, Password, StopSignal, WatchEvent,
 };
 use super::ingest::{self, FileSource, MaildirFolders, MaildirSource, MboxSource, Source, Summary};
-use super::parse::ReportKind;
-use super::store::{DEFAULT_DB, ReportDetail, ReportRow, ReportStore, SqliteStore};
+use super::parse::aggregate::{AggregateVisitor, SinkError};
+use super::parse::failure::FailureReport;
+use super::parse::tlsrpt::TlsReport;
+use super::parse::{
+    AggregateHeader, Found, ParseError, Record, ReportKind, ReportSink, parse_item,
+    parse_xml_stream,
+};
+use super::store::{DEFAULT_DB, ReportDetail, ReportRow, ReportStore, SqliteStore, StoreError};
 use super::store_cli::{StoreUrl, open_store};
 
 /// Read DMARC aggregate, DMARC failure and SMTP TLS reports.
@@ -118,6 +124,10 @@ pub struct IngestArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Parse and count every report, store nothing (the database is not
+    /// opened): checks a batch, and measures parsing alone.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Largest input item in bytes.
     #[arg(long, default_value_t = IngestLimits::default().max_input_bytes)]
     pub max_input_bytes: u64,
@@ -235,11 +245,15 @@ pub fn run(args: ReportsArgs) -> anyhow::Result<i32> {
         Some(u) => StoreUrl::parse(u)?,
         None => StoreUrl::Sqlite(args.db.clone()),
     };
-    let mut store = open_store(&url, args.store_password_file.as_deref())?;
-    let store = store.as_mut();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match args.command {
+    let command = match args.command {
+        ReportsCommand::Ingest(a) if a.dry_run => return ingest_cmd(&mut DryRun, a, &mut out),
+        other => other,
+    };
+    let mut store = open_store(&url, args.store_password_file.as_deref())?;
+    let store = store.as_mut();
+    match command {
         ReportsCommand::Ingest(a) => ingest_cmd(store, a, &mut out),
         ReportsCommand::List(a) => {
             let rows = store.list(a.domain.as_deref())?;
@@ -382,6 +396,53 @@ fn parse_id(s: &str) -> anyhow::Result<(ReportKind, i64)> {
         .parse()
         .with_context(|| format!("report id {id:?} is not a number"))?;
     Ok((kind, id))
+}
+
+/// The store of `ingest --dry-run`: parses every item through the same
+/// parser as the database store, keeps nothing, and calls every report new.
+struct DryRun;
+
+impl AggregateVisitor for DryRun {
+    fn header(&mut self, _: &AggregateHeader) -> Result<bool, SinkError> {
+        Ok(true)
+    }
+    fn record(&mut self, _: &Record) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+impl ReportSink for DryRun {
+    fn failure(&mut self, _: &FailureReport) -> Result<bool, SinkError> {
+        Ok(true)
+    }
+    fn tls(&mut self, _: &TlsReport) -> Result<bool, SinkError> {
+        Ok(true)
+    }
+}
+
+impl ReportStore for DryRun {
+    fn ingest_item(
+        &mut self,
+        _origin: &str,
+        bytes: &[u8],
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        Ok(parse_item(bytes, limits, self))
+    }
+    fn ingest_xml_stream(
+        &mut self,
+        _origin: &str,
+        input: &mut dyn std::io::Read,
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        Ok(parse_xml_stream(input, limits, self))
+    }
+    fn list(&self, _: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn show(&self, _: ReportKind, _: i64) -> Result<Option<ReportDetail>, StoreError> {
+        Ok(None)
+    }
 }
 
 fn ingest_cmd(

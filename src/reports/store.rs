@@ -248,6 +248,32 @@ pub trait ReportStore {
         bytes: &[u8],
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError>;
+    /// Like [`ingest_item`](Self::ingest_item), for one plain-XML aggregate
+    /// report read as a stream (a file too large to hold in memory). The
+    /// default reads it whole (within `max_input_bytes`); a backend that can
+    /// store records as they are parsed overrides it.
+    fn ingest_xml_stream(
+        &mut self,
+        origin: &str,
+        input: &mut dyn std::io::Read,
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        use std::io::Read as _;
+        let mut bytes = Vec::new();
+        input
+            .take(limits.max_input_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::Backend {
+                source: Box::new(e),
+            })?;
+        if bytes.len() as u64 > limits.max_input_bytes {
+            return Ok(Err(ParseError::TooLarge {
+                what: "input".to_owned(),
+                limit: limits.max_input_bytes,
+            }));
+        }
+        self.ingest_item(origin, &bytes, limits)
+    }
     /// Every stored report, newest first, optionally for one domain.
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError>;
     /// One report by kind and id.
@@ -611,12 +637,13 @@ impl ReportSink for TxSink<'_> {
     }
 }
 
-impl ReportStore for SqliteStore {
-    fn ingest_item(
+impl SqliteStore {
+    /// Runs `parse` with a sink writing into ONE transaction: committed
+    /// when the whole item parsed, rolled back otherwise.
+    fn in_transaction(
         &mut self,
         origin: &str,
-        bytes: &[u8],
-        limits: &IngestLimits,
+        parse: impl FnOnce(&mut TxSink<'_>) -> Result<Vec<Found>, ParseError>,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
         let tx = self.conn.transaction().map_err(q("begin item"))?;
         let result = {
@@ -627,7 +654,7 @@ impl ReportStore for SqliteStore {
                 report: None,
                 insert_record: None,
             };
-            parse::parse_item(bytes, limits, &mut sink)
+            parse(&mut sink)
         };
         match result {
             Ok(found) => {
@@ -650,6 +677,26 @@ impl ReportStore for SqliteStore {
                 Ok(Err(e))
             }
         }
+    }
+}
+
+impl ReportStore for SqliteStore {
+    fn ingest_item(
+        &mut self,
+        origin: &str,
+        bytes: &[u8],
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        self.in_transaction(origin, |sink| parse::parse_item(bytes, limits, sink))
+    }
+
+    fn ingest_xml_stream(
+        &mut self,
+        origin: &str,
+        input: &mut dyn std::io::Read,
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        self.in_transaction(origin, |sink| parse::parse_xml_stream(input, limits, sink))
     }
 
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {

@@ -1,10 +1,34 @@
 //! Files and directories (walked recursively, in name order) as a source.
-//! Owns listing and reading; leaves the files where they are.
+//! Owns listing and reading; leaves the files where they are. A large
+//! plain-XML file is handed on unread, to be parsed as a stream.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use super::{IngestError, Item, Outcome, Source, read_file};
+
+/// Plain-XML files larger than this are parsed as they are read, not read
+/// whole: a 100 MB report then needs no more memory than a small one.
+const STREAM_ABOVE: u64 = 8 << 20;
+
+/// Whether the file starts like an XML document (after an optional BOM and
+/// white space): compressed files and mail messages are read whole.
+fn plain_xml(path: &std::path::Path) -> bool {
+    use std::io::Read as _;
+    let mut head = [0u8; 512];
+    let Ok(mut file) = std::fs::File::open(path) else {
+        // Reading it whole reports the error.
+        return false;
+    };
+    let Ok(n) = file.read(&mut head) else {
+        return false;
+    };
+    let head = &head[..n];
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    head.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'<')
+}
 
 /// Reads every regular file under the given paths.
 #[derive(Debug)]
@@ -47,10 +71,19 @@ impl Source for FileSource {
             if !meta.is_file() {
                 continue;
             }
+            if meta.len() > STREAM_ABOVE && meta.len() <= self.limit && plain_xml(&path) {
+                return Some(Ok(Item {
+                    origin: path.display().to_string(),
+                    bytes: Vec::new(),
+                    path: Some(path),
+                    stream: true,
+                }));
+            }
             return Some(read_file(&path, self.limit).map(|bytes| Item {
                 origin: path.display().to_string(),
                 bytes,
                 path: Some(path),
+                stream: false,
             }));
         }
         None

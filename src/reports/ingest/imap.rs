@@ -610,6 +610,7 @@ impl ImapSource {
                     origin,
                     bytes: body.clone(),
                     path: None,
+                    stream: false,
                 });
             }
             if let Some(e) = too_large {

@@ -107,6 +107,7 @@ impl Source for MaildirSource {
                 origin: path.display().to_string(),
                 bytes,
                 path: Some(path),
+                stream: false,
             })),
             Err(e @ IngestError::TooLarge { .. }) => {
                 // Nothing to commit: set it aside now, or every run would

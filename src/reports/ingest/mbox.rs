@@ -60,6 +60,7 @@ impl Source for MboxSource {
                 origin: format!("{}#{}", self.path.display(), self.index),
                 bytes: m.unwrap_contents(),
                 path: None,
+                stream: false,
             }),
             Err(source) => {
                 // A read error ends the mailbox.

@@ -60,6 +60,10 @@ pub struct Item {
     pub bytes: Vec<u8>,
     /// The file that holds it, when the source moves items.
     pub path: Option<PathBuf>,
+    /// The item is the plain-XML report in the file at `path`, too large
+    /// to hold in memory: `bytes` is empty and the file is parsed as it is
+    /// read.
+    pub stream: bool,
 }
 
 /// What happened to an item.
@@ -136,7 +140,25 @@ pub fn run(
                 continue;
             }
         };
-        let outcome = match store.ingest_item(&item.origin, &item.bytes, limits)? {
+        let stored = match (item.stream, &item.path) {
+            (true, Some(path)) => match std::fs::File::open(path) {
+                Ok(mut file) => store.ingest_xml_stream(&item.origin, &mut file, limits)?,
+                Err(source) => {
+                    summary.errors.push(Problem {
+                        origin: item.origin.clone(),
+                        reason: IngestError::Read {
+                            path: path.clone(),
+                            source,
+                        }
+                        .to_string(),
+                    });
+                    progress(&summary);
+                    continue;
+                }
+            },
+            _ => store.ingest_item(&item.origin, &item.bytes, limits)?,
+        };
+        let outcome = match stored {
             Ok(found) => {
                 let mut new = false;
                 for f in &found {

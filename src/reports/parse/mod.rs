@@ -148,6 +148,53 @@ pub fn parse_item<S: ReportSink + ?Sized>(
     Ok(found)
 }
 
+/// Parses one plain-XML aggregate report read from `input` as it arrives
+/// (a file too large to hold in memory) and streams its records to `sink`.
+/// At most `limits.max_input_bytes` are read: a longer input is rejected,
+/// never truncated.
+pub fn parse_xml_stream<S: ReportSink + ?Sized>(
+    input: &mut dyn std::io::Read,
+    limits: &IngestLimits,
+    sink: &mut S,
+) -> Result<Vec<Found>, ParseError> {
+    let limit = limits.max_input_bytes;
+    let mut counted = Counted {
+        inner: std::io::Read::take(input, limit.saturating_add(1)),
+        n: 0,
+    };
+    let result = aggregate::parse_reader(&mut counted, sink);
+    if counted.n > limit {
+        return Err(ParseError::TooLarge {
+            what: "input".to_owned(),
+            limit,
+        });
+    }
+    let s = result?;
+    Ok(vec![Found {
+        kind: ReportKind::Aggregate,
+        org: s.header.org_name,
+        report_id: s.header.report_id,
+        domain: s.header.policy.domain,
+        records: s.records,
+        duplicate: !s.accepted,
+        warnings: s.header.warnings,
+    }])
+}
+
+/// Counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
 /// A fully collected report, for golden files, `show` and small inputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
