@@ -230,6 +230,15 @@ pub fn clock(flag: Option<&str>) -> Result<Timestamp, TimeError> {
 
 fn clock_from(flag: Option<&str>, env: Option<&str>) -> Result<Timestamp, TimeError> {
     match flag.or(env).filter(|s| !s.trim().is_empty()) {
+        // Unix seconds are accepted too (handy in scripts).
+        Some(s) if s.trim().bytes().all(|b| b.is_ascii_digit()) => s
+            .trim()
+            .parse::<i64>()
+            .map(Timestamp)
+            .map_err(|_| TimeError::Timestamp {
+                input: s.to_string(),
+                reason: "too large".into(),
+            }),
         Some(s) => Timestamp::parse(s),
         None => Ok(Timestamp::system_now()),
     }
