@@ -86,10 +86,15 @@ fn rotation_child() {
 
 fn spawn_child(dir: &Path, steps: Option<u64>) -> std::process::Child {
     let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args(["--exact", "rotation_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "--exact",
+        "rotation_child",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, dir)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     if let Some(n) = steps {
         cmd.env(STEPS_ENV, n.to_string());
     }
@@ -114,8 +119,8 @@ struct Seen {
 
 /// Checks the keystore after a kill; returns how many keys it holds.
 fn check(keys_dir: &Path, seen: &mut Seen, when: &str) -> usize {
-    let store = Keystore::open(keys_dir)
-        .unwrap_or_else(|e| panic!("{when}: keystore does not open: {e}"));
+    let store =
+        Keystore::open(keys_dir).unwrap_or_else(|e| panic!("{when}: keystore does not open: {e}"));
     let state = store.state();
     for k in &state.keys {
         let id = (k.domain.clone(), k.selector.clone());
@@ -126,7 +131,10 @@ fn check(keys_dir: &Path, seen: &mut Seen, when: &str) -> usize {
         );
         if may_sign {
             let pem = std::fs::read_to_string(&private).unwrap_or_else(|e| {
-                panic!("{when}: {} key {}/{} has no private file: {e}", k.state, k.domain, k.selector)
+                panic!(
+                    "{when}: {} key {}/{} has no private file: {e}",
+                    k.state, k.domain, k.selector
+                )
             });
             assert!(
                 pem.starts_with("-----BEGIN ") && pem.trim_end().ends_with("-----"),
@@ -152,7 +160,11 @@ fn check(keys_dir: &Path, seen: &mut Seen, when: &str) -> usize {
                 k.selector,
                 k.state
             );
-            assert_eq!(&k.public_key, old_key, "{when}: {}/{} changed key", k.domain, k.selector);
+            assert_eq!(
+                &k.public_key, old_key,
+                "{when}: {}/{} changed key",
+                k.domain, k.selector
+            );
         }
         seen.keys.insert(id, (k.state, k.public_key.clone()));
     }
@@ -162,7 +174,10 @@ fn check(keys_dir: &Path, seen: &mut Seen, when: &str) -> usize {
             "{when}: key {domain}/{selector} was lost"
         );
     }
-    let signing: Vec<String> = signing_keys(state).iter().map(|k| k.domain.clone()).collect();
+    let signing: Vec<String> = signing_keys(state)
+        .iter()
+        .map(|k| k.domain.clone())
+        .collect();
     for d in &seen.signing {
         assert!(signing.contains(d), "{when}: {d} lost its signing key");
     }
@@ -208,7 +223,10 @@ fn kill_9_during_key_rotation_loses_no_key() {
         String::from_utf8_lossy(&out.stderr)
     );
     let n = check(&keys_dir, &mut seen, "after the clean run");
-    assert!(read_clock(tmp.path()).0 > clock_before.0, "the clean run did not advance");
+    assert!(
+        read_clock(tmp.path()).0 > clock_before.0,
+        "the clean run did not advance"
+    );
     let store = Keystore::open(&keys_dir).expect("open");
     let signing = signing_keys(store.state());
     assert_eq!(signing.len(), 3, "one signing key per family");

@@ -1,0 +1,92 @@
+//! Regression tests for bugs found by the fuzzers (`fuzz/`) and by the
+//! limit tests (`tests/limits_*.rs`). Each test names what found the bug
+//! and what the input did before the fix.
+//!
+//! Owns nothing but these cases; the parsers under test live in
+//! `src/record`, `src/config`, `src/masterfile` and `src/reports/parse`.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use mailauth::reports::IngestLimits;
+use mailauth::reports::parse::container;
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(data).expect("gzip");
+    gz.finish().expect("gzip")
+}
+
+/// Found by `limits_reports::a_nested_gzip_bomb_is_refused_in_bounded_memory`:
+/// gzip(gzip(1 GiB of spaces)) passed each layer's 1000:1 ratio check
+/// (about 1000:1 each) and was inflated up to the 512 MiB decompression
+/// budget before failing on size. The ratio is now also measured against
+/// the whole item, during decompression.
+#[test]
+fn nested_gzip_bomb_fails_on_ratio_not_on_size() {
+    let mut inner = b"<?xml version=\"1.0\"?><feedback>".to_vec();
+    inner.resize(64 << 20, b' ');
+    let bomb = gzip(&gzip(&inner));
+    assert!(bomb.len() < 100_000, "{} bytes", bomb.len());
+    let limits = IngestLimits::default();
+    let err = container::unpack(&bomb, &limits).expect_err("a bomb must be refused");
+    let msg = err.to_string();
+    assert!(msg.contains("compression ratio"), "{msg}");
+    assert!(msg.contains("1000"), "names the ratio limit: {msg}");
+}
+
+/// The early ratio stop must not refuse what the ratio check accepts: a
+/// layer exactly at the cap is read in full.
+#[test]
+fn ratio_cap_boundary_accepts_legitimate_compression() {
+    // Report-like XML compresses far below 1000:1 and must still unpack
+    // when doubly compressed.
+    let mut xml = String::from("<?xml version=\"1.0\"?>\n<feedback>\n");
+    for i in 0..20_000u32 {
+        xml.push_str(&format!(
+            "<record><row><source_ip>10.0.{}.{}</source_ip><count>{}</count></row></record>\n",
+            i >> 8,
+            i & 0xff,
+            i % 7 + 1
+        ));
+    }
+    xml.push_str("</feedback>\n");
+    let packed = gzip(&gzip(xml.as_bytes()));
+    let payloads = container::unpack(&packed, &IngestLimits::default()).expect("unpacks");
+    assert_eq!(payloads.len(), 1);
+    match &payloads[0] {
+        container::Payload::Xml(x) => assert_eq!(x.len(), xml.len()),
+        other => panic!("want XML, got {other:?}"),
+    }
+}
+
+/// Found by `limits_config::a_config_with_100000_domains_…`: the YAML
+/// parser's default budget (250,000 nodes) refused any config past about
+/// 19,000 domains with "budget breached: Nodes".
+#[test]
+fn a_30000_domain_config_loads() {
+    let mut c = String::from("provider:\n  kind: zonefile\n  dir: zones\ndomains:\n");
+    for i in 0..30_000 {
+        c.push_str(&format!(
+            "  d{i}.example:\n    spf: {{ ip4: [192.0.2.1/32], all: fail }}\n    dmarc: {{ p: reject }}\n"
+        ));
+    }
+    let config = mailauth::config::load_str(&c, Path::new("mailauth.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.domains.len(), 30_000);
+}
+
+/// The raised budget is proportional to the input: a small alias bomb is
+/// still refused.
+#[test]
+fn alias_bomb_is_still_refused() {
+    let mut c = String::from("x0: &a0 [\"lol\"]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        c.push_str(&format!(
+            "x{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    c.push_str("domains: {}\n");
+    assert!(mailauth::config::load_str(&c, Path::new("mailauth.yaml")).is_err());
+}
