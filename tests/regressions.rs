@@ -18,16 +18,25 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 /// Found by `limits_reports::a_nested_gzip_bomb_is_refused_in_bounded_memory`:
-/// gzip(gzip(1 GiB of spaces)) passed each layer's 1000:1 ratio check
-/// (about 1000:1 each) and was inflated up to the 512 MiB decompression
-/// budget before failing on size. The ratio is now also measured against
-/// the whole item, during decompression.
+/// a bomb of two gzip layers, each under the 1000:1 ratio cap (about 340:1
+/// and 37:1) but 13,000:1 together, was accepted and inflated in full (up
+/// to the 512 MiB decompression budget). The ratio is now also measured
+/// against the whole item, during decompression.
 #[test]
 fn nested_gzip_bomb_fails_on_ratio_not_on_size() {
     let mut inner = b"<?xml version=\"1.0\"?><feedback>".to_vec();
-    inner.resize(64 << 20, b' ');
-    let bomb = gzip(&gzip(&inner));
-    assert!(bomb.len() < 100_000, "{} bytes", bomb.len());
+    let mut i = 0u32;
+    while inner.len() < 64 << 20 {
+        inner.extend_from_slice(format!("<!-- {i} -->").as_bytes());
+        inner.resize(inner.len() + 2000, b' ');
+        i += 1;
+    }
+    let once = gzip(&inner);
+    let bomb = gzip(&once);
+    // Each layer alone is under the cap; together they are far over it.
+    assert!(inner.len() / once.len() < 1000, "inner layer {}:1", inner.len() / once.len());
+    assert!(once.len() / bomb.len() < 1000, "outer layer {}:1", once.len() / bomb.len());
+    assert!(inner.len() / bomb.len() > 5000, "total {}:1", inner.len() / bomb.len());
     let limits = IngestLimits::default();
     let err = container::unpack(&bomb, &limits).expect_err("a bomb must be refused");
     let msg = err.to_string();
