@@ -326,7 +326,10 @@ fn a_zip_bomb_is_refused_within_the_decompression_budget() {
     for (args, budget_kib) in [
         (vec![], default_budget),
         (
-            vec!["--max-decompressed-bytes".to_string(), (64u64 << 20).to_string()],
+            vec![
+                "--max-decompressed-bytes".to_string(),
+                (64u64 << 20).to_string(),
+            ],
             64 * MIB,
         ),
     ] {

@@ -34,9 +34,21 @@ fn nested_gzip_bomb_fails_on_ratio_not_on_size() {
     let once = gzip(&inner);
     let bomb = gzip(&once);
     // Each layer alone is under the cap; together they are far over it.
-    assert!(inner.len() / once.len() < 1000, "inner layer {}:1", inner.len() / once.len());
-    assert!(once.len() / bomb.len() < 1000, "outer layer {}:1", once.len() / bomb.len());
-    assert!(inner.len() / bomb.len() > 5000, "total {}:1", inner.len() / bomb.len());
+    assert!(
+        inner.len() / once.len() < 1000,
+        "inner layer {}:1",
+        inner.len() / once.len()
+    );
+    assert!(
+        once.len() / bomb.len() < 1000,
+        "outer layer {}:1",
+        once.len() / bomb.len()
+    );
+    assert!(
+        inner.len() / bomb.len() > 5000,
+        "total {}:1",
+        inner.len() / bomb.len()
+    );
     let limits = IngestLimits::default();
     let err = container::unpack(&bomb, &limits).expect_err("a bomb must be refused");
     let msg = err.to_string();
