@@ -28,7 +28,7 @@ fn config(variant: u32) -> String {
     for i in 0..DOMAINS {
         c.push_str(&format!(
             "  d{i}.example:\n    spf:\n      ip4: [192.0.2.{variant}/32]\n      all: fail\n    dmarc:\n      p: {}\n      rua: [mailto:dmarc@d{i}.example]\n",
-            if variant % 2 == 0 { "reject" } else { "quarantine" }
+            if variant.is_multiple_of(2) { "reject" } else { "quarantine" }
         ));
     }
     c

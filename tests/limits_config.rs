@@ -20,6 +20,8 @@ struct Bounded {
     elapsed: Duration,
 }
 
+// The child is reaped by `wait4` (for its rusage), not `Child::wait`.
+#[allow(clippy::zombie_processes)]
 /// Runs `mailauth args…` in `dir`; kills it and fails the test after
 /// `limit`. Memory is the child's own `ru_maxrss` (wait4).
 fn run_bounded(dir: &Path, args: &[&str], limit: Duration) -> Bounded {

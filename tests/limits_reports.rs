@@ -28,6 +28,8 @@ struct Bounded {
     elapsed: Duration,
 }
 
+// The child is reaped by `wait4` (for its rusage), not `Child::wait`.
+#[allow(clippy::zombie_processes)]
 /// Runs `cmd`, killing it and failing the test if it is still running after
 /// `limit`. Memory is the child's own `ru_maxrss` (wait4), not the test
 /// process's, and not another test's child.
