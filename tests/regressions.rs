@@ -111,3 +111,45 @@ fn alias_bomb_is_still_refused() {
     c.push_str("domains: {}\n");
     assert!(mailauth::config::load_str(&c, Path::new("mailauth.yaml")).is_err());
 }
+
+/// Found by the `masterfile` fuzz target (60 s run, first crash): a `$TTL`
+/// whose digit run overflows u64 (`$TTL 300111…1` with 30 digits, then
+/// unit letters in a record TTL) panicked with "attempt to multiply with
+/// overflow" in the TTL parser (and wrapped silently in release builds).
+/// It is now an invalid TTL, reported with its line.
+#[test]
+fn zone_file_ttl_overflow_is_an_error_not_a_panic() {
+    let origin = mailauth::record::Name::parse("example.test").expect("name");
+    // A `$TTL` that does not fit is an error on its line.
+    for input in [
+        "$TTL 3001111111111111111111111111111111\n@ IN NS ns.test.\n",
+        "$TTL 99999999999999999999w\n@ IN NS ns.test.\n",
+        "$TTL 1w99999999999999999999d\n@ IN NS ns.test.\n",
+        "$TTL 30000000000000w\n@ IN NS ns.test.\n",
+    ] {
+        let err = mailauth::masterfile::parse(input, &origin).expect_err(input);
+        assert_eq!(err.line, 1, "{input:?}: {err}");
+        assert!(err.msg.contains("bad $TTL"), "{input:?}: {err}");
+    }
+    // In a record, such a token is not a TTL: whatever the reader makes of
+    // it, it does not panic and does not wrap it into a small TTL.
+    for input in [
+        "$TTL 300\n@ 99999999999999999999w IN NS ns.test.\n",
+        "$TTL 300\n@ 1w99999999999999999999d IN NS ns.test.\n",
+    ] {
+        if let Ok(p) = mailauth::masterfile::parse(input, &origin) {
+            assert!(
+                p.records.iter().all(|r| r.ttl == 300),
+                "{input:?}: {:?}",
+                p.records
+            );
+        }
+    }
+    // The units themselves still work.
+    let ok = mailauth::masterfile::parse("$TTL 1w2d3h4m5s\n@ IN NS ns.test.\n", &origin)
+        .expect("unit TTL");
+    assert_eq!(
+        ok.ttl_at_end,
+        Some(604_800 + 2 * 86_400 + 3 * 3_600 + 4 * 60 + 5)
+    );
+}
