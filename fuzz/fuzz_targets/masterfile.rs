@@ -6,8 +6,12 @@ use libfuzzer_sys::fuzz_target;
 use mailauth::record::Name;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(origin) = Name::parse("example.com") else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(origin) = Name::parse("example.com") else {
+        return;
+    };
     if let Ok(parsed) = mailauth::masterfile::parse(text, &origin) {
         let zone = parsed.zone(&origin);
         let _ = mailauth::masterfile::apply_edits(text, &parsed, &[], Some(1));
