@@ -153,3 +153,21 @@ fn zone_file_ttl_overflow_is_an_error_not_a_panic() {
         Some(604_800 + 2 * 86_400 + 3 * 3_600 + 4 * 60 + 5)
     );
 }
+
+/// Found by the `report_container` fuzz target (40 s run): a failure
+/// report mutated so that its multipart structure trips a `debug_assert!`
+/// in mail-parser 0.11 ("Invalid part ID, could not find multipart"). With
+/// debug assertions on, ingesting it panicked; now it is a broken item and
+/// the batch goes on.
+#[test]
+fn malformed_multipart_is_an_error_not_a_panic() {
+    let bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/regressions/mime-multipart-debug-assert.eml"),
+    )
+    .expect("regression input");
+    // Any outcome but a panic is fine: the mutation may leave a readable
+    // report or none at all.
+    let _ = container::unpack(&bytes, &IngestLimits::default());
+    let _ = mailauth::reports::parse::parse_all(&bytes, &IngestLimits::default());
+}

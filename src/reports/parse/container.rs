@@ -309,11 +309,18 @@ fn unpack_message(
             limit: limits.max_mime_depth as u64,
         });
     }
-    let message = MessageParser::default()
-        .parse(bytes)
-        .ok_or_else(|| ParseError::NotAReport {
-            detail: "not a mail message (no headers)".to_owned(),
+    // mail-parser 0.11 has a `debug_assert!` that some malformed multipart
+    // structures trip (found by fuzzing `report_container`): with debug
+    // assertions on, hostile mail would panic. Treat it as a broken message.
+    let parsed =
+        std::panic::catch_unwind(|| MessageParser::default().parse(bytes)).map_err(|_| {
+            ParseError::Container {
+                msg: "malformed MIME structure".to_owned(),
+            }
         })?;
+    let message = parsed.ok_or_else(|| ParseError::NotAReport {
+        detail: "not a mail message (no headers)".to_owned(),
+    })?;
 
     // Failure reports first: if there is a feedback-report part, the rest
     // of the message is the reported mail, never a report of its own.
