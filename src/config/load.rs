@@ -72,10 +72,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and checks config text; `path` is used in messages only.
 pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let config: Config = serde_saphyr::from_str(text).map_err(|e| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        problems: vec![from_yaml_error(&e, text)],
-    })?;
+    let config: Config = serde_saphyr::from_str_with_options(text, yaml_options(text.len()))
+        .map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems: vec![from_yaml_error(&e, text)],
+        })?;
     let mut problems = super::check::check(&config);
     if problems.is_empty() {
         Ok(config)
@@ -85,6 +86,21 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
             path: path.to_path_buf(),
             problems,
         })
+    }
+}
+
+/// The YAML parser's resource budget. Its default (250,000 nodes, 1,000,000
+/// events) refuses fleets past about 19,000 domains; the node and event
+/// caps grow with the input instead (a node or event needs at least one
+/// byte), so memory stays linear in the file size. Alias, anchor and depth
+/// caps keep their defaults: an alias bomb is still refused.
+fn yaml_options(input_len: usize) -> serde_saphyr::Options {
+    let defaults = serde_saphyr::Budget::default();
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_nodes: defaults.max_nodes.max(input_len),
+            max_events: defaults.max_events.max(input_len.saturating_mul(2)),
+        },
     }
 }
 

@@ -225,7 +225,8 @@ fn parse_ttl(s: &str) -> Option<u32> {
     let mut have = false;
     for c in s.chars() {
         if let Some(d) = c.to_digit(10) {
-            num = num * 10 + u64::from(d);
+            // Checked: a long digit run is an invalid TTL, not an overflow.
+            num = num.checked_mul(10)?.checked_add(u64::from(d))?;
             have = true;
             continue;
         }
@@ -240,7 +241,7 @@ fn parse_ttl(s: &str) -> Option<u32> {
         if !have {
             return None;
         }
-        total += num * mult;
+        total = total.checked_add(num.checked_mul(mult)?)?;
         num = 0;
         have = false;
     }

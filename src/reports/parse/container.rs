@@ -68,27 +68,62 @@ fn sniff(bytes: &[u8]) -> Sniff {
     }
 }
 
+/// Most output `compressed_len` bytes may inflate to before the ratio cap
+/// is exceeded: the largest `n` that [`check_ratio`] accepts.
+fn ratio_cap(compressed_len: usize, max_ratio: u64) -> u64 {
+    let compressed = (compressed_len as u64).max(1);
+    compressed
+        .saturating_mul(max_ratio.saturating_add(1))
+        .saturating_sub(1)
+        .max(1 << 20)
+}
+
+/// The output cap of one decompression: the size budget, or the ratio cap
+/// of the layer and of the whole item (`origin_len` bytes), whichever is
+/// smallest. Stopping there keeps a bomb from inflating to the size
+/// budget before the ratio is checked; measuring against the whole item
+/// catches bombs nested in layers that are each under the ratio.
+fn output_cap(limit: u64, compressed_len: usize, origin_len: usize, max_ratio: u64) -> u64 {
+    limit
+        .min(ratio_cap(compressed_len, max_ratio))
+        .min(ratio_cap(origin_len, max_ratio))
+}
+
+/// The error for output past `cap` (see [`output_cap`]).
+fn over_cap(cap: u64, limit: u64, max_ratio: u64, what: &str) -> ParseError {
+    if cap >= limit {
+        ParseError::TooLarge {
+            what: format!("{what} decompressed size"),
+            limit,
+        }
+    } else {
+        ParseError::TooLarge {
+            what: format!("{what} compression ratio"),
+            limit: max_ratio,
+        }
+    }
+}
+
 /// Reads at most `limit` bytes; more is a bomb (or just too big).
 fn read_capped(
     reader: impl Read,
     limit: u64,
     compressed_len: usize,
+    origin_len: usize,
     max_ratio: u64,
     what: &str,
 ) -> Result<Vec<u8>, ParseError> {
+    let cap = output_cap(limit, compressed_len, origin_len, max_ratio);
     let mut out = Vec::new();
     reader
-        .take(limit.saturating_add(1))
+        .take(cap.saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| ParseError::Container {
             msg: format!("{what}: {e}"),
         })?;
     let n = out.len() as u64;
-    if n > limit {
-        return Err(ParseError::TooLarge {
-            what: format!("{what} decompressed size"),
-            limit,
-        });
+    if n > cap {
+        return Err(over_cap(cap, limit, max_ratio, what));
     }
     check_ratio(n, compressed_len, max_ratio, what)?;
     Ok(out)
@@ -100,22 +135,25 @@ fn read_capped(
 /// (compressed data sets)". This is `MultiGzDecoder`, member by member, so
 /// that trailing line breaks after the last member (Mimecast sends them)
 /// are tolerated instead of failing as a broken next member.
-fn gunzip(bytes: &[u8], limit: u64, max_ratio: u64) -> Result<Vec<u8>, ParseError> {
+fn gunzip(
+    bytes: &[u8],
+    limit: u64,
+    origin_len: usize,
+    max_ratio: u64,
+) -> Result<Vec<u8>, ParseError> {
+    let cap = output_cap(limit, bytes.len(), origin_len, max_ratio);
     let mut out = Vec::new();
     let mut rest = bytes;
     while rest.starts_with(&[0x1f, 0x8b]) {
-        let room = limit.saturating_sub(out.len() as u64);
+        let room = cap.saturating_sub(out.len() as u64);
         let mut member = flate2::bufread::GzDecoder::new(rest).take(room.saturating_add(1));
         member
             .read_to_end(&mut out)
             .map_err(|e| ParseError::Container {
                 msg: format!("gzip: {e}"),
             })?;
-        if out.len() as u64 > limit {
-            return Err(ParseError::TooLarge {
-                what: "gzip decompressed size".to_owned(),
-                limit,
-            });
+        if out.len() as u64 > cap {
+            return Err(over_cap(cap, limit, max_ratio, "gzip"));
         }
         rest = member.into_inner().into_inner();
     }
@@ -155,7 +193,7 @@ pub fn unpack(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Payload>, Parse
     }
     let mut out = Vec::new();
     let mut budget = limits.max_decompressed_bytes;
-    unpack_into(bytes, limits, 0, &mut budget, &mut out)?;
+    unpack_into(bytes, bytes.len(), limits, 0, &mut budget, &mut out)?;
     if out.is_empty() {
         return Err(ParseError::NotAReport {
             detail: "no report found in the message".to_owned(),
@@ -166,6 +204,7 @@ pub fn unpack(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Payload>, Parse
 
 fn unpack_into(
     bytes: &[u8],
+    origin_len: usize,
     limits: &IngestLimits,
     depth: usize,
     budget: &mut u64,
@@ -184,9 +223,9 @@ fn unpack_into(
     }
     match sniff(bytes) {
         Sniff::Gzip => {
-            let data = gunzip(bytes, *budget, limits.max_ratio)?;
+            let data = gunzip(bytes, *budget, origin_len, limits.max_ratio)?;
             *budget = budget.saturating_sub(data.len() as u64);
-            unpack_into(&data, limits, depth + 1, budget, out)
+            unpack_into(&data, origin_len, limits, depth + 1, budget, out)
         }
         Sniff::Zip => {
             let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
@@ -213,11 +252,12 @@ fn unpack_into(
                     &mut entry,
                     *budget,
                     compressed,
+                    origin_len,
                     limits.max_ratio,
                     &format!("zip entry {name:?}"),
                 )?;
                 *budget = budget.saturating_sub(data.len() as u64);
-                unpack_into(&data, limits, depth + 1, budget, out)?;
+                unpack_into(&data, origin_len, limits, depth + 1, budget, out)?;
             }
             Ok(())
         }
@@ -229,7 +269,7 @@ fn unpack_into(
             out.push(Payload::Json(bytes.to_vec()));
             Ok(())
         }
-        Sniff::Mime => unpack_message(bytes, limits, depth, budget, out),
+        Sniff::Mime => unpack_message(bytes, origin_len, limits, depth, budget, out),
         Sniff::Unknown => Err(ParseError::NotAReport {
             detail: "not XML, JSON, gzip, zip or a mail message".to_owned(),
         }),
@@ -257,6 +297,7 @@ fn header_block(raw: &[u8]) -> &[u8] {
 /// headers.
 fn unpack_message(
     bytes: &[u8],
+    origin_len: usize,
     limits: &IngestLimits,
     depth: usize,
     budget: &mut u64,
@@ -268,11 +309,18 @@ fn unpack_message(
             limit: limits.max_mime_depth as u64,
         });
     }
-    let message = MessageParser::default()
-        .parse(bytes)
-        .ok_or_else(|| ParseError::NotAReport {
-            detail: "not a mail message (no headers)".to_owned(),
+    // mail-parser 0.11 has a `debug_assert!` that some malformed multipart
+    // structures trip (found by fuzzing `report_container`): with debug
+    // assertions on, hostile mail would panic. Treat it as a broken message.
+    let parsed =
+        std::panic::catch_unwind(|| MessageParser::default().parse(bytes)).map_err(|_| {
+            ParseError::Container {
+                msg: "malformed MIME structure".to_owned(),
+            }
         })?;
+    let message = parsed.ok_or_else(|| ParseError::NotAReport {
+        detail: "not a mail message (no headers)".to_owned(),
+    })?;
 
     // Failure reports first: if there is a feedback-report part, the rest
     // of the message is the reported mail, never a report of its own.
@@ -339,7 +387,7 @@ fn unpack_message(
             }
             PartType::Message(nested) => {
                 let raw = nested.raw_message();
-                if let Err(e) = unpack_message(raw, limits, depth + 1, budget, out) {
+                if let Err(e) = unpack_message(raw, origin_len, limits, depth + 1, budget, out) {
                     first_error.get_or_insert(e);
                 }
                 continue;
@@ -358,7 +406,7 @@ fn unpack_message(
                 limit: limits.max_attachment_bytes,
             });
         }
-        match unpack_into(data, limits, depth + 1, budget, out) {
+        match unpack_into(data, origin_len, limits, depth + 1, budget, out) {
             Ok(()) => {}
             // A logo or a signature is not a report; keep looking.
             Err(ParseError::NotAReport { .. }) => {}

@@ -1,0 +1,10 @@
+//! Fuzz target `record_spf`: arbitrary text through the `Spf` parser; it must return, never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = text.parse::<mailauth::record::spf::Spf>();
+    }
+});

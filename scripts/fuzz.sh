@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Builds every cargo-fuzz target and runs each for SECONDS (default 60).
+#
+#   scripts/fuzz.sh 600               # 10 minutes per target
+#   scripts/fuzz.sh 10                # CI smoke run: keeps the targets building
+#   scripts/fuzz.sh 120 record_spf    # only the named targets
+#
+# Corpora live in fuzz/corpus/<target> (not committed); they are seeded from
+# fuzz/seeds and the test data on every run, so a fresh checkout starts from
+# real inputs. A crash leaves its input in fuzz/artifacts/<target>/ and makes
+# the script exit non-zero; turn each one into a test in tests/regressions.rs.
+#
+# Environment:
+#   FUZZ_SANITIZER  address | none (default none: the parsers are safe Rust,
+#                   coverage-guided without ASan runs several times faster)
+#   FUZZ_JOBS       libFuzzer -fork workers per target (default 1)
+#   FUZZ_RSS_MB     libFuzzer -rss_limit_mb (default 2048)
+set -euo pipefail
+
+secs="${1:-60}"
+shift || true
+here="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$here"
+
+sanitizer="${FUZZ_SANITIZER:-none}"
+jobs="${FUZZ_JOBS:-1}"
+rss="${FUZZ_RSS_MB:-2048}"
+# cargo-fuzz passes -Z flags to rustc; a stable toolchain accepts them with
+# RUSTC_BOOTSTRAP (a nightly toolchain does not need it).
+export RUSTC_BOOTSTRAP=1
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "fuzz.sh: cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2
+    exit 2
+fi
+
+all_targets=$(cargo fuzz list --fuzz-dir fuzz)
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    # shellcheck disable=SC2206
+    targets=($all_targets)
+fi
+
+cargo fuzz build --fuzz-dir fuzz -s "$sanitizer"
+
+# seed <target> <files…>: copies seeds into the corpus (content-named so
+# repeated runs do not pile up copies).
+seed() {
+    local dir="fuzz/corpus/$1"
+    shift
+    mkdir -p "$dir"
+    local f
+    for f in "$@"; do
+        [ -f "$f" ] || continue
+        cp "$f" "$dir/seed-$(sha1sum <"$f" | cut -c1-16)"
+    done
+}
+
+seed_all() {
+    local t kind
+    for t in "${targets[@]}"; do
+        kind="${t#record_}"
+        kind="${kind#roundtrip_}"
+        case "$t" in
+        record_* | roundtrip_*)
+            seed "$t" fuzz/seeds/"$kind"/*
+            ;;
+        masterfile)
+            seed "$t" fuzz/seeds/masterfile/* tests/data/validate/zones/*.zone \
+                tests/golden/example/*.zone
+            ;;
+        config)
+            seed "$t" fuzz/seeds/config/* tests/data/validate/mailauth.yaml mailauth.yaml
+            ;;
+        report_aggregate)
+            seed "$t" tests/data/reports/aggregate/*.xml
+            ;;
+        report_container)
+            seed "$t" tests/data/reports/aggregate/* tests/data/reports/forensic/* \
+                tests/data/reports/tlsrpt/*
+            ;;
+        report_failure)
+            seed "$t" tests/data/reports/forensic/*
+            ;;
+        report_tlsrpt)
+            seed "$t" tests/data/reports/tlsrpt/*.json
+            ;;
+        esac
+    done
+    # DKIM key records from the record tests, one per seed file.
+    if [[ " ${targets[*]} " == *" record_dkim "* || " ${targets[*]} " == *" roundtrip_dkim "* ]]; then
+        local n=0 line
+        while IFS=$'\t' read -r _ line; do
+            [ -n "$line" ] || continue
+            n=$((n + 1))
+            for t in record_dkim roundtrip_dkim; do
+                mkdir -p "fuzz/corpus/$t"
+                printf '%s' "$line" >"fuzz/corpus/$t/seed-dkim-keys-$n"
+            done
+        done < <(grep -v '^#' tests/data/records/dkim_keys.txt)
+    fi
+}
+seed_all
+
+fork=""
+if [ "$jobs" -gt 1 ]; then
+    fork="-fork=$jobs"
+fi
+failed=()
+summary="fuzz/summary.txt"
+: >"$summary"
+for t in "${targets[@]}"; do
+    mkdir -p "fuzz/artifacts/$t"
+    log="fuzz/artifacts/$t/last-run.log"
+    echo "== $t: ${secs}s"
+    status=0
+    cargo fuzz run --fuzz-dir fuzz -s "$sanitizer" "$t" "fuzz/corpus/$t" -- \
+        -max_total_time="$secs" -rss_limit_mb="$rss" -timeout=10 \
+        -max_len=262144 -print_final_stats=1 ${fork:+"$fork"} \
+        >"$log" 2>&1 || status=$?
+    execs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1 || true)
+    if [ -z "$execs" ]; then
+        execs=$(grep -Eo '^#[0-9]+' "$log" | tail -1 | tr -d '#' || true)
+    fi
+    corpus=$(find "fuzz/corpus/$t" -type f | wc -l)
+    line="$t seconds=$secs execs=${execs:-?} corpus=$corpus exit=$status"
+    echo "$line" | tee -a "$summary"
+    if [ "$status" -ne 0 ]; then
+        failed+=("$t")
+        grep -E 'panicked|ERROR|SUMMARY|Test unit written' "$log" | head -20 || true
+    fi
+done
+
+if [ ${#failed[@]} -ne 0 ]; then
+    echo "fuzz.sh: crashes or errors in: ${failed[*]} (inputs under fuzz/artifacts/)" >&2
+    exit 1
+fi
+echo "fuzz.sh: no crashes ($(wc -l <"$summary") targets, ${secs}s each)"
