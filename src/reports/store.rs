@@ -323,6 +323,9 @@ impl SqliteStore {
             source,
         };
         let conn = Connection::open(path).map_err(open_err)?;
+        // Another ingest (a cron run overlapping) waits instead of failing.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
         // WAL + NORMAL: a crash loses at most the last transactions, never
         // corrupts; committed data survives kill -9.
         conn.execute_batch(

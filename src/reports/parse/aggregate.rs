@@ -580,8 +580,14 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
         match t {
             Tag::Feedback => {
                 self.seen_feedback = true;
+                // The namespace of <feedback> itself: the default one, or
+                // the one bound to its prefix (`<dmarc:feedback>`).
+                let ns_attr = match qname.split_once(':') {
+                    Some((prefix, _)) => format!("xmlns:{prefix}"),
+                    None => "xmlns".to_owned(),
+                };
                 for attr in e.attributes().flatten() {
-                    if attr.key.into_inner() == "xmlns"
+                    if attr.key.into_inner() == ns_attr
                         && let Ok(v) = attr.normalized_value(quick_xml::XmlVersion::Implicit1_0)
                     {
                         self.header.namespace = Some(v.trim().to_owned());
@@ -678,16 +684,21 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
             (Some(Tag::PolicyEvaluated), Tag::Reason) => {
                 let kind = r.reason_type.take();
                 let comment = r.reason_comment.take();
-                if let Some(kind) = kind {
-                    let kind = PolicyOverride::parse(&kind)
-                        .ok_or_else(|| self.invalid("policy_evaluated/reason/type", &kind))?;
-                    self.record.reasons.push(OverrideReason { kind, comment });
-                } else if comment.is_some() {
-                    r.reasons.push(OverrideReason {
-                        kind: PolicyOverride::Other,
-                        comment,
-                    });
-                }
+                let kind = match kind {
+                    // An empty <reason/> says nothing.
+                    None if comment.is_none() => return Ok(()),
+                    None => PolicyOverride::Other,
+                    Some(raw) => PolicyOverride::parse(&raw).unwrap_or_else(|| {
+                        // An unknown override type is still an override:
+                        // keep it as `other` and say what it was.
+                        h.warnings.push(format!(
+                            "record {}: unknown policy override type {raw:?} read as \"other\"",
+                            self.records + 1
+                        ));
+                        PolicyOverride::Other
+                    }),
+                };
+                r.reasons.push(OverrideReason { kind, comment });
             }
             (Some(Tag::Reason), Tag::Type) => r.reason_type = take(&mut self.text),
             (Some(Tag::Reason), Tag::Comment) => r.reason_comment = take(&mut self.text),
@@ -757,9 +768,16 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
             Tag::Sp => p.sp = Some(action("sp")?),
             Tag::Np => p.np = Some(action("np")?),
             Tag::Pct => {
+                // Integer per the schema; "100.0" is seen too.
                 let pct = v
                     .parse::<u8>()
                     .ok()
+                    .or_else(|| {
+                        v.parse::<f64>()
+                            .ok()
+                            .filter(|f| (0.0..=100.0).contains(f))
+                            .map(|f| f.round() as u8)
+                    })
                     .filter(|n| *n <= 100)
                     .ok_or_else(|| self.invalid("policy_published/pct", &v))?;
                 self.header.policy.pct = Some(pct);
@@ -909,7 +927,11 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
             value: value.to_owned(),
             record: Some(n),
         };
-        let ip = d.source_ip.as_deref().unwrap_or_default();
+        let ip = d
+            .source_ip
+            .as_deref()
+            .unwrap_or_default()
+            .trim_matches(['[', ']']);
         let source_ip: IpAddr = ip.parse().map_err(|_| bad("row/source_ip", ip))?;
         let count_s = d.count.as_deref().unwrap_or_default();
         let count: u64 = count_s.parse().map_err(|_| bad("row/count", count_s))?;
@@ -1039,6 +1061,73 @@ mod tests {
                 (w, g) => panic!("{input}: want {w:?}, got {g:?}"),
             }
         }
+    }
+
+    #[test]
+    fn unknown_override_type_is_kept_as_other() {
+        let rec = REC.replace(
+            "</policy_evaluated>",
+            "<reason><type>ARC</type><comment>c</comment></reason>\
+             <reason><type>Mailing_List</type></reason></policy_evaluated>",
+        );
+        let mut c = Collect::default();
+        let s = parse(report(&rec).as_bytes(), &mut c).expect("parses");
+        let kinds: Vec<_> = c.records[0]
+            .reasons
+            .iter()
+            .map(|r| (r.kind, r.comment.as_deref()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (PolicyOverride::Other, Some("c")),
+                (PolicyOverride::MailingList, None)
+            ]
+        );
+        assert!(
+            s.header.warnings.iter().any(|w| w.contains("\"ARC\"")),
+            "{:?}",
+            s.header.warnings
+        );
+    }
+
+    #[test]
+    fn prefixed_namespace_and_extensions() {
+        let rec = REC.replace(
+            "</auth_results>",
+            "</auth_results><extensions><x:arc xmlns:x=\"urn:x\">pass</x:arc></extensions>",
+        );
+        let xml = report(&rec)
+            .replace(
+                "<feedback>",
+                &format!("<d:feedback xmlns:d=\"{DMARC2_NAMESPACE}\">"),
+            )
+            .replace(
+                "</feedback>",
+                "<extensions><y>1</y><z/></extensions></d:feedback>",
+            );
+        let mut c = Collect::default();
+        let s = parse(xml.as_bytes(), &mut c).expect("parses");
+        assert_eq!(s.header.namespace.as_deref(), Some(DMARC2_NAMESPACE));
+        assert_eq!(
+            c.records[0].extensions,
+            vec![Extension {
+                name: "arc".into(),
+                value: "pass".into()
+            }]
+        );
+        let names: Vec<&str> = c.extensions.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["y", "z"]);
+        assert!(s.header.warnings.is_empty(), "{:?}", s.header.warnings);
+    }
+
+    #[test]
+    fn records_before_metadata_rejected() {
+        let xml = format!(
+            "<feedback>{REC}<report_metadata><org_name>o</org_name></report_metadata></feedback>"
+        );
+        let err = parse(xml.as_bytes(), &mut Collect::default()).expect_err("rejects");
+        assert!(matches!(err, ParseError::MissingField { .. }), "{err}");
     }
 
     #[test]

@@ -257,7 +257,11 @@ fn unpack_into(
                     &format!("zip entry {name:?}"),
                 )?;
                 *budget = budget.saturating_sub(data.len() as u64);
-                unpack_into(&data, origin_len, limits, depth + 1, budget, out)?;
+                match unpack_into(&data, origin_len, limits, depth + 1, budget, out) {
+                    // A README or `__MACOSX/` entry beside the report.
+                    Ok(()) | Err(ParseError::NotAReport { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
             Ok(())
         }
@@ -464,6 +468,20 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(sniff(input), *want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn zip_entries_that_are_not_reports_are_skipped() {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        w.start_file("__MACOSX/._r.xml", opts).expect("start");
+        w.write_all(b"\x00\x05\x16\x07binary").expect("write");
+        w.start_file("r.json", opts).expect("start");
+        w.write_all(b"{}").expect("write");
+        let zip = w.finish().expect("finish").into_inner();
+        let got = unpack(&zip, &IngestLimits::default()).expect("unpacks");
+        assert_eq!(got, vec![Payload::Json(b"{}".to_vec())]);
     }
 
     #[test]

@@ -69,8 +69,15 @@ keyword_enum! {
 
 keyword_enum! {
     /// RFC 7489 Appendix C: `<xs:simpleType name="DMARCResultType">`
-    /// `pass`, `fail`. "hardfail" and "softfail" are sent by some reporters.
-    DmarcResult { Pass => "pass", Fail => "fail" | "hardfail" | "softfail" }
+    /// `pass`, `fail`. Some reporters put the underlying SPF/DKIM result
+    /// here ("hardfail", "softfail", "none", "neutral", "temperror",
+    /// "permerror"); none of them is an aligned pass, which is all this
+    /// field says (RFC 7489 section 4.2: "passes ... and ... aligned"), so
+    /// they read as `fail`.
+    DmarcResult {
+        Pass => "pass",
+        Fail => "fail" | "hardfail" | "softfail" | "none" | "neutral" | "temperror" | "permerror",
+    }
 }
 
 keyword_enum! {
