@@ -91,7 +91,7 @@ pub(crate) fn tag_list(s: &str) -> Result<Vec<(&str, &str)>, &str> {
 }
 
 /// RFC 6376 §3.6.1 `k=`: `key-k-tag-type = "rsa" / x-key-k-tag-type`;
-/// RFC 8463 §4.2 registers `ed25519`.
+/// RFC 8463 adds `ed25519` (§3, §4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
@@ -136,7 +136,7 @@ impl KeyFlag {
 /// key-h-tag    = %x68 [FWS] "=" [FWS] key-h-tag-alg
 ///                0*( [FWS] ":" [FWS] key-h-tag-alg )
 /// key-h-tag-alg = "sha1" / "sha256" / x-key-h-tag-alg
-/// key-k-tag    = %x76 [FWS] "=" [FWS] key-k-tag-type
+/// key-k-tag    = %x6b [FWS] "=" [FWS] key-k-tag-type
 /// key-k-tag-type = "rsa" / x-key-k-tag-type
 /// key-n-tag    = %x6e [FWS] "=" [FWS] qp-section
 /// key-p-tag    = %x70 [FWS] "=" [ [FWS] base64string]

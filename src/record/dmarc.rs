@@ -381,6 +381,20 @@ impl Dmarc {
         self.p.unwrap_or(Policy::None)
     }
 
+    /// The policy for existing subdomains: RFC 9989 §4.7 `sp`: "If absent,
+    /// the policy specified by the p tag MUST be applied for subdomains."
+    pub fn subdomain_policy(&self) -> Policy {
+        self.sp.unwrap_or_else(|| self.effective_policy())
+    }
+
+    /// The policy for non-existent subdomains: RFC 9989 §4.7 `np`: "If the
+    /// np tag is absent, the policy specified by the sp tag (if the sp tag
+    /// is present) or the policy specified by the p tag (if the sp tag is
+    /// absent) MUST be applied for non-existent subdomains."
+    pub fn nonexistent_policy(&self) -> Policy {
+        self.np.unwrap_or_else(|| self.subdomain_policy())
+    }
+
     /// Whether the record asks for testing mode (`t=y`, RFC 9989), or the
     /// RFC 7489 equivalent `pct` below 100.
     pub fn testing(&self) -> bool {
@@ -602,6 +616,33 @@ mod tests {
             "V = DMARC1 ;P=Reject ; NP=quarantine;psd=N; t=Y ; adkim=S;aspf=r; future_tag=1 ;",
             "v=DMARC1; p=reject; np=quarantine; psd=n; t=y; adkim=s; aspf=r",
         ),
+        // apple.com shape: sp stricter than p, trailing separator
+        (
+            "v=DMARC1; p=quarantine; sp=reject; rua=mailto:d@rua.agari.com; ruf=mailto:d@ruf.agari.com;",
+            "v=DMARC1; p=quarantine; sp=reject; rua=mailto:d@rua.agari.com; ruf=mailto:d@ruf.agari.com",
+        ),
+        // no spaces at all, strict alignment (common for banks)
+        (
+            "v=DMARC1;p=reject;sp=reject;adkim=s;aspf=s;rua=mailto:dmarc@example.com",
+            "v=DMARC1; p=reject; sp=reject; adkim=s; aspf=s; rua=mailto:dmarc@example.com",
+        ),
+        // what record generators emit: every RFC 7489 default spelled out
+        (
+            "v=DMARC1; p=none; rua=mailto:x@example.com; ruf=mailto:x@example.com; rf=afrf; pct=100; ri=86400",
+            "v=DMARC1; p=none; pct=100; rf=afrf; ri=86400; rua=mailto:x@example.com; ruf=mailto:x@example.com",
+        ),
+        // RFC 9989 Public Suffix Domain operator (e.g. a TLD)
+        ("v=DMARC1; p=reject; psd=y", "v=DMARC1; p=reject; psd=y"),
+        // hosted DMARC services: several rua, percent-encoded local part
+        (
+            "v=DMARC1; p=quarantine; pct=50; rua=mailto:abc123@inbox.ondmarc.com,mailto:re+x%2Cy@ag.dmarcian.com",
+            "v=DMARC1; p=quarantine; pct=50; rua=mailto:abc123@inbox.ondmarc.com,mailto:re+x%2Cy@ag.dmarcian.com",
+        ),
+        // leading zeros and whitespace inside lists are not kept
+        (
+            "v=DMARC1; p=none; pct=050; fo = 0 : 1; rua = mailto:a@example.com ,mailto:b@example.com",
+            "v=DMARC1; p=none; pct=50; fo=0:1; rua=mailto:a@example.com,mailto:b@example.com",
+        ),
         // third-party reporting record (no p)
         ("v=DMARC1", "v=DMARC1"),
         (
@@ -719,6 +760,29 @@ mod tests {
         for (input, want) in cases {
             let d: Dmarc = input.parse().unwrap();
             assert_eq!(d.effective_policy(), want, "{input}");
+        }
+        let inherit = [
+            ("v=DMARC1; p=reject", Policy::Reject, Policy::Reject),
+            ("v=DMARC1; p=reject; sp=none", Policy::None, Policy::None),
+            ("v=DMARC1; p=none; np=reject", Policy::None, Policy::Reject),
+            (
+                "v=DMARC1; p=none; sp=quarantine; np=reject",
+                Policy::Quarantine,
+                Policy::Reject,
+            ),
+            (
+                "v=DMARC1; sp=quarantine",
+                Policy::Quarantine,
+                Policy::Quarantine,
+            ),
+        ];
+        for (input, sp, np) in inherit {
+            let d: Dmarc = input.parse().unwrap();
+            assert_eq!(
+                (d.subdomain_policy(), d.nonexistent_policy()),
+                (sp, np),
+                "{input}"
+            );
         }
         let d: Dmarc = "v=DMARC1; p=reject; t=y".parse().unwrap();
         assert!(d.testing());
