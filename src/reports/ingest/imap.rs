@@ -778,6 +778,24 @@ fn is_connection_error(e: &ImapError) -> bool {
     }
 }
 
+/// `UID FETCH set query`, every response collected, under the I/O timeout.
+async fn uid_fetch(
+    session: &mut ImapSession,
+    cfg: &ImapConfig,
+    set: &str,
+    query: &str,
+) -> Result<Vec<async_imap::types::Fetch>, ImapError> {
+    cmd(cfg, "UID FETCH", async {
+        let stream = session.uid_fetch(set, query).await?;
+        stream
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<async_imap::error::Result<Vec<_>>>()
+    })
+    .await
+}
+
 /// Runs one command future with the I/O timeout, naming it in errors.
 async fn cmd<T>(
     cfg: &ImapConfig,
@@ -1010,15 +1028,7 @@ async fn finish_interrupted_moves(
     .await?;
     if !marked.is_empty() {
         let set = uid_set(marked.into_iter().collect());
-        let fetches = cmd(cfg, "UID FETCH", async {
-            let stream = session.uid_fetch(&set, "(UID ENVELOPE)").await?;
-            stream
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<async_imap::error::Result<Vec<_>>>()
-        })
-        .await?;
+        let fetches = uid_fetch(session, cfg, &set, "(UID ENVELOPE)").await?;
         let mut by_id: Vec<(u32, String)> = fetches
             .iter()
             .filter_map(|f| {
@@ -1103,15 +1113,7 @@ async fn list_messages(
     let mut out = Vec::with_capacity(wanted.len());
     for chunk in wanted.chunks(500) {
         let set = uid_set(chunk.to_vec());
-        let fetches = cmd(cfg, "UID FETCH", async {
-            let stream = session.uid_fetch(&set, "(UID RFC822.SIZE)").await?;
-            stream
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<async_imap::error::Result<Vec<_>>>()
-        })
-        .await?;
+        let fetches = uid_fetch(session, cfg, &set, "(UID RFC822.SIZE)").await?;
         for f in fetches {
             if let Some(uid) = f.uid {
                 out.push((uid, u64::from(f.size.unwrap_or(0))));
@@ -1131,15 +1133,7 @@ async fn fetch_bodies(
     uids: &[u32],
 ) -> Result<HashMap<u32, Vec<u8>>, ImapError> {
     let set = uid_set(uids.to_vec());
-    let fetches = cmd(cfg, "UID FETCH", async {
-        let stream = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
-        stream
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<async_imap::error::Result<Vec<_>>>()
-    })
-    .await?;
+    let fetches = uid_fetch(session, cfg, &set, "(UID BODY.PEEK[])").await?;
     let mut out = HashMap::new();
     for f in fetches {
         // Unsolicited FETCH responses (flag changes) carry no body.
