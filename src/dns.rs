@@ -482,33 +482,42 @@ fn to_spf(e: ResolveError, qtype: QType) -> spf::DnsError {
     }
 }
 
+impl Resolver {
+    /// One lookup for the SPF evaluator: the answers `pick` keeps, errors
+    /// mapped to the evaluator's kinds.
+    fn spf_lookup<T>(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        qtype: QType,
+        pick: impl Fn(RData) -> Option<T>,
+    ) -> Result<Vec<T>, spf::DnsError> {
+        Ok(self
+            .lookup(name, rtype)
+            .map_err(|e| to_spf(e, qtype))?
+            .into_iter()
+            .filter_map(|r| pick(r.data))
+            .collect())
+    }
+}
+
 impl SpfDns for Resolver {
     fn txt(&self, name: &str) -> Result<Vec<Vec<u8>>, spf::DnsError> {
         Resolver::txt(self, name).map_err(|e| to_spf(e, QType::Txt))
     }
 
     fn a(&self, name: &str) -> Result<Vec<Ipv4Addr>, spf::DnsError> {
-        Ok(self
-            .lookup(name, RecordType::A)
-            .map_err(|e| to_spf(e, QType::A))?
-            .into_iter()
-            .filter_map(|r| match r.data {
-                RData::A(a) => Some(a.0),
-                _ => None,
-            })
-            .collect())
+        self.spf_lookup(name, RecordType::A, QType::A, |d| match d {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
     }
 
     fn aaaa(&self, name: &str) -> Result<Vec<Ipv6Addr>, spf::DnsError> {
-        Ok(self
-            .lookup(name, RecordType::AAAA)
-            .map_err(|e| to_spf(e, QType::Aaaa))?
-            .into_iter()
-            .filter_map(|r| match r.data {
-                RData::AAAA(a) => Some(a.0),
-                _ => None,
-            })
-            .collect())
+        self.spf_lookup(name, RecordType::AAAA, QType::Aaaa, |d| match d {
+            RData::AAAA(a) => Some(a.0),
+            _ => None,
+        })
     }
 
     fn mx(&self, name: &str) -> Result<Vec<MxRecord>, spf::DnsError> {
@@ -516,15 +525,15 @@ impl SpfDns for Resolver {
     }
 
     fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, spf::DnsError> {
-        Ok(self
-            .lookup(&spf::reverse_name(ip), RecordType::PTR)
-            .map_err(|e| to_spf(e, QType::Ptr))?
-            .into_iter()
-            .filter_map(|r| match r.data {
+        self.spf_lookup(
+            &spf::reverse_name(ip),
+            RecordType::PTR,
+            QType::Ptr,
+            |d| match d {
                 RData::PTR(p) => Some(plain(&p.0)),
                 _ => None,
-            })
-            .collect())
+            },
+        )
     }
 }
 
