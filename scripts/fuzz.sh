@@ -15,6 +15,13 @@
 #                   coverage-guided without ASan runs several times faster)
 #   FUZZ_JOBS       libFuzzer -fork workers per target (default 1)
 #   FUZZ_RSS_MB     libFuzzer -rss_limit_mb (default 2048)
+#   FUZZ_PROFILE    release (default) | dev: dev builds compile in a fraction
+#                   of the time and run slower; enough for a CI smoke run
+#   FUZZ_BIN_DIR    run the target binaries found here and build nothing (a
+#                   copy of an earlier build, so that a long run is not
+#                   disturbed by rebuilds of a changing checkout)
+#   FUZZ_SUMMARY    where the per-target summary goes (default
+#                   fuzz/summary.txt); lets several runs share a checkout
 set -euo pipefail
 
 secs="${1:-60}"
@@ -25,6 +32,10 @@ cd "$here"
 sanitizer="${FUZZ_SANITIZER:-none}"
 jobs="${FUZZ_JOBS:-1}"
 rss="${FUZZ_RSS_MB:-2048}"
+profile=()
+if [ "${FUZZ_PROFILE:-release}" = dev ]; then
+    profile=(--dev)
+fi
 # cargo-fuzz passes -Z flags to rustc; a stable toolchain accepts them with
 # RUSTC_BOOTSTRAP (a nightly toolchain does not need it).
 export RUSTC_BOOTSTRAP=1
@@ -41,7 +52,17 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets=($all_targets)
 fi
 
-cargo fuzz build --fuzz-dir fuzz -s "$sanitizer"
+if [ -n "${FUZZ_BIN_DIR:-}" ]; then
+    bin_dir="$FUZZ_BIN_DIR"
+else
+    cargo fuzz build --fuzz-dir fuzz "${profile[@]}" -s "$sanitizer"
+    triple=$(rustc -vV | sed -n 's/^host: //p')
+    if [ ${#profile[@]} -eq 0 ]; then
+        bin_dir="fuzz/target/$triple/release"
+    else
+        bin_dir="fuzz/target/$triple/debug"
+    fi
+fi
 
 # seed <target> <files…>: copies seeds into the corpus (content-named so
 # repeated runs do not pile up copies).
@@ -107,17 +128,18 @@ if [ "$jobs" -gt 1 ]; then
     fork="-fork=$jobs"
 fi
 failed=()
-summary="fuzz/summary.txt"
+summary="${FUZZ_SUMMARY:-fuzz/summary.txt}"
 : >"$summary"
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/artifacts/$t"
     log="fuzz/artifacts/$t/last-run.log"
     echo "== $t: ${secs}s"
     status=0
-    cargo fuzz run --fuzz-dir fuzz -s "$sanitizer" "$t" "fuzz/corpus/$t" -- \
+    # The binary is run directly (as `cargo fuzz run` does after building).
+    "$bin_dir/$t" -artifact_prefix="fuzz/artifacts/$t/" \
         -max_total_time="$secs" -rss_limit_mb="$rss" -timeout=10 \
         -max_len=262144 -print_final_stats=1 ${fork:+"$fork"} \
-        >"$log" 2>&1 || status=$?
+        "fuzz/corpus/$t" >"$log" 2>&1 || status=$?
     execs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1 || true)
     if [ -z "$execs" ]; then
         execs=$(grep -Eo '^#[0-9]+' "$log" | tail -1 | tr -d '#' || true)
