@@ -275,6 +275,8 @@ fn run_inspect(port: u16, raw: &[u8]) -> Inspection {
         trusted: vec![TRUSTED.to_string()],
         ip: None,
         now,
+        headers_only: false,
+        ip_source: None,
     };
     inspect(raw, &resolver, &opts)
 }

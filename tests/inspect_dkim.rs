@@ -193,3 +193,39 @@ fn pass_and_each_failure_reason() {
         DkimResult::Pass
     );
 }
+
+/// A failure report may carry only the header fields of the original
+/// (RFC 6591 §3, `text/rfc822-headers`): the header signature is checked,
+/// the body hash cannot be, and the verdict says so instead of "fail".
+#[test]
+fn headers_only_copy_checks_the_header_signature() {
+    let k = ed();
+    let d = dns(&k);
+    let sig = sign(&k, "ed", Canonicalization::Relaxed, |s| s);
+    let headers_of = |msg: &str| {
+        let end = msg.find("\r\n\r\n").expect("header section") + 4;
+        format!("{sig}{}", &msg[..end])
+    };
+    let verify_headers = |raw: &str| {
+        let mut m = Message::parse(raw.as_bytes());
+        m.headers_only = true;
+        let v = verify_all(&d, &m, now());
+        assert_eq!(v.len(), 1, "{v:?}");
+        (v[0].result, v[0].error.clone())
+    };
+    assert_eq!(
+        verify_headers(&headers_of(MSG)),
+        (DkimResult::Neutral, Some(DkimError::BodyUnavailable))
+    );
+    // The same header section read as a whole message has an empty body:
+    // that is a body hash failure, which is what the flag prevents.
+    let (r, e) = verify(&d, &headers_of(MSG), now());
+    assert_eq!(r, DkimResult::Fail);
+    assert!(matches!(e, Some(DkimError::BodyHash { .. })), "{e:?}");
+    // A changed signed header still fails outright.
+    let tampered = headers_of(&MSG.replace("Numbers", "Numbers!"));
+    assert_eq!(
+        verify_headers(&tampered),
+        (DkimResult::Fail, Some(DkimError::Signature))
+    );
+}

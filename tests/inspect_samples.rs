@@ -21,6 +21,7 @@ fn embedded(file: &str) -> Vec<u8> {
     Message::parse(&raw)
         .embedded()
         .unwrap_or_else(|| panic!("{file}: no embedded message"))
+        .bytes
 }
 
 fn run(raw: &[u8], dns: &MemoryDns, trusted: &str) -> Inspection {
@@ -28,6 +29,8 @@ fn run(raw: &[u8], dns: &MemoryDns, trusted: &str) -> Inspection {
         trusted: vec![trusted.to_string()],
         ip: None,
         now: 1_700_000_000,
+        headers_only: false,
+        ip_source: None,
     };
     inspect(raw, dns, &opts)
 }
@@ -207,6 +210,101 @@ fn cli_inspects_the_embedded_message() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// `inspect --failure-report ID` reads the original header fields of a
+/// stored failure report and checks SPF for the reporter's Source-IP.
+#[test]
+fn cli_inspects_a_stored_failure_report() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/inspect/dmarc_ruf_report_linkedin.eml");
+    let soa =
+        "$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n@ IN NS ns1\nns1 IN A 127.0.0.1\n";
+    let example = format!("{soa}_dmarc IN TXT \"v=DMARC1; p=reject\"\n");
+    // Passes only for the reporter's Source-IP, not for the address the
+    // trusted Received field recorded.
+    let someserver = format!("{soa}mail02 IN TXT \"v=spf1 ip4:10.10.10.10 -all\"\n");
+    let Some(bind) = support::bind::Bind::try_start(&[
+        ("example.com", example.as_str()),
+        ("someserver.com", someserver.as_str()),
+    ]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("reports.db");
+    let mailauth = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run mailauth")
+    };
+    let db_arg = db.to_str().expect("utf-8 path");
+    let out = mailauth(&[
+        "reports",
+        "--db",
+        db_arg,
+        "ingest",
+        file.to_str().expect("path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = mailauth(&["reports", "--db", db_arg, "list", "--format", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("list json");
+    let id = rows
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["kind"] == "failure"))
+        .and_then(|r| r["id"].as_i64())
+        .unwrap_or_else(|| panic!("no failure report listed: {rows}"));
+    let ns = format!("127.0.0.1:{}", bind.port());
+    let id_arg = format!("failure:{id}");
+    let out = mailauth(&[
+        "inspect",
+        "--failure-report",
+        &id_arg,
+        "--db",
+        db_arg,
+        "--json",
+        "--trusted",
+        "mail516.prod.linkedin.com",
+        "--nameserver",
+        &ns,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let note = json["notes"][0].as_str().unwrap_or_default();
+    assert!(
+        note.starts_with(&format!("failure report #{id} from ")),
+        "{note}"
+    );
+    assert!(note.contains("example.com"), "{note}");
+    assert_eq!(json["from_domain"], "example.com");
+    assert_eq!(json["spf"]["ip"], "10.10.10.10");
+    assert_eq!(json["spf"]["ip_source"], "the failure report's Source-IP");
+    assert_eq!(json["dmarc"]["policy"], "reject");
+
+    // Unknown id, missing database: errors, exit 1, nothing created.
+    let out = mailauth(&["inspect", "--failure-report", "999", "--db", db_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no failure report #999"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let missing = dir.path().join("missing.db");
+    let out = mailauth(&[
+        "inspect",
+        "--failure-report",
+        "1",
+        "--db",
+        missing.to_str().expect("path"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!missing.exists(), "inspect created a database");
+}
+
 #[test]
 fn ip_override_replaces_the_recorded_address() {
     let raw = embedded("dmarc_ruf_report_linkedin.eml");
@@ -214,6 +312,8 @@ fn ip_override_replaces_the_recorded_address() {
         trusted: vec!["mail516.prod.linkedin.com".into()],
         ip: Some("203.0.113.5".parse().unwrap()),
         now: 1_700_000_000,
+        headers_only: false,
+        ip_source: None,
     };
     let i = inspect(&raw, &linkedin_dns("v=spf1 ip4:10.10.10.10 -all"), &opts);
     let spf = i.spf.as_ref().unwrap();

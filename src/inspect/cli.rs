@@ -5,9 +5,10 @@
 //! DMARC does not pass or a recorded result disagrees, 1 on errors.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::Args;
 
 use super::{Options, inspect, read_message, render_text, suggest_fixes};
@@ -17,7 +18,23 @@ use crate::workspace::Workspace;
 pub struct InspectArgs {
     /// The message file (RFC 5322, LF or CRLF line endings, an mbox `From `
     /// line is skipped), or `-` for standard input.
-    pub message: String,
+    #[arg(required_unless_present = "failure_report")]
+    pub message: Option<String>,
+    /// Inspect the original message of stored DMARC failure report ID (see
+    /// `mailauth reports list`): its header fields, with the source IP the
+    /// reporter recorded as the connecting IP unless --ip is given.
+    #[arg(long, value_name = "ID", value_parser = parse_failure_id, conflicts_with_all = ["message", "embedded"])]
+    pub failure_report: Option<i64>,
+    /// Report database (SQLite) for --failure-report.
+    #[arg(long, env = "MAILAUTH_DB", default_value = crate::reports::store::DEFAULT_DB)]
+    pub db: PathBuf,
+    /// Report store URL for --failure-report, instead of --db (see
+    /// `mailauth reports --help`).
+    #[arg(long, env = "MAILAUTH_STORE")]
+    pub store: Option<String>,
+    /// File holding the PostgreSQL password.
+    #[arg(long)]
+    pub store_password_file: Option<PathBuf>,
     /// Check SPF for this connecting IP instead of the one recorded by the
     /// trusted Received field.
     #[arg(long)]
@@ -43,6 +60,14 @@ pub struct InspectArgs {
     pub embedded: bool,
 }
 
+/// `7` or `failure:7`, as `mailauth reports list` shows it.
+fn parse_failure_id(s: &str) -> Result<i64, String> {
+    s.strip_prefix("failure:")
+        .unwrap_or(s)
+        .parse::<i64>()
+        .map_err(|_| format!("`{s}` is not a failure report id (like `7` or `failure:7`)"))
+}
+
 fn parse_nameserver(s: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
@@ -59,7 +84,14 @@ pub fn run(ws: Option<&Workspace>, args: InspectArgs) -> anyhow::Result<i32> {
             .with_context(|| format!("--now `{t}`: expected RFC 3339 UTC or unix seconds"))?,
         None => crate::clock::now().map_err(anyhow::Error::msg)?,
     };
-    let raw = read_message(&args.message, args.embedded)?;
+    let (original, report) = match (args.failure_report, &args.message) {
+        (Some(id), _) => {
+            let (original, report) = stored_failure(&args, id)?;
+            (original, Some(report))
+        }
+        (None, Some(path)) => (read_message(path, args.embedded)?, None),
+        (None, None) => bail!("give a MESSAGE file, `-`, or --failure-report ID"),
+    };
     let resolver = if args.nameservers.is_empty() {
         crate::dns::Resolver::system()
     } else {
@@ -68,10 +100,16 @@ pub fn run(ws: Option<&Workspace>, args: InspectArgs) -> anyhow::Result<i32> {
     .context("setting up DNS")?;
     let opts = Options {
         trusted: args.trusted.clone(),
-        ip: args.ip,
+        ip: args.ip.or(report.as_ref().and_then(|r| r.source_ip)),
+        ip_source: (args.ip.is_none() && report.as_ref().is_some_and(|r| r.source_ip.is_some()))
+            .then(|| "the failure report's Source-IP".to_string()),
         now: u64::try_from(now).unwrap_or(0),
+        headers_only: original.headers_only,
     };
-    let mut result = inspect(&raw, &resolver, &opts);
+    let mut result = inspect(&original.bytes, &resolver, &opts);
+    if let Some(r) = &report {
+        result.notes.insert(0, r.describe());
+    }
     if let Some(ws) = ws {
         result.fixes = suggest_fixes(ws, &result);
     }
@@ -84,4 +122,103 @@ pub fn run(ws: Option<&Workspace>, args: InspectArgs) -> anyhow::Result<i32> {
         print!("{}", render_text(&result));
     }
     Ok(if result.is_clean() { 0 } else { 2 })
+}
+
+/// What a stored failure report says about the message it carries.
+struct StoredFailure {
+    id: i64,
+    reporter: String,
+    reported_domain: String,
+    feedback_type: Option<String>,
+    arrival_date: Option<String>,
+    source_ip: Option<IpAddr>,
+}
+
+impl StoredFailure {
+    fn describe(&self) -> String {
+        let mut out = format!(
+            "failure report #{} from {} about {} ({}",
+            self.id,
+            if self.reporter.is_empty() {
+                "an unnamed reporter"
+            } else {
+                &self.reporter
+            },
+            self.reported_domain,
+            self.feedback_type.as_deref().unwrap_or("feedback"),
+        );
+        if let Some(d) = &self.arrival_date {
+            out.push_str(&format!(", arrival {d}"));
+        }
+        if let Some(ip) = self.source_ip {
+            out.push_str(&format!(", source IP {ip}"));
+        }
+        out.push_str("): evaluated now, not as of its arrival");
+        out
+    }
+}
+
+/// Loads failure report `id` from the report store: the original header
+/// fields it carries (RFC 6591 §3) and the reporter's view of the message.
+fn stored_failure(
+    args: &InspectArgs,
+    id: i64,
+) -> anyhow::Result<(super::message::Original, StoredFailure)> {
+    use crate::reports::parse::ReportKind;
+    use crate::reports::store_cli::{StoreUrl, open_store};
+    let url = match &args.store {
+        Some(u) => StoreUrl::parse(u)?,
+        None => {
+            // Opening a SQLite file creates it: a typo must not do that.
+            if !args.db.exists() {
+                bail!(
+                    "no report database at {} (give --db or --store)",
+                    args.db.display()
+                );
+            }
+            StoreUrl::Sqlite(args.db.clone())
+        }
+    };
+    let store = open_store(&url, args.store_password_file.as_deref())?;
+    let Some(detail) = store.show(ReportKind::Failure, id)? else {
+        bail!("no failure report #{id} in the report store (see `mailauth reports list`)");
+    };
+    let field = |k: &str| {
+        detail
+            .details
+            .get(k)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let Some(headers) = field("original_headers") else {
+        bail!("failure report #{id} carries no original header fields to inspect");
+    };
+    let source_ip = match field("source_ip") {
+        Some(ip) => Some(ip.parse::<IpAddr>().with_context(|| {
+            format!("failure report #{id}: Source-IP `{ip}` is not an IP address")
+        })?),
+        None => None,
+    };
+    let mut bytes = headers.into_bytes();
+    // The stored copy is the header section; end it like a message.
+    while bytes.ends_with(b"\n") || bytes.ends_with(b"\r") {
+        bytes.pop();
+    }
+    bytes.extend_from_slice(b"\r\n\r\n");
+    let report = StoredFailure {
+        id,
+        reporter: detail.row.org.clone(),
+        reported_domain: detail.row.domain.clone(),
+        feedback_type: field("feedback_type"),
+        arrival_date: Some(detail.row.begin.clone()).filter(|d| !d.is_empty()),
+        source_ip,
+    };
+    Ok((
+        super::message::Original {
+            bytes,
+            headers_only: true,
+        },
+        report,
+    ))
 }

@@ -85,6 +85,11 @@ pub enum DkimError {
         "signature does not verify: the signed header fields were changed, or the wrong key is published"
     )]
     Signature,
+    /// The header signature verifies, but only the header section is known.
+    #[error(
+        "the signature over the header fields verifies, but the body is not available (headers-only copy), so the body hash bh= could not be checked"
+    )]
+    BodyUnavailable,
 }
 
 /// RFC 8601 §2.7.1 result words for DKIM.
@@ -133,6 +138,10 @@ impl DkimError {
             // the ADMD." RFC 6376 §8.2 explains the risk of l=: content
             // appended after the signed part.
             DkimError::PartialBody { .. } => DkimResult::Policy,
+            // RFC 8601 §2.7.1 neutral: "The message was signed, but the
+            // signature or signatures ... were not otherwise able to be
+            // processed": half of the verification could not be done.
+            DkimError::BodyUnavailable => DkimResult::Neutral,
             _ => DkimResult::PermError,
         }
     }
@@ -670,17 +679,24 @@ pub fn verify_one(dns: &dyn SpfDns, msg: &Message, index: usize, now: u64) -> Ve
         let key = fetch_key(dns, &name)?;
         verdict.key_testing = key.testing();
         check_key(&key, sig.a, Some((&sig.i, &sig.d)), &name)?;
-        let computed = body_hash(&msg.body, sig.body_canon, sig.l)?;
-        let computed_b64 = STANDARD.encode(&computed);
-        if computed_b64 != sig.bh {
-            return Err(DkimError::BodyHash {
-                computed: computed_b64,
-                signed: sig.bh.clone(),
-            });
+        if !msg.headers_only {
+            let computed = body_hash(&msg.body, sig.body_canon, sig.l)?;
+            let computed_b64 = STANDARD.encode(&computed);
+            if computed_b64 != sig.bh {
+                return Err(DkimError::BodyHash {
+                    computed: computed_b64,
+                    signed: sig.bh.clone(),
+                });
+            }
         }
+        // §3.7: the header hash covers the DKIM-Signature field itself,
+        // bh= included, so it can be checked without the body.
         let input = signing_input(&msg.headers, &sig.h, sig.header_canon, &field.raw);
         let digest = Sha256::digest(&input);
         verify_signature(&key, sig.a, &sig.b, &name, &digest)?;
+        if msg.headers_only {
+            return Err(DkimError::BodyUnavailable);
+        }
         if let Some(l) = sig.l {
             let total = canonical_body(&msg.body, sig.body_canon).len();
             let unsigned = total.saturating_sub(usize::try_from(l).unwrap_or(usize::MAX));

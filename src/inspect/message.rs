@@ -45,6 +45,10 @@ pub struct Message {
     /// Everything after the blank line ending the header section, CRLF line
     /// endings.
     pub body: Vec<u8>,
+    /// Only the header section is known (a `text/rfc822-headers` copy in a
+    /// failure report): an empty body is not the signed body, and body
+    /// hashes cannot be checked.
+    pub headers_only: bool,
 }
 
 /// Converts bare LF (and bare CR) line endings to CRLF, as a message on disk
@@ -86,6 +90,7 @@ impl Message {
                 return Message {
                     headers,
                     body: Vec::new(),
+                    headers_only: false,
                 };
             }
             let end = find(&data, b"\r\n", pos).map_or(data.len(), |i| i + 2);
@@ -122,6 +127,7 @@ impl Message {
         Message {
             headers,
             body: data[pos..].to_vec(),
+            headers_only: false,
         }
     }
 
@@ -140,7 +146,7 @@ impl Message {
     /// original message"), when this message is a `multipart/report`. The
     /// part's bytes are returned as written (7bit / 8bit only; an encoded
     /// part is decoded from base64 when so labelled).
-    pub fn embedded(&self) -> Option<Vec<u8>> {
+    pub fn embedded(&self) -> Option<Original> {
         let ct = self.first("Content-Type")?.value();
         if !ct.to_ascii_lowercase().starts_with("multipart/") {
             return None;
@@ -164,8 +170,9 @@ impl Message {
                 .first("Content-Type")
                 .map(|h| h.value().to_ascii_lowercase())
                 .unwrap_or_default();
+            let headers_only = pct.starts_with("text/rfc822-headers");
             if pct.starts_with("message/rfc822")
-                || pct.starts_with("text/rfc822-headers")
+                || headers_only
                 || pct.starts_with("message/global")
             {
                 let cte = part
@@ -180,13 +187,33 @@ impl Message {
                         .copied()
                         .filter(|b| !b.is_ascii_whitespace())
                         .collect();
-                    return base64::engine::general_purpose::STANDARD.decode(clean).ok();
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(clean)
+                        .ok()?;
+                    return Some(Original {
+                        bytes,
+                        headers_only,
+                    });
                 }
-                return Some(part.body);
+                return Some(Original {
+                    bytes: part.body,
+                    headers_only,
+                });
             }
         }
         None
     }
+}
+
+/// The bytes of a message to inspect: a whole message, or the original
+/// found inside a failure report or bounce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Original {
+    pub bytes: Vec<u8>,
+    /// RFC 6591 §3 allows "a 'text/rfc822-headers' MIME part" instead of
+    /// the whole message: the header fields without the body, so no body
+    /// hash can be checked.
+    pub headers_only: bool,
 }
 
 /// A parameter of a structured header value (`boundary="..."`).
@@ -310,10 +337,15 @@ mod tests {
     fn finds_embedded_message() {
         let raw = b"Content-Type: multipart/report; report-type=feedback-report;\n boundary=\"XX\"\n\n--XX\nContent-Type: text/plain\n\nhello\n--XX\nContent-Type: message/rfc822\n\nFrom: a@b.example\n\nbody\n--XX--\n";
         let m = Message::parse(raw);
-        assert_eq!(
-            m.embedded().as_deref(),
-            Some(&b"From: a@b.example\r\n\r\nbody"[..])
-        );
+        let e = m.embedded().expect("embedded message");
+        assert_eq!(e.bytes, b"From: a@b.example\r\n\r\nbody");
+        assert!(!e.headers_only);
         assert_eq!(Message::parse(b"From: a@b\n\nx").embedded(), None);
+        let headers = b"Content-Type: multipart/report; boundary=XX\n\n--XX\nContent-Type: text/plain\n\nhi\n--XX\nContent-Type: text/rfc822-headers\n\nFrom: a@b.example\nSubject: s\n\n--XX--\n";
+        let e = Message::parse(headers)
+            .embedded()
+            .expect("embedded headers");
+        assert!(e.headers_only);
+        assert!(e.bytes.starts_with(b"From: a@b.example\r\nSubject: s\r\n"));
     }
 }

@@ -50,8 +50,13 @@ pub struct Options {
     /// The connecting IP to check SPF for, instead of the one the trusted
     /// boundary hop recorded.
     pub ip: Option<IpAddr>,
+    /// Where `ip` comes from, for the explanation (default `--ip`).
+    pub ip_source: Option<String>,
     /// Evaluation time, unix seconds.
     pub now: u64,
+    /// `raw` is only the header section of the message (a
+    /// `text/rfc822-headers` copy): body hashes are not checked.
+    pub headers_only: bool,
 }
 
 /// One identity of the message and who vouches for it.
@@ -120,8 +125,14 @@ impl Inspection {
 
 /// Inspects `raw` (a whole message or just its header section).
 pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
-    let msg = message::Message::parse(raw);
+    let mut msg = message::Message::parse(raw);
+    msg.headers_only = opts.headers_only;
     let mut notes = Vec::new();
+    if opts.headers_only {
+        notes.push(
+            "only the header fields of the message are available: DKIM and ARC signatures are checked over the header fields, body hashes cannot be".into(),
+        );
+    }
     let first = |n: &str| msg.first(n).map(|h| h.value());
 
     // Received chain, top (newest) first.
@@ -245,7 +256,9 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
             value: ip.to_string(),
             domain: None,
             source: match (&opts.ip, &bhop) {
-                (Some(_), _) => "given with --ip".into(),
+                (Some(_), _) => {
+                    format!("given with {}", opts.ip_source.as_deref().unwrap_or("--ip"))
+                }
                 (None, Some(h)) => format!(
                     "recorded by {} (Received #{}), a server you trust",
                     h.by.as_deref().unwrap_or("?"),
@@ -288,7 +301,7 @@ pub fn inspect(raw: &[u8], dns: &dyn SpfDns, opts: &Options) -> Inspection {
             Some(SpfCheck {
                 ip,
                 ip_source: match (&opts.ip, &bhop) {
-                    (Some(_), _) => "--ip".into(),
+                    (Some(_), _) => opts.ip_source.clone().unwrap_or_else(|| "--ip".into()),
                     (None, Some(h)) => format!("Received #{}", h.index),
                     (None, None) => String::new(),
                 },
@@ -531,7 +544,7 @@ fn b_tag_matches(sig: &dkim::Signature, prefix: &str) -> bool {
 
 /// Reads a message from `path` (`-` for stdin). With `embedded`, returns
 /// the message inside a failure report instead.
-pub fn read_message(path: &str, embedded: bool) -> Result<Vec<u8>, InspectError> {
+pub fn read_message(path: &str, embedded: bool) -> Result<message::Original, InspectError> {
     use std::io::Read as _;
     let mut raw = Vec::new();
     let res = if path == "-" {
@@ -555,5 +568,8 @@ pub fn read_message(path: &str, embedded: bool) -> Result<Vec<u8>, InspectError>
             source_name: path.to_string(),
         });
     }
-    Ok(raw)
+    Ok(message::Original {
+        bytes: raw,
+        headers_only: false,
+    })
 }
