@@ -44,7 +44,7 @@ pub enum PolicyError {
         url: String,
         host: String,
         #[source]
-        source: ResolveError,
+        source: Box<ResolveError>,
     },
     #[error("{url}: {host} has no A or AAAA record")]
     NoAddress { url: String, host: String },
@@ -293,7 +293,7 @@ impl PolicyFetcher {
                     .map_err(|source| PolicyError::Resolve {
                         url: url.clone(),
                         host: host.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 if ips.is_empty() {
                     return Err(PolicyError::NoAddress { url, host });
