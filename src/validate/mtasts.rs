@@ -423,6 +423,13 @@ pub(super) fn check_policy(
     let domain = desired.origin.as_str();
     let fetched = match check.fetcher.fetch(v.resolver, domain) {
         Ok(f) => f,
+        Err(PolicyError::Resolve { host, source, .. }) if source.is_temporary() => {
+            return vec![Finding::dns(
+                Check::MtaSts,
+                &format!("policy host {host}"),
+                &source,
+            )];
+        }
         Err(e) => {
             let f = match txt_id {
                 Some(_) => Finding::fail(
