@@ -16,15 +16,27 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::powerdns::{http_client, parse_txt_content};
+use super::http::{Answer, HttpApi, HttpError, RetryPolicy};
+use super::powerdns::parse_txt_content;
 use super::rfc2136::read_secret;
 use super::{Capabilities, Change, Fetched, Provider, ProviderError};
 use crate::record::{Name, RData, RType, RecordSet, Zone, txt};
 
 const PROVIDER: &str = "cloudflare";
 const DEFAULT_BASE: &str = "https://api.cloudflare.com/client/v4";
-/// The longest wait a `Retry-After` may impose before we give up instead.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Backoff of 250 ms doubling up to 5 s; a 429's `Retry-After` is waited
+/// for, up to a minute (a longer wait would stall the whole plan; the
+/// retry then most likely fails and reports the 429).
+fn retry_policy(retries: u32) -> RetryPolicy {
+    RetryPolicy {
+        retries,
+        base: Duration::from_millis(250),
+        max_shift: 5,
+        max_backoff: Duration::from_secs(5),
+        max_retry_after: Some(Duration::from_secs(60)),
+    }
+}
 
 /// `provider: { kind: cloudflare, ... }` in the config.
 ///
@@ -88,20 +100,9 @@ pub enum CloudflareError {
         status: u16,
         /// `code: message` of each entry of the answer's `errors`.
         errors: String,
-        retry_after: Option<Duration>,
     },
     #[error("{path}: unexpected answer: {detail}")]
     Decode { path: String, detail: String },
-}
-
-impl CloudflareError {
-    fn transient(&self) -> bool {
-        match self {
-            CloudflareError::Transport { .. } => true,
-            CloudflareError::Api { status, .. } => *status == 429 || *status >= 500,
-            CloudflareError::Decode { .. } => false,
-        }
-    }
 }
 
 /// The envelope of every v4 answer:
@@ -153,9 +154,7 @@ pub struct Cloudflare {
     base: String,
     token: String,
     page_size: u32,
-    retries: u32,
-    http: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
+    http: HttpApi,
 }
 
 impl std::fmt::Debug for Cloudflare {
@@ -181,84 +180,38 @@ impl Cloudflare {
                 detail: format!("page_size {} is outside 5..=5000000", cfg.page_size),
             });
         }
-        let (http, runtime) = http_client(PROVIDER, Duration::from_secs(cfg.timeout_secs.max(1)))?;
+        let http = HttpApi::new(
+            PROVIDER,
+            Duration::from_secs(cfg.timeout_secs.max(1)),
+            retry_policy(cfg.retries),
+        )?;
         Ok(Cloudflare {
             base: cfg.base_url.trim_end_matches('/').to_string(),
             token,
             page_size: cfg.page_size,
-            retries: cfg.retries,
             http,
-            runtime,
         })
     }
 
-    /// One call, retried on 429 (after `Retry-After`), 5xx and transport
-    /// errors with bounded exponential backoff; returns `result` and
-    /// `result_info`.
+    /// One call, retried on transient failures (see [`retry_policy`]);
+    /// returns `result` and `result_info`.
     fn call<T: serde::de::DeserializeOwned>(
         &self,
         method: &'static str,
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<(T, Option<ResultInfo>), CloudflareError> {
-        self.runtime.block_on(async {
-            let mut attempt = 0;
-            loop {
-                match self.once(method, path, body).await {
-                    Err(e) if e.transient() && attempt < self.retries => {
-                        let backoff = Duration::from_millis(250u64 << attempt.min(5));
-                        let wait = match &e {
-                            CloudflareError::Api {
-                                retry_after: Some(d),
-                                ..
-                            } => (*d).min(MAX_RETRY_AFTER),
-                            _ => backoff.min(Duration::from_secs(5)),
-                        };
-                        tokio::time::sleep(wait).await;
-                        attempt += 1;
-                    }
-                    other => return other,
-                }
-            }
-        })
-    }
-
-    async fn once<T: serde::de::DeserializeOwned>(
-        &self,
-        method: &'static str,
-        path: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<(T, Option<ResultInfo>), CloudflareError> {
-        let m = match method {
-            "GET" => reqwest::Method::GET,
-            "POST" => reqwest::Method::POST,
-            "PATCH" => reqwest::Method::PATCH,
-            "PUT" => reqwest::Method::PUT,
-            _ => reqwest::Method::DELETE,
-        };
-        let mut req = self
+        let url = format!("{}{path}", self.base);
+        let Answer { status, body: text } = self
             .http
-            .request(m, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let transport = |e: reqwest::Error| CloudflareError::Transport {
-            method,
-            path: path.to_string(),
-            detail: error_chain(&e),
-        };
-        let resp = req.send().await.map_err(transport)?;
-        let status = resp.status();
-        // RFC 9110 §10.2.3: Retry-After = HTTP-date / delay-seconds; the
-        // API sends seconds.
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let text = resp.text().await.map_err(transport)?;
+            .send(method, &url, body, |req| req.bearer_auth(&self.token))
+            .map_err(|e| match e {
+                HttpError::Transport { detail, .. } => CloudflareError::Transport {
+                    method,
+                    path: path.to_string(),
+                    detail,
+                },
+            })?;
         let envelope: Result<Envelope<T>, _> = serde_json::from_str(&text);
         match envelope {
             Ok(env) if status.is_success() && env.success => match env.result {
@@ -278,7 +231,6 @@ impl Cloudflare {
                     .map(|e| format!("{}: {}", e.code, e.message))
                     .collect::<Vec<_>>()
                     .join("; "),
-                retry_after,
             }),
             Err(_) if !status.is_success() || status == StatusCode::NO_CONTENT => {
                 Err(CloudflareError::Api {
@@ -286,7 +238,6 @@ impl Cloudflare {
                     path: path.to_string(),
                     status: status.as_u16(),
                     errors: text.chars().take(300).collect(),
-                    retry_after,
                 })
             }
             Err(e) => Err(CloudflareError::Decode {
@@ -354,17 +305,6 @@ impl Cloudflare {
             page += 1;
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 fn version_of(records: &[ApiRecord]) -> String {

@@ -18,11 +18,24 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::http::{Answer, HttpApi, HttpError, RetryPolicy};
 use super::rfc2136::read_secret;
 use super::{Capabilities, Change, Fetched, Provider, ProviderError};
 use crate::record::{Name, RData, RType, RecordSet, Zone, txt};
 
 const PROVIDER: &str = "powerdns";
+
+/// Backoff of 200 ms doubling up to 3 s; the API sends no `Retry-After`
+/// and one it would send through a proxy is not waited for.
+fn retry_policy(retries: u32) -> RetryPolicy {
+    RetryPolicy {
+        retries,
+        base: Duration::from_millis(200),
+        max_shift: 4,
+        max_backoff: Duration::from_secs(3),
+        max_retry_after: None,
+    }
+}
 
 /// `provider: { kind: powerdns, ... }` in the config.
 ///
@@ -89,12 +102,18 @@ pub enum PowerDnsError {
     Decode { url: String, detail: String },
 }
 
-impl PowerDnsError {
-    fn transient(&self) -> bool {
-        match self {
-            PowerDnsError::Transport { .. } => true,
-            PowerDnsError::Status { status, .. } => *status == 429 || *status >= 500,
-            PowerDnsError::Decode { .. } => false,
+impl From<HttpError> for PowerDnsError {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::Transport {
+                method,
+                url,
+                detail,
+            } => PowerDnsError::Transport {
+                method,
+                url,
+                detail,
+            },
         }
     }
 }
@@ -131,9 +150,7 @@ pub struct PowerDns {
     base: String,
     api_key: String,
     nameservers: Vec<String>,
-    retries: u32,
-    http: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
+    http: HttpApi,
 }
 
 impl std::fmt::Debug for PowerDns {
@@ -145,34 +162,6 @@ impl std::fmt::Debug for PowerDns {
     }
 }
 
-/// Builds the runtime and HTTP client shared by the HTTP providers: ring as
-/// the TLS crypto provider (no OpenSSL, no aws-lc), a per-request timeout.
-pub(crate) fn http_client(
-    provider: &str,
-    timeout: Duration,
-) -> Result<(reqwest::Client, tokio::runtime::Runtime), ProviderError> {
-    // Installing twice is harmless; the first provider installed wins.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let io = |detail: String| ProviderError::Rejected {
-        provider: provider.to_string(),
-        zone: "-".to_string(),
-        detail,
-    };
-    let http = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent(concat!("mailauth/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| io(format!("cannot build the HTTP client: {e}")))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(format!("mailauth-{provider}"))
-        .enable_all()
-        .build()
-        .map_err(|e| io(format!("cannot start the runtime: {e}")))?;
-    Ok((http, runtime))
-}
-
 impl PowerDns {
     pub fn from_config(cfg: &PowerDnsConfig) -> Result<Self, ProviderError> {
         let api_key = read_secret(
@@ -180,7 +169,11 @@ impl PowerDns {
             cfg.secret_env.as_deref(),
             cfg.secret_file.as_deref(),
         )?;
-        let (http, runtime) = http_client(PROVIDER, Duration::from_secs(cfg.timeout_secs.max(1)))?;
+        let http = HttpApi::new(
+            PROVIDER,
+            Duration::from_secs(cfg.timeout_secs.max(1)),
+            retry_policy(cfg.retries),
+        )?;
         Ok(PowerDns {
             base: format!(
                 "{}/api/v1/servers/{}",
@@ -189,9 +182,7 @@ impl PowerDns {
             ),
             api_key,
             nameservers: cfg.nameservers.clone(),
-            retries: cfg.retries,
             http,
-            runtime,
         })
     }
 
@@ -200,57 +191,19 @@ impl PowerDns {
         format!("{}/zones/{}", self.base, zone.fqdn().replace('/', "=2F"))
     }
 
-    /// One request with bounded exponential backoff on transient failures.
-    /// Returns the status and body of the final answer.
+    /// One request, retried on transient failures (see [`retry_policy`]).
+    /// Returns the status and body of the final answer: a success, or 404
+    /// to a GET (the zone does not exist).
     fn call(
         &self,
         method: &'static str,
         url: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<(StatusCode, String), PowerDnsError> {
-        self.runtime.block_on(async {
-            let mut attempt = 0;
-            loop {
-                let result = self.once(method, url, body).await;
-                match result {
-                    Err(e) if e.transient() && attempt < self.retries => {
-                        let delay = Duration::from_millis(200u64 << attempt.min(4));
-                        tokio::time::sleep(delay.min(Duration::from_secs(3))).await;
-                        attempt += 1;
-                    }
-                    other => return other,
-                }
-            }
-        })
-    }
-
-    async fn once(
-        &self,
-        method: &'static str,
-        url: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<(StatusCode, String), PowerDnsError> {
-        let m = match method {
-            "GET" => reqwest::Method::GET,
-            "POST" => reqwest::Method::POST,
-            _ => reqwest::Method::PATCH,
-        };
-        let mut req = self
-            .http
-            .request(m, url)
-            .header("X-API-Key", &self.api_key)
-            .header("Accept", "application/json");
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let transport = |e: reqwest::Error| PowerDnsError::Transport {
-            method,
-            url: url.to_string(),
-            detail: error_chain(&e),
-        };
-        let resp = req.send().await.map_err(transport)?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(transport)?;
+        let Answer { status, body: text } = self.http.send(method, url, body, |req| {
+            req.header("X-API-Key", &self.api_key)
+                .header("Accept", "application/json")
+        })?;
         if status.is_success() || status == StatusCode::NOT_FOUND && method == "GET" {
             return Ok((status, text));
         }
@@ -319,17 +272,6 @@ impl PowerDns {
         })?;
         Ok(Some(parsed.rrsets))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 /// A stable digest of the RRsets, order-independent: the version token.

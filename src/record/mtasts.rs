@@ -38,6 +38,23 @@ pub enum MtaStsError {
     },
     #[error("MTA-STS policy line {line} is malformed: `{text}` (expected `name: value`)")]
     PolicyLine { line: usize, text: String },
+    /// A field of the policy file is wrong; `line` counts from 1.
+    #[error("MTA-STS policy line {line}: {error}")]
+    AtLine {
+        line: usize,
+        #[source]
+        error: Box<MtaStsError>,
+    },
+}
+
+impl MtaStsError {
+    /// The policy line at fault, if the error is about one line.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            MtaStsError::PolicyLine { line, .. } | MtaStsError::AtLine { line, .. } => Some(*line),
+            _ => None,
+        }
+    }
 }
 
 fn value_err(field: &str, value: &str, expected: &'static str) -> MtaStsError {
@@ -265,6 +282,80 @@ fn mx_pattern(value: &str) -> Option<String> {
     Some(value.to_ascii_lowercase())
 }
 
+/// One line of a policy file: sets the field it holds.
+fn policy_line(
+    line: &str,
+    number: usize,
+    version: &mut bool,
+    mode: &mut Option<Mode>,
+    max_age: &mut Option<u64>,
+    mx: &mut Vec<String>,
+    extensions: &mut Vec<(String, String)>,
+) -> Result<(), MtaStsError> {
+    let bad_line = || MtaStsError::PolicyLine {
+        line: number,
+        text: line.to_string(),
+    };
+    let Some((name, value)) = line.split_once(':') else {
+        return Err(bad_line());
+    };
+    // sts-policy-field-delim = ":" *WSP, and *WSP after each field
+    let value = value.trim_matches([' ', '\t']);
+    let dup = |field: &str| MtaStsError::Duplicate {
+        field: field.to_string(),
+    };
+    match name {
+        "version" => {
+            if *version {
+                return Err(dup(name));
+            }
+            if value != "STSv1" {
+                return Err(value_err(name, value, "`STSv1`"));
+            }
+            *version = true;
+        }
+        "mode" => {
+            if mode.is_some() {
+                return Err(dup(name));
+            }
+            *mode = Some(match value {
+                "enforce" => Mode::Enforce,
+                "testing" => Mode::Testing,
+                "none" => Mode::None,
+                _ => return Err(value_err(name, value, "`enforce`, `testing` or `none`")),
+            });
+        }
+        "max_age" => {
+            if max_age.is_some() {
+                return Err(dup(name));
+            }
+            let n = (!value.is_empty()
+                && value.len() <= 10
+                && value.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| value.parse::<u64>().ok())
+            .flatten()
+            .filter(|&n| n <= MAX_AGE_LIMIT)
+            .ok_or_else(|| value_err(name, value, "seconds from 0 to 31557600"))?;
+            *max_age = Some(n);
+        }
+        "mx" => {
+            mx.push(mx_pattern(value).ok_or_else(|| {
+                value_err(name, value, "a host name, optionally starting with `*.`")
+            })?)
+        }
+        _ => {
+            if !ext_name(name) {
+                return Err(bad_line());
+            }
+            if value.is_empty() || value.chars().any(|c| c.is_control()) {
+                return Err(value_err(name, value, "a non-empty printable value"));
+            }
+            extensions.push((name.to_string(), value.to_string()));
+        }
+    }
+    Ok(())
+}
+
 impl FromStr for MtaStsPolicy {
     type Err = MtaStsError;
 
@@ -277,65 +368,23 @@ impl FromStr for MtaStsPolicy {
         let body = s.strip_suffix('\n').unwrap_or(s);
         for (i, line) in body.split('\n').enumerate() {
             let line = line.strip_suffix('\r').unwrap_or(line);
-            let bad_line = || MtaStsError::PolicyLine {
-                line: i + 1,
-                text: line.to_string(),
+            let at = |error: MtaStsError| match error {
+                MtaStsError::PolicyLine { .. } => error,
+                other => MtaStsError::AtLine {
+                    line: i + 1,
+                    error: Box::new(other),
+                },
             };
-            let Some((name, value)) = line.split_once(':') else {
-                return Err(bad_line());
-            };
-            // sts-policy-field-delim = ":" *WSP, and *WSP after each field
-            let value = value.trim_matches([' ', '\t']);
-            let dup = |field: &str| MtaStsError::Duplicate {
-                field: field.to_string(),
-            };
-            match name {
-                "version" => {
-                    if version {
-                        return Err(dup(name));
-                    }
-                    if value != "STSv1" {
-                        return Err(value_err(name, value, "`STSv1`"));
-                    }
-                    version = true;
-                }
-                "mode" => {
-                    if mode.is_some() {
-                        return Err(dup(name));
-                    }
-                    mode = Some(match value {
-                        "enforce" => Mode::Enforce,
-                        "testing" => Mode::Testing,
-                        "none" => Mode::None,
-                        _ => return Err(value_err(name, value, "`enforce`, `testing` or `none`")),
-                    });
-                }
-                "max_age" => {
-                    if max_age.is_some() {
-                        return Err(dup(name));
-                    }
-                    let n = (!value.is_empty()
-                        && value.len() <= 10
-                        && value.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| value.parse::<u64>().ok())
-                    .flatten()
-                    .filter(|&n| n <= MAX_AGE_LIMIT)
-                    .ok_or_else(|| value_err(name, value, "seconds from 0 to 31557600"))?;
-                    max_age = Some(n);
-                }
-                "mx" => mx.push(mx_pattern(value).ok_or_else(|| {
-                    value_err(name, value, "a host name, optionally starting with `*.`")
-                })?),
-                _ => {
-                    if !ext_name(name) {
-                        return Err(bad_line());
-                    }
-                    if value.is_empty() || value.chars().any(|c| c.is_control()) {
-                        return Err(value_err(name, value, "a non-empty printable value"));
-                    }
-                    extensions.push((name.to_string(), value.to_string()));
-                }
-            }
+            policy_line(
+                line,
+                i + 1,
+                &mut version,
+                &mut mode,
+                &mut max_age,
+                &mut mx,
+                &mut extensions,
+            )
+            .map_err(at)?;
         }
         let missing = |field| MtaStsError::Missing {
             what: "policy",
@@ -540,6 +589,42 @@ mod tests {
                     "`{input}`: `{e}` lacks `{needle}`"
                 ),
             }
+        }
+    }
+
+    #[test]
+    fn policy_errors_name_their_line() {
+        // (policy, line at fault or None for a missing field, message)
+        let cases: &[(&str, Option<usize>, &str)] = &[
+            (
+                "version: STSv1\r\nmode: enforce\r\nmx: a.example\r\nmax_age: 99999999999\r\n",
+                Some(4),
+                "policy line 4: MTA-STS field `max_age` has invalid value `99999999999`",
+            ),
+            (
+                "version: STSv1\nmode: enforce\nmx: a.example\nmx: *.*.example\nmax_age: 1\n",
+                Some(4),
+                "policy line 4: MTA-STS field `mx`",
+            ),
+            (
+                "version: STSv1\nversion: STSv1\n",
+                Some(2),
+                "policy line 2: MTA-STS field `version` appears more than once",
+            ),
+            ("<html>\n", Some(1), "policy line 1 is malformed: `<html>`"),
+            (
+                "version: STSv1\nmode: testing\nmx: a.example\n",
+                None,
+                "no `max_age`",
+            ),
+        ];
+        for (input, line, needle) in cases {
+            let e = input.parse::<MtaStsPolicy>().expect_err(input);
+            assert_eq!(e.line(), *line, "{input:?}: {e}");
+            assert!(
+                e.to_string().contains(needle),
+                "{input:?}: `{e}` lacks `{needle}`"
+            );
         }
     }
 

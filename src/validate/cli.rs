@@ -1,15 +1,19 @@
 //! The `validate` command's arguments and driver: pick the domains, build
-//! the resolver (system, or `--nameserver`), run the checks, print the
-//! report, and turn it into an exit code. The subcommand itself is declared
-//! in `cli`.
+//! the resolver (system, or `--nameserver`) and the MTA-STS policy fetcher
+//! (`--ca-file`, `--connect-to`), run the checks, print the report, and
+//! turn it into an exit code. The subcommand itself is declared in `cli`.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use super::mtasts::{ConnectTo, DeclaredPolicy, FetchSettings, PolicyCheck, PolicyFetcher};
 use super::{Settings, Severity, ValidateError, Validator, parse_authority, parse_nameserver};
 use crate::dns::Resolver;
+use crate::record::Name;
 use crate::workspace::Workspace;
 
 /// Which findings make the exit code non-zero.
@@ -49,6 +53,23 @@ pub struct ValidateArgs {
     /// Skip the propagation check (querying every authoritative server).
     #[arg(long)]
     pub no_propagation: bool,
+    /// Check only the `_mta-sts` TXT record; do not fetch the MTA-STS
+    /// policy over HTTPS.
+    #[arg(long)]
+    pub no_mta_sts_policy: bool,
+    /// Trust the PEM certificates in FILE, in addition to the system's
+    /// roots, when fetching MTA-STS policies (a private PKI). Repeatable.
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_files: Vec<PathBuf>,
+    /// Fetch from ADDR:PORT what a URL names as HOST:PORT, keeping HOST for
+    /// the certificate check, like curl's option: for testing a policy host
+    /// before DNS points at it, and for split horizons. Repeatable; IPv6 as
+    /// [::1].
+    #[arg(long = "connect-to", value_name = "HOST:PORT:ADDR:PORT")]
+    pub connect_to: Vec<String>,
+    /// Seconds allowed for fetching one MTA-STS policy.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub policy_timeout: f64,
     /// Show the details of passing checks too.
     #[arg(short, long)]
     pub verbose: bool,
@@ -92,7 +113,35 @@ pub fn run(ws: &Workspace, args: ValidateArgs) -> anyhow::Result<i32> {
         .iter()
         .map(|d| (d.clone(), ws.desired(d).map_err(|e| e.to_string())))
         .collect();
-    let reports = Validator::new(&resolver, settings).validate(&desired);
+    let mut validator = Validator::new(&resolver, settings);
+    if !args.no_mta_sts_policy {
+        if !(args.policy_timeout.is_finite() && args.policy_timeout > 0.0) {
+            anyhow::bail!("--policy-timeout must be a positive number of seconds");
+        }
+        let connect_to = args
+            .connect_to
+            .iter()
+            .map(|s| s.parse::<ConnectTo>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let fetcher = PolicyFetcher::new(FetchSettings {
+            ca_files: args.ca_files.clone(),
+            connect_to,
+            timeout: Duration::from_secs_f64(args.policy_timeout),
+            ..FetchSettings::default()
+        })?;
+        let declared: HashMap<String, DeclaredPolicy> = ws
+            .config
+            .domains
+            .iter()
+            .filter_map(|(name, d)| {
+                let name = Name::parse(&name.value).ok()?;
+                let cfg = d.mta_sts.as_ref()?;
+                Some((name.as_str().to_string(), DeclaredPolicy::from_config(cfg)))
+            })
+            .collect();
+        validator = validator.with_mta_sts_policy(PolicyCheck { fetcher, declared });
+    }
+    let reports = validator.validate(&desired);
     if args.json {
         print!("{}", super::report::render_json(&reports));
     } else {

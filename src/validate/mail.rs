@@ -1,7 +1,8 @@
 //! The MX check (mail exchangers present, or the RFC 7505 null MX of a
 //! parked domain) and the MTA-STS (RFC 8461) and TLS-RPT (RFC 8460) TXT
-//! records when the config declares them. Fetching the MTA-STS policy over
-//! HTTPS is left to a separate check; record syntax is `record`'s.
+//! records when the config declares them. When the validator fetches
+//! policies, the MTA-STS check goes on to the policy file in
+//! [`super::mtasts`]; record syntax is `record`'s.
 
 use super::{Check, Finding, Validator};
 use crate::diff::Desired;
@@ -96,11 +97,24 @@ pub(super) fn check_mta_sts(v: &Validator, desired: &Desired) -> Vec<Finding> {
     // discarded. If the number of resulting records is not one, or if the
     // resulting record is syntactically invalid, senders MUST assume the
     // recipient domain does not have an available MTA-STS Policy."
-    one_record(v, Check::MtaSts, name.as_str(), "v=STSv1", &want, |t| {
+    let (mut findings, live) = one_record(v, Check::MtaSts, name.as_str(), "v=STSv1", &want, |t| {
         t.parse::<MtaSts>()
             .map(|r| r.to_string())
             .map_err(|e| e.to_string())
-    })
+    });
+    if findings.iter().any(|f| f.timed_out) {
+        return findings;
+    }
+    if let Some(check) = &v.policy {
+        let id = live.and_then(|t| t.parse::<MtaSts>().ok()).map(|r| r.id);
+        findings.extend(super::mtasts::check_policy(
+            v,
+            check,
+            desired,
+            id.as_deref(),
+        ));
+    }
+    findings
 }
 
 pub(super) fn check_tls_rpt(v: &Validator, desired: &Desired) -> Vec<Finding> {
@@ -115,8 +129,11 @@ pub(super) fn check_tls_rpt(v: &Validator, desired: &Desired) -> Vec<Finding> {
             .map(|r| r.to_string())
             .map_err(|e| e.to_string())
     })
+    .0
 }
 
+/// The findings about the one `prefix` record at `name`, and its text when
+/// there is exactly one and it parses.
 fn one_record(
     v: &Validator,
     check: Check,
@@ -124,44 +141,58 @@ fn one_record(
     prefix: &str,
     want: &str,
     canonical: impl Fn(&str) -> Result<String, String>,
-) -> Vec<Finding> {
+) -> (Vec<Finding>, Option<String>) {
     let publish = || format!("publish `{name}. TXT \"{want}\"` (`mailauth apply`)");
     let records = match super::tagged_txt(v.resolver, name, prefix) {
         Ok(r) => r,
-        Err(e) => return vec![Finding::dns(check, &format!("{name} TXT query"), &e)],
+        Err(e) => {
+            return (
+                vec![Finding::dns(check, &format!("{name} TXT query"), &e)],
+                None,
+            );
+        }
     };
     let text = match records.as_slice() {
         [] => {
-            return vec![Finding::fail(
-                check,
-                format!("no `{prefix}` record at {name}"),
-                publish(),
-            )];
+            return (
+                vec![Finding::fail(
+                    check,
+                    format!("no `{prefix}` record at {name}"),
+                    publish(),
+                )],
+                None,
+            );
         }
         [(one, _)] => one,
         many => {
-            return vec![Finding::fail(
-                check,
-                format!(
-                    "{} `{prefix}` records at {name}: senders ignore them all",
-                    many.len()
-                ),
-                "keep exactly one record",
-            )];
+            return (
+                vec![Finding::fail(
+                    check,
+                    format!(
+                        "{} `{prefix}` records at {name}: senders ignore them all",
+                        many.len()
+                    ),
+                    "keep exactly one record",
+                )],
+                None,
+            );
         }
     };
     let live = match canonical(text) {
         Ok(c) => c,
         Err(e) => {
-            return vec![Finding::fail(
-                check,
-                format!("the record at {name} does not parse: {e}"),
-                publish(),
-            )];
+            return (
+                vec![Finding::fail(
+                    check,
+                    format!("the record at {name} does not parse: {e}"),
+                    publish(),
+                )],
+                None,
+            );
         }
     };
     let want_canon = canonical(want).unwrap_or_else(|_| want.to_string());
-    if live == want_canon {
+    let findings = if live == want_canon {
         vec![Finding::pass(
             check,
             format!("{name}: one record, matches the config"),
@@ -178,5 +209,6 @@ fn one_record(
                 format!("config:    {want}"),
             ]),
         ]
-    }
+    };
+    (findings, Some(text.clone()))
 }

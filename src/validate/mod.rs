@@ -12,6 +12,7 @@ pub mod cli;
 mod dkim;
 mod dmarc;
 mod mail;
+pub mod mtasts;
 mod propagation;
 pub mod report;
 mod spf;
@@ -108,6 +109,10 @@ pub struct Finding {
     /// Supporting lines (the SPF include tree, per-server answers).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<String>,
+    /// The MTA-STS policy as fetched, on the finding that reports the
+    /// fetch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mta_sts_policy: Option<Box<mtasts::FetchedPolicy>>,
     /// Set when a query of this check timed out.
     #[serde(skip)]
     pub timed_out: bool,
@@ -121,6 +126,7 @@ impl Finding {
             message: message.into(),
             fix: None,
             details: Vec::new(),
+            mta_sts_policy: None,
             timed_out: false,
         }
     }
@@ -231,6 +237,9 @@ pub struct Validator<'a> {
     pub resolver: &'a Resolver,
     pub settings: Settings,
     direct: Mutex<HashMap<SocketAddr, Arc<Resolver>>>,
+    /// Set by [`Validator::with_mta_sts_policy`]: fetch and check MTA-STS
+    /// policies over HTTPS.
+    policy: Option<mtasts::PolicyCheck>,
 }
 
 impl<'a> Validator<'a> {
@@ -239,7 +248,16 @@ impl<'a> Validator<'a> {
             resolver,
             settings,
             direct: Mutex::new(HashMap::new()),
+            policy: None,
         }
+    }
+
+    /// Also fetches each domain's MTA-STS policy over HTTPS and checks it
+    /// against `check.declared` and the live MX records. Without this, only
+    /// the `_mta-sts` TXT record is checked (no network beyond DNS).
+    pub fn with_mta_sts_policy(mut self, check: mtasts::PolicyCheck) -> Validator<'a> {
+        self.policy = Some(check);
+        self
     }
 
     /// A resolver that asks `server` alone, without recursion.

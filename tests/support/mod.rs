@@ -10,6 +10,7 @@
 pub mod bind;
 pub mod cloudflare_standin;
 pub mod dovecot;
+pub mod https;
 pub mod pdns;
 pub mod postgres;
 
