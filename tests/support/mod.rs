@@ -12,6 +12,7 @@ pub mod cloudflare_standin;
 pub mod dovecot;
 pub mod pdns;
 pub mod postgres;
+pub mod tcp_cut;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};

@@ -284,7 +284,11 @@ pub struct ImapConfig {
     pub batch: usize,
     /// Most bytes (by RFC822.SIZE) fetched in one `UID FETCH`.
     pub batch_bytes: u64,
-    /// Longest wait for the server to answer one command.
+    /// Longest wait for the TCP connection to be established.
+    pub connect_timeout: Duration,
+    /// Longest wait for the server to answer one command in full (the
+    /// greeting, the TLS handshake and every command, a whole `UID FETCH`
+    /// batch included).
     pub io_timeout: Duration,
     /// Longest IDLE before it is re-issued (at most 29 minutes).
     pub idle_timeout: Duration,
@@ -311,6 +315,7 @@ impl ImapConfig {
             invalid: "Invalid".to_owned(),
             batch: 32,
             batch_bytes: 32 << 20,
+            connect_timeout: Duration::from_secs(30),
             io_timeout: Duration::from_secs(120),
             idle_timeout: MAX_IDLE,
             min_backoff: Duration::from_secs(1),
@@ -894,7 +899,7 @@ async fn greeting(cfg: &ImapConfig, client: &mut Client<Conn>) -> Result<(), Ima
 async fn open(cfg: &ImapConfig) -> Result<(ImapSession, MoveMethod, u32), ImapError> {
     let addr = format!("{}:{}", cfg.url.host, cfg.url.port);
     let tcp = match tokio::time::timeout(
-        cfg.io_timeout,
+        cfg.connect_timeout,
         TcpStream::connect((cfg.url.host.as_str(), cfg.url.port)),
     )
     .await
