@@ -187,7 +187,10 @@ fn check_converged(d: &Dovecot, db: &Path, all: &[Vec<u8>], what: &str) {
     got.sort();
     let mut orig: Vec<Vec<u8>> = all.iter().map(|m| without_cr(m)).collect();
     orig.sort();
-    assert!(got == orig, "{what}: the moved messages are not the originals");
+    assert!(
+        got == orig,
+        "{what}: the moved messages are not the originals"
+    );
     assert_eq!(db_counts(db), want, "{what}: database");
 }
 
@@ -226,7 +229,10 @@ fn cut_then_converge(nth: usize, at: At, fault: Fault) {
     let named = text
         .lines()
         .any(|l| l.contains(&server) && l.contains("UID FETCH"));
-    assert!(named, "{what}: no error naming {server} and UID FETCH\n{text}");
+    assert!(
+        named,
+        "{what}: no error naming {server} and UID FETCH\n{text}"
+    );
     // Batches before the cut were committed, then moved; the batch being
     // fetched was not handed out at all.
     let done = nth / BATCH * BATCH;
@@ -239,13 +245,21 @@ fn cut_then_converge(nth: usize, at: At, fault: Fault) {
     );
     // Nothing moved that is not committed, nothing committed beyond what
     // was moved.
-    assert_eq!(db_counts(&db), expected(&gone).0, "{what}: database\n{text}");
+    assert_eq!(
+        db_counts(&db),
+        expected(&gone).0,
+        "{what}: database\n{text}"
+    );
 
     // The re-run (the proxy now forwards untouched) finishes the job.
     let out = mailauth(&d, &db, proxy.port(), &["--json"])
         .output()
         .expect("run mailauth");
-    assert!(out.status.code().is_some_and(|c| c <= 1), "{what}: {}", show(&out));
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "{what}: {}",
+        show(&out)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{what}: {e}: {}", show(&out)));
     assert_eq!(
@@ -332,7 +346,10 @@ fn a_stalled_server_fails_within_the_timeout() {
         "{err:?}"
     );
     let text = err.to_string();
-    assert!(text.contains(&format!("127.0.0.1:{}", silent.port())), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", silent.port())),
+        "{text}"
+    );
 
     // Stops in the middle of a message body: the UID FETCH times out,
     // the run ends with that error, nothing is moved or stored.
@@ -371,7 +388,10 @@ fn a_stalled_server_fails_within_the_timeout() {
     assert_eq!(counts(&store), vec![0, 0, 0, 0]);
     assert_eq!(d.folder_files("INBOX").len(), all.len());
     assert!(moved(&d).is_empty());
-    assert!(source.take_error().is_some(), "the broken connection is kept");
+    assert!(
+        source.take_error().is_some(),
+        "the broken connection is kept"
+    );
 }
 
 fn report_count(db: &Path) -> i64 {
@@ -452,9 +472,8 @@ fn watch_reconnects_after_a_cut_in_mid_fetch_and_keeps_ingesting() {
     assert_eq!(summary["reports"], 7, "{summary}");
     let server = format!("127.0.0.1:{}", proxy.port());
     assert!(
-        err.lines().any(|l| l.contains("reconnecting")
-            && l.contains("UID FETCH")
-            && l.contains(&server)),
+        err.lines()
+            .any(|l| l.contains("reconnecting") && l.contains("UID FETCH") && l.contains(&server)),
         "{err}"
     );
     assert_eq!(err.matches("watching ").count(), 2, "{err}");
@@ -524,7 +543,13 @@ fn proxy_cut_points_are_exact_whatever_the_chunking() {
         assert!(!hit);
         assert_eq!(out, STREAM);
     }
-    assert_eq!(support::tcp_cut::literal_len(b"* 1 FETCH (BODY[] {12}\r\n"), Some(12));
-    assert_eq!(support::tcp_cut::literal_len(b"a APPEND x {3+}\r\n"), Some(3));
+    assert_eq!(
+        support::tcp_cut::literal_len(b"* 1 FETCH (BODY[] {12}\r\n"),
+        Some(12)
+    );
+    assert_eq!(
+        support::tcp_cut::literal_len(b"a APPEND x {3+}\r\n"),
+        Some(3)
+    );
     assert_eq!(support::tcp_cut::literal_len(b"* OK {x}\r\n"), None);
 }

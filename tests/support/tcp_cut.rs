@@ -392,11 +392,9 @@ impl Scanner {
             }
             let line = std::mem::take(&mut self.line);
             let literal = literal_len(&line);
-            let is_fetch = literal.is_some()
-                && contains(&line, b" FETCH ")
-                && contains(&line, b"BODY[]");
-            if let (true, true, Trigger::Fetch { nth, at }) = (self.armed, is_fetch, self.trigger)
-            {
+            let is_fetch =
+                literal.is_some() && contains(&line, b" FETCH ") && contains(&line, b"BODY[]");
+            if let (true, true, Trigger::Fetch { nth, at }) = (self.armed, is_fetch, self.trigger) {
                 let this = self.fetches;
                 self.fetches += 1;
                 if this == nth {

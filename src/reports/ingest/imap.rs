@@ -75,6 +75,12 @@ pub enum ImapError {
     },
     #[error("{server} closed the connection")]
     Closed { server: String },
+    #[error("the connection to {server} broke during {command}: {reason}")]
+    Broken {
+        server: String,
+        command: String,
+        reason: String,
+    },
     #[error(
         "{server} supports neither MOVE (RFC 6851) nor UIDPLUS (RFC 4315): \
          handled messages cannot be moved safely"
@@ -359,17 +365,30 @@ impl StopSignal {
     }
 }
 
-/// The TCP connection, with or without TLS (one type for the session).
-enum Conn {
+/// The TCP connection, with or without TLS (one type for the session),
+/// remembering whether the server closed it.
+struct Conn {
+    io: Io,
+    /// A read returned end-of-stream.
+    eof: bool,
+}
+
+enum Io {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+impl Conn {
+    fn new(io: Io) -> Self {
+        Conn { io, eof: false }
+    }
+}
+
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Conn::Plain(_) => "Conn::Plain",
-            Conn::Tls(_) => "Conn::Tls",
+        f.write_str(match self.io {
+            Io::Plain(_) => "Conn::Plain",
+            Io::Tls(_) => "Conn::Tls",
         })
     }
 }
@@ -380,10 +399,16 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = match &mut this.io {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() == before && buf.remaining() > 0 {
+            this.eof = true;
         }
+        r
     }
 }
 
@@ -393,23 +418,23 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -778,7 +803,7 @@ fn is_connection_error(e: &ImapError) -> bool {
             source,
             async_imap::error::Error::Io(_) | async_imap::error::Error::ConnectionLost
         ),
-        ImapError::Timeout { .. } | ImapError::Closed { .. } => true,
+        ImapError::Timeout { .. } | ImapError::Closed { .. } | ImapError::Broken { .. } => true,
         _ => false,
     }
 }
@@ -789,8 +814,9 @@ async fn uid_fetch(
     cfg: &ImapConfig,
     set: &str,
     query: &str,
+    what: &str,
 ) -> Result<Vec<async_imap::types::Fetch>, ImapError> {
-    cmd(cfg, "UID FETCH", async {
+    let fetches = cmd(cfg, what, async {
         let stream = session.uid_fetch(set, query).await?;
         stream
             .collect::<Vec<_>>()
@@ -798,7 +824,9 @@ async fn uid_fetch(
             .into_iter()
             .collect::<async_imap::error::Result<Vec<_>>>()
     })
-    .await
+    .await?;
+    still_open(session, cfg, what)?;
+    Ok(fetches)
 }
 
 /// Runs one command future with the I/O timeout, naming it in errors.
@@ -809,6 +837,20 @@ async fn cmd<T>(
 ) -> Result<T, ImapError> {
     match tokio::time::timeout(cfg.io_timeout, fut).await {
         Ok(Ok(v)) => Ok(v),
+        Ok(Err(async_imap::error::Error::ConnectionLost)) => Err(ImapError::Broken {
+            server: server(cfg),
+            command: command.to_owned(),
+            reason: "the server closed the connection before completing the command".to_owned(),
+        }),
+        Ok(Err(async_imap::error::Error::Io(e))) => Err(ImapError::Broken {
+            server: server(cfg),
+            command: command.to_owned(),
+            reason: if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                "the server closed the connection in the middle of a response".to_owned()
+            } else {
+                e.to_string()
+            },
+        }),
         Ok(Err(source)) => Err(ImapError::Command {
             server: server(cfg),
             command: command.to_owned(),
@@ -869,7 +911,7 @@ async fn tls_wrap(cfg: &ImapConfig, tcp: TcpStream) -> Result<Conn, ImapError> {
     let name = ServerName::try_from(cfg.url.host.clone()).map_err(|e| tls_err(e.to_string()))?;
     let connector = tokio_rustls::TlsConnector::from(tls_config(cfg)?);
     match tokio::time::timeout(cfg.io_timeout, connector.connect(name, tcp)).await {
-        Ok(Ok(s)) => Ok(Conn::Tls(Box::new(s))),
+        Ok(Ok(s)) => Ok(Conn::new(Io::Tls(Box::new(s)))),
         Ok(Err(e)) => Err(tls_err(e.to_string())),
         Err(_) => Err(tls_err("handshake timed out".to_owned())),
     }
@@ -921,7 +963,7 @@ async fn open(cfg: &ImapConfig) -> Result<(ImapSession, MoveMethod, u32), ImapEr
             client
         }
         Security::StartTls => {
-            let mut client = Client::new(Conn::Plain(tcp));
+            let mut client = Client::new(Conn::new(Io::Plain(tcp)));
             greeting(cfg, &mut client).await?;
             // RFC 9051 6.2.1: "A [TLS] negotiation begins immediately after
             // the CRLF at the end of the tagged OK response from the
@@ -932,7 +974,10 @@ async fn open(cfg: &ImapConfig) -> Result<(ImapSession, MoveMethod, u32), ImapEr
             .await;
             match started {
                 Ok(()) => {
-                    let Conn::Plain(tcp) = client.into_inner() else {
+                    let Conn {
+                        io: Io::Plain(tcp), ..
+                    } = client.into_inner()
+                    else {
                         return Err(closed(cfg));
                     };
                     // The greeting is not repeated after STARTTLS.
@@ -1011,6 +1056,7 @@ async fn ensure_folder(
             .collect::<async_imap::error::Result<Vec<_>>>()
     })
     .await?;
+    still_open(session, cfg, "LIST")?;
     if names.is_empty() {
         cmd(cfg, "CREATE", session.create(folder)).await?;
     }
@@ -1025,15 +1071,10 @@ async fn finish_interrupted_moves(
 ) -> Result<(), ImapError> {
     // Marked but not flagged: was the copy made? Look for it by
     // Message-ID in the destination folders.
-    let marked = cmd(
-        cfg,
-        "UID SEARCH",
-        session.uid_search(format!("UNDELETED KEYWORD {MOVING_KEYWORD}")),
-    )
-    .await?;
+    let marked = uid_search(session, cfg, &format!("UNDELETED KEYWORD {MOVING_KEYWORD}")).await?;
     if !marked.is_empty() {
         let set = uid_set(marked.into_iter().collect());
-        let fetches = uid_fetch(session, cfg, &set, "(UID ENVELOPE)").await?;
+        let fetches = uid_fetch(session, cfg, &set, "(UID ENVELOPE)", "UID FETCH").await?;
         let mut by_id: Vec<(u32, String)> = fetches
             .iter()
             .filter_map(|f| {
@@ -1055,12 +1096,10 @@ async fn finish_interrupted_moves(
             cmd(cfg, "EXAMINE", session.examine(folder)).await?;
             let mut rest = Vec::new();
             for (uid, id) in by_id {
-                let found = cmd(
+                let found = uid_search(
+                    session,
                     cfg,
-                    "UID SEARCH",
-                    session.uid_search(format!(
-                        "KEYWORD {MOVING_KEYWORD} HEADER Message-ID \"{id}\""
-                    )),
+                    &format!("KEYWORD {MOVING_KEYWORD} HEADER Message-ID \"{id}\""),
                 )
                 .await?;
                 if found.is_empty() {
@@ -1077,22 +1116,11 @@ async fn finish_interrupted_moves(
         }
     }
     // Copied and flagged: only the expunge is missing.
-    let uids = cmd(
-        cfg,
-        "UID SEARCH",
-        session.uid_search(format!("DELETED KEYWORD {MOVING_KEYWORD}")),
-    )
-    .await?;
+    let uids = uid_search(session, cfg, &format!("DELETED KEYWORD {MOVING_KEYWORD}")).await?;
     if uids.is_empty() {
         return Ok(());
     }
-    let set = uid_set(uids.into_iter().collect());
-    cmd(cfg, "UID EXPUNGE", async {
-        let s = session.uid_expunge(&set).await?;
-        s.collect::<Vec<_>>().await;
-        Ok(())
-    })
-    .await
+    uid_expunge(session, cfg, &uid_set(uids.into_iter().collect())).await
 }
 
 /// A UID set in RFC 9051 `sequence-set` form: `1,3,5`.
@@ -1109,7 +1137,7 @@ async fn list_messages(
     cfg: &ImapConfig,
 ) -> Result<Vec<(u32, u64)>, ImapError> {
     drain_unsolicited(session);
-    let uids = cmd(cfg, "UID SEARCH", session.uid_search("UNDELETED")).await?;
+    let uids = uid_search(session, cfg, "UNDELETED").await?;
     if uids.is_empty() {
         return Ok(Vec::new());
     }
@@ -1118,7 +1146,7 @@ async fn list_messages(
     let mut out = Vec::with_capacity(wanted.len());
     for chunk in wanted.chunks(500) {
         let set = uid_set(chunk.to_vec());
-        let fetches = uid_fetch(session, cfg, &set, "(UID RFC822.SIZE)").await?;
+        let fetches = uid_fetch(session, cfg, &set, "(UID RFC822.SIZE)", "UID FETCH").await?;
         for f in fetches {
             if let Some(uid) = f.uid {
                 out.push((uid, u64::from(f.size.unwrap_or(0))));
@@ -1138,7 +1166,14 @@ async fn fetch_bodies(
     uids: &[u32],
 ) -> Result<HashMap<u32, Vec<u8>>, ImapError> {
     let set = uid_set(uids.to_vec());
-    let fetches = uid_fetch(session, cfg, &set, "(UID BODY.PEEK[])").await?;
+    let what = match (uids.first(), uids.last()) {
+        (Some(first), Some(last)) if uids.len() > 1 => format!(
+            "UID FETCH of {} message bodies (UIDs {first} to {last})",
+            uids.len()
+        ),
+        _ => format!("UID FETCH of the message body of UID {set}"),
+    };
+    let fetches = uid_fetch(session, cfg, &set, "(UID BODY.PEEK[])", &what).await?;
     let mut out = HashMap::new();
     for f in fetches {
         // Unsolicited FETCH responses (flag changes) carry no body.
@@ -1171,12 +1206,7 @@ async fn move_message(
             store_flags(session, cfg, &set, MOVING_KEYWORD).await?;
             cmd(cfg, "UID COPY", session.uid_copy(&set, folder)).await?;
             store_flags(session, cfg, &set, "\\Deleted").await?;
-            cmd(cfg, "UID EXPUNGE", async {
-                let s = session.uid_expunge(&set).await?;
-                s.collect::<Vec<_>>().await;
-                Ok(())
-            })
-            .await?;
+            uid_expunge(session, cfg, &set).await?;
         }
     }
     Ok(())
@@ -1192,10 +1222,61 @@ async fn store_flags(
         let s = session
             .uid_store(set, format!("+FLAGS.SILENT ({flags})"))
             .await?;
-        s.collect::<Vec<_>>().await;
+        s.collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(())
     })
-    .await
+    .await?;
+    still_open(session, cfg, "UID STORE")
+}
+
+/// `UID SEARCH query`, all of its answer.
+async fn uid_search(
+    session: &mut ImapSession,
+    cfg: &ImapConfig,
+    query: &str,
+) -> Result<std::collections::HashSet<u32>, ImapError> {
+    let uids = cmd(cfg, "UID SEARCH", session.uid_search(query)).await?;
+    still_open(session, cfg, "UID SEARCH")?;
+    Ok(uids)
+}
+
+/// RFC 4315 2.1 `UID EXPUNGE sequence-set`: only these UIDs.
+async fn uid_expunge(
+    session: &mut ImapSession,
+    cfg: &ImapConfig,
+    set: &str,
+) -> Result<(), ImapError> {
+    cmd(cfg, "UID EXPUNGE", async {
+        let s = session.uid_expunge(set).await?;
+        s.collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(())
+    })
+    .await?;
+    still_open(session, cfg, "UID EXPUNGE")
+}
+
+/// RFC 9051 2.2.2: "The server completion result response indicates the
+/// success or failure of the operation." async-imap ends the response
+/// stream of FETCH, SEARCH, STORE, EXPUNGE and LIST quietly when the
+/// server closes the connection between two responses, as if the tagged
+/// completion had come: a partial answer would pass for a whole one. The
+/// connection remembers end-of-stream; after such a command it is an
+/// error.
+fn still_open(session: &mut ImapSession, cfg: &ImapConfig, command: &str) -> Result<(), ImapError> {
+    if session.as_mut().eof {
+        return Err(ImapError::Broken {
+            server: server(cfg),
+            command: command.to_owned(),
+            reason: "the server closed the connection before completing the command".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Whether the server announced new messages since the channel was last
