@@ -126,9 +126,9 @@ impl Dovecot {
             .expect("spawn dovecot");
         self.child = Some(child);
         let port = self.port;
-        let up = wait_until(Duration::from_secs(20), || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        // The port opens before the login processes are ready, and a
+        // connection accepted then may be reset: wait for a greeting.
+        let up = wait_until(Duration::from_secs(20), || greets(port));
         assert!(up, "dovecot did not start: {}", self.log());
     }
 
@@ -449,6 +449,16 @@ fn descendants(pid: u32) -> Vec<u32> {
         }
     }
     out
+}
+
+/// Whether a server on 127.0.0.1:`port` sends an IMAP greeting.
+fn greets(port: u16) -> bool {
+    let Ok(tcp) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut line = String::new();
+    BufReader::new(tcp).read_line(&mut line).is_ok() && line.starts_with("* OK")
 }
 
 fn chmod(path: &Path, mode: &str) {

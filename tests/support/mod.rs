@@ -13,6 +13,7 @@ pub mod dovecot;
 pub mod https;
 pub mod pdns;
 pub mod postgres;
+pub mod tcp_cut;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
