@@ -5,6 +5,13 @@
 # PostgreSQL 15 is expected from the machine image (or the postgresql package).
 set -euo pipefail
 
+# cargo-fuzz drives the fuzz targets (scripts/fuzz.sh, and the smoke run in
+# scripts/test.sh).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz"
+  cargo install --locked --quiet cargo-fuzz@0.13.2
+fi
+
 packages=(bind9 bind9-utils bind9-dnsutils pdns-server pdns-backend-sqlite3 sqlite3
           dovecot-imapd opendkim-tools chromium openssl)
 missing=()
