@@ -32,8 +32,52 @@ pub struct Config {
     /// The DKIM keystore (generated and rotated keys).
     #[serde(default)]
     pub keys: Option<crate::keys::config::KeysConfig>,
+    /// The report store (`reports`, `serve`, `checklist`, the plan hint):
+    /// a URL, or `{ url, password_file }`.
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
     /// The domains mailauth manages, by name.
     pub domains: HashMap<Spanned<String>, Domain>,
+}
+
+/// The report store: `sqlite://PATH`, a bare SQLite path, or
+/// `postgres://USER@HOST:PORT/DB` with the password in a file (never in
+/// the URL). Relative paths start at the config file's directory.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub url: Spanned<String>,
+    /// File holding the PostgreSQL password (first line).
+    pub password_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreTable {
+    url: Spanned<String>,
+    #[serde(default)]
+    password_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoreRepr {
+    Url(Spanned<String>),
+    Table(StoreTable),
+}
+
+impl<'de> Deserialize<'de> for StoreConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match StoreRepr::deserialize(d)? {
+            StoreRepr::Url(url) => StoreConfig {
+                url,
+                password_file: None,
+            },
+            StoreRepr::Table(t) => StoreConfig {
+                url: t.url,
+                password_file: t.password_file,
+            },
+        })
+    }
 }
 
 /// Provider selection; each kind's own settings live beside it.
