@@ -707,7 +707,7 @@ impl DashboardQueries for SqliteStore {
             RollupStep::Rebuild => {
                 tx.execute("DELETE FROM dashboard_daily_v1", [])
                     .map_err(q("clear rollup"))?;
-                (0, 0)
+                (i64::MIN, 0)
             }
         };
         tx.execute(ROLLUP_FILL_SQLITE, [after])
@@ -909,7 +909,7 @@ fn pg_refresh(c: &mut postgres::Client) -> Result<i64, PgError> {
         RollupStep::Rebuild => {
             tx.execute("DELETE FROM dashboard_daily_v1", &[])
                 .map_err(q("clear rollup"))?;
-            (0, 0)
+            (i64::MIN, 0)
         }
     };
     tx.execute(ROLLUP_FILL_PG, &[&after])
