@@ -204,7 +204,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             crate::checklist::cli::run(ws.as_ref(), args)
                 .map_err(|e| Failure::new(2, e.to_string()))
         }
-        Command::Serve(args) => Ok(crate::reports::serve::run(&cli.config, args)?),
+        Command::Serve(args) => {
+            crate::reports::serve::run(&cli.config, args).map_err(store_failure)
+        }
         Command::Schema => {
             println!("{}", crate::config::schema::json_schema());
             Ok(0)

@@ -103,21 +103,25 @@ pub(super) fn check(config: &Config) -> Vec<Located> {
 /// The report store URL: a known scheme, and no password in it (RFC 3986
 /// section 3.2.1: `userinfo = user [ ":" password ]`; libpq also reads a
 /// `password=` query parameter). The password is never echoed.
-fn check_store(p: &mut Problems, s: &StoreConfig) {
-    let url = s.url.value.trim();
+fn check_store(p: &mut Problems, s: &Spanned<StoreConfig>) {
+    let url = s.value.url();
     let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
     let sqlite = url.starts_with("sqlite:") || !url.contains("://");
+    let field = match s.value {
+        StoreConfig::Url(_) => "store",
+        StoreConfig::Table(_) => "store.url",
+    };
     if !postgres && !sqlite {
         p.at(
-            &s.url,
-            "store.url".into(),
+            s,
+            field.into(),
             "unsupported store URL".into(),
             Some("use sqlite://PATH, a file path, or postgres://USER@HOST:PORT/DB"),
         );
         return;
     }
     if url.is_empty() || url == "sqlite://" || url == "sqlite:" {
-        p.at(&s.url, "store.url".into(), "the store URL is empty".into(), None);
+        p.at(s, field.into(), "the store URL is empty".into(), None);
         return;
     }
     if postgres {
@@ -127,20 +131,25 @@ fn check_store(p: &mut Problems, s: &StoreConfig) {
             .rsplit_once('@')
             .is_some_and(|(userinfo, _)| userinfo.contains(':'));
         let in_query = rest.split_once('?').is_some_and(|(_, q)| {
-            q.split('&')
-                .any(|kv| kv.split('=').next().is_some_and(|k| k.eq_ignore_ascii_case("password")))
+            q.split('&').any(|kv| {
+                kv.split('=')
+                    .next()
+                    .is_some_and(|k| k.eq_ignore_ascii_case("password"))
+            })
         });
         if in_userinfo || in_query {
             p.at(
-                &s.url,
-                "store.url".into(),
+                s,
+                field.into(),
                 "the store URL holds a password; a config file is no place for it".into(),
-                Some("remove it from the URL and name a file holding it with `password_file:`, or set MAILAUTH_STORE_PASSWORD"),
+                Some(
+                    "remove it from the URL and name a file holding it with `password_file:`, or set MAILAUTH_STORE_PASSWORD",
+                ),
             );
         }
-    } else if let Some(pw) = &s.password_file {
+    } else if s.value.password_file().is_some() {
         p.at(
-            pw,
+            s,
             "store.password_file".into(),
             "password_file is for a postgres:// store; an SQLite store has no password".into(),
             None,

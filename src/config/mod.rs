@@ -35,7 +35,7 @@ pub struct Config {
     /// The report store (`reports`, `serve`, `checklist`, the plan hint):
     /// a URL, or `{ url, password_file }`.
     #[serde(default)]
-    pub store: Option<StoreConfig>,
+    pub store: Option<Spanned<StoreConfig>>,
     /// The domains mailauth manages, by name.
     pub domains: HashMap<Spanned<String>, Domain>,
 }
@@ -43,40 +43,36 @@ pub struct Config {
 /// The report store: `sqlite://PATH`, a bare SQLite path, or
 /// `postgres://USER@HOST:PORT/DB` with the password in a file (never in
 /// the URL). Relative paths start at the config file's directory.
-#[derive(Clone, Debug)]
-pub struct StoreConfig {
-    pub url: Spanned<String>,
-    /// File holding the PostgreSQL password (first line).
-    pub password_file: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StoreTable {
-    url: Spanned<String>,
-    #[serde(default)]
-    password_file: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
-enum StoreRepr {
-    Url(Spanned<String>),
+pub enum StoreConfig {
+    /// `store: URL`
+    Url(String),
+    /// `store: { url: URL, password_file: PATH }`
     Table(StoreTable),
 }
 
-impl<'de> Deserialize<'de> for StoreConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match StoreRepr::deserialize(d)? {
-            StoreRepr::Url(url) => StoreConfig {
-                url,
-                password_file: None,
-            },
-            StoreRepr::Table(t) => StoreConfig {
-                url: t.url,
-                password_file: t.password_file,
-            },
-        })
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreTable {
+    pub url: String,
+    /// File holding the PostgreSQL password (first line).
+    #[serde(default)]
+    pub password_file: Option<String>,
+}
+
+impl StoreConfig {
+    pub fn url(&self) -> &str {
+        match self {
+            StoreConfig::Url(u) | StoreConfig::Table(StoreTable { url: u, .. }) => u.trim(),
+        }
+    }
+
+    pub fn password_file(&self) -> Option<&str> {
+        match self {
+            StoreConfig::Url(_) => None,
+            StoreConfig::Table(t) => t.password_file.as_deref().map(str::trim),
+        }
     }
 }
 

@@ -161,7 +161,7 @@ impl StoreOptions {
             }
             Ok(crate::config::load(config)?
                 .store
-                .map(|s| (s, config.to_owned())))
+                .map(|s| (s.value, config.to_owned())))
         })
     }
 
@@ -172,7 +172,12 @@ impl StoreOptions {
         ws: Option<&crate::workspace::Workspace>,
     ) -> Result<StoreChoice, StoreCliError> {
         choose(self, &|k| std::env::var(k).ok(), &|| {
-            Ok(ws.and_then(|ws| ws.config.store.clone().map(|s| (s, ws.path.clone()))))
+            Ok(ws.and_then(|ws| {
+                ws.config
+                    .store
+                    .as_ref()
+                    .map(|s| (s.value.clone(), ws.path.clone()))
+            }))
         })
     }
 }
@@ -214,13 +219,13 @@ pub fn choose(
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let url = match StoreUrl::parse(s.url.value.trim())? {
+        let url = match StoreUrl::parse(s.url())? {
             StoreUrl::Sqlite(p) if p.is_relative() => StoreUrl::Sqlite(base.join(p)),
             other => other,
         };
         let file = password_file
             .map(Path::to_path_buf)
-            .or_else(|| s.password_file.map(|f| base.join(f.value.trim())));
+            .or_else(|| s.password_file().map(|f| base.join(f)));
         return Ok(StoreChoice {
             url,
             password_file: file,
@@ -421,5 +426,76 @@ mod tests {
             password(Some(&dir.path().join("missing"))),
             Err(StoreCliError::PasswordFile { .. })
         ));
+    }
+
+    /// `--store`/`--db` > MAILAUTH_STORE > MAILAUTH_DB > config > default;
+    /// the config is read only when nothing before it decided.
+    #[test]
+    fn precedence_of_store_sources() {
+        let yaml = "store: { url: postgres://m@db:5432/dmarc, password_file: secrets/pg }\ndomains: {}\n";
+        let cfg = crate::config::load_str(yaml, Path::new("etc/mailauth.yaml")).expect("config");
+        let from_config = || -> Result<ConfigStore, StoreCliError> {
+            Ok(cfg
+                .store
+                .as_ref()
+                .map(|s| (s.value.clone(), PathBuf::from("etc/mailauth.yaml"))))
+        };
+        let untouched = || -> Result<ConfigStore, StoreCliError> { panic!("config read") };
+        let no_env = |_: &str| None;
+        let env = |k: &str| match k {
+            STORE_ENV => Some("postgres://e@envdb/x".to_owned()),
+            DB_ENV => Some("env.db".to_owned()),
+            _ => None,
+        };
+        let flags = |db: Option<&str>, store: Option<&str>, pw: Option<&str>| StoreOptions {
+            db: db.map(PathBuf::from),
+            store: store.map(str::to_owned),
+            store_password_file: pw.map(PathBuf::from),
+        };
+        let c = choose(&flags(None, Some("flag.db"), None), &env, &untouched).expect("flag");
+        assert_eq!((c.url, c.source), (StoreUrl::Sqlite("flag.db".into()), StoreSource::Flag));
+        let c = choose(&flags(Some("db.db"), None, None), &env, &untouched).expect("db flag");
+        assert_eq!(c.url, StoreUrl::Sqlite("db.db".into()));
+        let c = choose(&flags(None, None, None), &env, &untouched).expect("env");
+        assert_eq!(
+            (c.url, c.source),
+            (
+                StoreUrl::Postgres("postgres://e@envdb/x".into()),
+                StoreSource::Env(STORE_ENV)
+            )
+        );
+        let only_db = |k: &str| (k == DB_ENV).then(|| "env.db".to_owned());
+        let c = choose(&flags(None, None, None), &only_db, &untouched).expect("env db");
+        assert_eq!(c.url, StoreUrl::Sqlite("env.db".into()));
+        // An empty variable is no choice.
+        let empty = |_: &str| Some(String::new());
+        let c = choose(&flags(None, None, None), &empty, &from_config).expect("config");
+        assert_eq!(
+            c,
+            StoreChoice {
+                url: StoreUrl::Postgres("postgres://m@db:5432/dmarc".into()),
+                password_file: Some(PathBuf::from("etc/secrets/pg")),
+                source: StoreSource::Config("etc/mailauth.yaml".into()),
+            }
+        );
+        // The password file flag wins over the config's.
+        let c = choose(&flags(None, None, Some("/run/pw")), &no_env, &from_config).expect("pw");
+        assert_eq!(c.password_file, Some(PathBuf::from("/run/pw")));
+        let c = choose(&flags(None, None, None), &no_env, &|| Ok(None)).expect("default");
+        assert_eq!(
+            (c.url, c.source),
+            (StoreUrl::Sqlite(DEFAULT_DB.into()), StoreSource::Default)
+        );
+    }
+
+    #[test]
+    fn config_sqlite_path_is_relative_to_the_config() {
+        let cfg = crate::config::load_str("store: sqlite://r/m.db\ndomains: {}\n", Path::new("x"))
+            .expect("config");
+        let store = cfg.store.map(|s| (s.value, PathBuf::from("conf/mailauth.yaml")));
+        let c = choose(&StoreOptions::default(), &|_| None, &|| Ok(store.clone()))
+            .expect("config");
+        assert_eq!(c.url, StoreUrl::Sqlite("conf/r/m.db".into()));
+        assert_eq!(c.password_file, None);
     }
 }
