@@ -493,3 +493,80 @@ fn store_migrate_and_idempotent_copy() {
         assert_eq!(a, b, "{:?} {}", r.kind, r.report_id);
     }
 }
+
+/// `store:` in the config (URL plus a password file beside the config)
+/// drives `reports`, the dashboards and `store migrate`; `--db` and
+/// `MAILAUTH_STORE` still win over it.
+#[test]
+fn config_store_drives_the_store_commands() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("config");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("pg.pw"), format!("{}\n", pg.password())).expect("pw");
+    let config = tmp.path().join("mailauth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "store:\n  url: {url}\n  password_file: pg.pw\ndomains:\n  example.com:\n    dmarc: {{ p: none }}\n"
+        ),
+    )
+    .expect("config");
+    let run = |args: &[&str], env: Option<(&str, &str)>| {
+        let mut c = mailauth(&pg);
+        c.env_remove("MAILAUTH_STORE_PASSWORD")
+            .current_dir(tmp.path())
+            .arg("-c")
+            .arg(&config)
+            .args(args);
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        let out = c.output().expect("run");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    run(
+        &[
+            "reports",
+            "ingest",
+            &data().join("aggregate/nice-input.xml").to_string_lossy(),
+            &data().join("tlsrpt/rfc8460.json").to_string_lossy(),
+        ],
+        None,
+    );
+    let p = pg_store(&pg, &url);
+    assert_eq!(p.count(Table::Reports).expect("count"), 1);
+    assert_eq!(p.count(Table::TlsReports).expect("count"), 1);
+    let summary: serde_json::Value =
+        serde_json::from_str(&run(&["reports", "summary", "--offline", "--json"], None))
+            .expect("json");
+    assert!(summary["totals"]["messages"].as_i64() > Some(0), "{summary}");
+    assert!(run(&["store", "migrate"], None).contains("is current"));
+    // A flag or MAILAUTH_STORE wins over the config: an empty SQLite file.
+    let listed = |out: String| serde_json::from_str::<serde_json::Value>(&out).expect("json");
+    assert_eq!(
+        listed(run(&["reports", "list", "--format", "json"], None))
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        listed(run(
+            &["reports", "--db", "flag.db", "list", "--format", "json"],
+            None
+        )),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        listed(run(
+            &["reports", "list", "--format", "json"],
+            Some(("MAILAUTH_STORE", "sqlite://env.db"))
+        )),
+        serde_json::json!([])
+    );
+    assert!(tmp.path().join("flag.db").exists() && tmp.path().join("env.db").exists());
+}
