@@ -168,7 +168,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Emit(args) => emit_cmd(&cli.config, args),
         Command::Validate(args) => Ok(crate::validate::cli::run(&load(&cli.config)?, args)?),
         Command::Spf(args) => Ok(crate::spf::cli::run(args)?),
-        Command::Reports(args) => crate::reports::cli::run(args, &cli.config).map_err(store_failure),
+        Command::Reports(args) => {
+            crate::reports::cli::run(args, &cli.config).map_err(store_failure)
+        }
         Command::Store(args) => {
             crate::reports::store_cli::run(args, &cli.config, &mut std::io::stdout())
                 .map_err(|e| store_failure(e.into()))

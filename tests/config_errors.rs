@@ -141,8 +141,12 @@ const PASSWORD_IN_URL: &str = "store: the store URL holds a password; a config f
 /// reads the store from the config, and the password is not echoed.
 #[test]
 fn store_url_with_a_password() {
-    let yaml = "store: postgres://mailauth:hunter2@db.example:5432/dmarc\ndomains:\n  example.com: {}\n";
-    rejects(yaml, &format!("error: mailauth.yaml:1:8: {PASSWORD_IN_URL}"));
+    let yaml =
+        "store: postgres://mailauth:hunter2@db.example:5432/dmarc\ndomains:\n  example.com: {}\n";
+    rejects(
+        yaml,
+        &format!("error: mailauth.yaml:1:8: {PASSWORD_IN_URL}"),
+    );
     let case = Case::new()
         .config(yaml)
         .env("MAILAUTH_STORE", "")
@@ -156,7 +160,8 @@ fn store_url_with_a_password() {
     ] {
         let r = case.run(args).code(2);
         assert!(
-            r.stderr.contains(&format!("mailauth.yaml:1:8: {PASSWORD_IN_URL}")),
+            r.stderr
+                .contains(&format!("mailauth.yaml:1:8: {PASSWORD_IN_URL}")),
             "{args:?}: {}",
             r.stderr
         );

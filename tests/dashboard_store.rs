@@ -97,14 +97,15 @@ fn rollup_tracks_the_records(st: &TestStore) {
     let got = totals(store.as_ref());
     assert_eq!(got, want(st));
     assert_eq!(
-        store.dash_daily(&DashFilter {
-            domain: Some("slow.test".into()),
-            ..DashFilter::default()
-        })
-        .expect("daily")
-        .iter()
-        .map(|d| d.quarantine)
-        .sum::<i64>(),
+        store
+            .dash_daily(&DashFilter {
+                domain: Some("slow.test".into()),
+                ..DashFilter::default()
+            })
+            .expect("daily")
+            .iter()
+            .map(|d| d.quarantine)
+            .sum::<i64>(),
         11,
         "the late low-id report is in the rollup"
     );

@@ -34,20 +34,24 @@ fn args(st: &TestStore, command: ReportsCommand) -> ReportsArgs {
 }
 
 fn ingest(st: &TestStore, paths: Vec<PathBuf>) -> i32 {
-    run(args(
-        st, ReportsCommand::Ingest(IngestArgs {
-            paths,
-            mbox: Vec::new(),
-            maildir: Vec::new(),
-            archive_folder: ".Archive".to_owned(),
-            invalid_folder: ".Invalid".to_owned(),
-            imap: Default::default(),
-            json: true,
-            dry_run: false,
-            max_input_bytes: 1 << 26,
-            max_decompressed_bytes: 1 << 28,
-        }),
-    ), no_config())
+    run(
+        args(
+            st,
+            ReportsCommand::Ingest(IngestArgs {
+                paths,
+                mbox: Vec::new(),
+                maildir: Vec::new(),
+                archive_folder: ".Archive".to_owned(),
+                invalid_folder: ".Invalid".to_owned(),
+                imap: Default::default(),
+                json: true,
+                dry_run: false,
+                max_input_bytes: 1 << 26,
+                max_decompressed_bytes: 1 << 28,
+            }),
+        ),
+        no_config(),
+    )
     .expect("ingest runs")
 }
 
@@ -136,23 +140,26 @@ fn ingest_list_show_export(st: &TestStore) {
 #[test]
 fn nothing_to_ingest_is_an_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let err = run(ReportsArgs {
-        db: Some(tmp.path().join("x.db")),
-        store: None,
-        store_password_file: None,
-        command: ReportsCommand::Ingest(IngestArgs {
-            paths: Vec::new(),
-            mbox: Vec::new(),
-            maildir: Vec::new(),
-            archive_folder: ".Archive".to_owned(),
-            invalid_folder: ".Invalid".to_owned(),
-            imap: Default::default(),
-            json: false,
-            dry_run: false,
-            max_input_bytes: 1,
-            max_decompressed_bytes: 1,
-        }),
-    }, no_config())
+    let err = run(
+        ReportsArgs {
+            db: Some(tmp.path().join("x.db")),
+            store: None,
+            store_password_file: None,
+            command: ReportsCommand::Ingest(IngestArgs {
+                paths: Vec::new(),
+                mbox: Vec::new(),
+                maildir: Vec::new(),
+                archive_folder: ".Archive".to_owned(),
+                invalid_folder: ".Invalid".to_owned(),
+                imap: Default::default(),
+                json: false,
+                dry_run: false,
+                max_input_bytes: 1,
+                max_decompressed_bytes: 1,
+            }),
+        },
+        no_config(),
+    )
     .expect_err("no inputs");
     assert!(err.to_string().contains("nothing to ingest"), "{err}");
 }

@@ -164,14 +164,8 @@ fn directory_walk_ingests_every_sample(st: &TestStore) {
     // copies and re-sent reports are duplicates.
     assert_eq!(s.reports + s.duplicates, 39 + 1, "{s:?}");
     assert_eq!(s.reports, 31, "{s:?}");
-    assert_eq!(
-        st.count(Table::Reports) as u64,
-        s.reports
-    );
-    assert_eq!(
-        st.count(Table::Records) as u64,
-        s.records
-    );
+    assert_eq!(st.count(Table::Reports) as u64, s.reports);
+    assert_eq!(st.count(Table::Records) as u64, s.records);
     // Again: all duplicates.
     let mut src = FileSource::new(dirs(), IngestLimits::default().max_input_bytes);
     let again = run(&mut src, store.as_mut());

@@ -544,7 +544,10 @@ fn config_store_drives_the_store_commands() {
     let summary: serde_json::Value =
         serde_json::from_str(&run(&["reports", "summary", "--offline", "--json"], None))
             .expect("json");
-    assert!(summary["totals"]["messages"].as_i64() > Some(0), "{summary}");
+    assert!(
+        summary["totals"]["messages"].as_i64() > Some(0),
+        "{summary}"
+    );
     assert!(run(&["store", "migrate"], None).contains("is current"));
     // A flag or MAILAUTH_STORE wins over the config: an empty SQLite file.
     let listed = |out: String| serde_json::from_str::<serde_json::Value>(&out).expect("json");

@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 
 use super::IngestLimits;
 use super::dashboard;
+use super::dashq::DashboardQueries;
 use super::ingest::imap::{
     self, ImapConfig, ImapSource, ImapUrl, Password, StopSignal, WatchEvent,
 };
@@ -22,7 +23,6 @@ use super::parse::{
     AggregateHeader, Found, ParseError, Record, ReportKind, ReportSink, parse_item,
     parse_xml_stream,
 };
-use super::dashq::DashboardQueries;
 use super::store::{ReportDetail, ReportRow, ReportStore, StoreError};
 use super::store_cli::StoreOptions;
 
@@ -724,7 +724,11 @@ fn write_detail(out: &mut impl Write, d: &ReportDetail) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn export(store: &dyn super::store_cli::AnyStore, a: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+fn export(
+    store: &dyn super::store_cli::AnyStore,
+    a: &ExportArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let rows = store.list(a.domain.as_deref())?;
     match a.format {
         Format::Json | Format::Table => {

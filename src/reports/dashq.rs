@@ -632,7 +632,9 @@ fn sqlite_cell(v: rusqlite::types::ValueRef<'_>) -> Cell {
         // sum() of integers stays an integer; a real here is a bug
         // upstream, and its integer part is the least surprising value.
         ValueRef::Real(f) => Cell::Int(f as i64),
-        ValueRef::Text(b) | ValueRef::Blob(b) => Cell::Text(String::from_utf8_lossy(b).into_owned()),
+        ValueRef::Text(b) | ValueRef::Blob(b) => {
+            Cell::Text(String::from_utf8_lossy(b).into_owned())
+        }
     }
 }
 
@@ -670,9 +672,10 @@ impl DashboardQueries for SqliteStore {
             .map_err(err)?;
         let n = stmt.column_count();
         let rows = stmt
-            .query_map(rusqlite::params_from_iter(args.iter().map(sqlite_value)), |r| {
-                (0..n).map(|i| r.get_ref(i).map(sqlite_cell)).collect()
-            })
+            .query_map(
+                rusqlite::params_from_iter(args.iter().map(sqlite_value)),
+                |r| (0..n).map(|i| r.get_ref(i).map(sqlite_cell)).collect(),
+            )
             .map_err(err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(err)
     }
@@ -1005,7 +1008,10 @@ mod tests {
             Ok(RollupStep::Rebuild)
         );
         // Reports removed.
-        assert_eq!(rollup_step((9, 3), Some((5, 5)), never), Ok(RollupStep::Rebuild));
+        assert_eq!(
+            rollup_step((9, 3), Some((5, 5)), never),
+            Ok(RollupStep::Rebuild)
+        );
     }
 
     #[test]
@@ -1016,6 +1022,9 @@ mod tests {
             c.int()
         });
         let err = got.expect_err("NULL is not an integer").to_string();
-        assert!(err.contains("column 1 is NULL, expected an integer"), "{err}");
+        assert!(
+            err.contains("column 1 is NULL, expected an integer"),
+            "{err}"
+        );
     }
 }

@@ -7,8 +7,8 @@
 //! subcommands ([`cli`]). Leaves DNS records and providers alone.
 
 pub mod cli;
-pub mod dashq;
 pub mod dashboard;
+pub mod dashq;
 pub mod ingest;
 pub mod parse;
 pub mod pgstore;

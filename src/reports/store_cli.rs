@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::pgstore::{CopySummary, PgError, PgStore};
 use super::dashq::DashboardQueries;
+use super::pgstore::{CopySummary, PgError, PgStore};
 use super::store::{
     ChecklistQueries, DEFAULT_DB, ReportStore, SCHEMA_VERSION, SqliteStore, StoreError,
 };
@@ -432,7 +432,8 @@ mod tests {
     /// the config is read only when nothing before it decided.
     #[test]
     fn precedence_of_store_sources() {
-        let yaml = "store: { url: postgres://m@db:5432/dmarc, password_file: secrets/pg }\ndomains: {}\n";
+        let yaml =
+            "store: { url: postgres://m@db:5432/dmarc, password_file: secrets/pg }\ndomains: {}\n";
         let cfg = crate::config::load_str(yaml, Path::new("etc/mailauth.yaml")).expect("config");
         let from_config = || -> Result<ConfigStore, StoreCliError> {
             Ok(cfg
@@ -453,7 +454,10 @@ mod tests {
             store_password_file: pw.map(PathBuf::from),
         };
         let c = choose(&flags(None, Some("flag.db"), None), &env, &untouched).expect("flag");
-        assert_eq!((c.url, c.source), (StoreUrl::Sqlite("flag.db".into()), StoreSource::Flag));
+        assert_eq!(
+            (c.url, c.source),
+            (StoreUrl::Sqlite("flag.db".into()), StoreSource::Flag)
+        );
         let c = choose(&flags(Some("db.db"), None, None), &env, &untouched).expect("db flag");
         assert_eq!(c.url, StoreUrl::Sqlite("db.db".into()));
         let c = choose(&flags(None, None, None), &env, &untouched).expect("env");
@@ -492,9 +496,10 @@ mod tests {
     fn config_sqlite_path_is_relative_to_the_config() {
         let cfg = crate::config::load_str("store: sqlite://r/m.db\ndomains: {}\n", Path::new("x"))
             .expect("config");
-        let store = cfg.store.map(|s| (s.value, PathBuf::from("conf/mailauth.yaml")));
-        let c = choose(&StoreOptions::default(), &|_| None, &|| Ok(store.clone()))
-            .expect("config");
+        let store = cfg
+            .store
+            .map(|s| (s.value, PathBuf::from("conf/mailauth.yaml")));
+        let c = choose(&StoreOptions::default(), &|_| None, &|| Ok(store.clone())).expect("config");
         assert_eq!(c.url, StoreUrl::Sqlite("conf/r/m.db".into()));
         assert_eq!(c.password_file, None);
     }
