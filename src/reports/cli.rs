@@ -36,7 +36,7 @@ pub struct ReportsArgs {
     /// Report store URL, instead of --db: sqlite://PATH or
     /// postgres://USER@HOST:PORT/DB (password from MAILAUTH_STORE_PASSWORD
     /// or --store-password-file, never in the URL).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", conflicts_with = "db")]
     pub store: Option<String>,
     /// File holding the PostgreSQL password.
     #[arg(long, global = true, value_name = "PATH")]
