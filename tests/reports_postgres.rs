@@ -667,5 +667,9 @@ fn checklist_and_plan_hint_read_postgres() {
     let on_pg = checklist(&pg_flags);
     assert!(on_pg.contains("\"items\""), "{on_pg}");
     assert_eq!(on_pg, checklist(&lite_flags));
-    assert_ne!(on_pg, checklist(&["--db", "absent.db"]), "the store was read");
+    assert_ne!(
+        on_pg,
+        checklist(&["--db", "absent.db"]),
+        "the store was read"
+    );
 }
