@@ -122,9 +122,10 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// Report store read for policy hints (when it exists).
-    #[arg(long, env = "MAILAUTH_DB", default_value = crate::reports::store::DEFAULT_DB)]
-    pub db: PathBuf,
+    /// Report store read for policy hints (an SQLite file only when it
+    /// exists; the config's `store:` when no flag or MAILAUTH_STORE says).
+    #[command(flatten)]
+    pub store: crate::reports::store_cli::StoreOptions,
 }
 
 #[derive(Args, Debug)]
@@ -167,9 +168,13 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Emit(args) => emit_cmd(&cli.config, args),
         Command::Validate(args) => Ok(crate::validate::cli::run(&load(&cli.config)?, args)?),
         Command::Spf(args) => Ok(crate::spf::cli::run(args)?),
-        Command::Reports(args) => Ok(crate::reports::cli::run(args)?),
-        Command::Store(args) => Ok(crate::reports::store_cli::run(args, &mut std::io::stdout())
-            .map_err(anyhow::Error::from)?),
+        Command::Reports(args) => {
+            crate::reports::cli::run(args, &cli.config).map_err(store_failure)
+        }
+        Command::Store(args) => {
+            crate::reports::store_cli::run(args, &cli.config, &mut std::io::stdout())
+                .map_err(|e| store_failure(e.into()))
+        }
         Command::Keys(args) => {
             let ws = load(&cli.config)?;
             let keys = ws.keys_config().ok_or_else(|| {
@@ -201,12 +206,27 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             crate::checklist::cli::run(ws.as_ref(), args)
                 .map_err(|e| Failure::new(2, e.to_string()))
         }
-        Command::Serve(args) => Ok(crate::reports::serve::run(&cli.config, args)?),
+        Command::Serve(args) => {
+            crate::reports::serve::run(&cli.config, args).map_err(store_failure)
+        }
         Command::Schema => {
             println!("{}", crate::config::schema::json_schema());
             Ok(0)
         }
     }
+}
+
+/// An invalid config (read for its `store:`) exits 2, like every config
+/// error; anything else 1.
+fn store_failure(e: anyhow::Error) -> Failure {
+    let config = e.chain().any(|c| {
+        c.downcast_ref::<crate::config::ConfigError>().is_some()
+            || matches!(
+                c.downcast_ref::<crate::reports::store_cli::StoreCliError>(),
+                Some(crate::reports::store_cli::StoreCliError::Config(_))
+            )
+    });
+    Failure::new(if config { 2 } else { 1 }, format!("{e:#}"))
 }
 
 fn load(path: &Path) -> Result<Workspace, Failure> {
@@ -219,7 +239,7 @@ fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Fa
         let ws = load(config)?;
         let domains = ws.select(&args.domains).map_err(|e| Failure::new(2, e))?;
         let mut plan = ws.plan(&domains);
-        add_policy_hints(&ws, &args.db, &mut plan);
+        add_policy_hints(&ws, &args.store, &mut plan);
         let format = if args.json { Format::Json } else { args.format };
         let out = match format {
             Format::Text => plan::render_text(&plan, style(color)),
@@ -258,13 +278,17 @@ fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Fa
 
 /// One line per domain whose report data shows that its DMARC policy can
 /// safely advance (`mailauth checklist DOMAIN` explains it in full).
-fn add_policy_hints(ws: &Workspace, db: &Path, plan: &mut Plan) {
-    if !db.exists() {
-        return;
-    }
-    let Ok(store) = crate::reports::store::SqliteStore::open(db) else {
+/// A store that cannot be opened gives no hints (and no error: the plan
+/// is about DNS).
+fn add_policy_hints(
+    ws: &Workspace,
+    opts: &crate::reports::store_cli::StoreOptions,
+    plan: &mut Plan,
+) {
+    let Ok(Some(store)) = opts.choose_in(Some(ws)).and_then(|c| c.open_existing()) else {
         return;
     };
+    let store: &dyn crate::reports::store::ChecklistQueries = store.as_ref();
     let mut seen = std::collections::BTreeSet::new();
     for z in plan.zones.iter_mut() {
         let Ok(name) = crate::record::Name::parse(&z.zone) else {
@@ -273,7 +297,7 @@ fn add_policy_hints(ws: &Workspace, db: &Path, plan: &mut Plan) {
         if !seen.insert(name.clone()) {
             continue;
         }
-        if let Some(hint) = crate::checklist::plan_hint(ws, Some(&store), &name) {
+        if let Some(hint) = crate::checklist::plan_hint(ws, Some(store), &name) {
             z.notes.push(format!("hint: {hint}"));
         }
     }

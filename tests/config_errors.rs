@@ -28,7 +28,7 @@ fn unknown_field_with_a_suggestion() {
 fn unknown_top_level_field() {
     rejects(
         "domain:\n  example.com: {}\n",
-        "error: mailauth.yaml:1:1: domain: unknown field `domain`, expected one of provider, providers, defaults, keys, domains\n  hint: did you mean `domains`?\n",
+        "error: mailauth.yaml:1:1: domain: unknown field `domain`, expected one of provider, providers, defaults, keys, store, domains\n  hint: did you mean `domains`?\n",
     );
 }
 
@@ -131,5 +131,64 @@ fn missing_config_file() {
             .starts_with("error: mailauth.yaml: cannot read the config:"),
         "{}",
         r.stderr
+    );
+}
+
+const PASSWORD_IN_URL: &str = "store: the store URL holds a password; a config file is no place for it\n  hint: remove it from the URL and name a file holding it with `password_file:`, or set MAILAUTH_STORE_PASSWORD\n";
+
+/// The report store's password never lives in the config: a URL holding
+/// one is refused where it is written, by `plan` and by every command that
+/// reads the store from the config, and the password is not echoed.
+#[test]
+fn store_url_with_a_password() {
+    let yaml =
+        "store: postgres://mailauth:hunter2@db.example:5432/dmarc\ndomains:\n  example.com: {}\n";
+    rejects(
+        yaml,
+        &format!("error: mailauth.yaml:1:8: {PASSWORD_IN_URL}"),
+    );
+    let case = Case::new()
+        .config(yaml)
+        .env("MAILAUTH_STORE", "")
+        .env("MAILAUTH_DB", "");
+    for args in [
+        &["reports", "list"][..],
+        &["reports", "summary", "--offline"][..],
+        &["store", "migrate"][..],
+        &["serve", "--offline", "--listen", "127.0.0.1:0"][..],
+        &["checklist", "example.com", "--nameserver", "127.0.0.1:9"][..],
+    ] {
+        let r = case.run(args).code(2);
+        assert!(
+            r.stderr
+                .contains(&format!("mailauth.yaml:1:8: {PASSWORD_IN_URL}")),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("hunter2"), "{args:?}: {}", r.stderr);
+    }
+    assert!(!case.path().join("mailauth.db").exists());
+}
+
+#[test]
+fn store_table_with_a_password_in_the_query() {
+    rejects(
+        "store:\n  url: postgresql://mailauth@db/dmarc?sslmode=disable&password=hunter2\n  password_file: pg.pw\ndomains:\n  example.com: {}\n",
+        &format!(
+            "error: mailauth.yaml:2:3: {}",
+            PASSWORD_IN_URL.replacen("store:", "store.url:", 1)
+        ),
+    );
+}
+
+#[test]
+fn store_with_an_unknown_scheme_or_a_useless_password_file() {
+    rejects(
+        "store: mysql://mailauth@db/dmarc\ndomains:\n  example.com: {}\n",
+        "error: mailauth.yaml:1:8: store: unsupported store URL\n  hint: use sqlite://PATH, a file path, or postgres://USER@HOST:PORT/DB\n",
+    );
+    rejects(
+        "store:\n  url: sqlite://reports.db\n  password_file: pg.pw\ndomains:\n  example.com: {}\n",
+        "error: mailauth.yaml:2:3: store.password_file: password_file is for a postgres:// store; an SQLite store has no password\n",
     );
 }

@@ -1,20 +1,27 @@
 //! The dashboards without a browser: `mailauth serve`'s JSON API and
 //! guards, and `reports summary` (text and JSON), against a store filled
 //! from the sample reports. Expected numbers come from the plain report
-//! records, not from the dashboard queries.
+//! records, not from the dashboard queries. The store scenarios run on
+//! SQLite and on PostgreSQL 15 (`sqlite::…`, `postgres::…`), and both
+//! stores must give byte-identical views.
 
 mod dashboard;
+mod support;
 
-use dashboard::{Server, bin, commas, expected, fill};
+use dashboard::{Server, bin, commas, expected_store, fill_store};
+use support::postgres::TestStore;
 
-#[test]
-fn json_api_matches_the_stored_records() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("r.db");
-    fill(&db);
-    let want = expected(&db);
+both_stores!(
+    json_api_matches_the_stored_records,
+    summary_text_and_json,
+    attribution_in_the_api_follows_the_config,
+);
+
+fn json_api_matches_the_stored_records(st: &TestStore) {
+    fill_store(st);
+    let want = expected_store(st);
     let total: i64 = want.values().map(|e| e.messages).sum();
-    let server = Server::start(&db);
+    let server = Server::start_store(st);
 
     let o = server.json("/api/overview");
     assert_eq!(o["totals"]["messages"], total);
@@ -129,17 +136,14 @@ fn refuses_remote_listen_without_flag() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
 }
 
-#[test]
-fn summary_text_and_json() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("r.db");
-    fill(&db);
-    let want = expected(&db);
+fn summary_text_and_json(st: &TestStore) {
+    fill_store(st);
+    let want = expected_store(st);
     let total: i64 = want.values().map(|e| e.messages).sum();
     let run = |args: &[&str]| {
         let out = bin()
-            .args(["reports", "--db"])
-            .arg(&db)
+            .arg("reports")
+            .args(st.cli_args())
             .args(args)
             .output()
             .expect("run");
@@ -185,13 +189,11 @@ fn summary_text_and_json() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("No reports yet"));
 }
 
-#[test]
-fn attribution_in_the_api_follows_the_config() {
+fn attribution_in_the_api_follows_the_config(st: &TestStore) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("r.db");
-    fill(&db);
+    fill_store(st);
     let config = dashboard::write_config(dir.path());
-    let server = Server::start_with_config(&db, &config);
+    let server = Server::start_store_with_config(st, &config);
     let d = server.json("/api/domain/example.com?source=209.85.220.41");
     let a = &d["sources"][0]["attribution"];
     assert_eq!(a["verdict"], "authorised");
@@ -210,4 +212,59 @@ fn attribution_in_the_api_follows_the_config() {
             .iter()
             .all(|s| s["attribution"]["basis"] == "not-configured")
     );
+}
+
+/// The same samples in both stores: every view the dashboards serve, and
+/// `reports summary`, are identical (JSON compared whole, HTML byte for
+/// byte).
+#[test]
+fn both_stores_give_identical_views() {
+    let Some(pg) = TestStore::postgres("identical") else {
+        return;
+    };
+    let lite = TestStore::sqlite();
+    fill_store(&lite);
+    fill_store(&pg);
+    let (a, b) = (Server::start_store(&lite), Server::start_store(&pg));
+    let mut pages = vec![
+        "/".to_owned(),
+        "/api/overview".to_owned(),
+        "/api/domains".to_owned(),
+        "/api/overview?since=2018-06-19&until=2018-06-20".to_owned(),
+    ];
+    for d in a.json("/api/domains").as_array().expect("domains") {
+        let d = d.as_str().expect("name");
+        pages.push(format!("/api/domain/{d}"));
+        pages.push(format!("/domain/{d}"));
+    }
+    assert!(pages.len() > 10, "{pages:?}");
+    for page in &pages {
+        let (x, y) = (a.get(page), b.get(page));
+        assert_eq!(x.0, 200, "{page}: {}", x.1);
+        assert!(x == y, "{page} differs between SQLite and PostgreSQL");
+    }
+    let summary = |st: &TestStore, args: &[&str]| {
+        let out = bin()
+            .arg("reports")
+            .args(st.cli_args())
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    for args in [
+        &["summary", "--offline"][..],
+        &["summary", "--offline", "--json"][..],
+        &["summary", "--offline", "--domain", "example.com"][..],
+    ] {
+        assert!(
+            summary(&lite, args) == summary(&pg, args),
+            "{args:?} differs between SQLite and PostgreSQL"
+        );
+    }
 }

@@ -6,6 +6,7 @@
 #[path = "support/chromium.rs"]
 mod chromium;
 mod dashboard;
+mod support;
 
 use dashboard::{Server, bin, commas, expected, fill, text_after};
 

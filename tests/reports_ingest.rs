@@ -1,5 +1,8 @@
 //! Store dedupe, sources (files, mbox, Maildir) and their crash safety,
-//! and decompression bombs.
+//! and decompression bombs. Every scenario that touches the store runs on
+//! SQLite and on PostgreSQL 15 (`sqlite::…` and `postgres::…` tests).
+
+mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,6 +13,20 @@ use mailauth::reports::ingest::{
 };
 use mailauth::reports::parse::{ParseError, ReportKind};
 use mailauth::reports::store::{ReportStore, SqliteStore, Table};
+use support::postgres::TestStore;
+
+both_stores!(
+    reingest_is_a_duplicate_and_changes_nothing,
+    failure_and_tls_reports_dedupe_too,
+    rejected_report_stores_nothing,
+    show_returns_records,
+    directory_walk_ingests_every_sample,
+    maildir_moves_after_commit_and_rerun_is_idempotent,
+    interrupted_run_loses_nothing_and_counts_nothing_twice,
+    maildir_folders_are_configurable,
+    mbox_messages_are_ingested,
+    oversized_file_is_refused_before_reading,
+);
 
 fn data(rel: &str) -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reports")).join(rel)
@@ -19,20 +36,19 @@ fn read(rel: &str) -> Vec<u8> {
     std::fs::read(data(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-fn run(source: &mut dyn Source, store: &mut SqliteStore) -> Summary {
+fn run(source: &mut dyn Source, store: &mut dyn ReportStore) -> Summary {
     ingest::run(source, store, &IngestLimits::default(), &mut |_| {}).expect("ingest runs")
 }
 
-#[test]
-fn reingest_is_a_duplicate_and_changes_nothing() {
-    let mut store = SqliteStore::open_in_memory().expect("db");
+fn reingest_is_a_duplicate_and_changes_nothing(st: &TestStore) {
+    let mut store = st.open();
     let xml = read("aggregate/nice-input.xml");
     let first = store
         .ingest_item("a", &xml, &IngestLimits::default())
         .expect("db ok")
         .expect("parses");
     assert!(!first[0].duplicate);
-    assert_eq!(store.count(Table::Records).expect("count"), 20);
+    assert_eq!(st.count(Table::Records), 20);
     // Same report in other containers: duplicates, nothing added.
     for rel in [
         "aggregate/nice-input.xml",
@@ -45,8 +61,8 @@ fn reingest_is_a_duplicate_and_changes_nothing() {
             .expect("parses");
         assert!(again[0].duplicate, "{rel}");
     }
-    assert_eq!(store.count(Table::Reports).expect("count"), 1);
-    assert_eq!(store.count(Table::Records).expect("count"), 20);
+    assert_eq!(st.count(Table::Reports), 1);
+    assert_eq!(st.count(Table::Records), 20);
     // A different reporter with otherwise similar data is a new report.
     store
         .ingest_item(
@@ -56,12 +72,11 @@ fn reingest_is_a_duplicate_and_changes_nothing() {
         )
         .expect("db ok")
         .expect("parses");
-    assert_eq!(store.count(Table::Reports).expect("count"), 2);
+    assert_eq!(st.count(Table::Reports), 2);
 }
 
-#[test]
-fn failure_and_tls_reports_dedupe_too() {
-    let mut store = SqliteStore::open_in_memory().expect("db");
+fn failure_and_tls_reports_dedupe_too(st: &TestStore) {
+    let mut store = st.open();
     let limits = IngestLimits::default();
     for _ in 0..2 {
         for rel in [
@@ -74,18 +89,17 @@ fn failure_and_tls_reports_dedupe_too() {
                 .expect("parses");
         }
     }
-    assert_eq!(store.count(Table::FailureReports).expect("count"), 1);
-    assert_eq!(store.count(Table::TlsReports).expect("count"), 1);
-    assert_eq!(store.count(Table::TlsPolicies).expect("count"), 1);
-    assert!(store.count(Table::TlsFailures).expect("count") > 0);
+    assert_eq!(st.count(Table::FailureReports), 1);
+    assert_eq!(st.count(Table::TlsReports), 1);
+    assert_eq!(st.count(Table::TlsPolicies), 1);
+    assert!(st.count(Table::TlsFailures) > 0);
     let rows = store.list(None).expect("list");
     let kinds: Vec<ReportKind> = rows.iter().map(|r| r.kind).collect();
     assert_eq!(kinds, vec![ReportKind::Tls, ReportKind::Failure]);
 }
 
-#[test]
-fn rejected_report_stores_nothing() {
-    let mut store = SqliteStore::open_in_memory().expect("db");
+fn rejected_report_stores_nothing(st: &TestStore) {
+    let mut store = st.open();
     // Valid header, first record fine, second record broken: all or nothing.
     let xml = String::from_utf8(read(
         "aggregate/usssa.com!example.com!1538784000!1538870399.xml",
@@ -107,13 +121,12 @@ fn rejected_report_stores_nothing() {
         ),
         "{got:?}"
     );
-    assert_eq!(store.count(Table::Reports).expect("count"), 0);
-    assert_eq!(store.count(Table::Records).expect("count"), 0);
+    assert_eq!(st.count(Table::Reports), 0);
+    assert_eq!(st.count(Table::Records), 0);
 }
 
-#[test]
-fn show_returns_records() {
-    let mut store = SqliteStore::open_in_memory().expect("db");
+fn show_returns_records(st: &TestStore) {
+    let mut store = st.open();
     store
         .ingest_item(
             "x",
@@ -132,12 +145,11 @@ fn show_returns_records() {
     assert!(store.list(Some("other.example")).expect("list").is_empty());
 }
 
-#[test]
-fn directory_walk_ingests_every_sample() {
-    let mut store = SqliteStore::open_in_memory().expect("db");
+fn directory_walk_ingests_every_sample(st: &TestStore) {
+    let mut store = st.open();
     let dirs = || ["aggregate", "forensic", "tlsrpt"].map(data);
     let mut src = FileSource::new(dirs(), IngestLimits::default().max_input_bytes);
-    let s = run(&mut src, &mut store);
+    let s = run(&mut src, store.as_mut());
     assert_eq!(s.items, 56, "{s:?}");
     let invalid: Vec<&str> = s
         .invalid
@@ -152,17 +164,11 @@ fn directory_walk_ingests_every_sample() {
     // copies and re-sent reports are duplicates.
     assert_eq!(s.reports + s.duplicates, 39 + 1, "{s:?}");
     assert_eq!(s.reports, 31, "{s:?}");
-    assert_eq!(
-        store.count(Table::Reports).expect("count") as u64,
-        s.reports
-    );
-    assert_eq!(
-        store.count(Table::Records).expect("count") as u64,
-        s.records
-    );
+    assert_eq!(st.count(Table::Reports) as u64, s.reports);
+    assert_eq!(st.count(Table::Records) as u64, s.records);
     // Again: all duplicates.
     let mut src = FileSource::new(dirs(), IngestLimits::default().max_input_bytes);
-    let again = run(&mut src, &mut store);
+    let again = run(&mut src, store.as_mut());
     assert_eq!(
         (again.reports, again.failure_reports, again.tls_reports),
         (0, 0, 0)
@@ -191,8 +197,7 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
-#[test]
-fn maildir_moves_after_commit_and_rerun_is_idempotent() {
+fn maildir_moves_after_commit_and_rerun_is_idempotent(st: &TestStore) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let md = tmp.path().join("Maildir");
     make_maildir(
@@ -204,10 +209,9 @@ fn maildir_moves_after_commit_and_rerun_is_idempotent() {
             ("4.dup", &read("aggregate/twilight.eml")),
         ],
     );
-    let db = tmp.path().join("r.db");
-    let mut store = SqliteStore::open(&db).expect("db");
+    let mut store = st.open();
     let mut src = MaildirSource::open(&md, MaildirFolders::default(), 1 << 20).expect("maildir");
-    let s = run(&mut src, &mut store);
+    let s = run(&mut src, store.as_mut());
     assert_eq!(
         (s.items, s.reports, s.tls_reports, s.duplicates),
         (4, 1, 1, 1),
@@ -226,11 +230,11 @@ fn maildir_moves_after_commit_and_rerun_is_idempotent() {
     // back. The re-run counts it as a duplicate and archives it.
     std::fs::copy(md.join(".Archive/cur/1.good"), md.join("new/5.again")).expect("copy");
     drop(store);
-    let mut store = SqliteStore::open(&db).expect("reopen");
+    let mut store = st.open();
     let mut src = MaildirSource::open(&md, MaildirFolders::default(), 1 << 20).expect("maildir");
-    let s = run(&mut src, &mut store);
+    let s = run(&mut src, store.as_mut());
     assert_eq!((s.items, s.reports, s.duplicates), (1, 0, 1), "{s:?}");
-    assert_eq!(store.count(Table::Reports).expect("count"), 1);
+    assert_eq!(st.count(Table::Reports), 1);
     assert!(names(&md.join(".Archive/cur")).contains(&"5.again".to_owned()));
 }
 
@@ -256,8 +260,7 @@ impl<S: Source> Source for CrashAfterCommit<S> {
     }
 }
 
-#[test]
-fn interrupted_run_loses_nothing_and_counts_nothing_twice() {
+fn interrupted_run_loses_nothing_and_counts_nothing_twice(st: &TestStore) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let md = tmp.path().join("Maildir");
     let msgs: Vec<(String, Vec<u8>)> = [
@@ -274,27 +277,24 @@ fn interrupted_run_loses_nothing_and_counts_nothing_twice() {
         .map(|(n, b)| (n.as_str(), b.as_slice()))
         .collect();
     make_maildir(&md, &refs);
-    let db = tmp.path().join("r.db");
     let mut total_new = 0;
     for moves in [2, usize::MAX] {
-        let mut store = SqliteStore::open(&db).expect("db");
+        let mut store = st.open();
         let inner = MaildirSource::open(&md, MaildirFolders::default(), 1 << 20).expect("maildir");
         let mut src = CrashAfterCommit {
             inner,
             moves_left: moves,
         };
-        let s = run(&mut src, &mut store);
+        let s = run(&mut src, store.as_mut());
         total_new += s.reports;
     }
-    let store = SqliteStore::open(&db).expect("db");
     assert_eq!(total_new, 3);
-    assert_eq!(store.count(Table::Reports).expect("count"), 3);
+    assert_eq!(st.count(Table::Reports), 3);
     assert!(names(&md.join("new")).is_empty());
     assert_eq!(names(&md.join(".Archive/cur")).len(), 3);
 }
 
-#[test]
-fn maildir_folders_are_configurable() {
+fn maildir_folders_are_configurable(st: &TestStore) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let md = tmp.path().join("M");
     make_maildir(&md, &[("a", b"not a mail at all")]);
@@ -302,16 +302,15 @@ fn maildir_folders_are_configurable() {
         archive: ".Done".to_owned(),
         invalid: ".Bad".to_owned(),
     };
-    let mut store = SqliteStore::open_in_memory().expect("db");
+    let mut store = st.open();
     let mut src = MaildirSource::open(&md, folders, 1 << 20).expect("maildir");
-    let s = run(&mut src, &mut store);
+    let s = run(&mut src, store.as_mut());
     assert_eq!(s.invalid.len(), 1);
     assert_eq!(names(&md.join(".Bad/cur")), vec!["a"]);
     assert!(MaildirSource::open(&tmp.path().join("nope"), MaildirFolders::default(), 1).is_err());
 }
 
-#[test]
-fn mbox_messages_are_ingested() {
+fn mbox_messages_are_ingested(st: &TestStore) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("reports.mbox");
     let mut f = std::fs::File::create(&path).expect("create");
@@ -334,16 +333,16 @@ fn mbox_messages_are_ingested() {
         writeln!(f).expect("write");
     }
     drop(f);
-    let mut store = SqliteStore::open_in_memory().expect("db");
+    let mut store = st.open();
     let mut src = MboxSource::new(path.clone());
-    let s = run(&mut src, &mut store);
+    let s = run(&mut src, store.as_mut());
     assert_eq!(
         (s.items, s.reports, s.failure_reports, s.tls_reports),
         (3, 1, 1, 1),
         "{s:?}"
     );
     let mut src = MboxSource::new(path);
-    let again = run(&mut src, &mut store);
+    let again = run(&mut src, store.as_mut());
     assert_eq!((again.reports, again.duplicates), (0, 3), "{again:?}");
 }
 
@@ -396,13 +395,12 @@ fn gzip_bomb_in_a_mail_rejected_and_batch_goes_on() {
     assert!(s.invalid[0].reason.contains("compression ratio"), "{s:?}");
 }
 
-#[test]
-fn oversized_file_is_refused_before_reading() {
+fn oversized_file_is_refused_before_reading(st: &TestStore) {
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::write(tmp.path().join("big.xml"), vec![b' '; 4096]).expect("write");
-    let mut store = SqliteStore::open_in_memory().expect("db");
+    let mut store = st.open();
     let mut src = FileSource::new([tmp.path().to_owned()], 1024);
-    let s = run(&mut src, &mut store);
+    let s = run(&mut src, store.as_mut());
     assert_eq!(s.errors.len(), 1);
     assert!(
         s.errors[0].reason.contains("more than the limit of 1024"),

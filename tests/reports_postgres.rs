@@ -493,3 +493,183 @@ fn store_migrate_and_idempotent_copy() {
         assert_eq!(a, b, "{:?} {}", r.kind, r.report_id);
     }
 }
+
+/// `store:` in the config (URL plus a password file beside the config)
+/// drives `reports`, the dashboards and `store migrate`; `--db` and
+/// `MAILAUTH_STORE` still win over it.
+#[test]
+fn config_store_drives_the_store_commands() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("config");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("pg.pw"), format!("{}\n", pg.password())).expect("pw");
+    let config = tmp.path().join("mailauth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "store:\n  url: {url}\n  password_file: pg.pw\ndomains:\n  example.com:\n    dmarc: {{ p: none }}\n"
+        ),
+    )
+    .expect("config");
+    let run = |args: &[&str], env: Option<(&str, &str)>| {
+        let mut c = mailauth(&pg);
+        c.env_remove("MAILAUTH_STORE_PASSWORD")
+            .current_dir(tmp.path())
+            .arg("-c")
+            .arg(&config)
+            .args(args);
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        let out = c.output().expect("run");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    run(
+        &[
+            "reports",
+            "ingest",
+            &data().join("aggregate/nice-input.xml").to_string_lossy(),
+            &data().join("tlsrpt/rfc8460.json").to_string_lossy(),
+        ],
+        None,
+    );
+    let p = pg_store(&pg, &url);
+    assert_eq!(p.count(Table::Reports).expect("count"), 1);
+    assert_eq!(p.count(Table::TlsReports).expect("count"), 1);
+    let summary: serde_json::Value =
+        serde_json::from_str(&run(&["reports", "summary", "--offline", "--json"], None))
+            .expect("json");
+    assert!(
+        summary["totals"]["messages"].as_i64() > Some(0),
+        "{summary}"
+    );
+    assert!(run(&["store", "migrate"], None).contains("is current"));
+    // A flag or MAILAUTH_STORE wins over the config: an empty SQLite file.
+    let listed = |out: String| serde_json::from_str::<serde_json::Value>(&out).expect("json");
+    assert_eq!(
+        listed(run(&["reports", "list", "--format", "json"], None))
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        listed(run(
+            &["reports", "--db", "flag.db", "list", "--format", "json"],
+            None
+        )),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        listed(run(
+            &["reports", "list", "--format", "json"],
+            Some(("MAILAUTH_STORE", "sqlite://env.db"))
+        )),
+        serde_json::json!([])
+    );
+    assert!(tmp.path().join("flag.db").exists() && tmp.path().join("env.db").exists());
+}
+
+/// 2026-11-27T00:00:00Z: the generated reports cover the days before it.
+const NOW: i64 = 1_795_737_600;
+
+/// One aggregate report of `domain` for the day starting at `begin`:
+/// `pass` messages aligned, `fail` messages from a stranger.
+fn daily_report(domain: &str, begin: i64, pass: u64, fail: u64) -> String {
+    let record = |ip: &str, n: u64, v: &str| {
+        format!(
+            " <record>\n  <row><source_ip>{ip}</source_ip><count>{n}</count><policy_evaluated><disposition>none</disposition><dkim>{v}</dkim><spf>{v}</spf></policy_evaluated></row>\n  <identifiers><header_from>{domain}</header_from></identifiers>\n  <auth_results><spf><domain>{domain}</domain><result>{v}</result></spf></auth_results>\n </record>\n"
+        )
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feedback>\n <report_metadata>\n  <org_name>receiver.test</org_name>\n  <email>dmarc@receiver.test</email>\n  <report_id>{domain}-{begin}</report_id>\n  <date_range><begin>{begin}</begin><end>{end}</end></date_range>\n </report_metadata>\n <policy_published>\n  <domain>{domain}</domain><adkim>r</adkim><aspf>r</aspf><p>none</p><pct>100</pct>\n </policy_published>\n{}{}</feedback>\n",
+        record("198.51.100.10", pass, "pass"),
+        record("203.0.113.50", fail, "fail"),
+        end = begin + 86_399
+    )
+}
+
+/// `mailauth checklist` and the `plan` hint read a PostgreSQL store like
+/// an SQLite one: same checklist, same hint.
+#[test]
+fn checklist_and_plan_hint_read_postgres() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("checklist");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let reports = tmp.path().join("reports");
+    std::fs::create_dir(&reports).expect("mkdir");
+    for day in 1..=16 {
+        let begin = NOW - day * 86_400;
+        std::fs::write(
+            reports.join(format!("{day}.xml")),
+            daily_report("ready.test", begin, 1000, 5),
+        )
+        .expect("write report");
+    }
+    let config = tmp.path().join("mailauth.yaml");
+    std::fs::write(
+        &config,
+        "provider: { kind: zonefile, dir: zones }\ndomains:\n  ready.test:\n    spf: { ip4: [198.51.100.10] }\n    dmarc: { p: none, rua: [mailto:dmarc@ready.test] }\n",
+    )
+    .expect("config");
+    std::fs::create_dir(tmp.path().join("zones")).expect("zones");
+    let sqlite = tmp.path().join("r.db");
+    let run = |args: &[&str], store: &[&str]| {
+        let out = mailauth(&pg)
+            .env("MAILAUTH_NOW", NOW.to_string())
+            .env("NO_COLOR", "1")
+            .current_dir(tmp.path())
+            .arg("-c")
+            .arg(&config)
+            .args(args)
+            .args(store)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.code().is_some_and(|c| c <= 2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let pg_flags = ["--store", url.as_str()];
+    let lite_flags = ["--db", sqlite.to_str().expect("utf-8 path")];
+    let reports = reports.to_str().expect("utf-8 path");
+    run(&["reports", "ingest", reports], &pg_flags);
+    run(&["reports", "ingest", reports], &lite_flags);
+
+    let hint_pg = run(&["plan"], &pg_flags);
+    assert!(hint_pg.contains("can advance to"), "{hint_pg}");
+    assert_eq!(hint_pg, run(&["plan"], &lite_flags));
+    let none = run(&["plan"], &["--db", "absent.db"]);
+    assert!(!none.contains("can advance"), "{none}");
+    assert!(!tmp.path().join("absent.db").exists());
+
+    let checklist = |store: &[&str]| {
+        run(
+            &[
+                "checklist",
+                "ready.test",
+                "--format",
+                "json",
+                "--nameserver",
+                "127.0.0.1:9",
+                "--timeout",
+                "0.2",
+            ],
+            store,
+        )
+    };
+    let on_pg = checklist(&pg_flags);
+    assert!(on_pg.contains("\"items\""), "{on_pg}");
+    assert_eq!(on_pg, checklist(&lite_flags));
+    assert_ne!(
+        on_pg,
+        checklist(&["--db", "absent.db"]),
+        "the store was read"
+    );
+}

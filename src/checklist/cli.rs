@@ -1,9 +1,8 @@
 //! The `checklist` command's arguments and driver: load the config when
 //! there is one, build the resolver (system, or `--nameserver`), open the
-//! report database read-only when it exists, compute and print. The
+//! report store (SQLite only when the file exists), compute and print. The
 //! subcommand itself is declared in `cli`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -11,7 +10,8 @@ use clap::{Args, ValueEnum};
 use super::{ChecklistError, Settings, Sources, compute, gather, render};
 use crate::dns::Resolver;
 use crate::record::Name;
-use crate::reports::store::{ChecklistQueries, DEFAULT_DB, SqliteStore};
+use crate::reports::store::ChecklistQueries;
+use crate::reports::store_cli::StoreOptions;
 use crate::workspace::Workspace;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -26,10 +26,11 @@ pub enum Format {
 pub struct ChecklistArgs {
     /// The domain (in the config or not).
     pub domain: String,
-    /// Report database (SQLite) that `mailauth reports ingest` fills. Not
-    /// created when missing: the report items then say the data is missing.
-    #[arg(long, env = "MAILAUTH_DB", default_value = DEFAULT_DB)]
-    pub db: PathBuf,
+    /// The report store `mailauth reports ingest` fills (SQLite or
+    /// PostgreSQL). A missing SQLite file is not created: the report items
+    /// then say the data is missing.
+    #[command(flatten)]
+    pub store: StoreOptions,
     /// A mailbox `mailauth reports ingest` reads (repeatable): a DMARC rua
     /// address listed here counts as read.
     #[arg(long = "reads", value_name = "ADDRESS")]
@@ -82,11 +83,15 @@ pub fn run(ws: Option<&Workspace>, args: ChecklistArgs) -> Result<i32, Checklist
     } else {
         Resolver::with_nameservers(&servers, Duration::from_secs_f64(args.timeout))?
     };
-    let store = if args.db.exists() {
-        Some(SqliteStore::open(&args.db)?)
-    } else {
-        None
-    };
+    let store = args
+        .store
+        .choose_in(ws)
+        .and_then(|c| c.open_existing())
+        .map_err(|e| ChecklistError::Store {
+            source: crate::reports::store::StoreError::Backend {
+                source: Box::new(e),
+            },
+        })?;
     let now = crate::clock::now().map_err(|message| ChecklistError::Settings { message })?;
     let mut settings = Settings::new(now);
     settings.min_days = args.min_days;
@@ -95,7 +100,7 @@ pub fn run(ws: Option<&Workspace>, args: ChecklistArgs) -> Result<i32, Checklist
     let src = Sources {
         ws,
         resolver: &resolver,
-        store: store.as_ref().map(|s| s as &dyn ChecklistQueries),
+        store: store.as_deref().map(|s| s as &dyn ChecklistQueries),
     };
     let facts = gather(&src, &domain, &settings)?;
     let list = compute(&facts, &settings);

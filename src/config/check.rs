@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_saphyr::Spanned;
 
-use super::{Config, Domain, HostList, Located, SelectorConfig};
+use super::{Config, Domain, HostList, Located, SelectorConfig, StoreConfig};
 use crate::record::Name;
 
 struct Problems(Vec<Located>);
@@ -24,6 +24,9 @@ impl Problems {
 
 pub(super) fn check(config: &Config) -> Vec<Located> {
     let mut p = Problems(Vec::new());
+    if let Some(store) = &config.store {
+        check_store(&mut p, store);
+    }
     let mut seen: HashMap<String, &Spanned<String>> = HashMap::new();
     let mut domains: Vec<_> = config.domains.iter().collect();
     domains.sort_by_key(|(k, _)| (k.referenced.line(), k.referenced.column()));
@@ -95,6 +98,63 @@ pub(super) fn check(config: &Config) -> Vec<Located> {
         }
     }
     p.0
+}
+
+/// The report store URL: a known scheme, and no password in it (RFC 3986
+/// section 3.2.1: `userinfo = user [ ":" password ]`; libpq also reads a
+/// `password=` query parameter). The password is never echoed.
+fn check_store(p: &mut Problems, s: &Spanned<StoreConfig>) {
+    let url = s.value.url();
+    let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let sqlite = url.starts_with("sqlite:") || !url.contains("://");
+    let field = match s.value {
+        StoreConfig::Url(_) => "store",
+        StoreConfig::Table(_) => "store.url",
+    };
+    if !postgres && !sqlite {
+        p.at(
+            s,
+            field.into(),
+            "unsupported store URL".into(),
+            Some("use sqlite://PATH, a file path, or postgres://USER@HOST:PORT/DB"),
+        );
+        return;
+    }
+    if url.is_empty() || url == "sqlite://" || url == "sqlite:" {
+        p.at(s, field.into(), "the store URL is empty".into(), None);
+        return;
+    }
+    if postgres {
+        let rest = url.split_once("://").map_or("", |(_, r)| r);
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        let in_userinfo = authority
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+        let in_query = rest.split_once('?').is_some_and(|(_, q)| {
+            q.split('&').any(|kv| {
+                kv.split('=')
+                    .next()
+                    .is_some_and(|k| k.eq_ignore_ascii_case("password"))
+            })
+        });
+        if in_userinfo || in_query {
+            p.at(
+                s,
+                field.into(),
+                "the store URL holds a password; a config file is no place for it".into(),
+                Some(
+                    "remove it from the URL and name a file holding it with `password_file:`, or set MAILAUTH_STORE_PASSWORD",
+                ),
+            );
+        }
+    } else if s.value.password_file().is_some() {
+        p.at(
+            s,
+            "store.password_file".into(),
+            "password_file is for a postgres:// store; an SQLite store has no password".into(),
+            None,
+        );
+    }
 }
 
 fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domain) {

@@ -32,8 +32,48 @@ pub struct Config {
     /// The DKIM keystore (generated and rotated keys).
     #[serde(default)]
     pub keys: Option<crate::keys::config::KeysConfig>,
+    /// The report store (`reports`, `serve`, `checklist`, the plan hint):
+    /// a URL, or `{ url, password_file }`.
+    #[serde(default)]
+    pub store: Option<Spanned<StoreConfig>>,
     /// The domains mailauth manages, by name.
     pub domains: HashMap<Spanned<String>, Domain>,
+}
+
+/// The report store: `sqlite://PATH`, a bare SQLite path, or
+/// `postgres://USER@HOST:PORT/DB` with the password in a file (never in
+/// the URL). Relative paths start at the config file's directory.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum StoreConfig {
+    /// `store: URL`
+    Url(String),
+    /// `store: { url: URL, password_file: PATH }`
+    Table(StoreTable),
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreTable {
+    pub url: String,
+    /// File holding the PostgreSQL password (first line).
+    #[serde(default)]
+    pub password_file: Option<String>,
+}
+
+impl StoreConfig {
+    pub fn url(&self) -> &str {
+        match self {
+            StoreConfig::Url(u) | StoreConfig::Table(StoreTable { url: u, .. }) => u.trim(),
+        }
+    }
+
+    pub fn password_file(&self) -> Option<&str> {
+        match self {
+            StoreConfig::Url(_) => None,
+            StoreConfig::Table(t) => t.password_file.as_deref().map(str::trim),
+        }
+    }
 }
 
 /// Provider selection; each kind's own settings live beside it.

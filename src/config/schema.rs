@@ -150,6 +150,19 @@ pub fn json_schema() -> String {
                     }
                 }
             },
+            "store": {
+                "description": "Report store of reports, serve, checklist and the plan hint (--store, --db and MAILAUTH_STORE win over it)",
+                "oneOf": [
+                    {"type": "string", "description": "sqlite://PATH, a file path, or postgres://USER@HOST:PORT/DB (no password)"},
+                    {
+                        "type": "object", "additionalProperties": false, "required": ["url"],
+                        "properties": {
+                            "url": {"type": "string", "description": "sqlite://PATH, a file path, or postgres://USER@HOST:PORT/DB (no password)"},
+                            "password_file": {"type": "string", "description": "File holding the PostgreSQL password (else MAILAUTH_STORE_PASSWORD)"}
+                        }
+                    }
+                ]
+            },
             "domains": {"type": "object", "additionalProperties": domain}
         }
     });

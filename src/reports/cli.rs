@@ -5,12 +5,13 @@
 //! binary wires [`ReportsArgs`] in and maps `Err` to exit code 2.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
 use super::IngestLimits;
 use super::dashboard;
+use super::dashq::DashboardQueries;
 use super::ingest::imap::{
     self, ImapConfig, ImapSource, ImapUrl, Password, StopSignal, WatchEvent,
 };
@@ -22,22 +23,23 @@ use super::parse::{
     AggregateHeader, Found, ParseError, Record, ReportKind, ReportSink, parse_item,
     parse_xml_stream,
 };
-use super::store::{DEFAULT_DB, ReportDetail, ReportRow, ReportStore, SqliteStore, StoreError};
-use super::store_cli::{StoreUrl, open_store};
+use super::store::{ReportDetail, ReportRow, ReportStore, StoreError};
+use super::store_cli::StoreOptions;
 
 /// Read DMARC aggregate, DMARC failure and SMTP TLS reports.
 #[derive(Debug, clap::Args)]
 pub struct ReportsArgs {
-    /// Report database (SQLite).
-    #[arg(long, global = true, env = "MAILAUTH_DB", default_value = DEFAULT_DB)]
-    pub db: PathBuf,
+    /// Report database (SQLite file). Default: MAILAUTH_STORE,
+    /// MAILAUTH_DB, the config's `store:`, then mailauth.db.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
     /// Report store URL, instead of --db: sqlite://PATH or
     /// postgres://USER@HOST:PORT/DB (password from MAILAUTH_STORE_PASSWORD
     /// or --store-password-file, never in the URL).
-    #[arg(long, global = true, env = "MAILAUTH_STORE")]
+    #[arg(long, global = true, value_name = "URL", conflicts_with = "db")]
     pub store: Option<String>,
     /// File holding the PostgreSQL password.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "PATH")]
     pub store_password_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: ReportsCommand,
@@ -239,22 +241,25 @@ pub struct ExportArgs {
 }
 
 /// Runs a `reports` subcommand; returns the exit code (0 fine, 1 some items
-/// were invalid or a report was not found).
-pub fn run(args: ReportsArgs) -> anyhow::Result<i32> {
-    let url = match &args.store {
-        Some(u) => StoreUrl::parse(u)?,
-        None => StoreUrl::Sqlite(args.db.clone()),
-    };
+/// were invalid or a report was not found). `config` is the config file
+/// whose `store:` is used when neither a flag nor `MAILAUTH_STORE` names
+/// the store.
+pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let command = match args.command {
         ReportsCommand::Ingest(a) if a.dry_run => return ingest_cmd(&mut DryRun, a, &mut out),
         other => other,
     };
-    let mut store = open_store(&url, args.store_password_file.as_deref())?;
-    let store = store.as_mut();
+    let choice = StoreOptions {
+        db: args.db,
+        store: args.store,
+        store_password_file: args.store_password_file,
+    }
+    .choose(config)?;
+    let mut store = choice.open()?;
     match command {
-        ReportsCommand::Ingest(a) => ingest_cmd(store, a, &mut out),
+        ReportsCommand::Ingest(a) => ingest_cmd(store.as_mut(), a, &mut out),
         ReportsCommand::List(a) => {
             let rows = store.list(a.domain.as_deref())?;
             match a.format {
@@ -284,23 +289,12 @@ pub fn run(args: ReportsArgs) -> anyhow::Result<i32> {
                 )),
                 None => Box::new(out),
             };
-            export(store, &a, &mut sink)?;
+            export(store.as_ref(), &a, &mut sink)?;
             sink.flush()?;
             Ok(0)
         }
-        ReportsCommand::Summary(a) => summary_cmd(&mut dashboard_store(&url)?, a, &mut out),
-        ReportsCommand::Html(a) => html_cmd(&mut dashboard_store(&url)?, a, &mut out),
-    }
-}
-
-/// The dashboards read the SQLite store (their queries have no PostgreSQL
-/// version yet).
-fn dashboard_store(url: &StoreUrl) -> anyhow::Result<SqliteStore> {
-    match url {
-        StoreUrl::Sqlite(path) => Ok(SqliteStore::open(path)?),
-        StoreUrl::Postgres(url) => bail!(
-            "the dashboards read a SQLite store; {url} is PostgreSQL, which they do not read yet (use --db)"
-        ),
+        ReportsCommand::Summary(a) => summary_cmd(store.as_mut(), a, &mut out),
+        ReportsCommand::Html(a) => html_cmd(store.as_mut(), a, &mut out),
     }
 }
 
@@ -320,7 +314,7 @@ fn dash_filter(a: &DashArgs) -> anyhow::Result<super::store::DashFilter> {
 }
 
 fn summary_cmd(
-    store: &mut SqliteStore,
+    store: &mut dyn DashboardQueries,
     a: SummaryArgs,
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
@@ -347,7 +341,11 @@ fn summary_cmd(
     Ok(0)
 }
 
-fn html_cmd(store: &mut SqliteStore, a: HtmlArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+fn html_cmd(
+    store: &mut dyn DashboardQueries,
+    a: HtmlArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
     use dashboard::html::{self, Links};
     let f = dash_filter(&a.dash)?;
     let attr = super::serve::attributor(&a.dash.spf_config, a.dash.offline);
@@ -726,7 +724,11 @@ fn write_detail(out: &mut impl Write, d: &ReportDetail) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn export(store: &dyn ReportStore, a: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+fn export(
+    store: &dyn super::store_cli::AnyStore,
+    a: &ExportArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let rows = store.list(a.domain.as_deref())?;
     match a.format {
         Format::Json | Format::Table => {
@@ -821,7 +823,7 @@ mod tests {
             .try_get_matches_from(["reports", "--db", "x.db", "show", "tls:2"])
             .expect("parses");
         let a = ReportsArgs::from_arg_matches(&m).expect("args");
-        assert_eq!(a.db, PathBuf::from("x.db"));
+        assert_eq!(a.db, Some(PathBuf::from("x.db")));
         assert!(
             matches!(a.command, ReportsCommand::Show(ShowArgs { ref id, .. }) if id == "tls:2")
         );

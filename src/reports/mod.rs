@@ -1,12 +1,14 @@
 //! DMARC aggregate, DMARC failure and SMTP TLS report ingestion.
 //!
 //! Owns the pipeline sources → bytes ([`ingest`]) → typed reports
-//! ([`parse`], pure) → SQLite ([`store`], the only SQL), and the `reports`
-//! subcommands ([`cli`]). Leaves DNS records and providers alone, and
-//! dashboards to a later module that reads through [`store`].
+//! ([`parse`], pure) → a store (SQLite in [`store`], PostgreSQL in
+//! [`pgstore`], chosen by [`store_cli`]), the dashboards over either store
+//! ([`dashq`] queries, [`dashboard`] views, [`serve`]), and the `reports`
+//! subcommands ([`cli`]). Leaves DNS records and providers alone.
 
 pub mod cli;
 pub mod dashboard;
+pub mod dashq;
 pub mod ingest;
 pub mod parse;
 pub mod pgstore;

@@ -4,7 +4,8 @@
 //!
 //! Owns the PostgreSQL SQL (schema, migrations, inserts, read queries) and
 //! the one-way copy of an SQLite store into PostgreSQL. Implements
-//! [`ReportStore`] and [`ChecklistQueries`], so callers do not care which
+//! [`ReportStore`] and [`ChecklistQueries`] (and, in `reports::dashq`,
+//! the dashboard queries), so callers do not care which
 //! backend they hold. Leaves parsing to `reports::parse`, sources to
 //! `reports::ingest` and the choice of backend to `reports::store_cli`.
 //!
@@ -222,6 +223,27 @@ CREATE TABLE tls_failures (
     failure_reason_code    TEXT
 );
 CREATE INDEX tls_failures_policy ON tls_failures (tls_policy_id);
+"#,
+    // 2: the dashboards' daily rollup (`reports::dashq`), a cache of
+    // `reports` + `records`.
+    r#"
+CREATE TABLE dashboard_daily_v1 (
+    domain       TEXT   NOT NULL,
+    day          BIGINT NOT NULL,
+    messages     BIGINT NOT NULL,
+    dmarc_pass   BIGINT NOT NULL,
+    spf_aligned  BIGINT NOT NULL,
+    dkim_aligned BIGINT NOT NULL,
+    disp_none    BIGINT NOT NULL,
+    quarantine   BIGINT NOT NULL,
+    reject       BIGINT NOT NULL,
+    PRIMARY KEY (domain, day)
+);
+CREATE TABLE dashboard_rollup_v1 (
+    one        BIGINT PRIMARY KEY CHECK (one = 1),
+    max_report BIGINT NOT NULL,
+    reports    BIGINT NOT NULL
+);
 "#,
 ];
 
@@ -462,8 +484,12 @@ impl PgStore {
         &self.target
     }
 
-    fn client(&self) -> MutexGuard<'_, Client> {
+    pub(super) fn client(&self) -> MutexGuard<'_, Client> {
         self.client.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn client_mut(&mut self) -> &mut Client {
+        self.client.get_mut().unwrap_or_else(|p| p.into_inner())
     }
 
     fn schema_version_mut(&mut self) -> Result<i64, PgError> {

@@ -5,19 +5,20 @@
 //!
 //! Owns a small std-only HTTP/1.1 server (one short-lived thread per
 //! connection, bounded), routing and query parsing. Leaves the views to
-//! `reports::dashboard` and SQL to `reports::store`.
+//! `reports::dashboard` and SQL to `reports::dashq`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::dashboard::html::{self, Links};
 use super::dashboard::{self, DashboardError, attribution::Attributor};
-use super::store::{DEFAULT_DB, DashFilter, SqliteStore};
+use super::dashq::{DashFilter, DashboardQueries};
+use super::store_cli::StoreOptions;
 
 /// Serve the dashboards over HTTP (read-only).
 #[derive(Debug, clap::Args)]
@@ -29,9 +30,9 @@ pub struct ServeArgs {
     /// put a reverse proxy with access control in front).
     #[arg(long)]
     pub allow_remote: bool,
-    /// Report database (SQLite).
-    #[arg(long, env = "MAILAUTH_DB", default_value = DEFAULT_DB)]
-    pub db: PathBuf,
+    /// The report store (SQLite or PostgreSQL).
+    #[command(flatten)]
+    pub store: StoreOptions,
     /// Do not query DNS (reverse names, SPF include trees): attribute
     /// sources from the stored reports only.
     #[arg(long)]
@@ -60,13 +61,16 @@ const MAX_CONNECTIONS: usize = 32;
 /// Longest request head accepted.
 const MAX_HEAD: u64 = 16 * 1024;
 
+/// The store, as the dashboards read it (SQLite or PostgreSQL).
+pub type DashStore = Box<dyn DashboardQueries + Send>;
+
 struct Inner {
-    store: SqliteStore,
+    store: DashStore,
     attr: Attributor,
 }
 
 /// What a request handler needs: the store and the attributor, behind one
-/// lock (SQLite connections are not shared between threads).
+/// lock (one database connection, not shared between threads).
 pub struct State {
     inner: Mutex<Inner>,
     /// Host names accepted in the `Host` header (DNS-rebinding guard);
@@ -76,7 +80,7 @@ pub struct State {
 
 impl State {
     pub fn new(
-        store: SqliteStore,
+        store: DashStore,
         attr: Attributor,
         listen: SocketAddr,
         allow_remote: bool,
@@ -210,6 +214,7 @@ pub fn route(state: &State, target: &str) -> Response {
         return Response::error(500, "internal state poisoned by an earlier failure");
     };
     let Inner { store, attr } = &mut *guard;
+    let store = store.as_mut();
     // Each request is one run: DNS answers are cached within it only.
     attr.reset();
     let segments: Vec<String> = path.split('/').skip(1).map(url_decode).collect();
@@ -343,7 +348,7 @@ pub fn run(config: &Path, args: ServeArgs) -> anyhow::Result<i32> {
     if !args.listen.ip().is_loopback() && !args.allow_remote {
         return Err(ServeError::NotLoopback { addr: args.listen }.into());
     }
-    let mut store = SqliteStore::open(&args.db)?;
+    let mut store: DashStore = args.store.choose(config)?.open()?;
     // Bring the rollup up to date before the first visitor waits for it.
     store.refresh_rollup()?;
     let listener = TcpListener::bind(args.listen).map_err(|source| ServeError::Bind {
@@ -361,6 +366,7 @@ pub fn run(config: &Path, args: ServeArgs) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn query_decoding() {
@@ -375,9 +381,9 @@ mod tests {
     }
 
     fn state() -> State {
-        let store = SqliteStore::open_in_memory().expect("store");
+        let store = super::super::store::SqliteStore::open_in_memory().expect("store");
         State::new(
-            store,
+            Box::new(store),
             Attributor::offline(),
             "127.0.0.1:8080".parse().expect("addr"),
             false,
@@ -404,7 +410,10 @@ mod tests {
         let args = ServeArgs {
             listen: "0.0.0.0:0".parse().expect("addr"),
             allow_remote: false,
-            db: PathBuf::from("/nonexistent/never-created.db"),
+            store: StoreOptions {
+                db: Some(PathBuf::from("/nonexistent/never-created.db")),
+                ..StoreOptions::default()
+            },
             offline: true,
         };
         let e = run(Path::new("missing.yaml"), args).expect_err("refused");

@@ -2,22 +2,32 @@
 //! `copy`).
 //!
 //! Owns the store URL (`sqlite://path`, a bare path, or
-//! `postgres://user@host:port/db`), where its password comes from
+//! `postgres://user@host:port/db`), which store a command uses ([`choose`]:
+//! `--store`/`--db` flag, then `MAILAUTH_STORE`, then the config's
+//! `store:`, then `mailauth.db`), where its password comes from
 //! (`MAILAUTH_STORE_PASSWORD` or a password file, never the URL or the
 //! command line), and [`open_store`], which hands callers one trait object
-//! whatever the backend. Leaves SQL to `reports::store` and
-//! `reports::pgstore`.
+//! whatever the backend. Leaves SQL to `reports::store`, `reports::pgstore`
+//! and `reports::dashq`, and the config's syntax to `config`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::dashq::DashboardQueries;
 use super::pgstore::{CopySummary, PgError, PgStore};
-use super::store::{ChecklistQueries, ReportStore, SCHEMA_VERSION, SqliteStore, StoreError};
+use super::store::{
+    ChecklistQueries, DEFAULT_DB, ReportStore, SCHEMA_VERSION, SqliteStore, StoreError,
+};
 
 /// Environment variable holding the PostgreSQL password.
 pub const PASSWORD_ENV: &str = "MAILAUTH_STORE_PASSWORD";
+/// Environment variable holding the store URL.
+pub const STORE_ENV: &str = "MAILAUTH_STORE";
+/// Environment variable holding an SQLite path (older name; `MAILAUTH_STORE`
+/// wins over it).
+pub const DB_ENV: &str = "MAILAUTH_DB";
 
 /// Errors of choosing and managing a store.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +50,8 @@ pub enum StoreCliError {
     Store(#[from] StoreError),
     #[error("cannot write output: {source}")]
     Output { source: std::io::Error },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// A report store location.
@@ -69,7 +81,8 @@ impl StoreUrl {
         Ok(Self::Sqlite(PathBuf::from(s)))
     }
 
-    fn describe(&self) -> String {
+    /// The location, without password: safe to print.
+    pub fn describe(&self) -> String {
         match self {
             Self::Sqlite(p) => format!("sqlite://{}", p.display()),
             Self::Postgres(u) => u.split_once('?').map_or(u.as_str(), |(a, _)| a).to_owned(),
@@ -91,8 +104,156 @@ pub fn password(file: Option<&Path>) -> Result<Option<String>, StoreCliError> {
 }
 
 /// Every report-store capability callers use, as one trait object.
-pub trait AnyStore: ReportStore + ChecklistQueries {}
-impl<T: ReportStore + ChecklistQueries> AnyStore for T {}
+pub trait AnyStore: ReportStore + ChecklistQueries + DashboardQueries + Send {}
+impl<T: ReportStore + ChecklistQueries + DashboardQueries + Send> AnyStore for T {}
+
+/// Where the chosen store came from (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSource {
+    /// `--store` or `--db`.
+    Flag,
+    /// `MAILAUTH_STORE` or `MAILAUTH_DB`.
+    Env(&'static str),
+    /// The config file's `store:`.
+    Config(PathBuf),
+    /// Nothing said: `mailauth.db`.
+    Default,
+}
+
+/// The store a command uses, and where its password comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreChoice {
+    pub url: StoreUrl,
+    /// A password file (flag, or the config's `password_file`); else the
+    /// password comes from `MAILAUTH_STORE_PASSWORD`.
+    pub password_file: Option<PathBuf>,
+    pub source: StoreSource,
+}
+
+/// The store options every command that opens the store takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct StoreOptions {
+    /// Report database (SQLite file). Default: MAILAUTH_STORE,
+    /// MAILAUTH_DB, the config's `store:`, then mailauth.db.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Report store URL, instead of --db: sqlite://PATH or
+    /// postgres://USER@HOST:PORT/DB (password from MAILAUTH_STORE_PASSWORD
+    /// or --store-password-file, never in the URL).
+    #[arg(long, value_name = "URL", conflicts_with = "db")]
+    pub store: Option<String>,
+    /// File holding the PostgreSQL password.
+    #[arg(long, value_name = "PATH")]
+    pub store_password_file: Option<PathBuf>,
+}
+
+/// The config's `store:` and the config file's path, once read.
+pub type ConfigStore = Option<(crate::config::StoreConfig, PathBuf)>;
+
+impl StoreOptions {
+    /// [`choose`] with the process environment; the config at `config` is
+    /// read only when it exists and neither a flag nor the environment
+    /// decided.
+    pub fn choose(&self, config: &Path) -> Result<StoreChoice, StoreCliError> {
+        choose(self, &|k| std::env::var(k).ok(), &|| {
+            if !config.is_file() {
+                return Ok(None);
+            }
+            Ok(crate::config::load(config)?
+                .store
+                .map(|s| (s.value, config.to_owned())))
+        })
+    }
+
+    /// [`choose`] with the process environment and a config already
+    /// loaded (`None`: there is no config file).
+    pub fn choose_in(
+        &self,
+        ws: Option<&crate::workspace::Workspace>,
+    ) -> Result<StoreChoice, StoreCliError> {
+        choose(self, &|k| std::env::var(k).ok(), &|| {
+            Ok(ws.and_then(|ws| {
+                ws.config
+                    .store
+                    .as_ref()
+                    .map(|s| (s.value.clone(), ws.path.clone()))
+            }))
+        })
+    }
+}
+
+/// Which store to use. Precedence: the `--store`/`--db` flag, then
+/// `MAILAUTH_STORE` (then `MAILAUTH_DB`), then the config's `store:`
+/// (`config` is asked only then), then `mailauth.db`. A
+/// `--store-password-file` flag wins over the config's `password_file`;
+/// relative paths in the config start at the config file's directory.
+pub fn choose(
+    flags: &StoreOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+    config: &dyn Fn() -> Result<ConfigStore, StoreCliError>,
+) -> Result<StoreChoice, StoreCliError> {
+    let password_file = flags.store_password_file.as_deref();
+    let choice = |url, source| StoreChoice {
+        url,
+        password_file: password_file.map(Path::to_path_buf),
+        source,
+    };
+    if let Some(s) = &flags.store {
+        return Ok(choice(StoreUrl::parse(s)?, StoreSource::Flag));
+    }
+    if let Some(p) = &flags.db {
+        return Ok(choice(StoreUrl::Sqlite(p.clone()), StoreSource::Flag));
+    }
+    let set = |k| env(k).filter(|v| !v.is_empty());
+    if let Some(s) = set(STORE_ENV) {
+        return Ok(choice(StoreUrl::parse(&s)?, StoreSource::Env(STORE_ENV)));
+    }
+    if let Some(p) = set(DB_ENV) {
+        return Ok(choice(
+            StoreUrl::Sqlite(PathBuf::from(p)),
+            StoreSource::Env(DB_ENV),
+        ));
+    }
+    if let Some((s, path)) = config()? {
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let url = match StoreUrl::parse(s.url())? {
+            StoreUrl::Sqlite(p) if p.is_relative() => StoreUrl::Sqlite(base.join(p)),
+            other => other,
+        };
+        let file = password_file
+            .map(Path::to_path_buf)
+            .or_else(|| s.password_file().map(|f| base.join(f)));
+        return Ok(StoreChoice {
+            url,
+            password_file: file,
+            source: StoreSource::Config(path),
+        });
+    }
+    Ok(choice(
+        StoreUrl::Sqlite(PathBuf::from(DEFAULT_DB)),
+        StoreSource::Default,
+    ))
+}
+
+impl StoreChoice {
+    /// Opens (and migrates) the store.
+    pub fn open(&self) -> Result<Box<dyn AnyStore>, StoreCliError> {
+        open_store(&self.url, self.password_file.as_deref())
+    }
+
+    /// Opens the store for reading when there is one: `None` for an
+    /// SQLite file that does not exist (it is not created). A PostgreSQL
+    /// store is always opened.
+    pub fn open_existing(&self) -> Result<Option<Box<dyn AnyStore>>, StoreCliError> {
+        match &self.url {
+            StoreUrl::Sqlite(p) if !p.exists() => Ok(None),
+            _ => self.open().map(Some),
+        }
+    }
+}
 
 /// Opens (and migrates) the store at `url`.
 pub fn open_store(
@@ -119,9 +280,10 @@ pub struct StoreArgs {
 pub enum StoreCommand {
     /// Apply pending schema migrations.
     Migrate {
-        /// Store URL: sqlite://PATH or postgres://USER@HOST:PORT/DB.
-        #[arg(long, env = "MAILAUTH_STORE")]
-        store: String,
+        /// Store URL: sqlite://PATH or postgres://USER@HOST:PORT/DB
+        /// (default: MAILAUTH_STORE, the config's `store:`, mailauth.db).
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Copy every report from an SQLite store into a PostgreSQL store.
     /// Re-running copies nothing twice.
@@ -143,13 +305,19 @@ struct MigrateOut {
     to: i64,
 }
 
-/// Runs a `store` subcommand; returns the exit code.
-pub fn run(args: StoreArgs, out: &mut dyn Write) -> Result<i32, StoreCliError> {
-    let pwfile = args.store_password_file.as_deref();
+/// Runs a `store` subcommand; returns the exit code. `config` is the
+/// config file whose `store:` `migrate` falls back to.
+pub fn run(args: StoreArgs, config: &Path, out: &mut dyn Write) -> Result<i32, StoreCliError> {
     let w = |source| StoreCliError::Output { source };
     match args.command {
         StoreCommand::Migrate { store } => {
-            let url = StoreUrl::parse(&store)?;
+            let choice = StoreOptions {
+                db: None,
+                store,
+                store_password_file: args.store_password_file.clone(),
+            }
+            .choose(config)?;
+            let (url, pwfile) = (choice.url, choice.password_file.as_deref());
             let (from, to) = match &url {
                 StoreUrl::Sqlite(p) => {
                     let before = sqlite_version(p);
@@ -179,6 +347,7 @@ pub fn run(args: StoreArgs, out: &mut dyn Write) -> Result<i32, StoreCliError> {
             Ok(0)
         }
         StoreCommand::Copy { from, to, json } => {
+            let pwfile = args.store_password_file.as_deref();
             let (src, dst) = (StoreUrl::parse(&from)?, StoreUrl::parse(&to)?);
             let (StoreUrl::Sqlite(path), StoreUrl::Postgres(url)) = (&src, &dst) else {
                 return Err(StoreCliError::CopyDirection {
@@ -257,5 +426,81 @@ mod tests {
             password(Some(&dir.path().join("missing"))),
             Err(StoreCliError::PasswordFile { .. })
         ));
+    }
+
+    /// `--store`/`--db` > MAILAUTH_STORE > MAILAUTH_DB > config > default;
+    /// the config is read only when nothing before it decided.
+    #[test]
+    fn precedence_of_store_sources() {
+        let yaml =
+            "store: { url: postgres://m@db:5432/dmarc, password_file: secrets/pg }\ndomains: {}\n";
+        let cfg = crate::config::load_str(yaml, Path::new("etc/mailauth.yaml")).expect("config");
+        let from_config = || -> Result<ConfigStore, StoreCliError> {
+            Ok(cfg
+                .store
+                .as_ref()
+                .map(|s| (s.value.clone(), PathBuf::from("etc/mailauth.yaml"))))
+        };
+        let untouched = || -> Result<ConfigStore, StoreCliError> { panic!("config read") };
+        let no_env = |_: &str| None;
+        let env = |k: &str| match k {
+            STORE_ENV => Some("postgres://e@envdb/x".to_owned()),
+            DB_ENV => Some("env.db".to_owned()),
+            _ => None,
+        };
+        let flags = |db: Option<&str>, store: Option<&str>, pw: Option<&str>| StoreOptions {
+            db: db.map(PathBuf::from),
+            store: store.map(str::to_owned),
+            store_password_file: pw.map(PathBuf::from),
+        };
+        let c = choose(&flags(None, Some("flag.db"), None), &env, &untouched).expect("flag");
+        assert_eq!(
+            (c.url, c.source),
+            (StoreUrl::Sqlite("flag.db".into()), StoreSource::Flag)
+        );
+        let c = choose(&flags(Some("db.db"), None, None), &env, &untouched).expect("db flag");
+        assert_eq!(c.url, StoreUrl::Sqlite("db.db".into()));
+        let c = choose(&flags(None, None, None), &env, &untouched).expect("env");
+        assert_eq!(
+            (c.url, c.source),
+            (
+                StoreUrl::Postgres("postgres://e@envdb/x".into()),
+                StoreSource::Env(STORE_ENV)
+            )
+        );
+        let only_db = |k: &str| (k == DB_ENV).then(|| "env.db".to_owned());
+        let c = choose(&flags(None, None, None), &only_db, &untouched).expect("env db");
+        assert_eq!(c.url, StoreUrl::Sqlite("env.db".into()));
+        // An empty variable is no choice.
+        let empty = |_: &str| Some(String::new());
+        let c = choose(&flags(None, None, None), &empty, &from_config).expect("config");
+        assert_eq!(
+            c,
+            StoreChoice {
+                url: StoreUrl::Postgres("postgres://m@db:5432/dmarc".into()),
+                password_file: Some(PathBuf::from("etc/secrets/pg")),
+                source: StoreSource::Config("etc/mailauth.yaml".into()),
+            }
+        );
+        // The password file flag wins over the config's.
+        let c = choose(&flags(None, None, Some("/run/pw")), &no_env, &from_config).expect("pw");
+        assert_eq!(c.password_file, Some(PathBuf::from("/run/pw")));
+        let c = choose(&flags(None, None, None), &no_env, &|| Ok(None)).expect("default");
+        assert_eq!(
+            (c.url, c.source),
+            (StoreUrl::Sqlite(DEFAULT_DB.into()), StoreSource::Default)
+        );
+    }
+
+    #[test]
+    fn config_sqlite_path_is_relative_to_the_config() {
+        let cfg = crate::config::load_str("store: sqlite://r/m.db\ndomains: {}\n", Path::new("x"))
+            .expect("config");
+        let store = cfg
+            .store
+            .map(|s| (s.value, PathBuf::from("conf/mailauth.yaml")));
+        let c = choose(&StoreOptions::default(), &|_| None, &|| Ok(store.clone())).expect("config");
+        assert_eq!(c.url, StoreUrl::Sqlite("conf/r/m.db".into()));
+        assert_eq!(c.password_file, None);
     }
 }

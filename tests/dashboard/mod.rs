@@ -1,6 +1,7 @@
-//! Shared by the dashboard tests: a store filled from the sample reports,
-//! and the numbers expected from it, computed through the plain
-//! `ReportStore::show` records (not through the dashboard queries).
+//! Shared by the dashboard tests: a store (SQLite or PostgreSQL) filled
+//! from the sample reports, and the numbers expected from it, computed
+//! through the plain `ReportStore::show` records (not through the
+//! dashboard queries). The test binary declares `mod support;` too.
 
 #![allow(dead_code)]
 
@@ -9,11 +10,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mailauth::reports::parse::ReportKind;
-use mailauth::reports::store::{ReportStore, SqliteStore};
+use mailauth::reports::store::ReportStore;
+
+use crate::support::postgres::TestStore;
 
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mailauth"));
-    c.env_remove("MAILAUTH_DB").env_remove("MAILAUTH_CONFIG");
+    c.env_remove("MAILAUTH_DB")
+        .env_remove("MAILAUTH_CONFIG")
+        .env_remove("MAILAUTH_STORE")
+        .env_remove("MAILAUTH_STORE_PASSWORD");
     c
 }
 
@@ -24,9 +30,18 @@ pub fn samples() -> PathBuf {
 /// Ingests every sample into a new database at `db` (some samples are
 /// invalid on purpose: exit code 1 is expected).
 pub fn fill(db: &Path) {
+    fill_args(&["--db".into(), db.into()]);
+}
+
+/// [`fill`] for either store.
+pub fn fill_store(st: &TestStore) {
+    fill_args(&st.cli_args());
+}
+
+fn fill_args(store: &[std::ffi::OsString]) {
     let out = bin()
-        .args(["reports", "--db"])
-        .arg(db)
+        .arg("reports")
+        .args(store)
         .arg("ingest")
         .arg(samples())
         .output()
@@ -50,7 +65,16 @@ pub struct Expect {
 
 /// Per domain, from every aggregate report's records.
 pub fn expected(db: &Path) -> BTreeMap<String, Expect> {
-    let store = SqliteStore::open(db).expect("open");
+    let store = mailauth::reports::store::SqliteStore::open(db).expect("open");
+    expected_in(&store)
+}
+
+/// [`expected`] for either store.
+pub fn expected_store(st: &TestStore) -> BTreeMap<String, Expect> {
+    expected_in(st.open().as_ref())
+}
+
+fn expected_in(store: &dyn ReportStore) -> BTreeMap<String, Expect> {
     let mut out: BTreeMap<String, Expect> = BTreeMap::new();
     for row in store.list(None).expect("list") {
         if row.kind != ReportKind::Aggregate {
@@ -136,12 +160,25 @@ impl Server {
     /// With a config whose SPF records attribute the sources (offline:
     /// only `ip4`/`ip6` mechanisms can decide).
     pub fn start_with_config(db: &Path, config: &Path) -> Server {
+        Server::start_args(&["--db".into(), db.into()], config)
+    }
+
+    /// On either store, without a config.
+    pub fn start_store(st: &TestStore) -> Server {
+        Server::start_args(&st.cli_args(), Path::new("/nonexistent/absent.yaml"))
+    }
+
+    /// On either store, with a config.
+    pub fn start_store_with_config(st: &TestStore, config: &Path) -> Server {
+        Server::start_args(&st.cli_args(), config)
+    }
+
+    fn start_args(store: &[std::ffi::OsString], config: &Path) -> Server {
         let port = free_port();
         let child = bin()
             .args(["serve", "--offline", "--listen"])
             .arg(format!("127.0.0.1:{port}"))
-            .arg("--db")
-            .arg(db)
+            .args(store)
             .arg("-c")
             .arg(config)
             .stderr(std::process::Stdio::null())

@@ -168,7 +168,11 @@ impl PgServer {
     pub fn fresh_db(&self, tag: &str) -> String {
         let name = format!(
             "t_{}_{}_{}",
-            tag.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            // PostgreSQL cuts names at 63 bytes: keep the unique tail.
+            tag.chars()
+                .take(24)
+                .collect::<String>()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
             std::process::id(),
             NEXT_DB.fetch_add(1, Ordering::SeqCst)
         );
@@ -217,4 +221,151 @@ fn run_as(as_postgres: bool, bin: &Path, args: &[&str]) -> std::process::Output 
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A report store for one test: an SQLite file in a temp dir, or a fresh
+/// database on the binary's shared PostgreSQL 15 (password in a file).
+/// Scenarios written against it run on both backends (see
+/// [`both_stores!`](crate::both_stores)).
+pub enum TestStore {
+    Sqlite {
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        server: Arc<PgServer>,
+        url: String,
+        password_file: PathBuf,
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl TestStore {
+    pub fn sqlite() -> TestStore {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestStore::Sqlite {
+            path: dir.path().join("reports.db"),
+            _dir: dir,
+        }
+    }
+
+    /// A fresh database; `None` after a SKIP line (panics under CI=true).
+    pub fn postgres(tag: &str) -> Option<TestStore> {
+        let server = PgServer::shared()?;
+        let url = server.fresh_db(tag);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let password_file = dir.path().join("pg-password");
+        std::fs::write(&password_file, format!("{}\n", server.password()))
+            .expect("write password file");
+        Some(TestStore::Postgres {
+            server,
+            url,
+            password_file,
+            _dir: dir,
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, TestStore::Postgres { .. })
+    }
+
+    /// The store as the program opens it.
+    pub fn open(&self) -> Box<dyn mailauth::reports::store_cli::AnyStore> {
+        match self {
+            TestStore::Sqlite { path, .. } => Box::new(
+                mailauth::reports::store::SqliteStore::open(path).expect("open SQLite store"),
+            ),
+            TestStore::Postgres { server, url, .. } => Box::new(
+                mailauth::reports::pgstore::PgStore::open(url, Some(server.password()))
+                    .expect("open PostgreSQL store"),
+            ),
+        }
+    }
+
+    /// `--db`, or `--store` and `--store-password-file`: the command-line
+    /// flags naming this store.
+    pub fn cli_args(&self) -> Vec<std::ffi::OsString> {
+        match self {
+            TestStore::Sqlite { path, .. } => vec!["--db".into(), path.into()],
+            TestStore::Postgres {
+                url, password_file, ..
+            } => vec![
+                "--store".into(),
+                url.into(),
+                "--store-password-file".into(),
+                password_file.into(),
+            ],
+        }
+    }
+
+    /// (`--db`, `--store`, `--store-password-file`) values.
+    pub fn flags(&self) -> (Option<PathBuf>, Option<String>, Option<PathBuf>) {
+        match self {
+            TestStore::Sqlite { path, .. } => (Some(path.clone()), None, None),
+            TestStore::Postgres {
+                url, password_file, ..
+            } => (None, Some(url.clone()), Some(password_file.clone())),
+        }
+    }
+
+    /// Rows in `table`.
+    pub fn count(&self, table: mailauth::reports::store::Table) -> i64 {
+        match self {
+            TestStore::Sqlite { path, .. } => mailauth::reports::store::SqliteStore::open(path)
+                .expect("open")
+                .count(table)
+                .expect("count"),
+            TestStore::Postgres { server, url, .. } => {
+                mailauth::reports::pgstore::PgStore::open(url, Some(server.password()))
+                    .expect("open")
+                    .count(table)
+                    .expect("count")
+            }
+        }
+    }
+
+    /// Runs raw SQL behind the program's back (test set-up): `sqlite` on
+    /// an SQLite store, `pg` on a PostgreSQL one.
+    pub fn execute(&self, sqlite: &str, pg: &str) {
+        match self {
+            TestStore::Sqlite { path, .. } => rusqlite::Connection::open(path)
+                .expect("sqlite")
+                .execute_batch(sqlite)
+                .expect("sqlite set-up"),
+            TestStore::Postgres { server, url, .. } => server
+                .connect(url)
+                .batch_execute(pg)
+                .expect("PostgreSQL set-up"),
+        }
+    }
+}
+
+/// `both_stores!(scenario, …)`: for each `fn scenario(store: &TestStore)`,
+/// a test `scenario_sqlite` and a test `scenario_postgres` (a fresh
+/// database on the shared server; SKIP, or a failure under CI=true, when
+/// PostgreSQL 15 is missing).
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&$crate::support::postgres::TestStore::sqlite());
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(store) =
+                        $crate::support::postgres::TestStore::postgres(stringify!($name))
+                    {
+                        super::$name(&store);
+                    }
+                }
+            )*
+        }
+    };
 }

@@ -4,7 +4,7 @@
 //!
 //! Owns the view assembly ([`model`], pure), source attribution
 //! ([`attribution`]) and the renderers ([`html`], [`text`]). Leaves SQL to
-//! `reports::store` (the `dash_*` queries) and HTTP to `reports::serve`.
+//! `reports::dashq` (the `dash_*` queries, for either store) and HTTP to `reports::serve`.
 
 pub mod attribution;
 pub mod html;
@@ -13,7 +13,8 @@ pub mod text;
 
 use std::collections::BTreeMap;
 
-use crate::reports::store::{DashFilter, SqliteStore, StoreError};
+use crate::reports::dashq::{DashFilter, DashboardQueries};
+use crate::reports::store::StoreError;
 use attribution::Attributor;
 use model::{DomainView, Overview, RangeView};
 
@@ -67,7 +68,10 @@ fn range(f: &DashFilter) -> RangeView {
 }
 
 /// The overview of every domain (the source filter is ignored).
-pub fn overview(store: &mut SqliteStore, f: &DashFilter) -> Result<Overview, DashboardError> {
+pub fn overview(
+    store: &mut dyn DashboardQueries,
+    f: &DashFilter,
+) -> Result<Overview, DashboardError> {
     store.refresh_rollup()?;
     let daily = store.dash_daily(f)?;
     let reporters = store.dash_reporters(f)?;
@@ -78,7 +82,7 @@ pub fn overview(store: &mut SqliteStore, f: &DashFilter) -> Result<Overview, Das
 
 /// One domain's page. `f.domain` names it; `f.source` narrows sources.
 pub fn domain(
-    store: &mut SqliteStore,
+    store: &mut dyn DashboardQueries,
     attr: &Attributor,
     domain: &str,
     f: &DashFilter,
@@ -91,7 +95,7 @@ pub fn domain(
     let daily = store.dash_daily(&f)?;
     let rows: Vec<_> = daily.iter().collect();
     let (totals, days) = model::series(&rows);
-    let view = |rows: Vec<crate::reports::store::SourceRow>| {
+    let view = |rows: Vec<crate::reports::dashq::SourceRow>| {
         rows.into_iter()
             .map(|s| {
                 let a = attr.attribute(domain, &s);

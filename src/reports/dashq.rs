@@ -1,0 +1,1030 @@
+//! The dashboard read queries, for both report stores: the
+//! [`DashboardQueries`] trait, the row types the dashboards consume, the
+//! Rust-side shaping of result rows (written once), and the SQL of each
+//! query side by side for SQLite and PostgreSQL (the only part that
+//! differs).
+//!
+//! Everything here is read-only on the report tables. The one thing it
+//! writes is the daily rollup (`dashboard_daily_v1`, state in
+//! `dashboard_rollup_v1`), a cache derived from `reports` + `records` and
+//! refreshed incrementally, so that the overview does not scan every
+//! record: it can be emptied at any time and is rebuilt. Both tables are
+//! created by a schema migration of each store. Leaves ingestion, the
+//! schema and the other queries to `reports::store` and
+//! `reports::pgstore`, and view assembly to `reports::dashboard`.
+
+use postgres::types::{ToSql, Type};
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+
+use super::pgstore::{PgError, PgStore};
+use super::store::{SqliteStore, StoreError};
+
+/// Errors of reading a dashboard row.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DashQueryError {
+    #[error("dashboard query {what}: column {index} is {found}, expected {expected}")]
+    Column {
+        what: &'static str,
+        index: usize,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("dashboard query {what}: PostgreSQL column {index} has unsupported type {ty}")]
+    ColumnType {
+        what: &'static str,
+        index: usize,
+        ty: String,
+    },
+}
+
+impl From<DashQueryError> for StoreError {
+    fn from(e: DashQueryError) -> Self {
+        StoreError::Backend {
+            source: Box::new(e),
+        }
+    }
+}
+
+/// A date range and optional domain / source filter for dashboard queries.
+/// Times are unix seconds, compared with the report's `date_begin`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DashFilter {
+    pub domain: Option<String>,
+    /// Inclusive lower bound.
+    pub since: Option<i64>,
+    /// Exclusive upper bound.
+    pub until: Option<i64>,
+    /// One source IP (text as stored).
+    pub source: Option<String>,
+}
+
+/// Messages of one domain and day (from the rollup), by outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DailyRow {
+    pub domain: String,
+    /// Days since the Unix epoch (UTC) of the report's begin.
+    pub day: i64,
+    pub messages: i64,
+    /// DKIM or SPF aligned (policy_evaluated).
+    pub dmarc_pass: i64,
+    pub spf_aligned: i64,
+    pub dkim_aligned: i64,
+    /// Applied disposition; `none` also counts unknown values.
+    pub none: i64,
+    pub quarantine: i64,
+    pub reject: i64,
+}
+
+/// Traffic of one source IP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceRow {
+    pub domain: String,
+    pub source_ip: String,
+    pub messages: i64,
+    /// Messages passing DMARC (DKIM or SPF aligned).
+    pub dmarc_pass: i64,
+    pub spf_aligned: i64,
+    pub dkim_aligned: i64,
+    /// Distinct reporters, sorted.
+    pub reporters: Vec<String>,
+    /// Distinct `domain/selector` (or `domain`) of passing DKIM results.
+    pub dkim_signers: Vec<String>,
+    /// Distinct (SPF domain, result) pairs as `domain=result`.
+    pub spf_reported: Vec<String>,
+}
+
+/// One reporter's contribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReporterRow {
+    pub org: String,
+    pub reports: i64,
+    pub messages: i64,
+    pub first_begin: i64,
+    pub last_end: i64,
+}
+
+/// Published policy against applied disposition and override reasons.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyRow {
+    pub domain: String,
+    /// Published `p=` as reported (None when the report omits it).
+    pub published: Option<String>,
+    pub pct: Option<i64>,
+    pub disposition: String,
+    /// The stored override reasons (JSON list of `{kind, comment}`).
+    pub reasons: serde_json::Value,
+    pub messages: i64,
+}
+
+/// TLS-RPT totals for one policy (RFC 8460 `policy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsPolicyRow {
+    pub policy_domain: String,
+    pub policy_type: String,
+    pub successful: i64,
+    pub failed: i64,
+    pub reports: i64,
+    /// Failed sessions per `result-type`, most first.
+    pub failure_types: Vec<(String, i64)>,
+}
+
+/// A DMARC failure report, as the dashboard lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailureRow {
+    pub id: i64,
+    pub reported_domain: String,
+    pub reporter: Option<String>,
+    pub arrival_date: Option<String>,
+    pub source_ip: Option<String>,
+    pub auth_failure: Option<String>,
+    pub original_mail_from: Option<String>,
+    pub dkim_domain: Option<String>,
+    pub original_subject: Option<String>,
+}
+
+/// The dashboard queries; each backend has one SQL text per query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DashQuery {
+    /// Params: domain, since, until.
+    Daily,
+    /// Params: domain, since, until, source, failing_only (0/1), limit.
+    Sources,
+    /// Params: domain, since, until.
+    Reporters,
+    /// Params: domain, since, until, source.
+    Policy,
+    /// Params: domain, since and until as RFC 3339 text.
+    Tls,
+    /// Params: domain, source, limit.
+    Failures,
+    /// No params.
+    Domains,
+}
+
+impl DashQuery {
+    /// What the query is, for error messages.
+    pub fn what(self) -> &'static str {
+        match self {
+            Self::Daily => "read rollup",
+            Self::Sources => "top sources",
+            Self::Reporters => "reporters",
+            Self::Policy => "policy",
+            Self::Tls => "TLS summary",
+            Self::Failures => "failure reports",
+            Self::Domains => "domains",
+        }
+    }
+}
+
+/// A typed query parameter (typed even when NULL: PostgreSQL needs it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+/// One result cell, whatever the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl Cell {
+    fn kind(&self) -> &'static str {
+        match self {
+            Cell::Null => "NULL",
+            Cell::Int(_) => "an integer",
+            Cell::Text(_) => "text",
+        }
+    }
+}
+
+/// Reads the cells of one row in order, typed.
+struct Cols {
+    what: &'static str,
+    cells: std::vec::IntoIter<Cell>,
+    index: usize,
+}
+
+impl Cols {
+    fn new(what: &'static str, row: Vec<Cell>) -> Self {
+        Self {
+            what,
+            cells: row.into_iter(),
+            index: 0,
+        }
+    }
+
+    fn next(&mut self) -> Cell {
+        self.index += 1;
+        self.cells.next().unwrap_or(Cell::Null)
+    }
+
+    fn err(&self, expected: &'static str, found: &Cell) -> DashQueryError {
+        DashQueryError::Column {
+            what: self.what,
+            index: self.index - 1,
+            expected,
+            found: found.kind(),
+        }
+    }
+
+    fn int(&mut self) -> Result<i64, DashQueryError> {
+        match self.next() {
+            Cell::Int(n) => Ok(n),
+            other => Err(self.err("an integer", &other)),
+        }
+    }
+
+    fn opt_int(&mut self) -> Result<Option<i64>, DashQueryError> {
+        match self.next() {
+            Cell::Int(n) => Ok(Some(n)),
+            Cell::Null => Ok(None),
+            other => Err(self.err("an integer or NULL", &other)),
+        }
+    }
+
+    fn text(&mut self) -> Result<String, DashQueryError> {
+        match self.next() {
+            Cell::Text(s) => Ok(s),
+            other => Err(self.err("text", &other)),
+        }
+    }
+
+    fn opt_text(&mut self) -> Result<Option<String>, DashQueryError> {
+        match self.next() {
+            Cell::Text(s) => Ok(Some(s)),
+            Cell::Null => Ok(None),
+            other => Err(self.err("text or NULL", &other)),
+        }
+    }
+}
+
+/// Shapes every row of a result with `f`.
+fn shape<T>(
+    q: DashQuery,
+    rows: Vec<Vec<Cell>>,
+    mut f: impl FnMut(&mut Cols) -> Result<T, DashQueryError>,
+) -> Result<Vec<T>, StoreError> {
+    rows.into_iter()
+        .map(|r| f(&mut Cols::new(q.what(), r)).map_err(StoreError::from))
+        .collect()
+}
+
+fn split_list(s: Option<String>) -> Vec<String> {
+    // Items are aggregated as `x || U+001F` joined with ',': every item
+    // ends in U+001F, and every item but the first starts with ','.
+    let mut v: Vec<String> = s
+        .unwrap_or_default()
+        .split('\u{1f}')
+        .enumerate()
+        .map(|(i, p)| {
+            if i > 0 {
+                p.strip_prefix(',').unwrap_or(p)
+            } else {
+                p
+            }
+        })
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// `type U+001E count` items joined by U+001F, most sessions first (ties
+/// by name, so both stores answer alike).
+fn failure_types(s: Option<String>) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = s
+        .unwrap_or_default()
+        .split('\u{1f}')
+        .filter_map(|p| {
+            let (t, n) = p.split_once('\u{1e}')?;
+            Some((t.to_owned(), n.parse().ok()?))
+        })
+        .collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+fn opt_json(s: Option<String>) -> serde_json::Value {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn limit_arg(limit: usize) -> Arg {
+    Arg::Int(Some(i64::try_from(limit).unwrap_or(i64::MAX)))
+}
+
+fn range_args(f: &DashFilter) -> [Arg; 3] {
+    [
+        Arg::Text(f.domain.clone()),
+        Arg::Int(f.since),
+        Arg::Int(f.until),
+    ]
+}
+
+/// The read queries behind `reports summary`, `reports html` and
+/// `mailauth serve`. A backend supplies [`dash_rows`](Self::dash_rows)
+/// (its SQL) and [`refresh_rollup`](Self::refresh_rollup); the typed
+/// queries are written once on top of them.
+pub trait DashboardQueries {
+    /// Runs one query with its parameters (in the order [`DashQuery`]
+    /// documents) and returns the rows as cells.
+    fn dash_rows(&self, q: DashQuery, args: &[Arg]) -> Result<Vec<Vec<Cell>>, StoreError>;
+
+    /// Brings the daily rollup up to date with the stored reports: adds the
+    /// reports stored since the last refresh, or rebuilds it when reports
+    /// were removed (or committed out of id order). Returns the number of
+    /// reports folded in.
+    fn refresh_rollup(&mut self) -> Result<i64, StoreError>;
+
+    /// Daily outcome counts from the rollup (call
+    /// [`refresh_rollup`](Self::refresh_rollup) first). The source filter
+    /// does not apply here.
+    fn dash_daily(&self, f: &DashFilter) -> Result<Vec<DailyRow>, StoreError> {
+        let q = DashQuery::Daily;
+        shape(q, self.dash_rows(q, &range_args(f))?, |c| {
+            Ok(DailyRow {
+                domain: c.text()?,
+                day: c.int()?,
+                messages: c.int()?,
+                dmarc_pass: c.int()?,
+                spf_aligned: c.int()?,
+                dkim_aligned: c.int()?,
+                none: c.int()?,
+                quarantine: c.int()?,
+                reject: c.int()?,
+            })
+        })
+    }
+
+    /// The `limit` source IPs sending the most messages; `failing_only`
+    /// keeps sources with at least one message failing DMARC, ordered by
+    /// failing messages.
+    fn dash_sources(
+        &self,
+        f: &DashFilter,
+        failing_only: bool,
+        limit: usize,
+    ) -> Result<Vec<SourceRow>, StoreError> {
+        let q = DashQuery::Sources;
+        let [d, s, u] = range_args(f);
+        let args = [
+            d,
+            s,
+            u,
+            Arg::Text(f.source.clone()),
+            Arg::Int(Some(i64::from(failing_only))),
+            limit_arg(limit),
+        ];
+        shape(q, self.dash_rows(q, &args)?, |c| {
+            Ok(SourceRow {
+                domain: c.text()?,
+                source_ip: c.text()?,
+                messages: c.int()?,
+                dmarc_pass: c.int()?,
+                spf_aligned: c.int()?,
+                dkim_aligned: c.int()?,
+                reporters: split_list(c.opt_text()?),
+                dkim_signers: split_list(c.opt_text()?),
+                spf_reported: split_list(c.opt_text()?),
+            })
+        })
+    }
+
+    /// Reporters (aggregate report senders), most messages first.
+    fn dash_reporters(&self, f: &DashFilter) -> Result<Vec<ReporterRow>, StoreError> {
+        let q = DashQuery::Reporters;
+        shape(q, self.dash_rows(q, &range_args(f))?, |c| {
+            Ok(ReporterRow {
+                org: c.text()?,
+                reports: c.int()?,
+                messages: c.int()?,
+                first_begin: c.int()?,
+                last_end: c.int()?,
+            })
+        })
+    }
+
+    /// Published policy against applied disposition, with override reasons.
+    fn dash_policy(&self, f: &DashFilter) -> Result<Vec<PolicyRow>, StoreError> {
+        let q = DashQuery::Policy;
+        let [d, s, u] = range_args(f);
+        let args = [d, s, u, Arg::Text(f.source.clone())];
+        shape(q, self.dash_rows(q, &args)?, |c| {
+            Ok(PolicyRow {
+                domain: c.text()?,
+                published: c.opt_text()?,
+                pct: c.opt_int()?,
+                disposition: c.text()?,
+                reasons: opt_json(c.opt_text()?),
+                messages: c.int()?,
+            })
+        })
+    }
+
+    /// TLS-RPT successes and failures per policy. The range compares the
+    /// report's RFC 3339 start with the bounds rendered the same way.
+    fn dash_tls(&self, f: &DashFilter) -> Result<Vec<TlsPolicyRow>, StoreError> {
+        let q = DashQuery::Tls;
+        let args = [
+            Arg::Text(f.domain.clone()),
+            Arg::Text(f.since.map(crate::clock::format_time)),
+            Arg::Text(f.until.map(crate::clock::format_time)),
+        ];
+        shape(q, self.dash_rows(q, &args)?, |c| {
+            Ok(TlsPolicyRow {
+                policy_domain: c.text()?,
+                policy_type: c.text()?,
+                successful: c.int()?,
+                failed: c.int()?,
+                reports: c.int()?,
+                failure_types: failure_types(c.opt_text()?),
+            })
+        })
+    }
+
+    /// The latest DMARC failure reports (by ingestion order).
+    fn dash_failures(&self, f: &DashFilter, limit: usize) -> Result<Vec<FailureRow>, StoreError> {
+        let q = DashQuery::Failures;
+        let args = [
+            Arg::Text(f.domain.clone()),
+            Arg::Text(f.source.clone()),
+            limit_arg(limit),
+        ];
+        shape(q, self.dash_rows(q, &args)?, |c| {
+            Ok(FailureRow {
+                id: c.int()?,
+                reported_domain: c.text()?,
+                reporter: c.opt_text()?,
+                arrival_date: c.opt_text()?,
+                source_ip: c.opt_text()?,
+                auth_failure: c.opt_text()?,
+                original_mail_from: c.opt_text()?,
+                dkim_domain: c.opt_text()?,
+                original_subject: c.opt_text()?,
+            })
+        })
+    }
+
+    /// Every domain with any stored report (aggregate, failure or TLS).
+    fn dash_domains(&self) -> Result<Vec<String>, StoreError> {
+        let q = DashQuery::Domains;
+        shape(q, self.dash_rows(q, &[])?, |c| c.text())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The rollup: which reports to fold in, decided once for both stores.
+// ---------------------------------------------------------------------------
+
+/// What a refresh does, given the reports now and the rollup's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RollupStep {
+    /// Nothing changed since the last refresh.
+    Current,
+    /// Only reports with an id above `after` are new; `before` reports
+    /// were folded in already.
+    Fold { after: i64, before: i64 },
+    /// First run, or reports were removed (or committed below the last
+    /// folded id): empty the rollup and fold in everything.
+    Rebuild,
+}
+
+/// `now` and `saved` are (highest report id, report count).
+/// `older(max)` counts the reports with an id at most `max`.
+fn rollup_step<E>(
+    now: (i64, i64),
+    saved: Option<(i64, i64)>,
+    older: impl FnOnce(i64) -> Result<i64, E>,
+) -> Result<RollupStep, E> {
+    Ok(match saved {
+        Some(s) if s == now => RollupStep::Current,
+        Some((max, n)) if max < now.0 && n < now.1 && older(max)? == n => RollupStep::Fold {
+            after: max,
+            before: n,
+        },
+        _ => RollupStep::Rebuild,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// SQLite.
+// ---------------------------------------------------------------------------
+
+fn sqlite_sql(q: DashQuery) -> &'static str {
+    match q {
+        DashQuery::Daily => {
+            "SELECT domain, day, messages, dmarc_pass, spf_aligned, dkim_aligned, \
+             disp_none, quarantine, reject FROM dashboard_daily_v1 \
+             WHERE (?1 IS NULL OR domain = ?1) \
+             AND (?2 IS NULL OR day >= ?2 / 86400) AND (?3 IS NULL OR day < (?3 + 86399) / 86400) \
+             ORDER BY domain, day"
+        }
+        DashQuery::Sources => {
+            "SELECT r.policy_domain, c.source_ip, sum(c.count) AS n, \
+               sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END) AS ok, \
+               sum(CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
+               sum(CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END), \
+               group_concat(DISTINCT r.org_name || char(31)), \
+               group_concat(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
+                   c.dkim_domain || coalesce('/' || c.dkim_selector, '') || char(31) END), \
+               group_concat(DISTINCT CASE WHEN c.spf_domain IS NOT NULL THEN \
+                   c.spf_domain || '=' || coalesce(c.spf_result, '?') || char(31) END) \
+             FROM records c JOIN reports r ON r.id = c.report_id \
+             WHERE (?1 IS NULL OR r.policy_domain = ?1) \
+             AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
+             AND (?4 IS NULL OR c.source_ip = ?4) \
+             GROUP BY r.policy_domain, c.source_ip \
+             HAVING ?5 = 0 OR n > ok \
+             ORDER BY CASE WHEN ?5 = 0 THEN n ELSE n - ok END DESC, c.source_ip, r.policy_domain \
+             LIMIT ?6"
+        }
+        DashQuery::Reporters => {
+            "SELECT org_name, count(*), sum(message_count), min(date_begin), max(date_end) \
+             FROM reports r \
+             WHERE (?1 IS NULL OR r.policy_domain = ?1) \
+             AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
+             GROUP BY org_name ORDER BY 3 DESC, 1"
+        }
+        DashQuery::Policy => {
+            "SELECT r.policy_domain, p.p, p.pct, c.disposition, c.reasons, sum(c.count) \
+             FROM records c JOIN reports r ON r.id = c.report_id \
+             LEFT JOIN policy_published p ON p.report_id = r.id \
+             WHERE (?1 IS NULL OR r.policy_domain = ?1) \
+             AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
+             AND (?4 IS NULL OR c.source_ip = ?4) \
+             GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 6 DESC, 2, 3, 4, 5 LIMIT 200"
+        }
+        DashQuery::Tls => {
+            "SELECT p.policy_domain, p.policy_type, sum(p.successful_count), \
+               sum(p.failure_count), count(DISTINCT t.id), \
+               (SELECT group_concat(x.result_type || char(30) || x.n, char(31)) FROM \
+                 (SELECT f.result_type, sum(f.failed_session_count) AS n FROM tls_failures f \
+                  JOIN tls_policies p2 ON p2.id = f.tls_policy_id \
+                  JOIN tls_reports t2 ON t2.id = p2.tls_report_id \
+                  WHERE p2.policy_domain = p.policy_domain AND p2.policy_type = p.policy_type \
+                  AND (?2 IS NULL OR t2.date_begin >= ?2) AND (?3 IS NULL OR t2.date_begin < ?3) \
+                  GROUP BY f.result_type) x) \
+             FROM tls_policies p JOIN tls_reports t ON t.id = p.tls_report_id \
+             WHERE (?1 IS NULL OR p.policy_domain = ?1) \
+             AND (?2 IS NULL OR t.date_begin >= ?2) AND (?3 IS NULL OR t.date_begin < ?3) \
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        }
+        DashQuery::Failures => {
+            "SELECT id, reported_domain, reporter, arrival_date, source_ip, auth_failure, \
+             original_mail_from, dkim_domain, original_subject FROM failure_reports \
+             WHERE (?1 IS NULL OR reported_domain = ?1) AND (?2 IS NULL OR source_ip = ?2) \
+             ORDER BY id DESC LIMIT ?3"
+        }
+        DashQuery::Domains => {
+            "SELECT DISTINCT policy_domain FROM reports \
+             UNION SELECT reported_domain FROM failure_reports \
+             UNION SELECT policy_domain FROM tls_policies ORDER BY 1"
+        }
+    }
+}
+
+/// `(?1 IS NULL OR x = ?1)` keeps SQLite from using an index on `x`: with
+/// a domain given, the condition is written plainly instead.
+fn by_domain(sql: &'static str, domain_given: bool) -> std::borrow::Cow<'static, str> {
+    if domain_given {
+        sql.replace(
+            "(?1 IS NULL OR r.policy_domain = ?1)",
+            "r.policy_domain = ?1",
+        )
+        .replace(
+            "(?1 IS NULL OR p.policy_domain = ?1)",
+            "p.policy_domain = ?1",
+        )
+        .replace(
+            "(?1 IS NULL OR reported_domain = ?1)",
+            "reported_domain = ?1",
+        )
+        .replace("(?1 IS NULL OR domain = ?1)", "domain = ?1")
+        .into()
+    } else {
+        sql.into()
+    }
+}
+
+fn sqlite_value(a: &Arg) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match a {
+        Arg::Text(Some(s)) => Value::Text(s.clone()),
+        Arg::Int(Some(n)) => Value::Integer(*n),
+        Arg::Text(None) | Arg::Int(None) => Value::Null,
+    }
+}
+
+fn sqlite_cell(v: rusqlite::types::ValueRef<'_>) -> Cell {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => Cell::Null,
+        ValueRef::Integer(n) => Cell::Int(n),
+        // sum() of integers stays an integer; a real here is a bug
+        // upstream, and its integer part is the least surprising value.
+        ValueRef::Real(f) => Cell::Int(f as i64),
+        ValueRef::Text(b) | ValueRef::Blob(b) => {
+            Cell::Text(String::from_utf8_lossy(b).into_owned())
+        }
+    }
+}
+
+const ROLLUP_FILL_SQLITE: &str = "INSERT INTO dashboard_daily_v1 (domain, day, messages, \
+    dmarc_pass, spf_aligned, dkim_aligned, disp_none, quarantine, reject) \
+ SELECT r.policy_domain, r.date_begin / 86400, sum(c.count), \
+    sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
+    sum(CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
+    sum(CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END), \
+    sum(CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END), \
+    sum(CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END), \
+    sum(CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END) \
+ FROM records c JOIN reports r ON r.id = c.report_id \
+ WHERE r.id > ?1 \
+ GROUP BY 1, 2 \
+ ON CONFLICT (domain, day) DO UPDATE SET \
+    messages = messages + excluded.messages, \
+    dmarc_pass = dmarc_pass + excluded.dmarc_pass, \
+    spf_aligned = spf_aligned + excluded.spf_aligned, \
+    dkim_aligned = dkim_aligned + excluded.dkim_aligned, \
+    disp_none = disp_none + excluded.disp_none, \
+    quarantine = quarantine + excluded.quarantine, \
+    reject = reject + excluded.reject";
+
+impl DashboardQueries for SqliteStore {
+    fn dash_rows(&self, q: DashQuery, args: &[Arg]) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let err = |source| StoreError::Query {
+            what: q.what(),
+            source,
+        };
+        let domain_given = matches!(args.first(), Some(Arg::Text(Some(_))));
+        let mut stmt = self
+            .conn()
+            .prepare_cached(&by_domain(sqlite_sql(q), domain_given))
+            .map_err(err)?;
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map(
+                rusqlite::params_from_iter(args.iter().map(sqlite_value)),
+                |r| (0..n).map(|i| r.get_ref(i).map(sqlite_cell)).collect(),
+            )
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
+    fn refresh_rollup(&mut self) -> Result<i64, StoreError> {
+        let q = |what: &'static str| move |source| StoreError::Query { what, source };
+        let tx = self.conn_mut().transaction().map_err(q("begin rollup"))?;
+        let now: (i64, i64) = tx
+            .query_row(
+                "SELECT coalesce(max(id), 0), count(*) FROM reports",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(q("read report ids"))?;
+        let saved: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT max_report, reports FROM dashboard_rollup_v1 WHERE one = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(q("read rollup state"))?;
+        let step = rollup_step(now, saved, |max| {
+            tx.query_row("SELECT count(*) FROM reports WHERE id <= ?1", [max], |r| {
+                r.get(0)
+            })
+            .map_err(q("read report ids"))
+        })?;
+        let (after, before) = match step {
+            RollupStep::Current => return Ok(0),
+            RollupStep::Fold { after, before } => (after, before),
+            RollupStep::Rebuild => {
+                tx.execute("DELETE FROM dashboard_daily_v1", [])
+                    .map_err(q("clear rollup"))?;
+                (i64::MIN, 0)
+            }
+        };
+        tx.execute(ROLLUP_FILL_SQLITE, [after])
+            .map_err(q("fill rollup"))?;
+        tx.execute(
+            "INSERT INTO dashboard_rollup_v1 (one, max_report, reports) VALUES (1, ?1, ?2) \
+             ON CONFLICT (one) DO UPDATE SET max_report = ?1, reports = ?2",
+            [now.0, now.1],
+        )
+        .map_err(q("save rollup state"))?;
+        tx.commit().map_err(q("commit rollup"))?;
+        Ok(now.1 - before)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL. Sums of BIGINT are NUMERIC there: cast back. Text is sorted
+// and compared with the "C" collation (byte order, as SQLite does) and
+// NULLs first (as SQLite does), so both stores answer in the same order
+// whatever the database's locale.
+// ---------------------------------------------------------------------------
+
+fn pg_sql(q: DashQuery) -> &'static str {
+    match q {
+        DashQuery::Daily => {
+            "SELECT domain, day, messages, dmarc_pass, spf_aligned, dkim_aligned, \
+             disp_none, quarantine, reject FROM dashboard_daily_v1 \
+             WHERE ($1::text IS NULL OR domain = $1) \
+             AND ($2::bigint IS NULL OR day >= $2 / 86400) \
+             AND ($3::bigint IS NULL OR day < ($3 + 86399) / 86400) \
+             ORDER BY domain COLLATE \"C\", day"
+        }
+        DashQuery::Sources => {
+            "SELECT r.policy_domain, c.source_ip, sum(c.count)::bigint, \
+               sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END)::bigint, \
+               sum(CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END)::bigint, \
+               sum(CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END)::bigint, \
+               string_agg(DISTINCT r.org_name || chr(31), ','), \
+               string_agg(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
+                   c.dkim_domain || coalesce('/' || c.dkim_selector, '') || chr(31) END, ','), \
+               string_agg(DISTINCT CASE WHEN c.spf_domain IS NOT NULL THEN \
+                   c.spf_domain || '=' || coalesce(c.spf_result, '?') || chr(31) END, ',') \
+             FROM records c JOIN reports r ON r.id = c.report_id \
+             WHERE ($1::text IS NULL OR r.policy_domain = $1) \
+             AND ($2::bigint IS NULL OR r.date_begin >= $2) AND ($3::bigint IS NULL OR r.date_begin < $3) \
+             AND ($4::text IS NULL OR c.source_ip = $4) \
+             GROUP BY r.policy_domain, c.source_ip \
+             HAVING $5::bigint = 0 OR sum(c.count) > \
+               sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END) \
+             ORDER BY CASE WHEN $5::bigint = 0 THEN sum(c.count) ELSE sum(c.count) - \
+               sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END) END DESC, \
+               c.source_ip COLLATE \"C\", r.policy_domain COLLATE \"C\" \
+             LIMIT $6::bigint"
+        }
+        DashQuery::Reporters => {
+            "SELECT org_name, count(*), sum(message_count)::bigint, min(date_begin), max(date_end) \
+             FROM reports r \
+             WHERE ($1::text IS NULL OR r.policy_domain = $1) \
+             AND ($2::bigint IS NULL OR r.date_begin >= $2) AND ($3::bigint IS NULL OR r.date_begin < $3) \
+             GROUP BY org_name ORDER BY 3 DESC, org_name COLLATE \"C\""
+        }
+        DashQuery::Policy => {
+            "SELECT r.policy_domain, p.p, p.pct, c.disposition, c.reasons, sum(c.count)::bigint \
+             FROM records c JOIN reports r ON r.id = c.report_id \
+             LEFT JOIN policy_published p ON p.report_id = r.id \
+             WHERE ($1::text IS NULL OR r.policy_domain = $1) \
+             AND ($2::bigint IS NULL OR r.date_begin >= $2) AND ($3::bigint IS NULL OR r.date_begin < $3) \
+             AND ($4::text IS NULL OR c.source_ip = $4) \
+             GROUP BY 1, 2, 3, 4, 5 \
+             ORDER BY r.policy_domain COLLATE \"C\", 6 DESC, p.p COLLATE \"C\" NULLS FIRST, \
+               p.pct NULLS FIRST, c.disposition COLLATE \"C\", c.reasons COLLATE \"C\" \
+             LIMIT 200"
+        }
+        DashQuery::Tls => {
+            "SELECT p.policy_domain, p.policy_type, sum(p.successful_count)::bigint, \
+               sum(p.failure_count)::bigint, count(DISTINCT t.id), \
+               (SELECT string_agg(x.result_type || chr(30) || x.n::text, chr(31)) FROM \
+                 (SELECT f.result_type, sum(f.failed_session_count) AS n FROM tls_failures f \
+                  JOIN tls_policies p2 ON p2.id = f.tls_policy_id \
+                  JOIN tls_reports t2 ON t2.id = p2.tls_report_id \
+                  WHERE p2.policy_domain = p.policy_domain AND p2.policy_type = p.policy_type \
+                  AND ($2::text IS NULL OR t2.date_begin COLLATE \"C\" >= $2) \
+                  AND ($3::text IS NULL OR t2.date_begin COLLATE \"C\" < $3) \
+                  GROUP BY f.result_type) x) \
+             FROM tls_policies p JOIN tls_reports t ON t.id = p.tls_report_id \
+             WHERE ($1::text IS NULL OR p.policy_domain = $1) \
+             AND ($2::text IS NULL OR t.date_begin COLLATE \"C\" >= $2) \
+             AND ($3::text IS NULL OR t.date_begin COLLATE \"C\" < $3) \
+             GROUP BY 1, 2 ORDER BY p.policy_domain COLLATE \"C\", p.policy_type COLLATE \"C\""
+        }
+        DashQuery::Failures => {
+            "SELECT id, reported_domain, reporter, arrival_date, source_ip, auth_failure, \
+             original_mail_from, dkim_domain, original_subject FROM failure_reports \
+             WHERE ($1::text IS NULL OR reported_domain = $1) AND ($2::text IS NULL OR source_ip = $2) \
+             ORDER BY id DESC LIMIT $3::bigint"
+        }
+        DashQuery::Domains => {
+            "SELECT d FROM (SELECT policy_domain AS d FROM reports \
+             UNION SELECT reported_domain FROM failure_reports \
+             UNION SELECT policy_domain FROM tls_policies) u ORDER BY d COLLATE \"C\""
+        }
+    }
+}
+
+fn pg_cells(what: &'static str, row: &postgres::Row) -> Result<Vec<Cell>, StoreError> {
+    let pg = |source| -> StoreError { PgError::Query { what, source }.into() };
+    let mut out = Vec::with_capacity(row.len());
+    for (i, col) in row.columns().iter().enumerate() {
+        let ty = col.type_();
+        let cell = if *ty == Type::INT8 {
+            row.try_get::<_, Option<i64>>(i).map_err(pg)?.map(Cell::Int)
+        } else if *ty == Type::INT4 {
+            row.try_get::<_, Option<i32>>(i)
+                .map_err(pg)?
+                .map(|n| Cell::Int(n.into()))
+        } else if *ty == Type::INT2 {
+            row.try_get::<_, Option<i16>>(i)
+                .map_err(pg)?
+                .map(|n| Cell::Int(n.into()))
+        } else if *ty == Type::BOOL {
+            row.try_get::<_, Option<bool>>(i)
+                .map_err(pg)?
+                .map(|b| Cell::Int(b.into()))
+        } else if *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::NAME {
+            row.try_get::<_, Option<String>>(i)
+                .map_err(pg)?
+                .map(Cell::Text)
+        } else {
+            return Err(DashQueryError::ColumnType {
+                what,
+                index: i,
+                ty: ty.to_string(),
+            }
+            .into());
+        };
+        out.push(cell.unwrap_or(Cell::Null));
+    }
+    Ok(out)
+}
+
+const ROLLUP_FILL_PG: &str = "INSERT INTO dashboard_daily_v1 AS d (domain, day, messages, \
+    dmarc_pass, spf_aligned, dkim_aligned, disp_none, quarantine, reject) \
+ SELECT r.policy_domain, r.date_begin / 86400, sum(c.count), \
+    sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
+    sum(CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
+    sum(CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END), \
+    sum(CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END), \
+    sum(CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END), \
+    sum(CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END) \
+ FROM records c JOIN reports r ON r.id = c.report_id \
+ WHERE r.id > $1 \
+ GROUP BY 1, 2 \
+ ON CONFLICT (domain, day) DO UPDATE SET \
+    messages = d.messages + excluded.messages, \
+    dmarc_pass = d.dmarc_pass + excluded.dmarc_pass, \
+    spf_aligned = d.spf_aligned + excluded.spf_aligned, \
+    dkim_aligned = d.dkim_aligned + excluded.dkim_aligned, \
+    disp_none = d.disp_none + excluded.disp_none, \
+    quarantine = d.quarantine + excluded.quarantine, \
+    reject = d.reject + excluded.reject";
+
+/// Key of the advisory lock that serialises rollup refreshes between
+/// dashboard processes sharing one database.
+const ROLLUP_LOCK: i64 = 0x6d61_6461_7368_7275; // "madashru"
+
+fn pg_refresh(c: &mut postgres::Client) -> Result<i64, PgError> {
+    let q = |what: &'static str| move |source| PgError::Query { what, source };
+    // REPEATABLE READ: every statement sees the same reports, so the state
+    // saved matches exactly what was folded in, while workers go on
+    // committing. The advisory lock is taken before the snapshot, so a
+    // refresh waiting for another one sees what that one saved.
+    let mut tx = c
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .map_err(q("begin rollup"))?;
+    let now: (i64, i64) = tx
+        .query_one(
+            "SELECT coalesce(max(id), 0)::bigint, count(*) FROM reports",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .map_err(q("read report ids"))?;
+    let saved: Option<(i64, i64)> = tx
+        .query_opt(
+            "SELECT max_report, reports FROM dashboard_rollup_v1 WHERE one = 1",
+            &[],
+        )
+        .map_err(q("read rollup state"))?
+        .map(|r| (r.get(0), r.get(1)));
+    let step = rollup_step(now, saved, |max| {
+        tx.query_one("SELECT count(*) FROM reports WHERE id <= $1", &[&max])
+            .map(|r| r.get::<_, i64>(0))
+            .map_err(q("read report ids"))
+    })?;
+    let (after, before) = match step {
+        RollupStep::Current => return Ok(0),
+        RollupStep::Fold { after, before } => (after, before),
+        RollupStep::Rebuild => {
+            tx.execute("DELETE FROM dashboard_daily_v1", &[])
+                .map_err(q("clear rollup"))?;
+            (i64::MIN, 0)
+        }
+    };
+    tx.execute(ROLLUP_FILL_PG, &[&after])
+        .map_err(q("fill rollup"))?;
+    tx.execute(
+        "INSERT INTO dashboard_rollup_v1 (one, max_report, reports) VALUES (1, $1, $2) \
+         ON CONFLICT (one) DO UPDATE SET max_report = $1, reports = $2",
+        &[&now.0, &now.1],
+    )
+    .map_err(q("save rollup state"))?;
+    tx.commit().map_err(q("commit rollup"))?;
+    Ok(now.1 - before)
+}
+
+impl DashboardQueries for PgStore {
+    fn dash_rows(&self, q: DashQuery, args: &[Arg]) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let params: Vec<&(dyn ToSql + Sync)> = args
+            .iter()
+            .map(|a| match a {
+                Arg::Text(t) => t as &(dyn ToSql + Sync),
+                Arg::Int(n) => n as &(dyn ToSql + Sync),
+            })
+            .collect();
+        let rows = self
+            .client()
+            .query(pg_sql(q), &params)
+            .map_err(|source| PgError::Query {
+                what: q.what(),
+                source,
+            })?;
+        rows.iter().map(|r| pg_cells(q.what(), r)).collect()
+    }
+
+    fn refresh_rollup(&mut self) -> Result<i64, StoreError> {
+        let c = self.client_mut();
+        c.execute("SELECT pg_advisory_lock($1)", &[&ROLLUP_LOCK])
+            .map_err(|source| PgError::Query {
+                what: "lock rollup",
+                source,
+            })?;
+        let result = pg_refresh(c);
+        let unlocked = c
+            .execute("SELECT pg_advisory_unlock($1)", &[&ROLLUP_LOCK])
+            .map_err(|source| PgError::Query {
+                what: "unlock rollup",
+                source,
+            });
+        let n = result?;
+        unlocked?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_split_and_sort() {
+        assert_eq!(
+            split_list(Some("b\u{1f},a\u{1f},b\u{1f}".into())),
+            vec!["a", "b"]
+        );
+        assert!(split_list(None).is_empty());
+        assert_eq!(
+            failure_types(Some("x\u{1e}2\u{1f}b\u{1e}5\u{1f}a\u{1e}5\u{1f}bad".into())),
+            vec![("a".into(), 5), ("b".into(), 5), ("x".into(), 2)]
+        );
+    }
+
+    #[test]
+    fn rollup_steps() {
+        let never = |_| -> Result<i64, ()> { panic!("not asked") };
+        assert_eq!(rollup_step((0, 0), None, never), Ok(RollupStep::Rebuild));
+        assert_eq!(
+            rollup_step((5, 5), Some((5, 5)), never),
+            Ok(RollupStep::Current)
+        );
+        // New reports above the last id, none below it: fold in.
+        assert_eq!(
+            rollup_step((9, 7), Some((5, 5)), |max| {
+                assert_eq!(max, 5);
+                Ok::<_, ()>(5)
+            }),
+            Ok(RollupStep::Fold {
+                after: 5,
+                before: 5
+            })
+        );
+        // A report committed late below the last id: rebuild.
+        assert_eq!(
+            rollup_step((9, 7), Some((5, 5)), |_| Ok::<_, ()>(6)),
+            Ok(RollupStep::Rebuild)
+        );
+        // Reports removed.
+        assert_eq!(
+            rollup_step((9, 3), Some((5, 5)), never),
+            Ok(RollupStep::Rebuild)
+        );
+    }
+
+    #[test]
+    fn shaping_checks_types() {
+        let rows = vec![vec![Cell::Text("a".into()), Cell::Null]];
+        let got = shape(DashQuery::Reporters, rows, |c| {
+            c.text()?;
+            c.int()
+        });
+        let err = got.expect_err("NULL is not an integer").to_string();
+        assert!(
+            err.contains("column 1 is NULL, expected an integer"),
+            "{err}"
+        );
+    }
+}
