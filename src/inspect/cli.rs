@@ -5,7 +5,6 @@
 //! DMARC does not pass or a recorded result disagrees, 1 on errors.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -25,16 +24,9 @@ pub struct InspectArgs {
     /// reporter recorded as the connecting IP unless --ip is given.
     #[arg(long, value_name = "ID", value_parser = parse_failure_id, conflicts_with_all = ["message", "embedded"])]
     pub failure_report: Option<i64>,
-    /// Report database (SQLite) for --failure-report.
-    #[arg(long, env = "MAILAUTH_DB", default_value = crate::reports::store::DEFAULT_DB)]
-    pub db: PathBuf,
-    /// Report store URL for --failure-report, instead of --db (see
-    /// `mailauth reports --help`).
-    #[arg(long, env = "MAILAUTH_STORE")]
-    pub store: Option<String>,
-    /// File holding the PostgreSQL password.
-    #[arg(long)]
-    pub store_password_file: Option<PathBuf>,
+    /// The report store for --failure-report.
+    #[command(flatten)]
+    pub store: crate::reports::store_cli::StoreOptions,
     /// Check SPF for this connecting IP instead of the one recorded by the
     /// trusted Received field.
     #[arg(long)]
@@ -86,7 +78,7 @@ pub fn run(ws: Option<&Workspace>, args: InspectArgs) -> anyhow::Result<i32> {
     };
     let (original, report) = match (args.failure_report, &args.message) {
         (Some(id), _) => {
-            let (original, report) = stored_failure(&args, id)?;
+            let (original, report) = stored_failure(ws, &args, id)?;
             (original, Some(report))
         }
         (None, Some(path)) => (read_message(path, args.embedded)?, None),
@@ -161,25 +153,19 @@ impl StoredFailure {
 /// Loads failure report `id` from the report store: the original header
 /// fields it carries (RFC 6591 §3) and the reporter's view of the message.
 fn stored_failure(
+    ws: Option<&Workspace>,
     args: &InspectArgs,
     id: i64,
 ) -> anyhow::Result<(super::message::Original, StoredFailure)> {
     use crate::reports::parse::ReportKind;
-    use crate::reports::store_cli::{StoreUrl, open_store};
-    let url = match &args.store {
-        Some(u) => StoreUrl::parse(u)?,
-        None => {
-            // Opening a SQLite file creates it: a typo must not do that.
-            if !args.db.exists() {
-                bail!(
-                    "no report database at {} (give --db or --store)",
-                    args.db.display()
-                );
-            }
-            StoreUrl::Sqlite(args.db.clone())
-        }
+    let choice = args.store.choose_in(ws)?;
+    // Opening a SQLite file creates it: a typo must not do that.
+    let Some(store) = choice.open_existing()? else {
+        bail!(
+            "no report database at {} (give --db or --store)",
+            choice.url.describe()
+        );
     };
-    let store = open_store(&url, args.store_password_file.as_deref())?;
     let Some(detail) = store.show(ReportKind::Failure, id)? else {
         bail!("no failure report #{id} in the report store (see `mailauth reports list`)");
     };
