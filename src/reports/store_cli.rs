@@ -6,7 +6,9 @@
 //! `--store`/`--db` flag, then `MAILAUTH_STORE`, then the config's
 //! `store:`, then `mailauth.db`), where its password comes from
 //! (`MAILAUTH_STORE_PASSWORD` or a password file, never the URL or the
-//! command line), and [`open_store`], which hands callers one trait object
+//! command line), and [`open_store`] (read-write, migrating) and
+//! [`open_store_read_only`] (for `plan`, `checklist`, `inspect`: never
+//! creates, migrates or writes), which hand callers one trait object
 //! whatever the backend. Leaves SQL to `reports::store`, `reports::pgstore`
 //! and `reports::dashq`, and the config's syntax to `config`.
 

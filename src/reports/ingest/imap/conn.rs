@@ -4,8 +4,10 @@
 //! Owns the transport (which remembers end-of-stream, so a command whose
 //! answer stopped short is an error, not a short answer), certificate
 //! checks, the plaintext policy, choosing MOVE or COPY + EXPUNGE from the
-//! capabilities, and turning async-imap errors into [`ImapError`]s that
-//! name the server and the command. Leaves what is done on the selected
+//! capabilities, reading a command's answer up to its tagged completion
+//! ([`run_tagged`]: a `NO` or `BAD` is an error, never an empty answer),
+//! and turning async-imap errors into [`ImapError`]s that name the server
+//! and the command. Leaves what is done on the selected
 //! folder to `mailbox`.
 
 use std::pin::Pin;
