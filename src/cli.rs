@@ -203,8 +203,12 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             } else {
                 None
             };
-            crate::checklist::cli::run(ws.as_ref(), args)
-                .map_err(|e| Failure::new(2, e.to_string()))
+            // A store that cannot be read (or needs `store migrate`) is not
+            // a usage error: 1, like the other store failures.
+            crate::checklist::cli::run(ws.as_ref(), args).map_err(|e| match e {
+                crate::checklist::ChecklistError::Store { .. } => Failure::new(1, e.to_string()),
+                _ => Failure::new(2, e.to_string()),
+            })
         }
         Command::Serve(args) => {
             crate::reports::serve::run(&cli.config, args).map_err(store_failure)
@@ -278,15 +282,22 @@ fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Fa
 
 /// One line per domain whose report data shows that its DMARC policy can
 /// safely advance (`mailauth checklist DOMAIN` explains it in full).
-/// A store that cannot be opened gives no hints (and no error: the plan
-/// is about DNS).
+/// The store is opened read-only: a plan writes nothing anywhere. A store
+/// that cannot be read gives no hints (and no error: the plan is about
+/// DNS); one that needs `mailauth store migrate` says so in a note.
 fn add_policy_hints(
     ws: &Workspace,
     opts: &crate::reports::store_cli::StoreOptions,
     plan: &mut Plan,
 ) {
-    let Ok(Some(store)) = opts.choose_in(Some(ws)).and_then(|c| c.open_existing()) else {
-        return;
+    let store = match opts.choose_in(Some(ws)).and_then(|c| c.open_read_only()) {
+        Ok(Some(store)) => store,
+        Ok(None) => return,
+        Err(e) if e.is_older_schema() => {
+            eprintln!("note: no policy hints: {e}");
+            return;
+        }
+        Err(_) => return,
     };
     let store: &dyn crate::reports::store::ChecklistQueries = store.as_ref();
     let mut seen = std::collections::BTreeSet::new();

@@ -307,6 +307,90 @@ fn cut_by_reset_after_the_last_body_before_its_closing_paren_then_converges() {
     cut_then_converge(39, At::BodyEnd, Fault::Rst);
 }
 
+/// The server refuses a command (`NO`, RFC 9051 7.1) instead of
+/// completing it: the proxy rewrites the tagged `OK` of the first answer
+/// holding `pattern`. The run must fail naming the command and the
+/// server's text, move nothing it did not commit, and a re-run converge.
+fn refused_then_converge(pattern: &'static [u8], command: &str, done: usize) {
+    let what = format!("{command} refused");
+    let Some(d) = Dovecot::try_start(DovecotOpts::default()) else {
+        return;
+    };
+    let all = messages(40);
+    append_all(&d, &all);
+    let proxy = TcpCut::start(
+        d.port,
+        Plan {
+            trigger: Trigger::Completion { pattern, nth: 0 },
+            fault: Fault::Refuse,
+            times: Times::Once,
+        },
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("r.db");
+
+    let out = mailauth(&d, &db, proxy.port(), &[])
+        .output()
+        .expect("run mailauth");
+    assert_eq!(proxy.fired(), 1, "{what}: the refusal was not injected");
+    assert_eq!(out.status.code(), Some(1), "{what}: {}", show(&out));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = format!("127.0.0.1:{}", proxy.port());
+    assert!(
+        text.lines().any(|l| l.contains(&server)
+            && l.contains(command)
+            && l.contains("answered NO")
+            && l.contains("[SERVERBUG] injected")),
+        "{what}: no error naming {server}, {command} and the server's text\n{text}"
+    );
+    assert_eq!(moved(&d).len(), done, "{what}: moved\n{text}");
+    assert_eq!(
+        d.folder_files("INBOX").len(),
+        all.len() - done,
+        "{what}: INBOX\n{text}"
+    );
+    assert_eq!(
+        db_counts(&db),
+        expected(&moved(&d)).0,
+        "{what}: database\n{text}"
+    );
+
+    let out = mailauth(&d, &db, proxy.port(), &["--json"])
+        .output()
+        .expect("run mailauth");
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "{what}: {}",
+        show(&out)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{what}: {e}: {}", show(&out)));
+    assert_eq!(
+        summary["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{what}: {summary}"
+    );
+    assert_eq!(summary["items"], all.len() - done, "{what}: {summary}");
+    assert_eq!(proxy.fired(), 1);
+    check_converged(&d, &db, &all, &what);
+}
+
+/// Issue: a `NO` to `UID FETCH` used to read as an empty answer, and the
+/// batch was skipped without an error.
+#[test]
+fn a_refused_uid_fetch_fails_the_run_and_moves_nothing_of_its_batch() {
+    refused_then_converge(b"BODY[]", "UID FETCH", 0);
+}
+
+#[test]
+fn a_refused_uid_search_fails_the_run_before_anything_is_fetched() {
+    refused_then_converge(b"* SEARCH", "UID SEARCH", 0);
+}
+
 fn config(port: u16, d: &Dovecot, timeout: Duration) -> ImapConfig {
     let mut c = ImapConfig::new(
         url(port).parse().expect("url"),
@@ -392,6 +476,86 @@ fn a_stalled_server_fails_within_the_timeout() {
         source.take_error().is_some(),
         "the broken connection is kept"
     );
+}
+
+/// `--imap-timeout` reaches the connection: a server that stops in the
+/// middle of a message body ends the run within it, through the binary.
+#[test]
+fn imap_timeout_flag_ends_a_stalled_run() {
+    let Some(d) = Dovecot::try_start(DovecotOpts::default()) else {
+        return;
+    };
+    let all = messages(6);
+    append_all(&d, &all);
+    let stall = TcpCut::start(
+        d.port,
+        Plan {
+            trigger: Trigger::Fetch {
+                nth: 1,
+                at: At::Body(50),
+            },
+            fault: Fault::Stall,
+            times: Times::Always,
+        },
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("r.db");
+    // A hang detector, not a measurement: far below the 120 s default,
+    // far above the 2 s asked for.
+    let bound = Duration::from_secs(60);
+    let start = Instant::now();
+    let out = mailauth(
+        &d,
+        &db,
+        stall.port(),
+        &["--imap-timeout", "2", "--imap-connect-timeout", "5"],
+    )
+    .output()
+    .expect("run mailauth");
+    assert!(start.elapsed() < bound, "took {:?}", start.elapsed());
+    assert_eq!(stall.fired(), 1, "the stall did not happen");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    // The summary's errors go to standard output with it.
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = format!("127.0.0.1:{}", stall.port());
+    assert!(
+        text.lines().any(|l| l.contains("UID FETCH")
+            && l.contains("no answer within 2 s")
+            && l.contains(&server)),
+        "{}",
+        show(&out)
+    );
+    assert!(moved(&d).is_empty());
+    assert_eq!(d.folder_files("INBOX").len(), all.len());
+    assert_eq!(db_counts(&db), vec![0, 0, 0, 0]);
+}
+
+#[test]
+fn imap_timeouts_must_be_positive() {
+    for flag in ["--imap-timeout", "--imap-connect-timeout"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+            .args([
+                "reports",
+                "ingest",
+                "--imap",
+                "imap://u@127.0.0.1:9/INBOX",
+                flag,
+                "0",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mailauth");
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", show(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(flag),
+            "{flag}: {}",
+            show(&out)
+        );
+    }
 }
 
 fn report_count(db: &Path) -> i64 {
@@ -552,4 +716,53 @@ fn proxy_cut_points_are_exact_whatever_the_chunking() {
         Some(3)
     );
     assert_eq!(support::tcp_cut::literal_len(b"* OK {x}\r\n"), None);
+}
+
+#[test]
+fn proxy_refuses_the_completion_of_the_matching_answer_whatever_the_chunking() {
+    let tagged = STREAM
+        .windows(5)
+        .position(|w| w == b"t1 OK")
+        .expect("tagged line");
+    for chunk in [1, 2, 7, STREAM.len()] {
+        let trigger = Trigger::Completion {
+            pattern: b"BODY[]",
+            nth: 0,
+        };
+        // The `)` lines after the literals continue a FETCH response: they
+        // are not taken for a tagged completion.
+        let mut s = Scanner::new(trigger);
+        let mut out = Vec::new();
+        let mut hit = false;
+        for c in STREAM.chunks(chunk) {
+            let (o, h) = s.feed(c);
+            out.extend(o);
+            if h {
+                hit = true;
+                out.extend(s.refuse_held());
+                break;
+            }
+        }
+        assert!(hit, "chunk {chunk}");
+        let mut want = STREAM[..tagged].to_vec();
+        want.extend_from_slice(b"t1 NO [SERVERBUG] injected\r\n");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&want),
+            "chunk {chunk}"
+        );
+        // No answer holds a SEARCH response: nothing is touched.
+        let mut s = Scanner::new(Trigger::Completion {
+            pattern: b"* SEARCH",
+            nth: 0,
+        });
+        let mut out = Vec::new();
+        for c in STREAM.chunks(chunk) {
+            let (o, h) = s.feed(c);
+            assert!(!h, "chunk {chunk}");
+            out.extend(o);
+        }
+        out.extend(s.flush_all());
+        assert_eq!(out, STREAM);
+    }
 }

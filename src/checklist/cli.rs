@@ -86,7 +86,8 @@ pub fn run(ws: Option<&Workspace>, args: ChecklistArgs) -> Result<i32, Checklist
     let store = args
         .store
         .choose_in(ws)
-        .and_then(|c| c.open_existing())
+        // Read-only: a checklist leaves the store as it found it.
+        .and_then(|c| c.open_read_only())
         .map_err(|e| ChecklistError::Store {
             source: crate::reports::store::StoreError::Backend {
                 source: Box::new(e),

@@ -159,8 +159,9 @@ fn stored_failure(
 ) -> anyhow::Result<(super::message::Original, StoredFailure)> {
     use crate::reports::parse::ReportKind;
     let choice = args.store.choose_in(ws)?;
-    // Opening a SQLite file creates it: a typo must not do that.
-    let Some(store) = choice.open_existing()? else {
+    // Read-only: nothing is created (a typo must not make a file),
+    // migrated or written.
+    let Some(store) = choice.open_read_only()? else {
         bail!(
             "no report database at {} (give --db or --store)",
             choice.url.describe()

@@ -178,6 +178,16 @@ pub struct ImapArgs {
     #[arg(long, default_value_t = 300, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub imap_max_backoff_secs: u64,
+    /// Longest wait for the IMAP server to answer one command in full, in
+    /// seconds: the greeting, the TLS handshake, the login and every
+    /// command, a whole `UID FETCH` batch included.
+    #[arg(long, default_value_t = 120, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub imap_timeout: u64,
+    /// Longest wait for the TCP connection to the IMAP server, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub imap_connect_timeout: u64,
     /// Keep watching the IMAP folder (IDLE) and ingest new mail as it
     /// arrives, reconnecting after errors, until SIGINT or SIGTERM.
     #[arg(long, requires = "imap")]
@@ -197,6 +207,8 @@ impl Default for ImapArgs {
             imap_invalid: "Invalid".to_owned(),
             imap_idle_secs: 1740,
             imap_max_backoff_secs: 300,
+            imap_timeout: 120,
+            imap_connect_timeout: 30,
             watch: false,
         }
     }
@@ -591,6 +603,8 @@ fn imap_config(url: &str, a: &ImapArgs) -> anyhow::Result<ImapConfig> {
     config.invalid = a.imap_invalid.clone();
     config.idle_timeout = std::time::Duration::from_secs(a.imap_idle_secs);
     config.max_backoff = std::time::Duration::from_secs(a.imap_max_backoff_secs);
+    config.io_timeout = std::time::Duration::from_secs(a.imap_timeout);
+    config.connect_timeout = std::time::Duration::from_secs(a.imap_connect_timeout);
     Ok(config)
 }
 

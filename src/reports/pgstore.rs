@@ -59,6 +59,16 @@ pub enum PgError {
         found: i64,
         known: i64,
     },
+    /// A read-only command found a store that `mailauth store migrate`
+    /// must bring up to date first (it never migrates on its own).
+    #[error(
+        "report store {target} has schema version {found}; run `mailauth store migrate` (this program reads version {known})"
+    )]
+    OlderSchema {
+        target: String,
+        found: i64,
+        known: i64,
+    },
     #[error("PostgreSQL query failed ({what}): {source}")]
     Query {
         what: &'static str,
@@ -472,6 +482,63 @@ impl PgStore {
             });
         }
         Ok(store)
+    }
+
+    /// Connects for reading only: the session is `SET
+    /// default_transaction_read_only = on` before anything else, so every
+    /// statement runs in a read-only transaction and the server refuses
+    /// any write; the schema is checked, never migrated. A schema older
+    /// than this program is [`PgError::OlderSchema`], a newer one
+    /// [`PgError::NewerSchema`]. For `plan`, `checklist` and `inspect`.
+    pub fn open_read_only(url: &str, password: Option<&str>) -> Result<Self, PgError> {
+        let mut config: postgres::Config = url.parse().map_err(|source| PgError::Url {
+            url: redact(url),
+            source,
+        })?;
+        let target = describe(&config);
+        if config.get_password().is_some() {
+            return Err(PgError::PasswordInUrl { url: target });
+        }
+        if let Some(pw) = password {
+            config.password(pw);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("mailauth");
+        }
+        let mut client = config.connect(NoTls).map_err(|source| PgError::Connect {
+            target: target.clone(),
+            source,
+        })?;
+        // PostgreSQL 15 §20.11.1: "A read-only SQL transaction cannot
+        // alter non-temporary tables." Set for the session, it covers every
+        // statement this connection runs, whatever code path issues it.
+        client
+            .batch_execute("SET default_transaction_read_only = on")
+            .map_err(q("make the session read-only"))?;
+        let found = read_version(&mut client)?;
+        if found > SCHEMA_VERSION {
+            return Err(PgError::NewerSchema {
+                target,
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(PgError::OlderSchema {
+                target,
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        // Preparing plans nothing to write and needs the tables, which a
+        // current schema has.
+        let stmts = Stmts::prepare(&mut client)?;
+        Ok(Self {
+            client: Mutex::new(client),
+            stmts,
+            target,
+            found,
+        })
     }
 
     /// The schema version found at open, before any migration.

@@ -38,6 +38,16 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    /// A read-only command found a store that `mailauth store migrate`
+    /// must bring up to date first (it never migrates on its own).
+    #[error(
+        "report store {path} has schema version {found}; run `mailauth store migrate` (this program reads version {known})"
+    )]
+    OlderSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("report database query failed ({what}): {source}")]
     Query {
         what: &'static str,
@@ -395,6 +405,58 @@ impl SqliteStore {
             .map_err(q("record migration"))?;
         }
         tx.commit().map_err(q("commit migration"))?;
+        Ok(Self { conn })
+    }
+
+    /// Opens an existing database file for reading only: never creates
+    /// it, never migrates it, and the connection cannot write (SQLite
+    /// `SQLITE_OPEN_READ_ONLY`, plus `PRAGMA query_only`). A schema older
+    /// than this program is [`StoreError::OlderSchema`], a newer one
+    /// [`StoreError::NewerSchema`]. For `plan`, `checklist` and
+    /// `inspect`, which must leave the store as they found it.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        use rusqlite::OpenFlags;
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        // An ingest holding the write lock delays a read, never fails it.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        conn.execute_batch("PRAGMA query_only = ON;")
+            .map_err(open_err)?;
+        let has_table: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(q("look for schema_version"))?;
+        let found: i64 = if has_table {
+            conn.query_row("SELECT max(version) FROM schema_version", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map_err(q("read schema_version"))?
+            .unwrap_or(0)
+        } else {
+            0
+        };
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(StoreError::OlderSchema {
+                path: path.to_owned(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
         Ok(Self { conn })
     }
 

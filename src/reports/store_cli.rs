@@ -6,7 +6,9 @@
 //! `--store`/`--db` flag, then `MAILAUTH_STORE`, then the config's
 //! `store:`, then `mailauth.db`), where its password comes from
 //! (`MAILAUTH_STORE_PASSWORD` or a password file, never the URL or the
-//! command line), and [`open_store`], which hands callers one trait object
+//! command line), and [`open_store`] (read-write, migrating) and
+//! [`open_store_read_only`] (for `plan`, `checklist`, `inspect`: never
+//! creates, migrates or writes), which hand callers one trait object
 //! whatever the backend. Leaves SQL to `reports::store`, `reports::pgstore`
 //! and `reports::dashq`, and the config's syntax to `config`.
 
@@ -244,15 +246,52 @@ impl StoreChoice {
         open_store(&self.url, self.password_file.as_deref())
     }
 
-    /// Opens the store for reading when there is one: `None` for an
-    /// SQLite file that does not exist (it is not created). A PostgreSQL
-    /// store is always opened.
+    /// Opens the store (and migrates it) when there is one: `None` for
+    /// an SQLite file that does not exist (it is not created). A
+    /// PostgreSQL store is always opened. Commands that only read use
+    /// [`StoreChoice::open_read_only`] instead.
     pub fn open_existing(&self) -> Result<Option<Box<dyn AnyStore>>, StoreCliError> {
         match &self.url {
             StoreUrl::Sqlite(p) if !p.exists() => Ok(None),
             _ => self.open().map(Some),
         }
     }
+
+    /// Opens the store for reading only, for `plan`, `checklist` and
+    /// `inspect`: nothing is created, migrated or written. `None` for an
+    /// SQLite file that does not exist. A schema older than this program
+    /// is an error ([`StoreCliError::is_older_schema`]) that says to run
+    /// `mailauth store migrate`; a newer one is refused as on open.
+    pub fn open_read_only(&self) -> Result<Option<Box<dyn AnyStore>>, StoreCliError> {
+        open_store_read_only(&self.url, self.password_file.as_deref())
+    }
+}
+
+impl StoreCliError {
+    /// The store exists but needs `mailauth store migrate` before this
+    /// program can read it.
+    pub fn is_older_schema(&self) -> bool {
+        matches!(
+            self,
+            Self::Store(StoreError::OlderSchema { .. }) | Self::Pg(PgError::OlderSchema { .. })
+        )
+    }
+}
+
+/// Opens the store at `url` for reading only (see
+/// [`StoreChoice::open_read_only`]); `None` for a missing SQLite file.
+pub fn open_store_read_only(
+    url: &StoreUrl,
+    password_file: Option<&Path>,
+) -> Result<Option<Box<dyn AnyStore>>, StoreCliError> {
+    Ok(Some(match url {
+        StoreUrl::Sqlite(p) if !p.exists() => return Ok(None),
+        StoreUrl::Sqlite(p) => Box::new(SqliteStore::open_read_only(p)?),
+        StoreUrl::Postgres(u) => Box::new(PgStore::open_read_only(
+            u,
+            password(password_file)?.as_deref(),
+        )?),
+    }))
 }
 
 /// Opens (and migrates) the store at `url`.

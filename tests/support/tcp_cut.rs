@@ -1,7 +1,8 @@
 //! A fault-injecting TCP proxy on loopback, for protocols with literals
 //! (IMAP): it forwards to a real server and, at a chosen point of the
 //! server→client stream, cuts the connection (RST or FIN, both directions)
-//! or stalls it (stops forwarding, keeps the sockets open).
+//! or stalls it (stops forwarding, keeps the sockets open), or turns the
+//! tagged `OK` that completes a command into `NO` (the server refusing).
 //!
 //! The point is found by reading the server's IMAP responses as they pass:
 //! lines and `{N}` literals (RFC 9051 4.3), so a point "200 bytes into the
@@ -25,6 +26,12 @@ pub enum Trigger {
     /// In the `nth` (0-based, counted per connection) response line that
     /// holds `FETCH` and `BODY[]` and ends with a literal `{N}`.
     Fetch { nth: usize, at: At },
+    /// The tagged completion (`TAG OK …`) of the `nth` (0-based, per
+    /// connection) command answer one of whose untagged response lines
+    /// contains `pattern`: `b"BODY[]"` for a `UID FETCH` of bodies,
+    /// `b"* SEARCH"` for a `SEARCH` (RFC 9051 7.3.4: it is sent even when
+    /// nothing matches).
+    Completion { pattern: &'static [u8], nth: usize },
 }
 
 /// A point inside a FETCH response with a literal.
@@ -51,7 +58,13 @@ pub enum Fault {
     /// Nothing more is sent; the sockets stay open until the client gives
     /// up or the proxy is dropped.
     Stall,
+    /// With [`Trigger::Completion`]: the tagged line is replaced by `TAG
+    /// NO [SERVERBUG] injected`; everything else passes untouched.
+    Refuse,
 }
+
+/// The tagged completion [`Fault::Refuse`] sends instead of the server's.
+pub const REFUSAL: &[u8] = b"NO [SERVERBUG] injected";
 
 /// Which connections get the fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +250,13 @@ fn server_to_client(
         if client.write_all(&out).is_err() {
             break;
         }
+        if hit && plan.fault == Fault::Refuse && shared.take(plan.times) {
+            scan.disarm();
+            if client.write_all(&scan.refuse_held()).is_err() {
+                break;
+            }
+            continue;
+        }
         if hit && shared.take(plan.times) {
             let _ = client.flush();
             fault_now(&client, Some(&server), plan.fault, shared, client_gone);
@@ -282,6 +302,8 @@ fn fault_now(
             let _ = client.shutdown(Shutdown::Both);
         }
         Fault::Stall => shared.stall(client_gone),
+        // Only meaningful at a completion (handled by the caller).
+        Fault::Refuse => {}
     }
 }
 
@@ -332,24 +354,52 @@ pub struct Scanner {
     countdown: Option<usize>,
     /// Held back after a hit, for when the fault is not taken.
     held: Vec<u8>,
+    /// The next line continues a response after a literal (it is not a
+    /// response of its own).
+    continuing: bool,
+    /// An untagged line of the answer being read matched the
+    /// [`Trigger::Completion`] pattern.
+    matched: bool,
+    /// Matching answers completed so far.
+    completions: usize,
 }
 
 impl Scanner {
     pub fn new(trigger: Trigger) -> Self {
         Scanner {
             trigger,
-            armed: matches!(trigger, Trigger::Fetch { .. }),
+            armed: matches!(trigger, Trigger::Fetch { .. } | Trigger::Completion { .. }),
             line: Vec::new(),
             literal: 0,
             fetches: 0,
             countdown: None,
             held: Vec::new(),
+            continuing: false,
+            matched: false,
+            completions: 0,
         }
     }
 
     fn disarm(&mut self) {
         self.armed = false;
         self.countdown = None;
+    }
+
+    /// Everything held back, its first line (the tagged completion at a
+    /// [`Trigger::Completion`] hit) turned into `TAG NO [SERVERBUG]
+    /// injected`.
+    pub fn refuse_held(&mut self) -> Vec<u8> {
+        let held = self.flush_all();
+        let Some(end) = held.windows(2).position(|w| w == b"\r\n") else {
+            return held;
+        };
+        let line = &held[..end];
+        let tag = line.split(|&b| b == b' ').next().unwrap_or(b"");
+        let mut out = tag.to_vec();
+        out.push(b' ');
+        out.extend_from_slice(REFUSAL);
+        out.extend_from_slice(&held[end..]);
+        out
     }
 
     /// Everything held back.
@@ -392,6 +442,25 @@ impl Scanner {
             }
             let line = std::mem::take(&mut self.line);
             let literal = literal_len(&line);
+            // RFC 9051 2.2.2: untagged responses start with `*`,
+            // continuation requests with `+`; anything else at the start
+            // of a response is a tag.
+            let tagged = !self.continuing && !line.starts_with(b"*") && !line.starts_with(b"+");
+            self.continuing = literal.is_some();
+            if let Trigger::Completion { pattern, nth } = self.trigger {
+                if !tagged {
+                    self.matched |= contains(&line, pattern);
+                } else if std::mem::take(&mut self.matched) {
+                    let this = self.completions;
+                    self.completions += 1;
+                    if self.armed && this == nth {
+                        self.armed = false;
+                        self.held.extend_from_slice(&line);
+                        self.held.extend_from_slice(&data[i..]);
+                        return (out, true);
+                    }
+                }
+            }
             let is_fetch =
                 literal.is_some() && contains(&line, b" FETCH ") && contains(&line, b"BODY[]");
             if let (true, true, Trigger::Fetch { nth, at }) = (self.armed, is_fetch, self.trigger) {

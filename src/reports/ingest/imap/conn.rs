@@ -4,8 +4,10 @@
 //! Owns the transport (which remembers end-of-stream, so a command whose
 //! answer stopped short is an error, not a short answer), certificate
 //! checks, the plaintext policy, choosing MOVE or COPY + EXPUNGE from the
-//! capabilities, and turning async-imap errors into [`ImapError`]s that
-//! name the server and the command. Leaves what is done on the selected
+//! capabilities, reading a command's answer up to its tagged completion
+//! ([`run_tagged`]: a `NO` or `BAD` is an error, never an empty answer),
+//! and turning async-imap errors into [`ImapError`]s that name the server
+//! and the command. Leaves what is done on the selected
 //! folder to `mailbox`.
 
 use std::pin::Pin;
@@ -31,6 +33,10 @@ pub(super) struct Conn {
     io: Io,
     /// A read returned end-of-stream.
     eof: bool,
+    /// An `EXISTS` or `RECENT` came in the answer to a command that
+    /// [`run_tagged`] read (async-imap's unsolicited channel only hears of
+    /// the commands it reads itself).
+    news: bool,
 }
 
 enum Io {
@@ -40,7 +46,11 @@ enum Io {
 
 impl Conn {
     fn new(io: Io) -> Self {
-        Conn { io, eof: false }
+        Conn {
+            io,
+            eof: false,
+            news: false,
+        }
     }
 }
 
@@ -165,6 +175,97 @@ pub(super) fn still_open(
         });
     }
     Ok(())
+}
+
+/// Whether mail arrived according to a command [`run_tagged`] read since
+/// the last call.
+pub(super) fn take_news(session: &mut ImapSession) -> bool {
+    std::mem::take(&mut session.as_mut().news)
+}
+
+/// How a command [`run_tagged`] sent was completed.
+enum Completion {
+    Ok,
+    /// `NO` or `BAD`, with the server's text.
+    Refused {
+        status: &'static str,
+        text: String,
+    },
+    /// End-of-stream before the tagged completion.
+    Closed,
+}
+
+/// RFC 9051 7.1: "The tagged response indicates the result of the
+/// operation [...]: OK indicates success, NO indicates failure, BAD
+/// indicates a protocol error". async-imap's FETCH, SEARCH, STORE and
+/// EXPUNGE read their answer up to the tagged completion and drop it
+/// unread, so a `NO` to `UID FETCH` would pass for an empty answer and
+/// its messages would be skipped without a word. This sends `command`
+/// itself and reads the answer response by response: `each` sees every
+/// untagged response of it, and the run ends with an error naming `what`
+/// and the server's text unless the tagged completion is `OK`. An
+/// `EXISTS` or `RECENT` in the answer is remembered for [`take_news`].
+pub(super) async fn run_tagged(
+    session: &mut ImapSession,
+    cfg: &ImapConfig,
+    command: &str,
+    what: &str,
+    mut each: impl FnMut(&Response<'_>),
+) -> Result<(), ImapError> {
+    use async_imap::imap_proto::MailboxDatum;
+    let done = cmd(cfg, what, async {
+        let id = session.run_command(command).await?;
+        loop {
+            let Some(resp) = session.read_response().await? else {
+                return Ok(Completion::Closed);
+            };
+            match resp.parsed() {
+                Response::Done {
+                    tag,
+                    status,
+                    outcome,
+                } if *tag == id => {
+                    let status = match status {
+                        Status::Ok => return Ok(Completion::Ok),
+                        Status::No => "NO",
+                        Status::Bad => "BAD",
+                        // Not a completion result RFC 9051 allows in a
+                        // tagged response: not a success either.
+                        Status::PreAuth => "PREAUTH",
+                        Status::Bye => "BYE",
+                    };
+                    let mut text = match &outcome.code {
+                        Some(code) => format!("[{code:?}] "),
+                        None => String::new(),
+                    };
+                    text.push_str(outcome.information.as_deref().unwrap_or(""));
+                    return Ok(Completion::Refused {
+                        status,
+                        text: text.trim_end().to_owned(),
+                    });
+                }
+                Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_)) => {
+                    session.as_mut().news = true;
+                }
+                other => each(other),
+            }
+        }
+    })
+    .await?;
+    match done {
+        Completion::Ok => Ok(()),
+        Completion::Refused { status, text } => Err(ImapError::Refused {
+            server: server(cfg),
+            command: what.to_owned(),
+            status: status.to_owned(),
+            text,
+        }),
+        Completion::Closed => Err(ImapError::Broken {
+            server: server(cfg),
+            command: what.to_owned(),
+            reason: "the server closed the connection before completing the command".to_owned(),
+        }),
+    }
 }
 
 pub(super) fn server(cfg: &ImapConfig) -> String {

@@ -9,11 +9,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use futures_util::StreamExt as _;
+use async_imap::imap_proto::{AttributeValue, MailboxDatum, Response};
 
 use super::ImapConfig;
 use super::ImapError;
-use super::conn::{ImapSession, cmd, still_open};
+use super::conn::{ImapSession, cmd, run_tagged};
 
 /// How handled messages leave the folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub(super) async fn finish_interrupted_moves(
         let mut by_id: Vec<(u32, String)> = fetches
             .iter()
             .filter_map(|f| {
-                let id = f.envelope()?.message_id.as_ref()?;
+                let id = f.message_id.as_ref()?;
                 let id = std::str::from_utf8(id).ok()?;
                 // Only ids that quote safely; others are copied again.
                 let ok = !id.is_empty()
@@ -147,10 +147,10 @@ pub(super) async fn fetch_bodies(
     let mut out = HashMap::new();
     for f in fetches {
         // Unsolicited FETCH responses (flag changes) carry no body.
-        if let (Some(uid), Some(body)) = (f.uid, f.body())
+        if let (Some(uid), Some(body)) = (f.uid, f.body)
             && uids.contains(&uid)
         {
-            out.insert(uid, body.to_vec());
+            out.insert(uid, body);
         }
     }
     Ok(out)
@@ -188,28 +188,25 @@ async fn store_flags(
     set: &str,
     flags: &str,
 ) -> Result<(), ImapError> {
-    cmd(cfg, "UID STORE", async {
-        let s = session
-            .uid_store(set, format!("+FLAGS.SILENT ({flags})"))
-            .await?;
-        s.collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(())
-    })
-    .await?;
-    still_open(session, cfg, "UID STORE")
+    let command = format!("UID STORE {set} +FLAGS.SILENT ({flags})");
+    run_tagged(session, cfg, &command, "UID STORE", |_| {}).await
 }
 
-/// `UID SEARCH query`, all of its answer.
+/// `UID SEARCH query`, all of its answer; a `NO` or `BAD` is an error.
 async fn uid_search(
     session: &mut ImapSession,
     cfg: &ImapConfig,
     query: &str,
 ) -> Result<HashSet<u32>, ImapError> {
-    let uids = cmd(cfg, "UID SEARCH", session.uid_search(query)).await?;
-    still_open(session, cfg, "UID SEARCH")?;
+    let mut uids = HashSet::new();
+    let command = format!("UID SEARCH {query}");
+    run_tagged(session, cfg, &command, "UID SEARCH", |r| {
+        // RFC 9051 7.3.4 (RFC 3501 7.2.5): `"SEARCH" *(SP nz-number)`.
+        if let Response::MailboxData(MailboxDatum::Search(found)) = r {
+            uids.extend(found.iter().copied());
+        }
+    })
+    .await?;
     Ok(uids)
 }
 
@@ -219,42 +216,72 @@ async fn uid_expunge(
     cfg: &ImapConfig,
     set: &str,
 ) -> Result<(), ImapError> {
-    cmd(cfg, "UID EXPUNGE", async {
-        let s = session.uid_expunge(set).await?;
-        s.collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(())
-    })
-    .await?;
-    still_open(session, cfg, "UID EXPUNGE")
+    let command = format!("UID EXPUNGE {set}");
+    run_tagged(session, cfg, &command, "UID EXPUNGE", |_| {}).await
 }
 
-/// `UID FETCH set query`, every response collected, under the I/O timeout.
+/// What mailauth reads of one FETCH response.
+#[derive(Debug, Default)]
+struct Fetched {
+    uid: Option<u32>,
+    size: Option<u32>,
+    /// `BODY[]`: the whole message.
+    body: Option<Vec<u8>>,
+    /// The envelope's Message-ID.
+    message_id: Option<Vec<u8>>,
+}
+
+impl Fetched {
+    /// RFC 9051 7.5.2: `msg-att = "(" (msg-att-dynamic / msg-att-static)
+    /// *(SP (msg-att-dynamic / msg-att-static)) ")"`.
+    fn from_attrs(attrs: &[AttributeValue<'_>]) -> Self {
+        let mut f = Fetched::default();
+        for a in attrs {
+            match a {
+                AttributeValue::Uid(uid) => f.uid = Some(*uid),
+                AttributeValue::Rfc822Size(n) => f.size = Some(*n),
+                AttributeValue::BodySection {
+                    section: None,
+                    data: Some(body),
+                    ..
+                }
+                | AttributeValue::Rfc822(Some(body)) => f.body = Some(body.to_vec()),
+                AttributeValue::Envelope(env) => {
+                    f.message_id = env.message_id.as_ref().map(|id| id.to_vec());
+                }
+                _ => {}
+            }
+        }
+        f
+    }
+}
+
+/// `UID FETCH set query`, every response collected, under the I/O
+/// timeout; a `NO` or `BAD` is an error, so a batch the server did not
+/// deliver in full is never taken for a smaller one.
 async fn uid_fetch(
     session: &mut ImapSession,
     cfg: &ImapConfig,
     set: &str,
     query: &str,
     what: &str,
-) -> Result<Vec<async_imap::types::Fetch>, ImapError> {
-    let fetches = cmd(cfg, what, async {
-        let stream = session.uid_fetch(set, query).await?;
-        stream
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<async_imap::error::Result<Vec<_>>>()
+) -> Result<Vec<Fetched>, ImapError> {
+    let mut out = Vec::new();
+    let command = format!("UID FETCH {set} {query}");
+    run_tagged(session, cfg, &command, what, |r| {
+        if let Response::Fetch(_, attrs) = r {
+            out.push(Fetched::from_attrs(attrs));
+        }
     })
     .await?;
-    still_open(session, cfg, what)?;
-    Ok(fetches)
+    Ok(out)
 }
 
-/// Unsolicited responses go to a bounded channel nobody reads: empty it so
-/// it never holds stale news.
+/// Unsolicited responses go to a bounded channel nobody reads: empty it
+/// (and forget what [`run_tagged`] heard) so it never holds stale news:
+/// the listing that follows sees what they announced.
 fn drain_unsolicited(session: &mut ImapSession) {
+    super::conn::take_news(session);
     while session.unsolicited_responses.try_recv().is_ok() {}
 }
 

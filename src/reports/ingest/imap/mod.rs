@@ -66,6 +66,14 @@ pub enum ImapError {
         command: String,
         source: async_imap::error::Error,
     },
+    /// The server completed a command with `NO` or `BAD` (RFC 9051 7.1).
+    #[error("IMAP {command} on {server} failed: the server answered {status} {text:?}")]
+    Refused {
+        server: String,
+        command: String,
+        status: String,
+        text: String,
+    },
     #[error("IMAP {command} on {server} got no answer within {secs} s")]
     Timeout {
         server: String,

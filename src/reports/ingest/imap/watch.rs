@@ -58,7 +58,7 @@ impl StopSignal {
 /// emptied (and empties it).
 pub(super) fn had_news(session: &mut ImapSession) -> bool {
     use async_imap::types::UnsolicitedResponse as U;
-    let mut news = false;
+    let mut news = super::conn::take_news(session);
     while let Ok(r) = session.unsolicited_responses.try_recv() {
         news |= matches!(r, U::Exists(_) | U::Recent(_));
     }
