@@ -22,6 +22,7 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
 use super::ParseError;
+use super::scan::{self, Scan, Token};
 use super::types::{
     AggregateHeader, Alignment, Disposition, DkimAuth, DkimResult, DmarcResult, Extension,
     OverrideReason, PolicyAction, PolicyOverride, Record, SpfAuth, SpfResult, SpfScope,
@@ -276,9 +277,9 @@ fn configure<R>(reader: &mut Reader<R>) {
     config.trim_text(false);
 }
 
-fn xml_error<R>(reader: &Reader<R>, e: &quick_xml::Error) -> ParseError {
+fn xml_error<R>(reader: &Reader<R>, base: u64, e: &quick_xml::Error) -> ParseError {
     ParseError::Xml {
-        position: reader.error_position(),
+        position: base + reader.error_position(),
         msg: e.to_string(),
     }
 }
@@ -288,12 +289,33 @@ fn parse_str<V: AggregateVisitor + ?Sized>(
     visitor: &mut V,
     warnings: Vec<String>,
 ) -> Result<AggregateSummary, ParseError> {
-    let mut reader = Reader::from_str(xml);
-    configure(&mut reader);
     let mut st = State::new(visitor, warnings);
+    // quick-xml drops one more BOM at the start without counting it in its
+    // positions: leave that rare document to it entirely.
+    let mut pos = 0;
+    if !xml.starts_with('\u{feff}') {
+        loop {
+            match scan::next(xml, pos, true) {
+                Scan::Token(token, end) => {
+                    pos = end;
+                    if !st.token(token, end as u64)? {
+                        return st.finish_document();
+                    }
+                }
+                Scan::NeedMore | Scan::Fallback => break,
+            }
+        }
+    }
+    // The rest from a token boundary, where a fresh reader starts in the
+    // same state as one that read everything before it.
+    let base = pos as u64;
+    let mut reader = Reader::from_str(&xml[pos..]);
+    configure(&mut reader);
     loop {
-        let event = reader.read_event().map_err(|e| xml_error(&reader, &e))?;
-        if !st.event(event, reader.buffer_position())? {
+        let event = reader
+            .read_event()
+            .map_err(|e| xml_error(&reader, base, &e))?;
+        if !st.event(event, base + reader.buffer_position())? {
             break;
         }
     }
@@ -301,35 +323,99 @@ fn parse_str<V: AggregateVisitor + ?Sized>(
 }
 
 /// Parses an aggregate report read from `input` as it arrives, holding one
-/// XML event at a time rather than the document: a 100 MB report is parsed
-/// in constant memory. Same recovery as [`parse`]; a warning about dropped
-/// invalid UTF-8 bytes is only known, and added, at the end.
+/// window of the document at a time (at least one whole token): a 100 MB
+/// report is parsed in constant memory. Same recovery as [`parse`]; a
+/// warning about dropped invalid UTF-8 bytes is only known, and added, at
+/// the end.
 pub fn parse_reader<R: std::io::Read, V: AggregateVisitor + ?Sized>(
     input: R,
     visitor: &mut V,
 ) -> Result<AggregateSummary, ParseError> {
-    let mut reader = Reader::from_reader(Utf8Clean::new(input));
-    configure(&mut reader);
+    use std::io::{BufRead as _, Read as _};
+    let mut clean = Utf8Clean::new(input);
     let mut st = State::new(visitor, Vec::new());
-    let mut buf = Vec::with_capacity(4096);
-    loop {
-        buf.clear();
-        let event = match reader.read_event_into(&mut buf) {
-            Ok(event) => event,
-            Err(e) => {
-                if let Some(io) = reader.get_mut().error.take() {
-                    return Err(ParseError::Container {
-                        msg: format!("reading the report: {io}"),
-                    });
+    // The window: clean text not yet tokenized is `window[pos..]`, and
+    // `window[0]` is at byte `base` of the (cleaned) document.
+    let mut window = String::new();
+    let mut pos = 0usize;
+    let mut base = 0u64;
+    let mut last = false;
+    let mut started = false;
+    let fallback = loop {
+        if started {
+            match scan::next(&window, pos, last) {
+                Scan::Token(token, end) => {
+                    pos = end;
+                    if !st.token(token, base + end as u64)? {
+                        break false;
+                    }
+                    continue;
                 }
-                return Err(xml_error(&reader, &e));
+                Scan::Fallback => break true,
+                Scan::NeedMore => {}
+            }
+        } else if window.len() >= 3 || last {
+            // See `parse_str` about a second BOM.
+            if window.starts_with('\u{feff}') {
+                break true;
+            }
+            started = true;
+            continue;
+        }
+        // Keep the unfinished token, read the next chunk after it.
+        window.drain(..pos);
+        base += pos as u64;
+        pos = 0;
+        let chunk = match clean.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                let e = clean.error.take().unwrap_or(e);
+                return Err(ParseError::Container {
+                    msg: format!("reading the report: {e}"),
+                });
             }
         };
-        if !st.event(event, reader.buffer_position())? {
-            break;
+        if chunk.is_empty() {
+            last = true;
+        } else {
+            let n = chunk.len();
+            // `Utf8Clean` hands out whole characters only.
+            let text = std::str::from_utf8(chunk).map_err(|e| ParseError::Container {
+                msg: format!("reading the report: {e}"),
+            })?;
+            window.push_str(text);
+            clean.consume(n);
         }
-    }
-    let dropped = reader.get_ref().dropped;
+    };
+    let clean = if fallback {
+        // The rest of the window, then the rest of the input, to quick-xml.
+        let rest = std::io::Cursor::new(window.split_off(pos).into_bytes());
+        let base = base + pos as u64;
+        let mut reader = Reader::from_reader(rest.chain(clean));
+        configure(&mut reader);
+        let mut buf = Vec::with_capacity(4096);
+        loop {
+            buf.clear();
+            let event = match reader.read_event_into(&mut buf) {
+                Ok(event) => event,
+                Err(e) => {
+                    if let Some(io) = reader.get_mut().get_mut().1.error.take() {
+                        return Err(ParseError::Container {
+                            msg: format!("reading the report: {io}"),
+                        });
+                    }
+                    return Err(xml_error(&reader, base, &e));
+                }
+            };
+            if !st.event(event, base + reader.buffer_position())? {
+                break;
+            }
+        }
+        reader.into_inner().into_inner().1
+    } else {
+        clean
+    };
+    let dropped = clean.dropped;
     if dropped > 0 {
         st.header
             .warnings
@@ -489,7 +575,7 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
         }
     }
 
-    /// Handles one XML event; false at the end of the document.
+    /// Handles one quick-xml event; false at the end of the document.
     fn event(&mut self, event: Event<'_>, position: u64) -> Result<bool, ParseError> {
         match event {
             Event::Start(e) => self.open(&e)?,
@@ -497,19 +583,10 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
                 self.open(&e)?;
                 self.close_top()?;
             }
-            Event::End(e) => {
-                let t = tag(local_name(e.name().into_inner()));
-                self.close(t)?;
-            }
+            Event::End(e) => self.end_tag(e.name().into_inner())?,
             Event::Text(t) => self.text.push_str(&t),
             Event::CData(c) => self.text.push_str(&c),
-            Event::GeneralRef(r) => {
-                let resolved = resolve_ref(&r).ok_or_else(|| ParseError::Xml {
-                    position,
-                    msg: format!("unknown entity &{};", &*r),
-                })?;
-                self.text.push(resolved);
-            }
+            Event::GeneralRef(r) => self.general_ref(&r, position)?,
             Event::DocType(_) => {
                 // A DTD could declare entities; they are never expanded
                 // (unknown entity references are rejected above).
@@ -518,6 +595,38 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
         }
         Ok(true)
+    }
+
+    /// Handles one token of the fast tokenizer, which stands for the
+    /// quick-xml event of the same name; false at the end of the document.
+    fn token(&mut self, token: Token<'_>, position: u64) -> Result<bool, ParseError> {
+        match token {
+            Token::Start(e) => self.open(&e)?,
+            Token::Empty(e) => {
+                self.open(&e)?;
+                self.close_top()?;
+            }
+            Token::End(name) => self.end_tag(name)?,
+            Token::Text(t) => self.text.push_str(t),
+            Token::Ref(r) => self.general_ref(r, position)?,
+            Token::Decl => {}
+            Token::Eof => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn end_tag(&mut self, qname: &str) -> Result<(), ParseError> {
+        let t = tag(local_name(qname));
+        self.close(t)
+    }
+
+    fn general_ref(&mut self, name: &str, position: u64) -> Result<(), ParseError> {
+        let resolved = resolve_ref(name).ok_or_else(|| ParseError::Xml {
+            position,
+            msg: format!("unknown entity &{name};"),
+        })?;
+        self.text.push(resolved);
+        Ok(())
     }
 
     fn finish_document(mut self) -> Result<AggregateSummary, ParseError> {

@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod container;
 pub mod failure;
+mod scan;
 pub mod tlsrpt;
 pub mod types;
 
