@@ -198,16 +198,44 @@ fn local_name(qname: &str) -> &str {
     }
 }
 
+/// The trimmed text of a field, `None` when empty; the buffer is reused
+/// from record to record, so the values only parsed into numbers and
+/// keywords cost no allocation.
+#[derive(Default)]
+struct Slot {
+    buf: String,
+    set: bool,
+}
+
+impl Slot {
+    /// Takes the value out of `text` (what [`take`] does for a `String`).
+    fn fill(&mut self, text: &mut String) {
+        let t = text.trim();
+        self.buf.clear();
+        self.buf.push_str(t);
+        self.set = !t.is_empty();
+        text.clear();
+    }
+
+    fn get(&self) -> Option<&str> {
+        self.set.then_some(self.buf.as_str())
+    }
+
+    fn clear(&mut self) {
+        self.set = false;
+    }
+}
+
 /// A record while it is being read; raw strings, checked on `</record>`.
 #[derive(Default)]
 struct RecordDraft {
-    source_ip: Option<String>,
-    count: Option<String>,
-    disposition: Option<String>,
-    dkim: Option<String>,
-    spf: Option<String>,
+    source_ip: Slot,
+    count: Slot,
+    disposition: Slot,
+    dkim: Slot,
+    spf: Slot,
     reasons: Vec<OverrideReason>,
-    reason_type: Option<String>,
+    reason_type: Slot,
     reason_comment: Option<String>,
     envelope_to: Option<String>,
     envelope_from: Option<String>,
@@ -216,10 +244,39 @@ struct RecordDraft {
     spf_results: Vec<SpfAuth>,
     auth_domain: Option<String>,
     auth_selector: Option<String>,
-    auth_result: Option<String>,
+    auth_result: Slot,
     auth_human: Option<String>,
-    auth_scope: Option<String>,
+    auth_scope: Slot,
     extensions: Vec<Extension>,
+}
+
+impl RecordDraft {
+    /// Back to empty, keeping the buffers of the slots.
+    fn reset(&mut self) {
+        for slot in [
+            &mut self.source_ip,
+            &mut self.count,
+            &mut self.disposition,
+            &mut self.dkim,
+            &mut self.spf,
+            &mut self.reason_type,
+            &mut self.auth_result,
+            &mut self.auth_scope,
+        ] {
+            slot.clear();
+        }
+        self.reasons.clear();
+        self.reason_comment = None;
+        self.envelope_to = None;
+        self.envelope_from = None;
+        self.header_from = None;
+        self.dkim_results.clear();
+        self.spf_results.clear();
+        self.auth_domain = None;
+        self.auth_selector = None;
+        self.auth_human = None;
+        self.extensions.clear();
+    }
 }
 
 struct State<'v, V: AggregateVisitor + ?Sized> {
@@ -705,7 +762,7 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
             }
             Tag::Record if self.ext_depth.is_none() => {
                 self.send_header()?;
-                self.record = RecordDraft::default();
+                self.record.reset();
             }
             Tag::Extensions if self.ext_depth.is_none() => {
                 self.ext_depth = Some(self.stack.len());
@@ -783,21 +840,20 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
             (Some(Tag::DateRange), Tag::Begin) => self.begin = take(&mut self.text),
             (Some(Tag::DateRange), Tag::End) => self.end = take(&mut self.text),
             (Some(Tag::PolicyPublished), _) => self.policy_field(t)?,
-            (Some(Tag::Row), Tag::SourceIp) => r.source_ip = take(&mut self.text),
-            (Some(Tag::Row), Tag::Count) => r.count = take(&mut self.text),
+            (Some(Tag::Row), Tag::SourceIp) => r.source_ip.fill(&mut self.text),
+            (Some(Tag::Row), Tag::Count) => r.count.fill(&mut self.text),
             (Some(Tag::PolicyEvaluated), Tag::Disposition) => {
-                r.disposition = take(&mut self.text);
+                r.disposition.fill(&mut self.text);
             }
-            (Some(Tag::PolicyEvaluated), Tag::Dkim) => r.dkim = take(&mut self.text),
-            (Some(Tag::PolicyEvaluated), Tag::Spf) => r.spf = take(&mut self.text),
+            (Some(Tag::PolicyEvaluated), Tag::Dkim) => r.dkim.fill(&mut self.text),
+            (Some(Tag::PolicyEvaluated), Tag::Spf) => r.spf.fill(&mut self.text),
             (Some(Tag::PolicyEvaluated), Tag::Reason) => {
-                let kind = r.reason_type.take();
                 let comment = r.reason_comment.take();
-                let kind = match kind {
+                let kind = match r.reason_type.get() {
                     // An empty <reason/> says nothing.
                     None if comment.is_none() => return Ok(()),
                     None => PolicyOverride::Other,
-                    Some(raw) => PolicyOverride::parse(&raw).unwrap_or_else(|| {
+                    Some(raw) => PolicyOverride::parse(raw).unwrap_or_else(|| {
                         // An unknown override type is still an override:
                         // keep it as `other` and say what it was.
                         h.warnings.push(format!(
@@ -807,26 +863,24 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
                         PolicyOverride::Other
                     }),
                 };
+                r.reason_type.clear();
                 r.reasons.push(OverrideReason { kind, comment });
             }
-            (Some(Tag::Reason), Tag::Type) => r.reason_type = take(&mut self.text),
+            (Some(Tag::Reason), Tag::Type) => r.reason_type.fill(&mut self.text),
             (Some(Tag::Reason), Tag::Comment) => r.reason_comment = take(&mut self.text),
             (Some(Tag::Identifiers), Tag::EnvelopeTo) => r.envelope_to = take(&mut self.text),
             (Some(Tag::Identifiers), Tag::EnvelopeFrom) => {
                 r.envelope_from = take(&mut self.text);
             }
             (Some(Tag::Identifiers), Tag::HeaderFrom) => r.header_from = take(&mut self.text),
-            (Some(Tag::Dkim | Tag::Spf), _) if grandparent == Some(Tag::AuthResults) => {
-                let v = take(&mut self.text);
-                match t {
-                    Tag::Domain => r.auth_domain = v,
-                    Tag::Selector => r.auth_selector = v,
-                    Tag::Result => r.auth_result = v,
-                    Tag::HumanResult => r.auth_human = v,
-                    Tag::Scope => r.auth_scope = v,
-                    _ => {}
-                }
-            }
+            (Some(Tag::Dkim | Tag::Spf), _) if grandparent == Some(Tag::AuthResults) => match t {
+                Tag::Domain => r.auth_domain = take(&mut self.text),
+                Tag::Selector => r.auth_selector = take(&mut self.text),
+                Tag::Result => r.auth_result.fill(&mut self.text),
+                Tag::HumanResult => r.auth_human = take(&mut self.text),
+                Tag::Scope => r.auth_scope.fill(&mut self.text),
+                _ => self.text.clear(),
+            },
             (Some(Tag::AuthResults), Tag::Dkim) => self.push_dkim()?,
             (Some(Tag::AuthResults), Tag::Spf) => self.push_spf()?,
             (_, Tag::Record) => self.finish_record()?,
@@ -910,13 +964,14 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
         let domain = r.auth_domain.take().unwrap_or_default();
         let selector = r.auth_selector.take();
         let human_result = r.auth_human.take();
-        r.auth_scope = None;
-        let result = match r.auth_result.take() {
+        r.auth_scope.clear();
+        let result = match self.record.auth_result.get() {
             Some(v) => {
-                DkimResult::parse(&v).ok_or_else(|| self.invalid("auth_results/dkim/result", &v))?
+                DkimResult::parse(v).ok_or_else(|| self.invalid("auth_results/dkim/result", v))?
             }
             None => DkimResult::None,
         };
+        self.record.auth_result.clear();
         self.record.dkim_results.push(DkimAuth {
             domain,
             selector,
@@ -931,20 +986,21 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
         let domain = r.auth_domain.take().unwrap_or_default();
         let human_result = r.auth_human.take();
         r.auth_selector = None;
-        let scope = r.auth_scope.take();
-        let result = r.auth_result.take();
-        let scope = match scope {
+        let r = &self.record;
+        let scope = match r.auth_scope.get() {
             Some(v) => Some(
-                SpfScope::parse(&v).ok_or_else(|| self.invalid("auth_results/spf/scope", &v))?,
+                SpfScope::parse(v).ok_or_else(|| self.invalid("auth_results/spf/scope", v))?,
             ),
             None => None,
         };
-        let result = match result {
+        let result = match r.auth_result.get() {
             Some(v) => {
-                SpfResult::parse(&v).ok_or_else(|| self.invalid("auth_results/spf/result", &v))?
+                SpfResult::parse(v).ok_or_else(|| self.invalid("auth_results/spf/result", v))?
             }
             None => SpfResult::None,
         };
+        self.record.auth_scope.clear();
+        self.record.auth_result.clear();
         self.record.spf_results.push(SpfAuth {
             domain,
             scope,
@@ -1029,7 +1085,7 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
     }
 
     fn finish_record(&mut self) -> Result<(), ParseError> {
-        let d = std::mem::take(&mut self.record);
+        let d = &mut self.record;
         let n = self.records + 1;
         let bad = |field: &str, value: &str| ParseError::InvalidValue {
             field: field.to_owned(),
@@ -1038,17 +1094,17 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
         };
         let ip = d
             .source_ip
-            .as_deref()
+            .get()
             .unwrap_or_default()
             .trim_matches(['[', ']']);
         let source_ip: IpAddr = ip.parse().map_err(|_| bad("row/source_ip", ip))?;
-        let count_s = d.count.as_deref().unwrap_or_default();
+        let count_s = d.count.get().unwrap_or_default();
         let count: u64 = count_s.parse().map_err(|_| bad("row/count", count_s))?;
-        let disp = d.disposition.as_deref().unwrap_or_default();
+        let disp = d.disposition.get().unwrap_or_default();
         let disposition =
             Disposition::parse(disp).ok_or_else(|| bad("policy_evaluated/disposition", disp))?;
-        let dmarc = |v: &Option<String>, field: &str| -> Result<Option<DmarcResult>, ParseError> {
-            match v {
+        let dmarc = |v: &Slot, field: &str| -> Result<Option<DmarcResult>, ParseError> {
+            match v.get() {
                 None => Ok(None),
                 Some(v) => DmarcResult::parse(v).map(Some).ok_or_else(|| bad(field, v)),
             }
@@ -1057,6 +1113,7 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
         let spf = dmarc(&d.spf, "policy_evaluated/spf")?;
         let header_from = d
             .header_from
+            .take()
             .ok_or_else(|| bad("identifiers/header_from", ""))?;
         let record = Record {
             source_ip,
@@ -1064,14 +1121,15 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
             disposition,
             dkim,
             spf,
-            reasons: d.reasons,
-            envelope_to: d.envelope_to,
-            envelope_from: d.envelope_from,
+            reasons: std::mem::take(&mut d.reasons),
+            envelope_to: d.envelope_to.take(),
+            envelope_from: d.envelope_from.take(),
             header_from,
-            dkim_results: d.dkim_results,
-            spf_results: d.spf_results,
-            extensions: d.extensions,
+            dkim_results: std::mem::take(&mut d.dkim_results),
+            spf_results: std::mem::take(&mut d.spf_results),
+            extensions: std::mem::take(&mut d.extensions),
         };
+        d.reset();
         self.records = n;
         self.messages = self.messages.saturating_add(count);
         if self.accepted {
