@@ -418,6 +418,35 @@ struct TxSink<'a> {
     report: Option<i64>,
     /// The record INSERT, prepared once per item (it runs per record).
     insert_record: Option<rusqlite::CachedStatement<'a>>,
+    /// Text of the current record's source IP and JSON lists, in buffers
+    /// reused from record to record.
+    scratch: RecordText,
+}
+
+/// Buffers for the text columns of a record that are computed, not copied.
+#[derive(Default)]
+struct RecordText {
+    ip: String,
+    reasons: String,
+    dkim_results: String,
+    spf_results: String,
+    extensions: String,
+}
+
+/// [`list`] into a reused buffer: the same text, no allocation once the
+/// buffer has grown.
+fn list_into<T: Serialize>(buf: &mut String, v: &[T]) {
+    buf.clear();
+    if v.is_empty() {
+        buf.push_str("[]");
+        return;
+    }
+    let mut bytes = std::mem::take(buf).into_bytes();
+    let ok = serde_json::to_writer(&mut bytes, v).is_ok();
+    *buf = match String::from_utf8(bytes) {
+        Ok(s) if ok => s,
+        _ => json(v),
+    };
 }
 
 impl AggregateVisitor for TxSink<'_> {
@@ -481,6 +510,17 @@ impl AggregateVisitor for TxSink<'_> {
         };
         let dkim = r.dkim_results.first();
         let spf = r.spf_results.first();
+        let text = &mut self.scratch;
+        text.ip.clear();
+        {
+            use std::fmt::Write as _;
+            // Writing to a String cannot fail.
+            let _ = write!(text.ip, "{}", r.source_ip);
+        }
+        list_into(&mut text.reasons, &r.reasons);
+        list_into(&mut text.dkim_results, &r.dkim_results);
+        list_into(&mut text.spf_results, &r.spf_results);
+        list_into(&mut text.extensions, &r.extensions);
         let tx = self.tx;
         let stmt = match &mut self.insert_record {
             Some(stmt) => stmt,
@@ -494,12 +534,12 @@ impl AggregateVisitor for TxSink<'_> {
         };
         stmt.execute(params![
             report,
-            r.source_ip.to_string(),
+            text.ip,
             i64::try_from(r.count).unwrap_or(i64::MAX),
             r.disposition.as_str(),
             r.dkim.map(|d| d.as_str()),
             r.spf.map(|d| d.as_str()),
-            list(&r.reasons),
+            text.reasons,
             r.header_from,
             r.envelope_from,
             r.envelope_to,
@@ -509,9 +549,9 @@ impl AggregateVisitor for TxSink<'_> {
             spf.map(|s| s.domain.as_str()),
             spf.and_then(|s| s.scope.map(|s| s.as_str())),
             spf.map(|s| s.result.as_str()),
-            list(&r.dkim_results),
-            list(&r.spf_results),
-            list(&r.extensions),
+            text.dkim_results,
+            text.spf_results,
+            text.extensions,
         ])?;
         Ok(())
     }
@@ -656,6 +696,7 @@ impl SqliteStore {
                 now: now(),
                 report: None,
                 insert_record: None,
+                scratch: RecordText::default(),
             };
             parse(&mut sink)
         };

@@ -323,7 +323,7 @@ pub fn parse<V: AggregateVisitor + ?Sized>(
             Cow::Owned(s)
         }
     };
-    parse_str(&text, visitor, warnings)
+    parse_str(&text, visitor, warnings, true)
 }
 
 fn configure<R>(reader: &mut Reader<R>) {
@@ -341,16 +341,18 @@ fn xml_error<R>(reader: &Reader<R>, base: u64, e: &quick_xml::Error) -> ParseErr
     }
 }
 
+/// `fast` false leaves the whole document to quick-xml (tests compare).
 fn parse_str<V: AggregateVisitor + ?Sized>(
     xml: &str,
     visitor: &mut V,
     warnings: Vec<String>,
+    fast: bool,
 ) -> Result<AggregateSummary, ParseError> {
     let mut st = State::new(visitor, warnings);
     // quick-xml drops one more BOM at the start without counting it in its
     // positions: leave that rare document to it entirely.
     let mut pos = 0;
-    if !xml.starts_with('\u{feff}') {
+    if fast && !xml.starts_with('\u{feff}') {
         loop {
             match scan::next(xml, pos, true) {
                 Scan::Token(token, end) => {
@@ -1357,6 +1359,74 @@ mod tests {
                 Some("3 invalid UTF-8 byte(s) dropped".into())
             );
             assert_eq!(dropped(&sa.header.warnings), dropped(&sb.header.warnings));
+        }
+    }
+
+    /// Everything a parse produced, or its error, as text to compare.
+    fn outcome(xml: &[u8], how: &str, step: usize) -> String {
+        let mut c = Collect::default();
+        let r = match how {
+            "fast" => parse(xml, &mut c),
+            "stream" => parse_reader(Trickle(xml, step), &mut c),
+            _ => {
+                let xml = xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml);
+                let text = String::from_utf8_lossy(xml);
+                parse_str(&text, &mut c, Vec::new(), false)
+            }
+        };
+        match r {
+            Ok(s) => format!("{s:?}\n{:?}\n{:?}", c.records, c.extensions),
+            Err(e) => format!("error {e:?}"),
+        }
+    }
+
+    /// The tokenizer and quick-xml agree on every sample report, on every
+    /// prefix of one (truncated documents, tags cut anywhere), and on
+    /// documents with the constructs only quick-xml handles put anywhere.
+    #[test]
+    fn fast_path_agrees_with_quick_xml() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/reports");
+        let mut samples = Vec::new();
+        let mut pending = vec![dir];
+        while let Some(d) = pending.pop() {
+            for e in std::fs::read_dir(&d).expect("sample dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    pending.push(p);
+                } else if p.extension().is_some_and(|x| x == "xml") {
+                    samples.push(std::fs::read(&p).expect("sample"));
+                }
+            }
+        }
+        assert!(samples.len() > 20, "{} samples", samples.len());
+        for xml in samples.iter().filter(|x| std::str::from_utf8(x).is_ok()) {
+            assert_eq!(outcome(xml, "fast", 0), outcome(xml, "slow", 0));
+            assert_eq!(outcome(xml, "stream", 4096), outcome(xml, "slow", 0));
+        }
+        let doc = report(&REC.repeat(2)).replace("<org_name>o<", "<org_name>A &amp; B&#33;<");
+        for cut in 0..doc.len() {
+            let xml = &doc.as_bytes()[..cut];
+            let want = outcome(xml, "slow", 0);
+            assert_eq!(outcome(xml, "fast", 0), want, "cut at {cut}");
+            assert_eq!(outcome(xml, "stream", 7), want, "cut at {cut}");
+        }
+        let inserts = [
+            "<!-- c -->",
+            "<![CDATA[x]]>",
+            " & ",
+            "&bogus;",
+            "<?pi x?>",
+            "</stray>",
+            "<x:y a='>'/>",
+            "\u{feff}",
+        ];
+        for insert in inserts {
+            for at in (0..doc.len()).filter(|&i| doc.is_char_boundary(i)) {
+                let xml = format!("{}{insert}{}", &doc[..at], &doc[at..]);
+                let want = outcome(xml.as_bytes(), "slow", 0);
+                assert_eq!(outcome(xml.as_bytes(), "fast", 0), want, "{xml}");
+                assert_eq!(outcome(xml.as_bytes(), "stream", 5), want, "{xml}");
+            }
         }
     }
 
