@@ -58,20 +58,25 @@ pub(super) enum Scan<'x> {
 /// skipping `>` inside quoted attribute values, as quick-xml's
 /// `ElementParser` does.
 fn tag_end(bytes: &[u8]) -> Option<usize> {
-    let mut quote = 0u8;
-    for (i, &b) in bytes.iter().enumerate() {
-        match (quote, b) {
-            (0, b'>') => return Some(i),
-            (0, b'"' | b'\'') => quote = b,
-            (q, b) if q == b => quote = 0,
-            _ => {}
+    // Quotes are rare in report tags: look for `>` and a quote at once,
+    // and only then for the quote's end.
+    let mut from = 0;
+    loop {
+        let i = from
+            + bytes[from..]
+                .iter()
+                .position(|&b| b == b'>' || b == b'"' || b == b'\'')?;
+        let q = bytes[i];
+        if q == b'>' {
+            return Some(i);
         }
+        from = i + 1 + bytes[i + 1..].iter().position(|&b| b == q)? + 1;
     }
-    None
 }
 
 /// The token of `window` at `pos`. `last` says that nothing follows the
 /// window.
+#[inline(always)]
 pub(super) fn next(window: &str, pos: usize, last: bool) -> Scan<'_> {
     let bytes = window.as_bytes();
     let rest = &bytes[pos..];
