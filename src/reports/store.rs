@@ -724,6 +724,125 @@ impl SqliteStore {
     }
 }
 
+/// What the parsing thread hands the writing thread, in parse order.
+enum Parsed {
+    Header(Box<AggregateHeader>),
+    Records(Vec<Record>),
+    End(Box<AggregateSummary>),
+    Failure(Box<FailureReport>),
+    Tls(Box<TlsReport>),
+}
+
+/// Records sent together: one channel hand-off per batch, not per record.
+const BATCH: usize = 64;
+
+/// The parsing side of [`pipelined`]: every call becomes a message. It
+/// calls every report new; the writing side knows better and says so.
+struct ChannelSink {
+    tx: std::sync::mpsc::SyncSender<Parsed>,
+    batch: Vec<Record>,
+}
+
+impl ChannelSink {
+    fn send(&mut self, msg: Parsed) -> Result<(), SinkError> {
+        self.flush()?;
+        self.tx.send(msg).map_err(|_| "the writing thread stopped".into())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.tx
+            .send(Parsed::Records(batch))
+            .map_err(|_| "the writing thread stopped".into())
+    }
+}
+
+impl AggregateVisitor for ChannelSink {
+    fn header(&mut self, header: &AggregateHeader) -> Result<bool, SinkError> {
+        self.send(Parsed::Header(Box::new(header.clone())))?;
+        Ok(true)
+    }
+    fn record(&mut self, record: &Record) -> Result<(), SinkError> {
+        self.record_owned(record.clone())
+    }
+    fn record_owned(&mut self, record: Record) -> Result<(), SinkError> {
+        self.batch.push(record);
+        if self.batch.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+    fn end(&mut self, summary: &AggregateSummary) -> Result<(), SinkError> {
+        self.send(Parsed::End(Box::new(summary.clone())))
+    }
+}
+
+impl ReportSink for ChannelSink {
+    fn failure(&mut self, report: &FailureReport) -> Result<bool, SinkError> {
+        self.send(Parsed::Failure(Box::new(report.clone())))?;
+        Ok(true)
+    }
+    fn tls(&mut self, report: &TlsReport) -> Result<bool, SinkError> {
+        self.send(Parsed::Tls(Box::new(report.clone())))?;
+        Ok(true)
+    }
+}
+
+/// Parses `bytes` on a second thread while this one writes what it finds
+/// into `sink` (the item's transaction): decompressing and parsing overlap
+/// with SQLite. The outcome is the one of `parse::parse_item(bytes,
+/// limits, sink)`: the writes happen in the same order, a database error
+/// stops the item at the same write (the parser then stops too), a parse
+/// error rejects the item (the caller rolls back), and a report the
+/// database already holds is a duplicate. The channel is bounded, so
+/// memory does not grow with the item.
+fn pipelined(
+    bytes: &[u8],
+    limits: &IngestLimits,
+    sink: &mut TxSink<'_>,
+) -> Result<Vec<Found>, ParseError> {
+    let sink_err = |source| ParseError::Sink { source };
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        let parser = scope.spawn(move || {
+            let mut chan = ChannelSink {
+                tx,
+                batch: Vec::with_capacity(BATCH),
+            };
+            let found = parse::parse_item(bytes, limits, &mut chan)?;
+            chan.flush().map_err(|source| ParseError::Sink { source })?;
+            Ok(found)
+        });
+        // Whether each report, in order, was new to the database.
+        let mut new = Vec::new();
+        for msg in &rx {
+            match msg {
+                Parsed::Header(h) => new.push(sink.header(&h).map_err(sink_err)?),
+                Parsed::Records(records) => {
+                    for r in &records {
+                        sink.record(r).map_err(sink_err)?;
+                    }
+                }
+                Parsed::End(s) => sink.end(&s).map_err(sink_err)?,
+                Parsed::Failure(r) => new.push(sink.failure(&r).map_err(sink_err)?),
+                Parsed::Tls(r) => new.push(sink.tls(&r).map_err(sink_err)?),
+            }
+        }
+        let mut found = match parser.join() {
+            Ok(result) => result?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        // One `Found` per report, in the order the sink saw them.
+        for (f, new) in found.iter_mut().zip(new) {
+            f.duplicate = !new;
+        }
+        Ok(found)
+    })
+}
+
 impl ReportStore for SqliteStore {
     fn ingest_item(
         &mut self,
@@ -731,7 +850,7 @@ impl ReportStore for SqliteStore {
         bytes: &[u8],
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.in_transaction(origin, |sink| parse::parse_item(bytes, limits, sink))
+        self.in_transaction(origin, |sink| pipelined(bytes, limits, sink))
     }
 
     fn ingest_xml_stream(
@@ -839,6 +958,81 @@ impl ReportStore for SqliteStore {
             ReportKind::Tls => self.show_tls(id),
             ReportKind::Failure => self.show_failure(id),
         }
+    }
+}
+
+#[cfg(test)]
+mod pipeline_tests {
+    use super::*;
+
+    fn report(id: &str, records: usize, tail: &str) -> String {
+        let record = "<record><row><source_ip>192.0.2.1</source_ip><count>2</count>\
+            <policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>fail</spf>\
+            </policy_evaluated></row><identifiers><header_from>example.com</header_from>\
+            </identifiers><auth_results><dkim><domain>example.com</domain><result>pass</result>\
+            </dkim></auth_results></record>";
+        format!(
+            "<feedback><report_metadata><org_name>o</org_name><report_id>{id}</report_id>\
+             <date_range><begin>0</begin><end>86400</end></date_range></report_metadata>\
+             <policy_published><domain>example.com</domain><p>reject</p></policy_published>\
+             {}{tail}</feedback>",
+            record.repeat(records)
+        )
+    }
+
+    fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, body) in files {
+            w.start_file(*name, zip::write::SimpleFileOptions::default())
+                .expect("start");
+            w.write_all(body.as_bytes()).expect("write");
+        }
+        w.finish().expect("finish").into_inner()
+    }
+
+    #[test]
+    fn many_batches_and_duplicates_in_one_item() {
+        let mut store = SqliteStore::open_in_memory().expect("store");
+        let limits = IngestLimits::default();
+        // More records than one batch, not a multiple of it.
+        let first = report("a", 3 * BATCH + 5, "");
+        let found = store
+            .ingest_item("first", first.as_bytes(), &limits)
+            .expect("db")
+            .expect("parses");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].records, 3 * BATCH as u64 + 5);
+        assert!(!found[0].duplicate);
+        assert_eq!(store.count(Table::Records).expect("count"), 3 * BATCH as i64 + 5);
+        // A zip holding the stored report and a new one: the first is a
+        // duplicate and adds no rows, the second is stored.
+        let second = report("b", 2, "");
+        let zip = zip_of(&[("a.xml", &first), ("b.xml", &second)]);
+        let found = store
+            .ingest_item("zip", &zip, &limits)
+            .expect("db")
+            .expect("parses");
+        let seen: Vec<_> = found
+            .iter()
+            .map(|f| (f.report_id.as_str(), f.duplicate))
+            .collect();
+        assert_eq!(seen, [("a", true), ("b", false)]);
+        assert_eq!(store.count(Table::Reports).expect("count"), 2);
+        assert_eq!(store.count(Table::Records).expect("count"), 3 * BATCH as i64 + 7);
+    }
+
+    #[test]
+    fn an_error_after_many_records_stores_nothing() {
+        let mut store = SqliteStore::open_in_memory().expect("store");
+        let bad = report("c", 2 * BATCH, "<record><row><source_ip>x</source_ip></row></record>");
+        let err = store
+            .ingest_item("bad", bad.as_bytes(), &IngestLimits::default())
+            .expect("db")
+            .expect_err("rejected");
+        assert!(err.to_string().contains("row/source_ip"), "{err}");
+        assert_eq!(store.count(Table::Reports).expect("count"), 0);
+        assert_eq!(store.count(Table::Records).expect("count"), 0);
     }
 }
 

@@ -39,6 +39,11 @@ pub trait AggregateVisitor {
     fn header(&mut self, header: &AggregateHeader) -> Result<bool, SinkError>;
     /// Called for each `<record>`, in document order.
     fn record(&mut self, record: &Record) -> Result<(), SinkError>;
+    /// [`record`](Self::record) with the record handed over, for a visitor
+    /// that keeps it (the parser has no further use for it).
+    fn record_owned(&mut self, record: Record) -> Result<(), SinkError> {
+        self.record(&record)
+    }
     /// Called once at the end of an accepted report with the totals, the
     /// report-level `<extensions>` and every warning (some are only known
     /// at the end of the document).
@@ -1136,7 +1141,7 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
         self.messages = self.messages.saturating_add(count);
         if self.accepted {
             self.visitor
-                .record(&record)
+                .record_owned(record)
                 .map_err(|source| ParseError::Sink { source })?;
         }
         Ok(())
