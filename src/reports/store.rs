@@ -283,6 +283,9 @@ pub trait ReportStore {
 /// SQLite implementation of [`ReportStore`].
 pub struct SqliteStore {
     conn: Connection,
+    /// The thread that parses items while this one writes them, started
+    /// on the first item.
+    parser: Option<ParserThread>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -373,7 +376,7 @@ impl SqliteStore {
             .map_err(q("record migration"))?;
         }
         tx.commit().map_err(q("commit migration"))?;
-        Ok(Self { conn })
+        Ok(Self { conn, parser: None })
     }
 
     /// The schema version stored in the database.
@@ -791,56 +794,118 @@ impl ReportSink for ChannelSink {
     }
 }
 
-/// Parses `bytes` on a second thread while this one writes what it finds
-/// into `sink` (the item's transaction): decompressing and parsing overlap
-/// with SQLite. The outcome is the one of `parse::parse_item(bytes,
-/// limits, sink)`: the writes happen in the same order, a database error
-/// stops the item at the same write (the parser then stops too), a parse
-/// error rejects the item (the caller rolls back), and a report the
-/// database already holds is a duplicate. The channel is bounded, so
-/// memory does not grow with the item.
+/// One item for the parsing thread, and where its messages go.
+struct Job {
+    bytes: Vec<u8>,
+    limits: IngestLimits,
+    reply: std::sync::mpsc::SyncSender<Parsed>,
+    done: std::sync::mpsc::SyncSender<Result<Vec<Found>, ParseError>>,
+}
+
+/// A thread that parses items, one at a time, for [`pipelined`]. It lives
+/// as long as the store: starting a thread per item costs more system
+/// time than the overlap saves on small items.
+struct ParserThread {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ParserThread {
+    fn start() -> std::io::Result<Self> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let handle = std::thread::Builder::new()
+            .name("report-parser".to_owned())
+            .spawn(move || {
+                for job in rx {
+                    let mut chan = ChannelSink {
+                        tx: job.reply,
+                        batch: Vec::with_capacity(BATCH),
+                    };
+                    let result = parse::parse_item(&job.bytes, &job.limits, &mut chan)
+                        .and_then(|found| {
+                            chan.flush()
+                                .map_err(|source| ParseError::Sink { source })?;
+                            Ok(found)
+                        });
+                    // Closing the messages first tells the writer that
+                    // the result follows.
+                    drop(chan);
+                    // The writer may have stopped at a database error.
+                    let _ = job.done.send(result);
+                }
+            })?;
+        Ok(Self {
+            jobs: Some(jobs),
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for ParserThread {
+    fn drop(&mut self) {
+        // No more jobs: the thread's loop ends.
+        self.jobs = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Parses `bytes` on the parsing thread while this one writes what it
+/// finds into `sink` (the item's transaction): decompressing and parsing
+/// overlap with SQLite. The outcome is the one of
+/// `parse::parse_item(bytes, limits, sink)`: the writes happen in the same
+/// order, a database error stops the item at the same write (the parser
+/// then stops too), a parse error rejects the item (the caller rolls
+/// back), and a report the database already holds is a duplicate. The
+/// channel is bounded, so memory does not grow with the item.
 fn pipelined(
+    parser: &ParserThread,
     bytes: &[u8],
     limits: &IngestLimits,
     sink: &mut TxSink<'_>,
 ) -> Result<Vec<Found>, ParseError> {
     let sink_err = |source| ParseError::Sink { source };
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel(16);
-        let parser = scope.spawn(move || {
-            let mut chan = ChannelSink {
-                tx,
-                batch: Vec::with_capacity(BATCH),
-            };
-            let found = parse::parse_item(bytes, limits, &mut chan)?;
-            chan.flush().map_err(|source| ParseError::Sink { source })?;
-            Ok(found)
-        });
-        // Whether each report, in order, was new to the database.
-        let mut new = Vec::new();
-        for msg in &rx {
-            match msg {
-                Parsed::Header(h) => new.push(sink.header(&h).map_err(sink_err)?),
-                Parsed::Records(records) => {
-                    for r in &records {
-                        sink.record(r).map_err(sink_err)?;
-                    }
+    let (reply, rx) = std::sync::mpsc::sync_channel(16);
+    let (done, result) = std::sync::mpsc::sync_channel(1);
+    let job = Job {
+        bytes: bytes.to_vec(),
+        limits: limits.clone(),
+        reply,
+        done,
+    };
+    let stopped = || ParseError::Sink {
+        source: "the report parsing thread stopped (a bug: it panicked)".into(),
+    };
+    parser
+        .jobs
+        .as_ref()
+        .ok_or_else(stopped)?
+        .send(job)
+        .map_err(|_| stopped())?;
+    // Whether each report, in order, was new to the database.
+    let mut new = Vec::new();
+    // On an early return `rx` is dropped: the parser's next send fails
+    // and it stops the item.
+    for msg in &rx {
+        match msg {
+            Parsed::Header(h) => new.push(sink.header(&h).map_err(sink_err)?),
+            Parsed::Records(records) => {
+                for r in &records {
+                    sink.record(r).map_err(sink_err)?;
                 }
-                Parsed::End(s) => sink.end(&s).map_err(sink_err)?,
-                Parsed::Failure(r) => new.push(sink.failure(&r).map_err(sink_err)?),
-                Parsed::Tls(r) => new.push(sink.tls(&r).map_err(sink_err)?),
             }
+            Parsed::End(s) => sink.end(&s).map_err(sink_err)?,
+            Parsed::Failure(r) => new.push(sink.failure(&r).map_err(sink_err)?),
+            Parsed::Tls(r) => new.push(sink.tls(&r).map_err(sink_err)?),
         }
-        let mut found = match parser.join() {
-            Ok(result) => result?,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        // One `Found` per report, in the order the sink saw them.
-        for (f, new) in found.iter_mut().zip(new) {
-            f.duplicate = !new;
-        }
-        Ok(found)
-    })
+    }
+    let mut found = result.recv().map_err(|_| stopped())??;
+    // One `Found` per report, in the order the sink saw them.
+    for (f, new) in found.iter_mut().zip(new) {
+        f.duplicate = !new;
+    }
+    Ok(found)
 }
 
 impl ReportStore for SqliteStore {
@@ -850,7 +915,25 @@ impl ReportStore for SqliteStore {
         bytes: &[u8],
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.in_transaction(origin, |sink| pipelined(bytes, limits, sink))
+        // Started on the first item; started again if it died (a panic
+        // while parsing: that item was rejected, the batch goes on).
+        let alive = self
+            .parser
+            .as_ref()
+            .and_then(|p| p.handle.as_ref())
+            .is_some_and(|h| !h.is_finished());
+        if !alive {
+            self.parser = Some(ParserThread::start().map_err(|e| StoreError::Backend {
+                source: Box::new(e),
+            })?);
+        }
+        let parser = self.parser.take();
+        let result = self.in_transaction(origin, |sink| match &parser {
+            Some(parser) => pipelined(parser, bytes, limits, sink),
+            None => parse::parse_item(bytes, limits, sink),
+        });
+        self.parser = parser;
+        result
     }
 
     fn ingest_xml_stream(
