@@ -749,7 +749,9 @@ struct ChannelSink {
 impl ChannelSink {
     fn send(&mut self, msg: Parsed) -> Result<(), SinkError> {
         self.flush()?;
-        self.tx.send(msg).map_err(|_| "the writing thread stopped".into())
+        self.tx
+            .send(msg)
+            .map_err(|_| "the writing thread stopped".into())
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
@@ -821,10 +823,9 @@ impl ParserThread {
                         tx: job.reply,
                         batch: Vec::with_capacity(BATCH),
                     };
-                    let result = parse::parse_item(&job.bytes, &job.limits, &mut chan)
-                        .and_then(|found| {
-                            chan.flush()
-                                .map_err(|source| ParseError::Sink { source })?;
+                    let result =
+                        parse::parse_item(&job.bytes, &job.limits, &mut chan).and_then(|found| {
+                            chan.flush().map_err(|source| ParseError::Sink { source })?;
                             Ok(found)
                         });
                     // Closing the messages first tells the writer that
@@ -1087,7 +1088,10 @@ mod pipeline_tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].records, 3 * BATCH as u64 + 5);
         assert!(!found[0].duplicate);
-        assert_eq!(store.count(Table::Records).expect("count"), 3 * BATCH as i64 + 5);
+        assert_eq!(
+            store.count(Table::Records).expect("count"),
+            3 * BATCH as i64 + 5
+        );
         // A zip holding the stored report and a new one: the first is a
         // duplicate and adds no rows, the second is stored.
         let second = report("b", 2, "");
@@ -1102,13 +1106,20 @@ mod pipeline_tests {
             .collect();
         assert_eq!(seen, [("a", true), ("b", false)]);
         assert_eq!(store.count(Table::Reports).expect("count"), 2);
-        assert_eq!(store.count(Table::Records).expect("count"), 3 * BATCH as i64 + 7);
+        assert_eq!(
+            store.count(Table::Records).expect("count"),
+            3 * BATCH as i64 + 7
+        );
     }
 
     #[test]
     fn an_error_after_many_records_stores_nothing() {
         let mut store = SqliteStore::open_in_memory().expect("store");
-        let bad = report("c", 2 * BATCH, "<record><row><source_ip>x</source_ip></row></record>");
+        let bad = report(
+            "c",
+            2 * BATCH,
+            "<record><row><source_ip>x</source_ip></row></record>",
+        );
         let err = store
             .ingest_item("bad", bad.as_bytes(), &IngestLimits::default())
             .expect("db")

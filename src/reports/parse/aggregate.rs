@@ -358,15 +358,12 @@ fn parse_str<V: AggregateVisitor + ?Sized>(
     // positions: leave that rare document to it entirely.
     let mut pos = 0;
     if fast && !xml.starts_with('\u{feff}') {
-        loop {
-            match scan::next(xml, pos, true) {
-                Scan::Token(token, end) => {
-                    pos = end;
-                    if !st.token(token, end as u64)? {
-                        return st.finish_document();
-                    }
-                }
-                Scan::NeedMore | Scan::Fallback => break,
+        // The last window never needs more: anything but a token falls
+        // back.
+        while let Scan::Token(token, end) = scan::next(xml, pos, true) {
+            pos = end;
+            if !st.token(token, end as u64)? {
+                return st.finish_document();
             }
         }
     }
@@ -995,9 +992,9 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
         r.auth_selector = None;
         let r = &self.record;
         let scope = match r.auth_scope.get() {
-            Some(v) => Some(
-                SpfScope::parse(v).ok_or_else(|| self.invalid("auth_results/spf/scope", v))?,
-            ),
+            Some(v) => {
+                Some(SpfScope::parse(v).ok_or_else(|| self.invalid("auth_results/spf/scope", v))?)
+            }
             None => None,
         };
         let result = match r.auth_result.get() {

@@ -106,8 +106,8 @@ pub(super) fn next(window: &str, pos: usize, last: bool) -> Scan<'_> {
                         return incomplete;
                     };
                     let content = &rest[2..2 + j];
-                    let decl = content.starts_with(b"xml")
-                        && (content.len() == 3 || is_space(content[3]));
+                    let decl =
+                        content.starts_with(b"xml") && (content.len() == 3 || is_space(content[3]));
                     if decl {
                         Scan::Token(Token::Decl, pos + 2 + j + 2)
                     } else {
@@ -135,10 +135,7 @@ pub(super) fn next(window: &str, pos: usize, last: bool) -> Scan<'_> {
                         Some(c) => (c, true),
                         None => (content, false),
                     };
-                    let name_len = content
-                        .bytes()
-                        .position(is_space)
-                        .unwrap_or(content.len());
+                    let name_len = content.bytes().position(is_space).unwrap_or(content.len());
                     let start = BytesStart::from_content(content, name_len);
                     let token = if empty {
                         Token::Empty(start)
@@ -183,8 +180,8 @@ mod tests {
                 Scan::Token(Token::Eof, _) => return (out, None),
                 Scan::Token(t, end) => {
                     let s = match t {
-                        Token::Start(e) => format!("start {}|{}", &*e.name().into_inner(), &*e),
-                        Token::Empty(e) => format!("empty {}|{}", &*e.name().into_inner(), &*e),
+                        Token::Start(e) => format!("start {}|{}", e.name().into_inner(), &*e),
+                        Token::Empty(e) => format!("empty {}|{}", e.name().into_inner(), &*e),
                         Token::End(n) => format!("end {n}"),
                         Token::Text(t) => format!("text {t}"),
                         Token::Ref(r) => format!("ref {r}"),
@@ -213,12 +210,12 @@ mod tests {
             let s = match r.read_event() {
                 Ok(Event::Eof) | Err(_) => return out,
                 Ok(Event::Start(e)) => {
-                    format!("start {}|{}", &*e.name().into_inner(), &*e)
+                    format!("start {}|{}", e.name().into_inner(), &*e)
                 }
                 Ok(Event::Empty(e)) => {
-                    format!("empty {}|{}", &*e.name().into_inner(), &*e)
+                    format!("empty {}|{}", e.name().into_inner(), &*e)
                 }
-                Ok(Event::End(e)) => format!("end {}", &*e.name().into_inner()),
+                Ok(Event::End(e)) => format!("end {}", e.name().into_inner()),
                 Ok(Event::Text(t)) => format!("text {}", &*t),
                 Ok(Event::GeneralRef(t)) => format!("ref {}", &*t),
                 Ok(Event::Decl(_)) => "decl".to_owned(),
