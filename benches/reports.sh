@@ -98,7 +98,7 @@ timed "mixed/ into SQLite" "$WORK/mixed.json" "${CMD[@]}"
 [ "$T_EXIT" = 0 ] || { cat "$WORK/mixed.json" "$WORK/mixed.json.err" >&2; exit 1; }
 r=$(json_field "$WORK/mixed.json" reports); n=$(json_field "$WORK/mixed.json" records)
 stored=$(sqlite3 "$WORK/mixed.db" 'SELECT count(*) FROM records')
-echo "     $r reports, $n records ($stored rows in the database) = $(rate "$n" "$T_WALL") records/s wall"
+echo "     $r reports, $n records ($stored rows in the database) = $(rate "$n" "$T_WALL") records/s wall, $(rate "$n" "$T_CPU") records/s CPU"
 [ "$r" = "$REPORTS" ] && [ "$n" = "$RECORDS" ] && [ "$stored" = "$RECORDS" ] \
     || { echo "   WRONG: want $REPORTS reports, $RECORDS records" >&2; exit 1; }
 
@@ -111,6 +111,7 @@ timed "parse only (--dry-run)" "$WORK/bigdry.json" "$MAILAUTH" reports ingest --
 
 if [ "$PARSEDMARC" = 0 ]; then
     echo "== parsedmarc skipped (PARSEDMARC=0)"
+    echo "== load at the end: $(uptime)"
     exit 0
 fi
 if [ ! -x "$VENV/bin/parsedmarc" ]; then

@@ -315,6 +315,9 @@ pub trait ReportStore {
 /// SQLite implementation of [`ReportStore`].
 pub struct SqliteStore {
     conn: Connection,
+    /// The thread that parses items while this one writes them, started
+    /// on the first item.
+    parser: Option<ParserThread>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -405,7 +408,7 @@ impl SqliteStore {
             .map_err(q("record migration"))?;
         }
         tx.commit().map_err(q("commit migration"))?;
-        Ok(Self { conn })
+        Ok(Self { conn, parser: None })
     }
 
     /// Opens an existing database file for reading only: never creates
@@ -502,6 +505,35 @@ struct TxSink<'a> {
     report: Option<i64>,
     /// The record INSERT, prepared once per item (it runs per record).
     insert_record: Option<rusqlite::CachedStatement<'a>>,
+    /// Text of the current record's source IP and JSON lists, in buffers
+    /// reused from record to record.
+    scratch: RecordText,
+}
+
+/// Buffers for the text columns of a record that are computed, not copied.
+#[derive(Default)]
+struct RecordText {
+    ip: String,
+    reasons: String,
+    dkim_results: String,
+    spf_results: String,
+    extensions: String,
+}
+
+/// [`list`] into a reused buffer: the same text, no allocation once the
+/// buffer has grown.
+fn list_into<T: Serialize>(buf: &mut String, v: &[T]) {
+    buf.clear();
+    if v.is_empty() {
+        buf.push_str("[]");
+        return;
+    }
+    let mut bytes = std::mem::take(buf).into_bytes();
+    let ok = serde_json::to_writer(&mut bytes, v).is_ok();
+    *buf = match String::from_utf8(bytes) {
+        Ok(s) if ok => s,
+        _ => json(v),
+    };
 }
 
 impl AggregateVisitor for TxSink<'_> {
@@ -565,6 +597,17 @@ impl AggregateVisitor for TxSink<'_> {
         };
         let dkim = r.dkim_results.first();
         let spf = r.spf_results.first();
+        let text = &mut self.scratch;
+        text.ip.clear();
+        {
+            use std::fmt::Write as _;
+            // Writing to a String cannot fail.
+            let _ = write!(text.ip, "{}", r.source_ip);
+        }
+        list_into(&mut text.reasons, &r.reasons);
+        list_into(&mut text.dkim_results, &r.dkim_results);
+        list_into(&mut text.spf_results, &r.spf_results);
+        list_into(&mut text.extensions, &r.extensions);
         let tx = self.tx;
         let stmt = match &mut self.insert_record {
             Some(stmt) => stmt,
@@ -578,12 +621,12 @@ impl AggregateVisitor for TxSink<'_> {
         };
         stmt.execute(params![
             report,
-            r.source_ip.to_string(),
+            text.ip,
             i64::try_from(r.count).unwrap_or(i64::MAX),
             r.disposition.as_str(),
             r.dkim.map(|d| d.as_str()),
             r.spf.map(|d| d.as_str()),
-            list(&r.reasons),
+            text.reasons,
             r.header_from,
             r.envelope_from,
             r.envelope_to,
@@ -593,9 +636,9 @@ impl AggregateVisitor for TxSink<'_> {
             spf.map(|s| s.domain.as_str()),
             spf.and_then(|s| s.scope.map(|s| s.as_str())),
             spf.map(|s| s.result.as_str()),
-            list(&r.dkim_results),
-            list(&r.spf_results),
-            list(&r.extensions),
+            text.dkim_results,
+            text.spf_results,
+            text.extensions,
         ])?;
         Ok(())
     }
@@ -740,6 +783,7 @@ impl SqliteStore {
                 now: now(),
                 report: None,
                 insert_record: None,
+                scratch: RecordText::default(),
             };
             parse(&mut sink)
         };
@@ -767,6 +811,188 @@ impl SqliteStore {
     }
 }
 
+/// What the parsing thread hands the writing thread, in parse order.
+enum Parsed {
+    Header(Box<AggregateHeader>),
+    Records(Vec<Record>),
+    End(Box<AggregateSummary>),
+    Failure(Box<FailureReport>),
+    Tls(Box<TlsReport>),
+}
+
+/// Records sent together: one channel hand-off per batch, not per record.
+const BATCH: usize = 64;
+
+/// The parsing side of [`pipelined`]: every call becomes a message. It
+/// calls every report new; the writing side knows better and says so.
+struct ChannelSink {
+    tx: std::sync::mpsc::SyncSender<Parsed>,
+    batch: Vec<Record>,
+}
+
+impl ChannelSink {
+    fn send(&mut self, msg: Parsed) -> Result<(), SinkError> {
+        self.flush()?;
+        self.tx
+            .send(msg)
+            .map_err(|_| "the writing thread stopped".into())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.tx
+            .send(Parsed::Records(batch))
+            .map_err(|_| "the writing thread stopped".into())
+    }
+}
+
+impl AggregateVisitor for ChannelSink {
+    fn header(&mut self, header: &AggregateHeader) -> Result<bool, SinkError> {
+        self.send(Parsed::Header(Box::new(header.clone())))?;
+        Ok(true)
+    }
+    fn record(&mut self, record: &Record) -> Result<(), SinkError> {
+        self.record_owned(record.clone())
+    }
+    fn record_owned(&mut self, record: Record) -> Result<(), SinkError> {
+        self.batch.push(record);
+        if self.batch.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+    fn end(&mut self, summary: &AggregateSummary) -> Result<(), SinkError> {
+        self.send(Parsed::End(Box::new(summary.clone())))
+    }
+}
+
+impl ReportSink for ChannelSink {
+    fn failure(&mut self, report: &FailureReport) -> Result<bool, SinkError> {
+        self.send(Parsed::Failure(Box::new(report.clone())))?;
+        Ok(true)
+    }
+    fn tls(&mut self, report: &TlsReport) -> Result<bool, SinkError> {
+        self.send(Parsed::Tls(Box::new(report.clone())))?;
+        Ok(true)
+    }
+}
+
+/// One item for the parsing thread, and where its messages go.
+struct Job {
+    bytes: Vec<u8>,
+    limits: IngestLimits,
+    reply: std::sync::mpsc::SyncSender<Parsed>,
+    done: std::sync::mpsc::SyncSender<Result<Vec<Found>, ParseError>>,
+}
+
+/// A thread that parses items, one at a time, for [`pipelined`]. It lives
+/// as long as the store: starting a thread per item costs more system
+/// time than the overlap saves on small items.
+struct ParserThread {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ParserThread {
+    fn start() -> std::io::Result<Self> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let handle = std::thread::Builder::new()
+            .name("report-parser".to_owned())
+            .spawn(move || {
+                for job in rx {
+                    let mut chan = ChannelSink {
+                        tx: job.reply,
+                        batch: Vec::with_capacity(BATCH),
+                    };
+                    let result =
+                        parse::parse_item(&job.bytes, &job.limits, &mut chan).and_then(|found| {
+                            chan.flush().map_err(|source| ParseError::Sink { source })?;
+                            Ok(found)
+                        });
+                    // Closing the messages first tells the writer that
+                    // the result follows.
+                    drop(chan);
+                    // The writer may have stopped at a database error.
+                    let _ = job.done.send(result);
+                }
+            })?;
+        Ok(Self {
+            jobs: Some(jobs),
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for ParserThread {
+    fn drop(&mut self) {
+        // No more jobs: the thread's loop ends.
+        self.jobs = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Parses `bytes` on the parsing thread while this one writes what it
+/// finds into `sink` (the item's transaction): decompressing and parsing
+/// overlap with SQLite. The outcome is the one of
+/// `parse::parse_item(bytes, limits, sink)`: the writes happen in the same
+/// order, a database error stops the item at the same write (the parser
+/// then stops too), a parse error rejects the item (the caller rolls
+/// back), and a report the database already holds is a duplicate. The
+/// channel is bounded, so memory does not grow with the item.
+fn pipelined(
+    parser: &ParserThread,
+    bytes: &[u8],
+    limits: &IngestLimits,
+    sink: &mut TxSink<'_>,
+) -> Result<Vec<Found>, ParseError> {
+    let sink_err = |source| ParseError::Sink { source };
+    let (reply, rx) = std::sync::mpsc::sync_channel(16);
+    let (done, result) = std::sync::mpsc::sync_channel(1);
+    let job = Job {
+        bytes: bytes.to_vec(),
+        limits: limits.clone(),
+        reply,
+        done,
+    };
+    let stopped = || ParseError::Sink {
+        source: "the report parsing thread stopped (a bug: it panicked)".into(),
+    };
+    parser
+        .jobs
+        .as_ref()
+        .ok_or_else(stopped)?
+        .send(job)
+        .map_err(|_| stopped())?;
+    // Whether each report, in order, was new to the database.
+    let mut new = Vec::new();
+    // On an early return `rx` is dropped: the parser's next send fails
+    // and it stops the item.
+    for msg in &rx {
+        match msg {
+            Parsed::Header(h) => new.push(sink.header(&h).map_err(sink_err)?),
+            Parsed::Records(records) => {
+                for r in &records {
+                    sink.record(r).map_err(sink_err)?;
+                }
+            }
+            Parsed::End(s) => sink.end(&s).map_err(sink_err)?,
+            Parsed::Failure(r) => new.push(sink.failure(&r).map_err(sink_err)?),
+            Parsed::Tls(r) => new.push(sink.tls(&r).map_err(sink_err)?),
+        }
+    }
+    let mut found = result.recv().map_err(|_| stopped())??;
+    // One `Found` per report, in the order the sink saw them.
+    for (f, new) in found.iter_mut().zip(new) {
+        f.duplicate = !new;
+    }
+    Ok(found)
+}
+
 impl ReportStore for SqliteStore {
     fn ingest_item(
         &mut self,
@@ -774,7 +1000,25 @@ impl ReportStore for SqliteStore {
         bytes: &[u8],
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.in_transaction(origin, |sink| parse::parse_item(bytes, limits, sink))
+        // Started on the first item; started again if it died (a panic
+        // while parsing: that item was rejected, the batch goes on).
+        let alive = self
+            .parser
+            .as_ref()
+            .and_then(|p| p.handle.as_ref())
+            .is_some_and(|h| !h.is_finished());
+        if !alive {
+            self.parser = Some(ParserThread::start().map_err(|e| StoreError::Backend {
+                source: Box::new(e),
+            })?);
+        }
+        let parser = self.parser.take();
+        let result = self.in_transaction(origin, |sink| match &parser {
+            Some(parser) => pipelined(parser, bytes, limits, sink),
+            None => parse::parse_item(bytes, limits, sink),
+        });
+        self.parser = parser;
+        result
     }
 
     fn ingest_xml_stream(
@@ -882,6 +1126,91 @@ impl ReportStore for SqliteStore {
             ReportKind::Tls => self.show_tls(id),
             ReportKind::Failure => self.show_failure(id),
         }
+    }
+}
+
+#[cfg(test)]
+mod pipeline_tests {
+    use super::*;
+
+    fn report(id: &str, records: usize, tail: &str) -> String {
+        let record = "<record><row><source_ip>192.0.2.1</source_ip><count>2</count>\
+            <policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>fail</spf>\
+            </policy_evaluated></row><identifiers><header_from>example.com</header_from>\
+            </identifiers><auth_results><dkim><domain>example.com</domain><result>pass</result>\
+            </dkim></auth_results></record>";
+        format!(
+            "<feedback><report_metadata><org_name>o</org_name><report_id>{id}</report_id>\
+             <date_range><begin>0</begin><end>86400</end></date_range></report_metadata>\
+             <policy_published><domain>example.com</domain><p>reject</p></policy_published>\
+             {}{tail}</feedback>",
+            record.repeat(records)
+        )
+    }
+
+    fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, body) in files {
+            w.start_file(*name, zip::write::SimpleFileOptions::default())
+                .expect("start");
+            w.write_all(body.as_bytes()).expect("write");
+        }
+        w.finish().expect("finish").into_inner()
+    }
+
+    #[test]
+    fn many_batches_and_duplicates_in_one_item() {
+        let mut store = SqliteStore::open_in_memory().expect("store");
+        let limits = IngestLimits::default();
+        // More records than one batch, not a multiple of it.
+        let first = report("a", 3 * BATCH + 5, "");
+        let found = store
+            .ingest_item("first", first.as_bytes(), &limits)
+            .expect("db")
+            .expect("parses");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].records, 3 * BATCH as u64 + 5);
+        assert!(!found[0].duplicate);
+        assert_eq!(
+            store.count(Table::Records).expect("count"),
+            3 * BATCH as i64 + 5
+        );
+        // A zip holding the stored report and a new one: the first is a
+        // duplicate and adds no rows, the second is stored.
+        let second = report("b", 2, "");
+        let zip = zip_of(&[("a.xml", &first), ("b.xml", &second)]);
+        let found = store
+            .ingest_item("zip", &zip, &limits)
+            .expect("db")
+            .expect("parses");
+        let seen: Vec<_> = found
+            .iter()
+            .map(|f| (f.report_id.as_str(), f.duplicate))
+            .collect();
+        assert_eq!(seen, [("a", true), ("b", false)]);
+        assert_eq!(store.count(Table::Reports).expect("count"), 2);
+        assert_eq!(
+            store.count(Table::Records).expect("count"),
+            3 * BATCH as i64 + 7
+        );
+    }
+
+    #[test]
+    fn an_error_after_many_records_stores_nothing() {
+        let mut store = SqliteStore::open_in_memory().expect("store");
+        let bad = report(
+            "c",
+            2 * BATCH,
+            "<record><row><source_ip>x</source_ip></row></record>",
+        );
+        let err = store
+            .ingest_item("bad", bad.as_bytes(), &IngestLimits::default())
+            .expect("db")
+            .expect_err("rejected");
+        assert!(err.to_string().contains("row/source_ip"), "{err}");
+        assert_eq!(store.count(Table::Reports).expect("count"), 0);
+        assert_eq!(store.count(Table::Records).expect("count"), 0);
     }
 }
 

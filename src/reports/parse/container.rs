@@ -225,7 +225,7 @@ fn unpack_into(
         Sniff::Gzip => {
             let data = gunzip(bytes, *budget, origin_len, limits.max_ratio)?;
             *budget = budget.saturating_sub(data.len() as u64);
-            unpack_into(&data, origin_len, limits, depth + 1, budget, out)
+            unpack_owned(data, origin_len, limits, depth + 1, budget, out)
         }
         Sniff::Zip => {
             let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
@@ -257,7 +257,7 @@ fn unpack_into(
                     &format!("zip entry {name:?}"),
                 )?;
                 *budget = budget.saturating_sub(data.len() as u64);
-                match unpack_into(&data, origin_len, limits, depth + 1, budget, out) {
+                match unpack_owned(data, origin_len, limits, depth + 1, budget, out) {
                     // A README or `__MACOSX/` entry beside the report.
                     Ok(()) | Err(ParseError::NotAReport { .. }) => {}
                     Err(e) => return Err(e),
@@ -278,6 +278,40 @@ fn unpack_into(
             detail: "not XML, JSON, gzip, zip or a mail message".to_owned(),
         }),
     }
+}
+
+/// [`unpack_into`] for bytes this module decompressed itself: a report
+/// found in them is kept as it is instead of being copied. The checks are
+/// those of `unpack_into`, in the same order.
+fn unpack_owned(
+    data: Vec<u8>,
+    origin_len: usize,
+    limits: &IngestLimits,
+    depth: usize,
+    budget: &mut u64,
+    out: &mut Vec<Payload>,
+) -> Result<(), ParseError> {
+    if depth <= limits.max_nesting && !data.iter().all(u8::is_ascii_whitespace) {
+        match sniff(&data) {
+            Sniff::Xml => {
+                out.push(Payload::Xml(data));
+                return Ok(());
+            }
+            Sniff::Json => {
+                out.push(Payload::Json(data));
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+    unpack_into(&data, origin_len, limits, depth, budget, out)
+}
+
+/// The item itself when it is a plain-XML document within the input
+/// limit: [`unpack`] would return it as the only payload, copied.
+pub(super) fn plain_xml<'a>(bytes: &'a [u8], limits: &IngestLimits) -> Option<&'a [u8]> {
+    let plain = bytes.len() as u64 <= limits.max_input_bytes && sniff(bytes) == Sniff::Xml;
+    plain.then_some(bytes)
 }
 
 fn header_block(raw: &[u8]) -> &[u8] {

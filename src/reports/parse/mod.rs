@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod container;
 pub mod failure;
+mod scan;
 pub mod tlsrpt;
 pub mod types;
 
@@ -96,21 +97,19 @@ pub fn parse_item<S: ReportSink + ?Sized>(
     limits: &IngestLimits,
     sink: &mut S,
 ) -> Result<Vec<Found>, ParseError> {
+    // The common case, a report as a plain-XML file, is parsed where it
+    // lies: `container::unpack` would hand back a copy of it.
+    if let Some(xml) = container::plain_xml(bytes, limits) {
+        let s = aggregate::parse(xml, sink)?;
+        return Ok(vec![aggregate_found(s)]);
+    }
     let payloads = container::unpack(bytes, limits)?;
     let mut found = Vec::with_capacity(payloads.len());
     for payload in payloads {
         match payload {
             Payload::Xml(xml) => {
                 let s = aggregate::parse(&xml, sink)?;
-                found.push(Found {
-                    kind: ReportKind::Aggregate,
-                    org: s.header.org_name,
-                    report_id: s.header.report_id,
-                    domain: s.header.policy.domain,
-                    records: s.records,
-                    duplicate: !s.accepted,
-                    warnings: s.header.warnings,
-                });
+                found.push(aggregate_found(s));
             }
             Payload::Json(json) => {
                 let r = tlsrpt::parse(&json)?;
@@ -169,8 +168,11 @@ pub fn parse_xml_stream<S: ReportSink + ?Sized>(
             limit,
         });
     }
-    let s = result?;
-    Ok(vec![Found {
+    Ok(vec![aggregate_found(result?)])
+}
+
+fn aggregate_found(s: AggregateSummary) -> Found {
+    Found {
         kind: ReportKind::Aggregate,
         org: s.header.org_name,
         report_id: s.header.report_id,
@@ -178,7 +180,7 @@ pub fn parse_xml_stream<S: ReportSink + ?Sized>(
         records: s.records,
         duplicate: !s.accepted,
         warnings: s.header.warnings,
-    }])
+    }
 }
 
 /// Counts the bytes read through it.
