@@ -460,7 +460,7 @@ impl SqliteStore {
                 known: SCHEMA_VERSION,
             });
         }
-        Ok(Self { conn })
+        Ok(Self { conn, parser: None })
     }
 
     /// The schema version stored in the database.
