@@ -511,7 +511,9 @@ fn watch_ingests_new_mail_survives_a_server_restart_and_stops_on_sigterm() {
         == 3));
     // A MOVE lands in Archive a moment before it leaves INBOX on disk.
     assert!(
-        wait_until(Duration::from_secs(10), || d.folder_files("INBOX").is_empty()),
+        wait_until(Duration::from_secs(10), || d
+            .folder_files("INBOX")
+            .is_empty()),
         "INBOX still holds {:?}",
         d.folder_files("INBOX")
     );
