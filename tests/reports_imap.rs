@@ -3,7 +3,8 @@
 //! Invalid, an empty INBOX) and the database against a clean ingest of the
 //! same messages. Plaintext on loopback, IMAPS and STARTTLS with a
 //! throwaway CA, the COPY + EXPUNGE fallback, oversized messages, and
-//! `--watch` (new mail, server restart, SIGTERM).
+//! `--watch` (new mail, server restart, SIGTERM). The plaintext scenario
+//! runs on SQLite and on PostgreSQL (`sqlite::…` and `postgres::…`).
 
 mod support;
 
@@ -16,7 +17,10 @@ use mailauth::reports::ingest::imap::{ImapConfig, ImapSource, MoveMethod, Passwo
 use mailauth::reports::ingest::{self};
 use mailauth::reports::store::{ReportStore, SqliteStore, Table};
 use support::dovecot::{Dovecot, DovecotOpts};
+use support::postgres::TestStore;
 use support::wait_until;
+
+both_stores!(plaintext_on_loopback_ingests_archives_and_sets_invalid_aside);
 
 const TABLES: [Table; 3] = [Table::Reports, Table::Records, Table::FailureReports];
 
@@ -89,6 +93,13 @@ fn db_counts(db: &Path) -> Vec<i64> {
     counts(&SqliteStore::open(db).expect("db"))
 }
 
+/// [`counts`] of any test store.
+fn store_counts(store: &TestStore) -> Vec<i64> {
+    let mut v: Vec<i64> = TABLES.iter().map(|t| store.count(*t)).collect();
+    v.push(store.count(Table::TlsReports));
+    v
+}
+
 fn append_all(d: &Dovecot, messages: &[Vec<u8>]) {
     let mut c = d.client();
     for m in messages {
@@ -98,9 +109,15 @@ fn append_all(d: &Dovecot, messages: &[Vec<u8>]) {
 }
 
 fn mailauth(d: &Dovecot, db: &Path, args: &[&str]) -> Command {
+    mailauth_on(d, &["--db".into(), db.as_os_str().to_owned()], args)
+}
+
+/// `mailauth reports STORE-FLAGS ingest ARGS` (the flags of a
+/// [`TestStore`]: `store.cli_args()`).
+fn mailauth_on(d: &Dovecot, store_args: &[std::ffi::OsString], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailauth"));
-    cmd.args(["reports", "--db"])
-        .arg(db)
+    cmd.arg("reports")
+        .args(store_args)
         .arg("ingest")
         .args(args)
         .env("MAILAUTH_IMAP_PASSWORD", &d.password)
@@ -131,6 +148,10 @@ fn seen(path: &Path) -> bool {
 /// the rest is in Invalid, and the database holds what a clean ingest
 /// holds.
 fn check_after_ingest(d: &Dovecot, db: &Path, messages: &[Vec<u8>]) {
+    check_after_ingest_counts(d, messages, db_counts(db));
+}
+
+fn check_after_ingest_counts(d: &Dovecot, messages: &[Vec<u8>], got: Vec<i64>) {
     let (want, invalid) = expected(messages);
     assert!(want[0] > 0, "the samples contain aggregate reports");
     assert!(invalid > 0, "the samples contain a non-report");
@@ -168,19 +189,17 @@ fn check_after_ingest(d: &Dovecot, db: &Path, messages: &[Vec<u8>]) {
         digest(&moved),
         digest(&orig)
     );
-    assert_eq!(db_counts(db), want);
+    assert_eq!(got, want);
 }
 
-#[test]
-fn plaintext_on_loopback_ingests_archives_and_sets_invalid_aside() {
+fn plaintext_on_loopback_ingests_archives_and_sets_invalid_aside(store: &TestStore) {
     let Some(d) = Dovecot::try_start(DovecotOpts::default()) else {
         return;
     };
     let messages = sample_messages();
     append_all(&d, &messages);
-    let tmp = tempfile::tempdir().expect("tmp");
-    let db = tmp.path().join("r.db");
-    let out = mailauth(&d, &db, &["--imap", &d.url(false, "INBOX"), "--json"])
+    let flags = store.cli_args();
+    let out = mailauth_on(&d, &flags, &["--imap", &d.url(false, "INBOX"), "--json"])
         .output()
         .expect("run mailauth");
     // Exit 1: one message was not a report.
@@ -188,32 +207,32 @@ fn plaintext_on_loopback_ingests_archives_and_sets_invalid_aside() {
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(summary["items"], messages.len());
     assert_eq!(summary["errors"].as_array().map(Vec::len), Some(0));
-    check_after_ingest(&d, &db, &messages);
+    check_after_ingest_counts(&d, &messages, store_counts(store));
     let mut c = d.client();
     assert!(c.capabilities().contains("MOVE"));
     c.logout();
 
     // A second run finds nothing and changes nothing.
-    let before = db_counts(&db);
-    let out = mailauth(&d, &db, &["--imap", &d.url(false, "INBOX"), "--json"])
+    let before = store_counts(store);
+    let out = mailauth_on(&d, &flags, &["--imap", &d.url(false, "INBOX"), "--json"])
         .output()
         .expect("run mailauth");
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(summary["items"], 0);
-    assert_eq!(db_counts(&db), before);
+    assert_eq!(store_counts(store), before);
 
     // The same reports mailed again are duplicates, and archived too.
     let again: Vec<Vec<u8>> = messages[..3].to_vec();
     append_all(&d, &again);
-    let out = mailauth(&d, &db, &["--imap", &d.url(false, "INBOX"), "--json"])
+    let out = mailauth_on(&d, &flags, &["--imap", &d.url(false, "INBOX"), "--json"])
         .output()
         .expect("run mailauth");
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!(summary["duplicates"].as_u64().is_some_and(|n| n >= 3));
     assert_eq!(summary["reports"], 0);
-    assert_eq!(db_counts(&db), before);
+    assert_eq!(store_counts(store), before);
     assert_eq!(d.folder_files("INBOX").len(), 0);
     assert_eq!(
         d.folder_files("Archive").len(),

@@ -1,9 +1,13 @@
 //! kill -9 during a Maildir ingest, at several moments, then a full re-run:
 //! every report is stored exactly once and every message ends up archived.
 //!
-//! The test re-runs its own binary as the child (`ingest_child`, which
-//! does nothing unless the parent sets its environment), so the kill hits
-//! a real process with a real SQLite file.
+//! The library test re-runs its own binary as the child (`ingest_child`,
+//! which does nothing unless the parent sets its environment), so the kill
+//! hits a real process with a real SQLite file. The command-line test kills
+//! `mailauth reports ingest --maildir` itself, on SQLite and on PostgreSQL
+//! (`sqlite::…` and `postgres::…`).
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +16,9 @@ use std::time::Duration;
 use mailauth::reports::IngestLimits;
 use mailauth::reports::ingest::{self, MaildirFolders, MaildirSource};
 use mailauth::reports::store::{SqliteStore, Table};
+use support::postgres::TestStore;
+
+both_stores!(kill_nine_the_command_then_rerun);
 
 const MESSAGES: usize = 150;
 const RECORDS_PER_REPORT: usize = 40;
@@ -60,16 +67,81 @@ fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |rd| rd.count())
 }
 
-#[test]
-fn kill_nine_then_rerun_loses_nothing_and_counts_nothing_twice() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let md: PathBuf = tmp.path().join("Maildir");
+fn make_maildir(md: &Path) {
     for sub in ["new", "cur", "tmp"] {
         std::fs::create_dir_all(md.join(sub)).expect("mkdir");
     }
     for i in 0..MESSAGES {
         std::fs::write(md.join("new").join(format!("{i:04}.msg")), report(i)).expect("write");
     }
+}
+
+/// `mailauth reports <store> ingest --maildir MD`, not yet waited for.
+fn ingest_command(store: &TestStore, md: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailauth"));
+    cmd.arg("reports")
+        .args(store.cli_args())
+        .arg("ingest")
+        .arg("--maildir")
+        .arg(md)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
+/// The binary killed with SIGKILL when the archive reaches each target,
+/// then a full run: every report stored once, with all its records, and
+/// every message archived; in between, whatever was archived is stored.
+fn kill_nine_the_command_then_rerun(store: &TestStore) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let md = tmp.path().join("Maildir");
+    make_maildir(&md);
+    let mut killed_mid_way = 0;
+    for target in [10usize, 50, 90, 130] {
+        let mut child = ingest_command(store, &md).spawn().expect("spawn mailauth");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while count_files(&md.join(".Archive/cur")) < target
+            && child.try_wait().expect("wait").is_none()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if child.try_wait().expect("wait").is_none() {
+            child.kill().expect("kill -9");
+            killed_mid_way += 1;
+        }
+        child.wait().expect("reap");
+        let archived = MESSAGES - count_files(&md.join("new")) - count_files(&md.join("cur"));
+        let stored = store.count(Table::Reports) as usize;
+        assert!(stored >= archived, "stored {stored}, archived {archived}");
+        assert_eq!(
+            store.count(Table::Records) as usize,
+            stored * RECORDS_PER_REPORT,
+            "a report was stored without all its records"
+        );
+    }
+    let status = ingest_command(store, &md).status().expect("run mailauth");
+    assert!(status.success(), "the full re-run failed: {status}");
+    assert_eq!(store.count(Table::Reports) as usize, MESSAGES);
+    assert_eq!(
+        store.count(Table::Records) as usize,
+        MESSAGES * RECORDS_PER_REPORT
+    );
+    assert_eq!(count_files(&md.join("new")), 0);
+    assert_eq!(count_files(&md.join(".Archive/cur")), MESSAGES);
+    assert_eq!(count_files(&md.join(".Invalid/cur")), 0);
+    println!("killed {killed_mid_way} of 4 runs mid-way");
+    assert!(
+        killed_mid_way > 0,
+        "no run was killed mid-way: the test tested nothing"
+    );
+}
+
+#[test]
+fn kill_nine_then_rerun_loses_nothing_and_counts_nothing_twice() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let md: PathBuf = tmp.path().join("Maildir");
+    make_maildir(&md);
     let db = tmp.path().join("r.db");
     let exe = std::env::current_exe().expect("test binary");
     let mut killed_mid_way = 0;
