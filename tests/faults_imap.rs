@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use mailauth::reports::IngestLimits;
 use mailauth::reports::ingest::imap::{ImapConfig, ImapError, ImapSource, Password};
 use mailauth::reports::ingest::{self};
-use mailauth::reports::store::{ReportStore, SqliteStore, Table};
-use support::dovecot::{Dovecot, DovecotOpts};
+use mailauth::reports::store::{SqliteStore, Table};
+use support::dovecot::{Dovecot, DovecotOpts, counts, expected, without_cr};
 use support::tcp_cut::{At, Fault, Plan, Scanner, TcpCut, Times, Trigger};
 use support::wait_until;
 
@@ -77,46 +77,6 @@ fn report(i: usize) -> Vec<u8> {
          MIME-Version: 1.0\r\nContent-Type: text/xml\r\n\r\n{xml}\r\n"
     )
     .into_bytes()
-}
-
-fn without_cr(m: &[u8]) -> Vec<u8> {
-    m.iter().copied().filter(|&b| b != b'\r').collect()
-}
-
-/// What a clean, local ingest of `messages` stores (reports, records,
-/// failure reports, TLS reports), and how many are invalid. IMAP hands
-/// messages out with CRLF line ends (RFC 9051 4.3), so this does too.
-fn expected(messages: &[Vec<u8>]) -> (Vec<i64>, usize) {
-    let mut store = SqliteStore::open_in_memory().expect("memory db");
-    let mut invalid = 0;
-    for (i, m) in messages.iter().enumerate() {
-        let mut wire = Vec::with_capacity(m.len() + m.len() / 40);
-        for &b in &without_cr(m) {
-            if b == b'\n' {
-                wire.push(b'\r');
-            }
-            wire.push(b);
-        }
-        let r = store
-            .ingest_item(&format!("m{i}"), &wire, &IngestLimits::default())
-            .expect("db");
-        if r.is_err() {
-            invalid += 1;
-        }
-    }
-    (counts(&store), invalid)
-}
-
-fn counts(store: &SqliteStore) -> Vec<i64> {
-    [
-        Table::Reports,
-        Table::Records,
-        Table::FailureReports,
-        Table::TlsReports,
-    ]
-    .iter()
-    .map(|t| store.count(*t).expect("count"))
-    .collect()
 }
 
 /// The counts of the database at `db` (an empty one if it does not exist

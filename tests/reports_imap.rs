@@ -15,8 +15,8 @@ use std::time::Duration;
 use mailauth::reports::IngestLimits;
 use mailauth::reports::ingest::imap::{ImapConfig, ImapSource, MoveMethod, Password};
 use mailauth::reports::ingest::{self};
-use mailauth::reports::store::{ReportStore, SqliteStore, Table};
-use support::dovecot::{Dovecot, DovecotOpts};
+use mailauth::reports::store::{SqliteStore, Table};
+use support::dovecot::{Dovecot, DovecotOpts, counts, expected, without_cr};
 use support::postgres::TestStore;
 use support::wait_until;
 
@@ -54,39 +54,6 @@ fn not_a_report(i: usize) -> Vec<u8> {
          Message-ID: <lunch-{i}@example.org>\r\n\r\nAre you free for lunch?\r\n"
     )
     .into_bytes()
-}
-
-/// What a clean, local ingest of `messages` stores, and how many of them
-/// are invalid. IMAP hands out messages with CRLF line ends (RFC 9051 4.3),
-/// whatever the file had, so the clean run sees them that way too.
-fn expected(messages: &[Vec<u8>]) -> (Vec<i64>, usize) {
-    let mut store = SqliteStore::open_in_memory().expect("memory db");
-    let mut invalid = 0;
-    for (i, m) in messages.iter().enumerate() {
-        let mut wire = Vec::with_capacity(m.len() + m.len() / 40);
-        for &b in &without_cr(m) {
-            if b == b'\n' {
-                wire.push(b'\r');
-            }
-            wire.push(b);
-        }
-        let r = store
-            .ingest_item(&format!("m{i}"), &wire, &IngestLimits::default())
-            .expect("db");
-        if r.is_err() {
-            invalid += 1;
-        }
-    }
-    (counts(&store), invalid)
-}
-
-fn counts(store: &SqliteStore) -> Vec<i64> {
-    let mut v: Vec<i64> = TABLES
-        .iter()
-        .map(|t| store.count(*t).expect("count"))
-        .collect();
-    v.push(store.count(Table::TlsReports).expect("count"));
-    v
 }
 
 fn db_counts(db: &Path) -> Vec<i64> {
@@ -132,10 +99,6 @@ fn show(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn without_cr(m: &[u8]) -> Vec<u8> {
-    m.iter().copied().filter(|&b| b != b'\r').collect()
 }
 
 /// True when the message's Maildir file name has the \Seen flag (`S`).

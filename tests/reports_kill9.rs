@@ -89,73 +89,22 @@ fn ingest_command(store: &TestStore, md: &Path) -> Command {
     cmd
 }
 
-/// The binary killed with SIGKILL when the archive reaches each target,
-/// then a full run: every report stored once, with all its records, and
-/// every message archived; in between, whatever was archived is stored.
-fn kill_nine_the_command_then_rerun(store: &TestStore) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let md = tmp.path().join("Maildir");
-    make_maildir(&md);
-    let mut killed_mid_way = 0;
-    for target in [10usize, 50, 90, 130] {
-        let mut child = ingest_command(store, &md).spawn().expect("spawn mailauth");
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while count_files(&md.join(".Archive/cur")) < target
-            && child.try_wait().expect("wait").is_none()
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if child.try_wait().expect("wait").is_none() {
-            child.kill().expect("kill -9");
-            killed_mid_way += 1;
-        }
-        child.wait().expect("reap");
-        let archived = MESSAGES - count_files(&md.join("new")) - count_files(&md.join("cur"));
-        let stored = store.count(Table::Reports) as usize;
-        assert!(stored >= archived, "stored {stored}, archived {archived}");
-        assert_eq!(
-            store.count(Table::Records) as usize,
-            stored * RECORDS_PER_REPORT,
-            "a report was stored without all its records"
-        );
-    }
-    let status = ingest_command(store, &md).status().expect("run mailauth");
-    assert!(status.success(), "the full re-run failed: {status}");
-    assert_eq!(store.count(Table::Reports) as usize, MESSAGES);
-    assert_eq!(
-        store.count(Table::Records) as usize,
-        MESSAGES * RECORDS_PER_REPORT
-    );
-    assert_eq!(count_files(&md.join("new")), 0);
-    assert_eq!(count_files(&md.join(".Archive/cur")), MESSAGES);
-    assert_eq!(count_files(&md.join(".Invalid/cur")), 0);
-    println!("killed {killed_mid_way} of 4 runs mid-way");
-    assert!(
-        killed_mid_way > 0,
-        "no run was killed mid-way: the test tested nothing"
-    );
-}
-
-#[test]
-fn kill_nine_then_rerun_loses_nothing_and_counts_nothing_twice() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let md: PathBuf = tmp.path().join("Maildir");
-    make_maildir(&md);
-    let db = tmp.path().join("r.db");
-    let exe = std::env::current_exe().expect("test binary");
+/// Starts an ingest with `spawn` and kills it (SIGKILL) when the archive
+/// reaches each target, checking after each kill that whatever was archived
+/// is stored and that no report lacks records; then `finish` runs a full
+/// ingest, after which every report must be stored once and every message
+/// archived. `counts` gives the stored (reports, records).
+fn kill_at_targets_then_finish(
+    md: &Path,
+    spawn: &dyn Fn() -> std::process::Child,
+    counts: &dyn Fn() -> (usize, usize),
+    finish: &dyn Fn(),
+) {
     let mut killed_mid_way = 0;
     // Kill when the archive has reached each target (so the kill lands
     // mid-run whatever the machine's speed).
     for target in [10usize, 50, 90, 130] {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "ingest_child", "--test-threads=1"])
-            .env("MAILAUTH_KILL9_DB", &db)
-            .env("MAILAUTH_KILL9_MAILDIR", &md)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn child");
+        let mut child = spawn();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while count_files(&md.join(".Archive/cur")) < target
             && child.try_wait().expect("wait").is_none()
@@ -169,31 +118,18 @@ fn kill_nine_then_rerun_loses_nothing_and_counts_nothing_twice() {
             killed_mid_way += 1;
         }
         child.wait().expect("reap");
-        let left = count_files(&md.join("new"));
-        let store = SqliteStore::open(&db).expect("db");
-        let stored = store.count(Table::Reports).expect("count") as usize;
+        let archived = count_files(&md.join(".Archive/cur"));
+        let (stored, records) = counts();
         // Whatever was archived is stored; stored may be ahead of the moves.
-        assert!(
-            stored >= MESSAGES - left,
-            "stored {stored}, archived {}",
-            MESSAGES - left
-        );
+        assert!(stored >= archived, "stored {stored}, archived {archived}");
         assert_eq!(
-            store.count(Table::Records).expect("count") as usize,
+            records,
             stored * RECORDS_PER_REPORT,
             "a report was stored without all its records"
         );
     }
-    run_ingest(&db, &md);
-    let store = SqliteStore::open(&db).expect("db");
-    assert_eq!(
-        store.count(Table::Reports).expect("count") as usize,
-        MESSAGES
-    );
-    assert_eq!(
-        store.count(Table::Records).expect("count") as usize,
-        MESSAGES * RECORDS_PER_REPORT
-    );
+    finish();
+    assert_eq!(counts(), (MESSAGES, MESSAGES * RECORDS_PER_REPORT));
     assert_eq!(count_files(&md.join("new")), 0);
     assert_eq!(count_files(&md.join(".Archive/cur")), MESSAGES);
     assert_eq!(count_files(&md.join(".Invalid/cur")), 0);
@@ -201,5 +137,56 @@ fn kill_nine_then_rerun_loses_nothing_and_counts_nothing_twice() {
     assert!(
         killed_mid_way > 0,
         "no run was killed mid-way: the test tested nothing"
+    );
+}
+
+/// `mailauth reports <store> ingest --maildir`, killed at each target.
+fn kill_nine_the_command_then_rerun(store: &TestStore) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let md = tmp.path().join("Maildir");
+    make_maildir(&md);
+    kill_at_targets_then_finish(
+        &md,
+        &|| ingest_command(store, &md).spawn().expect("spawn mailauth"),
+        &|| {
+            (
+                store.count(Table::Reports) as usize,
+                store.count(Table::Records) as usize,
+            )
+        },
+        &|| {
+            let status = ingest_command(store, &md).status().expect("run mailauth");
+            assert!(status.success(), "the full re-run failed: {status}");
+        },
+    );
+}
+
+#[test]
+fn kill_nine_then_rerun_loses_nothing_and_counts_nothing_twice() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let md: PathBuf = tmp.path().join("Maildir");
+    make_maildir(&md);
+    let db = tmp.path().join("r.db");
+    let exe = std::env::current_exe().expect("test binary");
+    kill_at_targets_then_finish(
+        &md,
+        &|| {
+            Command::new(&exe)
+                .args(["--exact", "ingest_child", "--test-threads=1"])
+                .env("MAILAUTH_KILL9_DB", &db)
+                .env("MAILAUTH_KILL9_MAILDIR", &md)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn child")
+        },
+        &|| {
+            let store = SqliteStore::open(&db).expect("db");
+            (
+                store.count(Table::Reports).expect("count") as usize,
+                store.count(Table::Records).expect("count") as usize,
+            )
+        },
+        &|| run_ingest(&db, &md),
     );
 }

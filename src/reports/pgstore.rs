@@ -418,30 +418,38 @@ pub struct Migrated {
     pub to: i64,
 }
 
+/// Connects to `url` with the password given apart from it (a password
+/// in the URL is refused); returns the client and the target as messages
+/// name it (no password).
+fn connect(url: &str, password: Option<&str>) -> Result<(Client, String), PgError> {
+    let mut config: postgres::Config = url.parse().map_err(|source| PgError::Url {
+        url: redact(url),
+        source,
+    })?;
+    let target = describe(&config);
+    if config.get_password().is_some() {
+        return Err(PgError::PasswordInUrl { url: target });
+    }
+    if let Some(pw) = password {
+        config.password(pw);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("mailauth");
+    }
+    let client = config.connect(NoTls).map_err(|source| PgError::Connect {
+        target: target.clone(),
+        source,
+    })?;
+    Ok((client, target))
+}
+
 impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db`), with the
     /// password given apart from the URL; refuses a schema newer than this
     /// program knows and applies pending migrations (as the SQLite store
     /// does on open), serialised between workers by an advisory lock.
     pub fn open(url: &str, password: Option<&str>) -> Result<Self, PgError> {
-        let mut config: postgres::Config = url.parse().map_err(|source| PgError::Url {
-            url: redact(url),
-            source,
-        })?;
-        let target = describe(&config);
-        if config.get_password().is_some() {
-            return Err(PgError::PasswordInUrl { url: target });
-        }
-        if let Some(pw) = password {
-            config.password(pw);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("mailauth");
-        }
-        let mut client = config.connect(NoTls).map_err(|source| PgError::Connect {
-            target: target.clone(),
-            source,
-        })?;
+        let (mut client, target) = connect(url, password)?;
         let found = read_version(&mut client)?;
         if found > SCHEMA_VERSION {
             return Err(PgError::NewerSchema {
@@ -491,24 +499,7 @@ impl PgStore {
     /// than this program is [`PgError::OlderSchema`], a newer one
     /// [`PgError::NewerSchema`]. For `plan`, `checklist` and `inspect`.
     pub fn open_read_only(url: &str, password: Option<&str>) -> Result<Self, PgError> {
-        let mut config: postgres::Config = url.parse().map_err(|source| PgError::Url {
-            url: redact(url),
-            source,
-        })?;
-        let target = describe(&config);
-        if config.get_password().is_some() {
-            return Err(PgError::PasswordInUrl { url: target });
-        }
-        if let Some(pw) = password {
-            config.password(pw);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("mailauth");
-        }
-        let mut client = config.connect(NoTls).map_err(|source| PgError::Connect {
-            target: target.clone(),
-            source,
-        })?;
+        let (mut client, target) = connect(url, password)?;
         // PostgreSQL 15 §20.11.1: "A read-only SQL transaction cannot
         // alter non-temporary tables." Set for the session, it covers every
         // statement this connection runs, whatever code path issues it.

@@ -477,3 +477,51 @@ fn run(cmd: &mut Command) {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// A message with its CRs removed (Dovecot stores lines with LF).
+pub fn without_cr(m: &[u8]) -> Vec<u8> {
+    m.iter().copied().filter(|&b| b != b'\r').collect()
+}
+
+/// Row counts of a store: reports, records, failure reports, TLS reports.
+pub fn counts(store: &mailauth::reports::store::SqliteStore) -> Vec<i64> {
+    use mailauth::reports::store::Table;
+    [
+        Table::Reports,
+        Table::Records,
+        Table::FailureReports,
+        Table::TlsReports,
+    ]
+    .iter()
+    .map(|t| store.count(*t).expect("count"))
+    .collect()
+}
+
+/// What a clean, local ingest of `messages` stores ([`counts`]), and how
+/// many are invalid. IMAP hands messages out with CRLF line ends (RFC 9051
+/// 4.3), whatever the file had, so this does too.
+pub fn expected(messages: &[Vec<u8>]) -> (Vec<i64>, usize) {
+    use mailauth::reports::store::ReportStore as _;
+    let mut store = mailauth::reports::store::SqliteStore::open_in_memory().expect("memory db");
+    let mut invalid = 0;
+    for (i, m) in messages.iter().enumerate() {
+        let mut wire = Vec::with_capacity(m.len() + m.len() / 40);
+        for &b in &without_cr(m) {
+            if b == b'\n' {
+                wire.push(b'\r');
+            }
+            wire.push(b);
+        }
+        let r = store
+            .ingest_item(
+                &format!("m{i}"),
+                &wire,
+                &mailauth::reports::IngestLimits::default(),
+            )
+            .expect("db");
+        if r.is_err() {
+            invalid += 1;
+        }
+    }
+    (counts(&store), invalid)
+}
