@@ -510,14 +510,7 @@ fn ingest_cmd(
             }
         };
         let s = ingest::run(source.as_mut(), store, &limits, &mut progress)?;
-        total.items += s.items;
-        total.reports += s.reports;
-        total.records += s.records;
-        total.failure_reports += s.failure_reports;
-        total.tls_reports += s.tls_reports;
-        total.duplicates += s.duplicates;
-        total.invalid.extend(s.invalid);
-        total.errors.extend(s.errors);
+        total.absorb(s);
     }
     if let Some(config) = imap {
         let s = if a.imap.watch {
@@ -540,14 +533,7 @@ fn ingest_cmd(
             source.logout();
             s
         };
-        total.items += s.items;
-        total.reports += s.reports;
-        total.records += s.records;
-        total.failure_reports += s.failure_reports;
-        total.tls_reports += s.tls_reports;
-        total.duplicates += s.duplicates;
-        total.invalid.extend(s.invalid);
-        total.errors.extend(s.errors);
+        total.absorb(s);
     }
     if tty {
         eprintln!();

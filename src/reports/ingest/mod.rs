@@ -117,6 +117,20 @@ pub struct Summary {
     pub errors: Vec<Problem>,
 }
 
+impl Summary {
+    /// Adds the totals of another run (of another source) to these.
+    pub fn absorb(&mut self, s: Summary) {
+        self.items += s.items;
+        self.reports += s.reports;
+        self.records += s.records;
+        self.failure_reports += s.failure_reports;
+        self.tls_reports += s.tls_reports;
+        self.duplicates += s.duplicates;
+        self.invalid.extend(s.invalid);
+        self.errors.extend(s.errors);
+    }
+}
+
 /// Ingests every item of `source` into `store`, one transaction per item.
 /// A bad item never stops the batch; a database failure does.
 /// `progress` is called after each item.

@@ -159,7 +159,7 @@ pub fn watch(
         backoff = config.min_backoff;
         let err = loop {
             let pass = ingest::run(&mut source, store, limits, &mut |_| {})?;
-            add(&mut status.summary, pass);
+            status.summary.absorb(pass);
             on_event(WatchEvent::Pass(&status.summary));
             if let Some(e) = source.take_error() {
                 break Some(e);
@@ -256,15 +256,4 @@ pub fn stop_on_signals(stop: &StopSignal) -> Result<(), ImapError> {
             source: std::io::Error::other("cannot install SIGINT/SIGTERM handlers"),
         }),
     }
-}
-
-fn add(total: &mut Summary, s: Summary) {
-    total.items += s.items;
-    total.reports += s.reports;
-    total.records += s.records;
-    total.failure_reports += s.failure_reports;
-    total.tls_reports += s.tls_reports;
-    total.duplicates += s.duplicates;
-    total.invalid.extend(s.invalid);
-    total.errors.extend(s.errors);
 }
