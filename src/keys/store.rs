@@ -241,10 +241,13 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
 
+/// How long [`Keystore::open`] waits for another writer's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Keystore {
     /// Opens (creating it 0700 if needed) a keystore with its private keys.
     /// Fails with [`StoreError::Busy`] while another writable keystore on
-    /// the same directory is open.
+    /// the same directory is open (after waiting up to two seconds for it).
     pub fn open(dir: &Path) -> Result<Keystore, StoreError> {
         create_private_dir(dir).map_err(io_err(dir))?;
         let lock_path = dir.join(".lock");
@@ -256,14 +259,24 @@ impl Keystore {
             .mode(0o600)
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Busy {
-                    dir: dir.display().to_string(),
-                });
+        // A lock is held for a moment by nothing more than a process that
+        // forked while another keystore was open (the child holds the lock
+        // file's descriptor until it execs): wait a little before saying
+        // busy, as SQLite's busy timeout does.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(StoreError::Busy {
+                        dir: dir.display().to_string(),
+                    });
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
             }
-            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
         let state = read_state(dir)?;
         Ok(Keystore {
@@ -416,6 +429,22 @@ fn read_state(dir: &Path) -> Result<State, StoreError> {
 mod tests {
     use super::*;
     use crate::keys::generate;
+
+    #[test]
+    fn a_second_writer_waits_then_is_refused_and_gets_in_once_the_first_is_gone() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let first = Keystore::open(tmp.path()).expect("first writer");
+        let started = std::time::Instant::now();
+        match Keystore::open(tmp.path()) {
+            Err(StoreError::Busy { .. }) => {}
+            other => panic!("expected Busy, got {other:?}"),
+        }
+        assert!(started.elapsed() >= LOCK_WAIT, "it waited for the lock");
+        // A reader is never refused.
+        Keystore::open_public(tmp.path()).expect("reader");
+        drop(first);
+        Keystore::open(tmp.path()).expect("the lock is free again");
+    }
 
     fn record(selector: &str, public_key: Vec<u8>) -> KeyRecord {
         KeyRecord {
