@@ -1,0 +1,557 @@
+//! The SQLite report store: schema, migrations and typed queries for DMARC
+//! aggregate, DMARC failure and SMTP TLS reports (the PostgreSQL dialect of
+//! the same lives in `reports::pgstore`, the dashboard queries of both in
+//! `reports::dashq`).
+//!
+//! This module holds the store's types, opening and `reports list`; its
+//! parts are `schema` (migrations), `write` (one transaction per item, the
+//! parsing thread), `read` (`reports show`) and `checklist`.
+//!
+//! Owns the database file and everything in it. Callers see the
+//! [`ReportStore`] trait and plain row structs, so another backend
+//! (PostgreSQL) can be added without touching parsing or dashboards.
+//! Leaves parsing to `reports::parse` and sources to `reports::ingest`.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+mod checklist;
+mod read;
+mod schema;
+mod write;
+
+pub use checklist::{ChecklistQueries, FailingSource, Volume};
+use schema::MIGRATIONS;
+pub use schema::SCHEMA_VERSION;
+use write::{ParserThread, pipelined};
+
+use super::IngestLimits;
+use super::parse::{
+    self, AggregateHeader, AggregateSummary, AggregateVisitor, FailureReport, Found, ParseError,
+    Record, ReportKind, ReportSink, SinkError, TlsReport,
+};
+
+/// Default database file name.
+pub const DEFAULT_DB: &str = "mailauth.db";
+
+/// Errors of the store itself (not of a report).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("cannot open report database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "report database {path} has schema version {found}, newer than this program knows ({known}); upgrade mailauth"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    /// A read-only command found a store that `mailauth store migrate`
+    /// must bring up to date first (it never migrates on its own).
+    #[error(
+        "report store {path} has schema version {found}; run `mailauth store migrate` (this program reads version {known})"
+    )]
+    OlderSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("report database query failed ({what}): {source}")]
+    Query {
+        what: &'static str,
+        source: rusqlite::Error,
+    },
+    /// A failure of another backend (PostgreSQL: `reports::pgstore`).
+    #[error(transparent)]
+    Backend {
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Query { what, source }
+}
+
+/// One line of `reports list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportRow {
+    pub kind: ReportKind,
+    pub id: i64,
+    pub org: String,
+    pub report_id: String,
+    pub domain: String,
+    /// Unix seconds for aggregate reports; RFC 3339 text otherwise.
+    pub begin: String,
+    pub end: String,
+    /// Records (aggregate), policies (TLS), 1 (failure).
+    pub records: i64,
+    /// Messages (aggregate sum of counts), sessions (TLS), 1 (failure).
+    pub messages: i64,
+}
+
+/// One stored aggregate record, as `reports show` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordRow {
+    pub source_ip: String,
+    pub count: i64,
+    pub disposition: String,
+    pub dkim_aligned: Option<String>,
+    pub spf_aligned: Option<String>,
+    pub header_from: String,
+    pub envelope_from: Option<String>,
+    pub envelope_to: Option<String>,
+    pub reasons: serde_json::Value,
+    pub dkim_results: serde_json::Value,
+    pub spf_results: serde_json::Value,
+}
+
+/// A report with its details.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportDetail {
+    #[serde(flatten)]
+    pub row: ReportRow,
+    /// Report-level fields as JSON (policy published, metadata, …).
+    pub details: serde_json::Value,
+    /// Aggregate records (empty for other kinds).
+    pub records: Vec<RecordRow>,
+}
+
+/// Storage behind the report commands.
+pub trait ReportStore {
+    /// Parses one item and stores every report in it in ONE transaction:
+    /// all or nothing. `Ok(Err(_))` is a rejected item (nothing stored);
+    /// `Err(_)` is a database failure that should stop the batch.
+    fn ingest_item(
+        &mut self,
+        origin: &str,
+        bytes: &[u8],
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError>;
+    /// Like [`ingest_item`](Self::ingest_item), for one plain-XML aggregate
+    /// report read as a stream (a file too large to hold in memory). The
+    /// default reads it whole (within `max_input_bytes`); a backend that can
+    /// store records as they are parsed overrides it.
+    fn ingest_xml_stream(
+        &mut self,
+        origin: &str,
+        input: &mut dyn std::io::Read,
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        use std::io::Read as _;
+        let mut bytes = Vec::new();
+        input
+            .take(limits.max_input_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::Backend {
+                source: Box::new(e),
+            })?;
+        if bytes.len() as u64 > limits.max_input_bytes {
+            return Ok(Err(ParseError::TooLarge {
+                what: "input".to_owned(),
+                limit: limits.max_input_bytes,
+            }));
+        }
+        self.ingest_item(origin, &bytes, limits)
+    }
+    /// Every stored report, newest first, optionally for one domain.
+    fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError>;
+    /// One report by kind and id.
+    fn show(&self, kind: ReportKind, id: i64) -> Result<Option<ReportDetail>, StoreError>;
+}
+
+/// SQLite implementation of [`ReportStore`].
+pub struct SqliteStore {
+    conn: Connection,
+    /// The thread that parses items while this one writes them, started
+    /// on the first item.
+    parser: Option<ParserThread>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+pub(super) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub(super) fn json<T: Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// JSON of a list; the empty list is the common case and needs no serializer.
+pub(super) fn list<T: Serialize>(v: &[T]) -> String {
+    if v.is_empty() {
+        "[]".to_owned()
+    } else {
+        json(v)
+    }
+}
+
+pub(super) fn opt_json(s: Option<String>) -> serde_json::Value {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) a database file and migrates it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        // Another ingest (a cron run overlapping) waits instead of failing.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        // WAL + NORMAL: a crash loses at most the last transactions, never
+        // corrupts; committed data survives kill -9.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(open_err)?;
+        Self::migrate(conn, path)
+    }
+
+    /// A fresh in-memory database (tests).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let path = Path::new(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::migrate(conn, path)
+    }
+
+    fn migrate(mut conn: Connection, path: &Path) -> Result<Self, StoreError> {
+        let tx = conn.transaction().map_err(q("begin migration"))?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")
+            .map_err(q("create schema_version"))?;
+        let found: Option<i64> = tx
+            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+            .map_err(q("read schema_version"))?;
+        let found = found.unwrap_or(0);
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for (i, step) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(found).unwrap_or(0))
+        {
+            tx.execute_batch(step).map_err(q("apply migration"))?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [i as i64 + 1],
+            )
+            .map_err(q("record migration"))?;
+        }
+        tx.commit().map_err(q("commit migration"))?;
+        Ok(Self { conn, parser: None })
+    }
+
+    /// Opens an existing database file for reading only: never creates
+    /// it, never migrates it, and the connection cannot write (SQLite
+    /// `SQLITE_OPEN_READ_ONLY`, plus `PRAGMA query_only`). A schema older
+    /// than this program is [`StoreError::OlderSchema`], a newer one
+    /// [`StoreError::NewerSchema`]. For `plan`, `checklist` and
+    /// `inspect`, which must leave the store as they found it.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        use rusqlite::OpenFlags;
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        // An ingest holding the write lock delays a read, never fails it.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        conn.execute_batch("PRAGMA query_only = ON;")
+            .map_err(open_err)?;
+        let has_table: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(q("look for schema_version"))?;
+        let found: i64 = if has_table {
+            conn.query_row("SELECT max(version) FROM schema_version", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map_err(q("read schema_version"))?
+            .unwrap_or(0)
+        } else {
+            0
+        };
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(StoreError::OlderSchema {
+                path: path.to_owned(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        Ok(Self { conn, parser: None })
+    }
+
+    /// The schema version stored in the database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+            .map_err(q("read schema_version"))
+    }
+
+    /// Row counts per table (tests, summaries).
+    pub fn count(&self, table: Table) -> Result<i64, StoreError> {
+        let sql = match table {
+            Table::Reports => "SELECT count(*) FROM reports",
+            Table::Records => "SELECT count(*) FROM records",
+            Table::FailureReports => "SELECT count(*) FROM failure_reports",
+            Table::TlsReports => "SELECT count(*) FROM tls_reports",
+            Table::TlsPolicies => "SELECT count(*) FROM tls_policies",
+            Table::TlsFailures => "SELECT count(*) FROM tls_failures",
+        };
+        self.conn
+            .query_row(sql, [], |r| r.get(0))
+            .map_err(q("count rows"))
+    }
+}
+
+/// Tables that [`SqliteStore::count`] can count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Reports,
+    Records,
+    FailureReports,
+    TlsReports,
+    TlsPolicies,
+    TlsFailures,
+}
+
+impl ReportStore for SqliteStore {
+    fn ingest_item(
+        &mut self,
+        origin: &str,
+        bytes: &[u8],
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        // Started on the first item; started again if it died (a panic
+        // while parsing: that item was rejected, the batch goes on).
+        let alive = self.parser.as_ref().is_some_and(ParserThread::is_alive);
+        if !alive {
+            self.parser = Some(ParserThread::start().map_err(|e| StoreError::Backend {
+                source: Box::new(e),
+            })?);
+        }
+        let parser = self.parser.take();
+        let result = self.in_transaction(origin, |sink| match &parser {
+            Some(parser) => pipelined(parser, bytes, limits, sink),
+            None => parse::parse_item(bytes, limits, sink),
+        });
+        self.parser = parser;
+        result
+    }
+
+    fn ingest_xml_stream(
+        &mut self,
+        origin: &str,
+        input: &mut dyn std::io::Read,
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        self.in_transaction(origin, |sink| parse::parse_xml_stream(input, limits, sink))
+    }
+
+    fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
+        let mut out = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, org_name, report_id, policy_domain, date_begin, date_end, \
+                 record_count, message_count FROM reports \
+                 WHERE ?1 IS NULL OR policy_domain = ?1 ORDER BY date_begin DESC, id DESC",
+            )
+            .map_err(q("list reports"))?;
+        let rows = stmt
+            .query_map([domain], |r| {
+                Ok(ReportRow {
+                    kind: ReportKind::Aggregate,
+                    id: r.get(0)?,
+                    org: r.get(1)?,
+                    report_id: r.get(2)?,
+                    domain: r.get(3)?,
+                    begin: r.get::<_, i64>(4)?.to_string(),
+                    end: r.get::<_, i64>(5)?.to_string(),
+                    records: r.get(6)?,
+                    messages: r.get(7)?,
+                })
+            })
+            .map_err(q("list reports"))?;
+        for row in rows {
+            out.push(row.map_err(q("list reports"))?);
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT t.id, t.org_name, t.report_id, \
+                 coalesce((SELECT min(policy_domain) FROM tls_policies p WHERE p.tls_report_id = t.id), ''), \
+                 t.date_begin, t.date_end, \
+                 (SELECT count(*) FROM tls_policies p WHERE p.tls_report_id = t.id), \
+                 coalesce((SELECT sum(successful_count + failure_count) FROM tls_policies p WHERE p.tls_report_id = t.id), 0) \
+                 FROM tls_reports t ORDER BY t.date_begin DESC, t.id DESC",
+            )
+            .map_err(q("list TLS reports"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(ReportRow {
+                    kind: ReportKind::Tls,
+                    id: r.get(0)?,
+                    org: r.get(1)?,
+                    report_id: r.get(2)?,
+                    domain: r.get(3)?,
+                    begin: r.get(4)?,
+                    end: r.get(5)?,
+                    records: r.get(6)?,
+                    messages: r.get(7)?,
+                })
+            })
+            .map_err(q("list TLS reports"))?;
+        for row in rows {
+            let row = row.map_err(q("list TLS reports"))?;
+            if domain.is_none_or(|d| d == row.domain) {
+                out.push(row);
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, coalesce(reporter, ''), fingerprint, reported_domain, \
+                 coalesce(arrival_date, '') FROM failure_reports \
+                 WHERE ?1 IS NULL OR reported_domain = ?1 ORDER BY id DESC",
+            )
+            .map_err(q("list failure reports"))?;
+        let rows = stmt
+            .query_map([domain], |r| {
+                let date: String = r.get(4)?;
+                Ok(ReportRow {
+                    kind: ReportKind::Failure,
+                    id: r.get(0)?,
+                    org: r.get(1)?,
+                    report_id: r.get(2)?,
+                    domain: r.get(3)?,
+                    begin: date.clone(),
+                    end: date,
+                    records: 1,
+                    messages: 1,
+                })
+            })
+            .map_err(q("list failure reports"))?;
+        for row in rows {
+            out.push(row.map_err(q("list failure reports"))?);
+        }
+        Ok(out)
+    }
+
+    fn show(&self, kind: ReportKind, id: i64) -> Result<Option<ReportDetail>, StoreError> {
+        match kind {
+            ReportKind::Aggregate => self.show_aggregate(id),
+            ReportKind::Tls => self.show_tls(id),
+            ReportKind::Failure => self.show_failure(id),
+        }
+    }
+}
+
+// Dashboard read queries live in `reports::dashq`, for both stores; their
+// row types are re-exported here for callers that name them by store.
+pub use super::dashq::{
+    DailyRow, DashFilter, DashboardQueries, FailureRow, PolicyRow, ReporterRow, SourceRow,
+    TlsPolicyRow,
+};
+
+impl SqliteStore {
+    /// The connection, for the dashboard queries (`reports::dashq`).
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(super) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+/// A comma-joined set (SQL `group_concat` / `string_agg`) as sorted,
+/// distinct values.
+pub(super) fn split_set(s: Option<String>) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .unwrap_or_default()
+        .split(',')
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        drop(SqliteStore::open(&path).expect("create"));
+        {
+            let c = Connection::open(&path).expect("open");
+            c.execute(
+                "INSERT INTO schema_version VALUES (?1)",
+                [SCHEMA_VERSION + 1],
+            )
+            .expect("bump");
+        }
+        match SqliteStore::open(&path) {
+            Err(StoreError::NewerSchema { found, known, .. }) => {
+                assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            }
+            other => panic!("expected NewerSchema, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn migrates_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        drop(SqliteStore::open(&path).expect("create"));
+        let s = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
+        let rows: i64 = s
+            .conn
+            .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(rows, SCHEMA_VERSION);
+    }
+}

@@ -1,0 +1,591 @@
+//! Writing items into SQLite: the sink that stores one item inside one
+//! transaction, and the pipeline that parses an item on a second thread
+//! while this one writes it. Leaves reading to the parent module.
+
+use super::*;
+
+/// The sink that writes one item inside one transaction.
+pub(super) struct TxSink<'a> {
+    tx: &'a Transaction<'a>,
+    origin: &'a str,
+    now: i64,
+    report: Option<i64>,
+    /// The record INSERT, prepared once per item (it runs per record).
+    insert_record: Option<rusqlite::CachedStatement<'a>>,
+    /// Text of the current record's source IP and JSON lists, in buffers
+    /// reused from record to record.
+    scratch: RecordText,
+}
+
+/// Buffers for the text columns of a record that are computed, not copied.
+#[derive(Default)]
+pub(super) struct RecordText {
+    ip: String,
+    reasons: String,
+    dkim_results: String,
+    spf_results: String,
+    extensions: String,
+}
+
+/// [`list`] into a reused buffer: the same text, no allocation once the
+/// buffer has grown.
+fn list_into<T: Serialize>(buf: &mut String, v: &[T]) {
+    buf.clear();
+    if v.is_empty() {
+        buf.push_str("[]");
+        return;
+    }
+    let mut bytes = std::mem::take(buf).into_bytes();
+    let ok = serde_json::to_writer(&mut bytes, v).is_ok();
+    *buf = match String::from_utf8(bytes) {
+        Ok(s) if ok => s,
+        _ => json(v),
+    };
+}
+
+impl AggregateVisitor for TxSink<'_> {
+    fn header(&mut self, h: &AggregateHeader) -> Result<bool, SinkError> {
+        // RFC 7489 section 7.2.1.1 / RFC 9990: a report is identified by
+        // its reporter, report id, domain and date range. The UNIQUE
+        // constraint decides; a conflict means a duplicate.
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO reports (org_name, email, extra_contact_info, report_id, date_begin, \
+             date_end, policy_domain, version, namespace, generator, errors, warnings, origin, \
+             ingested_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+             ON CONFLICT DO NOTHING",
+        )?;
+        let n = stmt.execute(params![
+            h.org_name,
+            h.email,
+            h.extra_contact_info,
+            h.report_id,
+            h.date_begin,
+            h.date_end,
+            h.policy.domain,
+            h.version,
+            h.namespace,
+            h.generator,
+            json(&h.errors),
+            json(&h.warnings),
+            self.origin,
+            self.now,
+        ])?;
+        if n == 0 {
+            self.report = None;
+            return Ok(false);
+        }
+        let id = self.tx.last_insert_rowid();
+        self.report = Some(id);
+        let p = &h.policy;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO policy_published (report_id, domain, adkim, aspf, p, sp, np, pct, \
+                 fo, testing, discovery_method) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                id,
+                p.domain,
+                p.adkim.map(|a| a.as_str()),
+                p.aspf.map(|a| a.as_str()),
+                p.p.map(|a| a.as_str()),
+                p.sp.map(|a| a.as_str()),
+                p.np.map(|a| a.as_str()),
+                p.pct,
+                p.fo,
+                p.testing,
+                p.discovery_method,
+            ])?;
+        Ok(true)
+    }
+
+    fn record(&mut self, r: &Record) -> Result<(), SinkError> {
+        let Some(report) = self.report else {
+            return Ok(());
+        };
+        let dkim = r.dkim_results.first();
+        let spf = r.spf_results.first();
+        let text = &mut self.scratch;
+        text.ip.clear();
+        {
+            use std::fmt::Write as _;
+            // Writing to a String cannot fail.
+            let _ = write!(text.ip, "{}", r.source_ip);
+        }
+        list_into(&mut text.reasons, &r.reasons);
+        list_into(&mut text.dkim_results, &r.dkim_results);
+        list_into(&mut text.spf_results, &r.spf_results);
+        list_into(&mut text.extensions, &r.extensions);
+        let tx = self.tx;
+        let stmt = match &mut self.insert_record {
+            Some(stmt) => stmt,
+            slot @ None => slot.insert(tx.prepare_cached(
+                "INSERT INTO records (report_id, source_ip, count, disposition, dkim_aligned, \
+                 spf_aligned, reasons, header_from, envelope_from, envelope_to, dkim_domain, \
+                 dkim_selector, dkim_result, spf_domain, spf_scope, spf_result, dkim_results, \
+                 spf_results, extensions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+                 ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+            )?),
+        };
+        stmt.execute(params![
+            report,
+            text.ip,
+            i64::try_from(r.count).unwrap_or(i64::MAX),
+            r.disposition.as_str(),
+            r.dkim.map(|d| d.as_str()),
+            r.spf.map(|d| d.as_str()),
+            text.reasons,
+            r.header_from,
+            r.envelope_from,
+            r.envelope_to,
+            dkim.map(|d| d.domain.as_str()),
+            dkim.and_then(|d| d.selector.as_deref()),
+            dkim.map(|d| d.result.as_str()),
+            spf.map(|s| s.domain.as_str()),
+            spf.and_then(|s| s.scope.map(|s| s.as_str())),
+            spf.map(|s| s.result.as_str()),
+            text.dkim_results,
+            text.spf_results,
+            text.extensions,
+        ])?;
+        Ok(())
+    }
+
+    fn end(&mut self, s: &AggregateSummary) -> Result<(), SinkError> {
+        if let Some(report) = self.report {
+            self.tx
+                .prepare_cached(
+                    "UPDATE reports SET record_count = ?2, message_count = ?3, extensions = ?4, \
+                     warnings = ?5 WHERE id = ?1",
+                )?
+                .execute(params![
+                    report,
+                    i64::try_from(s.records).unwrap_or(i64::MAX),
+                    i64::try_from(s.messages).unwrap_or(i64::MAX),
+                    list(&s.extensions),
+                    json(&s.header.warnings),
+                ])?;
+        }
+        Ok(())
+    }
+}
+
+impl ReportSink for TxSink<'_> {
+    fn failure(&mut self, r: &FailureReport) -> Result<bool, SinkError> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO failure_reports (fingerprint, reporter, feedback_type, user_agent, \
+                 version, auth_failure, reported_domain, source_ip, arrival_date, \
+                 original_mail_from, original_rcpt_to, authentication_results, delivery_result, \
+                 dkim_domain, dkim_identity, dkim_selector, spf_dns, identity_alignment, \
+                 original_subject, original_message_id, original_headers, from_text, origin, \
+                 ingested_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+                 ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                r.fingerprint(),
+                r.reporter,
+                r.feedback_type,
+                r.user_agent,
+                r.version,
+                r.auth_failure,
+                r.reported_domain,
+                r.source_ip.map(|i| i.to_string()),
+                r.arrival_date,
+                r.original_mail_from,
+                json(&r.original_rcpt_to),
+                json(&r.authentication_results),
+                r.delivery_result,
+                r.dkim_domain,
+                r.dkim_identity,
+                r.dkim_selector,
+                r.spf_dns,
+                r.identity_alignment,
+                r.original_subject,
+                r.original_message_id,
+                r.original_headers,
+                r.from_text,
+                self.origin,
+                self.now,
+            ])?;
+        Ok(n > 0)
+    }
+
+    fn tls(&mut self, r: &TlsReport) -> Result<bool, SinkError> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO tls_reports (org_name, report_id, date_begin, date_end, \
+                 contact_info, origin, ingested_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                r.organization_name,
+                r.report_id,
+                r.date_range.start_datetime,
+                r.date_range.end_datetime,
+                r.contact_info,
+                self.origin,
+                self.now,
+            ])?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let report = self.tx.last_insert_rowid();
+        for p in &r.policies {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO tls_policies (tls_report_id, policy_type, policy_domain, \
+                     policy_string, mx_host, successful_count, failure_count) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    report,
+                    p.policy.policy_type,
+                    p.policy.policy_domain,
+                    json(&p.policy.policy_string),
+                    json(&p.policy.mx_host),
+                    i64::try_from(p.summary.total_successful_session_count).unwrap_or(i64::MAX),
+                    i64::try_from(p.summary.total_failure_session_count).unwrap_or(i64::MAX),
+                ])?;
+            let policy = self.tx.last_insert_rowid();
+            for f in &p.failure_details {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO tls_failures (tls_policy_id, result_type, sending_mta_ip, \
+                         receiving_mx_hostname, receiving_mx_helo, receiving_ip, \
+                         failed_session_count, additional_information, failure_reason_code) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )?
+                    .execute(params![
+                        policy,
+                        f.result_type,
+                        f.sending_mta_ip,
+                        f.receiving_mx_hostname,
+                        f.receiving_mx_helo,
+                        f.receiving_ip,
+                        i64::try_from(f.failed_session_count).unwrap_or(i64::MAX),
+                        f.additional_information,
+                        f.failure_reason_code,
+                    ])?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl SqliteStore {
+    /// Runs `parse` with a sink writing into ONE transaction: committed
+    /// when the whole item parsed, rolled back otherwise.
+    pub(super) fn in_transaction(
+        &mut self,
+        origin: &str,
+        parse: impl FnOnce(&mut TxSink<'_>) -> Result<Vec<Found>, ParseError>,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin item"))?;
+        let result = {
+            let mut sink = TxSink {
+                tx: &tx,
+                origin,
+                now: now(),
+                report: None,
+                insert_record: None,
+                scratch: RecordText::default(),
+            };
+            parse(&mut sink)
+        };
+        match result {
+            Ok(found) => {
+                tx.commit().map_err(q("commit item"))?;
+                Ok(Ok(found))
+            }
+            Err(ParseError::Sink { source }) => {
+                // A database failure, not a bad report: stop the batch.
+                drop(tx);
+                match source.downcast::<rusqlite::Error>() {
+                    Ok(e) => Err(StoreError::Query {
+                        what: "store report",
+                        source: *e,
+                    }),
+                    Err(other) => Ok(Err(ParseError::Sink { source: other })),
+                }
+            }
+            Err(e) => {
+                drop(tx); // rolls back
+                Ok(Err(e))
+            }
+        }
+    }
+}
+
+/// What the parsing thread hands the writing thread, in parse order.
+enum Parsed {
+    Header(Box<AggregateHeader>),
+    Records(Vec<Record>),
+    End(Box<AggregateSummary>),
+    Failure(Box<FailureReport>),
+    Tls(Box<TlsReport>),
+}
+
+/// Records sent together: one channel hand-off per batch, not per record.
+const BATCH: usize = 64;
+
+/// The parsing side of [`pipelined`]: every call becomes a message. It
+/// calls every report new; the writing side knows better and says so.
+struct ChannelSink {
+    tx: std::sync::mpsc::SyncSender<Parsed>,
+    batch: Vec<Record>,
+}
+
+impl ChannelSink {
+    fn send(&mut self, msg: Parsed) -> Result<(), SinkError> {
+        self.flush()?;
+        self.tx
+            .send(msg)
+            .map_err(|_| "the writing thread stopped".into())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.tx
+            .send(Parsed::Records(batch))
+            .map_err(|_| "the writing thread stopped".into())
+    }
+}
+
+impl AggregateVisitor for ChannelSink {
+    fn header(&mut self, header: &AggregateHeader) -> Result<bool, SinkError> {
+        self.send(Parsed::Header(Box::new(header.clone())))?;
+        Ok(true)
+    }
+    fn record(&mut self, record: &Record) -> Result<(), SinkError> {
+        self.record_owned(record.clone())
+    }
+    fn record_owned(&mut self, record: Record) -> Result<(), SinkError> {
+        self.batch.push(record);
+        if self.batch.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+    fn end(&mut self, summary: &AggregateSummary) -> Result<(), SinkError> {
+        self.send(Parsed::End(Box::new(summary.clone())))
+    }
+}
+
+impl ReportSink for ChannelSink {
+    fn failure(&mut self, report: &FailureReport) -> Result<bool, SinkError> {
+        self.send(Parsed::Failure(Box::new(report.clone())))?;
+        Ok(true)
+    }
+    fn tls(&mut self, report: &TlsReport) -> Result<bool, SinkError> {
+        self.send(Parsed::Tls(Box::new(report.clone())))?;
+        Ok(true)
+    }
+}
+
+/// One item for the parsing thread, and where its messages go.
+struct Job {
+    bytes: Vec<u8>,
+    limits: IngestLimits,
+    reply: std::sync::mpsc::SyncSender<Parsed>,
+    done: std::sync::mpsc::SyncSender<Result<Vec<Found>, ParseError>>,
+}
+
+/// A thread that parses items, one at a time, for [`pipelined`]. It lives
+/// as long as the store: starting a thread per item costs more system
+/// time than the overlap saves on small items.
+pub(super) struct ParserThread {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ParserThread {
+    pub(super) fn start() -> std::io::Result<Self> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let handle = std::thread::Builder::new()
+            .name("report-parser".to_owned())
+            .spawn(move || {
+                for job in rx {
+                    let mut chan = ChannelSink {
+                        tx: job.reply,
+                        batch: Vec::with_capacity(BATCH),
+                    };
+                    let result =
+                        parse::parse_item(&job.bytes, &job.limits, &mut chan).and_then(|found| {
+                            chan.flush().map_err(|source| ParseError::Sink { source })?;
+                            Ok(found)
+                        });
+                    // Closing the messages first tells the writer that
+                    // the result follows.
+                    drop(chan);
+                    // The writer may have stopped at a database error.
+                    let _ = job.done.send(result);
+                }
+            })?;
+        Ok(Self {
+            jobs: Some(jobs),
+            handle: Some(handle),
+        })
+    }
+
+    /// False once the thread has died (a panic while parsing).
+    pub(super) fn is_alive(&self) -> bool {
+        self.handle.as_ref().is_some_and(|h| !h.is_finished())
+    }
+}
+
+impl Drop for ParserThread {
+    fn drop(&mut self) {
+        // No more jobs: the thread's loop ends.
+        self.jobs = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Parses `bytes` on the parsing thread while this one writes what it
+/// finds into `sink` (the item's transaction): decompressing and parsing
+/// overlap with SQLite. The outcome is the one of
+/// `parse::parse_item(bytes, limits, sink)`: the writes happen in the same
+/// order, a database error stops the item at the same write (the parser
+/// then stops too), a parse error rejects the item (the caller rolls
+/// back), and a report the database already holds is a duplicate. The
+/// channel is bounded, so memory does not grow with the item.
+pub(super) fn pipelined(
+    parser: &ParserThread,
+    bytes: &[u8],
+    limits: &IngestLimits,
+    sink: &mut TxSink<'_>,
+) -> Result<Vec<Found>, ParseError> {
+    let sink_err = |source| ParseError::Sink { source };
+    let (reply, rx) = std::sync::mpsc::sync_channel(16);
+    let (done, result) = std::sync::mpsc::sync_channel(1);
+    let job = Job {
+        bytes: bytes.to_vec(),
+        limits: limits.clone(),
+        reply,
+        done,
+    };
+    let stopped = || ParseError::Sink {
+        source: "the report parsing thread stopped (a bug: it panicked)".into(),
+    };
+    parser
+        .jobs
+        .as_ref()
+        .ok_or_else(stopped)?
+        .send(job)
+        .map_err(|_| stopped())?;
+    // Whether each report, in order, was new to the database.
+    let mut new = Vec::new();
+    // On an early return `rx` is dropped: the parser's next send fails
+    // and it stops the item.
+    for msg in &rx {
+        match msg {
+            Parsed::Header(h) => new.push(sink.header(&h).map_err(sink_err)?),
+            Parsed::Records(records) => {
+                for r in &records {
+                    sink.record(r).map_err(sink_err)?;
+                }
+            }
+            Parsed::End(s) => sink.end(&s).map_err(sink_err)?,
+            Parsed::Failure(r) => new.push(sink.failure(&r).map_err(sink_err)?),
+            Parsed::Tls(r) => new.push(sink.tls(&r).map_err(sink_err)?),
+        }
+    }
+    let mut found = result.recv().map_err(|_| stopped())??;
+    // One `Found` per report, in the order the sink saw them.
+    for (f, new) in found.iter_mut().zip(new) {
+        f.duplicate = !new;
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod pipeline_tests {
+    use super::*;
+
+    fn report(id: &str, records: usize, tail: &str) -> String {
+        let record = "<record><row><source_ip>192.0.2.1</source_ip><count>2</count>\
+            <policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>fail</spf>\
+            </policy_evaluated></row><identifiers><header_from>example.com</header_from>\
+            </identifiers><auth_results><dkim><domain>example.com</domain><result>pass</result>\
+            </dkim></auth_results></record>";
+        format!(
+            "<feedback><report_metadata><org_name>o</org_name><report_id>{id}</report_id>\
+             <date_range><begin>0</begin><end>86400</end></date_range></report_metadata>\
+             <policy_published><domain>example.com</domain><p>reject</p></policy_published>\
+             {}{tail}</feedback>",
+            record.repeat(records)
+        )
+    }
+
+    fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, body) in files {
+            w.start_file(*name, zip::write::SimpleFileOptions::default())
+                .expect("start");
+            w.write_all(body.as_bytes()).expect("write");
+        }
+        w.finish().expect("finish").into_inner()
+    }
+
+    #[test]
+    fn many_batches_and_duplicates_in_one_item() {
+        let mut store = SqliteStore::open_in_memory().expect("store");
+        let limits = IngestLimits::default();
+        // More records than one batch, not a multiple of it.
+        let first = report("a", 3 * BATCH + 5, "");
+        let found = store
+            .ingest_item("first", first.as_bytes(), &limits)
+            .expect("db")
+            .expect("parses");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].records, 3 * BATCH as u64 + 5);
+        assert!(!found[0].duplicate);
+        assert_eq!(
+            store.count(Table::Records).expect("count"),
+            3 * BATCH as i64 + 5
+        );
+        // A zip holding the stored report and a new one: the first is a
+        // duplicate and adds no rows, the second is stored.
+        let second = report("b", 2, "");
+        let zip = zip_of(&[("a.xml", &first), ("b.xml", &second)]);
+        let found = store
+            .ingest_item("zip", &zip, &limits)
+            .expect("db")
+            .expect("parses");
+        let seen: Vec<_> = found
+            .iter()
+            .map(|f| (f.report_id.as_str(), f.duplicate))
+            .collect();
+        assert_eq!(seen, [("a", true), ("b", false)]);
+        assert_eq!(store.count(Table::Reports).expect("count"), 2);
+        assert_eq!(
+            store.count(Table::Records).expect("count"),
+            3 * BATCH as i64 + 7
+        );
+    }
+
+    #[test]
+    fn an_error_after_many_records_stores_nothing() {
+        let mut store = SqliteStore::open_in_memory().expect("store");
+        let bad = report(
+            "c",
+            2 * BATCH,
+            "<record><row><source_ip>x</source_ip></row></record>",
+        );
+        let err = store
+            .ingest_item("bad", bad.as_bytes(), &IngestLimits::default())
+            .expect("db")
+            .expect_err("rejected");
+        assert!(err.to_string().contains("row/source_ip"), "{err}");
+        assert_eq!(store.count(Table::Reports).expect("count"), 0);
+        assert_eq!(store.count(Table::Records).expect("count"), 0);
+    }
+}
