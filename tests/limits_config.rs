@@ -6,77 +6,22 @@
 //! Owns the config-side limit tests; leaves the loader to `config::load`
 //! and the report-side limits to `tests/limits_reports.rs`.
 
-use std::io::Read as _;
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-struct Bounded {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    /// Peak resident set of the child, in KiB.
-    max_rss_kib: i64,
-    elapsed: Duration,
-}
+use support::bounded::{Bounded, run_bounded};
 
-// The child is reaped by `wait4` (for its rusage), not `Child::wait`.
-#[allow(clippy::zombie_processes)]
-/// Runs `mailauth args…` in `dir`; kills it and fails the test after
-/// `limit`. Memory is the child's own `ru_maxrss` (wait4).
-fn run_bounded(dir: &Path, args: &[&str], limit: Duration) -> Bounded {
-    let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailauth"))
-        .args(args)
+/// Runs `mailauth args…` in `dir` under [`run_bounded`].
+fn run_in(dir: &Path, args: &[&str], limit: Duration) -> Bounded {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailauth"));
+    cmd.args(args)
         .current_dir(dir)
         .env_remove("MAILAUTH_CONFIG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mailauth");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let pid = child.id() as libc::pid_t;
-    let (status, usage) = loop {
-        let mut status = 0;
-        // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: pid is our own unreaped child; pointers are to locals.
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if r == pid {
-            break (status, usage);
-        }
-        assert!(r == 0, "wait4 failed: {}", std::io::Error::last_os_error());
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("HANG: mailauth {args:?} still running after {limit:?}; killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    };
-    Bounded {
-        code,
-        stdout: out_t.join().expect("stdout reader"),
-        stderr: err_t.join().expect("stderr reader"),
-        max_rss_kib: usage.ru_maxrss,
-        elapsed: start.elapsed(),
-    }
+        .env("NO_COLOR", "1");
+    run_bounded(cmd, limit)
 }
 
 const MIB: i64 = 1024;
@@ -94,7 +39,7 @@ fn a_config_with_100000_domains_emits_every_record_in_bounded_memory() {
         ));
     }
     std::fs::write(tmp.path().join("mailauth.yaml"), &c).expect("write config");
-    let run = run_bounded(tmp.path(), &["emit"], Duration::from_secs(600));
+    let run = run_in(tmp.path(), &["emit"], Duration::from_secs(600));
     assert_eq!(run.code, 0, "stderr:\n{}", run.stderr);
     let spf = run
         .stdout
@@ -140,7 +85,7 @@ fn a_yaml_alias_bomb_is_refused_in_bounded_memory() {
     }
     c.push_str("provider:\n  kind: zonefile\n  dir: zones\ndomains:\n  example.com:\n    spf: { ip4: [192.0.2.1/32] }\n");
     std::fs::write(tmp.path().join("mailauth.yaml"), &c).expect("write config");
-    let run = run_bounded(tmp.path(), &["emit"], Duration::from_secs(60));
+    let run = run_in(tmp.path(), &["emit"], Duration::from_secs(60));
     assert_ne!(run.code, 0, "an alias bomb must not load:\n{}", run.stdout);
     assert!(
         run.code < 128,
@@ -171,7 +116,7 @@ fn yaml_nested_100000_levels_is_refused_without_overflowing_the_stack() {
     c.push_str(&"]".repeat(depth));
     c.push('\n');
     std::fs::write(tmp.path().join("mailauth.yaml"), &c).expect("write config");
-    let run = run_bounded(tmp.path(), &["emit"], Duration::from_secs(60));
+    let run = run_in(tmp.path(), &["emit"], Duration::from_secs(60));
     assert!(
         run.code == 1 || run.code == 2,
         "want a clear error exit, got {} (128+ is a crash):\n{}",

@@ -13,81 +13,14 @@
 //! 35 MB of XML, same code path); set `MAILAUTH_LIMITS_FULL=1` for the full
 //! million.
 
-use std::io::{Read as _, Write};
+mod support;
+
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-/// What a bounded run of the binary produced.
-struct Bounded {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    /// Peak resident set of the child, in KiB.
-    max_rss_kib: i64,
-    elapsed: Duration,
-}
-
-// The child is reaped by `wait4` (for its rusage), not `Child::wait`.
-#[allow(clippy::zombie_processes)]
-/// Runs `cmd`, killing it and failing the test if it is still running after
-/// `limit`. Memory is the child's own `ru_maxrss` (wait4), not the test
-/// process's, and not another test's child.
-fn run_bounded(mut cmd: Command, limit: Duration) -> Bounded {
-    let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mailauth");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let pid = child.id() as libc::pid_t;
-    let (status, usage) = loop {
-        let mut status = 0;
-        // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: pid is our own child, not yet reaped; the pointers are
-        // to live locals.
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if r == pid {
-            break (status, usage);
-        }
-        assert!(r == 0, "wait4 failed: {}", std::io::Error::last_os_error());
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!(
-                "HANG: {:?} still running after {limit:?}; killed",
-                cmd.get_args().collect::<Vec<_>>()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let elapsed = start.elapsed();
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    };
-    Bounded {
-        code,
-        stdout: out_t.join().expect("stdout reader"),
-        stderr: err_t.join().expect("stderr reader"),
-        max_rss_kib: usage.ru_maxrss,
-        elapsed,
-    }
-}
+use support::bounded::{Bounded, run_bounded};
 
 fn ingest(db: &Path, args: &[&Path], extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailauth"));

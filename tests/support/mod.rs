@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod bind;
+pub mod bounded;
 pub mod cloudflare_standin;
 pub mod dovecot;
 pub mod https;
