@@ -448,7 +448,7 @@ fn watch_ingests_new_mail_survives_a_server_restart_and_stops_on_sigterm() {
     let db = tmp.path().join("r.db");
     append_all(&d, &[report(1)]);
     let log = tmp.path().join("watch.err");
-    let mut child = mailauth(
+    let child = mailauth(
         &d,
         &db,
         &[
@@ -501,20 +501,7 @@ fn watch_ingests_new_mail_survives_a_server_restart_and_stops_on_sigterm() {
     );
 
     // SIGTERM: a clean stop with the summary.
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let mut done = None;
-    assert!(
-        wait_until(Duration::from_secs(20), || {
-            done = child.try_wait().expect("wait");
-            done.is_some()
-        }),
-        "the watcher did not stop on SIGTERM"
-    );
-    let out = child.wait_with_output().expect("output");
+    let out = support::sigterm_and_wait(child, Duration::from_secs(20));
     let err = std::fs::read_to_string(&log).unwrap_or_default();
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{err}", String::from_utf8_lossy(&out.stdout)));
@@ -522,5 +509,5 @@ fn watch_ingests_new_mail_survives_a_server_restart_and_stops_on_sigterm() {
     assert!(err.contains("reconnecting"), "{err}");
     assert_eq!(err.matches("watching ").count(), 2, "{err}");
     // The reconnect errors are reported, so the exit code says so.
-    assert_eq!(done.and_then(|s| s.code()), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
 }

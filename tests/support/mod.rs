@@ -211,3 +211,18 @@ pub fn http_request(
         .unwrap_or_default();
     (status, body)
 }
+
+/// Sends SIGTERM to `child` (a `--watch` run) and waits for it to exit
+/// within `limit`, failing the test otherwise; returns its output.
+pub fn sigterm_and_wait(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert!(
+        wait_until(limit, || child.try_wait().expect("wait").is_some()),
+        "the watcher did not stop on SIGTERM"
+    );
+    child.wait_with_output().expect("output")
+}
