@@ -190,11 +190,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(crate::keys::cli::run(args, &keys, &ws.families(), now)?)
         }
         Command::Inspect(args) => {
-            let ws = cli
-                .config
-                .exists()
-                .then(|| Workspace::load(&cli.config))
-                .transpose()?;
+            let ws = cli.config.exists().then(|| load(&cli.config)).transpose()?;
             Ok(crate::inspect::cli::run(ws.as_ref(), args)?)
         }
         Command::Checklist(args) => {
@@ -233,8 +229,18 @@ fn store_failure(e: anyhow::Error) -> Failure {
     Failure::new(if config { 2 } else { 1 }, format!("{e:#}"))
 }
 
+/// Loads the workspace and prints the config's warnings to stderr, each
+/// located like an error.
 fn load(path: &Path) -> Result<Workspace, Failure> {
-    Ok(Workspace::load(path)?)
+    let ws = Workspace::load(path)?;
+    print_config_warnings(&ws);
+    Ok(ws)
+}
+
+pub fn print_config_warnings(ws: &Workspace) {
+    for w in &ws.config.warnings {
+        eprintln!("warning: {}:{w}", ws.path.display());
+    }
 }
 
 fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Failure> {

@@ -3,6 +3,8 @@
 //! plan and apply them against DNS providers, validate what receivers see,
 //! and read the DMARC reports that come back.
 
+#![forbid(unsafe_code)]
+
 pub mod apply;
 pub mod checklist;
 pub mod cli;

@@ -192,3 +192,87 @@ fn store_with_an_unknown_scheme_or_a_useless_password_file() {
         "error: mailauth.yaml:2:3: store.password_file: password_file is for a postgres:// store; an SQLite store has no password\n",
     );
 }
+
+/// One row of the constraints table in docs/config.md.
+struct Constraint {
+    field: String,
+    example: String,
+    warning: bool,
+    message: String,
+}
+
+fn unticked(cell: &str) -> String {
+    cell.trim().trim_matches('`').to_string()
+}
+
+/// Reads the constraints table of docs/config.md: the rows the docs
+/// promise are exactly the rows tested.
+fn constraints() -> Vec<Constraint> {
+    let docs = std::fs::read_to_string(util::repo().join("docs/config.md")).unwrap();
+    let section = docs
+        .split("## Constraints")
+        .nth(1)
+        .expect("docs/config.md has a Constraints section");
+    let rows: Vec<Constraint> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("| field |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").collect();
+            assert_eq!(cells.len(), 5, "row: {l}");
+            Constraint {
+                field: unticked(cells[0]),
+                example: unticked(cells[2]),
+                warning: match cells[3].trim() {
+                    "warning" => true,
+                    "error" => false,
+                    other => panic!("kind {other:?} in row {l}"),
+                },
+                message: unticked(cells[4]),
+            }
+        })
+        .collect();
+    assert!(rows.len() >= 30, "{} rows", rows.len());
+    rows
+}
+
+#[test]
+fn every_documented_constraint_is_enforced_at_its_field() {
+    for c in constraints() {
+        let yaml = format!(
+            "keys: {{ dir: keys }}\ndomains:\n  example.com: {}\n",
+            c.example
+        );
+        let field = match c.field.as_str() {
+            "—" => "domains.example.com".to_string(),
+            f => format!("domains.example.com.{f}"),
+        };
+        let case = Case::new().config(&yaml);
+        let r = case.run(&["emit"]);
+        let line = r
+            .stderr
+            .lines()
+            .find(|l| l.contains(&format!(": {field}: ")))
+            .unwrap_or_else(|| panic!("no problem at {field} for {}:\n{}", c.example, r.stderr));
+        assert!(line.contains(&c.message), "{}: {line}", c.example);
+        if c.warning {
+            assert!(line.starts_with("warning: mailauth.yaml:3:"), "{line}");
+            assert_eq!(r.code, 0, "{}: {}", c.example, r.stderr);
+        } else {
+            assert!(line.starts_with("error: mailauth.yaml:3:"), "{line}");
+            assert_eq!(r.code, 2, "{}: {}", c.example, r.stderr);
+            assert!(r.stdout.is_empty(), "{}", r.stdout);
+        }
+    }
+}
+
+#[test]
+fn a_family_with_bad_durations_is_refused_not_dropped() {
+    // The family used to vanish from the plan (no key ever generated) with
+    // exit 0; every bad duration is now reported at its own line.
+    rejects(
+        "keys: { dir: keys }\ndomains:\n  example.com:\n    dkim:\n      selectors:\n        - prefix: mail\n          rotate_every: banana\n          activate_after: 2 days\n",
+        "error: mailauth.yaml:7:25: domains.example.com.dkim.selectors[0].rotate_every: `banana` is not a duration like 180d, 4d, 12h, 30m, 45s or 2w: unknown unit `b`\n  hint: durations are <number><unit>, units w, d, h, m, s: 180d, 1d12h\nerror: mailauth.yaml:8:27: domains.example.com.dkim.selectors[0].activate_after: `2 days` is not a duration like 180d, 4d, 12h, 30m, 45s or 2w: unknown unit ` `\n  hint: durations are <number><unit>, units w, d, h, m, s: 180d, 1d12h\n",
+    );
+}

@@ -8,22 +8,44 @@ use serde_saphyr::Spanned;
 use super::{Config, Domain, HostList, Located, SelectorConfig, StoreConfig};
 use crate::record::Name;
 
-struct Problems(Vec<Located>);
+/// Errors (the config is refused) and warnings (it is used, and the
+/// warning printed).
+struct Problems {
+    errors: Vec<Located>,
+    warnings: Vec<Located>,
+}
 
-impl Problems {
-    fn at<T>(&mut self, s: &Spanned<T>, field: String, message: String, hint: Option<&str>) {
-        self.0.push(Located {
-            line: s.referenced.line() as usize,
-            column: s.referenced.column() as usize,
-            field,
-            message,
-            hint: hint.map(str::to_string),
-        });
+fn located<T>(s: &Spanned<T>, field: String, message: String, hint: Option<&str>) -> Located {
+    Located {
+        line: s.referenced.line() as usize,
+        column: s.referenced.column() as usize,
+        field,
+        message,
+        hint: hint.map(str::to_string),
     }
 }
 
-pub(super) fn check(config: &Config) -> Vec<Located> {
-    let mut p = Problems(Vec::new());
+impl Problems {
+    fn at<T>(&mut self, s: &Spanned<T>, field: String, message: String, hint: Option<&str>) {
+        self.errors.push(located(s, field, message, hint));
+    }
+
+    fn warn<T>(&mut self, s: &Spanned<T>, field: String, message: String, hint: Option<&str>) {
+        self.warnings.push(located(s, field, message, hint));
+    }
+}
+
+/// RFC 2181 §8: a TTL is "an unsigned number, with a minimum value of 0,
+/// and a maximum value of 2147483647"; values above are treated as 0 by
+/// receivers. mailauth also refuses 0 (a record nobody may cache).
+pub const MAX_TTL: u32 = 2_147_483_647;
+
+/// Checks `config`; returns (errors, warnings), each in no particular order.
+pub(super) fn check(config: &Config) -> (Vec<Located>, Vec<Located>) {
+    let mut p = Problems {
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
     if let Some(store) = &config.store {
         check_store(&mut p, store);
     }
@@ -62,7 +84,8 @@ pub(super) fn check(config: &Config) -> Vec<Located> {
                 }
             }
         }
-        check_domain(&mut p, name, &field, domain);
+        let ttl = domain.ttl.unwrap_or(config.defaults.ttl);
+        check_domain(&mut p, name, &field, domain, ttl);
         if config.keys.is_none() {
             for (i, sel) in domain
                 .dkim
@@ -97,7 +120,7 @@ pub(super) fn check(config: &Config) -> Vec<Located> {
             }
         }
     }
-    p.0
+    (p.errors, p.warnings)
 }
 
 /// The report store URL: a known scheme, and no password in it (RFC 3986
@@ -157,7 +180,7 @@ fn check_store(p: &mut Problems, s: &Spanned<StoreConfig>) {
     }
 }
 
-fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domain) {
+fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domain, ttl: u32) {
     if d.parked && (d.spf.is_some() || d.dkim.is_some() || d.dmarc.is_some()) {
         p.at(
             name,
@@ -171,6 +194,14 @@ fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domai
             name,
             format!("{field}.ttl"),
             "ttl must be at least 1".into(),
+            None,
+        );
+    }
+    if d.ttl.is_some_and(|t| t > MAX_TTL) {
+        p.at(
+            name,
+            format!("{field}.ttl"),
+            format!("ttl must be at most {MAX_TTL} (RFC 2181 §8)"),
             None,
         );
     }
@@ -238,6 +269,19 @@ fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domai
         }
     }
     if let Some(dmarc) = &d.dmarc {
+        if let Some(fo) = &dmarc.fo {
+            check_fo(p, &format!("{field}.dmarc.fo"), fo);
+        }
+        if let Some(psd) = &dmarc.psd
+            && !["y", "n", "u"].contains(&psd.value.to_ascii_lowercase().as_str())
+        {
+            p.at(
+                psd,
+                format!("{field}.dmarc.psd"),
+                format!("`{}` is not y, n or u (RFC 9989 §4.7)", psd.value),
+                None,
+            );
+        }
         for (tag, list) in [("rua", &dmarc.rua), ("ruf", &dmarc.ruf)] {
             for (i, uri) in list.iter().enumerate() {
                 if let Err(e) = check_mailto(&uri.value) {
@@ -274,6 +318,15 @@ fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domai
                 Some("a timestamp such as 20261127T120000 works well"),
             );
         }
+        // RFC 8461 §3.2: max_age is "up to 31557600" seconds (a year).
+        if let Some(age) = sts.max_age.filter(|a| *a > 31_557_600) {
+            p.at(
+                &sts.mode,
+                format!("{field}.mta_sts.max_age"),
+                format!("{age} is more than 31557600 seconds (RFC 8461 §3.2)"),
+                Some("604800 (a week) is the usual value"),
+            );
+        }
         if !["enforce", "testing", "none"].contains(&sts.mode.value.as_str()) {
             p.at(
                 &sts.mode,
@@ -286,13 +339,9 @@ fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domai
     if let Some(dkim) = &d.dkim {
         let mut names: HashMap<String, usize> = HashMap::new();
         for (i, sel) in dkim.selectors.iter().enumerate() {
-            check_selector(
-                p,
-                &format!("{field}.dkim.selectors[{i}]"),
-                name,
-                sel,
-                &mut names,
-            );
+            let sel_field = format!("{field}.dkim.selectors[{i}]");
+            check_selector(p, &sel_field, name, sel, &mut names);
+            check_family(p, &sel_field, sel, ttl);
         }
     }
 }
@@ -408,6 +457,110 @@ fn check_selector(
             format!("{field}.bits"),
             format!("{} is not one of 1024, 2048, 3072, 4096", bits.value),
             Some("RFC 8301 requires at least 1024; 2048 is the default"),
+        );
+    }
+}
+
+/// A rotated key family's durations and their relations (the rules of
+/// [`crate::keys::config::FamilyConfig::validate`]), each located at the
+/// field that breaks it; its warnings (1024-bit RSA) as warnings.
+fn check_family(p: &mut Problems, field: &str, sel: &SelectorConfig, ttl: u32) {
+    if sel.prefix.is_none() {
+        return;
+    }
+    // Every duration that does not parse, each at its own line.
+    let mut unparsed = false;
+    for name in [
+        "rotate_every",
+        "activate_after",
+        "retire_after",
+        "revoke_after",
+    ] {
+        let value = match name {
+            "rotate_every" => &sel.rotate_every,
+            "activate_after" => &sel.activate_after,
+            "retire_after" => &sel.retire_after,
+            _ => &sel.revoke_after,
+        };
+        if let Some(v) = value
+            && let Err(e) = crate::keys::time::Span::parse(&v.value)
+        {
+            unparsed = true;
+            p.at(
+                v,
+                format!("{field}.{name}"),
+                e.to_string(),
+                Some("durations are <number><unit>, units w, d, h, m, s: 180d, 1d12h"),
+            );
+        }
+    }
+    if unparsed {
+        return;
+    }
+    let Some(result) = sel.family(ttl) else {
+        return;
+    };
+    match result {
+        Err(e) => {
+            if let Some(at) = sel.family_field_span(e.field) {
+                p.at(at, format!("{field}.{}", e.field), e.message, None);
+            }
+        }
+        Ok(_) => {
+            for w in sel.family_warnings(ttl) {
+                match &sel.bits {
+                    Some(bits) => p.warn(bits, format!("{field}.bits"), w, Some("bits: 2048")),
+                    None => {
+                        if let Some(prefix) = &sel.prefix {
+                            p.warn(prefix, field.to_string(), w, None);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `fo` (RFC 9989 §4.7 with RFC 9991 §3): `0` (report when every
+/// mechanism fails) and `1` (when any fails) are alternatives, so a value
+/// holding both says two contradictory things and receivers fall back to
+/// the default `0`; `d` and `s` may be added to either. Each option once.
+/// RFC 7489 §6.3's grammar allowed any colon-separated list: mailauth
+/// reads such published records, but does not write them.
+fn check_fo(p: &mut Problems, field: &str, fo: &Spanned<String>) {
+    let opts: Vec<String> = fo
+        .value
+        .split(':')
+        .map(|o| o.trim().to_ascii_lowercase())
+        .collect();
+    if let Some(bad) = opts
+        .iter()
+        .find(|o| !["0", "1", "d", "s"].contains(&o.as_str()))
+    {
+        p.at(
+            fo,
+            field.to_string(),
+            format!("`{bad}` is not a failure reporting option (0, 1, d or s, separated by `:`)"),
+            None,
+        );
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = opts.iter().find(|o| !seen.insert(o.as_str())) {
+        p.at(
+            fo,
+            field.to_string(),
+            format!("`{dup}` is given twice"),
+            None,
+        );
+        return;
+    }
+    if seen.contains("0") && seen.contains("1") {
+        p.at(
+            fo,
+            field.to_string(),
+            "`0` and `1` exclude each other: 0 asks for a report when every mechanism fails, 1 when any fails".into(),
+            Some("keep `1` for the most reports, or `0`; add `d` or `s` as needed, e.g. `1:d:s`"),
         );
     }
 }

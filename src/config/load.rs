@@ -72,13 +72,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and checks config text; `path` is used in messages only.
 pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let config: Config = serde_saphyr::from_str_with_options(text, yaml_options(text.len()))
+    let mut config: Config = serde_saphyr::from_str_with_options(text, yaml_options(text.len()))
         .map_err(|e| ConfigError::Invalid {
             path: path.to_path_buf(),
             problems: vec![from_yaml_error(&e, text)],
         })?;
-    let mut problems = super::check::check(&config);
+    let (mut problems, mut warnings) = super::check::check(&config);
     if problems.is_empty() {
+        warnings.sort_by_key(|p| (p.line, p.column));
+        config.warnings = warnings;
         Ok(config)
     } else {
         problems.sort_by_key(|p| (p.line, p.column));

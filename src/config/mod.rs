@@ -38,6 +38,11 @@ pub struct Config {
     pub store: Option<Spanned<StoreConfig>>,
     /// The domains mailauth manages, by name.
     pub domains: HashMap<Spanned<String>, Domain>,
+    /// Discouraged but allowed values found by the checks (a 1024-bit
+    /// family, RFC 7489-only DMARC forms), located like errors. Filled by
+    /// the loader; commands print them to stderr.
+    #[serde(skip)]
+    pub warnings: Vec<Located>,
 }
 
 /// The report store: `sqlite://PATH`, a bare SQLite path, or
@@ -240,8 +245,11 @@ pub struct SelectorConfig {
 impl SelectorConfig {
     /// The rotated family this selector declares (`prefix` set), with the
     /// keystore's defaults for what is not given. `ttl` is the domain's.
-    pub fn family(&self, ttl: u32) -> Option<Result<crate::keys::config::FamilyConfig, String>> {
-        use crate::keys::config::{Algorithm, FamilyConfig};
+    pub fn family(
+        &self,
+        ttl: u32,
+    ) -> Option<Result<crate::keys::config::FamilyConfig, FamilyError>> {
+        use crate::keys::config::{Algorithm, ConfigError as KeysError, FamilyConfig};
         use crate::keys::time::Span;
         let prefix = self.prefix.as_ref()?;
         let algorithm = match self.algorithm.unwrap_or(KeyType::Rsa) {
@@ -251,13 +259,18 @@ impl SelectorConfig {
         let mut f = FamilyConfig::new(&prefix.value, algorithm);
         f.bits = self.bits.as_ref().map(|b| b.value);
         f.ttl = ttl;
-        let span =
-            |v: &Option<Spanned<String>>, name: &str, slot: &mut Span| -> Result<(), String> {
-                if let Some(v) = v {
-                    *slot = Span::parse(&v.value).map_err(|e| format!("{name}: {e}"))?;
-                }
-                Ok(())
-            };
+        let span = |v: &Option<Spanned<String>>,
+                    field: &'static str,
+                    slot: &mut Span|
+         -> Result<(), FamilyError> {
+            if let Some(v) = v {
+                *slot = Span::parse(&v.value).map_err(|e| FamilyError {
+                    field,
+                    message: e.to_string(),
+                })?;
+            }
+            Ok(())
+        };
         let result = (|| {
             span(&self.rotate_every, "rotate_every", &mut f.rotate_every)?;
             span(
@@ -267,10 +280,54 @@ impl SelectorConfig {
             )?;
             span(&self.retire_after, "retire_after", &mut f.retire_after)?;
             span(&self.revoke_after, "revoke_after", &mut f.revoke_after)?;
-            f.validate().map_err(|e| e.to_string())?;
-            Ok(f)
+            let warnings = f.validate().map_err(|e| match e {
+                KeysError::Family { field, reason, .. } => FamilyError {
+                    field,
+                    message: reason,
+                },
+                other => FamilyError {
+                    field: "prefix",
+                    message: other.to_string(),
+                },
+            })?;
+            Ok((f, warnings))
         })();
-        Some(result)
+        Some(result.map(|(f, _)| f))
+    }
+
+    /// The warnings of the family this selector declares (e.g. 1024-bit
+    /// RSA), empty when it declares none or is invalid.
+    pub fn family_warnings(&self, ttl: u32) -> Vec<String> {
+        match self.family(ttl) {
+            Some(Ok(f)) => f.validate().unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The span of one of this selector's family fields, for locating an
+    /// error; the prefix when the field is absent (a default was used).
+    pub fn family_field_span(&self, field: &str) -> Option<&Spanned<String>> {
+        let span = match field {
+            "rotate_every" => self.rotate_every.as_ref(),
+            "activate_after" => self.activate_after.as_ref(),
+            "retire_after" => self.retire_after.as_ref(),
+            "revoke_after" => self.revoke_after.as_ref(),
+            _ => None,
+        };
+        span.or(self.prefix.as_ref())
+    }
+}
+
+/// Why a key family's settings are refused, and which field says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FamilyError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for FamilyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
     }
 }
 
