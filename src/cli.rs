@@ -345,10 +345,14 @@ fn apply_cmd(config: &Path, color: ColorChoice, args: ApplyArgs) -> Result<i32, 
         }
     };
     let mut failed = 0;
-    // Without a saved plan, key transitions come first, so that the records
-    // of keys generated now are in the DNS changes made now.
+    // Key steps come first, so that the records of keys generated now are
+    // in the DNS changes made now.
     let plan = if saved {
-        plan
+        // Exactly the saved plan: its key steps, then its DNS changes with
+        // the values only apply could know filled in.
+        check_unchanged(&ws, &plan)?;
+        apply_saved_keys(&ws, &plan, now)?;
+        fill_known_after_apply(&ws, plan)?
     } else {
         let taken = apply_keys(&ws, now)?;
         if taken.is_empty() {
@@ -365,25 +369,127 @@ fn apply_cmd(config: &Path, color: ColorChoice, args: ApplyArgs) -> Result<i32, 
         }
     };
     failed += apply_dns(&ws, &plan, args.force)?;
-    if saved {
-        // A saved plan holds no keys: take the due key transitions now and
-        // publish what they change (only key records of those domains).
-        let taken = apply_keys(&ws, now)?;
-        let domains: Vec<_> = taken
-            .iter()
-            .filter_map(|t| crate::record::Name::parse(&t.domain).ok())
-            .collect::<std::collections::BTreeSet<_>>()
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// Before a saved plan's key steps are taken: every zone it changes must
+/// still be as the plan read it, so that a stale plan changes nothing at
+/// all (not the keys without the records).
+fn check_unchanged(ws: &Workspace, plan: &Plan) -> Result<(), Failure> {
+    for z in plan.zones.iter().filter(|z| !z.changes.is_empty()) {
+        let Ok(name) = crate::record::Name::parse(&z.zone) else {
+            continue;
+        };
+        let Some(provider) = ws
+            .providers_for(&name)
             .into_iter()
-            .collect();
-        if !domains.is_empty() {
-            let follow = ws.plan(&domains);
-            if follow.has_changes() {
-                print!("{}", plan::render_text(&follow, st));
-                failed += apply_dns(&ws, &follow, args.force)?;
-            }
+            .flatten()
+            .find(|p| p.id() == z.provider)
+        else {
+            continue;
+        };
+        let now = provider
+            .fetch(&name)
+            .map_err(|e| Failure::new(1, format!("{}: {}: {e}", z.zone, z.provider)))?;
+        if now.version != z.version {
+            return Err(Failure::new(
+                1,
+                format!(
+                    "{}: {}: the zone changed since the plan read it; plan again (nothing was changed)",
+                    z.zone, z.provider
+                ),
+            ));
         }
     }
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(())
+}
+
+/// Takes exactly the key steps a saved plan lists, after checking that they
+/// are exactly the steps due now for its domains (the clock or the keystore
+/// may have moved since the plan): otherwise refuses before taking any.
+fn apply_saved_keys(
+    ws: &Workspace,
+    plan: &Plan,
+    now: crate::keys::time::Timestamp,
+) -> Result<(), Failure> {
+    let recorded: Vec<_> = plan.key_steps().cloned().collect();
+    let domains: std::collections::BTreeSet<&str> =
+        plan.zones.iter().map(|z| z.zone.as_str()).collect();
+    let due: Vec<_> = ws
+        .simulate_keys(now)
+        .map_err(|e| Failure::new(1, format!("key rotation: {e}")))?
+        .map(|(_, due)| due)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| domains.contains(t.domain.as_str()))
+        .collect();
+    let same =
+        due.len() == recorded.len() && due.iter().zip(&recorded).all(|(a, b)| a.same_step(b));
+    if !same {
+        let list = |ts: &[crate::keys::lifecycle::Transition]| {
+            if ts.is_empty() {
+                "none".to_string()
+            } else {
+                ts.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        };
+        return Err(Failure::new(
+            1,
+            format!(
+                "the key steps due now ({}) are not the plan's ({}): the clock or the keystore moved since the plan; plan again (nothing was changed)",
+                list(&due),
+                list(&recorded)
+            ),
+        ));
+    }
+    if recorded.is_empty() {
+        return Ok(());
+    }
+    take_key_steps(ws, &recorded, now)
+}
+
+/// The DNS changes of a saved plan with every `(known after apply)` value
+/// replaced by the record the key steps just made; refuses when a record
+/// cannot be found (nothing is written then).
+fn fill_known_after_apply(ws: &Workspace, mut plan: Plan) -> Result<Plan, Failure> {
+    for z in &mut plan.zones {
+        if !z.changes.iter().any(|c| c.known_after_apply) {
+            continue;
+        }
+        let name = crate::record::Name::parse(&z.zone).map_err(|e| Failure::new(1, e))?;
+        let want = ws
+            .desired(&name)
+            .map_err(|e| Failure::new(1, e.to_string()))?;
+        for c in z.changes.iter_mut().filter(|c| c.known_after_apply) {
+            let set = want
+                .sets
+                .iter()
+                .find(|s| s.name.to_string() == c.name && s.rtype.to_string() == c.rtype)
+                .filter(|s| {
+                    s.data
+                        .iter()
+                        .all(|d| !d.presentation().contains(crate::desired::KNOWN_AFTER_APPLY))
+                })
+                .ok_or_else(|| {
+                    Failure::new(
+                        1,
+                        format!(
+                            "{} {}: the key step made no record for it; plan again",
+                            c.name, c.rtype
+                        ),
+                    )
+                })?;
+            let filled = plan::ChangeJson::from_change(&crate::provider::Change::Create {
+                new: set.clone(),
+            });
+            c.new = filled.new;
+            c.known_after_apply = false;
+        }
+    }
+    Ok(plan)
 }
 
 fn read_plan(path: &Path) -> Result<Plan, Failure> {
@@ -427,7 +533,6 @@ fn apply_keys(
     ws: &Workspace,
     now: crate::keys::time::Timestamp,
 ) -> Result<Vec<crate::keys::lifecycle::Transition>, Failure> {
-    use crate::keys::lifecycle::Action;
     let Some(cfg) = ws.keys_config() else {
         return Ok(Vec::new());
     };
@@ -443,11 +548,57 @@ fn apply_keys(
     for t in &taken {
         println!("key: {t}");
     }
+    export_signer(&store, &cfg, &taken)?;
+    Ok(taken)
+}
+
+/// Takes the listed key steps in order (each checked again as it is taken),
+/// then exports the signing keys when the active set changed.
+fn take_key_steps(
+    ws: &Workspace,
+    steps: &[crate::keys::lifecycle::Transition],
+    now: crate::keys::time::Timestamp,
+) -> Result<(), Failure> {
+    let cfg = ws.keys_config().ok_or_else(|| {
+        Failure::new(
+            1,
+            "the plan has key steps but the config has no `keys:` block",
+        )
+    })?;
+    let families = ws.families();
+    let observer = ws.observer().map_err(|e| Failure::new(1, e))?;
+    let mut store = crate::keys::store::Keystore::open(&cfg.dir)
+        .map_err(|e| Failure::new(1, format!("keystore {}: {e}", cfg.dir.display())))?;
+    let mut taken = Vec::new();
+    for t in steps {
+        let selector =
+            crate::keys::lifecycle::apply_transition(&mut store, &families, t, now, observer)
+                .map_err(|e| Failure::new(1, format!("key rotation: {e}")))?;
+        if t.selector.as_deref().is_some_and(|s| s != selector) {
+            return Err(Failure::new(
+                1,
+                format!("key rotation: {t}: the key was named {selector}; plan again"),
+            ));
+        }
+        println!("key: {t}");
+        taken.push(t.clone());
+    }
+    export_signer(&store, &cfg, &taken)
+}
+
+/// Exports the signing keys for the signer when `taken` changed which keys
+/// sign.
+fn export_signer(
+    store: &crate::keys::store::Keystore,
+    cfg: &crate::keys::config::KeysConfig,
+    taken: &[crate::keys::lifecycle::Transition],
+) -> Result<(), Failure> {
+    use crate::keys::lifecycle::Action;
     let signer_changed = taken
         .iter()
         .any(|t| matches!(t.action, Action::Activate | Action::Retire | Action::Revoke));
     if let (true, Some(export)) = (signer_changed, &cfg.export) {
-        let report = crate::keys::export::export(&store, export)
+        let report = crate::keys::export::export(store, export)
             .map_err(|e| Failure::new(1, format!("signer export: {e}")))?;
         println!(
             "key: exported {} signing key(s) to {}{}",
@@ -456,7 +607,7 @@ fn apply_keys(
             if report.hook_ran { ", hook ran" } else { "" }
         );
     }
-    Ok(taken)
+    Ok(())
 }
 
 /// Applies the DNS changes of `plan`; returns the number of failed zones.

@@ -28,7 +28,14 @@ pub struct PublishedDkim {
     pub public_key: Vec<u8>,
     /// Published with an empty `p=` (RFC 6376 §6.1.2).
     pub revoked: bool,
+    /// A key apply will generate: its `p=` is [`KNOWN_AFTER_APPLY`].
+    pub unknown: bool,
 }
+
+/// Stands for a value only apply can know (the public half of a key it
+/// generates), as Terraform shows one. Not base64, so no real key record
+/// ever holds it; apply replaces it before anything is written.
+pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
 
 #[derive(Debug, thiserror::Error)]
 #[error("{domain}: {field}: {message}")]
@@ -182,7 +189,11 @@ pub fn desired(
         if !k.revoked {
             key.p = k.public_key.clone();
         }
-        sets.push(txt(dkim_name(&k.selector), key.to_string()));
+        let mut value = key.to_string();
+        if k.unknown {
+            value.push_str(KNOWN_AFTER_APPLY);
+        }
+        sets.push(txt(dkim_name(&k.selector), value));
     }
 
     if let Some(cfg) = &domain.mta_sts {

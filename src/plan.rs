@@ -12,7 +12,9 @@ use crate::diff::{Conflict, Desired, diff};
 use crate::provider::{Change, Fetched, Provider};
 use crate::record::{Name, RData, RType, RecordSet};
 
-pub const FORMAT: u32 = 1;
+/// The plan file's format. 2: key steps apply takes are `keys` (not notes),
+/// and their DKIM records are changes.
+pub const FORMAT: u32 = 2;
 
 /// A whole plan: one entry per (zone, provider).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -32,9 +34,14 @@ pub struct ZonePlan {
     pub changes: Vec<ChangeJson>,
     #[serde(default)]
     pub conflicts: Vec<Conflict>,
-    /// Other things the plan wants a human to know (key transitions, hints).
+    /// Other things the plan wants a human to know (key steps still
+    /// waiting, hints).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Key lifecycle steps apply takes for this domain, in order; the DNS
+    /// records they add or remove are among `changes`.
+    #[serde(default)]
+    pub keys: Vec<crate::keys::lifecycle::Transition>,
     /// Set when more owned RRsets would be deleted than allowed.
     #[serde(default)]
     pub needs_force: Option<String>,
@@ -75,6 +82,10 @@ pub struct ChangeJson {
     pub old: Option<SetJson>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub new: Option<SetJson>,
+    /// Part of `new` is only known at apply (the key of a `generate` step):
+    /// it shows as `(known after apply)` and apply fills it in.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub known_after_apply: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,12 +131,18 @@ impl ChangeJson {
             }
             Change::Delete { old } => (Action::Delete, Some(set_json(old)), None),
         };
+        let known_after_apply = new.as_ref().is_some_and(|n| {
+            n.data
+                .iter()
+                .any(|d| d.contains(crate::desired::KNOWN_AFTER_APPLY))
+        });
         ChangeJson {
             action,
             name: c.name().to_string(),
             rtype: c.rtype().to_string(),
             old,
             new,
+            known_after_apply,
         }
     }
 
@@ -163,6 +180,7 @@ pub fn plan_zone(provider: &dyn Provider, desired: &Desired, max_deletes: usize)
         changes: Vec::new(),
         conflicts: Vec::new(),
         notes: Vec::new(),
+        keys: Vec::new(),
         needs_force: None,
         error: None,
     };
@@ -250,8 +268,16 @@ impl Plan {
         c
     }
 
+    /// DNS changes or key steps: anything apply would do.
     pub fn has_changes(&self) -> bool {
-        self.zones.iter().any(|z| !z.changes.is_empty())
+        self.zones
+            .iter()
+            .any(|z| !z.changes.is_empty() || !z.keys.is_empty())
+    }
+
+    /// The key steps of every zone, in plan order.
+    pub fn key_steps(&self) -> impl Iterator<Item = &crate::keys::lifecycle::Transition> {
+        self.zones.iter().flat_map(|z| &z.keys)
     }
 
     pub fn errors(&self) -> impl Iterator<Item = &ZonePlan> {
@@ -342,7 +368,11 @@ pub fn render_text(plan: &Plan, style: Style) -> String {
     let bold = |s: &str| style.paint("1", s);
     let mut in_sync = 0;
     for z in &plan.zones {
-        if z.changes.is_empty() && z.conflicts.is_empty() && z.error.is_none() && z.notes.is_empty()
+        if z.changes.is_empty()
+            && z.conflicts.is_empty()
+            && z.error.is_none()
+            && z.notes.is_empty()
+            && z.keys.is_empty()
         {
             in_sync += 1;
             continue;
@@ -377,6 +407,9 @@ pub fn render_text(plan: &Plan, style: Style) -> String {
                 let _ = writeln!(out, "      {} {v}", green("+"));
             }
         }
+        for t in &z.keys {
+            let _ = writeln!(out, "  {} {t} (at apply)", style.paint("36", "key:"));
+        }
         for c in &z.conflicts {
             let _ = writeln!(out, "  {} {}: {}", yellow("! conflict:"), c.name, c.message);
         }
@@ -398,6 +431,10 @@ pub fn render_text(plan: &Plan, style: Style) -> String {
         c.update,
         c.delete
     );
+    let steps = plan.key_steps().count();
+    if steps > 0 {
+        let _ = write!(out, ", {steps} key step(s)");
+    }
     let _ = write!(out, "; {} zone(s), {in_sync} in sync", plan.zones.len());
     if errors > 0 {
         let _ = write!(out, ", {}", red(&format!("{errors} failed")));
@@ -436,7 +473,8 @@ pub fn render_markdown(plan: &Plan) -> String {
         if z.error.is_some() {
             continue;
         }
-        if z.changes.is_empty() && z.conflicts.is_empty() && z.notes.is_empty() {
+        if z.changes.is_empty() && z.conflicts.is_empty() && z.notes.is_empty() && z.keys.is_empty()
+        {
             in_sync.push(z.zone.as_str());
             continue;
         }
@@ -486,6 +524,9 @@ pub fn render_markdown(plan: &Plan) -> String {
                 "> [!WARNING]\n> conflict at `{}`: {}\n\n",
                 cf.name, cf.message
             ));
+        }
+        for t in &z.keys {
+            out.push_str(&format!("- key: {t} (at apply)\n"));
         }
         for n in &z.notes {
             out.push_str(&format!("- {n}\n"));

@@ -230,21 +230,10 @@ impl Workspace {
 
     /// DKIM keys from the keystore that must be published for `domain`.
     pub fn published_keys(&self, domain: &Name) -> Vec<PublishedDkim> {
-        let Ok(state) = self.key_state() else {
-            return Vec::new();
-        };
-        lifecycle::published_keys(&state, domain.as_str())
-            .into_iter()
-            .map(|k| PublishedDkim {
-                selector: k.selector,
-                key_type: match k.algorithm {
-                    Algorithm::Rsa => KeyType::Rsa,
-                    Algorithm::Ed25519 => KeyType::Ed25519,
-                },
-                public_key: k.public_key,
-                revoked: k.revoked,
-            })
-            .collect()
+        match self.key_state() {
+            Ok(state) => published_from(&state, domain),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// The observer that tells whether a key is served everywhere.
@@ -273,47 +262,68 @@ impl Workspace {
     }
 
     pub fn desired(&self, domain: &Name) -> Result<Desired, DesiredError> {
+        let keys = self.published_keys(domain);
+        self.desired_with(domain, &keys)
+    }
+
+    fn desired_with(&self, domain: &Name, keys: &[PublishedDkim]) -> Result<Desired, DesiredError> {
         let d = self.domain(domain).ok_or_else(|| DesiredError {
             domain: domain.to_string(),
             field: String::new(),
             message: "not in the config".into(),
         })?;
-        desired::desired(&self.config, domain, d, &self.published_keys(domain))
+        desired::desired(&self.config, domain, d, keys)
     }
 
-    /// Key lifecycle steps are planned, never taken, here: each shows on its
-    /// domain's first zone plan, due now or with what it waits for.
-    fn attach_key_notes(&self, zones: &mut [plan::ZonePlan]) {
-        if self.families().is_empty() && self.key_state().map_or(true, |s| s.keys.is_empty()) {
-            return;
+    /// What apply would do to the keystore now ([`lifecycle::simulate_due`]):
+    /// the state it would leave and the steps it would take, in order.
+    /// `None` when there are no key families and no keys.
+    pub fn simulate_keys(
+        &self,
+        now: Timestamp,
+    ) -> Result<Option<(State, Vec<Transition>)>, String> {
+        let families = self.families();
+        let state = self.key_state()?;
+        if families.is_empty() && state.keys.is_empty() {
+            return Ok(None);
         }
-        let transitions = crate::keys::time::clock(None)
+        let observer = self.observer()?;
+        Ok(Some(lifecycle::simulate_due(
+            &families, &state, now, observer,
+        )))
+    }
+
+    /// The key part of a plan: the steps apply would take now (with the
+    /// key state they leave, from which the plan's DKIM records come), and
+    /// the steps still waiting, with what they wait for.
+    fn key_plan(&self) -> KeyPlan {
+        let mut kp = KeyPlan::default();
+        let result = crate::keys::time::clock(None)
             .map_err(|e| e.to_string())
-            .and_then(|now| self.key_transitions(now));
-        match transitions {
-            Ok(list) => {
-                for t in list {
-                    if let Some(z) = zones.iter_mut().find(|z| z.zone == t.domain) {
-                        z.notes.push(if t.is_due() {
-                            format!("key: {t} (at apply)")
-                        } else {
-                            format!("key: {t}")
-                        });
-                    }
-                }
-            }
-            Err(e) => {
-                for z in zones.iter_mut() {
-                    z.notes.push(format!("key rotation cannot be planned: {e}"));
-                }
-            }
+            .and_then(|now| {
+                let Some((state, due)) = self.simulate_keys(now)? else {
+                    return Ok(());
+                };
+                let observer = self.observer()?;
+                kp.waiting = lifecycle::plan(&self.families(), &state, now, observer)
+                    .into_iter()
+                    .filter(|t| !t.is_due())
+                    .collect();
+                kp.state = Some(state);
+                kp.due = due;
+                Ok(())
+            });
+        if let Err(e) = result {
+            kp.error = Some(e);
         }
+        kp
     }
 
     /// Plans the selected domains against each of their providers,
     /// concurrently. A domain or provider that fails is reported in its own
     /// zone plan; the others go on.
     pub fn plan(&self, domains: &[Name]) -> Plan {
+        let keys = self.key_plan();
         let jobs: Vec<(Name, ProviderResult)> = domains
             .iter()
             .flat_map(|d| {
@@ -331,10 +341,15 @@ impl Workspace {
                 changes: Vec::new(),
                 conflicts: Vec::new(),
                 notes: Vec::new(),
+                keys: Vec::new(),
                 needs_force: None,
                 error: Some(e),
             };
-            match (provider, self.desired(name)) {
+            let want = match &keys.state {
+                Some(state) => self.desired_with(name, &published_from(state, name)),
+                None => self.desired(name),
+            };
+            match (provider, want) {
                 (Err(e), _) => failed("?".into(), e.clone()),
                 (Ok(p), Err(e)) => failed(p.id(), e.to_string()),
                 (Ok(p), Ok(want)) => {
@@ -343,11 +358,55 @@ impl Workspace {
             }
         });
         let mut zones = zones;
-        self.attach_key_notes(&mut zones);
+        // Key steps show on their domain's first zone plan: due ones as
+        // steps apply takes (their records are among the changes), the
+        // others as notes with what they wait for.
+        if let Some(e) = &keys.error {
+            for z in zones.iter_mut() {
+                z.notes.push(format!("key rotation cannot be planned: {e}"));
+            }
+        }
+        for t in keys.due {
+            if let Some(z) = zones.iter_mut().find(|z| z.zone == t.domain) {
+                z.keys.push(t);
+            }
+        }
+        for t in keys.waiting {
+            if let Some(z) = zones.iter_mut().find(|z| z.zone == t.domain) {
+                z.notes.push(format!("key: {t}"));
+            }
+        }
         Plan {
             format: plan::FORMAT,
             created: crate::clock::format_time(crate::clock::now().unwrap_or(0)),
             zones,
         }
     }
+}
+
+/// The key part of a plan ([`Workspace::key_plan`]).
+#[derive(Default)]
+struct KeyPlan {
+    state: Option<State>,
+    due: Vec<Transition>,
+    waiting: Vec<Transition>,
+    error: Option<String>,
+}
+
+/// The DKIM records `state` puts in DNS for `domain`; a key apply has yet
+/// to generate is `unknown`.
+fn published_from(state: &State, domain: &Name) -> Vec<PublishedDkim> {
+    lifecycle::published_keys(state, domain.as_str())
+        .into_iter()
+        .map(|k| PublishedDkim {
+            selector: k.selector,
+            key_type: match k.algorithm {
+                Algorithm::Rsa => KeyType::Rsa,
+                Algorithm::Ed25519 => KeyType::Ed25519,
+            },
+            unknown: !k.revoked && k.public_key.is_empty(),
+            public_key: k.public_key,
+            revoked: k.revoked,
+        })
+        .collect()
 }

@@ -41,7 +41,7 @@ fn plan_and_apply_drive_the_key_lifecycle() {
     // Day 0: plan only announces; nothing is generated at plan time.
     let plan = case.run_at("2027-01-01T00:00:00Z", &["plan"]).ok().stdout;
     assert!(
-        plan.contains("generate a new `mail` key (example.test) (at apply)"),
+        plan.contains("key: generate mail-2027-01 (example.test) (at apply)"),
         "{plan}"
     );
     assert!(
@@ -186,4 +186,144 @@ fn a_key_is_not_activated_when_it_cannot_be_verified() {
         r.stdout
     );
     assert!(!case.path().join("signer").exists());
+}
+
+/// Terraform's promise: the plan shows every DNS record a key step will
+/// write, values only apply can know are `(known after apply)`, and
+/// `apply PLAN` does exactly the plan (its key steps, then its changes
+/// with those values filled in) or nothing.
+#[test]
+fn a_saved_plan_shows_and_applies_exactly_the_key_records() {
+    let Some(bind) = Bind::try_start(&[("example.test", ZONE)]) else {
+        return;
+    };
+    let secret = bind.secret_file(bind.tsig());
+    let case = Case::new().config(&config(&bind, &secret.display().to_string()));
+    const T0: &str = "2027-01-01T00:00:00Z";
+
+    let plan = case.run_at(T0, &["plan", "--out", "plan.json"]).ok().stdout;
+    assert!(
+        plan.contains("+ mail-2027-01._domainkey.example.test TXT"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("\"v=DKIM1; k=rsa; p=(known after apply)\""),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("\"v=DKIM1; k=ed25519; p=(known after apply)\""),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("key: generate mail-2027-01 (example.test) (at apply)"),
+        "{plan}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&case.read("plan.json")).unwrap();
+    let zone = &json["zones"][0];
+    let steps: Vec<String> = zone["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            format!(
+                "{} {}",
+                k["action"].as_str().unwrap(),
+                k["selector"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "generate mail-2027-01",
+            "publish mail-2027-01",
+            "generate ed-2027-01",
+            "publish ed-2027-01"
+        ]
+    );
+    let unknown: Vec<&str> = zone["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["known_after_apply"] == true)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        unknown,
+        [
+            "ed-2027-01._domainkey.example.test",
+            "mail-2027-01._domainkey.example.test"
+        ]
+    );
+    assert!(!case.path().join("keys").exists(), "plan generates nothing");
+
+    let r = case.run_at(T0, &["apply", "plan.json"]).ok();
+    no_key_material(&r.stdout);
+    assert!(
+        r.stdout
+            .contains("key: generate mail-2027-01 (example.test)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        bind.dig_short("mail-2027-01._domainkey.example.test", "TXT")
+            .contains("v=DKIM1; k=rsa; p=MIIB")
+    );
+    // The plan's changes were the whole of it: no DNS change is left, only
+    // the next key steps (BIND serves both keys now: confirm them).
+    let after: serde_json::Value =
+        serde_json::from_str(&case.run_at(T0, &["plan", "--json"]).ok().stdout).unwrap();
+    assert_eq!(after["zones"][0]["changes"], serde_json::json!([]));
+    assert_eq!(after["zones"][0]["keys"][0]["action"], "confirm");
+
+    // Right after `keys rotate`, the plan is not empty: the new key's
+    // record (its value known now) and its publish step.
+    // Confirmed, then active two days later.
+    case.run_at("2027-01-01T01:00:00Z", &["apply", "--auto-approve"])
+        .ok();
+    case.run_at("2027-01-03T00:00:00Z", &["apply", "--auto-approve"])
+        .ok();
+    case.run_at("2027-01-10T00:00:00Z", &["plan", "--detailed-exitcode"])
+        .code(0);
+    case.run_at(
+        "2027-01-10T00:00:00Z",
+        &["keys", "rotate", "example.test", "--prefix", "mail"],
+    )
+    .ok();
+    let plan = case
+        .run_at("2027-01-10T00:00:00Z", &["plan", "--detailed-exitcode"])
+        .code(2)
+        .stdout;
+    assert!(
+        plan.contains("+ mail-2027-01b._domainkey.example.test TXT"),
+        "{plan}"
+    );
+    assert!(!plan.contains("known after apply"), "{plan}");
+
+    // A plan saved before the rotation no longer describes what apply
+    // would do: refused, and nothing changes, in DNS or in the keystore.
+    let state_before = case.read("keys/state.json");
+    case.run_at("2027-01-10T00:00:00Z", &["plan", "--out", "stale.json"])
+        .ok();
+    case.run_at(
+        "2027-01-10T00:00:00Z",
+        &["keys", "rotate", "example.test", "--prefix", "ed"],
+    )
+    .ok();
+    let state_rotated = case.read("keys/state.json");
+    assert_ne!(state_before, state_rotated);
+    let r = case
+        .run_at("2027-01-10T00:00:00Z", &["apply", "stale.json"])
+        .code(1);
+    assert!(
+        r.stderr.contains("are not the plan's") && r.stderr.contains("nothing was changed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(case.read("keys/state.json"), state_rotated);
+    assert_eq!(
+        bind.dig_short("mail-2027-01b._domainkey.example.test", "TXT")
+            .trim(),
+        ""
+    );
 }

@@ -24,7 +24,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::config::{Algorithm, DEFAULT_RETIRE_AFTER, DEFAULT_REVOKE_AFTER, FamilyConfig};
 use super::generate::{self, GenerateError, key_record_value};
@@ -72,7 +72,7 @@ pub trait Observer {
 }
 
 /// What a transition does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Generate a new key for the family (at apply time only).
@@ -109,7 +109,7 @@ impl fmt::Display for Action {
 }
 
 /// One lifecycle step of one family, due now or waiting.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition {
     pub domain: String,
     pub prefix: String,
@@ -117,9 +117,10 @@ pub struct Transition {
     /// The key it applies to; `None` for `Generate` (named when generated).
     pub selector: Option<String>,
     /// For `Activate`: the keys it retires.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retires: Vec<String>,
     /// `None` when due now; otherwise what it waits for.
+    #[serde(default)]
     pub waiting_for: Option<String>,
 }
 
@@ -128,7 +129,8 @@ impl Transition {
         self.waiting_for.is_none()
     }
 
-    fn same_step(&self, other: &Transition) -> bool {
+    /// The same step of the same key (what it waits for aside).
+    pub fn same_step(&self, other: &Transition) -> bool {
         self.domain == other.domain
             && self.prefix == other.prefix
             && self.action == other.action
@@ -466,7 +468,16 @@ pub fn apply_transition(
     observer: &dyn Observer,
 ) -> Result<String, LifecycleError> {
     let current = plan(families, store.state(), now, observer);
-    let Some(fresh) = current.into_iter().find(|c| c.same_step(transition)) else {
+    // A planned `Generate` names the key it will make (see
+    // [`simulate_due`]); the schedule's does not yet.
+    let matches = |c: &Transition| {
+        c.same_step(transition)
+            || (c.action == Action::Generate
+                && transition.action == Action::Generate
+                && c.domain == transition.domain
+                && c.prefix == transition.prefix)
+    };
+    let Some(fresh) = current.into_iter().find(matches) else {
         return Err(LifecycleError::Stale {
             transition: transition.to_string(),
         });
@@ -488,61 +499,141 @@ pub fn apply_transition(
             })?;
             generate_key(store, domain, cfg, now, false)
         }
-        (Action::Publish, Some(sel)) => {
-            store.update(domain, sel, |k| {
-                k.state = KeyState::Published;
-                k.published = Some(now);
-            })?;
-            Ok(sel.to_string())
-        }
-        (Action::Confirm, Some(sel)) => {
-            store.update(domain, sel, |k| k.served = Some(now))?;
-            Ok(sel.to_string())
-        }
-        (Action::Activate, Some(sel)) => {
-            // Activate first, then retire: should the second write fail, two
-            // keys are active and the signer uses the newer, but the family
-            // is never left without one.
-            store.update(domain, sel, |k| {
-                k.state = KeyState::Active;
-                k.activated = Some(now);
-            })?;
-            for old in &fresh.retires {
-                store.update(domain, old, |k| {
-                    k.state = KeyState::Retired;
-                    k.retired = Some(now);
-                })?;
-            }
-            Ok(sel.to_string())
-        }
-        (Action::Retire, Some(sel)) => {
-            store.update(domain, sel, |k| {
-                k.state = KeyState::Retired;
-                k.retired = Some(now);
-            })?;
-            Ok(sel.to_string())
-        }
         (Action::Revoke, Some(sel)) => {
             // RFC 6376 §3.6.1: "An empty value means that this public key has
             // been revoked." Nobody may sign with it again: destroy it.
             store.delete_private(domain, sel)?;
-            store.update(domain, sel, |k| {
-                k.state = KeyState::Revoked;
-                k.revoked = Some(now);
-            })?;
+            store.update(domain, sel, mark(Action::Revoke, now))?;
             Ok(sel.to_string())
         }
-        (Action::Remove, Some(sel)) => {
-            store.update(domain, sel, |k| {
-                k.state = KeyState::Removed;
-                k.removed = Some(now);
-            })?;
+        (action, Some(sel)) => {
+            // Activate first, then retire: should the second write fail, two
+            // keys are active and the signer uses the newer, but the family
+            // is never left without one.
+            store.update(domain, sel, mark(action, now))?;
+            if action == Action::Activate {
+                for old in &fresh.retires {
+                    store.update(domain, old, mark(Action::Retire, now))?;
+                }
+            }
             Ok(sel.to_string())
         }
         (_, None) => Err(LifecycleError::Stale {
             transition: transition.to_string(),
         }),
     }
+}
+
+/// The change a step makes to its key's record: the one definition of
+/// each state change, shared by [`apply_transition`] (which persists it)
+/// and [`simulate_due`] (which only predicts it). `Generate` adds a key
+/// rather than changing one.
+fn mark(action: Action, now: Timestamp) -> impl Fn(&mut KeyRecord) {
+    move |k: &mut KeyRecord| match action {
+        Action::Generate => {}
+        Action::Publish => {
+            k.state = KeyState::Published;
+            k.published = Some(now);
+        }
+        Action::Confirm => k.served = Some(now),
+        Action::Activate => {
+            k.state = KeyState::Active;
+            k.activated = Some(now);
+        }
+        Action::Retire => {
+            k.state = KeyState::Retired;
+            k.retired = Some(now);
+        }
+        Action::Revoke => {
+            k.state = KeyState::Revoked;
+            k.revoked = Some(now);
+        }
+        Action::Remove => {
+            k.state = KeyState::Removed;
+            k.removed = Some(now);
+        }
+    }
+}
+
+/// What [`apply_due`] would do now, without doing it: the due steps in the
+/// order apply takes them (a `Generate` already named with the selector
+/// apply will give the key), and the key state they leave. No key is
+/// generated: a key that apply would generate is in the returned state with
+/// an empty public key, and [`published_keys`] marks its record
+/// `unknown` ("known after apply" in a plan). Plan uses this so that every
+/// DNS record a key step adds or removes is a change line of the plan.
+pub fn simulate_due(
+    families: &[(String, FamilyConfig)],
+    state: &State,
+    now: Timestamp,
+    observer: &dyn Observer,
+) -> (State, Vec<Transition>) {
+    let mut state = state.clone();
+    let mut taken = Vec::new();
+    for _ in 0..(8 * (families.len() + state.keys.len()) + 8) {
+        let Some(mut next) = plan(families, &state, now, observer)
+            .into_iter()
+            .find(Transition::is_due)
+        else {
+            break;
+        };
+        let domain = next.domain.clone();
+        match (next.action, next.selector.clone()) {
+            (Action::Generate, _) => {
+                let Some(cfg) = family_of(families, &domain, &next.prefix) else {
+                    break;
+                };
+                let selector = state.next_selector(&domain, &cfg.prefix, now);
+                state.keys.push(KeyRecord {
+                    domain: domain.clone(),
+                    prefix: cfg.prefix.clone(),
+                    selector: selector.clone(),
+                    algorithm: cfg.algorithm,
+                    bits: cfg.rsa_bits(),
+                    public_key: Vec::new(),
+                    state: KeyState::Pending,
+                    created: now,
+                    published: None,
+                    served: None,
+                    activated: None,
+                    retired: None,
+                    revoked: None,
+                    removed: None,
+                    imported: false,
+                    emergency: false,
+                });
+                next.selector = Some(selector);
+            }
+            (action, Some(sel)) => {
+                let f = mark(action, now);
+                let mut changed = false;
+                for k in state
+                    .keys
+                    .iter_mut()
+                    .filter(|k| k.domain == domain && k.selector == sel)
+                {
+                    f(k);
+                    changed = true;
+                }
+                if !changed {
+                    break;
+                }
+                if action == Action::Activate {
+                    let retire = mark(Action::Retire, now);
+                    for k in state
+                        .keys
+                        .iter_mut()
+                        .filter(|k| k.domain == domain && next.retires.contains(&k.selector))
+                    {
+                        retire(k);
+                    }
+                }
+            }
+            (_, None) => break,
+        }
+        taken.push(next);
+    }
+    (state, taken)
 }
 
 /// Takes every due transition, re-planning after each, until none is due.
