@@ -122,6 +122,10 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Show whole record values (the default when stdout is not a terminal);
+    /// on a terminal long tokens such as DKIM keys are shortened.
+    #[arg(long)]
+    pub full: bool,
     /// Report store read for policy hints (an SQLite file only when it
     /// exists; the config's `store:` when no flag or MAILAUTH_STORE says).
     #[command(flatten)]
@@ -141,6 +145,9 @@ pub struct ApplyArgs {
     /// Allow plans that delete more owned records than `defaults.max_deletes`.
     #[arg(long)]
     pub force: bool,
+    /// Show whole record values (the default when stdout is not a terminal).
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Args, Debug)]
@@ -150,15 +157,21 @@ pub struct EmitArgs {
     pub domains: Vec<String>,
 }
 
-fn style(choice: ColorChoice) -> Style {
+/// How a plan is shown: colour per `--color` (auto: on a terminal unless
+/// NO_COLOR is set); whole values with `--full` and whenever stdout is not a
+/// terminal (a CI log or a file keeps every octet), long tokens shortened
+/// on a terminal.
+fn style(choice: ColorChoice, full: bool) -> Style {
+    let terminal = std::io::stdout().is_terminal();
     let color = match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-        }
+        ColorChoice::Auto => terminal && std::env::var_os("NO_COLOR").is_none(),
     };
-    Style { color }
+    Style {
+        color,
+        full: full || !terminal,
+    }
 }
 
 pub fn run(cli: Cli) -> Result<i32, Failure> {
@@ -252,7 +265,7 @@ fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Fa
         add_policy_hints(&ws, &args.store, &mut plan);
         let format = if args.json { Format::Json } else { args.format };
         let out = match format {
-            Format::Text => plan::render_text(&plan, style(color)),
+            Format::Text => plan::render_text(&plan, style(color, args.full)),
             Format::Json => serde_json::to_string_pretty(&plan).expect("plan serialises") + "\n",
             Format::Markdown => plan::render_markdown(&plan),
         };
@@ -328,7 +341,7 @@ fn save_plan(plan: &Plan, path: &Path) -> Result<(), Failure> {
 
 fn apply_cmd(config: &Path, color: ColorChoice, args: ApplyArgs) -> Result<i32, Failure> {
     let ws = load(config)?;
-    let st = style(color);
+    let st = style(color, args.full);
     let now = crate::keys::time::clock(None).map_err(|e| Failure::new(1, e.to_string()))?;
     let (plan, saved) = match &args.plan {
         Some(path) => (read_plan(path)?, true),

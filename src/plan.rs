@@ -309,8 +309,26 @@ pub fn abbreviate(value: &str) -> String {
         .join(" ")
 }
 
-fn display_values(s: &SetJson) -> Vec<String> {
-    s.data.iter().map(|d| abbreviate(&joined(d))).collect()
+/// Each value of `s` as compared (joined, whole) and as shown (shortened
+/// unless `full`): a diff decided on shortened values could hide a change
+/// in the middle of a long value.
+fn display_values(s: &SetJson, full: bool) -> Vec<(String, String)> {
+    s.data
+        .iter()
+        .map(|d| {
+            let whole = joined(d);
+            let shown = if full {
+                whole.clone()
+            } else {
+                abbreviate(&whole)
+            };
+            (whole, shown)
+        })
+        .collect()
+}
+
+fn contains(values: &[(String, String)], v: &(String, String)) -> bool {
+    values.iter().any(|(whole, _)| *whole == v.0)
 }
 
 /// A TXT presentation `"a" "b"` shown as the joined value `"ab"`.
@@ -343,10 +361,12 @@ fn joined(presentation: &str) -> String {
     }
 }
 
-/// Terminal colours, on a TTY only.
+/// Terminal colours, on a TTY only; whole values (`--full`, and always
+/// off a terminal) or long tokens shortened.
 #[derive(Clone, Copy, Debug)]
 pub struct Style {
     pub color: bool,
+    pub full: bool,
 }
 
 impl Style {
@@ -394,17 +414,25 @@ pub fn render_text(plan: &Plan, style: Style) -> String {
                 _ => String::new(),
             };
             let _ = writeln!(out, "  {} {} {} ({ttl})", paint(mark), c.name, c.rtype);
-            let old = c.old.as_ref().map(display_values).unwrap_or_default();
-            let new = c.new.as_ref().map(display_values).unwrap_or_default();
+            let old = c
+                .old
+                .as_ref()
+                .map(|s| display_values(s, style.full))
+                .unwrap_or_default();
+            let new = c
+                .new
+                .as_ref()
+                .map(|s| display_values(s, style.full))
+                .unwrap_or_default();
             for v in &old {
-                if new.contains(v) {
-                    let _ = writeln!(out, "        {v}");
+                if contains(&new, v) {
+                    let _ = writeln!(out, "        {}", v.1);
                 } else {
-                    let _ = writeln!(out, "      {} {v}", red("-"));
+                    let _ = writeln!(out, "      {} {}", red("-"), v.1);
                 }
             }
-            for v in new.iter().filter(|v| !old.contains(v)) {
-                let _ = writeln!(out, "      {} {v}", green("+"));
+            for v in new.iter().filter(|v| !contains(&old, v)) {
+                let _ = writeln!(out, "      {} {}", green("+"), v.1);
             }
         }
         for t in &z.keys {
@@ -485,8 +513,16 @@ pub fn render_markdown(plan: &Plan) -> String {
             z.changes.len()
         ));
         for ch in &z.changes {
-            let old = ch.old.as_ref().map(display_values).unwrap_or_default();
-            let new = ch.new.as_ref().map(display_values).unwrap_or_default();
+            let old = ch
+                .old
+                .as_ref()
+                .map(|s| display_values(s, false))
+                .unwrap_or_default();
+            let new = ch
+                .new
+                .as_ref()
+                .map(|s| display_values(s, false))
+                .unwrap_or_default();
             let ttl_old = ch.old.as_ref().map(|s| s.ttl);
             let ttl_new = ch.new.as_ref().map(|s| s.ttl);
             let verb = match ch.action {
@@ -496,24 +532,26 @@ pub fn render_markdown(plan: &Plan) -> String {
             };
             out.push_str(&format!("# {verb} {} {}\n", ch.name, ch.rtype));
             for v in &old {
-                if new.contains(v) && ttl_old == ttl_new {
-                    out.push_str(&format!("  {} {} {v}\n", ch.name, ch.rtype));
+                if contains(&new, v) && ttl_old == ttl_new {
+                    out.push_str(&format!("  {} {} {}\n", ch.name, ch.rtype, v.1));
                 } else {
                     out.push_str(&format!(
-                        "- {} {} {} {v}\n",
+                        "- {} {} {} {}\n",
                         ch.name,
                         ttl_old.unwrap_or_default(),
-                        ch.rtype
+                        ch.rtype,
+                        v.1
                     ));
                 }
             }
             for v in &new {
-                if !(old.contains(v) && ttl_old == ttl_new) {
+                if !(contains(&old, v) && ttl_old == ttl_new) {
                     out.push_str(&format!(
-                        "+ {} {} {} {v}\n",
+                        "+ {} {} {} {}\n",
                         ch.name,
                         ttl_new.unwrap_or_default(),
-                        ch.rtype
+                        ch.rtype,
+                        v.1
                     ));
                 }
             }
@@ -547,4 +585,69 @@ pub fn render_markdown(plan: &Plan) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(old: &str, new: &str) -> Plan {
+        let set = |v: &str| SetJson {
+            ttl: 3600,
+            data: vec![format!("\"{v}\"")],
+        };
+        Plan {
+            format: FORMAT,
+            created: String::new(),
+            zones: vec![ZonePlan {
+                zone: "example.com".into(),
+                provider: "p".into(),
+                version: String::new(),
+                exists: true,
+                changes: vec![ChangeJson {
+                    action: Action::Update,
+                    name: "_mailauth.example.com".into(),
+                    rtype: "TXT".into(),
+                    old: Some(set(old)),
+                    new: Some(set(new)),
+                    known_after_apply: false,
+                }],
+                conflicts: Vec::new(),
+                notes: Vec::new(),
+                keys: Vec::new(),
+                needs_force: None,
+                error: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn an_update_in_the_middle_of_a_long_value_shows_its_lines_even_shortened() {
+        // Same first 24 and last 8 characters: shortened, both read
+        // `v=mailauth1; o=@:spf,_dmarc:TXT,_mail…y:CNAME`.
+        let old = "v=mailauth1; o=@:spf,_dmarc:TXT,_mailauth:TXT,_smtp._tls:TXT,google._domainkey:TXT,s1._domainkey:CNAME";
+        let new = "v=mailauth1; o=@:spf,_dmarc:TXT,_mailauth:TXT,_mta-sts:TXT,_smtp._tls:TXT,google._domainkey:TXT,s1._domainkey:CNAME";
+        assert_eq!(abbreviate(old), abbreviate(new));
+        let short = render_text(
+            &update(old, new),
+            Style {
+                color: false,
+                full: false,
+            },
+        );
+        assert!(short.contains("      - \"v=mailauth1;"), "{short}");
+        assert!(short.contains("      + \"v=mailauth1;"), "{short}");
+        let full = render_text(
+            &update(old, new),
+            Style {
+                color: false,
+                full: true,
+            },
+        );
+        assert!(full.contains(&format!("      - \"{old}\"")), "{full}");
+        assert!(full.contains(&format!("      + \"{new}\"")), "{full}");
+        let md = render_markdown(&update(old, new));
+        assert!(md.contains("\n- _mailauth.example.com 3600 TXT"), "{md}");
+        assert!(md.contains("\n+ _mailauth.example.com 3600 TXT"), "{md}");
+    }
 }
