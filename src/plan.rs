@@ -51,6 +51,13 @@ pub struct ZonePlan {
 }
 
 impl ZonePlan {
+    /// Apply would create the zone itself (it was not found): shown on its
+    /// own line, so that a typo in a zone-file `dir:` or a zone name is
+    /// seen before apply writes a new zone.
+    pub fn creates_zone(&self) -> bool {
+        !self.exists && self.error.is_none() && !self.changes.is_empty()
+    }
+
     pub fn changes(&self) -> Result<Vec<Change>, String> {
         let origin = Name::parse(&self.zone)?;
         self.changes.iter().map(|c| c.to_change(&origin)).collect()
@@ -401,6 +408,15 @@ pub fn render_text(plan: &Plan, style: Style) -> String {
         if let Some(e) = &z.error {
             let _ = writeln!(out, "  {} {e}", red("error:"));
         }
+        if z.creates_zone() {
+            let _ = writeln!(
+                out,
+                "  {} zone {} does not exist at {}: apply creates it (a new zone file, or a new zone on the server)",
+                green("+"),
+                z.zone,
+                z.provider
+            );
+        }
         for c in &z.changes {
             let (mark, paint): (&str, &dyn Fn(&str) -> String) = match c.action {
                 Action::Create => ("+", &green),
@@ -507,11 +523,18 @@ pub fn render_markdown(plan: &Plan) -> String {
             continue;
         }
         out.push_str(&format!(
-            "<details open><summary><code>{}</code> ({}): {} change(s)</summary>\n\n```diff\n",
+            "<details open><summary><code>{}</code> ({}): {} change(s)</summary>\n\n",
             z.zone,
             z.provider,
             z.changes.len()
         ));
+        if z.creates_zone() {
+            out.push_str(&format!(
+                "> [!IMPORTANT]\n> zone `{}` does not exist at {}: apply creates it\n\n",
+                z.zone, z.provider
+            ));
+        }
+        out.push_str("```diff\n");
         for ch in &z.changes {
             let old = ch
                 .old
