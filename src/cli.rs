@@ -162,15 +162,21 @@ pub struct EmitArgs {
 /// terminal (a CI log or a file keeps every octet), long tokens shortened
 /// on a terminal.
 fn style(choice: ColorChoice, full: bool) -> Style {
-    let terminal = std::io::stdout().is_terminal();
-    let color = match choice {
+    Style {
+        color: color_enabled(choice),
+        full: full || !std::io::stdout().is_terminal(),
+    }
+}
+
+/// `--color` resolved: `auto` colours a terminal unless `NO_COLOR` is set
+/// (<https://no-color.org>).
+pub fn color_enabled(choice: ColorChoice) -> bool {
+    match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => terminal && std::env::var_os("NO_COLOR").is_none(),
-    };
-    Style {
-        color,
-        full: full || !terminal,
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
     }
 }
 
@@ -179,7 +185,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Plan(args) => plan_cmd(&cli.config, cli.color, args),
         Command::Apply(args) => apply_cmd(&cli.config, cli.color, args),
         Command::Emit(args) => emit_cmd(&cli.config, args),
-        Command::Validate(args) => Ok(crate::validate::cli::run(&load(&cli.config)?, args)?),
+        Command::Validate(args) => Ok(crate::validate::cli::run(
+            &load(&cli.config)?,
+            args,
+            color_enabled(cli.color),
+        )?),
         Command::Spf(args) => Ok(crate::spf::cli::run(args)?),
         Command::Reports(args) => {
             crate::reports::cli::run(args, &cli.config).map_err(store_failure)

@@ -120,12 +120,18 @@ pub struct Soa {
     pub minimum: u32,
 }
 
+/// One attempt's share of a query's whole time budget.
+fn per_attempt(budget: Duration, attempts: usize) -> Duration {
+    (budget / attempts.max(1) as u32).max(Duration::from_millis(10))
+}
+
 /// A synchronous resolver. See the module documentation.
 pub struct Resolver {
     runtime: tokio::runtime::Runtime,
     inner: TokioResolver,
+    /// The whole time one query may take, all attempts together: what a
+    /// caller's `--timeout` means, and what a timeout error reports.
     timeout: Duration,
-    attempts: usize,
     /// Who answers, for error messages: "system resolver" or addresses.
     server: String,
 }
@@ -172,13 +178,22 @@ impl Resolver {
     /// (`/etc/resolv.conf` on Unix), with its options, answers cached for
     /// the life of this value.
     pub fn system() -> Result<Resolver, ResolveError> {
+        Self::system_within(None)
+    }
+
+    /// The system resolver with each query given up after `budget` in all
+    /// (its attempts share it); `None` keeps the system's own timeout.
+    pub fn system_within(budget: Option<Duration>) -> Result<Resolver, ResolveError> {
         let runtime = runtime()?;
         let _guard = runtime.enter();
         let mut builder = TokioResolver::builder_tokio().map_err(|e| ResolveError::Setup {
             detail: format!("reading the system resolver configuration: {e}"),
         })?;
-        let timeout = builder.options_mut().timeout;
-        let attempts = builder.options_mut().attempts;
+        let attempts = builder.options_mut().attempts.max(1);
+        if let Some(b) = budget {
+            builder.options_mut().timeout = per_attempt(b, attempts);
+        }
+        let timeout = budget.unwrap_or(builder.options_mut().timeout * attempts as u32);
         let inner = builder.build().map_err(|e| ResolveError::Setup {
             detail: e.to_string(),
         })?;
@@ -187,14 +202,14 @@ impl Resolver {
             runtime,
             inner,
             timeout,
-            attempts,
             server: "the system resolver".to_string(),
         })
     }
 
     /// A recursive resolver that asks `servers` (in order of their
-    /// responsiveness), each query given up after `timeout` per attempt
-    /// (two attempts). Answers are cached for the life of this value.
+    /// responsiveness), each query given up after `timeout` in all (two
+    /// attempts of half of it each). Answers are cached for the life of
+    /// this value.
     pub fn with_nameservers(
         servers: &[SocketAddr],
         timeout: Duration,
@@ -208,8 +223,8 @@ impl Resolver {
             servers.iter().map(|a| name_server(*a, false)).collect(),
         );
         let mut opts = ResolverOpts::default();
-        opts.timeout = timeout;
         opts.attempts = 2;
+        opts.timeout = per_attempt(timeout, opts.attempts);
         // Validation of a fleet asks for the same includes and parents
         // over and over; keep them.
         opts.cache_size = 1 << 16;
@@ -237,7 +252,7 @@ impl Resolver {
         // Names are always sent fully qualified; no search list applies.
         opts.ndots = 0;
         opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
-        let (timeout, attempts) = (opts.timeout, opts.attempts);
+        let timeout = opts.timeout * opts.attempts.max(1) as u32;
         let runtime = runtime()?;
         let _guard = runtime.enter();
         let inner = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
@@ -251,7 +266,6 @@ impl Resolver {
             runtime,
             inner,
             timeout,
-            attempts,
             server,
         })
     }
@@ -275,9 +289,11 @@ impl Resolver {
             name: display.clone(),
             detail: e.to_string(),
         })?;
-        // hickory has its own per-attempt timeouts; this deadline is a
-        // second line of defence so that no query can hang a caller.
-        let deadline = self.timeout * (self.attempts.max(1) as u32 + 1);
+        // hickory has its own per-attempt timeouts, which add up to
+        // `self.timeout`; this deadline (a moment later, so that hickory's
+        // own answer wins the race) is a second line of defence so that no
+        // query can hang a caller.
+        let deadline = self.timeout + Duration::from_millis(50);
         let result = self.runtime.block_on(async {
             tokio::time::timeout(deadline, self.inner.lookup(qname, rtype)).await
         });
@@ -287,7 +303,7 @@ impl Resolver {
                 name: display,
                 rtype: rtype.to_string(),
                 server: self.server.clone(),
-                timeout: deadline,
+                timeout: self.timeout,
             }),
             Ok(Err(e)) => match err(e) {
                 Ok(()) => Ok(Vec::new()),

@@ -298,3 +298,35 @@ fn validate_against_broken_servers_fails_clearly_and_in_time() {
         );
     }
 }
+
+#[test]
+fn validate_timeout_is_the_whole_time_a_query_may_take() {
+    // `--timeout 1` used to allow three seconds per query (two attempts
+    // plus a margin) and report "within 3s".
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        tmp.path().join("mailauth.yaml"),
+        "domains:\n  example.com:\n    dmarc: { p: reject }\n",
+    )
+    .expect("write config");
+    let config = tmp.path().join("mailauth.yaml");
+    let dns = FakeDns::start(Mode::Silent);
+    let ns = format!("127.0.0.1:{}", dns.port);
+    let r = run(
+        &[
+            "--config",
+            config.to_str().expect("utf-8 path"),
+            "validate",
+            "--nameserver",
+            &ns,
+            "--timeout",
+            "1",
+            "--no-propagation",
+            "--no-mta-sts-policy",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("within 1s"), "{}", r.stdout);
+    assert!(!r.stdout.contains("within 3s"), "{}", r.stdout);
+}

@@ -573,7 +573,7 @@ fn signed_forwarded_list_spoofed_and_multi_signature_messages() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
-        Some(2),
+        Some(3),
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -191,7 +191,7 @@ fn cli_inspects_the_embedded_message() {
         .output()
         .expect("run mailauth");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["from_domain"], "example.com");
     assert_eq!(json["spf"]["outcome"]["result"], "neutral");
@@ -272,7 +272,7 @@ fn cli_inspects_a_stored_failure_report() {
         &ns,
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let note = json["notes"][0].as_str().unwrap_or_default();
     assert!(

@@ -383,7 +383,7 @@ fn command_line_report_json_and_exit_codes() {
     );
 
     let (code, text) = cli(&servers, &["loop.test"]);
-    assert_eq!(code, 1, "{text}");
+    assert_eq!(code, 3, "{text}");
     assert!(text.contains("FAIL spf"), "{text}");
     assert!(text.contains("fix: "), "{text}");
 
@@ -391,10 +391,10 @@ fn command_line_report_json_and_exit_codes() {
     let (code, text) = cli(&servers, &["weak.test"]);
     assert_eq!(code, 0, "{text}");
     let (code, _) = cli(&servers, &["weak.test", "--fail-on", "warn"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 3);
 
     let (code, json) = cli(&servers, &["--json", "noauth.test", "clean.test"]);
-    assert_eq!(code, 1, "{json}");
+    assert_eq!(code, 3, "{json}");
     let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     assert_eq!(v["summary"]["domains"], 2);
     assert_eq!(v["summary"]["fail"], 1);

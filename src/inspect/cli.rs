@@ -1,8 +1,9 @@
 //! `mailauth inspect MESSAGE`: arguments, DNS set-up, output and exit code.
 //! The analysis itself is [`super::inspect`].
 //!
-//! Exit codes: 0 when DMARC passes and no recorded result disagrees, 2 when
-//! DMARC does not pass or a recorded result disagrees, 1 on errors.
+//! Exit codes: 0 when DMARC passes and no recorded result disagrees, 3
+//! (findings, as for `validate`) when DMARC does not pass or a recorded
+//! result disagrees, 1 on errors.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -113,7 +114,11 @@ pub fn run(ws: Option<&Workspace>, args: InspectArgs) -> anyhow::Result<i32> {
     } else {
         print!("{}", render_text(&result));
     }
-    Ok(if result.is_clean() { 0 } else { 2 })
+    Ok(if result.is_clean() {
+        0
+    } else {
+        crate::validate::cli::FINDINGS
+    })
 }
 
 /// What a stored failure report says about the message it carries.

@@ -42,7 +42,7 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-/// Exit code 0 for `pass`, 1 for any other result.
+/// Exit code 0 for `pass`, 3 (findings) for any other result, 1 on errors.
 pub fn run(args: SpfArgs) -> anyhow::Result<i32> {
     let SpfCommand::Check(args) = args.command;
     let resolver = if args.nameservers.is_empty() {
@@ -70,6 +70,6 @@ pub fn run(args: SpfArgs) -> anyhow::Result<i32> {
     Ok(if outcome.result == SpfResult::Pass {
         0
     } else {
-        1
+        crate::validate::cli::FINDINGS
     })
 }

@@ -4,7 +4,6 @@
 //! turn it into an exit code. The subcommand itself is declared in `cli`.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,7 +43,7 @@ pub struct ValidateArgs {
     /// Exit non-zero on failures only (default), or on warnings too.
     #[arg(long, value_enum, default_value_t = FailOn::Fail)]
     pub fail_on: FailOn,
-    /// Per-query timeout in seconds.
+    /// Seconds one DNS query may take in all (its attempts share them).
     #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
     pub timeout: f64,
     /// Domains checked at once.
@@ -75,9 +74,15 @@ pub struct ValidateArgs {
     pub verbose: bool,
 }
 
+/// Exit code of a run that found problems (the same for every command that
+/// reports findings: validate, inspect, spf check).
+pub const FINDINGS: i32 = 3;
+
 /// Runs `mailauth validate`: prints the report and returns the exit code
-/// (0 clean, 1 when something fails, or warns with `--fail-on warn`).
-pub fn run(ws: &Workspace, args: ValidateArgs) -> anyhow::Result<i32> {
+/// (0 clean, [`FINDINGS`] when something fails, or warns with `--fail-on
+/// warn`; errors that stop the run are the caller's 1). `color` is the
+/// global `--color` resolved.
+pub fn run(ws: &Workspace, args: ValidateArgs, color: bool) -> anyhow::Result<i32> {
     let mut domains = ws
         .select(&args.domains)
         .map_err(|message| ValidateError::Selection { message })?;
@@ -99,7 +104,7 @@ pub fn run(ws: &Workspace, args: ValidateArgs) -> anyhow::Result<i32> {
         .map(|s| parse_authority(s))
         .collect::<Result<Vec<_>, _>>()?;
     let resolver = if servers.is_empty() {
-        Resolver::system()?
+        Resolver::system_within(Some(timeout))?
     } else {
         Resolver::with_nameservers(&servers, timeout)?
     };
@@ -145,7 +150,6 @@ pub fn run(ws: &Workspace, args: ValidateArgs) -> anyhow::Result<i32> {
     if args.json {
         print!("{}", super::report::render_json(&reports));
     } else {
-        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         print!(
             "{}",
             super::report::render_text(&reports, color, args.verbose)
@@ -155,5 +159,9 @@ pub fn run(ws: &Workspace, args: ValidateArgs) -> anyhow::Result<i32> {
         FailOn::Fail => Severity::TempError,
         FailOn::Warn => Severity::Warn,
     };
-    Ok(i32::from(reports.iter().any(|r| r.status >= threshold)))
+    Ok(if reports.iter().any(|r| r.status >= threshold) {
+        FINDINGS
+    } else {
+        0
+    })
 }
