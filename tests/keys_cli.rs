@@ -428,3 +428,33 @@ fn commands_export_and_no_key_material_in_any_output() {
         }
     }
 }
+
+#[test]
+fn export_with_no_active_key_is_refused_and_writes_nothing() {
+    // It used to write empty KeyTable and SigningTable files and exit 0: a
+    // signer reloaded on them stops signing.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = KeysConfig {
+        dir: tmp.path().join("keys"),
+        export: Some(ExportConfig {
+            format: ExportFormat::Opendkim,
+            dir: tmp.path().join("opendkim"),
+            hook: None,
+        }),
+        authorities: Vec::new(),
+    };
+    let fams = families();
+    let mut out = Outputs::default();
+    let t0 = Timestamp::parse("2027-05-01T00:00:00Z").unwrap();
+    // A generated key is pending: it does not sign yet.
+    out.run(
+        &cfg,
+        &fams,
+        t0,
+        &["generate", "example.com", "--prefix", "mail"],
+    )
+    .unwrap();
+    let e = out.run(&cfg, &fams, t0, &["export"]).unwrap_err();
+    assert!(e.contains("no active key to export"), "{e}");
+    assert!(!tmp.path().join("opendkim").exists());
+}

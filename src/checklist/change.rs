@@ -119,12 +119,26 @@ impl ConfigDoc {
     }
 
     /// Applies `patch` to the domain's block and computes the plan between
-    /// the two desired states.
+    /// the two desired states. A patch that adds a rotated key family to a
+    /// config without a keystore adds `keys: { dir: keys }` too, so that
+    /// the proposed YAML passes the config checks it is shown with.
     pub fn propose(&self, domain: &Name, summary: &str, patch: Value) -> ProposedChange {
         let before = self.domain(domain);
         let mut after = before.clone();
         merge(&mut after, &patch);
-        let yaml = render_yaml(domain, &patch);
+        let adds_family = patch
+            .pointer("/dkim/selectors")
+            .and_then(Value::as_array)
+            .is_some_and(|l| l.iter().any(|s| s.get("prefix").is_some()));
+        let needs_keys = adds_family && self.root.get("keys").is_none();
+        let mut yaml = render_yaml(domain, &patch);
+        let mut doc = self.clone();
+        if needs_keys {
+            yaml = format!("keys:\n  dir: keys\n{yaml}");
+            if let Some(root) = doc.root.as_object_mut() {
+                root.insert("keys".into(), serde_json::json!({ "dir": "keys" }));
+            }
+        }
         let mut out = ProposedChange {
             summary: summary.to_string(),
             yaml,
@@ -139,7 +153,7 @@ impl ConfigDoc {
                 return out;
             }
         };
-        let new = match self.desired(domain, after) {
+        let new = match doc.desired(domain, after) {
             Ok(Some(d)) => d,
             Ok(None) => {
                 out.error = Some("the edited config declares nothing for the domain".into());
@@ -389,5 +403,36 @@ mod tests {
         // A patch the config checks reject is reported, not planned.
         let bad = doc.propose(&d, "bad", json!({"dmarc": {"p": "sometimes"}}));
         assert!(bad.error.is_some() && bad.plan.is_empty(), "{bad:?}");
+    }
+
+    #[test]
+    fn a_proposed_key_family_brings_its_keystore() {
+        // The proposal used to fail its own config check ("a rotated key
+        // family needs a keystore") once copied into a config without one.
+        let doc = ConfigDoc::empty();
+        let d = Name::parse("a.test").unwrap();
+        let p = doc.propose(
+            &d,
+            "family",
+            json!({"dkim": {"selectors": [{"prefix": "mail", "rotate_every": "180d"}]}}),
+        );
+        assert_eq!(p.error, None, "{p:?}");
+        assert!(
+            p.yaml.starts_with("keys:\n  dir: keys\ndomains:\n"),
+            "{}",
+            p.yaml
+        );
+        config::load_str(&p.yaml, Path::new("mailauth.yaml")).expect("the proposal loads");
+        // A config with a keystore gets no second one.
+        let with_keys = ConfigDoc {
+            root: json!({"keys": {"dir": "k"}, "domains": {}}),
+            path: PathBuf::from("mailauth.yaml"),
+        };
+        let p = with_keys.propose(
+            &d,
+            "family",
+            json!({"dkim": {"selectors": [{"prefix": "mail"}]}}),
+        );
+        assert!(p.yaml.starts_with("domains:"), "{}", p.yaml);
     }
 }

@@ -297,6 +297,14 @@ pub fn run_to(
                 bail!("keys.export is not configured");
             };
             let store = Keystore::open(dir)?;
+            // Empty tables would make the signer stop signing: refuse, and
+            // leave what it has in place.
+            if crate::keys::lifecycle::signing_keys(store.state()).is_empty() {
+                bail!(
+                    "no active key to export (nothing was written to {}): keys become active through `mailauth apply`; see `mailauth keys list`",
+                    ecfg.dir.display()
+                );
+            }
             let report = export::export(&store, ecfg)?;
             for (d, s) in &report.keys {
                 writeln!(out, "exported {s} ({d})")?;
