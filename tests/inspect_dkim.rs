@@ -229,3 +229,22 @@ fn headers_only_copy_checks_the_header_signature() {
         (DkimResult::Fail, Some(DkimError::Signature))
     );
 }
+
+#[test]
+fn a_testing_key_passes_with_a_warning() {
+    // t=y used to be visible in --json only.
+    let k = ed();
+    let mut d = MemoryDns::new();
+    d.add_txt(
+        "ed._domainkey.example.com",
+        &format!("v=DKIM1; k=ed25519; t=y; p={}", B64.encode(&k.public)),
+    );
+    let raw = format!("{}{MSG}", sign(&k, "ed", Canonicalization::Relaxed, |s| s));
+    let v = verify_all(&d, &Message::parse(raw.as_bytes()), now());
+    assert_eq!(v[0].result, DkimResult::Pass, "{v:?}");
+    let w = v[0].warnings();
+    assert!(w.iter().any(|w| w.contains("t=y")), "{w:?}");
+    // An ordinary key has none.
+    let v = verify_all(&dns(&k), &Message::parse(raw.as_bytes()), now());
+    assert!(v[0].warnings().is_empty(), "{:?}", v[0].warnings());
+}

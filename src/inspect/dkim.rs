@@ -596,6 +596,31 @@ pub struct Verdict {
     pub unsigned_body_octets: Option<usize>,
     /// The key record was published with `t=y` (testing).
     pub key_testing: bool,
+    /// The RSA modulus size of the key, when the key was an RSA key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_bits: Option<usize>,
+}
+
+impl Verdict {
+    /// What a receiver accepts but a sender should fix: a key under 2048
+    /// bits (RFC 8301 §3.2: "Signers SHOULD use RSA keys of at least 2048
+    /// bits"), a key still in testing mode (RFC 6376 §3.6.1 `t=y`:
+    /// "Verifiers MUST NOT treat messages from Signers in testing mode
+    /// differently from unsigned email").
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(bits) = self.key_bits.filter(|b| (1024..2048).contains(b)) {
+            out.push(format!(
+                "the key is {bits}-bit RSA; RFC 8301 §3.2 asks signers for at least 2048 bits"
+            ));
+        }
+        if self.key_testing {
+            out.push(
+                "the key record has t=y (testing): receivers must treat the mail as unsigned (RFC 6376 §3.6.1)".into(),
+            );
+        }
+        out
+    }
 }
 
 /// Looks up the key for `sig` (RFC 6376 §3.6.2.2: "a single TXT query for
@@ -661,6 +686,7 @@ pub fn verify_one(dns: &dyn SpfDns, msg: &Message, index: usize, now: u64) -> Ve
         error: None,
         unsigned_body_octets: None,
         key_testing: false,
+        key_bits: None,
     };
     let outcome = (|| -> Result<(), DkimError> {
         let sig = Signature::parse(&value)?;
@@ -678,6 +704,7 @@ pub fn verify_one(dns: &dyn SpfDns, msg: &Message, index: usize, now: u64) -> Ve
         let name = sig.key_name();
         let key = fetch_key(dns, &name)?;
         verdict.key_testing = key.testing();
+        verdict.key_bits = key.rsa_bits();
         check_key(&key, sig.a, Some((&sig.i, &sig.d)), &name)?;
         if !msg.headers_only {
             let computed = body_hash(&msg.body, sig.body_canon, sig.l)?;
@@ -831,6 +858,29 @@ pub fn verify_all(dns: &dyn SpfDns, msg: &Message, now: u64) -> Vec<Verdict> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_1024_bit_key_is_a_warning_not_a_failure() {
+        let mut v = Verdict {
+            index: 0,
+            result: DkimResult::Pass,
+            signature: None,
+            domain: None,
+            selector: None,
+            error: None,
+            unsigned_body_octets: None,
+            key_testing: false,
+            key_bits: Some(1024),
+        };
+        let w = v.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("1024-bit RSA") && w[0].contains("RFC 8301"),
+            "{w:?}"
+        );
+        v.key_bits = Some(2048);
+        assert!(v.warnings().is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -124,6 +124,9 @@ pub fn render_text(i: &Inspection) -> String {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         );
+        for w in v.warnings() {
+            let _ = writeln!(o, "    warning: {w}");
+        }
     }
 
     let _ = writeln!(o, "\nSPF (checked now):");
