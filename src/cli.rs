@@ -72,30 +72,90 @@ pub enum ColorChoice {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Show what apply would change in DNS.
+    #[command(after_help = "Examples:
+  mailauth plan                          every domain, a Terraform-like view
+  mailauth plan -d example.com --out plan.json
+  mailauth plan --format markdown        a pull-request comment
+  mailauth plan --detailed-exitcode      0 in sync, 2 changes, 1 error")]
     Plan(PlanArgs),
     /// Change DNS to match the config (from a saved plan, or planning first).
+    #[command(after_help = "Examples:
+  mailauth apply plan.json               exactly the reviewed plan, or nothing
+  mailauth apply --auto-approve          plan and apply now (CI, no terminal)")]
     Apply(ApplyArgs),
     /// Print the records the config implies, in BIND master-file syntax.
+    #[command(after_help = "Examples:
+  mailauth emit
+  mailauth emit -d example.com >> /etc/bind/db.example.com")]
     Emit(EmitArgs),
     /// Print the JSON Schema of the config file (for editors).
+    #[command(after_help = "Example:
+  mailauth schema > mailauth.schema.json")]
     Schema,
     /// Check live DNS as receivers see it, against the config.
+    #[command(after_help = "Examples:
+  mailauth validate                      every domain of the config
+  mailauth validate example.com --json
+  mailauth validate --nameserver 192.0.2.53 --fail-on warn")]
     Validate(crate::validate::cli::ValidateArgs),
     /// Evaluate SPF (RFC 7208 check_host) for a client IP and sender.
+    #[command(after_help = "Example:
+  mailauth spf check --ip 192.0.2.10 --sender user@example.com")]
     Spf(crate::spf::cli::SpfArgs),
     /// Ingest DMARC aggregate, failure and TLS reports; list, show, export.
+    #[command(after_help = "Examples:
+  mailauth reports ingest reports/            files, .gz, .zip, .eml, mbox, Maildir
+  mailauth reports ingest --imap imaps://dmarc@mail.example.com/INBOX --watch
+  mailauth reports summary --since 30d
+  mailauth reports html --out site/")]
     Reports(crate::reports::cli::ReportsArgs),
     /// Report store: apply migrations, copy SQLite into PostgreSQL.
+    #[command(after_help = "Examples:
+  mailauth store migrate --store postgres://mailauth@db.example/dmarc
+  mailauth store copy --from mailauth.db --to postgres://mailauth@db.example/dmarc")]
     Store(crate::reports::store_cli::StoreArgs),
     /// DKIM keys: list, show, generate, rotate, import, export for the signer.
+    #[command(after_help = "Examples:
+  mailauth keys list
+  mailauth keys rotate example.com --prefix mail
+  mailauth keys export")]
     Keys(crate::keys::cli::KeysArgs),
     /// Analyse a received message: Received chain, identities, DKIM, SPF
     /// and DMARC evaluated now, and disagreements with recorded results.
+    #[command(after_help = "Examples:
+  mailauth inspect message.eml
+  mailauth inspect - --json < message.eml
+  mailauth inspect --failure-report 12")]
     Inspect(crate::inspect::cli::InspectArgs),
     /// The onboarding checklist of one domain, with the next safe step toward p=reject.
+    #[command(after_help = "Examples:
+  mailauth checklist example.com
+  mailauth checklist example.com --format markdown")]
     Checklist(crate::checklist::cli::ChecklistArgs),
     /// Serve the report dashboards over HTTP (read-only, loopback by default).
+    #[command(after_help = "Example:
+  mailauth serve --listen 127.0.0.1:8080")]
     Serve(crate::reports::serve::ServeArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  mailauth completions bash > /etc/bash_completion.d/mailauth
+  mailauth completions zsh > \"${fpath[1]}/_mailauth\"
+  mailauth completions fish > ~/.config/fish/completions/mailauth.fish")]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one page per command.
+    #[command(after_help = "Examples:
+  mailauth man | man -l -
+  mailauth man --dir /usr/local/share/man/man1")]
+    Man {
+        /// Write mailauth.1 and a page per subcommand (mailauth-plan.1, …)
+        /// into DIR instead of printing mailauth.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -234,6 +294,30 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Schema => {
             println!("{}", crate::config::schema::json_schema());
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "mailauth", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            let fail = |e: std::io::Error| Failure::new(1, format!("man: {e}"));
+            match dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir).map_err(fail)?;
+                    clap_mangen::generate_to(Cli::command(), &dir).map_err(fail)?;
+                }
+                None => {
+                    let mut out = Vec::new();
+                    clap_mangen::Man::new(Cli::command())
+                        .render(&mut out)
+                        .map_err(fail)?;
+                    std::io::stdout().write_all(&out).map_err(fail)?;
+                }
+            }
             Ok(0)
         }
     }
@@ -721,4 +805,97 @@ fn emit_cmd(config: &Path, args: EmitArgs) -> Result<i32, Failure> {
         }
     }
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command line shown in an `Examples:` section, split into
+    /// arguments (up to a shell redirection or pipe).
+    fn examples(cmd: &clap::Command, out: &mut Vec<(String, Vec<String>)>) {
+        if let Some(help) = cmd.get_after_help() {
+            for line in help.to_string().lines() {
+                let Some(rest) = line.trim_start().strip_prefix("mailauth ") else {
+                    continue;
+                };
+                let mut argv = vec!["mailauth".to_string()];
+                for word in rest.split_whitespace() {
+                    if [">", ">>", "<", "|"].contains(&word) {
+                        break;
+                    }
+                    argv.push(word.to_string());
+                }
+                // Two or more spaces start the comment of an example.
+                let shown = rest.split("  ").next().unwrap_or(rest);
+                argv.truncate(1 + shown.split_whitespace().count());
+                out.push((cmd.get_name().to_string(), argv));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            examples(sub, out);
+        }
+    }
+
+    #[test]
+    fn every_example_in_the_help_parses() {
+        let mut all = Vec::new();
+        examples(&Cli::command(), &mut all);
+        assert!(all.len() >= 25, "{} examples", all.len());
+        for (cmd, argv) in all {
+            if let Err(e) = Cli::try_parse_from(&argv) {
+                panic!("`{cmd}` help example {argv:?} does not parse:\n{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_command_has_an_example_and_every_argument_a_description() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            let is_group = cmd.has_subcommands();
+            if !is_group
+                && !cmd
+                    .get_after_help()
+                    .is_some_and(|h| h.to_string().contains("Example"))
+                && path.split(' ').count() <= 2
+            {
+                missing.push(format!("{path}: no example"));
+            }
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if ["help", "version"].contains(&id) || a.is_hide_set() {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path}: argument `{id}` has no description"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn completions_and_the_manual_are_generated() {
+        let mut cmd = Cli::command();
+        let mut out = Vec::new();
+        clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "mailauth", &mut out);
+        let bash = String::from_utf8(out).unwrap();
+        assert!(
+            bash.contains("mailauth__plan") || bash.contains("plan"),
+            "{bash}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        clap_mangen::generate_to(Cli::command(), dir.path()).unwrap();
+        for page in ["mailauth.1", "mailauth-plan.1", "mailauth-reports.1"] {
+            let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+            assert!(text.contains(".TH"), "{page}");
+        }
+    }
 }

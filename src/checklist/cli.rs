@@ -35,8 +35,13 @@ pub struct ChecklistArgs {
     /// address listed here counts as read.
     #[arg(long = "reads", value_name = "ADDRESS")]
     pub reads: Vec<String>,
+    /// Output format: text (default), markdown (a pull-request or issue
+    /// comment), html (a page), json.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
     /// Resolve through this server instead of the system resolver:
     /// IP or IP:PORT. Repeatable.
     #[arg(long = "nameserver", value_name = "IP[:PORT]")]
@@ -47,7 +52,7 @@ pub struct ChecklistArgs {
     /// Share of volume (percent) that must pass DMARC over 14 days.
     #[arg(long, default_value_t = 98.0, value_name = "PERCENT")]
     pub pass_percent: f64,
-    /// Per-query timeout in seconds.
+    /// Seconds one DNS query may take in all (its attempts share them).
     #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
     pub timeout: f64,
 }
@@ -78,10 +83,16 @@ pub fn run(ws: Option<&Workspace>, args: ChecklistArgs) -> Result<i32, Checklist
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(ChecklistError::Settings {
+            message: "--timeout must be a positive number of seconds".into(),
+        });
+    }
+    let timeout = Duration::from_secs_f64(args.timeout);
     let resolver = if servers.is_empty() {
-        Resolver::system()?
+        Resolver::system_within(Some(timeout))?
     } else {
-        Resolver::with_nameservers(&servers, Duration::from_secs_f64(args.timeout))?
+        Resolver::with_nameservers(&servers, timeout)?
     };
     let store = args
         .store
@@ -105,7 +116,8 @@ pub fn run(ws: Option<&Workspace>, args: ChecklistArgs) -> Result<i32, Checklist
     };
     let facts = gather(&src, &domain, &settings)?;
     let list = compute(&facts, &settings);
-    let out = match args.format {
+    let format = if args.json { Format::Json } else { args.format };
+    let out = match format {
         Format::Text => render::render_text(&list),
         Format::Markdown => render::render_markdown(&list),
         Format::Html => render::render_html(&list),

@@ -38,6 +38,7 @@ pub enum KeysCommand {
     },
     /// Show one key and the DNS record that publishes it.
     Show {
+        /// The key's selector, e.g. `mail-2027-05`.
         selector: String,
         /// The domain, when the selector exists in several.
         #[arg(long)]
@@ -46,6 +47,7 @@ pub enum KeysCommand {
     /// Generate a key for a family now, outside its schedule. It starts
     /// pending; the next apply publishes it.
     Generate {
+        /// The domain whose family gets the key.
         domain: String,
         /// The family; optional when the domain has one.
         #[arg(long)]
@@ -53,7 +55,9 @@ pub enum KeysCommand {
     },
     /// Start a rotation now: generate the successor of the active key.
     Rotate {
+        /// The domain whose family rotates.
         domain: String,
+        /// The family (its `prefix`); optional when the domain has one.
         #[arg(long)]
         prefix: Option<String>,
         /// Emergency (e.g. a leaked key): the new key activates as soon as
@@ -65,9 +69,12 @@ pub enum KeysCommand {
     /// Adopt a key already published under SELECTOR: it becomes the
     /// family's active key and is rotated on schedule from then on.
     Import {
+        /// The domain the key signs for.
         domain: String,
+        /// The family that adopts the key; optional when the domain has one.
         #[arg(long)]
         prefix: Option<String>,
+        /// The selector the key is published under now.
         #[arg(long)]
         selector: String,
         /// PEM private key (PKCS#8, or PKCS#1 RSA as opendkim-genkey writes).
