@@ -795,6 +795,11 @@ fn emit_cmd(config: &Path, args: EmitArgs) -> Result<i32, Failure> {
                     );
                 }
                 println!("; {d}: records managed by mailauth");
+                if want.spf.is_some() {
+                    println!(
+                        "; the SPF record shares the apex TXT RRset: when other TXT records are there, the RRset keeps its TTL (one TTL per RRset, RFC 2181 §5.2)"
+                    );
+                }
                 print!("{}", crate::masterfile::render_records(d, &sets));
                 println!();
             }

@@ -89,10 +89,30 @@ pub fn diff(existing: &Zone, desired: &Desired) -> Diff {
                     ),
                 });
             }
-            if old_spf.as_slice() != std::slice::from_ref(spf) {
+            // RFC 2181 §5.2: "the TTLs of all RRs in an RRSet must be the
+            // same". The apex TXT RRset alone with our SPF record takes the
+            // config's TTL; shared with records mailauth does not own, it
+            // keeps its own, since changing it would change theirs.
+            let shared = !others.is_empty();
+            let kept_ttl = apex_txt.map(|s| s.ttl).filter(|t| *t != *ttl);
+            if let (true, Some(kept)) = (shared, kept_ttl) {
+                out.conflicts.push(Conflict {
+                    name: existing.origin.to_string(),
+                    message: format!(
+                        "the apex TXT RRset is shared with {} record(s) mailauth does not manage, so the SPF record keeps the RRset's TTL {kept}, not the config's {ttl} (one TTL per RRset, RFC 2181 §5.2)",
+                        others.len()
+                    ),
+                });
+            }
+            let ttl_differs = !shared && kept_ttl.is_some();
+            if old_spf.as_slice() != std::slice::from_ref(spf) || ttl_differs {
                 let mut data = others.clone();
                 data.push(spf.clone());
-                let ttl = apex_txt.map_or(*ttl, |s| s.ttl);
+                let ttl = if shared {
+                    apex_txt.map_or(*ttl, |s| s.ttl)
+                } else {
+                    *ttl
+                };
                 let new = RecordSet::new(existing.origin.clone(), RType::Txt, ttl, data);
                 out.changes.push(match apex_txt {
                     Some(old) => Change::Update {
@@ -203,6 +223,37 @@ mod tests {
         assert!(
             new.data
                 .contains(&RData::txt("google-site-verification=xyz"))
+        );
+    }
+
+    #[test]
+    fn the_spf_ttl_follows_the_config_unless_the_rrset_is_shared() {
+        // Alone in the apex TXT RRset, our SPF record takes the config's
+        // TTL (3600 here): it used to be reported in sync at 300.
+        let mut zone = Zone::new(name("example.com"));
+        zone.insert(txt("example.com", 300, &["v=spf1 -all"]));
+        let d = diff(&zone, &desired(vec![], Some("v=spf1 -all")));
+        let [Change::Update { new, .. }] = d.changes.as_slice() else {
+            panic!("{:?}", d.changes)
+        };
+        assert_eq!(new.ttl, 3600);
+        assert!(d.conflicts.is_empty(), "{:?}", d.conflicts);
+        // Shared with a record mailauth does not own, the RRset keeps its
+        // TTL, and the plan says why.
+        let mut zone = Zone::new(name("example.com"));
+        zone.insert(txt(
+            "example.com",
+            300,
+            &["google-site-verification=xyz", "v=spf1 -all"],
+        ));
+        let d = diff(&zone, &desired(vec![], Some("v=spf1 -all")));
+        assert!(d.changes.is_empty(), "{:?}", d.changes);
+        assert_eq!(d.conflicts.len(), 1);
+        assert!(
+            d.conflicts[0].message.contains("keeps the RRset's TTL 300")
+                && d.conflicts[0].message.contains("RFC 2181 §5.2"),
+            "{:?}",
+            d.conflicts
         );
     }
 
