@@ -32,7 +32,7 @@ pub enum KeysCommand {
         /// Only this domain.
         #[arg(long)]
         domain: Option<String>,
-        /// JSON lines instead of a table.
+        /// A JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -151,38 +151,43 @@ pub fn run_to(
                     "DOMAIN", "SELECTOR", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"
                 )?;
             }
-            for k in store
+            let keys = store
                 .state()
                 .keys
                 .iter()
-                .filter(|k| domain.as_ref().is_none_or(|d| *d == k.domain))
-            {
-                if json {
-                    let v = serde_json::json!({
-                        "domain": k.domain, "prefix": k.prefix, "selector": k.selector,
-                        "algorithm": k.algorithm, "bits": k.bits, "state": k.state,
-                        "created": k.created.to_string(),
-                        "activated": k.activated.map(|t| t.to_string()),
-                        "retired": k.retired.map(|t| t.to_string()),
-                    });
-                    writeln!(out, "{v}")?;
-                } else {
-                    let alg = match k.bits {
-                        Some(b) => format!("{}{b}", k.algorithm),
-                        None => k.algorithm.to_string(),
-                    };
-                    writeln!(
-                        out,
-                        "{:<24} {:<18} {:<8} {:<10} {:<21} {:<21} {:<21}",
-                        k.domain,
-                        k.selector,
-                        alg,
-                        k.state.to_string(),
-                        k.created.to_string(),
-                        opt(k.activated),
-                        opt(k.retired)
-                    )?;
-                }
+                .filter(|k| domain.as_ref().is_none_or(|d| *d == k.domain));
+            if json {
+                // One JSON document (an array), as every command prints.
+                let list: Vec<serde_json::Value> = keys
+                    .map(|k| {
+                        serde_json::json!({
+                            "domain": k.domain, "prefix": k.prefix, "selector": k.selector,
+                            "algorithm": k.algorithm, "bits": k.bits, "state": k.state,
+                            "created": k.created.to_string(),
+                            "activated": k.activated.map(|t| t.to_string()),
+                            "retired": k.retired.map(|t| t.to_string()),
+                        })
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+                return Ok(0);
+            }
+            for k in keys {
+                let alg = match k.bits {
+                    Some(b) => format!("{}{b}", k.algorithm),
+                    None => k.algorithm.to_string(),
+                };
+                writeln!(
+                    out,
+                    "{:<24} {:<18} {:<8} {:<10} {:<21} {:<21} {:<21}",
+                    k.domain,
+                    k.selector,
+                    alg,
+                    k.state.to_string(),
+                    k.created.to_string(),
+                    opt(k.activated),
+                    opt(k.retired)
+                )?;
             }
             Ok(0)
         }
