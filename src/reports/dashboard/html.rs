@@ -218,12 +218,12 @@ fn nice_max(v: i64) -> i64 {
         return 1;
     }
     let mag = 10_i64.pow(v.ilog10());
-    for m in [1, 2, 5, 10] {
-        if m * mag >= v {
-            return m * mag;
+    for m in [1_i64, 2, 5, 10] {
+        if m.saturating_mul(mag) >= v {
+            return m.saturating_mul(mag);
         }
     }
-    10 * mag
+    mag.saturating_mul(10)
 }
 
 /// A stacked bar chart, one bar per day. `series` are (label, colour,
@@ -247,7 +247,7 @@ fn bar_chart(out: &mut String, id: &str, title: &str, days: &[DayPoint], series:
     out.push_str("</div>");
     let max = nice_max(
         days.iter()
-            .map(|d| series.iter().map(|s| (s.2)(d)).sum::<i64>())
+            .map(|d| series.iter().fold(0i64, |n, s| n.saturating_add((s.2)(d))))
             .max()
             .unwrap_or(0),
     );
@@ -260,7 +260,7 @@ fn bar_chart(out: &mut String, id: &str, title: &str, days: &[DayPoint], series:
     let plot_w = w - left - 8.0;
     for i in 0..=4 {
         let y = top + plot_h - plot_h * f64::from(i) / 4.0;
-        let v = max * i64::from(i) / 4;
+        let v = i64::try_from(i128::from(max) * i128::from(i) / 4).unwrap_or(i64::MAX);
         let _ = write!(
             out,
             "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e3e6ec\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
@@ -335,7 +335,7 @@ fn charts(out: &mut String, days: &[DayPoint]) {
         days,
         &[
             ("pass", PASS, |d| d.dmarc_pass),
-            ("fail", FAIL, |d| d.messages - d.dmarc_pass),
+            ("fail", FAIL, |d| d.messages.saturating_sub(d.dmarc_pass)),
         ],
     );
     bar_chart(
@@ -412,7 +412,10 @@ fn tls_table(out: &mut String, rows: &[TlsPolicyRow]) {
             thousands(t.reports),
             thousands(t.successful),
             thousands(t.failed),
-            pass_bar(super::model::pct(t.successful, t.successful + t.failed)),
+            pass_bar(super::model::pct(
+                t.successful,
+                t.successful.saturating_add(t.failed)
+            )),
             if types.is_empty() {
                 "-".to_owned()
             } else {
@@ -665,5 +668,6 @@ mod tests {
         assert_eq!(nice_max(13), 20);
         assert_eq!(nice_max(4_100), 5_000);
         assert_eq!(nice_max(1_000), 1_000);
+        assert_eq!(nice_max(i64::MAX), i64::MAX);
     }
 }

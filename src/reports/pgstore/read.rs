@@ -2,6 +2,7 @@
 //! checklist queries.
 
 use super::*;
+use crate::reports::dashq::pg_sum;
 
 impl PgStore {
     pub(super) fn list_pg(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, PgError> {
@@ -30,13 +31,17 @@ impl PgStore {
         }
         for r in c
             .query(
-                "SELECT t.id, t.org_name, t.report_id, \
+                concat!(
+                    "SELECT t.id, t.org_name, t.report_id, \
                  coalesce((SELECT min(policy_domain) FROM tls_policies p WHERE p.tls_report_id = t.id), ''), \
                  t.date_begin, t.date_end, \
                  (SELECT count(*) FROM tls_policies p WHERE p.tls_report_id = t.id), \
-                 coalesce((SELECT sum(successful_count + failure_count) FROM tls_policies p \
+                 coalesce((SELECT ",
+                    pg_sum!("successful_count::numeric + failure_count"),
+                    " FROM tls_policies p \
                  WHERE p.tls_report_id = t.id), 0)::bigint \
-                 FROM tls_reports t ORDER BY t.date_begin DESC, t.id DESC",
+                 FROM tls_reports t ORDER BY t.date_begin DESC, t.id DESC"
+                ),
                 &[],
             )
             .map_err(q("list TLS reports"))?
@@ -280,10 +285,16 @@ impl ChecklistQueries for PgStore {
         Ok(self
             .client()
             .query_one(
-                "SELECT coalesce(sum(r.count), 0)::bigint, coalesce(sum(CASE WHEN r.dkim_aligned = 'pass' \
-                 OR r.spf_aligned = 'pass' THEN r.count ELSE 0 END), 0)::bigint \
-                 FROM records r JOIN reports p ON p.id = r.report_id \
-                 WHERE p.policy_domain = $1 AND p.date_begin >= $2",
+                concat!(
+                    "SELECT coalesce(",
+                    pg_sum!("r.count"),
+                    ", 0), coalesce(",
+                    pg_sum!(
+                        "CASE WHEN r.dkim_aligned = 'pass' OR r.spf_aligned = 'pass' THEN r.count ELSE 0 END"
+                    ),
+                    ", 0) FROM records r JOIN reports p ON p.id = r.report_id \
+                 WHERE p.policy_domain = $1 AND p.date_begin >= $2"
+                ),
                 &[&domain, &since],
             )
             .map(|r| Volume {
@@ -303,12 +314,16 @@ impl ChecklistQueries for PgStore {
         let rows = self
             .client()
             .query(
-                "SELECT r.source_ip, sum(r.count)::bigint, string_agg(DISTINCT r.spf_domain, ','), \
+                concat!(
+                    "SELECT r.source_ip, ",
+                    pg_sum!("r.count"),
+                    ", string_agg(DISTINCT r.spf_domain, ','), \
                  string_agg(DISTINCT r.dkim_domain, ','), string_agg(DISTINCT r.dkim_selector, ',') \
                  FROM records r JOIN reports p ON p.id = r.report_id \
                  WHERE p.policy_domain = $1 AND p.date_begin >= $2 \
                  AND coalesce(r.dkim_aligned, '') <> 'pass' AND coalesce(r.spf_aligned, '') <> 'pass' \
-                 GROUP BY r.source_ip ORDER BY sum(r.count) DESC, r.source_ip LIMIT $3",
+                 GROUP BY r.source_ip ORDER BY sum(r.count) DESC, r.source_ip LIMIT $3"
+                ),
                 &[&domain, &since, &limit],
             )
             .map_err(q("checklist failing sources"))?;

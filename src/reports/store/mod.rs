@@ -29,6 +29,7 @@ pub use schema::SCHEMA_VERSION;
 use write::{ParserThread, pipelined};
 
 use super::IngestLimits;
+use super::dashq::{sqlite_add, sqlite_sum};
 use super::parse::{
     self, AggregateHeader, AggregateSummary, AggregateVisitor, FailureReport, Found, ParseError,
     Record, ReportKind, ReportSink, SinkError, TlsReport,
@@ -415,14 +416,16 @@ impl ReportStore for SqliteStore {
         }
         let mut stmt = self
             .conn
-            .prepare_cached(
+            .prepare_cached(concat!(
                 "SELECT t.id, t.org_name, t.report_id, \
                  coalesce((SELECT min(policy_domain) FROM tls_policies p WHERE p.tls_report_id = t.id), ''), \
                  t.date_begin, t.date_end, \
                  (SELECT count(*) FROM tls_policies p WHERE p.tls_report_id = t.id), \
-                 coalesce((SELECT sum(successful_count + failure_count) FROM tls_policies p WHERE p.tls_report_id = t.id), 0) \
+                 coalesce((SELECT ",
+                sqlite_add!(sqlite_sum!("successful_count"), sqlite_sum!("failure_count")),
+                " FROM tls_policies p WHERE p.tls_report_id = t.id), 0) \
                  FROM tls_reports t ORDER BY t.date_begin DESC, t.id DESC",
-            )
+            ))
             .map_err(q("list TLS reports"))?;
         let rows = stmt
             .query_map([], |r| {
