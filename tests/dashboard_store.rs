@@ -9,7 +9,6 @@ mod support;
 
 use mailauth::reports::IngestLimits;
 use mailauth::reports::dashq::{DashFilter, DashboardQueries};
-use mailauth::reports::store::ChecklistQueries;
 use support::postgres::TestStore;
 
 both_stores!(rollup_tracks_the_records, absurd_counts_saturate_every_sum);

@@ -383,11 +383,17 @@ fn limit_arg(limit: usize) -> Arg {
     Arg::Int(Some(i64::try_from(limit).unwrap_or(i64::MAX)))
 }
 
+/// The daily query rounds `until` up to a whole day (`until + 86399`):
+/// an extreme bound (`--until 9223372036854775807`) must not overflow
+/// that sum (PostgreSQL fails "bigint out of range"). Nothing is stored
+/// that late, so the clamp changes no answer.
+const LATEST_UNTIL: i64 = i64::MAX - 86_400;
+
 fn range_args(f: &DashFilter) -> [Arg; 3] {
     [
         Arg::Text(f.domain.clone()),
         Arg::Int(f.since),
-        Arg::Int(f.until),
+        Arg::Int(f.until.map(|u| u.min(LATEST_UNTIL))),
     ]
 }
 

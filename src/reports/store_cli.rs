@@ -347,7 +347,13 @@ struct MigrateOut {
 /// Runs a `store` subcommand; returns the exit code. `config` is the
 /// config file whose `store:` `migrate` falls back to.
 pub fn run(args: StoreArgs, config: &Path, out: &mut dyn Write) -> Result<i32, StoreCliError> {
-    let w = |source| StoreCliError::Output { source };
+    let w = |source: std::io::Error| {
+        // The binary ends quietly on a closed pipe (`| head`).
+        if source.kind() == std::io::ErrorKind::BrokenPipe {
+            super::cli::mark_stdout_closed();
+        }
+        StoreCliError::Output { source }
+    };
     match args.command {
         StoreCommand::Migrate { store } => {
             let choice = StoreOptions {

@@ -63,19 +63,40 @@ pub fn url_encode(s: &str) -> String {
     out
 }
 
+/// Longest encoded domain kept whole in a file name: with `d-` and
+/// `.html` well under the 255 bytes most file systems allow.
+const DOMAIN_FILE_KEEP: usize = 160;
+
 /// The static site's file name for a domain: injective, safe on every
 /// file system and in a URL (`[a-z0-9.-]` kept, anything else `_XX`).
+/// A long domain (a hostile report's policy domain can be any length)
+/// keeps the first [`DOMAIN_FILE_KEEP`] bytes of its encoding, then `~`
+/// and 32 hex digits of the SHA-256 of the whole domain: at most 205
+/// bytes. Only such names contain `~`, so they never collide with a
+/// short one.
 pub fn domain_file(domain: &str) -> String {
-    let mut out = String::from("d-");
+    let mut enc = String::new();
     for b in domain.bytes() {
         if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-' {
-            out.push(b as char);
+            enc.push(b as char);
         } else {
-            let _ = write!(out, "_{b:02X}");
+            let _ = write!(enc, "_{b:02X}");
         }
     }
-    out.push_str(".html");
-    out
+    if enc.len() > DOMAIN_FILE_KEEP {
+        let digest = ring::digest::digest(&ring::digest::SHA256, domain.as_bytes());
+        // Cut between escapes, never inside one (all ASCII).
+        let mut cut = DOMAIN_FILE_KEEP;
+        while let Some(i) = enc[..cut].rfind('_').filter(|&i| i + 3 > cut) {
+            cut = i;
+        }
+        enc.truncate(cut);
+        enc.push('~');
+        for b in &digest.as_ref()[..16] {
+            let _ = write!(enc, "{b:02x}");
+        }
+    }
+    format!("d-{enc}.html")
 }
 
 impl Links {
@@ -659,6 +680,17 @@ mod tests {
         assert_eq!(domain_file("../x"), "d-.._2Fx.html");
         assert_ne!(domain_file("A.test"), domain_file("a.test"));
         assert_ne!(domain_file("_41.test"), domain_file("A.test"));
+        // Long domains: bounded, still distinct, never cut inside an escape.
+        let long = "a".repeat(300);
+        let f = domain_file(&long);
+        assert!(f.len() <= 205 && f.contains('~'), "{f}");
+        assert_ne!(f, domain_file(&format!("{long}b")));
+        assert_eq!(f, domain_file(&long));
+        let f = domain_file(&"A".repeat(300));
+        assert!(f.len() <= 205, "{f}");
+        let kept = &f[2..f.find('~').expect("hashed")];
+        assert!(kept.len() % 3 == 0 && kept.starts_with("_41"), "{f}");
+        assert!(!domain_file(&"x".repeat(DOMAIN_FILE_KEEP)).contains('~'));
     }
 
     #[test]

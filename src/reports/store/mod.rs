@@ -65,6 +65,9 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    /// `reports delete` of an id that is not in the store.
+    #[error("no {} report with id {}", .kind.as_str(), display_id(*.kind, *.id))]
+    NoSuchReport { kind: ReportKind, id: i64 },
     #[error("report database query failed ({what}): {source}")]
     Query {
         what: &'static str,
@@ -82,7 +85,12 @@ fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
 }
 
 /// One line of `reports list`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// In JSON, `id` is the id as `list` prints it and `show`/`delete` accept
+/// it (`12`, `tls:3`, `failure:5`; see [`ReportRow::display_id`]), and the
+/// number of records is `record_count` (a detail's `records` is the list
+/// of records itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportRow {
     pub kind: ReportKind,
     pub id: i64,
@@ -96,6 +104,72 @@ pub struct ReportRow {
     pub records: i64,
     /// Messages (aggregate sum of counts), sessions (TLS), 1 (failure).
     pub messages: i64,
+}
+
+impl ReportRow {
+    /// The id as `reports list` prints it and `reports show`/`delete`
+    /// accept it: the number alone for aggregate reports, `tls:N` and
+    /// `failure:N` otherwise.
+    pub fn display_id(&self) -> String {
+        display_id(self.kind, self.id)
+    }
+}
+
+/// See [`ReportRow::display_id`].
+pub fn display_id(kind: ReportKind, id: i64) -> String {
+    match kind {
+        ReportKind::Aggregate => id.to_string(),
+        k => format!("{}:{id}", k.as_str()),
+    }
+}
+
+/// A report id given on the command line that is none of the forms
+/// [`ReportRow::display_id`] prints.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid report id {given:?}: use the id `mailauth reports list` prints: a number (aggregate report, e.g. `12`), `tls:N`, `failure:N` or `aggregate:N`"
+)]
+pub struct ReportIdError {
+    pub given: String,
+}
+
+/// Parses an id as [`ReportRow::display_id`] prints it (`aggregate:N` is
+/// accepted too). Ids are positive.
+pub fn parse_report_id(s: &str) -> Result<(ReportKind, i64), ReportIdError> {
+    let err = || ReportIdError {
+        given: s.to_owned(),
+    };
+    let (kind, id) = match s.split_once(':') {
+        Some(("aggregate", id)) => (ReportKind::Aggregate, id),
+        Some(("tls", id)) => (ReportKind::Tls, id),
+        Some(("failure", id)) => (ReportKind::Failure, id),
+        Some(_) => return Err(err()),
+        None => (ReportKind::Aggregate, s),
+    };
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err());
+    }
+    match id.parse::<i64>() {
+        Ok(n) if n > 0 => Ok((kind, n)),
+        _ => Err(err()),
+    }
+}
+
+impl Serialize for ReportRow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("ReportRow", 9)?;
+        st.serialize_field("id", &self.display_id())?;
+        st.serialize_field("kind", &self.kind)?;
+        st.serialize_field("org", &self.org)?;
+        st.serialize_field("report_id", &self.report_id)?;
+        st.serialize_field("domain", &self.domain)?;
+        st.serialize_field("begin", &self.begin)?;
+        st.serialize_field("end", &self.end)?;
+        st.serialize_field("record_count", &self.records)?;
+        st.serialize_field("messages", &self.messages)?;
+        st.end()
+    }
 }
 
 /// One stored aggregate record, as `reports show` prints it.
@@ -166,6 +240,12 @@ pub trait ReportStore {
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError>;
     /// One report by kind and id.
     fn show(&self, kind: ReportKind, id: i64) -> Result<Option<ReportDetail>, StoreError>;
+    /// Removes every report in `ids` with everything stored under it
+    /// (records, published policy, TLS policies and failure details), in
+    /// ONE transaction: when any id is unknown nothing is removed and the
+    /// error names it. The dashboards' rollup notices the removal (the
+    /// report count drops) and is rebuilt on its next refresh.
+    fn delete(&mut self, ids: &[(ReportKind, i64)]) -> Result<(), StoreError>;
 }
 
 /// SQLite implementation of [`ReportStore`].
@@ -484,6 +564,41 @@ impl ReportStore for SqliteStore {
             ReportKind::Tls => self.show_tls(id),
             ReportKind::Failure => self.show_failure(id),
         }
+    }
+
+    fn delete(&mut self, ids: &[(ReportKind, i64)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin delete"))?;
+        for &(kind, id) in ids {
+            // Children first: a store opened without `foreign_keys` (or
+            // an older one) must not keep orphans.
+            let steps: &[&str] = match kind {
+                ReportKind::Aggregate => &[
+                    "DELETE FROM records WHERE report_id = ?1",
+                    "DELETE FROM policy_published WHERE report_id = ?1",
+                    "DELETE FROM reports WHERE id = ?1",
+                ],
+                ReportKind::Tls => &[
+                    "DELETE FROM tls_failures WHERE tls_policy_id IN \
+                     (SELECT id FROM tls_policies WHERE tls_report_id = ?1)",
+                    "DELETE FROM tls_policies WHERE tls_report_id = ?1",
+                    "DELETE FROM tls_reports WHERE id = ?1",
+                ],
+                ReportKind::Failure => &["DELETE FROM failure_reports WHERE id = ?1"],
+            };
+            let mut removed = 0;
+            for sql in steps {
+                removed = tx.execute(sql, [id]).map_err(q("delete report"))?;
+            }
+            if removed == 0 {
+                // Dropping `tx` rolls back what was removed before.
+                return Err(StoreError::NoSuchReport { kind, id });
+            }
+        }
+        // SQLite may hand a removed highest id to the next report: forget
+        // the rollup's state so its next refresh rebuilds it.
+        tx.execute("DELETE FROM dashboard_rollup_v1", [])
+            .map_err(q("reset rollup"))?;
+        tx.commit().map_err(q("commit delete"))
     }
 }
 
