@@ -626,3 +626,59 @@ fn a_missing_store_is_an_error_and_is_not_created() {
         assert!(!db.exists(), "{args:?} created the database");
     }
 }
+
+/// A DNS server on loopback that answers every query REFUSED, at once.
+fn refusing_dns() -> std::net::SocketAddr {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = sock.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            if n < 12 {
+                continue;
+            }
+            let mut reply = buf[..n].to_vec();
+            reply[2] |= 0x80; // QR: a response
+            reply[3] = (reply[3] & 0xf0) | 5; // RCODE REFUSED
+            let _ = sock.send_to(&reply, from);
+        }
+    });
+    addr
+}
+
+/// Issue 15: `inspect` printed header fields raw (a Subject carrying
+/// `ESC ]0;…BEL` retitled the terminal, CSI sequences cleared it).
+#[test]
+fn inspect_output_carries_no_control_characters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let msg = dir.path().join("m.eml");
+    std::fs::write(
+        &msg,
+        b"From: a@example.com\r\nTo: b@example.org\r\n\
+          Subject: hi \x1b]0;pwned\x07 \xc2\x9b31m\r\n\
+          Date: Tue, 30 Apr 2019 02:09:09 +0000\r\n\
+          Received: from x\x1b[2J (x [192.0.2.1]) by mx.example.org; Tue, 30 Apr 2019 02:09:09 +0000\r\n\
+          \r\nbody\r\n",
+    )
+    .expect("write");
+    let ns = refusing_dns().to_string();
+    for json in [false, true] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"));
+        cmd.args(["inspect", "--nameserver", &ns])
+            .arg(&msg)
+            .current_dir(dir.path())
+            .env_remove("MAILAUTH_CONFIG");
+        if json {
+            cmd.arg("--json");
+        }
+        let o = cmd.output().expect("run mailauth");
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(out.contains("pwned"), "{out}");
+        assert_no_controls("inspect", &out, &['\n']);
+        if json {
+            let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+            assert_eq!(v["subject"], "hi \u{1b}]0;pwned\u{7} \u{9b}31m");
+        }
+    }
+}
