@@ -4,6 +4,11 @@
 //! query side by side for SQLite and PostgreSQL (the only part that
 //! differs).
 //!
+//! Every sum of counts saturates at the bounds of a 64-bit integer on both
+//! stores ([`sqlite_sum!`], [`pg_sum!`], also used by the list and
+//! checklist queries): a store holding absurd counts (written before
+//! ingest refused them) still answers.
+//!
 //! Everything here is read-only on the report tables. The one thing it
 //! writes is the daily rollup (`dashboard_daily_v1`, state in
 //! `dashboard_rollup_v1`), a cache derived from `reports` + `records` and

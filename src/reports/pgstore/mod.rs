@@ -9,7 +9,9 @@
 //! backend they hold. Leaves parsing to `reports::parse`, sources to
 //! `reports::ingest` and the choice of backend to `reports::store_cli`.
 //! Parts: `schema` (migrations), `write` (inserts), `read` (list, show,
-//! checklist queries), `copy` (`mailauth store copy`).
+//! checklist queries), `copy` (`mailauth store copy`); `reports delete`
+//! is here. Sums of counts saturate at `i64::MAX` (`pg_sum!` of
+//! `reports::dashq`), as on SQLite.
 //!
 //! Concurrency: every item is one transaction; a report is claimed by
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING id` on the report's natural
