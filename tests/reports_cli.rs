@@ -368,6 +368,12 @@ fn json_ids_round_trip_and_no_key_is_repeated(st: &TestStore) {
         let v: serde_json::Value = serde_json::from_str(line).expect("json");
         ok(st, &["show", v["id"].as_str().expect("string id")]);
     }
+    // The dashboards' failure-report ids are the same strings.
+    let summary: serde_json::Value =
+        serde_json::from_str(&ok(st, &["summary", "--json"])).expect("json");
+    let fid = summary["failures"][0]["id"].as_str().expect("string id");
+    assert!(fid.starts_with("failure:"), "{fid}");
+    ok(st, &["show", fid]);
     for bad in ["abc", "tls:x", "bogus:1", "0"] {
         let o = bin(st, &["show", bad]);
         assert!(!o.status.success(), "{bad}");

@@ -199,6 +199,9 @@ pub struct TlsPolicyRow {
 /// A DMARC failure report, as the dashboard lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailureRow {
+    /// In JSON, the id `reports show` and `inspect --failure-report`
+    /// accept: `failure:N`.
+    #[serde(serialize_with = "failure_id")]
     pub id: i64,
     pub reported_domain: String,
     pub reporter: Option<String>,
@@ -208,6 +211,13 @@ pub struct FailureRow {
     pub original_mail_from: Option<String>,
     pub dkim_domain: Option<String>,
     pub original_subject: Option<String>,
+}
+
+fn failure_id<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&super::store::display_id(
+        super::parse::ReportKind::Failure,
+        *id,
+    ))
 }
 
 /// The dashboard queries; each backend has one SQL text per query.
