@@ -633,8 +633,15 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
              AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
              AND (?4 IS NULL OR c.source_ip = ?4) \
              GROUP BY r.policy_domain, c.source_ip \
-             HAVING ?5 = 0 OR n > ok \
-             ORDER BY CASE WHEN ?5 = 0 THEN n ELSE n - ok END DESC, c.source_ip, r.policy_domain \
+             HAVING ?5 = 0 OR ",
+                sqlite_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+                ),
+                " > 0 ORDER BY CASE WHEN ?5 = 0 THEN n ELSE ",
+                sqlite_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+                ),
+                " END DESC, c.source_ip, r.policy_domain \
              LIMIT ?6"
             )
         }
@@ -890,10 +897,17 @@ fn pg_sql(q: DashQuery) -> &'static str {
              AND ($2::bigint IS NULL OR r.date_begin >= $2) AND ($3::bigint IS NULL OR r.date_begin < $3) \
              AND ($4::text IS NULL OR c.source_ip = $4) \
              GROUP BY r.policy_domain, c.source_ip \
-             HAVING $5::bigint = 0 OR sum(c.count) > \
-               sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END) \
-             ORDER BY CASE WHEN $5::bigint = 0 THEN sum(c.count) ELSE sum(c.count) - \
-               sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END) END DESC, \
+             HAVING $5::bigint = 0 OR ",
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+                ),
+                " > 0 ORDER BY CASE WHEN $5::bigint = 0 THEN ",
+                pg_sum!("c.count"),
+                " ELSE ",
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+                ),
+                " END DESC, \
                c.source_ip COLLATE \"C\", r.policy_domain COLLATE \"C\" \
              LIMIT $6::bigint"
             )

@@ -689,7 +689,10 @@ mod tests {
         let f = domain_file(&"A".repeat(300));
         assert!(f.len() <= 205, "{f}");
         let kept = &f[2..f.find('~').expect("hashed")];
-        assert!(kept.len().is_multiple_of(3) && kept.starts_with("_41"), "{f}");
+        assert!(
+            kept.len().is_multiple_of(3) && kept.starts_with("_41"),
+            "{f}"
+        );
         assert!(!domain_file(&"x".repeat(DOMAIN_FILE_KEEP)).contains('~'));
     }
 

@@ -322,7 +322,7 @@ impl ChecklistQueries for PgStore {
                  FROM records r JOIN reports p ON p.id = r.report_id \
                  WHERE p.policy_domain = $1 AND p.date_begin >= $2 \
                  AND coalesce(r.dkim_aligned, '') <> 'pass' AND coalesce(r.spf_aligned, '') <> 'pass' \
-                 GROUP BY r.source_ip ORDER BY sum(r.count) DESC, r.source_ip LIMIT $3"
+                 GROUP BY r.source_ip ORDER BY 2 DESC, r.source_ip LIMIT $3"
                 ),
                 &[&domain, &since, &limit],
             )
