@@ -3,7 +3,7 @@
 //!
 //! Owns argument definitions and output formatting (table, JSON, CSV):
 //! every text that reaches the terminal goes through
-//! [`dashboard::text::terminal_safe`] (tables) or [`json_terminal_safe`]
+//! [`dashboard::text::clean`] (tables, text) or [`json_terminal_safe`]
 //! (JSON), CSV cells are neutralised against formula injection
 //! ([`csv_field`]), and standard output is a [`PipeStdout`] so a closed
 //! pipe ends the command quietly. Read-only commands (`list`, `show`,
@@ -392,10 +392,11 @@ fn open_existing(choice: &StoreChoice) -> anyhow::Result<Box<dyn AnyStore>> {
 /// `reports delete ID…`: every id is checked first, then all are removed
 /// in one transaction (or none, when one is unknown).
 fn delete_cmd(choice: &StoreChoice, a: &DeleteArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+    let mut seen = std::collections::BTreeSet::new();
     let mut ids = Vec::with_capacity(a.ids.len());
     for s in &a.ids {
         let id = parse_report_id(s)?;
-        if !ids.contains(&id) {
+        if seen.insert((id.0.as_str(), id.1)) {
             ids.push(id);
         }
     }
