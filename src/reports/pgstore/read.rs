@@ -4,6 +4,43 @@
 use super::*;
 use crate::reports::dashq::pg_sum;
 
+/// Every TLS report's list row, or only the one with `id` (one query
+/// either way: `show` of one report does not list them all).
+fn tls_rows(c: &mut Client, id: Option<i64>) -> Result<Vec<ReportRow>, PgError> {
+    let mut out = Vec::new();
+    for r in c
+        .query(
+            concat!(
+                "SELECT t.id, t.org_name, t.report_id, \
+             coalesce((SELECT min(policy_domain) FROM tls_policies p WHERE p.tls_report_id = t.id), ''), \
+             t.date_begin, t.date_end, \
+             (SELECT count(*) FROM tls_policies p WHERE p.tls_report_id = t.id), \
+             coalesce((SELECT ",
+                pg_sum!("successful_count::numeric + failure_count"),
+                " FROM tls_policies p \
+             WHERE p.tls_report_id = t.id), 0)::bigint \
+             FROM tls_reports t WHERE $1::bigint IS NULL OR t.id = $1 \
+             ORDER BY t.date_begin DESC, t.id DESC"
+            ),
+            &[&id],
+        )
+        .map_err(q("list TLS reports"))?
+    {
+        out.push(ReportRow {
+            kind: ReportKind::Tls,
+            id: r.get(0),
+            org: r.get(1),
+            report_id: r.get(2),
+            domain: r.get(3),
+            begin: r.get(4),
+            end: r.get(5),
+            records: r.get(6),
+            messages: r.get(7),
+        });
+    }
+    Ok(out)
+}
+
 impl PgStore {
     pub(super) fn list_pg(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, PgError> {
         let mut c = self.client();
@@ -29,34 +66,7 @@ impl PgStore {
                 messages: r.get(7),
             });
         }
-        for r in c
-            .query(
-                concat!(
-                    "SELECT t.id, t.org_name, t.report_id, \
-                 coalesce((SELECT min(policy_domain) FROM tls_policies p WHERE p.tls_report_id = t.id), ''), \
-                 t.date_begin, t.date_end, \
-                 (SELECT count(*) FROM tls_policies p WHERE p.tls_report_id = t.id), \
-                 coalesce((SELECT ",
-                    pg_sum!("successful_count::numeric + failure_count"),
-                    " FROM tls_policies p \
-                 WHERE p.tls_report_id = t.id), 0)::bigint \
-                 FROM tls_reports t ORDER BY t.date_begin DESC, t.id DESC"
-                ),
-                &[],
-            )
-            .map_err(q("list TLS reports"))?
-        {
-            let row = ReportRow {
-                kind: ReportKind::Tls,
-                id: r.get(0),
-                org: r.get(1),
-                report_id: r.get(2),
-                domain: r.get(3),
-                begin: r.get(4),
-                end: r.get(5),
-                records: r.get(6),
-                messages: r.get(7),
-            };
+        for row in tls_rows(&mut c, None)? {
             if domain.is_none_or(|d| d == row.domain) {
                 out.push(row);
             }
@@ -165,14 +175,10 @@ impl PgStore {
     }
 
     pub(super) fn show_tls(&self, id: i64) -> Result<Option<ReportDetail>, PgError> {
-        let Some(row) = self
-            .list_pg(None)?
-            .into_iter()
-            .find(|r| r.kind == ReportKind::Tls && r.id == id)
-        else {
+        let mut c = self.client();
+        let Some(row) = tls_rows(&mut c, Some(id))?.pop() else {
             return Ok(None);
         };
-        let mut c = self.client();
         let policies = c
             .query(
                 "SELECT p.id, p.policy_type, p.policy_domain, p.policy_string, p.mx_host, \

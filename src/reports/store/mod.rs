@@ -497,36 +497,7 @@ impl ReportStore for SqliteStore {
         for row in rows {
             out.push(row.map_err(q("list reports"))?);
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached(concat!(
-                "SELECT t.id, t.org_name, t.report_id, \
-                 coalesce((SELECT min(policy_domain) FROM tls_policies p WHERE p.tls_report_id = t.id), ''), \
-                 t.date_begin, t.date_end, \
-                 (SELECT count(*) FROM tls_policies p WHERE p.tls_report_id = t.id), \
-                 coalesce((SELECT ",
-                sqlite_add!(sqlite_sum!("successful_count"), sqlite_sum!("failure_count")),
-                " FROM tls_policies p WHERE p.tls_report_id = t.id), 0) \
-                 FROM tls_reports t ORDER BY t.date_begin DESC, t.id DESC",
-            ))
-            .map_err(q("list TLS reports"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(ReportRow {
-                    kind: ReportKind::Tls,
-                    id: r.get(0)?,
-                    org: r.get(1)?,
-                    report_id: r.get(2)?,
-                    domain: r.get(3)?,
-                    begin: r.get(4)?,
-                    end: r.get(5)?,
-                    records: r.get(6)?,
-                    messages: r.get(7)?,
-                })
-            })
-            .map_err(q("list TLS reports"))?;
-        for row in rows {
-            let row = row.map_err(q("list TLS reports"))?;
+        for row in self.tls_rows(None)? {
             if domain.is_none_or(|d| d == row.domain) {
                 out.push(row);
             }
@@ -602,6 +573,44 @@ impl ReportStore for SqliteStore {
         tx.execute("DELETE FROM dashboard_rollup_v1", [])
             .map_err(q("reset rollup"))?;
         tx.commit().map_err(q("commit delete"))
+    }
+}
+
+impl SqliteStore {
+    /// Every TLS report's list row, or only the one with `id` (one query
+    /// either way: `show` of one report does not list them all).
+    pub(super) fn tls_rows(&self, id: Option<i64>) -> Result<Vec<ReportRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(concat!(
+                "SELECT t.id, t.org_name, t.report_id, \
+                 coalesce((SELECT min(policy_domain) FROM tls_policies p WHERE p.tls_report_id = t.id), ''), \
+                 t.date_begin, t.date_end, \
+                 (SELECT count(*) FROM tls_policies p WHERE p.tls_report_id = t.id), \
+                 coalesce((SELECT ",
+                sqlite_add!(sqlite_sum!("successful_count"), sqlite_sum!("failure_count")),
+                " FROM tls_policies p WHERE p.tls_report_id = t.id), 0) \
+                 FROM tls_reports t WHERE ?1 IS NULL OR t.id = ?1 \
+                 ORDER BY t.date_begin DESC, t.id DESC",
+            ))
+            .map_err(q("list TLS reports"))?;
+        let rows = stmt
+            .query_map([id], |r| {
+                Ok(ReportRow {
+                    kind: ReportKind::Tls,
+                    id: r.get(0)?,
+                    org: r.get(1)?,
+                    report_id: r.get(2)?,
+                    domain: r.get(3)?,
+                    begin: r.get(4)?,
+                    end: r.get(5)?,
+                    records: r.get(6)?,
+                    messages: r.get(7)?,
+                })
+            })
+            .map_err(q("list TLS reports"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(q("list TLS reports"))
     }
 }
 
