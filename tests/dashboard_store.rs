@@ -11,7 +11,11 @@ use mailauth::reports::IngestLimits;
 use mailauth::reports::dashq::{DashFilter, DashboardQueries};
 use support::postgres::TestStore;
 
-both_stores!(rollup_tracks_the_records, absurd_counts_saturate_every_sum);
+both_stores!(
+    rollup_tracks_the_records,
+    absurd_counts_saturate_every_sum,
+    delete_then_a_new_report_keeps_the_rollup_true,
+);
 
 fn totals(store: &dyn DashboardQueries) -> (i64, i64, i64) {
     let rows = store.dash_daily(&DashFilter::default()).expect("daily");
@@ -223,4 +227,55 @@ fn absurd_counts_saturate_every_sum(st: &TestStore) {
         );
     }
     assert!(html.join("index.html").is_file());
+}
+
+/// Issue 15 (`reports delete`): deleting the newest report and storing
+/// another one may give it the same id on SQLite (same highest id, same
+/// count as the rollup saw): the deletion resets the rollup's state, so
+/// the refresh rebuilds instead of keeping the deleted report's messages.
+fn delete_then_a_new_report_keeps_the_rollup_true(st: &TestStore) {
+    use mailauth::reports::parse::ReportKind;
+    let mut store = st.open();
+    let sample = |name: &str| {
+        std::fs::read(dashboard::samples().join("aggregate").join(name)).expect("sample")
+    };
+    let limits = IngestLimits::default();
+    for name in ["test.xml", "google.xml"] {
+        store
+            .ingest_item(name, &sample(name), &limits)
+            .expect("db")
+            .expect("report");
+    }
+    store.refresh_rollup().expect("refresh");
+    let newest = store
+        .list(None)
+        .expect("list")
+        .into_iter()
+        .map(|r| r.id)
+        .max()
+        .expect("a report");
+    store
+        .delete(&[(ReportKind::Aggregate, newest)])
+        .expect("delete");
+    store
+        .ingest_item("outlook.xml", &sample("outlook.xml"), &limits)
+        .expect("db")
+        .expect("report");
+    store.refresh_rollup().expect("refresh");
+    assert_eq!(totals(store.as_ref()), want(st));
+    // Unknown ids remove nothing.
+    let ids: Vec<i64> = store
+        .list(None)
+        .expect("list")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let err = store
+        .delete(&[(ReportKind::Aggregate, ids[0]), (ReportKind::Tls, 999)])
+        .expect_err("unknown id");
+    assert!(
+        err.to_string().contains("no tls report with id tls:999"),
+        "{err}"
+    );
+    assert_eq!(store.list(None).expect("list").len(), 2);
 }
