@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of the dashboard overview on a large report store.
 #
-# 1. Creates a store with the current schema (`mailauth reports list` on an
-#    empty file) and fills it with SQL: RECORDS aggregate records (default
+# 1. Creates a store with the current schema (`mailauth store migrate` on a
+#    new file) and fills it with SQL: RECORDS aggregate records (default
 #    1,000,000) in 100-record reports over 50 domains, 365 days, 5 reporters
 #    and 20,000 source IPs, with mixed DKIM/SPF results and dispositions.
 # 2. Starts `mailauth serve --offline` on a free loopback port and times,
@@ -36,7 +36,7 @@ else
 fi
 BIN=$TARGET/$PROFILE/mailauth
 DB=$WORK/reports.db
-"$BIN" reports --db "$DB" list >/dev/null
+"$BIN" store migrate --store "$DB" >/dev/null
 
 REPORTS=$(( (RECORDS + 99) / 100 ))
 start=$(date +%s.%N)

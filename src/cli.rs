@@ -299,7 +299,13 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "mailauth", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "mailauth", &mut script);
+            // A closed pipe ends quietly (141), see `main`.
+            let mut out = crate::reports::cli::PipeStdout::lock();
+            out.write_all(&script)
+                .and_then(|()| out.flush())
+                .map_err(|e| Failure::new(1, format!("completions: {e}")))?;
             Ok(0)
         }
         Command::Man { dir } => {
@@ -315,7 +321,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     clap_mangen::Man::new(Cli::command())
                         .render(&mut out)
                         .map_err(fail)?;
-                    std::io::stdout().write_all(&out).map_err(fail)?;
+                    let mut stdout = crate::reports::cli::PipeStdout::lock();
+                    stdout
+                        .write_all(&out)
+                        .and_then(|()| stdout.flush())
+                        .map_err(fail)?;
                 }
             }
             Ok(0)

@@ -281,3 +281,40 @@ fn an_unknown_provider_name_is_a_config_error() {
         "error: mailauth.yaml:5:17: domains.example.org.providers[0]: no provider named `primry`\n  hint: known providers: primary\n"
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_the_pipeline_commands_quietly() {
+    // `mailauth schema | head -1` panicked (exit 101); `keys list` said
+    // "error: Broken pipe". Every command now stops with 141 and no message.
+    let case = example_case();
+    let keys = Case::new().config("keys: { dir: keys }\ndomains:\n  example.com:\n    dkim:\n      selectors:\n        - { prefix: mail }\n");
+    for (case, args) in [
+        (&case, vec!["plan"]),
+        (&case, vec!["plan", "--json"]),
+        (&case, vec!["emit"]),
+        (&case, vec!["schema"]),
+        (&case, vec!["man"]),
+        (&case, vec!["completions", "bash"]),
+        (&case, vec!["plan", "--help"]),
+        (&keys, vec!["keys", "list"]),
+        (&keys, vec!["keys", "list", "--json"]),
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let o = std::process::Command::new(util::bin())
+            .args(&args)
+            .current_dir(case.path())
+            .env_remove("MAILAUTH_CONFIG")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run mailauth");
+        // clap prints --help itself and ends with 0, quietly too.
+        let want = if args.contains(&"--help") { 0 } else { 141 };
+        assert_eq!(
+            (o.status.code(), String::from_utf8_lossy(&o.stderr).as_ref()),
+            (Some(want), ""),
+            "{args:?}"
+        );
+    }
+}

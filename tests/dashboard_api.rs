@@ -179,14 +179,29 @@ fn summary_text_and_json(st: &TestStore) {
     ]))
     .expect("json");
     assert_eq!(one["totals"]["messages"], want["test.net"].messages);
+    // A missing store is an error (a typo must not create one); an
+    // empty one says so.
     let empty_dir = tempfile::tempdir().expect("tempdir");
-    let out = bin()
-        .args(["reports", "--db"])
-        .arg(empty_dir.path().join("e.db"))
-        .args(["summary", "--offline"])
+    let db = empty_dir.path().join("e.db");
+    let summary = || {
+        bin()
+            .args(["reports", "--db"])
+            .arg(&db)
+            .args(["summary", "--offline"])
+            .output()
+            .expect("run")
+    };
+    let out = summary();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such report store"));
+    assert!(!db.exists());
+    let made = bin()
+        .args(["store", "migrate", "--store"])
+        .arg(&db)
         .output()
         .expect("run");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("No reports yet"));
+    assert!(made.status.success());
+    assert!(String::from_utf8_lossy(&summary().stdout).contains("No reports yet"));
 }
 
 fn attribution_in_the_api_follows_the_config(st: &TestStore) {

@@ -11,7 +11,11 @@ use mailauth::reports::IngestLimits;
 use mailauth::reports::dashq::{DashFilter, DashboardQueries};
 use support::postgres::TestStore;
 
-both_stores!(rollup_tracks_the_records);
+both_stores!(
+    rollup_tracks_the_records,
+    absurd_counts_saturate_every_sum,
+    delete_then_a_new_report_keeps_the_rollup_true,
+);
 
 fn totals(store: &dyn DashboardQueries) -> (i64, i64, i64) {
     let rows = store.dash_daily(&DashFilter::default()).expect("daily");
@@ -109,4 +113,169 @@ fn rollup_tracks_the_records(st: &TestStore) {
         11,
         "the late low-id report is in the rollup"
     );
+}
+
+const MAX: i64 = i64::MAX;
+
+/// Issue 15: two records of `<count>9223372036854775807</count>` for one
+/// domain made every dashboard fail for good ("integer overflow" filling
+/// the rollup on SQLite, "bigint out of range" on PostgreSQL). Ingest now
+/// refuses such counts, but a store written by an older version may hold
+/// them: every sum saturates at `i64::MAX` instead, and the commands that
+/// read them (`summary`, `html`, `list`) work.
+fn absurd_counts_saturate_every_sum(st: &TestStore) {
+    drop(st.open());
+    let sql = format!(
+        "INSERT INTO reports (id, org_name, report_id, date_begin, date_end, policy_domain, \
+           record_count, message_count, origin, ingested_at) VALUES \
+           (1, 'big.test', 'r1', 1767139200, 1767225599, 'huge.test', 2, {MAX}, 'x', 0), \
+           (2, 'big.test', 'r2', 1767139200, 1767225599, 'huge.test', 1, {MAX}, 'x', 0); \
+         INSERT INTO records (report_id, source_ip, count, disposition, dkim_aligned, spf_aligned, \
+           header_from, spf_domain, spf_result) VALUES \
+           (1, '192.0.2.1', {MAX}, 'none', 'pass', 'pass', 'huge.test', 'huge.test', 'pass'), \
+           (1, '192.0.2.1', {MAX}, 'reject', 'fail', 'fail', 'huge.test', 'huge.test', 'fail'), \
+           (2, '192.0.2.1', {MAX}, 'quarantine', 'fail', 'fail', 'huge.test', 'huge.test', 'fail'); \
+         INSERT INTO tls_reports (id, org_name, report_id, date_begin, date_end, origin, ingested_at) \
+           VALUES (1, 'big.test', 't1', '2025-12-31T00:00:00Z', '2026-01-01T00:00:00Z', 'x', 0); \
+         INSERT INTO tls_policies (id, tls_report_id, policy_type, policy_domain, successful_count, \
+           failure_count) VALUES (1, 1, 'sts', 'huge.test', {MAX}, {MAX}), \
+           (2, 1, 'sts', 'huge.test', {MAX}, 1); \
+         INSERT INTO tls_failures (tls_policy_id, result_type, failed_session_count) VALUES \
+           (1, 'starttls-not-supported', {MAX}), (2, 'starttls-not-supported', {MAX});"
+    );
+    st.execute(&sql, &sql);
+
+    let mut store = st.open();
+    assert_eq!(store.refresh_rollup().expect("rollup fills"), 2);
+    let all = DashFilter::default();
+    let daily = store.dash_daily(&all).expect("daily");
+    assert_eq!(daily.len(), 1, "{daily:?}");
+    let d = &daily[0];
+    assert_eq!(
+        (d.messages, d.dmarc_pass, d.none, d.quarantine, d.reject),
+        (MAX, MAX, MAX, MAX, MAX)
+    );
+    // Folding a new report into a saturated day saturates too.
+    let sql = format!(
+        "INSERT INTO reports (id, org_name, report_id, date_begin, date_end, policy_domain, \
+           record_count, message_count, origin, ingested_at) VALUES \
+           (3, 'big.test', 'r3', 1767139200, 1767225599, 'huge.test', 1, {MAX}, 'x', 0); \
+         INSERT INTO records (report_id, source_ip, count, disposition, header_from) VALUES \
+           (3, '192.0.2.9', {MAX}, 'reject', 'huge.test');"
+    );
+    drop(store);
+    st.execute(&sql, &sql);
+    let mut store = st.open();
+    assert_eq!(store.refresh_rollup().expect("rollup folds"), 1);
+    let d = &store.dash_daily(&all).expect("daily")[0];
+    assert_eq!((d.messages, d.reject), (MAX, MAX));
+
+    let sources = store.dash_sources(&all, false, 10).expect("sources");
+    assert_eq!(sources[0].messages, MAX, "{sources:?}");
+    // Both sources have failing messages. 192.0.2.1 passed MAX and failed
+    // 2 × MAX: with saturated totals, "messages > passing" would hide it,
+    // so the failing messages are summed themselves (on both stores).
+    let failing = store.dash_sources(&all, true, 10).expect("failing");
+    let ips: Vec<&str> = failing.iter().map(|s| s.source_ip.as_str()).collect();
+    assert_eq!(ips, ["192.0.2.1", "192.0.2.9"], "{failing:?}");
+    let reporters = store.dash_reporters(&all).expect("reporters");
+    assert_eq!((reporters[0].reports, reporters[0].messages), (3, MAX));
+    let policy = store.dash_policy(&all).expect("policy");
+    assert!(policy.iter().all(|p| p.messages == MAX), "{policy:?}");
+    let tls = store.dash_tls(&all).expect("TLS");
+    assert_eq!((tls[0].successful, tls[0].failed), (MAX, MAX));
+    assert_eq!(
+        tls[0].failure_types,
+        vec![("starttls-not-supported".to_owned(), MAX)]
+    );
+    let listed = store.list(None).expect("list");
+    let t = listed
+        .iter()
+        .find(|r| r.report_id == "t1")
+        .expect("TLS row");
+    assert_eq!(t.messages, MAX);
+    let v = store.volume("huge.test", 0).expect("volume");
+    assert_eq!((v.messages, v.dmarc_pass), (MAX, MAX));
+    let f = store.failing_sources("huge.test", 0, 5).expect("failing");
+    assert_eq!(f[0].messages, MAX);
+    drop(store);
+
+    // The commands, through the binary (debug build: an overflow in the
+    // views would panic).
+    let out = tempfile::tempdir().expect("tempdir");
+    let html = out.path().join("site");
+    let runs: [&[&str]; 5] = [
+        &["summary"],
+        &["summary", "--json"],
+        &["summary", "--domain", "huge.test", "--offline"],
+        &["html", "--offline", "--out", html.to_str().expect("utf-8")],
+        &["list"],
+    ];
+    for args in runs {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+            .arg("reports")
+            .args(st.cli_args())
+            .args(args)
+            .current_dir(out.path())
+            .output()
+            .expect("run mailauth");
+        assert!(
+            o.status.success(),
+            "{args:?}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert!(html.join("index.html").is_file());
+}
+
+/// Issue 15 (`reports delete`): deleting the newest report and storing
+/// another one may give it the same id on SQLite (same highest id, same
+/// count as the rollup saw): the deletion resets the rollup's state, so
+/// the refresh rebuilds instead of keeping the deleted report's messages.
+fn delete_then_a_new_report_keeps_the_rollup_true(st: &TestStore) {
+    use mailauth::reports::parse::ReportKind;
+    let mut store = st.open();
+    let sample = |name: &str| {
+        std::fs::read(dashboard::samples().join("aggregate").join(name)).expect("sample")
+    };
+    let limits = IngestLimits::default();
+    for name in ["test.xml", "google.xml"] {
+        store
+            .ingest_item(name, &sample(name), &limits)
+            .expect("db")
+            .expect("report");
+    }
+    store.refresh_rollup().expect("refresh");
+    let newest = store
+        .list(None)
+        .expect("list")
+        .into_iter()
+        .map(|r| r.id)
+        .max()
+        .expect("a report");
+    store
+        .delete(&[(ReportKind::Aggregate, newest)])
+        .expect("delete");
+    store
+        .ingest_item("outlook.xml", &sample("outlook.xml"), &limits)
+        .expect("db")
+        .expect("report");
+    store.refresh_rollup().expect("refresh");
+    assert_eq!(totals(store.as_ref()), want(st));
+    // Unknown ids remove nothing.
+    let ids: Vec<i64> = store
+        .list(None)
+        .expect("list")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let err = store
+        .delete(&[(ReportKind::Aggregate, ids[0]), (ReportKind::Tls, 999)])
+        .expect_err("unknown id");
+    assert!(
+        err.to_string().contains("no tls report with id tls:999"),
+        "{err}"
+    );
+    assert_eq!(store.list(None).expect("list").len(), 2);
 }

@@ -252,13 +252,15 @@ fn cli_inspects_a_stored_failure_report() {
     );
     let out = mailauth(&["reports", "--db", db_arg, "list", "--format", "json"]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("list json");
-    let id = rows
+    // The id as listed (`failure:N`) is what --failure-report takes.
+    let id_arg = rows
         .as_array()
         .and_then(|r| r.iter().find(|r| r["kind"] == "failure"))
-        .and_then(|r| r["id"].as_i64())
-        .unwrap_or_else(|| panic!("no failure report listed: {rows}"));
+        .and_then(|r| r["id"].as_str())
+        .unwrap_or_else(|| panic!("no failure report listed: {rows}"))
+        .to_owned();
+    let id = id_arg.strip_prefix("failure:").expect("failure:N");
     let ns = format!("127.0.0.1:{}", bind.port());
-    let id_arg = format!("failure:{id}");
     let out = mailauth(&[
         "inspect",
         "--failure-report",

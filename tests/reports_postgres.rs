@@ -390,6 +390,18 @@ fn wrong_password_fails_without_printing_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let pwf = tmp.path().join("pw");
     std::fs::write(&pwf, format!("{}\n", pg.password())).expect("write");
+    // `list` reads only: a fresh database is first migrated.
+    let out = mailauth(&pg)
+        .env_remove("MAILAUTH_STORE_PASSWORD")
+        .args(["store", "migrate", "--store", &url, "--store-password-file"])
+        .arg(&pwf)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = mailauth(&pg)
         .env_remove("MAILAUTH_STORE_PASSWORD")
         .args(["reports", "--store", &url, "--store-password-file"])
@@ -549,7 +561,10 @@ fn config_store_drives_the_store_commands() {
         "{summary}"
     );
     assert!(run(&["store", "migrate"], None).contains("is current"));
-    // A flag or MAILAUTH_STORE wins over the config: an empty SQLite file.
+    // A flag or MAILAUTH_STORE wins over the config: an empty SQLite file
+    // (made first: `list` reads only and never creates a store).
+    run(&["store", "migrate", "--store", "flag.db"], None);
+    run(&["store", "migrate", "--store", "sqlite://env.db"], None);
     let listed = |out: String| serde_json::from_str::<serde_json::Value>(&out).expect("json");
     assert_eq!(
         listed(run(&["reports", "list", "--format", "json"], None))

@@ -4,7 +4,10 @@
 //! Exit codes: 0 when DMARC passes and no recorded result disagrees, 3
 //! (findings, as for `validate`) when DMARC does not pass or a recorded
 //! result disagrees, 1 on errors.
+//! Output is sanitised for the terminal (control characters from the
+//! message become U+FFFD; in JSON, escapes) like every report command's.
 
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -106,14 +109,20 @@ pub fn run(ws: Option<&Workspace>, args: InspectArgs) -> anyhow::Result<i32> {
     if let Some(ws) = ws {
         result.fixes = suggest_fixes(ws, &result);
     }
+    // Header fields and DNS answers are the sender's text: nothing of it
+    // reaches the terminal as a control character.
+    let mut out = crate::reports::cli::PipeStdout::lock();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&result).context("serialising the result")?
-        );
+        let json = serde_json::to_string_pretty(&result).context("serialising the result")?;
+        writeln!(out, "{}", crate::reports::cli::json_terminal_safe(&json))?;
     } else {
-        print!("{}", render_text(&result));
+        write!(
+            out,
+            "{}",
+            crate::reports::dashboard::text::terminal_safe(&render_text(&result))
+        )?;
     }
+    out.flush()?;
     Ok(if result.is_clean() {
         0
     } else {

@@ -121,9 +121,11 @@ pub fn run(
     families: &[(String, FamilyConfig)],
     now: Timestamp,
 ) -> anyhow::Result<i32> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    run_to(args, keys_cfg, families, now, &mut out)
+    // A closed standard output ends the command quietly (exit 141).
+    let mut out = crate::reports::cli::PipeStdout::lock();
+    let code = run_to(args, keys_cfg, families, now, &mut out)?;
+    out.flush()?;
+    Ok(code)
 }
 
 /// [`run`], printing to `out`.

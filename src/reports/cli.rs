@@ -1,11 +1,20 @@
-//! The `reports` subcommands: ingest, list, show, export.
+//! The `reports` subcommands: ingest, list, show, export, delete, summary,
+//! html.
 //!
-//! Owns argument definitions and output formatting (table, JSON, CSV).
-//! Leaves parsing, SQL and sources to the other `reports` modules; the
-//! binary wires [`ReportsArgs`] in and maps `Err` to exit code 2.
+//! Owns argument definitions and output formatting (table, JSON, CSV):
+//! every text that reaches the terminal goes through
+//! [`dashboard::text::clean`] (tables, text) or [`json_terminal_safe`]
+//! (JSON), CSV cells are neutralised against formula injection
+//! ([`csv_field`]), and standard output is a [`PipeStdout`] so a closed
+//! pipe ends the command quietly. Read-only commands (`list`, `show`,
+//! `export`) open the store read-only and never create it; `summary`,
+//! `html` and `delete` need an existing store. Leaves parsing, SQL and
+//! sources to the other `reports` modules; the binary wires
+//! [`ReportsArgs`] in and maps `Err` to an exit code.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 
@@ -23,8 +32,8 @@ use super::parse::{
     AggregateHeader, Found, ParseError, Record, ReportKind, ReportSink, parse_item,
     parse_xml_stream,
 };
-use super::store::{ReportDetail, ReportRow, ReportStore, StoreError};
-use super::store_cli::StoreOptions;
+use super::store::{ReportDetail, ReportRow, ReportStore, StoreError, parse_report_id};
+use super::store_cli::{AnyStore, StoreChoice, StoreOptions, StoreUrl};
 
 /// Read DMARC aggregate, DMARC failure and SMTP TLS reports.
 #[derive(Debug, clap::Args)]
@@ -55,6 +64,9 @@ pub enum ReportsCommand {
     Show(ShowArgs),
     /// Export reports as JSON or records as CSV.
     Export(ExportArgs),
+    /// Remove reports (with their records) from the store, by the ids
+    /// `reports list` prints.
+    Delete(DeleteArgs),
     /// Dashboard in the terminal: pass rates, sources, reporters, TLS.
     Summary(SummaryArgs),
     /// Write the dashboards as a static, self-contained HTML site.
@@ -214,9 +226,18 @@ impl Default for ImapArgs {
     }
 }
 
+/// Output formats of `reports list` and `reports show`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Table,
+    Json,
+    Csv,
+}
+
+/// Output formats of `reports export` (a table of every record is not an
+/// export: use `reports list` or `reports show`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
     Json,
     Csv,
 }
@@ -226,6 +247,8 @@ pub struct ListArgs {
     /// Only reports for this domain.
     #[arg(long)]
     pub domain: Option<String>,
+    /// `table`, `json` (an array of reports; `id` is the id `show`
+    /// accepts) or `csv`.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -234,16 +257,26 @@ pub struct ListArgs {
 pub struct ShowArgs {
     /// Report id as listed (`12`, or `tls:3`, `failure:5`).
     pub id: String,
+    /// `table`, `json`, or `csv` (the records of an aggregate report, as
+    /// `export --format csv` writes them).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    /// Report ids as listed (`12`, `tls:3`, `failure:5`). All or nothing:
+    /// when one is unknown, none is removed.
+    #[arg(required = true, num_args = 1..)]
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
     /// `json`: every report with its details and records; `csv`: one line
     /// per aggregate record.
-    #[arg(long, value_enum, default_value_t = Format::Json)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+    pub format: ExportFormat,
     /// Only reports for this domain.
     #[arg(long)]
     pub domain: Option<String>,
@@ -257,43 +290,63 @@ pub struct ExportArgs {
 /// whose `store:` is used when neither a flag nor `MAILAUTH_STORE` names
 /// the store.
 pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = PipeStdout::lock();
     let command = match args.command {
         ReportsCommand::Ingest(a) if a.dry_run => return ingest_cmd(&mut DryRun, a, &mut out),
         other => other,
     };
+    // Ids are checked before the store is opened.
+    if let ReportsCommand::Show(a) = &command {
+        parse_report_id(&a.id)?;
+    }
     let choice = StoreOptions {
         db: args.db,
         store: args.store,
         store_password_file: args.store_password_file,
     }
     .choose(config)?;
-    let mut store = choice.open()?;
     match command {
-        ReportsCommand::Ingest(a) => ingest_cmd(store.as_mut(), a, &mut out),
+        ReportsCommand::Ingest(a) => ingest_cmd(choice.open()?.as_mut(), a, &mut out),
         ReportsCommand::List(a) => {
+            let store = open_read_only(&choice)?;
             let rows = store.list(a.domain.as_deref())?;
             match a.format {
                 Format::Table => write_table(&mut out, &rows)?,
-                Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
+                Format::Json => write_json(&mut out, &rows)?,
                 Format::Csv => write_list_csv(&mut out, &rows)?,
             }
+            out.flush()?;
             Ok(0)
         }
         ReportsCommand::Show(a) => {
-            let (kind, id) = parse_id(&a.id)?;
+            let (kind, id) = parse_report_id(&a.id)?;
+            let store = open_read_only(&choice)?;
             let Some(detail) = store.show(kind, id)? else {
-                eprintln!("no {} report with id {id}", kind.as_str());
+                eprintln!(
+                    "no {} report with id {}",
+                    kind.as_str(),
+                    super::store::display_id(kind, id)
+                );
                 return Ok(1);
             };
             match a.format {
-                Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&detail)?)?,
-                Format::Table | Format::Csv => write_detail(&mut out, &detail)?,
+                Format::Json => write_json(&mut out, &detail)?,
+                Format::Table => write_detail(&mut out, &detail)?,
+                Format::Csv if kind == ReportKind::Aggregate => {
+                    write_records_csv_header(&mut out)?;
+                    write_records_csv(&mut out, &detail)?;
+                }
+                Format::Csv => bail!(
+                    "--format csv writes the records of an aggregate report; {} is a {} report: use --format table or json",
+                    detail.row.display_id(),
+                    kind.as_str()
+                ),
             }
+            out.flush()?;
             Ok(0)
         }
         ReportsCommand::Export(a) => {
+            let store = open_read_only(&choice)?;
             let mut sink: Box<dyn Write> = match &a.output {
                 Some(p) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(p)
@@ -305,9 +358,138 @@ pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
             sink.flush()?;
             Ok(0)
         }
-        ReportsCommand::Summary(a) => summary_cmd(store.as_mut(), a, &mut out),
-        ReportsCommand::Html(a) => html_cmd(store.as_mut(), a, &mut out),
+        ReportsCommand::Delete(a) => delete_cmd(&choice, &a, &mut out),
+        ReportsCommand::Summary(a) => summary_cmd(open_existing(&choice)?.as_mut(), a, &mut out),
+        ReportsCommand::Html(a) => html_cmd(open_existing(&choice)?.as_mut(), a, &mut out),
     }
+}
+
+/// The error of a command that needs an existing store and found none:
+/// nothing is created (a typo in `--db` must not make an empty store).
+fn no_store(choice: &StoreChoice) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no such report store: {} (`mailauth reports ingest` creates one; check --db/--store)",
+        choice.url.describe()
+    )
+}
+
+/// Opens the store for reading only: never created, migrated or written.
+fn open_read_only(choice: &StoreChoice) -> anyhow::Result<Box<dyn AnyStore>> {
+    choice.open_read_only()?.ok_or_else(|| no_store(choice))
+}
+
+/// Opens an existing store (migrating it: the dashboards write their
+/// rollup cache); a missing SQLite file is an error, not created.
+fn open_existing(choice: &StoreChoice) -> anyhow::Result<Box<dyn AnyStore>> {
+    if let StoreUrl::Sqlite(p) = &choice.url
+        && !p.is_file()
+    {
+        return Err(no_store(choice));
+    }
+    choice.open_existing()?.ok_or_else(|| no_store(choice))
+}
+
+/// `reports delete ID…`: every id is checked first, then all are removed
+/// in one transaction (or none, when one is unknown).
+fn delete_cmd(choice: &StoreChoice, a: &DeleteArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut ids = Vec::with_capacity(a.ids.len());
+    for s in &a.ids {
+        let id = parse_report_id(s)?;
+        if seen.insert((id.0.as_str(), id.1)) {
+            ids.push(id);
+        }
+    }
+    let mut store = open_existing(choice)?;
+    store.delete(&ids)?;
+    let shown: Vec<String> = ids
+        .iter()
+        .map(|&(k, id)| super::store::display_id(k, id))
+        .collect();
+    writeln!(
+        out,
+        "deleted {} report(s): {}",
+        shown.len(),
+        shown.join(" ")
+    )?;
+    out.flush()?;
+    Ok(0)
+}
+
+/// Set when a write to standard output failed because its reader is
+/// gone (`| head`): see [`stdout_closed`].
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether standard output was found closed (a broken pipe) by a
+/// [`PipeStdout`]: the binary then ends quietly, as other Unix tools do,
+/// instead of printing the error.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
+/// Records that standard output is closed (the binary's panic hook calls
+/// this for `println!`'s "failed printing to stdout").
+pub fn mark_stdout_closed() {
+    STDOUT_CLOSED.store(true, Ordering::Relaxed);
+}
+
+/// Standard output that never panics and remembers a broken pipe
+/// ([`stdout_closed`]); errors are returned as usual, so the command stops
+/// at once.
+pub struct PipeStdout(std::io::StdoutLock<'static>);
+
+impl PipeStdout {
+    pub fn lock() -> PipeStdout {
+        PipeStdout(std::io::stdout().lock())
+    }
+
+    fn note<T>(r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            mark_stdout_closed();
+        }
+        r
+    }
+}
+
+impl Write for PipeStdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Self::note(self.0.write(buf))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Self::note(self.0.flush())
+    }
+}
+
+/// JSON for a terminal: serde_json escapes C0 controls but leaves DEL,
+/// the C1 controls (U+0080..U+009F, e.g. CSI) and the bidirectional
+/// overrides raw; they are written as `\uXXXX` escapes instead (the same
+/// JSON value, nothing a terminal acts on). Outside strings JSON has none
+/// of them, so the whole text can be filtered.
+pub fn json_terminal_safe(json: &str) -> std::borrow::Cow<'_, str> {
+    // Line feeds and indentation of pretty JSON are whitespace between
+    // tokens (inside strings serde_json has escaped every C0 control).
+    let escape = |c: char| dashboard::text::is_unsafe_char(c) && !matches!(c, '\n' | '\t' | '\r');
+    if !json.chars().any(escape) {
+        return json.into();
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if escape(c) {
+            use std::fmt::Write as _;
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut impl Write, v: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(v)?;
+    writeln!(out, "{}", json_terminal_safe(&text))?;
+    Ok(())
 }
 
 fn dash_filter(a: &DashArgs) -> anyhow::Result<super::store::DashFilter> {
@@ -336,7 +518,7 @@ fn summary_cmd(
             let attr = super::serve::attributor(&a.dash.spf_config, a.dash.offline);
             let view = dashboard::domain(store, &attr, d, &f)?;
             if a.json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
+                write_json(out, &view)?;
             } else {
                 write!(out, "{}", dashboard::text::domain(&view))?;
             }
@@ -344,12 +526,13 @@ fn summary_cmd(
         None => {
             let view = dashboard::overview(store, &f)?;
             if a.json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
+                write_json(out, &view)?;
             } else {
                 write!(out, "{}", dashboard::text::overview(&view))?;
             }
         }
     }
+    out.flush()?;
     Ok(0)
 }
 
@@ -391,21 +574,8 @@ fn html_cmd(
         a.out.display(),
         a.out.join("index.html").display()
     )?;
+    out.flush()?;
     Ok(0)
-}
-
-fn parse_id(s: &str) -> anyhow::Result<(ReportKind, i64)> {
-    let (kind, id) = match s.split_once(':') {
-        Some(("aggregate", id)) => (ReportKind::Aggregate, id),
-        Some(("tls", id)) => (ReportKind::Tls, id),
-        Some(("failure", id)) => (ReportKind::Failure, id),
-        Some((k, _)) => bail!("unknown report kind {k:?}: use aggregate, tls or failure"),
-        None => (ReportKind::Aggregate, s),
-    };
-    let id = id
-        .parse()
-        .with_context(|| format!("report id {id:?} is not a number"))?;
-    Ok((kind, id))
 }
 
 /// The store of `ingest --dry-run`: parses every item through the same
@@ -452,6 +622,9 @@ impl ReportStore for DryRun {
     }
     fn show(&self, _: ReportKind, _: i64) -> Result<Option<ReportDetail>, StoreError> {
         Ok(None)
+    }
+    fn delete(&mut self, _: &[(ReportKind, i64)]) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 
@@ -539,7 +712,7 @@ fn ingest_cmd(
         eprintln!();
     }
     if a.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&total)?)?;
+        write_json(out, &total)?;
     } else {
         writeln!(
             out,
@@ -553,13 +726,15 @@ fn ingest_cmd(
             total.invalid.len(),
             total.errors.len()
         )?;
+        let safe = dashboard::text::clean;
         for p in &total.invalid {
-            writeln!(out, "invalid: {}: {}", p.origin, p.reason)?;
+            writeln!(out, "invalid: {}: {}", safe(&p.origin), safe(&p.reason))?;
         }
         for p in &total.errors {
-            writeln!(out, "error: {}: {}", p.origin, p.reason)?;
+            writeln!(out, "error: {}: {}", safe(&p.origin), safe(&p.reason))?;
         }
     }
+    out.flush()?;
     Ok(if total.invalid.is_empty() && total.errors.is_empty() {
         0
     } else {
@@ -594,13 +769,6 @@ fn imap_config(url: &str, a: &ImapArgs) -> anyhow::Result<ImapConfig> {
     Ok(config)
 }
 
-fn list_id(r: &ReportRow) -> String {
-    match r.kind {
-        ReportKind::Aggregate => r.id.to_string(),
-        k => format!("{}:{}", k.as_str(), r.id),
-    }
-}
-
 fn write_table(out: &mut impl Write, rows: &[ReportRow]) -> std::io::Result<()> {
     let header = [
         "ID", "KIND", "ORG", "DOMAIN", "BEGIN", "END", "RECORDS", "MESSAGES",
@@ -608,13 +776,14 @@ fn write_table(out: &mut impl Write, rows: &[ReportRow]) -> std::io::Result<()> 
     let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
+            let c = dashboard::text::clean;
             [
-                list_id(r),
+                r.display_id(),
                 r.kind.as_str().to_owned(),
-                r.org.clone(),
-                r.domain.clone(),
-                r.begin.clone(),
-                r.end.clone(),
+                c(&r.org),
+                c(&r.domain),
+                c(&r.begin),
+                c(&r.end),
                 r.records.to_string(),
                 r.messages.to_string(),
             ]
@@ -650,12 +819,33 @@ fn write_table(out: &mut impl Write, rows: &[ReportRow]) -> std::io::Result<()> 
     Ok(())
 }
 
-/// RFC 4180 field quoting.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
+/// One CSV cell: RFC 4180 quoting, after two defences for a file that
+/// reaches a spreadsheet or a terminal.
+///
+/// - Formula injection (OWASP "CSV Injection"): a cell starting with `=`,
+///   `+`, `-`, `@`, a tab or a carriage return is taken for a formula by
+///   spreadsheet programs, so it gets a leading `'` (shown as text, the
+///   rest of the cell unchanged) and is quoted.
+/// - Control characters other than tab, CR and LF (escape sequences) are
+///   replaced with U+FFFD, as on the terminal.
+pub fn csv_field(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| {
+            if matches!(c, '\t' | '\r' | '\n') || !dashboard::text::is_unsafe_char(c) {
+                c
+            } else {
+                '\u{fffd}'
+            }
+        })
+        .collect();
+    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula {
+        format!("\"'{}\"", s.replace('"', "\"\""))
+    } else if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s
     }
 }
 
@@ -683,7 +873,7 @@ fn write_list_csv(out: &mut impl Write, rows: &[ReportRow]) -> std::io::Result<(
         csv_line(
             out,
             &[
-                &list_id(r),
+                &r.display_id(),
                 r.kind.as_str(),
                 &r.org,
                 &r.report_id,
@@ -699,39 +889,94 @@ fn write_list_csv(out: &mut impl Write, rows: &[ReportRow]) -> std::io::Result<(
 }
 
 fn write_detail(out: &mut impl Write, d: &ReportDetail) -> anyhow::Result<()> {
+    let c = dashboard::text::clean;
     let r = &d.row;
-    writeln!(out, "{} report {}", r.kind.as_str(), list_id(r))?;
-    writeln!(out, "  org:       {}", r.org)?;
-    writeln!(out, "  report id: {}", r.report_id)?;
-    writeln!(out, "  domain:    {}", r.domain)?;
-    writeln!(out, "  range:     {} .. {}", r.begin, r.end)?;
-    writeln!(out, "  details:   {}", serde_json::to_string(&d.details)?)?;
+    writeln!(out, "{} report {}", r.kind.as_str(), r.display_id())?;
+    writeln!(out, "  org:       {}", c(&r.org))?;
+    writeln!(out, "  report id: {}", c(&r.report_id))?;
+    writeln!(out, "  domain:    {}", c(&r.domain))?;
+    writeln!(out, "  range:     {} .. {}", c(&r.begin), c(&r.end))?;
+    writeln!(
+        out,
+        "  details:   {}",
+        json_terminal_safe(&serde_json::to_string(&d.details)?)
+    )?;
     if !d.records.is_empty() {
         writeln!(out, "  records:")?;
         for rec in &d.records {
             writeln!(
                 out,
                 "    {} x{} disposition={} dkim={} spf={} header_from={}",
-                rec.source_ip,
+                c(&rec.source_ip),
                 rec.count,
-                rec.disposition,
-                rec.dkim_aligned.as_deref().unwrap_or("-"),
-                rec.spf_aligned.as_deref().unwrap_or("-"),
-                rec.header_from
+                c(&rec.disposition),
+                c(rec.dkim_aligned.as_deref().unwrap_or("-")),
+                c(rec.spf_aligned.as_deref().unwrap_or("-")),
+                c(&rec.header_from)
             )?;
         }
     }
     Ok(())
 }
 
-fn export(
-    store: &dyn super::store_cli::AnyStore,
-    a: &ExportArgs,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
+/// The header line of the records CSV (`export --format csv`, `show
+/// --format csv`).
+fn write_records_csv_header(out: &mut dyn Write) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    csv_line(
+        &mut buf,
+        &[
+            "report",
+            "org",
+            "report_id",
+            "domain",
+            "begin",
+            "end",
+            "source_ip",
+            "count",
+            "disposition",
+            "dkim",
+            "spf",
+            "header_from",
+            "envelope_from",
+            "envelope_to",
+        ],
+    )?;
+    out.write_all(&buf)
+}
+
+/// One CSV line per record of an aggregate report.
+fn write_records_csv(out: &mut dyn Write, d: &ReportDetail) -> std::io::Result<()> {
+    let r = &d.row;
+    let mut buf = Vec::new();
+    for rec in &d.records {
+        csv_line(
+            &mut buf,
+            &[
+                &r.display_id(),
+                &r.org,
+                &r.report_id,
+                &r.domain,
+                &r.begin,
+                &r.end,
+                &rec.source_ip,
+                &rec.count.to_string(),
+                &rec.disposition,
+                rec.dkim_aligned.as_deref().unwrap_or_default(),
+                rec.spf_aligned.as_deref().unwrap_or_default(),
+                &rec.header_from,
+                rec.envelope_from.as_deref().unwrap_or_default(),
+                rec.envelope_to.as_deref().unwrap_or_default(),
+            ],
+        )?;
+    }
+    out.write_all(&buf)
+}
+
+fn export(store: &dyn AnyStore, a: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let rows = store.list(a.domain.as_deref())?;
     match a.format {
-        Format::Json | Format::Table => {
+        ExportFormat::Json => {
             // One JSON array, written report by report.
             write!(out, "[")?;
             let mut first = true;
@@ -743,59 +988,17 @@ fn export(
                     write!(out, ",")?;
                 }
                 first = false;
-                write!(out, "\n{}", serde_json::to_string(&d)?)?;
+                write!(out, "\n{}", json_terminal_safe(&serde_json::to_string(&d)?))?;
             }
             writeln!(out, "\n]")?;
         }
-        Format::Csv => {
-            let mut buf = Vec::new();
-            csv_line(
-                &mut buf,
-                &[
-                    "report",
-                    "org",
-                    "report_id",
-                    "domain",
-                    "begin",
-                    "end",
-                    "source_ip",
-                    "count",
-                    "disposition",
-                    "dkim",
-                    "spf",
-                    "header_from",
-                    "envelope_from",
-                    "envelope_to",
-                ],
-            )?;
-            out.write_all(&buf)?;
+        ExportFormat::Csv => {
+            write_records_csv_header(out)?;
             for r in rows.iter().filter(|r| r.kind == ReportKind::Aggregate) {
                 let Some(d) = store.show(r.kind, r.id)? else {
                     continue;
                 };
-                let mut buf = Vec::new();
-                for rec in &d.records {
-                    csv_line(
-                        &mut buf,
-                        &[
-                            &r.id.to_string(),
-                            &r.org,
-                            &r.report_id,
-                            &r.domain,
-                            &r.begin,
-                            &r.end,
-                            &rec.source_ip,
-                            &rec.count.to_string(),
-                            &rec.disposition,
-                            rec.dkim_aligned.as_deref().unwrap_or_default(),
-                            rec.spf_aligned.as_deref().unwrap_or_default(),
-                            &rec.header_from,
-                            rec.envelope_from.as_deref().unwrap_or_default(),
-                            rec.envelope_to.as_deref().unwrap_or_default(),
-                        ],
-                    )?;
-                }
-                out.write_all(&buf)?;
+                write_records_csv(out, &d)?;
             }
         }
     }
@@ -808,10 +1011,24 @@ mod tests {
 
     #[test]
     fn ids() {
-        assert_eq!(parse_id("12").expect("ok"), (ReportKind::Aggregate, 12));
-        assert_eq!(parse_id("tls:3").expect("ok"), (ReportKind::Tls, 3));
-        assert!(parse_id("x:3").is_err());
-        assert!(parse_id("abc").is_err());
+        let p = parse_report_id;
+        assert_eq!(p("12").expect("ok"), (ReportKind::Aggregate, 12));
+        assert_eq!(p("aggregate:12").expect("ok"), (ReportKind::Aggregate, 12));
+        assert_eq!(p("tls:3").expect("ok"), (ReportKind::Tls, 3));
+        assert_eq!(p("failure:5").expect("ok"), (ReportKind::Failure, 5));
+        for bad in [
+            "x:3",
+            "abc",
+            "",
+            "tls:",
+            "-1",
+            "0",
+            "+4",
+            "tls:99999999999999999999",
+        ] {
+            let e = p(bad).expect_err(bad).to_string();
+            assert!(e.contains("tls:N") && e.contains("failure:N"), "{e}");
+        }
     }
 
     #[test]
@@ -873,5 +1090,15 @@ mod tests {
         assert_eq!(csv_field("a"), "a");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        // OWASP CSV injection: formula starters become text.
+        assert_eq!(csv_field("=1+1"), "\"'=1+1\"");
+        assert_eq!(csv_field("+1"), "\"'+1\"");
+        assert_eq!(csv_field("-2"), "\"'-2\"");
+        assert_eq!(csv_field("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(csv_field("\tx"), "\"'\tx\"");
+        assert_eq!(csv_field("\rx"), "\"'\rx\"");
+        assert_eq!(csv_field("=\"a\",b"), "\"'=\"\"a\"\",b\"");
+        assert_eq!(csv_field("a=b"), "a=b");
+        assert_eq!(csv_field("\u{1b}]0;x\u{7}"), "\u{fffd}]0;x\u{fffd}");
     }
 }

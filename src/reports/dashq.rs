@@ -4,6 +4,11 @@
 //! query side by side for SQLite and PostgreSQL (the only part that
 //! differs).
 //!
+//! Every sum of counts saturates at the bounds of a 64-bit integer on both
+//! stores ([`sqlite_sum!`], [`pg_sum!`], also used by the list and
+//! checklist queries): a store holding absurd counts (written before
+//! ingest refused them) still answers.
+//!
 //! Everything here is read-only on the report tables. The one thing it
 //! writes is the daily rollup (`dashboard_daily_v1`, state in
 //! `dashboard_rollup_v1`), a cache derived from `reports` + `records` and
@@ -19,6 +24,67 @@ use serde::Serialize;
 
 use super::pgstore::{PgError, PgStore};
 use super::store::{SqliteStore, StoreError};
+
+/// SQLite: `sum(e)` that saturates at the bounds of a 64-bit integer
+/// instead of failing the whole query with "integer overflow" (SQLite's
+/// `sum`), and stays exact below them (`total` is a float). The high and
+/// low 32 bits are summed apart (neither sum can overflow), then joined:
+/// SQLite turns an overflowing `*` or `+` into a float, which the clamp
+/// brings back to the bound. NULL when every `e` is NULL, as `sum`.
+macro_rules! sqlite_sum {
+    ($e:literal) => {
+        concat!(
+            "max(min(sum((",
+            $e,
+            ") >> 32) * 4294967296 + sum((",
+            $e,
+            ") & 4294967295), 9223372036854775807), -9223372036854775808)"
+        )
+    };
+}
+pub(crate) use sqlite_sum;
+
+/// SQLite: `a + b` of two integers, saturating (an overflowing `+` is a
+/// float there, which the clamp brings back to the bound).
+macro_rules! sqlite_add {
+    ($a:expr, $b:expr) => {
+        concat!(
+            "max(min((",
+            $a,
+            ") + (",
+            $b,
+            "), 9223372036854775807), -9223372036854775808)"
+        )
+    };
+}
+pub(crate) use sqlite_add;
+
+/// PostgreSQL: `sum(e)` as a BIGINT that saturates instead of failing
+/// with "bigint out of range" (the sum of BIGINTs is NUMERIC, exact; only
+/// the cast back could overflow).
+macro_rules! pg_sum {
+    ($e:literal) => {
+        concat!(
+            "least(greatest(sum((",
+            $e,
+            ")::numeric), -9223372036854775808), 9223372036854775807)::bigint"
+        )
+    };
+}
+pub(crate) use pg_sum;
+
+/// PostgreSQL: `a + b` of two BIGINTs, saturating.
+macro_rules! pg_add {
+    ($a:expr, $b:expr) => {
+        concat!(
+            "least(greatest((",
+            $a,
+            ")::numeric + (",
+            $b,
+            "), -9223372036854775808), 9223372036854775807)::bigint"
+        )
+    };
+}
 
 /// Errors of reading a dashboard row.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +199,9 @@ pub struct TlsPolicyRow {
 /// A DMARC failure report, as the dashboard lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailureRow {
+    /// In JSON, the id `reports show` and `inspect --failure-report`
+    /// accept: `failure:N`.
+    #[serde(serialize_with = "failure_id")]
     pub id: i64,
     pub reported_domain: String,
     pub reporter: Option<String>,
@@ -142,6 +211,13 @@ pub struct FailureRow {
     pub original_mail_from: Option<String>,
     pub dkim_domain: Option<String>,
     pub original_subject: Option<String>,
+}
+
+fn failure_id<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&super::store::display_id(
+        super::parse::ReportKind::Failure,
+        *id,
+    ))
 }
 
 /// The dashboard queries; each backend has one SQL text per query.
@@ -322,11 +398,17 @@ fn limit_arg(limit: usize) -> Arg {
     Arg::Int(Some(i64::try_from(limit).unwrap_or(i64::MAX)))
 }
 
+/// The daily query rounds `until` up to a whole day (`until + 86399`):
+/// an extreme bound (`--until 9223372036854775807`) must not overflow
+/// that sum (PostgreSQL fails "bigint out of range"). Nothing is stored
+/// that late, so the clamp changes no answer.
+const LATEST_UNTIL: i64 = i64::MAX - 86_400;
+
 fn range_args(f: &DashFilter) -> [Arg; 3] {
     [
         Arg::Text(f.domain.clone()),
         Arg::Int(f.since),
-        Arg::Int(f.until),
+        Arg::Int(f.until.map(|u| u.min(LATEST_UNTIL))),
     ]
 }
 
@@ -529,10 +611,18 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
              ORDER BY domain, day"
         }
         DashQuery::Sources => {
-            "SELECT r.policy_domain, c.source_ip, sum(c.count) AS n, \
-               sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END) AS ok, \
-               sum(CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
-               sum(CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END), \
+            concat!(
+                "SELECT r.policy_domain, c.source_ip, ",
+                sqlite_sum!("c.count"),
+                " AS n, ",
+                sqlite_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
+                ),
+                " AS ok, ",
+                sqlite_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+                ", ",
+                sqlite_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+                ", \
                group_concat(DISTINCT r.org_name || char(31)), \
                group_concat(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
                    c.dkim_domain || coalesce('/' || c.dkim_selector, '') || char(31) END), \
@@ -543,31 +633,52 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
              AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
              AND (?4 IS NULL OR c.source_ip = ?4) \
              GROUP BY r.policy_domain, c.source_ip \
-             HAVING ?5 = 0 OR n > ok \
-             ORDER BY CASE WHEN ?5 = 0 THEN n ELSE n - ok END DESC, c.source_ip, r.policy_domain \
+             HAVING ?5 = 0 OR ",
+                sqlite_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+                ),
+                " > 0 ORDER BY CASE WHEN ?5 = 0 THEN n ELSE ",
+                sqlite_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+                ),
+                " END DESC, c.source_ip, r.policy_domain \
              LIMIT ?6"
+            )
         }
         DashQuery::Reporters => {
-            "SELECT org_name, count(*), sum(message_count), min(date_begin), max(date_end) \
+            concat!(
+                "SELECT org_name, count(*), ",
+                sqlite_sum!("message_count"),
+                ", min(date_begin), max(date_end) \
              FROM reports r \
              WHERE (?1 IS NULL OR r.policy_domain = ?1) \
              AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
              GROUP BY org_name ORDER BY 3 DESC, 1"
+            )
         }
         DashQuery::Policy => {
-            "SELECT r.policy_domain, p.p, p.pct, c.disposition, c.reasons, sum(c.count) \
-             FROM records c JOIN reports r ON r.id = c.report_id \
+            concat!(
+                "SELECT r.policy_domain, p.p, p.pct, c.disposition, c.reasons, ",
+                sqlite_sum!("c.count"),
+                " FROM records c JOIN reports r ON r.id = c.report_id \
              LEFT JOIN policy_published p ON p.report_id = r.id \
              WHERE (?1 IS NULL OR r.policy_domain = ?1) \
              AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
              AND (?4 IS NULL OR c.source_ip = ?4) \
              GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 6 DESC, 2, 3, 4, 5 LIMIT 200"
+            )
         }
         DashQuery::Tls => {
-            "SELECT p.policy_domain, p.policy_type, sum(p.successful_count), \
-               sum(p.failure_count), count(DISTINCT t.id), \
+            concat!(
+                "SELECT p.policy_domain, p.policy_type, ",
+                sqlite_sum!("p.successful_count"),
+                ", ",
+                sqlite_sum!("p.failure_count"),
+                ", count(DISTINCT t.id), \
                (SELECT group_concat(x.result_type || char(30) || x.n, char(31)) FROM \
-                 (SELECT f.result_type, sum(f.failed_session_count) AS n FROM tls_failures f \
+                 (SELECT f.result_type, ",
+                sqlite_sum!("f.failed_session_count"),
+                " AS n FROM tls_failures f \
                   JOIN tls_policies p2 ON p2.id = f.tls_policy_id \
                   JOIN tls_reports t2 ON t2.id = p2.tls_report_id \
                   WHERE p2.policy_domain = p.policy_domain AND p2.policy_type = p.policy_type \
@@ -577,6 +688,7 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
              WHERE (?1 IS NULL OR p.policy_domain = ?1) \
              AND (?2 IS NULL OR t.date_begin >= ?2) AND (?3 IS NULL OR t.date_begin < ?3) \
              GROUP BY 1, 2 ORDER BY 1, 2"
+            )
         }
         DashQuery::Failures => {
             "SELECT id, reported_domain, reporter, arrival_date, source_ip, auth_failure, \
@@ -638,26 +750,45 @@ fn sqlite_cell(v: rusqlite::types::ValueRef<'_>) -> Cell {
     }
 }
 
-const ROLLUP_FILL_SQLITE: &str = "INSERT INTO dashboard_daily_v1 (domain, day, messages, \
+/// Saturating sums (see [`sqlite_sum!`]): a store holding absurd counts
+/// (written before ingest refused them) still gets a rollup.
+const ROLLUP_FILL_SQLITE: &str = concat!(
+    "INSERT INTO dashboard_daily_v1 (domain, day, messages, \
     dmarc_pass, spf_aligned, dkim_aligned, disp_none, quarantine, reject) \
- SELECT r.policy_domain, r.date_begin / 86400, sum(c.count), \
-    sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
-    sum(CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
-    sum(CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END), \
-    sum(CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END), \
-    sum(CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END), \
-    sum(CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END) \
- FROM records c JOIN reports r ON r.id = c.report_id \
+ SELECT r.policy_domain, r.date_begin / 86400, ",
+    sqlite_sum!("c.count"),
+    ", ",
+    sqlite_sum!(
+        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
+    ),
+    ", ",
+    sqlite_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    sqlite_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    sqlite_sum!("CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"),
+    ", ",
+    sqlite_sum!("CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END"),
+    ", ",
+    sqlite_sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
+    " FROM records c JOIN reports r ON r.id = c.report_id \
  WHERE r.id > ?1 \
  GROUP BY 1, 2 \
- ON CONFLICT (domain, day) DO UPDATE SET \
-    messages = messages + excluded.messages, \
-    dmarc_pass = dmarc_pass + excluded.dmarc_pass, \
-    spf_aligned = spf_aligned + excluded.spf_aligned, \
-    dkim_aligned = dkim_aligned + excluded.dkim_aligned, \
-    disp_none = disp_none + excluded.disp_none, \
-    quarantine = quarantine + excluded.quarantine, \
-    reject = reject + excluded.reject";
+ ON CONFLICT (domain, day) DO UPDATE SET messages = ",
+    sqlite_add!("messages", "excluded.messages"),
+    ", dmarc_pass = ",
+    sqlite_add!("dmarc_pass", "excluded.dmarc_pass"),
+    ", spf_aligned = ",
+    sqlite_add!("spf_aligned", "excluded.spf_aligned"),
+    ", dkim_aligned = ",
+    sqlite_add!("dkim_aligned", "excluded.dkim_aligned"),
+    ", disp_none = ",
+    sqlite_add!("disp_none", "excluded.disp_none"),
+    ", quarantine = ",
+    sqlite_add!("quarantine", "excluded.quarantine"),
+    ", reject = ",
+    sqlite_add!("reject", "excluded.reject"),
+);
 
 impl DashboardQueries for SqliteStore {
     fn dash_rows(&self, q: DashQuery, args: &[Arg]) -> Result<Vec<Vec<Cell>>, StoreError> {
@@ -727,7 +858,7 @@ impl DashboardQueries for SqliteStore {
 }
 
 // ---------------------------------------------------------------------------
-// PostgreSQL. Sums of BIGINT are NUMERIC there: cast back. Text is sorted
+// PostgreSQL. Sums of BIGINT are NUMERIC there: cast back, saturating. Text is sorted
 // and compared with the "C" collation (byte order, as SQLite does) and
 // NULLs first (as SQLite does), so both stores answer in the same order
 // whatever the database's locale.
@@ -744,10 +875,18 @@ fn pg_sql(q: DashQuery) -> &'static str {
              ORDER BY domain COLLATE \"C\", day"
         }
         DashQuery::Sources => {
-            "SELECT r.policy_domain, c.source_ip, sum(c.count)::bigint, \
-               sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END)::bigint, \
-               sum(CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END)::bigint, \
-               sum(CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END)::bigint, \
+            concat!(
+                "SELECT r.policy_domain, c.source_ip, ",
+                pg_sum!("c.count"),
+                ", ",
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
+                ),
+                ", ",
+                pg_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+                ", ",
+                pg_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+                ", \
                string_agg(DISTINCT r.org_name || chr(31), ','), \
                string_agg(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
                    c.dkim_domain || coalesce('/' || c.dkim_selector, '') || chr(31) END, ','), \
@@ -758,23 +897,37 @@ fn pg_sql(q: DashQuery) -> &'static str {
              AND ($2::bigint IS NULL OR r.date_begin >= $2) AND ($3::bigint IS NULL OR r.date_begin < $3) \
              AND ($4::text IS NULL OR c.source_ip = $4) \
              GROUP BY r.policy_domain, c.source_ip \
-             HAVING $5::bigint = 0 OR sum(c.count) > \
-               sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END) \
-             ORDER BY CASE WHEN $5::bigint = 0 THEN sum(c.count) ELSE sum(c.count) - \
-               sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END) END DESC, \
+             HAVING $5::bigint = 0 OR ",
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+                ),
+                " > 0 ORDER BY CASE WHEN $5::bigint = 0 THEN ",
+                pg_sum!("c.count"),
+                " ELSE ",
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+                ),
+                " END DESC, \
                c.source_ip COLLATE \"C\", r.policy_domain COLLATE \"C\" \
              LIMIT $6::bigint"
+            )
         }
         DashQuery::Reporters => {
-            "SELECT org_name, count(*), sum(message_count)::bigint, min(date_begin), max(date_end) \
+            concat!(
+                "SELECT org_name, count(*), ",
+                pg_sum!("message_count"),
+                ", min(date_begin), max(date_end) \
              FROM reports r \
              WHERE ($1::text IS NULL OR r.policy_domain = $1) \
              AND ($2::bigint IS NULL OR r.date_begin >= $2) AND ($3::bigint IS NULL OR r.date_begin < $3) \
              GROUP BY org_name ORDER BY 3 DESC, org_name COLLATE \"C\""
+            )
         }
         DashQuery::Policy => {
-            "SELECT r.policy_domain, p.p, p.pct, c.disposition, c.reasons, sum(c.count)::bigint \
-             FROM records c JOIN reports r ON r.id = c.report_id \
+            concat!(
+                "SELECT r.policy_domain, p.p, p.pct, c.disposition, c.reasons, ",
+                pg_sum!("c.count"),
+                " FROM records c JOIN reports r ON r.id = c.report_id \
              LEFT JOIN policy_published p ON p.report_id = r.id \
              WHERE ($1::text IS NULL OR r.policy_domain = $1) \
              AND ($2::bigint IS NULL OR r.date_begin >= $2) AND ($3::bigint IS NULL OR r.date_begin < $3) \
@@ -783,12 +936,19 @@ fn pg_sql(q: DashQuery) -> &'static str {
              ORDER BY r.policy_domain COLLATE \"C\", 6 DESC, p.p COLLATE \"C\" NULLS FIRST, \
                p.pct NULLS FIRST, c.disposition COLLATE \"C\", c.reasons COLLATE \"C\" \
              LIMIT 200"
+            )
         }
         DashQuery::Tls => {
-            "SELECT p.policy_domain, p.policy_type, sum(p.successful_count)::bigint, \
-               sum(p.failure_count)::bigint, count(DISTINCT t.id), \
+            concat!(
+                "SELECT p.policy_domain, p.policy_type, ",
+                pg_sum!("p.successful_count"),
+                ", ",
+                pg_sum!("p.failure_count"),
+                ", count(DISTINCT t.id), \
                (SELECT string_agg(x.result_type || chr(30) || x.n::text, chr(31)) FROM \
-                 (SELECT f.result_type, sum(f.failed_session_count) AS n FROM tls_failures f \
+                 (SELECT f.result_type, ",
+                pg_sum!("f.failed_session_count"),
+                " AS n FROM tls_failures f \
                   JOIN tls_policies p2 ON p2.id = f.tls_policy_id \
                   JOIN tls_reports t2 ON t2.id = p2.tls_report_id \
                   WHERE p2.policy_domain = p.policy_domain AND p2.policy_type = p.policy_type \
@@ -800,6 +960,7 @@ fn pg_sql(q: DashQuery) -> &'static str {
              AND ($2::text IS NULL OR t.date_begin COLLATE \"C\" >= $2) \
              AND ($3::text IS NULL OR t.date_begin COLLATE \"C\" < $3) \
              GROUP BY 1, 2 ORDER BY p.policy_domain COLLATE \"C\", p.policy_type COLLATE \"C\""
+            )
         }
         DashQuery::Failures => {
             "SELECT id, reported_domain, reporter, arrival_date, source_ip, auth_failure, \
@@ -851,26 +1012,42 @@ fn pg_cells(what: &'static str, row: &postgres::Row) -> Result<Vec<Cell>, StoreE
     Ok(out)
 }
 
-const ROLLUP_FILL_PG: &str = "INSERT INTO dashboard_daily_v1 AS d (domain, day, messages, \
+/// Saturating sums (see [`pg_sum!`]), as on SQLite.
+const ROLLUP_FILL_PG: &str = concat!(
+    "INSERT INTO dashboard_daily_v1 AS d (domain, day, messages, \
     dmarc_pass, spf_aligned, dkim_aligned, disp_none, quarantine, reject) \
- SELECT r.policy_domain, r.date_begin / 86400, sum(c.count), \
-    sum(CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
-    sum(CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END), \
-    sum(CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END), \
-    sum(CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END), \
-    sum(CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END), \
-    sum(CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END) \
- FROM records c JOIN reports r ON r.id = c.report_id \
+ SELECT r.policy_domain, r.date_begin / 86400, ",
+    pg_sum!("c.count"),
+    ", ",
+    pg_sum!("CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    pg_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    pg_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    pg_sum!("CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"),
+    ", ",
+    pg_sum!("CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END"),
+    ", ",
+    pg_sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
+    " FROM records c JOIN reports r ON r.id = c.report_id \
  WHERE r.id > $1 \
  GROUP BY 1, 2 \
- ON CONFLICT (domain, day) DO UPDATE SET \
-    messages = d.messages + excluded.messages, \
-    dmarc_pass = d.dmarc_pass + excluded.dmarc_pass, \
-    spf_aligned = d.spf_aligned + excluded.spf_aligned, \
-    dkim_aligned = d.dkim_aligned + excluded.dkim_aligned, \
-    disp_none = d.disp_none + excluded.disp_none, \
-    quarantine = d.quarantine + excluded.quarantine, \
-    reject = d.reject + excluded.reject";
+ ON CONFLICT (domain, day) DO UPDATE SET messages = ",
+    pg_add!("d.messages", "excluded.messages"),
+    ", dmarc_pass = ",
+    pg_add!("d.dmarc_pass", "excluded.dmarc_pass"),
+    ", spf_aligned = ",
+    pg_add!("d.spf_aligned", "excluded.spf_aligned"),
+    ", dkim_aligned = ",
+    pg_add!("d.dkim_aligned", "excluded.dkim_aligned"),
+    ", disp_none = ",
+    pg_add!("d.disp_none", "excluded.disp_none"),
+    ", quarantine = ",
+    pg_add!("d.quarantine", "excluded.quarantine"),
+    ", reject = ",
+    pg_add!("d.reject", "excluded.reject"),
+);
 
 /// Key of the advisory lock that serialises rollup refreshes between
 /// dashboard processes sharing one database.

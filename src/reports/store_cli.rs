@@ -327,9 +327,12 @@ pub enum StoreCommand {
     /// Copy every report from an SQLite store into a PostgreSQL store.
     /// Re-running copies nothing twice.
     Copy {
-        #[arg(long)]
+        /// The SQLite store to copy from: sqlite://PATH or a file path.
+        #[arg(long, value_name = "SQLITE")]
         from: String,
-        #[arg(long)]
+        /// The PostgreSQL store to copy into: postgres://USER@HOST:PORT/DB
+        /// (password from MAILAUTH_STORE_PASSWORD).
+        #[arg(long, value_name = "POSTGRES")]
         to: String,
         /// Print the summary as JSON.
         #[arg(long)]
@@ -347,7 +350,13 @@ struct MigrateOut {
 /// Runs a `store` subcommand; returns the exit code. `config` is the
 /// config file whose `store:` `migrate` falls back to.
 pub fn run(args: StoreArgs, config: &Path, out: &mut dyn Write) -> Result<i32, StoreCliError> {
-    let w = |source| StoreCliError::Output { source };
+    let w = |source: std::io::Error| {
+        // The binary ends quietly on a closed pipe (`| head`).
+        if source.kind() == std::io::ErrorKind::BrokenPipe {
+            super::cli::mark_stdout_closed();
+        }
+        StoreCliError::Output { source }
+    };
     match args.command {
         StoreCommand::Migrate { store } => {
             let choice = StoreOptions {

@@ -63,19 +63,40 @@ pub fn url_encode(s: &str) -> String {
     out
 }
 
+/// Longest encoded domain kept whole in a file name: with `d-` and
+/// `.html` well under the 255 bytes most file systems allow.
+const DOMAIN_FILE_KEEP: usize = 160;
+
 /// The static site's file name for a domain: injective, safe on every
 /// file system and in a URL (`[a-z0-9.-]` kept, anything else `_XX`).
+/// A long domain (a hostile report's policy domain can be any length)
+/// keeps the first [`DOMAIN_FILE_KEEP`] bytes of its encoding, then `~`
+/// and 32 hex digits of the SHA-256 of the whole domain: at most 205
+/// bytes. Only such names contain `~`, so they never collide with a
+/// short one.
 pub fn domain_file(domain: &str) -> String {
-    let mut out = String::from("d-");
+    let mut enc = String::new();
     for b in domain.bytes() {
         if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-' {
-            out.push(b as char);
+            enc.push(b as char);
         } else {
-            let _ = write!(out, "_{b:02X}");
+            let _ = write!(enc, "_{b:02X}");
         }
     }
-    out.push_str(".html");
-    out
+    if enc.len() > DOMAIN_FILE_KEEP {
+        let digest = ring::digest::digest(&ring::digest::SHA256, domain.as_bytes());
+        // Cut between escapes, never inside one (all ASCII).
+        let mut cut = DOMAIN_FILE_KEEP;
+        while let Some(i) = enc[..cut].rfind('_').filter(|&i| i + 3 > cut) {
+            cut = i;
+        }
+        enc.truncate(cut);
+        enc.push('~');
+        for b in &digest.as_ref()[..16] {
+            let _ = write!(enc, "{b:02x}");
+        }
+    }
+    format!("d-{enc}.html")
 }
 
 impl Links {
@@ -218,12 +239,12 @@ fn nice_max(v: i64) -> i64 {
         return 1;
     }
     let mag = 10_i64.pow(v.ilog10());
-    for m in [1, 2, 5, 10] {
-        if m * mag >= v {
-            return m * mag;
+    for m in [1_i64, 2, 5, 10] {
+        if m.saturating_mul(mag) >= v {
+            return m.saturating_mul(mag);
         }
     }
-    10 * mag
+    mag.saturating_mul(10)
 }
 
 /// A stacked bar chart, one bar per day. `series` are (label, colour,
@@ -247,7 +268,7 @@ fn bar_chart(out: &mut String, id: &str, title: &str, days: &[DayPoint], series:
     out.push_str("</div>");
     let max = nice_max(
         days.iter()
-            .map(|d| series.iter().map(|s| (s.2)(d)).sum::<i64>())
+            .map(|d| series.iter().fold(0i64, |n, s| n.saturating_add((s.2)(d))))
             .max()
             .unwrap_or(0),
     );
@@ -260,7 +281,7 @@ fn bar_chart(out: &mut String, id: &str, title: &str, days: &[DayPoint], series:
     let plot_w = w - left - 8.0;
     for i in 0..=4 {
         let y = top + plot_h - plot_h * f64::from(i) / 4.0;
-        let v = max * i64::from(i) / 4;
+        let v = i64::try_from(i128::from(max) * i128::from(i) / 4).unwrap_or(i64::MAX);
         let _ = write!(
             out,
             "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e3e6ec\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
@@ -335,7 +356,7 @@ fn charts(out: &mut String, days: &[DayPoint]) {
         days,
         &[
             ("pass", PASS, |d| d.dmarc_pass),
-            ("fail", FAIL, |d| d.messages - d.dmarc_pass),
+            ("fail", FAIL, |d| d.messages.saturating_sub(d.dmarc_pass)),
         ],
     );
     bar_chart(
@@ -412,7 +433,10 @@ fn tls_table(out: &mut String, rows: &[TlsPolicyRow]) {
             thousands(t.reports),
             thousands(t.successful),
             thousands(t.failed),
-            pass_bar(super::model::pct(t.successful, t.successful + t.failed)),
+            pass_bar(super::model::pct(
+                t.successful,
+                t.successful.saturating_add(t.failed)
+            )),
             if types.is_empty() {
                 "-".to_owned()
             } else {
@@ -656,6 +680,20 @@ mod tests {
         assert_eq!(domain_file("../x"), "d-.._2Fx.html");
         assert_ne!(domain_file("A.test"), domain_file("a.test"));
         assert_ne!(domain_file("_41.test"), domain_file("A.test"));
+        // Long domains: bounded, still distinct, never cut inside an escape.
+        let long = "a".repeat(300);
+        let f = domain_file(&long);
+        assert!(f.len() <= 205 && f.contains('~'), "{f}");
+        assert_ne!(f, domain_file(&format!("{long}b")));
+        assert_eq!(f, domain_file(&long));
+        let f = domain_file(&"A".repeat(300));
+        assert!(f.len() <= 205, "{f}");
+        let kept = &f[2..f.find('~').expect("hashed")];
+        assert!(
+            kept.len().is_multiple_of(3) && kept.starts_with("_41"),
+            "{f}"
+        );
+        assert!(!domain_file(&"x".repeat(DOMAIN_FILE_KEEP)).contains('~'));
     }
 
     #[test]
@@ -665,5 +703,6 @@ mod tests {
         assert_eq!(nice_max(13), 20);
         assert_eq!(nice_max(4_100), 5_000);
         assert_eq!(nice_max(1_000), 1_000);
+        assert_eq!(nice_max(i64::MAX), i64::MAX);
     }
 }

@@ -55,7 +55,10 @@ pub fn parse_time(value: &str, now: i64) -> Result<i64, DashboardError> {
             'd' => 86_400,
             _ => 7 * 86_400,
         };
-        return n.checked_mul(secs).map(|d| now - d).ok_or_else(err);
+        return n
+            .checked_mul(secs)
+            .and_then(|d| now.checked_sub(d))
+            .ok_or_else(err);
     }
     crate::clock::parse_time(v).ok_or_else(err)
 }
@@ -150,5 +153,7 @@ mod tests {
         assert_eq!(parse_time("2024-10-04", now).expect("date"), 1_728_000_000);
         assert!(parse_time("yesterday", now).is_err());
         assert!(parse_time("99999999999999999d", now).is_err());
+        // No overflow on the way back either (debug builds panicked).
+        assert!(parse_time("-106751991167300d", now).is_err());
     }
 }

@@ -143,14 +143,16 @@ fn date(day: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// Saturating: a store may hold absurd counts (written before ingest
+/// refused them); the totals stop at `i64::MAX` instead of overflowing.
 fn add(t: &mut Totals, r: &DailyRow) {
-    t.messages += r.messages;
-    t.dmarc_pass += r.dmarc_pass;
-    t.spf_aligned += r.spf_aligned;
-    t.dkim_aligned += r.dkim_aligned;
-    t.none += r.none;
-    t.quarantine += r.quarantine;
-    t.reject += r.reject;
+    t.messages = t.messages.saturating_add(r.messages);
+    t.dmarc_pass = t.dmarc_pass.saturating_add(r.dmarc_pass);
+    t.spf_aligned = t.spf_aligned.saturating_add(r.spf_aligned);
+    t.dkim_aligned = t.dkim_aligned.saturating_add(r.dkim_aligned);
+    t.none = t.none.saturating_add(r.none);
+    t.quarantine = t.quarantine.saturating_add(r.quarantine);
+    t.reject = t.reject.saturating_add(r.reject);
 }
 
 fn finish(mut t: Totals) -> Totals {
@@ -254,7 +256,7 @@ pub fn source_view(
     reverse_dns: Option<String>,
 ) -> SourceView {
     SourceView {
-        dmarc_fail: s.messages - s.dmarc_pass,
+        dmarc_fail: s.messages.saturating_sub(s.dmarc_pass),
         dmarc_pass_pct: pct(s.dmarc_pass, s.messages),
         source_ip: s.source_ip,
         reverse_dns,

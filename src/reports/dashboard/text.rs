@@ -28,12 +28,34 @@ pub fn percent(p: Option<f64>) -> String {
     p.map_or_else(|| "-".to_owned(), |p| format!("{p:.1}%"))
 }
 
-/// Terminal cells are plain text: control characters from reports are
-/// replaced so a hostile report cannot move the cursor or recolour output.
-fn clean(s: &str) -> String {
+/// Characters a terminal may act on instead of showing: the C0 and C1
+/// controls and DEL (escape sequences, cursor moves, bells) and the
+/// bidirectional embeddings, overrides and isolates (U+202A..U+202E,
+/// U+2066..U+2069: text shown in another order than it is stored).
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// One terminal cell or line of text from a report (or a message): every
+/// [unsafe character](is_unsafe_char), newlines included, becomes U+FFFD,
+/// so a hostile report cannot move the cursor, recolour or retitle the
+/// terminal. The one sanitiser of every command's text output.
+pub fn clean(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .map(|c| if is_unsafe_char(c) { '\u{fffd}' } else { c })
         .collect()
+}
+
+/// [`clean`] for multi-line text: line feeds and tabs stay.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let keep = |c: char| c == '\n' || c == '\t' || !is_unsafe_char(c);
+    if s.chars().all(keep) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| if keep(c) { c } else { '\u{fffd}' })
+        .collect::<String>()
+        .into()
 }
 
 fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], numeric: &[usize]) {

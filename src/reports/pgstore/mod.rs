@@ -9,7 +9,9 @@
 //! backend they hold. Leaves parsing to `reports::parse`, sources to
 //! `reports::ingest` and the choice of backend to `reports::store_cli`.
 //! Parts: `schema` (migrations), `write` (inserts), `read` (list, show,
-//! checklist queries), `copy` (`mailauth store copy`).
+//! checklist queries), `copy` (`mailauth store copy`); `reports delete`
+//! is here. Sums of counts saturate at `i64::MAX` (`pg_sum!` of
+//! `reports::dashq`), as on SQLite.
 //!
 //! Concurrency: every item is one transaction; a report is claimed by
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING id` on the report's natural
@@ -559,6 +561,40 @@ impl ReportStore for PgStore {
             ReportKind::Tls => self.show_tls(id)?,
             ReportKind::Failure => self.show_failure(id)?,
         })
+    }
+
+    fn delete(&mut self, ids: &[(ReportKind, i64)]) -> Result<(), StoreError> {
+        let mut tx = self.client_mut().transaction().map_err(q("begin delete"))?;
+        for &(kind, id) in ids {
+            // Children first, as on SQLite (the foreign keys cascade too).
+            let steps: &[&str] = match kind {
+                ReportKind::Aggregate => &[
+                    "DELETE FROM records WHERE report_id = $1",
+                    "DELETE FROM policy_published WHERE report_id = $1",
+                    "DELETE FROM reports WHERE id = $1",
+                ],
+                ReportKind::Tls => &[
+                    "DELETE FROM tls_failures WHERE tls_policy_id IN \
+                     (SELECT id FROM tls_policies WHERE tls_report_id = $1)",
+                    "DELETE FROM tls_policies WHERE tls_report_id = $1",
+                    "DELETE FROM tls_reports WHERE id = $1",
+                ],
+                ReportKind::Failure => &["DELETE FROM failure_reports WHERE id = $1"],
+            };
+            let mut removed = 0;
+            for sql in steps {
+                removed = tx.execute(*sql, &[&id]).map_err(q("delete report"))?;
+            }
+            if removed == 0 {
+                // Dropping `tx` rolls back what was removed before.
+                return Err(StoreError::NoSuchReport { kind, id });
+            }
+        }
+        // The rollup's next refresh rebuilds it.
+        tx.execute("DELETE FROM dashboard_rollup_v1", &[])
+            .map_err(q("reset rollup"))?;
+        tx.commit().map_err(q("commit delete"))?;
+        Ok(())
     }
 }
 

@@ -2,6 +2,44 @@
 //! checklist queries.
 
 use super::*;
+use crate::reports::dashq::pg_sum;
+
+/// Every TLS report's list row, or only the one with `id` (one query
+/// either way: `show` of one report does not list them all).
+fn tls_rows(c: &mut Client, id: Option<i64>) -> Result<Vec<ReportRow>, PgError> {
+    let mut out = Vec::new();
+    for r in c
+        .query(
+            concat!(
+                "SELECT t.id, t.org_name, t.report_id, \
+             coalesce((SELECT min(policy_domain) FROM tls_policies p WHERE p.tls_report_id = t.id), ''), \
+             t.date_begin, t.date_end, \
+             (SELECT count(*) FROM tls_policies p WHERE p.tls_report_id = t.id), \
+             coalesce((SELECT ",
+                pg_sum!("successful_count::numeric + failure_count"),
+                " FROM tls_policies p \
+             WHERE p.tls_report_id = t.id), 0)::bigint \
+             FROM tls_reports t WHERE $1::bigint IS NULL OR t.id = $1 \
+             ORDER BY t.date_begin DESC, t.id DESC"
+            ),
+            &[&id],
+        )
+        .map_err(q("list TLS reports"))?
+    {
+        out.push(ReportRow {
+            kind: ReportKind::Tls,
+            id: r.get(0),
+            org: r.get(1),
+            report_id: r.get(2),
+            domain: r.get(3),
+            begin: r.get(4),
+            end: r.get(5),
+            records: r.get(6),
+            messages: r.get(7),
+        });
+    }
+    Ok(out)
+}
 
 impl PgStore {
     pub(super) fn list_pg(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, PgError> {
@@ -28,30 +66,7 @@ impl PgStore {
                 messages: r.get(7),
             });
         }
-        for r in c
-            .query(
-                "SELECT t.id, t.org_name, t.report_id, \
-                 coalesce((SELECT min(policy_domain) FROM tls_policies p WHERE p.tls_report_id = t.id), ''), \
-                 t.date_begin, t.date_end, \
-                 (SELECT count(*) FROM tls_policies p WHERE p.tls_report_id = t.id), \
-                 coalesce((SELECT sum(successful_count + failure_count) FROM tls_policies p \
-                 WHERE p.tls_report_id = t.id), 0)::bigint \
-                 FROM tls_reports t ORDER BY t.date_begin DESC, t.id DESC",
-                &[],
-            )
-            .map_err(q("list TLS reports"))?
-        {
-            let row = ReportRow {
-                kind: ReportKind::Tls,
-                id: r.get(0),
-                org: r.get(1),
-                report_id: r.get(2),
-                domain: r.get(3),
-                begin: r.get(4),
-                end: r.get(5),
-                records: r.get(6),
-                messages: r.get(7),
-            };
+        for row in tls_rows(&mut c, None)? {
             if domain.is_none_or(|d| d == row.domain) {
                 out.push(row);
             }
@@ -160,14 +175,10 @@ impl PgStore {
     }
 
     pub(super) fn show_tls(&self, id: i64) -> Result<Option<ReportDetail>, PgError> {
-        let Some(row) = self
-            .list_pg(None)?
-            .into_iter()
-            .find(|r| r.kind == ReportKind::Tls && r.id == id)
-        else {
+        let mut c = self.client();
+        let Some(row) = tls_rows(&mut c, Some(id))?.pop() else {
             return Ok(None);
         };
-        let mut c = self.client();
         let policies = c
             .query(
                 "SELECT p.id, p.policy_type, p.policy_domain, p.policy_string, p.mx_host, \
@@ -280,10 +291,16 @@ impl ChecklistQueries for PgStore {
         Ok(self
             .client()
             .query_one(
-                "SELECT coalesce(sum(r.count), 0)::bigint, coalesce(sum(CASE WHEN r.dkim_aligned = 'pass' \
-                 OR r.spf_aligned = 'pass' THEN r.count ELSE 0 END), 0)::bigint \
-                 FROM records r JOIN reports p ON p.id = r.report_id \
-                 WHERE p.policy_domain = $1 AND p.date_begin >= $2",
+                concat!(
+                    "SELECT coalesce(",
+                    pg_sum!("r.count"),
+                    ", 0), coalesce(",
+                    pg_sum!(
+                        "CASE WHEN r.dkim_aligned = 'pass' OR r.spf_aligned = 'pass' THEN r.count ELSE 0 END"
+                    ),
+                    ", 0) FROM records r JOIN reports p ON p.id = r.report_id \
+                 WHERE p.policy_domain = $1 AND p.date_begin >= $2"
+                ),
                 &[&domain, &since],
             )
             .map(|r| Volume {
@@ -303,12 +320,16 @@ impl ChecklistQueries for PgStore {
         let rows = self
             .client()
             .query(
-                "SELECT r.source_ip, sum(r.count)::bigint, string_agg(DISTINCT r.spf_domain, ','), \
+                concat!(
+                    "SELECT r.source_ip, ",
+                    pg_sum!("r.count"),
+                    ", string_agg(DISTINCT r.spf_domain, ','), \
                  string_agg(DISTINCT r.dkim_domain, ','), string_agg(DISTINCT r.dkim_selector, ',') \
                  FROM records r JOIN reports p ON p.id = r.report_id \
                  WHERE p.policy_domain = $1 AND p.date_begin >= $2 \
                  AND coalesce(r.dkim_aligned, '') <> 'pass' AND coalesce(r.spf_aligned, '') <> 'pass' \
-                 GROUP BY r.source_ip ORDER BY sum(r.count) DESC, r.source_ip LIMIT $3",
+                 GROUP BY r.source_ip ORDER BY 2 DESC, r.source_ip LIMIT $3"
+                ),
                 &[&domain, &since, &limit],
             )
             .map_err(q("checklist failing sources"))?;

@@ -3,6 +3,7 @@
 //! window, on SQLite.
 
 use super::*;
+use crate::reports::dashq::sqlite_sum;
 
 // ---------------------------------------------------------------------------
 // Checklist queries (`mailauth checklist`, `mailauth plan` hint): read-only
@@ -63,10 +64,13 @@ impl ChecklistQueries for SqliteStore {
     fn volume(&self, domain: &str, since: i64) -> Result<Volume, StoreError> {
         self.conn
             .prepare_cached(
-                "SELECT coalesce(sum(r.count), 0), coalesce(sum(CASE WHEN r.dkim_aligned = 'pass' \
-                 OR r.spf_aligned = 'pass' THEN r.count ELSE 0 END), 0) \
-                 FROM records r JOIN reports p ON p.id = r.report_id \
-                 WHERE p.policy_domain = ?1 AND p.date_begin >= ?2",
+                concat!(
+                "SELECT coalesce(",
+                sqlite_sum!("r.count"),
+                ", 0), coalesce(",
+                sqlite_sum!("CASE WHEN r.dkim_aligned = 'pass' OR r.spf_aligned = 'pass' THEN r.count ELSE 0 END"),
+                ", 0) FROM records r JOIN reports p ON p.id = r.report_id \
+                 WHERE p.policy_domain = ?1 AND p.date_begin >= ?2"),
             )
             .and_then(|mut s| {
                 s.query_row(params![domain, since], |r| {
@@ -88,12 +92,15 @@ impl ChecklistQueries for SqliteStore {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT r.source_ip, sum(r.count), group_concat(DISTINCT r.spf_domain), \
+                concat!(
+                "SELECT r.source_ip, ",
+                sqlite_sum!("r.count"),
+                " AS n, group_concat(DISTINCT r.spf_domain), \
                  group_concat(DISTINCT r.dkim_domain), group_concat(DISTINCT r.dkim_selector) \
                  FROM records r JOIN reports p ON p.id = r.report_id \
                  WHERE p.policy_domain = ?1 AND p.date_begin >= ?2 \
                  AND coalesce(r.dkim_aligned, '') <> 'pass' AND coalesce(r.spf_aligned, '') <> 'pass' \
-                 GROUP BY r.source_ip ORDER BY sum(r.count) DESC, r.source_ip LIMIT ?3",
+                 GROUP BY r.source_ip ORDER BY n DESC, r.source_ip LIMIT ?3"),
             )
             .map_err(q("checklist failing sources"))?;
         let rows = stmt

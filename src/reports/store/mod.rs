@@ -3,9 +3,12 @@
 //! the same lives in `reports::pgstore`, the dashboard queries of both in
 //! `reports::dashq`).
 //!
-//! This module holds the store's types, opening and `reports list`; its
-//! parts are `schema` (migrations), `write` (one transaction per item, the
-//! parsing thread), `read` (`reports show`) and `checklist`.
+//! This module holds the store's types, opening, `reports list` and
+//! `reports delete`, and the report ids the CLI prints and accepts
+//! ([`display_id`], [`parse_report_id`]); its parts are `schema`
+//! (migrations), `write` (one transaction per item, the parsing thread),
+//! `read` (`reports show`) and `checklist`. Every sum of counts saturates
+//! at `i64::MAX` (the `sqlite_sum!` of `reports::dashq`).
 //!
 //! Owns the database file and everything in it. Callers see the
 //! [`ReportStore`] trait and plain row structs, so another backend
@@ -29,6 +32,7 @@ pub use schema::SCHEMA_VERSION;
 use write::{ParserThread, pipelined};
 
 use super::IngestLimits;
+use super::dashq::{sqlite_add, sqlite_sum};
 use super::parse::{
     self, AggregateHeader, AggregateSummary, AggregateVisitor, FailureReport, Found, ParseError,
     Record, ReportKind, ReportSink, SinkError, TlsReport,
@@ -64,6 +68,9 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    /// `reports delete` of an id that is not in the store.
+    #[error("no {} report with id {}", .kind.as_str(), display_id(*.kind, *.id))]
+    NoSuchReport { kind: ReportKind, id: i64 },
     #[error("report database query failed ({what}): {source}")]
     Query {
         what: &'static str,
@@ -81,7 +88,12 @@ fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
 }
 
 /// One line of `reports list`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// In JSON, `id` is the id as `list` prints it and `show`/`delete` accept
+/// it (`12`, `tls:3`, `failure:5`; see [`ReportRow::display_id`]), and the
+/// number of records is `record_count` (a detail's `records` is the list
+/// of records itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportRow {
     pub kind: ReportKind,
     pub id: i64,
@@ -95,6 +107,72 @@ pub struct ReportRow {
     pub records: i64,
     /// Messages (aggregate sum of counts), sessions (TLS), 1 (failure).
     pub messages: i64,
+}
+
+impl ReportRow {
+    /// The id as `reports list` prints it and `reports show`/`delete`
+    /// accept it: the number alone for aggregate reports, `tls:N` and
+    /// `failure:N` otherwise.
+    pub fn display_id(&self) -> String {
+        display_id(self.kind, self.id)
+    }
+}
+
+/// See [`ReportRow::display_id`].
+pub fn display_id(kind: ReportKind, id: i64) -> String {
+    match kind {
+        ReportKind::Aggregate => id.to_string(),
+        k => format!("{}:{id}", k.as_str()),
+    }
+}
+
+/// A report id given on the command line that is none of the forms
+/// [`ReportRow::display_id`] prints.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid report id {given:?}: use the id `mailauth reports list` prints: a number (aggregate report, e.g. `12`), `tls:N`, `failure:N` or `aggregate:N`"
+)]
+pub struct ReportIdError {
+    pub given: String,
+}
+
+/// Parses an id as [`ReportRow::display_id`] prints it (`aggregate:N` is
+/// accepted too). Ids are positive.
+pub fn parse_report_id(s: &str) -> Result<(ReportKind, i64), ReportIdError> {
+    let err = || ReportIdError {
+        given: s.to_owned(),
+    };
+    let (kind, id) = match s.split_once(':') {
+        Some(("aggregate", id)) => (ReportKind::Aggregate, id),
+        Some(("tls", id)) => (ReportKind::Tls, id),
+        Some(("failure", id)) => (ReportKind::Failure, id),
+        Some(_) => return Err(err()),
+        None => (ReportKind::Aggregate, s),
+    };
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err());
+    }
+    match id.parse::<i64>() {
+        Ok(n) if n > 0 => Ok((kind, n)),
+        _ => Err(err()),
+    }
+}
+
+impl Serialize for ReportRow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("ReportRow", 9)?;
+        st.serialize_field("id", &self.display_id())?;
+        st.serialize_field("kind", &self.kind)?;
+        st.serialize_field("org", &self.org)?;
+        st.serialize_field("report_id", &self.report_id)?;
+        st.serialize_field("domain", &self.domain)?;
+        st.serialize_field("begin", &self.begin)?;
+        st.serialize_field("end", &self.end)?;
+        st.serialize_field("record_count", &self.records)?;
+        st.serialize_field("messages", &self.messages)?;
+        st.end()
+    }
 }
 
 /// One stored aggregate record, as `reports show` prints it.
@@ -165,6 +243,12 @@ pub trait ReportStore {
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError>;
     /// One report by kind and id.
     fn show(&self, kind: ReportKind, id: i64) -> Result<Option<ReportDetail>, StoreError>;
+    /// Removes every report in `ids` with everything stored under it
+    /// (records, published policy, TLS policies and failure details), in
+    /// ONE transaction: when any id is unknown nothing is removed and the
+    /// error names it. The dashboards' rollup notices the removal (the
+    /// report count drops) and is rebuilt on its next refresh.
+    fn delete(&mut self, ids: &[(ReportKind, i64)]) -> Result<(), StoreError>;
 }
 
 /// SQLite implementation of [`ReportStore`].
@@ -413,34 +497,7 @@ impl ReportStore for SqliteStore {
         for row in rows {
             out.push(row.map_err(q("list reports"))?);
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT t.id, t.org_name, t.report_id, \
-                 coalesce((SELECT min(policy_domain) FROM tls_policies p WHERE p.tls_report_id = t.id), ''), \
-                 t.date_begin, t.date_end, \
-                 (SELECT count(*) FROM tls_policies p WHERE p.tls_report_id = t.id), \
-                 coalesce((SELECT sum(successful_count + failure_count) FROM tls_policies p WHERE p.tls_report_id = t.id), 0) \
-                 FROM tls_reports t ORDER BY t.date_begin DESC, t.id DESC",
-            )
-            .map_err(q("list TLS reports"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(ReportRow {
-                    kind: ReportKind::Tls,
-                    id: r.get(0)?,
-                    org: r.get(1)?,
-                    report_id: r.get(2)?,
-                    domain: r.get(3)?,
-                    begin: r.get(4)?,
-                    end: r.get(5)?,
-                    records: r.get(6)?,
-                    messages: r.get(7)?,
-                })
-            })
-            .map_err(q("list TLS reports"))?;
-        for row in rows {
-            let row = row.map_err(q("list TLS reports"))?;
+        for row in self.tls_rows(None)? {
             if domain.is_none_or(|d| d == row.domain) {
                 out.push(row);
             }
@@ -481,6 +538,79 @@ impl ReportStore for SqliteStore {
             ReportKind::Tls => self.show_tls(id),
             ReportKind::Failure => self.show_failure(id),
         }
+    }
+
+    fn delete(&mut self, ids: &[(ReportKind, i64)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin delete"))?;
+        for &(kind, id) in ids {
+            // Children first: a store opened without `foreign_keys` (or
+            // an older one) must not keep orphans.
+            let steps: &[&str] = match kind {
+                ReportKind::Aggregate => &[
+                    "DELETE FROM records WHERE report_id = ?1",
+                    "DELETE FROM policy_published WHERE report_id = ?1",
+                    "DELETE FROM reports WHERE id = ?1",
+                ],
+                ReportKind::Tls => &[
+                    "DELETE FROM tls_failures WHERE tls_policy_id IN \
+                     (SELECT id FROM tls_policies WHERE tls_report_id = ?1)",
+                    "DELETE FROM tls_policies WHERE tls_report_id = ?1",
+                    "DELETE FROM tls_reports WHERE id = ?1",
+                ],
+                ReportKind::Failure => &["DELETE FROM failure_reports WHERE id = ?1"],
+            };
+            let mut removed = 0;
+            for sql in steps {
+                removed = tx.execute(sql, [id]).map_err(q("delete report"))?;
+            }
+            if removed == 0 {
+                // Dropping `tx` rolls back what was removed before.
+                return Err(StoreError::NoSuchReport { kind, id });
+            }
+        }
+        // SQLite may hand a removed highest id to the next report: forget
+        // the rollup's state so its next refresh rebuilds it.
+        tx.execute("DELETE FROM dashboard_rollup_v1", [])
+            .map_err(q("reset rollup"))?;
+        tx.commit().map_err(q("commit delete"))
+    }
+}
+
+impl SqliteStore {
+    /// Every TLS report's list row, or only the one with `id` (one query
+    /// either way: `show` of one report does not list them all).
+    pub(super) fn tls_rows(&self, id: Option<i64>) -> Result<Vec<ReportRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(concat!(
+                "SELECT t.id, t.org_name, t.report_id, \
+                 coalesce((SELECT min(policy_domain) FROM tls_policies p WHERE p.tls_report_id = t.id), ''), \
+                 t.date_begin, t.date_end, \
+                 (SELECT count(*) FROM tls_policies p WHERE p.tls_report_id = t.id), \
+                 coalesce((SELECT ",
+                sqlite_add!(sqlite_sum!("successful_count"), sqlite_sum!("failure_count")),
+                " FROM tls_policies p WHERE p.tls_report_id = t.id), 0) \
+                 FROM tls_reports t WHERE ?1 IS NULL OR t.id = ?1 \
+                 ORDER BY t.date_begin DESC, t.id DESC",
+            ))
+            .map_err(q("list TLS reports"))?;
+        let rows = stmt
+            .query_map([id], |r| {
+                Ok(ReportRow {
+                    kind: ReportKind::Tls,
+                    id: r.get(0)?,
+                    org: r.get(1)?,
+                    report_id: r.get(2)?,
+                    domain: r.get(3)?,
+                    begin: r.get(4)?,
+                    end: r.get(5)?,
+                    records: r.get(6)?,
+                    messages: r.get(7)?,
+                })
+            })
+            .map_err(q("list TLS reports"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(q("list TLS reports"))
     }
 }
 

@@ -91,11 +91,7 @@ impl SqliteStore {
     }
 
     pub(super) fn show_tls(&self, id: i64) -> Result<Option<ReportDetail>, StoreError> {
-        let Some(row) = self
-            .list(None)?
-            .into_iter()
-            .find(|r| r.kind == ReportKind::Tls && r.id == id)
-        else {
+        let Some(row) = self.tls_rows(Some(id))?.pop() else {
             return Ok(None);
         };
         let mut stmt = self
