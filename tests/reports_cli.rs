@@ -26,6 +26,7 @@ both_stores!(
     closed_stdout_ends_every_command_quietly,
     formats_are_honoured_or_refused,
     extreme_time_bounds_do_not_overflow,
+    every_time_in_json_is_rfc_3339_utc,
 );
 
 /// The config path given to `run`: none, so only the flags decide.
@@ -687,4 +688,47 @@ fn inspect_output_carries_no_control_characters() {
             assert_eq!(v["subject"], "hi \u{1b}]0;pwned\u{7} \u{9b}31m");
         }
     }
+}
+
+/// Issue 23: aggregate ranges came out as Unix seconds (`"1733184000"`),
+/// failure reports as RFC 2822, the summary's reporter dates as integers.
+fn every_time_in_json_is_rfc_3339_utc(st: &TestStore) {
+    assert_eq!(ingest(st, corpus()), 0);
+    let rfc3339 = |v: &serde_json::Value, what: &str| {
+        let s = v
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: {v} is not a string"));
+        let b = s.as_bytes();
+        assert!(
+            s.len() == 20 && b[4] == b'-' && b[10] == b'T' && b[19] == b'Z',
+            "{what}: {s}"
+        );
+    };
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(st, &["list", "--format", "json"])).expect("json");
+    let rows = list.as_array().expect("array");
+    let kinds: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    for row in rows {
+        rfc3339(&row["begin"], "list begin");
+        rfc3339(&row["end"], "list end");
+        let v: serde_json::Value = serde_json::from_str(&ok(
+            st,
+            &["show", row["id"].as_str().unwrap(), "--format", "json"],
+        ))
+        .expect("json");
+        rfc3339(&v["begin"], "show begin");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&ok(st, &["summary", "--json"])).expect("json");
+    let text = summary.to_string();
+    for r in summary["reporters"].as_array().into_iter().flatten() {
+        rfc3339(&r["first_begin"], "reporter first_begin");
+        rfc3339(&r["last_end"], "reporter last_end");
+    }
+    for f in summary["failures"].as_array().into_iter().flatten() {
+        rfc3339(&f["arrival_date"], "failure arrival_date");
+    }
+    assert!(text.contains("first_begin"), "{text}");
 }

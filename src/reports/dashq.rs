@@ -167,8 +167,22 @@ pub struct ReporterRow {
     pub org: String,
     pub reports: i64,
     pub messages: i64,
+    /// Unix seconds; RFC 3339 UTC in JSON, like every time mailauth prints.
+    #[serde(serialize_with = "rfc3339_secs")]
     pub first_begin: i64,
+    #[serde(serialize_with = "rfc3339_secs")]
     pub last_end: i64,
+}
+
+fn rfc3339_secs<S: serde::Serializer>(secs: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::reports::store::rfc3339_secs(*secs))
+}
+
+fn rfc3339_opt_text<S: serde::Serializer>(text: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match text {
+        Some(t) => s.serialize_str(&crate::reports::store::rfc3339_text(t)),
+        None => s.serialize_none(),
+    }
 }
 
 /// Published policy against applied disposition and override reasons.
@@ -205,6 +219,8 @@ pub struct FailureRow {
     pub id: i64,
     pub reported_domain: String,
     pub reporter: Option<String>,
+    /// As the report wrote it (RFC 5322); RFC 3339 UTC in JSON.
+    #[serde(serialize_with = "rfc3339_opt_text")]
     pub arrival_date: Option<String>,
     pub source_ip: Option<String>,
     pub auth_failure: Option<String>,

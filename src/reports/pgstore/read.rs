@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::reports::dashq::pg_sum;
+use crate::reports::store::{rfc3339_secs, rfc3339_text};
 
 /// Every TLS report's list row, or only the one with `id` (one query
 /// either way: `show` of one report does not list them all).
@@ -32,8 +33,8 @@ fn tls_rows(c: &mut Client, id: Option<i64>) -> Result<Vec<ReportRow>, PgError> 
             org: r.get(1),
             report_id: r.get(2),
             domain: r.get(3),
-            begin: r.get(4),
-            end: r.get(5),
+            begin: rfc3339_text(&r.get::<_, String>(4)),
+            end: rfc3339_text(&r.get::<_, String>(5)),
             records: r.get(6),
             messages: r.get(7),
         });
@@ -60,8 +61,8 @@ impl PgStore {
                 org: r.get(1),
                 report_id: r.get(2),
                 domain: r.get(3),
-                begin: r.get::<_, i64>(4).to_string(),
-                end: r.get::<_, i64>(5).to_string(),
+                begin: rfc3339_secs(r.get(4)),
+                end: rfc3339_secs(r.get(5)),
                 records: r.get(6),
                 messages: r.get(7),
             });
@@ -87,8 +88,8 @@ impl PgStore {
                 org: r.get(1),
                 report_id: r.get(2),
                 domain: r.get(3),
-                begin: date.clone(),
-                end: date,
+                begin: rfc3339_text(&date),
+                end: rfc3339_text(&date),
                 records: 1,
                 messages: 1,
             });
@@ -117,8 +118,8 @@ impl PgStore {
             org: r.get(0),
             report_id: r.get(1),
             domain: r.get(2),
-            begin: r.get::<_, i64>(3).to_string(),
-            end: r.get::<_, i64>(4).to_string(),
+            begin: rfc3339_secs(r.get(3)),
+            end: rfc3339_secs(r.get(4)),
             records: r.get(5),
             messages: r.get(6),
         };
@@ -252,8 +253,8 @@ impl PgStore {
                 org: r.get(0),
                 report_id: r.get(1),
                 domain: r.get(2),
-                begin: date.clone(),
-                end: date,
+                begin: rfc3339_text(&date),
+                end: rfc3339_text(&date),
                 records: 1,
                 messages: 1,
             },

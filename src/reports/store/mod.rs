@@ -100,7 +100,8 @@ pub struct ReportRow {
     pub org: String,
     pub report_id: String,
     pub domain: String,
-    /// Unix seconds for aggregate reports; RFC 3339 text otherwise.
+    /// RFC 3339 UTC (`2024-12-03T00:00:00Z`), see [`rfc3339_secs`] and
+    /// [`rfc3339_text`].
     pub begin: String,
     pub end: String,
     /// Records (aggregate), policies (TLS), 1 (failure).
@@ -115,6 +116,30 @@ impl ReportRow {
     /// `failure:N` otherwise.
     pub fn display_id(&self) -> String {
         display_id(self.kind, self.id)
+    }
+}
+
+/// A report time as every command shows it: RFC 3339 UTC. Seconds out of
+/// the years 0001–9999 are shown as the number, not wrapped.
+pub fn rfc3339_secs(secs: i64) -> String {
+    if (-62_135_596_800..=253_402_300_799).contains(&secs) {
+        crate::clock::format_time(secs)
+    } else {
+        secs.to_string()
+    }
+}
+
+/// A time a report wrote as text, in RFC 3339 UTC: failure reports carry
+/// an RFC 5322 `Arrival-Date` (RFC 6591 §3.1), TLS reports RFC 3339 with
+/// any offset (RFC 8460 §4.4). Text that is neither is kept as written.
+pub fn rfc3339_text(text: &str) -> String {
+    let t = text.trim();
+    if let Ok(ts) = crate::keys::time::Timestamp::parse(t) {
+        return rfc3339_secs(ts.0);
+    }
+    match crate::inspect::received::parse_date(t) {
+        Some(secs) => rfc3339_secs(secs),
+        None => text.to_string(),
     }
 }
 
@@ -487,8 +512,8 @@ impl ReportStore for SqliteStore {
                     org: r.get(1)?,
                     report_id: r.get(2)?,
                     domain: r.get(3)?,
-                    begin: r.get::<_, i64>(4)?.to_string(),
-                    end: r.get::<_, i64>(5)?.to_string(),
+                    begin: rfc3339_secs(r.get(4)?),
+                    end: rfc3339_secs(r.get(5)?),
                     records: r.get(6)?,
                     messages: r.get(7)?,
                 })
@@ -519,8 +544,8 @@ impl ReportStore for SqliteStore {
                     org: r.get(1)?,
                     report_id: r.get(2)?,
                     domain: r.get(3)?,
-                    begin: date.clone(),
-                    end: date,
+                    begin: rfc3339_text(&date),
+                    end: rfc3339_text(&date),
                     records: 1,
                     messages: 1,
                 })
@@ -602,8 +627,8 @@ impl SqliteStore {
                     org: r.get(1)?,
                     report_id: r.get(2)?,
                     domain: r.get(3)?,
-                    begin: r.get(4)?,
-                    end: r.get(5)?,
+                    begin: rfc3339_text(&r.get::<_, String>(4)?),
+                    end: rfc3339_text(&r.get::<_, String>(5)?),
                     records: r.get(6)?,
                     messages: r.get(7)?,
                 })
