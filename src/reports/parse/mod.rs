@@ -22,6 +22,17 @@ pub use types::*;
 
 use crate::reports::IngestLimits;
 
+/// The aggregate parser's limits for one item, its deadline starting now.
+pub fn aggregate_options(limits: &IngestLimits) -> aggregate::Options {
+    aggregate::Options {
+        max_depth: limits.max_xml_depth,
+        max_count: limits.max_record_count,
+        max_messages: limits.max_report_messages,
+        deadline: std::time::Instant::now().checked_add(limits.item_time_budget),
+        budget_secs: limits.item_time_budget.as_secs(),
+    }
+}
+
 /// Why an item could not be read as a report.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -42,6 +53,8 @@ pub enum ParseError {
     },
     #[error("{what} exceeds the limit of {limit}")]
     TooLarge { what: String, limit: u64 },
+    #[error("took longer than the per-item time budget of {secs} s (--item-timeout)")]
+    TimedOut { secs: u64 },
     #[error("broken container: {msg}")]
     Container { msg: String },
     #[error("storing the report failed: {source}")]
@@ -99,8 +112,9 @@ pub fn parse_item<S: ReportSink + ?Sized>(
 ) -> Result<Vec<Found>, ParseError> {
     // The common case, a report as a plain-XML file, is parsed where it
     // lies: `container::unpack` would hand back a copy of it.
+    let opts = aggregate_options(limits);
     if let Some(xml) = container::plain_xml(bytes, limits) {
-        let s = aggregate::parse(xml, sink)?;
+        let s = aggregate::parse_with(xml, sink, &opts)?;
         return Ok(vec![aggregate_found(s)]);
     }
     let payloads = container::unpack(bytes, limits)?;
@@ -108,7 +122,7 @@ pub fn parse_item<S: ReportSink + ?Sized>(
     for payload in payloads {
         match payload {
             Payload::Xml(xml) => {
-                let s = aggregate::parse(&xml, sink)?;
+                let s = aggregate::parse_with(&xml, sink, &opts)?;
                 found.push(aggregate_found(s));
             }
             Payload::Json(json) => {
@@ -161,7 +175,8 @@ pub fn parse_xml_stream<S: ReportSink + ?Sized>(
         inner: std::io::Read::take(input, limit.saturating_add(1)),
         n: 0,
     };
-    let result = aggregate::parse_reader(&mut counted, sink);
+    let opts = aggregate_options(limits);
+    let result = aggregate::parse_reader_with(&mut counted, sink, &opts);
     if counted.n > limit {
         return Err(ParseError::TooLarge {
             what: "input".to_owned(),
