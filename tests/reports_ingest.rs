@@ -26,7 +26,137 @@ both_stores!(
     maildir_folders_are_configurable,
     mbox_messages_are_ingested,
     oversized_file_is_refused_before_reading,
+    huge_counts_are_set_aside_and_summary_still_works,
+    control_characters_are_removed_alike_on_both_stores,
 );
+
+/// `mailauth reports <store flags> ARGS…`: exit code, stdout, stderr.
+fn mailauth(st: &TestStore, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        .arg("reports")
+        .args(st.cli_args())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run mailauth");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An aggregate report for `domain` (June 2024) with the given records.
+fn aggregate_xml(report_id: &str, org: &str, domain: &str, records: &[(&str, &str)]) -> String {
+    let mut xml = format!(
+        "<feedback><report_metadata><org_name>{org}</org_name><report_id>{report_id}</report_id>\
+         <date_range><begin>1718236800</begin><end>1718323199</end></date_range></report_metadata>\
+         <policy_published><domain>{domain}</domain><p>none</p></policy_published>"
+    );
+    for (count, header_from) in records {
+        xml.push_str(&format!(
+            "<record><row><source_ip>192.0.2.1</source_ip><count>{count}</count><policy_evaluated>\
+             <disposition>none</disposition><dkim>pass</dkim><spf>fail</spf></policy_evaluated></row>\
+             <identifiers><header_from>{header_from}</header_from></identifiers></record>"
+        ));
+    }
+    xml + "</feedback>"
+}
+
+/// Issue 15: two records of `<count>9223372036854775807</count>` were
+/// stored, and every later `reports summary` failed with an integer
+/// overflow. Now the report is set aside with the reason, the batch goes
+/// on, and the summary works.
+fn huge_counts_are_set_aside_and_summary_still_works(st: &TestStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let huge = "9223372036854775807";
+    std::fs::write(
+        dir.path().join("a-huge.xml"),
+        aggregate_xml("huge", "o", "example.com", &[(huge, "example.com"), (huge, "example.com")]),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("b-fine.xml"),
+        aggregate_xml("fine", "o", "example.com", &[("5", "example.com")]),
+    )
+    .expect("write");
+    let path = dir.path().to_str().expect("utf-8 path");
+    let (code, out, err) = mailauth(st, &["ingest", "--json", path]);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    assert_eq!(code, 1, "{s}");
+    assert_eq!(s["reports"], 1, "{s}");
+    let invalid = s["invalid"].as_array().expect("invalid");
+    assert_eq!(invalid.len(), 1, "{s}");
+    let reason = invalid[0]["reason"].as_str().expect("reason");
+    assert!(invalid[0]["origin"].as_str().expect("origin").ends_with("a-huge.xml"), "{s}");
+    assert_eq!(
+        reason,
+        "row/count 9223372036854775807 in record 1 (max_record_count) exceeds the limit of 4294967296"
+    );
+    assert_eq!(st.count(Table::Records), 1);
+    let (code, out, err) = mailauth(st, &["summary", "--offline", "--since", "2024-01-01"]);
+    assert_eq!(code, 0, "summary fails:\n{out}\n{err}");
+    assert!(out.contains("example.com"), "{out}");
+}
+
+/// Issue 15: `&#0;` became U+0000, which PostgreSQL refuses in TEXT: the
+/// whole run stopped at it. Now NUL and the other C0 controls (tab, LF
+/// and CR kept) are removed at parse time, so both stores hold the same
+/// text: in aggregate, failure and TLS reports.
+fn control_characters_are_removed_alike_on_both_stores(st: &TestStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("a.xml"),
+        aggregate_xml(
+            "nul&#0;1",
+            "Org&#0;&#27;]0;x&#7;",
+            "exa&#0;mple.com",
+            &[("3", "exa&#x0;mple.com")],
+        ),
+    )
+    .expect("write");
+    let tls = String::from_utf8(read("tlsrpt/rfc-example.json")).expect("utf-8");
+    let tls = tls.replacen("\"organization-name\": \"", "\"organization-name\": \"\\u0000Ctl", 1);
+    assert!(tls.contains("\\u0000Ctl"), "sample changed: {tls}");
+    std::fs::write(dir.path().join("b.json"), tls).expect("write");
+    let mut ruf = read("forensic/dmarc_ruf_report_linkedin.eml");
+    let at = ruf
+        .windows(24)
+        .position(|w| w == b"Reported-Domain: example")
+        .expect("Reported-Domain")
+        + 24;
+    ruf.splice(at..at, [0u8, 0x1b]);
+    std::fs::write(dir.path().join("c.eml"), ruf).expect("write");
+    let path = dir.path().to_str().expect("utf-8 path");
+    let (code, out, err) = mailauth(st, &["ingest", "--json", path]);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    assert_eq!(code, 0, "{s}\n{err}");
+    assert_eq!(
+        (&s["reports"], &s["tls_reports"], &s["failure_reports"]),
+        (&1.into(), &1.into(), &1.into()),
+        "{s}"
+    );
+    let (code, out, err) = mailauth(st, &["list", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("\\u0000") && !out.contains("\\u001b"), "{out}");
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let mut got: Vec<(String, String, String)> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            let f = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (f("kind"), f("org"), f("domain"))
+        })
+        .collect();
+    got.sort();
+    let kinds: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(kinds, ["aggregate", "failure", "tls"], "{out}");
+    assert_eq!(got[0].1, "Org]0;x", "{out}");
+    assert_eq!(got[0].2, "example.com", "{out}");
+    assert_eq!(got[1].2, "example.com", "{out}");
+    assert!(got[2].1.starts_with("Ctl"), "{out}");
+}
 
 fn data(rel: &str) -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reports")).join(rel)

@@ -22,6 +22,21 @@ pub use types::*;
 
 use crate::reports::IngestLimits;
 
+/// Removes the C0 controls (but tab, LF, CR) and DEL from a text field,
+/// as the aggregate parser does: PostgreSQL refuses NUL in TEXT, and the
+/// rest would reach terminals. Both stores then hold the same text.
+pub(crate) fn clean_text(s: &mut String) {
+    if let std::borrow::Cow::Owned(c) = aggregate::strip_controls(s) {
+        *s = c;
+    }
+}
+
+pub(crate) fn clean_opt(s: &mut Option<String>) {
+    if let Some(s) = s {
+        clean_text(s);
+    }
+}
+
 /// The aggregate parser's limits for one item, its deadline starting now.
 pub fn aggregate_options(limits: &IngestLimits) -> aggregate::Options {
     aggregate::Options {
@@ -142,7 +157,8 @@ pub fn parse_item<S: ReportSink + ?Sized>(
                     warnings: Vec::new(),
                 });
             }
-            Payload::Failure(r) => {
+            Payload::Failure(mut r) => {
+                r.clean_text();
                 let new = sink
                     .failure(&r)
                     .map_err(|source| ParseError::Sink { source })?;
