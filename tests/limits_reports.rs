@@ -382,3 +382,155 @@ fn mime_nested_ten_thousand_levels_does_not_overflow_the_stack() {
     let reason = only_rejection(&run);
     assert!(!reason.is_empty());
 }
+
+/// Issue 15: `<feedback>`, N open `<a>` and N stray `</p>` cost O(N^2)
+/// (each `</p>` scanned the whole element stack): 150,000 of each would
+/// take hours. Now the element depth is capped (`max_xml_depth`) and a
+/// stray end tag costs O(1): refused at once, with the limit named, both
+/// read whole (under 8 MiB) and streamed (over 8 MiB); a good report in the
+/// same batch is stored.
+#[test]
+fn tag_soup_is_refused_at_the_depth_limit_in_linear_time() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("reports.db");
+    let soup = |stray: usize| {
+        format!(
+            "<feedback>{}{}</feedback>",
+            "<a>".repeat(150_000),
+            "</p>".repeat(stray)
+        )
+    };
+    let small = tmp.path().join("a-soup.xml");
+    std::fs::write(&small, soup(150_000)).expect("write");
+    let big = tmp.path().join("b-soup.xml");
+    std::fs::write(&big, soup(2_600_000)).expect("write");
+    assert!(std::fs::metadata(&big).expect("meta").len() > 8 << 20);
+    let good = tmp.path().join("c-good.xml");
+    std::fs::write(&good, small_report("good")).expect("write");
+    let run = run_bounded(
+        ingest(&db, &[&small, &big, &good], &[]),
+        Duration::from_secs(60),
+    );
+    let s = summary(&run);
+    assert_eq!(s["reports"], 1, "the good report is stored: {s}");
+    let invalid = s["invalid"].as_array().expect("invalid");
+    assert_eq!(invalid.len(), 2, "{s}");
+    for p in invalid {
+        assert_eq!(
+            p["reason"], "XML element nesting (max_xml_depth) exceeds the limit of 256",
+            "{s}"
+        );
+    }
+}
+
+/// A per-item wall-clock budget (`--item-timeout`): an item past it is set
+/// aside as invalid with the reason, and the batch goes on. With a budget
+/// of 0 s every item is past it at the parser's first look at the clock
+/// (after 4,096 tokens), so a report of a few thousand records always is,
+/// and a tiny report never is.
+#[test]
+fn an_item_past_its_time_budget_is_set_aside_and_the_batch_goes_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("reports.db");
+    let big = tmp.path().join("a-big.xml");
+    let mut xml = header("example.com", "slow");
+    for i in 0..3_000 {
+        xml.push_str(&record(i));
+    }
+    xml.push_str("</feedback>\n");
+    std::fs::write(&big, xml).expect("write");
+    let good = tmp.path().join("b-good.xml");
+    std::fs::write(&good, small_report("quick")).expect("write");
+    let run = run_bounded(
+        ingest(&db, &[&big, &good], &["--item-timeout", "0"]),
+        Duration::from_secs(60),
+    );
+    let s = summary(&run);
+    assert_eq!(run.code, 1, "{s}");
+    assert_eq!(s["reports"], 1, "{s}");
+    let invalid = s["invalid"].as_array().expect("invalid");
+    assert_eq!(invalid.len(), 1, "{s}");
+    assert_eq!(
+        invalid[0]["reason"],
+        "took longer than the per-item time budget of 0 s (--item-timeout)",
+        "{s}"
+    );
+}
+
+/// A stored (uncompressed) zip of `n` empty entries named in base 36,
+/// written by hand (APPNOTE.TXT 4.3.7 local headers, 4.3.12 central
+/// directory, 4.3.16 end record): the zip crate takes minutes to write
+/// hundreds of thousands of entries in a debug build.
+fn zip_of_empty_entries(n: u32) -> Vec<u8> {
+    let name = |mut i: u32| {
+        let mut s = Vec::new();
+        loop {
+            s.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(i % 36) as usize]);
+            i /= 36;
+            if i == 0 {
+                return s;
+            }
+        }
+    };
+    let mut out = Vec::new();
+    let mut cd = Vec::new();
+    for i in 0..n {
+        let nm = name(i);
+        let offset = out.len() as u32;
+        out.extend_from_slice(b"PK\x03\x04\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00");
+        out.extend_from_slice(&[0; 12]); // crc, sizes
+        out.extend_from_slice(&(nm.len() as u16).to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&nm);
+        cd.extend_from_slice(b"PK\x01\x02\x14\x00\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00");
+        cd.extend_from_slice(&[0; 12]); // crc, sizes
+        cd.extend_from_slice(&(nm.len() as u16).to_le_bytes());
+        cd.extend_from_slice(&[0; 12]); // extra, comment, disk, attributes
+        cd.extend_from_slice(&offset.to_le_bytes());
+        cd.extend_from_slice(&nm);
+    }
+    let cd_offset = out.len() as u32;
+    out.extend_from_slice(&cd);
+    out.extend_from_slice(b"PK\x05\x06\x00\x00\x00\x00");
+    let entries = u16::try_from(n).unwrap_or(0xFFFF);
+    out.extend_from_slice(&entries.to_le_bytes());
+    out.extend_from_slice(&entries.to_le_bytes());
+    out.extend_from_slice(&(cd.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// Issue 15: the 16-entry zip limit (`max_zip_entries`) was checked only
+/// after the zip crate had read the whole central directory into memory
+/// (a 64 MiB zip lists over half a million entries). Now the end of
+/// central directory record is checked first: a zip of 60,000 entries
+/// (5 MiB) and one of 700,000 (59 MiB; ZIP64-less, so the record's 16-bit
+/// counts say 65,535) are refused with the limit named, in the memory of
+/// the file itself.
+#[test]
+fn a_zip_listing_700000_entries_is_refused_before_its_directory_is_read() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("reports.db");
+    for n in [60_000, 700_000] {
+        let zip = tmp.path().join(format!("entries-{n}.zip"));
+        std::fs::write(&zip, zip_of_empty_entries(n)).expect("write");
+        let size = std::fs::metadata(&zip).expect("meta").len();
+        let run = run_bounded(ingest(&db, &[&zip], &[]), Duration::from_secs(120));
+        assert_eq!(
+            only_rejection(&run),
+            "zip entries (max_zip_entries) exceeds the limit of 16",
+            "{n} entries"
+        );
+        // The file (read whole, and copied once to the store's parse
+        // thread) and the program; no directory (700,000 entries parsed
+        // took more than 200 MiB more).
+        let bound = 2 * size as i64 / 1024 + 40 * MIB;
+        assert!(
+            run.max_rss_kib < bound,
+            "{n} entries: peak RSS {} KiB, bound {bound} KiB",
+            run.max_rss_kib
+        );
+        eprintln!("{n} entries ({size} bytes): peak RSS {} KiB", run.max_rss_kib);
+    }
+}

@@ -137,7 +137,7 @@ pub fn parse_item<S: ReportSink + ?Sized>(
     for payload in payloads {
         match payload {
             Payload::Xml(xml) => {
-                let s = aggregate::parse_with(&xml, sink, &opts)?;
+                let s = aggregate::parse_owned_with(xml, sink, &opts)?;
                 found.push(aggregate_found(s));
             }
             Payload::Json(json) => {

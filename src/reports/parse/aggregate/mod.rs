@@ -221,6 +221,53 @@ pub fn parse_with<V: AggregateVisitor + ?Sized>(
     parse_str(&text, visitor, warnings, true, opts)
 }
 
+/// [`parse_with`] for a document this program owns (decompressed): a BOM
+/// and invalid UTF-8 bytes are removed in place, so a decompressed report
+/// is never copied whole a second time.
+pub fn parse_owned_with<V: AggregateVisitor + ?Sized>(
+    bytes: Vec<u8>,
+    visitor: &mut V,
+    opts: &Options,
+) -> Result<AggregateSummary, ParseError> {
+    let (text, dropped) = into_utf8(bytes);
+    let mut warnings = Vec::new();
+    if dropped > 0 {
+        warnings.push(format!("{dropped} invalid UTF-8 byte(s) dropped"));
+    }
+    parse_str(&text, visitor, warnings, true, opts)
+}
+
+/// The bytes without a leading BOM and without the bytes that are not
+/// UTF-8, in the same buffer; and how many were dropped (the BOM is not
+/// counted).
+fn into_utf8(mut bytes: Vec<u8>) -> (String, usize) {
+    let mut read = usize::from(bytes.starts_with(b"\xEF\xBB\xBF")) * 3;
+    let mut write = 0;
+    let mut dropped = 0;
+    loop {
+        let (valid, bad) = match std::str::from_utf8(&bytes[read..]) {
+            Ok(_) => (bytes.len() - read, 0),
+            Err(e) => (
+                e.valid_up_to(),
+                e.error_len().unwrap_or(bytes.len() - read - e.valid_up_to()),
+            ),
+        };
+        bytes.copy_within(read..read + valid, write);
+        write += valid;
+        read += valid + bad;
+        dropped += bad;
+        if bad == 0 {
+            break;
+        }
+    }
+    bytes.truncate(write);
+    // Only whole characters were kept.
+    let text = String::from_utf8(bytes).unwrap_or_else(|e| {
+        String::from_utf8_lossy(e.as_bytes()).into_owned()
+    });
+    (text, dropped)
+}
+
 fn configure<R>(reader: &mut Reader<R>) {
     let config = reader.config_mut();
     config.check_end_names = false;
@@ -619,6 +666,35 @@ mod tests {
         parse_reader(Trickle(xml.as_bytes(), 4096), &mut b).expect_err("no metadata");
         let (steps, _) = WORK.with(std::cell::Cell::get);
         assert!(steps <= (open + 1) as u64, "{steps} stack steps (stream)");
+    }
+
+    /// Issue 15: one invalid UTF-8 byte made a second full copy of a
+    /// decompressed report. Now it is cleaned in its own buffer.
+    #[test]
+    fn invalid_utf8_is_removed_in_place() {
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend_from_slice(report(REC).replace("<org_name>o<", "<org_name>o\u{e9}<").as_bytes());
+        let clean_len = bytes.len() - 3;
+        let at = bytes.len() / 2;
+        bytes.insert(at, 0xFF);
+        bytes.extend_from_slice(b"\xE2\x82");
+        let ptr = bytes.as_ptr();
+        let (text, dropped) = into_utf8(bytes.clone());
+        assert_eq!(dropped, 3);
+        assert_eq!(text.len(), clean_len);
+        let (text2, _) = into_utf8(bytes);
+        assert_eq!(text2.as_ptr(), ptr, "the same buffer");
+        let mut a = Collect::default();
+        let mut b = Collect::default();
+        let with_junk = {
+            let mut v = text.into_bytes();
+            v.insert(10, 0xC3);
+            v
+        };
+        let sa = parse(&with_junk, &mut a).expect("slice");
+        let sb = parse_owned_with(with_junk, &mut b, &Options::default()).expect("owned");
+        assert_eq!(sa, sb);
+        assert_eq!(a.records, b.records);
     }
 
     #[test]
