@@ -537,3 +537,80 @@ fn oversized_file_is_refused_before_reading(st: &TestStore) {
         "{s:?}"
     );
 }
+
+/// Issue 15: SQLite ran with `synchronous=NORMAL` (the WAL is synced only
+/// at checkpoints) and the Maildir rename was not followed by a directory
+/// fsync: after a power cut a report could be gone from the store while
+/// its message had left `new/`. Checked on the system calls (strace):
+/// before each message's rename the WAL was fsync'd (its commit is
+/// durable), and after it the target and source directories are. A real
+/// power cut is not simulated. PostgreSQL commits are durable on the
+/// server (`synchronous_commit=on`, its default).
+#[test]
+fn maildir_rename_follows_a_durable_commit_and_is_synced() {
+    let strace = std::process::Command::new("strace").arg("-V").output();
+    if strace.is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "strace is missing (scripts/install-deps.sh installs it)"
+        );
+        eprintln!("SKIP: strace is missing");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let md = tmp.path().join("Maildir");
+    make_maildir(
+        &md,
+        &[
+            ("1.eml", &read("aggregate/nice-input.xml")),
+            ("2.eml", &read("tlsrpt/google.json")),
+            ("3.eml", b"not a report"),
+        ],
+    );
+    let log = tmp.path().join("strace.log");
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-y", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2", "-o"])
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_mailauth"))
+        .args(["reports", "--db"])
+        .arg(tmp.path().join("reports.db"))
+        .args(["ingest", "--maildir"])
+        .arg(&md)
+        .output()
+        .expect("strace mailauth");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let log = std::fs::read_to_string(&log).expect("strace log");
+    // One call per line, without the pid column; a call another thread
+    // interrupted is its "<unfinished ...>" line (which names the file),
+    // not the "resumed" one.
+    let calls: Vec<&str> = log
+        .lines()
+        .map(|l| l.split_once(' ').map_or(l, |(_, c)| c.trim_start()))
+        .filter(|c| !c.starts_with("<...") && !c.starts_with("+++"))
+        .collect();
+    let renames: Vec<usize> = (0..calls.len())
+        .filter(|&i| calls[i].starts_with("rename"))
+        .collect();
+    assert_eq!(renames.len(), 3, "{log}");
+    let mut from = 0;
+    for (n, &i) in renames.iter().enumerate() {
+        let wal_sync = calls[from..i]
+            .iter()
+            .any(|c| c.starts_with("f") && c.contains("reports.db-wal>"));
+        let next = renames.get(n + 1).copied().unwrap_or(calls.len());
+        let after = &calls[i + 1..next];
+        let folder = if calls[i].contains(".Invalid") { ".Invalid" } else { ".Archive" };
+        let target_sync = after
+            .iter()
+            .any(|c| c.starts_with("fsync(") && c.contains(&format!("{folder}/cur>")));
+        let source_sync = after
+            .iter()
+            .any(|c| c.starts_with("fsync(") && c.contains("Maildir/new>"));
+        // The invalid message has nothing to commit.
+        if folder == ".Archive" {
+            assert!(wal_sync, "no WAL fsync before {}:\n{log}", calls[i]);
+        }
+        assert!(target_sync && source_sync, "no directory fsync after {}:\n{log}", calls[i]);
+        from = i + 1;
+    }
+}
