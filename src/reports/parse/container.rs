@@ -664,6 +664,89 @@ mod tests {
         assert!(err.to_string().contains("central directory size"), "{err}");
     }
 
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).expect("gzip");
+        e.finish().expect("gzip")
+    }
+
+    const XML: &[u8] = b"<feedback><report_metadata><org_name>o</org_name></report_metadata></feedback>";
+
+    /// `max_nesting`: a report in six gzip layers is read, in seven it is
+    /// refused.
+    #[test]
+    fn max_nesting() {
+        let limits = IngestLimits::default();
+        let mut data = XML.to_vec();
+        for _ in 0..6 {
+            data = gzip(&data);
+        }
+        assert_eq!(unpack(&data, &limits).expect("6 layers"), vec![Payload::Xml(XML.to_vec())]);
+        let err = unpack(&gzip(&data), &limits).expect_err("7 layers");
+        assert_eq!(
+            err.to_string(),
+            "container nesting depth exceeds the limit of 6"
+        );
+    }
+
+    fn mail_with_attachment(name: &str, data: &[u8]) -> Vec<u8> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+        format!(
+            "From: r@example.com\r\nSubject: Report\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nhello\r\n--b\r\n\
+             Content-Type: application/gzip\r\nContent-Transfer-Encoding: base64\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n{b64}\r\n--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// `max_attachment_bytes`: an attachment of more decoded bytes than
+    /// the limit is refused with its name; one within it is read.
+    #[test]
+    fn max_attachment_bytes() {
+        let gz = gzip(XML);
+        let mail = mail_with_attachment("r.xml.gz", &gz);
+        let fits = IngestLimits {
+            max_attachment_bytes: gz.len() as u64,
+            ..IngestLimits::default()
+        };
+        assert_eq!(unpack(&mail, &fits).expect("fits"), vec![Payload::Xml(XML.to_vec())]);
+        let small = IngestLimits {
+            max_attachment_bytes: gz.len() as u64 - 1,
+            ..IngestLimits::default()
+        };
+        let err = unpack(&mail, &small).expect_err("too large");
+        assert_eq!(
+            err.to_string(),
+            format!("attachment \"r.xml.gz\" exceeds the limit of {}", gz.len() - 1)
+        );
+    }
+
+    /// `max_original_headers`: the original headers of a failure report
+    /// are cut to the limit (on a character boundary); the report is kept.
+    #[test]
+    fn max_original_headers() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/reports/forensic/dmarc_ruf_report_linkedin.eml"
+        );
+        let mail = std::fs::read(path).expect("sample");
+        let headers = |limits: &IngestLimits| match unpack(&mail, limits).expect("parses").pop() {
+            Some(Payload::Failure(r)) => r.original_headers.unwrap_or_default(),
+            other => panic!("{other:?}"),
+        };
+        let full = headers(&IngestLimits::default());
+        assert!(full.len() > 200, "{full}");
+        let cut = headers(&IngestLimits {
+            max_original_headers: 100,
+            ..IngestLimits::default()
+        });
+        assert_eq!(cut, full[..100]);
+    }
+
     #[test]
     fn zip_entries_that_are_not_reports_are_skipped() {
         use std::io::Write;
