@@ -457,8 +457,7 @@ fn an_item_past_its_time_budget_is_set_aside_and_the_batch_goes_on() {
     let invalid = s["invalid"].as_array().expect("invalid");
     assert_eq!(invalid.len(), 1, "{s}");
     assert_eq!(
-        invalid[0]["reason"],
-        "took longer than the per-item time budget of 0 s (--item-timeout)",
+        invalid[0]["reason"], "took longer than the per-item time budget of 0 s (--item-timeout)",
         "{s}"
     );
 }
@@ -487,7 +486,8 @@ fn write_zip_of_empty_entries(path: &Path, n: u32) -> u64 {
         w.write_all(b"PK\x03\x04\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00")
             .expect("write");
         w.write_all(&[0; 12]).expect("write"); // crc, sizes
-        w.write_all(&(nm.len() as u16).to_le_bytes()).expect("write");
+        w.write_all(&(nm.len() as u16).to_le_bytes())
+            .expect("write");
         w.write_all(&0u16.to_le_bytes()).expect("write");
         w.write_all(&nm).expect("write");
         offset += 30 + nm.len() as u32;
@@ -500,7 +500,8 @@ fn write_zip_of_empty_entries(path: &Path, n: u32) -> u64 {
         w.write_all(b"PK\x01\x02\x14\x00\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00")
             .expect("write");
         w.write_all(&[0; 12]).expect("write"); // crc, sizes
-        w.write_all(&(nm.len() as u16).to_le_bytes()).expect("write");
+        w.write_all(&(nm.len() as u16).to_le_bytes())
+            .expect("write");
         w.write_all(&[0; 12]).expect("write"); // extra, comment, disk, attributes
         w.write_all(&offset.to_le_bytes()).expect("write");
         w.write_all(&nm).expect("write");
@@ -548,7 +549,10 @@ fn a_zip_listing_700000_entries_is_refused_before_its_directory_is_read() {
             "{n} entries: peak RSS {} KiB, bound {bound} KiB",
             run.max_rss_kib
         );
-        eprintln!("{n} entries ({size} bytes): peak RSS {} KiB", run.max_rss_kib);
+        eprintln!(
+            "{n} entries ({size} bytes): peak RSS {} KiB",
+            run.max_rss_kib
+        );
     }
 }
 
@@ -593,7 +597,11 @@ fn an_oversized_mbox_message_is_skipped_without_being_read_whole() {
         .expect("write");
     };
     message(&mut w, "first");
-    write!(w, "From r@example.com Mon Jun 10 00:00:00 2024\nSubject: big\n\n").expect("write");
+    write!(
+        w,
+        "From r@example.com Mon Jun 10 00:00:00 2024\nSubject: big\n\n"
+    )
+    .expect("write");
     let line = [b'x'; 1023];
     for _ in 0..200 * 1024 {
         w.write_all(&line).expect("write");
@@ -606,7 +614,12 @@ fn an_oversized_mbox_message_is_skipped_without_being_read_whole() {
         ingest(
             &db,
             &[],
-            &["--max-input-bytes", "1048576", "--mbox", mbox.to_str().expect("utf-8")],
+            &[
+                "--max-input-bytes",
+                "1048576",
+                "--mbox",
+                mbox.to_str().expect("utf-8"),
+            ],
         ),
         Duration::from_secs(120),
     );

@@ -72,7 +72,12 @@ fn huge_counts_are_set_aside_and_summary_still_works(st: &TestStore) {
     let huge = "9223372036854775807";
     std::fs::write(
         dir.path().join("a-huge.xml"),
-        aggregate_xml("huge", "o", "example.com", &[(huge, "example.com"), (huge, "example.com")]),
+        aggregate_xml(
+            "huge",
+            "o",
+            "example.com",
+            &[(huge, "example.com"), (huge, "example.com")],
+        ),
     )
     .expect("write");
     std::fs::write(
@@ -82,13 +87,20 @@ fn huge_counts_are_set_aside_and_summary_still_works(st: &TestStore) {
     .expect("write");
     let path = dir.path().to_str().expect("utf-8 path");
     let (code, out, err) = mailauth(st, &["ingest", "--json", path]);
-    let s: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    let s: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
     assert_eq!(code, 1, "{s}");
     assert_eq!(s["reports"], 1, "{s}");
     let invalid = s["invalid"].as_array().expect("invalid");
     assert_eq!(invalid.len(), 1, "{s}");
     let reason = invalid[0]["reason"].as_str().expect("reason");
-    assert!(invalid[0]["origin"].as_str().expect("origin").ends_with("a-huge.xml"), "{s}");
+    assert!(
+        invalid[0]["origin"]
+            .as_str()
+            .expect("origin")
+            .ends_with("a-huge.xml"),
+        "{s}"
+    );
     assert_eq!(
         reason,
         "row/count 9223372036854775807 in record 1 (max_record_count) exceeds the limit of 4294967296"
@@ -116,7 +128,11 @@ fn control_characters_are_removed_alike_on_both_stores(st: &TestStore) {
     )
     .expect("write");
     let tls = String::from_utf8(read("tlsrpt/rfc-example.json")).expect("utf-8");
-    let tls = tls.replacen("\"organization-name\": \"", "\"organization-name\": \"\\u0000Ctl", 1);
+    let tls = tls.replacen(
+        "\"organization-name\": \"",
+        "\"organization-name\": \"\\u0000Ctl",
+        1,
+    );
     assert!(tls.contains("\\u0000Ctl"), "sample changed: {tls}");
     std::fs::write(dir.path().join("b.json"), tls).expect("write");
     let mut ruf = read("forensic/dmarc_ruf_report_linkedin.eml");
@@ -129,7 +145,8 @@ fn control_characters_are_removed_alike_on_both_stores(st: &TestStore) {
     std::fs::write(dir.path().join("c.eml"), ruf).expect("write");
     let path = dir.path().to_str().expect("utf-8 path");
     let (code, out, err) = mailauth(st, &["ingest", "--json", path]);
-    let s: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    let s: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
     assert_eq!(code, 0, "{s}\n{err}");
     assert_eq!(
         (&s["reports"], &s["tls_reports"], &s["failure_reports"]),
@@ -138,7 +155,10 @@ fn control_characters_are_removed_alike_on_both_stores(st: &TestStore) {
     );
     let (code, out, err) = mailauth(st, &["list", "--format", "json"]);
     assert_eq!(code, 0, "{err}");
-    assert!(!out.contains("\\u0000") && !out.contains("\\u001b"), "{out}");
+    assert!(
+        !out.contains("\\u0000") && !out.contains("\\u001b"),
+        "{out}"
+    );
     let rows: serde_json::Value = serde_json::from_str(&out).expect("json");
     let mut got: Vec<(String, String, String)> = rows
         .as_array()
@@ -569,7 +589,13 @@ fn maildir_rename_follows_a_durable_commit_and_is_synced() {
     );
     let log = tmp.path().join("strace.log");
     let out = std::process::Command::new("strace")
-        .args(["-f", "-y", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2", "-o"])
+        .args([
+            "-f",
+            "-y",
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2",
+            "-o",
+        ])
         .arg(&log)
         .arg(env!("CARGO_BIN_EXE_mailauth"))
         .args(["reports", "--db"])
@@ -599,7 +625,11 @@ fn maildir_rename_follows_a_durable_commit_and_is_synced() {
             .any(|c| c.starts_with("f") && c.contains("reports.db-wal>"));
         let next = renames.get(n + 1).copied().unwrap_or(calls.len());
         let after = &calls[i + 1..next];
-        let folder = if calls[i].contains(".Invalid") { ".Invalid" } else { ".Archive" };
+        let folder = if calls[i].contains(".Invalid") {
+            ".Invalid"
+        } else {
+            ".Archive"
+        };
         let target_sync = after
             .iter()
             .any(|c| c.starts_with("fsync(") && c.contains(&format!("{folder}/cur>")));
@@ -610,7 +640,11 @@ fn maildir_rename_follows_a_durable_commit_and_is_synced() {
         if folder == ".Archive" {
             assert!(wal_sync, "no WAL fsync before {}:\n{log}", calls[i]);
         }
-        assert!(target_sync && source_sync, "no directory fsync after {}:\n{log}", calls[i]);
+        assert!(
+            target_sync && source_sync,
+            "no directory fsync after {}:\n{log}",
+            calls[i]
+        );
         from = i + 1;
     }
 }

@@ -487,7 +487,9 @@ fn ingest_cmd(
         sources.push(Box::new(FileSource::new(a.paths, limits.max_input_bytes)));
     }
     for m in a.mbox {
-        sources.push(Box::new(MboxSource::new(m).with_limit(limits.max_input_bytes)));
+        sources.push(Box::new(
+            MboxSource::new(m).with_limit(limits.max_input_bytes),
+        ));
     }
     let folders = MaildirFolders {
         archive: a.archive_folder,

@@ -214,7 +214,10 @@ mod tests {
         let got = messages(&mbox, 1000);
         assert_eq!(got.len(), 2, "{got:?}");
         let err = got[0].clone().expect_err("too large");
-        assert!(err.ends_with("#1 is 5001 bytes, more than the limit of 1000"), "{err}");
+        assert!(
+            err.ends_with("#1 is 5001 bytes, more than the limit of 1000"),
+            "{err}"
+        );
         assert_eq!(got[1], Ok(b"B: 2\n".to_vec()));
     }
 }

@@ -196,11 +196,15 @@ fn too_many_zip_entries(limits: &IngestLimits) -> ParseError {
 const ZIP_CD_BYTES_PER_ENTRY: u64 = 4 << 10;
 
 fn le16(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?)))
+    Some(u64::from(u16::from_le_bytes(
+        b.get(at..at + 2)?.try_into().ok()?,
+    )))
 }
 
 fn le32(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?)))
+    Some(u64::from(u32::from_le_bytes(
+        b.get(at..at + 4)?.try_into().ok()?,
+    )))
 }
 
 fn le64(b: &[u8], at: usize) -> Option<u64> {
@@ -616,7 +620,10 @@ mod tests {
     #[test]
     fn max_zip_entries() {
         let limits = IngestLimits::default();
-        assert_eq!(unpack(&zip_with(16), &limits).expect("16 entries").len(), 16);
+        assert_eq!(
+            unpack(&zip_with(16), &limits).expect("16 entries").len(),
+            16
+        );
         let err = unpack(&zip_with(17), &limits).expect_err("17 entries");
         assert_eq!(
             err.to_string(),
@@ -671,7 +678,8 @@ mod tests {
         e.finish().expect("gzip")
     }
 
-    const XML: &[u8] = b"<feedback><report_metadata><org_name>o</org_name></report_metadata></feedback>";
+    const XML: &[u8] =
+        b"<feedback><report_metadata><org_name>o</org_name></report_metadata></feedback>";
 
     /// `max_nesting`: a report in six gzip layers is read, in seven it is
     /// refused.
@@ -682,7 +690,10 @@ mod tests {
         for _ in 0..6 {
             data = gzip(&data);
         }
-        assert_eq!(unpack(&data, &limits).expect("6 layers"), vec![Payload::Xml(XML.to_vec())]);
+        assert_eq!(
+            unpack(&data, &limits).expect("6 layers"),
+            vec![Payload::Xml(XML.to_vec())]
+        );
         let err = unpack(&gzip(&data), &limits).expect_err("7 layers");
         assert_eq!(
             err.to_string(),
@@ -713,7 +724,10 @@ mod tests {
             max_attachment_bytes: gz.len() as u64,
             ..IngestLimits::default()
         };
-        assert_eq!(unpack(&mail, &fits).expect("fits"), vec![Payload::Xml(XML.to_vec())]);
+        assert_eq!(
+            unpack(&mail, &fits).expect("fits"),
+            vec![Payload::Xml(XML.to_vec())]
+        );
         let small = IngestLimits {
             max_attachment_bytes: gz.len() as u64 - 1,
             ..IngestLimits::default()
@@ -721,7 +735,10 @@ mod tests {
         let err = unpack(&mail, &small).expect_err("too large");
         assert_eq!(
             err.to_string(),
-            format!("attachment \"r.xml.gz\" exceeds the limit of {}", gz.len() - 1)
+            format!(
+                "attachment \"r.xml.gz\" exceeds the limit of {}",
+                gz.len() - 1
+            )
         );
     }
 

@@ -181,7 +181,9 @@ mod tests {
         assert_eq!(r.report_id, "r");
         assert_eq!(r.policies[0].policy.policy_domain, "d");
         assert_eq!(
-            r.policies[0].failure_details[0].additional_information.as_deref(),
+            r.policies[0].failure_details[0]
+                .additional_information
+                .as_deref(),
             Some("a\tb")
         );
     }

@@ -249,7 +249,8 @@ fn into_utf8(mut bytes: Vec<u8>) -> (String, usize) {
             Ok(_) => (bytes.len() - read, 0),
             Err(e) => (
                 e.valid_up_to(),
-                e.error_len().unwrap_or(bytes.len() - read - e.valid_up_to()),
+                e.error_len()
+                    .unwrap_or(bytes.len() - read - e.valid_up_to()),
             ),
         };
         bytes.copy_within(read..read + valid, write);
@@ -262,9 +263,8 @@ fn into_utf8(mut bytes: Vec<u8>) -> (String, usize) {
     }
     bytes.truncate(write);
     // Only whole characters were kept.
-    let text = String::from_utf8(bytes).unwrap_or_else(|e| {
-        String::from_utf8_lossy(e.as_bytes()).into_owned()
-    });
+    let text = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     (text, dropped)
 }
 
@@ -673,7 +673,11 @@ mod tests {
     #[test]
     fn invalid_utf8_is_removed_in_place() {
         let mut bytes = b"\xEF\xBB\xBF".to_vec();
-        bytes.extend_from_slice(report(REC).replace("<org_name>o<", "<org_name>o\u{e9}<").as_bytes());
+        bytes.extend_from_slice(
+            report(REC)
+                .replace("<org_name>o<", "<org_name>o\u{e9}<")
+                .as_bytes(),
+        );
         let clean_len = bytes.len() - 3;
         let at = bytes.len() / 2;
         bytes.insert(at, 0xFF);
@@ -707,7 +711,10 @@ mod tests {
         };
         parse(nested(200).as_bytes(), &mut Collect::default()).expect("200 levels parse");
         for (how, r) in [
-            ("slice", parse(nested(300).as_bytes(), &mut Collect::default())),
+            (
+                "slice",
+                parse(nested(300).as_bytes(), &mut Collect::default()),
+            ),
             (
                 "stream",
                 parse_reader(Trickle(nested(300).as_bytes(), 64), &mut Collect::default()),
@@ -758,8 +765,12 @@ mod tests {
             max_messages: 5,
             ..Options::default()
         };
-        let err = parse_with(report(&REC.repeat(2)).as_bytes(), &mut Collect::default(), &opts)
-            .expect_err("total refused");
+        let err = parse_with(
+            report(&REC.repeat(2)).as_bytes(),
+            &mut Collect::default(),
+            &opts,
+        )
+        .expect_err("total refused");
         assert!(
             err.to_string().contains("max_report_messages") && err.to_string().contains("record 2"),
             "{err}"
@@ -770,7 +781,10 @@ mod tests {
     fn control_characters_are_removed_from_text() {
         let xml = report(REC)
             .replace("<org_name>o<", "<org_name>o&#0;&#27;]0;x&#7;\u{1}\t\u{7f}<")
-            .replace("<header_from>example.com<", "<header_from>exa&#x0;mple.com<");
+            .replace(
+                "<header_from>example.com<",
+                "<header_from>exa&#x0;mple.com<",
+            );
         for how in ["fast", "stream", "slow"] {
             let got = outcome(xml.as_bytes(), how, 3);
             assert!(got.contains("org_name: \"o]0;x\""), "{how}: {got}");
@@ -793,7 +807,11 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(2));
         for r in [
             parse_with(xml.as_bytes(), &mut Collect::default(), &opts),
-            parse_reader_with(Trickle(xml.as_bytes(), 4096), &mut Collect::default(), &opts),
+            parse_reader_with(
+                Trickle(xml.as_bytes(), 4096),
+                &mut Collect::default(),
+                &opts,
+            ),
         ] {
             let err = r.expect_err("stopped");
             assert!(matches!(err, ParseError::TimedOut { secs: 7 }), "{err}");
