@@ -593,7 +593,7 @@ fn maildir_rename_follows_a_durable_commit_and_is_synced() {
             "-f",
             "-y",
             "-e",
-            "trace=fsync,fdatasync,rename,renameat,renameat2",
+            "trace=pwrite64,write,fsync,fdatasync,rename,renameat,renameat2",
             "-o",
         ])
         .arg(&log)
@@ -620,9 +620,17 @@ fn maildir_rename_follows_a_durable_commit_and_is_synced() {
     assert_eq!(renames.len(), 3, "{log}");
     let mut from = 0;
     for (n, &i) in renames.iter().enumerate() {
-        let wal_sync = calls[from..i]
+        // The message's commit: the last write to the WAL before the
+        // rename, then an fsync of the WAL.
+        let wal = |c: &&str, call: &str| c.starts_with(call) && c.contains("reports.db-wal>");
+        let last_write = calls[from..i]
             .iter()
-            .any(|c| c.starts_with("f") && c.contains("reports.db-wal>"));
+            .rposition(|c| wal(c, "pwrite64(") || wal(c, "write("));
+        let wal_sync = last_write.is_some_and(|w| {
+            calls[from + w..i]
+                .iter()
+                .any(|c| wal(c, "fsync(") || wal(c, "fdatasync("))
+        });
         let next = renames.get(n + 1).copied().unwrap_or(calls.len());
         let after = &calls[i + 1..next];
         let folder = if calls[i].contains(".Invalid") {
