@@ -11,6 +11,8 @@
 #           (the deepest the depth limit, 256, lets through)
 #   stray   255 open elements, then stray end tags of a known element that
 #           is not open (`</p>`): the old O(open x stray) case
+#   stray-qx  the same after a comment, so quick-xml reads it (the fallback
+#           for what the fast tokenizer leaves alone)
 #   text    a valid report whose <org_name> is one huge text token
 #   attrs   a valid report whose <feedback> start tag carries the rest of
 #           the file as attributes (an attribute flood)
@@ -67,6 +69,8 @@ def shape(name, size):
         return fill("<feedback>", "<x>" * 255 + "</x>" * 255, size, "</feedback>")
     if name == "stray":
         return fill("<feedback>" + "<a>" * 255, "</p>", size, "</feedback>")
+    if name == "stray-qx":
+        return fill("<!-- c --><feedback>" + "<a>" * 255, "</p>", size, "</feedback>")
     if name == "text":
         head = HEAD.format(attrs="", org="{ORG}")
         doc = head + record(0) + "</feedback>\n"
@@ -95,7 +99,7 @@ print("mailauth:", mailauth, "| runs per file:", runs)
 print("%-7s %8s %12s %12s %7s  %s" % ("shape", "MiB", "median s", "s per MiB", "x norm", "outcome"))
 for size in sizes:
     base = None
-    for name in ["normal", "deep", "stray", "text", "attrs"]:
+    for name in ["normal", "deep", "stray", "stray-qx", "text", "attrs"]:
         path = os.path.join(work, "%s-%d.xml" % (name, size))
         with open(path, "w") as f:
             f.write(shape(name, size * MIB))
