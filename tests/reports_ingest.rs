@@ -85,6 +85,18 @@ fn huge_counts_are_set_aside_and_summary_still_works(st: &TestStore) {
         aggregate_xml("fine", "o", "example.com", &[("5", "example.com")]),
     )
     .expect("write");
+    // 257 records of 2^32 each: every one within `max_record_count`, the
+    // total over `max_report_messages` (2^40).
+    std::fs::write(
+        dir.path().join("c-total.xml"),
+        aggregate_xml(
+            "total",
+            "o",
+            "example.com",
+            &[("4294967296", "example.com"); 257],
+        ),
+    )
+    .expect("write");
     let path = dir.path().to_str().expect("utf-8 path");
     let (code, out, err) = mailauth(st, &["ingest", "--json", path]);
     let s: serde_json::Value =
@@ -92,8 +104,14 @@ fn huge_counts_are_set_aside_and_summary_still_works(st: &TestStore) {
     assert_eq!(code, 1, "{s}");
     assert_eq!(s["reports"], 1, "{s}");
     let invalid = s["invalid"].as_array().expect("invalid");
-    assert_eq!(invalid.len(), 1, "{s}");
+    assert_eq!(invalid.len(), 2, "{s}");
     let reason = invalid[0]["reason"].as_str().expect("reason");
+    assert_eq!(
+        invalid[1]["reason"],
+        "the report's total of row/count, 1103806595072 at record 257 (max_report_messages), \
+         exceeds the limit of 1099511627776",
+        "{s}"
+    );
     assert!(
         invalid[0]["origin"]
             .as_str()

@@ -3,7 +3,9 @@
 //! `message/rfc822`), detected by content, not by file name.
 //!
 //! Owns bytes → [`Payload`]s (aggregate XML, TLS-RPT JSON, failure
-//! reports) under the size, ratio and depth caps of [`IngestLimits`].
+//! reports) under the size, ratio and depth caps of [`IngestLimits`]; a
+//! zip's entry count and directory size are checked from its end record
+//! before the zip crate reads the directory.
 //! Leaves the report formats to `aggregate.rs`, `tlsrpt.rs`, `failure.rs`.
 
 use std::io::Read;

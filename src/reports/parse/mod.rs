@@ -2,8 +2,10 @@
 //!
 //! Owns report detection and parsing for every container
 //! ([`container`]) and format ([`aggregate`], [`failure`], [`tlsrpt`]),
-//! and hands what it finds to a [`ReportSink`] as it goes. Leaves where
-//! bytes come from to `reports::ingest` and storage to `reports::store`.
+//! and hands what it finds to a [`ReportSink`] as it goes, with the C0
+//! control characters (but tab, LF, CR) removed from every text field so
+//! that every store holds the same text. Leaves where bytes come from to
+//! `reports::ingest` and storage to `reports::store`.
 
 pub mod aggregate;
 pub mod container;
