@@ -93,7 +93,7 @@ seed_all() {
         config)
             seed "$t" fuzz/seeds/config/* tests/data/validate/mailauth.yaml mailauth.yaml
             ;;
-        report_aggregate)
+        report_aggregate | parse_reader)
             seed "$t" tests/data/reports/aggregate/*.xml
             ;;
         report_container)

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 
-packages=(bind9 bind9-utils bind9-dnsutils pdns-server pdns-backend-sqlite3 sqlite3
+packages=(strace bind9 bind9-utils bind9-dnsutils pdns-server pdns-backend-sqlite3 sqlite3
           dovecot-imapd postgresql-15 opendkim-tools chromium openssl g++)
 missing=()
 for p in "${packages[@]}"; do

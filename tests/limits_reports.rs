@@ -382,3 +382,260 @@ fn mime_nested_ten_thousand_levels_does_not_overflow_the_stack() {
     let reason = only_rejection(&run);
     assert!(!reason.is_empty());
 }
+
+/// Issue 15: `<feedback>`, N open `<a>` and N stray `</p>` cost O(N^2)
+/// (each `</p>` scanned the whole element stack): 150,000 of each would
+/// take hours. Now the element depth is capped (`max_xml_depth`) and a
+/// stray end tag costs O(1): refused at once, with the limit named, both
+/// read whole (under 8 MiB) and streamed (over 8 MiB); a good report in the
+/// same batch is stored.
+#[test]
+fn tag_soup_is_refused_at_the_depth_limit_in_linear_time() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("reports.db");
+    // Written in pieces: see `write_zip_of_empty_entries` about memory.
+    let soup = |path: &Path, stray: usize| {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+        w.write_all(b"<feedback>").expect("write");
+        for _ in 0..150_000 {
+            w.write_all(b"<a>").expect("write");
+        }
+        for _ in 0..stray {
+            w.write_all(b"</p>").expect("write");
+        }
+        w.write_all(b"</feedback>").expect("write");
+        w.flush().expect("flush");
+    };
+    let small = tmp.path().join("a-soup.xml");
+    soup(&small, 150_000);
+    let big = tmp.path().join("b-soup.xml");
+    soup(&big, 2_600_000);
+    assert!(std::fs::metadata(&big).expect("meta").len() > 8 << 20);
+    let good = tmp.path().join("c-good.xml");
+    std::fs::write(&good, small_report("good")).expect("write");
+    let run = run_bounded(
+        ingest(&db, &[&small, &big, &good], &[]),
+        Duration::from_secs(60),
+    );
+    let s = summary(&run);
+    assert_eq!(s["reports"], 1, "the good report is stored: {s}");
+    let invalid = s["invalid"].as_array().expect("invalid");
+    assert_eq!(invalid.len(), 2, "{s}");
+    for p in invalid {
+        assert_eq!(
+            p["reason"], "XML element nesting (max_xml_depth) exceeds the limit of 256",
+            "{s}"
+        );
+    }
+}
+
+/// A per-item wall-clock budget (`--item-timeout`): an item past it is set
+/// aside as invalid with the reason, and the batch goes on. With a budget
+/// of 0 s every item is past it at the parser's first look at the clock
+/// (after 4,096 tokens), so a report of a few thousand records always is,
+/// and a tiny report never is.
+#[test]
+fn an_item_past_its_time_budget_is_set_aside_and_the_batch_goes_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("reports.db");
+    let big = tmp.path().join("a-big.xml");
+    let mut xml = header("example.com", "slow");
+    for i in 0..3_000 {
+        xml.push_str(&record(i));
+    }
+    xml.push_str("</feedback>\n");
+    std::fs::write(&big, xml).expect("write");
+    let good = tmp.path().join("b-good.xml");
+    std::fs::write(&good, small_report("quick")).expect("write");
+    let run = run_bounded(
+        ingest(&db, &[&big, &good], &["--item-timeout", "0"]),
+        Duration::from_secs(60),
+    );
+    let s = summary(&run);
+    assert_eq!(run.code, 1, "{s}");
+    assert_eq!(s["reports"], 1, "{s}");
+    let invalid = s["invalid"].as_array().expect("invalid");
+    assert_eq!(invalid.len(), 1, "{s}");
+    assert_eq!(
+        invalid[0]["reason"], "took longer than the per-item time budget of 0 s (--item-timeout)",
+        "{s}"
+    );
+}
+
+/// Writes a stored (uncompressed) zip of `n` empty entries named in base
+/// 36 to `path`, by hand (APPNOTE.TXT 4.3.7 local headers, 4.3.12 central
+/// directory, 4.3.16 end record) and straight to the file: the zip crate
+/// takes minutes to write hundreds of thousands of entries in a debug
+/// build, and a copy in this process's memory would count in the peak RSS
+/// of a child forked meanwhile by another test.
+fn write_zip_of_empty_entries(path: &Path, n: u32) -> u64 {
+    let name = |mut i: u32| {
+        let mut s = Vec::new();
+        loop {
+            s.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(i % 36) as usize]);
+            i /= 36;
+            if i == 0 {
+                return s;
+            }
+        }
+    };
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).expect("create zip"));
+    let mut offset = 0u32;
+    for i in 0..n {
+        let nm = name(i);
+        w.write_all(b"PK\x03\x04\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+            .expect("write");
+        w.write_all(&[0; 12]).expect("write"); // crc, sizes
+        w.write_all(&(nm.len() as u16).to_le_bytes())
+            .expect("write");
+        w.write_all(&0u16.to_le_bytes()).expect("write");
+        w.write_all(&nm).expect("write");
+        offset += 30 + nm.len() as u32;
+    }
+    let cd_offset = offset;
+    let mut cd_len = 0u32;
+    offset = 0;
+    for i in 0..n {
+        let nm = name(i);
+        w.write_all(b"PK\x01\x02\x14\x00\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+            .expect("write");
+        w.write_all(&[0; 12]).expect("write"); // crc, sizes
+        w.write_all(&(nm.len() as u16).to_le_bytes())
+            .expect("write");
+        w.write_all(&[0; 12]).expect("write"); // extra, comment, disk, attributes
+        w.write_all(&offset.to_le_bytes()).expect("write");
+        w.write_all(&nm).expect("write");
+        offset += 30 + nm.len() as u32;
+        cd_len += 46 + nm.len() as u32;
+    }
+    w.write_all(b"PK\x05\x06\x00\x00\x00\x00").expect("write");
+    let entries = u16::try_from(n).unwrap_or(0xFFFF);
+    w.write_all(&entries.to_le_bytes()).expect("write");
+    w.write_all(&entries.to_le_bytes()).expect("write");
+    w.write_all(&cd_len.to_le_bytes()).expect("write");
+    w.write_all(&cd_offset.to_le_bytes()).expect("write");
+    w.write_all(&0u16.to_le_bytes()).expect("write");
+    w.flush().expect("flush");
+    u64::from(cd_offset + cd_len + 22)
+}
+
+/// Issue 15: the 16-entry zip limit (`max_zip_entries`) was checked only
+/// after the zip crate had read the whole central directory into memory
+/// (a 64 MiB zip lists over half a million entries). Now the end of
+/// central directory record is checked first: a zip of 60,000 entries
+/// (5 MiB) and one of 700,000 (59 MiB; ZIP64-less, so the record's 16-bit
+/// counts say 65,535) are refused with the limit named, in the memory of
+/// the file itself.
+#[test]
+fn a_zip_listing_700000_entries_is_refused_before_its_directory_is_read() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("reports.db");
+    for n in [60_000, 700_000] {
+        let zip = tmp.path().join(format!("entries-{n}.zip"));
+        let size = write_zip_of_empty_entries(&zip, n);
+        assert_eq!(size, std::fs::metadata(&zip).expect("meta").len());
+        let run = run_bounded(ingest(&db, &[&zip], &[]), Duration::from_secs(120));
+        assert_eq!(
+            only_rejection(&run),
+            "zip entries (max_zip_entries) exceeds the limit of 16",
+            "{n} entries"
+        );
+        // The file (read whole, and copied once to the store's parse
+        // thread) and the program; no directory (700,000 entries parsed
+        // took more than 200 MiB more).
+        let bound = 2 * size as i64 / 1024 + 40 * MIB;
+        assert!(
+            run.max_rss_kib < bound,
+            "{n} entries: peak RSS {} KiB, bound {bound} KiB",
+            run.max_rss_kib
+        );
+        eprintln!(
+            "{n} entries ({size} bytes): peak RSS {} KiB",
+            run.max_rss_kib
+        );
+    }
+}
+
+/// Issue 15: a directory with links back to itself (`a -> .`,
+/// `sub/b -> ..`, `sub/c -> /abs/in`) was walked through every path the links make, 2^40 of them before the
+/// kernel's link limit. Now each directory is walked once.
+#[test]
+fn directory_ingest_walks_a_symlink_loop_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("reports.db");
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(dir.join("r.xml"), small_report("loop")).expect("write");
+    std::fs::create_dir(dir.join("sub")).expect("mkdir");
+    std::os::unix::fs::symlink(".", dir.join("a")).expect("symlink");
+    std::os::unix::fs::symlink("..", dir.join("sub/b")).expect("symlink");
+    std::os::unix::fs::symlink(&dir, dir.join("sub/c")).expect("symlink");
+    let run = run_bounded(ingest(&db, &[&dir], &[]), Duration::from_secs(60));
+    let s = summary(&run);
+    assert_eq!(run.code, 0, "{s}");
+    assert_eq!(s["reports"], 1, "{s}");
+    assert_eq!(s["items"], 1, "{s}");
+}
+
+/// Issue 15: an mbox message was read whole before the size limit
+/// applied. Now a message over `--max-input-bytes` is skipped as it is
+/// read (an error naming it; the messages around it are stored), in about
+/// the memory of the limit: here 200 MiB behind a 1 MiB limit.
+#[test]
+fn an_oversized_mbox_message_is_skipped_without_being_read_whole() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("reports.db");
+    let mbox = tmp.path().join("reports.mbox");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&mbox).expect("create"));
+    let message = |w: &mut std::io::BufWriter<std::fs::File>, id: &str| {
+        write!(
+            w,
+            "From r@example.com Mon Jun 10 00:00:00 2024\nFrom: r@example.com\n\
+             Subject: report {id}\nContent-Type: text/xml\n\n{}\n",
+            small_report(id)
+        )
+        .expect("write");
+    };
+    message(&mut w, "first");
+    write!(
+        w,
+        "From r@example.com Mon Jun 10 00:00:00 2024\nSubject: big\n\n"
+    )
+    .expect("write");
+    let line = [b'x'; 1023];
+    for _ in 0..200 * 1024 {
+        w.write_all(&line).expect("write");
+        w.write_all(b"\n").expect("write");
+    }
+    message(&mut w, "third");
+    w.flush().expect("flush");
+    drop(w);
+    let run = run_bounded(
+        ingest(
+            &db,
+            &[],
+            &[
+                "--max-input-bytes",
+                "1048576",
+                "--mbox",
+                mbox.to_str().expect("utf-8"),
+            ],
+        ),
+        Duration::from_secs(120),
+    );
+    let s = summary(&run);
+    assert_eq!(s["reports"], 2, "{s}");
+    let errors = s["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{s}");
+    let reason = errors[0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("reports.mbox#2 is 209")
+            && reason.ends_with("bytes, more than the limit of 1048576"),
+        "{reason}"
+    );
+    assert!(
+        run.max_rss_kib < 48 * MIB,
+        "peak RSS {} KiB for a 200 MiB message behind a 1 MiB limit",
+        run.max_rss_kib
+    );
+}

@@ -59,6 +59,7 @@ fn ingest(st: &TestStore, paths: Vec<PathBuf>) -> i32 {
                 dry_run: false,
                 max_input_bytes: 1 << 26,
                 max_decompressed_bytes: 1 << 28,
+                item_timeout: 60,
             }),
         ),
         no_config(),
@@ -167,6 +168,7 @@ fn nothing_to_ingest_is_an_error() {
                 dry_run: false,
                 max_input_bytes: 1,
                 max_decompressed_bytes: 1,
+                item_timeout: 60,
             }),
         },
         no_config(),
@@ -194,6 +196,7 @@ fn dry_run_parses_everything_and_opens_no_database() {
             dry_run: true,
             max_input_bytes: 1 << 26,
             max_decompressed_bytes: 1 << 28,
+            item_timeout: 60,
         }),
     };
     let good = vec![

@@ -26,7 +26,175 @@ both_stores!(
     maildir_folders_are_configurable,
     mbox_messages_are_ingested,
     oversized_file_is_refused_before_reading,
+    huge_counts_are_set_aside_and_summary_still_works,
+    control_characters_are_removed_alike_on_both_stores,
 );
+
+/// `mailauth reports <store flags> ARGS…`: exit code, stdout, stderr.
+fn mailauth(st: &TestStore, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        .arg("reports")
+        .args(st.cli_args())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run mailauth");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An aggregate report for `domain` (June 2024) with the given records.
+fn aggregate_xml(report_id: &str, org: &str, domain: &str, records: &[(&str, &str)]) -> String {
+    let mut xml = format!(
+        "<feedback><report_metadata><org_name>{org}</org_name><report_id>{report_id}</report_id>\
+         <date_range><begin>1718236800</begin><end>1718323199</end></date_range></report_metadata>\
+         <policy_published><domain>{domain}</domain><p>none</p></policy_published>"
+    );
+    for (count, header_from) in records {
+        xml.push_str(&format!(
+            "<record><row><source_ip>192.0.2.1</source_ip><count>{count}</count><policy_evaluated>\
+             <disposition>none</disposition><dkim>pass</dkim><spf>fail</spf></policy_evaluated></row>\
+             <identifiers><header_from>{header_from}</header_from></identifiers></record>"
+        ));
+    }
+    xml + "</feedback>"
+}
+
+/// Issue 15: two records of `<count>9223372036854775807</count>` were
+/// stored, and every later `reports summary` failed with an integer
+/// overflow. Now the report is set aside with the reason, the batch goes
+/// on, and the summary works.
+fn huge_counts_are_set_aside_and_summary_still_works(st: &TestStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let huge = "9223372036854775807";
+    std::fs::write(
+        dir.path().join("a-huge.xml"),
+        aggregate_xml(
+            "huge",
+            "o",
+            "example.com",
+            &[(huge, "example.com"), (huge, "example.com")],
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("b-fine.xml"),
+        aggregate_xml("fine", "o", "example.com", &[("5", "example.com")]),
+    )
+    .expect("write");
+    // 257 records of 2^32 each: every one within `max_record_count`, the
+    // total over `max_report_messages` (2^40).
+    std::fs::write(
+        dir.path().join("c-total.xml"),
+        aggregate_xml(
+            "total",
+            "o",
+            "example.com",
+            &[("4294967296", "example.com"); 257],
+        ),
+    )
+    .expect("write");
+    let path = dir.path().to_str().expect("utf-8 path");
+    let (code, out, err) = mailauth(st, &["ingest", "--json", path]);
+    let s: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    assert_eq!(code, 1, "{s}");
+    assert_eq!(s["reports"], 1, "{s}");
+    let invalid = s["invalid"].as_array().expect("invalid");
+    assert_eq!(invalid.len(), 2, "{s}");
+    let reason = invalid[0]["reason"].as_str().expect("reason");
+    assert_eq!(
+        invalid[1]["reason"],
+        "the report's total of row/count, 1103806595072 at record 257 (max_report_messages), \
+         exceeds the limit of 1099511627776",
+        "{s}"
+    );
+    assert!(
+        invalid[0]["origin"]
+            .as_str()
+            .expect("origin")
+            .ends_with("a-huge.xml"),
+        "{s}"
+    );
+    assert_eq!(
+        reason,
+        "row/count 9223372036854775807 in record 1 (max_record_count) exceeds the limit of 4294967296"
+    );
+    assert_eq!(st.count(Table::Records), 1);
+    let (code, out, err) = mailauth(st, &["summary", "--offline", "--since", "2024-01-01"]);
+    assert_eq!(code, 0, "summary fails:\n{out}\n{err}");
+    assert!(out.contains("example.com"), "{out}");
+}
+
+/// Issue 15: `&#0;` became U+0000, which PostgreSQL refuses in TEXT: the
+/// whole run stopped at it. Now NUL and the other C0 controls (tab, LF
+/// and CR kept) are removed at parse time, so both stores hold the same
+/// text: in aggregate, failure and TLS reports.
+fn control_characters_are_removed_alike_on_both_stores(st: &TestStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("a.xml"),
+        aggregate_xml(
+            "nul&#0;1",
+            "Org&#0;&#27;]0;x&#7;",
+            "exa&#0;mple.com",
+            &[("3", "exa&#x0;mple.com")],
+        ),
+    )
+    .expect("write");
+    let tls = String::from_utf8(read("tlsrpt/rfc-example.json")).expect("utf-8");
+    let tls = tls.replacen(
+        "\"organization-name\": \"",
+        "\"organization-name\": \"\\u0000Ctl",
+        1,
+    );
+    assert!(tls.contains("\\u0000Ctl"), "sample changed: {tls}");
+    std::fs::write(dir.path().join("b.json"), tls).expect("write");
+    let mut ruf = read("forensic/dmarc_ruf_report_linkedin.eml");
+    let at = ruf
+        .windows(24)
+        .position(|w| w == b"Reported-Domain: example")
+        .expect("Reported-Domain")
+        + 24;
+    ruf.splice(at..at, [0u8, 0x1b]);
+    std::fs::write(dir.path().join("c.eml"), ruf).expect("write");
+    let path = dir.path().to_str().expect("utf-8 path");
+    let (code, out, err) = mailauth(st, &["ingest", "--json", path]);
+    let s: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    assert_eq!(code, 0, "{s}\n{err}");
+    assert_eq!(
+        (&s["reports"], &s["tls_reports"], &s["failure_reports"]),
+        (&1.into(), &1.into(), &1.into()),
+        "{s}"
+    );
+    let (code, out, err) = mailauth(st, &["list", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.contains("\\u0000") && !out.contains("\\u001b"),
+        "{out}"
+    );
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let mut got: Vec<(String, String, String)> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            let f = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (f("kind"), f("org"), f("domain"))
+        })
+        .collect();
+    got.sort();
+    let kinds: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(kinds, ["aggregate", "failure", "tls"], "{out}");
+    assert_eq!(got[0].1, "Org]0;x", "{out}");
+    assert_eq!(got[0].2, "example.com", "{out}");
+    assert_eq!(got[1].2, "example.com", "{out}");
+    assert!(got[2].1.starts_with("Ctl"), "{out}");
+}
 
 fn data(rel: &str) -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reports")).join(rel)
@@ -406,4 +574,103 @@ fn oversized_file_is_refused_before_reading(st: &TestStore) {
         s.errors[0].reason.contains("more than the limit of 1024"),
         "{s:?}"
     );
+}
+
+/// Issue 15: SQLite ran with `synchronous=NORMAL` (the WAL is synced only
+/// at checkpoints) and the Maildir rename was not followed by a directory
+/// fsync: after a power cut a report could be gone from the store while
+/// its message had left `new/`. Checked on the system calls (strace):
+/// before each message's rename the WAL was fsync'd (its commit is
+/// durable), and after it the target and source directories are. A real
+/// power cut is not simulated. PostgreSQL commits are durable on the
+/// server (`synchronous_commit=on`, its default).
+#[test]
+fn maildir_rename_follows_a_durable_commit_and_is_synced() {
+    let strace = std::process::Command::new("strace").arg("-V").output();
+    if strace.is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "strace is missing (scripts/install-deps.sh installs it)"
+        );
+        eprintln!("SKIP: strace is missing");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let md = tmp.path().join("Maildir");
+    make_maildir(
+        &md,
+        &[
+            ("1.eml", &read("aggregate/nice-input.xml")),
+            ("2.eml", &read("tlsrpt/google.json")),
+            ("3.eml", b"not a report"),
+        ],
+    );
+    let log = tmp.path().join("strace.log");
+    let out = std::process::Command::new("strace")
+        .args([
+            "-f",
+            "-y",
+            "-e",
+            "trace=pwrite64,write,fsync,fdatasync,rename,renameat,renameat2",
+            "-o",
+        ])
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_mailauth"))
+        .args(["reports", "--db"])
+        .arg(tmp.path().join("reports.db"))
+        .args(["ingest", "--maildir"])
+        .arg(&md)
+        .output()
+        .expect("strace mailauth");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let log = std::fs::read_to_string(&log).expect("strace log");
+    // One call per line, without the pid column; a call another thread
+    // interrupted is its "<unfinished ...>" line (which names the file),
+    // not the "resumed" one.
+    let calls: Vec<&str> = log
+        .lines()
+        .map(|l| l.split_once(' ').map_or(l, |(_, c)| c.trim_start()))
+        .filter(|c| !c.starts_with("<...") && !c.starts_with("+++"))
+        .collect();
+    let renames: Vec<usize> = (0..calls.len())
+        .filter(|&i| calls[i].starts_with("rename"))
+        .collect();
+    assert_eq!(renames.len(), 3, "{log}");
+    let mut from = 0;
+    for (n, &i) in renames.iter().enumerate() {
+        // The message's commit: the last write to the WAL before the
+        // rename, then an fsync of the WAL.
+        let wal = |c: &&str, call: &str| c.starts_with(call) && c.contains("reports.db-wal>");
+        let last_write = calls[from..i]
+            .iter()
+            .rposition(|c| wal(c, "pwrite64(") || wal(c, "write("));
+        let wal_sync = last_write.is_some_and(|w| {
+            calls[from + w..i]
+                .iter()
+                .any(|c| wal(c, "fsync(") || wal(c, "fdatasync("))
+        });
+        let next = renames.get(n + 1).copied().unwrap_or(calls.len());
+        let after = &calls[i + 1..next];
+        let folder = if calls[i].contains(".Invalid") {
+            ".Invalid"
+        } else {
+            ".Archive"
+        };
+        let target_sync = after
+            .iter()
+            .any(|c| c.starts_with("fsync(") && c.contains(&format!("{folder}/cur>")));
+        let source_sync = after
+            .iter()
+            .any(|c| c.starts_with("fsync(") && c.contains("Maildir/new>"));
+        // The invalid message has nothing to commit.
+        if folder == ".Archive" {
+            assert!(wal_sync, "no WAL fsync before {}:\n{log}", calls[i]);
+        }
+        assert!(
+            target_sync && source_sync,
+            "no directory fsync after {}:\n{log}",
+            calls[i]
+        );
+        from = i + 1;
+    }
 }

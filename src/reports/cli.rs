@@ -148,6 +148,11 @@ pub struct IngestArgs {
     /// Largest total decompressed size per item in bytes.
     #[arg(long, default_value_t = IngestLimits::default().max_decompressed_bytes)]
     pub max_decompressed_bytes: u64,
+    /// Seconds one item may take to parse; past it the item is set aside
+    /// as invalid and the batch goes on (0 expires at once: for tests).
+    #[arg(long, value_name = "SECS",
+          default_value_t = IngestLimits::default().item_time_budget.as_secs())]
+    pub item_timeout: u64,
 }
 
 /// Reading reports from an IMAP folder (`reports ingest --imap`).
@@ -647,6 +652,7 @@ fn ingest_cmd(
     let limits = IngestLimits {
         max_input_bytes: a.max_input_bytes,
         max_decompressed_bytes: a.max_decompressed_bytes,
+        item_time_budget: std::time::Duration::from_secs(a.item_timeout),
         ..IngestLimits::default()
     };
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
@@ -654,7 +660,9 @@ fn ingest_cmd(
         sources.push(Box::new(FileSource::new(a.paths, limits.max_input_bytes)));
     }
     for m in a.mbox {
-        sources.push(Box::new(MboxSource::new(m)));
+        sources.push(Box::new(
+            MboxSource::new(m).with_limit(limits.max_input_bytes),
+        ));
     }
     let folders = MaildirFolders {
         archive: a.archive_folder,

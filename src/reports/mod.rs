@@ -38,6 +38,17 @@ pub struct IngestLimits {
     pub max_zip_entries: usize,
     /// Original headers kept from a failure report: default 64 KiB.
     pub max_original_headers: usize,
+    /// Deepest element nesting of an aggregate report: default 256 (a
+    /// report needs 6; extensions a few more).
+    pub max_xml_depth: usize,
+    /// Largest `<count>` of one aggregate record: default 2^32.
+    pub max_record_count: u64,
+    /// Largest sum of the `<count>`s of one aggregate report: default 2^40
+    /// (the store sums them in 64-bit integers: 8 million such reports fit).
+    pub max_report_messages: u64,
+    /// Wall-clock time one item may take to parse (and store): default
+    /// 60 s. A stuck item is set aside as invalid with the reason.
+    pub item_time_budget: std::time::Duration,
 }
 
 impl Default for IngestLimits {
@@ -51,6 +62,10 @@ impl Default for IngestLimits {
             max_nesting: 6,
             max_zip_entries: 16,
             max_original_headers: 64 << 10,
+            max_xml_depth: 256,
+            max_record_count: 1 << 32,
+            max_report_messages: 1 << 40,
+            item_time_budget: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -1,8 +1,11 @@
 //! Files and directories (walked recursively, in name order) as a source.
 //! Owns listing and reading; leaves the files where they are. A large
 //! plain-XML file is handed on unread, to be parsed as a stream.
+//! Symbolic links are followed, but a directory is walked once however
+//! many links lead to it: a link loop (`dir/up -> ..`) ends there.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
 
 use super::{IngestError, Item, Outcome, Source, read_file};
@@ -35,6 +38,8 @@ fn plain_xml(path: &std::path::Path) -> bool {
 pub struct FileSource {
     pending: VecDeque<PathBuf>,
     limit: u64,
+    /// (device, inode) of every directory walked.
+    walked: HashSet<(u64, u64)>,
 }
 
 impl FileSource {
@@ -43,6 +48,7 @@ impl FileSource {
         Self {
             pending: paths.into_iter().collect(),
             limit,
+            walked: HashSet::new(),
         }
     }
 }
@@ -55,6 +61,10 @@ impl Source for FileSource {
                 Err(source) => return Some(Err(IngestError::Read { path, source })),
             };
             if meta.is_dir() {
+                if !self.walked.insert((meta.dev(), meta.ino())) {
+                    // Reached again through a link: walked already.
+                    continue;
+                }
                 let entries = match std::fs::read_dir(&path) {
                     Ok(rd) => rd,
                     Err(source) => return Some(Err(IngestError::Read { path, source })),

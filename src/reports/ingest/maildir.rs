@@ -3,8 +3,10 @@
 //! Owns listing `new/` and `cur/` and moving each handled message: reports
 //! (new or duplicate) to the archive folder, unparseable messages to the
 //! invalid folder. The move happens in [`Source::finish`], after the
-//! store committed the message's data. Leaves `tmp/` alone (messages
-//! still being delivered).
+//! store committed the message's data durably (see docs/limits.md,
+//! "Durability"), and is itself made durable: the rename is followed by an
+//! fsync of the target and source directories. Leaves `tmp/` alone
+//! (messages still being delivered).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -86,17 +88,36 @@ impl MaildirSource {
                 source,
             })
         };
+        let created = !base.exists();
         mk(&target_dir)?;
         mk(&base.join("new"))?;
         mk(&base.join("tmp"))?;
         let name = from.file_name().unwrap_or_default();
         let to = target_dir.join(name);
-        std::fs::rename(from, &to).map_err(|source| IngestError::Move {
+        let move_err = |source| IngestError::Move {
             from: from.to_owned(),
-            to,
+            to: to.clone(),
             source,
-        })
+        };
+        std::fs::rename(from, &to).map_err(move_err)?;
+        // A rename is durable once both directories are synced: the new
+        // entry first (the message is never in neither), then the old one.
+        // A new folder's own entry is in the Maildir's directory.
+        sync_dir(&target_dir).map_err(move_err)?;
+        if let Some(src) = from.parent() {
+            sync_dir(src).map_err(move_err)?;
+        }
+        if created {
+            sync_dir(&self.root).map_err(move_err)?;
+        }
+        Ok(())
     }
+}
+
+/// fsync(2) on a directory: makes the entries created, renamed or removed
+/// in it durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 impl Source for MaildirSource {

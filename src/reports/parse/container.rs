@@ -3,7 +3,9 @@
 //! `message/rfc822`), detected by content, not by file name.
 //!
 //! Owns bytes → [`Payload`]s (aggregate XML, TLS-RPT JSON, failure
-//! reports) under the size, ratio and depth caps of [`IngestLimits`].
+//! reports) under the size, ratio and depth caps of [`IngestLimits`]; a
+//! zip's entry count and directory size are checked from its end record
+//! before the zip crate reads the directory.
 //! Leaves the report formats to `aggregate.rs`, `tlsrpt.rs`, `failure.rs`.
 
 use std::io::Read;
@@ -183,6 +185,105 @@ fn check_ratio(
     Ok(())
 }
 
+fn too_many_zip_entries(limits: &IngestLimits) -> ParseError {
+    ParseError::TooLarge {
+        what: "zip entries (max_zip_entries)".to_owned(),
+        limit: limits.max_zip_entries as u64,
+    }
+}
+
+/// Largest central directory accepted, per entry allowed: a header is 46
+/// bytes plus the name, extra field and comment (a report's entry needs
+/// about 150 bytes).
+const ZIP_CD_BYTES_PER_ENTRY: u64 = 4 << 10;
+
+fn le16(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from(u16::from_le_bytes(
+        b.get(at..at + 2)?.try_into().ok()?,
+    )))
+}
+
+fn le32(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from(u32::from_le_bytes(
+        b.get(at..at + 4)?.try_into().ok()?,
+    )))
+}
+
+fn le64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Checks the entry count and the central directory's size that the zip
+/// says it has, before the zip crate reads the directory into memory (a
+/// 64 MiB zip can list 1.4 million entries).
+///
+/// APPNOTE.TXT 4.3.16, end of central directory record: signature
+/// 0x06054b50, disk numbers (2 + 2), "total number of entries in the
+/// central dir on this disk" (2), "total number of entries in the central
+/// dir" (2), "size of the central directory" (4), its offset (4), comment
+/// length (2) and the comment (at most 65,535 bytes), so the record starts
+/// in the last 65,557 bytes. 4.3.14/4.3.15: when a field is all ones, the
+/// ZIP64 end of central directory record (0x06064b50), found through its
+/// locator (0x07064b50, 20 bytes before the record above), holds the
+/// 8-byte values (entries at 24 and 32, size at 40). Every candidate
+/// record in the window is checked, so a comment that imitates one cannot
+/// hide the real one.
+fn check_zip_directory(bytes: &[u8], limits: &IngestLimits) -> Result<(), ParseError> {
+    const EOCD: &[u8] = b"PK\x05\x06";
+    let max_entries = limits.max_zip_entries as u64;
+    let max_cd = max_entries.saturating_mul(ZIP_CD_BYTES_PER_ENTRY);
+    let from = bytes.len().saturating_sub(22 + 0xFFFF);
+    let mut found = false;
+    for at in (from..bytes.len().saturating_sub(21)).rev() {
+        if &bytes[at..at + 4] != EOCD {
+            continue;
+        }
+        found = true;
+        let rec = &bytes[at..];
+        let (mut this_disk, mut total, mut size) = (
+            le16(rec, 8).unwrap_or(0),
+            le16(rec, 10).unwrap_or(0),
+            le32(rec, 12).unwrap_or(0),
+        );
+        if (this_disk == 0xFFFF || total == 0xFFFF || size == 0xFFFF_FFFF)
+            && let Some(loc) = at.checked_sub(20).map(|l| &bytes[l..at])
+            && loc.starts_with(b"PK\x06\x07")
+        {
+            let z64 = le64(loc, 8)
+                .and_then(|o| usize::try_from(o).ok())
+                .and_then(|o| bytes.get(o..))
+                .filter(|r| r.starts_with(b"PK\x06\x06"));
+            match z64 {
+                Some(r) => {
+                    this_disk = le64(r, 24).unwrap_or(u64::MAX);
+                    total = le64(r, 32).unwrap_or(u64::MAX);
+                    size = le64(r, 40).unwrap_or(u64::MAX);
+                }
+                None => {
+                    return Err(ParseError::Container {
+                        msg: "zip: the ZIP64 end of central directory record is missing".into(),
+                    });
+                }
+            }
+        }
+        if this_disk.max(total) > max_entries {
+            return Err(too_many_zip_entries(limits));
+        }
+        if size > max_cd {
+            return Err(ParseError::TooLarge {
+                what: format!("zip central directory size ({size} bytes, max_zip_entries)"),
+                limit: max_cd,
+            });
+        }
+    }
+    if !found {
+        return Err(ParseError::Container {
+            msg: "zip: no end of central directory record".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Unpacks `bytes` into the reports it contains.
 pub fn unpack(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Payload>, ParseError> {
     if bytes.len() as u64 > limits.max_input_bytes {
@@ -228,16 +329,14 @@ fn unpack_into(
             unpack_owned(data, origin_len, limits, depth + 1, budget, out)
         }
         Sniff::Zip => {
+            check_zip_directory(bytes, limits)?;
             let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
                 ParseError::Container {
                     msg: format!("zip: {e}"),
                 }
             })?;
             if archive.len() > limits.max_zip_entries {
-                return Err(ParseError::TooLarge {
-                    what: "zip entries".to_owned(),
-                    limit: limits.max_zip_entries as u64,
-                });
+                return Err(too_many_zip_entries(limits));
             }
             for i in 0..archive.len() {
                 let mut entry = archive.by_index(i).map_err(|e| ParseError::Container {
@@ -502,6 +601,169 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(sniff(input), *want, "{input:?}");
         }
+    }
+
+    fn zip_with(n: usize) -> Vec<u8> {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        for i in 0..n {
+            w.start_file(format!("r{i}.json"), opts).expect("start");
+            w.write_all(b"{}").expect("write");
+        }
+        w.finish().expect("finish").into_inner()
+    }
+
+    /// `max_zip_entries`: 16 entries are read, 17 refused; the count comes
+    /// from the end of central directory record, before the zip crate
+    /// reads the directory: a record that claims a million entries is
+    /// refused for its count (the zip crate would first have failed on, or
+    /// read, the directory it points to).
+    #[test]
+    fn max_zip_entries() {
+        let limits = IngestLimits::default();
+        assert_eq!(
+            unpack(&zip_with(16), &limits).expect("16 entries").len(),
+            16
+        );
+        let err = unpack(&zip_with(17), &limits).expect_err("17 entries");
+        assert_eq!(
+            err.to_string(),
+            "zip entries (max_zip_entries) exceeds the limit of 16"
+        );
+        // One real entry, then a directory record that claims 0xFFFF
+        // entries on this disk and in all, and the ZIP64 form of a million.
+        let mut fake = zip_with(1);
+        let eocd = fake.len() - 22;
+        fake[eocd + 8..eocd + 12].copy_from_slice(&[0xFF; 4]);
+        let err = unpack(&fake, &limits).expect_err("claims 65535");
+        assert_eq!(
+            err.to_string(),
+            "zip entries (max_zip_entries) exceeds the limit of 16"
+        );
+        let mut z64 = zip_with(1);
+        let eocd = z64.len() - 22;
+        let at = eocd as u64;
+        let mut rec = b"PK\x06\x06".to_vec();
+        rec.extend_from_slice(&44u64.to_le_bytes());
+        rec.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        rec.extend_from_slice(&1_000_000u64.to_le_bytes());
+        rec.extend_from_slice(&1_000_000u64.to_le_bytes());
+        rec.extend_from_slice(&50u64.to_le_bytes());
+        rec.extend_from_slice(&0u64.to_le_bytes());
+        let mut loc = b"PK\x06\x07".to_vec();
+        loc.extend_from_slice(&0u32.to_le_bytes());
+        loc.extend_from_slice(&at.to_le_bytes());
+        loc.extend_from_slice(&1u32.to_le_bytes());
+        let mut tail = z64.split_off(eocd);
+        tail[8..12].copy_from_slice(&[0xFF; 4]);
+        z64.extend_from_slice(&rec);
+        z64.extend_from_slice(&loc);
+        z64.extend_from_slice(&tail);
+        let err = unpack(&z64, &limits).expect_err("claims a million");
+        assert_eq!(
+            err.to_string(),
+            "zip entries (max_zip_entries) exceeds the limit of 16"
+        );
+        // A huge directory for few entries.
+        let mut big_cd = zip_with(1);
+        let eocd = big_cd.len() - 22;
+        big_cd[eocd + 12..eocd + 16].copy_from_slice(&(1u32 << 30).to_le_bytes());
+        let err = unpack(&big_cd, &limits).expect_err("1 GiB directory");
+        assert!(err.to_string().contains("central directory size"), "{err}");
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).expect("gzip");
+        e.finish().expect("gzip")
+    }
+
+    const XML: &[u8] =
+        b"<feedback><report_metadata><org_name>o</org_name></report_metadata></feedback>";
+
+    /// `max_nesting`: a report in six gzip layers is read, in seven it is
+    /// refused.
+    #[test]
+    fn max_nesting() {
+        let limits = IngestLimits::default();
+        let mut data = XML.to_vec();
+        for _ in 0..6 {
+            data = gzip(&data);
+        }
+        assert_eq!(
+            unpack(&data, &limits).expect("6 layers"),
+            vec![Payload::Xml(XML.to_vec())]
+        );
+        let err = unpack(&gzip(&data), &limits).expect_err("7 layers");
+        assert_eq!(
+            err.to_string(),
+            "container nesting depth exceeds the limit of 6"
+        );
+    }
+
+    fn mail_with_attachment(name: &str, data: &[u8]) -> Vec<u8> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+        format!(
+            "From: r@example.com\r\nSubject: Report\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nhello\r\n--b\r\n\
+             Content-Type: application/gzip\r\nContent-Transfer-Encoding: base64\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n{b64}\r\n--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// `max_attachment_bytes`: an attachment of more decoded bytes than
+    /// the limit is refused with its name; one within it is read.
+    #[test]
+    fn max_attachment_bytes() {
+        let gz = gzip(XML);
+        let mail = mail_with_attachment("r.xml.gz", &gz);
+        let fits = IngestLimits {
+            max_attachment_bytes: gz.len() as u64,
+            ..IngestLimits::default()
+        };
+        assert_eq!(
+            unpack(&mail, &fits).expect("fits"),
+            vec![Payload::Xml(XML.to_vec())]
+        );
+        let small = IngestLimits {
+            max_attachment_bytes: gz.len() as u64 - 1,
+            ..IngestLimits::default()
+        };
+        let err = unpack(&mail, &small).expect_err("too large");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "attachment \"r.xml.gz\" exceeds the limit of {}",
+                gz.len() - 1
+            )
+        );
+    }
+
+    /// `max_original_headers`: the original headers of a failure report
+    /// are cut to the limit (on a character boundary); the report is kept.
+    #[test]
+    fn max_original_headers() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/reports/forensic/dmarc_ruf_report_linkedin.eml"
+        );
+        let mail = std::fs::read(path).expect("sample");
+        let headers = |limits: &IngestLimits| match unpack(&mail, limits).expect("parses").pop() {
+            Some(Payload::Failure(r)) => r.original_headers.unwrap_or_default(),
+            other => panic!("{other:?}"),
+        };
+        let full = headers(&IngestLimits::default());
+        assert!(full.len() > 200, "{full}");
+        let cut = headers(&IngestLimits {
+            max_original_headers: 100,
+            ..IngestLimits::default()
+        });
+        assert_eq!(cut, full[..100]);
     }
 
     #[test]

@@ -47,6 +47,41 @@ pub struct FailureReport {
 }
 
 impl FailureReport {
+    /// Every text field without C0 controls but tab, LF and CR
+    /// ([`super::clean_text`]); done before the fingerprint is taken.
+    pub fn clean_text(&mut self) {
+        use super::{clean_opt, clean_text};
+        for s in [
+            &mut self.reporter,
+            &mut self.user_agent,
+            &mut self.version,
+            &mut self.auth_failure,
+            &mut self.original_mail_from,
+            &mut self.original_envelope_id,
+            &mut self.arrival_date,
+            &mut self.delivery_result,
+            &mut self.dkim_domain,
+            &mut self.dkim_identity,
+            &mut self.dkim_selector,
+            &mut self.spf_dns,
+            &mut self.identity_alignment,
+            &mut self.original_headers,
+            &mut self.original_subject,
+            &mut self.original_message_id,
+        ] {
+            clean_opt(s);
+        }
+        clean_text(&mut self.feedback_type);
+        clean_text(&mut self.reported_domain);
+        for v in [
+            &mut self.original_rcpt_to,
+            &mut self.reported_uri,
+            &mut self.authentication_results,
+        ] {
+            v.iter_mut().for_each(clean_text);
+        }
+    }
+
     /// A stable fingerprint for deduplication: FNV-1a over the fields that
     /// identify one failure event.
     pub fn fingerprint(&self) -> String {

@@ -2,8 +2,10 @@
 //!
 //! Owns report detection and parsing for every container
 //! ([`container`]) and format ([`aggregate`], [`failure`], [`tlsrpt`]),
-//! and hands what it finds to a [`ReportSink`] as it goes. Leaves where
-//! bytes come from to `reports::ingest` and storage to `reports::store`.
+//! and hands what it finds to a [`ReportSink`] as it goes, with the C0
+//! control characters (but tab, LF, CR) removed from every text field so
+//! that every store holds the same text. Leaves where bytes come from to
+//! `reports::ingest` and storage to `reports::store`.
 
 pub mod aggregate;
 pub mod container;
@@ -21,6 +23,32 @@ pub use tlsrpt::TlsReport;
 pub use types::*;
 
 use crate::reports::IngestLimits;
+
+/// Removes the C0 controls (but tab, LF, CR) and DEL from a text field,
+/// as the aggregate parser does: PostgreSQL refuses NUL in TEXT, and the
+/// rest would reach terminals. Both stores then hold the same text.
+pub(crate) fn clean_text(s: &mut String) {
+    if let std::borrow::Cow::Owned(c) = aggregate::strip_controls(s) {
+        *s = c;
+    }
+}
+
+pub(crate) fn clean_opt(s: &mut Option<String>) {
+    if let Some(s) = s {
+        clean_text(s);
+    }
+}
+
+/// The aggregate parser's limits for one item, its deadline starting now.
+pub fn aggregate_options(limits: &IngestLimits) -> aggregate::Options {
+    aggregate::Options {
+        max_depth: limits.max_xml_depth,
+        max_count: limits.max_record_count,
+        max_messages: limits.max_report_messages,
+        deadline: std::time::Instant::now().checked_add(limits.item_time_budget),
+        budget_secs: limits.item_time_budget.as_secs(),
+    }
+}
 
 /// Why an item could not be read as a report.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +70,8 @@ pub enum ParseError {
     },
     #[error("{what} exceeds the limit of {limit}")]
     TooLarge { what: String, limit: u64 },
+    #[error("took longer than the per-item time budget of {secs} s (--item-timeout)")]
+    TimedOut { secs: u64 },
     #[error("broken container: {msg}")]
     Container { msg: String },
     #[error("storing the report failed: {source}")]
@@ -99,8 +129,9 @@ pub fn parse_item<S: ReportSink + ?Sized>(
 ) -> Result<Vec<Found>, ParseError> {
     // The common case, a report as a plain-XML file, is parsed where it
     // lies: `container::unpack` would hand back a copy of it.
+    let opts = aggregate_options(limits);
     if let Some(xml) = container::plain_xml(bytes, limits) {
-        let s = aggregate::parse(xml, sink)?;
+        let s = aggregate::parse_with(xml, sink, &opts)?;
         return Ok(vec![aggregate_found(s)]);
     }
     let payloads = container::unpack(bytes, limits)?;
@@ -108,7 +139,7 @@ pub fn parse_item<S: ReportSink + ?Sized>(
     for payload in payloads {
         match payload {
             Payload::Xml(xml) => {
-                let s = aggregate::parse(&xml, sink)?;
+                let s = aggregate::parse_owned_with(xml, sink, &opts)?;
                 found.push(aggregate_found(s));
             }
             Payload::Json(json) => {
@@ -128,7 +159,8 @@ pub fn parse_item<S: ReportSink + ?Sized>(
                     warnings: Vec::new(),
                 });
             }
-            Payload::Failure(r) => {
+            Payload::Failure(mut r) => {
+                r.clean_text();
                 let new = sink
                     .failure(&r)
                     .map_err(|source| ParseError::Sink { source })?;
@@ -161,7 +193,8 @@ pub fn parse_xml_stream<S: ReportSink + ?Sized>(
         inner: std::io::Read::take(input, limit.saturating_add(1)),
         n: 0,
     };
-    let result = aggregate::parse_reader(&mut counted, sink);
+    let opts = aggregate_options(limits);
+    let result = aggregate::parse_reader_with(&mut counted, sink, &opts);
     if counted.n > limit {
         return Err(ParseError::TooLarge {
             what: "input".to_owned(),

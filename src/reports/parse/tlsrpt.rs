@@ -102,13 +102,46 @@ pub struct TlsReport {
     pub policies: Vec<TlsPolicyResult>,
 }
 
+impl TlsReport {
+    /// Every string without C0 controls but tab, LF and CR
+    /// ([`super::clean_text`]): JSON writes NUL as `\u0000`.
+    fn clean_text(&mut self) {
+        use super::{clean_opt, clean_text};
+        clean_text(&mut self.organization_name);
+        clean_text(&mut self.date_range.start_datetime);
+        clean_text(&mut self.date_range.end_datetime);
+        clean_opt(&mut self.contact_info);
+        clean_text(&mut self.report_id);
+        for p in &mut self.policies {
+            clean_text(&mut p.policy.policy_type);
+            clean_text(&mut p.policy.policy_domain);
+            p.policy.policy_string.iter_mut().for_each(clean_text);
+            p.policy.mx_host.iter_mut().for_each(clean_text);
+            for f in &mut p.failure_details {
+                clean_text(&mut f.result_type);
+                for s in [
+                    &mut f.sending_mta_ip,
+                    &mut f.receiving_mx_hostname,
+                    &mut f.receiving_mx_helo,
+                    &mut f.receiving_ip,
+                    &mut f.additional_information,
+                    &mut f.failure_reason_code,
+                ] {
+                    clean_opt(s);
+                }
+            }
+        }
+    }
+}
+
 /// Parses an RFC 8460 JSON report (a UTF-8 BOM is tolerated).
 pub fn parse(bytes: &[u8]) -> Result<TlsReport, ParseError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let report: TlsReport = serde_json::from_slice(bytes).map_err(|e| ParseError::Json {
+    let mut report: TlsReport = serde_json::from_slice(bytes).map_err(|e| ParseError::Json {
         line: e.line(),
         msg: e.to_string(),
     })?;
+    report.clean_text();
     if report.organization_name.trim().is_empty() {
         return Err(ParseError::MissingField {
             field: "organization-name".to_owned(),
@@ -136,6 +169,23 @@ mod tests {
             assert_eq!(r.policies[0].policy.mx_host, want);
             assert_eq!(r.policies[0].summary.total_failure_session_count, 2);
         }
+    }
+
+    #[test]
+    fn control_characters_are_removed() {
+        let j = r#"{"organization-name":"o\u0000\u001b]0;x\u0007","date-range":{"start-datetime":"a","end-datetime":"b"},
+            "report-id":"r\u0000","policies":[{"policy":{"policy-type":"sts","policy-domain":"d\u0001"},
+            "failure-details":[{"result-type":"t","additional-information":"a\tb\u0000"}]}]}"#;
+        let r = parse(j.as_bytes()).expect("parses");
+        assert_eq!(r.organization_name, "o]0;x");
+        assert_eq!(r.report_id, "r");
+        assert_eq!(r.policies[0].policy.policy_domain, "d");
+        assert_eq!(
+            r.policies[0].failure_details[0]
+                .additional_information
+                .as_deref(),
+            Some("a\tb")
+        );
     }
 
     #[test]

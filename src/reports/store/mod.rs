@@ -325,10 +325,14 @@ impl SqliteStore {
         // Another ingest (a cron run overlapping) waits instead of failing.
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(open_err)?;
-        // WAL + NORMAL: a crash loses at most the last transactions, never
-        // corrupts; committed data survives kill -9.
+        // WAL + FULL: every commit fsyncs the WAL before it returns, so a
+        // committed report survives power loss, and only then is its
+        // message moved (IMAP) or renamed (Maildir). NORMAL synced only at
+        // checkpoints: a power cut after the move could lose the report
+        // while its message had left the inbox. The cost is one fsync per
+        // item (a whole report, however many records).
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )
         .map_err(open_err)?;
         Self::migrate(conn, path)

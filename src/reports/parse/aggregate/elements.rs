@@ -1,6 +1,7 @@
 //! The grammar: what each element start, text and end means to the report
 //! being read (RFC 7489 Appendix C, RFC 9990 Appendix A), and the checks
-//! that reject a report whose data is unambiguously broken.
+//! that reject a report whose data is unambiguously broken, or whose
+//! nesting or counts are past the limits ([`Options`]).
 
 use super::*;
 
@@ -16,9 +17,15 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
     pub(super) fn open(&mut self, e: &BytesStart<'_>) -> Result<(), ParseError> {
         let qname = e.name().into_inner();
         let t = tag(local_name(qname));
+        if self.stack.len() >= self.opts.max_depth {
+            return Err(ParseError::TooLarge {
+                what: "XML element nesting (max_xml_depth)".to_owned(),
+                limit: self.opts.max_depth as u64,
+            });
+        }
         if self.ext_depth.is_some_and(|d| self.stack.len() == d + 1) {
             self.ext_name.clear();
-            self.ext_name.push_str(local_name(qname));
+            self.ext_name.push_str(&strip_controls(local_name(qname)));
         }
         match t {
             Tag::Feedback => {
@@ -29,11 +36,13 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
                     Some((prefix, _)) => format!("xmlns:{prefix}"),
                     None => "xmlns".to_owned(),
                 };
-                for attr in e.attributes().flatten() {
+                // Without quick-xml's duplicate check, which compares each
+                // attribute with every one before it (quadratic).
+                for attr in e.attributes().with_checks(false).flatten() {
                     if attr.key.into_inner() == ns_attr
                         && let Ok(v) = attr.normalized_value(quick_xml::XmlVersion::Implicit1_0)
                     {
-                        self.header.namespace = Some(v.trim().to_owned());
+                        self.header.namespace = Some(strip_controls(v.trim()).into_owned());
                     }
                 }
             }
@@ -47,6 +56,7 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
             _ => {}
         }
         self.stack.push(t);
+        self.open_counts[t as usize] += 1;
         // Text before stray markup inside a value (`bad<xml.net`) stays
         // with the value; only known elements start a new one.
         if t != Tag::Other {
@@ -57,11 +67,19 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
 
     /// An end tag: close back to the matching open element; ignore an end
     /// tag nothing matches (stray markup).
+    /// A stray end tag costs O(1) (the count of open `t` is zero); a
+    /// matched one looks at the entries it closes and no others, so the
+    /// whole document costs O(its tags).
     pub(super) fn close(&mut self, t: Tag) -> Result<(), ParseError> {
+        if self.open_counts[t as usize] == 0 {
+            self.repaired += 1;
+            return Ok(());
+        }
         let Some(pos) = self.stack.iter().rposition(|&s| s == t) else {
             self.repaired += 1;
             return Ok(());
         };
+        self.stack_steps += (self.stack.len() - pos) as u64;
         while self.stack.len() > pos + 1 {
             self.repaired += 1;
             self.close_top()?;
@@ -73,6 +91,7 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
         let Some(t) = self.stack.pop() else {
             return Ok(());
         };
+        self.open_counts[t as usize] -= 1;
         if let Some(d) = self.ext_depth {
             if self.stack.len() == d {
                 self.ext_depth = None;
@@ -84,7 +103,7 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
                     name: std::mem::take(&mut self.ext_name),
                     value: take(&mut self.text).unwrap_or_default(),
                 };
-                if self.stack.contains(&Tag::Record) {
+                if self.open_counts[Tag::Record as usize] > 0 {
                     self.record.extensions.push(ext);
                 } else {
                     self.report_extensions.push(ext);
@@ -176,9 +195,7 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
     }
 
     pub(super) fn current_record(&self) -> Option<u64> {
-        self.stack
-            .contains(&Tag::Record)
-            .then_some(self.records + 1)
+        (self.open_counts[Tag::Record as usize] > 0).then_some(self.records + 1)
     }
 
     pub(super) fn policy_field(&mut self, t: Tag) -> Result<(), ParseError> {
@@ -377,6 +394,23 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
         let source_ip: IpAddr = ip.parse().map_err(|_| bad("row/source_ip", ip))?;
         let count_s = d.count.get().unwrap_or_default();
         let count: u64 = count_s.parse().map_err(|_| bad("row/count", count_s))?;
+        // A count no reporter can have seen (the dashboards sum them):
+        // refused, so one report cannot overflow every later sum.
+        if count > self.opts.max_count {
+            return Err(ParseError::TooLarge {
+                what: format!("row/count {count} in record {n} (max_record_count)"),
+                limit: self.opts.max_count,
+            });
+        }
+        let messages = self.messages.saturating_add(count);
+        if messages > self.opts.max_messages {
+            return Err(ParseError::TooLarge {
+                what: format!(
+                    "the report's total of row/count, {messages} at record {n} (max_report_messages),"
+                ),
+                limit: self.opts.max_messages,
+            });
+        }
         let disp = d.disposition.get().unwrap_or_default();
         let disposition =
             Disposition::parse(disp).ok_or_else(|| bad("policy_evaluated/disposition", disp))?;
@@ -408,7 +442,7 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
         };
         d.reset();
         self.records = n;
-        self.messages = self.messages.saturating_add(count);
+        self.messages = messages;
         if self.accepted {
             self.visitor
                 .record_owned(record)
@@ -424,6 +458,12 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
             });
         }
         self.send_header()?;
+        if self.controls > 0 {
+            self.header.warnings.push(format!(
+                "{} control character(s) removed from text",
+                self.controls
+            ));
+        }
         if self.repaired > 0 {
             self.header.warnings.push(format!(
                 "malformed XML: {} tag(s) closed or ignored to recover",

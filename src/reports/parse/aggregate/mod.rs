@@ -16,9 +16,24 @@
 //! `<source_ip>`, a missing `<report_id>`) rejects the report. Entities are
 //! never expanded beyond the five XML predefined ones and character
 //! references.
+//!
+//! Hostile input (see docs/limits.md): the work per token is constant
+//! whatever the tag soup. An end tag finds its start through per-tag counts
+//! of the open elements, so a stray end tag costs O(1) and a matched one
+//! pops what it closes; the element stack is capped at
+//! [`Options::max_depth`]; the streaming reader doubles what it reads
+//! before scanning an unfinished token again, so one huge text or tag costs
+//! O(its size); attributes are read without quick-xml's duplicate check
+//! (quadratic in their number). Counts are capped per record and per report
+//! ([`Options::max_count`], [`Options::max_messages`]), and a deadline is
+//! checked every few thousand tokens. C0 control characters other than
+//! tab, line feed and carriage return (and DEL) are removed from every
+//! text value, whether written raw or as a character reference (`&#0;`),
+//! and counted in a warning: every store then holds the same text.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::time::Instant;
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
@@ -102,12 +117,57 @@ impl AggregateVisitor for Collect {
     }
 }
 
+/// What a parse may cost and accept (from [`crate::reports::IngestLimits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Deepest element nesting accepted (`max_xml_depth`).
+    pub max_depth: usize,
+    /// Largest `<count>` of one record (`max_record_count`).
+    pub max_count: u64,
+    /// Largest sum of the records' counts in one report
+    /// (`max_report_messages`).
+    pub max_messages: u64,
+    /// When the parse gives up (the per-item time budget).
+    pub deadline: Option<Instant>,
+    /// The budget in seconds, for the message.
+    pub budget_secs: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let l = crate::reports::IngestLimits::default();
+        Self {
+            max_depth: l.max_xml_depth,
+            max_count: l.max_record_count,
+            max_messages: l.max_report_messages,
+            deadline: None,
+            budget_secs: l.item_time_budget.as_secs(),
+        }
+    }
+}
+
+/// Tokens handled between two looks at the clock.
+const DEADLINE_EVERY: u32 = 4096;
+
 /// RFC 9990 section 4: the aggregate report namespace.
 pub const DMARC2_NAMESPACE: &str = "urn:ietf:params:xml:ns:dmarc-2.0";
 
 struct State<'v, V: AggregateVisitor + ?Sized> {
     visitor: &'v mut V,
+    opts: Options,
     stack: Vec<Tag>,
+    /// How many elements of each [`Tag`] are on `stack`: an end tag with
+    /// nothing to close is known at once, without a scan of the stack.
+    open_counts: [u32; tags::COUNT],
+    /// Stack entries looked at by end tags (linear in the input: the
+    /// regression check for quadratic tag soup).
+    stack_steps: u64,
+    /// Tokens since the clock was last read.
+    tick: u32,
+    /// Control characters removed from text.
+    controls: u64,
+    /// Bytes of unfinished tokens scanned and scanned again (streaming).
+    rescanned: u64,
     text: String,
     header: AggregateHeader,
     begin: Option<String>,
@@ -132,6 +192,15 @@ pub fn parse<V: AggregateVisitor + ?Sized>(
     bytes: &[u8],
     visitor: &mut V,
 ) -> Result<AggregateSummary, ParseError> {
+    parse_with(bytes, visitor, &Options::default())
+}
+
+/// [`parse`] with the given limits.
+pub fn parse_with<V: AggregateVisitor + ?Sized>(
+    bytes: &[u8],
+    visitor: &mut V,
+    opts: &Options,
+) -> Result<AggregateSummary, ParseError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut warnings = Vec::new();
     let text: Cow<'_, str> = match std::str::from_utf8(bytes) {
@@ -149,7 +218,54 @@ pub fn parse<V: AggregateVisitor + ?Sized>(
             Cow::Owned(s)
         }
     };
-    parse_str(&text, visitor, warnings, true)
+    parse_str(&text, visitor, warnings, true, opts)
+}
+
+/// [`parse_with`] for a document this program owns (decompressed): a BOM
+/// and invalid UTF-8 bytes are removed in place, so a decompressed report
+/// is never copied whole a second time.
+pub fn parse_owned_with<V: AggregateVisitor + ?Sized>(
+    bytes: Vec<u8>,
+    visitor: &mut V,
+    opts: &Options,
+) -> Result<AggregateSummary, ParseError> {
+    let (text, dropped) = into_utf8(bytes);
+    let mut warnings = Vec::new();
+    if dropped > 0 {
+        warnings.push(format!("{dropped} invalid UTF-8 byte(s) dropped"));
+    }
+    parse_str(&text, visitor, warnings, true, opts)
+}
+
+/// The bytes without a leading BOM and without the bytes that are not
+/// UTF-8, in the same buffer; and how many were dropped (the BOM is not
+/// counted).
+fn into_utf8(mut bytes: Vec<u8>) -> (String, usize) {
+    let mut read = usize::from(bytes.starts_with(b"\xEF\xBB\xBF")) * 3;
+    let mut write = 0;
+    let mut dropped = 0;
+    loop {
+        let (valid, bad) = match std::str::from_utf8(&bytes[read..]) {
+            Ok(_) => (bytes.len() - read, 0),
+            Err(e) => (
+                e.valid_up_to(),
+                e.error_len()
+                    .unwrap_or(bytes.len() - read - e.valid_up_to()),
+            ),
+        };
+        bytes.copy_within(read..read + valid, write);
+        write += valid;
+        read += valid + bad;
+        dropped += bad;
+        if bad == 0 {
+            break;
+        }
+    }
+    bytes.truncate(write);
+    // Only whole characters were kept.
+    let text = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    (text, dropped)
 }
 
 fn configure<R>(reader: &mut Reader<R>) {
@@ -173,8 +289,9 @@ fn parse_str<V: AggregateVisitor + ?Sized>(
     visitor: &mut V,
     warnings: Vec<String>,
     fast: bool,
+    opts: &Options,
 ) -> Result<AggregateSummary, ParseError> {
-    let mut st = State::new(visitor, warnings);
+    let mut st = State::new(visitor, warnings, *opts);
     // quick-xml drops one more BOM at the start without counting it in its
     // positions: leave that rare document to it entirely.
     let mut pos = 0;
@@ -213,9 +330,18 @@ pub fn parse_reader<R: std::io::Read, V: AggregateVisitor + ?Sized>(
     input: R,
     visitor: &mut V,
 ) -> Result<AggregateSummary, ParseError> {
+    parse_reader_with(input, visitor, &Options::default())
+}
+
+/// [`parse_reader`] with the given limits.
+pub fn parse_reader_with<R: std::io::Read, V: AggregateVisitor + ?Sized>(
+    input: R,
+    visitor: &mut V,
+    opts: &Options,
+) -> Result<AggregateSummary, ParseError> {
     use std::io::{BufRead as _, Read as _};
     let mut clean = Utf8Clean::new(input);
-    let mut st = State::new(visitor, Vec::new());
+    let mut st = State::new(visitor, Vec::new(), *opts);
     // The window: clean text not yet tokenized is `window[pos..]`, and
     // `window[0]` is at byte `base` of the (cleaned) document.
     let mut window = String::new();
@@ -223,6 +349,10 @@ pub fn parse_reader<R: std::io::Read, V: AggregateVisitor + ?Sized>(
     let mut base = 0u64;
     let mut last = false;
     let mut started = false;
+    // After an unfinished token, read until the unscanned part of the
+    // window has doubled before scanning it again: a token of n bytes is
+    // then scanned O(n) times in all, not once per chunk (O(n^2)).
+    let mut need = 0usize;
     let fallback = loop {
         if started {
             match scan::next(&window, pos, last) {
@@ -234,7 +364,10 @@ pub fn parse_reader<R: std::io::Read, V: AggregateVisitor + ?Sized>(
                     continue;
                 }
                 Scan::Fallback => break true,
-                Scan::NeedMore => {}
+                Scan::NeedMore => {
+                    st.rescanned += (window.len() - pos) as u64;
+                    need = (window.len() - pos).saturating_mul(2);
+                }
             }
         } else if window.len() >= 3 || last {
             // See `parse_str` about a second BOM.
@@ -248,18 +381,20 @@ pub fn parse_reader<R: std::io::Read, V: AggregateVisitor + ?Sized>(
         window.drain(..pos);
         base += pos as u64;
         pos = 0;
-        let chunk = match clean.fill_buf() {
-            Ok(chunk) => chunk,
-            Err(e) => {
-                let e = clean.error.take().unwrap_or(e);
-                return Err(ParseError::Container {
-                    msg: format!("reading the report: {e}"),
-                });
+        loop {
+            let chunk = match clean.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let e = clean.error.take().unwrap_or(e);
+                    return Err(ParseError::Container {
+                        msg: format!("reading the report: {e}"),
+                    });
+                }
+            };
+            if chunk.is_empty() {
+                last = true;
+                break;
             }
-        };
-        if chunk.is_empty() {
-            last = true;
-        } else {
             let n = chunk.len();
             // `Utf8Clean` hands out whole characters only.
             let text = std::str::from_utf8(chunk).map_err(|e| ParseError::Container {
@@ -267,7 +402,12 @@ pub fn parse_reader<R: std::io::Read, V: AggregateVisitor + ?Sized>(
             })?;
             window.push_str(text);
             clean.consume(n);
+            if window.len() >= need {
+                break;
+            }
+            st.check_deadline()?;
         }
+        need = 0;
     };
     let clean = if fallback {
         // The rest of the window, then the rest of the input, to quick-xml.
@@ -307,10 +447,16 @@ pub fn parse_reader<R: std::io::Read, V: AggregateVisitor + ?Sized>(
 }
 
 impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
-    fn new(visitor: &'v mut V, warnings: Vec<String>) -> Self {
+    fn new(visitor: &'v mut V, warnings: Vec<String>, opts: Options) -> Self {
         State {
             visitor,
+            opts,
             stack: Vec::with_capacity(16),
+            open_counts: [0; tags::COUNT],
+            stack_steps: 0,
+            tick: 0,
+            controls: 0,
+            rescanned: 0,
             text: String::new(),
             header: AggregateHeader {
                 warnings,
@@ -331,8 +477,44 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
         }
     }
 
+    /// Every [`DEADLINE_EVERY`] tokens: past the deadline, the parse ends.
+    fn tick(&mut self) -> Result<(), ParseError> {
+        self.tick += 1;
+        if self.tick >= DEADLINE_EVERY {
+            self.tick = 0;
+            self.check_deadline()?;
+        }
+        Ok(())
+    }
+
+    fn check_deadline(&self) -> Result<(), ParseError> {
+        match self.opts.deadline {
+            Some(d) if Instant::now() > d => Err(ParseError::TimedOut {
+                secs: self.opts.budget_secs,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds text to the value being read, without C0 controls other than
+    /// tab, LF and CR, and without DEL (see the module comment).
+    fn push_text(&mut self, t: &str) {
+        if t.bytes().any(is_stripped_byte) {
+            for c in t.chars() {
+                if is_stripped(c) {
+                    self.controls += 1;
+                } else {
+                    self.text.push(c);
+                }
+            }
+        } else {
+            self.text.push_str(t);
+        }
+    }
+
     /// Handles one quick-xml event; false at the end of the document.
     fn event(&mut self, event: Event<'_>, position: u64) -> Result<bool, ParseError> {
+        self.tick()?;
         match event {
             Event::Start(e) => self.open(&e)?,
             Event::Empty(e) => {
@@ -340,8 +522,8 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
                 self.close_top()?;
             }
             Event::End(e) => self.end_tag(e.name().into_inner())?,
-            Event::Text(t) => self.text.push_str(&t),
-            Event::CData(c) => self.text.push_str(&c),
+            Event::Text(t) => self.push_text(&t),
+            Event::CData(c) => self.push_text(&c),
             Event::GeneralRef(r) => self.general_ref(&r, position)?,
             Event::DocType(_) => {
                 // A DTD could declare entities; they are never expanded
@@ -356,6 +538,7 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
     /// Handles one token of the fast tokenizer, which stands for the
     /// quick-xml event of the same name; false at the end of the document.
     fn token(&mut self, token: Token<'_>, position: u64) -> Result<bool, ParseError> {
+        self.tick()?;
         match token {
             Token::Start(e) => self.open(&e)?,
             Token::Empty(e) => {
@@ -363,7 +546,7 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
                 self.close_top()?;
             }
             Token::End(name) => self.end_tag(name)?,
-            Token::Text(t) => self.text.push_str(t),
+            Token::Text(t) => self.push_text(t),
             Token::Ref(r) => self.general_ref(r, position)?,
             Token::Decl => {}
             Token::Eof => return Ok(false),
@@ -381,7 +564,11 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
             position,
             msg: format!("unknown entity &{name};"),
         })?;
-        self.text.push(resolved);
+        if is_stripped(resolved) {
+            self.controls += 1;
+        } else {
+            self.text.push(resolved);
+        }
         Ok(())
     }
 
@@ -392,7 +579,28 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
             self.repaired += 1;
             self.close_top()?;
         }
+        #[cfg(test)]
+        tests::WORK.with(|w| w.set((self.stack_steps, self.rescanned)));
         self.finish()
+    }
+}
+
+/// C0 controls but tab, LF and CR, and DEL: never kept in a value (a NUL
+/// is refused by PostgreSQL's TEXT; the rest would reach terminals).
+fn is_stripped(c: char) -> bool {
+    (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{7f}'
+}
+
+fn is_stripped_byte(b: u8) -> bool {
+    (b < b' ' && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f
+}
+
+/// `s` without the characters [`is_stripped`] removes.
+pub(crate) fn strip_controls(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(is_stripped_byte) {
+        Cow::Owned(s.chars().filter(|&c| !is_stripped(c)).collect())
+    } else {
+        Cow::Borrowed(s)
     }
 }
 
@@ -429,6 +637,186 @@ fn take(text: &mut String) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// (stack entries looked at by end tags, bytes rescanned) of the
+        /// last parse on this thread that reached the end of its document.
+        pub(super) static WORK: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+    }
+
+    /// Issue 15: `<feedback>`, many open `<a>` and many stray `</p>` (a
+    /// known tag that is not open) scanned the whole stack for each `</p>`:
+    /// O(open × stray). Now each end tag looks at what it closes only.
+    #[test]
+    fn stray_end_tags_do_not_scan_the_stack() {
+        let open = 250;
+        let stray = 100_000;
+        let xml = format!(
+            "<feedback>{}{}</feedback>",
+            "<a>".repeat(open),
+            "</p>".repeat(stray)
+        );
+        let err = parse(xml.as_bytes(), &mut Collect::default()).expect_err("no metadata");
+        assert!(matches!(err, ParseError::MissingField { .. }), "{err}");
+        let (steps, _) = WORK.with(std::cell::Cell::get);
+        // `</feedback>` closes the 251 open elements; no `</p>` looks at
+        // any (before: 250 × 100,000 = 25 million).
+        assert!(steps <= (open + 1) as u64, "{steps} stack steps");
+        let mut b = Collect::default();
+        parse_reader(Trickle(xml.as_bytes(), 4096), &mut b).expect_err("no metadata");
+        let (steps, _) = WORK.with(std::cell::Cell::get);
+        assert!(steps <= (open + 1) as u64, "{steps} stack steps (stream)");
+    }
+
+    /// Issue 15: one invalid UTF-8 byte made a second full copy of a
+    /// decompressed report. Now it is cleaned in its own buffer.
+    #[test]
+    fn invalid_utf8_is_removed_in_place() {
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend_from_slice(
+            report(REC)
+                .replace("<org_name>o<", "<org_name>o\u{e9}<")
+                .as_bytes(),
+        );
+        let clean_len = bytes.len() - 3;
+        let at = bytes.len() / 2;
+        bytes.insert(at, 0xFF);
+        bytes.extend_from_slice(b"\xE2\x82");
+        let ptr = bytes.as_ptr();
+        let (text, dropped) = into_utf8(bytes.clone());
+        assert_eq!(dropped, 3);
+        assert_eq!(text.len(), clean_len);
+        let (text2, _) = into_utf8(bytes);
+        assert_eq!(text2.as_ptr(), ptr, "the same buffer");
+        let mut a = Collect::default();
+        let mut b = Collect::default();
+        let with_junk = {
+            let mut v = text.into_bytes();
+            v.insert(10, 0xC3);
+            v
+        };
+        let sa = parse(&with_junk, &mut a).expect("slice");
+        let sb = parse_owned_with(with_junk, &mut b, &Options::default()).expect("owned");
+        assert_eq!(sa, sb);
+        assert_eq!(a.records, b.records);
+    }
+
+    #[test]
+    fn element_depth_is_limited() {
+        let nested = |n: usize| {
+            report(REC).replace(
+                "<report_metadata>",
+                &format!("{}{}<report_metadata>", "<x>".repeat(n), "</x>".repeat(n)),
+            )
+        };
+        parse(nested(200).as_bytes(), &mut Collect::default()).expect("200 levels parse");
+        for (how, r) in [
+            (
+                "slice",
+                parse(nested(300).as_bytes(), &mut Collect::default()),
+            ),
+            (
+                "stream",
+                parse_reader(Trickle(nested(300).as_bytes(), 64), &mut Collect::default()),
+            ),
+        ] {
+            let err = r.expect_err("300 levels refused");
+            assert_eq!(
+                err.to_string(),
+                "XML element nesting (max_xml_depth) exceeds the limit of 256",
+                "{how}"
+            );
+        }
+    }
+
+    /// One text token of 4 MiB read 4 KiB at a time was scanned again
+    /// after every read (about 2 GB of scanning); now the window doubles
+    /// before a rescan.
+    #[test]
+    fn a_huge_token_is_scanned_a_bounded_number_of_times() {
+        let big = 4 << 20;
+        for (name, filler) in [
+            ("text", "y".repeat(big)),
+            ("tag", format!("<x {}/>", "a='1' ".repeat(big / 6))),
+        ] {
+            let xml = report(REC).replace("<org_name>o<", &format!("<org_name>o{filler}<"));
+            let mut c = Collect::default();
+            parse_reader(Trickle(xml.as_bytes(), 4096), &mut c).expect(name);
+            let (_, rescanned) = WORK.with(std::cell::Cell::get);
+            assert!(
+                rescanned <= 4 * xml.len() as u64,
+                "{name}: {rescanned} bytes rescanned for {} bytes",
+                xml.len()
+            );
+        }
+    }
+
+    #[test]
+    fn counts_are_capped_per_record_and_per_report() {
+        let big = REC.replace("<count>3", "<count>9223372036854775807");
+        let err = parse(report(&big).as_bytes(), &mut Collect::default()).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "row/count 9223372036854775807 in record 1 (max_record_count) exceeds the limit of 4294967296"
+        );
+        let at_cap = REC.replace("<count>3", "<count>4294967296");
+        parse(report(&at_cap).as_bytes(), &mut Collect::default()).expect("2^32 is accepted");
+        let opts = Options {
+            max_messages: 5,
+            ..Options::default()
+        };
+        let err = parse_with(
+            report(&REC.repeat(2)).as_bytes(),
+            &mut Collect::default(),
+            &opts,
+        )
+        .expect_err("total refused");
+        assert!(
+            err.to_string().contains("max_report_messages") && err.to_string().contains("record 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_removed_from_text() {
+        let xml = report(REC)
+            .replace("<org_name>o<", "<org_name>o&#0;&#27;]0;x&#7;\u{1}\t\u{7f}<")
+            .replace(
+                "<header_from>example.com<",
+                "<header_from>exa&#x0;mple.com<",
+            );
+        for how in ["fast", "stream", "slow"] {
+            let got = outcome(xml.as_bytes(), how, 3);
+            assert!(got.contains("org_name: \"o]0;x\""), "{how}: {got}");
+            assert!(got.contains("header_from: \"example.com\""), "{how}: {got}");
+            assert!(
+                got.contains("6 control character(s) removed from text"),
+                "{how}: {got}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_parse_past_its_deadline_stops() {
+        let opts = Options {
+            deadline: Some(Instant::now()),
+            budget_secs: 7,
+            ..Options::default()
+        };
+        let xml = report(&REC.repeat(2000));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        for r in [
+            parse_with(xml.as_bytes(), &mut Collect::default(), &opts),
+            parse_reader_with(
+                Trickle(xml.as_bytes(), 4096),
+                &mut Collect::default(),
+                &opts,
+            ),
+        ] {
+            let err = r.expect_err("stopped");
+            assert!(matches!(err, ParseError::TimedOut { secs: 7 }), "{err}");
+        }
+    }
 
     fn report(records: &str) -> String {
         format!(
@@ -626,7 +1014,7 @@ mod tests {
             _ => {
                 let xml = xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml);
                 let text = String::from_utf8_lossy(xml);
-                parse_str(&text, &mut c, Vec::new(), false)
+                parse_str(&text, &mut c, Vec::new(), false, &Options::default())
             }
         };
         match r {

@@ -52,6 +52,10 @@ pub(super) enum Tag {
     Other,
 }
 
+/// Number of [`Tag`]s (`Other` is the last): `tag as usize` indexes an
+/// array of this length.
+pub(super) const COUNT: usize = Tag::Other as usize + 1;
+
 pub(super) fn tag(local: &str) -> Tag {
     match local {
         "feedback" => Tag::Feedback,
