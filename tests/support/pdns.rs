@@ -5,6 +5,10 @@
 //! Zones get `SOA-EDIT-API` and `SOA-EDIT-DNSUPDATE` = INCREASE so every
 //! change moves the serial (the RFC 2136 stale guard depends on it), and
 //! the TSIG key may update and transfer them.
+//!
+//! Also two small HTTP servers for credential-leak tests: a [`Redirector`]
+//! that answers every request with a redirect to another loopback port,
+//! and a [`Recorder`] that keeps the head of every request it receives.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -166,4 +170,110 @@ impl Drop for Pdns {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Answers every request with `307 Temporary Redirect` to the same path on
+/// `127.0.0.1:target`. Stops accepting on drop.
+pub struct Redirector {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Redirector {
+    pub fn start(target: u16) -> Redirector {
+        let (port, stop) = serve_heads(move |head, conn| {
+            let path = head
+                .lines()
+                .next()
+                .and_then(|l| l.split(' ').nth(1))
+                .unwrap_or("/")
+                .to_string();
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{target}{path}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = std::io::Write::write_all(conn, answer.as_bytes());
+        });
+        Redirector { port, stop }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Redirector {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Keeps the head (request line and header fields) of every request and
+/// answers `200 {}`. Stops accepting on drop.
+pub struct Recorder {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    pub fn start() -> Recorder {
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = heads.clone();
+        let (port, stop) = serve_heads(move |head, conn| {
+            kept.lock().expect("heads").push(head.to_string());
+            let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                          Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+            let _ = std::io::Write::write_all(conn, answer.as_bytes());
+        });
+        Recorder { port, stop, heads }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Accepts on a loopback port, reads each request's head and hands it to
+/// `answer` (one request per connection).
+fn serve_heads(
+    answer: impl Fn(&str, &mut std::net::TcpStream) + Send + Sync + 'static,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::BufRead;
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    std::thread::spawn(move || {
+        while !stopped.load(Ordering::SeqCst) {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            let _ = conn.set_nonblocking(false);
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = std::io::BufReader::new(match conn.try_clone() {
+                Ok(c) => c,
+                Err(_) => continue,
+            });
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim_end().is_empty() {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            answer(&head, &mut conn);
+        }
+    });
+    (port, stop)
 }
