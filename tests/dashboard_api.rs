@@ -268,3 +268,92 @@ fn both_stores_give_identical_views() {
         );
     }
 }
+
+/// 32 clients (the connection cap) each keep a request head open, sending
+/// one header line every 100 ms and reconnecting when dropped: a normal
+/// request is still served while they go on, and slow heads are what the
+/// server drops to make room.
+#[test]
+fn slow_clients_holding_every_slot_do_not_lock_others_out() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    const SLOW: usize = 32;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("r.db"));
+    let port = server.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let slow: Vec<_> = (0..SLOW)
+        .map(|_| {
+            let (stop, opened, dropped) = (stop.clone(), opened.clone(), dropped.clone());
+            std::thread::spawn(move || {
+                // Bounded: at most 60 s of trickling per client.
+                let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < end {
+                    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        continue;
+                    };
+                    opened.fetch_add(1, Ordering::SeqCst);
+                    let mut ok = write!(s, "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n").is_ok();
+                    while ok && !stop.load(Ordering::SeqCst) && std::time::Instant::now() < end {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        ok = s.write_all(b"X-Slow: 1\r\n").is_ok();
+                    }
+                    if !ok {
+                        dropped.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    // Every slow client is connected and has sent part of its head.
+    for _ in 0..500 {
+        if opened.load(Ordering::SeqCst) >= SLOW {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        opened.load(Ordering::SeqCst) >= SLOW,
+        "slow clients connected"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // A normal client, asking again after a refusal, while the slow ones
+    // go on (they stop after 60 s whatever happens).
+    let mut statuses = Vec::new();
+    let mut served_while_slow = false;
+    for _ in 0..200 {
+        let status = server.get("/api/health").0;
+        statuses.push(status);
+        if status == 200 {
+            served_while_slow = slow.iter().all(|t| !t.is_finished());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    // The server dropped slow heads (the writes of a dropped client fail).
+    for _ in 0..200 {
+        if dropped.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::SeqCst);
+    for t in slow {
+        t.join().expect("slow client");
+    }
+    assert_eq!(statuses.last(), Some(&200), "never served: {statuses:?}");
+    assert!(
+        served_while_slow,
+        "served only after the slow clients gave up"
+    );
+    assert!(
+        dropped.load(Ordering::SeqCst) > 0,
+        "no slow client was ever dropped"
+    );
+    assert_eq!(server.get("/api/health").0, 200);
+}
