@@ -829,7 +829,9 @@ mod credentials {
             "PDNS_KEY_REDIRECT",
         ))
         .expect("provider");
-        let err = p.fetch(&name(ZONE)).expect_err("a cross-origin redirect is refused");
+        let err = p
+            .fetch(&name(ZONE))
+            .expect_err("a cross-origin redirect is refused");
         assert!(matches!(err, ProviderError::Rejected { .. }), "{err:?}");
         assert!(err.to_string().contains("redirect"), "{err}");
         let heads = leaked(&other);
@@ -837,7 +839,10 @@ mod credentials {
             heads.iter().all(|h| !h.contains("pdns-secret-key-4711")),
             "the API key reached the other host: {heads:?}"
         );
-        assert!(heads.is_empty(), "nothing goes to the other host: {heads:?}");
+        assert!(
+            heads.is_empty(),
+            "nothing goes to the other host: {heads:?}"
+        );
     }
 
     #[test]
@@ -849,14 +854,19 @@ mod credentials {
             "CF_TOKEN_REDIRECT",
         ))
         .expect("provider");
-        let err = p.fetch(&name(ZONE)).expect_err("a cross-origin redirect is refused");
+        let err = p
+            .fetch(&name(ZONE))
+            .expect_err("a cross-origin redirect is refused");
         assert!(err.to_string().contains("redirect"), "{err}");
         let heads = leaked(&other);
         assert!(
             heads.iter().all(|h| !h.contains("cf-secret-token-4711")),
             "the token reached the other host: {heads:?}"
         );
-        assert!(heads.is_empty(), "nothing goes to the other host: {heads:?}");
+        assert!(
+            heads.is_empty(),
+            "nothing goes to the other host: {heads:?}"
+        );
     }
 
     #[test]

@@ -733,7 +733,10 @@ mod tls {
         // The server asks for the password in clear: without TLS the
         // proxy sees it (so it would see it with TLS too if it crossed).
         PgStore::open(&format!("{via}?sslmode=disable"), Some(&pw)).expect("plain TCP");
-        assert!(proxy.saw(pw.as_bytes()), "the recorder sees a clear password");
+        assert!(
+            proxy.saw(pw.as_bytes()),
+            "the recorder sees a clear password"
+        );
         proxy.sent.lock().expect("sent").clear();
         let store =
             PgStore::open(&format!("{via}?sslmode=require"), Some(&pw)).expect("TLS connects");

@@ -328,7 +328,9 @@ impl PowerDns {
                     return Ok(());
                 }
             }
-            let version = now.as_deref().map_or_else(|| "absent".to_string(), version_of);
+            let version = now
+                .as_deref()
+                .map_or_else(|| "absent".to_string(), version_of);
             if version == seen.version && !resent {
                 resent = true;
                 continue;
@@ -603,7 +605,14 @@ impl Provider for PowerDns {
                 "nameservers": self.nameservers,
                 "rrsets": rrsets,
             });
-            self.write(zone, "POST", &format!("{}/zones", self.base), &body, seen, changes)?;
+            self.write(
+                zone,
+                "POST",
+                &format!("{}/zones", self.base),
+                &body,
+                seen,
+                changes,
+            )?;
         }
         Ok(())
     }

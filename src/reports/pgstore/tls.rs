@@ -32,8 +32,8 @@ use std::task::{Context, Poll};
 use postgres::Socket;
 use postgres::config::{Host, SslMode as PgSslMode};
 use postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -408,7 +408,10 @@ mod tests {
         assert_eq!(effective_mode(&none, &tcp("127.0.0.1")), SslMode::Disable);
         assert_eq!(effective_mode(&none, &tcp("localhost")), SslMode::Disable);
         assert_eq!(effective_mode(&none, &tcp("::1")), SslMode::Disable);
-        assert_eq!(effective_mode(&none, &tcp("db.example")), SslMode::VerifyFull);
+        assert_eq!(
+            effective_mode(&none, &tcp("db.example")),
+            SslMode::VerifyFull
+        );
         assert_eq!(effective_mode(&none, &tcp("10.0.0.5")), SslMode::VerifyFull);
         let mixed = vec![Host::Tcp("127.0.0.1".into()), Host::Tcp("db".into())];
         assert_eq!(effective_mode(&none, &mixed), SslMode::VerifyFull);
