@@ -937,6 +937,74 @@ mod credentials {
     }
 }
 
+mod powerdns_writes {
+    use super::*;
+    use mailauth::provider::Change;
+    use mailauth::provider::powerdns::{PowerDns, PowerDnsConfig};
+    use std::sync::atomic::Ordering;
+    use support::pdns::{Loss, LossyProxy, Pdns};
+
+    fn provider(port: u16, key: &str) -> PowerDns {
+        // SAFETY: test-only; the variable name is unique to this module.
+        unsafe { std::env::set_var("PDNS_KEY_LOSSY", key) };
+        PowerDns::from_config(&PowerDnsConfig {
+            url: format!("http://127.0.0.1:{port}"),
+            server_id: "localhost".to_string(),
+            secret_env: Some("PDNS_KEY_LOSSY".to_string()),
+            secret_file: None,
+            nameservers: vec![],
+            timeout_secs: 1,
+            retries: 3,
+            allow_plain_http: false,
+        })
+        .expect("provider")
+    }
+
+    /// The PATCH reaches PowerDNS and is applied, its answer is lost (a
+    /// timeout): the re-read finds the change, nothing is sent twice.
+    #[test]
+    fn pdns_patch_whose_answer_is_lost_is_not_sent_twice() {
+        let Some(pdns) = Pdns::try_start(&[(ZONE, ZONE_TEXT)]) else {
+            return;
+        };
+        let proxy = LossyProxy::start(pdns.http_port());
+        let p = provider(proxy.port(), pdns.api_key());
+        let zone = name(ZONE);
+        let seen = p.fetch(&zone).expect("fetch");
+        let dmarc = txt(&zone.child("_dmarc"), 300, "v=DMARC1; p=none");
+        proxy.lose_next("PATCH", Loss::Answer);
+        p.apply(&zone, &seen, &[Change::Create { new: dmarc.clone() }])
+            .expect("the re-read finds the PATCH applied");
+        assert_eq!(
+            proxy.delivered.load(Ordering::SeqCst),
+            1,
+            "the PATCH reached the server once"
+        );
+        let now = p.fetch(&zone).expect("fetch");
+        assert_eq!(now.zone.get(&dmarc.name, &dmarc.rtype), Some(&dmarc));
+    }
+
+    /// The PATCH is lost on its way: the re-read shows the zone as the
+    /// plan read it, so the PATCH is sent once more and lands once.
+    #[test]
+    fn pdns_patch_lost_on_its_way_is_sent_again_once() {
+        let Some(pdns) = Pdns::try_start(&[(ZONE, ZONE_TEXT)]) else {
+            return;
+        };
+        let proxy = LossyProxy::start(pdns.http_port());
+        let p = provider(proxy.port(), pdns.api_key());
+        let zone = name(ZONE);
+        let seen = p.fetch(&zone).expect("fetch");
+        let dmarc = txt(&zone.child("_dmarc"), 300, "v=DMARC1; p=reject");
+        proxy.lose_next("PATCH", Loss::Request);
+        p.apply(&zone, &seen, &[Change::Create { new: dmarc.clone() }])
+            .expect("sent again after the re-read");
+        assert_eq!(proxy.delivered.load(Ordering::SeqCst), 1);
+        let now = p.fetch(&zone).expect("fetch");
+        assert_eq!(now.zone.get(&dmarc.name, &dmarc.rtype), Some(&dmarc));
+    }
+}
+
 fn cloudflare_seed() -> Vec<(&'static str, &'static str, u32, &'static str, Option<u16>)> {
     vec![
         ("example.test", "A", 300, "192.0.2.10", None),

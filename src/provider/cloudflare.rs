@@ -334,6 +334,13 @@ impl Cloudflare {
     }
 }
 
+/// The wait, in seconds, a `Retry-After` value (delay-seconds or an
+/// HTTP-date, RFC 9110 §10.2.3) asks for at `now` (Unix seconds), as this
+/// provider reads it from a 429. Public for the fuzz targets.
+pub fn retry_after_secs(value: &str, now: i64) -> Option<u64> {
+    super::http::retry_after(value, now).map(|d| d.as_secs())
+}
+
 fn version_of(records: &[ApiRecord]) -> String {
     let mut lines: Vec<String> = records
         .iter()

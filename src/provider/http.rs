@@ -78,7 +78,7 @@ pub(crate) fn retry_after(value: &str, now: i64) -> Option<Duration> {
         return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
     let at = parse_http_date(value)?;
-    Some(Duration::from_secs(u64::try_from(at - now).unwrap_or(0)))
+    Some(Duration::from_secs(u64::try_from(at.saturating_sub(now)).unwrap_or(0)))
 }
 
 const MONTHS: [&str; 12] = [

@@ -8,7 +8,9 @@
 //!
 //! Also two small HTTP servers for credential-leak tests: a [`Redirector`]
 //! that answers every request with a redirect to another loopback port,
-//! and a [`Recorder`] that keeps the head of every request it receives.
+//! and a [`Recorder`] that keeps the head of every request it receives;
+//! and a [`LossyProxy`] in front of the API that loses one write on its
+//! way in or its answer on the way out, as a timeout does.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -276,4 +278,139 @@ fn serve_heads(
         }
     });
     (port, stop)
+}
+
+/// What [`LossyProxy`] does to the next request of a method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// The request never reaches the server.
+    Request,
+    /// The request is applied; its answer never reaches the client.
+    Answer,
+}
+
+/// A TCP proxy to the API that relays everything, except that the next
+/// request starting with an armed method is lost ([`Loss`]); the client's
+/// connection is then held open (about 5 s) with nothing sent back. Counts
+/// the requests of that method that reached the server.
+pub struct LossyProxy {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    armed: std::sync::Arc<std::sync::Mutex<Option<(String, Loss)>>>,
+    /// Requests of the armed method relayed to the server.
+    pub delivered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LossyProxy {
+    pub fn start(target: u16) -> LossyProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let armed: Arc<Mutex<Option<(String, Loss)>>> = Arc::new(Mutex::new(None));
+        let delivered = Arc::new(AtomicUsize::new(0));
+        let (stopped, arm, count) = (stop.clone(), armed.clone(), delivered.clone());
+        let method = Arc::new(Mutex::new(String::new()));
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let mute = Arc::new(AtomicBool::new(false));
+                let (mut c_in, mut s_out) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                let (arm, count, mute2, method) =
+                    (arm.clone(), count.clone(), mute.clone(), method.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let chunk = &buf[..n];
+                        let mut armed = arm.lock().expect("armed");
+                        if let Some((m, _)) = armed.as_ref() {
+                            *method.lock().expect("method") = m.clone();
+                        }
+                        let watched = method.lock().expect("method").clone();
+                        let starts = !watched.is_empty()
+                            && chunk.starts_with(format!("{watched} ").as_bytes());
+                        if starts {
+                            match armed.as_ref().map(|(_, l)| *l) {
+                                Some(Loss::Request) => {
+                                    *armed = None;
+                                    drop(armed);
+                                    // Lost on its way: hold, then close.
+                                    std::thread::sleep(Duration::from_secs(5));
+                                    return;
+                                }
+                                Some(Loss::Answer) => {
+                                    *armed = None;
+                                    mute2.store(true, Ordering::SeqCst);
+                                    count.fetch_add(1, Ordering::SeqCst);
+                                }
+                                None => {
+                                    count.fetch_add(1, Ordering::SeqCst);
+                                }
+                            }
+                        }
+                        drop(armed);
+                        if s_out.write_all(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = s_in.read(&mut buf) {
+                        if n == 0 || mute.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        if c_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    if mute.load(Ordering::SeqCst) {
+                        // The answer is lost: hold the client, then close.
+                        std::thread::sleep(Duration::from_secs(5));
+                    }
+                    let _ = c_out.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        LossyProxy {
+            port,
+            stop,
+            armed,
+            delivered,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Loses the next request starting with `method` (or its answer), and
+    /// counts the requests of `method` that reach the server.
+    pub fn lose_next(&self, method: &str, loss: Loss) {
+        *self.armed.lock().expect("armed") = Some((method.to_string(), loss));
+    }
+}
+
+impl Drop for LossyProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
