@@ -697,13 +697,12 @@ mod tests {
     }
 
     fn state() -> State {
+        state_at("127.0.0.1:8080".parse().expect("addr"))
+    }
+
+    fn state_at(listen: SocketAddr) -> State {
         let store = super::super::store::SqliteStore::open_in_memory().expect("store");
-        State::new(
-            Box::new(store),
-            Box::new(Attributor::offline),
-            "127.0.0.1:8080".parse().expect("addr"),
-            false,
-        )
+        State::new(Box::new(store), Box::new(Attributor::offline), listen, false)
     }
 
     #[test]
@@ -782,6 +781,33 @@ mod tests {
             "the store is usable"
         );
         assert_eq!(get(addr.port(), "/"), 200);
+    }
+
+    #[test]
+    fn security_headers_on_every_answer() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(state_at(addr));
+        std::thread::spawn(move || serve(listener, state));
+        for (path, host, status) in [
+            ("/", addr.to_string(), "200"),
+            ("/nope", addr.to_string(), "404"),
+            ("/", "evil.example".to_string(), "421"),
+        ] {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").expect("send");
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            assert_eq!(buf.split_whitespace().nth(1), Some(status), "{buf}");
+            for h in [
+                "Cache-Control: no-store",
+                "X-Content-Type-Options: nosniff",
+                "Referrer-Policy: no-referrer",
+                "Content-Security-Policy: default-src 'none'",
+            ] {
+                assert!(buf.contains(h), "{path}: {h} missing");
+            }
+        }
     }
 
     #[test]
