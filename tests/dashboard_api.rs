@@ -441,7 +441,10 @@ fn slow_dns_for_one_page_does_not_stall_the_others(st: &TestStore) {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    assert!(entered.load(Ordering::SeqCst) > 0, "the page asked for a PTR");
+    assert!(
+        entered.load(Ordering::SeqCst) > 0,
+        "the page asked for a PTR"
+    );
     // While that lookup hangs: the overview and the domain list.
     let others = (get("/api/overview"), get("/api/domains"), get("/"));
     let still_waiting = !waiting.is_finished();

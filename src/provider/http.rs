@@ -78,7 +78,9 @@ pub(crate) fn retry_after(value: &str, now: i64) -> Option<Duration> {
         return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
     let at = parse_http_date(value)?;
-    Some(Duration::from_secs(u64::try_from(at.saturating_sub(now)).unwrap_or(0)))
+    Some(Duration::from_secs(
+        u64::try_from(at.saturating_sub(now)).unwrap_or(0),
+    ))
 }
 
 const MONTHS: [&str; 12] = [
@@ -350,21 +352,22 @@ impl HttpApi {
                     ),
                     Err((_, sent)) => (safe || !sent, None),
                 };
-                if let Ok((answer, _)) = &result {
-                    if !safe && answer.status.is_server_error() {
-                        result = Err((
-                            HttpError::Uncertain {
-                                method,
-                                url: url.to_string(),
-                                detail: format!(
-                                    "HTTP {}: {}",
-                                    answer.status.as_u16(),
-                                    answer.body.chars().take(300).collect::<String>()
-                                ),
-                            },
-                            true,
-                        ));
-                    }
+                if let Ok((answer, _)) = &result
+                    && !safe
+                    && answer.status.is_server_error()
+                {
+                    result = Err((
+                        HttpError::Uncertain {
+                            method,
+                            url: url.to_string(),
+                            detail: format!(
+                                "HTTP {}: {}",
+                                answer.status.as_u16(),
+                                answer.body.chars().take(300).collect::<String>()
+                            ),
+                        },
+                        true,
+                    ));
                 }
                 let wait = again
                     .then(|| self.policy.delay(attempt, retry_after))

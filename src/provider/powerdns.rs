@@ -323,10 +323,10 @@ impl PowerDns {
                 Err(e) => return Err(self.error(zone, e)),
             };
             let now = self.read(zone)?;
-            if let Some(rrsets) = &now {
-                if changes_hold(&to_zone(zone, rrsets), changes) {
-                    return Ok(());
-                }
+            if let Some(rrsets) = &now
+                && changes_hold(&to_zone(zone, rrsets), changes)
+            {
+                return Ok(());
             }
             let version = now
                 .as_deref()

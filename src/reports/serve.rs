@@ -702,7 +702,12 @@ mod tests {
 
     fn state_at(listen: SocketAddr) -> State {
         let store = super::super::store::SqliteStore::open_in_memory().expect("store");
-        State::new(Box::new(store), Box::new(Attributor::offline), listen, false)
+        State::new(
+            Box::new(store),
+            Box::new(Attributor::offline),
+            listen,
+            false,
+        )
     }
 
     #[test]
