@@ -55,6 +55,7 @@ import socket, sys, threading, time
 port, slow, normal = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 stop = threading.Event()
 opened = [0]
+dropped = [0]
 lock = threading.Lock()
 
 def slowloris():
@@ -72,7 +73,8 @@ def slowloris():
                 time.sleep(0.1)
                 s.sendall(b"X-Slow: 1\r\n")
         except OSError:
-            pass
+            with lock:
+                dropped[0] += 1
         finally:
             s.close()
 
@@ -113,10 +115,11 @@ for t in clients:
 for t in clients:
     t.join()
 wall = time.monotonic() - t0
+time.sleep(0.3)  # let dropped slow clients notice
 stop.set()
 latencies.sort()
 pct = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))]
-print("slow=%d normal=%d statuses=%s p50=%.3fs p99=%.3fs max=%.3fs wall=%.2fs slow-connections=%d"
-      % (slow, normal, dict(sorted(statuses.items())), pct(0.50), pct(0.99), latencies[-1], wall, opened[0]))
+print("slow=%d normal=%d statuses=%s p50=%.3fs p99=%.3fs max=%.3fs wall=%.2fs slow-connections=%d slow-dropped=%d"
+      % (slow, normal, dict(sorted(statuses.items())), pct(0.50), pct(0.99), latencies[-1], wall, opened[0], dropped[0]))
 PY
 done
