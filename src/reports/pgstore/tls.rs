@@ -6,8 +6,9 @@
 //! Owns only how the connection is secured; the URL's other parameters,
 //! the password and everything after the connection stay with the store.
 //!
-//! Modes (PostgreSQL 15 §34.19.1 "Client Verification of Server
-//! Certificates", table 34.1):
+//! Modes (PostgreSQL 15 §34.19.3 "Protection Provided in Different
+//! Modes", table 34.1; the note on `require` is §34.19.1 "Client
+//! Verification of Server Certificates"):
 //! - `disable`: plain TCP;
 //! - `require`: TLS or no connection. "If a root CA file exists, the
 //!   behavior of sslmode=require will be the same as that of verify-ca":
