@@ -15,6 +15,7 @@ both_stores!(
     json_api_matches_the_stored_records,
     summary_text_and_json,
     attribution_in_the_api_follows_the_config,
+    slow_dns_for_one_page_does_not_stall_the_others,
 );
 
 fn json_api_matches_the_stored_records(st: &TestStore) {
@@ -282,4 +283,193 @@ fn both_stores_give_identical_views() {
             "{args:?} differs between SQLite and PostgreSQL"
         );
     }
+}
+
+/// 32 clients (the connection cap) each keep a request head open, sending
+/// one header line every 100 ms and reconnecting when dropped: a normal
+/// request is still served while they go on, and slow heads are what the
+/// server drops to make room.
+#[test]
+fn slow_clients_holding_every_slot_do_not_lock_others_out() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    const SLOW: usize = 32;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("r.db"));
+    let port = server.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let slow: Vec<_> = (0..SLOW)
+        .map(|_| {
+            let (stop, opened, dropped) = (stop.clone(), opened.clone(), dropped.clone());
+            std::thread::spawn(move || {
+                // Bounded: at most 60 s of trickling per client.
+                let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < end {
+                    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        continue;
+                    };
+                    opened.fetch_add(1, Ordering::SeqCst);
+                    let mut ok = write!(s, "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n").is_ok();
+                    while ok && !stop.load(Ordering::SeqCst) && std::time::Instant::now() < end {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        ok = s.write_all(b"X-Slow: 1\r\n").is_ok();
+                    }
+                    if !ok {
+                        dropped.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    // Every slow client is connected and has sent part of its head.
+    for _ in 0..500 {
+        if opened.load(Ordering::SeqCst) >= SLOW {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        opened.load(Ordering::SeqCst) >= SLOW,
+        "slow clients connected"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // A normal client, asking again after a refusal, while the slow ones
+    // go on (they stop after 60 s whatever happens).
+    let mut statuses = Vec::new();
+    let mut served_while_slow = false;
+    for _ in 0..200 {
+        let status = server.get("/api/health").0;
+        statuses.push(status);
+        if status == 200 {
+            served_while_slow = slow.iter().all(|t| !t.is_finished());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    // The server dropped slow heads (the writes of a dropped client fail).
+    for _ in 0..200 {
+        if dropped.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::SeqCst);
+    for t in slow {
+        t.join().expect("slow client");
+    }
+    assert_eq!(statuses.last(), Some(&200), "never served: {statuses:?}");
+    assert!(
+        served_while_slow,
+        "served only after the slow clients gave up"
+    );
+    assert!(
+        dropped.load(Ordering::SeqCst) > 0,
+        "no slow client was ever dropped"
+    );
+    assert_eq!(server.get("/api/health").0, 200);
+}
+
+/// A resolver whose PTR lookups wait until the test opens the gate.
+struct GatedDns {
+    gate: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    entered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl mailauth::spf::SpfDns for GatedDns {
+    fn txt(&self, name: &str) -> Result<Vec<Vec<u8>>, mailauth::spf::DnsError> {
+        Err(mailauth::spf::DnsError::NxDomain { name: name.into() })
+    }
+    fn a(&self, name: &str) -> Result<Vec<std::net::Ipv4Addr>, mailauth::spf::DnsError> {
+        Err(mailauth::spf::DnsError::NxDomain { name: name.into() })
+    }
+    fn aaaa(&self, name: &str) -> Result<Vec<std::net::Ipv6Addr>, mailauth::spf::DnsError> {
+        Err(mailauth::spf::DnsError::NxDomain { name: name.into() })
+    }
+    fn mx(&self, name: &str) -> Result<Vec<mailauth::spf::MxRecord>, mailauth::spf::DnsError> {
+        Err(mailauth::spf::DnsError::NxDomain { name: name.into() })
+    }
+    fn ptr(&self, ip: std::net::IpAddr) -> Result<Vec<String>, mailauth::spf::DnsError> {
+        self.entered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let (open, cv) = &*self.gate;
+        let mut o = open.lock().expect("gate");
+        while !*o {
+            o = cv.wait(o).expect("gate");
+        }
+        Ok(vec![format!("host-{ip}.example")])
+    }
+}
+
+/// One page waits on a reverse-DNS lookup that does not answer: other
+/// pages (which read the same store) are served meanwhile, and the waiting
+/// page completes once DNS answers.
+fn slow_dns_for_one_page_does_not_stall_the_others(st: &TestStore) {
+    use mailauth::reports::dashboard::attribution::Attributor;
+    use mailauth::reports::serve::{DashStore, State, serve};
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Condvar, Mutex};
+
+    fill_store(st);
+    let store: DashStore = st.open();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let entered = Arc::new(AtomicUsize::new(0));
+    let (g, e) = (gate.clone(), entered.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let state = Arc::new(State::new(
+        store,
+        Box::new(move || {
+            let dns = GatedDns {
+                gate: g.clone(),
+                entered: e.clone(),
+            };
+            Attributor::new(Some(Box::new(dns)), Default::default())
+        }),
+        addr,
+        false,
+    ));
+    std::thread::spawn(move || serve(listener, state));
+    // A bound, not a performance figure: without it a server that waits
+    // on the gate would hang the test instead of failing it.
+    let get = move |path: &str| -> u16 {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("timeout");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("send");
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        buf.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    };
+    let waiting = std::thread::spawn(move || get("/api/domain/example.com"));
+    for _ in 0..2000 {
+        if entered.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(
+        entered.load(Ordering::SeqCst) > 0,
+        "the page asked for a PTR"
+    );
+    // While that lookup hangs: the overview and the domain list.
+    let others = (get("/api/overview"), get("/api/domains"), get("/"));
+    let still_waiting = !waiting.is_finished();
+    {
+        let (open, cv) = &*gate;
+        *open.lock().expect("gate") = true;
+        cv.notify_all();
+    }
+    let waited = waiting.join().expect("waiting page");
+    assert_eq!(others, (200, 200, 200), "served during the slow lookup");
+    assert!(still_waiting, "the other pages came while the lookup hung");
+    assert_eq!(waited, 200, "the slow page completes once DNS answers");
 }

@@ -1,7 +1,8 @@
 //! One list of steps, run against every provider on a real (or stand-in)
 //! server on loopback: create, re-diff to zero, update, long DKIM keys,
 //! delete, untouched unowned records, stale plans, bad credentials, a down
-//! server and transient failures.
+//! server and transient failures. Then where the API providers' credentials
+//! may go (redirects, plain HTTP) and what a write lost to a timeout does.
 
 mod support;
 
@@ -554,6 +555,7 @@ mod powerdns {
             nameservers: vec![],
             timeout_secs: 2,
             retries: 2,
+            allow_plain_http: false,
         }
     }
 
@@ -689,6 +691,7 @@ mod cloudflare {
             page_size: 5,
             timeout_secs: 2,
             retries: 2,
+            allow_plain_http: false,
         }
     }
 
@@ -770,4 +773,241 @@ mod cloudflare {
             "one try plus one retry"
         );
     }
+}
+
+// ------------------------------------------------------------ credentials
+
+mod credentials {
+    use super::*;
+    use mailauth::provider::Change;
+    use mailauth::provider::cloudflare::{Cloudflare, CloudflareConfig};
+    use mailauth::provider::powerdns::{PowerDns, PowerDnsConfig};
+    use std::sync::atomic::Ordering;
+    use support::cloudflare_standin::Standin;
+    use support::pdns::{Recorder, Redirector};
+
+    fn pdns_config(url: String, env: &str) -> PowerDnsConfig {
+        // SAFETY: test-only; each variable name is unique to its test.
+        unsafe { std::env::set_var(env, "pdns-secret-key-4711") };
+        PowerDnsConfig {
+            url,
+            server_id: "localhost".to_string(),
+            secret_env: Some(env.to_string()),
+            secret_file: None,
+            nameservers: vec![],
+            timeout_secs: 2,
+            retries: 0,
+            allow_plain_http: false,
+        }
+    }
+
+    fn cf_config(base_url: String, env: &str) -> CloudflareConfig {
+        // SAFETY: test-only; each variable name is unique to its test.
+        unsafe { std::env::set_var(env, "cf-secret-token-4711") };
+        CloudflareConfig {
+            base_url,
+            secret_env: Some(env.to_string()),
+            secret_file: None,
+            page_size: 100,
+            timeout_secs: 2,
+            retries: 0,
+            allow_plain_http: false,
+        }
+    }
+
+    /// What the other host received, secrets included.
+    fn leaked(recorder: &Recorder) -> Vec<String> {
+        recorder.heads.lock().expect("heads").clone()
+    }
+
+    #[test]
+    fn pdns_api_key_is_not_sent_after_a_redirect_to_another_host() {
+        let other = Recorder::start();
+        let redirect = Redirector::start(other.port());
+        let p = PowerDns::from_config(&pdns_config(
+            format!("http://127.0.0.1:{}", redirect.port()),
+            "PDNS_KEY_REDIRECT",
+        ))
+        .expect("provider");
+        let err = p
+            .fetch(&name(ZONE))
+            .expect_err("a cross-origin redirect is refused");
+        assert!(matches!(err, ProviderError::Rejected { .. }), "{err:?}");
+        assert!(err.to_string().contains("redirect"), "{err}");
+        let heads = leaked(&other);
+        assert!(
+            heads.iter().all(|h| !h.contains("pdns-secret-key-4711")),
+            "the API key reached the other host: {heads:?}"
+        );
+        assert!(
+            heads.is_empty(),
+            "nothing goes to the other host: {heads:?}"
+        );
+    }
+
+    #[test]
+    fn cloudflare_token_is_not_sent_after_a_redirect_to_another_host() {
+        let other = Recorder::start();
+        let redirect = Redirector::start(other.port());
+        let p = Cloudflare::from_config(&cf_config(
+            format!("http://127.0.0.1:{}/client/v4", redirect.port()),
+            "CF_TOKEN_REDIRECT",
+        ))
+        .expect("provider");
+        let err = p
+            .fetch(&name(ZONE))
+            .expect_err("a cross-origin redirect is refused");
+        assert!(err.to_string().contains("redirect"), "{err}");
+        let heads = leaked(&other);
+        assert!(
+            heads.iter().all(|h| !h.contains("cf-secret-token-4711")),
+            "the token reached the other host: {heads:?}"
+        );
+        assert!(
+            heads.is_empty(),
+            "nothing goes to the other host: {heads:?}"
+        );
+    }
+
+    #[test]
+    fn plain_http_to_a_remote_host_needs_an_explicit_opt_in() {
+        // 192.0.2.0/24 is TEST-NET-1: nothing is contacted either way.
+        let url = "http://192.0.2.1:8081".to_string();
+        let err = PowerDns::from_config(&pdns_config(url.clone(), "PDNS_KEY_PLAIN"))
+            .expect_err("plain HTTP to a remote host is refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("provider.url") && msg.contains("allow_plain_http"),
+            "names the field and the opt-in: {msg}"
+        );
+        let mut cfg = pdns_config(url, "PDNS_KEY_PLAIN");
+        cfg.allow_plain_http = true;
+        PowerDns::from_config(&cfg).expect("accepted with the opt-in");
+        for ok in [
+            "https://192.0.2.1:8081",
+            "http://127.0.0.1:8081",
+            "http://localhost:8081",
+            "http://[::1]:8081",
+        ] {
+            PowerDns::from_config(&pdns_config(ok.to_string(), "PDNS_KEY_PLAIN"))
+                .unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+
+        let url = "http://api.example.net/client/v4".to_string();
+        let err = Cloudflare::from_config(&cf_config(url.clone(), "CF_TOKEN_PLAIN"))
+            .expect_err("plain HTTP to a remote host is refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("provider.base_url") && msg.contains("allow_plain_http"),
+            "{msg}"
+        );
+        let mut cfg = cf_config(url, "CF_TOKEN_PLAIN");
+        cfg.allow_plain_http = true;
+        Cloudflare::from_config(&cfg).expect("accepted with the opt-in");
+    }
+
+    #[test]
+    fn cloudflare_write_lost_to_a_timeout_is_not_applied_twice() {
+        let token = "cf-secret-token-4711";
+        let cf = Standin::start(token, &[(ZONE, super::cloudflare_seed())]);
+        let mut cfg = cf_config(cf.base_url(), "CF_TOKEN_STALL");
+        cfg.timeout_secs = 1;
+        cfg.retries = 3;
+        let p = Cloudflare::from_config(&cfg).expect("provider");
+        let zone = name(ZONE);
+        let seen = p.fetch(&zone).expect("fetch");
+        let dmarc = txt(&zone.child("_dmarc"), 300, "v=DMARC1; p=none");
+        cf.stall_next_writes(1);
+        p.apply(&zone, &seen, &[Change::Create { new: dmarc }])
+            .expect("the re-read finds the write applied");
+        let matching = cf
+            .records(ZONE)
+            .iter()
+            .filter(|r| r.name == format!("_dmarc.{ZONE}") && r.rtype == "TXT")
+            .count();
+        assert_eq!(matching, 1, "the record exists once");
+        assert_eq!(
+            cf.writes.load(Ordering::SeqCst),
+            1,
+            "the POST was sent once, not again after the timeout"
+        );
+        // A write that did not take effect before its answer was lost is
+        // sent again once the re-read shows it missing: covered by the
+        // throttled path of the conformance suite (429 is not applied).
+    }
+}
+
+mod powerdns_writes {
+    use super::*;
+    use mailauth::provider::Change;
+    use mailauth::provider::powerdns::{PowerDns, PowerDnsConfig};
+    use std::sync::atomic::Ordering;
+    use support::pdns::{Loss, LossyProxy, Pdns};
+
+    fn provider(port: u16, key: &str) -> PowerDns {
+        // SAFETY: test-only; the variable name is unique to this module.
+        unsafe { std::env::set_var("PDNS_KEY_LOSSY", key) };
+        PowerDns::from_config(&PowerDnsConfig {
+            url: format!("http://127.0.0.1:{port}"),
+            server_id: "localhost".to_string(),
+            secret_env: Some("PDNS_KEY_LOSSY".to_string()),
+            secret_file: None,
+            nameservers: vec![],
+            timeout_secs: 1,
+            retries: 3,
+            allow_plain_http: false,
+        })
+        .expect("provider")
+    }
+
+    /// The PATCH reaches PowerDNS and is applied, its answer is lost (a
+    /// timeout): the re-read finds the change, nothing is sent twice.
+    #[test]
+    fn pdns_patch_whose_answer_is_lost_is_not_sent_twice() {
+        let Some(pdns) = Pdns::try_start(&[(ZONE, ZONE_TEXT)]) else {
+            return;
+        };
+        let proxy = LossyProxy::start(pdns.http_port());
+        let p = provider(proxy.port(), pdns.api_key());
+        let zone = name(ZONE);
+        let seen = p.fetch(&zone).expect("fetch");
+        let dmarc = txt(&zone.child("_dmarc"), 300, "v=DMARC1; p=none");
+        proxy.lose_next("PATCH", Loss::Answer);
+        p.apply(&zone, &seen, &[Change::Create { new: dmarc.clone() }])
+            .expect("the re-read finds the PATCH applied");
+        assert_eq!(
+            proxy.delivered.load(Ordering::SeqCst),
+            1,
+            "the PATCH reached the server once"
+        );
+        let now = p.fetch(&zone).expect("fetch");
+        assert_eq!(now.zone.get(&dmarc.name, &dmarc.rtype), Some(&dmarc));
+    }
+
+    /// The PATCH is lost on its way: the re-read shows the zone as the
+    /// plan read it, so the PATCH is sent once more and lands once.
+    #[test]
+    fn pdns_patch_lost_on_its_way_is_sent_again_once() {
+        let Some(pdns) = Pdns::try_start(&[(ZONE, ZONE_TEXT)]) else {
+            return;
+        };
+        let proxy = LossyProxy::start(pdns.http_port());
+        let p = provider(proxy.port(), pdns.api_key());
+        let zone = name(ZONE);
+        let seen = p.fetch(&zone).expect("fetch");
+        let dmarc = txt(&zone.child("_dmarc"), 300, "v=DMARC1; p=reject");
+        proxy.lose_next("PATCH", Loss::Request);
+        p.apply(&zone, &seen, &[Change::Create { new: dmarc.clone() }])
+            .expect("sent again after the re-read");
+        assert_eq!(proxy.delivered.load(Ordering::SeqCst), 1);
+        let now = p.fetch(&zone).expect("fetch");
+        assert_eq!(now.zone.get(&dmarc.name, &dmarc.rtype), Some(&dmarc));
+    }
+}
+
+fn cloudflare_seed() -> Vec<(&'static str, &'static str, u32, &'static str, Option<u16>)> {
+    vec![
+        ("example.test", "A", 300, "192.0.2.10", None),
+        ("www.example.test", "CNAME", 300, "example.test", None),
+    ]
 }

@@ -709,3 +709,116 @@ fn mask_waits(s: &str) -> String {
     out.push_str(rest);
     out
 }
+
+// ------------------------------------------------------------------ TLS
+
+/// `sslmode` in the store URL against a real PostgreSQL 15 with TLS on (a
+/// certificate for `localhost` only, from a throwaway CA).
+mod tls {
+    use super::*;
+    use support::https::TestCa;
+    use support::postgres::RecordingProxy;
+
+    fn tls_server() -> Option<(TestCa, PgServer)> {
+        let ca = TestCa::try_new()?;
+        let (cert, key) = ca.issue("pg", &["localhost"]);
+        let server = PgServer::start_tls(&cert, &key)?;
+        Some((ca, server))
+    }
+
+    fn connect_error(url: &str, password: &str) -> String {
+        match PgStore::open(url, Some(password)) {
+            Ok(_) => panic!("{url}: connected"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn postgres_sslmode_require_keeps_the_password_off_the_wire() {
+        let Some((_ca, server)) = tls_server() else {
+            return;
+        };
+        let db = server.fresh_db("clear");
+        let proxy = RecordingProxy::start(server.port());
+        let via = db.replace(
+            &format!(":{}/", server.port()),
+            &format!(":{}/", proxy.port()),
+        );
+        let pw = server.password().to_string();
+        // The server asks for the password in clear: without TLS the
+        // proxy sees it (so it would see it with TLS too if it crossed).
+        PgStore::open(&format!("{via}?sslmode=disable"), Some(&pw)).expect("plain TCP");
+        assert!(
+            proxy.saw(pw.as_bytes()),
+            "the recorder sees a clear password"
+        );
+        proxy.sent.lock().expect("sent").clear();
+        let store =
+            PgStore::open(&format!("{via}?sslmode=require"), Some(&pw)).expect("TLS connects");
+        store.count(Table::Reports).expect("a query over TLS");
+        assert!(
+            !proxy.saw(pw.as_bytes()),
+            "with sslmode=require the password crossed in clear"
+        );
+        assert!(
+            !proxy.sent.lock().expect("sent").is_empty(),
+            "the connection went through the recorder"
+        );
+    }
+
+    #[test]
+    fn postgres_sslmode_require_refuses_a_server_without_tls() {
+        let Some(server) = PgServer::shared() else {
+            return;
+        };
+        let db = server.fresh_db("nossl");
+        let err = connect_error(&format!("{db}?sslmode=require"), server.password());
+        assert!(err.contains("cannot connect"), "{err}");
+        assert!(err.contains("sslmode=require"), "names the mode: {err}");
+    }
+
+    #[test]
+    fn postgres_sslmode_verify_full_checks_the_ca_and_the_host_name() {
+        let Some((ca, server)) = tls_server() else {
+            return;
+        };
+        let Some(other_ca) = TestCa::try_new() else {
+            return;
+        };
+        let pw = server.password().to_string();
+        let db = server.fresh_db("verify");
+        let by_name = db.replace("127.0.0.1", "localhost");
+        let root = |ca: &TestCa| format!("sslrootcert={}", ca.cert().display());
+        // The right CA and the name in the certificate: connects.
+        let store = PgStore::open(
+            &format!("{by_name}?sslmode=verify-full&{}", root(&ca)),
+            Some(&pw),
+        )
+        .expect("verify-full with the right CA and name");
+        store.count(Table::Reports).expect("query");
+        // Another CA: refused.
+        let err = connect_error(
+            &format!("{by_name}?sslmode=verify-full&{}", root(&other_ca)),
+            &pw,
+        );
+        assert!(err.contains("certificate"), "{err}");
+        // The right CA, a name the certificate does not hold: refused.
+        let err = connect_error(&format!("{db}?sslmode=verify-full&{}", root(&ca)), &pw);
+        assert!(err.contains("certificate"), "{err}");
+        // require with a CA file checks the chain (libpq: as verify-ca),
+        // not the name.
+        PgStore::open(&format!("{db}?sslmode=require&{}", root(&ca)), Some(&pw))
+            .expect("require + sslrootcert: chain checked, name not");
+        let err = connect_error(&format!("{db}?sslmode=require&{}", root(&other_ca)), &pw);
+        assert!(err.contains("certificate"), "{err}");
+        // Modes that could fall back to plain TCP are refused up front.
+        let err = connect_error(&format!("{by_name}?sslmode=prefer"), &pw);
+        assert!(err.contains("sslmode=prefer"), "{err}");
+        // An unreadable CA file is named.
+        let err = connect_error(
+            &format!("{by_name}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"),
+            &pw,
+        );
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    }
+}

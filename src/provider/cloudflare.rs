@@ -8,6 +8,12 @@
 //! Cloudflare has no conditional write, so the stale check re-reads the
 //! records just before writing and compares them with the version (a
 //! SHA-256 of every record, `modified_on` included) the plan saw.
+//!
+//! A write (POST, PATCH, DELETE) that times out after it was sent is not
+//! sent again blindly: the records are re-read, and the write counts as
+//! done if its effect is there, or is sent once more if it is not. The
+//! base URL must be HTTPS, or plain HTTP to loopback, or plain HTTP with
+//! `allow_plain_http: true`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -64,9 +70,14 @@ pub struct CloudflareConfig {
     /// Seconds per request (default 15).
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
-    /// Retries of a timeout, connection error, 429 or 5xx (default 4).
+    /// Retries of a timeout, connection error, 429 or 5xx (default 4;
+    /// a write only when it did not reach the server or got 429).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Accept an `http://` base URL to a host other than loopback, sending
+    /// the token in clear (default false).
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 fn default_base() -> String {
@@ -103,6 +114,12 @@ pub enum CloudflareError {
     },
     #[error("{path}: unexpected answer: {detail}")]
     Decode { path: String, detail: String },
+    /// A write got no answer after it was sent (see [`HttpError::Uncertain`]).
+    #[error("{0}")]
+    Uncertain(String),
+    /// A redirect to another origin, not followed.
+    #[error("{0}")]
+    Redirected(String),
 }
 
 /// The envelope of every v4 answer:
@@ -173,6 +190,7 @@ impl Cloudflare {
             cfg.secret_env.as_deref(),
             cfg.secret_file.as_deref(),
         )?;
+        super::http::check_url(PROVIDER, "base_url", &cfg.base_url, cfg.allow_plain_http)?;
         if !(5..=5_000_000).contains(&cfg.page_size) {
             return Err(ProviderError::Rejected {
                 provider: PROVIDER.to_string(),
@@ -211,6 +229,8 @@ impl Cloudflare {
                     path: path.to_string(),
                     detail,
                 },
+                e @ HttpError::Uncertain { .. } => CloudflareError::Uncertain(e.to_string()),
+                e => CloudflareError::Redirected(e.to_string()),
             })?;
         let envelope: Result<Envelope<T>, _> = serde_json::from_str(&text);
         match envelope {
@@ -251,7 +271,14 @@ impl Cloudflare {
         let provider = self.id();
         let zone = zone.to_string();
         match &e {
-            CloudflareError::Transport { .. } => ProviderError::Unreachable {
+            CloudflareError::Transport { .. } | CloudflareError::Uncertain(_) => {
+                ProviderError::Unreachable {
+                    provider,
+                    zone,
+                    detail: e.to_string(),
+                }
+            }
+            CloudflareError::Redirected(_) => ProviderError::Rejected {
                 provider,
                 zone,
                 detail: e.to_string(),
@@ -305,6 +332,13 @@ impl Cloudflare {
             page += 1;
         }
     }
+}
+
+/// The wait, in seconds, a `Retry-After` value (delay-seconds or an
+/// HTTP-date, RFC 9110 §10.2.3) asks for at `now` (Unix seconds), as this
+/// provider reads it from a 429. Public for the fuzz targets.
+pub fn retry_after_secs(value: &str, now: i64) -> Option<u64> {
+    super::http::retry_after(value, now).map(|d| d.as_secs())
 }
 
 fn version_of(records: &[ApiRecord]) -> String {
@@ -449,10 +483,40 @@ impl Provider for Cloudflare {
                 .map(|(_, i)| i.clone())
         };
         let records_path = format!("/zones/{id}/dns_records");
-        let run = |method: &'static str, path: String, b: Option<serde_json::Value>| {
-            self.call::<serde_json::Value>(method, &path, b.as_ref())
-                .map(|_| ())
-                .map_err(|e| self.error(zone, e))
+        // One write. After an uncertain outcome the records are re-read:
+        // done if `holds` finds the effect, sent once more if not.
+        let run = |method: &'static str,
+                   path: String,
+                   b: Option<serde_json::Value>,
+                   holds: &dyn Fn(&[ApiRecord]) -> bool| {
+            let mut resent = false;
+            loop {
+                let detail = match self.call::<serde_json::Value>(method, &path, b.as_ref()) {
+                    Ok(_) => return Ok(()),
+                    Err(CloudflareError::Uncertain(detail)) => detail,
+                    Err(e) => return Err(self.error(zone, e)),
+                };
+                if holds(&self.records(zone, &id)?) {
+                    return Ok(());
+                }
+                if resent {
+                    return Err(self.error(zone, CloudflareError::Uncertain(detail)));
+                }
+                resent = true;
+            }
+        };
+        // The effect of each kind of write, as the re-read shows it.
+        let has = |name: &Name, rtype: &RType, ttl: u32, data: &RData| {
+            let want = (name.clone(), rtype.clone(), ttl, data.clone());
+            move |rs: &[ApiRecord]| rs.iter().any(|r| to_rdata(r).as_ref() == Some(&want))
+        };
+        let gone = |rid: String| move |rs: &[ApiRecord]| !rs.iter().any(|r| r.id == rid);
+        let rewritten = |rid: String, name: &Name, rtype: &RType, ttl: u32, data: &RData| {
+            let want = (name.clone(), rtype.clone(), ttl, data.clone());
+            move |rs: &[ApiRecord]| {
+                rs.iter()
+                    .any(|r| r.id == rid && to_rdata(r).as_ref() == Some(&want))
+            }
         };
         for change in changes {
             if !change.name().is_within(zone) {
@@ -469,13 +533,15 @@ impl Provider for Cloudflare {
                             "POST",
                             records_path.clone(),
                             Some(body(&new.name, &new.rtype, new.ttl, d)),
+                            &has(&new.name, &new.rtype, new.ttl, d),
                         )?;
                     }
                 }
                 Change::Delete { old } => {
                     for d in &old.data {
                         if let Some(rid) = id_of(old, d) {
-                            run("DELETE", format!("{records_path}/{rid}"), None)?;
+                            let path = format!("{records_path}/{rid}");
+                            run("DELETE", path, None, &gone(rid))?;
                         }
                     }
                 }
@@ -492,12 +558,14 @@ impl Provider for Cloudflare {
                                 "PATCH",
                                 format!("{records_path}/{rid}"),
                                 Some(body(&new.name, &new.rtype, new.ttl, a)),
+                                &rewritten(rid, &new.name, &new.rtype, new.ttl, a),
                             )?;
                         } else {
                             run(
                                 "POST",
                                 records_path.clone(),
                                 Some(body(&new.name, &new.rtype, new.ttl, a)),
+                                &has(&new.name, &new.rtype, new.ttl, a),
                             )?;
                         }
                     }
@@ -506,11 +574,13 @@ impl Provider for Cloudflare {
                             "POST",
                             records_path.clone(),
                             Some(body(&new.name, &new.rtype, new.ttl, a)),
+                            &has(&new.name, &new.rtype, new.ttl, a),
                         )?;
                     }
                     for r in removed.iter().skip(added.len()) {
                         if let Some(rid) = id_of(old, r) {
-                            run("DELETE", format!("{records_path}/{rid}"), None)?;
+                            let path = format!("{records_path}/{rid}");
+                            run("DELETE", path, None, &gone(rid))?;
                         }
                     }
                     if old.ttl != new.ttl {
@@ -520,6 +590,7 @@ impl Provider for Cloudflare {
                                     "PATCH",
                                     format!("{records_path}/{rid}"),
                                     Some(serde_json::json!({ "ttl": new.ttl })),
+                                    &rewritten(rid, &new.name, &new.rtype, new.ttl, d),
                                 )?;
                             }
                         }

@@ -3,9 +3,19 @@
 //! failures, and the retry policy itself (bounded exponential backoff,
 //! `Retry-After` in seconds or as an HTTP-date, a cap, giving up).
 //!
-//! This module owns how a request is sent and when it is sent again. It
-//! leaves alone what a request means: URLs, credentials, bodies, and how an
-//! answer becomes records or a [`ProviderError`] stay with each provider.
+//! This module owns how a request is sent and when it is sent again, and
+//! where credentials may go: which API URLs are accepted ([`check_url`]:
+//! HTTPS, or plain HTTP to loopback or with an explicit opt-in) and which
+//! redirects are followed (same origin only, so a credential header never
+//! reaches another host). It leaves alone what a request means: URLs,
+//! credentials, bodies, and how an answer becomes records or a
+//! [`ProviderError`] stay with each provider.
+//!
+//! Only idempotent requests (GET, PUT) are sent again after a timeout, a
+//! cut connection or a 5xx. A POST, PATCH or DELETE is sent again only when
+//! it certainly did not reach the server (connection refused) or was
+//! throttled (429); otherwise the outcome is [`HttpError::Uncertain`] and
+//! the provider re-reads the zone before deciding anything.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,7 +25,7 @@ use super::ProviderError;
 
 /// When and how often a failed request is sent again.
 ///
-/// A request is retried when it did not get an answer (connection error,
+/// An idempotent request is retried when it did not get an answer (connection error,
 /// timeout) or got 429 or a 5xx, at most `retries` times. The wait before
 /// retry `n` (from 0) is `base << min(n, max_shift)`, at most
 /// `max_backoff`; an answer's `Retry-After` replaces it when the policy
@@ -68,7 +78,9 @@ pub(crate) fn retry_after(value: &str, now: i64) -> Option<Duration> {
         return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
     let at = parse_http_date(value)?;
-    Some(Duration::from_secs(u64::try_from(at - now).unwrap_or(0)))
+    Some(Duration::from_secs(
+        u64::try_from(at.saturating_sub(now)).unwrap_or(0),
+    ))
 }
 
 const MONTHS: [&str; 12] = [
@@ -150,10 +162,12 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// A request that got no answer.
+/// A request that got no usable answer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HttpError {
+    /// No answer, and the request certainly did not change anything (an
+    /// idempotent request, or one that never reached the server).
     #[error("{method} {url}: {detail}")]
     Transport {
         method: &'static str,
@@ -161,6 +175,101 @@ pub enum HttpError {
         /// The error and its causes, `: `-separated.
         detail: String,
     },
+    /// A non-idempotent request got no answer (timeout, cut connection)
+    /// or a 5xx after it was sent: it may or may not have been applied.
+    /// It is not sent again blindly; the caller re-reads the state.
+    #[error("{method} {url}: {detail} (the request may or may not have been applied)")]
+    Uncertain {
+        method: &'static str,
+        url: String,
+        detail: String,
+    },
+    /// The server redirected to another origin. Not followed: the
+    /// credential header goes to the configured host only.
+    #[error(
+        "{method} {url}: HTTP {status} redirect to {location} not followed \
+         (credentials go to the configured host only; configure the final URL)"
+    )]
+    Redirected {
+        method: &'static str,
+        url: String,
+        status: u16,
+        location: String,
+    },
+}
+
+/// Whether a request with this method may be sent twice with the effect of
+/// once (RFC 9110 §9.2.2: "PUT, DELETE, and safe request methods are
+/// idempotent"). DELETE is treated as not idempotent here: a repeated
+/// DELETE answers 404 on these APIs, and a record id may be reused.
+fn idempotent(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "PUT")
+}
+
+/// Whether `host` (a URL's host, IPv6 in brackets) is the loopback
+/// interface: `localhost` (RFC 6761 §6.3), 127.0.0.0/8 or ::1.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = h.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
+    let d = h.trim_end_matches('.').to_ascii_lowercase();
+    d == "localhost" || d.ends_with(".localhost")
+}
+
+/// Checks an API URL from the config (`field` names it in errors): it
+/// must be `https://`, or `http://` to a loopback host, or `http://`
+/// anywhere with `allow_plain_http` set, since every request carries the
+/// credential.
+pub(crate) fn check_url(
+    provider: &str,
+    field: &str,
+    value: &str,
+    allow_plain_http: bool,
+) -> Result<(), ProviderError> {
+    let bad = |detail: String| ProviderError::Rejected {
+        provider: provider.to_string(),
+        zone: "-".to_string(),
+        detail: format!("provider.{field} {value:?}: {detail}"),
+    };
+    let url = reqwest::Url::parse(value).map_err(|e| bad(format!("not a URL: {e}")))?;
+    let Some(host) = url.host_str() else {
+        return Err(bad("no host".to_string()));
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if allow_plain_http || is_loopback_host(host) => Ok(()),
+        "http" => Err(bad(
+            "plain HTTP to a host other than loopback would send the credential in clear; \
+             use https://, or set `allow_plain_http: true` in the provider section to accept that"
+                .to_string(),
+        )),
+        other => Err(bad(format!("unsupported scheme {other:?} (https or http)"))),
+    }
+}
+
+/// Follows a redirect only within the origin (scheme, host, port) of the
+/// first request, at most 5 times. Anything else is not followed and
+/// becomes [`HttpError::Redirected`].
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let origin = |u: &reqwest::Url| {
+            (
+                u.scheme().to_string(),
+                u.host_str().map(str::to_ascii_lowercase),
+                u.port_or_known_default(),
+            )
+        };
+        let same = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| origin(first) == origin(attempt.url()));
+        if same && attempt.previous().len() <= 5 {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
 }
 
 /// The final answer to a request: after the retries a transient status
@@ -197,6 +306,7 @@ impl HttpApi {
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(user_agent())
+            .redirect(same_origin_redirects())
             .build()
             .map_err(|e| io(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -214,8 +324,9 @@ impl HttpApi {
 
     /// Sends `method url` with `body` as JSON, after `decorate` added the
     /// credentials and headers, and sends it again per the policy while it
-    /// gets no answer or a transient status. Returns the last answer, or
-    /// the transport error of the last try.
+    /// gets no answer or a transient status (for POST, PATCH and DELETE:
+    /// only while it certainly was not applied, see the module comment).
+    /// Returns the last answer, or the error of the last try.
     pub fn send(
         &self,
         method: &'static str,
@@ -225,13 +336,39 @@ impl HttpApi {
     ) -> Result<Answer, HttpError> {
         self.runtime.block_on(async {
             let mut attempt = 0;
+            let safe = idempotent(method);
             loop {
-                let result = self.once(method, url, body, &decorate).await;
-                // Sent again: no answer at all, or a transient status.
+                let mut result = self.once(method, url, body, &decorate).await;
+                // Sent again: no answer at all, or a transient status; for
+                // a non-idempotent request only when it was not applied.
                 let (again, retry_after) = match &result {
-                    Ok((answer, retry_after)) => (transient(answer.status), *retry_after),
-                    Err(_) => (true, None),
+                    Ok((answer, retry_after)) => (
+                        if safe {
+                            transient(answer.status)
+                        } else {
+                            answer.status == StatusCode::TOO_MANY_REQUESTS
+                        },
+                        *retry_after,
+                    ),
+                    Err((_, sent)) => (safe || !sent, None),
                 };
+                if let Ok((answer, _)) = &result
+                    && !safe
+                    && answer.status.is_server_error()
+                {
+                    result = Err((
+                        HttpError::Uncertain {
+                            method,
+                            url: url.to_string(),
+                            detail: format!(
+                                "HTTP {}: {}",
+                                answer.status.as_u16(),
+                                answer.body.chars().take(300).collect::<String>()
+                            ),
+                        },
+                        true,
+                    ));
+                }
                 let wait = again
                     .then(|| self.policy.delay(attempt, retry_after))
                     .flatten();
@@ -240,20 +377,21 @@ impl HttpApi {
                         tokio::time::sleep(wait).await;
                         attempt += 1;
                     }
-                    None => return result.map(|(answer, _)| answer),
+                    None => return result.map(|(answer, _)| answer).map_err(|(e, _)| e),
                 }
             }
         })
     }
 
-    /// One try: the answer and the wait its `Retry-After` asks for.
+    /// One try: the answer and the wait its `Retry-After` asks for, or the
+    /// error and whether the request may have reached the server.
     async fn once(
         &self,
         method: &'static str,
         url: &str,
         body: Option<&serde_json::Value>,
         decorate: &impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
-    ) -> Result<(Answer, Option<Duration>), HttpError> {
+    ) -> Result<(Answer, Option<Duration>), (HttpError, bool)> {
         let m = match method {
             "GET" => reqwest::Method::GET,
             "POST" => reqwest::Method::POST,
@@ -265,13 +403,50 @@ impl HttpApi {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let transport = |e: reqwest::Error| HttpError::Transport {
-            method,
-            url: url.to_string(),
-            detail: error_chain(&e),
+        let safe = idempotent(method);
+        let transport = |e: reqwest::Error| {
+            // A refused connection never carried the request.
+            let sent = !e.is_connect();
+            let detail = error_chain(&e);
+            let url = url.to_string();
+            let err = if sent && !safe {
+                HttpError::Uncertain {
+                    method,
+                    url,
+                    detail,
+                }
+            } else {
+                HttpError::Transport {
+                    method,
+                    url,
+                    detail,
+                }
+            };
+            (err, sent)
         };
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
+        if status.is_redirection() {
+            // Only a redirect to another origin is left unfollowed.
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(no Location)")
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(300)
+                .collect();
+            return Err((
+                HttpError::Redirected {
+                    method,
+                    url: url.to_string(),
+                    status: status.as_u16(),
+                    location,
+                },
+                true,
+            ));
+        }
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)

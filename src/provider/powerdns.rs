@@ -11,6 +11,12 @@
 //! compared with the version (a SHA-256 of the RRsets) the plan saw. The
 //! window between the two is one round trip; for an atomic guard use the
 //! same server through [`super::rfc2136`].
+//!
+//! A PATCH or POST that times out is not sent again blindly: the zone is
+//! re-read; if it already holds the change the write counts as done, if it
+//! is still as the plan saw it the write is sent once more, otherwise the
+//! apply stops (run plan again). The API URL must be HTTPS, or plain HTTP
+//! to loopback, or plain HTTP with `allow_plain_http: true`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -65,9 +71,14 @@ pub struct PowerDnsConfig {
     /// Seconds per request (default 10).
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
-    /// Retries of a timeout, connection error, 429 or 5xx (default 3).
+    /// Retries of a timeout, connection error, 429 or 5xx (default 3; a
+    /// write only when it did not reach the server or got 429).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Accept an `http://` URL to a host other than loopback, sending the
+    /// API key in clear (default false).
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 fn default_server_id() -> String {
@@ -100,6 +111,12 @@ pub enum PowerDnsError {
     },
     #[error("{url}: unexpected answer: {detail}")]
     Decode { url: String, detail: String },
+    /// A write got no answer after it was sent (see [`HttpError::Uncertain`]).
+    #[error("{0}")]
+    Uncertain(String),
+    /// A redirect to another origin, not followed.
+    #[error("{0}")]
+    Redirected(String),
 }
 
 impl From<HttpError> for PowerDnsError {
@@ -114,6 +131,8 @@ impl From<HttpError> for PowerDnsError {
                 url,
                 detail,
             },
+            e @ HttpError::Uncertain { .. } => PowerDnsError::Uncertain(e.to_string()),
+            e @ HttpError::Redirected { .. } => PowerDnsError::Redirected(e.to_string()),
         }
     }
 }
@@ -169,6 +188,7 @@ impl PowerDns {
             cfg.secret_env.as_deref(),
             cfg.secret_file.as_deref(),
         )?;
+        super::http::check_url(PROVIDER, "url", &cfg.url, cfg.allow_plain_http)?;
         let http = HttpApi::new(
             PROVIDER,
             Duration::from_secs(cfg.timeout_secs.max(1)),
@@ -224,7 +244,14 @@ impl PowerDns {
         let provider = self.id();
         let zone = zone.to_string();
         match &e {
-            PowerDnsError::Transport { .. } => ProviderError::Unreachable {
+            PowerDnsError::Transport { .. } | PowerDnsError::Uncertain(_) => {
+                ProviderError::Unreachable {
+                    provider,
+                    zone,
+                    detail: e.to_string(),
+                }
+            }
+            PowerDnsError::Redirected(_) => ProviderError::Rejected {
                 provider,
                 zone,
                 detail: e.to_string(),
@@ -272,6 +299,70 @@ impl PowerDns {
         })?;
         Ok(Some(parsed.rrsets))
     }
+}
+
+impl PowerDns {
+    /// Sends a write (PATCH or POST). After an uncertain outcome (sent,
+    /// then no answer) the zone is re-read: if it holds `changes` the write
+    /// is done; if it is still the version the plan saw, nothing was
+    /// applied and the write is sent once more; otherwise the apply stops.
+    fn write(
+        &self,
+        zone: &Name,
+        method: &'static str,
+        url: &str,
+        body: &serde_json::Value,
+        seen: &Fetched,
+        changes: &[Change],
+    ) -> Result<(), ProviderError> {
+        let mut resent = false;
+        loop {
+            let detail = match self.call(method, url, Some(body)) {
+                Ok(_) => return Ok(()),
+                Err(PowerDnsError::Uncertain(detail)) => detail,
+                Err(e) => return Err(self.error(zone, e)),
+            };
+            let now = self.read(zone)?;
+            if let Some(rrsets) = &now
+                && changes_hold(&to_zone(zone, rrsets), changes)
+            {
+                return Ok(());
+            }
+            let version = now
+                .as_deref()
+                .map_or_else(|| "absent".to_string(), version_of);
+            if version == seen.version && !resent {
+                resent = true;
+                continue;
+            }
+            return Err(ProviderError::Unreachable {
+                provider: self.id(),
+                zone: zone.to_string(),
+                detail: format!(
+                    "{detail}; re-read: the zone holds neither the plan's records nor the \
+                     change; run plan again"
+                ),
+            });
+        }
+    }
+}
+
+/// Whether `zone` (as read back) holds the effect of every change: each
+/// created or updated set with exactly its data and TTL, no data of each
+/// deleted set.
+pub(crate) fn changes_hold(zone: &Zone, changes: &[Change]) -> bool {
+    changes.iter().all(|c| match c {
+        Change::Create { new } | Change::Update { new, .. } => {
+            zone.get(&new.name, &new.rtype).is_some_and(|set| {
+                set.ttl == new.ttl
+                    && set.data.len() == new.data.len()
+                    && new.data.iter().all(|d| set.data.contains(d))
+            })
+        }
+        Change::Delete { old } => zone
+            .get(&old.name, &old.rtype)
+            .is_none_or(|set| !old.data.iter().any(|d| set.data.contains(d))),
+    })
 }
 
 /// A stable digest of the RRsets, order-independent: the version token.
@@ -502,8 +593,7 @@ impl Provider for PowerDns {
         }
         if seen.exists {
             let body = serde_json::json!({ "rrsets": rrsets });
-            self.call("PATCH", &self.zone_url(zone), Some(&body))
-                .map_err(|e| self.error(zone, e))?;
+            self.write(zone, "PATCH", &self.zone_url(zone), &body, seen, changes)?;
         } else {
             for r in &mut rrsets {
                 r.changetype = None;
@@ -515,8 +605,14 @@ impl Provider for PowerDns {
                 "nameservers": self.nameservers,
                 "rrsets": rrsets,
             });
-            self.call("POST", &format!("{}/zones", self.base), Some(&body))
-                .map_err(|e| self.error(zone, e))?;
+            self.write(
+                zone,
+                "POST",
+                &format!("{}/zones", self.base),
+                &body,
+                seen,
+                changes,
+            )?;
         }
         Ok(())
     }

@@ -16,7 +16,10 @@
 //!   1004 ("DNS Validation Error"), TXT content over 2048 characters is
 //!   1004 as well, an identical record 81058;
 //! - [`Standin::throttle_next`] makes the next requests answer 429 with
-//!   `Retry-After` and code 971.
+//!   `Retry-After` and code 971;
+//! - [`Standin::stall_next_writes`] makes the next writes (POST, PATCH,
+//!   DELETE) take effect and then never be answered (the connection is
+//!   held, then closed), as a write whose answer is lost to a timeout.
 //!
 //! The provider under test does not know it talks to a stand-in: it only
 //! gets a base URL.
@@ -76,6 +79,7 @@ struct State {
     next_id: u64,
     clock: u64,
     throttle: usize,
+    stall_writes: usize,
 }
 
 pub struct Standin {
@@ -87,6 +91,8 @@ pub struct Standin {
     pub requests: Arc<AtomicUsize>,
     /// 429 answers served.
     pub throttled: Arc<AtomicUsize>,
+    /// Writes (POST, PATCH, DELETE) received, stalled ones included.
+    pub writes: Arc<AtomicUsize>,
 }
 
 const TYPES: &[&str] = &[
@@ -130,12 +136,15 @@ impl Standin {
             token.to_string(),
         );
         let th = throttled.clone();
+        let writes = Arc::new(AtomicUsize::new(0));
+        let wr = writes.clone();
         thread::spawn(move || {
             while !sp.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((conn, _)) => {
                         let (st, rq, tok, th) = (st.clone(), rq.clone(), tok.clone(), th.clone());
-                        thread::spawn(move || serve(conn, &st, &rq, &th, &tok));
+                        let wr = wr.clone();
+                        thread::spawn(move || serve(conn, &st, &rq, &th, &wr, &tok));
                     }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
                 }
@@ -148,6 +157,7 @@ impl Standin {
             stop,
             requests,
             throttled,
+            writes,
         }
     }
 
@@ -162,6 +172,12 @@ impl Standin {
     /// The next `n` requests are answered 429 with `Retry-After: 1`.
     pub fn throttle_next(&self, n: usize) {
         self.state.lock().expect("state").throttle = n;
+    }
+
+    /// The next `n` writes take effect, then their answer never comes: the
+    /// connection is held for 5 s and closed.
+    pub fn stall_next_writes(&self, n: usize) {
+        self.state.lock().expect("state").stall_writes = n;
     }
 
     /// All records of `zone`, as stored.
@@ -228,6 +244,7 @@ fn serve(
     state: &Mutex<State>,
     requests: &AtomicUsize,
     throttled: &AtomicUsize,
+    writes: &AtomicUsize,
     token: &str,
 ) {
     let _ = conn.set_nonblocking(false);
@@ -271,9 +288,24 @@ fn serve(
             return;
         }
         requests.fetch_add(1, Ordering::SeqCst);
+        let write = matches!(method.as_str(), "POST" | "PATCH" | "PUT" | "DELETE");
+        if write {
+            writes.fetch_add(1, Ordering::SeqCst);
+        }
         let (status, value, extra) = handle(state, token, &method, &target, &headers, &body);
         if status == 429 {
             throttled.fetch_add(1, Ordering::SeqCst);
+        }
+        let stall = write && {
+            let mut st = state.lock().expect("state");
+            let stall = st.stall_writes > 0;
+            st.stall_writes = st.stall_writes.saturating_sub(1);
+            stall
+        };
+        if stall {
+            // Applied, never answered.
+            thread::sleep(Duration::from_secs(5));
+            return;
         }
         let text = value.to_string();
         let reason = match status {

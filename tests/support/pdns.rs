@@ -5,6 +5,12 @@
 //! Zones get `SOA-EDIT-API` and `SOA-EDIT-DNSUPDATE` = INCREASE so every
 //! change moves the serial (the RFC 2136 stale guard depends on it), and
 //! the TSIG key may update and transfer them.
+//!
+//! Also two small HTTP servers for credential-leak tests: a [`Redirector`]
+//! that answers every request with a redirect to another loopback port,
+//! and a [`Recorder`] that keeps the head of every request it receives;
+//! and a [`LossyProxy`] in front of the API that loses one write on its
+//! way in or its answer on the way out, as a timeout does.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -165,5 +171,246 @@ impl Drop for Pdns {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Answers every request with `307 Temporary Redirect` to the same path on
+/// `127.0.0.1:target`. Stops accepting on drop.
+pub struct Redirector {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Redirector {
+    pub fn start(target: u16) -> Redirector {
+        let (port, stop) = serve_heads(move |head, conn| {
+            let path = head
+                .lines()
+                .next()
+                .and_then(|l| l.split(' ').nth(1))
+                .unwrap_or("/")
+                .to_string();
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{target}{path}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = std::io::Write::write_all(conn, answer.as_bytes());
+        });
+        Redirector { port, stop }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Redirector {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Keeps the head (request line and header fields) of every request and
+/// answers `200 {}`. Stops accepting on drop.
+pub struct Recorder {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    pub fn start() -> Recorder {
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = heads.clone();
+        let (port, stop) = serve_heads(move |head, conn| {
+            kept.lock().expect("heads").push(head.to_string());
+            let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                          Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+            let _ = std::io::Write::write_all(conn, answer.as_bytes());
+        });
+        Recorder { port, stop, heads }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Accepts on a loopback port, reads each request's head and hands it to
+/// `answer` (one request per connection).
+fn serve_heads(
+    answer: impl Fn(&str, &mut std::net::TcpStream) + Send + Sync + 'static,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::BufRead;
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    std::thread::spawn(move || {
+        while !stopped.load(Ordering::SeqCst) {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            let _ = conn.set_nonblocking(false);
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = std::io::BufReader::new(match conn.try_clone() {
+                Ok(c) => c,
+                Err(_) => continue,
+            });
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim_end().is_empty() {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            answer(&head, &mut conn);
+        }
+    });
+    (port, stop)
+}
+
+/// What [`LossyProxy`] does to the next request of a method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// The request never reaches the server.
+    Request,
+    /// The request is applied; its answer never reaches the client.
+    Answer,
+}
+
+/// A TCP proxy to the API that relays everything, except that the next
+/// request starting with an armed method is lost ([`Loss`]); the client's
+/// connection is then held open (about 5 s) with nothing sent back. Counts
+/// the requests of that method that reached the server.
+pub struct LossyProxy {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    armed: std::sync::Arc<std::sync::Mutex<Option<(String, Loss)>>>,
+    /// Requests of the armed method relayed to the server.
+    pub delivered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LossyProxy {
+    pub fn start(target: u16) -> LossyProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let armed: Arc<Mutex<Option<(String, Loss)>>> = Arc::new(Mutex::new(None));
+        let delivered = Arc::new(AtomicUsize::new(0));
+        let (stopped, arm, count) = (stop.clone(), armed.clone(), delivered.clone());
+        let method = Arc::new(Mutex::new(String::new()));
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let mute = Arc::new(AtomicBool::new(false));
+                let (mut c_in, mut s_out) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                let (arm, count, mute2, method) =
+                    (arm.clone(), count.clone(), mute.clone(), method.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let chunk = &buf[..n];
+                        let mut armed = arm.lock().expect("armed");
+                        if let Some((m, _)) = armed.as_ref() {
+                            *method.lock().expect("method") = m.clone();
+                        }
+                        let watched = method.lock().expect("method").clone();
+                        let starts = !watched.is_empty()
+                            && chunk.starts_with(format!("{watched} ").as_bytes());
+                        if starts {
+                            match armed.as_ref().map(|(_, l)| *l) {
+                                Some(Loss::Request) => {
+                                    *armed = None;
+                                    drop(armed);
+                                    // Lost on its way: hold, then close.
+                                    std::thread::sleep(Duration::from_secs(5));
+                                    return;
+                                }
+                                Some(Loss::Answer) => {
+                                    *armed = None;
+                                    mute2.store(true, Ordering::SeqCst);
+                                    count.fetch_add(1, Ordering::SeqCst);
+                                }
+                                None => {
+                                    count.fetch_add(1, Ordering::SeqCst);
+                                }
+                            }
+                        }
+                        drop(armed);
+                        if s_out.write_all(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = s_in.read(&mut buf) {
+                        if n == 0 || mute.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        if c_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    if mute.load(Ordering::SeqCst) {
+                        // The answer is lost: hold the client, then close.
+                        std::thread::sleep(Duration::from_secs(5));
+                    }
+                    let _ = c_out.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        LossyProxy {
+            port,
+            stop,
+            armed,
+            delivered,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Loses the next request starting with `method` (or its answer), and
+    /// counts the requests of `method` that reach the server.
+    pub fn lose_next(&self, method: &str, loss: Loss) {
+        *self.armed.lock().expect("armed") = Some((method.to_string(), loss));
+    }
+}
+
+impl Drop for LossyProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }

@@ -6,6 +6,11 @@
 //!
 //! Run as root, the cluster belongs to the `postgres` user (PostgreSQL
 //! refuses to run as root).
+//!
+//! [`PgServer::start_tls`] starts a server of its own with TLS on (a
+//! certificate from a throwaway CA) and cleartext `password`
+//! authentication, so a test can see whether the password crosses the
+//! wire in clear; [`RecordingProxy`] keeps what a client sends.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -61,16 +66,26 @@ impl PgServer {
         if let Some(s) = slot.upgrade() {
             return Some(s);
         }
-        let s = Arc::new(Self::start(&require_postgres()?));
+        let s = Arc::new(Self::start(&require_postgres()?, None));
         *slot = Arc::downgrade(&s);
         Some(s)
+    }
+
+    /// A server of its own with `ssl=on`, `cert`/`key` (PEM) as its
+    /// certificate, and `password` (cleartext) authentication for TCP
+    /// connections with TLS or without. `None` after a SKIP line.
+    pub fn start_tls(cert: &Path, key: &Path) -> Option<PgServer> {
+        Some(Self::start(
+            &require_postgres()?,
+            Some((cert.to_path_buf(), key.to_path_buf())),
+        ))
     }
 
     fn run(&self, bin: &Path, args: &[&str]) -> std::process::Output {
         run_as(self.as_postgres, bin, args)
     }
 
-    fn start(bin: &Path) -> PgServer {
+    fn start(bin: &Path, tls: Option<(PathBuf, PathBuf)>) -> PgServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let as_postgres = is_root();
         let data = dir.path().join("pg");
@@ -117,6 +132,39 @@ impl PgServer {
             String::from_utf8_lossy(&out.stderr)
         );
         std::fs::remove_file(&pwfile).expect("remove pwfile");
+        if let Some((cert, key)) = &tls {
+            use std::os::unix::fs::PermissionsExt;
+            let (c, k) = (data.join("server.crt"), data.join("server.key"));
+            std::fs::copy(cert, &c).expect("copy server certificate");
+            std::fs::copy(key, &k).expect("copy server key");
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod key");
+            if as_postgres {
+                for p in [&c, &k] {
+                    let ok = Command::new("chown")
+                        .arg("postgres")
+                        .arg(p)
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    assert!(ok, "chown postgres {}", p.display());
+                }
+            }
+            let mut conf = std::fs::read_to_string(data.join("postgresql.conf"))
+                .expect("read postgresql.conf");
+            conf.push_str(
+                "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+            );
+            std::fs::write(data.join("postgresql.conf"), conf).expect("write postgresql.conf");
+            // Cleartext password authentication: what crosses the wire
+            // shows whether the transport hid it.
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all scram-sha-256\n\
+                 hostssl all all 127.0.0.1/32 password\n\
+                 host all all 127.0.0.1/32 password\n",
+            )
+            .expect("write pg_hba.conf");
+        }
         let opts = format!(
             "-p {port} -k {} -h 127.0.0.1 -c fsync=off -c max_connections=50",
             data.display()
@@ -221,6 +269,82 @@ fn run_as(as_postgres: bool, bin: &Path, args: &[&str]) -> std::process::Output 
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A TCP proxy on loopback to `target` that keeps every byte the client
+/// sends. Stops accepting on drop.
+pub struct RecordingProxy {
+    port: u16,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    pub sent: Arc<Mutex<Vec<u8>>>,
+}
+
+impl RecordingProxy {
+    pub fn start(target: u16) -> RecordingProxy {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let (stopped, kept) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let (mut c_in, mut s_out) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                let kept = kept.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        kept.lock().expect("sent").extend_from_slice(&buf[..n]);
+                        if s_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        RecordingProxy { port, stop, sent }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether `needle` appears in what the client sent.
+    pub fn saw(&self, needle: &[u8]) -> bool {
+        self.sent
+            .lock()
+            .expect("sent")
+            .windows(needle.len())
+            .any(|w| w == needle)
+    }
+}
+
+impl Drop for RecordingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
 }
 
 /// A report store for one test: an SQLite file in a temp dir, or a fresh

@@ -9,8 +9,9 @@
 //! backend they hold. Leaves parsing to `reports::parse`, sources to
 //! `reports::ingest` and the choice of backend to `reports::store_cli`.
 //! Parts: `schema` (migrations), `write` (inserts), `read` (list, show,
-//! checklist queries), `copy` (`mailauth store copy`); `reports delete`
-//! is here. Sums of counts saturate at `i64::MAX` (`pg_sum!` of
+//! checklist queries), `copy` (`mailauth store copy`), `tls` (`sslmode`
+//! and `sslrootcert` in the URL; TLS over rustls); `reports delete` is
+//! here. Sums of counts saturate at `i64::MAX` (`pg_sum!` of
 //! `reports::dashq`), as on SQLite.
 //!
 //! Concurrency: every item is one transaction; a report is claimed by
@@ -29,6 +30,7 @@ use serde::Serialize;
 mod copy;
 mod read;
 mod schema;
+mod tls;
 mod write;
 
 pub use copy::CopySummary;
@@ -58,11 +60,19 @@ pub enum PgError {
         "the PostgreSQL URL {url} contains a password; give it in MAILAUTH_STORE_PASSWORD or --store-password-file instead"
     )]
     PasswordInUrl { url: String },
-    #[error("cannot connect to PostgreSQL report store {target}: {source}")]
+    /// The message carries the causes (a TLS handshake error says why:
+    /// unknown issuer, name mismatch).
+    #[error(
+        "cannot connect to PostgreSQL report store {target}: {}",
+        crate::provider::http::error_chain(source)
+    )]
     Connect {
         target: String,
         source: postgres::Error,
     },
+    /// `sslmode` / `sslrootcert` in the URL are wrong or unusable.
+    #[error("PostgreSQL report store {target}: {detail}")]
+    Tls { target: String, detail: String },
     #[error(
         "PostgreSQL report store {target} has schema version {found}, newer than this program knows ({known}); upgrade mailauth"
     )]
@@ -244,9 +254,14 @@ pub struct Migrated {
 
 /// Connects to `url` with the password given apart from it (a password
 /// in the URL is refused); returns the client and the target as messages
-/// name it (no password).
+/// name it (no password). TLS per the URL's `sslmode` (see [`tls`]):
+/// `disable` by default on loopback, `verify-full` elsewhere.
 fn connect(url: &str, password: Option<&str>) -> Result<(Client, String), PgError> {
-    let mut config: postgres::Config = url.parse().map_err(|source| PgError::Url {
+    let (plain_url, settings) = tls::split_url(url).map_err(|detail| PgError::Tls {
+        target: redact(url),
+        detail,
+    })?;
+    let mut config: postgres::Config = plain_url.parse().map_err(|source| PgError::Url {
         url: redact(url),
         source,
     })?;
@@ -260,10 +275,24 @@ fn connect(url: &str, password: Option<&str>) -> Result<(Client, String), PgErro
     if config.get_application_name().is_none() {
         config.application_name("mailauth");
     }
-    let client = config.connect(NoTls).map_err(|source| PgError::Connect {
-        target: target.clone(),
+    let mode = tls::effective_mode(&settings, config.get_hosts());
+    config.ssl_mode(tls::pg_mode(mode));
+    let connect_err = |source| PgError::Connect {
+        target: format!("{target} (sslmode={})", mode.as_str()),
         source,
-    })?;
+    };
+    let client = match mode {
+        tls::SslMode::Disable => config.connect(NoTls).map_err(connect_err)?,
+        _ => {
+            let tls = tls::connector(mode, settings.root_cert.as_deref()).map_err(|detail| {
+                PgError::Tls {
+                    target: target.clone(),
+                    detail,
+                }
+            })?;
+            config.connect(tls).map_err(connect_err)?
+        }
+    };
     Ok((client, target))
 }
 
