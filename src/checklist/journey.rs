@@ -320,6 +320,21 @@ impl Journey<'_> {
                     ),
                 );
             }
+            // RFC 7208 §4.6.4: over 10 lookups is a permerror; flattening
+            // fits the record in the budget.
+            if self.f.config.has_spf && p.message.contains("DNS-querying terms") {
+                return open(
+                    i,
+                    self.propose(
+                        "flatten SPF includes to fit 10 lookups",
+                        json!({"spf": {"flatten": "auto"}}),
+                    ),
+                    format!(
+                        "{}; `flatten: auto` replaces as many includes as needed by their networks and tells you when an ESP changes them",
+                        p.message
+                    ),
+                );
+            }
             return self.for_problem(i, p);
         }
         let Some(spf) = &self.f.spf else {

@@ -267,7 +267,7 @@ pub fn gather(src: &Sources, domain: &Name, settings: &Settings) -> Result<Facts
         None => (ConfigDoc::empty(), None),
     };
     let desired = match (src.ws, cfg_domain) {
-        (Some(ws), Some(_)) => ws.desired(domain).map_err(|e| ChecklistError::Desired {
+        (Some(ws), Some(_)) => ws.desired_resolved(domain, src.resolver).map_err(|e| ChecklistError::Desired {
             domain: domain.to_string(),
             message: e.to_string(),
         })?,
