@@ -132,7 +132,8 @@ pub fn desired_flattened(
             .parse::<Spf>()
             .map_err(|e| err("spf.flatten", format!("{e}")))?;
         for (label, value) in &f.chain {
-            let name = Name::parse(&format!("{label}.{origin}")).map_err(|m| err("spf.chain", m))?;
+            let name =
+                Name::parse(&format!("{label}.{origin}")).map_err(|m| err("spf.chain", m))?;
             sets.push(txt(name, value.clone()));
         }
     }

@@ -351,7 +351,11 @@ impl Workspace {
 
     /// The desired records `zp` was planned for: its flattened SPF as
     /// planned (not resolved again), so that apply verifies exactly it.
-    pub fn desired_planned(&self, domain: &Name, zp: &plan::ZonePlan) -> Result<Desired, DesiredError> {
+    pub fn desired_planned(
+        &self,
+        domain: &Name,
+        zp: &plan::ZonePlan,
+    ) -> Result<Desired, DesiredError> {
         let keys = self.published_keys(domain);
         let d = self.domain(domain).ok_or_else(|| DesiredError {
             domain: domain.to_string(),
@@ -487,10 +491,13 @@ impl Workspace {
                 Some(state) => published_from(state, name),
                 None => self.published_keys(name),
             };
-            let want = self.domain(name).ok_or_else(|| "not in the config".to_string()).and_then(|d| {
-                desired::desired_flattened(&self.config, name, d, &published, flat)
-                    .map_err(|e| e.to_string())
-            });
+            let want = self
+                .domain(name)
+                .ok_or_else(|| "not in the config".to_string())
+                .and_then(|d| {
+                    desired::desired_flattened(&self.config, name, d, &published, flat)
+                        .map_err(|e| e.to_string())
+                });
             let mut zp = match (provider, want) {
                 (Err(e), _) => return failed("?".into(), e.clone()),
                 (Ok(p), Err(e)) => return failed(p.id(), e),

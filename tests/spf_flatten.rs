@@ -23,7 +23,8 @@ use mailauth::workspace::Workspace;
 use support::bind::Bind;
 use util::Case;
 
-const SOA: &str = "$TTL 300\n@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ IN NS ns.test.\n";
+const SOA: &str =
+    "$TTL 300\n@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n@ IN NS ns.test.\n";
 
 /// The big ESP: 55 separate /24 networks (none adjacent), too many for
 /// the apex and two chained records.
@@ -280,7 +281,8 @@ fn flattening_plans_applies_replans_empty_and_reports_drift_on_bind() {
             "{domain}: {f:#?}"
         );
         assert!(
-            f.iter().any(|(s, m)| *s == Severity::Pass && m == "matches the config"),
+            f.iter()
+                .any(|(s, m)| *s == Severity::Pass && m == "matches the config"),
             "{domain}: {f:#?}"
         );
     }
@@ -300,9 +302,15 @@ fn flattening_plans_applies_replans_empty_and_reports_drift_on_bind() {
     };
     let mut ips: Vec<IpAddr> = upstream.values().flat_map(|v| addresses(v)).collect();
     ips.extend(
-        ["203.0.113.32", "192.0.3.1", "2001:db8:ab::1", "10.20.1.1", "198.51.100.83"]
-            .iter()
-            .map(|s| s.parse::<IpAddr>().unwrap()),
+        [
+            "203.0.113.32",
+            "192.0.3.1",
+            "2001:db8:ab::1",
+            "10.20.1.1",
+            "198.51.100.83",
+        ]
+        .iter()
+        .map(|s| s.parse::<IpAddr>().unwrap()),
     );
     let mut passes = 0;
     for ip in &ips {
@@ -334,7 +342,10 @@ fn flattening_plans_applies_replans_empty_and_reports_drift_on_bind() {
                 "--nameserver",
                 &ns,
             ]);
-            (out.code, out.stdout.lines().next().unwrap_or("").to_string())
+            (
+                out.code,
+                out.stdout.lines().next().unwrap_or("").to_string(),
+            )
         };
         let (code_before, before) = run("a@orig.same.test");
         let (code_after, after) = run("a@same.test");
@@ -382,10 +393,22 @@ fn flattening_plans_applies_replans_empty_and_reports_drift_on_bind() {
         "{shrink}"
     );
     let refused = case.run(&["apply", "--auto-approve"]).code(1);
-    assert!(refused.stderr.contains("apply needs --force"), "{}", refused.stderr);
-    assert!(spf_of(&bind, "same.test").unwrap().contains("100.64.0.0/23"));
+    assert!(
+        refused.stderr.contains("apply needs --force"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        spf_of(&bind, "same.test")
+            .unwrap()
+            .contains("100.64.0.0/23")
+    );
     case.run(&["apply", "--auto-approve", "--force"]).ok();
-    assert!(spf_of(&bind, "same.test").unwrap().contains("ip4:100.64.9.1"));
+    assert!(
+        spf_of(&bind, "same.test")
+            .unwrap()
+            .contains("ip4:100.64.9.1")
+    );
     case.run(&["plan", "--detailed-exitcode"]).code(0);
 
     // A failing include (NXDOMAIN, then a permerror) fails the plan of
@@ -404,9 +427,7 @@ fn flattening_plans_applies_replans_empty_and_reports_drift_on_bind() {
         failed.stdout
     );
     case.run(&["apply", "--auto-approve"]).code(1);
-    bind.nsupdate_admin(
-        "update add _rt.esp.test 300 TXT \"v=spf1 include:_bad.esp.test -all\"\n",
-    );
+    bind.nsupdate_admin("update add _rt.esp.test 300 TXT \"v=spf1 include:_bad.esp.test -all\"\n");
     let failed = case.run(&["plan"]).code(1).stdout;
     assert!(
         failed.contains("include:_r.esp.test cannot be flattened: _bad.esp.test: permerror"),

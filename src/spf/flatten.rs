@@ -98,14 +98,8 @@ impl Net {
     /// The first and the last address.
     pub fn ends(&self) -> (IpAddr, IpAddr) {
         match *self {
-            Net::V4(a, p) => (
-                IpAddr::V4(a.into()),
-                IpAddr::V4((a | !mask32(p)).into()),
-            ),
-            Net::V6(a, p) => (
-                IpAddr::V6(a.into()),
-                IpAddr::V6((a | !mask128(p)).into()),
-            ),
+            Net::V4(a, p) => (IpAddr::V4(a.into()), IpAddr::V4((a | !mask32(p)).into())),
+            Net::V6(a, p) => (IpAddr::V6(a.into()), IpAddr::V6((a | !mask128(p)).into())),
         }
     }
 
@@ -158,9 +152,10 @@ impl std::str::FromStr for Net {
             "ip4" if prefix.is_none_or(|p| p <= 32) => {
                 Ok(Net::v4(addr.parse().map_err(|_| ())?, prefix.unwrap_or(32)))
             }
-            "ip6" if prefix.is_none_or(|p| p <= 128) => {
-                Ok(Net::v6(addr.parse().map_err(|_| ())?, prefix.unwrap_or(128)))
-            }
+            "ip6" if prefix.is_none_or(|p| p <= 128) => Ok(Net::v6(
+                addr.parse().map_err(|_| ())?,
+                prefix.unwrap_or(128),
+            )),
             _ => Err(()),
         }
     }
@@ -308,9 +303,7 @@ impl Walk<'_> {
     fn record(&mut self, domain: &str) -> Result<(), Problem> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         if self.path.contains(&domain) {
-            return Err(Problem::Fail(format!(
-                "{domain}: include loop: permerror"
-            )));
+            return Err(Problem::Fail(format!("{domain}: include loop: permerror")));
         }
         self.nodes += 1;
         if self.nodes > MAX_NODES {
@@ -926,7 +919,10 @@ mod tests {
             "_spf.esp.test",
             "v=spf1 ip4:192.0.2.0/25 include:_n.esp.test a:out.esp.test ~all",
         )
-        .add_txt("_n.esp.test", "v=spf1 ip4:192.0.2.128/25 ip6:2001:db8::/48 -all")
+        .add_txt(
+            "_n.esp.test",
+            "v=spf1 ip4:192.0.2.128/25 ip6:2001:db8::/48 -all",
+        )
         .insert(
             "out.esp.test",
             crate::spf::MemRecord::A(Ipv4Addr::new(198, 51, 100, 9)),
@@ -984,10 +980,7 @@ mod tests {
             ],
         )]
         .into();
-        assert_eq!(
-            drift(&rec, &fresh),
-            ["_spf.esp.test: +2 ranges, -1 range"]
-        );
+        assert_eq!(drift(&rec, &fresh), ["_spf.esp.test: +2 ranges, -1 range"]);
         assert!(shrunk(&rec, &fresh, 50).is_empty());
         assert_eq!(shrunk(&rec, &fresh, 40).len(), 1);
     }

@@ -202,9 +202,8 @@ fn check_chain(v: &Validator, desired: &Desired, apex: &str) -> Vec<Finding> {
         .as_ref()
         .and_then(|(r, _)| r.txt_value())
         .unwrap_or_default();
-    let want = nets_of(
-        std::iter::once(want_apex.as_str()).chain(chain.iter().map(|(_, w)| w.as_str())),
-    );
+    let want =
+        nets_of(std::iter::once(want_apex.as_str()).chain(chain.iter().map(|(_, w)| w.as_str())));
     let have = nets_of(published.iter().map(String::as_str));
     let missing = uncovered(&want, &have);
     if !missing.is_empty() {
@@ -222,16 +221,14 @@ fn check_chain(v: &Validator, desired: &Desired, apex: &str) -> Vec<Finding> {
         ];
     }
     if !differs.is_empty() {
-        return vec![
-            Finding::fail(
-                Check::Spf,
-                format!(
-                    "chained SPF record(s) differ from the flattening: {}",
-                    differs.join(", ")
-                ),
-                "run `mailauth plan` and `mailauth apply`",
+        return vec![Finding::fail(
+            Check::Spf,
+            format!(
+                "chained SPF record(s) differ from the flattening: {}",
+                differs.join(", ")
             ),
-        ];
+            "run `mailauth plan` and `mailauth apply`",
+        )];
     }
     vec![Finding::pass(
         Check::Spf,
