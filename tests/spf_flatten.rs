@@ -434,6 +434,18 @@ fn flattening_plans_applies_replans_empty_and_reports_drift_on_bind() {
         "{failed}"
     );
     case.run(&["apply", "--auto-approve"]).code(1);
+    // A server that refuses the query (here: a name BIND is not
+    // authoritative for, without recursion) is a temporary failure.
+    bind.nsupdate_admin(
+        "update delete _rt.esp.test TXT\n\
+         update add _rt.esp.test 300 TXT \"v=spf1 include:_spf.elsewhere.example -all\"\n",
+    );
+    let failed = case.run(&["plan"]).code(1).stdout;
+    assert!(
+        failed.contains("include:_r.esp.test cannot be flattened: _spf.elsewhere.example TXT: temporary DNS failure"),
+        "{failed}"
+    );
+    case.run(&["apply", "--auto-approve"]).code(1);
     for (d, before) in &published {
         assert_eq!(&spf_of(&bind, d), before, "{d} changed");
     }

@@ -200,10 +200,20 @@ pub fn merge(nets: impl IntoIterator<Item = Net>) -> Vec<Net> {
     out
 }
 
-/// The networks of `want` that no network of `have` covers.
+/// The networks of `want` that no network of `have` covers. `have` must
+/// come from [`merge`] (sorted, none inside another): then the only
+/// candidate is the last network starting at or before `w`, found by
+/// binary search, so the check is O(n log m).
 pub fn uncovered(want: &[Net], have: &[Net]) -> Vec<Net> {
+    let start = |n: &Net| match *n {
+        Net::V4(a, _) => (0u8, u128::from(a)),
+        Net::V6(a, _) => (1u8, a),
+    };
     want.iter()
-        .filter(|w| !have.iter().any(|h| h.covers(w)))
+        .filter(|w| {
+            let i = have.partition_point(|h| start(h) <= start(w));
+            !(i > 0 && have[i - 1].covers(w))
+        })
         .copied()
         .collect()
 }
@@ -982,6 +992,24 @@ mod tests {
         .into();
         assert_eq!(drift(&rec, &fresh), ["_spf.esp.test: +2 ranges, -1 range"]);
         assert!(shrunk(&rec, &fresh, 50).is_empty());
+        let have = merge([n("ip4:192.0.2.0/24"), n("ip6:2001:db8::/32")]);
+        assert_eq!(
+            uncovered(
+                &[
+                    n("ip4:192.0.2.9"),
+                    n("ip4:192.0.3.0/24"),
+                    n("ip6:2001:db8:5::/48"),
+                    n("ip6:2001:db9::/48"),
+                    n("ip4:10.0.0.0/8"),
+                ],
+                &have
+            ),
+            [
+                n("ip4:192.0.3.0/24"),
+                n("ip6:2001:db9::/48"),
+                n("ip4:10.0.0.0/8")
+            ]
+        );
         assert_eq!(shrunk(&rec, &fresh, 40).len(), 1);
     }
 }
