@@ -286,27 +286,30 @@ impl Workspace {
         crate::spf::flatten::flatten(dns, domain.as_str(), &record, &settings)
     }
 
-    /// The resolver flattening uses for `domain`: its `spf.resolvers`, or
-    /// the system resolver.
-    fn spf_resolver(&self, domain: &Name) -> Result<crate::dns::Resolver, String> {
-        let servers = self
-            .domain(domain)
+    /// The `spf.resolvers` of `domain` (empty: the system resolver).
+    fn spf_servers(&self, domain: &Name) -> Vec<String> {
+        self.domain(domain)
             .and_then(|d| d.spf.as_ref())
-            .map(|s| s.resolvers.clone())
-            .unwrap_or_default();
+            .map(|s| s.resolvers.iter().map(|r| r.value.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// A resolver asking `servers`, or the system resolver.
+    fn spf_resolver(servers: &[String]) -> Result<crate::dns::Resolver, String> {
         if servers.is_empty() {
             return crate::dns::Resolver::system().map_err(|e| e.to_string());
         }
         let addrs = servers
             .iter()
-            .map(|s| crate::validate::parse_nameserver(&s.value).map_err(|e| e.to_string()))
+            .map(|s| crate::validate::parse_nameserver(s).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
         crate::dns::Resolver::with_nameservers(&addrs, std::time::Duration::from_secs(5))
             .map_err(|e| e.to_string())
     }
 
-    /// Flattens every selected domain that asks for it, each through its
-    /// own resolver.
+    /// Flattens every selected domain that asks for it. Domains with the
+    /// same `spf.resolvers` share one resolver (and its cache: a fleet's
+    /// domains include the same ESPs).
     fn flatten_all(&self, domains: &[Name]) -> HashMap<Name, Result<Flattened, String>> {
         let wanted: Vec<Name> = domains
             .iter()
@@ -317,9 +320,20 @@ impl Workspace {
             })
             .cloned()
             .collect();
+        let mut resolvers: HashMap<Vec<String>, Result<crate::dns::Resolver, String>> =
+            HashMap::new();
+        for d in &wanted {
+            let servers = self.spf_servers(d);
+            if !resolvers.contains_key(&servers) {
+                let r = Self::spf_resolver(&servers);
+                resolvers.insert(servers, r);
+            }
+        }
         let results = crate::par::map(&wanted, CONCURRENCY, |d| {
-            let r = self.spf_resolver(d)?;
-            self.flatten_with(d, &r)
+            match &resolvers[&self.spf_servers(d)] {
+                Ok(r) => self.flatten_with(d, r),
+                Err(e) => Err(format!("resolver: {e}")),
+            }
         });
         wanted
             .into_iter()

@@ -374,7 +374,10 @@ fn flattening_plans_applies_replans_empty_and_reports_drift_on_bind() {
             && m.starts_with("the published flattening no longer covers the upstream: 2 range(s)")),
         "{f:#?}"
     );
-    case.run(&["apply", "--auto-approve"]).ok();
+    // The reviewed plan is what apply writes and records.
+    case.run(&["plan", "--out", "drift.json"]).ok();
+    assert!(case.read("drift.json").contains("\"spf_flattening\""));
+    case.run(&["apply", "drift.json"]).ok();
     case.run(&["plan", "--detailed-exitcode"]).code(0);
     let st = state(&case);
     assert!(
