@@ -324,10 +324,9 @@ impl Workspace {
             HashMap::new();
         for d in &wanted {
             let servers = self.spf_servers(d);
-            if !resolvers.contains_key(&servers) {
-                let r = Self::spf_resolver(&servers);
-                resolvers.insert(servers, r);
-            }
+            resolvers
+                .entry(servers)
+                .or_insert_with_key(|s| Self::spf_resolver(s));
         }
         let results = crate::par::map(&wanted, CONCURRENCY, |d| {
             match &resolvers[&self.spf_servers(d)] {
