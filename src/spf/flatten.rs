@@ -974,6 +974,104 @@ mod tests {
         ));
     }
 
+    fn settings(mode: Mode, budget: usize, keep: &[&str]) -> Settings {
+        Settings {
+            mode,
+            budget,
+            keep: keep.iter().map(|k| k.to_string()).collect(),
+            chain: DEFAULT_CHAIN.into(),
+        }
+    }
+
+    #[test]
+    fn auto_flattens_the_costliest_first_and_keeps_what_it_must() {
+        let mut d = esp();
+        // 40 separate /24s: more than one record holds.
+        let big: String = (0..40)
+            .map(|i| format!(" ip4:10.9.{}.0/24", i * 2))
+            .collect();
+        d.add_txt("_big.esp.test", &format!("v=spf1{big} -all"));
+        let record: Spf = "v=spf1 ip4:192.0.2.1 include:_spf.esp.test include:_big.esp.test include:_x.esp.test include:_r.esp.test ~all"
+            .parse()
+            .unwrap();
+        // Before: 3 + 1 + 2 + 4 = 10 lookups.
+        assert_eq!(
+            flatten(&d, "example.com", &record, &settings(Mode::Auto, 10, &[])).unwrap(),
+            None
+        );
+        let f = flatten(&d, "example.com", &record, &settings(Mode::Auto, 5, &[]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.lookups_before, 10);
+        // _r (4) leaves 6; with _spf (3) it is 3: _big and _x stay includes.
+        assert_eq!(
+            f.upstream.keys().collect::<Vec<_>>(),
+            ["_r.esp.test", "_spf.esp.test"]
+        );
+        assert_eq!(f.lookups_after, 3);
+        assert!(
+            f.apex
+                .ends_with("include:_big.esp.test include:_x.esp.test ~all"),
+            "{}",
+            f.apex
+        );
+        let all = flatten(
+            &d,
+            "example.com",
+            &record,
+            &settings(Mode::Always, 10, &["_r.esp.test"]),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(
+            all.kept
+                .iter()
+                .any(|(n, why)| n == "_x.esp.test" && why.contains("exists"))
+        );
+        assert!(
+            all.kept
+                .iter()
+                .any(|(n, why)| n == "_r.esp.test" && why.contains("spf.keep"))
+        );
+        assert!(!all.chain.is_empty());
+        for v in std::iter::once(&all.apex).chain(all.chain.iter().map(|(_, v)| v)) {
+            assert!(v.len() <= MAX_RECORD, "{v}");
+        }
+        assert_eq!(all.chain[0].0, "_spf1");
+        assert!(all.apex.contains("include:_spf1.example.com"));
+        // Deterministic: the same upstream gives the same bytes.
+        let again = flatten(
+            &d,
+            "example.com",
+            &record,
+            &settings(Mode::Always, 10, &["_r.esp.test"]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(all, again);
+        // A budget the kept includes alone exceed.
+        let e = flatten(
+            &d,
+            "example.com",
+            &record,
+            &settings(Mode::Always, 2, &["_r.esp.test"]),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("budget is 2") && e.contains("kept include:_x.esp.test"),
+            "{e}"
+        );
+        // A failing include fails the whole flattening.
+        let bad: Spf = "v=spf1 include:_slow.esp.test include:_spf.esp.test -all"
+            .parse()
+            .unwrap();
+        let e = flatten(&d, "example.com", &bad, &settings(Mode::Always, 10, &[])).unwrap_err();
+        assert!(
+            e.starts_with("include:_slow.esp.test cannot be flattened"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn drift_and_shrink() {
         let rec: BTreeMap<String, Vec<String>> = [(
