@@ -187,9 +187,10 @@ pub fn merge(nets: impl IntoIterator<Item = Net>) -> Vec<Net> {
             break;
         }
     }
-    // Drop networks covered by another: in sorted order a covering network
-    // comes right before what it covers (same start, shorter prefix sorts
-    // first only if compared by start then prefix, which the tuple order is).
+    // Drop networks inside another. Sorted by (start, prefix), a network
+    // comes after the one covering it, and everything in between starts
+    // inside that one too (aligned networks nest or are disjoint), so the
+    // last kept network is the only candidate.
     let mut out: Vec<Net> = Vec::with_capacity(set.len());
     for n in set {
         if out.last().is_some_and(|last| last.covers(&n)) {
