@@ -730,6 +730,11 @@ fn export_signer(
 /// Applies the DNS changes of `plan`; returns the number of failed zones.
 fn apply_dns(ws: &Workspace, plan: &Plan, force: bool) -> Result<usize, Failure> {
     if !plan.has_changes() {
+        let clean: Vec<&plan::ZonePlan> = plan.zones.iter().filter(|z| z.error.is_none()).collect();
+        if let Err(e) = ws.record_upstream(&clean) {
+            eprintln!("error: {e}");
+            return Ok(plan.errors().count() + 1);
+        }
         return Ok(plan.errors().count());
     }
     // The providers and desired states the plan's zones refer to, built
@@ -746,7 +751,7 @@ fn apply_dns(ws: &Workspace, plan: &Plan, force: bool) -> Result<usize, Failure>
         for p in ws.providers_for(&name).into_iter().flatten() {
             providers.insert(p.id(), p);
         }
-        if let Ok(d) = ws.desired(&name) {
+        if let Ok(d) = ws.desired_planned(&name, z) {
             desired.insert(z.zone.clone(), d);
         }
     }
@@ -782,6 +787,19 @@ fn apply_dns(ws: &Workspace, plan: &Plan, force: bool) -> Result<usize, Failure>
         "Apply complete: {applied} change(s) in {} zone(s), {failed} failed.",
         outcomes.len() - failed
     );
+    // What the flattened SPF includes resolved to, for the next plan's
+    // drift check: recorded for the zones now published as planned.
+    let done: Vec<&plan::ZonePlan> = plan
+        .zones
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| o.error.is_none())
+        .map(|(z, _)| z)
+        .collect();
+    if let Err(e) = ws.record_upstream(&done) {
+        eprintln!("error: {e}");
+        return Ok(failed + 1);
+    }
     Ok(failed)
 }
 

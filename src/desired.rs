@@ -1,7 +1,8 @@
 //! Config (+ the public halves of generated keys) → the records each zone
 //! must hold. Pure: no I/O, no DNS. Every value is built as a typed record
 //! and rendered canonically, so the same config always yields byte-identical
-//! records.
+//! records. A flattened SPF record (`spf::flatten`, which needs DNS) comes
+//! in ready-made through [`desired_flattened`].
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -63,6 +64,24 @@ pub fn desired(
     domain: &Domain,
     keys: &[PublishedDkim],
 ) -> Result<Desired, DesiredError> {
+    desired_flattened(config, origin, domain, keys, None)
+}
+
+/// The SPF record the config declares for `domain`, before any
+/// flattening (`None` without `spf:`).
+pub fn declared_spf(domain: &Domain) -> Result<Option<Spf>, String> {
+    domain.spf.as_ref().map(build_spf).transpose()
+}
+
+/// [`desired`] with the SPF record replaced by a flattening of it (the
+/// apex record and its chained records, which become owned slots).
+pub fn desired_flattened(
+    config: &Config,
+    origin: &Name,
+    domain: &Domain,
+    keys: &[PublishedDkim],
+    flat: Option<&crate::spf::flatten::Flattened>,
+) -> Result<Desired, DesiredError> {
     let ttl = domain.ttl.unwrap_or(config.defaults.ttl);
     let err = |field: &str, message: String| DesiredError {
         domain: origin.to_string(),
@@ -106,6 +125,17 @@ pub fn desired(
 
     if let Some(cfg) = &domain.spf {
         spf = Some(build_spf(cfg).map_err(|m| err("spf", m))?);
+    }
+    if let (Some(f), Some(_)) = (flat, &domain.spf) {
+        // Checked to parse, published byte for byte as flattened.
+        f.apex
+            .parse::<Spf>()
+            .map_err(|e| err("spf.flatten", format!("{e}")))?;
+        for (label, value) in &f.chain {
+            let name =
+                Name::parse(&format!("{label}.{origin}")).map_err(|m| err("spf.chain", m))?;
+            sets.push(txt(name, value.clone()));
+        }
     }
 
     if let Some(cfg) = &domain.dmarc {
@@ -235,7 +265,13 @@ pub fn desired(
     Ok(Desired {
         origin: origin.clone(),
         sets,
-        spf: spf.map(|s| (RData::txt(&s.to_string()), ttl)),
+        spf: spf.map(|s| {
+            let text = match flat {
+                Some(f) if domain.spf.is_some() => f.apex.clone(),
+                _ => s.to_string(),
+            };
+            (RData::txt(&text), ttl)
+        }),
     })
 }
 

@@ -48,6 +48,10 @@ pub struct ZonePlan {
     /// The zone could not be planned.
     #[serde(default)]
     pub error: Option<String>,
+    /// The domain's flattened SPF as planned (its records are among
+    /// `changes`): apply verifies against it and records its upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spf_flattening: Option<crate::spf::flatten::Flattened>,
 }
 
 impl ZonePlan {
@@ -190,6 +194,7 @@ pub fn plan_zone(provider: &dyn Provider, desired: &Desired, max_deletes: usize)
         keys: Vec::new(),
         needs_force: None,
         error: None,
+        spf_flattening: None,
     };
     let fetched = match provider.fetch(&desired.origin) {
         Ok(f) => f,
@@ -640,6 +645,7 @@ mod tests {
                 keys: Vec::new(),
                 needs_force: None,
                 error: None,
+                spf_flattening: None,
             }],
         }
     }

@@ -1,6 +1,9 @@
 //! A loaded configuration and what it implies: the providers each domain
 //! is pushed to, and the desired records of each domain. The CLI commands
-//! (plan, apply, emit, validate, …) start from here.
+//! (plan, apply, emit, validate, …) start from here. For domains whose
+//! SPF is flattened it also resolves the includes (through `spf.resolvers`
+//! or the system resolver) and compares them with the upstream recorded by
+//! the last apply, next to the config (`spf::flatten::state_path`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,7 @@ use crate::provider::powerdns::PowerDns;
 use crate::provider::rfc2136::Rfc2136;
 use crate::provider::zonefile::ZoneFileProvider;
 use crate::record::Name;
+use crate::spf::flatten::{Flattened, UpstreamState};
 use serde_saphyr::Spanned;
 
 pub struct Workspace {
@@ -261,6 +265,142 @@ impl Workspace {
         Ok(lifecycle::plan(&families, &state, now, observer))
     }
 
+    /// The flattening of `domain`'s SPF record over `dns` (`Ok(None)` when
+    /// it is not flattened).
+    pub fn flatten_with(
+        &self,
+        domain: &Name,
+        dns: &dyn crate::spf::SpfDns,
+    ) -> Result<Option<Flattened>, String> {
+        let Some(d) = self.domain(domain) else {
+            return Ok(None);
+        };
+        let Some(cfg) = &d.spf else {
+            return Ok(None);
+        };
+        let settings = cfg.flatten_settings();
+        if settings.mode == crate::spf::flatten::Mode::Never {
+            return Ok(None);
+        }
+        let record = desired::declared_spf(d)?.expect("spf is declared");
+        crate::spf::flatten::flatten(dns, domain.as_str(), &record, &settings)
+    }
+
+    /// The `spf.resolvers` of `domain` (empty: the system resolver).
+    fn spf_servers(&self, domain: &Name) -> Vec<String> {
+        self.domain(domain)
+            .and_then(|d| d.spf.as_ref())
+            .map(|s| s.resolvers.iter().map(|r| r.value.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// A resolver asking `servers`, or the system resolver.
+    fn spf_resolver(servers: &[String]) -> Result<crate::dns::Resolver, String> {
+        if servers.is_empty() {
+            return crate::dns::Resolver::system().map_err(|e| e.to_string());
+        }
+        let addrs = servers
+            .iter()
+            .map(|s| crate::validate::parse_nameserver(s).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::dns::Resolver::with_nameservers(&addrs, std::time::Duration::from_secs(5))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Flattens every selected domain that asks for it. Domains with the
+    /// same `spf.resolvers` share one resolver (and its cache: a fleet's
+    /// domains include the same ESPs).
+    fn flatten_all(&self, domains: &[Name]) -> HashMap<Name, Result<Flattened, String>> {
+        let wanted: Vec<Name> = domains
+            .iter()
+            .filter(|d| {
+                self.domain(d)
+                    .and_then(|x| x.spf.as_ref())
+                    .is_some_and(|s| s.flatten != crate::spf::flatten::Mode::Never)
+            })
+            .cloned()
+            .collect();
+        let mut resolvers: HashMap<Vec<String>, Result<crate::dns::Resolver, String>> =
+            HashMap::new();
+        for d in &wanted {
+            let servers = self.spf_servers(d);
+            resolvers
+                .entry(servers)
+                .or_insert_with_key(|s| Self::spf_resolver(s));
+        }
+        let results = crate::par::map(&wanted, CONCURRENCY, |d| {
+            match &resolvers[&self.spf_servers(d)] {
+                Ok(r) => self.flatten_with(d, r),
+                Err(e) => Err(format!("resolver: {e}")),
+            }
+        });
+        wanted
+            .into_iter()
+            .zip(results)
+            .filter_map(|(d, r)| r.transpose().map(|r| (d, r)))
+            .collect()
+    }
+
+    /// The desired records of `domain` with its SPF flattened over `dns`,
+    /// as `validate` compares them with what is published.
+    pub fn desired_resolved(
+        &self,
+        domain: &Name,
+        dns: &dyn crate::spf::SpfDns,
+    ) -> Result<Desired, DesiredError> {
+        let flat = self.flatten_with(domain, dns).map_err(|m| DesiredError {
+            domain: domain.to_string(),
+            field: "spf.flatten".into(),
+            message: m,
+        })?;
+        let keys = self.published_keys(domain);
+        let d = self.domain(domain).ok_or_else(|| DesiredError {
+            domain: domain.to_string(),
+            field: String::new(),
+            message: "not in the config".into(),
+        })?;
+        desired::desired_flattened(&self.config, domain, d, &keys, flat.as_ref())
+    }
+
+    /// The desired records `zp` was planned for: its flattened SPF as
+    /// planned (not resolved again), so that apply verifies exactly it.
+    pub fn desired_planned(
+        &self,
+        domain: &Name,
+        zp: &plan::ZonePlan,
+    ) -> Result<Desired, DesiredError> {
+        let keys = self.published_keys(domain);
+        let d = self.domain(domain).ok_or_else(|| DesiredError {
+            domain: domain.to_string(),
+            field: String::new(),
+            message: "not in the config".into(),
+        })?;
+        desired::desired_flattened(&self.config, domain, d, &keys, zp.spf_flattening.as_ref())
+    }
+
+    /// Records what the flattened includes of the applied zone plans
+    /// resolved to, in the state file next to the config.
+    pub fn record_upstream(&self, applied: &[&plan::ZonePlan]) -> Result<(), String> {
+        let path = crate::spf::flatten::state_path(&self.path);
+        let mut state = UpstreamState::load(&path)?;
+        let before = state.clone();
+        state.format = 1;
+        for zp in applied {
+            match &zp.spf_flattening {
+                Some(f) => {
+                    state.domains.insert(zp.zone.clone(), f.upstream.clone());
+                }
+                None => {
+                    state.domains.remove(&zp.zone);
+                }
+            }
+        }
+        if state == before {
+            return Ok(());
+        }
+        state.save(&path)
+    }
+
     pub fn desired(&self, domain: &Name) -> Result<Desired, DesiredError> {
         let keys = self.published_keys(domain);
         self.desired_with(domain, &keys)
@@ -324,6 +464,12 @@ impl Workspace {
     /// zone plan; the others go on.
     pub fn plan(&self, domains: &[Name]) -> Plan {
         let keys = self.key_plan();
+        let flats = self.flatten_all(domains);
+        let upstream = if flats.is_empty() {
+            Ok(UpstreamState::default())
+        } else {
+            UpstreamState::load(&crate::spf::flatten::state_path(&self.path))
+        };
         let jobs: Vec<(Name, ProviderResult)> = domains
             .iter()
             .flat_map(|d| {
@@ -344,18 +490,46 @@ impl Workspace {
                 keys: Vec::new(),
                 needs_force: None,
                 error: Some(e),
+                spf_flattening: None,
             };
-            let want = match &keys.state {
-                Some(state) => self.desired_with(name, &published_from(state, name)),
-                None => self.desired(name),
+            let flat = match flats.get(name) {
+                None => None,
+                Some(Err(e)) => {
+                    let id = provider.as_ref().map_or("?".into(), |p| p.id());
+                    return failed(id, format!("spf.flatten: {e}"));
+                }
+                Some(Ok(f)) => Some(f),
             };
-            match (provider, want) {
-                (Err(e), _) => failed("?".into(), e.clone()),
-                (Ok(p), Err(e)) => failed(p.id(), e.to_string()),
+            let published = match &keys.state {
+                Some(state) => published_from(state, name),
+                None => self.published_keys(name),
+            };
+            let want = self
+                .domain(name)
+                .ok_or_else(|| "not in the config".to_string())
+                .and_then(|d| {
+                    desired::desired_flattened(&self.config, name, d, &published, flat)
+                        .map_err(|e| e.to_string())
+                });
+            let mut zp = match (provider, want) {
+                (Err(e), _) => return failed("?".into(), e.clone()),
+                (Ok(p), Err(e)) => return failed(p.id(), e),
                 (Ok(p), Ok(want)) => {
                     plan::plan_zone(p.as_ref(), &want, self.config.defaults.max_deletes)
                 }
+            };
+            if let (Some(f), None) = (flat, &zp.error) {
+                let recorded = match &upstream {
+                    Ok(state) => state.domains.get(name.as_str()).cloned(),
+                    Err(e) => {
+                        zp.error = Some(format!("spf.flatten: {e}"));
+                        return zp;
+                    }
+                };
+                self.spf_notes(name, f, recorded.as_ref(), &mut zp);
+                zp.spf_flattening = Some(f.clone());
             }
+            zp
         });
         let mut zones = zones;
         // Key steps show on their domain's first zone plan: due ones as
@@ -380,6 +554,48 @@ impl Workspace {
             format: plan::FORMAT,
             created: crate::clock::format_time(crate::clock::now().unwrap_or(0)),
             zones,
+        }
+    }
+}
+
+impl Workspace {
+    /// The plan notes of a flattened SPF record: what was flattened (when
+    /// the plan changes something), the drift of each include against the
+    /// recorded upstream, and the shrink guard, which makes apply need
+    /// `--force`.
+    fn spf_notes(
+        &self,
+        name: &Name,
+        f: &Flattened,
+        recorded: Option<&std::collections::BTreeMap<String, Vec<String>>>,
+        zp: &mut plan::ZonePlan,
+    ) {
+        let drift = recorded.map_or_else(Vec::new, |r| crate::spf::flatten::drift(r, &f.upstream));
+        if !zp.changes.is_empty() || !drift.is_empty() {
+            zp.notes.push(f.summary());
+            for (n, why) in &f.kept {
+                zp.notes.push(format!("spf: include:{n} kept: {why}"));
+            }
+        }
+        for d in &drift {
+            zp.notes.push(format!("spf drift: {d}"));
+        }
+        let max = self
+            .domain(name)
+            .and_then(|d| d.spf.as_ref())
+            .map_or(crate::spf::flatten::DEFAULT_MAX_SHRINK, |s| s.max_shrink());
+        let shrunk = recorded.map_or_else(Vec::new, |r| {
+            crate::spf::flatten::shrunk(r, &f.upstream, max)
+        });
+        if !shrunk.is_empty() && !zp.changes.is_empty() {
+            let msg = format!(
+                "{}; apply needs --force (spf.max_shrink: {max})",
+                shrunk.join("; ")
+            );
+            zp.needs_force = Some(match zp.needs_force.take() {
+                Some(prev) => format!("{prev}; {msg}"),
+                None => msg,
+            });
         }
     }
 }

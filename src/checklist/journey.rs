@@ -320,6 +320,27 @@ impl Journey<'_> {
                     ),
                 );
             }
+            // RFC 7208 §4.6.4: over 10 lookups is a permerror; flattening
+            // fits the record in the budget.
+            if self.f.config.has_spf && p.message.contains("DNS-querying terms") {
+                let mut next = self.propose(
+                    "flatten SPF includes to fit 10 lookups",
+                    json!({"spf": {"flatten": "auto"}}),
+                );
+                if let NextAction::Config(c) = &mut next {
+                    c.note = Some(
+                        "the flattened records depend on what the includes resolve to: `mailauth plan` shows them".into(),
+                    );
+                }
+                return open(
+                    i,
+                    next,
+                    format!(
+                        "{}; `flatten: auto` replaces as many includes as needed by their networks and tells you when an ESP changes them",
+                        p.message
+                    ),
+                );
+            }
             return self.for_problem(i, p);
         }
         let Some(spf) = &self.f.spf else {
@@ -1060,6 +1081,32 @@ mod tests {
                 .as_deref()
                 .unwrap()
                 .contains("timed out")
+        );
+    }
+
+    #[test]
+    fn spf_over_the_lookup_limit_proposes_flatten_auto() {
+        let mut f = facts("v=DMARC1; p=none; rua=mailto:d@shop.test", 30, 10, 10);
+        f.config.has_spf = true;
+        f.live.findings.retain(|x| x.check != Check::Spf);
+        f.live.findings.push(Finding::fail(
+            Check::Spf,
+            "12 DNS-querying terms in the tree; receivers stop at 10 and return permerror (RFC 7208 §4.6.4)",
+            "flatten or drop includes",
+        ));
+        let c = compute(&f, &Settings::new(0));
+        let item = c.item(2).unwrap();
+        assert_eq!(item.status, Status::Open);
+        let Some(NextAction::Config(p)) = &item.next else {
+            panic!("item 2 proposes no config change: {item:?}");
+        };
+        assert!(p.yaml.contains("flatten: auto"), "{}", p.yaml);
+        assert!(p.note.as_deref().unwrap().contains("mailauth plan"));
+        assert!(
+            item.why
+                .as_deref()
+                .unwrap()
+                .contains("12 DNS-querying terms")
         );
     }
 

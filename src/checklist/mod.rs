@@ -267,10 +267,13 @@ pub fn gather(src: &Sources, domain: &Name, settings: &Settings) -> Result<Facts
         None => (ConfigDoc::empty(), None),
     };
     let desired = match (src.ws, cfg_domain) {
-        (Some(ws), Some(_)) => ws.desired(domain).map_err(|e| ChecklistError::Desired {
-            domain: domain.to_string(),
-            message: e.to_string(),
-        })?,
+        (Some(ws), Some(_)) => {
+            ws.desired_resolved(domain, src.resolver)
+                .map_err(|e| ChecklistError::Desired {
+                    domain: domain.to_string(),
+                    message: e.to_string(),
+                })?
+        }
         _ => Desired {
             origin: domain.clone(),
             sets: Vec::new(),

@@ -252,7 +252,13 @@ fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domai
             Some(HostList::Enabled(true)) => 1,
             Some(HostList::Names(n)) => n.len(),
         };
-        let lookups = spf.include.len()
+        // Flattened includes cost no lookup: count only the kept ones.
+        let includes = if spf.flatten == crate::spf::flatten::Mode::Never {
+            spf.include.len()
+        } else {
+            spf.keep.len()
+        };
+        let lookups = includes
             + spf.exists.len()
             + hosts(&spf.a)
             + hosts(&spf.mx)
@@ -267,6 +273,9 @@ fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domai
                 Some("replace includes by ip4/ip6 networks, or split senders across subdomains"),
             );
         }
+    }
+    if let Some(spf) = &d.spf {
+        check_flatten(p, field, spf);
     }
     if let Some(dmarc) = &d.dmarc {
         if let Some(fo) = &dmarc.fo {
@@ -597,5 +606,75 @@ pub(crate) fn check_mailto(uri: &str) -> Result<(), String> {
         _ => Err(format!(
             "`{uri}` does not hold an address like user@example.com"
         )),
+    }
+}
+
+/// The flattening settings of `spf:` (see `spf::flatten`).
+fn check_flatten(p: &mut Problems, field: &str, spf: &crate::config::SpfConfig) {
+    if let Some(b) = &spf.lookup_budget
+        && !(1..=10).contains(&b.value)
+    {
+        p.at(
+            b,
+            format!("{field}.spf.lookup_budget"),
+            format!(
+                "lookup_budget {} must be between 1 and 10 (RFC 7208 §4.6.4 allows 10)",
+                b.value
+            ),
+            None,
+        );
+    }
+    for (i, k) in spf.keep.iter().enumerate() {
+        if !spf
+            .include
+            .iter()
+            .any(|inc| inc.value.eq_ignore_ascii_case(&k.value))
+        {
+            p.at(
+                k,
+                format!("{field}.spf.keep[{i}]"),
+                format!("`{}` is not one of the includes of this record", k.value),
+                Some("list in `keep` only names that are in `include`"),
+            );
+        }
+    }
+    if let Some(c) = &spf.chain {
+        let sample = c.value.replace("{n}", "1");
+        let label_ok = !sample.is_empty()
+            && sample.len() <= 63
+            && sample
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !c.value.contains("{n}") || !label_ok {
+            p.at(
+                c,
+                format!("{field}.spf.chain"),
+                format!(
+                    "`{}` must contain {{n}} and otherwise letters, digits, `-` and `_` (one DNS label)",
+                    c.value
+                ),
+                Some("write e.g. _spf{n}"),
+            );
+        }
+    }
+    if let Some(m) = &spf.max_shrink
+        && m.value > 100
+    {
+        p.at(
+            m,
+            format!("{field}.spf.max_shrink"),
+            format!("max_shrink {} is not a percentage (0-100)", m.value),
+            None,
+        );
+    }
+    for (i, r) in spf.resolvers.iter().enumerate() {
+        if crate::validate::parse_nameserver(&r.value).is_err() {
+            p.at(
+                r,
+                format!("{field}.spf.resolvers[{i}]"),
+                format!("`{}` is not an IP address or IP:PORT", r.value),
+                Some("write e.g. 192.0.2.53 or 127.0.0.1:5353"),
+            );
+        }
     }
 }

@@ -199,6 +199,54 @@ pub struct SpfConfig {
     pub redirect: Option<Spanned<String>>,
     /// The final `all` (default `fail`); ignored when `redirect` is set.
     pub all: Option<AllQualifier>,
+    /// Replace includes by the networks they authorise: `never` (default),
+    /// `auto` (as few as needed to fit `lookup_budget`), `always`.
+    #[serde(default)]
+    pub flatten: crate::spf::flatten::Mode,
+    /// Most DNS lookups the published record may need (1-10, default 10);
+    /// a lower value leaves room for receivers' own lookups.
+    pub lookup_budget: Option<Spanned<u32>>,
+    /// Includes never flattened, by name (each one of `include`).
+    #[serde(default)]
+    pub keep: Vec<Spanned<String>>,
+    /// Names of the chained records, `{n}` counting from 1 (default
+    /// `_spf{n}`: `_spf1.<domain>`, `_spf2.<domain>`, ...).
+    pub chain: Option<Spanned<String>>,
+    /// Percentage of an include's recorded ranges that may disappear
+    /// before apply needs `--force` (0-100, default 50).
+    pub max_shrink: Option<Spanned<u32>>,
+    /// Servers (`IP[:PORT]`) asked for the flattened includes (default:
+    /// the system resolver).
+    #[serde(default)]
+    pub resolvers: Vec<Spanned<String>>,
+}
+
+impl SpfConfig {
+    /// The flattening settings, with defaults for what is not given.
+    pub fn flatten_settings(&self) -> crate::spf::flatten::Settings {
+        use crate::spf::flatten::{DEFAULT_BUDGET, DEFAULT_CHAIN, Settings};
+        Settings {
+            mode: self.flatten,
+            budget: self
+                .lookup_budget
+                .as_ref()
+                .map_or(DEFAULT_BUDGET, |b| b.value as usize),
+            keep: self.keep.iter().map(|k| k.value.clone()).collect(),
+            chain: self
+                .chain
+                .as_ref()
+                .map_or(DEFAULT_CHAIN.to_string(), |c| c.value.clone()),
+        }
+    }
+
+    /// `max_shrink`, default 50 (percent).
+    pub fn max_shrink(&self) -> u8 {
+        self.max_shrink
+            .as_ref()
+            .map_or(crate::spf::flatten::DEFAULT_MAX_SHRINK, |m| {
+                m.value.min(100) as u8
+            })
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -54,7 +54,13 @@ pub fn json_schema() -> String {
                     "mx": host_list,
                     "exists": string_list("exists: mechanisms"),
                     "redirect": {"type": "string", "description": "redirect= modifier (instead of all)"},
-                    "all": {"enum": ["fail", "softfail", "neutral"], "description": "-all, ~all or ?all (default fail)"}
+                    "all": {"enum": ["fail", "softfail", "neutral"], "description": "-all, ~all or ?all (default fail)"},
+                    "flatten": {"enum": ["never", "auto", "always"], "description": "Replace includes by their networks: never (default), auto (as needed to fit lookup_budget), always"},
+                    "lookup_budget": {"type": "integer", "minimum": 1, "maximum": 10, "description": "Most DNS lookups the published record may need (default 10)"},
+                    "keep": string_list("Includes never flattened"),
+                    "chain": {"type": "string", "description": "Chained record names, {n} from 1 (default _spf{n})"},
+                    "max_shrink": {"type": "integer", "minimum": 0, "maximum": 100, "description": "Percent of an include's recorded ranges that may disappear before apply needs --force (default 50)"},
+                    "resolvers": string_list("Servers (IP[:PORT]) asked for flattened includes (default: the system resolver)")
                 }
             },
             "dkim": {

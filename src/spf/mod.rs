@@ -1,6 +1,8 @@
 //! SPF evaluation (RFC 7208): `check_host()` for a client address and
 //! identity, the entry point the `spf check` command calls, and `analyze()`,
-//! a one-pass walk of a domain's include/redirect tree for validation.
+//! a one-pass walk of a domain's include/redirect tree for validation, and
+//! flattening (`flatten`): includes replaced by the networks they pass,
+//! packed into chained records, with upstream drift detection.
 //!
 //! This module owns evaluation only: the record type and its parser are in
 //! `record::spf`, and DNS comes through the [`SpfDns`] trait (an in-memory
@@ -10,6 +12,7 @@ mod analyze;
 pub mod cli;
 mod dns;
 mod eval;
+pub mod flatten;
 mod macros;
 
 use std::fmt;

@@ -116,7 +116,10 @@ pub fn run(ws: &Workspace, args: ValidateArgs, color: bool) -> anyhow::Result<i3
     };
     let desired: Vec<_> = domains
         .iter()
-        .map(|d| (d.clone(), ws.desired(d).map_err(|e| e.to_string())))
+        .map(|d| {
+            let want = ws.desired_resolved(d, &resolver);
+            (d.clone(), want.map_err(|e| e.to_string()))
+        })
         .collect();
     let mut validator = Validator::new(&resolver, settings);
     if !args.no_mta_sts_policy {

@@ -1,12 +1,16 @@
 //! The SPF check: the apex record is present, alone, parses, stays within
 //! the RFC 7208 lookup, void-lookup and size limits over its whole
 //! include/redirect tree (shown in the details), avoids `+all`, `?all` and
-//! `ptr`, and matches the config. The tree walk itself is `spf::analyze`.
+//! `ptr`, and matches the config; a flattened record's chained records
+//! must be published and cover what the includes pass now. The tree walk
+//! itself is `spf::analyze`, flattening is `spf::flatten`.
 
 use super::{Check, Finding, Severity, Validator};
 use crate::diff::Desired;
 use crate::dns::ResolveError;
+use crate::record::RType;
 use crate::record::spf::Spf;
+use crate::spf::flatten::{nets_of, uncovered};
 use crate::spf::{SpfNode, analyze};
 
 pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
@@ -156,7 +160,83 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
             "the config declares no SPF record for this domain; the published one is not managed",
         )),
     }
+    out.extend(check_chain(v, desired, &text));
     out
+}
+
+/// A flattened record (`spf::flatten`): its chained records are the
+/// desired TXT sets below the apex that hold SPF. The published apex and
+/// chain must cover every network the includes resolve to now.
+fn check_chain(v: &Validator, desired: &Desired, apex: &str) -> Vec<Finding> {
+    let chain: Vec<_> = desired
+        .sets
+        .iter()
+        .filter(|s| s.rtype == RType::Txt && s.name != desired.origin)
+        .filter_map(|s| {
+            let value = s.data.first()?.txt_value()?;
+            Spf::is_spf_record(value.as_bytes()).then(|| (s.name.as_str().to_string(), value))
+        })
+        .collect();
+    if chain.is_empty() {
+        return Vec::new();
+    }
+    let mut published = vec![apex.to_string()];
+    let mut differs = Vec::new();
+    for (name, want) in &chain {
+        let got: Vec<String> = match v.resolver.txt_records(name) {
+            Ok(r) => r
+                .iter()
+                .map(|t| t.text())
+                .filter(|t| Spf::is_spf_record(t.as_bytes()))
+                .collect(),
+            Err(ResolveError::NxDomain { .. }) => Vec::new(),
+            Err(e) => return vec![Finding::dns(Check::Spf, "chained SPF record query", &e)],
+        };
+        if got.as_slice() != std::slice::from_ref(want) {
+            differs.push(name.clone());
+        }
+        published.extend(got);
+    }
+    let want_apex = desired
+        .spf
+        .as_ref()
+        .and_then(|(r, _)| r.txt_value())
+        .unwrap_or_default();
+    let want =
+        nets_of(std::iter::once(want_apex.as_str()).chain(chain.iter().map(|(_, w)| w.as_str())));
+    let have = nets_of(published.iter().map(String::as_str));
+    let missing = uncovered(&want, &have);
+    if !missing.is_empty() {
+        let shown: Vec<String> = missing.iter().take(5).map(|n| n.to_string()).collect();
+        return vec![
+            Finding::fail(
+                Check::Spf,
+                format!(
+                    "the published flattening no longer covers the upstream: {} range(s) the includes pass now are missing",
+                    missing.len()
+                ),
+                "run `mailauth plan` (it shows the drift per include) and `mailauth apply`",
+            )
+            .with_details(shown),
+        ];
+    }
+    if !differs.is_empty() {
+        return vec![Finding::fail(
+            Check::Spf,
+            format!(
+                "chained SPF record(s) differ from the flattening: {}",
+                differs.join(", ")
+            ),
+            "run `mailauth plan` and `mailauth apply`",
+        )];
+    }
+    vec![Finding::pass(
+        Check::Spf,
+        format!(
+            "flattened: the apex and {} chained record(s) cover every network the includes pass now",
+            chain.len()
+        ),
+    )]
 }
 
 fn render_tree(node: &SpfNode, depth: usize, out: &mut Vec<String>) {
