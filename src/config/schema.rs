@@ -116,12 +116,14 @@ pub fn json_schema() -> String {
                 "url": {"type": "string"}, "server_id": {"type": "string"},
                 "secret_env": {"type": "string"}, "secret_file": {"type": "string"},
                 "nameservers": {"type": "array", "items": {"type": "string"}},
-                "timeout_secs": {"type": "integer"}, "retries": {"type": "integer"}
+                "timeout_secs": {"type": "integer"}, "retries": {"type": "integer"},
+                "allow_plain_http": {"type": "boolean", "description": "Allow an http:// URL to a host other than loopback (the API key then crosses the network in clear)"}
              }, "required": ["url"], "additionalProperties": false},
             {"properties": {
                 "kind": {"const": "cloudflare"},
                 "base_url": {"type": "string"}, "secret_env": {"type": "string"}, "secret_file": {"type": "string"},
-                "page_size": {"type": "integer"}, "timeout_secs": {"type": "integer"}, "retries": {"type": "integer"}
+                "page_size": {"type": "integer"}, "timeout_secs": {"type": "integer"}, "retries": {"type": "integer"},
+                "allow_plain_http": {"type": "boolean", "description": "Allow an http:// base_url to a host other than loopback (the token then crosses the network in clear)"}
              }, "additionalProperties": false}
         ]
     });
