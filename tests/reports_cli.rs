@@ -735,3 +735,61 @@ fn every_time_in_json_is_rfc_3339_utc(st: &TestStore) {
     }
     assert!(text.contains("first_begin"), "{text}");
 }
+
+/// Issue 23: `-c other/mailauth.yaml` was ignored for source attribution
+/// (only `--spf-config` counted, defaulting to ./mailauth.yaml).
+#[test]
+fn the_config_given_with_c_attributes_sources() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(tmp.path().join("other")).expect("mkdir");
+    std::fs::write(
+        tmp.path().join("other/mailauth.yaml"),
+        "domains:\n  random.net:\n    spf: { ip4: [1.2.3.4], all: fail }\n",
+    )
+    .expect("config");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+            .args(args)
+            .current_dir(tmp.path())
+            .env_remove("MAILAUTH_CONFIG")
+            .env_remove("MAILAUTH_STORE")
+            .env_remove("MAILAUTH_DB")
+            .output()
+            .expect("run mailauth");
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let report = data("aggregate/outlook.xml");
+    run(&[
+        "reports",
+        "--db",
+        "r.db",
+        "ingest",
+        report.to_str().expect("utf-8"),
+    ]);
+    let basis = |args: &[&str]| -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&run(args)).expect("json");
+        v["sources"][0]["attribution"].clone()
+    };
+    let summary = [
+        "reports",
+        "--db",
+        "r.db",
+        "summary",
+        "--json",
+        "--offline",
+        "--domain",
+        "random.net",
+    ];
+    // No config in the working directory: nothing attributes the source.
+    assert_eq!(basis(&summary)["basis"], "not-configured");
+    let mut with_c = vec!["-c", "other/mailauth.yaml"];
+    with_c.extend_from_slice(&summary);
+    let a = basis(&with_c);
+    assert_ne!(a["basis"], "not-configured", "{a}");
+    assert_eq!(a["spf_mechanism"], "ip4:1.2.3.4", "{a}");
+}

@@ -85,13 +85,10 @@ pub struct DashArgs {
     /// End of the range (exclusive), same forms as --since.
     #[arg(long)]
     pub until: Option<String>,
-    /// Config whose SPF records attribute sending sources.
-    #[arg(
-        long = "spf-config",
-        env = "MAILAUTH_CONFIG",
-        default_value = "mailauth.yaml"
-    )]
-    pub spf_config: PathBuf,
+    /// Config whose SPF records attribute sending sources (default: the
+    /// config, `-c`).
+    #[arg(long = "spf-config", value_name = "PATH")]
+    pub spf_config: Option<PathBuf>,
     /// Do not query DNS: attribute sources from the stored reports only.
     #[arg(long)]
     pub offline: bool,
@@ -296,7 +293,15 @@ pub struct ExportArgs {
 /// the store.
 pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
     let mut out = PipeStdout::lock();
-    let command = match args.command {
+    let mut command = args.command;
+    // Sources are attributed with the config's SPF records unless
+    // --spf-config names another (`-c` used to be ignored for this).
+    if let ReportsCommand::Summary(SummaryArgs { dash, .. })
+    | ReportsCommand::Html(HtmlArgs { dash, .. }) = &mut command
+    {
+        dash.spf_config.get_or_insert_with(|| config.to_path_buf());
+    }
+    let command = match command {
         ReportsCommand::Ingest(a) if a.dry_run => return ingest_cmd(&mut DryRun, a, &mut out),
         other => other,
     };
@@ -512,6 +517,14 @@ fn dash_filter(a: &DashArgs) -> anyhow::Result<super::store::DashFilter> {
     })
 }
 
+/// The config attributing sources: `--spf-config`, else `-c` (filled in by
+/// [`run`]).
+fn spf_config(d: &DashArgs) -> &Path {
+    d.spf_config
+        .as_deref()
+        .unwrap_or(Path::new("mailauth.yaml"))
+}
+
 fn summary_cmd(
     store: &mut dyn DashboardQueries,
     a: SummaryArgs,
@@ -520,7 +533,7 @@ fn summary_cmd(
     let f = dash_filter(&a.dash)?;
     match &a.dash.domain {
         Some(d) => {
-            let attr = super::serve::attributor(&a.dash.spf_config, a.dash.offline);
+            let attr = super::serve::attributor(spf_config(&a.dash), a.dash.offline);
             let view = dashboard::domain(store, &attr, d, &f)?;
             if a.json {
                 write_json(out, &view)?;
@@ -548,7 +561,7 @@ fn html_cmd(
 ) -> anyhow::Result<i32> {
     use dashboard::html::{self, Links};
     let f = dash_filter(&a.dash)?;
-    let attr = super::serve::attributor(&a.dash.spf_config, a.dash.offline);
+    let attr = super::serve::attributor(spf_config(&a.dash), a.dash.offline);
     let overview = dashboard::overview(store, &f)?;
     let domains_dir = a.out.join("domains");
     std::fs::create_dir_all(&domains_dir)
