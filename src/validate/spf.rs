@@ -40,14 +40,21 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
     };
     let record = match spf.as_slice() {
         [] => {
-            return vec![match want {
-                Some(_) => Finding::fail(Check::Spf, "no SPF record published", publish(&want)),
-                None => Finding::warn(
+            // Judged the same whether declared or not; a declared record
+            // that is missing is an extra finding.
+            let mut out = vec![Finding::warn(
+                Check::Spf,
+                "no SPF record: receivers cannot tell which hosts may send for this domain",
+                publish(&want),
+            )];
+            if want.is_some() {
+                out.push(Finding::fail(
                     Check::Spf,
-                    "no SPF record: receivers cannot tell which hosts may send for this domain",
+                    "the config declares an SPF record, but none is published",
                     publish(&want),
-                ),
-            }];
+                ));
+            }
+            return out;
         }
         [one] => *one,
         many => {
