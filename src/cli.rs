@@ -81,6 +81,9 @@ pub enum Command {
     Schema,
     /// Check live DNS as receivers see it, against the config.
     Validate(crate::validate::cli::ValidateArgs),
+    /// Write mailauth.yaml entries from what domains publish (live DNS, a
+    /// provider, or a zone file), so the next plan changes nothing.
+    Import(crate::import::cli::ImportArgs),
     /// Evaluate SPF (RFC 7208 check_host) for a client IP and sender.
     Spf(crate::spf::cli::SpfArgs),
     /// Ingest DMARC aggregate, failure and TLS reports; list, show, export.
@@ -194,6 +197,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 args,
                 color_enabled(cli.color),
             )?)
+        }
+        Command::Import(args) => {
+            let ws = cli.config.exists().then(|| load(&cli.config)).transpose()?;
+            Ok(crate::import::cli::run(&cli.config, ws.as_ref(), args)?)
         }
         Command::Spf(args) => Ok(crate::spf::cli::run(args)?),
         Command::Reports(args) => {

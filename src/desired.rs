@@ -74,6 +74,7 @@ pub fn desired(
     let dkim_name = |sel: &str| origin.child("_domainkey").child(sel);
     let mut sets = Vec::new();
     let mut spf = None;
+    let mut verbatim_spf: Option<String> = None;
 
     if domain.parked {
         // M3AAWG "Protecting Parked Domains": reject everything, receive
@@ -196,6 +197,27 @@ pub fn desired(
         sets.push(txt(dkim_name(&k.selector), value));
     }
 
+    // Verbatim records: published exactly as written (config checks keep
+    // each apart from its typed field).
+    if let Some(v) = &domain.verbatim {
+        if let Some(s) = &v.spf {
+            verbatim_spf = Some(s.value.clone());
+        }
+        if let Some(d) = &v.dmarc {
+            sets.push(txt(origin.child("_dmarc"), d.value.clone()));
+        }
+        for (sel, value) in &v.dkim {
+            let name = Name::parse(sel).map_err(|m| err(&format!("verbatim.dkim.{sel}"), m))?;
+            sets.push(txt(dkim_name(name.as_str()), value.value.clone()));
+        }
+        if let Some(m) = &v.mta_sts {
+            sets.push(txt(origin.child("_mta-sts"), m.value.clone()));
+        }
+        if let Some(t) = &v.tls_rpt {
+            sets.push(txt(origin.child("_tls").child("_smtp"), t.value.clone()));
+        }
+    }
+
     if let Some(cfg) = &domain.mta_sts {
         let rec: MtaSts = format!("v=STSv1; id={}", cfg.id.value)
             .parse()
@@ -217,7 +239,7 @@ pub fn desired(
         sets.iter()
             .map(|s| Slot::RrSet(s.name.clone(), s.rtype.clone())),
     );
-    if spf.is_some() {
+    if spf.is_some() || verbatim_spf.is_some() {
         registry.slots.insert(Slot::ApexSpf);
     }
     if !registry.slots.is_empty() {
@@ -235,7 +257,10 @@ pub fn desired(
     Ok(Desired {
         origin: origin.clone(),
         sets,
-        spf: spf.map(|s| (RData::txt(&s.to_string()), ttl)),
+        spf: match verbatim_spf {
+            Some(v) => Some((RData::txt(&v), ttl)),
+            None => spf.map(|s| (RData::txt(&s.to_string()), ttl)),
+        },
     })
 }
 

@@ -211,7 +211,7 @@ fn judge(_v: &Validator, selector: &str, name: &str, records: &[(String, usize)]
 }
 
 /// RFC 6376 / RFC 8301 / RFC 8463 verdicts on a parsed key record.
-fn key_verdicts(selector: &str, parsed: &DkimKey) -> Vec<Finding> {
+pub(crate) fn key_verdicts(selector: &str, parsed: &DkimKey) -> Vec<Finding> {
     let mut out = Vec::new();
     if parsed.is_revoked() {
         // RFC 6376 §3.6.1: "An empty value means that this public key has

@@ -265,7 +265,7 @@ fn report_authorizations(
 }
 
 /// The verdicts on a parsed record that do not depend on the config.
-fn merits(record: &Dmarc) -> Vec<Finding> {
+pub(crate) fn merits(record: &Dmarc) -> Vec<Finding> {
     let mut out = Vec::new();
     // RFC 9989 §4.7: p=none "the Domain Owner requests no specific action
     // be taken": monitoring only, nothing is enforced.

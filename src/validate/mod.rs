@@ -12,6 +12,8 @@
 pub mod cli;
 mod dkim;
 pub use dkim::COMMON_SELECTORS;
+pub(crate) use dkim::key_verdicts as dkim_key_verdicts;
+pub(crate) use dmarc::merits as dmarc_merits;
 mod dmarc;
 mod mail;
 pub mod mtasts;
