@@ -25,8 +25,15 @@ pub struct ImportArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["provider", "nameservers"])]
     pub zone_file: Option<PathBuf>,
     /// Read through a configured provider's API: the default `provider:`,
-    /// or the one named under `providers:`. Lists every DKIM selector.
-    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    /// or the one named under `providers:` (`--provider=NAME`). Lists every
+    /// DKIM selector.
+    #[arg(
+        long,
+        value_name = "NAME",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ""
+    )]
     pub provider: Option<String>,
     /// Read live DNS through this server instead of the system resolver:
     /// IP or IP:PORT. Repeatable.

@@ -176,8 +176,16 @@ pub fn read_live(
     add(&origin.child("_mta-sts"), RecordType::TXT)?;
     add(&origin.child("_tls").child("_smtp"), RecordType::TXT)?;
     let keys = origin.child("_domainkey");
-    // A wildcard answers every selector: read it once, as itself.
+    // A wildcard answers every selector: read it once, as itself, and probe
+    // no selector (each would answer with the wildcard's record).
     let wildcard = keys.child("*");
+    let probe = keys.child(WILDCARD_PROBE);
+    if add(&probe, RecordType::TXT)? {
+        if let Some(set) = zone.remove(&probe, &RType::Txt) {
+            zone.insert(RecordSet::new(wildcard, RType::Txt, set.ttl, set.data));
+        }
+        return Ok(zone);
+    }
     for sel in selectors {
         let Ok(name) = Name::parse(&format!("{sel}.{keys}")) else {
             continue;
@@ -187,16 +195,14 @@ pub fn read_live(
         }
         add(&name, RecordType::TXT)?;
     }
-    let probe = keys.child("mailauth-wildcard-probe-7f3a");
-    if let Some(set) = zone.remove(&probe, &RType::Txt) {
-        zone.insert(RecordSet::new(wildcard, RType::Txt, set.ttl, set.data));
-    }
     Ok(zone)
 }
 
+/// A label no one publishes: an answer there is a `*._domainkey` wildcard.
+const WILDCARD_PROBE: &str = "mailauth-wildcard-probe-7f3a";
+
 /// The selectors import probes in live DNS: `hints` (`--selector`) first,
-/// then [`crate::validate::COMMON_SELECTORS`], then a label no one uses
-/// (an answer there is a wildcard).
+/// then [`crate::validate::COMMON_SELECTORS`].
 pub fn probe_list(hints: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for s in hints.iter().map(|s| s.to_ascii_lowercase()).chain(
@@ -208,7 +214,6 @@ pub fn probe_list(hints: &[String]) -> Vec<String> {
             out.push(s);
         }
     }
-    out.push("mailauth-wildcard-probe-7f3a".to_string());
     out
 }
 
@@ -1000,7 +1005,7 @@ pub fn render(origin: &Name, m: &Model, indent: usize) -> String {
     if !m.dkim.is_empty() {
         out.push_str(&format!("{i1}dkim:\n{i2}selectors:\n"));
         for (sel, s) in &m.dkim {
-            out.push_str(&format!("{i2}  - name: {}\n", quote(sel)));
+            out.push_str(&format!("{i2}- name: {}\n", quote(sel)));
             match s {
                 SelectorModel::Cname(t) => out.push_str(&format!("{i3}cname: {}\n", quote(t))),
                 SelectorModel::Key {
