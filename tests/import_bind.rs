@@ -32,10 +32,15 @@ fn txt(value: &str) -> String {
         .join(" ")
 }
 
+/// One record: owner, type, data.
+type Line = (String, &'static str, String);
+/// A seeded domain.
+type Shape = (&'static str, Vec<Line>, bool);
+
 /// (domain, records after the SOA/NS, whether import must call something
 /// not representable). Record lines are `owner TYPE data` with TXT values
 /// given raw (split by [`txt`]).
-fn shapes() -> Vec<(&'static str, Vec<(String, &'static str, String)>, bool)> {
+fn shapes() -> Vec<Shape> {
     let t = |o: &str, v: &str| (o.to_string(), "TXT", txt(v));
     let c = |o: &str, v: &str| (o.to_string(), "CNAME", v.to_string());
     let mx = |v: &str| ("@".to_string(), "MX", v.to_string());
@@ -400,7 +405,7 @@ fn shapes() -> Vec<(&'static str, Vec<(String, &'static str, String)>, bool)> {
     ]
 }
 
-fn zone_text(records: &[(String, &str, String)]) -> String {
+fn zone_text(records: &[Line]) -> String {
     let mut z = "$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 900 1209600 300\n@ IN NS ns1\nns1 IN A 127.0.0.1\n".to_string();
     for (owner, rtype, data) in records {
         z.push_str(&format!("{owner} IN {rtype} {data}\n"));

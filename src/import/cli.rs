@@ -160,7 +160,7 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
     }
 
     if args.dry_run {
-        print!("domains:\n");
+        println!("domains:");
         for i in &imported {
             print!("{}", i.yaml(2));
         }

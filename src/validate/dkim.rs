@@ -137,9 +137,7 @@ fn probed(v: &Validator, desired: &Desired, probe: &[String]) -> Vec<Finding> {
                 0,
                 Finding::info(
                     Check::Dkim,
-                    format!(
-                        "a wildcard `*._domainkey` record answers for every selector; selectors were not probed one by one"
-                    ),
+                    "a wildcard `*._domainkey` record answers for every selector; selectors were not probed one by one",
                 ),
             );
             return f;
