@@ -12,6 +12,7 @@ use clap::Args;
 use super::merge::{Outcome, merge};
 use super::{Imported, import, probe_list, read_live};
 use crate::dns::Resolver;
+use crate::record::mtasts::MtaStsPolicy;
 use crate::record::{Name, Zone};
 use crate::validate::{Severity, parse_nameserver};
 use crate::workspace::{Workspace, parse_domain};
@@ -49,6 +50,23 @@ pub struct ImportArgs {
     /// Overwrite the entry of a domain the config already has.
     #[arg(long)]
     pub replace: bool,
+    /// Fetch each MTA-STS policy over HTTPS (as `validate` does) and
+    /// declare `mta_sts:` from it; without it the `_mta-sts` record is kept
+    /// under `verbatim:`.
+    #[arg(long)]
+    pub mta_sts_policy: bool,
+    /// Trust the PEM certificates in FILE too when fetching policies.
+    /// Repeatable.
+    #[arg(long = "ca-file", value_name = "FILE", requires = "mta_sts_policy")]
+    pub ca_files: Vec<PathBuf>,
+    /// Fetch from ADDR:PORT what a URL names as HOST:PORT (like curl's
+    /// option). Repeatable.
+    #[arg(
+        long = "connect-to",
+        value_name = "HOST:PORT:ADDR:PORT",
+        requires = "mta_sts_policy"
+    )]
+    pub connect_to: Vec<String>,
     /// Seconds one DNS query may take.
     #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
     pub timeout: f64,
@@ -137,10 +155,23 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
         out
     };
 
+    let policies = if args.mta_sts_policy {
+        fetch_policies(&args, &zones)?
+    } else {
+        vec![None; zones.len()]
+    };
     let imported: Vec<Imported> = zones
         .iter()
-        .map(|(d, z)| import(d, z, default_ttl))
+        .zip(&policies)
+        .map(|((d, z), p)| import(d, z, default_ttl, p.as_ref().and_then(|p| p.as_ref().ok())))
         .collect();
+    for ((d, _), p) in zones.iter().zip(&policies) {
+        if let Some(Err(e)) = p {
+            eprintln!(
+                "{d}: warn: MTA-STS policy not fetched ({e}): the `_mta-sts` record is kept under `verbatim:`"
+            );
+        }
+    }
     for i in &imported {
         for n in &i.notes {
             if n.severity == Severity::Pass {
@@ -201,4 +232,52 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
         eprintln!("{d}: {what}");
     }
     Ok(0)
+}
+
+/// The MTA-STS policy of each zone that publishes one valid `_mta-sts`
+/// record, fetched the way `validate` fetches it (RFC 8461 §3.3).
+fn fetch_policies(
+    args: &ImportArgs,
+    zones: &[(Name, Zone)],
+) -> anyhow::Result<Vec<Option<Result<MtaStsPolicy, String>>>> {
+    use crate::validate::mtasts::{ConnectTo, FetchSettings, PolicyFetcher};
+    let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
+    let servers = args
+        .nameservers
+        .iter()
+        .map(|s| parse_nameserver(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let resolver = if servers.is_empty() {
+        Resolver::system_within(Some(timeout))?
+    } else {
+        Resolver::with_nameservers(&servers, timeout)?
+    };
+    let connect_to = args
+        .connect_to
+        .iter()
+        .map(|s| s.parse::<ConnectTo>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let fetcher = PolicyFetcher::new(FetchSettings {
+        ca_files: args.ca_files.clone(),
+        connect_to,
+        ..FetchSettings::default()
+    })?;
+    Ok(zones
+        .iter()
+        .map(|(d, z)| {
+            let set = z.get(&d.child("_mta-sts"), &crate::record::RType::Txt)?;
+            let [one] = set.data.as_slice() else {
+                return None;
+            };
+            one.txt_value()?
+                .parse::<crate::record::mtasts::MtaSts>()
+                .ok()?;
+            Some(
+                fetcher
+                    .fetch(&resolver, d.as_str())
+                    .map(|f| f.policy)
+                    .map_err(|e| e.to_string()),
+            )
+        })
+        .collect())
 }

@@ -28,7 +28,7 @@ use hickory_resolver::proto::rr::{RData as HRData, RecordType};
 use crate::dns::{ResolveError, Resolver};
 use crate::record::dkim::{DkimKey, KeyFlag, KeyType};
 use crate::record::dmarc::Dmarc;
-use crate::record::mtasts::MtaSts;
+use crate::record::mtasts::{MtaSts, MtaStsPolicy};
 use crate::record::spf::{Mechanism, Modifier, Qualifier, Spf, Term};
 use crate::record::tlsrpt::TlsRpt;
 use crate::record::{Name, RData, RType, RecordSet, Zone};
@@ -90,6 +90,15 @@ pub enum SelectorModel {
     },
 }
 
+/// The typed MTA-STS fields (see `config::MtaStsConfig`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MtaStsModel {
+    pub id: String,
+    pub mode: String,
+    pub mx: Vec<String>,
+    pub max_age: u64,
+}
+
 /// The `domains.<name>` entry import writes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Model {
@@ -99,6 +108,9 @@ pub struct Model {
     pub dmarc: Option<Dmarc>,
     pub dkim: BTreeMap<String, SelectorModel>,
     pub tls_rpt: Option<Vec<String>>,
+    /// `mta_sts:` from the `_mta-sts` record and the policy file fetched
+    /// for it.
+    pub mta_sts: Option<MtaStsModel>,
     /// `verbatim:` entries (`spf`, `dmarc`, `mta_sts`, `tls_rpt`) with the
     /// reason each is kept as written.
     pub verbatim: BTreeMap<&'static str, (String, String)>,
@@ -234,7 +246,14 @@ fn one_txt(set: Option<&RecordSet>) -> Option<Result<(String, u32), usize>> {
 
 /// Imports one domain from what `zone` holds. `default_ttl` is the
 /// config's `defaults.ttl`.
-pub fn import(origin: &Name, zone: &Zone, default_ttl: u32) -> Imported {
+/// `policy` is the MTA-STS policy fetched for the domain, when it was
+/// (`--mta-sts-policy`): with it the `_mta-sts` record becomes `mta_sts:`.
+pub fn import(
+    origin: &Name,
+    zone: &Zone,
+    default_ttl: u32,
+    policy: Option<&MtaStsPolicy>,
+) -> Imported {
     let mut model = Model::default();
     let mut notes: Vec<Note> = Vec::new();
     let mut unrepresented = Vec::new();
@@ -408,7 +427,7 @@ pub fn import(origin: &Name, zone: &Zone, default_ttl: u32) -> Imported {
             Some(Ok((text, ttl))) => {
                 owned_ttls.push((name.clone(), ttl));
                 if key == "mta_sts" {
-                    import_mta_sts(&text, &mut model, &mut notes);
+                    import_mta_sts(&text, policy, &mut model, &mut notes);
                 } else {
                     import_tls_rpt(&text, &mut model, &mut notes);
                 }
@@ -691,10 +710,24 @@ fn import_dkim(sel: &str, text: &str, model: &mut Model, notes: &mut Vec<Note>) 
     }
 }
 
-fn import_mta_sts(text: &str, model: &mut Model, notes: &mut Vec<Note>) {
-    let reason = match text.parse::<MtaSts>() {
-        Ok(_) => "the policy (mode, mx) is not in DNS: add `mta_sts: { id, mode, mx }` in its place to have validate compare the policy".to_string(),
-        Err(e) => {
+fn import_mta_sts(
+    text: &str,
+    policy: Option<&MtaStsPolicy>,
+    model: &mut Model,
+    notes: &mut Vec<Note>,
+) {
+    let reason = match (text.parse::<MtaSts>(), policy) {
+        (Ok(rec), Some(p)) => {
+            model.mta_sts = Some(MtaStsModel {
+                id: rec.id,
+                mode: p.mode.as_str().to_string(),
+                mx: p.mx.clone(),
+                max_age: p.max_age,
+            });
+            return;
+        }
+        (Ok(_), None) => "the policy (mode, mx) is not in DNS: add `mta_sts: { id, mode, mx }` in its place (or import with --mta-sts-policy) to have validate compare the policy".to_string(),
+        (Err(e), _) => {
             notes.push(Note::new(
                 Severity::Fail,
                 format!("the `_mta-sts` record is invalid ({e}): imported verbatim; senders ignore the policy"),
@@ -818,6 +851,24 @@ fn verify(
                 model.verbatim.insert(
                     "tls_rpt",
                     (t, "spelling differs from the typed form's rendering".into()),
+                );
+            }
+        }
+    }
+    if let Some(sts) = model.mta_sts.clone() {
+        let name = origin.child("_mta-sts");
+        if !txt_part(
+            Model {
+                mta_sts: Some(sts),
+                ..Model::default()
+            },
+            &name,
+        ) {
+            model.mta_sts = None;
+            if let Some(t) = published_txt(&name) {
+                model.verbatim.insert(
+                    "mta_sts",
+                    (t, "spelling differs from the typed form's rendering (declare `mta_sts:` by hand from the policy)".into()),
                 );
             }
         }
@@ -1024,6 +1075,17 @@ pub fn render(origin: &Name, m: &Model, indent: usize) -> String {
             }
         }
     }
+    if let Some(sts) = &m.mta_sts {
+        out.push_str(&format!(
+            "{i1}mta_sts:\n{i2}id: {}\n{i2}mode: {}\n",
+            quote(&sts.id),
+            sts.mode
+        ));
+        if !sts.mx.is_empty() {
+            out.push_str(&format!("{i2}mx: {}\n", list(&sts.mx)));
+        }
+        out.push_str(&format!("{i2}max_age: {}\n", sts.max_age));
+    }
     if let Some(rua) = &m.tls_rpt {
         out.push_str(&format!("{i1}tls_rpt:\n{i2}rua: {}\n", list(rua)));
     }
@@ -1099,7 +1161,7 @@ mod tests {
                 ),
             ],
         );
-        let i = import(&o, &z, 3600);
+        let i = import(&o, &z, 3600, None);
         assert!(i.model.spf.is_some(), "{:?}", i.model);
         assert!(i.model.dmarc.is_some());
         assert_eq!(i.model.ttl, Some(300));
@@ -1115,7 +1177,7 @@ mod tests {
                 RData::txt("v=spf1 include:_spf.google.com ip4:192.0.2.1 -all"),
             )],
         );
-        let i = import(&o, &z, 3600);
+        let i = import(&o, &z, 3600, None);
         assert!(i.model.spf.is_none());
         assert!(i.model.verbatim.contains_key("spf"));
         assert!(i.yaml(2).contains("verbatim:"), "{}", i.yaml(2));
