@@ -524,6 +524,8 @@ fn any_domain_without_a_config_is_judged_on_its_merits() {
         "_smtp._tls.undeclared.test does not parse",
     );
     has_json(&t, "mx", "pass", "MX 10 mail.undeclared.test");
+    let (_, v) = cli_json(&servers, None, &["upper.test"]);
+    has_json(&triples(&v, "upper.test"), "spf", "warn", "not `v=spf1`");
     assert!(
         !t.iter().any(|(c, _, _)| c == "config"),
         "no config finding: {t:#?}"

@@ -517,6 +517,13 @@ fn import_spf(text: &str, model: &mut Model, notes: &mut Vec<Note>) {
             _ => {}
         }
     }
+    if !text.starts_with("v=spf1") {
+        notes.push(Note::new(
+            Severity::Warn,
+            "the SPF version tag is not written `v=spf1`: receivers that match it exactly ignore the record",
+            Some("write `v=spf1` (or replace `verbatim.spf` with a typed `spf:` block)".into()),
+        ));
+    }
     let count = parsed.dns_mechanism_count();
     if count > 10 {
         notes.push(Note::new(

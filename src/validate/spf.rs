@@ -85,6 +85,19 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
             ),
         ));
     }
+    // RFC 7208 §12 quotes "v=spf1" in ABNF, which is case-insensitive
+    // (RFC 5234 §2.3), but receivers that match the version text exactly
+    // skip a record written in another case.
+    if !text.starts_with("v=spf1") {
+        out.push(Finding::warn(
+            Check::Spf,
+            format!(
+                "the record starts `{}`, not `v=spf1`: receivers that match the version exactly ignore it",
+                text.chars().take(6).collect::<String>()
+            ),
+            "write the version tag in lower case",
+        ));
+    }
     let parsed = match text.parse::<Spf>() {
         Ok(p) => p,
         Err(e) => {
