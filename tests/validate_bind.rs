@@ -531,6 +531,28 @@ fn any_domain_without_a_config_is_judged_on_its_merits() {
         "no config finding: {t:#?}"
     );
 
+    // Published text is anyone's: no control character reaches the
+    // terminal, from validate or from import.
+    let (_, text) = cli(&servers, &["ctrl.test"]);
+    assert!(text.contains("ctrl.test"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        .args(["-c", "/nonexistent/mailauth.yaml", "import", "--dry-run"])
+        .arg(format!("--nameserver={}", servers.primary()))
+        .arg("ctrl.test")
+        .env_remove("MAILAUTH_CONFIG")
+        .output()
+        .expect("run mailauth");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        !out.stdout.contains(&0x1b) && !out.stderr.contains(&0x1b),
+        "{out:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\\u001b"),
+        "{out:?}"
+    );
+
     // --selector adds a selector the probe list does not have.
     let (_, v) = cli_json(&servers, None, &["revoked.test", "--selector", "s1"]);
     has_json(

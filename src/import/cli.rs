@@ -14,6 +14,7 @@ use super::{Imported, import, probe_list, read_live};
 use crate::dns::Resolver;
 use crate::record::mtasts::MtaStsPolicy;
 use crate::record::{Name, Zone};
+use crate::validate::report::printable;
 use crate::validate::{Severity, parse_nameserver};
 use crate::workspace::{Workspace, parse_domain};
 
@@ -177,15 +178,18 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
             if n.severity == Severity::Pass {
                 continue;
             }
-            eprintln!("{}: {}: {}", i.domain, n.severity, n.message);
+            // Record text is anyone's: no control character reaches the
+            // terminal.
+            eprintln!("{}: {}: {}", i.domain, n.severity, printable(&n.message));
             if let Some(fix) = &n.fix {
-                eprintln!("    fix: {fix}");
+                eprintln!("    fix: {}", printable(fix));
             }
         }
         for u in &i.unrepresented {
             eprintln!(
-                "{}: not representable, the next plan changes it: {u}",
-                i.domain
+                "{}: not representable, the next plan changes it: {}",
+                i.domain,
+                printable(u)
             );
         }
     }
