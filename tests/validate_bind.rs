@@ -552,6 +552,25 @@ fn any_domain_without_a_config_is_judged_on_its_merits() {
         String::from_utf8_lossy(&out.stdout).contains("\\u001b"),
         "{out:?}"
     );
+    // A domain that does not exist is reported; the others are imported.
+    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        .args(["-c", "/nonexistent/mailauth.yaml", "import", "--dry-run"])
+        .arg(format!("--nameserver={}", servers.primary()))
+        .args(["nope.test", "clean.test"])
+        .env_remove("MAILAUTH_CONFIG")
+        .output()
+        .expect("run mailauth");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nope.test: error: cannot read the zone"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\"clean.test\":") && !stdout.contains("nope.test"),
+        "{stdout}"
+    );
 
     // --selector adds a selector the probe list does not have.
     let (_, v) = cli_json(&servers, None, &["revoked.test", "--selector", "s1"]);

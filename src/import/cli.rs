@@ -74,7 +74,8 @@ pub struct ImportArgs {
 }
 
 /// Runs `mailauth import` against the config at `path` (`ws` when it
-/// exists). Returns 0; errors that stop the run are the caller's.
+/// exists). Returns 0, or 1 when a domain could not be read (the others are
+/// imported); errors that stop the run are the caller's.
 pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Result<i32> {
     let mut domains = args
         .domains
@@ -86,7 +87,7 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
     domains.dedup();
     let default_ttl = ws.map_or(3600, |w| w.config.defaults.ttl);
 
-    let zones: Vec<(Name, Zone)> = if let Some(file) = &args.zone_file {
+    let zones: Vec<(Name, Result<Zone, String>)> = if let Some(file) = &args.zone_file {
         let [domain] = domains.as_slice() else {
             anyhow::bail!("--zone-file reads one zone: name exactly one domain");
         };
@@ -94,7 +95,7 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         let parsed = crate::masterfile::parse(&text, domain)
             .map_err(|e| anyhow::anyhow!("{}:{}: {}", file.display(), e.line, e.msg))?;
-        vec![(domain.clone(), parsed.zone(domain))]
+        vec![(domain.clone(), Ok(parsed.zone(domain)))]
     } else if let Some(name) = &args.provider {
         let ws = ws.ok_or_else(|| {
             anyhow::anyhow!(
@@ -118,15 +119,17 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
             })?
         };
         let provider = ws.build_provider(&cfg).map_err(anyhow::Error::msg)?;
-        let mut out = Vec::new();
-        for d in &domains {
-            let fetched = provider.fetch(d)?;
-            if !fetched.exists {
-                anyhow::bail!("{}: zone {d} does not exist", provider.id());
-            }
-            out.push((d.clone(), fetched.zone));
-        }
-        out
+        domains
+            .iter()
+            .map(|d| {
+                let zone = match provider.fetch(d) {
+                    Ok(f) if f.exists => Ok(f.zone),
+                    Ok(_) => Err(format!("{}: zone {d} does not exist", provider.id())),
+                    Err(e) => Err(e.to_string()),
+                };
+                (d.clone(), zone)
+            })
+            .collect()
     } else {
         if !(args.timeout.is_finite() && args.timeout > 0.0) {
             anyhow::bail!("--timeout must be a positive number of seconds");
@@ -148,13 +151,29 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
             }
         }
         let probe = probe_list(&args.selectors);
-        let mut out = Vec::new();
-        for d in &domains {
-            let zone = read_live(&resolver, d, &probe).map_err(|e| anyhow::anyhow!("{d}: {e}"))?;
-            out.push((d.clone(), zone));
-        }
-        out
+        domains
+            .iter()
+            .map(|d| {
+                (
+                    d.clone(),
+                    read_live(&resolver, d, &probe).map_err(|e| e.to_string()),
+                )
+            })
+            .collect()
     };
+    // A domain that cannot be read is reported; the others go on.
+    let mut failed = 0;
+    let zones: Vec<(Name, Zone)> = zones
+        .into_iter()
+        .filter_map(|(d, z)| match z {
+            Ok(z) => Some((d, z)),
+            Err(e) => {
+                eprintln!("{d}: error: cannot read the zone: {}", printable(&e));
+                failed += 1;
+                None
+            }
+        })
+        .collect();
 
     let policies = if args.mta_sts_policy {
         fetch_policies(&args, &zones)?
@@ -199,7 +218,7 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
         for i in &imported {
             print!("{}", i.yaml(2));
         }
-        return Ok(0);
+        return Ok(if failed > 0 { 1 } else { 0 });
     }
     let existing = match std::fs::read_to_string(path) {
         Ok(t) => Some(t),
@@ -235,7 +254,7 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
         };
         eprintln!("{d}: {what}");
     }
-    Ok(0)
+    Ok(if failed > 0 { 1 } else { 0 })
 }
 
 /// The MTA-STS policy of each zone that publishes one valid `_mta-sts`

@@ -182,6 +182,12 @@ pub fn read_live(
         }
         Ok(found)
     };
+    // A domain that does not exist is an error, not an empty entry.
+    if let Err(e @ ResolveError::NxDomain { .. }) =
+        resolver.lookup(origin.as_str(), RecordType::SOA)
+    {
+        return Err(e);
+    }
     add(origin, RecordType::TXT)?;
     add(origin, RecordType::MX)?;
     add(&origin.child("_dmarc"), RecordType::TXT)?;
