@@ -650,3 +650,64 @@ fn declared_or_not_the_same_verdicts_and_the_config_only_adds() {
         "_mta-sts.undeclared.test does not parse",
     );
 }
+
+/// Every string under a key named `key` in `v` (recursively).
+fn strings(v: &serde_json::Value, key: &str, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, key, out)),
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                match x {
+                    serde_json::Value::String(s) if k == key => out.push(s.clone()),
+                    _ => strings(x, key, out),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Issue 16: `mailauth checklist` and `mailauth validate` agree on a domain
+/// outside the config: every item the checklist leaves open because of live
+/// DNS says why with a finding of validate, word for word.
+#[test]
+fn checklist_and_validate_agree_on_any_domain() {
+    let Some(servers) = Servers::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    for domain in ["undeclared.test", "clean.test", "weak.test"] {
+        let (_, v) = cli_json(&servers, None, &[domain]);
+        let messages: Vec<String> = triples(&v, domain).into_iter().map(|t| t.2).collect();
+        let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+            .current_dir(dir.path())
+            .args(["-c", "absent.yaml", "checklist", domain, "--format", "json"])
+            .arg(format!("--nameserver={}", servers.primary()))
+            .arg("--db")
+            .arg(dir.path().join("none.db"))
+            .env_remove("MAILAUTH_CONFIG")
+            .output()
+            .expect("run mailauth");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let c: serde_json::Value = serde_json::from_slice(&out.stdout).expect("checklist JSON");
+        let mut all = Vec::new();
+        strings(&c, "why", &mut all);
+        let live: Vec<&str> = all
+            .iter()
+            .filter_map(|s| s.strip_prefix("live DNS: "))
+            .collect();
+        if domain == "undeclared.test" {
+            assert!(!live.is_empty(), "{domain}: {c:#}");
+        }
+        for l in live {
+            assert!(
+                messages.iter().any(|m| m == l),
+                "{domain}: the checklist says {l:?}, validate does not:\n{messages:#?}"
+            );
+        }
+    }
+}
