@@ -1,7 +1,7 @@
 //! Config (+ the public halves of generated keys) → the records each zone
 //! must hold. Pure: no I/O, no DNS. Every value is built as a typed record
 //! and rendered canonically, so the same config always yields byte-identical
-//! records.
+//! records; only `verbatim:` values are published exactly as written.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -296,7 +296,7 @@ fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domai
         }
     }
     if let Some(v) = &d.verbatim {
-        check_verbatim(p, name, field, d, v);
+        check_verbatim(p, field, d, v);
     }
     if let Some(tls) = &d.tls_rpt {
         for (i, uri) in tls.rua.iter().enumerate() {
@@ -606,13 +606,7 @@ pub(crate) fn check_mailto(uri: &str) -> Result<(), String> {
 /// `verbatim:` values are published as written: each excludes its typed
 /// field, holds printable text only (it reaches DNS and terminals), and
 /// the SPF one must be an SPF record, since the apex TXT RRset is shared.
-fn check_verbatim(
-    p: &mut Problems,
-    name: &Spanned<String>,
-    field: &str,
-    d: &Domain,
-    v: &crate::config::VerbatimConfig,
-) {
+fn check_verbatim(p: &mut Problems, field: &str, d: &Domain, v: &crate::config::VerbatimConfig) {
     let typed = [
         ("spf", &v.spf, d.spf.is_some() || d.parked),
         ("dmarc", &v.dmarc, d.dmarc.is_some() || d.parked),
@@ -675,5 +669,4 @@ fn check_verbatim(
             None,
         );
     }
-    let _ = name;
 }

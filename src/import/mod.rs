@@ -19,7 +19,7 @@
 pub mod cli;
 pub mod merge;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use base64::Engine;
@@ -1127,17 +1127,6 @@ pub fn render(origin: &Name, m: &Model, indent: usize) -> String {
 fn comment(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
-/// The selectors of `zone` under `<origin>._domainkey` (for messages).
-pub fn selectors_in(zone: &Zone, origin: &Name) -> BTreeSet<String> {
-    let keys = origin.child("_domainkey");
-    zone.sets
-        .values()
-        .filter(|s| s.name.is_within(&keys) && s.name != keys)
-        .filter_map(|s| s.name.as_str().strip_suffix(keys.as_str()))
-        .map(|s| s.trim_end_matches('.').to_string())
         .collect()
 }
 

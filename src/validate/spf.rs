@@ -1,7 +1,7 @@
 //! The SPF check: the apex record is present, alone, parses, stays within
 //! the RFC 7208 lookup, void-lookup and size limits over its whole
 //! include/redirect tree (shown in the details), avoids `+all`, `?all` and
-//! `ptr`, and matches the config. The tree walk itself is `spf::analyze`.
+//! `ptr`, writes its version tag `v=spf1`, and matches the config. The tree walk itself is `spf::analyze`.
 
 use super::{Check, Finding, Severity, Validator};
 use crate::diff::Desired;
