@@ -8,8 +8,8 @@
 //! `desired` builder that `plan` uses, so "no change" is not a guess), and
 //! rendering it as YAML. A record the typed fields would render differently
 //! is kept under `verbatim:` with a comment saying why; a record no field
-//! can hold (two DMARC records, one RRset of mixed TTLs) is left unmanaged
-//! and reported. Nothing is improved silently: every problem found is a
+//! can hold (two DMARC records; records of one domain with different TTLs)
+//! is left unmanaged or reported. Nothing is improved silently: every problem found is a
 //! [`Note`] with the YAML change that fixes it.
 //!
 //! It leaves the merging into an existing file to [`merge`], the command
