@@ -586,10 +586,11 @@ fn round_trip(label: &str, provider_yaml: &str, nameserver: &str) {
         }
     }
     eprintln!(
-        "{label}: {} domains imported, {} plan-clean after import, {} not representable",
+        "{label}: {} domains imported, {} plan-clean after import, {} with a record left unmanaged or not representable, {} with a verbatim entry",
         domains.len(),
         domains.len() - changed.len(),
-        expect_unrepresentable.len()
+        expect_unrepresentable.len(),
+        written.matches("\n    verbatim:\n").count()
     );
 }
 
