@@ -98,6 +98,9 @@ pub enum Command {
   mailauth validate example.com --json
   mailauth validate --nameserver 192.0.2.53 --fail-on warn")]
     Validate(crate::validate::cli::ValidateArgs),
+    /// Write mailauth.yaml entries from what domains publish (live DNS, a
+    /// provider, or a zone file), so the next plan changes nothing.
+    Import(crate::import::cli::ImportArgs),
     /// Evaluate SPF (RFC 7208 check_host) for a client IP and sender.
     #[command(after_help = "Example:
   mailauth spf check --ip 192.0.2.10 --sender user@example.com")]
@@ -245,11 +248,20 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Plan(args) => plan_cmd(&cli.config, cli.color, args),
         Command::Apply(args) => apply_cmd(&cli.config, cli.color, args),
         Command::Emit(args) => emit_cmd(&cli.config, args),
-        Command::Validate(args) => Ok(crate::validate::cli::run(
-            &load(&cli.config)?,
-            args,
-            color_enabled(cli.color),
-        )?),
+        Command::Validate(args) => {
+            // No config file is fine: the named domains are judged on what
+            // they publish.
+            let ws = cli.config.exists().then(|| load(&cli.config)).transpose()?;
+            Ok(crate::validate::cli::run(
+                ws.as_ref(),
+                args,
+                color_enabled(cli.color),
+            )?)
+        }
+        Command::Import(args) => {
+            let ws = cli.config.exists().then(|| load(&cli.config)).transpose()?;
+            Ok(crate::import::cli::run(&cli.config, ws.as_ref(), args)?)
+        }
         Command::Spf(args) => Ok(crate::spf::cli::run(args)?),
         Command::Reports(args) => {
             crate::reports::cli::run(args, &cli.config).map_err(store_failure)

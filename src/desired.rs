@@ -1,7 +1,8 @@
 //! Config (+ the public halves of generated keys) → the records each zone
 //! must hold. Pure: no I/O, no DNS. Every value is built as a typed record
 //! and rendered canonically, so the same config always yields byte-identical
-//! records. A flattened SPF record (`spf::flatten`, which needs DNS) comes
+//! records; only `verbatim:` values are published exactly as written. A
+//! flattened SPF record (`spf::flatten`, which needs DNS) comes
 //! in ready-made through [`desired_flattened`].
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -93,6 +94,7 @@ pub fn desired_flattened(
     let dkim_name = |sel: &str| origin.child("_domainkey").child(sel);
     let mut sets = Vec::new();
     let mut spf = None;
+    let mut verbatim_spf: Option<String> = None;
 
     if domain.parked {
         // M3AAWG "Protecting Parked Domains": reject everything, receive
@@ -226,6 +228,27 @@ pub fn desired_flattened(
         sets.push(txt(dkim_name(&k.selector), value));
     }
 
+    // Verbatim records: published exactly as written (config checks keep
+    // each apart from its typed field).
+    if let Some(v) = &domain.verbatim {
+        if let Some(s) = &v.spf {
+            verbatim_spf = Some(s.value.clone());
+        }
+        if let Some(d) = &v.dmarc {
+            sets.push(txt(origin.child("_dmarc"), d.value.clone()));
+        }
+        for (sel, value) in &v.dkim {
+            let name = Name::parse(sel).map_err(|m| err(&format!("verbatim.dkim.{sel}"), m))?;
+            sets.push(txt(dkim_name(name.as_str()), value.value.clone()));
+        }
+        if let Some(m) = &v.mta_sts {
+            sets.push(txt(origin.child("_mta-sts"), m.value.clone()));
+        }
+        if let Some(t) = &v.tls_rpt {
+            sets.push(txt(origin.child("_tls").child("_smtp"), t.value.clone()));
+        }
+    }
+
     if let Some(cfg) = &domain.mta_sts {
         let rec: MtaSts = format!("v=STSv1; id={}", cfg.id.value)
             .parse()
@@ -247,7 +270,7 @@ pub fn desired_flattened(
         sets.iter()
             .map(|s| Slot::RrSet(s.name.clone(), s.rtype.clone())),
     );
-    if spf.is_some() {
+    if spf.is_some() || verbatim_spf.is_some() {
         registry.slots.insert(Slot::ApexSpf);
     }
     if !registry.slots.is_empty() {
@@ -265,13 +288,16 @@ pub fn desired_flattened(
     Ok(Desired {
         origin: origin.clone(),
         sets,
-        spf: spf.map(|s| {
-            let text = match flat {
-                Some(f) if domain.spf.is_some() => f.apex.clone(),
-                _ => s.to_string(),
-            };
-            (RData::txt(&text), ttl)
-        }),
+        spf: match verbatim_spf {
+            Some(v) => Some((RData::txt(&v), ttl)),
+            None => spf.map(|s| {
+                let text = match flat {
+                    Some(f) if domain.spf.is_some() => f.apex.clone(),
+                    _ => s.to_string(),
+                };
+                (RData::txt(&text), ttl)
+            }),
+        },
     })
 }
 

@@ -14,6 +14,7 @@ pub mod desired;
 pub mod diff;
 pub mod dns;
 pub mod fsutil;
+pub mod import;
 pub mod inspect;
 pub mod keys;
 pub mod masterfile;

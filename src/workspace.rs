@@ -191,6 +191,21 @@ impl Workspace {
             .collect()
     }
 
+    /// The domains named in `only` (all of the config's when empty),
+    /// whether or not the config declares them: for the commands that judge
+    /// what is published (validate). Only a malformed name is an error.
+    pub fn select_any(&self, only: &[String]) -> Result<Vec<Name>, String> {
+        if only.is_empty() {
+            return self.select(only);
+        }
+        only.iter().map(|d| parse_domain(d)).collect()
+    }
+
+    /// Whether the config declares `name`.
+    pub fn in_config(&self, name: &Name) -> bool {
+        self.domain(name).is_some()
+    }
+
     /// The keys block with its directories resolved against the config's
     /// directory.
     pub fn keys_config(&self) -> Option<KeysConfig> {
@@ -625,4 +640,13 @@ fn published_from(state: &State, domain: &Name) -> Vec<PublishedDkim> {
             revoked: k.revoked,
         })
         .collect()
+}
+
+/// A domain named on the command line: a valid name, not the root.
+pub fn parse_domain(d: &str) -> Result<Name, String> {
+    let n = Name::parse(d)?;
+    if n.as_str().is_empty() {
+        return Err(format!("`{d}` is not a domain name"));
+    }
+    Ok(n)
 }

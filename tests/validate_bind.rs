@@ -206,7 +206,23 @@ fn every_fixture_problem_is_found_and_the_clean_domain_is_clean() {
     );
 
     let split = report(&reports, "split.test");
-    no_warnings(split);
+    // Its only warning is the unenforced DMARC policy, judged on its merits.
+    has(
+        split,
+        Check::Dmarc,
+        Severity::Warn,
+        "p=none: the policy is not enforced",
+    );
+    assert_eq!(
+        split
+            .findings
+            .iter()
+            .filter(|f| f.severity >= Severity::Warn)
+            .count(),
+        1,
+        "{:#?}",
+        split.findings
+    );
     has(split, Check::Spf, Severity::Info, "2 character-strings");
     has(split, Check::Spf, Severity::Pass, "matches the config");
     has(
@@ -410,8 +426,288 @@ fn command_line_report_json_and_exit_codes() {
                 .is_some_and(|s| s.contains("noauth.test._report._dmarc.reports.provider.test"))
     }));
 
-    // An unknown domain is a usage error, not a crash.
-    let (code, _) = cli(&servers, &["nope.test"]);
-    assert_ne!(code, 0);
-    assert_ne!(code, 101);
+    // A malformed name is a usage error, not a crash.
+    let (code, _) = cli(&servers, &["bad..test"]);
+    assert_eq!(code, 1);
+}
+
+/// `mailauth validate` with `config` (None: no config file at all), JSON.
+fn cli_json(servers: &Servers, config: Option<&Path>, args: &[&str]) -> (i32, serde_json::Value) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let absent = dir.path().join("absent.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        .current_dir(dir.path())
+        .arg("-c")
+        .arg(config.unwrap_or(&absent))
+        .args([
+            "validate",
+            "--json",
+            "--no-mta-sts-policy",
+            "--no-propagation",
+        ])
+        .arg(format!("--nameserver={}", servers.primary()))
+        .args(args)
+        .env_remove("MAILAUTH_CONFIG")
+        .output()
+        .expect("run mailauth");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// (check, severity, message) of every finding of `domain`.
+fn triples(v: &serde_json::Value, domain: &str) -> Vec<(String, String, String)> {
+    let d = v["domains"]
+        .as_array()
+        .expect("domains")
+        .iter()
+        .find(|d| d["domain"] == domain)
+        .unwrap_or_else(|| panic!("no {domain} in {v:#}"));
+    d["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap_or_default().to_string(),
+                f["severity"].as_str().unwrap_or_default().to_string(),
+                f["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn has_json(t: &[(String, String, String)], check: &str, severity: &str, needle: &str) {
+    assert!(
+        t.iter()
+            .any(|(c, s, m)| c == check && s == severity && m.contains(needle)),
+        "expected {check} {severity} containing {needle:?} in {t:#?}"
+    );
+}
+
+/// Issue 16: a domain outside the config (and with no config file at all)
+/// is judged on what it publishes, every record on its merits: before, the
+/// command refused it ("domain is not in mailauth.yaml"), and an undeclared
+/// `_mta-sts` or `_smtp._tls` record was not looked at.
+#[test]
+fn any_domain_without_a_config_is_judged_on_its_merits() {
+    let Some(servers) = Servers::start() else {
+        return;
+    };
+    let (code, v) = cli_json(&servers, None, &["undeclared.test"]);
+    assert_eq!(code, 3, "{v:#}");
+    assert_eq!(v["summary"]["domains"], 1, "{v:#}");
+    let t = triples(&v, "undeclared.test");
+    has_json(&t, "spf", "warn", "+all");
+    has_json(&t, "spf", "warn", "ptr");
+    has_json(&t, "dmarc", "warn", "p=none: the policy is not enforced");
+    has_json(&t, "dmarc", "warn", "pct=50, rf=afrf, ri=86400");
+    // Found by probing the common selectors: nothing declares them.
+    has_json(&t, "dkim", "warn", "selector `google`: 1024-bit RSA key");
+    has_json(&t, "dkim", "warn", "selector `google`: t=y (testing)");
+    has_json(&t, "dkim", "fail", "selector `selector1`: h=sha1");
+    has_json(
+        &t,
+        "mta-sts",
+        "fail",
+        "_mta-sts.undeclared.test does not parse",
+    );
+    has_json(
+        &t,
+        "tls-rpt",
+        "fail",
+        "_smtp._tls.undeclared.test does not parse",
+    );
+    has_json(&t, "mx", "pass", "MX 10 mail.undeclared.test");
+    let (_, v) = cli_json(&servers, None, &["upper.test"]);
+    has_json(&triples(&v, "upper.test"), "spf", "warn", "not `v=spf1`");
+    assert!(
+        !t.iter().any(|(c, _, _)| c == "config"),
+        "no config finding: {t:#?}"
+    );
+
+    // Published text is anyone's: no control character reaches the
+    // terminal, from validate or from import.
+    let (_, text) = cli(&servers, &["ctrl.test"]);
+    assert!(text.contains("ctrl.test"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        .args(["-c", "/nonexistent/mailauth.yaml", "import", "--dry-run"])
+        .arg(format!("--nameserver={}", servers.primary()))
+        .arg("ctrl.test")
+        .env_remove("MAILAUTH_CONFIG")
+        .output()
+        .expect("run mailauth");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        !out.stdout.contains(&0x1b) && !out.stderr.contains(&0x1b),
+        "{out:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\\u001b"),
+        "{out:?}"
+    );
+    // A domain that does not exist is reported; the others are imported.
+    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        .args(["-c", "/nonexistent/mailauth.yaml", "import", "--dry-run"])
+        .arg(format!("--nameserver={}", servers.primary()))
+        .args(["nope.test", "clean.test"])
+        .env_remove("MAILAUTH_CONFIG")
+        .output()
+        .expect("run mailauth");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nope.test: error: cannot read the zone"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\"clean.test\":") && !stdout.contains("nope.test"),
+        "{stdout}"
+    );
+
+    // --selector adds a selector the probe list does not have.
+    let (_, v) = cli_json(&servers, None, &["revoked.test", "--selector", "s1"]);
+    has_json(
+        &triples(&v, "revoked.test"),
+        "dkim",
+        "info",
+        "selector `s1`: revoked",
+    );
+
+    // Without a config and without a domain there is nothing to check.
+    let (code, _) = {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+            .current_dir(dir.path())
+            .args(["-c", "absent.yaml", "validate"])
+            .env_remove("MAILAUTH_CONFIG")
+            .output()
+            .expect("run");
+        (out.status.code(), out)
+    };
+    assert_eq!(code, Some(1));
+}
+
+/// Issue 16: the verdicts on a published record are the same, word for
+/// word, whether or not the config declares it; the comparison with the
+/// config only adds findings.
+#[test]
+fn declared_or_not_the_same_verdicts_and_the_config_only_adds() {
+    let Some(servers) = Servers::start() else {
+        return;
+    };
+    let config = data().join("mailauth.yaml");
+    for domain in ["clean.test", "weak.test", "noauth.test", "loop.test"] {
+        let (_, free) = cli_json(&servers, None, &[domain]);
+        let (_, declared) = cli_json(&servers, Some(&config), &[domain]);
+        let free = triples(&free, domain);
+        let declared = triples(&declared, domain);
+        for f in &free {
+            // Only what is about the config may differ: the DKIM probe
+            // (a declared domain names its selectors) and the notes that
+            // the config declares nothing.
+            if f.2.contains("the config") || f.0 == "dkim" {
+                continue;
+            }
+            // A match may be said in the same finding ("…, matches the
+            // config").
+            assert!(
+                declared
+                    .iter()
+                    .any(|d| d.0 == f.0 && d.1 == f.1 && d.2.starts_with(&f.2)),
+                "{domain}: {f:?} is missing when the config declares the domain:\n{declared:#?}"
+            );
+        }
+    }
+    // A declared record that differs is an extra finding next to the
+    // verdict on the record itself.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("mailauth.yaml");
+    std::fs::write(
+        &cfg,
+        "domains:\n  undeclared.test:\n    tls_rpt: { rua: [mailto:tls@undeclared.test] }\n    mta_sts: { id: \"1\", mode: testing }\n",
+    )
+    .expect("write");
+    let (_, v) = cli_json(&servers, Some(&cfg), &["undeclared.test"]);
+    let t = triples(&v, "undeclared.test");
+    has_json(
+        &t,
+        "tls-rpt",
+        "fail",
+        "_smtp._tls.undeclared.test does not parse",
+    );
+    has_json(
+        &t,
+        "mta-sts",
+        "fail",
+        "_mta-sts.undeclared.test does not parse",
+    );
+}
+
+/// Every string under a key named `key` in `v` (recursively).
+fn strings(v: &serde_json::Value, key: &str, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, key, out)),
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                match x {
+                    serde_json::Value::String(s) if k == key => out.push(s.clone()),
+                    _ => strings(x, key, out),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Issue 16: `mailauth checklist` and `mailauth validate` agree on a domain
+/// outside the config: every item the checklist leaves open because of live
+/// DNS says why with a finding of validate, word for word.
+#[test]
+fn checklist_and_validate_agree_on_any_domain() {
+    let Some(servers) = Servers::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    for domain in ["undeclared.test", "clean.test", "weak.test"] {
+        let (_, v) = cli_json(&servers, None, &[domain]);
+        let messages: Vec<String> = triples(&v, domain).into_iter().map(|t| t.2).collect();
+        let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+            .current_dir(dir.path())
+            .args(["-c", "absent.yaml", "checklist", domain, "--format", "json"])
+            .arg(format!("--nameserver={}", servers.primary()))
+            .arg("--db")
+            .arg(dir.path().join("none.db"))
+            .env_remove("MAILAUTH_CONFIG")
+            .output()
+            .expect("run mailauth");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let c: serde_json::Value = serde_json::from_slice(&out.stdout).expect("checklist JSON");
+        let mut all = Vec::new();
+        strings(&c, "why", &mut all);
+        let live: Vec<&str> = all
+            .iter()
+            .filter_map(|s| s.strip_prefix("live DNS: "))
+            .collect();
+        if domain == "undeclared.test" {
+            assert!(!live.is_empty(), "{domain}: {c:#}");
+        }
+        for l in live {
+            assert!(
+                messages.iter().any(|m| m == l),
+                "{domain}: the checklist says {l:?}, validate does not:\n{messages:#?}"
+            );
+        }
+    }
 }

@@ -490,3 +490,73 @@ fn without_the_test_ca_the_certificate_is_refused_and_the_opt_out_skips_https() 
         "{stderr}"
     );
 }
+
+/// Issue 16: `mailauth import --mta-sts-policy` fetches the policy the way
+/// validate does and declares `mta_sts:` from it, so validate then finds
+/// the policy matching; without the flag (or when the fetch fails) the
+/// `_mta-sts` record is kept under `verbatim:`.
+#[test]
+fn import_declares_mta_sts_from_the_fetched_policy() {
+    let Some(w) = World::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ns = format!("--nameserver=127.0.0.1:{}", w.bind.port());
+    let import = |extra: &[&str], domain: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+            .current_dir(dir.path())
+            .args(["-c", "mailauth.yaml", "import", &ns])
+            .args(extra)
+            .arg(domain)
+            .env_remove("MAILAUTH_CONFIG")
+            .output()
+            .expect("run mailauth");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let ca = w.ca.cert().display().to_string();
+    let mut fetch = vec!["--mta-sts-policy", "--ca-file", &ca];
+    let connect = w.connect_to();
+    fetch.extend(connect.iter().map(String::as_str));
+
+    let (yaml, _) = import(&[&["--dry-run"][..], &fetch].concat(), "good.test");
+    assert!(
+        yaml.contains("    mta_sts:\n      id: \"20270101\"\n      mode: enforce\n      mx: [\"mail.good.test\"]\n      max_age: 86400\n"),
+        "{yaml}"
+    );
+    let (yaml, _) = import(&["--dry-run"], "good.test");
+    assert!(yaml.contains("mta_sts: \"v=STSv1; id=20270101\""), "{yaml}");
+    let (yaml, err) = import(&[&["--dry-run"][..], &fetch].concat(), "wrongcert.test");
+    assert!(yaml.contains("verbatim:"), "{yaml}");
+    assert!(err.contains("MTA-STS policy not fetched"), "{err}");
+
+    // Written, then validated: the policy matches what import declared.
+    import(&fetch, "good.test");
+    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        .current_dir(dir.path())
+        .args([
+            "-c",
+            "mailauth.yaml",
+            "validate",
+            "--json",
+            "--no-propagation",
+            &ns,
+            "--ca-file",
+            &ca,
+        ])
+        .args(&connect)
+        .arg("good.test")
+        .env_remove("MAILAUTH_CONFIG")
+        .output()
+        .expect("run mailauth");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    has(&r, "good.test", "pass", "policy matches the config");
+}

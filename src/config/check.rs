@@ -304,6 +304,9 @@ fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domai
             }
         }
     }
+    if let Some(v) = &d.verbatim {
+        check_verbatim(p, field, d, v);
+    }
     if let Some(tls) = &d.tls_rpt {
         for (i, uri) in tls.rua.iter().enumerate() {
             let v = uri.value.to_ascii_lowercase();
@@ -676,5 +679,73 @@ fn check_flatten(p: &mut Problems, field: &str, spf: &crate::config::SpfConfig) 
                 Some("write e.g. 192.0.2.53 or 127.0.0.1:5353"),
             );
         }
+    }
+}
+
+/// `verbatim:` values are published as written: each excludes its typed
+/// field, holds printable text only (it reaches DNS and terminals), and
+/// the SPF one must be an SPF record, since the apex TXT RRset is shared.
+fn check_verbatim(p: &mut Problems, field: &str, d: &Domain, v: &crate::config::VerbatimConfig) {
+    let typed = [
+        ("spf", &v.spf, d.spf.is_some() || d.parked),
+        ("dmarc", &v.dmarc, d.dmarc.is_some() || d.parked),
+        ("mta_sts", &v.mta_sts, d.mta_sts.is_some()),
+        ("tls_rpt", &v.tls_rpt, d.tls_rpt.is_some()),
+    ];
+    let mut values: Vec<(String, &Spanned<String>)> = Vec::new();
+    for (key, value, clash) in typed {
+        let Some(value) = value else { continue };
+        if clash {
+            p.at(
+                value,
+                format!("{field}.verbatim.{key}"),
+                format!(
+                    "`verbatim.{key}` and `{key}` (or `parked`) both declare the record; keep one"
+                ),
+                None,
+            );
+        }
+        values.push((format!("{field}.verbatim.{key}"), value));
+    }
+    let declared: Vec<String> = d
+        .dkim
+        .iter()
+        .flat_map(|k| &k.selectors)
+        .filter_map(|s| s.name.as_ref().map(|n| n.value.to_ascii_lowercase()))
+        .collect();
+    for (sel, value) in &v.dkim {
+        let f = format!("{field}.verbatim.dkim.{sel}");
+        if crate::record::Name::parse(sel).is_err() || sel.is_empty() {
+            p.at(value, f.clone(), format!("`{sel}` is not a selector"), None);
+        }
+        if declared.contains(&sel.to_ascii_lowercase()) || d.parked {
+            p.at(
+                value,
+                f.clone(),
+                format!("selector `{sel}` is also declared under dkim.selectors (or the domain is parked); keep one"),
+                None,
+            );
+        }
+        values.push((f, value));
+    }
+    for (f, value) in values {
+        if value.value.is_empty() || value.value.chars().any(|c| c.is_control()) {
+            p.at(
+                value,
+                f,
+                "a verbatim record must be non-empty printable text".into(),
+                None,
+            );
+        }
+    }
+    if let Some(spf) = &v.spf
+        && !crate::ownership::is_spf(&spf.value)
+    {
+        p.at(
+            spf,
+            format!("{field}.verbatim.spf"),
+            "not an SPF record: it must start with `v=spf1`".into(),
+            None,
+        );
     }
 }

@@ -154,6 +154,28 @@ pub struct Domain {
     pub dmarc: Option<DmarcConfig>,
     pub mta_sts: Option<MtaStsConfig>,
     pub tls_rpt: Option<TlsRptConfig>,
+    /// Records published exactly as written, for what the typed fields
+    /// cannot express (written by `mailauth import`; see docs/import.md).
+    pub verbatim: Option<VerbatimConfig>,
+}
+
+/// Records kept byte for byte: each replaces the typed field of the same
+/// name (and excludes it). The value is the whole TXT value, as joined
+/// character-strings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerbatimConfig {
+    /// The apex `v=spf1` record.
+    pub spf: Option<Spanned<String>>,
+    /// The `_dmarc` TXT record.
+    pub dmarc: Option<Spanned<String>>,
+    /// The `_mta-sts` TXT record.
+    pub mta_sts: Option<Spanned<String>>,
+    /// The `_smtp._tls` TXT record.
+    pub tls_rpt: Option<Spanned<String>>,
+    /// DKIM key records by selector (`<selector>._domainkey` TXT).
+    #[serde(default)]
+    pub dkim: BTreeMap<String, Spanned<String>>,
 }
 
 /// `all` at the end of the SPF record.

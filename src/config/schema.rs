@@ -94,6 +94,17 @@ pub fn json_schema() -> String {
             "tls_rpt": {
                 "type": "object", "additionalProperties": false, "required": ["rua"],
                 "properties": {"rua": string_list("mailto: or https: report URIs")}
+            },
+            "verbatim": {
+                "type": "object", "additionalProperties": false,
+                "description": "Records published exactly as written, for what the typed fields cannot express; each excludes the typed field of the same name",
+                "properties": {
+                    "spf": {"type": "string", "description": "The apex v=spf1 record"},
+                    "dmarc": {"type": "string", "description": "The _dmarc TXT record"},
+                    "mta_sts": {"type": "string", "description": "The _mta-sts TXT record"},
+                    "tls_rpt": {"type": "string", "description": "The _smtp._tls TXT record"},
+                    "dkim": {"type": "object", "additionalProperties": {"type": "string"}, "description": "DKIM key records by selector"}
+                }
             }
         }
     });

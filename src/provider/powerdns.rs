@@ -170,6 +170,9 @@ pub struct PowerDns {
     api_key: String,
     nameservers: Vec<String>,
     http: HttpApi,
+    /// How often a write is sent again once a re-read shows the zone
+    /// unchanged (safe: nothing of it was applied).
+    resend: RetryPolicy,
 }
 
 impl std::fmt::Debug for PowerDns {
@@ -195,6 +198,7 @@ impl PowerDns {
             retry_policy(cfg.retries),
         )?;
         Ok(PowerDns {
+            resend: retry_policy(cfg.retries),
             base: format!(
                 "{}/api/v1/servers/{}",
                 cfg.url.trim_end_matches('/'),
@@ -303,9 +307,11 @@ impl PowerDns {
 
 impl PowerDns {
     /// Sends a write (PATCH or POST). After an uncertain outcome (sent,
-    /// then no answer) the zone is re-read: if it holds `changes` the write
-    /// is done; if it is still the version the plan saw, nothing was
-    /// applied and the write is sent once more; otherwise the apply stops.
+    /// then no answer, or a 5xx) the zone is re-read: if it holds `changes`
+    /// the write is done; if it is still the version the plan saw, nothing
+    /// was applied and the write is sent again (with the provider's
+    /// backoff, at most `retries` times: a backend busy with another
+    /// zone's write answers 500 for a moment); otherwise the apply stops.
     fn write(
         &self,
         zone: &Name,
@@ -315,7 +321,7 @@ impl PowerDns {
         seen: &Fetched,
         changes: &[Change],
     ) -> Result<(), ProviderError> {
-        let mut resent = false;
+        let mut resent = 0;
         loop {
             let detail = match self.call(method, url, Some(body)) {
                 Ok(_) => return Ok(()),
@@ -331,8 +337,11 @@ impl PowerDns {
             let version = now
                 .as_deref()
                 .map_or_else(|| "absent".to_string(), version_of);
-            if version == seen.version && !resent {
-                resent = true;
+            if version == seen.version
+                && let Some(wait) = self.resend.delay(resent, None)
+            {
+                std::thread::sleep(wait);
+                resent += 1;
                 continue;
             }
             return Err(ProviderError::Unreachable {

@@ -1,4 +1,5 @@
-//! The `validate` command's arguments and driver: pick the domains, build
+//! The `validate` command's arguments and driver: pick the domains (any
+//! domain, with or without a config file), build
 //! the resolver (system, or `--nameserver`) and the MTA-STS policy fetcher
 //! (`--ca-file`, `--connect-to`), run the checks, print the report, and
 //! turn it into an exit code. The subcommand itself is declared in `cli`.
@@ -26,8 +27,13 @@ pub enum FailOn {
 
 #[derive(Args, Debug, Clone)]
 pub struct ValidateArgs {
-    /// Domains to check (all domains of the config when none is given).
+    /// Domains to check, in the config or not (all domains of the config
+    /// when none is given). Works without a config file.
     pub domains: Vec<String>,
+    /// Also probe this DKIM selector in every domain. Repeatable. A domain
+    /// that declares no selector has the common selectors probed too.
+    #[arg(long = "selector", value_name = "SELECTOR")]
+    pub selectors: Vec<String>,
     /// Resolve through this server instead of the system resolver:
     /// IP or IP:PORT (IPv6 with a port as [::1]:5353). Repeatable.
     #[arg(long = "nameserver", value_name = "IP[:PORT]")]
@@ -82,13 +88,28 @@ pub const FINDINGS: i32 = 3;
 /// (0 clean, [`FINDINGS`] when something fails, or warns with `--fail-on
 /// warn`; errors that stop the run are the caller's 1). `color` is the
 /// global `--color` resolved.
-pub fn run(ws: &Workspace, args: ValidateArgs, color: bool) -> anyhow::Result<i32> {
-    let mut domains = ws
-        .select(&args.domains)
-        .map_err(|message| ValidateError::Selection { message })?;
+pub fn run(ws: Option<&Workspace>, args: ValidateArgs, color: bool) -> anyhow::Result<i32> {
+    let mut domains = match ws {
+        Some(ws) => ws.select_any(&args.domains),
+        None if args.domains.is_empty() => Err(
+            "no config file and no domain named: name the domains to check (`mailauth validate example.com`)"
+                .to_string(),
+        ),
+        None => args
+            .domains
+            .iter()
+            .map(|d| crate::workspace::parse_domain(d))
+            .collect(),
+    }
+    .map_err(|message| ValidateError::Selection { message })?;
     // The report is in name order whatever order the domains were given in.
     domains.sort();
     domains.dedup();
+    for s in &args.selectors {
+        if s.is_empty() || Name::parse(s).is_err() {
+            anyhow::bail!("--selector {s:?}: not a valid selector (DNS labels)");
+        }
+    }
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         anyhow::bail!("--timeout must be a positive number of seconds");
     }
@@ -114,14 +135,30 @@ pub fn run(ws: &Workspace, args: ValidateArgs, color: bool) -> anyhow::Result<i3
         authorities,
         propagation: !args.no_propagation,
     };
+    // A domain outside the config is judged on what it publishes alone,
+    // exactly as `mailauth checklist` judges it.
     let desired: Vec<_> = domains
         .iter()
         .map(|d| {
-            let want = ws.desired_resolved(d, &resolver);
-            (d.clone(), want.map_err(|e| e.to_string()))
+            let want = match ws {
+                Some(ws) if ws.in_config(d) => {
+                    ws.desired_resolved(d, &resolver).map_err(|e| e.to_string())
+                }
+                _ => Ok(crate::diff::Desired {
+                    origin: d.clone(),
+                    sets: Vec::new(),
+                    spf: None,
+                }),
+            };
+            (d.clone(), want)
         })
         .collect();
-    let mut validator = Validator::new(&resolver, settings);
+    let selectors = args
+        .selectors
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    let mut validator = Validator::new(&resolver, settings).with_selectors(selectors, true);
     if !args.no_mta_sts_policy {
         if !(args.policy_timeout.is_finite() && args.policy_timeout > 0.0) {
             anyhow::bail!("--policy-timeout must be a positive number of seconds");
@@ -138,9 +175,8 @@ pub fn run(ws: &Workspace, args: ValidateArgs, color: bool) -> anyhow::Result<i3
             ..FetchSettings::default()
         })?;
         let declared: HashMap<String, DeclaredPolicy> = ws
-            .config
-            .domains
             .iter()
+            .flat_map(|ws| ws.config.domains.iter())
             .filter_map(|(name, d)| {
                 let name = Name::parse(&name.value).ok()?;
                 let cfg = d.mta_sts.as_ref()?;

@@ -1,5 +1,7 @@
-//! The DMARC check: exactly one record at `_dmarc`, its syntax, agreement
-//! with the config, the organizational domain by the RFC 9989 DNS tree
+//! The DMARC check: exactly one record at `_dmarc`, its syntax, its merits
+//! (an unenforced `p=none`, the RFC 7489 tags RFC 9989 drops, `t`, `np`,
+//! `psd`), judged the same whether or not the config declares it, then
+//! agreement with the config (an extra finding), the organizational domain by the RFC 9989 DNS tree
 //! walk, and the authorisation of every external report address. Record
 //! syntax is `record::dmarc`'s.
 
@@ -105,14 +107,18 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
     // applied to this message."
     let text = match records.as_slice() {
         [] => {
-            out.push(match want {
-                Some(_) => Finding::fail(Check::Dmarc, "no DMARC record at _dmarc", publish()),
-                None => Finding::warn(
+            out.push(Finding::warn(
+                Check::Dmarc,
+                "no DMARC record at _dmarc: receivers fall back to the organizational domain's policy, if any",
+                publish(),
+            ));
+            if want.is_some() {
+                out.push(Finding::fail(
                     Check::Dmarc,
-                    "no DMARC record at _dmarc: receivers fall back to the organizational domain's policy, if any",
+                    "the config declares a DMARC record, but none is published at _dmarc",
                     publish(),
-                ),
-            });
+                ));
+            }
             return out;
         }
         [(one, _)] => one.clone(),
@@ -149,6 +155,7 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
         Check::Dmarc,
         format!("one record, p={}", record.effective_policy().as_str()),
     ));
+    out.extend(merits(&record));
     match &want {
         Some(w) => {
             let want_canon = w
@@ -253,6 +260,77 @@ fn report_authorizations(
             )),
             Err(e) => out.push(Finding::new(Check::Dmarc, Severity::Fail, e.to_string())),
         }
+    }
+    out
+}
+
+/// The verdicts on a parsed record that do not depend on the config.
+pub(crate) fn merits(record: &Dmarc) -> Vec<Finding> {
+    let mut out = Vec::new();
+    // RFC 9989 §4.7: p=none "the Domain Owner requests no specific action
+    // be taken": monitoring only, nothing is enforced.
+    if record.p == Some(crate::record::dmarc::Policy::None) {
+        out.push(Finding::warn(
+            Check::Dmarc,
+            "p=none: the policy is not enforced (monitoring only); spoofed mail is delivered",
+            "move to `p: quarantine`, then `p: reject`, once reports show legitimate mail passes (see `mailauth checklist`)",
+        ));
+    }
+    // RFC 9989 Appendix C.2 removes pct, rf and ri (RFC 7489 §6.3);
+    // receivers that implement RFC 9989 ignore them.
+    let mut dropped = Vec::new();
+    if let Some(pct) = record.pct {
+        dropped.push(format!("pct={pct}"));
+    }
+    if !record.rf.is_empty() {
+        dropped.push(format!("rf={}", record.rf.join(":")));
+    }
+    if let Some(ri) = record.ri {
+        dropped.push(format!("ri={ri}"));
+    }
+    if !dropped.is_empty() {
+        let pct_partial = record.pct.is_some_and(|p| p < 100);
+        out.push(Finding::warn(
+            Check::Dmarc,
+            format!(
+                "{}: RFC 7489 tags that RFC 9989 removes (Appendix C.2); RFC 9989 receivers ignore them{}",
+                dropped.join(", "),
+                if pct_partial {
+                    " and apply the policy to all mail (use `t=y` for a gradual rollout)"
+                } else {
+                    ""
+                }
+            ),
+            "drop them (for a gradual rollout use `t: true`)",
+        ));
+    }
+    if record.testing() {
+        // RFC 9989 §4.7 (t=y): receivers apply the next less strict policy.
+        out.push(Finding::info(
+            Check::Dmarc,
+            format!(
+                "t=y (testing): receivers apply one level less than p={}",
+                record.effective_policy().as_str()
+            ),
+        ));
+    }
+    if let Some(np) = record.np {
+        out.push(Finding::info(
+            Check::Dmarc,
+            format!(
+                "np={}: the policy for non-existent subdomains (RFC 9989 §4.7)",
+                np.as_str()
+            ),
+        ));
+    }
+    if let Some(psd) = record.psd {
+        out.push(Finding::info(
+            Check::Dmarc,
+            format!(
+                "psd={}: public suffix domain flag (RFC 9989 §4.7)",
+                psd.as_str()
+            ),
+        ));
     }
     out
 }

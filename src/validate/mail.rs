@@ -1,6 +1,7 @@
 //! The MX check (mail exchangers present, or the RFC 7505 null MX of a
 //! parked domain) and the MTA-STS (RFC 8461) and TLS-RPT (RFC 8460) TXT
-//! records when the config declares them. When the validator fetches
+//! records, judged on their merits whether or not the config declares
+//! them (a declared record is also compared with the config). When the validator fetches
 //! policies, the MTA-STS check goes on to the policy file in
 //! [`super::mtasts`]; record syntax is `record`'s.
 
@@ -89,23 +90,33 @@ pub(super) fn check_mx(v: &Validator, desired: &Desired) -> Vec<Finding> {
 
 pub(super) fn check_mta_sts(v: &Validator, desired: &Desired) -> Vec<Finding> {
     let name = desired.origin.child("_mta-sts");
-    let Some(want) = super::desired_txt(desired, &name) else {
-        return Vec::new();
-    };
+    let want = super::desired_txt(desired, &name);
     // RFC 8461 §3.1: "If multiple TXT records for "_mta-sts" are returned
     // by the resolver, records that do not begin with "v=STSv1;" are
     // discarded. If the number of resulting records is not one, or if the
     // resulting record is syntactically invalid, senders MUST assume the
     // recipient domain does not have an available MTA-STS Policy."
-    let (mut findings, live) = one_record(v, Check::MtaSts, name.as_str(), "v=STSv1", &want, |t| {
-        t.parse::<MtaSts>()
-            .map(|r| r.to_string())
-            .map_err(|e| e.to_string())
-    });
+    let (mut findings, live) = one_record(
+        v,
+        Check::MtaSts,
+        name.as_str(),
+        "v=STSv1",
+        want.as_deref(),
+        |t| {
+            t.parse::<MtaSts>()
+                .map(|r| r.to_string())
+                .map_err(|e| e.to_string())
+        },
+    );
     if findings.iter().any(|f| f.timed_out) {
         return findings;
     }
-    if let Some(check) = &v.policy {
+    // A policy is fetched when the config declares one or a record
+    // announces one; a domain with neither has nothing to fetch.
+    let announced = live.is_some() || want.is_some();
+    if let Some(check) = &v.policy
+        && (announced || check.declared.contains_key(desired.origin.as_str()))
+    {
         let id = live.and_then(|t| t.parse::<MtaSts>().ok()).map(|r| r.id);
         findings.extend(super::mtasts::check_policy(
             v,
@@ -119,30 +130,40 @@ pub(super) fn check_mta_sts(v: &Validator, desired: &Desired) -> Vec<Finding> {
 
 pub(super) fn check_tls_rpt(v: &Validator, desired: &Desired) -> Vec<Finding> {
     let name = desired.origin.child("_tls").child("_smtp");
-    let Some(want) = super::desired_txt(desired, &name) else {
-        return Vec::new();
-    };
+    let want = super::desired_txt(desired, &name);
     // RFC 8460 §3: "If the number of resulting records is not one, senders
     // MUST assume the recipient domain does not implement TLSRPT."
-    one_record(v, Check::TlsRpt, name.as_str(), "v=TLSRPTv1", &want, |t| {
-        t.parse::<TlsRpt>()
-            .map(|r| r.to_string())
-            .map_err(|e| e.to_string())
-    })
+    one_record(
+        v,
+        Check::TlsRpt,
+        name.as_str(),
+        "v=TLSRPTv1",
+        want.as_deref(),
+        |t| {
+            t.parse::<TlsRpt>()
+                .map(|r| r.to_string())
+                .map_err(|e| e.to_string())
+        },
+    )
     .0
 }
 
 /// The findings about the one `prefix` record at `name`, and its text when
-/// there is exactly one and it parses.
+/// there is exactly one and it parses. The record is judged the same way
+/// whether or not the config declares it (`want`); when it does, the
+/// comparison is an extra finding.
 fn one_record(
     v: &Validator,
     check: Check,
     name: &str,
     prefix: &str,
-    want: &str,
+    want: Option<&str>,
     canonical: impl Fn(&str) -> Result<String, String>,
 ) -> (Vec<Finding>, Option<String>) {
-    let publish = || format!("publish `{name}. TXT \"{want}\"` (`mailauth apply`)");
+    let publish = || match want {
+        Some(w) => format!("publish `{name}. TXT \"{w}\"` (`mailauth apply`)"),
+        None => format!("publish one valid `{prefix}` record at {name}"),
+    };
     let records = match super::tagged_txt(v.resolver, name, prefix) {
         Ok(r) => r,
         Err(e) => {
@@ -154,26 +175,35 @@ fn one_record(
     };
     let text = match records.as_slice() {
         [] => {
-            return (
-                vec![Finding::fail(
+            let mut out = vec![Finding::info(
+                check,
+                format!("no `{prefix}` record at {name}: not deployed"),
+            )];
+            if want.is_some() {
+                out.push(Finding::fail(
                     check,
-                    format!("no `{prefix}` record at {name}"),
+                    format!(
+                        "the config declares a record, but there is no `{prefix}` record at {name}"
+                    ),
                     publish(),
-                )],
-                None,
-            );
+                ));
+            }
+            return (out, None);
         }
         [(one, _)] => one,
         many => {
             return (
-                vec![Finding::fail(
-                    check,
-                    format!(
-                        "{} `{prefix}` records at {name}: senders ignore them all",
-                        many.len()
-                    ),
-                    "keep exactly one record",
-                )],
+                vec![
+                    Finding::fail(
+                        check,
+                        format!(
+                            "{} `{prefix}` records at {name}: senders ignore them all",
+                            many.len()
+                        ),
+                        "keep exactly one record",
+                    )
+                    .with_details(many.iter().map(|(t, _)| t.clone()).collect()),
+                ],
                 None,
             );
         }
@@ -182,33 +212,42 @@ fn one_record(
         Ok(c) => c,
         Err(e) => {
             return (
-                vec![Finding::fail(
-                    check,
-                    format!("the record at {name} does not parse: {e}"),
-                    publish(),
-                )],
+                vec![
+                    Finding::fail(
+                        check,
+                        format!("the record at {name} does not parse: {e}"),
+                        publish(),
+                    )
+                    .with_details(vec![text.clone()]),
+                ],
                 None,
             );
         }
     };
-    let want_canon = canonical(want).unwrap_or_else(|_| want.to_string());
-    let findings = if live == want_canon {
-        vec![Finding::pass(
-            check,
-            format!("{name}: one record, matches the config"),
-        )]
-    } else {
-        vec![
-            Finding::fail(
+    let valid = Finding::pass(check, format!("{name}: one valid record"));
+    let mut findings = Vec::new();
+    match want {
+        None => findings.push(valid),
+        Some(want) if live == canonical(want).unwrap_or_else(|_| want.to_string()) => {
+            findings.push(Finding::pass(
                 check,
-                format!("{name} differs from the config"),
-                "run `mailauth plan` and `mailauth apply`",
-            )
-            .with_details(vec![
-                format!("published: {text}"),
-                format!("config:    {want}"),
-            ]),
-        ]
-    };
+                format!("{name}: one valid record, matches the config"),
+            ));
+        }
+        Some(want) => {
+            findings.push(valid);
+            findings.push(
+                Finding::fail(
+                    check,
+                    format!("{name} differs from the config"),
+                    "run `mailauth plan` and `mailauth apply`",
+                )
+                .with_details(vec![
+                    format!("published: {text}"),
+                    format!("config:    {want}"),
+                ]),
+            );
+        }
+    }
     (findings, Some(text.clone()))
 }

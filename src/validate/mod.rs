@@ -1,5 +1,6 @@
-//! `mailauth validate`: what receivers see in live DNS, compared with what
-//! the config implies. Per domain it runs the SPF, DKIM, DMARC, MX, MTA-STS
+//! `mailauth validate`: what receivers see in live DNS, judged on its
+//! merits (the same verdicts for any domain, in the config or not), then
+//! compared with what the config implies. Per domain it runs the SPF, DKIM, DMARC, MX, MTA-STS
 //! / TLS-RPT and propagation checks and collects [`Finding`]s; domains are
 //! checked concurrently with a bound.
 //!
@@ -10,6 +11,9 @@
 
 pub mod cli;
 mod dkim;
+pub use dkim::COMMON_SELECTORS;
+pub(crate) use dkim::key_verdicts as dkim_key_verdicts;
+pub(crate) use dmarc::merits as dmarc_merits;
 mod dmarc;
 mod mail;
 pub mod mtasts;
@@ -240,6 +244,12 @@ pub struct Validator<'a> {
     /// Set by [`Validator::with_mta_sts_policy`]: fetch and check MTA-STS
     /// policies over HTTPS.
     policy: Option<mtasts::PolicyCheck>,
+    /// DKIM selectors probed in every domain besides the declared ones
+    /// (`--selector`).
+    selectors: Vec<String>,
+    /// Probe [`dkim::COMMON_SELECTORS`] in a domain that declares no DKIM
+    /// selector (on by default).
+    probe_common: bool,
 }
 
 impl<'a> Validator<'a> {
@@ -249,7 +259,18 @@ impl<'a> Validator<'a> {
             settings,
             direct: Mutex::new(HashMap::new()),
             policy: None,
+            selectors: Vec::new(),
+            probe_common: true,
         }
+    }
+
+    /// Also probes these DKIM selectors in every domain (`--selector`);
+    /// `common` probes [`dkim::COMMON_SELECTORS`] in domains that declare
+    /// no selector.
+    pub fn with_selectors(mut self, selectors: Vec<String>, common: bool) -> Validator<'a> {
+        self.selectors = selectors;
+        self.probe_common = common;
+        self
     }
 
     /// Also fetches each domain's MTA-STS policy over HTTPS and checks it

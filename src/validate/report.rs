@@ -76,15 +76,15 @@ pub fn render_text(reports: &[DomainReport], color: bool, verbose: bool) -> Stri
                 "  {} {:<11} {}\n",
                 label(f.severity, color),
                 f.check.as_str(),
-                f.message
+                printable(&f.message)
             ));
             if verbose || f.severity >= Severity::Warn || f.check == super::Check::Spf {
                 for d in &f.details {
-                    out.push_str(&format!("{:18}{d}\n", ""));
+                    out.push_str(&format!("{:18}{}\n", "", printable(d)));
                 }
             }
             if let Some(fix) = &f.fix {
-                out.push_str(&format!("{:18}fix: {fix}\n", ""));
+                out.push_str(&format!("{:18}fix: {}\n", "", printable(fix)));
             }
         }
         out.push('\n');
@@ -95,6 +95,14 @@ pub fn render_text(reports: &[DomainReport], color: bool, verbose: bool) -> Stri
         s.domains, s.pass, s.info, s.warn, s.temperror, s.fail
     ));
     out
+}
+
+/// `s` with control characters (from published records, which anyone can
+/// fill) replaced, so that none reaches the terminal.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
 }
 
 #[cfg(test)]

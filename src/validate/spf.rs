@@ -1,9 +1,10 @@
 //! The SPF check: the apex record is present, alone, parses, stays within
 //! the RFC 7208 lookup, void-lookup and size limits over its whole
 //! include/redirect tree (shown in the details), avoids `+all`, `?all` and
-//! `ptr`, and matches the config; a flattened record's chained records
-//! must be published and cover what the includes pass now. The tree walk
-//! itself is `spf::analyze`, flattening is `spf::flatten`.
+//! `ptr`, writes its version tag `v=spf1`, and matches the config; a
+//! flattened record's chained records must be published and cover what
+//! the includes pass now. The tree walk itself is `spf::analyze`,
+//! flattening is `spf::flatten`.
 
 use super::{Check, Finding, Severity, Validator};
 use crate::diff::Desired;
@@ -44,14 +45,21 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
     };
     let record = match spf.as_slice() {
         [] => {
-            return vec![match want {
-                Some(_) => Finding::fail(Check::Spf, "no SPF record published", publish(&want)),
-                None => Finding::warn(
+            // Judged the same whether declared or not; a declared record
+            // that is missing is an extra finding.
+            let mut out = vec![Finding::warn(
+                Check::Spf,
+                "no SPF record: receivers cannot tell which hosts may send for this domain",
+                publish(&want),
+            )];
+            if want.is_some() {
+                out.push(Finding::fail(
                     Check::Spf,
-                    "no SPF record: receivers cannot tell which hosts may send for this domain",
+                    "the config declares an SPF record, but none is published",
                     publish(&want),
-                ),
-            }];
+                ));
+            }
+            return out;
         }
         [one] => *one,
         many => {
@@ -80,6 +88,19 @@ pub(super) fn check(v: &Validator, desired: &Desired) -> Vec<Finding> {
                 "published as {} character-strings, read joined without spaces",
                 record.strings.len()
             ),
+        ));
+    }
+    // RFC 7208 §12 quotes "v=spf1" in ABNF, which is case-insensitive
+    // (RFC 5234 §2.3), but receivers that match the version text exactly
+    // skip a record written in another case.
+    if !text.starts_with("v=spf1") {
+        out.push(Finding::warn(
+            Check::Spf,
+            format!(
+                "the record starts `{}`, not `v=spf1`: receivers that match the version exactly ignore it",
+                text.chars().take(6).collect::<String>()
+            ),
+            "write the version tag in lower case",
         ));
     }
     let parsed = match text.parse::<Spf>() {
