@@ -535,6 +535,79 @@ mod bind_rfc2136 {
     }
 }
 
+// ------------------------------------------------------------ Knot DNS
+
+mod knot_rfc2136 {
+    use super::*;
+    use mailauth::provider::Change;
+    use mailauth::provider::rfc2136::Rfc2136;
+    use support::bind::nsupdate;
+    use support::knot::Knot;
+
+    #[test]
+    fn knot_rfc2136_conformance() {
+        let Some(knot) = Knot::try_start(&[(ZONE, ZONE_TEXT)]) else {
+            return;
+        };
+        let (port, admin) = (knot.port(), knot.admin_tsig().clone());
+        let edit = Box::new(move |value: &str| {
+            nsupdate(
+                port,
+                &admin,
+                &format!(
+                    "update delete other.{ZONE}. TXT\nupdate add other.{ZONE}. 300 TXT \"{value}\""
+                ),
+            )
+        });
+        let key = knot.tsig().clone();
+        let h = super::bind_rfc2136::harness("Knot", port, &key, edit, vec![Box::new(knot)]);
+        run_suite(&h);
+    }
+
+    /// The documented ACL grants TXT, CNAME and MX only: an A record is
+    /// refused (Knot answers NOTAUTH with a BADKEY TSIG) and nothing lands.
+    #[test]
+    fn knot_acl_refuses_types_mailauth_does_not_manage() {
+        let Some(knot) = Knot::try_start(&[(ZONE, ZONE_TEXT)]) else {
+            return;
+        };
+        // SAFETY: test-only; the variable name is unique to this test.
+        unsafe { std::env::set_var("KNOT_NARROW_KEY", &knot.tsig().secret) };
+        let p = Rfc2136::from_config(&mailauth::provider::rfc2136::Rfc2136Config {
+            server: format!("127.0.0.1:{}", knot.port()),
+            key_name: knot.tsig().name.clone(),
+            algorithm: mailauth::provider::rfc2136::TsigAlgorithmName::HmacSha256,
+            secret_env: Some("KNOT_NARROW_KEY".to_string()),
+            secret_file: None,
+            timeout_secs: 2,
+            retries: 0,
+        })
+        .expect("provider");
+        let zone = name(ZONE);
+        let seen = p.fetch(&zone).expect("fetch");
+        let a = RecordSet::new(
+            zone.child("www2"),
+            RType::A,
+            300,
+            vec![RData::Raw("192.0.2.99".to_string())],
+        );
+        let err = p
+            .apply(&zone, &seen, &[Change::Create { new: a }])
+            .expect_err("an A update is outside the ACL");
+        eprintln!("Knot: A update: {err}");
+        assert!(
+            matches!(
+                err,
+                ProviderError::Rejected { .. } | ProviderError::Auth { .. }
+            ),
+            "{err:?}"
+        );
+        let now = p.fetch(&zone).expect("fetch");
+        assert_eq!(now.version, seen.version, "nothing was written");
+        assert!(now.zone.get(&zone.child("www2"), &RType::A).is_none());
+    }
+}
+
 // ------------------------------------------------------------ PowerDNS
 
 mod powerdns {
@@ -772,6 +845,281 @@ mod cloudflare {
             2,
             "one try plus one retry"
         );
+    }
+}
+
+// ------------------------------------------------------------ Route 53
+
+/// Route 53 on moto's server mode. moto checks no signature and cannot
+/// throttle, so a loopback gate in front of it answers `403
+/// InvalidClientTokenId` to an unknown access key and `400 Throttling`
+/// when armed (see tests/support/moto.rs and docs/providers.md for what
+/// moto does differently from the real API).
+mod route53 {
+    use super::*;
+    use mailauth::provider::Change;
+    use mailauth::provider::route53::{Credentials, Route53, Route53Config};
+    use std::rc::Rc;
+    use std::sync::atomic::Ordering;
+    use support::free_port;
+    use support::moto::{Moto, Route53Gate};
+
+    const KEY: &str = "AKIDMAILAUTHTEST";
+
+    fn creds(id: &str) -> Credentials {
+        Credentials {
+            access_key_id: id.to_string(),
+            secret_access_key: "r53-secret-access-key-4711".to_string(),
+            session_token: None,
+            source: "test".to_string(),
+        }
+    }
+
+    fn config(endpoint: String, page_size: u32) -> Route53Config {
+        Route53Config {
+            endpoint,
+            profile: None,
+            hosted_zone_id: None,
+            page_size,
+            timeout_secs: 2,
+            retries: 2,
+            sync_timeout_secs: 10,
+            allow_plain_http: false,
+        }
+    }
+
+    fn provider(endpoint: String, key: &str, page_size: u32) -> Route53 {
+        Route53::with_credentials(&config(endpoint, page_size), creds(key)).expect("provider")
+    }
+
+    fn q(s: &str) -> String {
+        format!("\"{s}\"")
+    }
+
+    /// The suite's seed zone, as Route 53 change tuples.
+    fn seed(moto: &Moto, zone: &str) -> String {
+        let id = moto.create_zone(zone);
+        let n = |l: &str| {
+            if l.is_empty() {
+                zone.to_string()
+            } else {
+                format!("{l}.{zone}")
+            }
+        };
+        moto.change(
+            &id,
+            &[
+                ("CREATE", &n("ns1"), "A", 300, vec!["127.0.0.1".into()]),
+                ("CREATE", &n(""), "A", 300, vec!["192.0.2.10".into()]),
+                ("CREATE", &n(""), "MX", 300, vec![format!("10 mx1.{zone}.")]),
+                ("CREATE", &n("mx1"), "A", 300, vec!["192.0.2.25".into()]),
+                ("CREATE", &n("www"), "CNAME", 300, vec![format!("{zone}.")]),
+                (
+                    "CREATE",
+                    &n(""),
+                    "TXT",
+                    600,
+                    vec![q("google-site-verification=unowned-1234")],
+                ),
+                (
+                    "CREATE",
+                    &n("other"),
+                    "TXT",
+                    300,
+                    vec!["\"not mailauth's\" \"two strings\"".into()],
+                ),
+            ],
+        );
+        id
+    }
+
+    #[test]
+    fn route53_moto_conformance() {
+        let Some(moto) = Moto::try_start() else {
+            return;
+        };
+        let moto = Rc::new(moto);
+        let zone_id = seed(&moto, ZONE);
+        let gate = Rc::new(Route53Gate::start(moto.port(), KEY));
+        // Pages of 3 RRsets: the cursor lands between names and between
+        // types of one name (the apex holds A, MX, NS, SOA and TXT).
+        let p = provider(gate.endpoint(), KEY, 3);
+        let bad_auth = provider(gate.endpoint(), "AKIDUNKNOWN", 3);
+        let mut down_cfg = config(format!("http://127.0.0.1:{}", free_port()), 3);
+        down_cfg.retries = 1;
+        let down = Route53::with_credentials(&down_cfg, creds(KEY)).expect("provider");
+        let flaky = provider(gate.endpoint(), KEY, 3);
+        let (arm, count, edit) = (gate.clone(), gate.throttled.clone(), moto.clone());
+        let h = Harness {
+            label: "Route 53 (moto)",
+            provider: Box::new(p),
+            bad_auth: Box::new(bad_auth),
+            down: Box::new(down),
+            flaky: Box::new(flaky),
+            // One Throttling answer, then one more on the write path.
+            arm_flaky: Box::new(move || arm.throttle_next(1)),
+            transient_failures: Box::new(move || count.load(Ordering::SeqCst)),
+            third_party_edit: Box::new(move |value: &str| {
+                edit.change(
+                    &zone_id,
+                    &[(
+                        "UPSERT",
+                        &format!("other.{ZONE}"),
+                        "TXT",
+                        300,
+                        vec![q(value)],
+                    )],
+                )
+            }),
+            _guards: vec![Box::new(gate.clone()), Box::new(moto.clone())],
+        };
+        run_suite(&h);
+        assert!(gate.refused.load(Ordering::SeqCst) >= 2, "bad key refused");
+        // Every batch carried DELETE of the values read + CREATE of the new
+        // ones, never UPSERT (so the real API refuses a batch that moved).
+        let posted = gate.posted.lock().expect("posted").clone();
+        assert!(!posted.is_empty());
+        for b in &posted {
+            assert!(!b.contains("UPSERT"), "{b}");
+        }
+        assert!(
+            posted.iter().any(|b| b.contains("<Action>DELETE</Action>")
+                && b.contains("p=none")
+                && b.contains("<Action>CREATE</Action>")
+                && b.contains("p=quarantine")),
+            "the DMARC update deletes the old value and creates the new"
+        );
+        assert!(gate.count("/change/") >= posted.len(), "GetChange polled");
+    }
+
+    /// A throttled write (400 Throttling means not applied) is sent again
+    /// after a backoff and lands once; a zone still throttled after the
+    /// retries gives a clear error and nothing is written.
+    #[test]
+    fn route53_throttled_write_is_retried_then_given_up() {
+        let Some(moto) = Moto::try_start() else {
+            return;
+        };
+        let id = moto.create_zone(ZONE);
+        let gate = Route53Gate::start(moto.port(), KEY);
+        let p = provider(gate.endpoint(), KEY, 300);
+        let zone = name(ZONE);
+        let seen = p.fetch(&zone).expect("fetch");
+        let dmarc = txt(&zone.child("_dmarc"), 300, "v=DMARC1; p=none");
+        // The next request is the write's re-read; throttle it and the POST.
+        gate.throttle_next(2);
+        p.apply(&zone, &seen, &[Change::Create { new: dmarc.clone() }])
+            .expect("retried through the throttling");
+        assert_eq!(gate.throttled.load(Ordering::SeqCst), 2);
+        assert_eq!(gate.count("POST"), 1, "the batch reached moto once");
+        let now = p.fetch(&zone).expect("fetch");
+        assert_eq!(now.zone.get(&dmarc.name, &dmarc.rtype), Some(&dmarc));
+
+        gate.throttle_next(100);
+        let err = p.fetch(&zone).expect_err("still throttled");
+        assert!(
+            matches!(err, ProviderError::Unreachable { .. })
+                && err.to_string().contains("Throttling"),
+            "{err:?}"
+        );
+        assert_eq!(
+            gate.throttled.load(Ordering::SeqCst),
+            2 + 3,
+            "one try plus two retries"
+        );
+        gate.throttle_next(0);
+        assert!(moto.list(&id).contains("p=none"));
+    }
+
+    /// A zone of 650 record sets takes three pages of 300 (the API's
+    /// maximum); every RRset is read and a change still applies.
+    #[test]
+    fn route53_zone_of_several_pages() {
+        let Some(moto) = Moto::try_start() else {
+            return;
+        };
+        let id = moto.create_zone(ZONE);
+        let many: Vec<(String, String)> = (0..650)
+            .map(|i| (format!("host{i:03}.{ZONE}"), q(&format!("unowned {i}"))))
+            .collect();
+        let changes: Vec<(&str, &str, &str, u32, Vec<String>)> = many
+            .iter()
+            .map(|(n, v)| ("CREATE", n.as_str(), "TXT", 300, vec![v.clone()]))
+            .collect();
+        moto.change(&id, &changes);
+        let gate = Route53Gate::start(moto.port(), KEY);
+        let p = provider(gate.endpoint(), KEY, 300);
+        let zone = name(ZONE);
+        let seen = p.fetch(&zone).expect("fetch");
+        assert_eq!(gate.count("/rrset?"), 3, "three pages");
+        let hosts = seen
+            .zone
+            .sets
+            .keys()
+            .filter(|k| k.0.as_str().starts_with("host"))
+            .count();
+        assert_eq!(hosts, 650, "every RRset of every page");
+        let dmarc = txt(&zone.child("_dmarc"), 300, "v=DMARC1; p=none");
+        p.apply(&zone, &seen, &[Change::Create { new: dmarc.clone() }])
+            .expect("apply");
+        let now = p.fetch(&zone).expect("fetch");
+        assert_eq!(now.zone.get(&dmarc.name, &dmarc.rtype), Some(&dmarc));
+        assert_eq!(now.zone.sets.len(), seen.zone.sets.len() + 1);
+    }
+
+    /// Credentials come from a profile of the shared files (never from the
+    /// config); none found is a clear error naming where it looked; a
+    /// missing hosted zone is reported, not created.
+    #[test]
+    fn route53_credentials_from_the_aws_files() {
+        let Some(moto) = Moto::try_start() else {
+            return;
+        };
+        seed(&moto, ZONE);
+        let gate = Route53Gate::start(moto.port(), KEY);
+        let dir = tempfile::tempdir().expect("tmp");
+        let cred = dir.path().join("credentials");
+        std::fs::write(
+            &cred,
+            format!(
+                "[mailauth-test]\naws_access_key_id = {KEY}\naws_secret_access_key = s3cr3t-from-file\n"
+            ),
+        )
+        .expect("write");
+        // SAFETY: test-only; no other test of this binary reads these.
+        unsafe {
+            std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", &cred);
+            std::env::set_var("AWS_CONFIG_FILE", dir.path().join("config"));
+        }
+        let mut cfg = config(gate.endpoint(), 300);
+        cfg.profile = Some("mailauth-test".to_string());
+        let p = Route53::from_config(&cfg).expect("credentials from the profile");
+        let seen = p
+            .fetch(&name(ZONE))
+            .expect("fetch signed with the profile's key");
+        assert!(seen.exists);
+        let absent = p.fetch(&name("absent.test")).expect("fetch");
+        assert!(!absent.exists);
+        let err = p
+            .apply(
+                &name("absent.test"),
+                &absent,
+                &[Change::Create {
+                    new: txt(&name("_dmarc.absent.test"), 300, "v=DMARC1; p=none"),
+                }],
+            )
+            .expect_err("no such hosted zone");
+        assert!(err.to_string().contains("create it in Route 53"), "{err}");
+
+        cfg.profile = Some("nobody".to_string());
+        let err = Route53::from_config(&cfg).expect_err("no credentials");
+        let msg = err.to_string();
+        assert!(matches!(err, ProviderError::Auth { .. }), "{err:?}");
+        assert!(
+            msg.contains("[nobody]") && msg.contains("AWS_ACCESS_KEY_ID"),
+            "names where it looked: {msg}"
+        );
+        assert!(!msg.contains("s3cr3t"), "{msg}");
     }
 }
 
