@@ -5,6 +5,7 @@
 //! may go (redirects, plain HTTP) and what a write lost to a timeout does.
 
 mod support;
+mod util;
 
 use std::collections::BTreeMap;
 
@@ -1065,6 +1066,68 @@ mod route53 {
         let now = p.fetch(&zone).expect("fetch");
         assert_eq!(now.zone.get(&dmarc.name, &dmarc.rtype), Some(&dmarc));
         assert_eq!(now.zone.sets.len(), seen.zone.sets.len() + 1);
+    }
+
+    /// The binary: plan → apply → plan shows nothing, with the key from
+    /// the standard environment variables; a secret in the YAML is refused
+    /// by name; no credentials anywhere is a clear error.
+    #[test]
+    fn route53_plan_apply_through_the_binary() {
+        let Some(moto) = Moto::try_start() else {
+            return;
+        };
+        let id = seed(&moto, ZONE);
+        let gate = Route53Gate::start(moto.port(), KEY);
+        let yaml = format!(
+            "provider:\n  kind: route53\n  endpoint: {}\n  sync_timeout_secs: 10\n\
+             domains:\n  {ZONE}:\n    spf: {{ mx: true, all: softfail }}\n    \
+             dmarc: {{ p: quarantine, rua: [mailto:dmarc@{ZONE}] }}\n",
+            gate.endpoint()
+        );
+        let case = util::Case::new()
+            .config(&yaml)
+            .env("AWS_ACCESS_KEY_ID", KEY)
+            .env("AWS_SECRET_ACCESS_KEY", "r53-secret-from-env")
+            .env("AWS_SESSION_TOKEN", "session-token-4711");
+        let plan = case.run(&["plan", "--detailed-exitcode"]).code(2).stdout;
+        assert!(plan.contains(&format!("+ _dmarc.{ZONE} TXT")), "{plan}");
+        let r = case.run(&["apply", "--auto-approve"]).ok();
+        assert!(!r.stdout.contains("r53-secret") && !r.stderr.contains("r53-secret"));
+        let listed = moto.list(&id);
+        assert!(listed.contains("p=quarantine"), "{listed}");
+        assert!(listed.contains("v=spf1 mx ~all"), "{listed}");
+        assert!(listed.contains("google-site-verification"), "{listed}");
+        case.run(&["plan", "--detailed-exitcode"]).code(0);
+
+        let with_secret = yaml.replace(
+            "  kind: route53\n",
+            "  kind: route53\n  aws_secret_access_key: inline\n",
+        );
+        let r = util::Case::new().config(&with_secret).run(&["plan"]);
+        assert_ne!(r.code, 0);
+        assert!(r.stderr.contains("aws_secret_access_key"), "{}", r.stderr);
+
+        let dir = tempfile::tempdir().expect("tmp");
+        let r = util::Case::new()
+            .config(&yaml)
+            .env("AWS_ACCESS_KEY_ID", "")
+            .env("AWS_PROFILE", "nobody")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                &dir.path().join("none").display().to_string(),
+            )
+            .env(
+                "AWS_CONFIG_FILE",
+                &dir.path().join("none2").display().to_string(),
+            )
+            .run(&["plan"])
+            .code(1);
+        let out = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            out.contains("no AWS credentials") && out.contains("nobody"),
+            "{out}"
+        );
+        assert_eq!(gate.refused.load(Ordering::SeqCst), 0);
     }
 
     /// Credentials come from a profile of the shared files (never from the
