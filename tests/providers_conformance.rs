@@ -596,13 +596,9 @@ mod knot_rfc2136 {
             .apply(&zone, &seen, &[Change::Create { new: a }])
             .expect_err("an A update is outside the ACL");
         eprintln!("Knot: A update: {err}");
-        assert!(
-            matches!(
-                err,
-                ProviderError::Rejected { .. } | ProviderError::Auth { .. }
-            ),
-            "{err:?}"
-        );
+        // Knot's NOTAUTH carries a BADKEY TSIG with no MAC, so the
+        // refusal reads as rejected credentials (see docs/providers.md).
+        assert!(matches!(err, ProviderError::Auth { .. }), "{err:?}");
         let now = p.fetch(&zone).expect("fetch");
         assert_eq!(now.version, seen.version, "nothing was written");
         assert!(now.zone.get(&zone.child("www2"), &RType::A).is_none());

@@ -27,7 +27,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use reqwest::StatusCode;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -933,16 +932,6 @@ impl Route53 {
         };
         let clean =
             |s: String| -> String { s.chars().filter(|c| !c.is_control()).take(500).collect() };
-        if status == StatusCode::SERVICE_UNAVAILABLE && method != "GET" {
-            // A 503 to a write that is not a throttling answer may or may
-            // not have been applied.
-            if !throttled(0, &code) {
-                return Err(CallError::Uncertain(format!(
-                    "{what}: HTTP 503: {} (the change may or may not have been applied)",
-                    clean(message)
-                )));
-            }
-        }
         Err(CallError::Api {
             status: status.as_u16(),
             code: clean(code),
