@@ -1126,6 +1126,50 @@ mod route53 {
         assert_eq!(gate.refused.load(Ordering::SeqCst), 0);
     }
 
+    /// The batch is applied but its answer is lost (a timeout): the
+    /// re-read finds the plan applied and nothing is sent twice. Lost on
+    /// its way instead: the zone is still as the plan read it, so the
+    /// batch is sent once more and lands once.
+    #[test]
+    fn route53_write_with_a_lost_answer_or_request() {
+        use support::pdns::{Loss, LossyProxy};
+        let Some(moto) = Moto::try_start() else {
+            return;
+        };
+        let id = moto.create_zone(ZONE);
+        let proxy = LossyProxy::start(moto.port());
+        let mut cfg = config(format!("http://127.0.0.1:{}", proxy.port()), 300);
+        cfg.timeout_secs = 1;
+        let p = Route53::with_credentials(&cfg, creds(KEY)).expect("provider");
+        let zone = name(ZONE);
+        for (loss, value, delivered) in [
+            (Loss::Answer, "v=DMARC1; p=none", 1),
+            (Loss::Request, "v=DMARC1; p=reject", 2),
+        ] {
+            let seen = p.fetch(&zone).expect("fetch");
+            let want = txt(&zone.child("_dmarc"), 300, value);
+            let plan = diff(
+                &seen.zone,
+                &Desired {
+                    origin: zone.clone(),
+                    sets: vec![want.clone()],
+                    spf: None,
+                },
+            );
+            proxy.lose_next("POST", loss);
+            p.apply(&zone, &seen, &plan.changes)
+                .unwrap_or_else(|e| panic!("{value}: {e}"));
+            assert_eq!(
+                proxy.delivered.load(Ordering::SeqCst),
+                delivered,
+                "{value}: each batch reached Route 53 once"
+            );
+            let now = p.fetch(&zone).expect("fetch");
+            assert_eq!(now.zone.get(&want.name, &want.rtype), Some(&want));
+        }
+        assert_eq!(moto.list(&id).matches("_dmarc").count(), 1);
+    }
+
     /// Credentials come from a profile of the shared files (never from the
     /// config); none found is a clear error naming where it looked; a
     /// missing hosted zone is reported, not created.
@@ -1273,6 +1317,50 @@ mod credentials {
         assert!(
             heads.is_empty(),
             "nothing goes to the other host: {heads:?}"
+        );
+    }
+
+    #[test]
+    fn route53_signed_requests_are_not_sent_after_a_redirect_to_another_host() {
+        use mailauth::provider::route53::{Credentials, Route53, Route53Config};
+        let other = Recorder::start();
+        let redirect = Redirector::start(other.port());
+        let cfg = Route53Config {
+            endpoint: format!("http://127.0.0.1:{}", redirect.port()),
+            profile: None,
+            hosted_zone_id: None,
+            page_size: 300,
+            timeout_secs: 2,
+            retries: 0,
+            sync_timeout_secs: 5,
+            allow_plain_http: false,
+        };
+        let creds = Credentials {
+            access_key_id: "AKIDREDIRECT".to_string(),
+            secret_access_key: "r53-secret-4711".to_string(),
+            session_token: Some("r53-session-token-4711".to_string()),
+            source: "test".to_string(),
+        };
+        let p = Route53::with_credentials(&cfg, creds.clone()).expect("provider");
+        let err = p
+            .fetch(&name(ZONE))
+            .expect_err("a cross-origin redirect is refused");
+        assert!(err.to_string().contains("redirect"), "{err}");
+        let heads = leaked(&other);
+        assert!(
+            heads.is_empty(),
+            "nothing goes to the other host: {heads:?}"
+        );
+        // And plain HTTP to a remote endpoint needs the opt-in.
+        let remote = Route53Config {
+            endpoint: "http://route53.example.net".to_string(),
+            ..cfg
+        };
+        let err = Route53::with_credentials(&remote, creds).expect_err("plain HTTP refused");
+        assert!(
+            err.to_string().contains("provider.endpoint")
+                && err.to_string().contains("allow_plain_http"),
+            "{err}"
         );
     }
 
