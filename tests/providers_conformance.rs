@@ -1,8 +1,12 @@
 //! One list of steps, run against every provider on a real (or stand-in)
-//! server on loopback: create, re-diff to zero, update, long DKIM keys,
-//! delete, untouched unowned records, stale plans, bad credentials, a down
-//! server and transient failures. Then where the API providers' credentials
-//! may go (redirects, plain HTTP) and what a write lost to a timeout does.
+//! server on loopback (BIND and Knot DNS over RFC 2136, PowerDNS over its
+//! API and RFC 2136, Route 53 on moto's server mode, a Cloudflare
+//! stand-in): create, re-diff to zero, update, long DKIM keys, delete,
+//! untouched unowned records, stale plans, bad credentials, a down server
+//! and transient failures. Then each provider's own cases (Route 53:
+//! several pages, throttling, INSYNC polling, the AWS credential chain),
+//! where the API providers' credentials may go (redirects, plain HTTP) and
+//! what a write lost to a timeout does.
 
 mod support;
 mod util;
@@ -1094,6 +1098,22 @@ mod route53 {
         assert!(listed.contains("v=spf1 mx ~all"), "{listed}");
         assert!(listed.contains("google-site-verification"), "{listed}");
         case.run(&["plan", "--detailed-exitcode"]).code(0);
+        // The session token travels signed, the secret never.
+        let heads = gate.heads.lock().expect("heads").clone();
+        assert!(
+            heads.iter().all(|h| {
+                let l = h.to_ascii_lowercase();
+                l.contains("x-amz-security-token: session-token-4711")
+                    && l.split("signedheaders=").nth(1).is_some_and(|x| {
+                        x.split(',')
+                            .next()
+                            .unwrap_or("")
+                            .contains("x-amz-security-token")
+                    })
+                    && !l.contains("r53-secret")
+            }),
+            "{heads:?}"
+        );
 
         let with_secret = yaml.replace(
             "  kind: route53\n",
@@ -1168,6 +1188,42 @@ mod route53 {
             assert_eq!(now.zone.get(&want.name, &want.rtype), Some(&want));
         }
         assert_eq!(moto.list(&id).matches("_dmarc").count(), 1);
+    }
+
+    /// GetChange is polled until INSYNC (moto is INSYNC at once, so the
+    /// gate answers PENDING first); a change that stays PENDING past
+    /// `sync_timeout_secs` is a clear error saying it was accepted.
+    #[test]
+    fn route53_change_is_polled_until_insync_within_a_bound() {
+        let Some(moto) = Moto::try_start() else {
+            return;
+        };
+        moto.create_zone(ZONE);
+        let gate = Route53Gate::start(moto.port(), KEY);
+        let mut cfg = config(gate.endpoint(), 300);
+        cfg.sync_timeout_secs = 1;
+        let p = Route53::with_credentials(&cfg, creds(KEY)).expect("provider");
+        let zone = name(ZONE);
+        let seen = p.fetch(&zone).expect("fetch");
+        gate.pending_next(1);
+        let dmarc = txt(&zone.child("_dmarc"), 300, "v=DMARC1; p=none");
+        p.apply(&zone, &seen, &[Change::Create { new: dmarc }])
+            .expect("INSYNC on the second poll");
+        assert_eq!(gate.count("/change/"), 1, "then moto's INSYNC");
+
+        let seen = p.fetch(&zone).expect("fetch");
+        gate.pending_next(1000);
+        let spf = txt(&zone, 300, "v=spf1 -all");
+        let err = p
+            .apply(&zone, &seen, &[Change::Create { new: spf.clone() }])
+            .expect_err("still PENDING");
+        assert!(
+            err.to_string().contains("accepted") && err.to_string().contains("PENDING"),
+            "{err}"
+        );
+        gate.pending_next(0);
+        let now = p.fetch(&zone).expect("fetch");
+        assert_eq!(now.zone.get(&spf.name, &spf.rtype), Some(&spf));
     }
 
     /// Credentials come from a profile of the shared files (never from the

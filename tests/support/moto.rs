@@ -1,8 +1,9 @@
 //! moto's server mode (`moto_server`, PyPI `moto[server]`) on a free
 //! loopback port, standing in for the Route 53 REST API; stopped (by PID)
 //! on drop. Plus [`Route53Gate`], a loopback HTTP proxy in front of it that
-//! plays what moto cannot: Route 53 throttling (`400 Throttling`) and the
-//! refusal of an unknown access key (moto checks no signature by default).
+//! plays what moto cannot: Route 53 throttling (`400 Throttling`), a change
+//! still `PENDING`, and the refusal of an unknown access key (moto checks
+//! no signature by default).
 //!
 //! Seeding and third-party edits go straight to moto with a placeholder
 //! `Authorization` header (moto routes a request to its Route 53 emulation
@@ -160,6 +161,9 @@ pub struct Route53Gate {
     pub forwarded: Arc<Mutex<Vec<String>>>,
     /// Bodies of the POSTs forwarded to moto.
     pub posted: Arc<Mutex<Vec<String>>>,
+    /// Heads of the requests forwarded to moto.
+    pub heads: Arc<Mutex<Vec<String>>>,
+    pending: Arc<AtomicUsize>,
 }
 
 impl Route53Gate {
@@ -175,8 +179,14 @@ impl Route53Gate {
             refused: Arc::new(AtomicUsize::new(0)),
             forwarded: Arc::new(Mutex::new(Vec::new())),
             posted: Arc::new(Mutex::new(Vec::new())),
+            heads: Arc::new(Mutex::new(Vec::new())),
+            pending: Arc::new(AtomicUsize::new(0)),
         };
-        let posted = gate.posted.clone();
+        let (posted, heads, pending) = (
+            gate.posted.clone(),
+            gate.heads.clone(),
+            gate.pending.clone(),
+        );
         let (stop, throttle, throttled, refused, forwarded) = (
             gate.stop.clone(),
             gate.throttle.clone(),
@@ -206,6 +216,14 @@ impl Route53Gate {
                 {
                     throttled.fetch_add(1, Ordering::SeqCst);
                     error_answer(400, "Throttling", "Rate exceeded")
+                } else if line.contains("/change/")
+                    && pending
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                {
+                    // moto answers INSYNC at once; Route 53 says PENDING
+                    // for a while first.
+                    pending_answer()
                 } else if !auth_ok {
                     refused.fetch_add(1, Ordering::SeqCst);
                     error_answer(
@@ -220,6 +238,7 @@ impl Route53Gate {
                             .expect("posted")
                             .push(String::from_utf8_lossy(&body).into_owned());
                     }
+                    heads.lock().expect("heads").push(head.clone());
                     forwarded.lock().expect("forwarded").push(line);
                     match forward(target, &head, &body) {
                         Some(a) => a,
@@ -240,6 +259,11 @@ impl Route53Gate {
     /// Answers the next `n` requests with `400 Throttling`.
     pub fn throttle_next(&self, n: usize) {
         self.throttle.store(n, Ordering::SeqCst);
+    }
+
+    /// Answers the next `n` GetChange requests with `PENDING`.
+    pub fn pending_next(&self, n: usize) {
+        self.pending.store(n, Ordering::SeqCst);
     }
 
     /// Forwarded requests whose request line contains `needle`.
@@ -271,6 +295,20 @@ fn error_answer(status: u16, code: &str, message: &str) -> Vec<u8> {
     };
     format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn pending_answer() -> Vec<u8> {
+    let body = format!(
+        "<?xml version=\"1.0\"?>\n<GetChangeResponse xmlns=\"{XMLNS}\"><ChangeInfo>\
+         <Id>/change/CPENDING</Id><Status>PENDING</Status>\
+         <SubmittedAt>2026-01-01T00:00:00Z</SubmittedAt></ChangeInfo></GetChangeResponse>"
+    );
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n{body}",
         body.len()
     )
