@@ -1244,13 +1244,8 @@ mod route53 {
             source: "test".to_string(),
         };
         let body = "<?xml version=\"1.0\"?><ChangeResourceRecordSetsRequest><Value>\"v=DMARC1; p=none\"</Value></ChangeResourceRecordSetsRequest>";
-        let cases: Vec<(
-            &str,
-            &str,
-            Vec<(String, String)>,
-            Vec<(String, String)>,
-            &str,
-        )> = vec![
+        type Pairs = Vec<(String, String)>;
+        let cases: Vec<(&str, &str, Pairs, Pairs, &str)> = vec![
             (
                 "GET",
                 "/2013-04-01/hostedzone/Z0123/rrset",
