@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and a fresh machine may lack: the
 # Debian packages its real servers come from (BIND 9 for RFC 2136 and
-# named-checkzone, PowerDNS with its sqlite backend, Dovecot for IMAP,
+# named-checkzone, Knot DNS as a second RFC 2136 server, PowerDNS with its
+# sqlite backend, Dovecot for IMAP,
 # PostgreSQL 15, OpenDKIM's key tester, Chromium for the dashboard tests,
 # openssl for throwaway CAs), the C/C++ compiler that the bundled SQLite and
 # libFuzzer are built with, and cargo-fuzz. The test harness starts each
@@ -9,7 +10,7 @@
 set -euo pipefail
 
 
-packages=(strace bind9 bind9-utils bind9-dnsutils pdns-server pdns-backend-sqlite3 sqlite3
+packages=(strace bind9 bind9-utils bind9-dnsutils knot pdns-server pdns-backend-sqlite3 sqlite3
           dovecot-imapd postgresql-15 opendkim-tools chromium openssl g++)
 missing=()
 for p in "${packages[@]}"; do
@@ -33,3 +34,10 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked --quiet cargo-fuzz@0.13.2
 fi
 
+# moto's server mode stands in for the Route 53 API in the provider
+# conformance suite (tests/support/moto.rs). Pinned: the suite documents
+# where this version differs from the real API.
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "installing moto[server]"
+  python3 -m pip install --quiet 'moto[server]==5.2.1'
+fi

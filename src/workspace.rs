@@ -108,6 +108,9 @@ impl Workspace {
                 c.secret_file = c.secret_file.map(|p| self.resolve_path(&p));
                 Arc::new(Cloudflare::from_config(&c).map_err(|e| e.to_string())?)
             }
+            ProviderConfig::Route53(c) => Arc::new(
+                crate::provider::route53::Route53::from_config(c).map_err(|e| e.to_string())?,
+            ),
         })
     }
 

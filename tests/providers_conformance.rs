@@ -1,10 +1,15 @@
 //! One list of steps, run against every provider on a real (or stand-in)
-//! server on loopback: create, re-diff to zero, update, long DKIM keys,
-//! delete, untouched unowned records, stale plans, bad credentials, a down
-//! server and transient failures. Then where the API providers' credentials
-//! may go (redirects, plain HTTP) and what a write lost to a timeout does.
+//! server on loopback (BIND and Knot DNS over RFC 2136, PowerDNS over its
+//! API and RFC 2136, Route 53 on moto's server mode, a Cloudflare
+//! stand-in): create, re-diff to zero, update, long DKIM keys, delete,
+//! untouched unowned records, stale plans, bad credentials, a down server
+//! and transient failures. Then each provider's own cases (Route 53:
+//! several pages, throttling, INSYNC polling, the AWS credential chain),
+//! where the API providers' credentials may go (redirects, plain HTTP) and
+//! what a write lost to a timeout does.
 
 mod support;
+mod util;
 
 use std::collections::BTreeMap;
 
@@ -535,6 +540,75 @@ mod bind_rfc2136 {
     }
 }
 
+// ------------------------------------------------------------ Knot DNS
+
+mod knot_rfc2136 {
+    use super::*;
+    use mailauth::provider::Change;
+    use mailauth::provider::rfc2136::Rfc2136;
+    use support::bind::nsupdate;
+    use support::knot::Knot;
+
+    #[test]
+    fn knot_rfc2136_conformance() {
+        let Some(knot) = Knot::try_start(&[(ZONE, ZONE_TEXT)]) else {
+            return;
+        };
+        let (port, admin) = (knot.port(), knot.admin_tsig().clone());
+        let edit = Box::new(move |value: &str| {
+            nsupdate(
+                port,
+                &admin,
+                &format!(
+                    "update delete other.{ZONE}. TXT\nupdate add other.{ZONE}. 300 TXT \"{value}\""
+                ),
+            )
+        });
+        let key = knot.tsig().clone();
+        let h = super::bind_rfc2136::harness("Knot", port, &key, edit, vec![Box::new(knot)]);
+        run_suite(&h);
+    }
+
+    /// The documented ACL grants TXT, CNAME and MX only: an A record is
+    /// refused (Knot answers NOTAUTH with a BADKEY TSIG) and nothing lands.
+    #[test]
+    fn knot_acl_refuses_types_mailauth_does_not_manage() {
+        let Some(knot) = Knot::try_start(&[(ZONE, ZONE_TEXT)]) else {
+            return;
+        };
+        // SAFETY: test-only; the variable name is unique to this test.
+        unsafe { std::env::set_var("KNOT_NARROW_KEY", &knot.tsig().secret) };
+        let p = Rfc2136::from_config(&mailauth::provider::rfc2136::Rfc2136Config {
+            server: format!("127.0.0.1:{}", knot.port()),
+            key_name: knot.tsig().name.clone(),
+            algorithm: mailauth::provider::rfc2136::TsigAlgorithmName::HmacSha256,
+            secret_env: Some("KNOT_NARROW_KEY".to_string()),
+            secret_file: None,
+            timeout_secs: 2,
+            retries: 0,
+        })
+        .expect("provider");
+        let zone = name(ZONE);
+        let seen = p.fetch(&zone).expect("fetch");
+        let a = RecordSet::new(
+            zone.child("www2"),
+            RType::A,
+            300,
+            vec![RData::Raw("192.0.2.99".to_string())],
+        );
+        let err = p
+            .apply(&zone, &seen, &[Change::Create { new: a }])
+            .expect_err("an A update is outside the ACL");
+        eprintln!("Knot: A update: {err}");
+        // Knot's NOTAUTH carries a BADKEY TSIG with no MAC, so the
+        // refusal reads as rejected credentials (see docs/providers.md).
+        assert!(matches!(err, ProviderError::Auth { .. }), "{err:?}");
+        let now = p.fetch(&zone).expect("fetch");
+        assert_eq!(now.version, seen.version, "nothing was written");
+        assert!(now.zone.get(&zone.child("www2"), &RType::A).is_none());
+    }
+}
+
 // ------------------------------------------------------------ PowerDNS
 
 mod powerdns {
@@ -775,6 +849,567 @@ mod cloudflare {
     }
 }
 
+// ------------------------------------------------------------ Route 53
+
+/// Route 53 on moto's server mode. moto checks no signature and cannot
+/// throttle, so a loopback gate in front of it answers `403
+/// InvalidClientTokenId` to an unknown access key and `400 Throttling`
+/// when armed (see tests/support/moto.rs and docs/providers.md for what
+/// moto does differently from the real API).
+mod route53 {
+    use super::*;
+    use mailauth::provider::Change;
+    use mailauth::provider::route53::{Credentials, Route53, Route53Config};
+    use std::rc::Rc;
+    use std::sync::atomic::Ordering;
+    use support::free_port;
+    use support::moto::{Moto, Route53Gate};
+
+    const KEY: &str = "AKIDMAILAUTHTEST";
+
+    fn creds(id: &str) -> Credentials {
+        Credentials {
+            access_key_id: id.to_string(),
+            secret_access_key: "r53-secret-access-key-4711".to_string(),
+            session_token: None,
+            source: "test".to_string(),
+        }
+    }
+
+    fn config(endpoint: String, page_size: u32) -> Route53Config {
+        Route53Config {
+            endpoint,
+            profile: None,
+            hosted_zone_id: None,
+            page_size,
+            timeout_secs: 2,
+            retries: 2,
+            sync_timeout_secs: 10,
+            allow_plain_http: false,
+        }
+    }
+
+    fn provider(endpoint: String, key: &str, page_size: u32) -> Route53 {
+        Route53::with_credentials(&config(endpoint, page_size), creds(key)).expect("provider")
+    }
+
+    fn q(s: &str) -> String {
+        format!("\"{s}\"")
+    }
+
+    /// The suite's seed zone, as Route 53 change tuples.
+    fn seed(moto: &Moto, zone: &str) -> String {
+        let id = moto.create_zone(zone);
+        let n = |l: &str| {
+            if l.is_empty() {
+                zone.to_string()
+            } else {
+                format!("{l}.{zone}")
+            }
+        };
+        moto.change(
+            &id,
+            &[
+                ("CREATE", &n("ns1"), "A", 300, vec!["127.0.0.1".into()]),
+                ("CREATE", &n(""), "A", 300, vec!["192.0.2.10".into()]),
+                ("CREATE", &n(""), "MX", 300, vec![format!("10 mx1.{zone}.")]),
+                ("CREATE", &n("mx1"), "A", 300, vec!["192.0.2.25".into()]),
+                ("CREATE", &n("www"), "CNAME", 300, vec![format!("{zone}.")]),
+                (
+                    "CREATE",
+                    &n(""),
+                    "TXT",
+                    600,
+                    vec![q("google-site-verification=unowned-1234")],
+                ),
+                (
+                    "CREATE",
+                    &n("other"),
+                    "TXT",
+                    300,
+                    vec!["\"not mailauth's\" \"two strings\"".into()],
+                ),
+            ],
+        );
+        id
+    }
+
+    #[test]
+    fn route53_moto_conformance() {
+        let Some(moto) = Moto::try_start() else {
+            return;
+        };
+        let moto = Rc::new(moto);
+        let zone_id = seed(&moto, ZONE);
+        let gate = Rc::new(Route53Gate::start(moto.port(), KEY));
+        // Pages of 3 RRsets: the cursor lands between names and between
+        // types of one name (the apex holds A, MX, NS, SOA and TXT).
+        let p = provider(gate.endpoint(), KEY, 3);
+        let bad_auth = provider(gate.endpoint(), "AKIDUNKNOWN", 3);
+        let mut down_cfg = config(format!("http://127.0.0.1:{}", free_port()), 3);
+        down_cfg.retries = 1;
+        let down = Route53::with_credentials(&down_cfg, creds(KEY)).expect("provider");
+        let flaky = provider(gate.endpoint(), KEY, 3);
+        let (arm, count, edit) = (gate.clone(), gate.throttled.clone(), moto.clone());
+        let h = Harness {
+            label: "Route 53 (moto)",
+            provider: Box::new(p),
+            bad_auth: Box::new(bad_auth),
+            down: Box::new(down),
+            flaky: Box::new(flaky),
+            // One Throttling answer, then one more on the write path.
+            arm_flaky: Box::new(move || arm.throttle_next(1)),
+            transient_failures: Box::new(move || count.load(Ordering::SeqCst)),
+            third_party_edit: Box::new(move |value: &str| {
+                edit.change(
+                    &zone_id,
+                    &[(
+                        "UPSERT",
+                        &format!("other.{ZONE}"),
+                        "TXT",
+                        300,
+                        vec![q(value)],
+                    )],
+                )
+            }),
+            _guards: vec![Box::new(gate.clone()), Box::new(moto.clone())],
+        };
+        run_suite(&h);
+        assert!(gate.refused.load(Ordering::SeqCst) >= 2, "bad key refused");
+        // Every batch carried DELETE of the values read + CREATE of the new
+        // ones, never UPSERT (so the real API refuses a batch that moved).
+        let posted = gate.posted.lock().expect("posted").clone();
+        assert!(!posted.is_empty());
+        for b in &posted {
+            assert!(!b.contains("UPSERT"), "{b}");
+        }
+        assert!(
+            posted.iter().any(|b| b.contains("<Action>DELETE</Action>")
+                && b.contains("p=none")
+                && b.contains("<Action>CREATE</Action>")
+                && b.contains("p=quarantine")),
+            "the DMARC update deletes the old value and creates the new"
+        );
+        assert!(gate.count("/change/") >= posted.len(), "GetChange polled");
+    }
+
+    /// A throttled write (400 Throttling means not applied) is sent again
+    /// after a backoff and lands once; a zone still throttled after the
+    /// retries gives a clear error and nothing is written.
+    #[test]
+    fn route53_throttled_write_is_retried_then_given_up() {
+        let Some(moto) = Moto::try_start() else {
+            return;
+        };
+        let id = moto.create_zone(ZONE);
+        let gate = Route53Gate::start(moto.port(), KEY);
+        let p = provider(gate.endpoint(), KEY, 300);
+        let zone = name(ZONE);
+        let seen = p.fetch(&zone).expect("fetch");
+        let dmarc = txt(&zone.child("_dmarc"), 300, "v=DMARC1; p=none");
+        // The next request is the write's re-read; throttle it and the POST.
+        gate.throttle_next(2);
+        p.apply(&zone, &seen, &[Change::Create { new: dmarc.clone() }])
+            .expect("retried through the throttling");
+        assert_eq!(gate.throttled.load(Ordering::SeqCst), 2);
+        assert_eq!(gate.count("POST"), 1, "the batch reached moto once");
+        let now = p.fetch(&zone).expect("fetch");
+        assert_eq!(now.zone.get(&dmarc.name, &dmarc.rtype), Some(&dmarc));
+
+        gate.throttle_next(100);
+        let err = p.fetch(&zone).expect_err("still throttled");
+        assert!(
+            matches!(err, ProviderError::Unreachable { .. })
+                && err.to_string().contains("Throttling"),
+            "{err:?}"
+        );
+        assert_eq!(
+            gate.throttled.load(Ordering::SeqCst),
+            2 + 3,
+            "one try plus two retries"
+        );
+        gate.throttle_next(0);
+        assert!(moto.list(&id).contains("p=none"));
+    }
+
+    /// A zone of 650 record sets takes three pages of 300 (the API's
+    /// maximum); every RRset is read and a change still applies.
+    #[test]
+    fn route53_zone_of_several_pages() {
+        let Some(moto) = Moto::try_start() else {
+            return;
+        };
+        let id = moto.create_zone(ZONE);
+        let many: Vec<(String, String)> = (0..650)
+            .map(|i| (format!("host{i:03}.{ZONE}"), q(&format!("unowned {i}"))))
+            .collect();
+        let changes: Vec<(&str, &str, &str, u32, Vec<String>)> = many
+            .iter()
+            .map(|(n, v)| ("CREATE", n.as_str(), "TXT", 300, vec![v.clone()]))
+            .collect();
+        moto.change(&id, &changes);
+        let gate = Route53Gate::start(moto.port(), KEY);
+        let p = provider(gate.endpoint(), KEY, 300);
+        let zone = name(ZONE);
+        let seen = p.fetch(&zone).expect("fetch");
+        assert_eq!(gate.count("/rrset?"), 3, "three pages");
+        let hosts = seen
+            .zone
+            .sets
+            .keys()
+            .filter(|k| k.0.as_str().starts_with("host"))
+            .count();
+        assert_eq!(hosts, 650, "every RRset of every page");
+        let dmarc = txt(&zone.child("_dmarc"), 300, "v=DMARC1; p=none");
+        p.apply(&zone, &seen, &[Change::Create { new: dmarc.clone() }])
+            .expect("apply");
+        let now = p.fetch(&zone).expect("fetch");
+        assert_eq!(now.zone.get(&dmarc.name, &dmarc.rtype), Some(&dmarc));
+        assert_eq!(now.zone.sets.len(), seen.zone.sets.len() + 1);
+    }
+
+    /// The binary: plan → apply → plan shows nothing, with the key from
+    /// the standard environment variables; a secret in the YAML is refused
+    /// by name; no credentials anywhere is a clear error.
+    #[test]
+    fn route53_plan_apply_through_the_binary() {
+        let Some(moto) = Moto::try_start() else {
+            return;
+        };
+        let id = seed(&moto, ZONE);
+        let gate = Route53Gate::start(moto.port(), KEY);
+        let yaml = format!(
+            "provider:\n  kind: route53\n  endpoint: {}\n  sync_timeout_secs: 10\n\
+             domains:\n  {ZONE}:\n    spf: {{ mx: true, all: softfail }}\n    \
+             dmarc: {{ p: quarantine, rua: [mailto:dmarc@{ZONE}] }}\n",
+            gate.endpoint()
+        );
+        let case = util::Case::new()
+            .config(&yaml)
+            .env("AWS_ACCESS_KEY_ID", KEY)
+            .env("AWS_SECRET_ACCESS_KEY", "r53-secret-from-env")
+            .env("AWS_SESSION_TOKEN", "session-token-4711");
+        let plan = case.run(&["plan", "--detailed-exitcode"]).code(2).stdout;
+        assert!(plan.contains(&format!("+ _dmarc.{ZONE} TXT")), "{plan}");
+        let r = case.run(&["apply", "--auto-approve"]).ok();
+        assert!(!r.stdout.contains("r53-secret") && !r.stderr.contains("r53-secret"));
+        let listed = moto.list(&id);
+        assert!(listed.contains("p=quarantine"), "{listed}");
+        assert!(listed.contains("v=spf1 mx ~all"), "{listed}");
+        assert!(listed.contains("google-site-verification"), "{listed}");
+        case.run(&["plan", "--detailed-exitcode"]).code(0);
+        // The session token travels signed, the secret never.
+        let heads = gate.heads.lock().expect("heads").clone();
+        assert!(
+            heads.iter().all(|h| {
+                let l = h.to_ascii_lowercase();
+                l.contains("x-amz-security-token: session-token-4711")
+                    && l.split("signedheaders=").nth(1).is_some_and(|x| {
+                        x.split(',')
+                            .next()
+                            .unwrap_or("")
+                            .contains("x-amz-security-token")
+                    })
+                    && !l.contains("r53-secret")
+            }),
+            "{heads:?}"
+        );
+
+        let with_secret = yaml.replace(
+            "  kind: route53\n",
+            "  kind: route53\n  aws_secret_access_key: inline\n",
+        );
+        let r = util::Case::new().config(&with_secret).run(&["plan"]);
+        assert_ne!(r.code, 0);
+        assert!(r.stderr.contains("aws_secret_access_key"), "{}", r.stderr);
+
+        let dir = tempfile::tempdir().expect("tmp");
+        let r = util::Case::new()
+            .config(&yaml)
+            .env("AWS_ACCESS_KEY_ID", "")
+            .env("AWS_PROFILE", "nobody")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                &dir.path().join("none").display().to_string(),
+            )
+            .env(
+                "AWS_CONFIG_FILE",
+                &dir.path().join("none2").display().to_string(),
+            )
+            .run(&["plan"])
+            .code(1);
+        let out = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            out.contains("no AWS credentials") && out.contains("nobody"),
+            "{out}"
+        );
+        assert_eq!(gate.refused.load(Ordering::SeqCst), 0);
+    }
+
+    /// The batch is applied but its answer is lost (a timeout): the
+    /// re-read finds the plan applied and nothing is sent twice. Lost on
+    /// its way instead: the zone is still as the plan read it, so the
+    /// batch is sent once more and lands once.
+    #[test]
+    fn route53_write_with_a_lost_answer_or_request() {
+        use support::pdns::{Loss, LossyProxy};
+        let Some(moto) = Moto::try_start() else {
+            return;
+        };
+        let id = moto.create_zone(ZONE);
+        let proxy = LossyProxy::start(moto.port());
+        let mut cfg = config(format!("http://127.0.0.1:{}", proxy.port()), 300);
+        cfg.timeout_secs = 1;
+        let p = Route53::with_credentials(&cfg, creds(KEY)).expect("provider");
+        let zone = name(ZONE);
+        for (loss, value, delivered) in [
+            (Loss::Answer, "v=DMARC1; p=none", 1),
+            (Loss::Request, "v=DMARC1; p=reject", 2),
+        ] {
+            let seen = p.fetch(&zone).expect("fetch");
+            let want = txt(&zone.child("_dmarc"), 300, value);
+            let plan = diff(
+                &seen.zone,
+                &Desired {
+                    origin: zone.clone(),
+                    sets: vec![want.clone()],
+                    spf: None,
+                },
+            );
+            proxy.lose_next("POST", loss);
+            p.apply(&zone, &seen, &plan.changes)
+                .unwrap_or_else(|e| panic!("{value}: {e}"));
+            assert_eq!(
+                proxy.delivered.load(Ordering::SeqCst),
+                delivered,
+                "{value}: each batch reached Route 53 once"
+            );
+            let now = p.fetch(&zone).expect("fetch");
+            assert_eq!(now.zone.get(&want.name, &want.rtype), Some(&want));
+        }
+        assert_eq!(moto.list(&id).matches("_dmarc").count(), 1);
+    }
+
+    /// GetChange is polled until INSYNC (moto is INSYNC at once, so the
+    /// gate answers PENDING first); a change that stays PENDING past
+    /// `sync_timeout_secs` is a clear error saying it was accepted.
+    #[test]
+    fn route53_change_is_polled_until_insync_within_a_bound() {
+        let Some(moto) = Moto::try_start() else {
+            return;
+        };
+        moto.create_zone(ZONE);
+        let gate = Route53Gate::start(moto.port(), KEY);
+        let mut cfg = config(gate.endpoint(), 300);
+        cfg.sync_timeout_secs = 1;
+        let p = Route53::with_credentials(&cfg, creds(KEY)).expect("provider");
+        let zone = name(ZONE);
+        let seen = p.fetch(&zone).expect("fetch");
+        gate.pending_next(1);
+        let dmarc = txt(&zone.child("_dmarc"), 300, "v=DMARC1; p=none");
+        p.apply(&zone, &seen, &[Change::Create { new: dmarc }])
+            .expect("INSYNC on the second poll");
+        assert_eq!(gate.count("/change/"), 1, "then moto's INSYNC");
+
+        let seen = p.fetch(&zone).expect("fetch");
+        gate.pending_next(1000);
+        let spf = txt(&zone, 300, "v=spf1 -all");
+        let err = p
+            .apply(&zone, &seen, &[Change::Create { new: spf.clone() }])
+            .expect_err("still PENDING");
+        assert!(
+            err.to_string().contains("accepted") && err.to_string().contains("PENDING"),
+            "{err}"
+        );
+        gate.pending_next(0);
+        let now = p.fetch(&zone).expect("fetch");
+        assert_eq!(now.zone.get(&spf.name, &spf.rtype), Some(&spf));
+    }
+
+    /// The SigV4 signer against an independent one: botocore's
+    /// `SigV4Auth` (installed with moto), on a paged listing with a cursor
+    /// that needs encoding and on a change batch with a session token, at
+    /// a fixed time. (moto's own signature check cannot be used: it refuses
+    /// correctly signed GETs.)
+    #[test]
+    fn route53_signatures_match_botocore() {
+        use mailauth::provider::route53::{SignRequest, sign_v4};
+        if support::require_binary("moto_server").is_none() {
+            return;
+        }
+        let c = Credentials {
+            access_key_id: "AKIDBOTOCORE".to_string(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_string(),
+            session_token: Some("FQoGZXIvYXdzE//token+/=".to_string()),
+            source: "test".to_string(),
+        };
+        let body = "<?xml version=\"1.0\"?><ChangeResourceRecordSetsRequest><Value>\"v=DMARC1; p=none\"</Value></ChangeResourceRecordSetsRequest>";
+        type Pairs = Vec<(String, String)>;
+        let cases: Vec<(&str, &str, Pairs, Pairs, &str)> = vec![
+            (
+                "GET",
+                "/2013-04-01/hostedzone/Z0123/rrset",
+                vec![
+                    ("maxitems".into(), "300".into()),
+                    ("name".into(), "\\052._domainkey.example.test.".into()),
+                    ("type".into(), "TXT".into()),
+                    ("identifier".into(), "eu west/1 ~x".into()),
+                ],
+                vec![
+                    ("x-amz-date".into(), "20260102T030405Z".into()),
+                    (
+                        "x-amz-security-token".into(),
+                        c.session_token.clone().unwrap(),
+                    ),
+                ],
+                "",
+            ),
+            (
+                "POST",
+                "/2013-04-01/hostedzone/Z0123/rrset/",
+                vec![],
+                vec![
+                    ("x-amz-date".into(), "20260102T030405Z".into()),
+                    ("content-type".into(), "text/xml".into()),
+                    (
+                        "x-amz-security-token".into(),
+                        c.session_token.clone().unwrap(),
+                    ),
+                ],
+                body,
+            ),
+        ];
+        let script = r#"
+import sys, json, datetime
+from urllib.parse import quote
+from botocore import auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+auth.get_current_datetime = lambda: datetime.datetime(2026, 1, 2, 3, 4, 5)
+for line in sys.stdin:
+    method, path, query, headers, body, ak, sk, tok = json.loads(line)
+    qs = "&".join(quote(k, safe="-_.~") + "=" + quote(v, safe="-_.~") for k, v in query)
+    url = "https://route53.amazonaws.com" + path + ("?" + qs if qs else "")
+    h = {k: v for k, v in headers if k not in ("x-amz-date", "x-amz-security-token")}
+    req = AWSRequest(method=method, url=url, data=body.encode(), headers=h)
+    auth.SigV4Auth(Credentials(ak, sk, tok), "route53", "us-east-1").add_auth(req)
+    print(req.headers["Authorization"])
+"#;
+        let mut input = String::new();
+        let mut ours = Vec::new();
+        for (method, path, query, headers, body) in &cases {
+            ours.push(sign_v4(
+                &SignRequest {
+                    method,
+                    host: "route53.amazonaws.com",
+                    path,
+                    query,
+                    headers,
+                    body: body.as_bytes(),
+                },
+                &c,
+                "20260102T030405Z",
+                "us-east-1",
+                "route53",
+            ));
+            input.push_str(
+                &serde_json::json!([
+                    method,
+                    path,
+                    query,
+                    headers,
+                    body,
+                    c.access_key_id,
+                    c.secret_access_key,
+                    c.session_token
+                ])
+                .to_string(),
+            );
+            input.push('\n');
+        }
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("python3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(ours, theirs);
+    }
+
+    /// Credentials come from a profile of the shared files (never from the
+    /// config); none found is a clear error naming where it looked; a
+    /// missing hosted zone is reported, not created.
+    #[test]
+    fn route53_credentials_from_the_aws_files() {
+        let Some(moto) = Moto::try_start() else {
+            return;
+        };
+        seed(&moto, ZONE);
+        let gate = Route53Gate::start(moto.port(), KEY);
+        let dir = tempfile::tempdir().expect("tmp");
+        let cred = dir.path().join("credentials");
+        std::fs::write(
+            &cred,
+            format!(
+                "[mailauth-test]\naws_access_key_id = {KEY}\naws_secret_access_key = s3cr3t-from-file\n"
+            ),
+        )
+        .expect("write");
+        // SAFETY: test-only; no other test of this binary reads these.
+        unsafe {
+            std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", &cred);
+            std::env::set_var("AWS_CONFIG_FILE", dir.path().join("config"));
+        }
+        let mut cfg = config(gate.endpoint(), 300);
+        cfg.profile = Some("mailauth-test".to_string());
+        let p = Route53::from_config(&cfg).expect("credentials from the profile");
+        let seen = p
+            .fetch(&name(ZONE))
+            .expect("fetch signed with the profile's key");
+        assert!(seen.exists);
+        let absent = p.fetch(&name("absent.test")).expect("fetch");
+        assert!(!absent.exists);
+        let err = p
+            .apply(
+                &name("absent.test"),
+                &absent,
+                &[Change::Create {
+                    new: txt(&name("_dmarc.absent.test"), 300, "v=DMARC1; p=none"),
+                }],
+            )
+            .expect_err("no such hosted zone");
+        assert!(err.to_string().contains("create it in Route 53"), "{err}");
+
+        cfg.profile = Some("nobody".to_string());
+        let err = Route53::from_config(&cfg).expect_err("no credentials");
+        let msg = err.to_string();
+        assert!(matches!(err, ProviderError::Auth { .. }), "{err:?}");
+        assert!(
+            msg.contains("[nobody]") && msg.contains("AWS_ACCESS_KEY_ID"),
+            "names where it looked: {msg}"
+        );
+        assert!(!msg.contains("s3cr3t"), "{msg}");
+    }
+}
+
 // ------------------------------------------------------------ credentials
 
 mod credentials {
@@ -866,6 +1501,50 @@ mod credentials {
         assert!(
             heads.is_empty(),
             "nothing goes to the other host: {heads:?}"
+        );
+    }
+
+    #[test]
+    fn route53_signed_requests_are_not_sent_after_a_redirect_to_another_host() {
+        use mailauth::provider::route53::{Credentials, Route53, Route53Config};
+        let other = Recorder::start();
+        let redirect = Redirector::start(other.port());
+        let cfg = Route53Config {
+            endpoint: format!("http://127.0.0.1:{}", redirect.port()),
+            profile: None,
+            hosted_zone_id: None,
+            page_size: 300,
+            timeout_secs: 2,
+            retries: 0,
+            sync_timeout_secs: 5,
+            allow_plain_http: false,
+        };
+        let creds = Credentials {
+            access_key_id: "AKIDREDIRECT".to_string(),
+            secret_access_key: "r53-secret-4711".to_string(),
+            session_token: Some("r53-session-token-4711".to_string()),
+            source: "test".to_string(),
+        };
+        let p = Route53::with_credentials(&cfg, creds.clone()).expect("provider");
+        let err = p
+            .fetch(&name(ZONE))
+            .expect_err("a cross-origin redirect is refused");
+        assert!(err.to_string().contains("redirect"), "{err}");
+        let heads = leaked(&other);
+        assert!(
+            heads.is_empty(),
+            "nothing goes to the other host: {heads:?}"
+        );
+        // And plain HTTP to a remote endpoint needs the opt-in.
+        let remote = Route53Config {
+            endpoint: "http://route53.example.net".to_string(),
+            ..cfg
+        };
+        let err = Route53::with_credentials(&remote, creds).expect_err("plain HTTP refused");
+        assert!(
+            err.to_string().contains("provider.endpoint")
+                && err.to_string().contains("allow_plain_http"),
+            "{err}"
         );
     }
 

@@ -101,6 +101,9 @@ pub enum ProviderConfig {
     Powerdns(crate::provider::powerdns::PowerDnsConfig),
     /// The Cloudflare API v4.
     Cloudflare(crate::provider::cloudflare::CloudflareConfig),
+    /// Amazon Route 53 (credentials from the AWS environment variables and
+    /// files, never from this config).
+    Route53(crate::provider::route53::Route53Config),
 }
 
 fn default_zone_dir() -> String {

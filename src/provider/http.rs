@@ -1,7 +1,7 @@
-//! The HTTP plumbing shared by the API providers (PowerDNS, Cloudflare):
-//! the client and runtime they run on, one request retried on transient
-//! failures, and the retry policy itself (bounded exponential backoff,
-//! `Retry-After` in seconds or as an HTTP-date, a cap, giving up).
+//! The HTTP plumbing shared by the API providers (PowerDNS, Cloudflare,
+//! Route 53): the client and runtime they run on, one request retried on
+//! transient failures, and the retry policy itself (bounded exponential
+//! backoff, `Retry-After` in seconds or as an HTTP-date, a cap, giving up).
 //!
 //! This module owns how a request is sent and when it is sent again, and
 //! where credentials may go: which API URLs are accepted ([`check_url`]:

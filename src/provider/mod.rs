@@ -7,6 +7,7 @@ pub mod cloudflare;
 pub(crate) mod http;
 pub mod powerdns;
 pub mod rfc2136;
+pub mod route53;
 pub mod zonefile;
 
 use serde::{Deserialize, Serialize};

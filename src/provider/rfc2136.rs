@@ -716,8 +716,14 @@ pub fn update_message(zone: &Name, seen_soa: &SOA, changes: &[Change]) -> Result
                 }
                 if old.ttl != new.ttl {
                     // A TTL is a property of the whole RRset (RFC 2181
-                    // §5.2): re-adding every record with the new TTL sets it
-                    // without deleting any of them.
+                    // §5.2). RFC 2136 §3.4.2.2 says a re-added duplicate
+                    // replaces the zone's RR ("the Zone RR is replaced by
+                    // Update RR"), which BIND does, but Knot keeps the old
+                    // TTL: so each kept record is deleted and added back
+                    // with the new TTL, in this one atomic message.
+                    for d in new.data.iter().filter(|d| old.data.contains(d)) {
+                        delete(old, d, &mut msg)?;
+                    }
                     for d in &new.data {
                         add(new, d, &mut msg)?;
                     }

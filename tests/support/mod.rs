@@ -1,6 +1,6 @@
 //! Test harness shared by integration tests: free loopback ports, the
 //! "missing server binary" policy, a misbehaving TCP proxy, and real servers
-//! (BIND, PowerDNS) plus a Cloudflare API stand-in, each started on
+//! (BIND, Knot DNS, PowerDNS, moto's Route 53) plus a Cloudflare API stand-in, each started on
 //! loopback in a temp dir and stopped on drop.
 //!
 //! Owns only test scaffolding; no production code depends on it.
@@ -12,6 +12,8 @@ pub mod bounded;
 pub mod cloudflare_standin;
 pub mod dovecot;
 pub mod https;
+pub mod knot;
+pub mod moto;
 pub mod pdns;
 pub mod postgres;
 pub mod tcp_cut;

@@ -1,0 +1,1404 @@
+//! Amazon Route 53 through its REST API (version 2013-04-01): finds the
+//! hosted zone by name, reads its RRsets page by page
+//! (ListResourceRecordSets with the `name`/`type`/`identifier` cursor),
+//! writes each plan as one ChangeResourceRecordSets batch and polls
+//! GetChange until the change is `INSYNC`, for a bounded time.
+//!
+//! This module owns the Route 53 wire format (XML both ways), AWS
+//! Signature Version 4 request signing, where the AWS credentials come
+//! from (the standard environment variables, the shared credentials and
+//! config files, profiles; never the mailauth config), throttling and the
+//! stale check. It decides nothing about what to change.
+//!
+//! Route 53 has no conditional write on a zone. Two guards stand in for
+//! one: the records are re-read just before writing and compared with the
+//! version (a SHA-256 of every RRset) the plan saw; and the batch itself
+//! carries a DELETE of the exact current values of every RRset it changes
+//! followed by a CREATE of the new ones (never UPSERT, which overwrites
+//! whatever is there), so that Route 53 refuses the whole batch if one of
+//! those RRsets moved between the re-read and the write.
+//!
+//! Requests go through [`super::http::HttpApi`]: the endpoint must be
+//! HTTPS, or plain HTTP to loopback or with `allow_plain_http: true`, and
+//! a redirect to another origin is not followed, so the signed request
+//! goes to the configured host only.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::http::{Answer, HttpApi, HttpError, RetryPolicy};
+use super::powerdns::parse_txt_content;
+use super::{Capabilities, Change, Fetched, Provider, ProviderError};
+use crate::record::{Name, RData, RType, RecordSet, Zone, txt};
+
+const PROVIDER: &str = "route53";
+const DEFAULT_ENDPOINT: &str = "https://route53.amazonaws.com";
+const API: &str = "/2013-04-01";
+const XMLNS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
+/// Route 53 is a global service signed in us-east-1.
+const REGION: &str = "us-east-1";
+const SERVICE: &str = "route53";
+/// Pages read before a listing is given up as a loop.
+const MAX_PAGES: usize = 10_000;
+
+/// `provider: { kind: route53, ... }` in the config. Credentials are not
+/// configured here: they come from the environment or the AWS files.
+///
+/// ```yaml
+/// provider:
+///   kind: route53
+///   profile: dns-admin      # optional; else AWS_PROFILE or "default"
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route53Config {
+    /// API endpoint (default `https://route53.amazonaws.com`); set for a
+    /// test server or another partition.
+    #[serde(default = "default_endpoint")]
+    pub endpoint: String,
+    /// Profile of the shared credentials/config files. When set, it wins
+    /// over the `AWS_ACCESS_KEY_ID` environment variables (as `--profile`
+    /// does for the AWS CLI).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Hosted zone id (`Z…`), for when a public and a private zone share
+    /// a name; by default the zone is found by name.
+    #[serde(default)]
+    pub hosted_zone_id: Option<String>,
+    /// RRsets per ListResourceRecordSets page (1..=300, default 300).
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Seconds per request (default 15).
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Retries of a throttled (Throttling, PriorRequestNotComplete, 429,
+    /// 503) or failed request (default 5).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// How long to wait for a change to become `INSYNC` (default 300 s).
+    #[serde(default = "default_sync")]
+    pub sync_timeout_secs: u64,
+    /// Accept an `http://` endpoint on a host other than loopback
+    /// (default false).
+    #[serde(default)]
+    pub allow_plain_http: bool,
+}
+
+fn default_endpoint() -> String {
+    DEFAULT_ENDPOINT.to_string()
+}
+fn default_page_size() -> u32 {
+    300
+}
+fn default_timeout() -> u64 {
+    15
+}
+fn default_retries() -> u32 {
+    5
+}
+fn default_sync() -> u64 {
+    300
+}
+
+/// Backoff of 200 ms doubling up to 10 s, as the Route 53 guide asks of
+/// throttled clients.
+fn retry_policy(retries: u32) -> RetryPolicy {
+    RetryPolicy {
+        retries,
+        base: Duration::from_millis(200),
+        max_shift: 6,
+        max_backoff: Duration::from_secs(10),
+        max_retry_after: Some(Duration::from_secs(30)),
+    }
+}
+
+// ------------------------------------------------------------ credentials
+
+/// An AWS access key, with its session token when temporary.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    /// Where they were found, for messages (never the secret).
+    pub source: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    // The secret and the token stay out of debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Finds credentials the way the AWS CLI does, for the parts that need no
+/// network: an explicit `profile` first; else `AWS_ACCESS_KEY_ID` +
+/// `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`); else the profile named
+/// by `AWS_PROFILE` (or `default`) in the shared credentials file
+/// (`AWS_SHARED_CREDENTIALS_FILE`, default `~/.aws/credentials`), then in
+/// the config file (`AWS_CONFIG_FILE`, default `~/.aws/config`, where a
+/// profile's section is `[profile NAME]`). `env` reads a variable.
+pub fn resolve_credentials(
+    profile: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Credentials, String> {
+    let var = |k: &str| {
+        env(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    if profile.is_none()
+        && let Some(id) = var("AWS_ACCESS_KEY_ID")
+    {
+        let secret = var("AWS_SECRET_ACCESS_KEY").ok_or_else(|| {
+            "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".to_string()
+        })?;
+        return Ok(Credentials {
+            access_key_id: id,
+            secret_access_key: secret,
+            session_token: var("AWS_SESSION_TOKEN"),
+            source: "environment (AWS_ACCESS_KEY_ID)".to_string(),
+        });
+    }
+    let name = profile
+        .map(str::to_string)
+        .or_else(|| var("AWS_PROFILE"))
+        .unwrap_or_else(|| "default".to_string());
+    let home = var("HOME").map(PathBuf::from);
+    let file = |var_name: &str, rel: &str| -> Option<PathBuf> {
+        var(var_name)
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(rel)))
+    };
+    let mut looked = Vec::new();
+    let candidates = [
+        (
+            file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+            name.clone(),
+        ),
+        (
+            file("AWS_CONFIG_FILE", ".aws/config"),
+            if name == "default" {
+                name.clone()
+            } else {
+                format!("profile {name}")
+            },
+        ),
+    ];
+    for (path, section) in candidates {
+        let Some(path) = path else { continue };
+        looked.push(format!("[{section}] in {}", path.display()));
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let keys = ini_section(&text, &section);
+        let id = keys.get("aws_access_key_id");
+        let secret = keys.get("aws_secret_access_key");
+        match (id, secret) {
+            (Some(id), Some(secret)) => {
+                return Ok(Credentials {
+                    access_key_id: id.clone(),
+                    secret_access_key: secret.clone(),
+                    session_token: keys.get("aws_session_token").cloned(),
+                    source: format!("profile {name} in {}", path.display()),
+                });
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(format!(
+                    "{}: [{section}] has only one of aws_access_key_id and aws_secret_access_key",
+                    path.display()
+                ));
+            }
+            (None, None) => {}
+        }
+    }
+    Err(format!(
+        "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or put \
+         aws_access_key_id/aws_secret_access_key in profile {name:?} ({})",
+        if looked.is_empty() {
+            "no HOME to find the AWS files in".to_string()
+        } else {
+            format!("looked for {}", looked.join(", "))
+        }
+    ))
+}
+
+/// `key = value` lines of the `[section]` of an INI file (the AWS shared
+/// files); keys lower-cased, `#`/`;` comment lines skipped.
+fn ini_section(text: &str, section: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(head) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = head.split_whitespace().collect::<Vec<_>>().join(" ") == section;
+            continue;
+        }
+        if inside && let Some((k, v)) = line.split_once('=') {
+            out.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------ SigV4
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    ring::hmac::sign(&k, data).as_ref().to_vec()
+}
+
+/// RFC 3986 percent-encoding of everything but the unreserved characters,
+/// as SigV4 canonicalizes query strings.
+fn uri_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `YYYYMMDDTHHMMSSZ` of a Unix time.
+fn amz_date(secs: i64) -> String {
+    let (y, m, d) = crate::clock::civil(secs);
+    let t = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        t / 3600,
+        t % 3600 / 60,
+        t % 60
+    )
+}
+
+/// A request to sign: method, path (already canonical: Route 53 paths
+/// need no encoding), query pairs (unencoded) and headers besides `host`.
+pub struct SignRequest<'a> {
+    pub method: &'a str,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub query: &'a [(String, String)],
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+/// AWS Signature Version 4 ("Create a signed AWS API request", AWS IAM
+/// user guide): the `Authorization` header value for `req` at `amz_date`
+/// (`YYYYMMDDTHHMMSSZ`, also sent as `X-Amz-Date`), in `region` for
+/// `service`.
+///
+/// ```text
+/// CanonicalRequest = Method \n CanonicalURI \n CanonicalQueryString \n
+///                    CanonicalHeaders \n SignedHeaders \n HexEncode(Hash(Payload))
+/// StringToSign     = "AWS4-HMAC-SHA256" \n amz_date \n scope \n HexEncode(Hash(CanonicalRequest))
+/// kSigning         = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")
+/// ```
+pub fn sign_v4(
+    req: &SignRequest<'_>,
+    creds: &Credentials,
+    amz_date: &str,
+    region: &str,
+    service: &str,
+) -> String {
+    let mut query: Vec<(String, String)> = req
+        .query
+        .iter()
+        .map(|(k, v)| (uri_encode(k), uri_encode(v)))
+        .collect();
+    query.sort();
+    let canonical_query = query
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut headers: Vec<(String, String)> = req
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_ascii_lowercase(),
+                v.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+        .collect();
+    headers.push(("host".to_string(), req.host.to_string()));
+    headers.sort();
+    let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
+    let signed_headers = headers
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
+    let canonical = format!(
+        "{}\n{}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{}",
+        req.method,
+        req.path,
+        sha256_hex(req.body)
+    );
+    let date = &amz_date[..8.min(amz_date.len())];
+    let scope = format!("{date}/{region}/{service}/aws4_request");
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        sha256_hex(canonical.as_bytes())
+    );
+    let k_date = hmac(
+        format!("AWS4{}", creds.secret_access_key).as_bytes(),
+        date.as_bytes(),
+    );
+    let k_region = hmac(&k_date, region.as_bytes());
+    let k_service = hmac(&k_region, service.as_bytes());
+    let k_signing = hmac(&k_service, b"aws4_request");
+    let signature = hex(&hmac(&k_signing, to_sign.as_bytes()));
+    format!(
+        "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
+        creds.access_key_id
+    )
+}
+
+// ------------------------------------------------------------ XML
+
+/// A parsed XML element: local name, text, children. Answers are small
+/// (a page is at most 300 RRsets), so a tree is fine.
+#[derive(Debug, Default)]
+struct El {
+    name: String,
+    text: String,
+    children: Vec<El>,
+}
+
+impl El {
+    fn child(&self, name: &str) -> Option<&El> {
+        self.children.iter().find(|c| c.name == name)
+    }
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a El> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+    fn text_of(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.as_str())
+    }
+}
+
+/// Parses an answer into a tree (namespaces dropped, entities resolved,
+/// depth bounded).
+fn parse_xml(text: &str) -> Result<El, String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut stack: Vec<El> = vec![El::default()];
+    let local = |q: &str| -> String { q.rsplit(':').next().unwrap_or_default().to_string() };
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            Event::Start(e) => {
+                if stack.len() > 32 {
+                    return Err("XML nested too deeply".to_string());
+                }
+                stack.push(El {
+                    name: local(e.name().into_inner()),
+                    ..El::default()
+                });
+            }
+            Event::Empty(e) => {
+                let el = El {
+                    name: local(e.name().into_inner()),
+                    ..El::default()
+                };
+                if let Some(top) = stack.last_mut() {
+                    top.children.push(el);
+                }
+            }
+            Event::End(_) => {
+                let el = stack.pop().ok_or("unbalanced XML")?;
+                match stack.last_mut() {
+                    Some(top) => top.children.push(el),
+                    None => return Err("unbalanced XML".to_string()),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&t);
+                }
+            }
+            Event::CData(c) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&c);
+                }
+            }
+            Event::GeneralRef(r) => {
+                let name = (*r).to_string();
+                let c = match name.as_str() {
+                    "amp" => Some('&'),
+                    "lt" => Some('<'),
+                    "gt" => Some('>'),
+                    "quot" => Some('"'),
+                    "apos" => Some('\''),
+                    n => n
+                        .strip_prefix("#x")
+                        .map(|h| u32::from_str_radix(h, 16).ok())
+                        .or_else(|| n.strip_prefix('#').map(|d| d.parse::<u32>().ok()))
+                        .flatten()
+                        .and_then(char::from_u32),
+                };
+                let c = c.ok_or_else(|| format!("unknown entity &{name};"))?;
+                if let Some(top) = stack.last_mut() {
+                    top.text.push(c);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let mut root = stack.pop().ok_or("empty XML")?;
+    if !stack.is_empty() {
+        return Err("truncated XML".to_string());
+    }
+    root.children
+        .pop()
+        .filter(|_| root.children.is_empty())
+        .ok_or_else(|| "not one XML document element".to_string())
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------ records
+
+/// One ResourceRecordSet as the API lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ApiRrset {
+    /// As served: lower-case, trailing dot, `\DDD` escapes.
+    name: String,
+    rtype: String,
+    ttl: Option<u32>,
+    values: Vec<String>,
+    /// SetIdentifier, AliasTarget and routing policies: present for
+    /// record sets mailauth does not model (kept in the version).
+    extra: String,
+}
+
+/// Route 53 writes names in presentation form with `\DDD` octal escapes
+/// for characters other than a-z, 0-9, `-`, `_` and `.` (`*` → `\052`).
+fn decode_name(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            out.push(v.min(255) as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn rrset_of(el: &El) -> ApiRrset {
+    let values = el
+        .child("ResourceRecords")
+        .map(|rs| {
+            rs.all("ResourceRecord")
+                .filter_map(|r| r.text_of("Value").map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut extra = String::new();
+    for c in &el.children {
+        if !matches!(c.name.as_str(), "Name" | "Type" | "TTL" | "ResourceRecords") {
+            extra.push_str(&format!("{}={}{:?};", c.name, c.text, flat(c)));
+        }
+    }
+    ApiRrset {
+        name: el.text_of("Name").unwrap_or_default().to_ascii_lowercase(),
+        rtype: el.text_of("Type").unwrap_or_default().to_ascii_uppercase(),
+        ttl: el.text_of("TTL").and_then(|t| t.trim().parse().ok()),
+        values,
+        extra,
+    }
+}
+
+fn flat(el: &El) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for c in &el.children {
+        out.push((c.name.clone(), c.text.clone()));
+        out.extend(flat(c));
+    }
+    out
+}
+
+fn version_of(rrsets: &[ApiRrset]) -> String {
+    let mut lines: Vec<String> = rrsets
+        .iter()
+        .map(|r| {
+            let mut v = r.values.clone();
+            v.sort();
+            format!("{} {} {:?} {:?} {}", r.name, r.rtype, r.ttl, v, r.extra)
+        })
+        .collect();
+    lines.sort();
+    sha256_hex(lines.join("\n").as_bytes())
+}
+
+/// One API value → our rdata.
+fn to_rdata(rtype: &RType, value: &str) -> Option<RData> {
+    Some(match rtype {
+        RType::Txt => RData::Txt(parse_txt_content(value)?),
+        RType::Cname => RData::Cname(Name::parse(value.trim()).ok()?),
+        RType::Mx => {
+            let (pref, exchange) = value.trim().split_once(char::is_whitespace)?;
+            RData::Mx {
+                preference: pref.parse().ok()?,
+                exchange: Name::parse(exchange.trim()).ok()?,
+            }
+        }
+        _ => RData::Raw(value.to_string()),
+    })
+}
+
+/// Our rdata → one API value. TXT is split into quoted strings of at
+/// most 255 octets (Route 53 refuses a longer one).
+fn to_value(data: &RData) -> String {
+    match data {
+        RData::Txt(strings) => txt::present(&txt::split(&txt::join(strings))),
+        RData::Mx {
+            preference,
+            exchange,
+        } => format!("{preference} {}.", exchange.as_str()),
+        RData::Cname(n) => format!("{}.", n.as_str()),
+        RData::Raw(s) => s.clone(),
+    }
+}
+
+/// The API's record set → ours, when mailauth can model it.
+fn to_set(r: &ApiRrset) -> Option<RecordSet> {
+    if !r.extra.is_empty() {
+        return None;
+    }
+    let name = Name::parse(&decode_name(&r.name)).ok()?;
+    let rtype = RType::parse(&r.rtype);
+    let data = r
+        .values
+        .iter()
+        .map(|v| to_rdata(&rtype, v))
+        .collect::<Option<Vec<_>>>()?;
+    Some(RecordSet::new(name, rtype, r.ttl?, data))
+}
+
+/// `<Change>` element for one action on one RRset.
+fn change_xml(action: &str, set: &RecordSet) -> String {
+    let mut s = format!(
+        "<Change><Action>{action}</Action><ResourceRecordSet><Name>{}.</Name>\
+         <Type>{}</Type><TTL>{}</TTL><ResourceRecords>",
+        xml_escape(set.name.as_str()),
+        xml_escape(&set.rtype.to_string()),
+        set.ttl
+    );
+    for d in &set.data {
+        s.push_str(&format!(
+            "<ResourceRecord><Value>{}</Value></ResourceRecord>",
+            xml_escape(&to_value(d))
+        ));
+    }
+    s.push_str("</ResourceRecords></ResourceRecordSet></Change>");
+    s
+}
+
+/// The change batch for a plan: per RRset, a DELETE of the exact values
+/// the plan read and a CREATE of the new ones, so that Route 53 refuses
+/// the whole batch when an RRset moved ("Tried to delete resource record
+/// set … but it was not found" / "… but the values provided do not match
+/// the current values", or "… but it already exists" for a CREATE).
+fn batch_xml(changes: &[Change]) -> String {
+    let mut body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <ChangeResourceRecordSetsRequest xmlns=\"{XMLNS}\"><ChangeBatch>\
+         <Comment>mailauth</Comment><Changes>"
+    );
+    for c in changes {
+        match c {
+            Change::Create { new } => body.push_str(&change_xml("CREATE", new)),
+            Change::Delete { old } => body.push_str(&change_xml("DELETE", old)),
+            Change::Update { old, new } => {
+                body.push_str(&change_xml("DELETE", old));
+                body.push_str(&change_xml("CREATE", new));
+            }
+        }
+    }
+    body.push_str("</Changes></ChangeBatch></ChangeResourceRecordSetsRequest>");
+    body
+}
+
+// ------------------------------------------------------------ the API
+
+/// Why one API call failed, before it gets a zone.
+#[derive(Debug)]
+enum CallError {
+    Transport(String),
+    Uncertain(String),
+    Redirected(String),
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        what: String,
+    },
+    Decode(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Transport(d) | CallError::Uncertain(d) | CallError::Redirected(d) => {
+                f.write_str(d)
+            }
+            CallError::Api {
+                status,
+                code,
+                message,
+                what,
+            } => write!(f, "{what}: HTTP {status}: {code}: {message}"),
+            CallError::Decode(d) => write!(f, "unexpected answer: {d}"),
+        }
+    }
+}
+
+fn throttled(status: u16, code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling" | "ThrottlingException" | "PriorRequestNotComplete" | "RequestLimitExceeded"
+    ) || status == 429
+        || status == 503
+}
+
+fn auth_code(status: u16, code: &str) -> bool {
+    status == 403
+        || matches!(
+            code,
+            "SignatureDoesNotMatch"
+                | "InvalidClientTokenId"
+                | "IncompleteSignature"
+                | "MissingAuthenticationToken"
+                | "AccessDenied"
+                | "AccessDeniedException"
+                | "ExpiredToken"
+                | "UnrecognizedClientException"
+                | "InvalidSignatureException"
+        )
+}
+
+/// A Route 53 account reached with one set of AWS credentials.
+pub struct Route53 {
+    endpoint: String,
+    host: String,
+    creds: Credentials,
+    hosted_zone_id: Option<String>,
+    page_size: u32,
+    policy: RetryPolicy,
+    sync_timeout: Duration,
+    http: HttpApi,
+}
+
+impl std::fmt::Debug for Route53 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route53")
+            .field("endpoint", &self.endpoint)
+            .field("creds", &self.creds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Route53 {
+    /// Builds the provider, reading the credentials from the process
+    /// environment and the AWS files (see [`resolve_credentials`]).
+    pub fn from_config(cfg: &Route53Config) -> Result<Self, ProviderError> {
+        let creds = resolve_credentials(cfg.profile.as_deref(), &|k| std::env::var(k).ok())
+            .map_err(|detail| ProviderError::Auth {
+                provider: PROVIDER.to_string(),
+                zone: "-".to_string(),
+                detail,
+            })?;
+        Self::with_credentials(cfg, creds)
+    }
+
+    /// Builds the provider with credentials found elsewhere.
+    pub fn with_credentials(
+        cfg: &Route53Config,
+        creds: Credentials,
+    ) -> Result<Self, ProviderError> {
+        let bad = |detail: String| ProviderError::Rejected {
+            provider: PROVIDER.to_string(),
+            zone: "-".to_string(),
+            detail,
+        };
+        super::http::check_url(PROVIDER, "endpoint", &cfg.endpoint, cfg.allow_plain_http)?;
+        let url = reqwest::Url::parse(&cfg.endpoint).map_err(|e| bad(e.to_string()))?;
+        let mut host = url.host_str().unwrap_or_default().to_string();
+        if let Some(port) = url.port() {
+            host = format!("{host}:{port}");
+        }
+        if !(1..=300).contains(&cfg.page_size) {
+            return Err(bad(format!(
+                "provider.page_size {} is outside 1..=300",
+                cfg.page_size
+            )));
+        }
+        // Throttling is retried here, not by the transport, so that a
+        // POST is resent only when Route 53 said it was not applied.
+        let transport = RetryPolicy {
+            retries: 0,
+            ..retry_policy(0)
+        };
+        let http = HttpApi::new(
+            PROVIDER,
+            Duration::from_secs(cfg.timeout_secs.max(1)),
+            transport,
+        )?;
+        Ok(Route53 {
+            endpoint: cfg.endpoint.trim_end_matches('/').to_string(),
+            host,
+            creds,
+            hosted_zone_id: cfg
+                .hosted_zone_id
+                .as_ref()
+                .map(|z| z.trim_start_matches("/hostedzone/").to_string()),
+            page_size: cfg.page_size,
+            policy: retry_policy(cfg.retries),
+            sync_timeout: Duration::from_secs(cfg.sync_timeout_secs),
+            http,
+        })
+    }
+
+    /// One signed request, sent again while Route 53 throttles it (which
+    /// means it was not applied), with backoff; a GET also after a
+    /// transport failure or a 5xx. Returns the parsed answer.
+    fn call(
+        &self,
+        method: &'static str,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&str>,
+        what: &str,
+    ) -> Result<El, CallError> {
+        let mut attempt = 0;
+        loop {
+            let result = self.once(method, path, query, body, what);
+            let retry = match &result {
+                Err(CallError::Api { status, code, .. }) => throttled(*status, code),
+                Err(CallError::Transport(_)) => true,
+                _ => false,
+            };
+            match retry.then(|| self.policy.delay(attempt, None)).flatten() {
+                Some(wait) => {
+                    std::thread::sleep(wait);
+                    attempt += 1;
+                }
+                None => return result,
+            }
+        }
+    }
+
+    fn once(
+        &self,
+        method: &'static str,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&str>,
+        what: &str,
+    ) -> Result<El, CallError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let date = amz_date(now);
+        let payload = body.unwrap_or("").as_bytes();
+        let mut headers = vec![("x-amz-date".to_string(), date.clone())];
+        if body.is_some() {
+            headers.push(("content-type".to_string(), "text/xml".to_string()));
+        }
+        if let Some(token) = &self.creds.session_token {
+            headers.push(("x-amz-security-token".to_string(), token.clone()));
+        }
+        let auth = sign_v4(
+            &SignRequest {
+                method,
+                host: &self.host,
+                path,
+                query,
+                headers: &headers,
+                body: payload,
+            },
+            &self.creds,
+            &date,
+            REGION,
+            SERVICE,
+        );
+        let mut url = format!("{}{path}", self.endpoint);
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(
+                &query
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", uri_encode(k), uri_encode(v)))
+                    .collect::<Vec<_>>()
+                    .join("&"),
+            );
+        }
+        let body_owned = body.map(str::to_string);
+        let Answer { status, body: text } = self
+            .http
+            .send(method, &url, None, |mut req| {
+                for (k, v) in &headers {
+                    req = req.header(k.as_str(), v.as_str());
+                }
+                req = req.header("authorization", auth.as_str());
+                if let Some(b) = &body_owned {
+                    req = req.body(b.clone());
+                }
+                req
+            })
+            .map_err(|e| match e {
+                HttpError::Transport { .. } => CallError::Transport(e.to_string()),
+                HttpError::Uncertain { .. } => CallError::Uncertain(e.to_string()),
+                e => CallError::Redirected(e.to_string()),
+            })?;
+        let parsed = parse_xml(&text);
+        if status.is_success() {
+            return parsed.map_err(|e| CallError::Decode(format!("{what}: {e}")));
+        }
+        let (code, message) = match &parsed {
+            // <ErrorResponse><Error><Code/><Message/></Error></ErrorResponse>
+            Ok(el) if el.name == "ErrorResponse" => {
+                let e = el.child("Error");
+                (
+                    e.and_then(|e| e.text_of("Code")).unwrap_or("").to_string(),
+                    e.and_then(|e| e.text_of("Message"))
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            }
+            // <InvalidChangeBatch><Messages><Message/>…</Messages></InvalidChangeBatch>
+            Ok(el) => (
+                el.name.clone(),
+                el.child("Messages")
+                    .map(|m| {
+                        m.all("Message")
+                            .map(|x| x.text.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
+                    .or_else(|| el.text_of("Message").map(str::to_string))
+                    .unwrap_or_default(),
+            ),
+            Err(_) => (String::new(), text.chars().take(300).collect()),
+        };
+        let clean =
+            |s: String| -> String { s.chars().filter(|c| !c.is_control()).take(500).collect() };
+        Err(CallError::Api {
+            status: status.as_u16(),
+            code: clean(code),
+            message: clean(message),
+            what: what.to_string(),
+        })
+    }
+
+    fn error(&self, zone: &Name, e: CallError) -> ProviderError {
+        let provider = self.id();
+        let zone = zone.to_string();
+        let detail = e.to_string();
+        match &e {
+            CallError::Transport(_) | CallError::Uncertain(_) => ProviderError::Unreachable {
+                provider,
+                zone,
+                detail,
+            },
+            CallError::Api { status, code, .. } if auth_code(*status, code) => {
+                ProviderError::Auth {
+                    provider,
+                    zone,
+                    detail: format!(
+                        "AWS credentials ({}, key {}) rejected: {detail}",
+                        self.creds.source, self.creds.access_key_id
+                    ),
+                }
+            }
+            CallError::Api { status, code, .. } if throttled(*status, code) => {
+                ProviderError::Unreachable {
+                    provider,
+                    zone,
+                    detail: format!("still throttled after the retries: {detail}"),
+                }
+            }
+            _ => ProviderError::Rejected {
+                provider,
+                zone,
+                detail,
+            },
+        }
+    }
+
+    /// The hosted zone's id (without `/hostedzone/`), or `None` when no
+    /// hosted zone has that name.
+    fn zone_id(&self, zone: &Name) -> Result<Option<String>, ProviderError> {
+        if let Some(id) = &self.hosted_zone_id {
+            return Ok(Some(id.clone()));
+        }
+        let fqdn = format!("{}.", zone.as_str());
+        let el = self
+            .call(
+                "GET",
+                &format!("{API}/hostedzonesbyname"),
+                &[
+                    ("dnsname".to_string(), fqdn.clone()),
+                    ("maxitems".to_string(), "10".to_string()),
+                ],
+                None,
+                "ListHostedZonesByName",
+            )
+            .map_err(|e| self.error(zone, e))?;
+        let zones = el.child("HostedZones");
+        let matching: Vec<&El> = zones
+            .into_iter()
+            .flat_map(|z| z.all("HostedZone"))
+            .filter(|z| {
+                z.text_of("Name")
+                    .is_some_and(|n| n.eq_ignore_ascii_case(&fqdn))
+            })
+            .collect();
+        let public: Vec<&El> = matching
+            .iter()
+            .copied()
+            .filter(|z| {
+                z.child("Config")
+                    .and_then(|c| c.text_of("PrivateZone"))
+                    .is_none_or(|p| p.trim() != "true")
+            })
+            .collect();
+        match public.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(one
+                .text_of("Id")
+                .map(|id| id.trim().trim_start_matches("/hostedzone/").to_string())),
+            _ => Err(ProviderError::Rejected {
+                provider: self.id(),
+                zone: zone.to_string(),
+                detail: format!(
+                    "{} public hosted zones are named {fqdn}; set provider.hosted_zone_id",
+                    public.len()
+                ),
+            }),
+        }
+    }
+
+    /// Every RRset of the hosted zone, following the
+    /// `NextRecordName`/`NextRecordType`/`NextRecordIdentifier` cursor.
+    fn rrsets(&self, zone: &Name, id: &str) -> Result<Vec<ApiRrset>, ProviderError> {
+        let mut out = Vec::new();
+        let mut cursor: Option<(String, String, Option<String>)> = None;
+        for _ in 0..MAX_PAGES {
+            let mut query = vec![("maxitems".to_string(), self.page_size.to_string())];
+            if let Some((name, rtype, ident)) = &cursor {
+                query.push(("name".to_string(), name.clone()));
+                query.push(("type".to_string(), rtype.clone()));
+                if let Some(i) = ident {
+                    query.push(("identifier".to_string(), i.clone()));
+                }
+            }
+            let el = self
+                .call(
+                    "GET",
+                    &format!("{API}/hostedzone/{id}/rrset"),
+                    &query,
+                    None,
+                    "ListResourceRecordSets",
+                )
+                .map_err(|e| self.error(zone, e))?;
+            if let Some(sets) = el.child("ResourceRecordSets") {
+                out.extend(sets.all("ResourceRecordSet").map(rrset_of));
+            }
+            let truncated = el
+                .text_of("IsTruncated")
+                .is_some_and(|t| t.trim() == "true");
+            if !truncated {
+                return Ok(out);
+            }
+            let next = (
+                el.text_of("NextRecordName").unwrap_or_default().to_string(),
+                el.text_of("NextRecordType").unwrap_or_default().to_string(),
+                el.text_of("NextRecordIdentifier").map(str::to_string),
+            );
+            if next.0.is_empty() || cursor.as_ref() == Some(&next) {
+                return Err(ProviderError::Rejected {
+                    provider: self.id(),
+                    zone: zone.to_string(),
+                    detail: "ListResourceRecordSets: truncated answer without a new cursor"
+                        .to_string(),
+                });
+            }
+            cursor = Some(next);
+        }
+        Err(ProviderError::Rejected {
+            provider: self.id(),
+            zone: zone.to_string(),
+            detail: format!("ListResourceRecordSets: more than {MAX_PAGES} pages"),
+        })
+    }
+
+    /// Polls GetChange until `INSYNC`, at most `sync_timeout`.
+    fn wait_insync(&self, zone: &Name, change_id: &str) -> Result<(), ProviderError> {
+        let start = Instant::now();
+        let mut wait = Duration::from_millis(500);
+        loop {
+            let el = self
+                .call(
+                    "GET",
+                    &format!("{API}/change/{change_id}"),
+                    &[],
+                    None,
+                    "GetChange",
+                )
+                .map_err(|e| self.error(zone, e))?;
+            let status = el
+                .child("ChangeInfo")
+                .and_then(|c| c.text_of("Status"))
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            if status == "INSYNC" {
+                return Ok(());
+            }
+            if start.elapsed() + wait > self.sync_timeout {
+                return Err(ProviderError::Rejected {
+                    provider: self.id(),
+                    zone: zone.to_string(),
+                    detail: format!(
+                        "change {change_id} was accepted but is still {status:?} after {} s; \
+                         Route 53 applies it on its own (a new plan shows what is left)",
+                        self.sync_timeout.as_secs()
+                    ),
+                });
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_secs(10));
+        }
+    }
+}
+
+impl Provider for Route53 {
+    fn id(&self) -> String {
+        format!("{PROVIDER}:{}", self.endpoint)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            types: vec![RType::Txt, RType::Cname, RType::Mx, RType::A, RType::Aaaa],
+            // "The maximum length of a value in a TXT record is 4,000
+            // characters" (Route 53 developer guide, TXT record type); the
+            // value carries quotes and spaces: 3 characters per 255-octet
+            // string, so 3,950 octets fit.
+            max_txt_len: 3950,
+            cname: true,
+        }
+    }
+
+    fn fetch(&self, zone: &Name) -> Result<Fetched, ProviderError> {
+        let Some(id) = self.zone_id(zone)? else {
+            return Ok(Fetched {
+                zone: Zone::new(zone.clone()),
+                version: "absent".to_string(),
+                exists: false,
+            });
+        };
+        let rrsets = self.rrsets(zone, &id)?;
+        let mut out = Zone::new(zone.clone());
+        for r in &rrsets {
+            if let Some(set) = to_set(r)
+                && set.name.is_within(zone)
+            {
+                out.insert(set);
+            }
+        }
+        Ok(Fetched {
+            zone: out,
+            version: version_of(&rrsets),
+            exists: true,
+        })
+    }
+
+    fn apply(&self, zone: &Name, seen: &Fetched, changes: &[Change]) -> Result<(), ProviderError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let rejected = |detail: String| ProviderError::Rejected {
+            provider: self.id(),
+            zone: zone.to_string(),
+            detail,
+        };
+        for c in changes {
+            if !c.name().is_within(zone) {
+                return Err(rejected(format!("{} is outside the zone", c.name())));
+            }
+        }
+        let Some(id) = self.zone_id(zone)? else {
+            return Err(rejected(
+                "no public hosted zone has this name; create it in Route 53 first".to_string(),
+            ));
+        };
+        let current = self.rrsets(zone, &id)?;
+        if version_of(&current) != seen.version {
+            return Err(ProviderError::Stale {
+                provider: self.id(),
+                zone: zone.to_string(),
+                detail: "the hosted zone's record sets differ from those the plan read".to_string(),
+            });
+        }
+        // A record set with a routing policy or an alias is not one
+        // mailauth can rewrite as a plain RRset.
+        for c in changes {
+            let fqdn = format!("{}.", c.name().as_str());
+            if current.iter().any(|r| {
+                !r.extra.is_empty()
+                    && decode_name(&r.name) == fqdn
+                    && r.rtype == c.rtype().to_string()
+            }) {
+                return Err(rejected(format!(
+                    "{} {} has an alias or a routing policy at Route 53; mailauth manages plain record sets only",
+                    c.name(),
+                    c.rtype()
+                )));
+            }
+        }
+        let body = batch_xml(changes);
+        let path = format!("{API}/hostedzone/{id}/rrset/");
+        let mut resent = false;
+        let el = loop {
+            match self.call("POST", &path, &[], Some(&body), "ChangeResourceRecordSets") {
+                Ok(el) => break el,
+                Err(CallError::Uncertain(detail)) => {
+                    // Applied or not? The batch is atomic: the zone is
+                    // either as the plan saw it (send once more) or moved.
+                    let now = self.rrsets(zone, &id)?;
+                    if version_of(&now) == seen.version && !resent {
+                        resent = true;
+                        continue;
+                    }
+                    let want_holds = changes.iter().all(|c| {
+                        let key = (c.name().clone(), c.rtype().clone());
+                        let got = now.iter().filter_map(to_set).find(|s| s.key() == key);
+                        match c {
+                            Change::Create { new } | Change::Update { new, .. } => {
+                                got.as_ref() == Some(new)
+                            }
+                            Change::Delete { .. } => got.is_none(),
+                        }
+                    });
+                    if want_holds {
+                        return Ok(());
+                    }
+                    return Err(self.error(zone, CallError::Uncertain(detail)));
+                }
+                Err(e @ CallError::Api { .. }) => {
+                    let stale = matches!(&e, CallError::Api { code, message, .. }
+                        if code == "InvalidChangeBatch"
+                            && (message.contains("not found")
+                                || message.contains("do not match")
+                                || message.contains("already exists")));
+                    if stale {
+                        return Err(ProviderError::Stale {
+                            provider: self.id(),
+                            zone: zone.to_string(),
+                            detail: format!("Route 53 refused the change batch: {e}"),
+                        });
+                    }
+                    return Err(self.error(zone, e));
+                }
+                Err(e) => return Err(self.error(zone, e)),
+            }
+        };
+        let change_id = el
+            .child("ChangeInfo")
+            .and_then(|c| c.text_of("Id"))
+            .map(|i| i.trim().trim_start_matches("/change/").to_string())
+            .ok_or_else(|| rejected("ChangeResourceRecordSets: no ChangeInfo/Id".to_string()))?;
+        self.wait_insync(zone, &change_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds(id: &str, secret: &str) -> Credentials {
+        Credentials {
+            access_key_id: id.to_string(),
+            secret_access_key: secret.to_string(),
+            session_token: None,
+            source: "test".to_string(),
+        }
+    }
+
+    /// The worked example of the AWS General Reference ("Signature
+    /// Version 4 signing process", IAM ListUsers, 2015-08-30).
+    #[test]
+    fn sigv4_matches_the_documented_example() {
+        let c = creds("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
+        let auth = sign_v4(
+            &SignRequest {
+                method: "GET",
+                host: "iam.amazonaws.com",
+                path: "/",
+                query: &[
+                    ("Action".to_string(), "ListUsers".to_string()),
+                    ("Version".to_string(), "2010-05-08".to_string()),
+                ],
+                headers: &[
+                    (
+                        "Content-Type".to_string(),
+                        "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+                    ),
+                    ("X-Amz-Date".to_string(), "20150830T123600Z".to_string()),
+                ],
+                body: b"",
+            },
+            &c,
+            "20150830T123600Z",
+            "us-east-1",
+            "iam",
+        );
+        assert_eq!(
+            auth,
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, \
+             SignedHeaders=content-type;host;x-amz-date, \
+             Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+        );
+    }
+
+    #[test]
+    fn amz_date_format() {
+        assert_eq!(amz_date(1_440_938_160), "20150830T123600Z");
+    }
+
+    #[test]
+    fn credentials_from_environment_then_profiles() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cred_file = dir.path().join("credentials");
+        let conf_file = dir.path().join("config");
+        std::fs::write(
+            &cred_file,
+            "[default]\naws_access_key_id = AKDEFAULT\naws_secret_access_key = s1\n\n\
+             [ops]\n# comment\naws_access_key_id=AKOPS\naws_secret_access_key=s2\naws_session_token=tok\n",
+        )
+        .expect("write");
+        std::fs::write(
+            &conf_file,
+            "[profile cfgonly]\naws_access_key_id = AKCFG\naws_secret_access_key = s3\n",
+        )
+        .expect("write");
+        let files = |extra: &'static [(&'static str, &'static str)]| {
+            let (c, f) = (cred_file.clone(), conf_file.clone());
+            move |k: &str| -> Option<String> {
+                match k {
+                    "AWS_SHARED_CREDENTIALS_FILE" => Some(c.display().to_string()),
+                    "AWS_CONFIG_FILE" => Some(f.display().to_string()),
+                    _ => extra
+                        .iter()
+                        .find(|(n, _)| *n == k)
+                        .map(|(_, v)| v.to_string()),
+                }
+            }
+        };
+        let env = files(&[
+            ("AWS_ACCESS_KEY_ID", "AKENV"),
+            ("AWS_SECRET_ACCESS_KEY", "senv"),
+            ("AWS_SESSION_TOKEN", "tenv"),
+        ]);
+        let c = resolve_credentials(None, &env).expect("env");
+        assert_eq!(
+            (c.access_key_id.as_str(), c.session_token.as_deref()),
+            ("AKENV", Some("tenv"))
+        );
+        // An explicit profile wins over the variables.
+        let c = resolve_credentials(Some("ops"), &env).expect("profile");
+        assert_eq!(
+            (c.access_key_id.as_str(), c.session_token.as_deref()),
+            ("AKOPS", Some("tok"))
+        );
+        let c = resolve_credentials(None, &files(&[])).expect("default");
+        assert_eq!(c.access_key_id, "AKDEFAULT");
+        let c = resolve_credentials(None, &files(&[("AWS_PROFILE", "cfgonly")])).expect("config");
+        assert_eq!(c.access_key_id, "AKCFG");
+        let err = resolve_credentials(Some("nope"), &files(&[])).expect_err("missing");
+        assert!(
+            err.contains("no AWS credentials") && err.contains("[nope]"),
+            "{err}"
+        );
+        let err =
+            resolve_credentials(None, &files(&[("AWS_ACCESS_KEY_ID", "AK")])).expect_err("half");
+        assert!(err.contains("AWS_SECRET_ACCESS_KEY"), "{err}");
+        assert!(!format!("{c:?}").contains("s3"), "secret in debug output");
+    }
+
+    #[test]
+    fn values_round_trip() {
+        let long = RData::txt(&"a".repeat(300));
+        let v = to_value(&long);
+        assert_eq!(v.matches('"').count(), 4);
+        assert_eq!(to_rdata(&RType::Txt, &v), Some(long));
+        let mx = to_rdata(&RType::Mx, "10 mx1.example.test.").expect("mx");
+        assert_eq!(to_value(&mx), "10 mx1.example.test.");
+        assert_eq!(decode_name("\\052.example.test."), "*.example.test.");
+    }
+
+    #[test]
+    fn error_answers_parse() {
+        let el = parse_xml(
+            "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
+             <Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate &amp; exceeded</Message></Error>\
+             <RequestId>x</RequestId></ErrorResponse>",
+        )
+        .expect("xml");
+        assert_eq!(el.name, "ErrorResponse");
+        let e = el.child("Error").expect("error");
+        assert_eq!(e.text_of("Code"), Some("Throttling"));
+        assert_eq!(e.text_of("Message"), Some("Rate & exceeded"));
+        assert!(parse_xml("<a><b></a>").is_err());
+    }
+}
