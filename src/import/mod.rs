@@ -334,7 +334,7 @@ pub fn import(
                 // Alone in the apex TXT RRset, the SPF record takes the
                 // domain's TTL (RFC 2181 §5.2, see `diff`), so its TTL
                 // counts in the choice; shared, the RRset keeps its own.
-                if let Some(set) = zone.get(&origin, &RType::Txt)
+                if let Some(set) = zone.get(origin, &RType::Txt)
                     && set.data.len() == 1
                 {
                     owned_ttls.push((origin.clone(), set.ttl));
