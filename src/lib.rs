@@ -20,6 +20,7 @@ pub mod masterfile;
 pub mod ownership;
 pub mod par;
 pub mod plan;
+pub mod publish;
 pub mod provider;
 pub mod record;
 pub mod reports;
