@@ -14,9 +14,9 @@ use crate::config::{
 };
 use crate::diff::Desired;
 use crate::ownership::{Registry, Slot};
+use crate::record::bimi::Bimi;
 use crate::record::dkim::{DkimKey, KeyFlag};
 use crate::record::dmarc::{Alignment, Dmarc, Policy, ReportUri};
-use crate::record::bimi::Bimi;
 use crate::record::mtasts::{Mode, MtaSts, MtaStsPolicy, policy_id};
 use crate::record::spf::{Directive, DomainSpec, Mechanism, Modifier, Qualifier, Spf, Term};
 use crate::record::tlsrpt::TlsRpt;

@@ -70,7 +70,9 @@ fn policy_change_changes_the_id_in_the_same_plan() {
     // An explicit id is published as given.
     std::fs::write(
         c.path().join("mailauth.yaml"),
-        config("{ id: \"20270101T000000\", mode: enforce, mx: [mail.example.com], max_age: 86400 }"),
+        config(
+            "{ id: \"20270101T000000\", mode: enforce, mx: [mail.example.com], max_age: 86400 }",
+        ),
     )
     .unwrap();
     c.run(&["apply", "--auto-approve"]).ok();
@@ -83,7 +85,11 @@ fn publish_to_a_web_root() {
         "{{ mode: testing, mx: [mail.example.com], max_age: 86400, publish: {{ dir: site }} }}"
     ));
     let r = c.run(&["apply", "--auto-approve"]).ok();
-    assert!(r.stdout.contains("MTA-STS policy published to"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("MTA-STS policy published to"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(c.read("site/.well-known/mta-sts.txt"), POLICY_TESTING);
     std::fs::write(
         c.path().join("mailauth.yaml"),
@@ -183,7 +189,11 @@ fn the_policy_is_served_before_the_new_id_is_published() {
     let c = c.config(&put_config(w.port, "testing"));
     c.run(&["apply", "--auto-approve"]).ok();
     let first = published_id(&c).unwrap();
-    std::fs::write(c.path().join("mailauth.yaml"), put_config(w.port, "enforce")).unwrap();
+    std::fs::write(
+        c.path().join("mailauth.yaml"),
+        put_config(w.port, "enforce"),
+    )
+    .unwrap();
     c.run(&["apply", "--auto-approve"]).ok();
     let second = published_id(&c).unwrap();
     assert_ne!(first, second);
@@ -280,7 +290,11 @@ fn publish_by_http_put_to_nginx_webdav() {
             "{{ mode: testing, mx: [mail.example.com], max_age: 86400, publish: {{ url: \"{url}\" }} }}"
         )));
     let r = c.run(&["apply", "--auto-approve"]).ok();
-    assert!(r.stdout.contains(&format!("published to {url}")), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("published to {url}")),
+        "{}",
+        r.stdout
+    );
     let served = std::fs::read_to_string(
         n.root
             .path()
@@ -301,6 +315,414 @@ fn publish_by_http_put_to_nginx_webdav() {
     .unwrap();
     let before = c.read("zones/example.com.zone");
     let r = c.run(&["apply", "--auto-approve"]).code(1);
-    assert!(r.stderr.contains("nothing was changed in DNS"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("nothing was changed in DNS"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(c.read("zones/example.com.zone"), before);
+}
+
+// ---------------------------------------------------------------- BIMI
+
+#[test]
+fn bimi_record_is_published_and_guarded_by_dmarc() {
+    let c = Case::new()
+        .file("zones/example.com.zone", ZONE)
+        .config(
+            "provider: { kind: zonefile, dir: zones }\ndomains:\n  example.com:\n    dmarc: { p: quarantine }\n    bimi: { logo: \"https://example.com/bimi/logo.svg\", authority: \"https://example.com/bimi/vmc.pem\" }\n",
+        );
+    c.run(&["apply", "--auto-approve"]).ok();
+    let zone = c.read("zones/example.com.zone");
+    assert!(
+        zone.contains("default._bimi")
+            && zone.contains(
+                "\"v=BIMI1; l=https://example.com/bimi/logo.svg; a=https://example.com/bimi/vmc.pem\""
+            ),
+        "{zone}"
+    );
+    // p=none: refused before any DNS work.
+    std::fs::write(
+        c.path().join("mailauth.yaml"),
+        "provider: { kind: zonefile, dir: zones }\ndomains:\n  example.com:\n    dmarc: { p: none }\n    bimi: { logo: \"https://example.com/bimi/logo.svg\" }\n",
+    )
+    .unwrap();
+    let r = c.run(&["plan"]).code(2);
+    assert!(
+        r.stderr.contains(
+            "domains.example.com.bimi: BIMI needs an enforcing DMARC policy, and dmarc.p is none"
+        ),
+        "{}",
+        r.stderr
+    );
+    // A parked domain declines, with its own selector.
+    let parked = Case::new()
+        .file("zones/example.com.zone", ZONE)
+        .config(
+            "provider: { kind: zonefile, dir: zones }\ndomains:\n  example.com:\n    parked: true\n    bimi: { selector: brand, declined: true }\n",
+        );
+    parked.run(&["apply", "--auto-approve"]).ok();
+    let zone = parked.read("zones/example.com.zone");
+    assert!(
+        zone.lines()
+            .any(|l| l.starts_with("brand._bimi") && l.ends_with("\"v=BIMI1; l=; a=;\"")),
+        "{zone}"
+    );
+}
+
+const LOGO: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" version="1.2" baseProfile="tiny-ps" viewBox="0 0 64 64">
+  <title>Example Brand</title>
+  <rect x="8" y="8" width="48" height="48" fill="#d22"/>
+</svg>
+"##;
+
+/// A DER TLV.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else if n < 0x100 {
+        out.extend([0x81, n as u8]);
+    } else {
+        out.extend([0x82, (n >> 8) as u8, n as u8]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// RFC 3709 §4.1 `LogotypeExtn` with a subject logo whose one image is
+/// `svg` as a gzip'd `data:image/svg+xml;base64,` URI, as VMCs carry it.
+fn logotype_extension(svg: &str) -> Vec<u8> {
+    use base64::Engine;
+    use sha2::Digest;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(svg.as_bytes()).unwrap();
+    let uri = format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap())
+    );
+    let sha256_oid = [
+        0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+    ];
+    let hash = der(
+        0x30,
+        &[
+            der(0x30, &sha256_oid),
+            der(0x04, &sha2::Sha256::digest(svg.as_bytes())),
+        ]
+        .concat(),
+    );
+    let details = der(
+        0x30,
+        &[
+            der(0x16, b"image/svg+xml"),
+            der(0x30, &hash),
+            der(0x30, &der(0x16, uri.as_bytes())),
+        ]
+        .concat(),
+    );
+    let image = der(0x30, &details);
+    let data = der(0xa0, &der(0x30, &image));
+    der(0x30, &der(0xa2, &data))
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A throwaway BIMI root (`<name>.pem`) in `dir`.
+fn bimi_root(dir: &std::path::Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "30",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+}
+
+/// A VMC-like certificate `<label>.pem` (leaf then root) issued by `root`
+/// for `san`, with the BIMI EKU unless `eku` is false, and the logotype
+/// extension of `svg` unless it is `None`.
+fn vmc(
+    dir: &std::path::Path,
+    root: &str,
+    label: &str,
+    san: &str,
+    eku: bool,
+    svg: Option<&str>,
+) -> String {
+    let mut ext = format!("[v3]\nbasicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:{san}\n");
+    ext.push_str(if eku {
+        "extendedKeyUsage=1.3.6.1.5.5.7.3.31\n"
+    } else {
+        "extendedKeyUsage=serverAuth\n"
+    });
+    if let Some(svg) = svg {
+        let hex: String = logotype_extension(svg)
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        ext.push_str(&format!("1.3.6.1.5.5.7.1.12=DER:{hex}\n"));
+    }
+    std::fs::write(dir.join(format!("{label}.cnf")), ext).unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{label}.key"),
+            "-out",
+            &format!("{label}.csr"),
+            "-subj",
+            &format!("/CN={san}"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{label}.csr"),
+            "-CA",
+            &format!("{root}.pem"),
+            "-CAkey",
+            &format!("{root}.key"),
+            "-CAcreateserial",
+            "-days",
+            "10",
+            "-extfile",
+            &format!("{label}.cnf"),
+            "-extensions",
+            "v3",
+            "-out",
+            &format!("{label}.leaf.pem"),
+        ],
+    );
+    let leaf = std::fs::read_to_string(dir.join(format!("{label}.leaf.pem"))).unwrap();
+    let root_pem = std::fs::read_to_string(dir.join(format!("{root}.pem"))).unwrap();
+    leaf + &root_pem
+}
+
+/// (domain, what its VMC or logo gets wrong)
+const BIMI_DOMAINS: &[&str] = &[
+    "good.test",
+    "badlogo.test",
+    "wrongsvg.test",
+    "noeku.test",
+    "wrongname.test",
+    "otherroot.test",
+    "nologotype.test",
+    "declined.test",
+];
+
+#[test]
+fn bimi_logo_and_evidence_are_validated_live() {
+    use support::bind::Bind;
+    use support::https::{Answer, HttpsServer, TestCa};
+    let zones: Vec<(String, String)> = BIMI_DOMAINS
+        .iter()
+        .map(|d| {
+            let bimi = if *d == "declined.test" {
+                "v=BIMI1; l=; a=;".to_string()
+            } else {
+                format!("v=BIMI1; l=https://bimi.{d}/logo.svg; a=https://bimi.{d}/vmc.pem")
+            };
+            (
+                d.to_string(),
+                format!(
+                    "$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 86400 300\n@ IN NS ns\nns IN A 127.0.0.1\n\
+                     _dmarc IN TXT \"v=DMARC1; p=reject\"\ndefault._bimi IN TXT \"{bimi}\"\n"
+                ),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = zones
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let Some(bind) = Bind::try_start(&refs) else {
+        return;
+    };
+    for (d, _) in &zones {
+        assert!(
+            support::wait_until(std::time::Duration::from_secs(15), || {
+                !bind.dig_short(d, "SOA").trim().is_empty()
+            }),
+            "BIND did not load {d}"
+        );
+    }
+    let Some(tls_ca) = TestCa::try_new() else {
+        return;
+    };
+    let hosts: Vec<String> = BIMI_DOMAINS.iter().map(|d| format!("bimi.{d}")).collect();
+    let host_refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let (cert, key) = tls_ca.issue("bimi-hosts", &host_refs);
+
+    let pki = tempfile::tempdir().unwrap();
+    let p = pki.path();
+    bimi_root(p, "root");
+    bimi_root(p, "stranger");
+    let other_logo = LOGO.replace("#d22", "#22d");
+    let bad_logo = LOGO
+        .replace("viewBox=\"0 0 64 64\"", "viewBox=\"0 0 64 32\"")
+        .replace("<rect", "<script>alert(1)</script><rect");
+    let mut routes = std::collections::HashMap::new();
+    for d in BIMI_DOMAINS {
+        let (logo, evidence) = match *d {
+            "good.test" => (
+                LOGO.to_string(),
+                vmc(p, "root", "good", d, true, Some(LOGO)),
+            ),
+            "badlogo.test" => (
+                bad_logo.clone(),
+                vmc(p, "root", "badlogo", d, true, Some(&bad_logo)),
+            ),
+            "wrongsvg.test" => (
+                LOGO.to_string(),
+                vmc(p, "root", "wrongsvg", d, true, Some(&other_logo)),
+            ),
+            "noeku.test" => (
+                LOGO.to_string(),
+                vmc(p, "root", "noeku", d, false, Some(LOGO)),
+            ),
+            "wrongname.test" => (
+                LOGO.to_string(),
+                vmc(p, "root", "wrongname", "other.test", true, Some(LOGO)),
+            ),
+            "otherroot.test" => (
+                LOGO.to_string(),
+                vmc(p, "stranger", "otherroot", d, true, Some(LOGO)),
+            ),
+            "nologotype.test" => (
+                LOGO.to_string(),
+                vmc(p, "root", "nologotype", d, true, None),
+            ),
+            _ => continue,
+        };
+        let host = format!("bimi.{d}");
+        routes.insert(
+            (host.clone(), "/logo.svg".to_string()),
+            Answer::new(200, "image/svg+xml", logo),
+        );
+        routes.insert(
+            (host, "/vmc.pem".to_string()),
+            Answer::new(200, "application/pem-certificate-chain", evidence),
+        );
+    }
+    let server = HttpsServer::start(&cert, &key, routes);
+    let config = tempfile::tempdir().unwrap();
+    let mut yaml = String::from("domains:\n");
+    for d in BIMI_DOMAINS {
+        yaml.push_str(&format!("  {d}:\n    dmarc: {{ p: reject }}\n"));
+    }
+    std::fs::write(config.path().join("mailauth.yaml"), yaml).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"));
+    cmd.arg("-c")
+        .arg(config.path().join("mailauth.yaml"))
+        .args([
+            "validate",
+            "--json",
+            "--no-propagation",
+            "--no-mta-sts-policy",
+        ])
+        .arg(format!("--nameserver=127.0.0.1:{}", bind.port()))
+        .arg("--ca-file")
+        .arg(tls_ca.cert())
+        .arg("--bimi-ca-file")
+        .arg(p.join("root.pem"));
+    for h in &hosts {
+        cmd.arg(format!("--connect-to={h}:443:127.0.0.1:{}", server.port()));
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let bimi = |domain: &str| -> Vec<(String, String)> {
+        report["domains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["domain"] == domain)
+            .unwrap()["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"] == "bimi")
+            .map(|f| {
+                (
+                    f["severity"].as_str().unwrap().to_string(),
+                    format!("{} {}", f["message"].as_str().unwrap(), f["details"]),
+                )
+            })
+            .collect()
+    };
+    let has = |domain: &str, severity: &str, needle: &str| {
+        let f = bimi(domain);
+        assert!(
+            f.iter().any(|(s, m)| s == severity && m.contains(needle)),
+            "{domain}: expected bimi {severity} with {needle:?}, got {f:#?}"
+        );
+    };
+    // Everything right: no failure at all.
+    let good = bimi("good.test");
+    assert!(good.iter().all(|(s, _)| s == "pass"), "{good:#?}");
+    has("good.test", "pass", "SVG Tiny PS, square");
+    has("good.test", "pass", "chain verified");
+    has("good.test", "pass", "logotype extension's SVG is the logo");
+    has("badlogo.test", "fail", "a `script` element");
+    has("badlogo.test", "fail", "not square");
+    has("wrongsvg.test", "fail", "differs from the logo `l=` serves");
+    has("noeku.test", "fail", "lacks the BIMI extended key usage");
+    has(
+        "wrongname.test",
+        "fail",
+        "names do not cover wrongname.test",
+    );
+    has(
+        "otherroot.test",
+        "fail",
+        "does not lead to a --bimi-ca-file root",
+    );
+    has("nologotype.test", "fail", "no logotype extension");
+    has("declined.test", "pass", "declination record");
 }

@@ -452,7 +452,10 @@ fn check_bimi(
             p.at(
                 sel,
                 format!("{field}.selector"),
-                format!("`{}` is not one DNS label (letters, digits, `-`, `_`)", sel.value),
+                format!(
+                    "`{}` is not one DNS label (letters, digits, `-`, `_`)",
+                    sel.value
+                ),
                 None,
             );
         }
@@ -462,7 +465,8 @@ fn check_bimi(
             p.at(
                 l,
                 field.to_string(),
-                "`declined: true` publishes `v=BIMI1; l=; a=;`: remove `logo` and `authority`".into(),
+                "`declined: true` publishes `v=BIMI1; l=; a=;`: remove `logo` and `authority`"
+                    .into(),
                 None,
             );
         }
@@ -481,7 +485,9 @@ fn check_bimi(
         if let Some(v) = value
             && !(v.value.to_ascii_lowercase().starts_with("https://")
                 && v.value.len() > 8
-                && v.value.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b','))
+                && v.value
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b';' && b != b','))
         {
             p.at(
                 v,
@@ -495,7 +501,8 @@ fn check_bimi(
     if d.parked {
         return;
     }
-    let enforcing = |pc: PolicyConfig| matches!(pc, PolicyConfig::Quarantine | PolicyConfig::Reject);
+    let enforcing =
+        |pc: PolicyConfig| matches!(pc, PolicyConfig::Quarantine | PolicyConfig::Reject);
     let reason = match &d.dmarc {
         None => Some("the domain has no `dmarc` block".to_string()),
         Some(m) if !enforcing(m.p) => Some("dmarc.p is none".to_string()),

@@ -483,7 +483,9 @@ pub struct BimiConfig {
 
 impl BimiConfig {
     pub fn selector(&self) -> &str {
-        self.selector.as_ref().map_or("default", |s| s.value.as_str())
+        self.selector
+            .as_ref()
+            .map_or("default", |s| s.value.as_str())
     }
 }
 

@@ -215,11 +215,20 @@ mod tests {
                 "v=BIMI1; l=https://e.test/l.svg; l=https://e.test/m.svg",
                 "`l` appears more than once",
             ),
-            ("v=BIMI1; l=; a=https://e.test/a.pem", "its `a=` must be empty"),
-            ("v=BIMI1; l=https://e.test/l.svg; junk", "malformed BIMI tag `junk`"),
+            (
+                "v=BIMI1; l=; a=https://e.test/a.pem",
+                "its `a=` must be empty",
+            ),
+            (
+                "v=BIMI1; l=https://e.test/l.svg; junk",
+                "malformed BIMI tag `junk`",
+            ),
         ] {
             let e = input.parse::<Bimi>().expect_err(input);
-            assert!(e.to_string().contains(needle), "{input}: `{e}` lacks `{needle}`");
+            assert!(
+                e.to_string().contains(needle),
+                "{input}: `{e}` lacks `{needle}`"
+            );
         }
     }
 }

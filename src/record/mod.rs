@@ -5,8 +5,8 @@
 //! Zones are sorted maps keyed by (owner name, type), so every rendering is
 //! independent of insertion order.
 
-pub mod dkim;
 pub mod bimi;
+pub mod dkim;
 pub mod dmarc;
 pub mod mtasts;
 pub mod spf;

@@ -645,9 +645,10 @@ mod tests {
 
     #[test]
     fn policy_ids_follow_the_content() {
-        let p: MtaStsPolicy = "version: STSv1\nmode: testing\nmx: mail.example.com\nmax_age: 86400\n"
-            .parse()
-            .unwrap();
+        let p: MtaStsPolicy =
+            "version: STSv1\nmode: testing\nmx: mail.example.com\nmax_age: 86400\n"
+                .parse()
+                .unwrap();
         let id = policy_id(&p);
         assert!(MtaSts::valid_id(&id), "{id}");
         assert_eq!(id.len(), 32);

@@ -8,6 +8,7 @@
 //! `record`'s, SPF tree analysis is `spf::analyze`, the desired records are
 //! `desired`'s, and rendering is in [`report`].
 
+pub mod bimi;
 pub mod cli;
 mod dkim;
 mod dmarc;
@@ -73,6 +74,7 @@ pub enum Check {
     Mx,
     MtaSts,
     TlsRpt,
+    Bimi,
     Propagation,
 }
 
@@ -86,6 +88,7 @@ impl Check {
             Check::Mx => "mx",
             Check::MtaSts => "mta-sts",
             Check::TlsRpt => "tls-rpt",
+            Check::Bimi => "bimi",
             Check::Propagation => "propagation",
         }
     }
@@ -240,6 +243,9 @@ pub struct Validator<'a> {
     /// Set by [`Validator::with_mta_sts_policy`]: fetch and check MTA-STS
     /// policies over HTTPS.
     policy: Option<mtasts::PolicyCheck>,
+    /// Set by [`Validator::with_bimi`]: fetch and check BIMI logos and
+    /// evidence documents over HTTPS.
+    bimi: Option<bimi::BimiCheck>,
 }
 
 impl<'a> Validator<'a> {
@@ -249,6 +255,7 @@ impl<'a> Validator<'a> {
             settings,
             direct: Mutex::new(HashMap::new()),
             policy: None,
+            bimi: None,
         }
     }
 
@@ -257,6 +264,13 @@ impl<'a> Validator<'a> {
     /// the `_mta-sts` TXT record is checked (no network beyond DNS).
     pub fn with_mta_sts_policy(mut self, check: mtasts::PolicyCheck) -> Validator<'a> {
         self.policy = Some(check);
+        self
+    }
+
+    /// Also fetches BIMI logos and evidence documents over HTTPS. Without
+    /// this, only the BIMI record is checked.
+    pub fn with_bimi(mut self, check: bimi::BimiCheck) -> Validator<'a> {
+        self.bimi = Some(check);
         self
     }
 
@@ -304,6 +318,7 @@ impl<'a> Validator<'a> {
             (Check::Mx, mail::check_mx),
             (Check::MtaSts, mail::check_mta_sts),
             (Check::TlsRpt, mail::check_tls_rpt),
+            (Check::Bimi, bimi::check),
         ];
         if self.settings.propagation {
             checks.push((Check::Propagation, propagation::check));
