@@ -81,9 +81,8 @@ fn policy_change_changes_the_id_in_the_same_plan() {
 
 #[test]
 fn publish_to_a_web_root() {
-    let c = case(&format!(
-        "{{ mode: testing, mx: [mail.example.com], max_age: 86400, publish: {{ dir: site }} }}"
-    ));
+    let c =
+        case("{ mode: testing, mx: [mail.example.com], max_age: 86400, publish: { dir: site } }");
     let r = c.run(&["apply", "--auto-approve"]).ok();
     assert!(
         r.stdout.contains("MTA-STS policy published to"),
@@ -223,16 +222,15 @@ fn a_failed_upload_changes_nothing_in_dns() {
 /// nginx (Debian's nginx-light, WebDAV module) as the PUT target, on a
 /// loopback port in a temp dir.
 struct Nginx {
-    pid: u32,
+    child: std::process::Child,
     port: u16,
     root: tempfile::TempDir,
 }
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg(self.pid.to_string())
-            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -262,11 +260,7 @@ fn nginx() -> Option<Nginx> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let n = Nginx {
-        pid: child.id(),
-        port,
-        root,
-    };
+    let n = Nginx { child, port, root };
     assert!(
         support::wait_until(std::time::Duration::from_secs(10), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
