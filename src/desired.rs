@@ -2,7 +2,9 @@
 //! must hold. Pure: no I/O, no DNS. Every value is built as a typed record
 //! and rendered canonically, so the same config always yields byte-identical
 //! records. A flattened SPF record (`spf::flatten`, which needs DNS) comes
-//! in ready-made through [`desired_flattened`].
+//! in ready-made through [`desired_flattened`]. The MTA-STS policy file
+//! ([`mta_sts_policy`]) is rendered here too, so that the `_mta-sts` id can
+//! be derived from it.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -1,9 +1,10 @@
 //! `mailauth validate`: what receivers see in live DNS, compared with what
 //! the config implies. Per domain it runs the SPF, DKIM, DMARC, MX, MTA-STS
-//! / TLS-RPT and propagation checks and collects [`Finding`]s; domains are
+//! / TLS-RPT, BIMI and propagation checks and collects [`Finding`]s; domains are
 //! checked concurrently with a bound.
 //!
-//! Read-only: it queries DNS through [`crate::dns::Resolver`] and never
+//! Read-only: it queries DNS through [`crate::dns::Resolver`] (and, when
+//! asked, fetches MTA-STS policies and BIMI files over HTTPS) and never
 //! writes anywhere. It owns the checks and their verdicts; record syntax is
 //! `record`'s, SPF tree analysis is `spf::analyze`, the desired records are
 //! `desired`'s, and rendering is in [`report`].

@@ -8,7 +8,9 @@
 //! verdicts about the policy. It leaves the `_mta-sts` TXT record to
 //! [`super::mail`], the policy syntax to [`crate::record::mtasts`], and
 //! name resolution to [`crate::dns::Resolver`]: the policy host is looked up
-//! through the same resolver as every other check.
+//! through the same resolver as every other check. The same strict client
+//! also fetches BIMI logos and evidence documents for [`super::bimi`]
+//! ([`PolicyFetcher::fetch_https`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -571,7 +573,7 @@ fn compare(p: &MtaStsPolicy, want: &DeclaredPolicy) -> Vec<Finding> {
         Finding::fail(
             Check::MtaSts,
             "the served policy differs from the config",
-            "update the policy file (and then the `mta_sts.id`), or the config",
+            "serve the policy the config renders (`mailauth emit --mta-sts DIR`, or `mta_sts.publish` and `mailauth apply`), or fix the config",
         )
         .with_details(diffs),
     ]
