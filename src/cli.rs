@@ -490,7 +490,7 @@ fn apply_cmd(config: &Path, color: ColorChoice, args: ApplyArgs) -> Result<i32, 
             ws.plan(&domains)
         }
     };
-    publish_policies(&ws, &plan)?;
+    publish_policies(&ws, &plan, args.force)?;
     failed += apply_dns(&ws, &plan, args.force)?;
     Ok(if failed > 0 { 1 } else { 0 })
 }
@@ -738,11 +738,13 @@ fn export_signer(
 /// fetch the policy when they see a new id, so the new policy must be
 /// served first. One failed upload stops the apply with nothing changed in
 /// DNS.
-fn publish_policies(ws: &Workspace, plan: &Plan) -> Result<(), Failure> {
+/// A zone apply will refuse (needs `--force`) gets no upload either: its
+/// new policy must not be served while the old id stays.
+fn publish_policies(ws: &Workspace, plan: &Plan, force: bool) -> Result<(), Failure> {
     let domains: Vec<_> = plan
         .zones
         .iter()
-        .filter(|z| z.error.is_none())
+        .filter(|z| z.error.is_none() && (force || z.needs_force.is_none()))
         .filter_map(|z| crate::record::Name::parse(&z.zone).ok())
         .collect();
     let files = crate::publish::policy_files(ws, &domains).map_err(|e| Failure::new(1, e))?;

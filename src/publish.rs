@@ -148,3 +148,46 @@ fn put(url: &str, text: &str) -> Result<(), String> {
         Ok(())
     })
 }
+
+/// The guard on `mode: enforce` (RFC 8461 §5: an enforcing sender refuses
+/// to deliver to an MX host the policy does not match): when this plan
+/// changes the `_mta-sts` record of a domain whose policy enforces, every
+/// MX host of the zone as the provider holds it must match an `mx`
+/// pattern. Returns why not, for the plan's `needs_force`.
+pub fn enforce_guard(
+    cfg: &crate::config::MtaStsConfig,
+    zone: &crate::record::Zone,
+    changes: &[crate::plan::ChangeJson],
+) -> Option<String> {
+    use crate::record::{RData, RType};
+    let policy = crate::desired::mta_sts_policy(cfg).ok()?;
+    if policy.mode != crate::record::mtasts::Mode::Enforce {
+        return None;
+    }
+    let record = zone.origin.child("_mta-sts").to_string();
+    if !changes
+        .iter()
+        .any(|c| c.name.trim_end_matches('.') == record && c.rtype == "TXT")
+    {
+        return None;
+    }
+    let mx = zone.get(&zone.origin, &RType::Mx)?;
+    let uncovered: Vec<String> = mx
+        .data
+        .iter()
+        .filter_map(|d| match d {
+            RData::Mx { exchange, .. } if !exchange.as_str().is_empty() => {
+                Some(exchange.to_string())
+            }
+            _ => None,
+        })
+        .filter(|host| !policy.mx_matches(host))
+        .collect();
+    if uncovered.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "mta_sts mode enforce: MX host(s) {} match no `mta_sts.mx` pattern, and enforcing senders would refuse to deliver to them; add them to mta_sts.mx, or apply needs --force",
+        uncovered.join(", ")
+    ))
+}

@@ -720,3 +720,43 @@ fn bimi_logo_and_evidence_are_validated_live() {
     has("nologotype.test", "fail", "no logotype extension");
     has("declined.test", "pass", "declination record");
 }
+
+/// `mode: enforce` while an MX host of the zone matches no `mx` pattern:
+/// the plan marks it unsafe, apply refuses it (no upload, no DNS change)
+/// unless `--force`.
+#[test]
+fn enforce_is_refused_while_an_mx_host_is_not_covered() {
+    let zone = format!("{ZONE}@ IN MX 20 backup.elsewhere.net.\n");
+    let c = Case::new()
+        .file("zones/example.com.zone", &zone)
+        .config(&config(
+            "{ mode: enforce, mx: [mail.example.com], max_age: 86400, publish: { dir: site } }",
+        ));
+    let plan = c.run(&["plan"]).ok();
+    assert!(
+        plan.stdout.contains("! unsafe:")
+            && plan
+                .stdout
+                .contains("MX host(s) backup.elsewhere.net match no `mta_sts.mx` pattern"),
+        "{}",
+        plan.stdout
+    );
+    c.run(&["apply", "--auto-approve"]).code(1);
+    assert_eq!(c.read("zones/example.com.zone"), zone);
+    assert!(!c.path().join("site").exists(), "the policy was uploaded");
+    // Testing mode is not guarded; covering the host lifts the guard.
+    std::fs::write(
+        c.path().join("mailauth.yaml"),
+        config("{ mode: testing, mx: [mail.example.com], max_age: 86400 }"),
+    )
+    .unwrap();
+    let testing = c.run(&["plan"]).ok();
+    assert!(!testing.stdout.contains("unsafe"), "{}", testing.stdout);
+    std::fs::write(
+        c.path().join("mailauth.yaml"),
+        config("{ mode: enforce, mx: [mail.example.com, \"*.elsewhere.net\"], max_age: 86400 }"),
+    )
+    .unwrap();
+    c.run(&["apply", "--auto-approve"]).ok();
+    assert!(published_id(&c).is_some());
+}
