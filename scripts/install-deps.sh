@@ -4,14 +4,15 @@
 # named-checkzone, Knot DNS as a second RFC 2136 server, PowerDNS with its
 # sqlite backend, Dovecot for IMAP,
 # PostgreSQL 15, OpenDKIM's key tester, Chromium for the dashboard tests,
-# openssl for throwaway CAs), the C/C++ compiler that the bundled SQLite and
+# openssl for throwaway CAs, nginx-light's WebDAV as an MTA-STS policy
+# upload target), the C/C++ compiler that the bundled SQLite and
 # libFuzzer are built with, and cargo-fuzz. The test harness starts each
 # server itself, on loopback ports in temp dirs; nothing here starts one.
 set -euo pipefail
 
 
 packages=(strace bind9 bind9-utils bind9-dnsutils knot pdns-server pdns-backend-sqlite3 sqlite3
-          dovecot-imapd postgresql-15 opendkim-tools chromium openssl g++)
+          dovecot-imapd postgresql-15 opendkim-tools chromium openssl g++ nginx-light)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

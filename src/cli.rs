@@ -86,7 +86,8 @@ pub enum Command {
     /// Print the records the config implies, in BIND master-file syntax.
     #[command(after_help = "Examples:
   mailauth emit
-  mailauth emit -d example.com >> /etc/bind/db.example.com")]
+  mailauth emit -d example.com >> /etc/bind/db.example.com
+  mailauth emit --mta-sts www  policy files under www/<domain>/.well-known/")]
     Emit(EmitArgs),
     /// Print the JSON Schema of the config file (for editors).
     #[command(after_help = "Example:
@@ -218,6 +219,10 @@ pub struct EmitArgs {
     /// Only these domains (repeatable).
     #[arg(short, long = "domain")]
     pub domains: Vec<String>,
+    /// Also write each domain's MTA-STS policy file to
+    /// DIR/<domain>/.well-known/mta-sts.txt (for any web server).
+    #[arg(long = "mta-sts", value_name = "DIR")]
+    pub mta_sts: Option<PathBuf>,
 }
 
 /// How a plan is shown: colour per `--color` (auto: on a terminal unless
@@ -497,6 +502,7 @@ fn apply_cmd(config: &Path, color: ColorChoice, args: ApplyArgs) -> Result<i32, 
             ws.plan(&domains)
         }
     };
+    publish_policies(&ws, &plan, args.force)?;
     failed += apply_dns(&ws, &plan, args.force)?;
     Ok(if failed > 0 { 1 } else { 0 })
 }
@@ -739,6 +745,36 @@ fn export_signer(
     Ok(())
 }
 
+/// Uploads the MTA-STS policy file of every planned domain with an
+/// `mta_sts.publish` target, before any DNS change: RFC 8461 §3.3 senders
+/// fetch the policy when they see a new id, so the new policy must be
+/// served first. One failed upload stops the apply with nothing changed in
+/// DNS.
+/// A zone apply will refuse (needs `--force`) gets no upload either: its
+/// new policy must not be served while the old id stays.
+fn publish_policies(ws: &Workspace, plan: &Plan, force: bool) -> Result<(), Failure> {
+    let domains: Vec<_> = plan
+        .zones
+        .iter()
+        .filter(|z| z.error.is_none() && (force || z.needs_force.is_none()))
+        .filter_map(|z| crate::record::Name::parse(&z.zone).ok())
+        .collect();
+    let files = crate::publish::policy_files(ws, &domains).map_err(|e| Failure::new(1, e))?;
+    for f in files.iter().filter(|f| f.target.is_some()) {
+        let place = crate::publish::publish(ws, f).map_err(|e| {
+            Failure::new(
+                1,
+                format!(
+                    "{}: mta_sts.publish: {e}; nothing was changed in DNS",
+                    f.domain
+                ),
+            )
+        })?;
+        println!("{}: MTA-STS policy published to {place}", f.domain);
+    }
+    Ok(())
+}
+
 /// Applies the DNS changes of `plan`; returns the number of failed zones.
 fn apply_dns(ws: &Workspace, plan: &Plan, force: bool) -> Result<usize, Failure> {
     if !plan.has_changes() {
@@ -819,6 +855,13 @@ fn emit_cmd(config: &Path, args: EmitArgs) -> Result<i32, Failure> {
     let ws = load(config)?;
     let domains = ws.select(&args.domains).map_err(|e| Failure::new(2, e))?;
     let mut failed = 0;
+    if let Some(dir) = &args.mta_sts {
+        let files = crate::publish::policy_files(&ws, &domains).map_err(|e| Failure::new(1, e))?;
+        for f in &files {
+            let path = crate::publish::write_tree(dir, f).map_err(|e| Failure::new(1, e))?;
+            eprintln!("{}: MTA-STS policy written to {}", f.domain, path.display());
+        }
+    }
     for d in &domains {
         match ws.desired(d) {
             Ok(want) => {

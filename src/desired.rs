@@ -2,21 +2,25 @@
 //! must hold. Pure: no I/O, no DNS. Every value is built as a typed record
 //! and rendered canonically, so the same config always yields byte-identical
 //! records; only `verbatim:` values are published exactly as written. A
-//! flattened SPF record (`spf::flatten`, which needs DNS) comes
-//! in ready-made through [`desired_flattened`].
+//! flattened SPF record (`spf::flatten`, which needs DNS) comes in
+//! ready-made through [`desired_flattened`]. The MTA-STS policy file
+//! ([`mta_sts_policy`]) is rendered here too, so that the `_mta-sts` id can
+//! be derived from it.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use base64::Engine;
 
 use crate::config::{
-    AlignmentConfig, AllQualifier, Config, Domain, HostList, KeyType, PolicyConfig, SpfConfig,
+    AlignmentConfig, AllQualifier, BimiConfig, Config, Domain, HostList, KeyType, MtaStsConfig,
+    PolicyConfig, SpfConfig,
 };
 use crate::diff::Desired;
 use crate::ownership::{Registry, Slot};
+use crate::record::bimi::Bimi;
 use crate::record::dkim::{DkimKey, KeyFlag};
 use crate::record::dmarc::{Alignment, Dmarc, Policy, ReportUri};
-use crate::record::mtasts::MtaSts;
+use crate::record::mtasts::{Mode, MtaSts, MtaStsPolicy, policy_id};
 use crate::record::spf::{Directive, DomainSpec, Mechanism, Modifier, Qualifier, Spf, Term};
 use crate::record::tlsrpt::TlsRpt;
 use crate::record::{Name, RData, RType, RecordSet};
@@ -250,10 +254,22 @@ pub fn desired_flattened(
     }
 
     if let Some(cfg) = &domain.mta_sts {
-        let rec: MtaSts = format!("v=STSv1; id={}", cfg.id.value)
+        let policy = mta_sts_policy(cfg).map_err(|(f, m)| err(f, m))?;
+        let id = match &cfg.id {
+            Some(id) => id.value.clone(),
+            None => policy_id(&policy),
+        };
+        let rec: MtaSts = format!("v=STSv1; id={id}")
             .parse()
             .map_err(|e: crate::record::mtasts::MtaStsError| err("mta_sts.id", e.to_string()))?;
         sets.push(txt(origin.child("_mta-sts"), rec.to_string()));
+    }
+    if let Some(cfg) = &domain.bimi {
+        let rec = bimi_record(cfg).map_err(|(f, m)| err(f, m))?;
+        sets.push(txt(
+            origin.child("_bimi").child(cfg.selector()),
+            rec.to_string(),
+        ));
     }
     if let Some(cfg) = &domain.tls_rpt {
         let list: Vec<&str> = cfg.rua.iter().map(|u| u.value.as_str()).collect();
@@ -299,6 +315,53 @@ pub fn desired_flattened(
             }),
         },
     })
+}
+
+/// The policy file the `mta_sts` block declares (RFC 8461 §3.2), or the
+/// field at fault and why.
+pub fn mta_sts_policy(cfg: &MtaStsConfig) -> Result<MtaStsPolicy, (&'static str, String)> {
+    let mode = match cfg.mode.value.as_str() {
+        "enforce" => Mode::Enforce,
+        "testing" => Mode::Testing,
+        "none" => Mode::None,
+        other => {
+            return Err((
+                "mta_sts.mode",
+                format!("`{other}` is not enforce, testing or none"),
+            ));
+        }
+    };
+    let policy = MtaStsPolicy {
+        mode,
+        mx: cfg
+            .mx
+            .iter()
+            .map(|m| m.value.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+        max_age: cfg
+            .max_age
+            .unwrap_or(crate::validate::mtasts::DEFAULT_MAX_AGE),
+        extensions: Vec::new(),
+    };
+    // Rendered and read back: the policy a sender will read, checked by
+    // the same parser.
+    policy
+        .to_string()
+        .parse::<MtaStsPolicy>()
+        .map_err(|e| ("mta_sts", e.to_string()))
+}
+
+/// The BIMI record the `bimi` block declares.
+pub fn bimi_record(cfg: &BimiConfig) -> Result<Bimi, (&'static str, String)> {
+    if cfg.declined {
+        return Ok(Bimi::declined());
+    }
+    let text = format!(
+        "v=BIMI1; l={}; a={}",
+        cfg.logo.as_ref().map_or("", |l| l.value.as_str()),
+        cfg.authority.as_ref().map_or("", |a| a.value.as_str())
+    );
+    text.parse::<Bimi>().map_err(|e| ("bimi", e.to_string()))
 }
 
 fn key_type(k: KeyType) -> crate::record::dkim::KeyType {

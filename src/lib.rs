@@ -22,6 +22,7 @@ pub mod ownership;
 pub mod par;
 pub mod plan;
 pub mod provider;
+pub mod publish;
 pub mod record;
 pub mod reports;
 pub mod spf;

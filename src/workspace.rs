@@ -536,6 +536,20 @@ impl Workspace {
                     plan::plan_zone(p.as_ref(), &want, self.config.defaults.max_deletes)
                 }
             };
+            // MTA-STS `mode: enforce` against the zone's MX set.
+            if let (Ok(p), None, Some(sts)) = (
+                provider,
+                &zp.error,
+                self.domain(name).and_then(|d| d.mta_sts.as_ref()),
+            ) && zp.changes.iter().any(|c| c.rtype == "TXT")
+                && let Ok(fetched) = p.fetch(name)
+                && let Some(msg) = crate::publish::enforce_guard(sts, &fetched.zone, &zp.changes)
+            {
+                zp.needs_force = Some(match zp.needs_force.take() {
+                    Some(prev) => format!("{prev}; {msg}"),
+                    None => msg,
+                });
+            }
             if let (Some(f), None) = (flat, &zp.error) {
                 let recorded = match &upstream {
                     Ok(state) => state.domains.get(name.as_str()).cloned(),

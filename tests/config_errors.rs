@@ -109,7 +109,7 @@ fn several_problems_are_all_reported_in_file_order() {
     rejects(
         "domains:\n  example.com:\n    mta_sts: { id: \"2026-11-27\", mode: enforcing }\n    parked: true\n    spf: { mx: true }\n",
         "error: mailauth.yaml:2:3: domains.example.com: a parked domain publishes its own SPF, DKIM and DMARC records; remove spf/dkim/dmarc or `parked: true`\n\
-         error: mailauth.yaml:3:20: domains.example.com.mta_sts.id: `2026-11-27` is not 1 to 32 letters and digits (RFC 8461 §3.1)\n  hint: a timestamp such as 20261127T120000 works well\n\
+         error: mailauth.yaml:3:20: domains.example.com.mta_sts.id: `2026-11-27` is not 1 to 32 letters and digits (RFC 8461 §3.1)\n  hint: leave `id` out: mailauth derives it from the policy\n\
          error: mailauth.yaml:3:40: domains.example.com.mta_sts.mode: `enforcing` is not enforce, testing or none\n  hint: RFC 8461 §3.2: mode is enforce, testing or none\n",
     );
 }

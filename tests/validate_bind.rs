@@ -632,7 +632,7 @@ fn declared_or_not_the_same_verdicts_and_the_config_only_adds() {
     let cfg = dir.path().join("mailauth.yaml");
     std::fs::write(
         &cfg,
-        "domains:\n  undeclared.test:\n    tls_rpt: { rua: [mailto:tls@undeclared.test] }\n    mta_sts: { id: \"1\", mode: testing }\n",
+        "domains:\n  undeclared.test:\n    tls_rpt: { rua: [mailto:tls@undeclared.test] }\n    mta_sts: { id: \"1\", mode: testing, mx: [mx.undeclared.test] }\n",
     )
     .expect("write");
     let (_, v) = cli_json(&servers, Some(&cfg), &["undeclared.test"]);

@@ -890,19 +890,39 @@ impl Journey<'_> {
         let sp = d.sp.unwrap_or(p);
         let enforcing =
             matches!(p, Policy::Quarantine | Policy::Reject) && sp != Policy::None && !d.testing();
-        if enforcing {
-            return done(
+        if !enforcing {
+            return blocked(
                 i,
-                vec![format!(
-                    "p={} without t=y: ready for a BIMI record at default._bimi.{} (not managed by mailauth)",
-                    p.as_str(),
-                    self.f.domain
-                )],
+                "BIMI needs p=quarantine or p=reject, sp not none, and no t=y".into(),
             );
         }
-        blocked(
+        // The validate engine's BIMI check: the record's syntax, and (when
+        // it fetches) the logo and the evidence document.
+        if let Some(problem) = self.problems(Check::Bimi).first() {
+            let mut i = self.for_problem(i, problem);
+            i.blocking = false;
+            return i;
+        }
+        let passes = self.passes(Check::Bimi);
+        if self.f.config.has_bimi && !passes.is_empty() {
+            return done(i, passes);
+        }
+        if self.f.config.has_bimi {
+            return open(
+                i,
+                NextAction::Apply {
+                    text: "run `mailauth apply` to publish the BIMI record".into(),
+                },
+                "the config declares a BIMI record that is not published yet".into(),
+            );
+        }
+        done(
             i,
-            "BIMI needs p=quarantine or p=reject, sp not none, and no t=y".into(),
+            vec![format!(
+                "p={} without t=y: ready for a BIMI record at default._bimi.{}: add `bimi: {{ logo: URL, authority: URL }}` to the config",
+                p.as_str(),
+                self.f.domain
+            )],
         )
     }
 }
@@ -1023,6 +1043,18 @@ mod tests {
         );
         // BIMI is ready under an enforced quarantine.
         assert_eq!(status(&c, 11), Status::Done);
+        // A broken BIMI record, as validate reports it, keeps the item open
+        // with validate's message.
+        let mut broken = f.clone();
+        broken.live.findings.push(Finding::fail(
+            Check::Bimi,
+            "default._bimi.shop.test: BIMI tag `l` has invalid value `http://x`",
+            "publish `v=BIMI1; l=https://…/logo.svg; a=https://…/vmc.pem`",
+        ));
+        let c = compute(&broken, &Settings::new(0));
+        let item = c.item(11).unwrap();
+        assert_ne!(item.status, Status::Done, "{item:?}");
+        assert!(format!("{item:?}").contains("BIMI tag `l`"), "{item:?}");
     }
 
     #[test]

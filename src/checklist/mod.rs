@@ -180,6 +180,7 @@ pub struct ConfigFacts {
     pub has_dmarc: bool,
     pub has_mta_sts: bool,
     pub has_tls_rpt: bool,
+    pub has_bimi: bool,
     /// Selector names (`name`) and family prefixes (`prefix`).
     pub selectors: Vec<String>,
     pub prefixes: Vec<String>,
@@ -196,6 +197,7 @@ impl ConfigFacts {
             has_dmarc: d.dmarc.is_some(),
             has_mta_sts: d.mta_sts.is_some(),
             has_tls_rpt: d.tls_rpt.is_some(),
+            has_bimi: d.bimi.is_some(),
             ..ConfigFacts::default()
         };
         if let Some(spf) = &d.spf {

@@ -321,14 +321,16 @@ fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domai
         }
     }
     if let Some(sts) = &d.mta_sts {
-        let id = &sts.id.value;
-        if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-            p.at(
-                &sts.id,
-                format!("{field}.mta_sts.id"),
-                format!("`{id}` is not 1 to 32 letters and digits (RFC 8461 §3.1)"),
-                Some("a timestamp such as 20261127T120000 works well"),
-            );
+        if let Some(id_span) = &sts.id {
+            let id = &id_span.value;
+            if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                p.at(
+                    id_span,
+                    format!("{field}.mta_sts.id"),
+                    format!("`{id}` is not 1 to 32 letters and digits (RFC 8461 §3.1)"),
+                    Some("leave `id` out: mailauth derives it from the policy"),
+                );
+            }
         }
         // RFC 8461 §3.2: max_age is "up to 31557600" seconds (a year).
         if let Some(age) = sts.max_age.filter(|a| *a > 31_557_600) {
@@ -346,7 +348,38 @@ fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domai
                 format!("`{}` is not enforce, testing or none", sts.mode.value),
                 Some("RFC 8461 §3.2: mode is enforce, testing or none"),
             );
+        } else if sts.mode.value != "none" && sts.mx.is_empty() {
+            // RFC 8461 §3.2: mx is "required at least once, except when
+            // mode is "none"".
+            p.at(
+                &sts.mode,
+                format!("{field}.mta_sts.mx"),
+                format!(
+                    "mode {} needs at least one `mx` pattern (RFC 8461 §3.2)",
+                    sts.mode.value
+                ),
+                Some("list the MX hosts, e.g. mx: [mx1.example.com, \"*.example.net\"]"),
+            );
         }
+        for (i, mx) in sts.mx.iter().enumerate() {
+            let text = format!("version: STSv1\nmode: none\nmx: {}\nmax_age: 1\n", mx.value);
+            if mx.value.contains(['\n', '\r'])
+                || text.parse::<crate::record::mtasts::MtaStsPolicy>().is_err()
+            {
+                p.at(
+                    mx,
+                    format!("{field}.mta_sts.mx[{i}]"),
+                    format!("`{}` is not a host name or `*.` and a domain", mx.value),
+                    Some("write e.g. mx1.example.com or \"*.example.net\""),
+                );
+            }
+        }
+        if let Some(publish) = &sts.publish {
+            check_publish(p, &format!("{field}.mta_sts.publish"), publish);
+        }
+    }
+    if let Some(bimi) = &d.bimi {
+        check_bimi(p, name, &format!("{field}.bimi"), d, bimi);
     }
     if let Some(dkim) = &d.dkim {
         let mut names: HashMap<String, usize> = HashMap::new();
@@ -355,6 +388,138 @@ fn check_domain(p: &mut Problems, name: &Spanned<String>, field: &str, d: &Domai
             check_selector(p, &sel_field, name, sel, &mut names);
             check_family(p, &sel_field, sel, ttl);
         }
+    }
+}
+
+/// `mta_sts.publish`: exactly one of `dir` and `url`; a URL is `https://`,
+/// or `http://` to a loopback address (nothing crosses a network in clear).
+fn check_publish(p: &mut Problems, field: &str, publish: &Spanned<super::PublishConfig>) {
+    match (&publish.value.dir, &publish.value.url) {
+        (Some(_), None) => {}
+        (None, Some(url)) => {
+            let lower = url.to_ascii_lowercase();
+            let host = lower
+                .split_once("://")
+                .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+                .unwrap_or("");
+            let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+            let bare = host
+                .strip_prefix('[')
+                .and_then(|h| h.split_once(']').map(|(a, _)| a))
+                .unwrap_or_else(|| host.split(':').next().unwrap_or(""));
+            let loopback = bare == "localhost"
+                || bare
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            let ok = (lower.starts_with("https://") || (lower.starts_with("http://") && loopback))
+                && !bare.is_empty();
+            if !ok {
+                p.at(
+                    publish,
+                    format!("{field}.url"),
+                    format!("`{url}` is not an https:// URL (http:// only to a loopback address)"),
+                    Some("write e.g. https://www.example.com/dav/mta-sts.txt"),
+                );
+            }
+        }
+        _ => p.at(
+            publish,
+            field.to_string(),
+            "publish needs exactly one of `dir` (a web root) and `url` (an HTTP PUT target)".into(),
+            None,
+        ),
+    }
+}
+
+/// `bimi`: the record parses (HTTPS URLs), the selector is a DNS label, and
+/// DMARC enforces. BIMI (draft-brand-indicators-for-message-identification
+/// §4.4 and the BIMI Group's receiver guidance) is only honoured for mail
+/// under a DMARC policy of quarantine or reject on the domain and its
+/// subdomains, not in testing mode.
+fn check_bimi(
+    p: &mut Problems,
+    name: &Spanned<String>,
+    field: &str,
+    d: &Domain,
+    bimi: &super::BimiConfig,
+) {
+    use super::PolicyConfig;
+    if let Some(sel) = &bimi.selector {
+        let ok = !sel.value.is_empty()
+            && sel.value.len() <= 63
+            && sel
+                .value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            p.at(
+                sel,
+                format!("{field}.selector"),
+                format!(
+                    "`{}` is not one DNS label (letters, digits, `-`, `_`)",
+                    sel.value
+                ),
+                None,
+            );
+        }
+    }
+    if bimi.declined {
+        if let Some(l) = bimi.logo.as_ref().or(bimi.authority.as_ref()) {
+            p.at(
+                l,
+                field.to_string(),
+                "`declined: true` publishes `v=BIMI1; l=; a=;`: remove `logo` and `authority`"
+                    .into(),
+                None,
+            );
+        }
+        return;
+    }
+    let Some(logo) = &bimi.logo else {
+        p.at(
+            name,
+            format!("{field}.logo"),
+            "a BIMI record needs `logo` (or `declined: true`)".into(),
+            Some("logo: https://example.com/bimi/logo.svg"),
+        );
+        return;
+    };
+    for (sub, value) in [("logo", Some(logo)), ("authority", bimi.authority.as_ref())] {
+        if let Some(v) = value
+            && !(v.value.to_ascii_lowercase().starts_with("https://")
+                && v.value.len() > 8
+                && v.value
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b';' && b != b','))
+        {
+            p.at(
+                v,
+                format!("{field}.{sub}"),
+                format!("`{}` is not an https:// URL", v.value),
+                None,
+            );
+        }
+    }
+    // Parked domains publish p=reject, sp=reject.
+    if d.parked {
+        return;
+    }
+    let enforcing =
+        |pc: PolicyConfig| matches!(pc, PolicyConfig::Quarantine | PolicyConfig::Reject);
+    let reason = match &d.dmarc {
+        None => Some("the domain has no `dmarc` block".to_string()),
+        Some(m) if !enforcing(m.p) => Some("dmarc.p is none".to_string()),
+        Some(m) if m.t == Some(true) => Some("dmarc.t is y (testing mode)".to_string()),
+        Some(m) if m.sp == Some(PolicyConfig::None) => Some("dmarc.sp is none".to_string()),
+        Some(_) => None,
+    };
+    if let Some(reason) = reason {
+        p.at(
+            logo,
+            field.to_string(),
+            format!("BIMI needs an enforcing DMARC policy, and {reason}"),
+            Some("BIMI needs dmarc p=quarantine or p=reject, without t=y, and sp not none"),
+        );
     }
 }
 

@@ -157,6 +157,7 @@ pub struct Domain {
     pub dmarc: Option<DmarcConfig>,
     pub mta_sts: Option<MtaStsConfig>,
     pub tls_rpt: Option<TlsRptConfig>,
+    pub bimi: Option<BimiConfig>,
     /// Records published exactly as written, for what the typed fields
     /// cannot express (written by `mailauth import`; see docs/import.md).
     pub verbatim: Option<VerbatimConfig>,
@@ -460,8 +461,10 @@ pub struct DmarcConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MtaStsConfig {
-    /// Policy id; change it whenever the policy file changes.
-    pub id: Spanned<String>,
+    /// Policy id. Leave it out: mailauth derives it from the policy's
+    /// content, so that every policy change changes it. Given, it is
+    /// published as is (and must then change with the policy).
+    pub id: Option<Spanned<String>>,
     /// `enforce`, `testing` or `none`.
     pub mode: Spanned<String>,
     /// MX patterns of the policy file.
@@ -469,6 +472,46 @@ pub struct MtaStsConfig {
     pub mx: Vec<Spanned<String>>,
     /// Policy max_age in seconds (default 604800).
     pub max_age: Option<u64>,
+    /// Where `apply` uploads the policy file before it changes the TXT
+    /// record.
+    pub publish: Option<Spanned<PublishConfig>>,
+}
+
+/// Where the policy file is published: exactly one of `dir` (a web root:
+/// the file goes to `<dir>/.well-known/mta-sts.txt`) or `url` (an HTTP
+/// PUT of the file to that URL, e.g. WebDAV).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PublishConfig {
+    /// A directory, relative to the config file.
+    pub dir: Option<String>,
+    /// The URL the file is PUT to.
+    pub url: Option<String>,
+}
+
+/// BIMI (draft-brand-indicators-for-message-identification): the
+/// `<selector>._bimi` TXT record.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BimiConfig {
+    /// Selector (default `default`).
+    pub selector: Option<Spanned<String>>,
+    /// `l=`: the HTTPS URL of the SVG Tiny PS logo.
+    pub logo: Option<Spanned<String>>,
+    /// `a=`: the HTTPS URL of the evidence document (VMC or CMC, PEM).
+    pub authority: Option<Spanned<String>>,
+    /// Publish the declination record `v=BIMI1; l=; a=;` (a domain that
+    /// shows no logo, e.g. a parked one).
+    #[serde(default)]
+    pub declined: bool,
+}
+
+impl BimiConfig {
+    pub fn selector(&self) -> &str {
+        self.selector
+            .as_ref()
+            .map_or("default", |s| s.value.as_str())
+    }
 }
 
 /// SMTP TLS reporting (RFC 8460): the `_smtp._tls` TXT record.

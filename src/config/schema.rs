@@ -83,12 +83,30 @@ pub fn json_schema() -> String {
                 }
             },
             "mta_sts": {
-                "type": "object", "additionalProperties": false, "required": ["id", "mode"],
+                "type": "object", "additionalProperties": false, "required": ["mode"],
                 "properties": {
-                    "id": {"type": "string", "pattern": "^[A-Za-z0-9]{1,32}$"},
+                    "id": {"type": "string", "pattern": "^[A-Za-z0-9]{1,32}$", "description": "Policy id (default: derived from the policy's content)"},
                     "mode": {"enum": ["enforce", "testing", "none"]},
                     "mx": string_list("MX patterns of the policy"),
-                    "max_age": {"type": "integer", "minimum": 0, "maximum": 31557600}
+                    "max_age": {"type": "integer", "minimum": 0, "maximum": 31557600},
+                    "publish": {
+                        "type": "object", "additionalProperties": false,
+                        "description": "Where apply uploads the policy file before changing the TXT record: exactly one of dir and url",
+                        "properties": {
+                            "dir": {"type": "string", "description": "Web root: the file goes to <dir>/.well-known/mta-sts.txt"},
+                            "url": {"type": "string", "description": "URL the file is PUT to (https://, or http:// to loopback)"}
+                        }
+                    }
+                }
+            },
+            "bimi": {
+                "type": "object", "additionalProperties": false,
+                "description": "The <selector>._bimi TXT record; needs an enforcing DMARC policy",
+                "properties": {
+                    "selector": {"type": "string", "description": "Selector (default `default`)"},
+                    "logo": {"type": "string", "description": "l=: HTTPS URL of the SVG Tiny PS logo"},
+                    "authority": {"type": "string", "description": "a=: HTTPS URL of the evidence document (VMC or CMC, PEM)"},
+                    "declined": {"type": "boolean", "description": "Publish the declination record v=BIMI1; l=; a=;"}
                 }
             },
             "tls_rpt": {

@@ -1,10 +1,11 @@
 //! DNS names, RRsets and zones, plus one typed value per managed record kind
-//! (SPF, DMARC, DKIM key, MTA-STS, TLS-RPT). Everything here parses and renders;
+//! (SPF, DMARC, DKIM key, MTA-STS, TLS-RPT, BIMI). Everything here parses and renders;
 //! nothing here does I/O or knows which provider a zone lives in.
 //!
 //! Zones are sorted maps keyed by (owner name, type), so every rendering is
 //! independent of insertion order.
 
+pub mod bimi;
 pub mod dkim;
 pub mod dmarc;
 pub mod mtasts;

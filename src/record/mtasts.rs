@@ -4,8 +4,10 @@
 //! §3.2), each with parsing and canonical rendering, plus MX pattern
 //! matching (§4.1).
 //!
-//! This module does not fetch or serve the policy file, check certificates,
-//! or choose policy ids; it only reads and writes the two texts.
+//! It also derives a policy id from a policy's content ([`policy_id`]), so
+//! that a changed policy always comes with a changed id. This module does
+//! not fetch or serve the policy file, nor check certificates; it only
+//! reads and writes the two texts.
 
 use std::fmt;
 use std::str::FromStr;
@@ -183,6 +185,19 @@ impl fmt::Display for MtaSts {
         }
         Ok(())
     }
+}
+
+/// The id of `policy`: the first 32 hexadecimal digits of the SHA-256 of
+/// its canonical rendering. RFC 8461 §3.1: the id is "a short string used
+/// to track policy updates. This string MUST uniquely identify a given
+/// instance of a policy, such that senders can determine when the policy
+/// has been updated". The same policy always has the same id (a re-plan
+/// changes nothing); any change of mode, mx, max_age or an extension
+/// changes it.
+pub fn policy_id(policy: &MtaStsPolicy) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(policy.to_string().as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// RFC 8461 §5: "enforce", "testing" or "none".
@@ -625,6 +640,29 @@ mod tests {
                 e.to_string().contains(needle),
                 "{input:?}: `{e}` lacks `{needle}`"
             );
+        }
+    }
+
+    #[test]
+    fn policy_ids_follow_the_content() {
+        let p: MtaStsPolicy =
+            "version: STSv1\nmode: testing\nmx: mail.example.com\nmax_age: 86400\n"
+                .parse()
+                .unwrap();
+        let id = policy_id(&p);
+        assert!(MtaSts::valid_id(&id), "{id}");
+        assert_eq!(id.len(), 32);
+        // Stable: the same content, however it was written, the same id.
+        let crlf: MtaStsPolicy = p.to_string().parse().unwrap();
+        assert_eq!(policy_id(&crlf), id);
+        let mut enforce = p.clone();
+        enforce.mode = Mode::Enforce;
+        let mut more_mx = p.clone();
+        more_mx.mx.push("*.example.net".into());
+        let mut age = p.clone();
+        age.max_age = 86401;
+        for other in [enforce, more_mx, age] {
+            assert_ne!(policy_id(&other), id, "{other:?}");
         }
     }
 

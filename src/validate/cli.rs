@@ -72,6 +72,14 @@ pub struct ValidateArgs {
     /// [::1].
     #[arg(long = "connect-to", value_name = "HOST:PORT:ADDR:PORT")]
     pub connect_to: Vec<String>,
+    /// Check only the BIMI record; do not fetch its logo and evidence
+    /// document over HTTPS.
+    #[arg(long)]
+    pub no_bimi_fetch: bool,
+    /// Trust the PEM certificates in FILE as roots of BIMI evidence
+    /// documents (VMC/CMC issuers); none are built in. Repeatable.
+    #[arg(long = "bimi-ca-file", value_name = "FILE")]
+    pub bimi_ca_files: Vec<PathBuf>,
     /// Seconds allowed for fetching one MTA-STS policy.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     pub policy_timeout: f64,
@@ -184,6 +192,22 @@ pub fn run(ws: Option<&Workspace>, args: ValidateArgs, color: bool) -> anyhow::R
             })
             .collect();
         validator = validator.with_mta_sts_policy(PolicyCheck { fetcher, declared });
+    }
+    if !args.no_bimi_fetch {
+        let connect_to = args
+            .connect_to
+            .iter()
+            .map(|s| s.parse::<ConnectTo>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let fetcher = PolicyFetcher::new(FetchSettings {
+            ca_files: args.ca_files.clone(),
+            connect_to,
+            timeout: Duration::from_secs_f64(args.policy_timeout.max(0.001)),
+            ..FetchSettings::default()
+        })?;
+        let check = super::bimi::BimiCheck::new(fetcher, &args.bimi_ca_files)
+            .map_err(anyhow::Error::msg)?;
+        validator = validator.with_bimi(check);
     }
     let reports = validator.validate(&desired);
     if args.json {

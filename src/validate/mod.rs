@@ -1,14 +1,17 @@
 //! `mailauth validate`: what receivers see in live DNS, judged on its
 //! merits (the same verdicts for any domain, in the config or not), then
-//! compared with what the config implies. Per domain it runs the SPF, DKIM, DMARC, MX, MTA-STS
-//! / TLS-RPT and propagation checks and collects [`Finding`]s; domains are
+//! compared with what the config implies. Per domain it runs the SPF, DKIM,
+//! DMARC, MX, MTA-STS / TLS-RPT, BIMI and propagation checks and collects
+//! [`Finding`]s; domains are
 //! checked concurrently with a bound.
 //!
-//! Read-only: it queries DNS through [`crate::dns::Resolver`] and never
+//! Read-only: it queries DNS through [`crate::dns::Resolver`] (and, when
+//! asked, fetches MTA-STS policies and BIMI files over HTTPS) and never
 //! writes anywhere. It owns the checks and their verdicts; record syntax is
 //! `record`'s, SPF tree analysis is `spf::analyze`, the desired records are
 //! `desired`'s, and rendering is in [`report`].
 
+pub mod bimi;
 pub mod cli;
 mod dkim;
 pub use dkim::COMMON_SELECTORS;
@@ -77,6 +80,7 @@ pub enum Check {
     Mx,
     MtaSts,
     TlsRpt,
+    Bimi,
     Propagation,
 }
 
@@ -90,6 +94,7 @@ impl Check {
             Check::Mx => "mx",
             Check::MtaSts => "mta-sts",
             Check::TlsRpt => "tls-rpt",
+            Check::Bimi => "bimi",
             Check::Propagation => "propagation",
         }
     }
@@ -250,6 +255,9 @@ pub struct Validator<'a> {
     /// Probe [`dkim::COMMON_SELECTORS`] in a domain that declares no DKIM
     /// selector (on by default).
     probe_common: bool,
+    /// Set by [`Validator::with_bimi`]: fetch and check BIMI logos and
+    /// evidence documents over HTTPS.
+    bimi: Option<bimi::BimiCheck>,
 }
 
 impl<'a> Validator<'a> {
@@ -261,6 +269,7 @@ impl<'a> Validator<'a> {
             policy: None,
             selectors: Vec::new(),
             probe_common: true,
+            bimi: None,
         }
     }
 
@@ -278,6 +287,13 @@ impl<'a> Validator<'a> {
     /// the `_mta-sts` TXT record is checked (no network beyond DNS).
     pub fn with_mta_sts_policy(mut self, check: mtasts::PolicyCheck) -> Validator<'a> {
         self.policy = Some(check);
+        self
+    }
+
+    /// Also fetches BIMI logos and evidence documents over HTTPS. Without
+    /// this, only the BIMI record is checked.
+    pub fn with_bimi(mut self, check: bimi::BimiCheck) -> Validator<'a> {
+        self.bimi = Some(check);
         self
     }
 
@@ -325,6 +341,7 @@ impl<'a> Validator<'a> {
             (Check::Mx, mail::check_mx),
             (Check::MtaSts, mail::check_mta_sts),
             (Check::TlsRpt, mail::check_tls_rpt),
+            (Check::Bimi, bimi::check),
         ];
         if self.settings.propagation {
             checks.push((Check::Propagation, propagation::check));

@@ -8,7 +8,9 @@
 //! verdicts about the policy. It leaves the `_mta-sts` TXT record to
 //! [`super::mail`], the policy syntax to [`crate::record::mtasts`], and
 //! name resolution to [`crate::dns::Resolver`]: the policy host is looked up
-//! through the same resolver as every other check.
+//! through the same resolver as every other check. The same strict client
+//! also fetches BIMI logos and evidence documents for [`super::bimi`]
+//! ([`PolicyFetcher::fetch_https`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -280,34 +282,7 @@ impl PolicyFetcher {
     pub fn fetch(&self, resolver: &Resolver, domain: &str) -> Result<FetchedPolicy, PolicyError> {
         let host = format!("mta-sts.{domain}");
         let url = Self::url(domain);
-        let addrs: Vec<SocketAddr> = match self
-            .settings
-            .connect_to
-            .iter()
-            .find(|c| c.host == host && c.port == 443)
-        {
-            Some(c) => vec![c.addr],
-            None => {
-                let ips = resolver
-                    .addresses(&host)
-                    .map_err(|source| PolicyError::Resolve {
-                        url: url.clone(),
-                        host: host.clone(),
-                        source: Box::new(source),
-                    })?;
-                if ips.is_empty() {
-                    return Err(PolicyError::NoAddress { url, host });
-                }
-                ips.into_iter()
-                    .map(|ip: IpAddr| SocketAddr::new(ip, 443))
-                    .collect()
-            }
-        };
-        self.addresses
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(host, addrs);
+        self.prepare(resolver, &url, &host, 443)?;
         let body = self.runtime.block_on(self.get(&url))?;
         let policy = body
             .parse::<MtaStsPolicy>()
@@ -318,7 +293,97 @@ impl PolicyFetcher {
         Ok(FetchedPolicy { url, policy })
     }
 
+    /// Resolves `host` (through `resolver`, or a `--connect-to`) for the
+    /// HTTP client.
+    fn prepare(
+        &self,
+        resolver: &Resolver,
+        url: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<(), PolicyError> {
+        let addrs: Vec<SocketAddr> = match self
+            .settings
+            .connect_to
+            .iter()
+            .find(|c| c.host == host && c.port == port)
+        {
+            Some(c) => vec![c.addr],
+            None => {
+                let ips = resolver
+                    .addresses(host)
+                    .map_err(|source| PolicyError::Resolve {
+                        url: url.to_string(),
+                        host: host.to_string(),
+                        source: Box::new(source),
+                    })?;
+                if ips.is_empty() {
+                    return Err(PolicyError::NoAddress {
+                        url: url.to_string(),
+                        host: host.to_string(),
+                    });
+                }
+                ips.into_iter()
+                    .map(|ip: IpAddr| SocketAddr::new(ip, port))
+                    .collect()
+            }
+        };
+        self.addresses
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(host.to_string(), addrs);
+        Ok(())
+    }
+
+    /// Fetches any `https://` URL with the same strict client (certificate
+    /// checked, no redirects, status 200 only, at most `limit` bytes):
+    /// returns the Content-Type and the body. For BIMI logos and evidence
+    /// documents.
+    pub fn fetch_https(
+        &self,
+        resolver: &Resolver,
+        url: &str,
+        limit: usize,
+    ) -> Result<(String, Vec<u8>), PolicyError> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| PolicyError::Connect {
+            url: url.to_string(),
+            detail: format!("not a URL: {e}"),
+        })?;
+        let host = match (parsed.scheme(), parsed.host_str()) {
+            ("https", Some(h)) => h.trim_end_matches('.').to_ascii_lowercase(),
+            _ => {
+                return Err(PolicyError::Connect {
+                    url: url.to_string(),
+                    detail: "not an https:// URL".into(),
+                });
+            }
+        };
+        self.prepare(resolver, url, &host, parsed.port().unwrap_or(443))?;
+        self.runtime.block_on(self.get_raw(url, limit))
+    }
+
     async fn get(&self, url: &str) -> Result<String, PolicyError> {
+        let (content_type, body) = self.get_raw(url, self.settings.max_size).await?;
+        // RFC 8461 §3.2: "senders SHOULD validate that the media type is
+        // "text/plain" to guard against cases where web servers allow
+        // untrusted users to host non-text content (typically, HTML or
+        // images) at a user-defined path. All parameters other than
+        // charset=utf-8 or charset=us-ascii are ignored."
+        if !is_text_plain(&content_type) {
+            return Err(PolicyError::ContentType {
+                url: url.to_string(),
+                found: content_type,
+            });
+        }
+        String::from_utf8(body).map_err(|_| PolicyError::Encoding {
+            url: url.to_string(),
+        })
+    }
+
+    /// GET `url`: status 200 only, no redirects, at most `limit` bytes;
+    /// the Content-Type and the body.
+    async fn get_raw(&self, url: &str, limit: usize) -> Result<(String, Vec<u8>), PolicyError> {
         let timeout = self.settings.timeout;
         let failed = |e: reqwest::Error| {
             if e.is_timeout() {
@@ -356,26 +421,14 @@ impl PolicyFetcher {
                 status: status.as_u16(),
             });
         }
-        // RFC 8461 §3.2: "senders SHOULD validate that the media type is
-        // "text/plain" to guard against cases where web servers allow
-        // untrusted users to host non-text content (typically, HTML or
-        // images) at a user-defined path. All parameters other than
-        // charset=utf-8 or charset=us-ascii are ignored."
         let content_type = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .unwrap_or_default();
-        if !is_text_plain(&content_type) {
-            return Err(PolicyError::ContentType {
-                url: url.to_string(),
-                found: content_type,
-            });
-        }
         // RFC 8461 §3.3: "Senders MAY impose a timeout on the HTTPS GET
         // and/or a limit on the maximum size of the response body [...] a
         // suggested maximum policy size is 64 kilobytes".
-        let limit = self.settings.max_size;
         let too_large = || PolicyError::TooLarge {
             url: url.to_string(),
             limit,
@@ -390,9 +443,7 @@ impl PolicyFetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        String::from_utf8(body).map_err(|_| PolicyError::Encoding {
-            url: url.to_string(),
-        })
+        Ok((content_type, body))
     }
 }
 
@@ -522,7 +573,7 @@ fn compare(p: &MtaStsPolicy, want: &DeclaredPolicy) -> Vec<Finding> {
         Finding::fail(
             Check::MtaSts,
             "the served policy differs from the config",
-            "update the policy file (and then the `mta_sts.id`), or the config",
+            "serve the policy the config renders (`mailauth emit --mta-sts DIR`, or `mta_sts.publish` and `mailauth apply`), or fix the config",
         )
         .with_details(diffs),
     ]
