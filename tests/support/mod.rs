@@ -12,6 +12,7 @@ pub mod bounded;
 pub mod cloudflare_standin;
 pub mod dovecot;
 pub mod https;
+pub mod octodns;
 pub mod pdns;
 pub mod postgres;
 pub mod tcp_cut;
