@@ -13,7 +13,9 @@ pub mod cloudflare_standin;
 pub mod dovecot;
 pub mod https;
 pub mod octodns;
+pub mod opendkim;
 pub mod pdns;
+pub mod postfix;
 pub mod postgres;
 pub mod tcp_cut;
 
