@@ -6,7 +6,8 @@
 //! `opendkim-testkey`, before and after a rotation driven by `mailauth
 //! apply` under a fake clock (`MAILAUTH_NOW`); a message signed with the
 //! retired key keeps verifying until `retire_after`, and stops once the key
-//! is revoked.
+//! is revoked. The same with rspamd's `dkim_signing` module (signing through
+//! its HTTP `/checkv2` endpoint) loading the rspamd export.
 
 mod keys_support;
 mod support;
@@ -17,15 +18,16 @@ use mail_auth::DkimResult;
 use support::bind::Bind;
 use support::opendkim::{Opendkim, testkey};
 use support::postfix::{Postfix, Sink};
+use support::rspamd::Rspamd;
 use util::Case;
 
 const ZONE: &str =
     "$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 900 1209600 300\n@ IN NS ns1\nns1 IN A 127.0.0.1\n";
 
-fn config(bind: &Bind, export: &std::path::Path, format: &str) -> String {
+fn config(bind: &Bind, export: &std::path::Path, format: &str, hook: &str) -> String {
     format!(
         "provider:\n  kind: rfc2136\n  server: 127.0.0.1:{port}\n  key_name: {name}\n  algorithm: {alg}\n  secret_file: {secret}\n\
-         keys:\n  dir: keys\n  authorities: [127.0.0.1:{port}]\n  export: {{ format: {format}, dir: {export} }}\n\
+         keys:\n  dir: keys\n  authorities: [127.0.0.1:{port}]\n  export: {{ format: {format}, dir: {export}{hook} }}\n\
          domains:\n  example.test:\n    ttl: 300\n    dkim:\n      selectors:\n        - {{ prefix: mail, rotate_every: 30d, activate_after: 1d, retire_after: 5d, revoke_after: 1d }}\n",
         port = bind.port(),
         name = bind.tsig().name,
@@ -77,7 +79,7 @@ fn opendkim_behind_postfix_signs_with_exported_keys_across_a_rotation() {
     }
     let work = tempfile::tempdir().unwrap();
     let export = work.path().join("signer");
-    let case = Case::new().config(&config(&bind, &export, "opendkim"));
+    let case = Case::new().config(&config(&bind, &export, "opendkim", ""));
 
     // Generate, publish, confirm served, activate (which exports).
     for t in [
@@ -176,5 +178,77 @@ fn opendkim_behind_postfix_signs_with_exported_keys_across_a_rotation() {
     );
     let (code, out) = testkey(bind.port(), "example.test", "mail-2027-01", &old_key);
     assert_eq!(code, 69, "opendkim-testkey revoked mail-2027-01:\n{out}");
+    assert_eq!(verify(bind.port(), &second), DkimResult::Pass, "{second}");
+}
+
+#[test]
+fn rspamd_dkim_signing_signs_with_exported_keys_across_a_rotation() {
+    let Some(bind) = Bind::try_start(&[("example.test", ZONE)]) else {
+        return;
+    };
+    if support::require_binary("rspamd").is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    // rspamd's workers run as _rspamd: the export must be reachable, and
+    // the export hook hands the key files to that user.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let export = work.path().join("signer");
+    let hook = format!(
+        ", hook: [chown, -R, \"_rspamd:_rspamd\", {}]",
+        export.display()
+    );
+    let case = Case::new().config(&config(&bind, &export, "rspamd", &hook));
+    for t in [
+        "2027-01-01T00:00:00Z",
+        "2027-01-01T01:00:00Z",
+        "2027-01-03T00:00:00Z",
+    ] {
+        case.run_at(t, &["apply", "--auto-approve"]).ok();
+    }
+    let domains = std::fs::read_to_string(export.join("dkim_signing_domains.conf")).unwrap();
+    assert!(domains.contains("selector = \"mail-2027-01\""), "{domains}");
+
+    let signer = Rspamd::try_start(&export).unwrap();
+    let first = format!(
+        "{}{}",
+        signer.sign("alice@example.test", &message(1)),
+        message(1)
+    );
+    assert_eq!(selector(&first), "mail-2027-01", "{first}");
+    assert_eq!(verify(bind.port(), &first), DkimResult::Pass, "{first}");
+
+    for t in [
+        "2027-02-01T00:00:00Z",
+        "2027-02-01T01:00:00Z",
+        "2027-02-03T00:00:00Z",
+    ] {
+        case.run_at(t, &["apply", "--auto-approve"]).ok();
+    }
+    drop(signer);
+    let signer = Rspamd::try_start(&export).unwrap();
+    let second = format!(
+        "{}{}",
+        signer.sign("alice@example.test", &message(2)),
+        message(2)
+    );
+    assert_eq!(selector(&second), "mail-2027-02", "{second}");
+    assert_eq!(verify(bind.port(), &second), DkimResult::Pass, "{second}");
+
+    case.run_at("2027-02-07T23:00:00Z", &["apply", "--auto-approve"])
+        .ok();
+    assert_eq!(
+        verify(bind.port(), &first),
+        DkimResult::Pass,
+        "retired key, day 4"
+    );
+    case.run_at("2027-02-09T00:00:00Z", &["apply", "--auto-approve"])
+        .ok();
+    assert_ne!(
+        verify(bind.port(), &first),
+        DkimResult::Pass,
+        "revoked key still verifies"
+    );
     assert_eq!(verify(bind.port(), &second), DkimResult::Pass, "{second}");
 }

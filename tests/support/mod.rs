@@ -17,6 +17,7 @@ pub mod opendkim;
 pub mod pdns;
 pub mod postfix;
 pub mod postgres;
+pub mod rspamd;
 pub mod tcp_cut;
 
 use std::io::{Read, Write};
