@@ -87,8 +87,7 @@ fn cloudflare(
     ];
     match (&set.rtype, data) {
         (RType::Txt, RData::Txt(strings)) => {
-            let value = txt_text(FORMAT, set, data)?;
-            let _ = value;
+            txt_text(FORMAT, set, data)?;
             body.push(("content", hcl(&txt::present(strings))));
         }
         (RType::Cname, RData::Cname(t)) => body.push(("content", hcl(t.as_str()))),
