@@ -6,8 +6,8 @@
 //! `opendkim-testkey`, before and after a rotation driven by `mailauth
 //! apply` under a fake clock (`MAILAUTH_NOW`); a message signed with the
 //! retired key keeps verifying until `retire_after`, and stops once the key
-//! is revoked. The same with rspamd's `dkim_signing` module (signing through
-//! its HTTP `/checkv2` endpoint) loading the rspamd export.
+//! is revoked. The same with rspamd's `dkim_signing` module loading the
+//! rspamd export, as Postfix's milter (and through its HTTP `/checkv2`).
 
 mod keys_support;
 mod support;
@@ -210,14 +210,28 @@ fn rspamd_dkim_signing_signs_with_exported_keys_across_a_rotation() {
     let domains = std::fs::read_to_string(export.join("dkim_signing_domains.conf")).unwrap();
     assert!(domains.contains("selector = \"mail-2027-01\""), "{domains}");
 
+    let Some(python) = support::octodns::python_with("aiosmtpd") else {
+        return;
+    };
+    if support::require_binary("postfix").is_none() {
+        return;
+    }
+    let sink = Sink::start(&python, &work.path().join("sink"));
     let signer = Rspamd::try_start(&export).unwrap();
-    let first = format!(
-        "{}{}",
-        signer.sign("alice@example.test", &message(1)),
-        message(1)
-    );
+    let postfix = Postfix::try_start(sink.port, signer.milter_port).unwrap();
+    // Through Postfix with rspamd as its milter...
+    postfix.send("alice@example.test", "bob@example.org", &message(1));
+    let first = sink.message(0);
     assert_eq!(selector(&first), "mail-2027-01", "{first}");
     assert_eq!(verify(bind.port(), &first), DkimResult::Pass, "{first}");
+    // ...and through rspamd's HTTP scanner, with the same key.
+    let direct = format!(
+        "{}{}",
+        signer.sign("alice@example.test", &message(3)),
+        message(3)
+    );
+    assert_eq!(selector(&direct), "mail-2027-01", "{direct}");
+    assert_eq!(verify(bind.port(), &direct), DkimResult::Pass, "{direct}");
 
     for t in [
         "2027-02-01T00:00:00Z",
@@ -226,13 +240,12 @@ fn rspamd_dkim_signing_signs_with_exported_keys_across_a_rotation() {
     ] {
         case.run_at(t, &["apply", "--auto-approve"]).ok();
     }
+    drop(postfix);
     drop(signer);
     let signer = Rspamd::try_start(&export).unwrap();
-    let second = format!(
-        "{}{}",
-        signer.sign("alice@example.test", &message(2)),
-        message(2)
-    );
+    let postfix = Postfix::try_start(sink.port, signer.milter_port).unwrap();
+    postfix.send("alice@example.test", "bob@example.org", &message(2));
+    let second = sink.message(1);
     assert_eq!(selector(&second), "mail-2027-02", "{second}");
     assert_eq!(verify(bind.port(), &second), DkimResult::Pass, "{second}");
 

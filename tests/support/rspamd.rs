@@ -2,7 +2,9 @@
 //! config of its own: only the `dkim_signing` module, DNS pointed at a dead
 //! loopback port (it must not reach outside), and the domain table that
 //! `mailauth keys export` writes for rspamd (`dkim_signing_domains.conf`)
-//! included into `local.d/dkim_signing.conf`. Recipe "rspamd 3.4 signing" in
+//! included into `local.d/dkim_signing.conf`; a normal worker (HTTP
+//! `/checkv2`) and a milter (`rspamd_proxy` in milter mode, scanning itself)
+//! for Postfix. Recipe "rspamd 3.4 signing" in
 //! the shared recipes. Started as the `_rspamd` user, stopped by PID.
 
 use std::path::Path;
@@ -14,6 +16,8 @@ use super::{free_port, http_request, require_binary, wait_until};
 pub struct Rspamd {
     child: Child,
     pub port: u16,
+    /// The milter (rspamd_proxy in milter mode, scanning itself).
+    pub milter_port: u16,
     dir: tempfile::TempDir,
 }
 
@@ -26,6 +30,7 @@ impl Rspamd {
         let d = dir.path();
         let port = free_port();
         let dead = free_port();
+        let milter_port = free_port();
         for sub in ["local.d", "db", "run"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
@@ -44,7 +49,9 @@ impl Rspamd {
                  cache_file = \"$DBDIR/symbols.cache\";\n  history_file = \"$DBDIR/rspamd.history\";\n  \
                  local_addrs = \"127.0.0.0/8\";\n}}\n\
                  logging {{ type = \"file\"; filename = \"$RUNDIR/rspamd.log\"; level = \"info\"; }}\n\
-                 worker \"normal\" {{ bind_socket = \"127.0.0.1:{port}\"; .include \"$CONFDIR/worker-normal.inc\" }}\n"
+                 worker \"normal\" {{ bind_socket = \"127.0.0.1:{port}\"; .include \"$CONFDIR/worker-normal.inc\" }}\n\
+                 worker \"rspamd_proxy\" {{ bind_socket = \"127.0.0.1:{milter_port}\"; milter = yes; \
+                 timeout = 120s; count = 1; upstream \"local\" {{ default = yes; self_scan = yes; }} }}\n"
             ),
         )
         .unwrap();
@@ -76,10 +83,15 @@ impl Rspamd {
             .stderr(Stdio::null())
             .spawn()
             .expect("start rspamd");
-        let r = Rspamd { child, port, dir };
+        let r = Rspamd {
+            child,
+            port,
+            milter_port,
+            dir,
+        };
         assert!(
             wait_until(Duration::from_secs(60), || {
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                std::net::TcpStream::connect(("127.0.0.1", milter_port)).is_ok()
                     && http_request(port, "GET", "/ping", &[], b"")
                         .1
                         .contains("pong")
