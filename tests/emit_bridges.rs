@@ -6,7 +6,9 @@
 //!   `octodns-sync` plans and applies it (`--doit`) to a real BIND next to
 //!   the team's own YAML source; afterwards `mailauth plan` against the same
 //!   server shows no change, so octoDNS wrote exactly the records mailauth
-//!   wants (TXT escaping and 255-octet splitting included).
+//!   wants (TXT escaping and 255-octet splitting included). A non-ASCII
+//!   value carries `octodns: {lenient: true}`: octodns-sync loads it, and
+//!   refuses the same record without the marker.
 //! - dnscontrol: no release is reachable from the package registries here
 //!   (none on npm, PyPI or Debian), so the emitted JS runs under Node with a
 //!   documented stand-in of dnscontrol's JS functions and checks
@@ -348,4 +350,64 @@ fn emit_without_format_is_still_a_zone_file_and_terraform_needs_a_provider() {
     assert!(r.stderr.contains("--terraform-provider"), "{}", r.stderr);
     let r = case.run(&["emit", "--format", "octodns"]).ok();
     assert!(r.stdout.starts_with("---\n"), "{}", r.stdout);
+}
+
+#[test]
+fn octodns_takes_a_non_ascii_value_only_with_the_lenient_marker() {
+    use mailauth::bridge::{DomainRecords, Format, render};
+    use mailauth::record::{Name, RData, RType, RecordSet};
+    // octodns-validate flags even a lenient record (a warning, exit 1):
+    // octodns-sync is what loads it, and refuses it without the marker.
+    let Some(sync) = support::octodns::tool("octodns-sync") else {
+        return;
+    };
+    let d = Name::parse("example.test").unwrap();
+    let yaml = render(
+        Format::Octodns,
+        &[DomainRecords {
+            domain: d.clone(),
+            sets: vec![RecordSet::new(
+                d.child("_dmarc"),
+                RType::Txt,
+                300,
+                vec![RData::txt("v=DMARC1; p=none; x=caf\u{e9}")],
+            )],
+        }],
+    )
+    .unwrap();
+    assert!(yaml.contains("lenient: true"), "{yaml}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("config")).unwrap();
+    std::fs::write(
+        dir.path().join("o.yaml"),
+        "providers:\n  config:\n    class: octodns.provider.yaml.YamlProvider\n    directory: ./config\n  \
+         out:\n    class: octodns.provider.yaml.YamlProvider\n    directory: ./out\n\
+         zones:\n  example.test.:\n    sources: [config]\n    targets: [out]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("config/example.test.yaml"), &yaml).unwrap();
+    let plan = run(
+        Command::new(&sync)
+            .args(["--config-file", "o.yaml"])
+            .current_dir(dir.path()),
+        "octodns-sync (lenient)",
+    );
+    assert!(plan.contains("Creates=1"), "{plan}");
+    // Without the marker octoDNS refuses the same record.
+    let strict: String = yaml
+        .lines()
+        .filter(|l| !l.contains("octodns:") && !l.contains("lenient"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.path().join("config/example.test.yaml"), strict).unwrap();
+    let out = Command::new(&sync)
+        .args(["--config-file", "o.yaml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("non ASCII character"),
+        "octoDNS accepted non-ASCII without lenient:\n{err}"
+    );
 }
