@@ -103,6 +103,13 @@ fn opendkim_behind_postfix_signs_with_exported_keys_across_a_rotation() {
         "{key_table}"
     );
 
+    // The bridges carry the key records too.
+    let yaml = case
+        .run_at("2027-01-03T00:00:00Z", &["emit", "--format", "octodns"])
+        .ok()
+        .stdout;
+    assert!(yaml.contains("\"mail-2027-01._domainkey\":"), "{yaml}");
+
     let sink = Sink::start(&python, &work.path().join("sink"));
     let milter = Opendkim::try_start(&export).unwrap();
     let postfix = Postfix::try_start(sink.port, milter.port).unwrap();
