@@ -1,7 +1,8 @@
 //! Test harness shared by integration tests: free loopback ports, the
 //! "missing server binary" policy, a misbehaving TCP proxy, and real servers
-//! (BIND, PowerDNS) plus a Cloudflare API stand-in, each started on
-//! loopback in a temp dir and stopped on drop.
+//! (BIND, PowerDNS, Postfix, OpenDKIM, rspamd, an aiosmtpd SMTP sink) plus a
+//! Cloudflare API stand-in, each started on loopback in a temp dir and
+//! stopped on drop, and the Python tools (octoDNS) of the bridge tests.
 //!
 //! Owns only test scaffolding; no production code depends on it.
 
