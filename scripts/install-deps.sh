@@ -12,7 +12,8 @@ set -euo pipefail
 
 
 packages=(strace bind9 bind9-utils bind9-dnsutils knot pdns-server pdns-backend-sqlite3 sqlite3
-          dovecot-imapd postgresql-15 opendkim-tools chromium openssl g++ nginx-light)
+          dovecot-imapd postgresql-15 opendkim-tools chromium openssl g++ nginx-light
+          postfix opendkim rspamd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -42,3 +43,23 @@ if ! command -v moto_server >/dev/null 2>&1; then
   echo "installing moto[server]"
   python3 -m pip install --quiet 'moto[server]==5.2.1'
 fi
+
+# Python tools of the bridge and signer tests (tests/emit_bridges.rs,
+# tests/signers.rs), pinned, in a venv of their own: octoDNS with its BIND
+# provider (octodns-validate, octodns-sync) and aiosmtpd (the SMTP sink
+# behind Postfix). The tests look in $MAILAUTH_VENV (default below).
+venv=${MAILAUTH_VENV:-/opt/mailauth/venv}
+if ! "$venv/bin/python" -c 'import octodns, octodns_bind, aiosmtpd' >/dev/null 2>&1; then
+  echo "installing octodns, octodns-bind, aiosmtpd into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet octodns==1.22.0 octodns-bind==1.1.0 aiosmtpd==1.4.6
+fi
+# Terraform (terraform fmt/validate in tests/emit_bridges.rs) and the
+# hashicorp/aws provider mirror ($MAILAUTH_TF_PLUGINS, default
+# /opt/tf-plugins) come with the machine image: no package registry
+# reachable here ships them. dnscontrol has no release on them either; its
+# config is checked under Node (the image's) with
+# tests/data/bridges/dnscontrol_stub.js.
+for t in terraform node; do
+  command -v "$t" >/dev/null || echo "warning: $t is not installed; tests/emit_bridges.rs fails under CI=true" >&2
+done

@@ -83,11 +83,14 @@ pub enum Command {
   mailauth apply plan.json               exactly the reviewed plan, or nothing
   mailauth apply --auto-approve          plan and apply now (CI, no terminal)")]
     Apply(ApplyArgs),
-    /// Print the records the config implies, in BIND master-file syntax.
+    /// Print the records the config implies: BIND master-file syntax, or
+    /// octoDNS, dnscontrol or Terraform config (`--format`).
     #[command(after_help = "Examples:
   mailauth emit
   mailauth emit -d example.com >> /etc/bind/db.example.com
-  mailauth emit --mta-sts www  policy files under www/<domain>/.well-known/")]
+  mailauth emit --mta-sts www  policy files under www/<domain>/.well-known/
+  mailauth emit --format octodns -d example.com > config/example.com.yaml
+  mailauth emit --format terraform --terraform-provider route53 > mailauth.tf")]
     Emit(EmitArgs),
     /// Print the JSON Schema of the config file (for editors).
     #[command(after_help = "Example:
@@ -223,6 +226,32 @@ pub struct EmitArgs {
     /// DIR/<domain>/.well-known/mta-sts.txt (for any web server).
     #[arg(long = "mta-sts", value_name = "DIR")]
     pub mta_sts: Option<PathBuf>,
+    /// Output format: a BIND master-file fragment, or the native config of
+    /// another DNS tool (docs/providers.md, "Bridges").
+    #[arg(long, value_enum, default_value_t = EmitFormat::Zone)]
+    pub format: EmitFormat,
+    /// With `--format terraform`: whose DNS resources to write.
+    #[arg(long, value_enum, required_if_eq("format", "terraform"))]
+    pub terraform_provider: Option<EmitTerraform>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmitFormat {
+    /// BIND master-file syntax.
+    Zone,
+    /// octoDNS YamlProvider zone file (one domain per run).
+    Octodns,
+    /// dnscontrol D_EXTEND() records.
+    Dnscontrol,
+    /// Terraform resources (needs --terraform-provider).
+    Terraform,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmitTerraform {
+    Cloudflare,
+    Route53,
+    Google,
 }
 
 /// How a plan is shown: colour per `--color` (auto: on a terminal unless
@@ -854,6 +883,16 @@ fn apply_dns(ws: &Workspace, plan: &Plan, force: bool) -> Result<usize, Failure>
 fn emit_cmd(config: &Path, args: EmitArgs) -> Result<i32, Failure> {
     let ws = load(config)?;
     let domains = ws.select(&args.domains).map_err(|e| Failure::new(2, e))?;
+    let bridge = match (args.format, args.terraform_provider) {
+        (EmitFormat::Zone, _) => None,
+        (EmitFormat::Octodns, _) => Some(crate::bridge::Format::Octodns),
+        (EmitFormat::Dnscontrol, _) => Some(crate::bridge::Format::Dnscontrol),
+        (EmitFormat::Terraform, p) => Some(crate::bridge::Format::Terraform(match p {
+            Some(EmitTerraform::Route53) => crate::bridge::TerraformProvider::Route53,
+            Some(EmitTerraform::Google) => crate::bridge::TerraformProvider::Google,
+            _ => crate::bridge::TerraformProvider::Cloudflare,
+        })),
+    };
     let mut failed = 0;
     if let Some(dir) = &args.mta_sts {
         let files = crate::publish::policy_files(&ws, &domains).map_err(|e| Failure::new(1, e))?;
@@ -862,6 +901,7 @@ fn emit_cmd(config: &Path, args: EmitArgs) -> Result<i32, Failure> {
             eprintln!("{}: MTA-STS policy written to {}", f.domain, path.display());
         }
     }
+    let mut bridged = Vec::new();
     for d in &domains {
         match ws.desired(d) {
             Ok(want) => {
@@ -877,6 +917,13 @@ fn emit_cmd(config: &Path, args: EmitArgs) -> Result<i32, Failure> {
                         ),
                     );
                 }
+                if bridge.is_some() {
+                    bridged.push(crate::bridge::DomainRecords {
+                        domain: d.clone(),
+                        sets,
+                    });
+                    continue;
+                }
                 println!("; {d}: records managed by mailauth");
                 if want.spf.is_some() {
                     println!(
@@ -891,6 +938,16 @@ fn emit_cmd(config: &Path, args: EmitArgs) -> Result<i32, Failure> {
                 eprintln!("error: {e}");
             }
         }
+    }
+    if let Some(format) = bridge {
+        // A bridge file is read whole by another tool: print all or nothing.
+        if failed > 0 {
+            return Ok(1);
+        }
+        let text =
+            crate::bridge::render(format, &bridged).map_err(|e| Failure::new(2, e.to_string()))?;
+        print!("{text}");
+        return Ok(0);
     }
     Ok(if failed > 0 { 1 } else { 0 })
 }

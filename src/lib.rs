@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod bridge;
 pub mod checklist;
 pub mod cli;
 pub mod clock;

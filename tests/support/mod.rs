@@ -1,7 +1,9 @@
 //! Test harness shared by integration tests: free loopback ports, the
 //! "missing server binary" policy, a misbehaving TCP proxy, and real servers
-//! (BIND, Knot DNS, PowerDNS, moto's Route 53) plus a Cloudflare API stand-in, each started on
-//! loopback in a temp dir and stopped on drop.
+//! (BIND, Knot DNS, PowerDNS, moto's Route 53, Postfix, OpenDKIM, rspamd,
+//! an aiosmtpd SMTP sink) plus a Cloudflare API stand-in, each started on
+//! loopback in a temp dir and stopped on drop, and the Python tools
+//! (octoDNS) of the bridge tests.
 //!
 //! Owns only test scaffolding; no production code depends on it.
 
@@ -14,8 +16,12 @@ pub mod dovecot;
 pub mod https;
 pub mod knot;
 pub mod moto;
+pub mod octodns;
+pub mod opendkim;
 pub mod pdns;
+pub mod postfix;
 pub mod postgres;
+pub mod rspamd;
 pub mod tcp_cut;
 
 use std::io::{Read, Write};
