@@ -153,6 +153,10 @@ pub struct SourceRow {
     pub dmarc_pass: i64,
     pub spf_aligned: i64,
     pub dkim_aligned: i64,
+    /// Failing messages for which the receiver gave a forwarding override
+    /// reason (`forwarded`, `trusted_forwarder`, `mailing_list`,
+    /// `local_policy`: RFC 7489 Appendix C `PolicyOverrideType`).
+    pub forwarded_reason: i64,
     /// Distinct reporters, sorted.
     pub reporters: Vec<String>,
     /// Distinct `domain/selector` (or `domain`) of passing DKIM results.
@@ -164,7 +168,12 @@ pub struct SourceRow {
 /// One reporter's contribution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReporterRow {
+    /// The name shown: the reporter's `org_name` as sent.
     pub org: String,
+    /// Stable grouping key (`reports::sources::reporter_key`).
+    pub key: String,
+    /// Other spellings merged under the same key.
+    pub aliases: Vec<String>,
     pub reports: i64,
     pub messages: i64,
     /// Unix seconds; RFC 3339 UTC in JSON, like every time mailauth prints.
@@ -490,6 +499,7 @@ pub trait DashboardQueries {
                 dmarc_pass: c.int()?,
                 spf_aligned: c.int()?,
                 dkim_aligned: c.int()?,
+                forwarded_reason: c.int()?,
                 reporters: split_list(c.opt_text()?),
                 dkim_signers: split_list(c.opt_text()?),
                 spf_reported: split_list(c.opt_text()?),
@@ -501,8 +511,11 @@ pub trait DashboardQueries {
     fn dash_reporters(&self, f: &DashFilter) -> Result<Vec<ReporterRow>, StoreError> {
         let q = DashQuery::Reporters;
         shape(q, self.dash_rows(q, &range_args(f))?, |c| {
+            let org = c.text()?;
             Ok(ReporterRow {
-                org: c.text()?,
+                key: crate::reports::sources::reporter_key(&org),
+                aliases: Vec::new(),
+                org,
                 reports: c.int()?,
                 messages: c.int()?,
                 first_begin: c.int()?,
@@ -638,6 +651,13 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
                 sqlite_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
                 ", ",
                 sqlite_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+                ", ",
+                sqlite_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
+                     WHEN c.reasons LIKE '%\"forwarded\"%' OR c.reasons LIKE '%\"trusted_forwarder\"%' \
+                     OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
+                     THEN c.count ELSE 0 END"
+                ),
                 ", \
                group_concat(DISTINCT r.org_name || char(31)), \
                group_concat(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
@@ -902,6 +922,13 @@ fn pg_sql(q: DashQuery) -> &'static str {
                 pg_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
                 ", ",
                 pg_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+                ", ",
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
+                     WHEN c.reasons LIKE '%\"forwarded\"%' OR c.reasons LIKE '%\"trusted_forwarder\"%' \
+                     OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
+                     THEN c.count ELSE 0 END"
+                ),
                 ", \
                string_agg(DISTINCT r.org_name || chr(31), ','), \
                string_agg(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \

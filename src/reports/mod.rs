@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod parse;
 pub mod pgstore;
 pub mod serve;
+pub mod sources;
 pub mod store;
 pub mod store_cli;
 

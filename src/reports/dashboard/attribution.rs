@@ -410,6 +410,7 @@ mod tests {
             dmarc_pass: 0,
             spf_aligned: 0,
             dkim_aligned: 0,
+            forwarded_reason: 0,
             reporters: vec!["google.com".into()],
             dkim_signers: signers.iter().map(|s| s.to_string()).collect(),
             spf_reported: spf.iter().map(|s| s.to_string()).collect(),

@@ -400,8 +400,14 @@ fn reporters_table(out: &mut String, rows: &[ReporterRow]) {
     for r in rows {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"mute\">{} – {}</td></tr>",
+            "<tr data-key=\"{}\"><td>{}{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"mute\">{} – {}</td></tr>",
+            esc(&r.key),
             esc(&r.org),
+            if r.aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" <span class=\"mute\">(also {})</span>", esc(&r.aliases.join(", ")))
+            },
             thousands(r.reports),
             thousands(r.messages),
             esc(&crate::clock::format_time(r.first_begin)[..10]),
@@ -559,10 +565,88 @@ fn verdict_badge(v: Verdict) -> String {
     format!("<span class=\"badge b-{}\">{sym} {text}</span>", v.as_str())
 }
 
+/// Service name with its category and how it was identified, or the
+/// unknown source's group (PTR organisation domain).
+fn service_cell(s: &SourceView) -> String {
+    let id = &s.identity;
+    match (&id.service, id.category) {
+        (Some(name), Some(c)) => format!(
+            "{}<div class=\"mute\" style=\"font-size:12px\">{} · by {}{}</div>",
+            esc(name),
+            esc(c.as_str()),
+            esc(id.method.as_str()),
+            id.evidence
+                .as_deref()
+                .map(|e| format!(" <code>{}</code>", esc(e)))
+                .unwrap_or_default()
+        ),
+        _ => format!(
+            "<span class=\"mute\">unknown</span><div class=\"mute\" style=\"font-size:12px\">{}</div>",
+            esc(id.group.as_deref().unwrap_or("-"))
+        ),
+    }
+}
+
+fn class_cell(s: &SourceView) -> String {
+    let c = &s.classification;
+    let mut out = esc(c.class.as_str());
+    for e in &c.evidence {
+        let _ = write!(out, "<div class=\"mute\" style=\"font-size:12px\">{}</div>", esc(e));
+    }
+    out
+}
+
+/// Who sends as the domain: identified services, unknown groups and the
+/// failing volume by class.
+fn senders_section(out: &mut String, v: &super::model::SendersView) {
+    out.push_str("<h2>Sources by service</h2>");
+    if v.sources == 0 {
+        out.push_str("<p class=\"mute\">No aggregate data in this range.</p>");
+        return;
+    }
+    let _ = write!(
+        out,
+        "<p id=\"senders-summary\">{} of {} messages ({}) from identified services{}. Failing: <b>{}</b> forwarded (does not block p=reject), <b>{}</b> misconfigured own services, <b>{}</b> suspicious — <b id=\"real-failures\">{}</b> real failures.</p>",
+        thousands(v.identified_messages),
+        thousands(v.messages),
+        esc(&crate::reports::dashboard::text::percent(v.identified_pct)),
+        if v.truncated { " (top sources only)" } else { "" },
+        thousands(v.fail_forwarded),
+        thousands(v.fail_misconfigured),
+        thousands(v.fail_suspicious),
+        thousands(v.real_failures),
+    );
+    out.push_str("<div class=\"tbl\"><table id=\"services\"><thead><tr><th>Service</th><th>Category</th><th>Identified by</th><th class=\"n\">Sources</th><th class=\"n\">Messages</th><th>DMARC pass</th></tr></thead><tbody>");
+    for s in &v.services {
+        let _ = write!(
+            out,
+            "<tr data-service=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(&s.id),
+            esc(&s.service),
+            esc(s.category.as_str()),
+            esc(&s.methods.join(", ")),
+            thousands(s.sources),
+            thousands(s.messages),
+            pass_bar(s.dmarc_pass_pct),
+        );
+    }
+    for u in &v.unknown {
+        let _ = write!(
+            out,
+            "<tr data-service=\"\"><td class=\"mute\">unknown: {}</td><td>-</td><td>-</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(&u.group),
+            thousands(u.sources),
+            thousands(u.messages),
+            pass_bar(super::model::pct(u.messages - u.dmarc_fail, u.messages)),
+        );
+    }
+    out.push_str("</tbody></table></div>");
+}
+
 fn sources_table(out: &mut String, id: &str, domain: &str, rows: &[SourceView], links: &Links) {
     let _ = write!(
         out,
-        "<div class=\"tbl\"><table id=\"{id}\"><thead><tr><th>Source IP</th><th>Reverse DNS</th><th class=\"n\">Messages</th><th>DMARC pass</th><th class=\"n\">Failing</th><th>Authorised by config</th><th>SPF via</th><th>DKIM signers</th><th>Reporters</th></tr></thead><tbody>"
+        "<div class=\"tbl\"><table id=\"{id}\"><thead><tr><th>Source IP</th><th>Reverse DNS</th><th>Service</th><th>Class</th><th class=\"n\">Messages</th><th>DMARC pass</th><th class=\"n\">Failing</th><th>Authorised by config</th><th>SPF via</th><th>DKIM signers</th><th>Reporters</th></tr></thead><tbody>"
     );
     for s in rows {
         let ip = match links.source(domain, &s.source_ip) {
@@ -579,10 +663,14 @@ fn sources_table(out: &mut String, id: &str, domain: &str, rows: &[SourceView], 
         };
         let _ = write!(
             out,
-            "<tr data-ip=\"{}\" data-verdict=\"{}\"><td class=\"mono\">{ip}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}<div class=\"mute\" style=\"font-size:12px\">{}</div></td><td>{spf_via}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-ip=\"{}\" data-verdict=\"{}\"><td class=\"mono\">{ip}</td><td>{}</td><td class=\"svc\">{}</td><td data-class=\"{}\" title=\"{}\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}<div class=\"mute\" style=\"font-size:12px\">{}</div></td><td>{spf_via}</td><td>{}</td><td>{}</td></tr>",
             esc(&s.source_ip),
             s.attribution.verdict.as_str(),
             esc(s.reverse_dns.as_deref().unwrap_or("-")),
+            service_cell(s),
+            s.classification.class.as_str(),
+            esc(&s.classification.evidence.join("; ")),
+            class_cell(s),
             thousands(s.messages),
             pass_bar(s.dmarc_pass_pct),
             thousands(s.dmarc_fail),
@@ -622,6 +710,7 @@ pub fn domain(d: &DomainView, links: &Links) -> String {
     } else {
         cards(&mut b, &d.totals);
         charts(&mut b, &d.days);
+        senders_section(&mut b, &d.senders);
         b.push_str("<h2>Top sending sources</h2>");
         b.push_str("<p class=\"mute\">“Authorised by config” evaluates each mechanism of the SPF record in your configuration against the source, and counts aligned DKIM signatures; a source sending as your domain without either stands out here.</p>");
         sources_table(&mut b, "sources", &d.domain, &d.sources, links);
@@ -630,6 +719,24 @@ pub fn domain(d: &DomainView, links: &Links) -> String {
             b.push_str("<p class=\"mute\">Every reported message passed DMARC.</p>");
         } else {
             sources_table(&mut b, "failing", &d.domain, &d.failing_sources, links);
+            b.push_str("<h2 id=\"real\">Real failures (excluding forwarding)</h2>");
+            let real: Vec<SourceView> = d
+                .failing_sources
+                .iter()
+                .filter(|s| {
+                    matches!(
+                        s.classification.class,
+                        crate::reports::sources::Class::Misconfigured
+                            | crate::reports::sources::Class::Suspicious
+                    )
+                })
+                .cloned()
+                .collect();
+            if real.is_empty() {
+                b.push_str("<p class=\"mute\">Every failing source is forwarding or a mailing list.</p>");
+            } else {
+                sources_table(&mut b, "real-failing", &d.domain, &real, links);
+            }
         }
         b.push_str("<h2>Policy published vs applied</h2>");
         b.push_str("<div class=\"tbl\"><table id=\"policy\"><thead><tr><th>Published p=</th><th class=\"n\">pct</th><th>Applied</th><th>Overrides</th><th class=\"n\">Messages</th></tr></thead><tbody>");
