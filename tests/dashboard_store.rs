@@ -16,6 +16,7 @@ both_stores!(
     absurd_counts_saturate_every_sum,
     delete_then_a_new_report_keeps_the_rollup_true,
     senders_named_and_forwarding_told_apart,
+    reverse_dns_is_cached_for_offline_runs,
 );
 
 fn totals(store: &dyn DashboardQueries) -> (i64, i64, i64) {
@@ -401,4 +402,56 @@ fn senders_named_and_forwarding_told_apart(st: &TestStore) {
     let r = &view.reporters[0];
     assert_eq!((r.key.as_str(), r.org.as_str(), r.reports), ("example.net", "mx1.GW.Example.net", 2));
     assert_eq!(r.aliases, ["example.net"]);
+}
+
+/// A PTR answer found online is kept in the store with its time; an
+/// offline run names the source from the cache alone, and a source whose
+/// address has no PTR record is remembered as such.
+fn reverse_dns_is_cached_for_offline_runs(st: &TestStore) {
+    use mailauth::reports::dashboard::{self, attribution::Attributor};
+    use mailauth::reports::sources::Method;
+    use mailauth::spf::{MemRecord, MemoryDns, reverse_name};
+    let mut store = st.open();
+    let bytes = report(
+        "google.com",
+        "p",
+        &[
+            ("192.0.2.33", 12, "none", "pass", "fail", None, &[("example.com", "pass")], ("example.com", "fail")),
+            ("192.0.2.34", 2, "reject", "fail", "fail", None, &[], ("example.com", "fail")),
+        ],
+    );
+    store
+        .ingest_item("p", &bytes, &IngestLimits::default())
+        .expect("db")
+        .expect("report");
+    assert_eq!(store.ptr_cached("192.0.2.33").expect("read"), None);
+    let mut dns = MemoryDns::new();
+    dns.insert(
+        &reverse_name("192.0.2.33".parse().expect("ip")),
+        MemRecord::Ptr("o7.ptr4242.SendGrid.net.".into()),
+    );
+    let online = Attributor::new(Some(Box::new(dns)), Default::default());
+    let all = DashFilter::default();
+    let v = dashboard::domain(store.as_mut(), &online, "example.com", &all).expect("online");
+    let s = v.sources.iter().find(|s| s.source_ip == "192.0.2.33").expect("source");
+    assert_eq!(s.reverse_dns.as_deref(), Some("o7.ptr4242.sendgrid.net"));
+    assert_eq!(
+        (s.identity.id.as_deref(), s.identity.method),
+        (Some("sendgrid"), Method::Ptr)
+    );
+    let (name, at) = store.ptr_cached("192.0.2.33").expect("read").expect("cached");
+    assert_eq!(name.as_deref(), Some("o7.ptr4242.sendgrid.net"));
+    assert!(at > 0, "looked-up time kept");
+    // No PTR record: remembered as none.
+    assert_eq!(
+        store.ptr_cached("192.0.2.34").expect("read").map(|(n, _)| n),
+        Some(None)
+    );
+    let v = dashboard::domain(store.as_mut(), &Attributor::offline(), "example.com", &all)
+        .expect("offline");
+    let s = v.sources.iter().find(|s| s.source_ip == "192.0.2.33").expect("source");
+    assert_eq!(
+        (s.reverse_dns.as_deref(), s.identity.method),
+        (Some("o7.ptr4242.sendgrid.net"), Method::Ptr)
+    );
 }

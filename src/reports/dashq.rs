@@ -9,8 +9,10 @@
 //! checklist queries): a store holding absurd counts (written before
 //! ingest refused them) still answers.
 //!
-//! Everything here is read-only on the report tables. The one thing it
-//! writes is the daily rollup (`dashboard_daily_v1`, state in
+//! Everything here is read-only on the report tables. It writes the
+//! reverse DNS cache (`ptr_cache_v1`: one answer per source IP with the
+//! time it was looked up, so `--offline` runs can still name sources) and
+//! the daily rollup (`dashboard_daily_v1`, state in
 //! `dashboard_rollup_v1`), a cache derived from `reports` + `records` and
 //! refreshed incrementally, so that the overview does not scan every
 //! record: it can be emptied at any time and is rebuilt. Both tables are
@@ -263,6 +265,12 @@ pub enum DashQuery {
     Failures,
     /// No params.
     Domains,
+    /// The cached reverse DNS name of one source. Params: ip. Row: name
+    /// (NULL: no PTR record), looked-up time (unix seconds).
+    PtrGet,
+    /// Remembers one reverse DNS answer (the one write besides the
+    /// rollup). Params: ip, name, looked-up time.
+    PtrPut,
 }
 
 impl DashQuery {
@@ -276,6 +284,8 @@ impl DashQuery {
             Self::Tls => "TLS summary",
             Self::Failures => "failure reports",
             Self::Domains => "domains",
+            Self::PtrGet => "read PTR cache",
+            Self::PtrPut => "write PTR cache",
         }
     }
 }
@@ -590,6 +600,31 @@ pub trait DashboardQueries {
         let q = DashQuery::Domains;
         shape(q, self.dash_rows(q, &[])?, |c| c.text())
     }
+
+    /// The cached reverse DNS answer for `ip`: `Some((name, looked_up_at))`
+    /// with `name` `None` when the address has no PTR record.
+    #[allow(clippy::type_complexity)]
+    fn ptr_cached(&self, ip: &str) -> Result<Option<(Option<String>, i64)>, StoreError> {
+        let q = DashQuery::PtrGet;
+        let rows = shape(q, self.dash_rows(q, &[Arg::Text(Some(ip.to_owned()))])?, |c| {
+            Ok((c.opt_text()?, c.int()?))
+        })?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Remembers a reverse DNS answer for `ip` at time `at`.
+    fn ptr_remember(&self, ip: &str, name: Option<&str>, at: i64) -> Result<(), StoreError> {
+        let q = DashQuery::PtrPut;
+        self.dash_rows(
+            q,
+            &[
+                Arg::Text(Some(ip.to_owned())),
+                Arg::Text(name.map(str::to_owned)),
+                Arg::Int(Some(at)),
+            ],
+        )?;
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -736,6 +771,12 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
             "SELECT DISTINCT policy_domain FROM reports \
              UNION SELECT reported_domain FROM failure_reports \
              UNION SELECT policy_domain FROM tls_policies ORDER BY 1"
+        }
+        DashQuery::PtrGet => "SELECT name, looked_up_at FROM ptr_cache_v1 WHERE ip = ?1",
+        DashQuery::PtrPut => {
+            "INSERT INTO ptr_cache_v1 (ip, name, looked_up_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (ip) DO UPDATE SET name = excluded.name, \
+             looked_up_at = excluded.looked_up_at RETURNING ip"
         }
     }
 }
@@ -1015,6 +1056,12 @@ fn pg_sql(q: DashQuery) -> &'static str {
             "SELECT d FROM (SELECT policy_domain AS d FROM reports \
              UNION SELECT reported_domain FROM failure_reports \
              UNION SELECT policy_domain FROM tls_policies) u ORDER BY d COLLATE \"C\""
+        }
+        DashQuery::PtrGet => "SELECT name, looked_up_at FROM ptr_cache_v1 WHERE ip = $1::text",
+        DashQuery::PtrPut => {
+            "INSERT INTO ptr_cache_v1 (ip, name, looked_up_at) VALUES ($1::text, $2::text, $3::bigint) \
+             ON CONFLICT (ip) DO UPDATE SET name = excluded.name, \
+             looked_up_at = excluded.looked_up_at RETURNING ip"
         }
     }
 }

@@ -104,13 +104,16 @@ pub fn domain(
     let rows: Vec<_> = daily.iter().collect();
     let (totals, days) = model::series(&rows);
     let cat = crate::reports::sources::Catalogue::builtin();
-    let view = |rows: Vec<crate::reports::dashq::SourceRow>, ptr_for: usize| {
+    let now = crate::clock::now().unwrap_or(0);
+    let view = |store: &dyn DashboardQueries,
+                rows: Vec<crate::reports::dashq::SourceRow>,
+                ptr_for: usize| {
         rows.into_iter()
             .enumerate()
             .map(|(i, s)| {
                 let a = attr.attribute(domain, &s);
                 let ptr = if i < ptr_for {
-                    attr.reverse_dns(&s.source_ip)
+                    reverse_dns(store, attr, &s.source_ip, now)
                 } else {
                     None
                 };
@@ -121,10 +124,15 @@ pub fn domain(
     };
     let all = store.dash_sources(&f, false, SUMMARY_SOURCES + 1)?;
     let truncated = all.len() > SUMMARY_SOURCES;
-    let all = view(all.into_iter().take(SUMMARY_SOURCES).collect(), TOP_SOURCES);
+    let all = view(
+        &*store,
+        all.into_iter().take(SUMMARY_SOURCES).collect(),
+        TOP_SOURCES,
+    );
     let senders = model::senders(&all, truncated);
     let sources = all.into_iter().take(TOP_SOURCES).collect();
-    let failing_sources = view(store.dash_sources(&f, true, TOP_SOURCES)?, TOP_SOURCES);
+    let failing = store.dash_sources(&f, true, TOP_SOURCES)?;
+    let failing_sources = view(&*store, failing, TOP_SOURCES);
     Ok(DomainView {
         domain: domain.to_owned(),
         range: range(&f),
@@ -139,6 +147,33 @@ pub fn domain(
         tls: store.dash_tls(&f)?,
         failures: store.dash_failures(&f, LATEST_FAILURES)?,
     })
+}
+
+/// Cached reverse DNS answers are asked again (when online) after this.
+pub const PTR_TTL_SECS: i64 = 30 * 86_400;
+
+/// The reverse DNS name of `ip`: from the store's cache when fresh (or
+/// whatever its age when offline), else asked and remembered with its
+/// time. A store that cannot write (read-only) still answers.
+fn reverse_dns(
+    store: &dyn DashboardQueries,
+    attr: &Attributor,
+    ip: &str,
+    now: i64,
+) -> Option<String> {
+    let cached = store.ptr_cached(ip).ok().flatten();
+    if let Some((name, at)) = &cached
+        && (!attr.is_online() || now.saturating_sub(*at) < PTR_TTL_SECS)
+    {
+        return name.clone();
+    }
+    match attr.ptr_lookup(ip) {
+        Some(answer) => {
+            let _ = store.ptr_remember(ip, answer.as_deref(), now);
+            answer
+        }
+        None => cached.and_then(|(name, _)| name),
+    }
 }
 
 /// Configured SPF records per domain, from the workspace (for attribution).
