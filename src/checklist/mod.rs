@@ -147,6 +147,10 @@ pub struct ReportFacts {
     /// Sources that did not pass DMARC over the window, with what the
     /// config and live SPF say about each.
     pub failing: Vec<(FailingSource, Vec<String>)>,
+    /// Failing messages of sources classified as forwarding or mailing
+    /// lists (`reports::sources::classify`): they do not block an
+    /// enforcing policy.
+    pub forwarded: i64,
 }
 
 /// Everything observed about a domain: the config, live DNS as the
@@ -244,6 +248,9 @@ pub struct Sources<'a> {
     pub ws: Option<&'a Workspace>,
     pub resolver: &'a Resolver,
     pub store: Option<&'a dyn ChecklistQueries>,
+    /// The same store's dashboard queries, for classifying failing
+    /// sources (forwarding vs the rest); `None` counts no forwarding.
+    pub senders: Option<&'a dyn crate::reports::dashq::DashboardQueries>,
 }
 
 const SECS_PER_DAY: i64 = 86_400;
@@ -293,6 +300,7 @@ pub fn gather(src: &Sources, domain: &Name, settings: &Settings) -> Result<Facts
         None => None,
         Some(store) => Some(report_facts(
             store,
+            src.senders,
             src.resolver,
             domain,
             &config,
@@ -331,6 +339,7 @@ fn one_record(resolver: &Resolver, name: &Name, prefix: &str) -> Option<String> 
 
 fn report_facts(
     store: &dyn ChecklistQueries,
+    senders: Option<&dyn crate::reports::dashq::DashboardQueries>,
     resolver: &Resolver,
     domain: &Name,
     config: &ConfigFacts,
@@ -340,11 +349,32 @@ fn report_facts(
     let days = store.aggregate_days(d, s.now - DAYS_LOOKBACK * SECS_PER_DAY)?;
     let since = s.now - s.window_days * SECS_PER_DAY;
     let volume = store.volume(d, since)?;
+    let classes = match senders {
+        Some(q) => classify_failing(q, d, since)?,
+        None => std::collections::BTreeMap::new(),
+    };
+    let forwarded = classes
+        .values()
+        .filter(|(c, ..)| c.class == crate::reports::sources::Class::Forwarded)
+        .map(|(_, fail)| *fail)
+        .fold(0i64, i64::saturating_add);
     let failing = store
         .failing_sources(d, since, MAX_SOURCES)?
         .into_iter()
         .map(|f| {
-            let why = attribute(resolver, domain, config, &f);
+            let mut why = attribute(resolver, domain, config, &f);
+            // Only forwarding is added: the config-aware reasons above
+            // already tell own services from strangers.
+            if let Some((c, _)) = classes
+                .get(&f.source_ip)
+                .filter(|(c, _)| c.class == crate::reports::sources::Class::Forwarded)
+            {
+                why.push(format!(
+                    "{}: {}",
+                    c.class.as_str(),
+                    c.evidence.join("; ")
+                ));
+            }
             (f, why)
         })
         .collect();
@@ -352,7 +382,42 @@ fn report_facts(
         days,
         volume,
         failing,
+        forwarded,
     })
+}
+
+/// Failing sources to classify (most failing messages first); the rest
+/// count as not forwarded.
+const CLASSIFIED_SOURCES: usize = 5_000;
+
+/// Each failing source of `domain` since `since` with its class and its
+/// failing messages, from the catalogue and the stored reports alone (no
+/// DNS: the checklist's DNS is for the domain itself).
+fn classify_failing(
+    q: &dyn crate::reports::dashq::DashboardQueries,
+    domain: &str,
+    since: i64,
+) -> Result<
+    std::collections::BTreeMap<String, (crate::reports::sources::Classification, i64)>,
+    ChecklistError,
+> {
+    use crate::reports::sources;
+    let f = crate::reports::dashq::DashFilter {
+        domain: Some(domain.to_owned()),
+        since: Some(since),
+        ..Default::default()
+    };
+    let attr = crate::reports::dashboard::attribution::Attributor::offline();
+    let cat = sources::Catalogue::builtin();
+    let mut out = std::collections::BTreeMap::new();
+    for s in q.dash_sources(&f, true, CLASSIFIED_SOURCES)? {
+        let a = attr.attribute(domain, &s);
+        let ptr = q.ptr_cached(&s.source_ip).ok().flatten().and_then(|(n, _)| n);
+        let id = sources::identify(cat, domain, &s, &a, ptr.as_deref());
+        let fail = s.messages.saturating_sub(s.dmarc_pass);
+        out.insert(s.source_ip.clone(), (sources::classify(&s, &id), fail));
+    }
+    Ok(out)
 }
 
 /// What the config and live SPF say about a source that failed DMARC:

@@ -162,7 +162,7 @@ CREATE TABLE dashboard_rollup_v1 (
     // 3: reverse DNS answers of report source IPs with their time, for
     // naming sources (`reports::sources`) without DNS (`--offline`).
     r#"
-CREATE TABLE ptr_cache_v1 (
+CREATE TABLE IF NOT EXISTS ptr_cache_v1 (
     ip           TEXT   PRIMARY KEY,
     name         TEXT,
     looked_up_at BIGINT NOT NULL
