@@ -183,6 +183,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .empty strong{display:block;color:var(--ink);font-size:17px;margin-bottom:6px}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
 .mute{color:var(--mute)}
+body:has(#real-only:checked) #failing tr:has(td[data-class="forwarded"]){display:none}
 form.filter{display:flex;gap:10px;align-items:end;flex-wrap:wrap;margin-top:6px}
 form.filter label{font-size:12.5px;color:var(--mute);display:flex;flex-direction:column}
 form.filter input{font:inherit;padding:4px 8px;border:1px solid #c7ccd6;border-radius:5px}
@@ -646,7 +647,7 @@ fn senders_section(out: &mut String, v: &super::model::SendersView) {
 fn sources_table(out: &mut String, id: &str, domain: &str, rows: &[SourceView], links: &Links) {
     let _ = write!(
         out,
-        "<div class=\"tbl\"><table id=\"{id}\"><thead><tr><th>Source IP</th><th>Reverse DNS</th><th>Service</th><th>Class</th><th class=\"n\">Messages</th><th>DMARC pass</th><th class=\"n\">Failing</th><th>Authorised by config</th><th>SPF via</th><th>DKIM signers</th><th>Reporters</th></tr></thead><tbody>"
+        "<div class=\"tbl\"><table id=\"{id}\"><thead><tr><th>Source IP</th><th>Reverse DNS</th><th class=\"n\">Messages</th><th>DMARC pass</th><th class=\"n\">Failing</th><th>Service</th><th>Class</th><th>Authorised by config</th><th>SPF via</th><th>DKIM signers</th><th>Reporters</th></tr></thead><tbody>"
     );
     for s in rows {
         let ip = match links.source(domain, &s.source_ip) {
@@ -663,17 +664,16 @@ fn sources_table(out: &mut String, id: &str, domain: &str, rows: &[SourceView], 
         };
         let _ = write!(
             out,
-            "<tr data-ip=\"{}\" data-verdict=\"{}\"><td class=\"mono\">{ip}</td><td>{}</td><td class=\"svc\">{}</td><td data-class=\"{}\" title=\"{}\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}<div class=\"mute\" style=\"font-size:12px\">{}</div></td><td>{spf_via}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-ip=\"{}\" data-verdict=\"{}\"><td class=\"mono\">{ip}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"svc\">{}</td><td data-class=\"{}\">{}</td><td>{}<div class=\"mute\" style=\"font-size:12px\">{}</div></td><td>{spf_via}</td><td>{}</td><td>{}</td></tr>",
             esc(&s.source_ip),
             s.attribution.verdict.as_str(),
             esc(s.reverse_dns.as_deref().unwrap_or("-")),
-            service_cell(s),
-            s.classification.class.as_str(),
-            esc(&s.classification.evidence.join("; ")),
-            class_cell(s),
             thousands(s.messages),
             pass_bar(s.dmarc_pass_pct),
             thousands(s.dmarc_fail),
+            service_cell(s),
+            s.classification.class.as_str(),
+            class_cell(s),
             verdict_badge(s.attribution.verdict),
             esc(s.attribution.basis),
             if s.dkim_signers.is_empty() {
@@ -718,25 +718,10 @@ pub fn domain(d: &DomainView, links: &Links) -> String {
         if d.failing_sources.is_empty() {
             b.push_str("<p class=\"mute\">Every reported message passed DMARC.</p>");
         } else {
+            // A filter without script: the checkbox hides forwarded rows
+            // (CSS `:has`), leaving the real failures.
+            b.push_str("<p><label><input type=\"checkbox\" id=\"real-only\"> Real failures only (hide forwarding and mailing lists)</label></p>");
             sources_table(&mut b, "failing", &d.domain, &d.failing_sources, links);
-            b.push_str("<h2 id=\"real\">Real failures (excluding forwarding)</h2>");
-            let real: Vec<SourceView> = d
-                .failing_sources
-                .iter()
-                .filter(|s| {
-                    matches!(
-                        s.classification.class,
-                        crate::reports::sources::Class::Misconfigured
-                            | crate::reports::sources::Class::Suspicious
-                    )
-                })
-                .cloned()
-                .collect();
-            if real.is_empty() {
-                b.push_str("<p class=\"mute\">Every failing source is forwarding or a mailing list.</p>");
-            } else {
-                sources_table(&mut b, "real-failing", &d.domain, &real, links);
-            }
         }
         b.push_str("<h2>Policy published vs applied</h2>");
         b.push_str("<div class=\"tbl\"><table id=\"policy\"><thead><tr><th>Published p=</th><th class=\"n\">pct</th><th>Applied</th><th>Overrides</th><th class=\"n\">Messages</th></tr></thead><tbody>");
