@@ -252,10 +252,19 @@ fn sources_view_names_services_and_real_failures() {
         dom[start..end].to_owned()
     };
     let services = raw("<table id=\"services\">", "</table>");
-    assert!(services.contains("data-service=\"amazon-ses\""), "{services}");
+    assert!(
+        services.contains("data-service=\"amazon-ses\""),
+        "{services}"
+    );
     let text = text_after(&dom, "<table id=\"services\">", "</table>").expect("services");
-    assert!(text.contains("unknown: "), "unknown sources grouped: {text}");
-    assert!(dom.contains("id=\"real-failures\""), "real-failure count shown");
+    assert!(
+        text.contains("unknown: "),
+        "unknown sources grouped: {text}"
+    );
+    assert!(
+        dom.contains("id=\"real-failures\""),
+        "real-failure count shown"
+    );
     // Authorised by the config's ip4 mechanism: named as such.
     let row = text_after(
         &dom,
@@ -263,7 +272,10 @@ fn sources_view_names_services_and_real_failures() {
         "</tr>",
     )
     .expect("209.85.220.69");
-    assert!(row.contains("own (config)") && row.contains("by config"), "{row}");
+    assert!(
+        row.contains("own (config)") && row.contains("by config"),
+        "{row}"
+    );
     // Named from the catalogue.
     let row = text_after(
         &dom,
@@ -281,5 +293,8 @@ fn sources_view_names_services_and_real_failures() {
         .expect("199.230.200.36 failing");
     let row = &failing[start..start + failing[start..].find("</tr>").expect("row end")];
     assert!(row.contains("data-class=\"suspicious\""), "{row}");
-    assert!(row.contains("unknown sender with no aligned SPF or DKIM"), "{row}");
+    assert!(
+        row.contains("unknown sender with no aligned SPF or DKIM"),
+        "{row}"
+    );
 }

@@ -289,7 +289,16 @@ fn delete_then_a_new_report_keeps_the_rollup_true(st: &TestStore) {
 fn report(
     org: &str,
     id: &str,
-    rows: &[(&str, u32, &str, &str, &str, Option<&str>, &[(&str, &str)], (&str, &str))],
+    rows: &[(
+        &str,
+        u32,
+        &str,
+        &str,
+        &str,
+        Option<&str>,
+        &[(&str, &str)],
+        (&str, &str),
+    )],
 ) -> Vec<u8> {
     let mut x = format!(
         "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>{org}</org_name>\
@@ -307,7 +316,9 @@ fn report(
         }
         x.push_str("</policy_evaluated></row><identifiers><header_from>example.com</header_from></identifiers><auth_results>");
         for (d, r) in *dkims {
-            x.push_str(&format!("<dkim><domain>{d}</domain><selector>s1</selector><result>{r}</result></dkim>"));
+            x.push_str(&format!(
+                "<dkim><domain>{d}</domain><selector>s1</selector><result>{r}</result></dkim>"
+            ));
         }
         x.push_str(&format!(
             "<spf><domain>{sd}</domain><result>{sr}</result></spf></auth_results></record>"
@@ -331,22 +342,85 @@ fn senders_named_and_forwarding_told_apart(st: &TestStore) {
         "a",
         &[
             // Google Workspace, by its published network: aligned.
-            ("209.85.220.41", 50, "none", "pass", "pass", None, &[("example.com", "pass")], ("example.com", "pass")),
+            (
+                "209.85.220.41",
+                50,
+                "none",
+                "pass",
+                "pass",
+                None,
+                &[("example.com", "pass")],
+                ("example.com", "pass"),
+            ),
             // SendGrid by DKIM d=, without the domain's own signature.
-            ("192.0.2.10", 20, "reject", "fail", "fail", None, &[("sendgrid.net", "pass")], ("bounces.sendgrid.net", "pass")),
+            (
+                "192.0.2.10",
+                20,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[("sendgrid.net", "pass")],
+                ("bounces.sendgrid.net", "pass"),
+            ),
             // A forwarder: DKIM of the author domain survives, SPF does not.
-            ("198.51.100.7", 7, "none", "pass", "fail", None, &[("example.com", "pass")], ("example.com", "fail")),
-            ("198.51.100.7", 3, "reject", "fail", "fail", None, &[("example.com", "fail")], ("example.com", "fail")),
+            (
+                "198.51.100.7",
+                7,
+                "none",
+                "pass",
+                "fail",
+                None,
+                &[("example.com", "pass")],
+                ("example.com", "fail"),
+            ),
+            (
+                "198.51.100.7",
+                3,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[("example.com", "fail")],
+                ("example.com", "fail"),
+            ),
             // The receiver says so.
-            ("198.51.100.8", 4, "none", "fail", "fail", Some("mailing_list"), &[], ("lists.example.org", "pass")),
+            (
+                "198.51.100.8",
+                4,
+                "none",
+                "fail",
+                "fail",
+                Some("mailing_list"),
+                &[],
+                ("lists.example.org", "pass"),
+            ),
             // Nobody: spoofing.
-            ("203.0.113.66", 9, "reject", "fail", "fail", None, &[], ("spoof.test", "fail")),
+            (
+                "203.0.113.66",
+                9,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("spoof.test", "fail"),
+            ),
         ],
     );
     let b = report(
         "example.net",
         "b",
-        &[("209.85.220.42", 5, "none", "pass", "pass", None, &[("example.com", "pass")], ("example.com", "pass"))],
+        &[(
+            "209.85.220.42",
+            5,
+            "none",
+            "pass",
+            "pass",
+            None,
+            &[("example.com", "pass")],
+            ("example.com", "pass"),
+        )],
     );
     for (name, bytes) in [("a", a), ("b", b)] {
         store
@@ -369,38 +443,67 @@ fn senders_named_and_forwarding_told_apart(st: &TestStore) {
     };
     let g = by_ip("209.85.220.41");
     assert_eq!(
-        (g.identity.id.as_deref(), g.identity.method, g.classification.class),
+        (
+            g.identity.id.as_deref(),
+            g.identity.method,
+            g.classification.class
+        ),
         (Some("google-workspace"), Method::Network, Class::Aligned)
     );
     let sg = by_ip("192.0.2.10");
     assert_eq!(
-        (sg.identity.id.as_deref(), sg.identity.method, sg.classification.class),
+        (
+            sg.identity.id.as_deref(),
+            sg.identity.method,
+            sg.classification.class
+        ),
         (Some("sendgrid"), Method::Dkim, Class::Misconfigured)
     );
     let fwd = by_ip("198.51.100.7");
     assert_eq!(fwd.classification.class, Class::Forwarded, "{fwd:?}");
-    assert!(fwd.classification.evidence[0].contains("7 of 10"), "{fwd:?}");
+    assert!(
+        fwd.classification.evidence[0].contains("7 of 10"),
+        "{fwd:?}"
+    );
     let list = by_ip("198.51.100.8");
-    assert_eq!((list.forwarded_reason, list.classification.class), (4, Class::Forwarded));
+    assert_eq!(
+        (list.forwarded_reason, list.classification.class),
+        (4, Class::Forwarded)
+    );
     let spoof = by_ip("203.0.113.66");
     assert_eq!(
-        (spoof.identity.method, spoof.classification.class, spoof.identity.group.as_deref()),
+        (
+            spoof.identity.method,
+            spoof.classification.class,
+            spoof.identity.group.as_deref()
+        ),
         (Method::Unknown, Class::Suspicious, Some("no reverse DNS"))
     );
     let s = &view.senders;
     assert_eq!((s.sources, s.messages), (6, 98));
     assert_eq!(s.identified_messages, 75, "{s:?}");
     assert_eq!(
-        (s.fail_forwarded, s.fail_misconfigured, s.fail_suspicious, s.real_failures),
+        (
+            s.fail_forwarded,
+            s.fail_misconfigured,
+            s.fail_suspicious,
+            s.real_failures
+        ),
         (7, 20, 9, 29)
     );
     let google = &s.services[0];
-    assert_eq!((google.id.as_str(), google.sources, google.messages), ("google-workspace", 2, 55));
+    assert_eq!(
+        (google.id.as_str(), google.sources, google.messages),
+        ("google-workspace", 2, 55)
+    );
     assert_eq!(s.unknown.iter().map(|u| u.messages).sum::<i64>(), 23);
     // Reporters: one key for both spellings, the larger name shown.
     assert_eq!(view.reporters.len(), 1, "{:?}", view.reporters);
     let r = &view.reporters[0];
-    assert_eq!((r.key.as_str(), r.org.as_str(), r.reports), ("example.net", "mx1.GW.Example.net", 2));
+    assert_eq!(
+        (r.key.as_str(), r.org.as_str(), r.reports),
+        ("example.net", "mx1.GW.Example.net", 2)
+    );
     assert_eq!(r.aliases, ["example.net"]);
 }
 
@@ -416,8 +519,26 @@ fn reverse_dns_is_cached_for_offline_runs(st: &TestStore) {
         "google.com",
         "p",
         &[
-            ("192.0.2.33", 12, "none", "pass", "fail", None, &[("example.com", "pass")], ("example.com", "fail")),
-            ("192.0.2.34", 2, "reject", "fail", "fail", None, &[], ("example.com", "fail")),
+            (
+                "192.0.2.33",
+                12,
+                "none",
+                "pass",
+                "fail",
+                None,
+                &[("example.com", "pass")],
+                ("example.com", "fail"),
+            ),
+            (
+                "192.0.2.34",
+                2,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("example.com", "fail"),
+            ),
         ],
     );
     store
@@ -433,23 +554,37 @@ fn reverse_dns_is_cached_for_offline_runs(st: &TestStore) {
     let online = Attributor::new(Some(Box::new(dns)), Default::default());
     let all = DashFilter::default();
     let v = dashboard::domain(store.as_mut(), &online, "example.com", &all).expect("online");
-    let s = v.sources.iter().find(|s| s.source_ip == "192.0.2.33").expect("source");
+    let s = v
+        .sources
+        .iter()
+        .find(|s| s.source_ip == "192.0.2.33")
+        .expect("source");
     assert_eq!(s.reverse_dns.as_deref(), Some("o7.ptr4242.sendgrid.net"));
     assert_eq!(
         (s.identity.id.as_deref(), s.identity.method),
         (Some("sendgrid"), Method::Ptr)
     );
-    let (name, at) = store.ptr_cached("192.0.2.33").expect("read").expect("cached");
+    let (name, at) = store
+        .ptr_cached("192.0.2.33")
+        .expect("read")
+        .expect("cached");
     assert_eq!(name.as_deref(), Some("o7.ptr4242.sendgrid.net"));
     assert!(at > 0, "looked-up time kept");
     // No PTR record: remembered as none.
     assert_eq!(
-        store.ptr_cached("192.0.2.34").expect("read").map(|(n, _)| n),
+        store
+            .ptr_cached("192.0.2.34")
+            .expect("read")
+            .map(|(n, _)| n),
         Some(None)
     );
     let v = dashboard::domain(store.as_mut(), &Attributor::offline(), "example.com", &all)
         .expect("offline");
-    let s = v.sources.iter().find(|s| s.source_ip == "192.0.2.33").expect("source");
+    let s = v
+        .sources
+        .iter()
+        .find(|s| s.source_ip == "192.0.2.33")
+        .expect("source");
     assert_eq!(
         (s.reverse_dns.as_deref(), s.identity.method),
         (Some("o7.ptr4242.sendgrid.net"), Method::Ptr)

@@ -369,11 +369,7 @@ fn report_facts(
                 .get(&f.source_ip)
                 .filter(|(c, _)| c.class == crate::reports::sources::Class::Forwarded)
             {
-                why.push(format!(
-                    "{}: {}",
-                    c.class.as_str(),
-                    c.evidence.join("; ")
-                ));
+                why.push(format!("{}: {}", c.class.as_str(), c.evidence.join("; ")));
             }
             (f, why)
         })
@@ -412,7 +408,11 @@ fn classify_failing(
     let mut out = std::collections::BTreeMap::new();
     for s in q.dash_sources(&f, true, CLASSIFIED_SOURCES)? {
         let a = attr.attribute(domain, &s);
-        let ptr = q.ptr_cached(&s.source_ip).ok().flatten().and_then(|(n, _)| n);
+        let ptr = q
+            .ptr_cached(&s.source_ip)
+            .ok()
+            .flatten()
+            .and_then(|(n, _)| n);
         let id = sources::identify(cat, domain, &s, &a, ptr.as_deref());
         let fail = s.messages.saturating_sub(s.dmarc_pass);
         out.insert(s.source_ip.clone(), (sources::classify(&s, &id), fail));

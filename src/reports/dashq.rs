@@ -606,9 +606,11 @@ pub trait DashboardQueries {
     #[allow(clippy::type_complexity)]
     fn ptr_cached(&self, ip: &str) -> Result<Option<(Option<String>, i64)>, StoreError> {
         let q = DashQuery::PtrGet;
-        let rows = shape(q, self.dash_rows(q, &[Arg::Text(Some(ip.to_owned()))])?, |c| {
-            Ok((c.opt_text()?, c.int()?))
-        })?;
+        let rows = shape(
+            q,
+            self.dash_rows(q, &[Arg::Text(Some(ip.to_owned()))])?,
+            |c| Ok((c.opt_text()?, c.int()?)),
+        )?;
         Ok(rows.into_iter().next())
     }
 

@@ -328,7 +328,8 @@ pub fn identify(
     {
         return Identity::of(s, Method::Ptr, format!("ptr {}", norm(p)));
     }
-    if let Ok(ip) = src.source_ip.parse::<IpAddr>()
+    // An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is the IPv4 address.
+    if let Ok(ip) = src.source_ip.parse::<IpAddr>().map(|ip| ip.to_canonical())
         && let Some(s) = cat.by_ip(ip)
     {
         let net = s
@@ -575,7 +576,10 @@ mod tests {
             &attr(Some("ip4:192.0.2.0/24")),
             None,
         );
-        assert_eq!((own.category, own.method), (Some(Category::Own), Method::Config));
+        assert_eq!(
+            (own.category, own.method),
+            (Some(Category::Own), Method::Config)
+        );
         // An aligned signer says nothing about the service.
         let d = identify(
             cat,
@@ -599,7 +603,10 @@ mod tests {
             &attr(None),
             Some("a1.smtp-out.mcsv.net"),
         );
-        assert_eq!((s.id.as_deref(), s.method), (Some("amazon-ses"), Method::Spf));
+        assert_eq!(
+            (s.id.as_deref(), s.method),
+            (Some("amazon-ses"), Method::Spf)
+        );
         let p = identify(
             cat,
             "example.com",
@@ -607,7 +614,10 @@ mod tests {
             &attr(None),
             Some("mail-x.outbound.protection.outlook.com."),
         );
-        assert_eq!((p.id.as_deref(), p.method), (Some("microsoft-365"), Method::Ptr));
+        assert_eq!(
+            (p.id.as_deref(), p.method),
+            (Some("microsoft-365"), Method::Ptr)
+        );
         let n = identify(
             cat,
             "example.com",
@@ -619,6 +629,14 @@ mod tests {
             (n.id.as_deref(), n.method),
             (Some("google-workspace"), Method::Network)
         );
+        let mapped = identify(
+            cat,
+            "example.com",
+            &src("::ffff:167.89.1.2", &[], &[]),
+            &attr(None),
+            None,
+        );
+        assert_eq!(mapped.id.as_deref(), Some("sendgrid"));
         // Label boundaries: notsendgrid.net is not SendGrid.
         let u = identify(
             cat,
@@ -639,7 +657,10 @@ mod tests {
         let ident = |s: &SourceRow, a: &Attribution| identify(cat, "example.com", s, a, None);
         let mut ok = src("192.0.2.1", &[], &[]);
         ok.dmarc_pass = 10;
-        assert_eq!(classify(&ok, &ident(&ok, &attr(None))).class, Class::Aligned);
+        assert_eq!(
+            classify(&ok, &ident(&ok, &attr(None))).class,
+            Class::Aligned
+        );
         let mut fwd = src("203.0.113.1", &["example.com/s"], &[]);
         fwd.dmarc_pass = 7;
         fwd.dkim_aligned = 7;
@@ -653,7 +674,10 @@ mod tests {
             Class::Forwarded
         );
         let list = src("203.0.113.3", &["example.googlegroups.com"], &[]);
-        assert_eq!(classify(&list, &ident(&list, &attr(None))).class, Class::Forwarded);
+        assert_eq!(
+            classify(&list, &ident(&list, &attr(None))).class,
+            Class::Forwarded
+        );
         let esp = src("203.0.113.4", &["sendgrid.net/s1"], &[]);
         let c = classify(&esp, &ident(&esp, &attr(None)));
         assert_eq!(c.class, Class::Misconfigured);
@@ -671,7 +695,10 @@ mod tests {
     #[test]
     fn reporter_keys() {
         assert_eq!(reporter_key("Outlook.com"), "outlook.com");
-        assert_eq!(reporter_key("  Enterprise   Outlook "), "enterprise outlook");
+        assert_eq!(
+            reporter_key("  Enterprise   Outlook "),
+            "enterprise outlook"
+        );
         assert_eq!(reporter_key("mx1.gw.Example.NET"), "example.net");
         assert_eq!(reporter_key("dmarc.mail.example.co.uk"), "example.co.uk");
         assert_eq!(reporter_key("google.com"), "google.com");

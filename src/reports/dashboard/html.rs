@@ -407,7 +407,10 @@ fn reporters_table(out: &mut String, rows: &[ReporterRow]) {
             if r.aliases.is_empty() {
                 String::new()
             } else {
-                format!(" <span class=\"mute\">(also {})</span>", esc(&r.aliases.join(", ")))
+                format!(
+                    " <span class=\"mute\">(also {})</span>",
+                    esc(&r.aliases.join(", "))
+                )
             },
             thousands(r.reports),
             thousands(r.messages),
@@ -592,7 +595,11 @@ fn class_cell(s: &SourceView) -> String {
     let c = &s.classification;
     let mut out = esc(c.class.as_str());
     for e in &c.evidence {
-        let _ = write!(out, "<div class=\"mute\" style=\"font-size:12px\">{}</div>", esc(e));
+        let _ = write!(
+            out,
+            "<div class=\"mute\" style=\"font-size:12px\">{}</div>",
+            esc(e)
+        );
     }
     out
 }
@@ -611,7 +618,11 @@ fn senders_section(out: &mut String, v: &super::model::SendersView) {
         thousands(v.identified_messages),
         thousands(v.messages),
         esc(&crate::reports::dashboard::text::percent(v.identified_pct)),
-        if v.truncated { " (top sources only)" } else { "" },
+        if v.truncated {
+            " (top sources only)"
+        } else {
+            ""
+        },
         thousands(v.fail_forwarded),
         thousands(v.fail_misconfigured),
         thousands(v.fail_suspicious),

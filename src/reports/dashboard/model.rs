@@ -344,11 +344,15 @@ pub fn senders(views: &[SourceView], truncated: bool) -> SendersView {
         out.messages = out.messages.saturating_add(v.messages);
         match v.classification.class {
             Class::Aligned => {}
-            Class::Forwarded => out.fail_forwarded = out.fail_forwarded.saturating_add(v.dmarc_fail),
+            Class::Forwarded => {
+                out.fail_forwarded = out.fail_forwarded.saturating_add(v.dmarc_fail)
+            }
             Class::Misconfigured => {
                 out.fail_misconfigured = out.fail_misconfigured.saturating_add(v.dmarc_fail)
             }
-            Class::Suspicious => out.fail_suspicious = out.fail_suspicious.saturating_add(v.dmarc_fail),
+            Class::Suspicious => {
+                out.fail_suspicious = out.fail_suspicious.saturating_add(v.dmarc_fail)
+            }
         }
         let id = &v.identity;
         match (&id.id, &id.service, id.category) {
@@ -402,8 +406,11 @@ pub fn senders(views: &[SourceView], truncated: bool) -> SendersView {
     out.services
         .sort_by(|a, b| b.messages.cmp(&a.messages).then_with(|| a.id.cmp(&b.id)));
     out.unknown = unknown.into_values().collect();
-    out.unknown
-        .sort_by(|a, b| b.messages.cmp(&a.messages).then_with(|| a.group.cmp(&b.group)));
+    out.unknown.sort_by(|a, b| {
+        b.messages
+            .cmp(&a.messages)
+            .then_with(|| a.group.cmp(&b.group))
+    });
     out
 }
 

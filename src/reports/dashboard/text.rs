@@ -234,7 +234,11 @@ fn senders(out: &mut String, v: &crate::reports::dashboard::model::SendersView) 
         thousands(v.identified_messages),
         thousands(v.messages),
         percent(v.identified_pct),
-        if v.truncated { ", top sources only" } else { "" },
+        if v.truncated {
+            ", top sources only"
+        } else {
+            ""
+        },
         thousands(v.fail_forwarded),
         thousands(v.fail_misconfigured),
         thousands(v.fail_suspicious),
@@ -269,7 +273,14 @@ fn senders(out: &mut String, v: &crate::reports::dashboard::model::SendersView) 
         .collect();
     table(
         out,
-        &["SERVICE", "CATEGORY", "IDENTIFIED BY", "SOURCES", "MESSAGES", "DMARC PASS"],
+        &[
+            "SERVICE",
+            "CATEGORY",
+            "IDENTIFIED BY",
+            "SOURCES",
+            "MESSAGES",
+            "DMARC PASS",
+        ],
         &rows,
         &[3, 4, 5],
     );
@@ -342,7 +353,13 @@ pub fn domain(d: &DomainView) -> String {
         );
         for s in &d.failing_sources {
             for e in &s.classification.evidence {
-                let _ = writeln!(out, "  {} {}: {}", clean(&s.source_ip), s.classification.class.as_str(), clean(e));
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {}",
+                    clean(&s.source_ip),
+                    s.classification.class.as_str(),
+                    clean(e)
+                );
             }
         }
     }
