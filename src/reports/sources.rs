@@ -10,7 +10,7 @@
 //! [`Attribution`]), PTR lookups to the caller, and the queries to
 //! `reports::dashq`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
@@ -88,10 +88,17 @@ struct CatalogueFile {
     services: Vec<Service>,
 }
 
-/// Known sending services.
+/// Known sending services, indexed by domain so that a lookup costs one
+/// hash probe per label of the name, whatever the catalogue's size.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     services: Vec<Service>,
+    dkim: HashMap<String, usize>,
+    spf: HashMap<String, usize>,
+    ptr: HashMap<String, usize>,
+    /// Parents of `_spf.`/`spf.`-style include targets (`google.com` for
+    /// `_spf.google.com`): a reported SPF domain under one also matches.
+    spf_parent: HashMap<String, usize>,
 }
 
 /// Errors of reading a catalogue.
@@ -147,8 +154,36 @@ impl Catalogue {
                 }
             }
         }
+        let index = |list: fn(&Service) -> &[String]| {
+            let mut m = HashMap::new();
+            for (i, s) in file.services.iter().enumerate() {
+                for d in list(s) {
+                    m.entry(d.clone()).or_insert(i);
+                }
+            }
+            m
+        };
+        let dkim = index(|s| &s.dkim);
+        let spf = index(|s| &s.spf);
+        let ptr = index(|s| &s.ptr);
+        let mut spf_parent = HashMap::new();
+        for (i, s) in file.services.iter().enumerate() {
+            for inc in &s.spf {
+                if let Some(parent) = inc
+                    .strip_prefix("_spf.")
+                    .or_else(|| inc.strip_prefix("spf."))
+                    .filter(|p| p.contains('.'))
+                {
+                    spf_parent.entry(parent.to_owned()).or_insert(i);
+                }
+            }
+        }
         Ok(Catalogue {
             services: file.services,
+            dkim,
+            spf,
+            ptr,
+            spf_parent,
         })
     }
 
@@ -164,41 +199,35 @@ impl Catalogue {
         &self.services
     }
 
-    /// The service whose list holds the longest suffix of `name`.
-    fn by_suffix(&self, name: &str, list: impl Fn(&Service) -> &[String]) -> Option<&Service> {
+    /// The service whose index holds the longest suffix of `name` (on
+    /// label boundaries): the name itself first, then each parent.
+    fn by_suffix(&self, index: &HashMap<String, usize>, name: &str) -> Option<&Service> {
         let name = norm(name);
-        self.services
-            .iter()
-            .flat_map(|s| list(s).iter().map(move |d| (s, d)))
-            .filter(|(_, d)| under(&name, d))
-            .max_by_key(|(_, d)| d.len())
-            .map(|(s, _)| s)
+        let mut rest = name.as_str();
+        loop {
+            if let Some(&i) = index.get(rest) {
+                return self.services.get(i);
+            }
+            rest = rest.split_once('.')?.1;
+        }
     }
 
     /// By DKIM `d=`.
     pub fn by_dkim(&self, d: &str) -> Option<&Service> {
-        self.by_suffix(d, |s| &s.dkim)
+        self.by_suffix(&self.dkim, d)
     }
 
     /// By an SPF `include:` target or a reported SPF (MAIL FROM/HELO)
     /// domain: under one of the service's include targets, or under an
     /// include target's parent when it is a `_spf.`-style label.
     pub fn by_spf(&self, domain: &str) -> Option<&Service> {
-        self.by_suffix(domain, |s| &s.spf).or_else(|| {
-            let name = norm(domain);
-            self.services.iter().find(|s| {
-                s.spf.iter().any(|i| {
-                    i.strip_prefix("_spf.")
-                        .or_else(|| i.strip_prefix("spf."))
-                        .is_some_and(|parent| parent.contains('.') && under(&name, parent))
-                })
-            })
-        })
+        self.by_suffix(&self.spf, domain)
+            .or_else(|| self.by_suffix(&self.spf_parent, domain))
     }
 
     /// By reverse DNS name.
     pub fn by_ptr(&self, name: &str) -> Option<&Service> {
-        self.by_suffix(name, |s| &s.ptr)
+        self.by_suffix(&self.ptr, name)
     }
 
     /// By a published network (longest prefix wins).
