@@ -10,6 +10,7 @@ pub mod cli;
 pub mod dashboard;
 pub mod dashq;
 pub mod ingest;
+pub mod metrics;
 pub mod parse;
 pub mod pgstore;
 pub mod serve;

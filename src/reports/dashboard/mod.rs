@@ -38,6 +38,8 @@ pub enum DashboardError {
         "cannot read time {value:?}: use a duration like 30d, 12h, 2w, or a date like 2026-01-31"
     )]
     Time { value: String },
+    #[error("cannot write the metrics: {0}")]
+    Metrics(String),
     #[error("cannot write {path}: {source}")]
     Write {
         path: std::path::PathBuf,
