@@ -353,7 +353,7 @@ fn report_facts(
         Some(q) => classify_failing(q, d, since)?,
         None => std::collections::BTreeMap::new(),
     };
-    let forwarded = classes
+    let mut forwarded = classes
         .values()
         .filter(|(c, ..)| c.class == crate::reports::sources::Class::Forwarded)
         .map(|(_, fail)| *fail)
@@ -362,14 +362,20 @@ fn report_facts(
         .failing_sources(d, since, MAX_SOURCES)?
         .into_iter()
         .map(|f| {
-            let mut why = attribute(resolver, domain, config, &f);
+            let (mut why, ours) = attribute(resolver, domain, config, &f);
             // Only forwarding is added: the config-aware reasons above
-            // already tell own services from strangers.
-            if let Some((c, _)) = classes
+            // already tell own services from strangers. A source the
+            // config covers (its SPF passes, or it signs with our
+            // selector) is our own service, not forwarding.
+            if let Some((c, fail)) = classes
                 .get(&f.source_ip)
                 .filter(|(c, _)| c.class == crate::reports::sources::Class::Forwarded)
             {
-                why.push(format!("{}: {}", c.class.as_str(), c.evidence.join("; ")));
+                if ours {
+                    forwarded = forwarded.saturating_sub(*fail);
+                } else {
+                    why.push(format!("{}: {}", c.class.as_str(), c.evidence.join("; ")));
+                }
             }
             (f, why)
         })
@@ -421,13 +427,14 @@ fn classify_failing(
 }
 
 /// What the config and live SPF say about a source that failed DMARC:
-/// which include or selector it belongs to, or that it belongs to none.
+/// which include or selector it belongs to, or that it belongs to none;
+/// `true` when it belongs to one.
 fn attribute(
     resolver: &Resolver,
     domain: &Name,
     config: &ConfigFacts,
     f: &FailingSource,
-) -> Vec<String> {
+) -> (Vec<String>, bool) {
     let mut out = Vec::new();
     let d = domain.as_str();
     let ours: Vec<&String> = f
@@ -480,13 +487,14 @@ fn attribute(
             ));
         }
     }
+    let ours = !out.is_empty();
     if out.is_empty() {
         out.push(
             "matches none of the config's includes or selectors: an unlisted sender (add it to spf/dkim) or spoofing (leave it failing)"
                 .to_string(),
         );
     }
-    out
+    (out, ours)
 }
 
 /// A one-line hint for `mailauth plan`: set when the report data shows
