@@ -224,6 +224,8 @@ impl Env {
             ws: Some(&self.ws),
             resolver: &self.resolver,
             store: with_store.then_some(&self.store as &dyn ChecklistQueries),
+            senders: with_store
+                .then_some(&self.store as &dyn mailauth::reports::dashq::DashboardQueries),
         };
         let domain = Name::parse(domain).expect("name");
         let facts = checklist::gather(&src, &domain, &settings).expect("facts");

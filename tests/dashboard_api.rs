@@ -16,6 +16,7 @@ both_stores!(
     summary_text_and_json,
     attribution_in_the_api_follows_the_config,
     slow_dns_for_one_page_does_not_stall_the_others,
+    metrics_scrape_parses_with_a_prometheus_parser,
 );
 
 fn json_api_matches_the_stored_records(st: &TestStore) {
@@ -472,4 +473,66 @@ fn slow_dns_for_one_page_does_not_stall_the_others(st: &TestStore) {
     assert_eq!(others, (200, 200, 200), "served during the slow lookup");
     assert!(still_waiting, "the other pages came while the lookup hung");
     assert_eq!(waited, 200, "the slow page completes once DNS answers");
+}
+
+/// `/metrics` is Prometheus text that a real parser reads, with each
+/// domain's message and pass counts equal to the stored records.
+fn metrics_scrape_parses_with_a_prometheus_parser(st: &TestStore) {
+    use prometheus_parse::{Scrape, Value};
+    fill_store(st);
+    let want = expected_store(st);
+    let server = Server::start_store(st);
+    let (status, body) = server.get("/metrics");
+    assert_eq!(status, 200, "{body}");
+    let scrape =
+        Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text parses");
+    let gauge = |metric: &str, label: &str, value: &str| -> Option<f64> {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && s.labels.get(label) == Some(value))
+            .map(|s| match s.value {
+                Value::Gauge(v) => v,
+                ref other => panic!("{metric} is not a gauge: {other:?}"),
+            })
+    };
+    assert!(!want.is_empty());
+    for (domain, e) in &want {
+        assert_eq!(
+            gauge("mailauth_dmarc_messages", "domain", domain),
+            Some(e.messages as f64),
+            "{domain}"
+        );
+        assert_eq!(
+            gauge("mailauth_dmarc_pass_messages", "domain", domain),
+            Some(e.dmarc_pass as f64),
+            "{domain}"
+        );
+        let ratio = gauge("mailauth_dmarc_pass_ratio", "domain", domain).expect("ratio");
+        assert!((ratio - e.dmarc_pass as f64 / e.messages as f64).abs() < 1e-9);
+        assert!(
+            gauge(
+                "mailauth_dmarc_last_report_day_timestamp_seconds",
+                "domain",
+                domain
+            )
+            .is_some()
+        );
+    }
+    assert!(
+        scrape.docs.contains_key("mailauth_reports_ingested"),
+        "{:?}",
+        scrape.docs.keys()
+    );
+    assert!(
+        gauge("mailauth_reports_ingested", "reporter", "google.com").is_some_and(|n| n >= 1.0),
+        "{body}"
+    );
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "mailauth_tlsrpt_failed_sessions"),
+        "{body}"
+    );
 }

@@ -231,3 +231,70 @@ fn unauthorised_senders_stand_out() {
     // Outside it, but signed by example.com: authorised by DKIM.
     assert!(dom.contains("<tr data-ip=\"54.240.48.94\" data-verdict=\"authorised\">"));
 }
+
+#[test]
+fn sources_view_names_services_and_real_failures() {
+    let Some(chromium) = chromium::find() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("r.db");
+    fill(&db);
+    let config = dashboard::write_config(dir.path());
+    let server = Server::start_with_config(&db, &config);
+    let dom = chromium::dump_dom(
+        &chromium,
+        &format!("http://127.0.0.1:{}/domain/example.com", server.port),
+    );
+    let raw = |open: &str, close: &str| -> String {
+        let start = dom.find(open).unwrap_or_else(|| panic!("{open} in page"));
+        let end = start + dom[start..].find(close).expect("closed");
+        dom[start..end].to_owned()
+    };
+    let services = raw("<table id=\"services\">", "</table>");
+    assert!(
+        services.contains("data-service=\"amazon-ses\""),
+        "{services}"
+    );
+    let text = text_after(&dom, "<table id=\"services\">", "</table>").expect("services");
+    assert!(
+        text.contains("unknown: "),
+        "unknown sources grouped: {text}"
+    );
+    assert!(
+        dom.contains("id=\"real-failures\""),
+        "real-failure count shown"
+    );
+    // Authorised by the config's ip4 mechanism: named as such.
+    let row = text_after(
+        &dom,
+        "<tr data-ip=\"209.85.220.69\" data-verdict=\"authorised\">",
+        "</tr>",
+    )
+    .expect("209.85.220.69");
+    assert!(
+        row.contains("own (config)") && row.contains("by config"),
+        "{row}"
+    );
+    // Named from the catalogue.
+    let row = text_after(
+        &dom,
+        "<tr data-ip=\"54.240.48.94\" data-verdict=\"authorised\">",
+        "</tr>",
+    )
+    .expect("54.240.48.94");
+    assert!(row.contains("Amazon SES"), "{row}");
+    // A stranger failing everything is a real failure, shown with why; the
+    // "real failures only" filter hides rows by their class.
+    assert!(dom.contains("<input type=\"checkbox\" id=\"real-only\">"));
+    let failing = raw("<table id=\"failing\">", "</table>");
+    let start = failing
+        .find("<tr data-ip=\"199.230.200.36\"")
+        .expect("199.230.200.36 failing");
+    let row = &failing[start..start + failing[start..].find("</tr>").expect("row end")];
+    assert!(row.contains("data-class=\"suspicious\""), "{row}");
+    assert!(
+        row.contains("unknown sender with no aligned SPF or DKIM"),
+        "{row}"
+    );
+}

@@ -15,6 +15,8 @@ both_stores!(
     rollup_tracks_the_records,
     absurd_counts_saturate_every_sum,
     delete_then_a_new_report_keeps_the_rollup_true,
+    senders_named_and_forwarding_told_apart,
+    reverse_dns_is_cached_for_offline_runs,
 );
 
 fn totals(store: &dyn DashboardQueries) -> (i64, i64, i64) {
@@ -278,4 +280,313 @@ fn delete_then_a_new_report_keeps_the_rollup_true(st: &TestStore) {
         "{err}"
     );
     assert_eq!(store.list(None).expect("list").len(), 2);
+}
+
+/// One aggregate report for example.com from `org`: rows of (ip, count,
+/// disposition, dkim aligned, spf aligned, reason, dkim d=/result, spf
+/// domain/result).
+#[allow(clippy::type_complexity)]
+fn report(
+    org: &str,
+    id: &str,
+    rows: &[(
+        &str,
+        u32,
+        &str,
+        &str,
+        &str,
+        Option<&str>,
+        &[(&str, &str)],
+        (&str, &str),
+    )],
+) -> Vec<u8> {
+    let mut x = format!(
+        "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>{org}</org_name>\
+         <email>d@{id}.test</email><report_id>{id}</report_id><date_range><begin>1767139200</begin>\
+         <end>1767225599</end></date_range></report_metadata><policy_published><domain>example.com</domain>\
+         <p>reject</p></policy_published>"
+    );
+    for (ip, n, disp, dkim, spf, reason, dkims, (sd, sr)) in rows {
+        x.push_str(&format!(
+            "<record><row><source_ip>{ip}</source_ip><count>{n}</count><policy_evaluated>\
+             <disposition>{disp}</disposition><dkim>{dkim}</dkim><spf>{spf}</spf>"
+        ));
+        if let Some(r) = reason {
+            x.push_str(&format!("<reason><type>{r}</type></reason>"));
+        }
+        x.push_str("</policy_evaluated></row><identifiers><header_from>example.com</header_from></identifiers><auth_results>");
+        for (d, r) in *dkims {
+            x.push_str(&format!(
+                "<dkim><domain>{d}</domain><selector>s1</selector><result>{r}</result></dkim>"
+            ));
+        }
+        x.push_str(&format!(
+            "<spf><domain>{sd}</domain><result>{sr}</result></spf></auth_results></record>"
+        ));
+    }
+    x.push_str("</feedback>");
+    x.into_bytes()
+}
+
+/// Sources are named from the catalogue (by DKIM d=, SPF domain,
+/// published network), failing sources are classified with evidence, and
+/// the "real failures" leave forwarding out; reporters spelled as host
+/// names group under their organisation's domain. Offline: no DNS at all.
+fn senders_named_and_forwarding_told_apart(st: &TestStore) {
+    use mailauth::reports::dashboard::{self, attribution::Attributor};
+    use mailauth::reports::sources::{Class, Method};
+    let mut store = st.open();
+    let limits = IngestLimits::default();
+    let a = report(
+        "mx1.GW.Example.net",
+        "a",
+        &[
+            // Google Workspace, by its published network: aligned.
+            (
+                "209.85.220.41",
+                50,
+                "none",
+                "pass",
+                "pass",
+                None,
+                &[("example.com", "pass")],
+                ("example.com", "pass"),
+            ),
+            // SendGrid by DKIM d=, without the domain's own signature.
+            (
+                "192.0.2.10",
+                20,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[("sendgrid.net", "pass")],
+                ("bounces.sendgrid.net", "pass"),
+            ),
+            // A forwarder: DKIM of the author domain survives, SPF does not.
+            (
+                "198.51.100.7",
+                7,
+                "none",
+                "pass",
+                "fail",
+                None,
+                &[("example.com", "pass")],
+                ("example.com", "fail"),
+            ),
+            (
+                "198.51.100.7",
+                3,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[("example.com", "fail")],
+                ("example.com", "fail"),
+            ),
+            // The receiver says so.
+            (
+                "198.51.100.8",
+                4,
+                "none",
+                "fail",
+                "fail",
+                Some("mailing_list"),
+                &[],
+                ("lists.example.org", "pass"),
+            ),
+            // Nobody: spoofing.
+            (
+                "203.0.113.66",
+                9,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("spoof.test", "fail"),
+            ),
+        ],
+    );
+    let b = report(
+        "example.net",
+        "b",
+        &[(
+            "209.85.220.42",
+            5,
+            "none",
+            "pass",
+            "pass",
+            None,
+            &[("example.com", "pass")],
+            ("example.com", "pass"),
+        )],
+    );
+    for (name, bytes) in [("a", a), ("b", b)] {
+        store
+            .ingest_item(name, &bytes, &limits)
+            .expect("db")
+            .expect("report");
+    }
+    let view = dashboard::domain(
+        store.as_mut(),
+        &Attributor::offline(),
+        "example.com",
+        &DashFilter::default(),
+    )
+    .expect("domain view");
+    let by_ip = |ip: &str| {
+        view.sources
+            .iter()
+            .find(|s| s.source_ip == ip)
+            .unwrap_or_else(|| panic!("{ip} in {:?}", view.sources))
+    };
+    let g = by_ip("209.85.220.41");
+    assert_eq!(
+        (
+            g.identity.id.as_deref(),
+            g.identity.method,
+            g.classification.class
+        ),
+        (Some("google-workspace"), Method::Network, Class::Aligned)
+    );
+    let sg = by_ip("192.0.2.10");
+    assert_eq!(
+        (
+            sg.identity.id.as_deref(),
+            sg.identity.method,
+            sg.classification.class
+        ),
+        (Some("sendgrid"), Method::Dkim, Class::Misconfigured)
+    );
+    let fwd = by_ip("198.51.100.7");
+    assert_eq!(fwd.classification.class, Class::Forwarded, "{fwd:?}");
+    assert!(
+        fwd.classification.evidence[0].contains("7 of 10"),
+        "{fwd:?}"
+    );
+    let list = by_ip("198.51.100.8");
+    assert_eq!(
+        (list.forwarded_reason, list.classification.class),
+        (4, Class::Forwarded)
+    );
+    let spoof = by_ip("203.0.113.66");
+    assert_eq!(
+        (
+            spoof.identity.method,
+            spoof.classification.class,
+            spoof.identity.group.as_deref()
+        ),
+        (Method::Unknown, Class::Suspicious, Some("no reverse DNS"))
+    );
+    let s = &view.senders;
+    assert_eq!((s.sources, s.messages), (6, 98));
+    assert_eq!(s.identified_messages, 75, "{s:?}");
+    assert_eq!(
+        (
+            s.fail_forwarded,
+            s.fail_misconfigured,
+            s.fail_suspicious,
+            s.real_failures
+        ),
+        (7, 20, 9, 29)
+    );
+    let google = &s.services[0];
+    assert_eq!(
+        (google.id.as_str(), google.sources, google.messages),
+        ("google-workspace", 2, 55)
+    );
+    assert_eq!(s.unknown.iter().map(|u| u.messages).sum::<i64>(), 23);
+    // Reporters: one key for both spellings, the larger name shown.
+    assert_eq!(view.reporters.len(), 1, "{:?}", view.reporters);
+    let r = &view.reporters[0];
+    assert_eq!(
+        (r.key.as_str(), r.org.as_str(), r.reports),
+        ("example.net", "mx1.GW.Example.net", 2)
+    );
+    assert_eq!(r.aliases, ["example.net"]);
+}
+
+/// A PTR answer found online is kept in the store with its time; an
+/// offline run names the source from the cache alone, and a source whose
+/// address has no PTR record is remembered as such.
+fn reverse_dns_is_cached_for_offline_runs(st: &TestStore) {
+    use mailauth::reports::dashboard::{self, attribution::Attributor};
+    use mailauth::reports::sources::Method;
+    use mailauth::spf::{MemRecord, MemoryDns, reverse_name};
+    let mut store = st.open();
+    let bytes = report(
+        "google.com",
+        "p",
+        &[
+            (
+                "192.0.2.33",
+                12,
+                "none",
+                "pass",
+                "fail",
+                None,
+                &[("example.com", "pass")],
+                ("example.com", "fail"),
+            ),
+            (
+                "192.0.2.34",
+                2,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("example.com", "fail"),
+            ),
+        ],
+    );
+    store
+        .ingest_item("p", &bytes, &IngestLimits::default())
+        .expect("db")
+        .expect("report");
+    assert_eq!(store.ptr_cached("192.0.2.33").expect("read"), None);
+    let mut dns = MemoryDns::new();
+    dns.insert(
+        &reverse_name("192.0.2.33".parse().expect("ip")),
+        MemRecord::Ptr("o7.ptr4242.SendGrid.net.".into()),
+    );
+    let online = Attributor::new(Some(Box::new(dns)), Default::default());
+    let all = DashFilter::default();
+    let v = dashboard::domain(store.as_mut(), &online, "example.com", &all).expect("online");
+    let s = v
+        .sources
+        .iter()
+        .find(|s| s.source_ip == "192.0.2.33")
+        .expect("source");
+    assert_eq!(s.reverse_dns.as_deref(), Some("o7.ptr4242.sendgrid.net"));
+    assert_eq!(
+        (s.identity.id.as_deref(), s.identity.method),
+        (Some("sendgrid"), Method::Ptr)
+    );
+    let (name, at) = store
+        .ptr_cached("192.0.2.33")
+        .expect("read")
+        .expect("cached");
+    assert_eq!(name.as_deref(), Some("o7.ptr4242.sendgrid.net"));
+    assert!(at > 0, "looked-up time kept");
+    // No PTR record: remembered as none.
+    assert_eq!(
+        store
+            .ptr_cached("192.0.2.34")
+            .expect("read")
+            .map(|(n, _)| n),
+        Some(None)
+    );
+    let v = dashboard::domain(store.as_mut(), &Attributor::offline(), "example.com", &all)
+        .expect("offline");
+    let s = v
+        .sources
+        .iter()
+        .find(|s| s.source_ip == "192.0.2.33")
+        .expect("source");
+    assert_eq!(
+        (s.reverse_dns.as_deref(), s.identity.method),
+        (Some("o7.ptr4242.sendgrid.net"), Method::Ptr)
+    );
 }

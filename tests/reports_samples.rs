@@ -135,6 +135,11 @@ const CASES: &[(&str, Want)] = &[
         "forensic/dmarc_ruf_report_linkedin.eml",
         Want::Ok(F, "example.com", 1),
     ),
+    // RFC 5965 §3.2 allows a comment after the address (the host name).
+    (
+        "forensic/source-ip-comment.eml",
+        Want::Ok(F, "example.com", 1),
+    ),
     (
         "forensic/exim_plain_text_only_no_arf_part.eml",
         Want::Ok(F, "example.com", 1),

@@ -113,6 +113,9 @@ pub fn run(ws: Option<&Workspace>, args: ChecklistArgs) -> Result<i32, Checklist
         ws,
         resolver: &resolver,
         store: store.as_deref().map(|s| s as &dyn ChecklistQueries),
+        senders: store
+            .as_deref()
+            .map(|s| s as &dyn crate::reports::dashq::DashboardQueries),
     };
     let facts = gather(&src, &domain, &settings)?;
     let list = compute(&facts, &settings);

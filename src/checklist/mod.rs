@@ -147,6 +147,10 @@ pub struct ReportFacts {
     /// Sources that did not pass DMARC over the window, with what the
     /// config and live SPF say about each.
     pub failing: Vec<(FailingSource, Vec<String>)>,
+    /// Failing messages of sources classified as forwarding or mailing
+    /// lists (`reports::sources::classify`): they do not block an
+    /// enforcing policy.
+    pub forwarded: i64,
 }
 
 /// Everything observed about a domain: the config, live DNS as the
@@ -246,6 +250,9 @@ pub struct Sources<'a> {
     pub ws: Option<&'a Workspace>,
     pub resolver: &'a Resolver,
     pub store: Option<&'a dyn ChecklistQueries>,
+    /// The same store's dashboard queries, for classifying failing
+    /// sources (forwarding vs the rest); `None` counts no forwarding.
+    pub senders: Option<&'a dyn crate::reports::dashq::DashboardQueries>,
 }
 
 const SECS_PER_DAY: i64 = 86_400;
@@ -295,6 +302,7 @@ pub fn gather(src: &Sources, domain: &Name, settings: &Settings) -> Result<Facts
         None => None,
         Some(store) => Some(report_facts(
             store,
+            src.senders,
             src.resolver,
             domain,
             &config,
@@ -333,6 +341,7 @@ fn one_record(resolver: &Resolver, name: &Name, prefix: &str) -> Option<String> 
 
 fn report_facts(
     store: &dyn ChecklistQueries,
+    senders: Option<&dyn crate::reports::dashq::DashboardQueries>,
     resolver: &Resolver,
     domain: &Name,
     config: &ConfigFacts,
@@ -342,11 +351,34 @@ fn report_facts(
     let days = store.aggregate_days(d, s.now - DAYS_LOOKBACK * SECS_PER_DAY)?;
     let since = s.now - s.window_days * SECS_PER_DAY;
     let volume = store.volume(d, since)?;
+    let classes = match senders {
+        Some(q) => classify_failing(q, d, since)?,
+        None => std::collections::BTreeMap::new(),
+    };
+    let mut forwarded = classes
+        .values()
+        .filter(|(c, ..)| c.class == crate::reports::sources::Class::Forwarded)
+        .map(|(_, fail)| *fail)
+        .fold(0i64, i64::saturating_add);
     let failing = store
         .failing_sources(d, since, MAX_SOURCES)?
         .into_iter()
         .map(|f| {
-            let why = attribute(resolver, domain, config, &f);
+            let (mut why, ours) = attribute(resolver, domain, config, &f);
+            // Only forwarding is added: the config-aware reasons above
+            // already tell own services from strangers. A source the
+            // config covers (its SPF passes, or it signs with our
+            // selector) is our own service, not forwarding.
+            if let Some((c, fail)) = classes
+                .get(&f.source_ip)
+                .filter(|(c, _)| c.class == crate::reports::sources::Class::Forwarded)
+            {
+                if ours {
+                    forwarded = forwarded.saturating_sub(*fail);
+                } else {
+                    why.push(format!("{}: {}", c.class.as_str(), c.evidence.join("; ")));
+                }
+            }
             (f, why)
         })
         .collect();
@@ -354,17 +386,57 @@ fn report_facts(
         days,
         volume,
         failing,
+        forwarded,
     })
 }
 
+/// Failing sources to classify (most failing messages first); the rest
+/// count as not forwarded.
+const CLASSIFIED_SOURCES: usize = 5_000;
+
+/// Each failing source of `domain` since `since` with its class and its
+/// failing messages, from the catalogue and the stored reports alone (no
+/// DNS: the checklist's DNS is for the domain itself).
+fn classify_failing(
+    q: &dyn crate::reports::dashq::DashboardQueries,
+    domain: &str,
+    since: i64,
+) -> Result<
+    std::collections::BTreeMap<String, (crate::reports::sources::Classification, i64)>,
+    ChecklistError,
+> {
+    use crate::reports::sources;
+    let f = crate::reports::dashq::DashFilter {
+        domain: Some(domain.to_owned()),
+        since: Some(since),
+        ..Default::default()
+    };
+    let attr = crate::reports::dashboard::attribution::Attributor::offline();
+    let cat = sources::Catalogue::builtin();
+    let mut out = std::collections::BTreeMap::new();
+    for s in q.dash_sources(&f, true, CLASSIFIED_SOURCES)? {
+        let a = attr.attribute(domain, &s);
+        let ptr = q
+            .ptr_cached(&s.source_ip)
+            .ok()
+            .flatten()
+            .and_then(|(n, _)| n);
+        let id = sources::identify(cat, domain, &s, &a, ptr.as_deref());
+        let fail = s.messages.saturating_sub(s.dmarc_pass);
+        out.insert(s.source_ip.clone(), (sources::classify(&s, &id), fail));
+    }
+    Ok(out)
+}
+
 /// What the config and live SPF say about a source that failed DMARC:
-/// which include or selector it belongs to, or that it belongs to none.
+/// which include or selector it belongs to, or that it belongs to none;
+/// `true` when it belongs to one.
 fn attribute(
     resolver: &Resolver,
     domain: &Name,
     config: &ConfigFacts,
     f: &FailingSource,
-) -> Vec<String> {
+) -> (Vec<String>, bool) {
     let mut out = Vec::new();
     let d = domain.as_str();
     let ours: Vec<&String> = f
@@ -417,13 +489,14 @@ fn attribute(
             ));
         }
     }
+    let ours = !out.is_empty();
     if out.is_empty() {
         out.push(
             "matches none of the config's includes or selectors: an unlisted sender (add it to spf/dkim) or spoofing (leave it failing)"
                 .to_string(),
         );
     }
-    out
+    (out, ours)
 }
 
 /// A one-line hint for `mailauth plan`: set when the report data shows

@@ -9,8 +9,10 @@
 //! checklist queries): a store holding absurd counts (written before
 //! ingest refused them) still answers.
 //!
-//! Everything here is read-only on the report tables. The one thing it
-//! writes is the daily rollup (`dashboard_daily_v1`, state in
+//! Everything here is read-only on the report tables. It writes the
+//! reverse DNS cache (`ptr_cache_v1`: one answer per source IP with the
+//! time it was looked up, so `--offline` runs can still name sources) and
+//! the daily rollup (`dashboard_daily_v1`, state in
 //! `dashboard_rollup_v1`), a cache derived from `reports` + `records` and
 //! refreshed incrementally, so that the overview does not scan every
 //! record: it can be emptied at any time and is rebuilt. Both tables are
@@ -153,6 +155,10 @@ pub struct SourceRow {
     pub dmarc_pass: i64,
     pub spf_aligned: i64,
     pub dkim_aligned: i64,
+    /// Failing messages for which the receiver gave a forwarding override
+    /// reason (`forwarded`, `trusted_forwarder`, `mailing_list`,
+    /// `local_policy`: RFC 7489 Appendix C `PolicyOverrideType`).
+    pub forwarded_reason: i64,
     /// Distinct reporters, sorted.
     pub reporters: Vec<String>,
     /// Distinct `domain/selector` (or `domain`) of passing DKIM results.
@@ -164,7 +170,12 @@ pub struct SourceRow {
 /// One reporter's contribution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReporterRow {
+    /// The name shown: the reporter's `org_name` as sent.
     pub org: String,
+    /// Stable grouping key (`reports::sources::reporter_key`).
+    pub key: String,
+    /// Other spellings merged under the same key.
+    pub aliases: Vec<String>,
     pub reports: i64,
     pub messages: i64,
     /// Unix seconds; RFC 3339 UTC in JSON, like every time mailauth prints.
@@ -254,6 +265,12 @@ pub enum DashQuery {
     Failures,
     /// No params.
     Domains,
+    /// The cached reverse DNS name of one source. Params: ip. Row: name
+    /// (NULL: no PTR record), looked-up time (unix seconds).
+    PtrGet,
+    /// Remembers one reverse DNS answer (the one write besides the
+    /// rollup). Params: ip, name, looked-up time.
+    PtrPut,
 }
 
 impl DashQuery {
@@ -267,6 +284,8 @@ impl DashQuery {
             Self::Tls => "TLS summary",
             Self::Failures => "failure reports",
             Self::Domains => "domains",
+            Self::PtrGet => "read PTR cache",
+            Self::PtrPut => "write PTR cache",
         }
     }
 }
@@ -490,6 +509,7 @@ pub trait DashboardQueries {
                 dmarc_pass: c.int()?,
                 spf_aligned: c.int()?,
                 dkim_aligned: c.int()?,
+                forwarded_reason: c.int()?,
                 reporters: split_list(c.opt_text()?),
                 dkim_signers: split_list(c.opt_text()?),
                 spf_reported: split_list(c.opt_text()?),
@@ -501,8 +521,11 @@ pub trait DashboardQueries {
     fn dash_reporters(&self, f: &DashFilter) -> Result<Vec<ReporterRow>, StoreError> {
         let q = DashQuery::Reporters;
         shape(q, self.dash_rows(q, &range_args(f))?, |c| {
+            let org = c.text()?;
             Ok(ReporterRow {
-                org: c.text()?,
+                key: crate::reports::sources::reporter_key(&org),
+                aliases: Vec::new(),
+                org,
                 reports: c.int()?,
                 messages: c.int()?,
                 first_begin: c.int()?,
@@ -577,6 +600,33 @@ pub trait DashboardQueries {
         let q = DashQuery::Domains;
         shape(q, self.dash_rows(q, &[])?, |c| c.text())
     }
+
+    /// The cached reverse DNS answer for `ip`: `Some((name, looked_up_at))`
+    /// with `name` `None` when the address has no PTR record.
+    #[allow(clippy::type_complexity)]
+    fn ptr_cached(&self, ip: &str) -> Result<Option<(Option<String>, i64)>, StoreError> {
+        let q = DashQuery::PtrGet;
+        let rows = shape(
+            q,
+            self.dash_rows(q, &[Arg::Text(Some(ip.to_owned()))])?,
+            |c| Ok((c.opt_text()?, c.int()?)),
+        )?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Remembers a reverse DNS answer for `ip` at time `at`.
+    fn ptr_remember(&self, ip: &str, name: Option<&str>, at: i64) -> Result<(), StoreError> {
+        let q = DashQuery::PtrPut;
+        self.dash_rows(
+            q,
+            &[
+                Arg::Text(Some(ip.to_owned())),
+                Arg::Text(name.map(str::to_owned)),
+                Arg::Int(Some(at)),
+            ],
+        )?;
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -638,6 +688,13 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
                 sqlite_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
                 ", ",
                 sqlite_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+                ", ",
+                sqlite_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
+                     WHEN c.reasons LIKE '%\"forwarded\"%' OR c.reasons LIKE '%\"trusted_forwarder\"%' \
+                     OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
+                     THEN c.count ELSE 0 END"
+                ),
                 ", \
                group_concat(DISTINCT r.org_name || char(31)), \
                group_concat(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
@@ -716,6 +773,12 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
             "SELECT DISTINCT policy_domain FROM reports \
              UNION SELECT reported_domain FROM failure_reports \
              UNION SELECT policy_domain FROM tls_policies ORDER BY 1"
+        }
+        DashQuery::PtrGet => "SELECT name, looked_up_at FROM ptr_cache_v1 WHERE ip = ?1",
+        DashQuery::PtrPut => {
+            "INSERT INTO ptr_cache_v1 (ip, name, looked_up_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (ip) DO UPDATE SET name = excluded.name, \
+             looked_up_at = excluded.looked_up_at RETURNING ip"
         }
     }
 }
@@ -902,6 +965,13 @@ fn pg_sql(q: DashQuery) -> &'static str {
                 pg_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
                 ", ",
                 pg_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+                ", ",
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
+                     WHEN c.reasons LIKE '%\"forwarded\"%' OR c.reasons LIKE '%\"trusted_forwarder\"%' \
+                     OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
+                     THEN c.count ELSE 0 END"
+                ),
                 ", \
                string_agg(DISTINCT r.org_name || chr(31), ','), \
                string_agg(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
@@ -988,6 +1058,12 @@ fn pg_sql(q: DashQuery) -> &'static str {
             "SELECT d FROM (SELECT policy_domain AS d FROM reports \
              UNION SELECT reported_domain FROM failure_reports \
              UNION SELECT policy_domain FROM tls_policies) u ORDER BY d COLLATE \"C\""
+        }
+        DashQuery::PtrGet => "SELECT name, looked_up_at FROM ptr_cache_v1 WHERE ip = $1::text",
+        DashQuery::PtrPut => {
+            "INSERT INTO ptr_cache_v1 (ip, name, looked_up_at) VALUES ($1::text, $2::text, $3::bigint) \
+             ON CONFLICT (ip) DO UPDATE SET name = excluded.name, \
+             looked_up_at = excluded.looked_up_at RETURNING ip"
         }
     }
 }

@@ -10,9 +10,11 @@ pub mod cli;
 pub mod dashboard;
 pub mod dashq;
 pub mod ingest;
+pub mod metrics;
 pub mod parse;
 pub mod pgstore;
 pub mod serve;
+pub mod sources;
 pub mod store;
 pub mod store_cli;
 

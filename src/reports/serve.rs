@@ -1,11 +1,13 @@
 //! `mailauth serve`: the dashboard pages live from the report store, with
-//! filters in the URL and JSON endpoints under `/api/` for scripts and
-//! Grafana. Read-only (the one write is the rollup cache the store keeps
-//! up to date), loopback by default.
+//! filters in the URL, JSON endpoints under `/api/` for scripts and
+//! Grafana, and Prometheus metrics at `/metrics`. Read-only (the writes
+//! are the caches the store keeps: the rollup and reverse DNS answers),
+//! loopback by default.
 //!
 //! Owns a small std-only HTTP/1.1 server (one short-lived thread per
 //! connection, bounded), routing and query parsing. Leaves the views to
-//! `reports::dashboard` and SQL to `reports::dashq`.
+//! `reports::dashboard`, the metrics to `reports::metrics` and SQL to
+//! `reports::dashq`.
 //!
 //! Hostile clients: a request head must arrive whole within
 //! [`HEAD_DEADLINE`] (a total, not per read) and the response must be
@@ -338,6 +340,12 @@ pub fn route(state: &State, target: &str) -> Response {
             dashboard::domain(store, attr, d, &filter).map(|v| Response::json(&v))
         }
         ["api", "health"] => Ok(Response::json(&serde_json::json!({ "ok": true }))),
+        // Prometheus text exposition format, version 0.0.4.
+        ["metrics"] => super::metrics::render(store).map(|body| Response {
+            status: 200,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: body.into_bytes(),
+        }),
         _ => Ok(Response::error(404, "no such page: try / or /api/overview")),
     };
     result.unwrap_or_else(|e| Response::error(500, &e.to_string()))

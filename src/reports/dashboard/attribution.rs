@@ -283,6 +283,31 @@ impl Attributor {
         if self.online { self.dns.len() } else { 0 }
     }
 
+    /// DNS is asked (not `--offline`).
+    pub fn is_online(&self) -> bool {
+        self.online
+    }
+
+    /// A reverse DNS answer to remember: `Some(Some(name))` the first PTR
+    /// name, `Some(None)` no PTR record (NXDOMAIN or an empty answer),
+    /// `None` offline or a temporary failure (nothing to remember).
+    pub fn ptr_lookup(&self, ip: &str) -> Option<Option<String>> {
+        if !self.online {
+            return None;
+        }
+        let ip: IpAddr = ip.parse().ok()?;
+        match self.dns.ptr(ip) {
+            Ok(names) => Some(
+                names
+                    .into_iter()
+                    .next()
+                    .map(|n| n.trim_end_matches('.').to_ascii_lowercase()),
+            ),
+            Err(DnsError::NxDomain { .. }) => Some(None),
+            Err(DnsError::Temporary { .. }) => None,
+        }
+    }
+
     /// The first PTR name of `ip`, when DNS is available and has one.
     pub fn reverse_dns(&self, ip: &str) -> Option<String> {
         let ip: IpAddr = ip.parse().ok()?;
@@ -410,6 +435,7 @@ mod tests {
             dmarc_pass: 0,
             spf_aligned: 0,
             dkim_aligned: 0,
+            forwarded_reason: 0,
             reporters: vec!["google.com".into()],
             dkim_signers: signers.iter().map(|s| s.to_string()).collect(),
             spf_reported: spf.iter().map(|s| s.to_string()).collect(),

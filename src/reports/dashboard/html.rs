@@ -183,6 +183,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .empty strong{display:block;color:var(--ink);font-size:17px;margin-bottom:6px}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
 .mute{color:var(--mute)}
+body:has(#real-only:checked) #failing tr:has(td[data-class="forwarded"]){display:none}
 form.filter{display:flex;gap:10px;align-items:end;flex-wrap:wrap;margin-top:6px}
 form.filter label{font-size:12.5px;color:var(--mute);display:flex;flex-direction:column}
 form.filter input{font:inherit;padding:4px 8px;border:1px solid #c7ccd6;border-radius:5px}
@@ -400,8 +401,17 @@ fn reporters_table(out: &mut String, rows: &[ReporterRow]) {
     for r in rows {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"mute\">{} – {}</td></tr>",
+            "<tr data-key=\"{}\"><td>{}{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"mute\">{} – {}</td></tr>",
+            esc(&r.key),
             esc(&r.org),
+            if r.aliases.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " <span class=\"mute\">(also {})</span>",
+                    esc(&r.aliases.join(", "))
+                )
+            },
             thousands(r.reports),
             thousands(r.messages),
             esc(&crate::clock::format_time(r.first_begin)[..10]),
@@ -559,10 +569,96 @@ fn verdict_badge(v: Verdict) -> String {
     format!("<span class=\"badge b-{}\">{sym} {text}</span>", v.as_str())
 }
 
+/// Service name with its category and how it was identified, or the
+/// unknown source's group (PTR organisation domain).
+fn service_cell(s: &SourceView) -> String {
+    let id = &s.identity;
+    match (&id.service, id.category) {
+        (Some(name), Some(c)) => format!(
+            "{}<div class=\"mute\" style=\"font-size:12px\">{} · by {}{}</div>",
+            esc(name),
+            esc(c.as_str()),
+            esc(id.method.as_str()),
+            id.evidence
+                .as_deref()
+                .map(|e| format!(" <code>{}</code>", esc(e)))
+                .unwrap_or_default()
+        ),
+        _ => format!(
+            "<span class=\"mute\">unknown</span><div class=\"mute\" style=\"font-size:12px\">{}</div>",
+            esc(id.group.as_deref().unwrap_or("-"))
+        ),
+    }
+}
+
+fn class_cell(s: &SourceView) -> String {
+    let c = &s.classification;
+    let mut out = esc(c.class.as_str());
+    for e in &c.evidence {
+        let _ = write!(
+            out,
+            "<div class=\"mute\" style=\"font-size:12px\">{}</div>",
+            esc(e)
+        );
+    }
+    out
+}
+
+/// Who sends as the domain: identified services, unknown groups and the
+/// failing volume by class.
+fn senders_section(out: &mut String, v: &super::model::SendersView) {
+    out.push_str("<h2>Sources by service</h2>");
+    if v.sources == 0 {
+        out.push_str("<p class=\"mute\">No aggregate data in this range.</p>");
+        return;
+    }
+    let _ = write!(
+        out,
+        "<p id=\"senders-summary\">{} of {} messages ({}) from identified services{}. Failing: <b>{}</b> forwarded (does not block p=reject), <b>{}</b> misconfigured own services, <b>{}</b> suspicious — <b id=\"real-failures\">{}</b> real failures.</p>",
+        thousands(v.identified_messages),
+        thousands(v.messages),
+        esc(&crate::reports::dashboard::text::percent(v.identified_pct)),
+        if v.truncated {
+            " (top sources only)"
+        } else {
+            ""
+        },
+        thousands(v.fail_forwarded),
+        thousands(v.fail_misconfigured),
+        thousands(v.fail_suspicious),
+        thousands(v.real_failures),
+    );
+    out.push_str("<div class=\"tbl\"><table id=\"services\"><thead><tr><th>Service</th><th>Category</th><th>Identified by</th><th class=\"n\">Sources</th><th class=\"n\">Messages</th><th>DMARC pass</th></tr></thead><tbody>");
+    for s in &v.services {
+        let _ = write!(
+            out,
+            "<tr data-service=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(&s.id),
+            esc(&s.service),
+            esc(s.category.as_str()),
+            esc(&s.methods.join(", ")),
+            thousands(s.sources),
+            thousands(s.messages),
+            pass_bar(s.dmarc_pass_pct),
+        );
+    }
+    for u in &v.unknown {
+        let _ = write!(
+            out,
+            "<tr data-service=\"\"><td class=\"mute\">unknown: {}</td><td>-</td><td>-</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(&u.group),
+            thousands(u.sources),
+            thousands(u.messages),
+            pass_bar(super::model::pct(u.messages - u.dmarc_fail, u.messages)),
+        );
+    }
+    out.push_str("</tbody></table></div>");
+}
+
 fn sources_table(out: &mut String, id: &str, domain: &str, rows: &[SourceView], links: &Links) {
     let _ = write!(
         out,
-        "<div class=\"tbl\"><table id=\"{id}\"><thead><tr><th>Source IP</th><th>Reverse DNS</th><th class=\"n\">Messages</th><th>DMARC pass</th><th class=\"n\">Failing</th><th>Authorised by config</th><th>SPF via</th><th>DKIM signers</th><th>Reporters</th></tr></thead><tbody>"
+        "<div class=\"tbl\"><table id=\"{id}\"><thead><tr><th>Source IP</th><th>Reverse DNS</th><th class=\"n\">Messages</th><th>DMARC pass</th><th class=\"n\">Failing</th><th>Service</th><th>Class</th><th>Authorised by config</th><th>SPF via</th><th>DKIM signers</th><th>Reporters</th></tr></thead><tbody>"
     );
     for s in rows {
         let ip = match links.source(domain, &s.source_ip) {
@@ -579,13 +675,16 @@ fn sources_table(out: &mut String, id: &str, domain: &str, rows: &[SourceView], 
         };
         let _ = write!(
             out,
-            "<tr data-ip=\"{}\" data-verdict=\"{}\"><td class=\"mono\">{ip}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}<div class=\"mute\" style=\"font-size:12px\">{}</div></td><td>{spf_via}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-ip=\"{}\" data-verdict=\"{}\"><td class=\"mono\">{ip}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"svc\">{}</td><td data-class=\"{}\">{}</td><td>{}<div class=\"mute\" style=\"font-size:12px\">{}</div></td><td>{spf_via}</td><td>{}</td><td>{}</td></tr>",
             esc(&s.source_ip),
             s.attribution.verdict.as_str(),
             esc(s.reverse_dns.as_deref().unwrap_or("-")),
             thousands(s.messages),
             pass_bar(s.dmarc_pass_pct),
             thousands(s.dmarc_fail),
+            service_cell(s),
+            s.classification.class.as_str(),
+            class_cell(s),
             verdict_badge(s.attribution.verdict),
             esc(s.attribution.basis),
             if s.dkim_signers.is_empty() {
@@ -622,6 +721,7 @@ pub fn domain(d: &DomainView, links: &Links) -> String {
     } else {
         cards(&mut b, &d.totals);
         charts(&mut b, &d.days);
+        senders_section(&mut b, &d.senders);
         b.push_str("<h2>Top sending sources</h2>");
         b.push_str("<p class=\"mute\">“Authorised by config” evaluates each mechanism of the SPF record in your configuration against the source, and counts aligned DKIM signatures; a source sending as your domain without either stands out here.</p>");
         sources_table(&mut b, "sources", &d.domain, &d.sources, links);
@@ -629,6 +729,9 @@ pub fn domain(d: &DomainView, links: &Links) -> String {
         if d.failing_sources.is_empty() {
             b.push_str("<p class=\"mute\">Every reported message passed DMARC.</p>");
         } else {
+            // A filter without script: the checkbox hides forwarded rows
+            // (CSS `:has`), leaving the real failures.
+            b.push_str("<p><label><input type=\"checkbox\" id=\"real-only\"> Real failures only (hide forwarding and mailing lists)</label></p>");
             sources_table(&mut b, "failing", &d.domain, &d.failing_sources, links);
         }
         b.push_str("<h2>Policy published vs applied</h2>");

@@ -4,7 +4,9 @@
 //!
 //! Owns the view assembly ([`model`], pure), source attribution
 //! ([`attribution`]) and the renderers ([`html`], [`text`]). Leaves SQL to
-//! `reports::dashq` (the `dash_*` queries, for either store) and HTTP to `reports::serve`.
+//! `reports::dashq` (the `dash_*` queries, for either store), the sender
+//! catalogue, identification and classification to `reports::sources`, and
+//! HTTP to `reports::serve`.
 
 pub mod attribution;
 pub mod html;
@@ -20,6 +22,9 @@ use model::{DomainView, Overview, RangeView};
 
 /// Sources listed per domain page.
 pub const TOP_SOURCES: usize = 25;
+/// Sources summarised per domain page (services, classes, unknown
+/// groups); reverse DNS is asked only for the [`TOP_SOURCES`] listed.
+pub const SUMMARY_SOURCES: usize = 5_000;
 /// Failure reports listed.
 pub const LATEST_FAILURES: usize = 20;
 
@@ -33,6 +38,8 @@ pub enum DashboardError {
         "cannot read time {value:?}: use a duration like 30d, 12h, 2w, or a date like 2026-01-31"
     )]
     Time { value: String },
+    #[error("cannot write the metrics: {0}")]
+    Metrics(String),
     #[error("cannot write {path}: {source}")]
     Write {
         path: std::path::PathBuf,
@@ -77,7 +84,7 @@ pub fn overview(
 ) -> Result<Overview, DashboardError> {
     store.refresh_rollup()?;
     let daily = store.dash_daily(f)?;
-    let reporters = store.dash_reporters(f)?;
+    let reporters = model::merge_reporters(store.dash_reporters(f)?);
     let tls = store.dash_tls(f)?;
     let failures = store.dash_failures(f, LATEST_FAILURES)?;
     Ok(model::overview(range(f), &daily, reporters, tls, failures))
@@ -98,17 +105,36 @@ pub fn domain(
     let daily = store.dash_daily(&f)?;
     let rows: Vec<_> = daily.iter().collect();
     let (totals, days) = model::series(&rows);
-    let view = |rows: Vec<crate::reports::dashq::SourceRow>| {
+    let cat = crate::reports::sources::Catalogue::builtin();
+    let now = crate::clock::now().unwrap_or(0);
+    let view = |store: &dyn DashboardQueries,
+                rows: Vec<crate::reports::dashq::SourceRow>,
+                ptr_for: usize| {
         rows.into_iter()
-            .map(|s| {
+            .enumerate()
+            .map(|(i, s)| {
                 let a = attr.attribute(domain, &s);
-                let ptr = attr.reverse_dns(&s.source_ip);
-                model::source_view(s, a, ptr)
+                let ptr = if i < ptr_for {
+                    reverse_dns(store, attr, &s.source_ip, now)
+                } else {
+                    None
+                };
+                let id = crate::reports::sources::identify(cat, domain, &s, &a, ptr.as_deref());
+                model::source_view(s, a, ptr, id)
             })
             .collect::<Vec<_>>()
     };
-    let sources = view(store.dash_sources(&f, false, TOP_SOURCES)?);
-    let failing_sources = view(store.dash_sources(&f, true, TOP_SOURCES)?);
+    let all = store.dash_sources(&f, false, SUMMARY_SOURCES + 1)?;
+    let truncated = all.len() > SUMMARY_SOURCES;
+    let all = view(
+        &*store,
+        all.into_iter().take(SUMMARY_SOURCES).collect(),
+        TOP_SOURCES,
+    );
+    let senders = model::senders(&all, truncated);
+    let sources = all.into_iter().take(TOP_SOURCES).collect();
+    let failing = store.dash_sources(&f, true, TOP_SOURCES)?;
+    let failing_sources = view(&*store, failing, TOP_SOURCES);
     Ok(DomainView {
         domain: domain.to_owned(),
         range: range(&f),
@@ -117,11 +143,39 @@ pub fn domain(
         days,
         sources,
         failing_sources,
-        reporters: store.dash_reporters(&f)?,
+        senders,
+        reporters: model::merge_reporters(store.dash_reporters(&f)?),
         policy: model::policy_views(store.dash_policy(&f)?),
         tls: store.dash_tls(&f)?,
         failures: store.dash_failures(&f, LATEST_FAILURES)?,
     })
+}
+
+/// Cached reverse DNS answers are asked again (when online) after this.
+pub const PTR_TTL_SECS: i64 = 30 * 86_400;
+
+/// The reverse DNS name of `ip`: from the store's cache when fresh (or
+/// whatever its age when offline), else asked and remembered with its
+/// time. A store that cannot write (read-only) still answers.
+fn reverse_dns(
+    store: &dyn DashboardQueries,
+    attr: &Attributor,
+    ip: &str,
+    now: i64,
+) -> Option<String> {
+    let cached = store.ptr_cached(ip).ok().flatten();
+    if let Some((name, at)) = &cached
+        && (!attr.is_online() || now.saturating_sub(*at) < PTR_TTL_SECS)
+    {
+        return name.clone();
+    }
+    match attr.ptr_lookup(ip) {
+        Some(answer) => {
+            let _ = store.ptr_remember(ip, answer.as_deref(), now);
+            answer
+        }
+        None => cached.and_then(|(name, _)| name),
+    }
 }
 
 /// Configured SPF records per domain, from the workspace (for attribution).

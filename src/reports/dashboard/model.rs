@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::attribution::Attribution;
+use crate::reports::sources::{self, Category, Class, Classification, Identity};
 use crate::reports::store::{
     DailyRow, FailureRow, PolicyRow, ReporterRow, SourceRow, TlsPolicyRow,
 };
@@ -97,6 +98,57 @@ pub struct SourceView {
     pub dkim_signers: Vec<String>,
     pub spf_reported: Vec<String>,
     pub attribution: Attribution,
+    /// Failing messages the receivers marked as forwarded / list mail.
+    pub forwarded_reason: i64,
+    /// Which service this is and how that was found.
+    pub identity: Identity,
+    /// What its failing mail is (forwarded, misconfigured, suspicious).
+    pub classification: Classification,
+}
+
+/// One identified service's traffic on a domain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceView {
+    pub id: String,
+    pub service: String,
+    pub category: Category,
+    /// How its sources were identified (distinct, in order of first use).
+    pub methods: Vec<String>,
+    pub sources: i64,
+    pub messages: i64,
+    pub dmarc_pass: i64,
+    pub dmarc_pass_pct: Option<f64>,
+}
+
+/// Unknown sources grouped by the organisation domain of their PTR name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnknownGroup {
+    pub group: String,
+    pub sources: i64,
+    pub messages: i64,
+    pub dmarc_fail: i64,
+}
+
+/// Who sends as the domain, over its sources (up to
+/// `dashboard::SUMMARY_SOURCES`, most messages first).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SendersView {
+    pub sources: i64,
+    pub messages: i64,
+    /// Messages from sources named by the config or the catalogue.
+    pub identified_messages: i64,
+    pub identified_pct: Option<f64>,
+    /// Failing messages by class.
+    pub fail_forwarded: i64,
+    pub fail_misconfigured: i64,
+    pub fail_suspicious: i64,
+    /// Failing messages that are not forwarding: what an enforcing policy
+    /// would really stop.
+    pub real_failures: i64,
+    pub services: Vec<ServiceView>,
+    pub unknown: Vec<UnknownGroup>,
+    /// More sources than were summarised.
+    pub truncated: bool,
 }
 
 /// Published policy against what receivers applied.
@@ -121,6 +173,8 @@ pub struct DomainView {
     pub days: Vec<DayPoint>,
     pub sources: Vec<SourceView>,
     pub failing_sources: Vec<SourceView>,
+    /// Services, classes and unknown groups over all sources.
+    pub senders: SendersView,
     pub reporters: Vec<ReporterRow>,
     pub policy: Vec<PolicyView>,
     pub tls: Vec<TlsPolicyRow>,
@@ -249,13 +303,18 @@ pub fn overview(
     }
 }
 
-/// A source row with its attribution and reverse DNS name.
+/// A source row with its attribution, reverse DNS name and identity.
 pub fn source_view(
     s: SourceRow,
     attribution: Attribution,
     reverse_dns: Option<String>,
+    identity: Identity,
 ) -> SourceView {
+    let classification = sources::classify(&s, &identity);
     SourceView {
+        forwarded_reason: s.forwarded_reason,
+        identity,
+        classification,
         dmarc_fail: s.messages.saturating_sub(s.dmarc_pass),
         dmarc_pass_pct: pct(s.dmarc_pass, s.messages),
         source_ip: s.source_ip,
@@ -269,6 +328,130 @@ pub fn source_view(
         spf_reported: s.spf_reported,
         attribution,
     }
+}
+
+/// Sums sources by service, class and unknown group. `truncated`: the
+/// query stopped at its limit.
+pub fn senders(views: &[SourceView], truncated: bool) -> SendersView {
+    let mut out = SendersView {
+        truncated,
+        ..SendersView::default()
+    };
+    let mut services: BTreeMap<String, ServiceView> = BTreeMap::new();
+    let mut unknown: BTreeMap<String, UnknownGroup> = BTreeMap::new();
+    for v in views {
+        out.sources += 1;
+        out.messages = out.messages.saturating_add(v.messages);
+        match v.classification.class {
+            Class::Aligned => {}
+            Class::Forwarded => {
+                out.fail_forwarded = out.fail_forwarded.saturating_add(v.dmarc_fail)
+            }
+            Class::Misconfigured => {
+                out.fail_misconfigured = out.fail_misconfigured.saturating_add(v.dmarc_fail)
+            }
+            Class::Suspicious => {
+                out.fail_suspicious = out.fail_suspicious.saturating_add(v.dmarc_fail)
+            }
+        }
+        let id = &v.identity;
+        match (&id.id, &id.service, id.category) {
+            (Some(key), Some(name), Some(category)) => {
+                out.identified_messages = out.identified_messages.saturating_add(v.messages);
+                let e = services.entry(key.clone()).or_insert_with(|| ServiceView {
+                    id: key.clone(),
+                    service: if category == Category::Own {
+                        "own (configured SPF)".to_owned()
+                    } else {
+                        name.clone()
+                    },
+                    category,
+                    methods: Vec::new(),
+                    sources: 0,
+                    messages: 0,
+                    dmarc_pass: 0,
+                    dmarc_pass_pct: None,
+                });
+                let m = id.method.as_str().to_owned();
+                if !e.methods.contains(&m) {
+                    e.methods.push(m);
+                }
+                e.sources += 1;
+                e.messages = e.messages.saturating_add(v.messages);
+                e.dmarc_pass = e.dmarc_pass.saturating_add(v.dmarc_pass);
+            }
+            _ => {
+                let g = id.group.clone().unwrap_or_else(|| "?".to_owned());
+                let e = unknown.entry(g.clone()).or_insert_with(|| UnknownGroup {
+                    group: g,
+                    sources: 0,
+                    messages: 0,
+                    dmarc_fail: 0,
+                });
+                e.sources += 1;
+                e.messages = e.messages.saturating_add(v.messages);
+                e.dmarc_fail = e.dmarc_fail.saturating_add(v.dmarc_fail);
+            }
+        }
+    }
+    out.real_failures = out.fail_misconfigured.saturating_add(out.fail_suspicious);
+    out.identified_pct = pct(out.identified_messages, out.messages);
+    out.services = services
+        .into_values()
+        .map(|mut s| {
+            s.dmarc_pass_pct = pct(s.dmarc_pass, s.messages);
+            s
+        })
+        .collect();
+    out.services
+        .sort_by(|a, b| b.messages.cmp(&a.messages).then_with(|| a.id.cmp(&b.id)));
+    out.unknown = unknown.into_values().collect();
+    out.unknown.sort_by(|a, b| {
+        b.messages
+            .cmp(&a.messages)
+            .then_with(|| a.group.cmp(&b.group))
+    });
+    out
+}
+
+/// Reporters merged under their stable key ([`sources::reporter_key`]):
+/// the name shown is the one with the most messages; the others are kept
+/// in `aliases`.
+pub fn merge_reporters(rows: Vec<ReporterRow>) -> Vec<ReporterRow> {
+    let mut by: BTreeMap<String, ReporterRow> = BTreeMap::new();
+    for r in rows {
+        let key = sources::reporter_key(&r.org);
+        match by.get_mut(&key) {
+            None => {
+                by.insert(
+                    key.clone(),
+                    ReporterRow {
+                        key,
+                        aliases: Vec::new(),
+                        ..r
+                    },
+                );
+            }
+            Some(e) => {
+                let (keep, other) = if r.messages > e.messages {
+                    (r.org.clone(), std::mem::replace(&mut e.org, r.org.clone()))
+                } else {
+                    (e.org.clone(), r.org.clone())
+                };
+                e.org = keep;
+                if !e.aliases.contains(&other) && other != e.org {
+                    e.aliases.push(other);
+                }
+                e.reports = e.reports.saturating_add(r.reports);
+                e.messages = e.messages.saturating_add(r.messages);
+                e.first_begin = e.first_begin.min(r.first_begin);
+                e.last_end = e.last_end.max(r.last_end);
+            }
+        }
+    }
+    let mut out: Vec<ReporterRow> = by.into_values().collect();
+    out.sort_by(|a, b| b.messages.cmp(&a.messages).then_with(|| a.key.cmp(&b.key)));
+    out
 }
 
 /// Policy rows with their override reasons spelled out.

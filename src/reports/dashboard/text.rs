@@ -158,7 +158,13 @@ fn reporters_tls_failures(
         let _ = writeln!(out, "\nReporters");
         let rows: Vec<Vec<String>> = reporters
             .iter()
-            .map(|r| vec![clean(&r.org), thousands(r.reports), thousands(r.messages)])
+            .map(|r| {
+                let mut name = clean(&r.org);
+                if !r.aliases.is_empty() {
+                    name.push_str(&format!(" (also {})", clean(&r.aliases.join(", "))));
+                }
+                vec![name, thousands(r.reports), thousands(r.messages)]
+            })
             .collect();
         table(out, &["REPORTER", "REPORTS", "MESSAGES"], &rows, &[1, 2]);
     }
@@ -218,6 +224,68 @@ fn reporters_tls_failures(
     }
 }
 
+fn senders(out: &mut String, v: &crate::reports::dashboard::model::SendersView) {
+    if v.sources == 0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nSenders: {} of {} messages ({}) from identified services{}; failing: {} forwarded, {} misconfigured, {} suspicious ({} real failures)",
+        thousands(v.identified_messages),
+        thousands(v.messages),
+        percent(v.identified_pct),
+        if v.truncated {
+            ", top sources only"
+        } else {
+            ""
+        },
+        thousands(v.fail_forwarded),
+        thousands(v.fail_misconfigured),
+        thousands(v.fail_suspicious),
+        thousands(v.real_failures),
+    );
+    let rows: Vec<Vec<String>> = v
+        .services
+        .iter()
+        .map(|s| {
+            vec![
+                clean(&s.service),
+                s.category.as_str().to_owned(),
+                clean(&s.methods.join(",")),
+                thousands(s.sources),
+                thousands(s.messages),
+                percent(s.dmarc_pass_pct),
+            ]
+        })
+        .chain(v.unknown.iter().map(|u| {
+            vec![
+                format!("unknown: {}", clean(&u.group)),
+                "-".to_owned(),
+                "-".to_owned(),
+                thousands(u.sources),
+                thousands(u.messages),
+                percent(crate::reports::dashboard::model::pct(
+                    u.messages - u.dmarc_fail,
+                    u.messages,
+                )),
+            ]
+        }))
+        .collect();
+    table(
+        out,
+        &[
+            "SERVICE",
+            "CATEGORY",
+            "IDENTIFIED BY",
+            "SOURCES",
+            "MESSAGES",
+            "DMARC PASS",
+        ],
+        &rows,
+        &[3, 4, 5],
+    );
+}
+
 fn source_rows(sources: &[SourceView]) -> Vec<Vec<String>> {
     sources
         .iter()
@@ -225,8 +293,10 @@ fn source_rows(sources: &[SourceView]) -> Vec<Vec<String>> {
             vec![
                 clean(&s.source_ip),
                 clean(s.reverse_dns.as_deref().unwrap_or("-")),
+                clean(&service_label(s)),
                 thousands(s.messages),
                 percent(s.dmarc_pass_pct),
+                s.classification.class.as_str().to_owned(),
                 s.attribution.verdict.as_str().to_owned(),
                 clean(s.attribution.spf_mechanism.as_deref().unwrap_or("-")),
                 clean(&if s.dkim_signers.is_empty() {
@@ -240,11 +310,22 @@ fn source_rows(sources: &[SourceView]) -> Vec<Vec<String>> {
         .collect()
 }
 
-const SOURCE_HEADER: [&str; 8] = [
+/// `Service (category, how)` or `unknown (group)`.
+pub fn service_label(s: &SourceView) -> String {
+    let id = &s.identity;
+    match (&id.service, id.category) {
+        (Some(name), Some(c)) => format!("{name} ({}, {})", c.as_str(), id.method.as_str()),
+        _ => format!("unknown ({})", id.group.as_deref().unwrap_or("-")),
+    }
+}
+
+const SOURCE_HEADER: [&str; 10] = [
     "SOURCE",
     "REVERSE DNS",
+    "SERVICE",
     "MESSAGES",
     "DMARC PASS",
+    "CLASS",
     "VERDICT",
     "SPF VIA",
     "DKIM SIGNERS",
@@ -259,16 +340,28 @@ pub fn domain(d: &DomainView) -> String {
         let _ = writeln!(out, "{EMPTY}");
         return out;
     }
+    senders(&mut out, &d.senders);
     let _ = writeln!(out, "\nTop sending sources");
-    table(&mut out, &SOURCE_HEADER, &source_rows(&d.sources), &[2, 3]);
+    table(&mut out, &SOURCE_HEADER, &source_rows(&d.sources), &[3, 4]);
     if !d.failing_sources.is_empty() {
         let _ = writeln!(out, "\nFailing sources");
         table(
             &mut out,
             &SOURCE_HEADER,
             &source_rows(&d.failing_sources),
-            &[2, 3],
+            &[3, 4],
         );
+        for s in &d.failing_sources {
+            for e in &s.classification.evidence {
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {}",
+                    clean(&s.source_ip),
+                    s.classification.class.as_str(),
+                    clean(e)
+                );
+            }
+        }
     }
     if !d.policy.is_empty() {
         let _ = writeln!(out, "\nPolicy published vs applied");

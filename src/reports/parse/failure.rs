@@ -130,6 +130,36 @@ fn non_empty(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_owned())
 }
 
+/// RFC 5965 section 3.2: `source-ip = "Source-IP:" [CFWS] ( IPv4address /
+/// IPv6address ) [CFWS] CRLF`. The CFWS may hold RFC 5322 section 3.2.2
+/// comments, which reporters use for the host name (`192.0.2.1
+/// (host.example)`); they are dropped. Also taken: an address in brackets
+/// and with the RFC 5321 `IPv6:` tag. Anything else is not guessed at.
+fn source_ip(value: &str) -> Option<IpAddr> {
+    let mut bare = String::with_capacity(value.len());
+    let mut depth = 0usize;
+    let mut escaped = false;
+    for c in value.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if depth > 0 => escaped = true,
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            _ if depth == 0 => bare.push(c),
+            _ => {}
+        }
+    }
+    if depth > 0 {
+        return None;
+    }
+    let ip = bare.trim().trim_matches(['[', ']']).trim();
+    let ip = ip
+        .get(..5)
+        .filter(|p| p.eq_ignore_ascii_case("ipv6:"))
+        .map_or(ip, |_| &ip[5..]);
+    ip.parse().ok()
+}
+
 /// Parses the body of a `message/feedback-report` part.
 ///
 /// RFC 5965 section 3.1: "Feedback-Type:" and "User-Agent:" and
@@ -148,8 +178,7 @@ pub fn parse_arf(fields_text: &str) -> Result<FailureReport, ParseError> {
             "original-envelope-id" => r.original_envelope_id = non_empty(&value),
             "arrival-date" | "received-date" => r.arrival_date = non_empty(&value),
             "source-ip" => {
-                let ip = value.trim().trim_matches(['[', ']']);
-                r.source_ip = Some(ip.parse().map_err(|_| ParseError::InvalidValue {
+                r.source_ip = Some(source_ip(&value).ok_or_else(|| ParseError::InvalidValue {
                     field: "Source-IP".to_owned(),
                     value: value.clone(),
                     record: None,
@@ -194,7 +223,7 @@ pub fn parse_text(text: &str) -> Option<FailureReport> {
         };
         match name.trim().to_ascii_lowercase().as_str() {
             "sender domain" => r.reported_domain = value.trim().to_ascii_lowercase(),
-            "sender ip address" => r.source_ip = value.trim().parse().ok(),
+            "sender ip address" => r.source_ip = source_ip(value),
             "received date" => r.arrival_date = non_empty(value),
             _ => {}
         }
@@ -221,6 +250,21 @@ mod tests {
             r.authentication_results,
             vec!["a; dmarc=fail header.from=example.com"]
         );
+    }
+
+    #[test]
+    fn source_ip_comments_and_brackets() {
+        for (v, want) in [
+            ("192.0.2.1 (host.example)", Some("192.0.2.1")),
+            ("(from) 192.0.2.1 (mx (nested) \\) x)", Some("192.0.2.1")),
+            ("[2001:db8::1]", Some("2001:db8::1")),
+            ("[IPv6:2001:db8::1] (h.example)", Some("2001:db8::1")),
+            ("192.0.2.1 (unclosed", None),
+            ("host.example", None),
+            ("192.0.2.1 192.0.2.2", None),
+        ] {
+            assert_eq!(source_ip(v), want.map(|w| w.parse().expect("ip")), "{v}");
+        }
     }
 
     #[test]

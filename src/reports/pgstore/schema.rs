@@ -159,6 +159,15 @@ CREATE TABLE dashboard_rollup_v1 (
     reports    BIGINT NOT NULL
 );
 "#,
+    // 3: reverse DNS answers of report source IPs with their time, for
+    // naming sources (`reports::sources`) without DNS (`--offline`).
+    r#"
+CREATE TABLE IF NOT EXISTS ptr_cache_v1 (
+    ip           TEXT   PRIMARY KEY,
+    name         TEXT,
+    looked_up_at BIGINT NOT NULL
+);
+"#,
 ];
 
 // Both backends must know the same schema versions: a migration added to

@@ -158,6 +158,15 @@ CREATE TABLE IF NOT EXISTS dashboard_rollup_v1 (
     reports    INTEGER NOT NULL
 );
 "#,
+    // 3: reverse DNS answers of report source IPs with their time, for
+    // naming sources (`reports::sources`) without DNS (`--offline`).
+    r#"
+CREATE TABLE IF NOT EXISTS ptr_cache_v1 (
+    ip           TEXT   PRIMARY KEY,
+    name         TEXT,
+    looked_up_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Schema version this code writes.
