@@ -106,7 +106,23 @@ seed_all() {
         report_tlsrpt)
             seed "$t" tests/data/reports/tlsrpt/*.json
             ;;
+        http_date)
+            mkdir -p "fuzz/corpus/$t"
+            printf 'Sun, 06 Nov 1994 08:49:37 GMT' >"fuzz/corpus/$t/seed-imf"
+            printf 'Sunday, 06-Nov-94 08:49:37 GMT' >"fuzz/corpus/$t/seed-rfc850"
+            printf 'Sun Nov  6 08:49:37 1994' >"fuzz/corpus/$t/seed-asctime"
+            printf '120' >"fuzz/corpus/$t/seed-seconds"
+            ;;
+        serve_request)
+            mkdir -p "fuzz/corpus/$t"
+            printf 'GET /domains/example.com?since=30d HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n' \
+                >"fuzz/corpus/$t/seed-get"
+            printf 'GET /api/overview HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n' \
+                >"fuzz/corpus/$t/seed-api"
+            ;;
         esac
+        # Every target has a corpus directory, seeded or not.
+        mkdir -p "fuzz/corpus/$t"
     done
     # DKIM key records from the record tests, one per seed file.
     if [[ " ${targets[*]} " == *" record_dkim "* || " ${targets[*]} " == *" roundtrip_dkim "* ]]; then
