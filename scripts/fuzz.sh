@@ -106,6 +106,14 @@ seed_all() {
         report_tlsrpt)
             seed "$t" tests/data/reports/tlsrpt/*.json
             ;;
+        inspect_message)
+            seed "$t" tests/data/inspect/*.eml tests/data/reports/forensic/*.eml
+            ;;
+        imap_url)
+            mkdir -p "fuzz/corpus/$t"
+            printf 'imaps://dmarc@mail.example.com/INBOX' >"fuzz/corpus/$t/seed-imaps"
+            printf 'imap://user%%40example.com@127.0.0.1:1143/Reports%%2FDMARC' >"fuzz/corpus/$t/seed-imap"
+            ;;
         http_date)
             mkdir -p "fuzz/corpus/$t"
             printf 'Sun, 06 Nov 1994 08:49:37 GMT' >"fuzz/corpus/$t/seed-imf"

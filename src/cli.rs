@@ -413,6 +413,7 @@ fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Fa
         let domains = ws.select(&args.domains).map_err(|e| Failure::new(2, e))?;
         let mut plan = ws.plan(&domains);
         add_policy_hints(&ws, &args.store, &mut plan);
+        tls_rpt_guard(&ws, &args.store, &mut plan);
         let format = if args.json { Format::Json } else { args.format };
         let out = match format {
             Format::Text => plan::render_text(&plan, style(color, args.full)),
@@ -483,6 +484,94 @@ fn add_policy_hints(
     }
 }
 
+/// How far back TLS-RPT failures hold up `mode: enforce`.
+const TLS_RPT_GUARD_DAYS: i64 = 14;
+
+/// RFC 8460 reports say whether senders already fail to reach the domain
+/// over TLS; switching MTA-STS to `enforce` while they do turns those
+/// failures into mail that is not delivered (RFC 8461 §5: "senders MUST NOT
+/// deliver" to an MX that fails validation). A plan that changes the
+/// `_mta-sts` record of an enforcing policy while the report store holds
+/// TLS-RPT failures for the domain in the last 14 days needs `--force`,
+/// like the MX-coverage guard. No store, or one that cannot be read: no
+/// guard (the plan says so).
+fn tls_rpt_guard(ws: &Workspace, opts: &crate::reports::store_cli::StoreOptions, plan: &mut Plan) {
+    let enforcing = |zone: &str| -> bool {
+        let Ok(name) = crate::record::Name::parse(zone) else {
+            return false;
+        };
+        ws.domain(&name)
+            .and_then(|d| d.mta_sts.as_ref())
+            .and_then(|sts| crate::desired::mta_sts_policy(sts).ok())
+            .is_some_and(|p| p.mode == crate::record::mtasts::Mode::Enforce)
+    };
+    let changes_sts = |z: &plan::ZonePlan| {
+        let record = format!("_mta-sts.{}", z.zone.trim_end_matches('.'));
+        z.changes
+            .iter()
+            .any(|c| c.rtype == "TXT" && c.name.trim_end_matches('.') == record)
+    };
+    if !plan
+        .zones
+        .iter()
+        .any(|z| z.error.is_none() && changes_sts(z) && enforcing(&z.zone))
+    {
+        return;
+    }
+    let store = match opts.choose_in(Some(ws)).and_then(|c| c.open_read_only()) {
+        Ok(Some(store)) => store,
+        Ok(None) => return,
+        Err(e) => {
+            for z in plan.zones.iter_mut().filter(|z| changes_sts(z)) {
+                z.notes.push(format!(
+                    "mta_sts: TLS-RPT failures not checked before enforcing: {e}"
+                ));
+            }
+            return;
+        }
+    };
+    let now = crate::keys::time::clock(None).map_or(0, |t| t.0);
+    for z in plan.zones.iter_mut() {
+        if z.error.is_some() || !changes_sts(z) || !enforcing(&z.zone) {
+            continue;
+        }
+        let filter = crate::reports::dashq::DashFilter {
+            domain: Some(z.zone.trim_end_matches('.').to_string()),
+            since: Some(now.saturating_sub(TLS_RPT_GUARD_DAYS * 86_400)),
+            until: None,
+            source: None,
+        };
+        let rows = match store.dash_tls(&filter) {
+            Ok(rows) => rows,
+            Err(e) => {
+                z.notes.push(format!(
+                    "mta_sts: TLS-RPT failures not checked before enforcing: {e}"
+                ));
+                continue;
+            }
+        };
+        let failed: i64 = rows.iter().map(|r| r.failed).fold(0, i64::saturating_add);
+        if failed == 0 {
+            continue;
+        }
+        let mut types: Vec<String> = rows
+            .iter()
+            .flat_map(|r| r.failure_types.iter())
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        types.truncate(5);
+        let msg = format!(
+            "mta_sts mode enforce: TLS-RPT reports show {failed} failed session(s) for {} in the last {TLS_RPT_GUARD_DAYS} days ({}); enforcing would turn them into undelivered mail: fix them first, or apply needs --force",
+            z.zone.trim_end_matches('.'),
+            types.join(", ")
+        );
+        z.needs_force = Some(match z.needs_force.take() {
+            Some(prev) => format!("{prev}; {msg}"),
+            None => msg,
+        });
+    }
+}
+
 fn save_plan(plan: &Plan, path: &Path) -> Result<(), Failure> {
     let json = serde_json::to_string_pretty(plan).expect("plan serialises");
     crate::fsutil::write_atomic(path, json.as_bytes(), 0o644)
@@ -497,7 +586,8 @@ fn apply_cmd(config: &Path, color: ColorChoice, args: ApplyArgs) -> Result<i32, 
         Some(path) => (read_plan(path)?, true),
         None => {
             let domains = ws.select(&args.domains).map_err(|e| Failure::new(2, e))?;
-            let plan = ws.plan(&domains);
+            let mut plan = ws.plan(&domains);
+            tls_rpt_guard(&ws, &Default::default(), &mut plan);
             print!("{}", plan::render_text(&plan, st));
             let pending = plan.has_changes() || plan.zones.iter().any(|z| !z.notes.is_empty());
             if pending && !args.auto_approve && !confirm()? {

@@ -156,7 +156,8 @@ impl Workspace {
             .collect()
     }
 
-    fn domain(&self, name: &Name) -> Option<&crate::config::Domain> {
+    /// The config's block for `name`, if the config declares it.
+    pub fn domain(&self, name: &Name) -> Option<&crate::config::Domain> {
         if let Some(d) = self
             .index
             .get(name)

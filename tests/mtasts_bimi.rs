@@ -760,3 +760,42 @@ fn enforce_is_refused_while_an_mx_host_is_not_covered() {
     c.run(&["apply", "--auto-approve"]).ok();
     assert!(published_id(&c).is_some());
 }
+
+/// A TLS-RPT report for example.com over the day starting `day`
+/// (`2027-01-10`), with `failed` failed sessions.
+fn tls_report(day: &str, failed: u64) -> String {
+    format!(
+        r#"{{"organization-name":"Sender","date-range":{{"start-datetime":"{day}T00:00:00Z","end-datetime":"{day}T23:59:59Z"}},"contact-info":"tls@sender.example","report-id":"r-{day}-{failed}","policies":[{{"policy":{{"policy-type":"sts","policy-string":["version: STSv1","mode: testing","mx: mail.example.com","max_age: 86400"],"policy-domain":"example.com","mx-host":"mail.example.com"}},"summary":{{"total-successful-session-count":100,"total-failure-session-count":{failed}}},"failure-details":[{{"result-type":"certificate-expired","sending-mta-ip":"192.0.2.1","receiving-mx-hostname":"mail.example.com","failed-session-count":{failed}}}]}}]}}"#
+    )
+}
+
+#[test]
+fn enforce_waits_for_two_weeks_without_tls_rpt_failures() {
+    // Issue 22: switching to enforce is refused while TLS-RPT shows
+    // failures in the last 14 days.
+    let c = case(TESTING);
+    c.run_at("2027-01-01T00:00:00Z", &["apply", "--auto-approve"])
+        .ok();
+    let c = c.file("tls.json", &tls_report("2027-01-10", 7));
+    c.run(&["reports", "ingest", "tls.json"]).ok();
+    std::fs::write(c.path().join("mailauth.yaml"), config(ENFORCE)).unwrap();
+    let before = c.read("zones/example.com.zone");
+    let plan = c.run_at("2027-01-12T00:00:00Z", &["plan"]).ok();
+    assert!(
+        plan.stdout.contains("! unsafe:")
+            && plan
+                .stdout
+                .contains("TLS-RPT reports show 7 failed session(s) for example.com in the last 14 days (certificate-expired 7)"),
+        "{}",
+        plan.stdout
+    );
+    c.run_at("2027-01-12T00:00:00Z", &["apply", "--auto-approve"])
+        .code(1);
+    assert_eq!(c.read("zones/example.com.zone"), before);
+    // Two weeks later the failures are past: enforce goes ahead.
+    let plan = c.run_at("2027-01-25T00:00:00Z", &["plan"]).ok();
+    assert!(!plan.stdout.contains("TLS-RPT"), "{}", plan.stdout);
+    c.run_at("2027-01-25T00:00:00Z", &["apply", "--auto-approve"])
+        .ok();
+    assert_ne!(c.read("zones/example.com.zone"), before);
+}
