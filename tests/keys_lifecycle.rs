@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use mailauth::keys::config::{Algorithm, FamilyConfig};
 use mailauth::keys::lifecycle::{
     Action, LifecycleError, Observer, apply_due, apply_transition, generate_key, plan,
-    published_keys, signing_keys,
+    published_keys, signing_keys, simulate_due,
 };
 use mailauth::keys::store::{KeyState, Keystore, StoreError};
 use mailauth::keys::time::{Span, Timestamp};
@@ -101,7 +101,21 @@ fn three_full_rotations_never_break_verification() {
         for k in signing_keys(store.state()) {
             last_signed.insert(k.selector.clone(), now);
         }
+        // What plan predicts (simulate_due) is what apply then does: the
+        // same steps, and the same state but for the generated keys' bytes.
+        let (predicted, steps_predicted) = simulate_due(&fams, store.state(), now, &dns);
         let taken = apply_due(&mut store, &fams, now, &dns).unwrap();
+        assert_eq!(steps_predicted, taken, "at {now}");
+        let mut actual = store.state().clone();
+        for k in &mut actual.keys {
+            if predicted
+                .get(&k.domain, &k.selector)
+                .is_some_and(|p| p.public_key.is_empty())
+            {
+                k.public_key.clear();
+            }
+        }
+        assert_eq!(predicted, actual, "at {now}");
         for t in &taken {
             let sel = t.selector.clone().unwrap();
             let rec = store.state().get("example.com", &sel).unwrap().clone();

@@ -584,24 +584,9 @@ pub fn simulate_due(
                     break;
                 };
                 let selector = state.next_selector(&domain, &cfg.prefix, now);
-                state.keys.push(KeyRecord {
-                    domain: domain.clone(),
-                    prefix: cfg.prefix.clone(),
-                    selector: selector.clone(),
-                    algorithm: cfg.algorithm,
-                    bits: cfg.rsa_bits(),
-                    public_key: Vec::new(),
-                    state: KeyState::Pending,
-                    created: now,
-                    published: None,
-                    served: None,
-                    activated: None,
-                    retired: None,
-                    revoked: None,
-                    removed: None,
-                    imported: false,
-                    emergency: false,
-                });
+                let mut key = pending_key(&domain, cfg, &selector, now, false);
+                key.bits = cfg.rsa_bits();
+                state.keys.push(key);
                 next.selector = Some(selector);
             }
             (action, Some(sel)) => {
@@ -675,28 +660,41 @@ pub fn generate_key(
 ) -> Result<String, LifecycleError> {
     let pair = generate::generate(cfg.algorithm, cfg.rsa_bits())?;
     let selector = store.state().next_selector(domain, &cfg.prefix, now);
-    store.add_key(
-        KeyRecord {
-            domain: domain.to_string(),
-            prefix: cfg.prefix.clone(),
-            selector: selector.clone(),
-            algorithm: pair.algorithm,
-            bits: pair.bits,
-            public_key: pair.public_key.clone(),
-            state: KeyState::Pending,
-            created: now,
-            published: None,
-            served: None,
-            activated: None,
-            retired: None,
-            revoked: None,
-            removed: None,
-            imported: false,
-            emergency,
-        },
-        &pair.private_pem,
-    )?;
+    let mut key = pending_key(domain, cfg, &selector, now, emergency);
+    key.algorithm = pair.algorithm;
+    key.bits = pair.bits;
+    key.public_key = pair.public_key.clone();
+    store.add_key(key, &pair.private_pem)?;
     Ok(selector)
+}
+
+/// A key just made for family `cfg`: pending, no public key yet (the
+/// caller sets it, or leaves it empty for a key only planned).
+fn pending_key(
+    domain: &str,
+    cfg: &FamilyConfig,
+    selector: &str,
+    now: Timestamp,
+    emergency: bool,
+) -> KeyRecord {
+    KeyRecord {
+        domain: domain.to_string(),
+        prefix: cfg.prefix.clone(),
+        selector: selector.to_string(),
+        algorithm: cfg.algorithm,
+        bits: None,
+        public_key: Vec::new(),
+        state: KeyState::Pending,
+        created: now,
+        published: None,
+        served: None,
+        activated: None,
+        retired: None,
+        revoked: None,
+        removed: None,
+        imported: false,
+        emergency,
+    }
 }
 
 /// What `keys import` adopts. Its `Debug` leaves the PEM out.
