@@ -171,3 +171,30 @@ fn malformed_multipart_is_an_error_not_a_panic() {
     let _ = container::unpack(&bytes, &IngestLimits::default());
     let _ = mailauth::reports::parse::parse_all(&bytes, &IngestLimits::default());
 }
+
+/// The `inspect_message` fuzz target: a Received header whose date has a
+/// 19-digit year made `mailauth inspect` panic ("attempt to multiply with
+/// overflow" in the day arithmetic); the date is now simply unreadable.
+#[test]
+fn a_received_date_with_an_absurd_year_is_not_a_panic() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/regressions/inspect-received-year-overflow.eml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        .args(["inspect", "--json", "--nameserver", "127.0.0.1:9"])
+        .arg(&file)
+        .current_dir(std::env::temp_dir())
+        .env_remove("MAILAUTH_CONFIG")
+        .output()
+        .expect("run mailauth");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+    // The library path the fuzz target took.
+    let raw = std::fs::read(&file).expect("regression input");
+    let msg = mailauth::inspect::message::Message::parse(&raw);
+    let values: Vec<String> = msg.all("Received").map(|h| h.value()).collect();
+    let _ = mailauth::inspect::received::chain(&values, &[]);
+    for v in &values {
+        let _ = mailauth::inspect::received::parse_date(v);
+    }
+}

@@ -362,7 +362,15 @@ pub fn parse_date(s: &str) -> Option<i64> {
             _ => 0,
         },
     };
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+    // `year = 4*DIGIT` has no upper bound in the grammar; a year past 9999
+    // (or hours and minutes out of range) is not a date anyone sent, and
+    // would overflow the day arithmetic.
+    if !(1..=31).contains(&day)
+        || !(1..=9999).contains(&year)
+        || !(0..=23).contains(&h)
+        || !(0..=59).contains(&m)
+        || !(0..=60).contains(&sec)
+    {
         return None;
     }
     Some(
@@ -374,6 +382,19 @@ pub fn parse_date(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_absurd_year_is_no_date_not_an_overflow() {
+        // Found by the inspect_message fuzz target: a Received date with a
+        // 19-digit year overflowed the day arithmetic (a panic in debug).
+        assert_eq!(
+            parse_date("Mon, 7 Apr 2025000000000000000 23:16:09 +0200"),
+            None
+        );
+        assert_eq!(parse_date("Mon, 7 Apr 10000 23:16:09 +0200"), None);
+        assert_eq!(parse_date("Mon, 7 Apr 2025 -1:16:09 +0200"), None);
+        assert!(parse_date("Mon, 7 Apr 9999 23:16:09 +0200").is_some());
+    }
 
     #[test]
     fn dates() {
