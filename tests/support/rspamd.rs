@@ -91,7 +91,10 @@ impl Rspamd {
         };
         assert!(
             wait_until(Duration::from_secs(60), || {
+                // Both workers listen before /ping is asked (the normal
+                // worker may come up after the proxy).
                 std::net::TcpStream::connect(("127.0.0.1", milter_port)).is_ok()
+                    && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
                     && http_request(port, "GET", "/ping", &[], b"")
                         .1
                         .contains("pong")
