@@ -131,20 +131,7 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
             })
             .collect()
     } else {
-        if !(args.timeout.is_finite() && args.timeout > 0.0) {
-            anyhow::bail!("--timeout must be a positive number of seconds");
-        }
-        let timeout = Duration::from_secs_f64(args.timeout);
-        let servers = args
-            .nameservers
-            .iter()
-            .map(|s| parse_nameserver(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        let resolver = if servers.is_empty() {
-            Resolver::system_within(Some(timeout))?
-        } else {
-            Resolver::with_nameservers(&servers, timeout)?
-        };
+        let (resolver, _) = crate::validate::resolver_from_flags(&args.nameservers, args.timeout)?;
         for s in &args.selectors {
             if s.is_empty() || Name::parse(s).is_err() {
                 anyhow::bail!("--selector {s:?}: not a valid selector (DNS labels)");

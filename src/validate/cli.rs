@@ -11,8 +11,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::mtasts::{ConnectTo, DeclaredPolicy, FetchSettings, PolicyCheck, PolicyFetcher};
-use super::{Settings, Severity, ValidateError, Validator, parse_authority, parse_nameserver};
-use crate::dns::Resolver;
+use super::{Settings, Severity, ValidateError, Validator, parse_authority};
 use crate::record::Name;
 use crate::workspace::Workspace;
 
@@ -118,25 +117,12 @@ pub fn run(ws: Option<&Workspace>, args: ValidateArgs, color: bool) -> anyhow::R
             anyhow::bail!("--selector {s:?}: not a valid selector (DNS labels)");
         }
     }
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        anyhow::bail!("--timeout must be a positive number of seconds");
-    }
-    let timeout = Duration::from_secs_f64(args.timeout);
-    let servers = args
-        .nameservers
-        .iter()
-        .map(|s| parse_nameserver(s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (resolver, timeout) = super::resolver_from_flags(&args.nameservers, args.timeout)?;
     let authorities = args
         .authorities
         .iter()
         .map(|s| parse_authority(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let resolver = if servers.is_empty() {
-        Resolver::system_within(Some(timeout))?
-    } else {
-        Resolver::with_nameservers(&servers, timeout)?
-    };
     let settings = Settings {
         timeout,
         concurrency: args.concurrency.max(1),

@@ -368,6 +368,29 @@ impl<'a> Validator<'a> {
     }
 }
 
+/// The resolver of a command's `--nameserver` and `--timeout` flags (the
+/// system resolver when no server is named), and the per-query time: the
+/// whole time one query may take, its attempts sharing it.
+pub fn resolver_from_flags(
+    nameservers: &[String],
+    timeout_secs: f64,
+) -> anyhow::Result<(crate::dns::Resolver, std::time::Duration)> {
+    if !(timeout_secs.is_finite() && timeout_secs > 0.0) {
+        anyhow::bail!("--timeout must be a positive number of seconds");
+    }
+    let timeout = std::time::Duration::from_secs_f64(timeout_secs);
+    let servers = nameservers
+        .iter()
+        .map(|s| parse_nameserver(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let resolver = if servers.is_empty() {
+        crate::dns::Resolver::system_within(Some(timeout))?
+    } else {
+        crate::dns::Resolver::with_nameservers(&servers, timeout)?
+    };
+    Ok((resolver, timeout))
+}
+
 /// Parses `--nameserver IP[:PORT]` (port 53 by default; IPv6 with a port
 /// as `[::1]:5353`).
 pub fn parse_nameserver(value: &str) -> Result<SocketAddr, ValidateError> {
