@@ -1,0 +1,297 @@
+//! The PostgreSQL side of the dashboard queries: each query's SQL, the
+//! cell conversions, the rollup refresh, and [`DashboardQueries`] for
+//! [`PgStore`]. The row shaping is the parent's, shared with SQLite.
+
+use super::*;
+
+fn pg_sql(q: DashQuery) -> &'static str {
+    match q {
+        DashQuery::Daily => {
+            "SELECT domain, day, messages, dmarc_pass, spf_aligned, dkim_aligned, \
+             disp_none, quarantine, reject FROM dashboard_daily_v1 \
+             WHERE ($1::text IS NULL OR domain = $1) \
+             AND ($2::bigint IS NULL OR day >= $2 / 86400) \
+             AND ($3::bigint IS NULL OR day < ($3 + 86399) / 86400) \
+             ORDER BY domain COLLATE \"C\", day"
+        }
+        DashQuery::Sources => {
+            concat!(
+                "SELECT r.policy_domain, c.source_ip, ",
+                pg_sum!("c.count"),
+                ", ",
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
+                ),
+                ", ",
+                pg_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+                ", ",
+                pg_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+                ", ",
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
+                     WHEN c.reasons LIKE '%\"forwarded\"%' OR c.reasons LIKE '%\"trusted_forwarder\"%' \
+                     OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
+                     THEN c.count ELSE 0 END"
+                ),
+                ", \
+               string_agg(DISTINCT r.org_name || chr(31), ','), \
+               string_agg(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
+                   c.dkim_domain || coalesce('/' || c.dkim_selector, '') || chr(31) END, ','), \
+               string_agg(DISTINCT CASE WHEN c.spf_domain IS NOT NULL THEN \
+                   c.spf_domain || '=' || coalesce(c.spf_result, '?') || chr(31) END, ',') \
+             FROM records c JOIN reports r ON r.id = c.report_id \
+             WHERE ($1::text IS NULL OR r.policy_domain = $1) \
+             AND ($2::bigint IS NULL OR r.date_begin >= $2) AND ($3::bigint IS NULL OR r.date_begin < $3) \
+             AND ($4::text IS NULL OR c.source_ip = $4) \
+             GROUP BY r.policy_domain, c.source_ip \
+             HAVING $5::bigint = 0 OR ",
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+                ),
+                " > 0 ORDER BY CASE WHEN $5::bigint = 0 THEN ",
+                pg_sum!("c.count"),
+                " ELSE ",
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+                ),
+                " END DESC, \
+               c.source_ip COLLATE \"C\", r.policy_domain COLLATE \"C\" \
+             LIMIT $6::bigint"
+            )
+        }
+        DashQuery::Reporters => {
+            concat!(
+                "SELECT org_name, count(*), ",
+                pg_sum!("message_count"),
+                ", min(date_begin), max(date_end) \
+             FROM reports r \
+             WHERE ($1::text IS NULL OR r.policy_domain = $1) \
+             AND ($2::bigint IS NULL OR r.date_begin >= $2) AND ($3::bigint IS NULL OR r.date_begin < $3) \
+             GROUP BY org_name ORDER BY 3 DESC, org_name COLLATE \"C\""
+            )
+        }
+        DashQuery::Policy => {
+            concat!(
+                "SELECT r.policy_domain, p.p, p.pct, c.disposition, c.reasons, ",
+                pg_sum!("c.count"),
+                " FROM records c JOIN reports r ON r.id = c.report_id \
+             LEFT JOIN policy_published p ON p.report_id = r.id \
+             WHERE ($1::text IS NULL OR r.policy_domain = $1) \
+             AND ($2::bigint IS NULL OR r.date_begin >= $2) AND ($3::bigint IS NULL OR r.date_begin < $3) \
+             AND ($4::text IS NULL OR c.source_ip = $4) \
+             GROUP BY 1, 2, 3, 4, 5 \
+             ORDER BY r.policy_domain COLLATE \"C\", 6 DESC, p.p COLLATE \"C\" NULLS FIRST, \
+               p.pct NULLS FIRST, c.disposition COLLATE \"C\", c.reasons COLLATE \"C\" \
+             LIMIT 200"
+            )
+        }
+        DashQuery::Tls => {
+            concat!(
+                "SELECT p.policy_domain, p.policy_type, ",
+                pg_sum!("p.successful_count"),
+                ", ",
+                pg_sum!("p.failure_count"),
+                ", count(DISTINCT t.id), \
+               (SELECT string_agg(x.result_type || chr(30) || x.n::text, chr(31)) FROM \
+                 (SELECT f.result_type, ",
+                pg_sum!("f.failed_session_count"),
+                " AS n FROM tls_failures f \
+                  JOIN tls_policies p2 ON p2.id = f.tls_policy_id \
+                  JOIN tls_reports t2 ON t2.id = p2.tls_report_id \
+                  WHERE p2.policy_domain = p.policy_domain AND p2.policy_type = p.policy_type \
+                  AND ($2::text IS NULL OR t2.date_begin COLLATE \"C\" >= $2) \
+                  AND ($3::text IS NULL OR t2.date_begin COLLATE \"C\" < $3) \
+                  GROUP BY f.result_type) x) \
+             FROM tls_policies p JOIN tls_reports t ON t.id = p.tls_report_id \
+             WHERE ($1::text IS NULL OR p.policy_domain = $1) \
+             AND ($2::text IS NULL OR t.date_begin COLLATE \"C\" >= $2) \
+             AND ($3::text IS NULL OR t.date_begin COLLATE \"C\" < $3) \
+             GROUP BY 1, 2 ORDER BY p.policy_domain COLLATE \"C\", p.policy_type COLLATE \"C\""
+            )
+        }
+        DashQuery::Failures => {
+            "SELECT id, reported_domain, reporter, arrival_date, source_ip, auth_failure, \
+             original_mail_from, dkim_domain, original_subject FROM failure_reports \
+             WHERE ($1::text IS NULL OR reported_domain = $1) AND ($2::text IS NULL OR source_ip = $2) \
+             ORDER BY id DESC LIMIT $3::bigint"
+        }
+        DashQuery::Domains => {
+            "SELECT d FROM (SELECT policy_domain AS d FROM reports \
+             UNION SELECT reported_domain FROM failure_reports \
+             UNION SELECT policy_domain FROM tls_policies) u ORDER BY d COLLATE \"C\""
+        }
+        DashQuery::PtrGet => "SELECT name, looked_up_at FROM ptr_cache_v1 WHERE ip = $1::text",
+        DashQuery::PtrPut => {
+            "INSERT INTO ptr_cache_v1 (ip, name, looked_up_at) VALUES ($1::text, $2::text, $3::bigint) \
+             ON CONFLICT (ip) DO UPDATE SET name = excluded.name, \
+             looked_up_at = excluded.looked_up_at RETURNING ip"
+        }
+    }
+}
+
+fn pg_cells(what: &'static str, row: &postgres::Row) -> Result<Vec<Cell>, StoreError> {
+    let pg = |source| -> StoreError { PgError::Query { what, source }.into() };
+    let mut out = Vec::with_capacity(row.len());
+    for (i, col) in row.columns().iter().enumerate() {
+        let ty = col.type_();
+        let cell = if *ty == Type::INT8 {
+            row.try_get::<_, Option<i64>>(i).map_err(pg)?.map(Cell::Int)
+        } else if *ty == Type::INT4 {
+            row.try_get::<_, Option<i32>>(i)
+                .map_err(pg)?
+                .map(|n| Cell::Int(n.into()))
+        } else if *ty == Type::INT2 {
+            row.try_get::<_, Option<i16>>(i)
+                .map_err(pg)?
+                .map(|n| Cell::Int(n.into()))
+        } else if *ty == Type::BOOL {
+            row.try_get::<_, Option<bool>>(i)
+                .map_err(pg)?
+                .map(|b| Cell::Int(b.into()))
+        } else if *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::NAME {
+            row.try_get::<_, Option<String>>(i)
+                .map_err(pg)?
+                .map(Cell::Text)
+        } else {
+            return Err(DashQueryError::ColumnType {
+                what,
+                index: i,
+                ty: ty.to_string(),
+            }
+            .into());
+        };
+        out.push(cell.unwrap_or(Cell::Null));
+    }
+    Ok(out)
+}
+
+/// Saturating sums (see [`pg_sum!`]), as on SQLite.
+const ROLLUP_FILL_PG: &str = concat!(
+    "INSERT INTO dashboard_daily_v1 AS d (domain, day, messages, \
+    dmarc_pass, spf_aligned, dkim_aligned, disp_none, quarantine, reject) \
+ SELECT r.policy_domain, r.date_begin / 86400, ",
+    pg_sum!("c.count"),
+    ", ",
+    pg_sum!("CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    pg_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    pg_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    pg_sum!("CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"),
+    ", ",
+    pg_sum!("CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END"),
+    ", ",
+    pg_sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
+    " FROM records c JOIN reports r ON r.id = c.report_id \
+ WHERE r.id > $1 \
+ GROUP BY 1, 2 \
+ ON CONFLICT (domain, day) DO UPDATE SET messages = ",
+    pg_add!("d.messages", "excluded.messages"),
+    ", dmarc_pass = ",
+    pg_add!("d.dmarc_pass", "excluded.dmarc_pass"),
+    ", spf_aligned = ",
+    pg_add!("d.spf_aligned", "excluded.spf_aligned"),
+    ", dkim_aligned = ",
+    pg_add!("d.dkim_aligned", "excluded.dkim_aligned"),
+    ", disp_none = ",
+    pg_add!("d.disp_none", "excluded.disp_none"),
+    ", quarantine = ",
+    pg_add!("d.quarantine", "excluded.quarantine"),
+    ", reject = ",
+    pg_add!("d.reject", "excluded.reject"),
+);
+
+/// Key of the advisory lock that serialises rollup refreshes between
+/// dashboard processes sharing one database.
+const ROLLUP_LOCK: i64 = 0x6d61_6461_7368_7275; // "madashru"
+
+fn pg_refresh(c: &mut postgres::Client) -> Result<i64, PgError> {
+    let q = |what: &'static str| move |source| PgError::Query { what, source };
+    // REPEATABLE READ: every statement sees the same reports, so the state
+    // saved matches exactly what was folded in, while workers go on
+    // committing. The advisory lock is taken before the snapshot, so a
+    // refresh waiting for another one sees what that one saved.
+    let mut tx = c
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .map_err(q("begin rollup"))?;
+    let now: (i64, i64) = tx
+        .query_one(
+            "SELECT coalesce(max(id), 0)::bigint, count(*) FROM reports",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .map_err(q("read report ids"))?;
+    let saved: Option<(i64, i64)> = tx
+        .query_opt(
+            "SELECT max_report, reports FROM dashboard_rollup_v1 WHERE one = 1",
+            &[],
+        )
+        .map_err(q("read rollup state"))?
+        .map(|r| (r.get(0), r.get(1)));
+    let step = rollup_step(now, saved, |max| {
+        tx.query_one("SELECT count(*) FROM reports WHERE id <= $1", &[&max])
+            .map(|r| r.get::<_, i64>(0))
+            .map_err(q("read report ids"))
+    })?;
+    let (after, before) = match step {
+        RollupStep::Current => return Ok(0),
+        RollupStep::Fold { after, before } => (after, before),
+        RollupStep::Rebuild => {
+            tx.execute("DELETE FROM dashboard_daily_v1", &[])
+                .map_err(q("clear rollup"))?;
+            (i64::MIN, 0)
+        }
+    };
+    tx.execute(ROLLUP_FILL_PG, &[&after])
+        .map_err(q("fill rollup"))?;
+    tx.execute(
+        "INSERT INTO dashboard_rollup_v1 (one, max_report, reports) VALUES (1, $1, $2) \
+         ON CONFLICT (one) DO UPDATE SET max_report = $1, reports = $2",
+        &[&now.0, &now.1],
+    )
+    .map_err(q("save rollup state"))?;
+    tx.commit().map_err(q("commit rollup"))?;
+    Ok(now.1 - before)
+}
+
+impl DashboardQueries for PgStore {
+    fn dash_rows(&self, q: DashQuery, args: &[Arg]) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let params: Vec<&(dyn ToSql + Sync)> = args
+            .iter()
+            .map(|a| match a {
+                Arg::Text(t) => t as &(dyn ToSql + Sync),
+                Arg::Int(n) => n as &(dyn ToSql + Sync),
+            })
+            .collect();
+        let rows = self
+            .client()
+            .query(pg_sql(q), &params)
+            .map_err(|source| PgError::Query {
+                what: q.what(),
+                source,
+            })?;
+        rows.iter().map(|r| pg_cells(q.what(), r)).collect()
+    }
+
+    fn refresh_rollup(&mut self) -> Result<i64, StoreError> {
+        let c = self.client_mut();
+        c.execute("SELECT pg_advisory_lock($1)", &[&ROLLUP_LOCK])
+            .map_err(|source| PgError::Query {
+                what: "lock rollup",
+                source,
+            })?;
+        let result = pg_refresh(c);
+        let unlocked = c
+            .execute("SELECT pg_advisory_unlock($1)", &[&ROLLUP_LOCK])
+            .map_err(|source| PgError::Query {
+                what: "unlock rollup",
+                source,
+            });
+        let n = result?;
+        unlocked?;
+        Ok(n)
+    }
+}

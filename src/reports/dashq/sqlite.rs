@@ -1,0 +1,282 @@
+//! The SQLite side of the dashboard queries: each query's SQL, the value
+//! and cell conversions, and [`DashboardQueries`] for [`SqliteStore`]
+//! (rollup refresh included). The row shaping is the parent's, shared with
+//! PostgreSQL.
+
+use super::*;
+
+fn sqlite_sql(q: DashQuery) -> &'static str {
+    match q {
+        DashQuery::Daily => {
+            "SELECT domain, day, messages, dmarc_pass, spf_aligned, dkim_aligned, \
+             disp_none, quarantine, reject FROM dashboard_daily_v1 \
+             WHERE (?1 IS NULL OR domain = ?1) \
+             AND (?2 IS NULL OR day >= ?2 / 86400) AND (?3 IS NULL OR day < (?3 + 86399) / 86400) \
+             ORDER BY domain, day"
+        }
+        DashQuery::Sources => {
+            concat!(
+                "SELECT r.policy_domain, c.source_ip, ",
+                sqlite_sum!("c.count"),
+                " AS n, ",
+                sqlite_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
+                ),
+                " AS ok, ",
+                sqlite_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+                ", ",
+                sqlite_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+                ", ",
+                sqlite_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
+                     WHEN c.reasons LIKE '%\"forwarded\"%' OR c.reasons LIKE '%\"trusted_forwarder\"%' \
+                     OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
+                     THEN c.count ELSE 0 END"
+                ),
+                ", \
+               group_concat(DISTINCT r.org_name || char(31)), \
+               group_concat(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
+                   c.dkim_domain || coalesce('/' || c.dkim_selector, '') || char(31) END), \
+               group_concat(DISTINCT CASE WHEN c.spf_domain IS NOT NULL THEN \
+                   c.spf_domain || '=' || coalesce(c.spf_result, '?') || char(31) END) \
+             FROM records c JOIN reports r ON r.id = c.report_id \
+             WHERE (?1 IS NULL OR r.policy_domain = ?1) \
+             AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
+             AND (?4 IS NULL OR c.source_ip = ?4) \
+             GROUP BY r.policy_domain, c.source_ip \
+             HAVING ?5 = 0 OR ",
+                sqlite_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+                ),
+                " > 0 ORDER BY CASE WHEN ?5 = 0 THEN n ELSE ",
+                sqlite_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+                ),
+                " END DESC, c.source_ip, r.policy_domain \
+             LIMIT ?6"
+            )
+        }
+        DashQuery::Reporters => {
+            concat!(
+                "SELECT org_name, count(*), ",
+                sqlite_sum!("message_count"),
+                ", min(date_begin), max(date_end) \
+             FROM reports r \
+             WHERE (?1 IS NULL OR r.policy_domain = ?1) \
+             AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
+             GROUP BY org_name ORDER BY 3 DESC, 1"
+            )
+        }
+        DashQuery::Policy => {
+            concat!(
+                "SELECT r.policy_domain, p.p, p.pct, c.disposition, c.reasons, ",
+                sqlite_sum!("c.count"),
+                " FROM records c JOIN reports r ON r.id = c.report_id \
+             LEFT JOIN policy_published p ON p.report_id = r.id \
+             WHERE (?1 IS NULL OR r.policy_domain = ?1) \
+             AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
+             AND (?4 IS NULL OR c.source_ip = ?4) \
+             GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 6 DESC, 2, 3, 4, 5 LIMIT 200"
+            )
+        }
+        DashQuery::Tls => {
+            concat!(
+                "SELECT p.policy_domain, p.policy_type, ",
+                sqlite_sum!("p.successful_count"),
+                ", ",
+                sqlite_sum!("p.failure_count"),
+                ", count(DISTINCT t.id), \
+               (SELECT group_concat(x.result_type || char(30) || x.n, char(31)) FROM \
+                 (SELECT f.result_type, ",
+                sqlite_sum!("f.failed_session_count"),
+                " AS n FROM tls_failures f \
+                  JOIN tls_policies p2 ON p2.id = f.tls_policy_id \
+                  JOIN tls_reports t2 ON t2.id = p2.tls_report_id \
+                  WHERE p2.policy_domain = p.policy_domain AND p2.policy_type = p.policy_type \
+                  AND (?2 IS NULL OR t2.date_begin >= ?2) AND (?3 IS NULL OR t2.date_begin < ?3) \
+                  GROUP BY f.result_type) x) \
+             FROM tls_policies p JOIN tls_reports t ON t.id = p.tls_report_id \
+             WHERE (?1 IS NULL OR p.policy_domain = ?1) \
+             AND (?2 IS NULL OR t.date_begin >= ?2) AND (?3 IS NULL OR t.date_begin < ?3) \
+             GROUP BY 1, 2 ORDER BY 1, 2"
+            )
+        }
+        DashQuery::Failures => {
+            "SELECT id, reported_domain, reporter, arrival_date, source_ip, auth_failure, \
+             original_mail_from, dkim_domain, original_subject FROM failure_reports \
+             WHERE (?1 IS NULL OR reported_domain = ?1) AND (?2 IS NULL OR source_ip = ?2) \
+             ORDER BY id DESC LIMIT ?3"
+        }
+        DashQuery::Domains => {
+            "SELECT DISTINCT policy_domain FROM reports \
+             UNION SELECT reported_domain FROM failure_reports \
+             UNION SELECT policy_domain FROM tls_policies ORDER BY 1"
+        }
+        DashQuery::PtrGet => "SELECT name, looked_up_at FROM ptr_cache_v1 WHERE ip = ?1",
+        DashQuery::PtrPut => {
+            "INSERT INTO ptr_cache_v1 (ip, name, looked_up_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (ip) DO UPDATE SET name = excluded.name, \
+             looked_up_at = excluded.looked_up_at RETURNING ip"
+        }
+    }
+}
+
+/// `(?1 IS NULL OR x = ?1)` keeps SQLite from using an index on `x`: with
+/// a domain given, the condition is written plainly instead.
+fn by_domain(sql: &'static str, domain_given: bool) -> std::borrow::Cow<'static, str> {
+    if domain_given {
+        sql.replace(
+            "(?1 IS NULL OR r.policy_domain = ?1)",
+            "r.policy_domain = ?1",
+        )
+        .replace(
+            "(?1 IS NULL OR p.policy_domain = ?1)",
+            "p.policy_domain = ?1",
+        )
+        .replace(
+            "(?1 IS NULL OR reported_domain = ?1)",
+            "reported_domain = ?1",
+        )
+        .replace("(?1 IS NULL OR domain = ?1)", "domain = ?1")
+        .into()
+    } else {
+        sql.into()
+    }
+}
+
+fn sqlite_value(a: &Arg) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match a {
+        Arg::Text(Some(s)) => Value::Text(s.clone()),
+        Arg::Int(Some(n)) => Value::Integer(*n),
+        Arg::Text(None) | Arg::Int(None) => Value::Null,
+    }
+}
+
+fn sqlite_cell(v: rusqlite::types::ValueRef<'_>) -> Cell {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => Cell::Null,
+        ValueRef::Integer(n) => Cell::Int(n),
+        // sum() of integers stays an integer; a real here is a bug
+        // upstream, and its integer part is the least surprising value.
+        ValueRef::Real(f) => Cell::Int(f as i64),
+        ValueRef::Text(b) | ValueRef::Blob(b) => {
+            Cell::Text(String::from_utf8_lossy(b).into_owned())
+        }
+    }
+}
+
+/// Saturating sums (see [`sqlite_sum!`]): a store holding absurd counts
+/// (written before ingest refused them) still gets a rollup.
+const ROLLUP_FILL_SQLITE: &str = concat!(
+    "INSERT INTO dashboard_daily_v1 (domain, day, messages, \
+    dmarc_pass, spf_aligned, dkim_aligned, disp_none, quarantine, reject) \
+ SELECT r.policy_domain, r.date_begin / 86400, ",
+    sqlite_sum!("c.count"),
+    ", ",
+    sqlite_sum!(
+        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
+    ),
+    ", ",
+    sqlite_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    sqlite_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    sqlite_sum!("CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"),
+    ", ",
+    sqlite_sum!("CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END"),
+    ", ",
+    sqlite_sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
+    " FROM records c JOIN reports r ON r.id = c.report_id \
+ WHERE r.id > ?1 \
+ GROUP BY 1, 2 \
+ ON CONFLICT (domain, day) DO UPDATE SET messages = ",
+    sqlite_add!("messages", "excluded.messages"),
+    ", dmarc_pass = ",
+    sqlite_add!("dmarc_pass", "excluded.dmarc_pass"),
+    ", spf_aligned = ",
+    sqlite_add!("spf_aligned", "excluded.spf_aligned"),
+    ", dkim_aligned = ",
+    sqlite_add!("dkim_aligned", "excluded.dkim_aligned"),
+    ", disp_none = ",
+    sqlite_add!("disp_none", "excluded.disp_none"),
+    ", quarantine = ",
+    sqlite_add!("quarantine", "excluded.quarantine"),
+    ", reject = ",
+    sqlite_add!("reject", "excluded.reject"),
+);
+
+impl DashboardQueries for SqliteStore {
+    fn dash_rows(&self, q: DashQuery, args: &[Arg]) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let err = |source| StoreError::Query {
+            what: q.what(),
+            source,
+        };
+        let domain_given = matches!(args.first(), Some(Arg::Text(Some(_))));
+        let mut stmt = self
+            .conn()
+            .prepare_cached(&by_domain(sqlite_sql(q), domain_given))
+            .map_err(err)?;
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map(
+                rusqlite::params_from_iter(args.iter().map(sqlite_value)),
+                |r| (0..n).map(|i| r.get_ref(i).map(sqlite_cell)).collect(),
+            )
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
+    fn refresh_rollup(&mut self) -> Result<i64, StoreError> {
+        let q = |what: &'static str| move |source| StoreError::Query { what, source };
+        let tx = self.conn_mut().transaction().map_err(q("begin rollup"))?;
+        let now: (i64, i64) = tx
+            .query_row(
+                "SELECT coalesce(max(id), 0), count(*) FROM reports",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(q("read report ids"))?;
+        let saved: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT max_report, reports FROM dashboard_rollup_v1 WHERE one = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(q("read rollup state"))?;
+        let step = rollup_step(now, saved, |max| {
+            tx.query_row("SELECT count(*) FROM reports WHERE id <= ?1", [max], |r| {
+                r.get(0)
+            })
+            .map_err(q("read report ids"))
+        })?;
+        let (after, before) = match step {
+            RollupStep::Current => return Ok(0),
+            RollupStep::Fold { after, before } => (after, before),
+            RollupStep::Rebuild => {
+                tx.execute("DELETE FROM dashboard_daily_v1", [])
+                    .map_err(q("clear rollup"))?;
+                (i64::MIN, 0)
+            }
+        };
+        tx.execute(ROLLUP_FILL_SQLITE, [after])
+            .map_err(q("fill rollup"))?;
+        tx.execute(
+            "INSERT INTO dashboard_rollup_v1 (one, max_report, reports) VALUES (1, ?1, ?2) \
+             ON CONFLICT (one) DO UPDATE SET max_report = ?1, reports = ?2",
+            [now.0, now.1],
+        )
+        .map_err(q("save rollup state"))?;
+        tx.commit().map_err(q("commit rollup"))?;
+        Ok(now.1 - before)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL. Sums of BIGINT are NUMERIC there: cast back, saturating. Text is sorted
+// and compared with the "C" collation (byte order, as SQLite does) and
+// NULLs first (as SQLite does), so both stores answer in the same order
+// whatever the database's locale.
+// ---------------------------------------------------------------------------
