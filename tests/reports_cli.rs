@@ -6,10 +6,11 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use mailauth::output::OutputFormat;
 use support::postgres::TestStore;
 
 use mailauth::reports::cli::{
-    ExportArgs, ExportFormat, Format, IngestArgs, ListArgs, ReportsArgs, ReportsCommand, ShowArgs,
+    ExportArgs, IngestArgs, ListArgs, ReportsArgs, ReportsCommand, ShowArgs,
     run,
 };
 
@@ -55,6 +56,7 @@ fn ingest(st: &TestStore, paths: Vec<PathBuf>) -> i32 {
                 archive_folder: ".Archive".to_owned(),
                 invalid_folder: ".Invalid".to_owned(),
                 imap: Default::default(),
+                format: OutputFormat::Text,
                 json: true,
                 dry_run: false,
                 max_input_bytes: 1 << 26,
@@ -67,7 +69,7 @@ fn ingest(st: &TestStore, paths: Vec<PathBuf>) -> i32 {
     .expect("ingest runs")
 }
 
-fn export(st: &TestStore, format: ExportFormat, out: &Path) {
+fn export(st: &TestStore, format: OutputFormat, out: &Path) {
     let code = run(
         args(
             st,
@@ -104,21 +106,23 @@ fn ingest_list_show_export(st: &TestStore) {
                 ReportsCommand::List(ListArgs {
                     domain: None,
                     format,
+                    json: false,
                 }),
             ),
             no_config(),
         )
         .expect("list runs")
     };
-    assert_eq!(list(Format::Table), 0);
-    assert_eq!(list(Format::Csv), 0);
+    assert_eq!(list(OutputFormat::Text), 0);
+    assert_eq!(list(OutputFormat::Csv), 0);
     let show = |id: &str| {
         run(
             args(
                 st,
                 ReportsCommand::Show(ShowArgs {
                     id: id.to_owned(),
-                    format: Format::Json,
+                    format: OutputFormat::Json,
+                    json: false,
                 }),
             ),
             no_config(),
@@ -131,7 +135,7 @@ fn ingest_list_show_export(st: &TestStore) {
     assert!(show("bogus:1").is_err());
 
     let json_path = tmp.path().join("out.json");
-    export(st, ExportFormat::Json, &json_path);
+    export(st, OutputFormat::Json, &json_path);
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json_path).expect("read")).expect("json");
     let arr = v.as_array().expect("array");
@@ -143,7 +147,7 @@ fn ingest_list_show_export(st: &TestStore) {
     assert_eq!(records, 22);
 
     let csv_path = tmp.path().join("out.csv");
-    export(st, ExportFormat::Csv, &csv_path);
+    export(st, OutputFormat::Csv, &csv_path);
     let csv = std::fs::read_to_string(&csv_path).expect("read");
     assert_eq!(csv.lines().count(), 1 + 22);
     assert!(csv.starts_with("report,org,report_id,domain,"));
@@ -164,6 +168,7 @@ fn nothing_to_ingest_is_an_error() {
                 archive_folder: ".Archive".to_owned(),
                 invalid_folder: ".Invalid".to_owned(),
                 imap: Default::default(),
+                format: OutputFormat::Text,
                 json: false,
                 dry_run: false,
                 max_input_bytes: 1,
@@ -192,6 +197,7 @@ fn dry_run_parses_everything_and_opens_no_database() {
             maildir: Vec::new(),
             archive_folder: ".Archive".to_owned(),
             invalid_folder: ".Invalid".to_owned(),
+            format: OutputFormat::Text,
             json: true,
             dry_run: true,
             max_input_bytes: 1 << 26,

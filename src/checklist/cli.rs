@@ -5,22 +5,23 @@
 
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::{ChecklistError, Settings, Sources, compute, gather, render};
 use crate::dns::Resolver;
+use crate::output::{self, OutputFormat};
 use crate::record::Name;
 use crate::reports::store::ChecklistQueries;
 use crate::reports::store_cli::StoreOptions;
 use crate::workspace::Workspace;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    Markdown,
-    Html,
-    Json,
-}
+/// The formats of `checklist`.
+const FORMATS: &[OutputFormat] = &[
+    OutputFormat::Text,
+    OutputFormat::Json,
+    OutputFormat::Markdown,
+    OutputFormat::Html,
+];
 
 #[derive(Args, Debug, Clone)]
 pub struct ChecklistArgs {
@@ -37,8 +38,8 @@ pub struct ChecklistArgs {
     pub reads: Vec<String>,
     /// Output format: text (default), markdown (a pull-request or issue
     /// comment), html (a page), json.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, default_value = "text", value_parser = output::parser(FORMATS))]
+    pub format: OutputFormat,
     /// Same as --format json.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
@@ -119,12 +120,11 @@ pub fn run(ws: Option<&Workspace>, args: ChecklistArgs) -> Result<i32, Checklist
     };
     let facts = gather(&src, &domain, &settings)?;
     let list = compute(&facts, &settings);
-    let format = if args.json { Format::Json } else { args.format };
-    let out = match format {
-        Format::Text => render::render_text(&list),
-        Format::Markdown => render::render_markdown(&list),
-        Format::Html => render::render_html(&list),
-        Format::Json => render::render_json(&list),
+    let out = match OutputFormat::chosen(args.format, args.json) {
+        OutputFormat::Markdown => render::render_markdown(&list),
+        OutputFormat::Html => render::render_html(&list),
+        OutputFormat::Json => render::render_json(&list),
+        _ => render::render_text(&list),
     };
     print!("{out}");
     Ok(0)

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::output::{self, OutputFormat};
 use crate::plan::{self, Plan, Style};
 use crate::workspace::{CONCURRENCY, Workspace};
 
@@ -167,12 +168,12 @@ pub enum Command {
     },
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Format {
-    Text,
-    Json,
-    Markdown,
-}
+/// The formats of `plan`.
+const PLAN_FORMATS: &[OutputFormat] = &[
+    OutputFormat::Text,
+    OutputFormat::Json,
+    OutputFormat::Markdown,
+];
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
@@ -182,9 +183,10 @@ pub struct PlanArgs {
     /// Save the plan to FILE, for `mailauth apply FILE`.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format: text, json (what `--out` saves), or markdown (a
+    /// pull-request comment).
+    #[arg(long, default_value = "text", value_parser = output::parser(PLAN_FORMATS))]
+    pub format: OutputFormat,
     /// Same as --format json.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
@@ -416,16 +418,18 @@ fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Fa
         let mut plan = ws.plan(&domains);
         add_policy_hints(&ws, &args.store, &mut plan);
         tls_rpt_guard(&ws, &args.store, &mut plan);
-        let format = if args.json { Format::Json } else { args.format };
+        let format = OutputFormat::chosen(args.format, args.json);
         let out = match format {
-            Format::Text => plan::render_text(&plan, style(color, args.full)),
-            Format::Json => serde_json::to_string_pretty(&plan).expect("plan serialises") + "\n",
-            Format::Markdown => plan::render_markdown(&plan),
+            OutputFormat::Json => {
+                serde_json::to_string_pretty(&plan).expect("plan serialises") + "\n"
+            }
+            OutputFormat::Markdown => plan::render_markdown(&plan),
+            _ => plan::render_text(&plan, style(color, args.full)),
         };
         print!("{out}");
         if let Some(path) = &args.out {
             save_plan(&plan, path)?;
-            if format == Format::Text {
+            if format == OutputFormat::Text {
                 println!(
                     "Saved the plan to {}; apply it with `mailauth apply {}`.",
                     path.display(),

@@ -15,7 +15,11 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 
 use super::{Options, inspect, read_message, render_text, suggest_fixes};
+use crate::output::{self, OutputFormat};
 use crate::workspace::Workspace;
+
+/// The formats of `inspect`.
+const FORMATS: &[OutputFormat] = &[OutputFormat::Text, OutputFormat::Json];
 
 #[derive(Args, Debug, Clone)]
 pub struct InspectArgs {
@@ -43,8 +47,11 @@ pub struct InspectArgs {
     /// system resolver.
     #[arg(long = "nameserver", value_parser = parse_nameserver)]
     pub nameservers: Vec<SocketAddr>,
-    /// Print the full result as JSON.
-    #[arg(long)]
+    /// Output format: text, or json (the full result).
+    #[arg(long, default_value = "text", value_parser = output::parser(FORMATS))]
+    pub format: OutputFormat,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
     /// Evaluate as of this time (RFC 3339 UTC or unix seconds) instead of
     /// now: signature expiry and SPF `%{t}`.
@@ -112,7 +119,7 @@ pub fn run(ws: Option<&Workspace>, args: InspectArgs) -> anyhow::Result<i32> {
     // Header fields and DNS answers are the sender's text: nothing of it
     // reaches the terminal as a control character.
     let mut out = crate::reports::cli::PipeStdout::lock();
-    if args.json {
+    if OutputFormat::chosen(args.format, args.json) == OutputFormat::Json {
         let json = serde_json::to_string_pretty(&result).context("serialising the result")?;
         writeln!(out, "{}", crate::reports::cli::json_terminal_safe(&json))?;
     } else {

@@ -17,6 +17,13 @@ use super::generate::key_record_value;
 use super::lifecycle::{Import, generate_key, import_key};
 use super::store::{KeyState, Keystore};
 use super::time::Timestamp;
+use crate::output::{self, OutputFormat};
+
+/// The formats of `keys list`.
+const LIST_FORMATS: &[OutputFormat] = &[OutputFormat::Text, OutputFormat::Json, OutputFormat::Csv];
+
+/// The formats of `keys show`.
+const SHOW_FORMATS: &[OutputFormat] = &[OutputFormat::Text, OutputFormat::Json];
 
 /// `mailauth keys …`
 #[derive(clap::Args, Debug, Clone)]
@@ -32,8 +39,11 @@ pub enum KeysCommand {
         /// Only this domain.
         #[arg(long)]
         domain: Option<String>,
-        /// A JSON array instead of a table.
-        #[arg(long)]
+        /// Output format: text (a table), json (an array), or csv.
+        #[arg(long, default_value = "text", value_parser = output::parser(LIST_FORMATS))]
+        format: OutputFormat,
+        /// Same as --format json.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
     },
     /// Show one key and the DNS record that publishes it.
@@ -43,6 +53,12 @@ pub enum KeysCommand {
         /// The domain, when the selector exists in several.
         #[arg(long)]
         domain: Option<String>,
+        /// Output format: text, or json.
+        #[arg(long, default_value = "text", value_parser = output::parser(SHOW_FORMATS))]
+        format: OutputFormat,
+        /// Same as --format json.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
     },
     /// Generate a key for a family now, outside its schedule. It starts
     /// pending; the next apply publishes it.
@@ -139,14 +155,20 @@ pub fn run_to(
     keys_cfg.validate()?;
     for (_, f) in families {
         for w in f.validate()? {
-            writeln!(out, "warning: {w}")?;
+            // On stderr: standard output carries the data (JSON, CSV).
+            eprintln!("warning: {w}");
         }
     }
     let dir = &keys_cfg.dir;
     match args.command {
-        KeysCommand::List { domain, json } => {
+        KeysCommand::List {
+            domain,
+            format,
+            json,
+        } => {
+            let format = OutputFormat::chosen(format, json);
             let store = Keystore::open_public(dir)?;
-            if !json {
+            if format == OutputFormat::Text {
                 writeln!(
                     out,
                     "{:<24} {:<18} {:<8} {:<10} {:<21} {:<21} {:<21}",
@@ -158,7 +180,42 @@ pub fn run_to(
                 .keys
                 .iter()
                 .filter(|k| domain.as_ref().is_none_or(|d| *d == k.domain));
-            if json {
+            if format == OutputFormat::Csv {
+                let mut line = |fields: &[&str]| -> std::io::Result<()> {
+                    let cells: Vec<String> = fields
+                        .iter()
+                        .map(|f| crate::reports::cli::csv_field(f))
+                        .collect();
+                    write!(out, "{}\r\n", cells.join(","))
+                };
+                line(&[
+                    "domain",
+                    "prefix",
+                    "selector",
+                    "algorithm",
+                    "bits",
+                    "state",
+                    "created",
+                    "activated",
+                    "retired",
+                ])?;
+                let time = |t: Option<Timestamp>| t.map(|t| t.to_string()).unwrap_or_default();
+                for k in keys {
+                    line(&[
+                        &k.domain,
+                        &k.prefix,
+                        &k.selector,
+                        &k.algorithm.to_string(),
+                        &k.bits.map(|b| b.to_string()).unwrap_or_default(),
+                        &k.state.to_string(),
+                        &k.created.to_string(),
+                        &time(k.activated),
+                        &time(k.retired),
+                    ])?;
+                }
+                return Ok(0);
+            }
+            if format == OutputFormat::Json {
                 // One JSON document (an array), as every command prints.
                 let list: Vec<serde_json::Value> = keys
                     .map(|k| {
@@ -193,7 +250,12 @@ pub fn run_to(
             }
             Ok(0)
         }
-        KeysCommand::Show { selector, domain } => {
+        KeysCommand::Show {
+            selector,
+            domain,
+            format,
+            json,
+        } => {
             let store = Keystore::open_public(dir)?;
             let found: Vec<_> = store
                 .state()
@@ -207,6 +269,31 @@ pub fn run_to(
                 [] => bail!("no key with selector {selector}"),
                 _ => bail!("selector {selector} exists in several domains; add --domain"),
             };
+            let p = (k.state != KeyState::Revoked).then_some(k.public_key.as_slice());
+            let record = format!(
+                "{}._domainkey.{} TXT \"{}\"",
+                k.selector,
+                k.domain,
+                key_record_value(k.algorithm, p)
+            );
+            if OutputFormat::chosen(format, json) == OutputFormat::Json {
+                // The fields of `keys list --json`, with every date, the
+                // public key and the record.
+                let time = |t: Option<Timestamp>| t.map(|t| t.to_string());
+                let doc = serde_json::json!({
+                    "domain": k.domain, "prefix": k.prefix, "selector": k.selector,
+                    "algorithm": k.algorithm, "bits": k.bits, "state": k.state,
+                    "created": k.created.to_string(),
+                    "published": time(k.published),
+                    "activated": time(k.activated),
+                    "retired": time(k.retired),
+                    "revoked": time(k.revoked),
+                    "public_key": STANDARD.encode(&k.public_key),
+                    "record": record,
+                });
+                writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+                return Ok(0);
+            }
             writeln!(out, "domain:     {}", k.domain)?;
             writeln!(out, "family:     {}", k.prefix)?;
             writeln!(out, "selector:   {}", k.selector)?;
@@ -221,14 +308,7 @@ pub fn run_to(
             writeln!(out, "retired:    {}", opt(k.retired))?;
             writeln!(out, "revoked:    {}", opt(k.revoked))?;
             writeln!(out, "public key: {}", STANDARD.encode(&k.public_key))?;
-            let p = (k.state != KeyState::Revoked).then_some(k.public_key.as_slice());
-            writeln!(
-                out,
-                "record:     {}._domainkey.{} TXT \"{}\"",
-                k.selector,
-                k.domain,
-                key_record_value(k.algorithm, p)
-            )?;
+            writeln!(out, "record:     {record}")?;
             Ok(0)
         }
         KeysCommand::Generate { domain, prefix } => {

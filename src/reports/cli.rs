@@ -1,7 +1,9 @@
 //! The `reports` subcommands: ingest, list, show, export, delete, summary,
 //! html.
 //!
-//! Owns argument definitions and output formatting (table, JSON, CSV):
+//! Owns argument definitions and output formatting (text tables, JSON,
+//! CSV; the formats each command takes are its `--format` parser's, see
+//! [`crate::output`]):
 //! every text that reaches the terminal goes through
 //! [`dashboard::text::clean`] (tables, text) or [`json_terminal_safe`]
 //! (JSON), CSV cells are neutralised against formula injection
@@ -34,6 +36,7 @@ use super::parse::{
 };
 use super::store::{ReportDetail, ReportRow, ReportStore, StoreError, parse_report_id};
 use super::store_cli::{AnyStore, StoreChoice, StoreOptions, StoreUrl};
+use crate::output::{self, OutputFormat};
 
 /// Read DMARC aggregate, DMARC failure and SMTP TLS reports.
 #[derive(Debug, clap::Args)]
@@ -98,8 +101,11 @@ pub struct DashArgs {
 pub struct SummaryArgs {
     #[command(flatten)]
     pub dash: DashArgs,
-    /// Print the views as JSON.
-    #[arg(long)]
+    /// Output format: text, or json (the views).
+    #[arg(long, default_value = "text", value_parser = output::parser(TEXT_JSON))]
+    pub format: OutputFormat,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
 }
 
@@ -132,8 +138,11 @@ pub struct IngestArgs {
     pub invalid_folder: String,
     #[command(flatten)]
     pub imap: Box<ImapArgs>,
-    /// Print the summary as JSON.
-    #[arg(long)]
+    /// Output format of the summary: text, or json.
+    #[arg(long, default_value = "text", value_parser = output::parser(TEXT_JSON))]
+    pub format: OutputFormat,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
     /// Parse and count every report, store nothing (the database is not
     /// opened): checks a batch, and measures parsing alone.
@@ -228,41 +237,42 @@ impl Default for ImapArgs {
     }
 }
 
-/// Output formats of `reports list` and `reports show`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-    Csv,
-}
+/// Output formats of `reports summary` and `reports ingest`.
+const TEXT_JSON: &[OutputFormat] = &[OutputFormat::Text, OutputFormat::Json];
+
+/// Output formats of `reports list` and `reports show` (`table` is an
+/// alias of `text`).
+const LIST_FORMATS: &[OutputFormat] = &[OutputFormat::Text, OutputFormat::Json, OutputFormat::Csv];
 
 /// Output formats of `reports export` (a table of every record is not an
 /// export: use `reports list` or `reports show`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExportFormat {
-    Json,
-    Csv,
-}
+const EXPORT_FORMATS: &[OutputFormat] = &[OutputFormat::Json, OutputFormat::Csv];
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
     /// Only reports for this domain.
     #[arg(long)]
     pub domain: Option<String>,
-    /// `table`, `json` (an array of reports; `id` is the id `show`
-    /// accepts) or `csv`.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// `text` (a table; `table` is an alias), `json` (an array of
+    /// reports; `id` is the id `show` accepts) or `csv`.
+    #[arg(long, default_value = "text", value_parser = output::parser(LIST_FORMATS))]
+    pub format: OutputFormat,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
     /// Report id as listed (`12`, or `tls:3`, `failure:5`).
     pub id: String,
-    /// `table`, `json`, or `csv` (the records of an aggregate report, as
-    /// `export --format csv` writes them).
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// `text` (`table` is an alias), `json`, or `csv` (the records of an
+    /// aggregate report, as `export --format csv` writes them).
+    #[arg(long, default_value = "text", value_parser = output::parser(LIST_FORMATS))]
+    pub format: OutputFormat,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -277,8 +287,11 @@ pub struct DeleteArgs {
 pub struct ExportArgs {
     /// `json`: every report with its details and records; `csv`: one line
     /// per aggregate record.
-    #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
-    pub format: ExportFormat,
+    #[arg(long, default_value = "json", value_parser = output::parser(EXPORT_FORMATS))]
+    pub format: OutputFormat,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
     /// Only reports for this domain.
     #[arg(long)]
     pub domain: Option<String>,
@@ -320,10 +333,10 @@ pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
         ReportsCommand::List(a) => {
             let store = open_read_only(&choice)?;
             let rows = store.list(a.domain.as_deref())?;
-            match a.format {
-                Format::Table => write_table(&mut out, &rows)?,
-                Format::Json => write_json(&mut out, &rows)?,
-                Format::Csv => write_list_csv(&mut out, &rows)?,
+            match OutputFormat::chosen(a.format, a.json) {
+                OutputFormat::Json => write_json(&mut out, &rows)?,
+                OutputFormat::Csv => write_list_csv(&mut out, &rows)?,
+                _ => write_table(&mut out, &rows)?,
             }
             out.flush()?;
             Ok(0)
@@ -339,18 +352,18 @@ pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
                 );
                 return Ok(1);
             };
-            match a.format {
-                Format::Json => write_json(&mut out, &detail)?,
-                Format::Table => write_detail(&mut out, &detail)?,
-                Format::Csv if kind == ReportKind::Aggregate => {
+            match OutputFormat::chosen(a.format, a.json) {
+                OutputFormat::Json => write_json(&mut out, &detail)?,
+                OutputFormat::Csv if kind == ReportKind::Aggregate => {
                     write_records_csv_header(&mut out)?;
                     write_records_csv(&mut out, &detail)?;
                 }
-                Format::Csv => bail!(
+                OutputFormat::Csv => bail!(
                     "--format csv writes the records of an aggregate report; {} is a {} report: use --format table or json",
                     detail.row.display_id(),
                     kind.as_str()
                 ),
+                _ => write_detail(&mut out, &detail)?,
             }
             out.flush()?;
             Ok(0)
@@ -535,7 +548,7 @@ fn summary_cmd(
         Some(d) => {
             let attr = super::serve::attributor(spf_config(&a.dash), a.dash.offline);
             let view = dashboard::domain(store, &attr, d, &f)?;
-            if a.json {
+            if OutputFormat::chosen(a.format, a.json) == OutputFormat::Json {
                 write_json(out, &view)?;
             } else {
                 write!(out, "{}", dashboard::text::domain(&view))?;
@@ -543,7 +556,7 @@ fn summary_cmd(
         }
         None => {
             let view = dashboard::overview(store, &f)?;
-            if a.json {
+            if OutputFormat::chosen(a.format, a.json) == OutputFormat::Json {
                 write_json(out, &view)?;
             } else {
                 write!(out, "{}", dashboard::text::overview(&view))?;
@@ -732,7 +745,7 @@ fn ingest_cmd(
     if tty {
         eprintln!();
     }
-    if a.json {
+    if OutputFormat::chosen(a.format, a.json) == OutputFormat::Json {
         write_json(out, &total)?;
     } else {
         writeln!(
@@ -996,8 +1009,8 @@ fn write_records_csv(out: &mut dyn Write, d: &ReportDetail) -> std::io::Result<(
 
 fn export(store: &dyn AnyStore, a: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let rows = store.list(a.domain.as_deref())?;
-    match a.format {
-        ExportFormat::Json => {
+    match OutputFormat::chosen(a.format, a.json) {
+        OutputFormat::Json => {
             // One JSON array, written report by report.
             write!(out, "[")?;
             let mut first = true;
@@ -1013,7 +1026,7 @@ fn export(store: &dyn AnyStore, a: &ExportArgs, out: &mut dyn Write) -> anyhow::
             }
             writeln!(out, "\n]")?;
         }
-        ExportFormat::Csv => {
+        _ => {
             write_records_csv_header(out)?;
             for r in rows.iter().filter(|r| r.kind == ReportKind::Aggregate) {
                 let Some(d) = store.show(r.kind, r.id)? else {

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::output::{self, OutputFormat};
+
 use super::dashq::DashboardQueries;
 use super::pgstore::{CopySummary, PgError, PgStore};
 use super::store::{
@@ -305,6 +307,9 @@ pub fn open_store(
     })
 }
 
+/// The formats of `store migrate` and `store copy`.
+const FORMATS: &[OutputFormat] = &[OutputFormat::Text, OutputFormat::Json];
+
 /// Manage the report store: migrations and moving to PostgreSQL.
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
@@ -323,6 +328,12 @@ pub enum StoreCommand {
         /// (default: MAILAUTH_STORE, the config's `store:`, mailauth.db).
         #[arg(long)]
         store: Option<String>,
+        /// Output format: text, or json.
+        #[arg(long, default_value = "text", value_parser = output::parser(FORMATS))]
+        format: OutputFormat,
+        /// Same as --format json.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
     },
     /// Copy every report from an SQLite store into a PostgreSQL store.
     /// Re-running copies nothing twice.
@@ -334,8 +345,11 @@ pub enum StoreCommand {
         /// (password from MAILAUTH_STORE_PASSWORD).
         #[arg(long, value_name = "POSTGRES")]
         to: String,
-        /// Print the summary as JSON.
-        #[arg(long)]
+        /// Output format of the summary: text, or json.
+        #[arg(long, default_value = "text", value_parser = output::parser(FORMATS))]
+        format: OutputFormat,
+        /// Same as --format json.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
     },
 }
@@ -358,7 +372,11 @@ pub fn run(args: StoreArgs, config: &Path, out: &mut dyn Write) -> Result<i32, S
         StoreCliError::Output { source }
     };
     match args.command {
-        StoreCommand::Migrate { store } => {
+        StoreCommand::Migrate {
+            store,
+            format,
+            json,
+        } => {
             let choice = StoreOptions {
                 db: None,
                 store,
@@ -382,7 +400,14 @@ pub fn run(args: StoreArgs, config: &Path, out: &mut dyn Write) -> Result<i32, S
                 from,
                 to,
             };
-            if from == to {
+            if OutputFormat::chosen(format, json) == OutputFormat::Json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&o).unwrap_or_default()
+                )
+                .map_err(w)?;
+            } else if from == to {
                 writeln!(
                     out,
                     "{}: schema version {to} is current (this program knows {SCHEMA_VERSION})",
@@ -394,7 +419,12 @@ pub fn run(args: StoreArgs, config: &Path, out: &mut dyn Write) -> Result<i32, S
             }
             Ok(0)
         }
-        StoreCommand::Copy { from, to, json } => {
+        StoreCommand::Copy {
+            from,
+            to,
+            format,
+            json,
+        } => {
             let pwfile = args.store_password_file.as_deref();
             let (src, dst) = (StoreUrl::parse(&from)?, StoreUrl::parse(&to)?);
             let (StoreUrl::Sqlite(path), StoreUrl::Postgres(url)) = (&src, &dst) else {
@@ -405,7 +435,7 @@ pub fn run(args: StoreArgs, config: &Path, out: &mut dyn Write) -> Result<i32, S
             };
             let mut pg = PgStore::open(url, password(pwfile)?.as_deref())?;
             let s: CopySummary = pg.copy_from_sqlite(path)?;
-            if json {
+            if OutputFormat::chosen(format, json) == OutputFormat::Json {
                 writeln!(
                     out,
                     "{}",

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use super::{CheckOptions, SpfResult, check_sender};
 use crate::dns::Resolver;
+use crate::output::{self, OutputFormat};
+
+/// The formats of `spf check`.
+const FORMATS: &[OutputFormat] = &[OutputFormat::Text, OutputFormat::Json];
 
 #[derive(Debug, clap::Args)]
 pub struct SpfArgs {
@@ -37,8 +41,11 @@ pub struct CheckArgs {
     /// Seconds per DNS query.
     #[arg(long, default_value_t = 5)]
     pub timeout: u64,
-    /// Print the outcome as JSON.
-    #[arg(long)]
+    /// Output format: text, or json.
+    #[arg(long, default_value = "text", value_parser = output::parser(FORMATS))]
+    pub format: OutputFormat,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
 }
 
@@ -62,7 +69,7 @@ pub fn run(args: SpfArgs) -> anyhow::Result<i32> {
         args.helo.as_deref(),
         &CheckOptions::default(),
     );
-    if args.json {
+    if OutputFormat::chosen(args.format, args.json) == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
         println!("{outcome}");

@@ -12,6 +12,7 @@ use clap::{Args, ValueEnum};
 
 use super::mtasts::{ConnectTo, DeclaredPolicy, FetchSettings, PolicyCheck, PolicyFetcher};
 use super::{Settings, Severity, ValidateError, Validator, parse_authority};
+use crate::output::{self, OutputFormat};
 use crate::record::Name;
 use crate::workspace::Workspace;
 
@@ -23,6 +24,13 @@ pub enum FailOn {
     /// Warnings too.
     Warn,
 }
+
+/// The formats of `validate`.
+const FORMATS: &[OutputFormat] = &[
+    OutputFormat::Text,
+    OutputFormat::Json,
+    OutputFormat::Markdown,
+];
 
 #[derive(Args, Debug, Clone)]
 pub struct ValidateArgs {
@@ -42,8 +50,12 @@ pub struct ValidateArgs {
     /// Repeatable; useful for servers on other ports or split horizons.
     #[arg(long = "authority", value_name = "NAME=IP[:PORT]")]
     pub authorities: Vec<String>,
-    /// Print the report as JSON.
-    #[arg(long)]
+    /// Output format: text, json, or markdown (a pull-request or issue
+    /// comment).
+    #[arg(long, default_value = "text", value_parser = output::parser(FORMATS))]
+    pub format: OutputFormat,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
     /// Exit non-zero on failures only (default), or on warnings too.
     #[arg(long, value_enum, default_value_t = FailOn::Fail)]
@@ -196,13 +208,13 @@ pub fn run(ws: Option<&Workspace>, args: ValidateArgs, color: bool) -> anyhow::R
         validator = validator.with_bimi(check);
     }
     let reports = validator.validate(&desired);
-    if args.json {
-        print!("{}", super::report::render_json(&reports));
-    } else {
-        print!(
+    match OutputFormat::chosen(args.format, args.json) {
+        OutputFormat::Json => print!("{}", super::report::render_json(&reports)),
+        OutputFormat::Markdown => print!("{}", super::report::render_markdown(&reports)),
+        _ => print!(
             "{}",
             super::report::render_text(&reports, color, args.verbose)
-        );
+        ),
     }
     let threshold = match args.fail_on {
         FailOn::Fail => Severity::TempError,

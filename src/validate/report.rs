@@ -1,6 +1,7 @@
 //! Rendering of validation results: a text report grouped by domain (one
-//! line per finding, its fix under it, supporting details indented) and a
-//! JSON document. Pure: no I/O.
+//! line per finding, its fix under it, supporting details indented), a
+//! Markdown report (a table per domain, for a pull request or an issue) and
+//! a JSON document. Pure: no I/O.
 
 use serde::Serialize;
 
@@ -97,6 +98,52 @@ pub fn render_text(reports: &[DomainReport], color: bool, verbose: bool) -> Stri
     out
 }
 
+/// The Markdown report: a heading with the counts, then per domain a table
+/// of its findings with their fixes. Details are left to text and JSON
+/// (`--verbose`, `--json`): a comment stays short.
+pub fn render_markdown(reports: &[DomainReport]) -> String {
+    let s = summary(reports);
+    let mut out = format!(
+        "### mailauth validate: {} domain(s): {} pass, {} info, {} warn, {} temperror, {} fail\n",
+        s.domains, s.pass, s.info, s.warn, s.temperror, s.fail
+    );
+    for r in reports {
+        out.push_str(&format!(
+            "\n#### `{}`: {}\n\n| | check | finding | fix |\n|---|---|---|---|\n",
+            markdown_cell(r.domain.as_str()).replace('`', "'"),
+            label(r.status, false)
+        ));
+        for f in &r.findings {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                label(f.severity, false),
+                f.check.as_str(),
+                markdown_cell(&f.message),
+                f.fix.as_deref().map(markdown_cell).unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+/// `s` as the text of a Markdown table cell: no control characters (as on
+/// the terminal), no line break or `|` that would end the cell, and no `<`,
+/// `>` or `&` a renderer would take for HTML (published records are anyone's
+/// text).
+pub fn markdown_cell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in printable(s).chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `s` with control characters (from published records, which anyone can
 /// fill) replaced, so that none reaches the terminal.
 pub fn printable(s: &str) -> String {
@@ -109,6 +156,23 @@ pub fn printable(s: &str) -> String {
 mod tests {
     use super::super::{Check, Finding};
     use super::*;
+
+    #[test]
+    fn markdown_cells_cannot_break_the_table() {
+        assert_eq!(
+            markdown_cell("a|b <script>&\n\u{1b}[31m"),
+            "a\\|b &lt;script&gt;&amp;\u{fffd}\u{fffd}[31m"
+        );
+        let reports = vec![DomainReport::new(
+            "a.test".into(),
+            vec![Finding::fail(Check::Dmarc, "no | record", "publish it")],
+        )];
+        let md = render_markdown(&reports);
+        assert!(
+            md.contains("| FAIL | dmarc | no \\| record | publish it |"),
+            "{md}"
+        );
+    }
 
     #[test]
     fn text_groups_by_domain_with_fixes() {
