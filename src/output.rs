@@ -90,12 +90,9 @@ impl std::fmt::Display for OutputFormat {
 /// aliases) only, so anything else is clap's usage error, e.g.
 /// "invalid value 'csv' for '--format <FORMAT>' [possible values: text,
 /// json, markdown]", exit 2.
-pub fn parser(
-    formats: &'static [OutputFormat],
-) -> impl TypedValueParser<Value = OutputFormat> + Clone + Send + Sync + 'static {
-    PossibleValuesParser::new(formats.iter().map(|f| f.possible_value())).map(|s| {
-        OutputFormat::from_name(&s).expect("the parser accepts only OutputFormat names")
-    })
+pub fn parser(formats: &'static [OutputFormat]) -> impl TypedValueParser<Value = OutputFormat> {
+    PossibleValuesParser::new(formats.iter().map(|f| f.possible_value()))
+        .map(|s| OutputFormat::from_name(&s).expect("the parser accepts only OutputFormat names"))
 }
 
 #[cfg(test)]

@@ -10,8 +10,7 @@ use mailauth::output::OutputFormat;
 use support::postgres::TestStore;
 
 use mailauth::reports::cli::{
-    ExportArgs, IngestArgs, ListArgs, ReportsArgs, ReportsCommand, ShowArgs,
-    run,
+    ExportArgs, IngestArgs, ListArgs, ReportsArgs, ReportsCommand, ShowArgs, run,
 };
 
 fn data(rel: &str) -> PathBuf {
@@ -75,6 +74,7 @@ fn export(st: &TestStore, format: OutputFormat, out: &Path) {
             st,
             ReportsCommand::Export(ExportArgs {
                 format,
+                json: false,
                 domain: None,
                 output: Some(out.to_owned()),
             }),

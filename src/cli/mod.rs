@@ -13,8 +13,9 @@ use crate::workspace::{CONCURRENCY, Workspace};
 
 mod apply;
 
-/// Exit codes: 0 success (or no changes), 1 error, 2 config error (or,
-/// with `--detailed-exitcode`, changes present).
+/// Exit codes (the README's table): 0 success (or no changes), 1 error, 2
+/// usage or config error (or, with `--detailed-exitcode`, changes
+/// present), 3 findings (validate, inspect, spf check).
 #[derive(Debug)]
 pub struct Failure {
     pub code: i32,

@@ -1,8 +1,10 @@
 //! The `import` command's arguments and driver: read each domain from its
 //! source (a BIND zone file, a configured provider's `fetch`, or live DNS),
 //! import it, print what is wrong with what is published to stderr, and
-//! print the YAML (`--dry-run`) or merge it into the config file. The
-//! subcommand itself is declared in `cli`.
+//! print the YAML (`--dry-run`) or merge it into the config file; with
+//! `--format json`, standard output carries one JSON document instead (each
+//! domain's entry, notes and, when written, outcome). The subcommand itself
+//! is declared in `cli`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,11 +14,15 @@ use clap::Args;
 use super::merge::{Outcome, merge};
 use super::{Imported, import, probe_list, read_live};
 use crate::dns::Resolver;
+use crate::output::{self, OutputFormat};
 use crate::record::mtasts::MtaStsPolicy;
 use crate::record::{Name, Zone};
 use crate::validate::report::printable;
 use crate::validate::{Severity, parse_nameserver};
 use crate::workspace::{Workspace, parse_domain};
+
+/// The formats of `import`.
+const FORMATS: &[OutputFormat] = &[OutputFormat::Text, OutputFormat::Json];
 
 #[derive(Args, Debug, Clone)]
 pub struct ImportArgs {
@@ -71,6 +77,83 @@ pub struct ImportArgs {
     /// Seconds one DNS query may take.
     #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
     pub timeout: f64,
+    /// Output format: text (the YAML with `--dry-run`; notes on stderr), or
+    /// json (every domain's entry, notes and outcome, on stdout).
+    #[arg(long, default_value = "text", value_parser = output::parser(FORMATS))]
+    pub format: OutputFormat,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+/// One domain in `import --format json`.
+#[derive(serde::Serialize)]
+struct JsonDomain {
+    domain: String,
+    /// The config entry, as `--dry-run` prints it in YAML.
+    entry: serde_json::Value,
+    notes: Vec<JsonNote>,
+    /// Records the config cannot represent: the next plan changes them.
+    unrepresented: Vec<String>,
+    /// What happened to the config file: `added`, `replaced`, `unchanged`
+    /// or `kept`; absent with `--dry-run`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonNote {
+    severity: Severity,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
+/// The JSON document of `import --format json`.
+#[derive(serde::Serialize)]
+struct JsonImport {
+    domains: Vec<JsonDomain>,
+    /// Domains that could not be read (the exit code is then 1).
+    failed: usize,
+}
+
+fn json_domain(i: &Imported, outcome: Option<&Outcome>) -> anyhow::Result<JsonDomain> {
+    // The entry is rendered once, as YAML, and read back: JSON and YAML
+    // cannot disagree.
+    let map: serde_json::Value = serde_saphyr::from_str(&i.yaml(0))
+        .map_err(|e| anyhow::anyhow!("{}: the imported entry does not read back: {e}", i.domain))?;
+    let entry = map
+        .get(i.domain.as_str())
+        .or_else(|| map.as_object().and_then(|m| m.values().next()))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    Ok(JsonDomain {
+        domain: i.domain.as_str().to_string(),
+        entry,
+        notes: i
+            .notes
+            .iter()
+            .filter(|n| n.severity != Severity::Pass)
+            .map(|n| JsonNote {
+                severity: n.severity,
+                message: n.message.clone(),
+                fix: n.fix.clone(),
+            })
+            .collect(),
+        unrepresented: i.unrepresented.clone(),
+        outcome: outcome.map(|o| match o {
+            Outcome::Added => "added",
+            Outcome::Replaced => "replaced",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Kept => "kept",
+        }),
+    })
+}
+
+fn print_json(doc: &JsonImport) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(doc)?;
+    println!("{}", crate::reports::cli::json_terminal_safe(&text));
+    Ok(())
 }
 
 /// Runs `mailauth import` against the config at `path` (`ws` when it
@@ -200,6 +283,15 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
         }
     }
 
+    let json = OutputFormat::chosen(args.format, args.json) == OutputFormat::Json;
+    if args.dry_run && json {
+        let domains = imported
+            .iter()
+            .map(|i| json_domain(i, None))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        print_json(&JsonImport { domains, failed })?;
+        return Ok(if failed > 0 { 1 } else { 0 });
+    }
     if args.dry_run {
         println!("domains:");
         for i in &imported {
@@ -228,6 +320,14 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
         })?;
         crate::fsutil::write_atomic(path, text.as_bytes(), 0o644)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    if json {
+        let domains = imported
+            .iter()
+            .zip(&outcomes)
+            .map(|(i, (_, o))| json_domain(i, Some(o)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        print_json(&JsonImport { domains, failed })?;
     }
     for (d, o) in outcomes {
         let what = match o {

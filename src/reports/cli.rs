@@ -358,11 +358,16 @@ pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
                     write_records_csv_header(&mut out)?;
                     write_records_csv(&mut out, &detail)?;
                 }
-                OutputFormat::Csv => bail!(
-                    "--format csv writes the records of an aggregate report; {} is a {} report: use --format table or json",
-                    detail.row.display_id(),
-                    kind.as_str()
-                ),
+                OutputFormat::Csv => {
+                    // A format this report does not have: a usage error (2),
+                    // like a format the command does not take.
+                    eprintln!(
+                        "error: --format csv writes the records of an aggregate report; {} is a {} report: use --format table or json",
+                        detail.row.display_id(),
+                        kind.as_str()
+                    );
+                    return Ok(2);
+                }
                 _ => write_detail(&mut out, &detail)?,
             }
             out.flush()?;
