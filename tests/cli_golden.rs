@@ -433,6 +433,9 @@ fn every_command_exits_as_the_readme_documents() {
         1,
     );
     check(&reports, &["reports", "--db", "r.db", "show", "99"], 1);
+    // A report id that is not one is a bad argument: 2.
+    check(&reports, &["reports", "--db", "r.db", "show", "abc"], 2);
+    check(&reports, &["reports", "--db", "r.db", "delete", "tls:x"], 2);
     let csv = check(
         &reports,
         &[
@@ -452,6 +455,19 @@ fn every_command_exits_as_the_readme_documents() {
         &["reports", "--db", "r.db", "export", "--format", "text"],
         2,
     );
+    // store: migrate 0; copy anywhere but SQLite -> PostgreSQL is a bad
+    // argument, 2 (nothing is opened).
+    check(
+        &reports,
+        &["store", "migrate", "--store", "sqlite://r.db"],
+        0,
+    );
+    check(
+        &reports,
+        &["store", "copy", "--from", "r.db", "--to", "s.db"],
+        2,
+    );
+    assert!(!reports.path().join("s.db").exists());
     // keys: 2 without a `keys:` block, 1 on an unknown selector.
     check(&example, &["keys", "list"], 2);
     let keys = keys_case();

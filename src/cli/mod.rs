@@ -385,13 +385,19 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
 }
 
 /// An invalid config (read for its `store:`) exits 2, like every config
-/// error; anything else 1.
+/// error, and so do bad arguments: a report id that is not one, `store
+/// copy` the wrong way round; anything else 1.
 fn store_failure(e: anyhow::Error) -> Failure {
     let config = e.chain().any(|c| {
         c.downcast_ref::<crate::config::ConfigError>().is_some()
+            || c.downcast_ref::<crate::reports::store::ReportIdError>()
+                .is_some()
             || matches!(
                 c.downcast_ref::<crate::reports::store_cli::StoreCliError>(),
-                Some(crate::reports::store_cli::StoreCliError::Config(_))
+                Some(
+                    crate::reports::store_cli::StoreCliError::Config(_)
+                        | crate::reports::store_cli::StoreCliError::CopyDirection { .. }
+                )
             )
     });
     Failure::new(if config { 2 } else { 1 }, format!("{e:#}"))
