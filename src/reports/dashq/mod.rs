@@ -253,10 +253,17 @@ fn failure_id<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
 pub enum DashQuery {
     /// Params: domain, since, until.
     Daily,
+    /// The daily counts of [`Daily`](Self::Daily) for one source IP, read
+    /// from the records (the rollup has no sources). Params: domain,
+    /// since, until, source.
+    DailySource,
     /// Params: domain, since, until, source, failing_only (0/1), limit.
     Sources,
     /// Params: domain, since, until.
     Reporters,
+    /// [`Reporters`](Self::Reporters) counting one source IP's records
+    /// only. Params: domain, since, until, source.
+    ReportersSource,
     /// Params: domain, since, until, source.
     Policy,
     /// Params: domain, since and until as RFC 3339 text.
@@ -278,8 +285,10 @@ impl DashQuery {
     pub fn what(self) -> &'static str {
         match self {
             Self::Daily => "read rollup",
+            Self::DailySource => "daily counts of one source",
             Self::Sources => "top sources",
             Self::Reporters => "reporters",
+            Self::ReportersSource => "reporters of one source",
             Self::Policy => "policy",
             Self::Tls => "TLS summary",
             Self::Failures => "failure reports",
@@ -463,11 +472,19 @@ pub trait DashboardQueries {
     fn refresh_rollup(&mut self) -> Result<i64, StoreError>;
 
     /// Daily outcome counts from the rollup (call
-    /// [`refresh_rollup`](Self::refresh_rollup) first). The source filter
-    /// does not apply here.
+    /// [`refresh_rollup`](Self::refresh_rollup) first); with a source
+    /// filter, the same counts for that source IP, summed from its records
+    /// (same day bounds), so totals and charts follow the filter.
     fn dash_daily(&self, f: &DashFilter) -> Result<Vec<DailyRow>, StoreError> {
-        let q = DashQuery::Daily;
-        shape(q, self.dash_rows(q, &range_args(f))?, |c| {
+        let (q, rows) = match &f.source {
+            None => (DashQuery::Daily, self.dash_rows(DashQuery::Daily, &range_args(f))?),
+            Some(ip) => {
+                let [d, s, u] = range_args(f);
+                let q = DashQuery::DailySource;
+                (q, self.dash_rows(q, &[d, s, u, Arg::Text(Some(ip.clone()))])?)
+            }
+        };
+        shape(q, rows, |c| {
             Ok(DailyRow {
                 domain: c.text()?,
                 day: c.int()?,
@@ -517,10 +534,22 @@ pub trait DashboardQueries {
         })
     }
 
-    /// Reporters (aggregate report senders), most messages first.
+    /// Reporters (aggregate report senders), most messages first; with a
+    /// source filter, the reporters that saw that source IP and the
+    /// messages they reported from it.
     fn dash_reporters(&self, f: &DashFilter) -> Result<Vec<ReporterRow>, StoreError> {
-        let q = DashQuery::Reporters;
-        shape(q, self.dash_rows(q, &range_args(f))?, |c| {
+        let (q, rows) = match &f.source {
+            None => (
+                DashQuery::Reporters,
+                self.dash_rows(DashQuery::Reporters, &range_args(f))?,
+            ),
+            Some(ip) => {
+                let [d, s, u] = range_args(f);
+                let q = DashQuery::ReportersSource;
+                (q, self.dash_rows(q, &[d, s, u, Arg::Text(Some(ip.clone()))])?)
+            }
+        };
+        shape(q, rows, |c| {
             let org = c.text()?;
             Ok(ReporterRow {
                 key: crate::reports::sources::reporter_key(&org),
