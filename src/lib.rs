@@ -19,6 +19,7 @@ pub mod import;
 pub mod inspect;
 pub mod keys;
 pub mod masterfile;
+pub mod output_schema;
 pub mod ownership;
 pub mod par;
 pub mod plan;

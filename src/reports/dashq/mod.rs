@@ -168,7 +168,7 @@ pub struct SourceRow {
 }
 
 /// One reporter's contribution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReporterRow {
     /// The name shown: the reporter's `org_name` as sent.
     pub org: String,
@@ -180,8 +180,10 @@ pub struct ReporterRow {
     pub messages: i64,
     /// Unix seconds; RFC 3339 UTC in JSON, like every time mailauth prints.
     #[serde(serialize_with = "rfc3339_secs")]
+    #[schemars(with = "crate::output_schema::Rfc3339")]
     pub first_begin: i64,
     #[serde(serialize_with = "rfc3339_secs")]
+    #[schemars(with = "crate::output_schema::Rfc3339")]
     pub last_end: i64,
 }
 
@@ -210,7 +212,7 @@ pub struct PolicyRow {
 }
 
 /// TLS-RPT totals for one policy (RFC 8460 `policy`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TlsPolicyRow {
     pub policy_domain: String,
     pub policy_type: String,
@@ -222,16 +224,18 @@ pub struct TlsPolicyRow {
 }
 
 /// A DMARC failure report, as the dashboard lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailureRow {
     /// In JSON, the id `reports show` and `inspect --failure-report`
     /// accept: `failure:N`.
     #[serde(serialize_with = "failure_id")]
+    #[schemars(with = "String")]
     pub id: i64,
     pub reported_domain: String,
     pub reporter: Option<String>,
     /// As the report wrote it (RFC 5322); RFC 3339 UTC in JSON.
     #[serde(serialize_with = "rfc3339_opt_text")]
+    #[schemars(with = "Option<crate::output_schema::Rfc3339>")]
     pub arrival_date: Option<String>,
     pub source_ip: Option<String>,
     pub auth_failure: Option<String>,

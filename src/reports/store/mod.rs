@@ -183,25 +183,56 @@ pub fn parse_report_id(s: &str) -> Result<(ReportKind, i64), ReportIdError> {
     }
 }
 
+// `ReportRow` as JSON. Serialising goes through this type, so its derived
+// schema is the row's (`mailauth schema --output reports-list`).
+/// One stored report, as `reports list` prints it; times in RFC 3339 UTC.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ReportRow")]
+struct ReportRowJson<'a> {
+    /// `12`, `tls:3`, `failure:5`: what `reports show` accepts.
+    id: String,
+    kind: ReportKind,
+    org: &'a str,
+    report_id: &'a str,
+    domain: &'a str,
+    #[schemars(with = "crate::output_schema::Rfc3339")]
+    begin: &'a str,
+    #[schemars(with = "crate::output_schema::Rfc3339")]
+    end: &'a str,
+    /// Records (aggregate), policies (TLS), 1 (failure).
+    record_count: i64,
+    /// Messages (aggregate sum of counts), sessions (TLS), 1 (failure).
+    messages: i64,
+}
+
 impl Serialize for ReportRow {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct as _;
-        let mut st = s.serialize_struct("ReportRow", 9)?;
-        st.serialize_field("id", &self.display_id())?;
-        st.serialize_field("kind", &self.kind)?;
-        st.serialize_field("org", &self.org)?;
-        st.serialize_field("report_id", &self.report_id)?;
-        st.serialize_field("domain", &self.domain)?;
-        st.serialize_field("begin", &self.begin)?;
-        st.serialize_field("end", &self.end)?;
-        st.serialize_field("record_count", &self.records)?;
-        st.serialize_field("messages", &self.messages)?;
-        st.end()
+        ReportRowJson {
+            id: self.display_id(),
+            kind: self.kind,
+            org: &self.org,
+            report_id: &self.report_id,
+            domain: &self.domain,
+            begin: &self.begin,
+            end: &self.end,
+            record_count: self.records,
+            messages: self.messages,
+        }
+        .serialize(s)
+    }
+}
+
+impl schemars::JsonSchema for ReportRow {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        ReportRowJson::schema_name()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        ReportRowJson::json_schema(g)
     }
 }
 
 /// One stored aggregate record, as `reports show` prints it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct RecordRow {
     pub source_ip: String,
     pub count: i64,
@@ -217,7 +248,7 @@ pub struct RecordRow {
 }
 
 /// A report with its details.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct ReportDetail {
     #[serde(flatten)]
     pub row: ReportRow,
