@@ -325,8 +325,7 @@ fn source_filter_narrows_totals_charts_and_reporters(st: &TestStore) {
             )
         })
         .collect();
-    let want_domains: BTreeMap<String, i64> =
-        per.iter().map(|(d, v)| (d.clone(), v[0])).collect();
+    let want_domains: BTreeMap<String, i64> = per.iter().map(|(d, v)| (d.clone(), v[0])).collect();
     assert_eq!(domains, want_domains);
 
     // The page's tiles say the same number as the API.

@@ -117,7 +117,10 @@ fn every_json_output_matches_its_schema() {
 
     let case = Case::new();
     copy_tree(&repo().join("tests/data/example"), case.path());
-    copy_tree(&repo().join("tests/data/reports"), &case.path().join("samples"));
+    copy_tree(
+        &repo().join("tests/data/reports"),
+        &case.path().join("samples"),
+    );
     // A generated DKIM family, so `keys list` has a key to print.
     let config = std::fs::read_to_string(case.path().join("mailauth.yaml")).expect("config");
     let config = config.replace(
@@ -228,7 +231,14 @@ fn every_json_output_matches_its_schema() {
     c.run(
         "reports-summary-domain",
         &[
-            "reports", "summary", db[0], db[1], "--offline", "--domain", one, "--json",
+            "reports",
+            "summary",
+            db[0],
+            db[1],
+            "--offline",
+            "--domain",
+            one,
+            "--json",
         ],
         &[0],
     );
@@ -258,7 +268,11 @@ fn every_json_output_matches_its_schema() {
     }
 
     let seen = std::mem::take(&mut c.seen);
-    assert_eq!(seen, listed(&case), "every schema is checked against output");
+    assert_eq!(
+        seen,
+        listed(&case),
+        "every schema is checked against output"
+    );
 }
 
 /// The subcommand paths (`reports show`) that print JSON: those taking
@@ -267,7 +281,9 @@ fn json_commands(cmd: &clap::Command, path: &str, out: &mut BTreeSet<String>) {
     let json = cmd.get_arguments().any(|a| {
         a.get_id() == "json"
             || (a.get_id() == "format"
-                && a.get_possible_values().iter().any(|v| v.get_name() == "json"))
+                && a.get_possible_values()
+                    .iter()
+                    .any(|v| v.get_name() == "json"))
     });
     if json {
         out.insert(path.trim().to_owned());
@@ -293,7 +309,10 @@ fn every_command_with_json_output_has_a_schema() {
         })
         .collect();
     let missing: Vec<_> = commands.difference(&with_schema).collect();
-    assert!(missing.is_empty(), "JSON output without a schema: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "JSON output without a schema: {missing:?}"
+    );
     // And the binary lists what the library has.
     let case = Case::new();
     let names: BTreeSet<String> = mailauth::output_schema::OUTPUTS

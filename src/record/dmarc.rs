@@ -48,7 +48,19 @@ pub enum DmarcError {
 }
 
 /// RFC 9989 §4.7: `dmarc-request = "none" / "quarantine" / "reject"`.
-#[derive(schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     #[default]

@@ -39,7 +39,9 @@ use crate::record::Name;
 pub use dmarc::{OrgDomain, organizational_domain};
 
 /// How bad a finding is, in increasing order.
-#[derive(schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Pass,
@@ -70,7 +72,9 @@ impl fmt::Display for Severity {
 }
 
 /// Which check a finding belongs to.
-#[derive(schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Check {
     Config,

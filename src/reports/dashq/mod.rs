@@ -481,11 +481,17 @@ pub trait DashboardQueries {
     /// (same day bounds), so totals and charts follow the filter.
     fn dash_daily(&self, f: &DashFilter) -> Result<Vec<DailyRow>, StoreError> {
         let (q, rows) = match &f.source {
-            None => (DashQuery::Daily, self.dash_rows(DashQuery::Daily, &range_args(f))?),
+            None => (
+                DashQuery::Daily,
+                self.dash_rows(DashQuery::Daily, &range_args(f))?,
+            ),
             Some(ip) => {
                 let [d, s, u] = range_args(f);
                 let q = DashQuery::DailySource;
-                (q, self.dash_rows(q, &[d, s, u, Arg::Text(Some(ip.clone()))])?)
+                (
+                    q,
+                    self.dash_rows(q, &[d, s, u, Arg::Text(Some(ip.clone()))])?,
+                )
             }
         };
         shape(q, rows, |c| {
@@ -550,7 +556,10 @@ pub trait DashboardQueries {
             Some(ip) => {
                 let [d, s, u] = range_args(f);
                 let q = DashQuery::ReportersSource;
-                (q, self.dash_rows(q, &[d, s, u, Arg::Text(Some(ip.clone()))])?)
+                (
+                    q,
+                    self.dash_rows(q, &[d, s, u, Arg::Text(Some(ip.clone()))])?,
+                )
             }
         };
         shape(q, rows, |c| {
