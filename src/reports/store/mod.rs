@@ -252,10 +252,101 @@ pub struct RecordRow {
 pub struct ReportDetail {
     #[serde(flatten)]
     pub row: ReportRow,
-    /// Report-level fields as JSON (policy published, metadata, …).
-    pub details: serde_json::Value,
+    /// Report-level fields (policy published, metadata, …), by kind.
+    pub details: ReportDetails,
     /// Aggregate records (empty for other kinds).
     pub records: Vec<RecordRow>,
+}
+
+/// The report-level fields `reports show` prints under `details`: one
+/// shape per report kind (the JSON carries no tag; `kind` beside it says
+/// which). Fields are declared in alphabetical order, the order the JSON
+/// has always had. Values stored as JSON text (`errors`, `policy_string`,
+/// `authentication_results`, …) are printed as that JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum ReportDetails {
+    Aggregate(AggregateDetails),
+    Tls(TlsDetails),
+    Failure(FailureDetails),
+}
+
+/// An aggregate report's metadata and published policy (RFC 7489 Appendix C
+/// `report_metadata` and `policy_published`).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct AggregateDetails {
+    pub email: Option<String>,
+    pub errors: serde_json::Value,
+    pub extensions: serde_json::Value,
+    pub extra_contact_info: Option<String>,
+    pub generator: Option<String>,
+    pub namespace: Option<String>,
+    /// Where the report came from (file, message, mailbox).
+    pub origin: String,
+    pub policy_published: PolicyPublished,
+    pub version: Option<String>,
+    pub warnings: serde_json::Value,
+}
+
+/// `policy_published` of an aggregate report.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct PolicyPublished {
+    pub adkim: Option<String>,
+    pub aspf: Option<String>,
+    pub discovery_method: Option<String>,
+    pub fo: Option<String>,
+    pub np: Option<String>,
+    pub p: Option<String>,
+    pub pct: Option<i64>,
+    pub sp: Option<String>,
+    pub testing: Option<bool>,
+}
+
+/// A TLS report's policies (RFC 8460 §4.4).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct TlsDetails {
+    pub policies: Vec<TlsPolicyDetail>,
+}
+
+/// One policy of a TLS report, with its failure details.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct TlsPolicyDetail {
+    /// Failed sessions.
+    pub failed: i64,
+    pub failure_details: Vec<TlsFailureDetail>,
+    pub mx_host: serde_json::Value,
+    pub policy_domain: String,
+    pub policy_string: serde_json::Value,
+    pub policy_type: String,
+    /// Successful sessions.
+    pub successful: i64,
+}
+
+/// One `failure-details` entry of a TLS report policy.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct TlsFailureDetail {
+    pub failed_session_count: i64,
+    pub failure_reason_code: Option<String>,
+    pub receiving_ip: Option<String>,
+    pub receiving_mx_hostname: Option<String>,
+    pub result_type: String,
+    pub sending_mta_ip: Option<String>,
+}
+
+/// A failure report's fields (RFC 6591).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct FailureDetails {
+    pub authentication_results: serde_json::Value,
+    pub dkim_domain: Option<String>,
+    pub feedback_type: String,
+    /// True when the original message's From header was free text.
+    pub from_text: bool,
+    pub original_headers: Option<String>,
+    pub original_mail_from: Option<String>,
+    pub original_subject: Option<String>,
+    pub source_ip: Option<String>,
+    pub spf_dns: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 /// Storage behind the report commands.
