@@ -15,8 +15,11 @@
 //! the daily rollup (`dashboard_daily_v1`, state in
 //! `dashboard_rollup_v1`), a cache derived from `reports` + `records` and
 //! refreshed incrementally, so that the overview does not scan every
-//! record: it can be emptied at any time and is rebuilt. Both tables are
-//! created by a schema migration of each store. Leaves ingestion, the
+//! record: it can be emptied at any time and is rebuilt. The rollup has no
+//! per-source rows: with a source filter, the daily counts and reporters
+//! are summed from the records instead ([`DashQuery::DailySource`],
+//! [`DashQuery::ReportersSource`]). Both tables are created by a schema
+//! migration of each store. Leaves ingestion, the
 //! schema and the other queries to `reports::store` and
 //! `reports::pgstore`, and view assembly to `reports::dashboard`.
 

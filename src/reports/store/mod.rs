@@ -3,7 +3,9 @@
 //! the same lives in `reports::pgstore`, the dashboard queries of both in
 //! `reports::dashq`).
 //!
-//! This module holds the store's types, opening, `reports list` and
+//! This module holds the store's types (with the JSON shape of
+//! `reports list`/`show`: [`ReportRow`], [`ReportDetails`]), opening,
+//! `reports list` and
 //! `reports delete`, and the report ids the CLI prints and accepts
 //! ([`display_id`], [`parse_report_id`]); its parts are `schema`
 //! (migrations), `write` (one transaction per item, the parsing thread),
