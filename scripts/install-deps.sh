@@ -44,15 +44,18 @@ if ! command -v moto_server >/dev/null 2>&1; then
   python3 -m pip install --quiet 'moto[server]==5.2.1'
 fi
 
-# Python tools of the bridge and signer tests (tests/emit_bridges.rs,
-# tests/signers.rs), pinned, in a venv of their own: octoDNS with its BIND
-# provider (octodns-validate, octodns-sync) and aiosmtpd (the SMTP sink
-# behind Postfix). The tests look in $MAILAUTH_VENV (default below).
+# Python tools of the bridge, signer and output-schema tests
+# (tests/emit_bridges.rs, tests/signers.rs, tests/output_schema.rs), pinned,
+# in a venv of their own: octoDNS with its BIND provider (octodns-validate,
+# octodns-sync), aiosmtpd (the SMTP sink behind Postfix), and jsonschema
+# with rfc3339-validator (an independent check of `format: date-time`).
+# The tests look in $MAILAUTH_VENV (default below).
 venv=${MAILAUTH_VENV:-/opt/mailauth/venv}
-if ! "$venv/bin/python" -c 'import octodns, octodns_bind, aiosmtpd' >/dev/null 2>&1; then
-  echo "installing octodns, octodns-bind, aiosmtpd into $venv"
+if ! "$venv/bin/python" -c 'import octodns, octodns_bind, aiosmtpd, jsonschema, rfc3339_validator' >/dev/null 2>&1; then
+  echo "installing octodns, octodns-bind, aiosmtpd, jsonschema into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet octodns==1.22.0 octodns-bind==1.1.0 aiosmtpd==1.4.6
+  "$venv/bin/pip" install --quiet octodns==1.22.0 octodns-bind==1.1.0 aiosmtpd==1.4.6 \
+    jsonschema==4.23.0 rfc3339-validator==0.1.4
 fi
 # Terraform (terraform fmt/validate in tests/emit_bridges.rs) and the
 # hashicorp/aws provider mirror ($MAILAUTH_TF_PLUGINS, default

@@ -39,7 +39,7 @@ impl Desired {
 }
 
 /// A situation the plan reports but does not resolve by itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conflict {
     pub name: String,
     pub message: String,

@@ -20,6 +20,7 @@ pub mod inspect;
 pub mod keys;
 pub mod masterfile;
 pub mod output;
+pub mod output_schema;
 pub mod ownership;
 pub mod par;
 pub mod plan;

@@ -17,14 +17,14 @@ use crate::record::{Name, RData, RType, RecordSet};
 pub const FORMAT: u32 = 2;
 
 /// A whole plan: one entry per (zone, provider).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, Serialize, Deserialize)]
 pub struct Plan {
     pub format: u32,
     pub created: String,
     pub zones: Vec<ZonePlan>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, Serialize, Deserialize)]
 pub struct ZonePlan {
     pub zone: String,
     pub provider: String,
@@ -77,13 +77,13 @@ impl ZonePlan {
 }
 
 /// One RRset in JSON: data in master-file presentation form.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetJson {
     pub ttl: u32,
     pub data: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeJson {
     pub action: Action,
     pub name: String,
@@ -99,7 +99,7 @@ pub struct ChangeJson {
     pub known_after_apply: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Create,

@@ -8,7 +8,9 @@
 mod dashboard;
 mod support;
 
-use dashboard::{Server, bin, commas, expected_store, fill_store};
+use std::collections::{BTreeMap, BTreeSet};
+
+use dashboard::{Server, bin, commas, expected_store, fill_store, text_after};
 use support::postgres::TestStore;
 
 both_stores!(
@@ -17,6 +19,7 @@ both_stores!(
     attribution_in_the_api_follows_the_config,
     slow_dns_for_one_page_does_not_stall_the_others,
     metrics_scrape_parses_with_a_prometheus_parser,
+    source_filter_narrows_totals_charts_and_reporters,
 );
 
 fn json_api_matches_the_stored_records(st: &TestStore) {
@@ -234,6 +237,110 @@ fn attribution_in_the_api_follows_the_config(st: &TestStore) {
 /// The same samples in both stores: every view the dashboards serve, and
 /// `reports summary`, are identical (JSON compared whole, HTML byte for
 /// byte).
+/// Messages, DMARC passes and rejects of one source IP, per domain, and
+/// the reporters that saw it: from the plain records.
+fn expected_for_ip(st: &TestStore, ip: &str) -> (BTreeMap<String, [i64; 3]>, BTreeSet<String>) {
+    use mailauth::reports::parse::ReportKind;
+    let store = st.open();
+    let (mut per, mut orgs) = (BTreeMap::<String, [i64; 3]>::new(), BTreeSet::new());
+    for row in store.list(None).expect("list") {
+        if row.kind != ReportKind::Aggregate {
+            continue;
+        }
+        let d = store.show(row.kind, row.id).expect("show").expect("exists");
+        for r in d.records.iter().filter(|r| r.source_ip == ip) {
+            let e = per.entry(row.domain.clone()).or_default();
+            e[0] += r.count;
+            if r.dkim_aligned.as_deref() == Some("pass") || r.spf_aligned.as_deref() == Some("pass")
+            {
+                e[1] += r.count;
+            }
+            if r.disposition == "reject" {
+                e[2] += r.count;
+            }
+            orgs.insert(row.org.clone());
+        }
+    }
+    (per, orgs)
+}
+
+fn sum_of(v: &serde_json::Value, list: &str, field: &str) -> i64 {
+    v[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list}: {v}"))
+        .iter()
+        .map(|x| x[field].as_i64().expect("number"))
+        .sum()
+}
+
+/// Issue 23: `?source=` said "showing source … only" while the tiles,
+/// charts and `/api` totals still covered the whole domain.
+fn source_filter_narrows_totals_charts_and_reporters(st: &TestStore) {
+    fill_store(st);
+    let want = expected_store(st);
+    let e = &want["example.com"];
+    // A source with part of the domain's mail, seen by fewer reporters
+    // than the domain, so a filter that is ignored shows.
+    let (ip, n) = e
+        .by_ip
+        .iter()
+        .max_by_key(|(ip, n)| (**n, std::cmp::Reverse(*ip)))
+        .expect("ips");
+    assert!(*n < e.messages, "the samples have more than one source");
+    let (per, orgs) = expected_for_ip(st, ip);
+    let [messages, pass, reject] = per["example.com"];
+    assert_eq!(messages, *n);
+    let server = Server::start_store(st);
+
+    let d = server.json(&format!("/api/domain/example.com?source={ip}"));
+    assert_eq!(d["source"], ip.as_str());
+    assert_eq!(d["totals"]["messages"], messages);
+    assert_eq!(d["totals"]["dmarc_pass"], pass);
+    assert_eq!(d["totals"]["reject"], reject);
+    assert_eq!(sum_of(&d, "days", "messages"), messages, "chart");
+    assert_eq!(sum_of(&d, "days", "dmarc_pass"), pass, "chart");
+    assert_eq!(sum_of(&d, "reporters", "messages"), messages, "reporters");
+    let seen: BTreeSet<String> = d["reporters"]
+        .as_array()
+        .expect("reporters")
+        .iter()
+        .map(|r| r["org"].as_str().expect("org").to_owned())
+        .collect();
+    assert_eq!(seen, orgs);
+    assert_eq!(sum_of(&d, "policy", "messages"), messages, "policy");
+
+    // The overview: every domain the source sent for, and nothing else.
+    let o = server.json(&format!("/api/overview?source={ip}"));
+    let total: i64 = per.values().map(|v| v[0]).sum();
+    assert_eq!(o["totals"]["messages"], total);
+    assert_eq!(sum_of(&o, "days", "messages"), total);
+    let domains: BTreeMap<String, i64> = o["domains"]
+        .as_array()
+        .expect("domains")
+        .iter()
+        .map(|d| {
+            (
+                d["domain"].as_str().expect("name").to_owned(),
+                d["totals"]["messages"].as_i64().expect("n"),
+            )
+        })
+        .collect();
+    let want_domains: BTreeMap<String, i64> = per.iter().map(|(d, v)| (d.clone(), v[0])).collect();
+    assert_eq!(domains, want_domains);
+
+    // The page's tiles say the same number as the API.
+    let page = server.get(&format!("/domain/example.com?source={ip}"));
+    assert_eq!(page.0, 200);
+    let tile = text_after(&page.1, "data-kpi=\"messages\"", "</div>").expect("messages tile");
+    assert_eq!(tile, commas(messages), "the Messages tile");
+
+    // A source that sent nothing: everything empty, not the domain's totals.
+    let none = server.json("/api/domain/example.com?source=192.0.2.255");
+    assert_eq!(none["totals"]["messages"], 0);
+    assert_eq!(none["days"].as_array().map(Vec::len), Some(0));
+    assert_eq!(none["reporters"].as_array().map(Vec::len), Some(0));
+}
+
 #[test]
 fn both_stores_give_identical_views() {
     let Some(pg) = TestStore::postgres("identical") else {
@@ -248,6 +355,9 @@ fn both_stores_give_identical_views() {
         "/api/overview".to_owned(),
         "/api/domains".to_owned(),
         "/api/overview?since=2018-06-19&until=2018-06-20".to_owned(),
+        "/api/overview?source=209.85.220.41".to_owned(),
+        "/api/domain/example.com?source=209.85.220.41".to_owned(),
+        "/domain/example.com?source=209.85.220.41".to_owned(),
     ];
     for d in a.json("/api/domains").as_array().expect("domains") {
         let d = d.as_str().expect("name");

@@ -308,8 +308,11 @@ fn show_returns_records(st: &TestStore) {
     assert_eq!(d.records.len(), 2);
     assert_eq!(d.records[1].disposition, "reject");
     assert_eq!(d.records[1].reasons[0]["kind"], "other");
-    assert_eq!(d.details["policy_published"]["np"], "reject");
-    assert_eq!(d.details["version"], "2.0");
+    let mailauth::reports::store::ReportDetails::Aggregate(a) = &d.details else {
+        panic!("aggregate details: {:?}", d.details);
+    };
+    assert_eq!(a.policy_published.np.as_deref(), Some("reject"));
+    assert_eq!(a.version.as_deref(), Some("2.0"));
     assert!(store.list(Some("other.example")).expect("list").is_empty());
 }
 

@@ -21,7 +21,7 @@ use crate::record::{Name, RType, RecordSet, Zone};
 use super::ChecklistError;
 
 /// A YAML change to make and what it would do to DNS.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProposedChange {
     /// One line saying what the change does.
     pub summary: String,

@@ -56,7 +56,7 @@ pub enum ChecklistError {
 }
 
 /// The state of one item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     Done,
@@ -79,7 +79,7 @@ impl Status {
 }
 
 /// What to do about an open item.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum NextAction {
     /// Edit the config as shown; the plan is what `mailauth plan` would
@@ -94,7 +94,7 @@ pub enum NextAction {
 }
 
 /// One step of the journey.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Item {
     pub number: u8,
     pub title: String,
@@ -111,7 +111,7 @@ pub struct Item {
 }
 
 /// The thresholds of the journey.
-#[derive(Clone, Debug, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, Serialize)]
 pub struct Settings {
     /// Days of aggregate data needed before the policy may advance.
     pub min_days: i64,
@@ -227,7 +227,7 @@ impl ConfigFacts {
 }
 
 /// The computed checklist.
-#[derive(Clone, Debug, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, Serialize)]
 pub struct Checklist {
     pub domain: String,
     pub in_config: bool,

@@ -96,10 +96,13 @@ pub enum Command {
   mailauth emit --format octodns -d example.com > config/example.com.yaml
   mailauth emit --format terraform --terraform-provider route53 > mailauth.tf")]
     Emit(EmitArgs),
-    /// Print the JSON Schema of the config file (for editors).
-    #[command(after_help = "Example:
-  mailauth schema > mailauth.schema.json")]
-    Schema,
+    /// Print the JSON Schema of the config file (for editors), or of a
+    /// command's JSON output.
+    #[command(after_help = "Examples:
+  mailauth schema > mailauth.schema.json
+  mailauth schema --list                 the outputs with a schema
+  mailauth schema --output plan          what `plan --format json` prints")]
+    Schema(SchemaArgs),
     /// Check live DNS as receivers see it, against the config.
     #[command(after_help = "Examples:
   mailauth validate                      every domain of the config
@@ -202,6 +205,17 @@ pub struct PlanArgs {
     /// exists; the config's `store:` when no flag or MAILAUTH_STORE says).
     #[command(flatten)]
     pub store: crate::reports::store_cli::StoreOptions,
+}
+
+#[derive(Args, Debug)]
+pub struct SchemaArgs {
+    /// The schema of this command output instead of the config file's
+    /// (names: `mailauth schema --list`).
+    #[arg(long, value_name = "NAME", conflicts_with = "list")]
+    pub output: Option<String>,
+    /// List the output names, each with the command that prints it.
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Args, Debug)]
@@ -343,10 +357,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Serve(args) => {
             crate::reports::serve::run(&cli.config, args).map_err(store_failure)
         }
-        Command::Schema => {
-            println!("{}", crate::config::schema::json_schema());
-            Ok(0)
-        }
+        Command::Schema(args) => schema_cmd(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -382,6 +393,39 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(0)
         }
     }
+}
+
+/// `schema`: the config file's schema, one output's, or the list of
+/// outputs. A closed pipe ends quietly (141), see `main`.
+fn schema_cmd(args: SchemaArgs) -> Result<i32, Failure> {
+    use crate::output_schema::{OUTPUTS, find};
+    let text = if args.list {
+        let width = OUTPUTS.iter().map(|o| o.name.len()).max().unwrap_or(0);
+        OUTPUTS
+            .iter()
+            .map(|o| format!("{:<width$}  mailauth {}\n", o.name, o.command))
+            .collect()
+    } else if let Some(name) = &args.output {
+        let Some(out) = find(name) else {
+            let names: Vec<&str> = OUTPUTS.iter().map(|o| o.name).collect();
+            return Err(Failure::new(
+                2,
+                format!(
+                    "schema --output: no output named {:?}; one of: {}",
+                    crate::reports::dashboard::text::terminal_safe(name),
+                    names.join(", ")
+                ),
+            ));
+        };
+        serde_json::to_string_pretty(&out.schema()).expect("a schema serialises") + "\n"
+    } else {
+        crate::config::schema::json_schema() + "\n"
+    };
+    let mut out = crate::reports::cli::PipeStdout::lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::new(1, format!("schema: {e}")))?;
+    Ok(0)
 }
 
 /// An invalid config (read for its `store:`) exits 2, like every config

@@ -20,7 +20,7 @@ use crate::record::dkim::tag_list;
 use crate::spf::SpfDns;
 
 /// RFC 8617 §4.4: the chain validation status.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ArcVerdict {
     /// `none`, `pass` or `fail`.
     pub cv: &'static str,

@@ -19,7 +19,7 @@ use serde::Serialize;
 /// reasonspec = "reason" [CFWS] "=" [CFWS] value
 /// propspec = ptype [CFWS] "." [CFWS] property [CFWS] "=" pvalue
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MethodResult {
     /// Lower-cased method (`spf`, `dkim`, `dmarc`, `arc`, `iprev`…).
     pub method: String,
@@ -44,7 +44,7 @@ impl MethodResult {
 /// RFC 8601 §2.2: `authres-header-field = "Authentication-Results:"
 /// authres-payload`; `authres-payload = [CFWS] authserv-id [ CFWS
 /// authres-version ] ( no-result / 1*resinfo ) [CFWS] CRLF`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuthResults {
     /// Index among the message's header fields.
     pub index: usize,
@@ -195,7 +195,7 @@ pub fn parse(index: usize, value: &str, arc: bool) -> Option<AuthResults> {
 
 /// One ARC set (RFC 8617 §4.1: "ARC-Authentication-Results ...
 /// ARC-Message-Signature ... ARC-Seal", all with the same `i=`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ArcSet {
     pub instance: u32,
     pub aar: Option<AuthResults>,
@@ -210,7 +210,7 @@ pub struct ArcSet {
 /// cryptographic checks): "none" without sets, "fail" when an instance is
 /// missing, duplicated, incomplete, or a `cv=` is wrong for its place
 /// (§5.1.1: "i=1 ... cv=none"; later sets "cv=pass").
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ArcChain {
     pub sets: Vec<ArcSet>,
     pub structure: String,

@@ -191,18 +191,14 @@ fn stored_failure(
     let Some(detail) = store.show(ReportKind::Failure, id)? else {
         bail!("no failure report #{id} in the report store (see `mailauth reports list`)");
     };
-    let field = |k: &str| {
-        detail
-            .details
-            .get(k)
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
+    let crate::reports::store::ReportDetails::Failure(details) = &detail.details else {
+        bail!("failure report #{id}: the store returned another kind of report");
     };
-    let Some(headers) = field("original_headers") else {
+    let field = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let Some(headers) = field(&details.original_headers) else {
         bail!("failure report #{id} carries no original header fields to inspect");
     };
-    let source_ip = match field("source_ip") {
+    let source_ip = match field(&details.source_ip) {
         Some(ip) => Some(ip.parse::<IpAddr>().with_context(|| {
             format!("failure report #{id}: Source-IP `{ip}` is not an IP address")
         })?),
@@ -218,7 +214,7 @@ fn stored_failure(
         id,
         reporter: detail.row.org.clone(),
         reported_domain: detail.row.domain.clone(),
-        feedback_type: field("feedback_type"),
+        feedback_type: Some(details.feedback_type.clone()).filter(|s| !s.is_empty()),
         arrival_date: Some(detail.row.begin.clone()).filter(|d| !d.is_empty()),
         source_ip,
     };

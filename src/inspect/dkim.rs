@@ -21,7 +21,7 @@ use crate::spf::{DnsError, SpfDns};
 
 /// Why a signature did not verify. Each variant carries what the user
 /// needs to find the fault.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
 #[non_exhaustive]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DkimError {
@@ -93,7 +93,7 @@ pub enum DkimError {
 }
 
 /// RFC 8601 §2.7.1 result words for DKIM.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DkimResult {
     Pass,
@@ -148,7 +148,7 @@ impl DkimError {
 }
 
 /// `a=`: RFC 6376 §3.5 `sig-a-tag-alg = sig-a-tag-k "-" sig-a-tag-h`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Algorithm {
     #[serde(rename = "rsa-sha256")]
     RsaSha256,
@@ -173,7 +173,7 @@ impl Algorithm {
 }
 
 /// RFC 6376 §3.4: "simple" or "relaxed".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Canon {
     Simple,
@@ -215,7 +215,7 @@ impl Canon {
 /// sig-x-tag = %x78 [FWS] "=" [FWS] 1*12DIGIT
 /// ```
 /// "v=, a=, b=, bh=, d=, h=, s=" are REQUIRED.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Signature {
     pub a: Algorithm,
     #[serde(skip)]
@@ -580,7 +580,7 @@ pub fn body_hash(body: &[u8], canon: Canon, l: Option<u64>) -> Result<Vec<u8>, D
 }
 
 /// The outcome for one `DKIM-Signature`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Verdict {
     /// Index of the field among the message's header fields.
     pub index: usize,

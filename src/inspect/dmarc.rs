@@ -11,7 +11,7 @@ use crate::record::dmarc::{Alignment, Dmarc, Policy, Psd};
 use crate::spf::{DnsError, SpfDns};
 
 /// A DMARC record found during the tree walk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Found {
     /// The domain the record was published for (without `_dmarc.`).
     pub domain: String,
@@ -21,7 +21,7 @@ pub struct Found {
 }
 
 /// What the walk saw, for the report.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Walk {
     /// Records found, From domain first, in query order.
     pub found: Vec<Found>,
@@ -175,7 +175,7 @@ pub fn aligned(
 }
 
 /// DMARC result words (RFC 8601 §2.7.x / RFC 9989 §4.8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DmarcResult {
     Pass,
@@ -198,7 +198,7 @@ impl DmarcResult {
 }
 
 /// One authenticated identifier and whether it aligns with From.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Identifier {
     /// `spf` or `dkim`.
     pub method: &'static str,
@@ -212,7 +212,7 @@ pub struct Identifier {
 }
 
 /// The DMARC outcome for a message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DmarcOutcome {
     pub result: DmarcResult,
     pub from_domain: String,

@@ -60,7 +60,7 @@ pub struct Options {
 }
 
 /// One identity of the message and who vouches for it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Identity {
     /// `header.from`, `smtp.mailfrom`, `smtp.helo`, `dkim.d`, `client.ip`.
     pub kind: &'static str,
@@ -73,7 +73,7 @@ pub struct Identity {
 }
 
 /// The SPF check made now.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SpfCheck {
     pub ip: IpAddr,
     /// `--ip`, or the Received field the address came from.
@@ -86,7 +86,7 @@ pub struct SpfCheck {
 }
 
 /// Everything `inspect` found.
-#[derive(Clone, Debug, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, Serialize)]
 pub struct Inspection {
     pub subject: Option<String>,
     pub message_id: Option<String>,

@@ -33,7 +33,7 @@ use serde::Serialize;
 /// Real servers bend this (Exim writes `helo=` into the TCP-info, Microsoft
 /// omits the address literal's brackets), so parsing is lenient: it reads
 /// keyword / value pairs and takes addresses from the comments.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Hop {
     /// Position among the Received fields, 0 = topmost (the last hop).
     pub index: usize,

@@ -25,6 +25,22 @@ const LIST_FORMATS: &[OutputFormat] = &[OutputFormat::Text, OutputFormat::Json, 
 /// The formats of `keys show`.
 const SHOW_FORMATS: &[OutputFormat] = &[OutputFormat::Text, OutputFormat::Json];
 
+/// One key as `keys list --json` prints it (an array of these).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct KeyListEntry<'a> {
+    pub domain: &'a str,
+    /// The family (config `prefix`) the key belongs to.
+    pub prefix: &'a str,
+    pub selector: &'a str,
+    pub algorithm: super::config::Algorithm,
+    /// RSA key size; null for Ed25519.
+    pub bits: Option<u32>,
+    pub state: KeyState,
+    pub created: Timestamp,
+    pub activated: Option<Timestamp>,
+    pub retired: Option<Timestamp>,
+}
+
 /// `mailauth keys …`
 #[derive(clap::Args, Debug, Clone)]
 pub struct KeysArgs {
@@ -217,15 +233,17 @@ pub fn run_to(
             }
             if format == OutputFormat::Json {
                 // One JSON document (an array), as every command prints.
-                let list: Vec<serde_json::Value> = keys
-                    .map(|k| {
-                        serde_json::json!({
-                            "domain": k.domain, "prefix": k.prefix, "selector": k.selector,
-                            "algorithm": k.algorithm, "bits": k.bits, "state": k.state,
-                            "created": k.created.to_string(),
-                            "activated": k.activated.map(|t| t.to_string()),
-                            "retired": k.retired.map(|t| t.to_string()),
-                        })
+                let list: Vec<KeyListEntry> = keys
+                    .map(|k| KeyListEntry {
+                        domain: &k.domain,
+                        prefix: &k.prefix,
+                        selector: &k.selector,
+                        algorithm: k.algorithm,
+                        bits: k.bits,
+                        state: k.state,
+                        created: k.created,
+                        activated: k.activated,
+                        retired: k.retired,
                     })
                     .collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;

@@ -41,7 +41,19 @@ pub enum ConfigError {
 /// RFC 6376 §3.3: "Signers MUST implement and SHOULD sign using
 /// rsa-sha256"; RFC 8463 §3 adds ed25519-sha256, and §5 suggests signing
 /// with both ("dual signing") while verifiers catch up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Algorithm {
     Rsa,

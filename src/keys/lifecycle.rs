@@ -72,7 +72,7 @@ pub trait Observer {
 }
 
 /// What a transition does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Generate a new key for the family (at apply time only).
@@ -109,7 +109,7 @@ impl fmt::Display for Action {
 }
 
 /// One lifecycle step of one family, due now or waiting.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition {
     pub domain: String,
     pub prefix: String,

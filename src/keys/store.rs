@@ -58,7 +58,19 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 /// Where a key is in its life. RFC 6376 §3.6.1 (`p=` empty = revoked) and
 /// M3AAWG's rotation guidance shape it:
 /// pending → published → active → retired → revoked → removed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
     /// Generated, not yet in DNS.

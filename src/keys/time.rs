@@ -257,6 +257,19 @@ impl Serialize for Timestamp {
     }
 }
 
+/// An RFC 3339 UTC string, as [`Display`](fmt::Display) writes it.
+impl schemars::JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rfc3339".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <crate::output_schema::Rfc3339 as schemars::JsonSchema>::json_schema(g)
+    }
+}
+
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
         let s = String::deserialize(d)?;

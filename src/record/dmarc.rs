@@ -48,7 +48,19 @@ pub enum DmarcError {
 }
 
 /// RFC 9989 §4.7: `dmarc-request = "none" / "quarantine" / "reject"`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     #[default]
@@ -84,7 +96,7 @@ impl fmt::Display for Policy {
 
 /// RFC 9989 §4.7: `dmarc-rors = "r" / "s"` (adkim, aspf); relaxed is the
 /// default.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Alignment {
     #[default]

@@ -201,7 +201,7 @@ pub fn policy_id(policy: &MtaStsPolicy) -> String {
 }
 
 /// RFC 8461 §5: "enforce", "testing" or "none".
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Enforce,
@@ -250,7 +250,7 @@ pub const MAX_AGE_LIMIT: u64 = 31_557_600;
 /// Field order is free on parse; unknown fields are kept as extensions.
 /// Canonical rendering uses CRLF and the order `version, mode, mx..., max_age`,
 /// then extensions, with a final CRLF.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MtaStsPolicy {
     pub mode: Mode,
     /// MX patterns, lower-cased, in order: a host name, or `*.` and a domain

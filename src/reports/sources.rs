@@ -24,7 +24,7 @@ use crate::reports::dashq::SourceRow;
 const BUILTIN: &str = include_str!("../../data/senders.yaml");
 
 /// What kind of sender a service is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// Hosted mailboxes of an organisation.
@@ -242,7 +242,7 @@ impl Catalogue {
 }
 
 /// How a source was identified, in the order they are tried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// A mechanism of the domain's configured SPF record authorises it.
@@ -273,7 +273,7 @@ impl Method {
 }
 
 /// Who a source is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Identity {
     /// Catalogue id, `own` for a configured mechanism, `None` if unknown.
     pub id: Option<String>,
@@ -381,7 +381,7 @@ pub fn identify(
 }
 
 /// What a source's failing mail is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Class {
     /// Every message passed DMARC.
@@ -407,7 +407,7 @@ impl Class {
 }
 
 /// A source's class with the evidence for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Classification {
     pub class: Class,
     pub evidence: Vec<String>,

@@ -466,7 +466,7 @@ impl Walk<'_> {
 
 /// The flattened SPF of one domain: the records to publish and what each
 /// flattened include resolved to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flattened {
     /// The apex record.
     pub apex: String,

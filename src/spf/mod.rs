@@ -25,7 +25,7 @@ pub use dns::{DnsError, MemRecord, MemoryDns, MxRecord, QType, SpfDns, reverse_n
 pub use eval::EvalError;
 
 /// RFC 7208 §2.6: the results of `check_host()`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SpfResult {
     None,
@@ -87,7 +87,7 @@ impl Default for CheckOptions {
 }
 
 /// The term that decided the result and the domain whose record holds it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Matched {
     pub domain: String,
     /// The directive as rendered canonically, e.g. `include:_spf.example.com`.
@@ -95,7 +95,7 @@ pub struct Matched {
 }
 
 /// What `check_host()` found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SpfOutcome {
     pub result: SpfResult,
     /// The explanation from `exp=` for a "fail" (§6.2), when the record has

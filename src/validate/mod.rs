@@ -39,7 +39,9 @@ use crate::record::Name;
 pub use dmarc::{OrgDomain, organizational_domain};
 
 /// How bad a finding is, in increasing order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Pass,
@@ -70,7 +72,9 @@ impl fmt::Display for Severity {
 }
 
 /// Which check a finding belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Check {
     Config,
@@ -107,7 +111,7 @@ impl fmt::Display for Check {
 }
 
 /// One verdict about one domain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub check: Check,
     pub severity: Severity,
@@ -177,7 +181,7 @@ impl Finding {
 }
 
 /// Everything found about one domain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DomainReport {
     pub domain: String,
     /// The worst severity among the findings.

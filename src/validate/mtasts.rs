@@ -146,7 +146,7 @@ impl Default for FetchSettings {
 }
 
 /// A policy as fetched, for the report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FetchedPolicy {
     pub url: String,
     #[serde(flatten)]

@@ -8,14 +8,14 @@ use serde::Serialize;
 use super::{DomainReport, Severity};
 
 /// The JSON document `validate --json` prints.
-#[derive(Serialize)]
+#[derive(schemars::JsonSchema, Serialize)]
 pub struct JsonReport<'a> {
     pub domains: &'a [DomainReport],
     pub summary: Summary,
 }
 
 /// Domain counts by their worst finding.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub domains: usize,
     pub pass: usize,

@@ -16,7 +16,7 @@ use crate::reports::store::SourceRow;
 use crate::spf::{self, CheckOptions, DnsError, MxRecord, QType, SpfDns, SpfResult};
 
 /// How sure the verdict is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// A configured SPF mechanism matches, or an aligned DKIM signature passed.
@@ -40,7 +40,7 @@ impl Verdict {
 }
 
 /// Why a source is (not) authorised.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attribution {
     pub verdict: Verdict,
     /// The configured SPF mechanism that authorises the IP, e.g.

@@ -18,7 +18,7 @@ use crate::reports::store::{
 /// RFC 7489 §6.6.2: a message passes DMARC when "one or more of the
 /// Authenticated Identifiers align with the RFC5322.From domain" — counted
 /// here from the reporters' `dkim` and `spf` policy-evaluated results.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Totals {
     pub messages: i64,
     pub dmarc_pass: i64,
@@ -35,7 +35,7 @@ pub struct Totals {
 
 /// RFC 7489 Appendix C: `<xs:simpleType name="DispositionType">`
 /// `none quarantine reject` — one day of messages by applied disposition.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DayPoint {
     /// `YYYY-MM-DD` (UTC): first day of the bucket.
     pub date: String,
@@ -50,7 +50,7 @@ pub struct DayPoint {
 }
 
 /// One row of the overview's domain table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct DomainSummary {
     pub domain: String,
     pub totals: Totals,
@@ -58,14 +58,14 @@ pub struct DomainSummary {
 }
 
 /// The requested range, echoed for the page header.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RangeView {
     pub since: Option<String>,
     pub until: Option<String>,
 }
 
 /// The overview: every domain.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct Overview {
     pub range: RangeView,
     pub totals: Totals,
@@ -84,7 +84,7 @@ impl Overview {
 }
 
 /// A source IP with its attribution.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct SourceView {
     pub source_ip: String,
     pub reverse_dns: Option<String>,
@@ -107,7 +107,7 @@ pub struct SourceView {
 }
 
 /// One identified service's traffic on a domain.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceView {
     pub id: String,
     pub service: String,
@@ -121,7 +121,7 @@ pub struct ServiceView {
 }
 
 /// Unknown sources grouped by the organisation domain of their PTR name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnknownGroup {
     pub group: String,
     pub sources: i64,
@@ -131,7 +131,7 @@ pub struct UnknownGroup {
 
 /// Who sends as the domain, over its sources (up to
 /// `dashboard::SUMMARY_SOURCES`, most messages first).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SendersView {
     pub sources: i64,
     pub messages: i64,
@@ -152,7 +152,7 @@ pub struct SendersView {
 }
 
 /// Published policy against what receivers applied.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct PolicyView {
     pub published: String,
     pub pct: Option<i64>,
@@ -163,7 +163,7 @@ pub struct PolicyView {
 }
 
 /// One domain's page.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct DomainView {
     pub domain: String,
     pub range: RangeView,

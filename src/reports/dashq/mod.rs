@@ -15,8 +15,11 @@
 //! the daily rollup (`dashboard_daily_v1`, state in
 //! `dashboard_rollup_v1`), a cache derived from `reports` + `records` and
 //! refreshed incrementally, so that the overview does not scan every
-//! record: it can be emptied at any time and is rebuilt. Both tables are
-//! created by a schema migration of each store. Leaves ingestion, the
+//! record: it can be emptied at any time and is rebuilt. The rollup has no
+//! per-source rows: with a source filter, the daily counts and reporters
+//! are summed from the records instead ([`DashQuery::DailySource`],
+//! [`DashQuery::ReportersSource`]). Both tables are created by a schema
+//! migration of each store. Leaves ingestion, the
 //! schema and the other queries to `reports::store` and
 //! `reports::pgstore`, and view assembly to `reports::dashboard`.
 
@@ -168,7 +171,7 @@ pub struct SourceRow {
 }
 
 /// One reporter's contribution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReporterRow {
     /// The name shown: the reporter's `org_name` as sent.
     pub org: String,
@@ -180,8 +183,10 @@ pub struct ReporterRow {
     pub messages: i64,
     /// Unix seconds; RFC 3339 UTC in JSON, like every time mailauth prints.
     #[serde(serialize_with = "rfc3339_secs")]
+    #[schemars(with = "crate::output_schema::Rfc3339")]
     pub first_begin: i64,
     #[serde(serialize_with = "rfc3339_secs")]
+    #[schemars(with = "crate::output_schema::Rfc3339")]
     pub last_end: i64,
 }
 
@@ -210,7 +215,7 @@ pub struct PolicyRow {
 }
 
 /// TLS-RPT totals for one policy (RFC 8460 `policy`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TlsPolicyRow {
     pub policy_domain: String,
     pub policy_type: String,
@@ -222,16 +227,18 @@ pub struct TlsPolicyRow {
 }
 
 /// A DMARC failure report, as the dashboard lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailureRow {
     /// In JSON, the id `reports show` and `inspect --failure-report`
     /// accept: `failure:N`.
     #[serde(serialize_with = "failure_id")]
+    #[schemars(with = "String")]
     pub id: i64,
     pub reported_domain: String,
     pub reporter: Option<String>,
     /// As the report wrote it (RFC 5322); RFC 3339 UTC in JSON.
     #[serde(serialize_with = "rfc3339_opt_text")]
+    #[schemars(with = "Option<crate::output_schema::Rfc3339>")]
     pub arrival_date: Option<String>,
     pub source_ip: Option<String>,
     pub auth_failure: Option<String>,
@@ -253,10 +260,17 @@ fn failure_id<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
 pub enum DashQuery {
     /// Params: domain, since, until.
     Daily,
+    /// The daily counts of [`Daily`](Self::Daily) for one source IP, read
+    /// from the records (the rollup has no sources). Params: domain,
+    /// since, until, source.
+    DailySource,
     /// Params: domain, since, until, source, failing_only (0/1), limit.
     Sources,
     /// Params: domain, since, until.
     Reporters,
+    /// [`Reporters`](Self::Reporters) counting one source IP's records
+    /// only. Params: domain, since, until, source.
+    ReportersSource,
     /// Params: domain, since, until, source.
     Policy,
     /// Params: domain, since and until as RFC 3339 text.
@@ -278,8 +292,10 @@ impl DashQuery {
     pub fn what(self) -> &'static str {
         match self {
             Self::Daily => "read rollup",
+            Self::DailySource => "daily counts of one source",
             Self::Sources => "top sources",
             Self::Reporters => "reporters",
+            Self::ReportersSource => "reporters of one source",
             Self::Policy => "policy",
             Self::Tls => "TLS summary",
             Self::Failures => "failure reports",
@@ -463,11 +479,25 @@ pub trait DashboardQueries {
     fn refresh_rollup(&mut self) -> Result<i64, StoreError>;
 
     /// Daily outcome counts from the rollup (call
-    /// [`refresh_rollup`](Self::refresh_rollup) first). The source filter
-    /// does not apply here.
+    /// [`refresh_rollup`](Self::refresh_rollup) first); with a source
+    /// filter, the same counts for that source IP, summed from its records
+    /// (same day bounds), so totals and charts follow the filter.
     fn dash_daily(&self, f: &DashFilter) -> Result<Vec<DailyRow>, StoreError> {
-        let q = DashQuery::Daily;
-        shape(q, self.dash_rows(q, &range_args(f))?, |c| {
+        let (q, rows) = match &f.source {
+            None => (
+                DashQuery::Daily,
+                self.dash_rows(DashQuery::Daily, &range_args(f))?,
+            ),
+            Some(ip) => {
+                let [d, s, u] = range_args(f);
+                let q = DashQuery::DailySource;
+                (
+                    q,
+                    self.dash_rows(q, &[d, s, u, Arg::Text(Some(ip.clone()))])?,
+                )
+            }
+        };
+        shape(q, rows, |c| {
             Ok(DailyRow {
                 domain: c.text()?,
                 day: c.int()?,
@@ -517,10 +547,25 @@ pub trait DashboardQueries {
         })
     }
 
-    /// Reporters (aggregate report senders), most messages first.
+    /// Reporters (aggregate report senders), most messages first; with a
+    /// source filter, the reporters that saw that source IP and the
+    /// messages they reported from it.
     fn dash_reporters(&self, f: &DashFilter) -> Result<Vec<ReporterRow>, StoreError> {
-        let q = DashQuery::Reporters;
-        shape(q, self.dash_rows(q, &range_args(f))?, |c| {
+        let (q, rows) = match &f.source {
+            None => (
+                DashQuery::Reporters,
+                self.dash_rows(DashQuery::Reporters, &range_args(f))?,
+            ),
+            Some(ip) => {
+                let [d, s, u] = range_args(f);
+                let q = DashQuery::ReportersSource;
+                (
+                    q,
+                    self.dash_rows(q, &[d, s, u, Arg::Text(Some(ip.clone()))])?,
+                )
+            }
+        };
+        shape(q, rows, |c| {
             let org = c.text()?;
             Ok(ReporterRow {
                 key: crate::reports::sources::reporter_key(&org),

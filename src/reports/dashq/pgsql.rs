@@ -14,6 +14,47 @@ fn pg_sql(q: DashQuery) -> &'static str {
              AND ($3::bigint IS NULL OR day < ($3 + 86399) / 86400) \
              ORDER BY domain COLLATE \"C\", day"
         }
+        DashQuery::DailySource => {
+            // The rollup's sums (ROLLUP_FILL_PG) and day bounds (Daily).
+            concat!(
+                "SELECT r.policy_domain, r.date_begin / 86400 AS day, ",
+                pg_sum!("c.count"),
+                ", ",
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
+                ),
+                ", ",
+                pg_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+                ", ",
+                pg_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+                ", ",
+                pg_sum!(
+                    "CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"
+                ),
+                ", ",
+                pg_sum!("CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END"),
+                ", ",
+                pg_sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
+                " FROM records c JOIN reports r ON r.id = c.report_id \
+             WHERE ($1::text IS NULL OR r.policy_domain = $1) \
+             AND ($2::bigint IS NULL OR r.date_begin / 86400 >= $2 / 86400) \
+             AND ($3::bigint IS NULL OR r.date_begin / 86400 < ($3 + 86399) / 86400) \
+             AND c.source_ip = $4::text \
+             GROUP BY 1, 2 ORDER BY r.policy_domain COLLATE \"C\", 2"
+            )
+        }
+        DashQuery::ReportersSource => {
+            concat!(
+                "SELECT r.org_name, count(DISTINCT r.id), ",
+                pg_sum!("c.count"),
+                ", min(r.date_begin), max(r.date_end) \
+             FROM records c JOIN reports r ON r.id = c.report_id \
+             WHERE ($1::text IS NULL OR r.policy_domain = $1) \
+             AND ($2::bigint IS NULL OR r.date_begin >= $2) AND ($3::bigint IS NULL OR r.date_begin < $3) \
+             AND c.source_ip = $4::text \
+             GROUP BY r.org_name ORDER BY 3 DESC, r.org_name COLLATE \"C\""
+            )
+        }
         DashQuery::Sources => {
             concat!(
                 "SELECT r.policy_domain, c.source_ip, ",

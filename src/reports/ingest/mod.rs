@@ -90,14 +90,14 @@ pub trait Source {
 }
 
 /// A rejected or failed item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     pub origin: String,
     pub reason: String,
 }
 
 /// Totals of one ingest run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     /// Items read (files, messages).
     pub items: u64,

@@ -79,7 +79,7 @@ pub enum ParseError {
 }
 
 /// Kind of report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportKind {
     Aggregate,

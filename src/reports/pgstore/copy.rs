@@ -5,7 +5,7 @@
 use super::*;
 
 /// What [`PgStore::copy_from_sqlite`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CopySummary {
     pub reports: u64,
     pub records: u64,

@@ -3,7 +3,10 @@
 
 use super::*;
 use crate::reports::dashq::pg_sum;
-use crate::reports::store::{rfc3339_secs, rfc3339_text};
+use crate::reports::store::{
+    AggregateDetails, FailureDetails, PolicyPublished, ReportDetails, TlsDetails, TlsFailureDetail,
+    TlsPolicyDetail, rfc3339_secs, rfc3339_text,
+};
 
 /// Every TLS report's list row, or only the one with `id` (one query
 /// either way: `show` of one report does not list them all).
@@ -123,26 +126,26 @@ impl PgStore {
             records: r.get(5),
             messages: r.get(6),
         };
-        let details = serde_json::json!({
-            "email": r.get::<_, Option<String>>(7),
-            "extra_contact_info": r.get::<_, Option<String>>(8),
-            "version": r.get::<_, Option<String>>(9),
-            "namespace": r.get::<_, Option<String>>(10),
-            "generator": r.get::<_, Option<String>>(11),
-            "errors": opt_json(r.get(12)),
-            "warnings": opt_json(r.get(13)),
-            "extensions": opt_json(r.get(14)),
-            "origin": r.get::<_, String>(15),
-            "policy_published": {
-                "adkim": r.get::<_, Option<String>>(16),
-                "aspf": r.get::<_, Option<String>>(17),
-                "p": r.get::<_, Option<String>>(18),
-                "sp": r.get::<_, Option<String>>(19),
-                "np": r.get::<_, Option<String>>(20),
-                "pct": r.get::<_, Option<i64>>(21),
-                "fo": r.get::<_, Option<String>>(22),
-                "testing": r.get::<_, Option<bool>>(23),
-                "discovery_method": r.get::<_, Option<String>>(24),
+        let details = ReportDetails::Aggregate(AggregateDetails {
+            email: r.get(7),
+            extra_contact_info: r.get(8),
+            version: r.get(9),
+            namespace: r.get(10),
+            generator: r.get(11),
+            errors: opt_json(r.get(12)),
+            warnings: opt_json(r.get(13)),
+            extensions: opt_json(r.get(14)),
+            origin: r.get(15),
+            policy_published: PolicyPublished {
+                adkim: r.get(16),
+                aspf: r.get(17),
+                p: r.get(18),
+                sp: r.get(19),
+                np: r.get(20),
+                pct: r.get(21),
+                fo: r.get(22),
+                testing: r.get(23),
+                discovery_method: r.get(24),
             },
         });
         let records = c
@@ -198,35 +201,34 @@ impl PgStore {
         let mut out = Vec::with_capacity(policies.len());
         for r in policies {
             let pid: i64 = r.get(0);
-            let mut policy = serde_json::json!({
-                "policy_type": r.get::<_, String>(1),
-                "policy_domain": r.get::<_, String>(2),
-                "policy_string": opt_json(r.get(3)),
-                "mx_host": opt_json(r.get(4)),
-                "successful": r.get::<_, i64>(5),
-                "failed": r.get::<_, i64>(6),
-            });
-            let details: Vec<serde_json::Value> = c
+            let mut policy = TlsPolicyDetail {
+                policy_type: r.get(1),
+                policy_domain: r.get(2),
+                policy_string: opt_json(r.get(3)),
+                mx_host: opt_json(r.get(4)),
+                successful: r.get(5),
+                failed: r.get(6),
+                failure_details: Vec::new(),
+            };
+            let details: Vec<TlsFailureDetail> = c
                 .query(&failures, &[&pid])
                 .map_err(q("show TLS failures"))?
                 .into_iter()
-                .map(|f| {
-                    serde_json::json!({
-                        "result_type": f.get::<_, String>(0),
-                        "sending_mta_ip": f.get::<_, Option<String>>(1),
-                        "receiving_mx_hostname": f.get::<_, Option<String>>(2),
-                        "receiving_ip": f.get::<_, Option<String>>(3),
-                        "failed_session_count": f.get::<_, i64>(4),
-                        "failure_reason_code": f.get::<_, Option<String>>(5),
-                    })
+                .map(|f| TlsFailureDetail {
+                    result_type: f.get(0),
+                    sending_mta_ip: f.get(1),
+                    receiving_mx_hostname: f.get(2),
+                    receiving_ip: f.get(3),
+                    failed_session_count: f.get(4),
+                    failure_reason_code: f.get(5),
                 })
                 .collect();
-            policy["failure_details"] = serde_json::Value::Array(details);
+            policy.failure_details = details;
             out.push(policy);
         }
         Ok(Some(ReportDetail {
             row,
-            details: serde_json::json!({ "policies": out }),
+            details: ReportDetails::Tls(TlsDetails { policies: out }),
             records: Vec::new(),
         }))
     }
@@ -258,17 +260,17 @@ impl PgStore {
                 records: 1,
                 messages: 1,
             },
-            details: serde_json::json!({
-                "feedback_type": r.get::<_, String>(4),
-                "user_agent": r.get::<_, Option<String>>(5),
-                "source_ip": r.get::<_, Option<String>>(6),
-                "original_mail_from": r.get::<_, Option<String>>(7),
-                "authentication_results": opt_json(r.get(8)),
-                "dkim_domain": r.get::<_, Option<String>>(9),
-                "spf_dns": r.get::<_, Option<String>>(10),
-                "original_subject": r.get::<_, Option<String>>(11),
-                "original_headers": r.get::<_, Option<String>>(12),
-                "from_text": r.get::<_, bool>(13),
+            details: ReportDetails::Failure(FailureDetails {
+                feedback_type: r.get(4),
+                user_agent: r.get(5),
+                source_ip: r.get(6),
+                original_mail_from: r.get(7),
+                authentication_results: opt_json(r.get(8)),
+                dkim_domain: r.get(9),
+                spf_dns: r.get(10),
+                original_subject: r.get(11),
+                original_headers: r.get(12),
+                from_text: r.get(13),
             }),
             records: Vec::new(),
         }))

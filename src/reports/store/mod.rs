@@ -3,7 +3,9 @@
 //! the same lives in `reports::pgstore`, the dashboard queries of both in
 //! `reports::dashq`).
 //!
-//! This module holds the store's types, opening, `reports list` and
+//! This module holds the store's types (with the JSON shape of
+//! `reports list`/`show`: [`ReportRow`], [`ReportDetails`]), opening,
+//! `reports list` and
 //! `reports delete`, and the report ids the CLI prints and accepts
 //! ([`display_id`], [`parse_report_id`]); its parts are `schema`
 //! (migrations), `write` (one transaction per item, the parsing thread),
@@ -183,25 +185,56 @@ pub fn parse_report_id(s: &str) -> Result<(ReportKind, i64), ReportIdError> {
     }
 }
 
+// `ReportRow` as JSON. Serialising goes through this type, so its derived
+// schema is the row's (`mailauth schema --output reports-list`).
+/// One stored report, as `reports list` prints it; times in RFC 3339 UTC.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ReportRow")]
+struct ReportRowJson<'a> {
+    /// `12`, `tls:3`, `failure:5`: what `reports show` accepts.
+    id: String,
+    kind: ReportKind,
+    org: &'a str,
+    report_id: &'a str,
+    domain: &'a str,
+    #[schemars(with = "crate::output_schema::Rfc3339")]
+    begin: &'a str,
+    #[schemars(with = "crate::output_schema::Rfc3339")]
+    end: &'a str,
+    /// Records (aggregate), policies (TLS), 1 (failure).
+    record_count: i64,
+    /// Messages (aggregate sum of counts), sessions (TLS), 1 (failure).
+    messages: i64,
+}
+
 impl Serialize for ReportRow {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct as _;
-        let mut st = s.serialize_struct("ReportRow", 9)?;
-        st.serialize_field("id", &self.display_id())?;
-        st.serialize_field("kind", &self.kind)?;
-        st.serialize_field("org", &self.org)?;
-        st.serialize_field("report_id", &self.report_id)?;
-        st.serialize_field("domain", &self.domain)?;
-        st.serialize_field("begin", &self.begin)?;
-        st.serialize_field("end", &self.end)?;
-        st.serialize_field("record_count", &self.records)?;
-        st.serialize_field("messages", &self.messages)?;
-        st.end()
+        ReportRowJson {
+            id: self.display_id(),
+            kind: self.kind,
+            org: &self.org,
+            report_id: &self.report_id,
+            domain: &self.domain,
+            begin: &self.begin,
+            end: &self.end,
+            record_count: self.records,
+            messages: self.messages,
+        }
+        .serialize(s)
+    }
+}
+
+impl schemars::JsonSchema for ReportRow {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        ReportRowJson::schema_name()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        ReportRowJson::json_schema(g)
     }
 }
 
 /// One stored aggregate record, as `reports show` prints it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct RecordRow {
     pub source_ip: String,
     pub count: i64,
@@ -217,14 +250,105 @@ pub struct RecordRow {
 }
 
 /// A report with its details.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct ReportDetail {
     #[serde(flatten)]
     pub row: ReportRow,
-    /// Report-level fields as JSON (policy published, metadata, …).
-    pub details: serde_json::Value,
+    /// Report-level fields (policy published, metadata, …), by kind.
+    pub details: ReportDetails,
     /// Aggregate records (empty for other kinds).
     pub records: Vec<RecordRow>,
+}
+
+/// The report-level fields `reports show` prints under `details`: one
+/// shape per report kind (the JSON carries no tag; `kind` beside it says
+/// which). Fields are declared in alphabetical order, the order the JSON
+/// has always had. Values stored as JSON text (`errors`, `policy_string`,
+/// `authentication_results`, …) are printed as that JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum ReportDetails {
+    Aggregate(AggregateDetails),
+    Tls(TlsDetails),
+    Failure(FailureDetails),
+}
+
+/// An aggregate report's metadata and published policy (RFC 7489 Appendix C
+/// `report_metadata` and `policy_published`).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct AggregateDetails {
+    pub email: Option<String>,
+    pub errors: serde_json::Value,
+    pub extensions: serde_json::Value,
+    pub extra_contact_info: Option<String>,
+    pub generator: Option<String>,
+    pub namespace: Option<String>,
+    /// Where the report came from (file, message, mailbox).
+    pub origin: String,
+    pub policy_published: PolicyPublished,
+    pub version: Option<String>,
+    pub warnings: serde_json::Value,
+}
+
+/// `policy_published` of an aggregate report.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct PolicyPublished {
+    pub adkim: Option<String>,
+    pub aspf: Option<String>,
+    pub discovery_method: Option<String>,
+    pub fo: Option<String>,
+    pub np: Option<String>,
+    pub p: Option<String>,
+    pub pct: Option<i64>,
+    pub sp: Option<String>,
+    pub testing: Option<bool>,
+}
+
+/// A TLS report's policies (RFC 8460 §4.4).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct TlsDetails {
+    pub policies: Vec<TlsPolicyDetail>,
+}
+
+/// One policy of a TLS report, with its failure details.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct TlsPolicyDetail {
+    /// Failed sessions.
+    pub failed: i64,
+    pub failure_details: Vec<TlsFailureDetail>,
+    pub mx_host: serde_json::Value,
+    pub policy_domain: String,
+    pub policy_string: serde_json::Value,
+    pub policy_type: String,
+    /// Successful sessions.
+    pub successful: i64,
+}
+
+/// One `failure-details` entry of a TLS report policy.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct TlsFailureDetail {
+    pub failed_session_count: i64,
+    pub failure_reason_code: Option<String>,
+    pub receiving_ip: Option<String>,
+    pub receiving_mx_hostname: Option<String>,
+    pub result_type: String,
+    pub sending_mta_ip: Option<String>,
+}
+
+/// A failure report's fields (RFC 6591).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct FailureDetails {
+    pub authentication_results: serde_json::Value,
+    pub dkim_domain: Option<String>,
+    pub feedback_type: String,
+    /// True when the original message's From header was free text.
+    pub from_text: bool,
+    pub original_headers: Option<String>,
+    pub original_mail_from: Option<String>,
+    pub original_subject: Option<String>,
+    pub source_ip: Option<String>,
+    pub spf_dns: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 /// Storage behind the report commands.

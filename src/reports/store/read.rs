@@ -26,26 +26,26 @@ impl SqliteStore {
                         records: r.get(5)?,
                         messages: r.get(6)?,
                     };
-                    let details = serde_json::json!({
-                        "email": r.get::<_, Option<String>>(7)?,
-                        "extra_contact_info": r.get::<_, Option<String>>(8)?,
-                        "version": r.get::<_, Option<String>>(9)?,
-                        "namespace": r.get::<_, Option<String>>(10)?,
-                        "generator": r.get::<_, Option<String>>(11)?,
-                        "errors": opt_json(r.get(12)?),
-                        "warnings": opt_json(r.get(13)?),
-                        "extensions": opt_json(r.get(14)?),
-                        "origin": r.get::<_, String>(15)?,
-                        "policy_published": {
-                            "adkim": r.get::<_, Option<String>>(16)?,
-                            "aspf": r.get::<_, Option<String>>(17)?,
-                            "p": r.get::<_, Option<String>>(18)?,
-                            "sp": r.get::<_, Option<String>>(19)?,
-                            "np": r.get::<_, Option<String>>(20)?,
-                            "pct": r.get::<_, Option<i64>>(21)?,
-                            "fo": r.get::<_, Option<String>>(22)?,
-                            "testing": r.get::<_, Option<bool>>(23)?,
-                            "discovery_method": r.get::<_, Option<String>>(24)?,
+                    let details = ReportDetails::Aggregate(AggregateDetails {
+                        email: r.get(7)?,
+                        extra_contact_info: r.get(8)?,
+                        version: r.get(9)?,
+                        namespace: r.get(10)?,
+                        generator: r.get(11)?,
+                        errors: opt_json(r.get(12)?),
+                        warnings: opt_json(r.get(13)?),
+                        extensions: opt_json(r.get(14)?),
+                        origin: r.get(15)?,
+                        policy_published: PolicyPublished {
+                            adkim: r.get(16)?,
+                            aspf: r.get(17)?,
+                            p: r.get(18)?,
+                            sp: r.get(19)?,
+                            np: r.get(20)?,
+                            pct: r.get(21)?,
+                            fo: r.get(22)?,
+                            testing: r.get(23)?,
+                            discovery_method: r.get(24)?,
                         },
                     });
                     Ok((row, details))
@@ -106,14 +106,15 @@ impl SqliteStore {
             .query_map([id], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
-                    serde_json::json!({
-                        "policy_type": r.get::<_, String>(1)?,
-                        "policy_domain": r.get::<_, String>(2)?,
-                        "policy_string": opt_json(r.get(3)?),
-                        "mx_host": opt_json(r.get(4)?),
-                        "successful": r.get::<_, i64>(5)?,
-                        "failed": r.get::<_, i64>(6)?,
-                    }),
+                    TlsPolicyDetail {
+                        policy_type: r.get(1)?,
+                        policy_domain: r.get(2)?,
+                        policy_string: opt_json(r.get(3)?),
+                        mx_host: opt_json(r.get(4)?),
+                        successful: r.get(5)?,
+                        failed: r.get(6)?,
+                        failure_details: Vec::new(),
+                    },
                 ))
             })
             .map_err(q("show TLS policies"))?
@@ -131,24 +132,24 @@ impl SqliteStore {
         for (pid, mut policy) in policies {
             let failures = stmt
                 .query_map([pid], |r| {
-                    Ok(serde_json::json!({
-                        "result_type": r.get::<_, String>(0)?,
-                        "sending_mta_ip": r.get::<_, Option<String>>(1)?,
-                        "receiving_mx_hostname": r.get::<_, Option<String>>(2)?,
-                        "receiving_ip": r.get::<_, Option<String>>(3)?,
-                        "failed_session_count": r.get::<_, i64>(4)?,
-                        "failure_reason_code": r.get::<_, Option<String>>(5)?,
-                    }))
+                    Ok(TlsFailureDetail {
+                        result_type: r.get(0)?,
+                        sending_mta_ip: r.get(1)?,
+                        receiving_mx_hostname: r.get(2)?,
+                        receiving_ip: r.get(3)?,
+                        failed_session_count: r.get(4)?,
+                        failure_reason_code: r.get(5)?,
+                    })
                 })
                 .map_err(q("show TLS failures"))?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(q("show TLS failures"))?;
-            policy["failure_details"] = serde_json::Value::Array(failures);
+            policy.failure_details = failures;
             out.push(policy);
         }
         Ok(Some(ReportDetail {
             row,
-            details: serde_json::json!({ "policies": out }),
+            details: ReportDetails::Tls(TlsDetails { policies: out }),
             records: Vec::new(),
         }))
     }
@@ -175,17 +176,17 @@ impl SqliteStore {
                             records: 1,
                             messages: 1,
                         },
-                        details: serde_json::json!({
-                            "feedback_type": r.get::<_, String>(4)?,
-                            "user_agent": r.get::<_, Option<String>>(5)?,
-                            "source_ip": r.get::<_, Option<String>>(6)?,
-                            "original_mail_from": r.get::<_, Option<String>>(7)?,
-                            "authentication_results": opt_json(r.get(8)?),
-                            "dkim_domain": r.get::<_, Option<String>>(9)?,
-                            "spf_dns": r.get::<_, Option<String>>(10)?,
-                            "original_subject": r.get::<_, Option<String>>(11)?,
-                            "original_headers": r.get::<_, Option<String>>(12)?,
-                            "from_text": r.get::<_, bool>(13)?,
+                        details: ReportDetails::Failure(FailureDetails {
+                            feedback_type: r.get(4)?,
+                            user_agent: r.get(5)?,
+                            source_ip: r.get(6)?,
+                            original_mail_from: r.get(7)?,
+                            authentication_results: opt_json(r.get(8)?),
+                            dkim_domain: r.get(9)?,
+                            spf_dns: r.get(10)?,
+                            original_subject: r.get(11)?,
+                            original_headers: r.get(12)?,
+                            from_text: r.get(13)?,
                         }),
                         records: Vec::new(),
                     })
