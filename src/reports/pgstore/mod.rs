@@ -35,7 +35,7 @@ mod write;
 
 pub use copy::CopySummary;
 use schema::{MIGRATION_LOCK, MIGRATIONS};
-use write::{RecordCols, TxSink, retryable};
+use write::{RawRecord, RecordCols, TxSink, retryable};
 
 use super::IngestLimits;
 use super::parse::{
@@ -121,8 +121,9 @@ impl From<PgError> for StoreError {
     }
 }
 
-/// Records buffered before one multi-row insert.
-const RECORD_BATCH: usize = 5_000;
+/// Records buffered (in the binary `COPY` format, ~200 bytes each) before
+/// one `COPY`.
+const RECORD_BATCH: usize = 20_000;
 
 /// Attempts per item when PostgreSQL aborts a transaction for a
 /// deadlock or serialization failure (both safe to retry).
@@ -152,7 +153,6 @@ fn describe(config: &postgres::Config) -> String {
 struct Stmts {
     insert_report: Statement,
     insert_policy: Statement,
-    insert_records: Statement,
     update_report: Statement,
     insert_failure: Statement,
     insert_tls: Statement,
@@ -175,18 +175,6 @@ impl Stmts {
                 c,
                 "INSERT INTO policy_published (report_id, domain, adkim, aspf, p, sp, np, pct, \
                  fo, testing, discovery_method) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )?,
-            // One statement per batch of records: column arrays unnested
-            // into rows (as fast as multi-row VALUES, one plan).
-            insert_records: p(
-                c,
-                "INSERT INTO records (report_id, source_ip, count, disposition, dkim_aligned, \
-                 spf_aligned, reasons, header_from, envelope_from, envelope_to, dkim_domain, \
-                 dkim_selector, dkim_result, spf_domain, spf_scope, spf_result, dkim_results, \
-                 spf_results, extensions) SELECT $1::bigint, * FROM unnest($2::text[], \
-                 $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-                 $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
-                 $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])",
             )?,
             update_report: p(
                 c,
