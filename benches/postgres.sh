@@ -17,7 +17,10 @@
 #      mailboxes);
 #   3. four processes, each on the whole corpus (four workers racing on one
 #      shared mailbox: every report is stored once, the rest are
-#      duplicates).
+#      duplicates);
+#   4. eight processes, each on an eighth of the files (the scale-out shape
+#      of docs/postgres.md: N workers, one PostgreSQL).
+# Records are stored with binary COPY (reports::pgstore::write).
 # Every run must store exactly the corpus's reports and records (checked
 # with psql). Wall time from /usr/bin/time and the shell.
 #
@@ -96,6 +99,14 @@ fresh() {
 check() {
     local got
     got=$(psql_do "$1" "SELECT (SELECT count(*) FROM reports) || ' ' || (SELECT count(*) FROM records)")
+    # Nothing duplicated or lost inside a report either: every report holds
+    # exactly the records its header counted.
+    local off
+    off=$(psql_do "$1" "SELECT count(*) FROM reports r WHERE r.record_count <> (SELECT count(*) FROM records c WHERE c.report_id = r.id)")
+    if [ "$off" != 0 ]; then
+        echo "   MISMATCH in $1: $off report(s) whose records differ from their count" >&2
+        exit 1
+    fi
     if [ "$got" != "$REPORTS $RECORDS" ]; then
         echo "   MISMATCH in $1: stored $got, expected $REPORTS $RECORDS" >&2
         exit 1
@@ -104,7 +115,7 @@ check() {
 }
 
 declare -A WALL
-# run LABEL DB WORKERS SPLIT: SPLIT=split gives each worker a quarter of
+# run LABEL DB WORKERS SPLIT: SPLIT=split gives each worker its share of
 # the files, SPLIT=all the whole corpus.
 run() {
     local label=$1 db=$2 workers=$3 split=$4 url pids=() start end i
@@ -114,6 +125,7 @@ run() {
     for ((i = 0; i < workers; i++)); do
         local mine=()
         if [ "$split" = split ]; then
+            local j
             for ((j = i; j < ${#FILES[@]}; j += workers)); do mine+=("${FILES[j]}"); done
         else
             mine=("${FILES[@]}")
@@ -139,5 +151,6 @@ run() {
 run "1 worker, whole corpus" bench1 1 split
 run "4 workers, a quarter of the files each" bench4split 4 split
 run "4 workers, the whole corpus each (racing)" bench4all 4 all
+run "8 workers, an eighth of the files each" bench8split 8 split
 
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

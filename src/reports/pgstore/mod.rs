@@ -43,8 +43,8 @@ use super::parse::{
     Record, ReportKind, ReportSink, SinkError, TlsReport,
 };
 use super::store::{
-    ChecklistQueries, FailingSource, RecordRow, ReportDetail, ReportRow, ReportStore,
-    SCHEMA_VERSION, SqliteStore, StoreError, Table, Volume, json, list, now, opt_json, split_set,
+    ChecklistQueries, FailingSource, PRUNE_COUNT_SQL, Pruned, PrunedDomain, RecordRow, ReportDetail,
+    ReportRow, ReportStore, SCHEMA_VERSION, SqliteStore, StoreError, Table, Volume, json, list, now, opt_json, split_set,
 };
 
 /// Errors of the PostgreSQL store.
@@ -612,6 +612,39 @@ impl ReportStore for PgStore {
             .map_err(q("reset rollup"))?;
         tx.commit().map_err(q("commit delete"))?;
         Ok(())
+    }
+
+    fn prune(&mut self, cutoff: i64, apply: bool) -> Result<Pruned, StoreError> {
+        let mut tx = self.client_mut().transaction().map_err(q("begin prune"))?;
+        let sql = PRUNE_COUNT_SQL
+            .replace("?1", "$1")
+            .replace("ORDER BY r.policy_domain", "ORDER BY r.policy_domain COLLATE \"C\"");
+        let domains = tx
+            .query(sql.as_str(), &[&cutoff])
+            .map_err(q("count pruned"))?
+            .iter()
+            .map(|r| PrunedDomain {
+                domain: r.get(0),
+                reports: r.get::<_, i64>(1).max(0) as u64,
+                records: r.get::<_, i64>(2).max(0) as u64,
+            })
+            .collect();
+        let pruned = Pruned::from_domains(domains);
+        if !apply || pruned.reports == 0 {
+            return Ok(pruned);
+        }
+        for sql in [
+            "DELETE FROM records WHERE report_id IN (SELECT id FROM reports WHERE date_begin < $1)",
+            "DELETE FROM policy_published WHERE report_id IN \
+             (SELECT id FROM reports WHERE date_begin < $1)",
+            "DELETE FROM reports WHERE date_begin < $1",
+        ] {
+            tx.execute(sql, &[&cutoff]).map_err(q("prune"))?;
+        }
+        tx.execute("DELETE FROM dashboard_rollup_v1", &[])
+            .map_err(q("reset rollup"))?;
+        tx.commit().map_err(q("commit prune"))?;
+        Ok(pruned)
     }
 }
 
