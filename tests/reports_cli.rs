@@ -387,7 +387,10 @@ fn prune_removes_old_aggregate_reports_only_with_yes(st: &TestStore) {
         // Old: 400 and 100 days ago (a.test), 50 days ago (b.test).
         write("a400.xml", day_report("a.test", now - 400 * day, &two, 3)),
         write("a100.xml", day_report("a.test", now - 100 * day, &two, 5)),
-        write("b50.xml", day_report("b.test", now - 50 * day, &["192.0.2.9"], 7)),
+        write(
+            "b50.xml",
+            day_report("b.test", now - 50 * day, &["192.0.2.9"], 7),
+        ),
         // Recent: 10 days ago, and a report that began 29 days ago.
         write("a10.xml", day_report("a.test", now - 10 * day, &two, 11)),
         write("b29.xml", day_report("b.test", now - 29 * day, &two, 13)),
@@ -406,14 +409,23 @@ fn prune_removes_old_aggregate_reports_only_with_yes(st: &TestStore) {
         out.starts_with("would remove 3 aggregate report(s) with 5 record(s) that began before "),
         "{out}"
     );
-    assert!(out.contains("  a.test: 2 report(s), 4 record(s)\n"), "{out}");
-    assert!(out.contains("  b.test: 1 report(s), 1 record(s)\n"), "{out}");
+    assert!(
+        out.contains("  a.test: 2 report(s), 4 record(s)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  b.test: 1 report(s), 1 record(s)\n"),
+        "{out}"
+    );
     assert!(out.contains("add --yes"), "{out}");
     assert_eq!((st.count(Table::Reports), st.count(Table::Records)), (5, 9));
     let json: serde_json::Value =
         serde_json::from_str(&ok(st, &["prune", "--older-than", "30d", "--json"])).expect("json");
     assert_eq!(json["removed"], false);
-    assert_eq!((json["reports"].as_u64(), json["records"].as_u64()), (Some(3), Some(5)));
+    assert_eq!(
+        (json["reports"].as_u64(), json["records"].as_u64()),
+        (Some(3), Some(5))
+    );
     let before = json["before"].as_str().expect("before");
     assert!(before.ends_with('Z') && before.len() == 20, "{before}");
     assert_eq!(json["domains"][0]["domain"], "a.test");
@@ -457,7 +469,10 @@ fn prune_removes_old_aggregate_reports_only_with_yes(st: &TestStore) {
     assert_eq!(messages(st), 2 * 11 + 2 * 13);
     // Nothing older is left: a second run removes nothing.
     let out = ok(st, &["prune", "--older-than", "30d", "--yes"]);
-    assert!(out.starts_with("removed 0 aggregate report(s) with 0 record(s)"), "{out}");
+    assert!(
+        out.starts_with("removed 0 aggregate report(s) with 0 record(s)"),
+        "{out}"
+    );
     assert_eq!((st.count(Table::Reports), st.count(Table::Records)), (2, 4));
 }
 

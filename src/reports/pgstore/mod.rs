@@ -43,8 +43,9 @@ use super::parse::{
     Record, ReportKind, ReportSink, SinkError, TlsReport,
 };
 use super::store::{
-    ChecklistQueries, FailingSource, PRUNE_COUNT_SQL, Pruned, PrunedDomain, RecordRow, ReportDetail,
-    ReportRow, ReportStore, SCHEMA_VERSION, SqliteStore, StoreError, Table, Volume, json, list, now, opt_json, split_set,
+    ChecklistQueries, FailingSource, PRUNE_COUNT_SQL, Pruned, PrunedDomain, RecordRow,
+    ReportDetail, ReportRow, ReportStore, SCHEMA_VERSION, SqliteStore, StoreError, Table, Volume,
+    json, list, now, opt_json, split_set,
 };
 
 /// Errors of the PostgreSQL store.
@@ -616,9 +617,10 @@ impl ReportStore for PgStore {
 
     fn prune(&mut self, cutoff: i64, apply: bool) -> Result<Pruned, StoreError> {
         let mut tx = self.client_mut().transaction().map_err(q("begin prune"))?;
-        let sql = PRUNE_COUNT_SQL
-            .replace("?1", "$1")
-            .replace("ORDER BY r.policy_domain", "ORDER BY r.policy_domain COLLATE \"C\"");
+        let sql = PRUNE_COUNT_SQL.replace("?1", "$1").replace(
+            "ORDER BY r.policy_domain",
+            "ORDER BY r.policy_domain COLLATE \"C\"",
+        );
         let domains = tx
             .query(sql.as_str(), &[&cutoff])
             .map_err(q("count pruned"))?
