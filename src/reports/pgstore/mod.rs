@@ -8,11 +8,11 @@
 //! the dashboard queries), so callers do not care which
 //! backend they hold. Leaves parsing to `reports::parse`, sources to
 //! `reports::ingest` and the choice of backend to `reports::store_cli`.
-//! Parts: `schema` (migrations), `write` (inserts), `read` (list, show,
-//! checklist queries), `copy` (`mailauth store copy`), `tls` (`sslmode`
-//! and `sslrootcert` in the URL; TLS over rustls); `reports delete` is
-//! here. Sums of counts saturate at `i64::MAX` (`pg_sum!` of
-//! `reports::dashq`), as on SQLite.
+//! Parts: `schema` (migrations), `write` (inserts; records with binary
+//! `COPY`), `read` (list, show, checklist queries), `copy` (`mailauth
+//! store copy`), `tls` (`sslmode` and `sslrootcert` in the URL; TLS over
+//! rustls); `reports delete` and `reports prune` are here. Sums of counts
+//! saturate at `i64::MAX` (`pg_sum!` of `reports::dashq`), as on SQLite.
 //!
 //! Concurrency: every item is one transaction; a report is claimed by
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING id` on the report's natural

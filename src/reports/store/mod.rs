@@ -3,11 +3,11 @@
 //! the same lives in `reports::pgstore`, the dashboard queries of both in
 //! `reports::dashq`).
 //!
-//! This module holds the store's types, opening, `reports list` and
-//! `reports delete`, and the report ids the CLI prints and accepts
-//! ([`display_id`], [`parse_report_id`]); its parts are `schema`
-//! (migrations), `write` (one transaction per item, the parsing thread),
-//! `read` (`reports show`) and `checklist`. Every sum of counts saturates
+//! This module holds the store's types, opening, `reports list`,
+//! `reports delete` and `reports prune` (retention), and the report ids
+//! the CLI prints and accepts ([`display_id`], [`parse_report_id`]); its
+//! parts are `schema` (migrations), `write` (one transaction per item, the
+//! parsing thread), `read` (`reports show`) and `checklist`. Every sum of counts saturates
 //! at `i64::MAX` (the `sqlite_sum!` of `reports::dashq`).
 //!
 //! Owns the database file and everything in it. Callers see the
