@@ -17,11 +17,18 @@
 #      mailboxes);
 #   3. four processes, each on the whole corpus (four workers racing on one
 #      shared mailbox: every report is stored once, the rest are
-#      duplicates).
+#      duplicates);
+#   4. eight processes, each on an eighth of the files (the scale-out shape
+#      of docs/postgres.md: N workers, one PostgreSQL);
+#   5. one process on the corpus's 200,000-record report (large/, plain
+#      XML): one report, one transaction, so the figure is the record path
+#      (parse + COPY) without 2,000 commits.
+# Records are stored with binary COPY (reports::pgstore::write).
 # Every run must store exactly the corpus's reports and records (checked
 # with psql). Wall time from /usr/bin/time and the shell.
 #
 #   CORPUS=DIR benches/postgres.sh
+#   MAILAUTH_BIN=PATH benches/postgres.sh   # another build (e.g. a baseline), no build step
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,9 +59,14 @@ stop_pg() {
 trap stop_pg EXIT
 
 echo "== machine: $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg) (shared with other work)"
-echo "== building mailauth (release)"
-(cd "$ROOT" && cargo build --release --quiet --bin mailauth)
-MAILAUTH=$TARGET/release/mailauth
+if [ -n "${MAILAUTH_BIN:-}" ]; then
+    MAILAUTH=$MAILAUTH_BIN
+    echo "== mailauth: $MAILAUTH"
+else
+    echo "== building mailauth (release)"
+    (cd "$ROOT" && cargo build --release --quiet --bin mailauth)
+    MAILAUTH=$TARGET/release/mailauth
+fi
 
 if [ ! -f "$CORPUS/MANIFEST.tsv" ]; then
     echo "== generating the corpus in $CORPUS"
@@ -96,6 +108,14 @@ fresh() {
 check() {
     local got
     got=$(psql_do "$1" "SELECT (SELECT count(*) FROM reports) || ' ' || (SELECT count(*) FROM records)")
+    # Nothing duplicated or lost inside a report either: every report holds
+    # exactly the records its header counted.
+    local off
+    off=$(psql_do "$1" "SELECT count(*) FROM reports r WHERE r.record_count <> (SELECT count(*) FROM records c WHERE c.report_id = r.id)")
+    if [ "$off" != 0 ]; then
+        echo "   MISMATCH in $1: $off report(s) whose records differ from their count" >&2
+        exit 1
+    fi
     if [ "$got" != "$REPORTS $RECORDS" ]; then
         echo "   MISMATCH in $1: stored $got, expected $REPORTS $RECORDS" >&2
         exit 1
@@ -104,7 +124,7 @@ check() {
 }
 
 declare -A WALL
-# run LABEL DB WORKERS SPLIT: SPLIT=split gives each worker a quarter of
+# run LABEL DB WORKERS SPLIT: SPLIT=split gives each worker its share of
 # the files, SPLIT=all the whole corpus.
 run() {
     local label=$1 db=$2 workers=$3 split=$4 url pids=() start end i
@@ -114,6 +134,7 @@ run() {
     for ((i = 0; i < workers; i++)); do
         local mine=()
         if [ "$split" = split ]; then
+            local j
             for ((j = i; j < ${#FILES[@]}; j += workers)); do mine+=("${FILES[j]}"); done
         else
             mine=("${FILES[@]}")
@@ -139,5 +160,22 @@ run() {
 run "1 worker, whole corpus" bench1 1 split
 run "4 workers, a quarter of the files each" bench4split 4 split
 run "4 workers, the whole corpus each (racing)" bench4all 4 all
+run "8 workers, an eighth of the files each" bench8split 8 split
+
+BIG=$(find "$CORPUS/large" -name '*large-200000.xml' 2>/dev/null | head -n 1)
+if [ -n "$BIG" ]; then
+    url=$(fresh benchbig)
+    echo "== 1 worker, one 200,000-record report ($(du -m "$BIG" | cut -f1) MB plain XML)"
+    start=$(date +%s.%N)
+    /usr/bin/time -f '%e %U %S %M' -o "$WORK/big.time" \
+        "$MAILAUTH" reports --store "$url" ingest --json --max-input-bytes 200000000 "$BIG" \
+        > "$WORK/big.json" 2> "$WORK/big.err" || { cat "$WORK/big.err" >&2; exit 1; }
+    end=$(date +%s.%N)
+    wall=$(python3 -c "print(f'{$end - $start:.2f}')")
+    got=$(psql_do benchbig "SELECT (SELECT count(*) FROM reports) || ' ' || (SELECT count(*) FROM records)")
+    [ "$got" = "1 200000" ] || { echo "   MISMATCH: stored $got, expected 1 200000" >&2; exit 1; }
+    echo "   wall $wall s, mailauth CPU $(awk '{ printf "%.2f", $2 + $3 }' "$WORK/big.time") s, peak RSS $(awk '{ print int($4 / 1024) }' "$WORK/big.time") MB"
+    echo "   records stored/s: $(python3 -c "print(f'{200000 / $wall:,.0f}')")"
+fi
 
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

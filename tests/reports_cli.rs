@@ -27,6 +27,7 @@ both_stores!(
     formats_are_honoured_or_refused,
     extreme_time_bounds_do_not_overflow,
     every_time_in_json_is_rfc_3339_utc,
+    prune_removes_old_aggregate_reports_only_with_yes,
 );
 
 /// The config path given to `run`: none, so only the flags decide.
@@ -344,6 +345,141 @@ fn delete_removes_reports_with_their_rows_all_or_nothing(st: &TestStore) {
         "{}",
         stderr(&o)
     );
+}
+
+/// One aggregate report of `domain` whose day began at `begin`: one
+/// record of `n` messages per source in `ips`.
+fn day_report(domain: &str, begin: i64, ips: &[&str], n: u64) -> String {
+    let records: String = ips
+        .iter()
+        .map(|ip| {
+            format!(
+                "<record><row><source_ip>{ip}</source_ip><count>{n}</count><policy_evaluated>\
+                 <disposition>none</disposition><dkim>pass</dkim><spf>pass</spf></policy_evaluated>\
+                 </row><identifiers><header_from>{domain}</header_from></identifiers><auth_results>\
+                 <spf><domain>{domain}</domain><result>pass</result></spf></auth_results></record>\n"
+            )
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?>\n<feedback><report_metadata><org_name>receiver.test</org_name>\
+         <email>dmarc@receiver.test</email><report_id>{domain}-{begin}</report_id><date_range>\
+         <begin>{begin}</begin><end>{end}</end></date_range></report_metadata><policy_published>\
+         <domain>{domain}</domain><p>none</p></policy_published>\n{records}</feedback>\n",
+        end = begin + 86_399
+    )
+}
+
+/// Issue 21: `reports prune --older-than D` counts, per domain, the
+/// aggregate reports whose period began before now - D and removes
+/// nothing; with `--yes` it removes exactly those (records, policy and
+/// their dashboard messages with them) and keeps newer reports, TLS and
+/// failure reports. A bad duration is a usage error (exit 2).
+fn prune_removes_old_aggregate_reports_only_with_yes(st: &TestStore) {
+    use mailauth::reports::store::Table;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let day = 86_400;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, xml: String| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, xml).expect("write report");
+        p
+    };
+    let two = ["192.0.2.1", "192.0.2.2"];
+    let files = vec![
+        // Old: 400 and 100 days ago (a.test), 50 days ago (b.test).
+        write("a400.xml", day_report("a.test", now - 400 * day, &two, 3)),
+        write("a100.xml", day_report("a.test", now - 100 * day, &two, 5)),
+        write(
+            "b50.xml",
+            day_report("b.test", now - 50 * day, &["192.0.2.9"], 7),
+        ),
+        // Recent: 10 days ago, and a report that began 29 days ago.
+        write("a10.xml", day_report("a.test", now - 10 * day, &two, 11)),
+        write("b29.xml", day_report("b.test", now - 29 * day, &two, 13)),
+        data("tlsrpt/rfc8460.json"),
+        data("forensic/dmarc_ruf_report_linkedin.eml"),
+    ];
+    assert_eq!(ingest(st, files), 0);
+    let (reports, records) = (st.count(Table::Reports), st.count(Table::Records));
+    assert_eq!((reports, records), (5, 9));
+    let all_messages = messages(st);
+    assert_eq!(all_messages, 2 * 3 + 2 * 5 + 7 + 2 * 11 + 2 * 13);
+
+    // Dry run (the default): says what would go, removes nothing.
+    let out = ok(st, &["prune", "--older-than", "30d"]);
+    assert!(
+        out.starts_with("would remove 3 aggregate report(s) with 5 record(s) that began before "),
+        "{out}"
+    );
+    assert!(
+        out.contains("  a.test: 2 report(s), 4 record(s)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  b.test: 1 report(s), 1 record(s)\n"),
+        "{out}"
+    );
+    assert!(out.contains("add --yes"), "{out}");
+    assert_eq!((st.count(Table::Reports), st.count(Table::Records)), (5, 9));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(st, &["prune", "--older-than", "30d", "--json"])).expect("json");
+    assert_eq!(json["removed"], false);
+    assert_eq!(
+        (json["reports"].as_u64(), json["records"].as_u64()),
+        (Some(3), Some(5))
+    );
+    let before = json["before"].as_str().expect("before");
+    assert!(before.ends_with('Z') && before.len() == 20, "{before}");
+    assert_eq!(json["domains"][0]["domain"], "a.test");
+    assert_eq!((st.count(Table::Reports), st.count(Table::Records)), (5, 9));
+
+    // Usage errors remove nothing either.
+    for bad in ["30", "30x", "-5d", "0d", "d", "99999999999999999w"] {
+        let o = bin(st, &["prune", "--older-than", bad, "--yes"]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+    }
+    assert_eq!(st.count(Table::Reports), 5);
+
+    // --yes removes exactly the old ones.
+    let out = ok(st, &["prune", "--older-than", "30d", "--yes"]);
+    assert!(
+        out.starts_with("removed 3 aggregate report(s) with 5 record(s) that began before "),
+        "{out}"
+    );
+    assert!(!out.contains("--yes"), "{out}");
+    assert_eq!((st.count(Table::Reports), st.count(Table::Records)), (2, 4));
+    assert_eq!(st.count(Table::TlsReports), 1);
+    assert_eq!(st.count(Table::FailureReports), 1);
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(st, &["list", "--format", "json"])).expect("json");
+    let mut left: Vec<String> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|r| r["kind"] == "aggregate")
+        .map(|r| r["report_id"].as_str().expect("report_id").to_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            format!("a.test-{}", now - 10 * day),
+            format!("b.test-{}", now - 29 * day)
+        ]
+    );
+    // The dashboards forget the removed messages.
+    assert_eq!(messages(st), 2 * 11 + 2 * 13);
+    // Nothing older is left: a second run removes nothing.
+    let out = ok(st, &["prune", "--older-than", "30d", "--yes"]);
+    assert!(
+        out.starts_with("removed 0 aggregate report(s) with 0 record(s)"),
+        "{out}"
+    );
+    assert_eq!((st.count(Table::Reports), st.count(Table::Records)), (2, 4));
 }
 
 /// Issue 23: `show --format json` and `export` wrote objects with the key

@@ -1,5 +1,5 @@
-//! The `reports` subcommands: ingest, list, show, export, delete, summary,
-//! html.
+//! The `reports` subcommands: ingest, list, show, export, delete, prune,
+//! summary, html.
 //!
 //! Owns argument definitions and output formatting (text tables, JSON,
 //! CSV; the formats each command takes are its `--format` parser's, see
@@ -10,7 +10,7 @@
 //! ([`csv_field`]), and standard output is a [`PipeStdout`] so a closed
 //! pipe ends the command quietly. Read-only commands (`list`, `show`,
 //! `export`) open the store read-only and never create it; `summary`,
-//! `html` and `delete` need an existing store. Leaves parsing, SQL and
+//! `html`, `delete` and `prune` need an existing store. Leaves parsing, SQL and
 //! sources to the other `reports` modules; the binary wires
 //! [`ReportsArgs`] in and maps `Err` to an exit code.
 
@@ -70,6 +70,9 @@ pub enum ReportsCommand {
     /// Remove reports (with their records) from the store, by the ids
     /// `reports list` prints.
     Delete(DeleteArgs),
+    /// Retention: remove aggregate reports (with their records) whose
+    /// period began more than --older-than ago. A dry run unless --yes.
+    Prune(PruneArgs),
     /// Dashboard in the terminal: pass rates, sources, reporters, TLS.
     Summary(SummaryArgs),
     /// Write the dashboards as a static, self-contained HTML site.
@@ -284,6 +287,37 @@ pub struct DeleteArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Age of the reports to remove: a duration like 400d, 52w or 36h,
+    /// counted back from now; a report goes when its period began before.
+    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    pub older_than: i64,
+    /// Remove them. Without it, only print what would be removed.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--older-than`: a positive count of hours, days or weeks, in seconds.
+fn parse_age(v: &str) -> Result<i64, String> {
+    let err = || format!("{v:?} is not a duration: use e.g. 400d, 52w or 36h");
+    let unit = v.chars().last().ok_or_else(err)?;
+    let secs = match unit {
+        'h' => 3_600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
+        _ => return Err(err()),
+    };
+    let n: i64 = v[..v.len() - 1].parse().map_err(|_| err())?;
+    if n <= 0 {
+        return Err(err());
+    }
+    n.checked_mul(secs).ok_or_else(err)
+}
+
+#[derive(Debug, clap::Args)]
 pub struct ExportArgs {
     /// `json`: every report with its details and records; `csv`: one line
     /// per aggregate record.
@@ -387,6 +421,7 @@ pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
             Ok(0)
         }
         ReportsCommand::Delete(a) => delete_cmd(&choice, &a, &mut out),
+        ReportsCommand::Prune(a) => prune_cmd(&choice, &a, &mut out),
         ReportsCommand::Summary(a) => summary_cmd(open_existing(&choice)?.as_mut(), a, &mut out),
         ReportsCommand::Html(a) => html_cmd(open_existing(&choice)?.as_mut(), a, &mut out),
     }
@@ -440,6 +475,48 @@ fn delete_cmd(choice: &StoreChoice, a: &DeleteArgs, out: &mut impl Write) -> any
         shown.len(),
         shown.join(" ")
     )?;
+    out.flush()?;
+    Ok(0)
+}
+
+/// `reports prune --older-than D [--yes]`: counts (dry run) or removes,
+/// in one transaction, the aggregate reports that began before now - D,
+/// and prints them per domain.
+fn prune_cmd(choice: &StoreChoice, a: &PruneArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+    let now = crate::clock::now().map_err(|e| anyhow::anyhow!("reading the clock: {e}"))?;
+    let cutoff = now.saturating_sub(a.older_than);
+    let mut store = open_existing(choice)?;
+    let pruned = store.prune(cutoff, a.yes)?;
+    let before = crate::clock::format_time(cutoff);
+    if a.json {
+        let v = serde_json::json!({
+            "before": before,
+            "removed": a.yes,
+            "reports": pruned.reports,
+            "records": pruned.records,
+            "domains": pruned.domains,
+        });
+        write_json(out, &v)?;
+    } else {
+        let verb = if a.yes { "removed" } else { "would remove" };
+        writeln!(
+            out,
+            "{verb} {} aggregate report(s) with {} record(s) that began before {before}",
+            pruned.reports, pruned.records
+        )?;
+        for d in &pruned.domains {
+            writeln!(
+                out,
+                "  {}: {} report(s), {} record(s)",
+                dashboard::text::clean(&d.domain),
+                d.reports,
+                d.records
+            )?;
+        }
+        if !a.yes && pruned.reports > 0 {
+            writeln!(out, "dry run: nothing removed; add --yes to remove them")?;
+        }
+    }
     out.flush()?;
     Ok(0)
 }
@@ -661,6 +738,9 @@ impl ReportStore for DryRun {
     }
     fn delete(&mut self, _: &[(ReportKind, i64)]) -> Result<(), StoreError> {
         Ok(())
+    }
+    fn prune(&mut self, _: i64, _: bool) -> Result<super::store::Pruned, StoreError> {
+        Ok(super::store::Pruned::default())
     }
 }
 

@@ -1,4 +1,5 @@
-//! `mailauth store copy`: SQLite → PostgreSQL, one transaction per report,
+//! `mailauth store copy`: SQLite → PostgreSQL, one transaction per report
+//! (its records with `COPY`),
 //! deduplicated on the same natural keys as ingest, so a re-run (or a run
 //! after an interruption) copies nothing twice.
 
@@ -137,35 +138,51 @@ impl PgStore {
             let mut cols = RecordCols::default();
             let mut rs = recs.query([old_id]).map_err(rd("read records"))?;
             while let Some(r) = rs.next().map_err(rd("read records"))? {
-                let s = |i| r.get::<_, String>(i);
-                let o = |i| r.get::<_, Option<String>>(i);
                 let e = rd("read records");
-                cols.source_ip.push(s(0).map_err(&e)?);
-                cols.count.push(r.get(1).map_err(&e)?);
-                cols.disposition.push(s(2).map_err(&e)?);
-                cols.dkim_aligned.push(o(3).map_err(&e)?);
-                cols.spf_aligned.push(o(4).map_err(&e)?);
-                cols.reasons.push(s(5).map_err(&e)?);
-                cols.header_from.push(s(6).map_err(&e)?);
-                cols.envelope_from.push(o(7).map_err(&e)?);
-                cols.envelope_to.push(o(8).map_err(&e)?);
-                cols.dkim_domain.push(o(9).map_err(&e)?);
-                cols.dkim_selector.push(o(10).map_err(&e)?);
-                cols.dkim_result.push(o(11).map_err(&e)?);
-                cols.spf_domain.push(o(12).map_err(&e)?);
-                cols.spf_scope.push(o(13).map_err(&e)?);
-                cols.spf_result.push(o(14).map_err(&e)?);
-                cols.dkim_results.push(s(15).map_err(&e)?);
-                cols.spf_results.push(s(16).map_err(&e)?);
-                cols.extensions.push(s(17).map_err(&e)?);
+                let t: Vec<Option<String>> = (0..18)
+                    .map(|i| if i == 1 { Ok(None) } else { r.get(i) })
+                    .collect::<Result<_, _>>()
+                    .map_err(&e)?;
+                let o = |i: usize| t[i].as_deref();
+                // NOT NULL columns: an SQLite NULL there is refused as before.
+                let s = |i: usize| {
+                    t[i].as_deref().ok_or_else(|| {
+                        e(rusqlite::Error::InvalidColumnType(
+                            i,
+                            "text".into(),
+                            rusqlite::types::Type::Null,
+                        ))
+                    })
+                };
+                cols.push_raw(
+                    id,
+                    &RawRecord {
+                        source_ip: s(0)?,
+                        count: r.get(1).map_err(&e)?,
+                        disposition: s(2)?,
+                        dkim_aligned: o(3),
+                        spf_aligned: o(4),
+                        reasons: s(5)?,
+                        header_from: s(6)?,
+                        envelope_from: o(7),
+                        envelope_to: o(8),
+                        dkim_domain: o(9),
+                        dkim_selector: o(10),
+                        dkim_result: o(11),
+                        spf_domain: o(12),
+                        spf_scope: o(13),
+                        spf_result: o(14),
+                        dkim_results: s(15)?,
+                        spf_results: s(16)?,
+                        extensions: s(17)?,
+                    },
+                );
                 sum.records += 1;
                 if cols.len() >= RECORD_BATCH {
-                    cols.flush(&mut tx, &self.stmts.insert_records, id)
-                        .map_err(q("copy records"))?;
+                    cols.flush(&mut tx).map_err(q("copy records"))?;
                 }
             }
-            cols.flush(&mut tx, &self.stmts.insert_records, id)
-                .map_err(q("copy records"))?;
+            cols.flush(&mut tx).map_err(q("copy records"))?;
             tx.commit().map_err(q("commit copy"))?;
             sum.reports += 1;
         }

@@ -8,11 +8,11 @@
 //! the dashboard queries), so callers do not care which
 //! backend they hold. Leaves parsing to `reports::parse`, sources to
 //! `reports::ingest` and the choice of backend to `reports::store_cli`.
-//! Parts: `schema` (migrations), `write` (inserts), `read` (list, show,
-//! checklist queries), `copy` (`mailauth store copy`), `tls` (`sslmode`
-//! and `sslrootcert` in the URL; TLS over rustls); `reports delete` is
-//! here. Sums of counts saturate at `i64::MAX` (`pg_sum!` of
-//! `reports::dashq`), as on SQLite.
+//! Parts: `schema` (migrations), `write` (inserts; records with binary
+//! `COPY`), `read` (list, show, checklist queries), `copy` (`mailauth
+//! store copy`), `tls` (`sslmode` and `sslrootcert` in the URL; TLS over
+//! rustls); `reports delete` and `reports prune` are here. Sums of counts
+//! saturate at `i64::MAX` (`pg_sum!` of `reports::dashq`), as on SQLite.
 //!
 //! Concurrency: every item is one transaction; a report is claimed by
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING id` on the report's natural
@@ -35,7 +35,7 @@ mod write;
 
 pub use copy::CopySummary;
 use schema::{MIGRATION_LOCK, MIGRATIONS};
-use write::{RecordCols, TxSink, retryable};
+use write::{RawRecord, RecordCols, TxSink, retryable};
 
 use super::IngestLimits;
 use super::parse::{
@@ -43,8 +43,9 @@ use super::parse::{
     Record, ReportKind, ReportSink, SinkError, TlsReport,
 };
 use super::store::{
-    ChecklistQueries, FailingSource, RecordRow, ReportDetail, ReportRow, ReportStore,
-    SCHEMA_VERSION, SqliteStore, StoreError, Table, Volume, json, list, now, opt_json, split_set,
+    ChecklistQueries, FailingSource, PRUNE_COUNT_SQL, Pruned, PrunedDomain, RecordRow,
+    ReportDetail, ReportRow, ReportStore, SCHEMA_VERSION, SqliteStore, StoreError, Table, Volume,
+    json, list, now, opt_json, split_set,
 };
 
 /// Errors of the PostgreSQL store.
@@ -121,8 +122,9 @@ impl From<PgError> for StoreError {
     }
 }
 
-/// Records buffered before one multi-row insert.
-const RECORD_BATCH: usize = 5_000;
+/// Records buffered (in the binary `COPY` format, ~200 bytes each) before
+/// one `COPY`.
+const RECORD_BATCH: usize = 20_000;
 
 /// Attempts per item when PostgreSQL aborts a transaction for a
 /// deadlock or serialization failure (both safe to retry).
@@ -152,7 +154,6 @@ fn describe(config: &postgres::Config) -> String {
 struct Stmts {
     insert_report: Statement,
     insert_policy: Statement,
-    insert_records: Statement,
     update_report: Statement,
     insert_failure: Statement,
     insert_tls: Statement,
@@ -175,18 +176,6 @@ impl Stmts {
                 c,
                 "INSERT INTO policy_published (report_id, domain, adkim, aspf, p, sp, np, pct, \
                  fo, testing, discovery_method) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )?,
-            // One statement per batch of records: column arrays unnested
-            // into rows (as fast as multi-row VALUES, one plan).
-            insert_records: p(
-                c,
-                "INSERT INTO records (report_id, source_ip, count, disposition, dkim_aligned, \
-                 spf_aligned, reasons, header_from, envelope_from, envelope_to, dkim_domain, \
-                 dkim_selector, dkim_result, spf_domain, spf_scope, spf_result, dkim_results, \
-                 spf_results, extensions) SELECT $1::bigint, * FROM unnest($2::text[], \
-                 $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-                 $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
-                 $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])",
             )?,
             update_report: p(
                 c,
@@ -624,6 +613,40 @@ impl ReportStore for PgStore {
             .map_err(q("reset rollup"))?;
         tx.commit().map_err(q("commit delete"))?;
         Ok(())
+    }
+
+    fn prune(&mut self, cutoff: i64, apply: bool) -> Result<Pruned, StoreError> {
+        let mut tx = self.client_mut().transaction().map_err(q("begin prune"))?;
+        let sql = PRUNE_COUNT_SQL.replace("?1", "$1").replace(
+            "ORDER BY r.policy_domain",
+            "ORDER BY r.policy_domain COLLATE \"C\"",
+        );
+        let domains = tx
+            .query(sql.as_str(), &[&cutoff])
+            .map_err(q("count pruned"))?
+            .iter()
+            .map(|r| PrunedDomain {
+                domain: r.get(0),
+                reports: r.get::<_, i64>(1).max(0) as u64,
+                records: r.get::<_, i64>(2).max(0) as u64,
+            })
+            .collect();
+        let pruned = Pruned::from_domains(domains);
+        if !apply || pruned.reports == 0 {
+            return Ok(pruned);
+        }
+        for sql in [
+            "DELETE FROM records WHERE report_id IN (SELECT id FROM reports WHERE date_begin < $1)",
+            "DELETE FROM policy_published WHERE report_id IN \
+             (SELECT id FROM reports WHERE date_begin < $1)",
+            "DELETE FROM reports WHERE date_begin < $1",
+        ] {
+            tx.execute(sql, &[&cutoff]).map_err(q("prune"))?;
+        }
+        tx.execute("DELETE FROM dashboard_rollup_v1", &[])
+            .map_err(q("reset rollup"))?;
+        tx.commit().map_err(q("commit prune"))?;
+        Ok(pruned)
     }
 }
 

@@ -5,11 +5,11 @@
 //!
 //! This module holds the store's types (with the JSON shape of
 //! `reports list`/`show`: [`ReportRow`], [`ReportDetails`]), opening,
-//! `reports list` and
-//! `reports delete`, and the report ids the CLI prints and accepts
-//! ([`display_id`], [`parse_report_id`]); its parts are `schema`
-//! (migrations), `write` (one transaction per item, the parsing thread),
-//! `read` (`reports show`) and `checklist`. Every sum of counts saturates
+//! `reports list`, `reports delete` and `reports prune` (retention), and the
+//! report ids the CLI prints and accepts ([`display_id`],
+//! [`parse_report_id`]); its parts are `schema` (migrations), `write` (one
+//! transaction per item, the parsing thread), `read` (`reports show`) and
+//! `checklist`. Every sum of counts saturates
 //! at `i64::MAX` (the `sqlite_sum!` of `reports::dashq`).
 //!
 //! Owns the database file and everything in it. Callers see the
@@ -398,7 +398,49 @@ pub trait ReportStore {
     /// error names it. The dashboards' rollup notices the removal (the
     /// report count drops) and is rebuilt on its next refresh.
     fn delete(&mut self, ids: &[(ReportKind, i64)]) -> Result<(), StoreError>;
+    /// Retention: the aggregate reports whose period began before
+    /// `cutoff` (unix seconds), with their records and published policy,
+    /// counted per domain; removed in ONE transaction when `apply`, only
+    /// counted otherwise (a dry run). TLS and failure reports are kept.
+    /// The dashboards' rollup is rebuilt on its next refresh, as after
+    /// [`delete`](Self::delete).
+    fn prune(&mut self, cutoff: i64, apply: bool) -> Result<Pruned, StoreError>;
 }
+
+/// What [`ReportStore::prune`] removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    /// Per policy domain, in byte order of the domain.
+    pub domains: Vec<PrunedDomain>,
+    pub reports: u64,
+    pub records: u64,
+}
+
+/// One domain's share of [`Pruned`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrunedDomain {
+    pub domain: String,
+    pub reports: u64,
+    pub records: u64,
+}
+
+impl Pruned {
+    /// Totals from the per-domain rows.
+    pub fn from_domains(domains: Vec<PrunedDomain>) -> Self {
+        Self {
+            reports: domains.iter().map(|d| d.reports).sum(),
+            records: domains.iter().map(|d| d.records).sum(),
+            domains,
+        }
+    }
+}
+
+/// The per-domain count of what [`ReportStore::prune`] removes; `?1` is
+/// the cutoff. The same SQL on both stores (PostgreSQL orders the domain
+/// by the `"C"` collation, as SQLite does).
+pub const PRUNE_COUNT_SQL: &str = "SELECT r.policy_domain, count(*), \
+     CAST(sum((SELECT count(*) FROM records c WHERE c.report_id = r.id)) AS BIGINT) \
+     FROM reports r WHERE r.date_begin < ?1 GROUP BY r.policy_domain ORDER BY r.policy_domain";
 
 /// SQLite implementation of [`ReportStore`].
 pub struct SqliteStore {
@@ -726,6 +768,41 @@ impl ReportStore for SqliteStore {
         tx.execute("DELETE FROM dashboard_rollup_v1", [])
             .map_err(q("reset rollup"))?;
         tx.commit().map_err(q("commit delete"))
+    }
+
+    fn prune(&mut self, cutoff: i64, apply: bool) -> Result<Pruned, StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin prune"))?;
+        let domains = {
+            let mut stmt = tx.prepare(PRUNE_COUNT_SQL).map_err(q("count pruned"))?;
+            let rows = stmt
+                .query_map([cutoff], |r| {
+                    Ok(PrunedDomain {
+                        domain: r.get(0)?,
+                        reports: r.get::<_, i64>(1)?.max(0) as u64,
+                        records: r.get::<_, i64>(2)?.max(0) as u64,
+                    })
+                })
+                .map_err(q("count pruned"))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(q("count pruned"))?
+        };
+        let pruned = Pruned::from_domains(domains);
+        if !apply || pruned.reports == 0 {
+            return Ok(pruned); // dropping `tx` ends the read
+        }
+        // Children first, as `delete` does.
+        for sql in [
+            "DELETE FROM records WHERE report_id IN (SELECT id FROM reports WHERE date_begin < ?1)",
+            "DELETE FROM policy_published WHERE report_id IN \
+             (SELECT id FROM reports WHERE date_begin < ?1)",
+            "DELETE FROM reports WHERE date_begin < ?1",
+        ] {
+            tx.execute(sql, [cutoff]).map_err(q("prune"))?;
+        }
+        tx.execute("DELETE FROM dashboard_rollup_v1", [])
+            .map_err(q("reset rollup"))?;
+        tx.commit().map_err(q("commit prune"))?;
+        Ok(pruned)
     }
 }
 
