@@ -29,8 +29,9 @@
 //! every calling thread blocks on, so the provider can be called from many
 //! threads at once. A pooled connection that the server closed in the
 //! meantime is replaced once, transparently, for reads (AXFR, queries); an
-//! UPDATE is never re-sent that way (it goes through the normal retries,
-//! which know that an earlier attempt may have been applied).
+//! UPDATE is sent again that way only when it never left (the connection
+//! was found closed before sending), otherwise it goes through the normal
+//! retries, which know that an earlier attempt may have been applied.
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -131,6 +132,10 @@ pub enum Rfc2136Error {
     Timeout { server: SocketAddr, secs: u64 },
     #[error("cannot connect to {server}: {detail}")]
     Connect { server: SocketAddr, detail: String },
+    /// A pooled connection was closed (by the server, idle) before the
+    /// request could be sent on it: nothing reached the server.
+    #[error("the connection to {server} was closed before the request was sent")]
+    Closed { server: SocketAddr },
     #[error("TSIG key rejected by server ({detail})")]
     BadKey { detail: String },
     #[error("server answered {rcode}")]
@@ -147,6 +152,7 @@ impl Rfc2136Error {
             self,
             Rfc2136Error::Timeout { .. }
                 | Rfc2136Error::Connect { .. }
+                | Rfc2136Error::Closed { .. }
                 | Rfc2136Error::Rcode {
                     rcode: ResponseCode::ServFail
                 }
@@ -388,9 +394,15 @@ impl Rfc2136 {
             None => (self.connect().await?, false),
         };
         let mut result = op(&mut client).await;
-        if reused && idempotent && matches!(result, Err(Rfc2136Error::Connect { .. })) {
+        let closed = match &result {
+            Err(Rfc2136Error::Closed { .. }) => true,
+            Err(Rfc2136Error::Connect { .. }) => idempotent,
+            _ => false,
+        };
+        if reused && closed {
             // The server closed the idle connection (BIND's tcp-idle-timeout,
-            // RFC 7766 §6.2.3): one more try on a new one.
+            // RFC 7766 §6.2.3): one more try on a new one. An UPDATE is sent
+            // again only when it never left (`Closed`).
             client = self.connect().await?;
             result = op(&mut client).await;
         }
@@ -427,6 +439,11 @@ impl Rfc2136 {
 
     fn net_error(&self, e: NetError) -> Rfc2136Error {
         match e {
+            // The connection's exchange task has ended, so the request was
+            // not enqueued (hickory's `BufDnsRequestStreamHandle::send`).
+            NetError::Busy => Rfc2136Error::Closed {
+                server: self.server,
+            },
             NetError::Timeout => Rfc2136Error::Timeout {
                 server: self.server,
                 secs: self.timeout.as_secs(),
@@ -501,13 +518,13 @@ impl Rfc2136 {
         let provider = self.id();
         let zone = zone.to_string();
         match e {
-            Rfc2136Error::Timeout { .. } | Rfc2136Error::Connect { .. } => {
-                ProviderError::Unreachable {
-                    provider,
-                    zone,
-                    detail: e.to_string(),
-                }
-            }
+            Rfc2136Error::Timeout { .. }
+            | Rfc2136Error::Connect { .. }
+            | Rfc2136Error::Closed { .. } => ProviderError::Unreachable {
+                provider,
+                zone,
+                detail: e.to_string(),
+            },
             Rfc2136Error::BadKey { .. } => ProviderError::Auth {
                 provider,
                 zone,
