@@ -131,7 +131,12 @@ for _ in $(seq 1 600); do
 done
 grep -q "running" "$B/named.log" || { tail -20 "$B/named.log" >&2; echo "named did not start" >&2; exit 1; }
 LAST=$(printf 'd%05d.test' $((N - 1)))
-dig @127.0.0.1 -p "$PORT" +short "$LAST" SOA | grep -q . || { echo "$LAST not served" >&2; exit 1; }
+SERVED=""
+for _ in $(seq 1 20); do
+    dig @127.0.0.1 -p "$PORT" +short +tries=1 +time=2 "$LAST" SOA | grep -q . && { SERVED=1; break; }
+    sleep 0.5
+done
+[ -n "$SERVED" ] || { tail -5 "$B/named.log" >&2; echo "$LAST not served" >&2; exit 1; }
 echo "   named on 127.0.0.1:$PORT serving $N zones"
 
 echo "== mailauth apply (initial: SPF, DMARC, 2 DKIM and the registry record per zone)"
