@@ -11,16 +11,32 @@
 //! Every exchange uses TCP: AXFR requires it (RFC 5936 §4.2), a plan that
 //! publishes a 4096-bit DKIM key does not fit in 512 octets (RFC 1035
 //! §4.2.1) anyway, and a single transport means a single code path whose
-//! TSIG verification covers every answer. Each calling thread blocks on a
-//! single-threaded tokio runtime of its own (built on first use, kept for
-//! the thread's life), so the provider can be called from many threads at
-//! once without any thread of its own: planning 1,000 zones on 16 threads
-//! costs 16 runtimes, not one per zone, and no wake-ups across threads. Each
-//! call opens its own connection.
-
+//! TSIG verification covers every answer.
+//!
+//! Connections are pooled per server and key, process-wide: at most
+//! [`MAX_CONNECTIONS`] are open to one server at once, each carries one
+//! exchange at a time and is kept open for the next one. RFC 7766 §6.2.1:
+//! "DNS clients MUST take care to minimize the number of concurrent TCP
+//! connections made to any individual server"; RFC 5936 §4.1: "Servers
+//! MUST be able to handle multiple AXFR requests on a single TCP
+//! connection".
+//! Planning 1,000 zones on 16 threads thus opens a handful of connections,
+//! not 1,000: one connection per zone had 16 connects at a time racing
+//! BIND's listen queue (`tcp-listen-queue`, 10 by default), and a SYN
+//! dropped on overflow costs the kernel's 1 s initial retransmission
+//! timeout (BENCHMARKS.md has the evidence). The pooled connections live on
+//! one small tokio runtime (one I/O thread, started on first use) that
+//! every calling thread blocks on, so the provider can be called from many
+//! threads at once. A pooled connection that the server closed in the
+//! meantime is replaced once, transparently, for reads (AXFR, queries); an
+//! UPDATE is sent again that way only when it never left (the connection
+//! was found closed before sending), otherwise it goes through the normal
+//! retries, which know that an earlier attempt may have been applied.
+use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -89,7 +105,7 @@ fn default_retries() -> u32 {
 
 /// The TSIG algorithms mailauth signs with (RFC 8945 §6: HMAC-SHA256 is
 /// mandatory to implement; SHA-1 and MD5 are not offered).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
 pub enum TsigAlgorithmName {
     #[default]
     #[serde(rename = "hmac-sha256")]
@@ -116,6 +132,10 @@ pub enum Rfc2136Error {
     Timeout { server: SocketAddr, secs: u64 },
     #[error("cannot connect to {server}: {detail}")]
     Connect { server: SocketAddr, detail: String },
+    /// A pooled connection was closed (by the server, idle) before the
+    /// request could be sent on it: nothing reached the server.
+    #[error("the connection to {server} was closed before the request was sent")]
+    Closed { server: SocketAddr },
     #[error("TSIG key rejected by server ({detail})")]
     BadKey { detail: String },
     #[error("server answered {rcode}")]
@@ -132,6 +152,7 @@ impl Rfc2136Error {
             self,
             Rfc2136Error::Timeout { .. }
                 | Rfc2136Error::Connect { .. }
+                | Rfc2136Error::Closed { .. }
                 | Rfc2136Error::Rcode {
                     rcode: ResponseCode::ServFail
                 }
@@ -205,28 +226,82 @@ pub struct Rfc2136 {
     signer: TSigner,
     timeout: Duration,
     retries: u32,
+    pool: Arc<Pool>,
 }
 
-thread_local! {
-    /// The runtime the current thread blocks on (see the module docs).
-    static RUNTIME: std::cell::OnceCell<tokio::runtime::Runtime> =
-        const { std::cell::OnceCell::new() };
+/// Connections to one server (with one key and timeout) open at once, in
+/// the whole process. Well below BIND's default `tcp-listen-queue` (10) and
+/// `tcp-clients` (150), so a burst of connects is never dropped; enough to
+/// keep a 2-core server busy, since a connection is reused from one
+/// exchange to the next.
+pub const MAX_CONNECTIONS: usize = 4;
+
+type DnsClient = Client<TokioRuntimeProvider>;
+
+/// What makes two providers' connections interchangeable: the same server,
+/// key and timeout (the multiplexer signs with the key and enforces the
+/// timeout).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    server: SocketAddr,
+    key_name: String,
+    algorithm: TsigAlgorithmName,
+    secret: Vec<u8>,
+    timeout: Duration,
 }
 
-/// Runs `fut` to completion on the current thread's runtime.
+/// The idle connections to one server and the permits that bound how many
+/// exist (idle or busy).
+struct Pool {
+    idle: Mutex<Vec<DnsClient>>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl Pool {
+    fn get(key: PoolKey) -> Arc<Pool> {
+        static POOLS: OnceLock<Mutex<HashMap<PoolKey, Arc<Pool>>>> = OnceLock::new();
+        let pools = POOLS.get_or_init(Default::default);
+        let mut pools = pools.lock().unwrap_or_else(|p| p.into_inner());
+        pools
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Pool {
+                    idle: Mutex::new(Vec::new()),
+                    permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+                })
+            })
+            .clone()
+    }
+
+    fn take(&self) -> Option<DnsClient> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    fn put(&self, client: DnsClient) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(client);
+    }
+}
+
+/// Runs `fut` to completion on the calling thread, with the pooled
+/// connections driven by the shared runtime's I/O thread (see the module
+/// docs).
 fn block_on<T>(fut: impl std::future::Future<Output = T>) -> std::io::Result<T> {
-    RUNTIME.with(|cell| {
-        let rt = match cell.get() {
-            Some(rt) => rt,
-            None => {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                cell.get_or_init(|| rt)
-            }
-        };
-        Ok(rt.block_on(fut))
-    })
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    let rt = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mailauth-rfc2136")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    match rt {
+        Ok(rt) => Ok(rt.block_on(fut)),
+        Err(e) => Err(std::io::Error::other(e.clone())),
+    }
 }
 
 impl std::fmt::Debug for Rfc2136 {
@@ -258,34 +333,86 @@ impl Rfc2136 {
         let key_name = hickory_proto::rr::Name::from_ascii(&cfg.key_name)
             .map_err(|e| config_err(format!("bad key_name `{}`: {e}", cfg.key_name)))?;
         // RFC 8945 §5.2.3: "Fudge ... 300 seconds is RECOMMENDED".
+        let timeout = Duration::from_secs(cfg.timeout_secs.max(1));
+        let pool = Pool::get(PoolKey {
+            server,
+            key_name: cfg.key_name.clone(),
+            algorithm: cfg.algorithm,
+            secret: secret.clone(),
+            timeout,
+        });
         let signer = TSigner::new(secret, cfg.algorithm.hickory(), key_name, 300)
             .map_err(|e| config_err(format!("cannot use the TSIG key: {e}")))?;
         Ok(Rfc2136 {
             server,
             signer,
-            timeout: Duration::from_secs(cfg.timeout_secs.max(1)),
+            timeout,
             retries: cfg.retries,
+            pool,
         })
     }
 
     /// Sends one request (a query or an UPDATE) and returns the answer,
-    /// whatever its RCODE.
-    async fn exchange(&self, msg: Message) -> Result<DnsResponse, Rfc2136Error> {
-        let client = self.connect().await?;
-        let mut stream = client.send(DnsRequest::from(msg));
-        match stream.next().await {
-            Some(Ok(resp)) => Ok(resp),
-            Some(Err(e)) => Err(self.net_error(e)),
-            // The stream ends without an answer when the connection dies
-            // or the multiplexer gives up waiting: both are worth a retry.
-            None => Err(Rfc2136Error::Connect {
-                server: self.server,
-                detail: "the connection closed without an answer".to_string(),
-            }),
-        }
+    /// whatever its RCODE. Only a read (`idempotent`) is re-sent on a fresh
+    /// connection when a pooled one turns out to be closed.
+    async fn exchange(&self, msg: Message, idempotent: bool) -> Result<DnsResponse, Rfc2136Error> {
+        self.with_connection(idempotent, async |client| {
+            let mut stream = client.send(DnsRequest::from(msg.clone()));
+            match stream.next().await {
+                Some(Ok(resp)) => Ok(resp),
+                Some(Err(e)) => Err(self.net_error(e)),
+                // The stream ends without an answer when the connection dies
+                // or the multiplexer gives up waiting: both are worth a retry.
+                None => Err(Rfc2136Error::Connect {
+                    server: self.server,
+                    detail: "the connection closed without an answer".to_string(),
+                }),
+            }
+        })
+        .await
     }
 
-    async fn connect(&self) -> Result<Client<TokioRuntimeProvider>, Rfc2136Error> {
+    /// Runs `op` over a pooled connection: waits for one of the
+    /// [`MAX_CONNECTIONS`] permits, takes an idle connection or opens one,
+    /// and gives it back to the pool only when `op` succeeded (after any
+    /// failure the connection's state is unknown, so it is closed).
+    async fn with_connection<T>(
+        &self,
+        idempotent: bool,
+        mut op: impl AsyncFnMut(&mut DnsClient) -> Result<T, Rfc2136Error>,
+    ) -> Result<T, Rfc2136Error> {
+        let _permit = self
+            .pool
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Rfc2136Error::Protocol {
+                detail: format!("connection pool: {e}"),
+            })?;
+        let (mut client, reused) = match self.pool.take() {
+            Some(c) => (c, true),
+            None => (self.connect().await?, false),
+        };
+        let mut result = op(&mut client).await;
+        let closed = match &result {
+            Err(Rfc2136Error::Closed { .. }) => true,
+            Err(Rfc2136Error::Connect { .. }) => idempotent,
+            _ => false,
+        };
+        if reused && closed {
+            // The server closed the idle connection (BIND's tcp-idle-timeout,
+            // RFC 7766 §6.2.3): one more try on a new one. An UPDATE is sent
+            // again only when it never left (`Closed`).
+            client = self.connect().await?;
+            result = op(&mut client).await;
+        }
+        if result.is_ok() {
+            self.pool.put(client);
+        }
+        result
+    }
+
+    async fn connect(&self) -> Result<DnsClient, Rfc2136Error> {
         let (connect, handle) = TcpClientStream::new(
             self.server,
             None,
@@ -312,6 +439,11 @@ impl Rfc2136 {
 
     fn net_error(&self, e: NetError) -> Rfc2136Error {
         match e {
+            // The connection's exchange task has ended, so the request was
+            // not enqueued (hickory's `BufDnsRequestStreamHandle::send`).
+            NetError::Busy => Rfc2136Error::Closed {
+                server: self.server,
+            },
             NetError::Timeout => Rfc2136Error::Timeout {
                 server: self.server,
                 secs: self.timeout.as_secs(),
@@ -386,13 +518,13 @@ impl Rfc2136 {
         let provider = self.id();
         let zone = zone.to_string();
         match e {
-            Rfc2136Error::Timeout { .. } | Rfc2136Error::Connect { .. } => {
-                ProviderError::Unreachable {
-                    provider,
-                    zone,
-                    detail: e.to_string(),
-                }
-            }
+            Rfc2136Error::Timeout { .. }
+            | Rfc2136Error::Connect { .. }
+            | Rfc2136Error::Closed { .. } => ProviderError::Unreachable {
+                provider,
+                zone,
+                detail: e.to_string(),
+            },
             Rfc2136Error::BadKey { .. } => ProviderError::Auth {
                 provider,
                 zone,
@@ -416,26 +548,28 @@ impl Rfc2136 {
     /// AXFR, answer by answer (RFC 5936 §2.2: the transfer starts and ends
     /// with the zone's SOA).
     async fn axfr(&self, zone: &hickory_proto::rr::Name) -> Result<Vec<Record>, Rfc2136Error> {
-        let mut client = self.connect().await?;
-        let mut stream = client.zone_transfer(zone.clone(), None);
-        let mut records = Vec::new();
-        while let Some(answer) = stream.next().await {
-            let answer = answer.map_err(|e| self.net_error(e))?;
-            let rcode = answer.metadata.response_code;
-            if rcode != ResponseCode::NoError {
-                return Err(Rfc2136Error::Rcode { rcode });
+        self.with_connection(true, async |client| {
+            let mut stream = client.zone_transfer(zone.clone(), None);
+            let mut records = Vec::new();
+            while let Some(answer) = stream.next().await {
+                let answer = answer.map_err(|e| self.net_error(e))?;
+                let rcode = answer.metadata.response_code;
+                if rcode != ResponseCode::NoError {
+                    return Err(Rfc2136Error::Rcode { rcode });
+                }
+                records.extend(answer.answers.iter().cloned());
             }
-            records.extend(answer.answers.iter().cloned());
-        }
-        if records.is_empty() {
-            // A transfer always carries at least the SOA twice (RFC 5936
-            // §2.2); nothing at all means the connection died or timed out.
-            return Err(Rfc2136Error::Connect {
-                server: self.server,
-                detail: "the zone transfer ended without any record".to_string(),
-            });
-        }
-        Ok(records)
+            if records.is_empty() {
+                // A transfer always carries at least the SOA twice (RFC 5936
+                // §2.2); nothing at all means the connection died or timed out.
+                return Err(Rfc2136Error::Connect {
+                    server: self.server,
+                    detail: "the zone transfer ended without any record".to_string(),
+                });
+            }
+            Ok(records)
+        })
+        .await
     }
 
     async fn query(
@@ -446,7 +580,7 @@ impl Rfc2136 {
         let mut msg = Message::query();
         msg.metadata.recursion_desired = false;
         msg.add_query(Query::query(name.clone(), rtype));
-        let answer = self.exchange(msg).await?;
+        let answer = self.exchange(msg, true).await?;
         match answer.metadata.response_code {
             ResponseCode::NoError | ResponseCode::NXDomain => Ok(answer
                 .answers
@@ -817,7 +951,7 @@ impl Provider for Rfc2136 {
                 if attempt > 0 {
                     timed_out = true;
                 }
-                let answer = self.exchange(msg.clone()).await?;
+                let answer = self.exchange(msg.clone(), false).await?;
                 match answer.metadata.response_code {
                     ResponseCode::ServFail => Err(Rfc2136Error::Rcode {
                         rcode: ResponseCode::ServFail,

@@ -90,7 +90,10 @@ pub fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
 pub struct TcpProxy {
     port: u16,
     stop: Arc<AtomicBool>,
+    /// Connections accepted so far.
     pub connections: Arc<AtomicUsize>,
+    /// The most forwarded connections that were open at the same time.
+    pub peak_open: Arc<AtomicUsize>,
 }
 
 impl TcpProxy {
@@ -100,7 +103,9 @@ impl TcpProxy {
         listener.set_nonblocking(true).expect("nonblocking");
         let stop = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
-        let (stop2, count) = (stop.clone(), connections.clone());
+        let peak_open = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
+        let (stop2, count, peak) = (stop.clone(), connections.clone(), peak_open.clone());
         thread::spawn(move || {
             let mut held = Vec::new();
             while !stop2.load(Ordering::SeqCst) {
@@ -115,7 +120,9 @@ impl TcpProxy {
                         let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
                             continue;
                         };
-                        pipe(client, server);
+                        let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        pipe(client, server, open.clone());
                     }
                     Err(_) => thread::sleep(Duration::from_millis(10)),
                 }
@@ -125,6 +132,7 @@ impl TcpProxy {
             port,
             stop,
             connections,
+            peak_open,
         }
     }
 
@@ -133,13 +141,27 @@ impl TcpProxy {
     }
 }
 
-fn pipe(a: TcpStream, b: TcpStream) {
+/// Forwards both ways; `open` is decremented once both directions ended.
+fn pipe(a: TcpStream, b: TcpStream, open: Arc<AtomicUsize>) {
     let (a2, b2) = (
         a.try_clone().expect("clone stream"),
         b.try_clone().expect("clone stream"),
     );
-    thread::spawn(move || copy_then_close(a, b));
-    thread::spawn(move || copy_then_close(b2, a2));
+    let halves = Arc::new(AtomicUsize::new(2));
+    let done = move || {
+        if halves.fetch_sub(1, Ordering::SeqCst) == 1 {
+            open.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
+    let done2 = done.clone();
+    thread::spawn(move || {
+        copy_then_close(a, b);
+        done();
+    });
+    thread::spawn(move || {
+        copy_then_close(b2, a2);
+        done2();
+    });
 }
 
 fn copy_then_close(mut from: TcpStream, mut to: TcpStream) {
