@@ -4,7 +4,9 @@
 //! ([`container`]) and format ([`aggregate`], [`failure`], [`tlsrpt`]),
 //! and hands what it finds to a [`ReportSink`] as it goes, with the C0
 //! control characters (but tab, LF, CR) removed from every text field so
-//! that every store holds the same text. Leaves where bytes come from to
+//! that every store holds the same text, and the item's time budget: one
+//! deadline per item ([`IngestLimits::item_deadline`]), looked at in every
+//! stage of every kind. Leaves where bytes come from to
 //! `reports::ingest` and storage to `reports::store`.
 
 pub mod aggregate;
