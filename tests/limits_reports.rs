@@ -462,6 +462,78 @@ fn an_item_past_its_time_budget_is_set_aside_and_the_batch_goes_on() {
     );
 }
 
+/// The report data of the test suite.
+fn data(rel: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/reports")
+        .join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// `item` (named so that it comes first) and then a small plain report,
+/// ingested with `--item-timeout 0`: the item is set aside as invalid with
+/// the time budget as its reason, and the small report behind it is
+/// stored. A budget of 0 s is past at the first look at the clock, and
+/// every kind but plain aggregate XML (which looks every 4,096 tokens)
+/// looks at it when it starts.
+fn item_past_its_budget_is_set_aside(name: &str, item: &[u8]) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("reports.db");
+    let slow = tmp.path().join(name);
+    std::fs::write(&slow, item).expect("write");
+    let good = tmp.path().join("z-good.xml");
+    std::fs::write(&good, small_report("quick")).expect("write");
+    let run = run_bounded(
+        ingest(&db, &[&slow, &good], &["--item-timeout", "0"]),
+        Duration::from_secs(60),
+    );
+    let s = summary(&run);
+    assert_eq!(run.code, 1, "{s}");
+    assert_eq!(
+        (&s["reports"], &s["failure_reports"], &s["tls_reports"]),
+        (&1.into(), &0.into(), &0.into()),
+        "{s}"
+    );
+    let invalid = s["invalid"].as_array().expect("invalid");
+    assert_eq!(invalid.len(), 1, "{s}");
+    assert!(
+        invalid[0]["origin"]
+            .as_str()
+            .is_some_and(|o| o.ends_with(name)),
+        "{s}"
+    );
+    assert_eq!(
+        invalid[0]["reason"], "took longer than the per-item time budget of 0 s (--item-timeout)",
+        "{s}"
+    );
+}
+
+/// Issue 15: the per-item time budget covered aggregate XML only. A
+/// gzip'd report is now set aside in the container stage (decompression
+/// looks at the clock on every read).
+#[test]
+fn a_compressed_item_past_its_time_budget_is_set_aside_and_the_batch_goes_on() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(small_report("gzipped").as_bytes())
+        .expect("gzip");
+    item_past_its_budget_is_set_aside("a-report.xml.gz", &gz.finish().expect("gzip"));
+}
+
+/// Issue 15: the same for a failure report (ARF, in a MIME message).
+#[test]
+fn a_failure_report_past_its_time_budget_is_set_aside_and_the_batch_goes_on() {
+    item_past_its_budget_is_set_aside(
+        "a-failure.eml",
+        &data("forensic/dmarc_ruf_report_linkedin.eml"),
+    );
+}
+
+/// Issue 15: the same for an SMTP TLS report (JSON).
+#[test]
+fn a_tls_report_past_its_time_budget_is_set_aside_and_the_batch_goes_on() {
+    item_past_its_budget_is_set_aside("a-tls.json", &data("tlsrpt/google.json"));
+}
+
 /// Writes a stored (uncompressed) zip of `n` empty entries named in base
 /// 36 to `path`, by hand (APPNOTE.TXT 4.3.7 local headers, 4.3.12 central
 /// directory, 4.3.16 end record) and straight to the file: the zip crate

@@ -190,3 +190,173 @@ fn kill_nine_then_rerun_loses_nothing_and_counts_nothing_twice() {
         &|| run_ingest(&db, &md),
     );
 }
+
+/// Message `NNNN.msg` holds report `k-N`.
+fn report_id_of(message: &str) -> String {
+    let n: usize = message
+        .trim_end_matches(".msg")
+        .parse()
+        .expect("message name");
+    format!("k-{n}")
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn stored_ids(store: &TestStore) -> Vec<String> {
+    store
+        .open()
+        .list(None)
+        .expect("list")
+        .into_iter()
+        .map(|r| r.report_id)
+        .collect()
+}
+
+/// Every message in the archive has its report in the store.
+fn assert_archived_are_stored(md: &Path, store: &TestStore, when: &str) -> usize {
+    let stored = stored_ids(store);
+    let archived = names(&md.join(".Archive/cur"));
+    for m in &archived {
+        let id = report_id_of(m);
+        assert!(
+            stored.contains(&id),
+            "{when}: {m} is archived but report {id} is not in the store"
+        );
+    }
+    archived.len()
+}
+
+/// Issue 15: PostgreSQL itself killed (kill -9 of the postmaster and its
+/// backends, no shutdown checkpoint) while `reports ingest --maildir`
+/// runs: after a restart (crash recovery), every message that had left
+/// `new/` has its report in the store. The kills land
+/// - with mailauth stopped right after it renamed its 1st, then (in the
+///   next run) its 4th message (strace sends it SIGSTOP at rename(2), which
+///   stops it on the way out of the call): the message just moved has its
+///   report committed, so the commit comes before the move
+///   (`ingest::run` calls `Source::finish` only after
+///   `ReportStore::ingest_item` has committed);
+/// - while mailauth runs, once 8 more messages are archived: mailauth
+///   fails on the dead connection and moves nothing it has not stored.
+///
+/// A full run afterwards stores every report once and archives every
+/// message. The server runs with `fsync=on`.
+#[test]
+fn postgres_killed_after_moves_keeps_every_moved_report() {
+    use support::postgres::PgServer;
+    if !support::powercut::require_strace() {
+        return;
+    }
+    let Some(server) = PgServer::start_own() else {
+        return;
+    };
+    let server = std::sync::Arc::new(server);
+    let store = TestStore::postgres_on(server.clone(), "pg_kill9");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let md = tmp.path().join("Maildir");
+    const N: usize = 40;
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).expect("mkdir");
+    }
+    for i in 0..N {
+        std::fs::write(md.join("new").join(format!("{i:04}.msg")), report(i)).expect("write");
+    }
+
+    // Stopped right after its K-th rename(2).
+    let mut archived_before = 0;
+    for k in [1, 4] {
+        let log = tmp.path().join(format!("strace-{k}.log"));
+        let inject = format!("inject=rename,renameat,renameat2:signal=SIGSTOP:when={k}");
+        let mut child = Command::new("strace")
+            .args([
+                "-f",
+                "-e",
+                "trace=rename,renameat,renameat2",
+                "-e",
+                &inject,
+                "-o",
+            ])
+            .arg(&log)
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_mailauth"))
+            .arg("reports")
+            .args(store.cli_args())
+            .arg("ingest")
+            .arg("--maildir")
+            .arg(&md)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn strace mailauth");
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let pid = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains("stopped by SIGSTOP")) {
+                break line
+                    .split_whitespace()
+                    .next()
+                    .and_then(|p| p.parse::<i32>().ok())
+                    .expect("pid in the strace log");
+            }
+            assert!(
+                child.try_wait().expect("wait").is_none(),
+                "mailauth ended before its rename number {k}:\n{text}"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mailauth never reached its rename number {k}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // A signal is delivered on the way out of the system call: the
+        // K-th rename is done, nothing after it.
+        server.kill9();
+        server.restart();
+        let when = format!("PostgreSQL killed right after rename number {k}");
+        let archived = assert_archived_are_stored(&md, &store, &when);
+        assert_eq!(archived, archived_before + k, "{when}");
+        archived_before = archived;
+        // SAFETY: kill(2) on the mailauth process this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        child.wait().expect("reap strace");
+    }
+
+    // Killed under a running ingest.
+    let before = names(&md.join(".Archive/cur")).len();
+    let mut child = ingest_command(&store, &md).spawn().expect("spawn mailauth");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while names(&md.join(".Archive/cur")).len() < before + 8
+        && child.try_wait().expect("wait").is_none()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mid_way = child.try_wait().expect("wait").is_none();
+    server.kill9();
+    let status = child.wait().expect("reap mailauth");
+    assert!(
+        !mid_way || !status.success(),
+        "mailauth succeeded although its store died under it"
+    );
+    server.restart();
+    assert_archived_are_stored(&md, &store, "PostgreSQL killed under a running ingest");
+
+    // Then a full run converges.
+    let status = ingest_command(&store, &md).status().expect("run mailauth");
+    assert!(status.success(), "the full re-run failed: {status}");
+    assert_eq!(store.count(Table::Reports) as usize, N);
+    assert_eq!(store.count(Table::Records) as usize, N * RECORDS_PER_REPORT);
+    assert_eq!(names(&md.join(".Archive/cur")).len(), N);
+    assert!(names(&md.join("new")).is_empty());
+    println!("killed PostgreSQL under a running ingest mid-way: {mid_way}");
+}

@@ -49,8 +49,13 @@ pub struct IngestLimits {
     /// (the store sums them in 64-bit integers: 8 million such reports fit).
     pub max_report_messages: u64,
     /// Wall-clock time one item may take to parse (and store): default
-    /// 60 s. A stuck item is set aside as invalid with the reason.
+    /// 60 s. A stuck item is set aside as invalid with the reason. It
+    /// covers every stage and kind: decompression and MIME (the
+    /// container), aggregate XML, failure reports and TLS-RPT JSON.
     pub item_time_budget: std::time::Duration,
+    /// When the item being parsed runs out of `item_time_budget`: set by
+    /// `parse::parse_item` when it starts on an item (leave it `None`).
+    pub item_deadline: Option<std::time::Instant>,
 }
 
 impl Default for IngestLimits {
@@ -68,6 +73,7 @@ impl Default for IngestLimits {
             max_record_count: 1 << 32,
             max_report_messages: 1 << 40,
             item_time_budget: std::time::Duration::from_secs(60),
+            item_deadline: None,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod opendkim;
 pub mod pdns;
 pub mod postfix;
 pub mod postgres;
+pub mod powercut;
 pub mod rspamd;
 pub mod tcp_cut;
 

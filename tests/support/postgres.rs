@@ -27,6 +27,8 @@ pub struct PgServer {
     password: String,
     data: PathBuf,
     as_postgres: bool,
+    /// The server's options (`pg_ctl -o`), to start it again.
+    opts: String,
     _dir: tempfile::TempDir,
 }
 
@@ -79,6 +81,119 @@ impl PgServer {
             &require_postgres()?,
             Some((cert.to_path_buf(), key.to_path_buf())),
         ))
+    }
+
+    /// A server of its own, durable as in production (`fsync=on`, where
+    /// the shared one runs with `fsync=off`), for tests that kill it
+    /// ([`kill9`](Self::kill9)) and start it again
+    /// ([`restart`](Self::restart)). `None` after a SKIP line.
+    pub fn start_own() -> Option<PgServer> {
+        let mut s = Self::start(&require_postgres()?, None);
+        s.stop_fast();
+        s.opts = s.opts.replace(" -c fsync=off", "");
+        s.start_again();
+        Some(s)
+    }
+
+    /// SIGKILL to the postmaster and every process it started, as a crash
+    /// of the machine's PostgreSQL would leave it (no shutdown checkpoint);
+    /// returns once they are all gone.
+    pub fn kill9(&self) {
+        let pidfile =
+            std::fs::read_to_string(self.data.join("postmaster.pid")).expect("read postmaster.pid");
+        let pm: i32 = pidfile
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("postmaster pid");
+        let mut pids = vec![pm];
+        for e in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid …: comm may hold spaces, so read after ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if ppid == Some(pm) {
+                pids.push(pid);
+            }
+        }
+        for &pid in &pids {
+            // SAFETY: kill(2) with a pid this test's server owns.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let mut zombie = false;
+        for pid in pids {
+            for _ in 0..3000 {
+                let state =
+                    std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                if state.is_empty() {
+                    break;
+                }
+                // Dead, but not yet reaped by whoever inherited it.
+                zombie = state
+                    .rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
+                if zombie {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        if zombie {
+            // A zombie postmaster still answers kill(pid, 0), and the new
+            // one would take it for a live server; after a real crash no
+            // process is left, so its lock files name nobody.
+            let _ = std::fs::remove_file(self.data.join("postmaster.pid"));
+            let _ = std::fs::remove_file(self.data.join(format!(".s.PGSQL.{}.lock", self.port)));
+        }
+    }
+
+    /// Starts the server again (after [`kill9`](Self::kill9): crash
+    /// recovery replays its WAL); returns once it accepts connections.
+    pub fn restart(&self) {
+        self.start_again();
+    }
+
+    fn stop_fast(&self) {
+        let out = self.run(
+            &Path::new(BIN).join("pg_ctl"),
+            &[
+                "-D",
+                &self.data.to_string_lossy(),
+                "-w",
+                "stop",
+                "-m",
+                "fast",
+            ],
+        );
+        assert!(out.status.success(), "pg_ctl stop failed: {out:?}");
+    }
+
+    fn start_again(&self) {
+        let log = self.data.join("pg.log");
+        let out = self.run(
+            &Path::new(BIN).join("pg_ctl"),
+            &[
+                "-D",
+                &self.data.to_string_lossy(),
+                "-o",
+                &self.opts,
+                "-l",
+                &log.to_string_lossy(),
+                "-w",
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
     }
 
     fn run(&self, bin: &Path, args: &[&str]) -> std::process::Output {
@@ -195,6 +310,7 @@ impl PgServer {
             password,
             data,
             as_postgres,
+            opts,
             _dir: dir,
         }
     }
@@ -375,18 +491,22 @@ impl TestStore {
 
     /// A fresh database; `None` after a SKIP line (panics under CI=true).
     pub fn postgres(tag: &str) -> Option<TestStore> {
-        let server = PgServer::shared()?;
+        Some(Self::postgres_on(PgServer::shared()?, tag))
+    }
+
+    /// A fresh database on `server`.
+    pub fn postgres_on(server: Arc<PgServer>, tag: &str) -> TestStore {
         let url = server.fresh_db(tag);
         let dir = tempfile::tempdir().expect("temp dir");
         let password_file = dir.path().join("pg-password");
         std::fs::write(&password_file, format!("{}\n", server.password()))
             .expect("write password file");
-        Some(TestStore::Postgres {
+        TestStore::Postgres {
             server,
             url,
             password_file,
             _dir: dir,
-        })
+        }
     }
 
     pub fn is_postgres(&self) -> bool {

@@ -4,8 +4,10 @@
 //! (new or duplicate) to the archive folder, unparseable messages to the
 //! invalid folder. The move happens in [`Source::finish`], after the
 //! store committed the message's data durably (see docs/limits.md,
-//! "Durability"), and is itself made durable: the rename is followed by an
-//! fsync of the target and source directories. Leaves `tmp/` alone
+//! "Durability"), and is itself made durable: a folder made for it is
+//! synced (with the directory holding it) before the rename, and the
+//! rename is followed by an fsync of the target and source directories.
+//! Leaves `tmp/` alone
 //! (messages still being delivered).
 
 use std::collections::VecDeque;
@@ -88,10 +90,32 @@ impl MaildirSource {
                 source,
             })
         };
-        let created = !base.exists();
-        mk(&target_dir)?;
-        mk(&base.join("new"))?;
-        mk(&base.join("tmp"))?;
+        // A directory made now is only there after a power cut once the
+        // directory holding it is synced: the folder (its entry in the
+        // Maildir, and its cur/, new/ and tmp/) is made durable before any
+        // message goes into it.
+        let mut parents: Vec<PathBuf> = Vec::new();
+        for dir in [
+            base.clone(),
+            target_dir.clone(),
+            base.join("new"),
+            base.join("tmp"),
+        ] {
+            if dir.is_dir() {
+                continue;
+            }
+            mk(&dir)?;
+            if let Some(p) = dir.parent().filter(|p| !parents.iter().any(|q| q == p)) {
+                parents.push(p.to_owned());
+            }
+        }
+        for p in &parents {
+            sync_dir(p).map_err(|source| IngestError::Move {
+                from: from.to_owned(),
+                to: p.clone(),
+                source,
+            })?;
+        }
         let name = from.file_name().unwrap_or_default();
         let to = target_dir.join(name);
         let move_err = |source| IngestError::Move {
@@ -102,13 +126,9 @@ impl MaildirSource {
         std::fs::rename(from, &to).map_err(move_err)?;
         // A rename is durable once both directories are synced: the new
         // entry first (the message is never in neither), then the old one.
-        // A new folder's own entry is in the Maildir's directory.
         sync_dir(&target_dir).map_err(move_err)?;
         if let Some(src) = from.parent() {
             sync_dir(src).map_err(move_err)?;
-        }
-        if created {
-            sync_dir(&self.root).map_err(move_err)?;
         }
         Ok(())
     }

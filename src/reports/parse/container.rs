@@ -3,9 +3,10 @@
 //! `message/rfc822`), detected by content, not by file name.
 //!
 //! Owns bytes → [`Payload`]s (aggregate XML, TLS-RPT JSON, failure
-//! reports) under the size, ratio and depth caps of [`IngestLimits`]; a
-//! zip's entry count and directory size are checked from its end record
-//! before the zip crate reads the directory.
+//! reports) under the size, ratio and depth caps of [`IngestLimits`] and
+//! within the item's time budget (looked at on every layer and every read
+//! of a decompressor); a zip's entry count and directory size are checked
+//! from its end record before the zip crate reads the directory.
 //! Leaves the report formats to `aggregate.rs`, `tlsrpt.rs`, `failure.rs`.
 
 use std::io::Read;
@@ -112,16 +113,23 @@ fn read_capped(
     limit: u64,
     compressed_len: usize,
     origin_len: usize,
-    max_ratio: u64,
+    limits: &IngestLimits,
     what: &str,
 ) -> Result<Vec<u8>, ParseError> {
+    let max_ratio = limits.max_ratio;
     let cap = output_cap(limit, compressed_len, origin_len, max_ratio);
     let mut out = Vec::new();
+    let reader = super::Deadlined {
+        inner: reader,
+        deadline: limits.item_deadline,
+    };
     reader
         .take(cap.saturating_add(1))
         .read_to_end(&mut out)
-        .map_err(|e| ParseError::Container {
-            msg: format!("{what}: {e}"),
+        .map_err(|e| {
+            super::read_error(e, limits, |e| ParseError::Container {
+                msg: format!("{what}: {e}"),
+            })
         })?;
     let n = out.len() as u64;
     if n > cap {
@@ -141,23 +149,28 @@ fn gunzip(
     bytes: &[u8],
     limit: u64,
     origin_len: usize,
-    max_ratio: u64,
+    limits: &IngestLimits,
 ) -> Result<Vec<u8>, ParseError> {
+    let max_ratio = limits.max_ratio;
     let cap = output_cap(limit, bytes.len(), origin_len, max_ratio);
     let mut out = Vec::new();
     let mut rest = bytes;
     while rest.starts_with(&[0x1f, 0x8b]) {
         let room = cap.saturating_sub(out.len() as u64);
-        let mut member = flate2::bufread::GzDecoder::new(rest).take(room.saturating_add(1));
-        member
-            .read_to_end(&mut out)
-            .map_err(|e| ParseError::Container {
+        let mut member = super::Deadlined {
+            inner: flate2::bufread::GzDecoder::new(rest),
+            deadline: limits.item_deadline,
+        }
+        .take(room.saturating_add(1));
+        member.read_to_end(&mut out).map_err(|e| {
+            super::read_error(e, limits, |e| ParseError::Container {
                 msg: format!("gzip: {e}"),
-            })?;
+            })
+        })?;
         if out.len() as u64 > cap {
             return Err(over_cap(cap, limit, max_ratio, "gzip"));
         }
-        rest = member.into_inner().into_inner();
+        rest = member.into_inner().inner.into_inner();
     }
     if !rest.iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
         return Err(ParseError::Container {
@@ -317,6 +330,8 @@ fn unpack_into(
             limit: limits.max_nesting as u64,
         });
     }
+    // Every layer, zip entry and MIME message: the item's time budget.
+    super::check_deadline(limits)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::NotAReport {
             detail: "empty input".to_owned(),
@@ -324,7 +339,7 @@ fn unpack_into(
     }
     match sniff(bytes) {
         Sniff::Gzip => {
-            let data = gunzip(bytes, *budget, origin_len, limits.max_ratio)?;
+            let data = gunzip(bytes, *budget, origin_len, limits)?;
             *budget = budget.saturating_sub(data.len() as u64);
             unpack_owned(data, origin_len, limits, depth + 1, budget, out)
         }
@@ -352,7 +367,7 @@ fn unpack_into(
                     *budget,
                     compressed,
                     origin_len,
-                    limits.max_ratio,
+                    limits,
                     &format!("zip entry {name:?}"),
                 )?;
                 *budget = budget.saturating_sub(data.len() as u64);
@@ -458,6 +473,7 @@ fn unpack_message(
     let message = parsed.ok_or_else(|| ParseError::NotAReport {
         detail: "not a mail message (no headers)".to_owned(),
     })?;
+    super::check_deadline(limits)?;
 
     // Failure reports first: if there is a feedback-report part, the rest
     // of the message is the reported mail, never a report of its own.
@@ -477,7 +493,9 @@ fn unpack_message(
         .or_else(|| message.header_raw("From").map(|s| s.trim().to_owned()));
     if let Some(arf) = arf {
         let text = String::from_utf8_lossy(arf.contents());
+        super::check_deadline(limits)?;
         let mut report = failure::parse_arf(&text)?;
+        super::check_deadline(limits)?;
         report.reporter = reporter;
         for part in &message.parts {
             let is_headers = part.content_type().is_some_and(|ct| {

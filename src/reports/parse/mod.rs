@@ -4,7 +4,9 @@
 //! ([`container`]) and format ([`aggregate`], [`failure`], [`tlsrpt`]),
 //! and hands what it finds to a [`ReportSink`] as it goes, with the C0
 //! control characters (but tab, LF, CR) removed from every text field so
-//! that every store holds the same text. Leaves where bytes come from to
+//! that every store holds the same text, and the item's time budget: one
+//! deadline per item ([`IngestLimits::item_deadline`]), looked at in every
+//! stage of every kind. Leaves where bytes come from to
 //! `reports::ingest` and storage to `reports::store`.
 
 pub mod aggregate;
@@ -39,14 +41,74 @@ pub(crate) fn clean_opt(s: &mut Option<String>) {
     }
 }
 
-/// The aggregate parser's limits for one item, its deadline starting now.
+/// The aggregate parser's limits for one item, its deadline the item's
+/// (or, when none is set yet, `item_time_budget` from now).
 pub fn aggregate_options(limits: &IngestLimits) -> aggregate::Options {
     aggregate::Options {
         max_depth: limits.max_xml_depth,
         max_count: limits.max_record_count,
         max_messages: limits.max_report_messages,
-        deadline: std::time::Instant::now().checked_add(limits.item_time_budget),
+        deadline: with_deadline(limits).item_deadline,
         budget_secs: limits.item_time_budget.as_secs(),
+    }
+}
+
+/// `limits` with the item's deadline set: `item_time_budget` from now,
+/// unless it is set already (the item started earlier).
+pub(crate) fn with_deadline(limits: &IngestLimits) -> IngestLimits {
+    let mut l = limits.clone();
+    if l.item_deadline.is_none() {
+        l.item_deadline = std::time::Instant::now().checked_add(l.item_time_budget);
+    }
+    l
+}
+
+/// Past the item's deadline: the item is set aside (`TimedOut`). Looked
+/// at between the stages of every kind (each container layer, zip entry
+/// and MIME message, before and after a failure report or a TLS report),
+/// and on every read while decompressing ([`Deadlined`]); the aggregate
+/// parser looks every 4,096 tokens.
+pub(crate) fn check_deadline(limits: &IngestLimits) -> Result<(), ParseError> {
+    match limits.item_deadline {
+        Some(d) if std::time::Instant::now() > d => Err(ParseError::TimedOut {
+            secs: limits.item_time_budget.as_secs(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A reader (a decompressor) that fails with `ErrorKind::TimedOut` once the
+/// item's deadline has passed: a slow decompression stops mid-stream.
+pub(crate) struct Deadlined<R> {
+    pub inner: R,
+    pub deadline: Option<std::time::Instant>,
+}
+
+impl<R: std::io::Read> std::io::Read for Deadlined<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "past the per-item time budget",
+            ));
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// A read error of a [`Deadlined`] reader as the item's `TimedOut`, any
+/// other one as `other`.
+pub(crate) fn read_error(
+    e: std::io::Error,
+    limits: &IngestLimits,
+    other: impl FnOnce(std::io::Error) -> ParseError,
+) -> ParseError {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        ParseError::TimedOut {
+            secs: limits.item_time_budget.as_secs(),
+        }
+    } else {
+        other(e)
     }
 }
 
@@ -127,6 +189,8 @@ pub fn parse_item<S: ReportSink + ?Sized>(
     limits: &IngestLimits,
     sink: &mut S,
 ) -> Result<Vec<Found>, ParseError> {
+    // One deadline for the whole item, every stage and kind.
+    let limits = &with_deadline(limits);
     // The common case, a report as a plain-XML file, is parsed where it
     // lies: `container::unpack` would hand back a copy of it.
     let opts = aggregate_options(limits);
@@ -137,6 +201,7 @@ pub fn parse_item<S: ReportSink + ?Sized>(
     let payloads = container::unpack(bytes, limits)?;
     let mut found = Vec::with_capacity(payloads.len());
     for payload in payloads {
+        check_deadline(limits)?;
         match payload {
             Payload::Xml(xml) => {
                 let s = aggregate::parse_owned_with(xml, sink, &opts)?;
@@ -144,6 +209,7 @@ pub fn parse_item<S: ReportSink + ?Sized>(
             }
             Payload::Json(json) => {
                 let r = tlsrpt::parse(&json)?;
+                check_deadline(limits)?;
                 let new = sink.tls(&r).map_err(|source| ParseError::Sink { source })?;
                 found.push(Found {
                     kind: ReportKind::Tls,
@@ -292,4 +358,45 @@ pub fn parse_all(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Report>, Par
     let mut sink = CollectSink::default();
     parse_item(bytes, limits, &mut sink)?;
     Ok(sink.reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+    use std::time::{Duration, Instant};
+
+    /// Issue 15: a decompressor read past the item's deadline fails with
+    /// the item's `TimedOut`, so a slow decompression stops mid-stream.
+    #[test]
+    fn a_read_past_the_deadline_is_timed_out() {
+        let limits = IngestLimits {
+            item_time_budget: Duration::from_secs(3),
+            ..IngestLimits::default()
+        };
+        let mut ok = Deadlined {
+            inner: &b"abc"[..],
+            deadline: Instant::now().checked_add(Duration::from_secs(3600)),
+        };
+        let mut buf = Vec::new();
+        ok.read_to_end(&mut buf).expect("in time");
+        assert_eq!(buf, b"abc");
+        let mut late = Deadlined {
+            inner: &b"abc"[..],
+            deadline: Instant::now().checked_sub(Duration::from_secs(1)),
+        };
+        let e = late.read_to_end(&mut buf).expect_err("past the deadline");
+        let e = read_error(e, &limits, |e| ParseError::Container { msg: e.to_string() });
+        assert!(matches!(e, ParseError::TimedOut { secs: 3 }), "{e}");
+        let past = IngestLimits {
+            item_deadline: late.deadline,
+            ..limits
+        };
+        assert!(matches!(
+            check_deadline(&past),
+            Err(ParseError::TimedOut { secs: 3 })
+        ));
+        // A deadline set once is kept for the whole item.
+        assert_eq!(with_deadline(&past).item_deadline, past.item_deadline);
+    }
 }
