@@ -92,6 +92,11 @@ pub struct DashArgs {
     /// Do not query DNS: attribute sources from the stored reports only.
     #[arg(long)]
     pub offline: bool,
+    /// A MaxMind DB format ASN database (GeoLite2-ASN, DB-IP ASN Lite):
+    /// names the autonomous system of each source, identifies services by
+    /// it and groups unknown sources by it. Read locally (works offline).
+    #[arg(long, env = "MAILAUTH_ASN_DB", value_name = "PATH")]
+    pub asn_db: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -525,6 +530,17 @@ fn spf_config(d: &DashArgs) -> &Path {
         .unwrap_or(Path::new("mailauth.yaml"))
 }
 
+/// Opens `--asn-db`, if given: a file that cannot be read or is not a
+/// MaxMind DB stops the command with an error naming it.
+pub fn open_asn_db(
+    path: Option<&Path>,
+) -> anyhow::Result<Option<std::sync::Arc<super::mmdb::Mmdb>>> {
+    Ok(match path {
+        Some(p) => Some(std::sync::Arc::new(super::mmdb::Mmdb::open(p)?)),
+        None => None,
+    })
+}
+
 fn summary_cmd(
     store: &mut dyn DashboardQueries,
     a: SummaryArgs,
@@ -533,7 +549,8 @@ fn summary_cmd(
     let f = dash_filter(&a.dash)?;
     match &a.dash.domain {
         Some(d) => {
-            let attr = super::serve::attributor(spf_config(&a.dash), a.dash.offline);
+            let attr = super::serve::attributor(spf_config(&a.dash), a.dash.offline)
+                .with_asn_db(open_asn_db(a.dash.asn_db.as_deref())?);
             let view = dashboard::domain(store, &attr, d, &f)?;
             if a.json {
                 write_json(out, &view)?;
@@ -561,7 +578,8 @@ fn html_cmd(
 ) -> anyhow::Result<i32> {
     use dashboard::html::{self, Links};
     let f = dash_filter(&a.dash)?;
-    let attr = super::serve::attributor(spf_config(&a.dash), a.dash.offline);
+    let attr = super::serve::attributor(spf_config(&a.dash), a.dash.offline)
+        .with_asn_db(open_asn_db(a.dash.asn_db.as_deref())?);
     let overview = dashboard::overview(store, &f)?;
     let domains_dir = a.out.join("domains");
     std::fs::create_dir_all(&domains_dir)

@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod dashq;
 pub mod ingest;
 pub mod metrics;
+pub mod mmdb;
 pub mod parse;
 pub mod pgstore;
 pub mod serve;

@@ -1,6 +1,8 @@
 //! Who sends as a domain: the catalogue of known sending services (kept
 //! as data in `data/senders.yaml`, embedded and parsed once), the
-//! identification of a source IP against it, the classification of
+//! identification of a source IP against it (with the autonomous system
+//! an optional ASN database names, see `reports::mmdb`), the
+//! classification of
 //! failing sources (forwarded, misconfigured own service, suspicious) and
 //! the normalisation of reporter names to a stable key.
 //!
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::reports::dashboard::attribution::Attribution;
 use crate::reports::dashq::SourceRow;
+use crate::reports::mmdb::Asn;
 
 /// The catalogue shipped with mailauth.
 const BUILTIN: &str = include_str!("../../data/senders.yaml");
@@ -78,6 +81,10 @@ pub struct Service {
     /// Published address ranges.
     #[serde(default)]
     pub networks: Vec<IpNet>,
+    /// Autonomous systems that carry only the service's mail (matched
+    /// through an ASN database the user points to).
+    #[serde(default)]
+    pub asn: Vec<u32>,
     /// The documentation the entry is based on.
     pub source: String,
 }
@@ -230,6 +237,11 @@ impl Catalogue {
         self.by_suffix(&self.ptr, name)
     }
 
+    /// By the number of its autonomous system.
+    pub fn by_asn(&self, number: u32) -> Option<&Service> {
+        self.services.iter().find(|s| s.asn.contains(&number))
+    }
+
     /// By a published network (longest prefix wins).
     pub fn by_ip(&self, ip: IpAddr) -> Option<&Service> {
         self.services
@@ -253,6 +265,8 @@ pub enum Method {
     Spf,
     /// Its reverse DNS name is under a service's suffix.
     Ptr,
+    /// The ASN database puts it in an autonomous system of a service.
+    Asn,
     /// In a network a service publishes.
     Network,
     /// Not identified.
@@ -266,6 +280,7 @@ impl Method {
             Method::Dkim => "dkim",
             Method::Spf => "spf",
             Method::Ptr => "ptr",
+            Method::Asn => "asn",
             Method::Network => "network",
             Method::Unknown => "unknown",
         }
@@ -284,9 +299,15 @@ pub struct Identity {
     /// What matched: `include:_spf.google.com`, `d=sendgrid.net`,
     /// `ptr o1.sendgrid.net`, `network 167.89.0.0/17`.
     pub evidence: Option<String>,
-    /// For unknown sources: the PTR name's organisation domain, or
-    /// `no reverse DNS`, so unknown sources can be grouped.
+    /// For unknown sources: the autonomous system (`AS64500 Example
+    /// Net`) when an ASN database knows it, else the PTR name's
+    /// organisation domain, else `no reverse DNS`, so unknown sources can
+    /// be grouped.
     pub group: Option<String>,
+    /// The autonomous system of the source, when an ASN database was
+    /// given and knows it (`AS64500 Example Net`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<String>,
 }
 
 impl Identity {
@@ -298,6 +319,7 @@ impl Identity {
             method,
             evidence: Some(evidence),
             group: None,
+            asn: None,
         }
     }
 }
@@ -311,13 +333,28 @@ fn aligned(domain: &str, other: &str) -> bool {
 
 /// Identifies one source of `domain`: by the config's attribution, then
 /// the DKIM `d=` and SPF domains in its records, then its reverse DNS
-/// `ptr`, then the catalogue's published networks.
+/// `ptr`, then its autonomous system `asn` (from an ASN database), then
+/// the catalogue's published networks.
 pub fn identify(
     cat: &Catalogue,
     domain: &str,
     src: &SourceRow,
     attr: &Attribution,
     ptr: Option<&str>,
+    asn: Option<&Asn>,
+) -> Identity {
+    let mut id = identify_by(cat, domain, src, attr, ptr, asn);
+    id.asn = asn.map(Asn::label);
+    id
+}
+
+fn identify_by(
+    cat: &Catalogue,
+    domain: &str,
+    src: &SourceRow,
+    attr: &Attribution,
+    ptr: Option<&str>,
+    asn: Option<&Asn>,
 ) -> Identity {
     if let Some(mech) = &attr.spf_mechanism {
         let target = mech
@@ -334,6 +371,7 @@ pub fn identify(
             method: Method::Config,
             evidence: Some(mech.clone()),
             group: None,
+            asn: None,
         };
     }
     for signer in &src.dkim_signers {
@@ -357,6 +395,11 @@ pub fn identify(
     {
         return Identity::of(s, Method::Ptr, format!("ptr {}", norm(p)));
     }
+    if let Some(a) = asn
+        && let Some(s) = cat.by_asn(a.number)
+    {
+        return Identity::of(s, Method::Asn, format!("{} ({})", a.label(), a.network));
+    }
     // An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is the IPv4 address.
     if let Ok(ip) = src.source_ip.parse::<IpAddr>().map(|ip| ip.to_canonical())
         && let Some(s) = cat.by_ip(ip)
@@ -376,7 +419,12 @@ pub fn identify(
         category: None,
         method: Method::Unknown,
         evidence: None,
-        group: Some(ptr.map_or_else(|| "no reverse DNS".to_owned(), org_domain)),
+        group: Some(match (asn, ptr) {
+            (Some(a), _) => a.label(),
+            (None, Some(p)) => org_domain(p),
+            (None, None) => "no reverse DNS".to_owned(),
+        }),
+        asn: None,
     }
 }
 
@@ -593,6 +641,7 @@ mod tests {
             &src("192.0.2.1", &["sendgrid.net/s1"], &[]),
             &attr(Some("include:_spf.google.com")),
             None,
+            None,
         );
         assert_eq!(
             (c.id.as_deref(), c.method),
@@ -603,6 +652,7 @@ mod tests {
             "example.com",
             &src("192.0.2.1", &[], &[]),
             &attr(Some("ip4:192.0.2.0/24")),
+            None,
             None,
         );
         assert_eq!(
@@ -620,6 +670,7 @@ mod tests {
             ),
             &attr(None),
             None,
+            None,
         );
         assert_eq!(
             (d.id.as_deref(), d.method, d.evidence.as_deref()),
@@ -631,6 +682,7 @@ mod tests {
             &src("192.0.2.1", &[], &["bounces.amazonses.com=pass"]),
             &attr(None),
             Some("a1.smtp-out.mcsv.net"),
+            None,
         );
         assert_eq!(
             (s.id.as_deref(), s.method),
@@ -642,6 +694,7 @@ mod tests {
             &src("192.0.2.1", &[], &["example.com=fail"]),
             &attr(None),
             Some("mail-x.outbound.protection.outlook.com."),
+            None,
         );
         assert_eq!(
             (p.id.as_deref(), p.method),
@@ -652,6 +705,7 @@ mod tests {
             "example.com",
             &src("2a00:1450:4864::1", &[], &[]),
             &attr(None),
+            None,
             None,
         );
         assert_eq!(
@@ -664,6 +718,7 @@ mod tests {
             &src("::ffff:167.89.1.2", &[], &[]),
             &attr(None),
             None,
+            None,
         );
         assert_eq!(mapped.id.as_deref(), Some("sendgrid"));
         // Label boundaries: notsendgrid.net is not SendGrid.
@@ -673,6 +728,7 @@ mod tests {
             &src("203.0.113.5", &["notsendgrid.net"], &[]),
             &attr(None),
             Some("host-5.dsl.Provider.co.uk"),
+            None,
         );
         assert_eq!(
             (u.id, u.method, u.group.as_deref()),
@@ -683,7 +739,7 @@ mod tests {
     #[test]
     fn classification() {
         let cat = Catalogue::builtin();
-        let ident = |s: &SourceRow, a: &Attribution| identify(cat, "example.com", s, a, None);
+        let ident = |s: &SourceRow, a: &Attribution| identify(cat, "example.com", s, a, None, None);
         let mut ok = src("192.0.2.1", &[], &[]);
         ok.dmarc_pass = 10;
         assert_eq!(
