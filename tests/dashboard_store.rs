@@ -17,6 +17,7 @@ both_stores!(
     delete_then_a_new_report_keeps_the_rollup_true,
     senders_named_and_forwarding_told_apart,
     reverse_dns_is_cached_for_offline_runs,
+    asn_database_names_and_groups_sources,
 );
 
 fn totals(store: &dyn DashboardQueries) -> (i64, i64, i64) {
@@ -589,4 +590,206 @@ fn reverse_dns_is_cached_for_offline_runs(st: &TestStore) {
         (s.reverse_dns.as_deref(), s.identity.method),
         (Some("o7.ptr4242.sendgrid.net"), Method::Ptr)
     );
+}
+
+/// Issue 18: an ASN database the user points to (`--asn-db`, MaxMind DB
+/// format, built here with IPv4 and IPv6 networks) names each source's
+/// autonomous system in `reports summary --json` and the HTML dashboard,
+/// identifies a catalogue service by it (after PTR, before networks), and
+/// groups unknown sources by it. A file that is not a MaxMind DB stops the
+/// command with an error naming it, and nothing is printed.
+fn asn_database_names_and_groups_sources(st: &TestStore) {
+    use mailauth::reports::mmdb::Mmdb;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("asn.mmdb");
+    let bytes = support::mmdb::asn_database(&[
+        ("192.0.2.0/25", 11377, "SENDGRID"),
+        ("198.51.100.0/24", 64500, "Example Transit"),
+        ("2001:db8:1::/48", 64500, "Example Transit"),
+        ("2001:db8:2::/48", 64501, "Other\u{1b}[31m Net"),
+    ]);
+    std::fs::write(&db, &bytes).expect("write database");
+    // The reader itself: IPv4, IPv6, IPv4-mapped, and absent addresses.
+    let m = Mmdb::open(&db).expect("open");
+    let at = |ip: &str| m.lookup(ip.parse().expect("ip")).expect("lookup");
+    let a = at("192.0.2.77").expect("in 192.0.2.0/25");
+    assert_eq!((a.number, a.network.as_str()), (11377, "192.0.2.0/25"));
+    assert_eq!(at("::ffff:198.51.100.9").expect("mapped").number, 64500);
+    let v6 = at("2001:db8:1::25").expect("v6");
+    assert_eq!(
+        (v6.label().as_str(), v6.network.as_str()),
+        ("AS64500 Example Transit", "2001:db8:1::/48")
+    );
+    assert_eq!(at("192.0.2.200"), None);
+    assert_eq!(at("2001:db8:3::1"), None);
+
+    let mut store = st.open();
+    let r = report(
+        "google.com",
+        "asn",
+        &[
+            // Nothing but its AS names it: SendGrid's AS11377.
+            (
+                "192.0.2.10",
+                20,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("example.com", "fail"),
+            ),
+            // Unknown, in AS64500 over IPv4 and IPv6: one group.
+            (
+                "198.51.100.7",
+                6,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("example.com", "fail"),
+            ),
+            (
+                "2001:db8:1::25",
+                4,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("example.com", "fail"),
+            ),
+            // An organisation name with an escape sequence.
+            (
+                "2001:db8:2::9",
+                3,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("example.com", "fail"),
+            ),
+            // Not in the database.
+            (
+                "203.0.113.66",
+                2,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("example.com", "fail"),
+            ),
+        ],
+    );
+    store
+        .ingest_item("asn", &r, &IngestLimits::default())
+        .expect("db")
+        .expect("report");
+    drop(store);
+    let run = |extra: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+            .arg("-c")
+            .arg(dir.path().join("none.yaml"))
+            .arg("reports")
+            .args(st.cli_args())
+            .args(extra)
+            .env_remove("MAILAUTH_ASN_DB")
+            .current_dir(dir.path())
+            .output()
+            .expect("run mailauth")
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let o = run(&[
+        os("summary"),
+        os("--domain"),
+        os("example.com"),
+        os("--offline"),
+        os("--json"),
+        os("--asn-db"),
+        db.as_os_str(),
+    ]);
+    assert!(
+        o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let src = |ip: &str| {
+        v["sources"]
+            .as_array()
+            .expect("sources")
+            .iter()
+            .find(|s| s["source_ip"] == ip)
+            .unwrap_or_else(|| panic!("{ip} in {v}"))
+            .clone()
+    };
+    let sg = src("192.0.2.10");
+    assert_eq!(sg["identity"]["id"], "sendgrid", "{sg}");
+    assert_eq!(sg["identity"]["method"], "asn", "{sg}");
+    assert_eq!(sg["identity"]["asn"], "AS11377 SENDGRID", "{sg}");
+    assert_eq!(
+        sg["identity"]["evidence"], "AS11377 SENDGRID (192.0.2.0/25)",
+        "{sg}"
+    );
+    assert_eq!(src("2001:db8:1::25")["identity"]["group"], "AS64500 Example Transit");
+    assert!(src("203.0.113.66")["identity"].get("asn").is_none());
+    let unknown = v["senders"]["unknown"].as_array().expect("unknown");
+    let group = |g: &str| {
+        unknown
+            .iter()
+            .find(|u| u["group"] == g)
+            .unwrap_or_else(|| panic!("{g} in {unknown:?}"))
+    };
+    let transit = group("AS64500 Example Transit");
+    assert_eq!((transit["sources"].as_i64(), transit["messages"].as_i64()), (Some(2), Some(10)));
+    // The control character never reaches the output.
+    assert_eq!(group("AS64501 Other [31m Net")["messages"], 3);
+    assert_eq!(group("no reverse DNS")["messages"], 2);
+    let services = v["senders"]["services"].as_array().expect("services");
+    assert!(
+        services
+            .iter()
+            .any(|s| s["id"] == "sendgrid" && s["methods"] == serde_json::json!(["asn"])),
+        "{services:?}"
+    );
+
+    // The dashboard page shows the same.
+    let site = dir.path().join("site");
+    let o = run(&[
+        os("html"),
+        os("--offline"),
+        os("--out"),
+        site.as_os_str(),
+        os("--asn-db"),
+        db.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_dir(site.join("domains"))
+        .expect("domains")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("page"))
+        .find(|p| p.contains("example.com"))
+        .expect("example.com page");
+    assert!(page.contains("AS64500 Example Transit"), "group on the page");
+    assert!(page.contains("AS11377 SENDGRID"), "evidence on the page");
+    assert!(!page.contains('\u{1b}'));
+
+    // Not a MaxMind DB: exit 1, the file named, nothing on stdout.
+    let bad = dir.path().join("bad.mmdb");
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).expect("write");
+    let o = run(&[
+        os("summary"),
+        os("--domain"),
+        os("example.com"),
+        os("--offline"),
+        os("--json"),
+        os("--asn-db"),
+        bad.as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("bad.mmdb") && err.contains("MaxMind"), "{err}");
+    assert!(o.stdout.is_empty());
 }

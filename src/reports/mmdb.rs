@@ -424,13 +424,15 @@ impl Mmdb {
 
     fn lookup_inner(&self, ip: IpAddr) -> Res<Option<Asn>> {
         let ip = ip.to_canonical();
-        let (bits, len, mut node, shown_offset): (u128, u32, u32, u32) = match ip {
+        // An IPv4 address in an IPv6 tree starts at the node of `::/96`
+        // ("IPv4 addresses in an IPv6 tree"); the walk counts its own bits.
+        let (bits, len, mut node): (u128, u32, u32) = match ip {
             IpAddr::V4(v4) if self.ip_version == 6 => {
-                (u128::from(u32::from(v4)) << 96, 32, self.ipv4_start, 96)
+                (u128::from(u32::from(v4)) << 96, 32, self.ipv4_start)
             }
-            IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32, 0, 0),
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32, 0),
             IpAddr::V6(_) if self.ip_version == 4 => return Ok(None),
-            IpAddr::V6(v6) => (u128::from(v6), 128, 0, 0),
+            IpAddr::V6(v6) => (u128::from(v6), 128, 0),
         };
         // The walk is bounded by the address length: no loop whatever the
         // records say.
@@ -473,7 +475,7 @@ impl Mmdb {
             Some(Value::Str(s)) if !s.trim().is_empty() => Some(s.clone()),
             _ => None,
         };
-        let prefix = depth.saturating_sub(shown_offset);
+        let prefix = depth;
         let network = match ip {
             IpAddr::V4(v4) => ipnet::Ipv4Net::new(v4, prefix as u8)
                 .map(|n| n.trunc().to_string())
