@@ -18,6 +18,7 @@ both_stores!(
     senders_named_and_forwarding_told_apart,
     reverse_dns_is_cached_for_offline_runs,
     asn_database_names_and_groups_sources,
+    arc_evidence_marks_forwarding,
 );
 
 fn totals(store: &dyn DashboardQueries) -> (i64, i64, i64) {
@@ -792,4 +793,119 @@ fn asn_database_names_and_groups_sources(st: &TestStore) {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("bad.mmdb") && err.contains("MaxMind"), "{err}");
     assert!(o.stdout.is_empty());
+}
+
+/// Issue 18: ARC as forwarding evidence. An aggregate report in Google's
+/// form (`<reason><type>local_policy</type><comment>arc=pass</comment>`)
+/// makes a failing source "forwarded" with the ARC evidence named; a
+/// failure report whose included message carries an intact ARC chain
+/// (RFC 8617 §5.2) shows that chain, and one with a broken chain does not.
+fn arc_evidence_marks_forwarding(st: &TestStore) {
+    use mailauth::reports::dashboard::{self, attribution::Attributor};
+    use mailauth::reports::sources::Class;
+    let mut store = st.open();
+    let limits = IngestLimits::default();
+    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<feedback>\n  <report_metadata>\n    \
+        <org_name>google.com</org_name>\n    <email>noreply-dmarc-support@google.com</email>\n    \
+        <extra_contact_info>https://support.google.com/a/answer/2466580</extra_contact_info>\n    \
+        <report_id>4462719436390468157</report_id>\n    <date_range>\n      <begin>1767139200</begin>\n      \
+        <end>1767225599</end>\n    </date_range>\n  </report_metadata>\n  <policy_published>\n    \
+        <domain>example.com</domain>\n    <adkim>r</adkim>\n    <aspf>r</aspf>\n    <p>reject</p>\n    \
+        <sp>reject</sp>\n    <pct>100</pct>\n    <np>reject</np>\n  </policy_published>\n  <record>\n    <row>\n      \
+        <source_ip>209.85.220.69</source_ip>\n      <count>5</count>\n      <policy_evaluated>\n        \
+        <disposition>none</disposition>\n        <dkim>fail</dkim>\n        <spf>fail</spf>\n        \
+        <reason>\n          <type>local_policy</type>\n          <comment>arc=pass</comment>\n        </reason>\n      \
+        </policy_evaluated>\n    </row>\n    <identifiers>\n      <header_from>example.com</header_from>\n    \
+        </identifiers>\n    <auth_results>\n      <dkim>\n        <domain>example.com</domain>\n        \
+        <result>fail</result>\n        <selector>s1</selector>\n      </dkim>\n      <spf>\n        \
+        <domain>forwarder.example</domain>\n        <result>pass</result>\n      </spf>\n    </auth_results>\n  \
+        </record>\n  <record>\n    <row>\n      <source_ip>203.0.113.66</source_ip>\n      <count>2</count>\n      \
+        <policy_evaluated>\n        <disposition>reject</disposition>\n        <dkim>fail</dkim>\n        \
+        <spf>fail</spf>\n      </policy_evaluated>\n    </row>\n    <identifiers>\n      \
+        <header_from>example.com</header_from>\n    </identifiers>\n    <auth_results>\n      <spf>\n        \
+        <domain>example.com</domain>\n        <result>fail</result>\n      </spf>\n    </auth_results>\n  \
+        </record>\n</feedback>\n";
+    store
+        .ingest_item("google-arc.xml", xml.as_bytes(), &limits)
+        .expect("db")
+        .expect("report");
+    let arf = |id: &str, seal2_cv: &str| {
+        format!(
+            "From: dmarc-reports@reporter.example\r\nTo: dmarc@example.com\r\n\
+             Subject: DMARC failure report for example.com\r\nDate: Wed, 31 Dec 2025 10:00:00 +0000\r\n\
+             Message-ID: <{id}@reporter.example>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=feedback-report; boundary=\"b1\"\r\n\r\n\
+             --b1\r\nContent-Type: text/plain\r\n\r\nA message from 209.85.220.69 failed DMARC.\r\n\r\n\
+             --b1\r\nContent-Type: message/feedback-report\r\n\r\n\
+             Feedback-Type: auth-failure\r\nVersion: 1\r\nUser-Agent: reporter/1.0\r\n\
+             Auth-Failure: dmarc\r\nOriginal-Mail-From: <list-bounces@lists.example.org>\r\n\
+             Arrival-Date: Wed, 31 Dec 2025 09:59:58 +0000\r\nSource-IP: 209.85.220.69\r\n\
+             Reported-Domain: example.com\r\n\
+             Authentication-Results: mx.reporter.example; dmarc=fail header.from=example.com\r\n\r\n\
+             --b1\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+             ARC-Seal: i=2; a=rsa-sha256; t=1767175198; cv={seal2_cv};\r\n        d=lists.example.org; s=arc-2025; b=YWJj\r\n\
+             ARC-Message-Signature: i=2; a=rsa-sha256; c=relaxed/relaxed; d=lists.example.org;\r\n        s=arc-2025; h=from:to:subject:date; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=ZGVm\r\n\
+             ARC-Authentication-Results: i=2; lists.example.org;\r\n       dkim=pass header.i=@example.com header.s=s1 header.b=\"Ab1Cd2Ef\";\r\n       spf=pass (lists.example.org: domain of a@example.com designates 192.0.2.25 as permitted sender) smtp.mailfrom=a@example.com;\r\n       dmarc=pass (p=REJECT sp=REJECT dis=NONE) header.from=example.com;\r\n       arc=pass (i=1)\r\n\
+             ARC-Seal: i=1; a=rsa-sha256; t=1767175190; cv=none; d=example.com; s=arc1; b=Z2hp\r\n\
+             ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=arc1; h=from:to:subject; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=amts\r\n\
+             ARC-Authentication-Results: i=1; mail.example.com; dkim=pass header.i=@example.com; spf=pass smtp.mailfrom=example.com\r\n\
+             From: Alice <a@example.com>\r\nTo: team@lists.example.org\r\nSubject: Minutes\r\n\
+             Date: Wed, 31 Dec 2025 09:59:50 +0000\r\nMessage-ID: <m-{id}@example.com>\r\n\r\n--b1--\r\n"
+        )
+    };
+    store
+        .ingest_item("ruf-arc-pass.eml", arf("one", "pass").as_bytes(), &limits)
+        .expect("db")
+        .expect("failure report");
+    let view = dashboard::domain(
+        store.as_mut(),
+        &Attributor::offline(),
+        "example.com",
+        &DashFilter::default(),
+    )
+    .expect("view");
+    let fwd = view
+        .sources
+        .iter()
+        .find(|s| s.source_ip == "209.85.220.69")
+        .expect("forwarder source");
+    assert_eq!(fwd.classification.class, Class::Forwarded, "{fwd:?}");
+    assert!(
+        fwd.classification.evidence[0].contains("ARC") && fwd.classification.evidence[0].contains("5 of 5"),
+        "{:?}",
+        fwd.classification.evidence
+    );
+    let spoof = view
+        .sources
+        .iter()
+        .find(|s| s.source_ip == "203.0.113.66")
+        .expect("spoof");
+    assert_eq!(spoof.classification.class, Class::Suspicious);
+    assert_eq!(view.failures.len(), 1);
+    assert_eq!(
+        view.failures[0].arc.as_deref(),
+        Some(
+            "ARC chain of 2 set(s), sealed last by d=lists.example.org (i=2 cv=pass); it found dmarc=pass, dkim=pass, spf=pass, arc=pass on arrival"
+        )
+    );
+    // The same message with its last seal saying cv=fail: no evidence.
+    store
+        .ingest_item("ruf-arc-fail.eml", arf("two", "fail").as_bytes(), &limits)
+        .expect("db")
+        .expect("failure report");
+    let view = dashboard::domain(
+        store.as_mut(),
+        &Attributor::offline(),
+        "example.com",
+        &DashFilter::default(),
+    )
+    .expect("view");
+    assert_eq!(view.failures.len(), 2);
+    assert_eq!(view.failures[0].arc, None, "newest first: the broken chain");
+    assert!(view.failures[1].arc.is_some());
+    // Shown as such on the page and in the terminal.
+    let html = dashboard::html::domain(&view, &dashboard::html::Links::Static);
+    assert!(html.contains("forwarding evidence: ARC chain of 2 set(s)"));
+    let text = dashboard::text::domain(&view);
+    assert!(text.contains("dmarc (ARC: forwarded)"), "{text}");
 }

@@ -471,7 +471,8 @@ pub const FORWARDING_REASONS: &[&str] = &[
 ];
 
 /// Classifies a source of `domain` with failing messages: forwarded (a
-/// receiver's override reason says so, a known forwarder or list host, or
+/// receiver's override comment reports a passing ARC chain, its override
+/// reason says so, a known forwarder or list host, or
 /// SPF never aligned while DKIM of the author domain passed), a
 /// misconfigured own service (authorised by the config, or a catalogue
 /// service sending as the domain), or suspicious.
@@ -484,12 +485,20 @@ pub fn classify(src: &SourceRow, id: &Identity) -> Classification {
             evidence,
         };
     }
-    let class = if src.forwarded_reason > 0 {
-        evidence.push(format!(
-            "receivers gave an override reason ({}) for {} of {fail} failing messages",
-            FORWARDING_REASONS.join("/"),
-            src.forwarded_reason
-        ));
+    let class = if src.arc_pass > 0 || src.forwarded_reason > 0 {
+        if src.arc_pass > 0 {
+            evidence.push(format!(
+                "receivers validated an ARC chain (arc=pass, RFC 8617) for {} of {fail} failing messages",
+                src.arc_pass
+            ));
+        }
+        if src.forwarded_reason > 0 {
+            evidence.push(format!(
+                "receivers gave an override reason ({}) for {} of {fail} failing messages",
+                FORWARDING_REASONS.join("/"),
+                src.forwarded_reason
+            ));
+        }
         Class::Forwarded
     } else if id.category == Some(Category::Forwarder) {
         evidence.push(format!(
@@ -527,6 +536,122 @@ pub fn classify(src: &SourceRow, id: &Identity) -> Classification {
         Class::Suspicious
     };
     Classification { class, evidence }
+}
+
+/// ARC sets looked at in one message: RFC 8617 §4.2.1 allows at most 50
+/// instances.
+const MAX_ARC_INSTANCES: u32 = 50;
+
+/// `tag=value` pairs of a header field body (RFC 6376 §3.2 tag-list, also
+/// the shape of RFC 8617 §4.1.3 ARC-Seal), names lower-cased.
+fn tags(body: &str) -> impl Iterator<Item = (String, &str)> {
+    body.split(';').filter_map(|t| {
+        let (k, v) = t.split_once('=')?;
+        Some((k.trim().to_ascii_lowercase(), v.trim()))
+    })
+}
+
+/// Forwarding evidence in the header block of a reported message (a
+/// failure report's included message): an intact ARC chain.
+///
+/// RFC 8617 §4.1.3: each intermediary adds an ARC-Seal with `i=` (its
+/// instance), `d=` (its domain) and `cv=` (the chain's state when it
+/// sealed: `none` for the first, `pass` after); §5.2: a chain is valid
+/// when instances 1..N are all present, none says `cv=fail` and the
+/// highest is `cv=pass` (or `cv=none` at i=1). The ARC-Authentication-
+/// Results of that instance (§4.1.1) say what the intermediary found on
+/// arrival (`dmarc=pass` there means the message was genuine before it
+/// was forwarded). Signatures are not verified here: the evidence is what
+/// the headers claim, shown as such.
+pub fn arc_evidence(headers: &str) -> Option<String> {
+    // Unfold (RFC 5322 §2.2.3): a line starting with white space continues
+    // the field above.
+    let mut fields: Vec<String> = Vec::new();
+    for line in headers.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = fields.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+        } else if line.is_empty() {
+            break;
+        } else {
+            fields.push(line.trim_end().to_owned());
+        }
+    }
+    let mut seals: HashMap<u32, (String, String)> = HashMap::new();
+    let mut results: HashMap<u32, String> = HashMap::new();
+    for f in &fields {
+        let Some((name, body)) = f.split_once(':') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        let instance = || {
+            tags(body)
+                .find(|(k, _)| k == "i")
+                .and_then(|(_, v)| v.parse::<u32>().ok())
+                .filter(|i| (1..=MAX_ARC_INSTANCES).contains(i))
+        };
+        match name.as_str() {
+            "arc-seal" => {
+                let i = instance()?;
+                let mut cv = String::new();
+                let mut d = String::new();
+                for (k, v) in tags(body) {
+                    match k.as_str() {
+                        "cv" => cv = v.to_ascii_lowercase(),
+                        "d" => d = v.to_ascii_lowercase(),
+                        _ => {}
+                    }
+                }
+                // Two seals of one instance: §5.2 step 2 fails the chain.
+                if seals.insert(i, (cv, d)).is_some() {
+                    return None;
+                }
+            }
+            "arc-authentication-results" => {
+                if let Some(i) = instance() {
+                    results.insert(i, body.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    let n = *seals.keys().max()?;
+    if (1..=n).any(|i| !seals.contains_key(&i)) || seals.values().any(|(cv, _)| cv == "fail") {
+        return None;
+    }
+    let (cv, d) = &seals[&n];
+    let intact = (n == 1 && cv == "none") || (n > 1 && cv == "pass");
+    if !intact {
+        return None;
+    }
+    let d: String = d
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .collect();
+    let mut found: Vec<String> = Vec::new();
+    if let Some(aar) = results.get(&n) {
+        for method in ["dmarc", "dkim", "spf", "arc"] {
+            let pass = aar.split(';').any(|r| {
+                let r = r.trim().to_ascii_lowercase();
+                r.split_whitespace()
+                    .next()
+                    .is_some_and(|m| m == format!("{method}=pass"))
+            });
+            if pass {
+                found.push(format!("{method}=pass"));
+            }
+        }
+    }
+    let mut out = format!("ARC chain of {n} set(s), sealed last by d={d} (i={n} cv={cv})");
+    if !found.is_empty() {
+        out.push_str(&format!(
+            "; it found {} on arrival",
+            found.join(", ")
+        ));
+    }
+    Some(out)
 }
 
 /// Second-level labels under which registrations are made (`co.uk`):
@@ -588,6 +713,7 @@ mod tests {
             spf_aligned: 0,
             dkim_aligned: 0,
             forwarded_reason: 0,
+            arc_pass: 0,
             reporters: vec!["google.com".into()],
             dkim_signers: signers.iter().map(|s| s.to_string()).collect(),
             spf_reported: spf.iter().map(|s| s.to_string()).collect(),
@@ -775,6 +901,53 @@ mod tests {
             classify(&spoof, &ident(&spoof, &attr(None))).class,
             Class::Suspicious
         );
+    }
+
+    /// A message forwarded through a mailing list (Google Groups style)
+    /// and then by a second intermediary; broken and incomplete chains.
+    #[test]
+    fn arc_headers_as_forwarding_evidence() {
+        let two = "ARC-Seal: i=2; a=rsa-sha256; t=1767139200; cv=pass;\r\n        d=forwarder.example; s=arc-2026; b=AAAA\r\n\
+ARC-Message-Signature: i=2; a=rsa-sha256; c=relaxed/relaxed; d=forwarder.example; s=arc-2026; h=from:to:subject; bh=x=; b=BBBB\r\n\
+ARC-Authentication-Results: i=2; mx.forwarder.example;\r\n       dkim=pass header.i=@example.com header.s=s1 header.b=abc;\r\n       spf=pass (forwarder.example: domain of a@lists.example.org) smtp.mailfrom=a@lists.example.org;\r\n       dmarc=pass (p=REJECT sp=REJECT dis=NONE) header.from=example.com;\r\n       arc=pass (i=1)\r\n\
+ARC-Seal: i=1; a=rsa-sha256; t=1767139100; cv=none; d=google.com; s=arc-20240605; b=CCCC\r\n\
+ARC-Authentication-Results: i=1; mx.google.com; dkim=pass header.i=@example.com; spf=pass smtp.mailfrom=a@example.com; dmarc=pass (p=REJECT) header.from=example.com\r\n\
+From: A <a@example.com>\r\nSubject: hi\r\n\r\nbody: ARC-Seal: i=9; cv=pass\r\n";
+        assert_eq!(
+            arc_evidence(two).as_deref(),
+            Some(
+                "ARC chain of 2 set(s), sealed last by d=forwarder.example (i=2 cv=pass); it found dmarc=pass, dkim=pass, spf=pass, arc=pass on arrival"
+            )
+        );
+        let first = "arc-seal: i=1; cv=none; d=Lists.Example.org; s=a; b=x\narc-authentication-results: i=1; lists.example.org; dkim=fail; spf=pass smtp.mailfrom=example.com\n";
+        assert_eq!(
+            arc_evidence(first).as_deref(),
+            Some("ARC chain of 1 set(s), sealed last by d=lists.example.org (i=1 cv=none); it found spf=pass on arrival")
+        );
+        // cv=fail anywhere, a missing instance, a repeated instance, a
+        // first seal claiming cv=pass, an instance over 50: no evidence.
+        for bad in [
+            "ARC-Seal: i=2; cv=fail; d=x.example\nARC-Seal: i=1; cv=none; d=y.example\n",
+            "ARC-Seal: i=2; cv=pass; d=x.example\n",
+            "ARC-Seal: i=1; cv=none; d=x.example\nARC-Seal: i=1; cv=none; d=y.example\n",
+            "ARC-Seal: i=1; cv=pass; d=x.example\n",
+            "ARC-Seal: i=51; cv=pass; d=x.example\n",
+            "ARC-Seal: cv=none; d=x.example\n",
+            "Authentication-Results: mx.example; arc=pass\n",
+            "",
+        ] {
+            assert_eq!(arc_evidence(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn arc_pass_comment_is_forwarding() {
+        let cat = Catalogue::builtin();
+        let mut s = src("203.0.113.20", &[], &["example.org=pass"]);
+        s.arc_pass = 6;
+        let c = classify(&s, &identify(cat, "example.com", &s, &attr(None), None, None));
+        assert_eq!(c.class, Class::Forwarded, "{c:?}");
+        assert!(c.evidence[0].contains("ARC") && c.evidence[0].contains("6 of 10"), "{c:?}");
     }
 
     #[test]

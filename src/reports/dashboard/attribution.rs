@@ -460,6 +460,7 @@ mod tests {
             spf_aligned: 0,
             dkim_aligned: 0,
             forwarded_reason: 0,
+            arc_pass: 0,
             reporters: vec!["google.com".into()],
             dkim_signers: signers.iter().map(|s| s.to_string()).collect(),
             spf_reported: spf.iter().map(|s| s.to_string()).collect(),

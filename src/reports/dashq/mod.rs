@@ -159,6 +159,9 @@ pub struct SourceRow {
     /// reason (`forwarded`, `trusted_forwarder`, `mailing_list`,
     /// `local_policy`: RFC 7489 Appendix C `PolicyOverrideType`).
     pub forwarded_reason: i64,
+    /// Failing messages whose override comment says the receiver found a
+    /// passing ARC chain (`arc=pass`, RFC 8617 §7.2).
+    pub arc_pass: i64,
     /// Distinct reporters, sorted.
     pub reporters: Vec<String>,
     /// Distinct `domain/selector` (or `domain`) of passing DKIM results.
@@ -238,6 +241,10 @@ pub struct FailureRow {
     pub original_mail_from: Option<String>,
     pub dkim_domain: Option<String>,
     pub original_subject: Option<String>,
+    /// Forwarding evidence in the reported message's ARC header fields
+    /// (`reports::sources::arc_evidence`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arc: Option<String>,
 }
 
 fn failure_id<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -510,6 +517,7 @@ pub trait DashboardQueries {
                 spf_aligned: c.int()?,
                 dkim_aligned: c.int()?,
                 forwarded_reason: c.int()?,
+                arc_pass: c.int()?,
                 reporters: split_list(c.opt_text()?),
                 dkim_signers: split_list(c.opt_text()?),
                 spf_reported: split_list(c.opt_text()?),
@@ -591,6 +599,9 @@ pub trait DashboardQueries {
                 original_mail_from: c.opt_text()?,
                 dkim_domain: c.opt_text()?,
                 original_subject: c.opt_text()?,
+                arc: c
+                    .opt_text()?
+                    .and_then(|h| crate::reports::sources::arc_evidence(&h)),
             })
         })
     }

@@ -33,6 +33,13 @@ fn pg_sql(q: DashQuery) -> &'static str {
                      OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
                      THEN c.count ELSE 0 END"
                 ),
+                ", ",
+                // RFC 8617 §7.2: receivers note a passing ARC chain in the
+                // override comment (`arc=pass`, Google and Microsoft).
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
+                     WHEN c.reasons ILIKE '%arc=pass%' THEN c.count ELSE 0 END"
+                ),
                 ", \
                string_agg(DISTINCT r.org_name || chr(31), ','), \
                string_agg(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
@@ -111,7 +118,7 @@ fn pg_sql(q: DashQuery) -> &'static str {
         }
         DashQuery::Failures => {
             "SELECT id, reported_domain, reporter, arrival_date, source_ip, auth_failure, \
-             original_mail_from, dkim_domain, original_subject FROM failure_reports \
+             original_mail_from, dkim_domain, original_subject, original_headers FROM failure_reports \
              WHERE ($1::text IS NULL OR reported_domain = $1) AND ($2::text IS NULL OR source_ip = $2) \
              ORDER BY id DESC LIMIT $3::bigint"
         }
