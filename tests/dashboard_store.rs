@@ -19,6 +19,7 @@ both_stores!(
     reverse_dns_is_cached_for_offline_runs,
     asn_database_names_and_groups_sources,
     arc_evidence_marks_forwarding,
+    alerts_fire_once_and_reach_the_webhook,
 );
 
 fn totals(store: &dyn DashboardQueries) -> (i64, i64, i64) {
@@ -908,4 +909,235 @@ fn arc_evidence_marks_forwarding(st: &TestStore) {
     assert!(html.contains("forwarding evidence: ARC chain of 2 set(s)"));
     let text = dashboard::text::domain(&view);
     assert!(text.contains("dmarc (ARC: forwarded)"), "{text}");
+}
+
+/// A loopback HTTP receiver answering every request with `status`;
+/// keeps (head, body) of each request.
+struct Receiver {
+    port: u16,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl Receiver {
+    fn start(status: u16) -> Receiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&got);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut head = String::new();
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0u8; len];
+                let _ = reader.read_exact(&mut body);
+                seen.lock()
+                    .expect("lock")
+                    .push((head, String::from_utf8_lossy(&body).into_owned()));
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver { port, got }
+    }
+
+    fn requests(&self) -> Vec<(String, String)> {
+        self.got.lock().expect("lock").clone()
+    }
+}
+
+/// Issue 18: `reports alerts` evaluates the config's rules over the store
+/// (a new unidentified source, a domain's fail rate, a catalogue service
+/// not authorised, suspicious volume, a new reporter), exits 3 and POSTs
+/// the alerts as JSON with the bearer token from the environment; the
+/// next run finds nothing new (exit 0, no request), and a later report's
+/// new source fires alone. A webhook that fails makes the run exit 1 and
+/// the alerts are not remembered, so they are sent by the next run.
+fn alerts_fire_once_and_reach_the_webhook(st: &TestStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = st.open();
+    let limits = IngestLimits::default();
+    let first = report(
+        "mx1.GW.Example.net",
+        "alerts-1",
+        &[
+            (
+                "209.85.220.41",
+                50,
+                "none",
+                "pass",
+                "pass",
+                None,
+                &[("example.com", "pass")],
+                ("example.com", "pass"),
+            ),
+            (
+                "192.0.2.10",
+                20,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[("sendgrid.net", "pass")],
+                ("bounces.sendgrid.net", "pass"),
+            ),
+            (
+                "203.0.113.66",
+                9,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("spoof.test", "fail"),
+            ),
+        ],
+    );
+    store
+        .ingest_item("alerts-1", &first, &limits)
+        .expect("db")
+        .expect("report");
+    let config = |port: u16| {
+        let path = dir.path().join(format!("mailauth-{port}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "domains:\n  example.com:\n    dmarc: {{ p: reject }}\n\
+                 alerts:\n  window: 2d\n  new_source_messages: 5\n  fail_rate_percent: 20\n  \
+                 fail_rate_min_messages: 10\n  suspicious_messages: 5\n  webhook:\n    \
+                 url: http://127.0.0.1:{port}/hook/s3cr3t-path\n    token_env: ALERT_TOKEN\n"
+            ),
+        )
+        .expect("config");
+        path
+    };
+    let run = |config: &std::path::Path, json: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"));
+        c.arg("-c").arg(config).arg("reports").args(st.cli_args()).arg("alerts");
+        if json {
+            c.arg("--json");
+        }
+        c.env("MAILAUTH_NOW", "2026-01-01T12:00:00Z")
+            .env("ALERT_TOKEN", "token-abc123")
+            .env_remove("MAILAUTH_ASN_DB")
+            .current_dir(dir.path())
+            .output()
+            .expect("run mailauth")
+    };
+    let keys = |o: &std::process::Output| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+        let mut k: Vec<String> = v["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .map(|a| a["key"].as_str().expect("key").to_owned())
+            .collect();
+        k.sort();
+        k
+    };
+    let all = [
+        "fail_rate/example.com/2026-01-01",
+        "new_reporter/example.net",
+        "new_source/example.com/203.0.113.66",
+        "suspicious_volume/example.com/2026-01-01",
+        "unauthorised_service/example.com/sendgrid",
+    ];
+
+    // A webhook answering 500: exit 1, the alerts printed, not remembered.
+    let broken = Receiver::start(500);
+    let o = run(&config(broken.port), true);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(keys(&o), all);
+    assert!(err.contains("HTTP 500") || err.contains("500"), "{err}");
+    assert!(!err.contains("s3cr3t-path") && !err.contains("token-abc123"), "{err}");
+    assert_eq!(broken.requests().len(), 1);
+
+    // The next run sends them: exit 3, one POST with the token.
+    let hook = Receiver::start(200);
+    let good = config(hook.port);
+    let o = run(&good, true);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(keys(&o), all);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["generated_at"], "2026-01-01T12:00:00Z");
+    assert_eq!(v["since"], "2025-12-30T12:00:00Z");
+    let reqs = hook.requests();
+    assert_eq!(reqs.len(), 1);
+    let (head, body) = &reqs[0];
+    assert!(head.starts_with("POST /hook/s3cr3t-path "), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("authorization: bearer token-abc123"),
+        "{head}"
+    );
+    let posted: serde_json::Value = serde_json::from_str(body).expect("posted JSON");
+    assert_eq!(posted["alerts"].as_array().map(Vec::len), Some(5));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("token-abc123"));
+
+    // Nothing new: exit 0, no request.
+    let o = run(&good, false);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("no new alerts since 2025-12-30T12:00:00Z"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(hook.requests().len(), 1);
+
+    // A new source in a later report fires alone (text form).
+    let second = report(
+        "mx1.GW.Example.net",
+        "alerts-2",
+        &[(
+            "198.51.100.99",
+            12,
+            "reject",
+            "fail",
+            "fail",
+            None,
+            &[],
+            ("spoof.test", "fail"),
+        )],
+    );
+    store
+        .ingest_item("alerts-2", &second, &limits)
+        .expect("db")
+        .expect("report");
+    let o = run(&good, false);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with("ALERT new_source: example.com: unidentified source 198.51.100.99"),
+        "{text}"
+    );
+    assert_eq!(hook.requests().len(), 2);
+
+    // A bad rule value is a config error (exit 2) naming the field.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "domains:\n  example.com:\n    dmarc: { p: reject }\nalerts:\n  new_source_messagez: 5\n",
+    )
+    .expect("config");
+    let o = run(&bad, false);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("new_source_messagez"), "{err}");
+    assert!(o.stdout.is_empty());
 }

@@ -1,5 +1,5 @@
 //! The `reports` subcommands: ingest, list, show, export, delete, summary,
-//! html.
+//! html, alerts.
 //!
 //! Owns argument definitions and output formatting (table, JSON, CSV):
 //! every text that reaches the terminal goes through
@@ -8,7 +8,7 @@
 //! ([`csv_field`]), and standard output is a [`PipeStdout`] so a closed
 //! pipe ends the command quietly. Read-only commands (`list`, `show`,
 //! `export`) open the store read-only and never create it; `summary`,
-//! `html` and `delete` need an existing store. Leaves parsing, SQL and
+//! `html`, `alerts` and `delete` need an existing store. Leaves parsing, SQL and
 //! sources to the other `reports` modules; the binary wires
 //! [`ReportsArgs`] in and maps `Err` to an exit code.
 
@@ -71,6 +71,30 @@ pub enum ReportsCommand {
     Summary(SummaryArgs),
     /// Write the dashboards as a static, self-contained HTML site.
     Html(HtmlArgs),
+    /// Evaluate the config's alert rules over the store: new alerts are
+    /// printed, sent to the webhook and remembered (exit 3), so a cron job
+    /// reports each once; exit 0 when nothing is new.
+    Alerts(AlertsArgs),
+}
+
+/// Output of `reports alerts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlertFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AlertsArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = AlertFormat::Text)]
+    pub format: AlertFormat,
+    /// Print JSON (same as --format json).
+    #[arg(long)]
+    pub json: bool,
+    /// A MaxMind DB format ASN database (as for `reports summary`).
+    #[arg(long, env = "MAILAUTH_ASN_DB", value_name = "PATH")]
+    pub asn_db: Option<PathBuf>,
 }
 
 /// What the dashboards show; shared by `summary` and `html`.
@@ -376,6 +400,7 @@ pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
         ReportsCommand::Delete(a) => delete_cmd(&choice, &a, &mut out),
         ReportsCommand::Summary(a) => summary_cmd(open_existing(&choice)?.as_mut(), a, &mut out),
         ReportsCommand::Html(a) => html_cmd(open_existing(&choice)?.as_mut(), a, &mut out),
+        ReportsCommand::Alerts(a) => alerts_cmd(open_existing(&choice)?.as_mut(), config, a, &mut out),
     }
 }
 
@@ -539,6 +564,50 @@ pub fn open_asn_db(
         Some(p) => Some(std::sync::Arc::new(super::mmdb::Mmdb::open(p)?)),
         None => None,
     })
+}
+
+/// `reports alerts`: exit 3 with new alerts, 0 without; 1 when a
+/// notifier failed (the alerts are then not remembered: the next run
+/// sends them again). The config (`-c`) is read when it exists: its
+/// `alerts:` section and SPF records; without it the rules' defaults apply.
+fn alerts_cmd(
+    store: &mut dyn DashboardQueries,
+    config: &Path,
+    a: AlertsArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    use super::alerts::{self, AlertsRun};
+    let cfg = if config.is_file() {
+        crate::config::load(config)?.alerts.unwrap_or_default()
+    } else {
+        alerts::AlertsConfig::default()
+    };
+    let attr = super::serve::attributor(config, true).with_asn_db(open_asn_db(a.asn_db.as_deref())?);
+    let now = crate::clock::now().map_err(anyhow::Error::msg)?;
+    let (since, all) = alerts::evaluate(store, &attr, &cfg, now)?;
+    let run = AlertsRun {
+        generated_at: crate::clock::format_time(now),
+        since: crate::clock::format_time(since),
+        alerts: alerts::new_alerts(store, all)?,
+    };
+    if a.json || a.format == AlertFormat::Json {
+        write_json(out, &run)?;
+    } else {
+        write!(out, "{}", alerts::text(&run))?;
+    }
+    out.flush()?;
+    if run.alerts.is_empty() {
+        return Ok(0);
+    }
+    if let Some(w) = &cfg.webhook {
+        let base = config
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        alerts::deliver_webhook(w, base, &run)?;
+    }
+    alerts::remember(store, &run.alerts, now)?;
+    Ok(3)
 }
 
 fn summary_cmd(

@@ -278,6 +278,11 @@ pub enum DashQuery {
     /// Remembers one reverse DNS answer (the one write besides the
     /// rollup). Params: ip, name, looked-up time.
     PtrPut,
+    /// Whether an alert was fired (`reports::alerts`). Params: key. Row:
+    /// fired time.
+    AlertGet,
+    /// Records a fired alert. Params: key, rule, fired time.
+    AlertPut,
 }
 
 impl DashQuery {
@@ -293,6 +298,8 @@ impl DashQuery {
             Self::Domains => "domains",
             Self::PtrGet => "read PTR cache",
             Self::PtrPut => "write PTR cache",
+            Self::AlertGet => "read fired alerts",
+            Self::AlertPut => "record a fired alert",
         }
     }
 }
@@ -623,6 +630,29 @@ pub trait DashboardQueries {
             |c| Ok((c.opt_text()?, c.int()?)),
         )?;
         Ok(rows.into_iter().next())
+    }
+
+    /// Whether the alert `key` was fired before.
+    fn alert_fired(&self, key: &str) -> Result<bool, StoreError> {
+        let q = DashQuery::AlertGet;
+        Ok(!self
+            .dash_rows(q, &[Arg::Text(Some(key.to_owned()))])?
+            .is_empty())
+    }
+
+    /// Records the alert `key` of `rule` as fired at `at` (once: a key
+    /// recorded before keeps its first time).
+    fn alert_remember(&self, key: &str, rule: &str, at: i64) -> Result<(), StoreError> {
+        let q = DashQuery::AlertPut;
+        self.dash_rows(
+            q,
+            &[
+                Arg::Text(Some(key.to_owned())),
+                Arg::Text(Some(rule.to_owned())),
+                Arg::Int(Some(at)),
+            ],
+        )?;
+        Ok(())
     }
 
     /// Remembers a reverse DNS answer for `ip` at time `at`.
