@@ -713,11 +713,7 @@ fn asn_database_names_and_groups_sources(st: &TestStore) {
         os("--asn-db"),
         db.as_os_str(),
     ]);
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     let src = |ip: &str| {
         v["sources"]
@@ -736,7 +732,10 @@ fn asn_database_names_and_groups_sources(st: &TestStore) {
         sg["identity"]["evidence"], "AS11377 SENDGRID (192.0.2.0/25)",
         "{sg}"
     );
-    assert_eq!(src("2001:db8:1::25")["identity"]["group"], "AS64500 Example Transit");
+    assert_eq!(
+        src("2001:db8:1::25")["identity"]["group"],
+        "AS64500 Example Transit"
+    );
     assert!(src("203.0.113.66")["identity"].get("asn").is_none());
     let unknown = v["senders"]["unknown"].as_array().expect("unknown");
     let group = |g: &str| {
@@ -746,7 +745,10 @@ fn asn_database_names_and_groups_sources(st: &TestStore) {
             .unwrap_or_else(|| panic!("{g} in {unknown:?}"))
     };
     let transit = group("AS64500 Example Transit");
-    assert_eq!((transit["sources"].as_i64(), transit["messages"].as_i64()), (Some(2), Some(10)));
+    assert_eq!(
+        (transit["sources"].as_i64(), transit["messages"].as_i64()),
+        (Some(2), Some(10))
+    );
     // The control character never reaches the output.
     assert_eq!(group("AS64501 Other [31m Net")["messages"], 3);
     assert_eq!(group("no reverse DNS")["messages"], 2);
@@ -774,7 +776,10 @@ fn asn_database_names_and_groups_sources(st: &TestStore) {
         .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("page"))
         .find(|p| p.contains("example.com"))
         .expect("example.com page");
-    assert!(page.contains("AS64500 Example Transit"), "group on the page");
+    assert!(
+        page.contains("AS64500 Example Transit"),
+        "group on the page"
+    );
     assert!(page.contains("AS11377 SENDGRID"), "evidence on the page");
     assert!(!page.contains('\u{1b}'));
 
@@ -872,7 +877,8 @@ fn arc_evidence_marks_forwarding(st: &TestStore) {
         .expect("forwarder source");
     assert_eq!(fwd.classification.class, Class::Forwarded, "{fwd:?}");
     assert!(
-        fwd.classification.evidence[0].contains("ARC") && fwd.classification.evidence[0].contains("5 of 5"),
+        fwd.classification.evidence[0].contains("ARC")
+            && fwd.classification.evidence[0].contains("5 of 5"),
         "{:?}",
         fwd.classification.evidence
     );
@@ -1027,7 +1033,11 @@ fn alerts_fire_once_and_reach_the_webhook(st: &TestStore) {
     };
     let run = |config: &std::path::Path, json: bool| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"));
-        c.arg("-c").arg(config).arg("reports").args(st.cli_args()).arg("alerts");
+        c.arg("-c")
+            .arg(config)
+            .arg("reports")
+            .args(st.cli_args())
+            .arg("alerts");
         if json {
             c.arg("--json");
         }
@@ -1065,14 +1075,22 @@ fn alerts_fire_once_and_reach_the_webhook(st: &TestStore) {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert_eq!(keys(&o), all);
     assert!(err.contains("HTTP 500") || err.contains("500"), "{err}");
-    assert!(!err.contains("s3cr3t-path") && !err.contains("token-abc123"), "{err}");
+    assert!(
+        !err.contains("s3cr3t-path") && !err.contains("token-abc123"),
+        "{err}"
+    );
     assert_eq!(broken.requests().len(), 1);
 
     // The next run sends them: exit 3, one POST with the token.
     let hook = Receiver::start(200);
     let good = config(hook.port);
     let o = run(&good, true);
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(keys(&o), all);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["generated_at"], "2026-01-01T12:00:00Z");
@@ -1082,7 +1100,8 @@ fn alerts_fire_once_and_reach_the_webhook(st: &TestStore) {
     let (head, body) = &reqs[0];
     assert!(head.starts_with("POST /hook/s3cr3t-path "), "{head}");
     assert!(
-        head.to_ascii_lowercase().contains("authorization: bearer token-abc123"),
+        head.to_ascii_lowercase()
+            .contains("authorization: bearer token-abc123"),
         "{head}"
     );
     let posted: serde_json::Value = serde_json::from_str(body).expect("posted JSON");
@@ -1091,7 +1110,12 @@ fn alerts_fire_once_and_reach_the_webhook(st: &TestStore) {
 
     // Nothing new: exit 0, no request.
     let o = run(&good, false);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(
         String::from_utf8_lossy(&o.stdout).starts_with("no new alerts since 2025-12-30T12:00:00Z"),
         "{}",
@@ -1119,7 +1143,12 @@ fn alerts_fire_once_and_reach_the_webhook(st: &TestStore) {
         .expect("db")
         .expect("report");
     let o = run(&good, false);
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(

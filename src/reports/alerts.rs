@@ -331,9 +331,7 @@ fn token(w: &WebhookConfig, base: &std::path::Path) -> Result<Option<String>, Al
         let path = base.join(f);
         return std::fs::read_to_string(&path)
             .map(|t| Some(t.trim().to_owned()))
-            .map_err(|e| {
-                AlertsError::Webhook(format!("token_file {}: {e}", path.display()))
-            });
+            .map_err(|e| AlertsError::Webhook(format!("token_file {}: {e}", path.display())));
     }
     Ok(None)
 }

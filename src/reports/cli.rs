@@ -400,7 +400,9 @@ pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
         ReportsCommand::Delete(a) => delete_cmd(&choice, &a, &mut out),
         ReportsCommand::Summary(a) => summary_cmd(open_existing(&choice)?.as_mut(), a, &mut out),
         ReportsCommand::Html(a) => html_cmd(open_existing(&choice)?.as_mut(), a, &mut out),
-        ReportsCommand::Alerts(a) => alerts_cmd(open_existing(&choice)?.as_mut(), config, a, &mut out),
+        ReportsCommand::Alerts(a) => {
+            alerts_cmd(open_existing(&choice)?.as_mut(), config, a, &mut out)
+        }
     }
 }
 
@@ -582,7 +584,8 @@ fn alerts_cmd(
     } else {
         alerts::AlertsConfig::default()
     };
-    let attr = super::serve::attributor(config, true).with_asn_db(open_asn_db(a.asn_db.as_deref())?);
+    let attr =
+        super::serve::attributor(config, true).with_asn_db(open_asn_db(a.asn_db.as_deref())?);
     let now = crate::clock::now().map_err(anyhow::Error::msg)?;
     let (since, all) = alerts::evaluate(store, &attr, &cfg, now)?;
     let run = AlertsRun {

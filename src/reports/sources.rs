@@ -646,10 +646,7 @@ pub fn arc_evidence(headers: &str) -> Option<String> {
     }
     let mut out = format!("ARC chain of {n} set(s), sealed last by d={d} (i={n} cv={cv})");
     if !found.is_empty() {
-        out.push_str(&format!(
-            "; it found {} on arrival",
-            found.join(", ")
-        ));
+        out.push_str(&format!("; it found {} on arrival", found.join(", ")));
     }
     Some(out)
 }
@@ -922,7 +919,9 @@ From: A <a@example.com>\r\nSubject: hi\r\n\r\nbody: ARC-Seal: i=9; cv=pass\r\n";
         let first = "arc-seal: i=1; cv=none; d=Lists.Example.org; s=a; b=x\narc-authentication-results: i=1; lists.example.org; dkim=fail; spf=pass smtp.mailfrom=example.com\n";
         assert_eq!(
             arc_evidence(first).as_deref(),
-            Some("ARC chain of 1 set(s), sealed last by d=lists.example.org (i=1 cv=none); it found spf=pass on arrival")
+            Some(
+                "ARC chain of 1 set(s), sealed last by d=lists.example.org (i=1 cv=none); it found spf=pass on arrival"
+            )
         );
         // cv=fail anywhere, a missing instance, a repeated instance, a
         // first seal claiming cv=pass, an instance over 50: no evidence.
@@ -945,9 +944,15 @@ From: A <a@example.com>\r\nSubject: hi\r\n\r\nbody: ARC-Seal: i=9; cv=pass\r\n";
         let cat = Catalogue::builtin();
         let mut s = src("203.0.113.20", &[], &["example.org=pass"]);
         s.arc_pass = 6;
-        let c = classify(&s, &identify(cat, "example.com", &s, &attr(None), None, None));
+        let c = classify(
+            &s,
+            &identify(cat, "example.com", &s, &attr(None), None, None),
+        );
         assert_eq!(c.class, Class::Forwarded, "{c:?}");
-        assert!(c.evidence[0].contains("ARC") && c.evidence[0].contains("6 of 10"), "{c:?}");
+        assert!(
+            c.evidence[0].contains("ARC") && c.evidence[0].contains("6 of 10"),
+            "{c:?}"
+        );
     }
 
     #[test]

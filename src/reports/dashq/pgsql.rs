@@ -128,7 +128,9 @@ fn pg_sql(q: DashQuery) -> &'static str {
              UNION SELECT policy_domain FROM tls_policies) u ORDER BY d COLLATE \"C\""
         }
         DashQuery::AlertGet => "SELECT fired_at FROM alerts_fired_v1 WHERE key = $1::text",
-        DashQuery::AlertPut => "INSERT INTO alerts_fired_v1 (key, rule, fired_at) VALUES ($1::text, $2::text, $3::bigint) ON CONFLICT (key) DO NOTHING RETURNING key",
+        DashQuery::AlertPut => {
+            "INSERT INTO alerts_fired_v1 (key, rule, fired_at) VALUES ($1::text, $2::text, $3::bigint) ON CONFLICT (key) DO NOTHING RETURNING key"
+        }
         DashQuery::PtrGet => "SELECT name, looked_up_at FROM ptr_cache_v1 WHERE ip = $1::text",
         DashQuery::PtrPut => {
             "INSERT INTO ptr_cache_v1 (ip, name, looked_up_at) VALUES ($1::text, $2::text, $3::bigint) \

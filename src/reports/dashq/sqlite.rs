@@ -120,7 +120,9 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
              UNION SELECT policy_domain FROM tls_policies ORDER BY 1"
         }
         DashQuery::AlertGet => "SELECT fired_at FROM alerts_fired_v1 WHERE key = ?1",
-        DashQuery::AlertPut => "INSERT INTO alerts_fired_v1 (key, rule, fired_at) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO NOTHING RETURNING key",
+        DashQuery::AlertPut => {
+            "INSERT INTO alerts_fired_v1 (key, rule, fired_at) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO NOTHING RETURNING key"
+        }
         DashQuery::PtrGet => "SELECT name, looked_up_at FROM ptr_cache_v1 WHERE ip = ?1",
         DashQuery::PtrPut => {
             "INSERT INTO ptr_cache_v1 (ip, name, looked_up_at) VALUES (?1, ?2, ?3) \
