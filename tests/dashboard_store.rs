@@ -20,6 +20,7 @@ both_stores!(
     asn_database_names_and_groups_sources,
     arc_evidence_marks_forwarding,
     alerts_fire_once_and_reach_the_webhook,
+    alerts_by_email_over_starttls_with_auth,
 );
 
 fn totals(store: &dyn DashboardQueries) -> (i64, i64, i64) {
@@ -1169,4 +1170,152 @@ fn alerts_fire_once_and_reach_the_webhook(st: &TestStore) {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("new_source_messagez"), "{err}");
     assert!(o.stdout.is_empty());
+}
+
+/// aiosmtpd requiring STARTTLS (a test CA's certificate for localhost) and
+/// AUTH: writes each message to `<dir>/NNNN.eml` and each login to
+/// `<dir>/logins`.
+const TLS_SINK: &str = r#"
+import itertools, os, signal, ssl, sys
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+class Handler:
+    n = itertools.count()
+    async def handle_DATA(self, server, session, envelope):
+        path = os.path.join(sys.argv[2], "%04d.eml" % next(self.n))
+        with open(path + ".tmp", "wb") as f:
+            f.write(envelope.original_content)
+        os.rename(path + ".tmp", path)
+        return "250 OK"
+def auth(server, session, envelope, mechanism, data):
+    with open(os.path.join(sys.argv[2], "logins"), "a") as f:
+        f.write("%s %s\n" % (mechanism, data.login.decode()))
+    return AuthResult(success=data.login == b"alerts" and data.password == b"pw-xyz789")
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+c = Controller(Handler(), hostname="127.0.0.1", port=int(sys.argv[1]),
+               server_hostname="localhost", tls_context=ctx, require_starttls=True,
+               authenticator=auth, auth_required=True, auth_require_tls=True)
+c.start()
+print("ready", flush=True)
+signal.sigwait([signal.SIGTERM, signal.SIGINT])
+c.stop()
+"#;
+
+/// Issue 18: alerts mailed through an SMTP server that requires STARTTLS
+/// and AUTH PLAIN (aiosmtpd on loopback, a test CA): one message with the
+/// alerts, the password from a file never printed, nothing sent again by
+/// the next run.
+fn alerts_by_email_over_starttls_with_auth(st: &TestStore) {
+    use std::io::BufRead;
+    let Some(python) = support::octodns::python_with("aiosmtpd") else {
+        return;
+    };
+    let Some(ca) = support::https::TestCa::try_new() else {
+        return;
+    };
+    let (cert, key) = ca.issue("smtp", &["localhost"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sink = dir.path().join("sink");
+    std::fs::create_dir_all(&sink).expect("sink dir");
+    let port = support::free_port();
+    let mut child = std::process::Command::new(&python)
+        .args(["-c", TLS_SINK, &port.to_string()])
+        .arg(&sink)
+        .arg(&cert)
+        .arg(&key)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start aiosmtpd");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    assert_eq!(line.trim(), "ready");
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _stop = Stop(child);
+
+    let mut store = st.open();
+    let r = report(
+        "google.com",
+        "mail-1",
+        &[(
+            "203.0.113.66",
+            30,
+            "reject",
+            "fail",
+            "fail",
+            None,
+            &[],
+            ("spoof.test", "fail"),
+        )],
+    );
+    store
+        .ingest_item("mail-1", &r, &IngestLimits::default())
+        .expect("db")
+        .expect("report");
+    std::fs::write(dir.path().join("smtp-password"), "pw-xyz789\n").expect("pw");
+    let config = dir.path().join("mailauth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "domains:\n  example.com:\n    dmarc: {{ p: reject }}\n\
+             alerts:\n  window: 2d\n  new_reporter: false\n  fail_rate_min_messages: 0\n  \
+             suspicious_messages: 0\n  email:\n    server: localhost:{port}\n    \
+             from: dmarc-alerts@example.com\n    to: [ops@example.com, sec@example.com]\n    \
+             username: alerts\n    password_file: smtp-password\n    ca_file: {}\n",
+            ca.cert().display()
+        ),
+    )
+    .expect("config");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+            .arg("-c")
+            .arg(&config)
+            .arg("reports")
+            .args(st.cli_args())
+            .arg("alerts")
+            .env("MAILAUTH_NOW", "2026-01-01T12:00:00Z")
+            .env_remove("MAILAUTH_ASN_DB")
+            .current_dir(dir.path())
+            .output()
+            .expect("run mailauth")
+    };
+    let o = run();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert_eq!(o.status.code(), Some(3), "{out}\n{err}");
+    assert!(!out.contains("pw-xyz789") && !err.contains("pw-xyz789"));
+    let mail = std::fs::read_to_string(sink.join("0000.eml")).expect("the message");
+    assert!(
+        mail.contains("Subject: mailauth: 1 new alert\r\n"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("Date: Thu, 01 Jan 2026 12:00:00 +0000\r\n"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("ALERT new_source: example.com: unidentified source 203.0.113.66"),
+        "{mail}"
+    );
+    let logins = std::fs::read_to_string(sink.join("logins")).expect("logins");
+    assert_eq!(logins, "PLAIN alerts\n");
+    // Nothing new: no second message.
+    let o = run();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!sink.join("0001.eml").exists());
 }

@@ -219,6 +219,18 @@ pub fn json_schema() -> String {
                             "token_file": {"type": "string", "description": "File holding the bearer token"},
                             "slack": {"type": "boolean", "description": "Send {\"text\": ...} (Slack incoming webhook)"}
                         }
+                    },
+                    "email": {
+                        "type": "object", "additionalProperties": false, "required": ["server", "from", "to"],
+                        "properties": {
+                            "server": {"type": "string", "description": "host:port of the MTA or submission server; STARTTLS required unless loopback"},
+                            "from": {"type": "string"},
+                            "to": string_list("Recipients"),
+                            "username": {"type": "string", "description": "AUTH PLAIN user (sent only over TLS)"},
+                            "password_env": {"type": "string", "description": "Environment variable holding the password"},
+                            "password_file": {"type": "string", "description": "File holding the password"},
+                            "ca_file": {"type": "string", "description": "PEM CA of the server's certificate (default: system roots)"}
+                        }
                     }
                 }
             },

@@ -1,6 +1,7 @@
 //! `mailauth reports alerts`: rules over the report store (the config's
 //! `alerts:` section, with defaults), each alert fired once per new
-//! condition, printed as text or JSON and delivered to a webhook.
+//! condition, printed as text or JSON and delivered to a webhook and by
+//! email.
 //!
 //! Owns the rules, the alert keys that make an alert "the same" on the
 //! next run, the state of fired alerts (through the store's
@@ -45,6 +46,8 @@ pub struct AlertsConfig {
     pub suspicious_messages: i64,
     /// Where alerts are POSTed as JSON.
     pub webhook: Option<WebhookConfig>,
+    /// Where alerts are mailed (SMTP with STARTTLS).
+    pub email: Option<crate::reports::smtp::EmailConfig>,
 }
 
 impl Default for AlertsConfig {
@@ -58,6 +61,7 @@ impl Default for AlertsConfig {
             unauthorised_service: true,
             suspicious_messages: 100,
             webhook: None,
+            email: None,
         }
     }
 }
@@ -114,6 +118,8 @@ pub enum AlertsError {
     Window { value: String, msg: String },
     #[error("alerts.webhook: {0}")]
     Webhook(String),
+    #[error(transparent)]
+    Email(#[from] crate::reports::smtp::SmtpError),
     #[error(transparent)]
     Dashboard(#[from] DashboardError),
     #[error(transparent)]
@@ -392,5 +398,21 @@ pub fn deliver_webhook(
             answer.status.as_u16()
         )));
     }
+    Ok(())
+}
+
+/// Mails the run's text form (see `reports::smtp`).
+pub fn deliver_email(
+    e: &crate::reports::smtp::EmailConfig,
+    base: &std::path::Path,
+    run: &AlertsRun,
+    now: i64,
+) -> Result<(), AlertsError> {
+    let subject = format!(
+        "mailauth: {} new alert{}",
+        run.alerts.len(),
+        if run.alerts.len() == 1 { "" } else { "s" }
+    );
+    crate::reports::smtp::send(e, base, &subject, &text(run), now)?;
     Ok(())
 }

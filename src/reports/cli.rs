@@ -609,6 +609,13 @@ fn alerts_cmd(
             .unwrap_or(Path::new("."));
         alerts::deliver_webhook(w, base, &run)?;
     }
+    if let Some(e) = &cfg.email {
+        let base = config
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        alerts::deliver_email(e, base, &run, now)?;
+    }
     alerts::remember(store, &run.alerts, now)?;
     Ok(3)
 }

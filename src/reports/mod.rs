@@ -5,7 +5,7 @@
 //! [`pgstore`], chosen by [`store_cli`]), the dashboards over either store
 //! ([`dashq`] queries, [`dashboard`] views, [`serve`]), who sends
 //! ([`sources`], with an optional ASN database read by [`mmdb`]), alerts
-//! over the store ([`alerts`]), and the `reports` subcommands ([`cli`]).
+//! over the store ([`alerts`], by email through [`smtp`]), and the `reports` subcommands ([`cli`]).
 //! Leaves DNS records and providers alone.
 
 pub mod alerts;
@@ -18,6 +18,7 @@ pub mod mmdb;
 pub mod parse;
 pub mod pgstore;
 pub mod serve;
+pub mod smtp;
 pub mod sources;
 pub mod store;
 pub mod store_cli;
