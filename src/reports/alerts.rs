@@ -314,7 +314,12 @@ pub fn remember(
 pub fn text(run: &AlertsRun) -> String {
     let mut out = String::new();
     for a in &run.alerts {
-        out.push_str(&format!("ALERT {}: {}\n", a.rule, a.message));
+        // Domains and names come from reports: no control characters.
+        out.push_str(&format!(
+            "ALERT {}: {}\n",
+            a.rule,
+            crate::reports::dashboard::text::clean(&a.message)
+        ));
     }
     if run.alerts.is_empty() {
         out.push_str(&format!("no new alerts since {}\n", run.since));
