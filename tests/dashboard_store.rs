@@ -17,6 +17,10 @@ both_stores!(
     delete_then_a_new_report_keeps_the_rollup_true,
     senders_named_and_forwarding_told_apart,
     reverse_dns_is_cached_for_offline_runs,
+    asn_database_names_and_groups_sources,
+    arc_evidence_marks_forwarding,
+    alerts_fire_once_and_reach_the_webhook,
+    alerts_by_email_over_starttls_with_auth,
 );
 
 fn totals(store: &dyn DashboardQueries) -> (i64, i64, i64) {
@@ -589,4 +593,729 @@ fn reverse_dns_is_cached_for_offline_runs(st: &TestStore) {
         (s.reverse_dns.as_deref(), s.identity.method),
         (Some("o7.ptr4242.sendgrid.net"), Method::Ptr)
     );
+}
+
+/// Issue 18: an ASN database the user points to (`--asn-db`, MaxMind DB
+/// format, built here with IPv4 and IPv6 networks) names each source's
+/// autonomous system in `reports summary --json` and the HTML dashboard,
+/// identifies a catalogue service by it (after PTR, before networks), and
+/// groups unknown sources by it. A file that is not a MaxMind DB stops the
+/// command with an error naming it, and nothing is printed.
+fn asn_database_names_and_groups_sources(st: &TestStore) {
+    use mailauth::reports::mmdb::Mmdb;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("asn.mmdb");
+    let bytes = support::mmdb::asn_database(&[
+        ("192.0.2.0/25", 11377, "SENDGRID"),
+        ("198.51.100.0/24", 64500, "Example Transit"),
+        ("2001:db8:1::/48", 64500, "Example Transit"),
+        ("2001:db8:2::/48", 64501, "Other\u{1b}[31m Net"),
+    ]);
+    std::fs::write(&db, &bytes).expect("write database");
+    // The reader itself: IPv4, IPv6, IPv4-mapped, and absent addresses.
+    let m = Mmdb::open(&db).expect("open");
+    let at = |ip: &str| m.lookup(ip.parse().expect("ip")).expect("lookup");
+    let a = at("192.0.2.77").expect("in 192.0.2.0/25");
+    assert_eq!((a.number, a.network.as_str()), (11377, "192.0.2.0/25"));
+    assert_eq!(at("::ffff:198.51.100.9").expect("mapped").number, 64500);
+    let v6 = at("2001:db8:1::25").expect("v6");
+    assert_eq!(
+        (v6.label().as_str(), v6.network.as_str()),
+        ("AS64500 Example Transit", "2001:db8:1::/48")
+    );
+    assert_eq!(at("192.0.2.200"), None);
+    assert_eq!(at("2001:db8:3::1"), None);
+
+    let mut store = st.open();
+    let r = report(
+        "google.com",
+        "asn",
+        &[
+            // Nothing but its AS names it: SendGrid's AS11377.
+            (
+                "192.0.2.10",
+                20,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("example.com", "fail"),
+            ),
+            // Unknown, in AS64500 over IPv4 and IPv6: one group.
+            (
+                "198.51.100.7",
+                6,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("example.com", "fail"),
+            ),
+            (
+                "2001:db8:1::25",
+                4,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("example.com", "fail"),
+            ),
+            // An organisation name with an escape sequence.
+            (
+                "2001:db8:2::9",
+                3,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("example.com", "fail"),
+            ),
+            // Not in the database.
+            (
+                "203.0.113.66",
+                2,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("example.com", "fail"),
+            ),
+        ],
+    );
+    store
+        .ingest_item("asn", &r, &IngestLimits::default())
+        .expect("db")
+        .expect("report");
+    drop(store);
+    let run = |extra: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+            .arg("-c")
+            .arg(dir.path().join("none.yaml"))
+            .arg("reports")
+            .args(st.cli_args())
+            .args(extra)
+            .env_remove("MAILAUTH_ASN_DB")
+            .current_dir(dir.path())
+            .output()
+            .expect("run mailauth")
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let o = run(&[
+        os("summary"),
+        os("--domain"),
+        os("example.com"),
+        os("--offline"),
+        os("--json"),
+        os("--asn-db"),
+        db.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let src = |ip: &str| {
+        v["sources"]
+            .as_array()
+            .expect("sources")
+            .iter()
+            .find(|s| s["source_ip"] == ip)
+            .unwrap_or_else(|| panic!("{ip} in {v}"))
+            .clone()
+    };
+    let sg = src("192.0.2.10");
+    assert_eq!(sg["identity"]["id"], "sendgrid", "{sg}");
+    assert_eq!(sg["identity"]["method"], "asn", "{sg}");
+    assert_eq!(sg["identity"]["asn"], "AS11377 SENDGRID", "{sg}");
+    assert_eq!(
+        sg["identity"]["evidence"], "AS11377 SENDGRID (192.0.2.0/25)",
+        "{sg}"
+    );
+    assert_eq!(
+        src("2001:db8:1::25")["identity"]["group"],
+        "AS64500 Example Transit"
+    );
+    assert!(src("203.0.113.66")["identity"].get("asn").is_none());
+    let unknown = v["senders"]["unknown"].as_array().expect("unknown");
+    let group = |g: &str| {
+        unknown
+            .iter()
+            .find(|u| u["group"] == g)
+            .unwrap_or_else(|| panic!("{g} in {unknown:?}"))
+    };
+    let transit = group("AS64500 Example Transit");
+    assert_eq!(
+        (transit["sources"].as_i64(), transit["messages"].as_i64()),
+        (Some(2), Some(10))
+    );
+    // The control character never reaches the output.
+    assert_eq!(group("AS64501 Other [31m Net")["messages"], 3);
+    assert_eq!(group("no reverse DNS")["messages"], 2);
+    let services = v["senders"]["services"].as_array().expect("services");
+    assert!(
+        services
+            .iter()
+            .any(|s| s["id"] == "sendgrid" && s["methods"] == serde_json::json!(["asn"])),
+        "{services:?}"
+    );
+
+    // The dashboard page shows the same.
+    let site = dir.path().join("site");
+    let o = run(&[
+        os("html"),
+        os("--offline"),
+        os("--out"),
+        site.as_os_str(),
+        os("--asn-db"),
+        db.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_dir(site.join("domains"))
+        .expect("domains")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("page"))
+        .find(|p| p.contains("example.com"))
+        .expect("example.com page");
+    assert!(
+        page.contains("AS64500 Example Transit"),
+        "group on the page"
+    );
+    assert!(page.contains("AS11377 SENDGRID"), "evidence on the page");
+    assert!(!page.contains('\u{1b}'));
+
+    // Not a MaxMind DB: exit 1, the file named, nothing on stdout.
+    let bad = dir.path().join("bad.mmdb");
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).expect("write");
+    let o = run(&[
+        os("summary"),
+        os("--domain"),
+        os("example.com"),
+        os("--offline"),
+        os("--json"),
+        os("--asn-db"),
+        bad.as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("bad.mmdb") && err.contains("MaxMind"), "{err}");
+    assert!(o.stdout.is_empty());
+}
+
+/// Issue 18: ARC as forwarding evidence. An aggregate report in Google's
+/// form (`<reason><type>local_policy</type><comment>arc=pass</comment>`)
+/// makes a failing source "forwarded" with the ARC evidence named; a
+/// failure report whose included message carries an intact ARC chain
+/// (RFC 8617 §5.2) shows that chain, and one with a broken chain does not.
+fn arc_evidence_marks_forwarding(st: &TestStore) {
+    use mailauth::reports::dashboard::{self, attribution::Attributor};
+    use mailauth::reports::sources::Class;
+    let mut store = st.open();
+    let limits = IngestLimits::default();
+    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<feedback>\n  <report_metadata>\n    \
+        <org_name>google.com</org_name>\n    <email>noreply-dmarc-support@google.com</email>\n    \
+        <extra_contact_info>https://support.google.com/a/answer/2466580</extra_contact_info>\n    \
+        <report_id>4462719436390468157</report_id>\n    <date_range>\n      <begin>1767139200</begin>\n      \
+        <end>1767225599</end>\n    </date_range>\n  </report_metadata>\n  <policy_published>\n    \
+        <domain>example.com</domain>\n    <adkim>r</adkim>\n    <aspf>r</aspf>\n    <p>reject</p>\n    \
+        <sp>reject</sp>\n    <pct>100</pct>\n    <np>reject</np>\n  </policy_published>\n  <record>\n    <row>\n      \
+        <source_ip>209.85.220.69</source_ip>\n      <count>5</count>\n      <policy_evaluated>\n        \
+        <disposition>none</disposition>\n        <dkim>fail</dkim>\n        <spf>fail</spf>\n        \
+        <reason>\n          <type>local_policy</type>\n          <comment>arc=pass</comment>\n        </reason>\n      \
+        </policy_evaluated>\n    </row>\n    <identifiers>\n      <header_from>example.com</header_from>\n    \
+        </identifiers>\n    <auth_results>\n      <dkim>\n        <domain>example.com</domain>\n        \
+        <result>fail</result>\n        <selector>s1</selector>\n      </dkim>\n      <spf>\n        \
+        <domain>forwarder.example</domain>\n        <result>pass</result>\n      </spf>\n    </auth_results>\n  \
+        </record>\n  <record>\n    <row>\n      <source_ip>203.0.113.66</source_ip>\n      <count>2</count>\n      \
+        <policy_evaluated>\n        <disposition>reject</disposition>\n        <dkim>fail</dkim>\n        \
+        <spf>fail</spf>\n      </policy_evaluated>\n    </row>\n    <identifiers>\n      \
+        <header_from>example.com</header_from>\n    </identifiers>\n    <auth_results>\n      <spf>\n        \
+        <domain>example.com</domain>\n        <result>fail</result>\n      </spf>\n    </auth_results>\n  \
+        </record>\n</feedback>\n";
+    store
+        .ingest_item("google-arc.xml", xml.as_bytes(), &limits)
+        .expect("db")
+        .expect("report");
+    let arf = |id: &str, seal2_cv: &str| {
+        format!(
+            "From: dmarc-reports@reporter.example\r\nTo: dmarc@example.com\r\n\
+             Subject: DMARC failure report for example.com\r\nDate: Wed, 31 Dec 2025 10:00:00 +0000\r\n\
+             Message-ID: <{id}@reporter.example>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=feedback-report; boundary=\"b1\"\r\n\r\n\
+             --b1\r\nContent-Type: text/plain\r\n\r\nA message from 209.85.220.69 failed DMARC.\r\n\r\n\
+             --b1\r\nContent-Type: message/feedback-report\r\n\r\n\
+             Feedback-Type: auth-failure\r\nVersion: 1\r\nUser-Agent: reporter/1.0\r\n\
+             Auth-Failure: dmarc\r\nOriginal-Mail-From: <list-bounces@lists.example.org>\r\n\
+             Arrival-Date: Wed, 31 Dec 2025 09:59:58 +0000\r\nSource-IP: 209.85.220.69\r\n\
+             Reported-Domain: example.com\r\n\
+             Authentication-Results: mx.reporter.example; dmarc=fail header.from=example.com\r\n\r\n\
+             --b1\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+             ARC-Seal: i=2; a=rsa-sha256; t=1767175198; cv={seal2_cv};\r\n        d=lists.example.org; s=arc-2025; b=YWJj\r\n\
+             ARC-Message-Signature: i=2; a=rsa-sha256; c=relaxed/relaxed; d=lists.example.org;\r\n        s=arc-2025; h=from:to:subject:date; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=ZGVm\r\n\
+             ARC-Authentication-Results: i=2; lists.example.org;\r\n       dkim=pass header.i=@example.com header.s=s1 header.b=\"Ab1Cd2Ef\";\r\n       spf=pass (lists.example.org: domain of a@example.com designates 192.0.2.25 as permitted sender) smtp.mailfrom=a@example.com;\r\n       dmarc=pass (p=REJECT sp=REJECT dis=NONE) header.from=example.com;\r\n       arc=pass (i=1)\r\n\
+             ARC-Seal: i=1; a=rsa-sha256; t=1767175190; cv=none; d=example.com; s=arc1; b=Z2hp\r\n\
+             ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=arc1; h=from:to:subject; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=amts\r\n\
+             ARC-Authentication-Results: i=1; mail.example.com; dkim=pass header.i=@example.com; spf=pass smtp.mailfrom=example.com\r\n\
+             From: Alice <a@example.com>\r\nTo: team@lists.example.org\r\nSubject: Minutes\r\n\
+             Date: Wed, 31 Dec 2025 09:59:50 +0000\r\nMessage-ID: <m-{id}@example.com>\r\n\r\n--b1--\r\n"
+        )
+    };
+    store
+        .ingest_item("ruf-arc-pass.eml", arf("one", "pass").as_bytes(), &limits)
+        .expect("db")
+        .expect("failure report");
+    let view = dashboard::domain(
+        store.as_mut(),
+        &Attributor::offline(),
+        "example.com",
+        &DashFilter::default(),
+    )
+    .expect("view");
+    let fwd = view
+        .sources
+        .iter()
+        .find(|s| s.source_ip == "209.85.220.69")
+        .expect("forwarder source");
+    assert_eq!(fwd.classification.class, Class::Forwarded, "{fwd:?}");
+    assert!(
+        fwd.classification.evidence[0].contains("ARC")
+            && fwd.classification.evidence[0].contains("5 of 5"),
+        "{:?}",
+        fwd.classification.evidence
+    );
+    let spoof = view
+        .sources
+        .iter()
+        .find(|s| s.source_ip == "203.0.113.66")
+        .expect("spoof");
+    assert_eq!(spoof.classification.class, Class::Suspicious);
+    assert_eq!(view.failures.len(), 1);
+    assert_eq!(
+        view.failures[0].arc.as_deref(),
+        Some(
+            "ARC chain of 2 set(s), sealed last by d=lists.example.org (i=2 cv=pass); it found dmarc=pass, dkim=pass, spf=pass, arc=pass on arrival"
+        )
+    );
+    // The same message with its last seal saying cv=fail: no evidence.
+    store
+        .ingest_item("ruf-arc-fail.eml", arf("two", "fail").as_bytes(), &limits)
+        .expect("db")
+        .expect("failure report");
+    let view = dashboard::domain(
+        store.as_mut(),
+        &Attributor::offline(),
+        "example.com",
+        &DashFilter::default(),
+    )
+    .expect("view");
+    assert_eq!(view.failures.len(), 2);
+    assert_eq!(view.failures[0].arc, None, "newest first: the broken chain");
+    assert!(view.failures[1].arc.is_some());
+    // Shown as such on the page and in the terminal.
+    let html = dashboard::html::domain(&view, &dashboard::html::Links::Static);
+    assert!(html.contains("forwarding evidence: ARC chain of 2 set(s)"));
+    let text = dashboard::text::domain(&view);
+    assert!(text.contains("dmarc (ARC: forwarded)"), "{text}");
+}
+
+/// A loopback HTTP receiver answering every request with `status`;
+/// keeps (head, body) of each request.
+struct Receiver {
+    port: u16,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl Receiver {
+    fn start(status: u16) -> Receiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&got);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut head = String::new();
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0u8; len];
+                let _ = reader.read_exact(&mut body);
+                seen.lock()
+                    .expect("lock")
+                    .push((head, String::from_utf8_lossy(&body).into_owned()));
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver { port, got }
+    }
+
+    fn requests(&self) -> Vec<(String, String)> {
+        self.got.lock().expect("lock").clone()
+    }
+}
+
+/// Issue 18: `reports alerts` evaluates the config's rules over the store
+/// (a new unidentified source, a domain's fail rate, a catalogue service
+/// not authorised, suspicious volume, a new reporter), exits 3 and POSTs
+/// the alerts as JSON with the bearer token from the environment; the
+/// next run finds nothing new (exit 0, no request), and a later report's
+/// new source fires alone. A webhook that fails makes the run exit 1 and
+/// the alerts are not remembered, so they are sent by the next run.
+fn alerts_fire_once_and_reach_the_webhook(st: &TestStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = st.open();
+    let limits = IngestLimits::default();
+    let first = report(
+        "mx1.GW.Example.net",
+        "alerts-1",
+        &[
+            (
+                "209.85.220.41",
+                50,
+                "none",
+                "pass",
+                "pass",
+                None,
+                &[("example.com", "pass")],
+                ("example.com", "pass"),
+            ),
+            (
+                "192.0.2.10",
+                20,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[("sendgrid.net", "pass")],
+                ("bounces.sendgrid.net", "pass"),
+            ),
+            (
+                "203.0.113.66",
+                9,
+                "reject",
+                "fail",
+                "fail",
+                None,
+                &[],
+                ("spoof.test", "fail"),
+            ),
+        ],
+    );
+    store
+        .ingest_item("alerts-1", &first, &limits)
+        .expect("db")
+        .expect("report");
+    let config = |port: u16| {
+        let path = dir.path().join(format!("mailauth-{port}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "domains:\n  example.com:\n    dmarc: {{ p: reject }}\n\
+                 alerts:\n  window: 2d\n  new_source_messages: 5\n  fail_rate_percent: 20\n  \
+                 fail_rate_min_messages: 10\n  suspicious_messages: 5\n  webhook:\n    \
+                 url: http://127.0.0.1:{port}/hook/s3cr3t-path\n    token_env: ALERT_TOKEN\n"
+            ),
+        )
+        .expect("config");
+        path
+    };
+    let run = |config: &std::path::Path, json: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"));
+        c.arg("-c")
+            .arg(config)
+            .arg("reports")
+            .args(st.cli_args())
+            .arg("alerts");
+        if json {
+            c.arg("--json");
+        }
+        c.env("MAILAUTH_NOW", "2026-01-01T12:00:00Z")
+            .env("ALERT_TOKEN", "token-abc123")
+            .env_remove("MAILAUTH_ASN_DB")
+            .current_dir(dir.path())
+            .output()
+            .expect("run mailauth")
+    };
+    let keys = |o: &std::process::Output| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+        let mut k: Vec<String> = v["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .map(|a| a["key"].as_str().expect("key").to_owned())
+            .collect();
+        k.sort();
+        k
+    };
+    let all = [
+        "fail_rate/example.com/2026-01-01",
+        "new_reporter/example.net",
+        "new_source/example.com/203.0.113.66",
+        "suspicious_volume/example.com/2026-01-01",
+        "unauthorised_service/example.com/sendgrid",
+    ];
+
+    // A webhook answering 500: exit 1, the alerts printed, not remembered.
+    let broken = Receiver::start(500);
+    let o = run(&config(broken.port), true);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(keys(&o), all);
+    assert!(err.contains("HTTP 500") || err.contains("500"), "{err}");
+    assert!(
+        !err.contains("s3cr3t-path") && !err.contains("token-abc123"),
+        "{err}"
+    );
+    assert_eq!(broken.requests().len(), 1);
+
+    // The next run sends them: exit 3, one POST with the token.
+    let hook = Receiver::start(200);
+    let good = config(hook.port);
+    let o = run(&good, true);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(keys(&o), all);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["generated_at"], "2026-01-01T12:00:00Z");
+    assert_eq!(v["since"], "2025-12-30T12:00:00Z");
+    let reqs = hook.requests();
+    assert_eq!(reqs.len(), 1);
+    let (head, body) = &reqs[0];
+    assert!(head.starts_with("POST /hook/s3cr3t-path "), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("authorization: bearer token-abc123"),
+        "{head}"
+    );
+    let posted: serde_json::Value = serde_json::from_str(body).expect("posted JSON");
+    assert_eq!(posted["alerts"].as_array().map(Vec::len), Some(5));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("token-abc123"));
+
+    // Nothing new: exit 0, no request.
+    let o = run(&good, false);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("no new alerts since 2025-12-30T12:00:00Z"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(hook.requests().len(), 1);
+
+    // A new source in a later report fires alone (text form).
+    let second = report(
+        "mx1.GW.Example.net",
+        "alerts-2",
+        &[(
+            "198.51.100.99",
+            12,
+            "reject",
+            "fail",
+            "fail",
+            None,
+            &[],
+            ("spoof.test", "fail"),
+        )],
+    );
+    store
+        .ingest_item("alerts-2", &second, &limits)
+        .expect("db")
+        .expect("report");
+    let o = run(&good, false);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with("ALERT new_source: example.com: unidentified source 198.51.100.99"),
+        "{text}"
+    );
+    assert_eq!(hook.requests().len(), 2);
+
+    // A bad rule value is a config error (exit 2) naming the field.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "domains:\n  example.com:\n    dmarc: { p: reject }\nalerts:\n  new_source_messagez: 5\n",
+    )
+    .expect("config");
+    let o = run(&bad, false);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("new_source_messagez"), "{err}");
+    assert!(o.stdout.is_empty());
+}
+
+/// aiosmtpd requiring STARTTLS (a test CA's certificate for localhost) and
+/// AUTH: writes each message to `<dir>/NNNN.eml` and each login to
+/// `<dir>/logins`.
+const TLS_SINK: &str = r#"
+import itertools, os, signal, ssl, sys
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+class Handler:
+    n = itertools.count()
+    async def handle_DATA(self, server, session, envelope):
+        path = os.path.join(sys.argv[2], "%04d.eml" % next(self.n))
+        with open(path + ".tmp", "wb") as f:
+            f.write(envelope.original_content)
+        os.rename(path + ".tmp", path)
+        return "250 OK"
+def auth(server, session, envelope, mechanism, data):
+    with open(os.path.join(sys.argv[2], "logins"), "a") as f:
+        f.write("%s %s\n" % (mechanism, data.login.decode()))
+    return AuthResult(success=data.login == b"alerts" and data.password == b"pw-xyz789")
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+c = Controller(Handler(), hostname="127.0.0.1", port=int(sys.argv[1]),
+               server_hostname="localhost", tls_context=ctx, require_starttls=True,
+               authenticator=auth, auth_required=True, auth_require_tls=True)
+c.start()
+print("ready", flush=True)
+signal.sigwait([signal.SIGTERM, signal.SIGINT])
+c.stop()
+"#;
+
+/// Issue 18: alerts mailed through an SMTP server that requires STARTTLS
+/// and AUTH PLAIN (aiosmtpd on loopback, a test CA): one message with the
+/// alerts, the password from a file never printed, nothing sent again by
+/// the next run.
+fn alerts_by_email_over_starttls_with_auth(st: &TestStore) {
+    use std::io::BufRead;
+    let Some(python) = support::octodns::python_with("aiosmtpd") else {
+        return;
+    };
+    let Some(ca) = support::https::TestCa::try_new() else {
+        return;
+    };
+    let (cert, key) = ca.issue("smtp", &["localhost"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sink = dir.path().join("sink");
+    std::fs::create_dir_all(&sink).expect("sink dir");
+    let port = support::free_port();
+    let mut child = std::process::Command::new(&python)
+        .args(["-c", TLS_SINK, &port.to_string()])
+        .arg(&sink)
+        .arg(&cert)
+        .arg(&key)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start aiosmtpd");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    assert_eq!(line.trim(), "ready");
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _stop = Stop(child);
+
+    let mut store = st.open();
+    let r = report(
+        "google.com",
+        "mail-1",
+        &[(
+            "203.0.113.66",
+            30,
+            "reject",
+            "fail",
+            "fail",
+            None,
+            &[],
+            ("spoof.test", "fail"),
+        )],
+    );
+    store
+        .ingest_item("mail-1", &r, &IngestLimits::default())
+        .expect("db")
+        .expect("report");
+    std::fs::write(dir.path().join("smtp-password"), "pw-xyz789\n").expect("pw");
+    let config = dir.path().join("mailauth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "domains:\n  example.com:\n    dmarc: {{ p: reject }}\n\
+             alerts:\n  window: 2d\n  new_reporter: false\n  fail_rate_min_messages: 0\n  \
+             suspicious_messages: 0\n  email:\n    server: localhost:{port}\n    \
+             from: dmarc-alerts@example.com\n    to: [ops@example.com, sec@example.com]\n    \
+             username: alerts\n    password_file: smtp-password\n    ca_file: {}\n",
+            ca.cert().display()
+        ),
+    )
+    .expect("config");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+            .arg("-c")
+            .arg(&config)
+            .arg("reports")
+            .args(st.cli_args())
+            .arg("alerts")
+            .env("MAILAUTH_NOW", "2026-01-01T12:00:00Z")
+            .env_remove("MAILAUTH_ASN_DB")
+            .current_dir(dir.path())
+            .output()
+            .expect("run mailauth")
+    };
+    let o = run();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert_eq!(o.status.code(), Some(3), "{out}\n{err}");
+    assert!(!out.contains("pw-xyz789") && !err.contains("pw-xyz789"));
+    let mail = std::fs::read_to_string(sink.join("0000.eml")).expect("the message");
+    assert!(
+        mail.contains("Subject: mailauth: 1 new alert\r\n"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("Date: Thu, 01 Jan 2026 12:00:00 +0000\r\n"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("ALERT new_source: example.com: unidentified source 203.0.113.66"),
+        "{mail}"
+    );
+    let logins = std::fs::read_to_string(sink.join("logins")).expect("logins");
+    assert_eq!(logins, "PLAIN alerts\n");
+    // Nothing new: no second message.
+    let o = run();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!sink.join("0001.eml").exists());
 }

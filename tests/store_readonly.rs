@@ -159,13 +159,13 @@ fn snapshot(p: &Path) -> (Vec<u8>, SystemTime) {
 }
 
 /// Turns a current SQLite store into one of schema version 1: the tables
-/// of migrations 2 and 3 dropped, their rows in `schema_version` deleted (exactly
+/// of migrations 2 to 4 dropped, their rows in `schema_version` deleted (exactly
 /// what a store written by a version-1 program holds).
 fn downgrade_sqlite_to_v1(db: &Path) {
     let c = rusqlite::Connection::open(db).expect("open");
     c.execute_batch(
         "DROP TABLE IF EXISTS dashboard_daily_v1; DROP TABLE IF EXISTS dashboard_rollup_v1; \
-         DROP TABLE IF EXISTS ptr_cache_v1; \
+         DROP TABLE IF EXISTS ptr_cache_v1; DROP TABLE IF EXISTS alerts_fired_v1; \
          DELETE FROM schema_version WHERE version > 1;",
     )
     .expect("downgrade");
@@ -336,7 +336,7 @@ fn checklist_on_an_old_postgres_store_names_store_migrate_and_changes_nothing() 
     pg.connect(&url)
         .batch_execute(
             "DROP TABLE IF EXISTS dashboard_daily_v1; DROP TABLE IF EXISTS dashboard_rollup_v1; \
-         DROP TABLE IF EXISTS ptr_cache_v1; \
+         DROP TABLE IF EXISTS ptr_cache_v1; DROP TABLE IF EXISTS alerts_fired_v1; \
              DELETE FROM schema_version WHERE version > 1;",
         )
         .expect("downgrade");

@@ -421,7 +421,7 @@ fn classify_failing(
             .ok()
             .flatten()
             .and_then(|(n, _)| n);
-        let id = sources::identify(cat, domain, &s, &a, ptr.as_deref());
+        let id = sources::identify(cat, domain, &s, &a, ptr.as_deref(), None);
         let fail = s.messages.saturating_sub(s.dmarc_pass);
         out.insert(s.source_ip.clone(), (sources::classify(&s, &id), fail));
     }

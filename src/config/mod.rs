@@ -36,6 +36,9 @@ pub struct Config {
     /// a URL, or `{ url, password_file }`.
     #[serde(default)]
     pub store: Option<Spanned<StoreConfig>>,
+    /// Rules and notifiers of `reports alerts` (defaults without it).
+    #[serde(default)]
+    pub alerts: Option<crate::reports::alerts::AlertsConfig>,
     /// The domains mailauth manages, by name.
     pub domains: HashMap<Spanned<String>, Domain>,
     /// Discouraged but allowed values found by the checks (a 1024-bit

@@ -200,6 +200,40 @@ pub fn json_schema() -> String {
                     }
                 ]
             },
+            "alerts": {
+                "type": "object", "additionalProperties": false,
+                "description": "Rules and notifiers of `mailauth reports alerts`",
+                "properties": {
+                    "window": {"type": "string", "default": "1d", "description": "How far back each run looks (1d, 12h, 2w)"},
+                    "new_source_messages": {"type": "integer", "minimum": 0, "default": 10, "description": "An unidentified source sending more messages than this (0: off)"},
+                    "fail_rate_percent": {"type": "number", "minimum": 0, "default": 20, "description": "A domain's DMARC fail rate over this percentage"},
+                    "fail_rate_min_messages": {"type": "integer", "minimum": 0, "default": 20, "description": "Messages a domain needs before its fail rate counts (0: off)"},
+                    "new_reporter": {"type": "boolean", "default": true, "description": "A reporter whose first report falls in the window"},
+                    "unauthorised_service": {"type": "boolean", "default": true, "description": "A catalogue service sending as the domain, not authorised by its SPF or aligned DKIM"},
+                    "suspicious_messages": {"type": "integer", "minimum": 0, "default": 100, "description": "Failing messages from suspicious sources over this (0: off)"},
+                    "webhook": {
+                        "type": "object", "additionalProperties": false, "required": ["url"],
+                        "properties": {
+                            "url": {"type": "string", "description": "https:// (http:// only to loopback); JSON POST"},
+                            "token_env": {"type": "string", "description": "Environment variable holding the bearer token"},
+                            "token_file": {"type": "string", "description": "File holding the bearer token"},
+                            "slack": {"type": "boolean", "description": "Send {\"text\": ...} (Slack incoming webhook)"}
+                        }
+                    },
+                    "email": {
+                        "type": "object", "additionalProperties": false, "required": ["server", "from", "to"],
+                        "properties": {
+                            "server": {"type": "string", "description": "host:port of the MTA or submission server; STARTTLS required unless loopback"},
+                            "from": {"type": "string"},
+                            "to": string_list("Recipients"),
+                            "username": {"type": "string", "description": "AUTH PLAIN user (sent only over TLS)"},
+                            "password_env": {"type": "string", "description": "Environment variable holding the password"},
+                            "password_file": {"type": "string", "description": "File holding the password"},
+                            "ca_file": {"type": "string", "description": "PEM CA of the server's certificate (default: system roots)"}
+                        }
+                    }
+                }
+            },
             "domains": {"type": "object", "additionalProperties": domain}
         }
     });

@@ -1,5 +1,5 @@
 //! The `reports` subcommands: ingest, list, show, export, delete, prune,
-//! summary, html.
+//! summary, html, alerts.
 //!
 //! Owns argument definitions and output formatting (text tables, JSON,
 //! CSV; the formats each command takes are its `--format` parser's, see
@@ -10,7 +10,8 @@
 //! ([`csv_field`]), and standard output is a [`PipeStdout`] so a closed
 //! pipe ends the command quietly. Read-only commands (`list`, `show`,
 //! `export`) open the store read-only and never create it; `summary`,
-//! `html`, `delete` and `prune` need an existing store. Leaves parsing, SQL and
+//! `html`, `alerts`, `delete` and `prune` need an existing store. Leaves
+//! parsing, SQL and
 //! sources to the other `reports` modules; the binary wires
 //! [`ReportsArgs`] in and maps `Err` to an exit code.
 
@@ -77,6 +78,30 @@ pub enum ReportsCommand {
     Summary(SummaryArgs),
     /// Write the dashboards as a static, self-contained HTML site.
     Html(HtmlArgs),
+    /// Evaluate the config's alert rules over the store: new alerts are
+    /// printed, sent to the webhook and remembered (exit 3), so a cron job
+    /// reports each once; exit 0 when nothing is new.
+    Alerts(AlertsArgs),
+}
+
+/// Output of `reports alerts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlertFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AlertsArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = AlertFormat::Text)]
+    pub format: AlertFormat,
+    /// Print JSON (same as --format json).
+    #[arg(long)]
+    pub json: bool,
+    /// A MaxMind DB format ASN database (as for `reports summary`).
+    #[arg(long, env = "MAILAUTH_ASN_DB", value_name = "PATH")]
+    pub asn_db: Option<PathBuf>,
 }
 
 /// What the dashboards show; shared by `summary` and `html`.
@@ -98,6 +123,11 @@ pub struct DashArgs {
     /// Do not query DNS: attribute sources from the stored reports only.
     #[arg(long)]
     pub offline: bool,
+    /// A MaxMind DB format ASN database (GeoLite2-ASN, DB-IP ASN Lite):
+    /// names the autonomous system of each source, identifies services by
+    /// it and groups unknown sources by it. Read locally (works offline).
+    #[arg(long, env = "MAILAUTH_ASN_DB", value_name = "PATH")]
+    pub asn_db: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -424,6 +454,9 @@ pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
         ReportsCommand::Prune(a) => prune_cmd(&choice, &a, &mut out),
         ReportsCommand::Summary(a) => summary_cmd(open_existing(&choice)?.as_mut(), a, &mut out),
         ReportsCommand::Html(a) => html_cmd(open_existing(&choice)?.as_mut(), a, &mut out),
+        ReportsCommand::Alerts(a) => {
+            alerts_cmd(open_existing(&choice)?.as_mut(), config, a, &mut out)
+        }
     }
 }
 
@@ -620,6 +653,69 @@ fn spf_config(d: &DashArgs) -> &Path {
         .unwrap_or(Path::new("mailauth.yaml"))
 }
 
+/// Opens `--asn-db`, if given: a file that cannot be read or is not a
+/// MaxMind DB stops the command with an error naming it.
+pub fn open_asn_db(
+    path: Option<&Path>,
+) -> anyhow::Result<Option<std::sync::Arc<super::mmdb::Mmdb>>> {
+    Ok(match path {
+        Some(p) => Some(std::sync::Arc::new(super::mmdb::Mmdb::open(p)?)),
+        None => None,
+    })
+}
+
+/// `reports alerts`: exit 3 with new alerts, 0 without; 1 when a
+/// notifier failed (the alerts are then not remembered: the next run
+/// sends them again). The config (`-c`) is read when it exists: its
+/// `alerts:` section and SPF records; without it the rules' defaults apply.
+fn alerts_cmd(
+    store: &mut dyn DashboardQueries,
+    config: &Path,
+    a: AlertsArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    use super::alerts::{self, AlertsRun};
+    let cfg = if config.is_file() {
+        crate::config::load(config)?.alerts.unwrap_or_default()
+    } else {
+        alerts::AlertsConfig::default()
+    };
+    let attr =
+        super::serve::attributor(config, true).with_asn_db(open_asn_db(a.asn_db.as_deref())?);
+    let now = crate::clock::now().map_err(anyhow::Error::msg)?;
+    let (since, all) = alerts::evaluate(store, &attr, &cfg, now)?;
+    let run = AlertsRun {
+        generated_at: crate::clock::format_time(now),
+        since: crate::clock::format_time(since),
+        alerts: alerts::new_alerts(store, all)?,
+    };
+    if a.json || a.format == AlertFormat::Json {
+        write_json(out, &run)?;
+    } else {
+        write!(out, "{}", alerts::text(&run))?;
+    }
+    out.flush()?;
+    if run.alerts.is_empty() {
+        return Ok(0);
+    }
+    if let Some(w) = &cfg.webhook {
+        let base = config
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        alerts::deliver_webhook(w, base, &run)?;
+    }
+    if let Some(e) = &cfg.email {
+        let base = config
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        alerts::deliver_email(e, base, &run, now)?;
+    }
+    alerts::remember(store, &run.alerts, now)?;
+    Ok(3)
+}
+
 fn summary_cmd(
     store: &mut dyn DashboardQueries,
     a: SummaryArgs,
@@ -628,7 +724,8 @@ fn summary_cmd(
     let f = dash_filter(&a.dash)?;
     match &a.dash.domain {
         Some(d) => {
-            let attr = super::serve::attributor(spf_config(&a.dash), a.dash.offline);
+            let attr = super::serve::attributor(spf_config(&a.dash), a.dash.offline)
+                .with_asn_db(open_asn_db(a.dash.asn_db.as_deref())?);
             let view = dashboard::domain(store, &attr, d, &f)?;
             if OutputFormat::chosen(a.format, a.json) == OutputFormat::Json {
                 write_json(out, &view)?;
@@ -656,7 +753,8 @@ fn html_cmd(
 ) -> anyhow::Result<i32> {
     use dashboard::html::{self, Links};
     let f = dash_filter(&a.dash)?;
-    let attr = super::serve::attributor(spf_config(&a.dash), a.dash.offline);
+    let attr = super::serve::attributor(spf_config(&a.dash), a.dash.offline)
+        .with_asn_db(open_asn_db(a.dash.asn_db.as_deref())?);
     let overview = dashboard::overview(store, &f)?;
     let domains_dir = a.out.join("domains");
     std::fs::create_dir_all(&domains_dir)

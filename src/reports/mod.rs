@@ -3,17 +3,22 @@
 //! Owns the pipeline sources → bytes ([`ingest`]) → typed reports
 //! ([`parse`], pure) → a store (SQLite in [`store`], PostgreSQL in
 //! [`pgstore`], chosen by [`store_cli`]), the dashboards over either store
-//! ([`dashq`] queries, [`dashboard`] views, [`serve`]), and the `reports`
-//! subcommands ([`cli`]). Leaves DNS records and providers alone.
+//! ([`dashq`] queries, [`dashboard`] views, [`serve`]), who sends
+//! ([`sources`], with an optional ASN database read by [`mmdb`]), alerts
+//! over the store ([`alerts`], by email through [`smtp`]), and the `reports` subcommands ([`cli`]).
+//! Leaves DNS records and providers alone.
 
+pub mod alerts;
 pub mod cli;
 pub mod dashboard;
 pub mod dashq;
 pub mod ingest;
 pub mod metrics;
+pub mod mmdb;
 pub mod parse;
 pub mod pgstore;
 pub mod serve;
+pub mod smtp;
 pub mod sources;
 pub mod store;
 pub mod store_cli;

@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// sources from the stored reports only.
     #[arg(long)]
     pub offline: bool,
+    /// A MaxMind DB format ASN database (GeoLite2-ASN, DB-IP ASN Lite) to
+    /// name the autonomous system of sources.
+    #[arg(long, env = "MAILAUTH_ASN_DB", value_name = "PATH")]
+    pub asn_db: Option<std::path::PathBuf>,
 }
 
 /// Errors of the server.
@@ -652,7 +656,11 @@ fn system_resolver() -> Option<crate::dns::Resolver> {
 /// The attributor of each `serve` request: one resolver shared by all
 /// requests (it is `Sync`; each lookup has its own deadline), seen by each
 /// request through a [`BudgetDns`], with a cache of its own.
-pub fn attributor_factory(config: &Path, offline: bool) -> AttributorFactory {
+pub fn attributor_factory(
+    config: &Path,
+    offline: bool,
+    asn_db: Option<Arc<crate::reports::mmdb::Mmdb>>,
+) -> AttributorFactory {
     let spf = configured_spf(config);
     let dns: Option<Arc<dyn SpfDns + Send + Sync>> = if offline {
         None
@@ -663,7 +671,7 @@ pub fn attributor_factory(config: &Path, offline: bool) -> AttributorFactory {
         let dns = dns
             .as_ref()
             .map(|d| Box::new(BudgetDns::new(Arc::clone(d), DNS_BUDGET)) as Box<dyn SpfDns + Send>);
-        Attributor::new(dns, spf.clone())
+        Attributor::new(dns, spf.clone()).with_asn_db(asn_db.clone())
     })
 }
 
@@ -672,6 +680,7 @@ pub fn run(config: &Path, args: ServeArgs) -> anyhow::Result<i32> {
     if !args.listen.ip().is_loopback() && !args.allow_remote {
         return Err(ServeError::NotLoopback { addr: args.listen }.into());
     }
+    let asn_db = super::cli::open_asn_db(args.asn_db.as_deref())?;
     let mut store: DashStore = args.store.choose(config)?.open()?;
     // Bring the rollup up to date before the first visitor waits for it.
     store.refresh_rollup()?;
@@ -680,7 +689,7 @@ pub fn run(config: &Path, args: ServeArgs) -> anyhow::Result<i32> {
         source,
     })?;
     let addr = listener.local_addr().unwrap_or(args.listen);
-    let attr = attributor_factory(config, args.offline);
+    let attr = attributor_factory(config, args.offline, asn_db);
     let state = Arc::new(State::new(store, attr, addr, args.allow_remote));
     eprintln!("mailauth dashboards on http://{addr}/ (JSON under /api/); Ctrl-C stops");
     serve(listener, state);
@@ -849,6 +858,7 @@ mod tests {
                 ..StoreOptions::default()
             },
             offline: true,
+            asn_db: None,
         };
         let e = run(Path::new("missing.yaml"), args).expect_err("refused");
         assert!(e.to_string().contains("not a loopback address"), "{e}");

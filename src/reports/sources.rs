@@ -1,6 +1,8 @@
 //! Who sends as a domain: the catalogue of known sending services (kept
 //! as data in `data/senders.yaml`, embedded and parsed once), the
-//! identification of a source IP against it, the classification of
+//! identification of a source IP against it (with the autonomous system
+//! an optional ASN database names, see `reports::mmdb`), the
+//! classification of
 //! failing sources (forwarded, misconfigured own service, suspicious) and
 //! the normalisation of reporter names to a stable key.
 //!
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::reports::dashboard::attribution::Attribution;
 use crate::reports::dashq::SourceRow;
+use crate::reports::mmdb::Asn;
 
 /// The catalogue shipped with mailauth.
 const BUILTIN: &str = include_str!("../../data/senders.yaml");
@@ -78,6 +81,10 @@ pub struct Service {
     /// Published address ranges.
     #[serde(default)]
     pub networks: Vec<IpNet>,
+    /// Autonomous systems that carry only the service's mail (matched
+    /// through an ASN database the user points to).
+    #[serde(default)]
+    pub asn: Vec<u32>,
     /// The documentation the entry is based on.
     pub source: String,
 }
@@ -230,6 +237,11 @@ impl Catalogue {
         self.by_suffix(&self.ptr, name)
     }
 
+    /// By the number of its autonomous system.
+    pub fn by_asn(&self, number: u32) -> Option<&Service> {
+        self.services.iter().find(|s| s.asn.contains(&number))
+    }
+
     /// By a published network (longest prefix wins).
     pub fn by_ip(&self, ip: IpAddr) -> Option<&Service> {
         self.services
@@ -253,6 +265,8 @@ pub enum Method {
     Spf,
     /// Its reverse DNS name is under a service's suffix.
     Ptr,
+    /// The ASN database puts it in an autonomous system of a service.
+    Asn,
     /// In a network a service publishes.
     Network,
     /// Not identified.
@@ -266,6 +280,7 @@ impl Method {
             Method::Dkim => "dkim",
             Method::Spf => "spf",
             Method::Ptr => "ptr",
+            Method::Asn => "asn",
             Method::Network => "network",
             Method::Unknown => "unknown",
         }
@@ -284,9 +299,15 @@ pub struct Identity {
     /// What matched: `include:_spf.google.com`, `d=sendgrid.net`,
     /// `ptr o1.sendgrid.net`, `network 167.89.0.0/17`.
     pub evidence: Option<String>,
-    /// For unknown sources: the PTR name's organisation domain, or
-    /// `no reverse DNS`, so unknown sources can be grouped.
+    /// For unknown sources: the autonomous system (`AS64500 Example
+    /// Net`) when an ASN database knows it, else the PTR name's
+    /// organisation domain, else `no reverse DNS`, so unknown sources can
+    /// be grouped.
     pub group: Option<String>,
+    /// The autonomous system of the source, when an ASN database was
+    /// given and knows it (`AS64500 Example Net`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<String>,
 }
 
 impl Identity {
@@ -298,6 +319,7 @@ impl Identity {
             method,
             evidence: Some(evidence),
             group: None,
+            asn: None,
         }
     }
 }
@@ -311,13 +333,28 @@ fn aligned(domain: &str, other: &str) -> bool {
 
 /// Identifies one source of `domain`: by the config's attribution, then
 /// the DKIM `d=` and SPF domains in its records, then its reverse DNS
-/// `ptr`, then the catalogue's published networks.
+/// `ptr`, then its autonomous system `asn` (from an ASN database), then
+/// the catalogue's published networks.
 pub fn identify(
     cat: &Catalogue,
     domain: &str,
     src: &SourceRow,
     attr: &Attribution,
     ptr: Option<&str>,
+    asn: Option<&Asn>,
+) -> Identity {
+    let mut id = identify_by(cat, domain, src, attr, ptr, asn);
+    id.asn = asn.map(Asn::label);
+    id
+}
+
+fn identify_by(
+    cat: &Catalogue,
+    domain: &str,
+    src: &SourceRow,
+    attr: &Attribution,
+    ptr: Option<&str>,
+    asn: Option<&Asn>,
 ) -> Identity {
     if let Some(mech) = &attr.spf_mechanism {
         let target = mech
@@ -334,6 +371,7 @@ pub fn identify(
             method: Method::Config,
             evidence: Some(mech.clone()),
             group: None,
+            asn: None,
         };
     }
     for signer in &src.dkim_signers {
@@ -357,6 +395,11 @@ pub fn identify(
     {
         return Identity::of(s, Method::Ptr, format!("ptr {}", norm(p)));
     }
+    if let Some(a) = asn
+        && let Some(s) = cat.by_asn(a.number)
+    {
+        return Identity::of(s, Method::Asn, format!("{} ({})", a.label(), a.network));
+    }
     // An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is the IPv4 address.
     if let Ok(ip) = src.source_ip.parse::<IpAddr>().map(|ip| ip.to_canonical())
         && let Some(s) = cat.by_ip(ip)
@@ -376,7 +419,12 @@ pub fn identify(
         category: None,
         method: Method::Unknown,
         evidence: None,
-        group: Some(ptr.map_or_else(|| "no reverse DNS".to_owned(), org_domain)),
+        group: Some(match (asn, ptr) {
+            (Some(a), _) => a.label(),
+            (None, Some(p)) => org_domain(p),
+            (None, None) => "no reverse DNS".to_owned(),
+        }),
+        asn: None,
     }
 }
 
@@ -423,7 +471,8 @@ pub const FORWARDING_REASONS: &[&str] = &[
 ];
 
 /// Classifies a source of `domain` with failing messages: forwarded (a
-/// receiver's override reason says so, a known forwarder or list host, or
+/// receiver's override comment reports a passing ARC chain, its override
+/// reason says so, a known forwarder or list host, or
 /// SPF never aligned while DKIM of the author domain passed), a
 /// misconfigured own service (authorised by the config, or a catalogue
 /// service sending as the domain), or suspicious.
@@ -436,12 +485,20 @@ pub fn classify(src: &SourceRow, id: &Identity) -> Classification {
             evidence,
         };
     }
-    let class = if src.forwarded_reason > 0 {
-        evidence.push(format!(
-            "receivers gave an override reason ({}) for {} of {fail} failing messages",
-            FORWARDING_REASONS.join("/"),
-            src.forwarded_reason
-        ));
+    let class = if src.arc_pass > 0 || src.forwarded_reason > 0 {
+        if src.arc_pass > 0 {
+            evidence.push(format!(
+                "receivers validated an ARC chain (arc=pass, RFC 8617) for {} of {fail} failing messages",
+                src.arc_pass
+            ));
+        }
+        if src.forwarded_reason > 0 {
+            evidence.push(format!(
+                "receivers gave an override reason ({}) for {} of {fail} failing messages",
+                FORWARDING_REASONS.join("/"),
+                src.forwarded_reason
+            ));
+        }
         Class::Forwarded
     } else if id.category == Some(Category::Forwarder) {
         evidence.push(format!(
@@ -479,6 +536,119 @@ pub fn classify(src: &SourceRow, id: &Identity) -> Classification {
         Class::Suspicious
     };
     Classification { class, evidence }
+}
+
+/// ARC sets looked at in one message: RFC 8617 §4.2.1 allows at most 50
+/// instances.
+const MAX_ARC_INSTANCES: u32 = 50;
+
+/// `tag=value` pairs of a header field body (RFC 6376 §3.2 tag-list, also
+/// the shape of RFC 8617 §4.1.3 ARC-Seal), names lower-cased.
+fn tags(body: &str) -> impl Iterator<Item = (String, &str)> {
+    body.split(';').filter_map(|t| {
+        let (k, v) = t.split_once('=')?;
+        Some((k.trim().to_ascii_lowercase(), v.trim()))
+    })
+}
+
+/// Forwarding evidence in the header block of a reported message (a
+/// failure report's included message): an intact ARC chain.
+///
+/// RFC 8617 §4.1.3: each intermediary adds an ARC-Seal with `i=` (its
+/// instance), `d=` (its domain) and `cv=` (the chain's state when it
+/// sealed: `none` for the first, `pass` after); §5.2: a chain is valid
+/// when instances 1..N are all present, none says `cv=fail` and the
+/// highest is `cv=pass` (or `cv=none` at i=1). The ARC-Authentication-
+/// Results of that instance (§4.1.1) say what the intermediary found on
+/// arrival (`dmarc=pass` there means the message was genuine before it
+/// was forwarded). Signatures are not verified here: the evidence is what
+/// the headers claim, shown as such.
+pub fn arc_evidence(headers: &str) -> Option<String> {
+    // Unfold (RFC 5322 §2.2.3): a line starting with white space continues
+    // the field above.
+    let mut fields: Vec<String> = Vec::new();
+    for line in headers.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = fields.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+        } else if line.is_empty() {
+            break;
+        } else {
+            fields.push(line.trim_end().to_owned());
+        }
+    }
+    let mut seals: HashMap<u32, (String, String)> = HashMap::new();
+    let mut results: HashMap<u32, String> = HashMap::new();
+    for f in &fields {
+        let Some((name, body)) = f.split_once(':') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        let instance = || {
+            tags(body)
+                .find(|(k, _)| k == "i")
+                .and_then(|(_, v)| v.parse::<u32>().ok())
+                .filter(|i| (1..=MAX_ARC_INSTANCES).contains(i))
+        };
+        match name.as_str() {
+            "arc-seal" => {
+                let i = instance()?;
+                let mut cv = String::new();
+                let mut d = String::new();
+                for (k, v) in tags(body) {
+                    match k.as_str() {
+                        "cv" => cv = v.to_ascii_lowercase(),
+                        "d" => d = v.to_ascii_lowercase(),
+                        _ => {}
+                    }
+                }
+                // Two seals of one instance: §5.2 step 2 fails the chain.
+                if seals.insert(i, (cv, d)).is_some() {
+                    return None;
+                }
+            }
+            "arc-authentication-results" => {
+                if let Some(i) = instance() {
+                    results.insert(i, body.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    let n = *seals.keys().max()?;
+    if (1..=n).any(|i| !seals.contains_key(&i)) || seals.values().any(|(cv, _)| cv == "fail") {
+        return None;
+    }
+    let (cv, d) = &seals[&n];
+    let intact = (n == 1 && cv == "none") || (n > 1 && cv == "pass");
+    if !intact {
+        return None;
+    }
+    let d: String = d
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .collect();
+    let mut found: Vec<String> = Vec::new();
+    if let Some(aar) = results.get(&n) {
+        for method in ["dmarc", "dkim", "spf", "arc"] {
+            let pass = aar.split(';').any(|r| {
+                let r = r.trim().to_ascii_lowercase();
+                r.split_whitespace()
+                    .next()
+                    .is_some_and(|m| m == format!("{method}=pass"))
+            });
+            if pass {
+                found.push(format!("{method}=pass"));
+            }
+        }
+    }
+    let mut out = format!("ARC chain of {n} set(s), sealed last by d={d} (i={n} cv={cv})");
+    if !found.is_empty() {
+        out.push_str(&format!("; it found {} on arrival", found.join(", ")));
+    }
+    Some(out)
 }
 
 /// Second-level labels under which registrations are made (`co.uk`):
@@ -540,6 +710,7 @@ mod tests {
             spf_aligned: 0,
             dkim_aligned: 0,
             forwarded_reason: 0,
+            arc_pass: 0,
             reporters: vec!["google.com".into()],
             dkim_signers: signers.iter().map(|s| s.to_string()).collect(),
             spf_reported: spf.iter().map(|s| s.to_string()).collect(),
@@ -593,6 +764,7 @@ mod tests {
             &src("192.0.2.1", &["sendgrid.net/s1"], &[]),
             &attr(Some("include:_spf.google.com")),
             None,
+            None,
         );
         assert_eq!(
             (c.id.as_deref(), c.method),
@@ -603,6 +775,7 @@ mod tests {
             "example.com",
             &src("192.0.2.1", &[], &[]),
             &attr(Some("ip4:192.0.2.0/24")),
+            None,
             None,
         );
         assert_eq!(
@@ -620,6 +793,7 @@ mod tests {
             ),
             &attr(None),
             None,
+            None,
         );
         assert_eq!(
             (d.id.as_deref(), d.method, d.evidence.as_deref()),
@@ -631,6 +805,7 @@ mod tests {
             &src("192.0.2.1", &[], &["bounces.amazonses.com=pass"]),
             &attr(None),
             Some("a1.smtp-out.mcsv.net"),
+            None,
         );
         assert_eq!(
             (s.id.as_deref(), s.method),
@@ -642,6 +817,7 @@ mod tests {
             &src("192.0.2.1", &[], &["example.com=fail"]),
             &attr(None),
             Some("mail-x.outbound.protection.outlook.com."),
+            None,
         );
         assert_eq!(
             (p.id.as_deref(), p.method),
@@ -652,6 +828,7 @@ mod tests {
             "example.com",
             &src("2a00:1450:4864::1", &[], &[]),
             &attr(None),
+            None,
             None,
         );
         assert_eq!(
@@ -664,6 +841,7 @@ mod tests {
             &src("::ffff:167.89.1.2", &[], &[]),
             &attr(None),
             None,
+            None,
         );
         assert_eq!(mapped.id.as_deref(), Some("sendgrid"));
         // Label boundaries: notsendgrid.net is not SendGrid.
@@ -673,6 +851,7 @@ mod tests {
             &src("203.0.113.5", &["notsendgrid.net"], &[]),
             &attr(None),
             Some("host-5.dsl.Provider.co.uk"),
+            None,
         );
         assert_eq!(
             (u.id, u.method, u.group.as_deref()),
@@ -683,7 +862,7 @@ mod tests {
     #[test]
     fn classification() {
         let cat = Catalogue::builtin();
-        let ident = |s: &SourceRow, a: &Attribution| identify(cat, "example.com", s, a, None);
+        let ident = |s: &SourceRow, a: &Attribution| identify(cat, "example.com", s, a, None, None);
         let mut ok = src("192.0.2.1", &[], &[]);
         ok.dmarc_pass = 10;
         assert_eq!(
@@ -718,6 +897,61 @@ mod tests {
         assert_eq!(
             classify(&spoof, &ident(&spoof, &attr(None))).class,
             Class::Suspicious
+        );
+    }
+
+    /// A message forwarded through a mailing list (Google Groups style)
+    /// and then by a second intermediary; broken and incomplete chains.
+    #[test]
+    fn arc_headers_as_forwarding_evidence() {
+        let two = "ARC-Seal: i=2; a=rsa-sha256; t=1767139200; cv=pass;\r\n        d=forwarder.example; s=arc-2026; b=AAAA\r\n\
+ARC-Message-Signature: i=2; a=rsa-sha256; c=relaxed/relaxed; d=forwarder.example; s=arc-2026; h=from:to:subject; bh=x=; b=BBBB\r\n\
+ARC-Authentication-Results: i=2; mx.forwarder.example;\r\n       dkim=pass header.i=@example.com header.s=s1 header.b=abc;\r\n       spf=pass (forwarder.example: domain of a@lists.example.org) smtp.mailfrom=a@lists.example.org;\r\n       dmarc=pass (p=REJECT sp=REJECT dis=NONE) header.from=example.com;\r\n       arc=pass (i=1)\r\n\
+ARC-Seal: i=1; a=rsa-sha256; t=1767139100; cv=none; d=google.com; s=arc-20240605; b=CCCC\r\n\
+ARC-Authentication-Results: i=1; mx.google.com; dkim=pass header.i=@example.com; spf=pass smtp.mailfrom=a@example.com; dmarc=pass (p=REJECT) header.from=example.com\r\n\
+From: A <a@example.com>\r\nSubject: hi\r\n\r\nbody: ARC-Seal: i=9; cv=pass\r\n";
+        assert_eq!(
+            arc_evidence(two).as_deref(),
+            Some(
+                "ARC chain of 2 set(s), sealed last by d=forwarder.example (i=2 cv=pass); it found dmarc=pass, dkim=pass, spf=pass, arc=pass on arrival"
+            )
+        );
+        let first = "arc-seal: i=1; cv=none; d=Lists.Example.org; s=a; b=x\narc-authentication-results: i=1; lists.example.org; dkim=fail; spf=pass smtp.mailfrom=example.com\n";
+        assert_eq!(
+            arc_evidence(first).as_deref(),
+            Some(
+                "ARC chain of 1 set(s), sealed last by d=lists.example.org (i=1 cv=none); it found spf=pass on arrival"
+            )
+        );
+        // cv=fail anywhere, a missing instance, a repeated instance, a
+        // first seal claiming cv=pass, an instance over 50: no evidence.
+        for bad in [
+            "ARC-Seal: i=2; cv=fail; d=x.example\nARC-Seal: i=1; cv=none; d=y.example\n",
+            "ARC-Seal: i=2; cv=pass; d=x.example\n",
+            "ARC-Seal: i=1; cv=none; d=x.example\nARC-Seal: i=1; cv=none; d=y.example\n",
+            "ARC-Seal: i=1; cv=pass; d=x.example\n",
+            "ARC-Seal: i=51; cv=pass; d=x.example\n",
+            "ARC-Seal: cv=none; d=x.example\n",
+            "Authentication-Results: mx.example; arc=pass\n",
+            "",
+        ] {
+            assert_eq!(arc_evidence(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn arc_pass_comment_is_forwarding() {
+        let cat = Catalogue::builtin();
+        let mut s = src("203.0.113.20", &[], &["example.org=pass"]);
+        s.arc_pass = 6;
+        let c = classify(
+            &s,
+            &identify(cat, "example.com", &s, &attr(None), None, None),
+        );
+        assert_eq!(c.class, Class::Forwarded, "{c:?}");
+        assert!(
+            c.evidence[0].contains("ARC") && c.evidence[0].contains("6 of 10"),
+            "{c:?}"
         );
     }
 

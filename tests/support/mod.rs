@@ -15,6 +15,7 @@ pub mod cloudflare_standin;
 pub mod dovecot;
 pub mod https;
 pub mod knot;
+pub mod mmdb;
 pub mod moto;
 pub mod octodns;
 pub mod opendkim;

@@ -241,6 +241,8 @@ pub struct Attributor {
     /// Configured SPF record per domain (lower case, no trailing dot).
     spf: BTreeMap<String, String>,
     opts: CheckOptions,
+    /// The ASN database the user pointed to (`--asn-db`), if any.
+    asn_db: Option<std::sync::Arc<crate::reports::mmdb::Mmdb>>,
 }
 
 /// Answers kept per run: enough for the include trees of a large fleet.
@@ -263,6 +265,28 @@ impl Attributor {
                 timestamp: Some(0),
                 ..CheckOptions::default()
             },
+            asn_db: None,
+        }
+    }
+
+    /// Looks sources up in this ASN database too (local: works offline).
+    pub fn with_asn_db(mut self, db: Option<std::sync::Arc<crate::reports::mmdb::Mmdb>>) -> Self {
+        self.asn_db = db;
+        self
+    }
+
+    /// The autonomous system of `ip` from the ASN database. A record the
+    /// reader refuses (a damaged file) is reported on standard error and
+    /// taken as unknown: one bad record does not stop a dashboard.
+    pub fn asn(&self, ip: &str) -> Option<crate::reports::mmdb::Asn> {
+        let db = self.asn_db.as_ref()?;
+        let ip: IpAddr = ip.parse().ok()?;
+        match db.lookup(ip) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("warning: {e}");
+                None
+            }
         }
     }
 
@@ -436,6 +460,7 @@ mod tests {
             spf_aligned: 0,
             dkim_aligned: 0,
             forwarded_reason: 0,
+            arc_pass: 0,
             reporters: vec!["google.com".into()],
             dkim_signers: signers.iter().map(|s| s.to_string()).collect(),
             spf_reported: spf.iter().map(|s| s.to_string()).collect(),

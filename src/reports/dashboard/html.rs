@@ -474,7 +474,14 @@ fn failures_table(out: &mut String, rows: &[FailureRow]) {
             esc(&f.reported_domain),
             o(&f.arrival_date),
             o(&f.source_ip),
-            o(&f.auth_failure),
+            match &f.arc {
+                Some(a) => format!(
+                    "{}<div class=\"mute\" style=\"font-size:12px\">forwarding evidence: {}</div>",
+                    o(&f.auth_failure),
+                    esc(a)
+                ),
+                None => o(&f.auth_failure),
+            },
             o(&f.original_mail_from),
             o(&f.original_subject),
             o(&f.reporter),

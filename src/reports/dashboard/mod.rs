@@ -119,7 +119,15 @@ pub fn domain(
                 } else {
                     None
                 };
-                let id = crate::reports::sources::identify(cat, domain, &s, &a, ptr.as_deref());
+                let asn = attr.asn(&s.source_ip);
+                let id = crate::reports::sources::identify(
+                    cat,
+                    domain,
+                    &s,
+                    &a,
+                    ptr.as_deref(),
+                    asn.as_ref(),
+                );
                 model::source_view(s, a, ptr, id)
             })
             .collect::<Vec<_>>()

@@ -210,7 +210,14 @@ fn reporters_tls_failures(
                     clean(&f.reported_domain),
                     clean(f.arrival_date.as_deref().unwrap_or("-")),
                     clean(f.source_ip.as_deref().unwrap_or("-")),
-                    clean(f.auth_failure.as_deref().unwrap_or("-")),
+                    match &f.arc {
+                        // The full evidence is in --json and the HTML page.
+                        Some(_) => format!(
+                            "{} (ARC: forwarded)",
+                            clean(f.auth_failure.as_deref().unwrap_or("-"))
+                        ),
+                        None => clean(f.auth_failure.as_deref().unwrap_or("-")),
+                    },
                     clean(f.reporter.as_deref().unwrap_or("-")),
                 ]
             })

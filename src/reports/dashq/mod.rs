@@ -162,6 +162,9 @@ pub struct SourceRow {
     /// reason (`forwarded`, `trusted_forwarder`, `mailing_list`,
     /// `local_policy`: RFC 7489 Appendix C `PolicyOverrideType`).
     pub forwarded_reason: i64,
+    /// Failing messages whose override comment says the receiver found a
+    /// passing ARC chain (`arc=pass`, RFC 8617 §7.2).
+    pub arc_pass: i64,
     /// Distinct reporters, sorted.
     pub reporters: Vec<String>,
     /// Distinct `domain/selector` (or `domain`) of passing DKIM results.
@@ -245,6 +248,10 @@ pub struct FailureRow {
     pub original_mail_from: Option<String>,
     pub dkim_domain: Option<String>,
     pub original_subject: Option<String>,
+    /// Forwarding evidence in the reported message's ARC header fields
+    /// (`reports::sources::arc_evidence`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arc: Option<String>,
 }
 
 fn failure_id<S: serde::Serializer>(id: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -285,6 +292,11 @@ pub enum DashQuery {
     /// Remembers one reverse DNS answer (the one write besides the
     /// rollup). Params: ip, name, looked-up time.
     PtrPut,
+    /// Whether an alert was fired (`reports::alerts`). Params: key. Row:
+    /// fired time.
+    AlertGet,
+    /// Records a fired alert. Params: key, rule, fired time.
+    AlertPut,
 }
 
 impl DashQuery {
@@ -302,6 +314,8 @@ impl DashQuery {
             Self::Domains => "domains",
             Self::PtrGet => "read PTR cache",
             Self::PtrPut => "write PTR cache",
+            Self::AlertGet => "read fired alerts",
+            Self::AlertPut => "record a fired alert",
         }
     }
 }
@@ -540,6 +554,7 @@ pub trait DashboardQueries {
                 spf_aligned: c.int()?,
                 dkim_aligned: c.int()?,
                 forwarded_reason: c.int()?,
+                arc_pass: c.int()?,
                 reporters: split_list(c.opt_text()?),
                 dkim_signers: split_list(c.opt_text()?),
                 spf_reported: split_list(c.opt_text()?),
@@ -636,6 +651,9 @@ pub trait DashboardQueries {
                 original_mail_from: c.opt_text()?,
                 dkim_domain: c.opt_text()?,
                 original_subject: c.opt_text()?,
+                arc: c
+                    .opt_text()?
+                    .and_then(|h| crate::reports::sources::arc_evidence(&h)),
             })
         })
     }
@@ -657,6 +675,29 @@ pub trait DashboardQueries {
             |c| Ok((c.opt_text()?, c.int()?)),
         )?;
         Ok(rows.into_iter().next())
+    }
+
+    /// Whether the alert `key` was fired before.
+    fn alert_fired(&self, key: &str) -> Result<bool, StoreError> {
+        let q = DashQuery::AlertGet;
+        Ok(!self
+            .dash_rows(q, &[Arg::Text(Some(key.to_owned()))])?
+            .is_empty())
+    }
+
+    /// Records the alert `key` of `rule` as fired at `at` (once: a key
+    /// recorded before keeps its first time).
+    fn alert_remember(&self, key: &str, rule: &str, at: i64) -> Result<(), StoreError> {
+        let q = DashQuery::AlertPut;
+        self.dash_rows(
+            q,
+            &[
+                Arg::Text(Some(key.to_owned())),
+                Arg::Text(Some(rule.to_owned())),
+                Arg::Int(Some(at)),
+            ],
+        )?;
+        Ok(())
     }
 
     /// Remembers a reverse DNS answer for `ip` at time `at`.

@@ -74,6 +74,13 @@ fn pg_sql(q: DashQuery) -> &'static str {
                      OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
                      THEN c.count ELSE 0 END"
                 ),
+                ", ",
+                // RFC 8617 §7.2: receivers note a passing ARC chain in the
+                // override comment (`arc=pass`, Google and Microsoft).
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
+                     WHEN c.reasons ILIKE '%arc=pass%' THEN c.count ELSE 0 END"
+                ),
                 ", \
                string_agg(DISTINCT r.org_name || chr(31), ','), \
                string_agg(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
@@ -152,7 +159,7 @@ fn pg_sql(q: DashQuery) -> &'static str {
         }
         DashQuery::Failures => {
             "SELECT id, reported_domain, reporter, arrival_date, source_ip, auth_failure, \
-             original_mail_from, dkim_domain, original_subject FROM failure_reports \
+             original_mail_from, dkim_domain, original_subject, original_headers FROM failure_reports \
              WHERE ($1::text IS NULL OR reported_domain = $1) AND ($2::text IS NULL OR source_ip = $2) \
              ORDER BY id DESC LIMIT $3::bigint"
         }
@@ -160,6 +167,10 @@ fn pg_sql(q: DashQuery) -> &'static str {
             "SELECT d FROM (SELECT policy_domain AS d FROM reports \
              UNION SELECT reported_domain FROM failure_reports \
              UNION SELECT policy_domain FROM tls_policies) u ORDER BY d COLLATE \"C\""
+        }
+        DashQuery::AlertGet => "SELECT fired_at FROM alerts_fired_v1 WHERE key = $1::text",
+        DashQuery::AlertPut => {
+            "INSERT INTO alerts_fired_v1 (key, rule, fired_at) VALUES ($1::text, $2::text, $3::bigint) ON CONFLICT (key) DO NOTHING RETURNING key"
         }
         DashQuery::PtrGet => "SELECT name, looked_up_at FROM ptr_cache_v1 WHERE ip = $1::text",
         DashQuery::PtrPut => {

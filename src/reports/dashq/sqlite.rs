@@ -74,6 +74,13 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
                      OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
                      THEN c.count ELSE 0 END"
                 ),
+                ", ",
+                // RFC 8617 §7.2: receivers note a passing ARC chain in the
+                // override comment (`arc=pass`, Google and Microsoft).
+                sqlite_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
+                     WHEN c.reasons LIKE '%arc=pass%' THEN c.count ELSE 0 END"
+                ),
                 ", \
                group_concat(DISTINCT r.org_name || char(31)), \
                group_concat(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
@@ -144,7 +151,7 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
         }
         DashQuery::Failures => {
             "SELECT id, reported_domain, reporter, arrival_date, source_ip, auth_failure, \
-             original_mail_from, dkim_domain, original_subject FROM failure_reports \
+             original_mail_from, dkim_domain, original_subject, original_headers FROM failure_reports \
              WHERE (?1 IS NULL OR reported_domain = ?1) AND (?2 IS NULL OR source_ip = ?2) \
              ORDER BY id DESC LIMIT ?3"
         }
@@ -152,6 +159,10 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
             "SELECT DISTINCT policy_domain FROM reports \
              UNION SELECT reported_domain FROM failure_reports \
              UNION SELECT policy_domain FROM tls_policies ORDER BY 1"
+        }
+        DashQuery::AlertGet => "SELECT fired_at FROM alerts_fired_v1 WHERE key = ?1",
+        DashQuery::AlertPut => {
+            "INSERT INTO alerts_fired_v1 (key, rule, fired_at) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO NOTHING RETURNING key"
         }
         DashQuery::PtrGet => "SELECT name, looked_up_at FROM ptr_cache_v1 WHERE ip = ?1",
         DashQuery::PtrPut => {

@@ -168,6 +168,16 @@ CREATE TABLE IF NOT EXISTS ptr_cache_v1 (
     looked_up_at BIGINT NOT NULL
 );
 "#,
+    // Alerts fired by `reports alerts` (`reports::alerts`), by key, so
+    // that each fires once per new condition. Self-contained: creates its
+    // own table only.
+    r#"
+CREATE TABLE IF NOT EXISTS alerts_fired_v1 (
+    key      TEXT   PRIMARY KEY,
+    rule     TEXT   NOT NULL,
+    fired_at BIGINT NOT NULL
+);
+"#,
 ];
 
 // Both backends must know the same schema versions: a migration added to

@@ -167,6 +167,16 @@ CREATE TABLE IF NOT EXISTS ptr_cache_v1 (
     looked_up_at INTEGER NOT NULL
 );
 "#,
+    // Alerts fired by `reports alerts` (`reports::alerts`), by key, so
+    // that each fires once per new condition. Self-contained: creates its
+    // own table only.
+    r#"
+CREATE TABLE IF NOT EXISTS alerts_fired_v1 (
+    key      TEXT   PRIMARY KEY,
+    rule     TEXT   NOT NULL,
+    fired_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Schema version this code writes.
