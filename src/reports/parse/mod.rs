@@ -17,7 +17,7 @@ pub mod types;
 use serde::Serialize;
 
 pub use aggregate::{AggregateSummary, AggregateVisitor, SinkError};
-pub use container::Payload;
+pub use container::{Part, Payload};
 pub use failure::FailureReport;
 pub use tlsrpt::TlsReport;
 pub use types::*;
@@ -134,16 +134,21 @@ pub fn parse_item<S: ReportSink + ?Sized>(
         let s = aggregate::parse_with(xml, sink, &opts)?;
         return Ok(vec![aggregate_found(s)]);
     }
-    let payloads = container::unpack(bytes, limits)?;
-    let mut found = Vec::with_capacity(payloads.len());
-    for payload in payloads {
-        match payload {
-            Payload::Xml(xml) => {
-                let s = aggregate::parse_owned_with(xml, sink, &opts)?;
+    // Everything else is walked layer by layer; a compressed aggregate
+    // report is parsed as it is decompressed, never held whole.
+    let mut found = Vec::new();
+    container::unpack_each(bytes, limits, &mut |part| {
+        match part {
+            Part::Xml(xml) => {
+                let s = aggregate::parse_with(xml, sink, &opts)?;
                 found.push(aggregate_found(s));
             }
-            Payload::Json(json) => {
-                let r = tlsrpt::parse(&json)?;
+            Part::XmlStream(xml) => {
+                let s = aggregate::parse_reader_with(xml, sink, &opts)?;
+                found.push(aggregate_found(s));
+            }
+            Part::Json(json) => {
+                let r = tlsrpt::parse(json)?;
                 let new = sink.tls(&r).map_err(|source| ParseError::Sink { source })?;
                 found.push(Found {
                     kind: ReportKind::Tls,
@@ -159,7 +164,7 @@ pub fn parse_item<S: ReportSink + ?Sized>(
                     warnings: Vec::new(),
                 });
             }
-            Payload::Failure(mut r) => {
+            Part::Failure(mut r) => {
                 r.clean_text();
                 let new = sink
                     .failure(&r)
@@ -175,7 +180,8 @@ pub fn parse_item<S: ReportSink + ?Sized>(
                 });
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(found)
 }
 
