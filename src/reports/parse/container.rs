@@ -686,10 +686,9 @@ pub fn unpack(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Payload>, Parse
             Part::Xml(xml) => Payload::Xml(xml.to_vec()),
             Part::XmlStream(r) => {
                 let mut xml = Vec::new();
-                r.read_to_end(&mut xml)
-                    .map_err(|e| ParseError::Container {
-                        msg: format!("reading the report: {e}"),
-                    })?;
+                r.read_to_end(&mut xml).map_err(|e| ParseError::Container {
+                    msg: format!("reading the report: {e}"),
+                })?;
                 Payload::Xml(xml)
             }
             Part::Json(json) => Payload::Json(json.to_vec()),
@@ -699,11 +698,29 @@ pub fn unpack(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Payload>, Parse
     })?;
     Ok(out)
 }
-/// The item itself when it is a plain-XML document within the input
-/// limit: [`unpack`] would return it as the only payload, copied.
-pub(super) fn plain_xml<'a>(bytes: &'a [u8], limits: &IngestLimits) -> Option<&'a [u8]> {
-    let plain = bytes.len() as u64 <= limits.max_input_bytes && sniff(bytes) == Sniff::Xml;
-    plain.then_some(bytes)
+/// The item itself when it is a plain-XML document: [`unpack`] would
+/// return it as the only payload, copied. A plain-XML report is a report
+/// already decompressed, so its size is held to `max_decompressed_bytes`
+/// (as the same report inside gzip or zip is), not to `max_input_bytes`.
+pub(super) fn plain_xml<'a>(
+    bytes: &'a [u8],
+    limits: &IngestLimits,
+) -> Option<Result<&'a [u8], ParseError>> {
+    if sniff(bytes) != Sniff::Xml {
+        return None;
+    }
+    if bytes.len() as u64 > limits.max_decompressed_bytes {
+        return Some(Err(plain_xml_too_large(limits)));
+    }
+    Some(Ok(bytes))
+}
+
+/// The error for a plain-XML report over `max_decompressed_bytes`.
+pub fn plain_xml_too_large(limits: &IngestLimits) -> ParseError {
+    ParseError::TooLarge {
+        what: "plain XML report size (max_decompressed_bytes)".to_owned(),
+        limit: limits.max_decompressed_bytes,
+    }
 }
 
 fn header_block(raw: &[u8]) -> &[u8] {

@@ -131,7 +131,7 @@ pub fn parse_item<S: ReportSink + ?Sized>(
     // lies: `container::unpack` would hand back a copy of it.
     let opts = aggregate_options(limits);
     if let Some(xml) = container::plain_xml(bytes, limits) {
-        let s = aggregate::parse_with(xml, sink, &opts)?;
+        let s = aggregate::parse_with(xml?, sink, &opts)?;
         return Ok(vec![aggregate_found(s)]);
     }
     // Everything else is walked layer by layer; a compressed aggregate
@@ -187,14 +187,14 @@ pub fn parse_item<S: ReportSink + ?Sized>(
 
 /// Parses one plain-XML aggregate report read from `input` as it arrives
 /// (a file too large to hold in memory) and streams its records to `sink`.
-/// At most `limits.max_input_bytes` are read: a longer input is rejected,
-/// never truncated.
+/// At most `limits.max_decompressed_bytes` are read, the limit of any
+/// decompressed report: a longer input is rejected, never truncated.
 pub fn parse_xml_stream<S: ReportSink + ?Sized>(
     input: &mut dyn std::io::Read,
     limits: &IngestLimits,
     sink: &mut S,
 ) -> Result<Vec<Found>, ParseError> {
-    let limit = limits.max_input_bytes;
+    let limit = limits.max_decompressed_bytes;
     let mut counted = Counted {
         inner: std::io::Read::take(input, limit.saturating_add(1)),
         n: 0,
@@ -202,10 +202,7 @@ pub fn parse_xml_stream<S: ReportSink + ?Sized>(
     let opts = aggregate_options(limits);
     let result = aggregate::parse_reader_with(&mut counted, sink, &opts);
     if counted.n > limit {
-        return Err(ParseError::TooLarge {
-            what: "input".to_owned(),
-            limit,
-        });
+        return Err(container::plain_xml_too_large(limits));
     }
     Ok(vec![aggregate_found(result?)])
 }

@@ -240,8 +240,9 @@ pub trait ReportStore {
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError>;
     /// Like [`ingest_item`](Self::ingest_item), for one plain-XML aggregate
     /// report read as a stream (a file too large to hold in memory). The
-    /// default reads it whole (within `max_input_bytes`); a backend that can
-    /// store records as they are parsed overrides it.
+    /// default reads it whole (within `max_decompressed_bytes`, the limit
+    /// of a plain-XML report); a backend that can store records as they
+    /// are parsed overrides it.
     fn ingest_xml_stream(
         &mut self,
         origin: &str,
@@ -251,16 +252,13 @@ pub trait ReportStore {
         use std::io::Read as _;
         let mut bytes = Vec::new();
         input
-            .take(limits.max_input_bytes.saturating_add(1))
+            .take(limits.max_decompressed_bytes.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(|e| StoreError::Backend {
                 source: Box::new(e),
             })?;
-        if bytes.len() as u64 > limits.max_input_bytes {
-            return Ok(Err(ParseError::TooLarge {
-                what: "input".to_owned(),
-                limit: limits.max_input_bytes,
-            }));
+        if bytes.len() as u64 > limits.max_decompressed_bytes {
+            return Ok(Err(parse::container::plain_xml_too_large(limits)));
         }
         self.ingest_item(origin, &bytes, limits)
     }
