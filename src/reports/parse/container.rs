@@ -2,11 +2,20 @@
 //! messages (attachments or body, base64 / quoted-printable, nested
 //! `message/rfc822`), detected by content, not by file name.
 //!
-//! Owns bytes → [`Payload`]s (aggregate XML, TLS-RPT JSON, failure
-//! reports) under the size, ratio and depth caps of [`IngestLimits`]; a
-//! zip's entry count and directory size are checked from its end record
-//! before the zip crate reads the directory.
-//! Leaves the report formats to `aggregate.rs`, `tlsrpt.rs`, `failure.rs`.
+//! Owns walking an item's layers and handing each report found to a
+//! callback as a [`Part`] (aggregate XML, TLS-RPT JSON, failure reports)
+//! under the size, ratio and depth caps of [`IngestLimits`]. Aggregate XML
+//! inside gzip and zip is handed on as a stream, decompressed as the
+//! parser reads it: a 100 MB report compressed to 3 MB never needs 100 MB
+//! of memory. Each decompression layer is counted as it is read (the
+//! item's decompressed budget, the layer's and the whole item's ratio), so
+//! a bomb stops at the cap, before or after the report it hides behind.
+//! What cannot be streamed is read into memory within those caps: a zip
+//! (its directory is at its end), a mail message (mail-parser decodes a
+//! whole message: the attachment is held once, decoded, bounded by the
+//! message size), TLS-RPT JSON. A zip's entry count and directory size are
+//! checked from its end record before the zip crate reads the directory.
+//! Leaves the report formats to `aggregate`, `tlsrpt`, `failure`.
 
 use std::cell::{Cell, RefCell};
 use std::io::{BufRead, Read};
