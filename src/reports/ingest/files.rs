@@ -127,4 +127,8 @@ impl Source for FileSource {
     fn finish(&mut self, _item: &Item, _outcome: &Outcome) -> Result<(), IngestError> {
         Ok(())
     }
+
+    fn moves_items(&self) -> bool {
+        false
+    }
 }

@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 mod checklist;
@@ -262,6 +262,19 @@ pub trait ReportStore {
         }
         self.ingest_item(origin, &bytes, limits)
     }
+    /// Starts a group of items that [`commit_group`](Self::commit_group)
+    /// makes durable together: each item stays all or nothing, but the
+    /// commit (an fsync of the log) is shared. Returns false when the
+    /// store commits every item by itself (the default); the caller then
+    /// needs no `commit_group`. Nothing read from an item may be moved or
+    /// acknowledged before its group is committed.
+    fn begin_group(&mut self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    /// Commits the items ingested since [`begin_group`](Self::begin_group).
+    fn commit_group(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Every stored report, newest first, optionally for one domain.
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError>;
     /// One report by kind and id.
@@ -494,6 +507,24 @@ impl ReportStore for SqliteStore {
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
         self.in_transaction(origin, |sink| parse::parse_xml_stream(input, limits, sink))
+    }
+
+    fn begin_group(&mut self) -> Result<bool, StoreError> {
+        if self.conn.is_autocommit() {
+            self.conn
+                .execute_batch("BEGIN")
+                .map_err(q("begin a group of items"))?;
+        }
+        Ok(true)
+    }
+
+    fn commit_group(&mut self) -> Result<(), StoreError> {
+        if !self.conn.is_autocommit() {
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(q("commit a group of items"))?;
+        }
+        Ok(())
     }
 
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
