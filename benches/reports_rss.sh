@@ -15,7 +15,9 @@
 # on each form, inside unshare -n, for sizes up to PEER_MAX records
 # (it needs about 6 KB of memory per record and minutes per 100,000).
 # BEFORE=BINARY also runs another mailauth build (e.g. the previous
-# release) on the same files.
+# release) on the same files; MAILAUTH=BINARY measures that build instead
+# of building the release one (peak RSS hardly depends on the profile;
+# wall times do).
 #
 #   benches/reports_rss.sh
 #   SIZES=10000,200000 RUNS=1 PARSEDMARC=0 benches/reports_rss.sh
@@ -38,9 +40,12 @@ for bin in python3 /usr/bin/time unshare sqlite3; do
 done
 
 echo "== machine: $(nproc) cores; $(uptime)"
-echo "== building mailauth (release)"
-(cd "$ROOT" && cargo build --release --quiet --bin mailauth)
-MAILAUTH=$TARGET/release/mailauth
+if [ -z "${MAILAUTH:-}" ]; then
+    echo "== building mailauth (release)"
+    (cd "$ROOT" && cargo build --release --quiet --bin mailauth)
+    MAILAUTH=$TARGET/release/mailauth
+fi
+echo "== mailauth: $MAILAUTH"
 
 if [ "$PARSEDMARC" = 1 ] && [ ! -x "$VENV/bin/parsedmarc" ]; then
     echo "== installing parsedmarc==$PARSEDMARC_VERSION into $VENV"
@@ -59,7 +64,7 @@ measure() {
     for ((i = 0; i < RUNS; i++)); do
         rm -f "$WORK/m.db" "$WORK/m.db-wal" "$WORK/m.db-shm"
         /usr/bin/time -f '%M %e' -o "$WORK/time.txt" \
-            "$bin" reports --db "$WORK/m.db" ingest --json "$file" > "$WORK/out.json" 2> "$WORK/err.txt" || true
+            "$bin" reports --db "$WORK/m.db" ingest --json --item-timeout 3600 "$file" > "$WORK/out.json" 2> "$WORK/err.txt" || true
         local stored
         stored=$(sqlite3 "$WORK/m.db" 'SELECT count(*) FROM records' 2>/dev/null || echo 0)
         if [ "$stored" != "$want" ]; then
