@@ -181,10 +181,13 @@ pub struct IngestArgs {
     /// opened): checks a batch, and measures parsing alone.
     #[arg(long)]
     pub dry_run: bool,
-    /// Largest input item in bytes.
+    /// Largest input item held in memory in bytes (a compressed file, a
+    /// mail message); a plain-XML file is a report already decompressed
+    /// and is held to --max-decompressed-bytes instead.
     #[arg(long, default_value_t = IngestLimits::default().max_input_bytes)]
     pub max_input_bytes: u64,
-    /// Largest total decompressed size per item in bytes.
+    /// Largest total decompressed size per item in bytes, all layers
+    /// together; also the largest plain-XML report.
     #[arg(long, default_value_t = IngestLimits::default().max_decompressed_bytes)]
     pub max_decompressed_bytes: u64,
     /// Seconds one item may take to parse; past it the item is set aside
@@ -866,7 +869,10 @@ fn ingest_cmd(
     };
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
     if !a.paths.is_empty() {
-        sources.push(Box::new(FileSource::new(a.paths, limits.max_input_bytes)));
+        sources.push(Box::new(
+            FileSource::new(a.paths, limits.max_input_bytes)
+                .with_xml_limit(limits.max_decompressed_bytes),
+        ));
     }
     for m in a.mbox {
         sources.push(Box::new(

@@ -1,6 +1,10 @@
 //! Files and directories (walked recursively, in name order) as a source.
 //! Owns listing and reading; leaves the files where they are. A large
-//! plain-XML file is handed on unread, to be parsed as a stream.
+//! plain-XML file is handed on unread, to be parsed as a stream. A plain-XML
+//! file is a report already decompressed: its size is held to the
+//! decompressed limit (`max_decompressed_bytes`), like the same report
+//! inside gzip or zip; any other file is read into memory and held to the
+//! input limit (`max_input_bytes`).
 //! Symbolic links are followed, but a directory is walked once however
 //! many links lead to it: a link loop (`dir/up -> ..`) ends there.
 
@@ -38,6 +42,8 @@ fn plain_xml(path: &std::path::Path) -> bool {
 pub struct FileSource {
     pending: VecDeque<PathBuf>,
     limit: u64,
+    /// Largest plain-XML file (`IngestLimits::max_decompressed_bytes`).
+    xml_limit: u64,
     /// (device, inode) of every directory walked.
     walked: HashSet<(u64, u64)>,
 }
@@ -48,8 +54,17 @@ impl FileSource {
         Self {
             pending: paths.into_iter().collect(),
             limit,
+            xml_limit: crate::reports::IngestLimits::default().max_decompressed_bytes,
             walked: HashSet::new(),
         }
+    }
+
+    /// The largest plain-XML file (see
+    /// `IngestLimits::max_decompressed_bytes`; 512 MiB if not set).
+    #[must_use]
+    pub fn with_xml_limit(mut self, limit: u64) -> Self {
+        self.xml_limit = limit;
+        self
     }
 }
 
@@ -81,7 +96,15 @@ impl Source for FileSource {
             if !meta.is_file() {
                 continue;
             }
-            if meta.len() > STREAM_ABOVE && meta.len() <= self.limit && plain_xml(&path) {
+            let xml = plain_xml(&path);
+            if xml && meta.len() > self.xml_limit {
+                return Some(Err(IngestError::TooLarge {
+                    path,
+                    size: meta.len(),
+                    limit: self.xml_limit,
+                }));
+            }
+            if xml && meta.len() > STREAM_ABOVE {
                 return Some(Ok(Item {
                     origin: path.display().to_string(),
                     bytes: Vec::new(),
@@ -89,7 +112,9 @@ impl Source for FileSource {
                     stream: true,
                 }));
             }
-            return Some(read_file(&path, self.limit).map(|bytes| Item {
+            // A plain-XML file read whole is at most STREAM_ABOVE bytes.
+            let limit = if xml { self.xml_limit } else { self.limit };
+            return Some(read_file(&path, limit).map(|bytes| Item {
                 origin: path.display().to_string(),
                 bytes,
                 path: Some(path),
@@ -101,5 +126,9 @@ impl Source for FileSource {
 
     fn finish(&mut self, _item: &Item, _outcome: &Outcome) -> Result<(), IngestError> {
         Ok(())
+    }
+
+    fn moves_items(&self) -> bool {
+        false
     }
 }

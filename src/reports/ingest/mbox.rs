@@ -164,6 +164,10 @@ impl Source for MboxSource {
     fn finish(&mut self, _item: &Item, _outcome: &Outcome) -> Result<(), IngestError> {
         Ok(())
     }
+
+    fn moves_items(&self) -> bool {
+        false
+    }
 }
 
 impl MboxSource {

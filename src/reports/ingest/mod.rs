@@ -4,7 +4,8 @@
 //! and what happens to an item after it has been handled (Maildir moves it
 //! to an archive or invalid folder). Leaves parsing to `reports::parse` and
 //! SQL to `reports::store`: [`run`] glues them, one store transaction per
-//! item, and only then calls [`Source::finish`]. A new source (IMAP) is one
+//! item (items of a source that moves nothing are committed in groups),
+//! and only then calls [`Source::finish`]. A new source (IMAP) is one
 //! more module implementing [`Source`].
 
 mod files;
@@ -87,7 +88,19 @@ pub trait Source {
     /// commit, so a crash at any moment loses nothing, and the dedupe in
     /// the store makes the re-run count the item as a duplicate.
     fn finish(&mut self, item: &Item, outcome: &Outcome) -> Result<(), IngestError>;
+    /// Whether [`finish`](Self::finish) acts on the item (moves, flags or
+    /// deletes it): true by default. A source that leaves its items where
+    /// they are (files, mbox) lets [`run`] commit items in groups.
+    fn moves_items(&self) -> bool {
+        true
+    }
 }
+
+/// Items committed together when the source moves nothing (one fsync per
+/// group instead of one per item): at most this many...
+const GROUP_ITEMS: usize = 256;
+/// ...or this much time since the group began, whichever comes first.
+const GROUP_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A rejected or failed item.
 #[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,6 +147,11 @@ impl Summary {
 /// Ingests every item of `source` into `store`, one transaction per item.
 /// A bad item never stops the batch; a database failure does.
 /// `progress` is called after each item.
+///
+/// When the source moves nothing ([`Source::moves_items`] is false), items
+/// are committed in groups ([`ReportStore::begin_group`]): each item is
+/// still all or nothing, and [`Source::finish`] is still called only after
+/// the commit that holds the item.
 pub fn run(
     source: &mut dyn Source,
     store: &mut dyn ReportStore,
@@ -141,6 +159,10 @@ pub fn run(
     progress: &mut dyn FnMut(&Summary),
 ) -> Result<Summary, IngestError> {
     let mut summary = Summary::default();
+    let grouping = !source.moves_items();
+    // Items in the open group: finished once it is committed.
+    let mut pending: Vec<(Item, Outcome)> = Vec::new();
+    let mut group: Option<std::time::Instant> = None;
     while let Some(next) = source.next_item() {
         summary.items += 1;
         let item = match next {
@@ -154,23 +176,26 @@ pub fn run(
                 continue;
             }
         };
-        let stored = match (item.stream, &item.path) {
-            (true, Some(path)) => match std::fs::File::open(path) {
-                Ok(mut file) => store.ingest_xml_stream(&item.origin, &mut file, limits)?,
-                Err(source) => {
-                    summary.errors.push(Problem {
-                        origin: item.origin.clone(),
-                        reason: IngestError::Read {
-                            path: path.clone(),
-                            source,
-                        }
-                        .to_string(),
-                    });
-                    progress(&summary);
-                    continue;
+        if grouping && group.is_none() && store.begin_group()? {
+            group = Some(std::time::Instant::now());
+        }
+        let stored = match ingest_one(store, &item, limits) {
+            Ok(Ok(stored)) => stored,
+            Ok(Err(unreadable)) => {
+                summary.errors.push(Problem {
+                    origin: item.origin.clone(),
+                    reason: unreadable.to_string(),
+                });
+                progress(&summary);
+                continue;
+            }
+            Err(e) => {
+                // What the group holds before the failed item is kept.
+                if group.is_some() && store.commit_group().is_ok() {
+                    finish_all(source, &mut pending, &mut summary);
                 }
-            },
-            _ => store.ingest_item(&item.origin, &item.bytes, limits)?,
+                return Err(e.into());
+            }
         };
         let outcome = match stored {
             Ok(found) => {
@@ -205,15 +230,59 @@ pub fn run(
                 Outcome::Invalid { reason }
             }
         };
+        pending.push((item, outcome));
+        match group {
+            Some(began) if pending.len() < GROUP_ITEMS && began.elapsed() < GROUP_TIME => {}
+            Some(_) => {
+                store.commit_group()?;
+                group = None;
+                finish_all(source, &mut pending, &mut summary);
+            }
+            None => finish_all(source, &mut pending, &mut summary),
+        }
+        progress(&summary);
+    }
+    if group.is_some() {
+        store.commit_group()?;
+        finish_all(source, &mut pending, &mut summary);
+        progress(&summary);
+    }
+    Ok(summary)
+}
+
+/// What storing one item gave: its reports, or why it was rejected.
+type Stored = Result<Vec<super::parse::Found>, super::parse::ParseError>;
+
+/// Stores one item; `Ok(Err(_))` when its file can no longer be opened.
+fn ingest_one(
+    store: &mut dyn ReportStore,
+    item: &Item,
+    limits: &IngestLimits,
+) -> Result<Result<Stored, IngestError>, StoreError> {
+    match (item.stream, &item.path) {
+        (true, Some(path)) => match std::fs::File::open(path) {
+            Ok(mut file) => store
+                .ingest_xml_stream(&item.origin, &mut file, limits)
+                .map(Ok),
+            Err(source) => Ok(Err(IngestError::Read {
+                path: path.clone(),
+                source,
+            })),
+        },
+        _ => store.ingest_item(&item.origin, &item.bytes, limits).map(Ok),
+    }
+}
+
+/// Calls [`Source::finish`] for every item whose data is committed.
+fn finish_all(source: &mut dyn Source, pending: &mut Vec<(Item, Outcome)>, summary: &mut Summary) {
+    for (item, outcome) in pending.drain(..) {
         if let Err(e) = source.finish(&item, &outcome) {
             summary.errors.push(Problem {
                 origin: item.origin.clone(),
                 reason: e.to_string(),
             });
         }
-        progress(&summary);
     }
-    Ok(summary)
 }
 
 fn error_origin(e: &IngestError) -> String {

@@ -2,14 +2,25 @@
 //! messages (attachments or body, base64 / quoted-printable, nested
 //! `message/rfc822`), detected by content, not by file name.
 //!
-//! Owns bytes → [`Payload`]s (aggregate XML, TLS-RPT JSON, failure
-//! reports) under the size, ratio and depth caps of [`IngestLimits`] and
-//! within the item's time budget (looked at on every layer and every read
-//! of a decompressor); a zip's entry count and directory size are checked
-//! from its end record before the zip crate reads the directory.
-//! Leaves the report formats to `aggregate.rs`, `tlsrpt.rs`, `failure.rs`.
+//! Owns walking an item's layers and handing each report found to a
+//! callback as a [`Part`] (aggregate XML, TLS-RPT JSON, failure reports)
+//! under the size, ratio and depth caps of [`IngestLimits`] and within the
+//! item's time budget (looked at on every layer and every read of a
+//! decompressor). Aggregate XML
+//! inside gzip and zip is handed on as a stream, decompressed as the
+//! parser reads it: a 100 MB report compressed to 3 MB never needs 100 MB
+//! of memory. Each decompression layer is counted as it is read (the
+//! item's decompressed budget, the layer's and the whole item's ratio), so
+//! a bomb stops at the cap, before or after the report it hides behind.
+//! What cannot be streamed is read into memory within those caps: a zip
+//! (its directory is at its end), a mail message (mail-parser decodes a
+//! whole message: the attachment is held once, decoded, bounded by the
+//! message size), TLS-RPT JSON. A zip's entry count and directory size are
+//! checked from its end record before the zip crate reads the directory.
+//! Leaves the report formats to `aggregate`, `tlsrpt`, `failure`.
 
-use std::io::Read;
+use std::cell::{Cell, RefCell};
+use std::io::{BufRead, Read};
 
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 
@@ -72,130 +83,15 @@ fn sniff(bytes: &[u8]) -> Sniff {
 }
 
 /// Most output `compressed_len` bytes may inflate to before the ratio cap
-/// is exceeded: the largest `n` that [`check_ratio`] accepts.
-fn ratio_cap(compressed_len: usize, max_ratio: u64) -> u64 {
-    let compressed = (compressed_len as u64).max(1);
+/// is exceeded: the largest `n` with `n / compressed_len <= max_ratio`,
+/// and never less than 1 MiB (a ratio only means something past a few
+/// pages of output).
+fn ratio_cap(compressed_len: u64, max_ratio: u64) -> u64 {
+    let compressed = compressed_len.max(1);
     compressed
         .saturating_mul(max_ratio.saturating_add(1))
         .saturating_sub(1)
         .max(1 << 20)
-}
-
-/// The output cap of one decompression: the size budget, or the ratio cap
-/// of the layer and of the whole item (`origin_len` bytes), whichever is
-/// smallest. Stopping there keeps a bomb from inflating to the size
-/// budget before the ratio is checked; measuring against the whole item
-/// catches bombs nested in layers that are each under the ratio.
-fn output_cap(limit: u64, compressed_len: usize, origin_len: usize, max_ratio: u64) -> u64 {
-    limit
-        .min(ratio_cap(compressed_len, max_ratio))
-        .min(ratio_cap(origin_len, max_ratio))
-}
-
-/// The error for output past `cap` (see [`output_cap`]).
-fn over_cap(cap: u64, limit: u64, max_ratio: u64, what: &str) -> ParseError {
-    if cap >= limit {
-        ParseError::TooLarge {
-            what: format!("{what} decompressed size"),
-            limit,
-        }
-    } else {
-        ParseError::TooLarge {
-            what: format!("{what} compression ratio"),
-            limit: max_ratio,
-        }
-    }
-}
-
-/// Reads at most `limit` bytes; more is a bomb (or just too big).
-fn read_capped(
-    reader: impl Read,
-    limit: u64,
-    compressed_len: usize,
-    origin_len: usize,
-    limits: &IngestLimits,
-    what: &str,
-) -> Result<Vec<u8>, ParseError> {
-    let max_ratio = limits.max_ratio;
-    let cap = output_cap(limit, compressed_len, origin_len, max_ratio);
-    let mut out = Vec::new();
-    let reader = super::Deadlined {
-        inner: reader,
-        deadline: limits.item_deadline,
-    };
-    reader
-        .take(cap.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            super::read_error(e, limits, |e| ParseError::Container {
-                msg: format!("{what}: {e}"),
-            })
-        })?;
-    let n = out.len() as u64;
-    if n > cap {
-        return Err(over_cap(cap, limit, max_ratio, what));
-    }
-    check_ratio(n, compressed_len, max_ratio, what)?;
-    Ok(out)
-}
-
-/// Decompresses every gzip member.
-///
-/// RFC 1952 section 2.2: "A gzip file consists of a series of members
-/// (compressed data sets)". This is `MultiGzDecoder`, member by member, so
-/// that trailing line breaks after the last member (Mimecast sends them)
-/// are tolerated instead of failing as a broken next member.
-fn gunzip(
-    bytes: &[u8],
-    limit: u64,
-    origin_len: usize,
-    limits: &IngestLimits,
-) -> Result<Vec<u8>, ParseError> {
-    let max_ratio = limits.max_ratio;
-    let cap = output_cap(limit, bytes.len(), origin_len, max_ratio);
-    let mut out = Vec::new();
-    let mut rest = bytes;
-    while rest.starts_with(&[0x1f, 0x8b]) {
-        let room = cap.saturating_sub(out.len() as u64);
-        let mut member = super::Deadlined {
-            inner: flate2::bufread::GzDecoder::new(rest),
-            deadline: limits.item_deadline,
-        }
-        .take(room.saturating_add(1));
-        member.read_to_end(&mut out).map_err(|e| {
-            super::read_error(e, limits, |e| ParseError::Container {
-                msg: format!("gzip: {e}"),
-            })
-        })?;
-        if out.len() as u64 > cap {
-            return Err(over_cap(cap, limit, max_ratio, "gzip"));
-        }
-        rest = member.into_inner().inner.into_inner();
-    }
-    if !rest.iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
-        return Err(ParseError::Container {
-            msg: format!("gzip: {} bytes of trailing garbage", rest.len()),
-        });
-    }
-    check_ratio(out.len() as u64, bytes.len(), max_ratio, "gzip")?;
-    Ok(out)
-}
-
-fn check_ratio(
-    n: u64,
-    compressed_len: usize,
-    max_ratio: u64,
-    what: &str,
-) -> Result<(), ParseError> {
-    // A ratio check only means something past a few pages of output.
-    let compressed = (compressed_len as u64).max(1);
-    if n > 1 << 20 && n / compressed > max_ratio {
-        return Err(ParseError::TooLarge {
-            what: format!("{what} compression ratio ({}:1)", n / compressed),
-            limit: max_ratio,
-        });
-    }
-    Ok(())
 }
 
 fn too_many_zip_entries(limits: &IngestLimits) -> ParseError {
@@ -297,135 +193,553 @@ fn check_zip_directory(bytes: &[u8], limits: &IngestLimits) -> Result<(), ParseE
     Ok(())
 }
 
-/// Unpacks `bytes` into the reports it contains.
-pub fn unpack(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Payload>, ParseError> {
-    if bytes.len() as u64 > limits.max_input_bytes {
-        return Err(ParseError::TooLarge {
-            what: "input".to_owned(),
-            limit: limits.max_input_bytes,
-        });
-    }
-    let mut out = Vec::new();
-    let mut budget = limits.max_decompressed_bytes;
-    unpack_into(bytes, bytes.len(), limits, 0, &mut budget, &mut out)?;
-    if out.is_empty() {
-        return Err(ParseError::NotAReport {
-            detail: "no report found in the message".to_owned(),
-        });
-    }
-    Ok(out)
+/// A report found inside a container, handed on as soon as it is found.
+pub enum Part<'a> {
+    /// Aggregate XML held in memory (bytes as sent, possibly not UTF-8).
+    Xml(&'a [u8]),
+    /// Aggregate XML decompressed as it is read: never held whole. A read
+    /// error here may stand for a limit hit below; the error returned from
+    /// the callback is then replaced by that limit's error.
+    XmlStream(&'a mut dyn Read),
+    /// SMTP TLS report JSON.
+    Json(&'a [u8]),
+    /// A failure report taken from a message.
+    Failure(Box<FailureReport>),
 }
 
-fn unpack_into(
-    bytes: &[u8],
-    origin_len: usize,
-    limits: &IngestLimits,
+/// What one item's walk shares across its layers.
+struct Ctx<'l> {
+    limits: &'l IngestLimits,
+    /// Size of the whole item, for the item-wide ratio cap.
+    origin_len: u64,
+    /// Decompressed bytes the item may still produce, all layers together
+    /// (`max_decompressed_bytes` at the start).
+    budget: Cell<u64>,
+    /// The first limit or container error met by a reader deep in the
+    /// stack. The reader fails with an `io::Error` that the layers above
+    /// (flate2, zip, the XML parser) pass on or wrap; the walk then reports
+    /// this error instead of theirs.
+    failed: RefCell<Option<ParseError>>,
+    /// Reports handed to the callback so far.
+    found: Cell<usize>,
+}
+
+impl Ctx<'_> {
+    fn fail(&self, e: ParseError) -> std::io::Error {
+        let mut failed = self.failed.borrow_mut();
+        if failed.is_none() {
+            *failed = Some(e);
+        }
+        std::io::Error::other("container limit")
+    }
+
+    /// `e`, or the error of the reader that caused it.
+    fn cause(&self, e: ParseError) -> ParseError {
+        self.failed.take().unwrap_or(e)
+    }
+
+    fn read_error(&self, what: &str, e: &std::io::Error) -> ParseError {
+        self.cause(ParseError::Container {
+            msg: format!("{what}: {e}"),
+        })
+    }
+}
+
+/// Why a walk stopped.
+enum Stop {
+    /// A layer is not a report, is broken or too large; nothing of it has
+    /// reached the callback.
+    Container(ParseError),
+    /// The callback failed, or the stream it was reading did: the item is
+    /// rejected whatever else it holds.
+    Fatal(ParseError),
+}
+
+impl From<ParseError> for Stop {
+    fn from(e: ParseError) -> Self {
+        Self::Container(e)
+    }
+}
+
+impl Stop {
+    fn into_inner(self) -> ParseError {
+        match self {
+            Self::Container(e) | Self::Fatal(e) => e,
+        }
+    }
+}
+
+type Emit<'e> = dyn FnMut(Part<'_>) -> Result<(), ParseError> + 'e;
+
+fn emit_part(ctx: &Ctx<'_>, emit: &mut Emit<'_>, part: Part<'_>) -> Result<(), Stop> {
+    ctx.found.set(ctx.found.get() + 1);
+    emit(part).map_err(|e| Stop::Fatal(ctx.cause(e)))
+}
+
+/// The output of one decompression layer, counted against the item's
+/// budget and the ratio caps as it is read: a bomb stops at the cap, never
+/// inflated past it.
+struct Capped<'c, R> {
+    inner: R,
+    ctx: &'c Ctx<'c>,
+    what: String,
+    out: u64,
+    /// The ratio caps known beforehand: the whole item's, and the layer's
+    /// own when its compressed size is known.
+    cap: u64,
+    /// Bytes read into the layer so far, when its compressed size is not
+    /// known beforehand (a layer inside a stream): its ratio is checked
+    /// against what it has read.
+    read_in: Option<&'c Cell<u64>>,
+}
+
+impl<'c, R: Read> Capped<'c, R> {
+    fn new(
+        ctx: &'c Ctx<'c>,
+        inner: R,
+        what: String,
+        compressed_len: Option<u64>,
+        read_in: Option<&'c Cell<u64>>,
+    ) -> Self {
+        let r = ctx.limits.max_ratio;
+        let mut cap = ratio_cap(ctx.origin_len, r);
+        if let Some(n) = compressed_len {
+            cap = cap.min(ratio_cap(n, r));
+        }
+        Self {
+            inner,
+            ctx,
+            what,
+            out: 0,
+            cap,
+            read_in,
+        }
+    }
+
+    fn ratio_error(&self) -> ParseError {
+        ParseError::TooLarge {
+            what: format!("{} compression ratio", self.what),
+            limit: self.ctx.limits.max_ratio,
+        }
+    }
+}
+
+impl<R: Read> Read for Capped<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let ctx = self.ctx;
+        // The item's time budget, on every read of a decompressor: a slow
+        // decompression stops mid-stream.
+        if let Err(e) = super::check_deadline(ctx.limits) {
+            return Err(ctx.fail(e));
+        }
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if ctx.failed.borrow().is_some() => return Err(e),
+            Err(e) => {
+                return Err(ctx.fail(ParseError::Container {
+                    msg: format!("{}: {e}", self.what),
+                }));
+            }
+        };
+        self.out += n as u64;
+        let left = ctx.budget.get();
+        if n as u64 > left {
+            ctx.budget.set(0);
+            return Err(ctx.fail(ParseError::TooLarge {
+                what: format!("{} decompressed size", self.what),
+                limit: ctx.limits.max_decompressed_bytes,
+            }));
+        }
+        ctx.budget.set(left - n as u64);
+        if self.out > self.cap
+            || self
+                .read_in
+                .is_some_and(|c| self.out > ratio_cap(c.get(), ctx.limits.max_ratio))
+        {
+            return Err(ctx.fail(self.ratio_error()));
+        }
+        Ok(n)
+    }
+}
+
+/// Counts the bytes read through it into a cell the layer above reads.
+struct Counting<'c, R> {
+    inner: R,
+    n: &'c Cell<u64>,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n.set(self.n.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// A buffered reader that can look a few bytes ahead across its reads
+/// (the next gzip member's magic number).
+struct Peek<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    pos: usize,
+    len: usize,
+}
+
+impl<R: Read> Peek<R> {
+    const SIZE: usize = 32 << 10;
+
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            buf: vec![0; Self::SIZE].into_boxed_slice(),
+            pos: 0,
+            len: 0,
+        }
+    }
+
+    /// At least `n` bytes ahead, fewer only at the end of the input.
+    fn peek(&mut self, n: usize) -> std::io::Result<&[u8]> {
+        if self.len - self.pos < n {
+            self.buf.copy_within(self.pos..self.len, 0);
+            self.len -= self.pos;
+            self.pos = 0;
+            while self.len < n {
+                let k = self.inner.read(&mut self.buf[self.len..])?;
+                if k == 0 {
+                    break;
+                }
+                self.len += k;
+            }
+        }
+        Ok(&self.buf[self.pos..self.len])
+    }
+}
+
+impl<R: Read> Read for Peek<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for Peek<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.pos == self.len {
+            self.pos = 0;
+            self.len = self.inner.read(&mut self.buf)?;
+        }
+        Ok(&self.buf[self.pos..self.len])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.len);
+    }
+}
+
+type GzInput<'a> = Peek<Counting<'a, Box<dyn Read + 'a>>>;
+
+/// Every gzip member, decompressed as it is read.
+///
+/// RFC 1952 section 2.2: "A gzip file consists of a series of members
+/// (compressed data sets)". Member by member rather than flate2's
+/// `MultiGzDecoder`, so that trailing line breaks after the last member
+/// (Mimecast sends them) are tolerated instead of failing as a broken
+/// next member; anything else after the last member is an error.
+struct Gunzip<'a> {
+    member: Option<flate2::bufread::GzDecoder<GzInput<'a>>>,
+}
+
+impl Read for Gunzip<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let Some(member) = self.member.as_mut() else {
+                return Ok(0);
+            };
+            let n = member.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            let Some(member) = self.member.take() else {
+                return Ok(0);
+            };
+            let mut rest = member.into_inner();
+            if rest.peek(2)?.starts_with(&[0x1f, 0x8b]) {
+                self.member = Some(flate2::bufread::GzDecoder::new(rest));
+                continue;
+            }
+            let (mut len, mut garbage) = (0u64, false);
+            loop {
+                let chunk = rest.fill_buf()?;
+                if chunk.is_empty() {
+                    break;
+                }
+                garbage |= !chunk.iter().all(|b| b.is_ascii_whitespace() || *b == 0);
+                len += chunk.len() as u64;
+                let n = chunk.len();
+                rest.consume(n);
+            }
+            if garbage {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{len} bytes of trailing garbage"),
+                ));
+            }
+            return Ok(0);
+        }
+    }
+}
+
+/// Decompresses a gzip layer (`compressed_len` bytes when known) as its
+/// content is walked.
+fn gunzip<'a>(
+    ctx: &Ctx<'_>,
+    input: Box<dyn Read + 'a>,
+    compressed_len: Option<u64>,
     depth: usize,
-    budget: &mut u64,
-    out: &mut Vec<Payload>,
-) -> Result<(), ParseError> {
+    emit: &mut Emit<'_>,
+) -> Result<(), Stop> {
+    let read_in = Cell::new(0);
+    let input = Peek::new(Counting {
+        inner: input,
+        n: &read_in,
+    });
+    let gz = Gunzip {
+        member: Some(flate2::bufread::GzDecoder::new(input)),
+    };
+    let by_input = compressed_len.is_none().then_some(&read_in);
+    let mut out = Capped::new(ctx, gz, "gzip".to_owned(), compressed_len, by_input);
+    walk_stream(ctx, &mut out, depth + 1, emit)
+}
+
+/// Reads a zip archive's entries one by one, each decompressed as it is
+/// walked. The entry count and directory size are checked first.
+fn unzip(ctx: &Ctx<'_>, bytes: &[u8], depth: usize, emit: &mut Emit<'_>) -> Result<(), Stop> {
+    let limits = ctx.limits;
+    check_zip_directory(bytes, limits)?;
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| ParseError::Container {
+            msg: format!("zip: {e}"),
+        })?;
+    if archive.len() > limits.max_zip_entries {
+        return Err(too_many_zip_entries(limits).into());
+    }
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| ParseError::Container {
+            msg: format!("zip entry {i}: {e}"),
+        })?;
+        if entry.is_dir() {
+            continue;
+        }
+        let compressed = entry.compressed_size();
+        let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
+        let mut out = Capped::new(
+            ctx,
+            &mut entry,
+            format!("zip entry {name:?}"),
+            Some(compressed),
+            None,
+        );
+        match walk_stream(ctx, &mut out, depth + 1, emit) {
+            // A README or `__MACOSX/` entry beside the report.
+            Ok(()) | Err(Stop::Container(ParseError::NotAReport { .. })) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn check_depth(limits: &IngestLimits, depth: usize) -> Result<(), ParseError> {
     if depth > limits.max_nesting {
         return Err(ParseError::TooLarge {
             what: "container nesting depth".to_owned(),
             limit: limits.max_nesting as u64,
         });
     }
+    Ok(())
+}
+
+fn empty_input() -> ParseError {
+    ParseError::NotAReport {
+        detail: "empty input".to_owned(),
+    }
+}
+
+/// Walks a layer held in memory.
+fn walk_bytes(ctx: &Ctx<'_>, bytes: &[u8], depth: usize, emit: &mut Emit<'_>) -> Result<(), Stop> {
+    check_depth(ctx.limits, depth)?;
     // Every layer, zip entry and MIME message: the item's time budget.
-    super::check_deadline(limits)?;
+    super::check_deadline(ctx.limits)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ParseError::NotAReport {
-            detail: "empty input".to_owned(),
-        });
+        return Err(empty_input().into());
     }
     match sniff(bytes) {
-        Sniff::Gzip => {
-            let data = gunzip(bytes, *budget, origin_len, limits)?;
-            *budget = budget.saturating_sub(data.len() as u64);
-            unpack_owned(data, origin_len, limits, depth + 1, budget, out)
-        }
-        Sniff::Zip => {
-            check_zip_directory(bytes, limits)?;
-            let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
-                ParseError::Container {
-                    msg: format!("zip: {e}"),
-                }
-            })?;
-            if archive.len() > limits.max_zip_entries {
-                return Err(too_many_zip_entries(limits));
-            }
-            for i in 0..archive.len() {
-                let mut entry = archive.by_index(i).map_err(|e| ParseError::Container {
-                    msg: format!("zip entry {i}: {e}"),
-                })?;
-                if entry.is_dir() {
-                    continue;
-                }
-                let compressed = usize::try_from(entry.compressed_size()).unwrap_or(usize::MAX);
-                let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
-                let data = read_capped(
-                    &mut entry,
-                    *budget,
-                    compressed,
-                    origin_len,
-                    limits,
-                    &format!("zip entry {name:?}"),
-                )?;
-                *budget = budget.saturating_sub(data.len() as u64);
-                match unpack_owned(data, origin_len, limits, depth + 1, budget, out) {
-                    // A README or `__MACOSX/` entry beside the report.
-                    Ok(()) | Err(ParseError::NotAReport { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(())
-        }
-        Sniff::Xml => {
-            out.push(Payload::Xml(bytes.to_vec()));
-            Ok(())
-        }
-        Sniff::Json => {
-            out.push(Payload::Json(bytes.to_vec()));
-            Ok(())
-        }
-        Sniff::Mime => unpack_message(bytes, origin_len, limits, depth, budget, out),
-        Sniff::Unknown => Err(ParseError::NotAReport {
-            detail: "not XML, JSON, gzip, zip or a mail message".to_owned(),
-        }),
+        Sniff::Gzip => gunzip(ctx, Box::new(bytes), Some(bytes.len() as u64), depth, emit),
+        Sniff::Zip => unzip(ctx, bytes, depth, emit),
+        Sniff::Xml => emit_part(ctx, emit, Part::Xml(bytes)),
+        Sniff::Json => emit_part(ctx, emit, Part::Json(bytes)),
+        Sniff::Mime => unpack_message(ctx, bytes, depth, emit),
+        Sniff::Unknown => Err(not_a_container().into()),
     }
 }
 
-/// [`unpack_into`] for bytes this module decompressed itself: a report
-/// found in them is kept as it is instead of being copied. The checks are
-/// those of `unpack_into`, in the same order.
-fn unpack_owned(
-    data: Vec<u8>,
-    origin_len: usize,
-    limits: &IngestLimits,
+fn not_a_container() -> ParseError {
+    ParseError::NotAReport {
+        detail: "not XML, JSON, gzip, zip or a mail message".to_owned(),
+    }
+}
+
+/// How much of a stream is looked at to tell what it is.
+const HEAD: usize = 8 << 10;
+
+/// Walks a decompressed layer as it is read. Aggregate XML and gzip stay
+/// streams; zip (which needs its end first), JSON and mail are read into
+/// memory, within the budget the layers below enforce.
+fn walk_stream(
+    ctx: &Ctx<'_>,
+    input: &mut dyn Read,
     depth: usize,
-    budget: &mut u64,
-    out: &mut Vec<Payload>,
-) -> Result<(), ParseError> {
-    if depth <= limits.max_nesting && !data.iter().all(u8::is_ascii_whitespace) {
-        match sniff(&data) {
-            Sniff::Xml => {
-                out.push(Payload::Xml(data));
-                return Ok(());
+    emit: &mut Emit<'_>,
+) -> Result<(), Stop> {
+    check_depth(ctx.limits, depth)?;
+    super::check_deadline(ctx.limits)?;
+    // The first bytes, to sniff. Leading white space past the first HEAD
+    // bytes is counted, not kept (the parser gets as many spaces back, so
+    // positions do not move), so that a layer of nothing but spaces does
+    // not fill memory.
+    let read_err = |e: std::io::Error| Stop::Container(ctx.read_error("reading the report", &e));
+    let mut head = vec![0; HEAD];
+    let mut len = 0;
+    let mut skipped = 0u64;
+    let bom = loop {
+        while len < HEAD {
+            match input.read(&mut head[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(read_err(e)),
             }
-            Sniff::Json => {
-                out.push(Payload::Json(data));
-                return Ok(());
-            }
-            _ => {}
         }
+        let bom = if head[..len].starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            0
+        };
+        if len < HEAD || !head[bom..len].iter().all(u8::is_ascii_whitespace) {
+            break bom;
+        }
+        skipped += (len - bom) as u64;
+        len = bom;
+    };
+    head.truncate(len);
+    if head[bom..].iter().all(u8::is_ascii_whitespace) {
+        return Err(empty_input().into());
     }
-    unpack_into(&data, origin_len, limits, depth, budget, out)
+    let kind = sniff(&head);
+    let spaces = std::io::repeat(b' ').take(skipped);
+    let mut whole = (&head[..bom])
+        .chain(spaces)
+        .chain(&head[bom..])
+        .chain(input);
+    match kind {
+        Sniff::Gzip => gunzip(ctx, Box::new(whole), None, depth, emit),
+        Sniff::Xml => {
+            emit_part(ctx, emit, Part::XmlStream(&mut whole))?;
+            // The rest of the layer, past the report's end: a broken
+            // gzip trailer or a bomb behind the report still rejects
+            // the item.
+            std::io::copy(&mut whole, &mut std::io::sink())
+                .map_err(|e| Stop::Fatal(ctx.read_error("reading the report", &e)))?;
+            Ok(())
+        }
+        Sniff::Zip | Sniff::Json | Sniff::Mime => {
+            let mut data = Vec::new();
+            whole.read_to_end(&mut data).map_err(read_err)?;
+            walk_bytes(ctx, &data, depth, emit)
+        }
+        Sniff::Unknown => Err(not_a_container().into()),
+    }
 }
 
-/// The item itself when it is a plain-XML document within the input
-/// limit: [`unpack`] would return it as the only payload, copied.
-pub(super) fn plain_xml<'a>(bytes: &'a [u8], limits: &IngestLimits) -> Option<&'a [u8]> {
-    let plain = bytes.len() as u64 <= limits.max_input_bytes && sniff(bytes) == Sniff::Xml;
-    plain.then_some(bytes)
+/// Walks `bytes` and hands every report in it to `emit` as it is found:
+/// aggregate XML inside gzip and zip layers as a stream
+/// ([`Part::XmlStream`]), decompressed as the callback reads it, so a
+/// compressed report never needs its decompressed size in memory. The
+/// limits of [`IngestLimits`] hold as for [`unpack`]; an error returned by
+/// `emit` ends the walk with that error.
+pub fn unpack_each(
+    bytes: &[u8],
+    limits: &IngestLimits,
+    emit: &mut dyn FnMut(Part<'_>) -> Result<(), ParseError>,
+) -> Result<(), ParseError> {
+    if bytes.len() as u64 > limits.max_input_bytes {
+        return Err(ParseError::TooLarge {
+            what: "input".to_owned(),
+            limit: limits.max_input_bytes,
+        });
+    }
+    let ctx = Ctx {
+        limits,
+        origin_len: bytes.len() as u64,
+        budget: Cell::new(limits.max_decompressed_bytes),
+        failed: RefCell::new(None),
+        found: Cell::new(0),
+    };
+    walk_bytes(&ctx, bytes, 0, emit).map_err(Stop::into_inner)?;
+    if ctx.found.get() == 0 {
+        return Err(ParseError::NotAReport {
+            detail: "no report found in the message".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Unpacks `bytes` into the reports it contains, each held in memory
+/// (tests, fuzzing; ingestion streams with [`unpack_each`]).
+pub fn unpack(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Payload>, ParseError> {
+    let mut out = Vec::new();
+    unpack_each(bytes, limits, &mut |part| {
+        out.push(match part {
+            Part::Xml(xml) => Payload::Xml(xml.to_vec()),
+            Part::XmlStream(r) => {
+                let mut xml = Vec::new();
+                r.read_to_end(&mut xml).map_err(|e| ParseError::Container {
+                    msg: format!("reading the report: {e}"),
+                })?;
+                Payload::Xml(xml)
+            }
+            Part::Json(json) => Payload::Json(json.to_vec()),
+            Part::Failure(r) => Payload::Failure(r),
+        });
+        Ok(())
+    })?;
+    Ok(out)
+}
+/// The item itself when it is a plain-XML document: [`unpack`] would
+/// return it as the only payload, copied. A plain-XML report is a report
+/// already decompressed, so its size is held to `max_decompressed_bytes`
+/// (as the same report inside gzip or zip is), not to `max_input_bytes`.
+pub(super) fn plain_xml<'a>(
+    bytes: &'a [u8],
+    limits: &IngestLimits,
+) -> Option<Result<&'a [u8], ParseError>> {
+    if sniff(bytes) != Sniff::Xml {
+        return None;
+    }
+    if bytes.len() as u64 > limits.max_decompressed_bytes {
+        return Some(Err(plain_xml_too_large(limits)));
+    }
+    Some(Ok(bytes))
+}
+
+/// The error for a plain-XML report over `max_decompressed_bytes`.
+pub fn plain_xml_too_large(limits: &IngestLimits) -> ParseError {
+    ParseError::TooLarge {
+        what: "plain XML report size (max_decompressed_bytes)".to_owned(),
+        limit: limits.max_decompressed_bytes,
+    }
 }
 
 fn header_block(raw: &[u8]) -> &[u8] {
@@ -448,18 +762,17 @@ fn header_block(raw: &[u8]) -> &[u8] {
 /// with a "message/feedback-report" part and the original message or
 /// headers.
 fn unpack_message(
+    ctx: &Ctx<'_>,
     bytes: &[u8],
-    origin_len: usize,
-    limits: &IngestLimits,
     depth: usize,
-    budget: &mut u64,
-    out: &mut Vec<Payload>,
-) -> Result<(), ParseError> {
+    emit: &mut Emit<'_>,
+) -> Result<(), Stop> {
+    let limits = ctx.limits;
     if depth > limits.max_mime_depth {
-        return Err(ParseError::TooLarge {
+        return Err(Stop::Container(ParseError::TooLarge {
             what: "MIME nesting depth".to_owned(),
             limit: limits.max_mime_depth as u64,
-        });
+        }));
     }
     // mail-parser 0.11 has a `debug_assert!` that some malformed multipart
     // structures trip (found by fuzzing `report_container`): with debug
@@ -514,11 +827,10 @@ fn unpack_message(
                 break;
             }
         }
-        out.push(Payload::Failure(Box::new(report)));
-        return Ok(());
+        return emit_part(ctx, emit, Part::Failure(Box::new(report)));
     }
 
-    let found_before = out.len();
+    let found_before = ctx.found.get();
     let mut first_error = None;
     for (i, part) in message.parts.iter().enumerate() {
         let data: &[u8] = match &part.body {
@@ -542,8 +854,12 @@ fn unpack_message(
             }
             PartType::Message(nested) => {
                 let raw = nested.raw_message();
-                if let Err(e) = unpack_message(raw, origin_len, limits, depth + 1, budget, out) {
-                    first_error.get_or_insert(e);
+                match unpack_message(ctx, raw, depth + 1, emit) {
+                    Ok(()) => {}
+                    Err(Stop::Container(e)) => {
+                        first_error.get_or_insert(e);
+                    }
+                    Err(fatal) => return Err(fatal),
                 }
                 continue;
             }
@@ -553,29 +869,33 @@ fn unpack_message(
             continue;
         }
         if data.len() as u64 > limits.max_attachment_bytes {
-            return Err(ParseError::TooLarge {
+            return Err(Stop::Container(ParseError::TooLarge {
                 what: format!(
                     "attachment {:?}",
                     part.attachment_name().unwrap_or("(unnamed)")
                 ),
                 limit: limits.max_attachment_bytes,
-            });
+            }));
         }
-        match unpack_into(data, origin_len, limits, depth + 1, budget, out) {
+        match walk_bytes(ctx, data, depth + 1, emit) {
             Ok(()) => {}
             // A logo or a signature is not a report; keep looking.
-            Err(ParseError::NotAReport { .. }) => {}
-            Err(e @ ParseError::TooLarge { .. }) => return Err(e),
-            Err(e) => {
+            Err(Stop::Container(ParseError::NotAReport { .. })) => {}
+            Err(Stop::Container(e @ ParseError::TooLarge { .. })) => {
+                return Err(Stop::Container(e));
+            }
+            Err(Stop::Container(e)) => {
                 first_error.get_or_insert(e);
             }
+            // Part of a report already went to the callback.
+            Err(fatal) => return Err(fatal),
         }
     }
-    if out.len() > found_before {
+    if ctx.found.get() > found_before {
         return Ok(());
     }
     if let Some(e) = first_error {
-        return Err(e);
+        return Err(Stop::Container(e));
     }
     // Text-only failure reports (no ARF part).
     let subject = message.subject().unwrap_or_default().to_ascii_lowercase();
@@ -585,7 +905,7 @@ fn unpack_message(
         && let Some(mut report) = failure::parse_text(&text)
     {
         report.reporter = reporter;
-        out.push(Payload::Failure(Box::new(report)));
+        return emit_part(ctx, emit, Part::Failure(Box::new(report)));
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ pub mod types;
 use serde::Serialize;
 
 pub use aggregate::{AggregateSummary, AggregateVisitor, SinkError};
-pub use container::Payload;
+pub use container::{Part, Payload};
 pub use failure::FailureReport;
 pub use tlsrpt::TlsReport;
 pub use types::*;
@@ -66,7 +66,8 @@ pub(crate) fn with_deadline(limits: &IngestLimits) -> IngestLimits {
 /// Past the item's deadline: the item is set aside (`TimedOut`). Looked
 /// at between the stages of every kind (each container layer, zip entry
 /// and MIME message, before and after a failure report or a TLS report),
-/// and on every read while decompressing ([`Deadlined`]); the aggregate
+/// and on every read of a decompressor (`container`'s counting reader); the
+/// aggregate
 /// parser looks every 4,096 tokens.
 pub(crate) fn check_deadline(limits: &IngestLimits) -> Result<(), ParseError> {
     match limits.item_deadline {
@@ -74,41 +75,6 @@ pub(crate) fn check_deadline(limits: &IngestLimits) -> Result<(), ParseError> {
             secs: limits.item_time_budget.as_secs(),
         }),
         _ => Ok(()),
-    }
-}
-
-/// A reader (a decompressor) that fails with `ErrorKind::TimedOut` once the
-/// item's deadline has passed: a slow decompression stops mid-stream.
-pub(crate) struct Deadlined<R> {
-    pub inner: R,
-    pub deadline: Option<std::time::Instant>,
-}
-
-impl<R: std::io::Read> std::io::Read for Deadlined<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.deadline.is_some_and(|d| std::time::Instant::now() > d) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "past the per-item time budget",
-            ));
-        }
-        self.inner.read(buf)
-    }
-}
-
-/// A read error of a [`Deadlined`] reader as the item's `TimedOut`, any
-/// other one as `other`.
-pub(crate) fn read_error(
-    e: std::io::Error,
-    limits: &IngestLimits,
-    other: impl FnOnce(std::io::Error) -> ParseError,
-) -> ParseError {
-    if e.kind() == std::io::ErrorKind::TimedOut {
-        ParseError::TimedOut {
-            secs: limits.item_time_budget.as_secs(),
-        }
-    } else {
-        other(e)
     }
 }
 
@@ -195,20 +161,25 @@ pub fn parse_item<S: ReportSink + ?Sized>(
     // lies: `container::unpack` would hand back a copy of it.
     let opts = aggregate_options(limits);
     if let Some(xml) = container::plain_xml(bytes, limits) {
-        let s = aggregate::parse_with(xml, sink, &opts)?;
+        let s = aggregate::parse_with(xml?, sink, &opts)?;
         return Ok(vec![aggregate_found(s)]);
     }
-    let payloads = container::unpack(bytes, limits)?;
-    let mut found = Vec::with_capacity(payloads.len());
-    for payload in payloads {
+    // Everything else is walked layer by layer; a compressed aggregate
+    // report is parsed as it is decompressed, never held whole.
+    let mut found = Vec::new();
+    container::unpack_each(bytes, limits, &mut |part| {
         check_deadline(limits)?;
-        match payload {
-            Payload::Xml(xml) => {
-                let s = aggregate::parse_owned_with(xml, sink, &opts)?;
+        match part {
+            Part::Xml(xml) => {
+                let s = aggregate::parse_with(xml, sink, &opts)?;
                 found.push(aggregate_found(s));
             }
-            Payload::Json(json) => {
-                let r = tlsrpt::parse(&json)?;
+            Part::XmlStream(xml) => {
+                let s = aggregate::parse_reader_with(xml, sink, &opts)?;
+                found.push(aggregate_found(s));
+            }
+            Part::Json(json) => {
+                let r = tlsrpt::parse(json)?;
                 check_deadline(limits)?;
                 let new = sink.tls(&r).map_err(|source| ParseError::Sink { source })?;
                 found.push(Found {
@@ -225,7 +196,7 @@ pub fn parse_item<S: ReportSink + ?Sized>(
                     warnings: Vec::new(),
                 });
             }
-            Payload::Failure(mut r) => {
+            Part::Failure(mut r) => {
                 r.clean_text();
                 let new = sink
                     .failure(&r)
@@ -241,20 +212,21 @@ pub fn parse_item<S: ReportSink + ?Sized>(
                 });
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(found)
 }
 
 /// Parses one plain-XML aggregate report read from `input` as it arrives
 /// (a file too large to hold in memory) and streams its records to `sink`.
-/// At most `limits.max_input_bytes` are read: a longer input is rejected,
-/// never truncated.
+/// At most `limits.max_decompressed_bytes` are read, the limit of any
+/// decompressed report: a longer input is rejected, never truncated.
 pub fn parse_xml_stream<S: ReportSink + ?Sized>(
     input: &mut dyn std::io::Read,
     limits: &IngestLimits,
     sink: &mut S,
 ) -> Result<Vec<Found>, ParseError> {
-    let limit = limits.max_input_bytes;
+    let limit = limits.max_decompressed_bytes;
     let mut counted = Counted {
         inner: std::io::Read::take(input, limit.saturating_add(1)),
         n: 0,
@@ -262,10 +234,7 @@ pub fn parse_xml_stream<S: ReportSink + ?Sized>(
     let opts = aggregate_options(limits);
     let result = aggregate::parse_reader_with(&mut counted, sink, &opts);
     if counted.n > limit {
-        return Err(ParseError::TooLarge {
-            what: "input".to_owned(),
-            limit,
-        });
+        return Err(container::plain_xml_too_large(limits));
     }
     Ok(vec![aggregate_found(result?)])
 }
@@ -363,35 +332,31 @@ pub fn parse_all(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Report>, Par
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read as _;
     use std::time::{Duration, Instant};
 
-    /// Issue 15: a decompressor read past the item's deadline fails with
-    /// the item's `TimedOut`, so a slow decompression stops mid-stream.
+    /// Issue 15: past the item's deadline, every stage gives the item's
+    /// `TimedOut`: the container walk of a compressed report as well as
+    /// the deadline check itself.
     #[test]
-    fn a_read_past_the_deadline_is_timed_out() {
+    fn past_the_deadline_is_timed_out() {
         let limits = IngestLimits {
             item_time_budget: Duration::from_secs(3),
             ..IngestLimits::default()
         };
-        let mut ok = Deadlined {
-            inner: &b"abc"[..],
-            deadline: Instant::now().checked_add(Duration::from_secs(3600)),
-        };
-        let mut buf = Vec::new();
-        ok.read_to_end(&mut buf).expect("in time");
-        assert_eq!(buf, b"abc");
-        let mut late = Deadlined {
-            inner: &b"abc"[..],
-            deadline: Instant::now().checked_sub(Duration::from_secs(1)),
-        };
-        let e = late.read_to_end(&mut buf).expect_err("past the deadline");
-        let e = read_error(e, &limits, |e| ParseError::Container { msg: e.to_string() });
-        assert!(matches!(e, ParseError::TimedOut { secs: 3 }), "{e}");
         let past = IngestLimits {
-            item_deadline: late.deadline,
+            item_deadline: Instant::now().checked_sub(Duration::from_secs(1)),
+            ..limits.clone()
+        };
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"<feedback></feedback>").expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        let e = container::unpack(&gz, &past).expect_err("past the deadline");
+        assert!(matches!(e, ParseError::TimedOut { secs: 3 }), "{e}");
+        let in_time = IngestLimits {
+            item_deadline: Instant::now().checked_add(Duration::from_secs(3600)),
             ..limits
         };
+        assert!(check_deadline(&in_time).is_ok());
         assert!(matches!(
             check_deadline(&past),
             Err(ParseError::TimedOut { secs: 3 })

@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 mod checklist;
@@ -364,8 +364,9 @@ pub trait ReportStore {
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError>;
     /// Like [`ingest_item`](Self::ingest_item), for one plain-XML aggregate
     /// report read as a stream (a file too large to hold in memory). The
-    /// default reads it whole (within `max_input_bytes`); a backend that can
-    /// store records as they are parsed overrides it.
+    /// default reads it whole (within `max_decompressed_bytes`, the limit
+    /// of a plain-XML report); a backend that can store records as they
+    /// are parsed overrides it.
     fn ingest_xml_stream(
         &mut self,
         origin: &str,
@@ -375,18 +376,28 @@ pub trait ReportStore {
         use std::io::Read as _;
         let mut bytes = Vec::new();
         input
-            .take(limits.max_input_bytes.saturating_add(1))
+            .take(limits.max_decompressed_bytes.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(|e| StoreError::Backend {
                 source: Box::new(e),
             })?;
-        if bytes.len() as u64 > limits.max_input_bytes {
-            return Ok(Err(ParseError::TooLarge {
-                what: "input".to_owned(),
-                limit: limits.max_input_bytes,
-            }));
+        if bytes.len() as u64 > limits.max_decompressed_bytes {
+            return Ok(Err(parse::container::plain_xml_too_large(limits)));
         }
         self.ingest_item(origin, &bytes, limits)
+    }
+    /// Starts a group of items that [`commit_group`](Self::commit_group)
+    /// makes durable together: each item stays all or nothing, but the
+    /// commit (an fsync of the log) is shared. Returns false when the
+    /// store commits every item by itself (the default); the caller then
+    /// needs no `commit_group`. Nothing read from an item may be moved or
+    /// acknowledged before its group is committed.
+    fn begin_group(&mut self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    /// Commits the items ingested since [`begin_group`](Self::begin_group).
+    fn commit_group(&mut self) -> Result<(), StoreError> {
+        Ok(())
     }
     /// Every stored report, newest first, optionally for one domain.
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError>;
@@ -662,6 +673,24 @@ impl ReportStore for SqliteStore {
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
         self.in_transaction(origin, |sink| parse::parse_xml_stream(input, limits, sink))
+    }
+
+    fn begin_group(&mut self) -> Result<bool, StoreError> {
+        if self.conn.is_autocommit() {
+            self.conn
+                .execute_batch("BEGIN")
+                .map_err(q("begin a group of items"))?;
+        }
+        Ok(true)
+    }
+
+    fn commit_group(&mut self) -> Result<(), StoreError> {
+        if !self.conn.is_autocommit() {
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(q("commit a group of items"))?;
+        }
+        Ok(())
     }
 
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {

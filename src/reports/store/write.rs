@@ -6,7 +6,7 @@ use super::*;
 
 /// The sink that writes one item inside one transaction.
 pub(super) struct TxSink<'a> {
-    tx: &'a Transaction<'a>,
+    tx: &'a Connection,
     origin: &'a str,
     now: i64,
     report: Option<i64>,
@@ -276,13 +276,16 @@ impl ReportSink for TxSink<'_> {
 
 impl SqliteStore {
     /// Runs `parse` with a sink writing into ONE transaction: committed
-    /// when the whole item parsed, rolled back otherwise.
+    /// when the whole item parsed, rolled back otherwise. Inside a group
+    /// ([`ReportStore::begin_group`]) the item is a savepoint of the
+    /// group's transaction: released (kept) or rolled back the same way,
+    /// and made durable by the group's commit.
     pub(super) fn in_transaction(
         &mut self,
         origin: &str,
         parse: impl FnOnce(&mut TxSink<'_>) -> Result<Vec<Found>, ParseError>,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        let tx = self.conn.transaction().map_err(q("begin item"))?;
+        let tx = self.conn.savepoint().map_err(q("begin item"))?;
         let result = {
             let mut sink = TxSink {
                 tx: &tx,
