@@ -5,6 +5,16 @@
 //! [`pgstore`], chosen by [`store_cli`]), the dashboards over either store
 //! ([`dashq`] queries, [`dashboard`] views, [`serve`]), and the `reports`
 //! subcommands ([`cli`]). Leaves DNS records and providers alone.
+//!
+//! The `mailauth-reports` crate: it builds on `mailauth-core` (config,
+//! clock, resolver, SPF evaluation) and nothing in the core depends on it.
+
+// This code was the `reports` module of one crate; these imports keep its
+// paths (`crate::config::…`, `crate::reports::store::…`) valid in this crate
+// and so the files unchanged.
+use crate as reports;
+#[allow(unused_imports)]
+use mailauth_core::{clock, config, dns, fsutil, inspect, keys, provider, spf, workspace};
 
 pub mod cli;
 pub mod dashboard;

@@ -21,7 +21,7 @@ use crate::reports::dashboard::attribution::Attribution;
 use crate::reports::dashq::SourceRow;
 
 /// The catalogue shipped with mailauth.
-const BUILTIN: &str = include_str!("../../data/senders.yaml");
+const BUILTIN: &str = include_str!("../../../data/senders.yaml");
 
 /// What kind of sender a service is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,14 +7,14 @@
 //!
 //! Owns: message header splitting ([`message`]), the DKIM verifier
 //! ([`dkim`]), the trace parser ([`received`]), DMARC evaluation for one
-//! message ([`dmarc`]), recorded results ([`authres`]), the report and the
-//! command ([`cli`]). It leaves alone: SPF evaluation (`crate::spf`), the
-//! record syntaxes (`crate::record`), DNS transport (any [`SpfDns`]), and
-//! the config (read only, to suggest a fix).
+//! message ([`dmarc`]), recorded results ([`authres`]) and the report (the
+//! command is `mailauth::inspect::cli`, beside the command line). It leaves
+//! alone: SPF evaluation (`crate::spf`), the record syntaxes
+//! (`crate::record`), DNS transport (any [`SpfDns`]), and the config (read
+//! only, to suggest a fix).
 
 pub mod arc;
 pub mod authres;
-pub mod cli;
 pub mod dkim;
 pub mod dmarc;
 pub mod message;

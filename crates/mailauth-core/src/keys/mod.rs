@@ -7,7 +7,6 @@
 //! for the DKIM records that must be in DNS, [`lifecycle::apply_transition`]
 //! to take one.
 
-pub mod cli;
 pub mod config;
 pub mod export;
 pub mod generate;

@@ -208,7 +208,7 @@ fn idempotent(method: &str) -> bool {
 
 /// Whether `host` (a URL's host, IPv6 in brackets) is the loopback
 /// interface: `localhost` (RFC 6761 §6.3), 127.0.0.0/8 or ::1.
-pub(crate) fn is_loopback_host(host: &str) -> bool {
+pub fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = h.parse::<std::net::IpAddr>() {
         return ip.is_loopback();
@@ -459,7 +459,7 @@ impl HttpApi {
 
 /// Installs ring as the process's rustls crypto provider. Installing twice
 /// is harmless; the first one installed wins.
-pub(crate) fn install_crypto_provider() {
+pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
@@ -470,7 +470,7 @@ pub(crate) fn user_agent() -> &'static str {
 
 /// An error and its causes, `: `-separated (reqwest's own message alone
 /// says "error sending request" and hides why).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {

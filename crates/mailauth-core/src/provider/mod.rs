@@ -4,7 +4,7 @@
 //! `diff`, `plan` and `apply`, once, for every provider.
 
 pub mod cloudflare;
-pub(crate) mod http;
+pub mod http;
 pub mod powerdns;
 pub mod rfc2136;
 pub mod route53;

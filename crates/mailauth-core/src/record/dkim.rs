@@ -489,7 +489,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const KEYS: &str = include_str!("../../tests/data/records/dkim_keys.txt");
+    const KEYS: &str = include_str!("../../../../tests/data/records/dkim_keys.txt");
 
     #[test]
     fn key_table_parses_with_expected_sizes() {

@@ -304,7 +304,8 @@ impl Attributor {
                     .map(|n| n.trim_end_matches('.').to_ascii_lowercase()),
             ),
             Err(DnsError::NxDomain { .. }) => Some(None),
-            Err(DnsError::Temporary { .. }) => None,
+            // A temporary failure (or a kind a later core adds).
+            Err(_) => None,
         }
     }
 

@@ -750,7 +750,7 @@ mod tests {
     fn max_original_headers() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/reports/forensic/dmarc_ruf_report_linkedin.eml"
+            "/../../tests/data/reports/forensic/dmarc_ruf_report_linkedin.eml"
         );
         let mail = std::fs::read(path).expect("sample");
         let headers = |limits: &IngestLimits| match unpack(&mail, limits).expect("parses").pop() {

@@ -1028,7 +1028,7 @@ mod tests {
     /// documents with the constructs only quick-xml handles put anywhere.
     #[test]
     fn fast_path_agrees_with_quick_xml() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/reports");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/reports");
         let mut samples = Vec::new();
         let mut pending = vec![dir];
         while let Some(d) = pending.pop() {
