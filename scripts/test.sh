@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check: formatting, lints, and the whole test suite (unit,
-# golden, CLI, and the tests against real BIND, PowerDNS, Dovecot,
-# PostgreSQL and Chromium, which the harness starts on loopback ports),
+# Runs every check: formatting, lints, and the whole test suite of every
+# crate of the workspace (unit, golden, CLI, and the tests against real
+# BIND, PowerDNS, Dovecot, PostgreSQL and Chromium, which the harness
+# starts on loopback ports),
 # then a short run of every fuzz target so that they keep building and
 # their seeds keep passing (FUZZ_SMOKE_SECONDS per target, default 5; 0
 # skips it; long runs are scripts/fuzz.sh SECONDS).
@@ -10,9 +11,9 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 status=0
-cargo test --locked --no-fail-fast || status=$?
+cargo test --workspace --locked --no-fail-fast || status=$?
 
 smoke="${FUZZ_SMOKE_SECONDS:-5}"
 if [ "$smoke" != 0 ]; then

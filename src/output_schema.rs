@@ -8,9 +8,7 @@
 //! Times are RFC 3339 UTC strings (`format: date-time`) everywhere: a field
 //! serialised as one says so with [`Rfc3339`].
 
-use std::borrow::Cow;
-
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use schemars::{JsonSchema, Schema};
 
 /// One command output with a schema.
 pub struct Output {
@@ -131,21 +129,7 @@ pub fn find(name: &str) -> Option<&'static Output> {
     OUTPUTS.iter().find(|o| o.name == name)
 }
 
-/// A time serialised as an RFC 3339 UTC string (`2024-12-03T00:00:00Z`),
-/// whatever the Rust type holding it: `#[schemars(with = "Rfc3339")]`.
-pub struct Rfc3339;
-
-impl JsonSchema for Rfc3339 {
-    fn schema_name() -> Cow<'static, str> {
-        "Rfc3339".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "string", "format": "date-time"})
-    }
-}
+pub use mailauth_core::output::Rfc3339;
 
 #[cfg(test)]
 mod tests {

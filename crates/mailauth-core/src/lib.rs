@@ -1,0 +1,33 @@
+//! mailauth-core: email authentication records (SPF, DKIM, DMARC, MTA-STS,
+//! TLS-RPT, BIMI) for a fleet of domains, managed as code: the typed
+//! records, the YAML configuration, the resolver and the DNS providers,
+//! plan and apply, DKIM keys, live validation and message inspection.
+//!
+//! Leaves alone the report pipeline (the `mailauth-reports` crate, which
+//! builds on this one) and the command line (the `mailauth` crate, on top
+//! of both). Nothing here depends on either: see docs/architecture.md.
+
+#![forbid(unsafe_code)]
+
+pub mod apply;
+pub mod bridge;
+pub mod clock;
+pub mod config;
+pub mod desired;
+pub mod diff;
+pub mod dns;
+pub mod fsutil;
+pub mod import;
+pub mod inspect;
+pub mod keys;
+pub mod masterfile;
+pub mod output;
+pub mod ownership;
+pub mod par;
+pub mod plan;
+pub mod provider;
+pub mod publish;
+pub mod record;
+pub mod spf;
+pub mod validate;
+pub mod workspace;

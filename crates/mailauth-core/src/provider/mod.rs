@@ -1,0 +1,133 @@
+//! The provider abstraction: read a zone's current RRsets, apply a list of
+//! changes, declare what the backing store can hold. Providers decide
+//! nothing: diffing, ownership, planning and safety limits live in
+//! `diff`, `plan` and `apply`, once, for every provider.
+
+pub mod cloudflare;
+pub mod http;
+pub mod powerdns;
+pub mod rfc2136;
+pub mod route53;
+pub mod zonefile;
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Name, RType, RecordSet, Zone};
+
+/// What a provider's API can do, checked at plan time so that an
+/// unsupported record fails before anything is written.
+#[derive(Clone, Debug)]
+pub struct Capabilities {
+    /// Record types the provider can store.
+    pub types: Vec<RType>,
+    /// Longest TXT value (all strings joined) the provider accepts.
+    pub max_txt_len: usize,
+    /// Whether a CNAME may be written (some APIs flatten or proxy them).
+    pub cname: bool,
+}
+
+/// A zone as a provider serves it, plus an opaque version token: whatever
+/// lets the provider tell later that the zone changed since this read
+/// (a file digest, the SOA rdata, a hash of the API's answer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    pub zone: Zone,
+    pub version: String,
+    /// False when the zone does not exist yet at the provider; `apply`
+    /// creates it.
+    pub exists: bool,
+}
+
+/// One change to one RRset. Records compare on name, type and data; a TTL
+/// difference alone is an `Update` too.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum Change {
+    Create { new: RecordSet },
+    Update { old: RecordSet, new: RecordSet },
+    Delete { old: RecordSet },
+}
+
+impl Change {
+    pub fn name(&self) -> &Name {
+        match self {
+            Change::Create { new } | Change::Update { new, .. } => &new.name,
+            Change::Delete { old } => &old.name,
+        }
+    }
+    pub fn rtype(&self) -> &RType {
+        match self {
+            Change::Create { new } | Change::Update { new, .. } => &new.rtype,
+            Change::Delete { old } => &old.rtype,
+        }
+    }
+    /// Deletes first, then updates, then creates (a CNAME that replaces a
+    /// TXT at the same name needs the TXT gone first); within a kind, by
+    /// name and type.
+    pub fn sort_key(&self) -> (u8, Name, RType) {
+        let rank = match self {
+            Change::Delete { .. } => 0,
+            Change::Update { .. } => 1,
+            Change::Create { .. } => 2,
+        };
+        (rank, self.name().clone(), self.rtype().clone())
+    }
+}
+
+/// Errors a provider reports. Each names the provider and zone.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    #[error("{provider}: zone {zone}: changed since the plan read it ({detail}); run plan again")]
+    Stale {
+        provider: String,
+        zone: String,
+        detail: String,
+    },
+    #[error("{provider}: zone {zone}: credentials rejected: {detail}")]
+    Auth {
+        provider: String,
+        zone: String,
+        detail: String,
+    },
+    #[error("{provider}: zone {zone}: cannot reach the server: {detail}")]
+    Unreachable {
+        provider: String,
+        zone: String,
+        detail: String,
+    },
+    #[error("{provider}: zone {zone}: {detail}")]
+    Rejected {
+        provider: String,
+        zone: String,
+        detail: String,
+    },
+    #[error("{provider}: {path}:{line}: {msg}")]
+    Parse {
+        provider: String,
+        path: String,
+        line: usize,
+        msg: String,
+    },
+    #[error("{provider}: zone {zone}: {path}: {source}")]
+    Io {
+        provider: String,
+        zone: String,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A DNS provider: one module per backend.
+pub trait Provider: Send + Sync {
+    /// A short id for messages and plans (`zonefile:zones`, `rfc2136:127.0.0.1:53`).
+    fn id(&self) -> String;
+    fn capabilities(&self) -> Capabilities;
+    /// Reads the zone as currently served.
+    fn fetch(&self, zone: &Name) -> Result<Fetched, ProviderError>;
+    /// Applies `changes` (already sorted) if and only if the zone is still at
+    /// `seen.version`; otherwise returns [`ProviderError::Stale`] and changes
+    /// nothing.
+    fn apply(&self, zone: &Name, seen: &Fetched, changes: &[Change]) -> Result<(), ProviderError>;
+}

@@ -1,0 +1,946 @@
+//! The SQLite report store: schema, migrations and typed queries for DMARC
+//! aggregate, DMARC failure and SMTP TLS reports (the PostgreSQL dialect of
+//! the same lives in `reports::pgstore`, the dashboard queries of both in
+//! `reports::dashq`).
+//!
+//! This module holds the store's types (with the JSON shape of
+//! `reports list`/`show`: [`ReportRow`], [`ReportDetails`]), opening,
+//! `reports list`, `reports delete` and `reports prune` (retention), and the
+//! report ids the CLI prints and accepts ([`display_id`],
+//! [`parse_report_id`]); its parts are `schema` (migrations), `write` (one
+//! transaction per item, the parsing thread), `read` (`reports show`) and
+//! `checklist`. Every sum of counts saturates
+//! at `i64::MAX` (the `sqlite_sum!` of `reports::dashq`).
+//!
+//! Owns the database file and everything in it. Callers see the
+//! [`ReportStore`] trait and plain row structs, so another backend
+//! (PostgreSQL) can be added without touching parsing or dashboards.
+//! Leaves parsing to `reports::parse` and sources to `reports::ingest`.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+mod checklist;
+mod read;
+mod schema;
+mod write;
+
+pub use checklist::{ChecklistQueries, FailingSource, Volume};
+use schema::MIGRATIONS;
+pub use schema::SCHEMA_VERSION;
+use write::{ParserThread, pipelined};
+
+use super::IngestLimits;
+use super::dashq::{sqlite_add, sqlite_sum};
+use super::parse::{
+    self, AggregateHeader, AggregateSummary, AggregateVisitor, FailureReport, Found, ParseError,
+    Record, ReportKind, ReportSink, SinkError, TlsReport,
+};
+
+/// Default database file name.
+pub const DEFAULT_DB: &str = "mailauth.db";
+
+/// Errors of the store itself (not of a report).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("cannot open report database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "report database {path} has schema version {found}, newer than this program knows ({known}); upgrade mailauth"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    /// A read-only command found a store that `mailauth store migrate`
+    /// must bring up to date first (it never migrates on its own).
+    #[error(
+        "report store {path} has schema version {found}; run `mailauth store migrate` (this program reads version {known})"
+    )]
+    OlderSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    /// `reports delete` of an id that is not in the store.
+    #[error("no {} report with id {}", .kind.as_str(), display_id(*.kind, *.id))]
+    NoSuchReport { kind: ReportKind, id: i64 },
+    #[error("report database query failed ({what}): {source}")]
+    Query {
+        what: &'static str,
+        source: rusqlite::Error,
+    },
+    /// A failure of another backend (PostgreSQL: `reports::pgstore`).
+    #[error(transparent)]
+    Backend {
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Query { what, source }
+}
+
+/// One line of `reports list`.
+///
+/// In JSON, `id` is the id as `list` prints it and `show`/`delete` accept
+/// it (`12`, `tls:3`, `failure:5`; see [`ReportRow::display_id`]), and the
+/// number of records is `record_count` (a detail's `records` is the list
+/// of records itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    pub kind: ReportKind,
+    pub id: i64,
+    pub org: String,
+    pub report_id: String,
+    pub domain: String,
+    /// RFC 3339 UTC (`2024-12-03T00:00:00Z`), see [`rfc3339_secs`] and
+    /// [`rfc3339_text`].
+    pub begin: String,
+    pub end: String,
+    /// Records (aggregate), policies (TLS), 1 (failure).
+    pub records: i64,
+    /// Messages (aggregate sum of counts), sessions (TLS), 1 (failure).
+    pub messages: i64,
+}
+
+impl ReportRow {
+    /// The id as `reports list` prints it and `reports show`/`delete`
+    /// accept it: the number alone for aggregate reports, `tls:N` and
+    /// `failure:N` otherwise.
+    pub fn display_id(&self) -> String {
+        display_id(self.kind, self.id)
+    }
+}
+
+/// A report time as every command shows it: RFC 3339 UTC. Seconds out of
+/// the years 0001–9999 are shown as the number, not wrapped.
+pub fn rfc3339_secs(secs: i64) -> String {
+    if (-62_135_596_800..=253_402_300_799).contains(&secs) {
+        crate::clock::format_time(secs)
+    } else {
+        secs.to_string()
+    }
+}
+
+/// A time a report wrote as text, in RFC 3339 UTC: failure reports carry
+/// an RFC 5322 `Arrival-Date` (RFC 6591 §3.1), TLS reports RFC 3339 with
+/// any offset (RFC 8460 §4.4). Text that is neither is kept as written.
+pub fn rfc3339_text(text: &str) -> String {
+    let t = text.trim();
+    if let Ok(ts) = crate::keys::time::Timestamp::parse(t) {
+        return rfc3339_secs(ts.0);
+    }
+    match crate::inspect::received::parse_date(t) {
+        Some(secs) => rfc3339_secs(secs),
+        None => text.to_string(),
+    }
+}
+
+/// See [`ReportRow::display_id`].
+pub fn display_id(kind: ReportKind, id: i64) -> String {
+    match kind {
+        ReportKind::Aggregate => id.to_string(),
+        k => format!("{}:{id}", k.as_str()),
+    }
+}
+
+/// A report id given on the command line that is none of the forms
+/// [`ReportRow::display_id`] prints.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid report id {given:?}: use the id `mailauth reports list` prints: a number (aggregate report, e.g. `12`), `tls:N`, `failure:N` or `aggregate:N`"
+)]
+pub struct ReportIdError {
+    pub given: String,
+}
+
+/// Parses an id as [`ReportRow::display_id`] prints it (`aggregate:N` is
+/// accepted too). Ids are positive.
+pub fn parse_report_id(s: &str) -> Result<(ReportKind, i64), ReportIdError> {
+    let err = || ReportIdError {
+        given: s.to_owned(),
+    };
+    let (kind, id) = match s.split_once(':') {
+        Some(("aggregate", id)) => (ReportKind::Aggregate, id),
+        Some(("tls", id)) => (ReportKind::Tls, id),
+        Some(("failure", id)) => (ReportKind::Failure, id),
+        Some(_) => return Err(err()),
+        None => (ReportKind::Aggregate, s),
+    };
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err());
+    }
+    match id.parse::<i64>() {
+        Ok(n) if n > 0 => Ok((kind, n)),
+        _ => Err(err()),
+    }
+}
+
+// `ReportRow` as JSON. Serialising goes through this type, so its derived
+// schema is the row's (`mailauth schema --output reports-list`).
+/// One stored report, as `reports list` prints it; times in RFC 3339 UTC.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ReportRow")]
+struct ReportRowJson<'a> {
+    /// `12`, `tls:3`, `failure:5`: what `reports show` accepts.
+    id: String,
+    kind: ReportKind,
+    org: &'a str,
+    report_id: &'a str,
+    domain: &'a str,
+    #[schemars(with = "crate::output::Rfc3339")]
+    begin: &'a str,
+    #[schemars(with = "crate::output::Rfc3339")]
+    end: &'a str,
+    /// Records (aggregate), policies (TLS), 1 (failure).
+    record_count: i64,
+    /// Messages (aggregate sum of counts), sessions (TLS), 1 (failure).
+    messages: i64,
+}
+
+impl Serialize for ReportRow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ReportRowJson {
+            id: self.display_id(),
+            kind: self.kind,
+            org: &self.org,
+            report_id: &self.report_id,
+            domain: &self.domain,
+            begin: &self.begin,
+            end: &self.end,
+            record_count: self.records,
+            messages: self.messages,
+        }
+        .serialize(s)
+    }
+}
+
+impl schemars::JsonSchema for ReportRow {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        ReportRowJson::schema_name()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        ReportRowJson::json_schema(g)
+    }
+}
+
+/// One stored aggregate record, as `reports show` prints it.
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Serialize)]
+pub struct RecordRow {
+    pub source_ip: String,
+    pub count: i64,
+    pub disposition: String,
+    pub dkim_aligned: Option<String>,
+    pub spf_aligned: Option<String>,
+    pub header_from: String,
+    pub envelope_from: Option<String>,
+    pub envelope_to: Option<String>,
+    pub reasons: serde_json::Value,
+    pub dkim_results: serde_json::Value,
+    pub spf_results: serde_json::Value,
+}
+
+/// A report with its details.
+#[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Serialize)]
+pub struct ReportDetail {
+    #[serde(flatten)]
+    pub row: ReportRow,
+    /// Report-level fields (policy published, metadata, …), by kind.
+    pub details: ReportDetails,
+    /// Aggregate records (empty for other kinds).
+    pub records: Vec<RecordRow>,
+}
+
+/// The report-level fields `reports show` prints under `details`: one
+/// shape per report kind (the JSON carries no tag; `kind` beside it says
+/// which). Fields are declared in alphabetical order, the order the JSON
+/// has always had. Values stored as JSON text (`errors`, `policy_string`,
+/// `authentication_results`, …) are printed as that JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum ReportDetails {
+    Aggregate(AggregateDetails),
+    Tls(TlsDetails),
+    Failure(FailureDetails),
+}
+
+/// An aggregate report's metadata and published policy (RFC 7489 Appendix C
+/// `report_metadata` and `policy_published`).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct AggregateDetails {
+    pub email: Option<String>,
+    pub errors: serde_json::Value,
+    pub extensions: serde_json::Value,
+    pub extra_contact_info: Option<String>,
+    pub generator: Option<String>,
+    pub namespace: Option<String>,
+    /// Where the report came from (file, message, mailbox).
+    pub origin: String,
+    pub policy_published: PolicyPublished,
+    pub version: Option<String>,
+    pub warnings: serde_json::Value,
+}
+
+/// `policy_published` of an aggregate report.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct PolicyPublished {
+    pub adkim: Option<String>,
+    pub aspf: Option<String>,
+    pub discovery_method: Option<String>,
+    pub fo: Option<String>,
+    pub np: Option<String>,
+    pub p: Option<String>,
+    pub pct: Option<i64>,
+    pub sp: Option<String>,
+    pub testing: Option<bool>,
+}
+
+/// A TLS report's policies (RFC 8460 §4.4).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct TlsDetails {
+    pub policies: Vec<TlsPolicyDetail>,
+}
+
+/// One policy of a TLS report, with its failure details.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct TlsPolicyDetail {
+    /// Failed sessions.
+    pub failed: i64,
+    pub failure_details: Vec<TlsFailureDetail>,
+    pub mx_host: serde_json::Value,
+    pub policy_domain: String,
+    pub policy_string: serde_json::Value,
+    pub policy_type: String,
+    /// Successful sessions.
+    pub successful: i64,
+}
+
+/// One `failure-details` entry of a TLS report policy.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct TlsFailureDetail {
+    pub failed_session_count: i64,
+    pub failure_reason_code: Option<String>,
+    pub receiving_ip: Option<String>,
+    pub receiving_mx_hostname: Option<String>,
+    pub result_type: String,
+    pub sending_mta_ip: Option<String>,
+}
+
+/// A failure report's fields (RFC 6591).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct FailureDetails {
+    pub authentication_results: serde_json::Value,
+    pub dkim_domain: Option<String>,
+    pub feedback_type: String,
+    /// True when the original message's From header was free text.
+    pub from_text: bool,
+    pub original_headers: Option<String>,
+    pub original_mail_from: Option<String>,
+    pub original_subject: Option<String>,
+    pub source_ip: Option<String>,
+    pub spf_dns: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Storage behind the report commands.
+pub trait ReportStore {
+    /// Parses one item and stores every report in it in ONE transaction:
+    /// all or nothing. `Ok(Err(_))` is a rejected item (nothing stored);
+    /// `Err(_)` is a database failure that should stop the batch.
+    fn ingest_item(
+        &mut self,
+        origin: &str,
+        bytes: &[u8],
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError>;
+    /// Like [`ingest_item`](Self::ingest_item), for one plain-XML aggregate
+    /// report read as a stream (a file too large to hold in memory). The
+    /// default reads it whole (within `max_decompressed_bytes`, the limit
+    /// of a plain-XML report); a backend that can store records as they
+    /// are parsed overrides it.
+    fn ingest_xml_stream(
+        &mut self,
+        origin: &str,
+        input: &mut dyn std::io::Read,
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        use std::io::Read as _;
+        let mut bytes = Vec::new();
+        input
+            .take(limits.max_decompressed_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::Backend {
+                source: Box::new(e),
+            })?;
+        if bytes.len() as u64 > limits.max_decompressed_bytes {
+            return Ok(Err(parse::container::plain_xml_too_large(limits)));
+        }
+        self.ingest_item(origin, &bytes, limits)
+    }
+    /// Starts a group of items that [`commit_group`](Self::commit_group)
+    /// makes durable together: each item stays all or nothing, but the
+    /// commit (an fsync of the log) is shared. Returns false when the
+    /// store commits every item by itself (the default); the caller then
+    /// needs no `commit_group`. Nothing read from an item may be moved or
+    /// acknowledged before its group is committed.
+    fn begin_group(&mut self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    /// Commits the items ingested since [`begin_group`](Self::begin_group).
+    fn commit_group(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Every stored report, newest first, optionally for one domain.
+    fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError>;
+    /// One report by kind and id.
+    fn show(&self, kind: ReportKind, id: i64) -> Result<Option<ReportDetail>, StoreError>;
+    /// Removes every report in `ids` with everything stored under it
+    /// (records, published policy, TLS policies and failure details), in
+    /// ONE transaction: when any id is unknown nothing is removed and the
+    /// error names it. The dashboards' rollup notices the removal (the
+    /// report count drops) and is rebuilt on its next refresh.
+    fn delete(&mut self, ids: &[(ReportKind, i64)]) -> Result<(), StoreError>;
+    /// Retention: the aggregate reports whose period began before
+    /// `cutoff` (unix seconds), with their records and published policy,
+    /// counted per domain; removed in ONE transaction when `apply`, only
+    /// counted otherwise (a dry run). TLS and failure reports are kept.
+    /// The dashboards' rollup is rebuilt on its next refresh, as after
+    /// [`delete`](Self::delete).
+    fn prune(&mut self, cutoff: i64, apply: bool) -> Result<Pruned, StoreError>;
+}
+
+/// What [`ReportStore::prune`] removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    /// Per policy domain, in byte order of the domain.
+    pub domains: Vec<PrunedDomain>,
+    pub reports: u64,
+    pub records: u64,
+}
+
+/// One domain's share of [`Pruned`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrunedDomain {
+    pub domain: String,
+    pub reports: u64,
+    pub records: u64,
+}
+
+impl Pruned {
+    /// Totals from the per-domain rows.
+    pub fn from_domains(domains: Vec<PrunedDomain>) -> Self {
+        Self {
+            reports: domains.iter().map(|d| d.reports).sum(),
+            records: domains.iter().map(|d| d.records).sum(),
+            domains,
+        }
+    }
+}
+
+/// The per-domain count of what [`ReportStore::prune`] removes; `?1` is
+/// the cutoff. The same SQL on both stores (PostgreSQL orders the domain
+/// by the `"C"` collation, as SQLite does).
+pub const PRUNE_COUNT_SQL: &str = "SELECT r.policy_domain, count(*), \
+     CAST(sum((SELECT count(*) FROM records c WHERE c.report_id = r.id)) AS BIGINT) \
+     FROM reports r WHERE r.date_begin < ?1 GROUP BY r.policy_domain ORDER BY r.policy_domain";
+
+/// SQLite implementation of [`ReportStore`].
+pub struct SqliteStore {
+    conn: Connection,
+    /// The thread that parses items while this one writes them, started
+    /// on the first item.
+    parser: Option<ParserThread>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+pub(super) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub(super) fn json<T: Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// JSON of a list; the empty list is the common case and needs no serializer.
+pub(super) fn list<T: Serialize>(v: &[T]) -> String {
+    if v.is_empty() {
+        "[]".to_owned()
+    } else {
+        json(v)
+    }
+}
+
+pub(super) fn opt_json(s: Option<String>) -> serde_json::Value {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) a database file and migrates it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        // Another ingest (a cron run overlapping) waits instead of failing.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        // WAL + FULL: every commit fsyncs the WAL before it returns, so a
+        // committed report survives power loss, and only then is its
+        // message moved (IMAP) or renamed (Maildir). NORMAL synced only at
+        // checkpoints: a power cut after the move could lose the report
+        // while its message had left the inbox. The cost is one fsync per
+        // item (a whole report, however many records).
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(open_err)?;
+        Self::migrate(conn, path)
+    }
+
+    /// A fresh in-memory database (tests).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let path = Path::new(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::migrate(conn, path)
+    }
+
+    fn migrate(mut conn: Connection, path: &Path) -> Result<Self, StoreError> {
+        let tx = conn.transaction().map_err(q("begin migration"))?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")
+            .map_err(q("create schema_version"))?;
+        let found: Option<i64> = tx
+            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+            .map_err(q("read schema_version"))?;
+        let found = found.unwrap_or(0);
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for (i, step) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(found).unwrap_or(0))
+        {
+            tx.execute_batch(step).map_err(q("apply migration"))?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [i as i64 + 1],
+            )
+            .map_err(q("record migration"))?;
+        }
+        tx.commit().map_err(q("commit migration"))?;
+        Ok(Self { conn, parser: None })
+    }
+
+    /// Opens an existing database file for reading only: never creates
+    /// it, never migrates it, and the connection cannot write (SQLite
+    /// `SQLITE_OPEN_READ_ONLY`, plus `PRAGMA query_only`). A schema older
+    /// than this program is [`StoreError::OlderSchema`], a newer one
+    /// [`StoreError::NewerSchema`]. For `plan`, `checklist` and
+    /// `inspect`, which must leave the store as they found it.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        use rusqlite::OpenFlags;
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        // An ingest holding the write lock delays a read, never fails it.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        conn.execute_batch("PRAGMA query_only = ON;")
+            .map_err(open_err)?;
+        let has_table: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(q("look for schema_version"))?;
+        let found: i64 = if has_table {
+            conn.query_row("SELECT max(version) FROM schema_version", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map_err(q("read schema_version"))?
+            .unwrap_or(0)
+        } else {
+            0
+        };
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(StoreError::OlderSchema {
+                path: path.to_owned(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        Ok(Self { conn, parser: None })
+    }
+
+    /// The schema version stored in the database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+            .map_err(q("read schema_version"))
+    }
+
+    /// Row counts per table (tests, summaries).
+    pub fn count(&self, table: Table) -> Result<i64, StoreError> {
+        let sql = match table {
+            Table::Reports => "SELECT count(*) FROM reports",
+            Table::Records => "SELECT count(*) FROM records",
+            Table::FailureReports => "SELECT count(*) FROM failure_reports",
+            Table::TlsReports => "SELECT count(*) FROM tls_reports",
+            Table::TlsPolicies => "SELECT count(*) FROM tls_policies",
+            Table::TlsFailures => "SELECT count(*) FROM tls_failures",
+        };
+        self.conn
+            .query_row(sql, [], |r| r.get(0))
+            .map_err(q("count rows"))
+    }
+}
+
+/// Tables that [`SqliteStore::count`] can count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Reports,
+    Records,
+    FailureReports,
+    TlsReports,
+    TlsPolicies,
+    TlsFailures,
+}
+
+impl ReportStore for SqliteStore {
+    fn ingest_item(
+        &mut self,
+        origin: &str,
+        bytes: &[u8],
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        // Started on the first item; started again if it died (a panic
+        // while parsing: that item was rejected, the batch goes on).
+        let alive = self.parser.as_ref().is_some_and(ParserThread::is_alive);
+        if !alive {
+            self.parser = Some(ParserThread::start().map_err(|e| StoreError::Backend {
+                source: Box::new(e),
+            })?);
+        }
+        let parser = self.parser.take();
+        let result = self.in_transaction(origin, |sink| match &parser {
+            Some(parser) => pipelined(parser, bytes, limits, sink),
+            None => parse::parse_item(bytes, limits, sink),
+        });
+        self.parser = parser;
+        result
+    }
+
+    fn ingest_xml_stream(
+        &mut self,
+        origin: &str,
+        input: &mut dyn std::io::Read,
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        self.in_transaction(origin, |sink| parse::parse_xml_stream(input, limits, sink))
+    }
+
+    fn begin_group(&mut self) -> Result<bool, StoreError> {
+        if self.conn.is_autocommit() {
+            self.conn
+                .execute_batch("BEGIN")
+                .map_err(q("begin a group of items"))?;
+        }
+        Ok(true)
+    }
+
+    fn commit_group(&mut self) -> Result<(), StoreError> {
+        if !self.conn.is_autocommit() {
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(q("commit a group of items"))?;
+        }
+        Ok(())
+    }
+
+    fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
+        let mut out = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, org_name, report_id, policy_domain, date_begin, date_end, \
+                 record_count, message_count FROM reports \
+                 WHERE ?1 IS NULL OR policy_domain = ?1 ORDER BY date_begin DESC, id DESC",
+            )
+            .map_err(q("list reports"))?;
+        let rows = stmt
+            .query_map([domain], |r| {
+                Ok(ReportRow {
+                    kind: ReportKind::Aggregate,
+                    id: r.get(0)?,
+                    org: r.get(1)?,
+                    report_id: r.get(2)?,
+                    domain: r.get(3)?,
+                    begin: rfc3339_secs(r.get(4)?),
+                    end: rfc3339_secs(r.get(5)?),
+                    records: r.get(6)?,
+                    messages: r.get(7)?,
+                })
+            })
+            .map_err(q("list reports"))?;
+        for row in rows {
+            out.push(row.map_err(q("list reports"))?);
+        }
+        for row in self.tls_rows(None)? {
+            if domain.is_none_or(|d| d == row.domain) {
+                out.push(row);
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, coalesce(reporter, ''), fingerprint, reported_domain, \
+                 coalesce(arrival_date, '') FROM failure_reports \
+                 WHERE ?1 IS NULL OR reported_domain = ?1 ORDER BY id DESC",
+            )
+            .map_err(q("list failure reports"))?;
+        let rows = stmt
+            .query_map([domain], |r| {
+                let date: String = r.get(4)?;
+                Ok(ReportRow {
+                    kind: ReportKind::Failure,
+                    id: r.get(0)?,
+                    org: r.get(1)?,
+                    report_id: r.get(2)?,
+                    domain: r.get(3)?,
+                    begin: rfc3339_text(&date),
+                    end: rfc3339_text(&date),
+                    records: 1,
+                    messages: 1,
+                })
+            })
+            .map_err(q("list failure reports"))?;
+        for row in rows {
+            out.push(row.map_err(q("list failure reports"))?);
+        }
+        Ok(out)
+    }
+
+    fn show(&self, kind: ReportKind, id: i64) -> Result<Option<ReportDetail>, StoreError> {
+        match kind {
+            ReportKind::Aggregate => self.show_aggregate(id),
+            ReportKind::Tls => self.show_tls(id),
+            ReportKind::Failure => self.show_failure(id),
+        }
+    }
+
+    fn delete(&mut self, ids: &[(ReportKind, i64)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin delete"))?;
+        for &(kind, id) in ids {
+            // Children first: a store opened without `foreign_keys` (or
+            // an older one) must not keep orphans.
+            let steps: &[&str] = match kind {
+                ReportKind::Aggregate => &[
+                    "DELETE FROM records WHERE report_id = ?1",
+                    "DELETE FROM policy_published WHERE report_id = ?1",
+                    "DELETE FROM reports WHERE id = ?1",
+                ],
+                ReportKind::Tls => &[
+                    "DELETE FROM tls_failures WHERE tls_policy_id IN \
+                     (SELECT id FROM tls_policies WHERE tls_report_id = ?1)",
+                    "DELETE FROM tls_policies WHERE tls_report_id = ?1",
+                    "DELETE FROM tls_reports WHERE id = ?1",
+                ],
+                ReportKind::Failure => &["DELETE FROM failure_reports WHERE id = ?1"],
+            };
+            let mut removed = 0;
+            for sql in steps {
+                removed = tx.execute(sql, [id]).map_err(q("delete report"))?;
+            }
+            if removed == 0 {
+                // Dropping `tx` rolls back what was removed before.
+                return Err(StoreError::NoSuchReport { kind, id });
+            }
+        }
+        // SQLite may hand a removed highest id to the next report: forget
+        // the rollup's state so its next refresh rebuilds it.
+        tx.execute("DELETE FROM dashboard_rollup_v1", [])
+            .map_err(q("reset rollup"))?;
+        tx.commit().map_err(q("commit delete"))
+    }
+
+    fn prune(&mut self, cutoff: i64, apply: bool) -> Result<Pruned, StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin prune"))?;
+        let domains = {
+            let mut stmt = tx.prepare(PRUNE_COUNT_SQL).map_err(q("count pruned"))?;
+            let rows = stmt
+                .query_map([cutoff], |r| {
+                    Ok(PrunedDomain {
+                        domain: r.get(0)?,
+                        reports: r.get::<_, i64>(1)?.max(0) as u64,
+                        records: r.get::<_, i64>(2)?.max(0) as u64,
+                    })
+                })
+                .map_err(q("count pruned"))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(q("count pruned"))?
+        };
+        let pruned = Pruned::from_domains(domains);
+        if !apply || pruned.reports == 0 {
+            return Ok(pruned); // dropping `tx` ends the read
+        }
+        // Children first, as `delete` does.
+        for sql in [
+            "DELETE FROM records WHERE report_id IN (SELECT id FROM reports WHERE date_begin < ?1)",
+            "DELETE FROM policy_published WHERE report_id IN \
+             (SELECT id FROM reports WHERE date_begin < ?1)",
+            "DELETE FROM reports WHERE date_begin < ?1",
+        ] {
+            tx.execute(sql, [cutoff]).map_err(q("prune"))?;
+        }
+        tx.execute("DELETE FROM dashboard_rollup_v1", [])
+            .map_err(q("reset rollup"))?;
+        tx.commit().map_err(q("commit prune"))?;
+        Ok(pruned)
+    }
+}
+
+impl SqliteStore {
+    /// Every TLS report's list row, or only the one with `id` (one query
+    /// either way: `show` of one report does not list them all).
+    pub(super) fn tls_rows(&self, id: Option<i64>) -> Result<Vec<ReportRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(concat!(
+                "SELECT t.id, t.org_name, t.report_id, \
+                 coalesce((SELECT min(policy_domain) FROM tls_policies p WHERE p.tls_report_id = t.id), ''), \
+                 t.date_begin, t.date_end, \
+                 (SELECT count(*) FROM tls_policies p WHERE p.tls_report_id = t.id), \
+                 coalesce((SELECT ",
+                sqlite_add!(sqlite_sum!("successful_count"), sqlite_sum!("failure_count")),
+                " FROM tls_policies p WHERE p.tls_report_id = t.id), 0) \
+                 FROM tls_reports t WHERE ?1 IS NULL OR t.id = ?1 \
+                 ORDER BY t.date_begin DESC, t.id DESC",
+            ))
+            .map_err(q("list TLS reports"))?;
+        let rows = stmt
+            .query_map([id], |r| {
+                Ok(ReportRow {
+                    kind: ReportKind::Tls,
+                    id: r.get(0)?,
+                    org: r.get(1)?,
+                    report_id: r.get(2)?,
+                    domain: r.get(3)?,
+                    begin: rfc3339_text(&r.get::<_, String>(4)?),
+                    end: rfc3339_text(&r.get::<_, String>(5)?),
+                    records: r.get(6)?,
+                    messages: r.get(7)?,
+                })
+            })
+            .map_err(q("list TLS reports"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(q("list TLS reports"))
+    }
+}
+
+// Dashboard read queries live in `reports::dashq`, for both stores; their
+// row types are re-exported here for callers that name them by store.
+pub use super::dashq::{
+    DailyRow, DashFilter, DashboardQueries, FailureRow, PolicyRow, ReporterRow, SourceRow,
+    TlsPolicyRow,
+};
+
+impl SqliteStore {
+    /// The connection, for the dashboard queries (`reports::dashq`).
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(super) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+/// A comma-joined set (SQL `group_concat` / `string_agg`) as sorted,
+/// distinct values.
+pub(super) fn split_set(s: Option<String>) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .unwrap_or_default()
+        .split(',')
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        drop(SqliteStore::open(&path).expect("create"));
+        {
+            let c = Connection::open(&path).expect("open");
+            c.execute(
+                "INSERT INTO schema_version VALUES (?1)",
+                [SCHEMA_VERSION + 1],
+            )
+            .expect("bump");
+        }
+        match SqliteStore::open(&path) {
+            Err(StoreError::NewerSchema { found, known, .. }) => {
+                assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            }
+            other => panic!("expected NewerSchema, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn migrates_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        drop(SqliteStore::open(&path).expect("create"));
+        let s = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
+        let rows: i64 = s
+            .conn
+            .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(rows, SCHEMA_VERSION);
+    }
+}
