@@ -187,6 +187,70 @@ fn same_results_as_sqlite() {
     );
 }
 
+/// A plain-XML report too large to hold in memory is parsed as it is read
+/// on PostgreSQL too (issue 21), stores what SQLite stores, and one over
+/// the decompressed-report limit is refused with nothing written.
+#[test]
+fn a_large_plain_xml_file_streams_into_postgres() {
+    use mailauth::reports::ingest::Source as _;
+    use std::fmt::Write as _;
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("bigxml");
+    let n = 30_000u32;
+    let mut xml = String::from(
+        "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>Big</org_name>\
+         <email>r@big.example</email><report_id>big-pg</report_id><date_range>\
+         <begin>1700000000</begin><end>1700086399</end></date_range></report_metadata>\
+         <policy_published><domain>example.com</domain><p>reject</p></policy_published>",
+    );
+    for i in 0..n {
+        let _ = write!(
+            xml,
+            "<record><row><source_ip>10.{}.{}.{}</source_ip><count>{}</count><policy_evaluated>\
+             <disposition>none</disposition><dkim>pass</dkim><spf>fail</spf></policy_evaluated></row>\
+             <identifiers><header_from>example.com</header_from></identifiers><auth_results>\
+             <spf><domain>example.com</domain><result>fail</result></spf></auth_results></record>",
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255,
+            i % 5 + 1
+        );
+    }
+    xml.push_str("</feedback>");
+    assert!(xml.len() > 8 << 20, "over the size that is streamed");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("big.xml");
+    std::fs::write(&path, &xml).expect("write");
+    let mut src = FileSource::new([path.clone()], 64 << 20);
+    let item = src.next_item().expect("one item").expect("readable");
+    assert!(item.stream, "not streamed");
+
+    let mut p = pg_store(&pg, &url);
+    let mut s = SqliteStore::open_in_memory().expect("sqlite");
+    for store in [&mut p as &mut dyn ReportStore, &mut s] {
+        let mut src = FileSource::new([path.clone()], 64 << 20);
+        let sum = ingest::run(&mut src, store, &IngestLimits::default(), &mut |_| {}).expect("run");
+        assert!(sum.invalid.is_empty() && sum.errors.is_empty(), "{sum:?}");
+        assert_eq!((sum.reports, sum.records), (1, u64::from(n)));
+    }
+    let (a, b) = (p.list(None).expect("list"), s.list(None).expect("list"));
+    assert_eq!(keys(&a), keys(&b));
+
+    let url = pg.fresh_db("bigxml_limit");
+    let mut tight_store = pg_store(&pg, &url);
+    let tight = IngestLimits {
+        max_decompressed_bytes: (xml.len() as u64) - 1,
+        ..IngestLimits::default()
+    };
+    let mut file = std::fs::File::open(&path).expect("open");
+    let err = tight_store
+        .ingest_xml_stream("big.xml", &mut file, &tight)
+        .expect("db ok")
+        .expect_err("too large");
+    assert!(err.to_string().contains("exceeds the limit"), "{err}");
+    assert!(tight_store.list(None).expect("list").is_empty());
+}
+
 #[test]
 fn four_concurrent_workers_equal_one_worker() {
     let Some(pg) = PgServer::shared() else { return };

@@ -435,6 +435,16 @@ impl PgStore {
         bytes: &[u8],
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, postgres::Error> {
+        self.ingest_with(origin, |sink| parse::parse_item(bytes, limits, sink))
+    }
+
+    /// One item in one transaction: `parse` streams its reports into the
+    /// transaction's sink; committed only if the whole item parsed.
+    fn ingest_with(
+        &mut self,
+        origin: &str,
+        parse: impl FnOnce(&mut TxSink<'_, '_>) -> Result<Vec<Found>, ParseError>,
+    ) -> Result<Result<Vec<Found>, ParseError>, postgres::Error> {
         let client = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
         let mut tx = client.transaction()?;
         let result = {
@@ -446,7 +456,7 @@ impl PgStore {
                 report: None,
                 records: RecordCols::default(),
             };
-            parse::parse_item(bytes, limits, &mut sink).and_then(|found| {
+            parse(&mut sink).and_then(|found| {
                 sink.flush()
                     .map(|()| found)
                     .map_err(|e| ParseError::Sink { source: e.into() })
@@ -567,6 +577,26 @@ impl ReportStore for PgStore {
                 }
             }
         }
+    }
+
+    /// A plain-XML file too large to hold is parsed as it is read, as on
+    /// SQLite: memory stays flat whatever the report's size. Not retried
+    /// on a transient server error (the input is consumed); the item then
+    /// fails and is read again on the next run.
+    fn ingest_xml_stream(
+        &mut self,
+        origin: &str,
+        input: &mut dyn std::io::Read,
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        self.ingest_with(origin, |sink| parse::parse_xml_stream(input, limits, sink))
+            .map_err(|source| {
+                PgError::Query {
+                    what: "store report",
+                    source,
+                }
+                .into()
+            })
     }
 
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
