@@ -83,6 +83,16 @@ pub const OUTPUTS: &[Output] = &[
         schema: of::<Vec<crate::keys::cli::KeyListEntry<'static>>>,
     },
     Output {
+        name: "keys-show",
+        command: "keys show --json",
+        schema: of::<crate::keys::cli::KeyShowJson<'static>>,
+    },
+    Output {
+        name: "import",
+        command: "import --json",
+        schema: of::<crate::import::cli::JsonImport>,
+    },
+    Output {
         name: "checklist",
         command: "checklist --format json",
         schema: of::<crate::checklist::Checklist>,
@@ -116,6 +126,21 @@ pub const OUTPUTS: &[Output] = &[
         name: "reports-summary-domain",
         command: "reports summary --domain D --json",
         schema: of::<crate::reports::dashboard::model::DomainView>,
+    },
+    Output {
+        name: "reports-prune",
+        command: "reports prune --older-than D --json",
+        schema: of::<crate::reports::cli::PruneJson<'static>>,
+    },
+    Output {
+        name: "reports-alerts",
+        command: "reports alerts --json",
+        schema: of::<crate::reports::alerts::AlertsRun>,
+    },
+    Output {
+        name: "store-migrate",
+        command: "store migrate --json",
+        schema: of::<crate::reports::store_cli::MigrateOut>,
     },
     Output {
         name: "store-copy",

@@ -209,6 +209,38 @@ fn reports_commands_in_every_format() {
     for f in ["text", "json"] {
         snap(&case, None, "reports-summary-domain", f, &with(&domain), 0);
     }
+    // A dry run removes nothing, so every format sees the same store.
+    for f in ["text", "json"] {
+        let prune = ["prune", "--older-than", "400d"];
+        snap(&case, None, "reports-prune", f, &with(&prune), 0);
+    }
+    // Alerts fire once per store: each run gets its own copy of it. The
+    // config's window reaches back to the samples' dates.
+    std::fs::write(
+        case.path().join("mailauth.yaml"),
+        "alerts:\n  window: 1000w\ndomains: {}\n",
+    )
+    .expect("config");
+    let mut alerts = Vec::new();
+    for (i, extra) in [&[][..], &["--format", "json"], &["--json"]]
+        .iter()
+        .enumerate()
+    {
+        let db = format!("a{i}.db");
+        std::fs::copy(case.path().join("r.db"), case.path().join(&db)).expect("copy store");
+        let mut argv = vec!["reports", "--db", db.as_str(), "alerts"];
+        argv.extend(extra.iter());
+        let run = case.run(&argv).code(3);
+        assert!(!run.stdout.contains('\u{1b}'), "alerts: an escape sequence");
+        alerts.push(run.stdout);
+    }
+    assert_eq!(
+        alerts[1], alerts[2],
+        "alerts: --json differs from --format json"
+    );
+    serde_json::from_str::<serde_json::Value>(&alerts[1]).expect("alerts: one JSON document");
+    golden("cli/reports-alerts.txt", &alerts[0]);
+    golden("cli/reports-alerts.json", &alerts[1]);
     for f in ["text", "json"] {
         snap(
             &case,

@@ -28,7 +28,7 @@ fn unknown_field_with_a_suggestion() {
 fn unknown_top_level_field() {
     rejects(
         "domain:\n  example.com: {}\n",
-        "error: mailauth.yaml:1:1: domain: unknown field `domain`, expected one of provider, providers, defaults, keys, store, domains\n  hint: did you mean `domains`?\n",
+        "error: mailauth.yaml:1:1: domain: unknown field `domain`, expected one of provider, providers, defaults, keys, store, alerts, domains\n  hint: did you mean `domains`?\n",
     );
 }
 

@@ -140,6 +140,22 @@ fn every_json_output_matches_its_schema() {
     case.run(&["keys", "generate", "example.com"]).ok();
     let keys = c.run("keys-list", &["keys", "list", "--json"], &[0]);
     assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
+    let selector = keys[0]["selector"].as_str().expect("selector").to_owned();
+    let shown = c.run("keys-show", &["keys", "show", &selector, "--json"], &[0]);
+    assert_eq!(shown["selector"], keys[0]["selector"]);
+    let imported = c.run(
+        "import",
+        &[
+            "import",
+            "example.com",
+            "--nameserver",
+            &ns,
+            "--dry-run",
+            "--json",
+        ],
+        &[0],
+    );
+    assert!(imported["domains"].as_array().is_some_and(|d| d.len() == 1));
     let v = c.run(
         "validate",
         &["validate", "example.com", "--nameserver", &ns, "--json"],
@@ -240,6 +256,31 @@ fn every_json_output_matches_its_schema() {
             one,
             "--json",
         ],
+        &[0],
+    );
+
+    c.run(
+        "reports-alerts",
+        &["reports", "alerts", db[0], db[1], "--json"],
+        &[0, 3],
+    );
+    let pruned = c.run(
+        "reports-prune",
+        &[
+            "reports",
+            "prune",
+            db[0],
+            db[1],
+            "--older-than",
+            "1h",
+            "--json",
+        ],
+        &[0],
+    );
+    assert_eq!(pruned["removed"], false);
+    c.run(
+        "store-migrate",
+        &["store", "migrate", "--store", "r.db", "--json"],
         &[0],
     );
 

@@ -41,6 +41,27 @@ pub struct KeyListEntry<'a> {
     pub retired: Option<Timestamp>,
 }
 
+/// One key as `keys show --json` prints it: the fields of
+/// [`KeyListEntry`] with every date, the public key and the DNS record.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct KeyShowJson<'a> {
+    pub domain: &'a str,
+    pub prefix: &'a str,
+    pub selector: &'a str,
+    pub algorithm: super::config::Algorithm,
+    pub bits: Option<u32>,
+    pub state: KeyState,
+    pub created: Timestamp,
+    pub published: Option<Timestamp>,
+    pub activated: Option<Timestamp>,
+    pub retired: Option<Timestamp>,
+    pub revoked: Option<Timestamp>,
+    /// Base64 of the public key as the record's `p=` carries it.
+    pub public_key: String,
+    /// The key's TXT record as a master-file line.
+    pub record: String,
+}
+
 /// `mailauth keys …`
 #[derive(clap::Args, Debug, Clone)]
 pub struct KeysArgs {
@@ -297,18 +318,21 @@ pub fn run_to(
             if OutputFormat::chosen(format, json) == OutputFormat::Json {
                 // The fields of `keys list --json`, with every date, the
                 // public key and the record.
-                let time = |t: Option<Timestamp>| t.map(|t| t.to_string());
-                let doc = serde_json::json!({
-                    "domain": k.domain, "prefix": k.prefix, "selector": k.selector,
-                    "algorithm": k.algorithm, "bits": k.bits, "state": k.state,
-                    "created": k.created.to_string(),
-                    "published": time(k.published),
-                    "activated": time(k.activated),
-                    "retired": time(k.retired),
-                    "revoked": time(k.revoked),
-                    "public_key": STANDARD.encode(&k.public_key),
-                    "record": record,
-                });
+                let doc = KeyShowJson {
+                    domain: &k.domain,
+                    prefix: &k.prefix,
+                    selector: &k.selector,
+                    algorithm: k.algorithm,
+                    bits: k.bits,
+                    state: k.state,
+                    created: k.created,
+                    published: k.published,
+                    activated: k.activated,
+                    retired: k.retired,
+                    revoked: k.revoked,
+                    public_key: STANDARD.encode(&k.public_key),
+                    record,
+                };
                 writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
                 return Ok(0);
             }

@@ -26,7 +26,7 @@ use crate::reports::sources::{self, Catalogue, Class, Method};
 pub use crate::config::alerts::{AlertsConfig, WebhookConfig};
 
 /// One alert.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Alert {
     /// What makes it the same alert on a later run: rule, domain, subject
     /// (and the day for conditions that may come back).
@@ -41,11 +41,13 @@ pub struct Alert {
 }
 
 /// What one run found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct AlertsRun {
     /// RFC 3339 UTC.
+    #[schemars(with = "crate::output::Rfc3339")]
     pub generated_at: String,
     /// RFC 3339 UTC start of the window looked at.
+    #[schemars(with = "crate::output::Rfc3339")]
     pub since: String,
     /// New alerts (fired before: left out).
     pub alerts: Vec<Alert>,

@@ -84,20 +84,13 @@ pub enum ReportsCommand {
     Alerts(AlertsArgs),
 }
 
-/// Output of `reports alerts`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum AlertFormat {
-    Text,
-    Json,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct AlertsArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = AlertFormat::Text)]
-    pub format: AlertFormat,
-    /// Print JSON (same as --format json).
-    #[arg(long)]
+    /// Output format: text, or json (the new alerts).
+    #[arg(long, default_value = "text", value_parser = output::parser(TEXT_JSON))]
+    pub format: OutputFormat,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
     /// A MaxMind DB format ASN database (as for `reports summary`).
     #[arg(long, env = "MAILAUTH_ASN_DB", value_name = "PATH")]
@@ -328,9 +321,25 @@ pub struct PruneArgs {
     /// Remove them. Without it, only print what would be removed.
     #[arg(long)]
     pub yes: bool,
-    /// Print the result as JSON.
-    #[arg(long)]
+    /// Output format: text, or json (the counts).
+    #[arg(long, default_value = "text", value_parser = output::parser(TEXT_JSON))]
+    pub format: OutputFormat,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+}
+
+/// `reports prune --json`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct PruneJson<'a> {
+    /// Reports whose period began before this time (RFC 3339 UTC).
+    #[schemars(with = "crate::output::Rfc3339")]
+    pub before: String,
+    /// Whether they were removed (`--yes`) or only counted.
+    pub removed: bool,
+    pub reports: u64,
+    pub records: u64,
+    pub domains: &'a [super::store::PrunedDomain],
 }
 
 /// `--older-than`: a positive count of hours, days or weeks, in seconds.
@@ -524,14 +533,14 @@ fn prune_cmd(choice: &StoreChoice, a: &PruneArgs, out: &mut impl Write) -> anyho
     let mut store = open_existing(choice)?;
     let pruned = store.prune(cutoff, a.yes)?;
     let before = crate::clock::format_time(cutoff);
-    if a.json {
-        let v = serde_json::json!({
-            "before": before,
-            "removed": a.yes,
-            "reports": pruned.reports,
-            "records": pruned.records,
-            "domains": pruned.domains,
-        });
+    if OutputFormat::chosen(a.format, a.json) == OutputFormat::Json {
+        let v = PruneJson {
+            before,
+            removed: a.yes,
+            reports: pruned.reports,
+            records: pruned.records,
+            domains: &pruned.domains,
+        };
         write_json(out, &v)?;
     } else {
         let verb = if a.yes { "removed" } else { "would remove" };
@@ -670,7 +679,7 @@ fn alerts_cmd(
         since: crate::clock::format_time(since),
         alerts: alerts::new_alerts(store, all)?,
     };
-    if a.json || a.format == AlertFormat::Json {
+    if OutputFormat::chosen(a.format, a.json) == OutputFormat::Json {
         write_json(out, &run)?;
     } else {
         write!(out, "{}", alerts::text(&run))?;

@@ -354,8 +354,9 @@ pub enum StoreCommand {
     },
 }
 
-#[derive(Debug, Serialize)]
-struct MigrateOut {
+/// `store migrate --json`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct MigrateOut {
     store: String,
     from: i64,
     to: i64,

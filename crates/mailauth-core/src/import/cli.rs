@@ -87,8 +87,8 @@ pub struct ImportArgs {
 }
 
 /// One domain in `import --format json`.
-#[derive(serde::Serialize)]
-struct JsonDomain {
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct JsonDomain {
     domain: String,
     /// The config entry, as `--dry-run` prints it in YAML.
     entry: serde_json::Value,
@@ -101,8 +101,8 @@ struct JsonDomain {
     outcome: Option<&'static str>,
 }
 
-#[derive(serde::Serialize)]
-struct JsonNote {
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct JsonNote {
     severity: Severity,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,8 +110,8 @@ struct JsonNote {
 }
 
 /// The JSON document of `import --format json`.
-#[derive(serde::Serialize)]
-struct JsonImport {
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct JsonImport {
     domains: Vec<JsonDomain>,
     /// Domains that could not be read (the exit code is then 1).
     failed: usize,

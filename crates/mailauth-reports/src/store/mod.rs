@@ -428,7 +428,7 @@ pub struct Pruned {
 }
 
 /// One domain's share of [`Pruned`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PrunedDomain {
     pub domain: String,
     pub reports: u64,
