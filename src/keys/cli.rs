@@ -15,7 +15,7 @@ use super::config::{FamilyConfig, KeysConfig};
 use super::export;
 use super::generate::key_record_value;
 use super::lifecycle::{Import, generate_key, import_key};
-use super::store::{KeyState, Keystore};
+use super::store::{KeyRecord, KeyState, Keystore};
 use super::time::Timestamp;
 use crate::output::{self, OutputFormat};
 
@@ -41,20 +41,29 @@ pub struct KeyListEntry<'a> {
     pub retired: Option<Timestamp>,
 }
 
-/// One key as `keys show --json` prints it: the fields of
-/// [`KeyListEntry`] with every date, the public key and the DNS record.
+impl<'a> KeyListEntry<'a> {
+    fn of(k: &'a KeyRecord) -> Self {
+        KeyListEntry {
+            domain: &k.domain,
+            prefix: &k.prefix,
+            selector: &k.selector,
+            algorithm: k.algorithm,
+            bits: k.bits,
+            state: k.state,
+            created: k.created,
+            activated: k.activated,
+            retired: k.retired,
+        }
+    }
+}
+
+/// One key as `keys show --json` prints it: the fields of `keys list
+/// --json`, then every other date, the public key and the DNS record.
 #[derive(serde::Serialize, schemars::JsonSchema)]
 pub struct KeyShowJson<'a> {
-    pub domain: &'a str,
-    pub prefix: &'a str,
-    pub selector: &'a str,
-    pub algorithm: super::config::Algorithm,
-    pub bits: Option<u32>,
-    pub state: KeyState,
-    pub created: Timestamp,
+    #[serde(flatten)]
+    pub key: KeyListEntry<'a>,
     pub published: Option<Timestamp>,
-    pub activated: Option<Timestamp>,
-    pub retired: Option<Timestamp>,
     pub revoked: Option<Timestamp>,
     /// Base64 of the public key as the record's `p=` carries it.
     pub public_key: String,
@@ -254,19 +263,7 @@ pub fn run_to(
             }
             if format == OutputFormat::Json {
                 // One JSON document (an array), as every command prints.
-                let list: Vec<KeyListEntry> = keys
-                    .map(|k| KeyListEntry {
-                        domain: &k.domain,
-                        prefix: &k.prefix,
-                        selector: &k.selector,
-                        algorithm: k.algorithm,
-                        bits: k.bits,
-                        state: k.state,
-                        created: k.created,
-                        activated: k.activated,
-                        retired: k.retired,
-                    })
-                    .collect();
+                let list: Vec<KeyListEntry> = keys.map(KeyListEntry::of).collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
                 return Ok(0);
             }
@@ -319,16 +316,8 @@ pub fn run_to(
                 // The fields of `keys list --json`, with every date, the
                 // public key and the record.
                 let doc = KeyShowJson {
-                    domain: &k.domain,
-                    prefix: &k.prefix,
-                    selector: &k.selector,
-                    algorithm: k.algorithm,
-                    bits: k.bits,
-                    state: k.state,
-                    created: k.created,
+                    key: KeyListEntry::of(k),
                     published: k.published,
-                    activated: k.activated,
-                    retired: k.retired,
                     revoked: k.revoked,
                     public_key: STANDARD.encode(&k.public_key),
                     record,
