@@ -119,7 +119,9 @@ pub struct Settings {
     pub window_days: i64,
     /// Share of volume that must pass DMARC over the window.
     pub pass_ratio: f64,
-    /// Now, unix seconds.
+    /// Now: Unix seconds, printed in RFC 3339 UTC.
+    #[serde(serialize_with = "crate::output::rfc3339")]
+    #[schemars(with = "crate::output::Rfc3339")]
     pub now: i64,
     /// Mailboxes `mailauth reports ingest` reads (`--reads`).
     pub reads: Vec<String>,

@@ -168,6 +168,21 @@ impl schemars::JsonSchema for Rfc3339 {
     }
 }
 
+/// `#[serde(serialize_with = "output::rfc3339")]`: Unix seconds kept as an
+/// integer in Rust, printed as an RFC 3339 UTC string (with
+/// `#[schemars(with = "Rfc3339")]`), as every time in JSON is.
+pub fn rfc3339<S: serde::Serializer>(secs: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::clock::format_time(*secs))
+}
+
+/// [`rfc3339`] for an optional time (`null` when absent).
+pub fn rfc3339_opt<S: serde::Serializer>(secs: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match secs {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,7 +56,9 @@ pub struct Hop {
     pub envelope_from: Option<String>,
     /// The date-time after the `;`, as written.
     pub date: Option<String>,
-    /// `date` as unix seconds, when it parses.
+    /// `date` as Unix seconds, when it parses (printed in RFC 3339 UTC).
+    #[serde(serialize_with = "crate::output::rfc3339_opt")]
+    #[schemars(with = "Option<crate::output::Rfc3339>")]
     pub timestamp: Option<i64>,
     /// Seconds between the hop below (earlier) and this one.
     pub delay: Option<i64>,
