@@ -21,6 +21,7 @@ both_stores!(
     arc_evidence_marks_forwarding,
     alerts_fire_once_and_reach_the_webhook,
     alerts_by_email_over_starttls_with_auth,
+    alerts_new_rules_fire_once_and_only_when_due,
 );
 
 fn totals(store: &dyn DashboardQueries) -> (i64, i64, i64) {
@@ -304,10 +305,32 @@ fn report(
         (&str, &str),
     )],
 ) -> Vec<u8> {
+    report_at(org, id, "example.com", 1767139200, rows)
+}
+
+/// [`report`] for `domain` and the UTC day starting at `begin`.
+#[allow(clippy::type_complexity)]
+fn report_at(
+    org: &str,
+    id: &str,
+    domain: &str,
+    begin: i64,
+    rows: &[(
+        &str,
+        u32,
+        &str,
+        &str,
+        &str,
+        Option<&str>,
+        &[(&str, &str)],
+        (&str, &str),
+    )],
+) -> Vec<u8> {
+    let end = begin + 86_399;
     let mut x = format!(
         "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>{org}</org_name>\
-         <email>d@{id}.test</email><report_id>{id}</report_id><date_range><begin>1767139200</begin>\
-         <end>1767225599</end></date_range></report_metadata><policy_published><domain>example.com</domain>\
+         <email>d@{id}.test</email><report_id>{id}</report_id><date_range><begin>{begin}</begin>\
+         <end>{end}</end></date_range></report_metadata><policy_published><domain>{domain}</domain>\
          <p>reject</p></policy_published>"
     );
     for (ip, n, disp, dkim, spf, reason, dkims, (sd, sr)) in rows {
@@ -318,7 +341,7 @@ fn report(
         if let Some(r) = reason {
             x.push_str(&format!("<reason><type>{r}</type></reason>"));
         }
-        x.push_str("</policy_evaluated></row><identifiers><header_from>example.com</header_from></identifiers><auth_results>");
+        x.push_str(&format!("</policy_evaluated></row><identifiers><header_from>{domain}</header_from></identifiers><auth_results>"));
         for (d, r) in *dkims {
             x.push_str(&format!(
                 "<dkim><domain>{d}</domain><selector>s1</selector><result>{r}</result></dkim>"
@@ -1318,4 +1341,251 @@ fn alerts_by_email_over_starttls_with_auth(st: &TestStore) {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(!sink.join("0001.eml").exists());
+}
+
+/// Issue 18, the rules over time: a known source starting to fail, a
+/// domain's pass rate dropping day over day, a major reporter gone
+/// silent, a failure report in the window and TLS-RPT failures each fire
+/// once (exit 3), and not again on the next run (exit 0). Beside each, a
+/// case that must not fire: a new source failing (not known), a small
+/// drop on another domain, a reporter still sending and one too small to
+/// count, a failure report older than the window, a TLS policy domain
+/// without failures.
+fn alerts_new_rules_fire_once_and_only_when_due(st: &TestStore) {
+    const DAY: i64 = 86_400;
+    // 2025-12-31T00:00:00Z; the run is at 2026-01-10T12:00:00Z, its
+    // window (2d) starts 2026-01-08T12:00:00Z.
+    const D0: i64 = 1_767_139_200;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = st.open();
+    let limits = IngestLimits::default();
+    let mut ingest = |name: &str, bytes: &[u8]| {
+        store
+            .ingest_item(name, bytes, &limits)
+            .expect("db")
+            .expect("report");
+    };
+    let pass = |ip: &'static str, n: u32| {
+        (
+            ip,
+            n,
+            "none",
+            "pass",
+            "pass",
+            None,
+            &[][..],
+            ("example.com", "pass"),
+        )
+    };
+    let fail = |ip: &'static str, n: u32| {
+        (
+            ip,
+            n,
+            "reject",
+            "fail",
+            "fail",
+            None,
+            &[][..],
+            ("spoof.test", "fail"),
+        )
+    };
+    // Before the window: 192.0.2.1 passes (known), 192.0.2.3 only fails.
+    ingest(
+        "k1",
+        &report_at(
+            "big.example",
+            "k1",
+            "example.com",
+            D0 + DAY,
+            &[pass("192.0.2.1", 30), fail("192.0.2.3", 5)],
+        ),
+    );
+    // 2026-01-08 (before the window, the day before the last complete
+    // day): example.com all passing, other.example 50 of 50.
+    ingest(
+        "k2",
+        &report_at(
+            "big.example",
+            "k2",
+            "example.com",
+            D0 + 8 * DAY,
+            &[pass("192.0.2.1", 40)],
+        ),
+    );
+    ingest(
+        "o1",
+        &report_at(
+            "big.example",
+            "o1",
+            "other.example",
+            D0 + 8 * DAY,
+            &[pass("192.0.2.9", 50)],
+        ),
+    );
+    // 2026-01-09 (in the window, the last complete day): the known source
+    // fails, a new one fails too, example.com passes 10 of 45;
+    // other.example 45 of 50 (a drop of 10 points, under 20).
+    ingest(
+        "k3",
+        &report_at(
+            "big.example",
+            "k3",
+            "example.com",
+            D0 + 9 * DAY,
+            &[
+                pass("192.0.2.1", 10),
+                fail("192.0.2.1", 15),
+                fail("192.0.2.2", 20),
+                fail("192.0.2.3", 0),
+            ],
+        ),
+    );
+    ingest(
+        "o2",
+        &report_at(
+            "big.example",
+            "o2",
+            "other.example",
+            D0 + 9 * DAY,
+            &[pass("192.0.2.9", 45), fail("192.0.2.8", 5)],
+        ),
+    );
+    // A reporter with 3 reports, the last ending 2026-01-02: silent; one
+    // with a single old report: too small to count.
+    for (i, id) in ["s1", "s2", "s3"].iter().enumerate() {
+        ingest(
+            id,
+            &report_at(
+                "old.example",
+                id,
+                "example.com",
+                D0 + i as i64 * DAY,
+                &[pass("192.0.2.1", 1)],
+            ),
+        );
+    }
+    ingest(
+        "t1",
+        &report_at(
+            "tiny.example",
+            "t1",
+            "example.com",
+            D0,
+            &[pass("192.0.2.1", 1)],
+        ),
+    );
+    // Failure reports: one arriving in the window, one before it.
+    let arf = |id: &str, arrival: &str| {
+        format!(
+            "From: dmarc-reports@reporter.example\r\nTo: dmarc@example.com\r\n\
+             Subject: DMARC failure report for example.com\r\nDate: {arrival}\r\n\
+             Message-ID: <{id}@reporter.example>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=feedback-report; boundary=\"b1\"\r\n\r\n\
+             --b1\r\nContent-Type: text/plain\r\n\r\nA message from 203.0.113.5 failed DMARC.\r\n\r\n\
+             --b1\r\nContent-Type: message/feedback-report\r\n\r\n\
+             Feedback-Type: auth-failure\r\nVersion: 1\r\nUser-Agent: reporter/1.0\r\n\
+             Auth-Failure: dmarc\r\nOriginal-Mail-From: <x@spoof.test>\r\n\
+             Arrival-Date: {arrival}\r\nSource-IP: 203.0.113.5\r\n\
+             Reported-Domain: example.com\r\n\r\n\
+             --b1\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+             From: <ceo@example.com>\r\nTo: a@reporter.example\r\nSubject: Invoice {id}\r\n\
+             Message-ID: <m-{id}@spoof.test>\r\n\r\n--b1--\r\n"
+        )
+    };
+    ingest(
+        "ruf-new.eml",
+        arf("new", "Sat, 09 Jan 2026 10:00:00 +0000").as_bytes(),
+    );
+    ingest(
+        "ruf-old.eml",
+        arf("old", "Fri, 02 Jan 2026 10:00:00 +0000").as_bytes(),
+    );
+    // TLS-RPT in the window: example.com with 3 failed sessions,
+    // other.example with none.
+    let tls = r#"{"organization-name":"Big","date-range":{"start-datetime":"2026-01-09T00:00:00Z",
+        "end-datetime":"2026-01-09T23:59:59Z"},"contact-info":"tls@big.example","report-id":"tls-1",
+        "policies":[{"policy":{"policy-type":"sts","policy-domain":"example.com"},
+        "summary":{"total-successful-session-count":100,"total-failure-session-count":3},
+        "failure-details":[{"result-type":"certificate-expired","failed-session-count":3}]},
+        {"policy":{"policy-type":"sts","policy-domain":"other.example"},
+        "summary":{"total-successful-session-count":100,"total-failure-session-count":0}}]}"#;
+    ingest("tls-1.json", tls.as_bytes());
+
+    let config = dir.path().join("mailauth.yaml");
+    std::fs::write(
+        &config,
+        "domains:\n  example.com:\n    dmarc: { p: reject }\n\
+         alerts:\n  window: 2d\n  new_source_messages: 0\n  fail_rate_min_messages: 0\n  \
+         new_reporter: false\n  unauthorised_service: false\n  suspicious_messages: 0\n  \
+         known_source_fail_messages: 10\n  pass_rate_drop_points: 20\n  \
+         pass_rate_drop_min_messages: 20\n  reporter_silent_days: 3\n  \
+         reporter_silent_min_reports: 3\n  failure_reports: true\n  tls_failed_sessions: 1\n",
+    )
+    .expect("config");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+            .arg("-c")
+            .arg(&config)
+            .arg("reports")
+            .args(st.cli_args())
+            .arg("alerts")
+            .arg("--json")
+            .env("MAILAUTH_NOW", "2026-01-10T12:00:00Z")
+            .env_remove("MAILAUTH_ASN_DB")
+            .current_dir(dir.path())
+            .output()
+            .expect("run mailauth")
+    };
+    let o = run();
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let mut keys: Vec<String> = v["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| a["key"].as_str().expect("key").to_owned())
+        .collect();
+    keys.sort();
+    // The failure report's id depends on the store: checked apart.
+    let ruf: Vec<String> = keys
+        .iter()
+        .filter(|k| k.starts_with("failure_report/"))
+        .cloned()
+        .collect();
+    assert_eq!(ruf.len(), 1, "{keys:?}");
+    assert!(ruf[0].starts_with("failure_report/example.com/"), "{ruf:?}");
+    keys.retain(|k| !k.starts_with("failure_report/"));
+    assert_eq!(
+        keys,
+        [
+            "known_source_fails/example.com/192.0.2.1",
+            "pass_rate_drop/example.com/2026-01-09",
+            "reporter_silent/old.example/2026-01-02",
+            "tls_failures/example.com/2026-01-10",
+        ],
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("Sat, 09 Jan 2026") || text.contains("2026-01-09T10:00:00Z"),
+        "{text}"
+    );
+
+    // The next run: nothing new.
+    let o = run();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["alerts"].as_array().map(Vec::len), Some(0), "{v}");
 }

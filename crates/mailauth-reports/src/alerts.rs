@@ -69,6 +69,11 @@ pub enum AlertsError {
     Store(#[from] crate::reports::store::StoreError),
 }
 
+/// Sources read per domain for the known-source rule.
+const KNOWN_SOURCES: usize = 10_000;
+/// Newest failure reports read per domain for the failure-report rule.
+const FAILURE_REPORTS: usize = 1_000;
+
 fn day(secs: i64) -> String {
     let (y, m, d) = crate::clock::civil(secs);
     format!("{y:04}-{m:02}-{d:02}")
@@ -128,6 +133,113 @@ pub fn evaluate(
                     ),
                     value: rate,
                     threshold: cfg.fail_rate_percent,
+                });
+            }
+        }
+        if cfg.pass_rate_drop_min_messages > 0 {
+            // The last complete UTC day against the day before, each with
+            // enough messages to mean something.
+            let last = now.div_euclid(86_400) - 1;
+            let f2 = DashFilter {
+                domain: Some(domain.clone()),
+                since: Some((last - 1) * 86_400),
+                until: Some((last + 1) * 86_400),
+                source: None,
+            };
+            let (mut m, mut p) = ([0i64; 2], [0i64; 2]);
+            for d in store.dash_daily(&f2)? {
+                if let Some(i) = [last - 1, last].iter().position(|x| *x == d.day) {
+                    m[i] = m[i].saturating_add(d.messages);
+                    p[i] = p[i].saturating_add(d.dmarc_pass);
+                }
+            }
+            if m.iter().all(|n| *n >= cfg.pass_rate_drop_min_messages) {
+                let rate = |i: usize| p[i] as f64 * 100.0 / m[i] as f64;
+                let drop = rate(0) - rate(1);
+                if drop > cfg.pass_rate_drop_points {
+                    let d = day(last * 86_400);
+                    out.push(Alert {
+                        key: format!("pass_rate_drop/{domain}/{d}"),
+                        rule: "pass_rate_drop",
+                        domain: Some(domain.clone()),
+                        message: format!(
+                            "{domain}: DMARC pass rate fell from {:.1}% ({} messages) on {} to {:.1}% ({} messages) on {d}, {drop:.1} points (threshold {})",
+                            rate(0),
+                            m[0],
+                            day((last - 1) * 86_400),
+                            rate(1),
+                            m[1],
+                            cfg.pass_rate_drop_points
+                        ),
+                        value: drop,
+                        threshold: cfg.pass_rate_drop_points,
+                    });
+                }
+            }
+        }
+        if cfg.known_source_fail_messages > 0 {
+            // Known: DMARC-passing messages in reports before the window.
+            let before = DashFilter {
+                domain: Some(domain.clone()),
+                since: None,
+                until: Some(since),
+                source: None,
+            };
+            let known: std::collections::BTreeSet<String> = store
+                .dash_sources(&before, false, KNOWN_SOURCES)?
+                .into_iter()
+                .filter(|s| s.dmarc_pass > 0)
+                .map(|s| s.source_ip)
+                .collect();
+            for s in store.dash_sources(&fd, true, KNOWN_SOURCES)? {
+                let fail = s.messages.saturating_sub(s.dmarc_pass);
+                if fail >= cfg.known_source_fail_messages && known.contains(&s.source_ip) {
+                    let ip = crate::reports::dashboard::text::clean(&s.source_ip);
+                    out.push(Alert {
+                        key: format!("known_source_fails/{domain}/{ip}"),
+                        rule: "known_source_fails",
+                        domain: Some(domain.clone()),
+                        message: format!(
+                            "{domain}: known source {ip}, passing DMARC before, has {fail} of {} messages failing since {} (threshold {})",
+                            s.messages,
+                            crate::clock::format_time(since),
+                            cfg.known_source_fail_messages
+                        ),
+                        value: fail as f64,
+                        threshold: cfg.known_source_fail_messages as f64,
+                    });
+                }
+            }
+        }
+        if cfg.failure_reports {
+            // By arrival date; a report without one (or unreadable) is
+            // left out rather than guessed into the window.
+            for r in store.dash_failures(&fd, FAILURE_REPORTS)? {
+                let Some(at) = r
+                    .arrival_date
+                    .as_deref()
+                    .and_then(crate::inspect::received::parse_date)
+                else {
+                    continue;
+                };
+                if at < since || at >= now {
+                    continue;
+                }
+                let clean = crate::reports::dashboard::text::clean;
+                out.push(Alert {
+                    key: format!("failure_report/{domain}/{}", r.id),
+                    rule: "failure_report",
+                    domain: Some(domain.clone()),
+                    message: format!(
+                        "{domain}: failure report from {} at {}: {} failed for a message from {} (MAIL FROM {})",
+                        clean(r.reporter.as_deref().unwrap_or("-")),
+                        crate::clock::format_time(at),
+                        clean(r.auth_failure.as_deref().unwrap_or("-")),
+                        clean(r.source_ip.as_deref().unwrap_or("-")),
+                        clean(r.original_mail_from.as_deref().unwrap_or("-")),
+                    ),
+                    value: 1.0,
+                    threshold: 0.0,
                 });
             }
         }
@@ -220,6 +332,59 @@ pub fn evaluate(
                     ),
                     value: r.reports as f64,
                     threshold: 0.0,
+                });
+            }
+        }
+    }
+    if cfg.reporter_silent_days > 0 && cfg.reporter_silent_min_reports > 0 {
+        let all = DashFilter::default();
+        let quiet = cfg.reporter_silent_days.saturating_mul(86_400);
+        for r in dashboard::model::merge_reporters(store.dash_reporters(&all)?) {
+            let silent = now.saturating_sub(r.last_end);
+            if r.reports >= cfg.reporter_silent_min_reports && silent > quiet {
+                let key = crate::reports::dashboard::text::clean(&r.key);
+                // The last report's day: a reporter that comes back and
+                // stops again fires again.
+                out.push(Alert {
+                    key: format!("reporter_silent/{key}/{}", day(r.last_end)),
+                    rule: "reporter_silent",
+                    domain: None,
+                    message: format!(
+                        "reporter {} ({} reports) sent nothing since {}: {} days (threshold {})",
+                        crate::reports::dashboard::text::clean(&r.org),
+                        r.reports,
+                        crate::clock::format_time(r.last_end),
+                        silent / 86_400,
+                        cfg.reporter_silent_days
+                    ),
+                    value: (silent / 86_400) as f64,
+                    threshold: cfg.reporter_silent_days as f64,
+                });
+            }
+        }
+    }
+    if cfg.tls_failed_sessions > 0 {
+        let mut failed: BTreeMap<String, i64> = BTreeMap::new();
+        for t in store.dash_tls(&f)? {
+            let e = failed
+                .entry(t.policy_domain.to_ascii_lowercase())
+                .or_insert(0);
+            *e = e.saturating_add(t.failed);
+        }
+        for (pd, n) in failed {
+            if n >= cfg.tls_failed_sessions {
+                let pd = crate::reports::dashboard::text::clean(&pd);
+                out.push(Alert {
+                    key: format!("tls_failures/{pd}/{today}"),
+                    rule: "tls_failures",
+                    domain: Some(pd.clone()),
+                    message: format!(
+                        "{pd}: {n} TLS sessions failed (TLS-RPT) since {} (threshold {})",
+                        crate::clock::format_time(since),
+                        cfg.tls_failed_sessions
+                    ),
+                    value: n as f64,
+                    threshold: cfg.tls_failed_sessions as f64,
                 });
             }
         }

@@ -28,6 +28,28 @@ pub struct AlertsConfig {
     /// Failing messages from suspicious sources (not forwarding, not an
     /// own service) over this in the window (0 turns the rule off).
     pub suspicious_messages: i64,
+    /// A known source (one with DMARC-passing messages before the window)
+    /// failing DMARC for at least this many messages in the window (0
+    /// turns the rule off).
+    pub known_source_fail_messages: i64,
+    /// A domain's DMARC pass rate on the last complete day (UTC) lower
+    /// than on the day before by more than this many percentage points …
+    pub pass_rate_drop_points: f64,
+    /// … when both days have at least this many messages (0 turns the
+    /// rule off).
+    pub pass_rate_drop_min_messages: i64,
+    /// A reporter that sent at least `reporter_silent_min_reports`
+    /// reports and none for more than this many days (0 turns the rule
+    /// off).
+    pub reporter_silent_days: i64,
+    /// See `reporter_silent_days` (0 turns the rule off).
+    pub reporter_silent_min_reports: i64,
+    /// A failure report (RUF) for a domain whose arrival date falls in
+    /// the window.
+    pub failure_reports: bool,
+    /// A TLS-RPT policy domain with at least this many failed sessions in
+    /// the window (0 turns the rule off).
+    pub tls_failed_sessions: i64,
     /// Where alerts are POSTed as JSON.
     pub webhook: Option<WebhookConfig>,
     /// Where alerts are mailed (SMTP with STARTTLS).
@@ -44,6 +66,13 @@ impl Default for AlertsConfig {
             new_reporter: true,
             unauthorised_service: true,
             suspicious_messages: 100,
+            known_source_fail_messages: 10,
+            pass_rate_drop_points: 20.0,
+            pass_rate_drop_min_messages: 20,
+            reporter_silent_days: 3,
+            reporter_silent_min_reports: 10,
+            failure_reports: true,
+            tls_failed_sessions: 1,
             webhook: None,
             email: None,
         }

@@ -156,6 +156,47 @@ pub fn json_schema() -> String {
              }, "additionalProperties": false}
         ]
     });
+    let alerts = json!({
+        "type": "object", "additionalProperties": false,
+        "description": "Rules and notifiers of `mailauth reports alerts`",
+        "properties": {
+            "window": {"type": "string", "default": "1d", "description": "How far back each run looks (1d, 12h, 2w)"},
+            "new_source_messages": {"type": "integer", "minimum": 0, "default": 10, "description": "An unidentified source sending more messages than this (0: off)"},
+            "fail_rate_percent": {"type": "number", "minimum": 0, "default": 20, "description": "A domain's DMARC fail rate over this percentage"},
+            "fail_rate_min_messages": {"type": "integer", "minimum": 0, "default": 20, "description": "Messages a domain needs before its fail rate counts (0: off)"},
+            "new_reporter": {"type": "boolean", "default": true, "description": "A reporter whose first report falls in the window"},
+            "unauthorised_service": {"type": "boolean", "default": true, "description": "A catalogue service sending as the domain, not authorised by its SPF or aligned DKIM"},
+            "suspicious_messages": {"type": "integer", "minimum": 0, "default": 100, "description": "Failing messages from suspicious sources over this (0: off)"},
+            "known_source_fail_messages": {"type": "integer", "minimum": 0, "default": 10, "description": "A source with DMARC passes before the window failing at least this many messages in it (0: off)"},
+            "pass_rate_drop_points": {"type": "number", "minimum": 0, "default": 20, "description": "A domain's DMARC pass rate on the last complete UTC day lower than the day before by more than these points"},
+            "pass_rate_drop_min_messages": {"type": "integer", "minimum": 0, "default": 20, "description": "Messages each of the two days needs for the pass-rate drop rule (0: off)"},
+            "reporter_silent_days": {"type": "integer", "minimum": 0, "default": 3, "description": "A major reporter sending nothing for more than these days (0: off)"},
+            "reporter_silent_min_reports": {"type": "integer", "minimum": 0, "default": 10, "description": "Reports a reporter must have sent to count as major (0: off)"},
+            "failure_reports": {"type": "boolean", "default": true, "description": "A failure report (RUF) for a domain arriving in the window"},
+            "tls_failed_sessions": {"type": "integer", "minimum": 0, "default": 1, "description": "A TLS-RPT policy domain with at least this many failed sessions in the window (0: off)"},
+            "webhook": {
+                "type": "object", "additionalProperties": false, "required": ["url"],
+                "properties": {
+                    "url": {"type": "string", "description": "https:// (http:// only to loopback); JSON POST"},
+                    "token_env": {"type": "string", "description": "Environment variable holding the bearer token"},
+                    "token_file": {"type": "string", "description": "File holding the bearer token"},
+                    "slack": {"type": "boolean", "description": "Send {\"text\": ...} (Slack incoming webhook)"}
+                }
+            },
+            "email": {
+                "type": "object", "additionalProperties": false, "required": ["server", "from", "to"],
+                "properties": {
+                    "server": {"type": "string", "description": "host:port of the MTA or submission server; STARTTLS required unless loopback"},
+                    "from": {"type": "string"},
+                    "to": string_list("Recipients"),
+                    "username": {"type": "string", "description": "AUTH PLAIN user (sent only over TLS)"},
+                    "password_env": {"type": "string", "description": "Environment variable holding the password"},
+                    "password_file": {"type": "string", "description": "File holding the password"},
+                    "ca_file": {"type": "string", "description": "PEM CA of the server's certificate (default: system roots)"}
+                }
+            }
+        }
+    });
     let schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "mailauth configuration",
@@ -200,40 +241,7 @@ pub fn json_schema() -> String {
                     }
                 ]
             },
-            "alerts": {
-                "type": "object", "additionalProperties": false,
-                "description": "Rules and notifiers of `mailauth reports alerts`",
-                "properties": {
-                    "window": {"type": "string", "default": "1d", "description": "How far back each run looks (1d, 12h, 2w)"},
-                    "new_source_messages": {"type": "integer", "minimum": 0, "default": 10, "description": "An unidentified source sending more messages than this (0: off)"},
-                    "fail_rate_percent": {"type": "number", "minimum": 0, "default": 20, "description": "A domain's DMARC fail rate over this percentage"},
-                    "fail_rate_min_messages": {"type": "integer", "minimum": 0, "default": 20, "description": "Messages a domain needs before its fail rate counts (0: off)"},
-                    "new_reporter": {"type": "boolean", "default": true, "description": "A reporter whose first report falls in the window"},
-                    "unauthorised_service": {"type": "boolean", "default": true, "description": "A catalogue service sending as the domain, not authorised by its SPF or aligned DKIM"},
-                    "suspicious_messages": {"type": "integer", "minimum": 0, "default": 100, "description": "Failing messages from suspicious sources over this (0: off)"},
-                    "webhook": {
-                        "type": "object", "additionalProperties": false, "required": ["url"],
-                        "properties": {
-                            "url": {"type": "string", "description": "https:// (http:// only to loopback); JSON POST"},
-                            "token_env": {"type": "string", "description": "Environment variable holding the bearer token"},
-                            "token_file": {"type": "string", "description": "File holding the bearer token"},
-                            "slack": {"type": "boolean", "description": "Send {\"text\": ...} (Slack incoming webhook)"}
-                        }
-                    },
-                    "email": {
-                        "type": "object", "additionalProperties": false, "required": ["server", "from", "to"],
-                        "properties": {
-                            "server": {"type": "string", "description": "host:port of the MTA or submission server; STARTTLS required unless loopback"},
-                            "from": {"type": "string"},
-                            "to": string_list("Recipients"),
-                            "username": {"type": "string", "description": "AUTH PLAIN user (sent only over TLS)"},
-                            "password_env": {"type": "string", "description": "Environment variable holding the password"},
-                            "password_file": {"type": "string", "description": "File holding the password"},
-                            "ca_file": {"type": "string", "description": "PEM CA of the server's certificate (default: system roots)"}
-                        }
-                    }
-                }
-            },
+            "alerts": alerts,
             "domains": {"type": "object", "additionalProperties": domain}
         }
     });
