@@ -287,6 +287,44 @@ fn delete_then_a_new_report_keeps_the_rollup_true(st: &TestStore) {
     assert_eq!(store.list(None).expect("list").len(), 2);
 }
 
+/// One aggregate record as the tests write it: source IP, count,
+/// disposition, DKIM and SPF alignment, override reason, DKIM results
+/// (domain, result), SPF result (domain, result).
+type Row = (
+    &'static str,
+    u32,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static [(&'static str, &'static str)],
+    (&'static str, &'static str),
+);
+
+/// Google Workspace, by its published network, aligned for example.com.
+const WORKSPACE_ALIGNED: Row = (
+    "209.85.220.41",
+    50,
+    "none",
+    "pass",
+    "pass",
+    None,
+    &[("example.com", "pass")],
+    ("example.com", "pass"),
+);
+
+/// SendGrid by DKIM d=, without example.com's own signature.
+const SENDGRID_BY_DKIM: Row = (
+    "192.0.2.10",
+    20,
+    "reject",
+    "fail",
+    "fail",
+    None,
+    &[("sendgrid.net", "pass")],
+    ("bounces.sendgrid.net", "pass"),
+);
+
 /// One aggregate report for example.com from `org`: rows of (ip, count,
 /// disposition, dkim aligned, spf aligned, reason, dkim d=/result, spf
 /// domain/result).
@@ -369,27 +407,9 @@ fn senders_named_and_forwarding_told_apart(st: &TestStore) {
         "a",
         &[
             // Google Workspace, by its published network: aligned.
-            (
-                "209.85.220.41",
-                50,
-                "none",
-                "pass",
-                "pass",
-                None,
-                &[("example.com", "pass")],
-                ("example.com", "pass"),
-            ),
+            WORKSPACE_ALIGNED,
             // SendGrid by DKIM d=, without the domain's own signature.
-            (
-                "192.0.2.10",
-                20,
-                "reject",
-                "fail",
-                "fail",
-                None,
-                &[("sendgrid.net", "pass")],
-                ("bounces.sendgrid.net", "pass"),
-            ),
+            SENDGRID_BY_DKIM,
             // A forwarder: DKIM of the author domain survives, SPF does not.
             (
                 "198.51.100.7",
@@ -1005,26 +1025,8 @@ fn alerts_fire_once_and_reach_the_webhook(st: &TestStore) {
         "mx1.GW.Example.net",
         "alerts-1",
         &[
-            (
-                "209.85.220.41",
-                50,
-                "none",
-                "pass",
-                "pass",
-                None,
-                &[("example.com", "pass")],
-                ("example.com", "pass"),
-            ),
-            (
-                "192.0.2.10",
-                20,
-                "reject",
-                "fail",
-                "fail",
-                None,
-                &[("sendgrid.net", "pass")],
-                ("bounces.sendgrid.net", "pass"),
-            ),
+            WORKSPACE_ALIGNED,
+            SENDGRID_BY_DKIM,
             (
                 "203.0.113.66",
                 9,
