@@ -12,9 +12,10 @@ use std::sync::Arc;
 use mailauth::reports::IngestLimits;
 use mailauth::reports::ingest::{self, FileSource, Summary};
 use mailauth::reports::parse::ReportKind;
-use mailauth::reports::pgstore::{PgError, PgStore};
+use mailauth::reports::pgstore::PgStore;
 use mailauth::reports::store::{
-    ChecklistQueries, ReportDetail, ReportRow, ReportStore, SCHEMA_VERSION, SqliteStore, Table,
+    ChecklistQueries, ReportDetail, ReportRow, ReportStore, SCHEMA_VERSION, SqliteStore,
+    StoreError, Table,
 };
 use support::postgres::PgServer;
 
@@ -417,13 +418,13 @@ fn concurrent_first_opens_migrate_once_and_newer_schema_is_refused() {
     )
     .expect("bump");
     match PgStore::open(&url, Some(pg.password())) {
-        Err(PgError::NewerSchema {
+        Err(StoreError::NewerSchema {
             found,
             known,
-            target,
+            store,
         }) => {
             assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
-            assert!(!target.contains(pg.password()));
+            assert!(!store.to_string().contains(pg.password()));
         }
         other => panic!("expected NewerSchema, got {other:?}"),
     }

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::SystemTime;
 
 use mailauth::reports::IngestLimits;
-use mailauth::reports::pgstore::{PgError, PgStore};
+use mailauth::reports::pgstore::PgStore;
 use mailauth::reports::store::{ReportStore, SCHEMA_VERSION, SqliteStore, StoreError};
 use support::postgres::PgServer;
 
@@ -380,7 +380,7 @@ fn a_read_only_postgres_store_refuses_writes_and_never_migrates() {
     // An empty database: version 0, nothing is created.
     let url = pg.fresh_db("ro_empty");
     match PgStore::open_read_only(&url, Some(pg.password())) {
-        Err(PgError::OlderSchema { found: 0, .. }) => {}
+        Err(StoreError::OlderSchema { found: 0, .. }) => {}
         other => panic!("expected OlderSchema, got {other:?}"),
     }
     let exists: bool = pg

@@ -18,6 +18,13 @@ use crate as reports;
 #[allow(unused_imports)]
 use mailauth_core::{clock, config, dns, fsutil, inspect, keys, output, provider, spf, workspace};
 
+// The SQLite store is the default store and the one every build has
+// (`store copy` reads it; see "Cargo features" in docs/architecture.md).
+#[cfg(not(feature = "sqlite"))]
+compile_error!(
+    "mailauth-reports needs its `sqlite` feature (the default store); enable it with `--features sqlite`"
+);
+
 pub mod alerts;
 pub mod cli;
 pub mod dashboard;
@@ -26,7 +33,9 @@ pub mod ingest;
 pub mod metrics;
 pub mod mmdb;
 pub mod parse;
+#[cfg(feature = "postgres")]
 pub mod pgstore;
+pub mod rows;
 pub mod serve;
 pub mod smtp;
 pub mod sources;

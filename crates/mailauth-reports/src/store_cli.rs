@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::output::{self, OutputFormat};
 
 use super::dashq::DashboardQueries;
-use super::pgstore::{CopySummary, PgError, PgStore};
+use super::pgstore::{CopySummary, PgStore};
 use super::store::{
     ChecklistQueries, DEFAULT_DB, ReportStore, SCHEMA_VERSION, SqliteStore, StoreError,
 };
@@ -48,8 +48,6 @@ pub enum StoreCliError {
     },
     #[error("`store copy` copies from an SQLite store to a PostgreSQL store; got {from} -> {to}")]
     CopyDirection { from: String, to: String },
-    #[error(transparent)]
-    Pg(#[from] PgError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot write output: {source}")]
@@ -273,10 +271,7 @@ impl StoreCliError {
     /// The store exists but needs `mailauth store migrate` before this
     /// program can read it.
     pub fn is_older_schema(&self) -> bool {
-        matches!(
-            self,
-            Self::Store(StoreError::OlderSchema { .. }) | Self::Pg(PgError::OlderSchema { .. })
-        )
+        matches!(self, Self::Store(e) if e.is_older_schema())
     }
 }
 

@@ -23,12 +23,9 @@
 //! schema and the other queries to `reports::store` and
 //! `reports::pgstore`, and view assembly to `reports::dashboard`.
 
-use postgres::types::{ToSql, Type};
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 
-use super::pgstore::{PgError, PgStore};
-use super::store::{SqliteStore, StoreError};
+use super::store::StoreError;
 
 /// SQLite: `sum(e)` that saturates at the bounds of a 64-bit integer
 /// instead of failing the whole query with "integer overflow" (SQLite's
@@ -64,6 +61,7 @@ macro_rules! sqlite_add {
 }
 pub(crate) use sqlite_add;
 
+#[cfg(feature = "postgres")]
 /// PostgreSQL: `sum(e)` as a BIGINT that saturates instead of failing
 /// with "bigint out of range" (the sum of BIGINTs is NUMERIC, exact; only
 /// the cast back could overflow).
@@ -76,8 +74,10 @@ macro_rules! pg_sum {
         )
     };
 }
+#[cfg(feature = "postgres")]
 pub(crate) use pg_sum;
 
+#[cfg(feature = "postgres")]
 /// PostgreSQL: `a + b` of two BIGINTs, saturating.
 macro_rules! pg_add {
     ($a:expr, $b:expr) => {
@@ -89,33 +89,6 @@ macro_rules! pg_add {
             "), -9223372036854775808), 9223372036854775807)::bigint"
         )
     };
-}
-
-/// Errors of reading a dashboard row.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DashQueryError {
-    #[error("dashboard query {what}: column {index} is {found}, expected {expected}")]
-    Column {
-        what: &'static str,
-        index: usize,
-        expected: &'static str,
-        found: &'static str,
-    },
-    #[error("dashboard query {what}: PostgreSQL column {index} has unsupported type {ty}")]
-    ColumnType {
-        what: &'static str,
-        index: usize,
-        ty: String,
-    },
-}
-
-impl From<DashQueryError> for StoreError {
-    fn from(e: DashQueryError) -> Self {
-        StoreError::Backend {
-            source: Box::new(e),
-        }
-    }
 }
 
 /// A date range and optional domain / source filter for dashboard queries.
@@ -336,7 +309,7 @@ pub enum Cell {
 }
 
 impl Cell {
-    fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Cell::Null => "NULL",
             Cell::Int(_) => "an integer",
@@ -366,23 +339,22 @@ impl Cols {
         self.cells.next().unwrap_or(Cell::Null)
     }
 
-    fn err(&self, expected: &'static str, found: &Cell) -> DashQueryError {
-        DashQueryError::Column {
+    fn err(&self, expected: &'static str, found: &Cell) -> StoreError {
+        StoreError::Column {
             what: self.what,
-            index: self.index - 1,
-            expected,
-            found: found.kind(),
+            column: (self.index - 1).to_string(),
+            problem: format!("is {}, expected {expected}", found.kind()),
         }
     }
 
-    fn int(&mut self) -> Result<i64, DashQueryError> {
+    fn int(&mut self) -> Result<i64, StoreError> {
         match self.next() {
             Cell::Int(n) => Ok(n),
             other => Err(self.err("an integer", &other)),
         }
     }
 
-    fn opt_int(&mut self) -> Result<Option<i64>, DashQueryError> {
+    fn opt_int(&mut self) -> Result<Option<i64>, StoreError> {
         match self.next() {
             Cell::Int(n) => Ok(Some(n)),
             Cell::Null => Ok(None),
@@ -390,14 +362,14 @@ impl Cols {
         }
     }
 
-    fn text(&mut self) -> Result<String, DashQueryError> {
+    fn text(&mut self) -> Result<String, StoreError> {
         match self.next() {
             Cell::Text(s) => Ok(s),
             other => Err(self.err("text", &other)),
         }
     }
 
-    fn opt_text(&mut self) -> Result<Option<String>, DashQueryError> {
+    fn opt_text(&mut self) -> Result<Option<String>, StoreError> {
         match self.next() {
             Cell::Text(s) => Ok(Some(s)),
             Cell::Null => Ok(None),
@@ -410,10 +382,10 @@ impl Cols {
 fn shape<T>(
     q: DashQuery,
     rows: Vec<Vec<Cell>>,
-    mut f: impl FnMut(&mut Cols) -> Result<T, DashQueryError>,
+    mut f: impl FnMut(&mut Cols) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     rows.into_iter()
-        .map(|r| f(&mut Cols::new(q.what(), r)).map_err(StoreError::from))
+        .map(|r| f(&mut Cols::new(q.what(), r)))
         .collect()
 }
 
@@ -749,12 +721,9 @@ fn rollup_step<E>(
     })
 }
 
-// ---------------------------------------------------------------------------
-// SQLite.
-// ---------------------------------------------------------------------------
-
-mod pgsql;
-mod sqlite;
+#[cfg(feature = "postgres")]
+pub(crate) mod pgsql;
+pub(crate) mod sqlite;
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,10 @@
 //! cell conversions, the rollup refresh, and [`DashboardQueries`] for
 //! [`PgStore`]. The row shaping is the parent's, shared with SQLite.
 
+use postgres::types::{FromSql, ToSql, Type};
+
 use super::*;
+use crate::reports::pgstore::{PgStore, pg_get};
 
 fn pg_sql(q: DashQuery) -> &'static str {
     match q {
@@ -181,36 +184,36 @@ fn pg_sql(q: DashQuery) -> &'static str {
     }
 }
 
-fn pg_cells(what: &'static str, row: &postgres::Row) -> Result<Vec<Cell>, StoreError> {
-    let pg = |source| -> StoreError { PgError::Query { what, source }.into() };
+/// The cells of one row, each read with `try_get` in the Rust type of
+/// its column's type: a column of a type no query reads (a store altered
+/// by hand) is an error naming it, never a panic.
+pub(crate) fn pg_cells(what: &'static str, row: &postgres::Row) -> Result<Vec<Cell>, StoreError> {
+    fn get<'a, T: FromSql<'a>>(
+        what: &'static str,
+        row: &'a postgres::Row,
+        i: usize,
+    ) -> Result<Option<T>, StoreError> {
+        pg_get(row, what, i)
+    }
     let mut out = Vec::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
         let ty = col.type_();
         let cell = if *ty == Type::INT8 {
-            row.try_get::<_, Option<i64>>(i).map_err(pg)?.map(Cell::Int)
+            get::<i64>(what, row, i)?.map(Cell::Int)
         } else if *ty == Type::INT4 {
-            row.try_get::<_, Option<i32>>(i)
-                .map_err(pg)?
-                .map(|n| Cell::Int(n.into()))
+            get::<i32>(what, row, i)?.map(|n| Cell::Int(n.into()))
         } else if *ty == Type::INT2 {
-            row.try_get::<_, Option<i16>>(i)
-                .map_err(pg)?
-                .map(|n| Cell::Int(n.into()))
+            get::<i16>(what, row, i)?.map(|n| Cell::Int(n.into()))
         } else if *ty == Type::BOOL {
-            row.try_get::<_, Option<bool>>(i)
-                .map_err(pg)?
-                .map(|b| Cell::Int(b.into()))
+            get::<bool>(what, row, i)?.map(|b| Cell::Int(b.into()))
         } else if *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::NAME {
-            row.try_get::<_, Option<String>>(i)
-                .map_err(pg)?
-                .map(Cell::Text)
+            get::<String>(what, row, i)?.map(Cell::Text)
         } else {
-            return Err(DashQueryError::ColumnType {
+            return Err(StoreError::Column {
                 what,
-                index: i,
-                ty: ty.to_string(),
-            }
-            .into());
+                column: col.name().to_owned(),
+                problem: format!("has the PostgreSQL type {ty}, which no query reads"),
+            });
         };
         out.push(cell.unwrap_or(Cell::Null));
     }
@@ -258,8 +261,8 @@ const ROLLUP_FILL_PG: &str = concat!(
 /// dashboard processes sharing one database.
 const ROLLUP_LOCK: i64 = 0x6d61_6461_7368_7275; // "madashru"
 
-fn pg_refresh(c: &mut postgres::Client) -> Result<i64, PgError> {
-    let q = |what: &'static str| move |source| PgError::Query { what, source };
+fn pg_refresh(c: &mut postgres::Client) -> Result<i64, StoreError> {
+    let q = |what: &'static str| move |source| StoreError::PgQuery { what, source };
     // REPEATABLE READ: every statement sees the same reports, so the state
     // saved matches exactly what was folded in, while workers go on
     // committing. The advisory lock is taken before the snapshot, so a
@@ -269,24 +272,29 @@ fn pg_refresh(c: &mut postgres::Client) -> Result<i64, PgError> {
         .isolation_level(postgres::IsolationLevel::RepeatableRead)
         .start()
         .map_err(q("begin rollup"))?;
-    let now: (i64, i64) = tx
-        .query_one(
+    let pair =
+        |what, r: &postgres::Row| Ok::<_, StoreError>((pg_get(r, what, 0)?, pg_get(r, what, 1)?));
+    let now: (i64, i64) = pair(
+        "read report ids",
+        &tx.query_one(
             "SELECT coalesce(max(id), 0)::bigint, count(*) FROM reports",
             &[],
         )
-        .map(|r| (r.get(0), r.get(1)))
-        .map_err(q("read report ids"))?;
+        .map_err(q("read report ids"))?,
+    )?;
     let saved: Option<(i64, i64)> = tx
         .query_opt(
             "SELECT max_report, reports FROM dashboard_rollup_v1 WHERE one = 1",
             &[],
         )
         .map_err(q("read rollup state"))?
-        .map(|r| (r.get(0), r.get(1)));
+        .map(|r| pair("read rollup state", &r))
+        .transpose()?;
     let step = rollup_step(now, saved, |max| {
-        tx.query_one("SELECT count(*) FROM reports WHERE id <= $1", &[&max])
-            .map(|r| r.get::<_, i64>(0))
-            .map_err(q("read report ids"))
+        let r = tx
+            .query_one("SELECT count(*) FROM reports WHERE id <= $1", &[&max])
+            .map_err(q("read report ids"))?;
+        pg_get::<i64>(&r, "read report ids", 0)
     })?;
     let (after, before) = match step {
         RollupStep::Current => return Ok(0),
@@ -318,27 +326,27 @@ impl DashboardQueries for PgStore {
                 Arg::Int(n) => n as &(dyn ToSql + Sync),
             })
             .collect();
-        let rows = self
-            .client()
-            .query(pg_sql(q), &params)
-            .map_err(|source| PgError::Query {
-                what: q.what(),
-                source,
-            })?;
+        let rows =
+            self.client()
+                .query(pg_sql(q), &params)
+                .map_err(|source| StoreError::PgQuery {
+                    what: q.what(),
+                    source,
+                })?;
         rows.iter().map(|r| pg_cells(q.what(), r)).collect()
     }
 
     fn refresh_rollup(&mut self) -> Result<i64, StoreError> {
         let c = self.client_mut();
         c.execute("SELECT pg_advisory_lock($1)", &[&ROLLUP_LOCK])
-            .map_err(|source| PgError::Query {
+            .map_err(|source| StoreError::PgQuery {
                 what: "lock rollup",
                 source,
             })?;
         let result = pg_refresh(c);
         let unlocked = c
             .execute("SELECT pg_advisory_unlock($1)", &[&ROLLUP_LOCK])
-            .map_err(|source| PgError::Query {
+            .map_err(|source| StoreError::PgQuery {
                 what: "unlock rollup",
                 source,
             });

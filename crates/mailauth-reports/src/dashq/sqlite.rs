@@ -3,7 +3,10 @@
 //! (rollup refresh included). The row shaping is the parent's, shared with
 //! PostgreSQL.
 
+use rusqlite::OptionalExtension;
+
 use super::*;
+use crate::reports::store::SqliteStore;
 
 fn sqlite_sql(q: DashQuery) -> &'static str {
     match q {
@@ -196,7 +199,7 @@ fn by_domain(sql: &'static str, domain_given: bool) -> std::borrow::Cow<'static,
     }
 }
 
-fn sqlite_value(a: &Arg) -> rusqlite::types::Value {
+pub(crate) fn sqlite_value(a: &Arg) -> rusqlite::types::Value {
     use rusqlite::types::Value;
     match a {
         Arg::Text(Some(s)) => Value::Text(s.clone()),
@@ -205,7 +208,7 @@ fn sqlite_value(a: &Arg) -> rusqlite::types::Value {
     }
 }
 
-fn sqlite_cell(v: rusqlite::types::ValueRef<'_>) -> Cell {
+pub(crate) fn sqlite_cell(v: rusqlite::types::ValueRef<'_>) -> Cell {
     use rusqlite::types::ValueRef;
     match v {
         ValueRef::Null => Cell::Null,

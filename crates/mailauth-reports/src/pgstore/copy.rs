@@ -20,10 +20,10 @@ impl PgStore {
     /// Copies every report of the SQLite store at `path` into this store.
     /// The SQLite file is opened (and migrated) as the SQLite store does
     /// first, so both schemas are at [`SCHEMA_VERSION`].
-    pub fn copy_from_sqlite(&mut self, path: &Path) -> Result<CopySummary, PgError> {
+    pub fn copy_from_sqlite(&mut self, path: &Path) -> Result<CopySummary, StoreError> {
         drop(SqliteStore::open(path)?);
         let rd = |what: &'static str| {
-            move |source| PgError::ReadSqlite {
+            move |source| StoreError::ReadSqlite {
                 path: path.to_owned(),
                 what,
                 source,
@@ -46,9 +46,9 @@ impl PgStore {
         src: &rusqlite::Connection,
         path: &Path,
         sum: &mut CopySummary,
-    ) -> Result<(), PgError> {
+    ) -> Result<(), StoreError> {
         let rd = |what: &'static str| {
-            move |source| PgError::ReadSqlite {
+            move |source| StoreError::ReadSqlite {
                 path: path.to_owned(),
                 what,
                 source,
@@ -109,7 +109,8 @@ impl PgStore {
                     ],
                 )
                 .map_err(q("copy report"))?
-                .map(|r| r.get(0));
+                .map(|r| pg_get(&r, "copy report", 0))
+                .transpose()?;
             let Some(id) = id else {
                 sum.skipped += 1;
                 continue;
@@ -194,9 +195,9 @@ impl PgStore {
         src: &rusqlite::Connection,
         path: &Path,
         sum: &mut CopySummary,
-    ) -> Result<(), PgError> {
+    ) -> Result<(), StoreError> {
         let rd = |what: &'static str| {
-            move |source| PgError::ReadSqlite {
+            move |source| StoreError::ReadSqlite {
                 path: path.to_owned(),
                 what,
                 source,
@@ -250,9 +251,9 @@ impl PgStore {
         src: &rusqlite::Connection,
         path: &Path,
         sum: &mut CopySummary,
-    ) -> Result<(), PgError> {
+    ) -> Result<(), StoreError> {
         let rd = |what: &'static str| {
-            move |source| PgError::ReadSqlite {
+            move |source| StoreError::ReadSqlite {
                 path: path.to_owned(),
                 what,
                 source,
@@ -299,7 +300,8 @@ impl PgStore {
                     ],
                 )
                 .map_err(q("copy TLS report"))?
-                .map(|r| r.get(0));
+                .map(|r| pg_get(&r, "copy TLS report", 0))
+                .transpose()?;
             let Some(id) = id else {
                 sum.skipped += 1;
                 continue;
@@ -314,13 +316,15 @@ impl PgStore {
                     .map_err(&e)?;
                 let ok: i64 = p.get(5).map_err(&e)?;
                 let failed: i64 = p.get(6).map_err(&e)?;
-                let pid: i64 = tx
-                    .query_one(
+                let pid: i64 = pg_get(
+                    &tx.query_one(
                         &self.stmts.insert_tls_policy,
                         &[&id, &t[0], &t[1], &t[2], &t[3], &ok, &failed],
                     )
-                    .map_err(q("copy TLS policy"))?
-                    .get(0);
+                    .map_err(q("copy TLS policy"))?,
+                    "copy TLS policy",
+                    0,
+                )?;
                 let mut fs = fails.query([old_p]).map_err(rd("read TLS failures"))?;
                 while let Some(f) = fs.next().map_err(rd("read TLS failures"))? {
                     let e = rd("read TLS failures");

@@ -20,7 +20,7 @@
 //! index until the other commits, then inserts nothing and reports a
 //! duplicate, so no report is lost or counted twice.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use postgres::error::SqlState;
@@ -28,7 +28,6 @@ use postgres::{Client, NoTls, Statement, Transaction};
 use serde::Serialize;
 
 mod copy;
-mod read;
 mod schema;
 mod tls;
 mod write;
@@ -38,88 +37,37 @@ use schema::{MIGRATION_LOCK, MIGRATIONS};
 use write::{RawRecord, RecordCols, TxSink, retryable};
 
 use super::IngestLimits;
+use super::dashq::Arg;
 use super::parse::{
     self, AggregateHeader, AggregateSummary, AggregateVisitor, FailureReport, Found, ParseError,
     Record, ReportKind, ReportSink, SinkError, TlsReport,
 };
+use super::rows::{self, RowQuery};
 use super::store::{
-    ChecklistQueries, FailingSource, PRUNE_COUNT_SQL, Pruned, PrunedDomain, RecordRow,
-    ReportDetail, ReportRow, ReportStore, SCHEMA_VERSION, SqliteStore, StoreError, Table, Volume,
-    json, list, now, opt_json, split_set,
+    Pruned, ReportDetail, ReportRow, ReportStore, SCHEMA_VERSION, SqliteStore, StoreError,
+    StoreName, Table, json, list, now,
 };
 
-/// Errors of the PostgreSQL store.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PgError {
-    #[error("invalid PostgreSQL URL {url}: {source}")]
-    Url {
-        url: String,
-        source: postgres::Error,
-    },
-    #[error(
-        "the PostgreSQL URL {url} contains a password; give it in MAILAUTH_STORE_PASSWORD or --store-password-file instead"
-    )]
-    PasswordInUrl { url: String },
-    /// The message carries the causes (a TLS handshake error says why:
-    /// unknown issuer, name mismatch).
-    #[error(
-        "cannot connect to PostgreSQL report store {target}: {}",
-        crate::provider::http::error_chain(source)
-    )]
-    Connect {
-        target: String,
-        source: postgres::Error,
-    },
-    /// `sslmode` / `sslrootcert` in the URL are wrong or unusable.
-    #[error("PostgreSQL report store {target}: {detail}")]
-    Tls { target: String, detail: String },
-    #[error(
-        "PostgreSQL report store {target} has schema version {found}, newer than this program knows ({known}); upgrade mailauth"
-    )]
-    NewerSchema {
-        target: String,
-        found: i64,
-        known: i64,
-    },
-    /// A read-only command found a store that `mailauth store migrate`
-    /// must bring up to date first (it never migrates on its own).
-    #[error(
-        "report store {target} has schema version {found}; run `mailauth store migrate` (this program reads version {known})"
-    )]
-    OlderSchema {
-        target: String,
-        found: i64,
-        known: i64,
-    },
-    #[error("PostgreSQL query failed ({what}): {source}")]
-    Query {
-        what: &'static str,
-        source: postgres::Error,
-    },
-    #[error("cannot read SQLite store {path} ({what}): {source}")]
-    ReadSqlite {
-        path: PathBuf,
-        what: &'static str,
-        source: rusqlite::Error,
-    },
-    #[error(transparent)]
-    Store(#[from] StoreError),
+fn q(what: &'static str) -> impl Fn(postgres::Error) -> StoreError {
+    move |source| StoreError::PgQuery { what, source }
 }
 
-fn q(what: &'static str) -> impl Fn(postgres::Error) -> PgError {
-    move |source| PgError::Query { what, source }
-}
-
-impl From<PgError> for StoreError {
-    fn from(e: PgError) -> Self {
-        match e {
-            PgError::Store(s) => s,
-            other => StoreError::Backend {
-                source: Box::new(other),
-            },
-        }
-    }
+/// Column `idx` of `row`, read with `try_get`: a column missing or of
+/// another type than `T` is [`StoreError::Column`] naming it (`get`
+/// would panic).
+pub(crate) fn pg_get<'a, T: postgres::types::FromSql<'a>>(
+    row: &'a postgres::Row,
+    what: &'static str,
+    idx: usize,
+) -> Result<T, StoreError> {
+    row.try_get(idx).map_err(|e| StoreError::Column {
+        what,
+        column: row
+            .columns()
+            .get(idx)
+            .map_or_else(|| idx.to_string(), |c| c.name().to_owned()),
+        problem: format!("cannot be read: {e}"),
+    })
 }
 
 /// Records buffered (in the binary `COPY` format, ~200 bytes each) before
@@ -162,7 +110,7 @@ struct Stmts {
 }
 
 impl Stmts {
-    fn prepare(c: &mut Client) -> Result<Self, PgError> {
+    fn prepare(c: &mut Client) -> Result<Self, StoreError> {
         let p = |c: &mut Client, sql: &str| c.prepare(sql).map_err(q("prepare statement"));
         Ok(Self {
             insert_report: p(
@@ -245,18 +193,18 @@ pub struct Migrated {
 /// in the URL is refused); returns the client and the target as messages
 /// name it (no password). TLS per the URL's `sslmode` (see [`tls`]):
 /// `disable` by default on loopback, `verify-full` elsewhere.
-fn connect(url: &str, password: Option<&str>) -> Result<(Client, String), PgError> {
-    let (plain_url, settings) = tls::split_url(url).map_err(|detail| PgError::Tls {
+fn connect(url: &str, password: Option<&str>) -> Result<(Client, String), StoreError> {
+    let (plain_url, settings) = tls::split_url(url).map_err(|detail| StoreError::PgTls {
         target: redact(url),
         detail,
     })?;
-    let mut config: postgres::Config = plain_url.parse().map_err(|source| PgError::Url {
+    let mut config: postgres::Config = plain_url.parse().map_err(|source| StoreError::PgUrl {
         url: redact(url),
         source,
     })?;
     let target = describe(&config);
     if config.get_password().is_some() {
-        return Err(PgError::PasswordInUrl { url: target });
+        return Err(StoreError::PasswordInUrl { url: target });
     }
     if let Some(pw) = password {
         config.password(pw);
@@ -266,7 +214,7 @@ fn connect(url: &str, password: Option<&str>) -> Result<(Client, String), PgErro
     }
     let mode = tls::effective_mode(&settings, config.get_hosts());
     config.ssl_mode(tls::pg_mode(mode));
-    let connect_err = |source| PgError::Connect {
+    let connect_err = |source| StoreError::PgConnect {
         target: format!("{target} (sslmode={})", mode.as_str()),
         source,
     };
@@ -274,7 +222,7 @@ fn connect(url: &str, password: Option<&str>) -> Result<(Client, String), PgErro
         tls::SslMode::Disable => config.connect(NoTls).map_err(connect_err)?,
         _ => {
             let tls = tls::connector(mode, settings.root_cert.as_deref()).map_err(|detail| {
-                PgError::Tls {
+                StoreError::PgTls {
                     target: target.clone(),
                     detail,
                 }
@@ -290,12 +238,12 @@ impl PgStore {
     /// password given apart from the URL; refuses a schema newer than this
     /// program knows and applies pending migrations (as the SQLite store
     /// does on open), serialised between workers by an advisory lock.
-    pub fn open(url: &str, password: Option<&str>) -> Result<Self, PgError> {
+    pub fn open(url: &str, password: Option<&str>) -> Result<Self, StoreError> {
         let (mut client, target) = connect(url, password)?;
         let found = read_version(&mut client)?;
         if found > SCHEMA_VERSION {
-            return Err(PgError::NewerSchema {
-                target,
+            return Err(StoreError::NewerSchema {
+                store: StoreName::Postgres(target),
                 found,
                 known: SCHEMA_VERSION,
             });
@@ -325,8 +273,8 @@ impl PgStore {
         // Re-check: another worker may have migrated meanwhile.
         let v = store.schema_version_mut()?;
         if v > SCHEMA_VERSION {
-            return Err(PgError::NewerSchema {
-                target: store.target.clone(),
+            return Err(StoreError::NewerSchema {
+                store: StoreName::Postgres(store.target.clone()),
                 found: v,
                 known: SCHEMA_VERSION,
             });
@@ -338,9 +286,9 @@ impl PgStore {
     /// default_transaction_read_only = on` before anything else, so every
     /// statement runs in a read-only transaction and the server refuses
     /// any write; the schema is checked, never migrated. A schema older
-    /// than this program is [`PgError::OlderSchema`], a newer one
-    /// [`PgError::NewerSchema`]. For `plan`, `checklist` and `inspect`.
-    pub fn open_read_only(url: &str, password: Option<&str>) -> Result<Self, PgError> {
+    /// than this program is [`StoreError::OlderSchema`], a newer one
+    /// [`StoreError::NewerSchema`]. For `plan`, `checklist` and `inspect`.
+    pub fn open_read_only(url: &str, password: Option<&str>) -> Result<Self, StoreError> {
         let (mut client, target) = connect(url, password)?;
         // PostgreSQL 15 §20.11.1: "A read-only SQL transaction cannot
         // alter non-temporary tables." Set for the session, it covers every
@@ -350,15 +298,15 @@ impl PgStore {
             .map_err(q("make the session read-only"))?;
         let found = read_version(&mut client)?;
         if found > SCHEMA_VERSION {
-            return Err(PgError::NewerSchema {
-                target,
+            return Err(StoreError::NewerSchema {
+                store: StoreName::Postgres(target),
                 found,
                 known: SCHEMA_VERSION,
             });
         }
         if found < SCHEMA_VERSION {
-            return Err(PgError::OlderSchema {
-                target,
+            return Err(StoreError::OlderSchema {
+                store: StoreName::Postgres(target),
                 found,
                 known: SCHEMA_VERSION,
             });
@@ -392,14 +340,14 @@ impl PgStore {
         self.client.get_mut().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn schema_version_mut(&mut self) -> Result<i64, PgError> {
+    fn schema_version_mut(&mut self) -> Result<i64, StoreError> {
         let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
         read_version(c)
     }
 
     /// Applies pending migrations, serialised between workers by an
     /// advisory lock; refuses a newer schema.
-    pub fn migrate(&self) -> Result<Migrated, PgError> {
+    pub fn migrate(&self) -> Result<Migrated, StoreError> {
         let mut c = self.client();
         PartialStore {
             client: &mut c,
@@ -409,12 +357,12 @@ impl PgStore {
     }
 
     /// The schema version stored in the database (0: empty database).
-    pub fn schema_version(&self) -> Result<i64, PgError> {
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
         read_version(&mut self.client())
     }
 
     /// Row counts per table (tests, summaries).
-    pub fn count(&self, table: Table) -> Result<i64, PgError> {
+    pub fn count(&self, table: Table) -> Result<i64, StoreError> {
         let sql = match table {
             Table::Reports => "SELECT count(*) FROM reports",
             Table::Records => "SELECT count(*) FROM records",
@@ -423,10 +371,8 @@ impl PgStore {
             Table::TlsPolicies => "SELECT count(*) FROM tls_policies",
             Table::TlsFailures => "SELECT count(*) FROM tls_failures",
         };
-        self.client()
-            .query_one(sql, &[])
-            .map(|r| r.get(0))
-            .map_err(q("count rows"))
+        let r = self.client().query_one(sql, &[]).map_err(q("count rows"))?;
+        pg_get(&r, "count rows", 0)
     }
 
     fn ingest_once(
@@ -434,19 +380,22 @@ impl PgStore {
         origin: &str,
         bytes: &[u8],
         limits: &IngestLimits,
-    ) -> Result<Result<Vec<Found>, ParseError>, postgres::Error> {
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
         self.ingest_with(origin, |sink| parse::parse_item(bytes, limits, sink))
     }
 
     /// One item in one transaction: `parse` streams its reports into the
-    /// transaction's sink; committed only if the whole item parsed.
+    /// transaction's sink; committed only if the whole item parsed. A
+    /// database failure is `Err` ([`StoreError::PgQuery`] "store report",
+    /// or a row of another shape); a bad item `Ok(Err(_))`.
     fn ingest_with(
         &mut self,
         origin: &str,
         parse: impl FnOnce(&mut TxSink<'_, '_>) -> Result<Vec<Found>, ParseError>,
-    ) -> Result<Result<Vec<Found>, ParseError>, postgres::Error> {
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        let store = q("store report");
         let client = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
-        let mut tx = client.transaction()?;
+        let mut tx = client.transaction().map_err(&store)?;
         let result = {
             let mut sink = TxSink {
                 tx: &mut tx,
@@ -464,14 +413,17 @@ impl PgStore {
         };
         match result {
             Ok(found) => {
-                tx.commit()?;
+                tx.commit().map_err(&store)?;
                 Ok(Ok(found))
             }
             Err(ParseError::Sink { source }) => {
                 drop(tx);
                 match source.downcast::<postgres::Error>() {
-                    Ok(e) => Err(*e),
-                    Err(other) => Ok(Err(ParseError::Sink { source: other })),
+                    Ok(e) => Err(store(*e)),
+                    Err(other) => match other.downcast::<StoreError>() {
+                        Ok(e) => Err(*e),
+                        Err(other) => Ok(Err(ParseError::Sink { source: other })),
+                    },
                 }
             }
             Err(e) => {
@@ -489,7 +441,7 @@ struct PartialStore<'a> {
 }
 
 impl PartialStore<'_> {
-    fn migrate(&mut self) -> Result<Migrated, PgError> {
+    fn migrate(&mut self) -> Result<Migrated, StoreError> {
         let mut tx = self.client.transaction().map_err(q("begin migration"))?;
         // Held until commit: a second worker waits here, then finds the
         // schema current.
@@ -499,13 +451,15 @@ impl PartialStore<'_> {
             "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL PRIMARY KEY)",
         )
         .map_err(q("create schema_version"))?;
-        let found: i64 = tx
-            .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
-            .map_err(q("read schema_version"))?
-            .get(0);
+        let found: i64 = pg_get(
+            &tx.query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
+                .map_err(q("read schema_version"))?,
+            "read schema_version",
+            0,
+        )?;
         if found > SCHEMA_VERSION {
-            return Err(PgError::NewerSchema {
-                target: self.target.to_owned(),
+            return Err(StoreError::NewerSchema {
+                store: StoreName::Postgres(self.target.to_owned()),
                 found,
                 known: SCHEMA_VERSION,
             });
@@ -530,17 +484,20 @@ impl PartialStore<'_> {
     }
 }
 
-fn read_version(c: &mut Client) -> Result<i64, PgError> {
-    let exists: bool = c
-        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
-        .map_err(q("look for schema_version"))?
-        .get(0);
+fn read_version(c: &mut Client) -> Result<i64, StoreError> {
+    let exists: bool = pg_get(
+        &c.query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+            .map_err(q("look for schema_version"))?,
+        "look for schema_version",
+        0,
+    )?;
     if !exists {
         return Ok(0);
     }
-    c.query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
-        .map(|r| r.get(0))
-        .map_err(q("read schema_version"))
+    let r = c
+        .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
+        .map_err(q("read schema_version"))?;
+    pg_get(&r, "read schema_version", 0)
 }
 
 /// A URL for an error message: anything between `://` and `@` that holds
@@ -567,14 +524,9 @@ impl ReportStore for PgStore {
             attempt += 1;
             match self.ingest_once(origin, bytes, limits) {
                 Ok(r) => return Ok(r),
-                Err(e) if attempt < ITEM_ATTEMPTS && retryable(&e) => {}
-                Err(source) => {
-                    return Err(PgError::Query {
-                        what: "store report",
-                        source,
-                    }
-                    .into());
-                }
+                Err(StoreError::PgQuery { source, .. })
+                    if attempt < ITEM_ATTEMPTS && retryable(&source) => {}
+                Err(e) => return Err(e),
             }
         }
     }
@@ -590,25 +542,14 @@ impl ReportStore for PgStore {
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
         self.ingest_with(origin, |sink| parse::parse_xml_stream(input, limits, sink))
-            .map_err(|source| {
-                PgError::Query {
-                    what: "store report",
-                    source,
-                }
-                .into()
-            })
     }
 
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
-        Ok(self.list_pg(domain)?)
+        rows::list(self, domain)
     }
 
     fn show(&self, kind: ReportKind, id: i64) -> Result<Option<ReportDetail>, StoreError> {
-        Ok(match kind {
-            ReportKind::Aggregate => self.show_aggregate(id)?,
-            ReportKind::Tls => self.show_tls(id)?,
-            ReportKind::Failure => self.show_failure(id)?,
-        })
+        rows::show(self, kind, id)
     }
 
     fn delete(&mut self, ids: &[(ReportKind, i64)]) -> Result<(), StoreError> {
@@ -647,20 +588,16 @@ impl ReportStore for PgStore {
 
     fn prune(&mut self, cutoff: i64, apply: bool) -> Result<Pruned, StoreError> {
         let mut tx = self.client_mut().transaction().map_err(q("begin prune"))?;
-        let sql = PRUNE_COUNT_SQL.replace("?1", "$1").replace(
-            "ORDER BY r.policy_domain",
-            "ORDER BY r.policy_domain COLLATE \"C\"",
-        );
-        let domains = tx
-            .query(sql.as_str(), &[&cutoff])
-            .map_err(q("count pruned"))?
-            .iter()
-            .map(|r| PrunedDomain {
-                domain: r.get(0),
-                reports: r.get::<_, i64>(1).max(0) as u64,
-                records: r.get::<_, i64>(2).max(0) as u64,
-            })
-            .collect();
+        let mut domains = Vec::new();
+        rows::pgsql::each_row(
+            &mut tx,
+            RowQuery::PruneCount,
+            &[Arg::Int(Some(cutoff))],
+            &mut |mut r| {
+                domains.push(rows::pruned_domain(&mut r)?);
+                Ok(())
+            },
+        )?;
         let pruned = Pruned::from_domains(domains);
         if !apply || pruned.reports == 0 {
             return Ok(pruned);
@@ -696,7 +633,7 @@ mod tests {
     #[test]
     fn refuses_a_password_in_the_url() {
         match PgStore::open("postgres://u:secret@127.0.0.1:1/db", None) {
-            Err(PgError::PasswordInUrl { url }) => {
+            Err(StoreError::PasswordInUrl { url }) => {
                 assert!(!url.contains("secret"), "{url}");
                 assert_eq!(url, "postgres://u@127.0.0.1:1/db");
             }

@@ -207,7 +207,7 @@ impl AggregateVisitor for TxSink<'_, '_> {
             self.report = None;
             return Ok(false);
         };
-        let id: i64 = row.get(0);
+        let id: i64 = pg_get(&row, "store report", 0)?;
         self.report = Some(id);
         let p = &h.policy;
         self.tx.execute(
@@ -314,23 +314,21 @@ impl ReportSink for TxSink<'_, '_> {
         let Some(row) = row else {
             return Ok(false);
         };
-        let report: i64 = row.get(0);
+        let report: i64 = pg_get(&row, "store TLS report", 0)?;
         for p in &r.policies {
-            let policy: i64 = self
-                .tx
-                .query_one(
-                    &self.stmts.insert_tls_policy,
-                    &[
-                        &report,
-                        &p.policy.policy_type,
-                        &p.policy.policy_domain,
-                        &json(&p.policy.policy_string),
-                        &json(&p.policy.mx_host),
-                        &big(p.summary.total_successful_session_count),
-                        &big(p.summary.total_failure_session_count),
-                    ],
-                )?
-                .get(0);
+            let row = self.tx.query_one(
+                &self.stmts.insert_tls_policy,
+                &[
+                    &report,
+                    &p.policy.policy_type,
+                    &p.policy.policy_domain,
+                    &json(&p.policy.policy_string),
+                    &json(&p.policy.mx_host),
+                    &big(p.summary.total_successful_session_count),
+                    &big(p.summary.total_failure_session_count),
+                ],
+            )?;
+            let policy: i64 = pg_get(&row, "store TLS policy", 0)?;
             for f in &p.failure_details {
                 self.tx.execute(
                     &self.stmts.insert_tls_failure,

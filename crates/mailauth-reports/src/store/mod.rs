@@ -17,73 +17,32 @@
 //! (PostgreSQL) can be added without touching parsing or dashboards.
 //! Leaves parsing to `reports::parse` and sources to `reports::ingest`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 
-mod checklist;
-mod read;
+mod error;
 mod schema;
 mod write;
 
-pub use checklist::{ChecklistQueries, FailingSource, Volume};
+pub use error::{StoreError, StoreName};
 use schema::MIGRATIONS;
 pub use schema::SCHEMA_VERSION;
 use write::{ParserThread, pipelined};
 
 use super::IngestLimits;
-use super::dashq::{sqlite_add, sqlite_sum};
+use super::dashq::Arg;
 use super::parse::{
     self, AggregateHeader, AggregateSummary, AggregateVisitor, FailureReport, Found, ParseError,
     Record, ReportKind, ReportSink, SinkError, TlsReport,
 };
+use super::rows;
+pub use super::rows::{ChecklistQueries, FailingSource, Volume};
 
 /// Default database file name.
 pub const DEFAULT_DB: &str = "mailauth.db";
-
-/// Errors of the store itself (not of a report).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    #[error("cannot open report database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error(
-        "report database {path} has schema version {found}, newer than this program knows ({known}); upgrade mailauth"
-    )]
-    NewerSchema {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
-    /// A read-only command found a store that `mailauth store migrate`
-    /// must bring up to date first (it never migrates on its own).
-    #[error(
-        "report store {path} has schema version {found}; run `mailauth store migrate` (this program reads version {known})"
-    )]
-    OlderSchema {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
-    /// `reports delete` of an id that is not in the store.
-    #[error("no {} report with id {}", .kind.as_str(), display_id(*.kind, *.id))]
-    NoSuchReport { kind: ReportKind, id: i64 },
-    #[error("report database query failed ({what}): {source}")]
-    Query {
-        what: &'static str,
-        source: rusqlite::Error,
-    },
-    /// A failure of another backend (PostgreSQL: `reports::pgstore`).
-    #[error(transparent)]
-    Backend {
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-}
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Query { what, source }
@@ -378,8 +337,9 @@ pub trait ReportStore {
         input
             .take(limits.max_decompressed_bytes.saturating_add(1))
             .read_to_end(&mut bytes)
-            .map_err(|e| StoreError::Backend {
-                source: Box::new(e),
+            .map_err(|source| StoreError::Io {
+                what: "read the report",
+                source,
             })?;
         if bytes.len() as u64 > limits.max_decompressed_bytes {
             return Ok(Err(parse::container::plain_xml_too_large(limits)));
@@ -446,13 +406,6 @@ impl Pruned {
     }
 }
 
-/// The per-domain count of what [`ReportStore::prune`] removes; `?1` is
-/// the cutoff. The same SQL on both stores (PostgreSQL orders the domain
-/// by the `"C"` collation, as SQLite does).
-pub const PRUNE_COUNT_SQL: &str = "SELECT r.policy_domain, count(*), \
-     CAST(sum((SELECT count(*) FROM records c WHERE c.report_id = r.id)) AS BIGINT) \
-     FROM reports r WHERE r.date_begin < ?1 GROUP BY r.policy_domain ORDER BY r.policy_domain";
-
 /// SQLite implementation of [`ReportStore`].
 pub struct SqliteStore {
     conn: Connection,
@@ -484,11 +437,6 @@ pub(super) fn list<T: Serialize>(v: &[T]) -> String {
     } else {
         json(v)
     }
-}
-
-pub(super) fn opt_json(s: Option<String>) -> serde_json::Value {
-    s.and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(serde_json::Value::Null)
 }
 
 impl SqliteStore {
@@ -535,7 +483,7 @@ impl SqliteStore {
         let found = found.unwrap_or(0);
         if found > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
-                path: path.to_owned(),
+                store: StoreName::Sqlite(path.to_owned()),
                 found,
                 known: SCHEMA_VERSION,
             });
@@ -593,14 +541,14 @@ impl SqliteStore {
         };
         if found > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
-                path: path.to_owned(),
+                store: StoreName::Sqlite(path.to_owned()),
                 found,
                 known: SCHEMA_VERSION,
             });
         }
         if found < SCHEMA_VERSION {
             return Err(StoreError::OlderSchema {
-                path: path.to_owned(),
+                store: StoreName::Sqlite(path.to_owned()),
                 found,
                 known: SCHEMA_VERSION,
             });
@@ -653,8 +601,9 @@ impl ReportStore for SqliteStore {
         // while parsing: that item was rejected, the batch goes on).
         let alive = self.parser.as_ref().is_some_and(ParserThread::is_alive);
         if !alive {
-            self.parser = Some(ParserThread::start().map_err(|e| StoreError::Backend {
-                source: Box::new(e),
+            self.parser = Some(ParserThread::start().map_err(|source| StoreError::Io {
+                what: "start the parsing thread",
+                source,
             })?);
         }
         let parser = self.parser.take();
@@ -694,74 +643,11 @@ impl ReportStore for SqliteStore {
     }
 
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
-        let mut out = Vec::new();
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, org_name, report_id, policy_domain, date_begin, date_end, \
-                 record_count, message_count FROM reports \
-                 WHERE ?1 IS NULL OR policy_domain = ?1 ORDER BY date_begin DESC, id DESC",
-            )
-            .map_err(q("list reports"))?;
-        let rows = stmt
-            .query_map([domain], |r| {
-                Ok(ReportRow {
-                    kind: ReportKind::Aggregate,
-                    id: r.get(0)?,
-                    org: r.get(1)?,
-                    report_id: r.get(2)?,
-                    domain: r.get(3)?,
-                    begin: rfc3339_secs(r.get(4)?),
-                    end: rfc3339_secs(r.get(5)?),
-                    records: r.get(6)?,
-                    messages: r.get(7)?,
-                })
-            })
-            .map_err(q("list reports"))?;
-        for row in rows {
-            out.push(row.map_err(q("list reports"))?);
-        }
-        for row in self.tls_rows(None)? {
-            if domain.is_none_or(|d| d == row.domain) {
-                out.push(row);
-            }
-        }
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, coalesce(reporter, ''), fingerprint, reported_domain, \
-                 coalesce(arrival_date, '') FROM failure_reports \
-                 WHERE ?1 IS NULL OR reported_domain = ?1 ORDER BY id DESC",
-            )
-            .map_err(q("list failure reports"))?;
-        let rows = stmt
-            .query_map([domain], |r| {
-                let date: String = r.get(4)?;
-                Ok(ReportRow {
-                    kind: ReportKind::Failure,
-                    id: r.get(0)?,
-                    org: r.get(1)?,
-                    report_id: r.get(2)?,
-                    domain: r.get(3)?,
-                    begin: rfc3339_text(&date),
-                    end: rfc3339_text(&date),
-                    records: 1,
-                    messages: 1,
-                })
-            })
-            .map_err(q("list failure reports"))?;
-        for row in rows {
-            out.push(row.map_err(q("list failure reports"))?);
-        }
-        Ok(out)
+        rows::list(self, domain)
     }
 
     fn show(&self, kind: ReportKind, id: i64) -> Result<Option<ReportDetail>, StoreError> {
-        match kind {
-            ReportKind::Aggregate => self.show_aggregate(id),
-            ReportKind::Tls => self.show_tls(id),
-            ReportKind::Failure => self.show_failure(id),
-        }
+        rows::show(self, kind, id)
     }
 
     fn delete(&mut self, ids: &[(ReportKind, i64)]) -> Result<(), StoreError> {
@@ -801,20 +687,16 @@ impl ReportStore for SqliteStore {
 
     fn prune(&mut self, cutoff: i64, apply: bool) -> Result<Pruned, StoreError> {
         let tx = self.conn.transaction().map_err(q("begin prune"))?;
-        let domains = {
-            let mut stmt = tx.prepare(PRUNE_COUNT_SQL).map_err(q("count pruned"))?;
-            let rows = stmt
-                .query_map([cutoff], |r| {
-                    Ok(PrunedDomain {
-                        domain: r.get(0)?,
-                        reports: r.get::<_, i64>(1)?.max(0) as u64,
-                        records: r.get::<_, i64>(2)?.max(0) as u64,
-                    })
-                })
-                .map_err(q("count pruned"))?;
-            rows.collect::<Result<Vec<_>, _>>()
-                .map_err(q("count pruned"))?
-        };
+        let mut domains = Vec::new();
+        rows::sqlite::each_row(
+            &tx,
+            rows::RowQuery::PruneCount,
+            &[Arg::Int(Some(cutoff))],
+            &mut |mut r| {
+                domains.push(rows::pruned_domain(&mut r)?);
+                Ok(())
+            },
+        )?;
         let pruned = Pruned::from_domains(domains);
         if !apply || pruned.reports == 0 {
             return Ok(pruned); // dropping `tx` ends the read
@@ -835,44 +717,6 @@ impl ReportStore for SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// Every TLS report's list row, or only the one with `id` (one query
-    /// either way: `show` of one report does not list them all).
-    pub(super) fn tls_rows(&self, id: Option<i64>) -> Result<Vec<ReportRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(concat!(
-                "SELECT t.id, t.org_name, t.report_id, \
-                 coalesce((SELECT min(policy_domain) FROM tls_policies p WHERE p.tls_report_id = t.id), ''), \
-                 t.date_begin, t.date_end, \
-                 (SELECT count(*) FROM tls_policies p WHERE p.tls_report_id = t.id), \
-                 coalesce((SELECT ",
-                sqlite_add!(sqlite_sum!("successful_count"), sqlite_sum!("failure_count")),
-                " FROM tls_policies p WHERE p.tls_report_id = t.id), 0) \
-                 FROM tls_reports t WHERE ?1 IS NULL OR t.id = ?1 \
-                 ORDER BY t.date_begin DESC, t.id DESC",
-            ))
-            .map_err(q("list TLS reports"))?;
-        let rows = stmt
-            .query_map([id], |r| {
-                Ok(ReportRow {
-                    kind: ReportKind::Tls,
-                    id: r.get(0)?,
-                    org: r.get(1)?,
-                    report_id: r.get(2)?,
-                    domain: r.get(3)?,
-                    begin: rfc3339_text(&r.get::<_, String>(4)?),
-                    end: rfc3339_text(&r.get::<_, String>(5)?),
-                    records: r.get(6)?,
-                    messages: r.get(7)?,
-                })
-            })
-            .map_err(q("list TLS reports"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(q("list TLS reports"))
-    }
-}
-
 // Dashboard read queries live in `reports::dashq`, for both stores; their
 // row types are re-exported here for callers that name them by store.
 pub use super::dashq::{
@@ -889,20 +733,6 @@ impl SqliteStore {
     pub(super) fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
     }
-}
-
-/// A comma-joined set (SQL `group_concat` / `string_agg`) as sorted,
-/// distinct values.
-pub(super) fn split_set(s: Option<String>) -> Vec<String> {
-    let mut v: Vec<String> = s
-        .unwrap_or_default()
-        .split(',')
-        .filter(|x| !x.is_empty())
-        .map(str::to_owned)
-        .collect();
-    v.sort();
-    v.dedup();
-    v
 }
 
 #[cfg(test)]
