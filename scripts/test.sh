@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo check -p mailauth-reports --no-default-features --features sqlite --locked
 status=0
 cargo test --workspace --locked --no-fail-fast || status=$?
 

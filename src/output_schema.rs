@@ -145,7 +145,7 @@ pub const OUTPUTS: &[Output] = &[
     Output {
         name: "store-copy",
         command: "store copy --json",
-        schema: of::<crate::reports::pgstore::CopySummary>,
+        schema: of::<crate::reports::store_cli::CopySummary>,
     },
 ];
 

@@ -887,3 +887,53 @@ mod tls {
         assert!(err.contains("/nonexistent/ca.pem"), "{err}");
     }
 }
+
+/// A column of another type than the store reads (a store altered by
+/// hand) is an error naming the column, never a panic: every cell is read
+/// with `try_get`.
+#[test]
+fn a_column_of_another_type_is_an_error_naming_it() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("coltype");
+    let mut p = pg_store(&pg, &url);
+    let sum = ingest_files(&mut p, corpus());
+    assert!(sum.reports > 0 && sum.tls_reports > 0, "{sum:?}");
+    let tls_id = p
+        .list(None)
+        .expect("list before")
+        .iter()
+        .find(|r| r.kind == ReportKind::Tls)
+        .map(|r| r.id)
+        .expect("a TLS report");
+    drop(p);
+    let mut c = pg.connect(&url);
+    c.batch_execute(
+        "ALTER TABLE reports ALTER COLUMN record_count TYPE text; \
+         ALTER TABLE tls_policies ALTER COLUMN successful_count TYPE numeric",
+    )
+    .expect("alter");
+    let p = pg_store(&pg, &url);
+    let column = |e: &StoreError| match e {
+        StoreError::Column { column, .. } => column.clone(),
+        other => panic!("expected a column error, got {other:?}"),
+    };
+    let err = p.list(None).expect_err("record_count is text");
+    assert_eq!(column(&err), "record_count", "{err}");
+    assert!(
+        err.to_string()
+            .contains("column record_count is text, expected an integer"),
+        "{err}"
+    );
+    let err = p
+        .show(ReportKind::Tls, tls_id)
+        .expect_err("successful_count is numeric");
+    assert_eq!(column(&err), "successful_count", "{err}");
+    // The CLI says the same and fails.
+    let out = mailauth(&pg)
+        .args(["reports", "--store", &url, "list"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("column record_count"), "{stderr}");
+}

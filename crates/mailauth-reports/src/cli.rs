@@ -10,8 +10,9 @@
 //! ([`csv_field`]), and standard output is a [`PipeStdout`] so a closed
 //! pipe ends the command quietly. Read-only commands (`list`, `show`,
 //! `export`) open the store read-only and never create it; `summary`,
-//! `html`, `alerts`, `delete` and `prune` need an existing store. Leaves
-//! parsing, SQL and
+//! `html`, `alerts`, `delete` and `prune` need an existing store. Built
+//! without the `imap` feature, `ingest --imap` is refused with a message
+//! (the option stays, so the refusal names it). Leaves parsing, SQL and
 //! sources to the other `reports` modules; the binary wires
 //! [`ReportsArgs`] in and maps `Err` to an exit code.
 
@@ -24,6 +25,7 @@ use anyhow::{Context, bail};
 use super::IngestLimits;
 use super::dashboard;
 use super::dashq::DashboardQueries;
+#[cfg(feature = "imap")]
 use super::ingest::imap::{
     self, ImapConfig, ImapSource, ImapUrl, Password, StopSignal, WatchEvent,
 };
@@ -842,6 +844,13 @@ fn ingest_cmd(
     }
     // Checked before anything is read, so a bad URL or a missing password
     // fails fast.
+    #[cfg(not(feature = "imap"))]
+    if a.imap.imap.is_some() {
+        bail!(
+            "--imap needs IMAP support, which this mailauth was built without (Cargo feature `imap`); read the mailbox with --maildir or --mbox instead"
+        );
+    }
+    #[cfg(feature = "imap")]
     let imap = a
         .imap
         .imap
@@ -895,6 +904,7 @@ fn ingest_cmd(
         let s = ingest::run(source.as_mut(), store, &limits, &mut progress)?;
         total.absorb(s);
     }
+    #[cfg(feature = "imap")]
     if let Some(config) = imap {
         let s = if a.imap.watch {
             let shown = config.url.to_string();
@@ -954,6 +964,7 @@ fn ingest_cmd(
 
 /// The IMAP settings of `a`; the password comes from a file or the
 /// environment, never from the command line.
+#[cfg(feature = "imap")]
 fn imap_config(url: &str, a: &ImapArgs) -> anyhow::Result<ImapConfig> {
     let url: ImapUrl = url.parse()?;
     let password = match &a.imap_password_file {

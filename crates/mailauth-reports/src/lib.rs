@@ -2,7 +2,8 @@
 //!
 //! Owns the pipeline sources → bytes ([`ingest`]) → typed reports
 //! ([`parse`], pure) → a store (SQLite in [`store`], PostgreSQL in
-//! [`pgstore`], chosen by [`store_cli`]), the dashboards over either store
+//! `pgstore`, chosen by [`store_cli`]; `list`/`show` and checklist rows
+//! shaped once for both in [`rows`]), the dashboards over either store
 //! ([`dashq`] queries, [`dashboard`] views, [`serve`]), who sends
 //! ([`sources`], with an optional ASN database read by [`mmdb`]), alerts
 //! over the store ([`alerts`], by email through [`smtp`]), and the `reports` subcommands ([`cli`]).
@@ -10,6 +11,9 @@
 //!
 //! The `mailauth-reports` crate: it builds on `mailauth-core` (config,
 //! clock, resolver, SPF evaluation) and nothing in the core depends on it.
+//! Cargo features `sqlite` (required), `postgres` (`pgstore`) and `imap`
+//! (`ingest::imap`), all on by default, gate the backends and the IMAP
+//! source with their dependencies.
 
 // This code was the `reports` module of one crate; these imports keep its
 // paths (`crate::config::…`, `crate::reports::store::…`) valid in this crate

@@ -9,8 +9,10 @@
 //! command line), and [`open_store`] (read-write, migrating) and
 //! [`open_store_read_only`] (for `plan`, `checklist`, `inspect`: never
 //! creates, migrates or writes), which hand callers one trait object
-//! whatever the backend. Leaves SQL to `reports::store`, `reports::pgstore`
-//! and `reports::dashq`, and the config's syntax to `config`.
+//! whatever the backend. Built without the `postgres` feature, a
+//! `postgres://` URL is refused ([`StoreCliError::NoPostgres`]). Leaves
+//! SQL to `reports::store`, `reports::pgstore`, `reports::rows` and
+//! `reports::dashq`, and the config's syntax to `config`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,7 +22,8 @@ use serde::Serialize;
 use crate::output::{self, OutputFormat};
 
 use super::dashq::DashboardQueries;
-use super::pgstore::{CopySummary, PgStore};
+#[cfg(feature = "postgres")]
+use super::pgstore::PgStore;
 use super::store::{
     ChecklistQueries, DEFAULT_DB, ReportStore, SCHEMA_VERSION, SqliteStore, StoreError,
 };
@@ -48,6 +51,12 @@ pub enum StoreCliError {
     },
     #[error("`store copy` copies from an SQLite store to a PostgreSQL store; got {from} -> {to}")]
     CopyDirection { from: String, to: String },
+    /// A `postgres://` URL given to a program built without the `postgres`
+    /// feature. The URL is not repeated (it could hold a password).
+    #[error(
+        "a postgres:// store URL needs PostgreSQL support, which this mailauth was built without (Cargo feature `postgres`); use sqlite://PATH or a file path"
+    )]
+    NoPostgres,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot write output: {source}")]
@@ -61,15 +70,20 @@ pub enum StoreCliError {
 pub enum StoreUrl {
     Sqlite(PathBuf),
     /// A libpq-style URL without password.
+    #[cfg(feature = "postgres")]
     Postgres(String),
 }
 
 impl StoreUrl {
     /// `sqlite://PATH`, `sqlite:PATH`, `postgres://…`, `postgresql://…`;
-    /// anything without a scheme is an SQLite file path.
+    /// anything without a scheme is an SQLite file path. Without the
+    /// `postgres` feature a PostgreSQL URL is [`StoreCliError::NoPostgres`].
     pub fn parse(s: &str) -> Result<Self, StoreCliError> {
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
             return Ok(Self::Postgres(s.to_owned()));
+            #[cfg(not(feature = "postgres"))]
+            return Err(StoreCliError::NoPostgres);
         }
         if let Some(p) = s
             .strip_prefix("sqlite://")
@@ -87,6 +101,7 @@ impl StoreUrl {
     pub fn describe(&self) -> String {
         match self {
             Self::Sqlite(p) => format!("sqlite://{}", p.display()),
+            #[cfg(feature = "postgres")]
             Self::Postgres(u) => u.split_once('?').map_or(u.as_str(), |(a, _)| a).to_owned(),
         }
     }
@@ -284,6 +299,7 @@ pub fn open_store_read_only(
     Ok(Some(match url {
         StoreUrl::Sqlite(p) if !p.exists() => return Ok(None),
         StoreUrl::Sqlite(p) => Box::new(SqliteStore::open_read_only(p)?),
+        #[cfg(feature = "postgres")]
         StoreUrl::Postgres(u) => Box::new(PgStore::open_read_only(
             u,
             password(password_file)?.as_deref(),
@@ -298,6 +314,7 @@ pub fn open_store(
 ) -> Result<Box<dyn AnyStore>, StoreCliError> {
     Ok(match url {
         StoreUrl::Sqlite(p) => Box::new(SqliteStore::open(p)?),
+        #[cfg(feature = "postgres")]
         StoreUrl::Postgres(u) => Box::new(PgStore::open(u, password(password_file)?.as_deref())?),
     })
 }
@@ -379,6 +396,7 @@ pub fn run(args: StoreArgs, config: &Path, out: &mut dyn Write) -> Result<i32, S
                 store_password_file: args.store_password_file.clone(),
             }
             .choose(config)?;
+            #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
             let (url, pwfile) = (choice.url, choice.password_file.as_deref());
             let (from, to) = match &url {
                 StoreUrl::Sqlite(p) => {
@@ -386,6 +404,7 @@ pub fn run(args: StoreArgs, config: &Path, out: &mut dyn Write) -> Result<i32, S
                     let s = SqliteStore::open(p)?;
                     (before, s.schema_version()?)
                 }
+                #[cfg(feature = "postgres")]
                 StoreUrl::Postgres(u) => {
                     let s = PgStore::open(u, password(pwfile)?.as_deref())?;
                     (s.found_version(), s.schema_version()?)
@@ -423,14 +442,7 @@ pub fn run(args: StoreArgs, config: &Path, out: &mut dyn Write) -> Result<i32, S
         } => {
             let pwfile = args.store_password_file.as_deref();
             let (src, dst) = (StoreUrl::parse(&from)?, StoreUrl::parse(&to)?);
-            let (StoreUrl::Sqlite(path), StoreUrl::Postgres(url)) = (&src, &dst) else {
-                return Err(StoreCliError::CopyDirection {
-                    from: src.describe(),
-                    to: dst.describe(),
-                });
-            };
-            let mut pg = PgStore::open(url, password(pwfile)?.as_deref())?;
-            let s: CopySummary = pg.copy_from_sqlite(path)?;
+            let s = copy(&src, &dst, pwfile)?;
             if OutputFormat::chosen(format, json) == OutputFormat::Json {
                 writeln!(
                     out,
@@ -451,6 +463,40 @@ pub fn run(args: StoreArgs, config: &Path, out: &mut dyn Write) -> Result<i32, S
     }
 }
 
+/// What `store copy` (`PgStore::copy_from_sqlite`) did.
+#[derive(schemars::JsonSchema, Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CopySummary {
+    pub reports: u64,
+    pub records: u64,
+    pub failure_reports: u64,
+    pub tls_reports: u64,
+    /// Reports of any kind already in the target.
+    pub skipped: u64,
+}
+
+/// `store copy`: every report of the SQLite store `src` into the
+/// PostgreSQL store `dst`.
+fn copy(
+    src: &StoreUrl,
+    dst: &StoreUrl,
+    password_file: Option<&Path>,
+) -> Result<CopySummary, StoreCliError> {
+    match (src, dst) {
+        #[cfg(feature = "postgres")]
+        (StoreUrl::Sqlite(path), StoreUrl::Postgres(url)) => {
+            let mut pg = PgStore::open(url, password(password_file)?.as_deref())?;
+            Ok(pg.copy_from_sqlite(path)?)
+        }
+        _ => {
+            let _ = password_file;
+            Err(StoreCliError::CopyDirection {
+                from: src.describe(),
+                to: dst.describe(),
+            })
+        }
+    }
+}
+
 /// The schema version of an SQLite file before opening it (0: new file).
 fn sqlite_version(p: &Path) -> i64 {
     rusqlite::Connection::open_with_flags(p, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -462,6 +508,7 @@ fn sqlite_version(p: &Path) -> i64 {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "postgres")]
     #[test]
     fn parses_store_urls() {
         let cases: &[(&str, Option<StoreUrl>)] = &[
@@ -487,6 +534,25 @@ mod tests {
         }
     }
 
+    /// Built without PostgreSQL support, a PostgreSQL URL is refused by
+    /// name of the feature, and the URL (which could hold a password) is
+    /// not repeated.
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn postgres_urls_are_refused_without_the_feature() {
+        for url in ["postgres://u:secret@h/db", "postgresql://u@h/db"] {
+            let err = StoreUrl::parse(url).expect_err("no PostgreSQL support");
+            assert!(matches!(err, StoreCliError::NoPostgres), "{err:?}");
+            let msg = err.to_string();
+            assert!(msg.contains("Cargo feature `postgres`"), "{msg}");
+            assert!(!msg.contains("secret"), "{msg}");
+        }
+        assert_eq!(
+            StoreUrl::parse("sqlite:r.db").ok(),
+            Some(StoreUrl::Sqlite("r.db".into()))
+        );
+    }
+
     #[test]
     fn password_file_wins_and_loses_its_newline() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -504,6 +570,7 @@ mod tests {
 
     /// `--store`/`--db` > MAILAUTH_STORE > MAILAUTH_DB > config > default;
     /// the config is read only when nothing before it decided.
+    #[cfg(feature = "postgres")]
     #[test]
     fn precedence_of_store_sources() {
         let yaml =

@@ -19,9 +19,11 @@
 //! per-source rows: with a source filter, the daily counts and reporters
 //! are summed from the records instead ([`DashQuery::DailySource`],
 //! [`DashQuery::ReportersSource`]). Both tables are created by a schema
-//! migration of each store. Leaves ingestion, the
-//! schema and the other queries to `reports::store` and
-//! `reports::pgstore`, and view assembly to `reports::dashboard`.
+//! migration of each store. Leaves ingestion and the schema to
+//! `reports::store` and `reports::pgstore`, `reports list`/`show` and the
+//! checklist queries to `reports::rows`, and view assembly to
+//! `reports::dashboard`. The PostgreSQL side (`pgsql`) is built with the
+//! `postgres` feature.
 
 use serde::Serialize;
 

@@ -6,9 +6,11 @@
 //! SQL to `reports::store`: [`run`] glues them, one store transaction per
 //! item (items of a source that moves nothing are committed in groups),
 //! and only then calls [`Source::finish`]. A new source (IMAP) is one
-//! more module implementing [`Source`].
+//! more module implementing [`Source`]; `imap` is built with the `imap`
+//! feature.
 
 mod files;
+#[cfg(feature = "imap")]
 pub mod imap;
 mod maildir;
 mod mbox;

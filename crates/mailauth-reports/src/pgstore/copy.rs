@@ -5,17 +5,6 @@
 
 use super::*;
 
-/// What [`PgStore::copy_from_sqlite`] did.
-#[derive(schemars::JsonSchema, Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct CopySummary {
-    pub reports: u64,
-    pub records: u64,
-    pub failure_reports: u64,
-    pub tls_reports: u64,
-    /// Reports of any kind already in the target.
-    pub skipped: u64,
-}
-
 impl PgStore {
     /// Copies every report of the SQLite store at `path` into this store.
     /// The SQLite file is opened (and migrated) as the SQLite store does

@@ -2,17 +2,22 @@
 //! queries as the SQLite store, for several ingest workers on several
 //! machines sharing one database.
 //!
-//! Owns the PostgreSQL SQL (schema, migrations, inserts, read queries) and
-//! the one-way copy of an SQLite store into PostgreSQL. Implements
-//! [`ReportStore`] and [`ChecklistQueries`] (and, in `reports::dashq`,
-//! the dashboard queries), so callers do not care which
-//! backend they hold. Leaves parsing to `reports::parse`, sources to
-//! `reports::ingest` and the choice of backend to `reports::store_cli`.
+//! Owns the PostgreSQL connection and SQL (schema, migrations, inserts,
+//! delete, prune) and the one-way copy of an SQLite store into PostgreSQL.
+//! Implements [`ReportStore`]; the read queries and [`ChecklistQueries`]
+//! are in `reports::rows` (list, show, checklist) and `reports::dashq`
+//! (dashboards), written once for both stores with the SQL per dialect, so
+//! callers do not care which backend they hold. Every column is read with
+//! `try_get` ([`pg_get`], or the cells of `reports::dashq`): a column of
+//! another type is a [`StoreError::Column`] naming it, never a panic.
+//! Leaves parsing to `reports::parse`, sources to `reports::ingest` and
+//! the choice of backend to `reports::store_cli`. Built with the
+//! `postgres` feature.
 //! Parts: `schema` (migrations), `write` (inserts; records with binary
-//! `COPY`), `read` (list, show, checklist queries), `copy` (`mailauth
-//! store copy`), `tls` (`sslmode` and `sslrootcert` in the URL; TLS over
-//! rustls); `reports delete` and `reports prune` are here. Sums of counts
-//! saturate at `i64::MAX` (`pg_sum!` of `reports::dashq`), as on SQLite.
+//! `COPY`), `copy` (`mailauth store copy`), `tls` (`sslmode` and
+//! `sslrootcert` in the URL; TLS over rustls); `reports delete` and
+//! `reports prune` are here. Sums of counts saturate at `i64::MAX`
+//! (`pg_sum!` of `reports::dashq`), as on SQLite.
 //!
 //! Concurrency: every item is one transaction; a report is claimed by
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING id` on the report's natural
@@ -32,7 +37,7 @@ mod schema;
 mod tls;
 mod write;
 
-pub use copy::CopySummary;
+pub use crate::reports::store_cli::CopySummary;
 use schema::{MIGRATION_LOCK, MIGRATIONS};
 use write::{RawRecord, RecordCols, TxSink, retryable};
 

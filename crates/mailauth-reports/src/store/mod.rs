@@ -1,21 +1,23 @@
-//! The SQLite report store: schema, migrations and typed queries for DMARC
+//! The SQLite report store: schema, migrations and writes for DMARC
 //! aggregate, DMARC failure and SMTP TLS reports (the PostgreSQL dialect of
-//! the same lives in `reports::pgstore`, the dashboard queries of both in
-//! `reports::dashq`).
+//! the same lives in `reports::pgstore`; the read queries of both in
+//! `reports::rows` and, for the dashboards, `reports::dashq`).
 //!
-//! This module holds the store's types (with the JSON shape of
-//! `reports list`/`show`: [`ReportRow`], [`ReportDetails`]), opening,
-//! `reports list`, `reports delete` and `reports prune` (retention), and the
-//! report ids the CLI prints and accepts ([`display_id`],
-//! [`parse_report_id`]); its parts are `schema` (migrations), `write` (one
-//! transaction per item, the parsing thread), `read` (`reports show`) and
-//! `checklist`. Every sum of counts saturates
-//! at `i64::MAX` (the `sqlite_sum!` of `reports::dashq`).
+//! This module holds the types both stores share: the [`ReportStore`]
+//! trait, the row types with the JSON shape of `reports list`/`show`
+//! ([`ReportRow`], [`ReportDetails`]), the one error type of both stores
+//! ([`StoreError`], in `error`), and the report ids the CLI prints and
+//! accepts ([`display_id`], [`parse_report_id`]). For SQLite it holds
+//! opening, `reports delete` and `reports prune` (retention); its parts are
+//! `schema` (migrations) and `write` (one transaction per item, the
+//! parsing thread). Every sum of counts saturates at `i64::MAX` (the
+//! `sqlite_sum!` of `reports::dashq`).
 //!
 //! Owns the database file and everything in it. Callers see the
 //! [`ReportStore`] trait and plain row structs, so another backend
 //! (PostgreSQL) can be added without touching parsing or dashboards.
-//! Leaves parsing to `reports::parse` and sources to `reports::ingest`.
+//! Leaves parsing to `reports::parse`, sources to `reports::ingest`, and
+//! shaping the rows it reads to `reports::rows`.
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
