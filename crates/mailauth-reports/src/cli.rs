@@ -1306,6 +1306,23 @@ mod tests {
         assert!(parse(&["ingest", "--imap", "imaps://u@h/", "--imap-password", "x"]).is_err());
     }
 
+    /// Built without IMAP support, `--imap` is refused by name of the
+    /// feature before anything is read.
+    #[cfg(not(feature = "imap"))]
+    #[test]
+    fn imap_is_refused_without_the_feature() {
+        use clap::{Args, FromArgMatches};
+        let m = IngestArgs::augment_args(clap::Command::new("ingest"))
+            .try_get_matches_from(["ingest", "--imap", "imaps://u@h/INBOX"])
+            .expect("parses");
+        let a = IngestArgs::from_arg_matches(&m).expect("args");
+        let mut store = crate::reports::store::SqliteStore::open_in_memory().expect("store");
+        let mut out = Vec::new();
+        let err = ingest_cmd(&mut store, a, &mut out).expect_err("no IMAP support");
+        assert!(err.to_string().contains("Cargo feature `imap`"), "{err:#}");
+        assert!(out.is_empty());
+    }
+
     #[test]
     fn csv_quoting() {
         assert_eq!(csv_field("a"), "a");

@@ -294,7 +294,8 @@ impl StoreCliError {
 /// [`StoreChoice::open_read_only`]); `None` for a missing SQLite file.
 pub fn open_store_read_only(
     url: &StoreUrl,
-    password_file: Option<&Path>,
+    // Only a PostgreSQL store has a password.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))] password_file: Option<&Path>,
 ) -> Result<Option<Box<dyn AnyStore>>, StoreCliError> {
     Ok(Some(match url {
         StoreUrl::Sqlite(p) if !p.exists() => return Ok(None),
@@ -310,7 +311,8 @@ pub fn open_store_read_only(
 /// Opens (and migrates) the store at `url`.
 pub fn open_store(
     url: &StoreUrl,
-    password_file: Option<&Path>,
+    // Only a PostgreSQL store has a password.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))] password_file: Option<&Path>,
 ) -> Result<Box<dyn AnyStore>, StoreCliError> {
     Ok(match url {
         StoreUrl::Sqlite(p) => Box::new(SqliteStore::open(p)?),

@@ -115,7 +115,7 @@ pub(crate) fn each_row(
         source,
     };
     let mut stmt = conn.prepare_cached(sql(q)).map_err(err)?;
-    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
     let mut rows = stmt
         .query(rusqlite::params_from_iter(args.iter().map(sqlite_value)))
         .map_err(err)?;
