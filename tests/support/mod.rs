@@ -11,6 +11,7 @@
 
 pub mod bind;
 pub mod bounded;
+pub mod chromium;
 pub mod cloudflare_standin;
 pub mod dovecot;
 pub mod https;
@@ -21,6 +22,8 @@ pub mod octodns;
 pub mod opendkim;
 pub mod pdns;
 pub mod postfix;
+// `both_stores!` is used by name in the test modules declared after it.
+#[macro_use]
 pub mod postgres;
 pub mod powercut;
 pub mod rspamd;

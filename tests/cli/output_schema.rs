@@ -6,8 +6,8 @@
 //! RFC 3339 `date-time` format checked, judges the output. A command that
 //! takes `--json` or `--format json` without a schema fails the suite.
 
-mod support;
-mod util;
+use crate::support;
+use crate::util;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -21,8 +21,8 @@
 //!   Cloudflare and Google providers cannot be installed here, so their
 //!   resources are validated by `fmt` and by the asserts below only.
 
-mod support;
-mod util;
+use crate::support;
+use crate::util;
 
 use std::path::Path;
 use std::process::Command;

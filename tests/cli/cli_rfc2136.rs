@@ -3,8 +3,8 @@
 //! plan refused, a wrong key rejected with a clear message, and many zones
 //! read and written over a few reused connections.
 
-mod support;
-mod util;
+use crate::support;
+use crate::util;
 
 use std::sync::atomic::Ordering;
 

@@ -1,7 +1,7 @@
 //! Malformed configs: each gives a located message (file:line:column, the
 //! field path, a hint where one helps), exit code 2, and writes nothing.
 
-mod util;
+use crate::util;
 
 use util::Case;
 

@@ -24,8 +24,8 @@
 //! ones), `--json` as the alias of `--format json` on every command, and
 //! `--color`/`NO_COLOR` on the commands that colour.
 
-mod support;
-mod util;
+use crate::support;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

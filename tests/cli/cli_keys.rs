@@ -3,8 +3,8 @@
 //! publishes the records, a key becomes active only once BIND serves it
 //! and its TTL has passed, and the signer export follows.
 
-mod support;
-mod util;
+use crate::support;
+use crate::util;
 
 use support::bind::Bind;
 use util::Case;

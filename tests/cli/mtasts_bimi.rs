@@ -5,8 +5,8 @@
 //! record changes, the BIMI record with its DMARC guard, and `validate`
 //! checking a BIMI logo and evidence document served over HTTPS.
 
-mod support;
-mod util;
+use crate::support;
+use crate::util;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

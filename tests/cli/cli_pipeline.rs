@@ -1,7 +1,7 @@
 //! The core pipeline through the real binary: plan → apply → plan on zone
 //! files, golden outputs, plan files, safety limits and ownership.
 
-mod util;
+use crate::util;
 
 use util::{Case, checkzone, golden};
 
