@@ -14,7 +14,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use mailauth::spf::{CheckOptions, MemRecord, MemoryDns, QType, check_sender};
 use serde_json::Value;
 
-const SUITE: &str = include_str!("data/spf/rfc7208-tests.yml");
+const SUITE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/spf/rfc7208-tests.yml"
+));
 
 fn strings(v: &Value) -> Vec<Vec<u8>> {
     match v {

@@ -8,8 +8,8 @@
 //! where the API providers' credentials may go (redirects, plain HTTP) and
 //! what a write lost to a timeout does.
 
-mod support;
-mod util;
+use crate::support;
+use crate::util;
 
 use std::collections::BTreeMap;
 

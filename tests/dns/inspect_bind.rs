@@ -3,7 +3,7 @@
 //! crate's resolver, and every DKIM verdict is compared with mail-auth's
 //! own verifier asking the same server.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! memory: the Received chain, the trust boundary, identities, and the
 //! comparison with the Authentication-Results the reporter recorded.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

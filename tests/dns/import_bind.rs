@@ -8,8 +8,8 @@
 //! import cannot represent is printed by import, and is the only kind of
 //! domain whose plan may still change.
 
-mod support;
-mod util;
+use crate::support;
+use crate::util;
 
 use std::collections::BTreeSet;
 

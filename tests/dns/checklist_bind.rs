@@ -5,8 +5,8 @@
 //! compares the text and Markdown output with golden files
 //! (tests/golden/checklist; `MAILAUTH_BLESS=1` rewrites them).
 
-mod support;
-mod util;
+use crate::support;
+use crate::util;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

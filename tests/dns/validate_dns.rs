@@ -2,7 +2,7 @@
 //! NXDOMAIN versus "no data", SOA/NS, direct non-recursive queries, the
 //! `SpfDns` mapping, and many threads sharing one resolver.
 
-mod support;
+use crate::support;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! plants one problem; the binary is run with `--ca-file` and
 //! `--connect-to`, as a user testing a policy host would.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::process::Command;

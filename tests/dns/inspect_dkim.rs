@@ -1,7 +1,7 @@
 //! The DKIM verifier's failure reasons, one per case, on messages signed by
 //! the independent mail-auth signer with keys served from memory.
 
-mod support;
+use crate::support;
 
 use base64::Engine as _;
 use mail_auth::common::crypto::Ed25519Key;

@@ -3,7 +3,7 @@
 //! clean domain must produce no warning at all. A second BIND serves an
 //! out-of-date copy of stale.test for the propagation check.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

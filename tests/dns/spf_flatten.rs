@@ -7,8 +7,8 @@
 //! failing includes. `mailauth spf check` gives the same result before and
 //! after flattening for addresses of every upstream range.
 
-mod support;
-mod util;
+use crate::support;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
