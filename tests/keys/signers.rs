@@ -9,9 +9,9 @@
 //! is revoked. The same with rspamd's `dkim_signing` module loading the
 //! rspamd export, as Postfix's milter (and through its HTTP `/checkv2`).
 
-mod keys_support;
-mod support;
-mod util;
+use crate::keys_support;
+use crate::support;
+use crate::util;
 
 use keys_support::verify;
 use mail_auth::DkimResult;

@@ -6,7 +6,7 @@
 //! checks each active RSA key (and catches a wrong one). A 4096-bit key,
 //! whose record exceeds 512 octets, publishes and verifies.
 
-mod keys_support;
+use crate::keys_support;
 
 use std::collections::BTreeMap;
 
