@@ -10,7 +10,7 @@
 //! workers all read the whole corpus (as four workers on one shared
 //! mailbox would); the totals must equal the single-worker run.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::time::Instant;

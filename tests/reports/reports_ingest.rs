@@ -2,7 +2,7 @@
 //! and decompression bombs. Every scenario that touches the store runs on
 //! SQLite and on PostgreSQL 15 (`sqlite::…` and `postgres::…` tests).
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

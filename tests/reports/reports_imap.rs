@@ -6,7 +6,7 @@
 //! `--watch` (new mail, server restart, SIGTERM). The plaintext scenario
 //! runs on SQLite and on PostgreSQL (`sqlite::…` and `postgres::…`).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

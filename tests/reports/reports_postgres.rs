@@ -3,7 +3,7 @@
 //! queries; dedupe under four concurrent workers (threads and processes);
 //! schema guard; `store migrate` and an idempotent `store copy`.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! database: exit codes, export files. The store scenarios run on SQLite
 //! and on PostgreSQL 15 (`sqlite::…` and `postgres::…` tests).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,7 @@
 //! is a note for `plan` (which still succeeds) and an error naming
 //! `mailauth store migrate` for the others. SQLite and PostgreSQL.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
