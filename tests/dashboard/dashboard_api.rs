@@ -5,8 +5,8 @@
 //! SQLite and on PostgreSQL 15 (`sqlite::…`, `postgres::…`), and both
 //! stores must give byte-identical views.
 
-mod dashboard;
-mod support;
+use crate::dashboard;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 

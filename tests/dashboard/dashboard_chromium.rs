@@ -3,10 +3,8 @@
 //! system and from `mailauth serve` on loopback, against a store filled
 //! from the sample reports. Missing Chromium: SKIP, or FAIL under CI=true.
 
-#[path = "support/chromium.rs"]
-mod chromium;
-mod dashboard;
-mod support;
+use crate::support::chromium;
+use crate::dashboard;
 
 use dashboard::{Server, bin, commas, expected, fill, text_after};
 

@@ -4,8 +4,8 @@
 //! tolerant of records without policy-evaluated results. On SQLite and on
 //! PostgreSQL 15 (`sqlite::…`, `postgres::…`).
 
-mod dashboard;
-mod support;
+use crate::dashboard;
+use crate::support;
 
 use mailauth::reports::IngestLimits;
 use mailauth::reports::dashq::{DashFilter, DashboardQueries};
