@@ -7,8 +7,8 @@
 //! Owns this crash test; leaves BIND to `tests/support/bind.rs` and the
 //! zone-file crash test to `tests/faults_zonefile.rs`.
 
-mod support;
-mod util;
+use crate::support;
+use crate::util;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! `fsutil::write_atomic` and the RFC 2136 crash test to
 //! `tests/faults_rfc2136.rs`.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::path::Path;

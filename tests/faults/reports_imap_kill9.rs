@@ -4,7 +4,7 @@
 //! ends up in Archive exactly once (nothing lost, nothing doubled), with
 //! both the MOVE path and the COPY + EXPUNGE fallback.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

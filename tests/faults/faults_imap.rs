@@ -8,7 +8,7 @@
 //! what one clean run stores. A stalled server must fail within the I/O
 //! timeout, and `--watch` must reconnect and keep going.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

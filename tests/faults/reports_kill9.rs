@@ -7,7 +7,7 @@
 //! `mailauth reports ingest --maildir` itself, on SQLite and on PostgreSQL
 //! (`sqlite::…` and `postgres::…`).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
