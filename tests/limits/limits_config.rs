@@ -6,7 +6,7 @@
 //! Owns the config-side limit tests; leaves the loader to `config::load`
 //! and the report-side limits to `tests/limits_reports.rs`.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

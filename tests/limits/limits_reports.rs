@@ -13,7 +13,7 @@
 //! 35 MB of XML, same code path); set `MAILAUTH_LIMITS_FULL=1` for the full
 //! million.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::Path;
