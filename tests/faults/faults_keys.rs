@@ -88,7 +88,7 @@ fn spawn_child(dir: &Path, steps: Option<u64>) -> std::process::Child {
     let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
     cmd.args([
         "--exact",
-        "rotation_child",
+        &child_test("rotation_child"),
         "--nocapture",
         "--test-threads=1",
     ])
@@ -99,6 +99,16 @@ fn spawn_child(dir: &Path, steps: Option<u64>) -> std::process::Child {
         cmd.env(STEPS_ENV, n.to_string());
     }
     cmd.spawn().expect("spawn rotation child")
+}
+
+/// The name `--exact` takes for the test `name` of this module: its path
+/// in the test binary without the binary's own name (this file is a
+/// module of the `faults` binary).
+fn child_test(name: &str) -> String {
+    match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::{name}"),
+        None => name.to_string(),
+    }
 }
 
 fn random_ms(max_ms: u64) -> u64 {

@@ -172,7 +172,7 @@ fn kill_nine_then_rerun_loses_nothing_and_counts_nothing_twice() {
         &md,
         &|| {
             Command::new(&exe)
-                .args(["--exact", "ingest_child", "--test-threads=1"])
+                .args(["--exact", &child_test("ingest_child"), "--test-threads=1"])
                 .env("MAILAUTH_KILL9_DB", &db)
                 .env("MAILAUTH_KILL9_MAILDIR", &md)
                 .stdout(std::process::Stdio::null())
@@ -189,6 +189,16 @@ fn kill_nine_then_rerun_loses_nothing_and_counts_nothing_twice() {
         },
         &|| run_ingest(&db, &md),
     );
+}
+
+/// The name `--exact` takes for the test `name` of this module: its path
+/// in the test binary without the binary's own name (this file is a
+/// module of the `faults` binary).
+fn child_test(name: &str) -> String {
+    match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::{name}"),
+        None => name.to_string(),
+    }
 }
 
 /// Message `NNNN.msg` holds report `k-N`.
