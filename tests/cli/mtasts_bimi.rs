@@ -237,11 +237,7 @@ impl Drop for Nginx {
 fn nginx() -> Option<Nginx> {
     let bin = support::require_binary("nginx")?;
     let root = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let d = root.path().display();
     std::fs::create_dir_all(root.path().join("www")).unwrap();
     std::fs::create_dir_all(root.path().join("tmp")).unwrap();

@@ -1,7 +1,8 @@
 //! Shared by the dashboard tests: a store (SQLite or PostgreSQL) filled
 //! from the sample reports, and the numbers expected from it, computed
 //! through the plain `ReportStore::show` records (not through the
-//! dashboard queries). The test binary declares `mod support;` too.
+//! dashboard queries). A module of the `dashboard` test binary, which
+//! declares `support` too; its free port is the harness's.
 
 #![allow(dead_code)]
 
@@ -138,13 +139,7 @@ pub fn text_after(html: &str, open: &str, close: &str) -> Option<String> {
 }
 
 /// A free port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+pub use crate::support::free_port;
 
 /// `mailauth serve` on a free loopback port; killed on drop.
 pub struct Server {

@@ -3,8 +3,8 @@
 //! system and from `mailauth serve` on loopback, against a store filled
 //! from the sample reports. Missing Chromium: SKIP, or FAIL under CI=true.
 
-use crate::support::chromium;
 use crate::dashboard;
+use crate::support::chromium;
 
 use dashboard::{Server, bin, commas, expected, fill, text_after};
 

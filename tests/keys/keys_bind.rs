@@ -10,7 +10,8 @@ use crate::keys_support;
 
 use std::collections::BTreeMap;
 
-use keys_support::{Bind, opendkim_testkey, require, sign, verify};
+use crate::support::require_binary as require;
+use keys_support::{Bind, opendkim_testkey, sign, verify};
 use mail_auth::DkimResult;
 use mailauth::keys::config::{Algorithm, ExportConfig, ExportFormat, FamilyConfig};
 use mailauth::keys::export::export;

@@ -1,13 +1,14 @@
-//! Test harness for the key tests: a BIND `named` on a free loopback port
-//! serving zone files the test writes, an observer that asks it with `dig`,
+//! Test harness for the key tests: a zone of DKIM keys the test sets,
+//! served by the harness's BIND (tests/support/bind.rs), an observer that
+//! asks it with `dig`,
 //! DKIM signing and verification with the independent `mail-auth` crate,
 //! and `opendkim-testkey`.
 
 #![allow(dead_code)]
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -21,117 +22,52 @@ use mailauth::keys::config::Algorithm;
 use mailauth::keys::lifecycle::{Observer, PublishedKey};
 use mailauth::record::RData;
 
-/// `Some(path)` when `bin` is installed; otherwise fails under CI=true and
-/// prints a loud SKIP line.
-pub fn require(bin: &str) -> Option<PathBuf> {
-    for dir in [
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-        "/usr/local/bin",
-        "/usr/local/sbin",
-    ] {
-        let p = Path::new(dir).join(bin);
-        if p.exists() {
-            return Some(p);
-        }
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{bin} is required under CI=true but is not installed");
-    }
-    eprintln!("=== SKIP: {bin} is not installed; this test did not run ===");
-    None
-}
-
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// A `named` serving one primary zone from a file.
+/// A `named` (the harness's [`crate::support::bind::Bind`]) serving one
+/// primary zone whose DKIM keys the test sets with [`Bind::serve`].
 pub struct Bind {
-    pub dir: tempfile::TempDir,
+    server: crate::support::bind::Bind,
     pub port: u16,
     pub origin: String,
-    named: PathBuf,
-    child: Option<Child>,
     serial: u32,
 }
 
 impl Bind {
     pub fn start(named: PathBuf, origin: &str) -> Bind {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("run")).unwrap();
-        let mut b = Bind {
-            port: free_port(),
-            dir,
+        let zone = zone_text(origin, 1, &[]);
+        let server = crate::support::bind::Bind::start_with(&named, &[(origin, &zone)]);
+        let b = Bind {
+            port: server.port(),
+            server,
             origin: origin.to_string(),
-            named,
-            child: None,
-            serial: 0,
+            serial: 1,
         };
-        let d = b.dir.path().display().to_string();
-        let conf = format!(
-            r#"options {{
-    directory "{d}/run"; pid-file "{d}/run/named.pid"; session-keyfile "{d}/run/session.key";
-    listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};
-    recursion no; allow-query {{ 127.0.0.1; }}; dnssec-validation no;
-}};
-controls {{ }};
-zone "{origin}" {{ type primary; file "{d}/zone.db"; }};
-"#,
-            port = b.port
-        );
-        std::fs::write(b.dir.path().join("named.conf"), conf).unwrap();
-        b.serve(&[]);
+        b.wait_for_serial();
         b
     }
 
-    /// Rewrites the zone with `keys` (TTL 300) and (re)starts named, then
+    /// The server's temp dir.
+    pub fn dir(&self) -> &Path {
+        self.server.dir()
+    }
+
+    /// Rewrites the zone with `keys` (TTL 300) and restarts named, then
     /// waits until it answers with the new serial.
     pub fn serve(&mut self, keys: &[PublishedKey]) {
         self.serial += 1;
-        let mut z = format!(
-            "$ORIGIN {o}.\n$TTL 300\n@ SOA ns1 hostmaster {s} 3600 600 604800 300\n@ NS ns1\nns1 A 127.0.0.1\n",
-            o = self.origin,
-            s = self.serial
-        );
-        for k in keys {
-            // Long values are split into ≤ 255-octet character-strings.
-            let rdata = RData::txt(&k.txt_value());
-            z.push_str(&format!(
-                "{}._domainkey TXT {}\n",
-                k.selector,
-                rdata.presentation()
-            ));
-        }
-        std::fs::write(self.dir.path().join("zone.db"), z).unwrap();
-        self.stop();
-        let log = std::fs::File::create(self.dir.path().join("named.log")).unwrap();
-        let child = Command::new(&self.named)
-            .arg("-g")
-            .arg("-c")
-            .arg(self.dir.path().join("named.conf"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        let zone = zone_text(&self.origin, self.serial, keys);
+        self.server.replace_zone(&self.origin.clone(), &zone);
+        self.wait_for_serial();
+    }
+
+    fn wait_for_serial(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let soa = self.dig(&self.origin.clone(), "SOA");
+            let soa = self.dig(&self.origin, "SOA");
             if soa.split_whitespace().nth(2) == Some(&self.serial.to_string()) {
                 return;
             }
             if Instant::now() > deadline {
-                let log =
-                    std::fs::read_to_string(self.dir.path().join("named.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(self.dir().join("named.log")).unwrap_or_default();
                 panic!("named did not serve serial {}: {log}", self.serial);
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -155,19 +91,23 @@ zone "{origin}" {{ type primary; file "{d}/zone.db"; }};
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
-impl Drop for Bind {
-    fn drop(&mut self) {
-        self.stop();
+/// The zone `origin` at `serial` with `keys` (TTL 300).
+fn zone_text(origin: &str, serial: u32, keys: &[PublishedKey]) -> String {
+    let mut z = format!(
+        "$ORIGIN {origin}.\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 604800 300\n@ NS ns1\nns1 A 127.0.0.1\n"
+    );
+    for k in keys {
+        // Long values are split into ≤ 255-octet character-strings.
+        let rdata = RData::txt(&k.txt_value());
+        z.push_str(&format!(
+            "{}._domainkey TXT {}\n",
+            k.selector,
+            rdata.presentation()
+        ));
     }
+    z
 }
 
 /// The joined TXT strings of a `dig +short` line.
@@ -273,7 +213,7 @@ pub fn opendkim_testkey(
     selector: &str,
     key: &Path,
 ) -> i32 {
-    let d = bind.dir.path();
+    let d = bind.dir();
     std::fs::write(
         d.join("unbound.conf"),
         format!(
