@@ -8,7 +8,7 @@
 # Corpora live in fuzz/corpus/<target> (not committed); they are seeded from
 # fuzz/seeds and the test data on every run, so a fresh checkout starts from
 # real inputs. A crash leaves its input in fuzz/artifacts/<target>/ and makes
-# the script exit non-zero; turn each one into a test in tests/regressions.rs.
+# the script exit non-zero; turn each one into a test in tests/reports/regressions.rs.
 #
 # Environment:
 #   FUZZ_SANITIZER  address | none (default none: the parsers are safe Rust,

@@ -9,7 +9,7 @@
 //! `FAULT_KEYS_DIR` set runs only `rotation_child`, which the parent kills.
 //!
 //! Owns the keystore crash test; leaves the lifecycle to `keys::lifecycle`
-//! and the disk-full case to `tests/faults_disk_full.rs`.
+//! and the disk-full case to `tests/faults/faults_disk_full.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! no changes.
 //!
 //! Owns this crash test; leaves BIND to `tests/support/bind.rs` and the
-//! zone-file crash test to `tests/faults_zonefile.rs`.
+//! zone-file crash test to `tests/faults/faults_zonefile.rs`.
 
 use crate::support;
 use crate::util;

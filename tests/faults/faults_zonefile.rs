@@ -5,7 +5,7 @@
 //!
 //! Owns the zone-file crash test; leaves the atomic write itself to
 //! `fsutil::write_atomic` and the RFC 2136 crash test to
-//! `tests/faults_rfc2136.rs`.
+//! `tests/faults/faults_rfc2136.rs`.
 
 use crate::util;
 

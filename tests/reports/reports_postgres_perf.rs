@@ -3,7 +3,7 @@
 //! Ignored by default; run with
 //!
 //! ```text
-//! MAILAUTH_REPORTS_CORPUS=<corpus dir> cargo test --release --test reports_postgres_perf -- --ignored --nocapture
+//! MAILAUTH_REPORTS_CORPUS=<corpus dir> cargo test --release --test reports reports_postgres_perf -- --ignored --nocapture
 //! ```
 //!
 //! Each run uses a fresh database on the harness's PostgreSQL 15. Four
