@@ -7,13 +7,13 @@
 //!
 //! Owns the report-side limit tests; leaves the limits themselves to
 //! `reports::IngestLimits` and the config-side limits to
-//! `tests/limits/limits_config.rs`.
+//! `tests/limits_config.rs`.
 //!
 //! The million-record report runs in CI as a 100,000-record report (about
 //! 35 MB of XML, same code path); set `MAILAUTH_LIMITS_FULL=1` for the full
 //! million.
 
-use crate::support;
+mod support;
 
 use std::io::Write;
 use std::path::Path;

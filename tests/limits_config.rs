@@ -4,9 +4,9 @@
 //! peak-memory bound read from the child's own rusage.
 //!
 //! Owns the config-side limit tests; leaves the loader to `config::load`
-//! and the report-side limits to `tests/limits/limits_reports.rs`.
+//! and the report-side limits to `tests/limits_reports.rs`.
 
-use crate::support;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
