@@ -456,26 +456,17 @@ fn cli(env: &Env) {
             &[row("198.51.100.10", 50, true)],
         );
     }
+    let case = util::Case::new().env("MAILAUTH_NOW", &NOW.to_string());
+    let config = data().join("mailauth.yaml");
+    let config = config.to_str().expect("UTF-8 path");
+    let (addr, db_arg) = (env.addr.to_string(), db.to_str().expect("UTF-8 path"));
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(util::bin())
-            .arg("--config")
-            .arg(data().join("mailauth.yaml"))
-            .arg("checklist")
-            .args(args)
-            .arg("--nameserver")
-            .arg(env.addr.to_string())
-            .arg("--db")
-            .arg(&db)
-            .env("MAILAUTH_NOW", NOW.to_string())
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run mailauth");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut argv = vec!["--config", config, "checklist"];
+        argv.extend_from_slice(args);
+        argv.extend(["--nameserver", &addr, "--db", db_arg]);
+        let out = case.run(&argv);
+        let stdout = out.stdout;
+        assert!(out.code == 0, "{args:?}: {}\n{stdout}", out.stderr);
         stdout
     };
     let json: serde_json::Value =
@@ -497,22 +488,21 @@ fn cli(env: &Env) {
     let text = run(&["monitor.test"]);
     assert!(text.contains("[ ]  4."), "{text}");
     // Without a config file the domain is simply not in the config.
-    let out = std::process::Command::new(util::bin())
-        .arg("--config")
-        .arg(dir.path().join("absent.yaml"))
-        .args(["checklist", "fresh.test", "--format", "markdown"])
-        .args(["--nameserver", &env.addr.to_string()])
-        .arg("--db")
-        .arg(&db)
-        .env("MAILAUTH_NOW", NOW.to_string())
-        .output()
-        .expect("run");
-    let md = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let absent = dir.path().join("absent.yaml");
+    let out = case.run(&[
+        "--config",
+        absent.to_str().expect("UTF-8 path"),
+        "checklist",
+        "fresh.test",
+        "--format",
+        "markdown",
+        "--nameserver",
+        &addr,
+        "--db",
+        db_arg,
+    ]);
+    let md = &out.stdout;
+    assert!(out.code == 0, "{}", out.stderr);
     assert!(
         md.starts_with("### mailauth checklist: fresh.test (not in the config)")
             && md.contains("**Next step: item 4: "),
@@ -520,20 +510,17 @@ fn cli(env: &Env) {
     );
     // A missing database is not created.
     let missing = dir.path().join("none.db");
-    let out = std::process::Command::new(util::bin())
-        .arg("--config")
-        .arg(data().join("mailauth.yaml"))
-        .args([
-            "checklist",
-            "ready.test",
-            "--nameserver",
-            &env.addr.to_string(),
-        ])
-        .arg("--db")
-        .arg(&missing)
-        .output()
-        .expect("run");
-    assert!(out.status.success());
+    let out = case.run(&[
+        "--config",
+        config,
+        "checklist",
+        "ready.test",
+        "--nameserver",
+        &addr,
+        "--db",
+        missing.to_str().expect("UTF-8 path"),
+    ]);
+    assert!(out.code == 0);
     assert!(!missing.exists());
 }
 
