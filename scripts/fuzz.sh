@@ -8,7 +8,7 @@
 # Corpora live in fuzz/corpus/<target> (not committed); they are seeded from
 # fuzz/seeds and the test data on every run, so a fresh checkout starts from
 # real inputs. A crash leaves its input in fuzz/artifacts/<target>/ and makes
-# the script exit non-zero; turn each one into a test in tests/regressions.rs.
+# the script exit non-zero; turn each one into a test in tests/reports/regressions.rs.
 #
 # Environment:
 #   FUZZ_SANITIZER  address | none (default none: the parsers are safe Rust,
@@ -22,6 +22,8 @@
 #                   disturbed by rebuilds of a changing checkout)
 #   FUZZ_SUMMARY    where the per-target summary goes (default
 #                   fuzz/summary.txt); lets several runs share a checkout
+#   FUZZ_BUILD_ONLY 1: build the targets and stop (scripts/test.sh builds
+#                   them while the tests run, then runs them)
 set -euo pipefail
 
 secs="${1:-60}"
@@ -56,6 +58,9 @@ if [ -n "${FUZZ_BIN_DIR:-}" ]; then
     bin_dir="$FUZZ_BIN_DIR"
 else
     cargo fuzz build --fuzz-dir fuzz "${profile[@]}" -s "$sanitizer"
+    if [ "${FUZZ_BUILD_ONLY:-}" = 1 ]; then
+        exit 0
+    fi
     triple=$(rustc -vV | sed -n 's/^host: //p')
     if [ ${#profile[@]} -eq 0 ]; then
         bin_dir="fuzz/target/$triple/release"
@@ -164,6 +169,14 @@ for t in "${targets[@]}"; do
         -max_total_time="$secs" -rss_limit_mb="$rss" -timeout=10 \
         -max_len=262144 -print_final_stats=1 ${fork:+"$fork"} \
         "fuzz/corpus/$t" >"$log" 2>&1 || status=$?
+    # libFuzzer runs every input of the corpus (the seeds) before it
+    # mutates, whatever -max_total_time says, and prints INITED once it
+    # has: without that line the seeds were not all run (-fork runs
+    # report differently and are not checked).
+    if [ "$status" -eq 0 ] && [ -z "$fork" ] && ! grep -q 'INITED' "$log"; then
+        echo "$t: the corpus was not replayed (no INITED line in $log)" >&2
+        status=1
+    fi
     execs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1 || true)
     if [ -z "$execs" ]; then
         execs=$(grep -Eo '^#[0-9]+' "$log" | tail -1 | tr -d '#' || true)

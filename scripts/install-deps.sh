@@ -45,7 +45,7 @@ if ! command -v moto_server >/dev/null 2>&1; then
 fi
 
 # Python tools of the bridge, signer and output-schema tests
-# (tests/emit_bridges.rs, tests/signers.rs, tests/output_schema.rs), pinned,
+# (tests/cli/emit_bridges.rs, tests/keys/signers.rs, tests/cli/output_schema.rs), pinned,
 # in a venv of their own: octoDNS with its BIND provider (octodns-validate,
 # octodns-sync), aiosmtpd (the SMTP sink behind Postfix), and jsonschema
 # with rfc3339-validator (an independent check of `format: date-time`).
@@ -57,12 +57,12 @@ if ! "$venv/bin/python" -c 'import octodns, octodns_bind, aiosmtpd, jsonschema, 
   "$venv/bin/pip" install --quiet octodns==1.22.0 octodns-bind==1.1.0 aiosmtpd==1.4.6 \
     jsonschema==4.23.0 rfc3339-validator==0.1.4
 fi
-# Terraform (terraform fmt/validate in tests/emit_bridges.rs) and the
+# Terraform (terraform fmt/validate in tests/cli/emit_bridges.rs) and the
 # hashicorp/aws provider mirror ($MAILAUTH_TF_PLUGINS, default
 # /opt/tf-plugins) come with the machine image: no package registry
 # reachable here ships them. dnscontrol has no release on them either; its
 # config is checked under Node (the image's) with
 # tests/data/bridges/dnscontrol_stub.js.
 for t in terraform node; do
-  command -v "$t" >/dev/null || echo "warning: $t is not installed; tests/emit_bridges.rs fails under CI=true" >&2
+  command -v "$t" >/dev/null || echo "warning: $t is not installed; tests/cli/emit_bridges.rs fails under CI=true" >&2
 done

@@ -8,7 +8,7 @@ use mailauth::reports::IngestLimits;
 
 /// mail-parser 0.11 trips its own `debug_assert!` on some malformed
 /// multipart structures; `reports::parse::container` catches that panic
-/// (see `tests/regressions.rs`), but libFuzzer's panic hook aborts on every
+/// (see `tests/reports/regressions.rs`), but libFuzzer's panic hook aborts on every
 /// panic, caught or not. Let that one known, caught panic through; every
 /// other panic still aborts and is reported.
 const KNOWN_CAUGHT: &str = "Invalid part ID, could not find multipart.";

@@ -7,6 +7,10 @@
 //!   `*._domainkey`, `_mta-sts`, `_smtp._tls`, `_mailauth`;
 //! - `admin-key` (hmac-sha512, [`Bind::admin_tsig`]): may change anything,
 //!   for tests that play a third party editing the zone.
+//!
+//! The one BIND harness of the tests: the key tests serve their DKIM zone
+//! through it too ([`Bind::replace_zone`] restarts the server on a new zone
+//! file), and [`Bind::try_start_loaded`] waits until every zone answers.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +24,7 @@ pub struct Bind {
     dir: tempfile::TempDir,
     key: TsigKey,
     admin: TsigKey,
+    named: PathBuf,
 }
 
 impl Bind {
@@ -36,6 +41,24 @@ impl Bind {
     pub fn try_start(zones: &[(&str, &str)]) -> Option<Bind> {
         let named = require_binary("named")?;
         Some(Self::launch(&named, zones))
+    }
+
+    /// [`Bind::try_start`], then waits until every zone answers its SOA:
+    /// named logs that it is running before it has loaded every zone.
+    pub fn try_start_loaded(zones: &[(&str, &str)]) -> Option<Bind> {
+        let bind = Self::try_start(zones)?;
+        for (zone, _) in zones {
+            let loaded = wait_until(Duration::from_secs(15), || {
+                !bind.dig_short(zone, "SOA").trim().is_empty()
+            });
+            assert!(loaded, "BIND did not load {zone}");
+        }
+        Some(bind)
+    }
+
+    /// Starts the `named` at `named` (found by [`require_binary`]).
+    pub fn start_with(named: &Path, zones: &[(&str, &str)]) -> Bind {
+        Self::launch(named, zones)
     }
 
     fn launch(named: &Path, zones: &[(&str, &str)]) -> Bind {
@@ -83,23 +106,22 @@ impl Bind {
         }
         let conf_path = d.join("named.conf");
         std::fs::write(&conf_path, conf).expect("write named.conf");
-        let log = std::fs::File::create(d.join("named.log")).expect("named.log");
-        let child = Command::new(named)
-            .arg("-g")
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn named");
+        let child = spawn_named(named, d);
         let mut bind = Bind {
             child,
             port,
             dir,
             key,
             admin,
+            named: named.to_path_buf(),
         };
-        let log_path = bind.dir.path().join("named.log");
+        bind.wait_running();
+        bind
+    }
+
+    /// Waits until named logs that it runs; panics with its log otherwise.
+    fn wait_running(&mut self) {
+        let log_path = self.dir.path().join("named.log");
         let ready = wait_until(Duration::from_secs(15), || {
             std::fs::read_to_string(&log_path).is_ok_and(|l| {
                 // The last startup line is "... running" ("running as:"
@@ -107,11 +129,28 @@ impl Bind {
                 l.lines().any(|x| x.trim_end().ends_with(" running"))
             })
         });
-        if !ready || bind.child.try_wait().ok().flatten().is_some() {
+        if !ready || self.child.try_wait().ok().flatten().is_some() {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            panic!("named did not start on port {}:\n{log}", bind.port);
+            panic!("named did not start on port {}:\n{log}", self.port);
         }
-        bind
+    }
+
+    /// Stops named, replaces the file of `zone` (one of the zones it was
+    /// started with) by `text`, drops the zone's journal so that the file
+    /// is what it serves, and starts named again on the same port.
+    pub fn replace_zone(&mut self, zone: &str, text: &str) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let file = self
+            .dir
+            .path()
+            .join("zones")
+            .join(format!("{}.db", zone.trim_end_matches('.')));
+        assert!(file.is_file(), "{zone} is not a zone of this server");
+        std::fs::write(&file, text).expect("write zone file");
+        let _ = std::fs::remove_file(file.with_extension("db.jnl"));
+        self.child = spawn_named(&self.named, self.dir.path());
+        self.wait_running();
     }
 
     pub fn port(&self) -> u16 {
@@ -150,6 +189,19 @@ impl Bind {
     pub fn dig_short(&self, name: &str, rtype: &str) -> String {
         dig_short(self.port, name, rtype)
     }
+}
+
+/// `named -g` on `dir`/named.conf, its log (truncated) in `dir`/named.log.
+fn spawn_named(named: &Path, dir: &Path) -> Child {
+    let log = std::fs::File::create(dir.join("named.log")).expect("named.log");
+    Command::new(named)
+        .arg("-g")
+        .arg("-c")
+        .arg(dir.join("named.conf"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn named")
 }
 
 /// Runs `nsupdate` against 127.0.0.1:`port` signed with `key`.

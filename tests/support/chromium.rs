@@ -12,21 +12,7 @@ use std::process::Command;
 /// Chromium, or `None` (after a loud SKIP line) when it is not installed;
 /// under `CI=true` a missing browser fails the test.
 pub fn find() -> Option<PathBuf> {
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        let found = std::env::var("PATH")
-            .unwrap_or_default()
-            .split(':')
-            .map(|d| Path::new(d).join(name))
-            .find(|p| p.is_file());
-        if found.is_some() {
-            return found;
-        }
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("chromium is required under CI=true but was not found");
-    }
-    eprintln!("\n!!!!!!!! SKIP: `chromium` not found; this browser test did not run !!!!!!!!\n");
-    None
+    super::require_any_binary(&["chromium", "chromium-browser", "google-chrome"])
 }
 
 fn run(chromium: &Path, extra: &[String], url: &str) -> std::process::Output {

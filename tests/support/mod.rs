@@ -1,9 +1,13 @@
 //! Test harness shared by integration tests: free loopback ports, the
 //! "missing server binary" policy, a misbehaving TCP proxy, and real servers
 //! (BIND, Knot DNS, PowerDNS, moto's Route 53, Postfix, OpenDKIM, rspamd,
-//! an aiosmtpd SMTP sink) plus a Cloudflare API stand-in, each started on
-//! loopback in a temp dir and stopped on drop, and the Python tools
-//! (octoDNS) of the bridge tests.
+//! an aiosmtpd SMTP sink, headless Chromium) plus a Cloudflare API
+//! stand-in, each started on loopback in a temp dir and stopped on drop,
+//! and the Python tools (octoDNS) of the bridge tests.
+//!
+//! Every test binary (tests/<group>/main.rs) declares it once; its tests
+//! share one process, so nothing here keeps state a test could change under
+//! another, but the one shared PostgreSQL server (`postgres`).
 //!
 //! Owns only test scaffolding; no production code depends on it.
 
@@ -11,6 +15,7 @@
 
 pub mod bind;
 pub mod bounded;
+pub mod chromium;
 pub mod cloudflare_standin;
 pub mod dovecot;
 pub mod https;
@@ -21,6 +26,8 @@ pub mod octodns;
 pub mod opendkim;
 pub mod pdns;
 pub mod postfix;
+// `both_stores!` is used by name in the test modules declared after it.
+#[macro_use]
 pub mod postgres;
 pub mod powercut;
 pub mod rspamd;
@@ -46,17 +53,35 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port for TCP and UDP");
 }
 
-/// Finds `binary` in the usual places. When it is missing the test must not
-/// pass silently: under `CI=true` this panics, otherwise it prints a loud
-/// SKIP line and returns `None`.
+/// Finds `binary` on `PATH`, then in the sbin directories (where servers
+/// live and a user's `PATH` often does not reach). When it is missing the
+/// test must not pass silently: under `CI=true` this panics, otherwise it
+/// prints a loud SKIP line and returns `None`. The one such policy of the
+/// harness: every server and tool is looked up through it.
 pub fn require_binary(binary: &str) -> Option<PathBuf> {
+    require_any_binary(&[binary])
+}
+
+/// [`require_binary`] for a program known under several names (the first
+/// found wins, in the order given).
+pub fn require_any_binary(names: &[&str]) -> Option<PathBuf> {
     let dirs = std::env::var("PATH").unwrap_or_default();
-    let found = dirs
-        .split(':')
-        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin"])
-        .map(|d| Path::new(d).join(binary))
-        .find(|p| p.is_file());
+    let found = names.iter().find_map(|name| {
+        dirs.split(':')
+            .filter(|d| !d.is_empty())
+            .chain([
+                "/usr/local/sbin",
+                "/usr/local/bin",
+                "/usr/sbin",
+                "/usr/bin",
+                "/sbin",
+                "/bin",
+            ])
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.is_file())
+    });
     if found.is_none() {
+        let binary = names.join("` or `");
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("`{binary}` is required under CI=true but was not found");
         }

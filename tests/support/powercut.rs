@@ -22,26 +22,14 @@
 //! and the first connection after a crash rebuilds it from the WAL.
 //!
 //! Owns only test scaffolding; used by the durability tests of
-//! `tests/reports_ingest.rs`.
+//! `tests/reports/reports_ingest.rs`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// strace, or a loud SKIP (panics under CI=true).
 pub fn require_strace() -> bool {
-    if std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "strace is required under CI=true (scripts/install-deps.sh installs it)"
-    );
-    eprintln!("\n!!!!!!!! SKIP: strace is missing; this test did not run !!!!!!!!\n");
-    false
+    super::require_binary("strace").is_some()
 }
 
 /// The system calls followed (every other one leaves the disk alone, or

@@ -1,6 +1,8 @@
 //! Test helpers shared by the integration tests: run the real `mailauth`
 //! binary in a temporary directory (a fluent builder in the style of just's
 //! and ripgrep's test utilities), and compare output with golden files.
+//! Declared beside `support` (whose missing-binary policy it uses) by the
+//! test binaries that run the command line.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -181,21 +183,22 @@ pub fn line_diff(a: &str, b: &str) -> String {
 }
 
 /// Checks a zone file with BIND's named-checkzone. Under CI=true a missing
-/// named-checkzone fails the test; elsewhere it is reported and skipped.
+/// named-checkzone fails the test; elsewhere it is reported and skipped
+/// (the harness's `require_binary`).
 pub fn checkzone(zone: &str, path: &Path) {
-    match Command::new("named-checkzone").arg(zone).arg(path).output() {
-        Ok(out) => assert!(
-            out.status.success(),
-            "named-checkzone rejects {}:\n{}{}",
-            path.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("named-checkzone is required under CI=true: {e}");
-            }
-            eprintln!("SKIP named-checkzone (not installed: {e})");
-        }
-    }
+    let Some(named_checkzone) = crate::support::require_binary("named-checkzone") else {
+        return;
+    };
+    let out = Command::new(named_checkzone)
+        .arg(zone)
+        .arg(path)
+        .output()
+        .expect("run named-checkzone");
+    assert!(
+        out.status.success(),
+        "named-checkzone rejects {}:\n{}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
