@@ -20,6 +20,7 @@
 //! index until the other commits, then inserts nothing and reports a
 //! duplicate, so no report is lost or counted twice.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -35,7 +36,10 @@ mod write;
 
 pub use copy::CopySummary;
 use schema::{MIGRATION_LOCK, MIGRATIONS};
-use write::{RawRecord, RecordCols, TxSink, retryable};
+use write::{
+    MAX_MONTHLY, RawRecord, RecordCols, TxSink, ensure_month, missing_partition, month_of,
+    retryable,
+};
 
 use super::IngestLimits;
 use super::parse::{
@@ -43,7 +47,7 @@ use super::parse::{
     Record, ReportKind, ReportSink, SinkError, TlsReport,
 };
 use super::store::{
-    ChecklistQueries, FailingSource, PRUNE_COUNT_SQL, Pruned, PrunedDomain, RecordRow,
+    ChecklistQueries, FailingSource, Pruned, PrunedDomain, RecordRow,
     ReportDetail, ReportRow, ReportStore, SCHEMA_VERSION, SqliteStore, StoreError, Table, Volume,
     json, list, now, opt_json, split_set,
 };
@@ -174,8 +178,9 @@ impl Stmts {
             )?,
             insert_policy: p(
                 c,
-                "INSERT INTO policy_published (report_id, domain, adkim, aspf, p, sp, np, pct, \
-                 fo, testing, discovery_method) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO policy_published (report_id, date_begin, domain, adkim, aspf, p, sp, \
+                 np, pct, fo, testing, discovery_method) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )?,
             update_report: p(
                 c,
@@ -224,6 +229,8 @@ pub struct PgStore {
     target: String,
     /// Schema version found when this store was opened (before migrating).
     found: i64,
+    /// Months (their first second) whose partitions are known to exist.
+    months: HashSet<i64>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -321,6 +328,7 @@ impl PgStore {
             client: Mutex::new(client),
             target,
             found,
+            months: HashSet::new(),
         };
         // Re-check: another worker may have migrated meanwhile.
         let v = store.schema_version_mut()?;
@@ -371,6 +379,7 @@ impl PgStore {
             stmts,
             target,
             found,
+            months: HashSet::new(),
         })
     }
 
@@ -447,7 +456,7 @@ impl PgStore {
     ) -> Result<Result<Vec<Found>, ParseError>, postgres::Error> {
         let client = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
         let mut tx = client.transaction()?;
-        let result = {
+        let (result, new_months) = {
             let mut sink = TxSink {
                 tx: &mut tx,
                 stmts: &self.stmts,
@@ -455,16 +464,20 @@ impl PgStore {
                 now: now(),
                 report: None,
                 records: RecordCols::default(),
+                months: &self.months,
+                new_months: Vec::new(),
             };
-            parse(&mut sink).and_then(|found| {
+            let result = parse(&mut sink).and_then(|found| {
                 sink.flush()
                     .map(|()| found)
                     .map_err(|e| ParseError::Sink { source: e.into() })
-            })
+            });
+            (result, std::mem::take(&mut sink.new_months))
         };
         match result {
             Ok(found) => {
                 tx.commit()?;
+                self.months.extend(new_months);
                 Ok(Ok(found))
             }
             Err(ParseError::Sink { source }) => {
@@ -567,7 +580,11 @@ impl ReportStore for PgStore {
             attempt += 1;
             match self.ingest_once(origin, bytes, limits) {
                 Ok(r) => return Ok(r),
-                Err(e) if attempt < ITEM_ATTEMPTS && retryable(&e) => {}
+                Err(e) if attempt < ITEM_ATTEMPTS && retryable(&e) => {
+                    if missing_partition(&e) {
+                        self.months.clear();
+                    }
+                }
                 Err(source) => {
                     return Err(PgError::Query {
                         what: "store report",
@@ -589,14 +606,19 @@ impl ReportStore for PgStore {
         input: &mut dyn std::io::Read,
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.ingest_with(origin, |sink| parse::parse_xml_stream(input, limits, sink))
-            .map_err(|source| {
-                PgError::Query {
-                    what: "store report",
-                    source,
-                }
-                .into()
-            })
+        let r = self.ingest_with(origin, |sink| parse::parse_xml_stream(input, limits, sink));
+        if let Err(e) = &r
+            && missing_partition(e)
+        {
+            self.months.clear();
+        }
+        r.map_err(|source| {
+            PgError::Query {
+                what: "store report",
+                source,
+            }
+            .into()
+        })
     }
 
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
@@ -645,14 +667,22 @@ impl ReportStore for PgStore {
         Ok(())
     }
 
+    /// Months entirely before `cutoff` lose their partitions (`DROP
+    /// TABLE`: no row-by-row delete, no dead rows left to vacuum); rows go
+    /// one by one only in the month holding the cutoff and in the edge
+    /// partition before 1970. One transaction, the three tables locked
+    /// first (in the order ingest writes them, so neither waits for the
+    /// other in a cycle): the counts printed are what goes.
     fn prune(&mut self, cutoff: i64, apply: bool) -> Result<Pruned, StoreError> {
         let mut tx = self.client_mut().transaction().map_err(q("begin prune"))?;
-        let sql = PRUNE_COUNT_SQL.replace("?1", "$1").replace(
-            "ORDER BY r.policy_domain",
-            "ORDER BY r.policy_domain COLLATE \"C\"",
-        );
+        if apply {
+            tx.batch_execute(
+                "LOCK TABLE reports, policy_published, records IN ACCESS EXCLUSIVE MODE",
+            )
+            .map_err(q("lock for prune"))?;
+        }
         let domains = tx
-            .query(sql.as_str(), &[&cutoff])
+            .query(PRUNE_COUNT_PG, &[&cutoff])
             .map_err(q("count pruned"))?
             .iter()
             .map(|r| PrunedDomain {
@@ -665,10 +695,27 @@ impl ReportStore for PgStore {
         if !apply || pruned.reports == 0 {
             return Ok(pruned);
         }
+        for month in tx
+            .query(MONTH_PARTITIONS, &[])
+            .map_err(q("list partitions"))?
+            .iter()
+            .filter_map(|r| partition_month(r.get(0)))
+        {
+            if month_end(month) > cutoff {
+                continue;
+            }
+            let (y, m, _) = crate::clock::civil(month);
+            tx.batch_execute(&format!(
+                "DROP TABLE IF EXISTS records_p{y:04}_{m:02}, policy_published_p{y:04}_{m:02}, \
+                 reports_p{y:04}_{m:02}"
+            ))
+            .map_err(q("drop partitions"))?;
+        }
+        // What is left before the cutoff: the boundary month, the edge
+        // partition before 1970 (partition pruning skips the others).
         for sql in [
-            "DELETE FROM records WHERE report_id IN (SELECT id FROM reports WHERE date_begin < $1)",
-            "DELETE FROM policy_published WHERE report_id IN \
-             (SELECT id FROM reports WHERE date_begin < $1)",
+            "DELETE FROM records WHERE date_begin < $1",
+            "DELETE FROM policy_published WHERE date_begin < $1",
             "DELETE FROM reports WHERE date_begin < $1",
         ] {
             tx.execute(sql, &[&cutoff]).map_err(q("prune"))?;
@@ -676,13 +723,67 @@ impl ReportStore for PgStore {
         tx.execute("DELETE FROM dashboard_rollup_v1", &[])
             .map_err(q("reset rollup"))?;
         tx.commit().map_err(q("commit prune"))?;
+        self.months.clear();
         Ok(pruned)
     }
+}
+
+/// `PRUNE_COUNT_SQL` of the SQLite store for the partitioned tables: the
+/// records of the reports that began before `$1` are the records that
+/// began before it (a record carries its report's `date_begin`), counted
+/// once per report, and both sides prune to the partitions before `$1`.
+const PRUNE_COUNT_PG: &str = "SELECT r.policy_domain, count(*), \
+     CAST(coalesce(sum(n.n), 0) AS BIGINT) FROM reports r \
+     LEFT JOIN (SELECT report_id, date_begin, count(*) AS n FROM records \
+     WHERE date_begin < $1 GROUP BY report_id, date_begin) n \
+     ON n.report_id = r.id AND n.date_begin = r.date_begin \
+     WHERE r.date_begin < $1 GROUP BY r.policy_domain ORDER BY r.policy_domain COLLATE \"C\"";
+
+/// The monthly partitions of `reports` by name (`reports_pYYYY_MM`, as
+/// `mailauth_month_partitions_v1` names them; not the two edges).
+const MONTH_PARTITIONS: &str = "SELECT c.relname::text FROM pg_inherits i \
+     JOIN pg_class c ON c.oid = i.inhrelid \
+     WHERE i.inhparent = 'reports'::regclass AND c.relname ~ '^reports_p[0-9]{4}_[0-9]{2}$'";
+
+/// The first second of the month a `reports_pYYYY_MM` partition holds.
+fn partition_month(name: &str) -> Option<i64> {
+    let rest = name.strip_prefix("reports_p")?;
+    let (y, m) = rest.split_once('_')?;
+    let (y, m): (i64, i64) = (y.parse().ok()?, m.parse().ok()?);
+    if !(1..=12).contains(&m) {
+        return None;
+    }
+    month_of(crate::clock::days_from_civil(y, m, 1) * 86_400)
+}
+
+/// The first second after the month beginning at `month`.
+fn month_end(month: i64) -> i64 {
+    let (y, m, _) = crate::clock::civil(month);
+    let (y, m) = if m == 12 {
+        (y + 1, 1)
+    } else {
+        (y, i64::from(m) + 1)
+    };
+    (crate::clock::days_from_civil(y, m, 1) * 86_400).min(MAX_MONTHLY)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_names_give_their_months() {
+        // 2025-12-01T00:00:00Z .. 2026-01-01T00:00:00Z.
+        assert_eq!(partition_month("reports_p2025_12"), Some(1_764_547_200));
+        assert_eq!(month_end(1_764_547_200), 1_767_225_600);
+        assert_eq!(month_end(1_761_955_200), 1_764_547_200);
+        assert_eq!(partition_month("reports_p2025_13"), None);
+        assert_eq!(partition_month("reports_p_before_1970"), None);
+        assert_eq!(partition_month("records_p2025_12"), None);
+        // 9999-12 ends where the upper edge partition begins.
+        let last = partition_month("reports_p9999_12").expect("9999-12");
+        assert_eq!(month_end(last), MAX_MONTHLY);
+    }
 
     #[test]
     fn redacts_passwords_in_urls() {
