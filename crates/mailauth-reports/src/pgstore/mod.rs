@@ -35,7 +35,8 @@ mod tls;
 mod write;
 
 pub use copy::CopySummary;
-use schema::{MIGRATION_LOCK, MIGRATIONS};
+use schema::MIGRATION_LOCK;
+pub use schema::MIGRATIONS;
 use write::{
     MAX_MONTHLY, RawRecord, RecordCols, TxSink, ensure_month, missing_partition, month_of,
     retryable,

@@ -5,8 +5,12 @@ use super::*;
 
 /// PostgreSQL schema migrations, step for step the SQLite migrations of
 /// `reports::store` (same tables, columns, keys and indexes; identity
-/// columns instead of rowids, BOOLEAN for flags). Append only.
-pub(super) const MIGRATIONS: &[&str] = &[
+/// columns instead of rowids, BOOLEAN for flags) up to version 4; from
+/// version 5 on, the three tables that grow with the reports are
+/// partitioned (SQLite keeps a no-op step). Append only. Version n is the
+/// first n steps; public so that a store of an older version can be laid
+/// out to test the later steps.
+pub const MIGRATIONS: &[&str] = &[
     // 1: initial schema.
     r#"
 CREATE TABLE reports (
@@ -363,11 +367,14 @@ INSERT INTO records (id, report_id, date_begin, source_ip, count, disposition, d
         c.spf_scope, c.spf_result, c.dkim_results, c.spf_results, c.extensions
     FROM records_v4 c JOIN reports_v4 r ON r.id = c.report_id;
 
--- The ids go on from where the old sequences stood: no id is reused.
-SELECT setval(pg_get_serial_sequence('reports', 'id'), s.last_value, s.is_called)
-    FROM reports_v4_id_seq s;
-SELECT setval(pg_get_serial_sequence('records', 'id'), s.last_value, s.is_called)
-    FROM records_v4_id_seq s;
+-- The ids go on from where the old sequences stood (or from the largest
+-- id, were one written past them): no id is reused.
+SELECT setval(pg_get_serial_sequence('reports', 'id'), greatest(s.last_value, m.id),
+        s.is_called OR m.id > 0)
+    FROM reports_v4_id_seq s, (SELECT coalesce(max(id), 0) AS id FROM reports_v4) m;
+SELECT setval(pg_get_serial_sequence('records', 'id'), greatest(s.last_value, m.id),
+        s.is_called OR m.id > 0)
+    FROM records_v4_id_seq s, (SELECT coalesce(max(id), 0) AS id FROM records_v4) m;
 
 DROP TABLE records_v4, policy_published_v4, reports_v4;
 ANALYZE reports, policy_published, records;
