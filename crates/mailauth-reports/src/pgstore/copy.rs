@@ -1,7 +1,8 @@
 //! `mailauth store copy`: SQLite → PostgreSQL, one transaction per report
 //! (its records with `COPY`),
 //! deduplicated on the same natural keys as ingest, so a re-run (or a run
-//! after an interruption) copies nothing twice.
+//! after an interruption) copies nothing twice. A report's month gets its
+//! partitions first, as in ingest.
 
 use super::*;
 

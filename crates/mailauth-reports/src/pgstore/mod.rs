@@ -1,6 +1,6 @@
-//! The PostgreSQL report store: the same schema, migrations, dedupe and
-//! queries as the SQLite store, for several ingest workers on several
-//! machines sharing one database.
+//! The PostgreSQL report store: the same tables, dedupe and queries as the
+//! SQLite store (the aggregate tables partitioned by month, see `schema`),
+//! for several ingest workers on several machines sharing one database.
 //!
 //! Owns the PostgreSQL SQL (schema, migrations, inserts, read queries) and
 //! the one-way copy of an SQLite store into PostgreSQL. Implements
@@ -8,17 +8,24 @@
 //! the dashboard queries), so callers do not care which
 //! backend they hold. Leaves parsing to `reports::parse`, sources to
 //! `reports::ingest` and the choice of backend to `reports::store_cli`.
-//! Parts: `schema` (migrations), `write` (inserts; records with binary
-//! `COPY`), `read` (list, show, checklist queries), `copy` (`mailauth
+//! Parts: `schema` (migrations, partitions), `write` (inserts; records
+//! with binary `COPY`; the month's partitions made sure of before a
+//! report), `read` (list, show, checklist queries), `copy` (`mailauth
 //! store copy`), `tls` (`sslmode` and `sslrootcert` in the URL; TLS over
-//! rustls); `reports delete` and `reports prune` are here. Sums of counts
+//! rustls); `reports delete` and `reports prune` are here: prune drops
+//! the partitions of the months wholly before its cutoff and deletes row
+//! by row only in the month holding it. Sums of counts
 //! saturate at `i64::MAX` (`pg_sum!` of `reports::dashq`), as on SQLite.
 //!
 //! Concurrency: every item is one transaction; a report is claimed by
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING id` on the report's natural
 //! key. A worker racing another on the same report blocks on the unique
 //! index until the other commits, then inserts nothing and reports a
-//! duplicate, so no report is lost or counted twice.
+//! duplicate, so no report is lost or counted twice. The natural key holds
+//! `date_begin`, the partition key, so it stays one unique index per
+//! partition and still decides alone. Each store remembers the months whose
+//! partitions exist; a report that finds its month gone (a concurrent
+//! prune dropped it) is retried once the months are forgotten.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -48,9 +55,9 @@ use super::parse::{
     Record, ReportKind, ReportSink, SinkError, TlsReport,
 };
 use super::store::{
-    ChecklistQueries, FailingSource, Pruned, PrunedDomain, RecordRow,
-    ReportDetail, ReportRow, ReportStore, SCHEMA_VERSION, SqliteStore, StoreError, Table, Volume,
-    json, list, now, opt_json, split_set,
+    ChecklistQueries, FailingSource, Pruned, PrunedDomain, RecordRow, ReportDetail, ReportRow,
+    ReportStore, SCHEMA_VERSION, SqliteStore, StoreError, Table, Volume, json, list, now, opt_json,
+    split_set,
 };
 
 /// Errors of the PostgreSQL store.

@@ -1,5 +1,23 @@
 //! The PostgreSQL schema: migrations step for step those of the SQLite
-//! store, and the advisory lock that serialises them between workers.
+//! store up to version 4, the monthly partitions of version 5, and the
+//! advisory lock that serialises migrations between workers. Leaves the
+//! statements that read and write rows to `read`, `write` and `copy`.
+//!
+//! Partitions (version 5): `reports`, `policy_published` and `records`,
+//! the tables that grow with the reports, are partitioned by range of the
+//! report's `date_begin` (the key `reports prune` removes by and the
+//! dashboards filter on), one partition per calendar month (UTC). A month
+//! because retention is counted in months (`--older-than 400d` keeps about
+//! 13): a store kept a year or two has 12 to 30 partitions per table, few
+//! enough for the planner, and a day's partition would give hundreds, each
+//! a table with its indexes, for nothing `prune` needs (it deletes row by
+//! row in the one month that holds the cutoff). No default partition:
+//! attaching a month would then have to scan it and lock it. A
+//! `date_begin` before 1970 or from 10000 on goes to one fixed partition at
+//! each end, so a broken reporter clock cannot make a partition per
+//! month of its choosing. Months are created on demand by
+//! `mailauth_month_partitions_v1` (in migration 5), called by ingest and
+//! `store copy` before they store a report of a month they have not seen.
 
 use super::*;
 
