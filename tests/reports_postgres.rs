@@ -14,7 +14,7 @@ use std::sync::Arc;
 use mailauth::reports::IngestLimits;
 use mailauth::reports::ingest::{self, FileSource, Summary};
 use mailauth::reports::parse::ReportKind;
-use mailauth::reports::pgstore::{MIGRATIONS, PgError, PgStore};
+use mailauth::reports::pgstore::{PgError, PgStore};
 use mailauth::reports::store::{
     ChecklistQueries, ReportDetail, ReportRow, ReportStore, SCHEMA_VERSION, SqliteStore, Table,
 };
@@ -934,57 +934,6 @@ fn month_partitions(c: &mut postgres::Client, table: &str) -> Vec<String> {
     .collect()
 }
 
-/// A store laid out by schema version 4 (tables not partitioned) holding
-/// every row of the store at `from`, ids and sequences included, as the
-/// program before version 5 left it.
-fn store_at_version_4(pg: &PgServer, from: &str, to: &str) {
-    let mut src = pg.connect(from);
-    let mut dst = pg.connect(to);
-    let mut tx = dst.transaction().expect("begin");
-    tx.batch_execute(
-        "CREATE TABLE schema_version (version BIGINT NOT NULL PRIMARY KEY); \
-         INSERT INTO schema_version VALUES (1), (2), (3), (4);",
-    )
-    .expect("schema_version");
-    for step in &MIGRATIONS[..4] {
-        tx.batch_execute(step).expect("migration up to 4");
-    }
-    for table in [
-        "reports",
-        "policy_published",
-        "records",
-        "failure_reports",
-        "tls_reports",
-        "tls_policies",
-        "tls_failures",
-    ] {
-        // Columns the version-4 table lacks (`date_begin` of records and
-        // policies) are left out by json_populate_recordset.
-        let rows: String = src
-            .query_one(
-                &format!("SELECT coalesce(json_agg(t), '[]')::text FROM {table} t"),
-                &[],
-            )
-            .expect("read rows")
-            .get(0);
-        tx.execute(
-            &format!(
-                "INSERT INTO {table} SELECT * FROM json_populate_recordset(NULL::{table}, $1::text::json)"
-            ),
-            &[&rows],
-        )
-        .expect("write rows");
-        if table != "policy_published" {
-            tx.batch_execute(&format!(
-                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table} \
-                 HAVING count(*) > 0"
-            ))
-            .expect("advance sequence");
-        }
-    }
-    tx.commit().expect("commit");
-}
-
 /// Schema 5 partitions the aggregate tables by month: `store migrate` of
 /// a version-4 store with data keeps every row, every id and every
 /// `reports show`, spreads the rows over monthly partitions, and ingest
@@ -1005,7 +954,7 @@ fn migration_to_partitions_keeps_every_row() {
     let mut src = pg_store(&pg, &from);
     let sum = ingest_files(&mut src, files);
     assert!(sum.reports > 16 && sum.tls_reports > 0, "{sum:?}");
-    store_at_version_4(&pg, &from, &to);
+    pg.store_at_version(&from, &to, 4);
     match PgStore::open_read_only(&to, Some(pg.password())) {
         Err(PgError::OlderSchema { found: 4, .. }) => {}
         other => panic!("expected a version-4 store, got {other:?}"),
