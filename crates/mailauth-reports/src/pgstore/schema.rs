@@ -216,10 +216,11 @@ CREATE TABLE IF NOT EXISTS alerts_fired_v1 (
 /// sequence per table. `records` and `policy_published` carry their
 /// report's `date_begin` so that a report and its rows sit in partitions
 /// of the same month. No foreign keys between them: attaching a partition
-/// to a table that references another takes a SHARE ROW EXCLUSIVE lock
-/// on the referenced table (PostgreSQL 15 §ALTER TABLE, "ADD FOREIGN
-/// KEY"), which would stall every worker's inserts; deletes remove the
-/// children first, as they always did.
+/// of a table that references another adds the key to the partition, and
+/// PostgreSQL 15 §ALTER TABLE: "Addition of a foreign key constraint
+/// requires a SHARE ROW EXCLUSIVE lock on the referenced table", which
+/// would stall every worker's inserts; deletes remove the children first,
+/// as they always did.
 const MIGRATION_PARTITIONS: &str = r#"
 ALTER TABLE records RENAME TO records_v4;
 ALTER TABLE policy_published RENAME TO policy_published_v4;
@@ -320,11 +321,14 @@ CREATE TABLE records_p_after_9999 PARTITION OF records
 -- The month's partitions of the three tables for a report beginning at
 -- `t` (unix seconds), created when missing. Ingest calls it before it
 -- stores a report of a month it has not seen (`pgstore::write`). Each
--- partition is created on its own and then attached, which takes a SHARE
--- UPDATE EXCLUSIVE lock on the parent (PostgreSQL 15 §ALTER TABLE,
--- "ATTACH PARTITION"): other workers go on inserting and reading. The
--- advisory lock (transaction-scoped, "mailpart") serialises creators, so
--- two workers never create the same table.
+-- partition is created on its own and then attached, not created with
+-- PARTITION OF (which locks the parent ACCESS EXCLUSIVE). PostgreSQL 15
+-- §ALTER TABLE: "Attaching a partition acquires a SHARE UPDATE EXCLUSIVE
+-- lock on the parent table, in addition to the ACCESS EXCLUSIVE locks on
+-- the table being attached and on the default partition (if any)": other
+-- workers go on inserting and reading. The advisory lock
+-- (transaction-scoped, "mailpart") serialises creators, so two workers
+-- never create the same table.
 CREATE FUNCTION mailauth_month_partitions_v1(t BIGINT) RETURNS VOID
 LANGUAGE plpgsql AS $$
 DECLARE
