@@ -73,11 +73,16 @@ fn rollup_tracks_the_records(st: &TestStore) {
            VALUES ('late.test', 'late', 1767139200, 1767225599, 'late.test', 'x', 0); \
          INSERT INTO records (report_id, source_ip, count, disposition, header_from) \
            VALUES (last_insert_rowid(), '192.0.2.1', 5, 'reject', 'late.test');",
-        "DELETE FROM reports WHERE id = (SELECT min(id) FROM reports); \
+        // Schema 5: no foreign keys between the partitioned tables, so the
+        // children go first; a record carries its report's `date_begin`.
+        "SELECT mailauth_month_partitions_v1(1767139200); \
+         DELETE FROM records WHERE report_id = (SELECT min(id) FROM reports); \
+         DELETE FROM policy_published WHERE report_id = (SELECT min(id) FROM reports); \
+         DELETE FROM reports WHERE id = (SELECT min(id) FROM reports); \
          WITH r AS (INSERT INTO reports (org_name, report_id, date_begin, date_end, policy_domain, origin, ingested_at) \
-           VALUES ('late.test', 'late', 1767139200, 1767225599, 'late.test', 'x', 0) RETURNING id) \
-         INSERT INTO records (report_id, source_ip, count, disposition, header_from) \
-           SELECT id, '192.0.2.1', 5, 'reject', 'late.test' FROM r;",
+           VALUES ('late.test', 'late', 1767139200, 1767225599, 'late.test', 'x', 0) RETURNING id, date_begin) \
+         INSERT INTO records (report_id, date_begin, source_ip, count, disposition, header_from) \
+           SELECT id, date_begin, '192.0.2.1', 5, 'reject', 'late.test' FROM r;",
     );
     let mut store = st.open();
     store.refresh_rollup().expect("refresh");
@@ -98,8 +103,8 @@ fn rollup_tracks_the_records(st: &TestStore) {
            VALUES ('new.test', 'new', 1767139200, 1767225599, 'new.test', 'x', 0);",
         "INSERT INTO reports (id, org_name, report_id, date_begin, date_end, policy_domain, origin, ingested_at) \
            VALUES (1, 'slow.test', 'slow', 1767139200, 1767225599, 'slow.test', 'x', 0); \
-         INSERT INTO records (report_id, source_ip, count, disposition, header_from) \
-           VALUES (1, '192.0.2.2', 11, 'quarantine', 'slow.test'); \
+         INSERT INTO records (report_id, date_begin, source_ip, count, disposition, header_from) \
+           VALUES (1, 1767139200, '192.0.2.2', 11, 'quarantine', 'slow.test'); \
          INSERT INTO reports (org_name, report_id, date_begin, date_end, policy_domain, origin, ingested_at) \
            VALUES ('new.test', 'new', 1767139200, 1767225599, 'new.test', 'x', 0);",
     );
@@ -123,6 +128,23 @@ fn rollup_tracks_the_records(st: &TestStore) {
 }
 
 const MAX: i64 = i64::MAX;
+
+/// The set-up SQL of `absurd_counts_saturate_every_sum` for PostgreSQL's
+/// schema 5: the month's partitions first, and each record carrying its
+/// report's `date_begin` (every report there begins at 1767139200).
+fn pg_records(sql: &str) -> String {
+    let mut out = String::from("SELECT mailauth_month_partitions_v1(1767139200); ");
+    out.push_str(
+        &sql.replace(
+            "INSERT INTO records (report_id, ",
+            "INSERT INTO records (report_id, date_begin, ",
+        )
+        .replace("(1, '192.0.2.", "(1, 1767139200, '192.0.2.")
+        .replace("(2, '192.0.2.", "(2, 1767139200, '192.0.2.")
+        .replace("(3, '192.0.2.", "(3, 1767139200, '192.0.2."),
+    );
+    out
+}
 
 /// Issue 15: two records of `<count>9223372036854775807</count>` for one
 /// domain made every dashboard fail for good ("integer overflow" filling
@@ -150,7 +172,7 @@ fn absurd_counts_saturate_every_sum(st: &TestStore) {
          INSERT INTO tls_failures (tls_policy_id, result_type, failed_session_count) VALUES \
            (1, 'starttls-not-supported', {MAX}), (2, 'starttls-not-supported', {MAX});"
     );
-    st.execute(&sql, &sql);
+    st.execute(&sql, &pg_records(&sql));
 
     let mut store = st.open();
     assert_eq!(store.refresh_rollup().expect("rollup fills"), 2);
@@ -171,7 +193,7 @@ fn absurd_counts_saturate_every_sum(st: &TestStore) {
            (3, '192.0.2.9', {MAX}, 'reject', 'huge.test');"
     );
     drop(store);
-    st.execute(&sql, &sql);
+    st.execute(&sql, &pg_records(&sql));
     let mut store = st.open();
     assert_eq!(store.refresh_rollup().expect("rollup folds"), 1);
     let d = &store.dash_daily(&all).expect("daily")[0];

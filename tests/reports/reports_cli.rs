@@ -545,7 +545,20 @@ fn hostile_rows(st: &TestStore) {
            original_subject, from_text, origin, ingested_at) VALUES \
            (1, 'fp', 'rep\u{1b}[31m', 'auth-failure', 'evil.test', '-2+3\u{7}', false, 'x', 0);";
     let sqlite = sql.replace("false", "0");
-    st.execute(&sqlite, sql);
+    // PostgreSQL (schema 5): the month's partitions, and the record
+    // carries its report's `date_begin`.
+    let pg = format!(
+        "SELECT mailauth_month_partitions_v1(1767139200); {}",
+        sql.replace(
+            "INSERT INTO records (report_id, source_ip,",
+            "INSERT INTO records (report_id, date_begin, source_ip,"
+        )
+        .replace(
+            "VALUES (1, '192.0.2.1',",
+            "VALUES (1, 1767139200, '192.0.2.1',"
+        )
+    );
+    st.execute(&sqlite, &pg);
 }
 
 fn assert_no_controls(what: &str, text: &str, allowed: &[char]) {
@@ -619,7 +632,20 @@ fn html_survives_a_very_long_policy_domain(st: &TestStore) {
          INSERT INTO records (report_id, source_ip, count, disposition, header_from) \
            VALUES (1000, '192.0.2.1', 3, 'none', '{long}');"
     );
-    st.execute(&sql, &sql);
+    // PostgreSQL (schema 5): the month's partitions, and the record
+    // carries its report's `date_begin`.
+    let pg = format!(
+        "SELECT mailauth_month_partitions_v1(1767139200); {}",
+        sql.replace(
+            "INSERT INTO records (report_id, source_ip,",
+            "INSERT INTO records (report_id, date_begin, source_ip,"
+        )
+        .replace(
+            "VALUES (1000, '192.0.2.1',",
+            "VALUES (1000, 1767139200, '192.0.2.1',"
+        )
+    );
+    st.execute(&sql, &pg);
     let site = tempfile::tempdir().expect("tempdir");
     let out = site.path().join("site");
     let text = ok(

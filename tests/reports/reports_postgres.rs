@@ -1,7 +1,9 @@
 //! The PostgreSQL report store against a real PostgreSQL 15 started by the
 //! harness: same results as SQLite for ingest, list, show and checklist
 //! queries; dedupe under four concurrent workers (threads and processes);
-//! schema guard; `store migrate` and an idempotent `store copy`.
+//! schema guard; `store migrate` and an idempotent `store copy`; the
+//! monthly partitions of schema 5 (migration from version 4, creation by
+//! eight racing workers, `reports prune` dropping whole months).
 
 use crate::support;
 
@@ -936,4 +938,338 @@ fn a_column_of_another_type_is_an_error_naming_it() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("column record_count"), "{stderr}");
+}
+
+/// Every table the store counts.
+const TABLES: [Table; 6] = [
+    Table::Reports,
+    Table::Records,
+    Table::FailureReports,
+    Table::TlsReports,
+    Table::TlsPolicies,
+    Table::TlsFailures,
+];
+
+fn counts(p: &PgStore) -> Vec<i64> {
+    TABLES.iter().map(|&t| p.count(t).expect("count")).collect()
+}
+
+/// Writes `daily_report`s of `domains` beginning `days` days before
+/// `NOW` into `dir`; returns the files with their `date_begin`.
+fn daily_files(dir: &Path, domains: &[&str], days: &[i64]) -> Vec<(PathBuf, i64)> {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let mut out = Vec::new();
+    for d in domains {
+        for &day in days {
+            let begin = NOW - day * 86_400;
+            let path = dir.join(format!("{d}-{day}.xml"));
+            std::fs::write(&path, daily_report(d, begin, 100 + day as u64, 3))
+                .expect("write report");
+            out.push((path, begin));
+        }
+    }
+    out
+}
+
+/// Monthly partitions of `table` (without the two edges).
+fn month_partitions(c: &mut postgres::Client, table: &str) -> Vec<String> {
+    c.query(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = $1::text::regclass AND c.relname ~ '_p[0-9]{4}_[0-9]{2}$' \
+         ORDER BY 1",
+        &[&table],
+    )
+    .expect("list partitions")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// Schema 5 partitions the aggregate tables by month: `store migrate` of
+/// a version-4 store with data keeps every row, every id and every
+/// `reports show`, spreads the rows over monthly partitions, and ingest
+/// goes on without reusing an id.
+#[test]
+fn migration_to_partitions_keeps_every_row() {
+    let Some(pg) = PgServer::shared() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let from = pg.fresh_db("v4src");
+    let to = pg.fresh_db("v4");
+    let mut files = corpus();
+    let days: Vec<i64> = (0..8).map(|k| 3 + k * 23).collect();
+    files.extend(
+        daily_files(&tmp.path().join("daily"), &["old.test", "new.test"], &days)
+            .into_iter()
+            .map(|(p, _)| p),
+    );
+    let mut src = pg_store(&pg, &from);
+    let sum = ingest_files(&mut src, files);
+    assert!(sum.reports > 16 && sum.tls_reports > 0, "{sum:?}");
+    pg.store_at_version(&from, &to, 4);
+    match PgStore::open_read_only(&to, Some(pg.password())) {
+        Err(PgError::OlderSchema { found: 4, .. }) => {}
+        other => panic!("expected a version-4 store, got {other:?}"),
+    }
+
+    let out = mailauth(&pg)
+        .args(["store", "migrate", "--store", &to])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("migrated schema 4 -> 5"), "{text}");
+
+    let dst = pg_store(&pg, &to);
+    assert_eq!(counts(&dst), counts(&src));
+    let (ld, ls) = (dst.list(None).expect("list"), src.list(None).expect("list"));
+    assert_eq!(ld, ls, "same rows, same ids");
+    for r in &ls {
+        let a = serde_json::to_value(dst.show(r.kind, r.id).expect("show").expect("some"));
+        let b = serde_json::to_value(src.show(r.kind, r.id).expect("show").expect("some"));
+        assert_eq!(a.expect("json"), b.expect("json"), "{:?} {}", r.kind, r.id);
+    }
+    let show = |url: &str, id: i64| {
+        let out = mailauth(&pg)
+            .args(["reports", "--store", url, "show", &id.to_string(), "--json"])
+            .output()
+            .expect("run show");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let agg = ls
+        .iter()
+        .find(|r| r.kind == ReportKind::Aggregate && r.records > 1)
+        .expect("an aggregate report");
+    assert_eq!(show(&to, agg.id), show(&from, agg.id));
+
+    // Rows sit in the partitions of their months, the same ones ingest
+    // makes.
+    let (mut cs, mut cd) = (pg.connect(&from), pg.connect(&to));
+    for table in ["reports", "policy_published", "records"] {
+        let parts = month_partitions(&mut cd, table);
+        assert!(parts.len() >= 8, "{table}: {parts:?}");
+        assert_eq!(parts, month_partitions(&mut cs, table), "{table}");
+    }
+    let misplaced: i64 = cd
+        .query_one(
+            "SELECT count(*) FROM records c JOIN reports r ON r.id = c.report_id \
+             WHERE c.date_begin <> r.date_begin OR c.tableoid::regclass::text <> \
+             replace(r.tableoid::regclass::text, 'reports_', 'records_')",
+            &[],
+        )
+        .expect("check placement")
+        .get(0);
+    assert_eq!(misplaced, 0);
+
+    // Ingest goes on: a new report gets an id past every old one.
+    let max_id = ls
+        .iter()
+        .filter(|r| r.kind == ReportKind::Aggregate)
+        .map(|r| r.id)
+        .max();
+    let mut dst = dst;
+    let fresh = daily_report("after.test", NOW + 40 * 86_400, 7, 1);
+    let found = dst
+        .ingest_item("after.xml", fresh.as_bytes(), &IngestLimits::default())
+        .expect("store")
+        .expect("parse");
+    assert_eq!(found.len(), 1);
+    let new = dst
+        .list(Some("after.test"))
+        .expect("list")
+        .pop()
+        .expect("stored");
+    assert!(Some(new.id) > max_id, "{} after {max_id:?}", new.id);
+}
+
+/// `reports prune` drops the partitions of the months before the cutoff
+/// and deletes row by row only in the month holding it: afterwards the
+/// store reads (counts, list, dashboards, `reports summary`) as a store
+/// that never had the pruned reports. A worker that still believes a
+/// dropped month exists stores into it again.
+#[test]
+fn prune_drops_old_months_and_reads_as_if_never_stored() {
+    let Some(pg) = PgServer::shared() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (all_url, kept_url) = (pg.fresh_db("prune_all"), pg.fresh_db("prune_kept"));
+    // 2026-11-26 back to 2026-05-01: seven months; the cutoff (70 days
+    // back, 2026-09-18) falls inside September, between the reports of
+    // 09-15 and 09-24.
+    let days: Vec<i64> = (1..=210).step_by(9).collect();
+    let cutoff = NOW - 70 * 86_400;
+    let mut files = daily_files(&tmp.path().join("d"), &["a.test", "b.test"], &days);
+    // A reporter's clock at zero: the edge partition before 1970.
+    let edge = tmp.path().join("edge.xml");
+    std::fs::write(&edge, daily_report("a.test", -86_400 * 400, 5, 5)).expect("write");
+    files.push((edge, -86_400 * 400));
+    let run = |url: &str, args: &[&str]| -> String {
+        let out = mailauth(&pg)
+            .env("MAILAUTH_NOW", NOW.to_string())
+            .args(["reports", "--store", url])
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let all: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    let kept: Vec<PathBuf> = files
+        .iter()
+        .filter(|(_, b)| *b >= cutoff)
+        .map(|(p, _)| p.clone())
+        .collect();
+    let old = files.len() - kept.len();
+    assert!(kept.len() > 4 && old > 10, "{} {old}", kept.len());
+    let mut worker = pg_store(&pg, &all_url);
+    ingest_files(&mut worker, all);
+    let mut kept_store = pg_store(&pg, &kept_url);
+    ingest_files(&mut kept_store, kept);
+    // The dashboards' rollup is built before the prune, so the prune must
+    // invalidate it.
+    run(&all_url, &["summary", "--json"]);
+
+    let mut c = pg.connect(&all_url);
+    let before = month_partitions(&mut c, "records");
+    assert!(
+        before.contains(&"records_p2026_05".to_owned()),
+        "{before:?}"
+    );
+    let dry: serde_json::Value =
+        serde_json::from_str(&run(&all_url, &["prune", "--older-than", "70d", "--json"]))
+            .expect("json");
+    assert_eq!(dry["reports"], old as u64);
+    assert_eq!(dry["records"], 2 * old as u64);
+    assert_eq!(
+        month_partitions(&mut c, "records"),
+        before,
+        "a dry run drops nothing"
+    );
+    let done: serde_json::Value = serde_json::from_str(&run(
+        &all_url,
+        &["prune", "--older-than", "70d", "--yes", "--json"],
+    ))
+    .expect("json");
+    assert_eq!(
+        (&done["reports"], &done["records"]),
+        (&dry["reports"], &dry["records"])
+    );
+
+    // May to August are gone as tables; September, holding the cutoff,
+    // keeps its later days.
+    for table in ["reports", "policy_published", "records"] {
+        let after = month_partitions(&mut c, table);
+        assert_eq!(
+            after,
+            ["2026_09", "2026_10", "2026_11"]
+                .map(|m| format!("{table}_p{m}"))
+                .to_vec(),
+            "{table}"
+        );
+    }
+    // 09-24 of both domains stays, 09-15 went row by row.
+    let september = c
+        .query_one(
+            "SELECT count(*), min(date_begin) FROM reports_p2026_09",
+            &[],
+        )
+        .expect("count");
+    assert_eq!(september.get::<_, i64>(0), 2);
+    assert!(september.get::<_, i64>(1) >= cutoff);
+
+    assert_eq!(counts(&worker), counts(&kept_store));
+    assert_eq!(
+        keys(&worker.list(None).expect("list")),
+        keys(&kept_store.list(None).expect("list"))
+    );
+    for args in [
+        &["summary", "--json"][..],
+        &["summary", "--json", "--since", "2026-09-01T00:00:00Z"],
+        &["summary", "--json", "--domain", "a.test", "--offline"],
+        &["summary", "--domain", "b.test", "--offline"],
+    ] {
+        assert_eq!(run(&all_url, args), run(&kept_url, args), "{args:?}");
+    }
+
+    // `worker` saw August's partitions before the prune dropped them: its
+    // next August report fails once on the missing partition, then goes
+    // into a new one.
+    let august = daily_report("late.test", NOW - 100 * 86_400, 9, 0);
+    let found = worker
+        .ingest_item("late.xml", august.as_bytes(), &IngestLimits::default())
+        .expect("store after prune")
+        .expect("parse");
+    assert_eq!(found.len(), 1);
+    assert!(month_partitions(&mut c, "records").contains(&"records_p2026_08".to_owned()));
+}
+
+/// Eight workers that all meet months no partition exists for yet create
+/// each month's partitions once and store each report once.
+#[test]
+fn eight_workers_create_each_month_once() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("eight");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Twelve months, two reports a month per domain.
+    let days: Vec<i64> = (0..24).map(|k| 1 + k * 15).collect();
+    let files: Vec<PathBuf> = daily_files(tmp.path(), &["x.test", "y.test", "z.test"], &days)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    drop(pg_store(&pg, &url)); // migrated once, before the race
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|w| {
+            let (url, pw, barrier) = (url.clone(), pg.password().to_owned(), barrier.clone());
+            let mut mine = files.clone();
+            mine.rotate_left(w * files.len() / 8);
+            if w % 2 == 1 {
+                mine.reverse();
+            }
+            std::thread::spawn(move || {
+                let mut store = PgStore::open(&url, Some(&pw)).expect("worker opens");
+                barrier.wait();
+                ingest_files(&mut store, mine)
+            })
+        })
+        .collect();
+    let sums: Vec<Summary> = handles
+        .into_iter()
+        .map(|h| h.join().expect("worker"))
+        .collect();
+    let n = files.len() as u64;
+    assert!(sums.iter().all(|s| s.errors.is_empty()), "{sums:?}");
+    assert_eq!(sums.iter().map(|s| s.reports).sum::<u64>(), n, "{sums:?}");
+    assert_eq!(sums.iter().map(|s| s.duplicates).sum::<u64>(), 7 * n);
+    let p = pg_store(&pg, &url);
+    assert_eq!(p.count(Table::Reports).expect("count"), n as i64);
+    assert_eq!(p.count(Table::Records).expect("count"), 2 * n as i64);
+    let mut c = pg.connect(&url);
+    let months: i64 = c
+        .query_one(
+            "SELECT count(DISTINCT date_trunc('month', to_timestamp(date_begin) AT TIME ZONE 'UTC')) \
+             FROM reports",
+            &[],
+        )
+        .expect("months")
+        .get(0);
+    assert!(months >= 12, "{months}");
+    for table in ["reports", "policy_published", "records"] {
+        assert_eq!(
+            month_partitions(&mut c, table).len() as i64,
+            months,
+            "{table}"
+        );
+    }
 }

@@ -346,6 +346,60 @@ impl PgServer {
         self.url(&name)
     }
 
+    /// Lays out the empty database at `to` as the first `version` (1 to 4)
+    /// schema migrations left it (before schema 5 partitioned the
+    /// aggregate tables) and fills it with every row of the store at
+    /// `from`, ids included, the id sequences past them: a store written by
+    /// an older mailauth.
+    pub fn store_at_version(&self, from: &str, to: &str, version: usize) {
+        use mailauth::reports::pgstore::MIGRATIONS;
+        assert!((1..=4).contains(&version), "version {version}");
+        let mut src = self.connect(from);
+        let mut dst = self.connect(to);
+        let mut tx = dst.transaction().expect("begin");
+        tx.batch_execute("CREATE TABLE schema_version (version BIGINT NOT NULL PRIMARY KEY)")
+            .expect("schema_version");
+        for (i, step) in MIGRATIONS[..version].iter().enumerate() {
+            tx.batch_execute(step).expect("older migration");
+            tx.execute("INSERT INTO schema_version VALUES ($1)", &[&(i as i64 + 1)])
+                .expect("record migration");
+        }
+        for table in [
+            "reports",
+            "policy_published",
+            "records",
+            "failure_reports",
+            "tls_reports",
+            "tls_policies",
+            "tls_failures",
+        ] {
+            // Columns the older table lacks (`date_begin` of records and
+            // policies) are left out by json_populate_recordset.
+            let rows: String = src
+                .query_one(
+                    &format!("SELECT coalesce(json_agg(t), '[]')::text FROM {table} t"),
+                    &[],
+                )
+                .expect("read rows")
+                .get(0);
+            tx.execute(
+                &format!(
+                    "INSERT INTO {table} SELECT * FROM json_populate_recordset(NULL::{table}, $1::text::json)"
+                ),
+                &[&rows],
+            )
+            .expect("write rows");
+            if table != "policy_published" {
+                tx.batch_execute(&format!(
+                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table} \
+                     HAVING count(*) > 0"
+                ))
+                .expect("advance sequence");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+
     /// A superuser connection to the `postgres` database.
     pub fn admin(&self) -> postgres::Client {
         self.connect(&self.url("postgres"))

@@ -1,7 +1,8 @@
 //! `mailauth store copy`: SQLite → PostgreSQL, one transaction per report
 //! (its records with `COPY`),
 //! deduplicated on the same natural keys as ingest, so a re-run (or a run
-//! after an interruption) copies nothing twice.
+//! after an interruption) copies nothing twice. A report's month gets its
+//! partitions first, as in ingest.
 
 use super::*;
 
@@ -83,7 +84,18 @@ impl PgStore {
                 .map_err(rd("read policy"))?;
             let pct = gi(24).map_err(rd("read policy"))?;
             let testing = gi(26).map_err(rd("read policy"))?.map(|t| t != 0);
+            // NOT NULL in the SQLite schema too.
+            let begin = ints[0].ok_or_else(|| {
+                rd("read reports")(rusqlite::Error::InvalidColumnType(
+                    5,
+                    "date_begin".into(),
+                    rusqlite::types::Type::Null,
+                ))
+            })?;
             let mut tx = client.transaction().map_err(q("begin copy"))?;
+            let mut new_months = Vec::new();
+            ensure_month(&mut tx, &self.months, &mut new_months, begin)
+                .map_err(q("create partitions"))?;
             let id: Option<i64> = tx
                 .query_opt(
                     "INSERT INTO reports (org_name, email, extra_contact_info, report_id, \
@@ -106,11 +118,12 @@ impl PgStore {
             };
             if pol_texts[0].is_some() {
                 tx.execute(
-                    "INSERT INTO policy_published (report_id, domain, adkim, aspf, p, sp, np, \
-                     fo, discovery_method, pct, testing) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    "INSERT INTO policy_published (report_id, date_begin, domain, adkim, aspf, p, \
+                     sp, np, fo, discovery_method, pct, testing) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     &[
                         &id,
+                        &begin,
                         &pol_texts[0],
                         &pol_texts[1],
                         &pol_texts[2],
@@ -146,6 +159,7 @@ impl PgStore {
                 };
                 cols.push_raw(
                     id,
+                    begin,
                     &RawRecord {
                         source_ip: s(0)?,
                         count: r.get(1).map_err(&e)?,
@@ -174,6 +188,7 @@ impl PgStore {
             }
             cols.flush(&mut tx).map_err(q("copy records"))?;
             tx.commit().map_err(q("commit copy"))?;
+            self.months.extend(new_months);
             sum.reports += 1;
         }
         Ok(())

@@ -1,30 +1,38 @@
-//! The PostgreSQL report store: the same schema, migrations, dedupe and
-//! queries as the SQLite store, for several ingest workers on several
-//! machines sharing one database.
+//! The PostgreSQL report store: the same tables, dedupe and queries as the
+//! SQLite store (the aggregate tables partitioned by month, see `schema`),
+//! for several ingest workers on several machines sharing one database.
 //!
-//! Owns the PostgreSQL connection and SQL (schema, migrations, inserts,
-//! delete, prune) and the one-way copy of an SQLite store into PostgreSQL.
-//! Implements [`ReportStore`]; the read queries and [`ChecklistQueries`]
-//! are in `reports::rows` (list, show, checklist) and `reports::dashq`
-//! (dashboards), written once for both stores with the SQL per dialect, so
-//! callers do not care which backend they hold. Every column is read with
-//! `try_get` ([`pg_get`], or the cells of `reports::dashq`): a column of
-//! another type is a [`StoreError::Column`] naming it, never a panic.
-//! Leaves parsing to `reports::parse`, sources to `reports::ingest` and
-//! the choice of backend to `reports::store_cli`. Built with the
-//! `postgres` feature.
-//! Parts: `schema` (migrations), `write` (inserts; records with binary
-//! `COPY`), `copy` (`mailauth store copy`), `tls` (`sslmode` and
+//! Owns the PostgreSQL connection and SQL (schema, migrations, partitions,
+//! inserts, delete, prune) and the one-way copy of an SQLite store into
+//! PostgreSQL. Implements [`ReportStore`]; the read queries and
+//! [`ChecklistQueries`] are in `reports::rows` (list, show, checklist) and
+//! `reports::dashq` (dashboards), written once for both stores with the SQL
+//! per dialect, so callers do not care which backend they hold. Every
+//! column is read with `try_get` ([`pg_get`], or the cells of
+//! `reports::dashq`): a column of another type is a [`StoreError::Column`]
+//! naming it, never a panic. Leaves parsing to `reports::parse`, sources to
+//! `reports::ingest` and the choice of backend to `reports::store_cli`.
+//! Built with the `postgres` feature.
+//! Parts: `schema` (migrations, partitions), `write` (inserts; records
+//! with binary `COPY`; the month's partitions made sure of before a
+//! report), `copy` (`mailauth store copy`), `tls` (`sslmode` and
 //! `sslrootcert` in the URL; TLS over rustls); `reports delete` and
-//! `reports prune` are here. Sums of counts saturate at `i64::MAX`
-//! (`pg_sum!` of `reports::dashq`), as on SQLite.
+//! `reports prune` are here: prune drops the partitions of the months
+//! wholly before its cutoff and deletes row by row only in the month
+//! holding it. Sums of counts saturate at `i64::MAX` (`pg_sum!` of
+//! `reports::dashq`), as on SQLite.
 //!
 //! Concurrency: every item is one transaction; a report is claimed by
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING id` on the report's natural
 //! key. A worker racing another on the same report blocks on the unique
 //! index until the other commits, then inserts nothing and reports a
-//! duplicate, so no report is lost or counted twice.
+//! duplicate, so no report is lost or counted twice. The natural key holds
+//! `date_begin`, the partition key, so it stays one unique index per
+//! partition and still decides alone. Each store remembers the months whose
+//! partitions exist; a report that finds its month gone (a concurrent
+//! prune dropped it) is retried once the months are forgotten.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -38,8 +46,12 @@ mod tls;
 mod write;
 
 pub use crate::reports::store_cli::CopySummary;
-use schema::{MIGRATION_LOCK, MIGRATIONS};
-use write::{RawRecord, RecordCols, TxSink, retryable};
+use schema::MIGRATION_LOCK;
+pub use schema::MIGRATIONS;
+use write::{
+    MAX_MONTHLY, RawRecord, RecordCols, TxSink, ensure_month, missing_partition, month_of,
+    retryable,
+};
 
 use super::IngestLimits;
 use super::dashq::Arg;
@@ -127,8 +139,9 @@ impl Stmts {
             )?,
             insert_policy: p(
                 c,
-                "INSERT INTO policy_published (report_id, domain, adkim, aspf, p, sp, np, pct, \
-                 fo, testing, discovery_method) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO policy_published (report_id, date_begin, domain, adkim, aspf, p, sp, \
+                 np, pct, fo, testing, discovery_method) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )?,
             update_report: p(
                 c,
@@ -177,6 +190,8 @@ pub struct PgStore {
     target: String,
     /// Schema version found when this store was opened (before migrating).
     found: i64,
+    /// Months (their first second) whose partitions are known to exist.
+    months: HashSet<i64>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -274,6 +289,7 @@ impl PgStore {
             client: Mutex::new(client),
             target,
             found,
+            months: HashSet::new(),
         };
         // Re-check: another worker may have migrated meanwhile.
         let v = store.schema_version_mut()?;
@@ -324,6 +340,7 @@ impl PgStore {
             stmts,
             target,
             found,
+            months: HashSet::new(),
         })
     }
 
@@ -401,7 +418,7 @@ impl PgStore {
         let store = q("store report");
         let client = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
         let mut tx = client.transaction().map_err(&store)?;
-        let result = {
+        let (result, new_months) = {
             let mut sink = TxSink {
                 tx: &mut tx,
                 stmts: &self.stmts,
@@ -409,16 +426,20 @@ impl PgStore {
                 now: now(),
                 report: None,
                 records: RecordCols::default(),
+                months: &self.months,
+                new_months: Vec::new(),
             };
-            parse(&mut sink).and_then(|found| {
+            let result = parse(&mut sink).and_then(|found| {
                 sink.flush()
                     .map(|()| found)
                     .map_err(|e| ParseError::Sink { source: e.into() })
-            })
+            });
+            (result, std::mem::take(&mut sink.new_months))
         };
         match result {
             Ok(found) => {
                 tx.commit().map_err(&store)?;
+                self.months.extend(new_months);
                 Ok(Ok(found))
             }
             Err(ParseError::Sink { source }) => {
@@ -530,7 +551,12 @@ impl ReportStore for PgStore {
             match self.ingest_once(origin, bytes, limits) {
                 Ok(r) => return Ok(r),
                 Err(StoreError::PgQuery { source, .. })
-                    if attempt < ITEM_ATTEMPTS && retryable(&source) => {}
+                    if attempt < ITEM_ATTEMPTS && retryable(&source) =>
+                {
+                    if missing_partition(&source) {
+                        self.months.clear();
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -546,7 +572,13 @@ impl ReportStore for PgStore {
         input: &mut dyn std::io::Read,
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.ingest_with(origin, |sink| parse::parse_xml_stream(input, limits, sink))
+        let r = self.ingest_with(origin, |sink| parse::parse_xml_stream(input, limits, sink));
+        if let Err(StoreError::PgQuery { source, .. }) = &r
+            && missing_partition(source)
+        {
+            self.months.clear();
+        }
+        r
     }
 
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
@@ -591,8 +623,20 @@ impl ReportStore for PgStore {
         Ok(())
     }
 
+    /// Months entirely before `cutoff` lose their partitions (`DROP
+    /// TABLE`: no row-by-row delete, no dead rows left to vacuum); rows go
+    /// one by one only in the month holding the cutoff and in the edge
+    /// partition before 1970. One transaction, the three tables locked
+    /// first (in the order ingest writes them, so neither waits for the
+    /// other in a cycle): the counts printed are what goes.
     fn prune(&mut self, cutoff: i64, apply: bool) -> Result<Pruned, StoreError> {
         let mut tx = self.client_mut().transaction().map_err(q("begin prune"))?;
+        if apply {
+            tx.batch_execute(
+                "LOCK TABLE reports, policy_published, records IN ACCESS EXCLUSIVE MODE",
+            )
+            .map_err(q("lock for prune"))?;
+        }
         let mut domains = Vec::new();
         rows::pgsql::each_row(
             &mut tx,
@@ -607,10 +651,27 @@ impl ReportStore for PgStore {
         if !apply || pruned.reports == 0 {
             return Ok(pruned);
         }
+        for month in tx
+            .query(MONTH_PARTITIONS, &[])
+            .map_err(q("list partitions"))?
+            .iter()
+            .filter_map(|r| partition_month(r.get(0)))
+        {
+            if month_end(month) > cutoff {
+                continue;
+            }
+            let (y, m, _) = crate::clock::civil(month);
+            tx.batch_execute(&format!(
+                "DROP TABLE IF EXISTS records_p{y:04}_{m:02}, policy_published_p{y:04}_{m:02}, \
+                 reports_p{y:04}_{m:02}"
+            ))
+            .map_err(q("drop partitions"))?;
+        }
+        // What is left before the cutoff: the boundary month, the edge
+        // partition before 1970 (partition pruning skips the others).
         for sql in [
-            "DELETE FROM records WHERE report_id IN (SELECT id FROM reports WHERE date_begin < $1)",
-            "DELETE FROM policy_published WHERE report_id IN \
-             (SELECT id FROM reports WHERE date_begin < $1)",
+            "DELETE FROM records WHERE date_begin < $1",
+            "DELETE FROM policy_published WHERE date_begin < $1",
             "DELETE FROM reports WHERE date_begin < $1",
         ] {
             tx.execute(sql, &[&cutoff]).map_err(q("prune"))?;
@@ -618,13 +679,56 @@ impl ReportStore for PgStore {
         tx.execute("DELETE FROM dashboard_rollup_v1", &[])
             .map_err(q("reset rollup"))?;
         tx.commit().map_err(q("commit prune"))?;
+        self.months.clear();
         Ok(pruned)
     }
+}
+
+/// The monthly partitions of `reports` by name (`reports_pYYYY_MM`, as
+/// `mailauth_month_partitions_v1` names them; not the two edges).
+const MONTH_PARTITIONS: &str = "SELECT c.relname::text FROM pg_inherits i \
+     JOIN pg_class c ON c.oid = i.inhrelid \
+     WHERE i.inhparent = 'reports'::regclass AND c.relname ~ '^reports_p[0-9]{4}_[0-9]{2}$'";
+
+/// The first second of the month a `reports_pYYYY_MM` partition holds.
+fn partition_month(name: &str) -> Option<i64> {
+    let rest = name.strip_prefix("reports_p")?;
+    let (y, m) = rest.split_once('_')?;
+    let (y, m): (i64, i64) = (y.parse().ok()?, m.parse().ok()?);
+    if !(1..=12).contains(&m) {
+        return None;
+    }
+    month_of(crate::clock::days_from_civil(y, m, 1) * 86_400)
+}
+
+/// The first second after the month beginning at `month`.
+fn month_end(month: i64) -> i64 {
+    let (y, m, _) = crate::clock::civil(month);
+    let (y, m) = if m == 12 {
+        (y + 1, 1)
+    } else {
+        (y, i64::from(m) + 1)
+    };
+    (crate::clock::days_from_civil(y, m, 1) * 86_400).min(MAX_MONTHLY)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_names_give_their_months() {
+        // 2025-12-01T00:00:00Z .. 2026-01-01T00:00:00Z.
+        assert_eq!(partition_month("reports_p2025_12"), Some(1_764_547_200));
+        assert_eq!(month_end(1_764_547_200), 1_767_225_600);
+        assert_eq!(month_end(1_761_955_200), 1_764_547_200);
+        assert_eq!(partition_month("reports_p2025_13"), None);
+        assert_eq!(partition_month("reports_p_before_1970"), None);
+        assert_eq!(partition_month("records_p2025_12"), None);
+        // 9999-12 ends where the upper edge partition begins.
+        let last = partition_month("reports_p9999_12").expect("9999-12");
+        assert_eq!(month_end(last), MAX_MONTHLY);
+    }
 
     #[test]
     fn redacts_passwords_in_urls() {

@@ -1,6 +1,9 @@
 //! Writing items into PostgreSQL: records buffered in the binary `COPY`
 //! format and stored with one `COPY` per batch, and the sink that stores one item in one
-//! transaction, claiming each report by its natural key.
+//! transaction, claiming each report by its natural key. Before the first
+//! report of a month it has not seen, the sink has the month's partitions
+//! created (`mailauth_month_partitions_v1` of `schema`), inside the item's
+//! transaction, so they exist before the report's row and its `COPY`.
 
 use super::*;
 
@@ -16,13 +19,13 @@ pub(super) struct RecordCols {
     rows: usize,
 }
 
-/// Columns of `records` the COPY fills, in this order (`report_id` first,
-/// then 18 per record).
-const COPY_RECORDS: &str = "COPY records (report_id, source_ip, count, disposition, \
-     dkim_aligned, spf_aligned, reasons, header_from, envelope_from, envelope_to, dkim_domain, \
-     dkim_selector, dkim_result, spf_domain, spf_scope, spf_result, dkim_results, spf_results, \
-     extensions) FROM STDIN (FORMAT binary)";
-const COPY_FIELDS: i16 = 19;
+/// Columns of `records` the COPY fills, in this order (`report_id` and the
+/// report's `date_begin`, the partition key, first, then 18 per record).
+const COPY_RECORDS: &str = "COPY records (report_id, date_begin, source_ip, count, \
+     disposition, dkim_aligned, spf_aligned, reasons, header_from, envelope_from, envelope_to, \
+     dkim_domain, dkim_selector, dkim_result, spf_domain, spf_scope, spf_result, dkim_results, \
+     spf_results, extensions) FROM STDIN (FORMAT binary)";
+const COPY_FIELDS: i16 = 20;
 /// The binary COPY header: signature, flags, header extension length.
 const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
@@ -79,17 +82,19 @@ impl RecordCols {
         self.buf[at..at + 4].copy_from_slice(&n.to_be_bytes());
     }
 
-    /// Starts a row of `report`'s records.
-    fn row(&mut self, report: i64) {
+    /// Starts a row of `report`'s records; `begin` is the report's
+    /// `date_begin`.
+    fn row(&mut self, report: i64, begin: i64) {
         self.rows += 1;
         self.buf.extend_from_slice(&COPY_FIELDS.to_be_bytes());
         self.int(report);
+        self.int(begin);
     }
 
-    pub(super) fn push(&mut self, report: i64, r: &Record) {
+    pub(super) fn push(&mut self, report: i64, begin: i64, r: &Record) {
         let dkim = r.dkim_results.first();
         let spf = r.spf_results.first();
-        self.row(report);
+        self.row(report, begin);
         self.display(r.source_ip);
         self.int(big(r.count));
         self.text(Some(r.disposition.as_str()));
@@ -110,8 +115,8 @@ impl RecordCols {
         self.text(Some(&list(&r.extensions)));
     }
 
-    pub(super) fn push_raw(&mut self, report: i64, r: &RawRecord<'_>) {
-        self.row(report);
+    pub(super) fn push_raw(&mut self, report: i64, begin: i64, r: &RawRecord<'_>) {
+        self.row(report, begin);
         self.text(Some(r.source_ip));
         self.int(r.count);
         self.text(Some(r.disposition));
@@ -164,8 +169,46 @@ pub(super) struct TxSink<'a, 't> {
     pub(super) stmts: &'a Stmts,
     pub(super) origin: &'a str,
     pub(super) now: i64,
-    pub(super) report: Option<i64>,
+    /// The report being stored: its id and `date_begin`.
+    pub(super) report: Option<(i64, i64)>,
     pub(super) records: RecordCols,
+    /// Months whose partitions are known to exist (committed).
+    pub(super) months: &'a HashSet<i64>,
+    /// Months whose partitions this transaction made sure of; known once
+    /// it commits.
+    pub(super) new_months: Vec<i64>,
+}
+
+/// The first second of the month holding `t` (UTC), or `None` outside
+/// 1970-01 .. 9999-12, whose reports go to the two fixed edge partitions.
+pub(super) fn month_of(t: i64) -> Option<i64> {
+    if !(0..MAX_MONTHLY).contains(&t) {
+        return None;
+    }
+    let (y, m, _) = crate::clock::civil(t);
+    Some(crate::clock::days_from_civil(y, i64::from(m), 1) * 86_400)
+}
+
+/// 10000-01-01T00:00:00Z: the first second of the upper edge partition.
+pub(super) const MAX_MONTHLY: i64 = 253_402_300_800;
+
+/// Makes sure the partitions of the month holding `begin` exist, inside
+/// `tx`; `months` are those known to exist already.
+pub(super) fn ensure_month(
+    tx: &mut Transaction<'_>,
+    months: &HashSet<i64>,
+    new_months: &mut Vec<i64>,
+    begin: i64,
+) -> Result<(), postgres::Error> {
+    let Some(month) = month_of(begin) else {
+        return Ok(());
+    };
+    if months.contains(&month) || new_months.contains(&month) {
+        return Ok(());
+    }
+    tx.execute("SELECT mailauth_month_partitions_v1($1)", &[&begin])?;
+    new_months.push(month);
+    Ok(())
 }
 
 impl TxSink<'_, '_> {
@@ -184,6 +227,7 @@ impl AggregateVisitor for TxSink<'_, '_> {
         // report id, domain and date range. The UNIQUE constraint decides
         // inside this transaction; no row returned means a duplicate.
         self.flush()?;
+        ensure_month(self.tx, self.months, &mut self.new_months, h.date_begin)?;
         let row = self.tx.query_opt(
             &self.stmts.insert_report,
             &[
@@ -208,12 +252,13 @@ impl AggregateVisitor for TxSink<'_, '_> {
             return Ok(false);
         };
         let id: i64 = pg_get(&row, "store report", 0)?;
-        self.report = Some(id);
+        self.report = Some((id, h.date_begin));
         let p = &h.policy;
         self.tx.execute(
             &self.stmts.insert_policy,
             &[
                 &id,
+                &h.date_begin,
                 &p.domain,
                 &p.adkim.map(|a| a.as_str()),
                 &p.aspf.map(|a| a.as_str()),
@@ -230,10 +275,10 @@ impl AggregateVisitor for TxSink<'_, '_> {
     }
 
     fn record(&mut self, r: &Record) -> Result<(), SinkError> {
-        let Some(report) = self.report else {
+        let Some((report, begin)) = self.report else {
             return Ok(());
         };
-        self.records.push(report, r);
+        self.records.push(report, begin, r);
         if self.records.len() >= RECORD_BATCH {
             self.flush()?;
         }
@@ -242,7 +287,7 @@ impl AggregateVisitor for TxSink<'_, '_> {
 
     fn end(&mut self, s: &AggregateSummary) -> Result<(), SinkError> {
         self.flush()?;
-        if let Some(report) = self.report {
+        if let Some((report, _)) = self.report {
             self.tx.execute(
                 &self.stmts.update_report,
                 &[
@@ -354,5 +399,30 @@ pub(super) fn retryable(e: &postgres::Error) -> bool {
     matches!(
         e.code(),
         Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
-    )
+    ) || missing_partition(e)
+}
+
+/// "no partition of relation … found for row": a month's partitions that
+/// were known to exist are gone (`reports prune` dropped them meanwhile).
+/// Retried after forgetting the months known.
+pub(super) fn missing_partition(e: &postgres::Error) -> bool {
+    e.code() == Some(&SqlState::CHECK_VIOLATION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_begin_on_the_first_and_stop_at_the_edges() {
+        // 2025-12-01T00:00:00Z and the second before it.
+        assert_eq!(month_of(1_764_547_200), Some(1_764_547_200));
+        assert_eq!(month_of(1_764_547_199), Some(1_761_955_200));
+        assert_eq!(month_of(1_767_225_599), Some(1_764_547_200));
+        assert_eq!(month_of(0), Some(0));
+        assert_eq!(month_of(-1), None);
+        assert_eq!(month_of(MAX_MONTHLY - 1), Some(253_399_622_400));
+        assert_eq!(month_of(MAX_MONTHLY), None);
+        assert_eq!(month_of(i64::MAX), None);
+    }
 }

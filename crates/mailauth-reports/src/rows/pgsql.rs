@@ -96,10 +96,17 @@ fn sql(q: RowQuery) -> &'static str {
              GROUP BY r.source_ip ORDER BY 2 DESC, r.source_ip LIMIT $3::bigint"
         ),
         // The domain in byte order (the "C" collation), as on SQLite.
+        // The records of the reports that began before `$1` are the records
+        // that began before it (a record carries its report's `date_begin`,
+        // the partition key), counted once per report; both sides read only
+        // the partitions before `$1`.
         RowQuery::PruneCount => {
             "SELECT r.policy_domain AS policy_domain, count(*) AS reports, \
-             CAST(sum((SELECT count(*) FROM records c WHERE c.report_id = r.id)) AS BIGINT) \
-             AS records FROM reports r WHERE r.date_begin < $1::bigint \
+             CAST(coalesce(sum(n.n), 0) AS BIGINT) AS records FROM reports r \
+             LEFT JOIN (SELECT report_id, date_begin, count(*) AS n FROM records \
+             WHERE date_begin < $1::bigint GROUP BY report_id, date_begin) n \
+             ON n.report_id = r.id AND n.date_begin = r.date_begin \
+             WHERE r.date_begin < $1::bigint \
              GROUP BY r.policy_domain ORDER BY r.policy_domain COLLATE \"C\""
         }
     }

@@ -177,6 +177,10 @@ CREATE TABLE IF NOT EXISTS alerts_fired_v1 (
     fired_at INTEGER NOT NULL
 );
 "#,
+    // 5: PostgreSQL partitions `reports`, `policy_published` and `records`
+    // by month (`reports::pgstore::schema`); SQLite has nothing to change,
+    // and keeps the step so that both backends count the same versions.
+    "-- nothing to do on SQLite",
 ];
 
 /// Schema version this code writes.
