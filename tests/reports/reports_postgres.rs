@@ -1007,7 +1007,7 @@ fn migration_to_partitions_keeps_every_row() {
     assert!(sum.reports > 16 && sum.tls_reports > 0, "{sum:?}");
     pg.store_at_version(&from, &to, 4);
     match PgStore::open_read_only(&to, Some(pg.password())) {
-        Err(PgError::OlderSchema { found: 4, .. }) => {}
+        Err(StoreError::OlderSchema { found: 4, .. }) => {}
         other => panic!("expected a version-4 store, got {other:?}"),
     }
 
