@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::output::{self, OutputFormat};
 use crate::plan::{self, Plan, Style};
-use crate::workspace::{CONCURRENCY, Workspace};
+use crate::workspace::Workspace;
 
 mod apply;
 
@@ -34,6 +34,12 @@ impl Failure {
 impl From<crate::config::ConfigError> for Failure {
     fn from(e: crate::config::ConfigError) -> Failure {
         Failure::new(2, e.to_string())
+    }
+}
+
+impl From<crate::apply::ApplyError> for Failure {
+    fn from(e: crate::apply::ApplyError) -> Failure {
+        Failure::new(1, e.to_string())
     }
 }
 
