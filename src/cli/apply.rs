@@ -15,21 +15,23 @@ pub(super) fn apply_cmd(
 ) -> Result<i32, Failure> {
     let ws = load(config)?;
     let st = style(color, args.full);
-    let now = crate::keys::time::clock(None).map_err(|e| Failure::new(1, e.to_string()))?;
+    let now = crate::keys::time::clock(None)?;
     // The guard `plan` adds from the report store, for the plan made now
     // and for the one `run` makes again after key steps.
-    let guard = |plan: &mut Plan| tls_rpt_guard(&ws, &Default::default(), plan);
+    let guard = |plan: &mut Plan| tls_rpt_guard(&ws, &Default::default(), now, plan);
     let (plan, source) = match &args.plan {
         Some(path) => (read_plan(path)?, Source::Saved),
         None => {
-            let domains = ws.select(&args.domains).map_err(|e| Failure::new(2, e))?;
-            let mut plan = ws.plan(&domains);
+            let domains = ws
+                .select(&args.domains)
+                .map_err(|e| Failure::new(Exit::Usage, e))?;
+            let mut plan = ws.plan_at(&domains, now);
             guard(&mut plan);
             print!("{}", plan::render_text(&plan, st));
             let pending = plan.has_changes() || plan.zones.iter().any(|z| !z.notes.is_empty());
             if pending && !args.auto_approve && !confirm()? {
                 println!("Apply cancelled.");
-                return Ok(1);
+                return Ok(Exit::Error.code());
             }
             (plan, Source::Fresh)
         }
@@ -41,7 +43,12 @@ pub(super) fn apply_cmd(
     };
     let outcome = crate::apply::run(&ws, plan, source, &opts, &mut print_event)?;
     render(&outcome);
-    Ok(if outcome.failures() > 0 { 1 } else { 0 })
+    Ok(if outcome.failures() > 0 {
+        Exit::Error
+    } else {
+        Exit::Success
+    }
+    .code())
 }
 
 /// A step as it is done.
@@ -94,12 +101,16 @@ fn render(outcome: &ApplyOutcome) {
 
 fn read_plan(path: &Path) -> Result<Plan, Failure> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::new(1, format!("{}: {e}", path.display())))?;
-    let plan: Plan = serde_json::from_str(&text)
-        .map_err(|e| Failure::new(1, format!("{}: not a mailauth plan: {e}", path.display())))?;
+        .map_err(|e| Failure::new(Exit::Error, format!("{}: {e}", path.display())))?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| {
+        Failure::new(
+            Exit::Error,
+            format!("{}: not a mailauth plan: {e}", path.display()),
+        )
+    })?;
     if plan.format != plan::FORMAT {
         return Err(Failure::new(
-            1,
+            Exit::Error,
             format!(
                 "{}: plan format {} is not {}; plan again with this version",
                 path.display(),
@@ -116,7 +127,7 @@ fn read_plan(path: &Path) -> Result<Plan, Failure> {
 fn confirm() -> Result<bool, Failure> {
     if !std::io::stdin().is_terminal() {
         return Err(Failure::new(
-            1,
+            Exit::Error,
             "apply is not running on a terminal: review the plan and pass --auto-approve, or apply a saved plan file",
         ));
     }

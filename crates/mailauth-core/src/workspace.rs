@@ -17,7 +17,7 @@ use crate::keys::config::{Algorithm, FamilyConfig, KeysConfig};
 use crate::keys::lifecycle::{self, Observer, Transition};
 use crate::keys::observe::DnsObserver;
 use crate::keys::store::{Keystore, State};
-use crate::keys::time::Timestamp;
+use crate::keys::time::{TimeError, Timestamp};
 use crate::plan::{self, Plan};
 use crate::provider::Provider;
 use crate::provider::cloudflare::Cloudflare;
@@ -470,34 +470,38 @@ impl Workspace {
     /// The key part of a plan: the steps apply would take now (with the
     /// key state they leave, from which the plan's DKIM records come), and
     /// the steps still waiting, with what they wait for.
-    fn key_plan(&self) -> KeyPlan {
+    fn key_plan(&self, now: Timestamp) -> KeyPlan {
         let mut kp = KeyPlan::default();
-        let result = crate::keys::time::clock(None)
-            .map_err(|e| e.to_string())
-            .and_then(|now| {
-                let Some((state, due)) = self.simulate_keys(now)? else {
-                    return Ok(());
-                };
-                let observer = self.observer()?;
-                kp.waiting = lifecycle::plan(&self.families(), &state, now, observer)
-                    .into_iter()
-                    .filter(|t| !t.is_due())
-                    .collect();
-                kp.state = Some(state);
-                kp.due = due;
-                Ok(())
-            });
+        let result = (|| {
+            let Some((state, due)) = self.simulate_keys(now)? else {
+                return Ok(());
+            };
+            let observer = self.observer()?;
+            kp.waiting = lifecycle::plan(&self.families(), &state, now, observer)
+                .into_iter()
+                .filter(|t| !t.is_due())
+                .collect();
+            kp.state = Some(state);
+            kp.due = due;
+            Ok(())
+        })();
         if let Err(e) = result {
             kp.error = Some(e);
         }
         kp
     }
 
+    /// [`Workspace::plan_at`] the time the clock says (`MAILAUTH_NOW` when
+    /// set); a `MAILAUTH_NOW` that is not a time is an error, never 1970.
+    pub fn plan(&self, domains: &[Name]) -> Result<Plan, TimeError> {
+        Ok(self.plan_at(domains, crate::keys::time::clock(None)?))
+    }
+
     /// Plans the selected domains against each of their providers,
-    /// concurrently. A domain or provider that fails is reported in its own
-    /// zone plan; the others go on.
-    pub fn plan(&self, domains: &[Name]) -> Plan {
-        let keys = self.key_plan();
+    /// concurrently, with the key steps due at `now`. A domain or provider
+    /// that fails is reported in its own zone plan; the others go on.
+    pub fn plan_at(&self, domains: &[Name], now: Timestamp) -> Plan {
+        let keys = self.key_plan(now);
         let flats = self.flatten_all(domains);
         let upstream = if flats.is_empty() {
             Ok(UpstreamState::default())
@@ -600,7 +604,7 @@ impl Workspace {
         }
         Plan {
             format: plan::FORMAT,
-            created: crate::clock::format_time(crate::clock::now().unwrap_or(0)),
+            created: now.to_string(),
             zones,
         }
     }

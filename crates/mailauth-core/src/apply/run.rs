@@ -19,8 +19,9 @@
 //!
 //! For a plan just made ([`Source::Fresh`]), 1, 2 and 4 are not needed:
 //! the key steps due now are taken, and when there were any the plan is
-//! made again (and passed through [`ApplyOptions::refine`], as the caller
-//! treated the first), so that the records of those steps are in it.
+//! made again at the same time (and passed through
+//! [`ApplyOptions::refine`], as the caller treated the first), so that the
+//! records of those steps are in it.
 //!
 //! Key steps come before every DNS change, and no step waits on a DNS
 //! change of the same apply. Each key step that changes a record changes
@@ -150,7 +151,7 @@ pub enum ApplyError {
     Fetch {
         zone: String,
         provider: String,
-        source: ProviderError,
+        source: Box<ProviderError>,
     },
     /// A zone a saved plan changes is no longer as the plan read it.
     #[error(
@@ -182,7 +183,10 @@ pub enum ApplyError {
     Key(#[from] LifecycleError),
     /// A saved plan's generate step named its key differently.
     #[error("key rotation: {step}: the key was named {selector}; plan again")]
-    Renamed { step: Transition, selector: String },
+    Renamed {
+        step: Box<Transition>,
+        selector: String,
+    },
     #[error("signer export: {0}")]
     Export(#[from] ExportError),
     /// A saved plan's zone does not parse.
@@ -205,6 +209,9 @@ impl ApplyError {
     /// The plan no longer matches the zones, the clock or the keystore:
     /// planning again is the fix.
     pub fn plan_again(&self) -> bool {
+        if let ApplyError::Fetch { source, .. } = self {
+            return matches!(**source, ProviderError::Stale { .. });
+        }
         matches!(
             self,
             ApplyError::Stale { .. }
@@ -212,10 +219,6 @@ impl ApplyError {
                 | ApplyError::Renamed { .. }
                 | ApplyError::NoRecord { .. }
                 | ApplyError::Key(LifecycleError::Stale { .. } | LifecycleError::NotDue { .. })
-                | ApplyError::Fetch {
-                    source: ProviderError::Stale { .. },
-                    ..
-                }
         )
     }
 }
@@ -258,7 +261,7 @@ pub fn run(
                     .collect::<BTreeSet<_>>()
                     .into_iter()
                     .collect();
-                let mut again = ws.plan(&domains);
+                let mut again = ws.plan_at(&domains, opts.now);
                 (opts.refine)(&mut again);
                 again
             };
@@ -291,10 +294,10 @@ fn check_unchanged(ws: &Workspace, plan: &Plan) -> Result<(), ApplyError> {
         else {
             continue;
         };
-        let now = provider.fetch(&name).map_err(|source| ApplyError::Fetch {
+        let now = provider.fetch(&name).map_err(|e| ApplyError::Fetch {
             zone: z.zone.clone(),
             provider: z.provider.clone(),
-            source,
+            source: Box::new(e),
         })?;
         if now.version != z.version {
             return Err(ApplyError::Stale {
@@ -384,7 +387,7 @@ fn take_key_steps(
         let selector = lifecycle::apply_transition(&mut store, &families, t, now, observer)?;
         if t.selector.as_deref().is_some_and(|s| s != selector) {
             return Err(ApplyError::Renamed {
-                step: t.clone(),
+                step: Box::new(t.clone()),
                 selector,
             });
         }
@@ -441,8 +444,9 @@ fn fill_known_after_apply(ws: &Workspace, mut plan: Plan) -> Result<Plan, ApplyE
                     name: c.name.clone(),
                     rtype: c.rtype.clone(),
                 })?;
-            let filled =
-                plan::ChangeJson::from_change(&crate::provider::Change::Create { new: set.clone() });
+            let filled = plan::ChangeJson::from_change(&crate::provider::Change::Create {
+                new: set.clone(),
+            });
             c.new = filled.new;
             c.known_after_apply = false;
         }

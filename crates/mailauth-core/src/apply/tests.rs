@@ -60,7 +60,7 @@ impl Case {
             .collect()
     }
     fn plan(&self, ws: &Workspace) -> Plan {
-        ws.plan(&[Name::parse("example.test").unwrap()])
+        ws.plan(&[Name::parse("example.test").unwrap()]).unwrap()
     }
 }
 
@@ -109,11 +109,20 @@ fn a_fresh_apply_takes_the_key_steps_then_writes_the_record_of_the_new_key() {
     assert_eq!(events, ["key generate", "key publish"]);
     // The plan made again after the steps holds the generated key's record,
     // and that is what was written.
-    assert!(out.plan.zones[0].changes.iter().all(|c| !c.known_after_apply));
+    assert!(
+        out.plan.zones[0]
+            .changes
+            .iter()
+            .all(|c| !c.known_after_apply)
+    );
     let keys = case.keys();
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert_eq!(keys[0].1, KeyState::Published);
-    assert!(in_zone(&case.zone_text(), &keys[0].2), "{}", case.zone_text());
+    assert!(
+        in_zone(&case.zone_text(), &keys[0].2),
+        "{}",
+        case.zone_text()
+    );
     let zones = out.zones.as_ref().unwrap();
     assert!(zones.iter().all(|z| z.error.is_none()), "{zones:?}");
     assert_eq!(out.failures(), 0);
@@ -128,9 +137,18 @@ fn a_saved_plan_takes_its_key_steps_then_fills_in_the_record_known_after_apply()
     let out = out.unwrap();
     assert_eq!(events, ["key generate", "key publish"]);
     assert_eq!(out.keys.len(), 2);
-    assert!(out.plan.zones[0].changes.iter().all(|c| !c.known_after_apply));
+    assert!(
+        out.plan.zones[0]
+            .changes
+            .iter()
+            .all(|c| !c.known_after_apply)
+    );
     let keys = case.keys();
-    assert!(in_zone(&case.zone_text(), &keys[0].2), "{}", case.zone_text());
+    assert!(
+        in_zone(&case.zone_text(), &keys[0].2),
+        "{}",
+        case.zone_text()
+    );
     assert_eq!(out.failures(), 0);
 }
 
