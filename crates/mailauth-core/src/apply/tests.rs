@@ -312,3 +312,26 @@ fn a_revoke_destroys_the_private_key_and_the_same_apply_empties_p() {
         .unwrap_or_else(|| panic!("{zone}"));
     assert!(line.contains("p=\""), "{line}");
 }
+
+#[test]
+fn a_failed_policy_upload_after_the_key_steps_keeps_them_and_writes_no_dns() {
+    let case = Case::new();
+    // The policy's web root lies under a regular file: the upload fails.
+    std::fs::write(case.dir.path().join("blocked"), "").unwrap();
+    let config = CONFIG.replace(
+        "    dmarc: { p: none }\n",
+        "    dmarc: { p: none }\n    mta_sts: { mode: testing, mx: [mail.example.test], max_age: 86400, publish: { dir: blocked/site } }\n",
+    );
+    std::fs::write(case.dir.path().join("mailauth.yaml"), config).unwrap();
+    let ws = case.ws(false);
+    let plan = case.plan(&ws);
+    let (out, events) = apply(&ws, plan, Source::Fresh, &ApplyOptions::new(now()));
+    let e = out.unwrap_err();
+    assert!(matches!(e, ApplyError::Publish { .. }), "{e:?}");
+    assert!(e.to_string().contains("nothing was changed in DNS"), "{e}");
+    assert!(!e.plan_again());
+    // The key steps came first and stand; no zone was written.
+    assert_eq!(events, ["key generate", "key publish"]);
+    assert_eq!(case.keys().len(), 1);
+    assert!(!case.zone_file().exists());
+}
