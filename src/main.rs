@@ -14,7 +14,7 @@ use clap::Parser;
 use mailauth::reports::cli::{mark_stdout_closed, stdout_closed};
 
 /// The exit status after standard output was found closed.
-const CLOSED_STDOUT: i32 = 141;
+const CLOSED_STDOUT: i32 = mailauth::cli::Exit::ClosedStdout.code();
 
 /// Whether a panic is `println!`'s on a closed standard output.
 fn is_closed_stdout_panic(payload: &(dyn std::any::Any + Send)) -> bool {
@@ -45,7 +45,7 @@ fn main() {
         Ok(Ok(code)) => code,
         Ok(Err(f)) => {
             eprintln!("error: {}", f.message);
-            f.code
+            f.code()
         }
     };
     // `exit` skips destructors: flush what is buffered, quietly.

@@ -1,6 +1,7 @@
 //! Command-line arguments and the commands that tie the pipeline together.
 //! Parsing is clap's; each command loads the workspace, calls the library,
-//! prints, and returns an exit code. Errors carry their exit code to `main`.
+//! prints, and returns an exit code. Errors carry their exit code to `main`
+//! (`exit` gives each error its code).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -9,39 +10,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::output::{self, OutputFormat};
 use crate::plan::{self, Plan, Style};
-use crate::workspace::{CONCURRENCY, Workspace};
+use crate::workspace::Workspace;
 
 mod apply;
+mod exit;
 
-/// Exit codes (the README's table): 0 success (or no changes), 1 error, 2
-/// usage or config error (or, with `--detailed-exitcode`, changes
-/// present), 3 findings (validate, inspect, spf check).
-#[derive(Debug)]
-pub struct Failure {
-    pub code: i32,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(code: i32, message: impl Into<String>) -> Failure {
-        Failure {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<crate::config::ConfigError> for Failure {
-    fn from(e: crate::config::ConfigError) -> Failure {
-        Failure::new(2, e.to_string())
-    }
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Failure {
-        Failure::new(1, format!("{e:#}"))
-    }
-}
+pub use exit::{Exit, Failure};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -317,24 +291,24 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Spf(args) => Ok(crate::spf::cli::run(args)?),
         Command::Reports(args) => {
-            crate::reports::cli::run(args, &cli.config).map_err(store_failure)
+            crate::reports::cli::run(args, &cli.config).map_err(exit::store_failure)
         }
         Command::Store(args) => {
             crate::reports::store_cli::run(args, &cli.config, &mut std::io::stdout())
-                .map_err(|e| store_failure(e.into()))
+                .map_err(|e| exit::store_failure(e.into()))
         }
         Command::Keys(args) => {
             let ws = load(&cli.config)?;
             let keys = ws.keys_config().ok_or_else(|| {
                 Failure::new(
-                    2,
+                    Exit::Usage,
                     format!(
                         "{}: no `keys:` block (keys: {{ dir: keys }})",
                         ws.path.display()
                     ),
                 )
             })?;
-            let now = crate::keys::time::clock(None).map_err(|e| Failure::new(1, e.to_string()))?;
+            let now = crate::keys::time::clock(None)?;
             Ok(crate::keys::cli::run(args, &keys, &ws.families(), now)?)
         }
         Command::Inspect(args) => {
@@ -347,15 +321,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             } else {
                 None
             };
-            // A store that cannot be read (or needs `store migrate`) is not
-            // a usage error: 1, like the other store failures.
-            crate::checklist::cli::run(ws.as_ref(), args).map_err(|e| match e {
-                crate::checklist::ChecklistError::Store { .. } => Failure::new(1, e.to_string()),
-                _ => Failure::new(2, e.to_string()),
-            })
+            Ok(crate::checklist::cli::run(ws.as_ref(), args)?)
         }
         Command::Serve(args) => {
-            crate::reports::serve::run(&cli.config, args).map_err(store_failure)
+            crate::reports::serve::run(&cli.config, args).map_err(exit::store_failure)
         }
         Command::Schema(args) => schema_cmd(args),
         Command::Completions { shell } => {
@@ -367,12 +336,12 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let mut out = crate::reports::cli::PipeStdout::lock();
             out.write_all(&script)
                 .and_then(|()| out.flush())
-                .map_err(|e| Failure::new(1, format!("completions: {e}")))?;
-            Ok(0)
+                .map_err(|e| Failure::new(Exit::Error, format!("completions: {e}")))?;
+            Ok(Exit::Success.code())
         }
         Command::Man { dir } => {
             use clap::CommandFactory;
-            let fail = |e: std::io::Error| Failure::new(1, format!("man: {e}"));
+            let fail = |e: std::io::Error| Failure::new(Exit::Error, format!("man: {e}"));
             match dir {
                 Some(dir) => {
                     std::fs::create_dir_all(&dir).map_err(fail)?;
@@ -390,7 +359,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                         .map_err(fail)?;
                 }
             }
-            Ok(0)
+            Ok(Exit::Success.code())
         }
     }
 }
@@ -409,7 +378,7 @@ fn schema_cmd(args: SchemaArgs) -> Result<i32, Failure> {
         let Some(out) = find(name) else {
             let names: Vec<&str> = OUTPUTS.iter().map(|o| o.name).collect();
             return Err(Failure::new(
-                2,
+                Exit::Usage,
                 format!(
                     "schema --output: no output named {:?}; one of: {}",
                     crate::reports::dashboard::text::terminal_safe(name),
@@ -424,27 +393,8 @@ fn schema_cmd(args: SchemaArgs) -> Result<i32, Failure> {
     let mut out = crate::reports::cli::PipeStdout::lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
-        .map_err(|e| Failure::new(1, format!("schema: {e}")))?;
-    Ok(0)
-}
-
-/// An invalid config (read for its `store:`) exits 2, like every config
-/// error, and so do bad arguments: a report id that is not one, `store
-/// copy` the wrong way round; anything else 1.
-fn store_failure(e: anyhow::Error) -> Failure {
-    let config = e.chain().any(|c| {
-        c.downcast_ref::<crate::config::ConfigError>().is_some()
-            || c.downcast_ref::<crate::reports::store::ReportIdError>()
-                .is_some()
-            || matches!(
-                c.downcast_ref::<crate::reports::store_cli::StoreCliError>(),
-                Some(
-                    crate::reports::store_cli::StoreCliError::Config(_)
-                        | crate::reports::store_cli::StoreCliError::CopyDirection { .. }
-                )
-            )
-    });
-    Failure::new(if config { 2 } else { 1 }, format!("{e:#}"))
+        .map_err(|e| Failure::new(Exit::Error, format!("schema: {e}")))?;
+    Ok(Exit::Success.code())
 }
 
 /// Loads the workspace and prints the config's warnings to stderr, each
@@ -465,10 +415,13 @@ fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Fa
     let detailed = args.detailed_exitcode;
     let result = (|| {
         let ws = load(config)?;
-        let domains = ws.select(&args.domains).map_err(|e| Failure::new(2, e))?;
-        let mut plan = ws.plan(&domains);
+        let domains = ws
+            .select(&args.domains)
+            .map_err(|e| Failure::new(Exit::Usage, e))?;
+        let now = crate::keys::time::clock(None)?;
+        let mut plan = ws.plan_at(&domains, now);
         add_policy_hints(&ws, &args.store, &mut plan);
-        tls_rpt_guard(&ws, &args.store, &mut plan);
+        tls_rpt_guard(&ws, &args.store, now, &mut plan);
         let format = OutputFormat::chosen(args.format, args.json);
         let out = match format {
             OutputFormat::Json => {
@@ -491,16 +444,21 @@ fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Fa
         let failed = plan.errors().count();
         if failed > 0 {
             return Err(Failure::new(
-                1,
+                Exit::Error,
                 format!("{failed} zone(s) could not be planned"),
             ));
         }
-        Ok(if detailed && plan.has_changes() { 2 } else { 0 })
+        Ok(if detailed && plan.has_changes() {
+            Exit::Usage
+        } else {
+            Exit::Success
+        }
+        .code())
     })();
     // Terraform's convention: with --detailed-exitcode every error is 1.
     result.map_err(|f| {
         if detailed {
-            Failure::new(1, f.message)
+            Failure::new(Exit::Error, f.message)
         } else {
             f
         }
@@ -552,7 +510,12 @@ const TLS_RPT_GUARD_DAYS: i64 = 14;
 /// TLS-RPT failures for the domain in the last 14 days needs `--force`,
 /// like the MX-coverage guard. No store, or one that cannot be read: no
 /// guard (the plan says so).
-fn tls_rpt_guard(ws: &Workspace, opts: &crate::reports::store_cli::StoreOptions, plan: &mut Plan) {
+fn tls_rpt_guard(
+    ws: &Workspace,
+    opts: &crate::reports::store_cli::StoreOptions,
+    now: crate::keys::time::Timestamp,
+    plan: &mut Plan,
+) {
     let enforcing = |zone: &str| -> bool {
         let Ok(name) = crate::record::Name::parse(zone) else {
             return false;
@@ -587,7 +550,7 @@ fn tls_rpt_guard(ws: &Workspace, opts: &crate::reports::store_cli::StoreOptions,
             return;
         }
     };
-    let now = crate::keys::time::clock(None).map_or(0, |t| t.0);
+    let now = now.0;
     for z in plan.zones.iter_mut() {
         if z.error.is_some() || !changes_sts(z) || !enforcing(&z.zone) {
             continue;
@@ -631,13 +594,19 @@ fn tls_rpt_guard(ws: &Workspace, opts: &crate::reports::store_cli::StoreOptions,
 
 fn save_plan(plan: &Plan, path: &Path) -> Result<(), Failure> {
     let json = serde_json::to_string_pretty(plan).expect("plan serialises");
-    crate::fsutil::write_atomic(path, json.as_bytes(), 0o644)
-        .map_err(|e| Failure::new(1, format!("{}: cannot write the plan: {e}", path.display())))
+    crate::fsutil::write_atomic(path, json.as_bytes(), 0o644).map_err(|e| {
+        Failure::new(
+            Exit::Error,
+            format!("{}: cannot write the plan: {e}", path.display()),
+        )
+    })
 }
 
 fn emit_cmd(config: &Path, args: EmitArgs) -> Result<i32, Failure> {
     let ws = load(config)?;
-    let domains = ws.select(&args.domains).map_err(|e| Failure::new(2, e))?;
+    let domains = ws
+        .select(&args.domains)
+        .map_err(|e| Failure::new(Exit::Usage, e))?;
     let bridge = match (args.format, args.terraform_provider) {
         (EmitFormat::Zone, _) => None,
         (EmitFormat::Octodns, _) => Some(crate::bridge::Format::Octodns),
@@ -650,9 +619,11 @@ fn emit_cmd(config: &Path, args: EmitArgs) -> Result<i32, Failure> {
     };
     let mut failed = 0;
     if let Some(dir) = &args.mta_sts {
-        let files = crate::publish::policy_files(&ws, &domains).map_err(|e| Failure::new(1, e))?;
+        let files = crate::publish::policy_files(&ws, &domains)
+            .map_err(|e| Failure::new(Exit::Error, e))?;
         for f in &files {
-            let path = crate::publish::write_tree(dir, f).map_err(|e| Failure::new(1, e))?;
+            let path =
+                crate::publish::write_tree(dir, f).map_err(|e| Failure::new(Exit::Error, e))?;
             eprintln!("{}: MTA-STS policy written to {}", f.domain, path.display());
         }
     }
@@ -697,14 +668,19 @@ fn emit_cmd(config: &Path, args: EmitArgs) -> Result<i32, Failure> {
     if let Some(format) = bridge {
         // A bridge file is read whole by another tool: print all or nothing.
         if failed > 0 {
-            return Ok(1);
+            return Ok(Exit::Error.code());
         }
-        let text =
-            crate::bridge::render(format, &bridged).map_err(|e| Failure::new(2, e.to_string()))?;
+        let text = crate::bridge::render(format, &bridged)
+            .map_err(|e| Failure::new(Exit::Usage, e.to_string()))?;
         print!("{text}");
-        return Ok(0);
+        return Ok(Exit::Success.code());
     }
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(if failed > 0 {
+        Exit::Error
+    } else {
+        Exit::Success
+    }
+    .code())
 }
 
 #[cfg(test)]
@@ -779,6 +755,65 @@ mod tests {
         let mut missing = Vec::new();
         walk(&Cli::command(), "", &mut missing);
         assert!(missing.is_empty(), "{}", missing.join("\n"));
+    }
+
+    /// `--color` is global: before or after `validate`, it reaches the
+    /// command.
+    #[test]
+    fn validate_takes_the_global_color_flag() {
+        for argv in [
+            ["mailauth", "--color", "always", "validate", "example.com"],
+            ["mailauth", "validate", "example.com", "--color", "always"],
+        ] {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            assert!(matches!(cli.command, Command::Validate(_)));
+            assert_eq!(cli.color, ColorChoice::Always, "{argv:?}");
+            assert!(color_enabled(cli.color));
+        }
+        let cli = Cli::try_parse_from(["mailauth", "validate", "--color", "never"]).unwrap();
+        assert!(!color_enabled(cli.color));
+    }
+
+    /// The store flags are one group: global under `reports` (they may
+    /// follow its subcommand), and the same on every command that takes
+    /// them.
+    #[test]
+    fn the_store_flags_are_one_group_wherever_they_are_taken() {
+        let cli = Cli::try_parse_from(["mailauth", "reports", "list", "--db", "x.db"]).unwrap();
+        let Command::Reports(r) = cli.command else {
+            panic!("not reports")
+        };
+        assert_eq!(r.store.db.as_deref(), Some(Path::new("x.db")));
+        let cli = Cli::try_parse_from(["mailauth", "reports", "--store", "sqlite://y.db", "list"])
+            .unwrap();
+        let Command::Reports(r) = cli.command else {
+            panic!("not reports")
+        };
+        assert_eq!(r.store.store.as_deref(), Some("sqlite://y.db"));
+        assert!(
+            Cli::try_parse_from(["mailauth", "reports", "list", "--db", "a", "--store", "b"])
+                .is_err()
+        );
+        let help = |path: &[&str]| {
+            let mut cmd = Cli::command();
+            for p in path {
+                cmd = cmd.find_subcommand(p).unwrap().clone();
+            }
+            let arg = |id: &str| {
+                cmd.get_arguments().find(|a| a.get_id() == id).map(|a| {
+                    (
+                        a.get_help().map(ToString::to_string),
+                        a.get_value_names().map(|v| v.to_vec()),
+                    )
+                })
+            };
+            [arg("db"), arg("store"), arg("store_password_file")]
+        };
+        let reports = help(&["reports"]);
+        assert!(reports.iter().all(Option::is_some), "{reports:?}");
+        for cmd in [&["plan"][..], &["checklist"], &["inspect"], &["serve"]] {
+            assert_eq!(help(cmd), reports, "{cmd:?}");
+        }
     }
 
     #[test]

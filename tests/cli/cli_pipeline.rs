@@ -318,3 +318,22 @@ fn a_closed_stdout_ends_the_pipeline_commands_quietly() {
         );
     }
 }
+
+/// A `MAILAUTH_NOW` that is not a time stops plan and apply with an error
+/// naming it (exit 1) before anything is planned or written: never a plan
+/// dated 1970.
+#[test]
+fn a_clock_that_is_not_a_time_is_an_error() {
+    let case = Case::new().config("domains:\n  example.org:\n    dmarc: { p: none }\n");
+    for args in [&["plan"][..], &["apply", "--auto-approve"]] {
+        let r = case.run_at("not-a-time", args).code(1);
+        assert!(
+            r.stderr
+                .starts_with("error: MAILAUTH_NOW: `not-a-time` is not a UTC timestamp"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert_eq!(r.stdout, "", "{args:?}");
+    }
+    assert!(!case.path().join("zones").exists());
+}

@@ -12,6 +12,7 @@ use support::postgres::TestStore;
 use mailauth::reports::cli::{
     ExportArgs, IngestArgs, ListArgs, ReportsArgs, ReportsCommand, ShowArgs, run,
 };
+use mailauth::reports::store_cli::StoreOptions;
 
 fn data(rel: &str) -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reports")).join(rel)
@@ -38,9 +39,11 @@ fn no_config() -> &'static Path {
 fn args(st: &TestStore, command: ReportsCommand) -> ReportsArgs {
     let (db, store, store_password_file) = st.flags();
     ReportsArgs {
-        db,
-        store,
-        store_password_file,
+        store: StoreOptions {
+            db,
+            store,
+            store_password_file,
+        },
         command,
     }
 }
@@ -159,9 +162,10 @@ fn nothing_to_ingest_is_an_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let err = run(
         ReportsArgs {
-            db: Some(tmp.path().join("x.db")),
-            store: None,
-            store_password_file: None,
+            store: StoreOptions {
+                db: Some(tmp.path().join("x.db")),
+                ..Default::default()
+            },
             command: ReportsCommand::Ingest(IngestArgs {
                 paths: Vec::new(),
                 mbox: Vec::new(),
@@ -188,9 +192,10 @@ fn dry_run_parses_everything_and_opens_no_database() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = tmp.path().join("never.db");
     let args = |paths: Vec<PathBuf>| ReportsArgs {
-        db: Some(db.clone()),
-        store: None,
-        store_password_file: None,
+        store: StoreOptions {
+            db: Some(db.clone()),
+            ..Default::default()
+        },
         command: ReportsCommand::Ingest(IngestArgs {
             imap: Default::default(),
             paths,

@@ -14,10 +14,10 @@ use crate::config::{self, Config, ConfigError, ProviderConfig};
 use crate::desired::{self, DesiredError, PublishedDkim};
 use crate::diff::Desired;
 use crate::keys::config::{Algorithm, FamilyConfig, KeysConfig};
-use crate::keys::lifecycle::{self, Transition};
+use crate::keys::lifecycle::{self, Observer, Transition};
 use crate::keys::observe::DnsObserver;
 use crate::keys::store::{Keystore, State};
-use crate::keys::time::Timestamp;
+use crate::keys::time::{TimeError, Timestamp};
 use crate::plan::{self, Plan};
 use crate::provider::Provider;
 use crate::provider::cloudflare::Cloudflare;
@@ -33,13 +33,17 @@ pub struct Workspace {
     pub path: PathBuf,
     /// Directory of the config file; relative paths in it start here.
     pub base: PathBuf,
-    /// The key observer, built once per run so its answers are shared.
-    observer: std::sync::OnceLock<Result<DnsObserver, String>>,
+    /// The key observer, built once per run so its answers are shared
+    /// (DNS, unless [`Workspace::with_observer`] gave another).
+    observer: std::sync::OnceLock<Result<SharedObserver, String>>,
     /// The config's domain keys by name: [`Workspace::domain`] runs for
     /// every zone of a fleet, and parsing every key each time made planning
     /// quadratic.
     index: HashMap<Name, Spanned<String>>,
 }
+
+/// An observer the workspace's plans and applies share across threads.
+type SharedObserver = Box<dyn Observer + Send + Sync>;
 
 /// Zones are planned and applied this many at a time.
 pub const CONCURRENCY: usize = 16;
@@ -259,8 +263,10 @@ impl Workspace {
         }
     }
 
-    /// The observer that tells whether a key is served everywhere.
-    pub fn observer(&self) -> Result<&DnsObserver, String> {
+    /// The observer that tells whether a key is served everywhere: queries
+    /// to the `keys.authorities` (or the zone's NS set), unless
+    /// [`Workspace::with_observer`] set another.
+    pub fn observer(&self) -> Result<&dyn Observer, String> {
         self.observer
             .get_or_init(|| {
                 let authorities = self
@@ -268,9 +274,18 @@ impl Workspace {
                     .map(|k| k.authorities)
                     .unwrap_or_default();
                 DnsObserver::new(&authorities, std::time::Duration::from_secs(2))
+                    .map(|o| Box::new(o) as SharedObserver)
             })
             .as_ref()
+            .map(|o| o.as_ref() as &dyn Observer)
             .map_err(Clone::clone)
+    }
+
+    /// This workspace with `observer` telling whether keys are served,
+    /// instead of DNS queries (a fixed answer for a dry run, or a test's).
+    pub fn with_observer(self, observer: impl Observer + Send + Sync + 'static) -> Workspace {
+        let observer = std::sync::OnceLock::from(Ok(Box::new(observer) as SharedObserver));
+        Workspace { observer, ..self }
     }
 
     /// The key lifecycle transitions of every family, due now or waiting.
@@ -455,34 +470,38 @@ impl Workspace {
     /// The key part of a plan: the steps apply would take now (with the
     /// key state they leave, from which the plan's DKIM records come), and
     /// the steps still waiting, with what they wait for.
-    fn key_plan(&self) -> KeyPlan {
+    fn key_plan(&self, now: Timestamp) -> KeyPlan {
         let mut kp = KeyPlan::default();
-        let result = crate::keys::time::clock(None)
-            .map_err(|e| e.to_string())
-            .and_then(|now| {
-                let Some((state, due)) = self.simulate_keys(now)? else {
-                    return Ok(());
-                };
-                let observer = self.observer()?;
-                kp.waiting = lifecycle::plan(&self.families(), &state, now, observer)
-                    .into_iter()
-                    .filter(|t| !t.is_due())
-                    .collect();
-                kp.state = Some(state);
-                kp.due = due;
-                Ok(())
-            });
+        let result = (|| {
+            let Some((state, due)) = self.simulate_keys(now)? else {
+                return Ok(());
+            };
+            let observer = self.observer()?;
+            kp.waiting = lifecycle::plan(&self.families(), &state, now, observer)
+                .into_iter()
+                .filter(|t| !t.is_due())
+                .collect();
+            kp.state = Some(state);
+            kp.due = due;
+            Ok(())
+        })();
         if let Err(e) = result {
             kp.error = Some(e);
         }
         kp
     }
 
+    /// [`Workspace::plan_at`] the time the clock says (`MAILAUTH_NOW` when
+    /// set); a `MAILAUTH_NOW` that is not a time is an error, never 1970.
+    pub fn plan(&self, domains: &[Name]) -> Result<Plan, TimeError> {
+        Ok(self.plan_at(domains, crate::keys::time::clock(None)?))
+    }
+
     /// Plans the selected domains against each of their providers,
-    /// concurrently. A domain or provider that fails is reported in its own
-    /// zone plan; the others go on.
-    pub fn plan(&self, domains: &[Name]) -> Plan {
-        let keys = self.key_plan();
+    /// concurrently, with the key steps due at `now`. A domain or provider
+    /// that fails is reported in its own zone plan; the others go on.
+    pub fn plan_at(&self, domains: &[Name], now: Timestamp) -> Plan {
+        let keys = self.key_plan(now);
         let flats = self.flatten_all(domains);
         let upstream = if flats.is_empty() {
             Ok(UpstreamState::default())
@@ -585,7 +604,7 @@ impl Workspace {
         }
         Plan {
             format: plan::FORMAT,
-            created: crate::clock::format_time(crate::clock::now().unwrap_or(0)),
+            created: now.to_string(),
             zones,
         }
     }

@@ -44,18 +44,10 @@ use crate::output::{self, OutputFormat};
 /// Read DMARC aggregate, DMARC failure and SMTP TLS reports.
 #[derive(Debug, clap::Args)]
 pub struct ReportsArgs {
-    /// Report database (SQLite file). Default: MAILAUTH_STORE,
-    /// MAILAUTH_DB, the config's `store:`, then mailauth.db.
-    #[arg(long, global = true, value_name = "PATH")]
-    pub db: Option<PathBuf>,
-    /// Report store URL, instead of --db: sqlite://PATH or
-    /// postgres://USER@HOST:PORT/DB (password from MAILAUTH_STORE_PASSWORD
-    /// or --store-password-file, never in the URL).
-    #[arg(long, global = true, value_name = "URL", conflicts_with = "db")]
-    pub store: Option<String>,
-    /// File holding the PostgreSQL password.
-    #[arg(long, global = true, value_name = "PATH")]
-    pub store_password_file: Option<PathBuf>,
+    /// The store every subcommand opens (its flags are global: they may
+    /// follow the subcommand).
+    #[command(flatten)]
+    pub store: StoreOptions,
     #[command(subcommand)]
     pub command: ReportsCommand,
 }
@@ -400,12 +392,7 @@ pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
     if let ReportsCommand::Show(a) = &command {
         parse_report_id(&a.id)?;
     }
-    let choice = StoreOptions {
-        db: args.db,
-        store: args.store,
-        store_password_file: args.store_password_file,
-    }
-    .choose(config)?;
+    let choice = args.store.choose(config)?;
     match command {
         ReportsCommand::Ingest(a) => ingest_cmd(choice.open()?.as_mut(), a, &mut out),
         ReportsCommand::List(a) => {
@@ -1261,7 +1248,7 @@ mod tests {
             .try_get_matches_from(["reports", "--db", "x.db", "show", "tls:2"])
             .expect("parses");
         let a = ReportsArgs::from_arg_matches(&m).expect("args");
-        assert_eq!(a.db, Some(PathBuf::from("x.db")));
+        assert_eq!(a.store.db, Some(PathBuf::from("x.db")));
         assert!(
             matches!(a.command, ReportsCommand::Show(ShowArgs { ref id, .. }) if id == "tls:2")
         );

@@ -301,7 +301,10 @@ fn parse_query(q: &str) -> BTreeMap<String, String> {
 pub fn route(state: &State, target: &str) -> Response {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let q = parse_query(query);
-    let now = crate::clock::now().unwrap_or(0);
+    let now = match crate::clock::now() {
+        Ok(now) => now,
+        Err(e) => return Response::error(500, &format!("reading the clock: {e}")),
+    };
     let time = |k: &str| -> Result<Option<i64>, DashboardError> {
         q.get(k).map(|v| dashboard::parse_time(v, now)).transpose()
     };

@@ -147,20 +147,24 @@ pub struct StoreChoice {
     pub source: StoreSource,
 }
 
-/// The store options every command that opens the store takes.
+/// The store options every command that opens the store takes, one clap
+/// group flattened into each (`reports`, `plan`, `checklist`, `inspect`,
+/// `serve`). Global, so that they may also follow a subcommand (`mailauth
+/// reports list --db x.db`); on a command without subcommands that changes
+/// nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct StoreOptions {
     /// Report database (SQLite file). Default: MAILAUTH_STORE,
     /// MAILAUTH_DB, the config's `store:`, then mailauth.db.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// Report store URL, instead of --db: sqlite://PATH or
     /// postgres://USER@HOST:PORT/DB (password from MAILAUTH_STORE_PASSWORD
     /// or --store-password-file, never in the URL).
-    #[arg(long, value_name = "URL", conflicts_with = "db")]
+    #[arg(long, global = true, value_name = "URL", conflicts_with = "db")]
     pub store: Option<String>,
     /// File holding the PostgreSQL password.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH")]
     pub store_password_file: Option<PathBuf>,
 }
 

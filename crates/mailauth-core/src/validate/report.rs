@@ -194,4 +194,17 @@ mod tests {
         assert_eq!(json["domains"][0]["findings"][1]["fix"], "publish it");
         assert_eq!(json["summary"]["fail"], 1);
     }
+
+    #[test]
+    fn text_is_coloured_only_when_asked() {
+        let reports = vec![DomainReport::new(
+            "a.test".into(),
+            vec![Finding::fail(Check::Dmarc, "no record", "publish it")],
+        )];
+        let plain = render_text(&reports, false, false);
+        assert!(!plain.contains('\u{1b}'), "{plain}");
+        let coloured = render_text(&reports, true, false);
+        assert!(coloured.contains("\u{1b}["), "{coloured}");
+        assert!(coloured.contains("FAIL"), "{coloured}");
+    }
 }

@@ -38,6 +38,9 @@ pub enum DashboardError {
         "cannot read time {value:?}: use a duration like 30d, 12h, 2w, or a date like 2026-01-31"
     )]
     Time { value: String },
+    /// `MAILAUTH_NOW` is set but is not a time.
+    #[error("reading the clock: {0}")]
+    Clock(String),
     #[error("cannot write the metrics: {0}")]
     Metrics(String),
     #[error("cannot write {path}: {source}")]
@@ -106,7 +109,7 @@ pub fn domain(
     let rows: Vec<_> = daily.iter().collect();
     let (totals, days) = model::series(&rows);
     let cat = crate::reports::sources::Catalogue::builtin();
-    let now = crate::clock::now().unwrap_or(0);
+    let now = crate::clock::now().map_err(DashboardError::Clock)?;
     let view = |store: &dyn DashboardQueries,
                 rows: Vec<crate::reports::dashq::SourceRow>,
                 ptr_for: usize| {
