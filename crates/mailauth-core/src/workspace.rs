@@ -18,6 +18,7 @@ use crate::keys::lifecycle::{self, Transition};
 use crate::keys::observe::DnsObserver;
 use crate::keys::store::{Keystore, State};
 use crate::keys::time::Timestamp;
+use crate::ownership::OwnedNames;
 use crate::plan::{self, Plan};
 use crate::provider::Provider;
 use crate::provider::cloudflare::Cloudflare;
@@ -96,7 +97,13 @@ impl Workspace {
             ProviderConfig::Rfc2136(c) => {
                 let mut c = c.clone();
                 c.secret_file = c.secret_file.map(|p| self.resolve_path(&p));
-                Arc::new(Rfc2136::from_config(&c).map_err(|e| e.to_string())?)
+                // Which names to read when the server refuses AXFR is an
+                // ownership question: the provider is told.
+                Arc::new(
+                    Rfc2136::from_config(&c)
+                        .map_err(|e| e.to_string())?
+                        .with_read_scope(Arc::new(OwnedNames)),
+                )
             }
             ProviderConfig::Powerdns(c) => {
                 let mut c = c.clone();

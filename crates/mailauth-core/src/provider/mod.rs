@@ -74,6 +74,19 @@ impl Change {
     }
 }
 
+/// The RRsets a provider reads when it cannot list a whole zone (an
+/// RFC 2136 server that refuses AXFR, RFC 5936 §4.2). Which names matter
+/// is an ownership question, so the caller says: providers decide nothing.
+/// [`crate::ownership::OwnedNames`] is the scope mailauth reads with.
+pub trait ReadScope: Send + Sync {
+    /// The RRsets to read first (beside the zone's SOA).
+    fn initial(&self, origin: &Name) -> Vec<(Name, RType)>;
+    /// The further RRsets to read because of `set`, one just read (the
+    /// slots a registry record lists, say). Each is read once, however
+    /// often it is named.
+    fn follow(&self, origin: &Name, set: &RecordSet) -> Vec<(Name, RType)>;
+}
+
 /// Errors a provider reports. Each names the provider and zone.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

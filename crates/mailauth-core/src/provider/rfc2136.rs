@@ -5,8 +5,10 @@
 //!
 //! This module owns the wire side only: the TSIG key reference, the
 //! connection, the UPDATE message layout and the mapping of answers to
-//! [`ProviderError`]. It decides nothing about *what* to change: the changes
-//! come from `diff`, ownership from `ownership`.
+//! [`ProviderError`]. It decides nothing about *what* to change or read:
+//! the changes come from `diff`, and when the server refuses a zone
+//! transfer, the names to read one by one come from the caller's
+//! [`ReadScope`] (`ownership::OwnedNames`).
 //!
 //! Every exchange uses TCP: AXFR requires it (RFC 5936 §4.2), a plan that
 //! publishes a 4096-bit DKIM key does not fit in 512 octets (RFC 1035
@@ -54,8 +56,7 @@ use hickory_proto::rr::rdata::{CNAME, MX, SOA, TXT};
 use hickory_proto::rr::{DNSClass, RData as HRData, Record, RecordType, TSigner};
 use serde::Deserialize;
 
-use super::{Capabilities, Change, Fetched, Provider, ProviderError};
-use crate::ownership::{REGISTRY_LABEL, Registry, Slot};
+use super::{Capabilities, Change, Fetched, Provider, ProviderError, ReadScope};
 use crate::record::{Name, RData, RType, RecordSet, Zone};
 
 const PROVIDER: &str = "rfc2136";
@@ -227,6 +228,9 @@ pub struct Rfc2136 {
     timeout: Duration,
     retries: u32,
     pool: Arc<Pool>,
+    /// What to read when AXFR is refused; without one, the refusal is the
+    /// answer.
+    scope: Option<Arc<dyn ReadScope>>,
 }
 
 /// Connections to one server (with one key and timeout) open at once, in
@@ -349,7 +353,16 @@ impl Rfc2136 {
             timeout,
             retries: cfg.retries,
             pool,
+            scope: None,
         })
+    }
+
+    /// Reads the RRsets `scope` names, one query each, when the server
+    /// refuses the zone transfer (REFUSED or NOTAUTH); without a scope that
+    /// refusal fails the read.
+    pub fn with_read_scope(mut self, scope: Arc<dyn ReadScope>) -> Self {
+        self.scope = Some(scope);
+        self
     }
 
     /// Sends one request (a query or an UPDATE) and returns the answer,
@@ -592,12 +605,13 @@ impl Rfc2136 {
         }
     }
 
-    /// The fallback when AXFR is refused: the zone's SOA, then the names
-    /// mailauth can own — apex TXT and MX, `_dmarc`, `_mta-sts`,
-    /// `_smtp._tls` and `_mailauth` TXT — then every slot the `_mailauth`
-    /// registry lists (DKIM selectors among them). Other names stay unseen,
-    /// which is harmless: mailauth never changes them.
-    async fn fetch_by_name(&self, origin: &Name) -> Result<Vec<Record>, Rfc2136Error> {
+    /// The fallback when AXFR is refused: the zone's SOA, then the RRsets
+    /// `scope` names, then those it names after seeing each one read.
+    async fn fetch_by_name(
+        &self,
+        origin: &Name,
+        scope: &dyn ReadScope,
+    ) -> Result<Vec<Record>, Rfc2136Error> {
         let apex = hname(origin).map_err(|detail| Rfc2136Error::Protocol { detail })?;
         let mut records = self.query(&apex, RecordType::SOA).await?;
         if records.is_empty() {
@@ -605,20 +619,13 @@ impl Rfc2136 {
                 detail: "the server holds no SOA for this zone".to_string(),
             });
         }
-        let mut wanted: Vec<(Name, RType)> = vec![
-            (origin.clone(), RType::Txt),
-            (origin.clone(), RType::Mx),
-            (origin.child(REGISTRY_LABEL), RType::Txt),
-        ];
-        for label in ["_dmarc", "_mta-sts", "_smtp._tls"] {
-            wanted.push((Name::child(origin, label), RType::Txt));
-        }
+        let mut wanted = scope.initial(origin);
         let mut seen = std::collections::BTreeSet::new();
         let mut i = 0;
         while i < wanted.len() {
             let (name, rtype) = wanted[i].clone();
             i += 1;
-            if !seen.insert((name.clone(), rtype.clone())) {
+            if !name.is_within(origin) || !seen.insert((name.clone(), rtype.clone())) {
                 continue;
             }
             let hn = hname(&name).map_err(|detail| Rfc2136Error::Protocol { detail })?;
@@ -626,18 +633,14 @@ impl Rfc2136 {
                 continue;
             };
             let found = self.query(&hn, rt).await?;
-            if name == Registry::name(origin) {
-                let mut z = Zone::new(origin.clone());
-                for r in &found {
-                    if let Some(set) = to_record_set(r) {
-                        z.insert(set);
-                    }
+            let mut z = Zone::new(origin.clone());
+            for r in &found {
+                if let Some(set) = to_record_set(r) {
+                    z.insert(set);
                 }
-                for slot in Registry::read(&z).slots {
-                    if let Slot::RrSet(n, t) = slot {
-                        wanted.push((n, t));
-                    }
-                }
+            }
+            for set in z.sets.values() {
+                wanted.extend(scope.follow(origin, set));
             }
             records.extend(found);
         }
@@ -893,14 +896,18 @@ impl Provider for Rfc2136 {
             zone: zone.to_string(),
             detail,
         })?;
-        let records = match self.with_retries(async |_| self.axfr(&origin).await) {
-            Ok(r) => r,
-            Err(Rfc2136Error::Rcode {
-                rcode: ResponseCode::Refused | ResponseCode::NotAuth,
-            }) => self
-                .with_retries(async |_| self.fetch_by_name(zone).await)
+        let transfer = self.with_retries(async |_| self.axfr(&origin).await);
+        let records = match (transfer, &self.scope) {
+            (Ok(r), _) => r,
+            (
+                Err(Rfc2136Error::Rcode {
+                    rcode: ResponseCode::Refused | ResponseCode::NotAuth,
+                }),
+                Some(scope),
+            ) => self
+                .with_retries(async |_| self.fetch_by_name(zone, scope.as_ref()).await)
                 .map_err(|e| self.error(zone, e))?,
-            Err(e) => return Err(self.error(zone, e)),
+            (Err(e), _) => return Err(self.error(zone, e)),
         };
         let mut out = Zone::new(zone.clone());
         let mut version = None;
