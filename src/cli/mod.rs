@@ -334,7 +334,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     ),
                 )
             })?;
-            let now = crate::keys::time::clock(None).map_err(|e| Failure::new(1, e.to_string()))?;
+            let now = crate::clock::clock(None).map_err(|e| Failure::new(1, e.to_string()))?;
             Ok(crate::keys::cli::run(args, &keys, &ws.families(), now)?)
         }
         Command::Inspect(args) => {
@@ -587,7 +587,7 @@ fn tls_rpt_guard(ws: &Workspace, opts: &crate::reports::store_cli::StoreOptions,
             return;
         }
     };
-    let now = crate::keys::time::clock(None).map_or(0, |t| t.0);
+    let now = crate::clock::clock(None).map_or(0, |t| t.0);
     for z in plan.zones.iter_mut() {
         if z.error.is_some() || !changes_sts(z) || !enforcing(&z.zone) {
             continue;

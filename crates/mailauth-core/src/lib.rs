@@ -17,6 +17,7 @@ pub mod desired;
 pub mod diff;
 pub mod dns;
 pub mod fsutil;
+pub mod http;
 pub mod import;
 pub mod inspect;
 pub mod keys;

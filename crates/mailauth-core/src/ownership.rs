@@ -19,7 +19,6 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::provider::ReadScope;
 use crate::record::{Name, RData, RType, RecordSet, Zone};
 
 /// The label of the registry record under the zone apex.
@@ -142,12 +141,14 @@ pub const OWNED_TXT_LABELS: [&str; 3] = ["_dmarc", "_mta-sts", "_smtp._tls"];
 /// the whole zone and reads by name: the apex TXT (SPF) and MX (a parked
 /// domain), the registry, [`OWNED_TXT_LABELS`], then every slot the
 /// registry lists (DKIM selectors among them). Other names stay unseen,
-/// which is harmless: mailauth never changes them.
+/// which is harmless: mailauth never changes them. It is the
+/// `provider::ReadScope` the providers are built with (`workspace`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OwnedNames;
 
-impl ReadScope for OwnedNames {
-    fn initial(&self, origin: &Name) -> Vec<(Name, RType)> {
+impl OwnedNames {
+    /// The RRsets to read first.
+    pub fn initial(&self, origin: &Name) -> Vec<(Name, RType)> {
         let mut wanted = vec![
             (origin.clone(), RType::Txt),
             (origin.clone(), RType::Mx),
@@ -159,7 +160,9 @@ impl ReadScope for OwnedNames {
         wanted
     }
 
-    fn follow(&self, origin: &Name, set: &RecordSet) -> Vec<(Name, RType)> {
+    /// The further RRsets to read because of `set`: the slots the registry
+    /// lists, when `set` is the registry.
+    pub fn follow(&self, origin: &Name, set: &RecordSet) -> Vec<(Name, RType)> {
         if set.rtype != RType::Txt || set.name != Registry::name(origin) {
             return Vec::new();
         }

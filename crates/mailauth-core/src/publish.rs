@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::PublishConfig;
-use crate::provider::http::{error_chain, install_crypto_provider, user_agent};
+use crate::http::{error_chain, install_crypto_provider, user_agent};
 use crate::record::Name;
 use crate::validate::mtasts::{MAX_POLICY_SIZE, WELL_KNOWN};
 use crate::workspace::Workspace;

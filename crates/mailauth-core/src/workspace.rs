@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::clock::Timestamp;
 use crate::config::KeyType;
 use crate::config::{self, Config, ConfigError, ProviderConfig};
 use crate::desired::{self, DesiredError, PublishedDkim};
@@ -17,15 +18,14 @@ use crate::keys::config::{Algorithm, FamilyConfig, KeysConfig};
 use crate::keys::lifecycle::{self, Transition};
 use crate::keys::observe::DnsObserver;
 use crate::keys::store::{Keystore, State};
-use crate::keys::time::Timestamp;
 use crate::ownership::OwnedNames;
 use crate::plan::{self, Plan};
-use crate::provider::Provider;
 use crate::provider::cloudflare::Cloudflare;
 use crate::provider::powerdns::PowerDns;
 use crate::provider::rfc2136::Rfc2136;
 use crate::provider::zonefile::ZoneFileProvider;
-use crate::record::Name;
+use crate::provider::{Provider, ReadScope};
+use crate::record::{Name, RType, RecordSet};
 use crate::spf::flatten::{Flattened, UpstreamState};
 use serde_saphyr::Spanned;
 
@@ -47,6 +47,17 @@ pub const CONCURRENCY: usize = 16;
 
 /// A provider, or why it could not be built (e.g. a missing credential).
 pub type ProviderResult = Result<Arc<dyn Provider>, String>;
+
+/// The names a provider reads when it cannot list a zone are the ones
+/// mailauth may own.
+impl ReadScope for OwnedNames {
+    fn initial(&self, origin: &Name) -> Vec<(Name, RType)> {
+        OwnedNames::initial(self, origin)
+    }
+    fn follow(&self, origin: &Name, set: &RecordSet) -> Vec<(Name, RType)> {
+        OwnedNames::follow(self, origin, set)
+    }
+}
 
 impl Workspace {
     pub fn load(path: &Path) -> Result<Workspace, ConfigError> {
@@ -327,7 +338,7 @@ impl Workspace {
         }
         let addrs = servers
             .iter()
-            .map(|s| crate::validate::parse_nameserver(s).map_err(|e| e.to_string()))
+            .map(|s| crate::dns::parse_nameserver(s).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
         crate::dns::Resolver::with_nameservers(&addrs, std::time::Duration::from_secs(5))
             .map_err(|e| e.to_string())
@@ -464,7 +475,7 @@ impl Workspace {
     /// the steps still waiting, with what they wait for.
     fn key_plan(&self) -> KeyPlan {
         let mut kp = KeyPlan::default();
-        let result = crate::keys::time::clock(None)
+        let result = crate::clock::clock(None)
             .map_err(|e| e.to_string())
             .and_then(|now| {
                 let Some((state, due)) = self.simulate_keys(now)? else {

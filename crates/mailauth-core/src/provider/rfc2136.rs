@@ -36,7 +36,6 @@
 //! retries, which know that an earlier attempt may have been applied.
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -54,73 +53,19 @@ use hickory_proto::op::{
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use hickory_proto::rr::rdata::{CNAME, MX, SOA, TXT};
 use hickory_proto::rr::{DNSClass, RData as HRData, Record, RecordType, TSigner};
-use serde::Deserialize;
+
+pub use crate::config::providers::{Rfc2136Config, TsigAlgorithmName};
 
 use super::{Capabilities, Change, Fetched, Provider, ProviderError, ReadScope};
 use crate::record::{Name, RData, RType, RecordSet, Zone};
 
 const PROVIDER: &str = "rfc2136";
 
-/// `provider: { kind: rfc2136, ... }` in the config.
-///
-/// ```yaml
-/// provider:
-///   kind: rfc2136
-///   server: 192.0.2.53:53
-///   key_name: mailauth-key
-///   algorithm: hmac-sha256
-///   secret_file: /etc/mailauth/tsig.key
-/// ```
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rfc2136Config {
-    /// The primary server, `host:port` (port 53 if omitted).
-    pub server: String,
-    /// The TSIG key name, exactly as the server knows it.
-    pub key_name: String,
-    /// `hmac-sha256` (default) or `hmac-sha512`.
-    #[serde(default)]
-    pub algorithm: TsigAlgorithmName,
-    /// Name of an environment variable holding the base64 secret.
-    #[serde(default)]
-    pub secret_env: Option<String>,
-    /// Path of a file holding the base64 secret, or a BIND `key { ... };`
-    /// clause as written by `tsig-keygen`.
-    #[serde(default)]
-    pub secret_file: Option<PathBuf>,
-    /// Seconds to wait for each answer (default 5).
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
-    /// How many times a transient failure (timeout, SERVFAIL, connection
-    /// error) is retried, with exponential backoff (default 3).
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-}
-
-fn default_timeout() -> u64 {
-    5
-}
-fn default_retries() -> u32 {
-    3
-}
-
-/// The TSIG algorithms mailauth signs with (RFC 8945 §6: HMAC-SHA256 is
-/// mandatory to implement; SHA-1 and MD5 are not offered).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
-pub enum TsigAlgorithmName {
-    #[default]
-    #[serde(rename = "hmac-sha256")]
-    HmacSha256,
-    #[serde(rename = "hmac-sha512")]
-    HmacSha512,
-}
-
-impl TsigAlgorithmName {
-    fn hickory(self) -> TsigAlgorithm {
-        match self {
-            TsigAlgorithmName::HmacSha256 => TsigAlgorithm::HmacSha256,
-            TsigAlgorithmName::HmacSha512 => TsigAlgorithm::HmacSha512,
-        }
+/// The hickory algorithm of a configured TSIG algorithm.
+fn tsig_algorithm(name: TsigAlgorithmName) -> TsigAlgorithm {
+    match name {
+        TsigAlgorithmName::HmacSha256 => TsigAlgorithm::HmacSha256,
+        TsigAlgorithmName::HmacSha512 => TsigAlgorithm::HmacSha512,
     }
 }
 
@@ -345,7 +290,7 @@ impl Rfc2136 {
             secret: secret.clone(),
             timeout,
         });
-        let signer = TSigner::new(secret, cfg.algorithm.hickory(), key_name, 300)
+        let signer = TSigner::new(secret, tsig_algorithm(cfg.algorithm), key_name, 300)
             .map_err(|e| config_err(format!("cannot use the TSIG key: {e}")))?;
         Ok(Rfc2136 {
             server,

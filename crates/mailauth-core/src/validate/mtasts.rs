@@ -23,7 +23,7 @@ use serde::Serialize;
 use super::{Check, Finding, Validator};
 use crate::diff::Desired;
 use crate::dns::{ResolveError, Resolver};
-use crate::provider::http::{error_chain, install_crypto_provider, user_agent};
+use crate::http::{error_chain, install_crypto_provider, user_agent};
 use crate::record::Name;
 use crate::record::mtasts::{Mode, MtaStsError, MtaStsPolicy};
 

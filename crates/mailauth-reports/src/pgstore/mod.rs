@@ -65,7 +65,7 @@ pub enum PgError {
     /// unknown issuer, name mismatch).
     #[error(
         "cannot connect to PostgreSQL report store {target}: {}",
-        crate::provider::http::error_chain(source)
+        crate::http::error_chain(source)
     )]
     Connect {
         target: String,
