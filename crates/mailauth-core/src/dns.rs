@@ -1,5 +1,6 @@
 //! A blocking DNS resolver for the rest of the crate: a thin synchronous
-//! wrapper over hickory-resolver with its own small tokio runtime, so that
+//! wrapper over hickory-resolver on the process's shared tokio runtime
+//! ([`crate::rt`]), so that
 //! the pipeline (validation, SPF analysis, propagation checks) stays plain
 //! threads and `Result`s.
 //!
@@ -152,7 +153,7 @@ fn per_attempt(budget: Duration, attempts: usize) -> Duration {
 
 /// A synchronous resolver. See the module documentation.
 pub struct Resolver {
-    runtime: tokio::runtime::Runtime,
+    runtime: &'static tokio::runtime::Runtime,
     inner: TokioResolver,
     /// The whole time one query may take, all attempts together: what a
     /// caller's `--timeout` means, and what a timeout error reports.
@@ -170,15 +171,11 @@ impl fmt::Debug for Resolver {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ResolveError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("mailauth-dns")
-        .enable_all()
-        .build()
-        .map_err(|e| ResolveError::Setup {
-            detail: format!("tokio runtime: {e}"),
-        })
+/// The shared runtime ([`crate::rt`]) the resolvers run on.
+fn runtime() -> Result<&'static tokio::runtime::Runtime, ResolveError> {
+    crate::rt::runtime().map_err(|e| ResolveError::Setup {
+        detail: format!("tokio runtime: {e}"),
+    })
 }
 
 fn name_server(addr: SocketAddr, trust_negative: bool) -> NameServerConfig {

@@ -249,19 +249,19 @@ pub struct Answer {
     pub body: String,
 }
 
-/// An HTTP client on its own runtime, for a synchronous caller.
+/// An HTTP client on the shared runtime, for a synchronous caller.
 pub struct HttpApi {
     http: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
+    runtime: &'static tokio::runtime::Runtime,
     policy: RetryPolicy,
 }
 
 impl HttpApi {
     /// A client with ring as the TLS crypto provider (no OpenSSL, no
-    /// aws-lc), `timeout` for connecting and for each request, and its own
-    /// two-thread runtime named after `name`. The error says what could not
-    /// be set up.
-    pub fn new(name: &str, timeout: Duration, policy: RetryPolicy) -> Result<Self, String> {
+    /// aws-lc), `timeout` for connecting and for each request, on the
+    /// process's shared runtime ([`crate::rt`]). The error says what could
+    /// not be set up.
+    pub fn new(timeout: Duration, policy: RetryPolicy) -> Result<Self, String> {
         install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -270,12 +270,7 @@ impl HttpApi {
             .redirect(same_origin_redirects())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {}", error_chain(&e)))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name(format!("mailauth-{name}"))
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        let runtime = crate::rt::runtime().map_err(|e| format!("cannot start the runtime: {e}"))?;
         Ok(HttpApi {
             http,
             runtime,

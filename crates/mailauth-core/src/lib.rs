@@ -29,6 +29,7 @@ pub mod plan;
 pub mod provider;
 pub mod publish;
 pub mod record;
+pub mod rt;
 pub mod spf;
 pub mod validate;
 pub mod workspace;

@@ -98,10 +98,7 @@ fn put(url: &str, text: &str) -> Result<(), String> {
         .user_agent(user_agent())
         .build()
         .map_err(|e| format!("cannot set up the HTTP client: {}", error_chain(&e)))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = crate::rt::runtime().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
         let resp = http
             .put(url)

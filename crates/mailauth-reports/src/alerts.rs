@@ -488,7 +488,6 @@ pub fn deliver_webhook(
         serde_json::to_value(run).map_err(|e| AlertsError::Webhook(e.to_string()))?
     };
     let api = HttpApi::new(
-        "alerts",
         Duration::from_secs(15),
         RetryPolicy {
             retries: 4,

@@ -16,7 +16,7 @@
 // and so the files unchanged.
 use crate as reports;
 #[allow(unused_imports)]
-use mailauth_core::{clock, config, dns, fsutil, http, inspect, output, spf, workspace};
+use mailauth_core::{clock, config, dns, fsutil, http, inspect, output, rt, spf, workspace};
 
 pub mod alerts;
 pub mod cli;

@@ -135,7 +135,7 @@ pub(crate) fn http_api(
     timeout: std::time::Duration,
     policy: crate::http::RetryPolicy,
 ) -> Result<crate::http::HttpApi, ProviderError> {
-    crate::http::HttpApi::new(provider, timeout, policy).map_err(|detail| ProviderError::Rejected {
+    crate::http::HttpApi::new(timeout, policy).map_err(|detail| ProviderError::Rejected {
         provider: provider.to_string(),
         zone: "-".to_string(),
         detail,

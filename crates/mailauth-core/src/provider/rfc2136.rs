@@ -27,9 +27,9 @@
 //! BIND's listen queue (`tcp-listen-queue`, 10 by default), and a SYN
 //! dropped on overflow costs the kernel's 1 s initial retransmission
 //! timeout (BENCHMARKS.md has the evidence). The pooled connections live on
-//! one small tokio runtime (one I/O thread, started on first use) that
-//! every calling thread blocks on, so the provider can be called from many
-//! threads at once. A pooled connection that the server closed in the
+//! the process's one tokio runtime ([`crate::rt`], started on first use)
+//! that every calling thread blocks on, so the provider can be called from
+//! many threads at once. A pooled connection that the server closed in the
 //! meantime is replaced once, transparently, for reads (AXFR, queries); an
 //! UPDATE is sent again that way only when it never left (the connection
 //! was found closed before sending), otherwise it goes through the normal
@@ -235,22 +235,10 @@ impl Pool {
 }
 
 /// Runs `fut` to completion on the calling thread, with the pooled
-/// connections driven by the shared runtime's I/O thread (see the module
+/// connections driven by the shared runtime's I/O threads (see the module
 /// docs).
 fn block_on<T>(fut: impl std::future::Future<Output = T>) -> std::io::Result<T> {
-    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    let rt = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("mailauth-rfc2136")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    });
-    match rt {
-        Ok(rt) => Ok(rt.block_on(fut)),
-        Err(e) => Err(std::io::Error::other(e.clone())),
-    }
+    crate::rt::block_on(fut)
 }
 
 impl std::fmt::Debug for Rfc2136 {
