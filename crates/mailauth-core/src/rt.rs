@@ -75,6 +75,6 @@ mod tests {
             })
             .collect();
         let sum: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
-        assert_eq!(sum, (0..8).map(|i| i * 2).sum());
+        assert_eq!(sum, (0..8).map(|i| i * 2).sum::<usize>());
     }
 }

@@ -1,7 +1,15 @@
 //! The provider abstraction: read a zone's current RRsets, apply a list of
 //! changes, declare what the backing store can hold. Providers decide
 //! nothing: diffing, ownership, planning and safety limits live in
-//! `diff`, `plan` and `apply`, once, for every provider.
+//! `diff`, `ownership`, `plan` and `apply`, once, for every provider; the
+//! names to read when a zone cannot be listed come from the caller
+//! ([`ReadScope`]).
+//!
+//! Also owns what the API providers share beyond the HTTP client
+//! (`crate::http`): which API URLs may carry a credential ([`check_url`])
+//! and how a client that cannot be set up is reported. Each provider's
+//! settings are the config's (`config::providers`); the changes are the
+//! diff's ([`Change`]).
 
 pub mod cloudflare;
 pub mod powerdns;
