@@ -222,3 +222,42 @@ fn route53_retries() -> u32 {
 fn route53_sync() -> u64 {
     300
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind's settings, with only what it requires given: the
+    /// defaults documented on each field.
+    #[test]
+    fn defaults_fill_what_the_config_leaves_out() {
+        let r: Rfc2136Config = serde_saphyr::from_str("server: 192.0.2.53\nkey_name: k\n").unwrap();
+        assert_eq!((r.timeout_secs, r.retries), (5, 3));
+        assert_eq!(r.algorithm, TsigAlgorithmName::HmacSha256);
+        let p: PowerDnsConfig = serde_saphyr::from_str("url: http://127.0.0.1:8081\n").unwrap();
+        assert_eq!(p.server_id, "localhost");
+        assert_eq!((p.timeout_secs, p.retries), (10, 3));
+        let c: CloudflareConfig = serde_saphyr::from_str("secret_env: CF\n").unwrap();
+        assert_eq!(c.base_url, "https://api.cloudflare.com/client/v4");
+        assert_eq!((c.page_size, c.timeout_secs, c.retries), (100, 15, 4));
+        let a: Route53Config = serde_saphyr::from_str("profile: dns\n").unwrap();
+        assert_eq!(a.endpoint, "https://route53.amazonaws.com");
+        assert_eq!(
+            (a.page_size, a.timeout_secs, a.retries, a.sync_timeout_secs),
+            (300, 15, 5, 300)
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_algorithms_are_refused() {
+        assert!(
+            serde_saphyr::from_str::<Rfc2136Config>("server: a\nkey_name: k\nsecret: x\n").is_err()
+        );
+        assert!(
+            serde_saphyr::from_str::<Rfc2136Config>(
+                "server: a\nkey_name: k\nalgorithm: hmac-md5\n"
+            )
+            .is_err()
+        );
+    }
+}
