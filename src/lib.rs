@@ -21,7 +21,7 @@ pub mod checklist;
 pub mod cli;
 
 pub use mailauth_core::{
-    apply, bridge, clock, config, desired, diff, dns, fsutil, import, masterfile, output,
+    apply, bridge, clock, config, desired, diff, dns, fsutil, http, import, masterfile, output,
     ownership, par, plan, provider, publish, record, spf, validate, workspace,
 };
 pub use mailauth_reports as reports;

@@ -15,7 +15,7 @@ pub(super) fn apply_cmd(
 ) -> Result<i32, Failure> {
     let ws = load(config)?;
     let st = style(color, args.full);
-    let now = crate::keys::time::clock(None)?;
+    let now = crate::clock::clock(None)?;
     // The guard `plan` adds from the report store, for the plan made now
     // and for the one `run` makes again after key steps.
     let guard = |plan: &mut Plan| tls_rpt_guard(&ws, &Default::default(), now, plan);

@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn a_bad_clock_is_an_error_naming_mailauth_now() {
-        let e = crate::keys::time::clock(Some("yesterday-ish")).unwrap_err();
+        let e = crate::clock::clock(Some("yesterday-ish")).unwrap_err();
         let f = Failure::from(e);
         assert_eq!(f.exit, Exit::Error);
         assert!(f.message.starts_with("MAILAUTH_NOW: "), "{f:?}");

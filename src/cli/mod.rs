@@ -308,7 +308,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     ),
                 )
             })?;
-            let now = crate::keys::time::clock(None)?;
+            let now = crate::clock::clock(None)?;
             Ok(crate::keys::cli::run(args, &keys, &ws.families(), now)?)
         }
         Command::Inspect(args) => {
@@ -418,7 +418,7 @@ fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Fa
         let domains = ws
             .select(&args.domains)
             .map_err(|e| Failure::new(Exit::Usage, e))?;
-        let now = crate::keys::time::clock(None)?;
+        let now = crate::clock::clock(None)?;
         let mut plan = ws.plan_at(&domains, now);
         add_policy_hints(&ws, &args.store, &mut plan);
         tls_rpt_guard(&ws, &args.store, now, &mut plan);

@@ -16,7 +16,7 @@ use super::export;
 use super::generate::key_record_value;
 use super::lifecycle::{Import, generate_key, import_key};
 use super::store::{KeyRecord, KeyState, Keystore};
-use super::time::Timestamp;
+use crate::clock::Timestamp;
 use crate::output::{self, OutputFormat};
 
 /// The formats of `keys list`.

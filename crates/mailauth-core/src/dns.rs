@@ -1,5 +1,6 @@
 //! A blocking DNS resolver for the rest of the crate: a thin synchronous
-//! wrapper over hickory-resolver with its own small tokio runtime, so that
+//! wrapper over hickory-resolver on the process's shared tokio runtime
+//! ([`crate::rt`]), so that
 //! the pipeline (validation, SPF analysis, propagation checks) stays plain
 //! threads and `Result`s.
 //!
@@ -9,8 +10,10 @@
 //! hickory's errors into [`ResolveError`] kinds that tell "the name or the
 //! data does not exist" from "ask again later". It implements
 //! [`crate::spf::SpfDns`] so that SPF evaluation and analysis can run over
-//! real DNS. It decides nothing about the answers: checks live in
-//! `validate`, parsing in `record`.
+//! real DNS. It also parses the nameserver addresses every command and the
+//! key observer take (`--nameserver IP[:PORT]`, [`parse_nameserver`]). It
+//! decides nothing about the answers: checks live in `validate`, parsing
+//! in `record`.
 //!
 //! A [`Resolver`] is `Send + Sync`; many threads may query through one
 //! instance at once (each call blocks only its own thread).
@@ -27,6 +30,29 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
 use crate::spf::{self, MxRecord, QType, SpfDns};
+
+/// A nameserver address that is neither `IP` nor `IP:PORT`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`--nameserver {value}`: expected IP or IP:PORT")]
+pub struct NameserverError {
+    pub value: String,
+}
+
+/// Parses `--nameserver IP[:PORT]` (port 53 by default, RFC 1035 §4.2:
+/// "The Internet supports name server access using TCP [RFC-793] on server
+/// port 53 (decimal) as well as datagram access using UDP [RFC-768] on UDP
+/// port 53 (decimal)"; IPv6 with a port as `[::1]:5353`).
+pub fn parse_nameserver(value: &str) -> Result<SocketAddr, NameserverError> {
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    value
+        .parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| NameserverError {
+            value: value.to_string(),
+        })
+}
 
 /// Why a query gave no usable answer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -127,7 +153,7 @@ fn per_attempt(budget: Duration, attempts: usize) -> Duration {
 
 /// A synchronous resolver. See the module documentation.
 pub struct Resolver {
-    runtime: tokio::runtime::Runtime,
+    runtime: &'static tokio::runtime::Runtime,
     inner: TokioResolver,
     /// The whole time one query may take, all attempts together: what a
     /// caller's `--timeout` means, and what a timeout error reports.
@@ -145,15 +171,11 @@ impl fmt::Debug for Resolver {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ResolveError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("mailauth-dns")
-        .enable_all()
-        .build()
-        .map_err(|e| ResolveError::Setup {
-            detail: format!("tokio runtime: {e}"),
-        })
+/// The shared runtime ([`crate::rt`]) the resolvers run on.
+fn runtime() -> Result<&'static tokio::runtime::Runtime, ResolveError> {
+    crate::rt::runtime().map_err(|e| ResolveError::Setup {
+        detail: format!("tokio runtime: {e}"),
+    })
 }
 
 fn name_server(addr: SocketAddr, trust_negative: bool) -> NameServerConfig {
@@ -556,6 +578,27 @@ impl SpfDns for Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nameservers_parse_with_the_default_port() {
+        assert_eq!(
+            parse_nameserver("192.0.2.1").unwrap(),
+            "192.0.2.1:53".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            parse_nameserver("[2001:db8::1]:5353").unwrap(),
+            "[2001:db8::1]:5353".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            parse_nameserver("2001:db8::1").unwrap(),
+            "[2001:db8::1]:53".parse::<SocketAddr>().unwrap()
+        );
+        let err = parse_nameserver("ns1.example").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`--nameserver ns1.example`: expected IP or IP:PORT"
+        );
+    }
 
     fn assert_sync<T: Send + Sync>() {}
 

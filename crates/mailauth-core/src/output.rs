@@ -11,7 +11,8 @@
 //!
 //! Also owns what makes text safe for a terminal ([`clean`],
 //! [`terminal_safe`], [`json_terminal_safe`]: every command's output goes
-//! through one of them) and the schema of an RFC 3339 time ([`Rfc3339`]).
+//! through one of them) and the schema of an RFC 3339 time ([`Rfc3339`],
+//! also the schema of `clock::Timestamp`).
 //! Leaves rendering to each command.
 //! Conventions every format follows (documented in the README): text is the
 //! default and meant for people; JSON is one pretty-printed document with
@@ -165,6 +166,20 @@ impl schemars::JsonSchema for Rfc3339 {
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({"type": "string", "format": "date-time"})
+    }
+}
+
+/// A [`Timestamp`](crate::clock::Timestamp) serialises as an RFC 3339 UTC
+/// string, as its `Display` writes it.
+impl schemars::JsonSchema for crate::clock::Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rfc3339".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <Rfc3339 as schemars::JsonSchema>::json_schema(g)
     }
 }
 

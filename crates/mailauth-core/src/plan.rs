@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::diff::{Conflict, Desired, diff};
-use crate::provider::{Change, Fetched, Provider};
+use crate::diff::{Change, Conflict, Desired, diff};
+use crate::provider::{Fetched, Provider};
 use crate::record::{Name, RData, RType, RecordSet};
 
 /// The plan file's format. 2: key steps apply takes are `keys` (not notes),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::PublishConfig;
-use crate::provider::http::{error_chain, install_crypto_provider, user_agent};
+use crate::http::{error_chain, install_crypto_provider, user_agent};
 use crate::record::Name;
 use crate::validate::mtasts::{MAX_POLICY_SIZE, WELL_KNOWN};
 use crate::workspace::Workspace;
@@ -98,10 +98,7 @@ fn put(url: &str, text: &str) -> Result<(), String> {
         .user_agent(user_agent())
         .build()
         .map_err(|e| format!("cannot set up the HTTP client: {}", error_chain(&e)))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = crate::rt::runtime().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
         let resp = http
             .put(url)

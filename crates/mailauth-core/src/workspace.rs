@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::clock::Timestamp;
 use crate::config::KeyType;
 use crate::config::{self, Config, ConfigError, ProviderConfig};
 use crate::desired::{self, DesiredError, PublishedDkim};
@@ -17,14 +18,15 @@ use crate::keys::config::{Algorithm, FamilyConfig, KeysConfig};
 use crate::keys::lifecycle::{self, Observer, Transition};
 use crate::keys::observe::DnsObserver;
 use crate::keys::store::{Keystore, State};
-use crate::keys::time::{TimeError, Timestamp};
+use crate::clock::TimeError;
+use crate::ownership::OwnedNames;
 use crate::plan::{self, Plan};
-use crate::provider::Provider;
 use crate::provider::cloudflare::Cloudflare;
 use crate::provider::powerdns::PowerDns;
 use crate::provider::rfc2136::Rfc2136;
 use crate::provider::zonefile::ZoneFileProvider;
-use crate::record::Name;
+use crate::provider::{Provider, ReadScope};
+use crate::record::{Name, RType, RecordSet};
 use crate::spf::flatten::{Flattened, UpstreamState};
 use serde_saphyr::Spanned;
 
@@ -50,6 +52,17 @@ pub const CONCURRENCY: usize = 16;
 
 /// A provider, or why it could not be built (e.g. a missing credential).
 pub type ProviderResult = Result<Arc<dyn Provider>, String>;
+
+/// The names a provider reads when it cannot list a zone are the ones
+/// mailauth may own.
+impl ReadScope for OwnedNames {
+    fn initial(&self, origin: &Name) -> Vec<(Name, RType)> {
+        OwnedNames::initial(self, origin)
+    }
+    fn follow(&self, origin: &Name, set: &RecordSet) -> Vec<(Name, RType)> {
+        OwnedNames::follow(self, origin, set)
+    }
+}
 
 impl Workspace {
     pub fn load(path: &Path) -> Result<Workspace, ConfigError> {
@@ -100,7 +113,13 @@ impl Workspace {
             ProviderConfig::Rfc2136(c) => {
                 let mut c = c.clone();
                 c.secret_file = c.secret_file.map(|p| self.resolve_path(&p));
-                Arc::new(Rfc2136::from_config(&c).map_err(|e| e.to_string())?)
+                // Which names to read when the server refuses AXFR is an
+                // ownership question: the provider is told.
+                Arc::new(
+                    Rfc2136::from_config(&c)
+                        .map_err(|e| e.to_string())?
+                        .with_read_scope(Arc::new(OwnedNames)),
+                )
             }
             ProviderConfig::Powerdns(c) => {
                 let mut c = c.clone();
@@ -335,7 +354,7 @@ impl Workspace {
         }
         let addrs = servers
             .iter()
-            .map(|s| crate::validate::parse_nameserver(s).map_err(|e| e.to_string()))
+            .map(|s| crate::dns::parse_nameserver(s).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
         crate::dns::Resolver::with_nameservers(&addrs, std::time::Duration::from_secs(5))
             .map_err(|e| e.to_string())
@@ -494,7 +513,7 @@ impl Workspace {
     /// [`Workspace::plan_at`] the time the clock says (`MAILAUTH_NOW` when
     /// set); a `MAILAUTH_NOW` that is not a time is an error, never 1970.
     pub fn plan(&self, domains: &[Name]) -> Result<Plan, TimeError> {
-        Ok(self.plan_at(domains, crate::keys::time::clock(None)?))
+        Ok(self.plan_at(domains, crate::clock::clock(None)?))
     }
 
     /// Plans the selected domains against each of their providers,

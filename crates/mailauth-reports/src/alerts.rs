@@ -8,7 +8,7 @@
 //! `alerts_fired_v1` table, via [`DashboardQueries`]) and the webhook body.
 //! Leaves the identification and classification of sources to
 //! `reports::sources`, the SQL to `reports::dashq`, and how an HTTP request
-//! is sent (TLS, same-origin redirects, retries) to `provider::http`.
+//! is sent (TLS, same-origin redirects, retries) to `http`.
 //!
 //! An alert is recorded as fired only after every notifier took it: a run
 //! whose webhook fails prints the alerts, exits 1, and the next run tries
@@ -464,7 +464,7 @@ pub fn deliver_webhook(
     base: &std::path::Path,
     run: &AlertsRun,
 ) -> Result<(), AlertsError> {
-    use crate::provider::http::{HttpApi, RetryPolicy, is_loopback_host};
+    use crate::http::{HttpApi, RetryPolicy, is_loopback_host};
     // The URL may hold a secret (Slack's do, in the path): errors name
     // only its origin.
     let url = reqwest::Url::parse(&w.url)
@@ -488,7 +488,6 @@ pub fn deliver_webhook(
         serde_json::to_value(run).map_err(|e| AlertsError::Webhook(e.to_string()))?
     };
     let api = HttpApi::new(
-        "alerts",
         Duration::from_secs(15),
         RetryPolicy {
             retries: 4,
@@ -498,7 +497,7 @@ pub fn deliver_webhook(
             max_retry_after: Some(Duration::from_secs(30)),
         },
     )
-    .map_err(|e| hide(e.to_string()))?;
+    .map_err(hide)?;
     let answer = api
         .send("POST", &w.url, Some(&body), |r| match &token {
             Some(t) => r.bearer_auth(t),

@@ -20,7 +20,7 @@
 // and so the files unchanged.
 use crate as reports;
 #[allow(unused_imports)]
-use mailauth_core::{clock, config, dns, fsutil, inspect, keys, output, provider, spf, workspace};
+use mailauth_core::{clock, config, dns, fsutil, http, inspect, output, rt, spf, workspace};
 
 // The SQLite store is the default store and the one every build has
 // (`store copy` reads it; see "Cargo features" in docs/architecture.md).

@@ -233,7 +233,7 @@ pub fn send(
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    let loopback = crate::provider::http::is_loopback_host(&host);
+    let loopback = crate::http::is_loopback_host(&host);
     let password = match (&cfg.password_env, &cfg.password_file) {
         (Some(var), _) => Some(
             std::env::var(var)

@@ -660,7 +660,7 @@ fn check_family(p: &mut Problems, field: &str, sel: &SelectorConfig, ttl: u32) {
             _ => &sel.revoke_after,
         };
         if let Some(v) = value
-            && let Err(e) = crate::keys::time::Span::parse(&v.value)
+            && let Err(e) = crate::clock::Span::parse(&v.value)
         {
             unparsed = true;
             p.at(
@@ -836,7 +836,7 @@ fn check_flatten(p: &mut Problems, field: &str, spf: &crate::config::SpfConfig) 
         );
     }
     for (i, r) in spf.resolvers.iter().enumerate() {
-        if crate::validate::parse_nameserver(&r.value).is_err() {
+        if crate::dns::parse_nameserver(&r.value).is_err() {
             p.at(
                 r,
                 format!("{field}.spf.resolvers[{i}]"),

@@ -6,6 +6,7 @@
 pub mod alerts;
 mod check;
 mod load;
+pub mod providers;
 pub mod schema;
 
 use std::collections::{BTreeMap, HashMap};
@@ -85,7 +86,7 @@ impl StoreConfig {
     }
 }
 
-/// Provider selection; each kind's own settings live beside it.
+/// Provider selection; each kind's own settings are in [`providers`].
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ProviderConfig {
@@ -100,14 +101,14 @@ pub enum ProviderConfig {
         nameservers: Vec<String>,
     },
     /// RFC 2136 dynamic update signed with TSIG (BIND, Knot, PowerDNS).
-    Rfc2136(crate::provider::rfc2136::Rfc2136Config),
+    Rfc2136(providers::Rfc2136Config),
     /// The PowerDNS Authoritative HTTP API.
-    Powerdns(crate::provider::powerdns::PowerDnsConfig),
+    Powerdns(providers::PowerDnsConfig),
     /// The Cloudflare API v4.
-    Cloudflare(crate::provider::cloudflare::CloudflareConfig),
+    Cloudflare(providers::CloudflareConfig),
     /// Amazon Route 53 (credentials from the AWS environment variables and
     /// files, never from this config).
-    Route53(crate::provider::route53::Route53Config),
+    Route53(providers::Route53Config),
 }
 
 fn default_zone_dir() -> String {
@@ -327,8 +328,8 @@ impl SelectorConfig {
         &self,
         ttl: u32,
     ) -> Option<Result<crate::keys::config::FamilyConfig, FamilyError>> {
+        use crate::clock::Span;
         use crate::keys::config::{Algorithm, ConfigError as KeysError, FamilyConfig};
-        use crate::keys::time::Span;
         let prefix = self.prefix.as_ref()?;
         let algorithm = match self.algorithm.unwrap_or(KeyType::Rsa) {
             KeyType::Rsa => Algorithm::Rsa,

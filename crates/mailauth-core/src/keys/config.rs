@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::time::Span;
+use crate::clock::Span;
 
 /// Errors in the `keys:` block or a key family.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{Algorithm, DEFAULT_RETIRE_AFTER, DEFAULT_REVOKE_AFTER, FamilyConfig};
 use super::generate::{self, GenerateError, key_record_value};
 use super::store::{KeyRecord, KeyState, Keystore, State, StoreError};
-use super::time::{Span, Timestamp};
+use crate::clock::{Span, Timestamp};
 
 /// Errors taking a transition.
 #[derive(Debug, thiserror::Error)]

@@ -27,7 +27,7 @@ impl DnsObserver {
     pub fn new(authorities: &[String], timeout: Duration) -> Result<DnsObserver, String> {
         let authorities = authorities
             .iter()
-            .map(|a| crate::validate::parse_nameserver(a).map_err(|e| e.to_string()))
+            .map(|a| crate::dns::parse_nameserver(a).map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?;
         Ok(DnsObserver {
             authorities,

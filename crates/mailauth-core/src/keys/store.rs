@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::Algorithm;
 use super::generate::SecretPem;
-use super::time::Timestamp;
+use crate::clock::Timestamp;
 
 /// Errors reading or writing the keystore.
 #[derive(Debug, thiserror::Error)]

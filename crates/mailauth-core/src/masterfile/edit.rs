@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::parse::Parsed;
-use crate::provider::Change;
+use crate::diff::Change;
 use crate::record::{Name, RData, RType, RecordSet, txt};
 
 /// Lines for one RRset, owner written relative to `origin`.

@@ -15,21 +15,21 @@
 //! base URL must be HTTPS, or plain HTTP to loopback, or plain HTTP with
 //! `allow_plain_http: true`.
 
+pub use crate::config::providers::CloudflareConfig;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::http::{Answer, HttpApi, HttpError, RetryPolicy};
 use super::powerdns::parse_txt_content;
 use super::rfc2136::read_secret;
 use super::{Capabilities, Change, Fetched, Provider, ProviderError};
+use crate::http::{Answer, HttpApi, HttpError, RetryPolicy};
 use crate::record::{Name, RData, RType, RecordSet, Zone, txt};
 
 const PROVIDER: &str = "cloudflare";
-const DEFAULT_BASE: &str = "https://api.cloudflare.com/client/v4";
 
 /// Backoff of 250 ms doubling up to 5 s; a 429's `Retry-After` is waited
 /// for, up to a minute (a longer wait would stall the whole plan; the
@@ -42,55 +42,6 @@ fn retry_policy(retries: u32) -> RetryPolicy {
         max_backoff: Duration::from_secs(5),
         max_retry_after: Some(Duration::from_secs(60)),
     }
-}
-
-/// `provider: { kind: cloudflare, ... }` in the config.
-///
-/// ```yaml
-/// provider:
-///   kind: cloudflare
-///   secret_env: CLOUDFLARE_API_TOKEN
-/// ```
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CloudflareConfig {
-    /// API base URL (default `https://api.cloudflare.com/client/v4`).
-    #[serde(default = "default_base")]
-    pub base_url: String,
-    /// Environment variable holding an API token (Zone:DNS:Edit on the
-    /// zones mailauth manages, Zone:Read to find them).
-    #[serde(default)]
-    pub secret_env: Option<String>,
-    /// File holding the API token.
-    #[serde(default)]
-    pub secret_file: Option<PathBuf>,
-    /// Records per page when listing (5..=5000000, default 100).
-    #[serde(default = "default_page_size")]
-    pub page_size: u32,
-    /// Seconds per request (default 15).
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
-    /// Retries of a timeout, connection error, 429 or 5xx (default 4;
-    /// a write only when it did not reach the server or got 429).
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-    /// Accept an `http://` base URL to a host other than loopback, sending
-    /// the token in clear (default false).
-    #[serde(default)]
-    pub allow_plain_http: bool,
-}
-
-fn default_base() -> String {
-    DEFAULT_BASE.to_string()
-}
-fn default_page_size() -> u32 {
-    100
-}
-fn default_timeout() -> u64 {
-    15
-}
-fn default_retries() -> u32 {
-    4
 }
 
 /// Why one API call failed, before it gets a zone and becomes a
@@ -190,7 +141,7 @@ impl Cloudflare {
             cfg.secret_env.as_deref(),
             cfg.secret_file.as_deref(),
         )?;
-        super::http::check_url(PROVIDER, "base_url", &cfg.base_url, cfg.allow_plain_http)?;
+        super::check_url(PROVIDER, "base_url", &cfg.base_url, cfg.allow_plain_http)?;
         if !(5..=5_000_000).contains(&cfg.page_size) {
             return Err(ProviderError::Rejected {
                 provider: PROVIDER.to_string(),
@@ -198,7 +149,7 @@ impl Cloudflare {
                 detail: format!("page_size {} is outside 5..=5000000", cfg.page_size),
             });
         }
-        let http = HttpApi::new(
+        let http = super::http_api(
             PROVIDER,
             Duration::from_secs(cfg.timeout_secs.max(1)),
             retry_policy(cfg.retries),
@@ -338,7 +289,7 @@ impl Cloudflare {
 /// HTTP-date, RFC 9110 §10.2.3) asks for at `now` (Unix seconds), as this
 /// provider reads it from a 429. Public for the fuzz targets.
 pub fn retry_after_secs(value: &str, now: i64) -> Option<u64> {
-    super::http::retry_after(value, now).map(|d| d.as_secs())
+    crate::http::retry_after(value, now).map(|d| d.as_secs())
 }
 
 fn version_of(records: &[ApiRecord]) -> String {

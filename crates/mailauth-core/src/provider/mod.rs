@@ -1,17 +1,25 @@
 //! The provider abstraction: read a zone's current RRsets, apply a list of
 //! changes, declare what the backing store can hold. Providers decide
 //! nothing: diffing, ownership, planning and safety limits live in
-//! `diff`, `plan` and `apply`, once, for every provider.
+//! `diff`, `ownership`, `plan` and `apply`, once, for every provider; the
+//! names to read when a zone cannot be listed come from the caller
+//! ([`ReadScope`]).
+//!
+//! Also owns what the API providers share beyond the HTTP client
+//! (`crate::http`): which API URLs may carry a credential ([`check_url`])
+//! and how a client that cannot be set up is reported. Each provider's
+//! settings are the config's (`config::providers`); the changes are the
+//! diff's ([`Change`]).
 
 pub mod cloudflare;
-pub mod http;
 pub mod powerdns;
 pub mod rfc2136;
 pub mod route53;
 pub mod zonefile;
 
-use serde::{Deserialize, Serialize};
-
+/// The diff's output, which every provider applies; here under its old
+/// path.
+pub use crate::diff::Change;
 use crate::record::{Name, RType, RecordSet, Zone};
 
 /// What a provider's API can do, checked at plan time so that an
@@ -38,40 +46,18 @@ pub struct Fetched {
     pub exists: bool,
 }
 
-/// One change to one RRset. Records compare on name, type and data; a TTL
-/// difference alone is an `Update` too.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "lowercase")]
-pub enum Change {
-    Create { new: RecordSet },
-    Update { old: RecordSet, new: RecordSet },
-    Delete { old: RecordSet },
-}
-
-impl Change {
-    pub fn name(&self) -> &Name {
-        match self {
-            Change::Create { new } | Change::Update { new, .. } => &new.name,
-            Change::Delete { old } => &old.name,
-        }
-    }
-    pub fn rtype(&self) -> &RType {
-        match self {
-            Change::Create { new } | Change::Update { new, .. } => &new.rtype,
-            Change::Delete { old } => &old.rtype,
-        }
-    }
-    /// Deletes first, then updates, then creates (a CNAME that replaces a
-    /// TXT at the same name needs the TXT gone first); within a kind, by
-    /// name and type.
-    pub fn sort_key(&self) -> (u8, Name, RType) {
-        let rank = match self {
-            Change::Delete { .. } => 0,
-            Change::Update { .. } => 1,
-            Change::Create { .. } => 2,
-        };
-        (rank, self.name().clone(), self.rtype().clone())
-    }
+/// The RRsets a provider reads when it cannot list a whole zone (an
+/// RFC 2136 server that refuses AXFR, RFC 5936 §4.2). Which names matter
+/// is an ownership question, so the caller says: providers decide nothing.
+/// [`crate::ownership::OwnedNames`] is the scope mailauth reads with
+/// (`workspace` builds the providers with it).
+pub trait ReadScope: Send + Sync {
+    /// The RRsets to read first (beside the zone's SOA).
+    fn initial(&self, origin: &Name) -> Vec<(Name, RType)>;
+    /// The further RRsets to read because of `set`, one just read (the
+    /// slots a registry record lists, say). Each is read once, however
+    /// often it is named.
+    fn follow(&self, origin: &Name, set: &RecordSet) -> Vec<(Name, RType)>;
 }
 
 /// Errors a provider reports. Each names the provider and zone.
@@ -117,6 +103,51 @@ pub enum ProviderError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Checks an API URL from the config (`field` names it in errors): it
+/// must be `https://`, or `http://` to a loopback host, or `http://`
+/// anywhere with `allow_plain_http` set, since every request carries the
+/// credential.
+pub(crate) fn check_url(
+    provider: &str,
+    field: &str,
+    value: &str,
+    allow_plain_http: bool,
+) -> Result<(), ProviderError> {
+    let bad = |detail: String| ProviderError::Rejected {
+        provider: provider.to_string(),
+        zone: "-".to_string(),
+        detail: format!("provider.{field} {value:?}: {detail}"),
+    };
+    let url = reqwest::Url::parse(value).map_err(|e| bad(format!("not a URL: {e}")))?;
+    let Some(host) = url.host_str() else {
+        return Err(bad("no host".to_string()));
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if allow_plain_http || crate::http::is_loopback_host(host) => Ok(()),
+        "http" => Err(bad(
+            "plain HTTP to a host other than loopback would send the credential in clear; \
+             use https://, or set `allow_plain_http: true` in the provider section to accept that"
+                .to_string(),
+        )),
+        other => Err(bad(format!("unsupported scheme {other:?} (https or http)"))),
+    }
+}
+
+/// [`crate::http::HttpApi::new`] for a provider: a failure to set up the
+/// client is a configuration error of that provider.
+pub(crate) fn http_api(
+    provider: &str,
+    timeout: std::time::Duration,
+    policy: crate::http::RetryPolicy,
+) -> Result<crate::http::HttpApi, ProviderError> {
+    crate::http::HttpApi::new(timeout, policy).map_err(|detail| ProviderError::Rejected {
+        provider: provider.to_string(),
+        zone: "-".to_string(),
+        detail,
+    })
 }
 
 /// A DNS provider: one module per backend.

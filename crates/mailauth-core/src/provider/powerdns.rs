@@ -18,15 +18,16 @@
 //! apply stops (run plan again). The API URL must be HTTPS, or plain HTTP
 //! to loopback, or plain HTTP with `allow_plain_http: true`.
 
-use std::path::PathBuf;
+pub use crate::config::providers::PowerDnsConfig;
+
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::http::{Answer, HttpApi, HttpError, RetryPolicy};
 use super::rfc2136::read_secret;
 use super::{Capabilities, Change, Fetched, Provider, ProviderError};
+use crate::http::{Answer, HttpApi, HttpError, RetryPolicy};
 use crate::record::{Name, RData, RType, RecordSet, Zone, txt};
 
 const PROVIDER: &str = "powerdns";
@@ -41,54 +42,6 @@ fn retry_policy(retries: u32) -> RetryPolicy {
         max_backoff: Duration::from_secs(3),
         max_retry_after: None,
     }
-}
-
-/// `provider: { kind: powerdns, ... }` in the config.
-///
-/// ```yaml
-/// provider:
-///   kind: powerdns
-///   url: http://127.0.0.1:8081
-///   secret_env: PDNS_API_KEY
-/// ```
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PowerDnsConfig {
-    /// Base URL of the API web server, without `/api/v1`.
-    pub url: String,
-    /// The `server_id` in API paths (default `localhost`).
-    #[serde(default = "default_server_id")]
-    pub server_id: String,
-    /// Environment variable holding the API key (sent as `X-API-Key`).
-    #[serde(default)]
-    pub secret_env: Option<String>,
-    /// File holding the API key.
-    #[serde(default)]
-    pub secret_file: Option<PathBuf>,
-    /// Name servers for zones mailauth creates (`ns1.example.net.`).
-    #[serde(default)]
-    pub nameservers: Vec<String>,
-    /// Seconds per request (default 10).
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
-    /// Retries of a timeout, connection error, 429 or 5xx (default 3; a
-    /// write only when it did not reach the server or got 429).
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-    /// Accept an `http://` URL to a host other than loopback, sending the
-    /// API key in clear (default false).
-    #[serde(default)]
-    pub allow_plain_http: bool,
-}
-
-fn default_server_id() -> String {
-    "localhost".to_string()
-}
-fn default_timeout() -> u64 {
-    10
-}
-fn default_retries() -> u32 {
-    3
 }
 
 /// Why one API call failed, before it gets a zone and becomes a
@@ -191,8 +144,8 @@ impl PowerDns {
             cfg.secret_env.as_deref(),
             cfg.secret_file.as_deref(),
         )?;
-        super::http::check_url(PROVIDER, "url", &cfg.url, cfg.allow_plain_http)?;
-        let http = HttpApi::new(
+        super::check_url(PROVIDER, "url", &cfg.url, cfg.allow_plain_http)?;
+        let http = super::http_api(
             PROVIDER,
             Duration::from_secs(cfg.timeout_secs.max(1)),
             retry_policy(cfg.retries),

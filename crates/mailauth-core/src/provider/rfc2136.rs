@@ -5,8 +5,10 @@
 //!
 //! This module owns the wire side only: the TSIG key reference, the
 //! connection, the UPDATE message layout and the mapping of answers to
-//! [`ProviderError`]. It decides nothing about *what* to change: the changes
-//! come from `diff`, ownership from `ownership`.
+//! [`ProviderError`]. It decides nothing about *what* to change or read:
+//! the changes come from `diff`, and when the server refuses a zone
+//! transfer, the names to read one by one come from the caller's
+//! [`ReadScope`] (`ownership::OwnedNames`).
 //!
 //! Every exchange uses TCP: AXFR requires it (RFC 5936 §4.2), a plan that
 //! publishes a 4096-bit DKIM key does not fit in 512 octets (RFC 1035
@@ -25,16 +27,15 @@
 //! BIND's listen queue (`tcp-listen-queue`, 10 by default), and a SYN
 //! dropped on overflow costs the kernel's 1 s initial retransmission
 //! timeout (BENCHMARKS.md has the evidence). The pooled connections live on
-//! one small tokio runtime (one I/O thread, started on first use) that
-//! every calling thread blocks on, so the provider can be called from many
-//! threads at once. A pooled connection that the server closed in the
+//! the process's one tokio runtime ([`crate::rt`], started on first use)
+//! that every calling thread blocks on, so the provider can be called from
+//! many threads at once. A pooled connection that the server closed in the
 //! meantime is replaced once, transparently, for reads (AXFR, queries); an
 //! UPDATE is sent again that way only when it never left (the connection
 //! was found closed before sending), otherwise it goes through the normal
 //! retries, which know that an earlier attempt may have been applied.
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -52,74 +53,19 @@ use hickory_proto::op::{
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use hickory_proto::rr::rdata::{CNAME, MX, SOA, TXT};
 use hickory_proto::rr::{DNSClass, RData as HRData, Record, RecordType, TSigner};
-use serde::Deserialize;
 
-use super::{Capabilities, Change, Fetched, Provider, ProviderError};
-use crate::ownership::{REGISTRY_LABEL, Registry, Slot};
+pub use crate::config::providers::{Rfc2136Config, TsigAlgorithmName};
+
+use super::{Capabilities, Change, Fetched, Provider, ProviderError, ReadScope};
 use crate::record::{Name, RData, RType, RecordSet, Zone};
 
 const PROVIDER: &str = "rfc2136";
 
-/// `provider: { kind: rfc2136, ... }` in the config.
-///
-/// ```yaml
-/// provider:
-///   kind: rfc2136
-///   server: 192.0.2.53:53
-///   key_name: mailauth-key
-///   algorithm: hmac-sha256
-///   secret_file: /etc/mailauth/tsig.key
-/// ```
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rfc2136Config {
-    /// The primary server, `host:port` (port 53 if omitted).
-    pub server: String,
-    /// The TSIG key name, exactly as the server knows it.
-    pub key_name: String,
-    /// `hmac-sha256` (default) or `hmac-sha512`.
-    #[serde(default)]
-    pub algorithm: TsigAlgorithmName,
-    /// Name of an environment variable holding the base64 secret.
-    #[serde(default)]
-    pub secret_env: Option<String>,
-    /// Path of a file holding the base64 secret, or a BIND `key { ... };`
-    /// clause as written by `tsig-keygen`.
-    #[serde(default)]
-    pub secret_file: Option<PathBuf>,
-    /// Seconds to wait for each answer (default 5).
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
-    /// How many times a transient failure (timeout, SERVFAIL, connection
-    /// error) is retried, with exponential backoff (default 3).
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-}
-
-fn default_timeout() -> u64 {
-    5
-}
-fn default_retries() -> u32 {
-    3
-}
-
-/// The TSIG algorithms mailauth signs with (RFC 8945 §6: HMAC-SHA256 is
-/// mandatory to implement; SHA-1 and MD5 are not offered).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
-pub enum TsigAlgorithmName {
-    #[default]
-    #[serde(rename = "hmac-sha256")]
-    HmacSha256,
-    #[serde(rename = "hmac-sha512")]
-    HmacSha512,
-}
-
-impl TsigAlgorithmName {
-    fn hickory(self) -> TsigAlgorithm {
-        match self {
-            TsigAlgorithmName::HmacSha256 => TsigAlgorithm::HmacSha256,
-            TsigAlgorithmName::HmacSha512 => TsigAlgorithm::HmacSha512,
-        }
+/// The hickory algorithm of a configured TSIG algorithm.
+fn tsig_algorithm(name: TsigAlgorithmName) -> TsigAlgorithm {
+    match name {
+        TsigAlgorithmName::HmacSha256 => TsigAlgorithm::HmacSha256,
+        TsigAlgorithmName::HmacSha512 => TsigAlgorithm::HmacSha512,
     }
 }
 
@@ -227,6 +173,9 @@ pub struct Rfc2136 {
     timeout: Duration,
     retries: u32,
     pool: Arc<Pool>,
+    /// What to read when AXFR is refused; without one, the refusal is the
+    /// answer.
+    scope: Option<Arc<dyn ReadScope>>,
 }
 
 /// Connections to one server (with one key and timeout) open at once, in
@@ -286,22 +235,10 @@ impl Pool {
 }
 
 /// Runs `fut` to completion on the calling thread, with the pooled
-/// connections driven by the shared runtime's I/O thread (see the module
+/// connections driven by the shared runtime's I/O threads (see the module
 /// docs).
 fn block_on<T>(fut: impl std::future::Future<Output = T>) -> std::io::Result<T> {
-    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    let rt = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("mailauth-rfc2136")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    });
-    match rt {
-        Ok(rt) => Ok(rt.block_on(fut)),
-        Err(e) => Err(std::io::Error::other(e.clone())),
-    }
+    crate::rt::block_on(fut)
 }
 
 impl std::fmt::Debug for Rfc2136 {
@@ -341,7 +278,7 @@ impl Rfc2136 {
             secret: secret.clone(),
             timeout,
         });
-        let signer = TSigner::new(secret, cfg.algorithm.hickory(), key_name, 300)
+        let signer = TSigner::new(secret, tsig_algorithm(cfg.algorithm), key_name, 300)
             .map_err(|e| config_err(format!("cannot use the TSIG key: {e}")))?;
         Ok(Rfc2136 {
             server,
@@ -349,7 +286,16 @@ impl Rfc2136 {
             timeout,
             retries: cfg.retries,
             pool,
+            scope: None,
         })
+    }
+
+    /// Reads the RRsets `scope` names, one query each, when the server
+    /// refuses the zone transfer (REFUSED or NOTAUTH); without a scope that
+    /// refusal fails the read.
+    pub fn with_read_scope(mut self, scope: Arc<dyn ReadScope>) -> Self {
+        self.scope = Some(scope);
+        self
     }
 
     /// Sends one request (a query or an UPDATE) and returns the answer,
@@ -592,12 +538,13 @@ impl Rfc2136 {
         }
     }
 
-    /// The fallback when AXFR is refused: the zone's SOA, then the names
-    /// mailauth can own — apex TXT and MX, `_dmarc`, `_mta-sts`,
-    /// `_smtp._tls` and `_mailauth` TXT — then every slot the `_mailauth`
-    /// registry lists (DKIM selectors among them). Other names stay unseen,
-    /// which is harmless: mailauth never changes them.
-    async fn fetch_by_name(&self, origin: &Name) -> Result<Vec<Record>, Rfc2136Error> {
+    /// The fallback when AXFR is refused: the zone's SOA, then the RRsets
+    /// `scope` names, then those it names after seeing each one read.
+    async fn fetch_by_name(
+        &self,
+        origin: &Name,
+        scope: &dyn ReadScope,
+    ) -> Result<Vec<Record>, Rfc2136Error> {
         let apex = hname(origin).map_err(|detail| Rfc2136Error::Protocol { detail })?;
         let mut records = self.query(&apex, RecordType::SOA).await?;
         if records.is_empty() {
@@ -605,20 +552,13 @@ impl Rfc2136 {
                 detail: "the server holds no SOA for this zone".to_string(),
             });
         }
-        let mut wanted: Vec<(Name, RType)> = vec![
-            (origin.clone(), RType::Txt),
-            (origin.clone(), RType::Mx),
-            (origin.child(REGISTRY_LABEL), RType::Txt),
-        ];
-        for label in ["_dmarc", "_mta-sts", "_smtp._tls"] {
-            wanted.push((Name::child(origin, label), RType::Txt));
-        }
+        let mut wanted = scope.initial(origin);
         let mut seen = std::collections::BTreeSet::new();
         let mut i = 0;
         while i < wanted.len() {
             let (name, rtype) = wanted[i].clone();
             i += 1;
-            if !seen.insert((name.clone(), rtype.clone())) {
+            if !name.is_within(origin) || !seen.insert((name.clone(), rtype.clone())) {
                 continue;
             }
             let hn = hname(&name).map_err(|detail| Rfc2136Error::Protocol { detail })?;
@@ -626,18 +566,14 @@ impl Rfc2136 {
                 continue;
             };
             let found = self.query(&hn, rt).await?;
-            if name == Registry::name(origin) {
-                let mut z = Zone::new(origin.clone());
-                for r in &found {
-                    if let Some(set) = to_record_set(r) {
-                        z.insert(set);
-                    }
+            let mut z = Zone::new(origin.clone());
+            for r in &found {
+                if let Some(set) = to_record_set(r) {
+                    z.insert(set);
                 }
-                for slot in Registry::read(&z).slots {
-                    if let Slot::RrSet(n, t) = slot {
-                        wanted.push((n, t));
-                    }
-                }
+            }
+            for set in z.sets.values() {
+                wanted.extend(scope.follow(origin, set));
             }
             records.extend(found);
         }
@@ -893,14 +829,18 @@ impl Provider for Rfc2136 {
             zone: zone.to_string(),
             detail,
         })?;
-        let records = match self.with_retries(async |_| self.axfr(&origin).await) {
-            Ok(r) => r,
-            Err(Rfc2136Error::Rcode {
-                rcode: ResponseCode::Refused | ResponseCode::NotAuth,
-            }) => self
-                .with_retries(async |_| self.fetch_by_name(zone).await)
+        let transfer = self.with_retries(async |_| self.axfr(&origin).await);
+        let records = match (transfer, &self.scope) {
+            (Ok(r), _) => r,
+            (
+                Err(Rfc2136Error::Rcode {
+                    rcode: ResponseCode::Refused | ResponseCode::NotAuth,
+                }),
+                Some(scope),
+            ) => self
+                .with_retries(async |_| self.fetch_by_name(zone, scope.as_ref()).await)
                 .map_err(|e| self.error(zone, e))?,
-            Err(e) => return Err(self.error(zone, e)),
+            (Err(e), _) => return Err(self.error(zone, e)),
         };
         let mut out = Zone::new(zone.clone());
         let mut version = None;

@@ -58,7 +58,7 @@ pub fn run(args: SpfArgs) -> anyhow::Result<i32> {
         let servers = args
             .nameservers
             .iter()
-            .map(|s| crate::validate::parse_nameserver(s))
+            .map(|s| crate::dns::parse_nameserver(s))
             .collect::<Result<Vec<_>, _>>()?;
         Resolver::with_nameservers(&servers, Duration::from_secs(args.timeout))?
     };

@@ -395,18 +395,10 @@ pub fn resolver_from_flags(
     Ok((resolver, timeout))
 }
 
-/// Parses `--nameserver IP[:PORT]` (port 53 by default; IPv6 with a port
-/// as `[::1]:5353`).
+/// Parses `--nameserver IP[:PORT]`: [`crate::dns::parse_nameserver`], with
+/// this module's error.
 pub fn parse_nameserver(value: &str) -> Result<SocketAddr, ValidateError> {
-    if let Ok(addr) = value.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    value
-        .parse::<std::net::IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| ValidateError::Nameserver {
-            value: value.to_string(),
-        })
+    crate::dns::parse_nameserver(value).map_err(|e| ValidateError::Nameserver { value: e.value })
 }
 
 /// Parses `--authority NAME=IP[:PORT]`.

@@ -23,7 +23,7 @@ use serde::Serialize;
 use super::{Check, Finding, Validator};
 use crate::diff::Desired;
 use crate::dns::{ResolveError, Resolver};
-use crate::provider::http::{error_chain, install_crypto_provider, user_agent};
+use crate::http::{error_chain, install_crypto_provider, user_agent};
 use crate::record::Name;
 use crate::record::mtasts::{Mode, MtaStsError, MtaStsPolicy};
 
@@ -205,12 +205,13 @@ impl reqwest::dns::Resolve for Addresses {
     }
 }
 
-/// Fetches policies: one HTTPS client and runtime for every domain.
+/// Fetches policies: one HTTPS client for every domain, on the shared
+/// runtime ([`crate::rt`]).
 pub struct PolicyFetcher {
     settings: FetchSettings,
     http: reqwest::Client,
     addresses: Addresses,
-    runtime: tokio::runtime::Runtime,
+    runtime: &'static tokio::runtime::Runtime,
 }
 
 impl std::fmt::Debug for PolicyFetcher {
@@ -258,12 +259,8 @@ impl PolicyFetcher {
             .dns_resolver(addresses.clone())
             .build()
             .map_err(|e| setup(error_chain(&e)))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("mailauth-mta-sts")
-            .enable_all()
-            .build()
-            .map_err(|e| setup(format!("cannot start the runtime: {e}")))?;
+        let runtime =
+            crate::rt::runtime().map_err(|e| setup(format!("cannot start the runtime: {e}")))?;
         Ok(PolicyFetcher {
             settings,
             http,

@@ -151,7 +151,7 @@ pub fn all_local(hosts: &[Host]) -> bool {
     !hosts.is_empty()
         && hosts.iter().all(|h| match h {
             Host::Unix(_) => true,
-            Host::Tcp(name) => crate::provider::http::is_loopback_host(name),
+            Host::Tcp(name) => crate::http::is_loopback_host(name),
         })
 }
 
@@ -176,7 +176,7 @@ pub fn pg_mode(mode: SslMode) -> PgSslMode {
 
 /// A connector for `require` / `verify-full` (see the module comment).
 pub fn connector(mode: SslMode, root_cert: Option<&Path>) -> Result<MakeRustls, String> {
-    crate::provider::http::install_crypto_provider();
+    crate::http::install_crypto_provider();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = match root_cert {
         Some(path) => Some(Arc::new(read_roots(path)?)),

@@ -98,7 +98,7 @@ pub enum StoreError {
     #[cfg(feature = "postgres")]
     #[error(
         "cannot connect to PostgreSQL report store {target}: {}",
-        crate::provider::http::error_chain(source)
+        crate::http::error_chain(source)
     )]
     PgConnect {
         target: String,

@@ -97,7 +97,7 @@ pub fn rfc3339_secs(secs: i64) -> String {
 /// any offset (RFC 8460 §4.4). Text that is neither is kept as written.
 pub fn rfc3339_text(text: &str) -> String {
     let t = text.trim();
-    if let Ok(ts) = crate::keys::time::Timestamp::parse(t) {
+    if let Ok(ts) = crate::clock::Timestamp::parse(t) {
         return rfc3339_secs(ts.0);
     }
     match crate::inspect::received::parse_date(t) {

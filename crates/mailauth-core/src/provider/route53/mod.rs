@@ -21,21 +21,22 @@
 //! whatever is there), so that Route 53 refuses the whole batch if one of
 //! those RRsets moved between the re-read and the write.
 //!
-//! Requests go through [`super::http::HttpApi`]: the endpoint must be
+//! Requests go through [`crate::http::HttpApi`]: the endpoint must be
 //! HTTPS, or plain HTTP to loopback or with `allow_plain_http: true`, and
 //! a redirect to another origin is not followed, so the signed request
 //! goes to the configured host only.
+
+pub use crate::config::providers::Route53Config;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::http::{Answer, HttpApi, HttpError, RetryPolicy};
 use super::powerdns::parse_txt_content;
 use super::{Capabilities, Change, Fetched, Provider, ProviderError};
+use crate::http::{Answer, HttpApi, HttpError, RetryPolicy};
 use crate::record::{Name, RData, RType, RecordSet, Zone, txt};
 
 mod credentials;
@@ -48,7 +49,6 @@ pub use sigv4::{SignRequest, sign_v4};
 use wire::*;
 
 const PROVIDER: &str = "route53";
-const DEFAULT_ENDPOINT: &str = "https://route53.amazonaws.com";
 const API: &str = "/2013-04-01";
 const XMLNS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
 /// Route 53 is a global service signed in us-east-1.
@@ -56,65 +56,6 @@ const REGION: &str = "us-east-1";
 const SERVICE: &str = "route53";
 /// Pages read before a listing is given up as a loop.
 const MAX_PAGES: usize = 10_000;
-
-/// `provider: { kind: route53, ... }` in the config. Credentials are not
-/// configured here: they come from the environment or the AWS files.
-///
-/// ```yaml
-/// provider:
-///   kind: route53
-///   profile: dns-admin      # optional; else AWS_PROFILE or "default"
-/// ```
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Route53Config {
-    /// API endpoint (default `https://route53.amazonaws.com`); set for a
-    /// test server or another partition.
-    #[serde(default = "default_endpoint")]
-    pub endpoint: String,
-    /// Profile of the shared credentials/config files. When set, it wins
-    /// over the `AWS_ACCESS_KEY_ID` environment variables (as `--profile`
-    /// does for the AWS CLI).
-    #[serde(default)]
-    pub profile: Option<String>,
-    /// Hosted zone id (`Z…`), for when a public and a private zone share
-    /// a name; by default the zone is found by name.
-    #[serde(default)]
-    pub hosted_zone_id: Option<String>,
-    /// RRsets per ListResourceRecordSets page (1..=300, default 300).
-    #[serde(default = "default_page_size")]
-    pub page_size: u32,
-    /// Seconds per request (default 15).
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
-    /// Retries of a throttled (Throttling, PriorRequestNotComplete, 429,
-    /// 503) or failed request (default 5).
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-    /// How long to wait for a change to become `INSYNC` (default 300 s).
-    #[serde(default = "default_sync")]
-    pub sync_timeout_secs: u64,
-    /// Accept an `http://` endpoint on a host other than loopback
-    /// (default false).
-    #[serde(default)]
-    pub allow_plain_http: bool,
-}
-
-fn default_endpoint() -> String {
-    DEFAULT_ENDPOINT.to_string()
-}
-fn default_page_size() -> u32 {
-    300
-}
-fn default_timeout() -> u64 {
-    15
-}
-fn default_retries() -> u32 {
-    5
-}
-fn default_sync() -> u64 {
-    300
-}
 
 /// Backoff of 200 ms doubling up to 10 s, as the Route 53 guide asks of
 /// throttled clients.
@@ -230,7 +171,7 @@ impl Route53 {
             zone: "-".to_string(),
             detail,
         };
-        super::http::check_url(PROVIDER, "endpoint", &cfg.endpoint, cfg.allow_plain_http)?;
+        super::check_url(PROVIDER, "endpoint", &cfg.endpoint, cfg.allow_plain_http)?;
         let url = reqwest::Url::parse(&cfg.endpoint).map_err(|e| bad(e.to_string()))?;
         let mut host = url.host_str().unwrap_or_default().to_string();
         if let Some(port) = url.port() {
@@ -248,7 +189,7 @@ impl Route53 {
             retries: 0,
             ..retry_policy(0)
         };
-        let http = HttpApi::new(
+        let http = super::http_api(
             PROVIDER,
             Duration::from_secs(cfg.timeout_secs.max(1)),
             transport,

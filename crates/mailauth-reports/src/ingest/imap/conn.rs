@@ -111,13 +111,10 @@ impl AsyncWrite for Conn {
 
 pub(super) type ImapSession = Session<Conn>;
 
-/// The tokio runtime an IMAP connection runs on: one worker is plenty.
-pub(super) fn runtime() -> Result<Runtime, ImapError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|source| ImapError::Runtime { source })
+/// The tokio runtime an IMAP connection runs on: the process's shared one
+/// (`rt`).
+pub(super) fn runtime() -> Result<&'static Runtime, ImapError> {
+    crate::rt::runtime().map_err(|source| ImapError::Runtime { source })
 }
 
 /// Runs one command future with the I/O timeout, naming it in errors.

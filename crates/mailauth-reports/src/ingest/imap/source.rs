@@ -26,7 +26,7 @@ use crate::reports::ingest::{IngestError, Item, Outcome, Source};
 /// committed) and moves each one in [`Source::finish`].
 pub struct ImapSource {
     config: ImapConfig,
-    rt: Runtime,
+    rt: &'static Runtime,
     session: Option<ImapSession>,
     method: MoveMethod,
     uid_validity: u32,
@@ -68,7 +68,7 @@ impl ImapSource {
         config: ImapConfig,
         limit: u64,
         stop: StopSignal,
-        rt: Runtime,
+        rt: &'static Runtime,
     ) -> Result<Self, ImapError> {
         let (session, method, uid_validity) = rt.block_on(open(&config))?;
         let mut src = Self {
@@ -90,7 +90,7 @@ impl ImapSource {
     }
 
     /// Gives the runtime back for the next connection.
-    pub(super) fn into_runtime(self) -> Runtime {
+    pub(super) fn into_runtime(self) -> &'static Runtime {
         self.rt
     }
 

@@ -206,7 +206,7 @@ pub enum WatchEvent<'a> {
     Error(&'a ImapError),
 }
 
-fn sleep_or_stop(rt_slot: &mut Option<Runtime>, wait: Duration, stop: &StopSignal) {
+fn sleep_or_stop(rt_slot: &mut Option<&'static Runtime>, wait: Duration, stop: &StopSignal) {
     let rt = match rt_slot.take() {
         Some(rt) => rt,
         None => match runtime() {

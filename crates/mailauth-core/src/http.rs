@@ -1,27 +1,27 @@
 //! The HTTP plumbing shared by the API providers (PowerDNS, Cloudflare,
-//! Route 53): the client and runtime they run on, one request retried on
-//! transient failures, and the retry policy itself (bounded exponential
-//! backoff, `Retry-After` in seconds or as an HTTP-date, a cap, giving up).
+//! Route 53), the MTA-STS and BIMI fetches of `validate` and `publish`, and
+//! the report pipeline's webhook and TLS setup: the client and runtime they
+//! run on, one request retried on transient failures, and the retry policy
+//! itself (bounded exponential backoff, `Retry-After` in seconds or as an
+//! HTTP-date, a cap, giving up).
 //!
-//! This module owns how a request is sent and when it is sent again, and
-//! where credentials may go: which API URLs are accepted ([`check_url`]:
-//! HTTPS, or plain HTTP to loopback or with an explicit opt-in) and which
+//! This module owns how a request is sent and when it is sent again, which
 //! redirects are followed (same origin only, so a credential header never
-//! reaches another host). It leaves alone what a request means: URLs,
-//! credentials, bodies, and how an answer becomes records or a
-//! [`ProviderError`] stay with each provider.
+//! reaches another host), which hosts are loopback, and the process's TLS
+//! crypto provider. It leaves alone what a request means: URLs,
+//! credentials, bodies, and how an answer becomes records or an error stay
+//! with each caller (which API URLs a provider accepts is
+//! `provider::check_url`).
 //!
 //! Only idempotent requests (GET, PUT) are sent again after a timeout, a
 //! cut connection or a 5xx. A POST, PATCH or DELETE is sent again only when
 //! it certainly did not reach the server (connection refused) or was
 //! throttled (429); otherwise the outcome is [`HttpError::Uncertain`] and
-//! the provider re-reads the zone before deciding anything.
+//! the caller re-reads the state before deciding anything.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
-
-use super::ProviderError;
 
 /// When and how often a failed request is sent again.
 ///
@@ -217,37 +217,6 @@ pub fn is_loopback_host(host: &str) -> bool {
     d == "localhost" || d.ends_with(".localhost")
 }
 
-/// Checks an API URL from the config (`field` names it in errors): it
-/// must be `https://`, or `http://` to a loopback host, or `http://`
-/// anywhere with `allow_plain_http` set, since every request carries the
-/// credential.
-pub(crate) fn check_url(
-    provider: &str,
-    field: &str,
-    value: &str,
-    allow_plain_http: bool,
-) -> Result<(), ProviderError> {
-    let bad = |detail: String| ProviderError::Rejected {
-        provider: provider.to_string(),
-        zone: "-".to_string(),
-        detail: format!("provider.{field} {value:?}: {detail}"),
-    };
-    let url = reqwest::Url::parse(value).map_err(|e| bad(format!("not a URL: {e}")))?;
-    let Some(host) = url.host_str() else {
-        return Err(bad("no host".to_string()));
-    };
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if allow_plain_http || is_loopback_host(host) => Ok(()),
-        "http" => Err(bad(
-            "plain HTTP to a host other than loopback would send the credential in clear; \
-             use https://, or set `allow_plain_http: true` in the provider section to accept that"
-                .to_string(),
-        )),
-        other => Err(bad(format!("unsupported scheme {other:?} (https or http)"))),
-    }
-}
-
 /// Follows a redirect only within the origin (scheme, host, port) of the
 /// first request, at most 5 times. Anything else is not followed and
 /// becomes [`HttpError::Redirected`].
@@ -280,41 +249,28 @@ pub struct Answer {
     pub body: String,
 }
 
-/// An HTTP client on its own runtime, for a synchronous provider.
+/// An HTTP client on the shared runtime, for a synchronous caller.
 pub struct HttpApi {
     http: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
+    runtime: &'static tokio::runtime::Runtime,
     policy: RetryPolicy,
 }
 
 impl HttpApi {
     /// A client with ring as the TLS crypto provider (no OpenSSL, no
-    /// aws-lc), `timeout` for connecting and for each request, and its own
-    /// two-thread runtime named after `provider`.
-    pub fn new(
-        provider: &str,
-        timeout: Duration,
-        policy: RetryPolicy,
-    ) -> Result<Self, ProviderError> {
+    /// aws-lc), `timeout` for connecting and for each request, on the
+    /// process's shared runtime ([`crate::rt`]). The error says what could
+    /// not be set up.
+    pub fn new(timeout: Duration, policy: RetryPolicy) -> Result<Self, String> {
         install_crypto_provider();
-        let io = |detail: String| ProviderError::Rejected {
-            provider: provider.to_string(),
-            zone: "-".to_string(),
-            detail,
-        };
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(user_agent())
             .redirect(same_origin_redirects())
             .build()
-            .map_err(|e| io(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name(format!("mailauth-{provider}"))
-            .enable_all()
-            .build()
-            .map_err(|e| io(format!("cannot start the runtime: {e}")))?;
+            .map_err(|e| format!("cannot build the HTTP client: {}", error_chain(&e)))?;
+        let runtime = crate::rt::runtime().map_err(|e| format!("cannot start the runtime: {e}"))?;
         Ok(HttpApi {
             http,
             runtime,
