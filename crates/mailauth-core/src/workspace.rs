@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::clock::TimeError;
 use crate::clock::Timestamp;
 use crate::config::KeyType;
 use crate::config::{self, Config, ConfigError, ProviderConfig};
@@ -18,7 +19,6 @@ use crate::keys::config::{Algorithm, FamilyConfig, KeysConfig};
 use crate::keys::lifecycle::{self, Observer, Transition};
 use crate::keys::observe::DnsObserver;
 use crate::keys::store::{Keystore, State};
-use crate::clock::TimeError;
 use crate::ownership::OwnedNames;
 use crate::plan::{self, Plan};
 use crate::provider::cloudflare::Cloudflare;

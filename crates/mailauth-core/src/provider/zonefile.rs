@@ -125,9 +125,16 @@ fn fingerprint(text: &str) -> String {
 
 const ABSENT: &str = "absent";
 
-fn today() -> u32 {
-    let (y, m, d) = crate::clock::civil(crate::clock::now().unwrap_or(0));
-    (y as u32) * 10_000 + m * 100 + d
+/// Today's date as `YYYYMMDD` for the SOA serial; a clock that cannot be
+/// read (a bad `MAILAUTH_NOW`) is an error, never a serial of 1970.
+fn today(provider: String, zone: &Name) -> Result<u32, ProviderError> {
+    let now = crate::clock::now().map_err(|detail| ProviderError::Rejected {
+        provider,
+        zone: zone.to_string(),
+        detail,
+    })?;
+    let (y, m, d) = crate::clock::civil(now);
+    Ok((y as u32) * 10_000 + m * 100 + d)
 }
 
 impl Provider for ZoneFileProvider {
@@ -190,10 +197,11 @@ impl Provider for ZoneFileProvider {
                         }
                     }
                 }
-                self.fresh(zone, &sets, today() * 100)
+                self.fresh(zone, &sets, today(self.id(), zone)? * 100)
             }
             Some(text) => {
                 let parsed = self.parse(zone, &text)?;
+                let today = today(self.id(), zone)?;
                 let serial = parsed
                     .records
                     .iter()
@@ -202,7 +210,7 @@ impl Provider for ZoneFileProvider {
                         RData::Raw(s) => s.split(' ').nth(2)?.parse::<u32>().ok(),
                         _ => None,
                     })
-                    .map(|old| masterfile::bump_serial(old, today()));
+                    .map(|old| masterfile::bump_serial(old, today));
                 masterfile::apply_edits(&text, &parsed, changes, serial)
             }
         };
