@@ -122,49 +122,57 @@ fn watcher(zone_path: std::path::PathBuf, put_status: u16) -> Watcher {
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = seen.clone();
+    // One thread per connection, as any web server: the client may open a
+    // second connection for the GET while the PUT's is still in its pool.
+    let stored: Arc<Mutex<Vec<u8>>> = Arc::new(Mutex::new(Vec::new()));
     std::thread::spawn(move || {
-        let mut stored: Vec<u8> = Vec::new();
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let method = line.split(' ').next().unwrap_or("").to_string();
-                let mut length = 0usize;
+            let seen2 = seen2.clone();
+            let zone_path = zone_path.clone();
+            let stored = stored.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
                 loop {
-                    let mut h = String::new();
-                    reader.read_line(&mut h).unwrap();
-                    if h.trim().is_empty() {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
                         break;
                     }
-                    if let Some((k, v)) = h.split_once(':')
-                        && k.eq_ignore_ascii_case("content-length")
+                    let method = line.split(' ').next().unwrap_or("").to_string();
+                    let mut length = 0usize;
+                    loop {
+                        let mut h = String::new();
+                        reader.read_line(&mut h).unwrap();
+                        if h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':')
+                            && k.eq_ignore_ascii_case("content-length")
+                        {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let (status, answer) = if method == "PUT" {
+                        seen2.lock().unwrap().push(id_in(&zone_path));
+                        if put_status < 300 {
+                            *stored.lock().unwrap() = body;
+                        }
+                        (put_status, Vec::new())
+                    } else {
+                        (200, stored.lock().unwrap().clone())
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+                        answer.len()
+                    );
+                    if conn.write_all(head.as_bytes()).is_err() || conn.write_all(&answer).is_err()
                     {
-                        length = v.trim().parse().unwrap();
+                        break;
                     }
                 }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
-                let (status, answer) = if method == "PUT" {
-                    seen2.lock().unwrap().push(id_in(&zone_path));
-                    if put_status < 300 {
-                        stored = body;
-                    }
-                    (put_status, Vec::new())
-                } else {
-                    (200, stored.clone())
-                };
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
-                    answer.len()
-                );
-                if conn.write_all(head.as_bytes()).is_err() || conn.write_all(&answer).is_err() {
-                    break;
-                }
-            }
+            });
         }
     });
     Watcher {
