@@ -34,7 +34,25 @@ if [ "$smoke" != 0 ]; then
   fuzz_build=$!
 fi
 
-cargo test --workspace --locked --no-fail-fast || status=$?
+# Most tests wait on servers, processes and timeouts rather than on the
+# CPU, so their binaries run TEST_THREADS tests at a time (default 6,
+# against the 2 a 2-core machine would get). The binaries that bound time
+# and memory or kill processes (faults, limits_*: tests/README.md) keep the
+# default, so that no more of them share the CPU than before. Every other
+# test binary is found here, whichever exists, so none is left out.
+solo=(faults limits_config limits_reports)
+parallel=(--lib --bins)
+for t in tests/*.rs tests/*/main.rs; do
+  name=${t#tests/}
+  name=${name%/main.rs}
+  name=${name%.rs}
+  case " ${solo[*]} " in *" $name "*) ;; *) parallel+=(--test "$name") ;; esac
+done
+cargo test --workspace --locked --no-fail-fast "${parallel[@]}" \
+  -- --test-threads "${TEST_THREADS:-6}" || status=$?
+solo_args=()
+for name in "${solo[@]}"; do solo_args+=(--test "$name"); done
+cargo test --locked --no-fail-fast "${solo_args[@]}" || status=$?
 
 if [ -n "$fuzz_build" ]; then
   if wait "$fuzz_build"; then
