@@ -16,9 +16,9 @@
 //! parents and report-authorisation records that many domains share are
 //! asked once per run, and a domain that asks a question another domain
 //! has on the wire waits for that answer. Domains run on
-//! `Settings::concurrency` threads over one resolver (one runtime, one
-//! set of sockets' state, built once); the propagation check's
-//! per-server resolvers are built once per server and kept.
+//! `Settings::concurrency` threads over one resolver (built once, with
+//! its runtime); the propagation check's per-server resolvers are built
+//! once per server and kept.
 //!
 //! Timeouts at scale. Every query has one budget, `--timeout` (2 s by
 //! default), which its attempts share, and a hard deadline 50 ms past it
