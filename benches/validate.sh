@@ -1,27 +1,36 @@
 #!/usr/bin/env bash
-# Benchmark of `mailauth validate` against checkdmarc, and a cross-check of
-# their SPF lookup counts.
+# Benchmark of `mailauth validate` against checkdmarc at fleet sizes, and a
+# cross-check of their SPF lookup counts.
 #
-# 1. Generates N domains (default 1000; SPF with includes, DMARC with an
-#    external, authorised rua, two 2048-bit DKIM selectors, MX) as zones of
-#    one BIND on a free loopback port, plus a mailauth config for them.
+# 1. For each size in SIZES (default 1,000 and 10,000 domains), generates
+#    that many domains (SPF with includes, DMARC with an external,
+#    authorised rua, two 2048-bit DKIM selectors, MX) as zones of one BIND
+#    on a free loopback port, plus a mailauth config for them.
 # 2. Times `mailauth validate` (release build; all checks including DKIM
-#    and propagation) and checkdmarc's Python API on the same domains in the
-#    same run.
+#    and propagation) RUNS times and checkdmarc's Python API CD_RUNS times
+#    (CD_RUNS_LARGE times above 1,000 domains: one run of checkdmarc at
+#    10,000 domains takes minutes) on the same domains in the same run,
+#    each process under /usr/bin/time: medians of wall time, CPU time
+#    (user + system) and peak RSS, and the ratio of the median wall times.
 # 3. Runs scripts/crosscheck_checkdmarc.py on the test fixtures
 #    (tests/data/validate): SPF lookup and void-lookup counts of both tools.
 #
 # checkdmarc is installed from PyPI into a venv under the target dir (never
-# committed). Needs named, dig, openssl, python3.
+# committed), or taken from CHECKDMARC_VENV. Needs named, dig, openssl,
+# python3, /usr/bin/time.
 #
-#   benches/validate.sh            # N=1000
-#   N=200 benches/validate.sh
+#   benches/validate.sh                       # SIZES="1000 10000"
+#   SIZES=200 RUNS=3 benches/validate.sh
+#   N=1000 benches/validate.sh                # one size, as before
 set -euo pipefail
 
-N=${N:-1000}
+SIZES=${SIZES:-${N:-1000 10000}}
+RUNS=${RUNS:-5}
+CD_RUNS=${CD_RUNS:-3}
+CD_RUNS_LARGE=${CD_RUNS_LARGE:-1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-VENV=$TARGET/bench/venv
+VENV=${CHECKDMARC_VENV:-$TARGET/bench/venv}
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -30,7 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for bin in named dig openssl python3; do
+for bin in named dig openssl python3 /usr/bin/time; do
     command -v "$bin" >/dev/null || { echo "missing: $bin" >&2; exit 2; }
 done
 
@@ -60,9 +69,12 @@ start_named() {
         done
     } > "$conf"
     named -g -n 2 -c "$conf" > "$dir/named.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 1 300); do
-        grep -q "running" "$dir/named.log" 2>/dev/null && return 0
+    NAMED_PID=$!
+    PIDS+=("$NAMED_PID")
+    # "all zones loaded" comes after every zone is served (10,000 zones
+    # take a while).
+    for _ in $(seq 1 3000); do
+        grep -q "all zones loaded" "$dir/named.log" 2>/dev/null && return 0
         sleep 0.1
     done
     cat "$dir/named.log" >&2
@@ -70,9 +82,12 @@ start_named() {
     exit 1
 }
 
-echo "== building mailauth (release)"
-(cd "$ROOT" && cargo build --release --quiet)
-MAILAUTH=$TARGET/release/mailauth
+# MAILAUTH=path/to/mailauth times that binary instead of building one.
+if [ -z "${MAILAUTH:-}" ]; then
+    echo "== building mailauth (release)"
+    (cd "$ROOT" && cargo build --release --quiet)
+    MAILAUTH=$TARGET/release/mailauth
+fi
 
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import checkdmarc' 2>/dev/null; then
     echo "== installing checkdmarc into $VENV"
@@ -81,22 +96,23 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import checkdmarc' 2>
 fi
 CHECKDMARC_VERSION=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("checkdmarc"))')
 
-echo "== generating $N domains"
-mkdir -p "$WORK/bench/zones"
 for s in 1 2; do
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null \
         | openssl pkey -pubout -outform DER 2>/dev/null | base64 -w0 > "$WORK/key$s.b64"
 done
-python3 - "$WORK" "$N" <<'PY'
+
+# gen_domains DIR N: DIR/zones/*.zone, DIR/mailauth.yaml, DIR/domains.txt.
+gen_domains() {
+python3 - "$WORK" "$1" "$2" <<'PY'
 import sys
-work, n = sys.argv[1], int(sys.argv[2])
+work, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 keys = [open(f"{work}/key{s}.b64").read().strip() for s in (1, 2)]
 def strings(v, size=255):
     return " ".join('"%s"' % v[i:i + size] for i in range(0, len(v), size))
 def soa(origin):
     return (f"$TTL 300\n@ IN SOA ns.test. hostmaster.{origin}. 1 3600 600 86400 300\n"
             "@ IN NS ns.test.\n")
-z = f"{work}/bench/zones"
+z = f"{out}/zones"
 open(f"{z}/test.zone", "w").write(soa("test") + "ns IN A 127.0.0.1\n")
 open(f"{z}/provider.test.zone", "w").write(
     soa("provider.test")
@@ -122,40 +138,14 @@ for i in range(n):
             "    dkim:", "      selectors:"]
     for s in (1, 2):
         cfg += [f"        - name: s{s}", f"          public_key: {keys[s - 1]}"]
-open(f"{work}/bench/mailauth.yaml", "w").write("\n".join(cfg) + "\n")
-open(f"{work}/bench/domains.txt", "w").write("\n".join(names) + "\n")
+open(f"{out}/mailauth.yaml", "w").write("\n".join(cfg) + "\n")
+open(f"{out}/domains.txt", "w").write("\n".join(names) + "\n")
 PY
+}
 
-PORT=$(free_port)
-start_named "$WORK/bench" "$PORT"
-dig @127.0.0.1 -p "$PORT" +short d00000.test SOA > /dev/null
-
-echo "== mailauth validate: $N domains (SPF tree, DKIM x2, DMARC + tree walk + rua authorisation, MX, propagation)"
-CMD=("$MAILAUTH" -c "$WORK/bench/mailauth.yaml" validate --nameserver "127.0.0.1:$PORT"
-     --authority "ns.test=127.0.0.1:$PORT" --json)
-echo "   ${CMD[*]}"
-BEST=""
-for run in 1 2 3; do
-    START=$(date +%s.%N)
-    set +e
-    "${CMD[@]}" > "$WORK/mailauth.json"
-    CODE=$?
-    set -e
-    END=$(date +%s.%N)
-    T=$(python3 -c "print(f'{$END - $START:.3f}')")
-    echo "   run $run: ${T} s (exit $CODE)"
-    if [ -z "$BEST" ] || python3 -c "import sys; sys.exit(0 if $T < $BEST else 1)"; then BEST=$T; fi
-done
-python3 - "$WORK/mailauth.json" <<'PY'
-import json, sys
-doc = json.load(open(sys.argv[1]))
-print("   summary:", doc["summary"])
-PY
-echo "   best: ${BEST} s"
-
-echo "== checkdmarc $CHECKDMARC_VERSION: same $N domains (Python API, nameserver 127.0.0.1:$PORT)"
-"$VENV/bin/python" - "$WORK/bench/domains.txt" "$PORT" <<'PY'
-import sys, time, logging
+cat > "$WORK/checkdmarc_run.py" <<'PY'
+import sys, time, logging, warnings
+warnings.simplefilter("ignore")
 logging.disable(logging.CRITICAL)
 import checkdmarc, dns.nameserver
 domains = open(sys.argv[1]).read().split()
@@ -165,8 +155,82 @@ res = checkdmarc.check_domains(domains, nameservers=ns, timeout=1.0)
 took = time.monotonic() - start
 res = res if isinstance(res, list) else [res]
 ok = sum(1 for r in res if r.get("spf", {}).get("valid") and r.get("dmarc", {}).get("valid"))
-print(f"   checkdmarc.check_domains(..., timeout=1.0): {took:.3f} s; {ok}/{len(res)} with valid SPF and DMARC")
+print(f"check_domains {took:.3f} s; {ok}/{len(res)} with valid SPF and DMARC")
 PY
+
+# timed FILE CMD...: runs CMD under /usr/bin/time, its stdout to $WORK/out,
+# appends "wall cpu peak_rss_kib exit" to FILE and prints the run.
+timed() {
+    local file=$1
+    shift
+    set +e
+    /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@" > "$WORK/out" 2> "$WORK/err"
+    local code=$?
+    set -e
+    read -r wall user sys rss < <(tail -n 1 "$WORK/time")
+    local cpu
+    cpu=$(python3 -c "print(f'{$user + $sys:.2f}')")
+    echo "$wall $cpu $rss $code" >> "$file"
+    echo "   run: ${wall} s wall, ${cpu} s CPU, $((rss / 1024)) MiB peak RSS (exit $code)"
+}
+
+# median FILE: "median wall, median CPU, median peak RSS (MiB)".
+median() {
+    python3 - "$1" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+col = lambda i: statistics.median(float(r[i]) for r in rows)
+print(f"{col(0):.2f} {col(1):.2f} {col(2) / 1024:.0f} {len(rows)}")
+PY
+}
+
+SUMMARY=$WORK/summary
+: > "$SUMMARY"
+for N in $SIZES; do
+    echo "== $N domains: generating zones"
+    B=$WORK/bench$N
+    mkdir -p "$B/zones"
+    gen_domains "$B" "$N"
+    PORT=$(free_port)
+    start_named "$B" "$PORT"
+    dig @127.0.0.1 -p "$PORT" +short d00000.test SOA > /dev/null
+    echo "   load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+    echo "== mailauth validate: $N domains (SPF tree, DKIM x2, DMARC + tree walk + rua authorisation, MX, MTA-STS, TLS-RPT, BIMI, propagation)"
+    CMD=("$MAILAUTH" -c "$B/mailauth.yaml" validate --nameserver "127.0.0.1:$PORT"
+         --authority "ns.test=127.0.0.1:$PORT" --json)
+    echo "   ${CMD[*]}"
+    for _ in $(seq 1 "$RUNS"); do timed "$B/mailauth.runs" "${CMD[@]}"; done
+    python3 - "$WORK/out" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+print("   summary:", doc["summary"])
+PY
+
+    runs=$CD_RUNS
+    [ "$N" -gt 1000 ] && runs=$CD_RUNS_LARGE
+    echo "== checkdmarc $CHECKDMARC_VERSION: same $N domains, $runs run(s) (Python API, nameserver 127.0.0.1:$PORT, timeout=1.0)"
+    for _ in $(seq 1 "$runs"); do
+        timed "$B/checkdmarc.runs" "$VENV/bin/python" "$WORK/checkdmarc_run.py" "$B/domains.txt" "$PORT"
+        echo "   $(cat "$WORK/out")"
+    done
+    echo "   load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+    read -r mw mc mr mn < <(median "$B/mailauth.runs")
+    read -r cw cc cr cn < <(median "$B/checkdmarc.runs")
+    ratio=$(python3 -c "print(f'{$cw / $mw:.0f}')")
+    echo "| $N | mailauth validate | $mn | $mw s | $mc s | $mr MiB |" >> "$SUMMARY"
+    echo "| $N | checkdmarc $CHECKDMARC_VERSION | $cn | $cw s | $cc s | $cr MiB |" >> "$SUMMARY"
+    echo "| $N | ratio (checkdmarc / mailauth, wall) | | ${ratio}× | | |" >> "$SUMMARY"
+    kill "$NAMED_PID" 2>/dev/null || true
+    wait "$NAMED_PID" 2>/dev/null || true
+    rm -rf "$B/zones"
+done
+
+echo "== medians"
+echo "| domains | tool | runs | wall | CPU (user + system) | peak RSS |"
+echo "|---|---|---|---|---|---|"
+cat "$SUMMARY"
 
 echo "== cross-check with checkdmarc on the test fixtures"
 mkdir -p "$WORK/fixtures"

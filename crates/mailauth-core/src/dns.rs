@@ -18,8 +18,10 @@
 //! A [`Resolver`] is `Send + Sync`; many threads may query through one
 //! instance at once (each call blocks only its own thread).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
@@ -151,6 +153,147 @@ fn per_attempt(budget: Duration, attempts: usize) -> Duration {
     (budget / attempts.max(1) as u32).max(Duration::from_millis(10))
 }
 
+/// What one question came back with.
+type Answer = Result<Vec<Record>, ResolveError>;
+
+/// The answers of one run, keyed by (name, type), shared by every thread
+/// that queries through one [`Resolver`] (see [`Resolver::with_run_cache`]).
+///
+/// What is kept. RFC 1035 §7.4: "In general, we expect a resolver to cache
+/// all data which it receives in responses since it may be useful in
+/// answering future questions." Answers and "no data" are kept, and so is
+/// NXDOMAIN: RFC 2308 §5, "Like normal answers negative answers have a time
+/// to live (TTL)", so a negative answer may be cached as a positive one
+/// is. Entries are kept for the life of the cache, which is one command's
+/// run (seconds to minutes), not for the records' TTLs: the report of a run
+/// is one snapshot of the DNS, and a question asked twice in it gets one
+/// answer. Nothing outlives the run. An answer holding a record of TTL 0
+/// is not kept (see [`cacheable`]).
+///
+/// What is not. Timeouts, SERVFAIL and the other error codes, and network
+/// failures are not answers: RFC 2308 §7.1 lets a resolver remember a
+/// server failure only for a bounded time against the specific server, and
+/// §7.2 the same for a dead server; here they are never remembered, so the
+/// next caller asks again.
+///
+/// In flight. A question asked while the same question is on the wire
+/// waits for that query's outcome, whatever it is (a timeout included),
+/// instead of sending a second query: a fleet whose domains share SPF
+/// includes, MX hosts or DMARC parents asks each of them once even when
+/// many domains reach them at the same moment.
+#[derive(Default)]
+struct RunCache {
+    slots: Mutex<HashMap<(String, RecordType), Slot>>,
+}
+
+enum Slot {
+    Done(Answer),
+    Pending(Arc<Pending>),
+}
+
+/// The outcome of a query on the wire, for the callers waiting on it.
+#[derive(Default)]
+struct Pending {
+    answer: Mutex<Option<Answer>>,
+    ready: Condvar,
+}
+
+impl Pending {
+    fn wait(&self) -> Answer {
+        let mut answer = self.answer.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(a) = answer.as_ref() {
+                return a.clone();
+            }
+            answer = self.ready.wait(answer).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn publish(&self, a: Answer) {
+        *self.answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(a);
+        self.ready.notify_all();
+    }
+}
+
+/// Whether an outcome is an answer to keep for the run (see [`RunCache`]).
+/// RFC 1035 §3.2.1: "Zero values are interpreted to mean that the RR can
+/// only be used for the transaction in progress, and should not be
+/// cached": an answer with a record of TTL 0 goes to the callers waiting
+/// on its query and is not kept.
+fn cacheable(a: &Answer) -> bool {
+    match a {
+        Ok(records) => records.iter().all(|r| r.ttl > 0),
+        Err(e) => matches!(e, ResolveError::NxDomain { .. }),
+    }
+}
+
+/// The caller that sends a question: on drop (also when the query
+/// panicked) it stores or forgets the outcome and wakes the waiters.
+struct Asking<'a> {
+    cache: &'a RunCache,
+    key: (String, RecordType),
+    answer: Option<Answer>,
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        let answer = self.answer.take().unwrap_or_else(|| {
+            Err(ResolveError::Failure {
+                name: self.key.0.clone(),
+                rtype: self.key.1.to_string(),
+                server: String::new(),
+                detail: "the query was abandoned".to_string(),
+            })
+        });
+        let mut slots = self.cache.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = if cacheable(&answer) {
+            slots.insert(self.key.clone(), Slot::Done(answer.clone()))
+        } else {
+            slots.remove(&self.key)
+        };
+        drop(slots);
+        if let Some(Slot::Pending(p)) = slot {
+            p.publish(answer);
+        }
+    }
+}
+
+impl RunCache {
+    /// The kept answer to (`name`, `rtype`), the outcome of the same
+    /// question already on the wire, or `query`'s.
+    fn get_or_query(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        query: impl FnOnce() -> Answer,
+    ) -> Answer {
+        let key = (name.strip_suffix('.').unwrap_or(name).to_string(), rtype);
+        let waiting = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            match slots.get(&key) {
+                Some(Slot::Done(a)) => return a.clone(),
+                Some(Slot::Pending(p)) => Some(p.clone()),
+                None => {
+                    slots.insert(key.clone(), Slot::Pending(Arc::default()));
+                    None
+                }
+            }
+        };
+        if let Some(p) = waiting {
+            return p.wait();
+        }
+        let mut asking = Asking {
+            cache: self,
+            key,
+            answer: None,
+        };
+        let answer = query();
+        asking.answer = Some(answer.clone());
+        drop(asking);
+        answer
+    }
+}
+
 /// A synchronous resolver. See the module documentation.
 pub struct Resolver {
     runtime: &'static tokio::runtime::Runtime,
@@ -160,6 +303,8 @@ pub struct Resolver {
     timeout: Duration,
     /// Who answers, for error messages: "system resolver" or addresses.
     server: String,
+    /// Set by [`Resolver::with_run_cache`].
+    cache: Option<RunCache>,
 }
 
 impl fmt::Debug for Resolver {
@@ -167,6 +312,7 @@ impl fmt::Debug for Resolver {
         f.debug_struct("Resolver")
             .field("server", &self.server)
             .field("timeout", &self.timeout)
+            .field("run_cache", &self.cache.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -225,6 +371,7 @@ impl Resolver {
             inner,
             timeout,
             server: "the system resolver".to_string(),
+            cache: None,
         })
     }
 
@@ -289,6 +436,7 @@ impl Resolver {
             inner,
             timeout,
             server,
+            cache: None,
         })
     }
 
@@ -297,10 +445,29 @@ impl Resolver {
         &self.server
     }
 
+    /// This resolver with a [run cache](RunCache): each question asked once
+    /// for the life of the value, and a question asked while the same one
+    /// is on the wire waits for that answer instead of sending another
+    /// query. For one command's run (a `validate` over a fleet), not for a
+    /// long-lived process: entries never expire.
+    pub fn with_run_cache(mut self) -> Resolver {
+        self.cache = Some(RunCache::default());
+        self
+    }
+
     /// The answer records of type `rtype` at `name` (CNAMEs followed by the
     /// server or the resolver); `Ok(vec![])` when the name exists without
     /// such records ("no data").
     pub fn lookup(&self, name: &str, rtype: RecordType) -> Result<Vec<Record>, ResolveError> {
+        match &self.cache {
+            Some(cache) => cache.get_or_query(name, rtype, || self.query(name, rtype)),
+            None => self.query(name, rtype),
+        }
+    }
+
+    /// [`Resolver::lookup`] without the run cache: one question on the
+    /// wire (hickory's own cache aside).
+    fn query(&self, name: &str, rtype: RecordType) -> Result<Vec<Record>, ResolveError> {
         let display = name.strip_suffix('.').unwrap_or(name).to_string();
         let fqdn = if name.ends_with('.') {
             name.to_string()
@@ -578,6 +745,7 @@ impl SpfDns for Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn nameservers_parse_with_the_default_port() {
@@ -654,6 +822,298 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    fn txt_answer(text: &str) -> Answer {
+        let name = Name::from_ascii("a.example.").expect("name");
+        let rdata = RData::TXT(hickory_resolver::proto::rr::rdata::TXT::new(vec![
+            text.to_string(),
+        ]));
+        Ok(vec![Record::from_rdata(name, 300, rdata)])
+    }
+
+    fn servfail() -> Answer {
+        Err(ResolveError::Rcode {
+            name: "a.example".into(),
+            rtype: "TXT".into(),
+            server: "192.0.2.1:53".into(),
+            rcode: "SERVFAIL".into(),
+        })
+    }
+
+    fn timeout() -> Answer {
+        Err(ResolveError::Timeout {
+            name: "a.example".into(),
+            rtype: "TXT".into(),
+            server: "192.0.2.1:53".into(),
+            timeout: Duration::from_secs(1),
+        })
+    }
+
+    /// Asks `cache` for a.example TXT with `answer` as what the wire would
+    /// say, counting the queries sent in `sent`.
+    fn ask(cache: &RunCache, sent: &AtomicUsize, answer: Answer) -> Answer {
+        cache.get_or_query("a.example", RecordType::TXT, || {
+            sent.fetch_add(1, Ordering::SeqCst);
+            answer
+        })
+    }
+
+    #[test]
+    fn run_cache_keeps_answers_and_negative_answers() {
+        for first in [
+            txt_answer("v=spf1 -all"),
+            Ok(Vec::new()),
+            Err(ResolveError::NxDomain {
+                name: "a.example".into(),
+            }),
+        ] {
+            let cache = RunCache::default();
+            let sent = AtomicUsize::new(0);
+            assert_eq!(ask(&cache, &sent, first.clone()), first);
+            // Asked again (with or without the trailing dot): the kept
+            // answer, not what the wire would now say.
+            assert_eq!(ask(&cache, &sent, servfail()), first);
+            let again = cache.get_or_query("a.example.", RecordType::TXT, || {
+                sent.fetch_add(1, Ordering::SeqCst);
+                timeout()
+            });
+            assert_eq!(again, first);
+            assert_eq!(sent.load(Ordering::SeqCst), 1, "{first:?}");
+            // Another type at the same name is another question.
+            let mx = cache.get_or_query("a.example", RecordType::MX, || {
+                sent.fetch_add(1, Ordering::SeqCst);
+                Ok(Vec::new())
+            });
+            assert_eq!(mx, Ok(Vec::new()));
+            assert_eq!(sent.load(Ordering::SeqCst), 2);
+        }
+    }
+
+    #[test]
+    fn run_cache_does_not_keep_ttl_zero_answers() {
+        let cache = RunCache::default();
+        let sent = AtomicUsize::new(0);
+        let mut zero = txt_answer("v=spf1 -all");
+        if let Ok(records) = &mut zero {
+            records[0].ttl = 0;
+        }
+        assert_eq!(ask(&cache, &sent, zero.clone()), zero);
+        assert_eq!(ask(&cache, &sent, zero.clone()), zero);
+        assert_eq!(sent.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn run_cache_does_not_keep_failures() {
+        for failure in [servfail(), timeout()] {
+            let cache = RunCache::default();
+            let sent = AtomicUsize::new(0);
+            assert_eq!(ask(&cache, &sent, failure.clone()), failure);
+            // The next caller asks again and gets the new answer.
+            let answer = txt_answer("v=spf1 -all");
+            assert_eq!(ask(&cache, &sent, answer.clone()), answer);
+            assert_eq!(sent.load(Ordering::SeqCst), 2, "{failure:?}");
+        }
+    }
+
+    /// Two callers asking the same question while it is on the wire: one
+    /// query, both get its outcome. `first` is what the wire says.
+    fn ask_twice_in_flight(first: Answer) -> (Answer, Answer, usize) {
+        let cache = RunCache::default();
+        let sent = AtomicUsize::new(0);
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let (c, n) = (&cache, &sent);
+            let asker = s.spawn(move || {
+                c.get_or_query("a.example", RecordType::TXT, || {
+                    n.fetch_add(1, Ordering::SeqCst);
+                    started_tx.send(()).expect("send");
+                    release_rx.recv().expect("release");
+                    first
+                })
+            });
+            started_rx.recv().expect("the first query started");
+            let waiter = s.spawn(|| ask(&cache, &sent, txt_answer("second query")));
+            // The waiter must be parked on the pending slot before the
+            // first query comes back.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while Arc::strong_count(
+                match cache
+                    .slots
+                    .lock()
+                    .unwrap()
+                    .get(&("a.example".to_string(), RecordType::TXT))
+                {
+                    Some(Slot::Pending(p)) => p,
+                    _ => panic!("the first query is pending"),
+                },
+            ) < 2
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the second caller did not wait for the query in flight"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            release_tx.send(()).expect("release");
+            let a = asker.join().expect("asker");
+            let b = waiter.join().expect("waiter");
+            (a, b, sent.load(Ordering::SeqCst))
+        })
+    }
+
+    #[test]
+    fn run_cache_shares_a_query_in_flight() {
+        let answer = txt_answer("v=spf1 -all");
+        let (a, b, sent) = ask_twice_in_flight(answer.clone());
+        assert_eq!((a, b, sent), (answer.clone(), answer, 1));
+        // A timeout on the wire reaches every caller that was waiting for
+        // it, and is then forgotten.
+        let (a, b, sent) = ask_twice_in_flight(timeout());
+        assert_eq!((a, b, sent), (timeout(), timeout(), 1));
+    }
+
+    #[test]
+    fn run_cache_wakes_waiters_when_the_query_panics() {
+        let cache = RunCache::default();
+        let sent = AtomicUsize::new(0);
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let c = &cache;
+            let asker = s.spawn(move || {
+                c.get_or_query("a.example", RecordType::TXT, || {
+                    started_tx.send(()).expect("send");
+                    release_rx.recv().expect("release");
+                    panic!("query failed")
+                })
+            });
+            started_rx.recv().expect("started");
+            let waiter = s.spawn(|| ask(&cache, &sent, txt_answer("unused")));
+            std::thread::sleep(Duration::from_millis(50));
+            release_tx.send(()).expect("release");
+            assert!(asker.join().is_err());
+            let got = waiter.join().expect("the waiter returns");
+            // Either it waited (and got the abandoned query's failure) or
+            // it came after the slot was cleared (and asked itself).
+            match got {
+                Err(ResolveError::Failure { detail, .. }) => {
+                    assert_eq!(detail, "the query was abandoned");
+                    assert_eq!(sent.load(Ordering::SeqCst), 0);
+                }
+                other => {
+                    assert_eq!(other, txt_answer("unused"));
+                    assert_eq!(sent.load(Ordering::SeqCst), 1);
+                }
+            }
+        });
+        // Nothing of the abandoned query is kept.
+        assert_eq!(
+            ask(&cache, &sent, txt_answer("later"))
+                .expect("answer")
+                .len(),
+            1
+        );
+    }
+
+    /// A UDP name server on loopback that answers every TXT question with
+    /// `v=spf1 -all` after `delay`, counting the queries it receives.
+    struct SlowServer {
+        addr: SocketAddr,
+        received: Arc<AtomicUsize>,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl SlowServer {
+        fn start(delay: Duration) -> SlowServer {
+            use hickory_resolver::proto::op::Message;
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            socket
+                .set_read_timeout(Some(Duration::from_millis(20)))
+                .expect("read timeout");
+            let addr = socket.local_addr().expect("addr");
+            let received = Arc::new(AtomicUsize::new(0));
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (count, done) = (received.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while !done.load(Ordering::SeqCst) {
+                    let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let Ok(query) = Message::from_vec(&buf[..len]) else {
+                        continue;
+                    };
+                    count.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(delay);
+                    let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
+                    reply.metadata.recursion_desired = query.metadata.recursion_desired;
+                    reply.metadata.recursion_available = true;
+                    reply.metadata.authoritative = true;
+                    for q in &query.queries {
+                        reply.add_answer(Record::from_rdata(
+                            q.name().clone(),
+                            300,
+                            RData::TXT(hickory_resolver::proto::rr::rdata::TXT::new(vec![
+                                "v=spf1 -all".to_string(),
+                            ])),
+                        ));
+                    }
+                    reply.queries = query.queries;
+                    if let Ok(bytes) = reply.to_vec() {
+                        let _ = socket.send_to(&bytes, from);
+                    }
+                }
+            });
+            SlowServer {
+                addr,
+                received,
+                stop,
+            }
+        }
+    }
+
+    impl Drop for SlowServer {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// hickory shares a lookup in flight too; the run cache in front of it
+    /// must keep that (one query for callers asking at once), and then
+    /// answers from memory.
+    #[test]
+    fn cached_resolver_sends_one_query_for_callers_asking_at_once() {
+        let server = SlowServer::start(Duration::from_millis(300));
+        let r = Resolver::with_nameservers(&[server.addr], Duration::from_secs(5))
+            .expect("resolver")
+            .with_run_cache();
+        let barrier = std::sync::Barrier::new(4);
+        let answers: Vec<_> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        r.txt("shared.example.test")
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("thread"))
+                .collect()
+        });
+        for a in &answers {
+            assert_eq!(a, &Ok(vec![b"v=spf1 -all".to_vec()]));
+        }
+        assert_eq!(server.received.load(Ordering::SeqCst), 1);
+        // Asked again later: the kept answer, nothing on the wire.
+        assert_eq!(
+            r.txt("shared.example.test."),
+            Ok(vec![b"v=spf1 -all".to_vec()])
+        );
+        assert_eq!(server.received.load(Ordering::SeqCst), 1);
     }
 
     #[test]

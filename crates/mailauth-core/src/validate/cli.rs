@@ -130,6 +130,9 @@ pub fn run(ws: Option<&Workspace>, args: ValidateArgs, color: bool) -> anyhow::R
         }
     }
     let (resolver, timeout) = super::resolver_from_flags(&args.nameservers, args.timeout)?;
+    // Domains of a fleet share SPF includes, MX hosts and DMARC parents:
+    // each question is asked once per run.
+    let resolver = resolver.with_run_cache();
     let authorities = args
         .authorities
         .iter()
