@@ -1,7 +1,8 @@
 //! The whole pipeline through the binary against a real BIND over RFC 2136
 //! with TSIG: plan → apply → plan shows no changes, records served, a stale
-//! plan refused, a wrong key rejected with a clear message, and many zones
-//! read and written over a few reused connections.
+//! plan refused, a primary refusing AXFR read name by name, a wrong key
+//! rejected with a clear message, and many zones read and written over a
+//! few reused connections.
 
 use crate::support;
 use crate::util;
@@ -69,6 +70,46 @@ fn plan_apply_replan_against_bind() {
         bind.dig_short("_dmarc.example.test", "TXT")
             .contains("p=quarantine")
     );
+}
+
+/// A primary that refuses AXFR to mailauth's key: plan reads the zone name
+/// by name (the SOA, the names mailauth owns, and those its registry
+/// lists), apply writes, the re-plan is empty, and the apex TXT mailauth
+/// does not own stays.
+#[test]
+fn a_primary_refusing_transfers_is_read_name_by_name() {
+    let Some(bind) = Bind::try_start_refusing_transfers(&[("example.test", ZONE)]) else {
+        return;
+    };
+    let key = bind.tsig();
+    let axfr = std::process::Command::new("dig")
+        .args([
+            "-p",
+            &bind.port().to_string(),
+            "@127.0.0.1",
+            "example.test",
+            "AXFR",
+            "-y",
+            &format!("{}:{}:{}", key.algorithm, key.name, key.secret),
+        ])
+        .output()
+        .expect("run dig");
+    let axfr = String::from_utf8_lossy(&axfr.stdout);
+    assert!(axfr.contains("Transfer failed"), "AXFR not refused: {axfr}");
+
+    let secret = bind.secret_file(key);
+    let case = Case::new().config(&config(&bind, &secret.display().to_string()));
+    let plan = case.run(&["plan", "--detailed-exitcode"]).code(2).stdout;
+    assert!(plan.contains("+ _dmarc.example.test TXT"), "{plan}");
+    case.run(&["apply", "--auto-approve"]).ok();
+    assert_eq!(
+        bind.dig_short("_dmarc.example.test", "TXT").trim(),
+        "\"v=DMARC1; p=quarantine; rua=mailto:dmarc@example.test\""
+    );
+    let apex = bind.dig_short("example.test", "TXT");
+    assert!(apex.contains("\"v=spf1 mx ~all\""), "{apex}");
+    assert!(apex.contains("\"google-site-verification=abc\""), "{apex}");
+    case.run(&["plan", "--detailed-exitcode"]).code(0);
 }
 
 #[test]

@@ -33,14 +33,14 @@ impl Bind {
     /// [`Bind::try_start`] to honour the missing-binary policy.
     pub fn start(zones: &[(&str, &str)]) -> Bind {
         let named = require_binary("named").expect("`named` is not installed");
-        Self::launch(&named, zones)
+        Self::launch(&named, zones, true)
     }
 
     /// `None` (after a loud SKIP line) when `named` is not installed and CI
     /// is not set; panics under `CI=true`.
     pub fn try_start(zones: &[(&str, &str)]) -> Option<Bind> {
         let named = require_binary("named")?;
-        Some(Self::launch(&named, zones))
+        Some(Self::launch(&named, zones, true))
     }
 
     /// [`Bind::try_start`], then waits until every zone answers its SOA:
@@ -58,10 +58,18 @@ impl Bind {
 
     /// Starts the `named` at `named` (found by [`require_binary`]).
     pub fn start_with(named: &Path, zones: &[(&str, &str)]) -> Bind {
-        Self::launch(named, zones)
+        Self::launch(named, zones, true)
     }
 
-    fn launch(named: &Path, zones: &[(&str, &str)]) -> Bind {
+    /// [`Bind::try_start`], but the zones refuse AXFR to the mailauth key
+    /// (it may still update them; the admin key may transfer), as a
+    /// primary that allows transfers only to its secondaries does.
+    pub fn try_start_refusing_transfers(zones: &[(&str, &str)]) -> Option<Bind> {
+        let named = require_binary("named")?;
+        Some(Self::launch(&named, zones, false))
+    }
+
+    fn launch(named: &Path, zones: &[(&str, &str)], transfers: bool) -> Bind {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         std::fs::create_dir_all(d.join("run")).expect("mkdir run");
@@ -99,9 +107,14 @@ impl Bind {
                  \x20   grant {k} name _smtp._tls.{zone}. TXT;\n\
                  \x20   grant {k} name _mailauth.{zone}. TXT;\n\
                  \x20   grant {a} zonesub ANY;\n  }};\n  \
-                 allow-transfer {{ key {k}; key {a}; }};\n}};\n",
+                 allow-transfer {{ {mailauth}key {a}; }};\n}};\n",
                 file = file.display(),
                 a = admin.name,
+                mailauth = if transfers {
+                    format!("key {k}; ")
+                } else {
+                    String::new()
+                },
             ));
         }
         let conf_path = d.join("named.conf");
