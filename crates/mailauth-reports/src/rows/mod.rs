@@ -456,6 +456,27 @@ pub trait ChecklistQueries {
     ) -> Result<Vec<FailingSource>, StoreError>;
 }
 
+/// Each store answers the checklist through its [`RowSource`]: the
+/// shaping is the same for both, only the SQL differs.
+impl<S: RowSource> ChecklistQueries for S {
+    fn aggregate_days(&self, domain: &str, since: i64) -> Result<i64, StoreError> {
+        aggregate_days(self, domain, since)
+    }
+
+    fn volume(&self, domain: &str, since: i64) -> Result<Volume, StoreError> {
+        volume(self, domain, since)
+    }
+
+    fn failing_sources(
+        &self,
+        domain: &str,
+        since: i64,
+        limit: usize,
+    ) -> Result<Vec<FailingSource>, StoreError> {
+        failing_sources(self, domain, since, limit)
+    }
+}
+
 fn one<T>(q: RowQuery, rows: Vec<T>) -> Result<T, StoreError> {
     rows.into_iter().next().ok_or(StoreError::Column {
         what: q.what(),

@@ -158,22 +158,3 @@ impl RowSource for PgStore {
         each_row(&mut *self.client(), q, args, f)
     }
 }
-
-impl super::ChecklistQueries for PgStore {
-    fn aggregate_days(&self, domain: &str, since: i64) -> Result<i64, StoreError> {
-        super::aggregate_days(self, domain, since)
-    }
-
-    fn volume(&self, domain: &str, since: i64) -> Result<super::Volume, StoreError> {
-        super::volume(self, domain, since)
-    }
-
-    fn failing_sources(
-        &self,
-        domain: &str,
-        since: i64,
-        limit: usize,
-    ) -> Result<Vec<super::FailingSource>, StoreError> {
-        super::failing_sources(self, domain, since, limit)
-    }
-}
