@@ -40,7 +40,7 @@ use write::{RawRecord, RecordCols, TxSink, retryable};
 use super::IngestLimits;
 use super::parse::{
     self, AggregateHeader, AggregateSummary, AggregateVisitor, FailureReport, Found, ParseError,
-    Record, ReportKind, ReportSink, SinkError, TlsReport,
+    ParsedItem, Record, ReportKind, ReportSink, SinkError, TlsReport,
 };
 use super::store::{
     ChecklistQueries, FailingSource, PRUNE_COUNT_SQL, Pruned, PrunedDomain, RecordRow,
@@ -566,6 +566,31 @@ impl ReportStore for PgStore {
         loop {
             attempt += 1;
             match self.ingest_once(origin, bytes, limits) {
+                Ok(r) => return Ok(r),
+                Err(e) if attempt < ITEM_ATTEMPTS && retryable(&e) => {}
+                Err(source) => {
+                    return Err(PgError::Query {
+                        what: "store report",
+                        source,
+                    }
+                    .into());
+                }
+            }
+        }
+    }
+
+    /// Retried on a transient server error, as
+    /// [`ingest_item`](ReportStore::ingest_item) is: the parsed item is
+    /// replayed into the new transaction.
+    fn store_parsed(
+        &mut self,
+        origin: &str,
+        item: &ParsedItem,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.ingest_with(origin, |sink| item.replay(sink)) {
                 Ok(r) => return Ok(r),
                 Err(e) if attempt < ITEM_ATTEMPTS && retryable(&e) => {}
                 Err(source) => {

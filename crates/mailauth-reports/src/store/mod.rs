@@ -37,7 +37,7 @@ use super::IngestLimits;
 use super::dashq::{sqlite_add, sqlite_sum};
 use super::parse::{
     self, AggregateHeader, AggregateSummary, AggregateVisitor, FailureReport, Found, ParseError,
-    Record, ReportKind, ReportSink, SinkError, TlsReport,
+    ParsedItem, Record, ReportKind, ReportSink, SinkError, TlsReport,
 };
 
 /// Default database file name.
@@ -362,6 +362,16 @@ pub trait ReportStore {
         bytes: &[u8],
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError>;
+    /// Stores an item parsed beforehand ([`ParsedItem::parse`], on any
+    /// thread) in ONE transaction, as [`ingest_item`](Self::ingest_item)
+    /// stores the reports it parses: the same rows, the same dedupe, the
+    /// same outcomes. `reports::ingest` parses items on worker threads and
+    /// stores them here, in their order, on the thread that owns the store.
+    fn store_parsed(
+        &mut self,
+        origin: &str,
+        item: &ParsedItem,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError>;
     /// Like [`ingest_item`](Self::ingest_item), for one plain-XML aggregate
     /// report read as a stream (a file too large to hold in memory). The
     /// default reads it whole (within `max_decompressed_bytes`, the limit
@@ -664,6 +674,14 @@ impl ReportStore for SqliteStore {
         });
         self.parser = parser;
         result
+    }
+
+    fn store_parsed(
+        &mut self,
+        origin: &str,
+        item: &ParsedItem,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        self.in_transaction(origin, |sink| item.replay(sink))
     }
 
     fn ingest_xml_stream(
