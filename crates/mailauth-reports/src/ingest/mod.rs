@@ -99,6 +99,16 @@ pub trait Source {
     fn moves_items(&self) -> bool {
         true
     }
+    /// Whether [`run`] may read the next items before the earlier ones
+    /// are finished, to parse them meanwhile. By default, yes for a source
+    /// that moves nothing (its items were always read ahead within a
+    /// commit group) and no for one that does: its next item is read only
+    /// after the previous one is finished, so a source whose next item
+    /// depends on what [`finish`](Self::finish) did keeps that order. A
+    /// source whose items are independent of one another says yes.
+    fn read_ahead(&self) -> bool {
+        !self.moves_items()
+    }
 }
 
 /// A rejected or failed item.

@@ -14,6 +14,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use super::{IngestError, Item, Outcome, Problem, Source, Summary};
 use crate::reports::IngestLimits;
+use crate::reports::parse::parsed::HOLD_RECORDS;
 use crate::reports::parse::{Found, ParseError, ParsedItem, ReportKind};
 use crate::reports::store::{ReportStore, StoreError};
 
@@ -39,10 +40,13 @@ const IN_FLIGHT_PER_WORKER: usize = 2;
 /// worker threads, one per core the process may use (at most 8), while
 /// this thread reads the source and stores the parsed items in the order
 /// the source gave them. At most two items per worker are in flight, so
-/// memory does not grow with the source. Each item's time budget
+/// memory does not grow with the source; a source that is not read ahead
+/// ([`Source::read_ahead`]) has one item in flight at a time. Each item's time budget
 /// ([`IngestLimits::item_time_budget`]) starts when a worker starts
 /// parsing it. A plain-XML file too large to hold ([`Item::stream`]) is
-/// parsed on this thread as it is stored.
+/// parsed on this thread as it is stored, and so is an item found to hold
+/// more than [`HOLD_RECORDS`] records (a worker parses that far, then
+/// leaves it): an item in flight holds a few MB at most.
 ///
 /// When the source moves nothing ([`Source::moves_items`] is false), items
 /// are committed in groups ([`ReportStore::begin_group`]): each item is
@@ -57,11 +61,19 @@ pub fn run(
     let workers = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(MAX_WORKERS);
-    run_with(source, store, limits, progress, workers, &ParsedItem::parse)
+    run_with(
+        source,
+        store,
+        limits,
+        progress,
+        workers,
+        &|bytes, limits| ParsedItem::parse(bytes, limits, HOLD_RECORDS),
+    )
 }
 
-/// How a worker parses an item (tests slow it down).
-type ParseFn = dyn Fn(&[u8], &IngestLimits) -> Result<ParsedItem, ParseError> + Sync;
+/// How a worker parses an item (tests slow it down): `None` for an item
+/// too large to hold, left to the store.
+type ParseFn = dyn Fn(&[u8], &IngestLimits) -> Result<Option<ParsedItem>, ParseError> + Sync;
 
 /// [`run`] with `workers` parsing threads (none: this thread parses each
 /// item when its turn comes) and the parser given.
@@ -122,7 +134,7 @@ struct Job {
 struct Parsed {
     seq: u64,
     bytes: Vec<u8>,
-    result: Result<ParsedItem, ParseError>,
+    result: Result<Option<ParsedItem>, ParseError>,
 }
 
 /// A worker: parses items from `queue` until it closes, or until the
@@ -158,7 +170,7 @@ fn parse_caught(
     parse: &ParseFn,
     bytes: &[u8],
     limits: &IngestLimits,
-) -> Result<ParsedItem, ParseError> {
+) -> Result<Option<ParsedItem>, ParseError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(bytes, limits))).unwrap_or_else(
         |_| {
             Err(ParseError::Sink {
@@ -180,7 +192,8 @@ enum State {
     Here,
     /// With a worker.
     Parsing,
-    Parsed(Result<ParsedItem, ParseError>),
+    /// `Ok(None)`: too large to hold, parsed again as it is stored.
+    Parsed(Result<Option<ParsedItem>, ParseError>),
 }
 
 /// The calling thread's side: reads, stores, commits and finishes.
@@ -208,9 +221,14 @@ impl Writer<'_, '_> {
         let mut inflight: VecDeque<Slot> = VecDeque::with_capacity(self.window);
         let mut head: u64 = 0;
         let mut ended = false;
+        let ahead = if self.source.read_ahead() {
+            self.window
+        } else {
+            1
+        };
         loop {
             // Read ahead, so that the workers always have items to parse.
-            while !ended && inflight.len() < self.window {
+            while !ended && inflight.len() < ahead {
                 match self.source.next_item() {
                     Some(next) => {
                         let seq = head + inflight.len() as u64;
@@ -399,7 +417,7 @@ fn store_one(
     limits: &IngestLimits,
 ) -> Result<Result<Stored, IngestError>, StoreError> {
     match (state, &item.path) {
-        (State::Parsed(Ok(parsed)), _) => store.store_parsed(&item.origin, &parsed).map(Ok),
+        (State::Parsed(Ok(Some(parsed))), _) => store.store_parsed(&item.origin, &parsed).map(Ok),
         // Rejected by the parser: the store never sees it.
         (State::Parsed(Err(e)), _) => Ok(Ok(Err(e))),
         (_, Some(path)) if item.stream => match std::fs::File::open(path) {
@@ -434,15 +452,22 @@ mod tests {
     use crate::reports::store::{Pruned, ReportDetail, ReportRow, SqliteStore, Table};
 
     fn report(id: &str) -> Vec<u8> {
+        report_n(id, 1)
+    }
+
+    /// An aggregate report of `n` records.
+    fn report_n(id: &str, n: usize) -> Vec<u8> {
+        let record = "<record><row><source_ip>192.0.2.1</source_ip><count>2</count>\
+             <policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>fail</spf>\
+             </policy_evaluated></row><identifiers><header_from>example.com</header_from>\
+             </identifiers><auth_results><dkim><domain>example.com</domain><result>pass</result>\
+             </dkim></auth_results></record>";
         format!(
             "<feedback><report_metadata><org_name>o</org_name><report_id>{id}</report_id>\
              <date_range><begin>0</begin><end>86400</end></date_range></report_metadata>\
              <policy_published><domain>example.com</domain><p>reject</p></policy_published>\
-             <record><row><source_ip>192.0.2.1</source_ip><count>2</count>\
-             <policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>fail</spf>\
-             </policy_evaluated></row><identifiers><header_from>example.com</header_from>\
-             </identifiers><auth_results><dkim><domain>example.com</domain><result>pass</result>\
-             </dkim></auth_results></record></feedback>"
+             {}</feedback>",
+            record.repeat(n)
         )
         .into_bytes()
     }
@@ -456,6 +481,8 @@ mod tests {
     struct Log {
         /// Items stored, committed or not.
         stored: Vec<String>,
+        /// Items the store was given to parse itself.
+        whole: Vec<String>,
         /// Items stored in the open group, not yet committed.
         open: Vec<String>,
         committed: Vec<String>,
@@ -472,6 +499,7 @@ mod tests {
     struct FakeSource {
         items: VecDeque<Item>,
         moves: bool,
+        ahead: bool,
         log: Shared,
     }
 
@@ -495,6 +523,7 @@ mod tests {
             Self {
                 items,
                 moves,
+                ahead: true,
                 log: log.clone(),
             }
         }
@@ -523,6 +552,9 @@ mod tests {
         fn moves_items(&self) -> bool {
             self.moves
         }
+        fn read_ahead(&self) -> bool {
+            self.ahead
+        }
     }
 
     /// A store that keeps nothing but the order of events, and fails on
@@ -547,10 +579,20 @@ mod tests {
         fn ingest_item(
             &mut self,
             origin: &str,
-            _: &[u8],
-            _: &IngestLimits,
+            bytes: &[u8],
+            limits: &IngestLimits,
         ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-            panic!("{origin}: the pipeline stores parsed items");
+            self.log.borrow_mut().whole.push(origin.to_owned());
+            let mut sink = crate::reports::parse::CollectSink::default();
+            let found = crate::reports::parse::parse_item(bytes, limits, &mut sink);
+            let mut log = self.log.borrow_mut();
+            log.stored.push(origin.to_owned());
+            if self.in_group {
+                log.open.push(origin.to_owned());
+            } else {
+                log.committed.push(origin.to_owned());
+            }
+            Ok(found)
         }
         fn store_parsed(
             &mut self,
@@ -598,12 +640,12 @@ mod tests {
 
     /// Parses after a delay of 0-2 ms that differs from item to item
     /// (pseudo-random from its bytes): later items often finish first.
-    fn slow_parse(bytes: &[u8], limits: &IngestLimits) -> Result<ParsedItem, ParseError> {
+    fn slow_parse(bytes: &[u8], limits: &IngestLimits) -> Result<Option<ParsedItem>, ParseError> {
         let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
         });
         std::thread::sleep(std::time::Duration::from_micros(h % 2_000));
-        ParsedItem::parse(bytes, limits)
+        ParsedItem::parse(bytes, limits, HOLD_RECORDS)
     }
 
     fn ingest(
@@ -683,9 +725,9 @@ mod tests {
 
     #[test]
     fn a_panicking_parser_rejects_only_its_item() {
-        fn panicky(bytes: &[u8], limits: &IngestLimits) -> Result<ParsedItem, ParseError> {
+        fn panicky(bytes: &[u8], limits: &IngestLimits) -> Result<Option<ParsedItem>, ParseError> {
             assert!(bytes != b"boom", "a parser bug");
-            ParsedItem::parse(bytes, limits)
+            ParsedItem::parse(bytes, limits, HOLD_RECORDS)
         }
         let log = Shared::default();
         let mut source = FakeSource::new(10, true, &log, |i| (i == 3).then(|| b"boom".to_vec()));
@@ -773,5 +815,50 @@ mod tests {
         }
         assert_eq!(store.count(Table::Reports).expect("count"), 39);
         assert_eq!(store.count(Table::Records).expect("count"), 39);
+    }
+
+    #[test]
+    fn an_item_too_large_to_hold_is_parsed_as_it_is_stored_in_its_turn() {
+        fn hold_two(bytes: &[u8], limits: &IngestLimits) -> Result<Option<ParsedItem>, ParseError> {
+            slow_parse(bytes, limits)?;
+            ParsedItem::parse(bytes, limits, 2)
+        }
+        for moves in [true, false] {
+            let log = Shared::default();
+            // Every fourth item has three records, one more than held.
+            let mut source = FakeSource::new(24, moves, &log, |i| {
+                (i % 4 == 1).then(|| report_n(&format!("big{i}"), 3))
+            });
+            let limits = IngestLimits::default();
+            let mut store = FakeStore::new(&log);
+            let summary = run_with(&mut source, &mut store, &limits, &mut |_| {}, 3, &hold_two)
+                .expect("runs");
+            assert_eq!(summary.reports, 24);
+            assert_eq!(summary.records, 18 + 6 * 3);
+            let seen = log.borrow();
+            let big: Vec<_> = (0..24)
+                .filter(|i| i % 4 == 1)
+                .map(|i| format!("item-{i}"))
+                .collect();
+            assert_eq!(seen.whole, big, "moves: {moves}");
+            assert_eq!(seen.stored, origins(24), "moves: {moves}");
+            assert!(seen.early.is_empty());
+            drop(seen);
+            assert_eq!(finished(&log), origins(24), "moves: {moves}");
+        }
+    }
+
+    #[test]
+    fn a_source_not_read_ahead_gives_its_next_item_after_the_last_is_finished() {
+        let log = Shared::default();
+        let mut source = FakeSource::new(30, true, &log, |_| None);
+        source.ahead = false;
+        let summary = ingest(&mut source, &mut FakeStore::new(&log), 4).expect("runs");
+        assert_eq!(summary.reports, 30);
+        let seen = log.borrow();
+        assert_eq!(seen.max_in_flight, 1);
+        assert!(seen.early.is_empty());
+        drop(seen);
+        assert_eq!(finished(&log), origins(30));
     }
 }

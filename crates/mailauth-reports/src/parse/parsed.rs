@@ -29,16 +29,34 @@ pub struct ParsedItem {
     found: Vec<Found>,
 }
 
+/// Aggregate records one [`ParsedItem`] holds at most in
+/// [`reports::ingest`](crate::reports::ingest) (a few MB): an item with
+/// more is left to be parsed as it is stored, in bounded memory.
+pub const HOLD_RECORDS: usize = 10_000;
+
 impl ParsedItem {
     /// Parses one item as [`parse_item`] does, holding what it finds. Any
-    /// error rejects the whole item, as there.
-    pub fn parse(bytes: &[u8], limits: &IngestLimits) -> Result<Self, ParseError> {
-        let mut recorder = Recorder::default();
-        let found = parse_item(bytes, limits, &mut recorder)?;
-        Ok(Self {
-            events: recorder.events,
-            found,
-        })
+    /// error rejects the whole item, as there. `None` when the item holds
+    /// more than `max_records` aggregate records: parsing stops there, and
+    /// the item is better parsed straight into its store.
+    pub fn parse(
+        bytes: &[u8],
+        limits: &IngestLimits,
+        max_records: usize,
+    ) -> Result<Option<Self>, ParseError> {
+        let mut recorder = Recorder {
+            events: Vec::new(),
+            records: 0,
+            max_records,
+        };
+        match parse_item(bytes, limits, &mut recorder) {
+            Ok(found) => Ok(Some(Self {
+                events: recorder.events,
+                found,
+            })),
+            Err(ParseError::Sink { source }) if source.is::<Full>() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The reports found, each counted new (the store has not seen them).
@@ -86,10 +104,16 @@ impl ParsedItem {
 
 /// The sink of [`ParsedItem::parse`]: keeps every call, calls every
 /// report new (the store that replays it knows better).
-#[derive(Default)]
 struct Recorder {
     events: Vec<Event>,
+    records: usize,
+    max_records: usize,
 }
+
+/// The recorder holds `max_records` records already.
+#[derive(Debug, thiserror::Error)]
+#[error("too many records to hold")]
+struct Full;
 
 impl AggregateVisitor for Recorder {
     fn header(&mut self, header: &AggregateHeader) -> Result<bool, SinkError> {
@@ -100,6 +124,10 @@ impl AggregateVisitor for Recorder {
         self.record_owned(record.clone())
     }
     fn record_owned(&mut self, record: Record) -> Result<(), SinkError> {
+        if self.records >= self.max_records {
+            return Err(Box::new(Full));
+        }
+        self.records += 1;
         match self.events.last_mut() {
             Some(Event::Records(records)) => records.push(record),
             _ => self.events.push(Event::Records(vec![record])),
@@ -182,7 +210,9 @@ mod tests {
         let xml = report("a", 3);
         let mut direct = Seen::default();
         let want = parse_item(xml.as_bytes(), &limits, &mut direct).expect("parses");
-        let held = ParsedItem::parse(xml.as_bytes(), &limits).expect("parses");
+        let held = ParsedItem::parse(xml.as_bytes(), &limits, 3)
+            .expect("parses")
+            .expect("held");
         let mut replayed = Seen::default();
         let got = held.replay(&mut replayed).expect("replays");
         assert_eq!(got, want);
@@ -200,7 +230,9 @@ mod tests {
     #[test]
     fn a_refused_header_skips_its_records_and_marks_a_duplicate() {
         let limits = IngestLimits::default();
-        let held = ParsedItem::parse(report("dup", 4).as_bytes(), &limits).expect("parses");
+        let held = ParsedItem::parse(report("dup", 4).as_bytes(), &limits, HOLD_RECORDS)
+            .expect("parses")
+            .expect("held");
         assert!(!held.found()[0].duplicate);
         let mut sink = Seen {
             refuse: vec!["dup".to_owned()],
@@ -214,8 +246,24 @@ mod tests {
 
     #[test]
     fn a_bad_item_is_rejected_when_parsed() {
-        let err =
-            ParsedItem::parse(b"not a report", &IngestLimits::default()).expect_err("rejected");
+        let err = ParsedItem::parse(b"not a report", &IngestLimits::default(), HOLD_RECORDS)
+            .expect_err("rejected");
         assert!(matches!(err, ParseError::NotAReport { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_item_with_more_records_than_held_is_left_to_the_store() {
+        let limits = IngestLimits::default();
+        let xml = report("big", 4);
+        assert!(
+            ParsedItem::parse(xml.as_bytes(), &limits, 3)
+                .expect("parses")
+                .is_none()
+        );
+        assert!(
+            ParsedItem::parse(xml.as_bytes(), &limits, 4)
+                .expect("parses")
+                .is_some()
+        );
     }
 }
