@@ -34,7 +34,7 @@ use super::parse::aggregate::{AggregateVisitor, SinkError};
 use super::parse::failure::FailureReport;
 use super::parse::tlsrpt::TlsReport;
 use super::parse::{
-    AggregateHeader, Found, ParseError, Record, ReportKind, ReportSink, parse_item,
+    AggregateHeader, Found, ParseError, ParsedItem, Record, ReportKind, ReportSink, parse_item,
     parse_xml_stream,
 };
 use super::store::{ReportDetail, ReportRow, ReportStore, StoreError, parse_report_id};
@@ -806,6 +806,13 @@ impl ReportStore for DryRun {
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
         Ok(parse_xml_stream(input, limits, self))
+    }
+    fn store_parsed(
+        &mut self,
+        _origin: &str,
+        item: &ParsedItem,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        Ok(item.replay(self))
     }
     fn list(&self, _: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
         Ok(Vec::new())

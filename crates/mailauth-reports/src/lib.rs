@@ -76,10 +76,12 @@ pub struct IngestLimits {
     /// Largest sum of the `<count>`s of one aggregate report: default 2^40
     /// (the store sums them in 64-bit integers: 8 million such reports fit).
     pub max_report_messages: u64,
-    /// Wall-clock time one item may take to parse (and store): default
-    /// 60 s. A stuck item is set aside as invalid with the reason. It
-    /// covers every stage and kind: decompression and MIME (the
-    /// container), aggregate XML, failure reports and TLS-RPT JSON.
+    /// Wall-clock time one item may take to parse (and store, when it is
+    /// parsed as it is stored): default 60 s, from when parsing starts
+    /// (time waiting for a worker thread does not count). A stuck item is
+    /// set aside as invalid with the reason. It covers every stage and
+    /// kind: decompression and MIME (the container), aggregate XML,
+    /// failure reports and TLS-RPT JSON.
     pub item_time_budget: std::time::Duration,
     /// When the item being parsed runs out of `item_time_budget`: set by
     /// `parse::parse_item` when it starts on an item (leave it `None`).

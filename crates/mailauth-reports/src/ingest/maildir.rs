@@ -172,4 +172,10 @@ impl Source for MaildirSource {
         };
         self.move_to(path, folder)
     }
+
+    /// The messages are listed when the source opens; moving one changes
+    /// nothing about the next.
+    fn read_ahead(&self) -> bool {
+        true
+    }
 }

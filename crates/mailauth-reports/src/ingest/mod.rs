@@ -3,17 +3,19 @@
 //! Owns reading items (one file, one message) as raw bytes with an origin,
 //! and what happens to an item after it has been handled (Maildir moves it
 //! to an archive or invalid folder). Leaves parsing to `reports::parse` and
-//! SQL to `reports::store`: [`run`] glues them, one store transaction per
-//! item (items of a source that moves nothing are committed in groups),
-//! and only then calls [`Source::finish`]. A new source (IMAP) is one
-//! more module implementing [`Source`]; `imap` is built with the `imap`
-//! feature.
+//! SQL to `reports::store`: [`run`] (`pipeline`) glues them, items parsed
+//! by worker threads and stored in the source's order, one store
+//! transaction per item (items of a source that moves nothing are
+//! committed in groups), and only then calls [`Source::finish`]. A new
+//! source (IMAP) is one more module implementing [`Source`]; `imap` is
+//! built with the `imap` feature.
 
 mod files;
 #[cfg(feature = "imap")]
 pub mod imap;
 mod maildir;
 mod mbox;
+mod pipeline;
 
 use std::path::PathBuf;
 
@@ -22,10 +24,9 @@ use serde::Serialize;
 pub use files::FileSource;
 pub use maildir::{MaildirFolders, MaildirSource};
 pub use mbox::MboxSource;
+pub use pipeline::run;
 
-use super::IngestLimits;
-use super::parse::ReportKind;
-use super::store::{ReportStore, StoreError};
+use super::store::StoreError;
 
 /// Errors of the ingest layer.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,10 @@ pub enum IngestError {
     NotMaildir { path: PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The threads that parse items are gone (a bug): the run stops, and
+    /// the items not yet stored are read again on the next run.
+    #[error("the report parsing threads stopped")]
+    ParserStopped,
 }
 
 /// One unit of input: a file or one mail message.
@@ -96,13 +101,17 @@ pub trait Source {
     fn moves_items(&self) -> bool {
         true
     }
+    /// Whether [`run`] may read the next items before the earlier ones
+    /// are finished, to parse them meanwhile. By default, yes for a source
+    /// that moves nothing (its items were always read ahead within a
+    /// commit group) and no for one that does: its next item is read only
+    /// after the previous one is finished, so a source whose next item
+    /// depends on what [`finish`](Self::finish) did keeps that order. A
+    /// source whose items are independent of one another says yes.
+    fn read_ahead(&self) -> bool {
+        !self.moves_items()
+    }
 }
-
-/// Items committed together when the source moves nothing (one fsync per
-/// group instead of one per item): at most this many...
-const GROUP_ITEMS: usize = 256;
-/// ...or this much time since the group began, whichever comes first.
-const GROUP_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A rejected or failed item.
 #[derive(schemars::JsonSchema, Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,157 +152,6 @@ impl Summary {
         self.duplicates += s.duplicates;
         self.invalid.extend(s.invalid);
         self.errors.extend(s.errors);
-    }
-}
-
-/// Ingests every item of `source` into `store`, one transaction per item.
-/// A bad item never stops the batch; a database failure does.
-/// `progress` is called after each item.
-///
-/// When the source moves nothing ([`Source::moves_items`] is false), items
-/// are committed in groups ([`ReportStore::begin_group`]): each item is
-/// still all or nothing, and [`Source::finish`] is still called only after
-/// the commit that holds the item.
-pub fn run(
-    source: &mut dyn Source,
-    store: &mut dyn ReportStore,
-    limits: &IngestLimits,
-    progress: &mut dyn FnMut(&Summary),
-) -> Result<Summary, IngestError> {
-    let mut summary = Summary::default();
-    let grouping = !source.moves_items();
-    // Items in the open group: finished once it is committed.
-    let mut pending: Vec<(Item, Outcome)> = Vec::new();
-    let mut group: Option<std::time::Instant> = None;
-    while let Some(next) = source.next_item() {
-        summary.items += 1;
-        let item = match next {
-            Ok(item) => item,
-            Err(e) => {
-                summary.errors.push(Problem {
-                    origin: error_origin(&e),
-                    reason: e.to_string(),
-                });
-                progress(&summary);
-                continue;
-            }
-        };
-        if grouping && group.is_none() && store.begin_group()? {
-            group = Some(std::time::Instant::now());
-        }
-        let stored = match ingest_one(store, &item, limits) {
-            Ok(Ok(stored)) => stored,
-            Ok(Err(unreadable)) => {
-                summary.errors.push(Problem {
-                    origin: item.origin.clone(),
-                    reason: unreadable.to_string(),
-                });
-                progress(&summary);
-                continue;
-            }
-            Err(e) => {
-                // What the group holds before the failed item is kept.
-                if group.is_some() && store.commit_group().is_ok() {
-                    finish_all(source, &mut pending, &mut summary);
-                }
-                return Err(e.into());
-            }
-        };
-        let outcome = match stored {
-            Ok(found) => {
-                let mut new = false;
-                for f in &found {
-                    if f.duplicate {
-                        summary.duplicates += 1;
-                        continue;
-                    }
-                    new = true;
-                    match f.kind {
-                        ReportKind::Aggregate => {
-                            summary.reports += 1;
-                            summary.records += f.records;
-                        }
-                        ReportKind::Failure => summary.failure_reports += 1,
-                        ReportKind::Tls => summary.tls_reports += 1,
-                    }
-                }
-                if new {
-                    Outcome::Stored
-                } else {
-                    Outcome::Duplicate
-                }
-            }
-            Err(e) => {
-                let reason = e.to_string();
-                summary.invalid.push(Problem {
-                    origin: item.origin.clone(),
-                    reason: reason.clone(),
-                });
-                Outcome::Invalid { reason }
-            }
-        };
-        pending.push((item, outcome));
-        match group {
-            Some(began) if pending.len() < GROUP_ITEMS && began.elapsed() < GROUP_TIME => {}
-            Some(_) => {
-                store.commit_group()?;
-                group = None;
-                finish_all(source, &mut pending, &mut summary);
-            }
-            None => finish_all(source, &mut pending, &mut summary),
-        }
-        progress(&summary);
-    }
-    if group.is_some() {
-        store.commit_group()?;
-        finish_all(source, &mut pending, &mut summary);
-        progress(&summary);
-    }
-    Ok(summary)
-}
-
-/// What storing one item gave: its reports, or why it was rejected.
-type Stored = Result<Vec<super::parse::Found>, super::parse::ParseError>;
-
-/// Stores one item; `Ok(Err(_))` when its file can no longer be opened.
-fn ingest_one(
-    store: &mut dyn ReportStore,
-    item: &Item,
-    limits: &IngestLimits,
-) -> Result<Result<Stored, IngestError>, StoreError> {
-    match (item.stream, &item.path) {
-        (true, Some(path)) => match std::fs::File::open(path) {
-            Ok(mut file) => store
-                .ingest_xml_stream(&item.origin, &mut file, limits)
-                .map(Ok),
-            Err(source) => Ok(Err(IngestError::Read {
-                path: path.clone(),
-                source,
-            })),
-        },
-        _ => store.ingest_item(&item.origin, &item.bytes, limits).map(Ok),
-    }
-}
-
-/// Calls [`Source::finish`] for every item whose data is committed.
-fn finish_all(source: &mut dyn Source, pending: &mut Vec<(Item, Outcome)>, summary: &mut Summary) {
-    for (item, outcome) in pending.drain(..) {
-        if let Err(e) = source.finish(&item, &outcome) {
-            summary.errors.push(Problem {
-                origin: item.origin.clone(),
-                reason: e.to_string(),
-            });
-        }
-    }
-}
-
-fn error_origin(e: &IngestError) -> String {
-    match e {
-        IngestError::Read { path, .. }
-        | IngestError::TooLarge { path, .. }
-        | IngestError::NotMaildir { path } => path.display().to_string(),
-        IngestError::Move { from, .. } => from.display().to_string(),
-        IngestError::Store(_) => String::new(),
     }
 }
 

@@ -6,12 +6,15 @@
 //! control characters (but tab, LF, CR) removed from every text field so
 //! that every store holds the same text, and the item's time budget: one
 //! deadline per item ([`IngestLimits::item_deadline`]), looked at in every
-//! stage of every kind. Leaves where bytes come from to
-//! `reports::ingest` and storage to `reports::store`.
+//! stage of every kind. An item can also be parsed whole into a
+//! [`ParsedItem`] (`parsed`), to be handed to a sink later, on another
+//! thread. Leaves where bytes come from to `reports::ingest` and storage
+//! to `reports::store`.
 
 pub mod aggregate;
 pub mod container;
 pub mod failure;
+pub mod parsed;
 mod scan;
 pub mod tlsrpt;
 pub mod types;
@@ -21,6 +24,7 @@ use serde::Serialize;
 pub use aggregate::{AggregateSummary, AggregateVisitor, SinkError};
 pub use container::{Part, Payload};
 pub use failure::FailureReport;
+pub use parsed::ParsedItem;
 pub use tlsrpt::TlsReport;
 pub use types::*;
 

@@ -57,7 +57,7 @@ use super::IngestLimits;
 use super::dashq::Arg;
 use super::parse::{
     self, AggregateHeader, AggregateSummary, AggregateVisitor, FailureReport, Found, ParseError,
-    Record, ReportKind, ReportSink, SinkError, TlsReport,
+    ParsedItem, Record, ReportKind, ReportSink, SinkError, TlsReport,
 };
 use super::rows::{self, RowQuery};
 use super::store::{
@@ -538,17 +538,18 @@ fn redact(url: &str) -> String {
     url.to_owned()
 }
 
-impl ReportStore for PgStore {
-    fn ingest_item(
+impl PgStore {
+    /// Runs one item's transaction, again (up to `ITEM_ATTEMPTS` times) on
+    /// a transient server error; a partition missing because a prune
+    /// dropped it makes the item look its months up again.
+    fn retrying(
         &mut self,
-        origin: &str,
-        bytes: &[u8],
-        limits: &IngestLimits,
+        mut once: impl FnMut(&mut Self) -> Result<Result<Vec<Found>, ParseError>, StoreError>,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.ingest_once(origin, bytes, limits) {
+            match once(self) {
                 Ok(r) => return Ok(r),
                 Err(StoreError::PgQuery { source, .. })
                     if attempt < ITEM_ATTEMPTS && retryable(&source) =>
@@ -560,6 +561,28 @@ impl ReportStore for PgStore {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl ReportStore for PgStore {
+    fn ingest_item(
+        &mut self,
+        origin: &str,
+        bytes: &[u8],
+        limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        self.retrying(|store| store.ingest_once(origin, bytes, limits))
+    }
+
+    /// Retried on a transient server error, as
+    /// [`ingest_item`](ReportStore::ingest_item) is: the parsed item is
+    /// replayed into the new transaction.
+    fn store_parsed(
+        &mut self,
+        origin: &str,
+        item: &ParsedItem,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        self.retrying(|store| store.ingest_with(origin, |sink| item.replay(sink)))
     }
 
     /// A plain-XML file too large to hold is parsed as it is read, as on

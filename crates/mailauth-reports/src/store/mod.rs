@@ -38,7 +38,7 @@ use super::IngestLimits;
 use super::dashq::Arg;
 use super::parse::{
     self, AggregateHeader, AggregateSummary, AggregateVisitor, FailureReport, Found, ParseError,
-    Record, ReportKind, ReportSink, SinkError, TlsReport,
+    ParsedItem, Record, ReportKind, ReportSink, SinkError, TlsReport,
 };
 use super::rows;
 pub use super::rows::{ChecklistQueries, FailingSource, Volume};
@@ -322,6 +322,16 @@ pub trait ReportStore {
         origin: &str,
         bytes: &[u8],
         limits: &IngestLimits,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError>;
+    /// Stores an item parsed beforehand ([`ParsedItem::parse`], on any
+    /// thread) in ONE transaction, as [`ingest_item`](Self::ingest_item)
+    /// stores the reports it parses: the same rows, the same dedupe, the
+    /// same outcomes. `reports::ingest` parses items on worker threads and
+    /// stores them here, in their order, on the thread that owns the store.
+    fn store_parsed(
+        &mut self,
+        origin: &str,
+        item: &ParsedItem,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError>;
     /// Like [`ingest_item`](Self::ingest_item), for one plain-XML aggregate
     /// report read as a stream (a file too large to hold in memory). The
@@ -615,6 +625,14 @@ impl ReportStore for SqliteStore {
         });
         self.parser = parser;
         result
+    }
+
+    fn store_parsed(
+        &mut self,
+        origin: &str,
+        item: &ParsedItem,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        self.in_transaction(origin, |sink| item.replay(sink))
     }
 
     fn ingest_xml_stream(

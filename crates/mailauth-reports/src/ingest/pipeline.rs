@@ -1,0 +1,864 @@
+//! The ingest loop: items read from a [`Source`], parsed by a small pool
+//! of worker threads, stored by the calling thread in the order the
+//! source gave them, and only then finished.
+//!
+//! Owns the order of events per item (read → parse → store → commit →
+//! [`Source::finish`]), the group commits, the bound on items in flight
+//! and the worker threads. Leaves parsing to `reports::parse` (pure, so
+//! it may run on any thread), SQL to the store (used only by the calling
+//! thread, as is the source) and reading and moving items to the sources.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use super::{IngestError, Item, Outcome, Problem, Source, Summary};
+use crate::reports::IngestLimits;
+use crate::reports::parse::parsed::HOLD_RECORDS;
+use crate::reports::parse::{Found, ParseError, ParsedItem, ReportKind};
+use crate::reports::store::{ReportStore, StoreError};
+
+/// Items committed together when the source moves nothing (one fsync per
+/// group instead of one per item): at most this many...
+const GROUP_ITEMS: usize = 256;
+/// ...or this much time since the group began, whichever comes first.
+const GROUP_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Most worker threads parsing items, whatever the number of cores: the
+/// one thread that stores them keeps up with about this many.
+const MAX_WORKERS: usize = 8;
+
+/// Items in flight (read, not yet stored) per worker: one being parsed,
+/// one parsed and waiting for its turn to be stored.
+const IN_FLIGHT_PER_WORKER: usize = 2;
+
+/// Ingests every item of `source` into `store`, one transaction per item.
+/// A bad item never stops the batch; a database failure does, and what
+/// was committed before it is kept. `progress` is called after each item.
+///
+/// Items are parsed (decompressed, unpacked, read as XML or JSON) by
+/// worker threads, one per core the process may use (at most 8), while
+/// this thread reads the source and stores the parsed items in the order
+/// the source gave them. At most two items per worker are in flight, so
+/// memory does not grow with the source; a source that is not read ahead
+/// ([`Source::read_ahead`]) has one item in flight at a time. Each item's time budget
+/// ([`IngestLimits::item_time_budget`]) starts when a worker starts
+/// parsing it. A plain-XML file too large to hold ([`Item::stream`]) is
+/// parsed on this thread as it is stored, and so is an item found to hold
+/// more than [`HOLD_RECORDS`] records (a worker parses that far, then
+/// leaves it): an item in flight holds a few MB at most.
+///
+/// When the source moves nothing ([`Source::moves_items`] is false), items
+/// are committed in groups ([`ReportStore::begin_group`]): each item is
+/// still all or nothing, and [`Source::finish`] is still called only after
+/// the commit that holds the item.
+pub fn run(
+    source: &mut dyn Source,
+    store: &mut dyn ReportStore,
+    limits: &IngestLimits,
+    progress: &mut dyn FnMut(&Summary),
+) -> Result<Summary, IngestError> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(MAX_WORKERS);
+    run_with(
+        source,
+        store,
+        limits,
+        progress,
+        workers,
+        &|bytes, limits| ParsedItem::parse(bytes, limits, HOLD_RECORDS),
+    )
+}
+
+/// How a worker parses an item (tests slow it down): `None` for an item
+/// too large to hold, left to the store.
+type ParseFn = dyn Fn(&[u8], &IngestLimits) -> Result<Option<ParsedItem>, ParseError> + Sync;
+
+/// [`run`] with `workers` parsing threads (none: this thread parses each
+/// item when its turn comes) and the parser given.
+fn run_with(
+    source: &mut dyn Source,
+    store: &mut dyn ReportStore,
+    limits: &IngestLimits,
+    progress: &mut dyn FnMut(&Summary),
+    workers: usize,
+    parse: &ParseFn,
+) -> Result<Summary, IngestError> {
+    let window = IN_FLIGHT_PER_WORKER * workers.max(1);
+    // Both channels hold at most `window` messages, as many as there can
+    // be items in flight: no send ever waits.
+    let (jobs, queue) = sync_channel::<Job>(window);
+    let queue = Mutex::new(queue);
+    let queue = &queue;
+    std::thread::scope(move |scope| {
+        let (done, results) = sync_channel::<Parsed>(window);
+        let mut started = 0;
+        for _ in 0..workers {
+            let done = done.clone();
+            let spawned = std::thread::Builder::new()
+                .name("report-parser".to_owned())
+                .spawn_scoped(scope, move || work(queue, &done, limits, parse));
+            // Without a thread the items are parsed here, in turn.
+            if spawned.is_ok() {
+                started += 1;
+            }
+        }
+        drop(done);
+        let mut writer = Writer {
+            source,
+            store,
+            limits,
+            progress,
+            parse,
+            jobs: (started > 0).then_some(jobs),
+            results,
+            window,
+            summary: Summary::default(),
+            pending: Vec::new(),
+            group: None,
+        };
+        // Returning drops the channels: the workers stop, and the scope
+        // waits for them.
+        writer.run()
+    })
+}
+
+/// An item for a worker: its place in the source's order and its bytes.
+struct Job {
+    seq: u64,
+    bytes: Vec<u8>,
+}
+
+/// A worker's answer: the item's bytes back, and what they parsed to.
+struct Parsed {
+    seq: u64,
+    bytes: Vec<u8>,
+    result: Result<Option<ParsedItem>, ParseError>,
+}
+
+/// A worker: parses items from `queue` until it closes, or until the
+/// writer no longer listens.
+fn work(
+    queue: &Mutex<Receiver<Job>>,
+    done: &SyncSender<Parsed>,
+    limits: &IngestLimits,
+    parse: &ParseFn,
+) {
+    loop {
+        // The lock is held only while waiting for the next job.
+        let job = match queue.lock() {
+            Ok(queue) => queue.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let result = parse_caught(parse, &job.bytes, limits);
+        let answer = Parsed {
+            seq: job.seq,
+            bytes: job.bytes,
+            result,
+        };
+        if done.send(answer).is_err() {
+            return;
+        }
+    }
+}
+
+/// Parses one item; a panic (a bug in a parser) rejects that item and the
+/// batch goes on.
+fn parse_caught(
+    parse: &ParseFn,
+    bytes: &[u8],
+    limits: &IngestLimits,
+) -> Result<Option<ParsedItem>, ParseError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(bytes, limits))).unwrap_or_else(
+        |_| {
+            Err(ParseError::Sink {
+                source: "the report parsing thread stopped (a bug: it panicked)".into(),
+            })
+        },
+    )
+}
+
+/// An item read and not yet stored.
+struct Slot {
+    item: Result<Item, IngestError>,
+    state: State,
+}
+
+enum State {
+    /// Stored as it is parsed, on the writing thread ([`Item::stream`]),
+    /// or not an item at all (a read error).
+    Here,
+    /// With a worker.
+    Parsing,
+    /// `Ok(None)`: too large to hold, parsed again as it is stored.
+    Parsed(Result<Option<ParsedItem>, ParseError>),
+}
+
+/// The calling thread's side: reads, stores, commits and finishes.
+struct Writer<'a, 'p> {
+    source: &'a mut dyn Source,
+    store: &'a mut dyn ReportStore,
+    limits: &'a IngestLimits,
+    progress: &'a mut dyn FnMut(&Summary),
+    parse: &'p ParseFn,
+    /// None when no worker thread could be started.
+    jobs: Option<SyncSender<Job>>,
+    results: Receiver<Parsed>,
+    /// Most items in flight.
+    window: usize,
+    summary: Summary,
+    /// Items in the open group: finished once it is committed.
+    pending: Vec<(Item, Outcome)>,
+    group: Option<std::time::Instant>,
+}
+
+impl Writer<'_, '_> {
+    fn run(&mut self) -> Result<Summary, IngestError> {
+        // Items read and not yet stored, in the source's order; the first
+        // one's place in that order is `head`.
+        let mut inflight: VecDeque<Slot> = VecDeque::with_capacity(self.window);
+        let mut head: u64 = 0;
+        let mut ended = false;
+        let ahead = if self.source.read_ahead() {
+            self.window
+        } else {
+            1
+        };
+        loop {
+            // Read ahead, so that the workers always have items to parse.
+            while !ended && inflight.len() < ahead {
+                match self.source.next_item() {
+                    Some(next) => {
+                        let seq = head + inflight.len() as u64;
+                        inflight.push_back(self.dispatch(seq, next));
+                    }
+                    None => ended = true,
+                }
+            }
+            // Wait for the first item's parse; later ones go on meanwhile.
+            while matches!(
+                inflight.front(),
+                Some(Slot {
+                    state: State::Parsing,
+                    ..
+                })
+            ) {
+                let Ok(p) = self.results.recv() else {
+                    return Err(IngestError::ParserStopped);
+                };
+                let at = usize::try_from(p.seq - head).unwrap_or(usize::MAX);
+                if let Some(Slot {
+                    item: Ok(item),
+                    state,
+                }) = inflight.get_mut(at)
+                {
+                    item.bytes = p.bytes;
+                    *state = State::Parsed(p.result);
+                }
+            }
+            let Some(slot) = inflight.pop_front() else {
+                break;
+            };
+            head += 1;
+            self.handle(slot)?;
+        }
+        if self.group.is_some() {
+            self.store.commit_group()?;
+            self.finish_pending();
+            (self.progress)(&self.summary);
+        }
+        Ok(std::mem::take(&mut self.summary))
+    }
+
+    /// Hands a new item to a worker (or parses it here when there is none).
+    fn dispatch(&mut self, seq: u64, next: Result<Item, IngestError>) -> Slot {
+        let mut item = match next {
+            Ok(item) if !(item.stream && item.path.is_some()) => item,
+            other => {
+                return Slot {
+                    item: other,
+                    state: State::Here,
+                };
+            }
+        };
+        if let Some(jobs) = &self.jobs {
+            let job = Job {
+                seq,
+                bytes: std::mem::take(&mut item.bytes),
+            };
+            match jobs.send(job) {
+                Ok(()) => {
+                    return Slot {
+                        item: Ok(item),
+                        state: State::Parsing,
+                    };
+                }
+                // Every worker is gone: parse here from now on.
+                Err(e) => {
+                    item.bytes = e.0.bytes;
+                    self.jobs = None;
+                }
+            }
+        }
+        let result = parse_caught(self.parse, &item.bytes, self.limits);
+        Slot {
+            item: Ok(item),
+            state: State::Parsed(result),
+        }
+    }
+
+    /// Stores one item, in its turn, and finishes it once committed.
+    fn handle(&mut self, slot: Slot) -> Result<(), IngestError> {
+        let summary = &mut self.summary;
+        summary.items += 1;
+        let item = match slot.item {
+            Ok(item) => item,
+            Err(e) => {
+                summary.errors.push(Problem {
+                    origin: error_origin(&e),
+                    reason: e.to_string(),
+                });
+                (self.progress)(summary);
+                return Ok(());
+            }
+        };
+        if !self.source.moves_items() && self.group.is_none() && self.store.begin_group()? {
+            self.group = Some(std::time::Instant::now());
+        }
+        let stored = match store_one(self.store, &item, slot.state, self.limits) {
+            Ok(Ok(stored)) => stored,
+            Ok(Err(unreadable)) => {
+                self.summary.errors.push(Problem {
+                    origin: item.origin.clone(),
+                    reason: unreadable.to_string(),
+                });
+                (self.progress)(&self.summary);
+                return Ok(());
+            }
+            Err(e) => {
+                // What the group holds before the failed item is kept.
+                if self.group.is_some() && self.store.commit_group().is_ok() {
+                    self.finish_pending();
+                }
+                return Err(e.into());
+            }
+        };
+        let summary = &mut self.summary;
+        let outcome = match stored {
+            Ok(found) => {
+                let mut new = false;
+                for f in &found {
+                    if f.duplicate {
+                        summary.duplicates += 1;
+                        continue;
+                    }
+                    new = true;
+                    match f.kind {
+                        ReportKind::Aggregate => {
+                            summary.reports += 1;
+                            summary.records += f.records;
+                        }
+                        ReportKind::Failure => summary.failure_reports += 1,
+                        ReportKind::Tls => summary.tls_reports += 1,
+                    }
+                }
+                if new {
+                    Outcome::Stored
+                } else {
+                    Outcome::Duplicate
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                summary.invalid.push(Problem {
+                    origin: item.origin.clone(),
+                    reason: reason.clone(),
+                });
+                Outcome::Invalid { reason }
+            }
+        };
+        self.pending.push((item, outcome));
+        match self.group {
+            Some(began) if self.pending.len() < GROUP_ITEMS && began.elapsed() < GROUP_TIME => {}
+            Some(_) => {
+                self.store.commit_group()?;
+                self.group = None;
+                self.finish_pending();
+            }
+            None => self.finish_pending(),
+        }
+        (self.progress)(&self.summary);
+        Ok(())
+    }
+
+    /// Calls [`Source::finish`] for every item whose data is committed.
+    fn finish_pending(&mut self) {
+        for (item, outcome) in self.pending.drain(..) {
+            if let Err(e) = self.source.finish(&item, &outcome) {
+                self.summary.errors.push(Problem {
+                    origin: item.origin.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// What storing one item gave: its reports, or why it was rejected.
+type Stored = Result<Vec<Found>, ParseError>;
+
+/// Stores one item; `Ok(Err(_))` when its file can no longer be opened.
+fn store_one(
+    store: &mut dyn ReportStore,
+    item: &Item,
+    state: State,
+    limits: &IngestLimits,
+) -> Result<Result<Stored, IngestError>, StoreError> {
+    match (state, &item.path) {
+        (State::Parsed(Ok(Some(parsed))), _) => store.store_parsed(&item.origin, &parsed).map(Ok),
+        // Rejected by the parser: the store never sees it.
+        (State::Parsed(Err(e)), _) => Ok(Ok(Err(e))),
+        (_, Some(path)) if item.stream => match std::fs::File::open(path) {
+            Ok(mut file) => store
+                .ingest_xml_stream(&item.origin, &mut file, limits)
+                .map(Ok),
+            Err(source) => Ok(Err(IngestError::Read {
+                path: path.clone(),
+                source,
+            })),
+        },
+        _ => store.ingest_item(&item.origin, &item.bytes, limits).map(Ok),
+    }
+}
+
+fn error_origin(e: &IngestError) -> String {
+    match e {
+        IngestError::Read { path, .. }
+        | IngestError::TooLarge { path, .. }
+        | IngestError::NotMaildir { path } => path.display().to_string(),
+        IngestError::Move { from, .. } => from.display().to_string(),
+        IngestError::Store(_) | IngestError::ParserStopped => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::reports::store::{Pruned, ReportDetail, ReportRow, SqliteStore, Table};
+
+    fn report(id: &str) -> Vec<u8> {
+        report_n(id, 1)
+    }
+
+    /// An aggregate report of `n` records.
+    fn report_n(id: &str, n: usize) -> Vec<u8> {
+        let record = "<record><row><source_ip>192.0.2.1</source_ip><count>2</count>\
+             <policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>fail</spf>\
+             </policy_evaluated></row><identifiers><header_from>example.com</header_from>\
+             </identifiers><auth_results><dkim><domain>example.com</domain><result>pass</result>\
+             </dkim></auth_results></record>";
+        format!(
+            "<feedback><report_metadata><org_name>o</org_name><report_id>{id}</report_id>\
+             <date_range><begin>0</begin><end>86400</end></date_range></report_metadata>\
+             <policy_published><domain>example.com</domain><p>reject</p></policy_published>\
+             {}</feedback>",
+            record.repeat(n)
+        )
+        .into_bytes()
+    }
+
+    fn origins(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("item-{i}")).collect()
+    }
+
+    /// What the fake source and the fake store saw, in order.
+    #[derive(Default)]
+    struct Log {
+        /// Items stored, committed or not.
+        stored: Vec<String>,
+        /// Items the store was given to parse itself.
+        whole: Vec<String>,
+        /// Items stored in the open group, not yet committed.
+        open: Vec<String>,
+        committed: Vec<String>,
+        finished: Vec<(String, Outcome)>,
+        /// Items finished while their data, or an earlier item's, was not
+        /// committed.
+        early: Vec<String>,
+        read: usize,
+        max_in_flight: usize,
+    }
+
+    type Shared = Rc<RefCell<Log>>;
+
+    struct FakeSource {
+        items: VecDeque<Item>,
+        moves: bool,
+        ahead: bool,
+        log: Shared,
+    }
+
+    impl FakeSource {
+        /// Items `item-0`, `item-1`…, each a report of its own, but for the
+        /// ones `body` gives other bytes.
+        fn new(
+            n: usize,
+            moves: bool,
+            log: &Shared,
+            body: impl Fn(usize) -> Option<Vec<u8>>,
+        ) -> Self {
+            let items = (0..n)
+                .map(|i| Item {
+                    origin: format!("item-{i}"),
+                    bytes: body(i).unwrap_or_else(|| report(&format!("r{i}"))),
+                    path: None,
+                    stream: false,
+                })
+                .collect();
+            Self {
+                items,
+                moves,
+                ahead: true,
+                log: log.clone(),
+            }
+        }
+    }
+
+    impl Source for FakeSource {
+        fn next_item(&mut self) -> Option<Result<Item, IngestError>> {
+            let item = self.items.pop_front()?;
+            let mut log = self.log.borrow_mut();
+            log.read += 1;
+            let in_flight = log.read - log.finished.len();
+            log.max_in_flight = log.max_in_flight.max(in_flight);
+            Some(Ok(item))
+        }
+        fn finish(&mut self, item: &Item, outcome: &Outcome) -> Result<(), IngestError> {
+            let mut log = self.log.borrow_mut();
+            let stored = log.stored.contains(&item.origin);
+            if !log.open.is_empty() || (stored && !log.committed.contains(&item.origin)) {
+                log.early.push(item.origin.clone());
+            }
+            // The bytes given to a worker are back.
+            assert!(!item.bytes.is_empty(), "{}", item.origin);
+            log.finished.push((item.origin.clone(), outcome.clone()));
+            Ok(())
+        }
+        fn moves_items(&self) -> bool {
+            self.moves
+        }
+        fn read_ahead(&self) -> bool {
+            self.ahead
+        }
+    }
+
+    /// A store that keeps nothing but the order of events, and fails on
+    /// the item named `fail_at`.
+    struct FakeStore {
+        log: Shared,
+        fail_at: Option<String>,
+        in_group: bool,
+    }
+
+    impl FakeStore {
+        fn new(log: &Shared) -> Self {
+            Self {
+                log: log.clone(),
+                fail_at: None,
+                in_group: false,
+            }
+        }
+    }
+
+    impl ReportStore for FakeStore {
+        fn ingest_item(
+            &mut self,
+            origin: &str,
+            bytes: &[u8],
+            limits: &IngestLimits,
+        ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+            self.log.borrow_mut().whole.push(origin.to_owned());
+            let mut sink = crate::reports::parse::CollectSink::default();
+            let found = crate::reports::parse::parse_item(bytes, limits, &mut sink);
+            let mut log = self.log.borrow_mut();
+            log.stored.push(origin.to_owned());
+            if self.in_group {
+                log.open.push(origin.to_owned());
+            } else {
+                log.committed.push(origin.to_owned());
+            }
+            Ok(found)
+        }
+        fn store_parsed(
+            &mut self,
+            origin: &str,
+            item: &ParsedItem,
+        ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+            if self.fail_at.as_deref() == Some(origin) {
+                return Err(StoreError::Backend {
+                    source: "disk full".into(),
+                });
+            }
+            let mut log = self.log.borrow_mut();
+            log.stored.push(origin.to_owned());
+            if self.in_group {
+                log.open.push(origin.to_owned());
+            } else {
+                log.committed.push(origin.to_owned());
+            }
+            Ok(Ok(item.found().to_vec()))
+        }
+        fn begin_group(&mut self) -> Result<bool, StoreError> {
+            self.in_group = true;
+            Ok(true)
+        }
+        fn commit_group(&mut self) -> Result<(), StoreError> {
+            let mut log = self.log.borrow_mut();
+            let open = std::mem::take(&mut log.open);
+            log.committed.extend(open);
+            self.in_group = false;
+            Ok(())
+        }
+        fn list(&self, _: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn show(&self, _: ReportKind, _: i64) -> Result<Option<ReportDetail>, StoreError> {
+            Ok(None)
+        }
+        fn delete(&mut self, _: &[(ReportKind, i64)]) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn prune(&mut self, _: i64, _: bool) -> Result<Pruned, StoreError> {
+            Ok(Pruned::default())
+        }
+    }
+
+    /// Parses after a delay of 0-2 ms that differs from item to item
+    /// (pseudo-random from its bytes): later items often finish first.
+    fn slow_parse(bytes: &[u8], limits: &IngestLimits) -> Result<Option<ParsedItem>, ParseError> {
+        let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        std::thread::sleep(std::time::Duration::from_micros(h % 2_000));
+        ParsedItem::parse(bytes, limits, HOLD_RECORDS)
+    }
+
+    fn ingest(
+        source: &mut FakeSource,
+        store: &mut dyn ReportStore,
+        workers: usize,
+    ) -> Result<Summary, IngestError> {
+        let limits = IngestLimits::default();
+        run_with(source, store, &limits, &mut |_| {}, workers, &slow_parse)
+    }
+
+    fn finished(log: &Shared) -> Vec<String> {
+        log.borrow()
+            .finished
+            .iter()
+            .map(|(o, _)| o.clone())
+            .collect()
+    }
+
+    #[test]
+    fn items_are_stored_and_finished_in_the_sources_order() {
+        for moves in [true, false] {
+            let log = Shared::default();
+            let mut source = FakeSource::new(120, moves, &log, |_| None);
+            let summary = ingest(&mut source, &mut FakeStore::new(&log), 4).expect("runs");
+            assert_eq!(summary.items, 120);
+            assert_eq!(summary.reports, 120);
+            assert_eq!(summary.records, 120);
+            assert_eq!(log.borrow().stored, origins(120), "moves: {moves}");
+            assert_eq!(finished(&log), origins(120), "moves: {moves}");
+        }
+    }
+
+    #[test]
+    fn an_item_is_finished_only_after_the_commit_that_holds_it() {
+        // More items than one group holds: groups are committed during the
+        // run and at its end.
+        for moves in [true, false] {
+            let log = Shared::default();
+            let n = GROUP_ITEMS * 2 + 3;
+            let mut source = FakeSource::new(n, moves, &log, |i| {
+                (i % 50 == 7).then(|| b"not a report".to_vec())
+            });
+            ingest(&mut source, &mut FakeStore::new(&log), 3).expect("runs");
+            let log = log.borrow();
+            assert_eq!(log.finished.len(), n);
+            assert!(log.early.is_empty(), "finished early: {:?}", log.early);
+            assert!(log.open.is_empty());
+            assert_eq!(log.committed, log.stored);
+        }
+    }
+
+    #[test]
+    fn a_bad_item_is_set_aside_and_its_neighbours_are_stored() {
+        let log = Shared::default();
+        let mut source = FakeSource::new(20, true, &log, |i| {
+            (i == 7).then(|| b"<feedback><report_metadata>".to_vec())
+        });
+        let summary = ingest(&mut source, &mut FakeStore::new(&log), 4).expect("runs");
+        assert_eq!(summary.items, 20);
+        assert_eq!(summary.reports, 19);
+        assert_eq!(summary.invalid.len(), 1);
+        assert_eq!(summary.invalid[0].origin, "item-7");
+        let mut want = origins(20);
+        want.remove(7);
+        assert_eq!(log.borrow().stored, want);
+        let log = log.borrow();
+        for (i, (origin, outcome)) in log.finished.iter().enumerate() {
+            assert_eq!(origin, &format!("item-{i}"));
+            if i == 7 {
+                assert!(matches!(outcome, Outcome::Invalid { .. }), "{outcome:?}");
+            } else {
+                assert_eq!(outcome, &Outcome::Stored, "{origin}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_panicking_parser_rejects_only_its_item() {
+        fn panicky(bytes: &[u8], limits: &IngestLimits) -> Result<Option<ParsedItem>, ParseError> {
+            assert!(bytes != b"boom", "a parser bug");
+            ParsedItem::parse(bytes, limits, HOLD_RECORDS)
+        }
+        let log = Shared::default();
+        let mut source = FakeSource::new(10, true, &log, |i| (i == 3).then(|| b"boom".to_vec()));
+        let limits = IngestLimits::default();
+        let mut store = FakeStore::new(&log);
+        let summary =
+            run_with(&mut source, &mut store, &limits, &mut |_| {}, 2, &panicky).expect("runs");
+        assert_eq!(summary.reports, 9);
+        assert_eq!(summary.invalid.len(), 1);
+        assert_eq!(summary.invalid[0].origin, "item-3");
+        assert!(summary.invalid[0].reason.contains("panicked"));
+        assert_eq!(finished(&log), origins(10));
+    }
+
+    #[test]
+    fn a_store_error_stops_the_run_and_keeps_what_was_committed() {
+        for moves in [true, false] {
+            let log = Shared::default();
+            let mut source = FakeSource::new(30, moves, &log, |_| None);
+            let mut store = FakeStore::new(&log);
+            store.fail_at = Some("item-10".to_owned());
+            let err = ingest(&mut source, &mut store, 4).expect_err("stops");
+            assert!(err.to_string().contains("disk full"), "{err}");
+            let log = log.borrow();
+            // Items before the failed one are committed and finished;
+            // the failed one and every later one are not finished.
+            assert_eq!(log.committed, origins(10), "moves: {moves}");
+            let done: Vec<_> = log.finished.iter().map(|(o, _)| o.clone()).collect();
+            assert_eq!(done, origins(10), "moves: {moves}");
+            assert!(log.early.is_empty());
+        }
+    }
+
+    #[test]
+    fn items_in_flight_stay_bounded() {
+        for workers in [1, 3] {
+            let log = Shared::default();
+            let mut source = FakeSource::new(200, true, &log, |_| None);
+            ingest(&mut source, &mut FakeStore::new(&log), workers).expect("runs");
+            let log = log.borrow();
+            assert_eq!(log.finished.len(), 200);
+            assert!(
+                log.max_in_flight <= IN_FLIGHT_PER_WORKER * workers,
+                "{} items in flight with {workers} workers",
+                log.max_in_flight
+            );
+            // Reading ahead: the workers had more than one item at a time.
+            assert!(log.max_in_flight > 1, "{}", log.max_in_flight);
+        }
+    }
+
+    #[test]
+    fn without_worker_threads_items_are_parsed_in_turn() {
+        let log = Shared::default();
+        let mut source = FakeSource::new(10, true, &log, |i| (i == 4).then(|| b"x".to_vec()));
+        let summary = ingest(&mut source, &mut FakeStore::new(&log), 0).expect("runs");
+        assert_eq!(summary.reports, 9);
+        assert_eq!(summary.invalid.len(), 1);
+        assert_eq!(finished(&log), origins(10));
+    }
+
+    #[test]
+    fn parsed_items_reach_sqlite_once_and_then_as_duplicates() {
+        let mut store = SqliteStore::open_in_memory().expect("store");
+        for (run, moves) in [(0, false), (1, true)] {
+            let log = Shared::default();
+            let mut source = FakeSource::new(40, moves, &log, |i| {
+                (i == 5).then(|| b"not a report".to_vec())
+            });
+            let summary = ingest(&mut source, &mut store, 3).expect("runs");
+            assert_eq!(summary.invalid.len(), 1, "run {run}");
+            if run == 0 {
+                assert_eq!((summary.reports, summary.duplicates), (39, 0));
+            } else {
+                assert_eq!((summary.reports, summary.duplicates), (0, 39));
+                let outcomes: Vec<_> = log
+                    .borrow()
+                    .finished
+                    .iter()
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                assert_eq!(outcomes[0], Outcome::Duplicate);
+            }
+            assert_eq!(finished(&log), origins(40));
+        }
+        assert_eq!(store.count(Table::Reports).expect("count"), 39);
+        assert_eq!(store.count(Table::Records).expect("count"), 39);
+    }
+
+    #[test]
+    fn an_item_too_large_to_hold_is_parsed_as_it_is_stored_in_its_turn() {
+        fn hold_two(bytes: &[u8], limits: &IngestLimits) -> Result<Option<ParsedItem>, ParseError> {
+            slow_parse(bytes, limits)?;
+            ParsedItem::parse(bytes, limits, 2)
+        }
+        for moves in [true, false] {
+            let log = Shared::default();
+            // Every fourth item has three records, one more than held.
+            let mut source = FakeSource::new(24, moves, &log, |i| {
+                (i % 4 == 1).then(|| report_n(&format!("big{i}"), 3))
+            });
+            let limits = IngestLimits::default();
+            let mut store = FakeStore::new(&log);
+            let summary = run_with(&mut source, &mut store, &limits, &mut |_| {}, 3, &hold_two)
+                .expect("runs");
+            assert_eq!(summary.reports, 24);
+            assert_eq!(summary.records, 18 + 6 * 3);
+            let seen = log.borrow();
+            let big: Vec<_> = (0..24)
+                .filter(|i| i % 4 == 1)
+                .map(|i| format!("item-{i}"))
+                .collect();
+            assert_eq!(seen.whole, big, "moves: {moves}");
+            assert_eq!(seen.stored, origins(24), "moves: {moves}");
+            assert!(seen.early.is_empty());
+            drop(seen);
+            assert_eq!(finished(&log), origins(24), "moves: {moves}");
+        }
+    }
+
+    #[test]
+    fn a_source_not_read_ahead_gives_its_next_item_after_the_last_is_finished() {
+        let log = Shared::default();
+        let mut source = FakeSource::new(30, true, &log, |_| None);
+        source.ahead = false;
+        let summary = ingest(&mut source, &mut FakeStore::new(&log), 4).expect("runs");
+        assert_eq!(summary.reports, 30);
+        let seen = log.borrow();
+        assert_eq!(seen.max_in_flight, 1);
+        assert!(seen.early.is_empty());
+        drop(seen);
+        assert_eq!(finished(&log), origins(30));
+    }
+}

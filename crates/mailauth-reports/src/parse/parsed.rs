@@ -1,0 +1,269 @@
+//! An item parsed whole and held in memory: every call [`parse_item`]
+//! made on its sink, in order, so that parsing (on a worker thread of
+//! `reports::ingest`) and storing (on the thread that owns the store)
+//! can happen apart and the store sees exactly what a direct parse into
+//! it would have shown it.
+//!
+//! Owns the recording sink and the replay of what it recorded into
+//! another sink. Leaves parsing to the parent module and storage to the
+//! stores.
+
+use super::*;
+
+/// One call the parser made on its sink.
+#[derive(Debug)]
+enum Event {
+    Header(Box<AggregateHeader>),
+    /// Consecutive records, one entry per run rather than per record.
+    Records(Vec<Record>),
+    End(Box<AggregateSummary>),
+    Failure(Box<FailureReport>),
+    Tls(Box<TlsReport>),
+}
+
+/// Every report of one item, parsed and checked against the item's
+/// limits (its time budget included), not yet stored.
+#[derive(Debug)]
+pub struct ParsedItem {
+    events: Vec<Event>,
+    found: Vec<Found>,
+}
+
+/// Aggregate records one [`ParsedItem`] holds at most in
+/// [`reports::ingest`](crate::reports::ingest) (a few MB): an item with
+/// more is left to be parsed as it is stored, in bounded memory.
+pub const HOLD_RECORDS: usize = 10_000;
+
+impl ParsedItem {
+    /// Parses one item as [`parse_item`] does, holding what it finds. Any
+    /// error rejects the whole item, as there. `None` when the item holds
+    /// more than `max_records` aggregate records: parsing stops there, and
+    /// the item is better parsed straight into its store.
+    pub fn parse(
+        bytes: &[u8],
+        limits: &IngestLimits,
+        max_records: usize,
+    ) -> Result<Option<Self>, ParseError> {
+        let mut recorder = Recorder {
+            events: Vec::new(),
+            records: 0,
+            max_records,
+        };
+        match parse_item(bytes, limits, &mut recorder) {
+            Ok(found) => Ok(Some(Self {
+                events: recorder.events,
+                found,
+            })),
+            Err(ParseError::Sink { source }) if source.is::<Full>() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The reports found, each counted new (the store has not seen them).
+    pub fn found(&self) -> &[Found] {
+        &self.found
+    }
+
+    /// Hands every report to `sink` in the order the parser found them,
+    /// as [`parse_item`] would have: the records and the end of an
+    /// aggregate report whose header the sink refuses (a duplicate) are
+    /// skipped. Returns one [`Found`] per report, a duplicate where the
+    /// sink said so. Can be replayed again (a store retrying its
+    /// transaction).
+    pub fn replay<S: ReportSink + ?Sized>(&self, sink: &mut S) -> Result<Vec<Found>, ParseError> {
+        let sink_err = |source| ParseError::Sink { source };
+        // Whether each report, in order, was new to the sink.
+        let mut new = Vec::with_capacity(self.found.len());
+        let mut accepted = true;
+        for event in &self.events {
+            match event {
+                Event::Header(h) => {
+                    accepted = sink.header(h).map_err(sink_err)?;
+                    new.push(accepted);
+                }
+                Event::Records(records) if accepted => {
+                    for r in records {
+                        sink.record(r).map_err(sink_err)?;
+                    }
+                }
+                Event::Records(_) => {}
+                Event::End(s) if accepted => sink.end(s).map_err(sink_err)?,
+                Event::End(_) => {}
+                Event::Failure(r) => new.push(sink.failure(r).map_err(sink_err)?),
+                Event::Tls(r) => new.push(sink.tls(r).map_err(sink_err)?),
+            }
+        }
+        let mut found = self.found.clone();
+        // One `Found` per report, in the order the sink saw them.
+        for (f, new) in found.iter_mut().zip(new) {
+            f.duplicate = !new;
+        }
+        Ok(found)
+    }
+}
+
+/// The sink of [`ParsedItem::parse`]: keeps every call, calls every
+/// report new (the store that replays it knows better).
+struct Recorder {
+    events: Vec<Event>,
+    records: usize,
+    max_records: usize,
+}
+
+/// The recorder holds `max_records` records already.
+#[derive(Debug, thiserror::Error)]
+#[error("too many records to hold")]
+struct Full;
+
+impl AggregateVisitor for Recorder {
+    fn header(&mut self, header: &AggregateHeader) -> Result<bool, SinkError> {
+        self.events.push(Event::Header(Box::new(header.clone())));
+        Ok(true)
+    }
+    fn record(&mut self, record: &Record) -> Result<(), SinkError> {
+        self.record_owned(record.clone())
+    }
+    fn record_owned(&mut self, record: Record) -> Result<(), SinkError> {
+        if self.records >= self.max_records {
+            return Err(Box::new(Full));
+        }
+        self.records += 1;
+        match self.events.last_mut() {
+            Some(Event::Records(records)) => records.push(record),
+            _ => self.events.push(Event::Records(vec![record])),
+        }
+        Ok(())
+    }
+    fn end(&mut self, summary: &AggregateSummary) -> Result<(), SinkError> {
+        self.events.push(Event::End(Box::new(summary.clone())));
+        Ok(())
+    }
+}
+
+impl ReportSink for Recorder {
+    fn failure(&mut self, report: &FailureReport) -> Result<bool, SinkError> {
+        self.events.push(Event::Failure(Box::new(report.clone())));
+        Ok(true)
+    }
+    fn tls(&mut self, report: &TlsReport) -> Result<bool, SinkError> {
+        self.events.push(Event::Tls(Box::new(report.clone())));
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(id: &str, records: usize) -> String {
+        let record = "<record><row><source_ip>192.0.2.1</source_ip><count>2</count>\
+            <policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>fail</spf>\
+            </policy_evaluated></row><identifiers><header_from>example.com</header_from>\
+            </identifiers><auth_results><dkim><domain>example.com</domain><result>pass</result>\
+            </dkim></auth_results></record>";
+        format!(
+            "<feedback><report_metadata><org_name>o</org_name><report_id>{id}</report_id>\
+             <date_range><begin>0</begin><end>86400</end></date_range></report_metadata>\
+             <policy_published><domain>example.com</domain><p>reject</p></policy_published>\
+             {}</feedback>",
+            record.repeat(records)
+        )
+    }
+
+    /// A sink that refuses the headers of the report ids it is given and
+    /// counts what reaches it.
+    #[derive(Default)]
+    struct Seen {
+        refuse: Vec<String>,
+        headers: Vec<String>,
+        records: usize,
+        ends: usize,
+    }
+
+    impl AggregateVisitor for Seen {
+        fn header(&mut self, h: &AggregateHeader) -> Result<bool, SinkError> {
+            self.headers.push(h.report_id.clone());
+            Ok(!self.refuse.contains(&h.report_id))
+        }
+        fn record(&mut self, _: &Record) -> Result<(), SinkError> {
+            self.records += 1;
+            Ok(())
+        }
+        fn end(&mut self, _: &AggregateSummary) -> Result<(), SinkError> {
+            self.ends += 1;
+            Ok(())
+        }
+    }
+
+    impl ReportSink for Seen {
+        fn failure(&mut self, _: &FailureReport) -> Result<bool, SinkError> {
+            Ok(true)
+        }
+        fn tls(&mut self, _: &TlsReport) -> Result<bool, SinkError> {
+            Ok(true)
+        }
+    }
+
+    #[test]
+    fn replay_shows_the_sink_what_a_direct_parse_shows_it() {
+        let limits = IngestLimits::default();
+        let xml = report("a", 3);
+        let mut direct = Seen::default();
+        let want = parse_item(xml.as_bytes(), &limits, &mut direct).expect("parses");
+        let held = ParsedItem::parse(xml.as_bytes(), &limits, 3)
+            .expect("parses")
+            .expect("held");
+        let mut replayed = Seen::default();
+        let got = held.replay(&mut replayed).expect("replays");
+        assert_eq!(got, want);
+        assert_eq!(
+            (replayed.headers, replayed.records, replayed.ends),
+            (direct.headers, direct.records, direct.ends)
+        );
+        assert_eq!(replayed.records, 3);
+        // A second replay (a retried transaction) shows the same again.
+        let mut again = Seen::default();
+        assert_eq!(held.replay(&mut again).expect("replays"), want);
+        assert_eq!(again.records, 3);
+    }
+
+    #[test]
+    fn a_refused_header_skips_its_records_and_marks_a_duplicate() {
+        let limits = IngestLimits::default();
+        let held = ParsedItem::parse(report("dup", 4).as_bytes(), &limits, HOLD_RECORDS)
+            .expect("parses")
+            .expect("held");
+        assert!(!held.found()[0].duplicate);
+        let mut sink = Seen {
+            refuse: vec!["dup".to_owned()],
+            ..Seen::default()
+        };
+        let found = held.replay(&mut sink).expect("replays");
+        assert_eq!(found.len(), 1);
+        assert!(found[0].duplicate);
+        assert_eq!((sink.records, sink.ends), (0, 0));
+    }
+
+    #[test]
+    fn a_bad_item_is_rejected_when_parsed() {
+        let err = ParsedItem::parse(b"not a report", &IngestLimits::default(), HOLD_RECORDS)
+            .expect_err("rejected");
+        assert!(matches!(err, ParseError::NotAReport { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_item_with_more_records_than_held_is_left_to_the_store() {
+        let limits = IngestLimits::default();
+        let xml = report("big", 4);
+        assert!(
+            ParsedItem::parse(xml.as_bytes(), &limits, 3)
+                .expect("parses")
+                .is_none()
+        );
+        assert!(
+            ParsedItem::parse(xml.as_bytes(), &limits, 4)
+                .expect("parses")
+                .is_some()
+        );
+    }
+}
