@@ -99,10 +99,14 @@ impl Knot {
             admin,
         };
         // Ready when every zone answers its SOA.
+        // Ready when TCP (AXFR, UPDATE) accepts as well as UDP answers
+        // every zone: knotd may answer over UDP before its TCP listener
+        // takes connections.
         let ready = wait_until(Duration::from_secs(15), || {
-            zones
-                .iter()
-                .all(|(z, _)| !dig_short(port, z, "SOA").trim().is_empty())
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && zones
+                    .iter()
+                    .all(|(z, _)| !dig_short(port, z, "SOA").trim().is_empty())
         });
         if !ready || knot.child.try_wait().ok().flatten().is_some() {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();

@@ -41,12 +41,37 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A port free on 127.0.0.1 for both TCP and UDP at the time of the call.
+/// A port free on 127.0.0.1 for both TCP and UDP at the time of the call,
+/// never handed out twice in one process, and below Linux's ephemeral range
+/// (`ip_local_port_range`, 32768-60999 by default): a port the kernel
+/// picks for `bind(0)` is also what it picks as the source port of the
+/// next outgoing connection, so with tests running side by side another
+/// test's client could hold it by the time the server binds it (a server
+/// then listening on UDP but not on TCP).
 pub fn free_port() -> u16 {
-    for _ in 0..50 {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = tcp.local_addr().expect("local addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    const LOW: u32 = 10_000;
+    const HIGH: u32 = 32_767;
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    // A different start per process and call (no randomness crate): the
+    // process id and the clock's nanoseconds.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut candidate = (std::process::id().wrapping_mul(7919) ^ nanos) % (HIGH - LOW);
+    for _ in 0..(HIGH - LOW) {
+        candidate = (candidate + 7_561) % (HIGH - LOW);
+        let port = (LOW + candidate) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            given.insert(port);
             return port;
         }
     }
