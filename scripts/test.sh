@@ -42,14 +42,18 @@ fi
 # test binary is found here, whichever exists, so none is left out.
 solo=(faults limits_config limits_reports)
 parallel=(--lib --bins)
-for t in tests/*.rs tests/*/main.rs; do
-  name=${t#tests/}
+shopt -s nullglob
+for t in tests/*.rs tests/*/main.rs crates/*/tests/*.rs crates/*/tests/*/main.rs; do
+  name=${t##*tests/}
   name=${name%/main.rs}
   name=${name%.rs}
   case " ${solo[*]} " in *" $name "*) ;; *) parallel+=(--test "$name") ;; esac
 done
+shopt -u nullglob
 cargo test --workspace --locked --no-fail-fast "${parallel[@]}" \
   -- --test-threads "${TEST_THREADS:-6}" || status=$?
+# Documentation examples, which naming targets above leaves out.
+cargo test --workspace --locked --doc || status=$?
 solo_args=()
 for name in "${solo[@]}"; do solo_args+=(--test "$name"); done
 cargo test --locked --no-fail-fast "${solo_args[@]}" || status=$?
