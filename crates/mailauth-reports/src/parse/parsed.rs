@@ -30,9 +30,12 @@ pub struct ParsedItem {
 }
 
 /// Aggregate records one [`ParsedItem`] holds at most in
-/// [`reports::ingest`](crate::reports::ingest) (a few MB): an item with
-/// more is left to be parsed as it is stored, in bounded memory.
-pub const HOLD_RECORDS: usize = 10_000;
+/// [`reports::ingest`](crate::reports::ingest) (about a MB): an item with
+/// more is left to be parsed as it is stored, in bounded memory. Reports
+/// hold tens to hundreds of records; 10,000 held added about 7 MB to the
+/// peak RSS of a 200,000-record report (`benches/reports_rss.sh`), 2,000
+/// about 2 MB.
+pub const HOLD_RECORDS: usize = 2_000;
 
 impl ParsedItem {
     /// Parses one item as [`parse_item`] does, holding what it finds. Any
