@@ -14,6 +14,7 @@
 #   FUZZ_SANITIZER  address | none (default none: the parsers are safe Rust,
 #                   coverage-guided without ASan runs several times faster)
 #   FUZZ_JOBS       libFuzzer -fork workers per target (default 1)
+#   FUZZ_PARALLEL   targets run at the same time (default 1)
 #   FUZZ_RSS_MB     libFuzzer -rss_limit_mb (default 2048)
 #   FUZZ_PROFILE    release (default) | dev: dev builds compile in a fraction
 #                   of the time and run slower; enough for a CI smoke run
@@ -156,14 +157,15 @@ fork=""
 if [ "$jobs" -gt 1 ]; then
     fork="-fork=$jobs"
 fi
-failed=()
 summary="${FUZZ_SUMMARY:-fuzz/summary.txt}"
 : >"$summary"
-for t in "${targets[@]}"; do
+
+# run_one <target>: runs one target; its summary line goes to
+# fuzz/artifacts/<target>/last-run.summary, its exit status is the run's.
+run_one() {
+    local t="$1" log status=0 execs corpus line
     mkdir -p "fuzz/artifacts/$t"
     log="fuzz/artifacts/$t/last-run.log"
-    echo "== $t: ${secs}s"
-    status=0
     # The binary is run directly (as `cargo fuzz run` does after building).
     "$bin_dir/$t" -artifact_prefix="fuzz/artifacts/$t/" \
         -max_total_time="$secs" -rss_limit_mb="$rss" -timeout=10 \
@@ -183,11 +185,42 @@ for t in "${targets[@]}"; do
     fi
     corpus=$(find "fuzz/corpus/$t" -type f | wc -l)
     line="$t seconds=$secs execs=${execs:-?} corpus=$corpus exit=$status"
-    echo "$line" | tee -a "$summary"
+    echo "$line" >"fuzz/artifacts/$t/last-run.summary"
     if [ "$status" -ne 0 ]; then
-        failed+=("$t")
-        grep -E 'panicked|ERROR|SUMMARY|Test unit written' "$log" | head -20 || true
+        grep -E 'panicked|ERROR|SUMMARY|Test unit written' "$log" | head -20 >&2 || true
     fi
+    return "$status"
+}
+
+# FUZZ_PARALLEL targets run at a time (default 1; each libFuzzer process
+# uses one core).
+parallel="${FUZZ_PARALLEL:-1}"
+declare -A pids=()
+failed=()
+reap() {
+    local t
+    for t in "${!pids[@]}"; do
+        if ! kill -0 "${pids[$t]}" 2>/dev/null; then
+            wait "${pids[$t]}" || failed+=("$t")
+            unset "pids[$t]"
+        fi
+    done
+}
+for t in "${targets[@]}"; do
+    while [ "${#pids[@]}" -ge "$parallel" ]; do
+        sleep 0.1
+        reap
+    done
+    echo "== $t: ${secs}s"
+    run_one "$t" &
+    pids[$t]=$!
+done
+while [ "${#pids[@]}" -gt 0 ]; do
+    sleep 0.1
+    reap
+done
+for t in "${targets[@]}"; do
+    tee -a "$summary" <"fuzz/artifacts/$t/last-run.summary"
 done
 
 if [ ${#failed[@]} -ne 0 ]; then
