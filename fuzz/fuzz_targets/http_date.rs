@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let wait = mailauth::provider::cloudflare::retry_after_secs(text, NOW);
+    let wait = mailauth_core::provider::cloudflare::retry_after_secs(text, NOW);
     let all_digits = !text.trim().is_empty() && text.trim().bytes().all(|b| b.is_ascii_digit());
     if let Some(secs) = wait
         && !all_digits
@@ -26,6 +26,6 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     // Extreme clocks must not overflow either.
-    let _ = mailauth::provider::cloudflare::retry_after_secs(text, i64::MIN);
-    let _ = mailauth::provider::cloudflare::retry_after_secs(text, i64::MAX);
+    let _ = mailauth_core::provider::cloudflare::retry_after_secs(text, i64::MIN);
+    let _ = mailauth_core::provider::cloudflare::retry_after_secs(text, i64::MAX);
 });

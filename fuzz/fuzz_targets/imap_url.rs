@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailauth::reports::ingest::imap::ImapUrl;
+use mailauth_reports::ingest::imap::ImapUrl;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data)

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailauth::inspect::{arc, authres, dkim, message, received};
+use mailauth_core::inspect::{arc, authres, dkim, message, received};
 
 fuzz_target!(|data: &[u8]| {
     let msg = message::Message::parse(data);
@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let dns = mailauth::spf::MemoryDns::new();
+    let dns = mailauth_core::spf::MemoryDns::new();
     let _ = dkim::verify_all(&dns, &msg, 0);
     let _ = arc::verify_chain(&dns, &msg);
 });

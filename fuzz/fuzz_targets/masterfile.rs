@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use mailauth::record::Name;
+use mailauth_core::record::Name;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -12,9 +12,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(origin) = Name::parse("example.com") else {
         return;
     };
-    if let Ok(parsed) = mailauth::masterfile::parse(text, &origin) {
+    if let Ok(parsed) = mailauth_core::masterfile::parse(text, &origin) {
         let zone = parsed.zone(&origin);
-        let _ = mailauth::masterfile::apply_edits(text, &parsed, &[], Some(1));
+        let _ = mailauth_core::masterfile::apply_edits(text, &parsed, &[], Some(1));
         drop(zone);
     }
 });

@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(db) = mailauth::reports::mmdb::Mmdb::from_bytes(Path::new("fuzz.mmdb"), data.to_vec())
+    let Ok(db) = mailauth_reports::mmdb::Mmdb::from_bytes(Path::new("fuzz.mmdb"), data.to_vec())
     else {
         return;
     };

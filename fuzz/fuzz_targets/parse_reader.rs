@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use mailauth::reports::parse::aggregate::{self, Collect};
+use mailauth_reports::parse::aggregate::{self, Collect};
 
 /// Hands out its bytes `step` at a time.
 struct Trickle<'a>(&'a [u8], usize);

@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use mailauth::reports::parse::aggregate::{self, Collect};
+use mailauth_reports::parse::aggregate::{self, Collect};
 
 fuzz_target!(|data: &[u8]| {
     let mut sink = Collect::default();

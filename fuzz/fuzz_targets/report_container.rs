@@ -4,7 +4,7 @@
 use std::sync::Once;
 
 use libfuzzer_sys::fuzz_target;
-use mailauth::reports::IngestLimits;
+use mailauth_reports::IngestLimits;
 
 /// mail-parser 0.11 trips its own `debug_assert!` on some malformed
 /// multipart structures; `reports::parse::container` catches that panic
@@ -33,6 +33,6 @@ fuzz_target!(|data: &[u8]| {
         }));
     });
     let limits = IngestLimits::default();
-    let _ = mailauth::reports::parse::container::unpack(data, &limits);
-    let _ = mailauth::reports::parse::parse_all(data, &limits);
+    let _ = mailauth_reports::parse::container::unpack(data, &limits);
+    let _ = mailauth_reports::parse::parse_all(data, &limits);
 });

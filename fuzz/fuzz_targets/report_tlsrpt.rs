@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = mailauth::reports::parse::tlsrpt::parse(data);
+    let _ = mailauth_reports::parse::tlsrpt::parse(data);
 });

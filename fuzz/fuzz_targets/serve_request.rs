@@ -8,9 +8,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use mailauth::reports::dashboard::attribution::Attributor;
-use mailauth::reports::serve::{State, read_head, route};
-use mailauth::reports::store::SqliteStore;
+use mailauth_reports::dashboard::attribution::Attributor;
+use mailauth_reports::serve::{State, read_head, route};
+use mailauth_reports::store::SqliteStore;
 
 fn state() -> &'static State {
     static STATE: OnceLock<State> = OnceLock::new();
