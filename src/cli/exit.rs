@@ -5,12 +5,11 @@
 //!
 //! The typed errors are matched variant by variant, with no catch-all arm,
 //! so that a new variant does not compile until it is given its code here.
-//! The report commands still end with an `anyhow` chain; [`store_failure`]
-//! reads the typed errors out of it.
 
 use crate::apply::ApplyError;
 use crate::checklist::ChecklistError;
 use crate::config::ConfigError;
+use crate::reports::cli::ReportsError;
 use crate::reports::store_cli::StoreCliError;
 
 /// The README's table: the same codes for every command.
@@ -128,24 +127,50 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-/// The report commands' `anyhow` chains: an invalid config (read for its
-/// `store:`) exits 2, like every config error, and so do bad arguments: a
-/// report id that is not one, `store copy` the wrong way round; anything
-/// else 1.
-pub fn store_failure(e: anyhow::Error) -> Failure {
-    let usage = e.chain().any(|c| {
-        c.downcast_ref::<ConfigError>().is_some()
-            || c.downcast_ref::<crate::reports::store::ReportIdError>()
-                .is_some()
-            || matches!(
-                c.downcast_ref::<StoreCliError>(),
-                Some(StoreCliError::Config(_) | StoreCliError::CopyDirection { .. })
-            )
-    });
-    Failure::new(
-        if usage { Exit::Usage } else { Exit::Error },
-        format!("{e:#}"),
-    )
+/// The report commands and `serve`: an invalid config (read for its
+/// `store:` or `alerts:`) exits 2, like every config error, and so do bad
+/// arguments (a report id that is not one); everything else is 1.
+impl From<ReportsError> for Failure {
+    fn from(e: ReportsError) -> Failure {
+        let exit = match &e {
+            ReportsError::ReportId(_) | ReportsError::Config(_) => Exit::Usage,
+            ReportsError::StoreCli(s) => store_cli_exit(s),
+            ReportsError::Invalid(_)
+            | ReportsError::NoStore(_)
+            | ReportsError::Store(_)
+            | ReportsError::Ingest(_)
+            | ReportsError::Dashboard(_)
+            | ReportsError::Alerts(_)
+            | ReportsError::AsnDb(_)
+            | ReportsError::Serve(_)
+            | ReportsError::Clock(_)
+            | ReportsError::File { .. }
+            | ReportsError::Output(_)
+            | ReportsError::Json(_)
+            | ReportsError::Imap(_) => Exit::Error,
+        };
+        Failure::new(exit, e.chain())
+    }
+}
+
+/// `store` (migrate, copy): `store copy` the wrong way round and an
+/// invalid config are usage errors, the rest 1.
+impl From<StoreCliError> for Failure {
+    fn from(e: StoreCliError) -> Failure {
+        let exit = store_cli_exit(&e);
+        Failure::new(exit, ReportsError::StoreCli(e).chain())
+    }
+}
+
+fn store_cli_exit(e: &StoreCliError) -> Exit {
+    match e {
+        StoreCliError::Config(_) | StoreCliError::CopyDirection { .. } => Exit::Usage,
+        StoreCliError::Scheme { .. }
+        | StoreCliError::PasswordFile { .. }
+        | StoreCliError::NoPostgres
+        | StoreCliError::Store(_)
+        | StoreCliError::Output { .. } => Exit::Error,
+    }
 }
 
 #[cfg(test)]
@@ -193,14 +218,31 @@ mod tests {
 
     #[test]
     fn a_config_error_or_a_bad_report_id_is_a_usage_error() {
-        let e = anyhow::Error::new(StoreCliError::CopyDirection {
+        let e = StoreCliError::CopyDirection {
             from: "a".into(),
             to: "b".into(),
-        })
-        .context("store copy");
-        assert_eq!(store_failure(e).exit, Exit::Usage);
-        let e = anyhow::anyhow!("connection refused").context("store");
-        assert_eq!(store_failure(e).exit, Exit::Error);
+        };
+        assert_eq!(Failure::from(e).exit, Exit::Usage);
+        let e = ReportsError::StoreCli(StoreCliError::CopyDirection {
+            from: "a".into(),
+            to: "b".into(),
+        });
+        assert_eq!(Failure::from(e).exit, Exit::Usage);
+        let e = crate::reports::store::parse_report_id("not-an-id").unwrap_err();
+        assert_eq!(Failure::from(ReportsError::from(e)).exit, Exit::Usage);
+        let e = ReportsError::NoStore("sqlite://x.db".into());
+        assert_eq!(Failure::from(e).exit, Exit::Error);
+    }
+
+    #[test]
+    fn a_reports_error_reads_as_its_chain_of_causes() {
+        let e = ReportsError::File {
+            what: "creating out/domains".into(),
+            source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied"),
+        };
+        let f = Failure::from(e);
+        assert_eq!(f.exit, Exit::Error);
+        assert_eq!(f.message, "creating out/domains: denied");
     }
 
     #[test]

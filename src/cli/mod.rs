@@ -290,12 +290,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(crate::import::cli::run(&cli.config, ws.as_ref(), args)?)
         }
         Command::Spf(args) => Ok(crate::spf::cli::run(args)?),
-        Command::Reports(args) => {
-            crate::reports::cli::run(args, &cli.config).map_err(exit::store_failure)
-        }
+        Command::Reports(args) => Ok(crate::reports::cli::run(args, &cli.config)?),
         Command::Store(args) => {
             crate::reports::store_cli::run(args, &cli.config, &mut std::io::stdout())
-                .map_err(|e| exit::store_failure(e.into()))
+                .map_err(Failure::from)
         }
         Command::Keys(args) => {
             let ws = load(&cli.config)?;
@@ -323,9 +321,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             };
             Ok(crate::checklist::cli::run(ws.as_ref(), args)?)
         }
-        Command::Serve(args) => {
-            crate::reports::serve::run(&cli.config, args).map_err(exit::store_failure)
-        }
+        Command::Serve(args) => Ok(crate::reports::serve::run(&cli.config, args)?),
         Command::Schema(args) => schema_cmd(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;

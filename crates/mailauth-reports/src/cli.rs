@@ -14,13 +14,11 @@
 //! without the `imap` feature, `ingest --imap` is refused with a message
 //! (the option stays, so the refusal names it). Leaves parsing, SQL and
 //! sources to the other `reports` modules; the binary wires
-//! [`ReportsArgs`] in and maps `Err` to an exit code.
+//! [`ReportsArgs`] in and gives each [`ReportsError`] its exit code.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use anyhow::{Context, bail};
 
 use super::IngestLimits;
 use super::dashboard;
@@ -40,6 +38,95 @@ use super::parse::{
 use super::store::{ReportDetail, ReportRow, ReportStore, StoreError, parse_report_id};
 use super::store_cli::{AnyStore, StoreChoice, StoreOptions, StoreUrl};
 use crate::output::{self, OutputFormat};
+
+/// Why a `reports` command (or `serve`) stopped: the errors of the modules
+/// it called, kept typed so that the binary gives each its exit code
+/// (`cli/exit.rs`) without reading a message. [`ReportsError::chain`] is
+/// the message: the error and its sources, joined by ": ".
+#[derive(Debug, thiserror::Error)]
+pub enum ReportsError {
+    /// What was asked cannot be done as given (nothing to ingest, a
+    /// feature this build lacks, no IMAP password).
+    #[error("{0}")]
+    Invalid(String),
+    /// A report id that is not one.
+    #[error(transparent)]
+    ReportId(#[from] super::store::ReportIdError),
+    /// The store options (`--db`, `--store`, `MAILAUTH_STORE`, the
+    /// config's `store:`).
+    #[error(transparent)]
+    StoreCli(#[from] super::store_cli::StoreCliError),
+    /// The config, read for its `alerts:` section.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A command that needs an existing store found none (nothing is
+    /// created: a typo in `--db` must not make an empty store).
+    #[error(
+        "no such report store: {0} (`mailauth reports ingest` creates one; check --db/--store)"
+    )]
+    NoStore(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ingest(#[from] ingest::IngestError),
+    #[error(transparent)]
+    Imap(#[from] ImapError),
+    #[error(transparent)]
+    Dashboard(#[from] dashboard::DashboardError),
+    #[error(transparent)]
+    Alerts(#[from] super::alerts::AlertsError),
+    #[error(transparent)]
+    AsnDb(#[from] super::mmdb::MmdbError),
+    #[error(transparent)]
+    Serve(#[from] super::serve::ServeError),
+    /// The clock (`MAILAUTH_NOW`).
+    #[error("{0}")]
+    Clock(String),
+    /// A file the command reads or writes; `what` says which and how.
+    #[error("{what}")]
+    File {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the command's output.
+    #[error(transparent)]
+    Output(#[from] std::io::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// IMAP's errors (`ingest --imap`); without the `imap` feature, a type
+/// with no value, so that [`ReportsError`] has the same variants in every
+/// build.
+#[cfg(feature = "imap")]
+pub use super::ingest::imap::ImapError;
+
+/// IMAP's errors (`ingest --imap`); without the `imap` feature, a type
+/// with no value, so that [`ReportsError`] has the same variants in every
+/// build.
+#[cfg(not(feature = "imap"))]
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {}
+
+impl ReportsError {
+    /// The message for standard error: this error and each of its
+    /// sources, joined by ": ".
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(e) = source {
+            text.push_str(": ");
+            text.push_str(&e.to_string());
+            source = e.source();
+        }
+        text
+    }
+
+    fn file(what: String) -> impl FnOnce(std::io::Error) -> ReportsError {
+        move |source| ReportsError::File { what, source }
+    }
+}
 
 /// Read DMARC aggregate, DMARC failure and SMTP TLS reports.
 #[derive(Debug, clap::Args)]
@@ -374,7 +461,7 @@ pub struct ExportArgs {
 /// were invalid or a report was not found). `config` is the config file
 /// whose `store:` is used when neither a flag nor `MAILAUTH_STORE` names
 /// the store.
-pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
+pub fn run(args: ReportsArgs, config: &Path) -> Result<i32, ReportsError> {
     let mut out = PipeStdout::lock();
     let mut command = args.command;
     // Sources are attributed with the config's SPF records unless
@@ -443,7 +530,7 @@ pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
             let mut sink: Box<dyn Write> = match &a.output {
                 Some(p) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(p)
-                        .with_context(|| format!("creating {}", p.display()))?,
+                        .map_err(ReportsError::file(format!("creating {}", p.display())))?,
                 )),
                 None => Box::new(out),
             };
@@ -463,21 +550,18 @@ pub fn run(args: ReportsArgs, config: &Path) -> anyhow::Result<i32> {
 
 /// The error of a command that needs an existing store and found none:
 /// nothing is created (a typo in `--db` must not make an empty store).
-fn no_store(choice: &StoreChoice) -> anyhow::Error {
-    anyhow::anyhow!(
-        "no such report store: {} (`mailauth reports ingest` creates one; check --db/--store)",
-        choice.url.describe()
-    )
+fn no_store(choice: &StoreChoice) -> ReportsError {
+    ReportsError::NoStore(choice.url.describe())
 }
 
 /// Opens the store for reading only: never created, migrated or written.
-fn open_read_only(choice: &StoreChoice) -> anyhow::Result<Box<dyn AnyStore>> {
+fn open_read_only(choice: &StoreChoice) -> Result<Box<dyn AnyStore>, ReportsError> {
     choice.open_read_only()?.ok_or_else(|| no_store(choice))
 }
 
 /// Opens an existing store (migrating it: the dashboards write their
 /// rollup cache); a missing SQLite file is an error, not created.
-fn open_existing(choice: &StoreChoice) -> anyhow::Result<Box<dyn AnyStore>> {
+fn open_existing(choice: &StoreChoice) -> Result<Box<dyn AnyStore>, ReportsError> {
     if let StoreUrl::Sqlite(p) = &choice.url
         && !p.is_file()
     {
@@ -488,7 +572,11 @@ fn open_existing(choice: &StoreChoice) -> anyhow::Result<Box<dyn AnyStore>> {
 
 /// `reports delete ID…`: every id is checked first, then all are removed
 /// in one transaction (or none, when one is unknown).
-fn delete_cmd(choice: &StoreChoice, a: &DeleteArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+fn delete_cmd(
+    choice: &StoreChoice,
+    a: &DeleteArgs,
+    out: &mut impl Write,
+) -> Result<i32, ReportsError> {
     let mut seen = std::collections::BTreeSet::new();
     let mut ids = Vec::with_capacity(a.ids.len());
     for s in &a.ids {
@@ -516,8 +604,13 @@ fn delete_cmd(choice: &StoreChoice, a: &DeleteArgs, out: &mut impl Write) -> any
 /// `reports prune --older-than D [--yes]`: counts (dry run) or removes,
 /// in one transaction, the aggregate reports that began before now - D,
 /// and prints them per domain.
-fn prune_cmd(choice: &StoreChoice, a: &PruneArgs, out: &mut impl Write) -> anyhow::Result<i32> {
-    let now = crate::clock::now().map_err(|e| anyhow::anyhow!("reading the clock: {e}"))?;
+fn prune_cmd(
+    choice: &StoreChoice,
+    a: &PruneArgs,
+    out: &mut impl Write,
+) -> Result<i32, ReportsError> {
+    let now =
+        crate::clock::now().map_err(|e| ReportsError::Clock(format!("reading the clock: {e}")))?;
     let cutoff = now.saturating_sub(a.older_than);
     let mut store = open_existing(choice)?;
     let pruned = store.prune(cutoff, a.yes)?;
@@ -603,14 +696,17 @@ impl Write for PipeStdout {
 
 pub use crate::output::json_terminal_safe;
 
-fn write_json<T: serde::Serialize + ?Sized>(out: &mut impl Write, v: &T) -> anyhow::Result<()> {
+fn write_json<T: serde::Serialize + ?Sized>(
+    out: &mut impl Write,
+    v: &T,
+) -> Result<(), ReportsError> {
     let text = serde_json::to_string_pretty(v)?;
     writeln!(out, "{}", json_terminal_safe(&text))?;
     Ok(())
 }
 
-fn dash_filter(a: &DashArgs) -> anyhow::Result<super::store::DashFilter> {
-    let now = crate::clock::now().map_err(anyhow::Error::msg)?;
+fn dash_filter(a: &DashArgs) -> Result<super::store::DashFilter, ReportsError> {
+    let now = crate::clock::now().map_err(ReportsError::Clock)?;
     let time = |v: &Option<String>| {
         v.as_deref()
             .map(|v| dashboard::parse_time(v, now))
@@ -636,7 +732,7 @@ fn spf_config(d: &DashArgs) -> &Path {
 /// MaxMind DB stops the command with an error naming it.
 pub fn open_asn_db(
     path: Option<&Path>,
-) -> anyhow::Result<Option<std::sync::Arc<super::mmdb::Mmdb>>> {
+) -> Result<Option<std::sync::Arc<super::mmdb::Mmdb>>, ReportsError> {
     Ok(match path {
         Some(p) => Some(std::sync::Arc::new(super::mmdb::Mmdb::open(p)?)),
         None => None,
@@ -652,7 +748,7 @@ fn alerts_cmd(
     config: &Path,
     a: AlertsArgs,
     out: &mut impl Write,
-) -> anyhow::Result<i32> {
+) -> Result<i32, ReportsError> {
     use super::alerts::{self, AlertsRun};
     let cfg = if config.is_file() {
         crate::config::load(config)?.alerts.unwrap_or_default()
@@ -661,7 +757,7 @@ fn alerts_cmd(
     };
     let attr =
         super::serve::attributor(config, true).with_asn_db(open_asn_db(a.asn_db.as_deref())?);
-    let now = crate::clock::now().map_err(anyhow::Error::msg)?;
+    let now = crate::clock::now().map_err(ReportsError::Clock)?;
     let (since, all) = alerts::evaluate(store, &attr, &cfg, now)?;
     let run = AlertsRun {
         generated_at: crate::clock::format_time(now),
@@ -699,7 +795,7 @@ fn summary_cmd(
     store: &mut dyn DashboardQueries,
     a: SummaryArgs,
     out: &mut impl Write,
-) -> anyhow::Result<i32> {
+) -> Result<i32, ReportsError> {
     let f = dash_filter(&a.dash)?;
     match &a.dash.domain {
         Some(d) => {
@@ -729,18 +825,20 @@ fn html_cmd(
     store: &mut dyn DashboardQueries,
     a: HtmlArgs,
     out: &mut impl Write,
-) -> anyhow::Result<i32> {
+) -> Result<i32, ReportsError> {
     use dashboard::html::{self, Links};
     let f = dash_filter(&a.dash)?;
     let attr = super::serve::attributor(spf_config(&a.dash), a.dash.offline)
         .with_asn_db(open_asn_db(a.dash.asn_db.as_deref())?);
     let overview = dashboard::overview(store, &f)?;
     let domains_dir = a.out.join("domains");
-    std::fs::create_dir_all(&domains_dir)
-        .with_context(|| format!("creating {}", domains_dir.display()))?;
+    std::fs::create_dir_all(&domains_dir).map_err(ReportsError::file(format!(
+        "creating {}",
+        domains_dir.display()
+    )))?;
     let write = |path: PathBuf, text: String| {
         crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)
-            .with_context(|| format!("writing {}", path.display()))
+            .map_err(ReportsError::file(format!("writing {}", path.display())))
     };
     write(
         a.out.join("index.html"),
@@ -832,17 +930,19 @@ fn ingest_cmd(
     store: &mut dyn ReportStore,
     a: IngestArgs,
     out: &mut impl Write,
-) -> anyhow::Result<i32> {
+) -> Result<i32, ReportsError> {
     if a.paths.is_empty() && a.mbox.is_empty() && a.maildir.is_empty() && a.imap.imap.is_none() {
-        bail!("nothing to ingest: give files, directories, --mbox, --maildir or --imap");
+        return Err(ReportsError::Invalid(
+            "nothing to ingest: give files, directories, --mbox, --maildir or --imap".into(),
+        ));
     }
     // Checked before anything is read, so a bad URL or a missing password
     // fails fast.
     #[cfg(not(feature = "imap"))]
     if a.imap.imap.is_some() {
-        bail!(
-            "--imap needs IMAP support, which this mailauth was built without (Cargo feature `imap`); read the mailbox with --maildir or --mbox instead"
-        );
+        return Err(ReportsError::Invalid(
+            "--imap needs IMAP support, which this mailauth was built without (Cargo feature `imap`); read the mailbox with --maildir or --mbox instead".into(),
+        ));
     }
     #[cfg(feature = "imap")]
     let imap = a
@@ -959,17 +1059,21 @@ fn ingest_cmd(
 /// The IMAP settings of `a`; the password comes from a file or the
 /// environment, never from the command line.
 #[cfg(feature = "imap")]
-fn imap_config(url: &str, a: &ImapArgs) -> anyhow::Result<ImapConfig> {
+fn imap_config(url: &str, a: &ImapArgs) -> Result<ImapConfig, ReportsError> {
     let url: ImapUrl = url.parse()?;
     let password = match &a.imap_password_file {
-        Some(path) => Password::from_file(path)
-            .with_context(|| format!("reading the IMAP password from {}", path.display()))?,
+        Some(path) => Password::from_file(path).map_err(ReportsError::file(format!(
+            "reading the IMAP password from {}",
+            path.display()
+        )))?,
         None => match std::env::var(&a.imap_password_env) {
             Ok(p) => Password::new(p),
-            Err(_) => bail!(
-                "no IMAP password: set {} or give --imap-password-file",
-                a.imap_password_env
-            ),
+            Err(_) => {
+                return Err(ReportsError::Invalid(format!(
+                    "no IMAP password: set {} or give --imap-password-file",
+                    a.imap_password_env
+                )));
+            }
         },
     };
     let mut config = ImapConfig::new(url, password);
@@ -1103,7 +1207,7 @@ fn write_list_csv(out: &mut impl Write, rows: &[ReportRow]) -> std::io::Result<(
     Ok(())
 }
 
-fn write_detail(out: &mut impl Write, d: &ReportDetail) -> anyhow::Result<()> {
+fn write_detail(out: &mut impl Write, d: &ReportDetail) -> Result<(), ReportsError> {
     let c = dashboard::text::clean;
     let r = &d.row;
     writeln!(out, "{} report {}", r.kind.as_str(), r.display_id())?;
@@ -1188,7 +1292,7 @@ fn write_records_csv(out: &mut dyn Write, d: &ReportDetail) -> std::io::Result<(
     out.write_all(&buf)
 }
 
-fn export(store: &dyn AnyStore, a: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+fn export(store: &dyn AnyStore, a: &ExportArgs, out: &mut dyn Write) -> Result<(), ReportsError> {
     let rows = store.list(a.domain.as_deref())?;
     match OutputFormat::chosen(a.format, a.json) {
         OutputFormat::Json => {

@@ -679,7 +679,7 @@ pub fn attributor_factory(
 }
 
 /// `mailauth serve`.
-pub fn run(config: &Path, args: ServeArgs) -> anyhow::Result<i32> {
+pub fn run(config: &Path, args: ServeArgs) -> Result<i32, super::cli::ReportsError> {
     if !args.listen.ip().is_loopback() && !args.allow_remote {
         return Err(ServeError::NotLoopback { addr: args.listen }.into());
     }

@@ -36,9 +36,10 @@ pub const STORE_ENV: &str = "MAILAUTH_STORE";
 /// wins over it).
 pub const DB_ENV: &str = "MAILAUTH_DB";
 
-/// Errors of choosing and managing a store.
+/// Errors of choosing and managing a store. Exhaustive on purpose: the
+/// binary gives each variant its exit code, and a new one must be given
+/// its own.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StoreCliError {
     #[error(
         "unsupported store URL {url:?}: use sqlite://PATH, a file path, or postgres://USER@HOST:PORT/DB"
