@@ -23,6 +23,7 @@
 #   STORE=postgres RECORDS=10000000 benches/dashboard.sh
 #   PROFILE=debug RECORDS=200000 benches/dashboard.sh
 #   MAILAUTH_BIN=/path/to/mailauth benches/dashboard.sh   # that binary, no build
+#   BEFORE_BIN=/path/to/old/mailauth benches/dashboard.sh # both, on one store
 #
 # The store lives in a temporary directory (TMPDIR) removed at the end.
 set -euo pipefail
@@ -110,7 +111,7 @@ COMMIT;
 SQL
     fill=$(since "$start")
     late_report() {
-        sqlite3 "$DB" "INSERT INTO reports (org_name, report_id, date_begin, date_end, policy_domain, origin, ingested_at) VALUES ('late.example', 'late', 1767139200, 1767225599, 'd1.example', 'bench', 0); INSERT INTO records (report_id, source_ip, count, disposition, header_from) VALUES (last_insert_rowid(), '192.0.2.1', 5, 'none', 'd1.example');"
+        sqlite3 "$DB" "INSERT INTO reports (org_name, report_id, date_begin, date_end, policy_domain, origin, ingested_at) VALUES ('late.example', 'late-$1', 1767139200, 1767225599, 'd1.example', 'bench', 0); INSERT INTO records (report_id, source_ip, count, disposition, header_from) VALUES (last_insert_rowid(), '192.0.2.1', 5, 'none', 'd1.example');"
     }
 else
     chmod 755 "$WORK"
@@ -164,7 +165,7 @@ SQL
     late_report() {
         psql -X -q -v ON_ERROR_STOP=1 "$URL" >/dev/null <<SQL
 WITH r AS (INSERT INTO reports (org_name, report_id, date_begin, date_end, policy_domain, origin, ingested_at)
-           VALUES ('late.example', 'late', 1767139200, 1767225599, 'd1.example', 'bench', 0)
+           VALUES ('late.example', 'late-$1', 1767139200, 1767225599, 'd1.example', 'bench', 0)
            RETURNING id, date_begin)
 INSERT INTO records (report_id, date_begin, source_ip, count, disposition, header_from)
 SELECT id, date_begin, '192.0.2.1', 5, 'none', 'd1.example' FROM r;
@@ -198,18 +199,32 @@ best() {
     done
     echo "$b"
 }
-start_serve
-echo "serve first start (opens the store, builds the daily rollup): $STARTED s"
-echo "first request /: $(t /) s"
-echo "overview /             best of $RUNS: $(best /) s"
-echo "overview /api/overview best of $RUNS: $(best /api/overview) s"
-echo "first request /domain/d7.example: $(t /domain/d7.example) s"
-echo "domain /domain/d7.example best of $RUNS: $(best /domain/d7.example) s"
-stop_serve
-start_serve
-echo "serve second start (the rollup exists and is current): $STARTED s"
-echo "overview / after the second start: $(t /) s"
-# New reports are folded in incrementally: add one and time again.
-late_report
-echo "overview / after one new report: $(t /) s"
+# Times one binary: first start, pages, second start, one new report.
+measure() {
+    BIN=$1
+    echo "-- $2: $BIN"
+    start_serve
+    echo "serve first start (opens the store, builds the daily rollup): $STARTED s"
+    echo "first request /: $(t /) s"
+    echo "overview /             best of $RUNS: $(best /) s"
+    echo "overview /api/overview best of $RUNS: $(best /api/overview) s"
+    echo "first request /domain/d7.example: $(t /domain/d7.example) s"
+    echo "domain /domain/d7.example best of $RUNS: $(best /domain/d7.example) s"
+    stop_serve
+    start_serve
+    echo "serve second start (the rollup exists and is current): $STARTED s"
+    echo "overview / after the second start: $(t /) s"
+    # New reports are folded in incrementally: add one and time again.
+    late_report "$2"
+    echo "overview / after one new report: $(t /) s"
+    stop_serve
+}
+if [ -n "${BEFORE_BIN:-}" ]; then
+    # The same store, read first by a binary built before; its rollup is
+    # then dropped so that the second binary's first start builds it too.
+    measure "$BEFORE_BIN" before
+    sql "DELETE FROM dashboard_daily_v1" >/dev/null
+    sql "DELETE FROM dashboard_rollup_v1" >/dev/null
+fi
+measure "$BIN" this
 echo "store size: $(du -sh "$WORK" | cut -f1)"
