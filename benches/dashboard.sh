@@ -77,7 +77,7 @@ REPORTS=$(( (RECORDS + 99) / 100 ))
 if [ "$STORE" = sqlite ]; then
     DB=$WORK/reports.db
     STORE_ARGS=(--db "$DB")
-    "$BIN" store migrate --store "$DB" >/dev/null
+    "${BEFORE_BIN:-$BIN}" store migrate --store "$DB" >/dev/null
     sql() { sqlite3 "$DB" "$@"; }
     start=$(secs)
     sqlite3 "$DB" >/dev/null <<SQL
@@ -124,7 +124,7 @@ else
         -o "-p $PGPORT -k $PGDATA_DIR -h 127.0.0.1 -c fsync=off -c max_wal_size=4GB" start >/dev/null
     URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
     STORE_ARGS=(--store "$URL")
-    "$BIN" store migrate --store "$URL" >/dev/null
+    "${BEFORE_BIN:-$BIN}" store migrate --store "$URL" >/dev/null
     sql() { psql -X -q -t -A -v ON_ERROR_STOP=1 "$URL" -c "$1"; }
     start=$(secs)
     psql -X -q -v ON_ERROR_STOP=1 "$URL" >/dev/null <<SQL
@@ -220,8 +220,10 @@ measure() {
     stop_serve
 }
 if [ -n "${BEFORE_BIN:-}" ]; then
-    # The same store, read first by a binary built before; its rollup is
-    # then dropped so that the second binary's first start builds it too.
+    # The same store (created with the older binary's schema), read first
+    # by a binary built before; its rollup is then dropped so that the
+    # second binary's first start (which migrates the store if its schema
+    # is newer) builds it too.
     measure "$BEFORE_BIN" before
     sql "DELETE FROM dashboard_daily_v1" >/dev/null
     sql "DELETE FROM dashboard_rollup_v1" >/dev/null
