@@ -179,7 +179,7 @@ PORT=$(free_port)
 # /api/health.
 start_serve() {
     local t0; t0=$(secs)
-    "$BIN" serve --offline --listen "127.0.0.1:$PORT" "${STORE_ARGS[@]}" -c "$WORK/none.yaml" \
+    "$RUN_BIN" serve --offline --listen "127.0.0.1:$PORT" "${STORE_ARGS[@]}" -c "$WORK/none.yaml" \
         >/dev/null 2>"$WORK/serve.log" &
     PID=$!
     for _ in $(seq 60000); do
@@ -201,7 +201,7 @@ best() {
 }
 # Times one binary: first start, pages, second start, one new report.
 measure() {
-    BIN=$1
+    RUN_BIN=$1
     echo "-- $2: $BIN"
     start_serve
     echo "serve first start (opens the store, builds the daily rollup): $STARTED s"
@@ -228,5 +228,6 @@ if [ -n "${BEFORE_BIN:-}" ]; then
     sql "DELETE FROM dashboard_daily_v1" >/dev/null
     sql "DELETE FROM dashboard_rollup_v1" >/dev/null
 fi
-measure "$BIN" this
+THIS_BIN=$BIN
+measure "$THIS_BIN" this
 echo "store size: $(du -sh "$WORK" | cut -f1)"
