@@ -202,7 +202,7 @@ best() {
 # Times one binary: first start, pages, second start, one new report.
 measure() {
     RUN_BIN=$1
-    echo "-- $2: $BIN"
+    echo "-- $2: $RUN_BIN"
     start_serve
     echo "serve first start (opens the store, builds the daily rollup): $STARTED s"
     echo "first request /: $(t /) s"
@@ -210,6 +210,7 @@ measure() {
     echo "overview /api/overview best of $RUNS: $(best /api/overview) s"
     echo "first request /domain/d7.example: $(t /domain/d7.example) s"
     echo "domain /domain/d7.example best of $RUNS: $(best /domain/d7.example) s"
+    curl -sf -o "$WORK/d7-$2.json" "http://127.0.0.1:$PORT/api/domain/d7.example"
     stop_serve
     start_serve
     echo "serve second start (the rollup exists and is current): $STARTED s"
@@ -230,4 +231,12 @@ if [ -n "${BEFORE_BIN:-}" ]; then
 fi
 THIS_BIN=$BIN
 measure "$THIS_BIN" this
+if [ -n "${BEFORE_BIN:-}" ]; then
+    if cmp -s "$WORK/d7-before.json" "$WORK/d7-this.json"; then
+        echo "/api/domain/d7.example: the same JSON from both binaries"
+    else
+        echo "/api/domain/d7.example: the two binaries answer differently" >&2
+        exit 1
+    fi
+fi
 echo "store size: $(du -sh "$WORK" | cut -f1)"
