@@ -187,9 +187,10 @@ CREATE TABLE IF NOT EXISTS alerts_fired_v1 (
     // Sources: one row per domain and source IP; the lists are JSON arrays
     // of distinct values (a JSON null for a missing one), merged as reports
     // are folded in. Policy: rows appended per refresh, summed when read.
-    // The rollup state is cleared, so the next refresh rebuilds all three.
+    // The rollup state is cleared, so the next refresh rebuilds all three
+    // (and empties these tables first, should a store hold them already).
     r#"
-CREATE TABLE dashboard_sources_v1 (
+CREATE TABLE IF NOT EXISTS dashboard_sources_v1 (
     domain           TEXT    NOT NULL,
     source_ip        TEXT    NOT NULL,
     messages         INTEGER NOT NULL,
@@ -204,7 +205,7 @@ CREATE TABLE dashboard_sources_v1 (
     spf_reported     TEXT    NOT NULL,
     PRIMARY KEY (domain, source_ip)
 ) WITHOUT ROWID;
-CREATE TABLE dashboard_policy_v1 (
+CREATE TABLE IF NOT EXISTS dashboard_policy_v1 (
     domain      TEXT    NOT NULL,
     p           TEXT,
     pct         INTEGER,
@@ -212,7 +213,7 @@ CREATE TABLE dashboard_policy_v1 (
     reasons     TEXT,
     messages    INTEGER NOT NULL
 );
-CREATE INDEX dashboard_policy_v1_domain ON dashboard_policy_v1 (domain);
+CREATE INDEX IF NOT EXISTS dashboard_policy_v1_domain ON dashboard_policy_v1 (domain);
 DELETE FROM dashboard_rollup_v1;
 "#,
 ];
