@@ -23,11 +23,11 @@
 //! the policy rollup (`dashboard_policy_v1`) have no days: they answer a
 //! domain page without a time bound ([`DashQuery::SourcesRollup`],
 //! [`DashQuery::PolicyRollup`]), and a bounded one reads the records. The
-//! tables are created by schema migrations of each store. Leaves ingestion and the schema to
-//! `reports::store` and `reports::pgstore`, `reports list`/`show` and the
-//! checklist queries to `reports::rows`, and view assembly to
-//! `reports::dashboard`. The PostgreSQL side (`pgsql`) is built with the
-//! `postgres` feature.
+//! tables are created by schema migrations of each store. Leaves
+//! ingestion and the schema to `reports::store` and `reports::pgstore`,
+//! `reports list`/`show` and the checklist queries to `reports::rows`, and
+//! view assembly to `reports::dashboard`. The PostgreSQL side (`pgsql`) is
+//! built with the `postgres` feature.
 
 use serde::Serialize;
 
