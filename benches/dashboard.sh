@@ -11,7 +11,7 @@
 #    monthly partitions are made by the store's own function, the rows by
 #    generate_series, then ANALYZE (what autovacuum would do).
 # 2. Starts `mailauth serve --offline` on a free loopback port and times,
-#    with curl: the first start (which builds the daily rollup from every
+#    with curl: the first start (which builds the rollups from every
 #    record), then the overview page `/` and `/api/overview`, first request
 #    and best of RUNS (the page is rendered from the rollup), and one
 #    domain page (`/domain/d7.example`), first request and best of RUNS.
@@ -204,7 +204,7 @@ measure() {
     RUN_BIN=$1
     echo "-- $2: $RUN_BIN"
     start_serve
-    echo "serve first start (opens the store, builds the daily rollup): $STARTED s"
+    echo "serve first start (opens the store, builds the rollups): $STARTED s"
     echo "first request /: $(t /) s"
     echo "overview /             best of $RUNS: $(best /) s"
     echo "overview /api/overview best of $RUNS: $(best /api/overview) s"
