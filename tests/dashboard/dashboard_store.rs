@@ -22,6 +22,9 @@ both_stores!(
     alerts_fire_once_and_reach_the_webhook,
     alerts_by_email_over_starttls_with_auth,
     alerts_new_rules_fire_once_and_only_when_due,
+    rollup_kept_on_reopen_folded_by_month_rebuilt_on_prune,
+    sources_split_is_the_two_source_lists,
+    migration_to_source_rollup_keeps_every_row,
 );
 
 fn totals(store: &dyn DashboardQueries) -> (i64, i64, i64) {
@@ -1612,4 +1615,252 @@ fn alerts_new_rules_fire_once_and_only_when_due(st: &TestStore) {
     );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["alerts"].as_array().map(Vec::len), Some(0), "{v}");
+}
+
+/// The source and policy rollups answer as the records do: every domain
+/// page list read from the rollups (no time bound) equals the same list
+/// summed from the records (an unbounded range that makes the query read
+/// them).
+fn rollups_agree(store: &dyn DashboardQueries) {
+    for domain in [None, Some("example.com".to_owned())] {
+        let rolled = DashFilter {
+            domain,
+            ..DashFilter::default()
+        };
+        let records = DashFilter {
+            since: Some(i64::MIN),
+            ..rolled.clone()
+        };
+        let (all, failing) = store
+            .dash_sources_split(&rolled, 1000, 1000)
+            .expect("sources from the rollup");
+        assert_eq!(
+            all,
+            store.dash_sources(&records, false, 1000).expect("sources")
+        );
+        assert_eq!(
+            failing,
+            store
+                .dash_sources(&records, true, 1000)
+                .expect("failing sources")
+        );
+        assert_eq!(
+            store
+                .dash_policy_rollup(&rolled)
+                .expect("policy from the rollup"),
+            store.dash_policy(&records).expect("policy")
+        );
+    }
+}
+
+/// Issue 21: a current rollup is kept when the store is opened again
+/// (`serve` refreshes it at start and must not rebuild it); reports of
+/// other months are folded in (on PostgreSQL the fill reads only their
+/// months, so a bound off by one would leave one out); a prune rebuilds
+/// it, equal to the records again.
+fn rollup_kept_on_reopen_folded_by_month_rebuilt_on_prune(st: &TestStore) {
+    use mailauth::reports::store_cli::AnyStore;
+    let limits = IngestLimits::default();
+    let ingest = |store: &mut Box<dyn AnyStore>, id: &str, begin: i64| {
+        let xml = report_at(
+            "r.test",
+            id,
+            "example.com",
+            begin,
+            &[WORKSPACE_ALIGNED, SENDGRID_BY_DKIM],
+        );
+        store
+            .ingest_item(id, &xml, &limits)
+            .expect("db")
+            .expect("report");
+    };
+    let mut store = st.open();
+    ingest(&mut store, "nov", 1_761_955_200); // 2025-11-01
+    ingest(&mut store, "dec", 1_767_139_200); // 2025-12-31
+    assert_eq!(store.refresh_rollup().expect("refresh"), 2);
+    assert_eq!(totals(store.as_ref()), want(st));
+    rollups_agree(store.as_ref());
+    let rows = i64::try_from(
+        store
+            .dash_daily(&DashFilter::default())
+            .expect("daily")
+            .len(),
+    )
+    .expect("rows");
+    assert_eq!(rows, 2, "one rollup row per day");
+    drop(store);
+
+    // Mark every rollup row: a rebuild would drop the mark.
+    let mark = "UPDATE dashboard_daily_v1 SET messages = messages + 1000";
+    st.execute(mark, mark);
+    let mut store = st.open();
+    assert_eq!(store.refresh_rollup().expect("refresh"), 0, "nothing new");
+    let (m, p, r) = want(st);
+    assert_eq!(
+        totals(store.as_ref()),
+        (m + 1000 * rows, p, r),
+        "the rollup of the first open is kept, not rebuilt"
+    );
+
+    // A later month and an earlier one, both above the last folded id.
+    ingest(&mut store, "feb", 1_769_990_399); // 2026-02-01 23:59:59
+    ingest(&mut store, "oct", 1_759_276_800); // 2025-10-01 00:00:00
+    assert_eq!(store.refresh_rollup().expect("refresh"), 2);
+    let (m, p, r) = want(st);
+    assert_eq!(
+        totals(store.as_ref()),
+        (m + 1000 * rows, p, r),
+        "both new months folded in, the old rows untouched"
+    );
+    rollups_agree(store.as_ref());
+    assert_eq!(
+        store
+            .dash_daily(&DashFilter::default())
+            .expect("daily")
+            .len(),
+        4
+    );
+
+    // Reports that began before December are pruned: rebuilt, exact.
+    store.prune(1_764_547_200, true).expect("prune");
+    store.refresh_rollup().expect("refresh");
+    assert_eq!(totals(store.as_ref()), want(st));
+    rollups_agree(store.as_ref());
+    assert_eq!(
+        store
+            .dash_daily(&DashFilter::default())
+            .expect("daily")
+            .len(),
+        2
+    );
+}
+
+/// The domain page reads both of its source lists from one query
+/// (`dash_sources_split`, from the source rollup when unbounded in time):
+/// each equals what its own query over the records answers, for every
+/// limit, with and without a domain, a source or a time range.
+fn sources_split_is_the_two_source_lists(st: &TestStore) {
+    let limits = IngestLimits::default();
+    let mut store = st.open();
+    let rows: Vec<Row> = (0..12u32)
+        .map(|i| {
+            let ip: &'static str = Box::leak(format!("192.0.2.{}", 20 + i % 7).into_boxed_str());
+            let aligned = if i % 3 == 0 { "pass" } else { "fail" };
+            (
+                ip,
+                1 + (i % 4) * 5,
+                if i % 5 == 0 { "reject" } else { "none" },
+                aligned,
+                if i % 4 == 0 { "pass" } else { "fail" },
+                if i % 6 == 1 { Some("forwarded") } else { None },
+                &[("example.com", "pass")] as &[_],
+                ("example.com", "fail"),
+            )
+        })
+        .collect();
+    for (n, (org, domain)) in [
+        ("a.test", "example.com"),
+        ("b.test", "example.com"),
+        ("a.test", "example.org"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("split{n}");
+        let begin = 1_767_139_200 - 86_400 * i64::try_from(n).expect("n");
+        let xml = report_at(org, &id, domain, begin, &rows[n * 2..]);
+        store
+            .ingest_item(&id, &xml, &limits)
+            .expect("db")
+            .expect("report");
+    }
+    store.refresh_rollup().expect("refresh");
+    rollups_agree(store.as_ref());
+    let filters = [
+        DashFilter::default(),
+        DashFilter {
+            domain: Some("example.com".into()),
+            ..DashFilter::default()
+        },
+        DashFilter {
+            source: Some("192.0.2.21".into()),
+            ..DashFilter::default()
+        },
+        DashFilter {
+            since: Some(1_767_139_200 - 86_400),
+            ..DashFilter::default()
+        },
+    ];
+    let mut failing_seen = 0;
+    for f in &filters {
+        for (limit, failing_limit) in [(100, 100), (3, 2), (1, 5), (0, 0)] {
+            let (all, failing) = store
+                .dash_sources_split(f, limit, failing_limit)
+                .expect("split");
+            // Unbounded in time, the split reads the rollup and the two
+            // queries the records.
+            assert_eq!(
+                all,
+                store.dash_sources(f, false, limit).expect("all"),
+                "{f:?} {limit}"
+            );
+            assert_eq!(
+                failing,
+                store.dash_sources(f, true, failing_limit).expect("failing"),
+                "{f:?} {failing_limit}"
+            );
+            failing_seen += failing.len();
+        }
+    }
+    assert!(failing_seen > 10, "the failing lists are not empty");
+}
+
+/// Schema 6 adds the source and policy rollups: a store of version 5 (the
+/// two tables dropped and the version forgotten) is migrated when opened,
+/// keeping every row, and its next refresh rebuilds every rollup, which
+/// then answers as the records do.
+fn migration_to_source_rollup_keeps_every_row(st: &TestStore) {
+    let limits = IngestLimits::default();
+    let sample = |name: &str| {
+        std::fs::read(dashboard::samples().join("aggregate").join(name)).expect("sample")
+    };
+    let mut store = st.open();
+    for name in ["test.xml", "google.xml", "yahoo.xml"] {
+        store
+            .ingest_item(name, &sample(name), &limits)
+            .expect("db")
+            .expect("report");
+    }
+    assert_eq!(store.refresh_rollup().expect("refresh"), 3);
+    let list = store.list(None).expect("list");
+    let shown: Vec<_> = list
+        .iter()
+        .map(|r| {
+            serde_json::to_value(store.show(r.kind, r.id).expect("show").expect("some"))
+                .expect("json")
+        })
+        .collect();
+    let daily = store.dash_daily(&DashFilter::default()).expect("daily");
+    drop(store);
+    let downgrade = "DROP TABLE dashboard_sources_v1; DROP TABLE dashboard_policy_v1; \
+                     DELETE FROM schema_version WHERE version = 6;";
+    st.execute(downgrade, downgrade);
+
+    let mut store = st.open();
+    assert_eq!(store.list(None).expect("list"), list, "every report kept");
+    for (r, want) in list.iter().zip(&shown) {
+        let got = serde_json::to_value(store.show(r.kind, r.id).expect("show").expect("some"))
+            .expect("json");
+        assert_eq!(&got, want, "{:?} {}", r.kind, r.id);
+    }
+    assert_eq!(store.refresh_rollup().expect("refresh"), 3, "rebuilt");
+    assert_eq!(
+        store.dash_daily(&DashFilter::default()).expect("daily"),
+        daily
+    );
+    let (all, _) = store
+        .dash_sources_split(&DashFilter::default(), 1000, 1000)
+        .expect("sources");
+    assert!(!all.is_empty(), "the source rollup is filled");
+    rollups_agree(store.as_ref());
 }

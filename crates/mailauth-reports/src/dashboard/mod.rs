@@ -135,7 +135,9 @@ pub fn domain(
             })
             .collect::<Vec<_>>()
     };
-    let all = store.dash_sources(&f, false, SUMMARY_SOURCES + 1)?;
+    // Both lists from one query: the source rollup, or with a time bound
+    // the domain's records.
+    let (all, failing) = store.dash_sources_split(&f, SUMMARY_SOURCES + 1, TOP_SOURCES)?;
     let truncated = all.len() > SUMMARY_SOURCES;
     let all = view(
         &*store,
@@ -144,7 +146,6 @@ pub fn domain(
     );
     let senders = model::senders(&all, truncated);
     let sources = all.into_iter().take(TOP_SOURCES).collect();
-    let failing = store.dash_sources(&f, true, TOP_SOURCES)?;
     let failing_sources = view(&*store, failing, TOP_SOURCES);
     Ok(DomainView {
         domain: domain.to_owned(),
@@ -156,7 +157,7 @@ pub fn domain(
         failing_sources,
         senders,
         reporters: model::merge_reporters(store.dash_reporters(&f)?),
-        policy: model::policy_views(store.dash_policy(&f)?),
+        policy: model::policy_views(store.dash_policy_rollup(&f)?),
         tls: store.dash_tls(&f)?,
         failures: store.dash_failures(&f, LATEST_FAILURES)?,
     })

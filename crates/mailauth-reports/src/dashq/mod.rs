@@ -12,18 +12,22 @@
 //! Everything here is read-only on the report tables. It writes the
 //! reverse DNS cache (`ptr_cache_v1`: one answer per source IP with the
 //! time it was looked up, so `--offline` runs can still name sources) and
-//! the daily rollup (`dashboard_daily_v1`, state in
-//! `dashboard_rollup_v1`), a cache derived from `reports` + `records` and
-//! refreshed incrementally, so that the overview does not scan every
-//! record: it can be emptied at any time and is rebuilt. The rollup has no
-//! per-source rows: with a source filter, the daily counts and reporters
-//! are summed from the records instead ([`DashQuery::DailySource`],
-//! [`DashQuery::ReportersSource`]). Both tables are created by a schema
-//! migration of each store. Leaves ingestion and the schema to
-//! `reports::store` and `reports::pgstore`, `reports list`/`show` and the
-//! checklist queries to `reports::rows`, and view assembly to
-//! `reports::dashboard`. The PostgreSQL side (`pgsql`) is built with the
-//! `postgres` feature.
+//! the rollups, caches derived from `reports` + `records` and refreshed
+//! together, incrementally (state in `dashboard_rollup_v1`), so that
+//! neither the overview nor a domain page scans every record: they can be
+//! emptied at any time (with the state) and are rebuilt. The daily rollup
+//! (`dashboard_daily_v1`) has no per-source rows: with a source filter,
+//! the daily counts and reporters are summed from the records instead
+//! ([`DashQuery::DailySource`], [`DashQuery::ReportersSource`]). The source
+//! rollup (`dashboard_sources_v1`, one row per domain and source IP) and
+//! the policy rollup (`dashboard_policy_v1`) have no days: they answer a
+//! domain page without a time bound ([`DashQuery::SourcesRollup`],
+//! [`DashQuery::PolicyRollup`]), and a bounded one reads the records. The
+//! tables are created by schema migrations of each store. Leaves
+//! ingestion and the schema to `reports::store` and `reports::pgstore`,
+//! `reports list`/`show` and the checklist queries to `reports::rows`, and
+//! view assembly to `reports::dashboard`. The PostgreSQL side (`pgsql`) is
+//! built with the `postgres` feature.
 
 use serde::Serialize;
 
@@ -247,7 +251,13 @@ pub enum DashQuery {
     /// since, until, source.
     DailySource,
     /// Params: domain, since, until, source, failing_only (0/1), limit.
+    /// The last column, the messages failing DMARC, is read by
+    /// [`DashboardQueries::dash_sources_split`] only.
     Sources,
+    /// [`Sources`](Self::Sources) over all time, from the source rollup
+    /// (`dashboard_sources_v1`). Same params (since and until NULL) and
+    /// columns.
+    SourcesRollup,
     /// Params: domain, since, until.
     Reporters,
     /// [`Reporters`](Self::Reporters) counting one source IP's records
@@ -255,6 +265,10 @@ pub enum DashQuery {
     ReportersSource,
     /// Params: domain, since, until, source.
     Policy,
+    /// [`Policy`](Self::Policy) over all time and every source, from the
+    /// policy rollup (`dashboard_policy_v1`). Same params (since, until
+    /// and source NULL) and columns.
+    PolicyRollup,
     /// Params: domain, since and until as RFC 3339 text.
     Tls,
     /// Params: domain, source, limit.
@@ -284,6 +298,8 @@ impl DashQuery {
             Self::Reporters => "reporters",
             Self::ReportersSource => "reporters of one source",
             Self::Policy => "policy",
+            Self::SourcesRollup => "top sources (rollup)",
+            Self::PolicyRollup => "policy (rollup)",
             Self::Tls => "TLS summary",
             Self::Failures => "failure reports",
             Self::Domains => "domains",
@@ -428,6 +444,35 @@ fn failure_types(s: Option<String>) -> Vec<(String, i64)> {
     v
 }
 
+/// The first columns of a [`DashQuery::Sources`] row.
+fn source_row(c: &mut Cols) -> Result<SourceRow, StoreError> {
+    Ok(SourceRow {
+        domain: c.text()?,
+        source_ip: c.text()?,
+        messages: c.int()?,
+        dmarc_pass: c.int()?,
+        spf_aligned: c.int()?,
+        dkim_aligned: c.int()?,
+        forwarded_reason: c.int()?,
+        arc_pass: c.int()?,
+        reporters: split_list(c.opt_text()?),
+        dkim_signers: split_list(c.opt_text()?),
+        spf_reported: split_list(c.opt_text()?),
+    })
+}
+
+/// A [`DashQuery::Policy`] row.
+fn policy_row(c: &mut Cols) -> Result<PolicyRow, StoreError> {
+    Ok(PolicyRow {
+        domain: c.text()?,
+        published: c.opt_text()?,
+        pct: c.opt_int()?,
+        disposition: c.text()?,
+        reasons: opt_json(c.opt_text()?),
+        messages: c.int()?,
+    })
+}
+
 fn opt_json(s: Option<String>) -> serde_json::Value {
     s.and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or(serde_json::Value::Null)
@@ -460,7 +505,7 @@ pub trait DashboardQueries {
     /// documents) and returns the rows as cells.
     fn dash_rows(&self, q: DashQuery, args: &[Arg]) -> Result<Vec<Vec<Cell>>, StoreError>;
 
-    /// Brings the daily rollup up to date with the stored reports: adds the
+    /// Brings the rollups up to date with the stored reports: adds the
     /// reports stored since the last refresh, or rebuilds it when reports
     /// were removed (or committed out of id order). Returns the number of
     /// reports folded in.
@@ -519,21 +564,53 @@ pub trait DashboardQueries {
             Arg::Int(Some(i64::from(failing_only))),
             limit_arg(limit),
         ];
-        shape(q, self.dash_rows(q, &args)?, |c| {
-            Ok(SourceRow {
-                domain: c.text()?,
-                source_ip: c.text()?,
-                messages: c.int()?,
-                dmarc_pass: c.int()?,
-                spf_aligned: c.int()?,
-                dkim_aligned: c.int()?,
-                forwarded_reason: c.int()?,
-                arc_pass: c.int()?,
-                reporters: split_list(c.opt_text()?),
-                dkim_signers: split_list(c.opt_text()?),
-                spf_reported: split_list(c.opt_text()?),
-            })
-        })
+        shape(q, self.dash_rows(q, &args)?, source_row)
+    }
+
+    /// [`dash_sources`](Self::dash_sources) with `failing_only` false
+    /// and `limit`, and with it true and `failing_limit`, from one query:
+    /// every source is read once, in the order of the first list, and the
+    /// failing ones are then ordered as the query orders them (failing
+    /// messages, most first; then source IP, domain). Without a time bound
+    /// the sources are read from the source rollup (call
+    /// [`refresh_rollup`](Self::refresh_rollup) first), not the records.
+    fn dash_sources_split(
+        &self,
+        f: &DashFilter,
+        limit: usize,
+        failing_limit: usize,
+    ) -> Result<(Vec<SourceRow>, Vec<SourceRow>), StoreError> {
+        let q = if f.since.is_none() && f.until.is_none() {
+            DashQuery::SourcesRollup
+        } else {
+            DashQuery::Sources
+        };
+        let [d, s, u] = range_args(f);
+        let args = [
+            d,
+            s,
+            u,
+            Arg::Text(f.source.clone()),
+            Arg::Int(Some(0)),
+            Arg::Int(Some(i64::MAX)),
+        ];
+        let rows = shape(q, self.dash_rows(q, &args)?, |c| {
+            let row = source_row(c)?;
+            Ok((row, c.int()?))
+        })?;
+        let mut failing: Vec<&(SourceRow, i64)> = rows.iter().filter(|(_, n)| *n > 0).collect();
+        failing.sort_by(|(a, an), (b, bn)| {
+            bn.cmp(an)
+                .then_with(|| a.source_ip.cmp(&b.source_ip))
+                .then_with(|| a.domain.cmp(&b.domain))
+        });
+        let failing = failing
+            .into_iter()
+            .take(failing_limit)
+            .map(|(r, _)| r.clone())
+            .collect();
+        let all = rows.into_iter().take(limit).map(|(r, _)| r).collect();
+        Ok((all, failing))
     }
 
     /// Reporters (aggregate report senders), most messages first; with a
@@ -573,16 +650,23 @@ pub trait DashboardQueries {
         let q = DashQuery::Policy;
         let [d, s, u] = range_args(f);
         let args = [d, s, u, Arg::Text(f.source.clone())];
-        shape(q, self.dash_rows(q, &args)?, |c| {
-            Ok(PolicyRow {
-                domain: c.text()?,
-                published: c.opt_text()?,
-                pct: c.opt_int()?,
-                disposition: c.text()?,
-                reasons: opt_json(c.opt_text()?),
-                messages: c.int()?,
-            })
-        })
+        shape(q, self.dash_rows(q, &args)?, policy_row)
+    }
+
+    /// [`dash_policy`](Self::dash_policy), read from the policy rollup
+    /// when there is no time bound and no source filter (call
+    /// [`refresh_rollup`](Self::refresh_rollup) first).
+    fn dash_policy_rollup(&self, f: &DashFilter) -> Result<Vec<PolicyRow>, StoreError> {
+        if f.since.is_some() || f.until.is_some() || f.source.is_some() {
+            return self.dash_policy(f);
+        }
+        let q = DashQuery::PolicyRollup;
+        let [d, s, u] = range_args(f);
+        shape(
+            q,
+            self.dash_rows(q, &[d, s, u, Arg::Text(None)])?,
+            policy_row,
+        )
     }
 
     /// TLS-RPT successes and failures per policy. The range compares the

@@ -12,8 +12,11 @@
 //! Checked with `EXPLAIN` (auto_explain) of `reports summary --domain
 //! a.test --since 2026-10-01` on ten months: the sources query scans
 //! `records_p2026_10`, `records_p2026_11` and the empty upper edge, and the
-//! same months of `reports` by their index. The rollup refresh reads by
-//! id, not time, and scans every month.
+//! same months of `reports` by their index. The rollup refresh folds in
+//! the reports above the last folded id: it first reads their earliest and
+//! latest `date_begin` (by the id index of each month) and bounds the fill
+//! with them, so a refresh after new reports reads only their months; a
+//! rebuild reads every month.
 
 use postgres::types::{FromSql, ToSql, Type};
 
@@ -106,8 +109,12 @@ fn pg_sql(q: DashQuery) -> &'static str {
                string_agg(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
                    c.dkim_domain || coalesce('/' || c.dkim_selector, '') || chr(31) END, ','), \
                string_agg(DISTINCT CASE WHEN c.spf_domain IS NOT NULL THEN \
-                   c.spf_domain || '=' || coalesce(c.spf_result, '?') || chr(31) END, ',') \
-             FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
+                   c.spf_domain || '=' || coalesce(c.spf_result, '?') || chr(31) END, ','), ",
+                // The messages failing DMARC, last (`dash_sources_split`).
+                pg_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+                ),
+                " FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
              WHERE ($1::text IS NULL OR r.policy_domain = $1) \
              AND ($2::bigint IS NULL OR r.date_begin >= $2) AND ($3::bigint IS NULL OR r.date_begin < $3) \
              AND ($2::bigint IS NULL OR c.date_begin >= $2) AND ($3::bigint IS NULL OR c.date_begin < $3) \
@@ -126,6 +133,35 @@ fn pg_sql(q: DashQuery) -> &'static str {
                 " END DESC, \
                c.source_ip COLLATE \"C\", r.policy_domain COLLATE \"C\" \
              LIMIT $6::bigint"
+            )
+        }
+        DashQuery::SourcesRollup => {
+            // The columns of Sources, from the source rollup (no time
+            // bound: $2 and $3 are NULL). Lists as Sources writes them.
+            "SELECT domain, source_ip, messages, dmarc_pass, spf_aligned, dkim_aligned, \
+               forwarded_reason, arc_pass, \
+               (SELECT string_agg(v || chr(31), ',') FROM unnest(reporters) v), \
+               (SELECT string_agg(v || chr(31), ',') FROM unnest(dkim_signers) v), \
+               (SELECT string_agg(v || chr(31), ',') FROM unnest(spf_reported) v), \
+               failing \
+             FROM dashboard_sources_v1 \
+             WHERE ($1::text IS NULL OR domain = $1) AND $2::bigint IS NULL AND $3::bigint IS NULL \
+             AND ($4::text IS NULL OR source_ip = $4) AND ($5::bigint = 0 OR failing > 0) \
+             ORDER BY CASE WHEN $5::bigint = 0 THEN messages ELSE failing END DESC, \
+               source_ip COLLATE \"C\", domain COLLATE \"C\" \
+             LIMIT $6::bigint"
+        }
+        DashQuery::PolicyRollup => {
+            concat!(
+                "SELECT domain, p, pct, disposition, reasons, ",
+                pg_sum!("messages"),
+                " FROM dashboard_policy_v1 \
+             WHERE ($1::text IS NULL OR domain = $1) AND $2::bigint IS NULL AND $3::bigint IS NULL \
+             AND $4::text IS NULL \
+             GROUP BY 1, 2, 3, 4, 5 \
+             ORDER BY domain COLLATE \"C\", 6 DESC, p COLLATE \"C\" NULLS FIRST, \
+               pct NULLS FIRST, disposition COLLATE \"C\", reasons COLLATE \"C\" \
+             LIMIT 200"
             )
         }
         DashQuery::Reporters => {
@@ -258,8 +294,11 @@ const ROLLUP_FILL_PG: &str = concat!(
     pg_sum!("CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END"),
     ", ",
     pg_sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
-    " FROM records c JOIN reports r ON r.id = c.report_id \
+    // $2 and $3 bound the `date_begin` of the reports folded in, on both
+    // partitioned tables, so that PostgreSQL reads only their months.
+    " FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
  WHERE r.id > $1 \
+ AND r.date_begin >= $2 AND r.date_begin <= $3 AND c.date_begin >= $2 AND c.date_begin <= $3 \
  GROUP BY 1, 2 \
  ON CONFLICT (domain, day) DO UPDATE SET messages = ",
     pg_add!("d.messages", "excluded.messages"),
@@ -275,6 +314,79 @@ const ROLLUP_FILL_PG: &str = concat!(
     pg_add!("d.quarantine", "excluded.quarantine"),
     ", reject = ",
     pg_add!("d.reject", "excluded.reject"),
+);
+
+/// The source rollup, as on SQLite (`ROLLUP_SOURCES_SQLITE`), with arrays
+/// of distinct values for the lists (NULL elements kept, skipped when
+/// read); bounded by `date_begin` as [`ROLLUP_FILL_PG`].
+const ROLLUP_SOURCES_PG: &str = concat!(
+    "INSERT INTO dashboard_sources_v1 AS d (domain, source_ip, messages, dmarc_pass, \
+    spf_aligned, dkim_aligned, forwarded_reason, arc_pass, failing, \
+    reporters, dkim_signers, spf_reported) \
+ SELECT r.policy_domain, c.source_ip, ",
+    pg_sum!("c.count"),
+    ", ",
+    pg_sum!("CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    pg_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    pg_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    pg_sum!(
+        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
+         WHEN c.reasons LIKE '%\"forwarded\"%' OR c.reasons LIKE '%\"trusted_forwarder\"%' \
+         OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
+         THEN c.count ELSE 0 END"
+    ),
+    ", ",
+    // RFC 8617 §7.2: a passing ARC chain noted in the override comment
+    // (`arc=pass`), as in Sources.
+    pg_sum!(
+        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
+         WHEN c.reasons ILIKE '%arc=pass%' THEN c.count ELSE 0 END"
+    ),
+    ", ",
+    pg_sum!("CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"),
+    ", array_agg(DISTINCT r.org_name), \
+   array_agg(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
+       c.dkim_domain || coalesce('/' || c.dkim_selector, '') END), \
+   array_agg(DISTINCT CASE WHEN c.spf_domain IS NOT NULL THEN \
+       c.spf_domain || '=' || coalesce(c.spf_result, '?') END) \
+ FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
+ WHERE r.id > $1 \
+ AND r.date_begin >= $2 AND r.date_begin <= $3 AND c.date_begin >= $2 AND c.date_begin <= $3 \
+ GROUP BY 1, 2 \
+ ON CONFLICT (domain, source_ip) DO UPDATE SET messages = ",
+    pg_add!("d.messages", "excluded.messages"),
+    ", dmarc_pass = ",
+    pg_add!("d.dmarc_pass", "excluded.dmarc_pass"),
+    ", spf_aligned = ",
+    pg_add!("d.spf_aligned", "excluded.spf_aligned"),
+    ", dkim_aligned = ",
+    pg_add!("d.dkim_aligned", "excluded.dkim_aligned"),
+    ", forwarded_reason = ",
+    pg_add!("d.forwarded_reason", "excluded.forwarded_reason"),
+    ", arc_pass = ",
+    pg_add!("d.arc_pass", "excluded.arc_pass"),
+    ", failing = ",
+    pg_add!("d.failing", "excluded.failing"),
+    ", reporters = ARRAY(SELECT unnest(d.reporters) UNION SELECT unnest(excluded.reporters)), \
+     dkim_signers = ARRAY(SELECT unnest(d.dkim_signers) UNION SELECT unnest(excluded.dkim_signers)), \
+     spf_reported = ARRAY(SELECT unnest(d.spf_reported) UNION SELECT unnest(excluded.spf_reported))",
+);
+
+/// The policy rollup, as on SQLite (`ROLLUP_POLICY_SQLITE`), bounded by
+/// `date_begin` as [`ROLLUP_FILL_PG`].
+const ROLLUP_POLICY_PG: &str = concat!(
+    "INSERT INTO dashboard_policy_v1 (domain, p, pct, disposition, reasons, messages) \
+ SELECT r.policy_domain, p.p, p.pct, c.disposition, c.reasons, ",
+    pg_sum!("c.count"),
+    " FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
+ LEFT JOIN policy_published p ON p.report_id = r.id AND p.date_begin = r.date_begin \
+   AND p.date_begin >= $2 AND p.date_begin <= $3 \
+ WHERE r.id > $1 \
+ AND r.date_begin >= $2 AND r.date_begin <= $3 AND c.date_begin >= $2 AND c.date_begin <= $3 \
+ GROUP BY 1, 2, 3, 4, 5"
 );
 
 /// Key of the advisory lock that serialises rollup refreshes between
@@ -320,13 +432,32 @@ fn pg_refresh(c: &mut postgres::Client) -> Result<i64, StoreError> {
         RollupStep::Current => return Ok(0),
         RollupStep::Fold { after, before } => (after, before),
         RollupStep::Rebuild => {
-            tx.execute("DELETE FROM dashboard_daily_v1", &[])
-                .map_err(q("clear rollup"))?;
+            tx.batch_execute(
+                "DELETE FROM dashboard_daily_v1; DELETE FROM dashboard_sources_v1; \
+                 DELETE FROM dashboard_policy_v1;",
+            )
+            .map_err(q("clear rollup"))?;
             (i64::MIN, 0)
         }
     };
-    tx.execute(ROLLUP_FILL_PG, &[&after])
-        .map_err(q("fill rollup"))?;
+    // The months of the reports to fold in: a fold of new reports reads
+    // only their partitions, a rebuild every one.
+    let r = tx
+        .query_one(
+            "SELECT min(date_begin), max(date_begin) FROM reports WHERE id > $1",
+            &[&after],
+        )
+        .map_err(q("read report dates"))?;
+    let first: Option<i64> = pg_get(&r, "read report dates", 0)?;
+    let last: Option<i64> = pg_get(&r, "read report dates", 1)?;
+    if let (Some(first), Some(last)) = (first, last) {
+        tx.execute(ROLLUP_FILL_PG, &[&after, &first, &last])
+            .map_err(q("fill rollup"))?;
+        tx.execute(ROLLUP_SOURCES_PG, &[&after, &first, &last])
+            .map_err(q("fill source rollup"))?;
+        tx.execute(ROLLUP_POLICY_PG, &[&after, &first, &last])
+            .map_err(q("fill policy rollup"))?;
+    }
     tx.execute(
         "INSERT INTO dashboard_rollup_v1 (one, max_report, reports) VALUES (1, $1, $2) \
          ON CONFLICT (one) DO UPDATE SET max_report = $1, reports = $2",

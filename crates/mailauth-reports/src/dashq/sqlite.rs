@@ -89,8 +89,12 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
                group_concat(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
                    c.dkim_domain || coalesce('/' || c.dkim_selector, '') || char(31) END), \
                group_concat(DISTINCT CASE WHEN c.spf_domain IS NOT NULL THEN \
-                   c.spf_domain || '=' || coalesce(c.spf_result, '?') || char(31) END) \
-             FROM records c JOIN reports r ON r.id = c.report_id \
+                   c.spf_domain || '=' || coalesce(c.spf_result, '?') || char(31) END), ",
+                // The messages failing DMARC, last (`dash_sources_split`).
+                sqlite_sum!(
+                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+                ),
+                " FROM records c JOIN reports r ON r.id = c.report_id \
              WHERE (?1 IS NULL OR r.policy_domain = ?1) \
              AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
              AND (?4 IS NULL OR c.source_ip = ?4) \
@@ -105,6 +109,30 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
                 ),
                 " END DESC, c.source_ip, r.policy_domain \
              LIMIT ?6"
+            )
+        }
+        DashQuery::SourcesRollup => {
+            // The columns of Sources, from the source rollup (no time
+            // bound: ?2 and ?3 are NULL). Lists as Sources writes them.
+            "SELECT domain, source_ip, messages, dmarc_pass, spf_aligned, dkim_aligned, \
+               forwarded_reason, arc_pass, \
+               (SELECT group_concat(value || char(31)) FROM json_each(reporters)), \
+               (SELECT group_concat(value || char(31)) FROM json_each(dkim_signers)), \
+               (SELECT group_concat(value || char(31)) FROM json_each(spf_reported)), \
+               failing \
+             FROM dashboard_sources_v1 \
+             WHERE (?1 IS NULL OR domain = ?1) AND ?2 IS NULL AND ?3 IS NULL \
+             AND (?4 IS NULL OR source_ip = ?4) AND (?5 = 0 OR failing > 0) \
+             ORDER BY CASE WHEN ?5 = 0 THEN messages ELSE failing END DESC, source_ip, domain \
+             LIMIT ?6"
+        }
+        DashQuery::PolicyRollup => {
+            concat!(
+                "SELECT domain, p, pct, disposition, reasons, ",
+                sqlite_sum!("messages"),
+                " FROM dashboard_policy_v1 \
+             WHERE (?1 IS NULL OR domain = ?1) AND ?2 IS NULL AND ?3 IS NULL AND ?4 IS NULL \
+             GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 6 DESC, 2, 3, 4, 5 LIMIT 200"
             )
         }
         DashQuery::Reporters => {
@@ -262,6 +290,84 @@ const ROLLUP_FILL_SQLITE: &str = concat!(
     sqlite_add!("reject", "excluded.reject"),
 );
 
+/// The source rollup: the sums of Sources per domain and source IP, and
+/// its lists as JSON arrays of distinct values (a missing value is a JSON
+/// null, which the read skips as `group_concat` does); a source seen again
+/// adds its sums and the union of its lists.
+const ROLLUP_SOURCES_SQLITE: &str = concat!(
+    "INSERT INTO dashboard_sources_v1 (domain, source_ip, messages, dmarc_pass, \
+    spf_aligned, dkim_aligned, forwarded_reason, arc_pass, failing, \
+    reporters, dkim_signers, spf_reported) \
+ SELECT r.policy_domain, c.source_ip, ",
+    sqlite_sum!("c.count"),
+    ", ",
+    sqlite_sum!(
+        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
+    ),
+    ", ",
+    sqlite_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    sqlite_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+    ", ",
+    sqlite_sum!(
+        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
+         WHEN c.reasons LIKE '%\"forwarded\"%' OR c.reasons LIKE '%\"trusted_forwarder\"%' \
+         OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
+         THEN c.count ELSE 0 END"
+    ),
+    ", ",
+    // RFC 8617 §7.2: receivers note a passing ARC chain in the override
+    // comment (`arc=pass`), as in Sources.
+    sqlite_sum!(
+        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
+         WHEN c.reasons LIKE '%arc=pass%' THEN c.count ELSE 0 END"
+    ),
+    ", ",
+    sqlite_sum!(
+        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+    ),
+    ", json_group_array(DISTINCT r.org_name), \
+   json_group_array(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
+       c.dkim_domain || coalesce('/' || c.dkim_selector, '') END), \
+   json_group_array(DISTINCT CASE WHEN c.spf_domain IS NOT NULL THEN \
+       c.spf_domain || '=' || coalesce(c.spf_result, '?') END) \
+ FROM records c JOIN reports r ON r.id = c.report_id \
+ WHERE r.id > ?1 \
+ GROUP BY 1, 2 \
+ ON CONFLICT (domain, source_ip) DO UPDATE SET messages = ",
+    sqlite_add!("messages", "excluded.messages"),
+    ", dmarc_pass = ",
+    sqlite_add!("dmarc_pass", "excluded.dmarc_pass"),
+    ", spf_aligned = ",
+    sqlite_add!("spf_aligned", "excluded.spf_aligned"),
+    ", dkim_aligned = ",
+    sqlite_add!("dkim_aligned", "excluded.dkim_aligned"),
+    ", forwarded_reason = ",
+    sqlite_add!("forwarded_reason", "excluded.forwarded_reason"),
+    ", arc_pass = ",
+    sqlite_add!("arc_pass", "excluded.arc_pass"),
+    ", failing = ",
+    sqlite_add!("failing", "excluded.failing"),
+    ", reporters = (SELECT json_group_array(value) FROM (SELECT value FROM \
+       json_each(dashboard_sources_v1.reporters) UNION SELECT value FROM json_each(excluded.reporters))), \
+     dkim_signers = (SELECT json_group_array(value) FROM (SELECT value FROM \
+       json_each(dashboard_sources_v1.dkim_signers) UNION SELECT value FROM json_each(excluded.dkim_signers))), \
+     spf_reported = (SELECT json_group_array(value) FROM (SELECT value FROM \
+       json_each(dashboard_sources_v1.spf_reported) UNION SELECT value FROM json_each(excluded.spf_reported)))",
+);
+
+/// The policy rollup: the Policy groups of the reports folded in, appended
+/// (a group seen again is a second row, summed by PolicyRollup).
+const ROLLUP_POLICY_SQLITE: &str = concat!(
+    "INSERT INTO dashboard_policy_v1 (domain, p, pct, disposition, reasons, messages) \
+ SELECT r.policy_domain, p.p, p.pct, c.disposition, c.reasons, ",
+    sqlite_sum!("c.count"),
+    " FROM records c JOIN reports r ON r.id = c.report_id \
+ LEFT JOIN policy_published p ON p.report_id = r.id \
+ WHERE r.id > ?1 \
+ GROUP BY 1, 2, 3, 4, 5"
+);
+
 impl DashboardQueries for SqliteStore {
     fn dash_rows(&self, q: DashQuery, args: &[Arg]) -> Result<Vec<Vec<Cell>>, StoreError> {
         let err = |source| StoreError::Query {
@@ -311,13 +417,20 @@ impl DashboardQueries for SqliteStore {
             RollupStep::Current => return Ok(0),
             RollupStep::Fold { after, before } => (after, before),
             RollupStep::Rebuild => {
-                tx.execute("DELETE FROM dashboard_daily_v1", [])
-                    .map_err(q("clear rollup"))?;
+                tx.execute_batch(
+                    "DELETE FROM dashboard_daily_v1; DELETE FROM dashboard_sources_v1; \
+                     DELETE FROM dashboard_policy_v1;",
+                )
+                .map_err(q("clear rollup"))?;
                 (i64::MIN, 0)
             }
         };
         tx.execute(ROLLUP_FILL_SQLITE, [after])
             .map_err(q("fill rollup"))?;
+        tx.execute(ROLLUP_SOURCES_SQLITE, [after])
+            .map_err(q("fill source rollup"))?;
+        tx.execute(ROLLUP_POLICY_SQLITE, [after])
+            .map_err(q("fill policy rollup"))?;
         tx.execute(
             "INSERT INTO dashboard_rollup_v1 (one, max_report, reports) VALUES (1, ?1, ?2) \
              ON CONFLICT (one) DO UPDATE SET max_report = ?1, reports = ?2",

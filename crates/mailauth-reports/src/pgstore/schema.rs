@@ -1,6 +1,6 @@
 //! The PostgreSQL schema: migrations step for step those of the SQLite
-//! store up to version 4, the monthly partitions of version 5, and the
-//! advisory lock that serialises migrations between workers. Leaves the
+//! store up to version 4, the monthly partitions of version 5, the
+//! dashboards' source and policy rollups of version 6, and the advisory lock that serialises migrations between workers. Leaves the
 //! statements that read and write rows to `read`, `write` and `copy`.
 //!
 //! Partitions (version 5): `reports`, `policy_published` and `records`,
@@ -25,7 +25,8 @@ use super::*;
 /// `reports::store` (same tables, columns, keys and indexes; identity
 /// columns instead of rowids, BOOLEAN for flags) up to version 4; from
 /// version 5 on, the three tables that grow with the reports are
-/// partitioned (SQLite keeps a no-op step). Append only. Version n is the
+/// partitioned (SQLite keeps a no-op step); version 6 is SQLite's again,
+/// with arrays for the source lists. Append only. Version n is the
 /// first n steps; public so that a store of an older version can be laid
 /// out to test the later steps.
 pub const MIGRATIONS: &[&str] = &[
@@ -205,6 +206,35 @@ CREATE TABLE IF NOT EXISTS alerts_fired_v1 (
     // tables are renamed aside, their rows moved with their ids, then
     // dropped, all in the migration's one transaction.
     MIGRATION_PARTITIONS,
+    // 6: the dashboards' source and policy rollups (`reports::dashq`), as
+    // on SQLite; the source lists are arrays of distinct values.
+    r#"
+CREATE TABLE dashboard_sources_v1 (
+    domain           TEXT   NOT NULL,
+    source_ip        TEXT   NOT NULL,
+    messages         BIGINT NOT NULL,
+    dmarc_pass       BIGINT NOT NULL,
+    spf_aligned      BIGINT NOT NULL,
+    dkim_aligned     BIGINT NOT NULL,
+    forwarded_reason BIGINT NOT NULL,
+    arc_pass         BIGINT NOT NULL,
+    failing          BIGINT NOT NULL,
+    reporters        TEXT[] NOT NULL,
+    dkim_signers     TEXT[] NOT NULL,
+    spf_reported     TEXT[] NOT NULL,
+    PRIMARY KEY (domain, source_ip)
+);
+CREATE TABLE dashboard_policy_v1 (
+    domain      TEXT   NOT NULL,
+    p           TEXT,
+    pct         BIGINT,
+    disposition TEXT   NOT NULL,
+    reasons     TEXT,
+    messages    BIGINT NOT NULL
+);
+CREATE INDEX dashboard_policy_v1_domain ON dashboard_policy_v1 (domain);
+DELETE FROM dashboard_rollup_v1;
+"#,
 ];
 
 /// Migration 5. PostgreSQL 15 §5.11.2.3: "To create a unique or primary

@@ -1,5 +1,10 @@
 //! The SQL of the `rows` queries for PostgreSQL, and running them. Sums
 //! of BIGINT are NUMERIC there: cast back, saturating ([`pg_sum!`]).
+//!
+//! `reports` and `records` are partitioned by month of `date_begin`, and a
+//! record carries its report's: the checklist queries state their time
+//! bound on both tables (and join on `date_begin` too), so PostgreSQL
+//! reads only the months asked for.
 
 use postgres::GenericClient;
 use postgres::types::ToSql;
@@ -81,8 +86,10 @@ fn sql(q: RowQuery) -> &'static str {
             pg_sum!(
                 "CASE WHEN r.dkim_aligned = 'pass' OR r.spf_aligned = 'pass' THEN r.count ELSE 0 END"
             ),
-            ", 0) AS dmarc_pass FROM records r JOIN reports p ON p.id = r.report_id \
-             WHERE p.policy_domain = $1::text AND p.date_begin >= $2::bigint"
+            ", 0) AS dmarc_pass FROM records r \
+             JOIN reports p ON p.id = r.report_id AND p.date_begin = r.date_begin \
+             WHERE p.policy_domain = $1::text AND p.date_begin >= $2::bigint \
+             AND r.date_begin >= $2::bigint"
         ),
         RowQuery::ChecklistFailing => concat!(
             "SELECT r.source_ip AS source_ip, ",
@@ -90,8 +97,9 @@ fn sql(q: RowQuery) -> &'static str {
             " AS messages, string_agg(DISTINCT r.spf_domain, ',') AS spf_domains, \
              string_agg(DISTINCT r.dkim_domain, ',') AS dkim_domains, \
              string_agg(DISTINCT r.dkim_selector, ',') AS dkim_selectors \
-             FROM records r JOIN reports p ON p.id = r.report_id \
+             FROM records r JOIN reports p ON p.id = r.report_id AND p.date_begin = r.date_begin \
              WHERE p.policy_domain = $1::text AND p.date_begin >= $2::bigint \
+             AND r.date_begin >= $2::bigint \
              AND coalesce(r.dkim_aligned, '') <> 'pass' AND coalesce(r.spf_aligned, '') <> 'pass' \
              GROUP BY r.source_ip ORDER BY 2 DESC, r.source_ip LIMIT $3::bigint"
         ),

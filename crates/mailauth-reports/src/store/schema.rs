@@ -181,6 +181,41 @@ CREATE TABLE IF NOT EXISTS alerts_fired_v1 (
     // by month (`reports::pgstore::schema`); SQLite has nothing to change,
     // and keeps the step so that both backends count the same versions.
     "-- nothing to do on SQLite",
+    // 6: the dashboards' source and policy rollups (`reports::dashq`),
+    // caches of `reports` + `records` (+ `policy_published`) over all time,
+    // so that a domain page does not read every record of the domain.
+    // Sources: one row per domain and source IP; the lists are JSON arrays
+    // of distinct values (a JSON null for a missing one), merged as reports
+    // are folded in. Policy: rows appended per refresh, summed when read.
+    // The rollup state is cleared, so the next refresh rebuilds all three
+    // (and empties these tables first, should a store hold them already).
+    r#"
+CREATE TABLE IF NOT EXISTS dashboard_sources_v1 (
+    domain           TEXT    NOT NULL,
+    source_ip        TEXT    NOT NULL,
+    messages         INTEGER NOT NULL,
+    dmarc_pass       INTEGER NOT NULL,
+    spf_aligned      INTEGER NOT NULL,
+    dkim_aligned     INTEGER NOT NULL,
+    forwarded_reason INTEGER NOT NULL,
+    arc_pass         INTEGER NOT NULL,
+    failing          INTEGER NOT NULL,
+    reporters        TEXT    NOT NULL,
+    dkim_signers     TEXT    NOT NULL,
+    spf_reported     TEXT    NOT NULL,
+    PRIMARY KEY (domain, source_ip)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dashboard_policy_v1 (
+    domain      TEXT    NOT NULL,
+    p           TEXT,
+    pct         INTEGER,
+    disposition TEXT    NOT NULL,
+    reasons     TEXT,
+    messages    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dashboard_policy_v1_domain ON dashboard_policy_v1 (domain);
+DELETE FROM dashboard_rollup_v1;
+"#,
 ];
 
 /// Schema version this code writes.
