@@ -4,9 +4,13 @@
 //! can happen apart and the store sees exactly what a direct parse into
 //! it would have shown it.
 //!
-//! Owns the recording sink and the replay of what it recorded into
-//! another sink. Leaves parsing to the parent module and storage to the
-//! stores.
+//! An item with more records than are worth holding is instead handed on
+//! unparsed, to be parsed as it is replayed ([`ParsedItem::deferred`]):
+//! read from where it lies, straight into the store's sink.
+//!
+//! Owns the recording sink and the replay of what it recorded (or of the
+//! deferred item) into another sink. Leaves parsing to the parent module,
+//! opening files to `reports::ingest` and storage to the stores.
 
 use super::*;
 
@@ -27,6 +31,21 @@ enum Event {
 pub struct ParsedItem {
     events: Vec<Event>,
     found: Vec<Found>,
+    /// An item parsed only when replayed.
+    deferred: Option<Deferred>,
+}
+
+/// An item left where it lies, parsed into the sink of each replay.
+struct Deferred {
+    input: std::sync::Mutex<Box<dyn ReadSeek + Send>>,
+    len: u64,
+    limits: IngestLimits,
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred").field("len", &self.len).finish()
+    }
 }
 
 /// Aggregate records one [`ParsedItem`] holds at most in
@@ -52,17 +71,61 @@ impl ParsedItem {
             records: 0,
             max_records,
         };
-        match parse_item(bytes, limits, &mut recorder) {
+        let result = parse_item(bytes, limits, &mut recorder);
+        Self::held(recorder, result)
+    }
+
+    /// [`parse`](Self::parse) for an item read from where it lies (`len`
+    /// bytes), as [`parse_input`] reads it.
+    pub fn parse_input(
+        input: &mut dyn ReadSeek,
+        len: u64,
+        limits: &IngestLimits,
+        max_records: usize,
+    ) -> Result<Option<Self>, ParseError> {
+        let mut recorder = Recorder {
+            events: Vec::new(),
+            records: 0,
+            max_records,
+        };
+        let result = parse_input(input, len, limits, &mut recorder);
+        Self::held(recorder, result)
+    }
+
+    fn held(
+        recorder: Recorder,
+        result: Result<Vec<Found>, ParseError>,
+    ) -> Result<Option<Self>, ParseError> {
+        match result {
             Ok(found) => Ok(Some(Self {
                 events: recorder.events,
                 found,
+                deferred: None,
             })),
             Err(ParseError::Sink { source }) if source.is::<Full>() => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// The reports found, each counted new (the store has not seen them).
+    /// An item not parsed yet, read from `input` (`len` bytes, from its
+    /// start) as [`parse_input`] reads it each time it is replayed, its
+    /// reports going straight into the sink: an item with more records
+    /// than [`parse`](Self::parse) holds, stored without being held (nor
+    /// its records). [`found`](Self::found) is empty until then.
+    pub fn deferred(input: Box<dyn ReadSeek + Send>, len: u64, limits: &IngestLimits) -> Self {
+        Self {
+            events: Vec::new(),
+            found: Vec::new(),
+            deferred: Some(Deferred {
+                input: std::sync::Mutex::new(input),
+                len,
+                limits: limits.clone(),
+            }),
+        }
+    }
+
+    /// The reports found, each counted new (the store has not seen them);
+    /// none for a [`deferred`](Self::deferred) item.
     pub fn found(&self) -> &[Found] {
         &self.found
     }
@@ -72,8 +135,17 @@ impl ParsedItem {
     /// aggregate report whose header the sink refuses (a duplicate) are
     /// skipped. Returns one [`Found`] per report, a duplicate where the
     /// sink said so. Can be replayed again (a store retrying its
-    /// transaction).
+    /// transaction). A [`deferred`](Self::deferred) item is parsed into
+    /// the sink now, as [`parse_input`] would, its time budget starting
+    /// now.
     pub fn replay<S: ReportSink + ?Sized>(&self, sink: &mut S) -> Result<Vec<Found>, ParseError> {
+        if let Some(d) = &self.deferred {
+            let mut input = d
+                .input
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            return parse_input(&mut **input, d.len, &d.limits, sink);
+        }
         let sink_err = |source| ParseError::Sink { source };
         // Whether each report, in order, was new to the sink.
         let mut new = Vec::with_capacity(self.found.len());
