@@ -21,7 +21,7 @@ use super::{IngestError, Item, Outcome, Source, file_size, read_file};
 const STREAM_ABOVE: u64 = 8 << 20;
 
 /// Whether the file starts like an XML document (after an optional BOM and
-/// white space): compressed files and mail messages are read whole.
+/// white space): compressed files and mail messages are left in the file.
 fn plain_xml(path: &std::path::Path) -> bool {
     use std::io::Read as _;
     let mut head = [0u8; 512];

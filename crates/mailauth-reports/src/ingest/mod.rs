@@ -1,7 +1,8 @@
 //! Report sources: files and directories, mbox files, Maildir folders.
 //!
 //! Owns reading items (one file, one message) as raw bytes with an origin,
-//! and what happens to an item after it has been handled (Maildir moves it
+//! or handing on the file that holds one to be read as it is parsed
+//! ([`Item::in_file`]), and what happens to an item after it has been handled (Maildir moves it
 //! to an archive or invalid folder). Leaves parsing to `reports::parse` and
 //! SQL to `reports::store`: [`run`] (`pipeline`) glues them, items parsed
 //! by worker threads and stored in the source's order, one store

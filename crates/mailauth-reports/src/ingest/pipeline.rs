@@ -47,7 +47,11 @@ const IN_FLIGHT_PER_WORKER: usize = 2;
 /// parsing it. A plain-XML file too large to hold ([`Item::stream`]) is
 /// parsed on this thread as it is stored, and so is an item found to hold
 /// more than [`HOLD_RECORDS`] records (a worker parses that far, then
-/// leaves it): an item in flight holds a few MB at most.
+/// leaves it): an item in flight holds a few MB at most. An item left in
+/// its file (a compressed report or a mail, [`Item::in_file`]) is read
+/// from the file by the worker and, when it holds more than that, again
+/// as it is stored ([`ParsedItem::deferred`]): it is never held in memory,
+/// nor copied for a parser.
 ///
 /// When the source moves nothing ([`Source::moves_items`] is false), items
 /// are committed in groups ([`ReportStore::begin_group`]): each item is

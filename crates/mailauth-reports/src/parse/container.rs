@@ -12,11 +12,16 @@
 //! of memory. Each decompression layer is counted as it is read (the
 //! item's decompressed budget, the layer's and the whole item's ratio), so
 //! a bomb stops at the cap, before or after the report it hides behind.
+//! An item read from where it lies ([`unpack_input`], a file) is not held
+//! either: gzip is decompressed as it is read from the item, a zip is read
+//! entry by entry through its directory, and a mail keeps its large base64
+//! attachments in the item, each decoded as it is read (`mime_stream`).
 //! What cannot be streamed is read into memory within those caps: a zip
-//! (its directory is at its end), a mail message (mail-parser decodes a
-//! whole message: the attachment is held once, decoded, bounded by the
-//! message size), TLS-RPT JSON. A zip's entry count and directory size are
-//! checked from its end record before the zip crate reads the directory.
+//! inside another layer (its directory is at its end), a mail message held
+//! in memory or inside another layer (mail-parser decodes a whole message:
+//! the attachment is held once, decoded, bounded by the message size),
+//! TLS-RPT JSON. A zip's entry count and directory size are checked from
+//! its end record before the zip crate reads the directory.
 //! Leaves the report formats to `aggregate`, `tlsrpt`, `failure`.
 
 use std::cell::{Cell, RefCell};
@@ -1336,5 +1341,170 @@ mod tests {
         // Within the size cap the ratio cap still catches it.
         let err = unpack(&gz, &IngestLimits::default()).expect_err("ratio");
         assert!(err.to_string().contains("ratio"), "{err}");
+    }
+
+    /// [`unpack`] through [`unpack_input`]: the item read from where it
+    /// lies (here a cursor) instead of held.
+    fn unpack_from_input(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Payload>, ParseError> {
+        let mut out = Vec::new();
+        let mut input = std::io::Cursor::new(bytes);
+        unpack_input(&mut input, bytes.len() as u64, limits, &mut |part| {
+            out.push(match part {
+                Part::Xml(xml) => Payload::Xml(xml.to_vec()),
+                Part::XmlStream(r) => {
+                    let mut xml = Vec::new();
+                    r.read_to_end(&mut xml).map_err(|e| ParseError::Container {
+                        msg: format!("reading the report: {e}"),
+                    })?;
+                    Payload::Xml(xml)
+                }
+                Part::Json(json) => Payload::Json(json.to_vec()),
+                Part::Failure(r) => Payload::Failure(r),
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// A report of about `n` KB of XML, stored (not compressed) in gzip,
+    /// so that an attachment of it is large.
+    fn stored_gzip(n: usize) -> (Vec<u8>, Vec<u8>) {
+        use std::io::Write;
+        let mut xml =
+            b"<feedback><report_metadata><org_name>o</org_name></report_metadata>".to_vec();
+        for i in 0..n {
+            xml.extend_from_slice(format!("<!-- {i:01000} -->").as_bytes());
+        }
+        xml.extend_from_slice(b"</feedback>");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+        e.write_all(&xml).expect("gzip");
+        (xml, e.finish().expect("gzip"))
+    }
+
+    fn stored_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, data) in entries {
+            w.start_file(*name, opts).expect("start");
+            w.write_all(data).expect("write");
+        }
+        w.finish().expect("finish").into_inner()
+    }
+
+    /// Issue 21: an item read from where it lies gives what the same item
+    /// held in memory gives: gzip, zip, a mail whose large attachment (a
+    /// gzip, or a zip read through its directory) is decoded as it is
+    /// read, and a mail whose attachment is not canonical base64 (read
+    /// whole).
+    #[test]
+    fn an_item_read_from_where_it_lies_unpacks_as_held() {
+        let limits = IngestLimits::default();
+        let (xml, gz) = stored_gzip(200);
+        let zip = stored_zip(&[("r.xml", &xml), ("r.json", b"{}")]);
+        let mut broken = mail_with_attachment("r.xml.gz", &gz);
+        let at = broken.len() - 200;
+        broken.insert(at, b'*');
+        let cases = [
+            gzip(XML),
+            gz.clone(),
+            zip.clone(),
+            mail_with_attachment("r.xml.gz", &gz),
+            mail_with_attachment("r.zip", &zip),
+            broken,
+            XML.to_vec(),
+        ];
+        for (i, item) in cases.iter().enumerate() {
+            let held = unpack(item, &limits);
+            let read = unpack_from_input(item, &limits);
+            match (&held, &read) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "case {i}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "case {i}"),
+                _ => panic!("case {i}: held {held:?}, read {read:?}"),
+            }
+        }
+        let mail = mail_with_attachment("r.zip", &zip);
+        assert_eq!(
+            unpack_from_input(&mail, &limits).expect("reads"),
+            vec![Payload::Xml(xml.clone()), Payload::Json(b"{}".to_vec())]
+        );
+        // The limits hold as for an item held in memory: the attachment's
+        // decoded size, the zip's entries, the item's size.
+        let small = IngestLimits {
+            max_attachment_bytes: gz.len() as u64 - 1,
+            ..IngestLimits::default()
+        };
+        let mail = mail_with_attachment("r.xml.gz", &gz);
+        assert_eq!(
+            unpack_from_input(&mail, &small)
+                .expect_err("too large")
+                .to_string(),
+            format!(
+                "attachment \"r.xml.gz\" exceeds the limit of {}",
+                gz.len() - 1
+            )
+        );
+        assert_eq!(
+            unpack_from_input(&zip_with(17), &limits)
+                .expect_err("17 entries")
+                .to_string(),
+            "zip entries (max_zip_entries) exceeds the limit of 16"
+        );
+        let tiny = IngestLimits {
+            max_input_bytes: gz.len() as u64 - 1,
+            ..IngestLimits::default()
+        };
+        assert_eq!(
+            unpack_from_input(&gz, &tiny)
+                .expect_err("too large")
+                .to_string(),
+            format!("input exceeds the limit of {}", gz.len() - 1)
+        );
+    }
+
+    /// The large attachment of a mail read from where it lies is never
+    /// held: the largest single read of the item is a buffer's worth, and
+    /// the item is read in pieces rather than whole.
+    #[test]
+    fn a_mails_large_attachment_is_read_in_pieces() {
+        struct Reads<'a> {
+            inner: std::io::Cursor<&'a [u8]>,
+            largest: usize,
+        }
+        impl Read for Reads<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.inner.read(buf)?;
+                self.largest = self.largest.max(n);
+                Ok(n)
+            }
+        }
+        impl Seek for Reads<'_> {
+            fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+                self.inner.seek(to)
+            }
+        }
+        let (xml, gz) = stored_gzip(2_000);
+        let mail = mail_with_attachment("r.xml.gz", &gz);
+        assert!(mail.len() > 2_000_000);
+        let mut input = Reads {
+            inner: std::io::Cursor::new(&mail),
+            largest: 0,
+        };
+        let mut got = Vec::new();
+        unpack_input(
+            &mut input,
+            mail.len() as u64,
+            &IngestLimits::default(),
+            &mut |part| {
+                if let Part::XmlStream(r) = part {
+                    r.read_to_end(&mut got).expect("reads");
+                }
+                Ok(())
+            },
+        )
+        .expect("unpacks");
+        assert_eq!(got, xml);
+        assert!(input.largest <= 64 << 10, "{}", input.largest);
     }
 }
