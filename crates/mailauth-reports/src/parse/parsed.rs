@@ -205,8 +205,10 @@ impl Replay {
     }
 }
 
-/// Events a deferred replay's parsing thread sends at a time, about.
-const BATCH: usize = 256;
+/// Events a deferred replay's parsing thread sends at a time, about;
+/// at most 16 batches wait in the channel (about 1,000 records, as in
+/// the SQLite store's own parsing thread).
+const BATCH: usize = 64;
 
 impl Deferred {
     /// Parses the item on a thread of its own while this one hands what
