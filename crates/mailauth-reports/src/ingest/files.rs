@@ -3,8 +3,10 @@
 //! plain-XML file is handed on unread, to be parsed as a stream. A plain-XML
 //! file is a report already decompressed: its size is held to the
 //! decompressed limit (`max_decompressed_bytes`), like the same report
-//! inside gzip or zip; any other file is read into memory and held to the
-//! input limit (`max_input_bytes`).
+//! inside gzip or zip. Any other file (gzip, zip, a mail) is held to the
+//! input limit (`max_input_bytes`) and handed on unread too
+//! ([`Item::in_file`]): it is read from the file as it is parsed, never
+//! held whole.
 //! Symbolic links are followed, but a directory is walked once however
 //! many links lead to it: a link loop (`dir/up -> ..`) ends there.
 
@@ -12,14 +14,14 @@ use std::collections::{HashSet, VecDeque};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
 
-use super::{IngestError, Item, Outcome, Source, read_file};
+use super::{IngestError, Item, Outcome, Source, file_size, read_file};
 
 /// Plain-XML files larger than this are parsed as they are read, not read
 /// whole: a 100 MB report then needs no more memory than a small one.
 const STREAM_ABOVE: u64 = 8 << 20;
 
 /// Whether the file starts like an XML document (after an optional BOM and
-/// white space): compressed files and mail messages are read whole.
+/// white space): compressed files and mail messages are left in the file.
 fn plain_xml(path: &std::path::Path) -> bool {
     use std::io::Read as _;
     let mut head = [0u8; 512];
@@ -112,9 +114,11 @@ impl Source for FileSource {
                     stream: true,
                 }));
             }
+            if !xml {
+                return Some(file_size(&path, self.limit).map(|_| Item::in_file(path)));
+            }
             // A plain-XML file read whole is at most STREAM_ABOVE bytes.
-            let limit = if xml { self.xml_limit } else { self.limit };
-            return Some(read_file(&path, limit).map(|bytes| Item {
+            return Some(read_file(&path, self.xml_limit).map(|bytes| Item {
                 origin: path.display().to_string(),
                 bytes,
                 path: Some(path),

@@ -1,6 +1,8 @@
 //! Maildir (and Maildir++ subfolders) as a source.
 //!
-//! Owns listing `new/` and `cur/` and moving each handled message: reports
+//! Owns listing `new/` and `cur/` (each message is handed on unread,
+//! [`Item::in_file`], and read from its file as it is parsed) and moving
+//! each handled message: reports
 //! (new or duplicate) to the archive folder, unparseable messages to the
 //! invalid folder. The move happens in [`Source::finish`], after the
 //! store committed the message's data durably (see docs/limits.md,
@@ -13,7 +15,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use super::{IngestError, Item, Outcome, Source, read_file};
+use super::{IngestError, Item, Outcome, Source, file_size};
 
 /// Where handled messages go, as Maildir++ folder names under the
 /// Maildir: defaults `.Archive` and `.Invalid`.
@@ -143,13 +145,10 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 impl Source for MaildirSource {
     fn next_item(&mut self) -> Option<Result<Item, IngestError>> {
         let path = self.pending.pop_front()?;
-        match read_file(&path, self.limit) {
-            Ok(bytes) => Some(Ok(Item {
-                origin: path.display().to_string(),
-                bytes,
-                path: Some(path),
-                stream: false,
-            })),
+        // Left in its file, read as it is parsed: the message is moved
+        // only once its data is committed, so it is still there then.
+        match file_size(&path, self.limit) {
+            Ok(_) => Some(Ok(Item::in_file(path))),
             Err(e @ IngestError::TooLarge { .. }) => {
                 // Nothing to commit: set it aside now, or every run would
                 // trip over it again.

@@ -1,7 +1,8 @@
 //! Report sources: files and directories, mbox files, Maildir folders.
 //!
 //! Owns reading items (one file, one message) as raw bytes with an origin,
-//! and what happens to an item after it has been handled (Maildir moves it
+//! or handing on the file that holds one to be read as it is parsed
+//! ([`Item::in_file`]), and what happens to an item after it has been handled (Maildir moves it
 //! to an archive or invalid folder). Leaves parsing to `reports::parse` and
 //! SQL to `reports::store`: [`run`] (`pipeline`) glues them, items parsed
 //! by worker threads and stored in the source's order, one store
@@ -65,8 +66,11 @@ pub struct Item {
     /// Where it came from, for messages and the database (`path`,
     /// `mbox-path#3`, `imap://…/UID`).
     pub origin: String,
+    /// The item, when held in memory; empty when it is the file at `path`,
+    /// read from there as it is parsed (a compressed report or a mail in
+    /// a file: never held whole).
     pub bytes: Vec<u8>,
-    /// The file that holds it, when the source moves items.
+    /// The file that holds it (files, Maildir).
     pub path: Option<PathBuf>,
     /// The item is the plain-XML report in the file at `path`, too large
     /// to hold in memory: `bytes` is empty and the file is parsed as it is
@@ -153,6 +157,41 @@ impl Summary {
         self.invalid.extend(s.invalid);
         self.errors.extend(s.errors);
     }
+}
+
+impl Item {
+    /// An item left in its file, read from there as it is parsed.
+    pub(crate) fn in_file(path: PathBuf) -> Self {
+        Self {
+            origin: path.display().to_string(),
+            bytes: Vec::new(),
+            path: Some(path),
+            stream: false,
+        }
+    }
+
+    /// Whether the item is read from its file as it is parsed.
+    pub(crate) fn is_in_file(&self) -> bool {
+        self.bytes.is_empty() && self.path.is_some() && !self.stream
+    }
+}
+
+/// The size of a file, refusing one larger than `limit`.
+pub(crate) fn file_size(path: &std::path::Path, limit: u64) -> Result<u64, IngestError> {
+    let size = std::fs::metadata(path)
+        .map_err(|source| IngestError::Read {
+            path: path.to_owned(),
+            source,
+        })?
+        .len();
+    if size > limit {
+        return Err(IngestError::TooLarge {
+            path: path.to_owned(),
+            size,
+            limit,
+        });
+    }
+    Ok(size)
 }
 
 /// Reads a file, refusing one larger than `limit` before reading it.

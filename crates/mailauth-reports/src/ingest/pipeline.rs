@@ -9,6 +9,7 @@
 //! thread, as is the source) and reading and moving items to the sources.
 
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -46,7 +47,11 @@ const IN_FLIGHT_PER_WORKER: usize = 2;
 /// parsing it. A plain-XML file too large to hold ([`Item::stream`]) is
 /// parsed on this thread as it is stored, and so is an item found to hold
 /// more than [`HOLD_RECORDS`] records (a worker parses that far, then
-/// leaves it): an item in flight holds a few MB at most.
+/// leaves it): an item in flight holds a few MB at most. An item left in
+/// its file (a compressed report or a mail, [`Item::in_file`]) is read
+/// from the file by the worker and, when it holds more than that, again
+/// as it is stored ([`ParsedItem::deferred`]): it is never held in memory,
+/// nor copied for a parser.
 ///
 /// When the source moves nothing ([`Source::moves_items`] is false), items
 /// are committed in groups ([`ReportStore::begin_group`]): each item is
@@ -124,17 +129,23 @@ fn run_with(
     })
 }
 
-/// An item for a worker: its place in the source's order and its bytes.
+/// An item for a worker: its place in the source's order and its bytes,
+/// or the file it is read from ([`Item::is_in_file`]).
 struct Job {
     seq: u64,
     bytes: Vec<u8>,
+    file: Option<PathBuf>,
 }
+
+/// What parsing an item gave: `Ok(None)` when it holds too many records
+/// to hold; `Err` when its file could not be read.
+type ParseResult = Result<Result<Option<ParsedItem>, ParseError>, IngestError>;
 
 /// A worker's answer: the item's bytes back, and what they parsed to.
 struct Parsed {
     seq: u64,
     bytes: Vec<u8>,
-    result: Result<Option<ParsedItem>, ParseError>,
+    result: ParseResult,
 }
 
 /// A worker: parses items from `queue` until it closes, or until the
@@ -152,7 +163,10 @@ fn work(
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let result = parse_caught(parse, &job.bytes, limits);
+        let result = match &job.file {
+            Some(path) => parse_file(path, limits),
+            None => Ok(parse_caught(parse, &job.bytes, limits)),
+        };
         let answer = Parsed {
             seq: job.seq,
             bytes: job.bytes,
@@ -180,6 +194,31 @@ fn parse_caught(
     )
 }
 
+/// Opens an item left in its file: the file, buffered, and its size.
+fn open_item(path: &Path) -> Result<(std::io::BufReader<std::fs::File>, u64), IngestError> {
+    let read_err = |source| IngestError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let len = file.metadata().map_err(read_err)?.len();
+    Ok((std::io::BufReader::with_capacity(64 << 10, file), len))
+}
+
+/// Parses an item left in its file as it is read from there, holding at
+/// most [`HOLD_RECORDS`] records; a panic rejects that item.
+fn parse_file(path: &Path, limits: &IngestLimits) -> ParseResult {
+    let (mut input, len) = open_item(path)?;
+    Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ParsedItem::parse_input(&mut input, len, limits, HOLD_RECORDS)
+    }))
+    .unwrap_or_else(|_| {
+        Err(ParseError::Sink {
+            source: "the report parsing thread stopped (a bug: it panicked)".into(),
+        })
+    }))
+}
+
 /// An item read and not yet stored.
 struct Slot {
     item: Result<Item, IngestError>,
@@ -194,6 +233,17 @@ enum State {
     Parsing,
     /// `Ok(None)`: too large to hold, parsed again as it is stored.
     Parsed(Result<Option<ParsedItem>, ParseError>),
+    /// Its file could not be read.
+    Unreadable(IngestError),
+}
+
+impl State {
+    fn of(result: ParseResult) -> Self {
+        match result {
+            Ok(parsed) => Self::Parsed(parsed),
+            Err(e) => Self::Unreadable(e),
+        }
+    }
 }
 
 /// The calling thread's side: reads, stores, commits and finishes.
@@ -255,7 +305,7 @@ impl Writer<'_, '_> {
                 }) = inflight.get_mut(at)
                 {
                     item.bytes = p.bytes;
-                    *state = State::Parsed(p.result);
+                    *state = State::of(p.result);
                 }
             }
             let Some(slot) = inflight.pop_front() else {
@@ -283,10 +333,12 @@ impl Writer<'_, '_> {
                 };
             }
         };
+        let file = item.is_in_file().then(|| item.path.clone()).flatten();
         if let Some(jobs) = &self.jobs {
             let job = Job {
                 seq,
                 bytes: std::mem::take(&mut item.bytes),
+                file: file.clone(),
             };
             match jobs.send(job) {
                 Ok(()) => {
@@ -302,10 +354,13 @@ impl Writer<'_, '_> {
                 }
             }
         }
-        let result = parse_caught(self.parse, &item.bytes, self.limits);
+        let result = match &file {
+            Some(path) => parse_file(path, self.limits),
+            None => Ok(parse_caught(self.parse, &item.bytes, self.limits)),
+        };
         Slot {
             item: Ok(item),
-            state: State::Parsed(result),
+            state: State::of(result),
         }
     }
 
@@ -420,6 +475,16 @@ fn store_one(
         (State::Parsed(Ok(Some(parsed))), _) => store.store_parsed(&item.origin, &parsed).map(Ok),
         // Rejected by the parser: the store never sees it.
         (State::Parsed(Err(e)), _) => Ok(Ok(Err(e))),
+        (State::Unreadable(e), _) => Ok(Err(e)),
+        // Left in its file: read from there again as it is stored, its
+        // records going straight into the store.
+        (_, Some(path)) if item.is_in_file() => match open_item(path) {
+            Ok((input, len)) => {
+                let deferred = ParsedItem::deferred(Box::new(input), len, limits);
+                store.store_parsed(&item.origin, &deferred).map(Ok)
+            }
+            Err(e) => Ok(Err(e)),
+        },
         (_, Some(path)) if item.stream => match std::fs::File::open(path) {
             Ok(mut file) => store
                 .ingest_xml_stream(&item.origin, &mut file, limits)

@@ -12,21 +12,38 @@
 //! of memory. Each decompression layer is counted as it is read (the
 //! item's decompressed budget, the layer's and the whole item's ratio), so
 //! a bomb stops at the cap, before or after the report it hides behind.
+//! An item read from where it lies ([`unpack_input`], a file) is not held
+//! either: gzip is decompressed as it is read from the item, a zip is read
+//! entry by entry through its directory, and a mail keeps its large base64
+//! attachments in the item, each decoded as it is read (`mime_stream`).
 //! What cannot be streamed is read into memory within those caps: a zip
-//! (its directory is at its end), a mail message (mail-parser decodes a
-//! whole message: the attachment is held once, decoded, bounded by the
-//! message size), TLS-RPT JSON. A zip's entry count and directory size are
-//! checked from its end record before the zip crate reads the directory.
+//! inside another layer (its directory is at its end), a mail message held
+//! in memory or inside another layer (mail-parser decodes a whole message:
+//! the attachment is held once, decoded, bounded by the message size),
+//! TLS-RPT JSON. A zip's entry count and directory size are checked from
+//! its end record before the zip crate reads the directory.
 //! Leaves the report formats to `aggregate`, `tlsrpt`, `failure`.
 
 use std::cell::{Cell, RefCell};
-use std::io::{BufRead, Read};
+use std::io::{BufRead, Read, Seek, SeekFrom};
 
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 
 use super::ParseError;
 use super::failure::{self, FailureReport};
+use super::mime_stream::{self, Base64Part, BodyRange};
 use crate::reports::IngestLimits;
+
+/// An item read from where it lies (a file), not held in memory: read as
+/// it is parsed, with random access for a zip's directory and a mail's
+/// attachments.
+pub trait ReadSeek: Read + Seek {}
+
+impl<T: Read + Seek + ?Sized> ReadSeek for T {}
+
+/// A mail's base64 attachments of at least this many bytes are decoded as
+/// they are read from the item ([`mime_stream`]), not held.
+const STREAM_PART_ABOVE: u64 = 64 << 10;
 
 /// A report found inside a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,11 +154,28 @@ fn le64(b: &[u8], at: usize) -> Option<u64> {
 /// 8-byte values (entries at 24 and 32, size at 40). Every candidate
 /// record in the window is checked, so a comment that imitates one cannot
 /// hide the real one.
-fn check_zip_directory(bytes: &[u8], limits: &IngestLimits) -> Result<(), ParseError> {
+fn check_zip_directory<R: Read + Seek + ?Sized>(
+    input: &mut R,
+    len: u64,
+    limits: &IngestLimits,
+) -> Result<(), ParseError> {
     const EOCD: &[u8] = b"PK\x05\x06";
+    let io_err = |e: std::io::Error| ParseError::Container {
+        msg: format!("zip: {e}"),
+    };
     let max_entries = limits.max_zip_entries as u64;
     let max_cd = max_entries.saturating_mul(ZIP_CD_BYTES_PER_ENTRY);
-    let from = bytes.len().saturating_sub(22 + 0xFFFF);
+    // The window the record may start in, and the 20 bytes of a ZIP64
+    // locator before it: the only part of the zip read here.
+    let from_abs = len.saturating_sub(22 + 0xFFFF);
+    let base = from_abs.saturating_sub(20);
+    let mut bytes = Vec::new();
+    input.seek(SeekFrom::Start(base)).map_err(io_err)?;
+    input
+        .take(len - base)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    let from = usize::try_from(from_abs - base).unwrap_or(0);
     let mut found = false;
     for at in (from..bytes.len().saturating_sub(21)).rev() {
         if &bytes[at..at + 4] != EOCD {
@@ -158,11 +192,17 @@ fn check_zip_directory(bytes: &[u8], limits: &IngestLimits) -> Result<(), ParseE
             && let Some(loc) = at.checked_sub(20).map(|l| &bytes[l..at])
             && loc.starts_with(b"PK\x06\x07")
         {
-            let z64 = le64(loc, 8)
-                .and_then(|o| usize::try_from(o).ok())
-                .and_then(|o| bytes.get(o..))
-                .filter(|r| r.starts_with(b"PK\x06\x06"));
-            match z64 {
+            let z64 = match le64(loc, 8).filter(|&o| o < len) {
+                Some(o) => {
+                    let mut r = Vec::new();
+                    input.seek(SeekFrom::Start(o)).map_err(io_err)?;
+                    input.take(56).read_to_end(&mut r).map_err(io_err)?;
+                    Some(r)
+                }
+                None => None,
+            }
+            .filter(|r| r.starts_with(b"PK\x06\x06"));
+            match z64.as_deref() {
                 Some(r) => {
                     this_disk = le64(r, 24).unwrap_or(u64::MAX);
                     total = le64(r, 32).unwrap_or(u64::MAX);
@@ -516,13 +556,18 @@ fn gunzip<'a>(
 
 /// Reads a zip archive's entries one by one, each decompressed as it is
 /// walked. The entry count and directory size are checked first.
-fn unzip(ctx: &Ctx<'_>, bytes: &[u8], depth: usize, emit: &mut Emit<'_>) -> Result<(), Stop> {
+fn unzip<R: Read + Seek>(
+    ctx: &Ctx<'_>,
+    mut input: R,
+    len: u64,
+    depth: usize,
+    emit: &mut Emit<'_>,
+) -> Result<(), Stop> {
     let limits = ctx.limits;
-    check_zip_directory(bytes, limits)?;
-    let mut archive =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| ParseError::Container {
-            msg: format!("zip: {e}"),
-        })?;
+    check_zip_directory(&mut input, len, limits)?;
+    let mut archive = zip::ZipArchive::new(input).map_err(|e| ParseError::Container {
+        msg: format!("zip: {e}"),
+    })?;
     if archive.len() > limits.max_zip_entries {
         return Err(too_many_zip_entries(limits).into());
     }
@@ -577,10 +622,16 @@ fn walk_bytes(ctx: &Ctx<'_>, bytes: &[u8], depth: usize, emit: &mut Emit<'_>) ->
     }
     match sniff(bytes) {
         Sniff::Gzip => gunzip(ctx, Box::new(bytes), Some(bytes.len() as u64), depth, emit),
-        Sniff::Zip => unzip(ctx, bytes, depth, emit),
+        Sniff::Zip => unzip(
+            ctx,
+            std::io::Cursor::new(bytes),
+            bytes.len() as u64,
+            depth,
+            emit,
+        ),
         Sniff::Xml => emit_part(ctx, emit, Part::Xml(bytes)),
         Sniff::Json => emit_part(ctx, emit, Part::Json(bytes)),
-        Sniff::Mime => unpack_message(ctx, bytes, depth, emit),
+        Sniff::Mime => unpack_message(ctx, bytes, depth, emit, None),
         Sniff::Unknown => Err(not_a_container().into()),
     }
 }
@@ -661,6 +712,131 @@ fn walk_stream(
         }
         Sniff::Unknown => Err(not_a_container().into()),
     }
+}
+
+/// Reads the first bytes of `input` (at most [`HEAD`]) and goes back to
+/// its start.
+fn read_head(input: &mut dyn ReadSeek) -> std::io::Result<Vec<u8>> {
+    input.seek(SeekFrom::Start(0))?;
+    let mut head = Vec::with_capacity(HEAD);
+    (&mut *input).take(HEAD as u64).read_to_end(&mut head)?;
+    input.seek(SeekFrom::Start(0))?;
+    Ok(head)
+}
+
+/// Reads all of `input` (`len` bytes, within the item's limits) into
+/// memory.
+fn read_whole(input: &mut dyn ReadSeek, len: u64) -> std::io::Result<Vec<u8>> {
+    input.seek(SeekFrom::Start(0))?;
+    let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    (&mut *input).take(len).read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// Walks a layer read from `input` (`len` bytes) where it lies: the item
+/// itself, or an attachment decoded as it is read. Gzip and aggregate XML
+/// stay streams, a zip is read entry by entry through its directory, and
+/// the item's own mail keeps its large attachments where they are
+/// ([`mime_stream`]). JSON, a mail inside an attachment, and a layer its
+/// first bytes do not tell apart are read into memory and walked as
+/// [`walk_bytes`] walks them, within the same limits.
+fn walk_input(
+    ctx: &Ctx<'_>,
+    input: &mut dyn ReadSeek,
+    len: u64,
+    depth: usize,
+    emit: &mut Emit<'_>,
+    top: bool,
+) -> Result<(), Stop> {
+    check_depth(ctx.limits, depth)?;
+    super::check_deadline(ctx.limits)?;
+    let read_err = |e: std::io::Error| Stop::Container(ctx.read_error("reading the report", &e));
+    let head = read_head(input).map_err(read_err)?;
+    let kind = sniff(&head);
+    let whole = head.iter().all(u8::is_ascii_whitespace)
+        || kind == Sniff::Json
+        || (kind == Sniff::Mime && !top)
+        || (kind == Sniff::Unknown && len > head.len() as u64);
+    if whole {
+        let data = read_whole(input, len).map_err(read_err)?;
+        return walk_bytes(ctx, &data, depth, emit);
+    }
+    match kind {
+        Sniff::Gzip => gunzip(ctx, Box::new(input), Some(len), depth, emit),
+        Sniff::Zip => unzip(ctx, input, len, depth, emit),
+        Sniff::Xml => emit_part(ctx, emit, Part::XmlStream(&mut (&mut *input).take(len))),
+        Sniff::Mime => {
+            match mime_stream::skeleton(input, len, STREAM_PART_ABOVE).map_err(read_err)? {
+                Some(sk) => unpack_message(
+                    ctx,
+                    &sk.bytes,
+                    depth,
+                    emit,
+                    Some(Streamed {
+                        input,
+                        len,
+                        parts: &sk.parts,
+                    }),
+                ),
+                None => {
+                    let data = read_whole(input, len).map_err(read_err)?;
+                    walk_bytes(ctx, &data, depth, emit)
+                }
+            }
+        }
+        Sniff::Json | Sniff::Unknown => Err(not_a_container().into()),
+    }
+}
+
+/// [`unpack_each`] for an item read from where it lies (a file of `len`
+/// bytes) instead of held in memory: a compressed report is decompressed
+/// as it is read from the item, a zip read entry by entry, a mail's large
+/// attachments decoded as they are read. The same limits hold, the item's
+/// size (`max_input_bytes`) first.
+pub fn unpack_input(
+    input: &mut dyn ReadSeek,
+    len: u64,
+    limits: &IngestLimits,
+    emit: &mut dyn FnMut(Part<'_>) -> Result<(), ParseError>,
+) -> Result<(), ParseError> {
+    if len > limits.max_input_bytes {
+        return Err(ParseError::TooLarge {
+            what: "input".to_owned(),
+            limit: limits.max_input_bytes,
+        });
+    }
+    let ctx = Ctx {
+        limits,
+        origin_len: len,
+        budget: Cell::new(limits.max_decompressed_bytes),
+        failed: RefCell::new(None),
+        found: Cell::new(0),
+    };
+    walk_input(&ctx, input, len, 0, emit, true).map_err(Stop::into_inner)?;
+    if ctx.found.get() == 0 {
+        return Err(ParseError::NotAReport {
+            detail: "no report found in the message".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the item in `input` is a plain-XML document (as
+/// [`plain_xml`] tells of one in memory); `None` when its first bytes
+/// are all white space and do not tell.
+pub(super) fn input_is_xml(input: &mut dyn ReadSeek) -> std::io::Result<Option<bool>> {
+    let head = read_head(input)?;
+    if head.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    Ok(Some(sniff(&head) == Sniff::Xml))
+}
+
+/// A top-level mail whose large attachments were left in the item.
+struct Streamed<'s> {
+    input: &'s mut dyn ReadSeek,
+    len: u64,
+    parts: &'s [BodyRange],
 }
 
 /// Walks `bytes` and hands every report in it to `emit` as it is found:
@@ -766,6 +942,7 @@ fn unpack_message(
     bytes: &[u8],
     depth: usize,
     emit: &mut Emit<'_>,
+    mut streamed: Option<Streamed<'_>>,
 ) -> Result<(), Stop> {
     let limits = ctx.limits;
     if depth > limits.max_mime_depth {
@@ -787,6 +964,24 @@ fn unpack_message(
         detail: "not a mail message (no headers)".to_owned(),
     })?;
     super::check_deadline(limits)?;
+    // A skeleton whose markers mail-parser did not find, each once, as the
+    // whole body of an attachment: the scan read the structure otherwise,
+    // and the message is read whole.
+    if let Some(s) = streamed.take() {
+        let once = s.parts.iter().all(|r| {
+            let bodies = message.parts.iter().filter(|p| match &p.body {
+                PartType::Binary(b) | PartType::InlineBinary(b) => b.as_ref() == r.marker,
+                _ => false,
+            });
+            bodies.count() == 1
+        });
+        if !once {
+            let whole = read_whole(s.input, s.len)
+                .map_err(|e| Stop::Container(ctx.read_error("reading the message", &e)))?;
+            return unpack_message(ctx, &whole, depth, emit, None);
+        }
+        streamed = Some(s);
+    }
 
     // Failure reports first: if there is a feedback-report part, the rest
     // of the message is the reported mail, never a report of its own.
@@ -854,7 +1049,7 @@ fn unpack_message(
             }
             PartType::Message(nested) => {
                 let raw = nested.raw_message();
-                match unpack_message(ctx, raw, depth + 1, emit) {
+                match unpack_message(ctx, raw, depth + 1, emit, None) {
                     Ok(()) => {}
                     Err(Stop::Container(e)) => {
                         first_error.get_or_insert(e);
@@ -865,10 +1060,16 @@ fn unpack_message(
             }
             PartType::Html(_) | PartType::Multipart(_) => continue,
         };
-        if i == 0 && data.is_empty() {
+        // An attachment left in the item: decoded as it is read.
+        let left = streamed
+            .as_ref()
+            .and_then(|s| s.parts.iter().find(|r| r.marker == data))
+            .cloned();
+        let size = left.as_ref().map_or(data.len() as u64, |r| r.decoded_len);
+        if i == 0 && size == 0 {
             continue;
         }
-        if data.len() as u64 > limits.max_attachment_bytes {
+        if size > limits.max_attachment_bytes {
             return Err(Stop::Container(ParseError::TooLarge {
                 what: format!(
                     "attachment {:?}",
@@ -877,7 +1078,14 @@ fn unpack_message(
                 limit: limits.max_attachment_bytes,
             }));
         }
-        match walk_bytes(ctx, data, depth + 1, emit) {
+        let walked = match (&left, streamed.as_mut()) {
+            (Some(range), Some(s)) => {
+                let mut part = Base64Part::new(&mut *s.input, range);
+                walk_input(ctx, &mut part, range.decoded_len, depth + 1, emit, false)
+            }
+            _ => walk_bytes(ctx, data, depth + 1, emit),
+        };
+        match walked {
             Ok(()) => {}
             // A logo or a signature is not a report; keep looking.
             Err(Stop::Container(ParseError::NotAReport { .. })) => {}
@@ -1133,5 +1341,170 @@ mod tests {
         // Within the size cap the ratio cap still catches it.
         let err = unpack(&gz, &IngestLimits::default()).expect_err("ratio");
         assert!(err.to_string().contains("ratio"), "{err}");
+    }
+
+    /// [`unpack`] through [`unpack_input`]: the item read from where it
+    /// lies (here a cursor) instead of held.
+    fn unpack_from_input(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Payload>, ParseError> {
+        let mut out = Vec::new();
+        let mut input = std::io::Cursor::new(bytes);
+        unpack_input(&mut input, bytes.len() as u64, limits, &mut |part| {
+            out.push(match part {
+                Part::Xml(xml) => Payload::Xml(xml.to_vec()),
+                Part::XmlStream(r) => {
+                    let mut xml = Vec::new();
+                    r.read_to_end(&mut xml).map_err(|e| ParseError::Container {
+                        msg: format!("reading the report: {e}"),
+                    })?;
+                    Payload::Xml(xml)
+                }
+                Part::Json(json) => Payload::Json(json.to_vec()),
+                Part::Failure(r) => Payload::Failure(r),
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// A report of about `n` KB of XML, stored (not compressed) in gzip,
+    /// so that an attachment of it is large.
+    fn stored_gzip(n: usize) -> (Vec<u8>, Vec<u8>) {
+        use std::io::Write;
+        let mut xml =
+            b"<feedback><report_metadata><org_name>o</org_name></report_metadata>".to_vec();
+        for i in 0..n {
+            xml.extend_from_slice(format!("<!-- {i:01000} -->").as_bytes());
+        }
+        xml.extend_from_slice(b"</feedback>");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+        e.write_all(&xml).expect("gzip");
+        (xml, e.finish().expect("gzip"))
+    }
+
+    fn stored_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, data) in entries {
+            w.start_file(*name, opts).expect("start");
+            w.write_all(data).expect("write");
+        }
+        w.finish().expect("finish").into_inner()
+    }
+
+    /// Issue 21: an item read from where it lies gives what the same item
+    /// held in memory gives: gzip, zip, a mail whose large attachment (a
+    /// gzip, or a zip read through its directory) is decoded as it is
+    /// read, and a mail whose attachment is not canonical base64 (read
+    /// whole).
+    #[test]
+    fn an_item_read_from_where_it_lies_unpacks_as_held() {
+        let limits = IngestLimits::default();
+        let (xml, gz) = stored_gzip(200);
+        let zip = stored_zip(&[("r.xml", &xml), ("r.json", b"{}")]);
+        let mut broken = mail_with_attachment("r.xml.gz", &gz);
+        let at = broken.len() - 200;
+        broken.insert(at, b'*');
+        let cases = [
+            gzip(XML),
+            gz.clone(),
+            zip.clone(),
+            mail_with_attachment("r.xml.gz", &gz),
+            mail_with_attachment("r.zip", &zip),
+            broken,
+            XML.to_vec(),
+        ];
+        for (i, item) in cases.iter().enumerate() {
+            let held = unpack(item, &limits);
+            let read = unpack_from_input(item, &limits);
+            match (&held, &read) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "case {i}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "case {i}"),
+                _ => panic!("case {i}: held {held:?}, read {read:?}"),
+            }
+        }
+        let mail = mail_with_attachment("r.zip", &zip);
+        assert_eq!(
+            unpack_from_input(&mail, &limits).expect("reads"),
+            vec![Payload::Xml(xml.clone()), Payload::Json(b"{}".to_vec())]
+        );
+        // The limits hold as for an item held in memory: the attachment's
+        // decoded size, the zip's entries, the item's size.
+        let small = IngestLimits {
+            max_attachment_bytes: gz.len() as u64 - 1,
+            ..IngestLimits::default()
+        };
+        let mail = mail_with_attachment("r.xml.gz", &gz);
+        assert_eq!(
+            unpack_from_input(&mail, &small)
+                .expect_err("too large")
+                .to_string(),
+            format!(
+                "attachment \"r.xml.gz\" exceeds the limit of {}",
+                gz.len() - 1
+            )
+        );
+        assert_eq!(
+            unpack_from_input(&zip_with(17), &limits)
+                .expect_err("17 entries")
+                .to_string(),
+            "zip entries (max_zip_entries) exceeds the limit of 16"
+        );
+        let tiny = IngestLimits {
+            max_input_bytes: gz.len() as u64 - 1,
+            ..IngestLimits::default()
+        };
+        assert_eq!(
+            unpack_from_input(&gz, &tiny)
+                .expect_err("too large")
+                .to_string(),
+            format!("input exceeds the limit of {}", gz.len() - 1)
+        );
+    }
+
+    /// The large attachment of a mail read from where it lies is never
+    /// held: the largest single read of the item is a buffer's worth, and
+    /// the item is read in pieces rather than whole.
+    #[test]
+    fn a_mails_large_attachment_is_read_in_pieces() {
+        struct Reads<'a> {
+            inner: std::io::Cursor<&'a [u8]>,
+            largest: usize,
+        }
+        impl Read for Reads<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.inner.read(buf)?;
+                self.largest = self.largest.max(n);
+                Ok(n)
+            }
+        }
+        impl Seek for Reads<'_> {
+            fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+                self.inner.seek(to)
+            }
+        }
+        let (xml, gz) = stored_gzip(2_000);
+        let mail = mail_with_attachment("r.xml.gz", &gz);
+        assert!(mail.len() > 2_000_000);
+        let mut input = Reads {
+            inner: std::io::Cursor::new(&mail),
+            largest: 0,
+        };
+        let mut got = Vec::new();
+        unpack_input(
+            &mut input,
+            mail.len() as u64,
+            &IngestLimits::default(),
+            &mut |part| {
+                if let Part::XmlStream(r) = part {
+                    r.read_to_end(&mut got).expect("reads");
+                }
+                Ok(())
+            },
+        )
+        .expect("unpacks");
+        assert_eq!(got, xml);
+        assert!(input.largest <= 64 << 10, "{}", input.largest);
     }
 }

@@ -1,4 +1,5 @@
-//! Bytes → typed reports. Pure: no I/O, no SQL.
+//! Bytes → typed reports. Pure: no SQL, and no I/O but reading the input
+//! it is handed (an item in memory, or read from where it lies).
 //!
 //! Owns report detection and parsing for every container
 //! ([`container`]) and format ([`aggregate`], [`failure`], [`tlsrpt`]),
@@ -14,6 +15,7 @@
 pub mod aggregate;
 pub mod container;
 pub mod failure;
+mod mime_stream;
 pub mod parsed;
 mod scan;
 pub mod tlsrpt;
@@ -22,7 +24,7 @@ pub mod types;
 use serde::Serialize;
 
 pub use aggregate::{AggregateSummary, AggregateVisitor, SinkError};
-pub use container::{Part, Payload};
+pub use container::{Part, Payload, ReadSeek};
 pub use failure::FailureReport;
 pub use parsed::ParsedItem;
 pub use tlsrpt::TlsReport;
@@ -172,53 +174,115 @@ pub fn parse_item<S: ReportSink + ?Sized>(
     // report is parsed as it is decompressed, never held whole.
     let mut found = Vec::new();
     container::unpack_each(bytes, limits, &mut |part| {
-        check_deadline(limits)?;
-        match part {
-            Part::Xml(xml) => {
-                let s = aggregate::parse_with(xml, sink, &opts)?;
-                found.push(aggregate_found(s));
-            }
-            Part::XmlStream(xml) => {
-                let s = aggregate::parse_reader_with(xml, sink, &opts)?;
-                found.push(aggregate_found(s));
-            }
-            Part::Json(json) => {
-                let r = tlsrpt::parse(json)?;
-                check_deadline(limits)?;
-                let new = sink.tls(&r).map_err(|source| ParseError::Sink { source })?;
-                found.push(Found {
-                    kind: ReportKind::Tls,
-                    org: r.organization_name.clone(),
-                    report_id: r.report_id.clone(),
-                    domain: r
-                        .policies
-                        .first()
-                        .map(|p| p.policy.policy_domain.clone())
-                        .unwrap_or_default(),
-                    records: r.policies.len() as u64,
-                    duplicate: !new,
-                    warnings: Vec::new(),
-                });
-            }
-            Part::Failure(mut r) => {
-                r.clean_text();
-                let new = sink
-                    .failure(&r)
-                    .map_err(|source| ParseError::Sink { source })?;
-                found.push(Found {
-                    kind: ReportKind::Failure,
-                    org: r.reporter.clone().unwrap_or_default(),
-                    report_id: r.fingerprint(),
-                    domain: r.reported_domain.clone(),
-                    records: 1,
-                    duplicate: !new,
-                    warnings: Vec::new(),
-                });
-            }
-        }
-        Ok(())
+        on_part(part, limits, &opts, sink, &mut found)
     })?;
     Ok(found)
+}
+
+/// [`parse_item`] for an item read from where it lies (`len` bytes of a
+/// file) instead of held in memory: nothing of it is held whole but a
+/// mail's headers and small parts (`container::unpack_input`). The same
+/// limits hold, and the same reports reach the sink.
+pub fn parse_input<S: ReportSink + ?Sized>(
+    input: &mut dyn ReadSeek,
+    len: u64,
+    limits: &IngestLimits,
+    sink: &mut S,
+) -> Result<Vec<Found>, ParseError> {
+    let limits = &with_deadline(limits);
+    let opts = aggregate_options(limits);
+    let read_err = |e: std::io::Error| ParseError::Container {
+        msg: format!("reading the report: {e}"),
+    };
+    match container::input_is_xml(input).map_err(read_err)? {
+        Some(true) => {
+            if len > limits.max_decompressed_bytes {
+                return Err(container::plain_xml_too_large(limits));
+            }
+            let s = aggregate::parse_reader_with(
+                std::io::BufReader::new(std::io::Read::take(input, len)),
+                sink,
+                &opts,
+            )?;
+            return Ok(vec![aggregate_found(s)]);
+        }
+        Some(false) => {}
+        // Its first bytes are white space: read whole, within the input
+        // limit, and looked at as `parse_item` does.
+        None => {
+            if len > limits.max_input_bytes {
+                return Err(ParseError::TooLarge {
+                    what: "input".to_owned(),
+                    limit: limits.max_input_bytes,
+                });
+            }
+            let mut bytes = Vec::new();
+            input.seek(std::io::SeekFrom::Start(0)).map_err(read_err)?;
+            std::io::Read::read_to_end(&mut std::io::Read::take(input, len), &mut bytes)
+                .map_err(read_err)?;
+            return parse_item(&bytes, limits, sink);
+        }
+    }
+    let mut found = Vec::new();
+    container::unpack_input(input, len, limits, &mut |part| {
+        on_part(part, limits, &opts, sink, &mut found)
+    })?;
+    Ok(found)
+}
+
+/// Hands one report found in an item's containers to `sink`.
+fn on_part<S: ReportSink + ?Sized>(
+    part: Part<'_>,
+    limits: &IngestLimits,
+    opts: &aggregate::Options,
+    sink: &mut S,
+    found: &mut Vec<Found>,
+) -> Result<(), ParseError> {
+    check_deadline(limits)?;
+    match part {
+        Part::Xml(xml) => {
+            let s = aggregate::parse_with(xml, sink, opts)?;
+            found.push(aggregate_found(s));
+        }
+        Part::XmlStream(xml) => {
+            let s = aggregate::parse_reader_with(xml, sink, opts)?;
+            found.push(aggregate_found(s));
+        }
+        Part::Json(json) => {
+            let r = tlsrpt::parse(json)?;
+            check_deadline(limits)?;
+            let new = sink.tls(&r).map_err(|source| ParseError::Sink { source })?;
+            found.push(Found {
+                kind: ReportKind::Tls,
+                org: r.organization_name.clone(),
+                report_id: r.report_id.clone(),
+                domain: r
+                    .policies
+                    .first()
+                    .map(|p| p.policy.policy_domain.clone())
+                    .unwrap_or_default(),
+                records: r.policies.len() as u64,
+                duplicate: !new,
+                warnings: Vec::new(),
+            });
+        }
+        Part::Failure(mut r) => {
+            r.clean_text();
+            let new = sink
+                .failure(&r)
+                .map_err(|source| ParseError::Sink { source })?;
+            found.push(Found {
+                kind: ReportKind::Failure,
+                org: r.reporter.clone().unwrap_or_default(),
+                report_id: r.fingerprint(),
+                domain: r.reported_domain.clone(),
+                records: 1,
+                duplicate: !new,
+                warnings: Vec::new(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Parses one plain-XML aggregate report read from `input` as it arrives

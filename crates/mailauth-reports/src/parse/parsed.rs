@@ -4,9 +4,13 @@
 //! can happen apart and the store sees exactly what a direct parse into
 //! it would have shown it.
 //!
-//! Owns the recording sink and the replay of what it recorded into
-//! another sink. Leaves parsing to the parent module and storage to the
-//! stores.
+//! An item with more records than are worth holding is instead handed on
+//! unparsed, to be parsed as it is replayed ([`ParsedItem::deferred`]):
+//! read from where it lies, straight into the store's sink.
+//!
+//! Owns the recording sink and the replay of what it recorded (or of the
+//! deferred item) into another sink. Leaves parsing to the parent module,
+//! opening files to `reports::ingest` and storage to the stores.
 
 use super::*;
 
@@ -27,6 +31,21 @@ enum Event {
 pub struct ParsedItem {
     events: Vec<Event>,
     found: Vec<Found>,
+    /// An item parsed only when replayed.
+    deferred: Option<Deferred>,
+}
+
+/// An item left where it lies, parsed into the sink of each replay.
+struct Deferred {
+    input: std::sync::Mutex<Box<dyn ReadSeek + Send>>,
+    len: u64,
+    limits: IngestLimits,
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred").field("len", &self.len).finish()
+    }
 }
 
 /// Aggregate records one [`ParsedItem`] holds at most in
@@ -52,17 +71,61 @@ impl ParsedItem {
             records: 0,
             max_records,
         };
-        match parse_item(bytes, limits, &mut recorder) {
+        let result = parse_item(bytes, limits, &mut recorder);
+        Self::held(recorder, result)
+    }
+
+    /// [`parse`](Self::parse) for an item read from where it lies (`len`
+    /// bytes), as [`parse_input`] reads it.
+    pub fn parse_input(
+        input: &mut dyn ReadSeek,
+        len: u64,
+        limits: &IngestLimits,
+        max_records: usize,
+    ) -> Result<Option<Self>, ParseError> {
+        let mut recorder = Recorder {
+            events: Vec::new(),
+            records: 0,
+            max_records,
+        };
+        let result = parse_input(input, len, limits, &mut recorder);
+        Self::held(recorder, result)
+    }
+
+    fn held(
+        recorder: Recorder,
+        result: Result<Vec<Found>, ParseError>,
+    ) -> Result<Option<Self>, ParseError> {
+        match result {
             Ok(found) => Ok(Some(Self {
                 events: recorder.events,
                 found,
+                deferred: None,
             })),
             Err(ParseError::Sink { source }) if source.is::<Full>() => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// The reports found, each counted new (the store has not seen them).
+    /// An item not parsed yet, read from `input` (`len` bytes, from its
+    /// start) as [`parse_input`] reads it each time it is replayed, its
+    /// reports going straight into the sink: an item with more records
+    /// than [`parse`](Self::parse) holds, stored without being held (nor
+    /// its records). [`found`](Self::found) is empty until then.
+    pub fn deferred(input: Box<dyn ReadSeek + Send>, len: u64, limits: &IngestLimits) -> Self {
+        Self {
+            events: Vec::new(),
+            found: Vec::new(),
+            deferred: Some(Deferred {
+                input: std::sync::Mutex::new(input),
+                len,
+                limits: limits.clone(),
+            }),
+        }
+    }
+
+    /// The reports found, each counted new (the store has not seen them);
+    /// none for a [`deferred`](Self::deferred) item.
     pub fn found(&self) -> &[Found] {
         &self.found
     }
@@ -72,36 +135,213 @@ impl ParsedItem {
     /// aggregate report whose header the sink refuses (a duplicate) are
     /// skipped. Returns one [`Found`] per report, a duplicate where the
     /// sink said so. Can be replayed again (a store retrying its
-    /// transaction).
+    /// transaction). A [`deferred`](Self::deferred) item is parsed into
+    /// the sink now, as [`parse_input`] would, its time budget starting
+    /// now.
     pub fn replay<S: ReportSink + ?Sized>(&self, sink: &mut S) -> Result<Vec<Found>, ParseError> {
+        if let Some(d) = &self.deferred {
+            return d.replay(sink);
+        }
+        let mut state = Replay::default();
+        state.apply(&self.events, sink)?;
+        Ok(state.found(self.found.clone()))
+    }
+}
+
+/// Where a replay is: whether the current aggregate report was accepted,
+/// and whether each report so far was new to the sink.
+struct Replay {
+    accepted: bool,
+    new: Vec<bool>,
+}
+
+impl Default for Replay {
+    fn default() -> Self {
+        Self {
+            accepted: true,
+            new: Vec::new(),
+        }
+    }
+}
+
+impl Replay {
+    /// Hands `events` to `sink`: the records and the end of an aggregate
+    /// report whose header the sink refuses are skipped.
+    fn apply<S: ReportSink + ?Sized>(
+        &mut self,
+        events: &[Event],
+        sink: &mut S,
+    ) -> Result<(), ParseError> {
         let sink_err = |source| ParseError::Sink { source };
-        // Whether each report, in order, was new to the sink.
-        let mut new = Vec::with_capacity(self.found.len());
-        let mut accepted = true;
-        for event in &self.events {
+        let Self { accepted, new } = self;
+        for event in events {
             match event {
                 Event::Header(h) => {
-                    accepted = sink.header(h).map_err(sink_err)?;
-                    new.push(accepted);
+                    *accepted = sink.header(h).map_err(sink_err)?;
+                    new.push(*accepted);
                 }
-                Event::Records(records) if accepted => {
+                Event::Records(records) if *accepted => {
                     for r in records {
                         sink.record(r).map_err(sink_err)?;
                     }
                 }
                 Event::Records(_) => {}
-                Event::End(s) if accepted => sink.end(s).map_err(sink_err)?,
+                Event::End(s) if *accepted => sink.end(s).map_err(sink_err)?,
                 Event::End(_) => {}
                 Event::Failure(r) => new.push(sink.failure(r).map_err(sink_err)?),
                 Event::Tls(r) => new.push(sink.tls(r).map_err(sink_err)?),
             }
         }
-        let mut found = self.found.clone();
-        // One `Found` per report, in the order the sink saw them.
-        for (f, new) in found.iter_mut().zip(new) {
+        Ok(())
+    }
+
+    /// `found`, a duplicate where the sink said so: one `Found` per report,
+    /// in the order the sink saw them.
+    fn found(self, mut found: Vec<Found>) -> Vec<Found> {
+        for (f, new) in found.iter_mut().zip(self.new) {
             f.duplicate = !new;
         }
-        Ok(found)
+        found
+    }
+}
+
+/// Events a deferred replay's parsing thread sends at a time, about;
+/// at most 16 batches wait in the channel (about 1,000 records, as in
+/// the SQLite store's own parsing thread).
+const BATCH: usize = 64;
+
+impl Deferred {
+    /// Parses the item on a thread of its own while this one hands what
+    /// it finds to `sink` (a store's transaction): reading, decompressing
+    /// and parsing overlap with the store's writes, and the sink sees what
+    /// a direct parse into it would have shown it. The channel between
+    /// them is bounded, so memory does not grow with the item.
+    fn replay<S: ReportSink + ?Sized>(&self, sink: &mut S) -> Result<Vec<Found>, ParseError> {
+        let mut guard = self
+            .input
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let input: &mut (dyn ReadSeek + Send) = &mut **guard;
+        let (len, limits) = (self.len, &self.limits);
+        let overlapped = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(16);
+            let parser = std::thread::Builder::new()
+                .name("report-parser".to_owned())
+                .spawn_scoped(scope, move || {
+                    let mut sender = Sender {
+                        tx,
+                        events: Vec::new(),
+                        n: 0,
+                    };
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let found = parse_input(&mut *input, len, limits, &mut sender)?;
+                        sender
+                            .flush()
+                            .map_err(|source| ParseError::Sink { source })?;
+                        Ok(found)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(ParseError::Sink {
+                            source: "the report parsing thread stopped (a bug: it panicked)".into(),
+                        })
+                    })
+                });
+            let Ok(parser) = parser else {
+                return None;
+            };
+            let mut state = Replay::default();
+            let mut failed = None;
+            while let Ok(events) = rx.recv() {
+                if let Err(e) = state.apply(&events, sink) {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            // The parser stops at its next send.
+            drop(rx);
+            let parsed = parser.join().unwrap_or_else(|_| {
+                Err(ParseError::Sink {
+                    source: "the report parsing thread stopped (a bug: it panicked)".into(),
+                })
+            });
+            if let Some(e) = failed {
+                return Some(Err(e));
+            }
+            Some(parsed.map(|found| state.found(found)))
+        });
+        // No thread: parsed here, straight into the sink.
+        overlapped.unwrap_or_else(|| parse_input(&mut **guard, len, limits, sink))
+    }
+}
+
+/// The sink of a deferred replay's parsing thread: sends every call, in
+/// batches, to the thread that replays them; calls every report new.
+struct Sender {
+    tx: std::sync::mpsc::SyncSender<Vec<Event>>,
+    events: Vec<Event>,
+    n: usize,
+}
+
+/// The replaying thread stopped listening (its sink failed).
+#[derive(Debug, thiserror::Error)]
+#[error("the store stopped reading the parsed reports")]
+struct Stopped;
+
+impl Sender {
+    fn push(&mut self, event: Event) -> Result<(), SinkError> {
+        self.events.push(event);
+        self.n += 1;
+        if self.n >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.n = 0;
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .send(std::mem::take(&mut self.events))
+            .map_err(|_| Box::new(Stopped) as SinkError)
+    }
+}
+
+impl AggregateVisitor for Sender {
+    fn header(&mut self, header: &AggregateHeader) -> Result<bool, SinkError> {
+        self.push(Event::Header(Box::new(header.clone())))?;
+        Ok(true)
+    }
+    fn record(&mut self, record: &Record) -> Result<(), SinkError> {
+        self.record_owned(record.clone())
+    }
+    fn record_owned(&mut self, record: Record) -> Result<(), SinkError> {
+        match self.events.last_mut() {
+            Some(Event::Records(records)) => {
+                records.push(record);
+                self.n += 1;
+                if self.n >= BATCH {
+                    self.flush()?;
+                }
+                Ok(())
+            }
+            _ => self.push(Event::Records(vec![record])),
+        }
+    }
+    fn end(&mut self, summary: &AggregateSummary) -> Result<(), SinkError> {
+        self.push(Event::End(Box::new(summary.clone())))
+    }
+}
+
+impl ReportSink for Sender {
+    fn failure(&mut self, report: &FailureReport) -> Result<bool, SinkError> {
+        self.push(Event::Failure(Box::new(report.clone())))?;
+        Ok(true)
+    }
+    fn tls(&mut self, report: &TlsReport) -> Result<bool, SinkError> {
+        self.push(Event::Tls(Box::new(report.clone())))?;
+        Ok(true)
     }
 }
 
@@ -268,5 +508,86 @@ mod tests {
                 .expect("parses")
                 .is_some()
         );
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, data).expect("gzip");
+        gz.finish().expect("gzip")
+    }
+
+    #[test]
+    fn a_deferred_item_is_parsed_into_the_sink_when_replayed() {
+        let limits = IngestLimits::default();
+        // More records than one batch of the parsing thread.
+        let gz = gzip(report("d", 3 * BATCH + 5).as_bytes());
+        let mut direct = Seen::default();
+        let want = parse_item(&gz, &limits, &mut direct).expect("parses");
+        let len = gz.len() as u64;
+        let item = ParsedItem::deferred(Box::new(std::io::Cursor::new(gz)), len, &limits);
+        assert!(item.found().is_empty());
+        let mut sink = Seen::default();
+        assert_eq!(item.replay(&mut sink).expect("replays"), want);
+        assert_eq!(sink.records, 3 * BATCH + 5);
+        assert_eq!(
+            (sink.headers, sink.records, sink.ends),
+            (direct.headers, direct.records, direct.ends)
+        );
+        // Replayed again (a retried transaction), into a sink that holds
+        // the report already.
+        let mut dup = Seen {
+            refuse: vec!["d".to_owned()],
+            ..Seen::default()
+        };
+        let found = item.replay(&mut dup).expect("replays");
+        assert!(found[0].duplicate);
+        assert_eq!((dup.records, dup.ends), (0, 0));
+    }
+
+    /// A sink that fails on its 300th record.
+    #[derive(Default)]
+    struct FailsAt300(usize);
+
+    impl AggregateVisitor for FailsAt300 {
+        fn header(&mut self, _: &AggregateHeader) -> Result<bool, SinkError> {
+            Ok(true)
+        }
+        fn record(&mut self, _: &Record) -> Result<(), SinkError> {
+            self.0 += 1;
+            if self.0 == 300 {
+                return Err("disk full".into());
+            }
+            Ok(())
+        }
+        fn end(&mut self, _: &AggregateSummary) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    impl ReportSink for FailsAt300 {
+        fn failure(&mut self, _: &FailureReport) -> Result<bool, SinkError> {
+            Ok(true)
+        }
+        fn tls(&mut self, _: &TlsReport) -> Result<bool, SinkError> {
+            Ok(true)
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_stops_a_deferred_replay_with_its_error() {
+        let limits = IngestLimits::default();
+        let gz = gzip(report("f", 5_000).as_bytes());
+        let len = gz.len() as u64;
+        let item = ParsedItem::deferred(Box::new(std::io::Cursor::new(gz)), len, &limits);
+        let mut sink = FailsAt300::default();
+        let err = item.replay(&mut sink).expect_err("the sink fails");
+        assert_eq!(err.to_string(), "storing the report failed: disk full");
+        assert_eq!(sink.0, 300);
+        // A broken item is the parser's error.
+        let broken = gzip(b"<feedback><report_metadata>");
+        let len = broken.len() as u64;
+        let item = ParsedItem::deferred(Box::new(std::io::Cursor::new(broken)), len, &limits);
+        let err = item.replay(&mut Seen::default()).expect_err("broken item");
+        assert!(!matches!(err, ParseError::Sink { .. }), "{err}");
     }
 }
