@@ -294,10 +294,15 @@ impl RunCache {
     }
 }
 
+/// Builds the hickory resolver of a [`Resolver`], in the context of the
+/// runtime it will run on (once for the shared runtime, once per thread
+/// for [`Resolver::per_thread`]).
+type MakeInner = dyn Fn() -> Result<TokioResolver, ResolveError> + Send + Sync;
+
 /// A synchronous resolver. See the module documentation.
 pub struct Resolver {
-    runtime: &'static tokio::runtime::Runtime,
-    inner: TokioResolver,
+    make: Box<MakeInner>,
+    engine: Engine,
     /// The whole time one query may take, all attempts together: what a
     /// caller's `--timeout` means, and what a timeout error reports.
     timeout: Duration,
@@ -307,12 +312,34 @@ pub struct Resolver {
     cache: Option<RunCache>,
 }
 
+/// Where a resolver's queries run.
+enum Engine {
+    /// On the shared runtime ([`crate::rt`]): the caller blocks on it and
+    /// the connections' tasks run on its worker threads.
+    Shared {
+        runtime: &'static tokio::runtime::Runtime,
+        inner: TokioResolver,
+    },
+    /// On a current-thread runtime of the calling thread's own, with its
+    /// own hickory resolver (see [`Resolver::per_thread`]), kept by thread
+    /// for the life of the value.
+    PerThread(Mutex<HashMap<std::thread::ThreadId, Arc<Local>>>),
+}
+
+/// One thread's runtime and hickory resolver (see [`Engine::PerThread`]).
+struct Local {
+    /// Dropped before its runtime (fields drop in order).
+    inner: TokioResolver,
+    runtime: tokio::runtime::Runtime,
+}
+
 impl fmt::Debug for Resolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Resolver")
             .field("server", &self.server)
             .field("timeout", &self.timeout)
             .field("run_cache", &self.cache.is_some())
+            .field("per_thread", &self.is_per_thread())
             .finish_non_exhaustive()
     }
 }
@@ -352,23 +379,30 @@ impl Resolver {
     /// The system resolver with each query given up after `budget` in all
     /// (its attempts share it); `None` keeps the system's own timeout.
     pub fn system_within(budget: Option<Duration>) -> Result<Resolver, ResolveError> {
+        let builder = move || {
+            let mut builder = TokioResolver::builder_tokio().map_err(|e| ResolveError::Setup {
+                detail: format!("reading the system resolver configuration: {e}"),
+            })?;
+            let attempts = builder.options_mut().attempts.max(1);
+            if let Some(b) = budget {
+                builder.options_mut().timeout = per_attempt(b, attempts);
+            }
+            let timeout = budget.unwrap_or(builder.options_mut().timeout * attempts as u32);
+            Ok((builder, timeout))
+        };
         let runtime = runtime()?;
         let _guard = runtime.enter();
-        let mut builder = TokioResolver::builder_tokio().map_err(|e| ResolveError::Setup {
-            detail: format!("reading the system resolver configuration: {e}"),
-        })?;
-        let attempts = builder.options_mut().attempts.max(1);
-        if let Some(b) = budget {
-            builder.options_mut().timeout = per_attempt(b, attempts);
-        }
-        let timeout = budget.unwrap_or(builder.options_mut().timeout * attempts as u32);
-        let inner = builder.build().map_err(|e| ResolveError::Setup {
-            detail: e.to_string(),
-        })?;
+        let (first, timeout) = builder()?;
+        let build = |b: hickory_resolver::ResolverBuilder<TokioRuntimeProvider>| {
+            b.build().map_err(|e| ResolveError::Setup {
+                detail: e.to_string(),
+            })
+        };
+        let inner = build(first)?;
         drop(_guard);
         Ok(Resolver {
-            runtime,
-            inner,
+            make: Box::new(move || build(builder()?.0)),
+            engine: Engine::Shared { runtime, inner },
             timeout,
             server: "the system resolver".to_string(),
             cache: None,
@@ -422,18 +456,21 @@ impl Resolver {
         opts.ndots = 0;
         opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
         let timeout = opts.timeout * opts.attempts.max(1) as u32;
+        let make = move || {
+            TokioResolver::builder_with_config(config.clone(), TokioRuntimeProvider::default())
+                .with_options(opts.clone())
+                .build()
+                .map_err(|e| ResolveError::Setup {
+                    detail: e.to_string(),
+                })
+        };
         let runtime = runtime()?;
         let _guard = runtime.enter();
-        let inner = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
-            .with_options(opts)
-            .build()
-            .map_err(|e| ResolveError::Setup {
-                detail: e.to_string(),
-            })?;
+        let inner = make()?;
         drop(_guard);
         Ok(Resolver {
-            runtime,
-            inner,
+            make: Box::new(make),
+            engine: Engine::Shared { runtime, inner },
             timeout,
             server,
             cache: None,
@@ -453,6 +490,52 @@ impl Resolver {
     pub fn with_run_cache(mut self) -> Resolver {
         self.cache = Some(RunCache::default());
         self
+    }
+
+    /// This resolver with its queries driven by the thread that asks: each
+    /// calling thread gets a current-thread tokio runtime and a hickory
+    /// resolver of its own, built on its first query and kept until the
+    /// value is dropped, so a query's I/O runs on the thread that waits for
+    /// it instead of being handed to the shared runtime's workers and back
+    /// (two thread wake-ups per query). For a bounded set of plain threads
+    /// querying at a high rate (`validate` over a fleet); never to be
+    /// called from inside a runtime (tokio refuses to start one there).
+    /// The run cache, if any, stays one for all threads.
+    pub fn per_thread(mut self) -> Resolver {
+        self.engine = Engine::PerThread(Mutex::default());
+        self
+    }
+
+    /// Whether [`Resolver::per_thread`] was asked for.
+    pub fn is_per_thread(&self) -> bool {
+        matches!(self.engine, Engine::PerThread(_))
+    }
+
+    /// The calling thread's runtime and resolver, built on first use.
+    fn local(&self) -> Result<Arc<Local>, ResolveError> {
+        let Engine::PerThread(threads) = &self.engine else {
+            unreachable!("local() is only called on a per-thread resolver")
+        };
+        let id = std::thread::current().id();
+        if let Some(l) = threads.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Ok(l.clone());
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ResolveError::Setup {
+                detail: format!("tokio runtime: {e}"),
+            })?;
+        let inner = {
+            let _guard = runtime.enter();
+            (self.make)()?
+        };
+        let local = Arc::new(Local { inner, runtime });
+        threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, local.clone());
+        Ok(local)
     }
 
     /// The answer records of type `rtype` at `name` (CNAMEs followed by the
@@ -483,9 +566,16 @@ impl Resolver {
         // own answer wins the race) is a second line of defence so that no
         // query can hang a caller.
         let deadline = self.timeout + Duration::from_millis(50);
-        let result = self.runtime.block_on(async {
-            tokio::time::timeout(deadline, self.inner.lookup(qname, rtype)).await
-        });
+        let local;
+        let (runtime, inner) = match &self.engine {
+            Engine::Shared { runtime, inner } => (*runtime, inner),
+            Engine::PerThread(_) => {
+                local = self.local()?;
+                (&local.runtime, &local.inner)
+            }
+        };
+        let result = runtime
+            .block_on(async { tokio::time::timeout(deadline, inner.lookup(qname, rtype)).await });
         let err = |e: NetError| classify(e, &display, rtype, &self.server, self.timeout);
         match result {
             Err(_) => Err(ResolveError::Timeout {

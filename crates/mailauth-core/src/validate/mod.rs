@@ -339,7 +339,12 @@ impl<'a> Validator<'a> {
         if let Some(r) = map.get(&server) {
             return Ok(r.clone());
         }
-        let r = Arc::new(Resolver::direct(server, self.settings.timeout)?);
+        let mut r = Resolver::direct(server, self.settings.timeout)?;
+        // Driven where the main resolver's queries are.
+        if self.resolver.is_per_thread() {
+            r = r.per_thread();
+        }
+        let r = Arc::new(r);
         map.insert(server, r.clone());
         Ok(r)
     }
