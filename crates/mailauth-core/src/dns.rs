@@ -296,8 +296,31 @@ impl RunCache {
 
 /// Builds the hickory resolver of a [`Resolver`], in the context of the
 /// runtime it will run on (once for the shared runtime, once per thread
-/// for [`Resolver::per_thread`]).
-type MakeInner = dyn Fn() -> Result<TokioResolver, ResolveError> + Send + Sync;
+/// for [`Resolver::per_thread`]); `false` builds it without hickory's own
+/// answer cache (under a run cache, which answers every repeated question).
+type MakeInner = dyn Fn(bool) -> Result<TokioResolver, ResolveError> + Send + Sync;
+
+/// The TLS settings given to every hickory resolver built here. Without
+/// them hickory (whose TLS transports the binary's feature set turns on)
+/// loads the system's root certificates each time it builds a resolver,
+/// which a per-thread resolver does once per thread and per server. The
+/// name servers here are asked over UDP and TCP only ([`name_server`]),
+/// never over TLS, so the settings are never used: an empty root store
+/// costs nothing.
+fn unused_tls() -> rustls::ClientConfig {
+    static CONFIG: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+        })
+        .clone()
+}
 
 /// A synchronous resolver. See the module documentation.
 pub struct Resolver {
@@ -393,15 +416,21 @@ impl Resolver {
         let runtime = runtime()?;
         let _guard = runtime.enter();
         let (first, timeout) = builder()?;
-        let build = |b: hickory_resolver::ResolverBuilder<TokioRuntimeProvider>| {
-            b.build().map_err(|e| ResolveError::Setup {
-                detail: e.to_string(),
-            })
+        let build = |mut b: hickory_resolver::ResolverBuilder<TokioRuntimeProvider>,
+                     hickory_cache: bool| {
+            if !hickory_cache {
+                b.options_mut().cache_size = 0;
+            }
+            b.with_tls_config(unused_tls())
+                .build()
+                .map_err(|e| ResolveError::Setup {
+                    detail: e.to_string(),
+                })
         };
-        let inner = build(first)?;
+        let inner = build(first, true)?;
         drop(_guard);
         Ok(Resolver {
-            make: Box::new(move || build(builder()?.0)),
+            make: Box::new(move |hickory_cache| build(builder()?.0, hickory_cache)),
             engine: Engine::Shared { runtime, inner },
             timeout,
             server: "the system resolver".to_string(),
@@ -456,9 +485,14 @@ impl Resolver {
         opts.ndots = 0;
         opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
         let timeout = opts.timeout * opts.attempts.max(1) as u32;
-        let make = move || {
+        let make = move |hickory_cache: bool| {
+            let mut opts = opts.clone();
+            if !hickory_cache {
+                opts.cache_size = 0;
+            }
             TokioResolver::builder_with_config(config.clone(), TokioRuntimeProvider::default())
-                .with_options(opts.clone())
+                .with_options(opts)
+                .with_tls_config(unused_tls())
                 .build()
                 .map_err(|e| ResolveError::Setup {
                     detail: e.to_string(),
@@ -466,7 +500,7 @@ impl Resolver {
         };
         let runtime = runtime()?;
         let _guard = runtime.enter();
-        let inner = make()?;
+        let inner = make(true)?;
         drop(_guard);
         Ok(Resolver {
             make: Box::new(make),
@@ -500,7 +534,9 @@ impl Resolver {
     /// (two thread wake-ups per query). For a bounded set of plain threads
     /// querying at a high rate (`validate` over a fleet); never to be
     /// called from inside a runtime (tokio refuses to start one there).
-    /// The run cache, if any, stays one for all threads.
+    /// The run cache, if any, stays one for all threads, and the threads'
+    /// resolvers then keep no cache of their own (every question they are
+    /// asked is one the run cache has not answered).
     pub fn per_thread(mut self) -> Resolver {
         self.engine = Engine::PerThread(Mutex::default());
         self
@@ -528,7 +564,7 @@ impl Resolver {
             })?;
         let inner = {
             let _guard = runtime.enter();
-            (self.make)()?
+            (self.make)(self.cache.is_none())?
         };
         let local = Arc::new(Local { inner, runtime });
         threads
@@ -1112,6 +1148,8 @@ mod tests {
     struct SlowServer {
         addr: SocketAddr,
         received: Arc<AtomicUsize>,
+        /// The names asked, in the order received.
+        names: Arc<Mutex<Vec<String>>>,
         stop: Arc<std::sync::atomic::AtomicBool>,
     }
 
@@ -1125,7 +1163,8 @@ mod tests {
             let addr = socket.local_addr().expect("addr");
             let received = Arc::new(AtomicUsize::new(0));
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let (count, done) = (received.clone(), stop.clone());
+            let names = Arc::new(Mutex::new(Vec::new()));
+            let (count, done, asked) = (received.clone(), stop.clone(), names.clone());
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while !done.load(Ordering::SeqCst) {
@@ -1136,6 +1175,9 @@ mod tests {
                         continue;
                     };
                     count.fetch_add(1, Ordering::SeqCst);
+                    for q in &query.queries {
+                        asked.lock().unwrap().push(q.name().to_ascii());
+                    }
                     std::thread::sleep(delay);
                     let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
                     reply.metadata.recursion_desired = query.metadata.recursion_desired;
@@ -1159,6 +1201,7 @@ mod tests {
             SlowServer {
                 addr,
                 received,
+                names,
                 stop,
             }
         }
@@ -1204,6 +1247,93 @@ mod tests {
             Ok(vec![b"v=spf1 -all".to_vec()])
         );
         assert_eq!(server.received.load(Ordering::SeqCst), 1);
+    }
+
+    /// A per-thread resolver: each thread that asks drives its queries on
+    /// a runtime of its own, and the run cache stays one for all of them.
+    #[test]
+    fn per_thread_resolver_gives_each_thread_its_own_runtime_and_one_run_cache() {
+        let server = SlowServer::start(Duration::from_millis(100));
+        let r = Resolver::with_nameservers(&[server.addr], Duration::from_secs(5))
+            .expect("resolver")
+            .with_run_cache()
+            .per_thread();
+        assert!(r.is_per_thread());
+        let threads = |r: &Resolver| match &r.engine {
+            Engine::PerThread(t) => t.lock().unwrap().len(),
+            Engine::Shared { .. } => panic!("a per-thread resolver"),
+        };
+        assert_eq!(threads(&r), 0, "nothing is built before the first query");
+        let barrier = std::sync::Barrier::new(4);
+        let ask_all = |names: &(dyn Fn(usize) -> Vec<String> + Sync)| {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4)
+                    .map(|i| {
+                        let (r, barrier) = (&r, &barrier);
+                        s.spawn(move || {
+                            barrier.wait();
+                            names(i).iter().map(|n| r.txt(n)).collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|t| t.join().expect("thread"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let want = Ok(vec![b"v=spf1 -all".to_vec()]);
+        let answers =
+            ask_all(&|i| vec!["shared.example.test".into(), format!("t{i}.example.test")]);
+        assert_eq!(answers, vec![want.clone(); 8]);
+        // The shared name was asked once for the four threads that asked
+        // it at once; each thread's own name was asked too.
+        let mut names = server.names.lock().unwrap().clone();
+        names.sort();
+        names.dedup_by(|a, b| a == b && a.as_str() != "shared.example.test.");
+        assert_eq!(
+            names,
+            [
+                "shared.example.test.",
+                "t0.example.test.",
+                "t1.example.test.",
+                "t2.example.test.",
+                "t3.example.test."
+            ]
+        );
+        assert_eq!(threads(&r), 4);
+        // Other threads asking the same names (each another thread's):
+        // the run cache answers, nothing goes on the wire.
+        let sent = server.received.load(Ordering::SeqCst);
+        let answers = ask_all(&|i| vec![format!("t{}.example.test.", (i + 1) % 4)]);
+        assert_eq!(answers, vec![want.clone(); 4]);
+        assert_eq!(server.received.load(Ordering::SeqCst), sent);
+        // ... and those threads, which sent nothing, got no runtime.
+        assert_eq!(threads(&r), 4);
+        // A thread that asks twice keeps its runtime.
+        assert_eq!(r.txt("main.example.test"), want);
+        assert_eq!(r.txt("main2.example.test"), want);
+        assert_eq!(threads(&r), 5);
+        assert!(server.received.load(Ordering::SeqCst) > sent);
+    }
+
+    /// The deadline of a per-thread resolver's query runs on the calling
+    /// thread's runtime: a silent server still gives a timeout.
+    #[test]
+    fn per_thread_resolver_times_out_without_hanging() {
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = silent.local_addr().expect("addr");
+        let r = Resolver::direct(addr, Duration::from_millis(200))
+            .expect("resolver")
+            .per_thread();
+        let start = std::time::Instant::now();
+        let err = r.txt("example.test").expect_err("no answer expected");
+        assert!(err.is_timeout(), "{err:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

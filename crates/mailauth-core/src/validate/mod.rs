@@ -512,6 +512,20 @@ mod tests {
     }
 
     #[test]
+    fn propagation_resolvers_run_where_the_main_resolver_runs() {
+        let server: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let timeout = Duration::from_millis(100);
+        for per_thread in [false, true] {
+            let mut r = Resolver::direct(server, timeout).unwrap();
+            if per_thread {
+                r = r.per_thread();
+            }
+            let v = Validator::new(&r, Settings::default());
+            assert_eq!(v.direct(server).unwrap().is_per_thread(), per_thread);
+        }
+    }
+
+    #[test]
     fn status_is_the_worst_finding() {
         let r = DomainReport::new(
             "a.test".into(),
