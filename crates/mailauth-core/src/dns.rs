@@ -16,7 +16,12 @@
 //! in `record`.
 //!
 //! A [`Resolver`] is `Send + Sync`; many threads may query through one
-//! instance at once (each call blocks only its own thread).
+//! instance at once (each call blocks only its own thread). By default a
+//! query's I/O runs on the shared runtime's worker threads while the
+//! caller waits; [`Resolver::per_thread`] instead gives each calling thread
+//! a current-thread runtime and hickory resolver of its own, so the thread
+//! that waits drives its query, for callers (`validate` over a fleet) whose
+//! threads do little else than ask questions.
 
 use std::collections::HashMap;
 use std::fmt;
