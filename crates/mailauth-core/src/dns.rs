@@ -346,7 +346,7 @@ enum Engine {
     /// the connections' tasks run on its worker threads.
     Shared {
         runtime: &'static tokio::runtime::Runtime,
-        inner: TokioResolver,
+        inner: Box<TokioResolver>,
     },
     /// On a current-thread runtime of the calling thread's own, with its
     /// own hickory resolver (see [`Resolver::per_thread`]), kept by thread
@@ -436,7 +436,10 @@ impl Resolver {
         drop(_guard);
         Ok(Resolver {
             make: Box::new(move |hickory_cache| build(builder()?.0, hickory_cache)),
-            engine: Engine::Shared { runtime, inner },
+            engine: Engine::Shared {
+                runtime,
+                inner: Box::new(inner),
+            },
             timeout,
             server: "the system resolver".to_string(),
             cache: None,
@@ -509,7 +512,10 @@ impl Resolver {
         drop(_guard);
         Ok(Resolver {
             make: Box::new(make),
-            engine: Engine::Shared { runtime, inner },
+            engine: Engine::Shared {
+                runtime,
+                inner: Box::new(inner),
+            },
             timeout,
             server,
             cache: None,
@@ -609,7 +615,7 @@ impl Resolver {
         let deadline = self.timeout + Duration::from_millis(50);
         let local;
         let (runtime, inner) = match &self.engine {
-            Engine::Shared { runtime, inner } => (*runtime, inner),
+            Engine::Shared { runtime, inner } => (*runtime, &**inner),
             Engine::PerThread(_) => {
                 local = self.local()?;
                 (&local.runtime, &local.inner)
