@@ -16,7 +16,12 @@
 //! in `record`.
 //!
 //! A [`Resolver`] is `Send + Sync`; many threads may query through one
-//! instance at once (each call blocks only its own thread).
+//! instance at once (each call blocks only its own thread). By default a
+//! query's I/O runs on the shared runtime's worker threads while the
+//! caller waits; [`Resolver::per_thread`] instead gives each calling thread
+//! a current-thread runtime and hickory resolver of its own, so the thread
+//! that waits drives its query, for callers (`validate` over a fleet) whose
+//! threads do little else than ask questions.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -294,10 +299,38 @@ impl RunCache {
     }
 }
 
+/// Builds the hickory resolver of a [`Resolver`], in the context of the
+/// runtime it will run on (once for the shared runtime, once per thread
+/// for [`Resolver::per_thread`]); `false` builds it without hickory's own
+/// answer cache (under a run cache, which answers every repeated question).
+type MakeInner = dyn Fn(bool) -> Result<TokioResolver, ResolveError> + Send + Sync;
+
+/// The TLS settings given to every hickory resolver built here. Without
+/// them hickory (whose TLS transports the binary's feature set turns on)
+/// loads the system's root certificates each time it builds a resolver,
+/// which a per-thread resolver does once per thread and per server. The
+/// name servers here are asked over UDP and TCP only ([`name_server`]),
+/// never over TLS, so the settings are never used: an empty root store
+/// costs nothing.
+fn unused_tls() -> rustls::ClientConfig {
+    static CONFIG: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+        })
+        .clone()
+}
+
 /// A synchronous resolver. See the module documentation.
 pub struct Resolver {
-    runtime: &'static tokio::runtime::Runtime,
-    inner: TokioResolver,
+    make: Box<MakeInner>,
+    engine: Engine,
     /// The whole time one query may take, all attempts together: what a
     /// caller's `--timeout` means, and what a timeout error reports.
     timeout: Duration,
@@ -307,12 +340,34 @@ pub struct Resolver {
     cache: Option<RunCache>,
 }
 
+/// Where a resolver's queries run.
+enum Engine {
+    /// On the shared runtime ([`crate::rt`]): the caller blocks on it and
+    /// the connections' tasks run on its worker threads.
+    Shared {
+        runtime: &'static tokio::runtime::Runtime,
+        inner: Box<TokioResolver>,
+    },
+    /// On a current-thread runtime of the calling thread's own, with its
+    /// own hickory resolver (see [`Resolver::per_thread`]), kept by thread
+    /// for the life of the value.
+    PerThread(Mutex<HashMap<std::thread::ThreadId, Arc<Local>>>),
+}
+
+/// One thread's runtime and hickory resolver (see [`Engine::PerThread`]).
+struct Local {
+    /// Dropped before its runtime (fields drop in order).
+    inner: TokioResolver,
+    runtime: tokio::runtime::Runtime,
+}
+
 impl fmt::Debug for Resolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Resolver")
             .field("server", &self.server)
             .field("timeout", &self.timeout)
             .field("run_cache", &self.cache.is_some())
+            .field("per_thread", &self.is_per_thread())
             .finish_non_exhaustive()
     }
 }
@@ -352,23 +407,39 @@ impl Resolver {
     /// The system resolver with each query given up after `budget` in all
     /// (its attempts share it); `None` keeps the system's own timeout.
     pub fn system_within(budget: Option<Duration>) -> Result<Resolver, ResolveError> {
+        let builder = move || {
+            let mut builder = TokioResolver::builder_tokio().map_err(|e| ResolveError::Setup {
+                detail: format!("reading the system resolver configuration: {e}"),
+            })?;
+            let attempts = builder.options_mut().attempts.max(1);
+            if let Some(b) = budget {
+                builder.options_mut().timeout = per_attempt(b, attempts);
+            }
+            let timeout = budget.unwrap_or(builder.options_mut().timeout * attempts as u32);
+            Ok((builder, timeout))
+        };
         let runtime = runtime()?;
         let _guard = runtime.enter();
-        let mut builder = TokioResolver::builder_tokio().map_err(|e| ResolveError::Setup {
-            detail: format!("reading the system resolver configuration: {e}"),
-        })?;
-        let attempts = builder.options_mut().attempts.max(1);
-        if let Some(b) = budget {
-            builder.options_mut().timeout = per_attempt(b, attempts);
-        }
-        let timeout = budget.unwrap_or(builder.options_mut().timeout * attempts as u32);
-        let inner = builder.build().map_err(|e| ResolveError::Setup {
-            detail: e.to_string(),
-        })?;
+        let (first, timeout) = builder()?;
+        let build = |mut b: hickory_resolver::ResolverBuilder<TokioRuntimeProvider>,
+                     hickory_cache: bool| {
+            if !hickory_cache {
+                b.options_mut().cache_size = 0;
+            }
+            b.with_tls_config(unused_tls())
+                .build()
+                .map_err(|e| ResolveError::Setup {
+                    detail: e.to_string(),
+                })
+        };
+        let inner = build(first, true)?;
         drop(_guard);
         Ok(Resolver {
-            runtime,
-            inner,
+            make: Box::new(move |hickory_cache| build(builder()?.0, hickory_cache)),
+            engine: Engine::Shared {
+                runtime,
+                inner: Box::new(inner),
+            },
             timeout,
             server: "the system resolver".to_string(),
             cache: None,
@@ -422,18 +493,29 @@ impl Resolver {
         opts.ndots = 0;
         opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
         let timeout = opts.timeout * opts.attempts.max(1) as u32;
+        let make = move |hickory_cache: bool| {
+            let mut opts = opts.clone();
+            if !hickory_cache {
+                opts.cache_size = 0;
+            }
+            TokioResolver::builder_with_config(config.clone(), TokioRuntimeProvider::default())
+                .with_options(opts)
+                .with_tls_config(unused_tls())
+                .build()
+                .map_err(|e| ResolveError::Setup {
+                    detail: e.to_string(),
+                })
+        };
         let runtime = runtime()?;
         let _guard = runtime.enter();
-        let inner = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
-            .with_options(opts)
-            .build()
-            .map_err(|e| ResolveError::Setup {
-                detail: e.to_string(),
-            })?;
+        let inner = make(true)?;
         drop(_guard);
         Ok(Resolver {
-            runtime,
-            inner,
+            make: Box::new(make),
+            engine: Engine::Shared {
+                runtime,
+                inner: Box::new(inner),
+            },
             timeout,
             server,
             cache: None,
@@ -453,6 +535,54 @@ impl Resolver {
     pub fn with_run_cache(mut self) -> Resolver {
         self.cache = Some(RunCache::default());
         self
+    }
+
+    /// This resolver with its queries driven by the thread that asks: each
+    /// calling thread gets a current-thread tokio runtime and a hickory
+    /// resolver of its own, built on its first query and kept until the
+    /// value is dropped, so a query's I/O runs on the thread that waits for
+    /// it instead of being handed to the shared runtime's workers and back
+    /// (two thread wake-ups per query). For a bounded set of plain threads
+    /// querying at a high rate (`validate` over a fleet); never to be
+    /// called from inside a runtime (tokio refuses to start one there).
+    /// The run cache, if any, stays one for all threads, and the threads'
+    /// resolvers then keep no cache of their own (every question they are
+    /// asked is one the run cache has not answered).
+    pub fn per_thread(mut self) -> Resolver {
+        self.engine = Engine::PerThread(Mutex::default());
+        self
+    }
+
+    /// Whether [`Resolver::per_thread`] was asked for.
+    pub fn is_per_thread(&self) -> bool {
+        matches!(self.engine, Engine::PerThread(_))
+    }
+
+    /// The calling thread's runtime and resolver, built on first use.
+    fn local(&self) -> Result<Arc<Local>, ResolveError> {
+        let Engine::PerThread(threads) = &self.engine else {
+            unreachable!("local() is only called on a per-thread resolver")
+        };
+        let id = std::thread::current().id();
+        if let Some(l) = threads.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Ok(l.clone());
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ResolveError::Setup {
+                detail: format!("tokio runtime: {e}"),
+            })?;
+        let inner = {
+            let _guard = runtime.enter();
+            (self.make)(self.cache.is_none())?
+        };
+        let local = Arc::new(Local { inner, runtime });
+        threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, local.clone());
+        Ok(local)
     }
 
     /// The answer records of type `rtype` at `name` (CNAMEs followed by the
@@ -483,9 +613,16 @@ impl Resolver {
         // own answer wins the race) is a second line of defence so that no
         // query can hang a caller.
         let deadline = self.timeout + Duration::from_millis(50);
-        let result = self.runtime.block_on(async {
-            tokio::time::timeout(deadline, self.inner.lookup(qname, rtype)).await
-        });
+        let local;
+        let (runtime, inner) = match &self.engine {
+            Engine::Shared { runtime, inner } => (*runtime, &**inner),
+            Engine::PerThread(_) => {
+                local = self.local()?;
+                (&local.runtime, &local.inner)
+            }
+        };
+        let result = runtime
+            .block_on(async { tokio::time::timeout(deadline, inner.lookup(qname, rtype)).await });
         let err = |e: NetError| classify(e, &display, rtype, &self.server, self.timeout);
         match result {
             Err(_) => Err(ResolveError::Timeout {
@@ -1022,6 +1159,8 @@ mod tests {
     struct SlowServer {
         addr: SocketAddr,
         received: Arc<AtomicUsize>,
+        /// The names asked, in the order received.
+        names: Arc<Mutex<Vec<String>>>,
         stop: Arc<std::sync::atomic::AtomicBool>,
     }
 
@@ -1035,7 +1174,8 @@ mod tests {
             let addr = socket.local_addr().expect("addr");
             let received = Arc::new(AtomicUsize::new(0));
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let (count, done) = (received.clone(), stop.clone());
+            let names = Arc::new(Mutex::new(Vec::new()));
+            let (count, done, asked) = (received.clone(), stop.clone(), names.clone());
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while !done.load(Ordering::SeqCst) {
@@ -1046,6 +1186,9 @@ mod tests {
                         continue;
                     };
                     count.fetch_add(1, Ordering::SeqCst);
+                    for q in &query.queries {
+                        asked.lock().unwrap().push(q.name().to_ascii());
+                    }
                     std::thread::sleep(delay);
                     let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
                     reply.metadata.recursion_desired = query.metadata.recursion_desired;
@@ -1069,6 +1212,7 @@ mod tests {
             SlowServer {
                 addr,
                 received,
+                names,
                 stop,
             }
         }
@@ -1114,6 +1258,93 @@ mod tests {
             Ok(vec![b"v=spf1 -all".to_vec()])
         );
         assert_eq!(server.received.load(Ordering::SeqCst), 1);
+    }
+
+    /// A per-thread resolver: each thread that asks drives its queries on
+    /// a runtime of its own, and the run cache stays one for all of them.
+    #[test]
+    fn per_thread_resolver_gives_each_thread_its_own_runtime_and_one_run_cache() {
+        let server = SlowServer::start(Duration::from_millis(100));
+        let r = Resolver::with_nameservers(&[server.addr], Duration::from_secs(5))
+            .expect("resolver")
+            .with_run_cache()
+            .per_thread();
+        assert!(r.is_per_thread());
+        let threads = |r: &Resolver| match &r.engine {
+            Engine::PerThread(t) => t.lock().unwrap().len(),
+            Engine::Shared { .. } => panic!("a per-thread resolver"),
+        };
+        assert_eq!(threads(&r), 0, "nothing is built before the first query");
+        let barrier = std::sync::Barrier::new(4);
+        let ask_all = |names: &(dyn Fn(usize) -> Vec<String> + Sync)| {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4)
+                    .map(|i| {
+                        let (r, barrier) = (&r, &barrier);
+                        s.spawn(move || {
+                            barrier.wait();
+                            names(i).iter().map(|n| r.txt(n)).collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|t| t.join().expect("thread"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let want = Ok(vec![b"v=spf1 -all".to_vec()]);
+        let answers =
+            ask_all(&|i| vec!["shared.example.test".into(), format!("t{i}.example.test")]);
+        assert_eq!(answers, vec![want.clone(); 8]);
+        // The shared name was asked once for the four threads that asked
+        // it at once; each thread's own name was asked too.
+        let mut names = server.names.lock().unwrap().clone();
+        names.sort();
+        names.dedup_by(|a, b| a == b && a.as_str() != "shared.example.test.");
+        assert_eq!(
+            names,
+            [
+                "shared.example.test.",
+                "t0.example.test.",
+                "t1.example.test.",
+                "t2.example.test.",
+                "t3.example.test."
+            ]
+        );
+        assert_eq!(threads(&r), 4);
+        // Other threads asking the same names (each another thread's):
+        // the run cache answers, nothing goes on the wire.
+        let sent = server.received.load(Ordering::SeqCst);
+        let answers = ask_all(&|i| vec![format!("t{}.example.test.", (i + 1) % 4)]);
+        assert_eq!(answers, vec![want.clone(); 4]);
+        assert_eq!(server.received.load(Ordering::SeqCst), sent);
+        // ... and those threads, which sent nothing, got no runtime.
+        assert_eq!(threads(&r), 4);
+        // A thread that asks twice keeps its runtime.
+        assert_eq!(r.txt("main.example.test"), want);
+        assert_eq!(r.txt("main2.example.test"), want);
+        assert_eq!(threads(&r), 5);
+        assert!(server.received.load(Ordering::SeqCst) > sent);
+    }
+
+    /// The deadline of a per-thread resolver's query runs on the calling
+    /// thread's runtime: a silent server still gives a timeout.
+    #[test]
+    fn per_thread_resolver_times_out_without_hanging() {
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = silent.local_addr().expect("addr");
+        let r = Resolver::direct(addr, Duration::from_millis(200))
+            .expect("resolver")
+            .per_thread();
+        let start = std::time::Instant::now();
+        let err = r.txt("example.test").expect_err("no answer expected");
+        assert!(err.is_timeout(), "{err:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! multiplexers, hyper's connection tasks) run on the runtime's worker
 //! threads, so many threads may call at once.
 //!
+//! One exception: `validate` asks its DNS questions through a
+//! [per-thread](crate::dns::Resolver::per_thread) resolver, each of its
+//! threads driving its own queries on a current-thread runtime (see the
+//! architecture document's runtime section for why).
+//!
 //! Owns building the runtime and nothing else: timeouts, retries and what
 //! the futures do stay with each caller. A future given to [`block_on`]
 //! must not itself call [`block_on`] (tokio refuses to block a thread
