@@ -16,7 +16,7 @@ use super::{IngestError, Item, Outcome, Problem, Source, Summary};
 use crate::reports::IngestLimits;
 use crate::reports::parse::parsed::HOLD_RECORDS;
 use crate::reports::parse::{Found, ParseError, ParsedItem, ReportKind};
-use crate::reports::store::{ReportStore, StoreError};
+use crate::reports::store::{PreparedRecords, ReportStore, StoreError};
 
 /// Items committed together when the source moves nothing (one fsync per
 /// group instead of one per item): at most this many...
@@ -43,7 +43,10 @@ const IN_FLIGHT_PER_WORKER: usize = 2;
 /// memory does not grow with the source; a source that is not read ahead
 /// ([`Source::read_ahead`]) has one item in flight at a time. Each item's time budget
 /// ([`IngestLimits::item_time_budget`]) starts when a worker starts
-/// parsing it. A plain-XML file too large to hold ([`Item::stream`]) is
+/// parsing it. When the store uses them
+/// ([`ReportStore::uses_prepared_records`]), the worker also works out the
+/// item's record rows ([`PreparedRecords`]), so that this thread only binds
+/// them. A plain-XML file too large to hold ([`Item::stream`]) is
 /// parsed on this thread as it is stored, and so is an item found to hold
 /// more than [`HOLD_RECORDS`] records (a worker parses that far, then
 /// leaves it): an item in flight holds a few MB at most.
@@ -91,6 +94,8 @@ fn run_with(
     let (jobs, queue) = sync_channel::<Job>(window);
     let queue = Mutex::new(queue);
     let queue = &queue;
+    // Asked once: the store's answer does not change during a run.
+    let prepare = store.uses_prepared_records();
     std::thread::scope(move |scope| {
         let (done, results) = sync_channel::<Parsed>(window);
         let mut started = 0;
@@ -98,7 +103,7 @@ fn run_with(
             let done = done.clone();
             let spawned = std::thread::Builder::new()
                 .name("report-parser".to_owned())
-                .spawn_scoped(scope, move || work(queue, &done, limits, parse));
+                .spawn_scoped(scope, move || work(queue, &done, limits, parse, prepare));
             // Without a thread the items are parsed here, in turn.
             if spawned.is_ok() {
                 started += 1;
@@ -111,6 +116,7 @@ fn run_with(
             limits,
             progress,
             parse,
+            prepare,
             jobs: (started > 0).then_some(jobs),
             results,
             window,
@@ -134,7 +140,14 @@ struct Job {
 struct Parsed {
     seq: u64,
     bytes: Vec<u8>,
-    result: Result<Option<ParsedItem>, ParseError>,
+    result: Result<Option<Held>, ParseError>,
+}
+
+/// An item parsed whole, with its records prepared for the store when it
+/// uses them ([`ReportStore::uses_prepared_records`]).
+struct Held {
+    item: ParsedItem,
+    records: Option<PreparedRecords>,
 }
 
 /// A worker: parses items from `queue` until it closes, or until the
@@ -144,6 +157,7 @@ fn work(
     done: &SyncSender<Parsed>,
     limits: &IngestLimits,
     parse: &ParseFn,
+    prepare: bool,
 ) {
     loop {
         // The lock is held only while waiting for the next job.
@@ -152,7 +166,7 @@ fn work(
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let result = parse_caught(parse, &job.bytes, limits);
+        let result = parse_caught(parse, &job.bytes, limits, prepare);
         let answer = Parsed {
             seq: job.seq,
             bytes: job.bytes,
@@ -164,20 +178,30 @@ fn work(
     }
 }
 
-/// Parses one item; a panic (a bug in a parser) rejects that item and the
-/// batch goes on.
+/// Parses one item, and prepares its records for the store when
+/// `prepare` (the work the store's thread then does not do); a panic (a
+/// bug in a parser) rejects that item and the batch goes on.
 fn parse_caught(
     parse: &ParseFn,
     bytes: &[u8],
     limits: &IngestLimits,
-) -> Result<Option<ParsedItem>, ParseError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(bytes, limits))).unwrap_or_else(
-        |_| {
-            Err(ParseError::Sink {
-                source: "the report parsing thread stopped (a bug: it panicked)".into(),
-            })
-        },
-    )
+    prepare: bool,
+) -> Result<Option<Held>, ParseError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Ok(parse(bytes, limits)?.map(|item| Held {
+            records: if prepare {
+                PreparedRecords::of(&item)
+            } else {
+                None
+            },
+            item,
+        }))
+    }))
+    .unwrap_or_else(|_| {
+        Err(ParseError::Sink {
+            source: "the report parsing thread stopped (a bug: it panicked)".into(),
+        })
+    })
 }
 
 /// An item read and not yet stored.
@@ -193,7 +217,7 @@ enum State {
     /// With a worker.
     Parsing,
     /// `Ok(None)`: too large to hold, parsed again as it is stored.
-    Parsed(Result<Option<ParsedItem>, ParseError>),
+    Parsed(Result<Option<Held>, ParseError>),
 }
 
 /// The calling thread's side: reads, stores, commits and finishes.
@@ -203,6 +227,8 @@ struct Writer<'a, 'p> {
     limits: &'a IngestLimits,
     progress: &'a mut dyn FnMut(&Summary),
     parse: &'p ParseFn,
+    /// Whether parsed items have their records prepared for the store.
+    prepare: bool,
     /// None when no worker thread could be started.
     jobs: Option<SyncSender<Job>>,
     results: Receiver<Parsed>,
@@ -302,7 +328,7 @@ impl Writer<'_, '_> {
                 }
             }
         }
-        let result = parse_caught(self.parse, &item.bytes, self.limits);
+        let result = parse_caught(self.parse, &item.bytes, self.limits, self.prepare);
         Slot {
             item: Ok(item),
             state: State::Parsed(result),
@@ -417,7 +443,9 @@ fn store_one(
     limits: &IngestLimits,
 ) -> Result<Result<Stored, IngestError>, StoreError> {
     match (state, &item.path) {
-        (State::Parsed(Ok(Some(parsed))), _) => store.store_parsed(&item.origin, &parsed).map(Ok),
+        (State::Parsed(Ok(Some(held))), _) => store
+            .store_prepared(&item.origin, &held.item, held.records.as_ref())
+            .map(Ok),
         // Rejected by the parser: the store never sees it.
         (State::Parsed(Err(e)), _) => Ok(Ok(Err(e))),
         (_, Some(path)) if item.stream => match std::fs::File::open(path) {
