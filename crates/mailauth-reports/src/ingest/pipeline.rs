@@ -17,7 +17,7 @@ use super::{IngestError, Item, Outcome, Problem, Source, Summary};
 use crate::reports::IngestLimits;
 use crate::reports::parse::parsed::HOLD_RECORDS;
 use crate::reports::parse::{Found, ParseError, ParsedItem, ReportKind};
-use crate::reports::store::{ReportStore, StoreError};
+use crate::reports::store::{PreparedRecords, ReportStore, StoreError};
 
 /// Items committed together when the source moves nothing (one fsync per
 /// group instead of one per item): at most this many...
@@ -44,7 +44,10 @@ const IN_FLIGHT_PER_WORKER: usize = 2;
 /// memory does not grow with the source; a source that is not read ahead
 /// ([`Source::read_ahead`]) has one item in flight at a time. Each item's time budget
 /// ([`IngestLimits::item_time_budget`]) starts when a worker starts
-/// parsing it. A plain-XML file too large to hold ([`Item::stream`]) is
+/// parsing it. When the store uses them
+/// ([`ReportStore::uses_prepared_records`]), the worker also works out the
+/// item's record rows ([`PreparedRecords`]), so that this thread only binds
+/// them. A plain-XML file too large to hold ([`Item::stream`]) is
 /// parsed on this thread as it is stored, and so is an item found to hold
 /// more than [`HOLD_RECORDS`] records (a worker parses that far, then
 /// leaves it): an item in flight holds a few MB at most. An item left in
@@ -96,6 +99,8 @@ fn run_with(
     let (jobs, queue) = sync_channel::<Job>(window);
     let queue = Mutex::new(queue);
     let queue = &queue;
+    // Asked once: the store's answer does not change during a run.
+    let prepare = store.uses_prepared_records();
     std::thread::scope(move |scope| {
         let (done, results) = sync_channel::<Parsed>(window);
         let mut started = 0;
@@ -103,7 +108,7 @@ fn run_with(
             let done = done.clone();
             let spawned = std::thread::Builder::new()
                 .name("report-parser".to_owned())
-                .spawn_scoped(scope, move || work(queue, &done, limits, parse));
+                .spawn_scoped(scope, move || work(queue, &done, limits, parse, prepare));
             // Without a thread the items are parsed here, in turn.
             if spawned.is_ok() {
                 started += 1;
@@ -116,6 +121,7 @@ fn run_with(
             limits,
             progress,
             parse,
+            prepare,
             jobs: (started > 0).then_some(jobs),
             results,
             window,
@@ -139,13 +145,34 @@ struct Job {
 
 /// What parsing an item gave: `Ok(None)` when it holds too many records
 /// to hold; `Err` when its file could not be read.
-type ParseResult = Result<Result<Option<ParsedItem>, ParseError>, IngestError>;
+type ParseResult = Result<Result<Option<Held>, ParseError>, IngestError>;
 
 /// A worker's answer: the item's bytes back, and what they parsed to.
 struct Parsed {
     seq: u64,
     bytes: Vec<u8>,
     result: ParseResult,
+}
+
+/// An item parsed whole, with its records prepared for the store when it
+/// uses them ([`ReportStore::uses_prepared_records`]).
+struct Held {
+    item: ParsedItem,
+    records: Option<PreparedRecords>,
+}
+
+impl Held {
+    /// `item`, its records prepared when `prepare`.
+    fn new(item: ParsedItem, prepare: bool) -> Held {
+        Held {
+            records: if prepare {
+                PreparedRecords::of(&item)
+            } else {
+                None
+            },
+            item,
+        }
+    }
 }
 
 /// A worker: parses items from `queue` until it closes, or until the
@@ -155,6 +182,7 @@ fn work(
     done: &SyncSender<Parsed>,
     limits: &IngestLimits,
     parse: &ParseFn,
+    prepare: bool,
 ) {
     loop {
         // The lock is held only while waiting for the next job.
@@ -164,8 +192,8 @@ fn work(
         };
         let Ok(job) = job else { return };
         let result = match &job.file {
-            Some(path) => parse_file(path, limits),
-            None => Ok(parse_caught(parse, &job.bytes, limits)),
+            Some(path) => parse_file(path, limits, prepare),
+            None => Ok(parse_caught(parse, &job.bytes, limits, prepare)),
         };
         let answer = Parsed {
             seq: job.seq,
@@ -178,20 +206,23 @@ fn work(
     }
 }
 
-/// Parses one item; a panic (a bug in a parser) rejects that item and the
-/// batch goes on.
+/// Parses one item, and prepares its records for the store when
+/// `prepare` (the work the store's thread then does not do); a panic (a
+/// bug in a parser) rejects that item and the batch goes on.
 fn parse_caught(
     parse: &ParseFn,
     bytes: &[u8],
     limits: &IngestLimits,
-) -> Result<Option<ParsedItem>, ParseError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(bytes, limits))).unwrap_or_else(
-        |_| {
-            Err(ParseError::Sink {
-                source: "the report parsing thread stopped (a bug: it panicked)".into(),
-            })
-        },
-    )
+    prepare: bool,
+) -> Result<Option<Held>, ParseError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Ok(parse(bytes, limits)?.map(|item| Held::new(item, prepare)))
+    }))
+    .unwrap_or_else(|_| {
+        Err(ParseError::Sink {
+            source: "the report parsing thread stopped (a bug: it panicked)".into(),
+        })
+    })
 }
 
 /// Opens an item left in its file: the file, buffered, and its size.
@@ -206,11 +237,15 @@ fn open_item(path: &Path) -> Result<(std::io::BufReader<std::fs::File>, u64), In
 }
 
 /// Parses an item left in its file as it is read from there, holding at
-/// most [`HOLD_RECORDS`] records; a panic rejects that item.
-fn parse_file(path: &Path, limits: &IngestLimits) -> ParseResult {
+/// most [`HOLD_RECORDS`] records (prepared for the store when `prepare`);
+/// a panic rejects that item.
+fn parse_file(path: &Path, limits: &IngestLimits, prepare: bool) -> ParseResult {
     let (mut input, len) = open_item(path)?;
     Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        ParsedItem::parse_input(&mut input, len, limits, HOLD_RECORDS)
+        Ok(
+            ParsedItem::parse_input(&mut input, len, limits, HOLD_RECORDS)?
+                .map(|item| Held::new(item, prepare)),
+        )
     }))
     .unwrap_or_else(|_| {
         Err(ParseError::Sink {
@@ -232,7 +267,7 @@ enum State {
     /// With a worker.
     Parsing,
     /// `Ok(None)`: too large to hold, parsed again as it is stored.
-    Parsed(Result<Option<ParsedItem>, ParseError>),
+    Parsed(Result<Option<Held>, ParseError>),
     /// Its file could not be read.
     Unreadable(IngestError),
 }
@@ -253,6 +288,8 @@ struct Writer<'a, 'p> {
     limits: &'a IngestLimits,
     progress: &'a mut dyn FnMut(&Summary),
     parse: &'p ParseFn,
+    /// Whether parsed items have their records prepared for the store.
+    prepare: bool,
     /// None when no worker thread could be started.
     jobs: Option<SyncSender<Job>>,
     results: Receiver<Parsed>,
@@ -355,8 +392,13 @@ impl Writer<'_, '_> {
             }
         }
         let result = match &file {
-            Some(path) => parse_file(path, self.limits),
-            None => Ok(parse_caught(self.parse, &item.bytes, self.limits)),
+            Some(path) => parse_file(path, self.limits, self.prepare),
+            None => Ok(parse_caught(
+                self.parse,
+                &item.bytes,
+                self.limits,
+                self.prepare,
+            )),
         };
         Slot {
             item: Ok(item),
@@ -472,7 +514,9 @@ fn store_one(
     limits: &IngestLimits,
 ) -> Result<Result<Stored, IngestError>, StoreError> {
     match (state, &item.path) {
-        (State::Parsed(Ok(Some(parsed))), _) => store.store_parsed(&item.origin, &parsed).map(Ok),
+        (State::Parsed(Ok(Some(held))), _) => store
+            .store_prepared(&item.origin, &held.item, held.records.as_ref())
+            .map(Ok),
         // Rejected by the parser: the store never sees it.
         (State::Parsed(Err(e)), _) => Ok(Ok(Err(e))),
         (State::Unreadable(e), _) => Ok(Err(e)),

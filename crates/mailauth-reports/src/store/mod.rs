@@ -9,8 +9,9 @@
 //! ([`StoreError`], in `error`), and the report ids the CLI prints and
 //! accepts ([`display_id`], [`parse_report_id`]). For SQLite it holds
 //! opening, `reports delete` and `reports prune` (retention); its parts are
-//! `schema` (migrations) and `write` (one transaction per item, the
-//! parsing thread). Every sum of counts saturates at `i64::MAX` (the
+//! `schema` (migrations), `write` (one transaction per item, the
+//! parsing thread) and `prepare` (an item's `records` rows worked out on
+//! the thread that parsed it, [`PreparedRecords`]). Every sum of counts saturates at `i64::MAX` (the
 //! `sqlite_sum!` of `reports::dashq`).
 //!
 //! Owns the database file and everything in it. Callers see the
@@ -26,10 +27,12 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 mod error;
+mod prepare;
 mod schema;
 mod write;
 
 pub use error::{StoreError, StoreName};
+pub use prepare::PreparedRecords;
 use schema::MIGRATIONS;
 pub use schema::SCHEMA_VERSION;
 use write::{ParserThread, pipelined};
@@ -45,6 +48,13 @@ pub use super::rows::{ChecklistQueries, FailingSource, Volume};
 
 /// Default database file name.
 pub const DEFAULT_DB: &str = "mailauth.db";
+
+/// Page size of a new database file, in bytes (SQLite's default: 4,096).
+/// Ingest appends rows: with 16 KiB pages SQLite writes a quarter of the
+/// WAL frames and copies a quarter of the pages at each checkpoint, each
+/// one a system call and a page-cache lookup, for the same bytes
+/// (`BENCHMARKS.md`). Existing stores keep the size they were made with.
+pub const PAGE_SIZE: u32 = 16_384;
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Query { what, source }
@@ -333,6 +343,27 @@ pub trait ReportStore {
         origin: &str,
         item: &ParsedItem,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError>;
+    /// Whether [`store_prepared`](Self::store_prepared) uses the
+    /// [`PreparedRecords`] of an item, so that `reports::ingest` has its
+    /// worker threads prepare them beside the parse. False by default:
+    /// the work would be wasted.
+    fn uses_prepared_records(&self) -> bool {
+        false
+    }
+    /// [`store_parsed`](Self::store_parsed), given the item's records
+    /// prepared beforehand ([`PreparedRecords::of`] on the thread that
+    /// parsed it, when [`uses_prepared_records`](Self::uses_prepared_records)):
+    /// the same rows, the same dedupe, the same outcomes. The default
+    /// ignores them.
+    fn store_prepared(
+        &mut self,
+        origin: &str,
+        item: &ParsedItem,
+        records: Option<&PreparedRecords>,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        let _ = records;
+        self.store_parsed(origin, item)
+    }
     /// Like [`ingest_item`](Self::ingest_item), for one plain-XML aggregate
     /// report read as a stream (a file too large to hold in memory). The
     /// default reads it whole (within `max_decompressed_bytes`, the limit
@@ -468,6 +499,14 @@ impl SqliteStore {
         // checkpoints: a power cut after the move could lose the report
         // while its message had left the inbox. The cost is one fsync per
         // item (a whole report, however many records).
+        // A new database gets pages of PAGE_SIZE bytes. SQLite: "The
+        // page_size pragma will only cause an immediate change in the page
+        // size if it is issued while the database is still empty, prior
+        // to the first CREATE TABLE statement" and "the page_size cannot
+        // be changed once a database is in WAL mode", so it comes first,
+        // and on an existing store it changes nothing.
+        conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE};"))
+            .map_err(open_err)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )
@@ -619,7 +658,7 @@ impl ReportStore for SqliteStore {
             })?);
         }
         let parser = self.parser.take();
-        let result = self.in_transaction(origin, |sink| match &parser {
+        let result = self.in_transaction(origin, None, |sink| match &parser {
             Some(parser) => pipelined(parser, bytes, limits, sink),
             None => parse::parse_item(bytes, limits, sink),
         });
@@ -632,7 +671,20 @@ impl ReportStore for SqliteStore {
         origin: &str,
         item: &ParsedItem,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.in_transaction(origin, |sink| item.replay(sink))
+        self.in_transaction(origin, None, |sink| item.replay(sink))
+    }
+
+    fn uses_prepared_records(&self) -> bool {
+        true
+    }
+
+    fn store_prepared(
+        &mut self,
+        origin: &str,
+        item: &ParsedItem,
+        records: Option<&PreparedRecords>,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        self.in_transaction(origin, records, |sink| item.replay(sink))
     }
 
     fn ingest_xml_stream(
@@ -641,7 +693,9 @@ impl ReportStore for SqliteStore {
         input: &mut dyn std::io::Read,
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.in_transaction(origin, |sink| parse::parse_xml_stream(input, limits, sink))
+        self.in_transaction(origin, None, |sink| {
+            parse::parse_xml_stream(input, limits, sink)
+        })
     }
 
     fn begin_group(&mut self) -> Result<bool, StoreError> {
@@ -792,5 +846,50 @@ mod tests {
             .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
             .expect("count");
         assert_eq!(rows, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn new_stores_get_page_size_existing_ones_keep_theirs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let page_size = |path: &Path| -> i64 {
+            Connection::open(path)
+                .expect("open")
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .expect("page_size")
+        };
+        let new = dir.path().join("new.db");
+        drop(SqliteStore::open(&new).expect("create"));
+        assert_eq!(page_size(&new), i64::from(PAGE_SIZE));
+        assert_ne!(PAGE_SIZE, 4096, "SQLite's default");
+        // A store made with SQLite's default pages, in WAL mode, at schema
+        // version 1: opened, migrated and written with its own pages.
+        let old = dir.path().join("old.db");
+        {
+            let c = Connection::open(&old).expect("open");
+            c.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;")
+                .expect("wal");
+            c.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);\
+                 INSERT INTO schema_version VALUES (1);",
+            )
+            .expect("schema_version");
+            c.execute_batch(MIGRATIONS[0]).expect("version 1");
+        }
+        let mut s = SqliteStore::open(&old).expect("open old");
+        assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
+        let xml = "<feedback><report_metadata><org_name>o</org_name><report_id>r</report_id>\
+            <date_range><begin>0</begin><end>86400</end></date_range></report_metadata>\
+            <policy_published><domain>example.com</domain><p>reject</p></policy_published>\
+            <record><row><source_ip>192.0.2.1</source_ip><count>2</count><policy_evaluated>\
+            <disposition>none</disposition><dkim>pass</dkim><spf>fail</spf></policy_evaluated>\
+            </row><identifiers><header_from>example.com</header_from></identifiers>\
+            <auth_results><spf><domain>example.com</domain><result>fail</result></spf>\
+            </auth_results></record></feedback>";
+        s.ingest_item("r.xml", xml.as_bytes(), &IngestLimits::default())
+            .expect("db")
+            .expect("stored");
+        assert_eq!(s.count(Table::Records).expect("count"), 1);
+        drop(s);
+        assert_eq!(page_size(&old), 4096);
     }
 }
