@@ -14,58 +14,54 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo check -p mailauth-reports --no-default-features --features sqlite --locked
 status=0
-# Every test executable of the workspace, built once; cargo's messages say
-# where each is (scripts/run_tests.py runs them).
-built=target/test-binaries.json
-mkdir -p target
-cargo test --workspace --locked --no-run --message-format=json-render-diagnostics \
-  >"$built" || status=$?
-
-# While the tests run (they mostly wait on servers, processes and
-# timeouts), the lints and the SQLite-only build are checked beside them,
-# at a lower CPU priority, and the fuzz targets are built at the lowest:
-# the tests take the CPU first when they need it.
-lint_log=target/lint.log
-nice -n 10 bash -c 'set -e
-  cargo clippy --workspace --all-targets --locked -- -D warnings
-  cargo check -p mailauth-reports --no-default-features --features sqlite --locked' \
-  >"$lint_log" 2>&1 &
-lint=$!
+# The test binaries first, so that the fuzz targets' build below does not
+# compete with them.
+cargo test --workspace --locked --no-run || status=$?
 
 smoke="${FUZZ_SMOKE_SECONDS:-1}"
 fuzz_build=
 if [ "$smoke" != 0 ]; then
   # A dev build of the targets compiles in a few minutes; coverage-guided
-  # all the same.
+  # all the same. It runs at the lowest CPU priority while the tests run:
+  # they spend most of their time waiting on servers, processes and
+  # timeouts, and take the CPU first when they need it.
   mkdir -p fuzz/artifacts
   FUZZ_PROFILE=dev FUZZ_BUILD_ONLY=1 nice -n 19 scripts/fuzz.sh \
     >fuzz/artifacts/build.log 2>&1 &
   fuzz_build=$!
 fi
 
-# The test binaries run side by side, TEST_THREADS tests at a time each
-# (default 6: they wait more than they compute). The binaries that bound
-# time and memory or kill processes (faults, limits_*: tests/README.md)
-# run afterwards, one at a time, with the default number of threads.
-if [ "$status" = 0 ]; then
-  scripts/run_tests.py --built "$built" --threads "${TEST_THREADS:-6}" \
-    --solo faults --solo limits_config --solo limits_reports || status=$?
-fi
-
-if wait "$lint"; then
-  cat "$lint_log"
-else
-  cat "$lint_log" >&2
-  echo "test.sh: clippy or the SQLite-only build failed" >&2
-  status=1
-fi
-# Documentation examples (cargo's build lock is free again).
+# Most tests wait on servers, processes and timeouts rather than on the
+# CPU, so their binaries run TEST_THREADS tests at a time (default 6,
+# against the 2 a 2-core machine would get). The binaries that bound time
+# and memory or kill processes (faults, limits_*: tests/README.md) keep the
+# default, so that no more of them share the CPU than before. Every other
+# test binary is found here, whichever exists, so none is left out.
+solo=(faults limits_config limits_reports)
+parallel=(--lib --bins)
+shopt -s nullglob
+for t in tests/*.rs tests/*/main.rs crates/*/tests/*.rs crates/*/tests/*/main.rs; do
+  name=${t##*tests/}
+  name=${name%/main.rs}
+  name=${name%.rs}
+  case " ${solo[*]} " in *" $name "*) ;; *) parallel+=(--test "$name") ;; esac
+done
+shopt -u nullglob
+cargo test --workspace --locked --no-fail-fast "${parallel[@]}" \
+  -- --test-threads "${TEST_THREADS:-6}" || status=$?
+# Documentation examples, which naming targets above leaves out.
 cargo test --workspace --locked --doc || status=$?
+solo_args=()
+for name in "${solo[@]}"; do solo_args+=(--test "$name"); done
+cargo test --locked --no-fail-fast "${solo_args[@]}" || status=$?
 
 if [ -n "$fuzz_build" ]; then
   if wait "$fuzz_build"; then
-    # Built already: fuzz.sh's own build finds nothing to do.
+    # Built already: fuzz.sh's own build finds nothing to do. Nothing
+    # else runs by now: two targets at a time, one per core.
     FUZZ_PROFILE=dev FUZZ_PARALLEL=2 scripts/fuzz.sh "$smoke" || status=$?
   else
     cat fuzz/artifacts/build.log >&2

@@ -48,15 +48,12 @@ use std::time::{Duration, Instant};
 /// next outgoing connection, so with tests running side by side another
 /// test's client could hold it by the time the server binds it (a server
 /// then listening on UDP but not on TCP).
-///
-/// Test processes running side by side (scripts/run_tests.py) are each
-/// given a slice of that range in `MAILAUTH_TEST_PORTS` (`LOW-HIGH`), so
-/// that two processes never pick the same port.
 pub fn free_port() -> u16 {
     use std::collections::HashSet;
     use std::sync::Mutex;
     static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    let (low, high) = port_range();
+    const LOW: u32 = 10_000;
+    const HIGH: u32 = 32_767;
     let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
     let given = given.get_or_insert_with(HashSet::new);
     // A different start per process and call (no randomness crate): the
@@ -64,10 +61,10 @@ pub fn free_port() -> u16 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let mut candidate = (std::process::id().wrapping_mul(7919) ^ nanos) % (high - low);
-    for _ in 0..(high - low) {
-        candidate = (candidate + 7_561) % (high - low);
-        let port = (low + candidate) as u16;
+    let mut candidate = (std::process::id().wrapping_mul(7919) ^ nanos) % (HIGH - LOW);
+    for _ in 0..(HIGH - LOW) {
+        candidate = (candidate + 7_561) % (HIGH - LOW);
+        let port = (LOW + candidate) as u16;
         if given.contains(&port) {
             continue;
         }
@@ -78,22 +75,7 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
-    panic!("no free loopback port for TCP and UDP in {low}-{high}");
-}
-
-/// The range [`free_port`] picks from: `MAILAUTH_TEST_PORTS` when set,
-/// else 10000-32767.
-fn port_range() -> (u32, u32) {
-    let Ok(range) = std::env::var("MAILAUTH_TEST_PORTS") else {
-        return (10_000, 32_767);
-    };
-    let parsed = range
-        .split_once('-')
-        .and_then(|(lo, hi)| Some((lo.parse::<u16>().ok()?, hi.parse::<u16>().ok()?)));
-    match parsed {
-        Some((lo, hi)) if 1024 <= lo && lo < hi => (u32::from(lo), u32::from(hi)),
-        _ => panic!("MAILAUTH_TEST_PORTS={range:?}: expected LOW-HIGH, 1024 <= LOW < HIGH"),
-    }
+    panic!("no free loopback port for TCP and UDP");
 }
 
 /// Finds `binary` on `PATH`, then in the sbin directories (where servers
