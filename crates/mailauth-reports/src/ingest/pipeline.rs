@@ -566,19 +566,7 @@ mod tests {
 
     /// An aggregate report of `n` records.
     fn report_n(id: &str, n: usize) -> Vec<u8> {
-        let record = "<record><row><source_ip>192.0.2.1</source_ip><count>2</count>\
-             <policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>fail</spf>\
-             </policy_evaluated></row><identifiers><header_from>example.com</header_from>\
-             </identifiers><auth_results><dkim><domain>example.com</domain><result>pass</result>\
-             </dkim></auth_results></record>";
-        format!(
-            "<feedback><report_metadata><org_name>o</org_name><report_id>{id}</report_id>\
-             <date_range><begin>0</begin><end>86400</end></date_range></report_metadata>\
-             <policy_published><domain>example.com</domain><p>reject</p></policy_published>\
-             {}</feedback>",
-            record.repeat(n)
-        )
-        .into_bytes()
+        crate::parse::test_report(id, n, "").into_bytes()
     }
 
     fn origins(n: usize) -> Vec<String> {

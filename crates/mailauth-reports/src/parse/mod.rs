@@ -397,6 +397,25 @@ pub fn parse_all(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Report>, Par
     Ok(sink.reports)
 }
 
+/// An aggregate report for the crate's tests: `records` identical
+/// records (one source, DKIM pass, SPF fail), then `tail` (more XML before
+/// `</feedback>`).
+#[cfg(test)]
+pub(crate) fn test_report(id: &str, records: usize, tail: &str) -> String {
+    let record = "<record><row><source_ip>192.0.2.1</source_ip><count>2</count>\
+        <policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>fail</spf>\
+        </policy_evaluated></row><identifiers><header_from>example.com</header_from>\
+        </identifiers><auth_results><dkim><domain>example.com</domain><result>pass</result>\
+        </dkim></auth_results></record>";
+    format!(
+        "<feedback><report_metadata><org_name>o</org_name><report_id>{id}</report_id>\
+         <date_range><begin>0</begin><end>86400</end></date_range></report_metadata>\
+         <policy_published><domain>example.com</domain><p>reject</p></policy_published>\
+         {}{tail}</feedback>",
+        record.repeat(records)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
