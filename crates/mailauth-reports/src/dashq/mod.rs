@@ -33,6 +33,42 @@ use serde::Serialize;
 
 use super::store::StoreError;
 
+/// The per-record message counts the dashboard queries and rollups sum,
+/// one `CASE` over `records c` each, written once for both dialects:
+/// messages passing DMARC (an aligned DKIM or SPF pass), with aligned SPF,
+/// with aligned DKIM, failing DMARC, failing with a forwarding override
+/// reason (RFC 9990's `forwarded`, and `trusted_forwarder`,
+/// `mailing_list`, `local_policy`), and failing with a passing ARC chain
+/// noted in the override comment. `arc_pass` takes the dialect's
+/// case-insensitive match (`LIKE` on SQLite, `ILIKE` on PostgreSQL).
+macro_rules! count_case {
+    (dmarc_pass) => {
+        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
+    };
+    (spf_aligned) => {
+        "CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
+    };
+    (dkim_aligned) => {
+        "CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"
+    };
+    (failing) => {
+        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
+    };
+    (forwarded) => {
+        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
+         WHEN c.reasons LIKE '%\"forwarded\"%' OR c.reasons LIKE '%\"trusted_forwarder\"%' \
+         OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
+         THEN c.count ELSE 0 END"
+    };
+    (arc_pass, $like:literal) => {
+        concat!(
+            "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 WHEN c.reasons ",
+            $like,
+            " '%arc=pass%' THEN c.count ELSE 0 END"
+        )
+    };
+}
+
 /// SQLite: `sum(e)` that saturates at the bounds of a 64-bit integer
 /// instead of failing the whole query with "integer overflow" (SQLite's
 /// `sum`), and stays exact below them (`total` is a float). The high and
@@ -40,7 +76,7 @@ use super::store::StoreError;
 /// SQLite turns an overflowing `*` or `+` into a float, which the clamp
 /// brings back to the bound. NULL when every `e` is NULL, as `sum`.
 macro_rules! sqlite_sum {
-    ($e:literal) => {
+    ($e:expr) => {
         concat!(
             "max(min(sum((",
             $e,
@@ -72,7 +108,7 @@ pub(crate) use sqlite_add;
 /// with "bigint out of range" (the sum of BIGINTs is NUMERIC, exact; only
 /// the cast back could overflow).
 macro_rules! pg_sum {
-    ($e:literal) => {
+    ($e:expr) => {
         concat!(
             "least(greatest(sum((",
             $e,

@@ -39,13 +39,11 @@ fn pg_sql(q: DashQuery) -> &'static str {
                 "SELECT r.policy_domain, r.date_begin / 86400 AS day, ",
                 pg_sum!("c.count"),
                 ", ",
-                pg_sum!(
-                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
-                ),
+                pg_sum!(count_case!(dmarc_pass)),
                 ", ",
-                pg_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+                pg_sum!(count_case!(spf_aligned)),
                 ", ",
-                pg_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+                pg_sum!(count_case!(dkim_aligned)),
                 ", ",
                 pg_sum!(
                     "CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"
@@ -83,27 +81,17 @@ fn pg_sql(q: DashQuery) -> &'static str {
                 "SELECT r.policy_domain, c.source_ip, ",
                 pg_sum!("c.count"),
                 ", ",
-                pg_sum!(
-                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
-                ),
+                pg_sum!(count_case!(dmarc_pass)),
                 ", ",
-                pg_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+                pg_sum!(count_case!(spf_aligned)),
                 ", ",
-                pg_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+                pg_sum!(count_case!(dkim_aligned)),
                 ", ",
-                pg_sum!(
-                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
-                     WHEN c.reasons LIKE '%\"forwarded\"%' OR c.reasons LIKE '%\"trusted_forwarder\"%' \
-                     OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
-                     THEN c.count ELSE 0 END"
-                ),
+                pg_sum!(count_case!(forwarded)),
                 ", ",
                 // RFC 8617 §7.2: receivers note a passing ARC chain in the
                 // override comment (`arc=pass`, Google and Microsoft).
-                pg_sum!(
-                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
-                     WHEN c.reasons ILIKE '%arc=pass%' THEN c.count ELSE 0 END"
-                ),
+                pg_sum!(count_case!(arc_pass, "ILIKE")),
                 ", \
                string_agg(DISTINCT r.org_name || chr(31), ','), \
                string_agg(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
@@ -111,9 +99,7 @@ fn pg_sql(q: DashQuery) -> &'static str {
                string_agg(DISTINCT CASE WHEN c.spf_domain IS NOT NULL THEN \
                    c.spf_domain || '=' || coalesce(c.spf_result, '?') || chr(31) END, ','), ",
                 // The messages failing DMARC, last (`dash_sources_split`).
-                pg_sum!(
-                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
-                ),
+                pg_sum!(count_case!(failing)),
                 " FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
              WHERE ($1::text IS NULL OR r.policy_domain = $1) \
              AND ($2::bigint IS NULL OR r.date_begin >= $2) AND ($3::bigint IS NULL OR r.date_begin < $3) \
@@ -121,15 +107,11 @@ fn pg_sql(q: DashQuery) -> &'static str {
              AND ($4::text IS NULL OR c.source_ip = $4) \
              GROUP BY r.policy_domain, c.source_ip \
              HAVING $5::bigint = 0 OR ",
-                pg_sum!(
-                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
-                ),
+                pg_sum!(count_case!(failing)),
                 " > 0 ORDER BY CASE WHEN $5::bigint = 0 THEN ",
                 pg_sum!("c.count"),
                 " ELSE ",
-                pg_sum!(
-                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
-                ),
+                pg_sum!(count_case!(failing)),
                 " END DESC, \
                c.source_ip COLLATE \"C\", r.policy_domain COLLATE \"C\" \
              LIMIT $6::bigint"
@@ -283,11 +265,11 @@ const ROLLUP_FILL_PG: &str = concat!(
  SELECT r.policy_domain, r.date_begin / 86400, ",
     pg_sum!("c.count"),
     ", ",
-    pg_sum!("CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    pg_sum!(count_case!(dmarc_pass)),
     ", ",
-    pg_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    pg_sum!(count_case!(spf_aligned)),
     ", ",
-    pg_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+    pg_sum!(count_case!(dkim_aligned)),
     ", ",
     pg_sum!("CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"),
     ", ",
@@ -326,27 +308,19 @@ const ROLLUP_SOURCES_PG: &str = concat!(
  SELECT r.policy_domain, c.source_ip, ",
     pg_sum!("c.count"),
     ", ",
-    pg_sum!("CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    pg_sum!(count_case!(dmarc_pass)),
     ", ",
-    pg_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    pg_sum!(count_case!(spf_aligned)),
     ", ",
-    pg_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+    pg_sum!(count_case!(dkim_aligned)),
     ", ",
-    pg_sum!(
-        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
-         WHEN c.reasons LIKE '%\"forwarded\"%' OR c.reasons LIKE '%\"trusted_forwarder\"%' \
-         OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
-         THEN c.count ELSE 0 END"
-    ),
+    pg_sum!(count_case!(forwarded)),
     ", ",
     // RFC 8617 §7.2: a passing ARC chain noted in the override comment
     // (`arc=pass`), as in Sources.
-    pg_sum!(
-        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
-         WHEN c.reasons ILIKE '%arc=pass%' THEN c.count ELSE 0 END"
-    ),
+    pg_sum!(count_case!(arc_pass, "ILIKE")),
     ", ",
-    pg_sum!("CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"),
+    pg_sum!(count_case!(failing)),
     ", array_agg(DISTINCT r.org_name), \
    array_agg(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
        c.dkim_domain || coalesce('/' || c.dkim_selector, '') END), \

@@ -23,13 +23,11 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
                 "SELECT r.policy_domain, r.date_begin / 86400 AS day, ",
                 sqlite_sum!("c.count"),
                 ", ",
-                sqlite_sum!(
-                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
-                ),
+                sqlite_sum!(count_case!(dmarc_pass)),
                 ", ",
-                sqlite_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+                sqlite_sum!(count_case!(spf_aligned)),
                 ", ",
-                sqlite_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+                sqlite_sum!(count_case!(dkim_aligned)),
                 ", ",
                 sqlite_sum!(
                     "CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"
@@ -63,27 +61,17 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
                 "SELECT r.policy_domain, c.source_ip, ",
                 sqlite_sum!("c.count"),
                 " AS n, ",
-                sqlite_sum!(
-                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
-                ),
+                sqlite_sum!(count_case!(dmarc_pass)),
                 " AS ok, ",
-                sqlite_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+                sqlite_sum!(count_case!(spf_aligned)),
                 ", ",
-                sqlite_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+                sqlite_sum!(count_case!(dkim_aligned)),
                 ", ",
-                sqlite_sum!(
-                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
-                     WHEN c.reasons LIKE '%\"forwarded\"%' OR c.reasons LIKE '%\"trusted_forwarder\"%' \
-                     OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
-                     THEN c.count ELSE 0 END"
-                ),
+                sqlite_sum!(count_case!(forwarded)),
                 ", ",
                 // RFC 8617 §7.2: receivers note a passing ARC chain in the
                 // override comment (`arc=pass`, Google and Microsoft).
-                sqlite_sum!(
-                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
-                     WHEN c.reasons LIKE '%arc=pass%' THEN c.count ELSE 0 END"
-                ),
+                sqlite_sum!(count_case!(arc_pass, "LIKE")),
                 ", \
                group_concat(DISTINCT r.org_name || char(31)), \
                group_concat(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
@@ -91,22 +79,16 @@ fn sqlite_sql(q: DashQuery) -> &'static str {
                group_concat(DISTINCT CASE WHEN c.spf_domain IS NOT NULL THEN \
                    c.spf_domain || '=' || coalesce(c.spf_result, '?') || char(31) END), ",
                 // The messages failing DMARC, last (`dash_sources_split`).
-                sqlite_sum!(
-                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
-                ),
+                sqlite_sum!(count_case!(failing)),
                 " FROM records c JOIN reports r ON r.id = c.report_id \
              WHERE (?1 IS NULL OR r.policy_domain = ?1) \
              AND (?2 IS NULL OR r.date_begin >= ?2) AND (?3 IS NULL OR r.date_begin < ?3) \
              AND (?4 IS NULL OR c.source_ip = ?4) \
              GROUP BY r.policy_domain, c.source_ip \
              HAVING ?5 = 0 OR ",
-                sqlite_sum!(
-                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
-                ),
+                sqlite_sum!(count_case!(failing)),
                 " > 0 ORDER BY CASE WHEN ?5 = 0 THEN n ELSE ",
-                sqlite_sum!(
-                    "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
-                ),
+                sqlite_sum!(count_case!(failing)),
                 " END DESC, c.source_ip, r.policy_domain \
              LIMIT ?6"
             )
@@ -258,13 +240,11 @@ const ROLLUP_FILL_SQLITE: &str = concat!(
  SELECT r.policy_domain, r.date_begin / 86400, ",
     sqlite_sum!("c.count"),
     ", ",
-    sqlite_sum!(
-        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
-    ),
+    sqlite_sum!(count_case!(dmarc_pass)),
     ", ",
-    sqlite_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    sqlite_sum!(count_case!(spf_aligned)),
     ", ",
-    sqlite_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+    sqlite_sum!(count_case!(dkim_aligned)),
     ", ",
     sqlite_sum!("CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"),
     ", ",
@@ -301,31 +281,19 @@ const ROLLUP_SOURCES_SQLITE: &str = concat!(
  SELECT r.policy_domain, c.source_ip, ",
     sqlite_sum!("c.count"),
     ", ",
-    sqlite_sum!(
-        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN c.count ELSE 0 END"
-    ),
+    sqlite_sum!(count_case!(dmarc_pass)),
     ", ",
-    sqlite_sum!("CASE WHEN c.spf_aligned = 'pass' THEN c.count ELSE 0 END"),
+    sqlite_sum!(count_case!(spf_aligned)),
     ", ",
-    sqlite_sum!("CASE WHEN c.dkim_aligned = 'pass' THEN c.count ELSE 0 END"),
+    sqlite_sum!(count_case!(dkim_aligned)),
     ", ",
-    sqlite_sum!(
-        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
-         WHEN c.reasons LIKE '%\"forwarded\"%' OR c.reasons LIKE '%\"trusted_forwarder\"%' \
-         OR c.reasons LIKE '%\"mailing_list\"%' OR c.reasons LIKE '%\"local_policy\"%' \
-         THEN c.count ELSE 0 END"
-    ),
+    sqlite_sum!(count_case!(forwarded)),
     ", ",
     // RFC 8617 §7.2: receivers note a passing ARC chain in the override
     // comment (`arc=pass`), as in Sources.
-    sqlite_sum!(
-        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 \
-         WHEN c.reasons LIKE '%arc=pass%' THEN c.count ELSE 0 END"
-    ),
+    sqlite_sum!(count_case!(arc_pass, "LIKE")),
     ", ",
-    sqlite_sum!(
-        "CASE WHEN c.dkim_aligned = 'pass' OR c.spf_aligned = 'pass' THEN 0 ELSE c.count END"
-    ),
+    sqlite_sum!(count_case!(failing)),
     ", json_group_array(DISTINCT r.org_name), \
    json_group_array(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
        c.dkim_domain || coalesce('/' || c.dkim_selector, '') END), \
