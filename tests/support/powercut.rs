@@ -202,14 +202,22 @@ impl Trace {
     fn add(&mut self, call: &str) {
         let Some(paren) = call.find('(') else { return };
         let name = &call[..paren];
-        let Some(eq) = call.rfind(") = ") else {
+        // `ARGS) = RET`, where strace pads short lines (and the resumed
+        // half of a call another thread interrupted) with spaces before
+        // the `=` to align the results: `) = 24` may be `)     = 24`.
+        // With `-xx` no string argument holds a space, so the last " = "
+        // is the result's.
+        let Some(eq) = call.rfind(" = ") else {
             return;
         };
-        let ret = &call[eq + 4..];
+        let Some(close) = call[..eq].trim_end().strip_suffix(')') else {
+            return;
+        };
+        let ret = &call[eq + 3..];
         if ret.starts_with('-') || ret.starts_with('?') {
             return; // failed, or never returned
         }
-        let args: Vec<&str> = call[paren + 1..eq].split(", ").collect();
+        let args: Vec<&str> = close[paren + 1..].split(", ").collect();
         let op = match name {
             "open" | "openat" | "creat" => {
                 let (path, flags) = match name {
