@@ -56,6 +56,24 @@ pub enum Payload {
     Failure(Box<FailureReport>),
 }
 
+impl Payload {
+    /// `part` held in memory (a streamed XML document read whole).
+    fn held(part: Part<'_>) -> Result<Payload, ParseError> {
+        Ok(match part {
+            Part::Xml(xml) => Payload::Xml(xml.to_vec()),
+            Part::XmlStream(r) => {
+                let mut xml = Vec::new();
+                r.read_to_end(&mut xml).map_err(|e| ParseError::Container {
+                    msg: format!("reading the report: {e}"),
+                })?;
+                Payload::Xml(xml)
+            }
+            Part::Json(json) => Payload::Json(json.to_vec()),
+            Part::Failure(r) => Payload::Failure(r),
+        })
+    }
+}
+
 /// What the first bytes say the content is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sniff {
@@ -877,18 +895,7 @@ pub fn unpack_each(
 pub fn unpack(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<Payload>, ParseError> {
     let mut out = Vec::new();
     unpack_each(bytes, limits, &mut |part| {
-        out.push(match part {
-            Part::Xml(xml) => Payload::Xml(xml.to_vec()),
-            Part::XmlStream(r) => {
-                let mut xml = Vec::new();
-                r.read_to_end(&mut xml).map_err(|e| ParseError::Container {
-                    msg: format!("reading the report: {e}"),
-                })?;
-                Payload::Xml(xml)
-            }
-            Part::Json(json) => Payload::Json(json.to_vec()),
-            Part::Failure(r) => Payload::Failure(r),
-        });
+        out.push(Payload::held(part)?);
         Ok(())
     })?;
     Ok(out)
@@ -1349,18 +1356,7 @@ mod tests {
         let mut out = Vec::new();
         let mut input = std::io::Cursor::new(bytes);
         unpack_input(&mut input, bytes.len() as u64, limits, &mut |part| {
-            out.push(match part {
-                Part::Xml(xml) => Payload::Xml(xml.to_vec()),
-                Part::XmlStream(r) => {
-                    let mut xml = Vec::new();
-                    r.read_to_end(&mut xml).map_err(|e| ParseError::Container {
-                        msg: format!("reading the report: {e}"),
-                    })?;
-                    Payload::Xml(xml)
-                }
-                Part::Json(json) => Payload::Json(json.to_vec()),
-                Part::Failure(r) => Payload::Failure(r),
-            });
+            out.push(Payload::held(part)?);
             Ok(())
         })?;
         Ok(out)
