@@ -70,86 +70,33 @@ else
     fi
 fi
 
-# seed <target> <files…>: copies seeds into the corpus (content-named so
-# repeated runs do not pile up copies).
-seed() {
-    local dir="fuzz/corpus/$1"
-    shift
-    mkdir -p "$dir"
-    local f
-    for f in "$@"; do
-        [ -f "$f" ] || continue
-        cp "$f" "$dir/seed-$(sha1sum <"$f" | cut -c1-16)"
-    done
-}
-
+# seed_all: copies each target's seeds (fuzz/seeds.txt, the list the
+# ordinary tests replay too) into its corpus, content-named so that
+# repeated runs do not pile up copies.
 seed_all() {
-    local t kind
+    local t patterns p line n
+    # Every target has a corpus directory, seeded or not.
     for t in "${targets[@]}"; do
-        kind="${t#record_}"
-        kind="${kind#roundtrip_}"
-        case "$t" in
-        record_* | roundtrip_*)
-            seed "$t" fuzz/seeds/"$kind"/*
-            ;;
-        masterfile)
-            seed "$t" fuzz/seeds/masterfile/* tests/data/validate/zones/*.zone \
-                tests/golden/example/*.zone
-            ;;
-        config)
-            seed "$t" fuzz/seeds/config/* tests/data/validate/mailauth.yaml mailauth.yaml
-            ;;
-        report_aggregate | parse_reader)
-            seed "$t" tests/data/reports/aggregate/*.xml
-            ;;
-        report_container)
-            seed "$t" tests/data/reports/aggregate/* tests/data/reports/forensic/* \
-                tests/data/reports/tlsrpt/*
-            ;;
-        report_failure)
-            seed "$t" tests/data/reports/forensic/*
-            ;;
-        report_tlsrpt)
-            seed "$t" tests/data/reports/tlsrpt/*.json
-            ;;
-        inspect_message)
-            seed "$t" tests/data/inspect/*.eml tests/data/reports/forensic/*.eml
-            ;;
-        imap_url)
-            mkdir -p "fuzz/corpus/$t"
-            printf 'imaps://dmarc@mail.example.com/INBOX' >"fuzz/corpus/$t/seed-imaps"
-            printf 'imap://user%%40example.com@127.0.0.1:1143/Reports%%2FDMARC' >"fuzz/corpus/$t/seed-imap"
-            ;;
-        http_date)
-            mkdir -p "fuzz/corpus/$t"
-            printf 'Sun, 06 Nov 1994 08:49:37 GMT' >"fuzz/corpus/$t/seed-imf"
-            printf 'Sunday, 06-Nov-94 08:49:37 GMT' >"fuzz/corpus/$t/seed-rfc850"
-            printf 'Sun Nov  6 08:49:37 1994' >"fuzz/corpus/$t/seed-asctime"
-            printf '120' >"fuzz/corpus/$t/seed-seconds"
-            ;;
-        serve_request)
-            mkdir -p "fuzz/corpus/$t"
-            printf 'GET /domains/example.com?since=30d HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n' \
-                >"fuzz/corpus/$t/seed-get"
-            printf 'GET /api/overview HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n' \
-                >"fuzz/corpus/$t/seed-api"
-            ;;
-        esac
-        # Every target has a corpus directory, seeded or not.
         mkdir -p "fuzz/corpus/$t"
     done
-    # DKIM key records from the record tests, one per seed file.
-    if [[ " ${targets[*]} " == *" record_dkim "* || " ${targets[*]} " == *" roundtrip_dkim "* ]]; then
-        local n=0 line
-        while IFS=$'\t' read -r _ line; do
-            [ -n "$line" ] || continue
-            n=$((n + 1))
-            for t in record_dkim roundtrip_dkim; do
-                mkdir -p "fuzz/corpus/$t"
-                printf '%s' "$line" >"fuzz/corpus/$t/seed-dkim-keys-$n"
-            done
-        done < <(grep -v '^#' tests/data/records/dkim_keys.txt)
-    fi
+    while read -r t patterns; do
+        [ -n "$t" ] && [ "${t#\#}" = "$t" ] || continue
+        [[ " ${targets[*]} " == *" $t "* ]] || continue
+        # Unquoted: each pattern expands to the files it matches.
+        # shellcheck disable=SC2086
+        for p in $patterns; do
+            if [ "${p#lines:}" != "$p" ]; then
+                n=0
+                while IFS=$'\t' read -r _ line; do
+                    n=$((n + 1))
+                    [ -n "$line" ] || continue
+                    printf '%s' "$line" >"fuzz/corpus/$t/seed-${p##*/}-$n"
+                done < <(grep -v '^#' "${p#lines:}")
+            elif [ -f "$p" ]; then
+                cp "$p" "fuzz/corpus/$t/seed-$(sha1sum <"$p" | cut -c1-16)"
+            fi
+        done
+    done <fuzz/seeds.txt
 }
 seed_all
 

@@ -3,8 +3,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = mailauth_core::config::load_str(text, std::path::Path::new("mailauth.yaml"));
-    }
-});
+fuzz_target!(|data: &[u8]| mailauth_fuzz_targets::config(data));

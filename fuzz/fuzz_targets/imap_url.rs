@@ -4,13 +4,5 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailauth_reports::ingest::imap::ImapUrl;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data)
-        && let Ok(url) = text.parse::<ImapUrl>()
-    {
-        let _ = url.is_loopback();
-        let _ = format!("{url:?}");
-    }
-});
+fuzz_target!(|data: &[u8]| mailauth_fuzz_targets::imap_url(data));

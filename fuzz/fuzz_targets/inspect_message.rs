@@ -7,32 +7,5 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailauth_core::inspect::{arc, authres, dkim, message, received};
 
-fuzz_target!(|data: &[u8]| {
-    let msg = message::Message::parse(data);
-    let _ = msg.embedded();
-    let values: Vec<String> = msg.all("Received").map(|h| h.value()).collect();
-    let hops = received::chain(&values, &["mx.example.com".to_string()]);
-    let _ = received::boundary(&hops);
-    for v in &values {
-        let _ = received::parse_date(v);
-    }
-    for (i, h) in msg.headers.iter().enumerate() {
-        let value = h.value();
-        if h.is("DKIM-Signature") {
-            let _ = dkim::Signature::parse(&value);
-        } else if h.is("Authentication-Results") {
-            let _ = authres::parse(i, &value, false);
-        } else if h.is("ARC-Authentication-Results") {
-            let _ = authres::parse(i, &value, true);
-        } else if h.is("From") || h.is("Sender") {
-            for m in message::mailboxes(&value) {
-                let _ = message::address_domain(&m);
-            }
-        }
-    }
-    let dns = mailauth_core::spf::MemoryDns::new();
-    let _ = dkim::verify_all(&dns, &msg, 0);
-    let _ = arc::verify_chain(&dns, &msg);
-});
+fuzz_target!(|data: &[u8]| mailauth_fuzz_targets::inspect_message(data));

@@ -5,13 +5,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(r) = text.parse::<mailauth_core::record::bimi::Bimi>() {
-            // Canonical rendering reads back as the same record.
-            assert_eq!(r.to_string().parse::<mailauth_core::record::bimi::Bimi>().ok(), Some(r));
-        }
-    }
-    let _ = mailauth_core::validate::bimi::svg_problems(data);
-    let _ = mailauth_core::validate::bimi::embedded_svg(data);
-});
+fuzz_target!(|data: &[u8]| mailauth_fuzz_targets::record_bimi(data));

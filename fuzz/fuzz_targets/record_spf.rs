@@ -3,8 +3,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = text.parse::<mailauth_core::record::spf::Spf>();
-    }
-});
+fuzz_target!(|data: &[u8]| mailauth_fuzz_targets::record_spf(data));

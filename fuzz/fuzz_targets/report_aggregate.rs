@@ -3,9 +3,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use mailauth_reports::parse::aggregate::{self, Collect};
-
-fuzz_target!(|data: &[u8]| {
-    let mut sink = Collect::default();
-    let _ = aggregate::parse(data, &mut sink);
-});
+fuzz_target!(|data: &[u8]| mailauth_fuzz_targets::report_aggregate(data));

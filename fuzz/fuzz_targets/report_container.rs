@@ -4,7 +4,6 @@
 use std::sync::Once;
 
 use libfuzzer_sys::fuzz_target;
-use mailauth_reports::IngestLimits;
 
 /// mail-parser 0.11 trips its own `debug_assert!` on some malformed
 /// multipart structures; `reports::parse::container` catches that panic
@@ -32,7 +31,5 @@ fuzz_target!(|data: &[u8]| {
             }
         }));
     });
-    let limits = IngestLimits::default();
-    let _ = mailauth_reports::parse::container::unpack(data, &limits);
-    let _ = mailauth_reports::parse::parse_all(data, &limits);
+    mailauth_fuzz_targets::report_container(data);
 });

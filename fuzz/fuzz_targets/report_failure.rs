@@ -3,9 +3,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = mailauth_reports::parse::failure::parse_arf(text);
-        let _ = mailauth_reports::parse::failure::parse_text(text);
-    }
-});
+fuzz_target!(|data: &[u8]| mailauth_fuzz_targets::report_failure(data));

@@ -3,6 +3,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = mailauth_reports::parse::tlsrpt::parse(data);
-});
+fuzz_target!(|data: &[u8]| mailauth_fuzz_targets::report_tlsrpt(data));

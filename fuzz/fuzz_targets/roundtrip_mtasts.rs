@@ -3,4 +3,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| mailauth_fuzz::roundtrip::<mailauth_core::record::mtasts::MtaSts>(data));
+fuzz_target!(|data: &[u8]| mailauth_fuzz_targets::roundtrip_mtasts(data));

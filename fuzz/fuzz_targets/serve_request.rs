@@ -5,37 +5,6 @@
 //! must return, never panic, and every answer has a known status.
 #![no_main]
 
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
-use mailauth_reports::dashboard::attribution::Attributor;
-use mailauth_reports::serve::{State, read_head, route};
-use mailauth_reports::store::SqliteStore;
 
-fn state() -> &'static State {
-    static STATE: OnceLock<State> = OnceLock::new();
-    STATE.get_or_init(|| {
-        let store = SqliteStore::open_in_memory().expect("in-memory store");
-        State::new(
-            Box::new(store),
-            Box::new(Attributor::offline),
-            "127.0.0.1:8080".parse().expect("address"),
-            false,
-        )
-    })
-}
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(head) = read_head(data) else {
-        return;
-    };
-    if head.target.starts_with('/') {
-        let r = route(state(), &head.target);
-        assert!(
-            [200, 400, 404, 500].contains(&r.status),
-            "{:?} answered {}",
-            head.target,
-            r.status
-        );
-    }
-});
+fuzz_target!(|data: &[u8]| mailauth_fuzz_targets::serve_request(data));
