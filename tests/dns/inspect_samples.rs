@@ -228,11 +228,7 @@ fn cli_inspects_a_stored_failure_report() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("reports.db");
-    let mailauth = |args: &[&str]| {
-        util::mailauth(args)
-            .dir(dir.path())
-            .output()
-    };
+    let mailauth = |args: &[&str]| util::mailauth(args).dir(dir.path()).output();
     let db_arg = db.to_str().expect("utf-8 path");
     let out = mailauth(&[
         "reports",
