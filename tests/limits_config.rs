@@ -7,21 +7,16 @@
 //! and the report-side limits to `tests/limits_reports.rs`.
 
 mod support;
+mod util;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use support::bounded::{Bounded, run_bounded};
 
 /// Runs `mailauth args…` in `dir` under [`run_bounded`].
 fn run_in(dir: &Path, args: &[&str], limit: Duration) -> Bounded {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailauth"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env_remove("MAILAUTH_CONFIG")
-        .env("NO_COLOR", "1");
-    run_bounded(cmd, limit)
+    run_bounded(util::mailauth(args).dir(dir).command(), limit)
 }
 
 const MIB: i64 = 1024;

@@ -15,6 +15,7 @@
 //! million.
 
 mod support;
+mod util;
 
 use std::io::Write;
 use std::path::Path;
@@ -24,16 +25,13 @@ use std::time::Duration;
 use support::bounded::{Bounded, run_bounded};
 
 fn ingest(db: &Path, args: &[&Path], extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailauth"));
-    cmd.arg("reports")
-        .arg("--db")
+    util::mailauth(["reports", "--db"])
         .arg(db)
         .arg("ingest")
         .arg("--json")
         .args(extra)
         .args(args)
-        .env("NO_COLOR", "1");
-    cmd
+        .command()
 }
 
 fn summary(run: &Bounded) -> serde_json::Value {

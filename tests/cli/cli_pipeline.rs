@@ -301,10 +301,9 @@ fn a_closed_stdout_ends_the_pipeline_commands_quietly() {
     ] {
         let (reader, writer) = std::io::pipe().expect("pipe");
         drop(reader);
-        let o = std::process::Command::new(util::bin())
-            .args(&args)
-            .current_dir(case.path())
-            .env_remove("MAILAUTH_CONFIG")
+        let o = util::mailauth(&args)
+            .dir(case.path())
+            .command()
             .stdout(writer)
             .stderr(std::process::Stdio::piped())
             .output()

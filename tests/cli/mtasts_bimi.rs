@@ -650,8 +650,7 @@ fn bimi_logo_and_evidence_are_validated_live() {
         yaml.push_str(&format!("  {d}:\n    dmarc: {{ p: reject }}\n"));
     }
     std::fs::write(config.path().join("mailauth.yaml"), yaml).unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"));
-    cmd.arg("-c")
+    let cmd = util::mailauth(["-c"])
         .arg(config.path().join("mailauth.yaml"))
         .args([
             "validate",
@@ -664,10 +663,13 @@ fn bimi_logo_and_evidence_are_validated_live() {
         .arg(tls_ca.cert())
         .arg("--bimi-ca-file")
         .arg(p.join("root.pem"));
-    for h in &hosts {
-        cmd.arg(format!("--connect-to={h}:443:127.0.0.1:{}", server.port()));
-    }
-    let out = cmd.output().unwrap();
+    let out = cmd
+        .args(
+            hosts
+                .iter()
+                .map(|h| format!("--connect-to={h}:443:127.0.0.1:{}", server.port())),
+        )
+        .output();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(

@@ -2,7 +2,8 @@
 //! from the sample reports, and the numbers expected from it, computed
 //! through the plain `ReportStore::show` records (not through the
 //! dashboard queries). A module of the `dashboard` test binary, which
-//! declares `support` too; its free port is the harness's.
+//! declares `support` and `util` too; its free port and its runs of the
+//! binary ([`bin`], on `util::Cmd`) are the harness's.
 
 #![allow(dead_code)]
 
@@ -14,14 +15,14 @@ use mailauth::reports::parse::ReportKind;
 use mailauth::reports::store::ReportStore;
 
 use crate::support::postgres::TestStore;
+use crate::util;
 
 pub fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mailauth"));
-    c.env_remove("MAILAUTH_DB")
-        .env_remove("MAILAUTH_CONFIG")
+    util::Cmd::new()
+        .env_remove("MAILAUTH_DB")
         .env_remove("MAILAUTH_STORE")
-        .env_remove("MAILAUTH_STORE_PASSWORD");
-    c
+        .env_remove("MAILAUTH_STORE_PASSWORD")
+        .command()
 }
 
 pub fn samples() -> PathBuf {

@@ -6,6 +6,7 @@
 
 use crate::dashboard;
 use crate::support;
+use crate::util;
 
 use mailauth::reports::IngestLimits;
 use mailauth::reports::dashq::{DashFilter, DashboardQueries};
@@ -244,13 +245,12 @@ fn absurd_counts_saturate_every_sum(st: &TestStore) {
         &["list"],
     ];
     for args in runs {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        let o = util::Cmd::new()
             .arg("reports")
             .args(st.cli_args())
             .args(args)
-            .current_dir(out.path())
-            .output()
-            .expect("run mailauth");
+            .dir(out.path())
+            .output();
         assert!(
             o.status.success(),
             "{args:?}: {}\n{}",
@@ -761,16 +761,15 @@ fn asn_database_names_and_groups_sources(st: &TestStore) {
         .expect("report");
     drop(store);
     let run = |extra: &[&std::ffi::OsStr]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        util::Cmd::new()
             .arg("-c")
             .arg(dir.path().join("none.yaml"))
             .arg("reports")
             .args(st.cli_args())
             .args(extra)
             .env_remove("MAILAUTH_ASN_DB")
-            .current_dir(dir.path())
+            .dir(dir.path())
             .output()
-            .expect("run mailauth")
     };
     let os = |s: &'static str| std::ffi::OsStr::new(s);
     let o = run(&[
@@ -1083,21 +1082,19 @@ fn alerts_fire_once_and_reach_the_webhook(st: &TestStore) {
         path
     };
     let run = |config: &std::path::Path, json: bool| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"));
-        c.arg("-c")
+        let mut c = util::mailauth(["-c"])
             .arg(config)
             .arg("reports")
             .args(st.cli_args())
             .arg("alerts");
         if json {
-            c.arg("--json");
+            c = c.arg("--json");
         }
         c.env("MAILAUTH_NOW", "2026-01-01T12:00:00Z")
             .env("ALERT_TOKEN", "token-abc123")
             .env_remove("MAILAUTH_ASN_DB")
-            .current_dir(dir.path())
+            .dir(dir.path())
             .output()
-            .expect("run mailauth")
     };
     let keys = |o: &std::process::Output| -> Vec<String> {
         let v: serde_json::Value = serde_json::from_slice(&o.stdout)
@@ -1325,7 +1322,7 @@ fn alerts_by_email_over_starttls_with_auth(st: &TestStore) {
     )
     .expect("config");
     let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        util::Cmd::new()
             .arg("-c")
             .arg(&config)
             .arg("reports")
@@ -1333,9 +1330,8 @@ fn alerts_by_email_over_starttls_with_auth(st: &TestStore) {
             .arg("alerts")
             .env("MAILAUTH_NOW", "2026-01-01T12:00:00Z")
             .env_remove("MAILAUTH_ASN_DB")
-            .current_dir(dir.path())
+            .dir(dir.path())
             .output()
-            .expect("run mailauth")
     };
     let o = run();
     let (out, err) = (
@@ -1550,7 +1546,7 @@ fn alerts_new_rules_fire_once_and_only_when_due(st: &TestStore) {
     )
     .expect("config");
     let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        util::Cmd::new()
             .arg("-c")
             .arg(&config)
             .arg("reports")
@@ -1559,9 +1555,8 @@ fn alerts_new_rules_fire_once_and_only_when_due(st: &TestStore) {
             .arg("--json")
             .env("MAILAUTH_NOW", "2026-01-10T12:00:00Z")
             .env_remove("MAILAUTH_ASN_DB")
-            .current_dir(dir.path())
+            .dir(dir.path())
             .output()
-            .expect("run mailauth")
     };
     let o = run();
     assert_eq!(

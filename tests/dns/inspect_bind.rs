@@ -4,6 +4,7 @@
 //! own verifier asking the same server.
 
 use crate::support;
+use crate::util;
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -558,8 +559,8 @@ fn signed_forwarded_list_spoofed_and_multi_signature_messages() {
         "domains:\n  example.com:\n    spf:\n      ip4: [192.0.2.10]\n    dkim:\n      selectors:\n        - name: rsa\n          public_key: AAAA\n    dmarc:\n      p: reject\n",
     )
     .expect("write config");
-    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
-        .current_dir(dir.path())
+    let out = util::Cmd::new()
+        .dir(dir.path())
         .args([
             "inspect",
             "list.eml",
@@ -568,8 +569,7 @@ fn signed_forwarded_list_spoofed_and_multi_signature_messages() {
             "--nameserver",
             &format!("127.0.0.1:{port}"),
         ])
-        .output()
-        .expect("run mailauth");
+        .output();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -582,8 +582,8 @@ fn signed_forwarded_list_spoofed_and_multi_signature_messages() {
     assert!(stdout.contains("list.example"), "{stdout}");
     assert!(stdout.contains("changed in transit"), "{stdout}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
-        .current_dir(dir.path())
+    let out = util::Cmd::new()
+        .dir(dir.path())
         .args([
             "inspect",
             "-",
@@ -593,18 +593,8 @@ fn signed_forwarded_list_spoofed_and_multi_signature_messages() {
             "--nameserver",
         ])
         .arg(format!("127.0.0.1:{port}"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write as _;
-            c.stdin
-                .take()
-                .expect("stdin")
-                .write_all(direct.as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("run mailauth");
+        .stdin(direct.as_bytes())
+        .output();
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -4,6 +4,7 @@
 //! comparison with the Authentication-Results the reporter recorded.
 
 use crate::support;
+use crate::util;
 
 use std::path::Path;
 
@@ -176,7 +177,7 @@ fn cli_inspects_the_embedded_message() {
     ]) else {
         return;
     };
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+    let out = util::Cmd::new()
         .args([
             "inspect",
             "--embedded",
@@ -187,9 +188,8 @@ fn cli_inspects_the_embedded_message() {
         .arg("--nameserver")
         .arg(format!("127.0.0.1:{}", bind.port()))
         .arg(&file)
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("run mailauth");
+        .dir(std::env::temp_dir())
+        .output();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -201,12 +201,10 @@ fn cli_inspects_the_embedded_message() {
     // LinkedIn recorded p=none at the time; the result words still agree.
     assert_eq!(json["disagreements"], serde_json::json!([]));
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
-        .args(["inspect", "--embedded"])
+    let out = util::mailauth(["inspect", "--embedded"])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("run mailauth");
+        .dir(std::env::temp_dir())
+        .output();
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -230,13 +228,7 @@ fn cli_inspects_a_stored_failure_report() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("reports.db");
-    let mailauth = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .expect("run mailauth")
-    };
+    let mailauth = |args: &[&str]| util::mailauth(args).dir(dir.path()).output();
     let db_arg = db.to_str().expect("utf-8 path");
     let out = mailauth(&[
         "reports",

@@ -4,10 +4,10 @@
 //! out-of-date copy of stale.test for the propagation check.
 
 use crate::support;
+use crate::util;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mailauth::dns::Resolver;
@@ -355,7 +355,7 @@ fn cli(servers: &Servers, args: &[&str]) -> (i32, String) {
     let primary = servers.primary().to_string();
     let ns = format!("ns.test={}", servers.primary());
     let ns2 = format!("ns2.test={}", servers.secondary());
-    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+    let out = util::Cmd::new()
         .arg("-c")
         .arg(data().join("mailauth.yaml"))
         .args([
@@ -371,9 +371,7 @@ fn cli(servers: &Servers, args: &[&str]) -> (i32, String) {
             "--no-mta-sts-policy",
         ])
         .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run mailauth");
+        .output();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.stderr.is_empty() || out.status.code() != Some(0),
@@ -435,8 +433,8 @@ fn command_line_report_json_and_exit_codes() {
 fn cli_json(servers: &Servers, config: Option<&Path>, args: &[&str]) -> (i32, serde_json::Value) {
     let dir = tempfile::tempdir().expect("tempdir");
     let absent = dir.path().join("absent.yaml");
-    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
-        .current_dir(dir.path())
+    let out = util::Cmd::new()
+        .dir(dir.path())
         .arg("-c")
         .arg(config.unwrap_or(&absent))
         .args([
@@ -447,9 +445,7 @@ fn cli_json(servers: &Servers, config: Option<&Path>, args: &[&str]) -> (i32, se
         ])
         .arg(format!("--nameserver={}", servers.primary()))
         .args(args)
-        .env_remove("MAILAUTH_CONFIG")
-        .output()
-        .expect("run mailauth");
+        .output();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let v = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(
@@ -536,13 +532,10 @@ fn any_domain_without_a_config_is_judged_on_its_merits() {
     let (_, text) = cli(&servers, &["ctrl.test"]);
     assert!(text.contains("ctrl.test"), "{text}");
     assert!(!text.contains('\u{1b}'), "{text:?}");
-    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
-        .args(["-c", "/nonexistent/mailauth.yaml", "import", "--dry-run"])
+    let out = util::mailauth(["-c", "/nonexistent/mailauth.yaml", "import", "--dry-run"])
         .arg(format!("--nameserver={}", servers.primary()))
         .arg("ctrl.test")
-        .env_remove("MAILAUTH_CONFIG")
-        .output()
-        .expect("run mailauth");
+        .output();
     assert_eq!(out.status.code(), Some(0));
     assert!(
         !out.stdout.contains(&0x1b) && !out.stderr.contains(&0x1b),
@@ -553,13 +546,10 @@ fn any_domain_without_a_config_is_judged_on_its_merits() {
         "{out:?}"
     );
     // A domain that does not exist is reported; the others are imported.
-    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
-        .args(["-c", "/nonexistent/mailauth.yaml", "import", "--dry-run"])
+    let out = util::mailauth(["-c", "/nonexistent/mailauth.yaml", "import", "--dry-run"])
         .arg(format!("--nameserver={}", servers.primary()))
         .args(["nope.test", "clean.test"])
-        .env_remove("MAILAUTH_CONFIG")
-        .output()
-        .expect("run mailauth");
+        .output();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -584,12 +574,10 @@ fn any_domain_without_a_config_is_judged_on_its_merits() {
     // Without a config and without a domain there is nothing to check.
     let (code, _) = {
         let dir = tempfile::tempdir().expect("tempdir");
-        let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
-            .current_dir(dir.path())
+        let out = util::Cmd::new()
+            .dir(dir.path())
             .args(["-c", "absent.yaml", "validate"])
-            .env_remove("MAILAUTH_CONFIG")
-            .output()
-            .expect("run");
+            .output();
         (out.status.code(), out)
     };
     assert_eq!(code, Some(1));
@@ -679,15 +667,13 @@ fn checklist_and_validate_agree_on_any_domain() {
     for domain in ["undeclared.test", "clean.test", "weak.test"] {
         let (_, v) = cli_json(&servers, None, &[domain]);
         let messages: Vec<String> = triples(&v, domain).into_iter().map(|t| t.2).collect();
-        let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
-            .current_dir(dir.path())
+        let out = util::Cmd::new()
+            .dir(dir.path())
             .args(["-c", "absent.yaml", "checklist", domain, "--format", "json"])
             .arg(format!("--nameserver={}", servers.primary()))
             .arg("--db")
             .arg(dir.path().join("none.db"))
-            .env_remove("MAILAUTH_CONFIG")
-            .output()
-            .expect("run mailauth");
+            .output();
         assert!(
             out.status.success(),
             "{}",

@@ -5,9 +5,9 @@
 //! `--connect-to`, as a user testing a policy host would.
 
 use crate::support;
+use crate::util;
 
 use std::collections::HashMap;
-use std::process::Command;
 
 use support::bind::Bind;
 use support::https::{Answer, HttpsServer, TestCa};
@@ -241,7 +241,7 @@ impl World {
 
     /// Runs `mailauth validate --json` on `domains`: (exit code, report).
     fn validate(&self, domains: &[&str], extra: &[&str]) -> (i32, serde_json::Value) {
-        let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        let out = util::Cmd::new()
             .arg("-c")
             .arg(self.config.path().join("mailauth.yaml"))
             .arg("validate")
@@ -254,8 +254,7 @@ impl World {
             .args(["--policy-timeout", "5"])
             .args(extra)
             .args(domains)
-            .output()
-            .expect("run mailauth");
+            .output();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
             panic!(
@@ -444,15 +443,14 @@ fn without_the_test_ca_the_certificate_is_refused_and_the_opt_out_skips_https() 
         return;
     };
     // Only the system roots: the test CA is unknown.
-    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+    let out = util::Cmd::new()
         .arg("-c")
         .arg(w.config.path().join("mailauth.yaml"))
         .args(["validate", "--json", "--no-propagation"])
         .arg(format!("--nameserver=127.0.0.1:{}", w.bind.port()))
         .args(w.connect_to())
         .arg("good.test")
-        .output()
-        .expect("run mailauth");
+        .output();
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(out.status.code(), Some(3), "{r:#}");
     let f = findings(&r, "good.test");
@@ -475,14 +473,13 @@ fn without_the_test_ca_the_certificate_is_refused_and_the_opt_out_skips_https() 
     // A --ca-file that holds no certificate is an error up front.
     let empty = w.config.path().join("empty.pem");
     std::fs::write(&empty, "").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+    let out = util::Cmd::new()
         .arg("-c")
         .arg(w.config.path().join("mailauth.yaml"))
         .args(["validate", "--no-propagation", "--ca-file"])
         .arg(&empty)
         .arg("good.test")
-        .output()
-        .expect("run mailauth");
+        .output();
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -503,14 +500,12 @@ fn import_declares_mta_sts_from_the_fetched_policy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ns = format!("--nameserver=127.0.0.1:{}", w.bind.port());
     let import = |extra: &[&str], domain: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
-            .current_dir(dir.path())
+        let out = util::Cmd::new()
+            .dir(dir.path())
             .args(["-c", "mailauth.yaml", "import", &ns])
             .args(extra)
             .arg(domain)
-            .env_remove("MAILAUTH_CONFIG")
-            .output()
-            .expect("run mailauth");
+            .output();
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -540,8 +535,8 @@ fn import_declares_mta_sts_from_the_fetched_policy() {
 
     // Written, then validated: the policy matches what import declared.
     import(&fetch, "good.test");
-    let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
-        .current_dir(dir.path())
+    let out = util::Cmd::new()
+        .dir(dir.path())
         .args([
             "-c",
             "mailauth.yaml",
@@ -554,9 +549,7 @@ fn import_declares_mta_sts_from_the_fetched_policy() {
         ])
         .args(&connect)
         .arg("good.test")
-        .env_remove("MAILAUTH_CONFIG")
-        .output()
-        .expect("run mailauth");
+        .output();
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     has(&r, "good.test", "pass", "policy matches the config");
 }

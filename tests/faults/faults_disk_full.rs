@@ -9,6 +9,8 @@
 //! Owns these disk-full cases; leaves the store to `reports::store` and the
 //! keystore to `keys::store`.
 
+use crate::util;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -82,15 +84,13 @@ fn sample(name: &str) -> PathBuf {
 }
 
 fn reports_ingest(db: &Path, file: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mailauth"))
+    util::Cmd::new()
         .arg("reports")
         .arg("--db")
         .arg(db)
         .arg("ingest")
         .arg(file)
-        .env("NO_COLOR", "1")
         .output()
-        .expect("run mailauth")
 }
 
 fn count_reports(db: &Path) -> i64 {

@@ -7,9 +7,10 @@
 //! Owns the fake server (UDP and TCP on one loopback port) and these
 //! cases; leaves the resolver to `dns` and SPF evaluation to `spf`.
 
+use crate::util;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -173,15 +174,7 @@ struct Ran {
 
 fn run(args: &[&str], limit: Duration) -> Ran {
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailauth"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("MAILAUTH_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mailauth");
+    let mut child = util::mailauth(args).spawn();
     loop {
         if child.try_wait().expect("try_wait").is_some() {
             break;

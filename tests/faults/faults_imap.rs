@@ -9,6 +9,7 @@
 //! timeout, and `--watch` must reconnect and keep going.
 
 use crate::support;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -105,13 +106,13 @@ fn url(port: u16) -> String {
 }
 
 fn mailauth(d: &Dovecot, db: &Path, port: u16, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailauth"));
-    cmd.args(["reports", "--db"])
+    let mut cmd = util::mailauth(["reports", "--db"])
         .arg(db)
         .args(["ingest", "--imap", &url(port)])
         .args(extra)
         .env("MAILAUTH_IMAP_PASSWORD", &d.password)
-        .stdin(Stdio::null());
+        .command();
+    cmd.stdin(Stdio::null());
     cmd
 }
 
@@ -494,7 +495,7 @@ fn imap_timeout_flag_ends_a_stalled_run() {
 #[test]
 fn imap_timeouts_must_be_positive() {
     for flag in ["--imap-timeout", "--imap-connect-timeout"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        let out = util::Cmd::new()
             .args([
                 "reports",
                 "ingest",
@@ -503,9 +504,7 @@ fn imap_timeouts_must_be_positive() {
                 flag,
                 "0",
             ])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run mailauth");
+            .output();
         assert_eq!(out.status.code(), Some(2), "{flag}: {}", show(&out));
         assert!(
             String::from_utf8_lossy(&out.stderr).contains(flag),

@@ -10,7 +10,7 @@
 use crate::support;
 use crate::util;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use support::bind::Bind;
@@ -119,11 +119,10 @@ fn kill_9_during_rfc2136_apply_leaves_consistent_zones_and_converges() {
             config(&bind, &secret, variant),
         )
         .expect("write config");
-        let mut child = Command::new(util::bin())
-            .args(["apply", "--auto-approve"])
-            .current_dir(case.path())
+        let mut child = util::mailauth(["apply", "--auto-approve"])
+            .dir(case.path())
             .env("MAILAUTH_NOW", "2026-11-27T12:00:00Z")
-            .env("NO_COLOR", "1")
+            .command()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

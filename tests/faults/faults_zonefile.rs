@@ -11,7 +11,7 @@ use crate::util;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use mailauth::record::Name;
@@ -82,11 +82,10 @@ fn kill_9_during_zonefile_apply_leaves_old_or_new_files_and_converges() {
     let mut kills_mid_run = 0;
     let mut saw_mixed = false;
     for round in 0..12 {
-        let mut child = Command::new(util::bin())
-            .args(["apply", "--auto-approve"])
-            .current_dir(case.path())
+        let mut child = util::mailauth(["apply", "--auto-approve"])
+            .dir(case.path())
             .env("MAILAUTH_NOW", "2026-11-27T12:00:00Z")
-            .env("NO_COLOR", "1")
+            .command()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -5,6 +5,7 @@
 //! both the MOVE path and the COPY + EXPUNGE fallback.
 
 use crate::support;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -75,12 +76,12 @@ fn clean_run_counts(messages: &[Vec<u8>]) -> Vec<i64> {
 }
 
 fn ingest(d: &Dovecot, db: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailauth"));
-    cmd.args(["reports", "--db"])
+    let mut cmd = util::mailauth(["reports", "--db"])
         .arg(db)
         .args(["ingest", "--imap", &d.url(false, "INBOX")])
         .env("MAILAUTH_IMAP_PASSWORD", &d.password)
-        .stdin(Stdio::null())
+        .command();
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     cmd

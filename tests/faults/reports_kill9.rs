@@ -8,6 +8,7 @@
 //! (`sqlite::…` and `postgres::…`).
 
 use crate::support;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -78,13 +79,13 @@ fn make_maildir(md: &Path) {
 
 /// `mailauth reports <store> ingest --maildir MD`, not yet waited for.
 fn ingest_command(store: &TestStore, md: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailauth"));
-    cmd.arg("reports")
+    let mut cmd = util::mailauth(["reports"])
         .args(store.cli_args())
         .arg("ingest")
         .arg("--maildir")
         .arg(md)
-        .stdout(std::process::Stdio::null())
+        .command();
+    cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     cmd
 }
@@ -298,7 +299,7 @@ fn postgres_killed_after_moves_keeps_every_moved_report() {
             ])
             .arg(&log)
             .arg("--")
-            .arg(env!("CARGO_BIN_EXE_mailauth"))
+            .arg(util::bin())
             .arg("reports")
             .args(store.cli_args())
             .arg("ingest")

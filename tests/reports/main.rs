@@ -4,12 +4,14 @@
 //! PostgreSQL 15 stores (TLS, read-only opening), the `reports` commands,
 //! and the regressions found by fuzzing.
 //!
-//! Owns only the list of its test modules; the harness is tests/support,
-//! the tests are the modules themselves (tests/README.md).
+//! Owns only the list of its test modules; the harness is tests/support
+//! and tests/util, the tests are the modules themselves (tests/README.md).
 
 #[macro_use]
 #[path = "../support/mod.rs"]
 mod support;
+#[path = "../util/mod.rs"]
+mod util;
 
 mod regressions;
 mod reports_cli;

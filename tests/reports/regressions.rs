@@ -5,6 +5,8 @@
 //! Owns nothing but these cases; the parsers under test live in
 //! `src/record`, `src/config`, `src/masterfile` and `src/reports/parse`.
 
+use crate::util;
+
 use std::io::Write as _;
 use std::path::Path;
 
@@ -179,13 +181,10 @@ fn malformed_multipart_is_an_error_not_a_panic() {
 fn a_received_date_with_an_absurd_year_is_not_a_panic() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/regressions/inspect-received-year-overflow.eml");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
-        .args(["inspect", "--json", "--nameserver", "127.0.0.1:9"])
+    let out = util::mailauth(["inspect", "--json", "--nameserver", "127.0.0.1:9"])
         .arg(&file)
-        .current_dir(std::env::temp_dir())
-        .env_remove("MAILAUTH_CONFIG")
-        .output()
-        .expect("run mailauth");
+        .dir(std::env::temp_dir())
+        .output();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_ne!(out.status.code(), Some(101), "{stderr}");

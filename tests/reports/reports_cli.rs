@@ -3,6 +3,7 @@
 //! and on PostgreSQL 15 (`sqlite::…` and `postgres::…` tests).
 
 use crate::support;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 
@@ -232,16 +233,14 @@ fn dry_run_parses_everything_and_opens_no_database() {
 /// Runs `mailauth reports <store flags> ARGS` in a temp dir.
 fn bin(st: &TestStore, args: &[&str]) -> std::process::Output {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+    util::Cmd::new()
         .arg("reports")
         .args(st.cli_args())
         .args(args)
-        .current_dir(dir.path())
-        .env_remove("MAILAUTH_CONFIG")
+        .dir(dir.path())
         .env_remove("MAILAUTH_STORE")
         .env_remove("MAILAUTH_DB")
         .output()
-        .expect("run mailauth")
 }
 
 fn stdout(o: &std::process::Output) -> String {
@@ -713,10 +712,9 @@ fn closed_stdout_ends_every_command_quietly(st: &TestStore) {
         // write fails, deterministically.
         let (reader, writer) = std::io::pipe().expect("pipe");
         drop(reader);
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
-            .args(&args)
-            .current_dir(dir.path())
-            .env_remove("MAILAUTH_CONFIG")
+        let o = util::mailauth(&args)
+            .dir(dir.path())
+            .command()
             .stdout(writer)
             .stderr(std::process::Stdio::piped())
             .output()
@@ -791,15 +789,13 @@ fn a_missing_store_is_an_error_and_is_not_created() {
         &["html", "--out", out.to_str().expect("utf-8")],
         &["delete", "1"],
     ] {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+        let o = util::Cmd::new()
             .arg("reports")
             .arg("--db")
             .arg(&db)
             .args(args)
-            .current_dir(tmp.path())
-            .env_remove("MAILAUTH_CONFIG")
-            .output()
-            .expect("run");
+            .dir(tmp.path())
+            .output();
         assert!(!o.status.success(), "{args:?}");
         assert!(
             stderr(&o).contains("no such report store"),
@@ -846,15 +842,13 @@ fn inspect_output_carries_no_control_characters() {
     .expect("write");
     let ns = refusing_dns().to_string();
     for json in [false, true] {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"));
-        cmd.args(["inspect", "--nameserver", &ns])
+        let mut cmd = util::mailauth(["inspect", "--nameserver", &ns])
             .arg(&msg)
-            .current_dir(dir.path())
-            .env_remove("MAILAUTH_CONFIG");
+            .dir(dir.path());
         if json {
-            cmd.arg("--json");
+            cmd = cmd.arg("--json");
         }
-        let o = cmd.output().expect("run mailauth");
+        let o = cmd.output();
         assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
         let out = stdout(&o);
         assert!(out.contains("pwned"), "{out}");
@@ -921,14 +915,11 @@ fn the_config_given_with_c_attributes_sources() {
     )
     .expect("config");
     let run = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
-            .args(args)
-            .current_dir(tmp.path())
-            .env_remove("MAILAUTH_CONFIG")
+        let o = util::mailauth(args)
+            .dir(tmp.path())
             .env_remove("MAILAUTH_STORE")
             .env_remove("MAILAUTH_DB")
-            .output()
-            .expect("run mailauth");
+            .output();
         assert!(
             o.status.success(),
             "{args:?}: {}",

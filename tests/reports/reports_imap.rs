@@ -7,6 +7,7 @@
 //! runs on SQLite and on PostgreSQL (`sqlite::…` and `postgres::…`).
 
 use crate::support;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -82,13 +83,13 @@ fn mailauth(d: &Dovecot, db: &Path, args: &[&str]) -> Command {
 /// `mailauth reports STORE-FLAGS ingest ARGS` (the flags of a
 /// [`TestStore`]: `store.cli_args()`).
 fn mailauth_on(d: &Dovecot, store_args: &[std::ffi::OsString], args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailauth"));
-    cmd.arg("reports")
+    let mut cmd = util::mailauth(["reports"])
         .args(store_args)
         .arg("ingest")
         .args(args)
         .env("MAILAUTH_IMAP_PASSWORD", &d.password)
-        .stdin(Stdio::null());
+        .command();
+    cmd.stdin(Stdio::null());
     cmd
 }
 

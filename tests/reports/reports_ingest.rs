@@ -3,6 +3,7 @@
 //! SQLite and on PostgreSQL 15 (`sqlite::…` and `postgres::…` tests).
 
 use crate::support;
+use crate::util;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,13 +33,11 @@ both_stores!(
 
 /// `mailauth reports <store flags> ARGS…`: exit code, stdout, stderr.
 fn mailauth(st: &TestStore, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"))
+    let out = util::Cmd::new()
         .arg("reports")
         .args(st.cli_args())
         .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run mailauth");
+        .output();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -621,7 +620,7 @@ fn maildir_rename_follows_a_durable_commit_and_is_synced() {
             "-o",
         ])
         .arg(&log)
-        .arg(env!("CARGO_BIN_EXE_mailauth"))
+        .arg(util::bin())
         .args(["reports", "--db"])
         .arg(tmp.path().join("reports.db"))
         .args(["ingest", "--maildir"])
@@ -729,12 +728,11 @@ fn maildir_ingest_loses_nothing_to_a_power_cut_at_any_fsync() {
     // the harness takes the state before the run as durable).
     let db = disk.join("reports.db");
     drop(SqliteStore::open(&db).expect("create the store"));
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mailauth"));
-    cmd.args(["reports", "--db"])
+    let cmd = util::mailauth(["reports", "--db"])
         .arg(&db)
         .args(["ingest", "--maildir"])
         .arg(&md)
-        .env("NO_COLOR", "1");
+        .command();
     let (out, trace) = powercut::trace(&disk, cmd, &tmp.path().join("strace.log"));
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let states = trace.crash_states();

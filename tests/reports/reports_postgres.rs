@@ -6,6 +6,7 @@
 //! eight racing workers, `reports prune` dropping whole months).
 
 use crate::support;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -315,11 +316,11 @@ fn count_files(dir: &Path) -> usize {
 }
 
 fn mailauth(pg: &PgServer) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mailauth"));
-    c.env("MAILAUTH_STORE_PASSWORD", pg.password())
+    util::Cmd::new()
+        .env("MAILAUTH_STORE_PASSWORD", pg.password())
         .env_remove("MAILAUTH_STORE")
-        .env_remove("MAILAUTH_DB");
-    c
+        .env_remove("MAILAUTH_DB")
+        .command()
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! reports (.gz, .zip, .eml with a base64 attachment) are parsed as they
 //! are decompressed (issue 21), and every bomb limit still holds.
 
+use crate::util;
+
 use std::fmt::Write;
 use std::process::Command;
 
@@ -285,16 +287,13 @@ fn compressed_reports_reach_the_sink_as_they_are_decompressed() {
 }
 
 fn ingest_cmd(db: &std::path::Path, extra: &[&str], paths: &[&std::path::Path]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailauth"));
-    cmd.arg("reports")
-        .arg("--db")
+    util::mailauth(["reports", "--db"])
         .arg(db)
         .arg("ingest")
         .arg("--json")
         .args(extra)
         .args(paths)
-        .env("NO_COLOR", "1");
-    cmd
+        .command()
 }
 
 fn run_json(mut cmd: Command) -> (i32, serde_json::Value) {

@@ -6,9 +6,10 @@
 //! `mailauth store migrate` for the others. SQLite and PostgreSQL.
 
 use crate::support;
+use crate::util;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::SystemTime;
 
 use mailauth::reports::IngestLimits;
@@ -66,21 +67,18 @@ impl Case {
     }
 
     fn run(&self, args: &[&str], password: Option<&str>) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_mailauth"));
-        c.current_dir(self.dir.path())
+        let mut c = util::mailauth(["-c"])
+            .arg(self.path("mailauth.yaml"))
+            .args(args)
+            .dir(self.dir.path())
             .env("MAILAUTH_NOW", NOW.to_string())
-            .env("NO_COLOR", "1")
             .env_remove("MAILAUTH_STORE")
             .env_remove("MAILAUTH_DB")
-            .env_remove("MAILAUTH_STORE_PASSWORD")
-            .stdin(Stdio::null())
-            .arg("-c")
-            .arg(self.path("mailauth.yaml"))
-            .args(args);
+            .env_remove("MAILAUTH_STORE_PASSWORD");
         if let Some(pw) = password {
-            c.env("MAILAUTH_STORE_PASSWORD", pw);
+            c = c.env("MAILAUTH_STORE_PASSWORD", pw);
         }
-        c.output().expect("run mailauth")
+        c.output()
     }
 
     /// Every file name in the workspace directory (an SQLite `-wal` or
