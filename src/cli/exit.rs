@@ -463,6 +463,16 @@ mod tests {
             detail: "no API key".into(),
         });
         assert_eq!(Failure::from(e).exit, Exit::Error);
+        // A provider error that names its cause says it once.
+        let e = crate::provider::ProviderError::Io {
+            provider: "rfc2136".into(),
+            zone: String::new(),
+            path: "tsig.key".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not found"),
+        };
+        let f = Failure::from(ImportCliError::Provider(e));
+        assert_eq!(f.exit, Exit::Error);
+        assert_eq!(f.message, "rfc2136: zone : tsig.key: not found");
     }
 
     #[test]

@@ -123,7 +123,8 @@ pub enum ImportCliError {
     #[error("{}: no provider named `{name}` under `providers:`", config.display())]
     NoSuchProvider { config: PathBuf, name: String },
     /// The provider could not be set up (its credentials, most often).
-    #[error(transparent)]
+    /// Its message already says why: the error is not repeated as a cause.
+    #[error("{0}")]
     Provider(ProviderError),
     /// A `--selector` that is not DNS labels.
     #[error("--selector {value:?}: not a valid selector (DNS labels)")]
