@@ -9,8 +9,15 @@
 use crate::apply::ApplyError;
 use crate::checklist::ChecklistError;
 use crate::config::ConfigError;
+use crate::http::error_chain;
+use crate::import::cli::ImportCliError;
+use crate::inspect::cli::InspectCliError;
+use crate::keys::cli::KeysCliError;
 use crate::reports::cli::ReportsError;
 use crate::reports::store_cli::StoreCliError;
+use crate::spf::cli::SpfCliError;
+use crate::validate::ResolverFlagsError;
+use crate::validate::cli::ValidateCliError;
 
 /// The README's table: the same codes for every command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,12 +128,6 @@ impl From<crate::keys::time::TimeError> for Failure {
     }
 }
 
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Failure {
-        Failure::new(Exit::Error, format!("{e:#}"))
-    }
-}
-
 /// The report commands and `serve`: an invalid config (read for its
 /// `store:` or `alerts:`) exits 2, like every config error, and so do bad
 /// arguments (a report id that is not one); everything else is 1.
@@ -159,6 +160,124 @@ impl From<StoreCliError> for Failure {
     fn from(e: StoreCliError) -> Failure {
         let exit = store_cli_exit(&e);
         Failure::new(exit, ReportsError::StoreCli(e).chain())
+    }
+}
+
+/// `--nameserver` and `--timeout` (of `validate` and `import`): a flag
+/// that is not one is a usage error; a resolver that cannot be built, 1.
+fn resolver_flags_exit(e: &ResolverFlagsError) -> Exit {
+    match e {
+        ResolverFlagsError::Timeout | ResolverFlagsError::Nameserver(_) => Exit::Usage,
+        ResolverFlagsError::Resolver(_) => Exit::Error,
+    }
+}
+
+/// `validate`: a bad argument is a usage error; the resolver and the CA
+/// files, 1. A domain list that names nothing to check, or a name that is
+/// not a domain, stays 1 as it has always been.
+impl From<ValidateCliError> for Failure {
+    fn from(e: ValidateCliError) -> Failure {
+        let exit = match &e {
+            ValidateCliError::Resolver(r) => resolver_flags_exit(r),
+            ValidateCliError::Selector { .. }
+            | ValidateCliError::Authority(_)
+            | ValidateCliError::PolicyTimeout
+            | ValidateCliError::ConnectTo(_) => Exit::Usage,
+            ValidateCliError::Selection(_) | ValidateCliError::Fetcher(_) => Exit::Error,
+        };
+        Failure::new(exit, error_chain(&e))
+    }
+}
+
+/// `import`: a bad argument (a name that is not a domain, `--zone-file`
+/// with several, a `--provider` the config does not have, a bad
+/// `--selector`, `--nameserver`, `--timeout` or `--connect-to`) is a usage
+/// error; the sources it reads and the config file it writes, 1.
+impl From<ImportCliError> for Failure {
+    fn from(e: ImportCliError) -> Failure {
+        let exit = match &e {
+            ImportCliError::Resolver(r) => resolver_flags_exit(r),
+            ImportCliError::Domain(_)
+            | ImportCliError::ZoneFileDomains
+            | ImportCliError::NoConfig { .. }
+            | ImportCliError::NoDefaultProvider { .. }
+            | ImportCliError::NoSuchProvider { .. }
+            | ImportCliError::Selector { .. }
+            | ImportCliError::ConnectTo(_) => Exit::Usage,
+            ImportCliError::ZoneFileRead { .. }
+            | ImportCliError::ZoneFile { .. }
+            | ImportCliError::Provider(_)
+            | ImportCliError::Fetcher(_)
+            | ImportCliError::ReadBack { .. }
+            | ImportCliError::Json(_)
+            | ImportCliError::ConfigRead { .. }
+            | ImportCliError::Merge { .. }
+            | ImportCliError::MergedInvalid(_)
+            | ImportCliError::ConfigWrite { .. } => Exit::Error,
+        };
+        Failure::new(exit, error_chain(&e))
+    }
+}
+
+/// `spf check`: a `--nameserver` that is not one is a usage error; the
+/// resolver and the output, 1.
+impl From<SpfCliError> for Failure {
+    fn from(e: SpfCliError) -> Failure {
+        let exit = match &e {
+            SpfCliError::Nameserver(_) => Exit::Usage,
+            SpfCliError::Resolver(_) | SpfCliError::Json(_) => Exit::Error,
+        };
+        Failure::new(exit, error_chain(&e))
+    }
+}
+
+/// `keys`: an invalid `keys:` block or family, and arguments that name no
+/// family or several (a domain, `--prefix`, `--domain`), are usage errors,
+/// like a missing `keys.export`; a selector no key has, the keystore, the
+/// key file, the export and the output, 1.
+impl From<KeysCliError> for Failure {
+    fn from(e: KeysCliError) -> Failure {
+        let exit = match &e {
+            KeysCliError::Config(_)
+            | KeysCliError::NoSuchFamily { .. }
+            | KeysCliError::NoFamily { .. }
+            | KeysCliError::SeveralFamilies { .. }
+            | KeysCliError::SeveralKeys { .. }
+            | KeysCliError::NoExport => Exit::Usage,
+            KeysCliError::NoKey { .. }
+            | KeysCliError::NothingToExport { .. }
+            | KeysCliError::KeyFile { .. }
+            | KeysCliError::Store(_)
+            | KeysCliError::Lifecycle(_)
+            | KeysCliError::Export(_)
+            | KeysCliError::Output(_)
+            | KeysCliError::Json(_) => Exit::Error,
+        };
+        Failure::new(exit, error_chain(&e))
+    }
+}
+
+/// `inspect`: a bad `--now`, no message, and store options the way
+/// `store_cli_exit` judges them are usage errors; the message, the clock,
+/// the store and the report in it, DNS and the output, 1.
+impl From<InspectCliError> for Failure {
+    fn from(e: InspectCliError) -> Failure {
+        let exit = match &e {
+            InspectCliError::StoreCli(s) => store_cli_exit(s),
+            InspectCliError::Now { .. } | InspectCliError::NoMessage => Exit::Usage,
+            InspectCliError::Clock(_)
+            | InspectCliError::Message(_)
+            | InspectCliError::NoStore(_)
+            | InspectCliError::Store(_)
+            | InspectCliError::NoReport { .. }
+            | InspectCliError::WrongKind { .. }
+            | InspectCliError::NoHeaders { .. }
+            | InspectCliError::SourceIp { .. }
+            | InspectCliError::Dns(_)
+            | InspectCliError::Json(_)
+            | InspectCliError::Output(_) => Exit::Error,
+        };
+        Failure::new(exit, error_chain(&e))
     }
 }
 
@@ -243,6 +362,200 @@ mod tests {
         let f = Failure::from(e);
         assert_eq!(f.exit, Exit::Error);
         assert_eq!(f.message, "creating out/domains: denied");
+    }
+
+    #[test]
+    fn validate_exits_2_on_a_bad_flag_and_1_when_the_resolver_fails() {
+        let f = Failure::from(ValidateCliError::Selector { value: "".into() });
+        assert_eq!(f.exit, Exit::Usage);
+        assert_eq!(
+            f.message,
+            r#"--selector "": not a valid selector (DNS labels)"#
+        );
+        let e = crate::validate::resolver_from_flags(&[], 0.0).unwrap_err();
+        let f = Failure::from(ValidateCliError::from(e));
+        assert_eq!(f.exit, Exit::Usage);
+        assert_eq!(f.message, "--timeout must be a positive number of seconds");
+        let e = crate::validate::resolver_from_flags(&["not-an-ip".into()], 2.0).unwrap_err();
+        let f = Failure::from(ValidateCliError::from(e));
+        assert_eq!(f.exit, Exit::Usage);
+        assert_eq!(
+            f.message,
+            "`--nameserver not-an-ip`: expected IP or IP:PORT"
+        );
+        let e = crate::validate::parse_authority("ns1.example.com").unwrap_err();
+        assert_eq!(
+            Failure::from(ValidateCliError::Authority(e)).exit,
+            Exit::Usage
+        );
+        assert_eq!(
+            Failure::from(ValidateCliError::PolicyTimeout).exit,
+            Exit::Usage
+        );
+        let e = "example.com:443".parse::<crate::validate::mtasts::ConnectTo>();
+        let f = Failure::from(ValidateCliError::ConnectTo(e.unwrap_err()));
+        assert_eq!(f.exit, Exit::Usage);
+        let e = ValidateCliError::Resolver(ResolverFlagsError::Resolver(
+            crate::dns::ResolveError::Setup {
+                detail: "no nameservers".into(),
+            },
+        ));
+        assert_eq!(Failure::from(e).exit, Exit::Error);
+        let e = ValidateCliError::Fetcher(crate::validate::mtasts::PolicyError::CaFile {
+            path: "ca.pem".into(),
+            detail: "No such file or directory".into(),
+        });
+        let f = Failure::from(e);
+        assert_eq!(f.exit, Exit::Error);
+        assert_eq!(f.message, "ca.pem: No such file or directory");
+    }
+
+    #[test]
+    fn import_exits_2_on_a_bad_argument_and_1_on_a_file_it_cannot_read() {
+        let f = Failure::from(ImportCliError::ZoneFileDomains);
+        assert_eq!(f.exit, Exit::Usage);
+        assert_eq!(
+            f.message,
+            "--zone-file reads one zone: name exactly one domain"
+        );
+        let e = ImportCliError::NoSuchProvider {
+            config: "mailauth.yaml".into(),
+            name: "primry".into(),
+        };
+        assert_eq!(Failure::from(e).exit, Exit::Usage);
+        let e = crate::validate::resolver_from_flags(&[], f64::NAN).unwrap_err();
+        assert_eq!(Failure::from(ImportCliError::from(e)).exit, Exit::Usage);
+        // The path, then the cause, as the message always read.
+        let e = ImportCliError::ZoneFileRead {
+            path: "zones/missing.zone".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not found"),
+        };
+        let f = Failure::from(e);
+        assert_eq!(f.exit, Exit::Error);
+        assert_eq!(f.message, "zones/missing.zone: not found");
+        let origin = crate::record::Name::parse("example.com").unwrap();
+        let Err(error) = crate::masterfile::parse("@ IN TXT\n", &origin) else {
+            panic!("`@ IN TXT` without data read as a record");
+        };
+        let line = error.line;
+        let f = Failure::from(ImportCliError::ZoneFile {
+            path: "example.com.zone".into(),
+            error,
+        });
+        assert_eq!(f.exit, Exit::Error);
+        assert!(
+            f.message.starts_with(&format!("example.com.zone:{line}: ")),
+            "{f:?}"
+        );
+        let e = ImportCliError::Merge {
+            path: "mailauth.yaml".into(),
+            source: crate::import::merge::MergeError::NoDomains,
+        };
+        let f = Failure::from(e);
+        assert_eq!(f.exit, Exit::Error);
+        assert_eq!(
+            f.message,
+            "mailauth.yaml: no top-level `domains:` mapping in block style to add to"
+        );
+        let e = ImportCliError::Provider(crate::provider::ProviderError::Auth {
+            provider: "powerdns".into(),
+            zone: String::new(),
+            detail: "no API key".into(),
+        });
+        assert_eq!(Failure::from(e).exit, Exit::Error);
+        // A provider error that names its cause says it once.
+        let e = crate::provider::ProviderError::Io {
+            provider: "rfc2136".into(),
+            zone: String::new(),
+            path: "tsig.key".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not found"),
+        };
+        let f = Failure::from(ImportCliError::Provider(e));
+        assert_eq!(f.exit, Exit::Error);
+        assert_eq!(f.message, "rfc2136: zone : tsig.key: not found");
+    }
+
+    #[test]
+    fn spf_exits_2_on_a_bad_nameserver_and_1_when_the_resolver_fails() {
+        let e = crate::dns::parse_nameserver("nope").unwrap_err();
+        let f = Failure::from(SpfCliError::from(e));
+        assert_eq!(f.exit, Exit::Usage);
+        assert_eq!(f.message, "`--nameserver nope`: expected IP or IP:PORT");
+        let e = SpfCliError::Resolver(crate::dns::ResolveError::Setup {
+            detail: "no nameservers".into(),
+        });
+        assert_eq!(Failure::from(e).exit, Exit::Error);
+    }
+
+    #[test]
+    fn keys_exits_2_on_a_family_it_cannot_choose_and_1_on_a_key_it_cannot_find() {
+        let e = KeysCliError::SeveralFamilies {
+            domain: "example.com".into(),
+            prefixes: vec!["mail".into(), "ed".into()],
+        };
+        let f = Failure::from(e);
+        assert_eq!(f.exit, Exit::Usage);
+        assert_eq!(
+            f.message,
+            "domain example.com has several dkim selector families (mail, ed); choose one with --prefix"
+        );
+        let e = crate::keys::config::ConfigError::Keys {
+            field: "dir",
+            reason: "must not be empty".into(),
+        };
+        let f = Failure::from(KeysCliError::from(e));
+        assert_eq!(f.exit, Exit::Usage);
+        assert_eq!(f.message, "keys: dir: must not be empty");
+        assert_eq!(Failure::from(KeysCliError::NoExport).exit, Exit::Usage);
+        let f = Failure::from(KeysCliError::NoKey {
+            selector: "nope".into(),
+        });
+        assert_eq!(f.exit, Exit::Error);
+        assert_eq!(f.message, "no key with selector nope");
+        let e = KeysCliError::KeyFile {
+            path: "legacy.pem".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not found"),
+        };
+        let f = Failure::from(e);
+        assert_eq!(f.exit, Exit::Error);
+        assert_eq!(f.message, "reading legacy.pem: not found");
+    }
+
+    #[test]
+    fn inspect_exits_2_on_a_bad_now_and_1_on_a_message_or_report_it_cannot_read() {
+        let f = Failure::from(InspectCliError::Now {
+            value: "soon".into(),
+        });
+        assert_eq!(f.exit, Exit::Usage);
+        assert_eq!(
+            f.message,
+            "--now `soon`: expected RFC 3339 UTC or unix seconds"
+        );
+        assert_eq!(Failure::from(InspectCliError::NoMessage).exit, Exit::Usage);
+        let f = Failure::from(InspectCliError::NoReport { id: 999 });
+        assert_eq!(f.exit, Exit::Error);
+        let e = crate::inspect::read_message("/nonexistent/message.eml", false).unwrap_err();
+        assert_eq!(Failure::from(InspectCliError::from(e)).exit, Exit::Error);
+        let source = "10.0.0".parse::<std::net::IpAddr>().unwrap_err();
+        let f = Failure::from(InspectCliError::SourceIp {
+            id: 7,
+            ip: "10.0.0".into(),
+            source,
+        });
+        assert_eq!(f.exit, Exit::Error);
+        assert_eq!(
+            f.message,
+            "failure report #7: Source-IP `10.0.0` is not an IP address: invalid IP address syntax"
+        );
+        let e = crate::clock::clock(Some("yesterday-ish")).unwrap_err();
+        let f = Failure::from(InspectCliError::Clock(e));
+        assert_eq!(f.exit, Exit::Error);
+        assert!(f.message.starts_with("MAILAUTH_NOW: "), "{f:?}");
+        let e = InspectCliError::StoreCli(StoreCliError::CopyDirection {
+            from: "a".into(),
+            to: "b".into(),
+        });
+        assert_eq!(Failure::from(e).exit, Exit::Usage);
     }
 
     #[test]

@@ -3,19 +3,23 @@
 //!
 //! Exit codes: 0 when DMARC passes and no recorded result disagrees, 3
 //! (findings, as for `validate`) when DMARC does not pass or a recorded
-//! result disagrees, 1 on errors.
+//! result disagrees; errors are [`InspectCliError`], whose exit codes are
+//! `cli::exit`'s.
 //! Output is sanitised for the terminal (control characters from the
 //! message become U+FFFD; in JSON, escapes) like every report command's.
 
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{AddrParseError, IpAddr, SocketAddr};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
 use clap::Args;
 
-use super::{Options, inspect, read_message, render_text, suggest_fixes};
+use super::{InspectError, Options, inspect, read_message, render_text, suggest_fixes};
+use crate::clock::TimeError;
+use crate::dns::ResolveError;
 use crate::output::{self, OutputFormat};
+use crate::reports::store::StoreError;
+use crate::reports::store_cli::StoreCliError;
 use crate::workspace::Workspace;
 
 /// The formats of `inspect`.
@@ -63,6 +67,60 @@ pub struct InspectArgs {
     pub embedded: bool,
 }
 
+/// Why `inspect` stopped: the arguments (`--now`, no message), the clock,
+/// the message, the report store of `--failure-report` and the report in
+/// it, DNS, or the output.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectCliError {
+    /// A `--now` that is not a time.
+    #[error("--now `{value}`: expected RFC 3339 UTC or unix seconds")]
+    Now { value: String },
+    /// Neither a message nor `--failure-report`.
+    #[error("give a MESSAGE file, `-`, or --failure-report ID")]
+    NoMessage,
+    /// A `MAILAUTH_NOW` that is not a time.
+    #[error("MAILAUTH_NOW")]
+    Clock(#[source] TimeError),
+    /// The message cannot be read, is not one, or embeds none.
+    #[error(transparent)]
+    Message(#[from] InspectError),
+    /// The store options of `--failure-report`.
+    #[error(transparent)]
+    StoreCli(#[from] StoreCliError),
+    /// `--failure-report` and no store where the options point (nothing is
+    /// created).
+    #[error("no report database at {0} (give --db or --store)")]
+    NoStore(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No failure report with this id in the store.
+    #[error("no failure report #{id} in the report store (see `mailauth reports list`)")]
+    NoReport { id: i64 },
+    /// The store answered with another kind of report.
+    #[error("failure report #{id}: the store returned another kind of report")]
+    WrongKind { id: i64 },
+    /// The stored report has no header fields of the original message.
+    #[error("failure report #{id} carries no original header fields to inspect")]
+    NoHeaders { id: i64 },
+    /// The stored report's Source-IP is not an address.
+    #[error("failure report #{id}: Source-IP `{ip}` is not an IP address")]
+    SourceIp {
+        id: i64,
+        ip: String,
+        #[source]
+        source: AddrParseError,
+    },
+    /// The resolver could not be built.
+    #[error("setting up DNS")]
+    Dns(#[source] ResolveError),
+    /// Rendering `--format json`.
+    #[error("serialising the result")]
+    Json(#[source] serde_json::Error),
+    /// Writing the command's output.
+    #[error(transparent)]
+    Output(#[from] std::io::Error),
+}
+
 /// `7` or `failure:7`, as `mailauth reports list` shows it.
 fn parse_failure_id(s: &str) -> Result<i64, String> {
     s.strip_prefix("failure:")
@@ -81,11 +139,12 @@ fn parse_nameserver(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("`{s}` is neither IP nor IP:PORT"))
 }
 
-pub fn run(ws: Option<&Workspace>, args: InspectArgs) -> anyhow::Result<i32> {
+pub fn run(ws: Option<&Workspace>, args: InspectArgs) -> Result<i32, InspectCliError> {
     let now = match &args.now {
-        Some(t) => crate::clock::parse_time(t)
-            .with_context(|| format!("--now `{t}`: expected RFC 3339 UTC or unix seconds"))?,
-        None => crate::clock::now().map_err(anyhow::Error::msg)?,
+        Some(t) => {
+            crate::clock::parse_time(t).ok_or_else(|| InspectCliError::Now { value: t.clone() })?
+        }
+        None => crate::clock::clock(None).map_err(InspectCliError::Clock)?.0,
     };
     let (original, report) = match (args.failure_report, &args.message) {
         (Some(id), _) => {
@@ -93,14 +152,14 @@ pub fn run(ws: Option<&Workspace>, args: InspectArgs) -> anyhow::Result<i32> {
             (original, Some(report))
         }
         (None, Some(path)) => (read_message(path, args.embedded)?, None),
-        (None, None) => bail!("give a MESSAGE file, `-`, or --failure-report ID"),
+        (None, None) => return Err(InspectCliError::NoMessage),
     };
     let resolver = if args.nameservers.is_empty() {
         crate::dns::Resolver::system()
     } else {
         crate::dns::Resolver::with_nameservers(&args.nameservers, Duration::from_secs(3))
     }
-    .context("setting up DNS")?;
+    .map_err(InspectCliError::Dns)?;
     let opts = Options {
         trusted: args.trusted.clone(),
         ip: args.ip.or(report.as_ref().and_then(|r| r.source_ip)),
@@ -120,7 +179,7 @@ pub fn run(ws: Option<&Workspace>, args: InspectArgs) -> anyhow::Result<i32> {
     // reaches the terminal as a control character.
     let mut out = crate::reports::cli::PipeStdout::lock();
     if OutputFormat::chosen(args.format, args.json) == OutputFormat::Json {
-        let json = serde_json::to_string_pretty(&result).context("serialising the result")?;
+        let json = serde_json::to_string_pretty(&result).map_err(InspectCliError::Json)?;
         writeln!(out, "{}", crate::reports::cli::json_terminal_safe(&json))?;
     } else {
         write!(
@@ -177,31 +236,29 @@ fn stored_failure(
     ws: Option<&Workspace>,
     args: &InspectArgs,
     id: i64,
-) -> anyhow::Result<(super::message::Original, StoredFailure)> {
+) -> Result<(super::message::Original, StoredFailure), InspectCliError> {
     use crate::reports::parse::ReportKind;
     let choice = args.store.choose_in(ws)?;
     // Read-only: nothing is created (a typo must not make a file),
     // migrated or written.
     let Some(store) = choice.open_read_only()? else {
-        bail!(
-            "no report database at {} (give --db or --store)",
-            choice.url.describe()
-        );
+        return Err(InspectCliError::NoStore(choice.url.describe()));
     };
     let Some(detail) = store.show(ReportKind::Failure, id)? else {
-        bail!("no failure report #{id} in the report store (see `mailauth reports list`)");
+        return Err(InspectCliError::NoReport { id });
     };
     let crate::reports::store::ReportDetails::Failure(details) = &detail.details else {
-        bail!("failure report #{id}: the store returned another kind of report");
+        return Err(InspectCliError::WrongKind { id });
     };
     let field = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     let Some(headers) = field(&details.original_headers) else {
-        bail!("failure report #{id} carries no original header fields to inspect");
+        return Err(InspectCliError::NoHeaders { id });
     };
     let source_ip = match field(&details.source_ip) {
-        Some(ip) => Some(ip.parse::<IpAddr>().with_context(|| {
-            format!("failure report #{id}: Source-IP `{ip}` is not an IP address")
-        })?),
+        Some(ip) => Some(
+            ip.parse::<IpAddr>()
+                .map_err(|source| InspectCliError::SourceIp { id, ip, source })?,
+        ),
         None => None,
     };
     let mut bytes = headers.into_bytes();

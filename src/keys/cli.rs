@@ -2,20 +2,20 @@
 //! face of the keystore. Owns argument shapes and what each command prints;
 //! leaves parsing the config file and choosing the clock to the binary,
 //! which passes them in. Nothing here prints private key material: only
-//! selectors, states, dates and public keys.
+//! selectors, states, dates and public keys. Its errors are
+//! [`KeysCliError`]; which exit code each gets is `cli::exit`'s.
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use super::config::{FamilyConfig, KeysConfig};
-use super::export;
+use super::config::{ConfigError, FamilyConfig, KeysConfig};
+use super::export::{self, ExportError};
 use super::generate::key_record_value;
-use super::lifecycle::{Import, generate_key, import_key};
-use super::store::{KeyRecord, KeyState, Keystore};
+use super::lifecycle::{Import, LifecycleError, generate_key, import_key};
+use super::store::{KeyRecord, KeyState, Keystore, StoreError};
 use crate::clock::Timestamp;
 use crate::output::{self, OutputFormat};
 
@@ -24,6 +24,66 @@ const LIST_FORMATS: &[OutputFormat] = &[OutputFormat::Text, OutputFormat::Json, 
 
 /// The formats of `keys show`.
 const SHOW_FORMATS: &[OutputFormat] = &[OutputFormat::Text, OutputFormat::Json];
+
+/// Why a `keys` command stopped: the config's `keys:` block and families,
+/// the arguments (a domain, `--prefix`, a selector), the keystore, the key
+/// file of `keys import`, the export, or the output.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysCliError {
+    /// An invalid `keys:` block or key family.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The domain has no family with the `--prefix` given.
+    #[error("domain {domain} has no dkim selector family `{prefix}` in the config")]
+    NoSuchFamily { domain: String, prefix: String },
+    /// The domain has no family at all.
+    #[error("domain {domain} has no dkim selector families in the config")]
+    NoFamily { domain: String },
+    /// The domain has several families and no `--prefix` chose one.
+    #[error(
+        "domain {domain} has several dkim selector families ({}); choose one with --prefix",
+        prefixes.join(", ")
+    )]
+    SeveralFamilies {
+        domain: String,
+        prefixes: Vec<String>,
+    },
+    /// `keys show`: no key has the selector (in the `--domain` given).
+    #[error("no key with selector {selector}")]
+    NoKey { selector: String },
+    /// `keys show`: the selector is in several domains and no `--domain`
+    /// chose one.
+    #[error("selector {selector} exists in several domains; add --domain")]
+    SeveralKeys { selector: String },
+    /// `keys export` with no `keys.export` in the config.
+    #[error("keys.export is not configured")]
+    NoExport,
+    /// `keys export` with no active key: nothing is written.
+    #[error(
+        "no active key to export (nothing was written to {}): keys become active through `mailauth apply`; see `mailauth keys list`",
+        dir.display()
+    )]
+    NothingToExport { dir: PathBuf },
+    /// The `--key` file of `keys import` cannot be read.
+    #[error("reading {}", path.display())]
+    KeyFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Generating or adopting a key.
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// Writing the command's output.
+    #[error(transparent)]
+    Output(#[from] std::io::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
 
 /// One key as `keys list --json` prints it (an array of these).
 #[derive(serde::Serialize, schemars::JsonSchema)]
@@ -151,7 +211,7 @@ fn family<'a>(
     families: &'a [(String, FamilyConfig)],
     domain: &str,
     prefix: Option<&str>,
-) -> anyhow::Result<&'a FamilyConfig> {
+) -> Result<&'a FamilyConfig, KeysCliError> {
     let mine: Vec<&FamilyConfig> = families
         .iter()
         .filter(|(d, _)| d == domain)
@@ -160,15 +220,17 @@ fn family<'a>(
         .collect();
     match (mine.as_slice(), prefix) {
         ([one], _) => Ok(one),
-        ([], Some(p)) => bail!("domain {domain} has no dkim selector family `{p}` in the config"),
-        ([], None) => bail!("domain {domain} has no dkim selector families in the config"),
-        (_, _) => bail!(
-            "domain {domain} has several dkim selector families ({}); choose one with --prefix",
-            mine.iter()
-                .map(|f| f.prefix.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        ([], Some(p)) => Err(KeysCliError::NoSuchFamily {
+            domain: domain.to_string(),
+            prefix: p.to_string(),
+        }),
+        ([], None) => Err(KeysCliError::NoFamily {
+            domain: domain.to_string(),
+        }),
+        (_, _) => Err(KeysCliError::SeveralFamilies {
+            domain: domain.to_string(),
+            prefixes: mine.iter().map(|f| f.prefix.clone()).collect(),
+        }),
     }
 }
 
@@ -182,7 +244,7 @@ pub fn run(
     keys_cfg: &KeysConfig,
     families: &[(String, FamilyConfig)],
     now: Timestamp,
-) -> anyhow::Result<i32> {
+) -> Result<i32, KeysCliError> {
     // A closed standard output ends the command quietly (exit 141).
     let mut out = crate::reports::cli::PipeStdout::lock();
     let code = run_to(args, keys_cfg, families, now, &mut out)?;
@@ -197,7 +259,7 @@ pub fn run_to(
     families: &[(String, FamilyConfig)],
     now: Timestamp,
     out: &mut dyn Write,
-) -> anyhow::Result<i32> {
+) -> Result<i32, KeysCliError> {
     keys_cfg.validate()?;
     for (_, f) in families {
         for w in f.validate()? {
@@ -302,8 +364,8 @@ pub fn run_to(
                 .collect();
             let k = match found.as_slice() {
                 [k] => *k,
-                [] => bail!("no key with selector {selector}"),
-                _ => bail!("selector {selector} exists in several domains; add --domain"),
+                [] => return Err(KeysCliError::NoKey { selector }),
+                _ => return Err(KeysCliError::SeveralKeys { selector }),
             };
             let p = (k.state != KeyState::Revoked).then_some(k.public_key.as_slice());
             let record = format!(
@@ -394,8 +456,10 @@ pub fn run_to(
             key,
         } => {
             let cfg = family(families, &domain, prefix.as_deref())?;
-            let pem = std::fs::read_to_string(&key)
-                .with_context(|| format!("reading {}", key.display()))?;
+            let pem = std::fs::read_to_string(&key).map_err(|source| KeysCliError::KeyFile {
+                path: key.clone(),
+                source,
+            })?;
             let mut store = Keystore::open(dir)?;
             let origin = key.display().to_string();
             import_key(
@@ -419,16 +483,15 @@ pub fn run_to(
         }
         KeysCommand::Export => {
             let Some(ecfg) = &keys_cfg.export else {
-                bail!("keys.export is not configured");
+                return Err(KeysCliError::NoExport);
             };
             let store = Keystore::open(dir)?;
             // Empty tables would make the signer stop signing: refuse, and
             // leave what it has in place.
             if crate::keys::lifecycle::signing_keys(store.state()).is_empty() {
-                bail!(
-                    "no active key to export (nothing was written to {}): keys become active through `mailauth apply`; see `mailauth keys list`",
-                    ecfg.dir.display()
-                );
+                return Err(KeysCliError::NothingToExport {
+                    dir: ecfg.dir.clone(),
+                });
             }
             let report = export::export(&store, ecfg)?;
             for (d, s) in &report.keys {

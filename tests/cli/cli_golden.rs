@@ -567,6 +567,117 @@ fn every_command_exits_as_the_readme_documents() {
     check(&case, &["checklist", "clean.test", "--nameserver", ns], 0);
 }
 
+/// A bad argument to `import`, `validate`, `spf check`, `keys` or
+/// `inspect` is a usage error, 2, like a bad argument to any other
+/// command: found before anything is read, queried or written, and told
+/// in one line naming the flag.
+#[test]
+fn a_bad_argument_to_the_checking_and_keys_commands_exits_2() {
+    let usage = |case: &Case, args: &[&str], message: &str| {
+        let run = case.run(args).code(2);
+        assert_eq!(
+            run.stderr,
+            format!("error: {message}\n"),
+            "mailauth {}",
+            args.join(" ")
+        );
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    };
+    let example = example_case();
+    let config = example.read("mailauth.yaml");
+    usage(
+        &example,
+        &[
+            "import",
+            "--zone-file",
+            "zones/example.com.zone",
+            "example.com",
+            "example.org",
+        ],
+        "--zone-file reads one zone: name exactly one domain",
+    );
+    usage(
+        &example,
+        &["import", "--timeout", "0", "new.example"],
+        "--timeout must be a positive number of seconds",
+    );
+    usage(
+        &example,
+        &["import", "--provider=nope", "new.example"],
+        "mailauth.yaml: no provider named `nope` under `providers:`",
+    );
+    assert_eq!(example.read("mailauth.yaml"), config, "import wrote");
+    usage(
+        &example,
+        &["validate", "example.com", "--selector", "bad..selector"],
+        r#"--selector "bad..selector": not a valid selector (DNS labels)"#,
+    );
+    usage(
+        &example,
+        &["validate", "example.com", "--nameserver", "not-an-ip"],
+        "`--nameserver not-an-ip`: expected IP or IP:PORT",
+    );
+    usage(
+        &example,
+        &[
+            "validate",
+            "new.example",
+            "--nameserver",
+            "127.0.0.1:9",
+            "--policy-timeout=0",
+        ],
+        "--policy-timeout must be a positive number of seconds",
+    );
+    usage(
+        &example,
+        &[
+            "spf",
+            "check",
+            "--ip",
+            "192.0.2.1",
+            "--nameserver",
+            "not-an-ip",
+        ],
+        "`--nameserver not-an-ip`: expected IP or IP:PORT",
+    );
+    usage(
+        &example,
+        &["inspect", "missing.eml", "--now", "soon"],
+        "--now `soon`: expected RFC 3339 UTC or unix seconds",
+    );
+    let keys = keys_case();
+    let state = keys.read("keys/state.json");
+    usage(
+        &keys,
+        &["keys", "generate", "example.test", "--prefix", "nope"],
+        "domain example.test has no dkim selector family `nope` in the config",
+    );
+    usage(
+        &keys,
+        &["keys", "rotate", "other.test"],
+        "domain other.test has no dkim selector families in the config",
+    );
+    usage(&keys, &["keys", "export"], "keys.export is not configured");
+    assert_eq!(keys.read("keys/state.json"), state, "keys wrote");
+    // What is not an argument stays 1: a key file that cannot be read.
+    let run = keys
+        .run(&[
+            "keys",
+            "import",
+            "example.test",
+            "--selector",
+            "old",
+            "--key",
+            "missing.pem",
+        ])
+        .code(1);
+    assert!(
+        run.stderr.starts_with("error: reading missing.pem: "),
+        "{}",
+        run.stderr
+    );
+}
+
 /// The `--format` values of every command, from the command definitions:
 /// `mailauth reports list` → ["text", "json", "csv"].
 fn formats() -> BTreeMap<String, Vec<String>> {

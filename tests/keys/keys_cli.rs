@@ -45,7 +45,7 @@ impl Outputs {
             Ok(0) => Ok(text),
             Ok(code) => Err(format!("exit {code}: {text}")),
             Err(e) => {
-                let msg = format!("{e:#}");
+                let msg = mailauth::http::error_chain(&e);
                 self.0.push(msg.clone());
                 Err(msg)
             }

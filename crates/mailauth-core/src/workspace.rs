@@ -25,7 +25,7 @@ use crate::provider::cloudflare::Cloudflare;
 use crate::provider::powerdns::PowerDns;
 use crate::provider::rfc2136::Rfc2136;
 use crate::provider::zonefile::ZoneFileProvider;
-use crate::provider::{Provider, ReadScope};
+use crate::provider::{Provider, ProviderError, ReadScope};
 use crate::record::{Name, RType, RecordSet};
 use crate::spf::flatten::{Flattened, UpstreamState};
 use serde_saphyr::Spanned;
@@ -97,7 +97,7 @@ impl Workspace {
 
     /// Builds one provider from its config. Fails when credentials it
     /// refers to are missing.
-    pub fn build_provider(&self, cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, String> {
+    pub fn build_provider(&self, cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, ProviderError> {
         Ok(match cfg {
             ProviderConfig::Zonefile { dir, nameservers } => Arc::new(
                 ZoneFileProvider::new(
@@ -115,25 +115,21 @@ impl Workspace {
                 c.secret_file = c.secret_file.map(|p| self.resolve_path(&p));
                 // Which names to read when the server refuses AXFR is an
                 // ownership question: the provider is told.
-                Arc::new(
-                    Rfc2136::from_config(&c)
-                        .map_err(|e| e.to_string())?
-                        .with_read_scope(Arc::new(OwnedNames)),
-                )
+                Arc::new(Rfc2136::from_config(&c)?.with_read_scope(Arc::new(OwnedNames)))
             }
             ProviderConfig::Powerdns(c) => {
                 let mut c = c.clone();
                 c.secret_file = c.secret_file.map(|p| self.resolve_path(&p));
-                Arc::new(PowerDns::from_config(&c).map_err(|e| e.to_string())?)
+                Arc::new(PowerDns::from_config(&c)?)
             }
             ProviderConfig::Cloudflare(c) => {
                 let mut c = c.clone();
                 c.secret_file = c.secret_file.map(|p| self.resolve_path(&p));
-                Arc::new(Cloudflare::from_config(&c).map_err(|e| e.to_string())?)
+                Arc::new(Cloudflare::from_config(&c)?)
             }
-            ProviderConfig::Route53(c) => Arc::new(
-                crate::provider::route53::Route53::from_config(c).map_err(|e| e.to_string())?,
-            ),
+            ProviderConfig::Route53(c) => {
+                Arc::new(crate::provider::route53::Route53::from_config(c)?)
+            }
         })
     }
 
@@ -166,7 +162,7 @@ impl Workspace {
                     dir: "zones".into(),
                     nameservers: Vec::new(),
                 });
-            return vec![self.build_provider(&default)];
+            return vec![self.build_provider(&default).map_err(|e| e.to_string())];
         }
         named
             .iter()

@@ -4,21 +4,26 @@
 //! print the YAML (`--dry-run`) or merge it into the config file; with
 //! `--format json`, standard output carries one JSON document instead (each
 //! domain's entry, notes and, when written, outcome). The subcommand itself
-//! is declared in `cli`.
+//! is declared in `cli`. Its errors are [`ImportCliError`]; which exit code
+//! each gets is the binary's.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 
-use super::merge::{Outcome, merge};
+use super::merge::{MergeError, Outcome, merge};
 use super::{Imported, import, probe_list, read_live};
+use crate::config::ConfigError;
 use crate::dns::Resolver;
+use crate::masterfile::ParseError;
 use crate::output::{self, OutputFormat};
+use crate::provider::ProviderError;
 use crate::record::mtasts::MtaStsPolicy;
 use crate::record::{Name, Zone};
+use crate::validate::mtasts::PolicyError;
 use crate::validate::report::printable;
-use crate::validate::{Severity, parse_nameserver};
+use crate::validate::{ResolverFlagsError, Severity};
 use crate::workspace::{Workspace, parse_domain};
 
 /// The formats of `import`.
@@ -86,6 +91,90 @@ pub struct ImportArgs {
     pub json: bool,
 }
 
+/// Why `import` stopped: the arguments (the domains, `--zone-file`,
+/// `--provider`, `--selector`, `--nameserver`, `--timeout`, `--connect-to`),
+/// the source it reads, or the config file it writes. A domain that cannot
+/// be read is not one: it is reported and the others are imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportCliError {
+    /// A name on the command line that is not a domain.
+    #[error("{0}")]
+    Domain(String),
+    /// `--zone-file` with more than one domain.
+    #[error("--zone-file reads one zone: name exactly one domain")]
+    ZoneFileDomains,
+    /// The `--zone-file` that cannot be read.
+    #[error("{}", path.display())]
+    ZoneFileRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `--zone-file` that is not a master file, at `error.line`.
+    #[error("{}:{}: {}", path.display(), error.line, error.msg)]
+    ZoneFile { path: PathBuf, error: ParseError },
+    /// `--provider` without a config file.
+    #[error("--provider reads a provider of the config, and {} does not exist", config.display())]
+    NoConfig { config: PathBuf },
+    /// A bare `--provider`, and the config has no default `provider:`.
+    #[error("{}: no default `provider:` (name one with --provider NAME)", config.display())]
+    NoDefaultProvider { config: PathBuf },
+    /// `--provider=NAME`, and the config has no such provider.
+    #[error("{}: no provider named `{name}` under `providers:`", config.display())]
+    NoSuchProvider { config: PathBuf, name: String },
+    /// The provider could not be set up (its credentials, most often).
+    /// Its message already says why: the error is not repeated as a cause.
+    #[error("{0}")]
+    Provider(ProviderError),
+    /// A `--selector` that is not DNS labels.
+    #[error("--selector {value:?}: not a valid selector (DNS labels)")]
+    Selector { value: String },
+    /// `--nameserver` and `--timeout`, and the resolver they make.
+    #[error(transparent)]
+    Resolver(#[from] ResolverFlagsError),
+    /// A `--connect-to` that is not HOST:PORT:ADDR:PORT.
+    #[error(transparent)]
+    ConnectTo(PolicyError),
+    /// The HTTPS client of `--mta-sts-policy` (a `--ca-file` that cannot be
+    /// read, or the client itself).
+    #[error(transparent)]
+    Fetcher(PolicyError),
+    /// An imported entry that is not YAML `--format json` can read back.
+    #[error("{domain}: the imported entry does not read back: {error}")]
+    ReadBack {
+        domain: Name,
+        error: Box<serde_saphyr::Error>,
+    },
+    /// Rendering `--format json`.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The config file cannot be read (it need not exist).
+    #[error("{}", path.display())]
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file has no block-style `domains:` to add to.
+    #[error("{}", path.display())]
+    Merge {
+        path: PathBuf,
+        #[source]
+        source: MergeError,
+    },
+    /// The config with the entries merged does not load: nothing is
+    /// written.
+    #[error("the merged config would not load, nothing written: {0}")]
+    MergedInvalid(ConfigError),
+    /// The config file cannot be written.
+    #[error("{}", path.display())]
+    ConfigWrite {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// One domain in `import --format json`.
 #[derive(serde::Serialize, schemars::JsonSchema)]
 pub struct JsonDomain {
@@ -117,11 +206,14 @@ pub struct JsonImport {
     failed: usize,
 }
 
-fn json_domain(i: &Imported, outcome: Option<&Outcome>) -> anyhow::Result<JsonDomain> {
+fn json_domain(i: &Imported, outcome: Option<&Outcome>) -> Result<JsonDomain, ImportCliError> {
     // The entry is rendered once, as YAML, and read back: JSON and YAML
     // cannot disagree.
-    let map: serde_json::Value = serde_saphyr::from_str(&i.yaml(0))
-        .map_err(|e| anyhow::anyhow!("{}: the imported entry does not read back: {e}", i.domain))?;
+    let map: serde_json::Value =
+        serde_saphyr::from_str(&i.yaml(0)).map_err(|error| ImportCliError::ReadBack {
+            domain: i.domain.clone(),
+            error: Box::new(error),
+        })?;
     let entry = map
         .get(i.domain.as_str())
         .or_else(|| map.as_object().and_then(|m| m.values().next()))
@@ -150,7 +242,7 @@ fn json_domain(i: &Imported, outcome: Option<&Outcome>) -> anyhow::Result<JsonDo
     })
 }
 
-fn print_json(doc: &JsonImport) -> anyhow::Result<()> {
+fn print_json(doc: &JsonImport) -> Result<(), ImportCliError> {
     let text = serde_json::to_string_pretty(doc)?;
     println!("{}", crate::output::json_terminal_safe(&text));
     Ok(())
@@ -159,49 +251,52 @@ fn print_json(doc: &JsonImport) -> anyhow::Result<()> {
 /// Runs `mailauth import` against the config at `path` (`ws` when it
 /// exists). Returns 0, or 1 when a domain could not be read (the others are
 /// imported); errors that stop the run are the caller's.
-pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Result<i32> {
+pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> Result<i32, ImportCliError> {
     let mut domains = args
         .domains
         .iter()
         .map(|d| parse_domain(d))
         .collect::<Result<Vec<Name>, String>>()
-        .map_err(anyhow::Error::msg)?;
+        .map_err(ImportCliError::Domain)?;
     domains.sort();
     domains.dedup();
     let default_ttl = ws.map_or(3600, |w| w.config.defaults.ttl);
 
     let zones: Vec<(Name, Result<Zone, String>)> = if let Some(file) = &args.zone_file {
         let [domain] = domains.as_slice() else {
-            anyhow::bail!("--zone-file reads one zone: name exactly one domain");
+            return Err(ImportCliError::ZoneFileDomains);
         };
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let parsed = crate::masterfile::parse(&text, domain)
-            .map_err(|e| anyhow::anyhow!("{}:{}: {}", file.display(), e.line, e.msg))?;
+        let text =
+            std::fs::read_to_string(file).map_err(|source| ImportCliError::ZoneFileRead {
+                path: file.clone(),
+                source,
+            })?;
+        let parsed =
+            crate::masterfile::parse(&text, domain).map_err(|error| ImportCliError::ZoneFile {
+                path: file.clone(),
+                error,
+            })?;
         vec![(domain.clone(), Ok(parsed.zone(domain)))]
     } else if let Some(name) = &args.provider {
-        let ws = ws.ok_or_else(|| {
-            anyhow::anyhow!(
-                "--provider reads a provider of the config, and {} does not exist",
-                path.display()
-            )
+        let ws = ws.ok_or_else(|| ImportCliError::NoConfig {
+            config: path.to_path_buf(),
         })?;
         let cfg = if name.is_empty() {
-            ws.config.provider.clone().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{}: no default `provider:` (name one with --provider NAME)",
-                    path.display()
-                )
-            })?
+            ws.config
+                .provider
+                .clone()
+                .ok_or_else(|| ImportCliError::NoDefaultProvider {
+                    config: path.to_path_buf(),
+                })?
         } else {
             ws.config.providers.get(name).cloned().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{}: no provider named `{name}` under `providers:`",
-                    path.display()
-                )
+                ImportCliError::NoSuchProvider {
+                    config: path.to_path_buf(),
+                    name: name.clone(),
+                }
             })?
         };
-        let provider = ws.build_provider(&cfg).map_err(anyhow::Error::msg)?;
+        let provider = ws.build_provider(&cfg).map_err(ImportCliError::Provider)?;
         domains
             .iter()
             .map(|d| {
@@ -217,7 +312,7 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
         let (resolver, _) = crate::validate::resolver_from_flags(&args.nameservers, args.timeout)?;
         for s in &args.selectors {
             if s.is_empty() || Name::parse(s).is_err() {
-                anyhow::bail!("--selector {s:?}: not a valid selector (DNS labels)");
+                return Err(ImportCliError::Selector { value: s.clone() });
             }
         }
         let probe = probe_list(&args.selectors);
@@ -288,7 +383,7 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
         let domains = imported
             .iter()
             .map(|i| json_domain(i, None))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         print_json(&JsonImport { domains, failed })?;
         return Ok(if failed > 0 { 1 } else { 0 });
     }
@@ -302,31 +397,43 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
     let existing = match std::fs::read_to_string(path) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => anyhow::bail!("{}: {e}", path.display()),
+        Err(source) => {
+            return Err(ImportCliError::ConfigRead {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     };
     let mut text = existing.clone().unwrap_or_else(|| "domains:\n".to_string());
     let mut outcomes = Vec::new();
     for i in &imported {
-        let (t, o) = merge(&text, &i.domain, |indent| i.yaml(indent), args.replace)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let (t, o) =
+            merge(&text, &i.domain, |indent| i.yaml(indent), args.replace).map_err(|source| {
+                ImportCliError::Merge {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         text = t;
         outcomes.push((i.domain.clone(), o));
     }
     if existing.as_deref() != Some(text.as_str()) {
         // Nothing half-written: the merged file must load before it
         // replaces the old one.
-        crate::config::load_str(&text, path).map_err(|e| {
-            anyhow::anyhow!("the merged config would not load, nothing written: {e}")
+        crate::config::load_str(&text, path).map_err(ImportCliError::MergedInvalid)?;
+        crate::fsutil::write_atomic(path, text.as_bytes(), 0o644).map_err(|source| {
+            ImportCliError::ConfigWrite {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
-        crate::fsutil::write_atomic(path, text.as_bytes(), 0o644)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
     if json {
         let domains = imported
             .iter()
             .zip(&outcomes)
             .map(|(i, (_, o))| json_domain(i, Some(o)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         print_json(&JsonImport { domains, failed })?;
     }
     for (d, o) in outcomes {
@@ -349,29 +456,33 @@ pub fn run(path: &Path, ws: Option<&Workspace>, args: ImportArgs) -> anyhow::Res
 fn fetch_policies(
     args: &ImportArgs,
     zones: &[(Name, Zone)],
-) -> anyhow::Result<Vec<Option<Result<MtaStsPolicy, String>>>> {
+) -> Result<Vec<Option<Result<MtaStsPolicy, String>>>, ImportCliError> {
     use crate::validate::mtasts::{ConnectTo, FetchSettings, PolicyFetcher};
     let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
     let servers = args
         .nameservers
         .iter()
-        .map(|s| parse_nameserver(s))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|s| crate::dns::parse_nameserver(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ResolverFlagsError::from)?;
     let resolver = if servers.is_empty() {
-        Resolver::system_within(Some(timeout))?
+        Resolver::system_within(Some(timeout))
     } else {
-        Resolver::with_nameservers(&servers, timeout)?
-    };
+        Resolver::with_nameservers(&servers, timeout)
+    }
+    .map_err(ResolverFlagsError::from)?;
     let connect_to = args
         .connect_to
         .iter()
         .map(|s| s.parse::<ConnectTo>())
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ImportCliError::ConnectTo)?;
     let fetcher = PolicyFetcher::new(FetchSettings {
         ca_files: args.ca_files.clone(),
         connect_to,
         ..FetchSettings::default()
-    })?;
+    })
+    .map_err(ImportCliError::Fetcher)?;
     Ok(zones
         .iter()
         .map(|(d, z)| {

@@ -1,12 +1,13 @@
 //! `mailauth spf check`: evaluate RFC 7208 check_host() for one connection
 //! over real DNS (the system resolver or `--nameserver`) and explain the
-//! verdict. Only wiring: the evaluation is `spf::check_sender`.
+//! verdict. Only wiring: the evaluation is `spf::check_sender`. Its
+//! errors are [`SpfCliError`]; which exit code each gets is the binary's.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{CheckOptions, SpfResult, check_sender};
-use crate::dns::Resolver;
+use crate::dns::{NameserverError, ResolveError, Resolver};
 use crate::output::{self, OutputFormat};
 
 /// The formats of `spf check`.
@@ -49,8 +50,23 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-/// Exit code 0 for `pass`, 3 (findings) for any other result, 1 on errors.
-pub fn run(args: SpfArgs) -> anyhow::Result<i32> {
+/// Why `spf check` gave no result.
+#[derive(Debug, thiserror::Error)]
+pub enum SpfCliError {
+    /// A `--nameserver` that is neither IP nor IP:PORT.
+    #[error(transparent)]
+    Nameserver(#[from] NameserverError),
+    /// The resolver could not be built.
+    #[error(transparent)]
+    Resolver(#[from] ResolveError),
+    /// Rendering `--format json`.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// Exit code 0 for `pass`, 3 (findings) for any other result; errors are
+/// the caller's.
+pub fn run(args: SpfArgs) -> Result<i32, SpfCliError> {
     let SpfCommand::Check(args) = args.command;
     let resolver = if args.nameservers.is_empty() {
         Resolver::system()?

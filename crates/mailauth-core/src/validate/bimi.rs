@@ -54,16 +54,17 @@ pub struct BimiCheck {
 
 impl BimiCheck {
     /// Reads the PEM roots of `--bimi-ca-file`.
-    pub fn new(fetcher: PolicyFetcher, ca_files: &[PathBuf]) -> Result<BimiCheck, String> {
+    pub fn new(fetcher: PolicyFetcher, ca_files: &[PathBuf]) -> Result<BimiCheck, PolicyError> {
         let mut roots = Vec::new();
         for path in ca_files {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let ca_file = |detail: String| PolicyError::CaFile {
+                path: path.clone(),
+                detail,
+            };
+            let pem = std::fs::read(path).map_err(|e| ca_file(e.to_string()))?;
             let certs = pem_certificates(&pem);
             if certs.is_empty() {
-                return Err(format!(
-                    "{}: no PEM certificate in the file",
-                    path.display()
-                ));
+                return Err(ca_file("no PEM certificate in the file".to_string()));
             }
             roots.extend(certs);
         }

@@ -3,6 +3,8 @@
 //! the resolver (system, or `--nameserver`) and the MTA-STS policy fetcher
 //! (`--ca-file`, `--connect-to`), run the checks, print the report, and
 //! turn it into an exit code. The subcommand itself is declared in `cli`.
+//! Its errors are [`ValidateCliError`]; which exit code each gets is the
+//! binary's.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,8 +12,10 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::mtasts::{ConnectTo, DeclaredPolicy, FetchSettings, PolicyCheck, PolicyFetcher};
-use super::{Settings, Severity, ValidateError, Validator, parse_authority};
+use super::mtasts::{
+    ConnectTo, DeclaredPolicy, FetchSettings, PolicyCheck, PolicyError, PolicyFetcher,
+};
+use super::{ResolverFlagsError, Settings, Severity, ValidateError, Validator, parse_authority};
 use crate::output::{self, OutputFormat};
 use crate::record::Name;
 use crate::workspace::Workspace;
@@ -99,15 +103,52 @@ pub struct ValidateArgs {
     pub verbose: bool,
 }
 
+/// Why `validate` stopped before checking any domain: the arguments (the
+/// domains, `--selector`, `--timeout`, `--nameserver`, `--authority`,
+/// `--policy-timeout`, `--connect-to`), or the resolver, the CA files and
+/// the HTTPS client it needs.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateCliError {
+    /// No domain named and no config, or a name that is not a domain
+    /// ([`ValidateError::Selection`]).
+    #[error(transparent)]
+    Selection(ValidateError),
+    /// A `--selector` that is not DNS labels.
+    #[error("--selector {value:?}: not a valid selector (DNS labels)")]
+    Selector { value: String },
+    /// `--nameserver` and `--timeout`, and the resolver they make.
+    #[error(transparent)]
+    Resolver(#[from] ResolverFlagsError),
+    /// An `--authority` that is not NAME=IP[:PORT]
+    /// ([`ValidateError::Authority`]).
+    #[error(transparent)]
+    Authority(ValidateError),
+    /// `--policy-timeout` zero, negative or not a number.
+    #[error("--policy-timeout must be a positive number of seconds")]
+    PolicyTimeout,
+    /// A `--connect-to` that is not HOST:PORT:ADDR:PORT.
+    #[error(transparent)]
+    ConnectTo(PolicyError),
+    /// The HTTPS client of the MTA-STS and BIMI fetches: a `--ca-file` or
+    /// `--bimi-ca-file` that cannot be read or holds no certificate, or
+    /// the client itself.
+    #[error(transparent)]
+    Fetcher(PolicyError),
+}
+
 /// Exit code of a run that found problems (the same for every command that
 /// reports findings: validate, inspect, spf check).
 pub const FINDINGS: i32 = 3;
 
 /// Runs `mailauth validate`: prints the report and returns the exit code
 /// (0 clean, [`FINDINGS`] when something fails, or warns with `--fail-on
-/// warn`; errors that stop the run are the caller's 1). `color` is the
+/// warn`; errors that stop the run are the caller's). `color` is the
 /// global `--color` resolved.
-pub fn run(ws: Option<&Workspace>, args: ValidateArgs, color: bool) -> anyhow::Result<i32> {
+pub fn run(
+    ws: Option<&Workspace>,
+    args: ValidateArgs,
+    color: bool,
+) -> Result<i32, ValidateCliError> {
     let mut domains = match ws {
         Some(ws) => ws.select_any(&args.domains),
         None if args.domains.is_empty() => Err(
@@ -120,13 +161,13 @@ pub fn run(ws: Option<&Workspace>, args: ValidateArgs, color: bool) -> anyhow::R
             .map(|d| crate::workspace::parse_domain(d))
             .collect(),
     }
-    .map_err(|message| ValidateError::Selection { message })?;
+    .map_err(|message| ValidateCliError::Selection(ValidateError::Selection { message }))?;
     // The report is in name order whatever order the domains were given in.
     domains.sort();
     domains.dedup();
     for s in &args.selectors {
         if s.is_empty() || Name::parse(s).is_err() {
-            anyhow::bail!("--selector {s:?}: not a valid selector (DNS labels)");
+            return Err(ValidateCliError::Selector { value: s.clone() });
         }
     }
     let (resolver, timeout) = super::resolver_from_flags(&args.nameservers, args.timeout)?;
@@ -141,7 +182,8 @@ pub fn run(ws: Option<&Workspace>, args: ValidateArgs, color: bool) -> anyhow::R
         .authorities
         .iter()
         .map(|s| parse_authority(s))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ValidateCliError::Authority)?;
     let settings = Settings {
         timeout,
         concurrency: args.concurrency.max(1),
@@ -174,19 +216,21 @@ pub fn run(ws: Option<&Workspace>, args: ValidateArgs, color: bool) -> anyhow::R
     let mut validator = Validator::new(&resolver, settings).with_selectors(selectors, true);
     if !args.no_mta_sts_policy {
         if !(args.policy_timeout.is_finite() && args.policy_timeout > 0.0) {
-            anyhow::bail!("--policy-timeout must be a positive number of seconds");
+            return Err(ValidateCliError::PolicyTimeout);
         }
         let connect_to = args
             .connect_to
             .iter()
             .map(|s| s.parse::<ConnectTo>())
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ValidateCliError::ConnectTo)?;
         let fetcher = PolicyFetcher::new(FetchSettings {
             ca_files: args.ca_files.clone(),
             connect_to,
             timeout: Duration::from_secs_f64(args.policy_timeout),
             ..FetchSettings::default()
-        })?;
+        })
+        .map_err(ValidateCliError::Fetcher)?;
         let declared: HashMap<String, DeclaredPolicy> = ws
             .iter()
             .flat_map(|ws| ws.config.domains.iter())
@@ -203,15 +247,17 @@ pub fn run(ws: Option<&Workspace>, args: ValidateArgs, color: bool) -> anyhow::R
             .connect_to
             .iter()
             .map(|s| s.parse::<ConnectTo>())
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ValidateCliError::ConnectTo)?;
         let fetcher = PolicyFetcher::new(FetchSettings {
             ca_files: args.ca_files.clone(),
             connect_to,
             timeout: Duration::from_secs_f64(args.policy_timeout.max(0.001)),
             ..FetchSettings::default()
-        })?;
+        })
+        .map_err(ValidateCliError::Fetcher)?;
         let check = super::bimi::BimiCheck::new(fetcher, &args.bimi_ca_files)
-            .map_err(anyhow::Error::msg)?;
+            .map_err(ValidateCliError::Fetcher)?;
         validator = validator.with_bimi(check);
     }
     let reports = validator.validate(&desired);

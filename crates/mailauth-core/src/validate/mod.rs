@@ -415,20 +415,35 @@ impl<'a> Validator<'a> {
     }
 }
 
+/// Why a command's `--nameserver` and `--timeout` flags give no resolver:
+/// a flag that is not one (the first two), or a resolver that cannot be
+/// built.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolverFlagsError {
+    /// `--timeout` zero, negative or not a number.
+    #[error("--timeout must be a positive number of seconds")]
+    Timeout,
+    /// A `--nameserver` that is neither IP nor IP:PORT.
+    #[error(transparent)]
+    Nameserver(#[from] crate::dns::NameserverError),
+    #[error(transparent)]
+    Resolver(#[from] ResolveError),
+}
+
 /// The resolver of a command's `--nameserver` and `--timeout` flags (the
 /// system resolver when no server is named), and the per-query time: the
 /// whole time one query may take, its attempts sharing it.
 pub fn resolver_from_flags(
     nameservers: &[String],
     timeout_secs: f64,
-) -> anyhow::Result<(crate::dns::Resolver, std::time::Duration)> {
+) -> Result<(crate::dns::Resolver, std::time::Duration), ResolverFlagsError> {
     if !(timeout_secs.is_finite() && timeout_secs > 0.0) {
-        anyhow::bail!("--timeout must be a positive number of seconds");
+        return Err(ResolverFlagsError::Timeout);
     }
     let timeout = std::time::Duration::from_secs_f64(timeout_secs);
     let servers = nameservers
         .iter()
-        .map(|s| parse_nameserver(s))
+        .map(|s| crate::dns::parse_nameserver(s))
         .collect::<Result<Vec<_>, _>>()?;
     let resolver = if servers.is_empty() {
         crate::dns::Resolver::system_within(Some(timeout))?
