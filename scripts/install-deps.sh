@@ -6,7 +6,8 @@
 # PostgreSQL 15, OpenDKIM's key tester, Chromium for the dashboard tests,
 # openssl for throwaway CAs, nginx-light's WebDAV as an MTA-STS policy
 # upload target), the C/C++ compiler that the bundled SQLite and
-# libFuzzer are built with, and cargo-fuzz. The test harness starts each
+# libFuzzer are built with, and cargo-fuzz when a libFuzzer run is asked
+# for (FUZZ_SMOKE_SECONDS, or `scripts/install-deps.sh fuzz`). The test harness starts each
 # server itself, on loopback ports in temp dirs; nothing here starts one.
 set -euo pipefail
 
@@ -29,9 +30,11 @@ if [ ${#missing[@]} -ne 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# cargo-fuzz drives the fuzz targets (scripts/fuzz.sh, and the smoke run in
-# scripts/test.sh).
-if ! cargo fuzz --version >/dev/null 2>&1; then
+# cargo-fuzz drives the fuzz targets under libFuzzer (scripts/fuzz.sh, and
+# scripts/test.sh's smoke run when FUZZ_SMOKE_SECONDS asks for one); the
+# tests replay every target's seeds without it.
+if { [ "${1:-}" = fuzz ] || [ "${FUZZ_SMOKE_SECONDS:-0}" != 0 ]; } \
+  && ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz"
   cargo install --locked --quiet cargo-fuzz@0.13.2
 fi
