@@ -16,7 +16,8 @@
 //! the reports above the last folded id: it first reads their earliest and
 //! latest `date_begin` (by the id index of each month) and bounds the fill
 //! with them, so a refresh after new reports reads only their months; a
-//! rebuild reads every month.
+//! rebuild reads every month. A removal (`remove_reports`) reads the
+//! removed reports' records within their months in the same way.
 
 use postgres::types::{FromSql, ToSql, Type};
 
@@ -146,6 +147,19 @@ fn pg_sql(q: DashQuery) -> &'static str {
              LIMIT 200"
             )
         }
+        DashQuery::ReportersRollup => {
+            // The columns of Reporters, from the reporter rollup (no time
+            // bound: $2 and $3 are NULL).
+            concat!(
+                "SELECT org_name, ",
+                pg_sum!("reports"),
+                ", ",
+                pg_sum!("messages"),
+                ", min(first_begin), max(last_end) FROM dashboard_reporters_v1 \
+             WHERE ($1::text IS NULL OR domain = $1) AND $2::bigint IS NULL AND $3::bigint IS NULL \
+             GROUP BY org_name ORDER BY 3 DESC, org_name COLLATE \"C\""
+            )
+        }
         DashQuery::Reporters => {
             concat!(
                 "SELECT org_name, count(*), ",
@@ -261,7 +275,7 @@ pub(crate) fn pg_cells(what: &'static str, row: &postgres::Row) -> Result<Vec<Ce
 /// Saturating sums (see [`pg_sum!`]), as on SQLite.
 const ROLLUP_FILL_PG: &str = concat!(
     "INSERT INTO dashboard_daily_v1 AS d (domain, day, messages, \
-    dmarc_pass, spf_aligned, dkim_aligned, disp_none, quarantine, reject) \
+    dmarc_pass, spf_aligned, dkim_aligned, disp_none, quarantine, reject, records) \
  SELECT r.policy_domain, r.date_begin / 86400, ",
     pg_sum!("c.count"),
     ", ",
@@ -278,11 +292,11 @@ const ROLLUP_FILL_PG: &str = concat!(
     pg_sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
     // $2 and $3 bound the `date_begin` of the reports folded in, on both
     // partitioned tables, so that PostgreSQL reads only their months.
-    " FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
+    ", count(*) FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
  WHERE r.id > $1 \
  AND r.date_begin >= $2 AND r.date_begin <= $3 AND c.date_begin >= $2 AND c.date_begin <= $3 \
  GROUP BY 1, 2 \
- ON CONFLICT (domain, day) DO UPDATE SET messages = ",
+ ON CONFLICT (domain, day) DO UPDATE SET records = d.records + excluded.records, messages = ",
     pg_add!("d.messages", "excluded.messages"),
     ", dmarc_pass = ",
     pg_add!("d.dmarc_pass", "excluded.dmarc_pass"),
@@ -349,19 +363,246 @@ const ROLLUP_SOURCES_PG: &str = concat!(
      spf_reported = ARRAY(SELECT unnest(d.spf_reported) UNION SELECT unnest(excluded.spf_reported))",
 );
 
-/// The policy rollup, as on SQLite (`ROLLUP_POLICY_SQLITE`), bounded by
-/// `date_begin` as [`ROLLUP_FILL_PG`].
+/// The policy rollup, as on SQLite (`ROLLUP_POLICY_SQLITE`): one row per
+/// group, upserted; bounded by `date_begin` as [`ROLLUP_FILL_PG`].
 const ROLLUP_POLICY_PG: &str = concat!(
-    "INSERT INTO dashboard_policy_v1 (domain, p, pct, disposition, reasons, messages) \
+    "INSERT INTO dashboard_policy_v1 AS d (domain, p, pct, disposition, reasons, messages, records) \
  SELECT r.policy_domain, p.p, p.pct, c.disposition, c.reasons, ",
     pg_sum!("c.count"),
-    " FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
+    ", count(*) FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
  LEFT JOIN policy_published p ON p.report_id = r.id AND p.date_begin = r.date_begin \
    AND p.date_begin >= $2 AND p.date_begin <= $3 \
  WHERE r.id > $1 \
  AND r.date_begin >= $2 AND r.date_begin <= $3 AND c.date_begin >= $2 AND c.date_begin <= $3 \
- GROUP BY 1, 2, 3, 4, 5"
+ GROUP BY 1, 2, 3, 4, 5 \
+ ON CONFLICT (domain, (p IS NULL), (coalesce(p, '')), (pct IS NULL), (coalesce(pct, 0)), \
+   disposition, reasons) DO UPDATE SET records = d.records + excluded.records, messages = ",
+    pg_add!("d.messages", "excluded.messages"),
 );
+
+/// The reporter rollup, as on SQLite (`ROLLUP_REPORTERS_SQLITE`), bounded
+/// by `date_begin` as [`ROLLUP_FILL_PG`].
+const ROLLUP_REPORTERS_PG: &str = concat!(
+    "INSERT INTO dashboard_reporters_v1 AS d (domain, org_name, reports, messages, \
+    first_begin, last_end) \
+ SELECT policy_domain, org_name, count(*), ",
+    pg_sum!("message_count"),
+    ", min(date_begin), max(date_end) FROM reports r \
+ WHERE r.id > $1 AND r.date_begin >= $2 AND r.date_begin <= $3 \
+ GROUP BY 1, 2 \
+ ON CONFLICT (domain, org_name) DO UPDATE SET reports = d.reports + excluded.reports, \
+   messages = ",
+    pg_add!("d.messages", "excluded.messages"),
+    ", first_begin = least(d.first_begin, excluded.first_begin), \
+   last_end = greatest(d.last_end, excluded.last_end)",
+);
+
+/// The records of the reports being removed (`rollup_gone`, folded in
+/// already), bounded by their months ($1, $2) so that PostgreSQL reads
+/// only those partitions.
+macro_rules! gone_records_pg {
+    () => {
+        "rollup_gone x JOIN reports r ON r.id = x.id AND r.date_begin = x.date_begin \
+         AND r.date_begin >= $1 AND r.date_begin <= $2 \
+         JOIN records c ON c.report_id = r.id AND c.date_begin = r.date_begin \
+         AND c.date_begin >= $1 AND c.date_begin <= $2"
+    };
+}
+
+/// Subtracts the removed records from the daily rollup.
+const FORGET_DAILY_PG: &str = concat!(
+    "UPDATE dashboard_daily_v1 AS d SET messages = d.messages - g.messages, \
+   dmarc_pass = d.dmarc_pass - g.dmarc_pass, spf_aligned = d.spf_aligned - g.spf_aligned, \
+   dkim_aligned = d.dkim_aligned - g.dkim_aligned, disp_none = d.disp_none - g.disp_none, \
+   quarantine = d.quarantine - g.quarantine, reject = d.reject - g.reject, \
+   records = d.records - g.records \
+ FROM (SELECT r.policy_domain AS domain, r.date_begin / 86400 AS day, ",
+    pg_sum!("c.count"),
+    " AS messages, ",
+    pg_sum!(count_case!(dmarc_pass)),
+    " AS dmarc_pass, ",
+    pg_sum!(count_case!(spf_aligned)),
+    " AS spf_aligned, ",
+    pg_sum!(count_case!(dkim_aligned)),
+    " AS dkim_aligned, ",
+    pg_sum!("CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"),
+    " AS disp_none, ",
+    pg_sum!("CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END"),
+    " AS quarantine, ",
+    pg_sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
+    " AS reject, count(*) AS records FROM ",
+    gone_records_pg!(),
+    " GROUP BY 1, 2) AS g \
+ WHERE d.domain = g.domain AND d.day = g.day"
+);
+
+/// Subtracts the removed records from the policy rollup.
+const FORGET_POLICY_PG: &str = concat!(
+    "UPDATE dashboard_policy_v1 AS d SET messages = d.messages - g.messages, \
+   records = d.records - g.records \
+ FROM (SELECT r.policy_domain AS domain, p.p AS p, p.pct AS pct, c.disposition AS disposition, \
+   c.reasons AS reasons, ",
+    pg_sum!("c.count"),
+    " AS messages, count(*) AS records FROM ",
+    gone_records_pg!(),
+    " LEFT JOIN policy_published p ON p.report_id = r.id AND p.date_begin = r.date_begin \
+   AND p.date_begin >= $1 AND p.date_begin <= $2 \
+   GROUP BY 1, 2, 3, 4, 5) AS g \
+ WHERE d.domain = g.domain AND d.p IS NOT DISTINCT FROM g.p \
+ AND d.pct IS NOT DISTINCT FROM g.pct \
+ AND d.disposition = g.disposition AND d.reasons = g.reasons"
+);
+
+/// Takes the advisory lock of the rollup refresh for the rest of the
+/// transaction `tx`, which is about to remove reports: taken before any
+/// table lock, in the order a refresh takes them, so that neither waits
+/// for the other in a cycle.
+pub(crate) fn lock_rollup(tx: &mut postgres::Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROLLUP_LOCK])
+        .map_err(|source| StoreError::PgQuery {
+            what: "lock rollup",
+            source,
+        })?;
+    Ok(())
+}
+
+/// As on SQLite (`dashq::sqlite::remove_reports`, which says what is
+/// kept and how): in the transaction `tx` that removes the reports
+/// (holding [`lock_rollup`]), `delete` removing their rows.
+pub(crate) fn remove_reports(
+    tx: &mut postgres::Transaction<'_>,
+    gone: &Gone<'_>,
+    delete: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let q = |what: &'static str| move |source| StoreError::PgQuery { what, source };
+    let pair =
+        |what, r: &postgres::Row| Ok::<_, StoreError>((pg_get(r, what, 0)?, pg_get(r, what, 1)?));
+    let saved: Option<(i64, i64)> = tx
+        .query_opt(
+            "SELECT max_report, reports FROM dashboard_rollup_v1 WHERE one = 1",
+            &[],
+        )
+        .map_err(q("read rollup state"))?
+        .map(|r| pair("read rollup state", &r))
+        .transpose()?;
+    let Some((max, n)) = saved else {
+        return delete(tx);
+    };
+    let r = tx
+        .query_one("SELECT count(*) FROM reports WHERE id <= $1", &[&max])
+        .map_err(q("read report ids"))?;
+    let folded: i64 = pg_get(&r, "read report ids", 0)?;
+    tx.batch_execute(
+        "CREATE TEMP TABLE rollup_gone (id BIGINT PRIMARY KEY, date_begin BIGINT NOT NULL) \
+           ON COMMIT DROP; \
+         CREATE TEMP TABLE rollup_touched_sources (domain TEXT NOT NULL, \
+           source_ip TEXT NOT NULL, PRIMARY KEY (domain, source_ip)) ON COMMIT DROP; \
+         CREATE TEMP TABLE rollup_touched_reporters (domain TEXT NOT NULL, \
+           org_name TEXT NOT NULL, PRIMARY KEY (domain, org_name)) ON COMMIT DROP;",
+    )
+    .map_err(q("prepare rollup removal"))?;
+    match gone {
+        Gone::Before(cutoff) => tx.execute(
+            "INSERT INTO rollup_gone SELECT id, date_begin FROM reports \
+             WHERE date_begin < $1 AND id <= $2",
+            &[cutoff, &max],
+        ),
+        Gone::Ids(ids) => tx.execute(
+            "INSERT INTO rollup_gone SELECT id, date_begin FROM reports \
+             WHERE id = ANY($1) AND id <= $2 ON CONFLICT DO NOTHING",
+            &[ids, &max],
+        ),
+    }
+    .map_err(q("list removed reports"))?;
+    let r = tx
+        .query_one(
+            "SELECT coalesce(min(date_begin), 0), coalesce(max(date_begin), -1) FROM rollup_gone",
+            &[],
+        )
+        .map_err(q("read report dates"))?;
+    let (first, last): (i64, i64) = pair("read report dates", &r)?;
+    const BOUNDS: &str = "IN (9223372036854775807, -9223372036854775808)";
+    let r = tx
+        .query_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM dashboard_daily_v1 WHERE messages {BOUNDS} \
+                 OR dmarc_pass {BOUNDS} OR spf_aligned {BOUNDS} OR dkim_aligned {BOUNDS} \
+                 OR disp_none {BOUNDS} OR quarantine {BOUNDS} OR reject {BOUNDS}) \
+                 OR EXISTS (SELECT 1 FROM dashboard_policy_v1 WHERE messages {BOUNDS}) \
+                 OR EXISTS (SELECT 1 FROM {} WHERE c.count < 0)",
+                gone_records_pg!()
+            ),
+            &[&first, &last],
+        )
+        .map_err(q("read rollup sums"))?;
+    let saturated: bool = pg_get(&r, "read rollup sums", 0)?;
+    if folded != n || saturated {
+        tx.execute("DELETE FROM dashboard_rollup_v1", &[])
+            .map_err(q("reset rollup"))?;
+        return delete(tx);
+    }
+    tx.execute(FORGET_DAILY_PG, &[&first, &last])
+        .map_err(q("subtract from rollup"))?;
+    tx.execute(FORGET_POLICY_PG, &[&first, &last])
+        .map_err(q("subtract from policy rollup"))?;
+    tx.execute(
+        concat!(
+            "INSERT INTO rollup_touched_sources SELECT DISTINCT r.policy_domain, c.source_ip FROM ",
+            gone_records_pg!()
+        ),
+        &[&first, &last],
+    )
+    .map_err(q("subtract from source rollup"))?;
+    tx.batch_execute(
+        "DELETE FROM dashboard_daily_v1 WHERE records = 0; \
+         DELETE FROM dashboard_policy_v1 WHERE records = 0; \
+         INSERT INTO rollup_touched_reporters SELECT DISTINCT r.policy_domain, r.org_name \
+           FROM rollup_gone x JOIN reports r ON r.id = x.id AND r.date_begin = x.date_begin; \
+         DELETE FROM dashboard_sources_v1 WHERE (domain, source_ip) IN \
+           (SELECT domain, source_ip FROM rollup_touched_sources); \
+         DELETE FROM dashboard_reporters_v1 WHERE (domain, org_name) IN \
+           (SELECT domain, org_name FROM rollup_touched_reporters); \
+         ANALYZE rollup_touched_sources;",
+    )
+    .map_err(q("subtract from rollup"))?;
+    delete(tx)?;
+    // The touched rows again, from the records kept that were folded in
+    // (the source IP index, `records_source`, finds them).
+    tx.execute(
+        &ROLLUP_SOURCES_PG.replace(
+            "WHERE r.id > $1",
+            "WHERE r.id <= $1 \
+             AND c.source_ip IN (SELECT source_ip FROM rollup_touched_sources) \
+             AND (r.policy_domain, c.source_ip) IN \
+               (SELECT domain, source_ip FROM rollup_touched_sources)",
+        ),
+        &[&max, &i64::MIN, &i64::MAX],
+    )
+    .map_err(q("fill source rollup"))?;
+    tx.execute(
+        &ROLLUP_REPORTERS_PG.replace(
+            "WHERE r.id > $1",
+            "WHERE r.id <= $1 AND (r.policy_domain, r.org_name) IN \
+               (SELECT domain, org_name FROM rollup_touched_reporters)",
+        ),
+        &[&max, &i64::MIN, &i64::MAX],
+    )
+    .map_err(q("fill reporter rollup"))?;
+    tx.execute(
+        "INSERT INTO dashboard_rollup_v1 (one, max_report, reports) \
+         SELECT 1, coalesce(max(id), 0), count(*) FROM reports WHERE id <= $1 \
+         ON CONFLICT (one) DO UPDATE SET max_report = excluded.max_report, \
+           reports = excluded.reports",
+        &[&max],
+    )
+    .map_err(q("save rollup state"))?;
+    tx.batch_execute(
+        "DROP TABLE rollup_gone; DROP TABLE rollup_touched_sources; \
+         DROP TABLE rollup_touched_reporters;",
+    )
+    .map_err(q("end rollup removal"))?;
+    Ok(())
+}
 
 /// Key of the advisory lock that serialises rollup refreshes between
 /// dashboard processes sharing one database.
@@ -408,7 +649,7 @@ fn pg_refresh(c: &mut postgres::Client) -> Result<i64, StoreError> {
         RollupStep::Rebuild => {
             tx.batch_execute(
                 "DELETE FROM dashboard_daily_v1; DELETE FROM dashboard_sources_v1; \
-                 DELETE FROM dashboard_policy_v1;",
+                 DELETE FROM dashboard_policy_v1; DELETE FROM dashboard_reporters_v1;",
             )
             .map_err(q("clear rollup"))?;
             (i64::MIN, 0)
@@ -431,6 +672,8 @@ fn pg_refresh(c: &mut postgres::Client) -> Result<i64, StoreError> {
             .map_err(q("fill source rollup"))?;
         tx.execute(ROLLUP_POLICY_PG, &[&after, &first, &last])
             .map_err(q("fill policy rollup"))?;
+        tx.execute(ROLLUP_REPORTERS_PG, &[&after, &first, &last])
+            .map_err(q("fill reporter rollup"))?;
     }
     tx.execute(
         "INSERT INTO dashboard_rollup_v1 (one, max_report, reports) VALUES (1, $1, $2) \
