@@ -1852,7 +1852,7 @@ fn migration_to_source_rollup_keeps_every_row(st: &TestStore) {
     let daily = store.dash_daily(&DashFilter::default()).expect("daily");
     drop(store);
     let downgrade = "DROP TABLE dashboard_sources_v1; DROP TABLE dashboard_policy_v1; \
-                     DROP TABLE dashboard_reporters_v1; DROP INDEX records_source; \
+                     DROP TABLE dashboard_reporters_v1; \
                      ALTER TABLE dashboard_daily_v1 DROP COLUMN records; \
                      DELETE FROM schema_version WHERE version IN (6, 7);";
     st.execute(downgrade, downgrade);
@@ -2168,7 +2168,7 @@ fn migration_collapses_the_policy_rollup(st: &TestStore) {
     drop(store);
     let downgrade = |int: &str| {
         format!(
-            "DROP TABLE dashboard_reporters_v1; DROP INDEX records_source; \
+            "DROP TABLE dashboard_reporters_v1; \
              ALTER TABLE dashboard_daily_v1 DROP COLUMN records; \
              DROP TABLE dashboard_policy_v1; \
              CREATE TABLE dashboard_policy_v1 (domain TEXT NOT NULL, p TEXT, pct {int}, \

@@ -120,12 +120,13 @@ fn pg_sql(q: DashQuery) -> &'static str {
         }
         DashQuery::SourcesRollup => {
             // The columns of Sources, from the source rollup (no time
-            // bound: $2 and $3 are NULL). Lists as Sources writes them.
+            // bound: $2 and $3 are NULL). Lists (the keys of the
+            // rollup's objects) as Sources writes them.
             "SELECT domain, source_ip, messages, dmarc_pass, spf_aligned, dkim_aligned, \
                forwarded_reason, arc_pass, \
-               (SELECT string_agg(v || chr(31), ',') FROM unnest(reporters) v), \
-               (SELECT string_agg(v || chr(31), ',') FROM unnest(dkim_signers) v), \
-               (SELECT string_agg(v || chr(31), ',') FROM unnest(spf_reported) v), \
+               (SELECT string_agg(v || chr(31), ',') FROM jsonb_object_keys(reporters) v), \
+               (SELECT string_agg(v || chr(31), ',') FROM jsonb_object_keys(dkim_signers) v), \
+               (SELECT string_agg(v || chr(31), ',') FROM jsonb_object_keys(spf_reported) v), \
                failing \
              FROM dashboard_sources_v1 \
              WHERE ($1::text IS NULL OR domain = $1) AND $2::bigint IS NULL AND $3::bigint IS NULL \
@@ -312,39 +313,85 @@ const ROLLUP_FILL_PG: &str = concat!(
     pg_add!("d.reject", "excluded.reject"),
 );
 
-/// The source rollup, as on SQLite (`ROLLUP_SOURCES_SQLITE`), with arrays
-/// of distinct values for the lists (NULL elements kept, skipped when
-/// read); bounded by `date_begin` as [`ROLLUP_FILL_PG`].
+/// The rows of the source rollup for the records of `$from`, as on SQLite
+/// (`sources_groups_sqlite!`), the lists as JSONB objects.
+macro_rules! sources_groups_pg {
+    ($from:literal) => {
+        concat!(
+            "WITH base AS MATERIALIZED (SELECT r.policy_domain AS domain, \
+               c.source_ip AS source_ip, r.org_name AS org, \
+               CASE WHEN c.dkim_result = 'pass' THEN \
+                 c.dkim_domain || coalesce('/' || c.dkim_selector, '') END AS dk, \
+               CASE WHEN c.spf_domain IS NOT NULL THEN \
+                 c.spf_domain || '=' || coalesce(c.spf_result, '?') END AS sp, \
+               c.count AS count, c.dkim_aligned AS dkim_aligned, c.spf_aligned AS spf_aligned, \
+               c.reasons AS reasons FROM ",
+            $from,
+            "), sums AS (SELECT c.domain, c.source_ip, ",
+            pg_sum!("c.count"),
+            " AS messages, ",
+            pg_sum!(count_case!(dmarc_pass)),
+            " AS dmarc_pass, ",
+            pg_sum!(count_case!(spf_aligned)),
+            " AS spf_aligned, ",
+            pg_sum!(count_case!(dkim_aligned)),
+            " AS dkim_aligned, ",
+            pg_sum!(count_case!(forwarded)),
+            " AS forwarded_reason, ",
+            // RFC 8617 §7.2: a passing ARC chain noted in the override
+            // comment (`arc=pass`), as in Sources.
+            pg_sum!(count_case!(arc_pass, "ILIKE")),
+            " AS arc_pass, ",
+            pg_sum!(count_case!(failing)),
+            " AS failing, count(*) AS records FROM base c GROUP BY 1, 2), \
+             vals AS (SELECT domain, source_ip, 1 AS k, org AS v, count(*) AS n FROM base \
+               GROUP BY 1, 2, 4 \
+               UNION ALL SELECT domain, source_ip, 2, dk, count(*) FROM base \
+               WHERE dk IS NOT NULL GROUP BY 1, 2, 4 \
+               UNION ALL SELECT domain, source_ip, 3, sp, count(*) FROM base \
+               WHERE sp IS NOT NULL GROUP BY 1, 2, 4), \
+             lists AS (SELECT domain, source_ip, \
+               coalesce(jsonb_object_agg(v, n) FILTER (WHERE k = 1), '{}') AS reporters, \
+               coalesce(jsonb_object_agg(v, n) FILTER (WHERE k = 2), '{}') AS dkim_signers, \
+               coalesce(jsonb_object_agg(v, n) FILTER (WHERE k = 3), '{}') AS spf_reported \
+               FROM vals GROUP BY 1, 2) \
+             SELECT s.domain, s.source_ip, s.messages, s.dmarc_pass, s.spf_aligned, \
+               s.dkim_aligned, s.forwarded_reason, s.arc_pass, s.failing, s.records, \
+               l.reporters, l.dkim_signers, l.spf_reported \
+             FROM sums s JOIN lists l ON l.domain = s.domain AND l.source_ip = s.source_ip"
+        )
+    };
+}
+
+/// The counts of each value of the JSONB objects `$old` and `$new` (each
+/// times `$sign`) added, values reaching 0 left out.
+macro_rules! pg_merge {
+    ($old:literal, $new:literal, $sign:literal) => {
+        concat!(
+            "(SELECT coalesce(jsonb_object_agg(key, n), '{}') FROM \
+               (SELECT key, sum(n) AS n FROM (SELECT key, value::bigint AS n FROM jsonb_each_text(",
+            $old,
+            ") UNION ALL SELECT key, ",
+            $sign,
+            "value::bigint FROM jsonb_each_text(",
+            $new,
+            ")) u GROUP BY key HAVING sum(n) > 0) m)"
+        )
+    };
+}
+
+/// The source rollup, as on SQLite (`ROLLUP_SOURCES_SQLITE`); bounded by
+/// `date_begin` as [`ROLLUP_FILL_PG`].
 const ROLLUP_SOURCES_PG: &str = concat!(
     "INSERT INTO dashboard_sources_v1 AS d (domain, source_ip, messages, dmarc_pass, \
-    spf_aligned, dkim_aligned, forwarded_reason, arc_pass, failing, \
-    reporters, dkim_signers, spf_reported) \
- SELECT r.policy_domain, c.source_ip, ",
-    pg_sum!("c.count"),
-    ", ",
-    pg_sum!(count_case!(dmarc_pass)),
-    ", ",
-    pg_sum!(count_case!(spf_aligned)),
-    ", ",
-    pg_sum!(count_case!(dkim_aligned)),
-    ", ",
-    pg_sum!(count_case!(forwarded)),
-    ", ",
-    // RFC 8617 §7.2: a passing ARC chain noted in the override comment
-    // (`arc=pass`), as in Sources.
-    pg_sum!(count_case!(arc_pass, "ILIKE")),
-    ", ",
-    pg_sum!(count_case!(failing)),
-    ", array_agg(DISTINCT r.org_name), \
-   array_agg(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
-       c.dkim_domain || coalesce('/' || c.dkim_selector, '') END), \
-   array_agg(DISTINCT CASE WHEN c.spf_domain IS NOT NULL THEN \
-       c.spf_domain || '=' || coalesce(c.spf_result, '?') END) \
- FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
- WHERE r.id > $1 \
- AND r.date_begin >= $2 AND r.date_begin <= $3 AND c.date_begin >= $2 AND c.date_begin <= $3 \
- GROUP BY 1, 2 \
- ON CONFLICT (domain, source_ip) DO UPDATE SET messages = ",
+    spf_aligned, dkim_aligned, forwarded_reason, arc_pass, failing, records, \
+    reporters, dkim_signers, spf_reported) ",
+    sources_groups_pg!(
+        "records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
+         WHERE r.id > $1 \
+         AND r.date_begin >= $2 AND r.date_begin <= $3 AND c.date_begin >= $2 AND c.date_begin <= $3"
+    ),
+    " ON CONFLICT (domain, source_ip) DO UPDATE SET messages = ",
     pg_add!("d.messages", "excluded.messages"),
     ", dmarc_pass = ",
     pg_add!("d.dmarc_pass", "excluded.dmarc_pass"),
@@ -358,9 +405,35 @@ const ROLLUP_SOURCES_PG: &str = concat!(
     pg_add!("d.arc_pass", "excluded.arc_pass"),
     ", failing = ",
     pg_add!("d.failing", "excluded.failing"),
-    ", reporters = ARRAY(SELECT unnest(d.reporters) UNION SELECT unnest(excluded.reporters)), \
-     dkim_signers = ARRAY(SELECT unnest(d.dkim_signers) UNION SELECT unnest(excluded.dkim_signers)), \
-     spf_reported = ARRAY(SELECT unnest(d.spf_reported) UNION SELECT unnest(excluded.spf_reported))",
+    ", records = d.records + excluded.records, reporters = ",
+    pg_merge!("d.reporters", "excluded.reporters", ""),
+    ", dkim_signers = ",
+    pg_merge!("d.dkim_signers", "excluded.dkim_signers", ""),
+    ", spf_reported = ",
+    pg_merge!("d.spf_reported", "excluded.spf_reported", ""),
+);
+
+/// Subtracts the removed records from the source rollup, as on SQLite.
+const FORGET_SOURCES_PG: &str = concat!(
+    "UPDATE dashboard_sources_v1 AS d SET messages = d.messages - g.messages, \
+   dmarc_pass = d.dmarc_pass - g.dmarc_pass, spf_aligned = d.spf_aligned - g.spf_aligned, \
+   dkim_aligned = d.dkim_aligned - g.dkim_aligned, \
+   forwarded_reason = d.forwarded_reason - g.forwarded_reason, \
+   arc_pass = d.arc_pass - g.arc_pass, failing = d.failing - g.failing, \
+   records = d.records - g.records, reporters = ",
+    pg_merge!("d.reporters", "g.reporters", "-"),
+    ", dkim_signers = ",
+    pg_merge!("d.dkim_signers", "g.dkim_signers", "-"),
+    ", spf_reported = ",
+    pg_merge!("d.spf_reported", "g.spf_reported", "-"),
+    " FROM (",
+    sources_groups_pg!(
+        "rollup_gone x JOIN reports r ON r.id = x.id AND r.date_begin = x.date_begin \
+         AND r.date_begin >= $1 AND r.date_begin <= $2 \
+         JOIN records c ON c.report_id = r.id AND c.date_begin = r.date_begin \
+         AND c.date_begin >= $1 AND c.date_begin <= $2"
+    ),
+    ") AS g WHERE d.domain = g.domain AND d.source_ip = g.source_ip"
 );
 
 /// The policy rollup, as on SQLite (`ROLLUP_POLICY_SQLITE`): one row per
@@ -495,8 +568,6 @@ pub(crate) fn remove_reports(
     tx.batch_execute(
         "CREATE TEMP TABLE rollup_gone (id BIGINT PRIMARY KEY, date_begin BIGINT NOT NULL) \
            ON COMMIT DROP; \
-         CREATE TEMP TABLE rollup_touched_sources (domain TEXT NOT NULL, \
-           source_ip TEXT NOT NULL, PRIMARY KEY (domain, source_ip)) ON COMMIT DROP; \
          CREATE TEMP TABLE rollup_touched_reporters (domain TEXT NOT NULL, \
            org_name TEXT NOT NULL, PRIMARY KEY (domain, org_name)) ON COMMIT DROP;",
     )
@@ -529,6 +600,9 @@ pub(crate) fn remove_reports(
                  OR dmarc_pass {BOUNDS} OR spf_aligned {BOUNDS} OR dkim_aligned {BOUNDS} \
                  OR disp_none {BOUNDS} OR quarantine {BOUNDS} OR reject {BOUNDS}) \
                  OR EXISTS (SELECT 1 FROM dashboard_policy_v1 WHERE messages {BOUNDS}) \
+                 OR EXISTS (SELECT 1 FROM dashboard_sources_v1 WHERE messages {BOUNDS} \
+                 OR dmarc_pass {BOUNDS} OR spf_aligned {BOUNDS} OR dkim_aligned {BOUNDS} \
+                 OR forwarded_reason {BOUNDS} OR arc_pass {BOUNDS} OR failing {BOUNDS}) \
                  OR EXISTS (SELECT 1 FROM {} WHERE c.count < 0)",
                 gone_records_pg!()
             ),
@@ -545,40 +619,21 @@ pub(crate) fn remove_reports(
         .map_err(q("subtract from rollup"))?;
     tx.execute(FORGET_POLICY_PG, &[&first, &last])
         .map_err(q("subtract from policy rollup"))?;
-    tx.execute(
-        concat!(
-            "INSERT INTO rollup_touched_sources SELECT DISTINCT r.policy_domain, c.source_ip FROM ",
-            gone_records_pg!()
-        ),
-        &[&first, &last],
-    )
-    .map_err(q("subtract from source rollup"))?;
+    tx.execute(FORGET_SOURCES_PG, &[&first, &last])
+        .map_err(q("subtract from source rollup"))?;
     tx.batch_execute(
         "DELETE FROM dashboard_daily_v1 WHERE records = 0; \
          DELETE FROM dashboard_policy_v1 WHERE records = 0; \
+         DELETE FROM dashboard_sources_v1 WHERE records = 0; \
          INSERT INTO rollup_touched_reporters SELECT DISTINCT r.policy_domain, r.org_name \
            FROM rollup_gone x JOIN reports r ON r.id = x.id AND r.date_begin = x.date_begin; \
-         DELETE FROM dashboard_sources_v1 WHERE (domain, source_ip) IN \
-           (SELECT domain, source_ip FROM rollup_touched_sources); \
          DELETE FROM dashboard_reporters_v1 WHERE (domain, org_name) IN \
-           (SELECT domain, org_name FROM rollup_touched_reporters); \
-         ANALYZE rollup_touched_sources;",
+           (SELECT domain, org_name FROM rollup_touched_reporters);",
     )
     .map_err(q("subtract from rollup"))?;
     delete(tx)?;
-    // The touched rows again, from the records kept that were folded in
-    // (the source IP index, `records_source`, finds them).
-    tx.execute(
-        &ROLLUP_SOURCES_PG.replace(
-            "WHERE r.id > $1",
-            "WHERE r.id <= $1 \
-             AND c.source_ip IN (SELECT source_ip FROM rollup_touched_sources) \
-             AND (r.policy_domain, c.source_ip) IN \
-               (SELECT domain, source_ip FROM rollup_touched_sources)",
-        ),
-        &[&max, &i64::MIN, &i64::MAX],
-    )
-    .map_err(q("fill source rollup"))?;
+    // The touched reporter rows again, from the reports kept that were
+    // folded in (their first and last times cannot be subtracted).
     tx.execute(
         &ROLLUP_REPORTERS_PG.replace(
             "WHERE r.id > $1",
@@ -596,11 +651,8 @@ pub(crate) fn remove_reports(
         &[&max],
     )
     .map_err(q("save rollup state"))?;
-    tx.batch_execute(
-        "DROP TABLE rollup_gone; DROP TABLE rollup_touched_sources; \
-         DROP TABLE rollup_touched_reporters;",
-    )
-    .map_err(q("end rollup removal"))?;
+    tx.batch_execute("DROP TABLE rollup_gone; DROP TABLE rollup_touched_reporters;")
+        .map_err(q("end rollup removal"))?;
     Ok(())
 }
 

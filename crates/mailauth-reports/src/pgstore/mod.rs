@@ -19,7 +19,9 @@
 //! `sslrootcert` in the URL; TLS over rustls); `reports delete` and
 //! `reports prune` are here: prune drops the partitions of the months
 //! wholly before its cutoff and deletes row by row only in the month
-//! holding it. Sums of counts saturate at `i64::MAX` (`pg_sum!` of
+//! holding it; both keep the dashboards' rollups in their transaction
+//! through `reports::dashq` (which owns them), after taking the rollup
+//! refresh's advisory lock. Sums of counts saturate at `i64::MAX` (`pg_sum!` of
 //! `reports::dashq`), as on SQLite.
 //!
 //! Concurrency: every item is one transaction; a report is claimed by

@@ -236,9 +236,10 @@ CREATE INDEX dashboard_policy_v1_domain ON dashboard_policy_v1 (domain);
 DELETE FROM dashboard_rollup_v1;
 "#,
     // 7: rollups kept by prune and delete, as on SQLite: record counts in
-    // the daily and policy rollups, the policy rollup one row per group
-    // (the appended rows collapsed), the reporter rollup, an index on the
-    // records' source IP (one per monthly partition); the state cleared.
+    // the daily, policy and source rollups, the source lists as JSONB
+    // objects of each value and its number of records (the source rollup
+    // made again, empty), the policy rollup one row per group (the
+    // appended rows collapsed), the reporter rollup; the state cleared.
     r#"
 ALTER TABLE dashboard_daily_v1 ADD COLUMN records BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE dashboard_policy_v7 (
@@ -258,6 +259,23 @@ DROP TABLE dashboard_policy_v1;
 ALTER TABLE dashboard_policy_v7 RENAME TO dashboard_policy_v1;
 CREATE UNIQUE INDEX dashboard_policy_v1_group ON dashboard_policy_v1
     (domain, (p IS NULL), (coalesce(p, '')), (pct IS NULL), (coalesce(pct, 0)), disposition, reasons);
+DROP TABLE dashboard_sources_v1;
+CREATE TABLE dashboard_sources_v1 (
+    domain           TEXT   NOT NULL,
+    source_ip        TEXT   NOT NULL,
+    messages         BIGINT NOT NULL,
+    dmarc_pass       BIGINT NOT NULL,
+    spf_aligned      BIGINT NOT NULL,
+    dkim_aligned     BIGINT NOT NULL,
+    forwarded_reason BIGINT NOT NULL,
+    arc_pass         BIGINT NOT NULL,
+    failing          BIGINT NOT NULL,
+    records          BIGINT NOT NULL,
+    reporters        JSONB  NOT NULL,
+    dkim_signers     JSONB  NOT NULL,
+    spf_reported     JSONB  NOT NULL,
+    PRIMARY KEY (domain, source_ip)
+);
 CREATE TABLE dashboard_reporters_v1 (
     domain      TEXT   NOT NULL,
     org_name    TEXT   NOT NULL,
@@ -267,7 +285,6 @@ CREATE TABLE dashboard_reporters_v1 (
     last_end    BIGINT NOT NULL,
     PRIMARY KEY (domain, org_name)
 );
-CREATE INDEX records_source ON records (source_ip);
 DELETE FROM dashboard_rollup_v1;
 "#,
 ];

@@ -8,7 +8,9 @@
 //! ([`ReportRow`], [`ReportDetails`]), the one error type of both stores
 //! ([`StoreError`], in `error`), and the report ids the CLI prints and
 //! accepts ([`display_id`], [`parse_report_id`]). For SQLite it holds
-//! opening, `reports delete` and `reports prune` (retention); its parts are
+//! opening, `reports delete` and `reports prune` (retention; the
+//! dashboards' rollups are kept in the same transaction by
+//! `reports::dashq`, which owns them); its parts are
 //! `schema` (migrations), `write` (one transaction per item, the
 //! parsing thread) and `prepare` (an item's `records` rows worked out on
 //! the thread that parsed it, [`PreparedRecords`]). Every sum of counts saturates at `i64::MAX` (the

@@ -216,15 +216,15 @@ CREATE TABLE IF NOT EXISTS dashboard_policy_v1 (
 CREATE INDEX IF NOT EXISTS dashboard_policy_v1_domain ON dashboard_policy_v1 (domain);
 DELETE FROM dashboard_rollup_v1;
 "#,
-    // 7: rollups kept by prune and delete (`reports::dashq`). The daily
-    // and policy rollups count the records of each row (a row goes when
-    // its last record does; a record may count 0 messages); the policy
-    // rollup becomes one row per group, upserted (the appended rows of
-    // version 6 collapsed into it); the reporter rollup (one row per
-    // domain and reporter) answers the overview's reporters. An index on
-    // the records' source IP lets a removal re-read only the records of
-    // the sources it touched. The rollup state is cleared: the next
-    // refresh rebuilds every rollup with its record counts.
+    // 7: rollups kept by prune and delete (`reports::dashq`). The daily,
+    // policy and source rollups count the records of each row (a row goes
+    // when its last record does; a record may count 0 messages), and the
+    // source lists become JSON objects of each value and its number of
+    // records (the source rollup is made again, empty); the policy rollup
+    // becomes one row per group, upserted (the appended rows of version 6
+    // collapsed into it); the reporter rollup (one row per domain and
+    // reporter) answers the overview's reporters. The rollup state is
+    // cleared: the next refresh rebuilds every rollup with its counts.
     r#"
 ALTER TABLE dashboard_daily_v1 ADD COLUMN records INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE dashboard_policy_v7 (
@@ -245,6 +245,23 @@ DROP TABLE dashboard_policy_v1;
 ALTER TABLE dashboard_policy_v7 RENAME TO dashboard_policy_v1;
 CREATE UNIQUE INDEX dashboard_policy_v1_group ON dashboard_policy_v1
     (domain, p IS NULL, coalesce(p, ''), pct IS NULL, coalesce(pct, 0), disposition, reasons);
+DROP TABLE dashboard_sources_v1;
+CREATE TABLE dashboard_sources_v1 (
+    domain           TEXT    NOT NULL,
+    source_ip        TEXT    NOT NULL,
+    messages         INTEGER NOT NULL,
+    dmarc_pass       INTEGER NOT NULL,
+    spf_aligned      INTEGER NOT NULL,
+    dkim_aligned     INTEGER NOT NULL,
+    forwarded_reason INTEGER NOT NULL,
+    arc_pass         INTEGER NOT NULL,
+    failing          INTEGER NOT NULL,
+    records          INTEGER NOT NULL,
+    reporters        TEXT    NOT NULL,
+    dkim_signers     TEXT    NOT NULL,
+    spf_reported     TEXT    NOT NULL,
+    PRIMARY KEY (domain, source_ip)
+) WITHOUT ROWID;
 CREATE TABLE dashboard_reporters_v1 (
     domain      TEXT    NOT NULL,
     org_name    TEXT    NOT NULL,
@@ -254,7 +271,6 @@ CREATE TABLE dashboard_reporters_v1 (
     last_end    INTEGER NOT NULL,
     PRIMARY KEY (domain, org_name)
 ) WITHOUT ROWID;
-CREATE INDEX records_source ON records (source_ip);
 DELETE FROM dashboard_rollup_v1;
 "#,
 ];
