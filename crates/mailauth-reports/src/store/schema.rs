@@ -224,7 +224,9 @@ DELETE FROM dashboard_rollup_v1;
     // becomes one row per group, upserted (the appended rows of version 6
     // collapsed into it); the reporter rollup (one row per domain and
     // reporter) answers the overview's reporters. The rollup state is
-    // cleared: the next refresh rebuilds every rollup with its counts.
+    // cleared: the next refresh rebuilds every rollup with its counts (so
+    // the source and reporter rollups are made anew, whatever a store
+    // already holds under their names).
     r#"
 ALTER TABLE dashboard_daily_v1 ADD COLUMN records INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE dashboard_policy_v7 (
@@ -245,7 +247,7 @@ DROP TABLE dashboard_policy_v1;
 ALTER TABLE dashboard_policy_v7 RENAME TO dashboard_policy_v1;
 CREATE UNIQUE INDEX dashboard_policy_v1_group ON dashboard_policy_v1
     (domain, p IS NULL, coalesce(p, ''), pct IS NULL, coalesce(pct, 0), disposition, reasons);
-DROP TABLE dashboard_sources_v1;
+DROP TABLE IF EXISTS dashboard_sources_v1;
 CREATE TABLE dashboard_sources_v1 (
     domain           TEXT    NOT NULL,
     source_ip        TEXT    NOT NULL,
@@ -262,6 +264,7 @@ CREATE TABLE dashboard_sources_v1 (
     spf_reported     TEXT    NOT NULL,
     PRIMARY KEY (domain, source_ip)
 ) WITHOUT ROWID;
+DROP TABLE IF EXISTS dashboard_reporters_v1;
 CREATE TABLE dashboard_reporters_v1 (
     domain      TEXT    NOT NULL,
     org_name    TEXT    NOT NULL,
