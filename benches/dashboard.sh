@@ -18,6 +18,9 @@
 # 3. Stops the server and times a second start on the existing rollup,
 #    then the overview after one more report arrives (folded in
 #    incrementally).
+# 4. Without BEFORE_BIN: times `reports prune` of about 10% of the reports
+#    (those that began before 2025-02-07), then a start on the pruned
+#    store and the overview and domain page after it.
 #
 #   benches/dashboard.sh                          # release build, 1M records, SQLite
 #   STORE=postgres RECORDS=10000000 benches/dashboard.sh
@@ -219,6 +222,22 @@ measure() {
     late_report "$2"
     echo "overview / after one new report: $(t /) s"
     stop_serve
+    if [ -z "${BEFORE_BIN:-}" ]; then
+        # Retention: `reports prune` of the reports that began before
+        # 2025-02-07 (37 of the 365 days: about 10% of the reports), then
+        # a start on the pruned store (a rollup not kept by the prune is
+        # rebuilt there). Skipped with BEFORE_BIN: both binaries read one
+        # store, which must stay the same; compare two runs instead.
+        local t0; t0=$(secs)
+        MAILAUTH_NOW=2026-01-01T00:00:00Z "$RUN_BIN" reports prune --older-than 328d --yes \
+            "${STORE_ARGS[@]}" -c "$WORK/none.yaml" >"$WORK/prune.txt"
+        echo "reports prune (about 10% of the reports): $(since "$t0") s ($(head -1 "$WORK/prune.txt"))"
+        start_serve
+        echo "serve start after the prune: $STARTED s"
+        echo "overview / after the prune: $(t /) s"
+        echo "domain /domain/d7.example after the prune: $(t /domain/d7.example) s"
+        stop_serve
+    fi
 }
 if [ -n "${BEFORE_BIN:-}" ]; then
     # The same store (created with the older binary's schema), read first

@@ -26,6 +26,9 @@ both_stores!(
     rollup_kept_on_reopen_folded_by_month_rebuilt_on_prune,
     sources_split_is_the_two_source_lists,
     migration_to_source_rollup_keeps_every_row,
+    prune_and_delete_keep_every_rollup,
+    prune_of_a_partly_folded_store,
+    migration_collapses_the_policy_rollup,
 );
 
 fn totals(store: &dyn DashboardQueries) -> (i64, i64, i64) {
@@ -1651,8 +1654,8 @@ fn rollups_agree(store: &dyn DashboardQueries) {
 /// Issue 21: a current rollup is kept when the store is opened again
 /// (`serve` refreshes it at start and must not rebuild it); reports of
 /// other months are folded in (on PostgreSQL the fill reads only their
-/// months, so a bound off by one would leave one out); a prune rebuilds
-/// it, equal to the records again.
+/// months, so a bound off by one would leave one out); after a prune it
+/// is equal to the records again.
 fn rollup_kept_on_reopen_folded_by_month_rebuilt_on_prune(st: &TestStore) {
     use mailauth::reports::store_cli::AnyStore;
     let limits = IngestLimits::default();
@@ -1716,7 +1719,13 @@ fn rollup_kept_on_reopen_folded_by_month_rebuilt_on_prune(st: &TestStore) {
         4
     );
 
-    // Reports that began before December are pruned: rebuilt, exact.
+    // The mark taken off: the rollup equals the records again.
+    let unmark = "UPDATE dashboard_daily_v1 SET messages = messages - 1000 \
+                  WHERE messages >= 1000";
+    st.execute(unmark, unmark);
+    assert_eq!(totals(store.as_ref()), want(st));
+
+    // Reports that began before December are pruned: kept, exact.
     store.prune(1_764_547_200, true).expect("prune");
     store.refresh_rollup().expect("refresh");
     assert_eq!(totals(store.as_ref()), want(st));
@@ -1838,7 +1847,9 @@ fn migration_to_source_rollup_keeps_every_row(st: &TestStore) {
     let daily = store.dash_daily(&DashFilter::default()).expect("daily");
     drop(store);
     let downgrade = "DROP TABLE dashboard_sources_v1; DROP TABLE dashboard_policy_v1; \
-                     DELETE FROM schema_version WHERE version = 6;";
+                     DROP TABLE dashboard_reporters_v1; \
+                     ALTER TABLE dashboard_daily_v1 DROP COLUMN records; \
+                     DELETE FROM schema_version WHERE version IN (6, 7);";
     st.execute(downgrade, downgrade);
 
     let mut store = st.open();
@@ -1858,4 +1869,330 @@ fn migration_to_source_rollup_keeps_every_row(st: &TestStore) {
         .expect("sources");
     assert!(!all.is_empty(), "the source rollup is filled");
     rollups_agree(store.as_ref());
+}
+
+/// Every rollup answers as the records do: the source and policy rollups
+/// ([`rollups_agree`]), the reporter rollup against the reporters of the
+/// reports, and the daily rollup against the daily counts of each source
+/// summed from its records; the policy rollup holds one row per group.
+fn all_rollups_agree(st: &TestStore, store: &dyn DashboardQueries) {
+    rollups_agree(store);
+    for domain in [None, Some("example.com".to_owned())] {
+        let rolled = DashFilter {
+            domain,
+            ..DashFilter::default()
+        };
+        let records = DashFilter {
+            since: Some(i64::MIN),
+            ..rolled.clone()
+        };
+        assert_eq!(
+            store
+                .dash_reporters(&rolled)
+                .expect("reporters from the rollup"),
+            store.dash_reporters(&records).expect("reporters"),
+            "{rolled:?}"
+        );
+    }
+    let mut daily = std::collections::BTreeMap::new();
+    for s in store
+        .dash_sources(&DashFilter::default(), false, 1000)
+        .expect("sources")
+    {
+        let f = DashFilter {
+            domain: Some(s.domain.clone()),
+            source: Some(s.source_ip.clone()),
+            ..DashFilter::default()
+        };
+        for d in store.dash_daily(&f).expect("daily of one source") {
+            let e: &mut mailauth::reports::dashq::DailyRow = daily
+                .entry((d.domain.clone(), d.day))
+                .or_insert_with(|| mailauth::reports::dashq::DailyRow {
+                    domain: d.domain.clone(),
+                    day: d.day,
+                    ..Default::default()
+                });
+            e.messages += d.messages;
+            e.dmarc_pass += d.dmarc_pass;
+            e.spf_aligned += d.spf_aligned;
+            e.dkim_aligned += d.dkim_aligned;
+            e.none += d.none;
+            e.quarantine += d.quarantine;
+            e.reject += d.reject;
+        }
+    }
+    assert_eq!(
+        store.dash_daily(&DashFilter::default()).expect("daily"),
+        daily.into_values().collect::<Vec<_>>()
+    );
+    let all = DashFilter {
+        since: Some(i64::MIN),
+        ..DashFilter::default()
+    };
+    assert_eq!(
+        st.query_int("SELECT count(*) FROM dashboard_policy_v1"),
+        i64::try_from(store.dash_policy(&all).expect("policy").len()).expect("rows"),
+        "one policy rollup row per group"
+    );
+}
+
+/// A source whose records all count 0 messages (its rows stay on the
+/// pages, with 0 messages, as long as one record does).
+const ZERO_QUARANTINED: Row = (
+    "192.0.2.77",
+    0,
+    "quarantine",
+    "fail",
+    "fail",
+    None,
+    &[],
+    ("zero.test", "fail"),
+);
+
+/// [`ZERO_QUARANTINED`]'s source with messages.
+const QUARANTINED: Row = (
+    "192.0.2.77",
+    3,
+    "quarantine",
+    "fail",
+    "fail",
+    Some("forwarded"),
+    &[("other.test", "pass")],
+    ("zero.test", "pass"),
+);
+
+const NOV_30: i64 = 1_764_460_800;
+const DEC_01: i64 = 1_764_547_200;
+const DEC_31: i64 = 1_767_139_200;
+
+/// `reports prune` and `reports delete` keep the rollups in their own
+/// transaction: afterwards the state is current (the refresh folds in
+/// nothing: no rebuild from every record) and every rollup answers as the
+/// records do, rows whose last record went gone, rows keeping only
+/// records of 0 messages kept; repeated refreshes add to the policy rows
+/// instead of appending.
+fn prune_and_delete_keep_every_rollup(st: &TestStore) {
+    use mailauth::reports::parse::ReportKind;
+    let limits = IngestLimits::default();
+    let mut store = st.open();
+    let ingest = |store: &mut Box<dyn mailauth::reports::store_cli::AnyStore>,
+                  org: &str,
+                  id: &str,
+                  domain: &str,
+                  begin: i64,
+                  rows: &[Row]| {
+        let xml = report_at(org, id, domain, begin, rows);
+        store
+            .ingest_item(id, &xml, &limits)
+            .expect("db")
+            .expect("report");
+    };
+    ingest(
+        &mut store,
+        "r.test",
+        "a",
+        "example.com",
+        NOV_30,
+        &[WORKSPACE_ALIGNED, SENDGRID_BY_DKIM, QUARANTINED],
+    );
+    ingest(
+        &mut store,
+        "s.test",
+        "b",
+        "example.com",
+        DEC_01,
+        &[WORKSPACE_ALIGNED, ZERO_QUARANTINED],
+    );
+    ingest(
+        &mut store,
+        "r.test",
+        "c",
+        "other.test",
+        NOV_30,
+        &[SENDGRID_BY_DKIM],
+    );
+    assert_eq!(store.refresh_rollup().expect("refresh"), 3);
+    all_rollups_agree(st, store.as_ref());
+    // Folded one by one, the same groups again: added, not appended.
+    ingest(
+        &mut store,
+        "r.test",
+        "d",
+        "example.com",
+        DEC_31,
+        &[WORKSPACE_ALIGNED, SENDGRID_BY_DKIM],
+    );
+    assert_eq!(store.refresh_rollup().expect("refresh"), 1);
+    ingest(
+        &mut store,
+        "s.test",
+        "e",
+        "example.com",
+        DEC_31,
+        &[WORKSPACE_ALIGNED, QUARANTINED],
+    );
+    assert_eq!(store.refresh_rollup().expect("refresh"), 1);
+    all_rollups_agree(st, store.as_ref());
+
+    // November goes: other.test entirely, 192.0.2.77 keeps records (one
+    // of 0 messages, one of 3), r.test keeps one report.
+    let pruned = store.prune(DEC_01, true).expect("prune");
+    assert_eq!(pruned.reports, 2);
+    assert_eq!(
+        store.refresh_rollup().expect("refresh"),
+        0,
+        "the prune kept the rollups current: nothing to rebuild"
+    );
+    all_rollups_agree(st, store.as_ref());
+    assert!(
+        !store
+            .dash_reporters(&DashFilter::default())
+            .expect("reporters")
+            .is_empty()
+    );
+
+    // The newest report deleted, then another stored (SQLite may give it
+    // the same id): only the new one is folded in.
+    let ids: Vec<i64> = store
+        .list(None)
+        .expect("list")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let newest = *ids.iter().max().expect("a report");
+    store
+        .delete(&[(ReportKind::Aggregate, newest)])
+        .expect("delete");
+    assert_eq!(
+        store.refresh_rollup().expect("refresh"),
+        0,
+        "kept by delete"
+    );
+    all_rollups_agree(st, store.as_ref());
+    ingest(
+        &mut store,
+        "t.test",
+        "f",
+        "example.com",
+        DEC_31,
+        &[QUARANTINED],
+    );
+    assert_eq!(store.refresh_rollup().expect("refresh"), 1);
+    all_rollups_agree(st, store.as_ref());
+
+    // Everything deleted: every rollup empty, still current.
+    let all: Vec<_> = store
+        .list(None)
+        .expect("list")
+        .into_iter()
+        .map(|r| (r.kind, r.id))
+        .collect();
+    store.delete(&all).expect("delete all");
+    assert_eq!(store.refresh_rollup().expect("refresh"), 0);
+    all_rollups_agree(st, store.as_ref());
+    assert!(
+        store
+            .dash_daily(&DashFilter::default())
+            .expect("daily")
+            .is_empty()
+    );
+    assert!(
+        store
+            .dash_reporters(&DashFilter::default())
+            .expect("reporters")
+            .is_empty()
+    );
+}
+
+/// A prune while the rollup is behind: the pruned reports that were
+/// folded in are taken out, the ones that were not are only removed, and
+/// the next refresh folds in just the newer reports kept.
+fn prune_of_a_partly_folded_store(st: &TestStore) {
+    let limits = IngestLimits::default();
+    let mut store = st.open();
+    let ingest = |store: &mut Box<dyn mailauth::reports::store_cli::AnyStore>,
+                  id: &str,
+                  begin: i64,
+                  rows: &[Row]| {
+        let xml = report_at("r.test", id, "example.com", begin, rows);
+        store
+            .ingest_item(id, &xml, &limits)
+            .expect("db")
+            .expect("report");
+    };
+    ingest(&mut store, "a", NOV_30, &[WORKSPACE_ALIGNED, QUARANTINED]);
+    ingest(&mut store, "b", DEC_31, &[WORKSPACE_ALIGNED]);
+    assert_eq!(store.refresh_rollup().expect("refresh"), 2);
+    // Not folded in yet: one to be pruned, one kept.
+    ingest(&mut store, "c", NOV_30, &[SENDGRID_BY_DKIM, QUARANTINED]);
+    ingest(
+        &mut store,
+        "d",
+        DEC_31,
+        &[SENDGRID_BY_DKIM, ZERO_QUARANTINED],
+    );
+    assert_eq!(store.prune(DEC_01, true).expect("prune").reports, 2);
+    assert_eq!(
+        store.refresh_rollup().expect("refresh"),
+        1,
+        "only d folded in"
+    );
+    all_rollups_agree(st, store.as_ref());
+    assert_eq!(totals(store.as_ref()), want(st));
+    assert_eq!(store.refresh_rollup().expect("refresh"), 0);
+}
+
+/// Schema 7 makes the policy rollup one row per group: a store of version
+/// 6 (its policy rows appended per refresh, no reporter rollup) is
+/// migrated when opened, keeping every report, the appended rows summed
+/// into one per group; its next refresh rebuilds every rollup.
+fn migration_collapses_the_policy_rollup(st: &TestStore) {
+    let limits = IngestLimits::default();
+    let sample = |name: &str| {
+        std::fs::read(dashboard::samples().join("aggregate").join(name)).expect("sample")
+    };
+    let mut store = st.open();
+    for name in ["test.xml", "google.xml", "yahoo.xml"] {
+        store
+            .ingest_item(name, &sample(name), &limits)
+            .expect("db")
+            .expect("report");
+    }
+    assert_eq!(store.refresh_rollup().expect("refresh"), 3);
+    let list = store.list(None).expect("list");
+    drop(store);
+    let downgrade = |int: &str| {
+        format!(
+            "DROP TABLE dashboard_reporters_v1; \
+             ALTER TABLE dashboard_daily_v1 DROP COLUMN records; \
+             DROP TABLE dashboard_policy_v1; \
+             CREATE TABLE dashboard_policy_v1 (domain TEXT NOT NULL, p TEXT, pct {int}, \
+               disposition TEXT NOT NULL, reasons TEXT, messages {int} NOT NULL); \
+             CREATE INDEX dashboard_policy_v1_domain ON dashboard_policy_v1 (domain); \
+             INSERT INTO dashboard_policy_v1 VALUES ('a.test', NULL, NULL, 'none', '[]', 5), \
+               ('a.test', NULL, NULL, 'none', '[]', 7), ('a.test', 'reject', 100, 'none', '[]', 1), \
+               ('a.test', 'reject', 100, 'none', '[]', 2), ('a.test', 'reject', NULL, 'none', '[]', 4); \
+             DELETE FROM schema_version WHERE version = 7;"
+        )
+    };
+    st.execute(&downgrade("INTEGER"), &downgrade("BIGINT"));
+
+    let mut store = st.open();
+    assert_eq!(store.list(None).expect("list"), list, "every report kept");
+    assert_eq!(
+        st.query_int("SELECT count(*) FROM dashboard_policy_v1"),
+        3,
+        "one row per group"
+    );
+    assert_eq!(
+        st.query_int("SELECT messages FROM dashboard_policy_v1 WHERE p IS NULL AND pct IS NULL"),
+        12
+    );
+    assert_eq!(
+        st.query_int("SELECT messages FROM dashboard_policy_v1 WHERE p = 'reject' AND pct = 100"),
+        3
+    );
+    assert_eq!(store.refresh_rollup().expect("refresh"), 3, "rebuilt");
+    all_rollups_agree(st, store.as_ref());
+    assert_eq!(totals(store.as_ref()), want(st));
 }

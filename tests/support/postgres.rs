@@ -622,6 +622,22 @@ impl TestStore {
         }
     }
 
+    /// The integer in the first column of the first row `sql` answers
+    /// (the same SQL on both stores), read behind the program's back.
+    pub fn query_int(&self, sql: &str) -> i64 {
+        match self {
+            TestStore::Sqlite { path, .. } => rusqlite::Connection::open(path)
+                .expect("sqlite")
+                .query_row(sql, [], |r| r.get(0))
+                .expect("sqlite query"),
+            TestStore::Postgres { server, url, .. } => server
+                .connect(url)
+                .query_one(sql, &[])
+                .expect("PostgreSQL query")
+                .get(0),
+        }
+    }
+
     /// Runs raw SQL behind the program's back (test set-up): `sqlite` on
     /// an SQLite store, `pg` on a PostgreSQL one.
     pub fn execute(&self, sqlite: &str, pg: &str) {

@@ -20,11 +20,17 @@
 //! the daily counts and reporters are summed from the records instead
 //! ([`DashQuery::DailySource`], [`DashQuery::ReportersSource`]). The source
 //! rollup (`dashboard_sources_v1`, one row per domain and source IP) and
-//! the policy rollup (`dashboard_policy_v1`) have no days: they answer a
-//! domain page without a time bound ([`DashQuery::SourcesRollup`],
-//! [`DashQuery::PolicyRollup`]), and a bounded one reads the records. The
-//! tables are created by schema migrations of each store. Leaves
-//! ingestion and the schema to `reports::store` and `reports::pgstore`,
+//! the policy rollup (`dashboard_policy_v1`, one row per group) have no
+//! days: they answer a domain page without a time bound
+//! ([`DashQuery::SourcesRollup`], [`DashQuery::PolicyRollup`]), and a
+//! bounded one reads the records; the reporter rollup
+//! (`dashboard_reporters_v1`, one row per domain and reporter) answers
+//! the reporters of the overview and a domain page in the same way
+//! ([`DashQuery::ReportersRollup`]). `reports prune` and `reports delete`
+//! keep the rollups true in their own transaction (`remove_reports` of
+//! each dialect, called by the stores) instead of leaving them to a
+//! rebuild. The tables are created by schema migrations of each store.
+//! Leaves ingestion, the removal of report rows and the schema to `reports::store` and `reports::pgstore`,
 //! `reports list`/`show` and the checklist queries to `reports::rows`, and
 //! view assembly to `reports::dashboard`. The PostgreSQL side (`pgsql`) is
 //! built with the `postgres` feature.
@@ -296,6 +302,10 @@ pub enum DashQuery {
     SourcesRollup,
     /// Params: domain, since, until.
     Reporters,
+    /// [`Reporters`](Self::Reporters) over all time, from the reporter
+    /// rollup (`dashboard_reporters_v1`). Same params (since and until
+    /// NULL) and columns.
+    ReportersRollup,
     /// [`Reporters`](Self::Reporters) counting one source IP's records
     /// only. Params: domain, since, until, source.
     ReportersSource,
@@ -332,6 +342,7 @@ impl DashQuery {
             Self::DailySource => "daily counts of one source",
             Self::Sources => "top sources",
             Self::Reporters => "reporters",
+            Self::ReportersRollup => "reporters (rollup)",
             Self::ReportersSource => "reporters of one source",
             Self::Policy => "policy",
             Self::SourcesRollup => "top sources (rollup)",
@@ -542,9 +553,10 @@ pub trait DashboardQueries {
     fn dash_rows(&self, q: DashQuery, args: &[Arg]) -> Result<Vec<Vec<Cell>>, StoreError>;
 
     /// Brings the rollups up to date with the stored reports: adds the
-    /// reports stored since the last refresh, or rebuilds it when reports
-    /// were removed (or committed out of id order). Returns the number of
-    /// reports folded in.
+    /// reports stored since the last refresh, or rebuilds them when the
+    /// state does not match the reports (no state yet, or reports committed
+    /// out of id order; `reports prune` and `delete` keep the rollups and
+    /// their state themselves). Returns the number of reports folded in.
     fn refresh_rollup(&mut self) -> Result<i64, StoreError>;
 
     /// Daily outcome counts from the rollup (call
@@ -651,9 +663,15 @@ pub trait DashboardQueries {
 
     /// Reporters (aggregate report senders), most messages first; with a
     /// source filter, the reporters that saw that source IP and the
-    /// messages they reported from it.
+    /// messages they reported from it. Without a time bound nor a source
+    /// they are read from the reporter rollup (call
+    /// [`refresh_rollup`](Self::refresh_rollup) first), not the reports.
     fn dash_reporters(&self, f: &DashFilter) -> Result<Vec<ReporterRow>, StoreError> {
         let (q, rows) = match &f.source {
+            None if f.since.is_none() && f.until.is_none() => (
+                DashQuery::ReportersRollup,
+                self.dash_rows(DashQuery::ReportersRollup, &range_args(f))?,
+            ),
             None => (
                 DashQuery::Reporters,
                 self.dash_rows(DashQuery::Reporters, &range_args(f))?,
@@ -813,6 +831,16 @@ pub trait DashboardQueries {
 // The rollup: which reports to fold in, decided once for both stores.
 // ---------------------------------------------------------------------------
 
+/// The aggregate reports a removal takes out of the store, whose
+/// records the rollups must give back (`remove_reports` of each dialect).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Gone<'a> {
+    /// `reports prune`: every report that began before this time.
+    Before(i64),
+    /// `reports delete`: these report ids.
+    Ids(&'a [i64]),
+}
+
 /// What a refresh does, given the reports now and the rollup's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RollupStep {
@@ -821,8 +849,9 @@ enum RollupStep {
     /// Only reports with an id above `after` are new; `before` reports
     /// were folded in already.
     Fold { after: i64, before: i64 },
-    /// First run, or reports were removed (or committed below the last
-    /// folded id): empty the rollup and fold in everything.
+    /// First run, or reports were removed without the rollup being told
+    /// (or committed below the last folded id): empty the rollup and fold
+    /// in everything.
     Rebuild,
 }
 

@@ -16,7 +16,8 @@
 //! the reports above the last folded id: it first reads their earliest and
 //! latest `date_begin` (by the id index of each month) and bounds the fill
 //! with them, so a refresh after new reports reads only their months; a
-//! rebuild reads every month.
+//! rebuild reads every month. A removal (`remove_reports`) reads the
+//! removed reports' records within their months in the same way.
 
 use postgres::types::{FromSql, ToSql, Type};
 
@@ -119,12 +120,13 @@ fn pg_sql(q: DashQuery) -> &'static str {
         }
         DashQuery::SourcesRollup => {
             // The columns of Sources, from the source rollup (no time
-            // bound: $2 and $3 are NULL). Lists as Sources writes them.
+            // bound: $2 and $3 are NULL). Lists (the keys of the
+            // rollup's objects) as Sources writes them.
             "SELECT domain, source_ip, messages, dmarc_pass, spf_aligned, dkim_aligned, \
                forwarded_reason, arc_pass, \
-               (SELECT string_agg(v || chr(31), ',') FROM unnest(reporters) v), \
-               (SELECT string_agg(v || chr(31), ',') FROM unnest(dkim_signers) v), \
-               (SELECT string_agg(v || chr(31), ',') FROM unnest(spf_reported) v), \
+               (SELECT string_agg(v || chr(31), ',') FROM jsonb_object_keys(reporters) v), \
+               (SELECT string_agg(v || chr(31), ',') FROM jsonb_object_keys(dkim_signers) v), \
+               (SELECT string_agg(v || chr(31), ',') FROM jsonb_object_keys(spf_reported) v), \
                failing \
              FROM dashboard_sources_v1 \
              WHERE ($1::text IS NULL OR domain = $1) AND $2::bigint IS NULL AND $3::bigint IS NULL \
@@ -144,6 +146,19 @@ fn pg_sql(q: DashQuery) -> &'static str {
              ORDER BY domain COLLATE \"C\", 6 DESC, p COLLATE \"C\" NULLS FIRST, \
                pct NULLS FIRST, disposition COLLATE \"C\", reasons COLLATE \"C\" \
              LIMIT 200"
+            )
+        }
+        DashQuery::ReportersRollup => {
+            // The columns of Reporters, from the reporter rollup (no time
+            // bound: $2 and $3 are NULL).
+            concat!(
+                "SELECT org_name, ",
+                pg_sum!("reports"),
+                ", ",
+                pg_sum!("messages"),
+                ", min(first_begin), max(last_end) FROM dashboard_reporters_v1 \
+             WHERE ($1::text IS NULL OR domain = $1) AND $2::bigint IS NULL AND $3::bigint IS NULL \
+             GROUP BY org_name ORDER BY 3 DESC, org_name COLLATE \"C\""
             )
         }
         DashQuery::Reporters => {
@@ -261,7 +276,7 @@ pub(crate) fn pg_cells(what: &'static str, row: &postgres::Row) -> Result<Vec<Ce
 /// Saturating sums (see [`pg_sum!`]), as on SQLite.
 const ROLLUP_FILL_PG: &str = concat!(
     "INSERT INTO dashboard_daily_v1 AS d (domain, day, messages, \
-    dmarc_pass, spf_aligned, dkim_aligned, disp_none, quarantine, reject) \
+    dmarc_pass, spf_aligned, dkim_aligned, disp_none, quarantine, reject, records) \
  SELECT r.policy_domain, r.date_begin / 86400, ",
     pg_sum!("c.count"),
     ", ",
@@ -278,11 +293,11 @@ const ROLLUP_FILL_PG: &str = concat!(
     pg_sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
     // $2 and $3 bound the `date_begin` of the reports folded in, on both
     // partitioned tables, so that PostgreSQL reads only their months.
-    " FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
+    ", count(*) FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
  WHERE r.id > $1 \
  AND r.date_begin >= $2 AND r.date_begin <= $3 AND c.date_begin >= $2 AND c.date_begin <= $3 \
  GROUP BY 1, 2 \
- ON CONFLICT (domain, day) DO UPDATE SET messages = ",
+ ON CONFLICT (domain, day) DO UPDATE SET records = d.records + excluded.records, messages = ",
     pg_add!("d.messages", "excluded.messages"),
     ", dmarc_pass = ",
     pg_add!("d.dmarc_pass", "excluded.dmarc_pass"),
@@ -298,39 +313,85 @@ const ROLLUP_FILL_PG: &str = concat!(
     pg_add!("d.reject", "excluded.reject"),
 );
 
-/// The source rollup, as on SQLite (`ROLLUP_SOURCES_SQLITE`), with arrays
-/// of distinct values for the lists (NULL elements kept, skipped when
-/// read); bounded by `date_begin` as [`ROLLUP_FILL_PG`].
+/// The rows of the source rollup for the records of `$from`, as on SQLite
+/// (`sources_groups_sqlite!`), the lists as JSONB objects.
+macro_rules! sources_groups_pg {
+    ($from:literal) => {
+        concat!(
+            "WITH base AS MATERIALIZED (SELECT r.policy_domain AS domain, \
+               c.source_ip AS source_ip, r.org_name AS org, \
+               CASE WHEN c.dkim_result = 'pass' THEN \
+                 c.dkim_domain || coalesce('/' || c.dkim_selector, '') END AS dk, \
+               CASE WHEN c.spf_domain IS NOT NULL THEN \
+                 c.spf_domain || '=' || coalesce(c.spf_result, '?') END AS sp, \
+               c.count AS count, c.dkim_aligned AS dkim_aligned, c.spf_aligned AS spf_aligned, \
+               c.reasons AS reasons FROM ",
+            $from,
+            "), sums AS (SELECT c.domain, c.source_ip, ",
+            pg_sum!("c.count"),
+            " AS messages, ",
+            pg_sum!(count_case!(dmarc_pass)),
+            " AS dmarc_pass, ",
+            pg_sum!(count_case!(spf_aligned)),
+            " AS spf_aligned, ",
+            pg_sum!(count_case!(dkim_aligned)),
+            " AS dkim_aligned, ",
+            pg_sum!(count_case!(forwarded)),
+            " AS forwarded_reason, ",
+            // RFC 8617 §7.2: a passing ARC chain noted in the override
+            // comment (`arc=pass`), as in Sources.
+            pg_sum!(count_case!(arc_pass, "ILIKE")),
+            " AS arc_pass, ",
+            pg_sum!(count_case!(failing)),
+            " AS failing, count(*) AS records FROM base c GROUP BY 1, 2), \
+             vals AS (SELECT domain, source_ip, 1 AS k, org AS v, count(*) AS n FROM base \
+               GROUP BY 1, 2, 4 \
+               UNION ALL SELECT domain, source_ip, 2, dk, count(*) FROM base \
+               WHERE dk IS NOT NULL GROUP BY 1, 2, 4 \
+               UNION ALL SELECT domain, source_ip, 3, sp, count(*) FROM base \
+               WHERE sp IS NOT NULL GROUP BY 1, 2, 4), \
+             lists AS (SELECT domain, source_ip, \
+               coalesce(jsonb_object_agg(v, n) FILTER (WHERE k = 1), '{}') AS reporters, \
+               coalesce(jsonb_object_agg(v, n) FILTER (WHERE k = 2), '{}') AS dkim_signers, \
+               coalesce(jsonb_object_agg(v, n) FILTER (WHERE k = 3), '{}') AS spf_reported \
+               FROM vals GROUP BY 1, 2) \
+             SELECT s.domain, s.source_ip, s.messages, s.dmarc_pass, s.spf_aligned, \
+               s.dkim_aligned, s.forwarded_reason, s.arc_pass, s.failing, s.records, \
+               l.reporters, l.dkim_signers, l.spf_reported \
+             FROM sums s JOIN lists l ON l.domain = s.domain AND l.source_ip = s.source_ip"
+        )
+    };
+}
+
+/// The counts of each value of the JSONB objects `$old` and `$new` (each
+/// times `$sign`) added, values reaching 0 left out.
+macro_rules! pg_merge {
+    ($old:literal, $new:literal, $sign:literal) => {
+        concat!(
+            "(SELECT coalesce(jsonb_object_agg(key, n), '{}') FROM \
+               (SELECT key, sum(n) AS n FROM (SELECT key, value::bigint AS n FROM jsonb_each_text(",
+            $old,
+            ") UNION ALL SELECT key, ",
+            $sign,
+            "value::bigint FROM jsonb_each_text(",
+            $new,
+            ")) u GROUP BY key HAVING sum(n) > 0) m)"
+        )
+    };
+}
+
+/// The source rollup, as on SQLite (`ROLLUP_SOURCES_SQLITE`); bounded by
+/// `date_begin` as [`ROLLUP_FILL_PG`].
 const ROLLUP_SOURCES_PG: &str = concat!(
     "INSERT INTO dashboard_sources_v1 AS d (domain, source_ip, messages, dmarc_pass, \
-    spf_aligned, dkim_aligned, forwarded_reason, arc_pass, failing, \
-    reporters, dkim_signers, spf_reported) \
- SELECT r.policy_domain, c.source_ip, ",
-    pg_sum!("c.count"),
-    ", ",
-    pg_sum!(count_case!(dmarc_pass)),
-    ", ",
-    pg_sum!(count_case!(spf_aligned)),
-    ", ",
-    pg_sum!(count_case!(dkim_aligned)),
-    ", ",
-    pg_sum!(count_case!(forwarded)),
-    ", ",
-    // RFC 8617 §7.2: a passing ARC chain noted in the override comment
-    // (`arc=pass`), as in Sources.
-    pg_sum!(count_case!(arc_pass, "ILIKE")),
-    ", ",
-    pg_sum!(count_case!(failing)),
-    ", array_agg(DISTINCT r.org_name), \
-   array_agg(DISTINCT CASE WHEN c.dkim_result = 'pass' THEN \
-       c.dkim_domain || coalesce('/' || c.dkim_selector, '') END), \
-   array_agg(DISTINCT CASE WHEN c.spf_domain IS NOT NULL THEN \
-       c.spf_domain || '=' || coalesce(c.spf_result, '?') END) \
- FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
- WHERE r.id > $1 \
- AND r.date_begin >= $2 AND r.date_begin <= $3 AND c.date_begin >= $2 AND c.date_begin <= $3 \
- GROUP BY 1, 2 \
- ON CONFLICT (domain, source_ip) DO UPDATE SET messages = ",
+    spf_aligned, dkim_aligned, forwarded_reason, arc_pass, failing, records, \
+    reporters, dkim_signers, spf_reported) ",
+    sources_groups_pg!(
+        "records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
+         WHERE r.id > $1 \
+         AND r.date_begin >= $2 AND r.date_begin <= $3 AND c.date_begin >= $2 AND c.date_begin <= $3"
+    ),
+    " ON CONFLICT (domain, source_ip) DO UPDATE SET messages = ",
     pg_add!("d.messages", "excluded.messages"),
     ", dmarc_pass = ",
     pg_add!("d.dmarc_pass", "excluded.dmarc_pass"),
@@ -344,24 +405,256 @@ const ROLLUP_SOURCES_PG: &str = concat!(
     pg_add!("d.arc_pass", "excluded.arc_pass"),
     ", failing = ",
     pg_add!("d.failing", "excluded.failing"),
-    ", reporters = ARRAY(SELECT unnest(d.reporters) UNION SELECT unnest(excluded.reporters)), \
-     dkim_signers = ARRAY(SELECT unnest(d.dkim_signers) UNION SELECT unnest(excluded.dkim_signers)), \
-     spf_reported = ARRAY(SELECT unnest(d.spf_reported) UNION SELECT unnest(excluded.spf_reported))",
+    ", records = d.records + excluded.records, reporters = ",
+    pg_merge!("d.reporters", "excluded.reporters", ""),
+    ", dkim_signers = ",
+    pg_merge!("d.dkim_signers", "excluded.dkim_signers", ""),
+    ", spf_reported = ",
+    pg_merge!("d.spf_reported", "excluded.spf_reported", ""),
 );
 
-/// The policy rollup, as on SQLite (`ROLLUP_POLICY_SQLITE`), bounded by
-/// `date_begin` as [`ROLLUP_FILL_PG`].
+/// Subtracts the removed records from the source rollup, as on SQLite.
+const FORGET_SOURCES_PG: &str = concat!(
+    "UPDATE dashboard_sources_v1 AS d SET messages = d.messages - g.messages, \
+   dmarc_pass = d.dmarc_pass - g.dmarc_pass, spf_aligned = d.spf_aligned - g.spf_aligned, \
+   dkim_aligned = d.dkim_aligned - g.dkim_aligned, \
+   forwarded_reason = d.forwarded_reason - g.forwarded_reason, \
+   arc_pass = d.arc_pass - g.arc_pass, failing = d.failing - g.failing, \
+   records = d.records - g.records, reporters = ",
+    pg_merge!("d.reporters", "g.reporters", "-"),
+    ", dkim_signers = ",
+    pg_merge!("d.dkim_signers", "g.dkim_signers", "-"),
+    ", spf_reported = ",
+    pg_merge!("d.spf_reported", "g.spf_reported", "-"),
+    " FROM (",
+    sources_groups_pg!(
+        "rollup_gone x JOIN reports r ON r.id = x.id AND r.date_begin = x.date_begin \
+         AND r.date_begin >= $1 AND r.date_begin <= $2 \
+         JOIN records c ON c.report_id = r.id AND c.date_begin = r.date_begin \
+         AND c.date_begin >= $1 AND c.date_begin <= $2"
+    ),
+    ") AS g WHERE d.domain = g.domain AND d.source_ip = g.source_ip"
+);
+
+/// The policy rollup, as on SQLite (`ROLLUP_POLICY_SQLITE`): one row per
+/// group, upserted; bounded by `date_begin` as [`ROLLUP_FILL_PG`].
 const ROLLUP_POLICY_PG: &str = concat!(
-    "INSERT INTO dashboard_policy_v1 (domain, p, pct, disposition, reasons, messages) \
+    "INSERT INTO dashboard_policy_v1 AS d (domain, p, pct, disposition, reasons, messages, records) \
  SELECT r.policy_domain, p.p, p.pct, c.disposition, c.reasons, ",
     pg_sum!("c.count"),
-    " FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
+    ", count(*) FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
  LEFT JOIN policy_published p ON p.report_id = r.id AND p.date_begin = r.date_begin \
    AND p.date_begin >= $2 AND p.date_begin <= $3 \
  WHERE r.id > $1 \
  AND r.date_begin >= $2 AND r.date_begin <= $3 AND c.date_begin >= $2 AND c.date_begin <= $3 \
- GROUP BY 1, 2, 3, 4, 5"
+ GROUP BY 1, 2, 3, 4, 5 \
+ ON CONFLICT (domain, (p IS NULL), (coalesce(p, '')), (pct IS NULL), (coalesce(pct, 0)), \
+   disposition, reasons) DO UPDATE SET records = d.records + excluded.records, messages = ",
+    pg_add!("d.messages", "excluded.messages"),
 );
+
+/// The reporter rollup, as on SQLite (`ROLLUP_REPORTERS_SQLITE`), bounded
+/// by `date_begin` as [`ROLLUP_FILL_PG`].
+const ROLLUP_REPORTERS_PG: &str = concat!(
+    "INSERT INTO dashboard_reporters_v1 AS d (domain, org_name, reports, messages, \
+    first_begin, last_end) \
+ SELECT policy_domain, org_name, count(*), ",
+    pg_sum!("message_count"),
+    ", min(date_begin), max(date_end) FROM reports r \
+ WHERE r.id > $1 AND r.date_begin >= $2 AND r.date_begin <= $3 \
+ GROUP BY 1, 2 \
+ ON CONFLICT (domain, org_name) DO UPDATE SET reports = d.reports + excluded.reports, \
+   messages = ",
+    pg_add!("d.messages", "excluded.messages"),
+    ", first_begin = least(d.first_begin, excluded.first_begin), \
+   last_end = greatest(d.last_end, excluded.last_end)",
+);
+
+/// The records of the reports being removed (`rollup_gone`, folded in
+/// already), bounded by their months ($1, $2) so that PostgreSQL reads
+/// only those partitions.
+macro_rules! gone_records_pg {
+    () => {
+        "rollup_gone x JOIN reports r ON r.id = x.id AND r.date_begin = x.date_begin \
+         AND r.date_begin >= $1 AND r.date_begin <= $2 \
+         JOIN records c ON c.report_id = r.id AND c.date_begin = r.date_begin \
+         AND c.date_begin >= $1 AND c.date_begin <= $2"
+    };
+}
+
+/// Subtracts the removed records from the daily rollup.
+const FORGET_DAILY_PG: &str = concat!(
+    "UPDATE dashboard_daily_v1 AS d SET messages = d.messages - g.messages, \
+   dmarc_pass = d.dmarc_pass - g.dmarc_pass, spf_aligned = d.spf_aligned - g.spf_aligned, \
+   dkim_aligned = d.dkim_aligned - g.dkim_aligned, disp_none = d.disp_none - g.disp_none, \
+   quarantine = d.quarantine - g.quarantine, reject = d.reject - g.reject, \
+   records = d.records - g.records \
+ FROM (SELECT r.policy_domain AS domain, r.date_begin / 86400 AS day, ",
+    pg_sum!("c.count"),
+    " AS messages, ",
+    pg_sum!(count_case!(dmarc_pass)),
+    " AS dmarc_pass, ",
+    pg_sum!(count_case!(spf_aligned)),
+    " AS spf_aligned, ",
+    pg_sum!(count_case!(dkim_aligned)),
+    " AS dkim_aligned, ",
+    pg_sum!("CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"),
+    " AS disp_none, ",
+    pg_sum!("CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END"),
+    " AS quarantine, ",
+    pg_sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
+    " AS reject, count(*) AS records FROM ",
+    gone_records_pg!(),
+    " GROUP BY 1, 2) AS g \
+ WHERE d.domain = g.domain AND d.day = g.day"
+);
+
+/// Subtracts the removed records from the policy rollup.
+const FORGET_POLICY_PG: &str = concat!(
+    "UPDATE dashboard_policy_v1 AS d SET messages = d.messages - g.messages, \
+   records = d.records - g.records \
+ FROM (SELECT r.policy_domain AS domain, p.p AS p, p.pct AS pct, c.disposition AS disposition, \
+   c.reasons AS reasons, ",
+    pg_sum!("c.count"),
+    " AS messages, count(*) AS records FROM ",
+    gone_records_pg!(),
+    " LEFT JOIN policy_published p ON p.report_id = r.id AND p.date_begin = r.date_begin \
+   AND p.date_begin >= $1 AND p.date_begin <= $2 \
+   GROUP BY 1, 2, 3, 4, 5) AS g \
+ WHERE d.domain = g.domain AND d.p IS NOT DISTINCT FROM g.p \
+ AND d.pct IS NOT DISTINCT FROM g.pct \
+ AND d.disposition = g.disposition AND d.reasons = g.reasons"
+);
+
+/// Takes the advisory lock of the rollup refresh for the rest of the
+/// transaction `tx`, which is about to remove reports: taken before any
+/// table lock, in the order a refresh takes them, so that neither waits
+/// for the other in a cycle.
+pub(crate) fn lock_rollup(tx: &mut postgres::Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROLLUP_LOCK])
+        .map_err(|source| StoreError::PgQuery {
+            what: "lock rollup",
+            source,
+        })?;
+    Ok(())
+}
+
+/// As on SQLite (`dashq::sqlite::remove_reports`, which says what is
+/// kept and how): in the transaction `tx` that removes the reports
+/// (holding [`lock_rollup`]), `delete` removing their rows.
+pub(crate) fn remove_reports(
+    tx: &mut postgres::Transaction<'_>,
+    gone: &Gone<'_>,
+    delete: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let q = |what: &'static str| move |source| StoreError::PgQuery { what, source };
+    let pair =
+        |what, r: &postgres::Row| Ok::<_, StoreError>((pg_get(r, what, 0)?, pg_get(r, what, 1)?));
+    let saved: Option<(i64, i64)> = tx
+        .query_opt(
+            "SELECT max_report, reports FROM dashboard_rollup_v1 WHERE one = 1",
+            &[],
+        )
+        .map_err(q("read rollup state"))?
+        .map(|r| pair("read rollup state", &r))
+        .transpose()?;
+    let Some((max, n)) = saved else {
+        return delete(tx);
+    };
+    let r = tx
+        .query_one("SELECT count(*) FROM reports WHERE id <= $1", &[&max])
+        .map_err(q("read report ids"))?;
+    let folded: i64 = pg_get(&r, "read report ids", 0)?;
+    tx.batch_execute(
+        "CREATE TEMP TABLE rollup_gone (id BIGINT PRIMARY KEY, date_begin BIGINT NOT NULL) \
+           ON COMMIT DROP; \
+         CREATE TEMP TABLE rollup_touched_reporters (domain TEXT NOT NULL, \
+           org_name TEXT NOT NULL, PRIMARY KEY (domain, org_name)) ON COMMIT DROP;",
+    )
+    .map_err(q("prepare rollup removal"))?;
+    match gone {
+        Gone::Before(cutoff) => tx.execute(
+            "INSERT INTO rollup_gone SELECT id, date_begin FROM reports \
+             WHERE date_begin < $1 AND id <= $2",
+            &[cutoff, &max],
+        ),
+        Gone::Ids(ids) => tx.execute(
+            "INSERT INTO rollup_gone SELECT id, date_begin FROM reports \
+             WHERE id = ANY($1) AND id <= $2 ON CONFLICT DO NOTHING",
+            &[ids, &max],
+        ),
+    }
+    .map_err(q("list removed reports"))?;
+    let r = tx
+        .query_one(
+            "SELECT coalesce(min(date_begin), 0), coalesce(max(date_begin), -1) FROM rollup_gone",
+            &[],
+        )
+        .map_err(q("read report dates"))?;
+    let (first, last): (i64, i64) = pair("read report dates", &r)?;
+    const BOUNDS: &str = "IN (9223372036854775807, -9223372036854775808)";
+    let r = tx
+        .query_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM dashboard_daily_v1 WHERE messages {BOUNDS} \
+                 OR dmarc_pass {BOUNDS} OR spf_aligned {BOUNDS} OR dkim_aligned {BOUNDS} \
+                 OR disp_none {BOUNDS} OR quarantine {BOUNDS} OR reject {BOUNDS}) \
+                 OR EXISTS (SELECT 1 FROM dashboard_policy_v1 WHERE messages {BOUNDS}) \
+                 OR EXISTS (SELECT 1 FROM dashboard_sources_v1 WHERE messages {BOUNDS} \
+                 OR dmarc_pass {BOUNDS} OR spf_aligned {BOUNDS} OR dkim_aligned {BOUNDS} \
+                 OR forwarded_reason {BOUNDS} OR arc_pass {BOUNDS} OR failing {BOUNDS}) \
+                 OR EXISTS (SELECT 1 FROM {} WHERE c.count < 0)",
+                gone_records_pg!()
+            ),
+            &[&first, &last],
+        )
+        .map_err(q("read rollup sums"))?;
+    let saturated: bool = pg_get(&r, "read rollup sums", 0)?;
+    if folded != n || saturated {
+        tx.execute("DELETE FROM dashboard_rollup_v1", &[])
+            .map_err(q("reset rollup"))?;
+        return delete(tx);
+    }
+    tx.execute(FORGET_DAILY_PG, &[&first, &last])
+        .map_err(q("subtract from rollup"))?;
+    tx.execute(FORGET_POLICY_PG, &[&first, &last])
+        .map_err(q("subtract from policy rollup"))?;
+    tx.execute(FORGET_SOURCES_PG, &[&first, &last])
+        .map_err(q("subtract from source rollup"))?;
+    tx.batch_execute(
+        "DELETE FROM dashboard_daily_v1 WHERE records = 0; \
+         DELETE FROM dashboard_policy_v1 WHERE records = 0; \
+         DELETE FROM dashboard_sources_v1 WHERE records = 0; \
+         INSERT INTO rollup_touched_reporters SELECT DISTINCT r.policy_domain, r.org_name \
+           FROM rollup_gone x JOIN reports r ON r.id = x.id AND r.date_begin = x.date_begin; \
+         DELETE FROM dashboard_reporters_v1 WHERE (domain, org_name) IN \
+           (SELECT domain, org_name FROM rollup_touched_reporters);",
+    )
+    .map_err(q("subtract from rollup"))?;
+    delete(tx)?;
+    // The touched reporter rows again, from the reports kept that were
+    // folded in (their first and last times cannot be subtracted).
+    tx.execute(
+        &ROLLUP_REPORTERS_PG.replace(
+            "WHERE r.id > $1",
+            "WHERE r.id <= $1 AND (r.policy_domain, r.org_name) IN \
+               (SELECT domain, org_name FROM rollup_touched_reporters)",
+        ),
+        &[&max, &i64::MIN, &i64::MAX],
+    )
+    .map_err(q("fill reporter rollup"))?;
+    tx.execute(
+        "INSERT INTO dashboard_rollup_v1 (one, max_report, reports) \
+         SELECT 1, coalesce(max(id), 0), count(*) FROM reports WHERE id <= $1 \
+         ON CONFLICT (one) DO UPDATE SET max_report = excluded.max_report, \
+           reports = excluded.reports",
+        &[&max],
+    )
+    .map_err(q("save rollup state"))?;
+    tx.batch_execute("DROP TABLE rollup_gone; DROP TABLE rollup_touched_reporters;")
+        .map_err(q("end rollup removal"))?;
+    Ok(())
+}
 
 /// Key of the advisory lock that serialises rollup refreshes between
 /// dashboard processes sharing one database.
@@ -408,7 +701,7 @@ fn pg_refresh(c: &mut postgres::Client) -> Result<i64, StoreError> {
         RollupStep::Rebuild => {
             tx.batch_execute(
                 "DELETE FROM dashboard_daily_v1; DELETE FROM dashboard_sources_v1; \
-                 DELETE FROM dashboard_policy_v1;",
+                 DELETE FROM dashboard_policy_v1; DELETE FROM dashboard_reporters_v1;",
             )
             .map_err(q("clear rollup"))?;
             (i64::MIN, 0)
@@ -431,6 +724,8 @@ fn pg_refresh(c: &mut postgres::Client) -> Result<i64, StoreError> {
             .map_err(q("fill source rollup"))?;
         tx.execute(ROLLUP_POLICY_PG, &[&after, &first, &last])
             .map_err(q("fill policy rollup"))?;
+        tx.execute(ROLLUP_REPORTERS_PG, &[&after, &first, &last])
+            .map_err(q("fill reporter rollup"))?;
     }
     tx.execute(
         "INSERT INTO dashboard_rollup_v1 (one, max_report, reports) VALUES (1, $1, $2) \

@@ -19,7 +19,9 @@
 //! `sslrootcert` in the URL; TLS over rustls); `reports delete` and
 //! `reports prune` are here: prune drops the partitions of the months
 //! wholly before its cutoff and deletes row by row only in the month
-//! holding it. Sums of counts saturate at `i64::MAX` (`pg_sum!` of
+//! holding it; both keep the dashboards' rollups in their transaction
+//! through `reports::dashq` (which owns them), after taking the rollup
+//! refresh's advisory lock. Sums of counts saturate at `i64::MAX` (`pg_sum!` of
 //! `reports::dashq`), as on SQLite.
 //!
 //! Concurrency: every item is one transaction; a report is claimed by
@@ -54,7 +56,7 @@ use write::{
 };
 
 use super::IngestLimits;
-use super::dashq::Arg;
+use super::dashq::{self, Arg, Gone};
 use super::parse::{
     self, AggregateHeader, AggregateSummary, AggregateVisitor, FailureReport, Found, ParseError,
     ParsedItem, Record, ReportKind, ReportSink, SinkError, TlsReport,
@@ -614,34 +616,20 @@ impl ReportStore for PgStore {
 
     fn delete(&mut self, ids: &[(ReportKind, i64)]) -> Result<(), StoreError> {
         let mut tx = self.client_mut().transaction().map_err(q("begin delete"))?;
-        for &(kind, id) in ids {
-            // Children first, as on SQLite (the foreign keys cascade too).
-            let steps: &[&str] = match kind {
-                ReportKind::Aggregate => &[
-                    "DELETE FROM records WHERE report_id = $1",
-                    "DELETE FROM policy_published WHERE report_id = $1",
-                    "DELETE FROM reports WHERE id = $1",
-                ],
-                ReportKind::Tls => &[
-                    "DELETE FROM tls_failures WHERE tls_policy_id IN \
-                     (SELECT id FROM tls_policies WHERE tls_report_id = $1)",
-                    "DELETE FROM tls_policies WHERE tls_report_id = $1",
-                    "DELETE FROM tls_reports WHERE id = $1",
-                ],
-                ReportKind::Failure => &["DELETE FROM failure_reports WHERE id = $1"],
-            };
-            let mut removed = 0;
-            for sql in steps {
-                removed = tx.execute(*sql, &[&id]).map_err(q("delete report"))?;
-            }
-            if removed == 0 {
-                // Dropping `tx` rolls back what was removed before.
-                return Err(StoreError::NoSuchReport { kind, id });
-            }
+        let aggregate: Vec<i64> = ids
+            .iter()
+            .filter(|(kind, _)| *kind == ReportKind::Aggregate)
+            .map(|&(_, id)| id)
+            .collect();
+        if aggregate.is_empty() {
+            delete_rows(&mut tx, ids)?;
+        } else {
+            // The rollups give back the removed reports' records.
+            dashq::pgsql::lock_rollup(&mut tx)?;
+            dashq::pgsql::remove_reports(&mut tx, &Gone::Ids(&aggregate), |tx| {
+                delete_rows(tx, ids)
+            })?;
         }
-        // The rollup's next refresh rebuilds it.
-        tx.execute("DELETE FROM dashboard_rollup_v1", &[])
-            .map_err(q("reset rollup"))?;
         tx.commit().map_err(q("commit delete"))?;
         Ok(())
     }
@@ -651,10 +639,12 @@ impl ReportStore for PgStore {
     /// one by one only in the month holding the cutoff and in the edge
     /// partition before 1970. One transaction, the three tables locked
     /// first (in the order ingest writes them, so neither waits for the
-    /// other in a cycle): the counts printed are what goes.
+    /// other in a cycle; after the rollup's lock, as a refresh takes
+    /// them): the counts printed are what goes.
     fn prune(&mut self, cutoff: i64, apply: bool) -> Result<Pruned, StoreError> {
         let mut tx = self.client_mut().transaction().map_err(q("begin prune"))?;
         if apply {
+            dashq::pgsql::lock_rollup(&mut tx)?;
             tx.batch_execute(
                 "LOCK TABLE reports, policy_published, records IN ACCESS EXCLUSIVE MODE",
             )
@@ -674,37 +664,73 @@ impl ReportStore for PgStore {
         if !apply || pruned.reports == 0 {
             return Ok(pruned);
         }
-        for month in tx
-            .query(MONTH_PARTITIONS, &[])
-            .map_err(q("list partitions"))?
-            .iter()
-            .filter_map(|r| partition_month(r.get(0)))
-        {
-            if month_end(month) > cutoff {
-                continue;
+        // The rollups give back the pruned reports' records.
+        dashq::pgsql::remove_reports(&mut tx, &Gone::Before(cutoff), |tx| {
+            for month in tx
+                .query(MONTH_PARTITIONS, &[])
+                .map_err(q("list partitions"))?
+                .iter()
+                .filter_map(|r| partition_month(r.get(0)))
+            {
+                if month_end(month) > cutoff {
+                    continue;
+                }
+                let (y, m, _) = crate::clock::civil(month);
+                tx.batch_execute(&format!(
+                    "DROP TABLE IF EXISTS records_p{y:04}_{m:02}, \
+                     policy_published_p{y:04}_{m:02}, reports_p{y:04}_{m:02}"
+                ))
+                .map_err(q("drop partitions"))?;
             }
-            let (y, m, _) = crate::clock::civil(month);
-            tx.batch_execute(&format!(
-                "DROP TABLE IF EXISTS records_p{y:04}_{m:02}, policy_published_p{y:04}_{m:02}, \
-                 reports_p{y:04}_{m:02}"
-            ))
-            .map_err(q("drop partitions"))?;
-        }
-        // What is left before the cutoff: the boundary month, the edge
-        // partition before 1970 (partition pruning skips the others).
-        for sql in [
-            "DELETE FROM records WHERE date_begin < $1",
-            "DELETE FROM policy_published WHERE date_begin < $1",
-            "DELETE FROM reports WHERE date_begin < $1",
-        ] {
-            tx.execute(sql, &[&cutoff]).map_err(q("prune"))?;
-        }
-        tx.execute("DELETE FROM dashboard_rollup_v1", &[])
-            .map_err(q("reset rollup"))?;
+            // What is left before the cutoff: the boundary month, the edge
+            // partition before 1970 (partition pruning skips the others).
+            for sql in [
+                "DELETE FROM records WHERE date_begin < $1",
+                "DELETE FROM policy_published WHERE date_begin < $1",
+                "DELETE FROM reports WHERE date_begin < $1",
+            ] {
+                tx.execute(sql, &[&cutoff]).map_err(q("prune"))?;
+            }
+            Ok(())
+        })?;
         tx.commit().map_err(q("commit prune"))?;
         self.months.clear();
         Ok(pruned)
     }
+}
+
+/// The rows of the reports `ids`, children first (the foreign keys
+/// cascade too): when any id is unknown the error leaves the caller's
+/// transaction to be rolled back.
+fn delete_rows(
+    tx: &mut postgres::Transaction<'_>,
+    ids: &[(ReportKind, i64)],
+) -> Result<(), StoreError> {
+    for &(kind, id) in ids {
+        let steps: &[&str] = match kind {
+            ReportKind::Aggregate => &[
+                "DELETE FROM records WHERE report_id = $1",
+                "DELETE FROM policy_published WHERE report_id = $1",
+                "DELETE FROM reports WHERE id = $1",
+            ],
+            ReportKind::Tls => &[
+                "DELETE FROM tls_failures WHERE tls_policy_id IN \
+                 (SELECT id FROM tls_policies WHERE tls_report_id = $1)",
+                "DELETE FROM tls_policies WHERE tls_report_id = $1",
+                "DELETE FROM tls_reports WHERE id = $1",
+            ],
+            ReportKind::Failure => &["DELETE FROM failure_reports WHERE id = $1"],
+        };
+        let mut removed = 0;
+        for sql in steps {
+            removed = tx.execute(*sql, &[&id]).map_err(q("delete report"))?;
+        }
+        if removed == 0 {
+            // Dropping the transaction rolls back what was removed before.
+            return Err(StoreError::NoSuchReport { kind, id });
+        }
+    }
+    Ok(())
 }
 
 /// The monthly partitions of `reports` by name (`reports_pYYYY_MM`, as

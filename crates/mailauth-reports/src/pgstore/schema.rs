@@ -235,6 +235,58 @@ CREATE TABLE dashboard_policy_v1 (
 CREATE INDEX dashboard_policy_v1_domain ON dashboard_policy_v1 (domain);
 DELETE FROM dashboard_rollup_v1;
 "#,
+    // 7: rollups kept by prune and delete, as on SQLite: record counts in
+    // the daily, policy and source rollups, the source lists as JSONB
+    // objects of each value and its number of records (the source rollup
+    // made again, empty), the policy rollup one row per group (the
+    // appended rows collapsed), the reporter rollup; the state cleared.
+    r#"
+ALTER TABLE dashboard_daily_v1 ADD COLUMN records BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE dashboard_policy_v7 (
+    domain      TEXT   NOT NULL,
+    p           TEXT,
+    pct         BIGINT,
+    disposition TEXT   NOT NULL,
+    reasons     TEXT   NOT NULL,
+    messages    BIGINT NOT NULL,
+    records     BIGINT NOT NULL
+);
+INSERT INTO dashboard_policy_v7 (domain, p, pct, disposition, reasons, messages, records)
+SELECT domain, p, pct, disposition, coalesce(reasons, '[]'),
+       least(greatest(sum(messages::numeric), -9223372036854775808), 9223372036854775807)::bigint, 0
+FROM dashboard_policy_v1 GROUP BY domain, p, pct, disposition, coalesce(reasons, '[]');
+DROP TABLE dashboard_policy_v1;
+ALTER TABLE dashboard_policy_v7 RENAME TO dashboard_policy_v1;
+CREATE UNIQUE INDEX dashboard_policy_v1_group ON dashboard_policy_v1
+    (domain, (p IS NULL), (coalesce(p, '')), (pct IS NULL), (coalesce(pct, 0)), disposition, reasons);
+DROP TABLE dashboard_sources_v1;
+CREATE TABLE dashboard_sources_v1 (
+    domain           TEXT   NOT NULL,
+    source_ip        TEXT   NOT NULL,
+    messages         BIGINT NOT NULL,
+    dmarc_pass       BIGINT NOT NULL,
+    spf_aligned      BIGINT NOT NULL,
+    dkim_aligned     BIGINT NOT NULL,
+    forwarded_reason BIGINT NOT NULL,
+    arc_pass         BIGINT NOT NULL,
+    failing          BIGINT NOT NULL,
+    records          BIGINT NOT NULL,
+    reporters        JSONB  NOT NULL,
+    dkim_signers     JSONB  NOT NULL,
+    spf_reported     JSONB  NOT NULL,
+    PRIMARY KEY (domain, source_ip)
+);
+CREATE TABLE dashboard_reporters_v1 (
+    domain      TEXT   NOT NULL,
+    org_name    TEXT   NOT NULL,
+    reports     BIGINT NOT NULL,
+    messages    BIGINT NOT NULL,
+    first_begin BIGINT NOT NULL,
+    last_end    BIGINT NOT NULL,
+    PRIMARY KEY (domain, org_name)
+);
+DELETE FROM dashboard_rollup_v1;
+"#,
 ];
 
 /// Migration 5. PostgreSQL 15 §5.11.2.3: "To create a unique or primary

@@ -8,7 +8,9 @@
 //! ([`ReportRow`], [`ReportDetails`]), the one error type of both stores
 //! ([`StoreError`], in `error`), and the report ids the CLI prints and
 //! accepts ([`display_id`], [`parse_report_id`]). For SQLite it holds
-//! opening, `reports delete` and `reports prune` (retention); its parts are
+//! opening, `reports delete` and `reports prune` (retention; the
+//! dashboards' rollups are kept in the same transaction by
+//! `reports::dashq`, which owns them); its parts are
 //! `schema` (migrations), `write` (one transaction per item, the
 //! parsing thread) and `prepare` (an item's `records` rows worked out on
 //! the thread that parsed it, [`PreparedRecords`]). Every sum of counts saturates at `i64::MAX` (the
@@ -38,7 +40,7 @@ pub use schema::SCHEMA_VERSION;
 use write::{ParserThread, pipelined};
 
 use super::IngestLimits;
-use super::dashq::Arg;
+use super::dashq::{Arg, Gone};
 use super::parse::{
     self, AggregateHeader, AggregateSummary, AggregateVisitor, FailureReport, Found, ParseError,
     ParsedItem, Record, ReportKind, ReportSink, SinkError, TlsReport,
@@ -726,36 +728,19 @@ impl ReportStore for SqliteStore {
 
     fn delete(&mut self, ids: &[(ReportKind, i64)]) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(q("begin delete"))?;
-        for &(kind, id) in ids {
-            // Children first: a store opened without `foreign_keys` (or
-            // an older one) must not keep orphans.
-            let steps: &[&str] = match kind {
-                ReportKind::Aggregate => &[
-                    "DELETE FROM records WHERE report_id = ?1",
-                    "DELETE FROM policy_published WHERE report_id = ?1",
-                    "DELETE FROM reports WHERE id = ?1",
-                ],
-                ReportKind::Tls => &[
-                    "DELETE FROM tls_failures WHERE tls_policy_id IN \
-                     (SELECT id FROM tls_policies WHERE tls_report_id = ?1)",
-                    "DELETE FROM tls_policies WHERE tls_report_id = ?1",
-                    "DELETE FROM tls_reports WHERE id = ?1",
-                ],
-                ReportKind::Failure => &["DELETE FROM failure_reports WHERE id = ?1"],
-            };
-            let mut removed = 0;
-            for sql in steps {
-                removed = tx.execute(sql, [id]).map_err(q("delete report"))?;
-            }
-            if removed == 0 {
-                // Dropping `tx` rolls back what was removed before.
-                return Err(StoreError::NoSuchReport { kind, id });
-            }
+        let aggregate: Vec<i64> = ids
+            .iter()
+            .filter(|(kind, _)| *kind == ReportKind::Aggregate)
+            .map(|&(_, id)| id)
+            .collect();
+        if aggregate.is_empty() {
+            delete_rows(&tx, ids)?;
+        } else {
+            // The rollups give back the removed reports' records.
+            super::dashq::sqlite::remove_reports(&tx, &Gone::Ids(&aggregate), || {
+                delete_rows(&tx, ids)
+            })?;
         }
-        // SQLite may hand a removed highest id to the next report: forget
-        // the rollup's state so its next refresh rebuilds it.
-        tx.execute("DELETE FROM dashboard_rollup_v1", [])
-            .map_err(q("reset rollup"))?;
         tx.commit().map_err(q("commit delete"))
     }
 
@@ -775,20 +760,58 @@ impl ReportStore for SqliteStore {
         if !apply || pruned.reports == 0 {
             return Ok(pruned); // dropping `tx` ends the read
         }
-        // Children first, as `delete` does.
-        for sql in [
-            "DELETE FROM records WHERE report_id IN (SELECT id FROM reports WHERE date_begin < ?1)",
-            "DELETE FROM policy_published WHERE report_id IN \
-             (SELECT id FROM reports WHERE date_begin < ?1)",
-            "DELETE FROM reports WHERE date_begin < ?1",
-        ] {
-            tx.execute(sql, [cutoff]).map_err(q("prune"))?;
-        }
-        tx.execute("DELETE FROM dashboard_rollup_v1", [])
-            .map_err(q("reset rollup"))?;
+        // The rollups give back the pruned reports' records.
+        super::dashq::sqlite::remove_reports(&tx, &Gone::Before(cutoff), || {
+            // Children first, as `delete` does.
+            for sql in [
+                "DELETE FROM records WHERE report_id IN \
+                 (SELECT id FROM reports WHERE date_begin < ?1)",
+                "DELETE FROM policy_published WHERE report_id IN \
+                 (SELECT id FROM reports WHERE date_begin < ?1)",
+                "DELETE FROM reports WHERE date_begin < ?1",
+            ] {
+                tx.execute(sql, [cutoff]).map_err(q("prune"))?;
+            }
+            Ok(())
+        })?;
         tx.commit().map_err(q("commit prune"))?;
         Ok(pruned)
     }
+}
+
+/// The rows of the reports `ids`, children first: when any id is unknown
+/// the error leaves the caller's transaction to be rolled back.
+fn delete_rows(
+    tx: &rusqlite::Transaction<'_>,
+    ids: &[(ReportKind, i64)],
+) -> Result<(), StoreError> {
+    for &(kind, id) in ids {
+        // Children first: a store opened without `foreign_keys` (or
+        // an older one) must not keep orphans.
+        let steps: &[&str] = match kind {
+            ReportKind::Aggregate => &[
+                "DELETE FROM records WHERE report_id = ?1",
+                "DELETE FROM policy_published WHERE report_id = ?1",
+                "DELETE FROM reports WHERE id = ?1",
+            ],
+            ReportKind::Tls => &[
+                "DELETE FROM tls_failures WHERE tls_policy_id IN \
+                     (SELECT id FROM tls_policies WHERE tls_report_id = ?1)",
+                "DELETE FROM tls_policies WHERE tls_report_id = ?1",
+                "DELETE FROM tls_reports WHERE id = ?1",
+            ],
+            ReportKind::Failure => &["DELETE FROM failure_reports WHERE id = ?1"],
+        };
+        let mut removed = 0;
+        for sql in steps {
+            removed = tx.execute(sql, [id]).map_err(q("delete report"))?;
+        }
+        if removed == 0 {
+            // Dropping `tx` rolls back what was removed before.
+            return Err(StoreError::NoSuchReport { kind, id });
+        }
+    }
+    Ok(())
 }
 
 // Dashboard read queries live in `reports::dashq`, for both stores; their

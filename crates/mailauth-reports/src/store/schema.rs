@@ -216,6 +216,66 @@ CREATE TABLE IF NOT EXISTS dashboard_policy_v1 (
 CREATE INDEX IF NOT EXISTS dashboard_policy_v1_domain ON dashboard_policy_v1 (domain);
 DELETE FROM dashboard_rollup_v1;
 "#,
+    // 7: rollups kept by prune and delete (`reports::dashq`). The daily,
+    // policy and source rollups count the records of each row (a row goes
+    // when its last record does; a record may count 0 messages), and the
+    // source lists become JSON objects of each value and its number of
+    // records (the source rollup is made again, empty); the policy rollup
+    // becomes one row per group, upserted (the appended rows of version 6
+    // collapsed into it); the reporter rollup (one row per domain and
+    // reporter) answers the overview's reporters. The rollup state is
+    // cleared: the next refresh rebuilds every rollup with its counts (so
+    // the source and reporter rollups are made anew, whatever a store
+    // already holds under their names).
+    r#"
+ALTER TABLE dashboard_daily_v1 ADD COLUMN records INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE dashboard_policy_v7 (
+    domain      TEXT    NOT NULL,
+    p           TEXT,
+    pct         INTEGER,
+    disposition TEXT    NOT NULL,
+    reasons     TEXT    NOT NULL,
+    messages    INTEGER NOT NULL,
+    records     INTEGER NOT NULL
+);
+INSERT INTO dashboard_policy_v7 (domain, p, pct, disposition, reasons, messages, records)
+SELECT domain, p, pct, disposition, coalesce(reasons, '[]'),
+       max(min(sum(messages >> 32) * 4294967296 + sum(messages & 4294967295),
+               9223372036854775807), -9223372036854775808), 0
+FROM dashboard_policy_v1 GROUP BY domain, p, pct, disposition, coalesce(reasons, '[]');
+DROP TABLE dashboard_policy_v1;
+ALTER TABLE dashboard_policy_v7 RENAME TO dashboard_policy_v1;
+CREATE UNIQUE INDEX dashboard_policy_v1_group ON dashboard_policy_v1
+    (domain, p IS NULL, coalesce(p, ''), pct IS NULL, coalesce(pct, 0), disposition, reasons);
+DROP TABLE IF EXISTS dashboard_sources_v1;
+CREATE TABLE dashboard_sources_v1 (
+    domain           TEXT    NOT NULL,
+    source_ip        TEXT    NOT NULL,
+    messages         INTEGER NOT NULL,
+    dmarc_pass       INTEGER NOT NULL,
+    spf_aligned      INTEGER NOT NULL,
+    dkim_aligned     INTEGER NOT NULL,
+    forwarded_reason INTEGER NOT NULL,
+    arc_pass         INTEGER NOT NULL,
+    failing          INTEGER NOT NULL,
+    records          INTEGER NOT NULL,
+    reporters        TEXT    NOT NULL,
+    dkim_signers     TEXT    NOT NULL,
+    spf_reported     TEXT    NOT NULL,
+    PRIMARY KEY (domain, source_ip)
+) WITHOUT ROWID;
+DROP TABLE IF EXISTS dashboard_reporters_v1;
+CREATE TABLE dashboard_reporters_v1 (
+    domain      TEXT    NOT NULL,
+    org_name    TEXT    NOT NULL,
+    reports     INTEGER NOT NULL,
+    messages    INTEGER NOT NULL,
+    first_begin INTEGER NOT NULL,
+    last_end    INTEGER NOT NULL,
+    PRIMARY KEY (domain, org_name)
+) WITHOUT ROWID;
+DELETE FROM dashboard_rollup_v1;
+"#,
 ];
 
 /// Schema version this code writes.
