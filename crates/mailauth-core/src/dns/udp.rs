@@ -67,9 +67,8 @@ impl Plain {
                 break;
             }
             let until = deadline.min(now + self.per_attempt);
-            match self.try_once(qname, rtype, until) {
-                Some(outcome) => return outcome,
-                None => continue,
+            if let Some(outcome) = self.try_once(qname, rtype, until) {
+                return outcome;
             }
         }
         Outcome::Timeout
@@ -379,29 +378,32 @@ mod tests {
     #[test]
     fn plain_kinds_and_the_rest() {
         type Edit = fn(&mut Message);
-        let cases: Vec<(&str, Edit, Outcome)> = vec![
-            ("no data", |_| {}, Outcome::NoData),
-            (
+        fn case(what: &str, edit: Edit, want: Outcome) -> (&str, Edit, Outcome) {
+            (what, edit, want)
+        }
+        let cases = vec![
+            case("no data", |_| {}, Outcome::NoData),
+            case(
                 "nxdomain",
                 |r| r.metadata.response_code = ResponseCode::NXDomain,
                 Outcome::NxDomain,
             ),
-            (
+            case(
                 "servfail",
                 |r| r.metadata.response_code = ResponseCode::ServFail,
                 Outcome::Other,
             ),
-            (
+            case(
                 "refused",
                 |r| r.metadata.response_code = ResponseCode::Refused,
                 Outcome::Other,
             ),
-            (
+            case(
                 "truncated",
                 |r| r.metadata.truncation = true,
                 Outcome::Other,
             ),
-            (
+            case(
                 "cname",
                 |r| {
                     let owner = r.queries[0].name().clone();
@@ -413,12 +415,12 @@ mod tests {
                 },
                 Outcome::Other,
             ),
-            (
+            case(
                 "a record at another name",
                 |r| r.add_answer(txt(&name("elsewhere.example."), "v=spf1 -all")),
                 Outcome::Other,
             ),
-            (
+            case(
                 "another class",
                 |r| {
                     let owner = r.queries[0].name().clone();
@@ -428,7 +430,7 @@ mod tests {
                 },
                 Outcome::Other,
             ),
-            (
+            case(
                 "edns in the answer",
                 |r| {
                     let owner = r.queries[0].name().clone();
