@@ -21,7 +21,11 @@
 //! caller waits; [`Resolver::per_thread`] instead gives each calling thread
 //! a current-thread runtime and hickory resolver of its own, so the thread
 //! that waits drives its query, for callers (`validate` over a fleet) whose
-//! threads do little else than ask questions.
+//! threads do little else than ask questions. [`Resolver::plain_udp`] goes
+//! one step further for a resolver of one server: the calling thread sends
+//! each question on a blocking UDP socket of its own and reads the answer
+//! itself ([`udp`]), and only what that plain path does not handle (TCP
+//! after truncation, CNAME chains, error codes) goes through hickory.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -37,6 +41,8 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
 use crate::spf::{self, MxRecord, QType, SpfDns};
+
+mod udp;
 
 /// A nameserver address that is neither `IP` nor `IP:PORT`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -338,6 +344,13 @@ pub struct Resolver {
     server: String,
     /// Set by [`Resolver::with_run_cache`].
     cache: Option<RunCache>,
+    /// How the one server of this resolver is asked on the plain UDP path,
+    /// when it has one server (`None` for the system resolver and for
+    /// several servers, whose order and retries are hickory's).
+    udp: Option<udp::Plain>,
+    /// Set by [`Resolver::plain_udp`]: questions go the plain UDP path
+    /// first.
+    plain_udp: bool,
 }
 
 /// Where a resolver's queries run.
@@ -368,6 +381,7 @@ impl fmt::Debug for Resolver {
             .field("timeout", &self.timeout)
             .field("run_cache", &self.cache.is_some())
             .field("per_thread", &self.is_per_thread())
+            .field("plain_udp", &self.plain_udp)
             .finish_non_exhaustive()
     }
 }
@@ -443,6 +457,8 @@ impl Resolver {
             timeout,
             server: "the system resolver".to_string(),
             cache: None,
+            udp: None,
+            plain_udp: false,
         })
     }
 
@@ -468,7 +484,11 @@ impl Resolver {
         // Validation of a fleet asks for the same includes and parents
         // over and over; keep them.
         opts.cache_size = 1 << 16;
-        Self::build(config, opts, list(servers))
+        let one = match servers {
+            [one] => Some(*one),
+            _ => None,
+        };
+        Self::build(config, opts, list(servers), one)
     }
 
     /// Asks the single server `server` without recursion (RD=0) and without
@@ -481,18 +501,27 @@ impl Resolver {
         opts.attempts = 1;
         opts.cache_size = 0;
         opts.recursion_desired = false;
-        Self::build(config, opts, server.to_string())
+        Self::build(config, opts, server.to_string(), Some(server))
     }
 
+    /// `one`: the address of the only server, for the plain UDP path.
     fn build(
         config: ResolverConfig,
         mut opts: ResolverOpts,
         server: String,
+        one: Option<SocketAddr>,
     ) -> Result<Resolver, ResolveError> {
         // Names are always sent fully qualified; no search list applies.
         opts.ndots = 0;
         opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
         let timeout = opts.timeout * opts.attempts.max(1) as u32;
+        let udp = one.map(|server| udp::Plain {
+            server,
+            attempts: opts.attempts.max(1),
+            per_attempt: opts.timeout,
+            recursion_desired: opts.recursion_desired,
+            edns_payload: opts.edns0.then_some(opts.edns_payload_len),
+        });
         let make = move |hickory_cache: bool| {
             let mut opts = opts.clone();
             if !hickory_cache {
@@ -519,6 +548,8 @@ impl Resolver {
             timeout,
             server,
             cache: None,
+            udp,
+            plain_udp: false,
         })
     }
 
@@ -556,6 +587,29 @@ impl Resolver {
     /// Whether [`Resolver::per_thread`] was asked for.
     pub fn is_per_thread(&self) -> bool {
         matches!(self.engine, Engine::PerThread(_))
+    }
+
+    /// This resolver, when it has one server, with each question sent and
+    /// its answer read by the calling thread on a blocking UDP socket
+    /// ([`udp`]): a fresh socket on a random source port per query, as
+    /// hickory uses, but no runtime to wake, no futures and none of
+    /// hickory's lookup machinery, which were most of a fleet validation's
+    /// time per query. The same bytes go on the wire as hickory sends, with
+    /// the same tries and time budget. Answers the plain path does not
+    /// handle itself (truncated, a CNAME chain, an error code, anything
+    /// unexpected) are asked again through the hickory resolver, so they
+    /// come out as they always did. A resolver of the system configuration
+    /// or of several servers is unchanged (their server order and retries
+    /// are hickory's). Meant with [`Resolver::per_thread`], for the same
+    /// callers.
+    pub fn plain_udp(mut self) -> Resolver {
+        self.plain_udp = true;
+        self
+    }
+
+    /// Whether [`Resolver::plain_udp`] was asked for.
+    pub fn is_plain_udp(&self) -> bool {
+        self.plain_udp
     }
 
     /// The calling thread's runtime and resolver, built on first use.
@@ -608,6 +662,23 @@ impl Resolver {
             name: display.clone(),
             detail: e.to_string(),
         })?;
+        if let Some(plain) = self.udp.as_ref().filter(|_| self.plain_udp) {
+            match plain.ask(&qname, rtype, std::time::Instant::now() + self.timeout) {
+                udp::Outcome::Records(records) => return Ok(records),
+                udp::Outcome::NoData => return Ok(Vec::new()),
+                udp::Outcome::NxDomain => return Err(ResolveError::NxDomain { name: display }),
+                udp::Outcome::Timeout => {
+                    return Err(ResolveError::Timeout {
+                        name: display,
+                        rtype: rtype.to_string(),
+                        server: self.server.clone(),
+                        timeout: self.timeout,
+                    });
+                }
+                // Asked again below, through hickory.
+                udp::Outcome::Other => {}
+            }
+        }
         // hickory has its own per-attempt timeouts, which add up to
         // `self.timeout`; this deadline (a moment later, so that hickory's
         // own answer wins the race) is a second line of defence so that no
@@ -1361,6 +1432,109 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    /// A UDP name server on loopback that answers TXT questions with
+    /// `v=spf1 -all` and every other type with SERVFAIL, recording the
+    /// source address of each query.
+    fn txt_or_servfail_server() -> (SocketAddr, Arc<Mutex<Vec<SocketAddr>>>) {
+        use hickory_resolver::proto::op::{Message, OpCode};
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = socket.local_addr().expect("addr");
+        let sources = Arc::new(Mutex::new(Vec::new()));
+        let seen = sources.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok((len, from)) = socket.recv_from(&mut buf) {
+                seen.lock().unwrap().push(from);
+                let Ok(query) = Message::from_vec(&buf[..len]) else {
+                    continue;
+                };
+                let mut reply = Message::response(query.metadata.id, OpCode::Query);
+                reply.metadata.recursion_desired = query.metadata.recursion_desired;
+                reply.metadata.authoritative = true;
+                for q in &query.queries {
+                    if q.query_type() == RecordType::TXT {
+                        reply.add_answer(Record::from_rdata(
+                            q.name().clone(),
+                            300,
+                            RData::TXT(hickory_resolver::proto::rr::rdata::TXT::new(vec![
+                                "v=spf1 -all".to_string(),
+                            ])),
+                        ));
+                    } else {
+                        reply.metadata.response_code = ResponseCode::ServFail;
+                    }
+                }
+                reply.queries = query.queries;
+                if let Ok(bytes) = reply.to_vec() {
+                    let _ = socket.send_to(&bytes, from);
+                }
+            }
+        });
+        (addr, sources)
+    }
+
+    /// The plain UDP path answers what it can itself, one query each from
+    /// a socket of its own, and hands the rest to hickory, whose outcome
+    /// is the one a resolver without the plain path gives.
+    #[test]
+    fn plain_udp_answers_itself_and_hands_the_rest_to_hickory() {
+        let (addr, sources) = txt_or_servfail_server();
+        let timeout = Duration::from_secs(30);
+        let hickory = Resolver::direct(addr, timeout).expect("resolver");
+        let plain = Resolver::direct(addr, timeout)
+            .expect("resolver")
+            .per_thread()
+            .plain_udp();
+        assert!(plain.is_plain_udp() && !hickory.is_plain_udp());
+        let want = Ok(vec![b"v=spf1 -all".to_vec()]);
+        for n in ["a.example.test", "b.example.test", "c.example.test."] {
+            assert_eq!(plain.txt(n), want);
+        }
+        // Answered on the plain path: no hickory resolver was built.
+        match &plain.engine {
+            Engine::PerThread(t) => assert_eq!(t.lock().unwrap().len(), 0),
+            Engine::Shared { .. } => panic!("a per-thread resolver"),
+        }
+        // One query each, each from another source port.
+        let mut ports: Vec<u16> = sources.lock().unwrap().iter().map(|s| s.port()).collect();
+        assert_eq!(ports.len(), 3);
+        ports.sort();
+        ports.dedup();
+        assert_eq!(ports.len(), 3);
+        // SERVFAIL is hickory's to report: the plain query, then hickory's.
+        let before = sources.lock().unwrap().len();
+        let got = plain.mx("a.example.test");
+        assert_eq!(sources.lock().unwrap().len(), before + 2);
+        assert_eq!(got, hickory.mx("a.example.test"));
+        assert!(
+            matches!(&got, Err(ResolveError::Rcode { rcode, .. }) if rcode == "SERVFAIL"),
+            "{got:?}"
+        );
+        match &plain.engine {
+            Engine::PerThread(t) => assert_eq!(t.lock().unwrap().len(), 1),
+            Engine::Shared { .. } => panic!("a per-thread resolver"),
+        }
+    }
+
+    /// A resolver of several servers keeps hickory's order and retries:
+    /// it has no plain path even when asked for one.
+    #[test]
+    fn plain_udp_is_for_one_server_only() {
+        let a: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let b: SocketAddr = "127.0.0.2:9".parse().unwrap();
+        let timeout = Duration::from_millis(100);
+        let one = Resolver::with_nameservers(&[a], timeout).expect("resolver");
+        assert!(one.udp.is_some());
+        let two = Resolver::with_nameservers(&[a, b], timeout)
+            .expect("resolver")
+            .plain_udp();
+        assert!(two.udp.is_none());
+        let direct = Resolver::direct(a, timeout).expect("resolver");
+        let udp = direct.udp.as_ref().expect("plain path");
+        assert!(!udp.recursion_desired);
+        assert_eq!(udp.attempts, 1);
     }
 
     #[test]

@@ -176,8 +176,10 @@ pub fn run(
     // Each domain's checks run on a thread of their own (`Validator::
     // validate`), which drives its queries itself: no hand-off to the
     // shared runtime's workers and back for each of the ~20 questions of a
-    // domain (see `Resolver::per_thread`).
-    let resolver = resolver.with_run_cache().per_thread();
+    // domain (see `Resolver::per_thread`). With one `--nameserver`, the
+    // thread sends each question and reads its answer on a plain UDP
+    // socket, hickory handling only the rest (see `Resolver::plain_udp`).
+    let resolver = resolver.with_run_cache().per_thread().plain_udp();
     let authorities = args
         .authorities
         .iter()

@@ -24,7 +24,11 @@
 //! wake-ups per query were most of the run's CPU time); the run cache
 //! stays one for all threads. The propagation check's per-server
 //! resolvers are built once per server and kept, and run where the main
-//! resolver runs (per thread when it does).
+//! resolver runs (per thread when it does). With one `--nameserver` (and
+//! always for the propagation check's servers) each question goes on the
+//! [plain UDP path](Resolver::plain_udp): the thread sends it and reads
+//! the answer on a blocking socket, hickory handling only truncation,
+//! CNAME chains and error codes.
 //!
 //! Timeouts at scale. Every query has one budget, `--timeout` (2 s by
 //! default), which its attempts share, and a hard deadline 50 ms past it
@@ -350,6 +354,9 @@ impl<'a> Validator<'a> {
         if self.resolver.is_per_thread() {
             r = r.per_thread();
         }
+        if self.resolver.is_plain_udp() {
+            r = r.plain_udp();
+        }
         let r = Arc::new(r);
         map.insert(server, r.clone());
         Ok(r)
@@ -543,6 +550,22 @@ mod tests {
             }
             let v = Validator::new(&r, Settings::default());
             assert_eq!(v.direct(server).unwrap().is_per_thread(), per_thread);
+        }
+    }
+
+    #[test]
+    fn propagation_resolvers_take_the_plain_udp_path_when_the_main_resolver_does() {
+        let server: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let timeout = Duration::from_millis(100);
+        for plain in [false, true] {
+            let mut r = Resolver::direct(server, timeout).unwrap().per_thread();
+            if plain {
+                r = r.plain_udp();
+            }
+            let v = Validator::new(&r, Settings::default());
+            let direct = v.direct(server).unwrap();
+            assert_eq!(direct.is_plain_udp(), plain);
+            assert!(direct.is_per_thread());
         }
     }
 
