@@ -50,15 +50,17 @@ fi
 # Python tools of the bridge, signer and output-schema tests
 # (tests/cli/emit_bridges.rs, tests/keys/signers.rs, tests/cli/output_schema.rs), pinned,
 # in a venv of their own: octoDNS with its BIND provider (octodns-validate,
-# octodns-sync), aiosmtpd (the SMTP sink behind Postfix), and jsonschema
-# with rfc3339-validator (an independent check of `format: date-time`).
+# octodns-sync), aiosmtpd (the SMTP sink behind Postfix), jsonschema
+# with rfc3339-validator (an independent check of `format: date-time`), and
+# the Prometheus project's client library, whose text-format parser reads
+# `serve`'s /metrics (tests/dashboard/dashboard_api.rs).
 # The tests look in $MAILAUTH_VENV (default below).
 venv=${MAILAUTH_VENV:-/opt/mailauth/venv}
-if ! "$venv/bin/python" -c 'import octodns, octodns_bind, aiosmtpd, jsonschema, rfc3339_validator' >/dev/null 2>&1; then
-  echo "installing octodns, octodns-bind, aiosmtpd, jsonschema into $venv"
+if ! "$venv/bin/python" -c 'import octodns, octodns_bind, aiosmtpd, jsonschema, rfc3339_validator, prometheus_client' >/dev/null 2>&1; then
+  echo "installing octodns, octodns-bind, aiosmtpd, jsonschema, prometheus-client into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet octodns==1.22.0 octodns-bind==1.1.0 aiosmtpd==1.4.6 \
-    jsonschema==4.23.0 rfc3339-validator==0.1.4
+    jsonschema==4.23.0 rfc3339-validator==0.1.4 prometheus-client==0.21.1
 fi
 # Terraform (terraform fmt/validate in tests/cli/emit_bridges.rs) and the
 # hashicorp/aws provider mirror ($MAILAUTH_TF_PLUGINS, default
