@@ -1,9 +1,20 @@
-//! DNS names, RRsets and zones, plus one typed value per managed record kind
-//! (SPF, DMARC, DKIM key, MTA-STS, TLS-RPT, BIMI). Everything here parses and renders;
-//! nothing here does I/O or knows which provider a zone lives in.
+//! mailauth-records: DNS names, RRsets and zones, plus one typed value per
+//! managed record kind (SPF with its macro strings, DMARC, DKIM key, MTA-STS
+//! record and policy, TLS-RPT, BIMI) and the TXT character-string handling
+//! they share. Everything here parses and renders; it is the vocabulary the
+//! other crates of the workspace speak.
+//!
+//! Leaves alone everything that needs the world: no DNS queries, no files,
+//! no network, no configuration, and no knowledge of which provider a zone
+//! lives in. SPF evaluation (`check_host()`, macro expansion, the include
+//! tree), fetching MTA-STS policies, validation and plan/apply live in
+//! `mailauth-core`, which depends on this crate; this crate depends on no
+//! other crate of the workspace (docs/architecture.md).
 //!
 //! Zones are sorted maps keyed by (owner name, type), so every rendering is
 //! independent of insertion order.
+
+#![forbid(unsafe_code)]
 
 pub mod bimi;
 pub mod dkim;
