@@ -18,8 +18,11 @@ use mailauth_core::record;
 use mailauth_reports::IngestLimits;
 use mailauth_reports::parse::aggregate::{self, Collect};
 
-/// Every target: its name (the cargo-fuzz binary's) and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A target's name (the cargo-fuzz binary's) and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target.
+pub const TARGETS: &[Target] = &[
     ("config", config),
     ("http_date", http_date),
     ("imap_url", imap_url),
