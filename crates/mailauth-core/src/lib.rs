@@ -23,7 +23,6 @@ pub mod http;
 pub mod import;
 pub mod inspect;
 pub mod keys;
-pub mod masterfile;
 pub mod output;
 pub mod ownership;
 pub mod par;
@@ -39,3 +38,6 @@ pub mod workspace;
 /// they were a module of this crate, so that `crate::record::…` and
 /// `mailauth_core::record::…` still name them.
 pub use mailauth_records as record;
+
+/// RFC 1035 master files (`mailauth-records`), under their old path.
+pub use mailauth_records::masterfile;
