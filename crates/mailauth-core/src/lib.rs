@@ -3,11 +3,12 @@
 //! configuration, the resolver and the DNS providers, plan and apply, DKIM
 //! keys, live validation and message inspection.
 //!
-//! Leaves alone the typed records themselves (the `mailauth-records` crate
-//! below this one, re-exported here as [`record`]), the report pipeline
-//! (the `mailauth-reports` crate, which builds on this one) and the command
-//! line (the `mailauth` crate, on top of both). Nothing here depends on
-//! either of the last two: see docs/architecture.md.
+//! Leaves alone the typed records and master files themselves (the
+//! `mailauth-records` crate below this one, re-exported here as [`record`]
+//! and [`masterfile`]), the report pipeline (the `mailauth-reports` crate,
+//! which builds on this one) and the command line (the `mailauth` crate, on
+//! top of both). Nothing here depends on either of the last two: see
+//! docs/architecture.md.
 
 #![forbid(unsafe_code)]
 
