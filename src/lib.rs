@@ -6,10 +6,11 @@
 //! This crate is the command line: [`cli`] (arguments, the commands, exit
 //! codes), the onboarding [`checklist`] (it reads both the live DNS and the
 //! report store), and the `keys` and `inspect` commands (they write through
-//! the report pipeline's terminal-safe output). The library lives in two
-//! crates below it, `mailauth-core` (records, config, DNS, providers,
-//! plan/apply, keys, validate, inspect) and `mailauth-reports` (the report
-//! pipeline, built on the core); docs/architecture.md shows the cut.
+//! the report pipeline's terminal-safe output). The library lives in the
+//! crates below it, `mailauth-core` (config, DNS, providers, plan/apply,
+//! keys, validate, inspect; the typed records are `mailauth-records` under
+//! it, which the core re-exports as `record`) and `mailauth-reports` (the
+//! report pipeline, built on the core); docs/architecture.md shows the cut.
 //!
 //! Their modules are re-exported here under their old paths, so that
 //! `mailauth::config`, `mailauth::reports::store` and the rest keep

@@ -1,7 +1,9 @@
 //! (existing zone, desired records) → ordered changes, plus the conflicts a
 //! human must look at. Pure: no I/O, no provider. Never produces a change to
-//! a record mailauth does not own (see `ownership`). Owns [`Change`], the
-//! diff's output, which providers and the master-file editor apply.
+//! a record mailauth does not own (see `ownership`). Its output is a list
+//! of [`Change`]s, which providers and the master-file editor apply; the
+//! type itself lives in `mailauth-records` (`record::change`), beside the
+//! RRsets it changes and the editor, and is re-exported here.
 
 use std::collections::BTreeSet;
 
@@ -10,41 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::ownership::{Registry, Slot, is_spf};
 use crate::record::{Name, RData, RType, RecordSet, Zone};
 
-/// One change to one RRset. Records compare on name, type and data; a TTL
-/// difference alone is an `Update` too.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "lowercase")]
-pub enum Change {
-    Create { new: RecordSet },
-    Update { old: RecordSet, new: RecordSet },
-    Delete { old: RecordSet },
-}
-
-impl Change {
-    pub fn name(&self) -> &Name {
-        match self {
-            Change::Create { new } | Change::Update { new, .. } => &new.name,
-            Change::Delete { old } => &old.name,
-        }
-    }
-    pub fn rtype(&self) -> &RType {
-        match self {
-            Change::Create { new } | Change::Update { new, .. } => &new.rtype,
-            Change::Delete { old } => &old.rtype,
-        }
-    }
-    /// Deletes first, then updates, then creates (a CNAME that replaces a
-    /// TXT at the same name needs the TXT gone first); within a kind, by
-    /// name and type.
-    pub fn sort_key(&self) -> (u8, Name, RType) {
-        let rank = match self {
-            Change::Delete { .. } => 0,
-            Change::Update { .. } => 1,
-            Change::Create { .. } => 2,
-        };
-        (rank, self.name().clone(), self.rtype().clone())
-    }
-}
+/// The diff's output, defined beside the RRsets it changes so that the
+/// master-file editor of `mailauth-records` can apply it; re-exported here
+/// under the path the providers, the plan and the tests use.
+pub use crate::record::change::Change;
 
 /// What the config implies for one zone: whole RRsets, and the apex SPF
 /// record, which shares its RRset with TXT records mailauth does not own.

@@ -13,7 +13,7 @@
 //! comment; quoted strings may hold spaces; `@` is the current origin; a
 //! blank owner repeats the previous one. `$TTL` comes from RFC 2308 §4.
 
-use crate::record::{Name, RData, RType, RecordSet, Zone};
+use crate::{Name, RData, RType, RecordSet, Zone};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {msg}")]
@@ -407,7 +407,7 @@ pub fn parse(input: &str, origin: &Name) -> Result<Parsed, ParseError> {
                     .iter()
                     .map(|t| {
                         if t.quoted {
-                            crate::record::txt::present(std::slice::from_ref(&t.text))
+                            crate::txt::present(std::slice::from_ref(&t.text))
                         } else {
                             text(t)
                         }

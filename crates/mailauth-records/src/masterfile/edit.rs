@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::parse::Parsed;
-use crate::diff::Change;
-use crate::record::{Name, RData, RType, RecordSet, txt};
+use crate::change::Change;
+use crate::{Name, RData, RType, RecordSet, txt};
 
 /// Lines for one RRset, owner written relative to `origin`.
 pub fn render_set(set: &RecordSet, origin: &Name) -> Vec<String> {

@@ -1,13 +1,29 @@
-//! DNS names, RRsets and zones, plus one typed value per managed record kind
-//! (SPF, DMARC, DKIM key, MTA-STS, TLS-RPT, BIMI). Everything here parses and renders;
-//! nothing here does I/O or knows which provider a zone lives in.
+//! mailauth-records: DNS names, RRsets and zones, plus one typed value per
+//! managed record kind (SPF with its macro strings, DMARC, DKIM key, MTA-STS
+//! record and policy, TLS-RPT, BIMI) and the TXT character-string handling
+//! they share; a [`change::Change`] to an RRset; and RFC 1035 master files
+//! ([`masterfile`]: read, edit in place with changes, render). Everything
+//! here parses and renders text; it is the vocabulary the other crates of
+//! the workspace speak.
+//!
+//! Leaves alone everything that needs the world: no DNS queries, no files
+//! (master files come and go as text), no network, no configuration, and no
+//! knowledge of which provider a zone lives in. SPF evaluation
+//! (`check_host()`, macro expansion, the include tree), fetching MTA-STS
+//! policies, validation, computing the changes (the diff, ownership) and
+//! plan/apply live in `mailauth-core`, which depends on this crate; this
+//! crate depends on no other crate of the workspace (docs/architecture.md).
 //!
 //! Zones are sorted maps keyed by (owner name, type), so every rendering is
 //! independent of insertion order.
 
+#![forbid(unsafe_code)]
+
 pub mod bimi;
+pub mod change;
 pub mod dkim;
 pub mod dmarc;
+pub mod masterfile;
 pub mod mtasts;
 pub mod spf;
 pub mod tlsrpt;

@@ -1,8 +1,9 @@
 //! SPF macro strings and domain-specs (RFC 7208 §7.1) as typed values:
 //! parse, render, and the literal form of a spec without macros.
 //!
-//! Owns the §7.1 grammar only. Expansion against a message lives in
-//! `crate::spf::macros`; the record and its terms live in the parent module.
+//! Owns the §7.1 grammar only. Expansion against a message lives in the
+//! `spf::macros` module of `mailauth-core`; the record and its terms live
+//! in the parent module.
 
 use std::fmt;
 use std::str::FromStr;

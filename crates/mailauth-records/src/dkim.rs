@@ -4,7 +4,8 @@
 //! read from the key's DER by a minimal walker.
 //!
 //! Also home of the DKIM `tag-list` splitter (RFC 6376 §3.2), which DMARC
-//! reuses. This module does not generate, store or rotate keys, never sees
+//! and the core's message inspection (signature and ARC header fields)
+//! reuse. This module does not generate, store or rotate keys, never sees
 //! private keys, and does not verify signatures. Long keys are not split
 //! into character-strings here: that is [`super::txt`]'s job, and nothing
 //! here assumes a value fits in 255 octets.
@@ -62,7 +63,11 @@ pub enum DkimError {
 /// order, names as written. A trailing `;` is allowed; any other empty or
 /// malformed segment is returned as `Err(segment)`. An empty input gives an
 /// empty list.
-pub(crate) fn tag_list(s: &str) -> Result<Vec<(&str, &str)>, &str> {
+///
+/// Public because the message inspection of `mailauth-core` reads the
+/// DKIM-Signature and ARC header fields, which use the same tag-list, with
+/// it.
+pub fn tag_list(s: &str) -> Result<Vec<(&str, &str)>, &str> {
     let mut out = Vec::new();
     let segments: Vec<&str> = s.split(';').collect();
     let last = segments.len() - 1;
@@ -489,7 +494,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const KEYS: &str = include_str!("../../../../tests/data/records/dkim_keys.txt");
+    const KEYS: &str = include_str!("../../../tests/data/records/dkim_keys.txt");
 
     #[test]
     fn key_table_parses_with_expected_sizes() {
@@ -524,7 +529,7 @@ mod tests {
         let key: DkimKey = line.split_once('\t').unwrap().1.parse().unwrap();
         let text = key.to_string();
         assert!(text.len() > 700, "{}", text.len());
-        let rdata = crate::record::RData::txt(&text);
+        let rdata = crate::RData::txt(&text);
         assert_eq!(rdata.txt_value().as_deref(), Some(text.as_str()));
         let back: DkimKey = rdata.txt_value().unwrap().parse().unwrap();
         assert_eq!(back.rsa_bits(), Some(4096));

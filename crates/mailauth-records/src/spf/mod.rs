@@ -4,9 +4,9 @@
 //! (how many DNS-querying terms, which `all`, which includes).
 //!
 //! This module does no DNS and evaluates nothing: `check_host()` and the
-//! include-tree analysis live in `crate::spf`. Macro strings are parsed here
-//! (so that a syntax error anywhere in a record is found before evaluation,
-//! §4.6) but expanded there.
+//! include-tree analysis live in the `spf` module of `mailauth-core`. Macro
+//! strings are parsed here (so that a syntax error anywhere in a record is
+//! found before evaluation, §4.6) but expanded there.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};

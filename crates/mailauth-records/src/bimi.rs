@@ -4,8 +4,8 @@
 //! canonically, including the declination record `v=BIMI1; l=; a=;`.
 //!
 //! This module does not fetch the logo or the evidence document and knows
-//! nothing of SVG or certificates (see `validate::bimi`); it only reads and
-//! writes the record text.
+//! nothing of SVG or certificates (see `validate::bimi` in `mailauth-core`);
+//! it only reads and writes the record text.
 
 use std::fmt;
 use std::str::FromStr;
