@@ -417,7 +417,9 @@ mod tests {
             ),
             case(
                 "a record at another name",
-                |r| r.add_answer(txt(&name("elsewhere.example."), "v=spf1 -all")),
+                |r| {
+                    r.add_answer(txt(&name("elsewhere.example."), "v=spf1 -all"));
+                },
                 Outcome::Other,
             ),
             case(
