@@ -194,14 +194,18 @@ pub(crate) fn file_size(path: &std::path::Path, limit: u64) -> Result<u64, Inges
     Ok(size)
 }
 
-/// Reads a file, refusing one larger than `limit` before reading it.
-pub(crate) fn read_file(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, IngestError> {
+/// Reads a file opened at its start (`path` names it in errors),
+/// refusing one larger than `limit` before reading it.
+pub(crate) fn read_open_file(
+    file: std::fs::File,
+    path: &std::path::Path,
+    limit: u64,
+) -> Result<Vec<u8>, IngestError> {
     use std::io::Read;
     let read_err = |source| IngestError::Read {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_err)?;
     let size = file.metadata().map_err(read_err)?.len();
     if size > limit {
         return Err(IngestError::TooLarge {

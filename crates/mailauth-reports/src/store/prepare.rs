@@ -3,7 +3,7 @@
 //! JSON lists (reasons, DKIM and SPF results, extensions), the first DKIM
 //! and SPF result spread over their own columns, the keywords as the text
 //! SQLite stores. The thread that owns the store then only binds them,
-//! several rows per INSERT (`write`).
+//! one row per INSERT (`write`).
 //!
 //! Owns turning a [`Record`] into its column values, for both the prepared
 //! rows and the sink that formats a record as it writes it, so that both
