@@ -107,9 +107,12 @@ fn count_reports(db: &Path) -> i64 {
 fn report_store_on_a_full_disk_fails_clearly_and_keeps_what_it_had() {
     // Room for the store once the filler is gone: the 0.9 MB report adds
     // ~350 KB of pages, written to the WAL and then checkpointed into the
-    // database file, beside the ~115 KB store (512 KiB left no page to
-    // spare once the schema grew a table).
-    let Some(disk) = SmallDisk::mount(1024) else {
+    // database file, beside the store. A new store of schema 7 (16 KiB
+    // pages) is ~450 KB, and creating it leaves ~550 KB in the WAL until
+    // the checkpoint at close copies them over: 1 MiB no longer held both,
+    // so the disk was full before the filler (512 KiB had already left no
+    // page to spare once the schema grew a table).
+    let Some(disk) = SmallDisk::mount(2048) else {
         return;
     };
     let db = disk.path.join("reports.db");
