@@ -75,6 +75,29 @@ macro_rules! count_case {
     };
 }
 
+/// The start of the source rollup's query, the same in both dialects: the
+/// `base` rows (domain, source IP, reporter, the DKIM signer and SPF
+/// result of each record, as Sources shows them, and the columns the
+/// counts read) of the records of `$from` (a `FROM` and `WHERE` text
+/// naming `records c` and `reports r`), and the opening of the `sums`
+/// that group them by domain and source IP.
+macro_rules! source_rows {
+    ($from:literal) => {
+        concat!(
+            "WITH base AS MATERIALIZED (SELECT r.policy_domain AS domain, \
+               c.source_ip AS source_ip, r.org_name AS org, \
+               CASE WHEN c.dkim_result = 'pass' THEN \
+                 c.dkim_domain || coalesce('/' || c.dkim_selector, '') END AS dk, \
+               CASE WHEN c.spf_domain IS NOT NULL THEN \
+                 c.spf_domain || '=' || coalesce(c.spf_result, '?') END AS sp, \
+               c.count AS count, c.dkim_aligned AS dkim_aligned, c.spf_aligned AS spf_aligned, \
+               c.reasons AS reasons FROM ",
+            $from,
+            "), sums AS (SELECT c.domain, c.source_ip, "
+        )
+    };
+}
+
 /// SQLite: `sum(e)` that saturates at the bounds of a 64-bit integer
 /// instead of failing the whole query with "integer overflow" (SQLite's
 /// `sum`), and stays exact below them (`total` is a float). The high and

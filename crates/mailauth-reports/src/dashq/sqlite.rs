@@ -293,16 +293,7 @@ const ROLLUP_FILL_SQLITE: &str = concat!(
 macro_rules! sources_groups_sqlite {
     ($from:literal) => {
         concat!(
-            "WITH base AS MATERIALIZED (SELECT r.policy_domain AS domain, \
-               c.source_ip AS source_ip, r.org_name AS org, \
-               CASE WHEN c.dkim_result = 'pass' THEN \
-                 c.dkim_domain || coalesce('/' || c.dkim_selector, '') END AS dk, \
-               CASE WHEN c.spf_domain IS NOT NULL THEN \
-                 c.spf_domain || '=' || coalesce(c.spf_result, '?') END AS sp, \
-               c.count AS count, c.dkim_aligned AS dkim_aligned, c.spf_aligned AS spf_aligned, \
-               c.reasons AS reasons FROM ",
-            $from,
-            "), sums AS (SELECT c.domain, c.source_ip, ",
+            source_rows!($from),
             sqlite_sum!("c.count"),
             " AS messages, ",
             sqlite_sum!(count_case!(dmarc_pass)),
