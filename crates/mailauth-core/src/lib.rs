@@ -4,8 +4,12 @@
 //! keys, live validation and message inspection.
 //!
 //! Leaves alone the typed records and master files themselves (the
-//! `mailauth-records` crate below this one, re-exported here as [`record`]
-//! and [`masterfile`]), the report pipeline (the `mailauth-reports` crate,
+//! `mailauth-records` crate at the bottom, re-exported here as [`record`]
+//! and [`masterfile`]), talking to DNS servers and DNS APIs (the
+//! `mailauth-dns` crate between the two: the resolver, SPF evaluation, the
+//! providers, the HTTP client and runtime, the clock, re-exported here under
+//! their old paths as [`dns`], [`spf`], [`provider`], [`http`], [`rt`],
+//! [`clock`] and [`fsutil`]), the report pipeline (the `mailauth-reports` crate,
 //! which builds on this one) and the command line (the `mailauth` crate, on
 //! top of both). Nothing here depends on either of the last two: see
 //! docs/architecture.md.
@@ -14,13 +18,9 @@
 
 pub mod apply;
 pub mod bridge;
-pub mod clock;
 pub mod config;
 pub mod desired;
 pub mod diff;
-pub mod dns;
-pub mod fsutil;
-pub mod http;
 pub mod import;
 pub mod inspect;
 pub mod keys;
@@ -28,9 +28,7 @@ pub mod output;
 pub mod ownership;
 pub mod par;
 pub mod plan;
-pub mod provider;
 pub mod publish;
-pub mod rt;
 pub mod spf;
 pub mod validate;
 pub mod workspace;
@@ -39,6 +37,10 @@ pub mod workspace;
 /// they were a module of this crate, so that `crate::record::…` and
 /// `mailauth_core::record::…` still name them.
 pub use mailauth_records as record;
+
+/// `mailauth-dns`'s modules, under the paths they had when they were
+/// modules of this crate.
+pub use mailauth_dns::{clock, dns, fsutil, http, provider, rt};
 
 /// RFC 1035 master files (`mailauth-records`), under their old path.
 pub use mailauth_records::masterfile;

@@ -169,20 +169,6 @@ impl schemars::JsonSchema for Rfc3339 {
     }
 }
 
-/// A [`Timestamp`](crate::clock::Timestamp) serialises as an RFC 3339 UTC
-/// string, as its `Display` writes it.
-impl schemars::JsonSchema for crate::clock::Timestamp {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Rfc3339".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        <Rfc3339 as schemars::JsonSchema>::json_schema(g)
-    }
-}
-
 /// `#[serde(serialize_with = "output::rfc3339")]`: Unix seconds kept as an
 /// integer in Rust, printed as an RFC 3339 UTC string (with
 /// `#[schemars(with = "Rfc3339")]`), as every time in JSON is.

@@ -6,7 +6,7 @@
 pub mod alerts;
 mod check;
 mod load;
-pub mod providers;
+pub use mailauth_dns::provider::config as providers;
 pub mod schema;
 
 use std::collections::{BTreeMap, HashMap};

@@ -268,6 +268,21 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// In a JSON schema a [`Timestamp`] is what it serialises as: an RFC 3339
+/// UTC string, as its `Display` writes it, under the same schema name as
+/// every other time in the output (`output::Rfc3339` in `mailauth-core`).
+impl schemars::JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rfc3339".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "date-time"})
+    }
+}
+
 /// Seconds since the Unix epoch, from `MAILAUTH_NOW` when set.
 pub fn now() -> Result<i64, String> {
     clock(None)

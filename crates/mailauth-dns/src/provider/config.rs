@@ -2,7 +2,10 @@
 //! (`provider: { kind: rfc2136, ... }`): what the user wrote, with its
 //! defaults. Each provider takes its settings from here
 //! (`provider::rfc2136::Rfc2136::from_config`, ...); reading credentials,
-//! connecting and talking to the API stay in `provider`.
+//! connecting and talking to the API stay in the providers. Here, beside
+//! the providers, rather than with the rest of the config file's types in
+//! `mailauth-core`'s `config` (which re-exports it as `config::providers`),
+//! so that the providers depend on nothing above this crate.
 
 use std::path::PathBuf;
 

@@ -15,7 +15,7 @@
 //! base URL must be HTTPS, or plain HTTP to loopback, or plain HTTP with
 //! `allow_plain_http: true`.
 
-pub use crate::config::providers::CloudflareConfig;
+pub use super::config::CloudflareConfig;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -54,7 +54,7 @@ use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use hickory_proto::rr::rdata::{CNAME, MX, SOA, TXT};
 use hickory_proto::rr::{DNSClass, RData as HRData, Record, RecordType, TSigner};
 
-pub use crate::config::providers::{Rfc2136Config, TsigAlgorithmName};
+pub use super::config::{Rfc2136Config, TsigAlgorithmName};
 
 use super::{Capabilities, Change, Fetched, Provider, ProviderError, ReadScope};
 use crate::record::{Name, RData, RType, RecordSet, Zone};

@@ -18,7 +18,7 @@
 //! apply stops (run plan again). The API URL must be HTTPS, or plain HTTP
 //! to loopback, or plain HTTP with `allow_plain_http: true`.
 
-pub use crate::config::providers::PowerDnsConfig;
+pub use super::config::PowerDnsConfig;
 
 use std::time::Duration;
 

@@ -7,11 +7,13 @@
 //!
 //! Also owns what the API providers share beyond the HTTP client
 //! (`crate::http`): which API URLs may carry a credential ([`check_url`])
-//! and how a client that cannot be set up is reported. Each provider's
-//! settings are the config's (`config::providers`); the changes are the
+//! and how a client that cannot be set up is reported, and each provider
+//! kind's settings as the config file declares them ([`config`], read by
+//! `mailauth-core`'s `config` as `config::providers`); the changes are the
 //! diff's ([`Change`]).
 
 pub mod cloudflare;
+pub mod config;
 pub mod powerdns;
 pub mod rfc2136;
 pub mod route53;
@@ -19,7 +21,7 @@ pub mod zonefile;
 
 /// The diff's output, which every provider applies; here under its old
 /// path.
-pub use crate::diff::Change;
+pub use crate::record::change::Change;
 use crate::record::{Name, RType, RecordSet, Zone};
 
 /// What a provider's API can do, checked at plan time so that an
@@ -49,7 +51,7 @@ pub struct Fetched {
 /// The RRsets a provider reads when it cannot list a whole zone (an
 /// RFC 2136 server that refuses AXFR, RFC 5936 §4.2). Which names matter
 /// is an ownership question, so the caller says: providers decide nothing.
-/// [`crate::ownership::OwnedNames`] is the scope mailauth reads with
+/// `mailauth_core::ownership::OwnedNames` is the scope mailauth reads with
 /// (`workspace` builds the providers with it).
 pub trait ReadScope: Send + Sync {
     /// The RRsets to read first (beside the zone's SOA).

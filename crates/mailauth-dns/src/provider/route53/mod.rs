@@ -26,7 +26,7 @@
 //! a redirect to another origin is not followed, so the signed request
 //! goes to the configured host only.
 
-pub use crate::config::providers::Route53Config;
+pub use crate::provider::config::Route53Config;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -420,7 +420,7 @@ pub fn install_crypto_provider() {
 }
 
 /// `mailauth/<version>`, sent with every request.
-pub(crate) fn user_agent() -> &'static str {
+pub fn user_agent() -> &'static str {
     concat!("mailauth/", env!("CARGO_PKG_VERSION"))
 }
 
