@@ -14,29 +14,21 @@ cargo fmt --all -- --check
 
 # Clippy, as `cargo clippy --workspace --all-targets -- -D warnings` runs
 # it, but while the workspace's crates are compiled for the tests rather
-# than in a check build of its own: `cargo clippy` is cargo with
-# clippy-driver as the workspace's compiler, and clippy-driver compiles as
-# rustc does besides linting. The dependencies are compiled by rustc as
-# usual, so they are the ones `cargo build` made. CLIPPY_ARGS is how
-# `cargo clippy` hands its `-- -D warnings` to the driver. Every cargo
-# command below runs with the same settings, so none rebuilds.
-RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver"
-export RUSTC_WORKSPACE_WRAPPER
-export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+# than in a check build of its own (scripts/lint-env.sh): the dependencies
+# are the ones `cargo build` made, and every cargo command below runs with
+# the same settings, so none rebuilds.
+. scripts/lint-env.sh
 cargo test --workspace --all-targets --locked --no-run
 
-status=0
 # The SQLite-only build of the report pipeline (the `postgres` and `imap`
-# features off) checks its feature gates. Its dependencies have other
-# features than the tests' (a build of their own), and cargo runs one
-# command at a time in a target directory, so it checks in a directory of
-# its own, at the lowest CPU priority, beside the tests: they spend most
-# of their time waiting on servers, processes and timeouts, and take the
-# CPU first when they need it.
-env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS CARGO_TARGET_DIR=target/sqlite-only \
-  nice -n 19 cargo check -p mailauth-reports --no-default-features --features sqlite --locked \
-  >target/check-sqlite-only.log 2>&1 &
-check_sqlite=$!
+# features off) checks its feature gates. Built in the same target
+# directory, it reuses every dependency whose features are the same, and
+# compiles only the few that differ and the crates above them.
+status=0
+if ! cargo build -p mailauth-reports --no-default-features --features sqlite --lib --locked; then
+  echo "test.sh: mailauth-reports does not build with only the sqlite feature" >&2
+  status=1
+fi
 
 # Most tests wait on servers, processes and timeouts rather than on the
 # CPU, so their binaries run TEST_THREADS tests at a time (default 6,
@@ -61,12 +53,6 @@ cargo test --workspace --locked --doc || status=$?
 solo_args=()
 for name in "${solo[@]}"; do solo_args+=(--test "$name"); done
 cargo test --locked --no-fail-fast "${solo_args[@]}" || status=$?
-
-if ! wait "$check_sqlite"; then
-  cat target/check-sqlite-only.log >&2
-  echo "test.sh: mailauth-reports does not build with only the sqlite feature" >&2
-  status=1
-fi
 
 smoke="${FUZZ_SMOKE_SECONDS:-0}"
 if [ "$smoke" != 0 ]; then
