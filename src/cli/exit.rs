@@ -172,9 +172,10 @@ fn resolver_flags_exit(e: &ResolverFlagsError) -> Exit {
     }
 }
 
-/// `validate`: a bad argument is a usage error; the resolver and the CA
-/// files, 1. A domain list that names nothing to check, or a name that is
-/// not a domain, stays 1 as it has always been.
+/// `validate`: a bad argument, a name that is not a domain among them, is
+/// a usage error (as in `import` and `checklist`); the resolver and the CA
+/// files, 1. No config file and no domain named stays 1, as it has always
+/// been.
 impl From<ValidateCliError> for Failure {
     fn from(e: ValidateCliError) -> Failure {
         let exit = match &e {
@@ -182,8 +183,9 @@ impl From<ValidateCliError> for Failure {
             ValidateCliError::Selector { .. }
             | ValidateCliError::Authority(_)
             | ValidateCliError::PolicyTimeout
+            | ValidateCliError::Selection(_)
             | ValidateCliError::ConnectTo(_) => Exit::Usage,
-            ValidateCliError::Selection(_) | ValidateCliError::Fetcher(_) => Exit::Error,
+            ValidateCliError::NoDomain | ValidateCliError::Fetcher(_) => Exit::Error,
         };
         Failure::new(exit, error_chain(&e))
     }
@@ -362,6 +364,23 @@ mod tests {
         let f = Failure::from(e);
         assert_eq!(f.exit, Exit::Error);
         assert_eq!(f.message, "creating out/domains: denied");
+    }
+
+    #[test]
+    fn validate_exits_2_on_a_name_that_is_not_a_domain_and_1_with_nothing_to_check() {
+        let f = Failure::from(ValidateCliError::Selection(
+            crate::validate::ValidateError::Selection {
+                message: "name `a..b` has an empty label".into(),
+            },
+        ));
+        assert_eq!(f.exit, Exit::Usage);
+        assert_eq!(f.message, "name `a..b` has an empty label");
+        let f = Failure::from(ValidateCliError::NoDomain);
+        assert_eq!(f.exit, Exit::Error);
+        assert_eq!(
+            f.message,
+            "no config file and no domain named: name the domains to check (`mailauth validate example.com`)"
+        );
     }
 
     #[test]

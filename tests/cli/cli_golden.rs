@@ -614,6 +614,16 @@ fn a_bad_argument_to_the_checking_and_keys_commands_exits_2() {
     );
     usage(
         &example,
+        &["validate", "bad name!"],
+        "name `bad name!` contains whitespace or quotes",
+    );
+    usage(
+        &example,
+        &["validate", "a..b.example"],
+        "name `a..b.example` has an empty label",
+    );
+    usage(
+        &example,
         &["validate", "example.com", "--nameserver", "not-an-ip"],
         "`--nameserver not-an-ip`: expected IP or IP:PORT",
     );

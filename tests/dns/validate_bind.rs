@@ -424,9 +424,10 @@ fn command_line_report_json_and_exit_codes() {
                 .is_some_and(|s| s.contains("noauth.test._report._dmarc.reports.provider.test"))
     }));
 
-    // A malformed name is a usage error, not a crash.
+    // A malformed name is a usage error (exit 2, as the README's table and
+    // `import` and `checklist` have it), not a crash.
     let (code, _) = cli(&servers, &["bad..test"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
 }
 
 /// `mailauth validate` with `config` (None: no config file at all), JSON.

@@ -109,8 +109,12 @@ pub struct ValidateArgs {
 /// the HTTPS client it needs.
 #[derive(Debug, thiserror::Error)]
 pub enum ValidateCliError {
-    /// No domain named and no config, or a name that is not a domain
-    /// ([`ValidateError::Selection`]).
+    /// No config file and no domain named: nothing to check.
+    #[error(
+        "no config file and no domain named: name the domains to check (`mailauth validate example.com`)"
+    )]
+    NoDomain,
+    /// A name that is not a domain ([`ValidateError::Selection`]).
     #[error(transparent)]
     Selection(ValidateError),
     /// A `--selector` that is not DNS labels.
@@ -151,10 +155,7 @@ pub fn run(
 ) -> Result<i32, ValidateCliError> {
     let mut domains = match ws {
         Some(ws) => ws.select_any(&args.domains),
-        None if args.domains.is_empty() => Err(
-            "no config file and no domain named: name the domains to check (`mailauth validate example.com`)"
-                .to_string(),
-        ),
+        None if args.domains.is_empty() => return Err(ValidateCliError::NoDomain),
         None => args
             .domains
             .iter()
