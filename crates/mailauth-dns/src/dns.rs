@@ -42,6 +42,8 @@ use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
 use crate::spf::{self, MxRecord, QType, SpfDns};
 
+#[cfg(test)]
+mod testserver;
 mod udp;
 
 /// A nameserver address that is neither `IP` nor `IP:PORT`.
@@ -1233,74 +1235,53 @@ mod tests {
         received: Arc<AtomicUsize>,
         /// The names asked, in the order received.
         names: Arc<Mutex<Vec<String>>>,
-        stop: Arc<std::sync::atomic::AtomicBool>,
+        _server: testserver::Server,
     }
 
     impl SlowServer {
         fn start(delay: Duration) -> SlowServer {
-            use hickory_resolver::proto::op::Message;
-            let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-            socket
-                .set_read_timeout(Some(Duration::from_millis(20)))
-                .expect("read timeout");
-            let addr = socket.local_addr().expect("addr");
             let received = Arc::new(AtomicUsize::new(0));
-            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let names = Arc::new(Mutex::new(Vec::new()));
-            let (count, done, asked) = (received.clone(), stop.clone(), names.clone());
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let mut seen = std::collections::HashSet::new();
-                while !done.load(Ordering::SeqCst) {
-                    let Ok((len, from)) = socket.recv_from(&mut buf) else {
-                        continue;
-                    };
-                    let Ok(query) = Message::from_vec(&buf[..len]) else {
-                        continue;
-                    };
-                    // A query resent with its ID (hickory retransmits a UDP
-                    // query not answered within a third of a second, as RFC
-                    // 1035 §4.2.1 suggests) is answered again but not
-                    // counted: it is the same query.
-                    if seen.insert(query.metadata.id) {
-                        count.fetch_add(1, Ordering::SeqCst);
-                        for q in &query.queries {
-                            asked.lock().unwrap().push(q.name().to_ascii());
-                        }
+            let (count, asked) = (received.clone(), names.clone());
+            let seen = Mutex::new(std::collections::HashSet::new());
+            let server = testserver::Server::start(move |query| {
+                // A query resent with its ID (hickory retransmits a UDP
+                // query not answered within a third of a second, as RFC
+                // 1035 §4.2.1 suggests) is answered again but not
+                // counted: it is the same query.
+                if seen.lock().unwrap().insert(query.metadata.id) {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    for q in &query.queries {
+                        asked.lock().unwrap().push(q.name().to_ascii());
                     }
-                    std::thread::sleep(delay);
-                    let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
-                    reply.metadata.recursion_desired = query.metadata.recursion_desired;
+                }
+                std::thread::sleep(delay);
+                vec![testserver::response(query, |reply| {
                     reply.metadata.recursion_available = true;
                     reply.metadata.authoritative = true;
                     for q in &query.queries {
-                        reply.add_answer(Record::from_rdata(
-                            q.name().clone(),
-                            300,
-                            RData::TXT(hickory_resolver::proto::rr::rdata::TXT::new(vec![
-                                "v=spf1 -all".to_string(),
-                            ])),
-                        ));
+                        reply.add_answer(spf_txt(q.name()));
                     }
-                    reply.queries = query.queries;
-                    if let Ok(bytes) = reply.to_vec() {
-                        let _ = socket.send_to(&bytes, from);
-                    }
-                }
+                })]
             });
             SlowServer {
-                addr,
+                addr: server.addr,
                 received,
                 names,
-                stop,
+                _server: server,
             }
         }
     }
 
-    impl Drop for SlowServer {
-        fn drop(&mut self) {
-            self.stop.store(true, Ordering::SeqCst);
-        }
+    /// `v=spf1 -all` at `owner`, the answer of the test servers.
+    fn spf_txt(owner: &hickory_resolver::proto::rr::Name) -> Record {
+        Record::from_rdata(
+            owner.clone(),
+            300,
+            RData::TXT(hickory_resolver::proto::rr::rdata::TXT::new(vec![
+                "v=spf1 -all".to_string(),
+            ])),
+        )
     }
 
     /// hickory shares a lookup in flight too; the run cache in front of it
@@ -1437,42 +1418,19 @@ mod tests {
     /// A UDP name server on loopback that answers TXT questions with
     /// `v=spf1 -all` and every other type with SERVFAIL, recording the
     /// source address of each query.
-    fn txt_or_servfail_server() -> (SocketAddr, Arc<Mutex<Vec<SocketAddr>>>) {
-        use hickory_resolver::proto::op::{Message, OpCode};
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let addr = socket.local_addr().expect("addr");
-        let sources = Arc::new(Mutex::new(Vec::new()));
-        let seen = sources.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok((len, from)) = socket.recv_from(&mut buf) {
-                seen.lock().unwrap().push(from);
-                let Ok(query) = Message::from_vec(&buf[..len]) else {
-                    continue;
-                };
-                let mut reply = Message::response(query.metadata.id, OpCode::Query);
-                reply.metadata.recursion_desired = query.metadata.recursion_desired;
+    fn txt_or_servfail_server() -> testserver::Server {
+        testserver::Server::start(|query| {
+            vec![testserver::response(query, |reply| {
                 reply.metadata.authoritative = true;
                 for q in &query.queries {
                     if q.query_type() == RecordType::TXT {
-                        reply.add_answer(Record::from_rdata(
-                            q.name().clone(),
-                            300,
-                            RData::TXT(hickory_resolver::proto::rr::rdata::TXT::new(vec![
-                                "v=spf1 -all".to_string(),
-                            ])),
-                        ));
+                        reply.add_answer(spf_txt(q.name()));
                     } else {
                         reply.metadata.response_code = ResponseCode::ServFail;
                     }
                 }
-                reply.queries = query.queries;
-                if let Ok(bytes) = reply.to_vec() {
-                    let _ = socket.send_to(&bytes, from);
-                }
-            }
-        });
-        (addr, sources)
+            })]
+        })
     }
 
     /// The plain UDP path answers what it can itself, one query each from
@@ -1480,7 +1438,8 @@ mod tests {
     /// is the one a resolver without the plain path gives.
     #[test]
     fn plain_udp_answers_itself_and_hands_the_rest_to_hickory() {
-        let (addr, sources) = txt_or_servfail_server();
+        let server = txt_or_servfail_server();
+        let (addr, sources) = (server.addr, &server.sources);
         let timeout = Duration::from_secs(30);
         let hickory = Resolver::direct(addr, timeout).expect("resolver");
         let plain = Resolver::direct(addr, timeout)

@@ -249,11 +249,11 @@ fn bind_random(server: SocketAddr) -> std::io::Result<UdpSocket> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testserver::{Server, response};
     use super::*;
-    use hickory_resolver::proto::op::{Edns, OpCode};
+    use hickory_resolver::proto::op::Edns;
     use hickory_resolver::proto::rr::RData;
     use hickory_resolver::proto::rr::rdata::{CNAME, TXT};
-    use std::sync::{Arc, Mutex};
 
     fn plain(server: SocketAddr, attempts: usize, per_attempt: Duration) -> Plain {
         Plain {
@@ -275,45 +275,6 @@ mod tests {
             300,
             RData::TXT(TXT::new(vec![text.to_string()])),
         )
-    }
-
-    /// A UDP server on loopback that answers each query with the
-    /// datagrams `reply` makes of it, and records the source address of
-    /// every query it receives.
-    struct Server {
-        addr: SocketAddr,
-        sources: Arc<Mutex<Vec<SocketAddr>>>,
-    }
-
-    impl Server {
-        fn start(reply: impl Fn(&Message) -> Vec<Vec<u8>> + Send + 'static) -> Server {
-            let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-            let addr = socket.local_addr().expect("addr");
-            let sources = Arc::new(Mutex::new(Vec::new()));
-            let seen = sources.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok((len, from)) = socket.recv_from(&mut buf) {
-                    seen.lock().unwrap().push(from);
-                    let Ok(query) = Message::from_vec(&buf[..len]) else {
-                        continue;
-                    };
-                    for datagram in reply(&query) {
-                        let _ = socket.send_to(&datagram, from);
-                    }
-                }
-            });
-            Server { addr, sources }
-        }
-    }
-
-    /// The response to `query` with `edit` applied.
-    fn response(query: &Message, edit: impl FnOnce(&mut Message)) -> Vec<u8> {
-        let mut reply = Message::response(query.metadata.id, OpCode::Query);
-        reply.metadata.recursion_desired = query.metadata.recursion_desired;
-        reply.queries = query.queries.clone();
-        edit(&mut reply);
-        reply.to_vec().expect("encode")
     }
 
     #[test]
