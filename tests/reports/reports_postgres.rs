@@ -1277,3 +1277,113 @@ fn eight_workers_create_each_month_once() {
         );
     }
 }
+
+fn aggregate_sample(name: &str) -> Vec<u8> {
+    std::fs::read(data().join("aggregate").join(name)).expect("read sample")
+}
+
+/// Items written in a group (as `reports ingest` writes files) are
+/// committed once, together: another connection sees none of them before
+/// `commit_group`; a bad item among them (cut inside its first record,
+/// after its report's row was written) is undone alone, and the items
+/// before and after it are kept, as one transaction per item kept them.
+#[test]
+fn a_group_commits_its_items_once_and_undoes_a_bad_one_alone() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("group");
+    let mut store = pg_store(&pg, &url);
+    let other = pg_store(&pg, &url);
+    let limits = IngestLimits::default();
+    let google = aggregate_sample("google.xml");
+    let text = String::from_utf8_lossy(&google);
+    let cut = text.find("<record>").expect("a record") + "<record>".len() + 5;
+    assert!(store.begin_group().expect("begin a group"));
+    for name in ["acme.xml", "aol.xml"] {
+        let found = store
+            .ingest_item(name, &aggregate_sample(name), &limits)
+            .expect("database")
+            .expect("a good item");
+        assert_eq!(found.len(), 1);
+        assert!(!found[0].duplicate);
+        if name == "acme.xml" {
+            let bad = store
+                .ingest_item("cut.xml", &google[..cut], &limits)
+                .expect("database");
+            assert!(bad.is_err(), "{bad:?}");
+        }
+    }
+    assert_eq!(other.count(Table::Reports).expect("count"), 0);
+    assert_eq!(other.count(Table::Records).expect("count"), 0);
+    store.commit_group().expect("commit the group");
+    let mut want = SqliteStore::open_in_memory().expect("sqlite");
+    for name in ["acme.xml", "aol.xml"] {
+        want.ingest_item(name, &aggregate_sample(name), &limits)
+            .expect("database")
+            .expect("a good item");
+    }
+    assert_eq!(
+        keys(&other.list(None).expect("list")),
+        keys(&want.list(None).expect("list"))
+    );
+    assert_eq!(
+        other.count(Table::Records).expect("count"),
+        want.count(Table::Records).expect("count")
+    );
+    // The store goes on after the group, one transaction per item.
+    let found = store
+        .ingest_item("google.xml", &google, &limits)
+        .expect("database")
+        .expect("a good item");
+    assert!(!found[0].duplicate);
+    assert_eq!(other.count(Table::Reports).expect("count"), 3);
+}
+
+/// Two workers' open groups, each holding a report the other then claims,
+/// wait on each other. PostgreSQL breaks the deadlock by failing one
+/// worker's statement; that worker commits its group's earlier items,
+/// which releases the report the other waits for, and runs the item again
+/// in a new transaction. Both finish without an error, and each report is
+/// stored once, the second claim of each being a duplicate.
+#[test]
+fn crossed_groups_get_past_a_deadlock() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("crossed");
+    let limits = IngestLimits::default();
+    let (x, y) = (aggregate_sample("acme.xml"), aggregate_sample("aol.xml"));
+    // The two reports' months exist beforehand (made by other reports of
+    // those months, committed): a group that makes a month's partitions
+    // holds their lock until it commits, which would keep the second
+    // group below from even starting in this one thread.
+    let mut months = pg_store(&pg, &url);
+    for item in [&x, &y] {
+        let other = String::from_utf8_lossy(item).replace("<report_id>", "<report_id>m-");
+        months
+            .ingest_item("month", other.as_bytes(), &limits)
+            .expect("database")
+            .expect("a good item");
+    }
+    let mut first = pg_store(&pg, &url);
+    let mut second = pg_store(&pg, &url);
+    for (store, item) in [(&mut first, &x), (&mut second, &y)] {
+        assert!(store.begin_group().expect("begin a group"));
+        let found = store
+            .ingest_item("mine", item, &limits)
+            .expect("database")
+            .expect("a good item");
+        assert!(!found[0].duplicate);
+    }
+    let crossed = [(first, y), (second, x)].map(|(mut store, item)| {
+        std::thread::spawn(move || {
+            let found = store.ingest_item("the other's", &item, &IngestLimits::default());
+            let committed = store.commit_group();
+            (found, committed)
+        })
+    });
+    for h in crossed {
+        let (found, committed) = h.join().expect("worker");
+        let found = found.expect("no database error").expect("a good item");
+        assert!(found[0].duplicate, "{found:?}");
+        committed.expect("commit the group");
+    }
+    assert_eq!(months.count(Table::Reports).expect("count"), 4);
+}

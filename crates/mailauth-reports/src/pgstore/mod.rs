@@ -39,7 +39,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use postgres::error::SqlState;
-use postgres::{Client, NoTls, Statement, Transaction};
+use postgres::{Client, GenericClient, NoTls, Statement};
 use serde::Serialize;
 
 mod copy;
@@ -194,6 +194,10 @@ pub struct PgStore {
     found: i64,
     /// Months (their first second) whose partitions are known to exist.
     months: HashSet<i64>,
+    /// The group of items open ([`ReportStore::begin_group`]), if any: its
+    /// transaction is open on the client, and this holds the months whose
+    /// partitions it made sure of, known once it commits.
+    group: Option<Vec<i64>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -292,6 +296,7 @@ impl PgStore {
             target,
             found,
             months: HashSet::new(),
+            group: None,
         };
         // Re-check: another worker may have migrated meanwhile.
         let v = store.schema_version_mut()?;
@@ -343,6 +348,7 @@ impl PgStore {
             target,
             found,
             months: HashSet::new(),
+            group: None,
         })
     }
 
@@ -411,54 +417,147 @@ impl PgStore {
     /// One item in one transaction: `parse` streams its reports into the
     /// transaction's sink; committed only if the whole item parsed. A
     /// database failure is `Err` ([`StoreError::PgQuery`] "store report",
-    /// or a row of another shape); a bad item `Ok(Err(_))`.
+    /// or a row of another shape); a bad item `Ok(Err(_))`. Inside a group
+    /// ([`ReportStore::begin_group`]) the item is a savepoint of the
+    /// group's transaction instead, released when the whole item parsed
+    /// and rolled back to otherwise, so that the item stays all or nothing
+    /// while the group commits once. PostgreSQL 15, SAVEPOINT: "A savepoint
+    /// is a special mark inside a transaction that allows all commands that
+    /// are executed after it was established to be rolled back, restoring
+    /// the transaction state to what it was at the time of the savepoint."
     fn ingest_with(
         &mut self,
         origin: &str,
-        parse: impl FnOnce(&mut TxSink<'_, '_>) -> Result<Vec<Found>, ParseError>,
+        parse: impl FnOnce(&mut dyn ReportSink) -> Result<Vec<Found>, ParseError>,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
         let store = q("store report");
         let client = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
-        let mut tx = client.transaction().map_err(&store)?;
-        let (result, new_months) = {
-            let mut sink = TxSink {
-                tx: &mut tx,
-                stmts: &self.stmts,
+        let Some(group) = self.group.as_mut() else {
+            let mut tx = client.transaction().map_err(&store)?;
+            let (result, new_months) = sink_item(
+                &mut tx,
+                &self.stmts,
                 origin,
-                now: now(),
-                report: None,
-                records: RecordCols::default(),
-                months: &self.months,
-                new_months: Vec::new(),
+                &self.months,
+                Vec::new(),
+                parse,
+            );
+            return match result {
+                Ok(found) => {
+                    tx.commit().map_err(&store)?;
+                    self.months.extend(new_months);
+                    Ok(Ok(found))
+                }
+                Err(e) => {
+                    drop(tx); // rolls back
+                    item_failed(e)
+                }
             };
-            let result = parse(&mut sink).and_then(|found| {
-                sink.flush()
-                    .map(|()| found)
-                    .map_err(|e| ParseError::Sink { source: e.into() })
-            });
-            (result, std::mem::take(&mut sink.new_months))
         };
+        client
+            .batch_execute("SAVEPOINT mailauth_item")
+            .map_err(&store)?;
+        let before = group.len();
+        let (result, new_months) = sink_item(
+            client,
+            &self.stmts,
+            origin,
+            &self.months,
+            std::mem::take(group),
+            parse,
+        );
+        *group = new_months;
         match result {
             Ok(found) => {
-                tx.commit().map_err(&store)?;
-                self.months.extend(new_months);
+                client
+                    .batch_execute("RELEASE SAVEPOINT mailauth_item")
+                    .map_err(&store)?;
                 Ok(Ok(found))
             }
-            Err(ParseError::Sink { source }) => {
-                drop(tx);
-                match source.downcast::<postgres::Error>() {
-                    Ok(e) => Err(store(*e)),
-                    Err(other) => match other.downcast::<StoreError>() {
-                        Ok(e) => Err(*e),
-                        Err(other) => Ok(Err(ParseError::Sink { source: other })),
-                    },
+            Err(e) => {
+                group.truncate(before);
+                let undone = client.batch_execute(
+                    "ROLLBACK TO SAVEPOINT mailauth_item; RELEASE SAVEPOINT mailauth_item",
+                );
+                match (item_failed(e), undone) {
+                    // A bad item, undone: the group goes on.
+                    (Ok(bad), Ok(())) => Ok(bad),
+                    // The group's transaction cannot go on: its commit
+                    // fails too (`commit_group`).
+                    (Ok(_), Err(e)) => Err(store(e)),
+                    (Err(e), _) => Err(e),
                 }
             }
-            Err(e) => {
-                drop(tx); // rolls back
-                Ok(Err(e))
-            }
         }
+    }
+
+    /// Inside a group, after a deadlock or a serialization failure undone
+    /// to the item's savepoint: the group's earlier items are committed,
+    /// and the group goes on in a new transaction. Their locks (the
+    /// reports they claimed) are held until their transaction ends, so the
+    /// item, run again in the same one, would meet the same conflict with
+    /// the same other worker. Committing them early is safe: nothing of
+    /// them is finished before `commit_group`.
+    fn restart_group(&mut self) -> Result<(), StoreError> {
+        let Some(months) = self.group.take() else {
+            return Ok(());
+        };
+        let client = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        // `SELECT 1` first: in a transaction that failed, PostgreSQL answers
+        // COMMIT with a rollback, not an error; the `SELECT` fails instead.
+        client
+            .batch_execute("SELECT 1; COMMIT")
+            .map_err(q("commit a group of items"))?;
+        self.months.extend(months);
+        client
+            .batch_execute("BEGIN")
+            .map_err(q("begin a group of items"))?;
+        self.group = Some(Vec::new());
+        Ok(())
+    }
+}
+
+/// Streams one item into `tx` (a transaction, or a client inside a group's
+/// transaction): the parse's outcome and the months whose partitions were
+/// made sure of (`months` known before, `new_months` the group's so far).
+fn sink_item<C: GenericClient>(
+    tx: &mut C,
+    stmts: &Stmts,
+    origin: &str,
+    months: &HashSet<i64>,
+    new_months: Vec<i64>,
+    parse: impl FnOnce(&mut dyn ReportSink) -> Result<Vec<Found>, ParseError>,
+) -> (Result<Vec<Found>, ParseError>, Vec<i64>) {
+    let mut sink = TxSink {
+        tx,
+        stmts,
+        origin,
+        now: now(),
+        report: None,
+        records: RecordCols::default(),
+        months,
+        new_months,
+    };
+    let result = parse(&mut sink).and_then(|found| {
+        sink.flush()
+            .map(|()| found)
+            .map_err(|e| ParseError::Sink { source: e.into() })
+    });
+    (result, sink.new_months)
+}
+
+/// An item that did not store: a database failure (`Err`: the batch
+/// stops, or the item is run again) or a bad item (`Ok(Err(_))`).
+fn item_failed(e: ParseError) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+    match e {
+        ParseError::Sink { source } => match source.downcast::<postgres::Error>() {
+            Ok(e) => Err(q("store report")(*e)),
+            Err(other) => match other.downcast::<StoreError>() {
+                Ok(e) => Err(*e),
+                Err(other) => Ok(Err(ParseError::Sink { source: other })),
+            },
+        },
+        e => Ok(Err(e)),
     }
 }
 
@@ -558,7 +657,11 @@ impl PgStore {
                 {
                     if missing_partition(&source) {
                         self.months.clear();
+                        if let Some(group) = &mut self.group {
+                            group.clear();
+                        }
                     }
+                    self.restart_group()?;
                 }
                 Err(e) => return Err(e),
             }
@@ -602,8 +705,40 @@ impl ReportStore for PgStore {
             && missing_partition(source)
         {
             self.months.clear();
+            if let Some(group) = &mut self.group {
+                group.clear();
+            }
         }
         r
+    }
+
+    /// Items are committed in groups, each a savepoint of the group's
+    /// transaction (see `ingest_with`): one commit, and one wait for the
+    /// server's WAL flush, per group instead of per item.
+    fn begin_group(&mut self) -> Result<bool, StoreError> {
+        if self.group.is_none() {
+            self.client_mut()
+                .batch_execute("BEGIN")
+                .map_err(q("begin a group of items"))?;
+            self.group = Some(Vec::new());
+        }
+        Ok(true)
+    }
+
+    fn commit_group(&mut self) -> Result<(), StoreError> {
+        let Some(months) = self.group.take() else {
+            return Ok(());
+        };
+        // `SELECT 1` first: PostgreSQL answers the COMMIT of a transaction
+        // that failed with a rollback, not an error; the `SELECT` fails
+        // instead, and the ROLLBACK leaves the connection usable.
+        let client = self.client_mut();
+        if let Err(e) = client.batch_execute("SELECT 1; COMMIT") {
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(q("commit a group of items")(e));
+        }
+        self.months.extend(months);
+        Ok(())
     }
 
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {

@@ -138,7 +138,7 @@ impl RecordCols {
     }
 
     /// Stores the buffered rows with one `COPY` and empties the buffer.
-    pub(super) fn flush(&mut self, tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
+    pub(super) fn flush<C: GenericClient>(&mut self, tx: &mut C) -> Result<(), postgres::Error> {
         if self.rows == 0 {
             return Ok(());
         }
@@ -163,9 +163,11 @@ impl RecordCols {
     }
 }
 
-/// The sink that writes one item inside one transaction.
-pub(super) struct TxSink<'a, 't> {
-    pub(super) tx: &'a mut Transaction<'t>,
+/// The sink that writes one item inside one transaction: its own
+/// (`Transaction`), or a savepoint of a group's, written through the
+/// client that holds it (`Client`).
+pub(super) struct TxSink<'a, C: GenericClient> {
+    pub(super) tx: &'a mut C,
     pub(super) stmts: &'a Stmts,
     pub(super) origin: &'a str,
     pub(super) now: i64,
@@ -174,8 +176,8 @@ pub(super) struct TxSink<'a, 't> {
     pub(super) records: RecordCols,
     /// Months whose partitions are known to exist (committed).
     pub(super) months: &'a HashSet<i64>,
-    /// Months whose partitions this transaction made sure of; known once
-    /// it commits.
+    /// Months whose partitions this transaction made sure of (in a group,
+    /// the group's so far, and then this item's); known once it commits.
     pub(super) new_months: Vec<i64>,
 }
 
@@ -194,8 +196,8 @@ pub(super) const MAX_MONTHLY: i64 = 253_402_300_800;
 
 /// Makes sure the partitions of the month holding `begin` exist, inside
 /// `tx`; `months` are those known to exist already.
-pub(super) fn ensure_month(
-    tx: &mut Transaction<'_>,
+pub(super) fn ensure_month<C: GenericClient>(
+    tx: &mut C,
     months: &HashSet<i64>,
     new_months: &mut Vec<i64>,
     begin: i64,
@@ -211,7 +213,7 @@ pub(super) fn ensure_month(
     Ok(())
 }
 
-impl TxSink<'_, '_> {
+impl<C: GenericClient> TxSink<'_, C> {
     pub(super) fn flush(&mut self) -> Result<(), postgres::Error> {
         match self.report {
             Some(_) => self.records.flush(self.tx),
@@ -220,7 +222,7 @@ impl TxSink<'_, '_> {
     }
 }
 
-impl AggregateVisitor for TxSink<'_, '_> {
+impl<C: GenericClient> AggregateVisitor for TxSink<'_, C> {
     fn header(&mut self, h: &AggregateHeader) -> Result<bool, SinkError> {
         // RFC 7489 section 7.2.1.1: "The report MUST contain ... a unique
         // report identifier" — a report is identified by its reporter,
@@ -303,7 +305,7 @@ impl AggregateVisitor for TxSink<'_, '_> {
     }
 }
 
-impl ReportSink for TxSink<'_, '_> {
+impl<C: GenericClient> ReportSink for TxSink<'_, C> {
     fn failure(&mut self, r: &FailureReport) -> Result<bool, SinkError> {
         self.flush()?;
         self.report = None;
