@@ -34,8 +34,11 @@ const GROUP_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 const MAX_WORKERS: usize = 8;
 
 /// Items in flight (read, not yet stored) per worker: one being parsed,
-/// one parsed and waiting for its turn to be stored.
-const IN_FLIGHT_PER_WORKER: usize = 2;
+/// up to three parsed and waiting for their turn to be stored. The
+/// writing thread waits several ms on each fsync (a group's commit, a
+/// checkpoint), in which a worker parses a dozen small items: with one
+/// item waiting per worker, the workers stood idle until it came back.
+const IN_FLIGHT_PER_WORKER: usize = 4;
 
 /// Ingests every item of `source` into `store`, one transaction per item.
 /// A bad item never stops the batch; a database failure does, and what
@@ -44,7 +47,7 @@ const IN_FLIGHT_PER_WORKER: usize = 2;
 /// Items are parsed (decompressed, unpacked, read as XML or JSON) by
 /// worker threads, one per core the process may use (at most 8), while
 /// this thread reads the source and stores the parsed items in the order
-/// the source gave them. At most two items per worker are in flight, so
+/// the source gave them. At most four items per worker are in flight, so
 /// memory does not grow with the source; a source that is not read ahead
 /// ([`Source::read_ahead`]) has one item in flight at a time. Each item's time budget
 /// ([`IngestLimits::item_time_budget`]) starts when a worker starts
