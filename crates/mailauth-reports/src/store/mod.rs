@@ -522,14 +522,18 @@ impl SqliteStore {
                 return Ok(());
             }
         }
-        let pages: i64 = self
-            .conn
-            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
-            .map_err(q("read automatic checkpoints"))?;
+        // Still set when the last group's commit failed: its 0 is not
+        // the setting to go back to.
+        if self.autocheckpoint.is_none() {
+            let pages: i64 = self
+                .conn
+                .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+                .map_err(q("read automatic checkpoints"))?;
+            self.autocheckpoint = Some(pages);
+        }
         self.conn
             .execute_batch("PRAGMA wal_autocheckpoint = 0;")
             .map_err(q("leave checkpoints to their thread"))?;
-        self.autocheckpoint = Some(pages);
         Ok(())
     }
 
@@ -991,6 +995,19 @@ mod tests {
         drop(s);
         let s = SqliteStore::open(&db).expect("reopen");
         assert_eq!(s.count(Table::Records).expect("count"), 1000);
+    }
+
+    #[test]
+    fn a_group_that_never_committed_leaves_automatic_checkpoints_as_they_were() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = SqliteStore::open(&dir.path().join("r.db")).expect("create");
+        assert!(s.begin_group().expect("begin"));
+        // The group ends without its commit (a failed COMMIT ends it so).
+        s.conn.execute_batch("ROLLBACK").expect("rollback");
+        assert_eq!(autocheckpoint(&s), 0);
+        assert!(s.begin_group().expect("begin"));
+        s.commit_group().expect("commit");
+        assert_eq!(autocheckpoint(&s), 1000);
     }
 
     #[test]
