@@ -680,6 +680,111 @@ fn maildir_rename_follows_a_durable_commit_and_is_synced() {
     }
 }
 
+/// A power cut at any moment of `reports ingest DIR` into SQLite: the
+/// files are committed in groups, and the WAL is checkpointed by a second
+/// connection on a thread of its own (`store::checkpoint`) while the
+/// writing thread goes on with the next group, so fsyncs of the WAL and
+/// of the database file come from two threads. The run is traced and the
+/// disk rebuilt after each fsync, as in the Maildir test below; in every
+/// state the store opens and passes `integrity_check`, and holds the
+/// reports of a prefix of the files (groups are committed in order, each
+/// all or nothing); after the run, all of them.
+#[test]
+fn directory_ingest_with_checkpoints_on_their_thread_survives_a_power_cut_at_any_fsync() {
+    use support::powercut;
+    if !powercut::require_strace() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let disk = tmp.path().join("disk");
+    std::fs::create_dir_all(&disk).expect("mkdir");
+    // More files than two groups hold (256 each): three groups at least,
+    // the checkpoints of the first ones running beside the next one's
+    // writes.
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).expect("mkdir");
+    let ids: Vec<String> = (0..600).map(|i| format!("pc-{i:03}")).collect();
+    for id in &ids {
+        let records: Vec<(String, String)> = (0..20)
+            .map(|n| (format!("{}", n + 1), format!("d{n}.example.com")))
+            .collect();
+        let records: Vec<(&str, &str)> = records
+            .iter()
+            .map(|(c, d)| (c.as_str(), d.as_str()))
+            .collect();
+        let xml = aggregate_xml(id, "o", "example.com", &records);
+        std::fs::write(input.join(format!("{id}.xml")), xml).expect("write");
+    }
+    let db = disk.join("reports.db");
+    drop(SqliteStore::open(&db).expect("create the store"));
+    let cmd = util::mailauth(["reports", "--db"])
+        .arg(&db)
+        .arg("ingest")
+        .arg(&input)
+        .command();
+    let (out, trace) = powercut::trace(&disk, cmd, &tmp.path().join("strace.log"));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let states = trace.crash_states();
+    let mut partial = 0;
+    // States between groups whose database file holds more than before
+    // the run: a checkpoint had copied pages into it and synced it.
+    let mut checkpointed = 0;
+    let initial = states[0].entries.get(Path::new("reports.db")).cloned();
+    for (n, state) in states.iter().enumerate() {
+        let at = format!(
+            "power cut after {} of {} operations",
+            state.after_ops,
+            trace.ops.len()
+        );
+        let here = tmp.path().join(format!("state-{n}"));
+        // The files of the store lie at the root: no directory entry
+        // makes it.
+        std::fs::create_dir_all(&here).expect("mkdir");
+        state.materialize(&here);
+        let file = here.join("reports.db");
+        let conn = rusqlite::Connection::open(&file).expect("open the store");
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("integrity_check");
+        assert_eq!(check, "ok", "{at}");
+        drop(conn);
+        let store = SqliteStore::open(&file).expect("open the store");
+        let mut stored: Vec<String> = store
+            .list(None)
+            .expect("list")
+            .into_iter()
+            .map(|r| r.report_id)
+            .collect();
+        assert_eq!(
+            store.count(Table::Records).expect("count"),
+            stored.len() as i64 * 20,
+            "{at}"
+        );
+        drop(store);
+        stored.sort();
+        assert_eq!(stored, ids[..stored.len()], "{at}: not a prefix");
+        if n + 1 == states.len() {
+            assert_eq!(stored.len(), ids.len(), "{at}: after the run");
+        } else if !stored.is_empty() && stored.len() < ids.len() {
+            partial += 1;
+            if state.entries.get(Path::new("reports.db")) != initial.as_ref() {
+                checkpointed += 1;
+            }
+        }
+        std::fs::remove_dir_all(&here).expect("remove state");
+    }
+    println!(
+        "{} crash states from {} traced operations, {partial} between groups \
+         ({checkpointed} of them after a checkpoint)",
+        states.len(),
+        trace.ops.len()
+    );
+    assert!(
+        partial > 0,
+        "no state between two groups: the test tested nothing"
+    );
+}
+
 /// Issue 15: a power cut at any moment of `reports ingest --maildir` into
 /// SQLite loses nothing. The run is traced (strace) and the disk is
 /// rebuilt as a power cut would leave it after each fsync, keeping only

@@ -151,6 +151,7 @@ impl Source for MboxSource {
                 bytes,
                 path: None,
                 stream: false,
+                unread: None,
             }),
             Ok(Err(size)) => Err(IngestError::TooLarge {
                 path: PathBuf::from(origin),

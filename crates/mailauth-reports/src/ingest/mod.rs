@@ -2,7 +2,8 @@
 //!
 //! Owns reading items (one file, one message) as raw bytes with an origin,
 //! or handing on the file that holds one to be read as it is parsed
-//! ([`Item::in_file`]), and what happens to an item after it has been handled (Maildir moves it
+//! ([`Item::in_file`]) or to be looked into and read by [`run`]'s worker
+//! threads ([`Item::unread`], by the source's rules), and what happens to an item after it has been handled (Maildir moves it
 //! to an archive or invalid folder). Leaves parsing to `reports::parse` and
 //! SQL to `reports::store`: [`run`] (`pipeline`) glues them, items parsed
 //! by worker threads and stored in the source's order, one store
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub use files::FileSource;
+pub(crate) use files::{Opened, open_unread};
 pub use maildir::{MaildirFolders, MaildirSource};
 pub use mbox::MboxSource;
 pub use pipeline::run;
@@ -76,6 +78,23 @@ pub struct Item {
     /// to hold in memory: `bytes` is empty and the file is parsed as it is
     /// read.
     pub stream: bool,
+    /// The item is the file at `path`, not looked into yet: `bytes` is
+    /// empty, and [`run`]'s worker threads read it as the source would
+    /// have ([`Source::read_on_workers`]), by its size and the limits
+    /// given here.
+    pub unread: Option<Unread>,
+}
+
+/// A file handed on unread ([`Item::unread`]): its size when it was
+/// listed, and the limits the source holds it to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unread {
+    /// The file's size when listed: the size checked against the limits.
+    pub size: u64,
+    /// Largest file other than plain XML (`IngestLimits::max_input_bytes`).
+    pub limit: u64,
+    /// Largest plain-XML file (`IngestLimits::max_decompressed_bytes`).
+    pub xml_limit: u64,
 }
 
 /// What happened to an item.
@@ -115,6 +134,12 @@ pub trait Source {
     fn read_ahead(&self) -> bool {
         !self.moves_items()
     }
+    /// Asks the source to hand its files on unread ([`Item::unread`]),
+    /// for [`run`]'s worker threads to read them, so that the thread
+    /// which stores does not: called once, before the first item, when
+    /// [`run`] has worker threads. A source that reads its items itself
+    /// ignores it (the default).
+    fn read_on_workers(&mut self) {}
 }
 
 /// A rejected or failed item.
@@ -167,12 +192,21 @@ impl Item {
             bytes: Vec::new(),
             path: Some(path),
             stream: false,
+            unread: None,
+        }
+    }
+
+    /// A file not looked into yet, read by a worker thread.
+    pub(crate) fn unread(path: PathBuf, unread: Unread) -> Self {
+        Self {
+            unread: Some(unread),
+            ..Self::in_file(path)
         }
     }
 
     /// Whether the item is read from its file as it is parsed.
     pub(crate) fn is_in_file(&self) -> bool {
-        self.bytes.is_empty() && self.path.is_some() && !self.stream
+        self.bytes.is_empty() && self.path.is_some() && !self.stream && self.unread.is_none()
     }
 }
 

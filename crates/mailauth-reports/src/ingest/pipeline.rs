@@ -4,16 +4,20 @@
 //!
 //! Owns the order of events per item (read → parse → store → commit →
 //! [`Source::finish`]), the group commits, the bound on items in flight
-//! and the worker threads (which also free the items once stored). Leaves parsing to `reports::parse` (pure, so
-//! it may run on any thread), SQL to the store (used only by the calling
-//! thread, as is the source) and reading and moving items to the sources.
+//! and the worker threads (which also free the items once stored, and read
+//! the files a source hands on unread, [`Item::unread`]). Leaves parsing
+//! to `reports::parse` (pure, so it may run on any thread), SQL to the
+//! store (used only by the calling thread, as is the source) and reading
+//! and moving items to the sources: a file handed on unread is read by the
+//! rules, limits and errors of its source (`files::open_unread`), only on
+//! another thread.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use super::{IngestError, Item, Outcome, Problem, Source, Summary};
+use super::{IngestError, Item, Opened, Outcome, Problem, Source, Summary, Unread, open_unread};
 use crate::reports::IngestLimits;
 use crate::reports::parse::parsed::HOLD_RECORDS;
 use crate::reports::parse::{Found, ParseError, ParsedItem, ReportKind};
@@ -30,8 +34,11 @@ const GROUP_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 const MAX_WORKERS: usize = 8;
 
 /// Items in flight (read, not yet stored) per worker: one being parsed,
-/// one parsed and waiting for its turn to be stored.
-const IN_FLIGHT_PER_WORKER: usize = 2;
+/// up to three parsed and waiting for their turn to be stored. The
+/// writing thread waits several ms on each fsync (a group's commit, a
+/// checkpoint), in which a worker parses a dozen small items: with one
+/// item waiting per worker, the workers stood idle until it came back.
+const IN_FLIGHT_PER_WORKER: usize = 4;
 
 /// Ingests every item of `source` into `store`, one transaction per item.
 /// A bad item never stops the batch; a database failure does, and what
@@ -40,7 +47,7 @@ const IN_FLIGHT_PER_WORKER: usize = 2;
 /// Items are parsed (decompressed, unpacked, read as XML or JSON) by
 /// worker threads, one per core the process may use (at most 8), while
 /// this thread reads the source and stores the parsed items in the order
-/// the source gave them. At most two items per worker are in flight, so
+/// the source gave them. At most four items per worker are in flight, so
 /// memory does not grow with the source; a source that is not read ahead
 /// ([`Source::read_ahead`]) has one item in flight at a time. Each item's time budget
 /// ([`IngestLimits::item_time_budget`]) starts when a worker starts
@@ -54,7 +61,11 @@ const IN_FLIGHT_PER_WORKER: usize = 2;
 /// its file (a compressed report or a mail, [`Item::in_file`]) is read
 /// from the file by the worker and, when it holds more than that, again
 /// as it is stored ([`ParsedItem::deferred`]): it is never held in memory,
-/// nor copied for a parser.
+/// nor copied for a parser. When there are worker threads the source is
+/// asked to hand its files on unread ([`Source::read_on_workers`]): a
+/// worker looks into each, reads it and parses it, so this thread only
+/// lists them; a file found too large, or that cannot be read, is an
+/// error of that item in its turn, as when the source read it.
 ///
 /// When the source moves nothing ([`Source::moves_items`] is false), items
 /// are committed in groups ([`ReportStore::begin_group`]): each item is
@@ -115,6 +126,10 @@ fn run_with(
             }
         }
         drop(done);
+        if started > 0 {
+            // The workers read the files too, not only this thread.
+            source.read_on_workers();
+        }
         let mut writer = Writer {
             source,
             store,
@@ -137,12 +152,14 @@ fn run_with(
 }
 
 /// An item for a worker: its place in the source's order and its bytes,
-/// or the file it is read from ([`Item::is_in_file`]); and items stored
-/// since the last job, for the worker to free.
+/// or the file it is read from ([`Item::is_in_file`]) or to be looked
+/// into first ([`Item::unread`]); and items stored since the last job,
+/// for the worker to free.
 struct Job {
     seq: u64,
     bytes: Vec<u8>,
     file: Option<PathBuf>,
+    unread: Option<Unread>,
     spent: Vec<Held>,
 }
 
@@ -150,11 +167,26 @@ struct Job {
 /// to hold; `Err` when its file could not be read.
 type ParseResult = Result<Result<Option<Held>, ParseError>, IngestError>;
 
-/// A worker's answer: the item's bytes back, and what they parsed to.
+/// A worker's answer: the item's bytes back (or those read from its file),
+/// what its file turned out to be when it was handed on unread, and what
+/// it parsed to.
 struct Parsed {
     seq: u64,
     bytes: Vec<u8>,
+    looked: Option<Looked>,
     result: ParseResult,
+}
+
+/// What a file handed on unread ([`Item::unread`]) was found to be, read
+/// by the rules of its source ([`open_unread`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Looked {
+    /// A plain-XML report, read whole: the answer's bytes.
+    Xml,
+    /// A plain-XML report too large to hold ([`Item::stream`]).
+    Stream,
+    /// Anything else, left in its file ([`Item::is_in_file`]).
+    InFile,
 }
 
 /// An item parsed whole, with its records prepared for the store when it
@@ -197,14 +229,28 @@ fn work(
         // Freed here, not on the thread that stores: each holds its
         // records, every one a few allocations made on a worker.
         drop(job.spent);
-        let result = match &job.file {
-            Some(path) => parse_file(path, limits, prepare),
-            None => Ok(parse_caught(parse, &job.bytes, limits, prepare)),
-        };
-        let answer = Parsed {
-            seq: job.seq,
-            bytes: job.bytes,
-            result,
+        let answer = match (&job.file, &job.unread) {
+            (Some(path), Some(unread)) => {
+                let (bytes, looked, result) = parse_unread(path, unread, parse, limits, prepare);
+                Parsed {
+                    seq: job.seq,
+                    bytes,
+                    looked,
+                    result,
+                }
+            }
+            (Some(path), None) => Parsed {
+                seq: job.seq,
+                bytes: job.bytes,
+                looked: None,
+                result: parse_file(path, limits, prepare),
+            },
+            (None, _) => Parsed {
+                seq: job.seq,
+                result: Ok(parse_caught(parse, &job.bytes, limits, prepare)),
+                bytes: job.bytes,
+                looked: None,
+            },
         };
         if done.send(answer).is_err() {
             return;
@@ -233,13 +279,59 @@ fn parse_caught(
 
 /// Opens an item left in its file: the file, buffered, and its size.
 fn open_item(path: &Path) -> Result<(std::io::BufReader<std::fs::File>, u64), IngestError> {
-    let read_err = |source| IngestError::Read {
+    let file = std::fs::File::open(path).map_err(|source| IngestError::Read {
         path: path.to_owned(),
         source,
-    };
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let len = file.metadata().map_err(read_err)?.len();
+    })?;
+    buffered(file, path)
+}
+
+/// An item's file, open at its start (`path` names it in errors):
+/// buffered, and its size.
+fn buffered(
+    file: std::fs::File,
+    path: &Path,
+) -> Result<(std::io::BufReader<std::fs::File>, u64), IngestError> {
+    let len = file
+        .metadata()
+        .map_err(|source| IngestError::Read {
+            path: path.to_owned(),
+            source,
+        })?
+        .len();
     Ok((std::io::BufReader::with_capacity(64 << 10, file), len))
+}
+
+/// Reads a file handed on unread ([`Item::unread`]) as its source would
+/// have ([`open_unread`]: its limits, its errors) and parses what it
+/// holds: the bytes read (a plain-XML report read whole, else none),
+/// what the file turned out to be (none when it could not be read) and
+/// the parse. A plain-XML report too large to hold is not parsed here:
+/// it is parsed as it is stored, as [`Item::stream`] says.
+fn parse_unread(
+    path: &Path,
+    unread: &Unread,
+    parse: &ParseFn,
+    limits: &IngestLimits,
+    prepare: bool,
+) -> (Vec<u8>, Option<Looked>, ParseResult) {
+    match open_unread(path, unread) {
+        Err(e) => (Vec::new(), None, Err(e)),
+        Ok(Opened::Xml(bytes)) => {
+            let result = Ok(parse_caught(parse, &bytes, limits, prepare));
+            (bytes, Some(Looked::Xml), result)
+        }
+        Ok(Opened::Stream) => (Vec::new(), Some(Looked::Stream), Ok(Ok(None))),
+        Ok(Opened::InFile(file)) => {
+            let result = match file {
+                // Read from the file opened to look at it: no second open.
+                Some(file) => buffered(file, path)
+                    .and_then(|(mut input, len)| parse_input(&mut input, len, limits, prepare)),
+                None => parse_file(path, limits, prepare),
+            };
+            (Vec::new(), Some(Looked::InFile), result)
+        }
+    }
 }
 
 /// Parses an item left in its file as it is read from there, holding at
@@ -247,11 +339,19 @@ fn open_item(path: &Path) -> Result<(std::io::BufReader<std::fs::File>, u64), In
 /// a panic rejects that item.
 fn parse_file(path: &Path, limits: &IngestLimits, prepare: bool) -> ParseResult {
     let (mut input, len) = open_item(path)?;
+    parse_input(&mut input, len, limits, prepare)
+}
+
+/// [`parse_file`] for the file opened: `len` bytes read from `input`.
+fn parse_input(
+    input: &mut std::io::BufReader<std::fs::File>,
+    len: u64,
+    limits: &IngestLimits,
+    prepare: bool,
+) -> ParseResult {
     Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        Ok(
-            ParsedItem::parse_input(&mut input, len, limits, HOLD_RECORDS)?
-                .map(|item| Held::new(item, prepare)),
-        )
+        Ok(ParsedItem::parse_input(input, len, limits, HOLD_RECORDS)?
+            .map(|item| Held::new(item, prepare)))
     }))
     .unwrap_or_else(|_| {
         Err(ParseError::Sink {
@@ -283,6 +383,30 @@ impl State {
         match result {
             Ok(parsed) => Self::Parsed(parsed),
             Err(e) => Self::Unreadable(e),
+        }
+    }
+
+    /// The state of `item` once a worker (or this thread) parsed it, or
+    /// read and parsed it when it was handed on unread: the item is then
+    /// made what its source would have handed on, had it read the file
+    /// itself, so that it is stored and finished as such.
+    fn settle(
+        item: &mut Item,
+        bytes: Vec<u8>,
+        looked: Option<Looked>,
+        result: ParseResult,
+    ) -> Self {
+        item.bytes = bytes;
+        match looked {
+            None => Self::of(result),
+            Some(looked) => {
+                item.unread = None;
+                if looked == Looked::Stream {
+                    item.stream = true;
+                    return Self::Here;
+                }
+                Self::of(result)
+            }
         }
     }
 }
@@ -352,8 +476,7 @@ impl Writer<'_, '_> {
                     state,
                 }) = inflight.get_mut(at)
                 {
-                    item.bytes = p.bytes;
-                    *state = State::of(p.result);
+                    *state = State::settle(item, p.bytes, p.looked, p.result);
                 }
             }
             let Some(slot) = inflight.pop_front() else {
@@ -384,12 +507,15 @@ impl Writer<'_, '_> {
                 };
             }
         };
-        let file = item.is_in_file().then(|| item.path.clone()).flatten();
+        let file = (item.is_in_file() || item.unread.is_some())
+            .then(|| item.path.clone())
+            .flatten();
         if let Some(jobs) = &self.jobs {
             let job = Job {
                 seq,
                 bytes: std::mem::take(&mut item.bytes),
                 file: file.clone(),
+                unread: item.unread,
                 spent: std::mem::take(&mut self.spent),
             };
             match jobs.send(job) {
@@ -406,18 +532,29 @@ impl Writer<'_, '_> {
                 }
             }
         }
-        let result = match &file {
-            Some(path) => parse_file(path, self.limits, self.prepare),
-            None => Ok(parse_caught(
-                self.parse,
-                &item.bytes,
-                self.limits,
-                self.prepare,
-            )),
+        let (bytes, looked, result) = match (&file, &item.unread) {
+            (Some(path), Some(unread)) => {
+                parse_unread(path, unread, self.parse, self.limits, self.prepare)
+            }
+            (Some(path), None) => (
+                std::mem::take(&mut item.bytes),
+                None,
+                parse_file(path, self.limits, self.prepare),
+            ),
+            (None, _) => {
+                let result = Ok(parse_caught(
+                    self.parse,
+                    &item.bytes,
+                    self.limits,
+                    self.prepare,
+                ));
+                (std::mem::take(&mut item.bytes), None, result)
+            }
         };
+        let state = State::settle(&mut item, bytes, looked, result);
         Slot {
             item: Ok(item),
-            state: State::of(result),
+            state,
         }
     }
 
@@ -584,6 +721,7 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
+    use crate::reports::ingest::FileSource;
     use crate::reports::store::{Pruned, ReportDetail, ReportRow, SqliteStore, Table};
 
     fn report(id: &str) -> Vec<u8> {
@@ -641,6 +779,7 @@ mod tests {
                     bytes: body(i).unwrap_or_else(|| report(&format!("r{i}"))),
                     path: None,
                     stream: false,
+                    unread: None,
                 })
                 .collect();
             Self {
@@ -983,5 +1122,130 @@ mod tests {
         assert!(seen.early.is_empty());
         drop(seen);
         assert_eq!(finished(&log), origins(30));
+    }
+
+    /// A directory of files: plain-XML reports, gzip, one over the
+    /// plain-XML limit of 8192 bytes, one that is no report.
+    fn report_files(dir: &Path) {
+        use std::io::Write as _;
+        for i in 0..12 {
+            let path = dir.join(format!("r{i:02}.xml"));
+            if i % 3 == 0 {
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(&report(&format!("r{i}"))).expect("gzip");
+                let gz = gz.finish().expect("gzip");
+                std::fs::write(path.with_extension("xml.gz"), gz).expect("write");
+            } else {
+                std::fs::write(path, report_n(&format!("r{i}"), 1 + i)).expect("write");
+            }
+        }
+        let big = report_n("big", 100);
+        assert!(big.len() > 8192);
+        std::fs::write(dir.join("s-big.xml"), big).expect("write");
+        std::fs::write(dir.join("t-junk.txt"), b"no report").expect("write");
+    }
+
+    /// A file source over `dir` that removes the file named `gone` once
+    /// it has handed it on.
+    struct Vanishing {
+        files: FileSource,
+        gone: &'static str,
+    }
+
+    impl Source for Vanishing {
+        fn next_item(&mut self) -> Option<Result<Item, IngestError>> {
+            let next = self.files.next_item();
+            if let Some(Ok(Item { path: Some(p), .. })) = &next
+                && p.ends_with(self.gone)
+            {
+                std::fs::remove_file(p).expect("rm");
+            }
+            next
+        }
+        fn finish(&mut self, item: &Item, outcome: &Outcome) -> Result<(), IngestError> {
+            self.files.finish(item, outcome)
+        }
+        fn moves_items(&self) -> bool {
+            self.files.moves_items()
+        }
+        fn read_on_workers(&mut self) {
+            self.files.read_on_workers();
+        }
+    }
+
+    fn run_files(source: &mut dyn Source, workers: usize) -> (Summary, i64) {
+        let mut store = SqliteStore::open_in_memory().expect("store");
+        let limits = IngestLimits::default();
+        let summary = run_with(
+            source,
+            &mut store,
+            &limits,
+            &mut |_| {},
+            workers,
+            &slow_parse,
+        )
+        .expect("runs");
+        (summary, store.count(Table::Records).expect("count"))
+    }
+
+    #[test]
+    fn files_read_by_the_workers_are_stored_as_when_read_by_the_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        report_files(dir.path());
+        let files = || FileSource::new([dir.path().to_owned()], 1 << 20).with_xml_limit(8192);
+        // Without worker threads the source reads its files itself.
+        let (by_source, rows) = run_files(&mut files(), 0);
+        let (by_workers, rows_by_workers) = run_files(&mut files(), 3);
+        assert_eq!(by_source, by_workers);
+        assert_eq!(rows, rows_by_workers);
+        assert_eq!((by_source.items, by_source.reports), (14, 12));
+        // Four gzip reports of one record, eight plain ones of 1 + i.
+        assert_eq!(
+            by_source.records,
+            4 + [2, 3, 5, 6, 8, 9, 11, 12].iter().sum::<u64>()
+        );
+        let big = dir.path().join("s-big.xml");
+        let too_large = Problem {
+            origin: big.display().to_string(),
+            reason: format!(
+                "{} is {} bytes, more than the limit of 8192",
+                big.display(),
+                std::fs::metadata(&big).expect("stat").len()
+            ),
+        };
+        assert_eq!(by_workers.errors, vec![too_large]);
+        assert_eq!(by_workers.invalid.len(), 1);
+        assert!(by_workers.invalid[0].origin.ends_with("t-junk.txt"));
+    }
+
+    #[test]
+    fn a_file_the_workers_cannot_read_is_set_aside_and_the_batch_goes_on() {
+        for (workers, gone) in [(3, "r04.xml"), (3, "r06.xml.gz"), (0, "r04.xml")] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            report_files(dir.path());
+            let mut source = Vanishing {
+                files: FileSource::new([dir.path().to_owned()], 1 << 20).with_xml_limit(8192),
+                gone,
+            };
+            let (summary, _) = run_files(&mut source, workers);
+            assert_eq!(summary.items, 14);
+            let path = dir.path().join(gone);
+            if workers == 0 {
+                // Read by the source before it was removed: stored.
+                assert_eq!((summary.reports, summary.errors.len()), (12, 1));
+                continue;
+            }
+            // Handed on unread, and gone when a worker came to read it.
+            assert_eq!(summary.reports, 11, "{gone}: {summary:?}");
+            assert_eq!(summary.errors.len(), 2, "{summary:?}");
+            let err = &summary.errors[0];
+            assert_eq!(err.origin, path.display().to_string());
+            assert!(
+                err.reason
+                    .starts_with(&format!("cannot read {}: ", path.display())),
+                "{err:?}"
+            );
+            assert!(summary.errors[1].reason.contains("more than the limit"));
+        }
     }
 }

@@ -131,9 +131,12 @@ pub(super) fn next(window: &str, pos: usize, last: bool) -> Scan<'_> {
                         return incomplete;
                     };
                     let content = &window[pos + 1..pos + i];
-                    let (content, empty) = match content.strip_suffix('/') {
-                        Some(c) => (c, true),
-                        None => (content, false),
+                    // `strip_suffix('/')`, as a byte: with a `char` the
+                    // streaming parser called `memcmp` for every tag.
+                    let (content, empty) = match content.as_bytes().last() {
+                        // ASCII: the byte before it ends a character.
+                        Some(b'/') => (&content[..content.len() - 1], true),
+                        _ => (content, false),
                     };
                     let name_len = content.bytes().position(is_space).unwrap_or(content.len());
                     let start = BytesStart::from_content(content, name_len);

@@ -12,8 +12,10 @@
 //! dashboards' rollups are kept in the same transaction by
 //! `reports::dashq`, which owns them); its parts are
 //! `schema` (migrations), `write` (one transaction per item, the
-//! parsing thread) and `prepare` (an item's `records` rows worked out on
-//! the thread that parsed it, [`PreparedRecords`]). Every sum of counts saturates at `i64::MAX` (the
+//! parsing thread), `prepare` (an item's `records` rows worked out on
+//! the thread that parsed it, [`PreparedRecords`]) and `checkpoint` (the
+//! WAL checkpointed on a thread of its own while groups of items are
+//! written). Every sum of counts saturates at `i64::MAX` (the
 //! `sqlite_sum!` of `reports::dashq`).
 //!
 //! Owns the database file and everything in it. Callers see the
@@ -28,11 +30,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
+mod checkpoint;
 mod error;
 mod prepare;
 mod schema;
 mod write;
 
+use checkpoint::Checkpointer;
 pub use error::{StoreError, StoreName};
 pub use prepare::PreparedRecords;
 use schema::MIGRATIONS;
@@ -460,10 +464,17 @@ impl Pruned {
 
 /// SQLite implementation of [`ReportStore`].
 pub struct SqliteStore {
+    /// The thread that checkpoints the WAL while groups of items are
+    /// written, started with the first group of a store in a file. Before
+    /// `conn`: dropped (and its connection closed) first.
+    checkpointer: Option<Checkpointer>,
     conn: Connection,
     /// The thread that parses items while this one writes them, started
     /// on the first item.
     parser: Option<ParserThread>,
+    /// The writing connection's `wal_autocheckpoint`, set back after each
+    /// group's commit (off during a group when `checkpointer` runs).
+    autocheckpoint: Option<i64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -492,6 +503,40 @@ pub(super) fn list<T: Serialize>(v: &[T]) -> String {
 }
 
 impl SqliteStore {
+    /// Before a group's `BEGIN`: the group's commit leaves checkpoints to
+    /// the checkpointing thread ([`Checkpointer`], started on the first
+    /// group of a store in a file), so that the thread that writes does
+    /// not copy pages into the database file, nor wait for its fsync. The
+    /// writing connection's automatic checkpoints are off until the
+    /// group's commit, and set back after it (`wal_autocheckpoint`, read
+    /// here). Without that thread (an in-memory store, or a second
+    /// connection that could not be opened) nothing changes.
+    fn checkpoint_elsewhere(&mut self) -> Result<(), StoreError> {
+        if self.checkpointer.is_none() {
+            let Some(path) = self.conn.path().filter(|p| !p.is_empty()) else {
+                return Ok(());
+            };
+            let path = Path::new(path).to_owned();
+            self.checkpointer = Checkpointer::start(&path);
+            if self.checkpointer.is_none() {
+                return Ok(());
+            }
+        }
+        // Still set when the last group's commit failed: its 0 is not
+        // the setting to go back to.
+        if self.autocheckpoint.is_none() {
+            let pages: i64 = self
+                .conn
+                .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+                .map_err(q("read automatic checkpoints"))?;
+            self.autocheckpoint = Some(pages);
+        }
+        self.conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(q("leave checkpoints to their thread"))?;
+        Ok(())
+    }
+
     /// Opens (creating if needed) a database file and migrates it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let open_err = |source| StoreError::Open {
@@ -561,7 +606,12 @@ impl SqliteStore {
             .map_err(q("record migration"))?;
         }
         tx.commit().map_err(q("commit migration"))?;
-        Ok(Self { conn, parser: None })
+        Ok(Self {
+            checkpointer: None,
+            conn,
+            parser: None,
+            autocheckpoint: None,
+        })
     }
 
     /// Opens an existing database file for reading only: never creates
@@ -613,7 +663,12 @@ impl SqliteStore {
                 known: SCHEMA_VERSION,
             });
         }
-        Ok(Self { conn, parser: None })
+        Ok(Self {
+            checkpointer: None,
+            conn,
+            parser: None,
+            autocheckpoint: None,
+        })
     }
 
     /// The schema version stored in the database.
@@ -724,6 +779,7 @@ impl ReportStore for SqliteStore {
             self.conn
                 .execute_batch(GROUP_TEMP_STORE)
                 .map_err(q("keep a group's savepoint journals in memory"))?;
+            self.checkpoint_elsewhere()?;
             self.conn
                 .execute_batch("BEGIN")
                 .map_err(q("begin a group of items"))?;
@@ -739,6 +795,14 @@ impl ReportStore for SqliteStore {
             self.conn
                 .execute_batch(DEFAULT_TEMP_STORE)
                 .map_err(q("set temporary storage back"))?;
+            if let Some(pages) = self.autocheckpoint.take() {
+                self.conn
+                    .execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};"))
+                    .map_err(q("set automatic checkpoints back"))?;
+            }
+            if let Some(c) = &self.checkpointer {
+                c.wake();
+            }
         }
         Ok(())
     }
@@ -887,6 +951,71 @@ mod tests {
         assert_eq!(temp_store(&s), 2);
         s.commit_group().expect("commit");
         assert_eq!(temp_store(&s), 0);
+    }
+
+    fn autocheckpoint(s: &SqliteStore) -> i64 {
+        s.conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .expect("wal_autocheckpoint")
+    }
+
+    #[test]
+    fn a_groups_commit_is_checkpointed_by_the_checkpointing_thread() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("r.db");
+        let mut s = SqliteStore::open(&db).expect("create");
+        // SQLite's default: a checkpoint once the WAL holds 1,000 pages.
+        assert_eq!(autocheckpoint(&s), 1000);
+        let before = std::fs::metadata(&db).expect("stat").len();
+        assert!(s.begin_group().expect("begin"));
+        assert!(s.checkpointer.is_some());
+        // Off on the writing connection while the group is written.
+        assert_eq!(autocheckpoint(&s), 0);
+        for i in 0..20 {
+            let report = crate::parse::test_report(&format!("c{i}"), 50, "");
+            s.ingest_item("c", report.as_bytes(), &IngestLimits::default())
+                .expect("db")
+                .expect("parses");
+        }
+        s.commit_group().expect("commit");
+        assert_eq!(autocheckpoint(&s), 1000);
+        // Far fewer pages than 1,000 in the WAL: the writing connection's
+        // commit copied nothing into the database file. The checkpointing
+        // thread does, with the store still open.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::fs::metadata(&db).expect("stat").len() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint while the store is open"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // And the writing connection reads what it wrote, as before.
+        assert_eq!(s.count(Table::Records).expect("count"), 1000);
+        drop(s);
+        let s = SqliteStore::open(&db).expect("reopen");
+        assert_eq!(s.count(Table::Records).expect("count"), 1000);
+    }
+
+    #[test]
+    fn a_group_that_never_committed_leaves_automatic_checkpoints_as_they_were() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = SqliteStore::open(&dir.path().join("r.db")).expect("create");
+        assert!(s.begin_group().expect("begin"));
+        // The group ends without its commit (a failed COMMIT ends it so).
+        s.conn.execute_batch("ROLLBACK").expect("rollback");
+        assert_eq!(autocheckpoint(&s), 0);
+        assert!(s.begin_group().expect("begin"));
+        s.commit_group().expect("commit");
+        assert_eq!(autocheckpoint(&s), 1000);
+    }
+
+    #[test]
+    fn an_in_memory_store_checkpoints_nothing_elsewhere() {
+        let mut s = SqliteStore::open_in_memory().expect("store");
+        assert!(s.begin_group().expect("begin"));
+        s.commit_group().expect("commit");
+        assert!(s.checkpointer.is_none());
     }
 
     #[test]

@@ -198,6 +198,7 @@ impl ImapSource {
                     bytes: body.clone(),
                     path: None,
                     stream: false,
+                    unread: None,
                 });
             }
             if let Some(e) = too_large {
