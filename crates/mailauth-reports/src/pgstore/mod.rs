@@ -24,7 +24,9 @@
 //! refresh's advisory lock. Sums of counts saturate at `i64::MAX` (`pg_sum!` of
 //! `reports::dashq`), as on SQLite.
 //!
-//! Concurrency: every item is one transaction; a report is claimed by
+//! Concurrency: every item is one transaction, or a savepoint of its
+//! group's when the source moves nothing (`ReportStore::begin_group`: files
+//! are committed in groups, one commit per group); a report is claimed by
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING id` on the report's natural
 //! key. A worker racing another on the same report blocks on the unique
 //! index until the other commits, then inserts nothing and reports a
@@ -32,7 +34,9 @@
 //! `date_begin`, the partition key, so it stays one unique index per
 //! partition and still decides alone. Each store remembers the months whose
 //! partitions exist; a report that finds its month gone (a concurrent
-//! prune dropped it) is retried once the months are forgotten.
+//! prune dropped it) is retried once the months are forgotten. A deadlock
+//! inside a group commits the group's earlier items before the item runs
+//! again, since their claims are what the other worker waits on.
 
 use std::collections::HashSet;
 use std::path::Path;
