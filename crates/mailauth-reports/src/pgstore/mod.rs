@@ -458,9 +458,8 @@ impl PgStore {
                 }
             };
         };
-        client
-            .batch_execute("SAVEPOINT mailauth_item")
-            .map_err(&store)?;
+        // The item's savepoint is already there: made with the group's
+        // `BEGIN`, and again with the release of the item before.
         let before = group.len();
         let (result, new_months) = sink_item(
             client,
@@ -473,16 +472,15 @@ impl PgStore {
         *group = new_months;
         match result {
             Ok(found) => {
-                client
-                    .batch_execute("RELEASE SAVEPOINT mailauth_item")
-                    .map_err(&store)?;
+                client.batch_execute(NEXT_ITEM).map_err(&store)?;
                 Ok(Ok(found))
             }
             Err(e) => {
                 group.truncate(before);
-                let undone = client.batch_execute(
-                    "ROLLBACK TO SAVEPOINT mailauth_item; RELEASE SAVEPOINT mailauth_item",
-                );
+                // The savepoint stays, for the next item: "ROLLBACK TO
+                // SAVEPOINT ... The savepoint remains valid and can be
+                // rolled back to again later, if needed."
+                let undone = client.batch_execute("ROLLBACK TO SAVEPOINT mailauth_item");
                 match (item_failed(e), undone) {
                     // A bad item, undone: the group goes on.
                     (Ok(bad), Ok(())) => Ok(bad),
@@ -514,12 +512,19 @@ impl PgStore {
             .map_err(q("commit a group of items"))?;
         self.months.extend(months);
         client
-            .batch_execute("BEGIN")
+            .batch_execute(BEGIN_GROUP)
             .map_err(q("begin a group of items"))?;
         self.group = Some(Vec::new());
         Ok(())
     }
 }
+
+/// A group's transaction, with the savepoint of its first item.
+const BEGIN_GROUP: &str = "BEGIN; SAVEPOINT mailauth_item";
+
+/// After an item of a group is stored: its savepoint released, and the
+/// next item's made, in one round trip.
+const NEXT_ITEM: &str = "RELEASE SAVEPOINT mailauth_item; SAVEPOINT mailauth_item";
 
 /// Streams one item into `tx` (a transaction, or a client inside a group's
 /// transaction): the parse's outcome and the months whose partitions were
@@ -722,7 +727,7 @@ impl ReportStore for PgStore {
     fn begin_group(&mut self) -> Result<bool, StoreError> {
         if self.group.is_none() {
             self.client_mut()
-                .batch_execute("BEGIN")
+                .batch_execute(BEGIN_GROUP)
                 .map_err(q("begin a group of items"))?;
             self.group = Some(Vec::new());
         }
