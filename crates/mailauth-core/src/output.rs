@@ -154,20 +154,10 @@ pub fn json_terminal_safe(json: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// A time serialised as an RFC 3339 UTC string (`2024-12-03T00:00:00Z`),
-/// whatever the Rust type holding it: `#[schemars(with = "Rfc3339")]`.
-pub struct Rfc3339;
-
-impl schemars::JsonSchema for Rfc3339 {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Rfc3339".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "string", "format": "date-time"})
-    }
-}
+/// whatever the Rust type holding it: `#[schemars(with = "Rfc3339")]`. Its
+/// schema is the one of [`Timestamp`](crate::clock::Timestamp), the type
+/// that writes times so (a string of format `date-time`, named `Rfc3339`).
+pub type Rfc3339 = crate::clock::Timestamp;
 
 /// `#[serde(serialize_with = "output::rfc3339")]`: Unix seconds kept as an
 /// integer in Rust, printed as an RFC 3339 UTC string (with

@@ -269,8 +269,9 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 /// In a JSON schema a [`Timestamp`] is what it serialises as: an RFC 3339
-/// UTC string, as its `Display` writes it, under the same schema name as
-/// every other time in the output (`output::Rfc3339` in `mailauth-core`).
+/// UTC string, as its `Display` writes it. Every other time in the output
+/// has this schema too (`output::Rfc3339` in `mailauth-core` names this
+/// type, for `#[schemars(with = "Rfc3339")]` on integer seconds).
 impl schemars::JsonSchema for Timestamp {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Rfc3339".into()
