@@ -737,24 +737,7 @@ fn directory_ingest_with_checkpoints_on_their_thread_survives_a_power_cut_at_any
             trace.ops.len()
         );
         let here = tmp.path().join(format!("state-{n}"));
-        // The files of the store lie at the root: no directory entry
-        // makes it.
-        std::fs::create_dir_all(&here).expect("mkdir");
-        state.materialize(&here);
-        let file = here.join("reports.db");
-        let conn = rusqlite::Connection::open(&file).expect("open the store");
-        let check: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .expect("integrity_check");
-        assert_eq!(check, "ok", "{at}");
-        drop(conn);
-        let store = SqliteStore::open(&file).expect("open the store");
-        let mut stored: Vec<String> = store
-            .list(None)
-            .expect("list")
-            .into_iter()
-            .map(|r| r.report_id)
-            .collect();
+        let (store, mut stored) = crash_state_store(state, &here, "reports.db", &at);
         assert_eq!(
             store.count(Table::Records).expect("count"),
             stored.len() as i64 * 20,
@@ -783,6 +766,36 @@ fn directory_ingest_with_checkpoints_on_their_thread_survives_a_power_cut_at_any
         partial > 0,
         "no state between two groups: the test tested nothing"
     );
+}
+
+/// The disk of a power cut (`state`) rebuilt in `here`: the store `db` in
+/// it passes SQLite's `integrity_check`, and is opened; with the report
+/// ids it holds. `at` names the state in a failure.
+fn crash_state_store(
+    state: &support::powercut::CrashState,
+    here: &Path,
+    db: &str,
+    at: &str,
+) -> (SqliteStore, Vec<String>) {
+    // A store whose files lie at the root has no directory entry that
+    // makes `here`.
+    std::fs::create_dir_all(here).expect("mkdir");
+    state.materialize(here);
+    let file = here.join(db);
+    let conn = rusqlite::Connection::open(&file).expect("open the store");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check");
+    assert_eq!(check, "ok", "{at}");
+    drop(conn);
+    let store = SqliteStore::open(&file).expect("open the store");
+    let stored = store
+        .list(None)
+        .expect("list")
+        .into_iter()
+        .map(|r| r.report_id)
+        .collect();
+    (store, stored)
 }
 
 /// Issue 15: a power cut at any moment of `reports ingest --maildir` into
@@ -849,21 +862,7 @@ fn maildir_ingest_loses_nothing_to_a_power_cut_at_any_fsync() {
             trace.ops.len()
         );
         let here = tmp.path().join(format!("state-{n}"));
-        state.materialize(&here);
-        let file = here.join("reports.db");
-        let conn = rusqlite::Connection::open(&file).expect("open the store");
-        let check: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .expect("integrity_check");
-        assert_eq!(check, "ok", "{at}");
-        drop(conn);
-        let store = SqliteStore::open(&file).expect("open the store");
-        let stored: Vec<String> = store
-            .list(None)
-            .expect("list")
-            .into_iter()
-            .map(|r| r.report_id)
-            .collect();
+        let (store, stored) = crash_state_store(state, &here, "reports.db", &at);
         drop(store);
         let source: Vec<String> =
             [state.names_in("Maildir/new"), state.names_in("Maildir/cur")].concat();

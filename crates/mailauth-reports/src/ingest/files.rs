@@ -213,14 +213,20 @@ impl Source for FileSource {
 mod tests {
     use super::*;
 
-    #[test]
-    fn plain_xml_is_read_whole_from_its_first_byte() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // A BOM and white space before the document, and more than the
-        // 512 bytes looked at to tell XML from the rest.
+    /// A plain-XML file's bytes: a BOM and white space before the
+    /// document, and more than the 512 bytes looked at to tell XML from
+    /// the rest.
+    fn padded_xml() -> Vec<u8> {
         let mut xml = b"\xEF\xBB\xBF \n<feedback>".to_vec();
         xml.extend_from_slice(&[b'x'; 2000]);
         xml.extend_from_slice(b"</feedback>");
+        xml
+    }
+
+    #[test]
+    fn plain_xml_is_read_whole_from_its_first_byte() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let xml = padded_xml();
         std::fs::write(dir.path().join("a.xml"), &xml).expect("write");
         std::fs::write(dir.path().join("b.gz"), b"\x1f\x8b not xml").expect("write");
         let mut src = FileSource::new([dir.path().to_owned()], 1 << 20);
@@ -280,9 +286,7 @@ mod tests {
     #[test]
     fn files_handed_on_unread_are_read_by_the_same_rules() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut xml = b"\xEF\xBB\xBF \n<feedback>".to_vec();
-        xml.extend_from_slice(&[b'x'; 2000]);
-        xml.extend_from_slice(b"</feedback>");
+        let xml = padded_xml();
         std::fs::write(dir.path().join("a.xml"), &xml).expect("write");
         std::fs::write(dir.path().join("b.gz"), b"\x1f\x8b not xml").expect("write");
         // Over the plain-XML limit, and over the input limit.
