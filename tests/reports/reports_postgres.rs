@@ -1387,3 +1387,32 @@ fn crossed_groups_get_past_a_deadlock() {
     }
     assert_eq!(months.count(Table::Reports).expect("count"), 4);
 }
+
+/// A group whose connection is lost before its commit: the commit is an
+/// error (the ingest loop then finishes none of its items), and nothing of
+/// the group is stored.
+#[test]
+fn a_group_whose_connection_is_lost_fails_its_commit() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("lostgroup");
+    let db = url.rsplit('/').next().expect("a database name").to_owned();
+    let mut store = pg_store(&pg, &url);
+    let limits = IngestLimits::default();
+    assert!(store.begin_group().expect("begin a group"));
+    store
+        .ingest_item("acme.xml", &aggregate_sample("acme.xml"), &limits)
+        .expect("database")
+        .expect("a good item");
+    let ended = pg
+        .admin()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = $1 AND state = 'idle in transaction'",
+            &[&db],
+        )
+        .expect("end the group's session");
+    assert_eq!(ended.get::<_, i64>(0), 1);
+    let err = store.commit_group().expect_err("the group was lost");
+    assert!(err.to_string().contains("commit a group of items"), "{err}");
+    assert_eq!(pg_store(&pg, &url).count(Table::Reports).expect("count"), 0);
+}

@@ -501,16 +501,19 @@ impl PgStore {
     /// the same other worker. Committing them early is safe: nothing of
     /// them is finished before `commit_group`.
     fn restart_group(&mut self) -> Result<(), StoreError> {
-        let Some(months) = self.group.take() else {
+        if self.group.is_none() {
             return Ok(());
-        };
+        }
         let client = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
         // `SELECT 1` first: in a transaction that failed, PostgreSQL answers
         // COMMIT with a rollback, not an error; the `SELECT` fails instead.
+        // Should this fail, the group stays open as far as `commit_group`
+        // knows, and its commit fails too: nothing of it is taken for
+        // committed.
         client
             .batch_execute("SELECT 1; COMMIT")
             .map_err(q("commit a group of items"))?;
-        self.months.extend(months);
+        self.months.extend(self.group.take().unwrap_or_default());
         client
             .batch_execute(BEGIN_GROUP)
             .map_err(q("begin a group of items"))?;
