@@ -124,7 +124,6 @@ fn describe(config: &postgres::Config) -> String {
 /// Prepared statements, prepared once per connection.
 struct Stmts {
     insert_report: Statement,
-    insert_policy: Statement,
     update_report: Statement,
     insert_failure: Statement,
     insert_tls: Statement,
@@ -136,18 +135,21 @@ impl Stmts {
     fn prepare(c: &mut Client) -> Result<Self, StoreError> {
         let p = |c: &mut Client, sql: &str| c.prepare(sql).map_err(q("prepare statement"));
         Ok(Self {
+            // The report's row and its published policy in one statement
+            // (one round trip): the policy row is made only when the
+            // report's is, and no row comes back for a duplicate.
             insert_report: p(
                 c,
-                "INSERT INTO reports (org_name, email, extra_contact_info, report_id, date_begin, \
-                 date_end, policy_domain, version, namespace, generator, errors, warnings, origin, \
-                 ingested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                 ON CONFLICT DO NOTHING RETURNING id",
-            )?,
-            insert_policy: p(
-                c,
-                "INSERT INTO policy_published (report_id, date_begin, domain, adkim, aspf, p, sp, \
-                 np, pct, fo, testing, discovery_method) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                "WITH r AS (INSERT INTO reports (org_name, email, extra_contact_info, report_id, \
+                 date_begin, date_end, policy_domain, version, namespace, generator, errors, \
+                 warnings, origin, ingested_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 ON CONFLICT DO NOTHING RETURNING id, date_begin), \
+                 p AS (INSERT INTO policy_published (report_id, date_begin, domain, adkim, aspf, \
+                 p, sp, np, pct, fo, testing, discovery_method) \
+                 SELECT id, date_begin, $15::text, $16::text, $17::text, $18::text, $19::text, \
+                 $20::text, $21::bigint, $22::text, $23::boolean, $24::text FROM r) \
+                 SELECT id FROM r",
             )?,
             update_report: p(
                 c,

@@ -230,6 +230,7 @@ impl<C: GenericClient> AggregateVisitor for TxSink<'_, C> {
         // inside this transaction; no row returned means a duplicate.
         self.flush()?;
         ensure_month(self.tx, self.months, &mut self.new_months, h.date_begin)?;
+        let p = &h.policy;
         let row = self.tx.query_opt(
             &self.stmts.insert_report,
             &[
@@ -247,20 +248,6 @@ impl<C: GenericClient> AggregateVisitor for TxSink<'_, C> {
                 &json(&h.warnings),
                 &self.origin,
                 &self.now,
-            ],
-        )?;
-        let Some(row) = row else {
-            self.report = None;
-            return Ok(false);
-        };
-        let id: i64 = pg_get(&row, "store report", 0)?;
-        self.report = Some((id, h.date_begin));
-        let p = &h.policy;
-        self.tx.execute(
-            &self.stmts.insert_policy,
-            &[
-                &id,
-                &h.date_begin,
                 &p.domain,
                 &p.adkim.map(|a| a.as_str()),
                 &p.aspf.map(|a| a.as_str()),
@@ -273,6 +260,12 @@ impl<C: GenericClient> AggregateVisitor for TxSink<'_, C> {
                 &p.discovery_method,
             ],
         )?;
+        let Some(row) = row else {
+            self.report = None;
+            return Ok(false);
+        };
+        let id: i64 = pg_get(&row, "store report", 0)?;
+        self.report = Some((id, h.date_begin));
         Ok(true)
     }
 
