@@ -254,7 +254,10 @@ pub fn render_html(c: &Checklist) -> String {
 
 /// The checklist as JSON.
 pub fn render_json(c: &Checklist) -> String {
-    serde_json::to_string_pretty(c).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")) + "\n"
+    let json =
+        serde_json::to_string_pretty(c).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    // Live records and reports' text are anyone's.
+    crate::output::json_terminal_safe(&json).into_owned() + "\n"
 }
 
 #[cfg(test)]

@@ -421,7 +421,9 @@ fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Fa
         let format = OutputFormat::chosen(args.format, args.json);
         let out = match format {
             OutputFormat::Json => {
-                serde_json::to_string_pretty(&plan).expect("plan serialises") + "\n"
+                // The served records a plan shows are the provider's text.
+                let json = serde_json::to_string_pretty(&plan).expect("plan serialises");
+                crate::output::json_terminal_safe(&json).into_owned() + "\n"
             }
             OutputFormat::Markdown => plan::render_markdown(&plan),
             _ => plan::render_text(&plan, style(color, args.full)),

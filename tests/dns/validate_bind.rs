@@ -533,6 +533,18 @@ fn any_domain_without_a_config_is_judged_on_its_merits() {
     let (_, text) = cli(&servers, &["ctrl.test"]);
     assert!(text.contains("ctrl.test"), "{text}");
     assert!(!text.contains('\u{1b}'), "{text:?}");
+    // In JSON the override and the C1 CSI that serde_json leaves raw are
+    // written as escapes: the same JSON value, nothing a terminal acts on.
+    let (_, json) = cli(&servers, &["ctrl.test", "--json"]);
+    for c in ['\u{1b}', '\u{202e}', '\u{9b}'] {
+        assert!(!json.contains(c), "{c:?} in {json}");
+    }
+    assert!(
+        json.contains("\\u202e") && json.contains("\\u009b"),
+        "{json}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert!(v.to_string().contains('\u{202e}'), "the same value: {v}");
     let out = util::mailauth(["-c", "/nonexistent/mailauth.yaml", "import", "--dry-run"])
         .arg(format!("--nameserver={}", servers.primary()))
         .arg("ctrl.test")

@@ -86,7 +86,9 @@ pub fn run(args: SpfArgs) -> Result<i32, SpfCliError> {
         &CheckOptions::default(),
     );
     if OutputFormat::chosen(args.format, args.json) == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        // The explanation quotes published records, which are anyone's text.
+        let json = serde_json::to_string_pretty(&outcome)?;
+        println!("{}", crate::output::json_terminal_safe(&json));
     } else {
         println!("{outcome}");
     }

@@ -47,7 +47,10 @@ pub fn render_json(reports: &[DomainReport]) -> String {
         domains: reports,
         summary: summary(reports),
     };
-    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")) + "\n"
+    let json =
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    // Findings quote published records, which are anyone's text.
+    crate::output::json_terminal_safe(&json).into_owned() + "\n"
 }
 
 fn label(s: Severity, color: bool) -> String {
