@@ -98,6 +98,66 @@ macro_rules! source_rows {
     };
 }
 
+/// The daily rollup's sums of the records `c`, each named as its column,
+/// with the dialect's saturating sum (`$sum`: `sqlite_sum` or `pg_sum`):
+/// written once for the rollup's fill and for the removal of records, in
+/// both dialects.
+macro_rules! daily_sums {
+    ($sum:ident) => {
+        concat!(
+            $sum!("c.count"),
+            " AS messages, ",
+            $sum!(count_case!(dmarc_pass)),
+            " AS dmarc_pass, ",
+            $sum!(count_case!(spf_aligned)),
+            " AS spf_aligned, ",
+            $sum!(count_case!(dkim_aligned)),
+            " AS dkim_aligned, ",
+            $sum!("CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"),
+            " AS disp_none, ",
+            $sum!("CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END"),
+            " AS quarantine, ",
+            $sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
+            " AS reject, count(*) AS records"
+        )
+    };
+}
+
+/// The source rollup's rows of the records of `$from` up to their lists:
+/// the `base` rows ([`source_rows!`]), their `sums` by domain and source IP
+/// with the dialect's saturating sum (`$sum`) and case-insensitive match
+/// (`$like`), and the `vals` whose counts make the lists, which each
+/// dialect then aggregates its own way.
+macro_rules! source_sums {
+    ($from:literal, $sum:ident, $like:literal) => {
+        concat!(
+            source_rows!($from),
+            $sum!("c.count"),
+            " AS messages, ",
+            $sum!(count_case!(dmarc_pass)),
+            " AS dmarc_pass, ",
+            $sum!(count_case!(spf_aligned)),
+            " AS spf_aligned, ",
+            $sum!(count_case!(dkim_aligned)),
+            " AS dkim_aligned, ",
+            $sum!(count_case!(forwarded)),
+            " AS forwarded_reason, ",
+            // RFC 8617 §7.2: receivers note a passing ARC chain in the
+            // override comment (`arc=pass`), as in Sources.
+            $sum!(count_case!(arc_pass, $like)),
+            " AS arc_pass, ",
+            $sum!(count_case!(failing)),
+            " AS failing, count(*) AS records FROM base c GROUP BY 1, 2), \
+             vals AS (SELECT domain, source_ip, 1 AS k, org AS v, count(*) AS n FROM base \
+               GROUP BY 1, 2, 4 \
+               UNION ALL SELECT domain, source_ip, 2, dk, count(*) FROM base \
+               WHERE dk IS NOT NULL GROUP BY 1, 2, 4 \
+               UNION ALL SELECT domain, source_ip, 3, sp, count(*) FROM base \
+               WHERE sp IS NOT NULL GROUP BY 1, 2, 4), "
+        )
+    };
+}
+
 /// SQLite: `sum(e)` that saturates at the bounds of a 64-bit integer
 /// instead of failing the whole query with "integer overflow" (SQLite's
 /// `sum`), and stays exact below them (`total` is a float). The high and

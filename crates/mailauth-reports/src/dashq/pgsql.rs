@@ -278,22 +278,10 @@ const ROLLUP_FILL_PG: &str = concat!(
     "INSERT INTO dashboard_daily_v1 AS d (domain, day, messages, \
     dmarc_pass, spf_aligned, dkim_aligned, disp_none, quarantine, reject, records) \
  SELECT r.policy_domain, r.date_begin / 86400, ",
-    pg_sum!("c.count"),
-    ", ",
-    pg_sum!(count_case!(dmarc_pass)),
-    ", ",
-    pg_sum!(count_case!(spf_aligned)),
-    ", ",
-    pg_sum!(count_case!(dkim_aligned)),
-    ", ",
-    pg_sum!("CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"),
-    ", ",
-    pg_sum!("CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END"),
-    ", ",
-    pg_sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
+    daily_sums!(pg_sum),
     // $2 and $3 bound the `date_begin` of the reports folded in, on both
     // partitioned tables, so that PostgreSQL reads only their months.
-    ", count(*) FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
+    " FROM records c JOIN reports r ON r.id = c.report_id AND r.date_begin = c.date_begin \
  WHERE r.id > $1 \
  AND r.date_begin >= $2 AND r.date_begin <= $3 AND c.date_begin >= $2 AND c.date_begin <= $3 \
  GROUP BY 1, 2 \
@@ -318,30 +306,8 @@ const ROLLUP_FILL_PG: &str = concat!(
 macro_rules! sources_groups_pg {
     ($from:literal) => {
         concat!(
-            source_rows!($from),
-            pg_sum!("c.count"),
-            " AS messages, ",
-            pg_sum!(count_case!(dmarc_pass)),
-            " AS dmarc_pass, ",
-            pg_sum!(count_case!(spf_aligned)),
-            " AS spf_aligned, ",
-            pg_sum!(count_case!(dkim_aligned)),
-            " AS dkim_aligned, ",
-            pg_sum!(count_case!(forwarded)),
-            " AS forwarded_reason, ",
-            // RFC 8617 §7.2: a passing ARC chain noted in the override
-            // comment (`arc=pass`), as in Sources.
-            pg_sum!(count_case!(arc_pass, "ILIKE")),
-            " AS arc_pass, ",
-            pg_sum!(count_case!(failing)),
-            " AS failing, count(*) AS records FROM base c GROUP BY 1, 2), \
-             vals AS (SELECT domain, source_ip, 1 AS k, org AS v, count(*) AS n FROM base \
-               GROUP BY 1, 2, 4 \
-               UNION ALL SELECT domain, source_ip, 2, dk, count(*) FROM base \
-               WHERE dk IS NOT NULL GROUP BY 1, 2, 4 \
-               UNION ALL SELECT domain, source_ip, 3, sp, count(*) FROM base \
-               WHERE sp IS NOT NULL GROUP BY 1, 2, 4), \
-             lists AS (SELECT domain, source_ip, \
+            source_sums!($from, pg_sum, "ILIKE"),
+            "lists AS (SELECT domain, source_ip, \
                coalesce(jsonb_object_agg(v, n) FILTER (WHERE k = 1), '{}') AS reporters, \
                coalesce(jsonb_object_agg(v, n) FILTER (WHERE k = 2), '{}') AS dkim_signers, \
                coalesce(jsonb_object_agg(v, n) FILTER (WHERE k = 3), '{}') AS spf_reported \
@@ -481,20 +447,8 @@ const FORGET_DAILY_PG: &str = concat!(
    quarantine = d.quarantine - g.quarantine, reject = d.reject - g.reject, \
    records = d.records - g.records \
  FROM (SELECT r.policy_domain AS domain, r.date_begin / 86400 AS day, ",
-    pg_sum!("c.count"),
-    " AS messages, ",
-    pg_sum!(count_case!(dmarc_pass)),
-    " AS dmarc_pass, ",
-    pg_sum!(count_case!(spf_aligned)),
-    " AS spf_aligned, ",
-    pg_sum!(count_case!(dkim_aligned)),
-    " AS dkim_aligned, ",
-    pg_sum!("CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"),
-    " AS disp_none, ",
-    pg_sum!("CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END"),
-    " AS quarantine, ",
-    pg_sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
-    " AS reject, count(*) AS records FROM ",
+    daily_sums!(pg_sum),
+    " FROM ",
     gone_records_pg!(),
     " GROUP BY 1, 2) AS g \
  WHERE d.domain = g.domain AND d.day = g.day"

@@ -252,20 +252,8 @@ const ROLLUP_FILL_SQLITE: &str = concat!(
     "INSERT INTO dashboard_daily_v1 (domain, day, messages, \
     dmarc_pass, spf_aligned, dkim_aligned, disp_none, quarantine, reject, records) \
  SELECT r.policy_domain, r.date_begin / 86400, ",
-    sqlite_sum!("c.count"),
-    ", ",
-    sqlite_sum!(count_case!(dmarc_pass)),
-    ", ",
-    sqlite_sum!(count_case!(spf_aligned)),
-    ", ",
-    sqlite_sum!(count_case!(dkim_aligned)),
-    ", ",
-    sqlite_sum!("CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"),
-    ", ",
-    sqlite_sum!("CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END"),
-    ", ",
-    sqlite_sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
-    ", count(*) FROM records c JOIN reports r ON r.id = c.report_id \
+    daily_sums!(sqlite_sum),
+    " FROM records c JOIN reports r ON r.id = c.report_id \
  WHERE r.id > ?1 \
  GROUP BY 1, 2 \
  ON CONFLICT (domain, day) DO UPDATE SET records = records + excluded.records, messages = ",
@@ -293,30 +281,8 @@ const ROLLUP_FILL_SQLITE: &str = concat!(
 macro_rules! sources_groups_sqlite {
     ($from:literal) => {
         concat!(
-            source_rows!($from),
-            sqlite_sum!("c.count"),
-            " AS messages, ",
-            sqlite_sum!(count_case!(dmarc_pass)),
-            " AS dmarc_pass, ",
-            sqlite_sum!(count_case!(spf_aligned)),
-            " AS spf_aligned, ",
-            sqlite_sum!(count_case!(dkim_aligned)),
-            " AS dkim_aligned, ",
-            sqlite_sum!(count_case!(forwarded)),
-            " AS forwarded_reason, ",
-            // RFC 8617 §7.2: receivers note a passing ARC chain in the
-            // override comment (`arc=pass`), as in Sources.
-            sqlite_sum!(count_case!(arc_pass, "LIKE")),
-            " AS arc_pass, ",
-            sqlite_sum!(count_case!(failing)),
-            " AS failing, count(*) AS records FROM base c GROUP BY 1, 2), \
-             vals AS (SELECT domain, source_ip, 1 AS k, org AS v, count(*) AS n FROM base \
-               GROUP BY 1, 2, 4 \
-               UNION ALL SELECT domain, source_ip, 2, dk, count(*) FROM base \
-               WHERE dk IS NOT NULL GROUP BY 1, 2, 4 \
-               UNION ALL SELECT domain, source_ip, 3, sp, count(*) FROM base \
-               WHERE sp IS NOT NULL GROUP BY 1, 2, 4), \
-             lists AS (SELECT domain, source_ip, \
+            source_sums!($from, sqlite_sum, "LIKE"),
+            "lists AS (SELECT domain, source_ip, \
                json_group_object(v, n) FILTER (WHERE k = 1) AS reporters, \
                json_group_object(v, n) FILTER (WHERE k = 2) AS dkim_signers, \
                json_group_object(v, n) FILTER (WHERE k = 3) AS spf_reported \
@@ -450,20 +416,8 @@ const FORGET_DAILY_SQLITE: &str = concat!(
    quarantine = d.quarantine - g.quarantine, reject = d.reject - g.reject, \
    records = d.records - g.records \
  FROM (SELECT r.policy_domain AS domain, r.date_begin / 86400 AS day, ",
-    sqlite_sum!("c.count"),
-    " AS messages, ",
-    sqlite_sum!(count_case!(dmarc_pass)),
-    " AS dmarc_pass, ",
-    sqlite_sum!(count_case!(spf_aligned)),
-    " AS spf_aligned, ",
-    sqlite_sum!(count_case!(dkim_aligned)),
-    " AS dkim_aligned, ",
-    sqlite_sum!("CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"),
-    " AS disp_none, ",
-    sqlite_sum!("CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END"),
-    " AS quarantine, ",
-    sqlite_sum!("CASE WHEN c.disposition = 'reject' THEN c.count ELSE 0 END"),
-    " AS reject, count(*) AS records FROM temp.rollup_gone x JOIN reports r ON r.id = x.id \
+    daily_sums!(sqlite_sum),
+    " FROM temp.rollup_gone x JOIN reports r ON r.id = x.id \
    JOIN records c ON c.report_id = r.id GROUP BY 1, 2) AS g \
  WHERE d.domain = g.domain AND d.day = g.day"
 );
