@@ -1819,11 +1819,9 @@ fn sources_split_is_the_two_source_lists(st: &TestStore) {
     assert!(failing_seen > 10, "the failing lists are not empty");
 }
 
-/// Schema 6 adds the source and policy rollups: a store of version 5 (the
-/// two tables dropped and the version forgotten) is migrated when opened,
-/// keeping every row, and its next refresh rebuilds every rollup, which
-/// then answers as the records do.
-fn migration_to_source_rollup_keeps_every_row(st: &TestStore) {
+/// The store of `st` holding three sample reports, folded into its
+/// rollups (the refresh folds in all three).
+fn three_reports_folded(st: &TestStore) -> Box<dyn mailauth::reports::store_cli::AnyStore> {
     let limits = IngestLimits::default();
     let sample = |name: &str| {
         std::fs::read(dashboard::samples().join("aggregate").join(name)).expect("sample")
@@ -1836,6 +1834,15 @@ fn migration_to_source_rollup_keeps_every_row(st: &TestStore) {
             .expect("report");
     }
     assert_eq!(store.refresh_rollup().expect("refresh"), 3);
+    store
+}
+
+/// Schema 6 adds the source and policy rollups: a store of version 5 (the
+/// two tables dropped and the version forgotten) is migrated when opened,
+/// keeping every row, and its next refresh rebuilds every rollup, which
+/// then answers as the records do.
+fn migration_to_source_rollup_keeps_every_row(st: &TestStore) {
+    let store = three_reports_folded(st);
     let list = store.list(None).expect("list");
     let shown: Vec<_> = list
         .iter()
@@ -2147,18 +2154,7 @@ fn prune_of_a_partly_folded_store(st: &TestStore) {
 /// migrated when opened, keeping every report, the appended rows summed
 /// into one per group; its next refresh rebuilds every rollup.
 fn migration_collapses_the_policy_rollup(st: &TestStore) {
-    let limits = IngestLimits::default();
-    let sample = |name: &str| {
-        std::fs::read(dashboard::samples().join("aggregate").join(name)).expect("sample")
-    };
-    let mut store = st.open();
-    for name in ["test.xml", "google.xml", "yahoo.xml"] {
-        store
-            .ingest_item(name, &sample(name), &limits)
-            .expect("db")
-            .expect("report");
-    }
-    assert_eq!(store.refresh_rollup().expect("refresh"), 3);
+    let store = three_reports_folded(st);
     let list = store.list(None).expect("list");
     drop(store);
     let downgrade = |int: &str| {
