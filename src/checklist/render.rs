@@ -254,10 +254,8 @@ pub fn render_html(c: &Checklist) -> String {
 
 /// The checklist as JSON.
 pub fn render_json(c: &Checklist) -> String {
-    let json =
-        serde_json::to_string_pretty(c).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     // Live records and reports' text are anyone's.
-    crate::output::json_terminal_safe(&json).into_owned() + "\n"
+    crate::output::json_for_terminal(c).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")) + "\n"
 }
 
 #[cfg(test)]

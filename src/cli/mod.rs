@@ -422,8 +422,7 @@ fn plan_cmd(config: &Path, color: ColorChoice, args: PlanArgs) -> Result<i32, Fa
         let out = match format {
             OutputFormat::Json => {
                 // The served records a plan shows are the provider's text.
-                let json = serde_json::to_string_pretty(&plan).expect("plan serialises");
-                crate::output::json_terminal_safe(&json).into_owned() + "\n"
+                crate::output::json_for_terminal(&plan).expect("plan serialises") + "\n"
             }
             OutputFormat::Markdown => plan::render_markdown(&plan),
             _ => plan::render_text(&plan, style(color, args.full)),

@@ -179,8 +179,8 @@ pub fn run(ws: Option<&Workspace>, args: InspectArgs) -> Result<i32, InspectCliE
     // reaches the terminal as a control character.
     let mut out = crate::reports::cli::PipeStdout::lock();
     if OutputFormat::chosen(args.format, args.json) == OutputFormat::Json {
-        let json = serde_json::to_string_pretty(&result).map_err(InspectCliError::Json)?;
-        writeln!(out, "{}", crate::reports::cli::json_terminal_safe(&json))?;
+        let json = crate::output::json_for_terminal(&result).map_err(InspectCliError::Json)?;
+        writeln!(out, "{json}")?;
     } else {
         write!(
             out,

@@ -153,6 +153,13 @@ pub fn json_terminal_safe(json: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// `value` as pretty JSON for a terminal ([`json_terminal_safe`]): what
+/// every command that prints JSON holding outside text (published records,
+/// reports, messages) writes.
+pub fn json_for_terminal<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(value).map(|json| json_terminal_safe(&json).into_owned())
+}
+
 /// A time serialised as an RFC 3339 UTC string (`2024-12-03T00:00:00Z`),
 /// whatever the Rust type holding it: `#[schemars(with = "Rfc3339")]`. Its
 /// schema is the one of [`Timestamp`](crate::clock::Timestamp), the type

@@ -243,8 +243,7 @@ fn json_domain(i: &Imported, outcome: Option<&Outcome>) -> Result<JsonDomain, Im
 }
 
 fn print_json(doc: &JsonImport) -> Result<(), ImportCliError> {
-    let text = serde_json::to_string_pretty(doc)?;
-    println!("{}", crate::output::json_terminal_safe(&text));
+    println!("{}", crate::output::json_for_terminal(doc)?);
     Ok(())
 }
 

@@ -87,8 +87,7 @@ pub fn run(args: SpfArgs) -> Result<i32, SpfCliError> {
     );
     if OutputFormat::chosen(args.format, args.json) == OutputFormat::Json {
         // The explanation quotes published records, which are anyone's text.
-        let json = serde_json::to_string_pretty(&outcome)?;
-        println!("{}", crate::output::json_terminal_safe(&json));
+        println!("{}", crate::output::json_for_terminal(&outcome)?);
     } else {
         println!("{outcome}");
     }

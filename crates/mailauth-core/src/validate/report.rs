@@ -47,10 +47,9 @@ pub fn render_json(reports: &[DomainReport]) -> String {
         domains: reports,
         summary: summary(reports),
     };
-    let json =
-        serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     // Findings quote published records, which are anyone's text.
-    crate::output::json_terminal_safe(&json).into_owned() + "\n"
+    crate::output::json_for_terminal(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        + "\n"
 }
 
 fn label(s: Severity, color: bool) -> String {
