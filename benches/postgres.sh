@@ -29,6 +29,10 @@
 #
 #   CORPUS=DIR benches/postgres.sh
 #   MAILAUTH_BIN=PATH benches/postgres.sh   # another build (e.g. a baseline), no build step
+#   ONLY="1 big" benches/postgres.sh         # some of the runs: 1 4split 4all 8split big
+#
+# Each run prints its wall time, the CPU time of the mailauth processes and
+# that of the PostgreSQL cluster (the backends serving them included).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,6 +40,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 CORPUS=${CORPUS:-$TARGET/bench/reports-corpus}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 FSYNC=${FSYNC:-on}
+ONLY=${ONLY:-1 4split 4all 8split big}
 WORK=$(mktemp -d)
 PGDATA=$WORK/pg
 USER_NAME=mailauth
@@ -94,6 +99,17 @@ echo "   $("$PGBIN/postgres" --version), port $PORT"
 export MAILAUTH_STORE_PASSWORD=$PASSWORD PGPASSWORD=$PASSWORD
 unset MAILAUTH_STORE MAILAUTH_DB
 
+# pg_cpu: CPU seconds the cluster has used so far: the postmaster, its
+# live processes and the backends it has reaped (utime + stime, and the
+# reaped children's cutime + cstime, from /proc/PID/stat).
+pg_cpu() {
+    local pm ticks
+    pm=$(head -n 1 "$PGDATA/postmaster.pid")
+    ticks=$(getconf CLK_TCK)
+    { cat "/proc/$pm/stat"; for c in $(pgrep -P "$pm"); do cat "/proc/$c/stat" 2>/dev/null || true; done; } |
+        awk -v pm="$pm" -v hz="$ticks" '{ sub(/^.*\) /, ""); t += $12 + $13; if (NR == 1) t += $14 + $15 } END { printf "%.2f", t / hz }'
+}
+
 psql_do() { "$PGBIN/psql" -h 127.0.0.1 -p "$PORT" -U "$USER_NAME" -d "$1" -Atq -c "$2"; }
 
 # fresh NAME: a new, migrated database; prints its URL.
@@ -130,6 +146,8 @@ run() {
     local label=$1 db=$2 workers=$3 split=$4 url pids=() start end i
     url=$(fresh "$db")
     echo "== $label"
+    local pg0
+    pg0=$(pg_cpu)
     start=$(date +%s.%N)
     for ((i = 0; i < workers; i++)); do
         local mine=()
@@ -152,20 +170,22 @@ run() {
     local dups cpu
     dups=$(python3 -c "import json,glob,sys; print(sum(json.load(open(f))['duplicates'] for f in glob.glob(sys.argv[1])))" "$WORK/$db.*.json")
     cpu=$(cat "$WORK/$db".*.time | awk '{ u += $2; s += $3 } END { printf "%.2f", u + s }')
-    echo "   wall ${WALL[$db]} s, mailauth CPU ${cpu} s, duplicates skipped $dups"
+    echo "   wall ${WALL[$db]} s, mailauth CPU ${cpu} s, PostgreSQL CPU $(python3 -c "print(f'{$(pg_cpu) - $pg0:.2f}')") s, duplicates skipped $dups"
     echo "   records stored/s: $(python3 -c "print(f'{$RECORDS / ${WALL[$db]}:,.0f}')")"
     check "$db"
 }
 
-run "1 worker, whole corpus" bench1 1 split
-run "4 workers, a quarter of the files each" bench4split 4 split
-run "4 workers, the whole corpus each (racing)" bench4all 4 all
-run "8 workers, an eighth of the files each" bench8split 8 split
+want() { [[ " $ONLY " == *" $1 "* ]]; }
+want 1 && run "1 worker, whole corpus" bench1 1 split
+want 4split && run "4 workers, a quarter of the files each" bench4split 4 split
+want 4all && run "4 workers, the whole corpus each (racing)" bench4all 4 all
+want 8split && run "8 workers, an eighth of the files each" bench8split 8 split
 
 BIG=$(find "$CORPUS/large" -name '*large-200000.xml' 2>/dev/null | head -n 1)
-if [ -n "$BIG" ]; then
+if [ -n "$BIG" ] && want big; then
     url=$(fresh benchbig)
     echo "== 1 worker, one 200,000-record report ($(du -m "$BIG" | cut -f1) MB plain XML)"
+    pg0=$(pg_cpu)
     start=$(date +%s.%N)
     /usr/bin/time -f '%e %U %S %M' -o "$WORK/big.time" \
         "$MAILAUTH" reports --store "$url" ingest --json --max-input-bytes 200000000 "$BIG" \
@@ -174,7 +194,7 @@ if [ -n "$BIG" ]; then
     wall=$(python3 -c "print(f'{$end - $start:.2f}')")
     got=$(psql_do benchbig "SELECT (SELECT count(*) FROM reports) || ' ' || (SELECT count(*) FROM records)")
     [ "$got" = "1 200000" ] || { echo "   MISMATCH: stored $got, expected 1 200000" >&2; exit 1; }
-    echo "   wall $wall s, mailauth CPU $(awk '{ printf "%.2f", $2 + $3 }' "$WORK/big.time") s, peak RSS $(awk '{ print int($4 / 1024) }' "$WORK/big.time") MB"
+    echo "   wall $wall s, mailauth CPU $(awk '{ printf "%.2f", $2 + $3 }' "$WORK/big.time") s, PostgreSQL CPU $(python3 -c "print(f'{$(pg_cpu) - $pg0:.2f}')") s, peak RSS $(awk '{ print int($4 / 1024) }' "$WORK/big.time") MB"
     echo "   records stored/s: $(python3 -c "print(f'{200000 / $wall:,.0f}')")"
 fi
 

@@ -191,19 +191,13 @@ fn same_results_as_sqlite() {
     );
 }
 
-/// A plain-XML report too large to hold in memory is parsed as it is read
-/// on PostgreSQL too (issue 21), stores what SQLite stores, and one over
-/// the decompressed-report limit is refused with nothing written.
-#[test]
-fn a_large_plain_xml_file_streams_into_postgres() {
-    use mailauth::reports::ingest::Source as _;
+/// An aggregate report `id` with `n` records, each its own source
+/// (10.x.y.z numbered from 0) and count (1 to 5 in turn).
+fn numbered_report(id: &str, n: u32) -> String {
     use std::fmt::Write as _;
-    let Some(pg) = PgServer::shared() else { return };
-    let url = pg.fresh_db("bigxml");
-    let n = 30_000u32;
-    let mut xml = String::from(
+    let mut xml = format!(
         "<?xml version=\"1.0\"?><feedback><report_metadata><org_name>Big</org_name>\
-         <email>r@big.example</email><report_id>big-pg</report_id><date_range>\
+         <email>r@big.example</email><report_id>{id}</report_id><date_range>\
          <begin>1700000000</begin><end>1700086399</end></date_range></report_metadata>\
          <policy_published><domain>example.com</domain><p>reject</p></policy_published>",
     );
@@ -221,6 +215,69 @@ fn a_large_plain_xml_file_streams_into_postgres() {
         );
     }
     xml.push_str("</feedback>");
+    xml
+}
+
+/// A report of up to `WHOLE_REPORT_RECORDS` records is stored with one statement
+/// (its header held back with its records), a longer one with its header
+/// stored once that many are held and its records copied from there. On
+/// either side of that limit, a report shows the same records, in the same
+/// order, as on SQLite, and a second ingest counts each a duplicate and
+/// stores nothing more, whether its header was held to the end or not.
+#[test]
+fn reports_either_side_of_the_held_records_store_as_on_sqlite() {
+    use mailauth::reports::pgstore::WHOLE_REPORT_RECORDS;
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("held");
+    let hold = u32::try_from(WHOLE_REPORT_RECORDS).expect("small");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sizes = [0, 1, hold - 1, hold, hold + 1, 2 * hold + 7];
+    let files: Vec<PathBuf> = sizes
+        .iter()
+        .map(|&n| {
+            let path = dir.path().join(format!("r{n}.xml"));
+            std::fs::write(&path, numbered_report(&format!("held-{n}"), n)).expect("write");
+            path
+        })
+        .collect();
+    let mut p = pg_store(&pg, &url);
+    let mut s = SqliteStore::open_in_memory().expect("sqlite");
+    for store in [&mut p as &mut dyn ReportStore, &mut s] {
+        let sum = ingest_files(store, files.clone());
+        assert!(sum.invalid.is_empty() && sum.errors.is_empty(), "{sum:?}");
+        assert_eq!((sum.reports, sum.duplicates), (sizes.len() as u64, 0));
+        assert_eq!(
+            sum.records,
+            sizes.iter().map(|&n| u64::from(n)).sum::<u64>()
+        );
+    }
+    let (lp, ls) = (p.list(None).expect("pg list"), s.list(None).expect("list"));
+    assert_eq!(keys(&lp), keys(&ls));
+    for r in &lp {
+        let sid = ls.iter().find(|x| key(x) == key(r)).expect("on SQLite").id;
+        let dp = p.show(r.kind, r.id).expect("pg show").expect("pg has it");
+        let ds = s.show(r.kind, sid).expect("show").expect("sqlite has it");
+        let (mut jp, mut js) = (detail_json(&dp), detail_json(&ds));
+        jp["details"]["ingested_at"] = serde_json::Value::Null;
+        js["details"]["ingested_at"] = serde_json::Value::Null;
+        assert_eq!(jp, js, "{}", r.report_id);
+    }
+    let again = ingest_files(&mut p, files);
+    assert_eq!((again.reports, again.records), (0, 0), "{again:?}");
+    assert_eq!(again.duplicates, sizes.len() as u64, "{again:?}");
+    assert_eq!(p.count(Table::Reports).expect("count"), sizes.len() as i64);
+}
+
+/// A plain-XML report too large to hold in memory is parsed as it is read
+/// on PostgreSQL too (issue 21), stores what SQLite stores, and one over
+/// the decompressed-report limit is refused with nothing written.
+#[test]
+fn a_large_plain_xml_file_streams_into_postgres() {
+    use mailauth::reports::ingest::Source as _;
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_db("bigxml");
+    let n = 30_000u32;
+    let xml = numbered_report("big-pg", n);
     assert!(xml.len() > 8 << 20, "over the size that is streamed");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("big.xml");
@@ -1297,6 +1354,16 @@ fn a_group_commits_its_items_once_and_undoes_a_bad_one_alone() {
     let google = aggregate_sample("google.xml");
     let text = String::from_utf8_lossy(&google);
     let cut = text.find("<record>").expect("a record") + "<record>".len() + 5;
+    // A report longer than the records held with its header, cut after
+    // them: its row and its first records were written.
+    let hold = u32::try_from(mailauth::reports::pgstore::WHOLE_REPORT_RECORDS).expect("small");
+    let long = numbered_report("long", hold + 50);
+    let long_cut = long
+        .match_indices("<record>")
+        .nth(hold as usize + 10)
+        .expect("record")
+        .0
+        + 20;
     assert!(store.begin_group().expect("begin a group"));
     for name in ["acme.xml", "aol.xml"] {
         let found = store
@@ -1306,10 +1373,12 @@ fn a_group_commits_its_items_once_and_undoes_a_bad_one_alone() {
         assert_eq!(found.len(), 1);
         assert!(!found[0].duplicate);
         if name == "acme.xml" {
-            let bad = store
-                .ingest_item("cut.xml", &google[..cut], &limits)
-                .expect("database");
-            assert!(bad.is_err(), "{bad:?}");
+            for bad in [&google[..cut], &long.as_bytes()[..long_cut]] {
+                let bad = store
+                    .ingest_item("cut.xml", bad, &limits)
+                    .expect("database");
+                assert!(bad.is_err(), "{bad:?}");
+            }
         }
     }
     assert_eq!(other.count(Table::Reports).expect("count"), 0);

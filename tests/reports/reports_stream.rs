@@ -36,10 +36,10 @@ impl AggregateVisitor for Count {
         self.last_ip = Some(r.source_ip);
         Ok(())
     }
-    fn end(&mut self, s: &AggregateSummary) -> Result<(), SinkError> {
+    fn end(&mut self, s: &AggregateSummary) -> Result<bool, SinkError> {
         assert_eq!(s.records, self.records);
         self.ends += 1;
-        Ok(())
+        Ok(true)
     }
 }
 

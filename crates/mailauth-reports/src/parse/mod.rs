@@ -367,7 +367,7 @@ impl AggregateVisitor for CollectSink {
         }
         Ok(())
     }
-    fn end(&mut self, summary: &AggregateSummary) -> Result<(), SinkError> {
+    fn end(&mut self, summary: &AggregateSummary) -> Result<bool, SinkError> {
         if let Some(Report::Aggregate {
             header, extensions, ..
         }) = self.reports.last_mut()
@@ -375,7 +375,7 @@ impl AggregateVisitor for CollectSink {
             *extensions = summary.extensions.clone();
             header.warnings = summary.header.warnings.clone();
         }
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -186,7 +186,15 @@ impl Replay {
                     }
                 }
                 Event::Records(_) => {}
-                Event::End(s) if *accepted => sink.end(s).map_err(sink_err)?,
+                Event::End(s) if *accepted => {
+                    // A sink that held the header back says at the end
+                    // whether the report was new.
+                    if !sink.end(s).map_err(sink_err)?
+                        && let Some(last) = new.last_mut()
+                    {
+                        *last = false;
+                    }
+                }
                 Event::End(_) => {}
                 Event::Failure(r) => new.push(sink.failure(r).map_err(sink_err)?),
                 Event::Tls(r) => new.push(sink.tls(r).map_err(sink_err)?),
@@ -329,8 +337,9 @@ impl AggregateVisitor for Sender {
             _ => self.push(Event::Records(vec![record])),
         }
     }
-    fn end(&mut self, summary: &AggregateSummary) -> Result<(), SinkError> {
-        self.push(Event::End(Box::new(summary.clone())))
+    fn end(&mut self, summary: &AggregateSummary) -> Result<bool, SinkError> {
+        self.push(Event::End(Box::new(summary.clone())))?;
+        Ok(true)
     }
 }
 
@@ -377,9 +386,9 @@ impl AggregateVisitor for Recorder {
         }
         Ok(())
     }
-    fn end(&mut self, summary: &AggregateSummary) -> Result<(), SinkError> {
+    fn end(&mut self, summary: &AggregateSummary) -> Result<bool, SinkError> {
         self.events.push(Event::End(Box::new(summary.clone())));
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -421,9 +430,9 @@ mod tests {
             self.records += 1;
             Ok(())
         }
-        fn end(&mut self, _: &AggregateSummary) -> Result<(), SinkError> {
+        fn end(&mut self, _: &AggregateSummary) -> Result<bool, SinkError> {
             self.ends += 1;
-            Ok(())
+            Ok(true)
         }
     }
 
@@ -548,8 +557,8 @@ mod tests {
             }
             Ok(())
         }
-        fn end(&mut self, _: &AggregateSummary) -> Result<(), SinkError> {
-            Ok(())
+        fn end(&mut self, _: &AggregateSummary) -> Result<bool, SinkError> {
+            Ok(true)
         }
     }
 

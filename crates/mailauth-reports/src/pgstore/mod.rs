@@ -13,9 +13,9 @@
 //! naming it, never a panic. Leaves parsing to `reports::parse`, sources to
 //! `reports::ingest` and the choice of backend to `reports::store_cli`.
 //! Built with the `postgres` feature.
-//! Parts: `schema` (migrations, partitions), `write` (inserts; records
-//! with binary `COPY`; the month's partitions made sure of before a
-//! report), `copy` (`mailauth store copy`), `tls` (`sslmode` and
+//! Parts: `schema` (migrations, partitions), `write` (inserts; a small
+//! report whole in one statement, a long one's records with binary `COPY`;
+//! the month's partitions made sure of before a report), `copy` (`mailauth store copy`), `tls` (`sslmode` and
 //! `sslrootcert` in the URL; TLS over rustls); `reports delete` and
 //! `reports prune` are here: prune drops the partitions of the months
 //! wholly before its cutoff and deletes row by row only in the month
@@ -54,9 +54,10 @@ mod write;
 pub use crate::reports::store_cli::CopySummary;
 use schema::MIGRATION_LOCK;
 pub use schema::MIGRATIONS;
+pub use write::WHOLE_REPORT_RECORDS;
 use write::{
-    MAX_MONTHLY, RawRecord, RecordCols, TxSink, ensure_month, missing_partition, month_of,
-    retryable,
+    MAX_MONTHLY, RawRecord, RecordArrays, RecordCols, TxSink, ensure_month, missing_partition,
+    month_of, retryable,
 };
 
 use super::IngestLimits;
@@ -124,6 +125,7 @@ fn describe(config: &postgres::Config) -> String {
 /// Prepared statements, prepared once per connection.
 struct Stmts {
     insert_report: Statement,
+    insert_whole_report: Statement,
     update_report: Statement,
     insert_failure: Statement,
     insert_tls: Statement,
@@ -138,18 +140,27 @@ impl Stmts {
             // The report's row and its published policy in one statement
             // (one round trip): the policy row is made only when the
             // report's is, and no row comes back for a duplicate.
-            insert_report: p(
+            insert_report: p(c, &insert_report("", "", ""))?,
+            // A small report whole: its row with its totals ($25 .. $27),
+            // its policy, and its records from one array per column
+            // ($28 .. $45, `write::RecordArrays`).
+            insert_whole_report: p(
                 c,
-                "WITH r AS (INSERT INTO reports (org_name, email, extra_contact_info, report_id, \
-                 date_begin, date_end, policy_domain, version, namespace, generator, errors, \
-                 warnings, origin, ingested_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                 ON CONFLICT DO NOTHING RETURNING id, date_begin), \
-                 p AS (INSERT INTO policy_published (report_id, date_begin, domain, adkim, aspf, \
-                 p, sp, np, pct, fo, testing, discovery_method) \
-                 SELECT id, date_begin, $15::text, $16::text, $17::text, $18::text, $19::text, \
-                 $20::text, $21::bigint, $22::text, $23::boolean, $24::text FROM r) \
-                 SELECT id FROM r",
+                &insert_report(
+                    ", record_count, message_count, extensions",
+                    ", $25, $26, $27",
+                    ", c AS (INSERT INTO records (report_id, date_begin, source_ip, count, \
+                     disposition, dkim_aligned, spf_aligned, reasons, header_from, \
+                     envelope_from, envelope_to, dkim_domain, dkim_selector, dkim_result, \
+                     spf_domain, spf_scope, spf_result, dkim_results, spf_results, extensions) \
+                     SELECT r.id, r.date_begin, unnest($28::text[]), unnest($29::bigint[]), \
+                     unnest($30::text[]), unnest($31::text[]), unnest($32::text[]), \
+                     unnest($33::text[]), unnest($34::text[]), unnest($35::text[]), \
+                     unnest($36::text[]), unnest($37::text[]), unnest($38::text[]), \
+                     unnest($39::text[]), unnest($40::text[]), unnest($41::text[]), \
+                     unnest($42::text[]), unnest($43::text[]), unnest($44::text[]), \
+                     unnest($45::text[]) FROM r)",
+                ),
             )?,
             update_report: p(
                 c,
@@ -188,6 +199,25 @@ impl Stmts {
             )?,
         })
     }
+}
+
+/// The statement that claims a report: its row and its published policy
+/// in one statement (one round trip), the policy row made only when the
+/// report's is, and no row back for a duplicate. `columns` and `values`
+/// add to the report's row, `more` adds statements after the policy's.
+fn insert_report(columns: &str, values: &str, more: &str) -> String {
+    format!(
+        "WITH r AS (INSERT INTO reports (org_name, email, extra_contact_info, report_id, \
+         date_begin, date_end, policy_domain, version, namespace, generator, errors, \
+         warnings, origin, ingested_at{columns}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14{values}) \
+         ON CONFLICT DO NOTHING RETURNING id, date_begin), \
+         p AS (INSERT INTO policy_published (report_id, date_begin, domain, adkim, aspf, \
+         p, sp, np, pct, fo, testing, discovery_method) \
+         SELECT id, date_begin, $15::text, $16::text, $17::text, $18::text, $19::text, \
+         $20::text, $21::bigint, $22::text, $23::boolean, $24::text FROM r){more} \
+         SELECT id FROM r"
+    )
 }
 
 /// PostgreSQL implementation of [`ReportStore`] and [`ChecklistQueries`].
@@ -549,6 +579,8 @@ fn sink_item<C: GenericClient>(
         now: now(),
         report: None,
         records: RecordCols::default(),
+        held: None,
+        held_records: RecordArrays::default(),
         months,
         new_months,
     };

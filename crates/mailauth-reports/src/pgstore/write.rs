@@ -1,9 +1,14 @@
-//! Writing items into PostgreSQL: records buffered in the binary `COPY`
-//! format and stored with one `COPY` per batch, and the sink that stores one item in one
-//! transaction, claiming each report by its natural key. Before the first
+//! Writing items into PostgreSQL: the sink that stores one item in one
+//! transaction, claiming each report by its natural key. A small report
+//! (its header held back with up to [`WHOLE_REPORT_RECORDS`] records, each column
+//! a binary array) is stored whole with one statement; a longer one has its
+//! header stored, then its records buffered in the binary `COPY` format
+//! and stored with one `COPY` per batch. Before the first
 //! report of a month it has not seen, the sink has the month's partitions
 //! created (`mailauth_month_partitions_v1` of `schema`), inside the item's
 //! transaction, so they exist before the report's row and its `COPY`.
+
+use postgres::types::{IsNull, ToSql, Type};
 
 use super::*;
 
@@ -51,35 +56,80 @@ pub(super) struct RawRecord<'a> {
     pub(super) extensions: &'a str,
 }
 
-impl RecordCols {
-    pub(super) fn len(&self) -> usize {
-        self.rows
-    }
+/// A record's 18 fields, each written where its column wants it: one
+/// after the other in a `COPY` row ([`RecordCols`]), or each at the end of
+/// its own column ([`RecordArrays`]). Both formats write a field the same
+/// way: a 32-bit length (-1 for NULL), then the value's binary form.
+trait Fields {
+    /// Where field `i` (0 ..= 17) of a record goes.
+    fn field(&mut self, i: usize) -> &mut Vec<u8>;
 
-    fn text(&mut self, v: Option<&str>) {
+    fn text(&mut self, i: usize, v: Option<&str>) {
+        let out = self.field(i);
         match v {
             Some(v) => {
                 let n = i32::try_from(v.len()).unwrap_or(i32::MAX);
-                self.buf.extend_from_slice(&n.to_be_bytes());
-                self.buf.extend_from_slice(v.as_bytes());
+                out.extend_from_slice(&n.to_be_bytes());
+                out.extend_from_slice(v.as_bytes());
             }
-            None => self.buf.extend_from_slice(&(-1i32).to_be_bytes()),
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
         }
     }
 
-    fn int(&mut self, v: i64) {
-        self.buf.extend_from_slice(&8i32.to_be_bytes());
-        self.buf.extend_from_slice(&v.to_be_bytes());
+    fn int(&mut self, i: usize, v: i64) {
+        put_int(self.field(i), v);
     }
 
-    /// A text field written by `Display` straight into the buffer.
-    fn display(&mut self, v: impl std::fmt::Display) {
+    /// A text field written by `Display` straight into its place.
+    fn display(&mut self, i: usize, v: impl std::fmt::Display) {
         use std::io::Write as _;
-        let at = self.buf.len();
-        self.buf.extend_from_slice(&[0; 4]);
-        let _ = write!(self.buf, "{v}");
-        let n = i32::try_from(self.buf.len() - at - 4).unwrap_or(i32::MAX);
-        self.buf[at..at + 4].copy_from_slice(&n.to_be_bytes());
+        let out = self.field(i);
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        let _ = write!(out, "{v}");
+        let n = i32::try_from(out.len() - at - 4).unwrap_or(i32::MAX);
+        out[at..at + 4].copy_from_slice(&n.to_be_bytes());
+    }
+
+    /// A parsed record's fields.
+    fn record(&mut self, r: &Record) {
+        let dkim = r.dkim_results.first();
+        let spf = r.spf_results.first();
+        self.display(0, r.source_ip);
+        self.int(1, big(r.count));
+        self.text(2, Some(r.disposition.as_str()));
+        self.text(3, r.dkim.map(|d| d.as_str()));
+        self.text(4, r.spf.map(|d| d.as_str()));
+        self.text(5, Some(&list(&r.reasons)));
+        self.text(6, Some(&r.header_from));
+        self.text(7, r.envelope_from.as_deref());
+        self.text(8, r.envelope_to.as_deref());
+        self.text(9, dkim.map(|d| d.domain.as_str()));
+        self.text(10, dkim.and_then(|d| d.selector.as_deref()));
+        self.text(11, dkim.map(|d| d.result.as_str()));
+        self.text(12, spf.map(|s| s.domain.as_str()));
+        self.text(13, spf.and_then(|s| s.scope.map(|s| s.as_str())));
+        self.text(14, spf.map(|s| s.result.as_str()));
+        self.text(15, Some(&list(&r.dkim_results)));
+        self.text(16, Some(&list(&r.spf_results)));
+        self.text(17, Some(&list(&r.extensions)));
+    }
+}
+
+fn put_int(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(&8i32.to_be_bytes());
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+impl Fields for RecordCols {
+    fn field(&mut self, _: usize) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+}
+
+impl RecordCols {
+    pub(super) fn len(&self) -> usize {
+        self.rows
     }
 
     /// Starts a row of `report`'s records; `begin` is the report's
@@ -87,54 +137,50 @@ impl RecordCols {
     fn row(&mut self, report: i64, begin: i64) {
         self.rows += 1;
         self.buf.extend_from_slice(&COPY_FIELDS.to_be_bytes());
-        self.int(report);
-        self.int(begin);
+        put_int(&mut self.buf, report);
+        put_int(&mut self.buf, begin);
     }
 
     pub(super) fn push(&mut self, report: i64, begin: i64, r: &Record) {
-        let dkim = r.dkim_results.first();
-        let spf = r.spf_results.first();
         self.row(report, begin);
-        self.display(r.source_ip);
-        self.int(big(r.count));
-        self.text(Some(r.disposition.as_str()));
-        self.text(r.dkim.map(|d| d.as_str()));
-        self.text(r.spf.map(|d| d.as_str()));
-        self.text(Some(&list(&r.reasons)));
-        self.text(Some(&r.header_from));
-        self.text(r.envelope_from.as_deref());
-        self.text(r.envelope_to.as_deref());
-        self.text(dkim.map(|d| d.domain.as_str()));
-        self.text(dkim.and_then(|d| d.selector.as_deref()));
-        self.text(dkim.map(|d| d.result.as_str()));
-        self.text(spf.map(|s| s.domain.as_str()));
-        self.text(spf.and_then(|s| s.scope.map(|s| s.as_str())));
-        self.text(spf.map(|s| s.result.as_str()));
-        self.text(Some(&list(&r.dkim_results)));
-        self.text(Some(&list(&r.spf_results)));
-        self.text(Some(&list(&r.extensions)));
+        self.record(r);
     }
 
     pub(super) fn push_raw(&mut self, report: i64, begin: i64, r: &RawRecord<'_>) {
         self.row(report, begin);
-        self.text(Some(r.source_ip));
-        self.int(r.count);
-        self.text(Some(r.disposition));
-        self.text(r.dkim_aligned);
-        self.text(r.spf_aligned);
-        self.text(Some(r.reasons));
-        self.text(Some(r.header_from));
-        self.text(r.envelope_from);
-        self.text(r.envelope_to);
-        self.text(r.dkim_domain);
-        self.text(r.dkim_selector);
-        self.text(r.dkim_result);
-        self.text(r.spf_domain);
-        self.text(r.spf_scope);
-        self.text(r.spf_result);
-        self.text(Some(r.dkim_results));
-        self.text(Some(r.spf_results));
-        self.text(Some(r.extensions));
+        self.text(0, Some(r.source_ip));
+        self.int(1, r.count);
+        self.text(2, Some(r.disposition));
+        self.text(3, r.dkim_aligned);
+        self.text(4, r.spf_aligned);
+        self.text(5, Some(r.reasons));
+        self.text(6, Some(r.header_from));
+        self.text(7, r.envelope_from);
+        self.text(8, r.envelope_to);
+        self.text(9, r.dkim_domain);
+        self.text(10, r.dkim_selector);
+        self.text(11, r.dkim_result);
+        self.text(12, r.spf_domain);
+        self.text(13, r.spf_scope);
+        self.text(14, r.spf_result);
+        self.text(15, Some(r.dkim_results));
+        self.text(16, Some(r.spf_results));
+        self.text(17, Some(r.extensions));
+    }
+
+    /// Appends `held`'s records as rows of `report`'s, in order, and
+    /// empties it: each row's fields taken in turn from the columns.
+    fn push_held(&mut self, report: i64, begin: i64, held: &mut RecordArrays) {
+        let mut at = [0usize; RECORD_FIELDS];
+        for _ in 0..held.rows {
+            self.row(report, begin);
+            for (col, at) in held.cols.iter().zip(&mut at) {
+                let n = field_len(&col[*at..]);
+                self.buf.extend_from_slice(&col[*at..*at + n]);
+                *at += n;
+            }
+        }
+        held.clear();
     }
 
     /// Stores the buffered rows with one `COPY` and empties the buffer.
@@ -163,6 +209,100 @@ impl RecordCols {
     }
 }
 
+/// Fields of a record, as `COPY_RECORDS` and `INSERT_RECORDS` list them
+/// after the report's id and `date_begin`.
+const RECORD_FIELDS: usize = 18;
+
+/// The length of the field at the start of `buf` (as [`Fields`] wrote
+/// it), its 4-byte length included.
+fn field_len(buf: &[u8]) -> usize {
+    let n = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    4 + usize::try_from(n).unwrap_or(0)
+}
+
+/// A report's records held column by column while its header waits, so
+/// that a small report is stored with one statement: each column the
+/// elements of a PostgreSQL binary array (`array_recv`), bound as one
+/// parameter ([`ArrayParam`]) and taken apart with `unnest`.
+#[derive(Default)]
+pub(super) struct RecordArrays {
+    cols: [Vec<u8>; RECORD_FIELDS],
+    rows: usize,
+}
+
+impl Fields for RecordArrays {
+    fn field(&mut self, i: usize) -> &mut Vec<u8> {
+        &mut self.cols[i]
+    }
+}
+
+impl RecordArrays {
+    fn push(&mut self, r: &Record) {
+        self.rows += 1;
+        self.record(r);
+    }
+
+    fn clear(&mut self) {
+        self.cols.iter_mut().for_each(Vec::clear);
+        self.rows = 0;
+    }
+
+    /// Column `i` as a statement parameter: `count` (1) is a `bigint[]`,
+    /// the others `text[]`.
+    fn param(&self, i: usize) -> ArrayParam<'_> {
+        ArrayParam {
+            elem: if i == 1 { Type::INT8 } else { Type::TEXT },
+            rows: self.rows,
+            elements: &self.cols[i],
+        }
+    }
+}
+
+/// A one-dimensional array parameter whose elements are already encoded:
+/// PostgreSQL's binary array format (`array_recv`): the number of
+/// dimensions, a has-NULLs flag, the element type, then per dimension its
+/// length and lower bound (1), then the elements. No dimension for an
+/// empty array.
+#[derive(Debug)]
+pub(super) struct ArrayParam<'a> {
+    elem: Type,
+    rows: usize,
+    elements: &'a [u8],
+}
+
+impl ToSql for ArrayParam<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let rows = i32::try_from(self.rows)?;
+        let dims: i32 = if rows == 0 { 0 } else { 1 };
+        out.extend_from_slice(&dims.to_be_bytes());
+        // Whether an element may be NULL: `array_recv` reads each
+        // element's length whatever this says.
+        out.extend_from_slice(&1i32.to_be_bytes());
+        out.extend_from_slice(&self.elem.oid().to_be_bytes());
+        if rows > 0 {
+            out.extend_from_slice(&rows.to_be_bytes());
+            out.extend_from_slice(&1i32.to_be_bytes());
+        }
+        out.extend_from_slice(self.elements);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TEXT_ARRAY || *ty == Type::INT8_ARRAY
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// Records of a report stored whole with one statement at most: a report
+/// with more has its header stored when one more record arrives, and its
+/// records with `COPY` from there.
+pub const WHOLE_REPORT_RECORDS: usize = 1_000;
+
 /// The sink that writes one item inside one transaction: its own
 /// (`Transaction`), or a savepoint of a group's, written through the
 /// client that holds it (`Client`).
@@ -174,6 +314,11 @@ pub(super) struct TxSink<'a, C: GenericClient> {
     /// The report being stored: its id and `date_begin`.
     pub(super) report: Option<(i64, i64)>,
     pub(super) records: RecordCols,
+    /// The header of the report being read, held back with its first
+    /// records ([`WHOLE_REPORT_RECORDS`] at most) to store the report with one
+    /// statement at its end.
+    pub(super) held: Option<Box<AggregateHeader>>,
+    pub(super) held_records: RecordArrays,
     /// Months whose partitions are known to exist (committed).
     pub(super) months: &'a HashSet<i64>,
     /// Months whose partitions this transaction made sure of (in a group,
@@ -222,54 +367,99 @@ impl<C: GenericClient> TxSink<'_, C> {
     }
 }
 
+impl<C: GenericClient> TxSink<'_, C> {
+    /// Stores the held header, and has the records held so far stored with
+    /// it: the report has more than [`WHOLE_REPORT_RECORDS`] records.
+    fn release_header(&mut self) -> Result<(), SinkError> {
+        let Some(h) = self.held.take() else {
+            return Ok(());
+        };
+        let row = with_report_params(&h, self.origin, self.now, |params| {
+            self.tx.query_opt(&self.stmts.insert_report, params)
+        })?;
+        let Some(row) = row else {
+            self.held_records.clear();
+            self.report = None;
+            return Ok(());
+        };
+        let id: i64 = pg_get(&row, "store report", 0)?;
+        self.report = Some((id, h.date_begin));
+        self.records
+            .push_held(id, h.date_begin, &mut self.held_records);
+        Ok(())
+    }
+}
+
+/// The parameters of `insert_report` ($1 .. $24: the report's row, then its
+/// published policy), handed to `f`.
+fn with_report_params<R>(
+    h: &AggregateHeader,
+    origin: &str,
+    now: i64,
+    f: impl FnOnce(&[&(dyn ToSql + Sync)]) -> R,
+) -> R {
+    let p = &h.policy;
+    let (errors, warnings) = (json(&h.errors), json(&h.warnings));
+    let (adkim, aspf) = (p.adkim.map(|a| a.as_str()), p.aspf.map(|a| a.as_str()));
+    let (dp, sp, np) = (
+        p.p.map(|a| a.as_str()),
+        p.sp.map(|a| a.as_str()),
+        p.np.map(|a| a.as_str()),
+    );
+    let pct = p.pct.map(i64::from);
+    f(&[
+        &h.org_name,
+        &h.email,
+        &h.extra_contact_info,
+        &h.report_id,
+        &h.date_begin,
+        &h.date_end,
+        &h.policy.domain,
+        &h.version,
+        &h.namespace,
+        &h.generator,
+        &errors,
+        &warnings,
+        &origin,
+        &now,
+        &p.domain,
+        &adkim,
+        &aspf,
+        &dp,
+        &sp,
+        &np,
+        &pct,
+        &p.fo,
+        &p.testing,
+        &p.discovery_method,
+    ])
+}
+
 impl<C: GenericClient> AggregateVisitor for TxSink<'_, C> {
     fn header(&mut self, h: &AggregateHeader) -> Result<bool, SinkError> {
         // RFC 7489 section 7.2.1.1: "The report MUST contain ... a unique
         // report identifier" — a report is identified by its reporter,
         // report id, domain and date range. The UNIQUE constraint decides
-        // inside this transaction; no row returned means a duplicate.
+        // inside this transaction, when the header is stored; no row
+        // returned means a duplicate. The header waits for the report's
+        // first records (all of a small report's): `end` says whether the
+        // report was new.
         self.flush()?;
         ensure_month(self.tx, self.months, &mut self.new_months, h.date_begin)?;
-        let p = &h.policy;
-        let row = self.tx.query_opt(
-            &self.stmts.insert_report,
-            &[
-                &h.org_name,
-                &h.email,
-                &h.extra_contact_info,
-                &h.report_id,
-                &h.date_begin,
-                &h.date_end,
-                &h.policy.domain,
-                &h.version,
-                &h.namespace,
-                &h.generator,
-                &json(&h.errors),
-                &json(&h.warnings),
-                &self.origin,
-                &self.now,
-                &p.domain,
-                &p.adkim.map(|a| a.as_str()),
-                &p.aspf.map(|a| a.as_str()),
-                &p.p.map(|a| a.as_str()),
-                &p.sp.map(|a| a.as_str()),
-                &p.np.map(|a| a.as_str()),
-                &p.pct.map(i64::from),
-                &p.fo,
-                &p.testing,
-                &p.discovery_method,
-            ],
-        )?;
-        let Some(row) = row else {
-            self.report = None;
-            return Ok(false);
-        };
-        let id: i64 = pg_get(&row, "store report", 0)?;
-        self.report = Some((id, h.date_begin));
+        self.report = None;
+        self.held_records.clear();
+        self.held = Some(Box::new(h.clone()));
         Ok(true)
     }
 
     fn record(&mut self, r: &Record) -> Result<(), SinkError> {
+        if self.held.is_some() {
+            if self.held_records.rows < WHOLE_REPORT_RECORDS {
+                self.held_records.push(r);
+                return Ok(());
+            }
+            self.release_header()?;
+        }
         let Some((report, begin)) = self.report else {
             return Ok(());
         };
@@ -280,21 +470,36 @@ impl<C: GenericClient> AggregateVisitor for TxSink<'_, C> {
         Ok(())
     }
 
-    fn end(&mut self, s: &AggregateSummary) -> Result<(), SinkError> {
-        self.flush()?;
-        if let Some((report, _)) = self.report {
-            self.tx.execute(
-                &self.stmts.update_report,
-                &[
-                    &report,
-                    &big(s.records),
-                    &big(s.messages),
-                    &list(&s.extensions),
-                    &json(&s.header.warnings),
-                ],
-            )?;
+    fn end(&mut self, s: &AggregateSummary) -> Result<bool, SinkError> {
+        let totals = (
+            big(s.records),
+            big(s.messages),
+            list(&s.extensions),
+            json(&s.header.warnings),
+        );
+        if self.held.take().is_some() {
+            // The whole report in one statement: its row (with the final
+            // header, totals and warnings), its policy and its records.
+            let a = &self.held_records;
+            let cols: [ArrayParam<'_>; RECORD_FIELDS] = std::array::from_fn(|i| a.param(i));
+            let row = with_report_params(&s.header, self.origin, self.now, |params| {
+                let mut all: Vec<&(dyn ToSql + Sync)> = params.to_vec();
+                all.extend([&totals.0 as &(dyn ToSql + Sync), &totals.1, &totals.2]);
+                all.extend(cols.iter().map(|c| c as &(dyn ToSql + Sync)));
+                self.tx.query_opt(&self.stmts.insert_whole_report, &all)
+            })?;
+            self.held_records.clear();
+            return Ok(row.is_some());
         }
-        Ok(())
+        self.flush()?;
+        let Some((report, _)) = self.report else {
+            return Ok(false);
+        };
+        self.tx.execute(
+            &self.stmts.update_report,
+            &[&report, &totals.0, &totals.1, &totals.2, &totals.3],
+        )?;
+        Ok(true)
     }
 }
 

@@ -165,7 +165,7 @@ impl AggregateVisitor for TxSink<'_> {
         Ok(())
     }
 
-    fn end(&mut self, s: &AggregateSummary) -> Result<(), SinkError> {
+    fn end(&mut self, s: &AggregateSummary) -> Result<bool, SinkError> {
         if let Some(report) = self.report {
             self.tx
                 .prepare_cached(
@@ -180,7 +180,7 @@ impl AggregateVisitor for TxSink<'_> {
                     json(&s.header.warnings),
                 ])?;
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -396,8 +396,9 @@ impl AggregateVisitor for ChannelSink {
         }
         Ok(())
     }
-    fn end(&mut self, summary: &AggregateSummary) -> Result<(), SinkError> {
-        self.send(Parsed::End(Box::new(summary.clone())))
+    fn end(&mut self, summary: &AggregateSummary) -> Result<bool, SinkError> {
+        self.send(Parsed::End(Box::new(summary.clone())))?;
+        Ok(true)
     }
 }
 
@@ -517,7 +518,13 @@ pub(super) fn pipelined(
                     sink.record(r).map_err(sink_err)?;
                 }
             }
-            Parsed::End(s) => sink.end(&s).map_err(sink_err)?,
+            Parsed::End(s) => {
+                if !sink.end(&s).map_err(sink_err)?
+                    && let Some(last) = new.last_mut()
+                {
+                    *last = false;
+                }
+            }
             Parsed::Failure(r) => new.push(sink.failure(&r).map_err(sink_err)?),
             Parsed::Tls(r) => new.push(sink.tls(&r).map_err(sink_err)?),
         }

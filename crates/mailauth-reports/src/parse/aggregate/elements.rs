@@ -470,7 +470,7 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
                 self.repaired
             ));
         }
-        let summary = AggregateSummary {
+        let mut summary = AggregateSummary {
             header: self.header,
             records: self.records,
             messages: self.messages,
@@ -478,7 +478,8 @@ impl<V: AggregateVisitor + ?Sized> State<'_, V> {
             extensions: self.report_extensions,
         };
         if summary.accepted {
-            self.visitor
+            summary.accepted = self
+                .visitor
                 .end(&summary)
                 .map_err(|source| ParseError::Sink { source })?;
         }

@@ -72,9 +72,12 @@ pub trait AggregateVisitor {
     }
     /// Called once at the end of an accepted report with the totals, the
     /// report-level `<extensions>` and every warning (some are only known
-    /// at the end of the document).
-    fn end(&mut self, _summary: &AggregateSummary) -> Result<(), SinkError> {
-        Ok(())
+    /// at the end of the document). Returns whether the report was new to
+    /// the visitor: `true`, unless the visitor held the header back (to
+    /// store the whole report at once) and only now found the report a
+    /// duplicate. The summary's `accepted` says so after the parse.
+    fn end(&mut self, _summary: &AggregateSummary) -> Result<bool, SinkError> {
+        Ok(true)
     }
 }
 
@@ -86,7 +89,8 @@ pub struct AggregateSummary {
     pub records: u64,
     /// Sum of the records' `<count>`.
     pub messages: u64,
-    /// False when the visitor asked to skip the records.
+    /// False when the visitor asked to skip the records, or said at the
+    /// end that the report was a duplicate.
     pub accepted: bool,
     pub extensions: Vec<Extension>,
 }
@@ -108,12 +112,12 @@ impl AggregateVisitor for Collect {
         self.records.push(record.clone());
         Ok(())
     }
-    fn end(&mut self, summary: &AggregateSummary) -> Result<(), SinkError> {
+    fn end(&mut self, summary: &AggregateSummary) -> Result<bool, SinkError> {
         self.extensions = summary.extensions.clone();
         if let Some(h) = &mut self.header {
             h.warnings = summary.header.warnings.clone();
         }
-        Ok(())
+        Ok(true)
     }
 }
 
