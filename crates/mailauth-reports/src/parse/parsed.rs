@@ -124,6 +124,13 @@ impl ParsedItem {
         }
     }
 
+    /// Whether the item is parsed already, every report of it held: its
+    /// [`replay`](Self::replay) can then fail only where the sink does.
+    /// False for a [`deferred`](Self::deferred) item.
+    pub fn is_parsed(&self) -> bool {
+        self.deferred.is_none()
+    }
+
     /// The reports found, each counted new (the store has not seen them);
     /// none for a [`deferred`](Self::deferred) item.
     pub fn found(&self) -> &[Found] {

@@ -63,8 +63,9 @@ pub const DEFAULT_DB: &str = "mailauth.db";
 pub const PAGE_SIZE: u32 = 16_384;
 
 /// Temporary storage while a group of items is written
-/// ([`ReportStore::begin_group`]): the items' savepoint journals stay in
-/// memory, bounded by the pages one item changes.
+/// ([`ReportStore::begin_group`]): the savepoint journals of the items
+/// parsed as they are stored stay in memory, bounded by the pages one
+/// item changes.
 const GROUP_TEMP_STORE: &str = "PRAGMA temp_store = MEMORY;";
 /// Temporary storage otherwise: SQLite's default (files, cached).
 const DEFAULT_TEMP_STORE: &str = "PRAGMA temp_store = DEFAULT;";
@@ -483,6 +484,30 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Ends the open group of items, if any, with `end` (`COMMIT`, or
+    /// `ROLLBACK` when an item of it failed with no savepoint of its own;
+    /// `what` names it in errors), and sets back what
+    /// [`ReportStore::begin_group`] changed.
+    pub(super) fn end_group(&mut self, end: &str, what: &'static str) -> Result<(), StoreError> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch(end).map_err(q(what))?;
+            self.conn
+                .execute_batch(DEFAULT_TEMP_STORE)
+                .map_err(q("set temporary storage back"))?;
+            if let Some(pages) = self.autocheckpoint.take() {
+                self.conn
+                    .execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};"))
+                    .map_err(q("set automatic checkpoints back"))?;
+            }
+            if let Some(c) = &self.checkpointer {
+                c.wake();
+            }
+        }
+        Ok(())
+    }
+}
+
 pub(super) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -722,7 +747,7 @@ impl ReportStore for SqliteStore {
             })?);
         }
         let parser = self.parser.take();
-        let result = self.in_transaction(origin, None, |sink| match &parser {
+        let result = self.in_transaction(origin, None, false, |sink| match &parser {
             Some(parser) => pipelined(parser, bytes, limits, sink),
             None => parse::parse_item(bytes, limits, sink),
         });
@@ -735,7 +760,7 @@ impl ReportStore for SqliteStore {
         origin: &str,
         item: &ParsedItem,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.in_transaction(origin, None, |sink| item.replay(sink))
+        self.in_transaction(origin, None, item.is_parsed(), |sink| item.replay(sink))
     }
 
     fn uses_prepared_records(&self) -> bool {
@@ -748,7 +773,7 @@ impl ReportStore for SqliteStore {
         item: &ParsedItem,
         records: Option<&PreparedRecords>,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.in_transaction(origin, records, |sink| item.replay(sink))
+        self.in_transaction(origin, records, item.is_parsed(), |sink| item.replay(sink))
     }
 
     fn ingest_xml_stream(
@@ -757,14 +782,15 @@ impl ReportStore for SqliteStore {
         input: &mut dyn std::io::Read,
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.in_transaction(origin, None, |sink| {
+        self.in_transaction(origin, None, false, |sink| {
             parse::parse_xml_stream(input, limits, sink)
         })
     }
 
     fn begin_group(&mut self) -> Result<bool, StoreError> {
         if self.conn.is_autocommit() {
-            // Each item of the group is a savepoint, whose journal holds
+            // An item of the group parsed as it is stored is a savepoint
+            // (one parsed whole has none: `in_transaction`), whose journal holds
             // the pages the item changes that existed before it (a few
             // per item: the last leaf and parents of each B-tree, one
             // leaf of each index). SQLite keeps that journal in memory up
@@ -788,23 +814,7 @@ impl ReportStore for SqliteStore {
     }
 
     fn commit_group(&mut self) -> Result<(), StoreError> {
-        if !self.conn.is_autocommit() {
-            self.conn
-                .execute_batch("COMMIT")
-                .map_err(q("commit a group of items"))?;
-            self.conn
-                .execute_batch(DEFAULT_TEMP_STORE)
-                .map_err(q("set temporary storage back"))?;
-            if let Some(pages) = self.autocheckpoint.take() {
-                self.conn
-                    .execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};"))
-                    .map_err(q("set automatic checkpoints back"))?;
-            }
-            if let Some(c) = &self.checkpointer {
-                c.wake();
-            }
-        }
-        Ok(())
+        self.end_group("COMMIT", "commit a group of items")
     }
 
     fn list(&self, domain: Option<&str>) -> Result<Vec<ReportRow>, StoreError> {
@@ -1008,6 +1018,58 @@ mod tests {
         assert!(s.begin_group().expect("begin"));
         s.commit_group().expect("commit");
         assert_eq!(autocheckpoint(&s), 1000);
+    }
+
+    /// Inside a group, an item parsed whole is written without a savepoint
+    /// of its own. Should its write fail, the whole group is rolled back
+    /// (the items before it too: nothing of the failed item may be
+    /// committed) and the store is out of the group, its settings set
+    /// back; a new group then stores as before.
+    #[test]
+    fn a_parsed_item_that_fails_to_store_rolls_its_group_back() {
+        use crate::parse::ParsedItem;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = SqliteStore::open(&dir.path().join("r.db")).expect("create");
+        let limits = IngestLimits::default();
+        let parsed = |id: &str| {
+            let report = crate::parse::test_report(id, 3, "");
+            let item = ParsedItem::parse(report.as_bytes(), &limits, 100)
+                .expect("parses")
+                .expect("held");
+            assert!(item.is_parsed());
+            let rows = PreparedRecords::of(&item);
+            (item, rows)
+        };
+        let (good, good_rows) = parsed("good");
+        let (bad, bad_rows) = parsed("boom");
+        assert!(s.begin_group().expect("begin"));
+        assert_eq!(autocheckpoint(&s), 0);
+        // The database refuses the records of one report (as a full disk
+        // would), after its row was written. (Made inside the group: the
+        // group's `temp_store` setting drops temporary triggers.)
+        s.conn
+            .execute_batch(
+                "CREATE TEMP TRIGGER boom BEFORE INSERT ON main.records WHEN NEW.report_id = \
+                 (SELECT id FROM main.reports WHERE report_id = 'boom') \
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .expect("trigger");
+        s.store_prepared("good", &good, good_rows.as_ref())
+            .expect("db")
+            .expect("stored");
+        let e = s
+            .store_prepared("boom", &bad, bad_rows.as_ref())
+            .expect_err("a database failure stops the batch");
+        assert!(e.to_string().contains("refused"), "{e}");
+        assert!(s.conn.is_autocommit(), "the group is over");
+        assert_eq!((temp_store(&s), autocheckpoint(&s)), (0, 1000));
+        assert_eq!(s.count(Table::Reports).expect("count"), 0);
+        assert!(s.begin_group().expect("begin"));
+        s.store_prepared("good", &good, good_rows.as_ref())
+            .expect("db")
+            .expect("stored");
+        s.commit_group().expect("commit");
+        assert_eq!(s.count(Table::Reports).expect("count"), 1);
     }
 
     #[test]

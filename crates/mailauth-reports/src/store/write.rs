@@ -289,36 +289,69 @@ impl ReportSink for TxSink<'_> {
     }
 }
 
+impl<'a> TxSink<'a> {
+    fn new(tx: &'a Connection, origin: &'a str, prepared: Option<&'a PreparedRecords>) -> Self {
+        TxSink {
+            tx,
+            origin,
+            now: now(),
+            report: None,
+            insert_record: None,
+            scratch: RecordText::default(),
+            prepared: prepared.map(|rows| Cursor {
+                rows,
+                headers: 0,
+                next: 0,
+                end: 0,
+            }),
+        }
+    }
+}
+
 impl SqliteStore {
     /// Runs `parse` with a sink writing into ONE transaction: committed
     /// when the whole item parsed, rolled back otherwise. Inside a group
     /// ([`ReportStore::begin_group`]) the item is a savepoint of the
     /// group's transaction: released (kept) or rolled back the same way,
     /// and made durable by the group's commit.
+    ///
+    /// `parsed`: the item is parsed already (a [`ParsedItem`] held whole),
+    /// so only the database can fail it. Inside a group it is then written
+    /// without a savepoint of its own, whose journal (the pages the item
+    /// changes, copied first) is a tenth of the writing thread's work;
+    /// should it fail nonetheless, the whole group is rolled back and the
+    /// batch stops, as it does on any database failure, so nothing of the
+    /// item is ever committed.
     pub(super) fn in_transaction(
         &mut self,
         origin: &str,
         prepared: Option<&PreparedRecords>,
+        parsed: bool,
         parse: impl FnOnce(&mut TxSink<'_>) -> Result<Vec<Found>, ParseError>,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        let tx = self.conn.savepoint().map_err(q("begin item"))?;
-        let result = {
-            let mut sink = TxSink {
-                tx: &tx,
-                origin,
-                now: now(),
-                report: None,
-                insert_record: None,
-                scratch: RecordText::default(),
-                prepared: prepared.map(|rows| Cursor {
-                    rows,
-                    headers: 0,
-                    next: 0,
-                    end: 0,
-                }),
+        if parsed && !self.conn.is_autocommit() {
+            let result = parse(&mut TxSink::new(&self.conn, origin, prepared));
+            return match result {
+                Ok(found) => Ok(Ok(found)),
+                Err(e) => {
+                    self.end_group("ROLLBACK", "roll back a group of items")?;
+                    Err(match e {
+                        ParseError::Sink { source } => match source.downcast::<rusqlite::Error>() {
+                            Ok(e) => StoreError::Query {
+                                what: "store report",
+                                source: *e,
+                            },
+                            Err(other) => StoreError::Backend { source: other },
+                        },
+                        e => StoreError::Backend {
+                            source: Box::new(e),
+                        },
+                    })
+                }
             };
-            parse(&mut sink)
-        };
+        }
+        let tx = self.conn.savepoint().map_err(q("begin item"))?;
+        let result = parse(&mut TxSink::new(&tx, origin, prepared));
         match result {
             Ok(found) => {
                 tx.commit().map_err(q("commit item"))?;
