@@ -62,15 +62,12 @@ fn tag_end(bytes: &[u8]) -> Option<usize> {
     // and only then for the quote's end.
     let mut from = 0;
     loop {
-        let i = from
-            + bytes[from..]
-                .iter()
-                .position(|&b| b == b'>' || b == b'"' || b == b'\'')?;
+        let i = from + memchr::memchr3(b'>', b'"', b'\'', &bytes[from..])?;
         let q = bytes[i];
         if q == b'>' {
             return Some(i);
         }
-        from = i + 1 + bytes[i + 1..].iter().position(|&b| b == q)? + 1;
+        from = i + 1 + memchr::memchr(q, &bytes[i + 1..])? + 1;
     }
 }
 
@@ -149,10 +146,7 @@ pub(super) fn next(window: &str, pos: usize, last: bool) -> Scan<'_> {
                 }
             }
         }
-        b'&' => match rest[1..]
-            .iter()
-            .position(|&b| matches!(b, b';' | b'&' | b'<'))
-        {
+        b'&' => match memchr::memchr3(b';', b'&', b'<', &rest[1..]) {
             Some(i) if rest[1 + i] == b';' => {
                 Scan::Token(Token::Ref(&window[pos + 1..pos + 1 + i]), pos + i + 2)
             }
@@ -160,7 +154,7 @@ pub(super) fn next(window: &str, pos: usize, last: bool) -> Scan<'_> {
             Some(_) => Scan::Fallback,
             None => incomplete,
         },
-        _ => match rest.iter().position(|&b| b == b'<' || b == b'&') {
+        _ => match memchr::memchr2(b'<', b'&', rest) {
             Some(i) => Scan::Token(Token::Text(&window[pos..pos + i]), pos + i),
             None if last => Scan::Token(Token::Text(&window[pos..]), bytes.len()),
             None => Scan::NeedMore,
