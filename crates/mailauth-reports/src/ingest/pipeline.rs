@@ -34,11 +34,26 @@ const GROUP_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 const MAX_WORKERS: usize = 8;
 
 /// Items in flight (read, not yet stored) per worker: one being parsed,
-/// up to three parsed and waiting for their turn to be stored. The
+/// the others parsed and waiting for their turn to be stored. The
 /// writing thread waits several ms on each fsync (a group's commit, a
-/// checkpoint), in which a worker parses a dozen small items: with one
-/// item waiting per worker, the workers stood idle until it came back.
-const IN_FLIGHT_PER_WORKER: usize = 4;
+/// checkpoint), in which a worker parses a dozen small items, and items
+/// take from a tenth of a ms to several to parse: with fewer waiting,
+/// the workers stood idle until the writing thread took one (16 per
+/// worker ingested the benchmark corpus in 0.66 s against 0.72 s with 4,
+/// `BENCHMARKS.md`).
+const IN_FLIGHT_PER_WORKER: usize = 16;
+
+/// Bytes of the items in flight (held in memory, or the size of the file
+/// a worker reads) past which no more are read: small items fill the
+/// window, large ones (a plain-XML report is read whole up to 8 MiB) do
+/// not multiply it. One item is always let through. What the parsed items
+/// hold besides is bounded by their records ([`HOLD_RECORDS`], about a MB
+/// each): 32 MB more at most with two workers.
+#[cfg(not(test))]
+const IN_FLIGHT_BYTES: u64 = 64 << 20;
+/// Small in the tests, so that a test's items reach it.
+#[cfg(test)]
+const IN_FLIGHT_BYTES: u64 = 1 << 20;
 
 /// Ingests every item of `source` into `store`, one transaction per item.
 /// A bad item never stops the batch; a database failure does, and what
@@ -47,8 +62,9 @@ const IN_FLIGHT_PER_WORKER: usize = 4;
 /// Items are parsed (decompressed, unpacked, read as XML or JSON) by
 /// worker threads, one per core the process may use (at most 8), while
 /// this thread reads the source and stores the parsed items in the order
-/// the source gave them. At most four items per worker are in flight, so
-/// memory does not grow with the source; a source that is not read ahead
+/// the source gave them. At most 16 items per worker are in flight, and
+/// no more are read once those hold 64 MiB, so memory does not grow with
+/// the source; a source that is not read ahead
 /// ([`Source::read_ahead`]) has one item in flight at a time. Each item's time budget
 /// ([`IngestLimits::item_time_budget`]) starts when a worker starts
 /// parsing it. When the store uses them
@@ -140,6 +156,7 @@ fn run_with(
             jobs: (started > 0).then_some(jobs),
             results,
             window,
+            in_flight_bytes: 0,
             summary: Summary::default(),
             pending: Vec::new(),
             group: None,
@@ -364,6 +381,8 @@ fn parse_input(
 struct Slot {
     item: Result<Item, IngestError>,
     state: State,
+    /// What it counts against [`IN_FLIGHT_BYTES`].
+    size: u64,
 }
 
 enum State {
@@ -425,6 +444,8 @@ struct Writer<'a, 'p> {
     results: Receiver<Parsed>,
     /// Most items in flight.
     window: usize,
+    /// Bytes of the items in flight ([`IN_FLIGHT_BYTES`]).
+    in_flight_bytes: u64,
     summary: Summary,
     /// Items in the open group: finished once it is committed.
     pending: Vec<(Item, Outcome)>,
@@ -450,11 +471,16 @@ impl Writer<'_, '_> {
         };
         loop {
             // Read ahead, so that the workers always have items to parse.
-            while !ended && inflight.len() < ahead {
+            while !ended
+                && inflight.len() < ahead
+                && (inflight.is_empty() || self.in_flight_bytes < IN_FLIGHT_BYTES)
+            {
                 match self.source.next_item() {
                     Some(next) => {
                         let seq = head + inflight.len() as u64;
-                        inflight.push_back(self.dispatch(seq, next));
+                        let slot = self.dispatch(seq, next);
+                        self.in_flight_bytes += slot.size;
+                        inflight.push_back(slot);
                     }
                     None => ended = true,
                 }
@@ -474,6 +500,7 @@ impl Writer<'_, '_> {
                 if let Some(Slot {
                     item: Ok(item),
                     state,
+                    ..
                 }) = inflight.get_mut(at)
                 {
                     *state = State::settle(item, p.bytes, p.looked, p.result);
@@ -482,6 +509,7 @@ impl Writer<'_, '_> {
             let Some(slot) = inflight.pop_front() else {
                 break;
             };
+            self.in_flight_bytes -= slot.size;
             head += 1;
             self.handle(slot)?;
             if ended || self.jobs.is_none() {
@@ -504,9 +532,13 @@ impl Writer<'_, '_> {
                 return Slot {
                     item: other,
                     state: State::Here,
+                    size: 0,
                 };
             }
         };
+        // Held in memory, or read by a worker (as much as the file holds,
+        // at most: a compressed report is read as it is parsed).
+        let size = item.bytes.len() as u64 + item.unread.map_or(0, |u| u.size);
         let file = (item.is_in_file() || item.unread.is_some())
             .then(|| item.path.clone())
             .flatten();
@@ -523,6 +555,7 @@ impl Writer<'_, '_> {
                     return Slot {
                         item: Ok(item),
                         state: State::Parsing,
+                        size,
                     };
                 }
                 // Every worker is gone: parse here from now on.
@@ -555,6 +588,7 @@ impl Writer<'_, '_> {
         Slot {
             item: Ok(item),
             state,
+            size,
         }
     }
 
@@ -1039,6 +1073,24 @@ mod tests {
             // Reading ahead: the workers had more than one item at a time.
             assert!(log.max_in_flight > 1, "{}", log.max_in_flight);
         }
+    }
+
+    /// Large items fill the window by their bytes, not their number: once
+    /// those in flight hold `IN_FLIGHT_BYTES`, no more are read.
+    #[test]
+    fn items_in_flight_stay_bounded_in_bytes() {
+        let log = Shared::default();
+        let size = (IN_FLIGHT_BYTES / 3 - 1000) as usize;
+        let mut source = FakeSource::new(30, true, &log, |i| {
+            let mut r = report(&format!("r{i}"));
+            r.resize(size, b' ');
+            Some(r)
+        });
+        let summary = ingest(&mut source, &mut FakeStore::new(&log), 3).expect("runs");
+        assert_eq!(summary.reports, 30);
+        let log = log.borrow();
+        // Three fit under the budget, the fourth goes past it.
+        assert_eq!(log.max_in_flight, 4, "{}", log.max_in_flight);
     }
 
     #[test]
