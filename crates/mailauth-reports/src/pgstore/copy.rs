@@ -157,10 +157,10 @@ impl PgStore {
                         ))
                     })
                 };
-                cols.push_raw(
+                cols.push_values(
                     id,
                     begin,
-                    &RawRecord {
+                    &RowValues {
                         source_ip: s(0)?,
                         count: r.get(1).map_err(&e)?,
                         disposition: s(2)?,

@@ -56,7 +56,7 @@ use schema::MIGRATION_LOCK;
 pub use schema::MIGRATIONS;
 pub use write::WHOLE_REPORT_RECORDS;
 use write::{
-    MAX_MONTHLY, RawRecord, RecordArrays, RecordCols, TxSink, ensure_month, missing_partition,
+    MAX_MONTHLY, Prepared, RecordArrays, RecordCols, TxSink, ensure_month, missing_partition,
     month_of, retryable,
 };
 
@@ -68,8 +68,8 @@ use super::parse::{
 };
 use super::rows::{self, RowQuery};
 use super::store::{
-    Pruned, ReportDetail, ReportRow, ReportStore, SCHEMA_VERSION, SqliteStore, StoreError,
-    StoreName, Table, json, list, now,
+    PreparedRecords, Pruned, ReportDetail, ReportRow, ReportStore, RowValues, SCHEMA_VERSION,
+    SqliteStore, StoreError, StoreName, Table, json, list, now,
 };
 
 fn q(what: &'static str) -> impl Fn(postgres::Error) -> StoreError {
@@ -447,7 +447,7 @@ impl PgStore {
         bytes: &[u8],
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.ingest_with(origin, |sink| parse::parse_item(bytes, limits, sink))
+        self.ingest_with(origin, None, |sink| parse::parse_item(bytes, limits, sink))
     }
 
     /// One item in one transaction: `parse` streams its reports into the
@@ -461,9 +461,12 @@ impl PgStore {
     /// is a special mark inside a transaction that allows all commands that
     /// are executed after it was established to be rolled back, restoring
     /// the transaction state to what it was at the time of the savepoint."
+    /// `prepared`: the item's records prepared on the thread that parsed
+    /// it, written as they are.
     fn ingest_with(
         &mut self,
         origin: &str,
+        prepared: Option<&PreparedRecords>,
         parse: impl FnOnce(&mut dyn ReportSink) -> Result<Vec<Found>, ParseError>,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
         let store = q("store report");
@@ -476,6 +479,7 @@ impl PgStore {
                 origin,
                 &self.months,
                 Vec::new(),
+                prepared,
                 parse,
             );
             return match result {
@@ -499,6 +503,7 @@ impl PgStore {
             origin,
             &self.months,
             std::mem::take(group),
+            prepared,
             parse,
         );
         *group = new_months;
@@ -570,6 +575,7 @@ fn sink_item<C: GenericClient>(
     origin: &str,
     months: &HashSet<i64>,
     new_months: Vec<i64>,
+    prepared: Option<&PreparedRecords>,
     parse: impl FnOnce(&mut dyn ReportSink) -> Result<Vec<Found>, ParseError>,
 ) -> (Result<Vec<Found>, ParseError>, Vec<i64>) {
     let mut sink = TxSink {
@@ -581,6 +587,7 @@ fn sink_item<C: GenericClient>(
         records: RecordCols::default(),
         held: None,
         held_records: RecordArrays::default(),
+        prepared: prepared.map(Prepared::new),
         months,
         new_months,
     };
@@ -733,7 +740,26 @@ impl ReportStore for PgStore {
         origin: &str,
         item: &ParsedItem,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.retrying(|store| store.ingest_with(origin, |sink| item.replay(sink)))
+        self.retrying(|store| store.ingest_with(origin, None, |sink| item.replay(sink)))
+    }
+
+    /// The worker threads prepare each item's records, as for SQLite: this
+    /// thread then only copies their text into the statement's arrays (or
+    /// the `COPY` rows) instead of formatting the JSON lists and the
+    /// source address, on the path that waits for the server.
+    fn uses_prepared_records(&self) -> bool {
+        true
+    }
+
+    /// [`store_parsed`](ReportStore::store_parsed), the records written as
+    /// `records` gives them.
+    fn store_prepared(
+        &mut self,
+        origin: &str,
+        item: &ParsedItem,
+        records: Option<&PreparedRecords>,
+    ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
+        self.retrying(|store| store.ingest_with(origin, records, |sink| item.replay(sink)))
     }
 
     /// A plain-XML file too large to hold is parsed as it is read, as on
@@ -746,7 +772,9 @@ impl ReportStore for PgStore {
         input: &mut dyn std::io::Read,
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        let r = self.ingest_with(origin, |sink| parse::parse_xml_stream(input, limits, sink));
+        let r = self.ingest_with(origin, None, |sink| {
+            parse::parse_xml_stream(input, limits, sink)
+        });
         if let Err(StoreError::PgQuery { source, .. }) = &r
             && missing_partition(source)
         {

@@ -34,28 +34,6 @@ const COPY_FIELDS: i16 = 20;
 /// The binary COPY header: signature, flags, header extension length.
 const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
-/// One record's 18 fields as the SQLite store keeps them (`store copy`).
-pub(super) struct RawRecord<'a> {
-    pub(super) source_ip: &'a str,
-    pub(super) count: i64,
-    pub(super) disposition: &'a str,
-    pub(super) dkim_aligned: Option<&'a str>,
-    pub(super) spf_aligned: Option<&'a str>,
-    pub(super) reasons: &'a str,
-    pub(super) header_from: &'a str,
-    pub(super) envelope_from: Option<&'a str>,
-    pub(super) envelope_to: Option<&'a str>,
-    pub(super) dkim_domain: Option<&'a str>,
-    pub(super) dkim_selector: Option<&'a str>,
-    pub(super) dkim_result: Option<&'a str>,
-    pub(super) spf_domain: Option<&'a str>,
-    pub(super) spf_scope: Option<&'a str>,
-    pub(super) spf_result: Option<&'a str>,
-    pub(super) dkim_results: &'a str,
-    pub(super) spf_results: &'a str,
-    pub(super) extensions: &'a str,
-}
-
 /// A record's 18 fields, each written where its column wants it: one
 /// after the other in a `COPY` row ([`RecordCols`]), or each at the end of
 /// its own column ([`RecordArrays`]). Both formats write a field the same
@@ -109,6 +87,30 @@ trait Fields {
         let _ = write!(out, "{v}");
         let n = i32::try_from(out.len() - at - 4).unwrap_or(i32::MAX);
         out[at..at + 4].copy_from_slice(&n.to_be_bytes());
+    }
+
+    /// A record's fields as the SQLite store writes them: prepared on the
+    /// thread that parsed it ([`PreparedRecords`]), or read from an SQLite
+    /// store (`store copy`).
+    fn values(&mut self, v: &RowValues<'_>) {
+        self.text(0, Some(v.source_ip));
+        self.int(1, v.count);
+        self.text(2, Some(v.disposition));
+        self.text(3, v.dkim_aligned);
+        self.text(4, v.spf_aligned);
+        self.text(5, Some(v.reasons));
+        self.text(6, Some(v.header_from));
+        self.text(7, v.envelope_from);
+        self.text(8, v.envelope_to);
+        self.text(9, v.dkim_domain);
+        self.text(10, v.dkim_selector);
+        self.text(11, v.dkim_result);
+        self.text(12, v.spf_domain);
+        self.text(13, v.spf_scope);
+        self.text(14, v.spf_result);
+        self.text(15, Some(v.dkim_results));
+        self.text(16, Some(v.spf_results));
+        self.text(17, Some(v.extensions));
     }
 
     /// A parsed record's fields.
@@ -166,26 +168,9 @@ impl RecordCols {
         self.record(r);
     }
 
-    pub(super) fn push_raw(&mut self, report: i64, begin: i64, r: &RawRecord<'_>) {
+    pub(super) fn push_values(&mut self, report: i64, begin: i64, v: &RowValues<'_>) {
         self.row(report, begin);
-        self.text(0, Some(r.source_ip));
-        self.int(1, r.count);
-        self.text(2, Some(r.disposition));
-        self.text(3, r.dkim_aligned);
-        self.text(4, r.spf_aligned);
-        self.text(5, Some(r.reasons));
-        self.text(6, Some(r.header_from));
-        self.text(7, r.envelope_from);
-        self.text(8, r.envelope_to);
-        self.text(9, r.dkim_domain);
-        self.text(10, r.dkim_selector);
-        self.text(11, r.dkim_result);
-        self.text(12, r.spf_domain);
-        self.text(13, r.spf_scope);
-        self.text(14, r.spf_result);
-        self.text(15, Some(r.dkim_results));
-        self.text(16, Some(r.spf_results));
-        self.text(17, Some(r.extensions));
+        self.values(v);
     }
 
     /// Appends `held`'s records as rows of `report`'s, in order, and
@@ -260,6 +245,11 @@ impl RecordArrays {
     fn push(&mut self, r: &Record) {
         self.rows += 1;
         self.record(r);
+    }
+
+    fn push_values(&mut self, v: &RowValues<'_>) {
+        self.rows += 1;
+        self.values(v);
     }
 
     fn clear(&mut self) {
@@ -339,11 +329,35 @@ pub(super) struct TxSink<'a, C: GenericClient> {
     /// statement at its end.
     pub(super) held: Option<Box<AggregateHeader>>,
     pub(super) held_records: RecordArrays,
+    /// The item's records prepared on the thread that parsed it, and where
+    /// the sink is in them.
+    pub(super) prepared: Option<Prepared<'a>>,
     /// Months whose partitions are known to exist (committed).
     pub(super) months: &'a HashSet<i64>,
     /// Months whose partitions this transaction made sure of (in a group,
     /// the group's so far, and then this item's); known once it commits.
     pub(super) new_months: Vec<i64>,
+}
+
+/// Where a sink is in an item's [`PreparedRecords`]: the rows of the
+/// current aggregate report still to come.
+pub(super) struct Prepared<'a> {
+    rows: &'a PreparedRecords,
+    /// Aggregate report headers seen.
+    headers: usize,
+    next: usize,
+    end: usize,
+}
+
+impl<'a> Prepared<'a> {
+    pub(super) fn new(rows: &'a PreparedRecords) -> Self {
+        Self {
+            rows,
+            headers: 0,
+            next: 0,
+            end: 0,
+        }
+    }
 }
 
 /// The first second of the month holding `t` (UTC), or `None` outside
@@ -464,6 +478,11 @@ impl<C: GenericClient> AggregateVisitor for TxSink<'_, C> {
         // returned means a duplicate. The header waits for the report's
         // first records (all of a small report's): `end` says whether the
         // report was new.
+        if let Some(c) = &mut self.prepared {
+            let rows = c.rows.report_rows(c.headers);
+            c.headers += 1;
+            (c.next, c.end) = (rows.start, rows.end);
+        }
         self.flush()?;
         ensure_month(self.tx, self.months, &mut self.new_months, h.date_begin)?;
         self.report = None;
@@ -473,9 +492,25 @@ impl<C: GenericClient> AggregateVisitor for TxSink<'_, C> {
     }
 
     fn record(&mut self, r: &Record) -> Result<(), SinkError> {
+        // The record's prepared row, when the replay is the one the rows
+        // were prepared from (always expected; otherwise the rest of the
+        // item is encoded here).
+        let row = match &mut self.prepared {
+            Some(c) if c.next < c.end && c.rows.matches(c.next, r) => {
+                c.next += 1;
+                Some(c.rows.values(c.next - 1))
+            }
+            _ => None,
+        };
+        if row.is_none() {
+            self.prepared = None;
+        }
         if self.held.is_some() {
             if self.held_records.rows < WHOLE_REPORT_RECORDS {
-                self.held_records.push(r);
+                match &row {
+                    Some(v) => self.held_records.push_values(v),
+                    None => self.held_records.push(r),
+                }
                 return Ok(());
             }
             self.release_header()?;
@@ -483,7 +518,10 @@ impl<C: GenericClient> AggregateVisitor for TxSink<'_, C> {
         let Some((report, begin)) = self.report else {
             return Ok(());
         };
-        self.records.push(report, begin, r);
+        match &row {
+            Some(v) => self.records.push_values(report, begin, v),
+            None => self.records.push(report, begin, r),
+        }
         if self.records.len() >= RECORD_BATCH {
             self.flush()?;
         }

@@ -80,23 +80,25 @@ pub struct PreparedRecords {
 
 /// The values of one `records` row, borrowed from a [`PreparedRecords`]
 /// or from the [`RecordText`] buffers of a record formatted as written.
-/// In the column order of the records INSERT after `report_id`.
-pub(super) struct RowValues<'a> {
+/// In the column order of the records INSERT after `report_id`. The
+/// PostgreSQL store writes the same values (`pgstore::write`), and copies
+/// an SQLite store's rows as them.
+pub(crate) struct RowValues<'a> {
     pub source_ip: &'a str,
     pub count: i64,
-    pub disposition: &'static str,
-    pub dkim_aligned: Option<&'static str>,
-    pub spf_aligned: Option<&'static str>,
+    pub disposition: &'a str,
+    pub dkim_aligned: Option<&'a str>,
+    pub spf_aligned: Option<&'a str>,
     pub reasons: &'a str,
     pub header_from: &'a str,
     pub envelope_from: Option<&'a str>,
     pub envelope_to: Option<&'a str>,
     pub dkim_domain: Option<&'a str>,
     pub dkim_selector: Option<&'a str>,
-    pub dkim_result: Option<&'static str>,
+    pub dkim_result: Option<&'a str>,
     pub spf_domain: Option<&'a str>,
-    pub spf_scope: Option<&'static str>,
-    pub spf_result: Option<&'static str>,
+    pub spf_scope: Option<&'a str>,
+    pub spf_result: Option<&'a str>,
     pub dkim_results: &'a str,
     pub spf_results: &'a str,
     pub extensions: &'a str,
@@ -127,7 +129,7 @@ impl PreparedRecords {
 
     /// The rows of the `report`th aggregate report header (counted from
     /// 0 in replay order).
-    pub(super) fn report_rows(&self, report: usize) -> std::ops::Range<usize> {
+    pub(crate) fn report_rows(&self, report: usize) -> std::ops::Range<usize> {
         let start = self.starts.get(report).copied().unwrap_or(self.rows.len());
         let end = self
             .starts
@@ -139,14 +141,14 @@ impl PreparedRecords {
 
     /// Whether row `i` was made from `r` (a cheap check that the replay
     /// the store sees is the one the rows were prepared from).
-    pub(super) fn matches(&self, i: usize, r: &Record) -> bool {
+    pub(crate) fn matches(&self, i: usize, r: &Record) -> bool {
         self.rows
             .get(i)
             .is_some_and(|row| row.count == count(r) && row.disposition == r.disposition.as_str())
     }
 
     /// Row `i`'s values.
-    pub(super) fn values(&self, i: usize) -> RowValues<'_> {
+    pub(crate) fn values(&self, i: usize) -> RowValues<'_> {
         let row = &self.rows[i];
         let opt = |c: Col| {
             let s = row.text[c as usize];
