@@ -26,7 +26,9 @@
 //!
 //! Concurrency: every item is one transaction, or a savepoint of its
 //! group's when the source moves nothing (`ReportStore::begin_group`: files
-//! are committed in groups, one commit per group); a report is claimed by
+//! are committed in groups, one commit per group), or, for one small
+//! report parsed beforehand, the subtransaction of the session's function
+//! that stores it (`WHOLE_REPORT_FN`); a report is claimed by
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING id` on the report's natural
 //! key. A worker racing another on the same report blocks on the unique
 //! index until the other commits, then inserts nothing and reports a
@@ -56,8 +58,8 @@ use schema::MIGRATION_LOCK;
 pub use schema::MIGRATIONS;
 pub use write::WHOLE_REPORT_RECORDS;
 use write::{
-    MAX_MONTHLY, Prepared, RecordArrays, RecordCols, TxSink, ensure_month, missing_partition,
-    month_of, retryable,
+    MAX_MONTHLY, Prepared, RecordArrays, RecordCols, TxSink, Undone, ensure_month,
+    missing_partition, month_of, retryable,
 };
 
 use super::IngestLimits;
@@ -131,6 +133,9 @@ struct Stmts {
     insert_tls: Statement,
     insert_tls_policy: Statement,
     insert_tls_failure: Statement,
+    /// `SELECT` of the session's [`WHOLE_REPORT_FN`]; `None` where it
+    /// could not be made (no `TEMP` privilege, a read-only session).
+    whole_report_fn: Option<Statement>,
 }
 
 impl Stmts {
@@ -197,9 +202,82 @@ impl Stmts {
                  failed_session_count, additional_information, failure_reason_code) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )?,
+            whole_report_fn: c
+                .batch_execute(WHOLE_REPORT_FN)
+                .and_then(|()| {
+                    c.prepare(
+                        "SELECT id, failed FROM pg_temp.mailauth_whole_report($1, $2, $3, $4, \
+                         $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+                         $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, \
+                         $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46)",
+                    )
+                })
+                .ok(),
         })
     }
 }
+
+/// A function of the session (in its `pg_temp` schema: nothing is added
+/// to the store's schema, and it goes with the connection) that stores a
+/// small report whole, as `insert_whole_report` does, in a subtransaction
+/// of its own: its `EXCEPTION` block. Inside a group it stands for the
+/// item's savepoint, without the round trip that makes and releases one.
+/// PL/pgSQL, "Trapping Errors": "When an error is caught by an EXCEPTION
+/// clause, ... all changes to persistent database state within the block
+/// are rolled back." A deadlock, a serialization failure or a partition
+/// dropped meanwhile (the errors an item is run again for) are caught and
+/// returned as their SQLSTATE, the transaction still usable; any other
+/// error ends the transaction, and the batch, as a failed statement does.
+/// `$46` (`a_ensure`) has the month's partitions made first
+/// (`mailauth_month_partitions_v1`), inside the same block.
+const WHOLE_REPORT_FN: &str = "CREATE OR REPLACE FUNCTION pg_temp.mailauth_whole_report(
+    a_org_name text, a_email text, a_extra text, a_report_id text, a_begin bigint,
+    a_end bigint, a_policy_domain text, a_version text, a_namespace text, a_generator text,
+    a_errors text, a_warnings text, a_origin text, a_now bigint,
+    a_domain text, a_adkim text, a_aspf text, a_p text, a_sp text, a_np text, a_pct bigint,
+    a_fo text, a_testing boolean, a_discovery text,
+    a_records bigint, a_messages bigint, a_extensions text,
+    c_ip text[], c_count bigint[], c_disposition text[], c_dkim_aligned text[],
+    c_spf_aligned text[], c_reasons text[], c_header_from text[], c_envelope_from text[],
+    c_envelope_to text[], c_dkim_domain text[], c_dkim_selector text[], c_dkim_result text[],
+    c_spf_domain text[], c_spf_scope text[], c_spf_result text[], c_dkim_results text[],
+    c_spf_results text[], c_extensions text[],
+    a_ensure boolean,
+    OUT id bigint, OUT failed text)
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF a_ensure THEN
+        PERFORM mailauth_month_partitions_v1(a_begin);
+    END IF;
+    INSERT INTO reports AS r (org_name, email, extra_contact_info, report_id, date_begin,
+        date_end, policy_domain, version, namespace, generator, errors, warnings, origin,
+        ingested_at, record_count, message_count, extensions)
+    VALUES (a_org_name, a_email, a_extra, a_report_id, a_begin, a_end, a_policy_domain,
+        a_version, a_namespace, a_generator, a_errors, a_warnings, a_origin, a_now,
+        a_records, a_messages, a_extensions)
+    ON CONFLICT DO NOTHING RETURNING r.id INTO id;
+    IF id IS NULL THEN
+        RETURN;
+    END IF;
+    INSERT INTO policy_published (report_id, date_begin, domain, adkim, aspf, p, sp, np, pct,
+        fo, testing, discovery_method)
+    VALUES (id, a_begin, a_domain, a_adkim, a_aspf, a_p, a_sp, a_np, a_pct, a_fo, a_testing,
+        a_discovery);
+    INSERT INTO records (report_id, date_begin, source_ip, count, disposition, dkim_aligned,
+        spf_aligned, reasons, header_from, envelope_from, envelope_to, dkim_domain,
+        dkim_selector, dkim_result, spf_domain, spf_scope, spf_result, dkim_results,
+        spf_results, extensions)
+    SELECT id, a_begin, unnest(c_ip), unnest(c_count), unnest(c_disposition),
+        unnest(c_dkim_aligned), unnest(c_spf_aligned), unnest(c_reasons),
+        unnest(c_header_from), unnest(c_envelope_from), unnest(c_envelope_to),
+        unnest(c_dkim_domain), unnest(c_dkim_selector), unnest(c_dkim_result),
+        unnest(c_spf_domain), unnest(c_spf_scope), unnest(c_spf_result),
+        unnest(c_dkim_results), unnest(c_spf_results), unnest(c_extensions);
+EXCEPTION WHEN deadlock_detected OR serialization_failure OR check_violation THEN
+    id := NULL;
+    failed := SQLSTATE;
+END
+$fn$";
 
 /// The statement that claims a report: its row and its published policy
 /// in one statement (one round trip), the policy row made only when the
@@ -447,7 +525,9 @@ impl PgStore {
         bytes: &[u8],
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.ingest_with(origin, None, |sink| parse::parse_item(bytes, limits, sink))
+        self.ingest_with(origin, Writing::default(), |sink| {
+            parse::parse_item(bytes, limits, sink)
+        })
     }
 
     /// One item in one transaction: `parse` streams its reports into the
@@ -461,12 +541,14 @@ impl PgStore {
     /// is a special mark inside a transaction that allows all commands that
     /// are executed after it was established to be rolled back, restoring
     /// the transaction state to what it was at the time of the savepoint."
-    /// `prepared`: the item's records prepared on the thread that parsed
-    /// it, written as they are.
+    /// An item that is one small report parsed beforehand has no
+    /// savepoint: the session's function stores it in a subtransaction of
+    /// its own ([`WHOLE_REPORT_FN`], [`Writing::whole_fn`]), one round
+    /// trip where the savepoint cost one more.
     fn ingest_with(
         &mut self,
         origin: &str,
-        prepared: Option<&PreparedRecords>,
+        writing: Writing<'_>,
         parse: impl FnOnce(&mut dyn ReportSink) -> Result<Vec<Found>, ParseError>,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
         let store = q("store report");
@@ -479,7 +561,10 @@ impl PgStore {
                 origin,
                 &self.months,
                 Vec::new(),
-                prepared,
+                Writing {
+                    whole_fn: false,
+                    ..writing
+                },
                 parse,
             );
             return match result {
@@ -494,8 +579,12 @@ impl PgStore {
                 }
             };
         };
-        // The item's savepoint is already there: made with the group's
-        // `BEGIN`, and again with the release of the item before.
+        let whole_fn = writing.whole_fn && self.stmts.whole_report_fn.is_some();
+        if !whole_fn {
+            client
+                .batch_execute("SAVEPOINT mailauth_item")
+                .map_err(&store)?;
+        }
         let before = group.len();
         let (result, new_months) = sink_item(
             client,
@@ -503,21 +592,34 @@ impl PgStore {
             origin,
             &self.months,
             std::mem::take(group),
-            prepared,
+            Writing {
+                whole_fn,
+                ..writing
+            },
             parse,
         );
         *group = new_months;
         match result {
             Ok(found) => {
-                client.batch_execute(NEXT_ITEM).map_err(&store)?;
+                if !whole_fn {
+                    client
+                        .batch_execute("RELEASE SAVEPOINT mailauth_item")
+                        .map_err(&store)?;
+                }
                 Ok(Ok(found))
+            }
+            // Nothing of the item is left: its function's subtransaction
+            // was undone (an error it caught), or the transaction failed
+            // (any other error: the group's commit fails too).
+            Err(e) if whole_fn => {
+                group.truncate(before);
+                item_failed(e)
             }
             Err(e) => {
                 group.truncate(before);
-                // The savepoint stays, for the next item: "ROLLBACK TO
-                // SAVEPOINT ... The savepoint remains valid and can be
-                // rolled back to again later, if needed."
-                let undone = client.batch_execute("ROLLBACK TO SAVEPOINT mailauth_item");
+                let undone = client.batch_execute(
+                    "ROLLBACK TO SAVEPOINT mailauth_item; RELEASE SAVEPOINT mailauth_item",
+                );
                 match (item_failed(e), undone) {
                     // A bad item, undone: the group goes on.
                     (Ok(bad), Ok(())) => Ok(bad),
@@ -559,12 +661,33 @@ impl PgStore {
     }
 }
 
-/// A group's transaction, with the savepoint of its first item.
-const BEGIN_GROUP: &str = "BEGIN; SAVEPOINT mailauth_item";
+/// A group's transaction. Each item that needs one makes its savepoint.
+const BEGIN_GROUP: &str = "BEGIN";
 
-/// After an item of a group is stored: its savepoint released, and the
-/// next item's made, in one round trip.
-const NEXT_ITEM: &str = "RELEASE SAVEPOINT mailauth_item; SAVEPOINT mailauth_item";
+/// How an item is written.
+#[derive(Clone, Copy, Default)]
+struct Writing<'p> {
+    /// Its records prepared on the thread that parsed it, written as they
+    /// are.
+    prepared: Option<&'p PreparedRecords>,
+    /// It is one small aggregate report parsed beforehand: inside a group
+    /// it goes through the session's function, without a savepoint.
+    whole_fn: bool,
+}
+
+impl<'p> Writing<'p> {
+    /// How `item`, parsed beforehand, is written.
+    fn of(item: &ParsedItem, prepared: Option<&'p PreparedRecords>) -> Self {
+        let found = item.found();
+        Writing {
+            prepared,
+            whole_fn: item.is_parsed()
+                && found.len() == 1
+                && found[0].kind == ReportKind::Aggregate
+                && found[0].records <= WHOLE_REPORT_RECORDS as u64,
+        }
+    }
+}
 
 /// Streams one item into `tx` (a transaction, or a client inside a group's
 /// transaction): the parse's outcome and the months whose partitions were
@@ -575,7 +698,7 @@ fn sink_item<C: GenericClient>(
     origin: &str,
     months: &HashSet<i64>,
     new_months: Vec<i64>,
-    prepared: Option<&PreparedRecords>,
+    writing: Writing<'_>,
     parse: impl FnOnce(&mut dyn ReportSink) -> Result<Vec<Found>, ParseError>,
 ) -> (Result<Vec<Found>, ParseError>, Vec<i64>) {
     let mut sink = TxSink {
@@ -587,7 +710,8 @@ fn sink_item<C: GenericClient>(
         records: RecordCols::default(),
         held: None,
         held_records: RecordArrays::default(),
-        prepared: prepared.map(Prepared::new),
+        prepared: writing.prepared.map(Prepared::new),
+        whole_fn: writing.whole_fn,
         months,
         new_months,
     };
@@ -607,7 +731,10 @@ fn item_failed(e: ParseError) -> Result<Result<Vec<Found>, ParseError>, StoreErr
             Ok(e) => Err(q("store report")(*e)),
             Err(other) => match other.downcast::<StoreError>() {
                 Ok(e) => Err(*e),
-                Err(other) => Ok(Err(ParseError::Sink { source: other })),
+                Err(other) => match other.downcast::<Undone>() {
+                    Ok(u) => Err(StoreError::PgUndone { code: u.code }),
+                    Err(other) => Ok(Err(ParseError::Sink { source: other })),
+                },
             },
         },
         e => Ok(Err(e)),
@@ -703,21 +830,26 @@ impl PgStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match once(self) {
+            let code = match once(self) {
                 Ok(r) => return Ok(r),
                 Err(StoreError::PgQuery { source, .. })
                     if attempt < ITEM_ATTEMPTS && retryable(&source) =>
                 {
-                    if missing_partition(&source) {
-                        self.months.clear();
-                        if let Some(group) = &mut self.group {
-                            group.clear();
-                        }
-                    }
-                    self.restart_group()?;
+                    source.code().cloned()
+                }
+                Err(StoreError::PgUndone { code }) if attempt < ITEM_ATTEMPTS => {
+                    Some(SqlState::from_code(&code))
                 }
                 Err(e) => return Err(e),
+            };
+            // A partition missing: a prune dropped it meanwhile.
+            if code == Some(SqlState::CHECK_VIOLATION) {
+                self.months.clear();
+                if let Some(group) = &mut self.group {
+                    group.clear();
+                }
             }
+            self.restart_group()?;
         }
     }
 }
@@ -740,7 +872,9 @@ impl ReportStore for PgStore {
         origin: &str,
         item: &ParsedItem,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.retrying(|store| store.ingest_with(origin, None, |sink| item.replay(sink)))
+        self.retrying(|store| {
+            store.ingest_with(origin, Writing::of(item, None), |sink| item.replay(sink))
+        })
     }
 
     /// The worker threads prepare each item's records, as for SQLite: this
@@ -759,7 +893,9 @@ impl ReportStore for PgStore {
         item: &ParsedItem,
         records: Option<&PreparedRecords>,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.retrying(|store| store.ingest_with(origin, records, |sink| item.replay(sink)))
+        self.retrying(|store| {
+            store.ingest_with(origin, Writing::of(item, records), |sink| item.replay(sink))
+        })
     }
 
     /// A plain-XML file too large to hold is parsed as it is read, as on
@@ -772,7 +908,7 @@ impl ReportStore for PgStore {
         input: &mut dyn std::io::Read,
         limits: &IngestLimits,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        let r = self.ingest_with(origin, None, |sink| {
+        let r = self.ingest_with(origin, Writing::default(), |sink| {
             parse::parse_xml_stream(input, limits, sink)
         });
         if let Err(StoreError::PgQuery { source, .. }) = &r

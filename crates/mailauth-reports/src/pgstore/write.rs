@@ -332,6 +332,10 @@ pub(super) struct TxSink<'a, C: GenericClient> {
     /// The item's records prepared on the thread that parsed it, and where
     /// the sink is in them.
     pub(super) prepared: Option<Prepared<'a>>,
+    /// The item is one small aggregate report, stored inside a group
+    /// without a savepoint of its own: through the session's function
+    /// (`WHOLE_REPORT_FN`), whose subtransaction stands for it.
+    pub(super) whole_fn: bool,
     /// Months whose partitions are known to exist (committed).
     pub(super) months: &'a HashSet<i64>,
     /// Months whose partitions this transaction made sure of (in a group,
@@ -408,6 +412,11 @@ impl<C: GenericClient> TxSink<'_, C> {
         let Some(h) = self.held.take() else {
             return Ok(());
         };
+        if self.whole_fn {
+            // Not expected (such an item is not handed over with
+            // `whole_fn`): the month is made sure of here instead.
+            ensure_month(self.tx, self.months, &mut self.new_months, h.date_begin)?;
+        }
         let row = with_report_params(&h, self.origin, self.now, |params| {
             self.tx.query_opt(&self.stmts.insert_report, params)
         })?;
@@ -484,7 +493,11 @@ impl<C: GenericClient> AggregateVisitor for TxSink<'_, C> {
             (c.next, c.end) = (rows.start, rows.end);
         }
         self.flush()?;
-        ensure_month(self.tx, self.months, &mut self.new_months, h.date_begin)?;
+        // With the session's function, the month's partitions are made
+        // by it, in its subtransaction.
+        if !self.whole_fn {
+            ensure_month(self.tx, self.months, &mut self.new_months, h.date_begin)?;
+        }
         self.report = None;
         self.held_records.clear();
         self.held = Some(Box::new(h.clone()));
@@ -537,17 +550,44 @@ impl<C: GenericClient> AggregateVisitor for TxSink<'_, C> {
         );
         if self.held.take().is_some() {
             // The whole report in one statement: its row (with the final
-            // header, totals and warnings), its policy and its records.
+            // header, totals and warnings), its policy and its records;
+            // through the session's function when the item has no
+            // savepoint of its own (`whole_fn`).
+            let month = self
+                .whole_fn
+                .then(|| month_of(s.header.date_begin))
+                .flatten()
+                .filter(|m| !self.months.contains(m) && !self.new_months.contains(m));
+            let ensure = month.is_some();
             let a = &self.held_records;
             let cols: [ArrayParam<'_>; RECORD_FIELDS] = std::array::from_fn(|i| a.param(i));
             let row = with_report_params(&s.header, self.origin, self.now, |params| {
                 let mut all: Vec<&(dyn ToSql + Sync)> = params.to_vec();
                 all.extend([&totals.0 as &(dyn ToSql + Sync), &totals.1, &totals.2]);
                 all.extend(cols.iter().map(|c| c as &(dyn ToSql + Sync)));
-                self.tx.query_opt(&self.stmts.insert_whole_report, &all)
+                match (&self.stmts.whole_report_fn, self.whole_fn) {
+                    (Some(call), true) => {
+                        all.push(&ensure);
+                        self.tx.query_one(call, &all).map(Some)
+                    }
+                    _ => self.tx.query_opt(&self.stmts.insert_whole_report, &all),
+                }
             })?;
             self.held_records.clear();
-            return Ok(row.is_some());
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            if self.whole_fn {
+                if let Some(code) = pg_get::<Option<String>>(&row, "store report", 1)? {
+                    return Err(Box::new(Undone { code }));
+                }
+                let id: Option<i64> = pg_get(&row, "store report", 0)?;
+                if id.is_some() {
+                    self.new_months.extend(month);
+                }
+                return Ok(id.is_some());
+            }
+            return Ok(true);
         }
         self.flush()?;
         let Some((report, _)) = self.report else {
@@ -653,11 +693,26 @@ impl<C: GenericClient> ReportSink for TxSink<'_, C> {
     }
 }
 
+/// What the session's function undid, and why: the SQLSTATE of a
+/// deadlock, a serialization failure or a partition dropped meanwhile,
+/// the item to be run again ([`retryable_code`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the report was undone (SQLSTATE {code}); it is stored again")]
+pub(super) struct Undone {
+    pub(super) code: String,
+}
+
+/// Whether an item that failed with SQLSTATE `code` is run again: a
+/// deadlock, a serialization failure (both safe to retry), or a partition
+/// missing because a prune dropped it (see [`missing_partition`]).
+pub(super) fn retryable_code(code: &SqlState) -> bool {
+    *code == SqlState::T_R_DEADLOCK_DETECTED
+        || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::CHECK_VIOLATION
+}
+
 pub(super) fn retryable(e: &postgres::Error) -> bool {
-    matches!(
-        e.code(),
-        Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
-    ) || missing_partition(e)
+    e.code().is_some_and(retryable_code)
 }
 
 /// "no partition of relation … found for row": a month's partitions that

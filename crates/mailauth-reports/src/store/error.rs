@@ -115,6 +115,12 @@ pub enum StoreError {
         what: &'static str,
         source: postgres::Error,
     },
+    /// The session's function undid a report for a transient reason (a
+    /// deadlock, a serialization failure, a partition dropped meanwhile):
+    /// the item is run again, this only shows when it failed every time.
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL undid the report every time it was stored (SQLSTATE {code})")]
+    PgUndone { code: String },
     /// A result row is not of the shape the code reads: a column is
     /// missing or of another type (a store altered by hand, or a bug).
     #[error("report store query {what}: column {column} {problem}")]
