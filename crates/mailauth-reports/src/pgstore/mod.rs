@@ -97,8 +97,10 @@ pub(crate) fn pg_get<'a, T: postgres::types::FromSql<'a>>(
 }
 
 /// Records buffered (in the binary `COPY` format, ~200 bytes each) before
-/// one `COPY`.
-const RECORD_BATCH: usize = 20_000;
+/// one `COPY`: about a MB, copied once more into the `COPY`'s own buffer.
+/// With 20,000 the 200,000-record report peaked at 42 MB of RSS, with
+/// 5,000 at 26 MB, in the same time (`BENCHMARKS.md`).
+const RECORD_BATCH: usize = 5_000;
 
 /// Attempts per item when PostgreSQL aborts a transaction for a
 /// deadlock or serialization failure (both safe to retry).

@@ -193,22 +193,24 @@ impl RecordCols {
         if self.rows == 0 {
             return Ok(());
         }
-        let mut out = Vec::with_capacity(COPY_HEADER.len() + self.buf.len() + 2);
-        out.extend_from_slice(COPY_HEADER);
-        out.extend_from_slice(&self.buf);
-        out.extend_from_slice(&(-1i16).to_be_bytes()); // file trailer
-        *self = Self::default();
         let mut w = tx.copy_in(COPY_RECORDS)?;
-        // One write into the writer's empty buffer cannot fail (it sends
-        // nothing before `finish`); were it to, the truncated data makes
-        // `finish` fail with the server's error.
-        if let Err(e) = std::io::Write::write_all(&mut w, &out)
-            && let Some(e) = e
-                .into_inner()
-                .and_then(|b| b.downcast::<postgres::Error>().ok())
-        {
-            return Err(*e);
+        // The header, the rows and the file trailer, each copied into the
+        // writer's buffer (the rows' buffer is kept for the next batch: no
+        // new one per batch). A write that sends what the writer holds can
+        // fail with the server's error; a failed or truncated copy also
+        // makes `finish` fail.
+        let trailer = (-1i16).to_be_bytes();
+        for part in [COPY_HEADER, &self.buf, &trailer] {
+            if let Err(e) = std::io::Write::write_all(&mut w, part)
+                && let Some(e) = e
+                    .into_inner()
+                    .and_then(|b| b.downcast::<postgres::Error>().ok())
+            {
+                return Err(*e);
+            }
         }
+        self.buf.clear();
+        self.rows = 0;
         w.finish()?;
         Ok(())
     }
