@@ -874,9 +874,7 @@ impl ReportStore for PgStore {
         origin: &str,
         item: &ParsedItem,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.retrying(|store| {
-            store.ingest_with(origin, Writing::of(item, None), |sink| item.replay(sink))
-        })
+        self.store_prepared(origin, item, None)
     }
 
     /// The worker threads prepare each item's records, as for SQLite: this

@@ -216,8 +216,8 @@ impl RecordCols {
     }
 }
 
-/// Fields of a record, as `COPY_RECORDS` and `INSERT_RECORDS` list them
-/// after the report's id and `date_begin`.
+/// Fields of a record, as `COPY_RECORDS` and the whole-report statement list
+/// them after the report's id and `date_begin`.
 const RECORD_FIELDS: usize = 18;
 
 /// The length of the field at the start of `buf` (as [`Fields`] wrote

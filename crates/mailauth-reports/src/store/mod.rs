@@ -761,7 +761,7 @@ impl ReportStore for SqliteStore {
         origin: &str,
         item: &ParsedItem,
     ) -> Result<Result<Vec<Found>, ParseError>, StoreError> {
-        self.in_transaction(origin, None, item.is_parsed(), |sink| item.replay(sink))
+        self.store_prepared(origin, item, None)
     }
 
     fn uses_prepared_records(&self) -> bool {
