@@ -18,6 +18,9 @@
 
 use quick_xml::events::BytesStart;
 
+/// Text at the end of a window handed on before the rest of it arrives.
+const TEXT_PIECE: usize = 64 << 10;
+
 /// XML 1.0 section 2.3: `S ::= (#x20 | #x9 | #xD | #xA)+`.
 const fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
@@ -157,6 +160,16 @@ pub(super) fn next(window: &str, pos: usize, last: bool) -> Scan<'_> {
         _ => match memchr::memchr2(b'<', b'&', rest) {
             Some(i) => Scan::Token(Token::Text(&window[pos..pos + i]), pos + i),
             None if last => Scan::Token(Token::Text(&window[pos..]), bytes.len()),
+            // A long run of text goes on in pieces (the parser joins
+            // them), so that the window of a streamed document never
+            // holds more than a piece of it.
+            None if rest.len() >= TEXT_PIECE => {
+                let mut end = bytes.len();
+                while !window.is_char_boundary(end) {
+                    end -= 1;
+                }
+                Scan::Token(Token::Text(&window[pos..end]), end)
+            }
             None => Scan::NeedMore,
         },
     }

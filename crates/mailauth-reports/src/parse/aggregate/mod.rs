@@ -501,8 +501,18 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
     }
 
     /// Adds text to the value being read, without C0 controls other than
-    /// tab, LF and CR, and without DEL (see the module comment).
-    fn push_text(&mut self, t: &str) {
+    /// tab, LF and CR, and without DEL (see the module comment). Text of
+    /// more than [`MAX_TEXT`] bytes between two tags is refused: no field
+    /// of a report comes near it, and memory then stays flat however long
+    /// a run of text an input holds.
+    fn push_text(&mut self, t: &str) -> Result<(), ParseError> {
+        // White space before any other text is not kept: every value is
+        // read trimmed, so it changes nothing, and white space between
+        // elements (or a bomb of it) then takes no memory at all.
+        if self.text.is_empty() && t.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+            return Ok(());
+        }
+        self.room_for(t.len())?;
         if t.bytes().any(is_stripped_byte) {
             for c in t.chars() {
                 if is_stripped(c) {
@@ -514,6 +524,18 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
         } else {
             self.text.push_str(t);
         }
+        Ok(())
+    }
+
+    /// [`MAX_TEXT`] is not passed by `n` more bytes of text.
+    fn room_for(&self, n: usize) -> Result<(), ParseError> {
+        if self.text.len().saturating_add(n) > MAX_TEXT {
+            return Err(ParseError::TooLarge {
+                what: "the text between two tags".to_owned(),
+                limit: MAX_TEXT as u64,
+            });
+        }
+        Ok(())
     }
 
     /// Handles one quick-xml event; false at the end of the document.
@@ -526,8 +548,8 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
                 self.close_top()?;
             }
             Event::End(e) => self.end_tag(e.name().into_inner())?,
-            Event::Text(t) => self.push_text(&t),
-            Event::CData(c) => self.push_text(&c),
+            Event::Text(t) => self.push_text(&t)?,
+            Event::CData(c) => self.push_text(&c)?,
             Event::GeneralRef(r) => self.general_ref(&r, position)?,
             Event::DocType(_) => {
                 // A DTD could declare entities; they are never expanded
@@ -550,7 +572,7 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
                 self.close_top()?;
             }
             Token::End(name) => self.end_tag(name)?,
-            Token::Text(t) => self.push_text(t),
+            Token::Text(t) => self.push_text(t)?,
             Token::Ref(r) => self.general_ref(r, position)?,
             Token::Decl => {}
             Token::Eof => return Ok(false),
@@ -571,6 +593,7 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
         if is_stripped(resolved) {
             self.controls += 1;
         } else {
+            self.room_for(resolved.len_utf8())?;
             self.text.push(resolved);
         }
         Ok(())
@@ -588,6 +611,9 @@ impl<'v, V: AggregateVisitor + ?Sized> State<'v, V> {
         self.finish()
     }
 }
+
+/// Longest text between two tags, in bytes (`State::push_text`).
+pub(crate) const MAX_TEXT: usize = 1 << 20;
 
 /// C0 controls but tab, LF and CR, and DEL: never kept in a value (a NUL
 /// is refused by PostgreSQL's TEXT; the rest would reach terminals).
@@ -735,12 +761,14 @@ mod tests {
 
     /// One text token of 4 MiB read 4 KiB at a time was scanned again
     /// after every read (about 2 GB of scanning); now the window doubles
-    /// before a rescan.
+    /// before a rescan. (Text is now refused past `MAX_TEXT`, 1 MiB, and
+    /// reaches the parser in pieces: the longest text kept is what is
+    /// checked.)
     #[test]
     fn a_huge_token_is_scanned_a_bounded_number_of_times() {
         let big = 4 << 20;
         for (name, filler) in [
-            ("text", "y".repeat(big)),
+            ("text", "y".repeat(MAX_TEXT - 1)),
             ("tag", format!("<x {}/>", "a='1' ".repeat(big / 6))),
         ] {
             let xml = report(REC).replace("<org_name>o<", &format!("<org_name>o{filler}<"));
@@ -829,6 +857,36 @@ mod tests {
              <policy_published><domain>Example.COM.</domain><p>Reject</p></policy_published>\
              {records}</feedback>"
         )
+    }
+
+    /// Text of up to `MAX_TEXT` bytes between two tags is kept, one byte
+    /// more is refused, the same whether the document is parsed whole or
+    /// streamed (where a long run of text reaches the parser in pieces of
+    /// the window, joined again).
+    #[test]
+    fn text_past_its_limit_is_refused_whole_or_streamed() {
+        for (n, ok) in [(MAX_TEXT, true), (MAX_TEXT + 1, false)] {
+            let org = "y".repeat(n);
+            let xml = report(REC).replacen("<org_name>o<", &format!("<org_name>{org}<"), 1);
+            let (mut a, mut b) = (Collect::default(), Collect::default());
+            let whole = parse(xml.as_bytes(), &mut a);
+            let streamed = parse_reader(Trickle(xml.as_bytes(), 4096), &mut b);
+            if ok {
+                whole.expect("whole");
+                streamed.expect("streamed");
+                let (ha, hb) = (a.header.expect("header"), b.header.expect("header"));
+                assert_eq!(ha.org_name.len(), MAX_TEXT);
+                assert_eq!(ha, hb);
+            } else {
+                for e in [whole.expect_err("whole"), streamed.expect_err("streamed")] {
+                    assert!(
+                        matches!(&e, ParseError::TooLarge { what, limit }
+                            if what == "the text between two tags" && *limit == MAX_TEXT as u64),
+                        "{e}"
+                    );
+                }
+            }
+        }
     }
 
     const REC: &str = "<record><row><source_ip>192.0.2.1</source_ip><count>3</count>\
