@@ -10,19 +10,95 @@
 
 use std::io::Write as _;
 
-/// mimalloc, not the system's allocator. Report ingestion allocates a few
-/// small strings per record on the parsing threads and frees them in
-/// batches: glibc's malloc spent about a fifth of the parse there, and
-/// `reports ingest --dry-run` of the benchmark corpus took 0.37 s with it
-/// against 0.27 s with mimalloc (`BENCHMARKS.md`). Built without
-/// transparent huge pages (`no_thp`): with them, each arena mimalloc
-/// touched counted whole 2 MiB pages, and the same run's peak RSS went
-/// from 13 MB to 70 MB; without them, to 20 MB.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 use mailauth::reports::cli::{mark_stdout_closed, stdout_closed};
+
+/// mimalloc for small blocks, the system's allocator for large ones.
+///
+/// Report ingestion allocates a few small strings per record on the
+/// parsing threads and frees them in batches: glibc's malloc spent about a
+/// fifth of the parse there, and `reports ingest --dry-run` of the
+/// benchmark corpus took 0.37 s with it against 0.27 s with mimalloc
+/// (`BENCHMARKS.md`). mimalloc is built without transparent huge pages
+/// (`no_thp`): with them, each arena it touched counted whole 2 MiB pages,
+/// and the same run's peak RSS went from 13 MB to 70 MB; without them, to
+/// 20 MB.
+///
+/// Blocks of [`LARGE`] bytes and more stay with the system's allocator,
+/// which grows them in place (glibc remaps them): mimalloc copies a block
+/// it grows, so a buffer doubling towards a limit (a document window, up
+/// to the decompression budget) held the old and the new copy at once,
+/// and a zip bomb's peak RSS went past twice its budget.
+#[global_allocator]
+static ALLOCATOR: Allocator = Allocator;
+
+/// Blocks at least this large come from the system's allocator.
+const LARGE: usize = 1 << 20;
+
+struct Allocator;
+
+// SAFETY: every block is allocated, grown and freed by the allocator its
+// size names (`LARGE`): `dealloc` and `realloc` are given the layout the
+// block has now (the `GlobalAlloc` contract), so they reach the allocator
+// that made it; a block that crosses `LARGE` when resized moves to the
+// other one (allocated there, copied, freed here), as `GlobalAlloc`'s
+// default `realloc` does. Both allocators honour any alignment.
+unsafe impl std::alloc::GlobalAlloc for Allocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's guarantees, handed on.
+        unsafe {
+            if layout.size() >= LARGE {
+                std::alloc::System.alloc(layout)
+            } else {
+                mimalloc::MiMalloc.alloc(layout)
+            }
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's guarantees, handed on.
+        unsafe {
+            if layout.size() >= LARGE {
+                std::alloc::System.alloc_zeroed(layout)
+            } else {
+                mimalloc::MiMalloc.alloc_zeroed(layout)
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` was allocated with `layout` by the allocator its
+        // size names (see the impl's comment).
+        unsafe {
+            if layout.size() >= LARGE {
+                std::alloc::System.dealloc(ptr, layout);
+            } else {
+                mimalloc::MiMalloc.dealloc(ptr, layout);
+            }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as `dealloc` for `ptr` and `layout`; the caller
+        // guarantees `new_size` is valid for `layout.align()`.
+        unsafe {
+            match (layout.size() >= LARGE, new_size >= LARGE) {
+                (false, false) => mimalloc::MiMalloc.realloc(ptr, layout, new_size),
+                (true, true) => std::alloc::System.realloc(ptr, layout, new_size),
+                _ => {
+                    let new_layout =
+                        std::alloc::Layout::from_size_align_unchecked(new_size, layout.align());
+                    let new = self.alloc(new_layout);
+                    if !new.is_null() {
+                        std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                        self.dealloc(ptr, layout);
+                    }
+                    new
+                }
+            }
+        }
+    }
+}
 
 /// The exit status after standard output was found closed.
 const CLOSED_STDOUT: i32 = mailauth::cli::Exit::ClosedStdout.code();
