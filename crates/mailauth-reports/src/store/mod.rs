@@ -39,6 +39,7 @@ mod write;
 use checkpoint::Checkpointer;
 pub use error::{StoreError, StoreName};
 pub use prepare::PreparedRecords;
+#[cfg(feature = "postgres")]
 pub(crate) use prepare::RowValues;
 use schema::MIGRATIONS;
 pub use schema::SCHEMA_VERSION;
