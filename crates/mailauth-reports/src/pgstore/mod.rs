@@ -28,7 +28,7 @@
 //! group's when the source moves nothing (`ReportStore::begin_group`: files
 //! are committed in groups, one commit per group), or, for one small
 //! report parsed beforehand, the subtransaction of the session's function
-//! that stores it (`WHOLE_REPORT_FN`); a report is claimed by
+//! that stores it (`whole_report_fn`); a report is claimed by
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING id` on the report's natural
 //! key. A worker racing another on the same report blocks on the unique
 //! index until the other commits, then inserts nothing and reports a
@@ -135,7 +135,7 @@ struct Stmts {
     insert_tls: Statement,
     insert_tls_policy: Statement,
     insert_tls_failure: Statement,
-    /// `SELECT` of the session's [`WHOLE_REPORT_FN`]; `None` where it
+    /// `SELECT` of the session's [`whole_report_fn`]; `None` where it
     /// could not be made (no `TEMP` privilege, a read-only session).
     whole_report_fn: Option<Statement>,
 }
@@ -148,27 +148,8 @@ impl Stmts {
             // (one round trip): the policy row is made only when the
             // report's is, and no row comes back for a duplicate.
             insert_report: p(c, &insert_report("", "", ""))?,
-            // A small report whole: its row with its totals ($25 .. $27),
-            // its policy, and its records from one array per column
-            // ($28 .. $45, `write::RecordArrays`).
-            insert_whole_report: p(
-                c,
-                &insert_report(
-                    ", record_count, message_count, extensions",
-                    ", $25, $26, $27",
-                    ", c AS (INSERT INTO records (report_id, date_begin, source_ip, count, \
-                     disposition, dkim_aligned, spf_aligned, reasons, header_from, \
-                     envelope_from, envelope_to, dkim_domain, dkim_selector, dkim_result, \
-                     spf_domain, spf_scope, spf_result, dkim_results, spf_results, extensions) \
-                     SELECT r.id, r.date_begin, unnest($28::text[]), unnest($29::bigint[]), \
-                     unnest($30::text[]), unnest($31::text[]), unnest($32::text[]), \
-                     unnest($33::text[]), unnest($34::text[]), unnest($35::text[]), \
-                     unnest($36::text[]), unnest($37::text[]), unnest($38::text[]), \
-                     unnest($39::text[]), unnest($40::text[]), unnest($41::text[]), \
-                     unnest($42::text[]), unnest($43::text[]), unnest($44::text[]), \
-                     unnest($45::text[]) FROM r)",
-                ),
-            )?,
+            // A small report whole, in one statement ([`whole_report`]).
+            insert_whole_report: p(c, &whole_report())?,
             update_report: p(
                 c,
                 "UPDATE reports SET record_count = $2, message_count = $3, extensions = $4, \
@@ -205,13 +186,13 @@ impl Stmts {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )?,
             whole_report_fn: c
-                .batch_execute(WHOLE_REPORT_FN)
+                .batch_execute(&whole_report_fn())
                 .and_then(|()| {
                     c.prepare(
-                        "SELECT id, failed FROM pg_temp.mailauth_whole_report($1, $2, $3, $4, \
-                         $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-                         $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, \
-                         $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46)",
+                        "SELECT stored_id, failed FROM pg_temp.mailauth_whole_report($1, $2, $3, \
+                         $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+                         $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, \
+                         $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46)",
                     )
                 })
                 .ok(),
@@ -219,67 +200,61 @@ impl Stmts {
     }
 }
 
+/// A small report whole: its row with its totals ($25 .. $27), its
+/// policy, and its records from one array per column ($28 .. $45,
+/// `write::RecordArrays`), `unnest` in the select list (no tuplestore
+/// between the arrays and the insert).
+fn whole_report() -> String {
+    insert_report(
+        ", record_count, message_count, extensions",
+        ", $25, $26, $27",
+        ", c AS (INSERT INTO records (report_id, date_begin, source_ip, count, \
+         disposition, dkim_aligned, spf_aligned, reasons, header_from, envelope_from, \
+         envelope_to, dkim_domain, dkim_selector, dkim_result, spf_domain, spf_scope, \
+         spf_result, dkim_results, spf_results, extensions) \
+         SELECT r.id, r.date_begin, unnest($28::text[]), unnest($29::bigint[]), \
+         unnest($30::text[]), unnest($31::text[]), unnest($32::text[]), unnest($33::text[]), \
+         unnest($34::text[]), unnest($35::text[]), unnest($36::text[]), unnest($37::text[]), \
+         unnest($38::text[]), unnest($39::text[]), unnest($40::text[]), unnest($41::text[]), \
+         unnest($42::text[]), unnest($43::text[]), unnest($44::text[]), \
+         unnest($45::text[]) FROM r)",
+    )
+}
+
 /// A function of the session (in its `pg_temp` schema: nothing is added
-/// to the store's schema, and it goes with the connection) that stores a
-/// small report whole, as `insert_whole_report` does, in a subtransaction
-/// of its own: its `EXCEPTION` block. Inside a group it stands for the
-/// item's savepoint, without the round trip that makes and releases one.
-/// PL/pgSQL, "Trapping Errors": "When an error is caught by an EXCEPTION
-/// clause, ... all changes to persistent database state within the block
-/// are rolled back." A deadlock, a serialization failure or a partition
-/// dropped meanwhile (the errors an item is run again for) are caught and
-/// returned as their SQLSTATE, the transaction still usable; any other
-/// error ends the transaction, and the batch, as a failed statement does.
-/// `$46` (`a_ensure`) has the month's partitions made first
-/// (`mailauth_month_partitions_v1`), inside the same block.
-const WHOLE_REPORT_FN: &str = "CREATE OR REPLACE FUNCTION pg_temp.mailauth_whole_report(
-    a_org_name text, a_email text, a_extra text, a_report_id text, a_begin bigint,
-    a_end bigint, a_policy_domain text, a_version text, a_namespace text, a_generator text,
-    a_errors text, a_warnings text, a_origin text, a_now bigint,
-    a_domain text, a_adkim text, a_aspf text, a_p text, a_sp text, a_np text, a_pct bigint,
-    a_fo text, a_testing boolean, a_discovery text,
-    a_records bigint, a_messages bigint, a_extensions text,
-    c_ip text[], c_count bigint[], c_disposition text[], c_dkim_aligned text[],
-    c_spf_aligned text[], c_reasons text[], c_header_from text[], c_envelope_from text[],
-    c_envelope_to text[], c_dkim_domain text[], c_dkim_selector text[], c_dkim_result text[],
-    c_spf_domain text[], c_spf_scope text[], c_spf_result text[], c_dkim_results text[],
-    c_spf_results text[], c_extensions text[],
-    a_ensure boolean,
-    OUT id bigint, OUT failed text)
-LANGUAGE plpgsql AS $fn$
-BEGIN
-    IF a_ensure THEN
-        PERFORM mailauth_month_partitions_v1(a_begin);
-    END IF;
-    INSERT INTO reports AS r (org_name, email, extra_contact_info, report_id, date_begin,
-        date_end, policy_domain, version, namespace, generator, errors, warnings, origin,
-        ingested_at, record_count, message_count, extensions)
-    VALUES (a_org_name, a_email, a_extra, a_report_id, a_begin, a_end, a_policy_domain,
-        a_version, a_namespace, a_generator, a_errors, a_warnings, a_origin, a_now,
-        a_records, a_messages, a_extensions)
-    ON CONFLICT DO NOTHING RETURNING r.id INTO id;
-    IF id IS NULL THEN
-        RETURN;
-    END IF;
-    INSERT INTO policy_published (report_id, date_begin, domain, adkim, aspf, p, sp, np, pct,
-        fo, testing, discovery_method)
-    VALUES (id, a_begin, a_domain, a_adkim, a_aspf, a_p, a_sp, a_np, a_pct, a_fo, a_testing,
-        a_discovery);
-    INSERT INTO records (report_id, date_begin, source_ip, count, disposition, dkim_aligned,
-        spf_aligned, reasons, header_from, envelope_from, envelope_to, dkim_domain,
-        dkim_selector, dkim_result, spf_domain, spf_scope, spf_result, dkim_results,
-        spf_results, extensions)
-    SELECT id, a_begin, unnest(c_ip), unnest(c_count), unnest(c_disposition),
-        unnest(c_dkim_aligned), unnest(c_spf_aligned), unnest(c_reasons),
-        unnest(c_header_from), unnest(c_envelope_from), unnest(c_envelope_to),
-        unnest(c_dkim_domain), unnest(c_dkim_selector), unnest(c_dkim_result),
-        unnest(c_spf_domain), unnest(c_spf_scope), unnest(c_spf_result),
-        unnest(c_dkim_results), unnest(c_spf_results), unnest(c_extensions);
-EXCEPTION WHEN deadlock_detected OR serialization_failure OR check_violation THEN
-    id := NULL;
-    failed := SQLSTATE;
-END
-$fn$";
+/// to the store's schema, and it goes with the connection) that runs
+/// [`whole_report`], the same statement with the same parameters, in a
+/// subtransaction of its own: its `EXCEPTION` block. Inside a group it
+/// stands for the item's savepoint, without the round trip that makes and
+/// releases one. PL/pgSQL, "Trapping Errors": "When an error is caught by
+/// an EXCEPTION clause, ... all changes to persistent database state
+/// within the block are rolled back." A deadlock, a serialization failure
+/// or a partition dropped meanwhile (the errors an item is run again for)
+/// are caught and returned as their SQLSTATE, the transaction still
+/// usable; any other error ends the transaction, and the batch, as a
+/// failed statement does. `$46` has the month's partitions made first
+/// (`mailauth_month_partitions_v1` of `$5`, the report's `date_begin`),
+/// inside the same block. `stored_id` is the report's id, NULL for a
+/// duplicate.
+fn whole_report_fn() -> String {
+    format!(
+        "CREATE OR REPLACE FUNCTION pg_temp.mailauth_whole_report(\
+         text, text, text, text, bigint, bigint, text, text, text, text, text, text, text, \
+         bigint, text, text, text, text, text, text, bigint, text, boolean, text, \
+         bigint, bigint, text, \
+         text[], bigint[], text[], text[], text[], text[], text[], text[], text[], text[], \
+         text[], text[], text[], text[], text[], text[], text[], text[], \
+         boolean, OUT stored_id bigint, OUT failed text) LANGUAGE plpgsql AS $fn$ \
+         BEGIN \
+             IF $46 THEN PERFORM mailauth_month_partitions_v1($5); END IF; \
+             {} INTO stored_id; \
+         EXCEPTION WHEN deadlock_detected OR serialization_failure OR check_violation THEN \
+             stored_id := NULL; \
+             failed := SQLSTATE; \
+         END $fn$",
+        whole_report()
+    )
+}
 
 /// The statement that claims a report: its row and its published policy
 /// in one statement (one round trip), the policy row made only when the
@@ -545,7 +520,7 @@ impl PgStore {
     /// the transaction state to what it was at the time of the savepoint."
     /// An item that is one small report parsed beforehand has no
     /// savepoint: the session's function stores it in a subtransaction of
-    /// its own ([`WHOLE_REPORT_FN`], [`Writing::whole_fn`]), one round
+    /// its own ([`whole_report_fn`], [`Writing::whole_fn`]), one round
     /// trip where the savepoint cost one more.
     fn ingest_with(
         &mut self,

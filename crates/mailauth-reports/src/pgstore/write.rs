@@ -336,7 +336,7 @@ pub(super) struct TxSink<'a, C: GenericClient> {
     pub(super) prepared: Option<Prepared<'a>>,
     /// The item is one small aggregate report, stored inside a group
     /// without a savepoint of its own: through the session's function
-    /// (`WHOLE_REPORT_FN`), whose subtransaction stands for it.
+    /// (`whole_report_fn`), whose subtransaction stands for it.
     pub(super) whole_fn: bool,
     /// Months whose partitions are known to exist (committed).
     pub(super) months: &'a HashSet<i64>,
