@@ -98,11 +98,10 @@ macro_rules! source_rows {
     };
 }
 
-/// The daily rollup's sums of the records `c`, each named as its column,
-/// with the dialect's saturating sum (`$sum`: `sqlite_sum` or `pg_sum`):
-/// written once for the rollup's fill and for the removal of records, in
-/// both dialects.
-macro_rules! daily_sums {
+/// The sums both rollups keep of the records `c`: messages, and those
+/// passing DMARC, SPF-aligned and DKIM-aligned, each named as its column,
+/// with the dialect's saturating sum (`$sum`), a comma after the last.
+macro_rules! alignment_sums {
     ($sum:ident) => {
         concat!(
             $sum!("c.count"),
@@ -112,7 +111,19 @@ macro_rules! daily_sums {
             $sum!(count_case!(spf_aligned)),
             " AS spf_aligned, ",
             $sum!(count_case!(dkim_aligned)),
-            " AS dkim_aligned, ",
+            " AS dkim_aligned, "
+        )
+    };
+}
+
+/// The daily rollup's sums of the records `c`, each named as its column,
+/// with the dialect's saturating sum (`$sum`: `sqlite_sum` or `pg_sum`):
+/// written once for the rollup's fill and for the removal of records, in
+/// both dialects.
+macro_rules! daily_sums {
+    ($sum:ident) => {
+        concat!(
+            alignment_sums!($sum),
             $sum!("CASE WHEN c.disposition IN ('quarantine', 'reject') THEN 0 ELSE c.count END"),
             " AS disp_none, ",
             $sum!("CASE WHEN c.disposition = 'quarantine' THEN c.count ELSE 0 END"),
@@ -132,14 +143,7 @@ macro_rules! source_sums {
     ($from:literal, $sum:ident, $like:literal) => {
         concat!(
             source_rows!($from),
-            $sum!("c.count"),
-            " AS messages, ",
-            $sum!(count_case!(dmarc_pass)),
-            " AS dmarc_pass, ",
-            $sum!(count_case!(spf_aligned)),
-            " AS spf_aligned, ",
-            $sum!(count_case!(dkim_aligned)),
-            " AS dkim_aligned, ",
+            alignment_sums!($sum),
             $sum!(count_case!(forwarded)),
             " AS forwarded_reason, ",
             // RFC 8617 §7.2: receivers note a passing ARC chain in the
